@@ -1,0 +1,75 @@
+//! The simulated world shared by the simulated relay bank and the simulated room.
+//!
+//! The relay agent's simulator writes the state of its outputs to a small JSON file; the sensor
+//! agent's simulator reads it to know whether the heater runs. A file (replaced atomically) keeps
+//! the two processes independent: either can start first or restart, as on real hardware.
+//! One relay agent writes one world file.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use hearth_proto::relays::RelayFunction;
+use serde::{Deserialize, Serialize};
+
+/// What the simulated relays are doing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RelayWorld {
+    /// Output id → its state.
+    pub outputs: BTreeMap<String, SimOutput>,
+}
+
+/// One simulated output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimOutput {
+    /// True when energised.
+    pub on: bool,
+    /// What it drives (from the relay agent's configuration).
+    pub function_hint: Option<RelayFunction>,
+}
+
+impl RelayWorld {
+    /// True when any output that drives `function` is on.
+    pub fn is_on(&self, function: RelayFunction) -> bool {
+        self.outputs.values().any(|o| o.on && o.function_hint == Some(function))
+    }
+
+    /// Read the world file; a missing file is an empty world (the relay agent has not started).
+    pub fn read(path: &Path) -> std::io::Result<Self> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replace the world file atomically (write a temporary file, then rename), so a reader
+    /// never sees half a file.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_missing_file() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("world.json");
+        assert_eq!(RelayWorld::read(&path)?, RelayWorld::default());
+        let mut world = RelayWorld::default();
+        world.outputs.insert(
+            "heat".into(),
+            SimOutput { on: true, function_hint: Some(RelayFunction::Heat) },
+        );
+        world.write(&path)?;
+        let back = RelayWorld::read(&path)?;
+        assert!(back.is_on(RelayFunction::Heat));
+        assert!(!back.is_on(RelayFunction::Cool));
+        Ok(())
+    }
+}

@@ -1,0 +1,34 @@
+//! `GET /v1/agents`: the sensor and relay agents the engine has heard from.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::Timestamp;
+
+/// What an agent does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentKind {
+    /// Reports temperatures with `PUT /v1/sensors/update`.
+    Sensor,
+    /// Switches outputs; registers with `POST /v1/relays/register`.
+    Relay,
+}
+
+/// An agent as the engine knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentInfo {
+    /// The agent's host id.
+    pub host_id: String,
+    /// What the agent does. A host running both agents appears twice.
+    pub kind: AgentKind,
+    /// The agent's own API base URL (relay agents), if it has one.
+    pub url: Option<String>,
+    /// The last time the engine heard from (or successfully reached) the agent.
+    pub last_seen: Timestamp,
+    /// True when `last_seen` is within the engine's offline limit.
+    pub online: bool,
+    /// Agent clock minus engine clock at the last contact, in seconds, when the agent reported
+    /// its clock. Pi Zeros have no RTC and boot with a wrong clock until NTP syncs.
+    pub clock_offset_s: Option<f64>,
+}

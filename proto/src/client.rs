@@ -1,0 +1,231 @@
+//! A small typed client for the engine and relay-agent APIs (feature `client`).
+//!
+//! Plain HTTP: agents talk to the engine on the LAN and carry no TLS stack (see ARCHITECTURE.md
+//! for what that does and does not protect).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::agents::AgentInfo;
+use crate::control::{ControlSettings, ControlView};
+use crate::relays::{
+    OutputStatus, RelayAgentStatus, RelayCommand, RelayInfo, RelayList, RelayRegistration,
+    RelayRegistrationAck,
+};
+use crate::sensors::{SensorInfo, SensorUpdate, SensorUpdateAck};
+use crate::status::ServiceStatus;
+use crate::{AUTH_HEADER, ErrorBody};
+
+/// Why a call failed.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The request never got an HTTP answer (connection refused, timeout, ...).
+    Transport(reqwest::Error),
+    /// The service answered with an error status and body.
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The decoded error body (a synthetic one when the body was not an [`ErrorBody`]).
+        body: ErrorBody,
+    },
+}
+
+impl ClientError {
+    /// True when retrying later may succeed: no answer, or a 5xx.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Transport(_) => true,
+            Self::Api { status, .. } => *status >= 500,
+        }
+    }
+
+    /// True when no HTTP answer came back (the peer may be gone or moved).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Transport(e) if e.is_connect() || e.is_timeout())
+    }
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Transport(e) => write!(f, "no answer: {e}"),
+            Self::Api { status, body } => {
+                write!(f, "HTTP {status} {:?}: {}", body.code, body.error)
+            }
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<reqwest::Error> for ClientError {
+    fn from(e: reqwest::Error) -> Self {
+        Self::Transport(e)
+    }
+}
+
+/// Shared plumbing: a base URL, an optional bearer credential, JSON in and out.
+#[derive(Debug, Clone)]
+struct Http {
+    base: String,
+    auth: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Http {
+    fn new(base: &str, auth: Option<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(3))
+            .build()
+            // Building a client without TLS or proxies only fails if the OS cannot give us a
+            // resolver; fall back to the default, which then reports the error per request.
+            .unwrap_or_default();
+        Self { base: base.trim_end_matches('/').to_owned(), auth, http }
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(auth) = &self.auth {
+            req = req.header(AUTH_HEADER, format!("Bearer {auth}"));
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Api {
+                status: status.as_u16(),
+                body: ErrorBody::new(
+                    crate::ErrorCode::Internal,
+                    format!("unexpected response body: {e}"),
+                ),
+            });
+        }
+        let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
+            ErrorBody::new(
+                crate::ErrorCode::Internal,
+                String::from_utf8_lossy(&bytes).chars().take(200).collect::<String>(),
+            )
+        });
+        Err(ClientError::Api { status: status.as_u16(), body })
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send(reqwest::Method::GET, path, None::<&()>).await
+    }
+}
+
+/// A client of the engine API.
+#[derive(Debug, Clone)]
+pub struct EngineClient {
+    http: Http,
+}
+
+impl EngineClient {
+    /// A client for the engine at `base` (e.g. `http://127.0.0.1:8080`). `credential` is the
+    /// bearer credential (`<principal>.<token>`) sent on every call, if any.
+    pub fn new(base: &str, credential: Option<String>) -> Self {
+        Self { http: Http::new(base, credential) }
+    }
+
+    /// The base URL this client talks to.
+    pub fn base(&self) -> &str {
+        &self.http.base
+    }
+
+    /// `GET /v1/status`.
+    pub async fn status(&self) -> Result<ServiceStatus, ClientError> {
+        self.http.get("/v1/status").await
+    }
+
+    /// `PUT /v1/sensors/update`.
+    pub async fn sensor_update(
+        &self,
+        update: &SensorUpdate,
+    ) -> Result<SensorUpdateAck, ClientError> {
+        self.http.send(reqwest::Method::PUT, "/v1/sensors/update", Some(update)).await
+    }
+
+    /// `GET /v1/sensors`.
+    pub async fn sensors(&self) -> Result<Vec<SensorInfo>, ClientError> {
+        self.http.get("/v1/sensors").await
+    }
+
+    /// `POST /v1/relays/register`.
+    pub async fn register_relays(
+        &self,
+        registration: &RelayRegistration,
+    ) -> Result<RelayRegistrationAck, ClientError> {
+        self.http.send(reqwest::Method::POST, "/v1/relays/register", Some(registration)).await
+    }
+
+    /// `GET /v1/relays`.
+    pub async fn relays(&self) -> Result<Vec<RelayInfo>, ClientError> {
+        self.http.get("/v1/relays").await
+    }
+
+    /// `GET /v1/agents`.
+    pub async fn agents(&self) -> Result<Vec<AgentInfo>, ClientError> {
+        self.http.get("/v1/agents").await
+    }
+
+    /// `GET /v1/control`.
+    pub async fn control(&self) -> Result<ControlView, ClientError> {
+        self.http.get("/v1/control").await
+    }
+
+    /// `PUT /v1/control/settings` (admin credential).
+    pub async fn set_control(
+        &self,
+        settings: &ControlSettings,
+    ) -> Result<ControlSettings, ClientError> {
+        self.http.send(reqwest::Method::PUT, "/v1/control/settings", Some(settings)).await
+    }
+}
+
+/// A client of a relay agent's API, used by the engine.
+#[derive(Debug, Clone)]
+pub struct RelayAgentClient {
+    http: Http,
+}
+
+impl RelayAgentClient {
+    /// A client for the relay agent at `base`, presenting the engine's `credential`.
+    pub fn new(base: &str, credential: Option<String>) -> Self {
+        Self { http: Http::new(base, credential) }
+    }
+
+    /// `GET /v1/relays`.
+    pub async fn relays(&self) -> Result<RelayList, ClientError> {
+        self.http.get("/v1/relays").await
+    }
+
+    /// `GET /v1/relays/{id}`.
+    pub async fn relay(&self, id: &str) -> Result<OutputStatus, ClientError> {
+        self.http.get(&format!("/v1/relays/{id}")).await
+    }
+
+    /// `POST /v1/relays/{id}`.
+    pub async fn command(
+        &self,
+        id: &str,
+        command: &RelayCommand,
+    ) -> Result<OutputStatus, ClientError> {
+        self.http.send(reqwest::Method::POST, &format!("/v1/relays/{id}"), Some(command)).await
+    }
+
+    /// `GET /v1/status`.
+    pub async fn status(&self) -> Result<RelayAgentStatus, ClientError> {
+        self.http.get("/v1/status").await
+    }
+}

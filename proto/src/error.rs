@@ -1,0 +1,52 @@
+//! The error body every Hearth service returns for a failed request.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The body of every error response (4xx and 5xx) from every Hearth service.
+///
+/// `status` and `error` keep the seed contract of the sensor update
+/// (`{"status": "error", "error": "host_id field is missing"}`); `code` is a stable
+/// machine-readable code to branch on, `error` a message for humans that may change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// Always `"error"`.
+    pub status: String,
+    /// A stable machine-readable code.
+    pub code: ErrorCode,
+    /// A human-readable message naming what was wrong, e.g. `host_id field is missing`.
+    pub error: String,
+}
+
+impl ErrorBody {
+    /// An error body with the given code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { status: "error".to_owned(), code, error: message.into() }
+    }
+}
+
+/// Stable error codes. New codes may be added; clients should treat unknown codes by HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not valid JSON, or not a JSON object.
+    MalformedJson,
+    /// The body or query lacks a required field.
+    MissingField,
+    /// A field has the wrong type or a value outside its allowed range.
+    InvalidField,
+    /// No credential was presented.
+    Unauthorized,
+    /// A credential was presented but is wrong, or does not allow this action.
+    Forbidden,
+    /// The addressed resource (sensor, relay, output) does not exist.
+    NotFound,
+    /// The request conflicts with the current state (e.g. an interlock).
+    Conflict,
+    /// The request is well-formed but unsupported (e.g. wrong content type).
+    Unsupported,
+    /// A dependency of the service (database, hardware) is unavailable.
+    Unavailable,
+    /// An unexpected internal error; the message says what failed.
+    Internal,
+}

@@ -1,0 +1,161 @@
+//! Relays: the relay agent's own API (`/v1/relays/{id}`) and the engine's relay registry.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::Timestamp;
+
+/// The state of one output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RelayState {
+    /// Energised: the equipment runs.
+    On,
+    /// De-energised: the equipment is stopped.
+    Off,
+}
+
+impl RelayState {
+    /// `On` for true.
+    pub fn from_on(on: bool) -> Self {
+        if on { Self::On } else { Self::Off }
+    }
+
+    /// True for `On`.
+    pub fn is_on(self) -> bool {
+        self == Self::On
+    }
+}
+
+/// What an output drives in the house.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RelayFunction {
+    /// A furnace, boiler or heat pump's heat call.
+    Heat,
+    /// An air conditioner's cool call.
+    Cool,
+    /// A circulation fan.
+    Fan,
+    /// Anything else (auxiliary heat, humidifier); never commanded by the decision loop.
+    Aux,
+}
+
+/// One output of a relay agent, as the agent reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OutputStatus {
+    /// The output's id, unique within its agent (e.g. `heat`).
+    pub id: String,
+    /// A human name (e.g. `Furnace`).
+    pub name: String,
+    /// The state the output is in now.
+    pub state: RelayState,
+    /// The state the output falls back to when its lease runs out or the agent stops.
+    pub safe_state: RelayState,
+    /// What the agent's configuration says this output drives, if anything.
+    pub function_hint: Option<RelayFunction>,
+    /// Seconds left on the current lease when the output is on by lease; null otherwise.
+    pub lease_remaining_s: Option<f64>,
+}
+
+/// `POST /v1/relays/{id}` on a relay agent: switch one output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"state": "on", "lease_s": 120}))]
+pub struct RelayCommand {
+    /// The state wanted.
+    pub state: RelayState,
+    /// For `on`: how long the output may stay on without a renewal (1..=3600 s). Required for
+    /// `on`, ignored for `off`. When it runs out the output returns to its safe state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_s: Option<u32>,
+}
+
+/// The longest lease a relay agent grants, in seconds.
+pub const MAX_LEASE_S: u32 = 3600;
+
+/// `GET /v1/relays` on a relay agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RelayList {
+    /// The agent's host id.
+    pub host_id: String,
+    /// Every output, in configuration order.
+    pub outputs: Vec<OutputStatus>,
+}
+
+/// `GET /v1/status` on a relay agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RelayAgentStatus {
+    /// Service health (backend check included).
+    #[serde(flatten)]
+    pub service: crate::status::ServiceStatus,
+    /// The agent's host id.
+    pub host_id: String,
+    /// The hardware backend in use, e.g. `simulated`.
+    pub backend: String,
+    /// Every output with its state and lease.
+    pub outputs: Vec<OutputStatus>,
+    /// Seconds since the engine last commanded this agent successfully; null if never.
+    pub since_engine_contact_s: Option<f64>,
+}
+
+/// `POST /v1/relays/register` on the engine: a relay agent announces itself and its outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RelayRegistration {
+    /// The relay agent's host id (must match its credential).
+    pub host_id: String,
+    /// The base URL where the engine reaches the agent's API, e.g. `http://10.0.0.7:8081`.
+    pub url: String,
+    /// Every output with its current state.
+    pub outputs: Vec<OutputStatus>,
+    /// The agent's clock when it sent this, so the engine can flag a wrong clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_time: Option<Timestamp>,
+}
+
+/// Reply to an accepted [`RelayRegistration`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RelayRegistrationAck {
+    /// Always `"ok"`.
+    pub status: String,
+    /// The id of the engine that accepted the registration.
+    pub engine_id: String,
+}
+
+/// A relay output as the engine knows it (`GET /v1/relays`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RelayInfo {
+    /// The relay agent's host id.
+    pub host_id: String,
+    /// The output's id within its agent.
+    pub output_id: String,
+    /// The output's human name.
+    pub name: String,
+    /// The agent's API base URL.
+    pub url: String,
+    /// The function assigned in the engine; falls back to the agent's hint until assigned.
+    pub function: Option<RelayFunction>,
+    /// The function hint from the agent's configuration.
+    pub function_hint: Option<RelayFunction>,
+    /// The last state the agent reported.
+    pub state: RelayState,
+    /// When that state was reported.
+    pub updated_at: Timestamp,
+}
+
+/// `PUT /v1/relays/{host_id}/{output_id}/function`: assign what an output drives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"function": "heat"}))]
+pub struct FunctionAssignment {
+    /// The function, or null to fall back to the agent's hint.
+    pub function: Option<RelayFunction>,
+}
+
+/// Path of the engine's per-output relay routes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RelayPath {
+    /// The relay agent's host id.
+    pub host_id: String,
+    /// The output's id within its agent.
+    pub output_id: String,
+}

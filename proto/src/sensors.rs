@@ -1,0 +1,104 @@
+//! Sensor readings: the seed contract `PUT /v1/sensors/update` and the sensor views.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::Timestamp;
+
+/// `PUT /v1/sensors/update`: one report of one host's sensors (the seed contract, kept exactly;
+/// the `timestamp` per sensor and `agent_time` are optional, additive extensions).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"host_id": "myhostid", "sensors": {"1058F50F01080047": {
+    "type": "DS18S20", "value": 24.3125, "alias": "some_alias", "extra": "arbitrary string"}}}))]
+pub struct SensorUpdate {
+    /// The reporting host's stable id (Pi serial, machine id, or configured).
+    pub host_id: String,
+    /// Readings keyed by sensor id (the 1-Wire ROM id for DS18B20s, e.g. `28-0316a2797bff`).
+    pub sensors: BTreeMap<String, SensorReport>,
+    /// The agent's own clock when it sent this report, so the engine can flag a wrong clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_time: Option<Timestamp>,
+}
+
+/// One sensor's reading inside a [`SensorUpdate`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SensorReport {
+    /// The sensor type, e.g. `DS18B20`, `DS18S20`, `simulated`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Degrees Celsius, or null when the reading failed (recorded as a failed reading).
+    pub value: Option<f64>,
+    /// A human name for the sensor as known to the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// Any string the agent wants stored with the sensor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<String>,
+    /// When the reading was taken. Absent: the engine uses the time it received the report.
+    /// Readings are unique per (sensor, timestamp), so a replayed reading is stored once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
+}
+
+/// Reply to an accepted [`SensorUpdate`] (201).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SensorUpdateAck {
+    /// Always `"ok"`.
+    pub status: String,
+    /// The ids of the sensors whose readings were stored, in the order of the request's keys.
+    pub ids: Vec<String>,
+}
+
+/// A sensor as the engine knows it (`GET /v1/sensors`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SensorInfo {
+    /// The sensor id as reported.
+    pub id: String,
+    /// The host that reported it last.
+    pub host_id: String,
+    /// The sensor type as reported, e.g. `DS18B20`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The alias as reported, if any.
+    pub alias: Option<String>,
+    /// The `extra` string as reported, if any.
+    pub extra: Option<String>,
+    /// The newest reading (by its timestamp), if any.
+    pub latest: Option<Reading>,
+    /// True when the newest reading is older than the engine's staleness limit, or absent.
+    pub stale: bool,
+}
+
+/// One stored reading.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Reading {
+    /// When the reading was taken.
+    pub at: Timestamp,
+    /// Degrees Celsius, or null for a failed reading.
+    pub value: Option<f64>,
+}
+
+/// Query of `GET /v1/sensors/{id}/readings`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReadingsQuery {
+    /// Start of the range (inclusive, RFC 3339). Default: 24 hours before `to`.
+    pub from: Option<Timestamp>,
+    /// End of the range (exclusive, RFC 3339). Default: now.
+    pub to: Option<Timestamp>,
+}
+
+/// Reply of `GET /v1/sensors/{id}/readings`: raw readings in time order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReadingsPage {
+    /// The sensor the readings belong to.
+    pub sensor_id: String,
+    /// Start of the range served (inclusive).
+    pub from: Timestamp,
+    /// End of the range served (exclusive).
+    pub to: Timestamp,
+    /// The readings, oldest first.
+    pub readings: Vec<Reading>,
+}
