@@ -1,1 +1,136 @@
-//! tmp
+//! `hearth-engine`: the central engine of Hearth.
+//!
+//! Data flows one way: agents' reports → [`api`] (validate, authenticate) → `ingest` (group
+//! commit) → `store`; the commit wakes `control`, which reads the store, decides, records the
+//! decision and commands relay agents. The API reads the store and the controller's state.
+
+pub mod config;
+
+mod api;
+mod control;
+mod ingest;
+mod mdns;
+mod site;
+mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use hearth_common::auth::{DeviceCredential, SiteSecret};
+use tokio::sync::{Notify, watch};
+
+pub use api::{AppState, app, openapi};
+pub use config::{Command, Config};
+
+/// An opened engine: storage, identity and controller ready; nothing listening yet.
+#[derive(Debug)]
+pub struct Engine {
+    state: AppState,
+    controller: Arc<control::Controller>,
+    store: store::Store,
+    site: SiteSecret,
+    engine_id: String,
+}
+
+impl Engine {
+    /// Open the data dir and database (running migrations), load the settings.
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        let (site, engine_id) = site::load_or_create(&config.data_dir)?;
+        let store = store::Store::open(&config.database_url()).await?;
+        let wake = Arc::new(Notify::new());
+        let controller = Arc::new(
+            control::Controller::new(
+                store.clone(),
+                site.clone(),
+                control::ControllerConfig {
+                    tick: config.tick()?,
+                    stale_after: config.stale_after()?,
+                    lease_s: config.lease_s()?,
+                },
+                Box::new(control::Hysteresis),
+                wake.clone(),
+            )
+            .await?,
+        );
+        let ingest = ingest::Ingest::spawn(store.clone(), wake);
+        let state = AppState::new(
+            store.clone(),
+            ingest,
+            controller.clone(),
+            site.clone(),
+            engine_id.clone(),
+            config.stale_after()?,
+            config.offline_after()?,
+        );
+        Ok(Self { state, controller, store, site, engine_id })
+    }
+
+    /// The HTTP application.
+    pub fn router(&self) -> axum::Router {
+        app(self.state.clone())
+    }
+
+    /// The engine's stable id.
+    pub fn engine_id(&self) -> &str {
+        &self.engine_id
+    }
+
+    /// The admin bearer credential (`admin.<token>`).
+    pub fn admin_credential(&self) -> String {
+        self.site.admin_credential()
+    }
+
+    /// The device key for the agent on `host_id`.
+    pub fn device_key(&self, host_id: &str) -> DeviceCredential {
+        self.site.device_key(host_id)
+    }
+
+    /// Start the decision loop; it stops when `stop` turns true.
+    pub fn spawn_control(&self, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.controller.clone().run(stop))
+    }
+}
+
+/// Run the engine until `shutdown` resolves: serve the API, advertise on mDNS, run the loop.
+/// On shutdown the mDNS goodbye goes out first, so agents look for the next engine at once.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let engine = Engine::open(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(engine_id = %engine.engine_id, "listening on http://{addr}");
+    let advertiser = if config.mdns {
+        Some(mdns::Advertiser::start(&engine.engine_id, &engine.site.site_id(), addr.port())?)
+    } else {
+        None
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let control = engine.spawn_control(stop_rx);
+    let graceful = async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        if let Some(adv) = advertiser {
+            let _ = tokio::task::spawn_blocking(move || adv.stop()).await;
+        }
+    };
+    axum::serve(listener, engine.router()).with_graceful_shutdown(graceful).await?;
+    let _ = stop_tx.send(true);
+    let _ = control.await;
+    engine.store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Print the device key for `host_id`, creating the site secret if needed.
+pub fn print_device_key(config: &Config, host_id: &str) -> anyhow::Result<String> {
+    hearth_common::host_id::validate(host_id)?;
+    let (site, _) = site::load_or_create(&config.data_dir)?;
+    Ok(site.device_key(host_id).to_string())
+}
+
+/// The admin credential, creating the site secret if needed.
+pub fn print_admin_token(config: &Config) -> anyhow::Result<String> {
+    let (site, _) = site::load_or_create(&config.data_dir)?;
+    Ok(site.admin_credential())
+}

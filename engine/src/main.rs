@@ -1,1 +1,28 @@
-fn main() {}
+//! `hearth-engine`: see the library for everything; this only parses and dispatches.
+
+use hearth_engine::{Command, Config};
+
+fn main() -> std::process::ExitCode {
+    hearth_common::init_logging("info");
+    let result = hearth_common::config::load::<Config>().and_then(|config| match &config.command {
+        Some(Command::DeviceKey { host_id }) => {
+            println!("{}", hearth_engine::print_device_key(&config, host_id)?);
+            Ok(())
+        }
+        Some(Command::AdminToken) => {
+            println!("{}", hearth_engine::print_admin_token(&config)?);
+            Ok(())
+        }
+        None | Some(Command::Serve) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(hearth_engine::run(config, hearth_common::shutdown_signal())),
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hearth-engine: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

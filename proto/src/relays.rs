@@ -146,7 +146,9 @@ pub struct RelayInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"function": "heat"}))]
 pub struct FunctionAssignment {
-    /// The function, or null to fall back to the agent's hint.
+    /// The function, or null to fall back to the agent's hint. Required (explicit null), so
+    /// an empty object is an error rather than a silent reset.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub function: Option<RelayFunction>,
 }
 

@@ -1,1 +1,183 @@
-//! tmp
+//! Hearth relay agent: switches furnace, air-conditioner and fan relays on the engine's leased
+//! commands, and falls back to each output's safe state when the engine goes silent.
+//!
+//! The binary is thin (`main.rs`); this library does the work so tests can run it in-process:
+//!
+//! - [`config`]: flags, env vars and the TOML file.
+//! - [`hw`]: the hardware trait and its backends (only place touching devices or their stand-ins).
+//! - [`relays`]: the controller: states, leases, safe states.
+//! - [`api`]: the REST API and its OpenAPI document.
+//! - [`register`]: telling the engine where this agent is.
+
+pub mod api;
+pub mod config;
+pub mod hw;
+pub mod register;
+pub mod relays;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hearth_common::auth::DeviceCredential;
+use hearth_common::discovery::Locator;
+use tokio::net::TcpListener;
+
+pub use api::{AppState, app, openapi};
+pub use config::Config;
+pub use relays::Controller;
+
+/// An agent that has taken over its relays (all in their safe state) and bound its port, but
+/// does not serve yet. [`Agent::start`] then [`Agent::run`]; [`run`] does both.
+#[derive(Debug)]
+pub struct Agent {
+    config: Config,
+    credential: DeviceCredential,
+    state: AppState,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl Agent {
+    /// Resolve the host id, check the device key, build the hardware backend, drive every
+    /// output to its safe state and bind the listening socket (logged as
+    /// `listening on http://ADDR`).
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let (host_id, source) = hearth_common::host_id::resolve(
+            config.host_id.as_deref(),
+            Path::new("/proc/cpuinfo"),
+            Path::new("/etc/machine-id"),
+        )?;
+        tracing::info!(%host_id, ?source, "host id");
+        let credential = device_credential(config.device_key.as_deref(), &host_id)?;
+        let outputs = config.effective_outputs().context("invalid outputs in the configuration")?;
+        let bank = hw::build(&config, &outputs).context("cannot start the relay hardware")?;
+        tracing::info!(backend = bank.name(), outputs = outputs.len(), "relay hardware ready");
+        // Safe states before anything can talk to us.
+        let controller = Arc::new(
+            Controller::new(bank, outputs).context("cannot drive the outputs to their safe states")?,
+        );
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let local_addr = listener.local_addr().context("no local address")?;
+        tracing::info!("listening on http://{local_addr}");
+        let state = AppState::new(host_id, credential.clone(), controller);
+        Ok(Self { config, credential, state, listener, local_addr })
+    }
+
+    /// The address the API listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The handlers' state (controller, host id).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Register with the engine and serve until `shutdown` resolves; then drive every output to
+    /// its safe state and stop.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let locator = Arc::new(match &self.config.engine {
+            Some(url) => Locator::fixed(url),
+            None => Locator::browse(Some(self.credential.site_id.clone())).context(
+                "cannot start mDNS discovery of the engine (set --engine URL to skip it)",
+            )?,
+        });
+        let registrar = register::Registrar {
+            locator: locator.clone(),
+            host_id: self.state.host_id().to_owned(),
+            credential: self.credential,
+            controller: self.state.controller().clone(),
+            advertise_url: self.config.advertise_url.clone(),
+            listen: self.local_addr,
+            reregister_after: Duration::from_secs(self.config.reregister_after_s.max(1)),
+        };
+        let registration = tokio::spawn(registrar.run());
+        let result = serve(self.listener, self.state, shutdown).await;
+        registration.abort();
+        locator.shutdown();
+        result
+    }
+}
+
+/// The device key from the configuration; required, with the fix in the message. The key's
+/// value never appears in errors or logs.
+fn device_credential(key: Option<&str>, host_id: &str) -> anyhow::Result<DeviceCredential> {
+    let Some(key) = key else {
+        anyhow::bail!(
+            "no device key: this agent obeys only the engine holding its key. Print one on the \
+             engine's host with `hearth-engine device-key {host_id}` and pass it with \
+             --device-key or HEARTH_RELAY_DEVICE_KEY (or `device_key` in the config file)"
+        );
+    };
+    key.parse().with_context(|| {
+        format!(
+            "invalid device key (expected `<site id>.<64 hex digits>`, as printed by \
+             `hearth-engine device-key {host_id}`)"
+        )
+    })
+}
+
+/// Serve the API on `listener` until `shutdown` resolves, enforcing leases meanwhile. At
+/// shutdown, every output is driven to its safe state first (and commands are refused from
+/// then on), then the server stops gracefully.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let controller = state.controller().clone();
+    let leases = tokio::spawn({
+        let controller = controller.clone();
+        async move { controller.run_leases().await }
+    });
+    let graceful = {
+        let controller = controller.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: outputs to their safe states");
+            if let Err(e) = controller.stop() {
+                tracing::error!(error = %e, "cannot drive every output to its safe state");
+            }
+        }
+    };
+    let served = axum::serve(listener, app(state)).with_graceful_shutdown(graceful).await;
+    leases.abort();
+    // Whatever ended the server, leave the relays safe.
+    let stopped = controller.stop();
+    served.context("the HTTP server failed")?;
+    stopped.context("cannot drive every output to its safe state")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Run the agent with `config` until `shutdown` resolves (see [`Agent::start`] and
+/// [`Agent::run`]).
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    Agent::start(config).await?.run(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_key_is_required_and_never_echoed() {
+        let err = device_credential(None, "pi-a").err().map(|e| format!("{e:#}")).unwrap_or_default();
+        assert!(err.contains("hearth-engine device-key pi-a"), "{err}");
+        let bad = "abcd.not-hex-secret-material";
+        let err = device_credential(Some(bad), "pi-a").err().map(|e| format!("{e:#}")).unwrap_or_default();
+        assert!(err.contains("invalid device key"), "{err}");
+        assert!(!err.contains("not-hex-secret-material"), "{err}");
+    }
+}

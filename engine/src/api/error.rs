@@ -1,0 +1,93 @@
+//! Every failure the API returns: a status and an [`ErrorBody`], never a bare string.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hearth_proto::{ErrorBody, ErrorCode};
+
+/// An error response.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) body: ErrorBody,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { status, body: ErrorBody::new(code, message) }
+    }
+
+    pub(crate) fn missing(field: &str) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::MissingField, format!("{field} field is missing"))
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField, message)
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
+    }
+
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
+    }
+
+    /// A dependency failed (database): 503, with the cause logged, not sent.
+    pub(crate) fn unavailable(what: &str, cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "{what}");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, format!("{what}; try again later"))
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::unavailable("database error", e)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::JsonDataError(e) => {
+                // serde's message names the field: "missing field `state`", "invalid type: ...".
+                let text = e.body_text();
+                let code = if text.contains("missing field") {
+                    ErrorCode::MissingField
+                } else {
+                    ErrorCode::InvalidField
+                };
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, text)
+            }
+            JsonRejection::JsonSyntaxError(e) => {
+                Self::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, e.body_text())
+            }
+            JsonRejection::MissingJsonContentType(e) => {
+                Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::Unsupported, e.body_text())
+            }
+            other => Self::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::invalid(r.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body)).into_response()
+    }
+}
+
+/// `axum::Json` with Hearth's error bodies.
+#[derive(Debug, axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub(crate) struct Body<T>(pub(crate) T);
+
+/// `axum::extract::Query` with Hearth's error bodies.
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub(crate) struct Query<T>(pub(crate) T);

@@ -1,0 +1,47 @@
+//! `GET /` and `GET /v1/status`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Html;
+use hearth_proto::status::{HealthCheck, ServiceStatus};
+
+use super::AppState;
+
+/// The info page: what this is and where to go next.
+pub(super) async fn index(State(state): State<AppState>) -> Html<String> {
+    let version = env!("CARGO_PKG_VERSION");
+    let id = &state.inner.engine_id;
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>Hearth engine</title><style>body{{font-family:system-ui,sans-serif;max-width:40em;margin:2em auto;padding:0 1em}}</style></head>\
+<body><h1>Hearth engine</h1><p>Version {version}, engine id <code>{id}</code>.</p>\
+<ul><li><a href=\"/v1/status\">Status</a> (dependency health)</li>\
+<li><a href=\"/v1/openapi.json\">API documentation</a> (OpenAPI 3.1)</li>\
+<li><a href=\"/v1/control\">Current decision and settings</a></li>\
+<li><a href=\"/v1/sensors\">Sensors</a></li><li><a href=\"/v1/relays\">Relays</a></li>\
+<li><a href=\"/v1/agents\">Agents</a></li></ul></body></html>"
+    ))
+}
+
+/// Service health: 200 when the database answers, 503 otherwise.
+#[utoipa::path(get, path = "/v1/status", tag = "service",
+    responses(
+        (status = 200, description = "Healthy", body = ServiceStatus),
+        (status = 503, description = "A dependency is unavailable", body = ServiceStatus),
+    ))]
+pub(super) async fn status(State(state): State<AppState>) -> (StatusCode, axum::Json<ServiceStatus>) {
+    let db = match state.inner.store.ping().await {
+        Ok(()) => HealthCheck { name: "database".into(), ok: true, detail: "answers".into() },
+        Err(e) => HealthCheck { name: "database".into(), ok: false, detail: e.to_string() },
+    };
+    let healthy = db.ok;
+    let body = ServiceStatus {
+        service: "hearth-engine".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        healthy,
+        checks: vec![db],
+    };
+    let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, axum::Json(body))
+}

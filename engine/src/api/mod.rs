@@ -1,0 +1,144 @@
+//! The engine's REST API, v1. The OpenAPI document is generated from this router
+//! (utoipa-axum), served at `/v1/openapi.json` and committed under `openapi/engine.json`.
+
+mod auth;
+mod control;
+mod error;
+mod info;
+mod relays;
+mod sensors;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use hearth_common::auth::SiteSecret;
+use hearth_proto::ErrorCode;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(crate) use error::ApiError;
+
+use crate::control::Controller;
+use crate::ingest::Ingest;
+use crate::store::Store;
+
+/// Shared state of every handler; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    ingest: Ingest,
+    controller: Arc<Controller>,
+    site: SiteSecret,
+    engine_id: String,
+    stale_after: Duration,
+    offline_after: Duration,
+}
+
+impl AppState {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        store: Store,
+        ingest: Ingest,
+        controller: Arc<Controller>,
+        site: SiteSecret,
+        engine_id: String,
+        stale_after: Duration,
+        offline_after: Duration,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                ingest,
+                controller,
+                site,
+                engine_id,
+                stale_after,
+                offline_after,
+            }),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Hearth engine API",
+        description = "The central engine of Hearth, an open multi-host thermostat. \
+Reads (GET) are open on the LAN. Everything that changes state needs \
+`Authorization: Bearer <principal>.<token>`: agents use `<host_id>.<agent token>` \
+(from `hearth-engine device-key <host_id>`), people and the web UI `admin.<token>` \
+(from `hearth-engine admin-token`). Errors are JSON `ErrorBody` objects with a stable `code`."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "sensors", description = "Temperature readings and sensors"),
+        (name = "relays", description = "Relay agents and their outputs"),
+        (name = "agents", description = "Sensor and relay agents"),
+        (name = "control", description = "The decision loop"),
+        (name = "service", description = "Health and documentation"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(info::status))
+        .routes(routes!(sensors::update))
+        .routes(routes!(sensors::list))
+        .routes(routes!(sensors::readings))
+        .routes(routes!(relays::register))
+        .routes(routes!(relays::list))
+        .routes(routes!(relays::assign_function))
+        .routes(routes!(relays::agents))
+        .routes(routes!(control::view))
+        .routes(routes!(control::set_settings))
+        .routes(routes!(control::decisions))
+}
+
+/// The OpenAPI document of the engine API, generated from the router the server runs.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().into_openapi()
+}
+
+/// The engine's HTTP application.
+pub fn app(state: AppState) -> Router {
+    let (router, doc) = api_router().split_for_parts();
+    let doc = Arc::new(doc);
+    router
+        .route("/", axum::routing::get(info::index))
+        .route(
+            "/v1/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::Unsupported, "method not allowed on this route")
+        })
+        .with_state(state)
+}

@@ -1,0 +1,205 @@
+//! `PUT /v1/sensors/update` (the seed contract) and the sensor views.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use hearth_proto::sensors::{
+    Reading, ReadingsPage, ReadingsQuery, SensorInfo, SensorReport, SensorUpdate, SensorUpdateAck,
+};
+use hearth_proto::{ErrorBody, ErrorCode, Timestamp};
+use serde_json::Value;
+
+use super::auth::Caller;
+use super::error::{ApiError, Query};
+use super::AppState;
+use crate::store::{NewReading, NewReport, from_millis, millis};
+
+/// Longest sensor id accepted (1-Wire ids are 15 characters; leave room for others).
+const MAX_ID_LEN: usize = 64;
+/// Longest alias or extra string accepted.
+const MAX_TEXT_LEN: usize = 256;
+/// A reading may be timestamped at most this far ahead of the engine's clock.
+const MAX_FUTURE: jiff::SignedDuration = jiff::SignedDuration::from_secs(600);
+/// Most readings one history request returns.
+const MAX_READINGS: u32 = 10_000;
+
+/// Report readings. The body is validated field by field so each mistake gets its own message
+/// (`host_id field is missing`), as the seed contract promises; nothing is stored unless the
+/// whole report is valid.
+#[utoipa::path(put, path = "/v1/sensors/update", tag = "sensors",
+    request_body = SensorUpdate,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Stored (after commit)", body = SensorUpdateAck),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No credential", body = ErrorBody),
+        (status = 403, description = "Wrong credential, or another host's", body = ErrorBody),
+        (status = 422, description = "A field is missing or invalid", body = ErrorBody,
+            example = json!({"status": "error", "code": "missing_field", "error": "host_id field is missing"})),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
+pub(super) async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, axum::Json<SensorUpdateAck>), ApiError> {
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, format!("body is not valid JSON: {e}"))
+    })?;
+    let update = validate(&value)?;
+    caller.require_host(&update.host_id)?;
+
+    let now = Timestamp::now();
+    for (id, r) in &update.sensors {
+        if let Some(ts) = r.timestamp {
+            if ts.duration_since(now) > MAX_FUTURE {
+                return Err(ApiError::invalid(format!(
+                    "sensors.{id}.timestamp {ts} is in the future (is the agent's clock wrong?)"
+                )));
+            }
+        }
+    }
+    let ids: Vec<String> = update.sensors.keys().cloned().collect();
+    let report = NewReport {
+        host_id: update.host_id,
+        received: millis(now),
+        clock_offset_ms: update.agent_time.map(|t| t.duration_since(now).as_millis() as i64),
+        readings: update
+            .sensors
+            .into_iter()
+            .map(|(id, r)| NewReading {
+                sensor_id: id,
+                kind: r.kind,
+                alias: r.alias,
+                extra: r.extra,
+                ts: millis(r.timestamp.unwrap_or(now)),
+                value: r.value,
+            })
+            .collect(),
+    };
+    state.inner.ingest.submit(report).await.map_err(|e| ApiError::unavailable("storing readings failed", e))?;
+    Ok((StatusCode::CREATED, axum::Json(SensorUpdateAck { status: "ok".into(), ids })))
+}
+
+fn validate(value: &Value) -> Result<SensorUpdate, ApiError> {
+    let obj = value.as_object().ok_or_else(|| ApiError::invalid("body must be a JSON object"))?;
+    let host_id = match obj.get("host_id") {
+        None | Some(Value::Null) => return Err(ApiError::missing("host_id")),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(ApiError::invalid("host_id field must be a string")),
+    };
+    hearth_common::host_id::validate(&host_id).map_err(|e| ApiError::invalid(format!("host_id field: {e}")))?;
+    let sensors = match obj.get("sensors") {
+        None | Some(Value::Null) => return Err(ApiError::missing("sensors")),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(ApiError::invalid("sensors field must be an object of sensor id to reading")),
+    };
+    let agent_time = optional_time(obj.get("agent_time"), "agent_time")?;
+    let mut out = BTreeMap::new();
+    for (id, reading) in sensors {
+        if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(|c| c.is_control() || c == '/') {
+            return Err(ApiError::invalid(format!(
+                "sensor id {id:?} must be 1 to {MAX_ID_LEN} characters without '/' or control characters"
+            )));
+        }
+        let field = |name: &str| format!("sensors.{id}.{name}");
+        let r = reading
+            .as_object()
+            .ok_or_else(|| ApiError::invalid(format!("sensors.{id} must be an object")))?;
+        let kind = match r.get("type") {
+            None | Some(Value::Null) => return Err(ApiError::missing(&field("type"))),
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_LEN => s.clone(),
+            Some(_) => return Err(ApiError::invalid(format!("{} field must be a short string", field("type")))),
+        };
+        let value = match r.get("value") {
+            None => return Err(ApiError::missing(&field("value"))),
+            Some(Value::Null) => None,
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(_) => {
+                return Err(ApiError::invalid(format!("{} field must be a number (°C) or null", field("value"))));
+            }
+        };
+        out.insert(
+            id.clone(),
+            SensorReport {
+                kind,
+                value,
+                alias: optional_text(r.get("alias"), &field("alias"))?,
+                extra: optional_text(r.get("extra"), &field("extra"))?,
+                timestamp: optional_time(r.get("timestamp"), &field("timestamp"))?,
+            },
+        );
+    }
+    Ok(SensorUpdate { host_id, sensors: out, agent_time })
+}
+
+fn optional_text(v: Option<&Value>, field: &str) -> Result<Option<String>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.len() <= MAX_TEXT_LEN => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::invalid(format!("{field} field must be a string of at most {MAX_TEXT_LEN} bytes"))),
+    }
+}
+
+fn optional_time(v: Option<&Value>, field: &str) -> Result<Option<Timestamp>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => s.parse::<Timestamp>().map(Some).map_err(|_| {
+            ApiError::invalid(format!("{field} field must be an RFC 3339 time, e.g. 2026-11-21T06:55:00Z"))
+        }),
+        Some(_) => Err(ApiError::invalid(format!("{field} field must be an RFC 3339 time string"))),
+    }
+}
+
+/// Every sensor with its newest reading.
+#[utoipa::path(get, path = "/v1/sensors", tag = "sensors",
+    responses((status = 200, body = Vec<SensorInfo>), (status = 503, body = ErrorBody)))]
+pub(super) async fn list(State(state): State<AppState>) -> Result<axum::Json<Vec<SensorInfo>>, ApiError> {
+    let now = Timestamp::now();
+    let stale_after = jiff::SignedDuration::try_from(state.inner.stale_after).unwrap_or(jiff::SignedDuration::MAX);
+    let rows = state.inner.store.sensors().await?;
+    Ok(axum::Json(
+        rows.into_iter()
+            .map(|s| {
+                let latest = s.last_ts.map(|ts| Reading { at: from_millis(ts), value: s.last_value });
+                let stale = latest.as_ref().is_none_or(|r| now.duration_since(r.at) > stale_after);
+                SensorInfo { id: s.id, host_id: s.host_id, kind: s.kind, alias: s.alias, extra: s.extra, latest, stale }
+            })
+            .collect(),
+    ))
+}
+
+/// Raw readings of one sensor, oldest first (at most 10,000; downsampling comes later).
+#[utoipa::path(get, path = "/v1/sensors/{id}/readings", tag = "sensors",
+    params(("id" = String, Path, description = "Sensor id"), ReadingsQuery),
+    responses(
+        (status = 200, body = ReadingsPage),
+        (status = 404, description = "Unknown sensor", body = ErrorBody),
+        (status = 422, description = "Bad range", body = ErrorBody),
+    ))]
+pub(super) async fn readings(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ReadingsQuery>,
+) -> Result<axum::Json<ReadingsPage>, ApiError> {
+    let to = q.to.unwrap_or_else(Timestamp::now);
+    let from = match q.from {
+        Some(f) => f,
+        None => to.checked_sub(jiff::SignedDuration::from_hours(24)).unwrap_or(Timestamp::MIN),
+    };
+    if from >= to {
+        return Err(ApiError::invalid("from must be before to"));
+    }
+    if !state.inner.store.sensor_exists(&id).await? {
+        return Err(ApiError::not_found(format!("no sensor {id:?}")));
+    }
+    let rows = state.inner.store.readings(&id, millis(from), millis(to), MAX_READINGS).await?;
+    Ok(axum::Json(ReadingsPage {
+        sensor_id: id,
+        from,
+        to,
+        readings: rows.into_iter().map(|(ts, value)| Reading { at: from_millis(ts), value }).collect(),
+    }))
+}

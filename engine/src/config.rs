@@ -1,0 +1,102 @@
+//! `hearth-engine` configuration: flags > `HEARTH_ENGINE_*` env vars > TOML file > defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The central engine of Hearth: REST API, storage, decision loop, relay commanding, mDNS.
+#[derive(Debug, Clone, clap::Parser, Serialize, Deserialize)]
+#[command(name = "hearth-engine", version, about, long_about = None)]
+pub struct Config {
+    /// TOML file with any of these settings (keys are the long flag names with `_`).
+    #[arg(long, env = "HEARTH_ENGINE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Address and port of the HTTP API (port 0: any free port).
+    #[arg(long, env = "HEARTH_ENGINE_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory for the site secret, the engine id and (by default) the SQLite database.
+    #[arg(long, env = "HEARTH_ENGINE_DATA_DIR", default_value = "/var/lib/hearth")]
+    pub data_dir: PathBuf,
+
+    /// Database URL. Default: sqlite://<data-dir>/hearth.db.
+    #[arg(long, env = "HEARTH_ENGINE_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Advertise the engine on mDNS so agents find it without configuration.
+    #[arg(long, env = "HEARTH_ENGINE_MDNS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub mdns: bool,
+
+    /// A sensor reading older than this many seconds no longer counts (and is shown stale).
+    #[arg(long, env = "HEARTH_ENGINE_STALE_AFTER_S", default_value_t = 120.0)]
+    pub stale_after_s: f64,
+
+    /// An agent not heard from for this many seconds is shown offline.
+    #[arg(long, env = "HEARTH_ENGINE_OFFLINE_AFTER_S", default_value_t = 90.0)]
+    pub offline_after_s: f64,
+
+    /// The decision loop re-evaluates at least this often, in seconds (it also runs on every
+    /// new reading).
+    #[arg(long, env = "HEARTH_ENGINE_TICK_S", default_value_t = 5.0)]
+    pub tick_s: f64,
+
+    /// Seconds a relay stays on without renewal; renewed every quarter of it. If the engine
+    /// dies, heat stops within this time.
+    #[arg(long, env = "HEARTH_ENGINE_LEASE_S", default_value_t = 120)]
+    pub lease_s: u32,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do (default: serve).
+#[derive(Debug, Clone, clap::Subcommand, Serialize, Deserialize)]
+pub enum Command {
+    /// Run the engine (the default).
+    Serve,
+    /// Print the device key to give to the agent on host HOST_ID (creates the site secret on
+    /// first use).
+    DeviceKey {
+        /// The agent's host id (its Pi serial, machine id, or configured id).
+        host_id: String,
+    },
+    /// Print the admin credential (for the web UI and API calls that change settings).
+    AdminToken,
+}
+
+fn secs(name: &str, v: f64, min: f64, max: f64) -> anyhow::Result<Duration> {
+    if !(min..=max).contains(&v) {
+        anyhow::bail!("{name} must be between {min} and {max} seconds, got {v}");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+impl Config {
+    pub(crate) fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("hearth.db").display()))
+    }
+
+    pub(crate) fn stale_after(&self) -> anyhow::Result<Duration> {
+        secs("stale_after_s", self.stale_after_s, 1.0, 86_400.0)
+    }
+
+    pub(crate) fn offline_after(&self) -> anyhow::Result<Duration> {
+        secs("offline_after_s", self.offline_after_s, 1.0, 86_400.0)
+    }
+
+    pub(crate) fn tick(&self) -> anyhow::Result<Duration> {
+        secs("tick_s", self.tick_s, 0.05, 600.0)
+    }
+
+    pub(crate) fn lease_s(&self) -> anyhow::Result<u32> {
+        if !(4..=hearth_proto::relays::MAX_LEASE_S).contains(&self.lease_s) {
+            anyhow::bail!("lease_s must be between 4 and {}", hearth_proto::relays::MAX_LEASE_S);
+        }
+        Ok(self.lease_s)
+    }
+}

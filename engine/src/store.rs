@@ -1,0 +1,434 @@
+//! The database: the only module that speaks SQL (invariant: only the engine touches the
+//! database, and inside the engine only this module).
+//!
+//! SQLite is the embedded default: one file, WAL, `synchronous = NORMAL` (a power cut may lose
+//! the last commits but never corrupts the file). Queries are plain `query()/query_as()` so the
+//! PostgreSQL backend can follow with the same statements tested against both.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use hearth_proto::Timestamp;
+use hearth_proto::agents::AgentKind;
+use hearth_proto::control::{ControlSettings, Decision};
+use hearth_proto::relays::{OutputStatus, RelayFunction, RelayState};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, SqlitePool};
+
+/// Rows per multi-row INSERT: 3 bound values each, well under SQLite's 32766 variables.
+const INSERT_CHUNK: usize = 1000;
+
+/// One reading ready to be stored.
+#[derive(Debug, Clone)]
+pub(crate) struct NewReading {
+    pub(crate) sensor_id: String,
+    pub(crate) kind: String,
+    pub(crate) alias: Option<String>,
+    pub(crate) extra: Option<String>,
+    pub(crate) ts: i64,
+    pub(crate) value: Option<f64>,
+}
+
+/// One accepted sensor update, ready to be stored.
+#[derive(Debug, Clone)]
+pub(crate) struct NewReport {
+    pub(crate) host_id: String,
+    pub(crate) received: i64,
+    pub(crate) clock_offset_ms: Option<i64>,
+    pub(crate) readings: Vec<NewReading>,
+}
+
+/// A sensor row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct SensorRow {
+    pub(crate) id: String,
+    pub(crate) host_id: String,
+    pub(crate) kind: String,
+    pub(crate) alias: Option<String>,
+    pub(crate) extra: Option<String>,
+    pub(crate) last_ts: Option<i64>,
+    pub(crate) last_value: Option<f64>,
+}
+
+/// An agent row.
+#[derive(Debug, Clone)]
+pub(crate) struct AgentRow {
+    pub(crate) host_id: String,
+    pub(crate) kind: AgentKind,
+    pub(crate) url: Option<String>,
+    pub(crate) last_seen: i64,
+    pub(crate) clock_offset_ms: Option<i64>,
+}
+
+/// A relay output row, with its agent's URL.
+#[derive(Debug, Clone)]
+pub(crate) struct RelayRow {
+    pub(crate) host_id: String,
+    pub(crate) output_id: String,
+    pub(crate) name: String,
+    pub(crate) url: Option<String>,
+    pub(crate) function: Option<RelayFunction>,
+    pub(crate) function_hint: Option<RelayFunction>,
+    pub(crate) state: RelayState,
+    pub(crate) updated: i64,
+}
+
+impl RelayRow {
+    /// The assigned function, else the agent's hint.
+    pub(crate) fn effective_function(&self) -> Option<RelayFunction> {
+        self.function.or(self.function_hint)
+    }
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Store {
+    pool: SqlitePool,
+}
+
+pub(crate) fn millis(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+pub(crate) fn from_millis(ms: i64) -> Timestamp {
+    // Stored values were produced from valid Timestamps; clamp anything else rather than fail.
+    Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 { Timestamp::MIN } else { Timestamp::MAX })
+}
+
+fn enum_str<T: serde::Serialize>(v: T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn str_enum<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+}
+
+impl Store {
+    /// Open (creating if needed) the database at `url` and run the embedded migrations.
+    pub(crate) async fn open(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            anyhow::bail!(
+                "PostgreSQL is not supported yet by this build; use a sqlite:// URL (see README)"
+            );
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| anyhow::anyhow!("bad database URL {url:?}: {e}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open database {url:?}: {e}"))?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
+        Ok(Self { pool })
+    }
+
+    /// Cheap health check for `/v1/status`.
+    pub(crate) async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    /// Close the pool (checkpoints the WAL).
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Store several reports in one transaction: the group commit of the ingest path.
+    pub(crate) async fn write_reports(&self, reports: &[NewReport]) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let all: Vec<&NewReading> = reports.iter().flat_map(|r| &r.readings).collect();
+        for chunk in all.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::new("INSERT INTO readings (sensor_id, ts, value) ");
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.sensor_id).push_bind(r.ts).push_bind(r.value);
+            });
+            q.push(" ON CONFLICT (sensor_id, ts) DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+        for report in reports {
+            for r in &report.readings {
+                sqlx::query(
+                    "INSERT INTO sensors (id, host_id, kind, alias, extra, last_ts, last_value)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (id) DO UPDATE SET
+                       host_id = excluded.host_id, kind = excluded.kind,
+                       alias = excluded.alias, extra = excluded.extra,
+                       last_value = CASE WHEN sensors.last_ts IS NULL
+                         OR excluded.last_ts >= sensors.last_ts
+                         THEN excluded.last_value ELSE sensors.last_value END,
+                       last_ts = MAX(COALESCE(sensors.last_ts, excluded.last_ts), excluded.last_ts)",
+                )
+                .bind(&r.sensor_id)
+                .bind(&report.host_id)
+                .bind(&r.kind)
+                .bind(&r.alias)
+                .bind(&r.extra)
+                .bind(r.ts)
+                .bind(r.value)
+                .execute(&mut *tx)
+                .await?;
+            }
+            upsert_agent(
+                &mut tx,
+                &report.host_id,
+                AgentKind::Sensor,
+                None,
+                report.received,
+                report.clock_offset_ms,
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    pub(crate) async fn sensors(&self) -> Result<Vec<SensorRow>, sqlx::Error> {
+        sqlx::query_as("SELECT id, host_id, kind, alias, extra, last_ts, last_value FROM sensors ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    pub(crate) async fn sensor_exists(&self, id: &str) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query("SELECT 1 FROM sensors WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.is_some())
+    }
+
+    /// Raw readings of one sensor in `[from, to)`, oldest first, at most `limit`.
+    pub(crate) async fn readings(
+        &self,
+        id: &str,
+        from: i64,
+        to: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Option<f64>)>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT ts, value FROM readings WHERE sensor_id = ? AND ts >= ? AND ts < ? ORDER BY ts LIMIT ?",
+        )
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("ts")?, r.try_get("value")?))).collect()
+    }
+
+    pub(crate) async fn agents(&self) -> Result<Vec<AgentRow>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT host_id, kind, url, last_seen, clock_offset_ms FROM agents ORDER BY host_id, kind",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind")?;
+                Ok(AgentRow {
+                    host_id: r.try_get("host_id")?,
+                    kind: str_enum(&kind).unwrap_or(AgentKind::Sensor),
+                    url: r.try_get("url")?,
+                    last_seen: r.try_get("last_seen")?,
+                    clock_offset_ms: r.try_get("clock_offset_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Mark an agent as heard from (or reached) now.
+    pub(crate) async fn touch_agent(
+        &self,
+        host_id: &str,
+        kind: AgentKind,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE agents SET last_seen = MAX(last_seen, ?) WHERE host_id = ? AND kind = ?")
+            .bind(now)
+            .bind(host_id)
+            .bind(enum_str(kind))
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// Record a relay agent's registration: its URL and outputs. Outputs it no longer reports
+    /// are removed; engine-side function assignments of the others are kept.
+    pub(crate) async fn register_relays(
+        &self,
+        host_id: &str,
+        url: &str,
+        outputs: &[OutputStatus],
+        now: i64,
+        clock_offset_ms: Option<i64>,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        upsert_agent(&mut tx, host_id, AgentKind::Relay, Some(url), now, clock_offset_ms).await?;
+        let ids: Vec<&str> = outputs.iter().map(|o| o.id.as_str()).collect();
+        let keep = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "DELETE FROM relays WHERE host_id = ? AND output_id NOT IN (SELECT value FROM json_each(?))",
+        )
+        .bind(host_id)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await?;
+        for o in outputs {
+            sqlx::query(
+                "INSERT INTO relays (host_id, output_id, name, function_hint, function, state, updated)
+                 VALUES (?, ?, ?, ?, NULL, ?, ?)
+                 ON CONFLICT (host_id, output_id) DO UPDATE SET
+                   name = excluded.name, function_hint = excluded.function_hint,
+                   state = excluded.state, updated = excluded.updated",
+            )
+            .bind(host_id)
+            .bind(&o.id)
+            .bind(&o.name)
+            .bind(o.function_hint.map(enum_str))
+            .bind(enum_str(o.state))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    pub(crate) async fn relays(&self) -> Result<Vec<RelayRow>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT r.host_id, r.output_id, r.name, a.url, r.function, r.function_hint, r.state, r.updated
+             FROM relays r LEFT JOIN agents a ON a.host_id = r.host_id AND a.kind = 'relay'
+             ORDER BY r.host_id, r.output_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let function: Option<String> = r.try_get("function")?;
+                let hint: Option<String> = r.try_get("function_hint")?;
+                let state: String = r.try_get("state")?;
+                Ok(RelayRow {
+                    host_id: r.try_get("host_id")?,
+                    output_id: r.try_get("output_id")?,
+                    name: r.try_get("name")?,
+                    url: r.try_get("url")?,
+                    function: function.as_deref().and_then(str_enum),
+                    function_hint: hint.as_deref().and_then(str_enum),
+                    state: str_enum(&state).unwrap_or(RelayState::Off),
+                    updated: r.try_get("updated")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Assign an output's function; false when no such output exists.
+    pub(crate) async fn set_relay_function(
+        &self,
+        host_id: &str,
+        output_id: &str,
+        function: Option<RelayFunction>,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE relays SET function = ? WHERE host_id = ? AND output_id = ?")
+            .bind(function.map(enum_str))
+            .bind(host_id)
+            .bind(output_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Record the state a relay agent reported after a command, and that it was reachable.
+    pub(crate) async fn set_relay_state(
+        &self,
+        host_id: &str,
+        output_id: &str,
+        state: RelayState,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE relays SET state = ?, updated = ? WHERE host_id = ? AND output_id = ?")
+            .bind(enum_str(state))
+            .bind(now)
+            .bind(host_id)
+            .bind(output_id)
+            .execute(&self.pool)
+            .await?;
+        self.touch_agent(host_id, AgentKind::Relay, now).await
+    }
+
+    pub(crate) async fn load_settings(&self) -> Result<Option<ControlSettings>, sqlx::Error> {
+        let value: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'control'")
+            .fetch_optional(&self.pool)
+            .await?;
+        // A value that no longer parses (older format) falls back to the defaults.
+        Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
+    }
+
+    pub(crate) async fn save_settings(&self, settings: &ControlSettings) -> Result<(), sqlx::Error> {
+        let value = serde_json::to_string(settings).unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ('control', ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    pub(crate) async fn record_decision(&self, d: &Decision) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO decisions (ts, heat, effective_temp, setpoint, reason_code, reason, detail)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(millis(d.at))
+        .bind(d.heat)
+        .bind(d.effective_temp_c)
+        .bind(d.setpoint_c)
+        .bind(enum_str(d.reason_code))
+        .bind(&d.reason)
+        .bind(serde_json::to_string(d).unwrap_or_default())
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// The newest recorded decisions, newest first.
+    pub(crate) async fn decisions(&self, limit: u32) -> Result<Vec<Decision>, sqlx::Error> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT detail FROM decisions ORDER BY id DESC LIMIT ?")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().filter_map(|d| serde_json::from_str(d).ok()).collect())
+    }
+}
+
+async fn upsert_agent(
+    tx: &mut sqlx::SqliteConnection,
+    host_id: &str,
+    kind: AgentKind,
+    url: Option<&str>,
+    now: i64,
+    clock_offset_ms: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO agents (host_id, kind, url, last_seen, clock_offset_ms) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (host_id, kind) DO UPDATE SET
+           url = COALESCE(excluded.url, agents.url),
+           last_seen = MAX(agents.last_seen, excluded.last_seen),
+           clock_offset_ms = COALESCE(excluded.clock_offset_ms, agents.clock_offset_ms)",
+    )
+    .bind(host_id)
+    .bind(enum_str(kind))
+    .bind(url)
+    .bind(now)
+    .bind(clock_offset_ms)
+    .execute(tx)
+    .await
+    .map(|_| ())
+}

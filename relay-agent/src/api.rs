@@ -1,0 +1,505 @@
+//! The relay agent's REST API (axum + utoipa-axum): the OpenAPI document is generated from the
+//! same router the server runs, so the two cannot drift.
+//!
+//! Reads are open to anyone on the LAN (they reveal what the house equipment does, nothing
+//! secret); commands require the engine's credential. Every error, including axum's own
+//! extractor rejections and unknown routes, is a JSON [`ErrorBody`].
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use hearth_common::auth::{DeviceCredential, ENGINE_PRINCIPAL, parse_bearer};
+use hearth_proto::relays::{OutputStatus, RelayAgentStatus, RelayCommand, RelayList};
+use hearth_proto::status::{HealthCheck, ServiceStatus};
+use hearth_proto::{ErrorBody, ErrorCode};
+use serde::de::DeserializeOwned;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi as _};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::relays::{CommandError, Controller};
+
+/// The service name in `GET /v1/status`.
+pub const SERVICE_NAME: &str = "hearth-relay-agent";
+
+/// Commands are a few dozen bytes; refuse anything much larger before buffering it.
+const BODY_LIMIT: usize = 16 * 1024;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    controller: Arc<Controller>,
+    host_id: Arc<str>,
+    credential: Arc<DeviceCredential>,
+}
+
+impl AppState {
+    /// State for an agent with `host_id`, obeying the engine that holds `credential`'s engine
+    /// token, switching relays through `controller`.
+    pub fn new(
+        host_id: impl Into<String>,
+        credential: DeviceCredential,
+        controller: Arc<Controller>,
+    ) -> Self {
+        Self {
+            controller,
+            host_id: Arc::from(host_id.into()),
+            credential: Arc::new(credential),
+        }
+    }
+
+    /// The relay controller.
+    pub fn controller(&self) -> &Arc<Controller> {
+        &self.controller
+    }
+
+    /// This agent's host id.
+    pub fn host_id(&self) -> &str {
+        &self.host_id
+    }
+}
+
+/// An error response: an HTTP status and a JSON [`ErrorBody`].
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The body.
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    /// An error with `status`, `code` and a human `message`.
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { status, body: ErrorBody::new(code, message) }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        let (status, code) = match &e {
+            CommandError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            CommandError::MissingLease => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::MissingField),
+            CommandError::InvalidLease(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField)
+            }
+            CommandError::ShuttingDown | CommandError::Hardware(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)
+            }
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no output {id:?}"))
+}
+
+/// A JSON request body whose every failure is an [`ApiError`]: wrong content type → 415
+/// `unsupported`, invalid JSON or not an object → 400 `malformed_json`, a missing field →
+/// 422 `missing_field`, a wrong type or value → 422 `invalid_field`, each naming the field.
+struct JsonBody<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::Unsupported,
+                "expected a request body with Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(bytes_error)?;
+        Json::<T>::from_bytes(&bytes).map(|Json(v)| Self(v)).map_err(|e| json_error(&bytes, e))
+    }
+}
+
+/// `application/json` or `application/<anything>+json`, parameters (charset) allowed.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mime = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    mime == "application/json"
+        || mime.strip_prefix("application/").is_some_and(|sub| sub.ends_with("+json"))
+}
+
+fn bytes_error(e: BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::Unsupported,
+            format!("request body larger than {BODY_LIMIT} bytes"),
+        )
+    } else {
+        // The body could not be read (client went away mid-body): still the caller's side.
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, e.body_text())
+    }
+}
+
+fn json_error(bytes: &[u8], e: JsonRejection) -> ApiError {
+    // axum's messages start with a generic sentence; keep the part that names the field.
+    let detail = |text: String| {
+        text.split_once(": ").map(|(_, rest)| rest.to_owned()).unwrap_or(text)
+    };
+    match e {
+        JsonRejection::JsonDataError(e) => {
+            let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+            if first != Some(&b'{') {
+                // Valid JSON, but an array, string, number...: not a command at all.
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::MalformedJson,
+                    "the body must be a JSON object",
+                );
+            }
+            let text = detail(e.body_text());
+            match missing_field(&text) {
+                Some(field) => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorCode::MissingField,
+                    format!("{field} field is missing"),
+                ),
+                None => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField, text),
+            }
+        }
+        JsonRejection::JsonSyntaxError(e) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::MalformedJson,
+            format!("the body is not valid JSON: {}", detail(e.body_text())),
+        ),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::Unsupported,
+            "expected a request body with Content-Type: application/json",
+        ),
+        JsonRejection::BytesRejection(e) => bytes_error(e),
+        // JsonRejection is non-exhaustive; anything new is still a malformed body.
+        other => ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, other.body_text()),
+    }
+}
+
+/// The field named by serde's "missing field `x`" message.
+fn missing_field(text: &str) -> Option<&str> {
+    let rest = text.split_once("missing field `")?.1;
+    Some(rest.split_once('`')?.0)
+}
+
+fn path_error(e: PathRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidField, e.body_text())
+}
+
+/// Check the engine's credential: `Authorization: Bearer engine.<token>`.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), (ApiError, &'static str)> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err((
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                "commands need the engine's credential: Authorization: Bearer engine.<token>",
+            ),
+            "no credential",
+        ));
+    };
+    let Some((principal, token)) = value.to_str().ok().and_then(parse_bearer) else {
+        return Err((
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                "the Authorization header must be `Bearer engine.<token>`",
+            ),
+            "unreadable credential",
+        ));
+    };
+    if principal != ENGINE_PRINCIPAL {
+        return Err((
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "only the engine may command relays",
+            ),
+            "not the engine principal",
+        ));
+    }
+    if !state.credential.verify_engine_token(token) {
+        return Err((
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "wrong engine token for this agent",
+            ),
+            "wrong engine token",
+        ));
+    }
+    Ok(())
+}
+
+/// The principal of an `Authorization` header, for logs (never the token).
+fn principal_of(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    parse_bearer(value).map(|(principal, _)| principal.chars().take(64).collect())
+}
+
+/// List every output.
+#[utoipa::path(
+    get,
+    path = "/v1/relays",
+    tag = "relays",
+    responses(
+        (status = 200, description = "Every output, in configuration order.", body = RelayList),
+    )
+)]
+async fn list_relays(State(state): State<AppState>) -> Json<RelayList> {
+    Json(RelayList { host_id: state.host_id.to_string(), outputs: state.controller.outputs() })
+}
+
+/// One output's state and lease.
+#[utoipa::path(
+    get,
+    path = "/v1/relays/{id}",
+    tag = "relays",
+    params(("id" = String, Path, description = "The output id, e.g. `heat`.")),
+    responses(
+        (status = 200, description = "The output.", body = OutputStatus),
+        (status = 404, description = "`not_found`: no output has this id.", body = ErrorBody),
+    )
+)]
+async fn get_relay(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<OutputStatus>, ApiError> {
+    let Path(id) = id.map_err(path_error)?;
+    state.controller.output(&id).map(Json).ok_or_else(|| not_found(&id))
+}
+
+/// Switch one output (engine only).
+///
+/// `{"state": "on", "lease_s": N}` turns the output on, or renews its lease, for N seconds
+/// (1..=3600); without a renewal it then returns to its safe state. `{"state": "off"}` turns it
+/// off and clears the lease. A refused command changes nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/relays/{id}",
+    tag = "relays",
+    params(("id" = String, Path, description = "The output id, e.g. `heat`.")),
+    request_body = RelayCommand,
+    security(("engine" = [])),
+    responses(
+        (status = 200, description = "Done; the output's new status.", body = OutputStatus),
+        (status = 400, description = "`malformed_json`: the body is not a JSON object.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no credential.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not the engine's credential for this agent.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no output has this id.", body = ErrorBody),
+        (status = 413, description = "`unsupported`: the body is too large.", body = ErrorBody),
+        (status = 415, description = "`unsupported`: the body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "`missing_field` or `invalid_field`: e.g. `on` without `lease_s`, or `lease_s` out of 1..=3600.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the hardware failed or the agent is shutting down.", body = ErrorBody),
+    )
+)]
+async fn command_relay(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<JsonBody<RelayCommand>, ApiError>,
+) -> Result<Json<OutputStatus>, ApiError> {
+    let Path(id) = id.map_err(path_error)?;
+    let refuse = |error: ApiError, reason: &str| {
+        // Never the token: the principal is a name (e.g. a host id), the reason says why.
+        tracing::warn!(
+            output = %id,
+            principal = ?principal_of(&headers),
+            status = error.status.as_u16(),
+            reason,
+            "refused relay command"
+        );
+        error
+    };
+    // Credential first, so that nothing about the outputs is revealed to strangers through
+    // the errors of a command; then the output, then the body.
+    authorize(&state, &headers).map_err(|(error, reason)| refuse(error, reason))?;
+    if state.controller.output(&id).is_none() {
+        return Err(refuse(not_found(&id), "unknown output"));
+    }
+    let JsonBody(command) = body.map_err(|e| {
+        let reason = e.body.error.clone();
+        refuse(e, &reason)
+    })?;
+    match state.controller.command(&id, &command) {
+        Ok(status) => Ok(Json(status)),
+        Err(e) => {
+            let reason = e.to_string();
+            Err(refuse(e.into(), &reason))
+        }
+    }
+}
+
+/// Health of the agent and its hardware backend.
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    tag = "status",
+    responses(
+        (status = 200, description = "Healthy.", body = RelayAgentStatus),
+        (status = 503, description = "The hardware backend is failing; `checks` say why.", body = RelayAgentStatus),
+    )
+)]
+async fn status(State(state): State<AppState>) -> (StatusCode, Json<RelayAgentStatus>) {
+    let controller = &state.controller;
+    let hardware = match controller.healthy() {
+        Ok(()) => HealthCheck {
+            name: "hardware".to_owned(),
+            ok: true,
+            detail: format!("{} backend ok", controller.backend()),
+        },
+        Err(e) => HealthCheck {
+            name: "hardware".to_owned(),
+            ok: false,
+            detail: format!("{} backend: {e}", controller.backend()),
+        },
+    };
+    let healthy = hardware.ok;
+    let body = RelayAgentStatus {
+        service: ServiceStatus {
+            service: SERVICE_NAME.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            healthy,
+            checks: vec![hardware],
+        },
+        host_id: state.host_id.to_string(),
+        backend: controller.backend().to_owned(),
+        outputs: controller.outputs(),
+        since_engine_contact_s: controller.since_engine_contact().map(|d| d.as_secs_f64()),
+    };
+    let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body))
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "The OpenAPI document of this API.", content_type = "application/json")),
+)]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    Json(DOC.get_or_init(openapi).clone())
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no route {method} {}", uri.path()))
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::Unsupported,
+        format!("method {method} is not allowed on {}", uri.path()),
+    )
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Hearth relay agent API",
+        description = "Switches the relays of one Hearth relay agent on the engine's leased \
+            commands.\n\nReads (`GET`) are open to anyone who can reach the agent. Commands \
+            (`POST /v1/relays/{id}`) require the engine's credential for this agent: \
+            `Authorization: Bearer engine.<token>`. A command turns an output on for a bounded \
+            lease; when the engine stops renewing it, the output returns to its safe state.\n\n\
+            Every error is a JSON `ErrorBody` with a stable `code`.",
+        license(name = "MIT OR Apache-2.0"),
+    ),
+    modifiers(&EngineAuth),
+    tags(
+        (name = "relays", description = "The outputs and their commands."),
+        (name = "status", description = "Service health."),
+        (name = "meta", description = "The API description."),
+    )
+)]
+struct ApiDoc;
+
+/// Declares the `engine` bearer scheme the command route requires.
+struct EngineAuth;
+
+impl Modify for EngineAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut http = Http::new(HttpAuthScheme::Bearer);
+        http.description = Some(
+            "The engine's credential for this agent: `engine.<token>`, where the token is \
+             derived from this agent's device key."
+                .to_owned(),
+        );
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("engine", SecurityScheme::Http(http));
+    }
+}
+
+fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(list_relays))
+        .routes(routes!(get_relay, command_relay))
+        .routes(routes!(status))
+        .routes(routes!(openapi_json))
+}
+
+/// The OpenAPI document of the API [`app`] serves (generated from the same router).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    router().into_openapi()
+}
+
+/// The API, ready to serve.
+pub fn app(state: AppState) -> axum::Router {
+    let (router, _) = router().split_for_parts();
+    router
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_content_types() {
+        let check = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("")));
+            is_json(&h)
+        };
+        assert!(check("application/json"));
+        assert!(check("Application/JSON; charset=utf-8"));
+        assert!(check("application/vnd.hearth+json"));
+        assert!(!check("text/plain"));
+        assert!(!check("application/x-www-form-urlencoded"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn missing_field_names() {
+        assert_eq!(missing_field("missing field `state` at line 1 column 2"), Some("state"));
+        assert_eq!(missing_field("invalid type"), None);
+    }
+}
