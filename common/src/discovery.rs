@@ -103,10 +103,10 @@ impl Locator {
     /// The engine at `target` did not answer: ask mDNS to verify it, so a dead engine is
     /// forgotten in seconds rather than at TTL expiry.
     pub fn report_unreachable(&self, target: &EngineTarget) {
-        if let (Some(daemon), Some(fullname)) = (&self.daemon, &target.fullname) {
-            if let Err(e) = daemon.verify(fullname.clone(), Duration::from_secs(2)) {
-                tracing::debug!(error = %e, "mdns verify failed");
-            }
+        if let (Some(daemon), Some(fullname)) = (&self.daemon, &target.fullname)
+            && let Err(e) = daemon.verify(fullname.clone(), Duration::from_secs(2))
+        {
+            tracing::debug!(error = %e, "mdns verify failed");
         }
     }
 
@@ -132,11 +132,13 @@ impl Known {
             tracing::debug!(name = %service.fullname, "ignoring engine with another API version");
             return false;
         }
-        if let (Some(want), Some(site)) = (site_id, txt(TXT_SITE)) {
-            if want != site {
-                tracing::debug!(name = %service.fullname, "ignoring engine of another site");
-                return false;
-            }
+        // An agent provisioned for a site follows only that site's engine; an engine that
+        // advertises no site is not it either.
+        if let Some(want) = site_id
+            && txt(TXT_SITE) != Some(want)
+        {
+            tracing::debug!(name = %service.fullname, "ignoring engine of another site");
+            return false;
         }
         let addrs: Vec<IpAddr> = service.addresses.iter().map(|a| a.to_ip_addr()).collect();
         let Some(ip) = best_address(&addrs) else { return false };

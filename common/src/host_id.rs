@@ -26,10 +26,10 @@ pub fn resolve(
         validate(id)?;
         return Ok((id.to_owned(), Source::Configured));
     }
-    if let Ok(text) = std::fs::read_to_string(cpuinfo) {
-        if let Some(serial) = pi_serial(&text) {
-            return Ok((serial, Source::PiSerial));
-        }
+    if let Ok(text) = std::fs::read_to_string(cpuinfo)
+        && let Some(serial) = pi_serial(&text)
+    {
+        return Ok((serial, Source::PiSerial));
     }
     if let Ok(text) = std::fs::read_to_string(machine_id) {
         let id = text.trim();

@@ -27,6 +27,11 @@ pub struct SimOutput {
     pub function_hint: Option<RelayFunction>,
 }
 
+/// Where both simulators meet when not configured: one file in the temp dir.
+pub fn default_path() -> std::path::PathBuf {
+    std::env::temp_dir().join("hearth-sim-world.json")
+}
+
 impl RelayWorld {
     /// True when any output that drives `function` is on.
     pub fn is_on(&self, function: RelayFunction) -> bool {

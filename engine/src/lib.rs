@@ -93,7 +93,10 @@ impl Engine {
 
 /// Run the engine until `shutdown` resolves: serve the API, advertise on mDNS, run the loop.
 /// On shutdown the mDNS goodbye goes out first, so agents look for the next engine at once.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let engine = Engine::open(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

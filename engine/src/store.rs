@@ -192,13 +192,18 @@ impl Store {
     }
 
     pub(crate) async fn sensors(&self) -> Result<Vec<SensorRow>, sqlx::Error> {
-        sqlx::query_as("SELECT id, host_id, kind, alias, extra, last_ts, last_value FROM sensors ORDER BY id")
-            .fetch_all(&self.pool)
-            .await
+        sqlx::query_as(
+            "SELECT id, host_id, kind, alias, extra, last_ts, last_value FROM sensors ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
     }
 
     pub(crate) async fn sensor_exists(&self, id: &str) -> Result<bool, sqlx::Error> {
-        let row = sqlx::query("SELECT 1 FROM sensors WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT 1 FROM sensors WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.is_some())
     }
 
@@ -249,13 +254,15 @@ impl Store {
         kind: AgentKind,
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE agents SET last_seen = MAX(last_seen, ?) WHERE host_id = ? AND kind = ?")
-            .bind(now)
-            .bind(host_id)
-            .bind(enum_str(kind))
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        sqlx::query(
+            "UPDATE agents SET last_seen = MAX(last_seen, ?) WHERE host_id = ? AND kind = ?",
+        )
+        .bind(now)
+        .bind(host_id)
+        .bind(enum_str(kind))
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
     }
 
     /// Record a relay agent's registration: its URL and outputs. Outputs it no longer reports
@@ -333,12 +340,13 @@ impl Store {
         output_id: &str,
         function: Option<RelayFunction>,
     ) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("UPDATE relays SET function = ? WHERE host_id = ? AND output_id = ?")
-            .bind(function.map(enum_str))
-            .bind(host_id)
-            .bind(output_id)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE relays SET function = ? WHERE host_id = ? AND output_id = ?")
+                .bind(function.map(enum_str))
+                .bind(host_id)
+                .bind(output_id)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -361,14 +369,18 @@ impl Store {
     }
 
     pub(crate) async fn load_settings(&self) -> Result<Option<ControlSettings>, sqlx::Error> {
-        let value: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'control'")
-            .fetch_optional(&self.pool)
-            .await?;
+        let value: Option<String> =
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = 'control'")
+                .fetch_optional(&self.pool)
+                .await?;
         // A value that no longer parses (older format) falls back to the defaults.
         Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
     }
 
-    pub(crate) async fn save_settings(&self, settings: &ControlSettings) -> Result<(), sqlx::Error> {
+    pub(crate) async fn save_settings(
+        &self,
+        settings: &ControlSettings,
+    ) -> Result<(), sqlx::Error> {
         let value = serde_json::to_string(settings).unwrap_or_default();
         sqlx::query(
             "INSERT INTO settings (key, value) VALUES ('control', ?)

@@ -40,7 +40,13 @@ impl Fixture {
         self.engine.admin_credential()
     }
 
-    async fn call(&self, method: &str, path: &str, auth: Option<&str>, body: Option<&str>) -> R<(StatusCode, Value)> {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<&str>,
+    ) -> R<(StatusCode, Value)> {
         call(self.engine.router(), method, path, auth, body).await
     }
 
@@ -51,7 +57,13 @@ impl Fixture {
     }
 }
 
-async fn call(router: Router, method: &str, path: &str, auth: Option<&str>, body: Option<&str>) -> R<(StatusCode, Value)> {
+async fn call(
+    router: Router,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<&str>,
+) -> R<(StatusCode, Value)> {
     let mut req = Request::builder().method(method).uri(path);
     if let Some(a) = auth {
         req = req.header("authorization", format!("Bearer {a}"));
@@ -62,7 +74,8 @@ async fn call(router: Router, method: &str, path: &str, auth: Option<&str>, body
     let resp = router.oneshot(req.body(Body::from(body.unwrap_or("").to_owned()))?).await?;
     let status = resp.status();
     let bytes = resp.into_body().collect().await?.to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     Ok((status, value))
 }
 
@@ -88,7 +101,11 @@ async fn info_status_and_openapi_are_served() -> R {
     let (status, page) = f.call("GET", "/", None, None).await?;
     assert_eq!(status, StatusCode::OK);
     let page = page.as_str().unwrap_or_default();
-    assert!(page.contains("Hearth engine") && page.contains("/v1/openapi.json") && page.contains(env!("CARGO_PKG_VERSION")));
+    assert!(
+        page.contains("Hearth engine")
+            && page.contains("/v1/openapi.json")
+            && page.contains(env!("CARGO_PKG_VERSION"))
+    );
     let status = f.get("/v1/status").await?;
     assert_eq!(status["healthy"], true);
     assert_eq!(status["checks"][0]["name"], "database");
@@ -101,7 +118,9 @@ async fn info_status_and_openapi_are_served() -> R {
 async fn seed_contract_update_is_stored() -> R {
     let f = fixture().await?;
     let cred = f.agent("myhostid");
-    let got = f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("myhostid", json!(24.3125)))).await?;
+    let got = f
+        .call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("myhostid", json!(24.3125))))
+        .await?;
     assert_eq!(got, (StatusCode::CREATED, json!({"status": "ok", "ids": ["1058F50F01080047"]})));
 
     let sensors = f.get("/v1/sensors").await?;
@@ -113,7 +132,9 @@ async fn seed_contract_update_is_stored() -> R {
     assert_eq!(sensors[0]["stale"], false);
 
     // A failed reading (null) is accepted and recorded as such.
-    let got = f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("myhostid", Value::Null))).await?;
+    let got = f
+        .call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("myhostid", Value::Null)))
+        .await?;
     assert_eq!(got.0, StatusCode::CREATED);
     let page = f.get("/v1/sensors/1058F50F01080047/readings").await?;
     let readings = page["readings"].as_array().cloned().unwrap_or_default();
@@ -132,13 +153,20 @@ async fn seed_contract_update_is_stored() -> R {
 async fn replays_are_idempotent_and_do_not_hide_newer_readings() -> R {
     let f = fixture().await?;
     let cred = f.agent("pi");
-    let at = |ts: &str, v: f64| json!({"host_id": "pi", "agent_time": "2026-01-01T00:00:00Z",
-        "sensors": {"28-0316a2797bff": {"type": "DS18B20", "value": v, "timestamp": ts}}}).to_string();
+    let at = |ts: &str, v: f64| {
+        json!({"host_id": "pi", "agent_time": "2026-01-01T00:00:00Z",
+        "sensors": {"28-0316a2797bff": {"type": "DS18B20", "value": v, "timestamp": ts}}})
+        .to_string()
+    };
     for _ in 0..2 {
-        let got = f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&at("2026-01-01T10:00:00Z", 21.0))).await?;
+        let got = f
+            .call("PUT", "/v1/sensors/update", Some(&cred), Some(&at("2026-01-01T10:00:00Z", 21.0)))
+            .await?;
         assert_eq!(got.0, StatusCode::CREATED);
     }
-    let got = f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&at("2026-01-01T09:00:00Z", 19.0))).await?;
+    let got = f
+        .call("PUT", "/v1/sensors/update", Some(&cred), Some(&at("2026-01-01T09:00:00Z", 19.0)))
+        .await?;
     assert_eq!(got.0, StatusCode::CREATED);
     let page = f.get("/v1/sensors/28-0316a2797bff/readings?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z").await?;
     assert_eq!(page["readings"].as_array().map(Vec::len), Some(2), "{page}");
@@ -160,18 +188,73 @@ async fn bad_sensor_updates_get_4xx_and_change_nothing() -> R {
     let cases: Vec<(String, StatusCode, &str, &str)> = vec![
         ("{not json".into(), StatusCode::BAD_REQUEST, "malformed_json", "not valid JSON"),
         ("[1,2]".into(), unprocessable, "invalid_field", "JSON object"),
-        (json!({"sensors": {}}).to_string(), unprocessable, "missing_field", "host_id field is missing"),
-        (json!({"host_id": 5, "sensors": {}}).to_string(), unprocessable, "invalid_field", "host_id field must be a string"),
-        (json!({"host_id": "h 1", "sensors": {}}).to_string(), unprocessable, "invalid_field", "host_id"),
-        (json!({"host_id": "h1"}).to_string(), unprocessable, "missing_field", "sensors field is missing"),
-        (json!({"host_id": "h1", "sensors": [1]}).to_string(), unprocessable, "invalid_field", "sensors field must be an object"),
-        (s(json!({"value": 1.0})), unprocessable, "missing_field", "sensors.s1.type field is missing"),
-        (s(json!({"type": "DS18B20"})), unprocessable, "missing_field", "sensors.s1.value field is missing"),
-        (s(json!({"type": "DS18B20", "value": "warm"})), unprocessable, "invalid_field", "sensors.s1.value field must be a number"),
+        (
+            json!({"sensors": {}}).to_string(),
+            unprocessable,
+            "missing_field",
+            "host_id field is missing",
+        ),
+        (
+            json!({"host_id": 5, "sensors": {}}).to_string(),
+            unprocessable,
+            "invalid_field",
+            "host_id field must be a string",
+        ),
+        (
+            json!({"host_id": "h 1", "sensors": {}}).to_string(),
+            unprocessable,
+            "invalid_field",
+            "host_id",
+        ),
+        (
+            json!({"host_id": "h1"}).to_string(),
+            unprocessable,
+            "missing_field",
+            "sensors field is missing",
+        ),
+        (
+            json!({"host_id": "h1", "sensors": [1]}).to_string(),
+            unprocessable,
+            "invalid_field",
+            "sensors field must be an object",
+        ),
+        (
+            s(json!({"value": 1.0})),
+            unprocessable,
+            "missing_field",
+            "sensors.s1.type field is missing",
+        ),
+        (
+            s(json!({"type": "DS18B20"})),
+            unprocessable,
+            "missing_field",
+            "sensors.s1.value field is missing",
+        ),
+        (
+            s(json!({"type": "DS18B20", "value": "warm"})),
+            unprocessable,
+            "invalid_field",
+            "sensors.s1.value field must be a number",
+        ),
         (s(json!({"type": 7, "value": 1.0})), unprocessable, "invalid_field", "sensors.s1.type"),
-        (s(json!({"type": "x", "value": 1.0, "alias": 3})), unprocessable, "invalid_field", "sensors.s1.alias"),
-        (s(json!({"type": "x", "value": 1.0, "timestamp": "yesterday"})), unprocessable, "invalid_field", "RFC 3339"),
-        (s(json!({"type": "x", "value": 1.0, "timestamp": "2999-01-01T00:00:00Z"})), unprocessable, "invalid_field", "in the future"),
+        (
+            s(json!({"type": "x", "value": 1.0, "alias": 3})),
+            unprocessable,
+            "invalid_field",
+            "sensors.s1.alias",
+        ),
+        (
+            s(json!({"type": "x", "value": 1.0, "timestamp": "yesterday"})),
+            unprocessable,
+            "invalid_field",
+            "RFC 3339",
+        ),
+        (
+            s(json!({"type": "x", "value": 1.0, "timestamp": "2999-01-01T00:00:00Z"})),
+            unprocessable,
+            "invalid_field",
+            "in the future",
+        ),
         (s(json!(42)), unprocessable, "invalid_field", "sensors.s1 must be an object"),
     ];
     for (body, status, code, text) in cases {
@@ -206,7 +289,14 @@ async fn readings_query_errors() -> R {
     assert_error(&got, StatusCode::NOT_FOUND, "not_found", "no sensor");
     let got = f.call("GET", "/v1/sensors/nope/readings?from=later", None, None).await?;
     assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "from");
-    let got = f.call("GET", "/v1/sensors/x/readings?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", None, None).await?;
+    let got = f
+        .call(
+            "GET",
+            "/v1/sensors/x/readings?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+            None,
+            None,
+        )
+        .await?;
     assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "before");
     let got = f.call("GET", "/v1/nothing-here", None, None).await?;
     assert_error(&got, StatusCode::NOT_FOUND, "not_found", "no such route");
@@ -227,7 +317,14 @@ fn registration(host: &str, url: &str) -> String {
 async fn relay_registration_and_function_assignment() -> R {
     let f = fixture().await?;
     let cred = f.agent("relay1");
-    let got = f.call("POST", "/v1/relays/register", Some(&cred), Some(&registration("relay1", "http://10.0.0.7:8081"))).await?;
+    let got = f
+        .call(
+            "POST",
+            "/v1/relays/register",
+            Some(&cred),
+            Some(&registration("relay1", "http://10.0.0.7:8081")),
+        )
+        .await?;
     assert_eq!(got.0, StatusCode::OK, "{}", got.1);
     assert_eq!(got.1["engine_id"], f.engine.engine_id());
     let relays = f.get("/v1/relays").await?;
@@ -237,35 +334,105 @@ async fn relay_registration_and_function_assignment() -> R {
     assert_eq!(relays[1]["function"], "heat");
     assert_eq!(relays[1]["url"], "http://10.0.0.7:8081");
 
-    let got = f.call("PUT", "/v1/relays/relay1/aux1/function", Some(&f.admin()), Some(r#"{"function":"fan"}"#)).await?;
+    let got = f
+        .call(
+            "PUT",
+            "/v1/relays/relay1/aux1/function",
+            Some(&f.admin()),
+            Some(r#"{"function":"fan"}"#),
+        )
+        .await?;
     assert_eq!(got.0, StatusCode::OK, "{}", got.1);
     assert_eq!(got.1["function"], "fan");
     // Re-registration keeps the assignment.
-    f.call("POST", "/v1/relays/register", Some(&cred), Some(&registration("relay1", "http://10.0.0.7:8081"))).await?;
+    f.call(
+        "POST",
+        "/v1/relays/register",
+        Some(&cred),
+        Some(&registration("relay1", "http://10.0.0.7:8081")),
+    )
+    .await?;
     assert_eq!(f.get("/v1/relays").await?[0]["function"], "fan");
     let agents = f.get("/v1/agents").await?;
-    assert_eq!((agents[0]["kind"].clone(), agents[0]["online"].clone()), (json!("relay"), json!(true)));
+    assert_eq!(
+        (agents[0]["kind"].clone(), agents[0]["online"].clone()),
+        (json!("relay"), json!(true))
+    );
 
     // Bad input changes nothing.
     let before = f.get("/v1/relays").await?;
     let cases = [
-        (Some(f.admin()), r#"{"function":"sauna"}"#, "/v1/relays/relay1/aux1/function", StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
-        (Some(f.admin()), r#"{}"#, "/v1/relays/relay1/aux1/function", StatusCode::UNPROCESSABLE_ENTITY, "missing_field"),
-        (Some(f.admin()), r#"{"function":"heat""#, "/v1/relays/relay1/aux1/function", StatusCode::BAD_REQUEST, "malformed_json"),
-        (Some(f.admin()), r#"{"function":"heat"}"#, "/v1/relays/relay1/nope/function", StatusCode::NOT_FOUND, "not_found"),
-        (Some(f.admin()), r#"{"function":"heat"}"#, "/v1/relays/ghost/aux1/function", StatusCode::NOT_FOUND, "not_found"),
-        (Some(cred.clone()), r#"{"function":"heat"}"#, "/v1/relays/relay1/aux1/function", StatusCode::FORBIDDEN, "forbidden"),
-        (None, r#"{"function":"heat"}"#, "/v1/relays/relay1/aux1/function", StatusCode::UNAUTHORIZED, "unauthorized"),
+        (
+            Some(f.admin()),
+            r#"{"function":"sauna"}"#,
+            "/v1/relays/relay1/aux1/function",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            Some(f.admin()),
+            r#"{}"#,
+            "/v1/relays/relay1/aux1/function",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_field",
+        ),
+        (
+            Some(f.admin()),
+            r#"{"function":"heat""#,
+            "/v1/relays/relay1/aux1/function",
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            Some(f.admin()),
+            r#"{"function":"heat"}"#,
+            "/v1/relays/relay1/nope/function",
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Some(f.admin()),
+            r#"{"function":"heat"}"#,
+            "/v1/relays/ghost/aux1/function",
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Some(cred.clone()),
+            r#"{"function":"heat"}"#,
+            "/v1/relays/relay1/aux1/function",
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            None,
+            r#"{"function":"heat"}"#,
+            "/v1/relays/relay1/aux1/function",
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
     ];
     for (auth, body, path, status, code) in cases {
         let got = f.call("PUT", path, auth.as_deref(), Some(body)).await?;
         assert_error(&got, status, code, "");
     }
     let bad_regs = [
-        (json!({"host_id": "relay1", "outputs": []}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "missing_field"),
+        (
+            json!({"host_id": "relay1", "outputs": []}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_field",
+        ),
         (registration("relay1", "ftp://x"), StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
-        (json!({"host_id": "relay1", "url": "http://x:1", "outputs": []}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
-        (json!({"host_id": "relay1", "url": "http://x:1", "outputs": [{"id": "h"}]}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "missing_field"),
+        (
+            json!({"host_id": "relay1", "url": "http://x:1", "outputs": []}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            json!({"host_id": "relay1", "url": "http://x:1", "outputs": [{"id": "h"}]}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_field",
+        ),
         (registration("other", "http://10.0.0.9:1"), StatusCode::FORBIDDEN, "forbidden"),
         ("{".into(), StatusCode::BAD_REQUEST, "malformed_json"),
     ];
@@ -273,14 +440,7 @@ async fn relay_registration_and_function_assignment() -> R {
         let got = f.call("POST", "/v1/relays/register", Some(&cred), Some(&body)).await?;
         assert_error(&got, status, code, "");
     }
-    let got = call(
-        f.engine.router(),
-        "POST",
-        "/v1/relays/register",
-        Some(&cred),
-        None,
-    )
-    .await?;
+    let got = call(f.engine.router(), "POST", "/v1/relays/register", Some(&cred), None).await?;
     assert_error(&got, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported", "");
     assert_eq!(f.get("/v1/relays").await?, before);
     Ok(())
@@ -302,12 +462,48 @@ async fn control_settings_need_admin_and_valid_values() -> R {
         s.to_string()
     };
     let cases = [
-        (Some(f.admin()), with("setpoint_c", json!(99)), StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "setpoint_c"),
-        (Some(f.admin()), with("hysteresis_c", json!(-1)), StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "hysteresis_c"),
-        (Some(f.admin()), with("min_on_s", json!(99999)), StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "min_on_s"),
-        (Some(f.admin()), with("min_on_s", json!(-5)), StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "min_on_s"),
-        (Some(f.admin()), with("mode", json!("sauna")), StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "mode"),
-        (Some(f.admin()), json!({"mode": "heat"}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "missing_field", "setpoint_c"),
+        (
+            Some(f.admin()),
+            with("setpoint_c", json!(99)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "setpoint_c",
+        ),
+        (
+            Some(f.admin()),
+            with("hysteresis_c", json!(-1)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "hysteresis_c",
+        ),
+        (
+            Some(f.admin()),
+            with("min_on_s", json!(99999)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "min_on_s",
+        ),
+        (
+            Some(f.admin()),
+            with("min_on_s", json!(-5)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "min_on_s",
+        ),
+        (
+            Some(f.admin()),
+            with("mode", json!("sauna")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "mode",
+        ),
+        (
+            Some(f.admin()),
+            json!({"mode": "heat"}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_field",
+            "setpoint_c",
+        ),
         (Some(f.admin()), "{{".into(), StatusCode::BAD_REQUEST, "malformed_json", ""),
         (Some(f.agent("pi")), good.clone(), StatusCode::FORBIDDEN, "forbidden", "admin"),
         (None, good.clone(), StatusCode::UNAUTHORIZED, "unauthorized", ""),
@@ -324,22 +520,32 @@ async fn control_settings_need_admin_and_valid_values() -> R {
 }
 
 /// A relay agent stand-in on a real socket that records the commands it gets.
-async fn fake_relay_agent() -> R<(String, tokio::sync::mpsc::UnboundedReceiver<(String, Option<String>, Value)>)> {
+async fn fake_relay_agent()
+-> R<(String, tokio::sync::mpsc::UnboundedReceiver<(String, Option<String>, Value)>)> {
     use axum::extract::Path;
     use axum::http::HeaderMap;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let app = Router::new().route(
         "/v1/relays/{id}",
-        axum::routing::post(move |Path(id): Path<String>, headers: HeaderMap, axum::Json(cmd): axum::Json<Value>| {
-            let tx = tx.clone();
-            async move {
-                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
-                let state = cmd["state"].clone();
-                let _ = tx.send((id.clone(), auth, cmd));
-                axum::Json(json!({"id": id, "name": "Furnace", "state": state, "safe_state": "off",
-                    "function_hint": "heat", "lease_remaining_s": null}))
-            }
-        }),
+        axum::routing::post(
+            move |Path(id): Path<String>,
+                  headers: HeaderMap,
+                  axum::Json(cmd): axum::Json<Value>| {
+                let tx = tx.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let state = cmd["state"].clone();
+                    let _ = tx.send((id.clone(), auth, cmd));
+                    axum::Json(
+                        json!({"id": id, "name": "Furnace", "state": state, "safe_state": "off",
+                    "function_hint": "heat", "lease_remaining_s": null}),
+                    )
+                }
+            },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -357,14 +563,26 @@ async fn decision_loop_commands_the_heat_relay_with_a_lease() -> R {
     let control = f.engine.spawn_control(stop_rx);
     let settings = json!({"mode": "heat", "setpoint_c": 20.0, "hysteresis_c": 0.5, "min_on_s": 0, "min_off_s": 0}).to_string();
     f.call("PUT", "/v1/control/settings", Some(&f.admin()), Some(&settings)).await?;
-    let got = f.call("POST", "/v1/relays/register", Some(&f.agent("relay1")), Some(&registration("relay1", &url))).await?;
+    let got = f
+        .call(
+            "POST",
+            "/v1/relays/register",
+            Some(&f.agent("relay1")),
+            Some(&registration("relay1", &url)),
+        )
+        .await?;
     assert_eq!(got.0, StatusCode::OK);
 
     // Wait for the command that carries `want`, skipping renewals of the other state.
-    async fn next_with(rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Option<String>, Value)>, want: &str) -> R<(String, Option<String>, Value)> {
+    async fn next_with(
+        rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Option<String>, Value)>,
+        want: &str,
+    ) -> R<(String, Option<String>, Value)> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let got = tokio::time::timeout_at(deadline, rx.recv()).await?.ok_or_else(|| anyhow::anyhow!("closed"))?;
+            let got = tokio::time::timeout_at(deadline, rx.recv())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("closed"))?;
             if got.2["state"] == want {
                 return Ok(got);
             }
@@ -415,7 +633,8 @@ fn openapi_document_matches_the_committed_one() -> R {
 
 #[test]
 fn example_config_parses() -> R {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/engine.toml");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/engine.toml");
     let p = path.to_string_lossy().to_string();
     let c: Config = hearth_common::config::load_from(["hearth-engine", "--config", &p])?;
     assert_eq!(c.listen.port(), 8080);

@@ -47,11 +47,7 @@ impl AppState {
         credential: DeviceCredential,
         controller: Arc<Controller>,
     ) -> Self {
-        Self {
-            controller,
-            host_id: Arc::from(host_id.into()),
-            credential: Arc::new(credential),
-        }
+        Self { controller, host_id: Arc::from(host_id.into()), credential: Arc::new(credential) }
     }
 
     /// The relay controller.
@@ -85,7 +81,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -95,7 +93,9 @@ impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
         let (status, code) = match &e {
             CommandError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
-            CommandError::MissingLease => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::MissingField),
+            CommandError::MissingLease => {
+                (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::MissingField)
+            }
             CommandError::InvalidLease(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField)
             }
@@ -128,7 +128,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(bytes_error)?;
-        Json::<T>::from_bytes(&bytes).map(|Json(v)| Self(v)).map_err(|e| json_error(&bytes, e))
+        // Validity first, on its own: serde_json reports some type errors (a number where an
+        // enum is expected) as syntax errors, so "not JSON" and "wrong field" are told apart
+        // here and not from the typed parse.
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::MalformedJson,
+                format!("the body is not valid JSON: {e}"),
+            ));
+        }
+        // Valid JSON that is an array, a string, a number...: not a command at all (serde would
+        // even accept a struct written as an array, `["off"]`).
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::MalformedJson,
+                "the body must be a JSON object",
+            ));
+        }
+        Json::<T>::from_bytes(&bytes).map(|Json(v)| Self(v)).map_err(json_error)
     }
 }
 
@@ -155,45 +174,26 @@ fn bytes_error(e: BytesRejection) -> ApiError {
     }
 }
 
-fn json_error(bytes: &[u8], e: JsonRejection) -> ApiError {
-    // axum's messages start with a generic sentence; keep the part that names the field.
-    let detail = |text: String| {
-        text.split_once(": ").map(|(_, rest)| rest.to_owned()).unwrap_or(text)
-    };
-    match e {
-        JsonRejection::JsonDataError(e) => {
-            let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-            if first != Some(&b'{') {
-                // Valid JSON, but an array, string, number...: not a command at all.
-                return ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::MalformedJson,
-                    "the body must be a JSON object",
-                );
-            }
-            let text = detail(e.body_text());
-            match missing_field(&text) {
-                Some(field) => ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    ErrorCode::MissingField,
-                    format!("{field} field is missing"),
-                ),
-                None => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField, text),
-            }
+/// A typed parse of a valid JSON object failed: a field is missing or wrong. axum's messages
+/// start with a generic sentence; the rest names the field (e.g. `lease_s: invalid type: ...`).
+fn json_error(e: JsonRejection) -> ApiError {
+    let text = e.body_text();
+    let text = text.split_once(": ").map_or(text.as_str(), |(_, rest)| rest);
+    match missing_field(text) {
+        Some(field) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::MissingField,
+            format!("{field} field is missing"),
+        ),
+        None => {
+            // serde_json says only "expected value" for, e.g., a number where `state` wants a
+            // string: say what that means.
+            let message = match text.split_once(": expected value") {
+                Some((field, _)) => format!("{field}: wrong type or value"),
+                None => text.to_owned(),
+            };
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField, message)
         }
-        JsonRejection::JsonSyntaxError(e) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::MalformedJson,
-            format!("the body is not valid JSON: {}", detail(e.body_text())),
-        ),
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::Unsupported,
-            "expected a request body with Content-Type: application/json",
-        ),
-        JsonRejection::BytesRejection(e) => bytes_error(e),
-        // JsonRejection is non-exhaustive; anything new is still a malformed body.
-        other => ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, other.body_text()),
     }
 }
 
@@ -304,14 +304,20 @@ async fn get_relay(
     security(("engine" = [])),
     responses(
         (status = 200, description = "Done; the output's new status.", body = OutputStatus),
-        (status = 400, description = "`malformed_json`: the body is not a JSON object.", body = ErrorBody),
+        (status = 400, body = ErrorBody,
+            description = "`malformed_json`: the body is not valid JSON, or not a JSON object."),
         (status = 401, description = "`unauthorized`: no credential.", body = ErrorBody),
-        (status = 403, description = "`forbidden`: not the engine's credential for this agent.", body = ErrorBody),
+        (status = 403, body = ErrorBody,
+            description = "`forbidden`: not the engine's credential for this agent."),
         (status = 404, description = "`not_found`: no output has this id.", body = ErrorBody),
         (status = 413, description = "`unsupported`: the body is too large.", body = ErrorBody),
-        (status = 415, description = "`unsupported`: the body is not `application/json`.", body = ErrorBody),
-        (status = 422, description = "`missing_field` or `invalid_field`: e.g. `on` without `lease_s`, or `lease_s` out of 1..=3600.", body = ErrorBody),
-        (status = 503, description = "`unavailable`: the hardware failed or the agent is shutting down.", body = ErrorBody),
+        (status = 415, body = ErrorBody,
+            description = "`unsupported`: the body is not `application/json`."),
+        (status = 422, body = ErrorBody,
+            description = "`missing_field` or `invalid_field`: e.g. `on` without `lease_s`, or \
+                `lease_s` out of 1..=3600."),
+        (status = 503, body = ErrorBody,
+            description = "`unavailable`: the hardware failed or the agent is shutting down."),
     )
 )]
 async fn command_relay(
@@ -358,7 +364,8 @@ async fn command_relay(
     tag = "status",
     responses(
         (status = 200, description = "Healthy.", body = RelayAgentStatus),
-        (status = 503, description = "The hardware backend is failing; `checks` say why.", body = RelayAgentStatus),
+        (status = 503, description = "The hardware backend is failing; `checks` say why.",
+            body = RelayAgentStatus),
     )
 )]
 async fn status(State(state): State<AppState>) -> (StatusCode, Json<RelayAgentStatus>) {
@@ -397,7 +404,10 @@ async fn status(State(state): State<AppState>) -> (StatusCode, Json<RelayAgentSt
     get,
     path = "/v1/openapi.json",
     tag = "meta",
-    responses((status = 200, description = "The OpenAPI document of this API.", content_type = "application/json")),
+    responses(
+        (status = 200, description = "The OpenAPI document of this API.",
+            content_type = "application/json"),
+    ),
 )]
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
@@ -405,7 +415,11 @@ async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no route {method} {}", uri.path()))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        format!("no route {method} {}", uri.path()),
+    )
 }
 
 async fn wrong_method(method: Method, uri: Uri) -> ApiError {
@@ -486,7 +500,10 @@ mod tests {
     fn json_content_types() {
         let check = |v: &str| {
             let mut h = HeaderMap::new();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("")));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("")),
+            );
             is_json(&h)
         };
         assert!(check("application/json"));

@@ -55,7 +55,13 @@ pub struct Config {
 
     /// Register again with the engine after this many seconds without a command or
     /// registration, so the engine's view of this agent stays fresh.
-    #[arg(long, env = "HEARTH_RELAY_REREGISTER_AFTER_S", value_name = "SECONDS", default_value_t = 60)]
+    #[arg(
+        long,
+        env = "HEARTH_RELAY_REREGISTER_AFTER_S",
+        value_name = "SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub reregister_after_s: u64,
 
     /// The outputs (file only, `[[outputs]]` tables). Empty means the default set: `heat`,
@@ -165,7 +171,7 @@ impl Config {
 
     /// The simulated world file, defaulted.
     pub fn sim_world_path(&self) -> PathBuf {
-        self.sim_world.clone().unwrap_or_else(|| std::env::temp_dir().join("hearth-sim-world.json"))
+        self.sim_world.clone().unwrap_or_else(hearth_common::simworld::default_path)
     }
 }
 
@@ -174,7 +180,9 @@ mod tests {
     use super::*;
 
     fn load(args: &[&str]) -> anyhow::Result<Config> {
-        hearth_common::config::load_from(std::iter::once("hearth-relay-agent").chain(args.iter().copied()))
+        hearth_common::config::load_from(
+            std::iter::once("hearth-relay-agent").chain(args.iter().copied()),
+        )
     }
 
     #[test]
@@ -183,6 +191,11 @@ mod tests {
         assert_eq!(c.listen, "0.0.0.0:8081".parse()?);
         assert_eq!(c.hardware, Hardware::Simulated);
         assert_eq!(c.reregister_after_s, 60);
+        assert!(load(&["--reregister-after-s", "0"]).is_err());
+        // The key is never printed with the configuration.
+        let key = format!("0123456789abcdef.{}", "ab".repeat(32));
+        let c = load(&["--device-key", &key])?;
+        assert!(!format!("{c:?}").contains("abab"));
         let ids: Vec<_> = c.effective_outputs()?.into_iter().map(|o| o.id).collect();
         assert_eq!(ids, ["heat", "cool", "fan"]);
         Ok(())

@@ -57,7 +57,8 @@ impl Agent {
         tracing::info!(backend = bank.name(), outputs = outputs.len(), "relay hardware ready");
         // Safe states before anything can talk to us.
         let controller = Arc::new(
-            Controller::new(bank, outputs).context("cannot drive the outputs to their safe states")?,
+            Controller::new(bank, outputs)
+                .context("cannot drive the outputs to their safe states")?,
         );
         let listener = TcpListener::bind(config.listen)
             .await
@@ -173,10 +174,14 @@ mod tests {
 
     #[test]
     fn device_key_is_required_and_never_echoed() {
-        let err = device_credential(None, "pi-a").err().map(|e| format!("{e:#}")).unwrap_or_default();
+        let err =
+            device_credential(None, "pi-a").err().map(|e| format!("{e:#}")).unwrap_or_default();
         assert!(err.contains("hearth-engine device-key pi-a"), "{err}");
         let bad = "abcd.not-hex-secret-material";
-        let err = device_credential(Some(bad), "pi-a").err().map(|e| format!("{e:#}")).unwrap_or_default();
+        let err = device_credential(Some(bad), "pi-a")
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
         assert!(err.contains("invalid device key"), "{err}");
         assert!(!err.contains("not-hex-secret-material"), "{err}");
     }

@@ -68,20 +68,23 @@ impl Registrar {
                 changed(&mut rx).await;
                 continue;
             };
-            if let Some((done, at)) = &registered {
-                if *done == target {
-                    // Same engine: wait until the registration goes stale or the engine moves.
-                    let last = self.controller.last_engine_contact().map_or(*at, |t| t.max(*at));
-                    let due = last + self.reregister_after;
-                    if Instant::now() < due {
-                        tokio::select! {
-                            () = tokio::time::sleep_until(due) => {}
-                            () = changed(&mut rx) => {}
-                        }
-                        continue;
+            if let Some((done, at)) = &registered
+                && *done == target
+            {
+                // Same engine: wait until the registration goes stale or the engine moves.
+                let last = self.controller.last_engine_contact().map_or(*at, |t| t.max(*at));
+                let due = last + self.reregister_after;
+                if Instant::now() < due {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(due) => {}
+                        () = changed(&mut rx) => {}
                     }
-                    tracing::info!(engine = %target.url, "engine silent for a while: registering again");
+                    continue;
                 }
+                tracing::info!(
+                    engine = %target.url,
+                    "engine silent for a while: registering again"
+                );
             }
             tokio::select! {
                 () = self.register_until_accepted(&target) => {
@@ -98,22 +101,42 @@ impl Registrar {
         loop {
             match self.register_once(target).await {
                 Ok(ack) => {
-                    tracing::info!(engine = %target.url, engine_id = %ack.engine_id, "registered with the engine");
+                    tracing::info!(
+                        engine = %target.url,
+                        engine_id = %ack.engine_id,
+                        "registered with the engine"
+                    );
                     return;
                 }
                 Err(RegisterError::Url(e)) => {
-                    tracing::warn!(engine = %target.url, error = %format!("{e:#}"), retry_in_s = delay.as_secs_f64(), "cannot work out this agent's URL");
+                    tracing::warn!(
+                        engine = %target.url,
+                        error = %format!("{e:#}"),
+                        retry_in_s = delay.as_secs_f64(),
+                        "cannot work out this agent's URL"
+                    );
                 }
                 Err(RegisterError::Client(e)) => {
                     if e.is_unreachable() {
                         self.locator.report_unreachable(target);
                     }
                     if e.is_retryable() {
-                        tracing::warn!(engine = %target.url, error = %e, retry_in_s = delay.as_secs_f64(), "registration failed");
+                        tracing::warn!(
+                            engine = %target.url,
+                            error = %e,
+                            retry_in_s = delay.as_secs_f64(),
+                            "registration failed"
+                        );
                     } else {
                         // A 4xx will not fix itself, but a fixed key or an engine upgrade
                         // might: keep trying, loudly.
-                        tracing::error!(engine = %target.url, host_id = %self.host_id, error = %e, retry_in_s = delay.as_secs_f64(), "the engine refused the registration: check the device key and host id");
+                        tracing::error!(
+                            engine = %target.url,
+                            host_id = %self.host_id,
+                            error = %e,
+                            retry_in_s = delay.as_secs_f64(),
+                            "the engine refused the registration: check the device key and host id"
+                        );
                     }
                 }
             }
@@ -122,7 +145,10 @@ impl Registrar {
         }
     }
 
-    async fn register_once(&self, target: &EngineTarget) -> Result<RelayRegistrationAck, RegisterError> {
+    async fn register_once(
+        &self,
+        target: &EngineTarget,
+    ) -> Result<RelayRegistrationAck, RegisterError> {
         let url = advertise_url(self.advertise_url.as_deref(), self.listen, &target.url)
             .await
             .map_err(RegisterError::Url)?;

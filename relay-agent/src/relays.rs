@@ -100,7 +100,11 @@ impl Inner {
             let safe = self.outputs[i].config.safe_state;
             self.outputs[i].lease_deadline = None;
             if let Err(e) = self.drive(i, safe) {
-                tracing::error!(output = %self.outputs[i].config.id, error = %e, "cannot drive output to its safe state");
+                tracing::error!(
+                    output = %self.outputs[i].config.id,
+                    error = %e,
+                    "cannot drive output to its safe state"
+                );
                 first_error.get_or_insert(e);
             }
         }
@@ -117,9 +121,10 @@ impl Inner {
             }
             let (id, safe) = (output.config.id.clone(), output.config.safe_state);
             // What the engine last said and how long ago, so the log shows how silent it was.
-            let last_command = output.last_command.as_ref().map(|c| {
-                (c.command.clone(), now.saturating_duration_since(c.at).as_secs_f64())
-            });
+            let last_command = output
+                .last_command
+                .as_ref()
+                .map(|c| (c.command.clone(), now.saturating_duration_since(c.at).as_secs_f64()));
             match self.drive(i, safe) {
                 Ok(()) => {
                     self.outputs[i].lease_deadline = None;
@@ -134,7 +139,11 @@ impl Inner {
                 Err(e) => {
                     // Keep the lease "expired" and retry soon: the safe state is owed.
                     self.outputs[i].lease_deadline = Some(now + EXPIRY_RETRY);
-                    tracing::error!(output = %id, error = %e, "lease expired but the safe state could not be set; retrying");
+                    tracing::error!(
+                        output = %id,
+                        error = %e,
+                        "lease expired but the safe state could not be set; retrying"
+                    );
                 }
             }
         }
@@ -236,7 +245,13 @@ impl Controller {
         let renewed = output.lease_deadline.is_some() && deadline.is_some();
         output.lease_deadline = deadline;
         output.last_command = Some(LastCommand { command: command.clone(), at: now });
-        tracing::debug!(output = %id, state = ?command.state, lease_s = ?command.lease_s, renewed, "command");
+        tracing::debug!(
+            output = %id,
+            state = ?command.state,
+            lease_s = ?command.lease_s,
+            renewed,
+            "command"
+        );
         let status = output.status(now);
         drop(inner);
         self.deadline_changed.notify_one();
@@ -391,7 +406,10 @@ mod tests {
         // The lease task switched the hardware by itself (the probe is not read through the
         // controller, so no lazy expiry helped).
         assert!(!probe.is_on("heat"), "off right after 10 s");
-        assert_eq!(c.output("heat").map(|o| (o.state, o.lease_remaining_s)), Some((RelayState::Off, None)));
+        assert_eq!(
+            c.output("heat").map(|o| (o.state, o.lease_remaining_s)),
+            Some((RelayState::Off, None))
+        );
         task.abort();
         Ok(())
     }
@@ -450,7 +468,10 @@ mod tests {
         let missing = RelayCommand { state: RelayState::On, lease_s: None };
         assert!(matches!(c.command("heat", &missing), Err(CommandError::MissingLease)));
         assert!(matches!(c.command("heat", &on(0)), Err(CommandError::InvalidLease(0))));
-        assert!(matches!(c.command("heat", &on(MAX_LEASE_S + 1)), Err(CommandError::InvalidLease(_))));
+        assert!(matches!(
+            c.command("heat", &on(MAX_LEASE_S + 1)),
+            Err(CommandError::InvalidLease(_))
+        ));
         assert!(matches!(c.command("nope", &on(10)), Err(CommandError::NotFound(_))));
         assert!(!probe.is_on("heat"));
         assert_eq!(c.last_engine_contact(), None);

@@ -170,6 +170,17 @@ impl Config {
             if s.id.trim().is_empty() {
                 anyhow::bail!("a [[sensors]] entry has an empty id");
             }
+            // The engine's limits, checked here so a bad entry stops the agent at start
+            // instead of getting every report refused.
+            if s.id.len() > 64 || s.id.chars().any(|c| c.is_control() || c == '/') {
+                anyhow::bail!(
+                    "sensor id {:?} must be at most 64 characters without '/' or control characters",
+                    s.id
+                );
+            }
+            if s.alias.as_ref().is_some_and(|a| a.len() > 256) {
+                anyhow::bail!("the alias of sensor {:?} is longer than 256 characters", s.id);
+            }
             if !seen.insert(s.id.to_ascii_lowercase()) {
                 anyhow::bail!("sensor {:?} is listed twice in [[sensors]]", s.id);
             }
@@ -179,7 +190,7 @@ impl Config {
 
     /// The world file of the simulated relays.
     pub fn sim_world_path(&self) -> PathBuf {
-        self.sim_world.clone().unwrap_or_else(|| std::env::temp_dir().join("hearth-sim-world.json"))
+        self.sim_world.clone().unwrap_or_else(hearth_common::simworld::default_path)
     }
 
     /// The simulated sensors: the configured ones, else one default sensor.
@@ -261,6 +272,11 @@ mod tests {
         std::fs::write(&file, "[[sensors]]\nid = \"28-1\"\n[[sensors]]\nid = \"28-1\"\n")?;
         let c: Config = load_from(["a", "--config", &f])?;
         assert!(c.validate().is_err(), "duplicate sensor ids accepted");
+        std::fs::write(&file, "[[sensors]]\nid = \"a/b\"\n")?;
+        let c: Config = load_from(["a", "--config", &f])?;
+        assert!(c.validate().is_err(), "sensor id with '/' accepted");
+        std::fs::write(&file, "[[sensors]]\nid = \"a\"\nlabel = \"x\"\n")?;
+        assert!(load_from::<Config, _, _>(["a", "--config", &f]).is_err(), "unknown key accepted");
         Ok(())
     }
 }

@@ -84,11 +84,12 @@ pub async fn run(
         "hearth-sensor-agent starting"
     );
 
-    let aliases: BTreeMap<String, String> = config
-        .sensors
-        .iter()
-        .filter_map(|s| Some((s.id.to_ascii_lowercase(), s.alias.clone()?)))
-        .collect();
+    let named = match config.hardware {
+        Hardware::W1 => config.sensors.clone(),
+        Hardware::Simulated => config.sim_sensors(),
+    };
+    let aliases: BTreeMap<String, String> =
+        named.iter().filter_map(|s| Some((s.id.to_ascii_lowercase(), s.alias.clone()?))).collect();
     let reporter =
         report::Reporter { credential: key.agent_credential(&host_id), host_id, aliases, period };
     let result = reporter.run(source, &locator, shutdown).await;

@@ -191,30 +191,49 @@ impl Delivery {
     }
 
     fn failed(&mut self, url: &str, host_id: &str, error: &ClientError) {
-        let cause = match error {
-            ClientError::Transport(_) => "unreachable".to_owned(),
-            ClientError::Api { status, .. } => format!("HTTP {status}"),
+        let (cause, rejected) = match error {
+            ClientError::Transport(_) => ("unreachable".to_owned(), false),
+            ClientError::Api { status, .. } => {
+                (format!("HTTP {status}"), matches!(status, 401 | 403))
+            }
         };
+        let error = describe(error);
         if matches!(self, Self::Failing { cause: current } if *current == cause) {
-            tracing::debug!(engine = %url, error = %error, "report not delivered");
+            tracing::debug!(engine = %url, error, "report not delivered");
             return;
         }
-        match error {
-            ClientError::Api { status: 401 | 403, .. } => tracing::warn!(
+        if rejected {
+            tracing::warn!(
                 engine = %url,
-                error = %error,
+                error,
                 "the engine rejects this agent's credential; readings are dropped until it \
                  accepts them (check the device key: `hearth-engine device-key {host_id}` \
                  prints the right one)"
-            ),
-            _ => tracing::warn!(
+            );
+        } else {
+            tracing::warn!(
                 engine = %url,
-                error = %error,
+                error,
                 "cannot deliver sensor readings; dropping them until the engine answers"
-            ),
+            );
         }
         *self = Self::Failing { cause };
     }
+}
+
+/// The error with its causes: reqwest's own message ("error sending request") hides the useful
+/// part ("Connection refused") in its source chain.
+fn describe(error: &ClientError) -> String {
+    let mut text = error.to_string();
+    if let ClientError::Transport(e) = error {
+        let mut source = std::error::Error::source(e);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+    }
+    text
 }
 
 #[cfg(test)]

@@ -42,15 +42,16 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, m);
+        let unauthorized =
+            |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, m);
         let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
-            return Err(unauthorized("credential required: Authorization: Bearer <principal>.<token>"));
+            return Err(unauthorized(
+                "credential required: Authorization: Bearer <principal>.<token>",
+            ));
         };
-        let (principal, token) = value
-            .to_str()
-            .ok()
-            .and_then(parse_bearer)
-            .ok_or_else(|| unauthorized("malformed credential: expected Bearer <principal>.<token>"))?;
+        let (principal, token) = value.to_str().ok().and_then(parse_bearer).ok_or_else(|| {
+            unauthorized("malformed credential: expected Bearer <principal>.<token>")
+        })?;
         let site = &state.inner.site;
         let caller = match principal {
             ADMIN_PRINCIPAL if ct_eq(token.as_bytes(), site.admin_token().as_bytes()) => {

@@ -6,9 +6,9 @@ use hearth_proto::control::{ControlSettings, ControlView, Decision};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, Body, Query};
-use super::AppState;
 
 /// The settings in force and the latest decision (with its reason).
 #[utoipa::path(get, path = "/v1/control", tag = "control", responses((status = 200, body = ControlView)))]
@@ -25,7 +25,9 @@ fn validate(s: &ControlSettings) -> Result<(), ApiError> {
         return Err(ApiError::invalid("hysteresis_c field must be between 0 and 5 °C"));
     }
     if s.min_on_s > 3600 || s.min_off_s > 3600 {
-        return Err(ApiError::invalid("min_on_s and min_off_s fields must be between 0 and 3600 s"));
+        return Err(ApiError::invalid(
+            "min_on_s and min_off_s fields must be between 0 and 3600 s",
+        ));
     }
     Ok(())
 }

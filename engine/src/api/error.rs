@@ -18,7 +18,11 @@ impl ApiError {
     }
 
     pub(crate) fn missing(field: &str) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::MissingField, format!("{field} field is missing"))
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::MissingField,
+            format!("{field} field is missing"),
+        )
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
@@ -36,7 +40,11 @@ impl ApiError {
     /// A dependency failed (database): 503, with the cause logged, not sent.
     pub(crate) fn unavailable(what: &str, cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "{what}");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, format!("{what}; try again later"))
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            format!("{what}; try again later"),
+        )
     }
 }
 
@@ -65,7 +73,9 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(e) => {
                 Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::Unsupported, e.body_text())
             }
-            other => Self::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, other.body_text()),
+            other => {
+                Self::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, other.body_text())
+            }
         }
     }
 }

@@ -30,7 +30,9 @@ pub(super) async fn index(State(state): State<AppState>) -> Html<String> {
         (status = 200, description = "Healthy", body = ServiceStatus),
         (status = 503, description = "A dependency is unavailable", body = ServiceStatus),
     ))]
-pub(super) async fn status(State(state): State<AppState>) -> (StatusCode, axum::Json<ServiceStatus>) {
+pub(super) async fn status(
+    State(state): State<AppState>,
+) -> (StatusCode, axum::Json<ServiceStatus>) {
     let db = match state.inner.store.ping().await {
         Ok(()) => HealthCheck { name: "database".into(), ok: true, detail: "answers".into() },
         Err(e) => HealthCheck { name: "database".into(), ok: false, detail: e.to_string() },

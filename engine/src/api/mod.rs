@@ -138,7 +138,11 @@ pub fn app(state: AppState) -> Router {
             ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route")
         })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::Unsupported, "method not allowed on this route")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::Unsupported,
+                "method not allowed on this route",
+            )
         })
         .with_state(state)
 }

@@ -7,9 +7,9 @@ use hearth_proto::relays::{
 };
 use hearth_proto::{ErrorBody, Timestamp};
 
+use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, Body};
-use super::AppState;
 use crate::store::{RelayRow, from_millis, millis};
 
 /// Most outputs one relay agent may register.
@@ -31,7 +31,8 @@ pub(super) async fn register(
     caller: Caller,
     Body(reg): Body<RelayRegistration>,
 ) -> Result<axum::Json<RelayRegistrationAck>, ApiError> {
-    hearth_common::host_id::validate(&reg.host_id).map_err(|e| ApiError::invalid(format!("host_id field: {e}")))?;
+    hearth_common::host_id::validate(&reg.host_id)
+        .map_err(|e| ApiError::invalid(format!("host_id field: {e}")))?;
     let url_ok = (reg.url.starts_with("http://") || reg.url.starts_with("https://"))
         && reg.url.len() <= 256
         && !reg.url.chars().any(|c| c.is_whitespace() || c.is_control());
@@ -39,7 +40,9 @@ pub(super) async fn register(
         return Err(ApiError::invalid("url field must be an http:// or https:// URL"));
     }
     if reg.outputs.is_empty() || reg.outputs.len() > MAX_OUTPUTS {
-        return Err(ApiError::invalid(format!("outputs field must list 1 to {MAX_OUTPUTS} outputs")));
+        return Err(ApiError::invalid(format!(
+            "outputs field must list 1 to {MAX_OUTPUTS} outputs"
+        )));
     }
     for o in &reg.outputs {
         if hearth_common::host_id::validate(&o.id).is_err() || o.name.len() > 64 {
@@ -52,10 +55,23 @@ pub(super) async fn register(
     caller.require_host(&reg.host_id)?;
     let now = Timestamp::now();
     let offset = reg.agent_time.map(|t| t.duration_since(now).as_millis() as i64);
-    state.inner.store.register_relays(&reg.host_id, reg.url.trim_end_matches('/'), &reg.outputs, millis(now), offset).await?;
+    state
+        .inner
+        .store
+        .register_relays(
+            &reg.host_id,
+            reg.url.trim_end_matches('/'),
+            &reg.outputs,
+            millis(now),
+            offset,
+        )
+        .await?;
     tracing::info!(host_id = %reg.host_id, url = %reg.url, outputs = reg.outputs.len(), "relay agent registered");
     state.inner.controller.relays_changed();
-    Ok(axum::Json(RelayRegistrationAck { status: "ok".into(), engine_id: state.inner.engine_id.clone() }))
+    Ok(axum::Json(RelayRegistrationAck {
+        status: "ok".into(),
+        engine_id: state.inner.engine_id.clone(),
+    }))
 }
 
 fn info(r: RelayRow) -> RelayInfo {
@@ -74,7 +90,9 @@ fn info(r: RelayRow) -> RelayInfo {
 /// Every registered relay output.
 #[utoipa::path(get, path = "/v1/relays", tag = "relays",
     responses((status = 200, body = Vec<RelayInfo>), (status = 503, body = ErrorBody)))]
-pub(super) async fn list(State(state): State<AppState>) -> Result<axum::Json<Vec<RelayInfo>>, ApiError> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+) -> Result<axum::Json<Vec<RelayInfo>>, ApiError> {
     Ok(axum::Json(state.inner.store.relays().await?.into_iter().map(info).collect()))
 }
 
@@ -99,7 +117,10 @@ pub(super) async fn assign_function(
     caller.require_admin()?;
     let store = &state.inner.store;
     if !store.set_relay_function(&path.host_id, &path.output_id, body.function).await? {
-        return Err(ApiError::not_found(format!("no output {:?} on relay agent {:?}", path.output_id, path.host_id)));
+        return Err(ApiError::not_found(format!(
+            "no output {:?} on relay agent {:?}",
+            path.output_id, path.host_id
+        )));
     }
     state.inner.controller.relays_changed();
     let row = store
@@ -114,9 +135,12 @@ pub(super) async fn assign_function(
 /// Every agent the engine has heard from, with online state and clock offset.
 #[utoipa::path(get, path = "/v1/agents", tag = "agents",
     responses((status = 200, body = Vec<AgentInfo>), (status = 503, body = ErrorBody)))]
-pub(super) async fn agents(State(state): State<AppState>) -> Result<axum::Json<Vec<AgentInfo>>, ApiError> {
+pub(super) async fn agents(
+    State(state): State<AppState>,
+) -> Result<axum::Json<Vec<AgentInfo>>, ApiError> {
     let now = Timestamp::now();
-    let offline_after = jiff::SignedDuration::try_from(state.inner.offline_after).unwrap_or(jiff::SignedDuration::MAX);
+    let offline_after = jiff::SignedDuration::try_from(state.inner.offline_after)
+        .unwrap_or(jiff::SignedDuration::MAX);
     let rows = state.inner.store.agents().await?;
     Ok(axum::Json(
         rows.into_iter()

@@ -11,9 +11,9 @@ use hearth_proto::sensors::{
 use hearth_proto::{ErrorBody, ErrorCode, Timestamp};
 use serde_json::Value;
 
+use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, Query};
-use super::AppState;
 use crate::store::{NewReading, NewReport, from_millis, millis};
 
 /// Longest sensor id accepted (1-Wire ids are 15 characters; leave room for others).
@@ -46,19 +46,23 @@ pub(super) async fn update(
     body: Bytes,
 ) -> Result<(StatusCode, axum::Json<SensorUpdateAck>), ApiError> {
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, format!("body is not valid JSON: {e}"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::MalformedJson,
+            format!("body is not valid JSON: {e}"),
+        )
     })?;
     let update = validate(&value)?;
     caller.require_host(&update.host_id)?;
 
     let now = Timestamp::now();
     for (id, r) in &update.sensors {
-        if let Some(ts) = r.timestamp {
-            if ts.duration_since(now) > MAX_FUTURE {
-                return Err(ApiError::invalid(format!(
-                    "sensors.{id}.timestamp {ts} is in the future (is the agent's clock wrong?)"
-                )));
-            }
+        if let Some(ts) = r.timestamp
+            && ts.duration_since(now) > MAX_FUTURE
+        {
+            return Err(ApiError::invalid(format!(
+                "sensors.{id}.timestamp {ts} is in the future (is the agent's clock wrong?)"
+            )));
         }
     }
     let ids: Vec<String> = update.sensors.keys().cloned().collect();
@@ -79,7 +83,12 @@ pub(super) async fn update(
             })
             .collect(),
     };
-    state.inner.ingest.submit(report).await.map_err(|e| ApiError::unavailable("storing readings failed", e))?;
+    state
+        .inner
+        .ingest
+        .submit(report)
+        .await
+        .map_err(|e| ApiError::unavailable("storing readings failed", e))?;
     Ok((StatusCode::CREATED, axum::Json(SensorUpdateAck { status: "ok".into(), ids })))
 }
 
@@ -90,16 +99,22 @@ fn validate(value: &Value) -> Result<SensorUpdate, ApiError> {
         Some(Value::String(s)) => s.clone(),
         Some(_) => return Err(ApiError::invalid("host_id field must be a string")),
     };
-    hearth_common::host_id::validate(&host_id).map_err(|e| ApiError::invalid(format!("host_id field: {e}")))?;
+    hearth_common::host_id::validate(&host_id)
+        .map_err(|e| ApiError::invalid(format!("host_id field: {e}")))?;
     let sensors = match obj.get("sensors") {
         None | Some(Value::Null) => return Err(ApiError::missing("sensors")),
         Some(Value::Object(m)) => m,
-        Some(_) => return Err(ApiError::invalid("sensors field must be an object of sensor id to reading")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "sensors field must be an object of sensor id to reading",
+            ));
+        }
     };
     let agent_time = optional_time(obj.get("agent_time"), "agent_time")?;
     let mut out = BTreeMap::new();
     for (id, reading) in sensors {
-        if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(|c| c.is_control() || c == '/') {
+        if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(|c| c.is_control() || c == '/')
+        {
             return Err(ApiError::invalid(format!(
                 "sensor id {id:?} must be 1 to {MAX_ID_LEN} characters without '/' or control characters"
             )));
@@ -111,14 +126,22 @@ fn validate(value: &Value) -> Result<SensorUpdate, ApiError> {
         let kind = match r.get("type") {
             None | Some(Value::Null) => return Err(ApiError::missing(&field("type"))),
             Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_LEN => s.clone(),
-            Some(_) => return Err(ApiError::invalid(format!("{} field must be a short string", field("type")))),
+            Some(_) => {
+                return Err(ApiError::invalid(format!(
+                    "{} field must be a short string",
+                    field("type")
+                )));
+            }
         };
         let value = match r.get("value") {
             None => return Err(ApiError::missing(&field("value"))),
             Some(Value::Null) => None,
             Some(Value::Number(n)) => n.as_f64(),
             Some(_) => {
-                return Err(ApiError::invalid(format!("{} field must be a number (°C) or null", field("value"))));
+                return Err(ApiError::invalid(format!(
+                    "{} field must be a number (°C) or null",
+                    field("value")
+                )));
             }
         };
         out.insert(
@@ -139,7 +162,9 @@ fn optional_text(v: Option<&Value>, field: &str) -> Result<Option<String>, ApiEr
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.len() <= MAX_TEXT_LEN => Ok(Some(s.clone())),
-        Some(_) => Err(ApiError::invalid(format!("{field} field must be a string of at most {MAX_TEXT_LEN} bytes"))),
+        Some(_) => Err(ApiError::invalid(format!(
+            "{field} field must be a string of at most {MAX_TEXT_LEN} bytes"
+        ))),
     }
 }
 
@@ -147,7 +172,9 @@ fn optional_time(v: Option<&Value>, field: &str) -> Result<Option<Timestamp>, Ap
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => s.parse::<Timestamp>().map(Some).map_err(|_| {
-            ApiError::invalid(format!("{field} field must be an RFC 3339 time, e.g. 2026-11-21T06:55:00Z"))
+            ApiError::invalid(format!(
+                "{field} field must be an RFC 3339 time, e.g. 2026-11-21T06:55:00Z"
+            ))
         }),
         Some(_) => Err(ApiError::invalid(format!("{field} field must be an RFC 3339 time string"))),
     }
@@ -156,16 +183,28 @@ fn optional_time(v: Option<&Value>, field: &str) -> Result<Option<Timestamp>, Ap
 /// Every sensor with its newest reading.
 #[utoipa::path(get, path = "/v1/sensors", tag = "sensors",
     responses((status = 200, body = Vec<SensorInfo>), (status = 503, body = ErrorBody)))]
-pub(super) async fn list(State(state): State<AppState>) -> Result<axum::Json<Vec<SensorInfo>>, ApiError> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+) -> Result<axum::Json<Vec<SensorInfo>>, ApiError> {
     let now = Timestamp::now();
-    let stale_after = jiff::SignedDuration::try_from(state.inner.stale_after).unwrap_or(jiff::SignedDuration::MAX);
+    let stale_after = jiff::SignedDuration::try_from(state.inner.stale_after)
+        .unwrap_or(jiff::SignedDuration::MAX);
     let rows = state.inner.store.sensors().await?;
     Ok(axum::Json(
         rows.into_iter()
             .map(|s| {
-                let latest = s.last_ts.map(|ts| Reading { at: from_millis(ts), value: s.last_value });
+                let latest =
+                    s.last_ts.map(|ts| Reading { at: from_millis(ts), value: s.last_value });
                 let stale = latest.as_ref().is_none_or(|r| now.duration_since(r.at) > stale_after);
-                SensorInfo { id: s.id, host_id: s.host_id, kind: s.kind, alias: s.alias, extra: s.extra, latest, stale }
+                SensorInfo {
+                    id: s.id,
+                    host_id: s.host_id,
+                    kind: s.kind,
+                    alias: s.alias,
+                    extra: s.extra,
+                    latest,
+                    stale,
+                }
             })
             .collect(),
     ))
@@ -200,6 +239,9 @@ pub(super) async fn readings(
         sensor_id: id,
         from,
         to,
-        readings: rows.into_iter().map(|(ts, value)| Reading { at: from_millis(ts), value }).collect(),
+        readings: rows
+            .into_iter()
+            .map(|(ts, value)| Reading { at: from_millis(ts), value })
+            .collect(),
     }))
 }

@@ -35,8 +35,7 @@ impl Algorithm for Hysteresis {
             })
             .collect();
         let used: Vec<f64> = sensors.iter().filter(|i| i.used).filter_map(|i| i.value).collect();
-        let effective =
-            (!used.is_empty()).then(|| used.iter().sum::<f64>() / used.len() as f64);
+        let effective = (!used.is_empty()).then(|| used.iter().sum::<f64>() / used.len() as f64);
 
         let running_for = inputs.heat.since.map(|since| inputs.now.duration_since(since));
         let held = |min_s: u32| -> Option<i64> {
@@ -189,7 +188,10 @@ mod tests {
         let mut i = inputs(&[Some(15.0)], true, Some(990));
         i.sensors[0].at = Some(t(0));
         let d = Hysteresis.decide(&i);
-        assert_eq!((d.heat, d.reason_code, d.effective_temp_c), (false, ReasonCode::NoSensors, None));
+        assert_eq!(
+            (d.heat, d.reason_code, d.effective_temp_c),
+            (false, ReasonCode::NoSensors, None)
+        );
     }
 
     #[test]

@@ -110,7 +110,11 @@ impl Controller {
             .sensors()
             .await?
             .into_iter()
-            .map(|s| SensorSnapshot { id: s.id, value: s.last_value, at: s.last_ts.map(from_millis) })
+            .map(|s| SensorSnapshot {
+                id: s.id,
+                value: s.last_value,
+                at: s.last_ts.map(from_millis),
+            })
             .collect();
         Ok(Inputs {
             now: Timestamp::now(),
@@ -185,9 +189,9 @@ impl Commander {
     /// True when any heat relay was last reported on (the engine's belief after a restart).
     async fn heat_relays_on(&self) -> bool {
         match self.store.relays().await {
-            Ok(relays) => relays.iter().any(|r| {
-                r.effective_function() == Some(RelayFunction::Heat) && r.state.is_on()
-            }),
+            Ok(relays) => relays
+                .iter()
+                .any(|r| r.effective_function() == Some(RelayFunction::Heat) && r.state.is_on()),
             Err(_) => false,
         }
     }
@@ -218,7 +222,9 @@ impl Commander {
             RelayCommand { state: RelayState::Off, lease_s: None }
         };
         let mut calls = JoinSet::new();
-        for relay in relays.into_iter().filter(|r| r.effective_function() == Some(RelayFunction::Heat)) {
+        for relay in
+            relays.into_iter().filter(|r| r.effective_function() == Some(RelayFunction::Heat))
+        {
             let Some(url) = relay.url.clone() else { continue };
             let client = self.client(&relay.host_id, &url);
             let command = command.clone();
@@ -236,7 +242,9 @@ impl Commander {
                         tracing::info!(%host_id, %output_id, "relay reachable again");
                     }
                     let now = millis(Timestamp::now());
-                    if let Err(e) = self.store.set_relay_state(&host_id, &output_id, status.state, now).await {
+                    if let Err(e) =
+                        self.store.set_relay_state(&host_id, &output_id, status.state, now).await
+                    {
                         tracing::error!(error = %e, "cannot record relay state");
                     }
                 }
@@ -249,4 +257,3 @@ impl Commander {
         }
     }
 }
-

@@ -75,7 +75,11 @@ impl RelayBank for SimBank {
     }
 
     fn get(&self, id: &str) -> Result<bool, HwError> {
-        self.world.outputs.get(id).map(|o| o.on).ok_or_else(|| HwError::UnknownOutput(id.to_owned()))
+        self.world
+            .outputs
+            .get(id)
+            .map(|o| o.on)
+            .ok_or_else(|| HwError::UnknownOutput(id.to_owned()))
     }
 
     fn healthy(&self) -> Result<(), HwError> {
@@ -100,7 +104,10 @@ mod tests {
         let world = RelayWorld::read(&path)?;
         assert_eq!(world.outputs.len(), 3);
         assert!(world.outputs.values().all(|o| !o.on));
-        assert_eq!(world.outputs.get("cool").and_then(|o| o.function_hint), Some(RelayFunction::Cool));
+        assert_eq!(
+            world.outputs.get("cool").and_then(|o| o.function_hint),
+            Some(RelayFunction::Cool)
+        );
 
         bank.set("heat", true)?;
         assert!(bank.get("heat")?);

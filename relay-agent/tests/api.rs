@@ -1,0 +1,755 @@
+//! The relay agent from the outside: every route through `app(...)` with `oneshot`, the agent
+//! started in-process on 127.0.0.1:0 with the simulated hardware, registration against a fake
+//! engine, the example configuration and the OpenAPI snapshot.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use hearth_common::auth::{DeviceCredential, SiteSecret};
+use hearth_common::simworld::RelayWorld;
+use hearth_proto::relays::{
+    OutputStatus, RelayAgentStatus, RelayCommand, RelayFunction, RelayList, RelayRegistration,
+    RelayState,
+};
+use hearth_proto::{ErrorBody, ErrorCode};
+use hearth_relay_agent::config::default_outputs;
+use hearth_relay_agent::hw::{HwError, RelayBank, SimBank};
+use hearth_relay_agent::{Agent, AppState, Config, Controller, app, openapi};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+const HOST_ID: &str = "relay-test";
+
+fn secret() -> anyhow::Result<SiteSecret> {
+    SiteSecret::from_hex(&"11".repeat(32))
+}
+
+fn device_key() -> anyhow::Result<DeviceCredential> {
+    Ok(secret()?.device_key(HOST_ID))
+}
+
+/// An app on the simulated bank, with its world file in a temporary directory.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    world: PathBuf,
+    state: AppState,
+    key: DeviceCredential,
+}
+
+impl Fixture {
+    fn new() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let world = dir.path().join("world.json");
+        let bank = SimBank::new(&world, &default_outputs())?;
+        let controller = Arc::new(Controller::new(Box::new(bank), default_outputs())?);
+        let key = device_key()?;
+        let state = AppState::new(HOST_ID, key.clone(), controller);
+        Ok(Self { _dir: dir, world, state, key })
+    }
+
+    fn engine_auth(&self) -> String {
+        format!("Bearer {}", self.key.engine_credential())
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let mut req = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))?;
+        let resp = app(self.state.clone()).oneshot(req).await?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{method} {uri}: body is not JSON: {bytes:?}"))?;
+        Ok((status, value))
+    }
+
+    /// POST a command with the engine's credential and a JSON content type.
+    async fn command(&self, id: &str, body: &str) -> anyhow::Result<(StatusCode, Value)> {
+        let auth = self.engine_auth();
+        self.call(
+            "POST",
+            &format!("/v1/relays/{id}"),
+            &[("authorization", &auth), ("content-type", "application/json")],
+            Some(body),
+        )
+        .await
+    }
+
+    fn output(&self, id: &str) -> anyhow::Result<OutputStatus> {
+        self.state.controller().output(id).with_context(|| format!("no output {id}"))
+    }
+}
+
+fn error_code(body: &Value) -> anyhow::Result<ErrorCode> {
+    let body: ErrorBody = serde_json::from_value(body.clone())
+        .with_context(|| format!("not an ErrorBody: {body}"))?;
+    assert_eq!(body.status, "error");
+    Ok(body.code)
+}
+
+#[tokio::test]
+async fn list_and_get_outputs() -> anyhow::Result<()> {
+    let f = Fixture::new()?;
+    let (status, body) = f.call("GET", "/v1/relays", &[], None).await?;
+    assert_eq!(status, StatusCode::OK);
+    let list: RelayList = serde_json::from_value(body)?;
+    assert_eq!(list.host_id, HOST_ID);
+    let ids: Vec<_> = list.outputs.iter().map(|o| o.id.as_str()).collect();
+    assert_eq!(ids, ["heat", "cool", "fan"]);
+    assert!(
+        list.outputs.iter().all(|o| o.state == RelayState::Off && o.lease_remaining_s.is_none())
+    );
+
+    let (status, body) = f.call("GET", "/v1/relays/cool", &[], None).await?;
+    assert_eq!(status, StatusCode::OK);
+    let cool: OutputStatus = serde_json::from_value(body)?;
+    assert_eq!(
+        (cool.name.as_str(), cool.function_hint),
+        ("Air conditioner", Some(RelayFunction::Cool))
+    );
+    assert_eq!(cool.safe_state, RelayState::Off);
+
+    let (status, body) = f.call("GET", "/v1/relays/nope", &[], None).await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body)?, ErrorCode::NotFound);
+    Ok(())
+}
+
+#[tokio::test]
+async fn commands_switch_outputs_and_the_world_file() -> anyhow::Result<()> {
+    let f = Fixture::new()?;
+    // At start: every output safe, in the world file too.
+    let world = RelayWorld::read(&f.world)?;
+    assert_eq!(world.outputs.len(), 3);
+    assert!(world.outputs.values().all(|o| !o.on));
+
+    let (status, body) = f.command("heat", r#"{"state":"on","lease_s":120}"#).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let heat: OutputStatus = serde_json::from_value(body)?;
+    assert_eq!(heat.state, RelayState::On);
+    assert!(heat.lease_remaining_s.is_some_and(|s| s > 119.0 && s <= 120.0));
+    assert!(RelayWorld::read(&f.world)?.is_on(RelayFunction::Heat));
+    assert!(!RelayWorld::read(&f.world)?.is_on(RelayFunction::Cool));
+
+    let (status, body) = f.command("heat", r#"{"state":"off"}"#).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let heat: OutputStatus = serde_json::from_value(body)?;
+    assert_eq!((heat.state, heat.lease_remaining_s), (RelayState::Off, None));
+    assert!(!RelayWorld::read(&f.world)?.is_on(RelayFunction::Heat));
+
+    // `lease_s` is ignored for off; a charset parameter is fine.
+    let auth = f.engine_auth();
+    let (status, _) = f
+        .call(
+            "POST",
+            "/v1/relays/fan",
+            &[("authorization", &auth), ("content-type", "application/json; charset=utf-8")],
+            Some(r#"{"state":"off","lease_s":5}"#),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_commands_are_refused_and_change_nothing() -> anyhow::Result<()> {
+    let f = Fixture::new()?;
+    // heat is on by lease, cool is off: a refused command must leave both as they are.
+    let (status, _) = f.command("heat", r#"{"state":"on","lease_s":600}"#).await?;
+    assert_eq!(status, StatusCode::OK);
+
+    let engine = f.engine_auth();
+    let agent = format!("Bearer {}", f.key.agent_credential(HOST_ID));
+    let wrong_token = format!("Bearer engine.{}", "0".repeat(64));
+    let other_device = format!("Bearer {}", secret()?.device_key("other-host").engine_credential());
+    let json = ("content-type", "application/json");
+    let big = format!(r#"{{"state":"off","pad":"{}"}}"#, "x".repeat(20_000));
+
+    struct Case<'a> {
+        what: &'a str,
+        id: &'a str,
+        headers: Vec<(&'a str, &'a str)>,
+        body: &'a str,
+        status: StatusCode,
+        code: ErrorCode,
+        /// A word the message must contain (the field it is about).
+        mentions: &'a str,
+    }
+    fn with(auth: &str) -> Vec<(&str, &str)> {
+        vec![("authorization", auth), ("content-type", "application/json")]
+    }
+    let cases = [
+        Case {
+            what: "malformed JSON",
+            id: "heat",
+            headers: with(&engine),
+            body: r#"{"state":"#,
+            status: StatusCode::BAD_REQUEST,
+            code: ErrorCode::MalformedJson,
+            mentions: "JSON",
+        },
+        Case {
+            what: "trailing garbage",
+            id: "heat",
+            headers: with(&engine),
+            body: r#"{"state":"off"} x"#,
+            status: StatusCode::BAD_REQUEST,
+            code: ErrorCode::MalformedJson,
+            mentions: "JSON",
+        },
+        Case {
+            what: "not an object",
+            id: "heat",
+            headers: with(&engine),
+            body: r#"["off"]"#,
+            status: StatusCode::BAD_REQUEST,
+            code: ErrorCode::MalformedJson,
+            mentions: "object",
+        },
+        Case {
+            what: "empty body",
+            id: "cool",
+            headers: with(&engine),
+            body: "",
+            status: StatusCode::BAD_REQUEST,
+            code: ErrorCode::MalformedJson,
+            mentions: "JSON",
+        },
+        Case {
+            what: "state of the wrong type",
+            id: "heat",
+            headers: with(&engine),
+            body: r#"{"state":1}"#,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: ErrorCode::InvalidField,
+            mentions: "state",
+        },
+        Case {
+            what: "unknown state",
+            id: "cool",
+            headers: with(&engine),
+            body: r#"{"state":"maybe","lease_s":10}"#,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: ErrorCode::InvalidField,
+            mentions: "state",
+        },
+        Case {
+            what: "lease of the wrong type",
+            id: "cool",
+            headers: with(&engine),
+            body: r#"{"state":"on","lease_s":"ten"}"#,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: ErrorCode::InvalidField,
+            mentions: "lease_s",
+        },
+        Case {
+            what: "negative lease",
+            id: "cool",
+            headers: with(&engine),
+            body: r#"{"state":"on","lease_s":-5}"#,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: ErrorCode::InvalidField,
+            mentions: "lease_s",
+        },
+        Case {
+            what: "fractional lease",
+            id: "cool",
+            headers: with(&engine),
+            body: r#"{"state":"on","lease_s":1.5}"#,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: ErrorCode::InvalidField,
+            mentions: "lease_s",
+        },
+        Case {
+            what: "missing state",
+            id: "heat",
+            headers: with(&engine),
+            body: r#"{"lease_s":10}"#,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: ErrorCode::MissingField,
+            mentions: "state",
+        },
+        Case {
+            what: "on without lease",
+            id: "cool",
+            headers: with(&engine),
+            body: r#"{"state":"on"}"#,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: ErrorCode::MissingField,
+            mentions: "lease_s",
+        },
+        Case {
+            what: "on with a null lease",
+            id: "cool",
+            headers: with(&engine),
+            body: r#"{"state":"on","lease_s":null}"#,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: ErrorCode::MissingField,
+            mentions: "lease_s",
+        },
+        Case {
+            what: "lease 0",
+            id: "cool",
+            headers: with(&engine),
+            body: r#"{"state":"on","lease_s":0}"#,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: ErrorCode::InvalidField,
+            mentions: "lease_s",
+        },
+        Case {
+            what: "lease over 3600",
+            id: "cool",
+            headers: with(&engine),
+            body: r#"{"state":"on","lease_s":3601}"#,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: ErrorCode::InvalidField,
+            mentions: "lease_s",
+        },
+        Case {
+            what: "lease beyond u32",
+            id: "cool",
+            headers: with(&engine),
+            body: r#"{"state":"on","lease_s":99999999999}"#,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: ErrorCode::InvalidField,
+            mentions: "lease_s",
+        },
+        Case {
+            what: "unknown output",
+            id: "nope",
+            headers: with(&engine),
+            body: r#"{"state":"off"}"#,
+            status: StatusCode::NOT_FOUND,
+            code: ErrorCode::NotFound,
+            mentions: "nope",
+        },
+        Case {
+            what: "no credential",
+            id: "heat",
+            headers: vec![json],
+            body: r#"{"state":"off"}"#,
+            status: StatusCode::UNAUTHORIZED,
+            code: ErrorCode::Unauthorized,
+            mentions: "Bearer",
+        },
+        Case {
+            what: "not a bearer credential",
+            id: "heat",
+            headers: with("Basic ZW5naW5lOng="),
+            body: r#"{"state":"off"}"#,
+            status: StatusCode::UNAUTHORIZED,
+            code: ErrorCode::Unauthorized,
+            mentions: "Bearer",
+        },
+        Case {
+            what: "wrong engine token",
+            id: "heat",
+            headers: with(&wrong_token),
+            body: r#"{"state":"off"}"#,
+            status: StatusCode::FORBIDDEN,
+            code: ErrorCode::Forbidden,
+            mentions: "token",
+        },
+        Case {
+            what: "another device's engine token",
+            id: "heat",
+            headers: with(&other_device),
+            body: r#"{"state":"off"}"#,
+            status: StatusCode::FORBIDDEN,
+            code: ErrorCode::Forbidden,
+            mentions: "token",
+        },
+        Case {
+            what: "the agent's own token",
+            id: "heat",
+            headers: with(&agent),
+            body: r#"{"state":"off"}"#,
+            status: StatusCode::FORBIDDEN,
+            code: ErrorCode::Forbidden,
+            mentions: "engine",
+        },
+        Case {
+            what: "wrong content type",
+            id: "heat",
+            headers: vec![("authorization", &engine), ("content-type", "text/plain")],
+            body: r#"{"state":"off"}"#,
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: ErrorCode::Unsupported,
+            mentions: "application/json",
+        },
+        Case {
+            what: "no content type",
+            id: "heat",
+            headers: vec![("authorization", &engine)],
+            body: r#"{"state":"off"}"#,
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: ErrorCode::Unsupported,
+            mentions: "application/json",
+        },
+        Case {
+            what: "body too large",
+            id: "heat",
+            headers: with(&engine),
+            body: &big,
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: ErrorCode::Unsupported,
+            mentions: "larger",
+        },
+    ];
+
+    for case in cases {
+        let before: Vec<_> = ["heat", "cool", "fan"]
+            .iter()
+            .map(|id| f.output(id).map(|o| o.state))
+            .collect::<anyhow::Result<_>>()?;
+        let (status, body) = f
+            .call("POST", &format!("/v1/relays/{}", case.id), &case.headers, Some(case.body))
+            .await?;
+        assert_eq!(status, case.status, "{}: {body}", case.what);
+        assert_eq!(error_code(&body)?, case.code, "{}: {body}", case.what);
+        let message = body["error"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(case.mentions),
+            "{}: message {message:?} should mention {:?}",
+            case.what,
+            case.mentions
+        );
+        let after: Vec<_> = ["heat", "cool", "fan"]
+            .iter()
+            .map(|id| f.output(id).map(|o| o.state))
+            .collect::<anyhow::Result<_>>()?;
+        assert_eq!(before, after, "{}: state changed", case.what);
+        assert_eq!(after, [RelayState::On, RelayState::Off, RelayState::Off], "{}", case.what);
+    }
+    // The world file agrees: only the furnace runs.
+    let world = RelayWorld::read(&f.world)?;
+    assert!(world.is_on(RelayFunction::Heat) && !world.is_on(RelayFunction::Cool));
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_json_errors() -> anyhow::Result<()> {
+    let f = Fixture::new()?;
+    let (status, body) = f.call("GET", "/v1/nothing", &[], None).await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body)?, ErrorCode::NotFound);
+    let (status, body) = f.call("DELETE", "/v1/relays/heat", &[], None).await?;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(error_code(&body)?, ErrorCode::Unsupported);
+    let (status, body) = f.call("POST", "/v1/status", &[], None).await?;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(error_code(&body)?, ErrorCode::Unsupported);
+    Ok(())
+}
+
+#[tokio::test]
+async fn status_reports_health_and_engine_contact() -> anyhow::Result<()> {
+    let f = Fixture::new()?;
+    let (status, body) = f.call("GET", "/v1/status", &[], None).await?;
+    assert_eq!(status, StatusCode::OK);
+    let s: RelayAgentStatus = serde_json::from_value(body)?;
+    assert!(s.service.healthy);
+    assert_eq!(s.service.service, "hearth-relay-agent");
+    assert_eq!((s.host_id.as_str(), s.backend.as_str()), (HOST_ID, "simulated"));
+    assert_eq!(s.outputs.len(), 3);
+    assert_eq!(s.since_engine_contact_s, None);
+
+    f.command("fan", r#"{"state":"on","lease_s":30}"#).await?;
+    let (_, body) = f.call("GET", "/v1/status", &[], None).await?;
+    let s: RelayAgentStatus = serde_json::from_value(body)?;
+    assert!(s.since_engine_contact_s.is_some_and(|t| (0.0..5.0).contains(&t)));
+    Ok(())
+}
+
+/// A backend whose hardware check fails.
+#[derive(Debug)]
+struct Broken;
+
+impl RelayBank for Broken {
+    fn name(&self) -> &'static str {
+        "broken"
+    }
+    fn set(&mut self, _id: &str, _on: bool) -> Result<(), HwError> {
+        Ok(())
+    }
+    fn get(&self, _id: &str) -> Result<bool, HwError> {
+        Ok(false)
+    }
+    fn healthy(&self) -> Result<(), HwError> {
+        Err(HwError::Device("relay board not answering".into()))
+    }
+}
+
+#[tokio::test]
+async fn status_is_503_when_the_hardware_fails() -> anyhow::Result<()> {
+    let controller = Arc::new(Controller::new(Box::new(Broken), default_outputs())?);
+    let state = AppState::new(HOST_ID, device_key()?, controller);
+    let req = Request::get("/v1/status").body(Body::empty())?;
+    let resp = app(state).oneshot(req).await?;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let s: RelayAgentStatus =
+        serde_json::from_slice(&resp.into_body().collect().await?.to_bytes())?;
+    assert!(!s.service.healthy);
+    assert!(s.service.checks.iter().any(|c| !c.ok && c.detail.contains("not answering")));
+    Ok(())
+}
+
+#[tokio::test]
+async fn openapi_route_serves_the_document() -> anyhow::Result<()> {
+    let f = Fixture::new()?;
+    let (status, body) = f.call("GET", "/v1/openapi.json", &[], None).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, serde_json::to_value(openapi())?);
+    // Every route the agent serves is documented.
+    for path in ["/v1/relays", "/v1/relays/{id}", "/v1/status", "/v1/openapi.json"] {
+        assert!(body["paths"].get(path).is_some(), "{path} missing");
+    }
+    assert!(body["paths"]["/v1/relays/{id}"].get("post").is_some());
+    assert!(body["components"]["securitySchemes"].get("engine").is_some());
+    Ok(())
+}
+
+/// The committed document must match the generated one. `HEARTH_BLESS=1` rewrites it.
+#[test]
+fn openapi_snapshot() -> anyhow::Result<()> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi/relay-agent.json");
+    let generated = format!("{}\n", openapi().to_pretty_json()?);
+    if std::env::var_os("HEARTH_BLESS").is_some() {
+        std::fs::write(&path, &generated)?;
+        return Ok(());
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "openapi/relay-agent.json is out of date with the relay agent's API.\n\
+         If the change is intended, accept it with:\n\
+         \n    HEARTH_BLESS=1 cargo test -p hearth-relay-agent --test api openapi_snapshot\n\
+         \nand commit the updated file."
+    );
+    Ok(())
+}
+
+fn example_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/relay-agent.toml")
+}
+
+#[test]
+fn example_config_parses() -> anyhow::Result<()> {
+    let path = example_config();
+    let file = path.to_string_lossy().to_string();
+    let config: Config =
+        hearth_common::config::load_from(["hearth-relay-agent", "--config", &file])?;
+    assert_eq!(config.listen, "0.0.0.0:8081".parse()?);
+    assert_eq!(config.reregister_after_s, 60);
+    assert_eq!(config.effective_outputs()?, default_outputs());
+
+    // The commented-out examples are valid too: uncomment every `# key = value` line.
+    let text = std::fs::read_to_string(&path)?;
+    let uncommented: String = text
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(rest) if rest.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')) => rest,
+            _ => line,
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let dir = tempfile::tempdir()?;
+    let all = dir.path().join("all.toml");
+    std::fs::write(&all, uncommented)?;
+    let file = all.to_string_lossy().to_string();
+    let config: Config =
+        hearth_common::config::load_from(["hearth-relay-agent", "--config", &file])?;
+    assert_eq!(config.engine.as_deref(), Some("http://10.0.0.2:8080"));
+    assert_eq!(config.host_id.as_deref(), Some("relay-hall"));
+    assert!(config.device_key.as_deref().is_some_and(|k| k.parse::<DeviceCredential>().is_ok()));
+    assert_eq!(config.advertise_url.as_deref(), Some("http://10.0.0.7:8081"));
+    assert_eq!(config.sim_world, Some(PathBuf::from("/tmp/hearth-sim-world.json")));
+    // Printing the configuration never shows the key.
+    assert!(!format!("{config:?}").contains("0000000000000000000000000000000000"));
+    Ok(())
+}
+
+/// What the fake engine saw: the Authorization header and the registration.
+type Seen = (Option<String>, RelayRegistration);
+
+/// A fake engine on 127.0.0.1:0 that refuses the first registration with a 503 (so the agent
+/// must retry) and accepts the rest.
+async fn fake_engine() -> anyhow::Result<(String, tokio::sync::mpsc::UnboundedReceiver<Seen>)> {
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    use axum::response::IntoResponse;
+
+    type EngineState = (tokio::sync::mpsc::UnboundedSender<Seen>, Arc<AtomicUsize>);
+    async fn register(
+        State((tx, count)): State<EngineState>,
+        headers: HeaderMap,
+        axum::Json(registration): axum::Json<RelayRegistration>,
+    ) -> axum::response::Response {
+        let auth =
+            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let _ = tx.send((auth, registration));
+        if count.fetch_add(1, Ordering::SeqCst) == 0 {
+            let body = ErrorBody::new(ErrorCode::Unavailable, "starting up");
+            return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+        }
+        axum::Json(json!({"status": "ok", "engine_id": "fake-engine"})).into_response()
+    }
+
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let router = axum::Router::new()
+        .route("/v1/relays/register", axum::routing::post(register))
+        .with_state((tx, Arc::new(AtomicUsize::new(0))));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok((url, rx))
+}
+
+/// Wait for the next registration; the timeout only turns a hang into a failure.
+async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>) -> anyhow::Result<Seen> {
+    tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .context("no registration within 30 s")?
+        .context("fake engine gone")
+}
+
+fn agent_config(engine: &str, world: &Path, extra: &[&str]) -> anyhow::Result<Config> {
+    let key = device_key()?.to_string();
+    let world = world.to_string_lossy().to_string();
+    let mut args = vec![
+        "hearth-relay-agent",
+        "--engine",
+        engine,
+        "--listen",
+        "127.0.0.1:0",
+        "--host-id",
+        HOST_ID,
+        "--device-key",
+        &key,
+        "--sim-world",
+        &world,
+    ];
+    args.extend_from_slice(extra);
+    hearth_common::config::load_from(args)
+}
+
+#[tokio::test]
+async fn registers_with_the_engine_and_retries() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let world = dir.path().join("world.json");
+    let (engine, mut rx) = fake_engine().await?;
+    let config = agent_config(&engine, &world, &["--reregister-after-s", "1"])?;
+    let agent = Agent::start(config).await?;
+    let port = agent.local_addr().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(agent.run(async move {
+        let _ = stopped.await;
+    }));
+
+    let expected_auth = format!("Bearer {}", device_key()?.agent_credential(HOST_ID));
+    // The first attempt is refused with a 503, the retry (after the backoff) is accepted, and
+    // with nothing commanding the agent it registers again a second later.
+    for attempt in 0..3 {
+        let (auth, registration) = next(&mut rx).await?;
+        assert_eq!(auth.as_deref(), Some(expected_auth.as_str()), "attempt {attempt}");
+        assert_eq!(registration.host_id, HOST_ID);
+        assert_eq!(registration.url, format!("http://127.0.0.1:{port}"));
+        let ids: Vec<_> = registration.outputs.iter().map(|o| o.id.as_str()).collect();
+        assert_eq!(ids, ["heat", "cool", "fan"]);
+        assert!(registration.outputs.iter().all(|o| o.state == RelayState::Off));
+        assert!(registration.agent_time.is_some());
+    }
+
+    let _ = stop.send(());
+    running.await??;
+    Ok(())
+}
+
+#[tokio::test]
+async fn serves_over_http_and_stops_safe() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let world = dir.path().join("world.json");
+    // An output whose safe state is on: started on, kept on at stop.
+    let file = dir.path().join("relay.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[outputs]]
+id = "heat"
+name = "Furnace"
+function_hint = "heat"
+
+[[outputs]]
+id = "circ"
+name = "Circulation"
+function_hint = "fan"
+safe_state = "on"
+"#,
+    )?;
+    let file = file.to_string_lossy().to_string();
+    let (engine, _rx) = fake_engine().await?;
+    let agent = Agent::start(agent_config(&engine, &world, &["--config", &file])?).await?;
+    let base = format!("http://{}", agent.local_addr());
+    let on_at_start = RelayWorld::read(&world)?;
+    assert!(on_at_start.is_on(RelayFunction::Fan) && !on_at_start.is_on(RelayFunction::Heat));
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(agent.run(async move {
+        let _ = stopped.await;
+    }));
+
+    let client =
+        hearth_proto::client::RelayAgentClient::new(&base, Some(device_key()?.engine_credential()));
+    let heat =
+        client.command("heat", &RelayCommand { state: RelayState::On, lease_s: Some(60) }).await?;
+    assert_eq!(heat.state, RelayState::On);
+    let circ =
+        client.command("circ", &RelayCommand { state: RelayState::Off, lease_s: None }).await?;
+    assert_eq!(circ.state, RelayState::Off);
+    let world_now = RelayWorld::read(&world)?;
+    assert!(world_now.is_on(RelayFunction::Heat) && !world_now.is_on(RelayFunction::Fan));
+    assert_eq!(client.relays().await?.outputs.len(), 2);
+    assert!(client.status().await?.service.healthy);
+
+    // Shutdown: every output back to its safe state.
+    let _ = stop.send(());
+    running.await??;
+    let after = RelayWorld::read(&world)?;
+    assert!(!after.is_on(RelayFunction::Heat), "furnace off at stop");
+    assert!(after.is_on(RelayFunction::Fan), "circulation back on (its safe state) at stop");
+    Ok(())
+}
+
+#[tokio::test]
+async fn refuses_to_start_without_a_device_key() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let world = dir.path().join("world.json").to_string_lossy().to_string();
+    let config: Config = hearth_common::config::load_from([
+        "hearth-relay-agent",
+        "--engine",
+        "http://127.0.0.1:9",
+        "--host-id",
+        HOST_ID,
+        "--listen",
+        "127.0.0.1:0",
+        "--sim-world",
+        &world,
+    ])?;
+    let err = Agent::start(config).await.err().map(|e| format!("{e:#}")).unwrap_or_default();
+    assert!(err.contains("hearth-engine device-key relay-test"), "{err}");
+    Ok(())
+}
