@@ -6,6 +6,8 @@
 //! only; the `client` feature adds reqwest. No server, runtime, database or hardware crates.
 //! Doc comments here become the descriptions in the OpenAPI documents under `openapi/`.
 
+#![deny(missing_docs)]
+
 pub mod agents;
 pub mod control;
 pub mod error;
