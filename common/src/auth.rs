@@ -174,6 +174,54 @@ impl DeviceCredential {
     }
 }
 
+/// A string that must never appear in logs (a device key in an agent's configuration): `Debug`
+/// prints `<redacted>`. It reads from flags, the environment and the file like a plain string.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// An agent's device credential from its configuration: required, with the fix in the
+/// message (`env_var` is the agent's variable for it). The key never appears in the error.
+pub fn device_credential(
+    key: Option<&Secret>,
+    host_id: &str,
+    env_var: &str,
+) -> anyhow::Result<DeviceCredential> {
+    let Some(key) = key else {
+        anyhow::bail!(
+            "no device key: an agent talks only to the engine holding its key. Set --device-key, \
+             {env_var} or `device_key` in the config file; `hearth-engine device-key {host_id}` \
+             on the engine's host prints it"
+        );
+    };
+    // FromStr's errors describe the expected form and never echo the input.
+    key.expose().parse().map_err(|e: anyhow::Error| {
+        anyhow::anyhow!(
+            "invalid device key: malformed ({e}); `hearth-engine device-key {host_id}` on the \
+             engine's host prints a valid one"
+        )
+    })
+}
+
 /// Split an `Authorization` header value `Bearer <principal>.<token>` into its parts.
 pub fn parse_bearer(header: &str) -> Option<(&str, &str)> {
     let rest = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer "))?;
@@ -209,6 +257,25 @@ mod tests {
         assert!("abcd.1234".parse::<DeviceCredential>().is_err());
         assert!(format!("xyz.{}", "00".repeat(32)).parse::<DeviceCredential>().is_err());
         assert!(SiteSecret::from_hex("zz").is_err());
+    }
+
+    #[test]
+    fn agent_device_key_is_required_and_never_echoed() -> anyhow::Result<()> {
+        let missing = device_credential(None, "pi-a", "HEARTH_X_DEVICE_KEY").err();
+        let msg = missing.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            msg.contains("hearth-engine device-key pi-a") && msg.contains("HEARTH_X_DEVICE_KEY")
+        );
+        let bad = Secret::from("abcd.not-hex-secret-material".to_owned());
+        let msg = device_credential(Some(&bad), "pi-a", "X").err().map(|e| e.to_string());
+        let msg = msg.unwrap_or_default();
+        assert!(msg.contains("invalid device key"), "{msg}");
+        assert!(!msg.contains("not-hex-secret-material"), "{msg}");
+        assert_eq!(format!("{bad:?}"), "<redacted>");
+        let good = SiteSecret::from_hex(&"22".repeat(32))?.device_key("pi-a");
+        let parsed = device_credential(Some(&Secret::from(good.to_string())), "pi-a", "X")?;
+        assert_eq!(parsed, good);
+        Ok(())
     }
 
     #[test]

@@ -8,12 +8,13 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use hearth_common::auth::Secret;
 use hearth_proto::relays::{RelayFunction, RelayState};
 use serde::{Deserialize, Serialize};
 
 /// Hearth relay agent: switches furnace and air-conditioner relays on the engine's leased
 /// commands and falls back to each output's safe state when the engine goes silent.
-#[derive(Clone, clap::Parser, Serialize, Deserialize)]
+#[derive(Debug, Clone, clap::Parser, Serialize, Deserialize)]
 #[command(name = "hearth-relay-agent", version, about, long_about = None)]
 pub struct Config {
     /// TOML configuration file (keys are the long flag names with `_`; `[[outputs]]` tables
@@ -33,7 +34,7 @@ pub struct Config {
     /// This device's key, `<site id>.<64 hex>` (required). Print one on the engine's host with
     /// `hearth-engine device-key <host-id>`.
     #[arg(long, env = "HEARTH_RELAY_DEVICE_KEY", value_name = "KEY", hide_env_values = true)]
-    pub device_key: Option<String>,
+    pub device_key: Option<Secret>,
 
     /// Address and port the REST API listens on.
     #[arg(long, env = "HEARTH_RELAY_LISTEN", value_name = "ADDR", default_value = "0.0.0.0:8081")]
@@ -72,23 +73,6 @@ pub struct Config {
 }
 
 // Debug by hand so that printing a Config can never leak the device key.
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("config", &self.config)
-            .field("engine", &self.engine)
-            .field("host_id", &self.host_id)
-            .field("device_key", &self.device_key.as_ref().map(|_| "<redacted>"))
-            .field("listen", &self.listen)
-            .field("advertise_url", &self.advertise_url)
-            .field("hardware", &self.hardware)
-            .field("sim_world", &self.sim_world)
-            .field("reregister_after_s", &self.reregister_after_s)
-            .field("outputs", &self.outputs)
-            .finish()
-    }
-}
-
 /// The relay hardware backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -51,7 +51,11 @@ impl Agent {
             Path::new("/etc/machine-id"),
         )?;
         tracing::info!(%host_id, ?source, "host id");
-        let credential = device_credential(config.device_key.as_deref(), &host_id)?;
+        let credential = hearth_common::auth::device_credential(
+            config.device_key.as_ref(),
+            &host_id,
+            "HEARTH_RELAY_DEVICE_KEY",
+        )?;
         let outputs = config.effective_outputs().context("invalid outputs in the configuration")?;
         let bank = hw::build(&config, &outputs).context("cannot start the relay hardware")?;
         tracing::info!(backend = bank.name(), outputs = outputs.len(), "relay hardware ready");
@@ -108,24 +112,6 @@ impl Agent {
     }
 }
 
-/// The device key from the configuration; required, with the fix in the message. The key's
-/// value never appears in errors or logs.
-fn device_credential(key: Option<&str>, host_id: &str) -> anyhow::Result<DeviceCredential> {
-    let Some(key) = key else {
-        anyhow::bail!(
-            "no device key: this agent obeys only the engine holding its key. Print one on the \
-             engine's host with `hearth-engine device-key {host_id}` and pass it with \
-             --device-key or HEARTH_RELAY_DEVICE_KEY (or `device_key` in the config file)"
-        );
-    };
-    key.parse().with_context(|| {
-        format!(
-            "invalid device key (expected `<site id>.<64 hex digits>`, as printed by \
-             `hearth-engine device-key {host_id}`)"
-        )
-    })
-}
-
 /// Serve the API on `listener` until `shutdown` resolves, enforcing leases meanwhile. At
 /// shutdown, every output is driven to its safe state first (and commands are refused from
 /// then on), then the server stops gracefully.
@@ -166,23 +152,4 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     Agent::start(config).await?.run(shutdown).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn device_key_is_required_and_never_echoed() {
-        let err =
-            device_credential(None, "pi-a").err().map(|e| format!("{e:#}")).unwrap_or_default();
-        assert!(err.contains("hearth-engine device-key pi-a"), "{err}");
-        let bad = "abcd.not-hex-secret-material";
-        let err = device_credential(Some(bad), "pi-a")
-            .err()
-            .map(|e| format!("{e:#}"))
-            .unwrap_or_default();
-        assert!(err.contains("invalid device key"), "{err}");
-        assert!(!err.contains("not-hex-secret-material"), "{err}");
-    }
 }

@@ -575,7 +575,9 @@ fn example_config_parses() -> anyhow::Result<()> {
         hearth_common::config::load_from(["hearth-relay-agent", "--config", &file])?;
     assert_eq!(config.engine.as_deref(), Some("http://10.0.0.2:8080"));
     assert_eq!(config.host_id.as_deref(), Some("relay-hall"));
-    assert!(config.device_key.as_deref().is_some_and(|k| k.parse::<DeviceCredential>().is_ok()));
+    assert!(
+        config.device_key.as_ref().is_some_and(|k| k.expose().parse::<DeviceCredential>().is_ok())
+    );
     assert_eq!(config.advertise_url.as_deref(), Some("http://10.0.0.7:8081"));
     assert_eq!(config.sim_world, Some(PathBuf::from("/tmp/hearth-sim-world.json")));
     // Printing the configuration never shows the key.

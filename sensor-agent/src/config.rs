@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use hearth_common::auth::Secret;
 use serde::{Deserialize, Serialize};
 
 /// Configuration of `hearth-sensor-agent`.
@@ -112,31 +113,6 @@ pub struct SensorConfig {
 pub const DEFAULT_SIM_SENSOR_ID: &str = "28-00000000a001";
 /// The alias of [`DEFAULT_SIM_SENSOR_ID`].
 pub const DEFAULT_SIM_SENSOR_ALIAS: &str = "living room";
-
-/// A string that must never appear in logs: `Debug` prints `<redacted>`. It reads from flags,
-/// the environment and the file like a plain string.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret value, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<String> for Secret {
-    fn from(s: String) -> Self {
-        Self(s)
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
 
 impl Config {
     /// Check the values clap and serde cannot check on their own.

@@ -18,7 +18,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hearth_common::auth::DeviceCredential;
 use hearth_common::discovery::Locator;
 
 pub use config::{Config, Hardware, SensorConfig};
@@ -42,19 +41,11 @@ pub async fn run(
         Path::new("/proc/cpuinfo"),
         Path::new("/etc/machine-id"),
     )?;
-    let Some(device_key) = &config.device_key else {
-        anyhow::bail!(
-            "no device key: set --device-key, HEARTH_SENSOR_DEVICE_KEY or `device_key` in the \
-             config file; `hearth-engine device-key {host_id}` on the engine's host prints it"
-        );
-    };
-    // The parse errors describe the expected form and never echo the key.
-    let key: DeviceCredential = device_key.expose().parse().with_context(|| {
-        format!(
-            "the device key is malformed; `hearth-engine device-key {host_id}` on the engine's \
-             host prints a valid one"
-        )
-    })?;
+    let key = hearth_common::auth::device_credential(
+        config.device_key.as_ref(),
+        &host_id,
+        "HEARTH_SENSOR_DEVICE_KEY",
+    )?;
     let period = Duration::try_from_secs_f64(config.interval_s)
         .with_context(|| format!("interval_s {} is not a duration", config.interval_s))?;
 
