@@ -81,12 +81,14 @@ impl Config {
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("hearth.db").display()))
     }
 
-    pub(crate) fn stale_after(&self) -> anyhow::Result<Duration> {
-        secs("stale_after_s", self.stale_after_s, 1.0, 86_400.0)
+    /// Compared with reading timestamps, hence a jiff duration.
+    pub(crate) fn stale_after(&self) -> anyhow::Result<jiff::SignedDuration> {
+        Ok(secs("stale_after_s", self.stale_after_s, 1.0, 86_400.0)?.try_into()?)
     }
 
-    pub(crate) fn offline_after(&self) -> anyhow::Result<Duration> {
-        secs("offline_after_s", self.offline_after_s, 1.0, 86_400.0)
+    /// Compared with last-seen timestamps, hence a jiff duration.
+    pub(crate) fn offline_after(&self) -> anyhow::Result<jiff::SignedDuration> {
+        Ok(secs("offline_after_s", self.offline_after_s, 1.0, 86_400.0)?.try_into()?)
     }
 
     pub(crate) fn tick(&self) -> anyhow::Result<Duration> {

@@ -35,6 +35,7 @@ pub struct Engine {
 impl Engine {
     /// Open the data dir and database (running migrations), load the settings.
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        let stale_after = config.stale_after()?;
         let (site, engine_id) = site::load_or_create(&config.data_dir)?;
         let store = store::Store::open(&config.database_url()).await?;
         let wake = Arc::new(Notify::new());
@@ -44,7 +45,7 @@ impl Engine {
                 site.clone(),
                 control::ControllerConfig {
                     tick: config.tick()?,
-                    stale_after: config.stale_after()?,
+                    stale_after,
                     lease_s: config.lease_s()?,
                 },
                 Box::new(control::Hysteresis),
@@ -53,15 +54,15 @@ impl Engine {
             .await?,
         );
         let ingest = ingest::Ingest::spawn(store.clone(), wake);
-        let state = AppState::new(
-            store.clone(),
+        let state = AppState::new(api::Shared {
+            store: store.clone(),
             ingest,
-            controller.clone(),
-            site.clone(),
-            engine_id.clone(),
-            config.stale_after()?,
-            config.offline_after()?,
-        );
+            controller: controller.clone(),
+            site: site.clone(),
+            engine_id: engine_id.clone(),
+            stale_after,
+            offline_after: config.offline_after()?,
+        });
         Ok(Self { state, controller, store, site, engine_id })
     }
 

@@ -9,7 +9,6 @@ mod relays;
 mod sensors;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -29,42 +28,26 @@ use crate::store::Store;
 /// Shared state of every handler; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    inner: Arc<Inner>,
+    inner: Arc<Shared>,
 }
 
+/// What the handlers share.
 #[derive(Debug)]
-struct Inner {
-    store: Store,
-    ingest: Ingest,
-    controller: Arc<Controller>,
-    site: SiteSecret,
-    engine_id: String,
-    stale_after: Duration,
-    offline_after: Duration,
+pub(crate) struct Shared {
+    pub(crate) store: Store,
+    pub(crate) ingest: Ingest,
+    pub(crate) controller: Arc<Controller>,
+    pub(crate) site: SiteSecret,
+    pub(crate) engine_id: String,
+    /// A reading older than this is shown stale.
+    pub(crate) stale_after: jiff::SignedDuration,
+    /// An agent not heard from for this long is shown offline.
+    pub(crate) offline_after: jiff::SignedDuration,
 }
 
 impl AppState {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        store: Store,
-        ingest: Ingest,
-        controller: Arc<Controller>,
-        site: SiteSecret,
-        engine_id: String,
-        stale_after: Duration,
-        offline_after: Duration,
-    ) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                store,
-                ingest,
-                controller,
-                site,
-                engine_id,
-                stale_after,
-                offline_after,
-            }),
-        }
+    pub(crate) fn new(shared: Shared) -> Self {
+        Self { inner: Arc::new(shared) }
     }
 }
 

@@ -1,8 +1,8 @@
 //! The decision loop and relay commanding.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hearth_common::auth::SiteSecret;
@@ -22,7 +22,7 @@ pub(crate) struct ControllerConfig {
     /// Re-evaluate at least this often even without new readings.
     pub(crate) tick: Duration,
     /// A reading older than this no longer counts.
-    pub(crate) stale_after: Duration,
+    pub(crate) stale_after: jiff::SignedDuration,
     /// Lease granted with every `on` command; renewed every quarter lease.
     pub(crate) lease_s: u32,
 }
@@ -44,8 +44,10 @@ pub(crate) struct Controller {
     site: SiteSecret,
     config: ControllerConfig,
     algorithm: Box<dyn Algorithm>,
-    settings: RwLock<ControlSettings>,
-    latest: RwLock<Option<Decision>>,
+    /// Watch channels hold the current value without lock poisoning, and let the coming event
+    /// stream subscribe to changes.
+    settings: watch::Sender<ControlSettings>,
+    latest: watch::Sender<Option<Decision>>,
     wake: Arc<Notify>,
     /// Set when relays registered: command them now rather than at the next renewal.
     resend: AtomicBool,
@@ -72,30 +74,27 @@ impl Controller {
             site,
             config,
             algorithm,
-            settings: RwLock::new(settings),
-            latest: RwLock::new(latest),
+            settings: watch::Sender::new(settings),
+            latest: watch::Sender::new(latest),
             wake,
             resend: AtomicBool::new(false),
         })
     }
 
     pub(crate) fn settings(&self) -> ControlSettings {
-        self.settings.read().map(|s| s.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.settings.borrow().clone()
     }
 
     /// Store new settings, then let the loop decide with them at once.
     pub(crate) async fn set_settings(&self, settings: ControlSettings) -> Result<(), sqlx::Error> {
         self.store.save_settings(&settings).await?;
-        match self.settings.write() {
-            Ok(mut s) => *s = settings,
-            Err(p) => *p.into_inner() = settings,
-        }
+        self.settings.send_replace(settings);
         self.wake.notify_one();
         Ok(())
     }
 
     pub(crate) fn latest(&self) -> Option<Decision> {
-        self.latest.read().map(|d| d.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.latest.borrow().clone()
     }
 
     /// Relays (re)registered: command them on the next pass.
@@ -120,8 +119,7 @@ impl Controller {
             now: Timestamp::now(),
             settings: self.settings(),
             sensors,
-            stale_after: jiff::SignedDuration::try_from(self.config.stale_after)
-                .unwrap_or(jiff::SignedDuration::MAX),
+            stale_after: self.config.stale_after,
             heat,
         })
     }
@@ -132,7 +130,8 @@ impl Controller {
     pub(crate) async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut commander = Commander::new(self.store.clone(), self.site.clone());
         let mut heat = HeatState { on: commander.heat_relays_on().await, since: None };
-        let renew_every = Duration::from_secs(u64::from(self.config.lease_s.max(4) / 4));
+        // `Config::lease_s` guarantees at least 4 s, so this is at least a second.
+        let renew_every = Duration::from_secs(u64::from(self.config.lease_s / 4));
         let mut next_renew = tokio::time::Instant::now();
         let mut recorded = self.latest().map(|d| (d.heat, d.reason_code));
         loop {
@@ -145,10 +144,7 @@ impl Controller {
                         tracing::info!(heat = decision.heat, reason = %decision.reason, "decision");
                     }
                     // Publish and record first: the decision exists before it is acted on.
-                    match self.latest.write() {
-                        Ok(mut l) => *l = Some(decision.clone()),
-                        Err(p) => *p.into_inner() = Some(decision.clone()),
-                    }
+                    self.latest.send_replace(Some(decision.clone()));
                     if recorded != Some((decision.heat, decision.reason_code)) {
                         recorded = Some((decision.heat, decision.reason_code));
                         if let Err(e) = self.store.record_decision(&decision).await {
