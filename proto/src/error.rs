@@ -41,8 +41,13 @@ pub enum ErrorCode {
     Forbidden,
     /// The addressed resource (sensor, relay, output) does not exist.
     NotFound,
-    /// The request conflicts with the current state (e.g. an interlock).
+    /// The request conflicts with the current state.
     Conflict,
+    /// A relay `on` refused because an output interlocked with it is on (e.g. heat and cool).
+    Interlock,
+    /// A relay `on` refused because the output's minimum off time has not passed: switching it
+    /// on now would short-cycle the equipment. The response has a `Retry-After` header.
+    ShortCycle,
     /// The request is well-formed but unsupported (e.g. wrong content type).
     Unsupported,
     /// A dependency of the service (database, hardware) is unavailable.

@@ -56,6 +56,95 @@ pub struct OutputStatus {
     pub function_hint: Option<RelayFunction>,
     /// Seconds left on the current lease when the output is on by lease; null otherwise.
     pub lease_remaining_s: Option<f64>,
+    /// Seconds since the output last switched (or since the agent took it over at start, when
+    /// it was driven to its safe state). Relative, so an agent's wrong clock does not matter.
+    #[serde(default)]
+    pub changed_s_ago: f64,
+    /// How many times the output was switched on since the agent started.
+    #[serde(default)]
+    pub cycles: u64,
+    /// The equipment protection this output enforces by itself.
+    #[serde(default)]
+    pub protection: Protection,
+    /// Seconds until a deferred `off` happens: the engine asked for off, but the minimum on
+    /// time had not passed yet. Null when no off is pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_off_in_s: Option<f64>,
+    /// Seconds until an `on` command would be accepted (the minimum off time still running),
+    /// when the output is off. Null when `on` is possible now (interlocks aside).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_blocked_for_s: Option<f64>,
+    /// The last command the engine sent, and what came of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_command: Option<LastCommand>,
+    /// The last time the agent returned the output to its safe state by itself (lease run out,
+    /// maximum on time), if it ever did since it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_fallback: Option<Fallback>,
+}
+
+/// Equipment protection of one output, enforced at the relay agent whatever the engine says.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Protection {
+    /// Minimum seconds on before an `off` is carried out (an earlier `off` is deferred).
+    pub min_on_s: u32,
+    /// Minimum seconds off before an `on` is accepted (an earlier `on` is refused with
+    /// `short_cycle`).
+    pub min_off_s: u32,
+    /// Maximum continuous seconds on; then the output returns to its safe state however often
+    /// its lease is renewed. Null: no limit.
+    pub max_on_s: Option<u32>,
+    /// Outputs that can never be on together with this one (interlock groups); an `on` while
+    /// one of them is on is refused with `interlock`.
+    pub interlocked_with: Vec<String>,
+}
+
+/// The last command an output received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LastCommand {
+    /// The state asked for.
+    pub state: RelayState,
+    /// The lease asked for, for `on`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_s: Option<u32>,
+    /// Seconds since the command arrived.
+    pub s_ago: f64,
+    /// What the agent did with it.
+    pub outcome: CommandOutcome,
+    /// Why, in words, when it was deferred or refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// What a relay agent did with a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandOutcome {
+    /// Carried out at once (switched, renewed, or already in that state).
+    Done,
+    /// Accepted but carried out later: an `off` waits for the minimum on time.
+    Deferred,
+    /// Refused: an interlock or the minimum off time.
+    Refused,
+}
+
+/// The agent returned an output to its safe state by itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Fallback {
+    /// Why.
+    pub reason: FallbackReason,
+    /// Seconds ago.
+    pub s_ago: f64,
+}
+
+/// Why an output fell back to its safe state without a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FallbackReason {
+    /// The engine did not renew the lease in time (engine down, network down, engine wedged).
+    LeaseExpired,
+    /// The output was on for its maximum continuous on time.
+    MaxOnTime,
 }
 
 /// `POST /v1/relays/{id}` on a relay agent: switch one output.

@@ -14,7 +14,9 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hearth_common::auth::{DeviceCredential, ENGINE_PRINCIPAL, parse_bearer};
-use hearth_proto::relays::{OutputStatus, RelayAgentStatus, RelayCommand, RelayList};
+use hearth_proto::relays::{
+    CommandOutcome, OutputStatus, RelayAgentStatus, RelayCommand, RelayList,
+};
 use hearth_proto::status::{HealthCheck, ServiceStatus};
 use hearth_proto::{ErrorBody, ErrorCode};
 use serde::de::DeserializeOwned;
@@ -23,7 +25,7 @@ use utoipa::{Modify, OpenApi as _};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::relays::{CommandError, Controller};
+use crate::relays::{Applied, CommandError, Controller};
 
 /// The service name in `GET /v1/status`.
 pub const SERVICE_NAME: &str = "hearth-relay-agent";
@@ -68,12 +70,14 @@ pub struct ApiError {
     pub status: StatusCode,
     /// The body.
     pub body: ErrorBody,
+    /// Seconds for a `Retry-After` header, when waiting helps.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     /// An error with `status`, `code` and a human `message`.
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { status, body: ErrorBody::new(code, message) }
+        Self { status, body: ErrorBody::new(code, message), retry_after: None }
     }
 }
 
@@ -84,6 +88,9 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -99,11 +106,17 @@ impl From<CommandError> for ApiError {
             CommandError::InvalidLease(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField)
             }
+            CommandError::Interlock { .. } => (StatusCode::CONFLICT, ErrorCode::Interlock),
+            CommandError::ShortCycle { .. } => (StatusCode::CONFLICT, ErrorCode::ShortCycle),
             CommandError::ShuttingDown | CommandError::Hardware(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)
             }
         };
-        Self::new(status, code, e.to_string())
+        let mut error = Self::new(status, code, e.to_string());
+        if let CommandError::ShortCycle { remaining, .. } = e {
+            error.retry_after = Some(remaining.as_secs_f64().ceil() as u64);
+        }
+        error
     }
 }
 
@@ -294,7 +307,14 @@ async fn get_relay(
 ///
 /// `{"state": "on", "lease_s": N}` turns the output on, or renews its lease, for N seconds
 /// (1..=3600); without a renewal it then returns to its safe state. `{"state": "off"}` turns it
-/// off and clears the lease. A refused command changes nothing.
+/// off and clears the lease.
+///
+/// The agent protects the equipment whatever the engine says: an `on` is refused (409) while an
+/// interlocked output is on (`interlock`) or before the output's minimum off time has passed
+/// (`short_cycle`, with `Retry-After`); an `off` before the minimum on time has passed is
+/// deferred until it has (202, `pending_off_in_s` says when); a lease that runs out during the
+/// minimum on time ends with it; an output on for its maximum on time returns to its safe state.
+/// A refused command changes nothing.
 #[utoipa::path(
     post,
     path = "/v1/relays/{id}",
@@ -304,12 +324,19 @@ async fn get_relay(
     security(("engine" = [])),
     responses(
         (status = 200, description = "Done; the output's new status.", body = OutputStatus),
+        (status = 202, body = OutputStatus,
+            description = "An `off` deferred by the minimum on time; the output is still on \
+                until `pending_off_in_s`."),
         (status = 400, body = ErrorBody,
             description = "`malformed_json`: the body is not valid JSON, or not a JSON object."),
         (status = 401, description = "`unauthorized`: no credential.", body = ErrorBody),
         (status = 403, body = ErrorBody,
             description = "`forbidden`: not the engine's credential for this agent."),
         (status = 404, description = "`not_found`: no output has this id.", body = ErrorBody),
+        (status = 409, body = ErrorBody,
+            description = "`interlock`: an output interlocked with this one is on; or \
+                `short_cycle`: the minimum off time has not passed (see `Retry-After`). Nothing \
+                changed."),
         (status = 413, description = "`unsupported`: the body is too large.", body = ErrorBody),
         (status = 415, body = ErrorBody,
             description = "`unsupported`: the body is not `application/json`."),
@@ -325,7 +352,7 @@ async fn command_relay(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
     body: Result<JsonBody<RelayCommand>, ApiError>,
-) -> Result<Json<OutputStatus>, ApiError> {
+) -> Result<(StatusCode, Json<OutputStatus>), ApiError> {
     let Path(id) = id.map_err(path_error)?;
     let refuse = |error: ApiError, reason: &str| {
         // Never the token: the principal is a name (e.g. a host id), the reason says why.
@@ -349,7 +376,10 @@ async fn command_relay(
         refuse(e, &reason)
     })?;
     match state.controller.command(&id, &command) {
-        Ok(status) => Ok(Json(status)),
+        Ok(Applied { outcome: CommandOutcome::Deferred, status }) => {
+            Ok((StatusCode::ACCEPTED, Json(status)))
+        }
+        Ok(Applied { status, .. }) => Ok((StatusCode::OK, Json(status))),
         Err(e) => {
             let reason = e.to_string();
             Err(refuse(e.into(), &reason))

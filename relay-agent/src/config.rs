@@ -45,9 +45,20 @@ pub struct Config {
     #[arg(long, env = "HEARTH_RELAY_ADVERTISE_URL", value_name = "URL")]
     pub advertise_url: Option<String>,
 
-    /// The relay hardware backend.
+    /// The relay hardware backend: `rppal` (Raspberry Pi GPIO, pins are BCM numbers),
+    /// `gpio-cdev` (any Linux board, the GPIO character device `--gpio-chip`; pins are line
+    /// offsets) or `simulated`. Each output's `pin` and `active_low` come from `[[outputs]]`.
     #[arg(long, env = "HEARTH_RELAY_HARDWARE", value_enum, default_value_t = Hardware::Simulated)]
     pub hardware: Hardware,
+
+    /// The GPIO character device for `--hardware gpio-cdev` (`gpiodetect` lists them).
+    #[arg(
+        long,
+        env = "HEARTH_RELAY_GPIO_CHIP",
+        value_name = "DEVICE",
+        default_value = "/dev/gpiochip0"
+    )]
+    pub gpio_chip: PathBuf,
 
     /// The world file shared with the simulated sensor agent (simulated hardware only).
     /// Default: `hearth-sim-world.json` in the temporary directory.
@@ -70,15 +81,42 @@ pub struct Config {
     #[arg(skip)]
     #[serde(default)]
     pub outputs: Vec<OutputConfig>,
+
+    /// Interlock groups (file only, `[[interlocks]]` tables): at most one output of a group is
+    /// on at any instant. Absent: every output hinted `heat` is interlocked with every output
+    /// hinted `cool`. An empty list (`interlocks = []`) means no interlocks.
+    #[arg(skip)]
+    #[serde(default)]
+    pub interlocks: Option<Vec<InterlockConfig>>,
 }
 
 // Debug by hand so that printing a Config can never leak the device key.
 /// The relay hardware backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Hardware {
+    /// Raspberry Pi GPIO through rppal (`/dev/gpiomem`); `pin` is the BCM GPIO number.
+    Rppal,
+    /// The Linux GPIO character device (any board); `pin` is the line offset on the chip.
+    GpioCdev,
     /// In-memory relays that publish their state to the simulated world file.
     Simulated,
+}
+
+impl Hardware {
+    /// True for the backends that drive real GPIO lines (and so need each output's `pin`).
+    pub fn uses_pins(self) -> bool {
+        matches!(self, Self::Rppal | Self::GpioCdev)
+    }
+
+    /// The name used by the flag and the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rppal => "rppal",
+            Self::GpioCdev => "gpio-cdev",
+            Self::Simulated => "simulated",
+        }
+    }
 }
 
 /// One output (`[[outputs]]` in the file).
@@ -95,19 +133,101 @@ pub struct OutputConfig {
     /// The state the output falls back to at start, at stop and when a lease runs out.
     #[serde(default = "default_safe_state")]
     pub safe_state: RelayState,
+    /// The GPIO pin (BCM number for `rppal`, line offset for `gpio-cdev`); required by those
+    /// backends, ignored by the simulator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<u32>,
+    /// True when the relay board energises the relay on a LOW pin (most opto-isolated boards).
+    #[serde(default)]
+    pub active_low: bool,
+    /// Minimum seconds on before an `off` is carried out. Default: 180 for `cool` (compressor),
+    /// 120 for `heat`, 0 otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_on_s: Option<u32>,
+    /// Minimum seconds off before an `on` is accepted, counted from the agent's start too.
+    /// Default: 300 for `cool` (compressor), 120 for `heat`, 0 otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_off_s: Option<u32>,
+    /// Maximum continuous seconds on, whatever the engine says; 0 = no limit. Default: 14400
+    /// (4 h) for `heat` and `cool`, no limit otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_on_s: Option<u32>,
+}
+
+/// One interlock group (`[[interlocks]]` in the file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterlockConfig {
+    /// A name for logs and errors, e.g. `heat-cool`. Default: the output ids joined by `-`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The output ids of the group (at least two); at most one of them is on at any instant.
+    pub outputs: Vec<String>,
+}
+
+/// An interlock group, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interlock {
+    /// Its name, for errors.
+    pub name: String,
+    /// Its outputs.
+    pub outputs: Vec<String>,
 }
 
 fn default_safe_state() -> RelayState {
     RelayState::Off
 }
 
+/// One hour in seconds, for the defaults below.
+const HOUR_S: u32 = 3600;
+
 impl OutputConfig {
-    fn new(id: &str, name: &str, hint: RelayFunction) -> Self {
+    /// An output with default protection and no pin (simulated hardware).
+    pub fn new(id: &str, name: &str, hint: RelayFunction) -> Self {
         Self {
             id: id.to_owned(),
             name: name.to_owned(),
             function_hint: Some(hint),
             safe_state: RelayState::Off,
+            pin: None,
+            active_low: false,
+            min_on_s: None,
+            min_off_s: None,
+            max_on_s: None,
+        }
+    }
+
+    /// The minimum on time, defaulted by function: compressors need a few minutes of running
+    /// to return their oil; a furnace's heat exchanger should reach temperature.
+    pub fn min_on_s(&self) -> u32 {
+        self.min_on_s.unwrap_or(match self.function_hint {
+            Some(RelayFunction::Cool) => 180,
+            Some(RelayFunction::Heat) => 120,
+            _ => 0,
+        })
+    }
+
+    /// The minimum off time, defaulted by function: a compressor restarted against high head
+    /// pressure stalls and overheats, hence the 5 minutes.
+    pub fn min_off_s(&self) -> u32 {
+        self.min_off_s.unwrap_or(match self.function_hint {
+            Some(RelayFunction::Cool) => 300,
+            Some(RelayFunction::Heat) => 120,
+            _ => 0,
+        })
+    }
+
+    /// The maximum continuous on time, if limited. Four hours for heating and cooling: long
+    /// enough for the coldest night (the engine renews, the limit forces a short break), short
+    /// enough that a runaway controller cannot run the equipment for days.
+    pub fn max_on_s(&self) -> Option<u32> {
+        match self.max_on_s {
+            Some(0) => None,
+            Some(s) => Some(s),
+            None => match self.function_hint {
+                Some(RelayFunction::Heat | RelayFunction::Cool) => Some(4 * HOUR_S),
+                _ => None,
+            },
         }
     }
 }
@@ -129,12 +249,21 @@ pub fn valid_output_id(id: &str) -> bool {
 
 impl Config {
     /// The configured outputs, or the default set when none are configured; validated (ids
-    /// well-formed and unique, names not empty).
+    /// well-formed and unique, names not empty, protection times consistent, pins present and
+    /// unique when the backend drives GPIO).
     pub fn effective_outputs(&self) -> anyhow::Result<Vec<OutputConfig>> {
         if self.outputs.is_empty() {
+            if self.hardware.uses_pins() {
+                anyhow::bail!(
+                    "--hardware {} needs the outputs and their pins: add [[outputs]] tables \
+                     with `pin` to the configuration file (see the example relay-agent.toml)",
+                    self.hardware.name()
+                );
+            }
             return Ok(default_outputs());
         }
         let mut seen = HashSet::new();
+        let mut pins = HashSet::new();
         for (i, output) in self.outputs.iter().enumerate() {
             if !valid_output_id(&output.id) {
                 anyhow::bail!(
@@ -149,8 +278,87 @@ impl Config {
             if output.name.trim().is_empty() {
                 anyhow::bail!("outputs[{i}] ({}): name must not be empty", output.id);
             }
+            for (key, value) in [("min_on_s", output.min_on_s()), ("min_off_s", output.min_off_s())]
+            {
+                if value > 4 * HOUR_S {
+                    anyhow::bail!(
+                        "outputs[{i}] ({}): {key} = {value} is more than 4 hours",
+                        output.id
+                    );
+                }
+            }
+            if let Some(max) = output.max_on_s()
+                && max <= output.min_on_s()
+            {
+                anyhow::bail!(
+                    "outputs[{i}] ({}): max_on_s ({max}) must be more than min_on_s ({})",
+                    output.id,
+                    output.min_on_s()
+                );
+            }
+            if self.hardware.uses_pins() {
+                let Some(pin) = output.pin else {
+                    anyhow::bail!(
+                        "outputs[{i}] ({}): `pin` is required with --hardware {}",
+                        output.id,
+                        self.hardware.name()
+                    );
+                };
+                if self.hardware == Hardware::Rppal && pin > 53 {
+                    anyhow::bail!(
+                        "outputs[{i}] ({}): pin {pin} is not a Raspberry Pi BCM GPIO (0-53)",
+                        output.id
+                    );
+                }
+                if !pins.insert(pin) {
+                    anyhow::bail!("outputs[{i}] ({}): pin {pin} is used twice", output.id);
+                }
+            }
         }
         Ok(self.outputs.clone())
+    }
+
+    /// The interlock groups for `outputs` (validated ones from [`Self::effective_outputs`]):
+    /// the configured ones, checked, or by default each `heat` output paired with each `cool`
+    /// output.
+    pub fn effective_interlocks(&self, outputs: &[OutputConfig]) -> anyhow::Result<Vec<Interlock>> {
+        let Some(groups) = &self.interlocks else {
+            let with = |f| outputs.iter().filter(move |o| o.function_hint == Some(f));
+            return Ok(with(RelayFunction::Heat)
+                .flat_map(|h| {
+                    with(RelayFunction::Cool).map(move |c| Interlock {
+                        name: format!("{}-{}", h.id, c.id),
+                        outputs: vec![h.id.clone(), c.id.clone()],
+                    })
+                })
+                .collect());
+        };
+        let mut result = Vec::new();
+        for (i, group) in groups.iter().enumerate() {
+            let name = group.name.clone().unwrap_or_else(|| group.outputs.join("-"));
+            if group.outputs.len() < 2 {
+                anyhow::bail!("interlocks[{i}] ({name}): a group needs at least two outputs");
+            }
+            let mut members = HashSet::new();
+            for id in &group.outputs {
+                let Some(output) = outputs.iter().find(|o| o.id == *id) else {
+                    anyhow::bail!("interlocks[{i}] ({name}): no output {id:?}");
+                };
+                if !members.insert(id.as_str()) {
+                    anyhow::bail!("interlocks[{i}] ({name}): output {id:?} is listed twice");
+                }
+                // Two interlocked outputs that are both "safe when on" would be switched on
+                // together at start, at stop and when leases run out.
+                if output.safe_state.is_on() {
+                    anyhow::bail!(
+                        "interlocks[{i}] ({name}): output {id:?} has safe_state = \"on\"; \
+                         interlocked outputs must be safe when off"
+                    );
+                }
+            }
+            result.push(Interlock { name, outputs: group.outputs.clone() });
+        }
+        Ok(result)
     }
 
     /// The simulated world file, defaulted.
@@ -201,6 +409,103 @@ mod tests {
         assert!(c.effective_outputs().is_err());
         c.outputs = vec![OutputConfig::new(&"x".repeat(32), "A", RelayFunction::Heat)];
         assert!(c.effective_outputs().is_ok());
+        Ok(())
+    }
+
+    fn from_file(text: &str, args: &[&str]) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("relay.toml");
+        std::fs::write(&file, text)?;
+        let f = file.to_string_lossy().to_string();
+        let mut all = vec!["--config", f.as_str()];
+        all.extend_from_slice(args);
+        load(&all)
+    }
+
+    fn interlock_error(text: &str) -> String {
+        let result = from_file(text, &[]).and_then(|c| {
+            let outputs = c.effective_outputs()?;
+            c.effective_interlocks(&outputs)
+        });
+        result.err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn interlocks_default_and_validation() -> anyhow::Result<()> {
+        // Default: heat with cool, fan free.
+        let c = load(&[])?;
+        let groups = c.effective_interlocks(&c.effective_outputs()?)?;
+        assert_eq!(
+            groups,
+            [Interlock { name: "heat-cool".into(), outputs: vec!["heat".into(), "cool".into()] }]
+        );
+        // Explicitly none.
+        let c = from_file("interlocks = []\n", &[])?;
+        assert!(c.effective_interlocks(&c.effective_outputs()?)?.is_empty());
+        let c = from_file(
+            "[[interlocks]]\nname = \"hvac\"\noutputs = [\"heat\", \"cool\", \"fan\"]\n",
+            &[],
+        )?;
+        assert_eq!(c.effective_interlocks(&c.effective_outputs()?)?[0].outputs.len(), 3);
+
+        let err = interlock_error("[[interlocks]]\noutputs = [\"heat\"]\n");
+        assert!(err.contains("at least two outputs"), "{err}");
+        let err = interlock_error("[[interlocks]]\noutputs = [\"heat\", \"boiler\"]\n");
+        assert!(err.contains("no output \"boiler\""), "{err}");
+        let err = interlock_error("[[interlocks]]\noutputs = [\"heat\", \"heat\"]\n");
+        assert!(err.contains("listed twice"), "{err}");
+        let err = interlock_error(
+            "[[outputs]]\nid = \"a\"\nname = \"A\"\nsafe_state = \"on\"\n\
+             [[outputs]]\nid = \"b\"\nname = \"B\"\n\
+             [[interlocks]]\noutputs = [\"a\", \"b\"]\n",
+        );
+        assert!(err.contains("must be safe when off"), "{err}");
+        let err = interlock_error("[[interlocks]]\noutputs = [\"heat\", \"cool\"]\nextra = 1\n");
+        assert!(err.contains("unknown field"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn protection_defaults_and_validation() -> anyhow::Result<()> {
+        let outputs = default_outputs();
+        let times: Vec<_> =
+            outputs.iter().map(|o| (o.min_on_s(), o.min_off_s(), o.max_on_s())).collect();
+        assert_eq!(times, [(120, 120, Some(14_400)), (180, 300, Some(14_400)), (0, 0, None)]);
+        let c = from_file(
+            "[[outputs]]\nid = \"heat\"\nname = \"Furnace\"\nfunction_hint = \"heat\"\n\
+             min_on_s = 30\nmin_off_s = 0\nmax_on_s = 0\n",
+            &[],
+        )?;
+        let o = &c.effective_outputs()?[0];
+        assert_eq!((o.min_on_s(), o.min_off_s(), o.max_on_s()), (30, 0, None));
+        let bad = from_file(
+            "[[outputs]]\nid = \"heat\"\nname = \"F\"\nmin_on_s = 600\nmax_on_s = 300\n",
+            &[],
+        )?;
+        let err = bad.effective_outputs().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("max_on_s (300) must be more than min_on_s (600)"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn gpio_backends_need_pins() -> anyhow::Result<()> {
+        let err = load(&["--hardware", "rppal"])?.effective_outputs().err();
+        assert!(err.is_some_and(|e| e.to_string().contains("add [[outputs]] tables with `pin`")));
+        let two = "[[outputs]]\nid = \"heat\"\nname = \"F\"\npin = 17\nactive_low = true\n\
+                   [[outputs]]\nid = \"cool\"\nname = \"AC\"\n";
+        let err = from_file(two, &["--hardware", "gpio-cdev"])?.effective_outputs().err();
+        assert!(err.is_some_and(|e| e.to_string().contains("`pin` is required")));
+        let dup = two.replace("name = \"AC\"", "name = \"AC\"\npin = 17");
+        let err = from_file(&dup, &["--hardware", "gpio-cdev"])?.effective_outputs().err();
+        assert!(err.is_some_and(|e| e.to_string().contains("pin 17 is used twice")));
+        let high = two.replace("name = \"AC\"", "name = \"AC\"\npin = 60");
+        let err = from_file(&high, &["--hardware", "rppal"])?.effective_outputs().err();
+        assert!(err.is_some_and(|e| e.to_string().contains("not a Raspberry Pi BCM GPIO")));
+        // The simulator ignores pins, and the file's spelling of the backend works.
+        let c = from_file(&format!("hardware = \"gpio-cdev\"\n{}", high), &[])?;
+        assert_eq!(c.hardware, Hardware::GpioCdev);
+        assert_eq!(c.effective_outputs()?[1].pin, Some(60));
+        assert!(c.effective_outputs()?[0].active_low);
         Ok(())
     }
 

@@ -57,11 +57,19 @@ impl Agent {
             "HEARTH_RELAY_DEVICE_KEY",
         )?;
         let outputs = config.effective_outputs().context("invalid outputs in the configuration")?;
+        let interlocks = config
+            .effective_interlocks(&outputs)
+            .context("invalid interlocks in the configuration")?;
         let bank = hw::build(&config, &outputs).context("cannot start the relay hardware")?;
-        tracing::info!(backend = bank.name(), outputs = outputs.len(), "relay hardware ready");
+        tracing::info!(
+            backend = bank.name(),
+            outputs = outputs.len(),
+            interlocks = ?interlocks.iter().map(|g| &g.name).collect::<Vec<_>>(),
+            "relay hardware ready"
+        );
         // Safe states before anything can talk to us.
         let controller = Arc::new(
-            Controller::new(bank, outputs)
+            Controller::new(bank, outputs, &interlocks)
                 .context("cannot drive the outputs to their safe states")?,
         );
         let listener = TcpListener::bind(config.listen)
@@ -112,7 +120,8 @@ impl Agent {
     }
 }
 
-/// Serve the API on `listener` until `shutdown` resolves, enforcing leases meanwhile. At
+/// Serve the API on `listener` until `shutdown` resolves, enforcing leases and protection
+/// times meanwhile. At
 /// shutdown, every output is driven to its safe state first (and commands are refused from
 /// then on), then the server stops gracefully.
 pub async fn serve(
@@ -121,9 +130,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let controller = state.controller().clone();
-    let leases = tokio::spawn({
+    let timers = tokio::spawn({
         let controller = controller.clone();
-        async move { controller.run_leases().await }
+        async move { controller.run_timers().await }
     });
     let graceful = {
         let controller = controller.clone();
@@ -136,7 +145,7 @@ pub async fn serve(
         }
     };
     let served = axum::serve(listener, app(state)).with_graceful_shutdown(graceful).await;
-    leases.abort();
+    timers.abort();
     // Whatever ended the server, leave the relays safe.
     let stopped = controller.stop();
     served.context("the HTTP server failed")?;

@@ -5,7 +5,9 @@
 //! exponential backoff until the engine accepts it. A connection failure is reported to the
 //! locator, so that mDNS forgets a dead engine in seconds instead of at TTL expiry.
 //!
-//! It also registers again when the engine has neither commanded this agent nor received a
+//! It registers again at once when an output fell back to its safe state by itself (a lease ran
+//! out, a maximum on time): the report tells the engine what happened, as soon as it listens.
+//! And it registers again when the engine has neither commanded this agent nor received a
 //! registration for `reregister_after` (default 60 s). The engine keeps registrations in its
 //! database, so this is not needed after an engine restart; it keeps the engine's view of the
 //! agent (URL, outputs, states, clock) fresh, and costs one small request a minute only while
@@ -60,8 +62,11 @@ impl Registrar {
     /// Register whenever needed, forever (abort the task to stop).
     pub async fn run(self) {
         let mut rx = self.locator.subscribe();
+        let mut fallbacks = self.controller.subscribe_fallbacks();
         // The target last registered with, and when.
         let mut registered: Option<(EngineTarget, Instant)> = None;
+        // An output fell back since the last registration: report it now.
+        let mut report = false;
         loop {
             let Some(target) = rx.borrow_and_update().clone() else {
                 tracing::info!("waiting for the engine to be discovered");
@@ -74,18 +79,31 @@ impl Registrar {
                 // Same engine: wait until the registration goes stale or the engine moves.
                 let last = self.controller.last_engine_contact().map_or(*at, |t| t.max(*at));
                 let due = last + self.reregister_after;
-                if Instant::now() < due {
+                if report {
+                    tracing::info!(
+                        engine = %target.url,
+                        "an output fell back to its safe state: reporting to the engine"
+                    );
+                } else if Instant::now() < due {
                     tokio::select! {
                         () = tokio::time::sleep_until(due) => {}
                         () = changed(&mut rx) => {}
+                        changed = fallbacks.changed() => {
+                            // The controller lives as long as this task: Err cannot happen.
+                            report = changed.is_ok();
+                        }
                     }
                     continue;
+                } else {
+                    tracing::info!(
+                        engine = %target.url,
+                        "engine silent for a while: registering again"
+                    );
                 }
-                tracing::info!(
-                    engine = %target.url,
-                    "engine silent for a while: registering again"
-                );
             }
+            // The registration about to be sent carries every fallback so far.
+            report = false;
+            fallbacks.mark_unchanged();
             tokio::select! {
                 () = self.register_until_accepted(&target) => {
                     registered = Some((target, Instant::now()));

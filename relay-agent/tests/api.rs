@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{HeaderMap, Request, StatusCode, header};
 use hearth_common::auth::{DeviceCredential, SiteSecret};
 use hearth_common::simworld::RelayWorld;
 use hearth_proto::relays::{
-    OutputStatus, RelayAgentStatus, RelayCommand, RelayFunction, RelayList, RelayRegistration,
-    RelayState,
+    CommandOutcome, FallbackReason, OutputStatus, RelayAgentStatus, RelayCommand, RelayFunction,
+    RelayList, RelayRegistration, RelayState,
 };
 use hearth_proto::{ErrorBody, ErrorCode};
-use hearth_relay_agent::config::default_outputs;
+use hearth_relay_agent::config::{Interlock, OutputConfig, default_outputs};
 use hearth_relay_agent::hw::{HwError, RelayBank, SimBank};
 use hearth_relay_agent::{Agent, AppState, Config, Controller, app, openapi};
 use http_body_util::BodyExt as _;
@@ -42,12 +42,29 @@ struct Fixture {
     key: DeviceCredential,
 }
 
+/// The default outputs (heat, cool, fan) without protection times, so commands take effect at
+/// once; the protection tests set their own.
+fn unprotected() -> Vec<OutputConfig> {
+    default_outputs()
+        .into_iter()
+        .map(|o| OutputConfig { min_on_s: Some(0), min_off_s: Some(0), max_on_s: Some(0), ..o })
+        .collect()
+}
+
+fn heat_cool() -> Vec<Interlock> {
+    vec![Interlock { name: "heat-cool".into(), outputs: vec!["heat".into(), "cool".into()] }]
+}
+
 impl Fixture {
     fn new() -> anyhow::Result<Self> {
+        Self::with_outputs(unprotected())
+    }
+
+    fn with_outputs(outputs: Vec<OutputConfig>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let world = dir.path().join("world.json");
-        let bank = SimBank::new(&world, &default_outputs())?;
-        let controller = Arc::new(Controller::new(Box::new(bank), default_outputs())?);
+        let bank = SimBank::new(&world, &outputs)?;
+        let controller = Arc::new(Controller::new(Box::new(bank), outputs, &heat_cool())?);
         let key = device_key()?;
         let state = AppState::new(HOST_ID, key.clone(), controller);
         Ok(Self { _dir: dir, world, state, key })
@@ -64,6 +81,16 @@ impl Fixture {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) -> anyhow::Result<(StatusCode, Value)> {
+        self.call_full(method, uri, headers, body).await.map(|(status, _, value)| (status, value))
+    }
+
+    async fn call_full(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> anyhow::Result<(StatusCode, HeaderMap, Value)> {
         let mut req = Request::builder().method(method).uri(uri);
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -71,10 +98,11 @@ impl Fixture {
         let req = req.body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))?;
         let resp = app(self.state.clone()).oneshot(req).await?;
         let status = resp.status();
+        let response_headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await?.to_bytes();
         let value = serde_json::from_slice(&bytes)
             .with_context(|| format!("{method} {uri}: body is not JSON: {bytes:?}"))?;
-        Ok((status, value))
+        Ok((status, response_headers, value))
     }
 
     /// POST a command with the engine's credential and a JSON content type.
@@ -472,6 +500,85 @@ async fn status_reports_health_and_engine_contact() -> anyhow::Result<()> {
     let (_, body) = f.call("GET", "/v1/status", &[], None).await?;
     let s: RelayAgentStatus = serde_json::from_value(body)?;
     assert!(s.since_engine_contact_s.is_some_and(|t| (0.0..5.0).contains(&t)));
+    let fan = s.outputs.iter().find(|o| o.id == "fan").context("no fan")?;
+    assert!(fan.lease_remaining_s.is_some_and(|l| l > 25.0 && l <= 30.0));
+    let last = fan.last_command.clone().context("no last command")?;
+    assert_eq!(
+        (last.state, last.lease_s, last.outcome),
+        (RelayState::On, Some(30), CommandOutcome::Done)
+    );
+    assert_eq!((fan.cycles, fan.last_fallback.clone()), (1, None));
+    let heat = s.outputs.iter().find(|o| o.id == "heat").context("no heat")?;
+    assert_eq!(heat.protection.interlocked_with, ["cool"]);
+    assert!(heat.last_command.is_none());
+    Ok(())
+}
+
+/// heat: 60 s minimum on and off; heat and cool interlocked.
+fn protected() -> Vec<OutputConfig> {
+    unprotected()
+        .into_iter()
+        .map(|o| {
+            if o.id == "heat" {
+                OutputConfig { min_on_s: Some(60), min_off_s: Some(60), ..o }
+            } else {
+                o
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn protections_refuse_with_409_and_defer_with_202() -> anyhow::Result<()> {
+    let f = Fixture::with_outputs(protected())?;
+    // The minimum off time counts from the start: on is refused, with when to retry.
+    let (status, headers, body) = f
+        .call_full(
+            "POST",
+            "/v1/relays/heat",
+            &[("authorization", &f.engine_auth()), ("content-type", "application/json")],
+            Some(r#"{"state":"on","lease_s":120}"#),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(error_code(&body)?, ErrorCode::ShortCycle);
+    assert_eq!(headers.get(header::RETRY_AFTER).map(|v| v.as_bytes()), Some(&b"60"[..]));
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("minimum off time")), "{body}");
+    assert_eq!(f.output("heat")?.state, RelayState::Off);
+    assert_eq!(
+        f.output("heat")?.last_command.map(|c| c.outcome),
+        Some(CommandOutcome::Refused),
+        "the refusal is in the status, for the engine and the user"
+    );
+
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let (status, body) = f.command("heat", r#"{"state":"on","lease_s":120}"#).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Interlock: cool cannot start while heat runs; neither output changes.
+    let heat_before = f.output("heat")?;
+    let (status, body) = f.command("cool", r#"{"state":"on","lease_s":120}"#).await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(error_code(&body)?, ErrorCode::Interlock);
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("heat is on")), "{body}");
+    let world = RelayWorld::read(&f.world)?;
+    assert!(world.is_on(RelayFunction::Heat) && !world.is_on(RelayFunction::Cool));
+    assert_eq!(f.output("heat")?.lease_remaining_s, heat_before.lease_remaining_s);
+    assert_eq!(f.output("cool")?.state, RelayState::Off);
+
+    // Off 10 s after on: deferred until the minimum on time has passed.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (status, body) = f.command("heat", r#"{"state":"off"}"#).await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let heat: OutputStatus = serde_json::from_value(body)?;
+    assert_eq!((heat.state, heat.pending_off_in_s), (RelayState::On, Some(50.0)));
+    assert_eq!(heat.last_command.map(|c| c.outcome), Some(CommandOutcome::Deferred));
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    assert_eq!(f.output("heat")?.state, RelayState::Off);
+    assert!(!RelayWorld::read(&f.world)?.is_on(RelayFunction::Heat));
+    // Now cool may start.
+    let (status, body) = f.command("cool", r#"{"state":"on","lease_s":120}"#).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
     Ok(())
 }
 
@@ -496,7 +603,7 @@ impl RelayBank for Broken {
 
 #[tokio::test]
 async fn status_is_503_when_the_hardware_fails() -> anyhow::Result<()> {
-    let controller = Arc::new(Controller::new(Box::new(Broken), default_outputs())?);
+    let controller = Arc::new(Controller::new(Box::new(Broken), default_outputs(), &[])?);
     let state = AppState::new(HOST_ID, device_key()?, controller);
     let req = Request::get("/v1/status").body(Body::empty())?;
     let resp = app(state).oneshot(req).await?;
@@ -555,7 +662,20 @@ fn example_config_parses() -> anyhow::Result<()> {
         hearth_common::config::load_from(["hearth-relay-agent", "--config", &file])?;
     assert_eq!(config.listen, "0.0.0.0:8081".parse()?);
     assert_eq!(config.reregister_after_s, 60);
-    assert_eq!(config.effective_outputs()?, default_outputs());
+    // The example spells out the defaults: same outputs, same protection.
+    let resolved = |outputs: Vec<OutputConfig>| -> Vec<_> {
+        outputs
+            .into_iter()
+            .map(|o| (o.id.clone(), o.function_hint, o.min_on_s(), o.min_off_s(), o.max_on_s()))
+            .collect()
+    };
+    assert_eq!(resolved(config.effective_outputs()?), resolved(default_outputs()));
+    let outputs = config.effective_outputs()?;
+    assert_eq!(
+        config.effective_interlocks(&outputs)?,
+        hearth_common::config::load_from::<Config, _, _>(["hearth-relay-agent"])?
+            .effective_interlocks(&default_outputs())?
+    );
 
     // The commented-out examples are valid too: uncomment every `# key = value` line.
     let text = std::fs::read_to_string(&path)?;
@@ -580,6 +700,13 @@ fn example_config_parses() -> anyhow::Result<()> {
     );
     assert_eq!(config.advertise_url.as_deref(), Some("http://10.0.0.7:8081"));
     assert_eq!(config.sim_world, Some(PathBuf::from("/tmp/hearth-sim-world.json")));
+    // With the pins uncommented, the GPIO backends accept the outputs.
+    let outputs = config.effective_outputs()?;
+    let pins: Vec<_> = outputs.iter().map(|o| (o.pin, o.active_low)).collect();
+    assert_eq!(pins, [(Some(17), true), (Some(27), true), (Some(22), true)]);
+    let gpio =
+        Config { hardware: hearth_relay_agent::config::Hardware::GpioCdev, ..config.clone() };
+    assert_eq!(gpio.effective_outputs()?.len(), 3);
     // Printing the configuration never shows the key.
     assert!(!format!("{config:?}").contains("0000000000000000000000000000000000"));
     Ok(())
@@ -694,6 +821,7 @@ async fn serves_over_http_and_stops_safe() -> anyhow::Result<()> {
 id = "heat"
 name = "Furnace"
 function_hint = "heat"
+min_off_s = 0
 
 [[outputs]]
 id = "circ"
@@ -753,5 +881,44 @@ async fn refuses_to_start_without_a_device_key() -> anyhow::Result<()> {
     ])?;
     let err = Agent::start(config).await.err().map(|e| format!("{e:#}")).unwrap_or_default();
     assert!(err.contains("hearth-engine device-key relay-test"), "{err}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_fallback_is_reported_to_the_engine_at_once() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let world = dir.path().join("world.json");
+    let file = dir.path().join("relay.toml");
+    std::fs::write(
+        &file,
+        "[[outputs]]\nid = \"heat\"\nname = \"Furnace\"\nfunction_hint = \"heat\"\n\
+         min_on_s = 0\nmin_off_s = 0\n",
+    )?;
+    let file = file.to_string_lossy().to_string();
+    let (engine, mut rx) = fake_engine().await?;
+    // Re-registration for silence is an hour away: only the fallback can trigger the report.
+    let config =
+        agent_config(&engine, &world, &["--config", &file, "--reregister-after-s", "3600"])?;
+    let agent = Agent::start(config).await?;
+    let base = format!("http://{}", agent.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(agent.run(async move {
+        let _ = stopped.await;
+    }));
+    // Refused once (503), then accepted.
+    next(&mut rx).await?;
+    next(&mut rx).await?;
+
+    let client =
+        hearth_proto::client::RelayAgentClient::new(&base, Some(device_key()?.engine_credential()));
+    client.command("heat", &RelayCommand { state: RelayState::On, lease_s: Some(1) }).await?;
+    let (_, registration) = next(&mut rx).await?;
+    let heat = registration.outputs.iter().find(|o| o.id == "heat").context("no heat")?;
+    assert_eq!(heat.state, RelayState::Off);
+    assert_eq!(heat.last_fallback.as_ref().map(|f| f.reason), Some(FallbackReason::LeaseExpired));
+    assert_eq!(heat.cycles, 1);
+
+    let _ = stop.send(());
+    running.await??;
     Ok(())
 }

@@ -5,8 +5,10 @@
 //! GPIO character device) is a quick blocking system call that can fail, and the controller
 //! calls the bank under its own lock so that state and hardware never disagree.
 
+mod gpio;
 mod sim;
 
+pub use gpio::{CdevBank, RppalBank, line_level};
 pub use sim::SimBank;
 
 use crate::config::{Config, Hardware, OutputConfig};
@@ -52,6 +54,8 @@ pub trait RelayBank: Send {
 /// Build the backend the configuration asks for, with the given (validated) outputs.
 pub fn build(config: &Config, outputs: &[OutputConfig]) -> Result<Box<dyn RelayBank>, HwError> {
     match config.hardware {
+        Hardware::Rppal => Ok(Box::new(RppalBank::open(outputs)?)),
+        Hardware::GpioCdev => Ok(Box::new(CdevBank::open(&config.gpio_chip, outputs)?)),
         Hardware::Simulated => Ok(Box::new(SimBank::new(config.sim_world_path(), outputs)?)),
     }
 }
