@@ -10,12 +10,21 @@ use std::path::PathBuf;
 use hearth_common::auth::Secret;
 use serde::{Deserialize, Serialize};
 
+use crate::hw::screen::ScreenRules;
+use crate::hw::sim::SimProfile;
+
 /// Configuration of `hearth-sensor-agent`.
 #[derive(Debug, Clone, clap::Parser, Serialize, Deserialize)]
 #[command(
     name = "hearth-sensor-agent",
     version,
-    about = "Reads DS18B20 temperatures (kernel w1 or simulated) and reports them to the Hearth engine"
+    about = "Reads DS18B20 temperatures (kernel w1, bit-banged 1-Wire on a GPIO pin, or simulated) \
+             and reports them to the Hearth engine",
+    after_help = "Every reading passes a plausibility screen (the DS18B20 range, the 85 °C power-on \
+                  value, jumps faster than --screen-max-rate-c-per-min) before the per-sensor \
+                  calibration offset is added. Per-sensor settings (alias, offset_c, enabled, \
+                  simulator profile) are [[sensors]] tables in the --config file; see \
+                  deploy/config/sensor-agent.toml."
 )]
 pub struct Config {
     /// A TOML file with any of these settings (keys are the long flag names with `_`), and the
@@ -40,6 +49,41 @@ pub struct Config {
     #[arg(long, env = "HEARTH_SENSOR_HARDWARE", value_enum, default_value_t = Hardware::W1)]
     pub hardware: Hardware,
 
+    /// The GPIO the 1-Wire data line is on (bitbang backends): the BCM number for
+    /// bitbang-rppal, the line offset on --gpio-chip for bitbang-cdev (the same on a Pi).
+    #[arg(long, env = "HEARTH_SENSOR_GPIO_PIN", value_name = "N", default_value_t = 4)]
+    pub gpio_pin: u32,
+
+    /// The GPIO character device (bitbang-cdev backend).
+    #[arg(
+        long,
+        env = "HEARTH_SENSOR_GPIO_CHIP",
+        value_name = "DEVICE",
+        default_value = "/dev/gpiochip0"
+    )]
+    pub gpio_chip: PathBuf,
+
+    /// Plausibility screen: the fastest change a room can make, °C per minute. A bigger jump
+    /// since the last accepted reading is reported as a failed reading.
+    #[arg(
+        long,
+        env = "HEARTH_SENSOR_SCREEN_MAX_RATE_C_PER_MIN",
+        value_name = "CELSIUS",
+        default_value_t = 5.0
+    )]
+    pub screen_max_rate_c_per_min: f64,
+
+    /// Plausibility screen: after this many rejected jumps in a row that agree with each other,
+    /// the next agreeing reading is accepted as a real new level (a sensor moved). 0 turns the
+    /// jump check off.
+    #[arg(
+        long,
+        env = "HEARTH_SENSOR_SCREEN_STEP_REJECTIONS",
+        value_name = "N",
+        default_value_t = 3
+    )]
+    pub screen_step_rejections: u32,
+
     /// The kernel's 1-Wire devices directory (w1 backend).
     #[arg(
         long,
@@ -52,6 +96,32 @@ pub struct Config {
     /// Seconds between reports (more than 0, at most 3600).
     #[arg(long, env = "HEARTH_SENSOR_INTERVAL_S", value_name = "SECONDS", default_value_t = 10.0)]
     pub interval_s: f64,
+
+    /// Where readings the engine did not acknowledge wait for replay (created if missing; one
+    /// agent per directory). systemd: `StateDirectory=hearth-sensor-agent`.
+    #[arg(
+        long,
+        env = "HEARTH_SENSOR_QUEUE_DIR",
+        value_name = "DIR",
+        default_value = "/var/lib/hearth-sensor-agent/queue"
+    )]
+    pub queue_dir: PathBuf,
+
+    /// Most bytes the replay queue may take on disk (at least 65536). When full, the oldest
+    /// queued readings are dropped (and counted in the log). Default 32 MiB: about two weeks
+    /// of two sensors at 10 s.
+    #[arg(long, env = "HEARTH_SENSOR_QUEUE_MAX_BYTES", value_name = "BYTES", default_value_t = crate::queue::DEFAULT_MAX_BYTES)]
+    pub queue_max_bytes: u64,
+
+    /// Most queued reports replayed per request, one request per interval after the live
+    /// reading (1 to 1000). Default 360: an hour of 10 s reports each interval.
+    #[arg(
+        long,
+        env = "HEARTH_SENSOR_QUEUE_REPLAY_BATCH",
+        value_name = "REPORTS",
+        default_value_t = 360
+    )]
+    pub queue_replay_batch: usize,
 
     /// The world file the simulated relay agent writes (simulated backend). Default:
     /// `hearth-sim-world.json` in the temporary directory.
@@ -71,6 +141,16 @@ pub struct Config {
     )]
     pub sim_outside_c: f64,
 
+    /// Faults to inject into simulated sensors (simulated backend): a TOML file with a table per
+    /// sensor id (`unplugged`, `dropout`, `crc_error_rate`, `spike_85`, `stuck`), re-read when
+    /// it changes.
+    #[arg(long, env = "HEARTH_SENSOR_SIM_FAULTS", value_name = "FILE")]
+    pub sim_faults: Option<PathBuf>,
+
+    /// Seed of the simulated CRC noise, so a run repeats exactly.
+    #[arg(long, env = "HEARTH_SENSOR_SIM_SEED", value_name = "N", default_value_t = 1)]
+    pub sim_seed: u64,
+
     /// Simulated room: simulated seconds per real second (e.g. 600 warms the room in seconds).
     #[arg(
         long,
@@ -80,8 +160,9 @@ pub struct Config {
     )]
     pub sim_time_scale: f64,
 
-    /// Sensors (config file only, `[[sensors]]` tables). For the w1 backend they give aliases
-    /// to discovered sensors; for the simulator they name the simulated sensors.
+    /// Sensors (config file only, `[[sensors]]` tables). For the hardware backends they give
+    /// settings to discovered sensors (and a configured sensor not found is reported missing);
+    /// for the simulator they are the simulated sensors.
     #[arg(skip)]
     #[serde(default)]
     pub sensors: Vec<SensorConfig>,
@@ -89,11 +170,17 @@ pub struct Config {
 
 /// Where temperatures come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Hardware {
     /// The kernel 1-Wire driver's sysfs files (`dtoverlay=w1-gpio` on a Raspberry Pi).
     W1,
-    /// A simulated room heated by the simulated relay agent's heater.
+    /// 1-Wire bit-banged on --gpio-pin through the Raspberry Pi's GPIO registers (rppal).
+    BitbangRppal,
+    /// 1-Wire bit-banged on line --gpio-pin of the GPIO character device --gpio-chip (any
+    /// Linux board).
+    BitbangCdev,
+    /// Simulated sensors: a room heated by the simulated relay agent's heater, cyclic and
+    /// linear profiles, faults on demand (--sim-faults).
     Simulated,
 }
 
@@ -107,6 +194,28 @@ pub struct SensorConfig {
     /// A human name reported with the readings.
     #[serde(default)]
     pub alias: Option<String>,
+    /// Calibration: added to every reading that passes the plausibility screen, °C (−10..10).
+    #[serde(default)]
+    pub offset_c: f64,
+    /// False: the sensor is neither read nor reported.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// Simulator only: how the sensor's temperature evolves, e.g.
+    /// `sim = { profile = "cyclic", period_s = 86400, min_c = -2, max_c = 8 }`. Default: in the
+    /// simulated room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim: Option<SimProfile>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+impl SensorConfig {
+    /// A sensor with just an id: enabled, no alias, no offset, in the simulated room.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self { id: id.into(), alias: None, offset_c: 0.0, enabled: true, sim: None }
+    }
 }
 
 /// The simulator's sensor when none are configured.
@@ -122,6 +231,35 @@ impl Config {
                 "interval_s must be more than 0 and at most 3600, got {}",
                 self.interval_s
             );
+        }
+        if self.queue_max_bytes < crate::queue::MIN_MAX_BYTES {
+            anyhow::bail!(
+                "queue_max_bytes must be at least {}, got {}",
+                crate::queue::MIN_MAX_BYTES,
+                self.queue_max_bytes
+            );
+        }
+        if !(1..=hearth_proto::sensors::MAX_BACKLOG_UPDATES).contains(&self.queue_replay_batch) {
+            anyhow::bail!(
+                "queue_replay_batch must be between 1 and {}, got {}",
+                hearth_proto::sensors::MAX_BACKLOG_UPDATES,
+                self.queue_replay_batch
+            );
+        }
+        if !(self.screen_max_rate_c_per_min > 0.0 && self.screen_max_rate_c_per_min.is_finite()) {
+            anyhow::bail!(
+                "screen_max_rate_c_per_min must be a positive number, got {}",
+                self.screen_max_rate_c_per_min
+            );
+        }
+        if self.screen_step_rejections > 1000 {
+            anyhow::bail!(
+                "screen_step_rejections must be at most 1000, got {}",
+                self.screen_step_rejections
+            );
+        }
+        if self.hardware == Hardware::BitbangRppal && u8::try_from(self.gpio_pin).is_err() {
+            anyhow::bail!("gpio_pin must be a BCM GPIO number (0-53), got {}", self.gpio_pin);
         }
         if !(self.sim_time_scale > 0.0 && self.sim_time_scale.is_finite()) {
             anyhow::bail!("sim_time_scale must be a positive number, got {}", self.sim_time_scale);
@@ -160,6 +298,19 @@ impl Config {
             if !seen.insert(s.id.to_ascii_lowercase()) {
                 anyhow::bail!("sensor {:?} is listed twice in [[sensors]]", s.id);
             }
+            // A real calibration is a fraction of a degree (DS18B20: ±0.5 °C); more is a typo.
+            if !(s.offset_c.is_finite() && s.offset_c.abs() <= 10.0) {
+                anyhow::bail!(
+                    "offset_c of sensor {:?} must be between -10 and 10 °C, got {}",
+                    s.id,
+                    s.offset_c
+                );
+            }
+            if let Some(profile) = &s.sim
+                && let Err(e) = profile.validate()
+            {
+                anyhow::bail!("sim profile of sensor {:?}: {e}", s.id);
+            }
         }
         Ok(())
     }
@@ -173,11 +324,27 @@ impl Config {
     pub fn sim_sensors(&self) -> Vec<SensorConfig> {
         if self.sensors.is_empty() {
             vec![SensorConfig {
-                id: DEFAULT_SIM_SENSOR_ID.to_owned(),
                 alias: Some(DEFAULT_SIM_SENSOR_ALIAS.to_owned()),
+                ..SensorConfig::new(DEFAULT_SIM_SENSOR_ID)
             }]
         } else {
             self.sensors.clone()
+        }
+    }
+
+    /// The sensors with settings for this backend: the simulated ones, or the configured ones.
+    pub fn named_sensors(&self) -> Vec<SensorConfig> {
+        match self.hardware {
+            Hardware::Simulated => self.sim_sensors(),
+            Hardware::W1 | Hardware::BitbangRppal | Hardware::BitbangCdev => self.sensors.clone(),
+        }
+    }
+
+    /// The plausibility screen's limits.
+    pub fn screen_rules(&self) -> ScreenRules {
+        ScreenRules {
+            max_rate_c_per_min: self.screen_max_rate_c_per_min,
+            step_rejections: self.screen_step_rejections,
         }
     }
 }
@@ -193,6 +360,8 @@ mod tests {
         assert_eq!(c.hardware, Hardware::W1);
         assert_eq!(c.w1_dir, PathBuf::from("/sys/bus/w1/devices"));
         assert_eq!(c.interval_s, 10.0);
+        assert_eq!(c.queue_dir, PathBuf::from("/var/lib/hearth-sensor-agent/queue"));
+        assert_eq!((c.queue_max_bytes, c.queue_replay_batch), (32 * 1024 * 1024, 360));
         assert_eq!((c.sim_start_c, c.sim_outside_c, c.sim_time_scale), (17.0, 5.0, 1.0));
         assert!(c.sensors.is_empty());
         c.validate()?;
@@ -223,6 +392,12 @@ mod tests {
             let c: Config = load_from(["a".to_owned(), format!("--interval-s={bad}")])?;
             assert!(c.validate().is_err(), "interval {bad} accepted");
         }
+        for bad in [["--queue-max-bytes", "1000"], ["--queue-replay-batch", "0"]] {
+            let c: Config = load_from(["a", bad[0], bad[1]])?;
+            assert!(c.validate().is_err(), "{bad:?} accepted");
+        }
+        let c: Config = load_from(["a", "--queue-replay-batch", "1001"])?;
+        assert!(c.validate().is_err());
         let c: Config = load_from(["a", "--engine", "https://x:1"])?;
         assert!(c.validate().is_err());
         assert!(load_from::<Config, _, _>(["a", "--hardware", "gpio"]).is_err());
@@ -253,6 +428,74 @@ mod tests {
         assert!(c.validate().is_err(), "sensor id with '/' accepted");
         std::fs::write(&file, "[[sensors]]\nid = \"a\"\nlabel = \"x\"\n")?;
         assert!(load_from::<Config, _, _>(["a", "--config", &f]).is_err(), "unknown key accepted");
+        Ok(())
+    }
+
+    #[test]
+    fn hardware_backends_and_per_sensor_settings() -> anyhow::Result<()> {
+        let c: Config = load_from(["a"])?;
+        assert_eq!(
+            (c.gpio_pin, c.gpio_chip.as_path()),
+            (4, std::path::Path::new("/dev/gpiochip0"))
+        );
+        assert_eq!(c.screen_rules(), ScreenRules::default());
+        assert_eq!((c.sim_faults.as_ref(), c.sim_seed), (None, 1));
+        for (name, hw) in [
+            ("w1", Hardware::W1),
+            ("bitbang-rppal", Hardware::BitbangRppal),
+            ("bitbang-cdev", Hardware::BitbangCdev),
+            ("simulated", Hardware::Simulated),
+        ] {
+            let c: Config = load_from(["a", "--hardware", name])?;
+            assert_eq!(c.hardware, hw);
+            // The file spells them the same way.
+            assert_eq!(serde_json::to_value(hw)?, serde_json::json!(name));
+        }
+        let c: Config = load_from(["a", "--hardware", "bitbang-rppal", "--gpio-pin", "300"])?;
+        assert!(c.validate().is_err(), "BCM pin 300 accepted");
+        for bad in [["--screen-max-rate-c-per-min", "0"], ["--screen-step-rejections", "5000"]] {
+            let c: Config = load_from(["a", bad[0], bad[1]])?;
+            assert!(c.validate().is_err(), "{bad:?} accepted");
+        }
+
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("s.toml");
+        let f = file.to_string_lossy().into_owned();
+        std::fs::write(
+            &file,
+            "hardware = \"bitbang-cdev\"\ngpio_pin = 17\n\
+             [[sensors]]\nid = \"28-0316A2797BFF\"\noffset_c = -0.25\n\
+             [[sensors]]\nid = \"28-2\"\nenabled = false\n\
+             [[sensors]]\nid = \"28-3\"\n\
+             sim = { profile = \"cyclic\", period_s = 86400, min_c = -2, max_c = 8 }\n",
+        )?;
+        let c: Config = load_from(["a", "--config", &f])?;
+        c.validate()?;
+        assert_eq!((c.hardware, c.gpio_pin), (Hardware::BitbangCdev, 17));
+        assert_eq!((c.sensors[0].offset_c, c.sensors[0].enabled), (-0.25, true));
+        assert!(!c.sensors[1].enabled);
+        assert_eq!(
+            c.sensors[2].sim,
+            Some(SimProfile::Cyclic { period_s: 86400.0, min_c: -2.0, max_c: 8.0 })
+        );
+        assert_eq!(c.named_sensors(), c.sensors);
+
+        for bad in [
+            "[[sensors]]\nid = \"a\"\noffset_c = 15\n",
+            "[[sensors]]\nid = \"a\"\nsim = { profile = \"cyclic\", period_s = 0, min_c = 0, max_c = 1 }\n",
+        ] {
+            std::fs::write(&file, bad)?;
+            let c: Config = load_from(["a", "--config", &f])?;
+            assert!(c.validate().is_err(), "accepted: {bad}");
+        }
+        for bad in [
+            "[[sensors]]\nid = \"a\"\nsim = { profile = \"room\", speed = 1 }\n",
+            "[[sensors]]\nid = \"a\"\nsim = { profile = \"sawtooth\" }\n",
+            "hardware = \"gpio\"\n",
+        ] {
+            std::fs::write(&file, bad)?;
+            assert!(load_from::<Config, _, _>(["a", "--config", &f]).is_err(), "parsed: {bad}");
+        }
         Ok(())
     }
 }

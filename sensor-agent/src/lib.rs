@@ -1,15 +1,17 @@
-//! Hearth sensor agent: reads temperatures (kernel 1-Wire sysfs, or a simulated room) on a fixed
-//! schedule and reports them to the engine with `PUT /v1/sensors/update`.
+//! Hearth sensor agent: reads temperatures (kernel 1-Wire sysfs, 1-Wire bit-banged on a GPIO
+//! pin, or simulated sensors) on a fixed schedule and reports them to the engine with
+//! `PUT /v1/sensors/update`.
 //!
 //! The binary is a thin shell around [`run`]. Layers:
 //! - [`config`]: flags, `HEARTH_SENSOR_*` environment variables and the TOML file.
-//! - [`hw`]: the [`hw::TemperatureSource`] backends; the only code that touches `/sys` or the
-//!   simulator's world file.
+//! - [`hw`]: the [`hw::TemperatureSource`] backends and the screen layer over them; the only
+//!   code that touches `/sys`, GPIO or the simulator's files.
 //! - `report`: the schedule, the wire format and delivery to wherever discovery says the engine
-//!   is.
+//!   is; what it could not deliver waits in the [`queue`] and is replayed.
 
 pub mod config;
 pub mod hw;
+pub mod queue;
 mod report;
 
 use std::collections::BTreeMap;
@@ -23,8 +25,65 @@ use hearth_common::discovery::Locator;
 pub use config::{Config, Hardware, SensorConfig};
 
 use hw::TemperatureSource;
-use hw::sim::{RoomModel, SimSource};
+#[cfg(feature = "gpio")]
+use hw::onewire::gpio;
+use hw::screen::{Screened, SensorSetting};
+use hw::sim::{RoomModel, SimSensor, SimSource};
 use hw::w1::W1Source;
+
+/// The configured backend inside the screen layer (disabled sensors, missing sensors, the
+/// plausibility screen, calibration), so every backend obeys the same rules. Fails, with the
+/// fix in the message, when the hardware is not there.
+fn open_source(config: &Config) -> anyhow::Result<Box<dyn TemperatureSource>> {
+    let named = config.named_sensors();
+    let disabled: Vec<String> =
+        named.iter().filter(|s| !s.enabled).map(|s| s.id.to_ascii_lowercase()).collect();
+    let settings: Vec<SensorSetting> = named
+        .iter()
+        .map(|s| SensorSetting { id: s.id.clone(), offset_c: s.offset_c, enabled: s.enabled })
+        .collect();
+    let rules = config.screen_rules();
+    Ok(match config.hardware {
+        Hardware::W1 => {
+            let w1 = W1Source::open(&config.w1_dir)?.skipping(disabled);
+            Box::new(Screened::new(w1, rules, settings))
+        }
+        #[cfg(feature = "gpio")]
+        Hardware::BitbangRppal => {
+            let pin = u8::try_from(config.gpio_pin)
+                .with_context(|| format!("gpio_pin {} is not a BCM number", config.gpio_pin))?;
+            Box::new(Screened::new(gpio::open_rppal(pin)?.skipping(disabled), rules, settings))
+        }
+        #[cfg(feature = "gpio")]
+        Hardware::BitbangCdev => {
+            let bus = gpio::open_cdev(&config.gpio_chip, config.gpio_pin)?.skipping(disabled);
+            Box::new(Screened::new(bus, rules, settings))
+        }
+        #[cfg(not(feature = "gpio"))]
+        Hardware::BitbangRppal | Hardware::BitbangCdev => anyhow::bail!(
+            "this build of hearth-sensor-agent has no GPIO support (built without the `gpio` \
+             feature): use --hardware w1 or --hardware simulated, or a default build"
+        ),
+        Hardware::Simulated => {
+            let sensors = named
+                .iter()
+                .filter(|s| s.enabled)
+                .map(|s| SimSensor { id: s.id.clone(), profile: s.sim.clone().unwrap_or_default() })
+                .collect();
+            let mut sim = SimSource::new(
+                RoomModel::new(config.sim_start_c, config.sim_outside_c),
+                sensors,
+                config.sim_world_path(),
+                config.sim_time_scale,
+            )
+            .with_seed(config.sim_seed);
+            if let Some(faults) = &config.sim_faults {
+                sim = sim.with_faults_file(faults.clone());
+            }
+            Box::new(Screened::new(sim, rules, settings))
+        }
+    })
+}
 
 /// Run the agent until `shutdown` resolves.
 ///
@@ -49,15 +108,19 @@ pub async fn run(
     let period = Duration::try_from_secs_f64(config.interval_s)
         .with_context(|| format!("interval_s {} is not a duration", config.interval_s))?;
 
-    let source: Box<dyn TemperatureSource> = match config.hardware {
-        Hardware::W1 => Box::new(W1Source::open(&config.w1_dir)?),
-        Hardware::Simulated => Box::new(SimSource::new(
-            RoomModel::new(config.sim_start_c, config.sim_outside_c),
-            config.sim_sensors().into_iter().map(|s| s.id).collect(),
-            config.sim_world_path(),
-            config.sim_time_scale,
-        )),
-    };
+    let source = open_source(&config)?;
+    // Before discovery starts: a queue that cannot be used is a configuration error, and a
+    // thermostat sensor that silently loses readings in an outage is worse than one that
+    // refuses to start with the fix in its message.
+    let mut queue =
+        queue::Queue::open(&config.queue_dir, config.queue_max_bytes).with_context(|| {
+            format!(
+                "cannot use the replay queue directory {} (set --queue-dir / \
+                 HEARTH_SENSOR_QUEUE_DIR to a writable directory; the systemd unit's \
+                 StateDirectory=hearth-sensor-agent provides the default)",
+                config.queue_dir.display()
+            )
+        })?;
     let locator = match &config.engine {
         Some(url) => Locator::fixed(url),
         None => Locator::browse(Some(key.site_id.clone()))
@@ -72,18 +135,22 @@ pub async fn run(
         engine = config.engine.as_deref().unwrap_or("mDNS discovery"),
         site_id = key.site_id,
         interval_s = config.interval_s,
+        queue_dir = %config.queue_dir.display(),
+        queued = queue.len(),
         "hearth-sensor-agent starting"
     );
 
-    let named = match config.hardware {
-        Hardware::W1 => config.sensors.clone(),
-        Hardware::Simulated => config.sim_sensors(),
-    };
+    let named = config.named_sensors();
     let aliases: BTreeMap<String, String> =
         named.iter().filter_map(|s| Some((s.id.to_ascii_lowercase(), s.alias.clone()?))).collect();
-    let reporter =
-        report::Reporter { credential: key.agent_credential(&host_id), host_id, aliases, period };
-    let result = reporter.run(source, &locator, shutdown).await;
+    let reporter = report::Reporter {
+        credential: key.agent_credential(&host_id),
+        host_id,
+        aliases,
+        period,
+        replay_batch: config.queue_replay_batch,
+    };
+    let result = reporter.run(source, &locator, &mut queue, shutdown).await;
     locator.shutdown();
     result
 }

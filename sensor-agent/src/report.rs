@@ -1,17 +1,36 @@
-//! The report loop: read every sensor on a fixed schedule and send the readings to the engine
-//! wherever the [`Locator`] says it is.
+//! The report loop: read every sensor on a fixed schedule, send the readings to the engine
+//! wherever the [`Locator`] says it is, and keep what the engine did not take in the replay
+//! [`Queue`].
+//!
+//! Delivery policy, per reading:
+//! - 2xx: delivered.
+//! - no engine known (mDNS), no answer, 5xx, 401/403 (a key may be fixed on the engine), any
+//!   other status: queued on disk with its timestamp, replayed later.
+//! - 400/413/422: dropped with an error in the log. The engine says the report itself is wrong,
+//!   so it would be refused forever and block the queue.
+//!
+//! Replay: each interval sends the LIVE reading first; only when it was delivered does one
+//! batch of queued reports follow (oldest first, `--queue-replay-batch` of them, one
+//! `PUT /v1/sensors/backlog`), abandoned if it is not answered before the next reading is due.
+//! A backlog never delays the current temperature, and a week's backlog drains within the hour.
+//! The queue forgets a batch only after the engine's 2xx; a batch the engine refuses as invalid
+//! is halved until the offending report is alone, which is then dropped (logged). An engine
+//! without the backlog endpoint (404/405: a third-party engine that speaks only the seed
+//! contract) gets the queued reports one `PUT /v1/sensors/update` each, without `agent_time`,
+//! so it takes their timestamps as they are.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
-use hearth_common::discovery::Locator;
+use hearth_common::discovery::{EngineTarget, Locator};
 use hearth_proto::Timestamp;
 use hearth_proto::client::{ClientError, EngineClient};
-use hearth_proto::sensors::{SensorReport, SensorUpdate};
+use hearth_proto::sensors::{SensorBacklog, SensorReport, SensorUpdate};
 use tokio::time::MissedTickBehavior;
 
 use crate::hw::{RawReading, TemperatureSource};
+use crate::queue::{Pos, Queue};
 
 /// What the loop needs besides the hardware and the locator.
 pub(crate) struct Reporter {
@@ -24,14 +43,21 @@ pub(crate) struct Reporter {
     pub(crate) aliases: BTreeMap<String, String>,
     /// Time between reads.
     pub(crate) period: Duration,
+    /// Most queued reports per replay request.
+    pub(crate) replay_batch: usize,
 }
 
 impl Reporter {
     /// Run until `shutdown` resolves. Errors only when reading the hardware panicked.
+    ///
+    /// The queue's file operations are synchronous (one small append and fsync per interval
+    /// during an outage, reads of a batch during replay): this loop is the agent's only task,
+    /// so there is nothing for them to hold up.
     pub(crate) async fn run(
         &self,
         source: Box<dyn TemperatureSource>,
         locator: &Locator,
+        queue: &mut Queue,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
@@ -44,6 +70,7 @@ impl Reporter {
         let mut delivery = Delivery::Starting;
         let mut failing = FailingSensors::default();
         let mut waiting_announced = false;
+        let mut replay = Replay::new(self.replay_batch);
 
         loop {
             let tick = tokio::select! {
@@ -71,23 +98,29 @@ impl Reporter {
             let mut update = build_update(&self.host_id, readings, &self.aliases, taken_at);
 
             let target = match locator.current() {
-                Some(target) => target,
+                Some(target) => Some(target),
                 None => {
                     if !std::mem::replace(&mut waiting_announced, true) {
-                        tracing::info!("waiting for an engine to be discovered (mDNS)");
+                        tracing::info!(
+                            "waiting for an engine to be discovered (mDNS); readings are queued"
+                        );
                     }
                     // Keep the schedule: if no engine shows up before the next reading is
-                    // due, this one is dropped and the next one waits instead.
+                    // due, this one is queued and the next one waits instead.
                     tokio::select! {
                         biased;
-                        () = &mut shutdown => break,
-                        target = locator.wait() => target,
-                        () = tokio::time::sleep_until(next_tick) => {
-                            tracing::debug!("no engine known yet; reading dropped");
-                            continue;
+                        () = &mut shutdown => {
+                            keep(queue, &update);
+                            break;
                         }
+                        target = locator.wait() => Some(target),
+                        () = tokio::time::sleep_until(next_tick) => None,
                     }
                 }
+            };
+            let Some(target) = target else {
+                keep(queue, &update);
+                continue;
             };
             waiting_announced = false;
 
@@ -101,9 +134,15 @@ impl Reporter {
             update.agent_time = Some(Timestamp::now());
             let result = tokio::select! {
                 biased;
-                () = &mut shutdown => break,
+                () = &mut shutdown => {
+                    // Delivered or not, we cannot tell: keep it (a second copy is stored once).
+                    update.agent_time = None;
+                    keep(queue, &update);
+                    break;
+                }
                 result = client.sensor_update(&update) => result,
             };
+            update.agent_time = None;
             match result {
                 Ok(ack) => delivery.delivered(&target.url, &self.host_id, ack.ids.len()),
                 Err(e) => {
@@ -112,14 +151,200 @@ impl Reporter {
                         // is found; a no-op for a configured URL.
                         locator.report_unreachable(&target);
                     }
-                    // Dropped for now: the bounded on-disk replay queue (readings kept with
-                    // their timestamps and replayed when the engine is back) is the next issue.
-                    delivery.failed(&target.url, &self.host_id, &e);
+                    let kept = worth_keeping(&e);
+                    if kept {
+                        keep(queue, &update);
+                    }
+                    delivery.failed(&target.url, &self.host_id, &e, kept, queue.len());
+                    continue;
+                }
+            }
+            if queue.is_empty() {
+                continue;
+            }
+            // The live reading is in; the backlog gets what is left of this interval.
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                () = replay.one_batch(self, queue, client, locator, &target) => {}
+                () = tokio::time::sleep_until(next_tick) => {
+                    tracing::debug!("replay batch not answered before the next reading; resent later");
                 }
             }
         }
-        tracing::info!("sensor agent stopping");
+        tracing::info!(queued = queue.len(), "sensor agent stopping");
         Ok(())
+    }
+}
+
+/// Whether a report the engine did not take should be queued (see the module docs).
+fn worth_keeping(error: &ClientError) -> bool {
+    !matches!(error, ClientError::Api { status: 400 | 413 | 422, .. })
+}
+
+/// Queue a report for replay; a failure to queue loses it, loudly.
+fn keep(queue: &mut Queue, update: &SensorUpdate) {
+    if update.sensors.is_empty() {
+        // Nothing was read (no sensor on the bus): nothing to replay.
+        return;
+    }
+    let result = serde_json::to_vec(update)
+        .map_err(std::io::Error::other)
+        .and_then(|payload| queue.push(&payload));
+    match result {
+        Ok(outcome) if outcome.dropped > 0 => tracing::warn!(
+            dropped = outcome.dropped,
+            queued = queue.len(),
+            "the replay queue is full (--queue-max-bytes): dropped its oldest readings"
+        ),
+        Ok(_) => tracing::debug!(queued = queue.len(), "report queued"),
+        Err(e) => tracing::error!(
+            error = %e,
+            dir = %queue.dir().display(),
+            "cannot queue a report that was not delivered; it is lost"
+        ),
+    }
+}
+
+/// Replay state that lives across intervals.
+#[derive(Debug)]
+struct Replay {
+    /// Reports per request: the configured batch, halved while isolating a refused report.
+    limit: usize,
+    full: usize,
+    /// The engine URL that has no backlog endpoint, if the current one does not.
+    single_at: Option<String>,
+    /// Reports replayed since the backlog was first seen, for the log.
+    replayed: u64,
+    /// Whether this backlog's replay was logged.
+    announced: bool,
+}
+
+impl Replay {
+    fn new(full: usize) -> Self {
+        Self { limit: full, full, single_at: None, replayed: 0, announced: false }
+    }
+
+    /// Send the oldest queued reports once; acknowledge them in the queue after the 2xx.
+    async fn one_batch(
+        &mut self,
+        reporter: &Reporter,
+        queue: &mut Queue,
+        client: &EngineClient,
+        locator: &Locator,
+        target: &EngineTarget,
+    ) {
+        let batch = match queue.read_batch(self.limit) {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the replay queue");
+                return;
+            }
+        };
+        if !std::mem::replace(&mut self.announced, true) {
+            tracing::info!(queued = queue.len(), engine = %target.url, "replaying queued readings");
+        }
+        let mut updates: Vec<(Pos, SensorUpdate)> = Vec::with_capacity(batch.records.len());
+        for (pos, payload) in batch.records {
+            match serde_json::from_slice::<SensorUpdate>(&payload) {
+                Ok(mut u) => {
+                    // The sensors are on this host, whatever id it reported under when it read
+                    // them; only this host's credential can deliver them.
+                    u.host_id.clone_from(&reporter.host_id);
+                    u.agent_time = None;
+                    updates.push((pos, u));
+                }
+                Err(e) => tracing::warn!(error = %e, "dropping an unreadable queued report"),
+            }
+        }
+        if updates.is_empty() {
+            if let Some(end) = batch.end {
+                self.ack(queue, end, 0);
+            }
+            return;
+        }
+        if self.single_at.as_deref() == Some(target.url.as_str()) {
+            for (pos, u) in updates {
+                match client.sensor_update(&u).await {
+                    Ok(_) => self.ack(queue, pos, 1),
+                    Err(e) => {
+                        self.refused(queue, pos, 1, &e, locator, target);
+                        return;
+                    }
+                }
+            }
+            return;
+        }
+        let n = updates.len();
+        let last = updates.last().map(|(pos, _)| *pos);
+        let end = batch.end.or(last);
+        let backlog = SensorBacklog {
+            host_id: reporter.host_id.clone(),
+            updates: updates.into_iter().map(|(_, u)| u).collect(),
+            agent_time: Some(Timestamp::now()),
+        };
+        match client.sensor_backlog(&backlog).await {
+            Ok(_) => {
+                if let Some(end) = end {
+                    self.ack(queue, end, n as u64);
+                }
+            }
+            Err(ClientError::Api { status: 404 | 405, .. }) => {
+                tracing::info!(
+                    engine = %target.url,
+                    "the engine has no PUT /v1/sensors/backlog; replaying one report per request"
+                );
+                self.single_at = Some(target.url.clone());
+            }
+            Err(e) => {
+                if let Some(end) = end {
+                    self.refused(queue, end, n, &e, locator, target);
+                }
+            }
+        }
+    }
+
+    fn ack(&mut self, queue: &mut Queue, pos: Pos, n: u64) {
+        if let Err(e) = queue.ack(pos) {
+            tracing::warn!(error = %e, "cannot update the replay queue; reports may be resent");
+        }
+        self.replayed += n;
+        if queue.is_empty() {
+            tracing::info!(replayed = self.replayed, "queued readings delivered");
+            self.replayed = 0;
+            self.announced = false;
+            self.limit = self.full;
+        }
+    }
+
+    /// The engine did not take `n` reports ending at `end`.
+    fn refused(
+        &mut self,
+        queue: &mut Queue,
+        end: Pos,
+        n: usize,
+        error: &ClientError,
+        locator: &Locator,
+        target: &EngineTarget,
+    ) {
+        if matches!(error, ClientError::Transport(_)) {
+            locator.report_unreachable(target);
+        }
+        if worth_keeping(error) {
+            // Kept; the next interval tries again. The live send logs the outage.
+            tracing::debug!(error = %describe(error), "replay batch not delivered");
+        } else if n > 1 {
+            // One of them is refused for good: halve until it is alone.
+            self.limit = (n / 2).max(1);
+            tracing::debug!(error = %describe(error), limit = self.limit, "replay batch refused");
+        } else {
+            tracing::error!(
+                error = %describe(error),
+                "the engine refuses a queued report as invalid; dropping it"
+            );
+            self.ack(queue, end, 0);
+            self.limit = self.full;
+        }
     }
 }
 
@@ -190,7 +415,7 @@ impl Delivery {
         }
     }
 
-    fn failed(&mut self, url: &str, host_id: &str, error: &ClientError) {
+    fn failed(&mut self, url: &str, host_id: &str, error: &ClientError, kept: bool, queued: u64) {
         let (cause, rejected) = match error {
             ClientError::Transport(_) => ("unreachable".to_owned(), false),
             ClientError::Api { status, .. } => {
@@ -199,14 +424,22 @@ impl Delivery {
         };
         let error = describe(error);
         if matches!(self, Self::Failing { cause: current } if *current == cause) {
-            tracing::debug!(engine = %url, error, "report not delivered");
+            tracing::debug!(engine = %url, error, queued, "report not delivered");
             return;
         }
-        if rejected {
+        if !kept {
+            tracing::error!(
+                engine = %url,
+                error,
+                "the engine refuses this agent's reports as invalid; they are dropped, since \
+                 it would refuse them again (is the agent older or newer than the engine?)"
+            );
+        } else if rejected {
             tracing::warn!(
                 engine = %url,
                 error,
-                "the engine rejects this agent's credential; readings are dropped until it \
+                queued,
+                "the engine rejects this agent's credential; readings are queued until it \
                  accepts them (check the device key: `hearth-engine device-key {host_id}` \
                  prints the right one)"
             );
@@ -214,7 +447,8 @@ impl Delivery {
             tracing::warn!(
                 engine = %url,
                 error,
-                "cannot deliver sensor readings; dropping them until the engine answers"
+                queued,
+                "cannot deliver sensor readings; queuing them until the engine answers"
             );
         }
         *self = Self::Failing { cause };

@@ -128,18 +128,25 @@ fn device_key() -> anyhow::Result<DeviceCredential> {
 struct Agent {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
+    /// Its replay queue (a fresh temporary directory unless `args` name one).
+    _queue: Option<tempfile::TempDir>,
 }
 
 impl Agent {
     fn start(args: &[&str]) -> anyhow::Result<Self> {
+        let queue = tempfile::tempdir()?;
+        let queue_arg = format!("--queue-dir={}", queue.path().display());
+        let own_queue = !args.iter().any(|a| a.starts_with("--queue-dir"));
         let config: Config = hearth_common::config::load_from(
-            std::iter::once("hearth-sensor-agent").chain(args.iter().copied()),
+            std::iter::once("hearth-sensor-agent")
+                .chain(own_queue.then_some(queue_arg.as_str()))
+                .chain(args.iter().copied()),
         )?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(hearth_sensor_agent::run(config, async move {
             let _ = stopped.await;
         }));
-        Ok(Self { stop: Some(stop), task })
+        Ok(Self { stop: Some(stop), task, _queue: own_queue.then_some(queue) })
     }
 
     /// Signal shutdown and check the agent stops promptly and cleanly.
@@ -350,6 +357,7 @@ struct Child {
     child: std::process::Child,
     lines: mpsc::UnboundedReceiver<String>,
     seen: Vec<String>,
+    _queue: tempfile::TempDir,
 }
 
 impl Child {
@@ -370,6 +378,9 @@ impl Child {
                 cmd.env_remove(name);
             }
         }
+        // Never the system's /var/lib default from a test.
+        let queue = tempfile::tempdir()?;
+        cmd.env("HEARTH_SENSOR_QUEUE_DIR", queue.path());
         cmd.envs(envs.iter().copied());
         let mut child = cmd.spawn()?;
         let stderr = child.stderr.take().context("no stderr")?;
@@ -381,7 +392,7 @@ impl Child {
                 }
             }
         });
-        Ok(Self { child, lines, seen: Vec::new() })
+        Ok(Self { child, lines, seen: Vec::new(), _queue: queue })
     }
 
     /// Wait for a log line containing `needle`.
@@ -498,7 +509,9 @@ fn example_config_parses_and_lists_every_key() -> anyhow::Result<()> {
     assert_eq!(config.w1_dir, Path::new("/sys/bus/w1/devices"));
     assert_eq!(config.interval_s, 10.0);
     let aliases: Vec<_> = config.sensors.iter().map(|s| s.alias.as_deref()).collect();
-    assert_eq!(aliases, [Some("living room"), Some("bedroom")]);
+    assert_eq!(aliases, [Some("living room"), Some("bedroom"), Some("spare (broken)")]);
+    let settings: Vec<_> = config.sensors.iter().map(|s| (s.offset_c, s.enabled)).collect();
+    assert_eq!(settings, [(-0.25, true), (0.0, true), (0.0, false)]);
 
     // Every setting is documented in the example, set or commented out.
     let text = std::fs::read_to_string(&path)?;
@@ -513,5 +526,461 @@ fn example_config_parses_and_lists_every_key() -> anyhow::Result<()> {
             "example config lacks `{id}`"
         );
     }
+    Ok(())
+}
+
+/// A fake engine with both sensor endpoints that can be "down" (503) and can refuse one
+/// reading, by timestamp, as invalid (422).
+struct FlakyEngine {
+    url: String,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    poison: Arc<std::sync::Mutex<Option<String>>>,
+    /// (path, status, body) of every request.
+    receipts: mpsc::UnboundedReceiver<(String, u16, Value)>,
+    server: JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct FlakyState {
+    up: Arc<std::sync::atomic::AtomicBool>,
+    poison: Arc<std::sync::Mutex<Option<String>>>,
+    receipts: mpsc::UnboundedSender<(String, u16, Value)>,
+}
+
+impl FlakyEngine {
+    async fn start() -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (tx, receipts) = mpsc::unbounded_channel();
+        let state = FlakyState { up: Arc::default(), poison: Arc::default(), receipts: tx };
+        let (up, poison) = (state.up.clone(), state.poison.clone());
+        let app = axum::Router::new()
+            .route("/v1/sensors/update", put(flaky))
+            .route("/v1/sensors/backlog", put(flaky))
+            .with_state(state);
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { url, up, poison, receipts, server })
+    }
+
+    async fn next(&mut self) -> anyhow::Result<(String, u16, Value)> {
+        tokio::time::timeout(GUARD, self.receipts.recv())
+            .await
+            .context("no request reached the fake engine in time")?
+            .context("fake engine stopped")
+    }
+}
+
+impl Drop for FlakyEngine {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// The reading timestamps of one update body.
+fn stamps(update: &Value) -> Vec<String> {
+    let sensors = update["sensors"].as_object().cloned().unwrap_or_default();
+    sensors.values().filter_map(|r| r["timestamp"].as_str().map(str::to_owned)).collect()
+}
+
+async fn flaky(
+    State(state): State<FlakyState>,
+    uri: axum::http::Uri,
+    body: axum::body::Bytes,
+) -> (StatusCode, axum::Json<Value>) {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let path = uri.path().to_owned();
+    let updates: Vec<Value> = match path.as_str() {
+        "/v1/sensors/backlog" => body["updates"].as_array().cloned().unwrap_or_default(),
+        _ => vec![body.clone()],
+    };
+    let poison = state.poison.lock().ok().and_then(|p| p.clone());
+    let poisoned = poison.is_some_and(|p| updates.iter().any(|u| stamps(u).contains(&p)));
+    let status = if !state.up.load(Ordering::SeqCst) {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if poisoned {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::CREATED
+    };
+    let _ = state.receipts.send((path, status.as_u16(), body));
+    let answer = if status == StatusCode::CREATED {
+        json!({"status": "ok", "ids": [], "updates": updates.len(), "readings": updates.len()})
+    } else {
+        json!({"status": "error", "code": "invalid_field", "error": "no"})
+    };
+    (status, axum::Json(answer))
+}
+
+fn sim_agent_args<'a>(url: &'a str, key: &'a str, queue: &'a str) -> Vec<&'a str> {
+    vec![
+        "--engine",
+        url,
+        "--host-id",
+        HOST,
+        "--device-key",
+        key,
+        "--hardware",
+        "simulated",
+        "--sim-world",
+        "/nonexistent/hearth-world.json",
+        "--interval-s",
+        "0.05",
+        "--queue-dir",
+        queue,
+        "--queue-replay-batch",
+        "4",
+    ]
+}
+
+#[tokio::test]
+async fn an_outage_is_queued_and_replayed_live_first_with_original_timestamps() -> anyhow::Result<()>
+{
+    let mut engine = FlakyEngine::start().await?;
+    let dir = tempfile::tempdir()?;
+    let queue = dir.path().join("queue");
+    let queue_s = queue.to_string_lossy().into_owned();
+    let key = device_key()?.to_string();
+    let agent = Agent::start(&sim_agent_args(&engine.url, &key, &queue_s))?;
+
+    // The engine is down: ten live reports refused with 503 (each one queued).
+    let mut missed = Vec::new();
+    while missed.len() < 10 {
+        let (path, status, body) = engine.next().await?;
+        assert_eq!((path.as_str(), status), ("/v1/sensors/update", 503));
+        missed.extend(stamps(&body));
+    }
+    engine.up.store(true, Ordering::SeqCst);
+
+    // Back up: the live reading goes first, then batches of at most 4, oldest first, each
+    // reading with the time it was taken, until everything missed is in.
+    let mut replayed: Vec<String> = Vec::new();
+    let mut first_ok = None;
+    while !missed.iter().all(|m| replayed.contains(m)) {
+        let (path, status, body) = engine.next().await?;
+        if status != 201 {
+            continue; // refused before `up` was seen
+        }
+        first_ok.get_or_insert_with(|| path.clone());
+        if path == "/v1/sensors/backlog" {
+            let updates = body["updates"].as_array().cloned().unwrap_or_default();
+            assert!((1..=4).contains(&updates.len()), "{body}");
+            assert_eq!(body["host_id"], HOST);
+            assert!(body["agent_time"].is_string(), "{body}");
+            for u in &updates {
+                assert_eq!(u["host_id"], HOST);
+                assert!(u.get("agent_time").is_none(), "a replayed update re-timed: {u}");
+                replayed.extend(stamps(u));
+            }
+        }
+    }
+    assert_eq!(first_ok.as_deref(), Some("/v1/sensors/update"), "the live reading comes first");
+    let sorted = {
+        let mut s = replayed.clone();
+        s.sort();
+        s
+    };
+    assert_eq!(replayed, sorted, "replayed out of order");
+    // Everything sent at least once; the queue then empties (the ack follows the answer).
+    let deadline = tokio::time::Instant::now() + GUARD;
+    while !hearth_sensor_agent::queue::peek(&queue)?.is_empty() {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "queue never emptied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    agent.stop().await
+}
+
+#[tokio::test]
+async fn a_queued_report_refused_as_invalid_is_isolated_and_dropped() -> anyhow::Result<()> {
+    let mut engine = FlakyEngine::start().await?;
+    let dir = tempfile::tempdir()?;
+    let queue = dir.path().join("queue");
+    let queue_s = queue.to_string_lossy().into_owned();
+    let key = device_key()?.to_string();
+    let agent = Agent::start(&sim_agent_args(&engine.url, &key, &queue_s))?;
+    let mut missed = Vec::new();
+    while missed.len() < 8 {
+        let (_, status, body) = engine.next().await?;
+        assert_eq!(status, 503);
+        missed.extend(stamps(&body));
+    }
+    // The third missed reading will be refused as invalid, in any batch that holds it.
+    let poison = missed[2].clone();
+    if let Ok(mut p) = engine.poison.lock() {
+        *p = Some(poison.clone());
+    }
+    engine.up.store(true, Ordering::SeqCst);
+    let mut delivered: Vec<String> = Vec::new();
+    let mut refused_alone = false;
+    while !(refused_alone && missed.iter().filter(|m| **m != poison).all(|m| delivered.contains(m)))
+    {
+        let (path, status, body) = engine.next().await?;
+        if path != "/v1/sensors/backlog" {
+            continue;
+        }
+        let updates = body["updates"].as_array().cloned().unwrap_or_default();
+        if status == 201 {
+            updates.iter().for_each(|u| delivered.extend(stamps(u)));
+        } else if status == 422 && updates.len() == 1 {
+            refused_alone = true;
+        }
+    }
+    assert!(!delivered.contains(&poison));
+    let deadline = tokio::time::Instant::now() + GUARD;
+    while !hearth_sensor_agent::queue::peek(&queue)?.is_empty() {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the refused report stayed queued");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    agent.stop().await
+}
+
+#[tokio::test]
+async fn an_engine_without_the_backlog_endpoint_gets_one_update_per_report() -> anyhow::Result<()> {
+    // The seed-contract-only fake engine: 500 three times, then accepts /v1/sensors/update.
+    let mut engine = FakeEngine::start(3).await?;
+    let key = device_key()?.to_string();
+    let agent = Agent::start(&[
+        "--engine",
+        &engine.url,
+        "--host-id",
+        HOST,
+        "--device-key",
+        &key,
+        "--hardware",
+        "simulated",
+        "--sim-world",
+        "/nonexistent/hearth-world.json",
+        "--interval-s",
+        "0.05",
+    ])?;
+    let mut missed = Vec::new();
+    for _ in 0..3 {
+        let r = engine.next().await?;
+        assert_eq!(r.status, 500);
+        missed.extend(stamps(&r.body));
+    }
+    let mut replayed = Vec::new();
+    while !missed.iter().all(|m| replayed.contains(m)) {
+        let r = engine.next_accepted().await?;
+        if r.body.get("agent_time").is_none() {
+            replayed.extend(stamps(&r.body));
+        }
+    }
+    agent.stop().await
+}
+
+#[tokio::test]
+async fn an_unusable_queue_directory_stops_the_agent_with_the_fix() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x")?;
+    let queue = file.join("queue").to_string_lossy().into_owned();
+    let key = device_key()?.to_string();
+    let agent = Agent::start(&sim_agent_args("http://127.0.0.1:9", &key, &queue))?;
+    let err = tokio::time::timeout(GUARD, agent.task).await??.err().context("agent started")?;
+    let msg = format!("{err:#}");
+    assert!(msg.contains("replay queue") && msg.contains("--queue-dir"), "{msg}");
+    Ok(())
+}
+
+// ---- Hardware layer: backends, screen, per-sensor settings, simulated faults ----
+
+/// Reports until `check` accepts one (the agent reports every 50 ms; a change made through a
+/// file shows up at the next read).
+async fn report_where(
+    engine: &mut FakeEngine,
+    mut check: impl FnMut(&Value) -> bool,
+) -> anyhow::Result<Value> {
+    loop {
+        let r = engine.next_accepted().await?;
+        if check(&r.body) {
+            return Ok(r.body);
+        }
+    }
+}
+
+/// Replace a file atomically, as a fault-injecting test or demo should.
+fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn simulated_faults_go_through_the_screen() -> anyhow::Result<()> {
+    let mut engine = FakeEngine::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        "[[sensors]]\nid = \"28-00000000a001\"\nalias = \"living room\"\noffset_c = 0.5\n\
+         [[sensors]]\nid = \"28-00000000a002\"\nenabled = false\n\
+         [[sensors]]\nid = \"28-00000000a003\"\n\
+         sim = { profile = \"linear\", start_c = 30, rate_c_per_h = 0 }\n",
+    )?;
+    let faults = dir.path().join("faults.toml");
+    let key = device_key()?.to_string();
+    let agent = Agent::start(&[
+        "--config",
+        &config.to_string_lossy(),
+        "--engine",
+        &engine.url,
+        "--host-id",
+        HOST,
+        "--device-key",
+        &key,
+        "--hardware",
+        "simulated",
+        "--sim-world",
+        "/nonexistent/hearth-world.json",
+        "--sim-faults",
+        &faults.to_string_lossy(),
+        "--interval-s",
+        "0.05",
+    ])?;
+
+    // No faults file yet: calibrated room sensor, the linear one, and no disabled sensor.
+    let first = engine.next_accepted().await?.body;
+    let room = sensor(&first, "28-00000000a001")?;
+    assert_eq!((room["value"].as_f64(), room["alias"].as_str()), (Some(17.5), Some("living room")));
+    assert_eq!(sensor(&first, "28-00000000a003")?["value"], 30.0);
+    assert!(first["sensors"].get("28-00000000a002").is_none(), "disabled sensor reported: {first}");
+
+    // An 85 °C spike is caught by the screen (null), not by the simulator.
+    write_atomically(&faults, "[\"28-00000000a001\"]\nspike_85 = true\n")?;
+    report_where(&mut engine, |b| b["sensors"]["28-00000000a001"]["value"].is_null()).await?;
+
+    // Unplugged: still reported, as a failed reading; the spike is over.
+    write_atomically(&faults, "[\"28-00000000a003\"]\nunplugged = true\n")?;
+    let body =
+        report_where(&mut engine, |b| b["sensors"]["28-00000000a003"]["value"].is_null()).await?;
+    assert_eq!(sensor(&body, "28-00000000a003")?["type"], "simulated");
+
+    // Faults removed: both read again.
+    std::fs::remove_file(&faults)?;
+    report_where(&mut engine, |b| {
+        b["sensors"]["28-00000000a001"]["value"] == 17.5
+            && b["sensors"]["28-00000000a003"]["value"] == 30.0
+    })
+    .await?;
+    agent.stop().await
+}
+
+#[tokio::test]
+async fn w1_settings_missing_sensors_and_calibration() -> anyhow::Result<()> {
+    let mut engine = FakeEngine::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    let bus = dir.path().join("devices");
+    fixture_bus(&bus)?;
+    let config = dir.path().join("agent.toml");
+    // Ids in upper case match the kernel's lower-case names.
+    std::fs::write(
+        &config,
+        "[[sensors]]\nid = \"28-000000000001\"\noffset_c = -0.5\n\
+         [[sensors]]\nid = \"28-000000000002\"\nenabled = false\n\
+         [[sensors]]\nid = \"28-00000000DEAD\"\nalias = \"attic\"\n",
+    )?;
+    let key = device_key()?.to_string();
+    let agent = Agent::start(&[
+        "--config",
+        &config.to_string_lossy(),
+        "--engine",
+        &engine.url,
+        "--host-id",
+        HOST,
+        "--device-key",
+        &key,
+        "--w1-dir",
+        &bus.to_string_lossy(),
+        "--interval-s",
+        "0.05",
+    ])?;
+    let body = engine.next_accepted().await?.body;
+    assert_eq!(sensor(&body, "28-000000000001")?["value"], 21.0);
+    assert!(body["sensors"].get("28-000000000002").is_none(), "disabled sensor reported: {body}");
+    // Configured but not on the bus: reported, as failed, under its configured name.
+    let attic = sensor(&body, "28-00000000DEAD")?;
+    assert_eq!((attic["value"].is_null(), attic["type"].as_str()), (true, Some("DS18B20")));
+    assert_eq!(attic["alias"], "attic");
+    assert_eq!(sensor(&body, "10-000000000003")?["value"], -10.125);
+
+    // Unplugged while running: still reported, as failed.
+    std::fs::remove_dir_all(bus.join("10-000000000003"))?;
+    let body =
+        report_where(&mut engine, |b| b["sensors"]["10-000000000003"]["value"].is_null()).await?;
+    assert_eq!(sensor(&body, "10-000000000003")?["type"], "DS18S20");
+    agent.stop().await
+}
+
+#[cfg(feature = "gpio")]
+#[tokio::test]
+async fn bitbang_backends_off_their_hardware_fail_at_start_with_the_fix() -> anyhow::Result<()> {
+    let key = device_key()?.to_string();
+    let start = |args: &[&str]| -> anyhow::Result<Agent> {
+        let mut all =
+            vec!["--engine", "http://127.0.0.1:9", "--host-id", HOST, "--device-key", &key];
+        all.extend_from_slice(args);
+        Agent::start(&all)
+    };
+    let failure = |agent: Agent| async move {
+        let result = tokio::time::timeout(GUARD, agent.task).await??;
+        anyhow::Ok(format!("{:#}", result.err().context("the agent started")?))
+    };
+
+    let msg = failure(start(&["--hardware", "bitbang-cdev", "--gpio-chip", "/nonexistent/chip"])?)
+        .await?;
+    assert!(msg.contains("no GPIO character device at /nonexistent/chip"), "{msg}");
+    assert!(msg.contains("--hardware w1"), "{msg}");
+
+    // This machine is not a Raspberry Pi (or, on one, the test has no GPIO rights): either
+    // way a message that names a way out, not a panic.
+    let msg = failure(start(&["--hardware", "bitbang-rppal"])?).await?;
+    assert!(msg.contains("--hardware") || msg.contains("group gpio"), "{msg}");
+    Ok(())
+}
+
+#[test]
+fn help_documents_every_backend_and_setting() -> anyhow::Result<()> {
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth-sensor-agent")).arg("--help").output()?;
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout)?;
+    for needle in [
+        "w1",
+        "bitbang-rppal",
+        "bitbang-cdev",
+        "simulated",
+        "--gpio-pin",
+        "--gpio-chip",
+        "--sim-faults",
+        "--sim-seed",
+        "--screen-max-rate-c-per-min",
+        "--screen-step-rejections",
+        "offset_c",
+        "[[sensors]]",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "gpio"))]
+#[tokio::test]
+async fn without_the_gpio_feature_bitbang_fails_at_start_with_the_fix() -> anyhow::Result<()> {
+    let key = device_key()?.to_string();
+    let agent = Agent::start(&[
+        "--engine",
+        "http://127.0.0.1:9",
+        "--host-id",
+        HOST,
+        "--device-key",
+        &key,
+        "--hardware",
+        "bitbang-cdev",
+    ])?;
+    let result = tokio::time::timeout(GUARD, agent.task).await??;
+    let msg = format!("{:#}", result.err().context("the agent started")?);
+    assert!(msg.contains("no GPIO support") && msg.contains("--hardware w1"), "{msg}");
     Ok(())
 }

@@ -1,6 +1,13 @@
-//! Temperature sources. Only this module touches `/sys` or the simulator's world file;
-//! everything above [`TemperatureSource`] is plain data and testable on a laptop.
+//! Temperature sources. Only this module touches `/sys`, `/dev` (GPIO) or the simulator's
+//! files; everything above [`TemperatureSource`] is plain data and testable on a laptop.
+//!
+//! Backends: [`w1`] (the kernel driver's sysfs files), [`onewire`] (1-Wire bit-banged on a GPIO
+//! pin) and [`sim`] (a simulated house). Every backend is wrapped in [`screen::Screened`], which
+//! drops disabled sensors, reports vanished ones, rejects implausible values and applies the
+//! calibration offsets, so those rules hold whatever the hardware.
 
+pub mod onewire;
+pub mod screen;
 pub mod sim;
 pub mod w1;
 
@@ -16,6 +23,35 @@ pub trait TemperatureSource: Send {
     /// Read every sensor the source knows now. A sensor that fails to read is in the result
     /// with an error, never left out silently.
     fn read_all(&mut self) -> Vec<RawReading>;
+
+    /// The sensor type to report for `id` when it is configured but was never seen (so it is
+    /// reported missing under a type). Hardware backends name it by its family code.
+    fn kind_of(&self, id: &str) -> &'static str {
+        w1::family_kind(id).unwrap_or("DS18B20")
+    }
+
+    /// Source seconds per real second: 1 for hardware, the time scale for the simulator, whose
+    /// room may warm 600× faster than a real one. The screen judges rates in this time.
+    fn time_scale(&self) -> f64 {
+        1.0
+    }
+}
+
+/// Attempts per reading (the first and two retries) when it fails in a way the next attempt may
+/// not: a CRC error (noise, a loose wire), an empty kernel read or an I/O error. Bounded, because
+/// each attempt on a w1 bus is another ~750 ms conversion.
+pub const READ_ATTEMPTS: u32 = 3;
+
+/// Run `read` until it succeeds, fails in a way a retry will not fix, or [`READ_ATTEMPTS`]
+/// attempts are spent; the last result is returned.
+pub fn with_retries(mut read: impl FnMut() -> Result<f64, ReadError>) -> Result<f64, ReadError> {
+    let mut attempt = 1;
+    loop {
+        match read() {
+            Err(e) if e.is_transient() && attempt < READ_ATTEMPTS => attempt += 1,
+            result => return result,
+        }
+    }
 }
 
 /// One sensor's reading as the hardware gave it.
@@ -40,8 +76,21 @@ pub enum ReadError {
     Missing,
     /// The file had content the reader does not understand.
     Parse(String),
-    /// The file could not be read for another reason.
+    /// The file or the bus could not be read for another reason.
     Io(String),
+    /// The sensor read 85.000 °C, the DS18B20's power-on value (a conversion that did not
+    /// happen: a brown-out or a sensor that just powered up), with no earlier reading near 85.
+    PowerOnValue,
+    /// A value no room produces: out of the sensor's range, or a jump faster than a room can
+    /// change. The text says which.
+    Implausible(String),
+}
+
+impl ReadError {
+    /// True for failures the next attempt may not repeat (see [`with_retries`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Crc | Self::Empty | Self::Io(_))
+    }
 }
 
 impl std::fmt::Display for ReadError {
@@ -52,8 +101,44 @@ impl std::fmt::Display for ReadError {
             Self::Missing => f.write_str("device missing"),
             Self::Parse(what) => write!(f, "unparsable reading: {what}"),
             Self::Io(what) => write!(f, "read error: {what}"),
+            Self::PowerOnValue => {
+                f.write_str("85.000 °C power-on value (no conversion happened); ignored")
+            }
+            Self::Implausible(why) => write!(f, "implausible reading: {why}"),
         }
     }
 }
 
 impl std::error::Error for ReadError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_transient_failures_a_bounded_number_of_times() {
+        let mut calls = 0;
+        let got = with_retries(|| {
+            calls += 1;
+            if calls < 3 { Err(ReadError::Crc) } else { Ok(20.0) }
+        });
+        assert_eq!((got, calls), (Ok(20.0), 3));
+
+        let mut calls = 0;
+        let got = with_retries(|| {
+            calls += 1;
+            Err(ReadError::Empty)
+        });
+        assert_eq!((got, calls), (Err(ReadError::Empty), READ_ATTEMPTS));
+
+        // Not worth retrying: the device is gone, or the text will not parse next time either.
+        for permanent in [ReadError::Missing, ReadError::Parse("x".into())] {
+            let mut calls = 0;
+            let got = with_retries(|| {
+                calls += 1;
+                Err(permanent.clone())
+            });
+            assert_eq!((got, calls), (Err(permanent), 1));
+        }
+    }
+}

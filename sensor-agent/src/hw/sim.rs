@@ -1,18 +1,25 @@
-//! A simulated room heated by the simulated relay agent's heater.
+//! Simulated sensors: a room heated by the simulated relay agent's heater, plus sensors with
+//! their own profile (cyclic, linear) and faults injected on demand through a file.
 //!
-//! Not random numbers: a first-order thermal model,
+//! The room is not random numbers: a first-order thermal model,
 //! `dT/dt = heat_gain·[heater on] − (T − T_outside)/tau`,
 //! so the engine's control loop sees a room that warms while it heats and cools towards the
 //! outside temperature when it stops, as a real house does. The heater state comes from the
 //! world file the simulated relay agent writes ([`RelayWorld`]).
+//!
+//! Faults ([`SimFault`]) are produced the way hardware produces them (a failed conversion, a
+//! CRC error, the 85 °C power-on value, a frozen value, a vanished device) and are caught by
+//! the same retries and the same screen as on real hardware: the simulator never filters.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use hearth_common::simworld::RelayWorld;
 use hearth_proto::relays::RelayFunction;
+use serde::{Deserialize, Serialize};
 
-use super::{RawReading, TemperatureSource};
+use super::{RawReading, ReadError, TemperatureSource, with_retries};
 
 /// A room as a single heat capacity losing heat to the outside through one resistance.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,24 +87,251 @@ fn round_to_sixteenth(c: f64) -> f64 {
     (c * 16.0).round() / 16.0
 }
 
-/// The simulated sensors in the simulated room.
+/// How a simulated sensor's temperature evolves (`sim` in a `[[sensors]]` table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "profile", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SimProfile {
+    /// In the simulated room: follows the room model (and so the simulated heater). A struct
+    /// variant, because serde lets unknown keys through on a unit variant.
+    Room {},
+    /// A sinusoid between `min_c` and `max_c` with a period of `period_s` simulated seconds,
+    /// starting at `min_c` (e.g. an outside sensor over a day).
+    Cyclic {
+        /// Period, simulated seconds (more than 0).
+        period_s: f64,
+        /// Lowest value, °C.
+        min_c: f64,
+        /// Highest value, °C.
+        max_c: f64,
+    },
+    /// `start_c` changing by `rate_c_per_h` per simulated hour, held within `min_c`/`max_c`
+    /// when given (e.g. a cooling water tank).
+    Linear {
+        /// Value at start, °C.
+        start_c: f64,
+        /// Change per simulated hour, °C (negative cools).
+        rate_c_per_h: f64,
+        /// Lower bound, °C.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_c: Option<f64>,
+        /// Upper bound, °C.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_c: Option<f64>,
+    },
+}
+
+impl Default for SimProfile {
+    fn default() -> Self {
+        Self::Room {}
+    }
+}
+
+impl SimProfile {
+    /// Check the numbers; the message names the problem.
+    pub fn validate(&self) -> Result<(), String> {
+        let finite = |name: &str, v: f64| {
+            if v.is_finite() { Ok(()) } else { Err(format!("{name} must be a number, got {v}")) }
+        };
+        match self {
+            Self::Room {} => Ok(()),
+            Self::Cyclic { period_s, min_c, max_c } => {
+                finite("min_c", *min_c)?;
+                finite("max_c", *max_c)?;
+                if !(period_s.is_finite() && *period_s > 0.0) {
+                    return Err(format!("period_s must be more than 0, got {period_s}"));
+                }
+                if min_c > max_c {
+                    return Err(format!("min_c {min_c} is above max_c {max_c}"));
+                }
+                Ok(())
+            }
+            Self::Linear { start_c, rate_c_per_h, min_c, max_c } => {
+                finite("start_c", *start_c)?;
+                finite("rate_c_per_h", *rate_c_per_h)?;
+                if let (Some(lo), Some(hi)) = (min_c, max_c)
+                    && lo > hi
+                {
+                    return Err(format!("min_c {lo} is above max_c {hi}"));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The value at `t_s` simulated seconds after start; `room_c` is the room sensor's value.
+    fn value_at(&self, t_s: f64, room_c: f64) -> f64 {
+        match self {
+            Self::Room {} => room_c,
+            Self::Cyclic { period_s, min_c, max_c } => {
+                let phase = std::f64::consts::TAU * t_s / period_s;
+                min_c + (max_c - min_c) * (1.0 - phase.cos()) / 2.0
+            }
+            Self::Linear { start_c, rate_c_per_h, min_c, max_c } => {
+                let v = start_c + rate_c_per_h * t_s / 3600.0;
+                let v = min_c.map_or(v, |lo| v.max(lo));
+                max_c.map_or(v, |hi| v.min(hi))
+            }
+        }
+    }
+}
+
+/// One simulated sensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimSensor {
+    /// Its id.
+    pub id: String,
+    /// How its temperature evolves.
+    pub profile: SimProfile,
+}
+
+/// Faults injected into one simulated sensor (a table in the faults file). They go through the
+/// same path as real hardware faults: retries, the screen, missing-sensor reporting.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimFault {
+    /// The sensor is gone from the bus (reported missing by the layer above).
+    pub unplugged: bool,
+    /// Every conversion fails (an empty read, as newer kernels report it).
+    pub dropout: bool,
+    /// Probability (0..1) that one read attempt fails its CRC check. Attempts are retried as on
+    /// a real bus, so a reading fails with this probability to the power of the attempts.
+    pub crc_error_rate: f64,
+    /// The sensor reads the 85 °C power-on value (a brown-out).
+    pub spike_85: bool,
+    /// The value freezes at what it read when the fault was switched on.
+    pub stuck: bool,
+}
+
+/// The faults file (`--sim-faults`): TOML, one table per sensor id, e.g.
+/// `["28-00000000a001"]` then `stuck = true`. Re-read when it changes, so a test or the demo
+/// injects a fault by writing it (write a temporary file and rename it over, so no read sees
+/// half a file). A missing file means no faults; a file that does not parse is logged and the
+/// previous faults stay.
+#[derive(Debug)]
+struct FaultsFile {
+    path: PathBuf,
+    /// (modification time, length) when last read.
+    stamp: Option<(SystemTime, u64)>,
+    /// Faults by lower-case sensor id.
+    faults: BTreeMap<String, SimFault>,
+}
+
+/// A file modified this recently is read again even if its stamp looks unchanged: two writes
+/// within the file system's timestamp granularity (a few ms) can leave the same modification
+/// time and length (the "racy git" problem).
+const RACY_S: u64 = 2;
+
+impl FaultsFile {
+    fn refresh(&mut self, wall_now: SystemTime) {
+        let stamp = match std::fs::metadata(&self.path) {
+            Ok(m) => (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if self.stamp.take().is_some() && !self.faults.is_empty() {
+                    tracing::info!(path = %self.path.display(), "simulated faults file removed; faults cleared");
+                }
+                self.faults.clear();
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(path = %self.path.display(), error = %e, "cannot stat the faults file");
+                return;
+            }
+        };
+        let racy = wall_now.duration_since(stamp.0).map_or(true, |age| age.as_secs() < RACY_S);
+        if self.stamp == Some(stamp) && !racy {
+            return;
+        }
+        let parsed =
+            std::fs::read_to_string(&self.path).map_err(|e| e.to_string()).and_then(|text| {
+                toml::from_str::<BTreeMap<String, SimFault>>(&text).map_err(|e| e.to_string())
+            });
+        match parsed {
+            Ok(faults) => {
+                let faults: BTreeMap<String, SimFault> =
+                    faults.into_iter().map(|(id, f)| (id.to_ascii_lowercase(), f)).collect();
+                if faults != self.faults {
+                    tracing::info!(path = %self.path.display(), ?faults, "simulated faults changed");
+                }
+                self.faults = faults;
+            }
+            Err(e) if self.stamp != Some(stamp) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot read the simulated faults file; keeping the previous faults");
+            }
+            Err(_) => {}
+        }
+        self.stamp = Some(stamp);
+    }
+}
+
+/// A small deterministic PRNG (SplitMix64): the CRC noise repeats exactly for a seed, so tests
+/// and demos are reproducible, without a dependency.
+#[derive(Debug, Clone)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn next_f64(&mut self) -> f64 {
+        // The top 53 bits fill an f64's mantissa exactly.
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The simulated sensors: in the simulated room, or following their own profile.
 #[derive(Debug)]
 pub struct SimSource {
     model: RoomModel,
-    sensor_ids: Vec<String>,
+    sensors: Vec<SimSensor>,
     world: PathBuf,
     time_scale: f64,
+    /// The first read: simulated time 0 of the cyclic and linear profiles.
+    started: Option<Instant>,
     /// The previous read: when, and whether the heater was on then.
     last: Option<(Instant, bool)>,
     /// True while the world file is unreadable, so that is logged once, not at every read.
     world_unreadable: bool,
+    faults: Option<FaultsFile>,
+    rng: SplitMix64,
+    /// Values frozen by a `stuck` fault, by lower-case id.
+    stuck_at: BTreeMap<String, f64>,
 }
 
 impl SimSource {
-    /// Simulate `model` with one sensor per id, the heater state from the `world` file, and
+    /// Simulate `model` with `sensors`, the heater state from the `world` file, and
     /// `time_scale` simulated seconds per real second.
-    pub fn new(model: RoomModel, sensor_ids: Vec<String>, world: PathBuf, time_scale: f64) -> Self {
-        Self { model, sensor_ids, world, time_scale, last: None, world_unreadable: false }
+    pub fn new(model: RoomModel, sensors: Vec<SimSensor>, world: PathBuf, time_scale: f64) -> Self {
+        Self {
+            model,
+            sensors,
+            world,
+            time_scale,
+            started: None,
+            last: None,
+            world_unreadable: false,
+            faults: None,
+            rng: SplitMix64(0),
+            stuck_at: BTreeMap::new(),
+        }
+    }
+
+    /// Inject the faults described in the file at `path` (see [`SimFault`]), re-read when it
+    /// changes.
+    pub fn with_faults_file(mut self, path: PathBuf) -> Self {
+        self.faults = Some(FaultsFile { path, stamp: None, faults: BTreeMap::new() });
+        self
+    }
+
+    /// Seed the random CRC noise.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.rng = SplitMix64(seed);
+        self
     }
 
     /// The room as simulated so far.
@@ -118,15 +352,51 @@ impl SimSource {
             self.model.step(dt_s / 2.0, heater_on);
         }
         self.last = Some((now, heater_on));
-        self.sensor_ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| RawReading {
-                id: id.clone(),
-                kind: "simulated".to_owned(),
-                value: Ok(round_to_sixteenth(self.model.temp_c + OFFSETS_C[i % OFFSETS_C.len()])),
-            })
-            .collect()
+        let started = *self.started.get_or_insert(now);
+        let t_s = now.saturating_duration_since(started).as_secs_f64() * self.time_scale;
+        if let Some(faults) = &mut self.faults {
+            faults.refresh(SystemTime::now());
+        }
+
+        let mut room_index = 0;
+        let mut out = Vec::with_capacity(self.sensors.len());
+        for sensor in &self.sensors {
+            let room_c = self.model.temp_c + OFFSETS_C[room_index % OFFSETS_C.len()];
+            if sensor.profile == (SimProfile::Room {}) {
+                room_index += 1;
+            }
+            let key = sensor.id.to_ascii_lowercase();
+            let fault =
+                self.faults.as_ref().and_then(|f| f.faults.get(&key)).cloned().unwrap_or_default();
+            if !fault.stuck {
+                self.stuck_at.remove(&key);
+            }
+            if fault.unplugged {
+                continue;
+            }
+            let true_c = round_to_sixteenth(sensor.profile.value_at(t_s, room_c));
+            let value = if fault.dropout {
+                Err(ReadError::Empty)
+            } else {
+                let rng = &mut self.rng;
+                with_retries(|| {
+                    // Drawn only for noisy sensors, so one sensor's noise does not depend on
+                    // which other sensors are configured.
+                    if fault.crc_error_rate > 0.0 && rng.next_f64() < fault.crc_error_rate {
+                        return Err(ReadError::Crc);
+                    }
+                    Ok(if fault.spike_85 {
+                        85.0
+                    } else if fault.stuck {
+                        *self.stuck_at.entry(key.clone()).or_insert(true_c)
+                    } else {
+                        true_c
+                    })
+                })
+            };
+            out.push(RawReading { id: sensor.id.clone(), kind: "simulated".to_owned(), value });
+        }
+        out
     }
 
     fn heater_on(&mut self) -> bool {
@@ -158,6 +428,14 @@ impl TemperatureSource for SimSource {
 
     fn read_all(&mut self) -> Vec<RawReading> {
         self.read_at(Instant::now())
+    }
+
+    fn kind_of(&self, _id: &str) -> &'static str {
+        "simulated"
+    }
+
+    fn time_scale(&self) -> f64 {
+        self.time_scale
     }
 }
 
@@ -236,6 +514,173 @@ mod tests {
         assert_eq!(one, before);
     }
 
+    fn room_sensors(ids: &[&str]) -> Vec<SimSensor> {
+        ids.iter()
+            .map(|id| SimSensor { id: (*id).to_owned(), profile: SimProfile::Room {} })
+            .collect()
+    }
+
+    fn values(readings: Vec<RawReading>) -> Vec<(String, Result<f64, ReadError>)> {
+        readings.into_iter().map(|r| (r.id, r.value)).collect()
+    }
+
+    #[test]
+    fn cyclic_and_linear_profiles() {
+        let sensors = vec![
+            SimSensor {
+                id: "outside".into(),
+                profile: SimProfile::Cyclic { period_s: 4.0 * HOUR, min_c: -2.0, max_c: 8.0 },
+            },
+            SimSensor { id: "room".into(), profile: SimProfile::Room {} },
+            SimSensor {
+                id: "tank".into(),
+                profile: SimProfile::Linear {
+                    start_c: 60.0,
+                    rate_c_per_h: -10.0,
+                    min_c: Some(35.0),
+                    max_c: None,
+                },
+            },
+        ];
+        // No world file: the heater is off. One real second is a simulated hour.
+        let mut src =
+            SimSource::new(RoomModel::new(20.0, 20.0), sensors, "/nonexistent/w".into(), HOUR);
+        let t0 = Instant::now();
+        let mut at = |h: u64| values(src.read_at(t0 + Duration::from_secs(h)));
+        let mut src_reads = Vec::new();
+        for h in 0..4 {
+            src_reads.push(at(h));
+        }
+        let col = |i: usize| -> Vec<Result<f64, ReadError>> {
+            src_reads.iter().map(|r| r[i].1.clone()).collect()
+        };
+        // min at 0, mid at a quarter period, max at half.
+        assert_eq!(col(0), vec![Ok(-2.0), Ok(3.0), Ok(8.0), Ok(3.0)]);
+        // The room sensor is the first in the room: no offset; the room is at equilibrium.
+        assert_eq!(col(1), vec![Ok(20.0); 4]);
+        assert_eq!(col(2), vec![Ok(60.0), Ok(50.0), Ok(40.0), Ok(35.0)]);
+        let mut src = SimSource::new(RoomModel::new(20.0, 20.0), vec![], "/x".into(), 1.0);
+        assert_eq!(src.read_at(t0), vec![]);
+        assert_eq!((src.kind_of("28-1"), src.time_scale()), ("simulated", 1.0));
+
+        assert!(SimProfile::Cyclic { period_s: 0.0, min_c: 0.0, max_c: 1.0 }.validate().is_err());
+        assert!(SimProfile::Cyclic { period_s: 1.0, min_c: 2.0, max_c: 1.0 }.validate().is_err());
+        let bad = SimProfile::Linear {
+            start_c: 0.0,
+            rate_c_per_h: 1.0,
+            min_c: Some(3.0),
+            max_c: Some(1.0),
+        };
+        assert!(bad.validate().is_err());
+        assert!(
+            SimProfile::Linear { start_c: f64::NAN, rate_c_per_h: 1.0, min_c: None, max_c: None }
+                .validate()
+                .is_err()
+        );
+        assert_eq!(SimProfile::Room {}.validate(), Ok(()));
+    }
+
+    /// Write the faults file as a writer should: a temporary file renamed over it.
+    fn write_faults(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
+
+    #[test]
+    fn faults_on_demand_from_a_file() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let faults = dir.path().join("faults.toml");
+        let sensors = room_sensors(&["28-00000000000a", "28-00000000000b"]);
+        // One real second is a simulated hour.
+        let mut src =
+            SimSource::new(RoomModel::new(20.0, 20.0), sensors, "/nonexistent/w".into(), HOUR)
+                .with_faults_file(faults.clone());
+        let t0 = Instant::now();
+        let mut tick = 0;
+        let mut read = |src: &mut SimSource| {
+            tick += 1;
+            values(src.read_at(t0 + Duration::from_secs(tick)))
+        };
+        let ok = |a: f64, b: f64| {
+            vec![("28-00000000000a".to_owned(), Ok(a)), ("28-00000000000b".to_owned(), Ok(b))]
+        };
+        // No file: no faults.
+        assert_eq!(read(&mut src), ok(20.0, 20.3125));
+
+        // Upper-case ids in the file match; several faults at once.
+        write_faults(
+            &faults,
+            "[\"28-00000000000A\"]\nunplugged = true\n[\"28-00000000000b\"]\ndropout = true\n",
+        )?;
+        assert_eq!(read(&mut src), vec![("28-00000000000b".to_owned(), Err(ReadError::Empty))]);
+
+        write_faults(&faults, "[\"28-00000000000b\"]\nspike_85 = true\n")?;
+        assert_eq!(read(&mut src), ok(20.0, 85.0));
+
+        write_faults(&faults, "[\"28-00000000000b\"]\ncrc_error_rate = 1.0\n")?;
+        assert_eq!(read(&mut src)[1].1, Err(ReadError::Crc));
+
+        // A broken file keeps the previous faults.
+        write_faults(&faults, "[\"28-00000000000b\"]\nexplode = true\n")?;
+        assert_eq!(read(&mut src)[1].1, Err(ReadError::Crc));
+
+        // Stuck: the value freezes while the room warms (the outside is 40 °C now).
+        src.model.outside_c = 40.0;
+        write_faults(&faults, "[\"28-00000000000a\"]\nstuck = true\n")?;
+        let stuck = read(&mut src);
+        for _ in 0..3 {
+            let now = read(&mut src);
+            assert_eq!(now[0], stuck[0]);
+            assert!(now[1].1.clone().unwrap_or_default() > stuck[1].1.clone().unwrap_or_default());
+        }
+        // Removing the file clears every fault.
+        std::fs::remove_file(&faults)?;
+        let now = read(&mut src);
+        assert!(now[0].1.clone().unwrap_or_default() > stuck[0].1.clone().unwrap_or_default());
+        Ok(())
+    }
+
+    #[test]
+    fn crc_noise_is_seeded_and_retried() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let faults = dir.path().join("faults.toml");
+        write_faults(&faults, "[a]\ncrc_error_rate = 0.5\n")?;
+        let run = |seed: u64| {
+            let mut src =
+                SimSource::new(RoomModel::new(20.0, 20.0), room_sensors(&["a"]), "/x".into(), 1.0)
+                    .with_faults_file(faults.clone())
+                    .with_seed(seed);
+            let t0 = Instant::now();
+            (0..2000u64)
+                .map(|i| src.read_at(t0 + Duration::from_secs(i))[0].value.is_err())
+                .collect::<Vec<bool>>()
+        };
+        let a = run(7);
+        assert_eq!(a, run(7), "same seed, same noise");
+        assert_ne!(a, run(8));
+        // Three attempts: a reading fails with probability 0.5³ = 0.125.
+        let failed = a.iter().filter(|f| **f).count() as f64 / a.len() as f64;
+        assert!((0.10..0.15).contains(&failed), "{failed}");
+        Ok(())
+    }
+
+    #[test]
+    fn profiles_parse_from_toml() -> anyhow::Result<()> {
+        let p: SimProfile =
+            toml::from_str("profile = \"cyclic\"\nperiod_s = 60\nmin_c = 1\nmax_c = 2\n")?;
+        assert_eq!(p, SimProfile::Cyclic { period_s: 60.0, min_c: 1.0, max_c: 2.0 });
+        let p: SimProfile =
+            toml::from_str("profile = \"linear\"\nstart_c = 1\nrate_c_per_h = -2\n")?;
+        assert_eq!(
+            p,
+            SimProfile::Linear { start_c: 1.0, rate_c_per_h: -2.0, min_c: None, max_c: None }
+        );
+        assert!(toml::from_str::<SimProfile>("profile = \"room\"\nx = 1\n").is_err());
+        assert!(toml::from_str::<SimProfile>("profile = \"square\"\n").is_err());
+        Ok(())
+    }
+
     fn world(path: &std::path::Path, heat_on: bool) -> std::io::Result<()> {
         let mut w = RelayWorld::default();
         w.outputs.insert(
@@ -249,7 +694,7 @@ mod tests {
     fn source_follows_the_world_file() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("world.json");
-        let ids = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        let ids = room_sensors(&["a", "b", "c"]);
         // 3600 simulated seconds per real second: one real second is an hour.
         let mut src = SimSource::new(RoomModel::new(17.0, 5.0), ids, path.clone(), HOUR);
         let t0 = Instant::now();
@@ -287,7 +732,7 @@ mod tests {
         let path = dir.path().join("world.json");
         std::fs::write(&path, "not json")?;
         let mut src =
-            SimSource::new(RoomModel::new(20.0, 5.0), vec!["a".into()], path.clone(), HOUR);
+            SimSource::new(RoomModel::new(20.0, 5.0), room_sensors(&["a"]), path.clone(), HOUR);
         let t0 = Instant::now();
         src.read_at(t0);
         src.read_at(t0 + Duration::from_secs(1));

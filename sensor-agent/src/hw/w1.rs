@@ -8,12 +8,28 @@
 //! ```
 //! Older kernels print `crc=.. NO` on a CRC error; newer ones return an empty file. Some kernels
 //! also offer `temperature` (`"%d\n"` millidegrees, empty on error), used when `w1_slave` is
-//! absent. Every read starts a conversion that blocks ~750 ms, so devices are read in parallel.
+//! absent. Such failures are retried ([`super::with_retries`]).
+//!
+//! Every read starts a conversion that blocks ~750 ms, so devices are read in parallel, one
+//! thread each. When a bus master offers `therm_bulk_read` (kernel 5.9+), one `trigger` write
+//! converts every sensor on that bus at once and each device's `temperature` then returns the
+//! result without another conversion.
+//!
+//! The directory is listed at every read, so sensors plugged in later are picked up; sensors
+//! that vanish are simply not returned here (the [`super::screen`] layer reports them missing).
 
+use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use super::{RawReading, ReadError, TemperatureSource};
+use super::{RawReading, ReadError, TemperatureSource, with_retries};
+
+/// The longest a bulk conversion may take: 750 ms at 12 bit, twice, for slow parasite-powered
+/// buses. Past it the devices are read one by one.
+const BULK_WAIT: Duration = Duration::from_millis(1500);
+/// How often the bulk state is polled while a conversion runs.
+const BULK_POLL: Duration = Duration::from_millis(50);
 
 /// The sensor type of a 1-Wire device name, from its family code; None for anything that is
 /// not a thermometer (bus masters, EEPROMs, ...).
@@ -36,8 +52,12 @@ pub fn family_kind(device: &str) -> Option<&'static str> {
 #[derive(Debug)]
 pub struct W1Source {
     dir: PathBuf,
+    /// Lower-case ids of disabled sensors: never read (a read costs a conversion).
+    skip: BTreeSet<String>,
     /// True while listing the directory fails, so the failure is logged once, not every read.
     listing_failed: bool,
+    /// Bus masters whose bulk trigger failed, so that is logged once per master.
+    bulk_failed: BTreeSet<String>,
 }
 
 impl W1Source {
@@ -53,7 +73,13 @@ impl W1Source {
                 dir.display()
             );
         }
-        Ok(Self { dir, listing_failed: false })
+        Ok(Self { dir, skip: BTreeSet::new(), listing_failed: false, bulk_failed: BTreeSet::new() })
+    }
+
+    /// Never read these sensors (ids matched case-insensitively).
+    pub fn skipping(mut self, ids: impl IntoIterator<Item = String>) -> Self {
+        self.skip = ids.into_iter().map(|id| id.to_ascii_lowercase()).collect();
+        self
     }
 
     /// The thermometers present now, sorted by id: (id, kind).
@@ -63,12 +89,58 @@ impl W1Source {
             // An entry that vanishes while listing is simply not there any more.
             let Ok(entry) = entry else { continue };
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-            if let Some(kind) = family_kind(&name) {
+            if let Some(kind) = family_kind(&name)
+                && !self.skip.contains(&name.to_ascii_lowercase())
+            {
                 found.push((name, kind));
             }
         }
         found.sort();
         Ok(found)
+    }
+
+    /// Start a bulk conversion on every bus master that supports it and wait for it; the ids
+    /// of the devices whose result is now waiting in their `temperature` file.
+    fn trigger_bulk_reads(&mut self) -> BTreeSet<String> {
+        let mut converted = BTreeSet::new();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return converted };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let master = entry.path();
+            let control = master.join("therm_bulk_read");
+            if !name.starts_with("w1_bus_master") || !control.exists() {
+                continue;
+            }
+            // The write sends Convert T to the whole bus; the kernel then holds the bus for
+            // the conversion time.
+            if let Err(e) = std::fs::write(&control, "trigger\n") {
+                if self.bulk_failed.insert(name.clone()) {
+                    tracing::warn!(master = name, error = %e, "bulk conversion failed; reading sensors one by one");
+                }
+                continue;
+            }
+            self.bulk_failed.remove(&name);
+            wait_for_bulk(&control);
+            // One device id per line ("not found." when the bus is empty).
+            let slaves =
+                std::fs::read_to_string(master.join("w1_master_slaves")).unwrap_or_default();
+            converted.extend(
+                slaves.lines().map(|l| l.trim().to_owned()).filter(|l| family_kind(l).is_some()),
+            );
+        }
+        converted
+    }
+}
+
+/// Wait while `therm_bulk_read` says a conversion is still running (`-1`), at most
+/// [`BULK_WAIT`]. A device read too early returns an empty file, which is retried as a normal
+/// read, so giving up here costs time, never a reading.
+fn wait_for_bulk(control: &Path) {
+    let deadline = Instant::now() + BULK_WAIT;
+    while std::fs::read_to_string(control).is_ok_and(|s| s.trim() == "-1")
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(BULK_POLL);
     }
 }
 
@@ -92,26 +164,42 @@ impl TemperatureSource for W1Source {
                 return Vec::new();
             }
         };
+        if devices.is_empty() {
+            return Vec::new();
+        }
+        let bulk = self.trigger_bulk_reads();
+        let devices: Vec<(String, &'static str, bool)> = devices
+            .into_iter()
+            .map(|(id, kind)| {
+                let converted = bulk.contains(&id);
+                (id, kind, converted)
+            })
+            .collect();
         let values = read_parallel(&self.dir, &devices);
         devices
             .into_iter()
             .zip(values)
-            .map(|((id, kind), value)| RawReading { id, kind: kind.to_owned(), value })
+            .map(|((id, kind, _), value)| RawReading { id, kind: kind.to_owned(), value })
             .collect()
     }
 }
 
 /// Read each device on its own thread: each read blocks for a whole conversion (~750 ms), so
-/// reading them one after another would take N × 750 ms.
-fn read_parallel(dir: &Path, devices: &[(String, &'static str)]) -> Vec<Result<f64, ReadError>> {
-    if let [(id, _)] = devices {
-        return vec![read_device(&dir.join(id))];
+/// reading them one after another would take N × 750 ms. The flag says the device was converted
+/// by a bulk trigger, so its `temperature` file is read first.
+fn read_parallel(
+    dir: &Path,
+    devices: &[(String, &'static str, bool)],
+) -> Vec<Result<f64, ReadError>> {
+    if let [(id, _, bulk)] = devices {
+        return vec![read_device(&dir.join(id), *bulk)];
     }
     std::thread::scope(|scope| {
         let pending: Vec<_> = devices
             .iter()
-            .map(|(id, _)| {
+            .map(|(id, _, bulk)| {
                 let path = dir.join(id);
+                let bulk = *bulk;
                 let spawned = std::thread::Builder::new()
                     .name(format!("w1-{id}"))
                     // The thread only reads a small file; a small stack keeps the agent's
@@ -119,32 +207,45 @@ fn read_parallel(dir: &Path, devices: &[(String, &'static str)]) -> Vec<Result<f
                     .stack_size(128 * 1024)
                     .spawn_scoped(scope, {
                         let path = path.clone();
-                        move || read_device(&path)
+                        move || read_device(&path, bulk)
                     });
-                (path, spawned)
+                (path, bulk, spawned)
             })
             .collect();
         pending
             .into_iter()
-            .map(|(path, spawned)| match spawned {
+            .map(|(path, bulk, spawned)| match spawned {
                 Ok(handle) => handle
                     .join()
                     .unwrap_or_else(|_| Err(ReadError::Io("reader thread panicked".to_owned()))),
                 // No thread to be had (out of memory or tasks): read it here, slower but read.
-                Err(_) => read_device(&path),
+                Err(_) => read_device(&path, bulk),
             })
             .collect()
     })
 }
 
-/// Read one device directory: `w1_slave`, else `temperature`. The single place a reading is
-/// taken, so retries and plausibility checks can wrap it.
-pub fn read_device(device_dir: &Path) -> Result<f64, ReadError> {
-    match read_text(&device_dir.join("w1_slave")) {
-        Ok(text) => parse_w1_slave(&text),
-        Err(ReadError::Missing) => parse_temperature(&read_text(&device_dir.join("temperature"))?),
-        Err(e) => Err(e),
-    }
+/// Read one device directory, retrying transient failures: after a bulk conversion its
+/// `temperature` (the converted value), else `w1_slave` (which converts), else `temperature`
+/// (kernels without `w1_slave`).
+pub fn read_device(device_dir: &Path, after_bulk: bool) -> Result<f64, ReadError> {
+    let mut bulk_pending = after_bulk;
+    with_retries(|| {
+        // A retry after a failed bulk read converts again on its own.
+        if std::mem::take(&mut bulk_pending) {
+            match read_text(&device_dir.join("temperature")) {
+                Err(ReadError::Missing) => {}
+                text => return parse_temperature(&text?),
+            }
+        }
+        match read_text(&device_dir.join("w1_slave")) {
+            Ok(text) => parse_w1_slave(&text),
+            Err(ReadError::Missing) => {
+                parse_temperature(&read_text(&device_dir.join("temperature"))?)
+            }
+            Err(e) => Err(e),
+        }
+    })
 }
 
 fn read_text(path: &Path) -> Result<String, ReadError> {
@@ -200,7 +301,10 @@ mod tests {
     const NO: &str = "01 01 4b 46 7f ff 0f 10 e3 : crc=e3 NO\n01 01 4b 46 7f ff 0f 10 e3 t=16062\n";
     // -10.125 °C: raw 0xFF5E (little-endian 5e ff).
     const NEGATIVE: &str =
-        "5e ff 4b 46 7f ff 02 10 5f : crc=5f YES\n5e ff 4b 46 7f ff 02 10 5f t=-10125\n";
+        "5e ff 4b 46 7f ff 02 10 b6 : crc=b6 YES\n5e ff 4b 46 7f ff 02 10 b6 t=-10125\n";
+    // The power-on scratchpad: raw 0x0550.
+    const POWER_ON: &str =
+        "50 05 4b 46 7f ff 0c 10 1c : crc=1c YES\n50 05 4b 46 7f ff 0c 10 1c t=85000\n";
 
     fn device(root: &Path, name: &str, file: &str, content: &str) -> std::io::Result<()> {
         let dir = root.join(name);
@@ -212,6 +316,9 @@ mod tests {
     fn parses_w1_slave_exactly() {
         assert_eq!(parse_w1_slave(YES), Ok(16.062));
         assert_eq!(parse_w1_slave(NEGATIVE), Ok(-10.125));
+        // Passed on as read: the screen above decides whether 85 °C is believable.
+        assert_eq!(parse_w1_slave(POWER_ON), Ok(85.0));
+        assert!(matches!(parse_w1_slave("\u{0}\u{ff}\n\n"), Err(ReadError::Parse(_))));
         assert_eq!(parse_w1_slave(NO), Err(ReadError::Crc));
         assert_eq!(parse_w1_slave(""), Err(ReadError::Empty));
         assert!(matches!(parse_w1_slave("garbage\n"), Err(ReadError::Parse(_))));
@@ -272,15 +379,103 @@ mod tests {
     }
 
     #[test]
-    fn a_vanished_device_is_a_failed_read() -> anyhow::Result<()> {
+    fn devices_come_and_go_and_disabled_ones_are_not_read() -> anyhow::Result<()> {
+        use crate::hw::screen::{ScreenRules, Screened, SensorSetting};
+
         let root = tempfile::tempdir()?;
-        assert_eq!(read_device(&root.path().join("28-00000000dead")), Err(ReadError::Missing));
+        let r = root.path();
+        assert_eq!(read_device(&r.join("28-00000000dead"), false), Err(ReadError::Missing));
         // A single device takes the path without threads.
-        device(root.path(), "28-000000000001", "w1_slave", YES)?;
-        let mut source = W1Source::open(root.path())?;
-        assert_eq!(source.read_all().len(), 1);
-        std::fs::remove_dir_all(root.path().join("28-000000000001"))?;
-        assert!(source.read_all().is_empty());
+        device(r, "28-000000000001", "w1_slave", YES)?;
+        // Disabled, and unreadable: were it read, its 0-byte `w1_slave` would be in the result.
+        device(r, "28-0000000000AA", "w1_slave", "")?;
+        let source = W1Source::open(r)?.skipping(["28-0000000000aa".to_owned()]);
+        let disabled =
+            SensorSetting { id: "28-0000000000aa".into(), offset_c: 0.0, enabled: false };
+        let mut source = Screened::new(source, ScreenRules::default(), vec![disabled]);
+        let ids = |rs: Vec<RawReading>| -> Vec<(String, Result<f64, ReadError>)> {
+            rs.into_iter().map(|r| (r.id, r.value)).collect()
+        };
+        assert_eq!(ids(source.read_all()), vec![("28-000000000001".into(), Ok(16.062))]);
+        assert_eq!(source.inner().devices()?.len(), 1);
+
+        // Plugged in later: picked up at the next read.
+        device(r, "28-000000000002", "w1_slave", NEGATIVE)?;
+        assert_eq!(
+            ids(source.read_all()),
+            vec![("28-000000000001".into(), Ok(16.062)), ("28-000000000002".into(), Ok(-10.125))]
+        );
+        // Unplugged: reported as missing (value null), not dropped.
+        std::fs::remove_dir_all(r.join("28-000000000001"))?;
+        assert!(source.inner().devices()?.iter().all(|(id, _)| id != "28-000000000001"));
+        assert_eq!(
+            ids(source.read_all()),
+            vec![
+                ("28-000000000001".into(), Err(ReadError::Missing)),
+                ("28-000000000002".into(), Ok(-10.125))
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn bulk_conversion_then_temperature_files() -> anyhow::Result<()> {
+        let root = tempfile::tempdir()?;
+        let r = root.path();
+        // Bus 1 supports bulk reads: its devices' `temperature` holds the bulk result, while
+        // `w1_slave` (which would convert again) says something else, to tell them apart.
+        device(r, "w1_bus_master1", "therm_bulk_read", "0\n")?;
+        device(r, "w1_bus_master1", "w1_master_slaves", "28-000000000001\n28-000000000002\n")?;
+        device(r, "28-000000000001", "temperature", "21500\n")?;
+        device(r, "28-000000000001", "w1_slave", YES)?;
+        // Empty after the bulk read (still converting): retried the normal way.
+        device(r, "28-000000000002", "temperature", "")?;
+        device(r, "28-000000000002", "w1_slave", NEGATIVE)?;
+        // Bus 2 has no bulk support.
+        device(r, "w1_bus_master2", "w1_master_slaves", "28-000000000003\n")?;
+        device(r, "28-000000000003", "temperature", "1000\n")?;
+        device(r, "28-000000000003", "w1_slave", YES)?;
+
+        let mut source = W1Source::open(r)?;
+        let got: Vec<_> = source.read_all().into_iter().map(|r| (r.id, r.value)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("28-000000000001".to_owned(), Ok(21.5)),
+                ("28-000000000002".to_owned(), Ok(-10.125)),
+                ("28-000000000003".to_owned(), Ok(16.062)),
+            ]
+        );
+        // The trigger was written exactly as the kernel expects it.
+        let control = std::fs::read_to_string(r.join("w1_bus_master1/therm_bulk_read"))?;
+        assert_eq!(control, "trigger\n");
+        assert!(!r.join("w1_bus_master2/therm_bulk_read").exists());
+
+        // A trigger that cannot be written: the devices are read one by one.
+        std::fs::remove_file(r.join("w1_bus_master1/therm_bulk_read"))?;
+        std::fs::create_dir(r.join("w1_bus_master1/therm_bulk_read"))?;
+        let got: Vec<_> = source.read_all().into_iter().map(|r| r.value).collect();
+        assert_eq!(got, vec![Ok(16.062), Ok(-10.125), Ok(16.062)]);
+        assert!(source.bulk_failed.contains("w1_bus_master1"));
+        Ok(())
+    }
+
+    #[test]
+    fn bulk_wait_follows_the_kernels_state_and_is_bounded() -> anyhow::Result<()> {
+        let root = tempfile::tempdir()?;
+        let control = root.path().join("therm_bulk_read");
+        // 1: converted, values not read yet. 0: no bulk read pending. Neither waits.
+        for done in ["1\n", "0\n"] {
+            std::fs::write(&control, done)?;
+            let start = Instant::now();
+            wait_for_bulk(&control);
+            assert!(start.elapsed() < BULK_WAIT);
+        }
+        // -1: still converting. A conversion that never ends is waited out, not forever.
+        std::fs::write(&control, "-1\n")?;
+        let start = Instant::now();
+        wait_for_bulk(&control);
+        assert!(start.elapsed() >= BULK_WAIT);
         Ok(())
     }
 
