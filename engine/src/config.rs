@@ -48,6 +48,11 @@ pub struct Config {
     #[arg(long, env = "HEARTH_ENGINE_LEASE_S", default_value_t = 120)]
     pub lease_s: u32,
 
+    /// An agent whose clock is off by more than this many seconds is flagged `clock_skewed` in
+    /// `GET /v1/agents`, and its live readings are re-timed by the measured offset.
+    #[arg(long, env = "HEARTH_ENGINE_CLOCK_SKEW_MAX_S", default_value_t = 30.0)]
+    pub clock_skew_max_s: f64,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -93,6 +98,11 @@ impl Config {
 
     pub(crate) fn tick(&self) -> anyhow::Result<Duration> {
         secs("tick_s", self.tick_s, 0.05, 600.0)
+    }
+
+    /// Compared with agent clock offsets, hence a jiff duration.
+    pub(crate) fn clock_skew_max(&self) -> anyhow::Result<jiff::SignedDuration> {
+        Ok(secs("clock_skew_max_s", self.clock_skew_max_s, 1.0, 86_400.0)?.try_into()?)
     }
 
     pub(crate) fn lease_s(&self) -> anyhow::Result<u32> {

@@ -7,6 +7,7 @@
 pub mod config;
 
 mod api;
+mod clock;
 mod control;
 mod ingest;
 mod mdns;
@@ -62,6 +63,7 @@ impl Engine {
             engine_id: engine_id.clone(),
             stale_after,
             offline_after: config.offline_after()?,
+            clock: clock::ClockWatch::new(config.clock_skew_max()?),
         });
         Ok(Self { state, controller, store, site, engine_id })
     }

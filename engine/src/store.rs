@@ -72,6 +72,10 @@ pub(crate) struct RelayRow {
     pub(crate) function_hint: Option<RelayFunction>,
     pub(crate) state: RelayState,
     pub(crate) updated: i64,
+    /// The agent's last full report of the output, if any.
+    pub(crate) status: Option<OutputStatus>,
+    /// Why the agent refused the last command, if it did.
+    pub(crate) command_error: Option<String>,
 }
 
 impl RelayRow {
@@ -194,10 +198,18 @@ impl Store {
                     .push_bind(r.ts)
                     .push_bind(r.value);
             });
+            // The sensor's description (host, type, alias, extra) follows its newest reading
+            // too: a replayed backlog must not bring back an alias renamed since.
             q.push(
                 " ON CONFLICT (id) DO UPDATE SET
-                   host_id = excluded.host_id, kind = excluded.kind,
-                   alias = excluded.alias, extra = excluded.extra,
+                   host_id = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
+                     THEN excluded.host_id ELSE sensors.host_id END,
+                   kind = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
+                     THEN excluded.kind ELSE sensors.kind END,
+                   alias = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
+                     THEN excluded.alias ELSE sensors.alias END,
+                   extra = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
+                     THEN excluded.extra ELSE sensors.extra END,
                    last_value = CASE WHEN sensors.last_ts IS NULL
                      OR excluded.last_ts >= sensors.last_ts
                      THEN excluded.last_value ELSE sensors.last_value END,
@@ -314,11 +326,11 @@ impl Store {
         .await?;
         for o in outputs {
             sqlx::query(
-                "INSERT INTO relays (host_id, output_id, name, function_hint, function, state, updated)
-                 VALUES (?, ?, ?, ?, NULL, ?, ?)
+                "INSERT INTO relays (host_id, output_id, name, function_hint, function, state, updated, status)
+                 VALUES (?, ?, ?, ?, NULL, ?, ?, ?)
                  ON CONFLICT (host_id, output_id) DO UPDATE SET
                    name = excluded.name, function_hint = excluded.function_hint,
-                   state = excluded.state, updated = excluded.updated",
+                   state = excluded.state, updated = excluded.updated, status = excluded.status",
             )
             .bind(host_id)
             .bind(&o.id)
@@ -326,6 +338,7 @@ impl Store {
             .bind(o.function_hint.map(enum_str))
             .bind(enum_str(o.state))
             .bind(now)
+            .bind(serde_json::to_string(o).ok())
             .execute(&mut *tx)
             .await?;
         }
@@ -334,7 +347,8 @@ impl Store {
 
     pub(crate) async fn relays(&self) -> Result<Vec<RelayRow>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT r.host_id, r.output_id, r.name, a.url, r.function, r.function_hint, r.state, r.updated
+            "SELECT r.host_id, r.output_id, r.name, a.url, r.function, r.function_hint, r.state,
+                    r.updated, r.status, r.command_error
              FROM relays r LEFT JOIN agents a ON a.host_id = r.host_id AND a.kind = 'relay'
              ORDER BY r.host_id, r.output_id",
         )
@@ -345,6 +359,7 @@ impl Store {
                 let function: Option<String> = r.try_get("function")?;
                 let hint: Option<String> = r.try_get("function_hint")?;
                 let state: String = r.try_get("state")?;
+                let status: Option<String> = r.try_get("status")?;
                 Ok(RelayRow {
                     host_id: r.try_get("host_id")?,
                     output_id: r.try_get("output_id")?,
@@ -354,6 +369,9 @@ impl Store {
                     function_hint: hint.as_deref().and_then(str_enum),
                     state: str_enum(&state).unwrap_or(RelayState::Off),
                     updated: r.try_get("updated")?,
+                    // A report that no longer parses (older agent) is just not shown.
+                    status: status.and_then(|s| serde_json::from_str(&s).ok()),
+                    command_error: r.try_get("command_error")?,
                 })
             })
             .collect()
@@ -376,17 +394,41 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Record the state a relay agent reported after a command, and that it was reachable.
-    pub(crate) async fn set_relay_state(
+    /// Record an output's status as its agent reported it (after a command, or when read), and
+    /// that the agent was reachable. `command_done` clears the last refusal.
+    pub(crate) async fn set_relay_status(
+        &self,
+        host_id: &str,
+        status: &OutputStatus,
+        command_done: bool,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE relays SET state = ?, updated = ?, status = ?,
+                command_error = CASE WHEN ? THEN NULL ELSE command_error END
+             WHERE host_id = ? AND output_id = ?",
+        )
+        .bind(enum_str(status.state))
+        .bind(now)
+        .bind(serde_json::to_string(status).ok())
+        .bind(command_done)
+        .bind(host_id)
+        .bind(&status.id)
+        .execute(&self.pool)
+        .await?;
+        self.touch_agent(host_id, AgentKind::Relay, now).await
+    }
+
+    /// Record that a relay agent refused a command, and why (it answered, so it is reachable).
+    pub(crate) async fn set_relay_refusal(
         &self,
         host_id: &str,
         output_id: &str,
-        state: RelayState,
+        error: &str,
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE relays SET state = ?, updated = ? WHERE host_id = ? AND output_id = ?")
-            .bind(enum_str(state))
-            .bind(now)
+        sqlx::query("UPDATE relays SET command_error = ? WHERE host_id = ? AND output_id = ?")
+            .bind(error)
             .bind(host_id)
             .bind(output_id)
             .execute(&self.pool)

@@ -7,6 +7,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use hearth_engine::{Config, Engine};
+use hearth_proto::Timestamp;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -153,8 +154,10 @@ async fn seed_contract_update_is_stored() -> R {
 async fn replays_are_idempotent_and_do_not_hide_newer_readings() -> R {
     let f = fixture().await?;
     let cred = f.agent("pi");
+    // No agent_time: an agent whose clock is off gets its live readings re-timed (tested in
+    // skewed_agent_clocks_are_flagged_and_live_readings_re_timed).
     let at = |ts: &str, v: f64| {
-        json!({"host_id": "pi", "agent_time": "2026-01-01T00:00:00Z",
+        json!({"host_id": "pi",
         "sensors": {"28-0316a2797bff": {"type": "DS18B20", "value": v, "timestamp": ts}}})
         .to_string()
     };
@@ -173,9 +176,6 @@ async fn replays_are_idempotent_and_do_not_hide_newer_readings() -> R {
     let sensors = f.get("/v1/sensors").await?;
     assert_eq!(sensors[0]["latest"]["value"], 21.0);
     assert_eq!(sensors[0]["latest"]["at"], "2026-01-01T10:00:00Z");
-    // The agent's clock was reported as 2026-01-01: far behind, and visible as such.
-    let agents = f.get("/v1/agents").await?;
-    assert!(agents[0]["clock_offset_s"].as_f64().is_some_and(|s| s < -1000.0), "{agents}");
     Ok(())
 }
 
@@ -620,6 +620,148 @@ async fn decision_loop_commands_the_heat_relay_with_a_lease() -> R {
     Ok(())
 }
 
+/// A relay agent whose heat output is on (switched 30 s ago) and that answers commands with
+/// `command_reply` (status, body). Every request is reported in order as "METHOD PATH state".
+async fn stateful_relay_agent(
+    command_reply: (StatusCode, Value),
+) -> R<(String, tokio::sync::mpsc::UnboundedReceiver<String>)> {
+    use axum::extract::Path;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let heat = json!({"id": "heat", "name": "Furnace", "state": "on", "safe_state": "off",
+        "function_hint": "heat", "lease_remaining_s": 40.0, "changed_s_ago": 30.0, "cycles": 1,
+        "protection": {"min_on_s": 0, "min_off_s": 0, "max_on_s": null, "interlocked_with": []}});
+    let list = json!({"host_id": "relay1", "outputs": [heat.clone()]});
+    let read_tx = tx.clone();
+    let app = Router::new()
+        .route(
+            "/v1/relays",
+            axum::routing::get(move || {
+                let _ = read_tx.send("GET /v1/relays".to_owned());
+                let list = list.clone();
+                async move { axum::Json(list) }
+            }),
+        )
+        .route(
+            "/v1/relays/{id}",
+            axum::routing::post(
+                move |Path(id): Path<String>, axum::Json(cmd): axum::Json<Value>| {
+                    let _ = tx.send(format!("POST /v1/relays/{id} {}", cmd["state"]));
+                    let (status, body) = command_reply.clone();
+                    async move { (status, axum::Json(body)) }
+                },
+            ),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((url, rx))
+}
+
+async fn next_request(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> R<String> {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("relay agent gone"))
+}
+
+/// After a (re)start the engine reads every relay agent's state before it commands anything,
+/// and continues the minimum on time from the agent's report: a furnace that has run 30 s of a
+/// 10-minute minimum stays on although the room is warm, instead of being cut or re-commanded
+/// blindly.
+#[tokio::test]
+async fn engine_reads_relay_states_before_commanding() -> R {
+    let on = json!({"id": "heat", "name": "Furnace", "state": "on", "safe_state": "off",
+        "function_hint": "heat", "lease_remaining_s": 120.0, "changed_s_ago": 31.0, "cycles": 1});
+    let (url, mut requests) = stateful_relay_agent((StatusCode::OK, on)).await?;
+    let dir = tempfile::tempdir()?;
+    let engine = Engine::open(&config(dir.path(), &["--tick-s", "0.1"])?).await?;
+    let f = Fixture { engine, _dir: dir };
+    // What the database knows from before the restart: the agent, its heat output off.
+    let got = f
+        .call(
+            "POST",
+            "/v1/relays/register",
+            Some(&f.agent("relay1")),
+            Some(&registration("relay1", &url)),
+        )
+        .await?;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    let settings = json!({"mode": "heat", "setpoint_c": 20.0, "hysteresis_c": 0.5,
+        "min_on_s": 600, "min_off_s": 0})
+    .to_string();
+    f.call("PUT", "/v1/control/settings", Some(&f.admin()), Some(&settings)).await?;
+    let cred = f.agent("pi");
+    f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("pi", json!(22.0)))).await?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let control = f.engine.spawn_control(stop_rx);
+    assert_eq!(next_request(&mut requests).await?, "GET /v1/relays", "read first");
+    assert_eq!(next_request(&mut requests).await?, r#"POST /v1/relays/heat "on""#, "renewed");
+    let view = f.get("/v1/control").await?;
+    assert_eq!(view["decision"]["heat"], true, "{view}");
+    assert_eq!(view["decision"]["reason_code"], "min_on_time", "{view}");
+    // The agent's report is kept and shown.
+    let relays = f.get("/v1/relays").await?;
+    let heat = relays
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["output_id"] == "heat"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(heat["state"], "on", "{heat}");
+    assert_eq!(heat["reported"]["cycles"], 1, "{heat}");
+    let _ = stop_tx.send(true);
+    control.await?;
+    Ok(())
+}
+
+/// A relay agent's refusal (here: its minimum off time) is recorded with its reason and shown
+/// on the relay, until a command is carried out again.
+#[tokio::test]
+async fn relay_refusals_are_recorded() -> R {
+    let refusal = json!({"status": "error", "code": "short_cycle",
+        "error": "minimum off time: 300 s, 120 s left"});
+    let (url, mut requests) = stateful_relay_agent((StatusCode::CONFLICT, refusal)).await?;
+    let dir = tempfile::tempdir()?;
+    let engine = Engine::open(&config(dir.path(), &["--tick-s", "0.1"])?).await?;
+    let f = Fixture { engine, _dir: dir };
+    f.call(
+        "POST",
+        "/v1/relays/register",
+        Some(&f.agent("relay1")),
+        Some(&registration("relay1", &url)),
+    )
+    .await?;
+    let settings = json!({"mode": "heat", "setpoint_c": 20.0, "hysteresis_c": 0.5,
+        "min_on_s": 0, "min_off_s": 0})
+    .to_string();
+    f.call("PUT", "/v1/control/settings", Some(&f.admin()), Some(&settings)).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let control = f.engine.spawn_control(stop_rx);
+    let cred = f.agent("pi");
+    f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("pi", json!(18.0)))).await?;
+    loop {
+        if next_request(&mut requests).await?.starts_with("POST") {
+            break;
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let relays = f.get("/v1/relays").await?;
+        let error = relays
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["output_id"] == "heat"))
+            .map(|r| r["command_error"].clone())
+            .unwrap_or_default();
+        if error == "minimum off time: 300 s, 120 s left" {
+            break;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "refusal not recorded: {relays}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop_tx.send(true);
+    control.await?;
+    Ok(())
+}
+
 #[test]
 fn openapi_document_matches_the_committed_one() -> R {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi/engine.json");
@@ -646,5 +788,209 @@ fn example_config_parses() -> R {
     let c: Config = hearth_common::config::load_from(["hearth-engine", "--config", &p])?;
     assert_eq!(c.listen.port(), 8080);
     assert_eq!(c.lease_s, 120);
+    Ok(())
+}
+
+fn backlog(host: &str, stamps: &[(&str, f64)]) -> String {
+    let updates: Vec<Value> = stamps
+        .iter()
+        .map(|(ts, v)| {
+            json!({"host_id": host, "sensors": {"28-0316a2797bff":
+                {"type": "DS18B20", "value": v, "alias": "old name", "timestamp": ts}}})
+        })
+        .collect();
+    json!({"host_id": host, "updates": updates, "agent_time": Timestamp::now().to_string()})
+        .to_string()
+}
+
+async fn reading_count(f: &Fixture) -> R<usize> {
+    let page = f
+        .get("/v1/sensors/28-0316a2797bff/readings?from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z")
+        .await?;
+    Ok(page["readings"].as_array().map_or(0, Vec::len))
+}
+
+#[tokio::test]
+async fn backlog_is_idempotent_and_never_replaces_the_latest() -> R {
+    let f = fixture().await?;
+    let cred = f.agent("pi");
+    // The live reading first (newest), with the current alias.
+    let live = json!({"host_id": "pi", "sensors": {"28-0316a2797bff":
+        {"type": "DS18B20", "value": 22.0, "alias": "hall", "timestamp": "2026-06-01T12:00:00Z"}}})
+    .to_string();
+    let got = f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&live)).await?;
+    assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
+
+    let body = backlog(
+        "pi",
+        &[
+            ("2026-06-01T11:00:00Z", 18.0),
+            ("2026-06-01T11:00:10Z", 18.5),
+            ("2026-06-01T11:00:20Z", 19.0),
+        ],
+    );
+    for _ in 0..2 {
+        let got = f.call("PUT", "/v1/sensors/backlog", Some(&cred), Some(&body)).await?;
+        assert_eq!(
+            got,
+            (StatusCode::CREATED, json!({"status": "ok", "updates": 3, "readings": 3}))
+        );
+    }
+    // Sent twice (the agent died before it saw the answer): stored once.
+    assert_eq!(reading_count(&f).await?, 4);
+    let sensors = f.get("/v1/sensors").await?;
+    assert_eq!(sensors[0]["latest"]["value"], 22.0);
+    assert_eq!(sensors[0]["latest"]["at"], "2026-06-01T12:00:00Z");
+    assert_eq!(sensors[0]["alias"], "hall", "an old alias came back with the backlog");
+    let page = f
+        .get("/v1/sensors/28-0316a2797bff/readings?from=2026-06-01T11:00:00Z&to=2026-06-01T11:00:11Z")
+        .await?;
+    assert_eq!(
+        page["readings"],
+        json!([{"at": "2026-06-01T11:00:00Z", "value": 18.0},
+               {"at": "2026-06-01T11:00:10Z", "value": 18.5}])
+    );
+    let agents = f.get("/v1/agents").await?;
+    assert_eq!(agents[0]["host_id"], "pi");
+    assert_eq!(agents[0]["clock_skewed"], false);
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_backlogs_get_4xx_and_change_nothing() -> R {
+    let f = fixture().await?;
+    let cred = f.agent("h1");
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    let update = |host: &str, reading: Value| json!({"host_id": host, "sensors": {"s1": reading}});
+    let good = json!({"type": "x", "value": 1.0, "timestamp": "2026-01-01T00:00:00Z"});
+    let cases: Vec<(String, StatusCode, &str, &str)> = vec![
+        ("{not json".into(), StatusCode::BAD_REQUEST, "malformed_json", "not valid JSON"),
+        (json!({"updates": []}).to_string(), unprocessable, "missing_field", "host_id field is missing"),
+        (json!({"host_id": "h1"}).to_string(), unprocessable, "missing_field", "updates field is missing"),
+        (json!({"host_id": "h1", "updates": []}).to_string(), unprocessable, "invalid_field", "1 to 1000"),
+        (json!({"host_id": "h1", "updates": {}}).to_string(), unprocessable, "invalid_field", "array"),
+        (
+            json!({"host_id": "h1", "updates": vec![update("h1", good.clone()); 1001]}).to_string(),
+            unprocessable,
+            "invalid_field",
+            "1 to 1000",
+        ),
+        (
+            json!({"host_id": "h1", "updates": [update("h1", good.clone()), update("h2", good.clone())]})
+                .to_string(),
+            unprocessable,
+            "invalid_field",
+            "updates[1]: host_id must be the backlog's host_id",
+        ),
+        (
+            json!({"host_id": "h1", "updates": [update("h1", json!({"type": "x", "value": 1.0}))]})
+                .to_string(),
+            unprocessable,
+            "missing_field",
+            "updates[0]: sensors.s1.timestamp field is missing",
+        ),
+        (
+            json!({"host_id": "h1", "updates": [update("h1", good.clone()),
+                update("h1", json!({"type": "x", "value": "warm", "timestamp": "2026-01-01T00:00:00Z"}))]})
+            .to_string(),
+            unprocessable,
+            "invalid_field",
+            "updates[1]: sensors.s1.value field must be a number",
+        ),
+        (
+            json!({"host_id": "h1", "updates": [update("h1",
+                json!({"type": "x", "value": 1.0, "timestamp": "2999-01-01T00:00:00Z"}))]})
+            .to_string(),
+            unprocessable,
+            "invalid_field",
+            "updates[0]: sensors.s1.timestamp",
+        ),
+        (
+            json!({"host_id": "h1", "updates": [42]}).to_string(),
+            unprocessable,
+            "invalid_field",
+            "updates[0]: body must be a JSON object",
+        ),
+    ];
+    for (body, status, code, text) in cases {
+        let got = f.call("PUT", "/v1/sensors/backlog", Some(&cred), Some(&body)).await?;
+        assert_error(&got, status, code, text);
+    }
+    let body = json!({"host_id": "h1", "updates": [update("h1", good)]}).to_string();
+    let got = f.call("PUT", "/v1/sensors/backlog", None, Some(&body)).await?;
+    assert_error(&got, StatusCode::UNAUTHORIZED, "unauthorized", "credential required");
+    let got = f.call("PUT", "/v1/sensors/backlog", Some(&f.agent("h2")), Some(&body)).await?;
+    assert_error(&got, StatusCode::FORBIDDEN, "forbidden", "cannot act for host");
+    assert_eq!(f.get("/v1/sensors").await?, json!([]));
+    assert_eq!(f.get("/v1/agents").await?, json!([]));
+    Ok(())
+}
+
+#[tokio::test]
+async fn skewed_agent_clocks_are_flagged_and_live_readings_re_timed() -> R {
+    let dir = tempfile::tempdir()?;
+    let engine = Engine::open(&config(dir.path(), &["--clock-skew-max-s", "30"])?).await?;
+    let f = Fixture { engine, _dir: dir };
+    let cred = f.agent("pi");
+    let now = Timestamp::now();
+    let hour = jiff::SignedDuration::from_hours(1);
+    // A Pi Zero booted an hour in the past: it read the sensor 2 s before it sent the report.
+    let agent_now = now.checked_sub(hour)?;
+    let read_at = agent_now.checked_sub(jiff::SignedDuration::from_secs(2))?;
+    let live = |read_at: Timestamp, agent_now: Timestamp| {
+        json!({"host_id": "pi", "agent_time": agent_now.to_string(),
+            "sensors": {"28-0316a2797bff": {"type": "DS18B20", "value": 20.5,
+            "timestamp": read_at.to_string()}}})
+        .to_string()
+    };
+    let got =
+        f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&live(read_at, agent_now))).await?;
+    assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
+    let agents = f.get("/v1/agents").await?;
+    assert_eq!(agents[0]["clock_skewed"], true, "{agents}");
+    assert!(agents[0]["clock_offset_s"].as_f64().is_some_and(|s| (s + 3600.0).abs() < 5.0));
+    // Stored at the engine's time of the reading (≈ now − 2 s), not an hour ago: it is the
+    // sensor's latest, fresh reading.
+    let sensors = f.get("/v1/sensors").await?;
+    let at: Timestamp = sensors[0]["latest"]["at"].as_str().unwrap_or_default().parse()?;
+    let error = at.duration_since(now.checked_sub(jiff::SignedDuration::from_secs(2))?).abs();
+    assert!(error < jiff::SignedDuration::from_secs(5), "stored at {at}, now {now}");
+    assert_eq!(sensors[0]["stale"], false);
+
+    // A clock an hour ahead is re-timed too, instead of refused as "in the future".
+    let ahead = Timestamp::now().checked_add(hour)?;
+    let got = f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&live(ahead, ahead))).await?;
+    assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
+
+    // A backlog is stored with its timestamps as sent, even from a skewed agent.
+    let old = "2026-01-01T00:00:00Z";
+    let body = json!({"host_id": "pi", "agent_time": agent_now.to_string(), "updates": [
+        {"host_id": "pi", "sensors": {"28-0316a2797bff":
+            {"type": "DS18B20", "value": 19.0, "timestamp": old}}}]})
+    .to_string();
+    let got = f.call("PUT", "/v1/sensors/backlog", Some(&cred), Some(&body)).await?;
+    assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
+    let page = f
+        .get("/v1/sensors/28-0316a2797bff/readings?from=2026-01-01T00:00:00Z&to=2026-01-01T00:00:01Z")
+        .await?;
+    assert_eq!(page["readings"], json!([{"at": old, "value": 19.0}]));
+
+    // The clock is fixed (within 30 s): no longer flagged, readings kept as timestamped.
+    let fixed = Timestamp::now().checked_sub(jiff::SignedDuration::from_secs(10))?;
+    let got = f
+        .call("PUT", "/v1/sensors/update", Some(&cred), Some(&live(fixed, Timestamp::now())))
+        .await?;
+    assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
+    let agents = f.get("/v1/agents").await?;
+    assert_eq!(agents[0]["clock_skewed"], false, "{agents}");
+    let page = f.get("/v1/sensors/28-0316a2797bff/readings").await?;
+    let stamps: Vec<&str> = page["readings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["at"].as_str())
+        .collect();
+    let fixed_ms = Timestamp::from_millisecond(fixed.as_millisecond())?.to_string();
+    assert!(stamps.contains(&fixed_ms.as_str()), "{stamps:?} lacks {fixed_ms}");
     Ok(())
 }

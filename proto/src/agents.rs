@@ -31,4 +31,9 @@ pub struct AgentInfo {
     /// Agent clock minus engine clock at the last contact, in seconds, when the agent reported
     /// its clock. Pi Zeros have no RTC and boot with a wrong clock until NTP syncs.
     pub clock_offset_s: Option<f64>,
+    /// True when `clock_offset_s` is beyond the engine's limit (`--clock-skew-max-s`). The engine
+    /// then re-times the agent's live readings by the offset, so control and charts see them at
+    /// the right time; fix the agent's clock (NTP) anyway.
+    #[serde(default)]
+    pub clock_skewed: bool,
 }

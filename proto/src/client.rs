@@ -14,7 +14,9 @@ use crate::relays::{
     OutputStatus, RelayAgentStatus, RelayCommand, RelayInfo, RelayList, RelayRegistration,
     RelayRegistrationAck,
 };
-use crate::sensors::{SensorInfo, SensorUpdate, SensorUpdateAck};
+use crate::sensors::{
+    ReadingsPage, SensorBacklog, SensorBacklogAck, SensorInfo, SensorUpdate, SensorUpdateAck,
+};
 use crate::status::ServiceStatus;
 use crate::{AUTH_HEADER, ErrorBody};
 
@@ -156,6 +158,14 @@ impl EngineClient {
         self.http.send(reqwest::Method::PUT, "/v1/sensors/update", Some(update)).await
     }
 
+    /// `PUT /v1/sensors/backlog`.
+    pub async fn sensor_backlog(
+        &self,
+        backlog: &SensorBacklog,
+    ) -> Result<SensorBacklogAck, ClientError> {
+        self.http.send(reqwest::Method::PUT, "/v1/sensors/backlog", Some(backlog)).await
+    }
+
     /// `GET /v1/sensors`.
     pub async fn sensors(&self) -> Result<Vec<SensorInfo>, ClientError> {
         self.http.get("/v1/sensors").await
@@ -167,6 +177,11 @@ impl EngineClient {
         registration: &RelayRegistration,
     ) -> Result<RelayRegistrationAck, ClientError> {
         self.http.send(reqwest::Method::POST, "/v1/relays/register", Some(registration)).await
+    }
+
+    /// `GET /v1/sensors/{id}/readings` over the last 24 hours.
+    pub async fn readings(&self, sensor_id: &str) -> Result<ReadingsPage, ClientError> {
+        self.http.get(&format!("/v1/sensors/{sensor_id}/readings")).await
     }
 
     /// `GET /v1/relays`.

@@ -229,6 +229,14 @@ pub struct RelayInfo {
     pub state: RelayState,
     /// When that state was reported.
     pub updated_at: Timestamp,
+    /// The output's whole status as the agent reported it at `updated_at` (lease, protection,
+    /// cycles, last fallback to its safe state); its `*_s_ago` fields count from `updated_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<OutputStatus>,
+    /// Why the agent refused the engine's last command (an interlock, the minimum off time);
+    /// null when it carried it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_error: Option<String>,
 }
 
 /// `PUT /v1/relays/{host_id}/{output_id}/function`: assign what an output drives.

@@ -51,6 +51,41 @@ pub struct SensorUpdateAck {
     pub ids: Vec<String>,
 }
 
+/// Most updates one [`SensorBacklog`] may carry.
+pub const MAX_BACKLOG_UPDATES: usize = 1000;
+
+/// `PUT /v1/sensors/backlog`: reports an agent could not deliver when they were taken (engine
+/// down or not found), replayed oldest first in one request.
+///
+/// Each update is validated like `PUT /v1/sensors/update`, and every reading must carry its
+/// `timestamp`. The engine stores the readings with those timestamps as they are: it does not
+/// re-time them by the agent's clock offset, which was unknown when they were read. Readings are
+/// unique per (sensor, timestamp), so a backlog sent twice (the agent died before it saw the
+/// answer) is stored once, and an old reading never replaces a sensor's newer latest reading.
+/// All updates are stored in one commit, or none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SensorBacklog {
+    /// The reporting host; every update must carry the same `host_id`.
+    pub host_id: String,
+    /// The queued reports, oldest first (1 to 1000).
+    pub updates: Vec<SensorUpdate>,
+    /// The agent's clock when it sent this request (as in [`SensorUpdate`]): records the agent's
+    /// clock offset; it does not re-time the backlog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_time: Option<Timestamp>,
+}
+
+/// Reply to an accepted [`SensorBacklog`] (201).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SensorBacklogAck {
+    /// Always `"ok"`.
+    pub status: String,
+    /// How many updates were accepted (all of them).
+    pub updates: usize,
+    /// How many readings they carried (already stored ones included).
+    pub readings: usize,
+}
+
 /// A sensor as the engine knows it (`GET /v1/sensors`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SensorInfo {

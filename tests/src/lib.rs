@@ -80,13 +80,18 @@ pub struct Proc {
     name: String,
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
+    /// The sensor agent's default replay queue directory, removed when the process ends.
+    _queue: Option<tempfile::TempDir>,
 }
 
 impl Proc {
-    /// Start `binary(bin)` with `args`.
+    /// Start `binary(bin)` with `args`. A sensor agent's replay queue defaults to a fresh
+    /// temporary directory (never the system's /var/lib); `--queue-dir` in `args` overrides it.
     pub fn start(name: &str, bin: &str, args: &[&str]) -> anyhow::Result<Self> {
+        let queue = tempfile::tempdir()?;
         let mut child = Command::new(binary(bin))
             .args(args)
+            .env("HEARTH_SENSOR_QUEUE_DIR", queue.path())
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -105,7 +110,14 @@ impl Proc {
                 }
             });
         }
-        Ok(Self { name: name.to_owned(), child, log })
+        Ok(Self { name: name.to_owned(), child, log, _queue: Some(queue) })
+    }
+
+    /// SIGKILL (no clean-up of any kind, as a crash or a power cut) and wait for the exit.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
     }
 
     /// Wait until a line of stderr contains `needle`; return that line.

@@ -13,6 +13,33 @@ const SENSOR: &str = "e2e-sensor";
 const RELAY: &str = "e2e-relay";
 const SENSOR_ID: &str = "28-00000000a001";
 
+/// Relay outputs without the equipment protection times, so the tests see the engine's
+/// decisions at once (the protections have their own tests in the relay agent).
+const RELAY_CONFIG: &str = "\
+[[outputs]]
+id = \"heat\"
+name = \"Furnace\"
+function_hint = \"heat\"
+min_on_s = 0
+min_off_s = 0
+max_on_s = 0
+
+[[outputs]]
+id = \"cool\"
+name = \"Air conditioner\"
+function_hint = \"cool\"
+min_on_s = 0
+min_off_s = 0
+max_on_s = 0
+";
+
+/// Write [`RELAY_CONFIG`] into `dir` and return its path.
+fn relay_config(dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = dir.join("relay.toml");
+    std::fs::write(&path, RELAY_CONFIG)?;
+    Ok(path.to_string_lossy().to_string())
+}
+
 fn engine_args(data: &str) -> Vec<&str> {
     vec![
         "--data-dir",
@@ -44,6 +71,7 @@ async fn run() -> anyhow::Result<()> {
     let sensor_key = engine_credential(&data, &["device-key", SENSOR])?;
     let relay_key = engine_credential(&data, &["device-key", RELAY])?;
     let admin = engine_credential(&data, &["admin-token"])?;
+    let relay_toml = relay_config(dir.path())?;
 
     let engine = Proc::start("engine", "hearth-engine", &engine_args(&data_s))?;
     let url = engine.listening_url().await?;
@@ -62,6 +90,8 @@ async fn run() -> anyhow::Result<()> {
         "relay",
         "hearth-relay-agent",
         &[
+            "--config",
+            &relay_toml,
             "--host-id",
             RELAY,
             "--device-key",
@@ -164,5 +194,261 @@ async fn run() -> anyhow::Result<()> {
     .await?;
     let status = engine.terminate()?;
     assert!(status.success(), "engine exit: {status}");
+    Ok(())
+}
+
+const QUEUE_HOST: &str = "e2e-queue";
+
+#[test]
+fn no_reading_lost_to_an_engine_outage_or_an_agent_kill() -> anyhow::Result<()> {
+    in_private_netns("no_reading_lost_to_an_engine_outage_or_an_agent_kill", outage)
+}
+
+/// The readings still in the agent's replay queue: timestamp (ms) → value.
+fn queued(dir: &std::path::Path) -> anyhow::Result<std::collections::BTreeMap<i64, Option<f64>>> {
+    let mut out = std::collections::BTreeMap::new();
+    for record in hearth_sensor_agent::queue::peek(dir)? {
+        let update: hearth_proto::sensors::SensorUpdate = serde_json::from_slice(&record)?;
+        for r in update.sensors.values() {
+            let ts = r.timestamp.ok_or_else(|| anyhow::anyhow!("queued reading without time"))?;
+            anyhow::ensure!(out.insert(ts.as_millisecond(), r.value).is_none(), "queued twice");
+        }
+    }
+    Ok(out)
+}
+
+/// Every stored reading of the simulated sensor, oldest first.
+async fn stored(pool: &sqlx::SqlitePool) -> anyhow::Result<Vec<(i64, Option<f64>)>> {
+    Ok(sqlx::query_as("SELECT ts, value FROM readings WHERE sensor_id = ? ORDER BY ts")
+        .bind(SENSOR_ID)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// How many of `missed` are stored, with their value.
+async fn stored_of(
+    pool: &sqlx::SqlitePool,
+    missed: &std::collections::BTreeMap<i64, Option<f64>>,
+) -> anyhow::Result<usize> {
+    let rows = stored(pool).await?;
+    Ok(rows.iter().filter(|(ts, v)| missed.get(ts) == Some(v)).count())
+}
+
+async fn outage() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("engine");
+    let queue = dir.path().join("queue");
+    let data_s = data.to_string_lossy().to_string();
+    let queue_s = queue.to_string_lossy().to_string();
+    let world_s = dir.path().join("world.json").to_string_lossy().to_string();
+    let key = engine_credential(&data, &["device-key", QUEUE_HOST])?;
+    let agent_args = [
+        "--host-id",
+        QUEUE_HOST,
+        "--device-key",
+        &key,
+        "--hardware",
+        "simulated",
+        "--sim-world",
+        &world_s,
+        "--interval-s",
+        "0.2",
+        "--queue-dir",
+        &queue_s,
+        // Small batches, one per interval: the replay spans seconds, so the agent can be
+        // killed in the middle of it.
+        "--queue-replay-batch",
+        "2",
+    ];
+    let wait = Duration::from_secs(60);
+
+    let engine = Proc::start("engine", "hearth-engine", &engine_args(&data_s))?;
+    engine.listening_url().await?;
+    // Found by mDNS, like the engine's restart below.
+    let agent = Proc::start("sensor", "hearth-sensor-agent", &agent_args)?;
+    let db = data.join("hearth.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display())).await?;
+    eventually("first readings stored", wait, || async {
+        Ok((stored(&pool).await?.len() >= 5).then_some(()))
+    })
+    .await?;
+
+    // The engine dies (SIGKILL: no mDNS goodbye). The agent keeps reading and queues: first
+    // on "connection refused", then, once mDNS has verified the engine gone, on "no engine".
+    engine.kill()?;
+    let missed = eventually("25 readings queued during the outage", wait, || async {
+        let q = queued(&queue)?;
+        Ok((q.len() >= 25).then_some(q))
+    })
+    .await?;
+
+    // The engine comes back on the same data dir (another port, found by mDNS). The replay
+    // starts; the agent is SIGKILLed in the middle of it.
+    let engine = Proc::start("engine2", "hearth-engine", &engine_args(&data_s))?;
+    engine.listening_url().await?;
+    eventually("the replay under way", wait, || async {
+        let n = stored_of(&pool, &missed).await?;
+        Ok((n >= 2 && n < missed.len()).then_some(()))
+    })
+    .await?;
+    agent.kill()?;
+    let at_kill = stored_of(&pool, &missed).await?;
+    assert!(at_kill < missed.len(), "the replay finished before the kill");
+
+    // Restarted on the same queue: the rest arrives, the queue empties.
+    let _agent = Proc::start("sensor2", "hearth-sensor-agent", &agent_args)?;
+    eventually("every reading missed during the outage stored", wait, || async {
+        Ok((stored_of(&pool, &missed).await? == missed.len()).then_some(()))
+    })
+    .await?;
+    eventually("the agent's queue empty", wait, || async {
+        Ok(queued(&queue)?.is_empty().then_some(()))
+    })
+    .await?;
+
+    // Exactly once, with the original time and value (the key is (sensor, ts), so a second
+    // copy of a reading could only show up as a different timestamp: none may be near one).
+    let rows = stored(&pool).await?;
+    for (ts, value) in &missed {
+        let same: Vec<_> = rows.iter().filter(|(t, _)| t == ts).collect();
+        assert_eq!(same, [&(*ts, *value)], "reading at {ts} stored as {same:?}");
+    }
+    // No hole in the history longer than a few intervals, except where the agent itself was
+    // dead (killed, then restarted): the engine's outage left none.
+    let holes: Vec<(i64, i64)> = rows
+        .windows(2)
+        .map(|w| (w[0].0, w[1].0))
+        // 0.2 s interval; 1.5 s leaves room for a loaded 2-core machine running debug builds.
+        .filter(|(a, b)| b - a > 1_500)
+        .collect();
+    assert!(holes.len() <= 1, "holes in the history: {holes:?}");
+    let last_missed = missed.keys().last().copied().unwrap_or(0);
+    assert!(
+        holes.iter().all(|(a, _)| *a > last_missed),
+        "a hole before or during the engine's outage: {holes:?}"
+    );
+    pool.close().await;
+    let status = engine.terminate()?;
+    assert!(status.success(), "engine exit: {status}");
+    Ok(())
+}
+
+#[test]
+fn relay_fails_safe_when_the_engine_dies_and_a_restarted_engine_reads_first() -> anyhow::Result<()>
+{
+    in_private_netns(
+        "relay_fails_safe_when_the_engine_dies_and_a_restarted_engine_reads_first",
+        engine_crash,
+    )
+}
+
+/// The engine is SIGKILLed twice while the heat is on. Restarted at once, the new engine reads
+/// the relay's state before acting and renews it: the furnace never stops (no flapping). Left
+/// dead, the relay agent switches the furnace off by itself when the lease runs out.
+async fn engine_crash() -> anyhow::Result<()> {
+    const LEASE_S: f64 = 4.0;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("engine");
+    let world = dir.path().join("world.json");
+    let data_s = data.to_string_lossy().to_string();
+    let world_s = world.to_string_lossy().to_string();
+    let sensor_key = engine_credential(&data, &["device-key", SENSOR])?;
+    let relay_key = engine_credential(&data, &["device-key", RELAY])?;
+    let admin = engine_credential(&data, &["admin-token"])?;
+    let relay_toml = relay_config(dir.path())?;
+    let mut args = engine_args(&data_s);
+    if let Some(i) = args.iter().position(|a| *a == "--lease-s") {
+        args[i + 1] = "4";
+    }
+
+    let engine = Proc::start("engine", "hearth-engine", &args)?;
+    let api = EngineClient::new(&engine.listening_url().await?, Some(admin.clone()));
+    // Far above the simulated room: heat stays wanted for the whole test.
+    let settings = ControlSettings {
+        mode: Mode::Heat,
+        setpoint_c: 30.0,
+        hysteresis_c: 0.3,
+        min_on_s: 1,
+        min_off_s: 1,
+    };
+    api.set_control(&settings).await?;
+    let relay = Proc::start(
+        "relay",
+        "hearth-relay-agent",
+        &[
+            "--config",
+            &relay_toml,
+            "--host-id",
+            RELAY,
+            "--device-key",
+            &relay_key,
+            "--listen",
+            "127.0.0.1:0",
+            "--sim-world",
+            &world_s,
+        ],
+    )?;
+    let relay_api = RelayAgentClient::new(&relay.listening_url().await?, None);
+    let _sensor = Proc::start(
+        "sensor",
+        "hearth-sensor-agent",
+        &[
+            "--host-id",
+            SENSOR,
+            "--device-key",
+            &sensor_key,
+            "--hardware",
+            "simulated",
+            "--sim-world",
+            &world_s,
+            "--interval-s",
+            "0.5",
+            "--sim-start-c",
+            "18",
+        ],
+    )?;
+    let wait = Duration::from_secs(40);
+    eventually("the relay agent's heat output on", wait, || async {
+        Ok((relay_api.relay("heat").await?.state == RelayState::On).then_some(()))
+    })
+    .await?;
+
+    // Crash and immediate restart: the furnace keeps running, switched on once.
+    engine.kill()?;
+    let first_killed = std::time::Instant::now();
+    let engine = Proc::start("engine2", "hearth-engine", &args)?;
+    let read = engine.wait_for_line("read relay states before commanding", wait).await?;
+    assert!(read.contains(RELAY) && read.contains("heat=On"), "{read}");
+    eventually("the restarted engine renews the heat lease", wait, || async {
+        let heat = relay_api.relay("heat").await?;
+        let since_kill = first_killed.elapsed().as_secs_f64();
+        let renewed = heat.last_command.as_ref().is_some_and(|c| c.s_ago < since_kill);
+        Ok((renewed && heat.state == RelayState::On).then_some(heat))
+    })
+    .await?;
+    let heat = relay_api.relay("heat").await?;
+    assert_eq!((heat.state, heat.cycles), (RelayState::On, 1), "the furnace never stopped");
+    assert_eq!(heat.last_fallback, None);
+
+    // Crash for good: off within the lease, by the relay agent itself.
+    engine.kill()?;
+    let killed = std::time::Instant::now();
+    let heat = eventually("the furnace off after the lease", wait, || async {
+        let heat = relay_api.relay("heat").await?;
+        Ok((heat.state == RelayState::Off).then_some(heat))
+    })
+    .await?;
+    let after = killed.elapsed().as_secs_f64();
+    // The last renewal came at most a quarter lease before the kill.
+    assert!(
+        (LEASE_S * 0.75 - 0.5..=LEASE_S + 1.0).contains(&after),
+        "off {after:.2} s after the kill, lease {LEASE_S} s"
+    );
+    assert_eq!(
+        heat.last_fallback.map(|f| f.reason),
+        Some(hearth_proto::relays::FallbackReason::LeaseExpired)
+    );
+    let world = hearth_common::simworld::RelayWorld::read(&world)?;
+    assert!(!world.is_on(hearth_proto::relays::RelayFunction::Heat), "the hardware is off too");
     Ok(())
 }

@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) stale_after: jiff::SignedDuration,
     /// An agent not heard from for this long is shown offline.
     pub(crate) offline_after: jiff::SignedDuration,
+    /// Agents' clock offsets: the skew limit and its log.
+    pub(crate) clock: crate::clock::ClockWatch,
 }
 
 impl AppState {
@@ -88,6 +90,7 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(info::status))
         .routes(routes!(sensors::update))
+        .routes(routes!(sensors::backlog))
         .routes(routes!(sensors::list))
         .routes(routes!(sensors::readings))
         .routes(routes!(relays::register))

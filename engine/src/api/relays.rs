@@ -67,6 +67,19 @@ pub(super) async fn register(
         )
         .await?;
     tracing::info!(host_id = %reg.host_id, url = %reg.url, outputs = reg.outputs.len(), "relay agent registered");
+    // An agent registers at once after an output fell back to its safe state by itself: the
+    // engine was silent (down, unreachable, wedged) for a whole lease. Say so.
+    for o in &reg.outputs {
+        if let Some(fallback) = &o.last_fallback {
+            tracing::warn!(
+                host_id = %reg.host_id,
+                output = %o.id,
+                reason = ?fallback.reason,
+                s_ago = fallback.s_ago,
+                "the relay agent returned this output to its safe state by itself"
+            );
+        }
+    }
     state.inner.controller.relays_changed();
     Ok(axum::Json(RelayRegistrationAck {
         status: "ok".into(),
@@ -84,6 +97,8 @@ fn info(r: RelayRow) -> RelayInfo {
         function_hint: r.function_hint,
         state: r.state,
         updated_at: from_millis(r.updated),
+        reported: r.status,
+        command_error: r.command_error,
     }
 }
 
@@ -152,6 +167,9 @@ pub(super) async fn agents(
                     online: now.duration_since(last_seen) <= offline_after,
                     last_seen,
                     clock_offset_s: a.clock_offset_ms.map(|ms| ms as f64 / 1000.0),
+                    clock_skewed: a
+                        .clock_offset_ms
+                        .is_some_and(|ms| state.inner.clock.is_skewed_ms(ms)),
                 }
             })
             .collect(),

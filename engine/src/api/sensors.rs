@@ -1,4 +1,5 @@
-//! `PUT /v1/sensors/update` (the seed contract) and the sensor views.
+//! `PUT /v1/sensors/update` (the seed contract), `PUT /v1/sensors/backlog` (replayed readings)
+//! and the sensor views.
 
 use std::collections::BTreeMap;
 
@@ -6,7 +7,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hearth_proto::sensors::{
-    Reading, ReadingsPage, ReadingsQuery, SensorInfo, SensorReport, SensorUpdate, SensorUpdateAck,
+    MAX_BACKLOG_UPDATES, Reading, ReadingsPage, ReadingsQuery, SensorBacklog, SensorBacklogAck,
+    SensorInfo, SensorReport, SensorUpdate, SensorUpdateAck,
 };
 use hearth_proto::{ErrorBody, ErrorCode, Timestamp};
 use serde_json::Value;
@@ -24,10 +26,15 @@ const MAX_TEXT_LEN: usize = 256;
 const MAX_FUTURE: jiff::SignedDuration = jiff::SignedDuration::from_secs(600);
 /// Most readings one history request returns.
 const MAX_READINGS: u32 = 10_000;
+/// Most readings one backlog request may carry (all updates together).
+const MAX_BACKLOG_READINGS: usize = 20_000;
 
 /// Report readings. The body is validated field by field so each mistake gets its own message
 /// (`host_id field is missing`), as the seed contract promises; nothing is stored unless the
-/// whole report is valid.
+/// whole report is valid. When `agent_time` shows the agent's clock off by more than the
+/// engine's limit (`--clock-skew-max-s`), the readings' timestamps are re-timed by that offset
+/// (stored at `timestamp − (agent_time − engine time)`), and the agent is flagged in
+/// `GET /v1/agents`.
 #[utoipa::path(put, path = "/v1/sensors/update", tag = "sensors",
     request_body = SensorUpdate,
     security(("bearer" = [])),
@@ -52,36 +59,26 @@ pub(super) async fn update(
             format!("body is not valid JSON: {e}"),
         )
     })?;
-    let update = validate(&value)?;
+    let mut update = validate(&value)?;
     caller.require_host(&update.host_id)?;
 
     let now = Timestamp::now();
-    for (id, r) in &update.sensors {
-        if let Some(ts) = r.timestamp
-            && ts.duration_since(now) > MAX_FUTURE
-        {
-            return Err(ApiError::invalid(format!(
-                "sensors.{id}.timestamp {ts} is in the future (is the agent's clock wrong?)"
-            )));
+    let offset = update.agent_time.map(|t| t.duration_since(now));
+    let skewed = offset.is_some_and(|o| state.inner.clock.observe(&update.host_id, o));
+    if let (true, Some(offset)) = (skewed, offset) {
+        // A live reading was taken moments ago by the agent's clock: the offset measured now
+        // is the best correction there is (see clock.rs).
+        for r in update.sensors.values_mut() {
+            r.timestamp = Some(r.timestamp.map_or(now, |t| t.checked_sub(offset).unwrap_or(now)));
         }
     }
+    check_not_future(&update, now, "")?;
     let ids: Vec<String> = update.sensors.keys().cloned().collect();
     let report = NewReport {
         host_id: update.host_id,
         received: millis(now),
-        clock_offset_ms: update.agent_time.map(|t| t.duration_since(now).as_millis() as i64),
-        readings: update
-            .sensors
-            .into_iter()
-            .map(|(id, r)| NewReading {
-                sensor_id: id,
-                kind: r.kind,
-                alias: r.alias,
-                extra: r.extra,
-                ts: millis(r.timestamp.unwrap_or(now)),
-                value: r.value,
-            })
-            .collect(),
+        clock_offset_ms: offset.map(|o| o.as_millis() as i64),
+        readings: update.sensors.into_iter().map(|(id, r)| new_reading(id, r, now)).collect(),
     };
     state
         .inner
@@ -92,8 +89,126 @@ pub(super) async fn update(
     Ok((StatusCode::CREATED, axum::Json(SensorUpdateAck { status: "ok".into(), ids })))
 }
 
-fn validate(value: &Value) -> Result<SensorUpdate, ApiError> {
+/// Replay readings an agent could not deliver when it took them, oldest first. Every update is
+/// validated like `PUT /v1/sensors/update` (errors are prefixed with `updates[i]: `), every
+/// reading needs its `timestamp`, and the timestamps are stored as sent (never re-timed). All
+/// updates are stored in one commit; sending the same backlog again stores nothing new.
+#[utoipa::path(put, path = "/v1/sensors/backlog", tag = "sensors",
+    request_body = SensorBacklog,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Stored (after commit)", body = SensorBacklogAck),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No credential", body = ErrorBody),
+        (status = 403, description = "Wrong credential, or another host's", body = ErrorBody),
+        (status = 422, description = "A field is missing or invalid", body = ErrorBody,
+            example = json!({"status": "error", "code": "missing_field",
+                "error": "updates[3]: sensors.28-0316a2797bff.timestamp field is missing"})),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
+pub(super) async fn backlog(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, axum::Json<SensorBacklogAck>), ApiError> {
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::MalformedJson,
+            format!("body is not valid JSON: {e}"),
+        )
+    })?;
     let obj = value.as_object().ok_or_else(|| ApiError::invalid("body must be a JSON object"))?;
+    let host_id = host_id_field(obj)?;
+    let items = match obj.get("updates") {
+        None | Some(Value::Null) => return Err(ApiError::missing("updates")),
+        Some(Value::Array(items)) if (1..=MAX_BACKLOG_UPDATES).contains(&items.len()) => items,
+        Some(_) => {
+            return Err(ApiError::invalid(format!(
+                "updates field must be an array of 1 to {MAX_BACKLOG_UPDATES} sensor updates"
+            )));
+        }
+    };
+    let agent_time = optional_time(obj.get("agent_time"), "agent_time")?;
+    caller.require_host(&host_id)?;
+
+    let now = Timestamp::now();
+    let prefixed = |i: usize, mut e: ApiError| {
+        e.body.error = format!("updates[{i}]: {}", e.body.error);
+        e
+    };
+    let mut backlog = SensorBacklog { host_id, updates: Vec::new(), agent_time };
+    let mut count = 0;
+    for (i, item) in items.iter().enumerate() {
+        let update = validate(item).map_err(|e| prefixed(i, e))?;
+        if update.host_id != backlog.host_id {
+            return Err(prefixed(i, ApiError::invalid("host_id must be the backlog's host_id")));
+        }
+        if let Some((id, _)) = update.sensors.iter().find(|(_, r)| r.timestamp.is_none()) {
+            return Err(prefixed(i, ApiError::missing(&format!("sensors.{id}.timestamp"))));
+        }
+        check_not_future(&update, now, &format!("updates[{i}]: "))?;
+        count += update.sensors.len();
+        if count > MAX_BACKLOG_READINGS {
+            return Err(ApiError::invalid(format!(
+                "a backlog may carry at most {MAX_BACKLOG_READINGS} readings"
+            )));
+        }
+        backlog.updates.push(update);
+    }
+    let offset = backlog.agent_time.map(|t| t.duration_since(now));
+    if let Some(o) = offset {
+        // Flagged and logged like a live report, but the backlog is not re-timed (clock.rs).
+        state.inner.clock.observe(&backlog.host_id, o);
+    }
+    let updates = backlog.updates.len();
+    let report = NewReport {
+        host_id: backlog.host_id,
+        received: millis(now),
+        clock_offset_ms: offset.map(|o| o.as_millis() as i64),
+        readings: backlog
+            .updates
+            .into_iter()
+            .flat_map(|u| u.sensors)
+            .map(|(id, r)| new_reading(id, r, now))
+            .collect(),
+    };
+    state
+        .inner
+        .ingest
+        .submit(report)
+        .await
+        .map_err(|e| ApiError::unavailable("storing readings failed", e))?;
+    let ack = SensorBacklogAck { status: "ok".into(), updates, readings: count };
+    Ok((StatusCode::CREATED, axum::Json(ack)))
+}
+
+/// A reading timestamped ahead of the engine's clock (beyond a margin) cannot be right.
+fn check_not_future(update: &SensorUpdate, now: Timestamp, prefix: &str) -> Result<(), ApiError> {
+    for (id, r) in &update.sensors {
+        if let Some(ts) = r.timestamp
+            && ts.duration_since(now) > MAX_FUTURE
+        {
+            return Err(ApiError::invalid(format!(
+                "{prefix}sensors.{id}.timestamp {ts} is in the future (is the agent's clock wrong?)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn new_reading(sensor_id: String, r: SensorReport, now: Timestamp) -> NewReading {
+    NewReading {
+        sensor_id,
+        kind: r.kind,
+        alias: r.alias,
+        extra: r.extra,
+        ts: millis(r.timestamp.unwrap_or(now)),
+        value: r.value,
+    }
+}
+
+fn host_id_field(obj: &serde_json::Map<String, Value>) -> Result<String, ApiError> {
     let host_id = match obj.get("host_id") {
         None | Some(Value::Null) => return Err(ApiError::missing("host_id")),
         Some(Value::String(s)) => s.clone(),
@@ -101,6 +216,12 @@ fn validate(value: &Value) -> Result<SensorUpdate, ApiError> {
     };
     hearth_common::host_id::validate(&host_id)
         .map_err(|e| ApiError::invalid(format!("host_id field: {e}")))?;
+    Ok(host_id)
+}
+
+fn validate(value: &Value) -> Result<SensorUpdate, ApiError> {
+    let obj = value.as_object().ok_or_else(|| ApiError::invalid("body must be a JSON object"))?;
+    let host_id = host_id_field(obj)?;
     let sensors = match obj.get("sensors") {
         None | Some(Value::Null) => return Err(ApiError::missing("sensors")),
         Some(Value::Object(m)) => m,

@@ -1,20 +1,20 @@
 //! The decision loop and relay commanding.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hearth_common::auth::SiteSecret;
 use hearth_proto::Timestamp;
-use hearth_proto::client::RelayAgentClient;
+use hearth_proto::client::{ClientError, RelayAgentClient};
 use hearth_proto::control::{ControlSettings, Decision, Mode};
 use hearth_proto::relays::{RelayCommand, RelayFunction, RelayState};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::{Algorithm, HeatState, Inputs, SensorSnapshot};
-use crate::store::{Store, from_millis, millis};
+use crate::store::{RelayRow, Store, from_millis, millis};
 
 /// Timing of the loop.
 #[derive(Debug, Clone)]
@@ -129,7 +129,10 @@ impl Controller {
     /// cycle the furnace.
     pub(crate) async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut commander = Commander::new(self.store.clone(), self.site.clone());
-        let mut heat = HeatState { on: commander.heat_relays_on().await, since: None };
+        // Read what the relays are doing before commanding anything: after a restart the
+        // engine neither re-commands blindly nor flaps a furnace that is running, and the
+        // minimum on/off times continue from the real switch time.
+        let mut heat = commander.reconcile().await;
         // `Config::lease_s` guarantees at least 4 s, so this is at least a second.
         let renew_every = Duration::from_secs(u64::from(self.config.lease_s / 4));
         let mut next_renew = tokio::time::Instant::now();
@@ -173,23 +176,13 @@ struct Commander {
     store: Store,
     site: SiteSecret,
     clients: HashMap<String, (String, RelayAgentClient)>,
-    /// Relays that failed last time: log their recovery, not every failure.
-    failing: HashSet<(String, String)>,
+    /// Relays that failed last time, and how: log changes, not every failure.
+    failing: HashMap<(String, String), String>,
 }
 
 impl Commander {
     fn new(store: Store, site: SiteSecret) -> Self {
-        Self { store, site, clients: HashMap::new(), failing: HashSet::new() }
-    }
-
-    /// True when any heat relay was last reported on (the engine's belief after a restart).
-    async fn heat_relays_on(&self) -> bool {
-        match self.store.relays().await {
-            Ok(relays) => relays
-                .iter()
-                .any(|r| r.effective_function() == Some(RelayFunction::Heat) && r.state.is_on()),
-            Err(_) => false,
-        }
+        Self { store, site, clients: HashMap::new(), failing: HashMap::new() }
     }
 
     fn client(&mut self, host_id: &str, url: &str) -> RelayAgentClient {
@@ -200,6 +193,55 @@ impl Commander {
                 let c = RelayAgentClient::new(url, Some(credential));
                 self.clients.insert(host_id.to_owned(), (url.to_owned(), c.clone()));
                 c
+            }
+        }
+    }
+
+    /// Read every known relay agent's outputs (in parallel), record them, and return the heat
+    /// state they show. An agent that does not answer keeps its last report, and says so.
+    async fn reconcile(&mut self) -> HeatState {
+        let relays = match self.store.relays().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read relays");
+                return HeatState { on: false, since: None };
+            }
+        };
+        let agents: BTreeMap<String, String> =
+            relays.iter().filter_map(|r| Some((r.host_id.clone(), r.url.clone()?))).collect();
+        let mut reads = JoinSet::new();
+        for (host_id, url) in agents {
+            let client = self.client(&host_id, &url);
+            reads.spawn(async move { (host_id, client.relays().await) });
+        }
+        while let Some(joined) = reads.join_next().await {
+            let Ok((host_id, result)) = joined else { continue };
+            match result {
+                Ok(list) => {
+                    let now = millis(Timestamp::now());
+                    for output in &list.outputs {
+                        if let Err(e) =
+                            self.store.set_relay_status(&host_id, output, false, now).await
+                        {
+                            tracing::error!(error = %e, "cannot record relay state");
+                        }
+                    }
+                    let states: Vec<String> =
+                        list.outputs.iter().map(|o| format!("{}={:?}", o.id, o.state)).collect();
+                    tracing::info!(%host_id, outputs = %states.join(" "), "read relay states before commanding");
+                }
+                Err(e) => tracing::warn!(
+                    %host_id,
+                    error = %e,
+                    "cannot read the relay agent's state before commanding; using its last report"
+                ),
+            }
+        }
+        match self.store.relays().await {
+            Ok(relays) => heat_state(&relays),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read relays");
+                HeatState { on: false, since: None }
             }
         }
     }
@@ -231,25 +273,61 @@ impl Commander {
         }
         while let Some(joined) = calls.join_next().await {
             let Ok((host_id, output_id, result)) = joined else { continue };
+            let now = millis(Timestamp::now());
             let key = (host_id.clone(), output_id.clone());
-            match result {
+            let recorded = match result {
                 Ok(status) => {
-                    if self.failing.remove(&key) {
-                        tracing::info!(%host_id, %output_id, "relay reachable again");
+                    if self.failing.remove(&key).is_some() {
+                        tracing::info!(%host_id, %output_id, "relay carries out commands again");
                     }
-                    let now = millis(Timestamp::now());
-                    if let Err(e) =
-                        self.store.set_relay_state(&host_id, &output_id, status.state, now).await
-                    {
-                        tracing::error!(error = %e, "cannot record relay state");
+                    if let Some(left) = status.pending_off_in_s {
+                        tracing::debug!(%host_id, %output_id, left_s = left,
+                            "the relay agent defers the off (its minimum on time)");
                     }
+                    self.store.set_relay_status(&host_id, &status, true, now).await
+                }
+                // The agent answered and refused (an interlock, its minimum off time): record
+                // why, for the user and for the next decision; the command is repeated at the
+                // next renewal.
+                Err(ClientError::Api { status: 409, body }) => {
+                    if self.failing.insert(key, body.error.clone()).as_ref() != Some(&body.error) {
+                        tracing::warn!(%host_id, %output_id, code = ?body.code, reason = %body.error,
+                            "the relay agent refused the command");
+                    }
+                    self.store.set_relay_refusal(&host_id, &output_id, &body.error, now).await
                 }
                 Err(e) => {
-                    if self.failing.insert(key) {
-                        tracing::warn!(%host_id, %output_id, error = %e, "relay command failed");
+                    let text = e.to_string();
+                    if self.failing.insert(key, text.clone()).as_ref() != Some(&text) {
+                        tracing::warn!(%host_id, %output_id, error = %text, "relay command failed");
                     }
+                    Ok(())
                 }
+            };
+            if let Err(e) = recorded {
+                tracing::error!(error = %e, "cannot record relay state");
             }
         }
     }
+}
+
+/// The heat state the relays show: on when any heat relay is on. `since` comes from the
+/// agents' own reports (how long ago the output switched, counted from the report), so the
+/// minimum on/off times survive an engine restart; unknown without a report.
+fn heat_state(relays: &[RelayRow]) -> HeatState {
+    let heat: Vec<&RelayRow> =
+        relays.iter().filter(|r| r.effective_function() == Some(RelayFunction::Heat)).collect();
+    let on = heat.iter().any(|r| r.state.is_on());
+    let switched = |r: &&RelayRow| -> Option<Timestamp> {
+        let status = r.status.as_ref()?;
+        let ago = jiff::SignedDuration::try_from_secs_f64(status.changed_s_ago).ok()?;
+        from_millis(r.updated).checked_sub(ago).ok()
+    };
+    // On: since the first heat relay went on. Off: since the last one went off.
+    let since = if on {
+        heat.iter().filter(|r| r.state.is_on()).map(switched).min().flatten()
+    } else {
+        heat.iter().map(switched).max().flatten()
+    };
+    HeatState { on, since }
 }
