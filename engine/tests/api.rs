@@ -757,6 +757,15 @@ async fn relay_refusals_are_recorded() -> R {
         anyhow::ensure!(tokio::time::Instant::now() < deadline, "refusal not recorded: {relays}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Asked again within seconds (the default lease is 120 s: renewals come every 30 s).
+    let asked = tokio::time::Instant::now();
+    loop {
+        if next_request(&mut requests).await?.starts_with("POST") {
+            break;
+        }
+    }
+    let again = asked.elapsed();
+    assert!(again < Duration::from_secs(8), "refused command repeated after {again:?}");
     let _ = stop_tx.send(true);
     control.await?;
     Ok(())

@@ -247,23 +247,19 @@ async fn reports_the_simulated_room_warming() -> anyhow::Result<()> {
         .insert("furnace".into(), SimOutput { on: true, function_hint: Some(RelayFunction::Heat) });
     world.write(&world_path)?;
     let key = device_key()?.to_string();
-    let agent = Agent::start(&[
-        "--engine",
+    let agent = Agent::start(&sim_args(
         &engine.url,
-        "--host-id",
-        HOST,
-        "--device-key",
         &key,
-        "--hardware",
-        "simulated",
-        "--sim-world",
-        &world_path.to_string_lossy(),
-        // One real second is one simulated hour: each 50 ms report is ~3 simulated minutes.
-        "--sim-time-scale",
-        "3600",
-        "--interval-s",
-        "0.05",
-    ])?;
+        &[
+            "--sim-world",
+            &world_path.to_string_lossy(),
+            // One real second is one simulated hour: each 50 ms report is ~3 simulated minutes.
+            "--sim-time-scale",
+            "3600",
+            "--interval-s",
+            "0.05",
+        ],
+    ))?;
 
     let first = engine.next().await?;
     let room = sensor(&first.body, "28-00000000a001")?;
@@ -288,20 +284,11 @@ async fn reports_the_simulated_room_warming() -> anyhow::Result<()> {
 async fn survives_engine_errors_and_delivers_later() -> anyhow::Result<()> {
     let mut engine = FakeEngine::start(3).await?;
     let key = device_key()?.to_string();
-    let agent = Agent::start(&[
-        "--engine",
+    let agent = Agent::start(&sim_args(
         &engine.url,
-        "--host-id",
-        HOST,
-        "--device-key",
         &key,
-        "--hardware",
-        "simulated",
-        "--sim-world",
-        "/nonexistent/hearth-world.json",
-        "--interval-s",
-        "0.05",
-    ])?;
+        &["--sim-world", "/nonexistent/hearth-world.json", "--interval-s", "0.05"],
+    ))?;
     for _ in 0..3 {
         assert_eq!(engine.next().await?.status, 500);
     }
@@ -316,18 +303,7 @@ async fn survives_engine_errors_and_delivers_later() -> anyhow::Result<()> {
 async fn stops_promptly_between_reports() -> anyhow::Result<()> {
     let mut engine = FakeEngine::start(0).await?;
     let key = device_key()?.to_string();
-    let agent = Agent::start(&[
-        "--engine",
-        &engine.url,
-        "--host-id",
-        HOST,
-        "--device-key",
-        &key,
-        "--hardware",
-        "simulated",
-        "--interval-s",
-        "3600",
-    ])?;
+    let agent = Agent::start(&sim_args(&engine.url, &key, &["--interval-s", "3600"]))?;
     // The first report goes out at once; the next would be an hour away.
     engine.next_accepted().await?;
     agent.stop().await
@@ -613,16 +589,16 @@ async fn flaky(
     (status, axum::Json(answer))
 }
 
+/// The flags every in-process agent on the simulated hardware needs, then `extra`.
+fn sim_args<'a>(url: &'a str, key: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args =
+        vec!["--engine", url, "--host-id", HOST, "--device-key", key, "--hardware", "simulated"];
+    args.extend_from_slice(extra);
+    args
+}
+
 fn sim_agent_args<'a>(url: &'a str, key: &'a str, queue: &'a str) -> Vec<&'a str> {
-    vec![
-        "--engine",
-        url,
-        "--host-id",
-        HOST,
-        "--device-key",
-        key,
-        "--hardware",
-        "simulated",
+    let extra = [
         "--sim-world",
         "/nonexistent/hearth-world.json",
         "--interval-s",
@@ -631,7 +607,8 @@ fn sim_agent_args<'a>(url: &'a str, key: &'a str, queue: &'a str) -> Vec<&'a str
         queue,
         "--queue-replay-batch",
         "4",
-    ]
+    ];
+    sim_args(url, key, &extra)
 }
 
 #[tokio::test]
@@ -740,20 +717,11 @@ async fn an_engine_without_the_backlog_endpoint_gets_one_update_per_report() -> 
     // The seed-contract-only fake engine: 500 three times, then accepts /v1/sensors/update.
     let mut engine = FakeEngine::start(3).await?;
     let key = device_key()?.to_string();
-    let agent = Agent::start(&[
-        "--engine",
+    let agent = Agent::start(&sim_args(
         &engine.url,
-        "--host-id",
-        HOST,
-        "--device-key",
         &key,
-        "--hardware",
-        "simulated",
-        "--sim-world",
-        "/nonexistent/hearth-world.json",
-        "--interval-s",
-        "0.05",
-    ])?;
+        &["--sim-world", "/nonexistent/hearth-world.json", "--interval-s", "0.05"],
+    ))?;
     let mut missed = Vec::new();
     for _ in 0..3 {
         let r = engine.next().await?;
@@ -822,24 +790,20 @@ async fn simulated_faults_go_through_the_screen() -> anyhow::Result<()> {
     )?;
     let faults = dir.path().join("faults.toml");
     let key = device_key()?.to_string();
-    let agent = Agent::start(&[
-        "--config",
-        &config.to_string_lossy(),
-        "--engine",
+    let agent = Agent::start(&sim_args(
         &engine.url,
-        "--host-id",
-        HOST,
-        "--device-key",
         &key,
-        "--hardware",
-        "simulated",
-        "--sim-world",
-        "/nonexistent/hearth-world.json",
-        "--sim-faults",
-        &faults.to_string_lossy(),
-        "--interval-s",
-        "0.05",
-    ])?;
+        &[
+            "--config",
+            &config.to_string_lossy(),
+            "--sim-world",
+            "/nonexistent/hearth-world.json",
+            "--sim-faults",
+            &faults.to_string_lossy(),
+            "--interval-s",
+            "0.05",
+        ],
+    ))?;
 
     // No faults file yet: calibrated room sensor, the linear one, and no disabled sensor.
     let first = engine.next_accepted().await?.body;

@@ -40,6 +40,39 @@ fn relay_config(dir: &std::path::Path) -> anyhow::Result<String> {
     Ok(path.to_string_lossy().to_string())
 }
 
+/// A simulated relay agent (host [`RELAY`]) that finds the engine by mDNS.
+fn start_relay(config: &str, key: &str, world: &str) -> anyhow::Result<Proc> {
+    let args = [
+        "--config",
+        config,
+        "--host-id",
+        RELAY,
+        "--device-key",
+        key,
+        "--listen",
+        "127.0.0.1:0",
+        "--sim-world",
+        world,
+    ];
+    Proc::start("relay", "hearth-relay-agent", &args)
+}
+
+/// A simulated sensor agent (host [`SENSOR`]) that finds the engine by mDNS, with `extra` flags.
+fn start_sensor(key: &str, world: &str, extra: &[&str]) -> anyhow::Result<Proc> {
+    let mut args = vec![
+        "--host-id",
+        SENSOR,
+        "--device-key",
+        key,
+        "--hardware",
+        "simulated",
+        "--sim-world",
+        world,
+    ];
+    args.extend_from_slice(extra);
+    Proc::start("sensor", "hearth-sensor-agent", &args)
+}
+
 fn engine_args(data: &str) -> Vec<&str> {
     vec![
         "--data-dir",
@@ -86,42 +119,12 @@ async fn run() -> anyhow::Result<()> {
     .await?;
 
     // No engine address anywhere below: the agents find it by mDNS.
-    let relay = Proc::start(
-        "relay",
-        "hearth-relay-agent",
-        &[
-            "--config",
-            &relay_toml,
-            "--host-id",
-            RELAY,
-            "--device-key",
-            &relay_key,
-            "--listen",
-            "127.0.0.1:0",
-            "--sim-world",
-            &world_s,
-        ],
-    )?;
+    let relay = start_relay(&relay_toml, &relay_key, &world_s)?;
     let relay_url = relay.listening_url().await?;
-    let _sensor = Proc::start(
-        "sensor",
-        "hearth-sensor-agent",
-        &[
-            "--host-id",
-            SENSOR,
-            "--device-key",
-            &sensor_key,
-            "--hardware",
-            "simulated",
-            "--sim-world",
-            &world_s,
-            "--interval-s",
-            "0.3",
-            "--sim-start-c",
-            "18",
-            "--sim-time-scale",
-            "600",
-        ],
+    let _sensor = start_sensor(
+        &sensor_key,
+        &world_s,
+        &["--interval-s", "0.3", "--sim-start-c", "18", "--sim-time-scale", "600"],
     )?;
     let relay_api = RelayAgentClient::new(&relay_url, None);
 
@@ -372,41 +375,10 @@ async fn engine_crash() -> anyhow::Result<()> {
         min_off_s: 1,
     };
     api.set_control(&settings).await?;
-    let relay = Proc::start(
-        "relay",
-        "hearth-relay-agent",
-        &[
-            "--config",
-            &relay_toml,
-            "--host-id",
-            RELAY,
-            "--device-key",
-            &relay_key,
-            "--listen",
-            "127.0.0.1:0",
-            "--sim-world",
-            &world_s,
-        ],
-    )?;
+    let relay = start_relay(&relay_toml, &relay_key, &world_s)?;
     let relay_api = RelayAgentClient::new(&relay.listening_url().await?, None);
-    let _sensor = Proc::start(
-        "sensor",
-        "hearth-sensor-agent",
-        &[
-            "--host-id",
-            SENSOR,
-            "--device-key",
-            &sensor_key,
-            "--hardware",
-            "simulated",
-            "--sim-world",
-            &world_s,
-            "--interval-s",
-            "0.5",
-            "--sim-start-c",
-            "18",
-        ],
-    )?;
+    let _sensor =
+        start_sensor(&sensor_key, &world_s, &["--interval-s", "0.5", "--sim-start-c", "18"])?;
     let wait = Duration::from_secs(40);
     eventually("the relay agent's heat output on", wait, || async {
         Ok((relay_api.relay("heat").await?.state == RelayState::On).then_some(()))

@@ -29,6 +29,18 @@ const MAX_READINGS: u32 = 10_000;
 /// Most readings one backlog request may carry (all updates together).
 const MAX_BACKLOG_READINGS: usize = 20_000;
 
+/// The body as JSON, or a 400 `malformed_json`. Parsed untyped first, so each field's mistake
+/// gets its own message from the validators.
+fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::MalformedJson,
+            format!("body is not valid JSON: {e}"),
+        )
+    })
+}
+
 /// Report readings. The body is validated field by field so each mistake gets its own message
 /// (`host_id field is missing`), as the seed contract promises; nothing is stored unless the
 /// whole report is valid. When `agent_time` shows the agent's clock off by more than the
@@ -52,13 +64,7 @@ pub(super) async fn update(
     caller: Caller,
     body: Bytes,
 ) -> Result<(StatusCode, axum::Json<SensorUpdateAck>), ApiError> {
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::MalformedJson,
-            format!("body is not valid JSON: {e}"),
-        )
-    })?;
+    let value = parse_json(&body)?;
     let mut update = validate(&value)?;
     caller.require_host(&update.host_id)?;
 
@@ -111,13 +117,7 @@ pub(super) async fn backlog(
     caller: Caller,
     body: Bytes,
 ) -> Result<(StatusCode, axum::Json<SensorBacklogAck>), ApiError> {
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::MalformedJson,
-            format!("body is not valid JSON: {e}"),
-        )
-    })?;
+    let value = parse_json(&body)?;
     let obj = value.as_object().ok_or_else(|| ApiError::invalid("body must be a JSON object"))?;
     let host_id = host_id_field(obj)?;
     let items = match obj.get("updates") {

@@ -16,6 +16,9 @@ use tokio::task::JoinSet;
 use super::{Algorithm, HeatState, Inputs, SensorSnapshot};
 use crate::store::{RelayRow, Store, from_millis, millis};
 
+/// How soon to repeat a command a relay agent refused (its minimum off time, an interlock).
+const REFUSED_RETRY: Duration = Duration::from_secs(5);
+
 /// Timing of the loop.
 #[derive(Debug, Clone)]
 pub(crate) struct ControllerConfig {
@@ -156,8 +159,13 @@ impl Controller {
                     }
                     let resend = self.resend.swap(false, Ordering::Relaxed);
                     if changed || resend || tokio::time::Instant::now() >= next_renew {
-                        commander.command_heat(decision.heat, self.config.lease_s).await;
-                        next_renew = tokio::time::Instant::now() + renew_every;
+                        let refused =
+                            commander.command_heat(decision.heat, self.config.lease_s).await;
+                        // A refusal (minimum off time, interlock) usually clears within
+                        // seconds: ask again soon rather than a quarter lease later.
+                        let wait =
+                            if refused { renew_every.min(REFUSED_RETRY) } else { renew_every };
+                        next_renew = tokio::time::Instant::now() + wait;
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "cannot read sensors; decision skipped"),
@@ -246,14 +254,16 @@ impl Commander {
         }
     }
 
-    async fn command_heat(&mut self, on: bool, lease_s: u32) {
+    /// Command every heat relay; true when an agent refused (409).
+    async fn command_heat(&mut self, on: bool, lease_s: u32) -> bool {
         let relays = match self.store.relays().await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read relays");
-                return;
+                return false;
             }
         };
+        let mut refused = false;
         let command = if on {
             RelayCommand { state: RelayState::On, lease_s: Some(lease_s) }
         } else {
@@ -290,6 +300,7 @@ impl Commander {
                 // why, for the user and for the next decision; the command is repeated at the
                 // next renewal.
                 Err(ClientError::Api { status: 409, body }) => {
+                    refused = true;
                     if self.failing.insert(key, body.error.clone()).as_ref() != Some(&body.error) {
                         tracing::warn!(%host_id, %output_id, code = ?body.code, reason = %body.error,
                             "the relay agent refused the command");
@@ -308,6 +319,7 @@ impl Commander {
                 tracing::error!(error = %e, "cannot record relay state");
             }
         }
+        refused
     }
 }
 
