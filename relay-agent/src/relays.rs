@@ -191,7 +191,8 @@ impl Output {
         self.deferred_off.or(lease_held)
     }
 
-    fn status(&self, now: Instant, names: &[String]) -> OutputStatus {
+    /// The status, with interlock partners named from `all` (every output, this one included).
+    fn status(&self, now: Instant, all: &[Output]) -> OutputStatus {
         let secs_until = |t: Instant| t.saturating_duration_since(now).as_secs_f64();
         let secs_since = |t: Instant| now.saturating_duration_since(t).as_secs_f64();
         let on_blocked = (!self.state.is_on())
@@ -214,7 +215,7 @@ impl Output {
                 interlocked_with: self
                     .interlocked_with
                     .iter()
-                    .filter_map(|(j, _)| names.get(*j).cloned())
+                    .filter_map(|(j, _)| all.get(*j).map(|o| o.config.id.clone()))
                     .collect(),
             },
             pending_off_in_s: self.pending_off(now).map(secs_until),
@@ -349,12 +350,8 @@ impl Inner {
         self.outputs.iter().position(|o| o.config.id == id)
     }
 
-    fn names(&self) -> Vec<String> {
-        self.outputs.iter().map(|o| o.config.id.clone()).collect()
-    }
-
     fn status(&self, index: usize, now: Instant) -> OutputStatus {
-        self.outputs[index].status(now, &self.names())
+        self.outputs[index].status(now, &self.outputs)
     }
 
     /// Apply a validated command to output `index`.
@@ -575,12 +572,6 @@ impl Controller {
     pub fn outputs(&self) -> Vec<OutputStatus> {
         let (inner, now) = self.current();
         (0..inner.outputs.len()).map(|i| inner.status(i, now)).collect()
-    }
-
-    /// Whether the hardware reports output `id` energised (for checks and tests; the API
-    /// reports the state last set).
-    pub fn hardware_state(&self, id: &str) -> Result<bool, HwError> {
-        self.lock().bank.get(id)
     }
 
     /// The backend's health.

@@ -42,22 +42,17 @@ fn open_source(config: &Config) -> anyhow::Result<Box<dyn TemperatureSource>> {
         .iter()
         .map(|s| SensorSetting { id: s.id.clone(), offset_c: s.offset_c, enabled: s.enabled })
         .collect();
-    let rules = config.screen_rules();
-    Ok(match config.hardware {
-        Hardware::W1 => {
-            let w1 = W1Source::open(&config.w1_dir)?.skipping(disabled);
-            Box::new(Screened::new(w1, rules, settings))
-        }
+    let backend: Box<dyn TemperatureSource> = match config.hardware {
+        Hardware::W1 => Box::new(W1Source::open(&config.w1_dir)?.skipping(disabled)),
         #[cfg(feature = "gpio")]
         Hardware::BitbangRppal => {
             let pin = u8::try_from(config.gpio_pin)
                 .with_context(|| format!("gpio_pin {} is not a BCM number", config.gpio_pin))?;
-            Box::new(Screened::new(gpio::open_rppal(pin)?.skipping(disabled), rules, settings))
+            Box::new(gpio::open_rppal(pin)?.skipping(disabled))
         }
         #[cfg(feature = "gpio")]
         Hardware::BitbangCdev => {
-            let bus = gpio::open_cdev(&config.gpio_chip, config.gpio_pin)?.skipping(disabled);
-            Box::new(Screened::new(bus, rules, settings))
+            Box::new(gpio::open_cdev(&config.gpio_chip, config.gpio_pin)?.skipping(disabled))
         }
         #[cfg(not(feature = "gpio"))]
         Hardware::BitbangRppal | Hardware::BitbangCdev => anyhow::bail!(
@@ -80,9 +75,10 @@ fn open_source(config: &Config) -> anyhow::Result<Box<dyn TemperatureSource>> {
             if let Some(faults) = &config.sim_faults {
                 sim = sim.with_faults_file(faults.clone());
             }
-            Box::new(Screened::new(sim, rules, settings))
+            Box::new(sim)
         }
-    })
+    };
+    Ok(Box::new(Screened::new(backend, config.screen_rules(), settings)))
 }
 
 /// Run the agent until `shutdown` resolves.

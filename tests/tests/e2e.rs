@@ -73,7 +73,8 @@ fn start_sensor(key: &str, world: &str, extra: &[&str]) -> anyhow::Result<Proc> 
     Proc::start("sensor", "hearth-sensor-agent", &args)
 }
 
-fn engine_args(data: &str) -> Vec<&str> {
+/// The engine's flags for a test: fast ticks and short staleness, leases of `lease_s`.
+fn engine_args<'a>(data: &'a str, lease_s: &'a str) -> Vec<&'a str> {
     vec![
         "--data-dir",
         data,
@@ -86,8 +87,41 @@ fn engine_args(data: &str) -> Vec<&str> {
         "--offline-after-s",
         "5",
         "--lease-s",
-        "8",
+        lease_s,
     ]
+}
+
+/// What the two-agent tests share: the engine's data dir, the simulated world file, the keys
+/// the engine issues, and the relay agent's configuration.
+struct Site {
+    dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    world: std::path::PathBuf,
+    data_s: String,
+    world_s: String,
+    sensor_key: String,
+    relay_key: String,
+    admin: String,
+    relay_toml: String,
+}
+
+impl Site {
+    fn new() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("engine");
+        let world = dir.path().join("world.json");
+        Ok(Self {
+            data_s: data.to_string_lossy().to_string(),
+            world_s: world.to_string_lossy().to_string(),
+            sensor_key: engine_credential(&data, &["device-key", SENSOR])?,
+            relay_key: engine_credential(&data, &["device-key", RELAY])?,
+            admin: engine_credential(&data, &["admin-token"])?,
+            relay_toml: relay_config(dir.path())?,
+            data,
+            world,
+            dir,
+        })
+    }
 }
 
 #[test]
@@ -96,17 +130,10 @@ fn closed_loop_found_by_mdns_survives_engine_restart() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("engine");
-    let world = dir.path().join("world.json");
-    let data_s = data.to_string_lossy().to_string();
-    let world_s = world.to_string_lossy().to_string();
-    let sensor_key = engine_credential(&data, &["device-key", SENSOR])?;
-    let relay_key = engine_credential(&data, &["device-key", RELAY])?;
-    let admin = engine_credential(&data, &["admin-token"])?;
-    let relay_toml = relay_config(dir.path())?;
+    let Site { dir: _dir, data, data_s, world_s, sensor_key, relay_key, admin, relay_toml, .. } =
+        Site::new()?;
 
-    let engine = Proc::start("engine", "hearth-engine", &engine_args(&data_s))?;
+    let engine = Proc::start("engine", "hearth-engine", &engine_args(&data_s, "8"))?;
     let url = engine.listening_url().await?;
     let api = EngineClient::new(&url, Some(admin.clone()));
     api.set_control(&ControlSettings {
@@ -173,7 +200,7 @@ async fn run() -> anyhow::Result<()> {
     let stopped_at = hearth_proto::Timestamp::now();
     let status = engine.terminate()?;
     assert!(status.success(), "engine exit: {status}");
-    let engine = Proc::start("engine2", "hearth-engine", &engine_args(&data_s))?;
+    let engine = Proc::start("engine2", "hearth-engine", &engine_args(&data_s, "8"))?;
     let url2 = engine.listening_url().await?;
     assert_ne!(url, url2, "the restarted engine should listen on another port");
     let api = EngineClient::new(&url2, Some(admin));
@@ -265,7 +292,7 @@ async fn outage() -> anyhow::Result<()> {
     ];
     let wait = Duration::from_secs(60);
 
-    let engine = Proc::start("engine", "hearth-engine", &engine_args(&data_s))?;
+    let engine = Proc::start("engine", "hearth-engine", &engine_args(&data_s, "8"))?;
     engine.listening_url().await?;
     // Found by mDNS, like the engine's restart below.
     let agent = Proc::start("sensor", "hearth-sensor-agent", &agent_args)?;
@@ -287,7 +314,7 @@ async fn outage() -> anyhow::Result<()> {
 
     // The engine comes back on the same data dir (another port, found by mDNS). The replay
     // starts; the agent is SIGKILLed in the middle of it.
-    let engine = Proc::start("engine2", "hearth-engine", &engine_args(&data_s))?;
+    let engine = Proc::start("engine2", "hearth-engine", &engine_args(&data_s, "8"))?;
     engine.listening_url().await?;
     eventually("the replay under way", wait, || async {
         let n = stored_of(&pool, &missed).await?;
@@ -350,19 +377,10 @@ fn relay_fails_safe_when_the_engine_dies_and_a_restarted_engine_reads_first() ->
 /// dead, the relay agent switches the furnace off by itself when the lease runs out.
 async fn engine_crash() -> anyhow::Result<()> {
     const LEASE_S: f64 = 4.0;
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("engine");
-    let world = dir.path().join("world.json");
-    let data_s = data.to_string_lossy().to_string();
-    let world_s = world.to_string_lossy().to_string();
-    let sensor_key = engine_credential(&data, &["device-key", SENSOR])?;
-    let relay_key = engine_credential(&data, &["device-key", RELAY])?;
-    let admin = engine_credential(&data, &["admin-token"])?;
-    let relay_toml = relay_config(dir.path())?;
-    let mut args = engine_args(&data_s);
-    if let Some(i) = args.iter().position(|a| *a == "--lease-s") {
-        args[i + 1] = "4";
-    }
+    let Site {
+        dir: _dir, world, data_s, world_s, sensor_key, relay_key, admin, relay_toml, ..
+    } = Site::new()?;
+    let args = engine_args(&data_s, "4");
 
     let engine = Proc::start("engine", "hearth-engine", &args)?;
     let api = EngineClient::new(&engine.listening_url().await?, Some(admin.clone()));

@@ -208,7 +208,7 @@ impl Commander {
     /// Read every known relay agent's outputs (in parallel), record them, and return the heat
     /// state they show. An agent that does not answer keeps its last report, and says so.
     async fn reconcile(&mut self) -> HeatState {
-        let relays = match self.store.relays().await {
+        let mut relays = match self.store.relays().await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read relays");
@@ -233,6 +233,15 @@ impl Commander {
                         {
                             tracing::error!(error = %e, "cannot record relay state");
                         }
+                        // The rows read above, brought up to date, decide the heat state.
+                        if let Some(row) = relays
+                            .iter_mut()
+                            .find(|r| r.host_id == host_id && r.output_id == output.id)
+                        {
+                            row.state = output.state;
+                            row.updated = now;
+                            row.status = Some(output.clone());
+                        }
                     }
                     let states: Vec<String> =
                         list.outputs.iter().map(|o| format!("{}={:?}", o.id, o.state)).collect();
@@ -245,13 +254,7 @@ impl Commander {
                 ),
             }
         }
-        match self.store.relays().await {
-            Ok(relays) => heat_state(&relays),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read relays");
-                HeatState { on: false, since: None }
-            }
-        }
+        heat_state(&relays)
     }
 
     /// Command every heat relay; true when an agent refused (409).

@@ -37,6 +37,22 @@ pub trait TemperatureSource: Send {
     }
 }
 
+/// A boxed source is a source, so the screen wraps whichever backend the configuration picked.
+impl<T: TemperatureSource + ?Sized> TemperatureSource for Box<T> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn read_all(&mut self) -> Vec<RawReading> {
+        (**self).read_all()
+    }
+    fn kind_of(&self, id: &str) -> &'static str {
+        (**self).kind_of(id)
+    }
+    fn time_scale(&self) -> f64 {
+        (**self).time_scale()
+    }
+}
+
 /// Attempts per reading (the first and two retries) when it fails in a way the next attempt may
 /// not: a CRC error (noise, a loose wire), an empty kernel read or an I/O error. Bounded, because
 /// each attempt on a w1 bus is another ~750 ms conversion.
