@@ -53,6 +53,11 @@ pub struct Config {
     #[arg(long, env = "HEARTH_ENGINE_CLOCK_SKEW_MAX_S", default_value_t = 30.0)]
     pub clock_skew_max_s: f64,
 
+    /// IANA time zone the schedules are read in, e.g. `Europe/Berlin`. Default: the system's
+    /// (`TZ`, else `/etc/localtime`), else UTC.
+    #[arg(long, env = "HEARTH_ENGINE_TIME_ZONE")]
+    pub time_zone: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -103,6 +108,17 @@ impl Config {
     /// Compared with agent clock offsets, hence a jiff duration.
     pub(crate) fn clock_skew_max(&self) -> anyhow::Result<jiff::SignedDuration> {
         Ok(secs("clock_skew_max_s", self.clock_skew_max_s, 1.0, 86_400.0)?.try_into()?)
+    }
+
+    /// The schedule's time zone: the configured one (an unknown name is an error), else the
+    /// system's.
+    pub(crate) fn time_zone(&self) -> anyhow::Result<jiff::tz::TimeZone> {
+        match &self.time_zone {
+            Some(name) => jiff::tz::TimeZone::get(name).map_err(|e| {
+                anyhow::anyhow!("time_zone {name:?} is not a known IANA time zone: {e}")
+            }),
+            None => Ok(jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC)),
+        }
     }
 
     pub(crate) fn lease_s(&self) -> anyhow::Result<u32> {

@@ -2,8 +2,9 @@
 //! web UI, the mDNS constants agents use to find the engine, and (feature `client`) a small typed
 //! client.
 //!
-//! Invariant: this crate depends on serde, utoipa (schema derive) and jiff (timestamp values)
-//! only; the `client` feature adds reqwest. No server, runtime, database or hardware crates.
+//! Invariant: this crate depends on serde, serde_json (JSON values of plugin parameters; utoipa
+//! depends on it anyway), utoipa (schema derive) and jiff (timestamp values) only; the `client`
+//! feature adds reqwest. No server, runtime, database or hardware crates.
 //! Doc comments here become the descriptions in the OpenAPI documents under `openapi/`.
 
 #![deny(missing_docs)]
@@ -11,8 +12,11 @@
 pub mod agents;
 pub mod control;
 pub mod error;
+pub mod events;
+pub mod history;
 pub mod mdns;
 pub mod relays;
+pub mod schedules;
 pub mod sensors;
 pub mod status;
 

@@ -123,9 +123,28 @@ pub struct ReadingsQuery {
     pub from: Option<Timestamp>,
     /// End of the range (exclusive, RFC 3339). Default: now.
     pub to: Option<Timestamp>,
+    /// At most this many points (2..=10000, default 500). When the range holds more readings,
+    /// they are downsampled into this many equal time buckets with min/mean/max each.
+    pub max_points: Option<u32>,
 }
 
-/// Reply of `GET /v1/sensors/{id}/readings`: raw readings in time order.
+/// One point of a readings series: a raw reading (`count` 1, min = mean = max) or a bucket of
+/// several.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Point {
+    /// Start of the bucket, or the reading's time.
+    pub at: Timestamp,
+    /// Lowest value, °C; null when every reading in it failed.
+    pub min: Option<f64>,
+    /// Mean value, °C; null when every reading in it failed.
+    pub mean: Option<f64>,
+    /// Highest value, °C; null when every reading in it failed.
+    pub max: Option<f64>,
+    /// Readings with a value in the bucket.
+    pub count: u32,
+}
+
+/// Reply of `GET /v1/sensors/{id}/readings`: points in time order, empty buckets left out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ReadingsPage {
     /// The sensor the readings belong to.
@@ -134,6 +153,8 @@ pub struct ReadingsPage {
     pub from: Timestamp,
     /// End of the range served (exclusive).
     pub to: Timestamp,
-    /// The readings, oldest first.
-    pub readings: Vec<Reading>,
+    /// Width of each bucket, seconds; 0 when the points are raw readings.
+    pub bucket_s: u64,
+    /// The points, oldest first.
+    pub points: Vec<Point>,
 }

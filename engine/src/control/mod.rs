@@ -20,6 +20,8 @@ use hearth_proto::control::{ControlSettings, Decision};
 pub(crate) struct Inputs {
     pub(crate) now: Timestamp,
     pub(crate) settings: ControlSettings,
+    /// The heating setpoint in force.
+    pub(crate) heat_c: f64,
     pub(crate) sensors: Vec<SensorSnapshot>,
     /// A reading older than this no longer counts.
     pub(crate) stale_after: jiff::SignedDuration,

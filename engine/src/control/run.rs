@@ -8,7 +8,7 @@ use std::time::Duration;
 use hearth_common::auth::SiteSecret;
 use hearth_proto::Timestamp;
 use hearth_proto::client::{ClientError, RelayAgentClient};
-use hearth_proto::control::{ControlSettings, Decision, Mode};
+use hearth_proto::control::{ControlSettings, Decision};
 use hearth_proto::relays::{RelayCommand, RelayFunction, RelayState};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -28,17 +28,6 @@ pub(crate) struct ControllerConfig {
     pub(crate) stale_after: jiff::SignedDuration,
     /// Lease granted with every `on` command; renewed every quarter lease.
     pub(crate) lease_s: u32,
-}
-
-/// The settings used until someone changes them (stored in the database from then on).
-fn default_settings() -> ControlSettings {
-    ControlSettings {
-        mode: Mode::Heat,
-        setpoint_c: 20.0,
-        hysteresis_c: 0.3,
-        min_on_s: 180,
-        min_off_s: 180,
-    }
 }
 
 /// Owns the control settings and the latest decision; `run` is the loop.
@@ -70,7 +59,7 @@ impl Controller {
         algorithm: Box<dyn Algorithm>,
         wake: Arc<Notify>,
     ) -> anyhow::Result<Self> {
-        let settings = store.load_settings().await?.unwrap_or_else(default_settings);
+        let settings = store.load_settings().await?.unwrap_or_default();
         let latest = store.decisions(1).await?.into_iter().next();
         Ok(Self {
             store,
@@ -121,6 +110,7 @@ impl Controller {
         Ok(Inputs {
             now: Timestamp::now(),
             settings: self.settings(),
+            heat_c: 20.0,
             sensors,
             stale_after: self.config.stale_after,
             heat,

@@ -12,6 +12,9 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+mod history;
+mod schedules;
+
 type R<T = ()> = anyhow::Result<T>;
 
 struct Fixture {

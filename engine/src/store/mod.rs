@@ -468,7 +468,7 @@ impl Store {
         .bind(millis(d.at))
         .bind(d.heat)
         .bind(d.effective_temp_c)
-        .bind(d.setpoint_c)
+        .bind(d.heat_setpoint_c)
         .bind(enum_str(d.reason_code))
         .bind(&d.reason)
         .bind(serde_json::to_string(d).unwrap_or_default())

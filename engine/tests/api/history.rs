@@ -1,0 +1,3 @@
+//! Readings history, runs and analytics over the API.
+
+use super::*;

@@ -1,0 +1,3 @@
+//! Schedules, overrides and the timeline over the API.
+
+use super::*;

@@ -1,0 +1,50 @@
+//! The live event stream (`GET /v1/events`, Server-Sent Events). Each SSE message's `event`
+//! field is the [`Event`]'s `type`, its `data` the JSON of the event. A client that falls
+//! behind receives a `lagged` event and should re-read the REST resources.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::Timestamp;
+use crate::control::Decision;
+use crate::relays::RelayState;
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A sensor reading was stored (live readings only; replayed backlogs are not streamed).
+    Reading {
+        /// The sensor id.
+        sensor_id: String,
+        /// When it was taken.
+        at: Timestamp,
+        /// °C, or null for a failed reading.
+        value: Option<f64>,
+    },
+    /// The loop made a decision that differs from the previous one in outcome or reason.
+    Decision {
+        /// The decision.
+        decision: Box<Decision>,
+    },
+    /// A relay output changed state (as its agent reported).
+    Relay {
+        /// The relay agent's host.
+        host_id: String,
+        /// The output id.
+        output_id: String,
+        /// Its new state.
+        state: RelayState,
+    },
+    /// Schedules, overrides, the default target or the control settings changed: re-read the
+    /// timeline and `/v1/control`.
+    Changed {
+        /// What changed: `schedules`, `overrides`, `default`, `settings`.
+        what: String,
+    },
+    /// This client missed `missed` events.
+    Lagged {
+        /// How many.
+        missed: u64,
+    },
+}

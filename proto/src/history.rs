@@ -1,0 +1,61 @@
+//! What the equipment did: heating and cooling runs, and daily runtime analytics
+//! (`/v1/runs`, `/v1/analytics/daily`).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::Timestamp;
+use crate::control::System;
+
+/// One period during which heating or cooling ran, as the relays reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Run {
+    /// Heating or cooling.
+    pub system: System,
+    /// When it started.
+    pub start: Timestamp,
+    /// When it ended; null while it runs.
+    pub end: Option<Timestamp>,
+    /// Effective temperature at the start, °C, if known.
+    pub start_temp_c: Option<f64>,
+    /// Effective temperature at the end, °C, if known.
+    pub end_temp_c: Option<f64>,
+}
+
+/// Query of `GET /v1/runs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RunsQuery {
+    /// Runs that ended at or after this instant (or still run). Default: 7 days before `to`.
+    pub from: Option<Timestamp>,
+    /// Runs that started before this instant. Default: now.
+    pub to: Option<Timestamp>,
+}
+
+/// Query of `GET /v1/analytics/daily`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DailyQuery {
+    /// How many local days back from today, today included (1..=366, default 7).
+    pub days: Option<u32>,
+}
+
+/// One local day of one system's runtime (`GET /v1/analytics/daily`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DayStats {
+    /// The local date, `YYYY-MM-DD`.
+    pub date: String,
+    /// Heating or cooling.
+    pub system: System,
+    /// Seconds it ran that day (runs crossing midnight are split).
+    pub runtime_s: u64,
+    /// Runs that started that day.
+    pub cycles: u32,
+    /// Cycles per hour it could have run (the elapsed part of the day).
+    pub cycles_per_hour: f64,
+    /// Share of the day's elapsed time it ran, 0..=1.
+    pub duty_cycle: f64,
+    /// Mean temperature change per hour of run over that day's runs of at least 10 minutes,
+    /// °C/h (rise for heat, fall for cool); null without such runs.
+    pub rate_c_per_h: Option<f64>,
+}
