@@ -64,6 +64,7 @@ impl Engine {
             stale_after,
             offline_after: config.offline_after()?,
             clock: clock::ClockWatch::new(config.clock_skew_max()?),
+            time_zone: config.time_zone()?,
         });
         Ok(Self { state, controller, store, site, engine_id })
     }

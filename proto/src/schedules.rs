@@ -116,8 +116,8 @@ pub enum Layer {
 }
 
 /// A schedule rule as the client sends it (`POST /v1/schedules`, `PUT /v1/schedules/{id}`).
-/// At least one of `heat_c` and `cool_c` is required; with both, `cool_c − heat_c` must be at
-/// least the auto-mode deadband.
+/// At least one of `heat_c` and `cool_c` is required; with both, `cool_c` must exceed `heat_c`
+/// by at least 0.5 °C (in auto mode the engine widens the gap to its configured deadband).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"name": "Weekday mornings", "when": {"type": "weekly",
     "days": ["monday", "tuesday", "wednesday", "thursday", "friday"], "start": "06:30",

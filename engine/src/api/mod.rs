@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) offline_after: jiff::SignedDuration,
     /// Agents' clock offsets: the skew limit and its log.
     pub(crate) clock: crate::clock::ClockWatch,
+    /// The time zone schedules and daily analytics are read in.
+    pub(crate) time_zone: jiff::tz::TimeZone,
 }
 
 impl AppState {
