@@ -9,6 +9,7 @@ pub mod config;
 mod api;
 mod clock;
 mod control;
+mod events;
 mod ingest;
 mod mdns;
 mod site;
@@ -40,6 +41,7 @@ impl Engine {
         let (site, engine_id) = site::load_or_create(&config.data_dir)?;
         let store = store::Store::open(&config.database_url()).await?;
         let wake = Arc::new(Notify::new());
+        let events = events::Events::new();
         let controller = Arc::new(
             control::Controller::new(
                 store.clone(),
@@ -64,6 +66,7 @@ impl Engine {
             stale_after,
             offline_after: config.offline_after()?,
             clock: clock::ClockWatch::new(config.clock_skew_max()?),
+            events: events.clone(),
             time_zone: config.time_zone()?,
         });
         Ok(Self { state, controller, store, site, engine_id })

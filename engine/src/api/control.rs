@@ -75,5 +75,5 @@ pub(super) async fn decisions(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit must be between 1 and 1000"));
     }
-    Ok(axum::Json(state.inner.store.decisions(limit).await?))
+    Ok(axum::Json(state.inner.store.decisions(None, None, limit).await?))
 }

@@ -4,6 +4,7 @@
 mod auth;
 mod control;
 mod error;
+mod events;
 mod info;
 mod relays;
 mod sensors;
@@ -45,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) offline_after: jiff::SignedDuration,
     /// Agents' clock offsets: the skew limit and its log.
     pub(crate) clock: crate::clock::ClockWatch,
+    /// The live event bus.
+    pub(crate) events: crate::events::Events,
     /// The time zone schedules and daily analytics are read in.
     pub(crate) time_zone: jiff::tz::TimeZone,
 }
@@ -102,6 +105,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(control::view))
         .routes(routes!(control::set_settings))
         .routes(routes!(control::decisions))
+        .routes(routes!(events::stream))
 }
 
 /// The OpenAPI document of the engine API, generated from the router the server runs.

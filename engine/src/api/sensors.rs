@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use hearth_proto::events::Event;
 use hearth_proto::sensors::{
     MAX_BACKLOG_UPDATES, Point, Reading, ReadingsPage, ReadingsQuery, SensorBacklog,
     SensorBacklogAck, SensorInfo, SensorReport, SensorUpdate, SensorUpdateAck,
@@ -86,12 +87,25 @@ pub(super) async fn update(
         clock_offset_ms: offset.map(|o| o.as_millis() as i64),
         readings: update.sensors.into_iter().map(|(id, r)| new_reading(id, r, now)).collect(),
     };
+    let events: Vec<Event> = report
+        .readings
+        .iter()
+        .map(|r| Event::Reading {
+            sensor_id: r.sensor_id.clone(),
+            at: from_millis(r.ts),
+            value: r.value,
+        })
+        .collect();
     state
         .inner
         .ingest
         .submit(report)
         .await
         .map_err(|e| ApiError::unavailable("storing readings failed", e))?;
+    // Only after the commit: a subscriber that re-reads the API finds what it was told about.
+    for event in events {
+        state.inner.events.publish(event);
+    }
     Ok((StatusCode::CREATED, axum::Json(SensorUpdateAck { status: "ok".into(), ids })))
 }
 

@@ -60,7 +60,7 @@ impl Controller {
         wake: Arc<Notify>,
     ) -> anyhow::Result<Self> {
         let settings = store.load_settings().await?.unwrap_or_default();
-        let latest = store.decisions(1).await?.into_iter().next();
+        let latest = store.decisions(None, None, 1).await?.into_iter().next();
         Ok(Self {
             store,
             site,

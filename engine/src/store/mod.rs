@@ -462,11 +462,13 @@ impl Store {
 
     pub(crate) async fn record_decision(&self, d: &Decision) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO decisions (ts, heat, effective_temp, setpoint, reason_code, reason, detail)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO decisions
+               (ts, heat, cool, effective_temp, setpoint, reason_code, reason, detail)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(millis(d.at))
         .bind(d.heat)
+        .bind(d.cool)
         .bind(d.effective_temp_c)
         .bind(d.heat_setpoint_c)
         .bind(enum_str(d.reason_code))
@@ -477,13 +479,22 @@ impl Store {
         .map(|_| ())
     }
 
-    /// The newest recorded decisions, newest first.
-    pub(crate) async fn decisions(&self, limit: u32) -> Result<Vec<Decision>, sqlx::Error> {
-        let rows: Vec<String> =
-            sqlx::query_scalar("SELECT detail FROM decisions ORDER BY id DESC LIMIT ?")
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
+    /// Recorded decisions in `[from, to)` (either bound optional), newest first, at most
+    /// `limit`. Rows in an older format are skipped.
+    pub(crate) async fn decisions(
+        &self,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+        limit: u32,
+    ) -> Result<Vec<Decision>, sqlx::Error> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT detail FROM decisions WHERE ts >= ? AND ts < ? ORDER BY ts DESC, id DESC LIMIT ?",
+        )
+        .bind(from.map_or(i64::MIN, millis))
+        .bind(to.map_or(i64::MAX, millis))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().filter_map(|d| serde_json::from_str(d).ok()).collect())
     }
 }
