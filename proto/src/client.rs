@@ -9,7 +9,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::agents::AgentInfo;
-use crate::control::{ControlSettings, ControlView};
+use crate::control::{ControlSettings, ControlView, Decision, PluginInfo};
+use crate::history::Run;
+use crate::schedules::{DefaultTarget, NewOverride, NewRule, Override, Rule, Timeline};
 use crate::relays::{
     OutputStatus, RelayAgentStatus, RelayCommand, RelayInfo, RelayList, RelayRegistration,
     RelayRegistrationAck,
@@ -103,7 +105,11 @@ impl Http {
         }
         let resp = req.send().await?;
         let status = resp.status();
-        let bytes = resp.bytes().await?;
+        let mut bytes = resp.bytes().await?.to_vec();
+        // `204 No Content` (a DELETE) deserializes as JSON null, i.e. `()`.
+        if status == reqwest::StatusCode::NO_CONTENT {
+            bytes = b"null".to_vec();
+        }
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| ClientError::Api {
                 status: status.as_u16(),
@@ -205,6 +211,54 @@ impl EngineClient {
         settings: &ControlSettings,
     ) -> Result<ControlSettings, ClientError> {
         self.http.send(reqwest::Method::PUT, "/v1/control/settings", Some(settings)).await
+    }
+
+    /// `GET /v1/control/decisions?limit=N`, newest first.
+    pub async fn decisions(&self, limit: u32) -> Result<Vec<Decision>, ClientError> {
+        self.http.get(&format!("/v1/control/decisions?limit={limit}")).await
+    }
+
+    /// `GET /v1/plugins`.
+    pub async fn plugins(&self) -> Result<Vec<PluginInfo>, ClientError> {
+        self.http.get("/v1/plugins").await
+    }
+
+    /// `GET /v1/schedules`.
+    pub async fn rules(&self) -> Result<Vec<Rule>, ClientError> {
+        self.http.get("/v1/schedules").await
+    }
+
+    /// `POST /v1/schedules` (admin credential).
+    pub async fn create_rule(&self, rule: &NewRule) -> Result<Rule, ClientError> {
+        self.http.send(reqwest::Method::POST, "/v1/schedules", Some(rule)).await
+    }
+
+    /// `DELETE /v1/schedules/{id}` (admin credential).
+    pub async fn delete_rule(&self, id: i64) -> Result<(), ClientError> {
+        self.http.send(reqwest::Method::DELETE, &format!("/v1/schedules/{id}"), None::<&()>).await
+    }
+
+    /// `PUT /v1/schedule/default` (admin credential).
+    pub async fn set_default_target(
+        &self,
+        target: &DefaultTarget,
+    ) -> Result<DefaultTarget, ClientError> {
+        self.http.send(reqwest::Method::PUT, "/v1/schedule/default", Some(target)).await
+    }
+
+    /// `POST /v1/overrides` (admin credential): e.g. "make it 22 now".
+    pub async fn create_override(&self, o: &NewOverride) -> Result<Override, ClientError> {
+        self.http.send(reqwest::Method::POST, "/v1/overrides", Some(o)).await
+    }
+
+    /// `GET /v1/schedule/timeline?hours=N`.
+    pub async fn timeline(&self, hours: u32) -> Result<Timeline, ClientError> {
+        self.http.get(&format!("/v1/schedule/timeline?hours={hours}")).await
+    }
+
+    /// `GET /v1/runs` over the last 7 days.
+    pub async fn runs(&self) -> Result<Vec<Run>, ClientError> {
+        self.http.get("/v1/runs").await
     }
 }
 
