@@ -11,11 +11,11 @@ use serde::de::DeserializeOwned;
 use crate::agents::AgentInfo;
 use crate::control::{ControlSettings, ControlView, Decision, PluginInfo};
 use crate::history::Run;
-use crate::schedules::{DefaultTarget, NewOverride, NewRule, Override, Rule, Timeline};
 use crate::relays::{
     OutputStatus, RelayAgentStatus, RelayCommand, RelayInfo, RelayList, RelayRegistration,
     RelayRegistrationAck,
 };
+use crate::schedules::{DefaultTarget, NewOverride, NewRule, Override, Rule, Timeline};
 use crate::sensors::{
     ReadingsPage, SensorBacklog, SensorBacklogAck, SensorInfo, SensorUpdate, SensorUpdateAck,
 };

@@ -8,6 +8,7 @@ use hearth_e2e::{Proc, engine_credential, eventually, in_private_netns};
 use hearth_proto::client::{EngineClient, RelayAgentClient};
 use hearth_proto::control::{ControlSettings, Mode, ReasonCode};
 use hearth_proto::relays::RelayState;
+use hearth_proto::schedules::DefaultTarget;
 
 const SENSOR: &str = "e2e-sensor";
 const RELAY: &str = "e2e-relay";
@@ -124,6 +125,21 @@ impl Site {
     }
 }
 
+/// Heat mode with 1 s protection times (the simulated room moves fast), hysteresis 0.3 °C, and
+/// `heat_c` as the default target (no schedule rules).
+async fn heat_to(api: &EngineClient, heat_c: f64) -> anyhow::Result<()> {
+    api.set_control(&ControlSettings {
+        mode: Mode::Heat,
+        params: serde_json::json!({"hysteresis_c": 0.3}),
+        min_on_s: 1,
+        min_off_s: 1,
+        ..ControlSettings::default()
+    })
+    .await?;
+    api.set_default_target(&DefaultTarget { heat_c, cool_c: 30.0, sensors: vec![] }).await?;
+    Ok(())
+}
+
 #[test]
 fn closed_loop_found_by_mdns_survives_engine_restart() -> anyhow::Result<()> {
     in_private_netns("closed_loop_found_by_mdns_survives_engine_restart", run)
@@ -136,14 +152,7 @@ async fn run() -> anyhow::Result<()> {
     let engine = Proc::start("engine", "hearth-engine", &engine_args(&data_s, "8"))?;
     let url = engine.listening_url().await?;
     let api = EngineClient::new(&url, Some(admin.clone()));
-    api.set_control(&ControlSettings {
-        mode: Mode::Heat,
-        setpoint_c: 20.0,
-        hysteresis_c: 0.3,
-        min_on_s: 1,
-        min_off_s: 1,
-    })
-    .await?;
+    heat_to(&api, 20.0).await?;
 
     // No engine address anywhere below: the agents find it by mDNS.
     let relay = start_relay(&relay_toml, &relay_key, &world_s)?;
@@ -159,7 +168,7 @@ async fn run() -> anyhow::Result<()> {
     let wait = Duration::from_secs(40);
     eventually("heat on below the band", wait, || async {
         let d = api.control().await?.decision;
-        Ok(d.filter(|d| d.heat && d.reason_code == ReasonCode::BelowBand))
+        Ok(d.filter(|d| d.heat && d.reason_code == ReasonCode::HeatBelowBand))
     })
     .await?;
     eventually("the relay agent's heat output on", wait, || async {
@@ -170,7 +179,7 @@ async fn run() -> anyhow::Result<()> {
     // The simulated room warms until it is above 20 + 0.3: heat goes off.
     let off = eventually("heat off above the band", wait, || async {
         let d = api.control().await?.decision;
-        Ok(d.filter(|d| !d.heat && d.reason_code == ReasonCode::AboveBand))
+        Ok(d.filter(|d| !d.heat && d.reason_code == ReasonCode::HeatAboveBand))
     })
     .await?;
     let t = off.effective_temp_c.unwrap_or_default();
@@ -385,14 +394,7 @@ async fn engine_crash() -> anyhow::Result<()> {
     let engine = Proc::start("engine", "hearth-engine", &args)?;
     let api = EngineClient::new(&engine.listening_url().await?, Some(admin.clone()));
     // Far above the simulated room: heat stays wanted for the whole test.
-    let settings = ControlSettings {
-        mode: Mode::Heat,
-        setpoint_c: 30.0,
-        hysteresis_c: 0.3,
-        min_on_s: 1,
-        min_off_s: 1,
-    };
-    api.set_control(&settings).await?;
+    heat_to(&api, 29.0).await?;
     let relay = start_relay(&relay_toml, &relay_key, &world_s)?;
     let relay_api = RelayAgentClient::new(&relay.listening_url().await?, None);
     let _sensor =

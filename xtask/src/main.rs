@@ -135,6 +135,38 @@ fn openapi() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A small weekly schedule so the timeline has something to show: 20.5 °C by default, a night
+/// setback, and warmer weekday mornings. Only on a fresh data dir: a restarted demo keeps what
+/// the user changed.
+async fn demo_schedule(api: &EngineClient) -> Result<(), hearth_proto::client::ClientError> {
+    use hearth_proto::schedules::{DefaultTarget, NewRule, Weekday, When};
+    if !api.rules().await?.is_empty() {
+        return Ok(());
+    }
+    api.set_default_target(&DefaultTarget { heat_c: 20.5, cool_c: 26.0, sensors: vec![] }).await?;
+    let all = vec![
+        Weekday::Monday,
+        Weekday::Tuesday,
+        Weekday::Wednesday,
+        Weekday::Thursday,
+        Weekday::Friday,
+        Weekday::Saturday,
+        Weekday::Sunday,
+    ];
+    let rule = |name: &str, days: Vec<Weekday>, start: &str, end: &str, heat_c: f64| NewRule {
+        name: name.to_owned(),
+        enabled: true,
+        when: When::Weekly { days, start: start.to_owned(), end: end.to_owned() },
+        heat_c: Some(heat_c),
+        cool_c: None,
+        sensors: vec![],
+    };
+    let weekdays = all[..5].to_vec();
+    api.create_rule(&rule("Night", all, "22:30", "06:00", 17.0)).await?;
+    api.create_rule(&rule("Weekday mornings", weekdays, "06:00", "08:30", 21.0)).await?;
+    Ok(())
+}
+
 /// A bench: prints its figures, fails only when it cannot measure. The flag is `--static`.
 type Bench = fn(bool) -> anyhow::Result<()>;
 
@@ -480,10 +512,12 @@ fn demo(args: &[String]) -> anyhow::Result<()> {
             mode: Mode::Heat,
             min_on_s: 20,
             min_off_s: 20,
+            changeover_s: 20,
             ..ControlSettings::default()
         })
         .await
-        .map_err(|e| anyhow::anyhow!("setting the demo setpoint: {e}"))
+        .map_err(|e| anyhow::anyhow!("setting the demo control settings: {e}"))?;
+        demo_schedule(&api).await.map_err(|e| anyhow::anyhow!("setting the demo schedule: {e}"))
     })?;
     let engine_flag: Vec<&str> = if discovery { vec![] } else { vec!["--engine", &url] };
     // The relay agent's own short-cycle protection, scaled like the engine's minimum times
