@@ -454,10 +454,17 @@ async fn control_settings_need_admin_and_valid_values() -> R {
     let f = fixture().await?;
     let view = f.get("/v1/control").await?;
     assert_eq!(view["settings"]["mode"], "heat");
-    let good = json!({"mode": "heat", "setpoint_c": 21.5, "hysteresis_c": 0.5, "min_on_s": 60, "min_off_s": 60}).to_string();
+    assert_eq!(view["settings"]["params"]["hysteresis_c"], 0.3, "defaults filled: {view}");
+    let good = json!({"mode": "auto", "algorithm": "predictive",
+        "params": {"hysteresis_c": 0.5}, "min_on_s": 60, "min_off_s": 60})
+    .to_string();
     let got = f.call("PUT", "/v1/control/settings", Some(&f.admin()), Some(&good)).await?;
     assert_eq!(got.0, StatusCode::OK, "{}", got.1);
-    assert_eq!(f.get("/v1/control").await?["settings"]["setpoint_c"], 21.5);
+    let settings = f.get("/v1/control").await?["settings"].clone();
+    assert_eq!(settings["mode"], "auto");
+    assert_eq!(settings["params"]["hysteresis_c"], 0.5);
+    assert!(settings["params"]["max_lead_min"].is_number(), "defaults filled: {settings}");
+    assert_eq!(settings["frost_floor_c"], 7.0, "fields left out keep their defaults");
 
     let with = |k: &str, v: Value| {
         let mut s: Value = serde_json::from_str(&good).unwrap_or_default();
@@ -465,60 +472,57 @@ async fn control_settings_need_admin_and_valid_values() -> R {
         s.to_string()
     };
     let cases = [
+        (Some(f.admin()), with("frost_floor_c", json!(99)), 422, "invalid_field", "frost_floor_c"),
+        (Some(f.admin()), with("max_ceiling_c", json!(5)), 422, "invalid_field", "max_ceiling_c"),
         (
             Some(f.admin()),
-            with("setpoint_c", json!(99)),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            "setpoint_c",
-        ),
-        (
-            Some(f.admin()),
-            with("hysteresis_c", json!(-1)),
-            StatusCode::UNPROCESSABLE_ENTITY,
+            with("params", json!({"hysteresis_c": -1})),
+            422,
             "invalid_field",
             "hysteresis_c",
         ),
-        (
-            Some(f.admin()),
-            with("min_on_s", json!(99999)),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            "min_on_s",
-        ),
-        (
-            Some(f.admin()),
-            with("min_on_s", json!(-5)),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            "min_on_s",
-        ),
-        (
-            Some(f.admin()),
-            with("mode", json!("sauna")),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            "mode",
-        ),
-        (
-            Some(f.admin()),
-            json!({"mode": "heat"}).to_string(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "missing_field",
-            "setpoint_c",
-        ),
-        (Some(f.admin()), "{{".into(), StatusCode::BAD_REQUEST, "malformed_json", ""),
-        (Some(f.agent("pi")), good.clone(), StatusCode::FORBIDDEN, "forbidden", "admin"),
-        (None, good.clone(), StatusCode::UNAUTHORIZED, "unauthorized", ""),
+        (Some(f.admin()), with("params", json!({"warp": 9})), 422, "invalid_field", "warp"),
+        (Some(f.admin()), with("algorithm", json!("astrology")), 422, "invalid_field", "algorithm"),
+        (Some(f.admin()), with("min_on_s", json!(99999)), 422, "invalid_field", "min_on_s"),
+        (Some(f.admin()), with("min_on_s", json!(-5)), 422, "invalid_field", "min_on_s"),
+        (Some(f.admin()), with("mode", json!("sauna")), 422, "invalid_field", "mode"),
+        (Some(f.admin()), "{{".into(), 400, "malformed_json", ""),
+        (Some(f.agent("pi")), good.clone(), 403, "forbidden", "admin"),
+        (None, good.clone(), 401, "unauthorized", ""),
     ];
     for (auth, body, status, code, text) in cases {
         let got = f.call("PUT", "/v1/control/settings", auth.as_deref(), Some(&body)).await?;
-        assert_error(&got, status, code, text);
+        assert_error(&got, StatusCode::from_u16(status)?, code, text);
     }
-    assert_eq!(f.get("/v1/control").await?["settings"]["setpoint_c"], 21.5);
+    assert_eq!(f.get("/v1/control").await?["settings"], settings, "refusals changed nothing");
     let got = f.call("GET", "/v1/control/decisions?limit=0", None, None).await?;
     assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "limit");
     assert_eq!(f.get("/v1/control/decisions").await?, json!([]));
+
+    // Every algorithm publishes a JSON Schema whose defaults the settings above filled in.
+    let plugins = f.get("/v1/plugins").await?;
+    let ids: Vec<&str> =
+        plugins.as_array().into_iter().flatten().filter_map(|p| p["id"].as_str()).collect();
+    assert_eq!(ids, ["hysteresis", "predictive"]);
+    for p in plugins.as_array().into_iter().flatten() {
+        let props = &p["params_schema"]["properties"];
+        assert!(props["hysteresis_c"]["default"].is_number(), "{p}");
+        assert!(props["hysteresis_c"]["minimum"].is_number(), "{p}");
+    }
+    Ok(())
+}
+
+/// Heat mode, hysteresis 0.5 °C, the given protection times, and `heat_c` as the default
+/// target (no schedule rules).
+async fn heat_to(f: &Fixture, heat_c: f64, min_on_s: u32, min_off_s: u32) -> R {
+    let settings = json!({"mode": "heat", "params": {"hysteresis_c": 0.5},
+        "min_on_s": min_on_s, "min_off_s": min_off_s})
+    .to_string();
+    let got = f.call("PUT", "/v1/control/settings", Some(&f.admin()), Some(&settings)).await?;
+    anyhow::ensure!(got.0 == StatusCode::OK, "settings: {got:?}");
+    let target = json!({"heat_c": heat_c, "cool_c": 30.0}).to_string();
+    let got = f.call("PUT", "/v1/schedule/default", Some(&f.admin()), Some(&target)).await?;
+    anyhow::ensure!(got.0 == StatusCode::OK, "default target: {got:?}");
     Ok(())
 }
 
@@ -564,8 +568,7 @@ async fn decision_loop_commands_the_heat_relay_with_a_lease() -> R {
     let (url, mut commands) = fake_relay_agent().await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let control = f.engine.spawn_control(stop_rx);
-    let settings = json!({"mode": "heat", "setpoint_c": 20.0, "hysteresis_c": 0.5, "min_on_s": 0, "min_off_s": 0}).to_string();
-    f.call("PUT", "/v1/control/settings", Some(&f.admin()), Some(&settings)).await?;
+    heat_to(&f, 20.0, 0, 0).await?;
     let got = f
         .call(
             "POST",
@@ -600,14 +603,14 @@ async fn decision_loop_commands_the_heat_relay_with_a_lease() -> R {
     assert_eq!(auth, Some(format!("Bearer {}", f.engine.device_key("relay1").engine_credential())));
     let view = f.get("/v1/control").await?;
     assert_eq!(view["decision"]["heat"], true);
-    assert_eq!(view["decision"]["reason_code"], "below_band");
+    assert_eq!(view["decision"]["reason_code"], "heat_below_band");
 
     f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("pi", json!(20.75)))).await?;
     let (_, _, cmd) = next_with(&mut commands, "off").await?;
     assert_eq!(cmd.get("lease_s"), None);
     let decisions = f.get("/v1/control/decisions").await?;
-    assert_eq!(decisions[0]["reason_code"], "above_band", "{decisions}");
-    assert_eq!(decisions[1]["reason_code"], "below_band", "{decisions}");
+    assert_eq!(decisions[0]["reason_code"], "heat_above_band", "{decisions}");
+    assert_eq!(decisions[1]["reason_code"], "heat_below_band", "{decisions}");
     // The engine records the state the relay agent answered with once the reply arrives.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while f.get("/v1/relays").await?[1]["state"] != "off" {
@@ -688,10 +691,7 @@ async fn engine_reads_relay_states_before_commanding() -> R {
         )
         .await?;
     assert_eq!(got.0, StatusCode::OK, "{}", got.1);
-    let settings = json!({"mode": "heat", "setpoint_c": 20.0, "hysteresis_c": 0.5,
-        "min_on_s": 600, "min_off_s": 0})
-    .to_string();
-    f.call("PUT", "/v1/control/settings", Some(&f.admin()), Some(&settings)).await?;
+    heat_to(&f, 20.0, 600, 0).await?;
     let cred = f.agent("pi");
     f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("pi", json!(22.0)))).await?;
 
@@ -733,10 +733,7 @@ async fn relay_refusals_are_recorded() -> R {
         Some(&registration("relay1", &url)),
     )
     .await?;
-    let settings = json!({"mode": "heat", "setpoint_c": 20.0, "hysteresis_c": 0.5,
-        "min_on_s": 0, "min_off_s": 0})
-    .to_string();
-    f.call("PUT", "/v1/control/settings", Some(&f.admin()), Some(&settings)).await?;
+    heat_to(&f, 20.0, 0, 0).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let control = f.engine.spawn_control(stop_rx);
     let cred = f.agent("pi");
