@@ -1,0 +1,317 @@
+//! The decision loop against a relay agent stand-in that keeps state like a real one: cooling,
+//! runs recorded from what the relays report, minimum off time across a relay blip, the
+//! schedule in force right after a start, and the live event stream.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use super::*;
+
+/// One output of the stand-in: its state and when it last switched.
+type Outputs = Arc<Mutex<BTreeMap<String, (String, tokio::time::Instant)>>>;
+
+/// A relay agent stand-in with a `heat` and a `cool` output that obeys every command at once
+/// and reports `changed_s_ago` like the real agent. Returns its URL, its outputs (to inspect
+/// or to blip), and every command it got as "id state".
+async fn relay_agent() -> R<(String, Outputs, tokio::sync::mpsc::UnboundedReceiver<String>)> {
+    use axum::extract::{Path, State};
+    let now = tokio::time::Instant::now();
+    let outputs: Outputs = Arc::new(Mutex::new(BTreeMap::from([
+        ("heat".to_owned(), ("off".to_owned(), now)),
+        ("cool".to_owned(), ("off".to_owned(), now)),
+    ])));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = Router::new()
+        .route(
+            "/v1/relays",
+            axum::routing::get(|State((o, _)): State<(Outputs, _)>| async move {
+                axum::Json(json!({"host_id": "relay1", "outputs": list(&o)}))
+            }),
+        )
+        .route(
+            "/v1/relays/{id}",
+            axum::routing::post(
+                |State((o, tx)): State<(Outputs, tokio::sync::mpsc::UnboundedSender<String>)>,
+                 Path(id): Path<String>,
+                 axum::Json(cmd): axum::Json<Value>| async move {
+                    let state = cmd["state"].as_str().unwrap_or("off").to_owned();
+                    let _ = tx.send(format!("{id} {state}"));
+                    if let Ok(mut map) = o.lock() {
+                        if let Some(slot) = map.get_mut(&id) {
+                            if slot.0 != state {
+                                *slot = (state, tokio::time::Instant::now());
+                            }
+                        }
+                    }
+                    let status = list(&o).into_iter().find(|s| s["id"] == id.as_str());
+                    axum::Json(status.unwrap_or_default())
+                },
+            ),
+        )
+        .with_state((outputs.clone(), tx));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((url, outputs, rx))
+}
+
+fn list(outputs: &Outputs) -> Vec<Value> {
+    let map = outputs.lock().map(|m| m.clone()).unwrap_or_default();
+    map.iter()
+        .map(|(id, (state, since))| {
+            json!({"id": id, "name": id, "state": state, "safe_state": "off",
+                "function_hint": id, "lease_remaining_s": null,
+                "changed_s_ago": since.elapsed().as_secs_f64(), "cycles": 0})
+        })
+        .collect()
+}
+
+fn register_body(url: &str, outputs: &Outputs) -> String {
+    json!({"host_id": "relay1", "url": url, "outputs": list(outputs)}).to_string()
+}
+
+async fn running_engine(
+    f: &Fixture,
+) -> (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    (stop_tx, f.engine.spawn_control(stop_rx))
+}
+
+async fn fixture_with(args: &[&str]) -> R<Fixture> {
+    let dir = tempfile::tempdir()?;
+    let engine = Engine::open(&config(dir.path(), args)?).await?;
+    Ok(Fixture { engine, _dir: dir })
+}
+
+/// Wait until the decision satisfies `ok`, polling the API (the loop runs on real time here;
+/// the deadline only bounds a failure).
+async fn decision_where(f: &Fixture, what: &str, ok: impl Fn(&Value) -> bool) -> R<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let d = f.get("/v1/control").await?["decision"].clone();
+        if ok(&d) {
+            return Ok(d);
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "{what}: last decision {d}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn next_command(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> R<String> {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("relay agent gone"))
+}
+
+/// Cool mode commands the cool output (and keeps heat off); the run is recorded from the
+/// relay's report, and closed when the relay reports off.
+#[tokio::test]
+async fn cooling_is_commanded_and_runs_follow_the_relays() -> R {
+    let f = fixture_with(&["--tick-s", "0.1"]).await?;
+    let (url, outputs, mut commands) = relay_agent().await?;
+    let got = f
+        .call(
+            "POST",
+            "/v1/relays/register",
+            Some(&f.agent("relay1")),
+            Some(&register_body(&url, &outputs)),
+        )
+        .await?;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    let settings = json!({"mode": "cool", "min_on_s": 0, "min_off_s": 0, "changeover_s": 0});
+    let got = f
+        .call("PUT", "/v1/control/settings", Some(&f.admin()), Some(&settings.to_string()))
+        .await?;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    let target = json!({"heat_c": 20.0, "cool_c": 24.0}).to_string();
+    f.call("PUT", "/v1/schedule/default", Some(&f.admin()), Some(&target)).await?;
+    let (stop, control) = running_engine(&f).await;
+    let cred = f.agent("pi");
+    f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("pi", json!(27.0)))).await?;
+    let d = decision_where(&f, "cool on", |d| d["cool"] == true).await?;
+    assert_eq!(d["reason_code"], "cool_above_band", "{d}");
+    assert_eq!(d["heat"], false);
+    loop {
+        if next_command(&mut commands).await? == "cool on" {
+            break;
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let runs = f.get("/v1/runs").await?;
+        if runs
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["system"] == "cool" && r["end"].is_null()))
+        {
+            break;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no open cool run: {runs}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("pi", json!(22.0)))).await?;
+    decision_where(&f, "cool off", |d| d["cool"] == false && d["reason_code"] == "cool_below_band")
+        .await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let runs = f.get("/v1/runs").await?;
+        let closed = runs
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["system"] == "cool"))
+            .cloned()
+            .unwrap_or_default();
+        if !closed["end"].is_null() {
+            assert_eq!(closed["start_temp_c"], 27.0, "{closed}");
+            break;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "cool run not closed: {runs}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(true);
+    control.await?;
+    Ok(())
+}
+
+/// Home Assistant's generic_thermostat loses its min-cycle timer when a relay blips
+/// (core#61050). Here the relay agent restarts while heating: the output falls back to off and
+/// the agent re-registers. The engine follows the relay's report, not its own last command:
+/// the minimum off time counts from the blip, so the furnace is not restarted at once.
+#[tokio::test]
+async fn min_off_time_holds_across_a_relay_blip() -> R {
+    let f = fixture_with(&["--tick-s", "0.1"]).await?;
+    let (url, outputs, mut commands) = relay_agent().await?;
+    f.call(
+        "POST",
+        "/v1/relays/register",
+        Some(&f.agent("relay1")),
+        Some(&register_body(&url, &outputs)),
+    )
+    .await?;
+    heat_to(&f, 20.0, 0, 600).await?;
+    let (stop, control) = running_engine(&f).await;
+    let cred = f.agent("pi");
+    f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("pi", json!(18.0)))).await?;
+    // The stand-in starts with heat off since "now": unknown history would be held too, so
+    // wait for the first on (min off 600 s counts from the agent's report of 0 s ago)…
+    let d = decision_where(&f, "held off at first", |d| d["reason_code"] == "min_off_time").await?;
+    assert_eq!(d["heat"], false, "{d}");
+    // …and make the off 20 minutes old, as if the furnace had rested long enough.
+    if let Ok(mut map) = outputs.lock() {
+        let now = tokio::time::Instant::now();
+        let long_ago = now.checked_sub(Duration::from_secs(1200)).unwrap_or(now);
+        map.insert("heat".into(), ("off".into(), long_ago));
+    }
+    f.call(
+        "POST",
+        "/v1/relays/register",
+        Some(&f.agent("relay1")),
+        Some(&register_body(&url, &outputs)),
+    )
+    .await?;
+    decision_where(&f, "heat on", |d| d["heat"] == true && d["reason_code"] == "heat_below_band")
+        .await?;
+    loop {
+        if next_command(&mut commands).await? == "heat on" {
+            break;
+        }
+    }
+    // The blip: the agent restarts, its output is off since just now, and it re-registers.
+    if let Ok(mut map) = outputs.lock() {
+        map.insert("heat".into(), ("off".into(), tokio::time::Instant::now()));
+    }
+    f.call(
+        "POST",
+        "/v1/relays/register",
+        Some(&f.agent("relay1")),
+        Some(&register_body(&url, &outputs)),
+    )
+    .await?;
+    let d = decision_where(&f, "held off after the blip", |d| d["reason_code"] == "min_off_time")
+        .await?;
+    assert_eq!(d["heat"], false, "{d}");
+    assert!(d["reason"].as_str().is_some_and(|r| r.contains("min off")), "{d}");
+    // No "heat on" reaches the relay while the minimum off time runs.
+    while let Ok(Some(c)) = tokio::time::timeout(Duration::from_millis(500), commands.recv()).await
+    {
+        assert_ne!(c, "heat on", "restarted the furnace right after the blip");
+    }
+    let _ = stop.send(true);
+    control.await?;
+    Ok(())
+}
+
+/// After a start the engine derives what is in force now: a rule that began hours ago wins at
+/// once, without waiting for an edge (Home Assistant core#133180).
+#[tokio::test]
+async fn the_rule_in_force_wins_right_after_a_start() -> R {
+    let dir = tempfile::tempdir()?;
+    let args = ["--tick-s", "0.1", "--time-zone", "UTC"];
+    {
+        let engine = Engine::open(&config(dir.path(), &args)?).await?;
+        let f = Fixture { engine, _dir: tempfile::tempdir()? };
+        let all = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+        // A block that started before now and ends after it, whatever the time of day.
+        let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+        let start =
+            now.checked_sub(jiff::SignedDuration::from_hours(2))?.strftime("%H:%M").to_string();
+        let end =
+            now.checked_add(jiff::SignedDuration::from_hours(2))?.strftime("%H:%M").to_string();
+        let rule = json!({"name": "Comfort", "when": {"type": "weekly", "days": all,
+            "start": start, "end": end}, "heat_c": 23.5});
+        let got =
+            f.call("POST", "/v1/schedules", Some(&f.admin()), Some(&rule.to_string())).await?;
+        assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
+    }
+    // A new engine on the same data dir: the first decision already follows the rule.
+    let engine = Engine::open(&config(dir.path(), &args)?).await?;
+    let f = Fixture { engine, _dir: dir };
+    let cred = f.agent("pi");
+    f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("pi", json!(21.0)))).await?;
+    let (stop, control) = running_engine(&f).await;
+    let d = decision_where(&f, "a decision", |d| !d.is_null()).await?;
+    assert_eq!(d["rule"]["name"], "Comfort", "{d}");
+    assert_eq!(d["heat_setpoint_c"], 23.5, "{d}");
+    assert_eq!(d["heat"], true, "{d}");
+    let _ = stop.send(true);
+    control.await?;
+    Ok(())
+}
+
+/// Readings and decisions arrive on `GET /v1/events` as Server-Sent Events.
+#[tokio::test]
+async fn events_stream_readings_and_decisions() -> R {
+    let f = fixture_with(&["--tick-s", "0.1"]).await?;
+    let resp = f
+        .engine
+        .router()
+        .oneshot(Request::builder().uri("/v1/events").body(Body::empty())?)
+        .await?;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.into_body();
+    let (stop, control) = running_engine(&f).await;
+    let cred = f.agent("pi");
+    f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("pi", json!(18.5)))).await?;
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !(text.contains("event: reading") && text.contains("event: decision")) {
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("stream ended"))??;
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    let reading = text
+        .lines()
+        .skip_while(|l| *l != "event: reading")
+        .nth(1)
+        .and_then(|l| l.strip_prefix("data: "))
+        .ok_or_else(|| anyhow::anyhow!("no reading data in {text}"))?;
+    let reading: Value = serde_json::from_str(reading)?;
+    assert_eq!(reading["type"], "reading");
+    assert_eq!(reading["sensor_id"], "1058F50F01080047");
+    assert_eq!(reading["value"], 18.5);
+    let _ = stop.send(true);
+    control.await?;
+    Ok(())
+}
