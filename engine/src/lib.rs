@@ -11,6 +11,8 @@ mod clock;
 mod control;
 mod ingest;
 mod mdns;
+#[doc(hidden)]
+pub mod sim;
 mod site;
 mod store;
 
@@ -49,7 +51,6 @@ impl Engine {
                     stale_after,
                     lease_s: config.lease_s()?,
                 },
-                Box::new(control::Hysteresis),
                 wake.clone(),
             )
             .await?,
