@@ -12,6 +12,8 @@ mod control;
 mod events;
 mod ingest;
 mod mdns;
+#[doc(hidden)]
+pub mod sim;
 mod site;
 mod store;
 
@@ -51,7 +53,6 @@ impl Engine {
                     stale_after,
                     lease_s: config.lease_s()?,
                 },
-                Box::new(control::Hysteresis),
                 wake.clone(),
             )
             .await?,

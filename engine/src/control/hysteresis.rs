@@ -1,130 +1,164 @@
-//! Bang-bang control with a hysteresis band and minimum on/off times.
+//! Bang-bang control with a hysteresis band around each setpoint.
 
-use hearth_proto::control::{Decision, Mode, ReasonCode, SensorInput, SensorSource};
-use hearth_proto::schedules::{Layer, RuleRef};
+use hearth_proto::Timestamp;
+use hearth_proto::control::{Mode, ReasonCode, System};
 
-use super::{Algorithm, Inputs};
+use super::plugins::{Algorithm, Ctx, ParamSpec, Params, Proposal};
+use super::{small, temp};
 
-/// Heat on below `setpoint − hysteresis`, off above `setpoint + hysteresis`, unchanged inside
-/// the band; a minimum on/off time holds the current state until it has passed. The effective
-/// temperature is the mean of the fresh sensors; with none, heat is off ("never keep the last
-/// temperature forever").
+pub(crate) const HYSTERESIS_C: ParamSpec = ParamSpec {
+    key: "hysteresis_c",
+    title: "Hysteresis",
+    description: "Half the band around the setpoint, °C: heat starts below setpoint − \
+                  hysteresis and stops above setpoint + hysteresis (mirrored for cooling).",
+    integer: false,
+    min: 0.1,
+    max: 3.0,
+    default: 0.3,
+};
+
+/// Heat on below `heat − h`, off above `heat + h`, in the band the heat relay keeps its state;
+/// cooling mirrored around the cooling setpoint; auto does both and nothing in between.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Hysteresis;
 
 impl Algorithm for Hysteresis {
-    fn decide(&self, inputs: &Inputs) -> Decision {
-        let s = &inputs.settings;
-        let setpoint_c = inputs.heat_c;
-        let hysteresis_c =
-            s.params.get("hysteresis_c").and_then(serde_json::Value::as_f64).unwrap_or(0.3);
-        let sensors: Vec<SensorInput> = inputs
-            .sensors
-            .iter()
-            .map(|snap| {
-                let excluded = match (snap.value, snap.at) {
-                    (_, None) => Some("no reading".to_owned()),
-                    (_, Some(at)) if inputs.now.duration_since(at) > inputs.stale_after => {
-                        Some(format!("stale: last reading at {at}"))
-                    }
-                    (None, Some(_)) => Some("failed: last reading was null".to_owned()),
-                    (Some(_), Some(_)) => None,
-                };
-                SensorInput {
-                    id: snap.id.clone(),
-                    name: None,
-                    value: snap.value,
-                    at: snap.at,
-                    weight: 1.0,
-                    selected: true,
-                    used: excluded.is_none(),
-                    excluded: None,
-                    detail: excluded,
-                }
-            })
-            .collect();
-        let used: Vec<f64> = sensors.iter().filter(|i| i.used).filter_map(|i| i.value).collect();
-        let effective = (!used.is_empty()).then(|| used.iter().sum::<f64>() / used.len() as f64);
+    fn id(&self) -> &'static str {
+        "hysteresis"
+    }
 
-        let running_for = inputs.heat.since.map(|since| inputs.now.duration_since(since));
-        let held = |min_s: u32| -> Option<i64> {
-            let min = jiff::SignedDuration::from_secs(i64::from(min_s));
-            running_for.filter(|d| *d < min).map(|d| (min - d).as_secs().max(1))
-        };
+    fn name(&self) -> &'static str {
+        "Hysteresis"
+    }
 
-        let (want, code, reason) = match (s.mode, effective) {
-            (Mode::Off | Mode::Cool | Mode::Auto, _) => {
-                (false, ReasonCode::ModeOff, "heat off: mode is off".to_owned())
-            }
-            (Mode::Heat, None) => {
-                (false, ReasonCode::SensorLossOff, "heat off: no fresh sensor reading".to_owned())
-            }
-            (Mode::Heat, Some(t)) if t < setpoint_c - hysteresis_c => (
-                true,
-                ReasonCode::HeatBelowBand,
-                format!("heat on: {t:.2} °C < {:.2} − {:.2} °C", setpoint_c, hysteresis_c),
-            ),
-            (Mode::Heat, Some(t)) if t > setpoint_c + hysteresis_c => (
-                false,
-                ReasonCode::HeatAboveBand,
-                format!("heat off: {t:.2} °C > {:.2} + {:.2} °C", setpoint_c, hysteresis_c),
-            ),
-            (Mode::Heat, Some(t)) => (
-                inputs.heat.on,
-                ReasonCode::HeatInBand,
-                format!(
-                    "heat stays {}: {t:.2} °C within {:.2} ± {:.2} °C",
-                    if inputs.heat.on { "on" } else { "off" },
-                    setpoint_c,
-                    hysteresis_c
-                ),
-            ),
-        };
+    fn description(&self) -> &'static str {
+        "Classic thermostat: heat starts when the temperature falls below the setpoint minus \
+         the hysteresis and stops above the setpoint plus the hysteresis; inside that band the \
+         equipment keeps doing what it does. Cooling mirrors it. Targets change when the \
+         schedule changes, so the house reaches a new setpoint after the segment has begun."
+    }
 
-        // Minimum on/off times protect the equipment from short cycles. They do not hold heat
-        // on when the mode is off or no sensor is fresh: safety first.
-        let (heat, code, reason) = match (inputs.heat.on, want) {
-            (true, false) if code != ReasonCode::ModeOff && code != ReasonCode::SensorLossOff => {
-                match held(s.min_on_s) {
-                    Some(left) => (
-                        true,
-                        ReasonCode::MinOnTime,
-                        format!("heat held on: min on time, {left} s left ({reason})"),
-                    ),
-                    None => (false, code, reason),
-                }
-            }
-            (false, true) => match held(s.min_off_s) {
-                Some(left) => (
-                    false,
-                    ReasonCode::MinOffTime,
-                    format!("heat held off: min off time, {left} s left ({reason})"),
-                ),
-                None => (true, code, reason),
-            },
-            _ => (want, code, reason),
-        };
+    fn params(&self) -> &'static [ParamSpec] {
+        const PARAMS: [ParamSpec; 1] = [HYSTERESIS_C];
+        &PARAMS
+    }
 
-        Decision {
-            at: inputs.now,
-            mode: s.mode,
-            algorithm: "hysteresis".to_owned(),
-            heat,
-            cool: false,
-            effective_temp_c: effective,
-            heat_setpoint_c: setpoint_c,
-            cool_setpoint_c: 26.0,
-            rule: RuleRef { layer: Layer::Default, id: None, name: "default".to_owned() },
-            reason_code: code,
-            reason,
-            sensor_source: if effective.is_some() {
-                SensorSource::Selected
+    fn propose(&self, ctx: &Ctx<'_>, params: &Params) -> Proposal {
+        let mut p = band(ctx, params.get(&HYSTERESIS_C));
+        p.expected_at = expected_at(ctx, &p);
+        p
+    }
+}
+
+/// The hysteresis decision for the mode in force.
+pub(crate) fn band(ctx: &Ctx<'_>, h: f64) -> Proposal {
+    match ctx.mode {
+        Mode::Heat | Mode::Off => heat_band(ctx, h),
+        Mode::Cool => cool_band(ctx, h),
+        Mode::Auto => {
+            let t = ctx.temp_c;
+            let cooling = ctx.equipment.cool.on;
+            // Bands can overlap when 2h exceeds the deadband: the running system keeps its
+            // band, so auto never flips straight from one to the other.
+            if (cooling && t >= ctx.cool_c - h) || t > ctx.cool_c + h {
+                cool_band(ctx, h)
+            } else if t <= ctx.heat_c + h {
+                heat_band(ctx, h)
+            } else if t >= ctx.cool_c - h {
+                cool_band(ctx, h)
             } else {
-                SensorSource::None
-            },
-            sensors,
-            expected_at: None,
-            outlook: None,
+                Proposal::new(
+                    false,
+                    false,
+                    ReasonCode::AutoDeadband,
+                    format!(
+                        "idle: {} between heat {} + {} and cool {} − {} °C",
+                        ctx.temp_label,
+                        temp(ctx.heat_c),
+                        small(h),
+                        temp(ctx.cool_c),
+                        small(h)
+                    ),
+                )
+            }
         }
     }
+}
+
+fn heat_band(ctx: &Ctx<'_>, h: f64) -> Proposal {
+    let (t, sp, label) = (ctx.temp_c, ctx.heat_c, ctx.temp_label);
+    if t < sp - h {
+        Proposal::new(
+            true,
+            false,
+            ReasonCode::HeatBelowBand,
+            format!("heat on: {label} < {} − {} °C", temp(sp), small(h)),
+        )
+    } else if t > sp + h {
+        Proposal::new(
+            false,
+            false,
+            ReasonCode::HeatAboveBand,
+            format!("heat off: {label} > {} + {} °C", temp(sp), small(h)),
+        )
+    } else {
+        let on = ctx.equipment.heat.on;
+        Proposal::new(
+            on,
+            false,
+            ReasonCode::HeatInBand,
+            format!(
+                "heat stays {}: {label} within {} ± {} °C",
+                if on { "on" } else { "off" },
+                temp(sp),
+                small(h)
+            ),
+        )
+    }
+}
+
+fn cool_band(ctx: &Ctx<'_>, h: f64) -> Proposal {
+    let (t, sp, label) = (ctx.temp_c, ctx.cool_c, ctx.temp_label);
+    if t > sp + h {
+        Proposal::new(
+            false,
+            true,
+            ReasonCode::CoolAboveBand,
+            format!("cool on: {label} > {} + {} °C", temp(sp), small(h)),
+        )
+    } else if t < sp - h {
+        Proposal::new(
+            false,
+            false,
+            ReasonCode::CoolBelowBand,
+            format!("cool off: {label} < {} − {} °C", temp(sp), small(h)),
+        )
+    } else {
+        let on = ctx.equipment.cool.on;
+        Proposal::new(
+            false,
+            on,
+            ReasonCode::CoolInBand,
+            format!(
+                "cool stays {}: {label} within {} ± {} °C",
+                if on { "on" } else { "off" },
+                temp(sp),
+                small(h)
+            ),
+        )
+    }
+}
+
+/// When the system the proposal runs reaches its setpoint at the LEARNED rate (null when
+/// nothing is learned, or nothing runs towards a setpoint).
+pub(crate) fn expected_at(ctx: &Ctx<'_>, p: &Proposal) -> Option<Timestamp> {
+    let (system, gap) = if p.heat {
+        (System::Heat, ctx.heat_c - ctx.temp_c)
+    } else if p.cool {
+        (System::Cool, ctx.temp_c - ctx.cool_c)
+    } else {
+        return None;
+    };
+    let rate = ctx.learned.rate(system)?;
+    rate.eta(ctx.now, gap)
 }

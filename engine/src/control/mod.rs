@@ -1,50 +1,228 @@
-//! Deciding when to heat.
+//! Deciding when to heat and cool.
 //!
-//! `decide` is pure: [`Inputs`] in, [`Decision`] out, behind the [`Algorithm`] trait, so
-//! schedules and other algorithms slot in without touching the loop. The loop (`run`) gathers the
-//! inputs, calls the algorithm, records the decision and hands it to the relay commander. It is
-//! event-driven: a committed reading or a settings change wakes it at once; a periodic tick
-//! covers time-based changes (a minimum on time ending, a sensor going stale).
+//! [`decide`] is pure: [`Inputs`] in, [`Decision`] out; no I/O, no clock. It goes through the
+//! layers of the contract (`hearth_proto::control`) in order:
+//!
+//! 1. target: the segment in force gives the setpoints (clamped by the frost floor and max
+//!    ceiling, the cooling one widened to the auto deadband);
+//! 2. [`fusion`]: every sensor is checked (no reading, stale, failed, implausible, outlier) and
+//!    the segment's selection gives the effective temperature, or a fallback, or none;
+//! 3. [`safety`]: sensor loss, frost floor, max ceiling and mode off decide on their own;
+//! 4. otherwise the selected [`plugins::Algorithm`] proposes heat/cool;
+//! 5. [`protection`]: the minimum on/off times and the changeover delay hold the equipment's
+//!    state as the RELAYS report it, so they survive relay blips and engine restarts.
+//!
+//! The loop (`run`) gathers the inputs, calls [`decide`], records the decision and hands it to
+//! the relay commander.
 
+mod fusion;
 mod hysteresis;
+mod learn;
+mod plugins;
+mod predictive;
+mod protection;
 mod run;
+mod safety;
 
-pub(crate) use hysteresis::Hysteresis;
+pub(crate) use learn::{Learned, learn};
 pub(crate) use run::{Controller, ControllerConfig};
 
 use hearth_proto::Timestamp;
-use hearth_proto::control::{ControlSettings, Decision};
+use hearth_proto::control::{ControlSettings, Decision, Mode, PluginInfo, SensorSource};
+use hearth_proto::schedules::{Layer, RuleRef, Segment};
 
-/// What the decision is made from.
+/// What a decision is made from.
 #[derive(Debug, Clone)]
-pub(crate) struct Inputs {
+pub(crate) struct Inputs<'a> {
     pub(crate) now: Timestamp,
-    pub(crate) settings: ControlSettings,
-    /// The heating setpoint in force.
-    pub(crate) heat_c: f64,
-    pub(crate) sensors: Vec<SensorSnapshot>,
-    /// A reading older than this no longer counts.
+    /// Already checked by [`check_settings`]; an unknown algorithm or bad parameters still do
+    /// not panic (hysteresis and default parameters stand in).
+    pub(crate) settings: &'a ControlSettings,
+    /// The timeline: `[0]` contains `now`, the rest follow without gaps (at least 24 h ahead,
+    /// which predictive start looks into).
+    pub(crate) segments: &'a [Segment],
+    /// Every known sensor.
+    pub(crate) sensors: &'a [SensorSnapshot],
+    /// A reading older than this is stale.
     pub(crate) stale_after: jiff::SignedDuration,
-    pub(crate) heat: HeatState,
+    /// What the relays report (not what was last decided).
+    pub(crate) equipment: Equipment,
+    /// Rates learned from the house's own runs.
+    pub(crate) learned: &'a Learned,
 }
 
 /// The newest reading of one sensor.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SensorSnapshot {
     pub(crate) id: String,
+    /// Its alias, if any (reason texts use it).
+    pub(crate) name: Option<String>,
+    /// Null when the newest reading failed.
     pub(crate) value: Option<f64>,
+    /// When the newest reading was taken; None: never.
     pub(crate) at: Option<Timestamp>,
 }
 
-/// Whether heat is running, and since when (None: unknown, e.g. just after a start).
+/// What the heating and cooling relays report.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct HeatState {
+pub(crate) struct Equipment {
+    pub(crate) heat: Running,
+    pub(crate) cool: Running,
+}
+
+/// One system's relay state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Running {
     pub(crate) on: bool,
+    /// When it last switched (on: started; off: stopped); None = unknown → no hold.
     pub(crate) since: Option<Timestamp>,
 }
 
-/// A decision algorithm.
-pub(crate) trait Algorithm: Send + Sync {
-    /// Decide from `inputs` alone: no I/O, no clock.
-    fn decide(&self, inputs: &Inputs) -> Decision;
+impl Running {
+    pub(crate) const OFF_UNKNOWN: Running = Running { on: false, since: None };
 }
+
+/// Decide from `inputs` alone.
+pub(crate) fn decide(inputs: &Inputs<'_>) -> Decision {
+    let s = inputs.settings;
+    let now = inputs.now;
+    // The segment in force; a timeline computed a moment before `now` still works.
+    let current = inputs
+        .segments
+        .iter()
+        .position(|seg| seg.start <= now && now < seg.end)
+        .unwrap_or(0);
+    let segment = inputs.segments.get(current);
+    let upcoming = inputs.segments.get(current + 1..).unwrap_or(&[]);
+    let (heat_sp, cool_sp) = match segment {
+        Some(seg) => setpoints(s, seg.heat_c, seg.cool_c),
+        // No timeline at all: hold the frost floor, cool only above the ceiling.
+        None => setpoints(s, s.frost_floor_c, s.max_ceiling_c),
+    };
+    let rule = segment.map(|seg| seg.rule.clone()).unwrap_or_else(|| RuleRef {
+        layer: Layer::Default,
+        id: None,
+        name: "default".to_owned(),
+    });
+    let selection = segment.map(|seg| seg.sensors.as_slice()).unwrap_or(&[]);
+    let fused =
+        fusion::fuse(now, inputs.sensors, selection, inputs.stale_after, s.outlier_c);
+    let algorithm = plugins::find(&s.algorithm).unwrap_or(plugins::default_algorithm());
+
+    let proposal = match safety::check(s, now, &fused) {
+        Some(verdict) => verdict,
+        None => {
+            // `check` returns None only with an effective temperature.
+            let temp_c = fused.effective.unwrap_or(heat_sp);
+            let params = plugins::params_or_defaults(algorithm, &s.params);
+            let ctx = plugins::Ctx {
+                now,
+                mode: s.mode,
+                heat_c: heat_sp,
+                cool_c: cool_sp,
+                temp_c,
+                temp_label: &fused.label,
+                equipment: inputs.equipment,
+                upcoming,
+                settings: s,
+                learned: inputs.learned,
+            };
+            algorithm.propose(&ctx, &params)
+        }
+    };
+    let held = protection::protect(s, now, inputs.equipment, &proposal);
+
+    Decision {
+        at: now,
+        mode: s.mode,
+        algorithm: algorithm.id().to_owned(),
+        heat: held.heat,
+        cool: held.cool,
+        effective_temp_c: fused.effective,
+        heat_setpoint_c: heat_sp,
+        cool_setpoint_c: cool_sp,
+        rule,
+        reason_code: held.code,
+        reason: held.reason,
+        sensor_source: if fused.effective.is_some() { fused.source } else { SensorSource::None },
+        sensors: fused.inputs,
+        expected_at: proposal.expected_at,
+        outlook: proposal.outlook,
+    }
+}
+
+/// The setpoints in force: heat within [frost floor, max ceiling], cool at most the ceiling
+/// and, in auto mode, at least the deadband above heat.
+pub(crate) fn setpoints(s: &ControlSettings, heat_c: f64, cool_c: f64) -> (f64, f64) {
+    let heat = heat_c.max(s.frost_floor_c).min(s.max_ceiling_c);
+    let mut cool = cool_c.min(s.max_ceiling_c);
+    if s.mode == Mode::Auto {
+        cool = cool.max(heat + s.auto_deadband_c);
+    }
+    (heat, cool)
+}
+
+/// Check settings from a client: every range, the algorithm exists, its parameters are valid.
+/// Returns them with the algorithm's parameter defaults filled in. The message names the field.
+pub(crate) fn check_settings(mut s: ControlSettings) -> Result<ControlSettings, String> {
+    fn range(field: &str, v: f64, min: f64, max: f64) -> Result<(), String> {
+        if (min..=max).contains(&v) {
+            Ok(())
+        } else {
+            Err(format!("{field} field must be between {min} and {max}, got {v}"))
+        }
+    }
+    range("frost_floor_c", s.frost_floor_c, 0.0, 15.0)?;
+    range("max_ceiling_c", s.max_ceiling_c, 20.0, 45.0)?;
+    range("min_on_s", f64::from(s.min_on_s), 0.0, 3600.0)?;
+    range("min_off_s", f64::from(s.min_off_s), 0.0, 3600.0)?;
+    range("changeover_s", f64::from(s.changeover_s), 0.0, 7200.0)?;
+    range("auto_deadband_c", s.auto_deadband_c, 0.5, 10.0)?;
+    range("outlier_c", s.outlier_c, 1.0, 30.0)?;
+    range("sensor_loss_duty_pct", f64::from(s.sensor_loss_duty_pct), 0.0, 50.0)?;
+    let Some(algorithm) = plugins::find(&s.algorithm) else {
+        let known: Vec<&str> = plugins::all().iter().map(|a| a.id()).collect();
+        return Err(format!(
+            "algorithm field must be one of {}, got {:?}",
+            known.join(", "),
+            s.algorithm
+        ));
+    };
+    s.params = plugins::check_params(algorithm, &s.params)?;
+    Ok(s)
+}
+
+/// The algorithms on offer, with their parameter schemas.
+pub(crate) fn plugins() -> Vec<PluginInfo> {
+    plugins::all().iter().map(|a| plugins::info(*a)).collect()
+}
+
+/// A temperature in reason texts: one decimal.
+fn temp(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+/// A small parameter (hysteresis, rates) in reason texts: up to two decimals, no trailing
+/// zeros, so 0.25 stays 0.25 and 0.3 is not 0.30.
+fn small(v: f64) -> String {
+    let s = format!("{v:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_owned()
+}
+
+/// A duration in reason texts: `40 s`, `14 min`, `2 h 05 min`. Minutes round up, so "1 min
+/// left" is never shown when 70 s are.
+fn span(secs: i64) -> String {
+    let secs = secs.max(0);
+    if secs < 60 {
+        format!("{secs} s")
+    } else if secs < 120 * 60 {
+        format!("{} min", (secs + 59) / 60)
+    } else {
+        let min = (secs + 59) / 60;
+        format!("{} h {:02} min", min / 60, min % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests;

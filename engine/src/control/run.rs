@@ -9,11 +9,12 @@ use hearth_common::auth::SiteSecret;
 use hearth_proto::Timestamp;
 use hearth_proto::client::{ClientError, RelayAgentClient};
 use hearth_proto::control::{ControlSettings, Decision};
+use hearth_proto::schedules::{Layer, RuleRef, Segment};
 use hearth_proto::relays::{RelayCommand, RelayFunction, RelayState};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use super::{Algorithm, HeatState, Inputs, SensorSnapshot};
+use super::{Equipment, Inputs, Learned, Running, SensorSnapshot, decide};
 use crate::store::{RelayRow, Store, from_millis, millis};
 
 /// How soon to repeat a command a relay agent refused (its minimum off time, an interlock).
@@ -35,7 +36,6 @@ pub(crate) struct Controller {
     store: Store,
     site: SiteSecret,
     config: ControllerConfig,
-    algorithm: Box<dyn Algorithm>,
     /// Watch channels hold the current value without lock poisoning, and let the coming event
     /// stream subscribe to changes.
     settings: watch::Sender<ControlSettings>,
@@ -56,7 +56,6 @@ impl Controller {
         store: Store,
         site: SiteSecret,
         config: ControllerConfig,
-        algorithm: Box<dyn Algorithm>,
         wake: Arc<Notify>,
     ) -> anyhow::Result<Self> {
         let settings = store.load_settings().await?.unwrap_or_default();
@@ -65,7 +64,6 @@ impl Controller {
             store,
             site,
             config,
-            algorithm,
             settings: watch::Sender::new(settings),
             latest: watch::Sender::new(latest),
             wake,
@@ -95,26 +93,19 @@ impl Controller {
         self.wake.notify_one();
     }
 
-    async fn inputs(&self, heat: HeatState) -> Result<Inputs, sqlx::Error> {
-        let sensors = self
+    async fn sensors(&self) -> Result<Vec<SensorSnapshot>, sqlx::Error> {
+        Ok(self
             .store
             .sensors()
             .await?
             .into_iter()
             .map(|s| SensorSnapshot {
                 id: s.id,
+                name: s.alias,
                 value: s.last_value,
                 at: s.last_ts.map(from_millis),
             })
-            .collect();
-        Ok(Inputs {
-            now: Timestamp::now(),
-            settings: self.settings(),
-            heat_c: 20.0,
-            sensors,
-            stale_after: self.config.stale_after,
-            heat,
-        })
+            .collect())
     }
 
     /// Decide, command, record; until `shutdown` turns true. Relays are not switched off on
@@ -131,12 +122,24 @@ impl Controller {
         let mut next_renew = tokio::time::Instant::now();
         let mut recorded = self.latest().map(|d| (d.heat, d.reason_code));
         loop {
-            match self.inputs(heat).await {
-                Ok(inputs) => {
-                    let decision = self.algorithm.decide(&inputs);
+            match self.sensors().await {
+                Ok(sensors) => {
+                    let now = Timestamp::now();
+                    let settings = self.settings();
+                    let segments = [interim_segment(now)];
+                    let learned = Learned::default();
+                    let decision = decide(&Inputs {
+                        now,
+                        settings: &settings,
+                        segments: &segments,
+                        sensors: &sensors,
+                        stale_after: self.config.stale_after,
+                        equipment: Equipment { heat, cool: Running::OFF_UNKNOWN },
+                        learned: &learned,
+                    });
                     let changed = decision.heat != heat.on;
                     if changed {
-                        heat = HeatState { on: decision.heat, since: Some(decision.at) };
+                        heat = Running { on: decision.heat, since: Some(decision.at) };
                         tracing::info!(heat = decision.heat, reason = %decision.reason, "decision");
                     }
                     // Publish and record first: the decision exists before it is acted on.
@@ -197,12 +200,12 @@ impl Commander {
 
     /// Read every known relay agent's outputs (in parallel), record them, and return the heat
     /// state they show. An agent that does not answer keeps its last report, and says so.
-    async fn reconcile(&mut self) -> HeatState {
+    async fn reconcile(&mut self) -> Running {
         let mut relays = match self.store.relays().await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read relays");
-                return HeatState { on: false, since: None };
+                return Running::OFF_UNKNOWN;
             }
         };
         let agents: BTreeMap<String, String> =
@@ -319,7 +322,7 @@ impl Commander {
 /// The heat state the relays show: on when any heat relay is on. `since` comes from the
 /// agents' own reports (how long ago the output switched, counted from the report), so the
 /// minimum on/off times survive an engine restart; unknown without a report.
-fn heat_state(relays: &[RelayRow]) -> HeatState {
+fn heat_state(relays: &[RelayRow]) -> Running {
     let heat: Vec<&RelayRow> =
         relays.iter().filter(|r| r.effective_function() == Some(RelayFunction::Heat)).collect();
     let on = heat.iter().any(|r| r.state.is_on());
@@ -334,5 +337,21 @@ fn heat_state(relays: &[RelayRow]) -> HeatState {
     } else {
         heat.iter().map(switched).max().flatten()
     };
-    HeatState { on, since }
+    Running { on, since }
+}
+
+/// Interim until the loop reads the schedule: 20 °C heat / 26 °C cool all day, every sensor.
+fn interim_segment(now: Timestamp) -> Segment {
+    let day = jiff::SignedDuration::from_hours(24);
+    Segment {
+        start: now,
+        end: now.checked_add(day).unwrap_or(now),
+        start_local: now.to_string(),
+        end_local: now.to_string(),
+        heat_c: 20.0,
+        cool_c: 26.0,
+        sensors: Vec::new(),
+        rule: RuleRef { layer: Layer::Default, id: None, name: "default".to_owned() },
+        beaten: Vec::new(),
+    }
 }

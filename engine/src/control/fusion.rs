@@ -1,0 +1,328 @@
+//! The effective temperature: which sensors count, and their weighted mean.
+
+use hearth_proto::Timestamp;
+use hearth_proto::control::{Exclusion, SensorInput, SensorSource};
+use hearth_proto::schedules::SensorWeight;
+
+use super::{SensorSnapshot, span, temp};
+
+/// The DS18B20 reports 85.0 °C after power-on, before its first conversion.
+const POWER_ON_C: f64 = 85.0;
+/// The DS18B20 family's "no device / CRC error" value in many drivers.
+const READ_ERROR_C: f64 = -127.0;
+/// What a room can plausibly read (the DS18B20's range tops out at 125, rooms don't).
+const PLAUSIBLE_C: std::ops::Range<f64> = -40.0..85.0;
+/// Outliers are only judged against a median of at least this many sensors: with two, there
+/// is no telling which one is wrong.
+const OUTLIER_MIN_SENSORS: usize = 3;
+
+/// The sensors' verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Fused {
+    /// The weighted mean of the sensors used; None: sensor-loss mode.
+    pub(crate) effective: Option<f64>,
+    pub(crate) source: SensorSource,
+    /// Every known sensor (and every selected one, known or not), in the order given.
+    pub(crate) inputs: Vec<SensorInput>,
+    /// The effective temperature for reason texts: `living room 19.2 °C`,
+    /// `office 19.1, bedroom 18.7 (weighted 19.0 °C)`.
+    pub(crate) label: String,
+    /// Why no sensor counts, for sensor-loss reasons: `living room stale 14 min, office failed`.
+    pub(crate) loss: String,
+}
+
+/// A sensor's health, before selection.
+fn health(
+    now: Timestamp,
+    snap: &SensorSnapshot,
+    stale_after: jiff::SignedDuration,
+) -> Result<f64, (Exclusion, String, String)> {
+    let Some(at) = snap.at else {
+        return Err((Exclusion::NoReading, "no reading yet".into(), "no reading".into()));
+    };
+    let age = now.duration_since(at);
+    if age > stale_after {
+        let ago = span(age.as_secs());
+        return Err((
+            Exclusion::Stale,
+            format!("stale: last reading {ago} ago"),
+            format!("stale {ago}"),
+        ));
+    }
+    let Some(v) = snap.value else {
+        return Err((
+            Exclusion::Failed,
+            "failed: the newest reading is null".into(),
+            "failed".into(),
+        ));
+    };
+    let why = if v == POWER_ON_C {
+        Some(format!("{} °C is the DS18B20 power-on value", temp(v)))
+    } else if v == READ_ERROR_C {
+        Some(format!("{} °C is the DS18B20 read-error value", temp(v)))
+    } else if !PLAUSIBLE_C.contains(&v) {
+        // NaN lands here too.
+        Some(format!("{} °C is outside −40..85 °C", temp(v)))
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err((
+            Exclusion::Implausible,
+            format!("implausible: {why}"),
+            format!("implausible {} °C", temp(v)),
+        )),
+        None => Ok(v),
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+}
+
+fn display_name(id: &str, name: Option<&str>) -> String {
+    name.unwrap_or(id).to_owned()
+}
+
+/// Check every sensor and combine the selected ones. `selection` empty: every sensor, weight 1.
+pub(crate) fn fuse(
+    now: Timestamp,
+    sensors: &[SensorSnapshot],
+    selection: &[SensorWeight],
+    stale_after: jiff::SignedDuration,
+    outlier_c: f64,
+) -> Fused {
+    // Selected sensors the engine has never heard of still show, as "no reading".
+    let mut all: Vec<SensorSnapshot> = sensors.to_vec();
+    for sel in selection {
+        if !all.iter().any(|s| s.id == sel.sensor_id) {
+            all.push(SensorSnapshot { id: sel.sensor_id.clone(), name: None, value: None, at: None });
+        }
+    }
+    let weight_of = |id: &str| -> Option<f64> {
+        if selection.is_empty() {
+            Some(1.0)
+        } else {
+            selection.iter().find(|s| s.sensor_id == id).map(|s| s.weight)
+        }
+    };
+
+    let mut healths: Vec<Result<f64, (Exclusion, String, String)>> =
+        all.iter().map(|s| health(now, s, stale_after)).collect();
+    let mut plausible: Vec<f64> = healths.iter().filter_map(|h| h.as_ref().ok().copied()).collect();
+    if plausible.len() >= OUTLIER_MIN_SENSORS {
+        let mid = median(&mut plausible);
+        for h in &mut healths {
+            if let Ok(v) = *h {
+                let off = (v - mid).abs();
+                if off > outlier_c {
+                    *h = Err((
+                        Exclusion::Outlier,
+                        format!(
+                            "outlier: {} °C is {} °C from the median {} °C",
+                            temp(v),
+                            temp(off),
+                            temp(mid)
+                        ),
+                        format!("outlier {} °C", temp(v)),
+                    ));
+                }
+            }
+        }
+    }
+
+    let mut inputs: Vec<SensorInput> = all
+        .iter()
+        .zip(&healths)
+        .map(|(snap, h)| {
+            let weight = weight_of(&snap.id);
+            let (excluded, detail) = match h {
+                Ok(_) => (None, None),
+                Err((e, d, _)) => (Some(*e), Some(d.clone())),
+            };
+            SensorInput {
+                id: snap.id.clone(),
+                name: snap.name.clone(),
+                value: snap.value,
+                at: snap.at,
+                weight: weight.unwrap_or(0.0),
+                selected: weight.is_some(),
+                used: false,
+                excluded,
+                detail,
+            }
+        })
+        .collect();
+
+    // A weight that is not a positive number cannot count (the schedule API refuses them).
+    let usable_selected: Vec<usize> = (0..all.len())
+        .filter(|&i| healths[i].is_ok() && inputs[i].selected && inputs[i].weight > 0.0)
+        .collect();
+    let (source, used) = if !usable_selected.is_empty() {
+        (SensorSource::Selected, usable_selected)
+    } else {
+        let rest: Vec<usize> = (0..all.len()).filter(|&i| healths[i].is_ok()).collect();
+        for &i in &rest {
+            inputs[i].weight = 1.0;
+        }
+        (if rest.is_empty() { SensorSource::None } else { SensorSource::Fallback }, rest)
+    };
+    for (i, input) in inputs.iter_mut().enumerate() {
+        if used.contains(&i) {
+            input.used = true;
+        } else if input.excluded.is_none() {
+            input.excluded = Some(Exclusion::NotSelected);
+            input.detail = Some("not selected by the rule in force".to_owned());
+            input.weight = 0.0;
+        }
+    }
+
+    let value = |i: usize| healths[i].as_ref().ok().copied().unwrap_or(f64::NAN);
+    let name = |i: usize| display_name(&all[i].id, all[i].name.as_deref());
+    let total: f64 = used.iter().map(|&i| inputs[i].weight).sum();
+    let effective = (!used.is_empty() && total > 0.0)
+        .then(|| used.iter().map(|&i| value(i) * inputs[i].weight).sum::<f64>() / total);
+
+    let label = match (effective, used.as_slice()) {
+        (None, _) => String::new(),
+        (Some(_), [one]) => format!("{} {} °C", name(*one), temp(value(*one))),
+        (Some(e), many) => {
+            let parts: Vec<String> =
+                many.iter().map(|&i| format!("{} {}", name(i), temp(value(i)))).collect();
+            let equal = many.iter().all(|&i| inputs[i].weight == inputs[many[0]].weight);
+            let how = if equal { "mean" } else { "weighted" };
+            format!("{} ({how} {} °C)", parts.join(", "), temp(e))
+        }
+    };
+    let label = if source == SensorSource::Fallback && effective.is_some() {
+        format!("{label} [fallback: no selected sensor usable]")
+    } else {
+        label
+    };
+    let loss = if all.is_empty() {
+        "no sensor known".to_owned()
+    } else {
+        let parts: Vec<String> = (0..all.len())
+            .filter_map(|i| healths[i].as_ref().err().map(|(_, _, short)| (i, short)))
+            .map(|(i, short)| format!("{} {short}", name(i)))
+            .collect();
+        parts.join(", ")
+    };
+    Fused { effective, source, inputs, label, loss }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Timestamp = Timestamp::constant(1_800_000_000, 0);
+
+    fn snap(id: &str, value: Option<f64>, ago_s: Option<i64>) -> SensorSnapshot {
+        SensorSnapshot {
+            id: id.to_owned(),
+            name: None,
+            value,
+            at: ago_s.map(|a| NOW - jiff::SignedDuration::from_secs(a)),
+        }
+    }
+
+    fn fuse_(sensors: &[SensorSnapshot], selection: &[SensorWeight]) -> Fused {
+        fuse(NOW, sensors, selection, jiff::SignedDuration::from_secs(120), 5.0)
+    }
+
+    fn sel(id: &str, weight: f64) -> SensorWeight {
+        SensorWeight { sensor_id: id.to_owned(), weight }
+    }
+
+    #[test]
+    fn every_exclusion_has_its_reason() {
+        let sensors = [
+            snap("fresh-a", Some(21.0), Some(10)),
+            snap("fresh-b", Some(21.4), Some(10)),
+            snap("fresh-c", Some(21.8), Some(10)),
+            snap("never", None, None),
+            snap("stale", Some(21.0), Some(14 * 60)),
+            snap("failed", None, Some(10)),
+            snap("power-on", Some(85.0), Some(10)),
+            snap("read-error", Some(-127.0), Some(10)),
+            snap("hot", Some(90.0), Some(10)),
+            snap("outlier", Some(31.0), Some(10)),
+        ];
+        let f = fuse_(&sensors, &[]);
+        let by_id = |id: &str| f.inputs.iter().find(|i| i.id == id).cloned().unwrap_or_else(|| {
+            panic!("{id} missing")
+        });
+        let cases = [
+            ("never", Exclusion::NoReading, "no reading yet"),
+            ("stale", Exclusion::Stale, "stale: last reading 14 min ago"),
+            ("failed", Exclusion::Failed, "failed: the newest reading is null"),
+            ("power-on", Exclusion::Implausible, "implausible: 85.0 °C is the DS18B20 power-on"),
+            ("read-error", Exclusion::Implausible, "implausible: -127.0 °C is the DS18B20 read"),
+            ("hot", Exclusion::Implausible, "implausible: 90.0 °C is outside −40..85 °C"),
+            // The median of 21.0, 21.4, 21.8 and 31.0 is 21.6.
+            ("outlier", Exclusion::Outlier, "outlier: 31.0 °C is 9.4 °C from the median 21.6 °C"),
+        ];
+        for (id, exclusion, detail) in cases {
+            let input = by_id(id);
+            assert_eq!(input.excluded, Some(exclusion), "{id}");
+            assert!(!input.used, "{id}");
+            let text = input.detail.unwrap_or_default();
+            assert!(text.starts_with(detail), "{id}: {text}");
+        }
+        assert_eq!(f.source, SensorSource::Selected);
+        assert_eq!(f.effective.map(|e| (e * 100.0).round()), Some(2140.0));
+        assert_eq!(f.label, "fresh-a 21.0, fresh-b 21.4, fresh-c 21.8 (mean 21.4 °C)");
+        assert_eq!(f.inputs.len(), sensors.len());
+    }
+
+    #[test]
+    fn two_sensors_never_make_an_outlier() {
+        let f = fuse_(&[snap("a", Some(21.0), Some(1)), snap("b", Some(35.0), Some(1))], &[]);
+        assert!(f.inputs.iter().all(|i| i.used));
+        assert_eq!(f.effective, Some(28.0));
+    }
+
+    #[test]
+    fn weighted_mean_of_the_selected_sensors_names_them() {
+        let mut office = snap("28-1", Some(19.1), Some(5));
+        office.name = Some("office".to_owned());
+        let mut bedroom = snap("28-2", Some(18.7), Some(5));
+        bedroom.name = Some("bedroom".to_owned());
+        let other = snap("28-3", Some(22.0), Some(5));
+        let f = fuse_(&[office, bedroom, other], &[sel("28-1", 3.0), sel("28-2", 1.0)]);
+        assert_eq!(f.source, SensorSource::Selected);
+        assert_eq!(f.label, "office 19.1, bedroom 18.7 (weighted 19.0 °C)");
+        let third = &f.inputs[2];
+        assert_eq!(
+            (third.selected, third.used, third.excluded, third.weight),
+            (false, false, Some(Exclusion::NotSelected), 0.0)
+        );
+        assert_eq!(f.inputs[0].weight, 3.0);
+    }
+
+    #[test]
+    fn fallback_to_the_other_sensors_then_none() {
+        let sensors = [snap("sel", Some(20.0), Some(600)), snap("other", Some(19.0), Some(5))];
+        let f = fuse_(&sensors, &[sel("sel", 1.0)]);
+        assert_eq!(f.source, SensorSource::Fallback);
+        assert_eq!(f.effective, Some(19.0));
+        assert!(f.inputs[1].used && !f.inputs[1].selected && f.inputs[1].weight == 1.0);
+        assert_eq!(f.inputs[0].excluded, Some(Exclusion::Stale));
+        assert!(f.label.contains("fallback"), "{}", f.label);
+
+        let sensors = [snap("sel", Some(20.0), Some(600)), snap("other", None, Some(5))];
+        let f = fuse_(&sensors, &[sel("sel", 1.0)]);
+        assert_eq!((f.source, f.effective), (SensorSource::None, None));
+        assert_eq!(f.loss, "sel stale 10 min, other failed");
+    }
+
+    #[test]
+    fn an_unknown_selected_sensor_shows_as_never_read() {
+        let f = fuse_(&[snap("a", Some(20.0), Some(5))], &[sel("ghost", 1.0)]);
+        assert_eq!(f.source, SensorSource::Fallback);
+        let ghost = &f.inputs[1];
+        assert_eq!((ghost.id.as_str(), ghost.excluded), ("ghost", Some(Exclusion::NoReading)));
+    }
+}

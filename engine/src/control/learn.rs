@@ -1,0 +1,242 @@
+//! How fast this house heats and cools, learned from its own recorded runs.
+//!
+//! There is no outdoor sensor, so the only history is the runs: how long each took and how
+//! much the effective temperature moved. Runs of different lengths are not directly comparable:
+//!
+//! - the equipment has a dead time (radiators warming up, a duct filling with cold air): the
+//!   first minutes of every run barely move the temperature, so a 12-minute hysteresis run shows
+//!   a far lower °C/h than a 90-minute preheat;
+//! - the rate falls as the house nears equilibrium, and with the weather.
+//!
+//! So the estimate is a line `duration = dead time + rise / rate` fitted to the runs, weighted
+//! by recency (the weather changes) and trimmed of outliers (a window opened, a run cut by the
+//! frost floor). Predictive start then asks "how long to rise ΔT?" as `dead + ΔT / rate`, which
+//! fits both short and long runs. Without enough spread in the rises (all runs alike) the line
+//! is not identifiable, and a recency-weighted median of the rates stands in (dead time 0).
+
+use hearth_proto::Timestamp;
+use hearth_proto::control::System;
+use hearth_proto::history::Run;
+
+/// Runs shorter than this are mostly dead time (or cut short by protection): not learned from.
+const MIN_RUN_S: i64 = 10 * 60;
+/// Only recent runs: the house and the season change.
+const WINDOW_S: i64 = 14 * 86_400;
+/// A run's weight halves every this many seconds of age.
+const HALF_LIFE_S: f64 = 3.0 * 86_400.0;
+/// Rates outside this are sensor trouble, not the house, °C/h.
+const SANE_RATE: std::ops::RangeInclusive<f64> = 0.05..=20.0;
+/// At most this much dead time is believed, seconds.
+const MAX_DEAD_S: f64 = 3600.0;
+/// The line needs rises spread at least this much (weighted standard deviation), °C.
+const MIN_RISE_SPREAD_C: f64 = 0.4;
+/// Fit the line from at least this many runs.
+const MIN_FIT_RUNS: usize = 4;
+
+/// A learned rate of one system.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Rate {
+    /// Temperature change per hour once running, °C/h (positive for both systems).
+    pub(crate) c_per_h: f64,
+    /// Time before the temperature starts to move, seconds.
+    pub(crate) dead_s: f64,
+    /// How many runs it was learned from.
+    pub(crate) samples: u32,
+}
+
+impl Rate {
+    /// Seconds to move `delta_c` from a standing start (dead time included).
+    pub(crate) fn lead_s(&self, delta_c: f64) -> f64 {
+        self.dead_s + delta_c.max(0.0) / self.c_per_h * 3600.0
+    }
+
+    /// When a running system covers `gap_c` (dead time already spent); None when there is no
+    /// gap.
+    pub(crate) fn eta(&self, now: Timestamp, gap_c: f64) -> Option<Timestamp> {
+        if gap_c <= 0.0 {
+            return None;
+        }
+        let secs = gap_c / self.c_per_h * 3600.0;
+        let d = jiff::SignedDuration::try_from_secs_f64(secs).ok()?;
+        now.checked_add(d).ok()
+    }
+}
+
+/// What the house taught.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Learned {
+    pub(crate) heat: Option<Rate>,
+    pub(crate) cool: Option<Rate>,
+}
+
+impl Learned {
+    pub(crate) fn rate(&self, system: System) -> Option<Rate> {
+        match system {
+            System::Heat => self.heat,
+            System::Cool => self.cool,
+        }
+    }
+}
+
+/// One usable run: rise in °C (positive), duration in hours, weight.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    rise: f64,
+    hours: f64,
+    weight: f64,
+}
+
+fn samples(runs: &[Run], system: System, now: Timestamp) -> Vec<Sample> {
+    runs.iter()
+        .filter(|r| r.system == system)
+        .filter_map(|r| {
+            let end = r.end?;
+            let secs = end.duration_since(r.start).as_secs();
+            let age = now.duration_since(end).as_secs();
+            if secs < MIN_RUN_S || !(0..=WINDOW_S).contains(&age) {
+                return None;
+            }
+            let moved = r.end_temp_c? - r.start_temp_c?;
+            let rise = if system == System::Heat { moved } else { -moved };
+            let hours = secs as f64 / 3600.0;
+            let rate = rise / hours;
+            // A run that moved the wrong way (door open, sun) says nothing about the equipment.
+            (rise.is_finite() && SANE_RATE.contains(&rate)).then(|| Sample {
+                rise,
+                hours,
+                weight: 0.5f64.powf(age as f64 / HALF_LIFE_S),
+            })
+        })
+        .collect()
+}
+
+fn weighted_median(mut pairs: Vec<(f64, f64)>) -> Option<f64> {
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: f64 = pairs.iter().map(|p| p.1).sum();
+    let mut acc = 0.0;
+    for (v, w) in &pairs {
+        acc += w;
+        if acc >= total / 2.0 {
+            return Some(*v);
+        }
+    }
+    None
+}
+
+/// Weighted least squares `hours = a + b·rise`; None when not identifiable.
+fn fit(samples: &[Sample]) -> Option<(f64, f64)> {
+    let w: f64 = samples.iter().map(|s| s.weight).sum();
+    if samples.len() < MIN_FIT_RUNS || w <= 0.0 {
+        return None;
+    }
+    let mx = samples.iter().map(|s| s.weight * s.rise).sum::<f64>() / w;
+    let my = samples.iter().map(|s| s.weight * s.hours).sum::<f64>() / w;
+    let sxx = samples.iter().map(|s| s.weight * (s.rise - mx).powi(2)).sum::<f64>() / w;
+    let sxy = samples.iter().map(|s| s.weight * (s.rise - mx) * (s.hours - my)).sum::<f64>() / w;
+    if sxx.sqrt() < MIN_RISE_SPREAD_C {
+        return None;
+    }
+    let b = sxy / sxx;
+    Some((my - b * mx, b))
+}
+
+fn estimate(samples: &[Sample]) -> Option<Rate> {
+    if samples.is_empty() {
+        return None;
+    }
+    let median_rate = || {
+        let rate = weighted_median(samples.iter().map(|s| (s.rise / s.hours, s.weight)).collect());
+        rate.map(|c_per_h| Rate { c_per_h, dead_s: 0.0, samples: samples.len() as u32 })
+    };
+    let Some((a, b)) = fit(samples) else { return median_rate() };
+    // Trim runs far off the line (robust against a window left open), then fit again.
+    let residuals: Vec<f64> = samples.iter().map(|s| (s.hours - a - b * s.rise).abs()).collect();
+    let mad = weighted_median(residuals.iter().map(|r| (*r, 1.0)).collect()).unwrap_or(0.0);
+    let limit = (3.0 * mad).max(5.0 / 60.0);
+    let kept: Vec<Sample> =
+        samples.iter().zip(&residuals).filter(|(_, r)| **r <= limit).map(|(s, _)| *s).collect();
+    let Some((a, b)) = fit(&kept) else { return median_rate() };
+    if b <= 0.0 || !SANE_RATE.contains(&(1.0 / b)) {
+        return median_rate();
+    }
+    Some(Rate {
+        c_per_h: 1.0 / b,
+        dead_s: (a * 3600.0).clamp(0.0, MAX_DEAD_S),
+        samples: kept.len() as u32,
+    })
+}
+
+/// Learn from `runs` (closed, at least 10 minutes, temperatures known, ended in the last 14
+/// days before `now`).
+pub(crate) fn learn(runs: &[Run], now: Timestamp) -> Learned {
+    Learned {
+        heat: estimate(&samples(runs, System::Heat, now)),
+        cool: estimate(&samples(runs, System::Cool, now)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Timestamp = Timestamp::constant(1_800_000_000, 0);
+
+    fn run(system: System, ago_h: f64, minutes: f64, from: f64, to: f64) -> Run {
+        let end = NOW - jiff::SignedDuration::from_secs_f64(ago_h * 3600.0);
+        Run {
+            system,
+            start: end - jiff::SignedDuration::from_secs_f64(minutes * 60.0),
+            end: Some(end),
+            start_temp_c: Some(from),
+            end_temp_c: Some(to),
+        }
+    }
+
+    #[test]
+    fn dead_time_and_rate_from_short_and_long_runs() {
+        // 6 min dead time, then 3 °C/h: 0.6 °C takes 18 min, 4 °C takes 86 min.
+        let mut runs = Vec::new();
+        for day in 0..6 {
+            let ago = f64::from(day) * 24.0 + 2.0;
+            runs.push(run(System::Heat, ago, 18.0, 20.7, 21.3));
+            runs.push(run(System::Heat, ago + 3.0, 18.0, 20.7, 21.3));
+            runs.push(run(System::Heat, ago + 6.0, 86.0, 17.0, 21.0));
+        }
+        let rate = learn(&runs, NOW).heat.unwrap_or_else(|| panic!("nothing learned"));
+        assert!((rate.c_per_h - 3.0).abs() < 0.05, "{rate:?}");
+        assert!((rate.dead_s - 360.0).abs() < 30.0, "{rate:?}");
+        assert_eq!(rate.samples, 18);
+        assert!((rate.lead_s(4.0) - 86.0 * 60.0).abs() < 60.0);
+    }
+
+    #[test]
+    fn only_closed_long_recent_runs_with_temperatures_count() {
+        let mut open = run(System::Heat, 1.0, 60.0, 18.0, 20.0);
+        open.end = None;
+        let mut unknown = run(System::Heat, 1.0, 60.0, 18.0, 20.0);
+        unknown.end_temp_c = None;
+        let runs = [
+            open,
+            unknown,
+            run(System::Heat, 1.0, 9.0, 18.0, 20.0),       // too short
+            run(System::Heat, 15.0 * 24.0, 60.0, 18.0, 20.0), // too old
+            run(System::Heat, 1.0, 60.0, 20.0, 19.0),      // fell while heating
+            run(System::Cool, 1.0, 60.0, 26.0, 25.0),
+        ];
+        let learned = learn(&runs, NOW);
+        assert_eq!(learned.heat, None);
+        let cool = learned.cool.unwrap_or_else(|| panic!("no cool rate"));
+        assert_eq!((cool.c_per_h, cool.samples), (1.0, 1));
+    }
+
+    #[test]
+    fn alike_runs_give_the_median_rate() {
+        let runs: Vec<Run> = [2.0, 2.1, 1.9, 9.0, 2.05]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| run(System::Heat, i as f64, 60.0, 18.0, 18.0 + r))
+            .collect();
+        let rate = learn(&runs, NOW).heat.unwrap_or_else(|| panic!("nothing learned"));
+        assert_eq!((rate.c_per_h, rate.dead_s), (2.05, 0.0));
+    }
+}
