@@ -105,6 +105,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(control::view))
         .routes(routes!(control::set_settings))
         .routes(routes!(control::decisions))
+        .routes(routes!(control::plugins))
         .routes(routes!(events::stream))
 }
 
