@@ -11,6 +11,7 @@ mod clock;
 mod control;
 mod ingest;
 mod mdns;
+mod schedule;
 mod site;
 mod store;
 
@@ -55,6 +56,8 @@ impl Engine {
             .await?,
         );
         let ingest = ingest::Ingest::spawn(store.clone(), wake);
+        let time_zone = config.time_zone()?;
+        let schedules = Arc::new(store::Schedules::load(store.clone(), time_zone.clone()).await?);
         let state = AppState::new(api::Shared {
             store: store.clone(),
             ingest,
@@ -64,7 +67,8 @@ impl Engine {
             stale_after,
             offline_after: config.offline_after()?,
             clock: clock::ClockWatch::new(config.clock_skew_max()?),
-            time_zone: config.time_zone()?,
+            time_zone,
+            schedules,
         });
         Ok(Self { state, controller, store, site, engine_id })
     }

@@ -6,6 +6,7 @@ mod control;
 mod error;
 mod info;
 mod relays;
+mod schedules;
 mod sensors;
 
 use std::sync::Arc;
@@ -47,6 +48,8 @@ pub(crate) struct Shared {
     pub(crate) clock: crate::clock::ClockWatch,
     /// The time zone schedules and daily analytics are read in.
     pub(crate) time_zone: jiff::tz::TimeZone,
+    /// The schedule: rules, overrides, default target, compiled into a shared snapshot.
+    pub(crate) schedules: Arc<crate::store::Schedules>,
 }
 
 impl AppState {
@@ -71,6 +74,7 @@ Reads (GET) are open on the LAN. Everything that changes state needs \
         (name = "relays", description = "Relay agents and their outputs"),
         (name = "agents", description = "Sensor and relay agents"),
         (name = "control", description = "The decision loop"),
+        (name = "schedules", description = "Schedule rules, overrides, the default target and the timeline"),
         (name = "service", description = "Health and documentation"),
     )
 )]
@@ -102,6 +106,12 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(control::view))
         .routes(routes!(control::set_settings))
         .routes(routes!(control::decisions))
+        .routes(routes!(schedules::list_rules, schedules::create_rule))
+        .routes(routes!(schedules::get_rule, schedules::replace_rule, schedules::delete_rule))
+        .routes(routes!(schedules::get_default, schedules::put_default))
+        .routes(routes!(schedules::list_overrides, schedules::create_override, schedules::resume))
+        .routes(routes!(schedules::delete_override))
+        .routes(routes!(schedules::timeline))
 }
 
 /// The OpenAPI document of the engine API, generated from the router the server runs.
