@@ -13,8 +13,10 @@
 //!
 //! The first wins; the others, one entry per rule in the same order, are the `beaten` list,
 //! followed by the default target, which is always in force underneath (when nothing else is in
-//! force it wins and `beaten` is empty). A winner without `heat_c` or `cool_c` takes the default
-//! target's; with no sensors it takes the default's selection. Adjacent pieces with the same
+//! force it wins and `beaten` is empty). A rule without `heat_c` or `cool_c` takes the default
+//! target's; with no sensors it takes the default's selection. An override without a setpoint
+//! or sensors takes them from the schedule underneath it (the best rule in force there, else the
+//! default target), as `NewOverride` promises. Adjacent pieces with the same
 //! winner and the same `beaten` list are merged (the same winner implies the same target).
 //!
 //! Everything is derived from the rules and an instant, never from edges seen: the state at `t`
@@ -90,8 +92,10 @@ struct Candidate {
     rule: RuleRef,
     /// Ties after layer and start: the larger wins (rules: −id, overrides: +id).
     tie: i64,
-    heat_c: f64,
-    cool_c: f64,
+    /// Rules: filled from the default target. Overrides: as sent (`None`/empty: the schedule's
+    /// underneath, resolved per piece).
+    heat_c: Option<f64>,
+    cool_c: Option<f64>,
     sensors: Vec<SensorWeight>,
 }
 
@@ -145,8 +149,8 @@ impl Schedule {
             candidates.push(Candidate {
                 rule: RuleRef { layer, id: Some(r.id), name: r.rule.name.clone() },
                 tie: -r.id,
-                heat_c: r.rule.heat_c.unwrap_or(default.heat_c),
-                cool_c: r.rule.cool_c.unwrap_or(default.cool_c),
+                heat_c: Some(r.rule.heat_c.unwrap_or(default.heat_c)),
+                cool_c: Some(r.rule.cool_c.unwrap_or(default.cool_c)),
                 sensors: pick_sensors(&r.rule.sensors, &default.sensors),
             });
         }
@@ -160,9 +164,9 @@ impl Schedule {
             candidates.push(Candidate {
                 rule: RuleRef { layer: Layer::Override, id: Some(o.id), name: "override".into() },
                 tie: o.id,
-                heat_c: o.heat_c.unwrap_or(default.heat_c),
-                cool_c: o.cool_c.unwrap_or(default.cool_c),
-                sensors: pick_sensors(&o.sensors, &default.sensors),
+                heat_c: o.heat_c,
+                cool_c: o.cool_c,
+                sensors: o.sensors.clone(),
             });
         }
         Self { tz, tz_name, default, rules, candidates, compiled_rules, compiled_overrides }
@@ -246,6 +250,6 @@ impl Schedule {
     }
 }
 
-fn pick_sensors(own: &[SensorWeight], default: &[SensorWeight]) -> Vec<SensorWeight> {
+pub(super) fn pick_sensors(own: &[SensorWeight], default: &[SensorWeight]) -> Vec<SensorWeight> {
     if own.is_empty() { default.to_vec() } else { own.to_vec() }
 }

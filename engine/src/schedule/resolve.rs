@@ -5,7 +5,7 @@ use hearth_proto::schedules::Layer;
 use jiff::ToSpan;
 use jiff::civil::{Date, DateTime};
 
-use super::{Recurrence, Schedule, Segment};
+use super::{Recurrence, Schedule, Segment, pick_sensors};
 
 /// One interval `[start, end)` in which a candidate (rule or override) is in force.
 #[derive(Debug, Clone, Copy)]
@@ -181,14 +181,22 @@ impl Schedule {
         let c = &self.candidates[winner];
         let mut beaten: Vec<_> = rest.iter().map(|&i| self.candidates[i].rule.clone()).collect();
         beaten.push(Self::default_ref());
+        // What an override leaves open comes from the schedule underneath it.
+        let d = &self.default;
+        let under =
+            rest.iter().map(|&i| &self.candidates[i]).find(|u| u.rule.layer != Layer::Override);
+        let (heat, cool, sensors) = match under {
+            Some(u) => (u.heat_c.unwrap_or(d.heat_c), u.cool_c.unwrap_or(d.cool_c), &u.sensors),
+            None => (d.heat_c, d.cool_c, &d.sensors),
+        };
         Segment {
             start: p.start,
             end: p.end,
             start_local: self.local(p.start),
             end_local: self.local(p.end),
-            heat_c: c.heat_c,
-            cool_c: c.cool_c,
-            sensors: c.sensors.clone(),
+            heat_c: c.heat_c.unwrap_or(heat),
+            cool_c: c.cool_c.unwrap_or(cool),
+            sensors: pick_sensors(&c.sensors, sensors),
             rule: c.rule.clone(),
             beaten,
         }

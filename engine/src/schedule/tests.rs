@@ -319,6 +319,24 @@ fn sensors_come_from_the_winner_else_the_default() {
 }
 
 #[test]
+fn an_override_keeps_what_it_leaves_open_from_the_schedule_underneath() {
+    let berlin = tz("Europe/Berlin");
+    let at = |hhmm: &str| local(&berlin, &format!("2026-01-14T{hhmm}"));
+    let sw = |id: &str| SensorWeight { sensor_id: id.into(), weight: 1.0 };
+    let mut r = new_rule("cool", weekly(&ALL_DAYS, "08:00", "12:00"), Some(19.0), Some(24.0));
+    r.sensors = vec![sw("kitchen")];
+    // Heat only, no sensors, from 09:00 on.
+    let s = schedule(&berlin, vec![rule(1, r)], vec![ovr(4, 23.0, at("09:00"), None)]);
+    let seg = s.at(at("10:00"));
+    assert_eq!((seg.rule.id, seg.heat_c, seg.cool_c), (Some(4), 23.0, 24.0));
+    assert_eq!(seg.sensors, vec![sw("kitchen")]);
+    // After the rule ends, the default target is underneath.
+    let seg = s.at(at("13:00"));
+    assert_eq!((seg.rule.id, seg.heat_c, seg.cool_c), (Some(4), 23.0, 26.0));
+    assert_eq!(seg.sensors, vec![]);
+}
+
+#[test]
 fn timeline_is_clipped_ordered_gapless_and_merged() {
     let berlin = tz("Europe/Berlin");
     let rules = vec![
