@@ -14,6 +14,7 @@ mod ingest;
 mod mdns;
 #[doc(hidden)]
 pub mod sim;
+mod schedule;
 mod site;
 mod store;
 
@@ -58,6 +59,8 @@ impl Engine {
             .await?,
         );
         let ingest = ingest::Ingest::spawn(store.clone(), wake);
+        let time_zone = config.time_zone()?;
+        let schedules = Arc::new(store::Schedules::load(store.clone(), time_zone.clone()).await?);
         let state = AppState::new(api::Shared {
             store: store.clone(),
             ingest,
@@ -68,7 +71,8 @@ impl Engine {
             offline_after: config.offline_after()?,
             clock: clock::ClockWatch::new(config.clock_skew_max()?),
             events: events.clone(),
-            time_zone: config.time_zone()?,
+            time_zone,
+            schedules,
         });
         Ok(Self { state, controller, store, site, engine_id })
     }

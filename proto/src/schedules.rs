@@ -291,3 +291,10 @@ pub struct Timeline {
     /// or winner.
     pub segments: Vec<Segment>,
 }
+
+/// `DELETE /v1/overrides` ("resume the schedule"): how many overrides in force were ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OverridesEnded {
+    /// Overrides that were in force and are ended now (future ones are kept).
+    pub ended: u64,
+}

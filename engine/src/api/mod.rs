@@ -7,6 +7,7 @@ mod error;
 mod events;
 mod info;
 mod relays;
+mod schedules;
 mod sensors;
 
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) events: crate::events::Events,
     /// The time zone schedules and daily analytics are read in.
     pub(crate) time_zone: jiff::tz::TimeZone,
+    /// The schedule: rules, overrides, default target, compiled into a shared snapshot.
+    pub(crate) schedules: Arc<crate::store::Schedules>,
 }
 
 impl AppState {
@@ -74,6 +77,7 @@ Reads (GET) are open on the LAN. Everything that changes state needs \
         (name = "relays", description = "Relay agents and their outputs"),
         (name = "agents", description = "Sensor and relay agents"),
         (name = "control", description = "The decision loop"),
+        (name = "schedules", description = "Schedule rules, overrides, the default target and the timeline"),
         (name = "service", description = "Health and documentation"),
     )
 )]
@@ -107,6 +111,12 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(control::decisions))
         .routes(routes!(control::plugins))
         .routes(routes!(events::stream))
+        .routes(routes!(schedules::list_rules, schedules::create_rule))
+        .routes(routes!(schedules::get_rule, schedules::replace_rule, schedules::delete_rule))
+        .routes(routes!(schedules::get_default, schedules::put_default))
+        .routes(routes!(schedules::list_overrides, schedules::create_override, schedules::resume))
+        .routes(routes!(schedules::delete_override))
+        .routes(routes!(schedules::timeline))
 }
 
 /// The OpenAPI document of the engine API, generated from the router the server runs.

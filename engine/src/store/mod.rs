@@ -5,6 +5,8 @@
 //! the last commits but never corrupts the file). Queries are plain `query()/query_as()` so the
 //! PostgreSQL backend can follow with the same statements tested against both.
 
+mod schedules;
+
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,6 +17,8 @@ use hearth_proto::control::{ControlSettings, Decision};
 use hearth_proto::relays::{OutputStatus, RelayFunction, RelayState};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
+
+pub(crate) use schedules::Schedules;
 
 /// Rows per multi-row INSERT: at most 7 bound values each, under SQLite's 32766 variables.
 const INSERT_CHUNK: usize = 1000;

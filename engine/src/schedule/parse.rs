@@ -1,0 +1,256 @@
+//! Validation of rules, overrides and the default target, and parsing of `when` into a
+//! [`Recurrence`]. Error messages name the field path (`when.days field must ...`).
+
+use std::collections::HashSet;
+
+use hearth_proto::Timestamp;
+use hearth_proto::schedules::{
+    DefaultTarget, Hold, Layer, NewOverride, NewRule, SensorWeight, Weekday, When,
+};
+use jiff::SignedDuration;
+use jiff::civil::{Date, DateTime};
+
+use super::Recurrence;
+
+const MAX_NAME_CHARS: usize = 80;
+const MAX_SENSORS: usize = 32;
+const MAX_SENSOR_ID_LEN: usize = 64;
+const MAX_CRON_MIN: u32 = 10_080;
+const MAX_HOLD_MIN: u32 = 43_200;
+/// Longest vacation, and how far ahead an override may start.
+pub(crate) const MAX_AHEAD_DAYS: i64 = 366;
+/// End of day, `24:00`, in minutes.
+const END_OF_DAY: u16 = 24 * 60;
+
+/// Check a rule; its layer when valid.
+pub(crate) fn check_rule(r: &NewRule) -> Result<Layer, String> {
+    let chars = r.name.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS || r.name.trim().is_empty() {
+        return Err(format!(
+            "name field must be 1 to {MAX_NAME_CHARS} characters, not blank, got {chars}"
+        ));
+    }
+    if r.name.chars().any(char::is_control) {
+        return Err("name field must not contain control characters".into());
+    }
+    check_setpoints(r.heat_c, r.cool_c)?;
+    check_sensors(&r.sensors)?;
+    let recurrence = recurrence(&r.when)?;
+    Ok(layer(&recurrence))
+}
+
+/// Check an override against `now` (its start at most a year ahead, its end after its start).
+pub(crate) fn check_override(o: &NewOverride, now: Timestamp) -> Result<(), String> {
+    check_setpoints(o.heat_c, o.cool_c)?;
+    check_sensors(&o.sensors)?;
+    let start = o.start.unwrap_or(now);
+    if start.duration_since(now) > SignedDuration::from_hours(MAX_AHEAD_DAYS * 24) {
+        return Err(format!(
+            "start field must be at most {MAX_AHEAD_DAYS} days ahead, got {start}"
+        ));
+    }
+    match &o.hold {
+        Hold::Until { at } if *at <= start => {
+            Err(format!("hold.at field must be after the start ({start}), got {at}"))
+        }
+        Hold::For { minutes } if !(1..=MAX_HOLD_MIN).contains(minutes) => {
+            Err(format!("hold.minutes field must be between 1 and {MAX_HOLD_MIN}, got {minutes}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Check the default target.
+pub(crate) fn check_default(d: &DefaultTarget) -> Result<(), String> {
+    check_setpoints(Some(d.heat_c), Some(d.cool_c))?;
+    check_sensors(&d.sensors)
+}
+
+fn check_setpoints(heat: Option<f64>, cool: Option<f64>) -> Result<(), String> {
+    if heat.is_none() && cool.is_none() {
+        return Err("heat_c or cool_c field is required (at least one setpoint)".into());
+    }
+    if let Some(h) = heat
+        && !(h.is_finite() && (5.0..=30.0).contains(&h))
+    {
+        return Err(format!("heat_c field must be between 5 and 30 °C, got {h}"));
+    }
+    if let Some(c) = cool
+        && !(c.is_finite() && (15.0..=35.0).contains(&c))
+    {
+        return Err(format!("cool_c field must be between 15 and 35 °C, got {c}"));
+    }
+    if let (Some(h), Some(c)) = (heat, cool)
+        && c < h + 0.5
+    {
+        return Err(format!(
+            "cool_c field must be at least heat_c + 0.5 °C, got heat_c {h} and cool_c {c}"
+        ));
+    }
+    Ok(())
+}
+
+fn check_sensors(sensors: &[SensorWeight]) -> Result<(), String> {
+    if sensors.len() > MAX_SENSORS {
+        return Err(format!(
+            "sensors field must list at most {MAX_SENSORS} sensors, got {}",
+            sensors.len()
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (i, s) in sensors.iter().enumerate() {
+        if s.sensor_id.is_empty() || s.sensor_id.len() > MAX_SENSOR_ID_LEN {
+            return Err(format!(
+                "sensors[{i}].sensor_id field must be 1 to {MAX_SENSOR_ID_LEN} characters"
+            ));
+        }
+        if !(s.weight.is_finite() && s.weight > 0.0 && s.weight <= 100.0) {
+            return Err(format!(
+                "sensors[{i}].weight field must be greater than 0 and at most 100, got {}",
+                s.weight
+            ));
+        }
+        if !seen.insert(s.sensor_id.as_str()) {
+            return Err(format!(
+                "sensors[{i}].sensor_id field names {:?} a second time",
+                s.sensor_id
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `HH:MM` as minutes after midnight; `24:00` only where `end_of_day` is allowed.
+fn hhmm(s: &str, field: &str, end_of_day: bool) -> Result<u16, String> {
+    let bad = || {
+        let range = if end_of_day { "00:00 to 24:00" } else { "00:00 to 23:59" };
+        format!("{field} field must be a time HH:MM ({range}), got {s:?}")
+    };
+    let b = s.as_bytes();
+    if b.len() != 5 || b[2] != b':' || ![0, 1, 3, 4].iter().all(|&i| b[i].is_ascii_digit()) {
+        return Err(bad());
+    }
+    let num = |i: usize| u16::from(b[i] - b'0') * 10 + u16::from(b[i + 1] - b'0');
+    let (h, m) = (num(0), num(3));
+    match (h, m) {
+        (0..=23, 0..=59) => Ok(h * 60 + m),
+        (24, 0) if end_of_day => Ok(END_OF_DAY),
+        _ => Err(bad()),
+    }
+}
+
+fn date(s: &str, field: &str) -> Result<Date, String> {
+    let bad = || format!("{field} field must be a date YYYY-MM-DD, got {s:?}");
+    if s.len() != 10 {
+        return Err(bad());
+    }
+    s.parse::<Date>().map_err(|_| bad())
+}
+
+fn date_time(s: &str, field: &str) -> Result<DateTime, String> {
+    let bad = || format!("{field} field must be a local date and time YYYY-MM-DDTHH:MM, got {s:?}");
+    let (d, t) = s.split_once('T').ok_or_else(bad)?;
+    let d = date(d, field).map_err(|_| bad())?;
+    let t = hhmm(t, field, false).map_err(|_| bad())?;
+    Ok(d.at((t / 60) as i8, (t % 60) as i8, 0, 0))
+}
+
+fn weekday_index(d: Weekday) -> usize {
+    match d {
+        Weekday::Monday => 0,
+        Weekday::Tuesday => 1,
+        Weekday::Wednesday => 2,
+        Weekday::Thursday => 3,
+        Weekday::Friday => 4,
+        Weekday::Saturday => 5,
+        Weekday::Sunday => 6,
+    }
+}
+
+/// Parse `when`, with messages naming `when.<field>`.
+pub(super) fn recurrence(when: &When) -> Result<Recurrence, String> {
+    match when {
+        When::Weekly { days, start, end } => {
+            if days.is_empty() {
+                return Err("when.days field must list at least one day".into());
+            }
+            let mut set = [false; 7];
+            for d in days {
+                set[weekday_index(*d)] = true;
+            }
+            let start = hhmm(start, "when.start", false)?;
+            let end = hhmm(end, "when.end", true)?;
+            Ok(Recurrence::Weekly { days: set, start, end })
+        }
+        When::Cron { expr, duration_min } => {
+            let fields = expr.split_whitespace().count();
+            if fields != 5 {
+                return Err(format!(
+                    "when.expr field must have five fields (minute hour day-of-month month \
+                     day-of-week; no seconds or years), got {fields} in {expr:?}"
+                ));
+            }
+            let cron = expr
+                .parse::<croner::Cron>()
+                .map_err(|e| format!("when.expr field is not a valid cron expression: {e}"))?;
+            if !(1..=MAX_CRON_MIN).contains(duration_min) {
+                return Err(format!(
+                    "when.duration_min field must be between 1 and {MAX_CRON_MIN}, got {duration_min}"
+                ));
+            }
+            let small = |v: Vec<u16>| -> Vec<i8> {
+                v.into_iter().filter_map(|v| i8::try_from(v).ok()).collect()
+            };
+            let hours = small(cron.pattern.hours.values());
+            let minutes = small(cron.pattern.minutes.values());
+            Ok(Recurrence::Cron {
+                cron: Box::new(cron),
+                hours,
+                minutes,
+                duration: SignedDuration::from_mins(i64::from(*duration_min)),
+            })
+        }
+        When::Exception { date: d, start, end } => {
+            let date = date(d, "when.date")?;
+            let start = start.as_deref().map(|s| hhmm(s, "when.start", false)).transpose()?;
+            let end = end.as_deref().map(|s| hhmm(s, "when.end", true)).transpose()?;
+            Ok(Recurrence::Exception {
+                date,
+                start: start.unwrap_or(0),
+                end: end.unwrap_or(END_OF_DAY),
+            })
+        }
+        When::Vacation { start, end } => {
+            let start = date_time(start, "when.start")?;
+            let end = date_time(end, "when.end")?;
+            if end <= start {
+                return Err(format!("when.end field must be after when.start, got {end}"));
+            }
+            let limit = start.checked_add(jiff::Span::new().days(MAX_AHEAD_DAYS));
+            if limit.is_ok_and(|l| end > l) {
+                return Err(format!(
+                    "when.end field must be at most {MAX_AHEAD_DAYS} days after when.start"
+                ));
+            }
+            Ok(Recurrence::Vacation { start, end })
+        }
+    }
+}
+
+/// The layer of a parsed `when`.
+pub(super) fn layer(r: &Recurrence) -> Layer {
+    match r {
+        Recurrence::Weekly { days, .. } if days.iter().all(|d| *d) => Layer::EveryDay,
+        Recurrence::Weekly { .. } => Layer::Day,
+        Recurrence::Cron { cron, .. } => {
+            let p = &cron.pattern;
+            let months_restricted = p.months.values().len() < 12;
+            if !p.is_dom_wildcard() || !p.is_dow_wildcard() || months_restricted {
+                Layer::Day
+            } else {
+                Layer::EveryDay
+            }
+        }
+        Recurrence::Exception { .. } | Recurrence::Vacation { .. } => Layer::Date,
+    }
+}
