@@ -4,6 +4,7 @@
 mod auth;
 mod control;
 mod error;
+mod history;
 mod info;
 mod relays;
 mod sensors;
@@ -71,6 +72,7 @@ Reads (GET) are open on the LAN. Everything that changes state needs \
         (name = "relays", description = "Relay agents and their outputs"),
         (name = "agents", description = "Sensor and relay agents"),
         (name = "control", description = "The decision loop"),
+        (name = "history", description = "Heating and cooling runs and daily analytics"),
         (name = "service", description = "Health and documentation"),
     )
 )]
@@ -94,7 +96,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sensors::update))
         .routes(routes!(sensors::backlog))
         .routes(routes!(sensors::list))
-        .routes(routes!(sensors::readings))
+        .routes(routes!(history::readings))
+        .routes(routes!(history::runs))
+        .routes(routes!(history::daily))
         .routes(routes!(relays::register))
         .routes(routes!(relays::list))
         .routes(routes!(relays::assign_function))
