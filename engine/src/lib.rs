@@ -7,6 +7,8 @@
 pub mod config;
 
 mod api;
+#[doc(hidden)]
+pub mod bench;
 mod clock;
 mod control;
 mod events;

@@ -5,8 +5,8 @@
 //! - `test`: installs the system tools the tests need, then fmt, clippy and every test.
 //! - `openapi`: regenerate the committed OpenAPI documents after an intended API change.
 //! - `bench [NAME] [--static]`: print the performance figures of DESIGN.md's targets (all
-//!   benches, or one: `sensor-agent`). Figures are printed, never asserted: timing is not a
-//!   test. `--static` links the agent statically (glibc `crt-static`), as agents ship.
+//!   benches, or one: `sensor-agent`, `history`). Figures are printed, never asserted: timing
+//!   is not a test. `--static` links the agent statically (glibc `crt-static`), as agents ship.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -171,7 +171,27 @@ async fn demo_schedule(api: &EngineClient) -> Result<(), hearth_proto::client::C
 type Bench = fn(bool) -> anyhow::Result<()>;
 
 /// Every bench, by name; `cargo xtask bench` runs them all in this order.
-const BENCHES: &[(&str, Bench)] = &[("sensor-agent", bench_sensor_agent)];
+const BENCHES: &[(&str, Bench)] =
+    &[("sensor-agent", bench_sensor_agent), ("history", bench_history)];
+
+/// Readings history: a year of 1-minute readings of 10 sensors (5.26 M) loaded through the
+/// engine's ingest path into a temporary SQLite file, then the chart queries timed. The code
+/// is the engine's `bench_history` example, built and run with the release profile (xtask
+/// itself runs unoptimised and does not link the engine).
+fn bench_history(_static_link: bool) -> anyhow::Result<()> {
+    run(
+        "bench history (release build of the engine's bench_history example)",
+        cargo().args([
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "hearth-engine",
+            "--example",
+            "bench_history",
+        ]),
+    )
+}
 
 fn bench(args: &[String]) -> anyhow::Result<()> {
     let static_link = args.iter().any(|a| a == "--static");

@@ -5,6 +5,7 @@ mod auth;
 mod control;
 mod error;
 mod events;
+mod history;
 mod info;
 mod relays;
 mod schedules;
@@ -78,6 +79,7 @@ Reads (GET) are open on the LAN. Everything that changes state needs \
         (name = "agents", description = "Sensor and relay agents"),
         (name = "control", description = "The decision loop"),
         (name = "schedules", description = "Schedule rules, overrides, the default target and the timeline"),
+        (name = "history", description = "Heating and cooling runs and daily analytics"),
         (name = "service", description = "Health and documentation"),
     )
 )]
@@ -101,7 +103,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sensors::update))
         .routes(routes!(sensors::backlog))
         .routes(routes!(sensors::list))
-        .routes(routes!(sensors::readings))
+        .routes(routes!(history::readings))
+        .routes(routes!(history::runs))
+        .routes(routes!(history::daily))
         .routes(routes!(relays::register))
         .routes(routes!(relays::list))
         .routes(routes!(relays::assign_function))

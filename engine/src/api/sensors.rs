@@ -1,22 +1,22 @@
 //! `PUT /v1/sensors/update` (the seed contract), `PUT /v1/sensors/backlog` (replayed readings)
-//! and the sensor views.
+//! and the sensor list (a sensor's history is in `history.rs`).
 
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use hearth_proto::events::Event;
 use hearth_proto::sensors::{
-    MAX_BACKLOG_UPDATES, Point, Reading, ReadingsPage, ReadingsQuery, SensorBacklog,
-    SensorBacklogAck, SensorInfo, SensorReport, SensorUpdate, SensorUpdateAck,
+    MAX_BACKLOG_UPDATES, Reading, SensorBacklog, SensorBacklogAck, SensorInfo, SensorReport,
+    SensorUpdate, SensorUpdateAck,
 };
 use hearth_proto::{ErrorBody, ErrorCode, Timestamp};
 use serde_json::Value;
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, Query};
+use super::error::ApiError;
 use crate::store::{NewReading, NewReport, from_millis, millis};
 
 /// Longest sensor id accepted (1-Wire ids are 15 characters; leave room for others).
@@ -25,8 +25,6 @@ const MAX_ID_LEN: usize = 64;
 const MAX_TEXT_LEN: usize = 256;
 /// A reading may be timestamped at most this far ahead of the engine's clock.
 const MAX_FUTURE: jiff::SignedDuration = jiff::SignedDuration::from_secs(600);
-/// Most readings one history request returns.
-const MAX_READINGS: u32 = 10_000;
 /// Most readings one backlog request may carry (all updates together).
 const MAX_BACKLOG_READINGS: usize = 20_000;
 
@@ -342,47 +340,4 @@ pub(super) async fn list(
             })
             .collect(),
     ))
-}
-
-/// Raw readings of one sensor, oldest first (at most 10,000; downsampling comes later).
-#[utoipa::path(get, path = "/v1/sensors/{id}/readings", tag = "sensors",
-    params(("id" = String, Path, description = "Sensor id"), ReadingsQuery),
-    responses(
-        (status = 200, body = ReadingsPage),
-        (status = 404, description = "Unknown sensor", body = ErrorBody),
-        (status = 422, description = "Bad range", body = ErrorBody),
-    ))]
-pub(super) async fn readings(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<ReadingsQuery>,
-) -> Result<axum::Json<ReadingsPage>, ApiError> {
-    let to = q.to.unwrap_or_else(Timestamp::now);
-    let from = match q.from {
-        Some(f) => f,
-        None => to.checked_sub(jiff::SignedDuration::from_hours(24)).unwrap_or(Timestamp::MIN),
-    };
-    if from >= to {
-        return Err(ApiError::invalid("from must be before to"));
-    }
-    if !state.inner.store.sensor_exists(&id).await? {
-        return Err(ApiError::not_found(format!("no sensor {id:?}")));
-    }
-    let rows = state.inner.store.readings(&id, millis(from), millis(to), MAX_READINGS).await?;
-    Ok(axum::Json(ReadingsPage {
-        sensor_id: id,
-        from,
-        to,
-        bucket_s: 0,
-        points: rows
-            .into_iter()
-            .map(|(ts, value)| Point {
-                at: from_millis(ts),
-                min: value,
-                mean: value,
-                max: value,
-                count: u32::from(value.is_some()),
-            })
-            .collect(),
-    }))
 }

@@ -1,0 +1,106 @@
+//! Hooks for the benchmarks (`cargo xtask bench history`, through the `bench_history`
+//! example) and for tests that need rows no route writes (runs). Not an API: hidden from the
+//! docs, may change at any time.
+
+use std::sync::Arc;
+
+use hearth_proto::Timestamp;
+use hearth_proto::control::System;
+use tokio::sync::Notify;
+
+use crate::store::{NewReading, NewReport};
+
+/// The engine's store, opened on a database URL (migrations run).
+#[derive(Debug, Clone)]
+pub struct Store(crate::store::Store);
+
+/// The engine's ingest path (group commit) over a [`Store`].
+#[derive(Debug, Clone)]
+pub struct Ingest(crate::ingest::Ingest);
+
+impl Store {
+    /// Open (creating) the database at `url`, e.g. `sqlite:///tmp/x/hearth.db`.
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        Ok(Self(crate::store::Store::open(url).await?))
+    }
+
+    /// Start the group-commit writer task on this store, as the engine does.
+    pub fn ingest(&self) -> Ingest {
+        Ingest(crate::ingest::Ingest::spawn(self.0.clone(), Arc::new(Notify::new())))
+    }
+
+    /// `(bucket_ms, points)` of the series the readings route would serve.
+    pub async fn series(
+        &self,
+        sensor_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+        max_points: u32,
+    ) -> anyhow::Result<(i64, usize)> {
+        let s = self.0.series(sensor_id, from_ms, to_ms, max_points).await?;
+        Ok((s.bucket_ms, s.points.len()))
+    }
+
+    /// Points of the plain GROUP BY over the raw rows (the comparison).
+    pub async fn series_from_raw(
+        &self,
+        sensor_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+        buckets: u32,
+    ) -> anyhow::Result<usize> {
+        Ok(self.0.series_from_raw(sensor_id, from_ms, to_ms, buckets).await?)
+    }
+
+    /// See the control loop's `Store::start_run`.
+    pub async fn start_run(
+        &self,
+        system: System,
+        at: Timestamp,
+        temp: Option<f64>,
+    ) -> anyhow::Result<()> {
+        Ok(self.0.start_run(system, at, temp).await?)
+    }
+
+    /// See the control loop's `Store::end_run`.
+    pub async fn end_run(
+        &self,
+        system: System,
+        at: Timestamp,
+        temp: Option<f64>,
+    ) -> anyhow::Result<()> {
+        Ok(self.0.end_run(system, at, temp).await?)
+    }
+
+    /// Close the pool (checkpoints the WAL).
+    pub async fn close(&self) {
+        self.0.close().await;
+    }
+}
+
+impl Ingest {
+    /// Submit one report of `host`'s readings `(sensor, ts ms, value)` and wait for its commit.
+    pub async fn submit(
+        &self,
+        host: &str,
+        readings: &[(String, i64, Option<f64>)],
+    ) -> anyhow::Result<()> {
+        let report = NewReport {
+            host_id: host.to_owned(),
+            received: readings.iter().map(|r| r.1).max().unwrap_or(0),
+            clock_offset_ms: None,
+            readings: readings
+                .iter()
+                .map(|(sensor_id, ts, value)| NewReading {
+                    sensor_id: sensor_id.clone(),
+                    kind: "DS18B20".into(),
+                    alias: None,
+                    extra: None,
+                    ts: *ts,
+                    value: *value,
+                })
+                .collect(),
+        };
+        self.0.submit(report).await.map_err(|e| anyhow::anyhow!("ingest: {e}"))
+    }
+}

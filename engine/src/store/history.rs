@@ -1,0 +1,612 @@
+//! History: the readings rollups (per minute, per hour) kept on ingest, downsampled series
+//! read from the coarsest source that is fine enough, and the heating/cooling runs.
+//!
+//! A year of 1-minute readings is 525,600 rows per sensor; a plain GROUP BY over them takes
+//! ~300 ms (shared notes/performance.md). The same chart from `readings_hour` reads 8,760 rows.
+
+use std::collections::HashMap;
+
+use hearth_proto::Timestamp;
+use hearth_proto::control::System;
+use hearth_proto::history::Run;
+use hearth_proto::sensors::Point;
+use sqlx::{QueryBuilder, Row, SqliteConnection};
+
+use super::{INSERT_CHUNK, Store, enum_str, from_millis, millis, str_enum};
+
+/// The rollup tables.
+#[derive(Debug, Clone, Copy)]
+enum Rollup {
+    Minute,
+    Hour,
+}
+
+const MINUTE_MS: i64 = 60_000;
+const HOUR_MS: i64 = 3_600_000;
+
+/// A downsampled (or raw) readings series, as served.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Series {
+    /// The range the points cover, `[from_ms, to_ms)`: the requested one, widened to whole
+    /// minutes or hours when the points come from a rollup (so that every point aggregates
+    /// exactly the readings of its interval).
+    pub(crate) from_ms: i64,
+    pub(crate) to_ms: i64,
+    /// Width of each bucket, ms; 0 for raw readings.
+    pub(crate) bucket_ms: i64,
+    /// Oldest first, empty buckets left out.
+    pub(crate) points: Vec<Point>,
+}
+
+/// Running aggregate of readings; failed readings (`None`) add nothing but still make the
+/// bucket exist (a point with count 0 shows the sensor reported and failed).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Agg {
+    n: i64,
+    sum: f64,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+impl Agg {
+    fn add(&mut self, v: Option<f64>) {
+        if let Some(v) = v {
+            self.merge(&Agg { n: 1, sum: v, min: Some(v), max: Some(v) });
+        }
+    }
+
+    fn merge(&mut self, o: &Agg) {
+        self.n += o.n;
+        self.sum += o.sum;
+        self.min = match (self.min, o.min) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.max = match (self.max, o.max) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+fn floor_to(t: i64, unit: i64) -> i64 {
+    t - t.rem_euclid(unit)
+}
+
+/// `a / b` rounded up, for `a ≥ 0`, `b > 0`.
+fn ceil_div(a: i64, b: i64) -> i64 {
+    a / b + i64::from(a % b != 0)
+}
+
+fn ceil_to(t: i64, unit: i64) -> i64 {
+    let r = t.rem_euclid(unit);
+    if r == 0 { t } else { t - r + unit }
+}
+
+/// Add the readings just inserted (exactly those: `INSERT … RETURNING` leaves out replayed
+/// duplicates) to both rollups, inside the caller's transaction.
+pub(super) async fn add_to_rollups(
+    tx: &mut SqliteConnection,
+    inserted: &[(String, i64, Option<f64>)],
+) -> Result<(), sqlx::Error> {
+    if inserted.is_empty() {
+        return Ok(());
+    }
+    // One upsert row per (sensor, bucket): an upsert may not touch a row twice in one
+    // statement on PostgreSQL, and fewer rows is faster anyway.
+    let mut minutes: HashMap<(&str, i64), Agg> = HashMap::new();
+    for (sensor, ts, value) in inserted {
+        minutes.entry((sensor.as_str(), floor_to(*ts, MINUTE_MS))).or_default().add(*value);
+    }
+    let mut hours: HashMap<(&str, i64), Agg> = HashMap::new();
+    for ((sensor, minute), agg) in &minutes {
+        hours.entry((sensor, floor_to(*minute, HOUR_MS))).or_default().merge(agg);
+    }
+    upsert_rollup(tx, "readings_minute", minutes).await?;
+    upsert_rollup(tx, "readings_hour", hours).await
+}
+
+async fn upsert_rollup(
+    tx: &mut SqliteConnection,
+    table: &'static str,
+    rows: HashMap<(&str, i64), Agg>,
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<_> = rows.into_iter().collect();
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut q = QueryBuilder::new(format!(
+            "INSERT INTO {table} (sensor_id, bucket, n, sum, min, max) "
+        ));
+        q.push_values(chunk, |mut b, ((sensor, bucket), agg)| {
+            b.push_bind(*sensor)
+                .push_bind(*bucket)
+                .push_bind(agg.n)
+                .push_bind(agg.sum)
+                .push_bind(agg.min)
+                .push_bind(agg.max);
+        });
+        // SQLite's scalar MIN/MAX return NULL when either side is NULL (a bucket of failed
+        // readings so far): COALESCE keeps whichever side has a value.
+        q.push(format!(
+            " ON CONFLICT (sensor_id, bucket) DO UPDATE SET
+               n = {table}.n + excluded.n,
+               sum = {table}.sum + excluded.sum,
+               min = COALESCE(MIN({table}.min, excluded.min), {table}.min, excluded.min),
+               max = COALESCE(MAX({table}.max, excluded.max), {table}.max, excluded.max)"
+        ));
+        q.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+fn point(at: i64, n: i64, sum: f64, min: Option<f64>, max: Option<f64>) -> Point {
+    Point {
+        at: from_millis(at),
+        min,
+        mean: (n > 0).then(|| sum / n as f64),
+        max,
+        count: u32::try_from(n).unwrap_or(u32::MAX),
+    }
+}
+
+fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Run, sqlx::Error> {
+    let system: String = r.try_get("system")?;
+    let end: Option<i64> = r.try_get("end")?;
+    Ok(Run {
+        // The CHECK constraint admits only these two.
+        system: str_enum(&system).unwrap_or(System::Heat),
+        start: from_millis(r.try_get("start")?),
+        end: end.map(from_millis),
+        start_temp_c: r.try_get("start_temp")?,
+        end_temp_c: r.try_get("end_temp")?,
+    })
+}
+
+impl Store {
+    /// At most `max_points` points of one sensor over `[from_ms, to_ms)`, oldest first.
+    ///
+    /// When the range holds at most `max_points` readings they come back raw (bucket 0; a
+    /// failed reading is a point with null values and count 0). Otherwise the bucket width is
+    /// range / `max_points` rounded up to a whole number of hours (read from `readings_hour`)
+    /// when that is at least an hour, of minutes (`readings_minute`) when at least a minute,
+    /// else of milliseconds (raw rows). Buckets start at `from` (widened to the source's unit);
+    /// empty ones are left out.
+    pub(crate) async fn series(
+        &self,
+        sensor_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+        max_points: u32,
+    ) -> Result<Series, sqlx::Error> {
+        let mut series = Series { from_ms, to_ms, bucket_ms: 0, points: Vec::new() };
+        if from_ms >= to_ms || max_points == 0 {
+            return Ok(series);
+        }
+        // One read of at most max_points + 1 rows tells whether the raw rows fit, without
+        // counting a year of them.
+        let raw = self.readings(sensor_id, from_ms, to_ms, max_points.saturating_add(1)).await?;
+        if raw.len() <= max_points as usize {
+            series.points = raw
+                .into_iter()
+                .map(|(ts, v)| point(ts, i64::from(v.is_some()), v.unwrap_or(0.0), v, v))
+                .collect();
+            return Ok(series);
+        }
+        let max = i64::from(max_points);
+        let needed = ceil_div(to_ms - from_ms, max);
+        let (unit, table) = if needed >= HOUR_MS {
+            (HOUR_MS, Some(Rollup::Hour))
+        } else if needed >= MINUTE_MS {
+            (MINUTE_MS, Some(Rollup::Minute))
+        } else {
+            (1, None)
+        };
+        let (from, to) = (floor_to(from_ms, unit), ceil_to(to_ms, unit));
+        // Widening the range by up to two units can only widen the buckets: the source stays
+        // fine enough, and ceil(range / width) ≤ max_points still holds.
+        let width = ceil_to(ceil_div(to - from, max), unit);
+        // Literal statements per source (sqlx refuses SQL built at run time unaudited).
+        let sql = match table {
+            Some(Rollup::Hour) => {
+                "SELECT (bucket - ?) / ? AS k, SUM(n) AS n, SUM(sum) AS s, MIN(min) AS lo,
+                        MAX(max) AS hi
+                 FROM readings_hour WHERE sensor_id = ? AND bucket >= ? AND bucket < ?
+                 GROUP BY k ORDER BY k"
+            }
+            Some(Rollup::Minute) => {
+                "SELECT (bucket - ?) / ? AS k, SUM(n) AS n, SUM(sum) AS s, MIN(min) AS lo,
+                        MAX(max) AS hi
+                 FROM readings_minute WHERE sensor_id = ? AND bucket >= ? AND bucket < ?
+                 GROUP BY k ORDER BY k"
+            }
+            None => {
+                "SELECT (ts - ?) / ? AS k, COUNT(value) AS n, COALESCE(SUM(value), 0.0) AS s,
+                        MIN(value) AS lo, MAX(value) AS hi
+                 FROM readings WHERE sensor_id = ? AND ts >= ? AND ts < ?
+                 GROUP BY k ORDER BY k"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(from)
+            .bind(width)
+            .bind(sensor_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?;
+        series.points = rows
+            .iter()
+            .map(|r| {
+                let k: i64 = r.try_get("k")?;
+                Ok(point(
+                    from + k * width,
+                    r.try_get("n")?,
+                    r.try_get("s")?,
+                    r.try_get("lo")?,
+                    r.try_get("hi")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        series.from_ms = from;
+        series.to_ms = to;
+        series.bucket_ms = width;
+        Ok(series)
+    }
+
+    /// The plain GROUP BY over raw rows into `buckets` equal buckets: what `series` avoids,
+    /// kept for the benchmark's comparison. Returns the number of points.
+    pub(crate) async fn series_from_raw(
+        &self,
+        sensor_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+        buckets: u32,
+    ) -> Result<usize, sqlx::Error> {
+        let width = ((to_ms - from_ms) / i64::from(buckets.max(1))).max(1);
+        let rows = sqlx::query(
+            "SELECT (ts - ?) / ? AS k, COUNT(value), SUM(value), MIN(value), MAX(value)
+             FROM readings WHERE sensor_id = ? AND ts >= ? AND ts < ? GROUP BY k",
+        )
+        .bind(from_ms)
+        .bind(width)
+        .bind(sensor_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.len())
+    }
+
+    /// Record that `system` started running at `at`; a no-op while a run of it is open (the
+    /// control loop may say so again after a restart).
+    pub(crate) async fn start_run(
+        &self,
+        system: System,
+        at: Timestamp,
+        temp: Option<f64>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            r#"INSERT INTO runs (system, start, start_temp) VALUES (?, ?, ?)
+               ON CONFLICT (system) WHERE "end" IS NULL DO NOTHING"#,
+        )
+        .bind(enum_str(system))
+        .bind(millis(at))
+        .bind(temp)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// Close the open run of `system` at `at` (never before its start); a no-op when none is
+    /// open.
+    pub(crate) async fn end_run(
+        &self,
+        system: System,
+        at: Timestamp,
+        temp: Option<f64>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            r#"UPDATE runs SET "end" = MAX(start, ?), end_temp = ?
+               WHERE system = ? AND "end" IS NULL"#,
+        )
+        .bind(millis(at))
+        .bind(temp)
+        .bind(enum_str(system))
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// The runs still going on (at most one per system), oldest first.
+    #[allow(dead_code, reason = "the control loop's, merged separately")]
+    pub(crate) async fn open_runs(&self) -> Result<Vec<Run>, sqlx::Error> {
+        let rows = sqlx::query(
+            r#"SELECT system, start, "end", start_temp, end_temp FROM runs
+               WHERE "end" IS NULL ORDER BY start, id"#,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Runs overlapping `[from, to)`: started before `to`, and ended at or after `from` or
+    /// still open; oldest first.
+    pub(crate) async fn runs(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Run>, sqlx::Error> {
+        let rows = sqlx::query(
+            r#"SELECT system, start, "end", start_temp, end_temp FROM runs
+               WHERE start < ? AND ("end" IS NULL OR "end" >= ?) ORDER BY start, id"#,
+        )
+        .bind(millis(to))
+        .bind(millis(from))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// The systems that have ever run, heat first.
+    pub(crate) async fn run_systems(&self) -> Result<Vec<System>, sqlx::Error> {
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT system FROM runs").fetch_all(&self.pool).await?;
+        let mut systems: Vec<System> = names.iter().filter_map(|s| str_enum(s)).collect();
+        systems.sort();
+        Ok(systems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{NewReading, NewReport};
+    use super::*;
+
+    async fn store() -> anyhow::Result<(Store, tempfile::TempDir)> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await?;
+        Ok((store, dir))
+    }
+
+    fn report(readings: &[(&str, i64, Option<f64>)]) -> NewReport {
+        NewReport {
+            host_id: "pi".into(),
+            received: 0,
+            clock_offset_ms: None,
+            readings: readings
+                .iter()
+                .map(|&(sensor, ts, value)| NewReading {
+                    sensor_id: sensor.into(),
+                    kind: "DS18B20".into(),
+                    alias: None,
+                    extra: None,
+                    ts,
+                    value,
+                })
+                .collect(),
+        }
+    }
+
+    /// A deterministic dataset: a reading every `step` ms, DS18B20-like values (multiples of
+    /// 1/16 °C, so sums are exact in floating point), every 7th reading failed, and the
+    /// whole hour starting at `dead_hour` failed.
+    fn dataset(start: i64, end: i64, step: i64, dead_hour: i64) -> Vec<(i64, Option<f64>)> {
+        (0..)
+            .map(|i| start + i * step)
+            .take_while(|&ts| ts < end)
+            .enumerate()
+            .map(|(i, ts)| {
+                let failed = i % 7 == 3 || (dead_hour..dead_hour + HOUR_MS).contains(&ts);
+                let v = 18.0 + ((i * 37) % 97) as f64 / 16.0;
+                (ts, (!failed).then_some(v))
+            })
+            .collect()
+    }
+
+    async fn load(store: &Store, sensor: &str, data: &[(i64, Option<f64>)]) -> anyhow::Result<()> {
+        let rows: Vec<(&str, i64, Option<f64>)> =
+            data.iter().map(|&(ts, v)| (sensor, ts, v)).collect();
+        for batch in rows.chunks(2500) {
+            store.write_reports(&[report(batch)]).await?;
+        }
+        Ok(())
+    }
+
+    type RollupRow = (String, i64, i64, f64, Option<f64>, Option<f64>);
+
+    async fn rollup(store: &Store, table: &str) -> anyhow::Result<Vec<RollupRow>> {
+        // `table` is one of the two constant names.
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT sensor_id, bucket, n, sum, min, max FROM {table} ORDER BY sensor_id, bucket"
+        )))
+        .fetch_all(&store.pool)
+        .await?)
+    }
+
+    /// The rollups recomputed from the raw rows, as the migration's backfill does.
+    async fn recomputed(store: &Store, unit: i64) -> anyhow::Result<Vec<RollupRow>> {
+        Ok(sqlx::query_as(
+            "SELECT sensor_id, ts - ((ts % ?1) + ?1) % ?1 AS b, COUNT(value),
+                    COALESCE(SUM(value), 0.0), MIN(value), MAX(value)
+             FROM readings GROUP BY sensor_id, b ORDER BY sensor_id, b",
+        )
+        .bind(unit)
+        .fetch_all(&store.pool)
+        .await?)
+    }
+
+    #[tokio::test]
+    async fn rollups_equal_a_group_by_after_live_and_replayed_readings() -> anyhow::Result<()> {
+        let (store, _dir) = store().await?;
+        let base = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+        let a = dataset(base, base + 3 * HOUR_MS, 10_000, base + HOUR_MS);
+        let b = dataset(base - 2 * HOUR_MS, base + HOUR_MS, 25_000, base - 2 * HOUR_MS);
+        // Live: in batches of two sensors' readings interleaved.
+        let mut live: Vec<(&str, i64, Option<f64>)> = Vec::new();
+        live.extend(a.iter().map(|&(ts, v)| ("28-a", ts, v)));
+        live.extend(b.iter().map(|&(ts, v)| ("28-b", ts, v)));
+        live.sort_by_key(|r| r.1);
+        for batch in live.chunks(333) {
+            store.write_reports(&[report(batch)]).await?;
+        }
+        // Replays: a backlog sent twice, a batch naming one reading twice, and a batch mixing
+        // replayed and new readings (the new ones are in minutes that already have rows).
+        let replay: Vec<_> = live[100..900].to_vec();
+        store.write_reports(&[report(&replay), report(&replay)]).await?;
+        store.write_reports(&[report(&live[5..6]), report(&live[5..6])]).await?;
+        let mixed =
+            [live[10], ("28-a", base + 5, Some(99.0)), ("28-a", base + 6, None), live[1500]];
+        store.write_reports(&[report(&mixed)]).await?;
+        // A failed reading before a valid one, in a minute of its own.
+        let late = base + 10 * HOUR_MS;
+        store.write_reports(&[report(&[("28-a", late, None)])]).await?;
+        store.write_reports(&[report(&[("28-a", late + 1, Some(17.5))])]).await?;
+
+        let minute = rollup(&store, "readings_minute").await?;
+        assert_eq!(minute, recomputed(&store, MINUTE_MS).await?);
+        assert_eq!(rollup(&store, "readings_hour").await?, recomputed(&store, HOUR_MS).await?);
+        let total: i64 = minute.iter().map(|r| r.2).sum();
+        let valid = a.iter().chain(&b).filter(|r| r.1.is_some()).count();
+        // 99.0 and 17.5 are the only new readings with a value beyond the datasets.
+        assert_eq!(total, valid as i64 + 2);
+        // A minute whose readings all failed exists with n = 0 and no min/max.
+        let dead = minute.iter().find(|r| r.0 == "28-a" && r.1 == base + HOUR_MS);
+        assert_eq!(dead.map(|r| (r.2, r.3, r.4, r.5)), Some((0, 0.0, None, None)));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn migration_backfills_the_rollups() -> anyhow::Result<()> {
+        let (store, _dir) = store().await?;
+        let base = 1_767_225_600_000;
+        load(&store, "28-a", &dataset(base, base + 2 * HOUR_MS, 30_000, base)).await?;
+        // Recompute as the migration does, from scratch, and compare with what ingest kept.
+        let kept =
+            (rollup(&store, "readings_minute").await?, rollup(&store, "readings_hour").await?);
+        sqlx::query("DELETE FROM readings_minute").execute(&store.pool).await?;
+        sqlx::query("DELETE FROM readings_hour").execute(&store.pool).await?;
+        let migration = include_str!("../../migrations/0004_history.sql");
+        for statement in migration.split(';').filter(|s| s.contains("INSERT INTO readings_")) {
+            sqlx::query(statement).execute(&store.pool).await?;
+        }
+        let backfilled =
+            (rollup(&store, "readings_minute").await?, rollup(&store, "readings_hour").await?);
+        assert_eq!(backfilled, kept);
+        assert!(!kept.1.is_empty());
+        Ok(())
+    }
+
+    /// The point a bucket `[at, at + width)` must have, from the dataset itself.
+    fn expected(data: &[(i64, Option<f64>)], at: i64, width: i64) -> Option<Point> {
+        let mut agg = Agg::default();
+        let mut any = false;
+        for &(_, v) in data.iter().filter(|r| (at..at + width).contains(&r.0)) {
+            any = true;
+            agg.add(v);
+        }
+        any.then(|| point(at, agg.n, agg.sum, agg.min, agg.max))
+    }
+
+    #[tokio::test]
+    async fn series_reads_raw_minute_and_hour_sources_exactly() -> anyhow::Result<()> {
+        let (store, _dir) = store().await?;
+        let base = 1_767_225_600_000;
+        let step = 10_000;
+        let data = dataset(base, base + 4 * 24 * HOUR_MS, step, base + 30 * HOUR_MS);
+        load(&store, "28-a", &data).await?;
+        // Another sensor's readings must not leak in.
+        load(&store, "28-b", &dataset(base, base + 2 * 24 * HOUR_MS, 60_000, 0)).await?;
+        let cases: [(&str, i64, i64, u32, i64); 6] = [
+            // (what, from, to, max_points, expected bucket width)
+            ("raw readings", base + 5_000, base + 205_000, 20, 0),
+            ("raw rows grouped", base, base + HOUR_MS, 100, 36_000),
+            ("minute rollup", base, base + 24 * HOUR_MS, 100, 15 * MINUTE_MS),
+            (
+                "minute rollup, unaligned",
+                base + 7_000,
+                base + 24 * HOUR_MS - 1,
+                100,
+                15 * MINUTE_MS,
+            ),
+            ("hour rollup", base, base + 3 * 24 * HOUR_MS, 10, 8 * HOUR_MS),
+            ("hour rollup, unaligned", base + 1, base + 4 * 24 * HOUR_MS, 7, 14 * HOUR_MS),
+        ];
+        for (what, from, to, max_points, width) in cases {
+            let s = store.series("28-a", from, to, max_points).await?;
+            assert_eq!(s.bucket_ms, width, "{what}");
+            assert!(!s.points.is_empty() && s.points.len() <= max_points as usize, "{what}");
+            // The served range covers the requested one, by less than a bucket's unit more.
+            assert!(s.from_ms <= from && s.to_ms >= to, "{what}");
+            assert!(from - s.from_ms < HOUR_MS && s.to_ms - to < HOUR_MS, "{what}");
+            let want: Vec<Point> = if width == 0 {
+                data.iter()
+                    .filter(|r| (from..to).contains(&r.0))
+                    .map(|&(ts, v)| point(ts, i64::from(v.is_some()), v.unwrap_or(0.0), v, v))
+                    .collect()
+            } else {
+                (0..)
+                    .map(|k| s.from_ms + k * width)
+                    .take_while(|&at| at < s.to_ms)
+                    .filter_map(|at| expected(&data, at, width))
+                    .collect()
+            };
+            assert_eq!(s.points, want, "{what}");
+        }
+        // The hour of failed readings is one point with no values and count 0.
+        let s = store.series("28-a", base + 24 * HOUR_MS, base + 48 * HOUR_MS, 24).await?;
+        assert_eq!(s.bucket_ms, HOUR_MS);
+        let dead = s.points.iter().find(|p| p.at == from_millis(base + 30 * HOUR_MS));
+        assert_eq!(dead.map(|p| (p.min, p.mean, p.max, p.count)), Some((None, None, None, 0)));
+        // Nothing in range, or an unknown sensor: no points.
+        assert!(store.series("28-a", base - HOUR_MS, base, 10).await?.points.is_empty());
+        assert!(store.series("28-x", base, base + HOUR_MS, 10).await?.points.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn runs_open_and_close_once_per_system() -> anyhow::Result<()> {
+        let (store, _dir) = store().await?;
+        let t = |s: &str| s.parse::<Timestamp>();
+        store.start_run(System::Heat, t("2026-01-01T06:00:00Z")?, Some(18.0)).await?;
+        // Said again (a restart): still the first run.
+        store.start_run(System::Heat, t("2026-01-01T06:05:00Z")?, Some(18.5)).await?;
+        store.start_run(System::Cool, t("2026-01-01T06:10:00Z")?, None).await?;
+        let open = store.open_runs().await?;
+        assert_eq!(open.len(), 2);
+        assert_eq!((open[0].system, open[0].start), (System::Heat, t("2026-01-01T06:00:00Z")?));
+        assert_eq!(open[0].start_temp_c, Some(18.0));
+
+        store.end_run(System::Heat, t("2026-01-01T07:00:00Z")?, Some(20.0)).await?;
+        // Ending again changes nothing.
+        store.end_run(System::Heat, t("2026-01-01T08:00:00Z")?, Some(21.0)).await?;
+        store.start_run(System::Heat, t("2026-01-01T09:00:00Z")?, Some(19.0)).await?;
+        // An end before the start (a clock step) is clamped to the start.
+        store.end_run(System::Heat, t("2026-01-01T08:59:00Z")?, None).await?;
+
+        let all = store.runs(t("2026-01-01T00:00:00Z")?, t("2026-01-02T00:00:00Z")?).await?;
+        let got: Vec<(System, String, Option<String>)> = all
+            .iter()
+            .map(|r| (r.system, r.start.to_string(), r.end.map(|e| e.to_string())))
+            .collect();
+        let want = [
+            (System::Heat, "2026-01-01T06:00:00Z", Some("2026-01-01T07:00:00Z")),
+            (System::Cool, "2026-01-01T06:10:00Z", None),
+            (System::Heat, "2026-01-01T09:00:00Z", Some("2026-01-01T09:00:00Z")),
+        ]
+        .map(|(s, a, b)| (s, a.to_owned(), b.map(str::to_owned)));
+        assert_eq!(got, want);
+        assert_eq!((all[0].start_temp_c, all[0].end_temp_c), (Some(18.0), Some(20.0)));
+
+        // Overlap: the open cool run overlaps any later range; a range after the closed heat
+        // runs, or before everything, sees only what overlaps it.
+        let later = store.runs(t("2026-01-05T00:00:00Z")?, t("2026-01-06T00:00:00Z")?).await?;
+        assert_eq!(later.iter().map(|r| r.system).collect::<Vec<_>>(), [System::Cool]);
+        let between = store.runs(t("2026-01-01T07:00:00Z")?, t("2026-01-01T08:00:00Z")?).await?;
+        assert_eq!(between.len(), 2, "ended at `from` counts; the open one counts");
+        assert!(
+            store.runs(t("2025-01-01T00:00:00Z")?, t("2026-01-01T06:00:00Z")?).await?.is_empty()
+        );
+        assert_eq!(store.run_systems().await?, [System::Heat, System::Cool]);
+        assert_eq!(store.open_runs().await?.len(), 1);
+        Ok(())
+    }
+}
