@@ -47,6 +47,8 @@ impl Engine {
         let store = store::Store::open(&config.database_url()).await?;
         let wake = Arc::new(Notify::new());
         let events = events::Events::new();
+        let time_zone = config.time_zone()?;
+        let schedules = Arc::new(store::Schedules::load(store.clone(), time_zone.clone()).await?);
         let controller = Arc::new(
             control::Controller::new(
                 store.clone(),
@@ -56,13 +58,13 @@ impl Engine {
                     stale_after,
                     lease_s: config.lease_s()?,
                 },
+                schedules.clone(),
+                events.clone(),
                 wake.clone(),
             )
             .await?,
         );
         let ingest = ingest::Ingest::spawn(store.clone(), wake);
-        let time_zone = config.time_zone()?;
-        let schedules = Arc::new(store::Schedules::load(store.clone(), time_zone.clone()).await?);
         let state = AppState::new(api::Shared {
             store: store.clone(),
             ingest,

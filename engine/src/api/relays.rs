@@ -55,6 +55,7 @@ pub(super) async fn register(
     caller.require_host(&reg.host_id)?;
     let now = Timestamp::now();
     let offset = reg.agent_time.map(|t| t.duration_since(now).as_millis() as i64);
+    let before = state.inner.store.relays().await?;
     state
         .inner
         .store
@@ -67,6 +68,16 @@ pub(super) async fn register(
         )
         .await?;
     tracing::info!(host_id = %reg.host_id, url = %reg.url, outputs = reg.outputs.len(), "relay agent registered");
+    for o in &reg.outputs {
+        let was = before.iter().find(|r| r.host_id == reg.host_id && r.output_id == o.id);
+        if was.map(|r| r.state) != Some(o.state) {
+            state.inner.events.publish(hearth_proto::events::Event::Relay {
+                host_id: reg.host_id.clone(),
+                output_id: o.id.clone(),
+                state: o.state,
+            });
+        }
+    }
     // An agent registers at once after an output fell back to its safe state by itself: the
     // engine was silent (down, unreachable, wedged) for a whole lease. Say so.
     for o in &reg.outputs {

@@ -305,6 +305,7 @@ pub(super) async fn create_rule(
     let rule = rule_body(&body)?;
     let rule = state.inner.schedules.create_rule(rule).await?;
     tracing::info!(id = rule.id, name = %rule.rule.name, "schedule rule added");
+    state.inner.events.changed("schedules");
     Ok((StatusCode::CREATED, axum::Json(rule)))
 }
 
@@ -350,6 +351,7 @@ pub(super) async fn replace_rule(
     match state.inner.schedules.replace_rule(id, rule).await? {
         Some(rule) => {
             tracing::info!(id, name = %rule.rule.name, "schedule rule replaced");
+            state.inner.events.changed("schedules");
             Ok(axum::Json(rule))
         }
         None => Err(ApiError::not_found(format!("no schedule rule {id}"))),
@@ -378,6 +380,7 @@ pub(super) async fn delete_rule(
         return Err(ApiError::not_found(format!("no schedule rule {id}")));
     }
     tracing::info!(id, "schedule rule deleted");
+    state.inner.events.changed("schedules");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -409,6 +412,7 @@ pub(super) async fn put_default(
     let d = default_body(&body)?;
     state.inner.schedules.set_default(&d).await?;
     tracing::info!(heat_c = d.heat_c, cool_c = d.cool_c, "default target changed");
+    state.inner.events.changed("default");
     Ok(axum::Json(d))
 }
 
@@ -462,6 +466,7 @@ pub(super) async fn create_override(
     };
     let o = state.inner.schedules.create_override(o, start, end, now).await?;
     tracing::info!(id = o.id, heat_c = ?o.heat_c, cool_c = ?o.cool_c, end = ?o.end, "override");
+    state.inner.events.changed("overrides");
     Ok((StatusCode::CREATED, axum::Json(o)))
 }
 
@@ -487,6 +492,7 @@ pub(super) async fn delete_override(
         return Err(ApiError::not_found(format!("no override {id}")));
     }
     tracing::info!(id, "override deleted");
+    state.inner.events.changed("overrides");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -506,6 +512,7 @@ pub(super) async fn resume(
     caller.require_admin()?;
     let ended = state.inner.schedules.resume(Timestamp::now()).await?;
     tracing::info!(ended, "schedule resumed");
+    state.inner.events.changed("overrides");
     Ok(axum::Json(OverridesEnded { ended }))
 }
 

@@ -1,4 +1,11 @@
 //! The decision loop and relay commanding.
+//!
+//! Each pass derives everything from stored state, never from the previous pass: the target
+//! from the schedule at this instant, the temperature from the newest readings, the equipment
+//! state from what the relay agents last reported. So a restart, an outage or a relay that
+//! blipped cannot leave the loop believing something stale (a missed schedule edge, a lost
+//! minimum-off timer). The only memory kept across passes is what was last commanded and
+//! recorded, to avoid repeating commands and records.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -8,17 +15,30 @@ use std::time::Duration;
 use hearth_common::auth::SiteSecret;
 use hearth_proto::Timestamp;
 use hearth_proto::client::{ClientError, RelayAgentClient};
-use hearth_proto::control::{ControlSettings, Decision};
-use hearth_proto::schedules::{Layer, RuleRef, Segment};
+use hearth_proto::control::{ControlSettings, Decision, System};
+use hearth_proto::events::Event;
 use hearth_proto::relays::{RelayCommand, RelayFunction, RelayState};
+use jiff::SignedDuration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use super::{Equipment, Inputs, Learned, Running, SensorSnapshot, decide};
+use super::{Equipment, Inputs, Learned, Running, SensorSnapshot};
+use crate::events::Events;
+use crate::store::Schedules;
 use crate::store::{RelayRow, Store, from_millis, millis};
 
 /// How soon to repeat a command a relay agent refused (its minimum off time, an interlock).
 const REFUSED_RETRY: Duration = Duration::from_secs(5);
+
+/// How far ahead the loop resolves the schedule: predictive start looks up to its max lead
+/// time (at most 4 h) past the next change.
+const LOOKAHEAD: SignedDuration = SignedDuration::from_hours(26);
+
+/// Runs of the last this-long teach the predictive algorithm the house's heating rate.
+const LEARN_WINDOW: SignedDuration = SignedDuration::from_hours(14 * 24);
+
+/// Re-learn at least this often even without a run ending (old runs age out).
+const RELEARN_EVERY: Duration = Duration::from_secs(3600);
 
 /// Timing of the loop.
 #[derive(Debug, Clone)]
@@ -26,7 +46,7 @@ pub(crate) struct ControllerConfig {
     /// Re-evaluate at least this often even without new readings.
     pub(crate) tick: Duration,
     /// A reading older than this no longer counts.
-    pub(crate) stale_after: jiff::SignedDuration,
+    pub(crate) stale_after: SignedDuration,
     /// Lease granted with every `on` command; renewed every quarter lease.
     pub(crate) lease_s: u32,
 }
@@ -36,8 +56,9 @@ pub(crate) struct Controller {
     store: Store,
     site: SiteSecret,
     config: ControllerConfig,
-    /// Watch channels hold the current value without lock poisoning, and let the coming event
-    /// stream subscribe to changes.
+    schedules: Arc<Schedules>,
+    events: Events,
+    /// Watch channels hold the current value without lock poisoning.
     settings: watch::Sender<ControlSettings>,
     latest: watch::Sender<Option<Decision>>,
     wake: Arc<Notify>,
@@ -56,14 +77,28 @@ impl Controller {
         store: Store,
         site: SiteSecret,
         config: ControllerConfig,
+        schedules: Arc<Schedules>,
+        events: Events,
         wake: Arc<Notify>,
     ) -> anyhow::Result<Self> {
-        let settings = store.load_settings().await?.unwrap_or_default();
+        // Stored settings that no longer pass the checks (an older format, a removed algorithm)
+        // give way to the defaults rather than stopping the engine.
+        let settings = match store.load_settings().await? {
+            Some(s) => super::check_settings(s).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "stored control settings are not valid; using the defaults");
+                ControlSettings::default()
+            }),
+            None => ControlSettings::default(),
+        };
+        let settings = super::check_settings(settings)
+            .map_err(|e| anyhow::anyhow!("default control settings: {e}"))?;
         let latest = store.decisions(None, None, 1).await?.into_iter().next();
         Ok(Self {
             store,
             site,
             config,
+            schedules,
+            events,
             settings: watch::Sender::new(settings),
             latest: watch::Sender::new(latest),
             wake,
@@ -75,10 +110,11 @@ impl Controller {
         self.settings.borrow().clone()
     }
 
-    /// Store new settings, then let the loop decide with them at once.
+    /// Store new (checked) settings, then let the loop decide with them at once.
     pub(crate) async fn set_settings(&self, settings: ControlSettings) -> Result<(), sqlx::Error> {
         self.store.save_settings(&settings).await?;
         self.settings.send_replace(settings);
+        self.events.changed("settings");
         self.wake.notify_one();
         Ok(())
     }
@@ -108,52 +144,90 @@ impl Controller {
             .collect())
     }
 
+    async fn learn(&self, now: Timestamp) -> Learned {
+        let from = now.checked_sub(LEARN_WINDOW).unwrap_or(Timestamp::MIN);
+        match self.store.runs(from, now).await {
+            Ok(runs) => super::learn(&runs, now),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read runs; predictive start uses its defaults");
+                super::learn(&[], now)
+            }
+        }
+    }
+
+    /// One pass: derive the inputs, decide, publish and record. `None` when the store failed.
+    async fn decide(
+        &self,
+        relays: &[RelayRow],
+        learned: &Learned,
+    ) -> Result<Decision, sqlx::Error> {
+        let now = Timestamp::now();
+        let sensors = self.sensors().await?;
+        let until = now.checked_add(LOOKAHEAD).unwrap_or(Timestamp::MAX);
+        let segments = self.schedules.snapshot().segments(now, until);
+        let settings = self.settings();
+        Ok(super::decide(&Inputs {
+            now,
+            settings: &settings,
+            segments: &segments,
+            sensors: &sensors,
+            stale_after: self.config.stale_after,
+            equipment: equipment(relays),
+            learned,
+        }))
+    }
+
     /// Decide, command, record; until `shutdown` turns true. Relays are not switched off on
     /// shutdown: their leases run out within `lease_s`, and a quick restart (upgrade) does not
     /// cycle the furnace.
     pub(crate) async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut commander = Commander::new(self.store.clone(), self.site.clone());
+        let mut commander =
+            Commander::new(self.store.clone(), self.site.clone(), self.events.clone());
         // Read what the relays are doing before commanding anything: after a restart the
         // engine neither re-commands blindly nor flaps a furnace that is running, and the
         // minimum on/off times continue from the real switch time.
-        let mut heat = commander.reconcile().await;
+        commander.reconcile().await;
+        let mut schedule = self.schedules.subscribe();
         // `Config::lease_s` guarantees at least 4 s, so this is at least a second.
         let renew_every = Duration::from_secs(u64::from(self.config.lease_s / 4));
         let mut next_renew = tokio::time::Instant::now();
-        let mut recorded = self.latest().map(|d| (d.heat, d.reason_code));
+        let mut commanded: Option<(bool, bool)> = None;
+        let mut recorded = self.latest().map(|d| record_key(&d));
+        let mut learned = self.learn(Timestamp::now()).await;
+        let mut learned_at = tokio::time::Instant::now();
         loop {
-            match self.sensors().await {
-                Ok(sensors) => {
-                    let now = Timestamp::now();
-                    let settings = self.settings();
-                    let segments = [interim_segment(now)];
-                    let learned = Learned::default();
-                    let decision = decide(&Inputs {
-                        now,
-                        settings: &settings,
-                        segments: &segments,
-                        sensors: &sensors,
-                        stale_after: self.config.stale_after,
-                        equipment: Equipment { heat, cool: Running::OFF_UNKNOWN },
-                        learned: &learned,
-                    });
-                    let changed = decision.heat != heat.on;
-                    if changed {
-                        heat = Running { on: decision.heat, since: Some(decision.at) };
-                        tracing::info!(heat = decision.heat, reason = %decision.reason, "decision");
+            let pass = async {
+                let relays = self.store.relays().await?;
+                let decision = self.decide(&relays, &learned).await?;
+                // Runs follow the relays, not the decisions: a refused or deferred command is
+                // not a run, a relay that fell back by itself ended one.
+                let ended = self.track_runs(&relays, decision.effective_temp_c).await?;
+                Ok::<_, sqlx::Error>((decision, ended))
+            };
+            match pass.await {
+                Ok((decision, ended)) => {
+                    if ended || learned_at.elapsed() >= RELEARN_EVERY {
+                        learned = self.learn(decision.at).await;
+                        learned_at = tokio::time::Instant::now();
                     }
                     // Publish and record first: the decision exists before it is acted on.
                     self.latest.send_replace(Some(decision.clone()));
-                    if recorded != Some((decision.heat, decision.reason_code)) {
-                        recorded = Some((decision.heat, decision.reason_code));
+                    let key = record_key(&decision);
+                    if recorded.as_ref() != Some(&key) {
+                        recorded = Some(key);
+                        tracing::info!(heat = decision.heat, cool = decision.cool,
+                            reason = %decision.reason, "decision");
                         if let Err(e) = self.store.record_decision(&decision).await {
                             tracing::error!(error = %e, "cannot record decision");
                         }
+                        self.events.publish(Event::Decision { decision: Box::new(decision.clone()) });
                     }
+                    let want = (decision.heat, decision.cool);
                     let resend = self.resend.swap(false, Ordering::Relaxed);
-                    if changed || resend || tokio::time::Instant::now() >= next_renew {
-                        let refused =
-                            commander.command_heat(decision.heat, self.config.lease_s).await;
+                    if commanded != Some(want) || resend || tokio::time::Instant::now() >= next_renew
+                    {
+                        let refused = commander.command(want, self.config.lease_s).await;
+                        commanded = Some(want);
                         // A refusal (minimum off time, interlock) usually clears within
                         // seconds: ask again soon rather than a quarter lease later.
                         let wait =
@@ -161,29 +235,55 @@ impl Controller {
                         next_renew = tokio::time::Instant::now() + wait;
                     }
                 }
-                Err(e) => tracing::error!(error = %e, "cannot read sensors; decision skipped"),
+                Err(e) => tracing::error!(error = %e, "cannot read the store; decision skipped"),
             }
             tokio::select! {
                 _ = self.wake.notified() => {}
+                _ = schedule.changed() => {}
                 _ = tokio::time::sleep(self.config.tick) => {}
                 _ = shutdown.changed() => break,
             }
         }
     }
+
+    /// Open and close runs as the relays report heat and cool on and off, at the instants the
+    /// agents report. True when a run ended.
+    async fn track_runs(&self, relays: &[RelayRow], temp: Option<f64>) -> Result<bool, sqlx::Error> {
+        let open = self.store.open_runs().await?;
+        let eq = equipment(relays);
+        let mut ended = false;
+        for (system, running) in [(System::Heat, eq.heat), (System::Cool, eq.cool)] {
+            let is_open = open.iter().any(|r| r.system == system);
+            let at = running.since.unwrap_or_else(Timestamp::now);
+            if running.on && !is_open {
+                self.store.start_run(system, at, temp).await?;
+            } else if !running.on && is_open {
+                self.store.end_run(system, at, temp).await?;
+                ended = true;
+            }
+        }
+        Ok(ended)
+    }
 }
 
-/// Sends the decision to every relay output whose function is heat.
+/// Decisions are recorded when any of these change.
+fn record_key(d: &Decision) -> (bool, bool, hearth_proto::control::ReasonCode, Option<i64>) {
+    (d.heat, d.cool, d.reason_code, d.rule.id)
+}
+
+/// Sends the decision to every relay output whose function is heat or cool.
 struct Commander {
     store: Store,
     site: SiteSecret,
+    events: Events,
     clients: HashMap<String, (String, RelayAgentClient)>,
     /// Relays that failed last time, and how: log changes, not every failure.
     failing: HashMap<(String, String), String>,
 }
 
 impl Commander {
-    fn new(store: Store, site: SiteSecret) -> Self {
-        Self { store, site, clients: HashMap::new(), failing: HashMap::new() }
+    fn new(store: Store, site: SiteSecret, events: Events) -> Self {
+        Self { store, site, events, clients: HashMap::new(), failing: HashMap::new() }
     }
 
     fn client(&mut self, host_id: &str, url: &str) -> RelayAgentClient {
@@ -198,14 +298,35 @@ impl Commander {
         }
     }
 
-    /// Read every known relay agent's outputs (in parallel), record them, and return the heat
-    /// state they show. An agent that does not answer keeps its last report, and says so.
-    async fn reconcile(&mut self) -> Running {
-        let mut relays = match self.store.relays().await {
+    /// Store what an agent reported for an output; publish a relay event when it changed.
+    async fn record(
+        &self,
+        before: Option<RelayState>,
+        host_id: &str,
+        status: &hearth_proto::relays::OutputStatus,
+        command_done: bool,
+    ) {
+        let now = millis(Timestamp::now());
+        if let Err(e) = self.store.set_relay_status(host_id, status, command_done, now).await {
+            tracing::error!(error = %e, "cannot record relay state");
+        }
+        if before != Some(status.state) {
+            self.events.publish(Event::Relay {
+                host_id: host_id.to_owned(),
+                output_id: status.id.clone(),
+                state: status.state,
+            });
+        }
+    }
+
+    /// Read every known relay agent's outputs (in parallel) and record them. An agent that does
+    /// not answer keeps its last report, and says so.
+    async fn reconcile(&mut self) {
+        let relays = match self.store.relays().await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read relays");
-                return Running::OFF_UNKNOWN;
+                return;
             }
         };
         let agents: BTreeMap<String, String> =
@@ -219,22 +340,12 @@ impl Commander {
             let Ok((host_id, result)) = joined else { continue };
             match result {
                 Ok(list) => {
-                    let now = millis(Timestamp::now());
                     for output in &list.outputs {
-                        if let Err(e) =
-                            self.store.set_relay_status(&host_id, output, false, now).await
-                        {
-                            tracing::error!(error = %e, "cannot record relay state");
-                        }
-                        // The rows read above, brought up to date, decide the heat state.
-                        if let Some(row) = relays
-                            .iter_mut()
+                        let before = relays
+                            .iter()
                             .find(|r| r.host_id == host_id && r.output_id == output.id)
-                        {
-                            row.state = output.state;
-                            row.updated = now;
-                            row.status = Some(output.clone());
-                        }
+                            .map(|r| r.state);
+                        self.record(before, &host_id, output, false).await;
                     }
                     let states: Vec<String> =
                         list.outputs.iter().map(|o| format!("{}={:?}", o.id, o.state)).collect();
@@ -247,11 +358,11 @@ impl Commander {
                 ),
             }
         }
-        heat_state(&relays)
     }
 
-    /// Command every heat relay; true when an agent refused (409).
-    async fn command_heat(&mut self, on: bool, lease_s: u32) -> bool {
+    /// Command every heat and cool relay: offs first, so an agent that interlocks heat with
+    /// cool never sees both asked on. True when an agent refused (409).
+    async fn command(&mut self, (heat, cool): (bool, bool), lease_s: u32) -> bool {
         let relays = match self.store.relays().await {
             Ok(r) => r,
             Err(e) => {
@@ -259,99 +370,106 @@ impl Commander {
                 return false;
             }
         };
-        let mut refused = false;
-        let command = if on {
-            RelayCommand { state: RelayState::On, lease_s: Some(lease_s) }
-        } else {
-            RelayCommand { state: RelayState::Off, lease_s: None }
+        let wanted = |r: &RelayRow| match r.effective_function() {
+            Some(RelayFunction::Heat) => Some(heat),
+            Some(RelayFunction::Cool) => Some(cool),
+            _ => None,
         };
-        let mut calls = JoinSet::new();
-        for relay in
-            relays.into_iter().filter(|r| r.effective_function() == Some(RelayFunction::Heat))
-        {
-            let Some(url) = relay.url.clone() else { continue };
-            let client = self.client(&relay.host_id, &url);
-            let command = command.clone();
-            calls.spawn(async move {
-                let result = client.command(&relay.output_id, &command).await;
-                (relay.host_id, relay.output_id, result)
-            });
-        }
-        while let Some(joined) = calls.join_next().await {
-            let Ok((host_id, output_id, result)) = joined else { continue };
-            let now = millis(Timestamp::now());
-            let key = (host_id.clone(), output_id.clone());
-            let recorded = match result {
-                Ok(status) => {
-                    if self.failing.remove(&key).is_some() {
-                        tracing::info!(%host_id, %output_id, "relay carries out commands again");
-                    }
-                    if let Some(left) = status.pending_off_in_s {
-                        tracing::debug!(%host_id, %output_id, left_s = left,
-                            "the relay agent defers the off (its minimum on time)");
-                    }
-                    self.store.set_relay_status(&host_id, &status, true, now).await
-                }
-                // The agent answered and refused (an interlock, its minimum off time): record
-                // why, for the user and for the next decision; the command is repeated at the
-                // next renewal.
-                Err(ClientError::Api { status: 409, body }) => {
-                    refused = true;
-                    if self.failing.insert(key, body.error.clone()).as_ref() != Some(&body.error) {
-                        tracing::warn!(%host_id, %output_id, code = ?body.code, reason = %body.error,
-                            "the relay agent refused the command");
-                    }
-                    self.store.set_relay_refusal(&host_id, &output_id, &body.error, now).await
-                }
-                Err(e) => {
-                    let text = e.to_string();
-                    if self.failing.insert(key, text.clone()).as_ref() != Some(&text) {
-                        tracing::warn!(%host_id, %output_id, error = %text, "relay command failed");
-                    }
-                    Ok(())
-                }
-            };
-            if let Err(e) = recorded {
-                tracing::error!(error = %e, "cannot record relay state");
+        let mut refused = false;
+        for phase_on in [false, true] {
+            let mut calls = JoinSet::new();
+            for relay in relays.iter().filter(|r| wanted(r) == Some(phase_on)) {
+                let Some(url) = relay.url.clone() else { continue };
+                let client = self.client(&relay.host_id, &url);
+                let command = if phase_on {
+                    RelayCommand { state: RelayState::On, lease_s: Some(lease_s) }
+                } else {
+                    RelayCommand { state: RelayState::Off, lease_s: None }
+                };
+                let (host_id, output_id, before) =
+                    (relay.host_id.clone(), relay.output_id.clone(), relay.state);
+                calls.spawn(async move {
+                    let result = client.command(&output_id, &command).await;
+                    (host_id, output_id, before, result)
+                });
+            }
+            while let Some(joined) = calls.join_next().await {
+                let Ok((host_id, output_id, before, result)) = joined else { continue };
+                refused |= self.answered(&host_id, &output_id, before, result).await;
             }
         }
         refused
     }
+
+    /// Record one command's answer; true when the agent refused it.
+    async fn answered(
+        &mut self,
+        host_id: &str,
+        output_id: &str,
+        before: RelayState,
+        result: Result<hearth_proto::relays::OutputStatus, ClientError>,
+    ) -> bool {
+        let key = (host_id.to_owned(), output_id.to_owned());
+        match result {
+            Ok(status) => {
+                if self.failing.remove(&key).is_some() {
+                    tracing::info!(%host_id, %output_id, "relay carries out commands again");
+                }
+                if let Some(left) = status.pending_off_in_s {
+                    tracing::debug!(%host_id, %output_id, left_s = left,
+                        "the relay agent defers the off (its minimum on time)");
+                }
+                self.record(Some(before), host_id, &status, true).await;
+                false
+            }
+            // The agent answered and refused (an interlock, its minimum off time): record why,
+            // for the user and for the next decision; the command is repeated soon.
+            Err(ClientError::Api { status: 409, body }) => {
+                if self.failing.insert(key, body.error.clone()).as_ref() != Some(&body.error) {
+                    tracing::warn!(%host_id, %output_id, code = ?body.code, reason = %body.error,
+                        "the relay agent refused the command");
+                }
+                let now = millis(Timestamp::now());
+                if let Err(e) =
+                    self.store.set_relay_refusal(host_id, output_id, &body.error, now).await
+                {
+                    tracing::error!(error = %e, "cannot record relay refusal");
+                }
+                true
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if self.failing.insert(key, text.clone()).as_ref() != Some(&text) {
+                    tracing::warn!(%host_id, %output_id, error = %text, "relay command failed");
+                }
+                false
+            }
+        }
+    }
 }
 
-/// The heat state the relays show: on when any heat relay is on. `since` comes from the
+/// What the relays show: per system, on when any of its relays is on. `since` comes from the
 /// agents' own reports (how long ago the output switched, counted from the report), so the
-/// minimum on/off times survive an engine restart; unknown without a report.
-fn heat_state(relays: &[RelayRow]) -> Running {
-    let heat: Vec<&RelayRow> =
-        relays.iter().filter(|r| r.effective_function() == Some(RelayFunction::Heat)).collect();
-    let on = heat.iter().any(|r| r.state.is_on());
+/// minimum on/off times survive an engine restart and follow a relay that blipped; unknown
+/// without a report.
+pub(crate) fn equipment(relays: &[RelayRow]) -> Equipment {
+    Equipment { heat: running(relays, RelayFunction::Heat), cool: running(relays, RelayFunction::Cool) }
+}
+
+fn running(relays: &[RelayRow], function: RelayFunction) -> Running {
+    let outputs: Vec<&RelayRow> =
+        relays.iter().filter(|r| r.effective_function() == Some(function)).collect();
+    let on = outputs.iter().any(|r| r.state.is_on());
     let switched = |r: &&RelayRow| -> Option<Timestamp> {
         let status = r.status.as_ref()?;
-        let ago = jiff::SignedDuration::try_from_secs_f64(status.changed_s_ago).ok()?;
+        let ago = SignedDuration::try_from_secs_f64(status.changed_s_ago).ok()?;
         from_millis(r.updated).checked_sub(ago).ok()
     };
-    // On: since the first heat relay went on. Off: since the last one went off.
+    // On: since the first output went on. Off: since the last one went off.
     let since = if on {
-        heat.iter().filter(|r| r.state.is_on()).map(switched).min().flatten()
+        outputs.iter().filter(|r| r.state.is_on()).map(switched).min().flatten()
     } else {
-        heat.iter().map(switched).max().flatten()
+        outputs.iter().map(switched).max().flatten()
     };
     Running { on, since }
-}
-
-/// Interim until the loop reads the schedule: 20 °C heat / 26 °C cool all day, every sensor.
-fn interim_segment(now: Timestamp) -> Segment {
-    let day = jiff::SignedDuration::from_hours(24);
-    Segment {
-        start: now,
-        end: now.checked_add(day).unwrap_or(now),
-        start_local: now.to_string(),
-        end_local: now.to_string(),
-        heat_c: 20.0,
-        cool_c: 26.0,
-        sensors: Vec::new(),
-        rule: RuleRef { layer: Layer::Default, id: None, name: "default".to_owned() },
-        beaten: Vec::new(),
-    }
 }
