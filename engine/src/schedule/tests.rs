@@ -834,9 +834,14 @@ fn a_two_week_timeline_of_a_hundred_rules() {
     let s = schedule(&berlin, rules, vec![]);
     let from = utc("2026-03-22T00:00:00Z");
     let to = from.checked_add(jiff::SignedDuration::from_hours(336)).expect("range");
-    let started = std::time::Instant::now();
+    let mut fastest = std::time::Duration::MAX;
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        std::hint::black_box(s.timeline(from, to));
+        fastest = fastest.min(started.elapsed());
+    }
     let t = s.timeline(from, to);
-    eprintln!("336 h, 100 rules: {} segments in {:?}", t.segments.len(), started.elapsed());
+    eprintln!("336 h, 100 rules: {} segments in {fastest:?} (fastest of 20)", t.segments.len());
     assert!(t.segments.len() > 336);
     assert_eq!(t.segments.last().map(|s| s.end), Some(to));
 }
