@@ -133,7 +133,8 @@ impl Schedule {
         rules: Vec<Rule>,
         overrides: Vec<Override>,
     ) -> Self {
-        let tz_name = tz.iana_name().unwrap_or("UTC").to_owned();
+        // A system zone read from a file without a name has no IANA name to show.
+        let tz_name = tz.iana_name().unwrap_or("Etc/Unknown").to_owned();
         let mut candidates = Vec::new();
         let mut compiled_rules = Vec::new();
         for r in &rules {

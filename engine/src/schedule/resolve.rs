@@ -149,7 +149,12 @@ impl Schedule {
         for w in edges.windows(2) {
             let (a, b) = (w[0], w[1]);
             while next < occs.len() && occs[next].start <= a {
-                active.push(occs[next]);
+                let n = occs[next];
+                // An occurrence of the same candidate that started no later and ends no later
+                // can never rank it again: dropping it keeps the active set at most one per
+                // candidate for cron rules (fixed duration), however densely they fire.
+                active.retain(|o| !(o.candidate == n.candidate && o.end <= n.end));
+                active.push(n);
                 next += 1;
             }
             active.retain(|o| o.end > a);
