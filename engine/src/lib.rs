@@ -14,9 +14,9 @@ mod control;
 mod events;
 mod ingest;
 mod mdns;
+mod schedule;
 #[doc(hidden)]
 pub mod sim;
-mod schedule;
 mod site;
 mod store;
 

@@ -218,9 +218,9 @@ mod tests {
         let runs = [
             open,
             unknown,
-            run(System::Heat, 1.0, 9.0, 18.0, 20.0),       // too short
+            run(System::Heat, 1.0, 9.0, 18.0, 20.0), // too short
             run(System::Heat, 15.0 * 24.0, 60.0, 18.0, 20.0), // too old
-            run(System::Heat, 1.0, 60.0, 20.0, 19.0),      // fell while heating
+            run(System::Heat, 1.0, 60.0, 20.0, 19.0), // fell while heating
             run(System::Cool, 1.0, 60.0, 26.0, 25.0),
         ];
         let learned = learn(&runs, NOW);

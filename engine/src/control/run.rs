@@ -220,11 +220,14 @@ impl Controller {
                         if let Err(e) = self.store.record_decision(&decision).await {
                             tracing::error!(error = %e, "cannot record decision");
                         }
-                        self.events.publish(Event::Decision { decision: Box::new(decision.clone()) });
+                        self.events
+                            .publish(Event::Decision { decision: Box::new(decision.clone()) });
                     }
                     let want = (decision.heat, decision.cool);
                     let resend = self.resend.swap(false, Ordering::Relaxed);
-                    if commanded != Some(want) || resend || tokio::time::Instant::now() >= next_renew
+                    if commanded != Some(want)
+                        || resend
+                        || tokio::time::Instant::now() >= next_renew
                     {
                         let refused = commander.command(want, self.config.lease_s).await;
                         commanded = Some(want);
@@ -248,7 +251,11 @@ impl Controller {
 
     /// Open and close runs as the relays report heat and cool on and off, at the instants the
     /// agents report. True when a run ended.
-    async fn track_runs(&self, relays: &[RelayRow], temp: Option<f64>) -> Result<bool, sqlx::Error> {
+    async fn track_runs(
+        &self,
+        relays: &[RelayRow],
+        temp: Option<f64>,
+    ) -> Result<bool, sqlx::Error> {
         let open = self.store.open_runs().await?;
         let eq = equipment(relays);
         let mut ended = false;
@@ -453,7 +460,10 @@ impl Commander {
 /// minimum on/off times survive an engine restart and follow a relay that blipped; unknown
 /// without a report.
 pub(crate) fn equipment(relays: &[RelayRow]) -> Equipment {
-    Equipment { heat: running(relays, RelayFunction::Heat), cool: running(relays, RelayFunction::Cool) }
+    Equipment {
+        heat: running(relays, RelayFunction::Heat),
+        cool: running(relays, RelayFunction::Cool),
+    }
 }
 
 fn running(relays: &[RelayRow], function: RelayFunction) -> Running {

@@ -15,10 +15,12 @@ type Outputs = Arc<Mutex<BTreeMap<String, (String, tokio::time::Instant)>>>;
 /// or to blip), and every command it got as "id state".
 async fn relay_agent() -> R<(String, Outputs, tokio::sync::mpsc::UnboundedReceiver<String>)> {
     use axum::extract::{Path, State};
+    // Heat off since the agent started; cooling last ran an hour ago (no changeover hold).
     let now = tokio::time::Instant::now();
+    let hour_ago = now.checked_sub(Duration::from_secs(3600)).unwrap_or(now);
     let outputs: Outputs = Arc::new(Mutex::new(BTreeMap::from([
         ("heat".to_owned(), ("off".to_owned(), now)),
-        ("cool".to_owned(), ("off".to_owned(), now)),
+        ("cool".to_owned(), ("off".to_owned(), hour_ago)),
     ])));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let app = Router::new()

@@ -84,6 +84,18 @@ async fn call(
     Ok((status, value))
 }
 
+/// The raw readings of a `GET /v1/sensors/{id}/readings` page (few enough not to be
+/// downsampled) as `{at, value}`: a raw point has min = mean = max.
+fn raw(page: &Value) -> Value {
+    assert_eq!(page["bucket_s"], 0, "not raw: {page}");
+    page["points"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| json!({"at": p["at"], "value": p["mean"]}))
+        .collect()
+}
+
 fn update(host: &str, value: Value) -> String {
     json!({"host_id": host, "sensors": {"1058F50F01080047": {
         "type": "DS18S20", "value": value, "alias": "some_alias", "extra": "arbitrary string"}}})
@@ -142,10 +154,11 @@ async fn seed_contract_update_is_stored() -> R {
         .await?;
     assert_eq!(got.0, StatusCode::CREATED);
     let page = f.get("/v1/sensors/1058F50F01080047/readings").await?;
-    let readings = page["readings"].as_array().cloned().unwrap_or_default();
-    assert_eq!(readings.len(), 2, "{page}");
-    assert_eq!(readings[0]["value"], 24.3125);
-    assert_eq!(readings[1]["value"], Value::Null);
+    assert_eq!(
+        raw(&page),
+        json!([{"at": page["points"][0]["at"], "value": 24.3125},
+        {"at": page["points"][1]["at"], "value": null}])
+    );
 
     let agents = f.get("/v1/agents").await?;
     assert_eq!(agents[0]["host_id"], "myhostid");
@@ -176,7 +189,7 @@ async fn replays_are_idempotent_and_do_not_hide_newer_readings() -> R {
         .await?;
     assert_eq!(got.0, StatusCode::CREATED);
     let page = f.get("/v1/sensors/28-0316a2797bff/readings?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z").await?;
-    assert_eq!(page["readings"].as_array().map(Vec::len), Some(2), "{page}");
+    assert_eq!(page["points"].as_array().map(Vec::len), Some(2), "{page}");
     let sensors = f.get("/v1/sensors").await?;
     assert_eq!(sensors[0]["latest"]["value"], 21.0);
     assert_eq!(sensors[0]["latest"]["at"], "2026-01-01T10:00:00Z");
@@ -817,7 +830,7 @@ async fn reading_count(f: &Fixture) -> R<usize> {
     let page = f
         .get("/v1/sensors/28-0316a2797bff/readings?from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z")
         .await?;
-    Ok(page["readings"].as_array().map_or(0, Vec::len))
+    Ok(page["points"].as_array().map_or(0, Vec::len))
 }
 
 #[tokio::test]
@@ -856,7 +869,7 @@ async fn backlog_is_idempotent_and_never_replaces_the_latest() -> R {
         .get("/v1/sensors/28-0316a2797bff/readings?from=2026-06-01T11:00:00Z&to=2026-06-01T11:00:11Z")
         .await?;
     assert_eq!(
-        page["readings"],
+        raw(&page),
         json!([{"at": "2026-06-01T11:00:00Z", "value": 18.0},
                {"at": "2026-06-01T11:00:10Z", "value": 18.5}])
     );
@@ -983,7 +996,7 @@ async fn skewed_agent_clocks_are_flagged_and_live_readings_re_timed() -> R {
     let page = f
         .get("/v1/sensors/28-0316a2797bff/readings?from=2026-01-01T00:00:00Z&to=2026-01-01T00:00:01Z")
         .await?;
-    assert_eq!(page["readings"], json!([{"at": old, "value": 19.0}]));
+    assert_eq!(raw(&page), json!([{"at": old, "value": 19.0}]));
 
     // The clock is fixed (within 30 s): no longer flagged, readings kept as timestamped.
     let fixed = Timestamp::now().checked_sub(jiff::SignedDuration::from_secs(10))?;
@@ -994,12 +1007,8 @@ async fn skewed_agent_clocks_are_flagged_and_live_readings_re_timed() -> R {
     let agents = f.get("/v1/agents").await?;
     assert_eq!(agents[0]["clock_skewed"], false, "{agents}");
     let page = f.get("/v1/sensors/28-0316a2797bff/readings").await?;
-    let stamps: Vec<&str> = page["readings"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r["at"].as_str())
-        .collect();
+    let stamps: Vec<&str> =
+        page["points"].as_array().into_iter().flatten().filter_map(|r| r["at"].as_str()).collect();
     let fixed_ms = Timestamp::from_millisecond(fixed.as_millisecond())?.to_string();
     assert!(stamps.contains(&fixed_ms.as_str()), "{stamps:?} lacks {fixed_ms}");
     Ok(())
