@@ -98,7 +98,12 @@ pub(crate) fn fuse(
     let mut all: Vec<SensorSnapshot> = sensors.to_vec();
     for sel in selection {
         if !all.iter().any(|s| s.id == sel.sensor_id) {
-            all.push(SensorSnapshot { id: sel.sensor_id.clone(), name: None, value: None, at: None });
+            all.push(SensorSnapshot {
+                id: sel.sensor_id.clone(),
+                name: None,
+                value: None,
+                at: None,
+            });
         }
     }
     let weight_of = |id: &str| -> Option<f64> {
@@ -251,9 +256,9 @@ mod tests {
             snap("outlier", Some(31.0), Some(10)),
         ];
         let f = fuse_(&sensors, &[]);
-        let by_id = |id: &str| f.inputs.iter().find(|i| i.id == id).cloned().unwrap_or_else(|| {
-            panic!("{id} missing")
-        });
+        let by_id = |id: &str| {
+            f.inputs.iter().find(|i| i.id == id).cloned().unwrap_or_else(|| panic!("{id} missing"))
+        };
         let cases = [
             ("never", Exclusion::NoReading, "no reading yet"),
             ("stale", Exclusion::Stale, "stale: last reading 14 min ago"),

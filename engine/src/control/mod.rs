@@ -87,11 +87,8 @@ pub(crate) fn decide(inputs: &Inputs<'_>) -> Decision {
     let s = inputs.settings;
     let now = inputs.now;
     // The segment in force; a timeline computed a moment before `now` still works.
-    let current = inputs
-        .segments
-        .iter()
-        .position(|seg| seg.start <= now && now < seg.end)
-        .unwrap_or(0);
+    let current =
+        inputs.segments.iter().position(|seg| seg.start <= now && now < seg.end).unwrap_or(0);
     let segment = inputs.segments.get(current);
     let upcoming = inputs.segments.get(current + 1..).unwrap_or(&[]);
     let (heat_sp, cool_sp) = match segment {
@@ -105,8 +102,7 @@ pub(crate) fn decide(inputs: &Inputs<'_>) -> Decision {
         name: "default".to_owned(),
     });
     let selection = segment.map(|seg| seg.sensors.as_slice()).unwrap_or(&[]);
-    let fused =
-        fusion::fuse(now, inputs.sensors, selection, inputs.stale_after, s.outlier_c);
+    let fused = fusion::fuse(now, inputs.sensors, selection, inputs.stale_after, s.outlier_c);
     let algorithm = plugins::find(&s.algorithm).unwrap_or(plugins::default_algorithm());
 
     let proposal = match safety::check(s, now, &fused) {

@@ -7,9 +7,7 @@
 use std::collections::BTreeMap;
 
 use hearth_proto::Timestamp;
-use hearth_proto::control::{
-    ControlSettings, Mode, Outlook, PluginInfo, ReasonCode,
-};
+use hearth_proto::control::{ControlSettings, Mode, Outlook, PluginInfo, ReasonCode};
 use hearth_proto::schedules::Segment;
 use serde_json::{Map, Value, json};
 
@@ -229,9 +227,15 @@ mod tests {
     fn params_errors_name_the_field() {
         let h = find("hysteresis").unwrap_or_else(|| panic!("no hysteresis"));
         let cases = [
-            (json!({"hysteresis_c": 9}), "params.hysteresis_c field must be between 0.1 and 3, got 9"),
+            (
+                json!({"hysteresis_c": 9}),
+                "params.hysteresis_c field must be between 0.1 and 3, got 9",
+            ),
             (json!({"hysteresis_c": "x"}), "params.hysteresis_c field must be a number, got \"x\""),
-            (json!({"gain": 1}), "params.gain field is not a parameter of hysteresis (it has: hysteresis_c)"),
+            (
+                json!({"gain": 1}),
+                "params.gain field is not a parameter of hysteresis (it has: hysteresis_c)",
+            ),
             (json!([1]), "params field must be an object, got [1]"),
         ];
         for (params, message) in cases {

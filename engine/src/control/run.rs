@@ -9,8 +9,8 @@ use hearth_common::auth::SiteSecret;
 use hearth_proto::Timestamp;
 use hearth_proto::client::{ClientError, RelayAgentClient};
 use hearth_proto::control::{ControlSettings, Decision};
-use hearth_proto::schedules::{Layer, RuleRef, Segment};
 use hearth_proto::relays::{RelayCommand, RelayFunction, RelayState};
+use hearth_proto::schedules::{Layer, RuleRef, Segment};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 

@@ -95,11 +95,31 @@ mod tests {
         // 1_800_000_000 is a multiple of 1800: a period starts there.
         let start = 1_800_000_000;
         let cases = [
-            (start, true, "heat on: no usable sensor (living room stale 14 min), sensor-loss duty 10 %: runs 3 min more"),
-            (start + 179, true, "heat on: no usable sensor (living room stale 14 min), sensor-loss duty 10 %: runs 1 s more"),
-            (start + 180, false, "heat off: no usable sensor (living room stale 14 min), sensor-loss duty 10 %: next run in 27 min"),
-            (start + 1799, false, "heat off: no usable sensor (living room stale 14 min), sensor-loss duty 10 %: next run in 1 s"),
-            (start + 1800, true, "heat on: no usable sensor (living room stale 14 min), sensor-loss duty 10 %: runs 3 min more"),
+            (
+                start,
+                true,
+                "heat on: no usable sensor (living room stale 14 min), sensor-loss duty 10 %: runs 3 min more",
+            ),
+            (
+                start + 179,
+                true,
+                "heat on: no usable sensor (living room stale 14 min), sensor-loss duty 10 %: runs 1 s more",
+            ),
+            (
+                start + 180,
+                false,
+                "heat off: no usable sensor (living room stale 14 min), sensor-loss duty 10 %: next run in 27 min",
+            ),
+            (
+                start + 1799,
+                false,
+                "heat off: no usable sensor (living room stale 14 min), sensor-loss duty 10 %: next run in 1 s",
+            ),
+            (
+                start + 1800,
+                true,
+                "heat on: no usable sensor (living room stale 14 min), sensor-loss duty 10 %: runs 3 min more",
+            ),
         ];
         for (secs, heat, reason) in cases {
             let now = Timestamp::constant(secs, 0);
