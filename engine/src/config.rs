@@ -75,6 +75,19 @@ pub enum Command {
     },
     /// Print the admin credential (for the web UI and API calls that change settings).
     AdminToken,
+    /// Simulate a house in winter under the real decision core and print comfort, cycling and
+    /// predictive-start figures (virtual time: a month takes seconds).
+    Simulate {
+        /// How many days.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Seed of the weather and sensor noise.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The algorithm (default: every one).
+        #[arg(long)]
+        algorithm: Option<String>,
+    },
 }
 
 fn secs(name: &str, v: f64, min: f64, max: f64) -> anyhow::Result<Duration> {

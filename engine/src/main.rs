@@ -13,6 +13,15 @@ fn main() -> std::process::ExitCode {
             println!("{}", hearth_engine::print_admin_token(&config)?);
             Ok(())
         }
+        Some(Command::Simulate { days, seed, algorithm }) => {
+            let algorithms =
+                algorithm.clone().map_or_else(hearth_engine::sim::algorithms, |a| vec![a]);
+            for algorithm in algorithms {
+                let opts = hearth_engine::sim::SimOptions { days: *days, seed: *seed, algorithm };
+                println!("{}", hearth_engine::sim::simulate(&opts).map_err(anyhow::Error::msg)?);
+            }
+            Ok(())
+        }
         None | Some(Command::Serve) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

@@ -174,15 +174,14 @@ fn look(ctx: &Ctx<'_>, params: &Params, system: System) -> Option<Look> {
         System::Heat => target - ctx.temp_c,
         System::Cool => ctx.temp_c - target,
     };
-    let lead_s = if gap > 0.0 { (rate.lead_s(gap) + margin_s).min(max_lead_s) } else { 0.0 };
+    // Aim at the bottom of the target's band, where hysteresis itself counts it reached (and
+    // stops): aiming at the setpoint would arrive early by the band's width every time.
+    let lead_s = if gap > h { (rate.lead_s(gap - h) + margin_s).min(max_lead_s) } else { 0.0 };
     let ahead_s = next.start.duration_since(ctx.now).as_secs_f64();
     let starts_in_s = (ahead_s - lead_s).max(0.0);
-    // Start only when clearly short of the target; keep going (relay on) up to the target.
-    let running = match system {
-        System::Heat => ctx.equipment.heat.on,
-        System::Cool => ctx.equipment.cool.on,
-    };
-    let needs = gap > h || (running && gap > 0.0);
+    // Only while short of the target's band: the heat already in the radiators (or the cold
+    // in the ducts) carries the house the rest of the way.
+    let needs = gap > h;
     Some(Look {
         outlook: Outlook {
             system,
@@ -193,7 +192,8 @@ fn look(ctx: &Ctx<'_>, params: &Params, system: System) -> Option<Look> {
             lead_s: lead_s.round() as u64,
         },
         rate,
-        due: starts_in_s <= 0.0 && needs,
+        // Whole seconds: float noise in the lead must not delay a start by a tick.
+        due: starts_in_s.round() <= 0.0 && needs,
         starts_in_s: starts_in_s.round() as i64,
         ahead_s: ahead_s.round() as i64,
     })

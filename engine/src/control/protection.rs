@@ -48,14 +48,16 @@ pub(crate) fn protect(s: &ControlSettings, now: Timestamp, eq: Equipment, p: &Pr
 
     // Stopping: safety stops at once; anything else waits for the minimum on time.
     for i in 0..2 {
-        if relays[i].on && !want[i] && !is_safety(p.code) {
-            if let Some(left) = left(now, relays[i].since, s.min_on_s) {
-                want[i] = true;
-                note(
-                    ReasonCode::MinOnTime,
-                    format!("{} held on: min on time, {} left", name(systems[i]), span(left)),
-                );
-            }
+        if relays[i].on
+            && !want[i]
+            && !is_safety(p.code)
+            && let Some(left) = left(now, relays[i].since, s.min_on_s)
+        {
+            want[i] = true;
+            note(
+                ReasonCode::MinOnTime,
+                format!("{} held on: min on time, {} left", name(systems[i]), span(left)),
+            );
         }
     }
     // Starting: also against the frost floor (short cycles break compressors; minutes do not
