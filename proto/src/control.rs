@@ -77,8 +77,9 @@ pub struct ControlSettings {
     /// outlier and drops out, °C (1..=30).
     pub outlier_c: f64,
     /// Sensor-loss mode: with no usable sensor at all, heat runs this share of every 30 minutes
-    /// (0..=50 %; 0 = heat stays off). The engine cannot see the frost floor without sensors, so
-    /// a small duty keeps pipes from freezing; cooling stays off.
+    /// (0..=50 %; 0 = heat stays off) in heat, auto and off mode; in cool mode nothing runs.
+    /// The engine cannot see the frost floor without sensors, so a small duty keeps pipes from
+    /// freezing; cooling stays off.
     pub sensor_loss_duty_pct: u32,
 }
 

@@ -54,6 +54,15 @@ fn sensor_loss(s: &ControlSettings, now: Timestamp, why: &str) -> Proposal {
     let head = format!("no usable sensor ({why}), sensor-loss duty {duty} %");
     let on_s = DUTY_PERIOD_S * i64::from(duty) / 100;
     let phase = now.as_second().rem_euclid(DUTY_PERIOD_S);
+    // Cool mode says it is the warm season: a frost duty would only heat a hot house.
+    if s.mode == Mode::Cool {
+        return Proposal::new(
+            false,
+            false,
+            ReasonCode::SensorLossOff,
+            format!("off: no usable sensor ({why}); no frost duty in cool mode"),
+        );
+    }
     if on_s == 0 {
         Proposal::new(false, false, ReasonCode::SensorLossOff, format!("heat off: {head}"))
     } else if phase < on_s {
@@ -128,6 +137,12 @@ mod tests {
             let code = if heat { ReasonCode::SensorLossDuty } else { ReasonCode::SensorLossOff };
             assert_eq!(p.code, code);
         }
+        let cool = ControlSettings { mode: Mode::Cool, ..s.clone() };
+        let p = check(&cool, Timestamp::constant(start, 0), &lost());
+        assert_eq!(
+            p.map(|p| (p.heat, p.cool, p.code)),
+            Some((false, false, ReasonCode::SensorLossOff))
+        );
         let zero = ControlSettings { sensor_loss_duty_pct: 0, ..s };
         let p = check(&zero, Timestamp::constant(start, 0), &lost());
         assert_eq!(p.map(|p| (p.heat, p.code)), Some((false, ReasonCode::SensorLossOff)));
