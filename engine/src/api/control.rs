@@ -61,10 +61,10 @@ pub(super) async fn decisions(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit must be between 1 and 1000"));
     }
-    if let (Some(from), Some(to)) = (q.from, q.to) {
-        if from >= to {
-            return Err(ApiError::invalid("from must be before to"));
-        }
+    if let (Some(from), Some(to)) = (q.from, q.to)
+        && from >= to
+    {
+        return Err(ApiError::invalid("from must be before to"));
     }
     Ok(axum::Json(state.inner.store.decisions(q.from, q.to, limit).await?))
 }

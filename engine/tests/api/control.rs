@@ -38,12 +38,11 @@ async fn relay_agent() -> R<(String, Outputs, tokio::sync::mpsc::UnboundedReceiv
                  axum::Json(cmd): axum::Json<Value>| async move {
                     let state = cmd["state"].as_str().unwrap_or("off").to_owned();
                     let _ = tx.send(format!("{id} {state}"));
-                    if let Ok(mut map) = o.lock() {
-                        if let Some(slot) = map.get_mut(&id) {
-                            if slot.0 != state {
-                                *slot = (state, tokio::time::Instant::now());
-                            }
-                        }
+                    if let Ok(mut map) = o.lock()
+                        && let Some(slot) = map.get_mut(&id)
+                        && slot.0 != state
+                    {
+                        *slot = (state, tokio::time::Instant::now());
                     }
                     let status = list(&o).into_iter().find(|s| s["id"] == id.as_str());
                     axum::Json(status.unwrap_or_default())
