@@ -21,6 +21,7 @@ enum Rollup {
     Hour,
 }
 
+const SECOND_MS: i64 = 1_000;
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 3_600_000;
 
@@ -28,8 +29,9 @@ const HOUR_MS: i64 = 3_600_000;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Series {
     /// The range the points cover, `[from_ms, to_ms)`: the requested one, widened to whole
-    /// minutes or hours when the points come from a rollup (so that every point aggregates
-    /// exactly the readings of its interval).
+    /// seconds, minutes or hours when the points are buckets (to whole minutes or hours when
+    /// they come from a rollup, so that every point aggregates exactly the readings of its
+    /// interval).
     pub(crate) from_ms: i64,
     pub(crate) to_ms: i64,
     /// Width of each bucket, ms; 0 for raw readings.
@@ -168,7 +170,7 @@ impl Store {
     /// failed reading is a point with null values and count 0). Otherwise the bucket width is
     /// range / `max_points` rounded up to a whole number of hours (read from `readings_hour`)
     /// when that is at least an hour, of minutes (`readings_minute`) when at least a minute,
-    /// else of milliseconds (raw rows). Buckets start at `from` (widened to the source's unit);
+    /// else of seconds (raw rows). Buckets start at `from` (widened to the source's unit);
     /// empty ones are left out.
     pub(crate) async fn series(
         &self,
@@ -198,7 +200,8 @@ impl Store {
         } else if needed >= MINUTE_MS {
             (MINUTE_MS, Some(Rollup::Minute))
         } else {
-            (1, None)
+            // Whole seconds: the reply states the width in seconds.
+            (SECOND_MS, None)
         };
         let (from, to) = (floor_to(from_ms, unit), ceil_to(to_ms, unit));
         // Widening the range by up to two units can only widen the buckets: the source stays
@@ -495,7 +498,8 @@ mod tests {
         Ok(())
     }
 
-    /// The point a bucket `[at, at + width)` must have, from the dataset itself.
+    /// The point a bucket `[at, at + width)` must have, from the dataset itself (the last
+    /// bucket ends at the served range's end).
     fn expected(data: &[(i64, Option<f64>)], at: i64, width: i64) -> Option<Point> {
         let mut agg = Agg::default();
         let mut any = false;
@@ -515,10 +519,11 @@ mod tests {
         load(&store, "28-a", &data).await?;
         // Another sensor's readings must not leak in.
         load(&store, "28-b", &dataset(base, base + 2 * 24 * HOUR_MS, 60_000, 0)).await?;
-        let cases: [(&str, i64, i64, u32, i64); 6] = [
+        let cases: [(&str, i64, i64, u32, i64); 7] = [
             // (what, from, to, max_points, expected bucket width)
             ("raw readings", base + 5_000, base + 205_000, 20, 0),
             ("raw rows grouped", base, base + HOUR_MS, 100, 36_000),
+            ("raw rows grouped, unaligned", base + 500, base + HOUR_MS + 1_500, 100, 37_000),
             ("minute rollup", base, base + 24 * HOUR_MS, 100, 15 * MINUTE_MS),
             (
                 "minute rollup, unaligned",
@@ -546,7 +551,7 @@ mod tests {
                 (0..)
                     .map(|k| s.from_ms + k * width)
                     .take_while(|&at| at < s.to_ms)
-                    .filter_map(|at| expected(&data, at, width))
+                    .filter_map(|at| expected(&data, at, width.min(s.to_ms - at)))
                     .collect()
             };
             assert_eq!(s.points, want, "{what}");
