@@ -56,8 +56,8 @@ fn range(
 /// minutes (from per-minute aggregates) when at least a minute, else to whole seconds (from
 /// the readings). Buckets start at `from`: the range served (`from`, `to` in the reply) is the
 /// requested one widened to whole hours, minutes or seconds like the buckets, so that each
-/// point covers exactly `[at, at + bucket_s)` (the last one ends at `to`). Empty buckets are left out; a bucket whose
-/// readings all failed has null values and `count` 0.
+/// point covers exactly `[at, at + bucket_s)` (the last one ends at `to`). Empty buckets are
+/// left out; a bucket whose readings all failed has null values and `count` 0.
 #[utoipa::path(get, path = "/v1/sensors/{id}/readings", tag = "sensors",
     params(("id" = String, Path, description = "Sensor id"), ReadingsQuery),
     responses(
