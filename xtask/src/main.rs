@@ -5,8 +5,9 @@
 //! - `test`: installs the system tools the tests need, then fmt, clippy and every test.
 //! - `openapi`: regenerate the committed OpenAPI documents after an intended API change.
 //! - `bench [NAME] [--static]`: print the performance figures of DESIGN.md's targets (all
-//!   benches, or one: `sensor-agent`, `history`). Figures are printed, never asserted: timing
-//!   is not a test. `--static` links the agent statically (glibc `crt-static`), as agents ship.
+//!   benches, or one: `sensor-agent`, `history`, `ingest`). Figures are printed, never
+//!   asserted: timing is not a test. `--static` links the agent statically (glibc
+//!   `crt-static`), as agents ship.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -172,7 +173,7 @@ type Bench = fn(bool) -> anyhow::Result<()>;
 
 /// Every bench, by name; `cargo xtask bench` runs them all in this order.
 const BENCHES: &[(&str, Bench)] =
-    &[("sensor-agent", bench_sensor_agent), ("history", bench_history)];
+    &[("sensor-agent", bench_sensor_agent), ("history", bench_history), ("ingest", bench_ingest)];
 
 /// Readings history: a year of 1-minute readings of 10 sensors (5.26 M) loaded through the
 /// engine's ingest path into a temporary SQLite file, then the chart queries timed. The code
@@ -189,6 +190,24 @@ fn bench_history(_static_link: bool) -> anyhow::Result<()> {
             "hearth-engine",
             "--example",
             "bench_history",
+        ]),
+    )
+}
+
+/// Ingest over HTTP: `PUT /v1/sensors/update` with 10 readings per request from 16, 64 and
+/// 256 concurrent clients, against the engine's router in the same process (the engine's
+/// `bench_ingest` example, release profile).
+fn bench_ingest(_static_link: bool) -> anyhow::Result<()> {
+    run(
+        "bench ingest (release build of the engine's bench_ingest example)",
+        cargo().args([
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "hearth-engine",
+            "--example",
+            "bench_ingest",
         ]),
     )
 }

@@ -53,10 +53,11 @@ fn range(
 /// failed reading is a point with null values and `count` 0). Otherwise they are downsampled
 /// into buckets of equal width with min/mean/max each: the range divided by `max_points`,
 /// rounded up to whole hours (from hourly aggregates) when it is at least an hour, to whole
-/// minutes (from per-minute aggregates) when at least a minute. Buckets start at `from`; with
-/// aggregates, the range served (`from`, `to` in the reply) is the requested one widened to
-/// whole minutes or hours, so that each point covers exactly `[at, at + bucket_s)`. Empty
-/// buckets are left out; a bucket whose readings all failed has null values and `count` 0.
+/// minutes (from per-minute aggregates) when at least a minute, else to whole seconds (from
+/// the readings). Buckets start at `from`: the range served (`from`, `to` in the reply) is the
+/// requested one widened to whole hours, minutes or seconds like the buckets, so that each
+/// point covers exactly `[at, at + bucket_s)` (the last one ends at `to`). Empty buckets are
+/// left out; a bucket whose readings all failed has null values and `count` 0.
 #[utoipa::path(get, path = "/v1/sensors/{id}/readings", tag = "sensors",
     params(("id" = String, Path, description = "Sensor id"), ReadingsQuery),
     responses(

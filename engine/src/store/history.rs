@@ -4,15 +4,15 @@
 //! A year of 1-minute readings is 525,600 rows per sensor; a plain GROUP BY over them takes
 //! ~300 ms (shared notes/performance.md). The same chart from `readings_hour` reads 8,760 rows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use hearth_proto::Timestamp;
 use hearth_proto::control::System;
 use hearth_proto::history::Run;
 use hearth_proto::sensors::Point;
-use sqlx::{QueryBuilder, Row, SqliteConnection};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use super::{INSERT_CHUNK, Store, enum_str, from_millis, millis, str_enum};
+use super::{INSERT_CHUNK, NewReading, Store, enum_str, from_millis, millis, str_enum};
 
 /// The rollup tables.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +21,7 @@ enum Rollup {
     Hour,
 }
 
+const SECOND_MS: i64 = 1_000;
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 3_600_000;
 
@@ -28,8 +29,9 @@ const HOUR_MS: i64 = 3_600_000;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Series {
     /// The range the points cover, `[from_ms, to_ms)`: the requested one, widened to whole
-    /// minutes or hours when the points come from a rollup (so that every point aggregates
-    /// exactly the readings of its interval).
+    /// seconds, minutes or hours when the points are buckets (to whole minutes or hours when
+    /// they come from a rollup, so that every point aggregates exactly the readings of its
+    /// interval).
     pub(crate) from_ms: i64,
     pub(crate) to_ms: i64,
     /// Width of each bucket, ms; 0 for raw readings.
@@ -83,11 +85,61 @@ fn ceil_to(t: i64, unit: i64) -> i64 {
     if r == 0 { t } else { t - r + unit }
 }
 
-/// Add the readings just inserted (exactly those: `INSERT … RETURNING` leaves out replayed
-/// duplicates) to both rollups, inside the caller's transaction.
-pub(super) async fn add_to_rollups(
+/// Insert readings (a replayed one is a no-op) and add exactly the new ones to the rollups,
+/// inside the caller's transaction.
+///
+/// `INSERT … RETURNING` would name the new rows, but sqlx streams every returned row back one
+/// by one: it cut ingest from ~450k to ~175k readings/s in `cargo xtask bench history`. So the
+/// batch is inserted plainly first; when every row was new (live readings: nearly always) the
+/// rollups take the batch itself. Otherwise (a replay) that insert is undone and redone with
+/// RETURNING.
+pub(super) async fn insert_readings(
     tx: &mut SqliteConnection,
-    inserted: &[(String, i64, Option<f64>)],
+    readings: &[&NewReading],
+) -> Result<(), sqlx::Error> {
+    // A reading named twice in one batch: the first wins, as ON CONFLICT DO NOTHING would
+    // have it.
+    let mut seen = HashSet::with_capacity(readings.len());
+    let unique: Vec<&NewReading> =
+        readings.iter().copied().filter(|r| seen.insert((r.sensor_id.as_str(), r.ts))).collect();
+    sqlx::query("SAVEPOINT new_readings").execute(&mut *tx).await?;
+    let mut stored = 0;
+    for chunk in unique.chunks(INSERT_CHUNK) {
+        stored += insert_chunk(chunk, "").build().execute(&mut *tx).await?.rows_affected();
+    }
+    if stored == unique.len() as u64 {
+        sqlx::query("RELEASE new_readings").execute(&mut *tx).await?;
+        let rows: Vec<(&str, i64, Option<f64>)> =
+            unique.iter().map(|r| (r.sensor_id.as_str(), r.ts, r.value)).collect();
+        return add_to_rollups(tx, &rows).await;
+    }
+    sqlx::query("ROLLBACK TO new_readings").execute(&mut *tx).await?;
+    sqlx::query("RELEASE new_readings").execute(&mut *tx).await?;
+    let mut inserted: Vec<(String, i64, Option<f64>)> = Vec::new();
+    for chunk in unique.chunks(INSERT_CHUNK) {
+        let mut q = insert_chunk(chunk, " RETURNING sensor_id, ts, value");
+        inserted.extend(q.build_query_as().fetch_all(&mut *tx).await?);
+    }
+    let rows: Vec<(&str, i64, Option<f64>)> =
+        inserted.iter().map(|(s, ts, v)| (s.as_str(), *ts, *v)).collect();
+    add_to_rollups(tx, &rows).await
+}
+
+fn insert_chunk(chunk: &[&NewReading], returning: &str) -> QueryBuilder<Sqlite> {
+    let mut q = QueryBuilder::new("INSERT INTO readings (sensor_id, ts, value) ");
+    q.push_values(chunk, |mut b, r| {
+        b.push_bind(&r.sensor_id).push_bind(r.ts).push_bind(r.value);
+    });
+    q.push(" ON CONFLICT (sensor_id, ts) DO NOTHING");
+    q.push(returning);
+    q
+}
+
+/// Add readings just inserted (never a replayed duplicate: it would count twice) to both
+/// rollups.
+async fn add_to_rollups(
+    tx: &mut SqliteConnection,
+    inserted: &[(&str, i64, Option<f64>)],
 ) -> Result<(), sqlx::Error> {
     if inserted.is_empty() {
         return Ok(());
@@ -95,8 +147,8 @@ pub(super) async fn add_to_rollups(
     // One upsert row per (sensor, bucket): an upsert may not touch a row twice in one
     // statement on PostgreSQL, and fewer rows is faster anyway.
     let mut minutes: HashMap<(&str, i64), Agg> = HashMap::new();
-    for (sensor, ts, value) in inserted {
-        minutes.entry((sensor.as_str(), floor_to(*ts, MINUTE_MS))).or_default().add(*value);
+    for &(sensor, ts, value) in inserted {
+        minutes.entry((sensor, floor_to(ts, MINUTE_MS))).or_default().add(value);
     }
     let mut hours: HashMap<(&str, i64), Agg> = HashMap::new();
     for ((sensor, minute), agg) in &minutes {
@@ -168,7 +220,7 @@ impl Store {
     /// failed reading is a point with null values and count 0). Otherwise the bucket width is
     /// range / `max_points` rounded up to a whole number of hours (read from `readings_hour`)
     /// when that is at least an hour, of minutes (`readings_minute`) when at least a minute,
-    /// else of milliseconds (raw rows). Buckets start at `from` (widened to the source's unit);
+    /// else of seconds (raw rows). Buckets start at `from` (widened to the source's unit);
     /// empty ones are left out.
     pub(crate) async fn series(
         &self,
@@ -198,7 +250,8 @@ impl Store {
         } else if needed >= MINUTE_MS {
             (MINUTE_MS, Some(Rollup::Minute))
         } else {
-            (1, None)
+            // Whole seconds: the reply states the width in seconds.
+            (SECOND_MS, None)
         };
         let (from, to) = (floor_to(from_ms, unit), ceil_to(to_ms, unit));
         // Widening the range by up to two units can only widen the buckets: the source stays
@@ -358,7 +411,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{NewReading, NewReport};
+    use super::super::NewReport;
     use super::*;
 
     async fn store() -> anyhow::Result<(Store, tempfile::TempDir)> {
@@ -460,14 +513,18 @@ mod tests {
         let late = base + 10 * HOUR_MS;
         store.write_reports(&[report(&[("28-a", late, None)])]).await?;
         store.write_reports(&[report(&[("28-a", late + 1, Some(17.5))])]).await?;
+        // A new reading named twice in one batch: the first wins, counted once.
+        let twice = [("28-a", late + 2, Some(1.0)), ("28-a", late + 2, Some(2.0))];
+        store.write_reports(&[report(&twice)]).await?;
+        assert_eq!(store.readings("28-a", late + 2, late + 3, 5).await?, [(late + 2, Some(1.0))]);
 
         let minute = rollup(&store, "readings_minute").await?;
         assert_eq!(minute, recomputed(&store, MINUTE_MS).await?);
         assert_eq!(rollup(&store, "readings_hour").await?, recomputed(&store, HOUR_MS).await?);
         let total: i64 = minute.iter().map(|r| r.2).sum();
         let valid = a.iter().chain(&b).filter(|r| r.1.is_some()).count();
-        // 99.0 and 17.5 are the only new readings with a value beyond the datasets.
-        assert_eq!(total, valid as i64 + 2);
+        // 99.0, 17.5 and 1.0 are the only readings with a value beyond the datasets.
+        assert_eq!(total, valid as i64 + 3);
         // A minute whose readings all failed exists with n = 0 and no min/max.
         let dead = minute.iter().find(|r| r.0 == "28-a" && r.1 == base + HOUR_MS);
         assert_eq!(dead.map(|r| (r.2, r.3, r.4, r.5)), Some((0, 0.0, None, None)));
@@ -495,7 +552,8 @@ mod tests {
         Ok(())
     }
 
-    /// The point a bucket `[at, at + width)` must have, from the dataset itself.
+    /// The point a bucket `[at, at + width)` must have, from the dataset itself (the last
+    /// bucket ends at the served range's end).
     fn expected(data: &[(i64, Option<f64>)], at: i64, width: i64) -> Option<Point> {
         let mut agg = Agg::default();
         let mut any = false;
@@ -515,10 +573,11 @@ mod tests {
         load(&store, "28-a", &data).await?;
         // Another sensor's readings must not leak in.
         load(&store, "28-b", &dataset(base, base + 2 * 24 * HOUR_MS, 60_000, 0)).await?;
-        let cases: [(&str, i64, i64, u32, i64); 6] = [
+        let cases: [(&str, i64, i64, u32, i64); 7] = [
             // (what, from, to, max_points, expected bucket width)
             ("raw readings", base + 5_000, base + 205_000, 20, 0),
             ("raw rows grouped", base, base + HOUR_MS, 100, 36_000),
+            ("raw rows grouped, unaligned", base + 500, base + HOUR_MS + 1_500, 100, 37_000),
             ("minute rollup", base, base + 24 * HOUR_MS, 100, 15 * MINUTE_MS),
             (
                 "minute rollup, unaligned",
@@ -546,7 +605,7 @@ mod tests {
                 (0..)
                     .map(|k| s.from_ms + k * width)
                     .take_while(|&at| at < s.to_ms)
-                    .filter_map(|at| expected(&data, at, width))
+                    .filter_map(|at| expected(&data, at, width.min(s.to_ms - at)))
                     .collect()
             };
             assert_eq!(s.points, want, "{what}");

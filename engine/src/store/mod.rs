@@ -159,20 +159,7 @@ impl Store {
     pub(crate) async fn write_reports(&self, reports: &[NewReport]) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let all: Vec<&NewReading> = reports.iter().flat_map(|r| &r.readings).collect();
-        // RETURNING yields exactly the rows inserted, not the replayed duplicates: only those
-        // may be added to the rollups, or a replay would count twice.
-        let mut inserted: Vec<(String, i64, Option<f64>)> = Vec::with_capacity(all.len());
-        for chunk in all.chunks(INSERT_CHUNK) {
-            let mut q = QueryBuilder::new("INSERT INTO readings (sensor_id, ts, value) ");
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.sensor_id).push_bind(r.ts).push_bind(r.value);
-            });
-            q.push(" ON CONFLICT (sensor_id, ts) DO NOTHING RETURNING sensor_id, ts, value");
-            inserted.extend(
-                q.build_query_as::<(String, i64, Option<f64>)>().fetch_all(&mut *tx).await?,
-            );
-        }
-        history::add_to_rollups(&mut tx, &inserted).await?;
+        history::insert_readings(&mut tx, &all).await?;
 
         // One row per sensor and per host: an upsert may not touch a row twice in one
         // statement (PostgreSQL refuses it), and only the newest reading of a sensor can win.

@@ -81,7 +81,8 @@ async fn readings_are_downsampled_from_rollups_and_replays_count_once() -> R {
     assert_eq!(pts.len(), 60);
     assert_eq!(
         pts[3],
-        json!({"at": "2026-01-01T00:03:00Z", "min": 20.375, "mean": 20.375, "max": 20.375, "count": 1})
+        json!({"at": "2026-01-01T00:03:00Z",
+            "min": 20.375, "mean": 20.375, "max": 20.375, "count": 1})
     );
     assert_eq!(
         pts[29],
