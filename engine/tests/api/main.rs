@@ -580,9 +580,13 @@ async fn decision_loop_commands_the_heat_relay_with_a_lease() -> R {
     let engine = Engine::open(&config(dir.path(), &["--tick-s", "0.1", "--lease-s", "8"])?).await?;
     let f = Fixture { engine, _dir: dir };
     let (url, mut commands) = fake_relay_agent().await?;
+    heat_to(&f, 20.0, 0, 0).await?;
+    // A reading before the loop starts: without one it is in sensor-loss mode, whose duty may
+    // call for heat at this instant too.
+    let cred = f.agent("pi");
+    f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("pi", json!(18.0)))).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let control = f.engine.spawn_control(stop_rx);
-    heat_to(&f, 20.0, 0, 0).await?;
     let got = f
         .call(
             "POST",
@@ -609,8 +613,6 @@ async fn decision_loop_commands_the_heat_relay_with_a_lease() -> R {
         }
     }
 
-    let cred = f.agent("pi");
-    f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("pi", json!(18.0)))).await?;
     let (id, auth, cmd) = next_with(&mut commands, "on").await?;
     assert_eq!(id, "heat", "only the heat output is commanded");
     assert_eq!(cmd["lease_s"], 8);
