@@ -613,8 +613,10 @@ fn demo(args: &[String]) -> anyhow::Result<()> {
     ));
     eprintln!(
         "\n  Hearth is running: {url}\n  \
-         The simulated room starts at 17 °C and runs 60× faster than real time; the setpoint is 20 °C.\n  \
-         Watch it decide: curl {url}/v1/control\n  \
+         The simulated room starts at 17 °C and runs 60× faster than real time.\n  \
+         The schedule (local time): 20.5 °C, 17 °C from 22:30 to 06:00, 21 °C weekday mornings.\n  \
+         Watch it decide: curl {url}/v1/control   What is coming: curl {url}/v1/schedule/timeline\n  \
+         Live: curl -N {url}/v1/events\n  \
          Admin credential (for changes): {admin}\n  \
          Agents find the engine by {}. Data in {data_s}. Ctrl-C stops everything.\n",
         if discovery {
