@@ -180,35 +180,20 @@ const BENCHES: &[(&str, Bench)] =
 /// is the engine's `bench_history` example, built and run with the release profile (xtask
 /// itself runs unoptimised and does not link the engine).
 fn bench_history(_static_link: bool) -> anyhow::Result<()> {
-    run(
-        "bench history (release build of the engine's bench_history example)",
-        cargo().args([
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            "hearth-engine",
-            "--example",
-            "bench_history",
-        ]),
-    )
+    bench_engine_example("bench_history")
 }
 
 /// Ingest over HTTP: `PUT /v1/sensors/update` with 10 readings per request from 16, 64 and
 /// 256 concurrent clients, against the engine's router in the same process (the engine's
 /// `bench_ingest` example, release profile).
 fn bench_ingest(_static_link: bool) -> anyhow::Result<()> {
+    bench_engine_example("bench_ingest")
+}
+
+fn bench_engine_example(example: &str) -> anyhow::Result<()> {
     run(
-        "bench ingest (release build of the engine's bench_ingest example)",
-        cargo().args([
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            "hearth-engine",
-            "--example",
-            "bench_ingest",
-        ]),
+        &format!("{example} (release build of the engine's example)"),
+        cargo().args(["run", "--quiet", "--release", "-p", "hearth-engine", "--example", example]),
     )
 }
 

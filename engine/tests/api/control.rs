@@ -98,6 +98,20 @@ async fn decision_where(f: &Fixture, what: &str, ok: impl Fn(&Value) -> bool) ->
     }
 }
 
+/// Wait until `GET /v1/runs` has a cool run satisfying `ok`, and return it.
+async fn cool_run(f: &Fixture, what: &str, ok: impl Fn(&Value) -> bool) -> R<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let runs = f.get("/v1/runs").await?;
+        let run = runs.as_array().and_then(|r| r.iter().find(|r| r["system"] == "cool")).cloned();
+        if let Some(run) = run.filter(|r| ok(r)) {
+            return Ok(run);
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "{what}: runs {runs}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn next_command(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> R<String> {
     tokio::time::timeout(Duration::from_secs(20), rx.recv())
         .await?
@@ -137,36 +151,12 @@ async fn cooling_is_commanded_and_runs_follow_the_relays() -> R {
             break;
         }
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let runs = f.get("/v1/runs").await?;
-        if runs
-            .as_array()
-            .is_some_and(|r| r.iter().any(|r| r["system"] == "cool" && r["end"].is_null()))
-        {
-            break;
-        }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no open cool run: {runs}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    cool_run(&f, "an open cool run", |r| r["end"].is_null()).await?;
     f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("pi", json!(22.0)))).await?;
     decision_where(&f, "cool off", |d| d["cool"] == false && d["reason_code"] == "cool_below_band")
         .await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let runs = f.get("/v1/runs").await?;
-        let closed = runs
-            .as_array()
-            .and_then(|r| r.iter().find(|r| r["system"] == "cool"))
-            .cloned()
-            .unwrap_or_default();
-        if !closed["end"].is_null() {
-            assert_eq!(closed["start_temp_c"], 27.0, "{closed}");
-            break;
-        }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "cool run not closed: {runs}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let closed = cool_run(&f, "the cool run closed", |r| !r["end"].is_null()).await?;
+    assert_eq!(closed["start_temp_c"], 27.0, "{closed}");
     let _ = stop.send(true);
     control.await?;
     Ok(())
