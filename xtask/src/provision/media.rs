@@ -481,8 +481,7 @@ pub(crate) struct Stat {
 
 /// One change to the root file system.
 pub(crate) enum Op {
-    /// Create the directory (mode 0755, root) if missing; its parents must exist or be
-    /// created by an earlier op.
+    /// Create the directory and any missing parents (mode 0755, root).
     Mkdir(String),
     /// Write a file with this content, owner root:root and mode, replacing any old one.
     File { path: String, bytes: Vec<u8>, mode: u32 },
@@ -585,15 +584,23 @@ impl Ext {
             match op {
                 Op::Mkdir(path) => {
                     safe_path(path)?;
-                    if !planned.insert(path.clone()) {
-                        continue;
-                    }
-                    match self.stat(path)? {
-                        Some(st) if st.kind == "directory" => {}
-                        Some(st) => bail!("{path} exists in the root partition as a {}", st.kind),
-                        None => {
-                            script += &format!("mkdir {path}\n");
-                            script += &owner_mode(path, 0o040755);
+                    // Like `mkdir -p`: every missing ancestor too, top down.
+                    let mut ancestors: Vec<&Path> = Path::new(path).ancestors().collect();
+                    ancestors.reverse();
+                    for dir in ancestors.into_iter().skip(1) {
+                        let dir = dir.display().to_string();
+                        if !planned.insert(dir.clone()) {
+                            continue;
+                        }
+                        match self.stat(&dir)? {
+                            Some(st) if st.kind == "directory" => {}
+                            Some(st) => {
+                                bail!("{dir} exists in the root partition as a {}", st.kind)
+                            }
+                            None => {
+                                script += &format!("mkdir {dir}\n");
+                                script += &owner_mode(&dir, 0o040755);
+                            }
                         }
                     }
                 }

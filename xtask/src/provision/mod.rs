@@ -574,19 +574,12 @@ pub(crate) fn provision(args: &Args) -> anyhow::Result<Report> {
     let scratch = tempfile::tempdir()?;
     let unit_name = agent.unit();
     let mut ops = vec![
-        Op::Mkdir("/usr/local".into()),
         Op::Mkdir("/usr/local/bin".into()),
         Op::Mkdir("/etc/hearth".into()),
-        Op::Mkdir("/etc/systemd".into()),
-        Op::Mkdir("/etc/systemd/system".into()),
         Op::Mkdir(format!("/etc/systemd/system/{unit_name}.d")),
     ];
     if let Some(parent) = Path::new(&config_dest).parent() {
-        let mut acc = PathBuf::from("/");
-        for c in parent.components().skip(1) {
-            acc.push(c);
-            ops.push(Op::Mkdir(acc.display().to_string()));
-        }
+        ops.push(Op::Mkdir(parent.display().to_string()));
     }
     ops.extend([
         Op::File { path: installed_bin.clone(), bytes: bin_bytes.clone(), mode: 0o755 },
@@ -686,8 +679,8 @@ pub(crate) fn provision(args: &Args) -> anyhow::Result<Report> {
         );
     }
     progress.step(&format!(
-        "done: {} agent for host id {} ({}). Write the image to the card and boot the Pi",
-        stem,
+        "done: {} for host id {} ({}). Write the image to the card and boot the Pi",
+        agent.bin(),
         inputs.host_id,
         args.engine.as_deref().map_or("engine found by mDNS".to_owned(), |u| format!("engine {u}"))
     ));
@@ -710,7 +703,7 @@ fn legacy_root_ops(media: &Media, fb: &FirstBoot, ops: &mut Vec<Op>) -> anyhow::
         });
     }
     if !fb.ssh_keys.is_empty() {
-        for d in ["/etc/ssh", "/etc/ssh/sshd_config.d", "/etc/ssh/authorized_keys"] {
+        for d in ["/etc/ssh/sshd_config.d", "/etc/ssh/authorized_keys"] {
             ops.push(Op::Mkdir(d.into()));
         }
         ops.push(Op::File {
