@@ -8,6 +8,8 @@
 //!   benches, or one: `sensor-agent`, `history`, `ingest`). Figures are printed, never
 //!   asserted: timing is not a test. `--static` links the agent statically (glibc
 //!   `crt-static`), as agents ship.
+//! - `provision ...`: write an agent, its unit, config, credential and first-boot settings into
+//!   a Raspberry Pi OS Lite image or card (`cargo xtask provision --help`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,8 @@ use std::time::{Duration, Instant};
 use hearth_proto::client::EngineClient;
 use hearth_proto::control::{ControlSettings, Mode};
 
+mod provision;
+
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -24,10 +28,11 @@ fn main() -> std::process::ExitCode {
         Some("test") => test(),
         Some("openapi") => openapi(),
         Some("bench") => bench(&args[1..]),
+        Some("provision") => provision::main(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <demo [--port N] [--no-discovery] | test | openapi | \
-                 bench [{}] [--static]>",
+                 bench [{}] [--static] | provision --help>",
                 BENCHES.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(" | ")
             );
             return std::process::ExitCode::from(2);
@@ -62,26 +67,39 @@ fn run(what: &str, cmd: &mut Command) -> anyhow::Result<()> {
 }
 
 fn have(tool: &str) -> bool {
+    // /usr/sbin is not on a normal user's PATH on Debian, but sfdisk and debugfs live there
+    // and run fine without root on image files.
     Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
+        .args([
+            "-c",
+            &format!("command -v {tool} || test -x /usr/sbin/{tool} || test -x /sbin/{tool}"),
+        ])
         .output()
         .is_ok_and(|o| o.status.success())
 }
 
 /// The tests need `ip` (iproute2) and `unshare` (util-linux) to make private network
-/// namespaces for mDNS. Install them with apt when missing.
+/// namespaces for mDNS, and the provisioning test builds and inspects an SD-card image with
+/// sfdisk, mkfs.vfat, mtools and e2fsprogs. Install them with apt when missing.
 fn ensure_system_tools() -> anyhow::Result<()> {
-    let missing: Vec<&str> = [("ip", "iproute2"), ("unshare", "util-linux")]
-        .into_iter()
-        .filter(|(tool, _)| !have(tool))
-        .map(|(_, pkg)| pkg)
-        .collect();
+    let missing: Vec<&str> = [
+        ("ip", "iproute2"),
+        ("unshare", "util-linux"),
+        ("sfdisk", "fdisk"),
+        ("mkfs.vfat", "dosfstools"),
+        ("mcopy", "mtools"),
+        ("debugfs", "e2fsprogs"),
+    ]
+    .into_iter()
+    .filter(|(tool, _)| !have(tool))
+    .map(|(_, pkg)| pkg)
+    .collect();
     if missing.is_empty() {
         return Ok(());
     }
     anyhow::ensure!(
         have("apt-get"),
-        "install {missing:?} (needed for network namespaces in tests)"
+        "install {missing:?} (needed by the tests: network namespaces, SD-card images)"
     );
     let sudo: &[&str] = if have("id")
         && Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"))

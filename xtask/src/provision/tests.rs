@@ -1,0 +1,525 @@
+//! Provisioning against synthetic Raspberry Pi OS images made here, without root: `sfdisk`
+//! writes a DOS label (FAT32 boot, Linux root), `mkfs.ext4 -d` fills the root from a temp
+//! dir, `mkfs.vfat --offset` and `mcopy` make the boot partition. The real provisioning runs
+//! on them, and the result is read back with the same tools (mtools, debugfs, e2fsck).
+//!
+//! These live in xtask (not the tests crate) because they test xtask's own code and need
+//! nothing from the running system; `cargo xtask test` installs the tools
+//! (`ensure_system_tools`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use super::media::{Media, tool};
+use super::*;
+
+const BOOT_START: u64 = 2048; // sectors
+const BOOT_SECTORS: u64 = 81920; // 40 MiB: FAT32 with 512-byte clusters needs > 65525 clusters
+const ROOT_START: u64 = BOOT_START + BOOT_SECTORS;
+const IMAGE_BYTES: u64 = 64 << 20;
+const KEY: &str =
+    "0123456789abcdef.00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+const SSH_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHearthTestKeyOnlyForTheProvisioningTest me@laptop";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Os {
+    /// Trixie with cloud-init.
+    Trixie,
+    /// Bookworm: no cloud-init.
+    Bookworm,
+    /// Something else entirely.
+    Fedora,
+}
+
+fn sh(what: &str, cmd: &mut std::process::Command) -> anyhow::Result<()> {
+    let out = cmd.output().map_err(|e| {
+        anyhow::anyhow!("{what}: {e} (run `cargo xtask test` once: it installs fdisk, dosfstools, mtools, e2fsprogs)")
+    })?;
+    ensure!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    Ok(())
+}
+
+/// An ARM ELF header (what the arch detection and the binary check read) and some bulk, so
+/// the copy is more than one block.
+fn fake_elf(arch: Arch, len: usize) -> Vec<u8> {
+    let (machine, class) = arch.elf();
+    let mut v = vec![0x7f, b'E', b'L', b'F', class, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0];
+    v.extend(machine.to_le_bytes());
+    v.extend((0..len).map(|i| (i * 7 % 251) as u8));
+    v
+}
+
+/// Writes `files` ((path, content); a content starting with "->" is a symlink) under `dir`.
+fn populate(dir: &Path, files: &[(&str, Vec<u8>)]) -> anyhow::Result<()> {
+    for (path, content) in files {
+        let p = dir.join(path.trim_start_matches('/'));
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if let Some(target) = content.strip_prefix(b"->") {
+            std::os::unix::fs::symlink(String::from_utf8_lossy(target).as_ref(), &p)?;
+        } else if path.ends_with('/') {
+            std::fs::create_dir_all(&p)?;
+        } else {
+            std::fs::write(&p, content)?;
+        }
+    }
+    Ok(())
+}
+
+struct ImageSpec {
+    os: Os,
+    arch: Arch,
+    /// Boot files to leave out (to make unrecognisable images).
+    omit_boot: &'static [&'static str],
+}
+
+/// A Raspberry Pi OS-like image in `dir`.
+fn make_image(dir: &Path, spec: &ImageSpec) -> anyhow::Result<PathBuf> {
+    let img = dir.join("raspios.img");
+    std::fs::File::create(&img)?.set_len(IMAGE_BYTES)?; // truncate -s 64M
+    let mut sfdisk = tool("sfdisk")
+        .arg("-q")
+        .arg(&img)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    sfdisk
+        .stdin
+        .take()
+        .context("sfdisk stdin")?
+        .write_all(format!("label: dos\nstart={BOOT_START}, size={BOOT_SECTORS}, type=c\nstart={ROOT_START}, type=83\n").as_bytes())?;
+    ensure!(sfdisk.wait()?.success(), "sfdisk failed");
+
+    let (pretty, id, version) = match spec.os {
+        Os::Trixie => ("Raspbian GNU/Linux 13 (trixie)", "raspbian", "13"),
+        Os::Bookworm => ("Raspbian GNU/Linux 12 (bookworm)", "raspbian", "12"),
+        Os::Fedora => ("Fedora Linux 42", "fedora", "42"),
+    };
+    let os_release = format!(
+        "PRETTY_NAME=\"{pretty}\"\nNAME=\"x\"\nVERSION_ID=\"{version}\"\nID={id}\n{}",
+        if spec.os == Os::Fedora { "" } else { "ID_LIKE=debian\n" }
+    );
+    let rootdir = dir.join("rootfs");
+    let mut files: Vec<(&str, Vec<u8>)> = vec![
+        ("usr/lib/os-release", os_release.into_bytes()),
+        ("etc/os-release", b"->../usr/lib/os-release".to_vec()),
+        ("usr/bin/ls", fake_elf(spec.arch, 64)),
+        ("etc/hostname", b"raspberrypi\n".to_vec()),
+        (
+            "etc/hosts",
+            b"127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost\n\n127.0.1.1\traspberrypi\n"
+                .to_vec(),
+        ),
+        ("etc/systemd/system/multi-user.target.wants/", Vec::new()),
+        ("home/pi/", Vec::new()),
+    ];
+    match spec.os {
+        Os::Trixie => {
+            files.push(("usr/bin/cloud-init", b"#!/usr/bin/python3\n".to_vec()));
+            files.push(("etc/cloud/cloud.cfg", b"datasource_list: [ NoCloud, None ]\n".to_vec()));
+        }
+        _ => files.push((
+            "var/lib/NetworkManager/NetworkManager.state",
+            b"[main]\nWirelessEnabled=false\n".to_vec(),
+        )),
+    }
+    populate(&rootdir, &files)?;
+    let root_kib = (IMAGE_BYTES - ROOT_START * 512) / 1024;
+    sh(
+        "mkfs.ext4",
+        tool("mkfs.ext4")
+            .args(["-q", "-F", "-E"])
+            .arg(format!("offset={},root_owner=0:0", ROOT_START * 512))
+            .arg("-d")
+            .arg(&rootdir)
+            .arg(&img)
+            .arg(format!("{root_kib}k")),
+    )?;
+    sh(
+        "mkfs.vfat",
+        tool("mkfs.vfat")
+            .args(["--offset", &BOOT_START.to_string(), "-F", "32", "-s", "1", "-n", "bootfs"])
+            .arg(&img)
+            .arg((BOOT_SECTORS / 2).to_string()),
+    )?;
+    let bootdir = dir.join("bootfs");
+    let mut boot: Vec<(&str, Vec<u8>)> = vec![
+        ("config.txt", b"# For more options and information see\n# http://rptl.io/configtxt\ndtparam=audio=on\n\n[cm4]\notg_mode=1\n\n[all]\narm_boost=1\n".to_vec()),
+        ("cmdline.txt", b"console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes rootwait\n".to_vec()),
+        ("start.elf", b"firmware".to_vec()),
+        ("kernel.img", b"kernel".to_vec()),
+    ];
+    if spec.os == Os::Trixie {
+        boot.push(("meta-data", b"dsmode: local\ninstance_id: rpios-image\n".to_vec()));
+        boot.push(("user-data", b"#cloud-config\nssh_pwauth: false\n".to_vec()));
+    }
+    boot.retain(|(n, _)| !spec.omit_boot.contains(n));
+    populate(&bootdir, &boot)?;
+    let mut mcopy = tool("mcopy");
+    mcopy.arg("-i").arg(format!("{}@@{}", img.display(), BOOT_START * 512));
+    for (n, _) in &boot {
+        mcopy.arg(bootdir.join(n));
+    }
+    sh("mcopy", mcopy.arg("::/"))?;
+    Ok(img)
+}
+
+struct Files {
+    dir: PathBuf,
+}
+
+impl Files {
+    fn new(dir: &Path, arch: Arch) -> anyhow::Result<Files> {
+        std::fs::write(dir.join("agent"), fake_elf(arch, 300_000))?;
+        std::fs::write(dir.join("device.key"), format!("{KEY}\n"))?;
+        std::fs::write(dir.join("id_ed25519.pub"), format!("{SSH_KEY}\n"))?;
+        for agent in [Agent::Sensor, Agent::Relay] {
+            std::fs::write(dir.join(agent.unit()), builtin_unit(agent))?;
+        }
+        Ok(Files { dir: dir.to_path_buf() })
+    }
+}
+
+fn args(image: &Path, agent: Agent, f: &Files) -> Args {
+    Args {
+        image: Some(image.to_path_buf()),
+        boot: None,
+        root: None,
+        agent,
+        arch: None,
+        binary: Some(f.dir.join("agent")),
+        config: None,
+        // The built-in unit: these tests do not depend on deploy/systemd (the next test does).
+        unit: Some(f.dir.join(agent.unit())),
+        engine: None,
+        host_id: None,
+        device_key_file: f.dir.join("device.key"),
+        w1_pin: 4,
+        ssh_key: Some(f.dir.join("id_ed25519.pub")),
+        user: "pi".into(),
+        password_hash: None,
+        wifi_ssid: Some("Home \"Net\"".into()),
+        wifi_psk: Some("correct horse battery".into()),
+        wifi_country: Some("de".into()),
+        hostname: Some("hall".into()),
+        first_boot: FirstBootKind::Auto,
+    }
+}
+
+fn text(b: Option<Vec<u8>>) -> String {
+    String::from_utf8_lossy(&b.unwrap_or_default()).into_owned()
+}
+
+/// The file systems are still consistent: e2fsck on the root, fsck.fat on a copy of the boot.
+fn fsck(img: &Path, media: &Media, dir: &Path) -> anyhow::Result<()> {
+    sh("e2fsck -fn", tool("e2fsck").args(["-f", "-n", media.root.spec()]))?;
+    let all = std::fs::read(img)?;
+    let start = (BOOT_START * 512) as usize;
+    let boot = dir.join("boot.part");
+    std::fs::write(&boot, &all[start..start + (BOOT_SECTORS * 512) as usize])?;
+    sh("fsck.fat -n", tool("fsck.fat").arg("-n").arg(&boot))
+}
+
+#[test]
+fn cloud_init_image_gets_sensor_agent_and_first_boot_files() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let img =
+        make_image(dir.path(), &ImageSpec { os: Os::Trixie, arch: Arch::Armhf, omit_boot: &[] })?;
+    let f = Files::new(dir.path(), Arch::Armhf)?;
+    let mut a = args(&img, Agent::Sensor, &f);
+    a.engine = Some("http://192.168.1.10:8080".into());
+    a.w1_pin = 17;
+    let report = provision(&a)?;
+    assert_eq!(
+        (report.arch, report.first_boot, report.w1_overlay),
+        (Arch::Armhf, FirstBootKind::CloudInit, true)
+    );
+    // Again, with another pin: everything is replaced, nothing duplicated.
+    a.w1_pin = 4;
+    provision(&a)?;
+
+    let media = Media::open_image(&img)?;
+    let root = &media.root;
+    let bin = root.stat("/usr/local/bin/hearth-sensor-agent")?.context("binary missing")?;
+    assert_eq!((bin.kind.as_str(), bin.mode, bin.uid, bin.gid), ("regular", 0o755, 0, 0));
+    assert_eq!(
+        root.read("/usr/local/bin/hearth-sensor-agent")?,
+        Some(std::fs::read(f.dir.join("agent"))?)
+    );
+
+    let key = root.stat("/etc/hearth/sensor-agent.key")?.context("key missing")?;
+    assert_eq!((key.mode, key.uid, key.gid), (0o600, 0, 0));
+    assert_eq!(
+        text(root.read("/etc/hearth/sensor-agent.key")?),
+        format!("HEARTH_SENSOR_DEVICE_KEY={KEY}\n")
+    );
+
+    let conf = root.stat("/etc/hearth/sensor-agent.toml")?.context("config missing")?;
+    assert_eq!((conf.mode, conf.uid), (0o644, 0));
+    let conf = text(root.read("/etc/hearth/sensor-agent.toml")?);
+    let parsed: toml::Table = toml::from_str(&conf)?;
+    assert_eq!(config_str(&parsed, "engine").as_deref(), Some("http://192.168.1.10:8080"));
+    assert_eq!(config_str(&parsed, "host_id").as_deref(), Some("hall"));
+    assert!(!parsed.contains_key("device_key"));
+    assert_eq!(conf.matches("\nhost_id = ").count(), 1, "{conf}");
+
+    let unit = text(root.read("/etc/systemd/system/hearth-sensor-agent.service")?);
+    assert!(
+        unit.contains(
+            "ExecStart=/usr/local/bin/hearth-sensor-agent --config /etc/hearth/sensor-agent.toml"
+        ),
+        "{unit}"
+    );
+    let link = root
+        .stat("/etc/systemd/system/multi-user.target.wants/hearth-sensor-agent.service")?
+        .context("not enabled")?;
+    assert_eq!(link.kind, "symlink");
+    assert_eq!(link.target.as_deref(), Some("/etc/systemd/system/hearth-sensor-agent.service"));
+    let dropin =
+        text(root.read("/etc/systemd/system/hearth-sensor-agent.service.d/hearth-provision.conf")?);
+    assert!(dropin.contains("EnvironmentFile=/etc/hearth/sensor-agent.key"), "{dropin}");
+
+    let boot = &media.boot;
+    let config_txt = text(boot.read("config.txt")?);
+    assert_eq!(config_txt.matches("dtoverlay=w1-gpio").count(), 1, "{config_txt}");
+    assert!(
+        config_txt.ends_with("dtoverlay=w1-gpio,gpiopin=4\n")
+            && config_txt.contains("[cm4]\notg_mode=1"),
+        "{config_txt}"
+    );
+    let user_data = text(boot.read("user-data")?);
+    for want in [
+        "#cloud-config\n",
+        "hostname: hall\n",
+        "- name: pi\n",
+        SSH_KEY,
+        "enable_ssh: true\n",
+        "ssh_pwauth: false\n",
+        "lock_passwd: true\n",
+    ] {
+        assert!(user_data.contains(want), "user-data lacks {want:?}:\n{user_data}");
+    }
+    let net = text(boot.read("network-config")?);
+    for want in [
+        "\"Home \\\"Net\\\"\":",
+        "password: \"correct horse battery\"",
+        "regulatory-domain: \"DE\"",
+        "wlan0:",
+    ] {
+        assert!(net.contains(want), "network-config lacks {want:?}:\n{net}");
+    }
+    assert!(text(boot.read("meta-data")?).contains("instance-id: hearth-hall-"));
+    assert_eq!(boot.read("userconf.txt")?, None, "no legacy files on a cloud-init image");
+    // Legacy root files stay out too; the image's own hostname is cloud-init's to change.
+    assert_eq!(text(root.read("/etc/hostname")?), "raspberrypi\n");
+    fsck(&img, &media, dir.path())
+}
+
+#[test]
+fn legacy_image_gets_relay_agent_and_first_boot_files() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let img =
+        make_image(dir.path(), &ImageSpec { os: Os::Bookworm, arch: Arch::Arm64, omit_boot: &[] })?;
+    let f = Files::new(dir.path(), Arch::Arm64)?;
+    let mut a = args(&img, Agent::Relay, &f);
+    a.hostname = Some("furnace".into());
+    a.host_id = Some("relay-furnace".into());
+    a.password_hash = Some("$6$salt$hash".into());
+    let report = provision(&a)?;
+    assert_eq!(
+        (report.arch, report.first_boot, report.w1_overlay),
+        (Arch::Arm64, FirstBootKind::Legacy, false)
+    );
+    provision(&a)?;
+
+    let media = Media::open_image(&img)?;
+    let (root, boot) = (&media.root, &media.boot);
+    assert_eq!(
+        root.read("/usr/local/bin/hearth-relay-agent")?,
+        Some(std::fs::read(f.dir.join("agent"))?)
+    );
+    let key = root.stat("/etc/hearth/relay-agent.key")?.context("key missing")?;
+    assert_eq!((key.mode, key.uid), (0o600, 0));
+    assert!(
+        text(root.read("/etc/hearth/relay-agent.key")?).starts_with("HEARTH_RELAY_DEVICE_KEY=")
+    );
+    let conf: toml::Table = toml::from_str(&text(root.read("/etc/hearth/relay-agent.toml")?))?;
+    assert_eq!(config_str(&conf, "host_id").as_deref(), Some("relay-furnace"));
+    assert_eq!(config_str(&conf, "engine"), None, "no --engine: discovery");
+    assert!(conf.contains_key("outputs"), "the tables survive the edit");
+    assert!(
+        root.stat("/etc/systemd/system/multi-user.target.wants/hearth-relay-agent.service")?
+            .is_some()
+    );
+
+    assert_eq!(text(root.read("/etc/hostname")?), "furnace\n");
+    let hosts = text(root.read("/etc/hosts")?);
+    assert!(hosts.contains("127.0.1.1\tfurnace\n") && !hosts.contains("raspberrypi"), "{hosts}");
+    assert_eq!(text(root.read("/etc/ssh/authorized_keys/pi")?), format!("{SSH_KEY}\n"));
+    let sshd = text(root.read("/etc/ssh/sshd_config.d/50-hearth-provision.conf")?);
+    assert!(sshd.contains("AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/authorized_keys/%u"));
+    assert!(!sshd.contains("PasswordAuthentication no"), "a password hash was given");
+    let nm = root
+        .stat("/etc/NetworkManager/system-connections/hearth-wifi.nmconnection")?
+        .context("no Wi-Fi")?;
+    assert_eq!((nm.mode, nm.uid), (0o600, 0));
+    let nm = text(root.read("/etc/NetworkManager/system-connections/hearth-wifi.nmconnection")?);
+    assert!(
+        nm.contains("ssid=Home \"Net\"\n") && nm.contains("psk=correct horse battery\n"),
+        "{nm}"
+    );
+    assert!(
+        text(root.read("/var/lib/NetworkManager/NetworkManager.state")?)
+            .contains("WirelessEnabled=true")
+    );
+
+    assert_eq!(boot.read("ssh")?, Some(Vec::new()));
+    assert_eq!(text(boot.read("userconf.txt")?), "pi:$6$salt$hash\n");
+    let cmdline = text(boot.read("cmdline.txt")?);
+    assert_eq!(cmdline.matches("cfg80211.ieee80211_regdom=").count(), 1, "{cmdline}");
+    assert!(
+        cmdline.starts_with("console=serial0,115200")
+            && cmdline.trim_end().ends_with("cfg80211.ieee80211_regdom=DE")
+    );
+    assert_eq!(cmdline.lines().count(), 1);
+    assert_eq!(boot.read("user-data")?, None);
+    assert!(
+        !text(boot.read("config.txt")?).contains("w1-gpio"),
+        "relay agents get no 1-Wire overlay"
+    );
+    fsck(&img, &media, dir.path())
+}
+
+fn refusal(a: &Args) -> String {
+    match provision(a) {
+        Ok(_) => panic!("provisioned {:?}, which it must refuse", a.image),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[test]
+fn refuses_what_it_does_not_recognise() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let f = Files::new(dir.path(), Arch::Armhf)?;
+
+    let missing = refusal(&args(&dir.path().join("nope.img"), Agent::Sensor, &f));
+    assert!(missing.contains("No such file"), "{missing}");
+
+    let folder = refusal(&args(dir.path(), Agent::Sensor, &f));
+    assert!(folder.contains("neither a regular file nor a block device"), "{folder}");
+
+    // A bare ext4 file system: no partition table.
+    let bare = dir.path().join("bare.img");
+    std::fs::File::create(&bare)?.set_len(8 << 20)?;
+    sh("mkfs.ext4", tool("mkfs.ext4").args(["-q", "-F"]).arg(&bare))?;
+    let e = refusal(&args(&bare, Agent::Sensor, &f));
+    assert!(e.contains("no partition table"), "{e}");
+
+    // FAT without config.txt: some other card. It must be left untouched.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other)?;
+    let img = make_image(
+        &other,
+        &ImageSpec { os: Os::Trixie, arch: Arch::Armhf, omit_boot: &["config.txt"] },
+    )?;
+    let before = std::fs::read(&img)?;
+    let e = refusal(&args(&img, Agent::Sensor, &f));
+    assert!(e.contains("no config.txt"), "{e}");
+    assert!(std::fs::read(&img)? == before, "a refused image was modified");
+
+    // No firmware on the boot partition.
+    let nofw = dir.path().join("nofw");
+    std::fs::create_dir(&nofw)?;
+    let img = make_image(
+        &nofw,
+        &ImageSpec { os: Os::Trixie, arch: Arch::Armhf, omit_boot: &["start.elf", "kernel.img"] },
+    )?;
+    let e = refusal(&args(&img, Agent::Sensor, &f));
+    assert!(e.contains("no start*.elf"), "{e}");
+
+    // Not Debian.
+    let fedora = dir.path().join("fedora");
+    std::fs::create_dir(&fedora)?;
+    let img =
+        make_image(&fedora, &ImageSpec { os: Os::Fedora, arch: Arch::Armhf, omit_boot: &[] })?;
+    let e = refusal(&args(&img, Agent::Sensor, &f));
+    assert!(e.contains("not Debian"), "{e}");
+
+    // A 64-bit agent for a 32-bit image.
+    let arm64 = dir.path().join("arm64");
+    std::fs::create_dir(&arm64)?;
+    let img = make_image(&arm64, &ImageSpec { os: Os::Trixie, arch: Arch::Armhf, omit_boot: &[] })?;
+    let f64 = Files::new(&arm64, Arch::Arm64)?;
+    let e = refusal(&args(&img, Agent::Sensor, &f64));
+    assert!(e.contains("built for Arm64, the image is Armhf"), "{e}");
+
+    // A key that is not a device key, and a private SSH key.
+    let mut a = args(&img, Agent::Sensor, &f);
+    std::fs::write(dir.path().join("bad.key"), "hunter2\n")?;
+    a.device_key_file = dir.path().join("bad.key");
+    assert!(refusal(&a).contains("not a device key"));
+    let mut a = args(&img, Agent::Sensor, &f);
+    std::fs::write(dir.path().join("id"), "-----BEGIN OPENSSH PRIVATE KEY-----\n")?;
+    a.ssh_key = Some(dir.path().join("id"));
+    assert!(refusal(&a).contains("PRIVATE key"));
+    Ok(())
+}
+
+#[test]
+fn unit_exec_start_is_pointed_at_the_installed_binary() {
+    let unit = "[Service]\nExecStart=/usr/bin/hearth-relay-agent --config=/etc/hearth/relay.toml\n[Install]\nWantedBy=multi-user.target\n";
+    let (text, config, wanted) =
+        prepare_unit(unit, "hearth-relay-agent", "/usr/local/bin/hearth-relay-agent");
+    assert!(
+        text.contains(
+            "ExecStart=/usr/local/bin/hearth-relay-agent --config=/etc/hearth/relay.toml\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(config.as_deref(), Some("/etc/hearth/relay.toml"));
+    assert_eq!(wanted, vec!["multi-user.target"]);
+    let (_, config, _) = prepare_unit(
+        &builtin_unit(Agent::Sensor),
+        "hearth-sensor-agent",
+        "/usr/local/bin/hearth-sensor-agent",
+    );
+    assert_eq!(config.as_deref(), Some("/etc/hearth/sensor-agent.toml"));
+}
+
+/// The project's units (deploy/systemd, when present in this tree) install and enable too: the
+/// binary path in ExecStart is the installed one, the config lands where the unit reads it.
+#[test]
+fn project_units_install() -> anyhow::Result<()> {
+    for agent in [Agent::Sensor, Agent::Relay] {
+        let unit = crate::root().join("deploy/systemd").join(agent.unit());
+        if !unit.exists() {
+            eprintln!("no {}: only the built-in unit is tested", unit.display());
+            continue;
+        }
+        let dir = tempfile::tempdir()?;
+        let img = make_image(
+            dir.path(),
+            &ImageSpec { os: Os::Trixie, arch: Arch::Armhf, omit_boot: &[] },
+        )?;
+        let f = Files::new(dir.path(), Arch::Armhf)?;
+        let mut a = args(&img, agent, &f);
+        a.unit = None;
+        provision(&a)?;
+        let media = Media::open_image(&img)?;
+        let installed = text(media.root.read(&format!("/etc/systemd/system/{}", agent.unit()))?);
+        let (_, config, wanted) =
+            prepare_unit(&installed, &agent.bin(), &format!("/usr/local/bin/{}", agent.bin()));
+        assert!(installed.contains(&format!("/usr/local/bin/{}", agent.bin())), "{installed}");
+        let config = config.unwrap_or_else(|| format!("/etc/hearth/{}.toml", agent.stem()));
+        assert!(media.root.read(&config)?.is_some(), "{config} not installed");
+        for target in wanted {
+            let link = format!("/etc/systemd/system/{target}.wants/{}", agent.unit());
+            assert!(media.root.stat(&link)?.is_some(), "{link} missing");
+        }
+    }
+    Ok(())
+}
