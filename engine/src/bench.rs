@@ -26,7 +26,11 @@ impl Store {
 
     /// Start the group-commit writer task on this store, as the engine does.
     pub fn ingest(&self) -> Ingest {
-        Ingest(crate::ingest::Ingest::spawn(self.0.clone(), Arc::new(Notify::new())))
+        Ingest(crate::ingest::Ingest::spawn(
+            self.0.clone(),
+            Arc::new(Notify::new()),
+            Arc::default(),
+        ))
     }
 
     /// `(bucket_ms, points)` of the series the readings route would serve.

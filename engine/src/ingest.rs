@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use crate::metrics::Counters;
 use crate::store::{NewReport, Store};
 
 /// At most this many reports go into one transaction.
@@ -35,7 +36,7 @@ impl std::fmt::Debug for Job {
 impl Ingest {
     /// Start the writer task. `committed` is notified after every commit, so the decision loop
     /// reacts to a reading at once instead of on its next tick.
-    pub(crate) fn spawn(store: Store, committed: Arc<Notify>) -> Self {
+    pub(crate) fn spawn(store: Store, committed: Arc<Notify>, counters: Arc<Counters>) -> Self {
         let (tx, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
         tokio::spawn(async move {
             // Ends when every `Ingest` handle is dropped (server shut down).
@@ -58,7 +59,12 @@ impl Ingest {
                     let _ = ack.send(result.clone());
                 }
                 if result.is_ok() {
+                    let n = reports.iter().map(|r| r.readings.len() as u64).sum();
+                    Counters::add(&counters.readings_committed, n);
+                    Counters::add(&counters.ingest_commits, 1);
                     committed.notify_one();
+                } else {
+                    Counters::add(&counters.ingest_failures, 1);
                 }
             }
         });

@@ -14,6 +14,7 @@ mod control;
 mod events;
 mod ingest;
 mod mdns;
+mod metrics;
 mod schedule;
 #[doc(hidden)]
 pub mod sim;
@@ -47,6 +48,7 @@ impl Engine {
         let store = store::Store::open(&config.database_url()).await?;
         let wake = Arc::new(Notify::new());
         let events = events::Events::new();
+        let counters = Arc::new(metrics::Counters::default());
         let time_zone = config.time_zone()?;
         let schedules = Arc::new(store::Schedules::load(store.clone(), time_zone.clone()).await?);
         let controller = Arc::new(
@@ -60,11 +62,12 @@ impl Engine {
                 },
                 schedules.clone(),
                 events.clone(),
+                counters.clone(),
                 wake.clone(),
             )
             .await?,
         );
-        let ingest = ingest::Ingest::spawn(store.clone(), wake);
+        let ingest = ingest::Ingest::spawn(store.clone(), wake, counters.clone());
         let state = AppState::new(api::Shared {
             store: store.clone(),
             ingest,
@@ -75,6 +78,7 @@ impl Engine {
             offline_after: config.offline_after()?,
             clock: clock::ClockWatch::new(config.clock_skew_max()?),
             events: events.clone(),
+            counters,
             time_zone,
             schedules,
         });

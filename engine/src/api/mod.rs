@@ -7,6 +7,7 @@ mod error;
 mod events;
 mod history;
 mod info;
+mod metrics;
 mod relays;
 mod schedules;
 mod sensors;
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) clock: crate::clock::ClockWatch,
     /// The live event bus.
     pub(crate) events: crate::events::Events,
+    /// Counters for `GET /metrics`.
+    pub(crate) counters: Arc<crate::metrics::Counters>,
     /// The time zone schedules and daily analytics are read in.
     pub(crate) time_zone: jiff::tz::TimeZone,
     /// The schedule: rules, overrides, default target, compiled into a shared snapshot.
@@ -134,6 +137,7 @@ pub fn app(state: AppState) -> Router {
     let doc = Arc::new(doc);
     router
         .route("/", axum::routing::get(info::index))
+        .route("/metrics", axum::routing::get(metrics::metrics))
         .route(
             "/v1/openapi.json",
             axum::routing::get(move || {

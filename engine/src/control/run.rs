@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 
 use super::{Equipment, Inputs, Learned, Running, SensorSnapshot};
 use crate::events::Events;
+use crate::metrics::Counters;
 use crate::store::Schedules;
 use crate::store::{RelayRow, Store, from_millis, millis};
 
@@ -58,6 +59,7 @@ pub(crate) struct Controller {
     config: ControllerConfig,
     schedules: Arc<Schedules>,
     events: Events,
+    counters: Arc<Counters>,
     /// Watch channels hold the current value without lock poisoning.
     settings: watch::Sender<ControlSettings>,
     latest: watch::Sender<Option<Decision>>,
@@ -79,6 +81,7 @@ impl Controller {
         config: ControllerConfig,
         schedules: Arc<Schedules>,
         events: Events,
+        counters: Arc<Counters>,
         wake: Arc<Notify>,
     ) -> anyhow::Result<Self> {
         // Stored settings that no longer pass the checks (an older format, a removed algorithm)
@@ -99,6 +102,7 @@ impl Controller {
             config,
             schedules,
             events,
+            counters,
             settings: watch::Sender::new(settings),
             latest: watch::Sender::new(latest),
             wake,
@@ -181,8 +185,12 @@ impl Controller {
     /// shutdown: their leases run out within `lease_s`, and a quick restart (upgrade) does not
     /// cycle the furnace.
     pub(crate) async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut commander =
-            Commander::new(self.store.clone(), self.site.clone(), self.events.clone());
+        let mut commander = Commander::new(
+            self.store.clone(),
+            self.site.clone(),
+            self.events.clone(),
+            self.counters.clone(),
+        );
         // Read what the relays are doing before commanding anything: after a restart the
         // engine neither re-commands blindly nor flaps a furnace that is running, and the
         // minimum on/off times continue from the real switch time.
@@ -217,6 +225,7 @@ impl Controller {
                         recorded = Some(key);
                         tracing::info!(heat = decision.heat, cool = decision.cool,
                             reason = %decision.reason, "decision");
+                        Counters::add(&self.counters.decisions_recorded, 1);
                         if let Err(e) = self.store.record_decision(&decision).await {
                             tracing::error!(error = %e, "cannot record decision");
                         }
@@ -283,14 +292,15 @@ struct Commander {
     store: Store,
     site: SiteSecret,
     events: Events,
+    counters: Arc<Counters>,
     clients: HashMap<String, (String, RelayAgentClient)>,
     /// Relays that failed last time, and how: log changes, not every failure.
     failing: HashMap<(String, String), String>,
 }
 
 impl Commander {
-    fn new(store: Store, site: SiteSecret, events: Events) -> Self {
-        Self { store, site, events, clients: HashMap::new(), failing: HashMap::new() }
+    fn new(store: Store, site: SiteSecret, events: Events, counters: Arc<Counters>) -> Self {
+        Self { store, site, events, counters, clients: HashMap::new(), failing: HashMap::new() }
     }
 
     fn client(&mut self, host_id: &str, url: &str) -> RelayAgentClient {
@@ -417,6 +427,14 @@ impl Commander {
         result: Result<hearth_proto::relays::OutputStatus, ClientError>,
     ) -> bool {
         let key = (host_id.to_owned(), output_id.to_owned());
+        let c = &self.counters;
+        match &result {
+            Ok(_) => Counters::add(&c.relay_commands_done, 1),
+            Err(ClientError::Api { status: 409, .. }) => {
+                Counters::add(&c.relay_commands_refused, 1)
+            }
+            Err(_) => Counters::add(&c.relay_commands_failed, 1),
+        }
         match result {
             Ok(status) => {
                 if self.failing.remove(&key).is_some() {

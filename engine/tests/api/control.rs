@@ -1,5 +1,5 @@
 //! The decision loop against a relay agent stand-in that keeps state like a real one: cooling,
-//! runs recorded from what the relays report, minimum off time across a relay blip, the
+//! runs recorded from what the relays report, the same state in `/metrics`, minimum off time across a relay blip, the
 //! schedule in force right after a start, and the live event stream.
 
 use std::collections::BTreeMap;
@@ -152,6 +152,21 @@ async fn cooling_is_commanded_and_runs_follow_the_relays() -> R {
         }
     }
     cool_run(&f, "an open cool run", |r| r["end"].is_null()).await?;
+    // The same state, as Prometheus sees it.
+    let (status, text) = f.call("GET", "/metrics", None, None).await?;
+    assert_eq!(status, StatusCode::OK);
+    let text = text.as_str().unwrap_or_default().to_owned();
+    for line in [
+        "hearth_cool_demand 1",
+        "hearth_heat_demand 0",
+        "hearth_relay_on{host=\"relay1\",output=\"cool\",function=\"cool\"} 1",
+        "hearth_sensor_temperature_celsius{sensor=\"1058F50F01080047\",name=\"some_alias\"} 27",
+        "hearth_readings_committed_total 1",
+        "# TYPE hearth_relay_commands_total counter",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    assert!(text.contains("hearth_decision_info{reason_code=\"cool_above_band\""), "{text}");
     f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("pi", json!(22.0)))).await?;
     decision_where(&f, "cool off", |d| d["cool"] == false && d["reason_code"] == "cool_below_band")
         .await?;

@@ -1,0 +1,106 @@
+//! `GET /metrics`: Prometheus text exposition, for a Prometheus or VictoriaMetrics scraping
+//! the house. Open like every read.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use hearth_proto::Timestamp;
+use hearth_proto::control::Decision;
+
+use super::{ApiError, AppState};
+use crate::metrics::Exposition;
+use crate::store::from_millis;
+
+fn enum_label<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+fn decision(e: &mut Exposition, d: &Decision) {
+    e.family("hearth_heat_demand", "gauge", "1 when the current decision calls for heat.");
+    e.sample("hearth_heat_demand", &[], f64::from(u8::from(d.heat)));
+    e.family("hearth_cool_demand", "gauge", "1 when the current decision calls for cooling.");
+    e.sample("hearth_cool_demand", &[], f64::from(u8::from(d.cool)));
+    if let Some(t) = d.effective_temp_c {
+        e.family("hearth_effective_temperature_celsius", "gauge", "The temperature decided on.");
+        e.sample("hearth_effective_temperature_celsius", &[], t);
+    }
+    e.family("hearth_setpoint_celsius", "gauge", "The setpoints in force.");
+    e.sample("hearth_setpoint_celsius", &[("system", "heat")], d.heat_setpoint_c);
+    e.sample("hearth_setpoint_celsius", &[("system", "cool")], d.cool_setpoint_c);
+    e.family("hearth_decision_info", "gauge", "The current decision's reason, rule and mode.");
+    let (code, mode) = (enum_label(&d.reason_code), enum_label(&d.mode));
+    let labels = [
+        ("reason_code", code.as_str()),
+        ("rule", d.rule.name.as_str()),
+        ("algorithm", d.algorithm.as_str()),
+        ("mode", mode.as_str()),
+    ];
+    e.sample("hearth_decision_info", &labels, 1.0);
+}
+
+/// Counters since start, the current decision, every sensor's newest value and age, every relay
+/// output's state, every agent's last contact.
+pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let s = &state.inner;
+    let now = Timestamp::now();
+    let mut e = Exposition::default();
+    e.family("hearth_build_info", "gauge", "The engine's version.");
+    e.sample("hearth_build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+    let c = &s.counters;
+    e.counter(
+        "hearth_readings_committed_total",
+        "Readings in committed ingest batches.",
+        &c.readings_committed,
+    );
+    e.counter("hearth_ingest_commits_total", "Ingest transactions committed.", &c.ingest_commits);
+    e.counter("hearth_ingest_failures_total", "Ingest transactions failed.", &c.ingest_failures);
+    e.counter("hearth_decisions_recorded_total", "Decisions recorded.", &c.decisions_recorded);
+    e.family("hearth_relay_commands_total", "counter", "Relay commands by outcome.");
+    for (outcome, n) in [
+        ("done", &c.relay_commands_done),
+        ("refused", &c.relay_commands_refused),
+        ("failed", &c.relay_commands_failed),
+    ] {
+        e.sample(
+            "hearth_relay_commands_total",
+            &[("outcome", outcome)],
+            n.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        );
+    }
+    if let Some(d) = s.controller.latest() {
+        decision(&mut e, &d);
+    }
+
+    let sensors = s.store.sensors().await?;
+    e.family("hearth_sensor_temperature_celsius", "gauge", "Each sensor's newest value.");
+    for r in &sensors {
+        if let Some(v) = r.last_value {
+            let name = r.alias.as_deref().unwrap_or(&r.id);
+            e.sample("hearth_sensor_temperature_celsius", &[("sensor", &r.id), ("name", name)], v);
+        }
+    }
+    e.family("hearth_sensor_reading_age_seconds", "gauge", "Age of each sensor's newest reading.");
+    for r in &sensors {
+        if let Some(ts) = r.last_ts {
+            let age = now.duration_since(from_millis(ts)).as_secs_f64();
+            e.sample("hearth_sensor_reading_age_seconds", &[("sensor", &r.id)], age);
+        }
+    }
+    e.family("hearth_relay_on", "gauge", "1 when a relay output reports on.");
+    for r in s.store.relays().await? {
+        let function = r.effective_function().map(|f| enum_label(&f)).unwrap_or_default();
+        let labels = [
+            ("host", r.host_id.as_str()),
+            ("output", r.output_id.as_str()),
+            ("function", &function),
+        ];
+        e.sample("hearth_relay_on", &labels, f64::from(u8::from(r.state.is_on())));
+    }
+    e.family("hearth_agent_last_seen_seconds", "gauge", "Seconds since each agent was heard.");
+    for a in s.store.agents().await? {
+        let age = now.duration_since(from_millis(a.last_seen)).as_secs_f64();
+        let kind = enum_label(&a.kind);
+        e.sample("hearth_agent_last_seen_seconds", &[("host", &a.host_id), ("kind", &kind)], age);
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], e.finish()))
+}
