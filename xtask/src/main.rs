@@ -3,6 +3,8 @@
 //! - `demo`: the whole system on this machine (engine with SQLite, simulated sensor and relay
 //!   agents sharing one simulated room), prints the URL, stops on Ctrl-C.
 //! - `test`: installs the system tools the tests need, then fmt, clippy and every test.
+//! - `dist`: Debian packages (cargo-deb) of the engine and agents for amd64 and, where the
+//!   cross build left binaries, armhf and arm64, into `target/debian/` (see `deploy.rs`).
 //! - `openapi`: regenerate the committed OpenAPI documents after an intended API change.
 //! - `bench [NAME] [--static]`: print the performance figures of DESIGN.md's targets (all
 //!   benches, or one: `sensor-agent`, `history`, `ingest`). Figures are printed, never
@@ -17,16 +19,19 @@ use std::time::{Duration, Instant};
 use hearth_proto::client::EngineClient;
 use hearth_proto::control::{ControlSettings, Mode};
 
+mod deploy;
+
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(&args[1..]),
         Some("test") => test(),
         Some("openapi") => openapi(),
+        Some("dist") => deploy::dist(),
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo [--port N] [--no-discovery] | test | openapi | \
+                "usage: cargo xtask <demo [--port N] [--no-discovery] | test | dist | openapi | \
                  bench [{}] [--static]>",
                 BENCHES.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(" | ")
             );
@@ -69,13 +74,19 @@ fn have(tool: &str) -> bool {
 }
 
 /// The tests need `ip` (iproute2) and `unshare` (util-linux) to make private network
-/// namespaces for mDNS. Install them with apt when missing.
+/// namespaces for mDNS, `systemd-analyze` (systemd) to verify the units and `dpkg-deb` (dpkg)
+/// to inspect the packages. Install them with apt when missing.
 fn ensure_system_tools() -> anyhow::Result<()> {
-    let missing: Vec<&str> = [("ip", "iproute2"), ("unshare", "util-linux")]
-        .into_iter()
-        .filter(|(tool, _)| !have(tool))
-        .map(|(_, pkg)| pkg)
-        .collect();
+    let missing: Vec<&str> = [
+        ("ip", "iproute2"),
+        ("unshare", "util-linux"),
+        ("systemd-analyze", "systemd"),
+        ("dpkg-deb", "dpkg"),
+    ]
+    .into_iter()
+    .filter(|(tool, _)| !have(tool))
+    .map(|(_, pkg)| pkg)
+    .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -107,6 +118,8 @@ fn ensure_system_tools() -> anyhow::Result<()> {
 fn test() -> anyhow::Result<()> {
     let started = Instant::now();
     ensure_system_tools()?;
+    // The package tests build .deb files with it (deploy.rs).
+    deploy::ensure_cargo_deb()?;
     run("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(
         "cargo clippy",
