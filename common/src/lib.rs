@@ -1,6 +1,6 @@
 //! Runtime pieces every Hearth binary shares: layered configuration, mDNS discovery of the
-//! engine, credentials, the host id, logging, shutdown signals, and the file through which the
-//! simulated relays and the simulated room share one world.
+//! engine, credentials, the host id, logging, shutdown signals, systemd notifications, and the
+//! file through which the simulated relays and the simulated room share one world.
 //!
 //! Invariant: no database and no hardware crates here; the agents link this crate and must stay
 //! small.
@@ -10,6 +10,7 @@ pub mod config;
 pub mod discovery;
 pub mod host_id;
 pub mod simworld;
+pub mod systemd;
 
 /// Initialise logging to stderr. `RUST_LOG` overrides `default_filter`: a level (`debug`), or
 /// comma-separated `target=level` directives with an optional default level

@@ -130,8 +130,13 @@ pub async fn run(
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let control = engine.spawn_control(stop_rx);
+    // Ready for systemd (Type=notify): the database is open and migrated, the socket is bound
+    // (connections queue until `serve` accepts them), the loop runs. The loop pings the
+    // watchdog (control/run.rs).
+    hearth_common::systemd::ready();
     let graceful = async move {
         shutdown.await;
+        hearth_common::systemd::stopping();
         tracing::info!("shutting down");
         if let Some(adv) = advertiser {
             let _ = tokio::task::spawn_blocking(move || adv.stop()).await;

@@ -134,17 +134,28 @@ pub async fn serve(
         let controller = controller.clone();
         async move { controller.run_timers().await }
     });
+    let watchdog = hearth_common::systemd::ping_every().map(|every| {
+        let (controller, timers) = (controller.clone(), timers.abort_handle());
+        tokio::spawn(feed_watchdog(controller, timers, every))
+    });
     let graceful = {
         let controller = controller.clone();
         async move {
             shutdown.await;
+            hearth_common::systemd::stopping();
             tracing::info!("shutting down: outputs to their safe states");
             if let Err(e) = controller.stop() {
                 tracing::error!(error = %e, "cannot drive every output to its safe state");
             }
         }
     };
+    // Ready for systemd (Type=notify): the outputs are in their safe states under the
+    // controller, and the socket is bound (connections queue until `serve` accepts them).
+    hearth_common::systemd::ready();
     let served = axum::serve(listener, app(state)).with_graceful_shutdown(graceful).await;
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     timers.abort();
     // Whatever ended the server, leave the relays safe.
     let stopped = controller.stop();
@@ -152,6 +163,39 @@ pub async fn serve(
     stopped.context("cannot drive every output to its safe state")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Feed systemd's watchdog every `every` while the controller is alive: its lock can be taken
+/// (a handler wedged holding it, or a blocked runtime, stops the pings), the lease timer task
+/// still runs (it is what turns a silent engine into safe states), and the relay hardware
+/// answers. Otherwise no ping, and systemd restarts the agent, which re-opens the hardware and
+/// drives every output to its safe state at start.
+async fn feed_watchdog(
+    controller: Arc<Controller>,
+    timers: tokio::task::AbortHandle,
+    every: Duration,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut complained = false;
+    loop {
+        ticks.tick().await;
+        let problem = if timers.is_finished() {
+            Some("the lease timer task ended".to_owned())
+        } else {
+            controller.healthy().err().map(|e| format!("relay hardware unhealthy: {e}"))
+        };
+        match problem {
+            None => {
+                complained = false;
+                hearth_common::systemd::ping();
+            }
+            Some(problem) if !std::mem::replace(&mut complained, true) => {
+                tracing::error!(%problem, "not feeding the systemd watchdog; expect a restart");
+            }
+            Some(_) => {}
+        }
+    }
 }
 
 /// Run the agent with `config` until `shutdown` resolves (see [`Agent::start`] and

@@ -146,7 +146,12 @@ pub async fn run(
         period,
         replay_batch: config.queue_replay_batch,
     };
+    // Ready for systemd (Type=notify): the hardware and the queue are open and the loop
+    // starts now; it feeds the watchdog (report.rs). An engine that cannot be reached is not a
+    // reason to hold back readiness: readings queue until it answers.
+    hearth_common::systemd::ready();
     let result = reporter.run(source, &locator, &mut queue, shutdown).await;
+    hearth_common::systemd::stopping();
     locator.shutdown();
     result
 }

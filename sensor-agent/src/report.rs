@@ -73,10 +73,14 @@ impl Reporter {
         let mut replay = Replay::new(self.replay_batch);
 
         loop {
+            // systemd's watchdog: fed while the loop waits for its own schedule (the interval
+            // may be longer than WatchdogSec) and after every read below. A read or a send
+            // that hangs stops the pings, and systemd restarts the agent.
             let tick = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 tick = ticker.tick() => tick,
+                never = hearth_common::systemd::keep_alive_while_waiting() => match never {},
             };
             let next_tick = tick + self.period;
 
@@ -94,6 +98,7 @@ impl Reporter {
                 joined = read => joined.map_err(|e| anyhow::anyhow!("reading the sensors failed: {e}"))?,
             };
             source = Some(src);
+            hearth_common::systemd::ping();
             failing.log_changes(&readings);
             let mut update = build_update(&self.host_id, readings, &self.aliases, taken_at);
 
@@ -115,6 +120,7 @@ impl Reporter {
                         }
                         target = locator.wait() => Some(target),
                         () = tokio::time::sleep_until(next_tick) => None,
+                        never = hearth_common::systemd::keep_alive_while_waiting() => match never {},
                     }
                 }
             };
@@ -170,6 +176,7 @@ impl Reporter {
                 () = tokio::time::sleep_until(next_tick) => {
                     tracing::debug!("replay batch not answered before the next reading; resent later");
                 }
+                never = hearth_common::systemd::keep_alive_while_waiting() => match never {},
             }
         }
         tracing::info!(queued = queue.len(), "sensor agent stopping");

@@ -3,6 +3,8 @@
 //! - `demo`: the whole system on this machine (engine with SQLite, simulated sensor and relay
 //!   agents sharing one simulated room), prints the URL, stops on Ctrl-C.
 //! - `test`: installs the system tools the tests need, then fmt, clippy and every test.
+//! - `dist`: Debian packages (cargo-deb) of the engine and agents for amd64 and, where the
+//!   cross build left binaries, armhf and arm64, into `target/debian/` (see `deploy.rs`).
 //! - `openapi`: regenerate the committed OpenAPI documents after an intended API change.
 //! - `bench [NAME] [--static]`: print the performance figures of DESIGN.md's targets (all
 //!   benches, or one: `sensor-agent`, `history`, `ingest`). Figures are printed, never
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 use hearth_proto::client::EngineClient;
 use hearth_proto::control::{ControlSettings, Mode};
 
+mod deploy;
 mod provision;
 
 fn main() -> std::process::ExitCode {
@@ -27,11 +30,12 @@ fn main() -> std::process::ExitCode {
         Some("demo") => demo(&args[1..]),
         Some("test") => test(),
         Some("openapi") => openapi(),
+        Some("dist") => deploy::dist(),
         Some("bench") => bench(&args[1..]),
         Some("provision") => provision::main(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo [--port N] [--no-discovery] | test | openapi | \
+                "usage: cargo xtask <demo [--port N] [--no-discovery] | test | dist | openapi | \
                  bench [{}] [--static] | provision --help>",
                 BENCHES.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(" | ")
             );
@@ -79,8 +83,9 @@ fn have(tool: &str) -> bool {
 }
 
 /// The tests need `ip` (iproute2) and `unshare` (util-linux) to make private network
-/// namespaces for mDNS, and the provisioning test builds and inspects an SD-card image with
-/// sfdisk, mkfs.vfat, mtools and e2fsprogs. Install them with apt when missing.
+/// namespaces for mDNS; the provisioning test builds and inspects an SD-card image with
+/// sfdisk, mkfs.vfat, mtools and e2fsprogs; `systemd-analyze` (systemd) verifies the units and
+/// `dpkg-deb` (dpkg) inspects the packages. Install them with apt when missing.
 fn ensure_system_tools() -> anyhow::Result<()> {
     let missing: Vec<&str> = [
         ("ip", "iproute2"),
@@ -89,6 +94,8 @@ fn ensure_system_tools() -> anyhow::Result<()> {
         ("mkfs.vfat", "dosfstools"),
         ("mcopy", "mtools"),
         ("debugfs", "e2fsprogs"),
+        ("systemd-analyze", "systemd"),
+        ("dpkg-deb", "dpkg"),
     ]
     .into_iter()
     .filter(|(tool, _)| !have(tool))
@@ -125,6 +132,8 @@ fn ensure_system_tools() -> anyhow::Result<()> {
 fn test() -> anyhow::Result<()> {
     let started = Instant::now();
     ensure_system_tools()?;
+    // The package tests build .deb files with it (deploy.rs).
+    deploy::ensure_cargo_deb()?;
     run("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(
         "cargo clippy",

@@ -203,6 +203,12 @@ impl Controller {
         let mut recorded = self.latest().map(|d| record_key(&d));
         let mut learned = self.learn(Timestamp::now()).await;
         let mut learned_at = tokio::time::Instant::now();
+        // Under a systemd watchdog a pass must complete at least every half WatchdogSec, even
+        // with a longer tick: each pass pings it, so a wedged pass (store, commanding) stops
+        // the pings and systemd restarts the engine. Passes are idempotent, so waking more
+        // often only costs a few queries.
+        let tick = hearth_common::systemd::ping_every()
+            .map_or(self.config.tick, |every| every.min(self.config.tick));
         loop {
             let pass = async {
                 let relays = self.store.relays().await?;
@@ -249,10 +255,13 @@ impl Controller {
                 }
                 Err(e) => tracing::error!(error = %e, "cannot read the store; decision skipped"),
             }
+            // The pass completed (a store error included: the loop is alive, and a restart
+            // would not mend a broken database). Every HTTP call in it has a timeout.
+            hearth_common::systemd::ping();
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = schedule.changed() => {}
-                _ = tokio::time::sleep(self.config.tick) => {}
+                _ = tokio::time::sleep(tick) => {}
                 _ = shutdown.changed() => break,
             }
         }

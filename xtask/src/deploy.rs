@@ -1,0 +1,725 @@
+//! `cargo xtask dist`: Debian packages of the three binaries for every architecture that has
+//! binaries, into `target/debian/`. And the deploy tests: the systemd units in
+//! `deploy/systemd/` pass `systemd-analyze verify`, each binary started exactly as its unit's
+//! `ExecStart` says (with the example config of `deploy/config/`) sends READY=1, watchdog pings
+//! and STOPPING=1, and the packages hold what they must.
+//!
+//! The tests live here rather than in the end-to-end crate: they check the deployment
+//! artefacts that `dist` ships (units, configs, packages), reuse its tables, and need no
+//! network namespace.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{cargo, root, run, target_dir};
+
+/// The cargo-deb release the packages are built and tested with (`cargo install --locked`).
+pub(crate) const CARGO_DEB_VERSION: &str = "3.8.0";
+
+/// A packaged service: cargo package = binary = unit name, and its config's base name
+/// (`deploy/config/<config>.toml`, installed as `/etc/hearth/<config>.toml`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Service {
+    pub(crate) package: &'static str,
+    pub(crate) config: &'static str,
+    /// Needs GPIO devices (SupplementaryGroups=gpio in its unit, group gpio in its postinst).
+    /// Read by the tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) gpio: bool,
+}
+
+pub(crate) const SERVICES: [Service; 3] = [
+    Service { package: "hearth-engine", config: "engine", gpio: false },
+    Service { package: "hearth-sensor-agent", config: "sensor-agent", gpio: true },
+    Service { package: "hearth-relay-agent", config: "relay-agent", gpio: true },
+];
+
+/// Cross targets whose binaries the cross build leaves in `target/<triple>/release-small/`,
+/// with their Debian architecture. The engine is cross-built for aarch64 only.
+const CROSS: [(&str, &str); 2] =
+    [("arm-unknown-linux-musleabihf", "armhf"), ("aarch64-unknown-linux-musl", "arm64")];
+
+/// The profile the packaged binaries are built with (small, stripped, LTO).
+const PROFILE: &str = "release-small";
+
+fn have_cargo_deb() -> bool {
+    cargo().args(["deb", "--version"]).output().is_ok_and(|o| {
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains(CARGO_DEB_VERSION)
+    })
+}
+
+/// Install the pinned cargo-deb when it is missing (or another version).
+pub(crate) fn ensure_cargo_deb() -> anyhow::Result<()> {
+    if have_cargo_deb() {
+        return Ok(());
+    }
+    run(
+        &format!("cargo install cargo-deb {CARGO_DEB_VERSION} (once; a few minutes)"),
+        cargo().args(["install", "cargo-deb", "--locked", "--version", CARGO_DEB_VERSION]),
+    )
+}
+
+/// `cargo deb` for one package from already built binaries (`--no-build`): `target` None is
+/// the host (amd64 here).
+fn cargo_deb(
+    package: &str,
+    target: Option<&str>,
+    profile: &str,
+    out: &Path,
+    fast: bool,
+) -> Command {
+    let mut c = cargo();
+    c.args(["deb", "--no-build", "--locked", "-p", package, "--profile", profile]);
+    if let Some(triple) = target {
+        c.args(["--target", triple]);
+    }
+    if fast {
+        c.arg("--fast");
+    }
+    c.arg("-o").arg(out);
+    c
+}
+
+/// `cargo xtask dist`: build the host's packages, package whatever cross binaries exist.
+pub(crate) fn dist() -> anyhow::Result<()> {
+    ensure_cargo_deb()?;
+    let out = target_dir().join("debian");
+    std::fs::create_dir_all(&out)?;
+    let mut build = cargo();
+    build.args(["build", "--locked", "--profile", PROFILE]);
+    for s in SERVICES {
+        build.args(["-p", s.package]);
+    }
+    run(&format!("build the binaries for the host ({PROFILE})"), &mut build)?;
+    let mut built = Vec::new();
+    let mut skipped = Vec::new();
+    for s in SERVICES {
+        // cargo-deb would fail later with a less direct message.
+        for file in [
+            format!("deploy/systemd/{}.service", s.package),
+            format!("deploy/config/{}.toml", s.config),
+        ] {
+            anyhow::ensure!(repo(&file).is_file(), "{file} is missing: the package needs it");
+        }
+        run(
+            &format!("package {} (host)", s.package),
+            &mut cargo_deb(s.package, None, PROFILE, &out, false),
+        )?;
+        built.push(format!("{} (host)", s.package));
+    }
+    for (triple, arch) in CROSS {
+        for s in SERVICES {
+            let binary = target_dir().join(triple).join(PROFILE).join(s.package);
+            if !binary.is_file() {
+                skipped.push(format!("{} {arch}: no {}", s.package, binary.display()));
+                continue;
+            }
+            run(
+                &format!("package {} ({arch})", s.package),
+                &mut cargo_deb(s.package, Some(triple), PROFILE, &out, false),
+            )?;
+            built.push(format!("{} {arch}", s.package));
+        }
+    }
+    eprintln!("xtask: packages in {}:", out.display());
+    let mut debs: Vec<_> = std::fs::read_dir(&out)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .collect();
+    debs.sort();
+    for deb in debs {
+        let size = std::fs::metadata(&deb)?.len();
+        eprintln!("  {}  {:.2} MiB", deb.display(), size as f64 / (1024.0 * 1024.0));
+    }
+    for s in &skipped {
+        eprintln!("xtask: skipped {s} (cross-build it first, see README)");
+    }
+    eprintln!("xtask: built {} packages, skipped {}", built.len(), skipped.len());
+    Ok(())
+}
+
+/// The path of a file of the repository.
+fn repo(rel: &str) -> PathBuf {
+    root().join(rel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::os::unix::net::UnixDatagram;
+    use std::process::{Child, Stdio};
+    use std::time::{Duration, Instant};
+
+    type R = anyhow::Result<()>;
+
+    /// The dashboard's unit ships ahead of its binary (the web UI issue): verified, not
+    /// packaged.
+    const WEB: Service = Service { package: "hearth-web", config: "web", gpio: false };
+
+    /// Build the three binaries (debug): the tests run what the units would start.
+    fn build_binaries() -> R {
+        let mut c = cargo();
+        c.args(["build", "--bins"]);
+        for s in SERVICES {
+            c.args(["-p", s.package]);
+        }
+        run("build the binaries", &mut c)
+    }
+
+    fn binary(package: &str) -> PathBuf {
+        target_dir().join("debug").join(package)
+    }
+
+    fn unit_text(s: &Service) -> anyhow::Result<String> {
+        let path = repo(&format!("deploy/systemd/{}.service", s.package));
+        std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// `Key=value` lines of a unit (last value wins; comments and sections dropped), and every
+    /// value of repeated keys joined by newlines.
+    fn directives(text: &str) -> BTreeMap<String, String> {
+        let mut map: BTreeMap<String, String> = BTreeMap::new();
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('#') || line.starts_with('[') || line.is_empty() {
+                continue;
+            }
+            if let Some((k, v)) = line.split_once('=') {
+                map.entry(k.to_owned())
+                    .and_modify(|all| {
+                        all.push('\n');
+                        all.push_str(v);
+                    })
+                    .or_insert_with(|| v.to_owned());
+            }
+        }
+        map
+    }
+
+    /// The unit's ExecStart: `/usr/bin/<package> --config /etc/hearth/<config>.toml`, exactly.
+    fn exec_start(s: &Service) -> String {
+        format!("/usr/bin/{} --config /etc/hearth/{}.toml", s.package, s.config)
+    }
+
+    #[test]
+    fn units_state_the_service_contract() -> R {
+        for s in SERVICES.iter().chain([&WEB]) {
+            let d = directives(&unit_text(s)?);
+            let get = |k: &str| d.get(k).map(String::as_str);
+            let name = s.package;
+            assert_eq!(get("ExecStart"), Some(exec_start(s).as_str()), "{name}");
+            for (k, v) in [
+                ("Type", "notify"),
+                ("NotifyAccess", "main"),
+                ("WatchdogSec", "30s"),
+                ("Restart", "on-failure"),
+                ("User", "hearth"),
+                ("ProtectSystem", "strict"),
+                ("ProtectHome", "yes"),
+                ("PrivateTmp", "yes"),
+                ("NoNewPrivileges", "yes"),
+                ("CapabilityBoundingSet", ""),
+                ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6 AF_NETLINK"),
+                ("MemoryDenyWriteExecute", "yes"),
+                ("SystemCallArchitectures", "native"),
+            ] {
+                assert_eq!(get(k), Some(v), "{name}: {k}");
+            }
+            // The gpio group only where GPIO devices may be needed; the device cgroup then
+            // allows exactly those, and PrivateDevices (which would hide them) stays off.
+            assert_eq!(get("SupplementaryGroups"), s.gpio.then_some("gpio"), "{name}");
+            if s.gpio {
+                assert_eq!(get("PrivateDevices"), Some("no"), "{name}");
+                assert_eq!(get("DevicePolicy"), Some("closed"), "{name}");
+                assert!(get("DeviceAllow").is_some_and(|v| v.contains("char-gpiochip rw")));
+            } else {
+                assert_eq!(get("PrivateDevices"), Some("yes"), "{name}");
+            }
+        }
+        // State directories match the binaries' defaults (engine data_dir, sensor queue_dir).
+        let engine = directives(&unit_text(&SERVICES[0])?);
+        assert_eq!(engine.get("StateDirectory").map(String::as_str), Some("hearth"));
+        let sensor = directives(&unit_text(&SERVICES[1])?);
+        assert_eq!(sensor.get("StateDirectory").map(String::as_str), Some("hearth-sensor-agent"));
+        for (s, key, default) in [
+            (&SERVICES[0], "data_dir", "/var/lib/hearth"),
+            (&SERVICES[1], "queue_dir", "/var/lib/hearth-sensor-agent/queue"),
+        ] {
+            let help = Command::new(binary(s.package)).arg("--help").output();
+            if let Ok(help) = help {
+                let help = String::from_utf8_lossy(&help.stdout).replace('\n', " ");
+                let flag = key.replace('_', "-");
+                assert!(
+                    help.contains(&format!("--{flag}")) && help.contains(default),
+                    "{}: --help no longer shows the default {default} for --{flag}",
+                    s.package
+                );
+            }
+            let config =
+                std::fs::read_to_string(repo(&format!("deploy/config/{}.toml", s.config)))?;
+            assert!(config.contains(&format!("{key} = \"{default}\"")), "{}", s.config);
+        }
+        Ok(())
+    }
+
+    /// A root for `systemd-analyze verify --root`: the machine's own system units (the
+    /// targets ours refer to), the units under test in /etc/systemd/system, and the built
+    /// binaries at /usr/bin where ExecStart expects them. Nothing of the machine is written.
+    fn verify_root(dir: &Path) -> R {
+        let system = ["/usr/lib/systemd/system", "/lib/systemd/system"]
+            .into_iter()
+            .map(Path::new)
+            .find(|p| p.join("sysinit.target").exists())
+            .ok_or_else(|| anyhow::anyhow!("no systemd unit directory; install `systemd`"))?;
+        std::fs::create_dir_all(dir.join("usr/lib/systemd"))?;
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(system)
+            .arg(dir.join("usr/lib/systemd/system"))
+            .status()?;
+        anyhow::ensure!(copied.success(), "cannot copy {}", system.display());
+        std::fs::create_dir_all(dir.join("usr/bin"))?;
+        std::fs::create_dir_all(dir.join("etc/systemd/system"))?;
+        for s in SERVICES {
+            std::fs::copy(binary(s.package), dir.join("usr/bin").join(s.package))?;
+        }
+        // hearth-web does not exist yet (web UI issue): an executable stand-in.
+        let web = dir.join("usr/bin/hearth-web");
+        std::fs::write(&web, "#!/bin/sh\nexit 0\n")?;
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&web, std::fs::Permissions::from_mode(0o755))?;
+        Ok(())
+    }
+
+    /// `systemd-analyze verify` of one installed unit: its exit status and everything it said.
+    fn verify(root: &Path, unit: &str) -> anyhow::Result<(bool, String)> {
+        let out = Command::new("systemd-analyze")
+            .args(["verify", "--man=no", "--generators=no"])
+            .arg(format!("--root={}", root.display()))
+            .arg(unit)
+            .output()
+            .map_err(|e| {
+                anyhow::anyhow!("cannot run systemd-analyze ({e}); `cargo xtask test` installs it")
+            })?;
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok((out.status.success(), said.trim().to_owned()))
+    }
+
+    /// Every unit passes `systemd-analyze verify` without a word: the tool exits 0 on unknown
+    /// keys and unparsable values (it only prints them), so any output fails the test.
+    #[test]
+    fn units_pass_systemd_analyze_verify() -> R {
+        build_binaries()?;
+        let dir = tempfile::tempdir()?;
+        verify_root(dir.path())?;
+        for s in SERVICES.iter().chain([&WEB]) {
+            let unit = format!("{}.service", s.package);
+            std::fs::copy(
+                repo(&format!("deploy/systemd/{unit}")),
+                dir.path().join("etc/systemd/system").join(&unit),
+            )?;
+            let (ok, said) = verify(dir.path(), &unit)?;
+            eprintln!(
+                "systemd-analyze verify {unit}: {}",
+                if said.is_empty() { "clean" } else { &said }
+            );
+            assert!(ok && said.is_empty(), "{unit}: {said}");
+        }
+        // The check itself catches mistakes: a misspelt key and a missing binary.
+        let broken = dir.path().join("etc/systemd/system/hearth-broken.service");
+        let text = unit_text(&SERVICES[0])?.replace("LockPersonality=", "LockPersonalty=");
+        std::fs::write(&broken, text)?;
+        let (_, said) = verify(dir.path(), "hearth-broken.service")?;
+        assert!(said.contains("LockPersonalty"), "a misspelt key went unnoticed: {said}");
+        std::fs::remove_file(dir.path().join("usr/bin/hearth-web"))?;
+        let (ok, said) = verify(dir.path(), "hearth-web.service")?;
+        assert!(!ok && said.contains("hearth-web"), "a missing binary went unnoticed: {said}");
+        Ok(())
+    }
+
+    /// Runs a binary the way its unit does and stops it with SIGTERM (then SIGKILL) on drop.
+    struct Running(Child);
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// The next notification within `deadline`, or None.
+    fn next_message(socket: &UnixDatagram, deadline: Instant) -> anyhow::Result<Option<String>> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        socket.set_read_timeout(Some(left))?;
+        let mut buf = [0u8; 1024];
+        match socket.recv(&mut buf) {
+            Ok(n) => Ok(Some(String::from_utf8_lossy(&buf[..n]).into_owned())),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Wait for a notification equal to `want`, collecting the others.
+    fn wait_for(
+        socket: &UnixDatagram,
+        want: &str,
+        within: Duration,
+        seen: &mut Vec<String>,
+    ) -> anyhow::Result<bool> {
+        let deadline = Instant::now() + within;
+        while let Some(msg) = next_message(socket, deadline)? {
+            let hit = msg == want;
+            seen.push(msg);
+            if hit {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// What the unit starts, with the example config its ExecStart names, plus only the
+    /// overrides a test machine needs (paths in a temp dir, loopback ports, no mDNS, a device
+    /// key). systemd's NOTIFY_SOCKET and WATCHDOG_USEC (2 s: pings due every second) go to a
+    /// socket of the test. The binary must say READY=1, keep pinging, and on SIGTERM say
+    /// STOPPING=1 and exit 0.
+    #[test]
+    fn binaries_start_from_their_units_config_and_talk_to_systemd() -> R {
+        build_binaries()?;
+        let dir = tempfile::tempdir()?;
+        let tmp = |rel: &str| dir.path().join(rel).to_string_lossy().into_owned();
+        let engine_data = tmp("engine");
+        let key = |host: &str| -> anyhow::Result<String> {
+            let out = Command::new(binary("hearth-engine"))
+                .args(["--data-dir", &engine_data, "device-key", host])
+                .output()?;
+            anyhow::ensure!(
+                out.status.success(),
+                "device-key: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+        };
+        // A DS18B20 on a fake w1 bus, as the kernel driver shows it (16.062 °C).
+        let w1 = dir.path().join("w1/28-0316a2797bff");
+        std::fs::create_dir_all(&w1)?;
+        std::fs::write(
+            w1.join("w1_slave"),
+            "01 01 4b 46 7f ff 0f 10 e3 : crc=e3 YES\n01 01 4b 46 7f ff 0f 10 e3 t=16062\n",
+        )?;
+        // Nothing listens on the discard port: the agents keep trying, which must not stop
+        // them from being ready (readings queue, relays stay safe).
+        let engine_url = "http://127.0.0.1:9";
+        let overrides: Vec<(Service, Vec<String>)> = vec![
+            (
+                SERVICES[0],
+                ["--data-dir", &engine_data, "--listen", "127.0.0.1:0", "--mdns", "false"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            (
+                SERVICES[1],
+                vec![
+                    "--engine".into(),
+                    engine_url.into(),
+                    "--host-id".into(),
+                    "deploy-sensor".into(),
+                    "--device-key".into(),
+                    key("deploy-sensor")?,
+                    "--w1-dir".into(),
+                    tmp("w1"),
+                    "--queue-dir".into(),
+                    tmp("queue"),
+                ],
+            ),
+            (
+                SERVICES[2],
+                vec![
+                    "--engine".into(),
+                    engine_url.into(),
+                    "--host-id".into(),
+                    "deploy-relay".into(),
+                    "--device-key".into(),
+                    key("deploy-relay")?,
+                    "--listen".into(),
+                    "127.0.0.1:0".into(),
+                    "--sim-world".into(),
+                    tmp("world.json"),
+                ],
+            ),
+        ];
+        for (s, extra) in overrides {
+            let d = directives(&unit_text(&s)?);
+            let exec = d.get("ExecStart").cloned().unwrap_or_default();
+            let mut words = exec.split_whitespace();
+            let program = words.next().unwrap_or_default();
+            anyhow::ensure!(program == format!("/usr/bin/{}", s.package), "{exec}");
+            // /etc/hearth/<name>.toml is what the package installs from deploy/config/.
+            let args: Vec<String> = words
+                .map(|w| match w.strip_prefix("/etc/hearth/") {
+                    Some(file) => {
+                        repo(&format!("deploy/config/{file}")).to_string_lossy().into_owned()
+                    }
+                    None => w.to_owned(),
+                })
+                .collect();
+            let socket_path = dir.path().join(format!("{}.notify", s.package));
+            let socket = UnixDatagram::bind(&socket_path)?;
+            let started = Instant::now();
+            let child = Command::new(binary(s.package))
+                .args(&args)
+                .args(&extra)
+                .env("NOTIFY_SOCKET", &socket_path)
+                .env("WATCHDOG_USEC", "2000000")
+                .env_remove("WATCHDOG_PID")
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .spawn()?;
+            let mut running = Running(child);
+            let mut seen = Vec::new();
+            let ready = wait_for(&socket, "READY=1", Duration::from_secs(60), &mut seen)?;
+            assert!(
+                ready,
+                "{}: no READY=1 (got {seen:?}); status {:?}",
+                s.package,
+                running.0.try_wait()
+            );
+            let ready_after = started.elapsed();
+            // Three pings in a row, each within the 2 s watchdog: the sensor agent's 10 s
+            // interval (from its config) must not starve the watchdog.
+            for n in 0..3 {
+                let pinged = wait_for(&socket, "WATCHDOG=1", Duration::from_secs(2), &mut seen)?;
+                assert!(pinged, "{}: watchdog ping {n} late (got {seen:?})", s.package);
+            }
+            let stop =
+                Command::new("kill").args(["-TERM", &running.0.id().to_string()]).status()?;
+            assert!(stop.success());
+            let stopping = wait_for(&socket, "STOPPING=1", Duration::from_secs(10), &mut seen)?;
+            assert!(stopping, "{}: no STOPPING=1 (got {seen:?})", s.package);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let status = loop {
+                if let Some(status) = running.0.try_wait()? {
+                    break status;
+                }
+                anyhow::ensure!(Instant::now() < deadline, "{} did not exit on SIGTERM", s.package);
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            assert!(status.success(), "{}: exit {status}", s.package);
+            eprintln!(
+                "{}: READY=1 after {:.2} s, {} notifications, clean exit on SIGTERM",
+                s.package,
+                ready_after.as_secs_f64(),
+                seen.len()
+            );
+        }
+        Ok(())
+    }
+
+    /// `dpkg-deb` on a package: its control fields, file list and control files.
+    struct Inspected {
+        info: String,
+        contents: String,
+        control: PathBuf,
+    }
+
+    fn inspect(deb: &Path, into: &Path) -> anyhow::Result<Inspected> {
+        let dpkg = |args: &[&str]| -> anyhow::Result<String> {
+            let out = Command::new("dpkg-deb").args(args).arg(deb).output()?;
+            anyhow::ensure!(
+                out.status.success(),
+                "dpkg-deb {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Ok(String::from_utf8(out.stdout)?)
+        };
+        let info = dpkg(&["--info"])?;
+        let contents = dpkg(&["--contents"])?;
+        std::fs::create_dir_all(into)?;
+        let control = into.join("DEBIAN");
+        let out = Command::new("dpkg-deb").arg("-e").arg(deb).arg(&control).output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "dpkg-deb -e: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let files = into.join("files");
+        let out = Command::new("dpkg-deb").arg("-x").arg(deb).arg(&files).output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "dpkg-deb -x: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(Inspected { info, contents, control })
+    }
+
+    /// Run a maintainer script with `args` in a sandbox: PATH holds only stubs that log their
+    /// arguments (getent answers "unknown" unless `user_exists`), so nothing on the machine
+    /// changes. Returns the log.
+    fn run_script(
+        script: &Path,
+        args: &[&str],
+        user_exists: bool,
+        sandbox: &Path,
+    ) -> anyhow::Result<String> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let bin = sandbox.join("bin");
+        std::fs::create_dir_all(&bin)?;
+        let log = sandbox.join("log");
+        std::fs::write(&log, "")?;
+        for tool in [
+            "adduser",
+            "addgroup",
+            "deb-systemd-helper",
+            "deb-systemd-invoke",
+            "systemctl",
+            "getent",
+        ] {
+            let status = if tool == "getent" && !user_exists { 2 } else { 0 };
+            let stub = bin.join(tool);
+            std::fs::write(
+                &stub,
+                format!("#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexit {status}\n", log.display()),
+            )?;
+            std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755))?;
+        }
+        let out = Command::new("/bin/sh")
+            .arg(script)
+            .args(args)
+            .env_clear()
+            .env("PATH", &bin)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{} {args:?} failed: {}{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(std::fs::read_to_string(&log)?)
+    }
+
+    /// The amd64 packages, built by cargo-deb from the debug binaries (the package layout does
+    /// not depend on the profile; `cargo xtask dist` packages release-small builds):
+    /// binary, unit and config where they belong, the config a conffile, Depends sane, and
+    /// a postinst that creates the `hearth` user and enables the unit.
+    #[test]
+    fn amd64_packages_hold_binary_unit_conffile_and_create_the_user() -> R {
+        anyhow::ensure!(
+            have_cargo_deb(),
+            "cargo-deb {CARGO_DEB_VERSION} is missing: `cargo xtask test` installs it, or \
+             `cargo install cargo-deb --locked --version {CARGO_DEB_VERSION}`"
+        );
+        build_binaries()?;
+        let dir = tempfile::tempdir()?;
+        for s in SERVICES {
+            let out = dir.path().join(s.package);
+            // The dev profile: packaging the test build instead of rebuilding everything
+            // optimised. cargo-deb warns that it is meant for releases; that is fine here.
+            let mut c = cargo_deb(s.package, None, "dev", &out, true);
+            let status = c.stdout(Stdio::null()).stderr(Stdio::null()).status()?;
+            anyhow::ensure!(status.success(), "cargo deb -p {} failed", s.package);
+            let deb = std::fs::read_dir(&out)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| p.extension().is_some_and(|x| x == "deb"))
+                .ok_or_else(|| anyhow::anyhow!("no .deb for {}", s.package))?;
+            let name =
+                deb.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            assert!(
+                name.starts_with(&format!("{}_", s.package)) && name.ends_with("_amd64.deb"),
+                "{name}"
+            );
+            let got = inspect(&deb, &dir.path().join(format!("{}.x", s.package)))?;
+
+            let field = |f: &str| {
+                got.info
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix(&format!("{f}: ")).map(str::to_owned))
+                    .unwrap_or_default()
+            };
+            assert_eq!(field("Package"), s.package);
+            assert_eq!(field("Architecture"), "amd64");
+            let depends = field("Depends");
+            for dep in ["adduser", "init-system-helpers", "libc6"] {
+                assert!(depends.contains(dep), "{}: Depends {depends:?} lacks {dep}", s.package);
+            }
+
+            let unit = format!("./usr/lib/systemd/system/{}.service", s.package);
+            let config = format!("./etc/hearth/{}.toml", s.config);
+            for (path, mode) in [
+                (format!("./usr/bin/{}", s.package), "-rwxr-xr-x"),
+                (unit.clone(), "-rw-r--r--"),
+                (config.clone(), "-rw-r--r--"),
+            ] {
+                let line = got.contents.lines().find(|l| l.ends_with(&format!(" {path}")));
+                assert!(
+                    line.is_some_and(|l| l.starts_with(mode)),
+                    "{}: {path} {mode} not in\n{}",
+                    s.package,
+                    got.contents
+                );
+            }
+            // The unit and the config are the repository's, byte for byte.
+            let files = dir.path().join(format!("{}.x/files", s.package));
+            let packaged = |p: &str| std::fs::read(files.join(p.trim_start_matches("./")));
+            assert_eq!(
+                packaged(&unit)?,
+                std::fs::read(repo(&format!("deploy/systemd/{}.service", s.package)))?
+            );
+            assert_eq!(
+                packaged(&config)?,
+                std::fs::read(repo(&format!("deploy/config/{}.toml", s.config)))?
+            );
+
+            // The config is a conffile: dpkg keeps an edited copy on upgrade and reinstall.
+            let conffiles = std::fs::read_to_string(got.control.join("conffiles"))?;
+            assert_eq!(conffiles.trim(), format!("/etc/hearth/{}.toml", s.config), "{}", s.package);
+
+            // The maintainer scripts parse, and the postinst creates the user and enables
+            // (engine: also starts) the unit; with the user present it creates nothing.
+            for script in ["postinst", "prerm", "postrm"] {
+                let path = got.control.join(script);
+                let ok = Command::new("/bin/sh").arg("-n").arg(&path).status()?.success();
+                assert!(ok, "{}: {script} does not parse", s.package);
+            }
+            let postinst = got.control.join("postinst");
+            let sandbox = dir.path().join(format!("{}.sandbox", s.package));
+            let log = run_script(&postinst, &["configure", ""], false, &sandbox)?;
+            let unit_name = format!("{}.service", s.package);
+            assert!(
+                log.contains("adduser --system --group --home /var/lib/hearth --no-create-home"),
+                "{log}"
+            );
+            assert!(log.contains(&format!("deb-systemd-helper enable {unit_name}")), "{log}");
+            assert_eq!(log.contains("adduser hearth gpio"), s.gpio, "{}: {log}", s.package);
+            let log = run_script(&postinst, &["configure", "0.0.9-1"], true, &sandbox)?;
+            assert!(!log.contains("adduser --system"), "an existing user is created again: {log}");
+            eprintln!(
+                "{}: {name} ok (Depends: {depends}; conffile {})",
+                s.package,
+                conffiles.trim()
+            );
+        }
+        Ok(())
+    }
+}
