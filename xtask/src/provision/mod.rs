@@ -548,14 +548,7 @@ pub(crate) fn provision(args: &Args) -> anyhow::Result<Report> {
         agent.bin()
     );
     ensure!(!wanted_by.is_empty(), "the unit has no [Install] WantedBy=: it cannot be enabled");
-    if unit_text.lines().any(|l| l.trim_start().starts_with("User="))
-        && !unit_text.contains("DynamicUser=yes")
-    {
-        eprintln!(
-            "provision: WARNING: the unit runs as a named User=, which provisioning does not \
-             create (the Debian package does); the agent fails to start until that user exists"
-        );
-    }
+    let sysusers = sysusers_for(&unit_text);
     let config_dest = unit_config.clone().unwrap_or_else(|| format!("/etc/hearth/{stem}.toml"));
     ensure!(
         config_dest.starts_with("/etc/") && !config_dest.contains(".."),
@@ -596,6 +589,14 @@ pub(crate) fn provision(args: &Args) -> anyhow::Result<Report> {
             mode: 0o644,
         },
     ]);
+    if let Some(conf) = sysusers {
+        ops.push(Op::Mkdir("/etc/sysusers.d".into()));
+        ops.push(Op::File {
+            path: "/etc/sysusers.d/hearth.conf".into(),
+            bytes: conf.into_bytes(),
+            mode: 0o644,
+        });
+    }
     for target in &wanted_by {
         ops.push(Op::Mkdir(format!("/etc/systemd/system/{target}.wants")));
         ops.push(Op::Symlink {
@@ -743,4 +744,31 @@ fn legacy_root_ops(media: &Media, fb: &FirstBoot, ops: &mut Vec<Op>) -> anyhow::
         });
     }
     Ok(())
+}
+
+/// The unit's named `User=` (and its `SupplementaryGroups=`) as a systemd-sysusers file. The
+/// Debian package creates the user in its postinst; an SD card provisioned without the package
+/// gets it from `systemd-sysusers.service`, which runs early on every boot before services
+/// start, so the agent's first start finds its user (and its `gpio` membership). `None` when
+/// the unit runs as root or with `DynamicUser=`.
+fn sysusers_for(unit: &str) -> Option<String> {
+    let value = |key: &str| {
+        unit.lines()
+            .filter_map(|l| l.trim().strip_prefix(key))
+            .next_back()
+            .map(|v| v.trim().to_owned())
+    };
+    if value("DynamicUser=").is_some_and(|v| v == "yes" || v == "true") {
+        return None;
+    }
+    let user = value("User=").filter(|u| !u.is_empty() && u != "root")?;
+    let mut conf = format!(
+        "# Written by `cargo xtask provision`: the agent's system user, created at boot by\n\
+         # systemd-sysusers (the Debian package creates it in its postinst instead).\n\
+         u {user} - \"Hearth\" /var/lib/{user}\n"
+    );
+    for group in value("SupplementaryGroups=").unwrap_or_default().split_whitespace() {
+        conf += &format!("m {user} {group}\n");
+    }
+    Some(conf)
 }

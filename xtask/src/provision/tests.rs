@@ -520,6 +520,10 @@ fn project_units_install() -> anyhow::Result<()> {
             let link = format!("/etc/systemd/system/{target}.wants/{}", agent.unit());
             assert!(media.root.stat(&link)?.is_some(), "{link} missing");
         }
+        // The unit's `User=hearth` exists at first boot: systemd-sysusers creates it.
+        let users = text(media.root.read("/etc/sysusers.d/hearth.conf")?);
+        assert!(users.lines().any(|l| l.starts_with("u hearth ")), "{users}");
+        assert!(users.lines().any(|l| l == "m hearth gpio"), "{users}");
     }
     Ok(())
 }
