@@ -45,6 +45,8 @@ pub(crate) struct Reporter {
     pub(crate) period: Duration,
     /// Most queued reports per replay request.
     pub(crate) replay_batch: usize,
+    /// What `GET /v1/status` shows (when `--status-listen` serves it).
+    pub(crate) status: crate::status::Board,
 }
 
 impl Reporter {
@@ -73,6 +75,7 @@ impl Reporter {
         let mut replay = Replay::new(self.replay_batch);
 
         loop {
+            self.status.queue_depth(queue.len());
             let tick = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
@@ -94,6 +97,7 @@ impl Reporter {
                 joined = read => joined.map_err(|e| anyhow::anyhow!("reading the sensors failed: {e}"))?,
             };
             source = Some(src);
+            self.status.read_done(taken_at, &readings);
             failing.log_changes(&readings);
             let mut update = build_update(&self.host_id, readings, &self.aliases, taken_at);
 
@@ -118,6 +122,7 @@ impl Reporter {
                     }
                 }
             };
+            self.status.engine(target.as_ref().map(|t| t.url.as_str()));
             let Some(target) = target else {
                 keep(queue, &update);
                 continue;
