@@ -2,7 +2,10 @@
 //!
 //! - `demo`: the whole system on this machine (engine with SQLite, simulated sensor and relay
 //!   agents sharing one simulated room), prints the URL, stops on Ctrl-C.
-//! - `test`: installs the system tools the tests need, then fmt, clippy and every test.
+//! - `test`: installs the system tools the tests need, then fmt, clippy and every test, then
+//!   the cross builds for the Raspberry Pis with their qemu smoke tests (`--skip-cross` or
+//!   `HEARTH_SKIP_CROSS=1` leave those out of a local fast run).
+//! - `cross`: just the cross builds and qemu smoke tests (deploy/cross/build.sh; see cross.rs).
 //! - `openapi`: regenerate the committed OpenAPI documents after an intended API change.
 //! - `bench [NAME] [--static]`: print the performance figures of DESIGN.md's targets (all
 //!   benches, or one: `sensor-agent`, `history`, `ingest`). Figures are printed, never
@@ -17,16 +20,20 @@ use std::time::{Duration, Instant};
 use hearth_proto::client::EngineClient;
 use hearth_proto::control::{ControlSettings, Mode};
 
+mod cross;
+
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(&args[1..]),
-        Some("test") => test(),
+        Some("test") => test(&args[1..]),
+        Some("cross") => cross::cross(),
         Some("openapi") => openapi(),
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo [--port N] [--no-discovery] | test | openapi | \
+                "usage: cargo xtask <demo [--port N] [--no-discovery] | test [--skip-cross] | cross | \
+                 openapi | \
                  bench [{}] [--static]>",
                 BENCHES.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(" | ")
             );
@@ -104,7 +111,10 @@ fn ensure_system_tools() -> anyhow::Result<()> {
     run(&format!("apt-get install {missing:?}"), &mut install)
 }
 
-fn test() -> anyhow::Result<()> {
+fn test(args: &[String]) -> anyhow::Result<()> {
+    if let Some(unknown) = args.iter().find(|a| *a != "--skip-cross") {
+        anyhow::bail!("unknown test option {unknown} (there is --skip-cross)");
+    }
     let started = Instant::now();
     ensure_system_tools()?;
     run("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))?;
@@ -121,6 +131,15 @@ fn test() -> anyhow::Result<()> {
         ]),
     )?;
     run("cargo test", cargo().args(["test", "--workspace", "--locked"]))?;
+    // Slow on a fresh machine (~10 min), so after everything else; CI runs it every time.
+    if cross::skipped(args) {
+        eprintln!(
+            "xtask: SKIPPED the cross builds and qemu smoke tests (--skip-cross / \
+             HEARTH_SKIP_CROSS); CI runs them: `cargo xtask cross`"
+        );
+    } else {
+        cross::cross()?;
+    }
     eprintln!("xtask: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
