@@ -108,8 +108,10 @@ do_install() {
   vc=$(dpkg-query -W -f='${Version}' cargo-web)
   vs=$(dpkg-query -W -f='${Version}' rust-web-src)
   # build-std compiles exactly this source with this compiler: they must be the same release.
-  [ "$vr" = "$vs" ] && [ "$vr" = "$vc" ] || die "rustc-web ($vr), cargo-web ($vc) and \
-rust-web-src ($vs) differ: run apt-get install rustc-web=$vr cargo-web=$vr rust-web-src=$vr"
+  if [ "$vr" != "$vs" ] || [ "$vr" != "$vc" ]; then
+    die "rustc-web ($vr), cargo-web ($vc) and rust-web-src ($vs) differ: run
+  apt-get install rustc-web=$vr cargo-web=$vr rust-web-src=$vr"
+  fi
   version_ge "${vr%%+*}" "$MIN_RUST" || die "Debian's rustc-web is $vr; the workspace needs \
 $MIN_RUST or newer (bookworm-security has it: apt-get update && apt-get install rustc-web cargo-web rust-web-src)"
   [ -f "$(/usr/bin/rustc --print sysroot)/lib/rustlib/src/rust/library/Cargo.lock" ] \
@@ -145,10 +147,11 @@ build_env() {  # Debian's toolchain and zig, caches in the work dir (called in s
 }
 
 check_no_tls() {  # no OpenSSL or other TLS stack may reach any binary, on any target
-  local bad
-  bad=$(cd "$REPO" && PATH=$HOST_PATH cargo tree --locked -e normal,build --target all \
-      -p hearth-sensor-agent -p hearth-relay-agent -p hearth-engine --prefix none \
-    | awk '{print $1}' | sort -u \
+  local tree bad
+  tree=$(cd "$REPO" && PATH=$HOST_PATH cargo tree --locked -e normal,build --target all \
+      -p hearth-sensor-agent -p hearth-relay-agent -p hearth-engine --prefix none) \
+    || die "cargo tree failed (the host's cargo is needed for this check)"
+  bad=$(awk '{print $1}' <<<"$tree" | sort -u \
     | grep -E '^(openssl|openssl-sys|native-tls|hyper-tls|rustls|ring|aws-lc-rs|aws-lc-sys)$' || true)
   [ -z "$bad" ] || die "TLS crates in the dependency tree (the binaries must have none): $bad"
   echo "cargo tree: no openssl, native-tls, rustls, ring or aws-lc in any binary"
@@ -307,7 +310,12 @@ smoke_one() {
       args=(--mdns false --listen 127.0.0.1:0 --data-dir "$WORK/$t-engine") ;;
     *) echo "cross: no smoke test for $b" >&2; return 1 ;;
   esac
-  echo "--- $t $b: $q $(basename "$exe") ${args[*]/--device-key*/}"
+  local shown=() a prev=
+  for a in "${args[@]}"; do  # the device key stays out of the log
+    if [ "$prev" = --device-key ]; then shown+=("<key>"); else shown+=("$a"); fi
+    prev=$a
+  done
+  echo "--- $t $b: $q $(basename "$exe") ${shown[*]}"
   # shellcheck disable=SC2086
   start_bg "$logf" $q "$exe" "${args[@]}"
   pid=$BG_PID
