@@ -123,6 +123,12 @@ pub struct Config {
     )]
     pub queue_replay_batch: usize,
 
+    /// Serve `GET /v1/status` (version, host id, engine in use, last read, queue depth) on
+    /// this address, e.g. `127.0.0.1:8082`; port 0 picks a free one (logged). Off by default:
+    /// the agent needs no open port to work.
+    #[arg(long, env = "HEARTH_SENSOR_STATUS_LISTEN", value_name = "ADDR")]
+    pub status_listen: Option<std::net::SocketAddr>,
+
     /// The world file the simulated relay agent writes (simulated backend). Default:
     /// `hearth-sim-world.json` in the temporary directory.
     #[arg(long, env = "HEARTH_SENSOR_SIM_WORLD", value_name = "FILE")]

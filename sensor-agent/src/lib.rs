@@ -13,6 +13,7 @@ pub mod config;
 pub mod hw;
 pub mod queue;
 mod report;
+mod status;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -136,6 +137,16 @@ pub async fn run(
         "hearth-sensor-agent starting"
     );
 
+    let status = status::Board::new(&host_id, source.name());
+    // Bound before the loop starts: a taken port stops the agent at start, with the fix.
+    let status_server = match config.status_listen {
+        Some(addr) => {
+            let listener = status::bind(addr).await?;
+            Some(tokio::spawn(status::serve(listener, status.clone())))
+        }
+        None => None,
+    };
+
     let named = config.named_sensors();
     let aliases: BTreeMap<String, String> =
         named.iter().filter_map(|s| Some((s.id.to_ascii_lowercase(), s.alias.clone()?))).collect();
@@ -145,6 +156,7 @@ pub async fn run(
         aliases,
         period,
         replay_batch: config.queue_replay_batch,
+        status,
     };
     // Ready for systemd (Type=notify): the hardware and the queue are open and the loop
     // starts now; it feeds the watchdog (report.rs). An engine that cannot be reached is not a
@@ -152,6 +164,9 @@ pub async fn run(
     hearth_common::systemd::ready();
     let result = reporter.run(source, &locator, &mut queue, shutdown).await;
     hearth_common::systemd::stopping();
+    if let Some(server) = status_server {
+        server.abort();
+    }
     locator.shutdown();
     result
 }

@@ -45,6 +45,8 @@ pub(crate) struct Reporter {
     pub(crate) period: Duration,
     /// Most queued reports per replay request.
     pub(crate) replay_batch: usize,
+    /// What `GET /v1/status` shows (when `--status-listen` serves it).
+    pub(crate) status: crate::status::Board,
 }
 
 impl Reporter {
@@ -76,6 +78,7 @@ impl Reporter {
             // systemd's watchdog: fed while the loop waits for its own schedule (the interval
             // may be longer than WatchdogSec) and after every read below. A read or a send
             // that hangs stops the pings, and systemd restarts the agent.
+            self.status.queue_depth(queue.len());
             let tick = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
@@ -99,6 +102,7 @@ impl Reporter {
             };
             source = Some(src);
             hearth_common::systemd::ping();
+            self.status.read_done(taken_at, &readings);
             failing.log_changes(&readings);
             let mut update = build_update(&self.host_id, readings, &self.aliases, taken_at);
 
@@ -124,6 +128,7 @@ impl Reporter {
                     }
                 }
             };
+            self.status.engine(target.as_ref().map(|t| t.url.as_str()));
             let Some(target) = target else {
                 keep(queue, &update);
                 continue;

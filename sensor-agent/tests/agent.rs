@@ -455,6 +455,85 @@ async fn binary_waits_out_a_down_engine_and_logs_when_it_reports() -> anyhow::Re
     Ok(())
 }
 
+/// One HTTP/1.1 request over a plain socket: (status code, body).
+async fn http_get(addr: &str, request: &'static str) -> anyhow::Result<(u16, String)> {
+    let addr = addr.to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<(u16, String)> {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(&addr)?;
+        stream.set_read_timeout(Some(GUARD))?;
+        stream.write_all(request.as_bytes())?;
+        let mut answer = String::new();
+        // The server closes the connection after its answer.
+        stream.read_to_string(&mut answer)?;
+        let (head, body) = answer.split_once("\r\n\r\n").context("no HTTP head")?;
+        let code = head.split(' ').nth(1).context("no status code")?.parse()?;
+        Ok((code, body.to_owned()))
+    })
+    .await?
+}
+
+#[tokio::test]
+async fn binary_serves_its_status_when_asked() -> anyhow::Result<()> {
+    let mut engine = FakeEngine::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    let bus = dir.path().join("devices");
+    fixture_bus(&bus)?;
+    let key = device_key()?.to_string();
+    let bus_arg = bus.to_string_lossy().into_owned();
+    let mut agent = Child::spawn(&[
+        "--engine",
+        &engine.url,
+        "--host-id",
+        HOST,
+        "--device-key",
+        &key,
+        "--w1-dir",
+        &bus_arg,
+        "--interval-s",
+        "0.05",
+        "--status-listen",
+        "127.0.0.1:0",
+    ])?;
+    let line = agent.line_with("status endpoint listening on http://").await?;
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .context("no address in the log line")?
+        .to_owned();
+
+    // After a report has reached the engine, the status shows that read and that engine.
+    engine.next_accepted().await?;
+    let deadline = tokio::time::Instant::now() + GUARD;
+    let status = loop {
+        let (code, body) = http_get(&addr, "GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n").await?;
+        assert_eq!(code, 200, "{body}");
+        let status: Value = serde_json::from_str(&body)?;
+        if status["engine"] == engine.url.as_str() {
+            break status;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "status never named the engine");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status["status"], "ok");
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!((status["host_id"].as_str(), status["hardware"].as_str()), (Some(HOST), Some("w1")));
+    // The fixture bus: three thermometers, one of which fails its CRC.
+    assert_eq!((status["sensors"].as_u64(), status["sensors_failed"].as_u64()), (Some(3), Some(1)));
+    status["last_read"].as_str().context("no last_read")?.parse::<jiff::Timestamp>()?;
+    assert_eq!(status["queue_depth"].as_u64(), Some(0));
+
+    // Nothing else is served.
+    assert_eq!(http_get(&addr, "GET /v1/sensors HTTP/1.1\r\n\r\n").await?.0, 404);
+    assert_eq!(http_get(&addr, "DELETE /v1/status HTTP/1.1\r\n\r\n").await?.0, 405);
+    assert_eq!(http_get(&addr, "nonsense\r\n\r\n").await?.0, 400);
+
+    let exit = agent.terminate().await?;
+    assert!(exit.success(), "exit status {exit}; log: {:#?}", agent.seen);
+    Ok(())
+}
+
 #[tokio::test]
 async fn binary_refuses_to_start_without_a_device_key() -> anyhow::Result<()> {
     let mut agent = Child::spawn(&[

@@ -2,9 +2,14 @@
 //!
 //! - `demo`: the whole system on this machine (engine with SQLite, simulated sensor and relay
 //!   agents sharing one simulated room), prints the URL, stops on Ctrl-C.
-//! - `test`: installs the system tools the tests need, then fmt, clippy and every test.
+//! - `test`: installs the system tools the tests need, then fmt, clippy and every test, then
+//!   the cross builds for the Raspberry Pis with their qemu smoke tests (`--skip-cross` or
+//!   `HEARTH_SKIP_CROSS=1` leave those out of a local fast run).
+//! - `cross`: just the cross builds and qemu smoke tests (deploy/cross/build.sh; see cross.rs).
 //! - `dist`: Debian packages (cargo-deb) of the engine and agents for amd64 and, where the
 //!   cross build left binaries, armhf and arm64, into `target/debian/` (see `deploy.rs`).
+//! - `provision`: write an agent, its unit, config, key and first-boot settings into a
+//!   Raspberry Pi OS image or card (see `provision/`).
 //! - `openapi`: regenerate the committed OpenAPI documents after an intended API change.
 //! - `bench [NAME] [--static]`: print the performance figures of DESIGN.md's targets (all
 //!   benches, or one: `sensor-agent`, `history`, `ingest`). Figures are printed, never
@@ -21,6 +26,7 @@ use std::time::{Duration, Instant};
 use hearth_proto::client::EngineClient;
 use hearth_proto::control::{ControlSettings, Mode};
 
+mod cross;
 mod deploy;
 mod provision;
 
@@ -28,15 +34,16 @@ fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(&args[1..]),
-        Some("test") => test(),
+        Some("test") => test(&args[1..]),
+        Some("cross") => cross::cross(),
         Some("openapi") => openapi(),
         Some("dist") => deploy::dist(),
         Some("bench") => bench(&args[1..]),
         Some("provision") => provision::main(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo [--port N] [--no-discovery] | test | dist | openapi | \
-                 bench [{}] [--static] | provision --help>",
+                "usage: cargo xtask <demo [--port N] [--no-discovery] | test [--skip-cross] | \
+                 cross | dist | openapi | bench [{}] [--static] | provision --help>",
                 BENCHES.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(" | ")
             );
             return std::process::ExitCode::from(2);
@@ -129,7 +136,10 @@ fn ensure_system_tools() -> anyhow::Result<()> {
     run(&format!("apt-get install {missing:?}"), &mut install)
 }
 
-fn test() -> anyhow::Result<()> {
+fn test(args: &[String]) -> anyhow::Result<()> {
+    if let Some(unknown) = args.iter().find(|a| *a != "--skip-cross") {
+        anyhow::bail!("unknown test option {unknown} (there is --skip-cross)");
+    }
     let started = Instant::now();
     ensure_system_tools()?;
     // The package tests build .deb files with it (deploy.rs).
@@ -148,6 +158,15 @@ fn test() -> anyhow::Result<()> {
         ]),
     )?;
     run("cargo test", cargo().args(["test", "--workspace", "--locked"]))?;
+    // Slow on a fresh machine (~10 min), so after everything else; CI runs it every time.
+    if cross::skipped(args) {
+        eprintln!(
+            "xtask: SKIPPED the cross builds and qemu smoke tests (--skip-cross / \
+             HEARTH_SKIP_CROSS); CI runs them: `cargo xtask cross`"
+        );
+    } else {
+        cross::cross()?;
+    }
     eprintln!("xtask: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }

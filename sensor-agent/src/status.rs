@@ -1,0 +1,266 @@
+//! The optional status endpoint (`--status-listen ADDR`, off by default): `GET /v1/status`
+//! answers what the agent is doing, so every Hearth binary can be probed the same way (the qemu
+//! smoke tests of the cross builds, a monitoring check on the Pi).
+//!
+//! Hand-written HTTP/1.1 on a tokio `TcpListener`, one request per connection: the agent has
+//! no other server, and a server crate (hyper's server side, axum) would add hundreds of KB to
+//! a Pi Zero binary for one GET. It reads at most one request head, answers, and closes; it
+//! never reads a body and never keeps a connection open, so a slow or hostile client costs one
+//! small task for at most [`CLIENT_TIMEOUT`].
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use hearth_proto::Timestamp;
+use serde::Serialize;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::hw::RawReading;
+
+/// The most a request head may take; a longer one is answered 431 and closed.
+const MAX_HEAD: usize = 8 * 1024;
+/// How long one client may take to send its request and read the answer.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the report loop last did, shared with the status endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+struct Progress {
+    /// The engine URL in use; `None` while none is known (mDNS discovery still looking).
+    engine: Option<String>,
+    /// When the sensors were last read.
+    last_read: Option<Timestamp>,
+    /// Sensors in the last read, and how many of them failed (reported as null).
+    sensors: usize,
+    sensors_failed: usize,
+    /// Reports waiting in the replay queue.
+    queue_depth: u64,
+}
+
+/// The agent's status: fixed facts and the loop's [`Progress`]. Cheap to clone (one `Arc`).
+#[derive(Debug, Clone)]
+pub(crate) struct Board {
+    host_id: String,
+    hardware: &'static str,
+    progress: Arc<Mutex<Progress>>,
+}
+
+impl Board {
+    pub(crate) fn new(host_id: &str, hardware: &'static str) -> Self {
+        Self { host_id: host_id.to_owned(), hardware, progress: Arc::default() }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Progress)) {
+        // A panic elsewhere while holding the lock leaves plain data behind: still readable.
+        f(&mut self.progress.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    pub(crate) fn read_done(&self, at: Timestamp, readings: &[RawReading]) {
+        self.update(|p| {
+            p.last_read = Some(at);
+            p.sensors = readings.len();
+            p.sensors_failed = readings.iter().filter(|r| r.value.is_err()).count();
+        });
+    }
+
+    pub(crate) fn engine(&self, url: Option<&str>) {
+        self.update(|p| {
+            if p.engine.as_deref() != url {
+                p.engine = url.map(str::to_owned);
+            }
+        });
+    }
+
+    pub(crate) fn queue_depth(&self, depth: u64) {
+        self.update(|p| p.queue_depth = depth);
+    }
+
+    /// The JSON answer of `GET /v1/status`.
+    fn json(&self) -> String {
+        #[derive(Serialize)]
+        struct Status<'a> {
+            status: &'static str,
+            version: &'static str,
+            host_id: &'a str,
+            hardware: &'static str,
+            #[serde(flatten)]
+            progress: Progress,
+        }
+        let progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let status = Status {
+            status: "ok",
+            version: env!("CARGO_PKG_VERSION"),
+            host_id: &self.host_id,
+            hardware: self.hardware,
+            progress,
+        };
+        serde_json::to_string(&status).unwrap_or_else(|_| "{\"status\":\"ok\"}".to_owned())
+    }
+}
+
+/// Bind the status listener (at start, so a taken port is a start-up error) and log where.
+pub(crate) async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {addr} for the status endpoint: {e} (choose another \
+             --status-listen / HEARTH_SENSOR_STATUS_LISTEN, or leave it unset)"
+        )
+    })?;
+    // The smoke tests and the integration test find a port-0 listener from this line.
+    tracing::info!("status endpoint listening on http://{}/v1/status", listener.local_addr()?);
+    Ok(listener)
+}
+
+/// Answer status requests until the task is dropped.
+pub(crate) async fn serve(listener: TcpListener, board: Board) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let board = board.clone();
+                tokio::spawn(async move {
+                    // A client that stalls is dropped; nothing to report to it.
+                    let _ = tokio::time::timeout(CLIENT_TIMEOUT, exchange(stream, &board)).await;
+                });
+            }
+            Err(e) => {
+                // E.g. out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %e, "status endpoint: accept failed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+async fn exchange(stream: TcpStream, board: &Board) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    // Read the whole head before answering: closing a socket with unread bytes makes the
+    // kernel send a reset, which can destroy the answer before the client has read it.
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
+        stream.readable().await?;
+        match stream.try_read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let answer = respond(&head, board);
+    let mut rest = answer.as_bytes();
+    while !rest.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The whole HTTP answer to a request head.
+fn respond(head: &[u8], board: &Board) -> String {
+    let complete = head.windows(4).any(|w| w == b"\r\n\r\n");
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.trim_end().split(' ');
+    let (method, target, version) = (parts.next(), parts.next(), parts.next());
+    let path = target.map(|t| t.split_once('?').map_or(t, |(p, _)| p));
+    match (method, path, version) {
+        _ if !complete && head.len() >= MAX_HEAD => {
+            http(431, "Request Header Fields Too Large", &error("request head too large"))
+        }
+        (Some(_), Some(_), Some(v)) if complete && v.starts_with("HTTP/1.") => match (method, path)
+        {
+            (Some("GET"), Some("/v1/status")) => http(200, "OK", &board.json()),
+            (_, Some("/v1/status")) => http(405, "Method Not Allowed", &error("use GET")),
+            _ => http(404, "Not Found", &error("only GET /v1/status is served here")),
+        },
+        _ => http(400, "Bad Request", &error("not an HTTP/1.x request")),
+    }
+}
+
+fn error(message: &str) -> String {
+    serde_json::json!({ "error": message }).to_string()
+}
+
+fn http(code: u16, reason: &str, body: &str) -> String {
+    let allow = if code == 405 { "Allow: GET\r\n" } else { "" };
+    format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\n{allow}Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hw::ReadError;
+
+    fn body(answer: &str) -> serde_json::Value {
+        let (_, body) = answer.split_once("\r\n\r\n").unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_default()
+    }
+
+    #[test]
+    fn answers_status_and_refuses_the_rest() {
+        let board = Board::new("pi-1", "w1");
+        let ok = respond(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n", &board);
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        assert!(ok.contains("Content-Type: application/json\r\n"), "{ok}");
+        let json = body(&ok);
+        assert_eq!(json["status"], "ok");
+        assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            (json["host_id"].as_str(), json["hardware"].as_str()),
+            (Some("pi-1"), Some("w1"))
+        );
+        assert_eq!(json["engine"], serde_json::Value::Null);
+        assert_eq!(json["last_read"], serde_json::Value::Null);
+        assert_eq!((json["sensors"].as_u64(), json["queue_depth"].as_u64()), (Some(0), Some(0)));
+        let (head, json_text) = ok.split_once("\r\n\r\n").unwrap_or_default();
+        assert!(head.contains(&format!("Content-Length: {}", json_text.len())), "{ok}");
+
+        // A query string is ignored; HTTP/1.0 clients are answered too.
+        assert!(respond(b"GET /v1/status?x=1 HTTP/1.0\r\n\r\n", &board).contains(" 200 OK"));
+        let post = respond(b"POST /v1/status HTTP/1.1\r\n\r\n", &board);
+        assert!(post.starts_with("HTTP/1.1 405 ") && post.contains("Allow: GET\r\n"), "{post}");
+        assert!(respond(b"GET / HTTP/1.1\r\n\r\n", &board).starts_with("HTTP/1.1 404 "));
+        assert!(respond(b"GET /v1/status/x HTTP/1.1\r\n\r\n", &board).starts_with("HTTP/1.1 404 "));
+        for bad in
+            [&b"hello\r\n\r\n"[..], b"GET /v1/status\r\n\r\n", b"GET /v1/status HTTP/1.1\r\n", b""]
+        {
+            assert!(respond(bad, &board).starts_with("HTTP/1.1 400 "), "{bad:?}");
+        }
+        let huge = [b'a'; MAX_HEAD];
+        assert!(respond(&huge, &board).starts_with("HTTP/1.1 431 "));
+    }
+
+    #[test]
+    fn shows_the_loops_progress() {
+        let board = Board::new("pi-1", "w1");
+        let at = Timestamp::now();
+        let reading = |id: &str, value| RawReading { id: id.into(), kind: "DS18B20".into(), value };
+        board.read_done(at, &[reading("28-1", Ok(21.5)), reading("28-2", Err(ReadError::Crc))]);
+        board.engine(Some("http://10.0.0.2:8080"));
+        board.queue_depth(3);
+        let json = body(&respond(b"GET /v1/status HTTP/1.1\r\n\r\n", &board));
+        assert_eq!(json["engine"], "http://10.0.0.2:8080");
+        assert_eq!(json["last_read"], serde_json::json!(at));
+        assert_eq!(
+            (
+                json["sensors"].as_u64(),
+                json["sensors_failed"].as_u64(),
+                json["queue_depth"].as_u64()
+            ),
+            (Some(2), Some(1), Some(3))
+        );
+        board.engine(None);
+        assert_eq!(body(&board_answer(&board))["engine"], serde_json::Value::Null);
+    }
+
+    fn board_answer(board: &Board) -> String {
+        respond(b"GET /v1/status HTTP/1.1\r\n\r\n", board)
+    }
+}
