@@ -107,19 +107,8 @@ pub(crate) fn dist() -> anyhow::Result<()> {
         )?;
         built.push(format!("{} (host)", s.package));
     }
-    for (triple, arch) in CROSS {
-        for s in SERVICES {
-            let binary = target_dir().join(triple).join(PROFILE).join(s.package);
-            if !binary.is_file() {
-                skipped.push(format!("{} {arch}: no {}", s.package, binary.display()));
-                continue;
-            }
-            run(
-                &format!("package {} ({arch})", s.package),
-                &mut cargo_deb(s.package, Some(triple), PROFILE, &out, false),
-            )?;
-            built.push(format!("{} {arch}", s.package));
-        }
+    for (s, arch, deb) in package_cross(&out, &mut skipped)? {
+        built.push(format!("{} {arch} ({})", s.package, deb.display()));
     }
     eprintln!("xtask: packages in {}:", out.display());
     let mut debs: Vec<_> = std::fs::read_dir(&out)?
@@ -135,6 +124,84 @@ pub(crate) fn dist() -> anyhow::Result<()> {
         eprintln!("xtask: skipped {s} (cross-build it first, see README)");
     }
     eprintln!("xtask: built {} packages, skipped {}", built.len(), skipped.len());
+    Ok(())
+}
+
+/// Package every cross-built binary present (`--no-build`), noting the absent ones in
+/// `skipped`; returns (service, Debian architecture, .deb) per package.
+fn package_cross(
+    out: &Path,
+    skipped: &mut Vec<String>,
+) -> anyhow::Result<Vec<(&'static Service, &'static str, PathBuf)>> {
+    let mut built = Vec::new();
+    for (triple, arch) in CROSS {
+        for s in &SERVICES {
+            let binary = target_dir().join(triple).join(PROFILE).join(s.package);
+            if !binary.is_file() {
+                skipped.push(format!("{} {arch}: no {}", s.package, binary.display()));
+                continue;
+            }
+            let dir = out.join(arch);
+            std::fs::create_dir_all(&dir)?;
+            run(
+                &format!("package {} ({arch})", s.package),
+                &mut cargo_deb(s.package, Some(triple), PROFILE, &dir, false),
+            )?;
+            let deb = std::fs::read_dir(&dir)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| {
+                    p.file_name().is_some_and(|n| {
+                        let n = n.to_string_lossy();
+                        n.starts_with(&format!("{}_", s.package))
+                            && n.ends_with(&format!("_{arch}.deb"))
+                    })
+                })
+                .ok_or_else(|| anyhow::anyhow!("cargo deb made no {arch} .deb of {}", s.package))?;
+            built.push((s, arch, deb));
+        }
+    }
+    Ok(built)
+}
+
+/// After the cross build (CI): package the ARM binaries and inspect each package with
+/// `dpkg-deb`: its architecture, the binary, the unit, and the config as a conffile.
+pub(crate) fn cross_packages() -> anyhow::Result<()> {
+    ensure_cargo_deb()?;
+    let out = target_dir().join("debian");
+    let mut skipped = Vec::new();
+    let built = package_cross(&out, &mut skipped)?;
+    anyhow::ensure!(skipped.is_empty(), "cross binaries missing: {skipped:?}");
+    for (s, arch, deb) in &built {
+        let field = |name: &str| -> anyhow::Result<String> {
+            let o = Command::new("dpkg-deb").arg("--field").arg(deb).arg(name).output()?;
+            anyhow::ensure!(o.status.success(), "dpkg-deb --field {}", deb.display());
+            Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        };
+        anyhow::ensure!(field("Architecture")? == *arch, "{}: not {arch}", deb.display());
+        let o = Command::new("dpkg-deb").arg("--contents").arg(deb).output()?;
+        let contents = String::from_utf8_lossy(&o.stdout);
+        for path in [
+            format!("./usr/bin/{}", s.package),
+            format!("./usr/lib/systemd/system/{}.service", s.package),
+            format!("./etc/hearth/{}.toml", s.config),
+        ] {
+            anyhow::ensure!(contents.contains(&path), "{}: no {path}", deb.display());
+        }
+        let o = Command::new("dpkg-deb").arg("--info").arg(deb).arg("conffiles").output()?;
+        let conffiles = String::from_utf8_lossy(&o.stdout);
+        let conf = format!("/etc/hearth/{}.toml", s.config);
+        anyhow::ensure!(
+            conffiles.lines().any(|l| l.trim() == conf),
+            "{}: {conf} is not a conffile (dpkg would overwrite a user's edits)",
+            deb.display()
+        );
+        let size = std::fs::metadata(deb)?.len();
+        eprintln!(
+            "xtask: {} {arch}: {:.2} MiB, binary, unit and conffile in place",
+            deb.display(),
+            size as f64 / (1024.0 * 1024.0)
+        );
+    }
     Ok(())
 }
 

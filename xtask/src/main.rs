@@ -166,6 +166,8 @@ fn test(args: &[String]) -> anyhow::Result<()> {
         );
     } else {
         cross::cross()?;
+        // The armhf and arm64 packages of what the cross build just made, inspected.
+        deploy::cross_packages()?;
     }
     eprintln!("xtask: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
