@@ -118,11 +118,20 @@ pub async fn run(
                 config.queue_dir.display()
             )
         })?;
+    // Bound at start, before discovery: a taken port is a configuration error, with the fix.
+    let status_listener = match config.status_listen {
+        Some(addr) => Some(status::bind(addr).await?),
+        None => None,
+    };
     let locator = match &config.engine {
         Some(url) => Locator::fixed(url),
         None => Locator::browse(Some(key.site_id.clone()))
             .context("cannot start mDNS discovery of the engine (--engine URL skips it)")?,
     };
+
+    let status = status::Board::new(&host_id, source.name());
+    let status_server =
+        status_listener.map(|listener| tokio::spawn(status::serve(listener, status.clone())));
 
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -136,16 +145,6 @@ pub async fn run(
         queued = queue.len(),
         "hearth-sensor-agent starting"
     );
-
-    let status = status::Board::new(&host_id, source.name());
-    // Bound before the loop starts: a taken port stops the agent at start, with the fix.
-    let status_server = match config.status_listen {
-        Some(addr) => {
-            let listener = status::bind(addr).await?;
-            Some(tokio::spawn(status::serve(listener, status.clone())))
-        }
-        None => None,
-    };
 
     let named = config.named_sensors();
     let aliases: BTreeMap<String, String> =
