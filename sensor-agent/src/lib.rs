@@ -119,7 +119,7 @@ pub async fn run(
             )
         })?;
     // Bound at start, before discovery: a taken port is a configuration error, with the fix.
-    let status_listener = match config.status_listen {
+    let status_listener = match &config.status_listen {
         Some(addr) => Some(status::bind(addr).await?),
         None => None,
     };
@@ -130,8 +130,6 @@ pub async fn run(
     };
 
     let status = status::Board::new(&host_id, source.name());
-    let status_server =
-        status_listener.map(|listener| tokio::spawn(status::serve(listener, status.clone())));
 
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -157,10 +155,13 @@ pub async fn run(
         replay_batch: config.queue_replay_batch,
         status,
     };
-    let result = reporter.run(source, &locator, &mut queue, shutdown).await;
-    if let Some(server) = status_server {
-        server.abort();
-    }
+    // The status endpoint runs beside the loop in the same task (not spawned: a task of its own
+    // costs ~10 KB of ARMv6 code) and ends with it.
+    let status_server = status::serve(status_listener, reporter.status.clone());
+    let result = tokio::select! {
+        result = reporter.run(source, &locator, &mut queue, shutdown) => result,
+        never = status_server => match never {},
+    };
     locator.shutdown();
     result
 }
