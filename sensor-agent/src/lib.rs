@@ -156,7 +156,7 @@ pub async fn run(
         status,
     };
     // The status endpoint runs beside the loop in the same task (not spawned: a task of its own
-    // costs ~10 KB of ARMv6 code) and ends with it.
+    // costs ~3 KB of ARMv6 code) and ends with it.
     let status_server = status::serve(status_listener, reporter.status.clone());
     let result = tokio::select! {
         result = reporter.run(source, &locator, &mut queue, shutdown) => result,
