@@ -101,8 +101,10 @@ version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]; 
 do_install() {
   local t0; t0=$(now)
   # rustc-web, cargo-web and rust-web-src are installed together so apt picks one version.
+  # No binutils: the x86_64 `strip` cannot read ARM binaries; the release-small profile strips
+  # at link time, and `file` checks the result.
   apt_install rustc-web cargo-web rust-web-src qemu-user-static python3-venv curl \
-    ca-certificates binutils file
+    ca-certificates file
   local vr vc vs
   vr=$(dpkg-query -W -f='${Version}' rustc-web)
   vc=$(dpkg-query -W -f='${Version}' cargo-web)
@@ -185,7 +187,7 @@ do_build() {
       [ -x "$src" ] || die "cargo reported success but $src is missing"
       # The profile strips at link time; check, since a lost strip triples the size.
       if file -b "$src" | grep -q 'not stripped'; then die "$src is not stripped"; fi
-      file -b "$src" | grep -q 'statically linked' || die "$src is not statically linked: $(file -b "$src")"
+      file -b "$src" | grep -Eq 'statically linked|static-pie linked' || die "$src is not statically linked: $(file -b "$src")"
       dst=$REPO/target/$t/$PROFILE/$b
       mkdir -p "$(dirname "$dst")"
       cp -f "$src" "$dst"

@@ -127,7 +127,8 @@ pub struct Config {
     /// this address, e.g. `127.0.0.1:8082`; port 0 picks a free one (logged). Off by default:
     /// the agent needs no open port to work.
     #[arg(long, env = "HEARTH_SENSOR_STATUS_LISTEN", value_name = "ADDR")]
-    pub status_listen: Option<std::net::SocketAddr>,
+    // A string, parsed at start: serde's and clap's `SocketAddr` support cost ~4 KB on ARMv6.
+    pub status_listen: Option<String>,
 
     /// The world file the simulated relay agent writes (simulated backend). Default:
     /// `hearth-sim-world.json` in the temporary directory.

@@ -118,11 +118,18 @@ pub async fn run(
                 config.queue_dir.display()
             )
         })?;
+    // Bound at start, before discovery: a taken port is a configuration error, with the fix.
+    let status_listener = match &config.status_listen {
+        Some(addr) => Some(status::bind(addr).await?),
+        None => None,
+    };
     let locator = match &config.engine {
         Some(url) => Locator::fixed(url),
         None => Locator::browse(Some(key.site_id.clone()))
             .context("cannot start mDNS discovery of the engine (--engine URL skips it)")?,
     };
+
+    let status = status::Board::new(&host_id, source.name());
 
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -136,16 +143,6 @@ pub async fn run(
         queued = queue.len(),
         "hearth-sensor-agent starting"
     );
-
-    let status = status::Board::new(&host_id, source.name());
-    // Bound before the loop starts: a taken port stops the agent at start, with the fix.
-    let status_server = match config.status_listen {
-        Some(addr) => {
-            let listener = status::bind(addr).await?;
-            Some(tokio::spawn(status::serve(listener, status.clone())))
-        }
-        None => None,
-    };
 
     let named = config.named_sensors();
     let aliases: BTreeMap<String, String> =
@@ -162,11 +159,14 @@ pub async fn run(
     // starts now; it feeds the watchdog (report.rs). An engine that cannot be reached is not a
     // reason to hold back readiness: readings queue until it answers.
     hearth_common::systemd::ready();
-    let result = reporter.run(source, &locator, &mut queue, shutdown).await;
+    // The status endpoint runs beside the loop in the same task (not spawned: a task of its own
+    // costs ~3 KB of ARMv6 code) and ends with it.
+    let status_server = status::serve(status_listener, reporter.status.clone());
+    let result = tokio::select! {
+        result = reporter.run(source, &locator, &mut queue, shutdown) => result,
+        never = status_server => match never {},
+    };
     hearth_common::systemd::stopping();
-    if let Some(server) = status_server {
-        server.abort();
-    }
     locator.shutdown();
     result
 }

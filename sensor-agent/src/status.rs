@@ -2,18 +2,18 @@
 //! answers what the agent is doing, so every Hearth binary can be probed the same way (the qemu
 //! smoke tests of the cross builds, a monitoring check on the Pi).
 //!
-//! Hand-written HTTP/1.1 on a tokio `TcpListener`, one request per connection: the agent has
-//! no other server, and a server crate (hyper's server side, axum) would add hundreds of KB to
-//! a Pi Zero binary for one GET. It reads at most one request head, answers, and closes; it
-//! never reads a body and never keeps a connection open, so a slow or hostile client costs one
-//! small task for at most [`CLIENT_TIMEOUT`].
+//! Hand-written HTTP/1.1 on a tokio `TcpListener`, one request per connection, one connection at
+//! a time: the agent has no other server, and a server crate (hyper's server side, axum) would
+//! add hundreds of KB to a Pi Zero binary for one GET. It reads at most one request head,
+//! answers, and closes; it never reads a body or keeps a connection open, so a slow or hostile
+//! client holds the endpoint (never the report loop) for at most [`CLIENT_TIMEOUT`]. The JSON is
+//! formatted by hand too: derived `Serialize` code for one struct cost ~7 KB on ARMv6.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hearth_proto::Timestamp;
-use serde::Serialize;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::hw::RawReading;
@@ -21,10 +21,10 @@ use crate::hw::RawReading;
 /// The most a request head may take; a longer one is answered 431 and closed.
 const MAX_HEAD: usize = 8 * 1024;
 /// How long one client may take to send its request and read the answer.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the report loop last did, shared with the status endpoint.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Progress {
     /// The engine URL in use; `None` while none is known (mDNS discovery still looking).
     engine: Option<String>,
@@ -77,29 +77,37 @@ impl Board {
 
     /// The JSON answer of `GET /v1/status`.
     fn json(&self) -> String {
-        #[derive(Serialize)]
-        struct Status<'a> {
-            status: &'static str,
-            version: &'static str,
-            host_id: &'a str,
-            hardware: &'static str,
-            #[serde(flatten)]
-            progress: Progress,
-        }
-        let progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let status = Status {
-            status: "ok",
-            version: env!("CARGO_PKG_VERSION"),
-            host_id: &self.host_id,
-            hardware: self.hardware,
-            progress,
-        };
-        serde_json::to_string(&status).unwrap_or_else(|_| "{\"status\":\"ok\"}".to_owned())
+        let p = self.progress.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let null = || "null".to_owned();
+        format!(
+            "{{\"status\":\"ok\",\"version\":\"{}\",\"host_id\":{},\"hardware\":\"{}\",\
+             \"engine\":{},\"last_read\":{},\"sensors\":{},\"sensors_failed\":{},\
+             \"queue_depth\":{}}}",
+            env!("CARGO_PKG_VERSION"),
+            quote(&self.host_id),
+            self.hardware,
+            p.engine.as_deref().map_or_else(null, quote),
+            // RFC 3339, as serde writes a Timestamp everywhere else.
+            p.last_read.map_or_else(null, |t| format!("\"{t}\"")),
+            p.sensors,
+            p.sensors_failed,
+            p.queue_depth,
+        )
     }
 }
 
+/// A JSON string literal (the URL comes from configuration or mDNS: escape it).
+fn quote(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "null".to_owned())
+}
+
 /// Bind the status listener (at start, so a taken port is a start-up error) and log where.
-pub(crate) async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+pub(crate) async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    let addr: SocketAddr = addr.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--status-listen must be an IP address and port such as 0.0.0.0:8082, got {addr:?}"
+        )
+    })?;
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot listen on {addr} for the status endpoint: {e} (choose another \
@@ -111,16 +119,17 @@ pub(crate) async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     Ok(listener)
 }
 
-/// Answer status requests until the task is dropped.
-pub(crate) async fn serve(listener: TcpListener, board: Board) {
+/// Answer status requests forever; without a listener (the default), wait forever.
+pub(crate) async fn serve(listener: Option<TcpListener>, board: Board) -> std::convert::Infallible {
+    let Some(listener) = listener else {
+        return std::future::pending().await;
+    };
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let board = board.clone();
-                tokio::spawn(async move {
-                    // A client that stalls is dropped; nothing to report to it.
-                    let _ = tokio::time::timeout(CLIENT_TIMEOUT, exchange(stream, &board)).await;
-                });
+                // A client that stalls is dropped; nothing to report to it. Serially: a
+                // monitoring probe needs no concurrency, and no flood can pile up tasks.
+                let _ = tokio::time::timeout(CLIENT_TIMEOUT, exchange(stream, &board)).await;
             }
             Err(e) => {
                 // E.g. out of file descriptors: back off instead of spinning.
@@ -180,8 +189,8 @@ fn respond(head: &[u8], board: &Board) -> String {
     }
 }
 
-fn error(message: &str) -> String {
-    serde_json::json!({ "error": message }).to_string()
+fn error(message: &'static str) -> String {
+    format!("{{\"error\":\"{message}\"}}")
 }
 
 fn http(code: u16, reason: &str, body: &str) -> String {
