@@ -74,12 +74,18 @@ pub(crate) struct Equipment {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Running {
     pub(crate) on: bool,
-    /// When it last switched (on: started; off: stopped); None = unknown → no hold.
+    /// When it last switched (on: started; off: stopped, or its relay agent restarted); None =
+    /// unknown → no hold. The minimum on/off times count from this.
     pub(crate) since: Option<Timestamp>,
+    /// When it last stopped after really running (from the recorded runs); None: not lately.
+    /// The changeover delay counts from this, not from `since`: a relay agent that restarted
+    /// reports every output "off since now", and a cooling output that never ran must not
+    /// hold the heat for the changeover delay.
+    pub(crate) ran_until: Option<Timestamp>,
 }
 
 impl Running {
-    pub(crate) const OFF_UNKNOWN: Running = Running { on: false, since: None };
+    pub(crate) const OFF_UNKNOWN: Running = Running { on: false, since: None, ran_until: None };
 }
 
 /// Decide from `inputs` alone.

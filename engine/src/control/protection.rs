@@ -79,7 +79,7 @@ pub(crate) fn protect(s: &ControlSettings, now: Timestamp, eq: Equipment, p: &Pr
                 ReasonCode::Changeover,
                 format!("{} held off: changeover, {} still running", name(me), name(other)),
             );
-        } else if let Some(left) = left(now, relays[1 - i].since, s.changeover_s) {
+        } else if let Some(left) = left(now, relays[1 - i].ran_until, s.changeover_s) {
             want[i] = false;
             note(
                 ReasonCode::Changeover,

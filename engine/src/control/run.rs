@@ -159,13 +159,40 @@ impl Controller {
         }
     }
 
-    /// One pass: derive the inputs, decide, publish and record. `None` when the store failed.
+    /// What the relays report, with when each system last really ran from the recorded runs
+    /// (the changeover delay counts from that; it is at most 2 h).
+    async fn equipment(
+        &self,
+        relays: &[RelayRow],
+        now: Timestamp,
+    ) -> Result<Equipment, sqlx::Error> {
+        let mut eq = equipment(relays);
+        let from = now.checked_sub(SignedDuration::from_hours(2)).unwrap_or(Timestamp::MIN);
+        let runs = self.store.runs(from, now).await?;
+        for (system, running) in [(System::Heat, &mut eq.heat), (System::Cool, &mut eq.cool)] {
+            if running.on {
+                continue;
+            }
+            let mine = || runs.iter().filter(|r| r.system == system);
+            running.ran_until = if mine().any(|r| r.end.is_none()) {
+                // Its relays report off but the run is not closed yet (this pass closes it):
+                // it stopped when the relays say.
+                running.since.or(Some(now))
+            } else {
+                mine().filter_map(|r| r.end).max()
+            };
+        }
+        Ok(eq)
+    }
+
+    /// One pass: derive the inputs, decide. Fails only when the store does.
     async fn decide(
         &self,
         relays: &[RelayRow],
         learned: &Learned,
     ) -> Result<Decision, sqlx::Error> {
         let now = Timestamp::now();
+        let equipment = self.equipment(relays, now).await?;
         let sensors = self.sensors().await?;
         let until = now.checked_add(LOOKAHEAD).unwrap_or(Timestamp::MAX);
         let segments = self.schedules.snapshot().segments(now, until);
@@ -176,7 +203,7 @@ impl Controller {
             segments: &segments,
             sensors: &sensors,
             stale_after: self.config.stale_after,
-            equipment: equipment(relays),
+            equipment,
             learned,
         }))
     }
@@ -508,5 +535,5 @@ fn running(relays: &[RelayRow], function: RelayFunction) -> Running {
     } else {
         outputs.iter().map(switched).max().flatten()
     };
-    Running { on, since }
+    Running { on, since, ran_until: None }
 }

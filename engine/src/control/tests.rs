@@ -64,12 +64,14 @@ impl Case {
     }
 
     fn heat(mut self, on: bool, since_s_ago: i64) -> Self {
-        self.equipment.heat = Running { on, since: Some(at(-since_s_ago)) };
+        let since = Some(at(-since_s_ago));
+        self.equipment.heat = Running { on, since, ran_until: since.filter(|_| !on) };
         self
     }
 
     fn cool(mut self, on: bool, since_s_ago: i64) -> Self {
-        self.equipment.cool = Running { on, since: Some(at(-since_s_ago)) };
+        let since = Some(at(-since_s_ago));
+        self.equipment.cool = Running { on, since, ran_until: since.filter(|_| !on) };
         self
     }
 

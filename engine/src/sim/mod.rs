@@ -231,7 +231,8 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
                 learned: &learned,
             });
             if decision.heat != equipment.heat.on {
-                equipment.heat = Running { on: decision.heat, since: Some(t) };
+                let ran_until = (!decision.heat).then_some(t);
+                equipment.heat = Running { on: decision.heat, since: Some(t), ran_until };
                 switches.push((t, decision.heat));
                 if decision.heat {
                     runs.push(Run {

@@ -15,12 +15,11 @@ type Outputs = Arc<Mutex<BTreeMap<String, (String, tokio::time::Instant)>>>;
 /// or to blip), and every command it got as "id state".
 async fn relay_agent() -> R<(String, Outputs, tokio::sync::mpsc::UnboundedReceiver<String>)> {
     use axum::extract::{Path, State};
-    // Heat off since the agent started; cooling last ran an hour ago (no changeover hold).
+    // Both off since the agent started, as a real agent reports after a restart.
     let now = tokio::time::Instant::now();
-    let hour_ago = now.checked_sub(Duration::from_secs(3600)).unwrap_or(now);
     let outputs: Outputs = Arc::new(Mutex::new(BTreeMap::from([
         ("heat".to_owned(), ("off".to_owned(), now)),
-        ("cool".to_owned(), ("off".to_owned(), hour_ago)),
+        ("cool".to_owned(), ("off".to_owned(), now)),
     ])));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let app = Router::new()
@@ -213,6 +212,8 @@ async fn min_off_time_holds_across_a_relay_blip() -> R {
         Some(&register_body(&url, &outputs)),
     )
     .await?;
+    // The cooling output is "off since the agent started" too, but cooling never ran: no
+    // heat↔cool changeover delay holds the heat (it counts from the last real run).
     decision_where(&f, "heat on", |d| d["heat"] == true && d["reason_code"] == "heat_below_band")
         .await?;
     loop {
