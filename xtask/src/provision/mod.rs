@@ -389,7 +389,8 @@ fn builtin_unit(agent: Agent) -> String {
          StateDirectory=hearth-{stem}\n\
          # /dev/gpiomem and the GPIO character devices belong to group gpio on Raspberry Pi OS.\n\
          SupplementaryGroups=gpio\n\
-         NoNewPrivileges=yes\n\n\
+         NoNewPrivileges=yes\n\
+         EnvironmentFile=-/etc/hearth/{stem}.env\n\n\
          [Install]\n\
          WantedBy=multi-user.target\n"
     )
@@ -507,8 +508,8 @@ pub(crate) fn provision(args: &Args) -> anyhow::Result<Report> {
     }
     config = firstboot::toml_set(&config, "host_id", &inputs.host_id);
     config = format!(
-        "# Provisioned by `cargo xtask provision`. The device key is in /etc/hearth/{stem}.key\n\
-         # ({}_DEVICE_KEY, loaded by the unit's drop-in hearth-provision.conf), not here.\n{config}",
+        "# Provisioned by `cargo xtask provision`. The device key is in /etc/hearth/{stem}.env\n\
+         # ({}_DEVICE_KEY, root-only, loaded by the unit), not here.\n{config}",
         agent.env()
     );
     let parsed: toml::Table =
@@ -554,23 +555,32 @@ pub(crate) fn provision(args: &Args) -> anyhow::Result<Report> {
         config_dest.starts_with("/etc/") && !config_dest.contains(".."),
         "the unit's --config {config_dest} is not under /etc"
     );
-    let key_dest = format!("/etc/hearth/{stem}.key");
-    let mut dropin = format!(
-        "# Written by `cargo xtask provision`: the device key, kept out of the world-readable\n\
-         # config (read by systemd, as root, before the service starts).\n\
-         [Service]\nEnvironmentFile={key_dest}\n"
-    );
+    // Where the project's units (and the Debian packages) read the device key from: an
+    // environment file, root-only, outside the world-readable config.
+    let key_dest = format!("/etc/hearth/{stem}.env");
+    let loads_key = unit_text.lines().any(|l| {
+        let l = l.trim();
+        l == format!("EnvironmentFile=-{key_dest}") || l == format!("EnvironmentFile={key_dest}")
+    });
+    // A unit of the user's own (`--unit`) may not load the key or name the config: a drop-in
+    // completes it.
+    let mut dropin = String::new();
+    if !loads_key {
+        dropin += &format!("EnvironmentFile={key_dest}\n");
+    }
     if unit_config.is_none() {
         dropin += &format!("Environment={}_CONFIG={config_dest}\n", agent.env());
     }
+    let dropin = (!dropin.is_empty()).then(|| {
+        format!(
+            "# Written by `cargo xtask provision`: what the unit lacks to find its device key\n\
+             # and config.\n[Service]\n{dropin}"
+        )
+    });
 
     let scratch = tempfile::tempdir()?;
     let unit_name = agent.unit();
-    let mut ops = vec![
-        Op::Mkdir("/usr/local/bin".into()),
-        Op::Mkdir("/etc/hearth".into()),
-        Op::Mkdir(format!("/etc/systemd/system/{unit_name}.d")),
-    ];
+    let mut ops = vec![Op::Mkdir("/usr/local/bin".into()), Op::Mkdir("/etc/hearth".into())];
     if let Some(parent) = Path::new(&config_dest).parent() {
         ops.push(Op::Mkdir(parent.display().to_string()));
     }
@@ -583,12 +593,15 @@ pub(crate) fn provision(args: &Args) -> anyhow::Result<Report> {
             bytes: unit_text.into_bytes(),
             mode: 0o644,
         },
-        Op::File {
+    ]);
+    if let Some(dropin) = dropin {
+        ops.push(Op::Mkdir(format!("/etc/systemd/system/{unit_name}.d")));
+        ops.push(Op::File {
             path: format!("/etc/systemd/system/{unit_name}.d/hearth-provision.conf"),
             bytes: dropin.into_bytes(),
             mode: 0o644,
-        },
-    ]);
+        });
+    }
     if let Some(conf) = sysusers {
         ops.push(Op::Mkdir("/etc/sysusers.d".into()));
         ops.push(Op::File {

@@ -251,10 +251,10 @@ fn cloud_init_image_gets_sensor_agent_and_first_boot_files() -> anyhow::Result<(
         Some(std::fs::read(f.dir.join("agent"))?)
     );
 
-    let key = root.stat("/etc/hearth/sensor-agent.key")?.context("key missing")?;
+    let key = root.stat("/etc/hearth/sensor-agent.env")?.context("key missing")?;
     assert_eq!((key.mode, key.uid, key.gid), (0o600, 0, 0));
     assert_eq!(
-        text(root.read("/etc/hearth/sensor-agent.key")?),
+        text(root.read("/etc/hearth/sensor-agent.env")?),
         format!("HEARTH_SENSOR_DEVICE_KEY={KEY}\n")
     );
 
@@ -279,9 +279,12 @@ fn cloud_init_image_gets_sensor_agent_and_first_boot_files() -> anyhow::Result<(
         .context("not enabled")?;
     assert_eq!(link.kind, "symlink");
     assert_eq!(link.target.as_deref(), Some("/etc/systemd/system/hearth-sensor-agent.service"));
+    // The unit loads the key file itself, so no drop-in is needed for it.
+    let unit = text(root.read("/etc/systemd/system/hearth-sensor-agent.service")?);
+    assert!(unit.contains("EnvironmentFile=-/etc/hearth/sensor-agent.env"), "{unit}");
     let dropin =
-        text(root.read("/etc/systemd/system/hearth-sensor-agent.service.d/hearth-provision.conf")?);
-    assert!(dropin.contains("EnvironmentFile=/etc/hearth/sensor-agent.key"), "{dropin}");
+        root.read("/etc/systemd/system/hearth-sensor-agent.service.d/hearth-provision.conf")?;
+    assert!(dropin.is_none(), "a drop-in the unit does not need");
 
     let boot = &media.boot;
     let config_txt = text(boot.read("config.txt")?);
@@ -342,10 +345,10 @@ fn legacy_image_gets_relay_agent_and_first_boot_files() -> anyhow::Result<()> {
         root.read("/usr/local/bin/hearth-relay-agent")?,
         Some(std::fs::read(f.dir.join("agent"))?)
     );
-    let key = root.stat("/etc/hearth/relay-agent.key")?.context("key missing")?;
+    let key = root.stat("/etc/hearth/relay-agent.env")?.context("key missing")?;
     assert_eq!((key.mode, key.uid), (0o600, 0));
     assert!(
-        text(root.read("/etc/hearth/relay-agent.key")?).starts_with("HEARTH_RELAY_DEVICE_KEY=")
+        text(root.read("/etc/hearth/relay-agent.env")?).starts_with("HEARTH_RELAY_DEVICE_KEY=")
     );
     let conf: toml::Table = toml::from_str(&text(root.read("/etc/hearth/relay-agent.toml")?))?;
     assert_eq!(config_str(&conf, "host_id").as_deref(), Some("relay-furnace"));
