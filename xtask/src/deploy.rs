@@ -136,6 +136,11 @@ fn package_cross(
     let mut built = Vec::new();
     for (triple, arch) in CROSS {
         for s in &SERVICES {
+            // The engine is cross-built for aarch64 only (Pi Zeros run agents; a board that
+            // hosts the engine is a 64-bit one), so there is no armhf engine package.
+            if s.package == "hearth-engine" && arch != "arm64" {
+                continue;
+            }
             let binary = target_dir().join(triple).join(PROFILE).join(s.package);
             if !binary.is_file() {
                 skipped.push(format!("{} {arch}: no {}", s.package, binary.display()));
