@@ -101,3 +101,15 @@ pub(crate) struct Body<T>(pub(crate) T);
 #[derive(Debug, axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub(crate) struct Query<T>(pub(crate) T);
+
+/// The body as JSON, or a 400 `malformed_json`. Handlers that validate field by field parse
+/// untyped first, so each field's mistake gets its own message.
+pub(super) fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::MalformedJson,
+            format!("body is not valid JSON: {e}"),
+        )
+    })
+}

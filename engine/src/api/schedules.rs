@@ -12,29 +12,19 @@ use hearth_proto::schedules::{
     DefaultTarget, Hold, NewOverride, NewRule, Override, OverridesEnded, Rule, SensorWeight,
     Timeline, TimelineQuery, Weekday, When,
 };
-use hearth_proto::{ErrorBody, ErrorCode, Timestamp};
+use hearth_proto::{ErrorBody, Timestamp};
 use jiff::SignedDuration;
 use serde_json::{Map, Value};
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, Query};
+use super::error::{ApiError, Query, parse_json};
 use crate::schedule::{check_default, check_override, check_rule};
 
 type Obj = Map<String, Value>;
 
 /// Longest timeline, hours.
 const MAX_TIMELINE_HOURS: u32 = 336;
-
-fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::MalformedJson,
-            format!("body is not valid JSON: {e}"),
-        )
-    })
-}
 
 fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Obj, ApiError> {
     v.as_object().ok_or_else(|| {

@@ -11,12 +11,12 @@ use hearth_proto::sensors::{
     MAX_BACKLOG_UPDATES, Reading, SensorBacklog, SensorBacklogAck, SensorInfo, SensorReport,
     SensorUpdate, SensorUpdateAck,
 };
-use hearth_proto::{ErrorBody, ErrorCode, Timestamp};
+use hearth_proto::{ErrorBody, Timestamp};
 use serde_json::Value;
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::ApiError;
+use super::error::{ApiError, parse_json};
 use crate::store::{NewReading, NewReport, from_millis, millis};
 
 /// Longest sensor id accepted (1-Wire ids are 15 characters; leave room for others).
@@ -27,18 +27,6 @@ const MAX_TEXT_LEN: usize = 256;
 const MAX_FUTURE: jiff::SignedDuration = jiff::SignedDuration::from_secs(600);
 /// Most readings one backlog request may carry (all updates together).
 const MAX_BACKLOG_READINGS: usize = 20_000;
-
-/// The body as JSON, or a 400 `malformed_json`. Parsed untyped first, so each field's mistake
-/// gets its own message from the validators.
-fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::MalformedJson,
-            format!("body is not valid JSON: {e}"),
-        )
-    })
-}
 
 /// Report readings. The body is validated field by field so each mistake gets its own message
 /// (`host_id field is missing`), as the seed contract promises; nothing is stored unless the

@@ -17,6 +17,7 @@ use hearth_proto::Timestamp;
 use hearth_proto::client::{ClientError, RelayAgentClient};
 use hearth_proto::control::{ControlSettings, Decision, System};
 use hearth_proto::events::Event;
+use hearth_proto::history::Run;
 use hearth_proto::relays::{RelayCommand, RelayFunction, RelayState};
 use jiff::SignedDuration;
 use tokio::sync::{Notify, watch};
@@ -37,6 +38,9 @@ const LOOKAHEAD: SignedDuration = SignedDuration::from_hours(26);
 
 /// Runs of the last this-long teach the predictive algorithm the house's heating rate.
 const LEARN_WINDOW: SignedDuration = SignedDuration::from_hours(14 * 24);
+
+/// The changeover delay is at most 2 h (`check_settings`): older runs cannot hold anything.
+const CHANGEOVER_WINDOW: SignedDuration = SignedDuration::from_hours(2);
 
 /// Re-learn at least this often even without a run ending (old runs age out).
 const RELEARN_EVERY: Duration = Duration::from_secs(3600);
@@ -86,15 +90,17 @@ impl Controller {
     ) -> anyhow::Result<Self> {
         // Stored settings that no longer pass the checks (an older format, a removed algorithm)
         // give way to the defaults rather than stopping the engine.
-        let settings = match store.load_settings().await? {
-            Some(s) => super::check_settings(s).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "stored control settings are not valid; using the defaults");
-                ControlSettings::default()
-            }),
-            None => ControlSettings::default(),
+        let settings = match store.load_settings().await?.map(super::check_settings) {
+            Some(Ok(s)) => s,
+            stored => {
+                if let Some(Err(e)) = stored {
+                    tracing::warn!(error = %e, "stored control settings are not valid; using the defaults");
+                }
+                // Checking the defaults fills in the default algorithm's parameters.
+                super::check_settings(ControlSettings::default())
+                    .map_err(|e| anyhow::anyhow!("default control settings: {e}"))?
+            }
         };
-        let settings = super::check_settings(settings)
-            .map_err(|e| anyhow::anyhow!("default control settings: {e}"))?;
         let latest = store.decisions(None, None, 1).await?.into_iter().next();
         Ok(Self {
             store,
@@ -159,40 +165,13 @@ impl Controller {
         }
     }
 
-    /// What the relays report, with when each system last really ran from the recorded runs
-    /// (the changeover delay counts from that; it is at most 2 h).
-    async fn equipment(
-        &self,
-        relays: &[RelayRow],
-        now: Timestamp,
-    ) -> Result<Equipment, sqlx::Error> {
-        let mut eq = equipment(relays);
-        let from = now.checked_sub(SignedDuration::from_hours(2)).unwrap_or(Timestamp::MIN);
-        let runs = self.store.runs(from, now).await?;
-        for (system, running) in [(System::Heat, &mut eq.heat), (System::Cool, &mut eq.cool)] {
-            if running.on {
-                continue;
-            }
-            let mine = || runs.iter().filter(|r| r.system == system);
-            running.ran_until = if mine().any(|r| r.end.is_none()) {
-                // Its relays report off but the run is not closed yet (this pass closes it):
-                // it stopped when the relays say.
-                running.since.or(Some(now))
-            } else {
-                mine().filter_map(|r| r.end).max()
-            };
-        }
-        Ok(eq)
-    }
-
     /// One pass: derive the inputs, decide. Fails only when the store does.
     async fn decide(
         &self,
-        relays: &[RelayRow],
+        now: Timestamp,
+        equipment: Equipment,
         learned: &Learned,
     ) -> Result<Decision, sqlx::Error> {
-        let now = Timestamp::now();
-        let equipment = self.equipment(relays, now).await?;
         let sensors = self.sensors().await?;
         let until = now.checked_add(LOOKAHEAD).unwrap_or(Timestamp::MAX);
         let segments = self.schedules.snapshot().segments(now, until);
@@ -238,11 +217,16 @@ impl Controller {
             .map_or(self.config.tick, |every| every.min(self.config.tick));
         loop {
             let pass = async {
+                let now = Timestamp::now();
                 let relays = self.store.relays().await?;
-                let decision = self.decide(&relays, &learned).await?;
+                // Runs of the changeover window; open runs are always among them.
+                let from = now.checked_sub(CHANGEOVER_WINDOW).unwrap_or(Timestamp::MIN);
+                let recent = self.store.runs(from, now).await?;
+                let equipment = equipment(&relays, &recent, now);
+                let decision = self.decide(now, equipment, &learned).await?;
                 // Runs follow the relays, not the decisions: a refused or deferred command is
                 // not a run, a relay that fell back by itself ended one.
-                let ended = self.track_runs(&relays, decision.effective_temp_c).await?;
+                let ended = self.track_runs(equipment, &recent, decision.effective_temp_c).await?;
                 Ok::<_, sqlx::Error>((decision, ended))
             };
             match pass.await {
@@ -298,14 +282,13 @@ impl Controller {
     /// agents report. True when a run ended.
     async fn track_runs(
         &self,
-        relays: &[RelayRow],
+        eq: Equipment,
+        recent: &[Run],
         temp: Option<f64>,
     ) -> Result<bool, sqlx::Error> {
-        let open = self.store.open_runs().await?;
-        let eq = equipment(relays);
         let mut ended = false;
         for (system, running) in [(System::Heat, eq.heat), (System::Cool, eq.cool)] {
-            let is_open = open.iter().any(|r| r.system == system);
+            let is_open = recent.iter().any(|r| r.system == system && r.end.is_none());
             let at = running.since.unwrap_or_else(Timestamp::now);
             if running.on && !is_open {
                 self.store.start_run(system, at, temp).await?;
@@ -512,12 +495,27 @@ impl Commander {
 /// What the relays show: per system, on when any of its relays is on. `since` comes from the
 /// agents' own reports (how long ago the output switched, counted from the report), so the
 /// minimum on/off times survive an engine restart and follow a relay that blipped; unknown
-/// without a report.
-pub(crate) fn equipment(relays: &[RelayRow]) -> Equipment {
-    Equipment {
+/// without a report. `ran_until` comes from the recorded runs of the changeover window
+/// (`recent`): when each system last stopped after really running.
+pub(crate) fn equipment(relays: &[RelayRow], recent: &[Run], now: Timestamp) -> Equipment {
+    let mut eq = Equipment {
         heat: running(relays, RelayFunction::Heat),
         cool: running(relays, RelayFunction::Cool),
+    };
+    for (system, running) in [(System::Heat, &mut eq.heat), (System::Cool, &mut eq.cool)] {
+        if running.on {
+            continue;
+        }
+        let mine = || recent.iter().filter(|r| r.system == system);
+        running.ran_until = if mine().any(|r| r.end.is_none()) {
+            // Its relays report off but the run is not closed yet (this pass closes it): it
+            // stopped when the relays say.
+            running.since.or(Some(now))
+        } else {
+            mine().filter_map(|r| r.end).max()
+        };
     }
+    eq
 }
 
 fn running(relays: &[RelayRow], function: RelayFunction) -> Running {
