@@ -72,7 +72,7 @@ fn health(
             format!("implausible: {why}"),
             format!("implausible {} °C", temp(v)),
         )),
-        None => Ok(v),
+        None => Ok(v + snap.offset_c),
     }
 }
 
@@ -103,14 +103,18 @@ pub(crate) fn fuse(
                 name: None,
                 value: None,
                 at: None,
+                weight: 1.0,
+                offset_c: 0.0,
             });
         }
     }
-    let weight_of = |id: &str| -> Option<f64> {
+    // No selection: every sensor with its own default weight; weight 0 means "only when a
+    // rule names it" (an outdoor probe must not heat the house by default).
+    let weight_of = |snap: &SensorSnapshot| -> Option<f64> {
         if selection.is_empty() {
-            Some(1.0)
+            (snap.weight > 0.0).then_some(snap.weight)
         } else {
-            selection.iter().find(|s| s.sensor_id == id).map(|s| s.weight)
+            selection.iter().find(|s| s.sensor_id == snap.id).map(|s| s.weight)
         }
     };
 
@@ -142,7 +146,7 @@ pub(crate) fn fuse(
         .iter()
         .zip(&healths)
         .map(|(snap, h)| {
-            let weight = weight_of(&snap.id);
+            let weight = weight_of(snap);
             let (excluded, detail) = match h {
                 Ok(_) => (None, None),
                 Err((e, d, _)) => (Some(*e), Some(d.clone())),
@@ -150,7 +154,8 @@ pub(crate) fn fuse(
             SensorInput {
                 id: snap.id.clone(),
                 name: snap.name.clone(),
-                value: snap.value,
+                // Calibrated, as every view of the sensor shows it.
+                value: snap.value.map(|v| v + snap.offset_c),
                 at: snap.at,
                 weight: weight.unwrap_or(0.0),
                 selected: weight.is_some(),
@@ -168,9 +173,11 @@ pub(crate) fn fuse(
     let (source, used) = if !usable_selected.is_empty() {
         (SensorSource::Selected, usable_selected)
     } else {
-        let rest: Vec<usize> = (0..all.len()).filter(|&i| healths[i].is_ok()).collect();
+        // Fallback: the usable sensors that count by default, with their default weights.
+        let rest: Vec<usize> =
+            (0..all.len()).filter(|&i| healths[i].is_ok() && all[i].weight > 0.0).collect();
         for &i in &rest {
-            inputs[i].weight = 1.0;
+            inputs[i].weight = all[i].weight;
         }
         (if rest.is_empty() { SensorSource::None } else { SensorSource::Fallback }, rest)
     };
@@ -230,6 +237,8 @@ mod tests {
             name: None,
             value,
             at: ago_s.map(|a| NOW - jiff::SignedDuration::from_secs(a)),
+            weight: 1.0,
+            offset_c: 0.0,
         }
     }
 
