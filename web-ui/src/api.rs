@@ -103,29 +103,44 @@ fn same_origin(headers: &HeaderMap) -> bool {
     fetch_site_ok && origin_ok
 }
 
+/// Why a change was refused.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    NoSession,
+    CrossSite,
+    BadCsrf,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::NoSession => error(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                "log in first: changes need the admin login (or it has expired)",
+            ),
+            Self::CrossSite => {
+                error(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "cross-site request refused")
+            }
+            Self::BadCsrf => error(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "missing or wrong X-Hearth-CSRF header (reload the page)",
+            ),
+        }
+    }
+}
+
 /// The session behind a change, or the refusal.
-fn guard(state: &AppState, headers: &HeaderMap) -> Result<Grant, Response> {
-    let Some(grant) = session_id(headers).and_then(|id| state.sessions().touch(id)) else {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthorized,
-            "log in first: changes need the admin login (or it has expired)",
-        ));
-    };
+fn guard(state: &AppState, headers: &HeaderMap) -> Result<Grant, Refusal> {
+    let grant =
+        session_id(headers).and_then(|id| state.sessions().touch(id)).ok_or(Refusal::NoSession)?;
     if !same_origin(headers) {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            "cross-site request refused",
-        ));
+        return Err(Refusal::CrossSite);
     }
     let csrf = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !grant.csrf_matches(csrf) {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            "missing or wrong X-Hearth-CSRF header (reload the page)",
-        ));
+        return Err(Refusal::BadCsrf);
     }
     Ok(grant)
 }
