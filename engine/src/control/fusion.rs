@@ -120,10 +120,28 @@ pub(crate) fn fuse(
 
     let mut healths: Vec<Result<f64, (Exclusion, String, String)>> =
         all.iter().map(|s| health(now, s, stale_after)).collect();
-    let mut plausible: Vec<f64> = healths.iter().filter_map(|h| h.as_ref().ok().copied()).collect();
+    // Outliers are judged among the sensors meant to measure the same air: those the rule
+    // names or, when it names none, those counting by default. A weight-0 probe (outdoors)
+    // neither joins the median nor is judged by it.
+    let judged: Vec<bool> = all
+        .iter()
+        .map(|s| {
+            if selection.is_empty() {
+                s.weight > 0.0
+            } else {
+                selection.iter().any(|w| w.sensor_id == s.id)
+            }
+        })
+        .collect();
+    let mut plausible: Vec<f64> = healths
+        .iter()
+        .zip(&judged)
+        .filter(|(_, j)| **j)
+        .filter_map(|(h, _)| h.as_ref().ok().copied())
+        .collect();
     if plausible.len() >= OUTLIER_MIN_SENSORS {
         let mid = median(&mut plausible);
-        for h in &mut healths {
+        for (h, _) in healths.iter_mut().zip(&judged).filter(|(_, j)| **j) {
             if let Ok(v) = *h {
                 let off = (v - mid).abs();
                 if off > outlier_c {
@@ -186,7 +204,11 @@ pub(crate) fn fuse(
             input.used = true;
         } else if input.excluded.is_none() {
             input.excluded = Some(Exclusion::NotSelected);
-            input.detail = Some("not selected by the rule in force".to_owned());
+            input.detail = Some(if selection.is_empty() {
+                "default weight 0: counts only where a rule names it".to_owned()
+            } else {
+                "not selected by the rule in force".to_owned()
+            });
             input.weight = 0.0;
         }
     }
@@ -289,6 +311,47 @@ mod tests {
         assert_eq!(f.effective.map(|e| (e * 100.0).round()), Some(2140.0));
         assert_eq!(f.label, "fresh-a 21.0, fresh-b 21.4, fresh-c 21.8 (mean 21.4 °C)");
         assert_eq!(f.inputs.len(), sensors.len());
+    }
+
+    #[test]
+    fn calibration_applies_after_the_plausibility_checks() {
+        let mut living = snap("living", Some(20.0), Some(5));
+        living.offset_c = -0.5;
+        // 85.0 is the power-on value whatever the offset would make of it.
+        let mut glitch = snap("glitch", Some(85.0), Some(5));
+        glitch.offset_c = -0.5;
+        let f = fuse_(&[living, glitch], &[]);
+        assert_eq!(f.effective, Some(19.5));
+        assert_eq!(f.inputs[0].value, Some(19.5), "inputs show the calibrated value");
+        assert_eq!(f.inputs[1].excluded, Some(Exclusion::Implausible));
+        assert_eq!(f.label, "living 19.5 °C");
+    }
+
+    #[test]
+    fn default_weights_count_when_the_rule_names_no_sensor() {
+        let mut hall = snap("hall", Some(20.0), Some(5));
+        hall.weight = 3.0;
+        let lounge = snap("lounge", Some(24.0), Some(5));
+        let mut outdoor = snap("outdoor", Some(-5.0), Some(5));
+        outdoor.weight = 0.0;
+        let f = fuse_(&[hall.clone(), lounge.clone(), outdoor.clone()], &[]);
+        assert_eq!(f.effective, Some(21.0), "(3 × 20 + 24) / 4");
+        assert_eq!(f.inputs[2].excluded, Some(Exclusion::NotSelected));
+        assert!(f.inputs[2].detail.as_deref().is_some_and(|d| d.contains("default weight 0")));
+
+        // A rule naming the outdoor probe counts it, weight 0 by default or not.
+        let f = fuse_(&[hall.clone(), lounge, outdoor.clone()], &[sel("outdoor", 1.0)]);
+        assert_eq!(f.effective, Some(-5.0));
+
+        // Fallback (the named sensor is stale): the default weights again, outdoor left out.
+        let stale = snap("stale", Some(20.0), Some(600));
+        let f = fuse_(&[hall, outdoor.clone(), stale], &[sel("stale", 1.0)]);
+        assert_eq!((f.source, f.effective), (SensorSource::Fallback, Some(20.0)));
+        assert_eq!(f.inputs[0].weight, 3.0);
+
+        // Only a weight-0 sensor left: sensor loss, not heating by the outdoor temperature.
+        let f = fuse_(&[outdoor], &[]);
+        assert_eq!((f.source, f.effective), (SensorSource::None, None));
     }
 
     #[test]
