@@ -15,9 +15,11 @@
 #     No TLS stack in any binary (checked with `cargo tree` before building).
 #   - Smoke test of every binary under qemu-user: -cpu arm1176 (Pi Zero/1, ARMv6), cortex-a7
 #     (Pi 2), cortex-a53 (Zero 2 W/Pi 3). Each starts on loopback (no mDNS), answers
-#     GET /v1/status with 200 and exits with status 0 on SIGTERM within a deadline. The sensor
-#     agent reads fixture w1 files and its reading must arrive at a real engine (the native
-#     x86_64 build) on loopback; the relay agent (simulated hardware) must register with it.
+#     GET /v1/status (the dashboard: GET / with its HTML page and GET /api/v1/status, the
+#     engine's status relayed) with 200 and exits with status 0 on SIGTERM within a deadline.
+#     The sensor agent reads fixture w1 files and its reading must arrive at a real engine (the
+#     native x86_64 build) on loopback; the relay agent (simulated hardware) must register with
+#     it; the dashboard relays that engine.
 #
 # Results: each stripped binary is copied to <repo>/target/<triple>/release-small/<bin> (where
 # `cargo deb --no-build --target <triple> --profile release-small` looks for it), and a table
@@ -29,7 +31,9 @@
 #                         outside the clone so a fresh clone (CI) reuses it: a rerun takes
 #                         seconds instead of ~10 minutes.
 #   HEARTH_CROSS_TARGETS  triples (default: the three musl targets below)
-#   HEARTH_CROSS_ENGINE_TARGETS  triples that also build hearth-engine (default aarch64 musl)
+#   HEARTH_CROSS_ENGINE_TARGETS  triples that also build the engine host's binaries,
+#                         hearth-engine and hearth-web (default aarch64 musl: the engine's
+#                         board is a 64-bit Pi)
 #   HEARTH_CROSS_HOST_ENGINE     a native hearth-engine binary used as the engine the agents
 #                         report to in the smoke test (default: built with the host's cargo)
 set -euo pipefail
@@ -37,8 +41,10 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DIR=${HEARTH_CROSS_DIR:-/var/cache/hearth-cross}
 TARGETS=${HEARTH_CROSS_TARGETS:-arm-unknown-linux-musleabihf armv7-unknown-linux-musleabihf aarch64-unknown-linux-musl}
-ENGINE_TARGETS=${HEARTH_CROSS_ENGINE_TARGETS:-aarch64-unknown-linux-musl}
+ENGINE_HOST_TARGETS=${HEARTH_CROSS_ENGINE_TARGETS:-aarch64-unknown-linux-musl}
 AGENTS=(hearth-sensor-agent hearth-relay-agent)
+# What runs on the engine's board (built for ENGINE_HOST_TARGETS only).
+ENGINE_HOST=(hearth-engine hearth-web)
 PROFILE=release-small
 # Pinned: a new zig can change which libc symbols and CPU features it links.
 ZIGLANG_VERSION=0.17.0
@@ -60,7 +66,7 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", b - a }'; }
 bins_for() {  # the binaries built for a target
   local t=$1 e
   printf '%s\n' "${AGENTS[@]}"
-  for e in $ENGINE_TARGETS; do [ "$e" = "$t" ] && echo hearth-engine; done
+  for e in $ENGINE_HOST_TARGETS; do [ "$e" = "$t" ] && printf '%s\n' "${ENGINE_HOST[@]}"; done
   return 0
 }
 
@@ -151,7 +157,7 @@ build_env() {  # Debian's toolchain and zig, caches in the work dir (called in s
 check_no_tls() {  # no OpenSSL or other TLS stack may reach any binary, on any target
   local tree bad
   tree=$(cd "$REPO" && PATH=$HOST_PATH cargo tree --locked -e normal,build --target all \
-      -p hearth-sensor-agent -p hearth-relay-agent -p hearth-engine --prefix none) \
+      -p hearth-sensor-agent -p hearth-relay-agent -p hearth-engine -p hearth-web --prefix none) \
     || die "cargo tree failed (the host's cargo is needed for this check)"
   bad=$(awk '{print $1}' <<<"$tree" | sort -u \
     | grep -E '^(openssl|openssl-sys|native-tls|hyper-tls|rustls|ring|aws-lc-rs|aws-lc-sys)$' || true)
@@ -282,6 +288,25 @@ relay_registered() {  # relay_registered ENGINE_URL HOST_ID
   curl -fsS -m 10 "$1/v1/relays" 2>/dev/null | grep -q "\"$2\""
 }
 
+# The dashboard: its page (embedded in the binary) and the engine's status relayed through it.
+smoke_web() {  # smoke_web ADDR FILE_PREFIX LOG
+  local addr=$1 f=$2 logf=$3 code
+  code=$(http_status "http://$addr/" "$f.index.html")
+  if [ "$code" != 200 ] || ! grep -qi '<html' "$f.index.html"; then
+    echo "cross: GET http://$addr/ answered $code (want 200 and an HTML page); body and log:" >&2
+    head -c 300 "$f.index.html" >&2; echo >&2; sed 's/^/  | /' "$logf" >&2
+    return 1
+  fi
+  echo "GET / -> 200, an HTML page of $(stat -c %s "$f.index.html") bytes"
+  code=$(http_status "http://$addr/api/v1/status" "$f.status.json")
+  if [ "$code" != 200 ] || ! grep -q '"service":"hearth-engine"' "$f.status.json"; then
+    echo "cross: GET http://$addr/api/v1/status answered $code (want 200 with the engine's status); body and log:" >&2
+    head -c 300 "$f.status.json" >&2; echo >&2; sed 's/^/  | /' "$logf" >&2
+    return 1
+  fi
+  echo "GET /api/v1/status -> 200 (the native engine's, relayed) $(head -c 300 "$f.status.json")"
+}
+
 # One binary under qemu. Appends "target bin result rss" to smoke.tsv; returns non-zero on failure.
 smoke_one() {
   local t=$1 b=$2 q exe tag logf pid addr code args=() rss
@@ -310,6 +335,9 @@ smoke_one() {
             --listen 127.0.0.1:0 --sim-world "$WORK/$t-world.json") ;;
     hearth-engine)
       args=(--mdns false --listen 127.0.0.1:0 --data-dir "$WORK/$t-engine") ;;
+    hearth-web)
+      # Pointed at the native engine: no mDNS, and its relayed API has something to relay.
+      args=(--listen 127.0.0.1:0 --engine "$ENGINE_URL") ;;
     *) echo "cross: no smoke test for $b" >&2; return 1 ;;
   esac
   local shown=() a prev=
@@ -322,12 +350,16 @@ smoke_one() {
   start_bg "$logf" $q "$exe" "${args[@]}"
   pid=$BG_PID
   addr=$(wait_addr "$logf" "$pid" "$b ($t)") || return 1
-  code=$(http_status "http://$addr/v1/status" "$WORK/$t-$b.status.json")
-  if [ "$code" != 200 ]; then
-    echo "cross: GET http://$addr/v1/status answered $code (want 200); log:" >&2; sed 's/^/  | /' "$logf" >&2
-    return 1
+  if [ "$b" = hearth-web ]; then
+    smoke_web "$addr" "$WORK/$t-$b" "$logf" || return 1
+  else
+    code=$(http_status "http://$addr/v1/status" "$WORK/$t-$b.status.json")
+    if [ "$code" != 200 ]; then
+      echo "cross: GET http://$addr/v1/status answered $code (want 200); log:" >&2; sed 's/^/  | /' "$logf" >&2
+      return 1
+    fi
+    echo "GET /v1/status -> 200 $(head -c 300 "$WORK/$t-$b.status.json")"
   fi
-  echo "GET /v1/status -> 200 $(head -c 300 "$WORK/$t-$b.status.json")"
   case $b in
     hearth-sensor-agent)
       if ! poll_until 90 sensor_arrived "$ENGINE_URL" "$sensor" "$host" 21.5; then

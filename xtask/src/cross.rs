@@ -2,9 +2,11 @@
 //!
 //! Runs `deploy/cross/build.sh all` (see its header and docs/cross.md): installs Debian's Rust
 //! and std source, qemu-user-static, zig and cargo-zigbuild if missing; builds both agents for
-//! the three musl targets (ARMv6, ARMv7, aarch64) and the engine for aarch64 with the
-//! `release-small` profile; smoke-tests every binary under qemu with the Pi's CPU model against
-//! a native engine on loopback; prints the table of stripped sizes, build times and results.
+//! the three musl targets (ARMv6, ARMv7, aarch64) and what runs on the engine's board (the
+//! engine and the web dashboard) for aarch64, with the `release-small` profile; smoke-tests
+//! every binary under qemu with the Pi's CPU model against a native engine on loopback (the
+//! agents report to it, the dashboard relays it); prints the table of stripped sizes, build
+//! times and results.
 //!
 //! `cargo xtask test` runs it after the workspace tests. `--skip-cross` or `HEARTH_SKIP_CROSS=1`
 //! leave it out of a local fast run; CI never sets them.
@@ -29,7 +31,8 @@ pub(crate) fn skipped(args: &[String]) -> bool {
 pub(crate) fn cross() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     check_cross_toml()?;
-    // The engine the agents report to in the smoke test: the native build, on loopback.
+    // The engine the agents report to and the dashboard relays in the smoke test: the native
+    // build, on loopback.
     run(
         "build the native engine (stand-in engine for the qemu smoke tests)",
         cargo().args(["build", "--locked", "-p", "hearth-engine", "--bin", "hearth-engine"]),

@@ -1,4 +1,4 @@
-//! `cargo xtask dist`: Debian packages of the three binaries for every architecture that has
+//! `cargo xtask dist`: Debian packages of the four services for every architecture that has
 //! binaries, into `target/debian/`. And the deploy tests: the systemd units in
 //! `deploy/systemd/` pass `systemd-analyze verify`, each binary started exactly as its unit's
 //! `ExecStart` says (with the example config of `deploy/config/`) sends READY=1, watchdog pings
@@ -26,16 +26,54 @@ pub(crate) struct Service {
     /// Read by the tests.
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) gpio: bool,
+    /// Started at install (it needs no device key): its postinst starts the unit, not only
+    /// enables it. Read by the tests; the package's `systemd-units` says it to cargo-deb.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) starts: bool,
+    /// The Debian architectures of its cross-built packages (see [`CROSS`]). The engine and
+    /// the dashboard run on the engine's board, a 64-bit Pi, so they are cross-built for
+    /// aarch64 only; the agents also run on the 32-bit Pi Zeros.
+    pub(crate) cross_arches: &'static [&'static str],
 }
 
-pub(crate) const SERVICES: [Service; 3] = [
-    Service { package: "hearth-engine", config: "engine", gpio: false },
-    Service { package: "hearth-sensor-agent", config: "sensor-agent", gpio: true },
-    Service { package: "hearth-relay-agent", config: "relay-agent", gpio: true },
+/// Where only an engine host runs the service.
+const ENGINE_HOST: &[&str] = &["arm64"];
+/// Where an agent runs: every Pi.
+const EVERY_PI: &[&str] = &["armhf", "arm64"];
+
+pub(crate) const SERVICES: [Service; 4] = [
+    Service {
+        package: "hearth-engine",
+        config: "engine",
+        gpio: false,
+        starts: true,
+        cross_arches: ENGINE_HOST,
+    },
+    Service {
+        package: "hearth-sensor-agent",
+        config: "sensor-agent",
+        gpio: true,
+        starts: false,
+        cross_arches: EVERY_PI,
+    },
+    Service {
+        package: "hearth-relay-agent",
+        config: "relay-agent",
+        gpio: true,
+        starts: false,
+        cross_arches: EVERY_PI,
+    },
+    Service {
+        package: "hearth-web",
+        config: "web",
+        gpio: false,
+        starts: true,
+        cross_arches: ENGINE_HOST,
+    },
 ];
 
 /// Cross targets whose binaries the cross build leaves in `target/<triple>/release-small/`,
-/// with their Debian architecture. The engine is cross-built for aarch64 only.
+/// with their Debian architecture. Each service is packaged for its `cross_arches` only.
 const CROSS: [(&str, &str); 2] =
     [("arm-unknown-linux-musleabihf", "armhf"), ("aarch64-unknown-linux-musl", "arm64")];
 
@@ -136,9 +174,9 @@ fn package_cross(
     let mut built = Vec::new();
     for (triple, arch) in CROSS {
         for s in &SERVICES {
-            // The engine is cross-built for aarch64 only (Pi Zeros run agents; a board that
-            // hosts the engine is a 64-bit one), so there is no armhf engine package.
-            if s.package == "hearth-engine" && arch != "arm64" {
+            // No armhf engine or dashboard: they are not cross-built for it (Pi Zeros run
+            // agents; a board that hosts the engine is a 64-bit one).
+            if !s.cross_arches.contains(&arch) {
                 continue;
             }
             let binary = target_dir().join(triple).join(PROFILE).join(s.package);
@@ -225,11 +263,14 @@ mod tests {
 
     type R = anyhow::Result<()>;
 
-    /// The dashboard's unit ships ahead of its binary (the web UI issue): verified, not
-    /// packaged.
-    const WEB: Service = Service { package: "hearth-web", config: "web", gpio: false };
+    /// The service of a package (the tests name the ones they check specially).
+    fn service(package: &str) -> &'static Service {
+        SERVICES.iter().find(|s| s.package == package).unwrap_or_else(|| {
+            panic!("{package} is not in SERVICES")
+        })
+    }
 
-    /// Build the three binaries (debug): the tests run what the units would start.
+    /// Build the four binaries (debug): the tests run what the units would start.
     fn build_binaries() -> R {
         let mut c = cargo();
         c.args(["build", "--bins"]);
@@ -275,7 +316,7 @@ mod tests {
 
     #[test]
     fn units_state_the_service_contract() -> R {
-        for s in SERVICES.iter().chain([&WEB]) {
+        for s in &SERVICES {
             let d = directives(&unit_text(s)?);
             let get = |k: &str| d.get(k).map(String::as_str);
             let name = s.package;
@@ -309,13 +350,13 @@ mod tests {
             }
         }
         // State directories match the binaries' defaults (engine data_dir, sensor queue_dir).
-        let engine = directives(&unit_text(&SERVICES[0])?);
+        let engine = directives(&unit_text(service("hearth-engine"))?);
         assert_eq!(engine.get("StateDirectory").map(String::as_str), Some("hearth"));
-        let sensor = directives(&unit_text(&SERVICES[1])?);
+        let sensor = directives(&unit_text(service("hearth-sensor-agent"))?);
         assert_eq!(sensor.get("StateDirectory").map(String::as_str), Some("hearth-sensor-agent"));
         for (s, key, default) in [
-            (&SERVICES[0], "data_dir", "/var/lib/hearth"),
-            (&SERVICES[1], "queue_dir", "/var/lib/hearth-sensor-agent/queue"),
+            (service("hearth-engine"), "data_dir", "/var/lib/hearth"),
+            (service("hearth-sensor-agent"), "queue_dir", "/var/lib/hearth-sensor-agent/queue"),
         ] {
             let help = Command::new(binary(s.package)).arg("--help").output();
             if let Ok(help) = help {
@@ -355,11 +396,6 @@ mod tests {
         for s in SERVICES {
             std::fs::copy(binary(s.package), dir.join("usr/bin").join(s.package))?;
         }
-        // hearth-web does not exist yet (web UI issue): an executable stand-in.
-        let web = dir.join("usr/bin/hearth-web");
-        std::fs::write(&web, "#!/bin/sh\nexit 0\n")?;
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&web, std::fs::Permissions::from_mode(0o755))?;
         Ok(())
     }
 
@@ -388,7 +424,7 @@ mod tests {
         build_binaries()?;
         let dir = tempfile::tempdir()?;
         verify_root(dir.path())?;
-        for s in SERVICES.iter().chain([&WEB]) {
+        for s in &SERVICES {
             let unit = format!("{}.service", s.package);
             std::fs::copy(
                 repo(&format!("deploy/systemd/{unit}")),
@@ -403,10 +439,11 @@ mod tests {
         }
         // The check itself catches mistakes: a misspelt key and a missing binary.
         let broken = dir.path().join("etc/systemd/system/hearth-broken.service");
-        let text = unit_text(&SERVICES[0])?.replace("LockPersonality=", "LockPersonalty=");
+        let text = unit_text(service("hearth-engine"))?.replace("LockPersonality=", "LockPersonalty=");
         std::fs::write(&broken, text)?;
         let (_, said) = verify(dir.path(), "hearth-broken.service")?;
         assert!(said.contains("LockPersonalty"), "a misspelt key went unnoticed: {said}");
+        // The real binary, copied there by verify_root.
         std::fs::remove_file(dir.path().join("usr/bin/hearth-web"))?;
         let (ok, said) = verify(dir.path(), "hearth-web.service")?;
         assert!(!ok && said.contains("hearth-web"), "a missing binary went unnoticed: {said}");
@@ -503,15 +540,15 @@ mod tests {
         // Nothing listens on the discard port: the agents keep trying, which must not stop
         // them from being ready (readings queue, relays stay safe).
         let engine_url = "http://127.0.0.1:9";
-        let overrides: Vec<(Service, Vec<String>)> = vec![
+        let overrides: Vec<(&Service, Vec<String>)> = vec![
             (
-                SERVICES[0],
+                service("hearth-engine"),
                 ["--data-dir", &engine_data, "--listen", "127.0.0.1:0", "--mdns", "false"]
                     .map(String::from)
                     .to_vec(),
             ),
             (
-                SERVICES[1],
+                service("hearth-sensor-agent"),
                 vec![
                     "--engine".into(),
                     engine_url.into(),
@@ -526,7 +563,7 @@ mod tests {
                 ],
             ),
             (
-                SERVICES[2],
+                service("hearth-relay-agent"),
                 vec![
                     "--engine".into(),
                     engine_url.into(),
@@ -540,9 +577,21 @@ mod tests {
                     tmp("world.json"),
                 ],
             ),
+            // The example config listens on 0.0.0.0:8088 and finds the engine by mDNS, which
+            // must not run in the machine's own network namespace. Flags rather than
+            // HEARTH_WEB_*: a misspelt flag stops the binary, a misspelt variable would let it
+            // browse the LAN.
+            (
+                service("hearth-web"),
+                ["--engine", engine_url, "--listen", "127.0.0.1:0"].map(String::from).to_vec(),
+            ),
         ];
+        anyhow::ensure!(
+            overrides.len() == SERVICES.len(),
+            "every service is started as its unit starts it"
+        );
         for (s, extra) in overrides {
-            let d = directives(&unit_text(&s)?);
+            let d = directives(&unit_text(s)?);
             let exec = d.get("ExecStart").cloned().unwrap_or_default();
             let mut words = exec.split_whitespace();
             let program = words.next().unwrap_or_default();
@@ -768,7 +817,7 @@ mod tests {
             assert_eq!(conffiles.trim(), format!("/etc/hearth/{}.toml", s.config), "{}", s.package);
 
             // The maintainer scripts parse, and the postinst creates the user and enables
-            // (engine: also starts) the unit; with the user present it creates nothing.
+            // (engine, dashboard: also starts) the unit; with the user present it creates nothing.
             for script in ["postinst", "prerm", "postrm"] {
                 let path = got.control.join(script);
                 let ok = Command::new("/bin/sh").arg("-n").arg(&path).status()?.success();
@@ -783,6 +832,12 @@ mod tests {
                 "{log}"
             );
             assert!(log.contains(&format!("deb-systemd-helper enable {unit_name}")), "{log}");
+            // Started at install only when it needs no device key (the stubbed machine has no
+            // /run/systemd/system, so the generated start is read, not run).
+            let text = std::fs::read_to_string(&postinst)?;
+            let starts = text.contains("_dh_action=start")
+                && text.contains(&format!("deb-systemd-invoke $_dh_action {unit_name}"));
+            assert_eq!(starts, s.starts, "{}: postinst starts the unit: {starts}", s.package);
             assert_eq!(log.contains("adduser hearth gpio"), s.gpio, "{}: {log}", s.package);
             let log = run_script(&postinst, &["configure", "0.0.9-1"], true, &sandbox)?;
             assert!(!log.contains("adduser --system"), "an existing user is created again: {log}");
