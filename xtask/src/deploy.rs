@@ -265,9 +265,10 @@ mod tests {
 
     /// The service of a package (the tests name the ones they check specially).
     fn service(package: &str) -> &'static Service {
-        SERVICES.iter().find(|s| s.package == package).unwrap_or_else(|| {
-            panic!("{package} is not in SERVICES")
-        })
+        SERVICES
+            .iter()
+            .find(|s| s.package == package)
+            .unwrap_or_else(|| panic!("{package} is not in SERVICES"))
     }
 
     /// Build the four binaries (debug): the tests run what the units would start.
@@ -439,7 +440,8 @@ mod tests {
         }
         // The check itself catches mistakes: a misspelt key and a missing binary.
         let broken = dir.path().join("etc/systemd/system/hearth-broken.service");
-        let text = unit_text(service("hearth-engine"))?.replace("LockPersonality=", "LockPersonalty=");
+        let text =
+            unit_text(service("hearth-engine"))?.replace("LockPersonality=", "LockPersonalty=");
         std::fs::write(&broken, text)?;
         let (_, said) = verify(dir.path(), "hearth-broken.service")?;
         assert!(said.contains("LockPersonalty"), "a misspelt key went unnoticed: {said}");
