@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod webdriver;
+
 /// Set inside the namespace, so the re-executed test runs its body instead of re-executing.
 const INSIDE: &str = "HEARTH_E2E_INSIDE_NETNS";
 
@@ -49,7 +51,15 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
-/// Build the three binaries (debug), so the test never runs stale ones.
+/// `<target dir>/artefacts/<kind>` (created): where tests leave files for people to look at,
+/// e.g. the browser tests' screenshots in `artefacts/web`.
+pub fn artefacts_dir(kind: &str) -> anyhow::Result<PathBuf> {
+    let dir = target_dir().join("artefacts").join(kind);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Build the binaries (debug), so the test never runs stale ones.
 fn build_binaries() -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
@@ -62,6 +72,8 @@ fn build_binaries() -> anyhow::Result<()> {
             "hearth-sensor-agent",
             "-p",
             "hearth-relay-agent",
+            "-p",
+            "hearth-web",
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()?;
