@@ -92,9 +92,11 @@ fn have(tool: &str) -> bool {
 /// The tests need `ip` (iproute2) and `unshare` (util-linux) to make private network
 /// namespaces for mDNS; the provisioning test builds and inspects an SD-card image with
 /// sfdisk, mkfs.vfat, mtools and e2fsprogs; `systemd-analyze` (systemd) verifies the units and
-/// `dpkg-deb` (dpkg) inspects the packages. Install them with apt when missing.
+/// `dpkg-deb` (dpkg) inspects the packages; the web dashboard's browser tests drive Debian's
+/// headless chromium through its chromedriver, at their fixed paths. Install them with apt when
+/// missing.
 fn ensure_system_tools() -> anyhow::Result<()> {
-    let missing: Vec<&str> = [
+    let mut missing: Vec<&str> = [
         ("ip", "iproute2"),
         ("unshare", "util-linux"),
         ("sfdisk", "fdisk"),
@@ -108,12 +110,19 @@ fn ensure_system_tools() -> anyhow::Result<()> {
     .filter(|(tool, _)| !have(tool))
     .map(|(_, pkg)| pkg)
     .collect();
+    // By path, not PATH: the tests start exactly these (hearth_e2e::webdriver).
+    missing.extend(
+        [("/usr/bin/chromium", "chromium"), ("/usr/bin/chromedriver", "chromium-driver")]
+            .into_iter()
+            .filter(|(path, _)| !Path::new(path).exists())
+            .map(|(_, pkg)| pkg),
+    );
     if missing.is_empty() {
         return Ok(());
     }
     anyhow::ensure!(
         have("apt-get"),
-        "install {missing:?} (needed by the tests: network namespaces, SD-card images)"
+        "install {missing:?} (needed by the tests: network namespaces, SD-card images, browser)"
     );
     let sudo: &[&str] = if have("id")
         && Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"))
