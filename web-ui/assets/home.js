@@ -41,6 +41,15 @@ const PLAIN = {
   sensor_loss_off: 'No usable sensor: everything stays off.',
 };
 
+const EXCLUDED = {
+  no_reading: 'No reading',
+  stale: 'Stale',
+  failed: 'Failed',
+  implausible: 'Implausible',
+  outlier: 'Outlier',
+  not_selected: 'Not selected',
+};
+
 const STATE_LABEL = { heating: 'Heating', cooling: 'Cooling', idle: 'Idle', off: 'Off' };
 
 function h(tag, attrs = {}, ...children) {
@@ -367,17 +376,21 @@ export async function mount(el, ctx) {
     const stale = s ? s.stale : input?.excluded === 'stale';
     let status;
     let cls;
+    let detail = null;
     if (input && input.used) {
       status = input.weight !== 1 ? `Counted (weight ${round1(input.weight)})` : 'Counted';
       cls = 'ok';
     } else if (input && input.excluded) {
-      status = input.detail || input.excluded.replace('_', ' ');
-      cls = input.excluded === 'not_selected' ? 'muted' : 'warn';
+      status = EXCLUDED[input.excluded] || input.excluded;
+      detail = input.detail || null;
+      cls = input.excluded === 'not_selected' ? 'muted' : input.excluded === 'stale' || input.excluded === 'no_reading' ? 'warn' : 'bad';
     } else if (failed) {
-      status = 'failed reading';
+      status = 'Failed';
+      detail = 'failed reading';
       cls = 'bad';
     } else if (stale) {
-      status = latest ? `stale: no reading for ${fmtAgo(latest.at).replace(' ago', '')}` : 'no reading yet';
+      status = 'Stale';
+      detail = latest ? `stale: no reading for ${fmtAgo(latest.at).replace(' ago', '')}` : 'no reading yet';
       cls = 'warn';
     } else {
       status = 'Not counted';
@@ -389,6 +402,7 @@ export async function mount(el, ctx) {
       h('div', { class: 'sensor-name', text: sensorName(s, input) }),
       h('div', { class: 'sensor-temp', text: failed ? '—' : fmtTemp(latest ? latest.value : null) }),
       h('div', { class: `sensor-status badge badge-${cls}`, text: status }),
+      detail ? h('div', { class: 'sensor-detail', text: detail }) : null,
       h('div', { class: 'sensor-age muted', text: latest ? `read ${fmtAgo(latest.at)}` : 'no reading yet' }),
     );
     return card;
