@@ -68,6 +68,7 @@ impl Engine {
             .await?,
         );
         let ingest = ingest::Ingest::spawn(store.clone(), wake, counters.clone());
+        let offsets = store.sensor_offsets().await?.into_iter().collect();
         let state = AppState::new(api::Shared {
             store: store.clone(),
             ingest,
@@ -81,6 +82,7 @@ impl Engine {
             counters,
             time_zone,
             schedules,
+            offsets: std::sync::RwLock::new(offsets),
         });
         Ok(Self { state, controller, store, site, engine_id })
     }

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::agents::AgentInfo;
 use crate::control::{ControlSettings, ControlView, Decision, PluginInfo};
+use crate::events::Event;
 use crate::history::Run;
 use crate::relays::{
     OutputStatus, RelayAgentStatus, RelayCommand, RelayInfo, RelayList, RelayRegistration,
@@ -17,9 +18,10 @@ use crate::relays::{
 };
 use crate::schedules::{DefaultTarget, NewOverride, NewRule, Override, Rule, Timeline};
 use crate::sensors::{
-    ReadingsPage, SensorBacklog, SensorBacklogAck, SensorInfo, SensorUpdate, SensorUpdateAck,
+    ReadingsPage, SensorBacklog, SensorBacklogAck, SensorInfo, SensorSettings, SensorUpdate,
+    SensorUpdateAck,
 };
-use crate::status::ServiceStatus;
+use crate::status::{Identity, ServiceStatus};
 use crate::{AUTH_HEADER, ErrorBody};
 
 /// Why a call failed.
@@ -90,12 +92,13 @@ impl Http {
         Self { base: base.trim_end_matches('/').to_owned(), auth, http }
     }
 
-    async fn send<T: DeserializeOwned>(
+    /// One call: the status and body of a success, or the service's error.
+    async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&impl Serialize>,
-    ) -> Result<T, ClientError> {
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), ClientError> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(auth) = &self.auth {
             req = req.header(AUTH_HEADER, format!("Bearer {auth}"));
@@ -105,19 +108,9 @@ impl Http {
         }
         let resp = req.send().await?;
         let status = resp.status();
-        let mut bytes = resp.bytes().await?.to_vec();
-        // `204 No Content` (a DELETE) deserializes as JSON null, i.e. `()`.
-        if status == reqwest::StatusCode::NO_CONTENT {
-            bytes = b"null".to_vec();
-        }
+        let bytes = resp.bytes().await?.to_vec();
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Api {
-                status: status.as_u16(),
-                body: ErrorBody::new(
-                    crate::ErrorCode::Internal,
-                    format!("unexpected response body: {e}"),
-                ),
-            });
+            return Ok((status, bytes));
         }
         let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
             ErrorBody::new(
@@ -126,6 +119,26 @@ impl Http {
             )
         });
         Err(ClientError::Api { status: status.as_u16(), body })
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
+        let (status, mut bytes) = self.call(method, path, body).await?;
+        // `204 No Content` (a DELETE) deserializes as JSON null, i.e. `()`.
+        if status == reqwest::StatusCode::NO_CONTENT {
+            bytes = b"null".to_vec();
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Api {
+            status: status.as_u16(),
+            body: ErrorBody::new(
+                crate::ErrorCode::Internal,
+                format!("unexpected response body: {e}"),
+            ),
+        })
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -259,6 +272,123 @@ impl EngineClient {
     /// `GET /v1/runs` over the last 7 days.
     pub async fn runs(&self) -> Result<Vec<Run>, ClientError> {
         self.http.get("/v1/runs").await
+    }
+
+    /// `PUT /v1/sensors/{id}/settings` (admin credential): name, default weight, calibration.
+    pub async fn set_sensor_settings(
+        &self,
+        sensor_id: &str,
+        settings: &SensorSettings,
+    ) -> Result<SensorInfo, ClientError> {
+        let path = format!("/v1/sensors/{sensor_id}/settings");
+        self.http.send(reqwest::Method::PUT, &path, Some(settings)).await
+    }
+
+    /// `GET /v1/auth`: whom the engine takes this client's credential for.
+    pub async fn whoami(&self) -> Result<Identity, ClientError> {
+        self.http.get("/v1/auth").await
+    }
+
+    /// The same client presenting another credential (sharing the connection pool).
+    pub fn with_credential(&self, credential: Option<String>) -> Self {
+        Self { http: Http { auth: credential, ..self.http.clone() } }
+    }
+
+    /// A call on behalf of someone else's JSON: `path_and_query` (e.g. `/v1/schedules?x=1`) and
+    /// `body` go to the engine as they are, and its answer comes back as it is: `Ok((status,
+    /// body))` for a success (`None` for 204), `ClientError::Api` with the engine's own status
+    /// and error body otherwise. The web UI relays the dashboard's requests with it, so people
+    /// see the engine's validation messages, not a second validator's.
+    pub async fn relay(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(u16, Option<serde_json::Value>), ClientError> {
+        let (status, bytes) = self.http.call(method, path_and_query, body).await?;
+        if bytes.is_empty() {
+            return Ok((status.as_u16(), None));
+        }
+        let value = serde_json::from_slice(&bytes).map_err(|e| ClientError::Api {
+            status: 502,
+            body: ErrorBody::new(
+                crate::ErrorCode::Internal,
+                format!("the engine answered {status} with a body that is not JSON: {e}"),
+            ),
+        })?;
+        Ok((status.as_u16(), Some(value)))
+    }
+
+    /// `GET /v1/events`: the live event stream. The stream ends when the engine goes away or
+    /// stays silent for longer than three of its 15 s keep-alives.
+    pub async fn events(&self) -> Result<EventStream, ClientError> {
+        // The shared client's 10 s total timeout would cut an endless stream; this one only
+        // bounds the silence between chunks.
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .read_timeout(Duration::from_secs(45))
+            .build()?;
+        let resp = http
+            .get(format!("{}/v1/events", self.http.base))
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .send()
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes().await?;
+            let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
+                ErrorBody::new(crate::ErrorCode::Internal, format!("events: HTTP {status}"))
+            });
+            return Err(ClientError::Api { status: status.as_u16(), body });
+        }
+        Ok(EventStream { resp, buf: Vec::new(), data: String::new() })
+    }
+}
+
+/// The engine's Server-Sent Events, decoded ([`EngineClient::events`]).
+#[derive(Debug)]
+pub struct EventStream {
+    resp: reqwest::Response,
+    /// Bytes of an incomplete line.
+    buf: Vec<u8>,
+    /// `data:` lines of the message being read.
+    data: String,
+}
+
+impl EventStream {
+    /// The next event; `None` when the engine ended the stream. A message whose data is not an
+    /// [`Event`] this client knows (a newer engine's) is skipped.
+    pub async fn next(&mut self) -> Option<Result<Event, ClientError>> {
+        loop {
+            while let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=end).collect();
+                let line = String::from_utf8_lossy(&line);
+                let line = line.trim_end_matches(['\n', '\r']);
+                if line.is_empty() {
+                    // A blank line ends a message.
+                    let data = std::mem::take(&mut self.data);
+                    if data.is_empty() {
+                        continue;
+                    }
+                    match serde_json::from_str::<Event>(&data) {
+                        Ok(event) => return Some(Ok(event)),
+                        Err(_) => continue,
+                    }
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    if !self.data.is_empty() {
+                        self.data.push('\n');
+                    }
+                    self.data.push_str(d.strip_prefix(' ').unwrap_or(d));
+                }
+                // `event:` repeats the data's `type`; `:` lines are keep-alives; `id:` and
+                // `retry:` are not used by the engine.
+            }
+            match self.resp.chunk().await {
+                Ok(Some(chunk)) => self.buf.extend_from_slice(&chunk),
+                Ok(None) => return None,
+                Err(e) => return Some(Err(e.into())),
+            }
+        }
     }
 }
 

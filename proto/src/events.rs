@@ -19,7 +19,7 @@ pub enum Event {
         sensor_id: String,
         /// When it was taken.
         at: Timestamp,
-        /// °C, or null for a failed reading.
+        /// °C (calibrated by the sensor's offset), or null for a failed reading.
         value: Option<f64>,
     },
     /// The loop made a decision that differs from the previous one in outcome or reason.
@@ -39,7 +39,7 @@ pub enum Event {
     /// Schedules, overrides, the default target or the control settings changed: re-read the
     /// timeline and `/v1/control`.
     Changed {
-        /// What changed: `schedules`, `overrides`, `default`, `settings`.
+        /// What changed: `schedules`, `overrides`, `default`, `settings`, `sensors`.
         what: String,
     },
     /// This client missed `missed` events.

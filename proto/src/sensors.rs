@@ -100,10 +100,45 @@ pub struct SensorInfo {
     pub alias: Option<String>,
     /// The `extra` string as reported, if any.
     pub extra: Option<String>,
-    /// The newest reading (by its timestamp), if any.
+    /// The name people gave the sensor ([`SensorSettings`]); shown instead of the alias.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Weight when the rule in force names no sensors; 0: counted only when a rule names it.
+    #[serde(default = "one")]
+    pub weight: f64,
+    /// Calibration offset, °C, already added to `latest.value`.
+    #[serde(default)]
+    pub offset_c: f64,
+    /// The newest reading (by its timestamp), if any, calibrated.
     pub latest: Option<Reading>,
     /// True when the newest reading is older than the engine's staleness limit, or absent.
     pub stale: bool,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Most characters of a sensor's name.
+pub const MAX_SENSOR_NAME: usize = 64;
+/// Largest default weight of a sensor.
+pub const MAX_SENSOR_WEIGHT: f64 = 10.0;
+/// Largest calibration offset either way, °C.
+pub const MAX_SENSOR_OFFSET_C: f64 = 10.0;
+
+/// `PUT /v1/sensors/{id}/settings` (admin): what people set for a sensor. The whole set is
+/// replaced; readings stay stored as measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"name": "Living room", "weight": 1.0, "offset_c": -0.5}))]
+pub struct SensorSettings {
+    /// A display name (1 to 64 characters), or null to show the agent's alias again.
+    pub name: Option<String>,
+    /// Weight when the rule in force names no sensors (0 to 10); 0 keeps a sensor (an outdoor
+    /// probe, say) out of the default mean: it counts only where a rule names it.
+    pub weight: f64,
+    /// Calibration offset, °C (−10 to 10), added to every reading the engine uses or serves
+    /// (after the DS18B20 plausibility checks, which judge the raw value).
+    pub offset_c: f64,
 }
 
 /// One stored reading.
@@ -128,7 +163,7 @@ pub struct ReadingsQuery {
     pub max_points: Option<u32>,
 }
 
-/// One point of a readings series: a raw reading (`count` 1, min = mean = max) or a bucket of
+/// One point of a readings series (calibrated by the sensor's current offset): a raw reading (`count` 1, min = mean = max) or a bucket of
 /// several.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Point {

@@ -27,3 +27,26 @@ pub struct HealthCheck {
     /// Details: what was found or what failed.
     pub detail: String,
 }
+
+/// Who the engine takes the caller for (`GET /v1/auth`): lets a front end check a credential
+/// someone typed without changing anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Identity {
+    /// What the credential allows.
+    pub role: Role,
+    /// The agent's host id, for the `agent` role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_id: Option<String>,
+}
+
+/// What a credential allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// No credential: reads only.
+    Anonymous,
+    /// A sensor or relay agent: reports for its own host.
+    Agent,
+    /// A person (or the web UI on their behalf): everything that changes the house.
+    Admin,
+}

@@ -29,6 +29,7 @@ use hearth_proto::control::{ControlSettings, Mode};
 mod cross;
 mod deploy;
 mod provision;
+mod webbench;
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,7 +43,7 @@ fn main() -> std::process::ExitCode {
         Some("provision") => provision::main(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo [--port N] [--no-discovery] | test [--skip-cross] | \
+                "usage: cargo xtask <demo [--port N] [--web-port N] [--dev-assets] [--no-discovery] | test [--skip-cross] | \
                  cross | dist | openapi | bench [{}] [--static] | provision --help>",
                 BENCHES.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(" | ")
             );
@@ -220,8 +221,12 @@ async fn demo_schedule(api: &EngineClient) -> Result<(), hearth_proto::client::C
 type Bench = fn(bool) -> anyhow::Result<()>;
 
 /// Every bench, by name; `cargo xtask bench` runs them all in this order.
-const BENCHES: &[(&str, Bench)] =
-    &[("sensor-agent", bench_sensor_agent), ("history", bench_history), ("ingest", bench_ingest)];
+const BENCHES: &[(&str, Bench)] = &[
+    ("sensor-agent", bench_sensor_agent),
+    ("history", bench_history),
+    ("ingest", bench_ingest),
+    ("web", webbench::bench_web),
+];
 
 /// Readings history: a year of 1-minute readings of 10 sensors (5.26 M) loaded through the
 /// engine's ingest path into a temporary SQLite file, then the chart queries timed. The code
@@ -508,6 +513,8 @@ impl Drop for Children {
 
 fn demo(args: &[String]) -> anyhow::Result<()> {
     let mut port = 8080u16;
+    let mut web_port: Option<u16> = None;
+    let mut dev_assets: Option<String> = None;
     let mut discovery = true;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -517,6 +524,17 @@ fn demo(args: &[String]) -> anyhow::Result<()> {
                     .next()
                     .and_then(|p| p.parse().ok())
                     .ok_or_else(|| anyhow::anyhow!("--port needs a number"))?
+            }
+            "--web-port" => {
+                web_port = Some(
+                    it.next()
+                        .and_then(|p| p.parse().ok())
+                        .ok_or_else(|| anyhow::anyhow!("--web-port needs a number"))?,
+                )
+            }
+            // Serve the dashboard's files from disk (web-ui/assets) for working on them.
+            "--dev-assets" => {
+                dev_assets = Some(root().join("web-ui/assets").to_string_lossy().to_string())
             }
             "--no-discovery" => discovery = false,
             other => anyhow::bail!("unknown demo option {other}"),
@@ -533,6 +551,8 @@ fn demo(args: &[String]) -> anyhow::Result<()> {
             "hearth-sensor-agent",
             "-p",
             "hearth-relay-agent",
+            "-p",
+            "hearth-web",
         ]),
     )?;
     let bin = |name: &str| root().join("target/debug").join(name);
@@ -553,7 +573,10 @@ fn demo(args: &[String]) -> anyhow::Result<()> {
     let sensor_key = engine_out(&["device-key", "demo-sensor"])?;
     let relay_key = engine_out(&["device-key", "demo-relay"])?;
     let admin = engine_out(&["admin-token"])?;
+    let admin_token = admin.strip_prefix("admin.").unwrap_or(&admin).to_owned();
     let url = format!("http://127.0.0.1:{port}");
+    // The dashboard next to the engine: 8088 beside the default 8080.
+    let web_port = web_port.unwrap_or(port.saturating_add(8));
 
     let mut children = Children(Vec::new());
     let listen = format!("127.0.0.1:{port}");
@@ -644,8 +667,19 @@ fn demo(args: &[String]) -> anyhow::Result<()> {
             .args(&engine_flag)
             .spawn()?,
     ));
+    // The dashboard finds the engine like the agents do.
+    let web_url = format!("http://127.0.0.1:{web_port}");
+    let web_listen = format!("127.0.0.1:{web_port}");
+    let mut web = Command::new(bin("hearth-web"));
+    web.args(["--listen", &web_listen]).args(&engine_flag);
+    if let Some(dir) = &dev_assets {
+        web.args(["--dev-assets", dir]);
+    }
+    children.0.push(("web", web.spawn()?));
     eprintln!(
-        "\n  Hearth is running: {url}\n  \
+        "\n  Hearth is running. The dashboard: {web_url}\n  \
+         Log in there with the admin token: {admin_token}\n  \
+         The engine's API: {url}\n  \
          The simulated room starts at 17 °C and runs 60× faster than real time.\n  \
          The schedule (local time): 20.5 °C, 17 °C from 22:30 to 06:00, 21 °C weekday mornings.\n  \
          Watch it decide: curl {url}/v1/control   What is coming: curl {url}/v1/schedule/timeline\n  \

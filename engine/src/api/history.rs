@@ -79,10 +79,17 @@ pub(super) async fn readings(
     }
     let (from, to) = range(q.from, q.to, SignedDuration::from_hours(24))?;
     let store = &state.inner.store;
-    if !store.sensor_exists(&id).await? {
+    let Some(offset) = store.sensor_offset(&id).await? else {
         return Err(ApiError::not_found(format!("no sensor {id:?}")));
+    };
+    let mut series = store.series(&id, millis(from), millis(to), max_points).await?;
+    if offset != 0.0 {
+        for p in &mut series.points {
+            for v in [&mut p.min, &mut p.mean, &mut p.max] {
+                *v = v.map(|v| v + offset);
+            }
+        }
     }
-    let series = store.series(&id, millis(from), millis(to), max_points).await?;
     Ok(axum::Json(ReadingsPage {
         sensor_id: id,
         from: from_millis(series.from_ms),

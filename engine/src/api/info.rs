@@ -1,11 +1,16 @@
 //! `GET /` and `GET /v1/status`.
 
+use axum::extract::FromRequestParts;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::Html;
-use hearth_proto::status::{HealthCheck, ServiceStatus};
+use hearth_proto::ErrorBody;
+use hearth_proto::status::{HealthCheck, Identity, Role, ServiceStatus};
 
 use super::AppState;
+use super::auth::Caller;
+use super::error::ApiError;
 
 /// The info page: what this is and where to go next.
 pub(super) async fn index(State(state): State<AppState>) -> Html<String> {
@@ -46,4 +51,26 @@ pub(super) async fn status(
     };
     let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, axum::Json(body))
+}
+
+/// Who the presented credential belongs to: `anonymous` without one, `admin` or `agent` with a
+/// valid one, 403 with a wrong one. Changes nothing; the web UI checks a typed login with it.
+#[utoipa::path(get, path = "/v1/auth", tag = "service",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, body = Identity),
+        (status = 401, description = "Malformed credential", body = ErrorBody),
+        (status = 403, description = "Wrong credential", body = ErrorBody),
+    ))]
+pub(super) async fn whoami(
+    State(state): State<AppState>,
+    mut parts: Parts,
+) -> Result<axum::Json<Identity>, ApiError> {
+    if !parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
+        return Ok(axum::Json(Identity { role: Role::Anonymous, host_id: None }));
+    }
+    Ok(axum::Json(match Caller::from_request_parts(&mut parts, &state).await? {
+        Caller::Admin => Identity { role: Role::Admin, host_id: None },
+        Caller::Agent(host) => Identity { role: Role::Agent, host_id: Some(host) },
+    }))
 }

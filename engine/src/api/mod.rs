@@ -57,6 +57,10 @@ pub(crate) struct Shared {
     pub(crate) time_zone: jiff::tz::TimeZone,
     /// The schedule: rules, overrides, default target, compiled into a shared snapshot.
     pub(crate) schedules: Arc<crate::store::Schedules>,
+    /// Non-zero calibration offsets by sensor id, a copy of the `sensors.offset_c` column kept
+    /// by the settings handler, so that live reading events are calibrated without a query on
+    /// the ingest path.
+    pub(crate) offsets: std::sync::RwLock<std::collections::HashMap<String, f64>>,
 }
 
 impl AppState {
@@ -106,6 +110,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sensors::update))
         .routes(routes!(sensors::backlog))
         .routes(routes!(sensors::list))
+        .routes(routes!(sensors::settings))
+        .routes(routes!(info::whoami))
         .routes(routes!(history::readings))
         .routes(routes!(history::runs))
         .routes(routes!(history::daily))

@@ -4,19 +4,20 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hearth_proto::events::Event;
 use hearth_proto::sensors::{
-    MAX_BACKLOG_UPDATES, Reading, SensorBacklog, SensorBacklogAck, SensorInfo, SensorReport,
-    SensorUpdate, SensorUpdateAck,
+    MAX_BACKLOG_UPDATES, MAX_SENSOR_NAME, MAX_SENSOR_OFFSET_C, MAX_SENSOR_WEIGHT, Reading,
+    SensorBacklog, SensorBacklogAck, SensorInfo, SensorReport, SensorSettings, SensorUpdate,
+    SensorUpdateAck,
 };
 use hearth_proto::{ErrorBody, Timestamp};
 use serde_json::Value;
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, parse_json};
+use super::error::{ApiError, Body, parse_json};
 use crate::store::{NewReading, NewReport, from_millis, millis};
 
 /// Longest sensor id accepted (1-Wire ids are 15 characters; leave room for others).
@@ -73,15 +74,20 @@ pub(super) async fn update(
         clock_offset_ms: offset.map(|o| o.as_millis() as i64),
         readings: update.sensors.into_iter().map(|(id, r)| new_reading(id, r, now)).collect(),
     };
-    let events: Vec<Event> = report
-        .readings
-        .iter()
-        .map(|r| Event::Reading {
-            sensor_id: r.sensor_id.clone(),
-            at: from_millis(r.ts),
-            value: r.value,
-        })
-        .collect();
+    let events: Vec<Event> = {
+        // A poisoned lock only means a settings handler panicked mid-insert; the map is still
+        // a usable cache.
+        let offsets = state.inner.offsets.read().unwrap_or_else(|e| e.into_inner());
+        report
+            .readings
+            .iter()
+            .map(|r| Event::Reading {
+                sensor_id: r.sensor_id.clone(),
+                at: from_millis(r.ts),
+                value: r.value.map(|v| v + offsets.get(&r.sensor_id).copied().unwrap_or(0.0)),
+            })
+            .collect()
+    };
     state
         .inner
         .ingest
@@ -313,8 +319,10 @@ pub(super) async fn list(
     Ok(axum::Json(
         rows.into_iter()
             .map(|s| {
-                let latest =
-                    s.last_ts.map(|ts| Reading { at: from_millis(ts), value: s.last_value });
+                let latest = s.last_ts.map(|ts| Reading {
+                    at: from_millis(ts),
+                    value: s.last_value.map(|v| v + s.offset_c),
+                });
                 let stale = latest.as_ref().is_none_or(|r| now.duration_since(r.at) > stale_after);
                 SensorInfo {
                     id: s.id,
@@ -322,10 +330,82 @@ pub(super) async fn list(
                     kind: s.kind,
                     alias: s.alias,
                     extra: s.extra,
+                    name: s.name,
+                    weight: s.weight,
+                    offset_c: s.offset_c,
                     latest,
                     stale,
                 }
             })
             .collect(),
     ))
+}
+
+/// Name a sensor, set its default weight and its calibration offset (admin). The whole set is
+/// replaced. Readings stay stored as measured: the offset applies to what the engine uses and
+/// serves from now on, past readings included.
+#[utoipa::path(put, path = "/v1/sensors/{id}/settings", tag = "sensors",
+    params(("id" = String, Path, description = "The sensor id")),
+    request_body = SensorSettings,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The sensor with its new settings", body = SensorInfo),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No credential", body = ErrorBody),
+        (status = 403, description = "Not the admin credential", body = ErrorBody),
+        (status = 404, description = "No such sensor", body = ErrorBody),
+        (status = 422, description = "A field is missing or out of range", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
+pub(super) async fn settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<SensorSettings>,
+) -> Result<axum::Json<SensorInfo>, ApiError> {
+    caller.require_admin()?;
+    let name = match body.name.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(n) if n.chars().count() > MAX_SENSOR_NAME => {
+            return Err(ApiError::invalid(format!(
+                "name field must be at most {MAX_SENSOR_NAME} characters"
+            )));
+        }
+        Some(n) if n.chars().any(char::is_control) => {
+            return Err(ApiError::invalid("name field must not contain control characters"));
+        }
+        Some(n) => Some(n.to_owned()),
+    };
+    if !(0.0..=MAX_SENSOR_WEIGHT).contains(&body.weight) {
+        return Err(ApiError::invalid(format!(
+            "weight field must be 0 to {MAX_SENSOR_WEIGHT}, got {}",
+            body.weight
+        )));
+    }
+    if !(-MAX_SENSOR_OFFSET_C..=MAX_SENSOR_OFFSET_C).contains(&body.offset_c) {
+        return Err(ApiError::invalid(format!(
+            "offset_c field must be -{MAX_SENSOR_OFFSET_C} to {MAX_SENSOR_OFFSET_C} °C, got {}",
+            body.offset_c
+        )));
+    }
+    let store = &state.inner.store;
+    if !store.set_sensor_settings(&id, name.as_deref(), body.weight, body.offset_c).await? {
+        return Err(ApiError::not_found(format!("no sensor {id:?}")));
+    }
+    {
+        let mut offsets = state.inner.offsets.write().unwrap_or_else(|e| e.into_inner());
+        if body.offset_c == 0.0 {
+            offsets.remove(&id);
+        } else {
+            offsets.insert(id.clone(), body.offset_c);
+        }
+    }
+    // The effective temperature may have moved: decide again, and tell the dashboards.
+    state.inner.controller.sensors_changed();
+    state.inner.events.changed("sensors");
+    let axum::Json(all) = list(State(state)).await?;
+    all.into_iter()
+        .find(|s| s.id == id)
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found(format!("no sensor {id:?}")))
 }

@@ -72,7 +72,7 @@ fn health(
             format!("implausible: {why}"),
             format!("implausible {} °C", temp(v)),
         )),
-        None => Ok(v),
+        None => Ok(v + snap.offset_c),
     }
 }
 
@@ -103,23 +103,45 @@ pub(crate) fn fuse(
                 name: None,
                 value: None,
                 at: None,
+                weight: 1.0,
+                offset_c: 0.0,
             });
         }
     }
-    let weight_of = |id: &str| -> Option<f64> {
+    // No selection: every sensor with its own default weight; weight 0 means "only when a
+    // rule names it" (an outdoor probe must not heat the house by default).
+    let weight_of = |snap: &SensorSnapshot| -> Option<f64> {
         if selection.is_empty() {
-            Some(1.0)
+            (snap.weight > 0.0).then_some(snap.weight)
         } else {
-            selection.iter().find(|s| s.sensor_id == id).map(|s| s.weight)
+            selection.iter().find(|s| s.sensor_id == snap.id).map(|s| s.weight)
         }
     };
 
     let mut healths: Vec<Result<f64, (Exclusion, String, String)>> =
         all.iter().map(|s| health(now, s, stale_after)).collect();
-    let mut plausible: Vec<f64> = healths.iter().filter_map(|h| h.as_ref().ok().copied()).collect();
+    // Outliers are judged among the sensors meant to measure the same air: those the rule
+    // names or, when it names none, those counting by default. A weight-0 probe (outdoors)
+    // neither joins the median nor is judged by it.
+    let judged: Vec<bool> = all
+        .iter()
+        .map(|s| {
+            if selection.is_empty() {
+                s.weight > 0.0
+            } else {
+                selection.iter().any(|w| w.sensor_id == s.id)
+            }
+        })
+        .collect();
+    let mut plausible: Vec<f64> = healths
+        .iter()
+        .zip(&judged)
+        .filter(|(_, j)| **j)
+        .filter_map(|(h, _)| h.as_ref().ok().copied())
+        .collect();
     if plausible.len() >= OUTLIER_MIN_SENSORS {
         let mid = median(&mut plausible);
-        for h in &mut healths {
+        for (h, _) in healths.iter_mut().zip(&judged).filter(|(_, j)| **j) {
             if let Ok(v) = *h {
                 let off = (v - mid).abs();
                 if off > outlier_c {
@@ -142,7 +164,7 @@ pub(crate) fn fuse(
         .iter()
         .zip(&healths)
         .map(|(snap, h)| {
-            let weight = weight_of(&snap.id);
+            let weight = weight_of(snap);
             let (excluded, detail) = match h {
                 Ok(_) => (None, None),
                 Err((e, d, _)) => (Some(*e), Some(d.clone())),
@@ -150,7 +172,8 @@ pub(crate) fn fuse(
             SensorInput {
                 id: snap.id.clone(),
                 name: snap.name.clone(),
-                value: snap.value,
+                // Calibrated, as every view of the sensor shows it.
+                value: snap.value.map(|v| v + snap.offset_c),
                 at: snap.at,
                 weight: weight.unwrap_or(0.0),
                 selected: weight.is_some(),
@@ -168,9 +191,11 @@ pub(crate) fn fuse(
     let (source, used) = if !usable_selected.is_empty() {
         (SensorSource::Selected, usable_selected)
     } else {
-        let rest: Vec<usize> = (0..all.len()).filter(|&i| healths[i].is_ok()).collect();
+        // Fallback: the usable sensors that count by default, with their default weights.
+        let rest: Vec<usize> =
+            (0..all.len()).filter(|&i| healths[i].is_ok() && all[i].weight > 0.0).collect();
         for &i in &rest {
-            inputs[i].weight = 1.0;
+            inputs[i].weight = all[i].weight;
         }
         (if rest.is_empty() { SensorSource::None } else { SensorSource::Fallback }, rest)
     };
@@ -179,7 +204,11 @@ pub(crate) fn fuse(
             input.used = true;
         } else if input.excluded.is_none() {
             input.excluded = Some(Exclusion::NotSelected);
-            input.detail = Some("not selected by the rule in force".to_owned());
+            input.detail = Some(if selection.is_empty() {
+                "default weight 0: counts only where a rule names it".to_owned()
+            } else {
+                "not selected by the rule in force".to_owned()
+            });
             input.weight = 0.0;
         }
     }
@@ -230,6 +259,8 @@ mod tests {
             name: None,
             value,
             at: ago_s.map(|a| NOW - jiff::SignedDuration::from_secs(a)),
+            weight: 1.0,
+            offset_c: 0.0,
         }
     }
 
@@ -280,6 +311,47 @@ mod tests {
         assert_eq!(f.effective.map(|e| (e * 100.0).round()), Some(2140.0));
         assert_eq!(f.label, "fresh-a 21.0, fresh-b 21.4, fresh-c 21.8 (mean 21.4 °C)");
         assert_eq!(f.inputs.len(), sensors.len());
+    }
+
+    #[test]
+    fn calibration_applies_after_the_plausibility_checks() {
+        let mut living = snap("living", Some(20.0), Some(5));
+        living.offset_c = -0.5;
+        // 85.0 is the power-on value whatever the offset would make of it.
+        let mut glitch = snap("glitch", Some(85.0), Some(5));
+        glitch.offset_c = -0.5;
+        let f = fuse_(&[living, glitch], &[]);
+        assert_eq!(f.effective, Some(19.5));
+        assert_eq!(f.inputs[0].value, Some(19.5), "inputs show the calibrated value");
+        assert_eq!(f.inputs[1].excluded, Some(Exclusion::Implausible));
+        assert_eq!(f.label, "living 19.5 °C");
+    }
+
+    #[test]
+    fn default_weights_count_when_the_rule_names_no_sensor() {
+        let mut hall = snap("hall", Some(20.0), Some(5));
+        hall.weight = 3.0;
+        let lounge = snap("lounge", Some(24.0), Some(5));
+        let mut outdoor = snap("outdoor", Some(-5.0), Some(5));
+        outdoor.weight = 0.0;
+        let f = fuse_(&[hall.clone(), lounge.clone(), outdoor.clone()], &[]);
+        assert_eq!(f.effective, Some(21.0), "(3 × 20 + 24) / 4");
+        assert_eq!(f.inputs[2].excluded, Some(Exclusion::NotSelected));
+        assert!(f.inputs[2].detail.as_deref().is_some_and(|d| d.contains("default weight 0")));
+
+        // A rule naming the outdoor probe counts it, weight 0 by default or not.
+        let f = fuse_(&[hall.clone(), lounge, outdoor.clone()], &[sel("outdoor", 1.0)]);
+        assert_eq!(f.effective, Some(-5.0));
+
+        // Fallback (the named sensor is stale): the default weights again, outdoor left out.
+        let stale = snap("stale", Some(20.0), Some(600));
+        let f = fuse_(&[hall, outdoor.clone(), stale], &[sel("stale", 1.0)]);
+        assert_eq!((f.source, f.effective), (SensorSource::Fallback, Some(20.0)));
+        assert_eq!(f.inputs[0].weight, 3.0);
+
+        // Only a weight-0 sensor left: sensor loss, not heating by the outdoor temperature.
+        let f = fuse_(&[outdoor], &[]);
+        assert_eq!((f.source, f.effective), (SensorSource::None, None));
     }
 
     #[test]

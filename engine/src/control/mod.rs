@@ -61,6 +61,11 @@ pub(crate) struct SensorSnapshot {
     pub(crate) value: Option<f64>,
     /// When the newest reading was taken; None: never.
     pub(crate) at: Option<Timestamp>,
+    /// Weight when the rule in force names no sensors (0: counted only when named).
+    pub(crate) weight: f64,
+    /// Calibration added to `value` after the plausibility checks (which judge what the
+    /// probe itself said: 85.0 is the power-on value whatever the offset).
+    pub(crate) offset_c: f64,
 }
 
 /// What the heating and cooling relays report.

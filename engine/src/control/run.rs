@@ -133,6 +133,11 @@ impl Controller {
         self.latest.borrow().clone()
     }
 
+    /// Sensor settings changed (weights, calibration): decide again at once.
+    pub(crate) fn sensors_changed(&self) {
+        self.wake.notify_one();
+    }
+
     /// Relays (re)registered: command them on the next pass.
     pub(crate) fn relays_changed(&self) {
         self.resend.store(true, Ordering::Relaxed);
@@ -147,9 +152,11 @@ impl Controller {
             .into_iter()
             .map(|s| SensorSnapshot {
                 id: s.id,
-                name: s.alias,
+                name: s.name.or(s.alias),
                 value: s.last_value,
                 at: s.last_ts.map(from_millis),
+                weight: s.weight,
+                offset_c: s.offset_c,
             })
             .collect())
     }

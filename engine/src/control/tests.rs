@@ -85,6 +85,8 @@ impl Case {
             } else {
                 self.now - jiff::SignedDuration::from_mins(14)
             }),
+            weight: 1.0,
+            offset_c: 0.0,
         }];
         let split = NOW + jiff::SignedDuration::from_secs(self.next_in_s);
         let segments = [

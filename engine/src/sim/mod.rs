@@ -219,6 +219,8 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
                     name: Some(p.name.to_owned()),
                     value: Some(p.read(&mut rng)),
                     at: Some(t - age),
+                    weight: 1.0,
+                    offset_c: 0.0,
                 });
             }
             let decision = control::decide(&Inputs {

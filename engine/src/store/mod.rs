@@ -53,7 +53,12 @@ pub(crate) struct SensorRow {
     pub(crate) alias: Option<String>,
     pub(crate) extra: Option<String>,
     pub(crate) last_ts: Option<i64>,
+    /// As measured (not calibrated).
     pub(crate) last_value: Option<f64>,
+    /// The name people gave it, if any.
+    pub(crate) name: Option<String>,
+    pub(crate) weight: f64,
+    pub(crate) offset_c: f64,
 }
 
 /// An agent row.
@@ -222,18 +227,46 @@ impl Store {
 
     pub(crate) async fn sensors(&self) -> Result<Vec<SensorRow>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT id, host_id, kind, alias, extra, last_ts, last_value FROM sensors ORDER BY id",
+            "SELECT id, host_id, kind, alias, extra, last_ts, last_value, name, weight, offset_c
+             FROM sensors ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await
     }
 
-    pub(crate) async fn sensor_exists(&self, id: &str) -> Result<bool, sqlx::Error> {
-        let row = sqlx::query("SELECT 1 FROM sensors WHERE id = ?")
+    /// A sensor's calibration offset; None when the sensor is unknown.
+    pub(crate) async fn sensor_offset(&self, id: &str) -> Result<Option<f64>, sqlx::Error> {
+        sqlx::query_scalar("SELECT offset_c FROM sensors WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
+            .await
+    }
+
+    /// Every known sensor's non-zero calibration offset (the ingest path's cache is built
+    /// from it at start).
+    pub(crate) async fn sensor_offsets(&self) -> Result<Vec<(String, f64)>, sqlx::Error> {
+        sqlx::query_as("SELECT id, offset_c FROM sensors WHERE offset_c <> 0")
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// Store what people set for a sensor; false when the sensor is unknown.
+    pub(crate) async fn set_sensor_settings(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        weight: f64,
+        offset_c: f64,
+    ) -> Result<bool, sqlx::Error> {
+        let done =
+            sqlx::query("UPDATE sensors SET name = ?, weight = ?, offset_c = ? WHERE id = ?")
+                .bind(name)
+                .bind(weight)
+                .bind(offset_c)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Raw readings of one sensor in `[from, to)`, oldest first, at most `limit`.

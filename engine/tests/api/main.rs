@@ -15,6 +15,7 @@ use tower::ServiceExt;
 mod control;
 mod history;
 mod schedules;
+mod sensors;
 
 type R<T = ()> = anyhow::Result<T>;
 
