@@ -53,11 +53,12 @@ function fmtC(v) {
   return v === null || v === undefined || Number.isNaN(v) ? '—' : `${fmtNum(v)} °C`;
 }
 
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+// 24-hour "HH:MM" like api.js's fmtTime, whatever the browser's locale.
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
 const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', day: 'numeric' });
 const dayMonthFmt = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
 const fullFmt = new Intl.DateTimeFormat(undefined, {
-  weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit',
+  weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
 });
 
 /**
@@ -276,7 +277,10 @@ export function timeChart(container, initial) {
       }
       // Every data point is in the DOM (tests and assistive tech look for them); on dense
       // series they are drawn with r=0 so the line stays readable.
-      const dense = s.points.length > pw / 6;
+      // Dense: more than one point per 6 px of the span the series covers.
+      const shown = s.points.filter((p) => p.mean !== null && p.mean !== undefined);
+      const spanPx = shown.length ? x(shown[shown.length - 1].t) - x(shown[0].t) : 0;
+      const dense = shown.length > Math.max(1, spanPx) / 6;
       const pts = svgEl('g', { class: 'points', fill: color }, g);
       for (const p of s.points) {
         if (p.mean === null || p.mean === undefined) continue;

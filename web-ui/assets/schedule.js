@@ -98,7 +98,8 @@ function splitDays(startDate, startMin, endDate, endMin) {
 }
 
 function ruleColor(id) {
-  return `hsl(${(Number(id) * 67 + 20) % 360} 62% 48%)`;
+  // Golden-angle hues: consecutive ids get clearly different colours.
+  return `hsl(${Math.round((Number(id) * 137.508 + 200) % 360)} 60% 45%)`;
 }
 
 function whenSummary(rule) {
@@ -171,10 +172,10 @@ const TEMPLATE = `
 
   <section class="sched-card" aria-labelledby="week-title">
     <div class="week-nav">
-      <button type="button" class="btn btn-quiet" data-week="-1" aria-label="Previous week">‹</button>
       <h2 id="week-title">This week</h2>
+      <button type="button" class="btn btn-quiet" data-week="-1" aria-label="Previous week">‹</button>
+      <button type="button" class="btn btn-quiet" data-week="0">This week</button>
       <button type="button" class="btn btn-quiet" data-week="1" aria-label="Next week">›</button>
-      <button type="button" class="btn btn-quiet" data-week="0">Today</button>
     </div>
     <p class="week-hint muted">Blocks are rules; the strip on the left of each day shows who wins.
       Hatched parts are beaten by a more specific rule. Tap a block to edit it.</p>
@@ -400,13 +401,15 @@ export async function mount(root) {
       const beaten = seg.beaten.length
         ? el('span', { class: 'seg-beaten', text: `beats ${seg.beaten.map((b) => b.name).join(', ')}` })
         : null;
+      // Spaces between the parts keep the row's text readable ("06:00–08:30 Mornings 21.0 °C")
+      // for screen readers and copy/paste; the grid lays them out.
       const li = el('li', { class: `segment layer-${seg.rule.layer}`, 'data-rule-name': seg.rule.name },
         el('span', { class: 'seg-swatch', 'aria-hidden': 'true', style: { background: color } }),
-        el('span', { class: 'seg-time', text: segTime(seg, firstDate) }),
-        el('span', { class: 'seg-name', text: seg.rule.name }),
-        el('span', { class: 'seg-temp', text: fmtTemp(seg.heat_c) }),
+        el('span', { class: 'seg-time', text: segTime(seg, firstDate) }), ' ',
+        el('span', { class: 'seg-name', text: seg.rule.name }), ' ',
+        el('span', { class: 'seg-temp', text: fmtTemp(seg.heat_c) }), ' ',
         el('span', { class: 'seg-cool muted', text: `cool ${fmtTemp(seg.cool_c)}` }),
-        beaten);
+        beaten ? ' ' : null, beaten);
       const rule = rules.find((r) => r.id === seg.rule.id && seg.rule.layer !== 'override');
       if (rule) {
         li.classList.add('clickable');
@@ -540,11 +543,20 @@ export async function mount(root) {
       }
       for (const p of pieces) if (byDay.has(p.date)) byDay.get(p.date).push({ ...p, rule });
     }
-    const layerRank = { every_day: 0, day: 1, date: 2 };
     dates.forEach((date, i) => {
-      const items = byDay.get(date).sort((a, b) => (layerRank[a.rule.layer] ?? 0) - (layerRank[b.rule.layer] ?? 0) || a.s - b.s);
-      const lanes = [];
+      // Overlapping blocks form a cluster; within it each block takes the first free lane, and
+      // the cluster's blocks share the column width (blocks that overlap nothing get it all).
+      const items = byDay.get(date).sort((a, b) => a.s - b.s || b.e - a.e);
+      let cluster = [];
+      let clusterEnd = -1;
+      let lanes = [];
+      const closeCluster = () => {
+        for (const it of cluster) it.lanes = lanes.length;
+        cluster = [];
+        lanes = [];
+      };
       for (const it of items) {
+        if (it.s >= clusterEnd) closeCluster();
         let lane = lanes.findIndex((endAt) => endAt <= it.s);
         if (lane < 0) {
           lane = lanes.length;
@@ -552,10 +564,13 @@ export async function mount(root) {
         }
         lanes[lane] = it.e;
         it.lane = lane;
+        cluster.push(it);
+        clusterEnd = Math.max(clusterEnd, it.e);
       }
-      const n = Math.max(1, lanes.length);
+      closeCluster();
       for (const it of items) {
         const r = it.rule;
+        const n = Math.max(1, it.lanes);
         const timeText = `${hhmm(it.s)}–${it.e === DAY_MIN ? '24:00' : hhmm(it.e)}`;
         const block = el('button', {
           type: 'button',
@@ -571,7 +586,7 @@ export async function mount(root) {
             '--rule-color': ruleColor(r.id),
           },
         },
-        el('span', { class: 'block-name', text: r.name }),
+        el('span', { class: 'block-name', text: r.name }), ' ',
         el('span', { class: 'block-meta', text: `${timeText} ${r.heat_c !== null && r.heat_c !== undefined ? fmtTemp(r.heat_c) : ''}` }));
         // Hatch the parts where another rule wins (this one is beaten there).
         if (r.enabled) {
@@ -853,6 +868,7 @@ export async function mount(root) {
     } catch (e) {
       // The form stays open with everything as typed; the engine's text says what to fix.
       errorEl.textContent = e.message;
+      errorEl.scrollIntoView({ block: 'nearest' });
     } finally {
       save.disabled = false;
     }
