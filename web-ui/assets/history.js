@@ -21,6 +21,7 @@ function sensorLabel(s) {
 }
 
 function fmtDuration(s) {
+  if (s === 0) return '0 min';
   if (s < 60) return `${Math.round(s)} s`;
   const h = Math.floor(s / 3600);
   const min = Math.round((s % 3600) / 60);
@@ -170,7 +171,7 @@ export async function mount(el) {
       bars = barChart(runtimeBox, {
         labels: dates.map(label),
         stacks,
-        format: (v) => (v >= 1 || v === 0 ? `${+v.toFixed(1)} h` : `${Math.round(v * 60)} min`),
+        format: (v) => (v === 0 ? '0' : v >= 1 ? `${+v.toFixed(1)} h` : `${Math.round(v * 60)} min`),
         ariaLabel: `Runtime per day over the last ${dates.length} days, ${fmtDuration(total)} in all.`,
       });
       // Newest day first in the table: that is the one people look for.

@@ -245,14 +245,14 @@ const TEMPLATE = `
           <label class="field"><span>Start</span><input id="rule-start" name="start" type="time"></label>
           <label class="field"><span>End</span><input id="rule-end" name="end" type="time"></label>
         </div>
-        <p class="muted hint">An end at or before the start runs past midnight.</p>
+        <p class="muted field-hint">An end at or before the start runs past midnight.</p>
       </fieldset>
 
       <fieldset class="when when-cron">
         <legend>Repeat</legend>
         <label class="field"><span>Cron expression</span>
           <input id="rule-cron" type="text" autocomplete="off" spellcheck="false" placeholder="30 6 * * 1-5"></label>
-        <p class="muted hint">minute hour day-of-month month day-of-week, local time</p>
+        <p class="muted field-hint">minute hour day-of-month month day-of-week, local time</p>
         <label class="field"><span>Duration (minutes)</span>
           <input id="rule-duration" type="number" step="1" inputmode="numeric"></label>
       </fieldset>
