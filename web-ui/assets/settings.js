@@ -101,7 +101,7 @@ export async function mount(el) {
       'fieldset',
       {},
       h('legend', { text: 'Mode' }),
-      h('label', { class: 'field', for: 'settings-mode' }, h('span', { text: 'Mode' }), modeSel),
+      h('label', { class: 'field', for: 'settings-mode' }, h('span', { text: 'What the system may do' }), modeSel),
     ),
     h(
       'fieldset',
