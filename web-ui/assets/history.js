@@ -77,6 +77,8 @@ export async function mount(el) {
     <section class="history-analytics" aria-labelledby="history-runtime-title">
       <h2 id="history-runtime-title">Runtime per day</h2>
       <div id="history-runtime" class="chart-box chart-box-small"></div>
+      <details class="history-details">
+      <summary>Per day: runtime, cycles per hour, duty cycle</summary>
       <div class="table-scroll">
         <table class="history-table">
           <caption class="visually-hidden">Runtime, cycles per hour and duty cycle per day</caption>
@@ -86,6 +88,7 @@ export async function mount(el) {
           <tbody></tbody>
         </table>
       </div>
+      </details>
     </section>`;
   el.appendChild(root);
 
@@ -174,6 +177,8 @@ export async function mount(el) {
         format: (v) => (v === 0 ? '0' : v >= 1 ? `${+v.toFixed(1)} h` : `${Math.round(v * 60)} min`),
         ariaLabel: `Runtime per day over the last ${dates.length} days, ${fmtDuration(total)} in all.`,
       });
+      // A week's table is short enough to show; a month's stays folded under the chart.
+      root.querySelector('.history-details').open = dates.length <= 7;
       // Newest day first in the table: that is the one people look for.
       for (const s of [...stats].sort((a, b) => (a.date < b.date ? 1 : a.date > b.date ? -1 : 0))) {
         const tr = document.createElement('tr');
