@@ -269,9 +269,9 @@ const TEMPLATE = `
         <legend>Target</legend>
         <div class="row">
           <label class="field"><span>Heat to (°C)</span>
-            <input id="rule-heat" name="heat_c" type="number" step="0.5" inputmode="decimal"></label>
+            <input id="rule-heat" name="heat_c" type="number" step="0.5" inputmode="decimal" placeholder="e.g. 21"></label>
           <label class="field"><span>Cool above (°C, optional)</span>
-            <input id="rule-cool" name="cool_c" type="number" step="0.5" inputmode="decimal"></label>
+            <input id="rule-cool" name="cool_c" type="number" step="0.5" inputmode="decimal" placeholder="e.g. 25"></label>
         </div>
         <label class="check"><input id="rule-enabled" type="checkbox" checked> Enabled</label>
       </fieldset>
@@ -772,10 +772,9 @@ export async function mount(root) {
     $('#rule-duration').value = '60';
     $('#rule-enabled').checked = true;
     if (!rule) {
+      // Name, times and setpoints start empty (form.reset above): typed values then never get
+      // appended to a pre-filled one.
       $('#rule-type').value = 'weekly';
-      $('#rule-start').value = '06:30';
-      $('#rule-end').value = '08:30';
-      $('#rule-heat').value = '21';
       renderSensorPicks([]);
     } else {
       const w = rule.when;
