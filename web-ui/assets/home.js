@@ -9,8 +9,7 @@ const STEP = 0.5;
 const DEBOUNCE_MS = 600;
 const HEAT_RANGE = [5, 30]; // NewOverride.heat_c bounds
 const COOL_RANGE = [15, 35]; // NewOverride.cool_c bounds
-const HOLD_KEY = 'hearth.hold';
-const HOLD_HOURS_KEY = 'hearth.holdHours';
+const remembered = { hold: 'next_change', hours: '2' };
 
 const MODES = [
   ['heat', 'Heat'],
@@ -122,22 +121,14 @@ export async function mount(el, ctx) {
     'aria-label': 'Hold hours',
   });
   const holdHoursWrap = h('label', { class: 'hold-hours' }, holdHours, h('span', { text: 'h' }));
-  try {
-    const saved = localStorage.getItem(HOLD_KEY);
-    if (saved && [...holdSel.options].some((o) => o.value === saved)) holdSel.value = saved;
-    const savedH = Number(localStorage.getItem(HOLD_HOURS_KEY));
-    if (savedH > 0) holdHours.value = String(savedH);
-  } catch {
-    // Storage disabled (private mode): the defaults do.
-  }
+  // The hold chosen last is kept while the page is open (not across reloads: a fresh page
+  // starts from the default, "until the next change").
+  holdSel.value = remembered.hold;
+  holdHours.value = remembered.hours;
   const syncHold = () => {
     holdHoursWrap.hidden = holdSel.value !== 'for';
-    try {
-      localStorage.setItem(HOLD_KEY, holdSel.value);
-      localStorage.setItem(HOLD_HOURS_KEY, holdHours.value);
-    } catch {
-      // See above.
-    }
+    remembered.hold = holdSel.value;
+    remembered.hours = holdHours.value;
   };
   holdSel.addEventListener('change', syncHold);
   holdHours.addEventListener('change', syncHold);
@@ -333,16 +324,17 @@ export async function mount(el, ctx) {
       return;
     }
     overrideEl.hidden = false;
-    const parts = [];
     const heat = o ? o.heat_c : seg.heat_c;
     const cool = o ? o.cool_c : seg.cool_c;
-    if (heat !== null && heat !== undefined) parts.push(fmtTemp(heat));
-    if (cool !== null && cool !== undefined && (mode() !== 'heat' || heat === null || heat === undefined)) {
-      parts.push(`cooling above ${fmtTemp(cool)}`);
-    }
+    const has = (v) => v !== null && v !== undefined;
+    const m = mode();
+    let held;
+    if (m === 'cool') held = fmtTemp(has(cool) ? cool : heat);
+    else if (m === 'auto' && has(heat) && has(cool)) held = `${fmtTemp(heat)} (cooling above ${fmtTemp(cool)})`;
+    else held = fmtTemp(has(heat) ? heat : cool);
     const end = o ? o.end : seg.end;
     const until = o && (o.end === null || o.end === undefined) ? 'until you resume' : `until ${whenText(end)}`;
-    overrideText.textContent = `Holding ${parts.join(', ')} ${until}.`;
+    overrideText.textContent = `Holding ${held} ${until}.`;
   }
 
   function renderModes() {
