@@ -45,8 +45,11 @@ function parseHash() {
   return { name, params };
 }
 
-async function route() {
+async function route(ev) {
   const gen = ++generation;
+  // A navigation (not the first load) starts the new page at its top, with the keyboard and
+  // screen reader focus on it rather than on the link that was left behind.
+  const navigated = ev instanceof HashChangeEvent;
   let { name, params } = parseHash();
   if (kiosk) name = 'home'; // the wall display shows nothing else
   if (!ROUTES[name]) name = 'home';
@@ -91,6 +94,10 @@ async function route() {
       return;
     }
     unmount = typeof ret === 'function' ? ret : null;
+    if (navigated) {
+      window.scrollTo(0, 0);
+      view.focus({ preventScroll: true });
+    }
   } catch (e) {
     if (gen !== generation) return;
     console.error(`hearth: view ${name} failed`, e);
@@ -109,7 +116,7 @@ function showViewError(view, text) {
   retry.type = 'button';
   retry.className = 'btn';
   retry.textContent = 'Try again';
-  retry.addEventListener('click', route);
+  retry.addEventListener('click', () => route());
   view.replaceChildren(p, retry);
   view.removeAttribute('aria-busy');
 }

@@ -40,6 +40,21 @@ const PLAIN = {
   sensor_loss_off: 'No usable sensor: everything stays off.',
 };
 
+/** The reason in everyday words; inside the band it depends on what is running. */
+function plainReason(d) {
+  if (d.reason_code === 'heat_in_band') {
+    return d.heat
+      ? 'Nearly at the target: the heating runs on until just above it.'
+      : 'Close to the target: the heating stays off for now.';
+  }
+  if (d.reason_code === 'cool_in_band') {
+    return d.cool
+      ? 'Nearly at the target: the cooling runs on until just below it.'
+      : 'Close to the target: the cooling stays off for now.';
+  }
+  return PLAIN[d.reason_code] || '';
+}
+
 const EXCLUDED = {
   no_reading: 'No reading',
   stale: 'Stale',
@@ -247,7 +262,7 @@ export async function mount(el, ctx) {
     stateEl.textContent = STATE_LABEL[s];
     el.dataset.state = s;
     if (d) {
-      plainEl.textContent = PLAIN[d.reason_code] || '';
+      plainEl.textContent = plainReason(d);
       reasonEl.textContent = d.reason;
       if (d.expected_at && (d.heat || d.cool)) {
         expectEl.hidden = false;
