@@ -411,14 +411,9 @@ export async function mount(el) {
         if (row) renderSensorDisplay(row, s);
       }
     }),
-    on('relay', (ev) => {
-      const r = st.relays.find((x) => x.host_id === ev.host_id && x.output_id === ev.output_id);
-      if (r) {
-        r.state = ev.state;
-        r.updated_at = new Date().toISOString();
-        renderRelays();
-      } else load();
-    }),
+    // The event carries only the new state; the agent's report (lease, protection timers)
+    // changed with it, so re-read the relays rather than show a stale mix.
+    on('relay', () => load()),
     on('changed', () => load()),
     on('lagged', () => load()),
   ];
