@@ -281,6 +281,7 @@ const TEMPLATE = `
         <div class="sensor-picks"></div>
       </details>
 
+      <p id="rule-note" class="rule-note" role="status"></p>
       <p id="rule-error" class="form-error" role="alert"></p>
       <div class="dialog-actions">
         <button type="button" id="rule-delete" class="btn btn-danger">Delete</button>
@@ -308,6 +309,7 @@ export async function mount(root) {
   const dialog = $('#rule-dialog');
   const form = $('#rule-form');
   const errorEl = $('#rule-error');
+  const noteEl = $('#rule-note');
   const defForm = $('#default-form');
 
   let alive = true;
@@ -603,7 +605,14 @@ export async function mount(root) {
             }));
           }
         }
-        block.addEventListener('click', () => openEditor(r));
+        block.addEventListener('click', () => {
+          if (dragJustEnded) {
+            dragJustEnded = false;
+            return;
+          }
+          openEditor(r);
+        });
+        if (r.when.type === 'weekly') enableDrag(block, r);
         cols[i].append(block);
       }
     });
@@ -629,6 +638,57 @@ export async function mount(root) {
       if (col) weekScroll.scrollLeft = Math.max(0, col.offsetLeft - 48);
       scrolledToToday = true;
     }
+  }
+
+  // Dragging a weekly block with a mouse or pen moves the rule: up/down in 15-minute steps,
+  // sideways by whole days. The editor then opens with the moved times to confirm. Touch is
+  // left to scrolling (the grid scrolls sideways on a phone); a tap opens the editor.
+  let dragJustEnded = false;
+  function enableDrag(block, rule) {
+    block.addEventListener('pointerdown', (down) => {
+      if (down.pointerType === 'touch' || down.button !== 0) return;
+      const col = block.parentElement;
+      const rect = col.getBoundingClientRect();
+      const perMin = rect.height / DAY_MIN;
+      let moved = false;
+      let dMin = 0;
+      let dDay = 0;
+      const move = (ev) => {
+        const dx = ev.clientX - down.clientX;
+        const dy = ev.clientY - down.clientY;
+        if (!moved && Math.hypot(dx, dy) < 8) return;
+        if (!moved) {
+          moved = true;
+          block.setPointerCapture(down.pointerId);
+          block.classList.add('dragging');
+        }
+        ev.preventDefault();
+        dMin = Math.round(dy / perMin / 15) * 15;
+        dDay = Math.round(dx / rect.width);
+        block.style.transform = `translate(${dDay * rect.width}px, ${dMin * perMin}px)`;
+      };
+      const up = () => {
+        block.removeEventListener('pointermove', move);
+        block.removeEventListener('pointerup', up);
+        block.removeEventListener('pointercancel', up);
+        if (!moved) return;
+        dragJustEnded = true;
+        block.classList.remove('dragging');
+        block.style.transform = '';
+        if (!dMin && !dDay) return;
+        const w = rule.when;
+        const start = minutes(w.start) + dMin;
+        const end = minutes(w.end) + dMin;
+        // A start pushed past midnight moves the rule's days too.
+        const shift = dDay + Math.floor(start / DAY_MIN);
+        const wrap = (m) => ((m % DAY_MIN) + DAY_MIN) % DAY_MIN;
+        const days = w.days.map((d) => WEEKDAYS[(((WEEKDAYS.indexOf(d) + shift) % 7) + 7) % 7]);
+        openEditor(rule, { type: 'weekly', days, start: hhmm(wrap(start)), end: hhmm(wrap(end)) });
+      };
+      block.addEventListener('pointermove', move);
+      block.addEventListener('pointerup', up);
+      block.addEventListener('pointercancel', up);
+    });
   }
 
   function renderRuleList() {
@@ -757,10 +817,13 @@ export async function mount(root) {
     }
   }
 
-  function openEditor(rule) {
+  /** Opens the editor for `rule` (null: a new one); `movedWhen` replaces its `when` after a
+   * drag, so the move is only stored once the user saves it. */
+  function openEditor(rule, movedWhen = null) {
     editing = rule || null;
     form.reset();
     errorEl.textContent = '';
+    noteEl.textContent = '';
     $('#rule-form-title').textContent = rule ? `Edit “${rule.name}”` : 'Add rule';
     $('#rule-delete').hidden = !rule;
     const today = new Date();
@@ -777,7 +840,8 @@ export async function mount(root) {
       $('#rule-type').value = 'weekly';
       renderSensorPicks([]);
     } else {
-      const w = rule.when;
+      const w = movedWhen || rule.when;
+      if (movedWhen) noteEl.textContent = `Moved to ${whenSummary({ when: movedWhen })}. Save to keep it.`;
       $('#rule-name').value = rule.name;
       $('#rule-type').value = w.type;
       $('#rule-heat').value = rule.heat_c ?? '';
