@@ -191,8 +191,11 @@ export async function mount(el) {
         input.dataset.kind = 'string';
       }
       const range = [];
-      if (schema.minimum !== undefined) range.push(`from ${schema.minimum}`);
-      if (schema.maximum !== undefined) range.push(`to ${schema.maximum}`);
+      const lo = schema.minimum;
+      const hi = schema.maximum;
+      if (lo !== undefined && hi !== undefined) range.push(`${lo} to ${hi}`);
+      else if (lo !== undefined) range.push(`at least ${lo}`);
+      else if (hi !== undefined) range.push(`at most ${hi}`);
       if (schema.default !== undefined) range.push(`default ${schema.default}`);
       const help = [schema.description, range.length ? `(${range.join(', ')})` : ''].filter(Boolean).join(' ');
       if (help) input.setAttribute('aria-describedby', helpId);
