@@ -1,14 +1,14 @@
 // The shell: hash router, header (nav, login/logout), kiosk mode and toasts. Views are loaded
 // on demand so each view's module (some written by other people) only has to export mount().
 
-import { session, refreshSession, requireLogin, logout } from './api.js';
+import { session, refreshSession, requireLogin, logout } from "./api.js";
 
 const ROUTES = {
-  home: () => import('./home.js'),
-  history: () => import('./history.js'),
-  schedule: () => import('./schedule.js'),
-  devices: () => import('./devices.js'),
-  settings: () => import('./settings.js'),
+  home: () => import("./home.js"),
+  history: () => import("./history.js"),
+  schedule: () => import("./schedule.js"),
+  devices: () => import("./devices.js"),
+  settings: () => import("./settings.js"),
 };
 const TITLES = {
   home: 'Home',

@@ -2,8 +2,8 @@
 // relay output (what it drives) and every agent (online, last seen, clock skew). Live readings
 // and relay switches update in place; a row being edited is never overwritten.
 
-import { api, on, fmtTemp, fmtAgo } from './api.js';
-import { toast } from './app.js';
+import { api, on, fmtTemp, fmtAgo } from "./api.js";
+import { toast } from "./app.js";
 
 const FUNCTIONS = [
   ['heat', 'Heating'],

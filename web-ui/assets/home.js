@@ -2,8 +2,8 @@
 // heating or cooling runs and why, +/− with a hold, the mode, and every sensor's card. Kept live
 // by the event stream; the only timer refreshes "what comes next" and the "min ago" texts.
 
-import { api, on, session, requireLogin, fmtTemp, fmtTime, fmtDay, fmtAgo } from './api.js';
-import { toast } from './app.js';
+import { api, on, session, requireLogin, fmtTemp, fmtTime, fmtDay, fmtAgo } from "./api.js";
+import { toast } from "./app.js";
 
 const STEP = 0.5;
 const DEBOUNCE_MS = 600;

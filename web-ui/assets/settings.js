@@ -2,8 +2,8 @@
 // schema its plugin publishes (GET /v1/plugins), so a new algorithm needs no UI change. The
 // engine validates; its error text is shown and the form keeps what was typed.
 
-import { api, on } from './api.js';
-import { toast } from './app.js';
+import { api, on } from "./api.js";
+import { toast } from "./app.js";
 
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
