@@ -318,18 +318,22 @@ export async function mount(root) {
   let sensors = [];
   let editing = null; // the rule being edited, null for a new one
   let scrolledToToday = false;
+  let coolMatters = true;
 
   // ---- data -------------------------------------------------------------------------
 
   async function loadAll() {
-    const [r, s, tl, ovr, def] = await Promise.all([
+    const [r, s, tl, ovr, def, control] = await Promise.all([
       api('GET', '/v1/schedules'),
       api('GET', '/v1/sensors').catch(() => []),
       api('GET', '/v1/schedule/timeline?hours=24'),
       api('GET', '/v1/overrides').catch(() => []),
       api('GET', '/v1/schedule/default').catch(() => null),
+      api('GET', '/v1/control').catch(() => null),
     ]);
     rules = r;
+    // The cooling setpoint only matters when cooling can run; in heat mode it is noise.
+    coolMatters = !control || ['cool', 'auto'].includes(control.settings?.mode);
     sensors = s;
     const week = await loadWeek(tl);
     return { tl, week, ovr, def };
@@ -410,7 +414,7 @@ export async function mount(root) {
         el('span', { class: 'seg-time', text: segTime(seg, firstDate) }), ' ',
         el('span', { class: 'seg-name', text: seg.rule.name }), ' ',
         el('span', { class: 'seg-temp', text: fmtTemp(seg.heat_c) }), ' ',
-        el('span', { class: 'seg-cool muted', text: `cool ${fmtTemp(seg.cool_c)}` }),
+        coolMatters ? el('span', { class: 'seg-cool muted', text: `cool ${fmtTemp(seg.cool_c)}` }) : null,
         beaten ? ' ' : null, beaten);
       const rule = rules.find((r) => r.id === seg.rule.id && seg.rule.layer !== 'override');
       if (rule) {
