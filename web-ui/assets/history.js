@@ -2,8 +2,8 @@
 // the setpoint in force as a step line, heating/cooling runs as bands, and runtime analytics
 // per day.
 
-import { api, on, fmtDay } from './api.js';
-import { timeChart, barChart, HEAT_COLOR, COOL_COLOR } from './chart.js';
+import { api, on, fmtDay } from "./api.js";
+import { timeChart, barChart, HEAT_COLOR, COOL_COLOR } from "./chart.js";
 
 const HOUR = 3600e3;
 const RANGES = {
