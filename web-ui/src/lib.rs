@@ -145,6 +145,11 @@ impl Web {
         self.local_addr
     }
 
+    /// The HTTP application (for tests with `oneshot`).
+    pub fn router(&self) -> Router {
+        app(self.state.clone())
+    }
+
     /// Serve until `shutdown` resolves.
     pub async fn run(
         self,

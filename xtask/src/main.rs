@@ -29,6 +29,7 @@ use hearth_proto::control::{ControlSettings, Mode};
 mod cross;
 mod deploy;
 mod provision;
+mod webbench;
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -229,8 +230,12 @@ async fn demo_schedule(api: &EngineClient) -> Result<(), hearth_proto::client::C
 type Bench = fn(bool) -> anyhow::Result<()>;
 
 /// Every bench, by name; `cargo xtask bench` runs them all in this order.
-const BENCHES: &[(&str, Bench)] =
-    &[("sensor-agent", bench_sensor_agent), ("history", bench_history), ("ingest", bench_ingest)];
+const BENCHES: &[(&str, Bench)] = &[
+    ("sensor-agent", bench_sensor_agent),
+    ("history", bench_history),
+    ("ingest", bench_ingest),
+    ("web", webbench::bench_web),
+];
 
 /// Readings history: a year of 1-minute readings of 10 sensors (5.26 M) loaded through the
 /// engine's ingest path into a temporary SQLite file, then the chart queries timed. The code
