@@ -56,7 +56,8 @@ fn target_dir() -> PathBuf {
 pub fn artefacts_dir(kind: &str) -> anyhow::Result<PathBuf> {
     let dir = target_dir().join("artefacts").join(kind);
     std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+    // Without the `tests/..` of the default target dir: the paths are printed for people.
+    Ok(std::fs::canonicalize(&dir)?)
 }
 
 /// Build the binaries (debug), so the test never runs stale ones.

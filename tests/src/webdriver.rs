@@ -32,7 +32,9 @@ pub struct Browser {
     /// `http://127.0.0.1:PORT/session/ID`.
     base: String,
     session: String,
-    driver: Child,
+    /// Taken when stopped, so its group is signalled once: after the wait its pid (and so the
+    /// group id) may belong to someone else.
+    driver: Option<Child>,
     _profile: tempfile::TempDir,
 }
 
@@ -119,8 +121,11 @@ fn start_chromedriver(time_zone: &str) -> anyhow::Result<(Child, u16)> {
     }
 }
 
+/// Kill chromedriver and everything in its process group (chromium and its helpers), then reap
+/// it. Call once per child: once reaped, its pid may be reused.
 fn kill_group(child: &mut Child) {
-    // The group id is the child's pid (process_group(0)); a negative pid names the group.
+    // The group id is the child's pid (process_group(0)); a negative pid names the group. The
+    // child is not reaped yet, so the id still names this group.
     let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
     let _ = child.kill();
     let _ = child.wait();
@@ -177,7 +182,7 @@ impl Browser {
             anyhow::bail!("new session without sessionId: {value}");
         };
         let base = format!("http://{addr}/session/{session}");
-        let browser = Self { http, addr, base, session, driver, _profile: profile };
+        let browser = Self { http, addr, base, session, driver: Some(driver), _profile: profile };
         browser.set_viewport(width, height, width < 600).await?;
         Ok(browser)
     }
@@ -366,7 +371,9 @@ impl Browser {
     pub async fn quit(mut self) -> anyhow::Result<()> {
         let r = self.cmd(reqwest::Method::DELETE, "", None).await;
         self.session.clear();
-        kill_group(&mut self.driver);
+        if let Some(mut driver) = self.driver.take() {
+            kill_group(&mut driver);
+        }
         r.map(drop)
     }
 }
@@ -378,7 +385,9 @@ impl Drop for Browser {
         if !self.session.is_empty() {
             let _ = delete_blocking(&self.addr, &self.session);
         }
-        kill_group(&mut self.driver);
+        if let Some(mut driver) = self.driver.take() {
+            kill_group(&mut driver);
+        }
     }
 }
 

@@ -451,6 +451,10 @@ async fn dashboard() -> anyhow::Result<()> {
         Ok(text_of(&b, "#home-temp").await?.filter(|t| temp(t)))
     })
     .await?;
+    let chrome = "return [...document.querySelectorAll('nav, button#logout, button#login-open')]\
+        .filter(e => e.checkVisibility()).map(e => e.outerHTML.slice(0, 80))";
+    let visible = b.execute(chrome, vec![]).await?;
+    assert_eq!(visible, json!([]), "navigation chrome shown in kiosk mode");
     b.screenshot(&screenshot_path("kiosk-1024x600")?).await?;
 
     // No script errors. The one failed request expected is the bad rule's 422.
