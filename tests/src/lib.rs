@@ -4,6 +4,9 @@
 //! never run in the machine's own network namespace. [`in_private_netns`] re-executes the current
 //! test inside a fresh namespace (`unshare -n`, or `unshare -rn` for non-root users) where only
 //! loopback exists; every process the test starts inherits it.
+//!
+//! The web dashboard's tests drive headless chromium with [`webdriver`], and leave screenshots in
+//! [`artefacts_dir`].
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
