@@ -176,7 +176,7 @@ export async function mount(el) {
       bars = barChart(runtimeBox, {
         labels: dates.map(label),
         stacks,
-        format: (v) => (v === 0 ? '0' : v >= 1 ? `${+v.toFixed(1)} h` : `${Math.round(v * 60)} min`),
+        format: (v) => (v === 0 ? '0' : v >= 1 ? `${+v.toFixed(1)} h` : `${+(v * 60).toFixed(v * 60 < 10 ? 1 : 0)} min`),
         ariaLabel: `Runtime per day over the last ${dates.length} days, ${fmtDuration(total)} in all.`,
       });
       // A week's table is short enough to show; a month's stays folded under the chart.

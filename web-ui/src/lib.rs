@@ -166,10 +166,13 @@ impl Web {
                 }
             })
         });
+        let hub = self.state.hub().clone();
         let graceful = async move {
             shutdown.await;
             hearth_common::systemd::stopping();
             tracing::info!("shutting down");
+            // Event streams never end on their own; the server waits for every connection.
+            hub.close();
         };
         hearth_common::systemd::ready();
         let engine = self.state.inner.engine.clone();
