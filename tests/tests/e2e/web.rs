@@ -23,7 +23,7 @@ const WAIT: Duration = Duration::from_secs(40);
 /// simulated agents found by mDNS, and an admin client.
 struct House {
     site: Site,
-    _engine: Proc,
+    engine: Proc,
     engine_url: String,
     api: EngineClient,
     _relay: Proc,
@@ -52,15 +52,7 @@ impl House {
             Ok((read && relays == 2).then_some(()))
         })
         .await?;
-        Ok(Self {
-            site,
-            _engine: engine,
-            engine_url,
-            api,
-            _relay: relay,
-            relay_api,
-            _sensor: sensor,
-        })
+        Ok(Self { site, engine, engine_url, api, _relay: relay, relay_api, _sensor: sensor })
     }
 
     /// GET an engine route as JSON (routes the typed client has no method for).
@@ -228,7 +220,7 @@ async fn dashboard() -> anyhow::Result<()> {
         })
         .await?;
     // No engine address: hearth-web finds it by mDNS, like the agents.
-    let (_web, web) = start_web(None).await?;
+    let (web_proc, web) = start_web(None).await?;
     eprintln!("web: house up in {:.1} s", t0.elapsed().as_secs_f64());
 
     let b = Browser::start(390, 844, "UTC").await?;
@@ -469,6 +461,18 @@ async fn dashboard() -> anyhow::Result<()> {
         eprintln!("web: console: {} entries, no errors but {expected} expected 422", log.len());
     } else {
         eprintln!("web: this chromedriver offers no console log; not checked");
+    }
+    // Both stop promptly on SIGTERM though event streams are open: the browser's to hearth-web
+    // and hearth-web's to the engine (a graceful shutdown used to wait for them forever).
+    let House { engine, .. } = house;
+    for (name, proc) in [("engine", engine), ("hearth-web", web_proc)] {
+        let stopping = Instant::now();
+        let status = proc.terminate()?;
+        assert!(status.success(), "{name} exited with {status} on SIGTERM");
+        eprintln!(
+            "web: {name} stopped in {:.2} s with streams open",
+            stopping.elapsed().as_secs_f64()
+        );
     }
     b.quit().await?;
     eprintln!("web: dashboard test took {:.1} s", t0.elapsed().as_secs_f64());
