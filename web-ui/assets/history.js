@@ -169,6 +169,14 @@ export async function mount(el) {
         runtimeBox.innerHTML = '<p class="empty muted">No heating or cooling runs yet.</p>';
         return;
       }
+      // Axis ticks in hours: a new install's days hold seconds of runtime, a winter's hours.
+      const fmtHours = (v) => {
+        if (v === 0) return '0';
+        if (v >= 1) return `${+v.toFixed(1)} h`;
+        const min = v * 60;
+        if (min >= 1) return `${+min.toFixed(min < 10 ? 1 : 0)} min`;
+        return `${Math.round(min * 60)} s`;
+      };
       const stacks = [];
       if (stats.some((s) => s.system === 'heat')) stacks.push({ label: 'Heating', color: HEAT_COLOR, values: bySys('heat') });
       if (stats.some((s) => s.system === 'cool')) stacks.push({ label: 'Cooling', color: COOL_COLOR, values: bySys('cool') });
@@ -176,7 +184,7 @@ export async function mount(el) {
       bars = barChart(runtimeBox, {
         labels: dates.map(label),
         stacks,
-        format: (v) => (v === 0 ? '0' : v >= 1 ? `${+v.toFixed(1)} h` : `${+(v * 60).toFixed(v * 60 < 10 ? 1 : 0)} min`),
+        format: fmtHours,
         ariaLabel: `Runtime per day over the last ${dates.length} days, ${fmtDuration(total)} in all.`,
       });
       // A week's table is short enough to show; a month's stays folded under the chart.
