@@ -191,6 +191,27 @@ fn dashboard_in_a_real_browser() -> anyhow::Result<()> {
 /// The issue's browser checks, in one session: the live temperature without reload; log in;
 /// "+" makes an override that the relay follows; a weekly block in the week view and the
 /// timeline; the engine's validation error for a bad rule; history points; screenshots.
+/// Every visible control of the page has an accessible name: `aria-label`, `aria-labelledby`,
+/// a `<label>`, its text, or a title (the names a screen reader reads, and the ones people and
+/// tests find controls by).
+async fn assert_named(b: &Browser, view: &str) -> anyhow::Result<()> {
+    let script = "return [...document.querySelectorAll(\
+        'button, input:not([type=hidden]), select, textarea, a[href], [role=button], [tabindex]:not([tabindex=\"-1\"])')]\
+        .filter(e => e.checkVisibility())\
+        .filter(e => {\
+          const by = (e.getAttribute('aria-labelledby') || '').split(/\\s+/)\
+            .map(id => document.getElementById(id)).filter(Boolean);\
+          const name = [e.getAttribute('aria-label'), ...by.map(l => l.textContent),\
+            ...[...(e.labels || [])].map(l => l.textContent),\
+            ['INPUT', 'SELECT', 'TEXTAREA'].includes(e.tagName) ? '' : e.textContent,\
+            e.getAttribute('title')].join('').trim();\
+          return !name;\
+        }).map(e => e.outerHTML.slice(0, 120))";
+    let unnamed = b.execute(script, vec![]).await?;
+    assert_eq!(unnamed, json!([]), "{view}: controls without an accessible name");
+    Ok(())
+}
+
 async fn dashboard() -> anyhow::Result<()> {
     let t0 = Instant::now();
     // Below the room (18 °C, cooling toward 5 °C outside at 60× speed, ~0.04 °C/s, so the shown
@@ -415,11 +436,20 @@ async fn dashboard() -> anyhow::Result<()> {
     let n = b.wait_for("#history-chart svg .point", WAIT, chart_points).await?;
     eprintln!("web: the history chart has {n} points");
 
-    // Screenshots of the three views, phone and desktop; then the kiosk.
+    // Screenshots of the views, phone and desktop; then the kiosk. Every view's controls have
+    // accessible names.
     for (w, h, mobile) in [(390, 844, true), (1280, 800, false)] {
         b.set_viewport(w, h, mobile).await?;
+        for (view, ready) in [("#/devices", "[data-sensor-row]"), ("#/settings", "#algorithm")] {
+            go(&b, view).await?;
+            b.wait_for(ready, WAIT, || async { b.try_find(ready).await }).await?;
+            let name = view.trim_start_matches("#/");
+            assert_named(&b, name).await?;
+            b.screenshot(&screenshot_path(&format!("{name}-{w}x{h}"))?).await?;
+        }
         go(&b, "#/history").await?;
         b.wait_for("#history-chart svg .point", WAIT, chart_points).await?;
+        assert_named(&b, "history").await?;
         b.screenshot(&screenshot_path(&format!("history-{w}x{h}"))?).await?;
         go(&b, "#/schedule").await?;
         b.wait_for(&format!("{block} and {segment}"), WAIT, || async {
@@ -427,6 +457,7 @@ async fn dashboard() -> anyhow::Result<()> {
             Ok(both.then_some(()))
         })
         .await?;
+        assert_named(&b, "schedule").await?;
         b.screenshot(&screenshot_path(&format!("schedule-{w}x{h}"))?).await?;
         if w != 390 {
             go(&b, "#/").await?;
@@ -434,6 +465,7 @@ async fn dashboard() -> anyhow::Result<()> {
                 Ok(text_of(&b, "#home-temp").await?.filter(|t| temp(t)))
             })
             .await?;
+            assert_named(&b, "home").await?;
             b.screenshot(&screenshot_path(&format!("home-{w}x{h}"))?).await?;
         }
     }
