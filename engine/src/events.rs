@@ -5,8 +5,10 @@
 //! slow browser), and a subscriber that falls behind by more than the capacity learns how many
 //! events it missed instead of holding memory for them.
 
+use std::sync::Arc;
+
 use hearth_proto::events::Event;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// Events a subscriber may fall behind by before it is told it lagged.
 const CAPACITY: usize = 1024;
@@ -15,11 +17,27 @@ const CAPACITY: usize = 1024;
 #[derive(Debug, Clone)]
 pub(crate) struct Events {
     tx: broadcast::Sender<Event>,
+    /// True once the engine stops: open streams end, so a graceful shutdown does not wait
+    /// forever for subscribers (a dashboard holds one all the time).
+    closed: Arc<watch::Sender<bool>>,
 }
 
 impl Events {
     pub(crate) fn new() -> Self {
-        Self { tx: broadcast::Sender::new(CAPACITY) }
+        Self { tx: broadcast::Sender::new(CAPACITY), closed: Arc::new(watch::Sender::new(false)) }
+    }
+
+    /// End every stream (shutdown).
+    pub(crate) fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Resolves once [`Events::close`] was called.
+    pub(crate) fn closed(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let mut rx = self.closed.subscribe();
+        async move {
+            let _ = rx.wait_for(|closed| *closed).await;
+        }
     }
 
     /// Send to every current subscriber; nobody listening is fine.

@@ -136,10 +136,13 @@ pub async fn run(
     // (connections queue until `serve` accepts them), the loop runs. The loop pings the
     // watchdog (control/run.rs).
     hearth_common::systemd::ready();
+    let events = engine.state.events().clone();
     let graceful = async move {
         shutdown.await;
         hearth_common::systemd::stopping();
         tracing::info!("shutting down");
+        // Event streams never end on their own; the server waits for every connection.
+        events.close();
         if let Some(adv) = advertiser {
             let _ = tokio::task::spawn_blocking(move || adv.stop()).await;
         }

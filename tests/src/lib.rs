@@ -4,12 +4,17 @@
 //! never run in the machine's own network namespace. [`in_private_netns`] re-executes the current
 //! test inside a fresh namespace (`unshare -n`, or `unshare -rn` for non-root users) where only
 //! loopback exists; every process the test starts inherits it.
+//!
+//! The web dashboard's tests drive headless chromium with [`webdriver`], and leave screenshots in
+//! [`artefacts_dir`].
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+pub mod webdriver;
 
 /// Set inside the namespace, so the re-executed test runs its body instead of re-executing.
 const INSIDE: &str = "HEARTH_E2E_INSIDE_NETNS";
@@ -49,7 +54,16 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
-/// Build the three binaries (debug), so the test never runs stale ones.
+/// `<target dir>/artefacts/<kind>` (created): where tests leave files for people to look at,
+/// e.g. the browser tests' screenshots in `artefacts/web`.
+pub fn artefacts_dir(kind: &str) -> anyhow::Result<PathBuf> {
+    let dir = target_dir().join("artefacts").join(kind);
+    std::fs::create_dir_all(&dir)?;
+    // Without the `tests/..` of the default target dir: the paths are printed for people.
+    Ok(std::fs::canonicalize(&dir)?)
+}
+
+/// Build the binaries (debug), so the test never runs stale ones.
 fn build_binaries() -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
@@ -62,6 +76,8 @@ fn build_binaries() -> anyhow::Result<()> {
             "hearth-sensor-agent",
             "-p",
             "hearth-relay-agent",
+            "-p",
+            "hearth-web",
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()?;

@@ -26,6 +26,9 @@ const CAPACITY: usize = 256;
 #[derive(Debug, Clone)]
 pub(crate) struct Hub {
     tx: broadcast::Sender<Event>,
+    /// True once hearth-web stops: browser streams end, so the graceful shutdown does not wait
+    /// for them forever.
+    closed: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Hub {
@@ -33,11 +36,16 @@ impl Hub {
     pub(crate) fn spawn(engine: Arc<Engine>) -> (Self, tokio::task::JoinHandle<()>) {
         let tx = broadcast::Sender::new(CAPACITY);
         let task = tokio::spawn(follow(engine, tx.clone()));
-        (Self { tx }, task)
+        (Self { tx, closed: Arc::new(tokio::sync::watch::Sender::new(false)) }, task)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
+    }
+
+    /// End every browser's stream (shutdown).
+    pub(crate) fn close(&self) {
+        self.closed.send_replace(true);
     }
 }
 
@@ -97,13 +105,18 @@ pub(crate) async fn stream(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = state.hub().subscribe();
-    let events = futures_util::stream::unfold(rx, |mut rx| async move {
-        let event = match rx.recv().await {
-            Ok(event) => event,
-            Err(RecvError::Lagged(missed)) => Event::Lagged { missed },
-            Err(RecvError::Closed) => return None,
+    let closed = state.hub().closed.subscribe();
+    let events = futures_util::stream::unfold((rx, closed), |(mut rx, mut closed)| async move {
+        let event = tokio::select! {
+            received = rx.recv() => match received {
+                Ok(event) => event,
+                Err(RecvError::Lagged(missed)) => Event::Lagged { missed },
+                Err(RecvError::Closed) => return None,
+            },
+            // Shutting down: end the stream so the server can stop.
+            _ = closed.wait_for(|c| *c) => return None,
         };
-        Some((Ok(sse(&event)), rx))
+        Some((Ok(sse(&event)), (rx, closed)))
     });
     Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

@@ -145,6 +145,11 @@ impl Web {
         self.local_addr
     }
 
+    /// The HTTP application (for tests with `oneshot`).
+    pub fn router(&self) -> Router {
+        app(self.state.clone())
+    }
+
     /// Serve until `shutdown` resolves.
     pub async fn run(
         self,
@@ -161,10 +166,13 @@ impl Web {
                 }
             })
         });
+        let hub = self.state.hub().clone();
         let graceful = async move {
             shutdown.await;
             hearth_common::systemd::stopping();
             tracing::info!("shutting down");
+            // Event streams never end on their own; the server waits for every connection.
+            hub.close();
         };
         hearth_common::systemd::ready();
         let engine = self.state.inner.engine.clone();

@@ -29,6 +29,7 @@ use hearth_proto::control::{ControlSettings, Mode};
 mod cross;
 mod deploy;
 mod provision;
+mod webbench;
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -92,9 +93,11 @@ fn have(tool: &str) -> bool {
 /// The tests need `ip` (iproute2) and `unshare` (util-linux) to make private network
 /// namespaces for mDNS; the provisioning test builds and inspects an SD-card image with
 /// sfdisk, mkfs.vfat, mtools and e2fsprogs; `systemd-analyze` (systemd) verifies the units and
-/// `dpkg-deb` (dpkg) inspects the packages. Install them with apt when missing.
+/// `dpkg-deb` (dpkg) inspects the packages; the web dashboard's browser tests drive Debian's
+/// headless chromium through its chromedriver, at their fixed paths. Install them with apt when
+/// missing.
 fn ensure_system_tools() -> anyhow::Result<()> {
-    let missing: Vec<&str> = [
+    let mut missing: Vec<&str> = [
         ("ip", "iproute2"),
         ("unshare", "util-linux"),
         ("sfdisk", "fdisk"),
@@ -108,12 +111,19 @@ fn ensure_system_tools() -> anyhow::Result<()> {
     .filter(|(tool, _)| !have(tool))
     .map(|(_, pkg)| pkg)
     .collect();
+    // By path, not PATH: the tests start exactly these (hearth_e2e::webdriver).
+    missing.extend(
+        [("/usr/bin/chromium", "chromium"), ("/usr/bin/chromedriver", "chromium-driver")]
+            .into_iter()
+            .filter(|(path, _)| !Path::new(path).exists())
+            .map(|(_, pkg)| pkg),
+    );
     if missing.is_empty() {
         return Ok(());
     }
     anyhow::ensure!(
         have("apt-get"),
-        "install {missing:?} (needed by the tests: network namespaces, SD-card images)"
+        "install {missing:?} (needed by the tests: network namespaces, SD-card images, browser)"
     );
     let sudo: &[&str] = if have("id")
         && Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"))
@@ -220,8 +230,12 @@ async fn demo_schedule(api: &EngineClient) -> Result<(), hearth_proto::client::C
 type Bench = fn(bool) -> anyhow::Result<()>;
 
 /// Every bench, by name; `cargo xtask bench` runs them all in this order.
-const BENCHES: &[(&str, Bench)] =
-    &[("sensor-agent", bench_sensor_agent), ("history", bench_history), ("ingest", bench_ingest)];
+const BENCHES: &[(&str, Bench)] = &[
+    ("sensor-agent", bench_sensor_agent),
+    ("history", bench_history),
+    ("ingest", bench_ingest),
+    ("web", webbench::bench_web),
+];
 
 /// Readings history: a year of 1-minute readings of 10 sensors (5.26 M) loaded through the
 /// engine's ingest path into a temporary SQLite file, then the chart queries timed. The code

@@ -38,14 +38,18 @@ pub(super) async fn stream(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = state.inner.events.subscribe();
-    let events = futures_util::stream::unfold(rx, |mut rx| async move {
-        let event = match rx.recv().await {
-            Ok(event) => event,
-            Err(RecvError::Lagged(missed)) => Event::Lagged { missed },
-            // The engine is shutting down.
-            Err(RecvError::Closed) => return None,
+    let closed = Box::pin(state.inner.events.closed());
+    let events = futures_util::stream::unfold((rx, closed), |(mut rx, mut closed)| async move {
+        let event = tokio::select! {
+            received = rx.recv() => match received {
+                Ok(event) => event,
+                Err(RecvError::Lagged(missed)) => Event::Lagged { missed },
+                Err(RecvError::Closed) => return None,
+            },
+            // The engine is shutting down: end the stream so the server can stop.
+            () = &mut closed => return None,
         };
-        Some((Ok(sse(&event)), rx))
+        Some((Ok(sse(&event)), (rx, closed)))
     });
     Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

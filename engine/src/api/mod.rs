@@ -67,6 +67,11 @@ impl AppState {
     pub(crate) fn new(shared: Shared) -> Self {
         Self { inner: Arc::new(shared) }
     }
+
+    /// The live event bus.
+    pub(crate) fn events(&self) -> &crate::events::Events {
+        &self.inner.events
+    }
 }
 
 #[derive(OpenApi)]

@@ -1,6 +1,7 @@
 //! The whole system, for real: engine, simulated sensor agent and simulated relay agent as
 //! separate processes, finding each other by mDNS inside a private network namespace, talking
-//! HTTP on real sockets, closing the loop through the simulated room.
+//! HTTP on real sockets, closing the loop through the simulated room. The web dashboard's tests
+//! (hearth-web, in headless chromium) are in `web.rs`, a module of this one test binary.
 
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ use hearth_proto::client::{EngineClient, RelayAgentClient};
 use hearth_proto::control::{ControlSettings, Mode, ReasonCode};
 use hearth_proto::relays::RelayState;
 use hearth_proto::schedules::DefaultTarget;
+
+mod web;
 
 const SENSOR: &str = "e2e-sensor";
 const RELAY: &str = "e2e-relay";

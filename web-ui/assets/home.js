@@ -1,0 +1,636 @@
+// Home: the thermostat face. The temperature, the target now and what comes next, whether the
+// heating or cooling runs and why, +/− with a hold, the mode, and every sensor's card. Kept live
+// by the event stream; the only timer refreshes "what comes next" and the "min ago" texts.
+
+import { api, on, session, requireLogin, fmtTemp, fmtTime, fmtDay, fmtAgo } from "./api.js";
+import { toast } from "./app.js";
+
+const STEP = 0.5;
+const DEBOUNCE_MS = 600;
+const HEAT_RANGE = [5, 30]; // NewOverride.heat_c bounds
+const COOL_RANGE = [15, 35]; // NewOverride.cool_c bounds
+const remembered = { hold: 'next_change', hours: '2' };
+
+const MODES = [
+  ['heat', 'Heat'],
+  ['cool', 'Cool'],
+  ['auto', 'Auto'],
+  ['off', 'Off'],
+];
+
+// The reason codes in everyday words; the engine's own reason text (with its numbers) is shown
+// underneath for whoever wants the detail.
+const PLAIN = {
+  heat_below_band: 'Colder than the target, so the heating is on.',
+  heat_above_band: 'Warm enough: the heating is off.',
+  heat_in_band: 'Close to the target: holding the heating as it is.',
+  cool_above_band: 'Warmer than the target, so the cooling is on.',
+  cool_below_band: 'Cool enough: the cooling is off.',
+  cool_in_band: 'Close to the target: holding the cooling as it is.',
+  auto_deadband: 'Between the heating and cooling targets: nothing needs to run.',
+  preheat: 'Starting early so it is warm in time for the next target.',
+  precool: 'Starting early so it is cool in time for the next target.',
+  min_on_time: 'Keeping the equipment on for its minimum run time.',
+  min_off_time: 'Letting the equipment rest for its minimum off time.',
+  changeover: 'Waiting between heating and cooling.',
+  mode_off: 'The system is switched off.',
+  frost_floor: 'Frost protection: heating to keep the house above the frost floor.',
+  max_ceiling: 'Too hot: above the maximum ceiling, heating is blocked.',
+  sensor_loss_duty: 'No usable sensor: heating in short timed bursts to stay safe.',
+  sensor_loss_off: 'No usable sensor: everything stays off.',
+};
+
+/** The reason in everyday words; inside the band it depends on what is running. */
+function plainReason(d) {
+  if (d.reason_code === 'heat_in_band') {
+    return d.heat
+      ? 'Nearly at the target: the heating runs on until just above it.'
+      : 'Close to the target: the heating stays off for now.';
+  }
+  if (d.reason_code === 'cool_in_band') {
+    return d.cool
+      ? 'Nearly at the target: the cooling runs on until just below it.'
+      : 'Close to the target: the cooling stays off for now.';
+  }
+  return PLAIN[d.reason_code] || '';
+}
+
+const EXCLUDED = {
+  no_reading: 'No reading',
+  stale: 'Stale',
+  failed: 'Failed',
+  implausible: 'Implausible',
+  outlier: 'Outlier',
+  not_selected: 'Not selected',
+};
+
+const STATE_LABEL = { heating: 'Heating', cooling: 'Cooling', idle: 'Idle', off: 'Off' };
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c);
+  return el;
+}
+
+const clamp = (v, [lo, hi]) => Math.min(hi, Math.max(lo, v));
+const round1 = (v) => Math.round(v * 10) / 10;
+
+export async function mount(el, ctx) {
+  const st = {
+    control: null, // ControlView
+    timeline: null,
+    overrides: [],
+    sensors: [],
+    relays: [],
+    pending: null, // {heat, cool} while +/− presses are being collected or sent
+    timer: null,
+    sending: false,
+    alive: true,
+  };
+
+  // ----- skeleton ------------------------------------------------------------------------
+  const tempEl = h('div', { id: 'home-temp', class: 'home-temp', 'aria-live': 'off', text: '—' });
+  const stateEl = h('span', { id: 'home-state', class: 'home-state', text: '' });
+  const targetEl = h('span', { id: 'home-target', class: 'home-target', text: '—' });
+  const targetLabel = h('span', { class: 'home-target-label', text: 'Target' });
+  const coolEl = h('div', { class: 'home-cool muted', hidden: true });
+  const nextEl = h('div', { id: 'home-next', class: 'home-next', text: '' });
+  const plainEl = h('p', { class: 'home-plain' });
+  const reasonEl = h('p', { id: 'home-reason', class: 'home-reason muted' });
+  const expectEl = h('p', { class: 'home-expect muted', hidden: true });
+  const equipEl = h('div', { class: 'home-equipment', 'aria-label': 'Equipment' });
+
+  const downBtn = h(
+    'button',
+    { type: 'button', id: 'temp-down', class: 'temp-btn', 'aria-label': 'Lower target' },
+    h('span', { 'aria-hidden': 'true', text: '−' }),
+  );
+  const upBtn = h(
+    'button',
+    { type: 'button', id: 'temp-up', class: 'temp-btn', 'aria-label': 'Raise target' },
+    h('span', { 'aria-hidden': 'true', text: '+' }),
+  );
+
+  const holdSel = h(
+    'select',
+    { id: 'hold', 'aria-label': 'Hold' },
+    h('option', { value: 'next_change', text: 'Until the next change' }),
+    h('option', { value: 'for', text: 'For a few hours' }),
+    h('option', { value: 'indefinite', text: 'Until I resume' }),
+  );
+  const holdHours = h('input', {
+    id: 'hold-hours',
+    type: 'number',
+    min: '0.5',
+    max: '720',
+    step: '0.5',
+    value: '2',
+    inputmode: 'decimal',
+    'aria-label': 'Hold hours',
+  });
+  const holdHoursWrap = h('label', { class: 'hold-hours' }, holdHours, h('span', { text: 'h' }));
+  // The hold chosen last is kept while the page is open (not across reloads: a fresh page
+  // starts from the default, "until the next change").
+  holdSel.value = remembered.hold;
+  holdHours.value = remembered.hours;
+  const syncHold = () => {
+    holdHoursWrap.hidden = holdSel.value !== 'for';
+    remembered.hold = holdSel.value;
+    remembered.hours = holdHours.value;
+  };
+  holdSel.addEventListener('change', syncHold);
+  holdHours.addEventListener('change', syncHold);
+  syncHold();
+
+  const resumeBtn = h('button', {
+    type: 'button',
+    id: 'home-resume',
+    class: 'btn btn-primary',
+    text: 'Resume schedule',
+  });
+  const overrideText = h('span', { class: 'override-text' });
+  const overrideEl = h(
+    'div',
+    { id: 'home-override', class: 'home-override', hidden: true, role: 'status' },
+    overrideText,
+    resumeBtn,
+  );
+
+  const modeBtns = MODES.map(([m, label]) =>
+    h('button', {
+      type: 'button',
+      class: 'mode-btn',
+      'data-mode': m,
+      'aria-pressed': 'false',
+      text: label,
+    }),
+  );
+  const modeGroup = h('div', { class: 'segmented mode-group', role: 'group', 'aria-label': 'Mode' }, modeBtns);
+
+  const sensorsEl = h('div', { class: 'sensor-cards' });
+  const errorEl = h('p', { class: 'view-error', role: 'alert', hidden: true });
+
+  const face = h(
+    'section',
+    { class: 'home-face', 'aria-label': 'Temperature' },
+    h(
+      'div',
+      { class: 'dial' },
+      stateEl,
+      tempEl,
+      h('div', { class: 'home-target-row' }, targetLabel, targetEl),
+      coolEl,
+      nextEl,
+    ),
+  );
+  const controls = h(
+    'section',
+    { class: 'home-controls', 'aria-label': 'Controls' },
+    h('div', { class: 'temp-buttons' }, downBtn, upBtn),
+    h('div', { class: 'hold-row' }, h('span', { class: 'hold-label', text: 'Hold' }), holdSel, holdHoursWrap),
+    overrideEl,
+    modeGroup,
+  );
+  const why = h(
+    'section',
+    { class: 'home-why card', 'aria-label': 'Why' },
+    plainEl,
+    reasonEl,
+    expectEl,
+    equipEl,
+  );
+  const sensorsSection = h(
+    'section',
+    { class: 'home-sensors', 'aria-labelledby': 'home-sensors-title' },
+    h('h2', { id: 'home-sensors-title', class: 'section-title', text: 'Sensors' }),
+    sensorsEl,
+  );
+  el.classList.add('home');
+  if (ctx && ctx.kiosk) el.classList.add('home-kiosk');
+  el.append(errorEl, h('div', { class: 'home-main' }, face, controls), why, sensorsSection);
+
+  // ----- derived values ------------------------------------------------------------------
+  const mode = () => st.control?.settings?.mode || st.control?.decision?.mode || 'heat';
+
+  function currentSegment(now = Date.now()) {
+    const segs = st.timeline?.segments || [];
+    return segs.find((s) => Date.parse(s.start) <= now && now < Date.parse(s.end)) || null;
+  }
+
+  /** The setpoints in force now: the timeline's segment (overrides included), else the decision's. */
+  function targets() {
+    const seg = currentSegment();
+    if (seg) return { heat: seg.heat_c, cool: seg.cool_c };
+    const d = st.control?.decision;
+    if (d) return { heat: d.heat_setpoint_c, cool: d.cool_setpoint_c };
+    return null;
+  }
+
+  /** Which setpoint the big number shows: the cooling one in cool mode, else the heating one. */
+  const primary = (t) => (t ? (mode() === 'cool' ? t.cool : t.heat) : null);
+
+  function stateOf(d) {
+    if (d?.heat) return 'heating';
+    if (d?.cool) return 'cooling';
+    if (mode() === 'off') return 'off';
+    return 'idle';
+  }
+
+  // ----- rendering -----------------------------------------------------------------------
+  /** The big number with a smaller unit; textContent stays exactly fmtTemp's "19.8 °C". */
+  function showTemp(c) {
+    const text = fmtTemp(c);
+    const m = /^(.*) (°C)$/.exec(text);
+    if (!m) {
+      tempEl.textContent = text;
+      return;
+    }
+    tempEl.replaceChildren(m[1], h('span', { class: 'unit' }, ' ', m[2]));
+  }
+
+  function renderDecision() {
+    const d = st.control?.decision;
+    showTemp(d ? d.effective_temp_c : null);
+    const s = st.control ? stateOf(d) : 'idle';
+    stateEl.textContent = STATE_LABEL[s];
+    el.dataset.state = s;
+    if (d) {
+      plainEl.textContent = plainReason(d);
+      reasonEl.textContent = d.reason;
+      if (d.expected_at && (d.heat || d.cool)) {
+        expectEl.hidden = false;
+        expectEl.textContent = `Expected to reach the target around ${whenText(d.expected_at)}.`;
+      } else if (d.outlook && d.outlook.lead_s > 0 && !d.heat && !d.cool) {
+        expectEl.hidden = false;
+        const start = new Date(Date.parse(d.outlook.segment_start) - d.outlook.lead_s * 1000);
+        expectEl.textContent = `Will start around ${fmtTime(start)} to reach ${fmtTemp(d.outlook.target_c)} by ${fmtTime(d.outlook.segment_start)}.`;
+      } else {
+        expectEl.hidden = true;
+      }
+    } else {
+      plainEl.textContent = st.control ? 'Waiting for the first decision…' : '';
+      reasonEl.textContent = '';
+      expectEl.hidden = true;
+    }
+  }
+
+  function renderTarget() {
+    const t = st.pending || targets();
+    targetEl.textContent = fmtTemp(primary(t));
+    targetEl.classList.toggle('pending', Boolean(st.pending));
+    if (t && mode() === 'auto') {
+      coolEl.hidden = false;
+      coolEl.textContent = `Cooling above ${fmtTemp(t.cool)}`;
+    } else {
+      coolEl.hidden = true;
+    }
+    targetLabel.textContent = mode() === 'cool' ? 'Cool to' : mode() === 'off' ? 'Schedule' : 'Heat to';
+  }
+
+  function whenText(iso) {
+    const d = new Date(iso);
+    const today = new Date();
+    return d.toDateString() === today.toDateString() ? fmtTime(d) : `${fmtDay(d)} ${fmtTime(d)}`;
+  }
+
+  function renderNext() {
+    const segs = st.timeline?.segments || [];
+    const now = Date.now();
+    const idx = segs.findIndex((s) => Date.parse(s.start) <= now && now < Date.parse(s.end));
+    if (idx < 0) {
+      nextEl.textContent = '';
+      return;
+    }
+    const cur = segs[idx];
+    const m = mode();
+    const differs = (s) =>
+      m === 'auto' ? s.heat_c !== cur.heat_c || s.cool_c !== cur.cool_c : primary({ heat: s.heat_c, cool: s.cool_c }) !== primary({ heat: cur.heat_c, cool: cur.cool_c });
+    const next = segs.slice(idx + 1).find(differs);
+    if (!next) {
+      nextEl.textContent = 'no change in the next day';
+      return;
+    }
+    const val = primary({ heat: next.heat_c, cool: next.cool_c });
+    nextEl.textContent = `until ${whenText(next.start)}, then ${fmtTemp(val)}`;
+  }
+
+  function activeOverride(now = Date.now()) {
+    const live = st.overrides.filter(
+      (o) => Date.parse(o.start) <= now && (o.end === null || o.end === undefined || Date.parse(o.end) > now),
+    );
+    // Among overrides in force the newest start wins (Override.created doc).
+    live.sort((a, b) => Date.parse(b.start) - Date.parse(a.start) || b.id - a.id);
+    return live[0] || null;
+  }
+
+  function renderOverride() {
+    const o = activeOverride();
+    const seg = currentSegment();
+    const byTimeline = seg && seg.rule && seg.rule.layer === 'override';
+    if (!o && !byTimeline) {
+      overrideEl.hidden = true;
+      return;
+    }
+    overrideEl.hidden = false;
+    const heat = o ? o.heat_c : seg.heat_c;
+    const cool = o ? o.cool_c : seg.cool_c;
+    const has = (v) => v !== null && v !== undefined;
+    const m = mode();
+    let held;
+    if (m === 'cool') held = fmtTemp(has(cool) ? cool : heat);
+    else if (m === 'auto' && has(heat) && has(cool)) held = `${fmtTemp(heat)} (cooling above ${fmtTemp(cool)})`;
+    else held = fmtTemp(has(heat) ? heat : cool);
+    const end = o ? o.end : seg.end;
+    const until = o && (o.end === null || o.end === undefined) ? 'until you resume' : `until ${whenText(end)}`;
+    overrideText.textContent = `Holding ${held} ${until}.`;
+  }
+
+  function renderModes() {
+    const m = st.control?.settings?.mode;
+    for (const b of modeBtns) b.setAttribute('aria-pressed', String(b.dataset.mode === m));
+  }
+
+  function renderEquipment() {
+    equipEl.replaceChildren(
+      ...st.relays
+        .filter((r) => r.function)
+        .map((r) =>
+          h(
+            'span',
+            { class: `chip chip-${r.state === 'on' ? r.function : 'off'}` },
+            `${r.name || r.output_id}: ${r.state === 'on' ? 'on' : 'off'}`,
+          ),
+        ),
+    );
+  }
+
+  function sensorName(s, input) {
+    return s?.name || s?.alias || input?.name || s?.id || input?.id;
+  }
+
+  function sensorCard(id) {
+    const s = st.sensors.find((x) => x.id === id) || null;
+    const input = (st.control?.decision?.sensors || []).find((x) => x.id === id) || null;
+    const latest = s?.latest || (input && input.at ? { at: input.at, value: input.value } : null);
+    const failed = latest && (latest.value === null || latest.value === undefined);
+    const stale = s ? s.stale : input?.excluded === 'stale';
+    let status;
+    let cls;
+    let detail = null;
+    if (input && input.used) {
+      status = input.weight !== 1 ? `Counted (weight ${round1(input.weight)})` : 'Counted';
+      cls = 'ok';
+    } else if (input && input.excluded) {
+      status = EXCLUDED[input.excluded] || input.excluded;
+      detail = input.detail || null;
+      cls = input.excluded === 'not_selected' ? 'muted' : input.excluded === 'stale' || input.excluded === 'no_reading' ? 'warn' : 'bad';
+    } else if (failed) {
+      status = 'Failed';
+      detail = 'failed reading';
+      cls = 'bad';
+    } else if (stale) {
+      status = 'Stale';
+      detail = latest ? `stale: no reading for ${fmtAgo(latest.at).replace(' ago', '')}` : 'no reading yet';
+      cls = 'warn';
+    } else {
+      status = 'Not counted';
+      cls = 'muted';
+    }
+    const card = h(
+      'article',
+      { class: `sensor-card status-${cls}`, 'data-sensor-id': id },
+      h('div', { class: 'sensor-name', text: sensorName(s, input) }),
+      h('div', { class: 'sensor-temp', text: failed ? '—' : fmtTemp(latest ? latest.value : null) }),
+      h('div', { class: `sensor-status badge badge-${cls}`, text: status }),
+      detail ? h('div', { class: 'sensor-detail', text: detail }) : null,
+      h('div', { class: 'sensor-age muted', text: latest ? `read ${fmtAgo(latest.at)}` : 'no reading yet' }),
+    );
+    return card;
+  }
+
+  function sensorIds() {
+    const ids = st.sensors.map((s) => s.id);
+    for (const i of st.control?.decision?.sensors || []) if (!ids.includes(i.id)) ids.push(i.id);
+    return ids;
+  }
+
+  function renderSensors() {
+    const ids = sensorIds();
+    if (!ids.length) {
+      sensorsEl.replaceChildren(h('p', { class: 'muted', text: 'No sensors have reported yet.' }));
+      return;
+    }
+    sensorsEl.replaceChildren(...ids.map(sensorCard));
+  }
+
+  function renderSensor(id) {
+    const old = sensorsEl.querySelector(`[data-sensor-id="${CSS.escape(id)}"]`);
+    if (!old) return renderSensors();
+    old.replaceWith(sensorCard(id));
+  }
+
+  function renderAll() {
+    renderDecision();
+    renderTarget();
+    renderNext();
+    renderOverride();
+    renderModes();
+    renderSensors();
+    renderEquipment();
+  }
+
+  // ----- loading -------------------------------------------------------------------------
+  async function load(parts = ['control', 'timeline', 'overrides', 'sensors', 'relays']) {
+    const jobs = {
+      control: () => api('GET', '/v1/control').then((v) => (st.control = v)),
+      timeline: () => api('GET', '/v1/schedule/timeline?hours=26').then((v) => (st.timeline = v)),
+      overrides: () => api('GET', '/v1/overrides').then((v) => (st.overrides = v || [])),
+      sensors: () => api('GET', '/v1/sensors').then((v) => (st.sensors = v || [])),
+      relays: () => api('GET', '/v1/relays').then((v) => (st.relays = v || [])),
+    };
+    const results = await Promise.allSettled(parts.map((p) => jobs[p]()));
+    if (!st.alive) return;
+    const failed = results.filter((r) => r.status === 'rejected');
+    if (failed.length) {
+      errorEl.hidden = false;
+      errorEl.textContent = `Some data could not be loaded: ${failed[0].reason?.message || failed[0].reason}`;
+    } else {
+      errorEl.hidden = true;
+    }
+    renderAll();
+  }
+
+  // ----- +/− -----------------------------------------------------------------------------
+  async function press(delta) {
+    if (!session().authenticated) {
+      // Ask first, so nobody watches a target change that will never be sent.
+      if (!(await requireLogin())) return;
+    }
+    const base = st.pending || targets();
+    if (!base) return;
+    const m = mode();
+    const next = { heat: base.heat, cool: base.cool };
+    if (m !== 'cool') next.heat = clamp(round1(base.heat + delta), HEAT_RANGE);
+    if (m === 'cool' || m === 'auto') next.cool = clamp(round1(base.cool + delta), COOL_RANGE);
+    st.pending = next;
+    renderTarget();
+    clearTimeout(st.timer);
+    // Rapid presses coalesce into one override with the final value.
+    st.timer = setTimeout(send, DEBOUNCE_MS);
+  }
+
+  function holdBody() {
+    const v = holdSel.value;
+    if (v === 'for') {
+      const hours = Number(holdHours.value);
+      const minutes = Math.round((Number.isFinite(hours) && hours > 0 ? hours : 2) * 60);
+      return { type: 'for', minutes: Math.min(Math.max(minutes, 1), 43200) };
+    }
+    if (v === 'indefinite') return { type: 'indefinite' };
+    return { type: 'next_change' };
+  }
+
+  async function send() {
+    st.timer = null;
+    if (!st.pending) return;
+    if (st.sending) {
+      // A press landed while the previous override was on its way: send again afterwards.
+      st.timer = setTimeout(send, DEBOUNCE_MS);
+      return;
+    }
+    const m = mode();
+    const want = st.pending;
+    const body = { hold: holdBody() };
+    if (m !== 'cool') body.heat_c = want.heat;
+    if (m === 'cool' || m === 'auto') body.cool_c = want.cool;
+    st.sending = true;
+    try {
+      await api('POST', '/v1/overrides', body);
+      await load(['timeline', 'overrides', 'control']);
+      // Keep showing the pending value until the fresh data says the same (no flicker back).
+      if (st.pending === want) st.pending = null;
+    } catch (e) {
+      if (st.pending === want) st.pending = null;
+      toast(e.message || String(e), 'error');
+    } finally {
+      st.sending = false;
+      if (st.alive) renderAll();
+    }
+  }
+
+  upBtn.addEventListener('click', () => press(STEP));
+  downBtn.addEventListener('click', () => press(-STEP));
+
+  resumeBtn.addEventListener('click', async () => {
+    resumeBtn.disabled = true;
+    try {
+      await api('DELETE', '/v1/overrides');
+      st.pending = null;
+      await load(['timeline', 'overrides', 'control']);
+      toast('Back on schedule.', 'ok');
+    } catch (e) {
+      toast(e.message || String(e), 'error');
+    } finally {
+      resumeBtn.disabled = false;
+    }
+  });
+
+  for (const b of modeBtns) {
+    b.addEventListener('click', async () => {
+      const m = b.dataset.mode;
+      if (!st.control || st.control.settings.mode === m) return;
+      for (const x of modeBtns) x.disabled = true;
+      try {
+        // The PUT replaces the settings: send them all, fresh, with only the mode changed.
+        const fresh = await api('GET', '/v1/control');
+        st.control = fresh;
+        await api('PUT', '/v1/control/settings', { ...fresh.settings, mode: m });
+        await load(['control', 'timeline']);
+      } catch (e) {
+        toast(e.message || String(e), 'error');
+      } finally {
+        for (const x of modeBtns) x.disabled = false;
+        renderModes();
+      }
+    });
+  }
+
+  // ----- live updates --------------------------------------------------------------------
+  /** The weighted mean of the counted sensors with a new value for one of them. */
+  function recomputeEffective(d) {
+    const used = (d.sensors || []).filter((i) => i.used && Number.isFinite(i.value) && i.weight > 0);
+    const w = used.reduce((a, i) => a + i.weight, 0);
+    if (!w) return d.effective_temp_c;
+    return used.reduce((a, i) => a + i.weight * i.value, 0) / w;
+  }
+
+  const offs = [
+    on('reading', (ev) => {
+      const s = st.sensors.find((x) => x.id === ev.sensor_id);
+      if (!s) {
+        load(['sensors']);
+        return;
+      }
+      s.latest = { at: ev.at, value: ev.value };
+      s.stale = false;
+      const d = st.control?.decision;
+      const input = d?.sensors?.find((i) => i.id === ev.sensor_id);
+      if (input) {
+        input.value = ev.value;
+        input.at = ev.at;
+        // The loop only announces decisions that change; the temperature moves in between.
+        // Counted sensors update the shown mean at once, the way the engine computes it.
+        if (input.used && Number.isFinite(ev.value)) {
+          d.effective_temp_c = recomputeEffective(d);
+          showTemp(d.effective_temp_c);
+        }
+      }
+      renderSensor(ev.sensor_id);
+    }),
+    on('decision', (ev) => {
+      if (!ev.decision) return;
+      if (!st.control) st.control = { settings: { mode: ev.decision.mode }, decision: null };
+      st.control.decision = ev.decision;
+      renderDecision();
+      if (!st.pending) renderTarget();
+      renderSensors();
+    }),
+    on('relay', (ev) => {
+      const r = st.relays.find((x) => x.host_id === ev.host_id && x.output_id === ev.output_id);
+      if (r) {
+        r.state = ev.state;
+        renderEquipment();
+      } else {
+        load(['relays']);
+      }
+    }),
+    on('changed', () => load(['control', 'timeline', 'overrides'])),
+    on('lagged', () => load()),
+  ];
+
+  // "What comes next", the override's end and the "min ago" texts move with the clock. Once a
+  // minute re-reads the timeline (cheap) so a new day's segments appear.
+  const tick = setInterval(() => {
+    load(['timeline', 'overrides']);
+  }, 60_000);
+
+  await load();
+
+  return () => {
+    st.alive = false;
+    clearInterval(tick);
+    // An unsent +/− still goes out: the user pressed it, leaving the page is no "cancel".
+    if (st.timer) {
+      clearTimeout(st.timer);
+      send();
+    }
+    for (const off of offs) off();
+  };
+}
