@@ -39,10 +39,15 @@ pub(crate) fn cross() -> anyhow::Result<()> {
     )?;
     let engine = target_dir().join("debug/hearth-engine");
     let script = root().join("deploy/cross/build.sh");
+    // The script builds HEARTH_CROSS_TARGETS when set (and not empty), else all of TARGETS.
+    let targets = std::env::var("HEARTH_CROSS_TARGETS")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| t.split_whitespace().collect::<Vec<_>>().join(", "))
+        .unwrap_or_else(|| TARGETS.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(", "));
     eprintln!(
-        "xtask: cross builds and qemu smoke tests for {} (work dir {}; the first run on a \
-         machine takes ~10 min, a rerun much less)",
-        TARGETS.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(", "),
+        "xtask: cross builds and qemu smoke tests for {targets} (work dir {}; the first run on \
+         a machine takes ~10 min, a rerun much less)",
         std::env::var("HEARTH_CROSS_DIR").unwrap_or_else(|_| "/var/cache/hearth-cross".into()),
     );
     let status = Command::new("bash")
