@@ -819,7 +819,8 @@ mod tests {
             assert_eq!(conffiles.trim(), format!("/etc/hearth/{}.toml", s.config), "{}", s.package);
 
             // The maintainer scripts parse, and the postinst creates the user and enables
-            // (engine, dashboard: also starts) the unit; with the user present it creates nothing.
+            // (engine, dashboard: also starts) the unit; with the user present it creates
+            // nothing.
             for script in ["postinst", "prerm", "postrm"] {
                 let path = got.control.join(script);
                 let ok = Command::new("/bin/sh").arg("-n").arg(&path).status()?.success();
@@ -834,8 +835,9 @@ mod tests {
                 "{log}"
             );
             assert!(log.contains(&format!("deb-systemd-helper enable {unit_name}")), "{log}");
-            // Started at install only when it needs no device key (the stubbed machine has no
-            // /run/systemd/system, so the generated start is read, not run).
+            // Started at install only when it needs no device key. The generated start runs
+            // only where /run/systemd/system exists, so it is read from the script, not from
+            // the stubs' log.
             let text = std::fs::read_to_string(&postinst)?;
             let starts = text.contains("_dh_action=start")
                 && text.contains(&format!("deb-systemd-invoke $_dh_action {unit_name}"));
