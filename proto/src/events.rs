@@ -48,3 +48,16 @@ pub enum Event {
         missed: u64,
     },
 }
+
+impl Event {
+    /// The SSE `event:` name of this event: its `type`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Reading { .. } => "reading",
+            Self::Decision { .. } => "decision",
+            Self::Relay { .. } => "relay",
+            Self::Changed { .. } => "changed",
+            Self::Lagged { .. } => "lagged",
+        }
+    }
+}

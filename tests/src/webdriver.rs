@@ -319,52 +319,40 @@ impl Browser {
         ))
     }
 
-    /// Poll `check` every 100 ms until it returns `Some`, or fail after `timeout` naming
-    /// `what`, the last error, and what the page showed then (its URL and the start of its
-    /// text); a screenshot of that moment is saved next to the other artefacts.
+    /// [`crate::eventually`] with the page as evidence: on timeout the error also names what
+    /// the page showed then (its URL and the start of its text), and a screenshot of that
+    /// moment is saved next to the other artefacts.
     pub async fn wait_for<T, F, Fut>(
         &self,
         what: &str,
         timeout: Duration,
-        mut check: F,
+        check: F,
     ) -> anyhow::Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
     {
-        let deadline = Instant::now() + timeout;
-        let mut last_err = None;
-        loop {
-            match check().await {
-                Ok(Some(v)) => return Ok(v),
-                Ok(None) => {}
-                Err(e) => last_err = Some(e),
-            }
-            if Instant::now() >= deadline {
-                let url = self.current_url().await.unwrap_or_default();
-                let body = self
-                    .execute("return document.body ? document.body.innerText : ''", vec![])
-                    .await
-                    .ok()
-                    .and_then(|v| v.as_str().map(|s| s.chars().take(1500).collect::<String>()))
-                    .unwrap_or_default();
-                let slug: String = what
-                    .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
-                    .take(60)
-                    .collect();
-                let shot =
-                    crate::artefacts_dir("web").map(|d| d.join(format!("failed-{slug}.png")));
-                if let Ok(shot) = &shot {
-                    let _ = self.screenshot(shot).await;
-                }
-                anyhow::bail!(
-                    "timed out after {timeout:?} waiting for {what} (last error: {last_err:?}); \
-                     page {url} shows:\n{body}"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let err = match crate::eventually(what, timeout, check).await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let url = self.current_url().await.unwrap_or_default();
+        let body = self
+            .execute("return document.body ? document.body.innerText : ''", vec![])
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(|s| s.chars().take(1500).collect::<String>()))
+            .unwrap_or_default();
+        let slug: String = what
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+            .take(60)
+            .collect();
+        if let Ok(shot) = crate::artefacts_dir("web").map(|d| d.join(format!("failed-{slug}.png")))
+        {
+            let _ = self.screenshot(&shot).await;
         }
+        Err(err.context(format!("page {url} shows:\n{body}")))
     }
 
     /// End the session (closes chromium) and stop chromedriver.

@@ -4,6 +4,7 @@
 
 import { api, on, fmtTemp, fmtAgo } from "./api.js";
 import { toast } from "./app.js";
+import { h } from "./dom.js";
 
 const FUNCTIONS = [
   ['heat', 'Heating'],
@@ -15,18 +16,6 @@ const FUNCTIONS = [
 const HINT_MIN_C = 0.3;
 const HINT_MAX_C = 5;
 
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') el.className = v;
-    else if (k === 'text') el.textContent = v;
-    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c);
-  return el;
-}
 
 const round1 = (v) => Math.round(v * 10) / 10;
 const signed = (v) => `${v > 0 ? '+' : v < 0 ? '−' : ''}${Math.abs(round1(v)).toFixed(1)}`;

@@ -4,6 +4,7 @@
 
 import { api, on, session, requireLogin, fmtTemp, fmtTime, fmtDay, fmtAgo } from "./api.js";
 import { toast } from "./app.js";
+import { h } from "./dom.js";
 
 const STEP = 0.5;
 const DEBOUNCE_MS = 600;
@@ -66,18 +67,6 @@ const EXCLUDED = {
 
 const STATE_LABEL = { heating: 'Heating', cooling: 'Cooling', idle: 'Idle', off: 'Off' };
 
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') el.className = v;
-    else if (k === 'text') el.textContent = v;
-    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c);
-  return el;
-}
 
 const clamp = (v, [lo, hi]) => Math.min(hi, Math.max(lo, v));
 const round1 = (v) => Math.round(v * 10) / 10;

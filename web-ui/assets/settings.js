@@ -4,19 +4,8 @@
 
 import { api, on } from "./api.js";
 import { toast } from "./app.js";
+import { h } from "./dom.js";
 
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') el.className = v;
-    else if (k === 'text') el.textContent = v;
-    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c);
-  return el;
-}
 
 // The fixed settings (ControlSettings), in the order shown. `id`s for frost floor and max
 // ceiling are part of the browser-test contract.

@@ -89,15 +89,8 @@ async fn follow(engine: Arc<Engine>, tx: broadcast::Sender<Event>) {
 }
 
 fn sse(event: &Event) -> SseEvent {
-    let name = match event {
-        Event::Reading { .. } => "reading",
-        Event::Decision { .. } => "decision",
-        Event::Relay { .. } => "relay",
-        Event::Changed { .. } => "changed",
-        Event::Lagged { .. } => "lagged",
-    };
     let data = serde_json::to_string(event).unwrap_or_else(|_| "{}".to_owned());
-    SseEvent::default().event(name).data(data)
+    SseEvent::default().event(event.name()).data(data)
 }
 
 /// The stream for one browser: the engine's events, same names and data as `/v1/events`.

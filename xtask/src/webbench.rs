@@ -46,7 +46,9 @@ pub(crate) fn bench_web(_static_link: bool) -> anyhow::Result<()> {
     let out =
         Command::new(&engine_bin).args(["--data-dir", &data, "device-key", "bench"]).output()?;
     anyhow::ensure!(out.status.success(), "hearth-engine device-key failed");
-    let key = String::from_utf8(out.stdout)?.trim().to_owned();
+    let key: hearth_common::auth::DeviceCredential =
+        String::from_utf8(out.stdout)?.trim().parse()?;
+    let agent_credential = key.agent_credential("bench");
 
     let (engine_port, web_port) = (free_port()?, free_port()?);
     let engine_url = format!("http://127.0.0.1:{engine_port}");
@@ -67,11 +69,15 @@ pub(crate) fn bench_web(_static_link: bool) -> anyhow::Result<()> {
     let web_pid = web.id();
     children.0.push(("hearth-web", web));
 
-    let assets: u64 = std::fs::read_dir(root().join("web-ui/assets"))?
-        .filter_map(|e| e.ok()?.metadata().ok())
+    // What build.rs embeds: every file but dotfiles.
+    let files: Vec<u64> = std::fs::read_dir(root().join("web-ui/assets"))?
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| e.metadata().ok())
         .filter(|m| m.is_file())
         .map(|m| m.len())
-        .sum();
+        .collect();
+    let assets: u64 = files.iter().sum();
     let binary = std::fs::metadata(&web_bin)?.len();
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -129,7 +135,7 @@ pub(crate) fn bench_web(_static_link: bool) -> anyhow::Result<()> {
             ready_rx.recv().await.ok_or_else(|| anyhow::anyhow!("a stream failed"))?;
         }
         let streams_rss = proc_usage(web_pid)?.0;
-        let agent = EngineClient::new(&engine_url, Some(key.clone()));
+        let agent = EngineClient::new(&engine_url, Some(agent_credential.clone()));
         let sent = Instant::now();
         agent
             .sensor_update(&SensorUpdate {
@@ -164,7 +170,7 @@ pub(crate) fn bench_web(_static_link: bool) -> anyhow::Result<()> {
         println!(
             "  the page: {:.1} KiB in {} embedded files (uncompressed); binary {:.2} MiB",
             assets as f64 / 1024.0,
-            std::fs::read_dir(root().join("web-ui/assets"))?.count(),
+            files.len(),
             binary as f64 / (1024.0 * 1024.0)
         );
         for (name, t) in [("engine direct", &times[0]), ("through hearth-web", &times[1])] {

@@ -11,20 +11,9 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
 
-/// SSE `event:` name of an event: its `type`.
-fn name(event: &Event) -> &'static str {
-    match event {
-        Event::Reading { .. } => "reading",
-        Event::Decision { .. } => "decision",
-        Event::Relay { .. } => "relay",
-        Event::Changed { .. } => "changed",
-        Event::Lagged { .. } => "lagged",
-    }
-}
-
 fn sse(event: &Event) -> SseEvent {
     let data = serde_json::to_string(event).unwrap_or_else(|_| "{}".to_owned());
-    SseEvent::default().event(name(event)).data(data)
+    SseEvent::default().event(event.name()).data(data)
 }
 
 /// Live events: readings as they are stored, decisions, relay changes, and `changed` notices
