@@ -266,7 +266,21 @@ export async function mount(el) {
     return out.join(' · ');
   }
 
+  let relaysDeferred = false;
   function renderRelays() {
+    // Rebuilding while someone is choosing a function would close their select under them
+    // (relay events come every few seconds while the equipment runs): redraw once they leave.
+    const focused = document.activeElement;
+    if (focused && relaysEl.contains(focused) && focused.matches('select')) {
+      if (!relaysDeferred) {
+        relaysDeferred = true;
+        relaysEl.addEventListener('focusout', () => {
+          relaysDeferred = false;
+          if (st.alive) renderRelays();
+        }, { once: true });
+      }
+      return;
+    }
     if (!st.relays.length) {
       relaysEl.replaceChildren(h('p', { class: 'muted', text: 'No relay agent has registered yet.' }));
       return;
