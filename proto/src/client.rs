@@ -296,27 +296,27 @@ impl EngineClient {
 
     /// A call on behalf of someone else's JSON: `path_and_query` (e.g. `/v1/schedules?x=1`) and
     /// `body` go to the engine as they are, and its answer comes back as it is: `Ok((status,
-    /// body))` for a success (`None` for 204), `ClientError::Api` with the engine's own status
-    /// and error body otherwise. The web UI relays the dashboard's requests with it, so people
+    /// bytes))` for a success (`None` for 204; the bytes are the engine's, checked to be JSON),
+    /// `ClientError::Api` with the engine's own status and error body otherwise. The web UI relays the dashboard's requests with it, so people
     /// see the engine's validation messages, not a second validator's.
     pub async fn relay(
         &self,
         method: reqwest::Method,
         path_and_query: &str,
         body: Option<&serde_json::Value>,
-    ) -> Result<(u16, Option<serde_json::Value>), ClientError> {
+    ) -> Result<(u16, Option<Vec<u8>>), ClientError> {
         let (status, bytes) = self.http.call(method, path_and_query, body).await?;
         if bytes.is_empty() {
             return Ok((status.as_u16(), None));
         }
-        let value = serde_json::from_slice(&bytes).map_err(|e| ClientError::Api {
+        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).map_err(|e| ClientError::Api {
             status: 502,
             body: ErrorBody::new(
                 crate::ErrorCode::Internal,
                 format!("the engine answered {status} with a body that is not JSON: {e}"),
             ),
         })?;
-        Ok((status.as_u16(), Some(value)))
+        Ok((status.as_u16(), Some(bytes)))
     }
 
     /// `GET /v1/events`: the live event stream. The stream ends when the engine goes away or

@@ -281,7 +281,10 @@ pub(crate) async fn relay(
         Ok((status, body)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             match body {
-                Some(body) => (status, axum::Json(body)).into_response(),
+                // The engine's bytes as they are (key order included).
+                Some(body) => {
+                    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+                }
                 None => status.into_response(),
             }
         }
