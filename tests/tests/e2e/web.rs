@@ -436,6 +436,45 @@ async fn dashboard() -> anyhow::Result<()> {
     let n = b.wait_for("#history-chart svg .point", WAIT, chart_points).await?;
     eprintln!("web: the history chart has {n} points");
 
+    // Devices: rename the sensor through its card; the engine has the name.
+    go(&b, "#/devices").await?;
+    let row = format!("[data-sensor-row=\"{SENSOR_ID}\"]");
+    b.wait_for(&row, WAIT, || async { b.try_find(&row).await }).await?;
+    type_into(&b, &format!("{row} input.sensor-name"), "Lounge").await?;
+    b.find(&format!("{row} button.sensor-save")).await?.click().await?;
+    eventually("the engine has the sensor's new name", WAIT, || async {
+        let sensors = house.api.sensors().await?;
+        let named =
+            sensors.iter().any(|s| s.id == SENSOR_ID && s.name.as_deref() == Some("Lounge"));
+        Ok(named.then_some(()))
+    })
+    .await?;
+
+    // Settings: the algorithm's parameters are a form made from its published JSON Schema;
+    // a value saved there is the engine's.
+    go(&b, "#/settings").await?;
+    let param = "#plugin-params input[name=param-hysteresis_c]";
+    b.wait_for(param, WAIT, || async { b.try_find(param).await }).await?;
+    type_into(&b, param, "0.4").await?;
+    b.find("button#settings-save").await?.click().await?;
+    eventually("hysteresis 0.4 at the engine", WAIT, || async {
+        let params = house.api.control().await?.settings.params;
+        Ok((params["hysteresis_c"] == json!(0.4)).then_some(()))
+    })
+    .await?;
+    // A frost floor the engine refuses: its message shown, the typed value kept, nothing stored.
+    let before = house.api.control().await?.settings;
+    type_into(&b, "#frost-floor", "50").await?;
+    b.find("button#settings-save").await?.click().await?;
+    let said = b
+        .wait_for("the engine's refusal in #settings-error", WAIT, || async {
+            Ok(text_of(&b, "#settings-error").await?.filter(|t| t.contains("frost_floor_c")))
+        })
+        .await?;
+    eprintln!("web: settings refused as the engine says: {said:?}");
+    assert_eq!(b.find("#frost-floor").await?.property("value").await?, json!("50"));
+    assert_eq!(house.api.control().await?.settings, before, "a refused setting was stored");
+
     // Screenshots of the views, phone and desktop; then the kiosk. Every view's controls have
     // accessible names.
     for (w, h, mobile) in [(390, 844, true), (1280, 800, false)] {
