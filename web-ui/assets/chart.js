@@ -406,18 +406,9 @@ export function timeChart(container, initial) {
     if (runs.some((r) => r.system === 'cool')) item(COOL_COLOR, 'Cooling', 'legend-run');
   }
 
-  let lastW = 0;
-  const ro = new ResizeObserver(() => {
-    const w = Math.floor(wrap.clientWidth);
-    if (w && Math.abs(w - lastW) > 4) {
-      lastW = w;
-      render();
-    }
-  });
-  ro.observe(wrap);
+  const ro = redrawOnResize(wrap, render);
   render();
   renderLegend();
-  lastW = Math.floor(wrap.clientWidth);
 
   return {
     update(next) {
@@ -493,7 +484,20 @@ export function barChart(container, data) {
     wrap.replaceChildren(svg);
   }
 
-  let lastW = 0;
+  const ro = redrawOnResize(wrap, render);
+  render();
+  return {
+    destroy() {
+      ro.disconnect();
+      container.replaceChildren();
+    },
+  };
+}
+
+// Charts are drawn at their box's pixel width (crisp text, no stretched strokes): redraw when
+// the width changes by more than a few pixels (rotating a phone, resizing a window).
+function redrawOnResize(wrap, render) {
+  let lastW = Math.floor(wrap.clientWidth);
   const ro = new ResizeObserver(() => {
     const w = Math.floor(wrap.clientWidth);
     if (w && Math.abs(w - lastW) > 4) {
@@ -502,11 +506,5 @@ export function barChart(container, data) {
     }
   });
   ro.observe(wrap);
-  render();
-  return {
-    destroy() {
-      ro.disconnect();
-      container.replaceChildren();
-    },
-  };
+  return ro;
 }
