@@ -72,6 +72,18 @@ impl From<reqwest::Error> for ClientError {
     }
 }
 
+/// The error of a failed answer: its `ErrorBody`, or a synthetic one quoting the start of
+/// whatever else came back (a proxy's HTML page, say).
+fn api_error(status: reqwest::StatusCode, bytes: &[u8]) -> ClientError {
+    let body = serde_json::from_slice::<ErrorBody>(bytes).unwrap_or_else(|_| {
+        ErrorBody::new(
+            crate::ErrorCode::Internal,
+            String::from_utf8_lossy(bytes).chars().take(200).collect::<String>(),
+        )
+    });
+    ClientError::Api { status: status.as_u16(), body }
+}
+
 /// Shared plumbing: a base URL, an optional bearer credential, JSON in and out.
 #[derive(Debug, Clone)]
 struct Http {
@@ -112,13 +124,7 @@ impl Http {
         if status.is_success() {
             return Ok((status, bytes));
         }
-        let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
-            ErrorBody::new(
-                crate::ErrorCode::Internal,
-                String::from_utf8_lossy(&bytes).chars().take(200).collect::<String>(),
-            )
-        });
-        Err(ClientError::Api { status: status.as_u16(), body })
+        Err(api_error(status, &bytes))
     }
 
     async fn send<T: DeserializeOwned>(
@@ -335,11 +341,7 @@ impl EngineClient {
             .await?;
         let status = resp.status();
         if !status.is_success() {
-            let bytes = resp.bytes().await?;
-            let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
-                ErrorBody::new(crate::ErrorCode::Internal, format!("events: HTTP {status}"))
-            });
-            return Err(ClientError::Api { status: status.as_u16(), body });
+            return Err(api_error(status, &resp.bytes().await?));
         }
         Ok(EventStream { resp, buf: Vec::new(), data: String::new() })
     }

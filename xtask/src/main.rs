@@ -280,6 +280,11 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
 }
 
+/// A free loopback port, taken and released: for a benched server that binds it right away.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
 /// `(VmRSS, VmHWM)` of a process in KiB, and its CPU time (user + system) in clock ticks.
 fn proc_usage(pid: u32) -> anyhow::Result<(u64, u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -397,8 +402,7 @@ fn bench_sensor_agent(static_link: bool) -> anyhow::Result<()> {
         Ok(String::from_utf8(out.stdout)?.trim().to_owned())
     };
     let key = engine_out(&["device-key", "bench-sensor"])?;
-    // A free port, taken and released: the engine binds it right away.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}");
     let mut children = Children(Vec::new());
     children.0.push((

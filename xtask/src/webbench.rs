@@ -16,14 +16,10 @@ use hearth_proto::client::EngineClient;
 use hearth_proto::sensors::{SensorReport, SensorUpdate};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use super::{Children, cargo, proc_usage, root, run, target_dir};
+use super::{Children, cargo, free_port, proc_usage, root, run, target_dir};
 
 const REQUESTS: usize = 2000;
 const STREAMS: usize = 100;
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
