@@ -175,6 +175,7 @@ impl Registrar {
             url,
             outputs: self.controller.outputs(),
             agent_time: Some(jiff::Timestamp::now()),
+            backend: Some(self.controller.backend().to_owned()),
         };
         let client =
             EngineClient::new(&target.url, Some(self.credential.agent_credential(&self.host_id)));
