@@ -44,7 +44,8 @@ fn relay_config(dir: &std::path::Path) -> anyhow::Result<String> {
     Ok(path.to_string_lossy().to_string())
 }
 
-/// A simulated relay agent (host [`RELAY`]) that finds the engine by mDNS.
+/// A simulated relay agent (host [`RELAY`]) that finds the engine by mDNS. The backend is
+/// said explicitly: a relay agent has none by default.
 fn start_relay(config: &str, key: &str, world: &str) -> anyhow::Result<Proc> {
     let args = [
         "--config",
@@ -55,6 +56,8 @@ fn start_relay(config: &str, key: &str, world: &str) -> anyhow::Result<Proc> {
         key,
         "--listen",
         "127.0.0.1:0",
+        "--hardware",
+        "simulated",
         "--sim-world",
         world,
     ];
