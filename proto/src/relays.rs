@@ -199,9 +199,9 @@ pub struct RelayRegistration {
     /// The agent's clock when it sent this, so the engine can flag a wrong clock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_time: Option<Timestamp>,
-    /// The hardware backend that drives the outputs: `rppal`, `gpio-cdev`, or
-    /// [`SIMULATED_BACKEND`] when the outputs switch no equipment at all (demos, tests; the
-    /// engine and the dashboard then say so). Another implementation names its own (at most
+    /// The hardware backend that drives the outputs: `rppal`, `gpio-cdev`, or `simulated`
+    /// when the outputs switch no equipment at all (demos, tests; the engine and the
+    /// dashboard then say so). Another implementation names its own (at most
     /// 32 characters of letters, digits, `-` and `_`). Absent from agents that predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 32, pattern = "^[A-Za-z0-9_-]{1,32}$")]
@@ -267,7 +267,7 @@ pub struct RelayInfo {
     /// null for an agent that does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
-    /// True when the backend is [`SIMULATED_BACKEND`]: the output switches no equipment.
+    /// True when the backend is `simulated`: the output switches no equipment.
     #[serde(default)]
     pub simulated: bool,
 }
