@@ -629,7 +629,17 @@ async fn engine_state(house: &House) -> anyhow::Result<Vec<(&'static str, String
     let sensors = settled(house.get("/v1/sensors").await?, &["latest", "stale"]);
     out.push(("/v1/sensors", sensors.to_string()));
     let relays = house.get("/v1/relays").await?;
-    let relays = settled(relays, &["state", "updated_at", "reported", "command_error"]);
+    // What the relay agent and the clock change: its reports, their age, its reachability.
+    let live = [
+        "state",
+        "updated_at",
+        "reported",
+        "command_error",
+        "age_s",
+        "agent_reachable",
+        "agent_unreachable_since",
+    ];
+    let relays = settled(relays, &live);
     out.push(("/v1/relays", relays.to_string()));
     Ok(out)
 }
