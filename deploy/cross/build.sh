@@ -18,8 +18,8 @@
 #     GET /v1/status (the dashboard: GET / with its HTML page and GET /api/v1/status, the
 #     engine's status relayed) with 200 and exits with status 0 on SIGTERM within a deadline.
 #     The sensor agent reads fixture w1 files and its reading must arrive at a real engine (the
-#     native x86_64 build) on loopback; the relay agent (simulated hardware) must register with
-#     it; the dashboard relays that engine.
+#     native x86_64 build) on loopback; the relay agent (--hardware simulated: it has no
+#     default) must register with it, saying its backend; the dashboard relays that engine.
 #
 # Results: each stripped binary is copied to <repo>/target/<triple>/release-small/<bin> (where
 # `cargo deb --no-build --target <triple> --profile release-small` looks for it), and a table
@@ -284,8 +284,10 @@ ok = any(s.get("id") == sid and s.get("host_id") == host
 sys.exit(0 if ok else 1)' "$2" "$3" "$4"
 }
 
-relay_registered() {  # relay_registered ENGINE_URL HOST_ID
-  curl -fsS -m 10 "$1/v1/relays" 2>/dev/null | grep -q "\"$2\""
+relay_registered() {  # relay_registered ENGINE_URL HOST_ID: listed, and its backend said
+  local body
+  body=$(curl -fsS -m 10 "$1/v1/relays" 2>/dev/null) || return 1
+  printf '%s' "$body" | grep -q "\"$2\"" && printf '%s' "$body" | grep -q '"backend":"simulated"'
 }
 
 # The dashboard: its page (embedded in the binary) and the engine's status relayed through it.
@@ -376,7 +378,7 @@ smoke_one() {
         echo "cross: $host never registered with the engine; log:" >&2; sed 's/^/  | /' "$logf" >&2
         return 1
       fi
-      echo "engine GET /v1/relays lists $host (registered)" ;;
+      echo "engine GET /v1/relays lists $host (registered, backend simulated)" ;;
   esac
   rss=$(rss_kib "$pid")
   stop_clean "$pid" "$b ($t)" "$logf" || return 1

@@ -55,6 +55,29 @@ impl ClockWatch {
         }
         skewed
     }
+
+    /// Record a relay agent's offset (sent with its registration); true when it is skewed.
+    /// Logged once when it becomes and once when it stops being so, like a sensor agent's. A
+    /// relay agent's clock changes nothing the engine does (its status durations are
+    /// relative), so the log only asks for the clock to be fixed. Tracked apart from a sensor
+    /// agent on the same host, so each logs its own transitions.
+    pub(crate) fn observe_relay(&self, host_id: &str, offset: SignedDuration) -> bool {
+        let skewed = self.is_skewed(offset);
+        let key = format!("relay agent {host_id}");
+        let mut set = self.skewed.lock().unwrap_or_else(PoisonError::into_inner);
+        let offset_s = offset.as_secs_f64();
+        if skewed && set.insert(key.clone()) {
+            tracing::warn!(
+                host_id,
+                offset_s,
+                max_s = self.max.as_secs_f64(),
+                "relay agent clock is wrong (check NTP on the agent)"
+            );
+        } else if !skewed && set.remove(&key) {
+            tracing::info!(host_id, offset_s, "relay agent clock is right again");
+        }
+        skewed
+    }
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ impl Events {
         let _ = self.tx.send(event);
     }
 
-    /// "Re-read `what`" (`schedules`, `overrides`, `default`, `settings`).
+    /// "Re-read `what`" (`schedules`, `overrides`, `default`, `settings`, `sensors`, `relays`).
     pub(crate) fn changed(&self, what: &str) {
         self.publish(Event::Changed { what: what.to_owned() });
     }

@@ -26,7 +26,9 @@ pub struct AgentInfo {
     pub url: Option<String>,
     /// The last time the engine heard from (or successfully reached) the agent.
     pub last_seen: Timestamp,
-    /// True when `last_seen` is within the engine's offline limit.
+    /// True when `last_seen` is within the engine's offline limit and, for a relay agent,
+    /// the engine's calls to it get an answer (`unreachable_since` is null): a relay agent
+    /// that stops answering its lease renewals is offline at the first failed renewal.
     pub online: bool,
     /// Agent clock minus engine clock at the last contact, in seconds, when the agent reported
     /// its clock. Pi Zeros have no RTC and boot with a wrong clock until NTP syncs.
@@ -36,4 +38,18 @@ pub struct AgentInfo {
     /// the right time; fix the agent's clock (NTP) anyway.
     #[serde(default)]
     pub clock_skewed: bool,
+    /// Relay agents: when the engine's calls to the agent (lease renewals, commands, reads)
+    /// started getting no answer (refused, timed out); null while it answers. Set at the first
+    /// failed call, so within a quarter lease of the agent's death when it runs a heat or
+    /// cool output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable_since: Option<Timestamp>,
+    /// Relay agents: why the engine's last call to the agent failed (no answer, or an error
+    /// status other than a refusal); null when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_error: Option<String>,
+    /// Relay agents: the hardware backend as registered (`rppal`, `gpio-cdev`, `simulated`);
+    /// null for sensor agents and agents that do not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
 }

@@ -37,9 +37,10 @@ pub enum Event {
         state: RelayState,
     },
     /// Schedules, overrides, the default target or the control settings changed: re-read the
-    /// timeline and `/v1/control`.
+    /// timeline and `/v1/control`. `relays`: a relay agent stopped or started answering the
+    /// engine: re-read `/v1/relays` and `/v1/agents`.
     Changed {
-        /// What changed: `schedules`, `overrides`, `default`, `settings`, `sensors`.
+        /// What changed: `schedules`, `overrides`, `default`, `settings`, `sensors`, `relays`.
         what: String,
     },
     /// This client missed `missed` events.

@@ -199,7 +199,18 @@ pub struct RelayRegistration {
     /// The agent's clock when it sent this, so the engine can flag a wrong clock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_time: Option<Timestamp>,
+    /// The hardware backend that drives the outputs: `rppal`, `gpio-cdev`, or `simulated`
+    /// when the outputs switch no equipment at all (demos, tests; the engine and the
+    /// dashboard then say so). Another implementation names its own (at most
+    /// 32 characters of letters, digits, `-` and `_`). Absent from agents that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 32, pattern = "^[A-Za-z0-9_-]{1,32}$")]
+    pub backend: Option<String>,
 }
+
+/// The backend name of relay outputs that switch no equipment
+/// ([`RelayRegistration::backend`]).
+pub const SIMULATED_BACKEND: &str = "simulated";
 
 /// Reply to an accepted [`RelayRegistration`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -237,6 +248,32 @@ pub struct RelayInfo {
     /// null when it carried it out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_error: Option<String>,
+    /// Seconds since `updated_at`, by the engine's clock when it answered: how old `state` is.
+    /// While the agent answers it stays below a quarter lease for the outputs the engine
+    /// commands; while it does not (`agent_reachable` false) `state` is only the last known
+    /// one, and this says how old.
+    #[serde(default)]
+    pub age_s: f64,
+    /// False while the engine's calls to the agent (lease renewals, commands, reads) get no
+    /// answer, since `agent_unreachable_since`. What the output does meanwhile is unknown:
+    /// it returns to its safe state when its lease runs out if the agent process lives (a
+    /// partition); it may keep its last level if the process died (docs/relay-safety.md).
+    #[serde(default = "yes")]
+    pub agent_reachable: bool,
+    /// When the engine's calls to the agent started failing; null while it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_unreachable_since: Option<Timestamp>,
+    /// The agent's hardware backend as it registered it (`rppal`, `gpio-cdev`, `simulated`);
+    /// null for an agent that does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// True when the backend is `simulated`: the output switches no equipment.
+    #[serde(default)]
+    pub simulated: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `PUT /v1/relays/{host_id}/{output_id}/function`: assign what an output drives.

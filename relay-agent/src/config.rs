@@ -45,11 +45,12 @@ pub struct Config {
     #[arg(long, env = "HEARTH_RELAY_ADVERTISE_URL", value_name = "URL")]
     pub advertise_url: Option<String>,
 
-    /// The relay hardware backend: `rppal` (Raspberry Pi GPIO, pins are BCM numbers),
-    /// `gpio-cdev` (any Linux board, the GPIO character device `--gpio-chip`; pins are line
-    /// offsets) or `simulated`. Each output's `pin` and `active_low` come from `[[outputs]]`.
-    #[arg(long, env = "HEARTH_RELAY_HARDWARE", value_enum, default_value_t = Hardware::Simulated)]
-    pub hardware: Hardware,
+    /// The relay hardware backend (required, no default): `rppal` (Raspberry Pi GPIO, pins are
+    /// BCM numbers), `gpio-cdev` (any Linux board, the GPIO character device `--gpio-chip`; pins
+    /// are line offsets) or `simulated` (switches nothing: demos and tests; the engine and the
+    /// dashboard show it). Each output's `pin` and `active_low` come from `[[outputs]]`.
+    #[arg(long, env = "HEARTH_RELAY_HARDWARE", value_enum)]
+    pub hardware: Option<Hardware>,
 
     /// The GPIO character device for `--hardware gpio-cdev` (`gpiodetect` lists them).
     #[arg(
@@ -88,6 +89,22 @@ pub struct Config {
     #[arg(skip)]
     #[serde(default)]
     pub interlocks: Option<Vec<InterlockConfig>>,
+
+    /// What to do (default: run the agent).
+    #[command(subcommand)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Command>,
+}
+
+/// The relay agent's subcommands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Command {
+    /// Drive every configured output to its safe state and exit (no engine, key or network
+    /// needed). For systemd's `ExecStopPost=`, which runs after the agent ended in any way
+    /// (SIGKILL, a crash, the watchdog): a GPIO line can keep the last level a dead agent
+    /// wrote. Not while the agent runs: it owns the lines then.
+    SafeState,
 }
 
 // Debug by hand so that printing a Config can never leak the device key.
@@ -248,16 +265,45 @@ pub fn valid_output_id(id: &str) -> bool {
 }
 
 impl Config {
+    /// The configured hardware backend. There is no default: a relay agent installed for real
+    /// that quietly ran the simulator would show "Furnace: on" and heat nothing, frost
+    /// protection included. The error names the fix.
+    pub fn hardware(&self) -> anyhow::Result<Hardware> {
+        self.hardware.ok_or_else(|| {
+            let file = self.config.as_ref().map_or_else(
+                || "the configuration file (--config; the service's is /etc/hearth/relay-agent.toml)"
+                    .to_owned(),
+                |path| path.display().to_string(),
+            );
+            anyhow::anyhow!(
+                "no relay hardware configured: set `hardware = \"rppal\"` (Raspberry Pi GPIO) or \
+                 `hardware = \"gpio-cdev\"` (any board's /dev/gpiochipN), with each output's `pin`, \
+                 in {file}, or pass --hardware (HEARTH_RELAY_HARDWARE). \
+                 `--hardware simulated` switches nothing: only for demos and tests"
+            )
+        })
+    }
+
+    /// True when the configured backend drives GPIO lines (and so needs each output's `pin`).
+    fn uses_pins(&self) -> bool {
+        self.hardware.is_some_and(Hardware::uses_pins)
+    }
+
+    /// The configured backend's name, for messages.
+    fn hardware_name(&self) -> &'static str {
+        self.hardware.map_or("(none)", Hardware::name)
+    }
+
     /// The configured outputs, or the default set when none are configured; validated (ids
     /// well-formed and unique, names not empty, protection times consistent, pins present and
     /// unique when the backend drives GPIO).
     pub fn effective_outputs(&self) -> anyhow::Result<Vec<OutputConfig>> {
         if self.outputs.is_empty() {
-            if self.hardware.uses_pins() {
+            if self.uses_pins() {
                 anyhow::bail!(
                     "--hardware {} needs the outputs and their pins: add [[outputs]] tables \
                      with `pin` to the configuration file (see the example relay-agent.toml)",
-                    self.hardware.name()
+                    self.hardware_name()
                 );
             }
             return Ok(default_outputs());
@@ -296,15 +342,15 @@ impl Config {
                     output.min_on_s()
                 );
             }
-            if self.hardware.uses_pins() {
+            if self.uses_pins() {
                 let Some(pin) = output.pin else {
                     anyhow::bail!(
                         "outputs[{i}] ({}): `pin` is required with --hardware {}",
                         output.id,
-                        self.hardware.name()
+                        self.hardware_name()
                     );
                 };
-                if self.hardware == Hardware::Rppal && pin > 53 {
+                if self.hardware == Some(Hardware::Rppal) && pin > 53 {
                     anyhow::bail!(
                         "outputs[{i}] ({}): pin {pin} is not a Raspberry Pi BCM GPIO (0-53)",
                         output.id
@@ -381,7 +427,13 @@ mod tests {
     fn defaults() -> anyhow::Result<()> {
         let c = load(&[])?;
         assert_eq!(c.listen, "0.0.0.0:8081".parse()?);
-        assert_eq!(c.hardware, Hardware::Simulated);
+        // No hardware by default: the agent refuses to start, and says how to choose one.
+        assert_eq!(c.hardware, None);
+        let err = c.hardware().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("hardware = \"rppal\"") && err.contains("--hardware"), "{err}");
+        assert_eq!(load(&["--hardware", "simulated"])?.hardware()?, Hardware::Simulated);
+        assert_eq!(c.command, None);
+        assert_eq!(load(&["safe-state"])?.command, Some(Command::SafeState));
         assert_eq!(c.reregister_after_s, 60);
         assert!(load(&["--reregister-after-s", "0"]).is_err());
         // The key is never printed with the configuration.
@@ -503,7 +555,7 @@ mod tests {
         assert!(err.is_some_and(|e| e.to_string().contains("not a Raspberry Pi BCM GPIO")));
         // The simulator ignores pins, and the file's spelling of the backend works.
         let c = from_file(&format!("hardware = \"gpio-cdev\"\n{}", high), &[])?;
-        assert_eq!(c.hardware, Hardware::GpioCdev);
+        assert_eq!(c.hardware, Some(Hardware::GpioCdev));
         assert_eq!(c.effective_outputs()?[1].pin, Some(60));
         assert!(c.effective_outputs()?[0].active_low);
         Ok(())

@@ -45,6 +45,8 @@ impl Agent {
     /// output to its safe state and bind the listening socket (logged as
     /// `listening on http://ADDR`).
     pub async fn start(config: Config) -> anyhow::Result<Self> {
+        // The backend first: without one there is nothing to run, whatever the identity.
+        let hardware = config.hardware()?;
         let (host_id, source) = hearth_common::host_id::resolve(
             config.host_id.as_deref(),
             Path::new("/proc/cpuinfo"),
@@ -67,6 +69,13 @@ impl Agent {
             interlocks = ?interlocks.iter().map(|g| &g.name).collect::<Vec<_>>(),
             "relay hardware ready"
         );
+        if hardware == config::Hardware::Simulated {
+            // Said at start and in every registration, so nobody mistakes it for a furnace.
+            tracing::warn!(
+                "SIMULATED relays: this agent switches no equipment (set `hardware` to rppal or \
+                 gpio-cdev to drive real relays)"
+            );
+        }
         // Safe states before anything can talk to us.
         let controller = Arc::new(
             Controller::new(bank, outputs, &interlocks)
@@ -195,6 +204,43 @@ async fn feed_watchdog(
             }
             Some(_) => {}
         }
+    }
+}
+
+/// `hearth-relay-agent safe-state`: drive every configured output to its safe state and return
+/// what was driven, without the engine, the device key or the network.
+///
+/// systemd runs it as the unit's `ExecStopPost=`, after the agent's process ended in any way.
+/// A clean stop already left the outputs safe; SIGKILL, a crash or the watchdog's abort did
+/// not, and a GPIO line driven through rppal's registers (or the character device on a
+/// Raspberry Pi OS kernel) keeps the last level the dead process wrote: a furnace would run
+/// until the agent is back. docs/relay-safety.md has the whole picture, board by board.
+pub fn safe_state(
+    config: &Config,
+) -> anyhow::Result<Vec<(String, hearth_proto::relays::RelayState)>> {
+    let outputs = config.effective_outputs().context("invalid outputs in the configuration")?;
+    // Interlocked outputs are validated to be safe when off: driving safe states never turns
+    // two of them on.
+    config.effective_interlocks(&outputs).context("invalid interlocks in the configuration")?;
+    // Opening the bank claims every line at its safe level already; the explicit writes below
+    // cover a backend that does not (and say so when the hardware refuses).
+    let mut bank = hw::build(config, &outputs).context("cannot open the relay hardware")?;
+    let mut first_error = None;
+    let mut driven = Vec::with_capacity(outputs.len());
+    for output in &outputs {
+        match bank.set(&output.id, output.safe_state.is_on()) {
+            Ok(()) => driven.push((output.id.clone(), output.safe_state)),
+            Err(e) => {
+                tracing::error!(output = %output.id, error = %e, "cannot drive the output safe");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => {
+            Err(anyhow::Error::new(e).context("cannot drive every output to its safe state"))
+        }
+        None => Ok(driven),
     }
 }
 

@@ -14,6 +14,20 @@ fn main() -> ExitCode {
         }
     };
     hearth_common::init_logging("info");
+    if config.command == Some(hearth_relay_agent::config::Command::SafeState) {
+        return match hearth_relay_agent::safe_state(&config) {
+            Ok(driven) => {
+                let states: Vec<String> =
+                    driven.iter().map(|(id, state)| format!("{id}={state:?}")).collect();
+                tracing::info!(outputs = %states.join(" "), "every output in its safe state");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hearth-relay-agent safe-state: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // One thread is plenty: a few requests a minute and a lease timer. It also keeps RAM and
     // threads down on a single-core Pi Zero.
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {

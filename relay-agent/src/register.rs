@@ -65,7 +65,11 @@ impl Registrar {
         let mut fallbacks = self.controller.subscribe_fallbacks();
         // The target last registered with, and when.
         let mut registered: Option<(EngineTarget, Instant)> = None;
-        // An output fell back since the last registration: report it now.
+        // An output fell back and no registration sent since has been accepted: report it now.
+        // Cleared only by an accepted registration, never by an attempt: an attempt is cut
+        // short whenever the locator changes, which is exactly what happens while an engine
+        // restarts (mDNS forgets it, then finds it again at the same URL, the same target),
+        // and the report must survive that.
         let mut report = false;
         loop {
             let Some(target) = rx.borrow_and_update().clone() else {
@@ -101,14 +105,16 @@ impl Registrar {
                     );
                 }
             }
-            // The registration about to be sent carries every fallback so far.
-            report = false;
+            // The registration about to be sent reads the outputs when it goes, so it carries
+            // every fallback so far; one that happens later marks the channel again.
             fallbacks.mark_unchanged();
             tokio::select! {
                 () = self.register_until_accepted(&target) => {
                     registered = Some((target, Instant::now()));
+                    report = false;
                 }
-                // The engine moved while we were trying: start over with the new location.
+                // The engine moved (or was forgotten and found again) while we were trying:
+                // start over with the new location; a pending report stays pending.
                 () = changed(&mut rx) => {}
             }
         }
@@ -175,6 +181,7 @@ impl Registrar {
             url,
             outputs: self.controller.outputs(),
             agent_time: Some(jiff::Timestamp::now()),
+            backend: Some(self.controller.backend().to_owned()),
         };
         let client =
             EngineClient::new(&target.url, Some(self.credential.agent_credential(&self.host_id)));

@@ -662,6 +662,9 @@ fn example_config_parses() -> anyhow::Result<()> {
         hearth_common::config::load_from(["hearth-relay-agent", "--config", &file])?;
     assert_eq!(config.listen, "0.0.0.0:8081".parse()?);
     assert_eq!(config.reregister_after_s, 60);
+    // As installed, the example names no hardware: the agent refuses to start until someone
+    // chooses (see the binary's own test below).
+    assert_eq!(config.hardware, None);
     // The example spells out the defaults: same outputs, same protection.
     let resolved = |outputs: Vec<OutputConfig>| -> Vec<_> {
         outputs
@@ -704,8 +707,9 @@ fn example_config_parses() -> anyhow::Result<()> {
     let outputs = config.effective_outputs()?;
     let pins: Vec<_> = outputs.iter().map(|o| (o.pin, o.active_low)).collect();
     assert_eq!(pins, [(Some(17), true), (Some(27), true), (Some(22), true)]);
+    assert_eq!(config.hardware, Some(hearth_relay_agent::config::Hardware::Rppal));
     let gpio =
-        Config { hardware: hearth_relay_agent::config::Hardware::GpioCdev, ..config.clone() };
+        Config { hardware: Some(hearth_relay_agent::config::Hardware::GpioCdev), ..config.clone() };
     assert_eq!(gpio.effective_outputs()?.len(), 3);
     // Printing the configuration never shows the key.
     assert!(!format!("{config:?}").contains("0000000000000000000000000000000000"));
@@ -769,6 +773,8 @@ fn agent_config(engine: &str, world: &Path, extra: &[&str]) -> anyhow::Result<Co
         HOST_ID,
         "--device-key",
         &key,
+        "--hardware",
+        "simulated",
         "--sim-world",
         &world,
     ];
@@ -876,6 +882,8 @@ async fn refuses_to_start_without_a_device_key() -> anyhow::Result<()> {
         HOST_ID,
         "--listen",
         "127.0.0.1:0",
+        "--hardware",
+        "simulated",
         "--sim-world",
         &world,
     ])?;
@@ -920,5 +928,105 @@ async fn a_fallback_is_reported_to_the_engine_at_once() -> anyhow::Result<()> {
 
     let _ = stop.send(());
     running.await??;
+    Ok(())
+}
+
+/// The real binary, as a person installing the package meets it: the shipped configuration
+/// (no hardware chosen), a device key, nothing else. It must exit at once, non-zero, naming
+/// the setting, the file and the flag; it must not run the simulator.
+#[test]
+fn the_binary_refuses_to_start_without_a_hardware_backend() -> anyhow::Result<()> {
+    let config = example_config();
+    let key = device_key()?.to_string();
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("stderr");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hearth-relay-agent"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--engine", "http://127.0.0.1:9", "--host-id", HOST_ID, "--device-key", &key])
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("HEARTH_RELAY_HARDWARE")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    // An agent that starts anyway runs until stopped: the deadline turns that into a failure.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill()?;
+            child.wait()?;
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = std::fs::read_to_string(&log)?;
+    assert!(status.is_some(), "still running 30 s later, without a hardware backend: {stderr}");
+    assert!(status.is_some_and(|s| !s.success()), "exit {status:?}: {stderr}");
+    assert!(stderr.contains("no relay hardware configured"), "{stderr}");
+    assert!(stderr.contains("hardware = \"rppal\""), "{stderr}");
+    assert!(stderr.contains(&config.display().to_string()), "names the file: {stderr}");
+    assert!(stderr.contains("--hardware"), "{stderr}");
+    assert!(!stderr.contains("listening on"), "it served: {stderr}");
+    assert!(!stderr.contains("relay hardware ready"), "it opened a backend: {stderr}");
+    Ok(())
+}
+
+/// `safe-state`, the unit's ExecStopPost: after an agent died without its own clean-up, the
+/// simulated world still shows the furnace on (as GPIO registers keep a dead process's level);
+/// the subcommand, run with the same configuration, drives every output to its safe state
+/// (`on` for an output whose safe state is on) and exits 0, without key, engine or network.
+#[test]
+fn safe_state_drives_every_output_safe_and_exits() -> anyhow::Result<()> {
+    use hearth_common::simworld::SimOutput;
+    let dir = tempfile::tempdir()?;
+    let world = dir.path().join("world.json");
+    let file = dir.path().join("relay.toml");
+    std::fs::write(
+        &file,
+        "hardware = \"simulated\"\n\
+         [[outputs]]\nid = \"heat\"\nname = \"Furnace\"\nfunction_hint = \"heat\"\n\
+         [[outputs]]\nid = \"circ\"\nname = \"Circulation\"\nfunction_hint = \"fan\"\n\
+         safe_state = \"on\"\n",
+    )?;
+    // What a SIGKILLed agent leaves behind: the furnace on, the circulation off.
+    RelayWorld {
+        outputs: [
+            ("heat".to_owned(), SimOutput { on: true, function_hint: Some(RelayFunction::Heat) }),
+            ("circ".to_owned(), SimOutput { on: false, function_hint: Some(RelayFunction::Fan) }),
+        ]
+        .into_iter()
+        .collect(),
+    }
+    .write(&world)?;
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hearth-relay-agent"))
+            .arg("--config")
+            .arg(&file)
+            .arg("--sim-world")
+            .arg(&world)
+            .args(args)
+            .env_remove("HEARTH_RELAY_DEVICE_KEY")
+            .env("NO_COLOR", "1")
+            .output()
+    };
+    let out = run(&["safe-state"])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("every output in its safe state"), "{stderr}");
+    let after = RelayWorld::read(&world)?;
+    assert!(!after.is_on(RelayFunction::Heat), "furnace off");
+    assert!(after.is_on(RelayFunction::Fan), "circulation on, its safe state");
+
+    // Without a backend it refuses like the agent, with the same fix.
+    std::fs::write(&file, "[[outputs]]\nid = \"heat\"\nname = \"Furnace\"\n")?;
+    let out = run(&["safe-state"])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("no relay hardware configured"), "{stderr}");
     Ok(())
 }

@@ -154,6 +154,11 @@ impl Proc {
         }
     }
 
+    /// How many lines of stderr so far contain `needle`.
+    pub fn count_lines(&self, needle: &str) -> usize {
+        self.log.lock().map(|l| l.iter().filter(|l| l.contains(needle)).count()).unwrap_or(0)
+    }
+
     /// The `http://ADDR` of the first "listening on http://ADDR" log line.
     pub async fn listening_url(&self) -> anyhow::Result<String> {
         let line = self.wait_for_line("listening on http://", Duration::from_secs(30)).await?;

@@ -2,7 +2,7 @@
 // relay output (what it drives) and every agent (online, last seen, clock skew). Live readings
 // and relay switches update in place; a row being edited is never overwritten.
 
-import { api, on, fmtTemp, fmtAgo } from "./api.js";
+import { api, on, fmtTemp, fmtAgo, fmtTime } from "./api.js";
 import { toast } from "./app.js";
 import { h } from "./dom.js";
 
@@ -256,14 +256,49 @@ export async function mount(el) {
   function relayDetails(r) {
     const out = [];
     const rep = r.reported;
+    // The report's timers count from when it was made (age_s ago).
+    const age = Number.isFinite(r.age_s) ? r.age_s : 0;
+    const left = (s) => (s === null || s === undefined ? null : Math.max(0, s - age));
     if (rep) {
-      if (rep.lease_remaining_s !== null && rep.lease_remaining_s !== undefined) out.push(`lease ${duration(rep.lease_remaining_s)} left`);
-      if (rep.pending_off_in_s !== null && rep.pending_off_in_s !== undefined) out.push(`turns off in ${duration(rep.pending_off_in_s)} (minimum on time)`);
-      if (rep.on_blocked_for_s !== null && rep.on_blocked_for_s !== undefined) out.push(`can turn on in ${duration(rep.on_blocked_for_s)} (minimum off time)`);
+      const lease = left(rep.lease_remaining_s);
+      if (lease !== null) out.push(lease > 0 ? `lease ${duration(lease)} left` : 'lease ran out');
+      const pending = left(rep.pending_off_in_s);
+      if (pending) out.push(`turns off in ${duration(pending)} (minimum on time)`);
+      const blocked = left(rep.on_blocked_for_s);
+      if (blocked) out.push(`can turn on in ${duration(blocked)} (minimum off time)`);
       if (rep.cycles !== undefined) out.push(`${rep.cycles} cycle${rep.cycles === 1 ? '' : 's'} since the agent started`);
     }
-    out.push(`reported ${fmtAgo(r.updated_at)}`);
+    // The engine's own count (age_s) when it gives one: this browser's clock may be off.
+    out.push(Number.isFinite(r.age_s) ? `reported ${duration(r.age_s)} ago` : `reported ${fmtAgo(r.updated_at)}`);
+    if (r.backend && !r.simulated) out.push(`backend ${r.backend}`);
     return out.join(' · ');
+  }
+
+  /** Why this relay's state may not be what the equipment does, in words; null when it is. */
+  function relayWarnings(r) {
+    const out = [];
+    if (r.agent_reachable === false) {
+      const since = r.agent_unreachable_since ? ` since ${fmtTime(r.agent_unreachable_since)}` : '';
+      out.push(
+        h('div', {
+          class: 'device-why hint relay-unreachable',
+          role: 'note',
+          text:
+            `Its relay agent has not answered${since}: “${r.state}” is what it last reported, ${duration(r.age_s)} ago. ` +
+            'A running agent returns the output to its safe state when the lease runs out; a stopped one may leave it as it was until it restarts.',
+        }),
+      );
+    }
+    if (r.simulated) {
+      out.push(
+        h('div', {
+          class: 'device-why hint relay-simulated',
+          role: 'note',
+          text: 'Simulated: this output switches no equipment (its relay agent runs with hardware "simulated").',
+        }),
+      );
+    }
+    return out;
   }
 
   let relaysDeferred = false;
@@ -323,8 +358,11 @@ export async function mount(el) {
               class: `badge relay-state ${on ? (r.function === 'cool' ? 'badge-cool' : 'badge-heat') : ''}`,
               text: on ? 'on' : 'off',
             }),
+            r.simulated ? h('span', { class: 'badge badge-warn relay-backend', text: 'simulated' }) : null,
+            r.agent_reachable === false ? h('span', { class: 'badge badge-bad relay-reach', text: 'unreachable' }) : null,
           ),
           h('div', { class: 'device-meta', text: `${key} · ${relayDetails(r)}` }),
+          ...relayWarnings(r),
           r.command_error ? h('div', { class: 'device-why hint', text: `Refused the last command: ${r.command_error}` }) : null,
           h('label', { class: 'field', for: selId }, h('span', { text: 'Drives' }), sel),
           error,
@@ -365,6 +403,7 @@ export async function mount(el) {
             ' · ',
             h('span', { class: 'agent-clock', text: clock }),
             a.url ? ` · ${a.url}` : '',
+            a.backend ? h('span', { class: 'agent-backend', text: ` · backend ${a.backend}` }) : null,
           ),
           a.clock_skewed
             ? h('div', {
@@ -373,6 +412,15 @@ export async function mount(el) {
                 text: 'Clock skewed: the engine re-times its readings by the offset, but fix the clock on this host (NTP).',
               })
             : null,
+          a.unreachable_since
+            ? h('div', {
+                class: 'hint agent-unreachable',
+                role: 'note',
+                text: `No answer since ${fmtTime(a.unreachable_since)}${a.contact_error ? `: ${a.contact_error}` : ''}. Check that the agent runs (systemctl status hearth-relay-agent) and that the engine can reach ${a.url || 'it'}.`,
+              })
+            : a.contact_error
+              ? h('div', { class: 'hint agent-error', role: 'note', text: `Its last answer was an error: ${a.contact_error}` })
+              : null,
         );
       }),
     );

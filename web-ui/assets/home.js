@@ -5,6 +5,7 @@
 import { api, on, session, requireLogin, fmtTemp, fmtTime, fmtDay, fmtAgo } from "./api.js";
 import { toast } from "./app.js";
 import { h } from "./dom.js";
+import { relayNotice } from "./relay-notice.js";
 
 const STEP = 0.5;
 const DEBOUNCE_MS = 600;
@@ -203,7 +204,9 @@ export async function mount(el, ctx) {
   );
   el.classList.add('home');
   if (ctx && ctx.kiosk) el.classList.add('home-kiosk');
-  el.append(errorEl, h('div', { class: 'home-main' }, face, controls), why, sensorsSection);
+  // Above the face: when a heat or cool output is simulated or its agent does not answer.
+  const notice = relayNotice();
+  el.append(errorEl, notice.el, h('div', { class: 'home-main' }, face, controls), why, sensorsSection);
 
   // ----- derived values ------------------------------------------------------------------
   const mode = () => st.control?.settings?.mode || st.control?.decision?.mode || 'heat';
@@ -615,6 +618,7 @@ export async function mount(el, ctx) {
   return () => {
     st.alive = false;
     clearInterval(tick);
+    notice.stop();
     // An unsent +/− still goes out: the user pressed it, leaving the page is no "cancel".
     if (st.timer) {
       clearTimeout(st.timer);

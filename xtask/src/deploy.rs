@@ -350,6 +350,16 @@ mod tests {
                 assert_eq!(get("PrivateDevices"), Some("yes"), "{name}");
             }
         }
+        // The relay agent: back within a second of any failure, and its outputs driven safe
+        // after any exit by the same binary and config (a dead process leaves GPIO levels).
+        let relay = service("hearth-relay-agent");
+        let d = directives(&unit_text(relay)?);
+        assert_eq!(d.get("RestartSec").map(String::as_str), Some("1s"));
+        assert_eq!(
+            d.get("ExecStopPost").cloned(),
+            Some(format!("{} safe-state", exec_start(relay))),
+            "the relay agent's ExecStopPost"
+        );
         // State directories match the binaries' defaults (engine data_dir, sensor queue_dir).
         let engine = directives(&unit_text(service("hearth-engine"))?);
         assert_eq!(engine.get("StateDirectory").map(String::as_str), Some("hearth"));
@@ -575,6 +585,10 @@ mod tests {
                     key("deploy-relay")?,
                     "--listen".into(),
                     "127.0.0.1:0".into(),
+                    // The example config names no hardware (the agent refuses to start
+                    // without one); a test machine has no relays.
+                    "--hardware".into(),
+                    "simulated".into(),
                     "--sim-world".into(),
                     tmp("world.json"),
                 ],
@@ -656,6 +670,105 @@ mod tests {
                 seen.len()
             );
         }
+        Ok(())
+    }
+
+    /// A unit command line (`ExecStart=`, `ExecStopPost=`) as argv, with `/etc/hearth/<file>`
+    /// mapped to the example in deploy/config/ that the package installs there.
+    fn unit_command(line: &str) -> Vec<String> {
+        line.split_whitespace()
+            .map(|w| match w.strip_prefix("/etc/hearth/") {
+                Some(file) => repo(&format!("deploy/config/{file}")).to_string_lossy().into_owned(),
+                None => w.to_owned(),
+            })
+            .collect()
+    }
+
+    /// What the relay agent's unit does when the agent is SIGKILLed with an output on: the
+    /// (simulated) line keeps the level the dead process wrote, as a GPIO register does; the
+    /// unit's `ExecStopPost=` (the same binary and config, `safe-state`) drives it safe. Both
+    /// command lines come from the unit; the simulated backend and its world file come from the
+    /// environment, as the unit's EnvironmentFile would give them.
+    #[test]
+    fn relay_unit_drives_the_outputs_safe_after_the_agent_is_killed() -> R {
+        use hearth_common::simworld::RelayWorld;
+        use hearth_proto::relays::{RelayCommand, RelayFunction, RelayState};
+        use std::io::BufRead as _;
+
+        build_binaries()?;
+        let dir = tempfile::tempdir()?;
+        let world = dir.path().join("world.json");
+        let out = Command::new(binary("hearth-engine"))
+            .arg("--data-dir")
+            .arg(dir.path().join("engine"))
+            .args(["device-key", "deploy-relay"])
+            .output()?;
+        anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let key = String::from_utf8(out.stdout)?.trim().to_owned();
+        let credential: hearth_common::auth::DeviceCredential = key.parse()?;
+        let d = directives(&unit_text(service("hearth-relay-agent"))?);
+        let start = unit_command(d.get("ExecStart").map_or("", String::as_str));
+        let stop_post = unit_command(d.get("ExecStopPost").map_or("", String::as_str));
+        anyhow::ensure!(start.len() > 1 && stop_post.len() > 1, "{start:?} {stop_post:?}");
+        let env = [("HEARTH_RELAY_HARDWARE", "simulated"), ("RUST_LOG", "info"), ("NO_COLOR", "1")];
+
+        let mut child = Command::new(binary("hearth-relay-agent"))
+            .args(&start[1..])
+            .args(["--engine", "http://127.0.0.1:9", "--host-id", "deploy-relay"])
+            .args(["--device-key", &key, "--listen", "127.0.0.1:0"])
+            .envs(env)
+            .env("HEARTH_RELAY_SIM_WORLD", &world)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        // Every stderr line, read off a thread so the pipe never fills.
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        let stderr = child.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut running = Running(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines.recv_timeout(left).map_err(|_| {
+                anyhow::anyhow!("no \"listening on\" line; status {:?}", running.0.try_wait())
+            })?;
+            if let Some(at) = line.find("listening on http://") {
+                let url: String = line[at + "listening on ".len()..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace())
+                    .collect();
+                break url;
+            }
+        };
+        // The fan: no minimum off time by default, so it may go on right after the start.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let client =
+            hearth_proto::client::RelayAgentClient::new(&url, Some(credential.engine_credential()));
+        let fan = rt.block_on(
+            client.command("fan", &RelayCommand { state: RelayState::On, lease_s: Some(600) }),
+        )?;
+        assert_eq!(fan.state, RelayState::On);
+        assert!(RelayWorld::read(&world)?.is_on(RelayFunction::Fan));
+
+        running.0.kill()?;
+        running.0.wait()?;
+        assert!(
+            RelayWorld::read(&world)?.is_on(RelayFunction::Fan),
+            "a killed agent cleans nothing up: the level it wrote stays"
+        );
+        let post = Command::new(binary("hearth-relay-agent"))
+            .args(&stop_post[1..])
+            .envs(env)
+            .env("HEARTH_RELAY_SIM_WORLD", &world)
+            .output()?;
+        let said = String::from_utf8_lossy(&post.stderr);
+        assert!(post.status.success(), "ExecStopPost failed: {said}");
+        assert!(!RelayWorld::read(&world)?.is_on(RelayFunction::Fan), "fan safe (off): {said}");
+        eprintln!("relay agent SIGKILLed with the fan on; ExecStopPost: {}", said.trim());
         Ok(())
     }
 

@@ -650,6 +650,10 @@ fn demo(args: &[String]) -> anyhow::Result<()> {
                 &relay_key,
                 "--listen",
                 "127.0.0.1:0",
+                // Said explicitly: a relay agent has no default backend. The engine and the
+                // dashboard show these relays as simulated.
+                "--hardware",
+                "simulated",
                 "--sim-world",
                 &world,
             ])

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use hearth_proto::Timestamp;
+use hearth_proto::agents::AgentKind;
 use hearth_proto::control::Decision;
 
 use super::{ApiError, AppState};
@@ -86,8 +87,9 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
             e.sample("hearth_sensor_reading_age_seconds", &[("sensor", &r.id)], age);
         }
     }
+    let relays = s.store.relays().await?;
     e.family("hearth_relay_on", "gauge", "1 when a relay output reports on.");
-    for r in s.store.relays().await? {
+    for r in &relays {
         let function = r.effective_function().map(|f| enum_label(&f)).unwrap_or_default();
         let labels = [
             ("host", r.host_id.as_str()),
@@ -96,11 +98,41 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
         ];
         e.sample("hearth_relay_on", &labels, f64::from(u8::from(r.state.is_on())));
     }
+    e.family(
+        "hearth_relay_state_age_seconds",
+        "gauge",
+        "Age of each relay output's last reported state (grows while its agent does not answer).",
+    );
+    for r in &relays {
+        let age = now.duration_since(from_millis(r.updated)).as_secs_f64().max(0.0);
+        let labels = [("host", r.host_id.as_str()), ("output", r.output_id.as_str())];
+        e.sample("hearth_relay_state_age_seconds", &labels, age);
+    }
+    let agents = s.store.agents().await?;
     e.family("hearth_agent_last_seen_seconds", "gauge", "Seconds since each agent was heard.");
-    for a in s.store.agents().await? {
+    for a in &agents {
         let age = now.duration_since(from_millis(a.last_seen)).as_secs_f64();
         let kind = enum_label(&a.kind);
         e.sample("hearth_agent_last_seen_seconds", &[("host", &a.host_id), ("kind", &kind)], age);
+    }
+    let relay_agents = || agents.iter().filter(|a| a.kind == AgentKind::Relay);
+    e.family(
+        "hearth_relay_agent_reachable",
+        "gauge",
+        "0 while the engine's calls to a relay agent (renewals, commands) get no answer.",
+    );
+    for a in relay_agents() {
+        let reachable = f64::from(u8::from(a.unreachable_since.is_none()));
+        e.sample("hearth_relay_agent_reachable", &[("host", &a.host_id)], reachable);
+    }
+    e.family(
+        "hearth_relay_agent_info",
+        "gauge",
+        "Each relay agent's hardware backend (\"simulated\" switches no equipment).",
+    );
+    for a in relay_agents() {
+        let backend = a.backend.as_deref().unwrap_or("unknown");
+        e.sample("hearth_relay_agent_info", &[("host", &a.host_id), ("backend", backend)], 1.0);
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], e.finish()))
 }

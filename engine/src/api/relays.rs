@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use hearth_proto::agents::AgentInfo;
 use hearth_proto::relays::{
     FunctionAssignment, RelayInfo, RelayPath, RelayRegistration, RelayRegistrationAck,
+    SIMULATED_BACKEND,
 };
 use hearth_proto::{ErrorBody, Timestamp};
 
@@ -52,9 +53,22 @@ pub(super) async fn register(
             )));
         }
     }
+    if let Some(backend) = &reg.backend
+        && (backend.is_empty()
+            || backend.len() > 32
+            || !backend.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    {
+        return Err(ApiError::invalid(
+            "backend field must be 1 to 32 of [A-Za-z0-9_-], e.g. \"rppal\" or \"simulated\"",
+        ));
+    }
     caller.require_host(&reg.host_id)?;
     let now = Timestamp::now();
-    let offset = reg.agent_time.map(|t| t.duration_since(now).as_millis() as i64);
+    let offset = reg.agent_time.map(|t| t.duration_since(now));
+    if let Some(offset) = offset {
+        // Logged when the agent's clock becomes and stops being wrong, like a sensor agent's.
+        state.inner.clock.observe_relay(&reg.host_id, offset);
+    }
     let before = state.inner.store.relays().await?;
     state
         .inner
@@ -62,12 +76,18 @@ pub(super) async fn register(
         .register_relays(
             &reg.host_id,
             reg.url.trim_end_matches('/'),
+            reg.backend.as_deref(),
             &reg.outputs,
             millis(now),
-            offset,
+            offset.map(|o| o.as_millis() as i64),
         )
         .await?;
-    tracing::info!(host_id = %reg.host_id, url = %reg.url, outputs = reg.outputs.len(), "relay agent registered");
+    tracing::info!(host_id = %reg.host_id, url = %reg.url, outputs = reg.outputs.len(),
+        backend = reg.backend.as_deref().unwrap_or("unknown"), "relay agent registered");
+    if reg.backend.as_deref() == Some(SIMULATED_BACKEND) {
+        tracing::warn!(host_id = %reg.host_id,
+            "this relay agent's outputs are SIMULATED: commanding them switches no equipment");
+    }
     for o in &reg.outputs {
         let was = before.iter().find(|r| r.host_id == reg.host_id && r.output_id == o.id);
         if was.map(|r| r.state) != Some(o.state) {
@@ -98,7 +118,8 @@ pub(super) async fn register(
     }))
 }
 
-fn info(r: RelayRow) -> RelayInfo {
+fn info(r: RelayRow, now: Timestamp) -> RelayInfo {
+    let updated_at = from_millis(r.updated);
     RelayInfo {
         function: r.effective_function(),
         host_id: r.host_id,
@@ -107,9 +128,14 @@ fn info(r: RelayRow) -> RelayInfo {
         url: r.url.unwrap_or_default(),
         function_hint: r.function_hint,
         state: r.state,
-        updated_at: from_millis(r.updated),
+        updated_at,
         reported: r.status,
         command_error: r.command_error,
+        age_s: now.duration_since(updated_at).as_secs_f64().max(0.0),
+        agent_reachable: r.unreachable_since.is_none(),
+        agent_unreachable_since: r.unreachable_since.map(from_millis),
+        simulated: r.backend.as_deref() == Some(SIMULATED_BACKEND),
+        backend: r.backend,
     }
 }
 
@@ -119,7 +145,8 @@ fn info(r: RelayRow) -> RelayInfo {
 pub(super) async fn list(
     State(state): State<AppState>,
 ) -> Result<axum::Json<Vec<RelayInfo>>, ApiError> {
-    Ok(axum::Json(state.inner.store.relays().await?.into_iter().map(info).collect()))
+    let now = Timestamp::now();
+    Ok(axum::Json(state.inner.store.relays().await?.into_iter().map(|r| info(r, now)).collect()))
 }
 
 /// Assign what an output drives (admin). `null` falls back to the agent's hint.
@@ -155,7 +182,7 @@ pub(super) async fn assign_function(
         .into_iter()
         .find(|r| r.host_id == path.host_id && r.output_id == path.output_id)
         .ok_or_else(|| ApiError::not_found("output removed meanwhile"))?;
-    Ok(axum::Json(info(row)))
+    Ok(axum::Json(info(row, Timestamp::now())))
 }
 
 /// Every agent the engine has heard from, with online state and clock offset.
@@ -175,12 +202,18 @@ pub(super) async fn agents(
                     host_id: a.host_id,
                     kind: a.kind,
                     url: a.url,
-                    online: now.duration_since(last_seen) <= offline_after,
+                    // A relay agent that stopped answering is offline at once: its outputs
+                    // are out of the engine's hands, whatever the time limit says.
+                    online: now.duration_since(last_seen) <= offline_after
+                        && a.unreachable_since.is_none(),
                     last_seen,
                     clock_offset_s: a.clock_offset_ms.map(|ms| ms as f64 / 1000.0),
                     clock_skewed: a
                         .clock_offset_ms
                         .is_some_and(|ms| state.inner.clock.is_skewed_ms(ms)),
+                    unreachable_since: a.unreachable_since.map(from_millis),
+                    contact_error: a.contact_error,
+                    backend: a.backend,
                 }
             })
             .collect(),

@@ -27,7 +27,7 @@ use super::{Equipment, Inputs, Learned, Running, SensorSnapshot};
 use crate::events::Events;
 use crate::metrics::Counters;
 use crate::store::Schedules;
-use crate::store::{RelayRow, Store, from_millis, millis};
+use crate::store::{Contact, RelayRow, Store, from_millis, millis};
 
 /// How soon to repeat a command a relay agent refused (its minimum off time, an interlock).
 const REFUSED_RETRY: Duration = Duration::from_secs(5);
@@ -362,6 +362,28 @@ impl Commander {
         }
     }
 
+    /// Record how a call to relay agent `host_id` went. When its reachability flips, say so
+    /// once in the log and tell the dashboards to re-read (`changed` "relays"): a relay agent
+    /// that stops answering its renewals is shown unreachable at the first failed one.
+    async fn contact(&self, host_id: &str, contact: Contact<'_>) {
+        let now = millis(Timestamp::now());
+        match self.store.relay_contact(host_id, contact, now).await {
+            Ok(false) => {}
+            Ok(true) => {
+                if let Contact::NoAnswer(error) = contact {
+                    tracing::error!(%host_id, %error,
+                        "relay agent unreachable: its outputs are out of the engine's hands (they \
+                         return to their safe states when their leases run out if the agent \
+                         process lives; a dead process may leave them as they were)");
+                } else {
+                    tracing::info!(%host_id, "relay agent answers again");
+                }
+                self.events.changed("relays");
+            }
+            Err(e) => tracing::error!(error = %e, "cannot record relay agent contact"),
+        }
+    }
+
     /// Read every known relay agent's outputs (in parallel) and record them. An agent that does
     /// not answer keeps its last report, and says so.
     async fn reconcile(&mut self) {
@@ -393,12 +415,18 @@ impl Commander {
                     let states: Vec<String> =
                         list.outputs.iter().map(|o| format!("{}={:?}", o.id, o.state)).collect();
                     tracing::info!(%host_id, outputs = %states.join(" "), "read relay states before commanding");
+                    self.contact(&host_id, Contact::Answered).await;
                 }
-                Err(e) => tracing::warn!(
-                    %host_id,
-                    error = %e,
-                    "cannot read the relay agent's state before commanding; using its last report"
-                ),
+                Err(e) => {
+                    tracing::warn!(
+                        %host_id,
+                        error = %e,
+                        "cannot read the relay agent's state before commanding; using its last report"
+                    );
+                    let text = e.to_string();
+                    let contact = contact_of(&e, &text);
+                    self.contact(&host_id, contact).await;
+                }
             }
         }
     }
@@ -471,6 +499,7 @@ impl Commander {
                         "the relay agent defers the off (its minimum on time)");
                 }
                 self.record(Some(before), host_id, &status, true).await;
+                self.contact(host_id, Contact::Answered).await;
                 false
             }
             // The agent answered and refused (an interlock, its minimum off time): record why,
@@ -486,6 +515,7 @@ impl Commander {
                 {
                     tracing::error!(error = %e, "cannot record relay refusal");
                 }
+                self.contact(host_id, Contact::Answered).await;
                 true
             }
             Err(e) => {
@@ -493,9 +523,22 @@ impl Commander {
                 if self.failing.insert(key, text.clone()).as_ref() != Some(&text) {
                     tracing::warn!(%host_id, %output_id, error = %text, "relay command failed");
                 }
+                // No answer at all (refused, timed out): the agent is unreachable from this
+                // renewal on. An error status is an answer: reachable, but failing.
+                let contact = contact_of(&e, &text);
+                self.contact(host_id, contact).await;
                 false
             }
         }
+    }
+}
+
+/// A failed call as a [`Contact`]: no HTTP answer (refused, reset, timed out) is `NoAnswer`;
+/// an error status, or an answer that does not decode, is an answer.
+fn contact_of<'a>(e: &ClientError, text: &'a str) -> Contact<'a> {
+    match e {
+        ClientError::Transport(t) if !t.is_decode() => Contact::NoAnswer(text),
+        _ => Contact::Failed(text),
     }
 }
 

@@ -69,9 +69,26 @@ pub(crate) struct AgentRow {
     pub(crate) url: Option<String>,
     pub(crate) last_seen: i64,
     pub(crate) clock_offset_ms: Option<i64>,
+    /// Relay agents: the hardware backend as registered.
+    pub(crate) backend: Option<String>,
+    /// Relay agents: since when the engine's calls get no answer (Unix ms).
+    pub(crate) unreachable_since: Option<i64>,
+    /// Relay agents: why the engine's last call failed.
+    pub(crate) contact_error: Option<String>,
 }
 
-/// A relay output row, with its agent's URL.
+/// How a call of the engine to a relay agent went, for [`Store::relay_contact`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Contact<'a> {
+    /// The agent answered: done, or refused (409: it is alive and protects its equipment).
+    Answered,
+    /// The agent answered with another error (credential refused, hardware failing).
+    Failed(&'a str),
+    /// No answer: connection refused, timed out.
+    NoAnswer(&'a str),
+}
+
+/// A relay output row, with its agent's URL, backend and reachability.
 #[derive(Debug, Clone)]
 pub(crate) struct RelayRow {
     pub(crate) host_id: String,
@@ -86,6 +103,10 @@ pub(crate) struct RelayRow {
     pub(crate) status: Option<OutputStatus>,
     /// Why the agent refused the last command, if it did.
     pub(crate) command_error: Option<String>,
+    /// The agent's hardware backend, as registered.
+    pub(crate) backend: Option<String>,
+    /// Since when the engine's calls to the agent get no answer (Unix ms).
+    pub(crate) unreachable_since: Option<i64>,
 }
 
 impl RelayRow {
@@ -291,7 +312,9 @@ impl Store {
 
     pub(crate) async fn agents(&self) -> Result<Vec<AgentRow>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT host_id, kind, url, last_seen, clock_offset_ms FROM agents ORDER BY host_id, kind",
+            "SELECT host_id, kind, url, last_seen, clock_offset_ms, backend, unreachable_since,
+                    contact_error
+             FROM agents ORDER BY host_id, kind",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -304,6 +327,9 @@ impl Store {
                     url: r.try_get("url")?,
                     last_seen: r.try_get("last_seen")?,
                     clock_offset_ms: r.try_get("clock_offset_ms")?,
+                    backend: r.try_get("backend")?,
+                    unreachable_since: r.try_get("unreachable_since")?,
+                    contact_error: r.try_get("contact_error")?,
                 })
             })
             .collect()
@@ -327,12 +353,16 @@ impl Store {
         .map(|_| ())
     }
 
-    /// Record a relay agent's registration: its URL and outputs. Outputs it no longer reports
-    /// are removed; engine-side function assignments of the others are kept.
+    /// Record a relay agent's registration: its URL, hardware backend and outputs. Outputs it
+    /// no longer reports are removed; engine-side function assignments of the others are kept.
+    /// The backend is replaced (NULL from an agent that does not say). Reachability is left
+    /// alone: the agent reaching the engine does not prove the engine reaches the agent (a
+    /// wrong advertised URL); the next command tells (registration makes the loop command).
     pub(crate) async fn register_relays(
         &self,
         host_id: &str,
         url: &str,
+        backend: Option<&str>,
         outputs: &[OutputStatus],
         now: i64,
         clock_offset_ms: Option<i64>,
@@ -346,6 +376,11 @@ impl Store {
             clock_offset_ms,
         };
         upsert_agents(&mut tx, &[agent]).await?;
+        sqlx::query("UPDATE agents SET backend = ? WHERE host_id = ? AND kind = 'relay'")
+            .bind(backend)
+            .bind(host_id)
+            .execute(&mut *tx)
+            .await?;
         let ids: Vec<&str> = outputs.iter().map(|o| o.id.as_str()).collect();
         let keep = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
         sqlx::query(
@@ -379,7 +414,7 @@ impl Store {
     pub(crate) async fn relays(&self) -> Result<Vec<RelayRow>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT r.host_id, r.output_id, r.name, a.url, r.function, r.function_hint, r.state,
-                    r.updated, r.status, r.command_error
+                    r.updated, r.status, r.command_error, a.backend, a.unreachable_since
              FROM relays r LEFT JOIN agents a ON a.host_id = r.host_id AND a.kind = 'relay'
              ORDER BY r.host_id, r.output_id",
         )
@@ -403,6 +438,8 @@ impl Store {
                     // A report that no longer parses (older agent) is just not shown.
                     status: status.and_then(|s| serde_json::from_str(&s).ok()),
                     command_error: r.try_get("command_error")?,
+                    backend: r.try_get("backend")?,
+                    unreachable_since: r.try_get("unreachable_since")?,
                 })
             })
             .collect()
@@ -448,6 +485,46 @@ impl Store {
         .execute(&self.pool)
         .await?;
         self.touch_agent(host_id, AgentKind::Relay, now).await
+    }
+
+    /// Record how the engine's last call to relay agent `host_id` went (at `now`, Unix ms):
+    /// an answer clears what a failure set; no answer marks the agent unreachable from its
+    /// first failed call on. True when the agent's reachability flipped (so the caller logs
+    /// and announces it once, not at every renewal).
+    pub(crate) async fn relay_contact(
+        &self,
+        host_id: &str,
+        contact: Contact<'_>,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT unreachable_since, contact_error FROM agents
+             WHERE host_id = ? AND kind = 'relay'",
+        )
+        .bind(host_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(false) };
+        let since: Option<i64> = row.try_get("unreachable_since")?;
+        let error: Option<String> = row.try_get("contact_error")?;
+        let (new_since, new_error) = match contact {
+            Contact::Answered => (None, None),
+            Contact::Failed(e) => (None, Some(e)),
+            Contact::NoAnswer(e) => (Some(since.unwrap_or(now)), Some(e)),
+        };
+        if (since, error.as_deref()) == (new_since, new_error) {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE agents SET unreachable_since = ?, contact_error = ?
+             WHERE host_id = ? AND kind = 'relay'",
+        )
+        .bind(new_since)
+        .bind(new_error)
+        .bind(host_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(since.is_some() != new_since.is_some())
     }
 
     /// Record that a relay agent refused a command, and why (it answered, so it is reachable).

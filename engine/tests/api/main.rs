@@ -460,7 +460,143 @@ async fn relay_registration_and_function_assignment() -> R {
     }
     let got = call(f.engine.router(), "POST", "/v1/relays/register", Some(&cred), None).await?;
     assert_error(&got, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported", "");
-    assert_eq!(f.get("/v1/relays").await?, before);
+    assert_eq!(without_age(f.get("/v1/relays").await?), without_age(before));
+    Ok(())
+}
+
+/// `GET /v1/relays` without the fields that move with the clock (`age_s`).
+fn without_age(mut relays: Value) -> Value {
+    for r in relays.as_array_mut().into_iter().flatten() {
+        if let Some(r) = r.as_object_mut() {
+            r.remove("age_s");
+        }
+    }
+    relays
+}
+
+/// A relay agent says which hardware it drives; the engine keeps it with the agent and shows
+/// it on every output, in the agent list and in `/metrics`. `simulated` outputs switch no
+/// equipment, so they are flagged. An agent that predates the field still registers.
+#[tokio::test]
+async fn relay_backend_is_registered_and_shown() -> R {
+    let f = fixture().await?;
+    let cred = f.agent("relay1");
+    let with_backend = |backend: Value| {
+        let mut body: Value = serde_json::from_str(&registration("relay1", "http://10.0.0.7:8081"))
+            .unwrap_or_default();
+        body["backend"] = backend;
+        body.to_string()
+    };
+    // An older agent: no backend, nothing claimed.
+    let got = f
+        .call("POST", "/v1/relays/register", Some(&cred), Some(&with_backend(Value::Null)))
+        .await?;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    let relays = f.get("/v1/relays").await?;
+    assert_eq!(
+        (relays[1]["backend"].clone(), relays[1]["simulated"].clone()),
+        (Value::Null, json!(false))
+    );
+    assert_eq!(relays[1]["agent_reachable"], true, "{relays}");
+    assert!(relays[1]["age_s"].as_f64().is_some_and(|a| a >= 0.0), "{relays}");
+
+    let got = f
+        .call("POST", "/v1/relays/register", Some(&cred), Some(&with_backend(json!("simulated"))))
+        .await?;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    for r in f.get("/v1/relays").await?.as_array().into_iter().flatten() {
+        assert_eq!(
+            (r["backend"].clone(), r["simulated"].clone()),
+            (json!("simulated"), json!(true))
+        );
+    }
+    let agents = f.get("/v1/agents").await?;
+    assert_eq!(agents[0]["backend"], "simulated", "{agents}");
+    let (status, metrics) = f.call("GET", "/metrics", None, None).await?;
+    assert_eq!(status, StatusCode::OK);
+    let text = metrics.as_str().unwrap_or_default();
+    assert!(
+        text.contains("hearth_relay_agent_info{host=\"relay1\",backend=\"simulated\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("hearth_relay_agent_reachable{host=\"relay1\"} 1\n"), "{text}");
+
+    // Real hardware replaces it.
+    f.call("POST", "/v1/relays/register", Some(&cred), Some(&with_backend(json!("rppal")))).await?;
+    let relays = f.get("/v1/relays").await?;
+    assert_eq!(
+        (relays[0]["backend"].clone(), relays[0]["simulated"].clone()),
+        (json!("rppal"), json!(false))
+    );
+
+    // A malformed name is refused, naming the field, and changes nothing.
+    for bad in [json!(""), json!("gpio cdev"), json!("x".repeat(33)), json!(7)] {
+        let got =
+            f.call("POST", "/v1/relays/register", Some(&cred), Some(&with_backend(bad))).await?;
+        assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "backend");
+    }
+    assert_eq!(f.get("/v1/relays").await?[0]["backend"], "rppal");
+    Ok(())
+}
+
+/// A log capture for one test: the tracing output of this thread (the tests run on tokio's
+/// current-thread runtime, so the handlers log here too).
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || LogWriter(writer.clone()))
+            .finish();
+        (Self(buf), tracing::subscriber::set_default(subscriber))
+    }
+
+    /// The captured lines containing `needle`.
+    fn lines(&self, needle: &str) -> Vec<String> {
+        let text = self.0.lock().map(|b| String::from_utf8_lossy(&b).into_owned());
+        text.unwrap_or_default().lines().filter(|l| l.contains(needle)).map(str::to_owned).collect()
+    }
+}
+
+struct LogWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A relay agent's wrong clock is logged when it becomes wrong and when it is right again,
+/// once each, as a sensor agent's is (ARCHITECTURE.md says so of every agent).
+#[tokio::test]
+async fn a_relay_agents_wrong_clock_is_logged_once_each_way() -> R {
+    let f = fixture().await?;
+    let cred = f.agent("relay1");
+    let (logs, _guard) = Logs::capture();
+    let at = |offset_s: i64| -> R<String> {
+        let mut body: Value =
+            serde_json::from_str(&registration("relay1", "http://10.0.0.7:8081"))?;
+        let t = Timestamp::now().checked_add(jiff::SignedDuration::from_secs(offset_s))?;
+        body["agent_time"] = json!(t);
+        Ok(body.to_string())
+    };
+    for offset_s in [3600, 3600, 0, 0] {
+        let got = f.call("POST", "/v1/relays/register", Some(&cred), Some(&at(offset_s)?)).await?;
+        assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    }
+    let wrong = logs.lines("relay agent clock is wrong");
+    let right = logs.lines("relay agent clock is right again");
+    assert_eq!((wrong.len(), right.len()), (1, 1), "{wrong:?} {right:?}");
+    assert!(wrong[0].contains("relay1") && wrong[0].contains("offset_s=3"), "{wrong:?}");
     Ok(())
 }
 

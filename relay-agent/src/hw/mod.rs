@@ -51,9 +51,11 @@ pub trait RelayBank: Send {
     fn healthy(&self) -> Result<(), HwError>;
 }
 
-/// Build the backend the configuration asks for, with the given (validated) outputs.
+/// Build the backend the configuration asks for, with the given (validated) outputs. A
+/// configuration without a backend is an error naming the fix ([`Config::hardware`]).
 pub fn build(config: &Config, outputs: &[OutputConfig]) -> Result<Box<dyn RelayBank>, HwError> {
-    match config.hardware {
+    let hardware = config.hardware().map_err(|e| HwError::Device(e.to_string()))?;
+    match hardware {
         Hardware::Rppal => Ok(Box::new(RppalBank::open(outputs)?)),
         Hardware::GpioCdev => Ok(Box::new(CdevBank::open(&config.gpio_chip, outputs)?)),
         Hardware::Simulated => Ok(Box::new(SimBank::new(config.sim_world_path(), outputs)?)),

@@ -44,7 +44,8 @@ fn relay_config(dir: &std::path::Path) -> anyhow::Result<String> {
     Ok(path.to_string_lossy().to_string())
 }
 
-/// A simulated relay agent (host [`RELAY`]) that finds the engine by mDNS.
+/// A simulated relay agent (host [`RELAY`]) that finds the engine by mDNS. The backend is
+/// said explicitly: a relay agent has none by default.
 fn start_relay(config: &str, key: &str, world: &str) -> anyhow::Result<Proc> {
     let args = [
         "--config",
@@ -55,6 +56,8 @@ fn start_relay(config: &str, key: &str, world: &str) -> anyhow::Result<Proc> {
         key,
         "--listen",
         "127.0.0.1:0",
+        "--hardware",
+        "simulated",
         "--sim-world",
         world,
     ];
@@ -392,7 +395,14 @@ async fn engine_crash() -> anyhow::Result<()> {
     let Site {
         dir: _dir, world, data_s, world_s, sensor_key, relay_key, admin, relay_toml, ..
     } = Site::new()?;
-    let args = engine_args(&data_s, "4");
+    // One address for every start, as a service has: a restarted engine is the same mDNS
+    // target (URL and engine id) for the agents.
+    let listen =
+        format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port());
+    let args: Vec<&str> = engine_args(&data_s, "4")
+        .into_iter()
+        .map(|a| if a == "127.0.0.1:0" { listen.as_str() } else { a })
+        .collect();
 
     let engine = Proc::start("engine", "hearth-engine", &args)?;
     let api = EngineClient::new(&engine.listening_url().await?, Some(admin.clone()));
@@ -448,5 +458,125 @@ async fn engine_crash() -> anyhow::Result<()> {
     );
     let world = hearth_common::simworld::RelayWorld::read(&world)?;
     assert!(!world.is_on(hearth_proto::relays::RelayFunction::Heat), "the hardware is off too");
+
+    // The engine comes back at its address, as a service restarts. The relay agent tried to
+    // report the fallback to the dead engine; mDNS then forgot the engine, and finds it again
+    // (the same URL and engine id). The report must still reach the engine, which logs it (it
+    // would otherwise wait for the agent's next registration, which the engine's commands keep
+    // postponing).
+    eventually("the relay agent's mDNS forgot the dead engine", wait, || async {
+        Ok((relay.count_lines("engine location changed engine=None") > 0).then_some(()))
+    })
+    .await?;
+    let engine = Proc::start("engine3", "hearth-engine", &args)?;
+    assert_eq!(engine.listening_url().await?, format!("http://{listen}"));
+    let report = engine
+        .wait_for_line("the relay agent returned this output to its safe state by itself", wait)
+        .await?;
+    assert!(report.contains(RELAY) && report.contains("LeaseExpired"), "{report}");
+    Ok(())
+}
+
+#[test]
+fn a_killed_relay_agent_is_reported_at_once_and_its_outputs_made_safe() -> anyhow::Result<()> {
+    in_private_netns(
+        "a_killed_relay_agent_is_reported_at_once_and_its_outputs_made_safe",
+        relay_agent_crash,
+    )
+}
+
+/// The relay agent is SIGKILLed while the heat is on. The engine's next lease renewal (every
+/// quarter lease) gets no answer: from then on `GET /v1/relays`, `GET /v1/agents` and
+/// `/metrics` say the agent is unreachable and how old the heat's state is, long before the
+/// agent would count as offline by silence (90 s here). Nothing in the killed process cleaned
+/// up: the simulated output stays on, as a GPIO register keeps a dead process's level, until
+/// `safe-state` (the unit's ExecStopPost) drives it off. The restarted agent is reachable again.
+async fn relay_agent_crash() -> anyhow::Result<()> {
+    const LEASE_S: &str = "4";
+    let Site {
+        dir: _dir, world, data_s, world_s, sensor_key, relay_key, admin, relay_toml, ..
+    } = Site::new()?;
+    let args: Vec<&str> = engine_args(&data_s, LEASE_S)
+        .into_iter()
+        .map(|a| if a == "5" { "90" } else { a })
+        .collect();
+    assert!(args.windows(2).any(|w| w == ["--offline-after-s", "90"]), "{args:?}");
+    let engine = Proc::start("engine", "hearth-engine", &args)?;
+    let url = engine.listening_url().await?;
+    let api = EngineClient::new(&url, Some(admin));
+    heat_to(&api, 29.0).await?;
+    let relay = start_relay(&relay_toml, &relay_key, &world_s)?;
+    let relay_api = RelayAgentClient::new(&relay.listening_url().await?, None);
+    let _sensor =
+        start_sensor(&sensor_key, &world_s, &["--interval-s", "0.5", "--sim-start-c", "18"])?;
+    let wait = Duration::from_secs(40);
+    eventually("the relay agent's heat output on", wait, || async {
+        Ok((relay_api.relay("heat").await?.state == RelayState::On).then_some(()))
+    })
+    .await?;
+    let heat_of = |relays: Vec<hearth_proto::relays::RelayInfo>| {
+        relays.into_iter().find(|r| r.host_id == RELAY && r.output_id == "heat")
+    };
+    let heat = eventually("the engine sees the heat on", wait, || async {
+        Ok(heat_of(api.relays().await?).filter(|h| h.state == RelayState::On))
+    })
+    .await?;
+    // It registered its backend: the engine knows this furnace is a simulation.
+    assert_eq!((heat.backend.as_deref(), heat.simulated), (Some("simulated"), true), "{heat:?}");
+    assert!(heat.agent_reachable && heat.agent_unreachable_since.is_none(), "{heat:?}");
+    let agent = api.agents().await?.into_iter().find(|a| a.host_id == RELAY);
+    assert!(
+        agent.as_ref().is_some_and(|a| a.online && a.backend.as_deref() == Some("simulated")),
+        "{agent:?}"
+    );
+
+    let killed_at = hearth_proto::Timestamp::now();
+    let killed = std::time::Instant::now();
+    relay.kill()?;
+    let heat = eventually("the engine reports the relay agent unreachable", wait, || async {
+        Ok(heat_of(api.relays().await?).filter(|h| !h.agent_reachable))
+    })
+    .await?;
+    eprintln!(
+        "e2e: the engine reported the killed relay agent unreachable {:.2} s after SIGKILL \
+         (lease {LEASE_S} s, renewed every quarter lease)",
+        killed.elapsed().as_secs_f64()
+    );
+    assert!(heat.agent_unreachable_since.is_some_and(|t| t >= killed_at), "{heat:?}");
+    // The last known state, reported before the kill, with its age.
+    assert_eq!(heat.state, RelayState::On);
+    assert!(heat.updated_at <= killed_at && heat.age_s > 0.0, "{heat:?}");
+    let agent = api.agents().await?.into_iter().find(|a| a.host_id == RELAY);
+    let agent = agent.ok_or_else(|| anyhow::anyhow!("relay agent not listed"))?;
+    assert!(!agent.online, "offline at once, not after 90 s of silence: {agent:?}");
+    assert!(agent.unreachable_since.is_some(), "{agent:?}");
+    assert!(agent.contact_error.as_deref().is_some_and(|e| e.contains("no answer")), "{agent:?}");
+    let metrics = reqwest::get(format!("{url}/metrics")).await?.text().await?;
+    let line = format!("hearth_relay_agent_reachable{{host=\"{RELAY}\"}} 0");
+    assert!(metrics.lines().any(|l| l == line), "no {line:?} in /metrics");
+
+    // The dead process cleaned nothing up: the furnace's line still says on. The unit's
+    // ExecStopPost runs `safe-state` with the agent's configuration: off.
+    let heat_on = |world: &std::path::Path| -> anyhow::Result<bool> {
+        Ok(hearth_common::simworld::RelayWorld::read(world)?
+            .is_on(hearth_proto::relays::RelayFunction::Heat))
+    };
+    assert!(heat_on(&world)?, "the killed agent's output kept its level");
+    let out = std::process::Command::new(hearth_e2e::binary("hearth-relay-agent"))
+        .args(["--config", &relay_toml, "--hardware", "simulated", "--sim-world", &world_s])
+        .arg("safe-state")
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!heat_on(&world)?, "safe-state switched the furnace off");
+
+    // Restarted (systemd does it a second later): reachable again at the next call.
+    let _relay = start_relay(&relay_toml, &relay_key, &world_s)?;
+    eventually("the engine reaches the restarted relay agent", wait, || async {
+        Ok(heat_of(api.relays().await?).filter(|h| h.agent_reachable))
+    })
+    .await?;
+    let metrics = reqwest::get(format!("{url}/metrics")).await?.text().await?;
+    let line = format!("hearth_relay_agent_reachable{{host=\"{RELAY}\"}} 1");
+    assert!(metrics.lines().any(|l| l == line), "no {line:?} in /metrics");
     Ok(())
 }

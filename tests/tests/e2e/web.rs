@@ -629,7 +629,17 @@ async fn engine_state(house: &House) -> anyhow::Result<Vec<(&'static str, String
     let sensors = settled(house.get("/v1/sensors").await?, &["latest", "stale"]);
     out.push(("/v1/sensors", sensors.to_string()));
     let relays = house.get("/v1/relays").await?;
-    let relays = settled(relays, &["state", "updated_at", "reported", "command_error"]);
+    // What the relay agent and the clock change: its reports, their age, its reachability.
+    let live = [
+        "state",
+        "updated_at",
+        "reported",
+        "command_error",
+        "age_s",
+        "agent_reachable",
+        "agent_unreachable_since",
+    ];
+    let relays = settled(relays, &live);
     out.push(("/v1/relays", relays.to_string()));
     Ok(out)
 }
@@ -821,5 +831,91 @@ async fn refusals() -> anyhow::Result<()> {
             .await?;
     assert_eq!(status, 401, "after logout: {text}");
     eprintln!("web: refusals test took {:.1} s", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+#[test]
+fn relay_notices_in_a_real_browser() -> anyhow::Result<()> {
+    in_private_netns("web::relay_notices_in_a_real_browser", relay_notices)
+}
+
+/// What the dashboard says about the relays the loop commands, on a phone and a desktop:
+/// Home's notice and Devices' badges name the simulated furnace; once its relay agent is
+/// SIGKILLed, Home says the agent has not answered (and what the furnace last was), Devices
+/// marks the output unreachable and the agent offline; restarted, it all clears. Screenshots
+/// in target/artefacts/web/relay-*.png.
+async fn relay_notices() -> anyhow::Result<()> {
+    let house = House::start(29.0, "1").await?;
+    let (_web_proc, web) = start_web(Some(&house.engine_url)).await?;
+    let b = Browser::start(390, 844, "UTC").await?;
+    b.navigate(&format!("{web}/")).await?;
+    let notice = b
+        .wait_for("#relay-notice naming the simulated furnace", WAIT, || async {
+            let text = text_of(&b, "#relay-notice").await?;
+            let shown = shown(&b, "#relay-notice").await?;
+            Ok(text.filter(|t| shown && t.contains("Simulated relays") && t.contains("Furnace")))
+        })
+        .await?;
+    eprintln!("web: Home's relay notice: {notice:?}");
+    b.screenshot(&screenshot_path("relay-simulated-home-390x844")?).await?;
+    let heat = format!("[data-relay=\"{RELAY}/heat\"]");
+    go(&b, "#/devices").await?;
+    b.wait_for("the heat relay's simulated badge in Devices", WAIT, || async {
+        Ok(text_of(&b, &format!("{heat} .relay-backend")).await?.filter(|t| t == "simulated"))
+    })
+    .await?;
+    assert!(shown(&b, &format!("{heat} .relay-simulated")).await?, "no simulated note");
+    assert!(!shown(&b, &format!("{heat} .relay-reach")).await?, "unreachable while it answers");
+
+    // The relay agent dies with the furnace on.
+    b.wait_for("the furnace on", WAIT, || async {
+        Ok((house.relay_api.relay("heat").await?.state == RelayState::On).then_some(()))
+    })
+    .await?;
+    let relay = house._relay;
+    relay.kill()?;
+    b.wait_for("Devices: the heat relay unreachable", WAIT, || async {
+        Ok(text_of(&b, &format!("{heat} .relay-reach")).await?.filter(|t| t == "unreachable"))
+    })
+    .await?;
+    let why = text_of(&b, &format!("{heat} .relay-unreachable")).await?.unwrap_or_default();
+    assert!(why.contains("has not answered") && why.contains("“on”"), "{why}");
+    let agent = format!("[data-agent=\"{RELAY}/relay\"]");
+    b.wait_for("Devices: the relay agent offline, with why", WAIT, || async {
+        let offline = text_of(&b, &format!("{agent} .agent-online")).await?;
+        let why = shown(&b, &format!("{agent} .agent-unreachable")).await?;
+        Ok((offline.as_deref() == Some("offline") && why).then_some(()))
+    })
+    .await?;
+    assert_named(&b, "devices").await?;
+    b.screenshot(&screenshot_path("relay-unreachable-devices-390x844")?).await?;
+    b.set_viewport(1280, 800, false).await?;
+    b.screenshot(&screenshot_path("relay-unreachable-devices-1280x800")?).await?;
+    go(&b, "#/").await?;
+    let said = b
+        .wait_for("Home: the relay agent has not answered", WAIT, || async {
+            let t = text_of(&b, "#relay-notice.relay-notice-bad").await?;
+            Ok(t.filter(|t| t.contains(&format!("Relay agent {RELAY} has not answered since"))))
+        })
+        .await?;
+    assert!(said.contains("Furnace on ("), "{said}");
+    b.screenshot(&screenshot_path("relay-unreachable-home-1280x800")?).await?;
+    b.set_viewport(390, 844, true).await?;
+    b.screenshot(&screenshot_path("relay-unreachable-home-390x844")?).await?;
+
+    // Back: the notice keeps only the simulation.
+    let _relay = start_relay(&house.site.relay_toml, &house.site.relay_key, &house.site.world_s)?;
+    b.wait_for("Home: the unreachable line gone", WAIT, || async {
+        let t = text_of(&b, "#relay-notice").await?.unwrap_or_default();
+        let bad = b.try_find("#relay-notice.relay-notice-bad").await?.is_some();
+        Ok((!bad && t.contains("Simulated relays") && !t.contains("has not answered"))
+            .then_some(()))
+    })
+    .await?;
+    if let Some(log) = b.console_log().await? {
+        let severe: Vec<_> = log.iter().filter(|e| e.level == "SEVERE").collect();
+        assert!(severe.is_empty(), "errors in the browser's console: {severe:#?}");
+    }
+    b.quit().await?;
     Ok(())
 }

@@ -345,21 +345,28 @@ fn prepare_unit(text: &str, bin: &str, installed: &str) -> (String, Option<Strin
     let mut out = Vec::new();
     for line in text.lines() {
         let t = line.trim_start();
-        if let Some(value) = t.strip_prefix("ExecStart=") {
+        // Every command line that runs the agent (ExecStart, and e.g. the relay agent's
+        // ExecStopPost safe-state) runs the installed binary.
+        let exec = ["ExecStart=", "ExecStartPre=", "ExecStartPost=", "ExecStop=", "ExecStopPost="]
+            .into_iter()
+            .find_map(|key| t.strip_prefix(key).map(|value| (key, value)));
+        if let Some((key, value)) = exec {
             let prefix: String = value.chars().take_while(|c| "-@:+!".contains(*c)).collect();
             let mut words: Vec<String> =
                 value[prefix.len()..].split_whitespace().map(str::to_owned).collect();
             if words.first().is_some_and(|w| Path::new(w).file_name().is_some_and(|f| f == bin)) {
                 words[0] = installed.to_owned();
             }
-            for (i, w) in words.iter().enumerate() {
-                if let Some(p) = w.strip_prefix("--config=") {
-                    config = Some(p.to_owned());
-                } else if w == "--config" {
-                    config = words.get(i + 1).cloned();
+            if key == "ExecStart=" {
+                for (i, w) in words.iter().enumerate() {
+                    if let Some(p) = w.strip_prefix("--config=") {
+                        config = Some(p.to_owned());
+                    } else if w == "--config" {
+                        config = words.get(i + 1).cloned();
+                    }
                 }
             }
-            out.push(format!("ExecStart={prefix}{}", words.join(" ")));
+            out.push(format!("{key}{prefix}{}", words.join(" ")));
             continue;
         }
         if let Some(v) = t.strip_prefix("WantedBy=") {
@@ -373,6 +380,15 @@ fn prepare_unit(text: &str, bin: &str, installed: &str) -> (String, Option<Strin
 /// Used when deploy/systemd has no unit for the agent (and no --unit is given).
 fn builtin_unit(agent: Agent) -> String {
     let stem = agent.stem();
+    // A dead relay agent may leave a GPIO line at its last level: drive the safe states after
+    // any exit (docs/relay-safety.md).
+    let stop_post = if agent == Agent::Relay {
+        format!(
+            "ExecStopPost=/usr/local/bin/hearth-{stem} --config /etc/hearth/{stem}.toml safe-state\n"
+        )
+    } else {
+        String::new()
+    };
     format!(
         "# Minimal unit written by `cargo xtask provision`: deploy/systemd/hearth-{stem}.service\n\
          # was not in the tree it ran from. Pass --unit to install the project's hardened unit.\n\
@@ -383,8 +399,9 @@ fn builtin_unit(agent: Agent) -> String {
          [Service]\n\
          Type=simple\n\
          ExecStart=/usr/local/bin/hearth-{stem} --config /etc/hearth/{stem}.toml\n\
+         {stop_post}\
          Restart=on-failure\n\
-         RestartSec=2\n\
+         RestartSec=1\n\
          DynamicUser=yes\n\
          StateDirectory=hearth-{stem}\n\
          # /dev/gpiomem and the GPIO character devices belong to group gpio on Raspberry Pi OS.\n\
@@ -514,12 +531,20 @@ pub(crate) fn provision(args: &Args) -> anyhow::Result<Report> {
     );
     let parsed: toml::Table =
         toml::from_str(&config).context("internal: edited config is not TOML")?;
-    let hardware = config_str(&parsed, "hardware").unwrap_or_else(|| "w1".into());
-    let w1_overlay = agent == Agent::Sensor && hardware == "w1";
-    if agent == Agent::Relay && hardware == "simulated" {
+    let hardware = config_str(&parsed, "hardware");
+    let w1_overlay = agent == Agent::Sensor && hardware.as_deref().unwrap_or("w1") == "w1";
+    if agent == Agent::Relay && hardware.as_deref() == Some("simulated") {
         eprintln!(
             "provision: WARNING: {} uses hardware = \"simulated\": the relays will not switch. \
              Pass --config with hardware = \"rppal\" and each output's pin",
+            config_path.display()
+        );
+    }
+    if agent == Agent::Relay && hardware.is_none() {
+        eprintln!(
+            "provision: WARNING: {} sets no hardware: the relay agent will refuse to start until \
+             /etc/hearth/relay-agent.toml says hardware = \"rppal\" (or \"gpio-cdev\") with each \
+             output's pin. Pass --config with them to provision a working agent",
             config_path.display()
         );
     }

@@ -485,6 +485,23 @@ fn unit_exec_start_is_pointed_at_the_installed_binary() {
     );
     assert_eq!(config.as_deref(), Some("/etc/hearth/relay.toml"));
     assert_eq!(wanted, vec!["multi-user.target"]);
+    // Every command line running the agent follows it, e.g. the relay agent's safe-state.
+    let unit = "[Service]\nExecStart=/usr/bin/hearth-relay-agent --config /c.toml\n\
+                ExecStopPost=-/usr/bin/hearth-relay-agent --config /c.toml safe-state\n";
+    let (text, config, _) =
+        prepare_unit(unit, "hearth-relay-agent", "/usr/local/bin/hearth-relay-agent");
+    assert!(
+        text.contains(
+            "ExecStopPost=-/usr/local/bin/hearth-relay-agent --config /c.toml safe-state\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(config.as_deref(), Some("/c.toml"));
+    assert!(builtin_unit(Agent::Relay).contains(
+        "ExecStopPost=/usr/local/bin/hearth-relay-agent --config /etc/hearth/relay-agent.toml \
+         safe-state\n"
+    ));
+    assert!(!builtin_unit(Agent::Sensor).contains("ExecStopPost"));
     let (_, config, _) = prepare_unit(
         &builtin_unit(Agent::Sensor),
         "hearth-sensor-agent",
@@ -517,6 +534,7 @@ fn project_units_install() -> anyhow::Result<()> {
         let (_, config, wanted) =
             prepare_unit(&installed, &agent.bin(), &format!("/usr/local/bin/{}", agent.bin()));
         assert!(installed.contains(&format!("/usr/local/bin/{}", agent.bin())), "{installed}");
+        assert!(!installed.contains(&format!("/usr/bin/{}", agent.bin())), "{installed}");
         let config = config.unwrap_or_else(|| format!("/etc/hearth/{}.toml", agent.stem()));
         assert!(media.root.read(&config)?.is_some(), "{config} not installed");
         for target in wanted {

@@ -1,0 +1,95 @@
+// The relay notice on Home: a banner about the outputs the decision loop commands (heat and
+// cool) when what the face shows is not what the equipment does. A relay agent the engine
+// cannot reach leaves its outputs out of the engine's hands (the state shown is only the last
+// one it reported); a simulated agent switches no equipment at all. Self-contained: it reads
+// GET /v1/relays itself and follows the relay, changed and lagged events, so the view that
+// mounts it only places its element.
+
+import { api, on, fmtTime } from "./api.js";
+import { h } from "./dom.js";
+
+const COMMANDED = new Set(['heat', 'cool']);
+
+function ago(s) {
+  if (!Number.isFinite(s)) return '';
+  s = Math.round(s);
+  if (s < 90) return `${s} s ago`;
+  if (s < 5400) return `${Math.round(s / 60)} min ago`;
+  return `${Math.round(s / 360) / 10} h ago`;
+}
+
+const names = (relays) => relays.map((r) => r.name || r.output_id).join(', ');
+
+/** { el, stop }: the banner element (hidden while there is nothing to say) and its cleanup. */
+export function relayNotice() {
+  const el = h('div', { id: 'relay-notice', class: 'relay-notice', role: 'status', hidden: true });
+  let alive = true;
+
+  function render(relays) {
+    const commanded = relays.filter((r) => COMMANDED.has(r.function));
+    const unreachable = commanded.filter((r) => r.agent_reachable === false);
+    const simulated = commanded.filter((r) => r.simulated);
+    const lines = [];
+    // One line per unreachable agent: its outputs share its fate.
+    const byAgent = new Map();
+    for (const r of unreachable) byAgent.set(r.host_id, [...(byAgent.get(r.host_id) || []), r]);
+    for (const [host, outs] of byAgent) {
+      const since = outs[0].agent_unreachable_since;
+      const states = outs.map((r) => `${r.name || r.output_id} ${r.state} (${ago(r.age_s)})`).join(', ');
+      lines.push(
+        h(
+          'p',
+          { class: 'relay-notice-unreachable' },
+          h('strong', { text: `Relay agent ${host} has not answered since ${since ? fmtTime(since) : 'now'}.` }),
+          ` Last known: ${states}. A running agent returns ${outs.length === 1 ? 'it' : 'them'} to the safe state ` +
+            `when the lease runs out; a stopped one may leave ${outs.length === 1 ? 'it' : 'them'} as ` +
+            `${outs.length === 1 ? 'it was' : 'they were'} until it restarts.`,
+        ),
+      );
+    }
+    if (simulated.length) {
+      lines.push(
+        h(
+          'p',
+          { class: 'relay-notice-simulated' },
+          h('strong', { text: 'Simulated relays' }),
+          `: ${names(simulated)} switch${simulated.length === 1 ? 'es' : ''} no equipment ` +
+            '(the relay agent runs with hardware "simulated"). Nothing heats or cools for real.',
+        ),
+      );
+    }
+    el.hidden = lines.length === 0;
+    el.classList.toggle('relay-notice-bad', unreachable.length > 0);
+    el.replaceChildren(...lines);
+  }
+
+  async function load() {
+    let relays;
+    try {
+      relays = await api('GET', '/v1/relays');
+    } catch {
+      return; // The view's own error line says when the engine cannot be read.
+    }
+    if (alive) render(relays || []);
+  }
+
+  const offs = [
+    on('relay', load),
+    // The engine announces an agent that stops or starts answering as a `changed` "relays".
+    on('changed', (ev) => {
+      if (!ev || !ev.what || ev.what === 'relays') load();
+    }),
+    on('lagged', load),
+  ];
+  // The ages in the text move with the clock.
+  const tick = setInterval(load, 30_000);
+  load();
+  return {
+    el,
+    stop() {
+      alive = false;
+      clearInterval(tick);
+      for (const off of offs) off();
+    },
+  };
+}
