@@ -382,9 +382,12 @@ async fn every_new_temperature_is_published_with_its_decision() -> R {
         let reason = d["reason"].as_str().unwrap_or_default();
         assert!(reason.contains(&format!("some_alias {shown}")), "{value}: {reason}");
     }
-    // Recorded once: the outcome and the reason code never changed.
+    // Recorded once: the outcome and the reason code did not change with the temperature (a
+    // first pass before the first reading may have recorded the sensor loss).
     let recorded = f.get("/v1/control/decisions").await?;
-    assert_eq!(recorded.as_array().map(Vec::len), Some(1), "{recorded}");
+    let below = recorded.as_array().into_iter().flatten();
+    let below = below.filter(|d| d["reason_code"] == "heat_below_band").count();
+    assert_eq!(below, 1, "{recorded}");
     let _ = stop.send(true);
     control.await?;
     Ok(())

@@ -644,7 +644,8 @@ async fn dashboard() -> anyhow::Result<()> {
     let held_text = format!("{held:.1}");
     // Held "until the next change": Home names it.
     let (_, night_at) = utc_day_and_time(later(180));
-    let until_night = format!("until {night_at}, when Night setback starts");
+    // ("until 01:30" or, past midnight, "until Thu 3 Dec 01:30").
+    let until_night = format!("{night_at}, when Night setback starts");
     b.wait_for(&format!("#home-override: {held_text} {until_night}"), WAIT, || async {
         let text = text_of(&b, "#home-override").await?.unwrap_or_default();
         Ok((text.contains(&held_text) && text.contains(&until_night)).then_some(()))
@@ -672,7 +673,7 @@ async fn dashboard() -> anyhow::Result<()> {
             sensors: vec![],
         })
         .await?;
-    let until_early = format!("until {early_start}, when Early block starts");
+    let until_early = format!("{early_start}, when Early block starts");
     b.wait_for(&format!("#home-override: {until_early}"), WAIT, || async {
         Ok(text_of(&b, "#home-override").await?.filter(|t| t.contains(&until_early)))
     })
