@@ -58,6 +58,12 @@ pub struct Config {
     #[arg(long, env = "HEARTH_ENGINE_TIME_ZONE")]
     pub time_zone: Option<String>,
 
+    /// Where people open the dashboard (hearth-web), linked from the engine's info page
+    /// (`GET /`), e.g. `https://hearth.example/`. Default: port 8088 on the host name the
+    /// browser used to reach the engine.
+    #[arg(long, env = "HEARTH_ENGINE_DASHBOARD_URL")]
+    pub dashboard_url: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -132,6 +138,24 @@ impl Config {
             }),
             None => Ok(jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC)),
         }
+    }
+
+    /// The configured dashboard URL, checked: an absolute `http` or `https` URL with a host.
+    pub(crate) fn dashboard_url(&self) -> anyhow::Result<Option<String>> {
+        let Some(url) = &self.dashboard_url else { return Ok(None) };
+        let bad = || {
+            anyhow::anyhow!(
+                "dashboard_url must be an http:// or https:// URL with a host, e.g. \
+                 http://thermostat.local:8088/, got {url:?}"
+            )
+        };
+        let uri: axum::http::Uri = url.parse().map_err(|_| bad())?;
+        let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+        let host_ok = uri.authority().is_some_and(|a| !a.host().is_empty());
+        if !scheme_ok || !host_ok {
+            return Err(bad());
+        }
+        Ok(Some(url.clone()))
     }
 
     pub(crate) fn lease_s(&self) -> anyhow::Result<u32> {

@@ -80,6 +80,7 @@ impl Engine {
             clock: clock::ClockWatch::new(config.clock_skew_max()?),
             events: events.clone(),
             counters,
+            dashboard_url: config.dashboard_url()?,
             time_zone,
             schedules,
             offsets: std::sync::RwLock::new(offsets),

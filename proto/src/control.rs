@@ -263,6 +263,11 @@ pub struct Decision {
     pub expected_at: Option<Timestamp>,
     /// Predictive start's view of the next segment, if it looked at one.
     pub outlook: Option<Outlook>,
+    /// When the protection holding the equipment lets it switch: the end of the minimum on
+    /// time (`min_on_time`), of the minimum off time (`min_off_time`) or of the changeover
+    /// delay (`changeover`); null when nothing holds it, or while the other system still runs.
+    #[serde(default)]
+    pub held_until: Option<Timestamp>,
 }
 
 /// `GET /v1/control`: the settings and the current decision.

@@ -22,7 +22,10 @@ pub enum Event {
         /// °C (calibrated by the sensor's offset), or null for a failed reading.
         value: Option<f64>,
     },
-    /// The loop made a decision that differs from the previous one in outcome or reason.
+    /// The loop's decision changed in anything a dashboard shows: outcome, reason (its text,
+    /// with the temperature and the time left of a hold), temperature, setpoints, rule, mode.
+    /// (Decisions are recorded for `GET /v1/control/decisions` only when the outcome, the
+    /// reason code or the rule change.)
     Decision {
         /// The decision.
         decision: Box<Decision>,

@@ -1,5 +1,5 @@
-//! What the equipment did: heating and cooling runs, and daily runtime analytics
-//! (`/v1/runs`, `/v1/analytics/daily`).
+//! What the equipment did: heating and cooling runs, and runtime analytics per day and per
+//! shorter period (`/v1/runs`, `/v1/analytics/daily`, `/v1/analytics/periods`).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -57,5 +57,46 @@ pub struct DayStats {
     pub duty_cycle: f64,
     /// Mean temperature change per hour of run over that day's runs of at least 10 minutes,
     /// °C/h (rise for heat, fall for cool); null without such runs.
+    pub rate_c_per_h: Option<f64>,
+}
+
+/// Longest span of `GET /v1/analytics/periods`, hours (a week).
+pub const MAX_PERIOD_HOURS: u32 = 168;
+/// The period lengths `GET /v1/analytics/periods` offers, minutes: each divides an hour, so
+/// periods start on the local clock's round minutes.
+pub const PERIOD_MINUTES: [u32; 6] = [5, 10, 15, 20, 30, 60];
+
+/// Query of `GET /v1/analytics/periods`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PeriodsQuery {
+    /// How many hours back from now, the current period included (1..=168, default 24).
+    #[param(minimum = 1, maximum = 168)]
+    pub hours: Option<u32>,
+    /// Length of each period, minutes: 5, 10, 15, 20, 30 or 60 (default 60).
+    #[param(minimum = 5, maximum = 60)]
+    pub period_min: Option<u32>,
+}
+
+/// One period (e.g. an hour) of one system's runtime (`GET /v1/analytics/periods`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PeriodStats {
+    /// Start of the period (inclusive), on the local clock's round minutes.
+    pub start: Timestamp,
+    /// End of the period (exclusive); the last period ends after now.
+    pub end: Timestamp,
+    /// Heating or cooling.
+    pub system: System,
+    /// Seconds it ran in the period (runs are split at period edges; a running one counts up
+    /// to now).
+    pub runtime_s: u64,
+    /// Runs that started in the period.
+    pub cycles: u32,
+    /// Cycles per hour over the elapsed part of the period.
+    pub cycles_per_hour: f64,
+    /// Share of the period's elapsed time it ran, 0..=1.
+    pub duty_cycle: f64,
+    /// Mean temperature change per hour of run over the runs of at least 10 minutes that
+    /// started in the period, °C/h (rise for heat, fall for cool); null without such runs.
     pub rate_c_per_h: Option<f64>,
 }

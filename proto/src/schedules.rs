@@ -184,8 +184,10 @@ pub enum Hold {
         /// Minutes (1..=43200).
         minutes: u32,
     },
-    /// Until the schedule's next change after the override's start (fixed when the override is
-    /// created).
+    /// Until the schedule's first change after the override's start, as the schedule stands
+    /// now: `end` follows later edits of the rules and the default target (a block added before
+    /// the old change ends it at the block's start; an edit that changes what is in force now
+    /// ends it at once); once ended it stays ended.
     NextChange,
     /// Until deleted.
     Indefinite,

@@ -1,8 +1,9 @@
 //! A minimal W3C WebDriver client for the browser tests: Debian's `chromedriver` driving headless
 //! `chromium`, over plain HTTP with reqwest (already in the tree for the engine client).
 //!
-//! Only what the tests use: navigate, find by CSS, click, type, read text/attributes/properties,
-//! run a script, set the viewport size, screenshot, read the console log, and
+//! Only what the tests use: navigate, find by CSS, click, type, drag with the mouse, read
+//! text/attributes/properties, run a script, set the viewport size, screenshot, read the console
+//! log, delete cookies, and
 //! [`Browser::wait_for`], which polls a condition until a deadline. On drop the session is ended (which closes chromium) and
 //! chromedriver's process group is killed, so no browser outlives its test.
 
@@ -353,6 +354,41 @@ impl Browser {
             let _ = self.screenshot(&shot).await;
         }
         Err(err.context(format!("page {url} shows:\n{body}")))
+    }
+
+    /// A person's drag with the mouse: press the primary button at `from`, move to `to` in a
+    /// few steps, release. Points are CSS pixels from the centre of `el` (WebDriver's element
+    /// origin).
+    pub async fn drag(
+        &self,
+        el: &Element<'_>,
+        from: (i64, i64),
+        to: (i64, i64),
+    ) -> anyhow::Result<()> {
+        let origin = el.to_arg();
+        let mut steps = vec![
+            json!({"type": "pointerMove", "duration": 0, "origin": origin, "x": from.0, "y": from.1}),
+            json!({"type": "pointerDown", "button": 0}),
+        ];
+        for i in 1..=4 {
+            let x = from.0 + (to.0 - from.0) * i / 4;
+            let y = from.1 + (to.1 - from.1) * i / 4;
+            steps.push(
+                json!({"type": "pointerMove", "duration": 50, "origin": origin, "x": x, "y": y}),
+            );
+        }
+        steps.push(json!({"type": "pointerUp", "button": 0}));
+        let actions = json!({"actions": [{"type": "pointer", "id": "mouse",
+            "parameters": {"pointerType": "mouse"}, "actions": steps}]});
+        let r = self.post("/actions", actions).await;
+        // Release whatever is still pressed, even after a failure.
+        let _ = self.cmd(reqwest::Method::DELETE, "/actions", None).await;
+        r.map(drop).with_context(|| format!("drag on {}", el.css))
+    }
+
+    /// Delete every cookie of the current page's site (e.g. to be a visitor without a session).
+    pub async fn delete_cookies(&self) -> anyhow::Result<()> {
+        self.cmd(reqwest::Method::DELETE, "/cookie", None).await.map(drop)
     }
 
     /// End the session (closes chromium) and stop chromedriver.

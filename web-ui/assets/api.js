@@ -291,11 +291,31 @@ export function on(type, fn) {
 // ---------------------------------------------------------------------------------------
 // Formatting
 
-/** "20.5 °C" with one decimal; "—" when there is no value. */
+/**
+ * "20.5 °C" with one decimal; "—" when there is no value. Halves round away from zero, as the
+ * engine's reason texts do (a DS18B20 reads in sixteenths: 17.25 is "17.3" in both places).
+ */
 export function fmtTemp(c) {
   if (c === null || c === undefined || !Number.isFinite(Number(c))) return '—';
-  const v = Math.round(Number(c) * 10) / 10;
+  const n = Number(c);
+  const v = (Math.sign(n) * Math.round(Math.abs(n) * 10)) / 10;
   return `${(Object.is(v, -0) ? 0 : v).toFixed(1)} °C`;
+}
+
+/**
+ * A duration for people: "40 s", "14 min", "2 h 05 min". `precise` keeps the seconds below
+ * ten minutes ("1 min 40 s", for a countdown); otherwise minutes are rounded.
+ */
+export function fmtDuration(seconds, precise = false) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (precise && s < 600) {
+    const sec = s % 60;
+    return sec ? `${Math.floor(s / 60)} min ${sec} s` : `${s / 60} min`;
+  }
+  const min = Math.round(s / 60);
+  if (min < 60) return `${min} min`;
+  return `${Math.floor(min / 60)} h ${String(min % 60).padStart(2, '0')} min`;
 }
 
 const pad = (n) => String(n).padStart(2, '0');

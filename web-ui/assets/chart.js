@@ -1,12 +1,16 @@
 // Small dependency-free SVG charts for the History view.
 //
 // timeChart(): temperature series (mean line, min–max band for downsampled buckets), setpoint
-// step lines, heating/cooling runs as vertical bands, local-time axis, °C axis, legend and a
-// crosshair tooltip driven by pointer, touch and keyboard.
-// barChart(): stacked bars per day (runtime per day).
+// step lines, heating/cooling runs as vertical bands, local-time axis, °C axis, legend, a
+// crosshair tooltip driven by pointer, touch and keyboard, and zoom requests (drag across the
+// chart with a mouse or pen, Ctrl + wheel or a pinch on a touchpad, + / − / 0 on the focused
+// chart) handed to the view, which re-reads its data for the new span.
+// barChart(): stacked bars per category (runtime per day or per period), one unit per axis.
 //
 // The SVG is re-rendered at the container's pixel width (viewBox = real size), so text and
 // strokes keep their size on a phone and on a wide screen instead of being stretched.
+
+import { fmtDuration } from "./api.js";
 
 const NS = 'http://www.w3.org/2000/svg';
 
@@ -16,8 +20,11 @@ export const COOL_COLOR = '#2f80ed';
 const HEAT_TARGET_COLOR = '#e5484d';
 const COOL_TARGET_COLOR = '#2f80ed';
 
+const MINUTE = 60e3;
 const HOUR = 3600e3;
 const DAY = 24 * HOUR;
+/** A drag shorter than this (px) is a click or a crosshair move, not a zoom. */
+const DRAG_PX = 8;
 
 function svgEl(name, attrs = {}, parent = null) {
   const e = document.createElementNS(NS, name);
@@ -68,7 +75,10 @@ const fullFmt = new Intl.DateTimeFormat(undefined, {
 function timeTicks(from, to, width, minPx = 64) {
   const span = to - from;
   const maxTicks = Math.max(2, Math.floor(width / minPx));
-  const steps = [HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY, 14 * DAY];
+  const steps = [
+    MINUTE, 2 * MINUTE, 5 * MINUTE, 10 * MINUTE, 15 * MINUTE, 30 * MINUTE,
+    HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY, 14 * DAY,
+  ];
   const step = steps.find((s) => span / s <= maxTicks) ?? 14 * DAY;
   const ticks = [];
   const d = new Date(from);
@@ -82,14 +92,21 @@ function timeTicks(from, to, width, minPx = 64) {
       d.setDate(d.getDate() + days);
     }
   } else {
-    const hours = Math.round(step / HOUR);
+    const minutes = Math.round(step / MINUTE);
+    // Start at the local hour before `from` (not midnight): a one-hour span needs a few
+    // dozen steps, not a day's worth.
+    if (minutes < 60) {
+      d.setTime(Math.max(d.getTime(), from - HOUR));
+      d.setMinutes(0, 0, 0);
+    }
     while (d.getTime() <= to) {
       if (d.getTime() >= from) {
-        const midnight = d.getHours() === 0;
-        ticks.push({ t: d.getTime(), label: midnight ? dayFmt.format(d) : timeFmt.format(d), major: midnight });
+        const midnight = d.getHours() === 0 && d.getMinutes() === 0;
+        const label = midnight ? dayFmt.format(d) : timeFmt.format(d);
+        ticks.push({ t: d.getTime(), label, major: midnight || (minutes < 60 && d.getMinutes() === 0) });
       }
-      // setHours keeps local wall-clock steps right across DST changes.
-      d.setHours(d.getHours() + hours);
+      // setMinutes keeps local wall-clock steps right across DST changes.
+      d.setMinutes(d.getMinutes() + minutes);
     }
   }
   return ticks;
@@ -121,9 +138,11 @@ function bisect(arr, t, key = (x) => x.t) {
  *   setpoints: [{ kind: "heat"|"cool", label, steps: [{ t, v }] }] (a step holds until the next),
  *   runs: [{ system: "heat"|"cool", start, end }] (epoch ms; end null = still running),
  * }
+ * opts = { onZoom(from, to), onReset() }: a span people asked to see (the view decides what it
+ * shows, and calls update), and "the whole range again".
  * Returns { update(data), destroy() }.
  */
-export function timeChart(container, initial) {
+export function timeChart(container, initial, opts = {}) {
   let data = initial;
   let width = 0;
   let svg = null;
@@ -154,7 +173,8 @@ export function timeChart(container, initial) {
   function render() {
     width = Math.max(280, Math.floor(wrap.clientWidth || container.clientWidth || 600));
     const height = width < 520 ? 240 : 320;
-    const m = { l: 44, r: 12, t: 12, b: 30 };
+    // The top margin holds the axis unit, above the highest tick (not on top of it).
+    const m = { l: 44, r: 12, t: 22, b: 30 };
     const pw = width - m.l - m.r;
     const ph = height - m.t - m.b;
     const { from, to } = data;
@@ -202,7 +222,7 @@ export function timeChart(container, initial) {
       const label = svgEl('text', { x: m.l - 6, y: y(v), 'text-anchor': 'end', 'dominant-baseline': 'middle', class: 'chart-axis' }, grid);
       label.textContent = ystep < 1 ? fmtNum(v) : fmtNum(v, 0);
     }
-    const unit = svgEl('text', { x: 4, y: m.t + 2, 'dominant-baseline': 'hanging', class: 'chart-axis' }, grid);
+    const unit = svgEl('text', { x: m.l - 6, y: 4, 'text-anchor': 'end', 'dominant-baseline': 'hanging', class: 'chart-axis chart-unit' }, grid);
     unit.textContent = '°C';
     for (const tk of timeTicks(from, to, pw)) {
       svgEl('line', { x1: x(tk.t), x2: x(tk.t), y1: m.t, y2: m.t + ph, class: tk.major ? 'major' : '' }, grid);
@@ -305,11 +325,55 @@ export function timeChart(container, initial) {
       const px = ((ev.clientX - box.left) / box.width) * width;
       return from + ((px - m.l) / pw) * (to - from);
     };
-    overlay.addEventListener('pointermove', (ev) => showAt(fromEvent(ev)));
-    overlay.addEventListener('pointerdown', (ev) => showAt(fromEvent(ev)));
-    overlay.addEventListener('pointerleave', (ev) => {
-      if (ev.pointerType === 'mouse') hide();
+    // Dragging across the chart (mouse or pen) selects a span to zoom into; on touch a drag
+    // moves the crosshair (and the page scrolls vertically), so phones zoom with the buttons.
+    const selection = svgEl('rect', { x: 0, y: m.t, width: 0, height: ph, class: 'chart-selection', visibility: 'hidden' }, svg);
+    let drag = null;
+    const px = (t) => Math.min(m.l + pw, Math.max(m.l, x(t)));
+    overlay.addEventListener('pointerdown', (ev) => {
+      const t = fromEvent(ev);
+      showAt(t);
+      if (ev.pointerType !== 'touch' && ev.button === 0 && opts.onZoom) {
+        drag = { t0: t, x0: ev.clientX, moved: false };
+        overlay.setPointerCapture?.(ev.pointerId);
+      }
     });
+    overlay.addEventListener('pointermove', (ev) => {
+      const t = fromEvent(ev);
+      showAt(t);
+      if (!drag) return;
+      drag.moved = drag.moved || Math.abs(ev.clientX - drag.x0) >= DRAG_PX;
+      if (!drag.moved) return;
+      const a = px(Math.min(drag.t0, t));
+      const b = px(Math.max(drag.t0, t));
+      selection.setAttribute('x', a);
+      selection.setAttribute('width', Math.max(1, b - a));
+      selection.setAttribute('visibility', 'visible');
+    });
+    const endDrag = (ev, apply) => {
+      if (!drag) return;
+      const { t0, moved } = drag;
+      drag = null;
+      selection.setAttribute('visibility', 'hidden');
+      if (apply && moved) {
+        const t1 = Math.min(to, Math.max(from, fromEvent(ev)));
+        const a = Math.max(from, Math.min(t0, t1));
+        const b = Math.min(to, Math.max(t0, t1));
+        if (b > a) opts.onZoom(a, b);
+      }
+    };
+    overlay.addEventListener('pointerup', (ev) => endDrag(ev, true));
+    overlay.addEventListener('pointercancel', (ev) => endDrag(ev, false));
+    overlay.addEventListener('pointerleave', (ev) => {
+      if (ev.pointerType === 'mouse' && !drag) hide();
+    });
+    // Ctrl + wheel (also what a touchpad pinch sends) zooms around the pointer; a plain wheel
+    // keeps scrolling the page.
+    svg.addEventListener('wheel', (ev) => {
+      if (!(ev.ctrlKey || ev.metaKey) || !opts.onZoom) return;
+      ev.preventDefault();
+      zoomAround(fromEvent(ev), ev.deltaY < 0 ? 0.8 : 1.25);
+    }, { passive: false });
     svg.addEventListener('keydown', (ev) => {
       const stepT = (to - from) / 48;
       if (ev.key === 'ArrowRight' || ev.key === 'ArrowLeft') {
@@ -318,12 +382,33 @@ export function timeChart(container, initial) {
         showAt(Math.min(to, Math.max(from, base + (ev.key === 'ArrowRight' ? stepT : -stepT))));
       } else if (ev.key === 'Escape') {
         hide();
+      } else if ((ev.key === '+' || ev.key === '=') && opts.onZoom) {
+        ev.preventDefault();
+        zoomAround(crossT ?? (from + to) / 2, 0.5);
+      } else if ((ev.key === '-' || ev.key === '_') && opts.onZoom) {
+        ev.preventDefault();
+        zoomAround(crossT ?? (from + to) / 2, 2);
+      } else if (ev.key === '0' && opts.onReset) {
+        ev.preventDefault();
+        opts.onReset();
       }
     });
     svg.addEventListener('blur', hide);
 
+    // A re-render replaces the SVG: keep the keyboard focus on the chart (after a zoom by key).
+    const focused = wrap.contains(document.activeElement);
     wrap.replaceChildren(svg, tooltip);
-    if (crossT !== null) showAt(crossT);
+    if (focused) svg.focus({ preventScroll: true });
+    if (crossT !== null && crossT >= from && crossT <= to) showAt(crossT);
+    else if (crossT !== null) hide();
+  }
+
+  /** Ask for a span `factor` times as wide, `t` staying where it is on the screen. */
+  function zoomAround(t, factor) {
+    const { from, to } = data;
+    const share = (t - from) / (to - from);
+    const span = (to - from) * factor;
+    opts.onZoom(t - share * span, t - share * span + span);
   }
 
   function hide() {
@@ -423,10 +508,19 @@ export function timeChart(container, initial) {
   };
 }
 
+/** Durations in seconds on one axis: the one unit that suits the largest value. */
+function durationUnit(maxS) {
+  if (maxS >= 3600) return { name: 'h', s: 3600 };
+  if (maxS >= 60) return { name: 'min', s: 60 };
+  return { name: 's', s: 1 };
+}
+
 /**
- * Stacked bars per category (e.g. runtime per day).
- * data = { labels: ["Mon 21", …], stacks: [{ label, color, values: [number] }],
- *          format: (v) => string, ariaLabel }
+ * Stacked bars per category (e.g. runtime per day or per hour).
+ * data = { labels: ["Mon 21", …], stacks: [{ label, color, values: [number] }], ariaLabel,
+ *          duration: true (values are seconds) | format: (v) => string }
+ * Every tick of an axis has the same unit, written once at its top ("min"), and the same
+ * number of decimals: never "2.4 min, 1.8 min, 36 s" on one axis.
  */
 export function barChart(container, data) {
   const wrap = htmlEl('div', { class: 'chart-wrap' });
@@ -439,30 +533,41 @@ export function barChart(container, data) {
     li.append(sw, document.createTextNode(st.label));
     legend.appendChild(li);
   }
-  const fmt = data.format || ((v) => String(v));
 
   function render() {
     const width = Math.max(280, Math.floor(wrap.clientWidth || 600));
     const height = 180;
-    const m = { l: 44, r: 8, t: 10, b: 28 };
+    const m = { l: 44, r: 8, t: 22, b: 28 };
     const pw = width - m.l - m.r;
     const ph = height - m.t - m.b;
     const n = data.labels.length;
     const totals = data.labels.map((_, i) => data.stacks.reduce((a, s) => a + (s.values[i] || 0), 0));
     const maxV = Math.max(...totals, 0);
-    const step = niceStep(maxV || 1, 4);
-    const top = Math.max(step, Math.ceil(maxV / step) * step);
-    const y = (v) => m.t + (1 - v / top) * ph;
+    // The axis in one unit: durations in the unit of the largest bar, whole seconds at least.
+    const unit = data.duration ? durationUnit(maxV) : { name: data.unit || '', s: 1 };
+    const maxU = maxV / unit.s;
+    let step = niceStep(maxU || 1, 4);
+    if (data.duration && unit.s === 1) step = Math.max(1, step);
+    const top = Math.max(step, Math.ceil(maxU / step - 1e-9) * step);
+    // As many decimals as the step has (0.25 → 2, 2.5 → 1, 5 → 0), the same on every tick.
+    const decimals = (String(+step.toPrecision(6)).split('.')[1] || '').length;
+    const tick = data.format && !data.duration ? data.format : (v) => v.toFixed(decimals);
+    const y = (v) => m.t + (1 - v / unit.s / top) * ph;
     const svg = svgEl('svg', { viewBox: `0 0 ${width} ${height}`, width: '100%', height, role: 'img', 'aria-label': data.ariaLabel || '', class: 'chart bar-chart' });
     const grid = svgEl('g', { class: 'chart-grid', 'aria-hidden': 'true' }, svg);
     for (let v = 0; v <= top + 1e-9; v += step) {
-      svgEl('line', { x1: m.l, x2: m.l + pw, y1: y(v), y2: y(v) }, grid);
-      const t = svgEl('text', { x: m.l - 6, y: y(v), 'text-anchor': 'end', 'dominant-baseline': 'middle', class: 'chart-axis' }, grid);
-      t.textContent = fmt(v);
+      svgEl('line', { x1: m.l, x2: m.l + pw, y1: y(v * unit.s), y2: y(v * unit.s) }, grid);
+      const t = svgEl('text', { x: m.l - 6, y: y(v * unit.s), 'text-anchor': 'end', 'dominant-baseline': 'middle', class: 'chart-axis' }, grid);
+      t.textContent = tick(v);
+    }
+    if (unit.name) {
+      const u = svgEl('text', { x: m.l - 6, y: 4, 'text-anchor': 'end', 'dominant-baseline': 'hanging', class: 'chart-axis chart-unit' }, grid);
+      u.textContent = unit.name;
     }
     const bw = pw / Math.max(1, n);
     // Label every k-th bar so labels never overlap on a phone.
     const every = Math.max(1, Math.ceil(48 / bw));
+    const says = (v) => (data.duration ? fmtDuration(v) : tick(v));
     data.labels.forEach((label, i) => {
       let acc = 0;
       const gx = m.l + i * bw + bw * 0.15;
@@ -475,7 +580,7 @@ export function barChart(container, data) {
         acc += v;
       }
       const title = svgEl('title', {}, g);
-      title.textContent = `${label}: ${data.stacks.map((st) => `${st.label} ${fmt(st.values[i] || 0)}`).join(', ')}`;
+      title.textContent = `${label}: ${data.stacks.map((st) => `${st.label} ${says(st.values[i] || 0)}`).join(', ')}`;
       if (i % every === 0) {
         const t = svgEl('text', { x: m.l + i * bw + bw / 2, y: m.t + ph + 18, 'text-anchor': 'middle', class: 'chart-axis' }, svg);
         t.textContent = label;

@@ -1,16 +1,28 @@
-// History view: every sensor's temperature over a day/week/month (downsampled by the engine),
-// the setpoint in force as a step line, heating/cooling runs as bands, and runtime analytics
-// per day.
+// History view: every sensor's temperature over the last hour, 6 hours, day, week or month
+// (downsampled by the engine), the setpoint in force as a step line, heating/cooling runs as
+// bands, and the runtime per period of that range. The chart zooms (drag across it, Ctrl +
+// wheel, the buttons, or + / − / 0 on the focused chart); each zoom re-reads the readings for
+// the span shown, so a zoomed month has the detail of an hour.
 
-import { api, on, fmtDay } from "./api.js";
+import { api, on, fmtDay, fmtTime, fmtDuration } from "./api.js";
 import { timeChart, barChart, HEAT_COLOR, COOL_COLOR } from "./chart.js";
+import { h } from "./dom.js";
 
-const HOUR = 3600e3;
+const MIN = 60e3;
+const HOUR = 60 * MIN;
+const DAY = 24 * HOUR;
+/** The ranges offered, and the runtime shown under each: per period of the engine's
+ * `GET /v1/analytics/periods` for the short ones, per day for the long ones. */
 const RANGES = {
-  day: { ms: 24 * HOUR, label: 'the last day', days: 7 },
-  week: { ms: 7 * 24 * HOUR, label: 'the last week', days: 7 },
-  month: { ms: 30 * 24 * HOUR, label: 'the last 30 days', days: 30 },
+  '1h': { ms: HOUR, title: '1 h', label: 'the last hour', runtime: { hours: 1, period_min: 5 } },
+  '6h': { ms: 6 * HOUR, title: '6 h', label: 'the last 6 hours', runtime: { hours: 6, period_min: 30 } },
+  day: { ms: DAY, title: 'Day', label: 'the last day', runtime: { hours: 24, period_min: 60 } },
+  week: { ms: 7 * DAY, title: 'Week', label: 'the last week', runtime: { days: 7 } },
+  month: { ms: 30 * DAY, title: 'Month', label: 'the last 30 days', runtime: { days: 30 } },
 };
+const DEFAULT_RANGE = 'day';
+/** The narrowest zoom: a few minutes still hold dozens of readings. */
+const MIN_SPAN = 5 * MIN;
 // The engine returns at most 1000 decisions per request; a month of a busy system holds a few
 // thousand, so the setpoint line is read in pages, up to this many.
 const DECISION_PAGES = 6;
@@ -20,16 +32,24 @@ function sensorLabel(s) {
   return s.name || s.alias || s.id;
 }
 
-function fmtDuration(s) {
-  if (s === 0) return '0 min';
-  if (s < 60) return `${Math.round(s)} s`;
-  const h = Math.floor(s / 3600);
-  const min = Math.round((s % 3600) / 60);
-  return h ? `${h} h ${String(min).padStart(2, '0')} min` : `${min} min`;
-}
-
 function qs(params) {
   return new URLSearchParams(params).toString();
+}
+
+/** "14:05–14:35", or with the days when the span crosses one. */
+function spanText(from, to) {
+  const sameDay = new Date(from).toDateString() === new Date(to).toDateString();
+  return sameDay
+    ? `${fmtDay(new Date(from))}, ${fmtTime(new Date(from))}–${fmtTime(new Date(to))}`
+    : `${fmtDay(new Date(from))} ${fmtTime(new Date(from))} – ${fmtDay(new Date(to))} ${fmtTime(new Date(to))}`;
+}
+
+/** Runtime per period as the engine reports it: "per 5 minutes", "per half hour", "per day". */
+function perText(runtime) {
+  if (runtime.days) return 'per day';
+  if (runtime.period_min === 60) return 'per hour';
+  if (runtime.period_min === 30) return 'per half hour';
+  return `per ${runtime.period_min} minutes`;
 }
 
 /** Setpoint steps over [from, to) from the recorded decisions (the setpoints really used). */
@@ -59,57 +79,125 @@ async function loadSetpoints(from, to) {
   return { heat, cool, usesCool, count: all.length };
 }
 
-export async function mount(el) {
-  el.replaceChildren();
-  const root = document.createElement('section');
-  root.className = 'history-view';
-  root.innerHTML = `
-    <header class="view-head">
-      <h1>History</h1>
-      <div class="range-group" role="group" aria-label="Range">
-        <button type="button" data-range="day" aria-pressed="true">Day</button>
-        <button type="button" data-range="week" aria-pressed="false">Week</button>
-        <button type="button" data-range="month" aria-pressed="false">Month</button>
-      </div>
-    </header>
-    <div id="history-chart" class="chart-box" aria-busy="true"></div>
-    <p class="history-status muted" role="status"></p>
-    <section class="history-analytics" aria-labelledby="history-runtime-title">
-      <h2 id="history-runtime-title">Runtime per day</h2>
-      <div id="history-runtime" class="chart-box chart-box-small"></div>
-      <details class="history-details">
-      <summary>Per day: runtime, cycles per hour, duty cycle</summary>
-      <div class="table-scroll">
-        <table class="history-table">
-          <caption class="visually-hidden">Runtime, cycles per hour and duty cycle per day</caption>
-          <thead><tr><th scope="col">Day</th><th scope="col">System</th><th scope="col">Runtime</th>
-            <th scope="col">Cycles</th><th scope="col">Cycles/h</th><th scope="col">Duty</th>
-            <th scope="col">Rate</th></tr></thead>
-          <tbody></tbody>
-        </table>
-      </div>
-      </details>
-    </section>`;
-  el.appendChild(root);
+/** The runtime rows of a range: `{key, label, title, system, row}` from either analytics route. */
+async function loadRuntime(runtime) {
+  if (runtime.days) {
+    const stats = await api('GET', `/v1/analytics/daily?${qs({ days: runtime.days })}`);
+    return stats.map((row) => ({
+      key: row.date,
+      label: fmtDay(`${row.date}T12:00:00`).replace(/\s+\S+$/, ''),
+      title: fmtDay(`${row.date}T12:00:00`),
+      system: row.system,
+      row,
+    }));
+  }
+  const stats = await api('GET', `/v1/analytics/periods?${qs(runtime)}`);
+  return stats.map((row) => ({
+    key: row.start,
+    label: fmtTime(row.start),
+    title: `${fmtTime(row.start)}–${fmtTime(row.end)}`,
+    system: row.system,
+    row,
+  }));
+}
 
-  const chartBox = root.querySelector('#history-chart');
-  const status = root.querySelector('.history-status');
-  const runtimeBox = root.querySelector('#history-runtime');
-  const tbody = root.querySelector('tbody');
-  const buttons = [...root.querySelectorAll('button[data-range]')];
+export async function mount(el, ctx) {
+  const params = ctx?.params;
+  const asked = params && params.get('range');
+  const st = {
+    range: asked && RANGES[asked] ? asked : DEFAULT_RANGE,
+    /** The zoomed span {from, to} (epoch ms), or null for the whole range up to now. */
+    zoom: null,
+    chart: null,
+    bars: null,
+    alive: true,
+    generation: 0,
+  };
 
-  let range = 'day';
-  let chart = null;
-  let bars = null;
-  let alive = true;
-  let generation = 0;
+  // ----- skeleton ------------------------------------------------------------------------
+  const rangeButtons = Object.entries(RANGES).map(([key, r]) =>
+    h('button', { type: 'button', 'data-range': key, 'aria-pressed': 'false', text: r.title }),
+  );
+  const chartBox = h('div', { id: 'history-chart', class: 'chart-box', 'aria-busy': 'true' });
+  const status = h('p', { class: 'history-status muted', role: 'status' });
+  const spanEl = h('span', { id: 'history-span', class: 'history-span' });
+  const zoomButton = (id, label, symbol) =>
+    h('button', { type: 'button', id, class: 'btn zoom-btn', 'aria-label': label, title: label },
+      h('span', { 'aria-hidden': 'true', text: symbol }));
+  const zoomOut = zoomButton('history-zoom-out', 'Zoom out', '−');
+  const zoomIn = zoomButton('history-zoom-in', 'Zoom in', '+');
+  const zoomReset = h('button', { type: 'button', id: 'history-zoom-reset', class: 'btn', text: 'Whole range' });
+  const runtimeTitle = h('h2', { id: 'history-runtime-title', text: 'Runtime' });
+  const runtimeBox = h('div', { id: 'history-runtime', class: 'chart-box chart-box-small' });
+  const tbody = h('tbody');
+  const firstCol = h('th', { scope: 'col', text: 'Day' });
+  const details = h(
+    'details',
+    { class: 'history-details' },
+    h('summary', { text: 'Runtime, cycles per hour, duty cycle' }),
+    h(
+      'div',
+      { class: 'table-scroll' },
+      h(
+        'table',
+        { class: 'history-table' },
+        h('caption', { class: 'visually-hidden', text: 'Runtime, cycles per hour and duty cycle' }),
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            firstCol,
+            ['System', 'Runtime', 'Cycles', 'Cycles/h', 'Duty', 'Rate'].map((t) => h('th', { scope: 'col', text: t })),
+          ),
+        ),
+        tbody,
+      ),
+    ),
+  );
+  el.replaceChildren(
+    h(
+      'section',
+      { class: 'history-view' },
+      h(
+        'header',
+        { class: 'view-head' },
+        h('h1', { text: 'History' }),
+        h('div', { class: 'range-group', role: 'group', 'aria-label': 'Range' }, rangeButtons),
+      ),
+      h(
+        'div',
+        { class: 'zoom-bar', role: 'group', 'aria-label': 'Zoom' },
+        spanEl,
+        h('span', { class: 'zoom-buttons' }, zoomOut, zoomIn, zoomReset),
+      ),
+      chartBox,
+      h('p', { class: 'history-hint muted', text: 'Drag across the chart to zoom into a span.' }),
+      status,
+      h('section', { class: 'history-analytics', 'aria-labelledby': 'history-runtime-title' }, runtimeTitle, runtimeBox, details),
+    ),
+  );
 
+  // ----- derived values ------------------------------------------------------------------
+  /** The whole range: [now − range, now]. */
+  function whole(now = Date.now()) {
+    return { from: now - RANGES[st.range].ms, to: now };
+  }
+
+  /** The span the chart shows. */
+  const shown = () => st.zoom || whole();
+
+  // ----- the chart -----------------------------------------------------------------------
   async function loadChart() {
-    const gen = ++generation;
-    const r = RANGES[range];
-    const toMs = Date.now();
+    const gen = ++st.generation;
+    const r = RANGES[st.range];
+    const { from: fromMs, to: toMs } = shown();
+    const from = new Date(fromMs).toISOString();
     const to = new Date(toMs).toISOString();
-    const from = new Date(toMs - r.ms).toISOString();
+    const label = st.zoom ? spanText(fromMs, toMs) : r.label;
+    spanEl.textContent = st.zoom ? `Zoomed: ${spanText(fromMs, toMs)}` : `Showing ${r.label}`;
+    renderZoomButtons();
     chartBox.setAttribute('aria-busy', 'true');
     try {
       const sensors = await api('GET', '/v1/sensors');
@@ -120,7 +208,7 @@ export async function mount(el) {
         api('GET', `/v1/runs?${qs({ from, to })}`),
         loadSetpoints(from, to),
       ]);
-      if (!alive || gen !== generation) return;
+      if (!st.alive || gen !== st.generation) return;
       const series = sensors.map((s, i) => ({
         id: s.id,
         label: sensorLabel(s),
@@ -130,70 +218,107 @@ export async function mount(el) {
       const setpoints = [{ kind: 'heat', label: 'Heat target', steps: sp.heat }];
       if (sp.usesCool || runs.some((x) => x.system === 'cool')) setpoints.push({ kind: 'cool', label: 'Cool target', steps: sp.cool });
       const data = {
-        from: Date.parse(from),
+        from: fromMs,
         to: toMs,
-        rangeLabel: r.label,
+        rangeLabel: label,
         series,
         setpoints,
         runs: runs.map((x) => ({ system: x.system, start: Date.parse(x.start), end: x.end ? Date.parse(x.end) : null })),
       };
       const points = series.reduce((a, s) => a + s.points.filter((p) => p.mean !== null).length, 0);
       if (!sensors.length) status.textContent = 'No sensors yet.';
-      else if (!points) status.textContent = `No readings yet for ${r.label}.`;
+      else if (!points) status.textContent = `No readings for ${label}.`;
       else status.textContent = '';
-      if (chart) chart.update(data);
-      else chart = timeChart(chartBox, data);
+      // What the chart shows, for people's tools and the tests: the span in ISO form.
+      chartBox.dataset.from = from;
+      chartBox.dataset.to = to;
+      if (st.chart) st.chart.update(data);
+      else st.chart = timeChart(chartBox, data, { onZoom: zoomTo, onReset: resetZoom });
     } catch (e) {
-      if (!alive || gen !== generation) return;
+      if (!st.alive || gen !== st.generation) return;
       status.textContent = `Could not load the history: ${e.message}`;
     } finally {
-      if (gen === generation) chartBox.setAttribute('aria-busy', 'false');
+      if (gen === st.generation) chartBox.setAttribute('aria-busy', 'false');
     }
   }
 
+  // ----- zoom ----------------------------------------------------------------------------
+  /** Show [from, to], kept inside the range and at least MIN_SPAN wide; the whole range
+   * again when it covers it. */
+  function zoomTo(from, to) {
+    const all = whole();
+    const span = Math.max(MIN_SPAN, to - from);
+    if (span >= all.to - all.from) {
+      st.zoom = null;
+    } else {
+      const mid = (from + to) / 2;
+      let a = mid - span / 2;
+      a = Math.min(Math.max(a, all.from), all.to - span);
+      st.zoom = { from: a, to: a + span };
+    }
+    loadChart();
+  }
+
+  /** The buttons: a span `factor` times as wide (0.5: in, 2: out) around the middle. */
+  function zoomBy(factor) {
+    const { from, to } = shown();
+    const mid = (from + to) / 2;
+    const span = (to - from) * factor;
+    zoomTo(mid - span / 2, mid + span / 2);
+  }
+
+  function resetZoom() {
+    if (!st.zoom) return;
+    st.zoom = null;
+    loadChart();
+  }
+
+  function renderZoomButtons() {
+    const { from, to } = shown();
+    zoomIn.disabled = to - from <= MIN_SPAN;
+    zoomOut.disabled = !st.zoom;
+    zoomReset.disabled = !st.zoom;
+  }
+
+  zoomIn.addEventListener('click', () => zoomBy(0.5));
+  zoomOut.addEventListener('click', () => zoomBy(2));
+  zoomReset.addEventListener('click', resetZoom);
+
+  // ----- runtime -------------------------------------------------------------------------
   async function loadAnalytics() {
-    const r = RANGES[range];
+    const r = RANGES[st.range];
+    runtimeTitle.textContent = `Runtime ${perText(r.runtime)}`;
+    firstCol.textContent = r.runtime.days ? 'Day' : 'Time';
     try {
-      const stats = await api('GET', `/v1/analytics/daily?${qs({ days: r.days })}`);
-      if (!alive) return;
-      const dates = [...new Set(stats.map((s) => s.date))].sort();
-      const bySys = (sys) => dates.map((d) => {
-        const row = stats.find((s) => s.date === d && s.system === sys);
-        return row ? row.runtime_s / 3600 : 0;
-      });
-      const label = (d) => fmtDay(`${d}T12:00:00`).replace(/\s+\S+$/, '');
-      if (bars) bars.destroy();
-      bars = null;
+      const rows = await loadRuntime(r.runtime);
+      if (!st.alive) return;
+      const keys = [...new Set(rows.map((x) => x.key))].sort();
+      const labels = new Map(rows.map((x) => [x.key, x.label]));
+      const bySys = (sys) => keys.map((k) => rows.find((x) => x.key === k && x.system === sys)?.row.runtime_s ?? 0);
+      if (st.bars) st.bars.destroy();
+      st.bars = null;
       tbody.replaceChildren();
-      if (!dates.length) {
-        runtimeBox.innerHTML = '<p class="empty muted">No heating or cooling runs yet.</p>';
+      if (!keys.length) {
+        runtimeBox.replaceChildren(h('p', { class: 'empty muted', text: 'No heating or cooling runs yet.' }));
         return;
       }
-      // Axis ticks in hours: a new install's days hold seconds of runtime, a winter's hours.
-      const fmtHours = (v) => {
-        if (v === 0) return '0';
-        if (v >= 1) return `${+v.toFixed(1)} h`;
-        const min = v * 60;
-        if (min >= 1) return `${+min.toFixed(min < 10 ? 1 : 0)} min`;
-        return `${Math.round(min * 60)} s`;
-      };
       const stacks = [];
-      if (stats.some((s) => s.system === 'heat')) stacks.push({ label: 'Heating', color: HEAT_COLOR, values: bySys('heat') });
-      if (stats.some((s) => s.system === 'cool')) stacks.push({ label: 'Cooling', color: COOL_COLOR, values: bySys('cool') });
-      const total = stats.reduce((a, s) => a + s.runtime_s, 0);
-      bars = barChart(runtimeBox, {
-        labels: dates.map(label),
+      if (rows.some((x) => x.system === 'heat')) stacks.push({ label: 'Heating', color: HEAT_COLOR, values: bySys('heat') });
+      if (rows.some((x) => x.system === 'cool')) stacks.push({ label: 'Cooling', color: COOL_COLOR, values: bySys('cool') });
+      const total = rows.reduce((a, x) => a + x.row.runtime_s, 0);
+      st.bars = barChart(runtimeBox, {
+        labels: keys.map((k) => labels.get(k)),
         stacks,
-        format: fmtHours,
-        ariaLabel: `Runtime per day over the last ${dates.length} days, ${fmtDuration(total)} in all.`,
+        duration: true,
+        ariaLabel: `Runtime ${perText(r.runtime)} over ${r.label}, ${fmtDuration(total)} in all.`,
       });
-      // A week's table is short enough to show; a month's stays folded under the chart.
-      root.querySelector('.history-details').open = dates.length <= 7;
-      // Newest day first in the table: that is the one people look for.
-      for (const s of [...stats].sort((a, b) => (a.date < b.date ? 1 : a.date > b.date ? -1 : 0))) {
-        const tr = document.createElement('tr');
+      // A short table is shown; a long one stays folded under the chart.
+      details.open = rows.length <= 14;
+      // Newest first in the table: that is the one people look for.
+      for (const x of [...rows].sort((a, b) => (a.key < b.key ? 1 : a.key > b.key ? -1 : 0))) {
+        const s = x.row;
         const cells = [
-          fmtDay(`${s.date}T12:00:00`),
+          x.title,
           s.system === 'cool' ? 'Cooling' : 'Heating',
           fmtDuration(s.runtime_s),
           String(s.cycles),
@@ -201,15 +326,10 @@ export async function mount(el) {
           `${Math.round(s.duty_cycle * 100)} %`,
           s.rate_c_per_h === null || s.rate_c_per_h === undefined ? '—' : `${s.rate_c_per_h.toFixed(1)} °C/h`,
         ];
-        for (const c of cells) {
-          const td = document.createElement('td');
-          td.textContent = c;
-          tr.appendChild(td);
-        }
-        tbody.appendChild(tr);
+        tbody.append(h('tr', {}, cells.map((c) => h('td', { text: c }))));
       }
     } catch (e) {
-      if (alive) runtimeBox.textContent = `Could not load the runtime: ${e.message}`;
+      if (st.alive) runtimeBox.replaceChildren(h('p', { class: 'view-error', text: `Could not load the runtime: ${e.message}` }));
     }
   }
 
@@ -218,22 +338,30 @@ export async function mount(el) {
     loadAnalytics();
   }
 
-  for (const b of buttons) {
+  function renderRange() {
+    for (const b of rangeButtons) b.setAttribute('aria-pressed', String(b.dataset.range === st.range));
+  }
+
+  for (const b of rangeButtons) {
     b.addEventListener('click', () => {
-      range = b.dataset.range;
-      for (const o of buttons) o.setAttribute('aria-pressed', String(o === b));
+      st.range = b.dataset.range;
+      st.zoom = null;
+      renderRange();
+      // The range is in the address (a reload or a bookmark keeps it) without a navigation.
+      history.replaceState(null, '', `#/history?range=${st.range}`);
       reload();
     });
   }
 
   // Live: new readings and decisions arrive all the time; re-read the chart at most once a
-  // minute for them (the engine downsamples anyway), at once after a gap in the stream.
+  // minute for them (the engine downsamples anyway), at once after a gap in the stream. A
+  // zoomed chart stays where it was put.
   let pending = null;
   const soon = () => {
-    if (pending) return;
+    if (pending || st.zoom) return;
     pending = setTimeout(() => {
       pending = null;
-      if (alive && !document.hidden) loadChart();
+      if (st.alive && !document.hidden && !st.zoom) loadChart();
     }, 60e3);
   };
   const offs = [
@@ -243,13 +371,14 @@ export async function mount(el) {
     on('lagged', reload),
   ];
 
+  renderRange();
   reload();
 
   return () => {
-    alive = false;
+    st.alive = false;
     clearTimeout(pending);
     for (const off of offs) off();
-    if (chart) chart.destroy();
-    if (bars) bars.destroy();
+    if (st.chart) st.chart.destroy();
+    if (st.bars) st.bars.destroy();
   };
 }

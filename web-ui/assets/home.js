@@ -1,8 +1,22 @@
-// Home: the thermostat face. The temperature, the target now and what comes next, whether the
-// heating or cooling runs and why, +/− with a hold, the mode, and every sensor's card. Kept live
-// by the event stream; the only timer refreshes "what comes next" and the "min ago" texts.
+// Home: the thermostat face. The temperature, what the system does and why, the target now and
+// what comes next, +/− with a hold, the mode, and every sensor's card. Kept live by the event
+// stream; timers refresh "what comes next", a hold's countdown and the "min ago" texts.
+//
+// The face shows ONE decision: its temperature, its state and its reason together (the engine
+// publishes a decision whenever any of them changes), never a live reading beside an older
+// reason. Readings update the sensor cards.
 
-import { api, on, session, requireLogin, fmtTemp, fmtTime, fmtDay, fmtAgo } from "./api.js";
+import {
+  api,
+  on,
+  session,
+  requireLogin,
+  fmtTemp,
+  fmtTime,
+  fmtDay,
+  fmtAgo,
+  fmtDuration,
+} from "./api.js";
 import { toast } from "./app.js";
 import { h } from "./dom.js";
 import { relayNotice } from "./relay-notice.js";
@@ -66,7 +80,95 @@ const EXCLUDED = {
   not_selected: 'Not selected',
 };
 
-const STATE_LABEL = { heating: 'Heating', cooling: 'Cooling', idle: 'Idle', off: 'Off' };
+const STATE_LABEL = {
+  heating: 'Heating',
+  cooling: 'Cooling',
+  waiting: 'Waiting',
+  idle: 'Idle',
+  off: 'Off',
+};
+
+/** Seconds until a protection hold ends, counted from when the decision was received (its
+ * `at` and `held_until` are both the engine's clock: no browser clock skew). */
+function heldLeftS(d, now = Date.now()) {
+  if (!d?.held_until) return null;
+  const left = Date.parse(d.held_until) - Date.parse(d.at) - (now - (d.receivedAt ?? now));
+  return Number.isFinite(left) ? left / 1000 : null;
+}
+
+/** Kept on one line when the status wraps: "heat in 9 min 42 s" breaks before, not inside. */
+const together = (text) => text.replace(/ /g, '\u00a0');
+
+/** "in 1 min 40 s", or "any moment" once the hold is over and the next decision is due. */
+function countdown(d) {
+  const left = heldLeftS(d);
+  if (left === null) return '';
+  return left > 0.5 ? `in ${fmtDuration(left, true)}` : 'any moment';
+}
+
+/** Which system a hold keeps off: the one the mode (and, in auto, the temperature) calls for. */
+function heldSystem(d) {
+  if (d.mode === 'cool') return 'cooling';
+  if (d.mode === 'auto' && d.effective_temp_c !== null && d.effective_temp_c > d.cool_setpoint_c) {
+    return 'cooling';
+  }
+  return 'heat';
+}
+
+/** What the system does: heating, cooling, waiting (held off by a protection), idle, off. */
+function stateOf(d, mode) {
+  if (d?.heat) return 'heating';
+  if (d?.cool) return 'cooling';
+  if (d && (d.reason_code === 'min_off_time' || d.reason_code === 'changeover')) return 'waiting';
+  if (mode === 'off') return 'off';
+  return 'idle';
+}
+
+/** Why, in a few words beside the state: "Minimum off time: heat in 1 min 40 s". */
+function statusText(d) {
+  if (!d) return '';
+  switch (d.reason_code) {
+    case 'heat_below_band':
+      return 'Colder than the target';
+    case 'heat_above_band':
+      return 'Warm enough';
+    case 'heat_in_band':
+      return d.heat ? 'Nearly at the target' : 'Close to the target';
+    case 'cool_above_band':
+      return 'Warmer than the target';
+    case 'cool_below_band':
+      return 'Cool enough';
+    case 'cool_in_band':
+      return d.cool ? 'Nearly at the target' : 'Close to the target';
+    case 'auto_deadband':
+      return 'Between the heating and cooling targets';
+    case 'preheat':
+    case 'precool':
+      return d.outlook
+        ? `Early start: ${fmtTemp(d.outlook.target_c)} by ${fmtTime(d.outlook.segment_start)}`
+        : 'Early start for the next target';
+    case 'min_on_time':
+      return `Minimum run time: ${together(`off ${countdown(d)}`.trim())}`;
+    case 'min_off_time':
+      return `Minimum off time: ${together(`${heldSystem(d)} ${countdown(d)}`.trim())}`;
+    case 'changeover':
+      return d.held_until
+        ? `Changeover: ${together(`${heldSystem(d)} ${countdown(d)}`)}`
+        : 'Changeover: waiting for the other system to stop';
+    case 'mode_off':
+      return 'Switched off';
+    case 'frost_floor':
+      return 'Frost protection';
+    case 'max_ceiling':
+      return 'Above the maximum ceiling';
+    case 'sensor_loss_duty':
+      return 'No usable sensor: short timed bursts';
+    case 'sensor_loss_off':
+      return 'No usable sensor';
+    default:
+      return '';
+  }
+}
 
 
 const clamp = (v, [lo, hi]) => Math.min(hi, Math.max(lo, v));
@@ -81,6 +183,8 @@ export async function mount(el, ctx) {
     relays: [],
     pending: null, // {heat, cool} while +/− presses are being collected or sent
     timer: null,
+    countdown: null, // the 1 s timer of a protection hold's countdown, while one runs
+    after: null, // {end, segment}: what follows a hold that ends beyond the timeline
     sending: false,
     alive: true,
   };
@@ -88,6 +192,8 @@ export async function mount(el, ctx) {
   // ----- skeleton ------------------------------------------------------------------------
   const tempEl = h('div', { id: 'home-temp', class: 'home-temp', 'aria-live': 'off', text: '—' });
   const stateEl = h('span', { id: 'home-state', class: 'home-state', text: '' });
+  // The state and why, together: "WAITING · Minimum off time: heat in 1 min 40 s".
+  const statusEl = h('span', { id: 'home-status', class: 'home-status', text: '' });
   const targetEl = h('span', { id: 'home-target', class: 'home-target', text: '—' });
   const targetLabel = h('span', { class: 'home-target-label', text: 'Target' });
   const coolEl = h('div', { class: 'home-cool muted', hidden: true });
@@ -173,16 +279,25 @@ export async function mount(el, ctx) {
     h(
       'div',
       { class: 'dial' },
-      stateEl,
+      h('div', { class: 'home-state-box' }, stateEl, statusEl),
       tempEl,
       h('div', { class: 'home-target-row' }, targetLabel, targetEl),
       coolEl,
       nextEl,
     ),
   );
+  // The wall display has no header: without a session its controls give way to this.
+  const kioskLogin = h('button', {
+    type: 'button',
+    id: 'kiosk-login',
+    class: 'btn btn-primary kiosk-login',
+    text: 'Log in to change the temperature',
+    onclick: () => requireLogin(),
+  });
   const controls = h(
     'section',
     { class: 'home-controls', 'aria-label': 'Controls' },
+    kioskLogin,
     h('div', { class: 'temp-buttons' }, downBtn, upBtn),
     h('div', { class: 'hold-row' }, h('span', { class: 'hold-label', text: 'Hold' }), holdSel, holdHoursWrap),
     overrideEl,
@@ -228,13 +343,6 @@ export async function mount(el, ctx) {
   /** Which setpoint the big number shows: the cooling one in cool mode, else the heating one. */
   const primary = (t) => (t ? (mode() === 'cool' ? t.cool : t.heat) : null);
 
-  function stateOf(d) {
-    if (d?.heat) return 'heating';
-    if (d?.cool) return 'cooling';
-    if (mode() === 'off') return 'off';
-    return 'idle';
-  }
-
   // ----- rendering -----------------------------------------------------------------------
   /** The big number with a smaller unit; textContent stays exactly fmtTemp's "19.8 °C". */
   function showTemp(c) {
@@ -247,12 +355,14 @@ export async function mount(el, ctx) {
     tempEl.replaceChildren(m[1], h('span', { class: 'unit' }, ' ', m[2]));
   }
 
+  /** The face: the decision's temperature, state and why, all from the same decision. */
   function renderDecision() {
     const d = st.control?.decision;
     showTemp(d ? d.effective_temp_c : null);
-    const s = st.control ? stateOf(d) : 'idle';
+    const s = st.control ? stateOf(d, mode()) : 'idle';
     stateEl.textContent = STATE_LABEL[s];
     el.dataset.state = s;
+    renderStatus();
     if (d) {
       plainEl.textContent = plainReason(d);
       reasonEl.textContent = d.reason;
@@ -270,6 +380,18 @@ export async function mount(el, ctx) {
       plainEl.textContent = st.control ? 'Waiting for the first decision…' : '';
       reasonEl.textContent = '';
       expectEl.hidden = true;
+    }
+  }
+
+  /** The short why beside the state; a hold's countdown ticks every second while it runs. */
+  function renderStatus() {
+    const d = st.control?.decision;
+    statusEl.textContent = d ? statusText(d) : st.control ? 'Waiting for the first decision' : '';
+    const counting = heldLeftS(d) !== null;
+    if (counting && !st.countdown) st.countdown = setInterval(renderStatus, 1000);
+    if (!counting && st.countdown) {
+      clearInterval(st.countdown);
+      st.countdown = null;
     }
   }
 
@@ -340,8 +462,42 @@ export async function mount(el, ctx) {
     else if (m === 'auto' && has(heat) && has(cool)) held = `${fmtTemp(heat)} (cooling above ${fmtTemp(cool)})`;
     else held = fmtTemp(has(heat) ? heat : cool);
     const end = o ? o.end : seg.end;
-    const until = o && (o.end === null || o.end === undefined) ? 'until you resume' : `until ${whenText(end)}`;
-    overrideText.textContent = `Holding ${held} ${until}.`;
+    if (o && !has(o.end)) {
+      overrideText.textContent = `Holding ${held} until you resume.`;
+      return;
+    }
+    const then = afterText(segmentAt(end), seg);
+    overrideText.textContent = `Holding ${held} until ${whenText(end)}${then ? `, ${then}` : ''}.`;
+  }
+
+  /** The segment that starts at `iso`: from the timeline shown, else read once (a hold may end
+   * beyond the next 26 hours). */
+  function segmentAt(iso) {
+    const t = Date.parse(iso);
+    const known = (st.timeline?.segments || []).find((x) => Date.parse(x.start) === t);
+    if (known) return known;
+    if (st.after?.end === iso) return st.after.segment;
+    st.after = { end: iso, segment: null };
+    api('GET', `/v1/schedule/timeline?${new URLSearchParams({ from: iso, hours: '1' })}`)
+      .then((tl) => {
+        if (!st.alive || st.after?.end !== iso) return;
+        st.after.segment = tl?.segments?.[0] || null;
+        renderOverride();
+      })
+      .catch(() => {});
+    return null;
+  }
+
+  /** What takes over when a hold ends: "when Evening starts", "then Day (21.0 °C)", "then the
+   * default 20.0 °C". `now` is the segment in force (its beaten list: what runs underneath). */
+  function afterText(next, now) {
+    if (!next) return '';
+    const value = fmtTemp(primary({ heat: next.heat_c, cool: next.cool_c }));
+    const r = next.rule;
+    if (!r || r.layer === 'default') return `then the default ${value}`;
+    if (r.layer === 'override') return `then another hold of ${value}`;
+    const underneath = (now?.beaten || []).some((b) => b.id === r.id && b.layer === r.layer);
+    return underneath ? `then ${r.name} (${value})` : `when ${r.name} starts (${value})`;
   }
 
   function renderModes() {
@@ -439,9 +595,15 @@ export async function mount(el, ctx) {
   }
 
   // ----- loading -------------------------------------------------------------------------
+  /** Keep `GET /v1/control`'s answer; its decision's countdown counts from now. */
+  function setControl(v) {
+    if (v?.decision) v.decision.receivedAt = Date.now();
+    st.control = v;
+  }
+
   async function load(parts = ['control', 'timeline', 'overrides', 'sensors', 'relays']) {
     const jobs = {
-      control: () => api('GET', '/v1/control').then((v) => (st.control = v)),
+      control: () => api('GET', '/v1/control').then(setControl),
       timeline: () => api('GET', '/v1/schedule/timeline?hours=26').then((v) => (st.timeline = v)),
       overrides: () => api('GET', '/v1/overrides').then((v) => (st.overrides = v || [])),
       sensors: () => api('GET', '/v1/sensors').then((v) => (st.sensors = v || [])),
@@ -542,7 +704,7 @@ export async function mount(el, ctx) {
       try {
         // The PUT replaces the settings: send them all, fresh, with only the mode changed.
         const fresh = await api('GET', '/v1/control');
-        st.control = fresh;
+        setControl(fresh);
         await api('PUT', '/v1/control/settings', { ...fresh.settings, mode: m });
         await load(['control', 'timeline']);
       } catch (e) {
@@ -555,15 +717,10 @@ export async function mount(el, ctx) {
   }
 
   // ----- live updates --------------------------------------------------------------------
-  /** The weighted mean of the counted sensors with a new value for one of them. */
-  function recomputeEffective(d) {
-    const used = (d.sensors || []).filter((i) => i.used && Number.isFinite(i.value) && i.weight > 0);
-    const w = used.reduce((a, i) => a + i.weight, 0);
-    if (!w) return d.effective_temp_c;
-    return used.reduce((a, i) => a + i.weight * i.value, 0) / w;
-  }
-
   const offs = [
+    // A reading moves its sensor's card. The face waits for the decision made from it (the
+    // engine publishes one whenever the temperature it decides on changes), so the number and
+    // the reason beside it never disagree.
     on('reading', (ev) => {
       const s = st.sensors.find((x) => x.id === ev.sensor_id);
       if (!s) {
@@ -572,23 +729,12 @@ export async function mount(el, ctx) {
       }
       s.latest = { at: ev.at, value: ev.value };
       s.stale = false;
-      const d = st.control?.decision;
-      const input = d?.sensors?.find((i) => i.id === ev.sensor_id);
-      if (input) {
-        input.value = ev.value;
-        input.at = ev.at;
-        // The loop only announces decisions that change; the temperature moves in between.
-        // Counted sensors update the shown mean at once, the way the engine computes it.
-        if (input.used && Number.isFinite(ev.value)) {
-          d.effective_temp_c = recomputeEffective(d);
-          showTemp(d.effective_temp_c);
-        }
-      }
       renderSensor(ev.sensor_id);
     }),
     on('decision', (ev) => {
       if (!ev.decision) return;
       if (!st.control) st.control = { settings: { mode: ev.decision.mode }, decision: null };
+      ev.decision.receivedAt = Date.now();
       st.control.decision = ev.decision;
       renderDecision();
       if (!st.pending) renderTarget();
@@ -619,6 +765,7 @@ export async function mount(el, ctx) {
     st.alive = false;
     clearInterval(tick);
     notice.stop();
+    clearInterval(st.countdown);
     // An unsent +/− still goes out: the user pressed it, leaving the page is no "cancel".
     if (st.timer) {
       clearTimeout(st.timer);

@@ -44,6 +44,7 @@ pub(crate) const ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/v1/schedule/timeline", Access::Read),
     (Method::GET, "/v1/runs", Access::Read),
     (Method::GET, "/v1/analytics/daily", Access::Read),
+    (Method::GET, "/v1/analytics/periods", Access::Read),
 ];
 
 /// Engine routes deliberately not relayed: agents' routes, the event stream (relayed by

@@ -1,10 +1,13 @@
 //! History: a sensor's readings as a chart series (`GET /v1/sensors/{id}/readings`), the
-//! heating and cooling runs (`GET /v1/runs`) and their daily analytics
-//! (`GET /v1/analytics/daily`).
+//! heating and cooling runs (`GET /v1/runs`) and their analytics per local day
+//! (`GET /v1/analytics/daily`) and per shorter period (`GET /v1/analytics/periods`).
 
 use axum::extract::{Path, State};
 use hearth_proto::control::System;
-use hearth_proto::history::{DailyQuery, DayStats, Run, RunsQuery};
+use hearth_proto::history::{
+    DailyQuery, DayStats, MAX_PERIOD_HOURS, PERIOD_MINUTES, PeriodStats, PeriodsQuery, Run,
+    RunsQuery,
+};
 use hearth_proto::sensors::{ReadingsPage, ReadingsQuery};
 use hearth_proto::{ErrorBody, Timestamp};
 use jiff::SignedDuration;
@@ -156,6 +159,53 @@ pub(super) async fn daily(
     Ok(axum::Json(stats))
 }
 
+/// Runtime per period (default: per hour) and system over the last `hours` hours (1 to 168,
+/// default 24), the current period included, oldest first, heat before cool: for views
+/// shorter than a day, where one bar per day says nothing.
+///
+/// `period_min` is 5, 10, 15, 20, 30 or 60 (default 60): periods start on the local clock's
+/// multiples of it (the engine's time zone) and last that long; the last one holds now and
+/// counts up to now. Otherwise as `GET /v1/analytics/daily`: runs split at period edges,
+/// `cycles` the runs that started in the period, rates from runs of at least 10 minutes, every
+/// system that has ever run gets a row for every period.
+#[utoipa::path(get, path = "/v1/analytics/periods", tag = "history",
+    params(PeriodsQuery),
+    responses(
+        (status = 200, body = Vec<PeriodStats>),
+        (status = 422, description = "hours or period_min out of range", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
+pub(super) async fn periods(
+    State(state): State<AppState>,
+    Query(q): Query<PeriodsQuery>,
+) -> Result<axum::Json<Vec<PeriodStats>>, ApiError> {
+    let hours = q.hours.unwrap_or(24);
+    if !(1..=MAX_PERIOD_HOURS).contains(&hours) {
+        return Err(ApiError::invalid(format!(
+            "hours must be 1 to {MAX_PERIOD_HOURS}, got {hours}"
+        )));
+    }
+    let period_min = q.period_min.unwrap_or(60);
+    if !PERIOD_MINUTES.contains(&period_min) {
+        let offered: Vec<String> = PERIOD_MINUTES.iter().map(u32::to_string).collect();
+        return Err(ApiError::invalid(format!(
+            "period_min must be one of {}, got {period_min}",
+            offered.join(", ")
+        )));
+    }
+    let now = Timestamp::now();
+    // A period before the first hour asked for may still be cut off: read runs from an hour
+    // earlier than the span.
+    let from =
+        now.checked_sub(SignedDuration::from_hours(i64::from(hours) + 1)).unwrap_or(Timestamp::MIN);
+    let store = &state.inner.store;
+    let systems = store.run_systems().await?;
+    let runs = store.runs(from, now).await?;
+    let stats = period_stats(&runs, &systems, &state.inner.time_zone, now, hours, period_min)
+        .map_err(|e| ApiError::invalid(format!("hours={hours}: {e}")))?;
+    Ok(axum::Json(stats))
+}
+
 /// Start of the oldest local day of the `days` ending today.
 fn first_day_start(now: Timestamp, tz: &TimeZone, days: u32) -> Result<Timestamp, jiff::Error> {
     let today = now.to_zoned(tz.clone()).date();
@@ -180,54 +230,116 @@ pub(crate) fn daily_stats(
         let start = day.to_zoned(tz.clone())?.timestamp();
         let next = day.tomorrow()?;
         let end = next.to_zoned(tz.clone())?.timestamp();
-        let elapsed_end = end.min(now);
-        let elapsed_s = elapsed_end.duration_since(start).as_secs_f64().max(0.0);
         for &system in systems {
-            let mine = || runs.iter().filter(move |r| r.system == system);
-            let runtime: SignedDuration = mine()
-                .map(|r| {
-                    let from = r.start.max(start);
-                    let to = r.end.unwrap_or(now).min(elapsed_end);
-                    to.duration_since(from).max(SignedDuration::ZERO)
-                })
-                .sum();
-            let started: Vec<&Run> = mine().filter(|r| r.start >= start && r.start < end).collect();
-            let rates: Vec<f64> = started
-                .iter()
-                .filter_map(|r| {
-                    let length = r.end?.duration_since(r.start);
-                    if length < MIN_RATE_RUN {
-                        return None;
-                    }
-                    let change = r.end_temp_c? - r.start_temp_c?;
-                    let toward = if system == System::Heat { change } else { -change };
-                    Some(toward / (length.as_secs_f64() / 3600.0))
-                })
-                .collect();
-            let runtime_s = runtime.as_secs_f64();
-            let cycles = u32::try_from(started.len()).unwrap_or(u32::MAX);
+            let s = span_stats(runs, system, start, end, now);
             out.push(DayStats {
                 date: day.to_string(),
                 system,
-                runtime_s: runtime.as_secs().max(0).unsigned_abs(),
-                cycles,
-                cycles_per_hour: if elapsed_s > 0.0 {
-                    f64::from(cycles) / (elapsed_s / 3600.0)
-                } else {
-                    0.0
-                },
-                duty_cycle: if elapsed_s > 0.0 {
-                    (runtime_s / elapsed_s).clamp(0.0, 1.0)
-                } else {
-                    0.0
-                },
-                rate_c_per_h: (!rates.is_empty())
-                    .then(|| rates.iter().sum::<f64>() / rates.len() as f64),
+                runtime_s: s.runtime_s,
+                cycles: s.cycles,
+                cycles_per_hour: s.cycles_per_hour,
+                duty_cycle: s.duty_cycle,
+                rate_c_per_h: s.rate_c_per_h,
             });
         }
         day = next;
     }
     Ok(out)
+}
+
+/// The statistics of `systems` per period of `period_min` minutes over the last `hours`
+/// hours, the period holding `now` last. Periods start on the local clock's multiples of
+/// `period_min` (which divides an hour) and are that long in real time, across DST changes
+/// too. Pure: the clock and the zone are parameters.
+pub(crate) fn period_stats(
+    runs: &[Run],
+    systems: &[System],
+    tz: &TimeZone,
+    now: Timestamp,
+    hours: u32,
+    period_min: u32,
+) -> Result<Vec<PeriodStats>, jiff::Error> {
+    let period_min = period_min.clamp(1, 60);
+    let local = now.to_zoned(tz.clone());
+    let floor = i8::try_from(u32::from(local.minute().unsigned_abs()) / period_min * period_min)
+        .unwrap_or(0);
+    let current = local.with().minute(floor).second(0).subsec_nanosecond(0).build()?.timestamp();
+    let step = SignedDuration::from_mins(i64::from(period_min));
+    let count = i64::from(hours.max(1)) * 60 / i64::from(period_min);
+    let mut start = current.checked_sub(step * i32::try_from(count - 1).unwrap_or(0))?;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let end = start.checked_add(step)?;
+        for &system in systems {
+            let s = span_stats(runs, system, start, end, now);
+            out.push(PeriodStats {
+                start,
+                end,
+                system,
+                runtime_s: s.runtime_s,
+                cycles: s.cycles,
+                cycles_per_hour: s.cycles_per_hour,
+                duty_cycle: s.duty_cycle,
+                rate_c_per_h: s.rate_c_per_h,
+            });
+        }
+        start = end;
+    }
+    Ok(out)
+}
+
+/// One system's runtime over `[start, end)`, as far as it has elapsed at `now`.
+struct SpanStats {
+    runtime_s: u64,
+    cycles: u32,
+    cycles_per_hour: f64,
+    duty_cycle: f64,
+    rate_c_per_h: Option<f64>,
+}
+
+fn span_stats(
+    runs: &[Run],
+    system: System,
+    start: Timestamp,
+    end: Timestamp,
+    now: Timestamp,
+) -> SpanStats {
+    let elapsed_end = end.min(now);
+    let elapsed_s = elapsed_end.duration_since(start).as_secs_f64().max(0.0);
+    let mine = || runs.iter().filter(move |r| r.system == system);
+    let runtime: SignedDuration = mine()
+        .map(|r| {
+            let from = r.start.max(start);
+            let to = r.end.unwrap_or(now).min(elapsed_end);
+            to.duration_since(from).max(SignedDuration::ZERO)
+        })
+        .sum();
+    let started: Vec<&Run> = mine().filter(|r| r.start >= start && r.start < end).collect();
+    let rates: Vec<f64> = started
+        .iter()
+        .filter_map(|r| {
+            let length = r.end?.duration_since(r.start);
+            if length < MIN_RATE_RUN {
+                return None;
+            }
+            let change = r.end_temp_c? - r.start_temp_c?;
+            let toward = if system == System::Heat { change } else { -change };
+            Some(toward / (length.as_secs_f64() / 3600.0))
+        })
+        .collect();
+    let runtime_s = runtime.as_secs_f64();
+    let cycles = u32::try_from(started.len()).unwrap_or(u32::MAX);
+    SpanStats {
+        runtime_s: runtime.as_secs().max(0).unsigned_abs(),
+        cycles,
+        cycles_per_hour: if elapsed_s > 0.0 {
+            f64::from(cycles) / (elapsed_s / 3600.0)
+        } else {
+            0.0
+        },
+        duty_cycle: if elapsed_s > 0.0 { (runtime_s / elapsed_s).clamp(0.0, 1.0) } else { 0.0 },
+        rate_c_per_h: (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64),
+    }
 }
 
 #[cfg(test)]
@@ -317,6 +429,54 @@ mod tests {
             // The next day starts at local midnight: nothing ran.
             assert_eq!((stats[1].runtime_s, stats[1].cycles), (0, 0), "{date}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn periods_are_on_the_local_clock_and_split_runs() -> anyhow::Result<()> {
+        let runs = [
+            // 09:50 to 10:20, and one open since 10:35; now is 10:37.
+            run(System::Heat, "2026-01-11T09:50:00Z", Some("2026-01-11T10:20:00Z"), (19.0, 20.0)),
+            run(System::Heat, "2026-01-11T10:35:00Z", None, (19.0, 19.0)),
+        ];
+        let now = ts("2026-01-11T10:37:00Z");
+        let stats = period_stats(&runs, &[System::Heat], &TimeZone::UTC, now, 1, 15)?;
+        let got: Vec<(String, u64, u32)> =
+            stats.iter().map(|s| (s.start.to_string(), s.runtime_s, s.cycles)).collect();
+        let want = [
+            ("2026-01-11T09:45:00Z", 600, 1),
+            ("2026-01-11T10:00:00Z", 900, 0),
+            ("2026-01-11T10:15:00Z", 300, 0),
+            ("2026-01-11T10:30:00Z", 120, 1),
+        ];
+        let want: Vec<(String, u64, u32)> =
+            want.iter().map(|&(t, r, c)| (t.to_owned(), r, c)).collect();
+        assert_eq!(got, want);
+        // The current period: 2 of its 7 elapsed minutes; the 30 min run gives a rate.
+        assert!((stats[3].duty_cycle - 2.0 / 7.0).abs() < 1e-9);
+        assert_eq!(stats[3].end, ts("2026-01-11T10:45:00Z"));
+        assert_eq!(stats[0].rate_c_per_h, Some(2.0));
+
+        // Half-hour offset: hours start at the local hour (UTC :30).
+        let kolkata = zone("Asia/Kolkata")?;
+        let stats =
+            period_stats(&[], &[System::Heat], &kolkata, ts("2026-01-11T05:07:00Z"), 2, 60)?;
+        let starts: Vec<String> = stats.iter().map(|s| s.start.to_string()).collect();
+        assert_eq!(starts, ["2026-01-11T03:30:00Z", "2026-01-11T04:30:00Z"]);
+
+        // Spring forward in Berlin (02:00 CET → 03:00 CEST): every period an hour of real time.
+        let berlin = zone("Europe/Berlin")?;
+        let stats = period_stats(&[], &[System::Heat], &berlin, ts("2026-03-29T01:30:00Z"), 3, 60)?;
+        let spans: Vec<(String, String)> =
+            stats.iter().map(|s| (s.start.to_string(), s.end.to_string())).collect();
+        let want = [
+            ("2026-03-28T23:00:00Z", "2026-03-29T00:00:00Z"),
+            ("2026-03-29T00:00:00Z", "2026-03-29T01:00:00Z"),
+            ("2026-03-29T01:00:00Z", "2026-03-29T02:00:00Z"),
+        ];
+        let want: Vec<(String, String)> =
+            want.iter().map(|&(a, b)| (a.to_owned(), b.to_owned())).collect();
+        assert_eq!(spans, want);
         Ok(())
     }
 

@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     pub(crate) events: crate::events::Events,
     /// Counters for `GET /metrics`.
     pub(crate) counters: Arc<crate::metrics::Counters>,
+    /// The dashboard's URL for the info page, when configured (`--dashboard-url`).
+    pub(crate) dashboard_url: Option<String>,
     /// The time zone schedules and daily analytics are read in.
     pub(crate) time_zone: jiff::tz::TimeZone,
     /// The schedule: rules, overrides, default target, compiled into a shared snapshot.
@@ -120,6 +122,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(history::readings))
         .routes(routes!(history::runs))
         .routes(routes!(history::daily))
+        .routes(routes!(history::periods))
         .routes(routes!(relays::register))
         .routes(routes!(relays::list))
         .routes(routes!(relays::assign_function))

@@ -417,8 +417,9 @@ pub(super) async fn list_overrides(
 
 /// Override the schedule (admin), e.g. "make it 22 now" until the schedule's next change:
 /// `{"heat_c": 22, "hold": {"type": "next_change"}}`. The newest override wins over every
-/// rule while it holds. `next_change` is resolved when the override is created (overrides left
-/// out); with no change within 14 days it is refused.
+/// rule while it holds. `next_change` ends at the schedule's first change after the start
+/// (overrides left out), with no change within 14 days it is refused; later edits of the rules
+/// or the default target move that end to the next change as the schedule then stands.
 #[utoipa::path(post, path = "/v1/overrides", tag = "schedules",
     request_body = NewOverride,
     security(("bearer" = [])),

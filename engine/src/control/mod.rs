@@ -155,6 +155,7 @@ pub(crate) fn decide(inputs: &Inputs<'_>) -> Decision {
         sensors: fused.inputs,
         expected_at: proposal.expected_at,
         outlook: proposal.outlook,
+        held_until: held.until,
     }
 }
 
@@ -204,9 +205,13 @@ pub(crate) fn plugins() -> Vec<PluginInfo> {
     plugins::all().iter().map(|a| plugins::info(*a)).collect()
 }
 
-/// A temperature in reason texts: one decimal.
+/// A temperature in reason texts: one decimal, halves rounded away from zero. The dashboard
+/// rounds the same way (`fmtTemp` in `web-ui/assets/api.js`), so the temperature it shows and
+/// the one the reason names agree: a DS18B20 reads in sixteenths, and 17.25 must not be 17.2
+/// here and 17.3 there.
 fn temp(v: f64) -> String {
-    format!("{v:.1}")
+    // `+ 0.0` turns −0.0 into 0.0.
+    format!("{:.1}", (v * 10.0).round() / 10.0 + 0.0)
 }
 
 /// A small parameter (hysteresis, rates) in reason texts: up to two decimals, no trailing

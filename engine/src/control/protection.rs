@@ -19,6 +19,8 @@ pub(crate) struct Held {
     pub(crate) cool: bool,
     pub(crate) code: ReasonCode,
     pub(crate) reason: String,
+    /// When the hold ends (see `Decision::held_until`).
+    pub(crate) until: Option<Timestamp>,
 }
 
 /// Seconds left of `min_s` since `since`; None when nothing is left or `since` is unknown.
@@ -26,6 +28,12 @@ fn left(now: Timestamp, since: Option<Timestamp>, min_s: u32) -> Option<i64> {
     let elapsed = now.duration_since(since?).as_secs();
     let min = i64::from(min_s);
     (elapsed < min).then(|| (min - elapsed).min(min))
+}
+
+/// `min_s` after `since`: when a hold counted from `since` ends (exact, so every pass during
+/// the hold gives the same instant).
+fn until(since: Option<Timestamp>, min_s: u32) -> Option<Timestamp> {
+    since?.checked_add(jiff::SignedDuration::from_secs(i64::from(min_s))).ok()
 }
 
 fn name(system: System) -> &'static str {
@@ -39,10 +47,10 @@ pub(crate) fn protect(s: &ControlSettings, now: Timestamp, eq: Equipment, p: &Pr
     let mut want = [p.heat, p.cool];
     let relays: [Running; 2] = [eq.heat, eq.cool];
     let systems = [System::Heat, System::Cool];
-    let mut hold: Option<(ReasonCode, String)> = None;
-    let mut note = |code: ReasonCode, text: String| {
+    let mut hold: Option<(ReasonCode, String, Option<Timestamp>)> = None;
+    let mut note = |code: ReasonCode, text: String, until: Option<Timestamp>| {
         if hold.is_none() {
-            hold = Some((code, format!("{text} ({})", p.reason)));
+            hold = Some((code, format!("{text} ({})", p.reason), until));
         }
     };
 
@@ -57,6 +65,7 @@ pub(crate) fn protect(s: &ControlSettings, now: Timestamp, eq: Equipment, p: &Pr
             note(
                 ReasonCode::MinOnTime,
                 format!("{} held on: min on time, {} left", name(systems[i]), span(left)),
+                until(relays[i].since, s.min_on_s),
             );
         }
     }
@@ -72,12 +81,14 @@ pub(crate) fn protect(s: &ControlSettings, now: Timestamp, eq: Equipment, p: &Pr
             note(
                 ReasonCode::MinOffTime,
                 format!("{} held off: min off time, {} left", name(me), span(left)),
+                until(relays[i].since, s.min_off_s),
             );
         } else if relays[1 - i].on {
             want[i] = false;
             note(
                 ReasonCode::Changeover,
                 format!("{} held off: changeover, {} still running", name(me), name(other)),
+                None,
             );
         } else if let Some(left) = left(now, relays[1 - i].ran_until, s.changeover_s) {
             want[i] = false;
@@ -89,6 +100,7 @@ pub(crate) fn protect(s: &ControlSettings, now: Timestamp, eq: Equipment, p: &Pr
                     name(other),
                     span(left)
                 ),
+                until(relays[1 - i].ran_until, s.changeover_s),
             );
         }
     }
@@ -96,6 +108,6 @@ pub(crate) fn protect(s: &ControlSettings, now: Timestamp, eq: Equipment, p: &Pr
     if want[0] && want[1] {
         want = [p.heat, p.cool && !p.heat];
     }
-    let (code, reason) = hold.unwrap_or_else(|| (p.code, p.reason.clone()));
-    Held { heat: want[0], cool: want[1], code, reason }
+    let (code, reason, until) = hold.unwrap_or_else(|| (p.code, p.reason.clone(), None));
+    Held { heat: want[0], cool: want[1], code, reason, until }
 }

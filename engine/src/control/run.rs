@@ -214,6 +214,7 @@ impl Controller {
         let mut next_renew = tokio::time::Instant::now();
         let mut commanded: Option<(bool, bool)> = None;
         let mut recorded = self.latest().map(|d| record_key(&d));
+        let mut published: Option<Shown> = None;
         let mut learned = self.learn(Timestamp::now()).await;
         let mut learned_at = tokio::time::Instant::now();
         // Under a systemd watchdog a pass must complete at least every half WatchdogSec, even
@@ -253,6 +254,10 @@ impl Controller {
                         if let Err(e) = self.store.record_decision(&decision).await {
                             tracing::error!(error = %e, "cannot record decision");
                         }
+                    }
+                    let shown = Shown::of(&decision);
+                    if published.as_ref() != Some(&shown) {
+                        published = Some(shown);
                         self.events
                             .publish(Event::Decision { decision: Box::new(decision.clone()) });
                     }
@@ -311,6 +316,37 @@ impl Controller {
 /// Decisions are recorded when any of these change.
 fn record_key(d: &Decision) -> (bool, bool, hearth_proto::control::ReasonCode, Option<i64>) {
     (d.heat, d.cool, d.reason_code, d.rule.id)
+}
+
+/// What a dashboard shows of a decision: it is published (`decision` event) whenever any of
+/// it changes, recorded or not, so the temperature on the face and the reason that names it
+/// always come from one decision instead of a live number beside an old sentence.
+#[derive(Debug, Clone, PartialEq)]
+struct Shown {
+    recorded: (bool, bool, hearth_proto::control::ReasonCode, Option<i64>),
+    layer: hearth_proto::schedules::Layer,
+    mode: hearth_proto::control::Mode,
+    /// With its numbers: the temperature, the setpoint, the minutes left of a hold.
+    reason: String,
+    /// Bit patterns: a temperature that moved in the third decimal is shown again too (the
+    /// reason text rounds to one).
+    temp: Option<u64>,
+    setpoints: (u64, u64),
+    held_until: Option<Timestamp>,
+}
+
+impl Shown {
+    fn of(d: &Decision) -> Self {
+        Self {
+            recorded: record_key(d),
+            layer: d.rule.layer,
+            mode: d.mode,
+            reason: d.reason.clone(),
+            temp: d.effective_temp_c.map(f64::to_bits),
+            setpoints: (d.heat_setpoint_c.to_bits(), d.cool_setpoint_c.to_bits()),
+            held_until: d.held_until,
+        }
+    }
 }
 
 /// Sends the decision to every relay output whose function is heat or cool.

@@ -255,6 +255,8 @@ fn every_reason_code_has_an_input_that_produces_it() {
         assert_eq!((d.heat, d.cool, d.reason_code), (heat, cool, code), "{name}: {}", d.reason);
         assert_eq!(d.reason, reason, "{name}");
         assert!(!(d.heat && d.cool), "{name}");
+        let held = matches!(code, MinOnTime | MinOffTime | Changeover);
+        assert_eq!(d.held_until.is_some(), held, "{name}: held until {:?}", d.held_until);
         assert_eq!(d.rule.name, "mornings");
         assert_eq!(d.sensors.len(), 1);
         seen.insert(code);
@@ -308,6 +310,8 @@ fn protection_follows_the_relays_not_the_last_decision() {
     let d = blip.decide();
     assert_eq!((d.heat, d.reason_code), (false, ReasonCode::MinOffTime));
     assert!(d.reason.starts_with("heat held off: min off time, 3 min left"), "{}", d.reason);
+    // When the hold ends, exactly: the relay's switch time plus the minimum off time.
+    assert_eq!(d.held_until, Some(at(160)));
     let later = Case { now: at(159), ..Case::new(Mode::Heat, 19.0) }.heat(false, 20);
     assert_eq!(later.decide().reason_code, ReasonCode::MinOffTime);
     let d = Case { now: at(160), ..Case::new(Mode::Heat, 19.0) }.heat(false, 20).decide();
@@ -318,6 +322,7 @@ fn protection_follows_the_relays_not_the_last_decision() {
     let restart = Case::new(Mode::Heat, 21.5).heat(true, 60);
     let d = restart.decide();
     assert_eq!((d.heat, d.reason_code), (true, ReasonCode::MinOnTime));
+    assert_eq!(d.held_until, Some(at(120)));
     assert!(d.reason.starts_with("heat held on: min on time, 2 min left"), "{}", d.reason);
     let held = Case { now: at(119), ..Case::new(Mode::Heat, 21.5) }.heat(true, 60).decide();
     assert!(held.heat);

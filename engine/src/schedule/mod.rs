@@ -218,13 +218,13 @@ impl Schedule {
         let to = after.checked_add(NEXT_CHANGE_HORIZON).ok()?;
         let segments = self.resolve(after, to, false);
         let first = segments.first()?;
-        let same = |s: &Segment| {
-            s.rule == first.rule
-                && s.heat_c == first.heat_c
-                && s.cool_c == first.cool_c
-                && s.sensors == first.sensors
-        };
-        segments.iter().find(|s| !same(s)).map(|s| s.start)
+        segments.iter().find(|s| !same_target(s, first)).map(|s| s.start)
+    }
+
+    /// What the rules (overrides left out) put in force at `t`.
+    fn rules_at(&self, t: Timestamp) -> Option<Segment> {
+        let to = t.checked_add(SignedDuration::from_secs(1)).ok()?;
+        self.resolve(t, to, false).into_iter().next()
     }
 
     fn default_ref() -> RuleRef {
@@ -249,6 +249,56 @@ impl Schedule {
     fn local(&self, t: Timestamp) -> String {
         t.to_zoned(self.tz.clone()).to_string()
     }
+}
+
+/// Whether two segments put the same thing in force: the same winner (by layer and id, so
+/// renaming a rule changes nothing) with the same setpoints and sensors.
+fn same_target(a: &Segment, b: &Segment) -> bool {
+    a.rule.layer == b.rule.layer
+        && a.rule.id == b.rule.id
+        && a.heat_c == b.heat_c
+        && a.cool_c == b.cool_c
+        && a.sensors == b.sensors
+}
+
+/// The end of an override held "until the next change" (started at `start`, ending at `end`
+/// so far) after the rules were edited at `now`: the schedule before the edit was `before`,
+/// after it `after`.
+///
+/// People expect the next change of the schedule as it stands now, not as it stood when they
+/// pressed +. The schedule as it really unfolds is the old rules up to the edit and the new
+/// ones from it, so the hold ends at its first change after `start` in that history:
+/// - a hold that already ended stays ended (an edit never revives it);
+/// - a hold that has not started yet ends at the new rules' first change after its start;
+/// - an edit that changes what is in force at `now` (a block added or stretched over now, the
+///   rule in force edited, disabled or deleted, the default target changed under it) is itself
+///   that change: the hold ends at `now` and the newer intent wins;
+/// - otherwise the hold ends at the new rules' next change after `now`, earlier or later than
+///   before (a block added before the old change, the coming edge moved either way).
+///
+/// When the new rules do not change at all within [`NEXT_CHANGE_HORIZON`], the hold keeps the
+/// end it had: it stays bounded, and it ends when people were told it would.
+pub(crate) fn next_change_hold_end(
+    before: &Schedule,
+    after: &Schedule,
+    start: Timestamp,
+    end: Timestamp,
+    now: Timestamp,
+) -> Timestamp {
+    if end <= now {
+        return end;
+    }
+    if start > now {
+        return after.next_change(start).unwrap_or(end);
+    }
+    let changed_now = match (before.rules_at(now), after.rules_at(now)) {
+        (Some(was), Some(is)) => !same_target(&was, &is),
+        (was, is) => was.is_some() != is.is_some(),
+    };
+    if changed_now {
+        return now;
+    }
+    after.next_change(now).unwrap_or(end)
 }
 
 pub(super) fn pick_sensors(own: &[SensorWeight], default: &[SensorWeight]) -> Vec<SensorWeight> {

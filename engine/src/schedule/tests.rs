@@ -653,6 +653,149 @@ fn next_change_ignores_overrides_and_beaten_only_changes() {
     assert_eq!(schedule(&berlin, vec![], vec![]).next_change(at("07:00")), None);
 }
 
+/// A hold "until the next change" after an edit of the rules: it follows the schedule as it
+/// stands now (past as it was, future as it is), never revived once over.
+#[test]
+fn a_hold_until_the_next_change_follows_later_edits() {
+    let berlin = tz("Europe/Berlin");
+    // Wednesday 2026-01-14, CET.
+    let at = |hhmm: &str| local(&berlin, &format!("2026-01-14T{hhmm}"));
+    let wed = [Weekday::Wednesday];
+    let day = |end: &str, heat: f64| {
+        rule(1, new_rule("Day", weekly(&ALL_DAYS, "07:00", end), Some(heat), None))
+    };
+    let block = |id, s, e| rule(id, new_rule("Evening", weekly(&wed, s, e), Some(23.0), None));
+    // Before every edit: Day 07:00–22:30 at 21 °C, the default (20 °C) otherwise.
+    let before = schedule(&berlin, vec![day("22:30", 21.0)], vec![]);
+    struct Case {
+        name: &'static str,
+        rules: Vec<Rule>,
+        default: DefaultTarget,
+        /// The hold's start and end so far, the instant of the edit, the end wanted after it.
+        start: Timestamp,
+        end: Timestamp,
+        now: Timestamp,
+        want: Timestamp,
+    }
+    let d = default_target();
+    // Pressed + at 18:00 (until Day ends at 22:30); the schedule is edited at 20:00.
+    let case = |name, rules, want| Case {
+        name,
+        rules,
+        default: d.clone(),
+        start: at("18:00"),
+        end: at("22:30"),
+        now: at("20:00"),
+        want,
+    };
+    let mut renamed = day("22:30", 21.0);
+    renamed.rule.name = "Daytime".into();
+    let mut disabled = day("22:30", 21.0);
+    disabled.rule.enabled = false;
+    let thursday = |hhmm: &str| local(&berlin, &format!("2026-01-15T{hhmm}"));
+    let cases = vec![
+        case("nothing that matters changed", vec![day("22:30", 21.0)], at("22:30")),
+        case(
+            "a rule on another day",
+            vec![
+                day("22:30", 21.0),
+                rule(
+                    2,
+                    new_rule("Mon", weekly(&[Weekday::Monday], "06:00", "07:00"), Some(22.0), None),
+                ),
+            ],
+            at("22:30"),
+        ),
+        case(
+            "a block added later today: it is the next change",
+            vec![day("22:30", 21.0), block(2, "21:00", "22:00")],
+            at("21:00"),
+        ),
+        case("the coming edge moved later", vec![day("23:15", 21.0)], at("23:15")),
+        case("the coming edge moved earlier", vec![day("21:15", 21.0)], at("21:15")),
+        case(
+            "the coming edge moved into the past: over now",
+            vec![day("19:00", 21.0)],
+            at("20:00"),
+        ),
+        case(
+            "a block added over now: the edit is the change",
+            vec![day("22:30", 21.0), block(2, "19:30", "21:00")],
+            at("20:00"),
+        ),
+        case(
+            "a block that ended before now changes nothing",
+            vec![day("22:30", 21.0), block(2, "18:30", "19:00")],
+            at("22:30"),
+        ),
+        case("the rule in force gets another setpoint", vec![day("22:30", 22.0)], at("20:00")),
+        case("the rule in force is renamed", vec![renamed], at("22:30")),
+        case("the rule in force is disabled", vec![disabled], at("20:00")),
+        case("the rule in force is deleted", vec![], at("20:00")),
+        Case {
+            name: "the default in force is changed",
+            rules: vec![day("22:30", 21.0)],
+            default: DefaultTarget { heat_c: 18.0, ..d.clone() },
+            start: at("23:00"),
+            end: thursday("07:00"),
+            now: at("23:30"),
+            want: at("23:30"),
+        },
+        Case {
+            name: "the default elsewhere is changed",
+            rules: vec![day("22:30", 21.0)],
+            default: DefaultTarget { heat_c: 18.0, ..d.clone() },
+            start: at("18:00"),
+            end: at("22:30"),
+            now: at("20:00"),
+            want: at("22:30"),
+        },
+        Case {
+            name: "an ended hold stays ended",
+            rules: vec![day("23:15", 21.0)],
+            default: d.clone(),
+            start: at("08:00"),
+            end: at("19:00"),
+            now: at("20:00"),
+            want: at("19:00"),
+        },
+        Case {
+            name: "a hold still to come: the new first change after its start",
+            rules: vec![
+                day("22:30", 21.0),
+                rule(
+                    2,
+                    new_rule(
+                        "Thu",
+                        weekly(&[Weekday::Thursday], "12:00", "13:00"),
+                        Some(22.0),
+                        None,
+                    ),
+                ),
+            ],
+            default: d.clone(),
+            start: thursday("08:00"),
+            end: thursday("22:30"),
+            now: at("20:00"),
+            want: thursday("12:00"),
+        },
+        Case {
+            name: "no change left within 14 days: the end it had",
+            rules: vec![],
+            default: d.clone(),
+            start: at("23:00"),
+            end: thursday("07:00"),
+            now: at("23:30"),
+            want: thursday("07:00"),
+        },
+    ];
+    for c in cases {
+        let after = Schedule::new(berlin.clone(), c.default, c.rules, vec![]);
+        let got = next_change_hold_end(&before, &after, c.start, c.end, c.now);
+        assert_eq!(got, c.want, "{}", c.name);
+    }
+}
+
 #[test]
 fn layers_of_rules() {
     let days6 = [

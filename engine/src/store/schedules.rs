@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use hearth_proto::Timestamp;
-use hearth_proto::schedules::{DefaultTarget, NewOverride, NewRule, Override, Rule};
+use hearth_proto::schedules::{DefaultTarget, Hold, NewOverride, NewRule, Override, Rule};
 use jiff::SignedDuration;
 use jiff::tz::TimeZone;
 use sqlx::Row;
 use tokio::sync::{Mutex, watch};
 
 use super::{Store, from_millis, millis};
-use crate::schedule::{Schedule, check_rule, default_target};
+use crate::schedule::{Schedule, check_rule, default_target, next_change_hold_end};
 
 /// Overrides that ended longer ago than this are deleted.
 const KEEP_ENDED: SignedDuration = SignedDuration::from_hours(7 * 24);
@@ -143,6 +143,20 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Move an override's end (a hold "until the next change" after a schedule edit).
+    pub(crate) async fn set_override_end(
+        &self,
+        id: i64,
+        end: Timestamp,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE overrides SET end_ms = ? WHERE id = ?")
+            .bind(millis(end))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
     /// End every override in force at `now` (started, not ended); how many.
     pub(crate) async fn end_overrides(&self, now: Timestamp) -> Result<u64, sqlx::Error> {
         let now = millis(now);
@@ -198,12 +212,37 @@ impl Schedules {
         Ok(())
     }
 
+    /// After a write to the rules or the default target: holds "until the next change" follow
+    /// the schedule as it stands now ([`next_change_hold_end`]), then the snapshot is rebuilt.
+    /// `before` is the snapshot from before the write.
+    async fn publish_edit(&self, before: &Schedule) -> Result<(), sqlx::Error> {
+        // The database keeps milliseconds: decide on what it will hold.
+        let now = ms(Timestamp::now());
+        let after = Schedule::new(
+            self.tz.clone(),
+            self.store.schedule_default().await?,
+            self.store.schedule_rules().await?,
+            Vec::new(),
+        );
+        for o in self.store.overrides(now).await? {
+            let (Hold::NextChange, Some(end)) = (&o.hold, o.end) else { continue };
+            let moved = ms(next_change_hold_end(before, &after, o.start, end, now));
+            if moved != end {
+                self.store.set_override_end(o.id, moved).await?;
+                tracing::info!(id = o.id, from = %end, to = %moved,
+                    "override held until the next change follows the schedule edit");
+            }
+        }
+        self.publish().await
+    }
+
     /// Store a new rule (already checked); the stored rule.
     pub(crate) async fn create_rule(&self, rule: NewRule) -> Result<Rule, sqlx::Error> {
         let layer = check_rule(&rule).map_err(invalid)?;
         let _w = self.writing.lock().await;
+        let before = self.snapshot();
         let id = self.store.insert_rule(&rule, millis(Timestamp::now())).await?;
-        self.publish().await?;
+        self.publish_edit(&before).await?;
         Ok(Rule { id, layer, rule })
     }
 
@@ -215,19 +254,21 @@ impl Schedules {
     ) -> Result<Option<Rule>, sqlx::Error> {
         let layer = check_rule(&rule).map_err(invalid)?;
         let _w = self.writing.lock().await;
+        let before = self.snapshot();
         if !self.store.update_rule(id, &rule).await? {
             return Ok(None);
         }
-        self.publish().await?;
+        self.publish_edit(&before).await?;
         Ok(Some(Rule { id, layer, rule }))
     }
 
     /// Delete a rule; false when there is no such rule.
     pub(crate) async fn delete_rule(&self, id: i64) -> Result<bool, sqlx::Error> {
         let _w = self.writing.lock().await;
+        let before = self.snapshot();
         let found = self.store.delete_rule(id).await?;
         if found {
-            self.publish().await?;
+            self.publish_edit(&before).await?;
         }
         Ok(found)
     }
@@ -235,8 +276,9 @@ impl Schedules {
     /// Replace the default target (already checked).
     pub(crate) async fn set_default(&self, d: &DefaultTarget) -> Result<(), sqlx::Error> {
         let _w = self.writing.lock().await;
+        let before = self.snapshot();
         self.store.save_schedule_default(d).await?;
-        self.publish().await
+        self.publish_edit(&before).await
     }
 
     /// Overrides in force at `now` or still to come, by id.

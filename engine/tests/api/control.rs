@@ -322,3 +322,73 @@ async fn events_stream_readings_and_decisions() -> R {
     control.await?;
     Ok(())
 }
+
+/// The next SSE event of type `kind` from `body` (its JSON data), reading frames into `buf`.
+async fn next_event(
+    body: &mut Body,
+    buf: &mut String,
+    kind: &str,
+    deadline: tokio::time::Instant,
+) -> R<Value> {
+    loop {
+        // Whole events end with a blank line.
+        while let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            let mut lines = event.lines();
+            if lines.next() == Some(&format!("event: {kind}")[..]) {
+                let data = lines.find_map(|l| l.strip_prefix("data: "));
+                return Ok(serde_json::from_str(data.unwrap_or("null"))?);
+            }
+        }
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .map_err(|_| anyhow::anyhow!("no {kind} event in time; unread: {buf}"))?
+            .ok_or_else(|| anyhow::anyhow!("stream ended"))??;
+        if let Ok(data) = frame.into_data() {
+            buf.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+}
+
+/// A dashboard shows the decision's temperature beside its reason: a new temperature with the
+/// same outcome and reason code is published as a decision too (recorded or not), and the
+/// reason names the temperature as the dashboard rounds it (17.25 is 17.3, not 17.2).
+#[tokio::test]
+async fn every_new_temperature_is_published_with_its_decision() -> R {
+    let f = fixture_with(&["--tick-s", "0.1"]).await?;
+    let resp = f
+        .engine
+        .router()
+        .oneshot(Request::builder().uri("/v1/events").body(Body::empty())?)
+        .await?;
+    let mut body = resp.into_body();
+    let mut buf = String::new();
+    let (stop, control) = running_engine(&f).await;
+    let cred = f.agent("pi");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    // Below the default 20 °C: heat on, below the band; then colder still, the same decision
+    // but for the temperature.
+    for (value, shown) in [(18.5, "18.5 °C"), (17.25, "17.3 °C"), (17.75, "17.8 °C")] {
+        let body_text = update("pi", json!(value));
+        let got = f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&body_text)).await?;
+        assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
+        let d = loop {
+            let ev = next_event(&mut body, &mut buf, "decision", deadline).await?;
+            if ev["decision"]["effective_temp_c"] == json!(value) {
+                break ev["decision"].clone();
+            }
+        };
+        assert_eq!((&d["heat"], &d["reason_code"]), (&json!(true), &json!("heat_below_band")));
+        let reason = d["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(&format!("some_alias {shown}")), "{value}: {reason}");
+    }
+    // Recorded once: the outcome and the reason code did not change with the temperature (a
+    // first pass before the first reading may have recorded the sensor loss).
+    let recorded = f.get("/v1/control/decisions").await?;
+    let below = recorded.as_array().into_iter().flatten();
+    let below = below.filter(|d| d["reason_code"] == "heat_below_band").count();
+    assert_eq!(below, 1, "{recorded}");
+    let _ = stop.send(true);
+    control.await?;
+    Ok(())
+}

@@ -175,11 +175,30 @@ async fn runs_and_daily_analytics_are_served() -> R {
     assert!(rows[0]["date"].as_str() < rows[3]["date"].as_str(), "oldest day first");
     assert_eq!(f.get("/v1/analytics/daily").await?.as_array().map(Vec::len), Some(14));
 
+    // The same hour of heat per quarter hour over the last two hours: 8 periods per system,
+    // the open run's whole hour in them, its start in one of them.
+    let quarters = f.get("/v1/analytics/periods?hours=2&period_min=15").await?;
+    let rows = quarters.as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 16, "{quarters}");
+    let heat: Vec<&Value> = rows.iter().filter(|r| r["system"] == "heat").collect();
+    let runtime: u64 = heat.iter().filter_map(|r| r["runtime_s"].as_u64()).sum();
+    let cycles: u64 = heat.iter().filter_map(|r| r["cycles"].as_u64()).sum();
+    // Whole seconds per period: up to a second lost at each of the five edges.
+    assert!((3595..3700).contains(&runtime) && cycles == 1, "{quarters}");
+    assert_eq!(heat[0]["end"], heat[1]["start"], "periods follow each other");
+    // By default: per hour over the last day.
+    assert_eq!(f.get("/v1/analytics/periods").await?.as_array().map(Vec::len), Some(48));
+
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     for (path, text) in [
         ("/v1/analytics/daily?days=0", "days must be 1 to 366, got 0"),
         ("/v1/analytics/daily?days=367", "days must be 1 to 366, got 367"),
         ("/v1/analytics/daily?days=week", "days"),
+        ("/v1/analytics/periods?hours=0", "hours must be 1 to 168, got 0"),
+        ("/v1/analytics/periods?hours=169", "hours must be 1 to 168, got 169"),
+        ("/v1/analytics/periods?period_min=7", "period_min must be one of 5, 10, 15, 20, 30, 60"),
+        ("/v1/analytics/periods?period_min=0", "period_min must be one of"),
+        ("/v1/analytics/periods?hours=a", "hours"),
         ("/v1/runs?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "must be before to"),
         ("/v1/runs?from=2000-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", "10 years"),
         ("/v1/runs?to=soon", "to"),

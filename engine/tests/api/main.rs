@@ -132,6 +132,46 @@ async fn info_status_and_openapi_are_served() -> R {
     Ok(())
 }
 
+/// `GET /` with a `Host` header; the page's text.
+async fn info_page(router: Router, host: &str) -> R<String> {
+    let req = Request::builder().uri("/").header("host", host).body(Body::empty())?;
+    let resp = router.oneshot(req).await?;
+    anyhow::ensure!(resp.status() == StatusCode::OK, "GET /: {}", resp.status());
+    Ok(String::from_utf8(resp.into_body().collect().await?.to_bytes().to_vec())?)
+}
+
+#[tokio::test]
+async fn the_info_page_links_the_dashboard() -> R {
+    let f = fixture().await?;
+    // By default: port 8088 on the host name the browser used.
+    let page = info_page(f.engine.router(), "thermostat.local:8080").await?;
+    assert!(
+        page.contains("<a href=\"http://thermostat.local:8088/\">Open the dashboard</a>"),
+        "{page}"
+    );
+    // A Host that is not a host name is not echoed into the page.
+    let page = info_page(f.engine.router(), "x\"><script>alert(1)</script>").await?;
+    assert!(!page.contains("<script>") && !page.contains("Open the dashboard"), "{page}");
+
+    // Configured, escaped where it is written into the page.
+    let dir = tempfile::tempdir()?;
+    let url = "https://hearth.example/dash?a=1&b=2";
+    let engine = Engine::open(&config(dir.path(), &["--dashboard-url", url])?).await?;
+    let page = info_page(engine.router(), "127.0.0.1:8080").await?;
+    let link = "<a href=\"https://hearth.example/dash?a=1&amp;b=2\">Open the dashboard</a>";
+    assert!(page.contains(link), "{page}");
+    // Not a URL a browser can open: the engine refuses to start, naming the setting.
+    for bad in ["thermostat.local:8088", "javascript:alert(1)", "ftp://host/", "http://"] {
+        let dir = tempfile::tempdir()?;
+        let err = match Engine::open(&config(dir.path(), &["--dashboard-url", bad])?).await {
+            Ok(_) => anyhow::bail!("--dashboard-url {bad:?} accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("dashboard_url must be an http:// or https:// URL"), "{bad}: {err}");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn seed_contract_update_is_stored() -> R {
     let f = fixture().await?;

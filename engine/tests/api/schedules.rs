@@ -186,6 +186,57 @@ async fn an_override_wins_until_the_schedule_is_resumed() -> R {
     Ok(())
 }
 
+/// A weekly rule on the Berlin day and time (whole minutes) about `min` minutes from now,
+/// lasting an hour, and the instant it starts.
+fn block_in(name: &str, min: i64, heat: f64) -> R<(Value, Timestamp)> {
+    let tz = jiff::tz::TimeZone::get("Europe/Berlin")?;
+    let t = Timestamp::now().checked_add(jiff::SignedDuration::from_mins(min))?;
+    let z = t.to_zoned(tz).with().second(0).subsec_nanosecond(0).build()?;
+    let end = z.checked_add(jiff::SignedDuration::from_mins(60))?;
+    let day = format!("{:?}", z.weekday()).to_lowercase();
+    let rule = json!({"name": name, "when": {"type": "weekly", "days": [day],
+        "start": format!("{:02}:{:02}", z.hour(), z.minute()),
+        "end": format!("{:02}:{:02}", end.hour(), end.minute())}, "heat_c": heat});
+    Ok((rule, z.timestamp()))
+}
+
+#[tokio::test]
+async fn a_hold_until_the_next_change_follows_later_schedule_edits() -> R {
+    let f = berlin().await?;
+    let admin = f.admin();
+    let (evening, evening_at) = block_in("Evening", 180, 21.0)?;
+    let got = f.call("POST", "/v1/schedules", Some(&admin), Some(&evening.to_string())).await?;
+    assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
+    let plus = json!({"heat_c": 23, "hold": {"type": "next_change"}}).to_string();
+    let (status, o) = f.call("POST", "/v1/overrides", Some(&admin), Some(&plus)).await?;
+    assert_eq!(status, StatusCode::CREATED, "{o}");
+    assert_eq!(o["end"], json!(evening_at), "until Evening starts");
+    let end = || async { R::Ok(f.get("/v1/overrides").await?[0]["end"].clone()) };
+
+    // A block added after the press, before Evening: the hold now ends when it starts, and it
+    // wins from then on.
+    let (later, later_at) = block_in("Later", 60, 19.0)?;
+    let (status, added) =
+        f.call("POST", "/v1/schedules", Some(&admin), Some(&later.to_string())).await?;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert_eq!(end().await?, json!(later_at));
+    let t = f.get(&format!("/v1/schedule/timeline?from={later_at}&hours=1")).await?;
+    assert_eq!(t["segments"][0]["rule"]["name"], "Later", "{t}");
+
+    // Moved later, the hold follows; deleted, the hold is back to Evening.
+    let (moved, moved_at) = block_in("Later", 120, 19.0)?;
+    let path = format!("/v1/schedules/{}", added["id"]);
+    let got = f.call("PUT", &path, Some(&admin), Some(&moved.to_string())).await?;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(end().await?, json!(moved_at));
+    assert_eq!(f.call("DELETE", &path, Some(&admin), None).await?.0, StatusCode::NO_CONTENT);
+    assert_eq!(end().await?, json!(evening_at));
+    // The rest of the override is as it was made.
+    let now = &f.get("/v1/overrides").await?[0];
+    assert_eq!((&now["id"], &now["heat_c"], &now["hold"]), (&o["id"], &o["heat_c"], &o["hold"]));
+    Ok(())
+}
+
 /// Everything GET shows of the schedule, to compare before and after a refused request.
 async fn state(f: &Fixture) -> R<Value> {
     Ok(json!([

@@ -7,14 +7,20 @@
 
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
+use hearth_common::auth::DeviceCredential;
 use hearth_e2e::webdriver::Browser;
 use hearth_e2e::{Proc, artefacts_dir, eventually, in_private_netns};
+use hearth_proto::Timestamp;
 use hearth_proto::client::{EngineClient, RelayAgentClient};
+use hearth_proto::control::ControlSettings;
 use hearth_proto::relays::RelayState;
 use hearth_proto::schedules::{Hold, NewOverride, NewRule, Weekday, When};
+use hearth_proto::sensors::{MAX_BACKLOG_UPDATES, SensorBacklog, SensorReport, SensorUpdate};
 use serde_json::{Value, json};
 
-use super::{RELAY, SENSOR_ID, Site, engine_args, heat_to, start_relay, start_sensor};
+use super::{RELAY, SENSOR, SENSOR_ID, Site, engine_args, heat_to, start_relay, start_sensor};
 
 /// Most waits: generous, as a debug build of four programs and chromium share two cores.
 const WAIT: Duration = Duration::from_secs(40);
@@ -183,6 +189,250 @@ fn utc_day_and_time(t: hearth_proto::Timestamp) -> (String, String) {
     (day, format!("{:02}:{:02}", z.hour(), z.minute()))
 }
 
+/// `days` of one-a-minute readings of the test's sensor up to `until`, through the engine's
+/// backlog route with the sensor agent's own credential, as an agent's replay would deliver
+/// them: a house at 20.5 °C by day and 17 °C by night (UTC), the heating's saw-tooth of half
+/// a degree around it, in DS18B20 sixteenths. How many readings.
+async fn seed_history(house: &House, until: Timestamp, days: i64) -> anyhow::Result<usize> {
+    let key: DeviceCredential = house.site.sensor_key.parse()?;
+    let agent = EngineClient::new(&house.engine_url, Some(key.agent_credential(SENSOR)));
+    let minutes = days * 24 * 60;
+    let start = until - jiff::SignedDuration::from_mins(minutes);
+    let reading = |m: i64| -> anyhow::Result<SensorUpdate> {
+        let at = start + jiff::SignedDuration::from_mins(m);
+        let hour = at.to_zoned(jiff::tz::TimeZone::UTC).hour();
+        let base = if (6..22).contains(&hour) { 20.5 } else { 17.0 };
+        let saw = ((m % 40) as f64 / 40.0 - 0.5) * 0.5;
+        let value = ((base + saw) * 16.0).round() / 16.0;
+        let report = SensorReport {
+            kind: "DS18B20".into(),
+            value: Some(value),
+            alias: None,
+            extra: None,
+            timestamp: Some(at),
+        };
+        Ok(SensorUpdate {
+            host_id: SENSOR.into(),
+            sensors: BTreeMap::from([(SENSOR_ID.to_owned(), report)]),
+            agent_time: None,
+        })
+    };
+    let all = (0..minutes).map(reading).collect::<anyhow::Result<Vec<_>>>()?;
+    for chunk in all.chunks(MAX_BACKLOG_UPDATES) {
+        let backlog =
+            SensorBacklog { host_id: SENSOR.into(), updates: chunk.to_vec(), agent_time: None };
+        agent.sensor_backlog(&backlog).await?;
+    }
+    Ok(all.len())
+}
+
+/// What Home's face says, read in one script (one instant): the temperature, the state, the
+/// short why beside it, and the engine's reason in the card below.
+async fn face(b: &Browser) -> anyhow::Result<[String; 4]> {
+    let script = "return ['#home-temp', '#home-state', '#home-status', '#home-reason']\
+        .map(s => (document.querySelector(s)?.textContent || '').trim().replace(/\\s+/g, ' '))";
+    let v = b.execute(script, vec![]).await?;
+    let text = |i: usize| v[i].as_str().unwrap_or_default().to_owned();
+    Ok([text(0), text(1), text(2), text(3)])
+}
+
+/// Fails unless every element matching one of `css` is on the screen without scrolling: inside
+/// the viewport, above the phone's tab bar.
+async fn above_the_fold(b: &Browser, css: &[&str]) -> anyhow::Result<()> {
+    let script = "window.scrollTo(0, 0); \
+        const nav = document.querySelector('.mainnav'); \
+        const navTop = nav && nav.checkVisibility() ? nav.getBoundingClientRect().top : innerHeight; \
+        const limit = navTop > innerHeight / 2 ? navTop : innerHeight; \
+        return arguments[0].flatMap(s => [...document.querySelectorAll(s)]\
+          .filter(e => { const r = e.getBoundingClientRect(); \
+            return !(r.width > 0 && r.top >= 0 && r.bottom <= limit); })\
+          .map(e => s + ' ' + JSON.stringify(e.getBoundingClientRect())))";
+    let below = b.execute(script, vec![json!(css)]).await?;
+    anyhow::ensure!(below == json!([]), "not on the first screen: {below}");
+    Ok(())
+}
+
+/// Toasts fade after a few seconds; screenshots wait for them, so nothing covers the view.
+async fn without_toasts(b: &Browser) -> anyhow::Result<()> {
+    b.wait_for("no toast on the screen", WAIT, || async {
+        let n = b.execute("return document.querySelectorAll('#toasts > *').length", vec![]).await?;
+        Ok((n == json!(0)).then_some(()))
+    })
+    .await
+}
+
+/// The span the History chart shows, from its data attributes: (from, to).
+async fn chart_span(b: &Browser) -> anyhow::Result<Option<(Timestamp, Timestamp)>> {
+    let Some(el) = b.try_find("#history-chart[aria-busy=false]").await? else { return Ok(None) };
+    let (Some(from), Some(to)) = (el.attribute("data-from").await?, el.attribute("data-to").await?)
+    else {
+        return Ok(None);
+    };
+    Ok(Some((from.parse()?, to.parse()?)))
+}
+
+/// Wait until the History chart shows a span of `minutes` (± `tolerance`, a fraction) with
+/// points, all inside it; the span.
+async fn chart_showing(
+    b: &Browser,
+    minutes: f64,
+    tolerance: f64,
+) -> anyhow::Result<(Timestamp, Timestamp)> {
+    let what = format!("the History chart showing {minutes} min with points");
+    b.wait_for(&what, WAIT, || async {
+        let Some((from, to)) = chart_span(b).await? else { return Ok(None) };
+        let span = to.duration_since(from).as_secs_f64() / 60.0;
+        if (span - minutes).abs() > minutes * tolerance {
+            return Ok(None);
+        }
+        let script = "return [...document.querySelectorAll('#history-chart svg .point')]\
+            .map(p => p.dataset.t)";
+        let times = b.execute(script, vec![]).await?;
+        let times: Vec<Timestamp> = times
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str()?.parse().ok())
+            .collect();
+        // A point is drawn at its bucket's start: a bucket may begin before the span.
+        let slack = jiff::SignedDuration::from_mins(30);
+        let inside = times.iter().all(|t| *t >= from - slack && *t <= to);
+        Ok((!times.is_empty() && inside).then_some((from, to)))
+    })
+    .await
+}
+
+/// The runtime chart's axis: every tick a plain number with the same decimals, one unit label.
+async fn runtime_axis_has_one_unit(b: &Browser) -> anyhow::Result<String> {
+    let script = "const axis = [...document.querySelectorAll('#history-runtime svg .chart-grid text')]; \
+        return [axis.filter(t => t.classList.contains('chart-unit')).map(t => t.textContent), \
+          axis.filter(t => !t.classList.contains('chart-unit')).map(t => t.textContent)]";
+    let v = b.execute(script, vec![]).await?;
+    let units: Vec<&str> =
+        v[0].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let ticks: Vec<&str> =
+        v[1].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    anyhow::ensure!(units.len() == 1 && ["s", "min", "h"].contains(&units[0]), "units {units:?}");
+    let decimals = |t: &str| t.split('.').nth(1).map_or(0, str::len);
+    let numeric = ticks.iter().all(|t| t.parse::<f64>().is_ok());
+    let same = ticks.iter().all(|t| decimals(t) == decimals(ticks[0]));
+    anyhow::ensure!(numeric && same && ticks.len() >= 2, "ticks {ticks:?} ({units:?})");
+    Ok(format!("{ticks:?} {}", units[0]))
+}
+
+/// The History view's short ranges, their runtime per period on one unit, and every way to
+/// zoom: the buttons, a drag across the chart, the keyboard on the focused chart.
+async fn history_ranges_and_zoom(b: &Browser) -> anyhow::Result<()> {
+    for (range, minutes, per) in [("1h", 60.0, "per 5 minutes"), ("6h", 360.0, "per half hour")] {
+        b.find(&format!("button[data-range=\"{range}\"]")).await?.click().await?;
+        let (from, to) = chart_showing(b, minutes, 0.01).await?;
+        let title = format!("Runtime {per}");
+        b.wait_for(&format!("#history-runtime-title {title:?}"), WAIT, || async {
+            Ok(text_of(b, "#history-runtime-title").await?.filter(|t| *t == title))
+        })
+        .await?;
+        let axis = b
+            .wait_for("the runtime bars", WAIT, || async {
+                Ok(runtime_axis_has_one_unit(b).await.ok())
+            })
+            .await?;
+        eprintln!("web: History {range}: {from} to {to}, runtime axis {axis}");
+    }
+    // The buttons: in halves the span, out and "Whole range" bring the range back.
+    let zoomed = |t: Option<String>| t.is_some_and(|t| t.starts_with("Zoomed:"));
+    b.find("button#history-zoom-in").await?.click().await?;
+    chart_showing(b, 180.0, 0.01).await?;
+    assert!(zoomed(text_of(b, "#history-span").await?), "no zoom shown");
+    b.find("button#history-zoom-out").await?.click().await?;
+    chart_showing(b, 360.0, 0.01).await?;
+    assert!(!zoomed(text_of(b, "#history-span").await?), "still zoomed");
+    // A drag across the middle half of the chart shows that half, in more detail.
+    let overlay = b.find("#history-chart .chart-overlay").await?;
+    let width = b
+        .execute("return arguments[0].getBoundingClientRect().width", vec![overlay.to_arg()])
+        .await?
+        .as_f64()
+        .unwrap_or_default();
+    let quarter = (width / 4.0) as i64;
+    b.drag(&overlay, (-quarter, 0), (quarter, 0)).await?;
+    let (from, to) = chart_showing(b, 180.0, 0.05).await?;
+    eprintln!("web: History dragged to {from} – {to}");
+    // The keyboard on the focused chart: + in, 0 back to the whole range.
+    b.find("#history-chart svg.chart").await?.send_keys("+").await?;
+    chart_showing(b, 90.0, 0.05).await?;
+    b.find("#history-chart svg.chart").await?.send_keys("0").await?;
+    chart_showing(b, 360.0, 0.01).await?;
+    b.find("button#history-zoom-in").await?.click().await?;
+    chart_showing(b, 180.0, 0.01).await?;
+    b.find("button#history-zoom-reset").await?.click().await?;
+    chart_showing(b, 360.0, 0.01).await?;
+    Ok(())
+}
+
+/// How far below the kiosk's visible controls the reason card starts, and how far aside (the
+/// controls' own box fills its grid cell: their visible parts are what people see).
+const KIOSK_GAP: &str = "const kids = [...document.querySelectorAll('.home-controls > *')]\
+    .filter(e => e.checkVisibility()).map(e => e.getBoundingClientRect()); \
+    const w = document.querySelector('.home-why').getBoundingClientRect(); \
+    return [w.top - Math.max(...kids.map(r => r.bottom)), \
+      Math.abs(w.left - Math.min(...kids.map(r => r.left)))]";
+
+/// The kiosk: one group of controls and reason beside the face (not the card alone in a
+/// corner), and without a session no buttons that need one, but a way to log in.
+async fn kiosk(b: &Browser, web: &str, admin: &str) -> anyhow::Result<()> {
+    let temp = |t: &str| t.contains("°C") && t.chars().any(|c| c.is_ascii_digit());
+    for (w, h) in [(1024, 600), (1280, 800)] {
+        b.set_viewport(w, h, false).await?;
+        b.navigate(&format!("{web}/?kiosk")).await?;
+        b.wait_for("#home-temp in kiosk mode", WAIT, || async {
+            Ok(text_of(b, "#home-temp").await?.filter(|t| temp(t)))
+        })
+        .await?;
+        b.wait_for("the controls with a session", WAIT, || async {
+            shown(b, "button#temp-up").await.map(|s| s.then_some(()))
+        })
+        .await?;
+        let chrome = "return [...document.querySelectorAll('nav, button#logout, button#login-open')]\
+            .filter(e => e.checkVisibility()).map(e => e.outerHTML.slice(0, 80))";
+        let visible = b.execute(chrome, vec![]).await?;
+        assert_eq!(visible, json!([]), "navigation chrome shown in kiosk mode");
+        let g = b.execute(KIOSK_GAP, vec![]).await?;
+        let (below, aside) = (g[0].as_f64().unwrap_or(1e9), g[1].as_f64().unwrap_or(1e9));
+        assert!(
+            (0.0..=40.0).contains(&below) && aside < 1.0,
+            "{w}x{h}: the reason card is {below} px below the controls, {aside} px aside"
+        );
+        above_the_fold(b, &[".home-controls", ".home-why", "#home-status"]).await?;
+        without_toasts(b).await?;
+        b.screenshot(&screenshot_path(&format!("kiosk-{w}x{h}"))?).await?;
+    }
+    // A visitor without a session: the wall display offers the login, not buttons that would
+    // only ask for it.
+    b.delete_cookies().await?;
+    b.navigate(&format!("{web}/?kiosk")).await?;
+    b.wait_for("#kiosk-login without a session", WAIT, || async {
+        shown(b, "button#kiosk-login").await.map(|s| s.then_some(()))
+    })
+    .await?;
+    for control in ["button#temp-up", "button#temp-down", "select#hold", ".mode-group button"] {
+        assert!(!shown(b, control).await?, "{control} shown without a session");
+    }
+    assert_named(b, "kiosk").await?;
+    b.screenshot(&screenshot_path("kiosk-logged-out-1280x800")?).await?;
+    b.find("button#kiosk-login").await?.click().await?;
+    b.wait_for("the login dialog from the kiosk", WAIT, || async {
+        shown(b, "#login-token").await.map(|s| s.then_some(()))
+    })
+    .await?;
+    type_into(b, "#login-token", admin).await?;
+    b.find("button#login-submit").await?.click().await?;
+    b.wait_for("the controls after logging in on the kiosk", WAIT, || async {
+        let ok = shown(b, "button#temp-up").await? && !shown(b, "button#kiosk-login").await?;
+        Ok(ok.then_some(()))
+    })
+    .await
+}
+
 #[test]
 fn dashboard_in_a_real_browser() -> anyhow::Result<()> {
     in_private_netns("web::dashboard_in_a_real_browser", dashboard)
@@ -217,7 +467,12 @@ async fn dashboard() -> anyhow::Result<()> {
     // Below the room (18 °C, cooling toward 5 °C outside at 60× speed, ~0.04 °C/s, so the shown
     // temperature moves every few seconds): the heat stays off at first, and later cycles
     // around 17 °C until + raises the target well above the room.
+    let started = Timestamp::now();
     let house = House::start(17.0, "60").await?;
+    // Three days of history before the test's own readings, replayed through the engine's
+    // backlog route as an agent would (the History view's ranges and zoom need them).
+    let seeded = seed_history(&house, started - jiff::SignedDuration::from_mins(1), 3).await?;
+    eprintln!("web: {seeded} readings of history seeded");
     // A schedule change three hours ahead: + holds "until the next change" (the dashboard's
     // default), which needs one.
     let now = hearth_proto::Timestamp::now();
@@ -269,12 +524,37 @@ async fn dashboard() -> anyhow::Result<()> {
     assert_eq!(same_page, json!([true, 1]), "the page reloaded while the temperature changed");
     eprintln!("web: #home-temp {first:?} → {changed:?} without reload");
 
+    // One temperature on the face: the big number is the one the reason beside it names (both
+    // from one decision), for every value the room passes through; state and why on the first
+    // screen of a phone.
+    let mut temps = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    while temps.len() < 4 {
+        let [shown_temp, state, status, reason] = face(&b).await?;
+        if temp(&shown_temp) && !reason.is_empty() {
+            assert!(
+                reason.contains(&shown_temp),
+                "the face shows {shown_temp} beside the reason {reason:?}"
+            );
+            assert!(!state.is_empty() && !status.is_empty(), "state {state:?}, why {status:?}");
+            temps.insert(shown_temp);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the face showed only {temps:?}");
+        // Sampling the face as it changes; the deadline bounds it.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    above_the_fold(&b, &["#home-state", "#home-status", "#home-temp", "#home-target"]).await?;
+    eprintln!("web: the face's temperature matched its reason at {temps:?}");
+
     // Log in with the admin token.
     b.find("button#login-open").await?.click().await?;
     b.wait_for("the login dialog", WAIT, || async {
         shown(&b, "#login-token").await.map(|s| s.then_some(()))
     })
     .await?;
+    // The hint works for a packaged install (the site secret is the service user's).
+    let hint = text_of(&b, "#login-form").await?.unwrap_or_default();
+    assert!(hint.contains("sudo -u hearth hearth-engine"), "login hint: {hint:?}");
     type_into(&b, "#login-token", &house.site.admin).await?;
     b.find("button#login-submit").await?.click().await?;
     b.wait_for("button#logout after logging in", WAIT, || async {
@@ -291,6 +571,12 @@ async fn dashboard() -> anyhow::Result<()> {
     })
     .await?;
     assert!(!shown(&b, "#home-override").await?, "an override shown before any");
+
+    // A long minimum off time (the relay agent's output went off when it started): after +
+    // the heat has to wait, and the face says so with the time left.
+    let mut settings: ControlSettings = house.api.control().await?.settings;
+    settings.min_off_s = 600;
+    house.api.set_control(&settings).await?;
 
     // + until the held target is well above the room: the furnace goes on.
     b.find("button#temp-up").await?.click().await?;
@@ -328,6 +614,25 @@ async fn dashboard() -> anyhow::Result<()> {
             .await?;
     }
     eprintln!("web: {presses} presses of +: holding {held} °C, the room at {room:.2} °C");
+    let waiting = "Minimum off time: heat in ";
+    let status = b
+        .wait_for("#home-state Waiting for the minimum off time", WAIT, || async {
+            let [_, state, status, _] = face(&b).await?;
+            Ok((state == "Waiting" && status.starts_with(waiting)).then_some(status))
+        })
+        .await?;
+    above_the_fold(&b, &["#home-state", "#home-status", "#home-temp", "#home-target"]).await?;
+    let counted = b
+        .wait_for("the time left counting down", WAIT, || async {
+            let [_, _, now, _] = face(&b).await?;
+            Ok((now.starts_with(waiting) && now != status).then_some(now))
+        })
+        .await?;
+    eprintln!("web: the face says {status:?}, then {counted:?}");
+    without_toasts(&b).await?;
+    b.screenshot(&screenshot_path("home-waiting-390x844")?).await?;
+    settings.min_off_s = 1;
+    house.api.set_control(&settings).await?;
     b.wait_for("the relay agent's heat output on", WAIT, || async {
         Ok((house.relay_api.relay("heat").await?.state == RelayState::On).then_some(()))
     })
@@ -337,11 +642,47 @@ async fn dashboard() -> anyhow::Result<()> {
     })
     .await?;
     let held_text = format!("{held:.1}");
-    b.wait_for(&format!("#home-override mentioning {held_text}"), WAIT, || async {
-        Ok(text_of(&b, "#home-override").await?.filter(|t| t.contains(&held_text)))
+    // Held "until the next change": Home names it.
+    let (_, night_at) = utc_day_and_time(later(180));
+    // ("until 01:30" or, past midnight, "until Thu 3 Dec 01:30").
+    let until_night = format!("{night_at}, when Night setback starts");
+    b.wait_for(&format!("#home-override: {held_text} {until_night}"), WAIT, || async {
+        let text = text_of(&b, "#home-override").await?.unwrap_or_default();
+        Ok((text.contains(&held_text) && text.contains(&until_night)).then_some(()))
     })
     .await?;
+    without_toasts(&b).await?;
     b.screenshot(&screenshot_path("home-390x844")?).await?;
+
+    // A block added after the press is the next change now: the hold ends when it starts,
+    // and Home says so at once; without it, the hold is back to the night setback.
+    let (early_day, early_start) = utc_day_and_time(later(60));
+    let (_, early_end) = utc_day_and_time(later(90));
+    let early = house
+        .api
+        .create_rule(&NewRule {
+            name: "Early block".into(),
+            enabled: true,
+            when: When::Weekly {
+                days: vec![serde_json::from_value(json!(early_day))?],
+                start: early_start.clone(),
+                end: early_end,
+            },
+            heat_c: Some(19.0),
+            cool_c: None,
+            sensors: vec![],
+        })
+        .await?;
+    let until_early = format!("{early_start}, when Early block starts");
+    b.wait_for(&format!("#home-override: {until_early}"), WAIT, || async {
+        Ok(text_of(&b, "#home-override").await?.filter(|t| t.contains(&until_early)))
+    })
+    .await?;
+    house.api.delete_rule(early.id).await?;
+    b.wait_for(&format!("#home-override: {until_night} again"), WAIT, || async {
+        Ok(text_of(&b, "#home-override").await?.filter(|t| t.contains(&until_night)))
+    })
+    .await?;
 
     // Resume the schedule: the override ends (else it would beat the rule below in the timeline).
     b.find("button#home-resume").await?.click().await?;
@@ -435,6 +776,7 @@ async fn dashboard() -> anyhow::Result<()> {
     };
     let n = b.wait_for("#history-chart svg .point", WAIT, chart_points).await?;
     eprintln!("web: the history chart has {n} points");
+    history_ranges_and_zoom(&b).await?;
 
     // Devices: rename the sensor through its card; the engine has the name.
     go(&b, "#/devices").await?;
@@ -484,12 +826,17 @@ async fn dashboard() -> anyhow::Result<()> {
             b.wait_for(ready, WAIT, || async { b.try_find(ready).await }).await?;
             let name = view.trim_start_matches("#/");
             assert_named(&b, name).await?;
+            without_toasts(&b).await?;
             b.screenshot(&screenshot_path(&format!("{name}-{w}x{h}"))?).await?;
         }
         go(&b, "#/history").await?;
         b.wait_for("#history-chart svg .point", WAIT, chart_points).await?;
         assert_named(&b, "history").await?;
+        without_toasts(&b).await?;
         b.screenshot(&screenshot_path(&format!("history-{w}x{h}"))?).await?;
+        b.find("button[data-range=\"1h\"]").await?.click().await?;
+        chart_showing(&b, 60.0, 0.01).await?;
+        b.screenshot(&screenshot_path(&format!("history-1h-{w}x{h}"))?).await?;
         go(&b, "#/schedule").await?;
         b.wait_for(&format!("{block} and {segment}"), WAIT, || async {
             let both = b.try_find(&block).await?.is_some() && b.try_find(&segment).await?.is_some();
@@ -505,20 +852,11 @@ async fn dashboard() -> anyhow::Result<()> {
             })
             .await?;
             assert_named(&b, "home").await?;
+            without_toasts(&b).await?;
             b.screenshot(&screenshot_path(&format!("home-{w}x{h}"))?).await?;
         }
     }
-    b.set_viewport(1024, 600, false).await?;
-    b.navigate(&format!("{web}/?kiosk")).await?;
-    b.wait_for("#home-temp in kiosk mode", WAIT, || async {
-        Ok(text_of(&b, "#home-temp").await?.filter(|t| temp(t)))
-    })
-    .await?;
-    let chrome = "return [...document.querySelectorAll('nav, button#logout, button#login-open')]\
-        .filter(e => e.checkVisibility()).map(e => e.outerHTML.slice(0, 80))";
-    let visible = b.execute(chrome, vec![]).await?;
-    assert_eq!(visible, json!([]), "navigation chrome shown in kiosk mode");
-    b.screenshot(&screenshot_path("kiosk-1024x600")?).await?;
+    kiosk(&b, &web, &house.site.admin).await?;
 
     // No script errors. The one failed request expected is the bad rule's 422.
     if let Some(log) = b.console_log().await? {
