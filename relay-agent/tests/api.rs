@@ -285,6 +285,15 @@ async fn bad_commands_are_refused_and_change_nothing() -> anyhow::Result<()> {
             mentions: "lease_s",
         },
         Case {
+            what: "a typo in a field name",
+            id: "cool",
+            headers: with(&engine),
+            body: r#"{"state":"off","leese_s":10}"#,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: ErrorCode::InvalidField,
+            mentions: "leese_s",
+        },
+        Case {
             what: "negative lease",
             id: "cool",
             headers: with(&engine),

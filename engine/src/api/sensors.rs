@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, Body, parse_json};
+use super::error::{ApiError, Body, known, parse_json};
 use crate::store::{NewReading, NewReport, from_millis, millis};
 
 /// Longest sensor id accepted (1-Wire ids are 15 characters; leave room for others).
@@ -125,6 +125,7 @@ pub(super) async fn backlog(
 ) -> Result<(StatusCode, axum::Json<SensorBacklogAck>), ApiError> {
     let value = parse_json(&body)?;
     let obj = value.as_object().ok_or_else(|| ApiError::invalid("body must be a JSON object"))?;
+    known(obj, "", &["host_id", "updates", "agent_time"], &[])?;
     let host_id = host_id_field(obj)?;
     let items = match obj.get("updates") {
         None | Some(Value::Null) => return Err(ApiError::missing("updates")),
@@ -227,6 +228,7 @@ fn host_id_field(obj: &serde_json::Map<String, Value>) -> Result<String, ApiErro
 
 fn validate(value: &Value) -> Result<SensorUpdate, ApiError> {
     let obj = value.as_object().ok_or_else(|| ApiError::invalid("body must be a JSON object"))?;
+    known(obj, "", &["host_id", "sensors", "agent_time"], &[])?;
     let host_id = host_id_field(obj)?;
     let sensors = match obj.get("sensors") {
         None | Some(Value::Null) => return Err(ApiError::missing("sensors")),
@@ -250,6 +252,8 @@ fn validate(value: &Value) -> Result<SensorUpdate, ApiError> {
         let r = reading
             .as_object()
             .ok_or_else(|| ApiError::invalid(format!("sensors.{id} must be an object")))?;
+        let fields = ["type", "value", "alias", "extra", "timestamp"];
+        known(r, &format!("sensors.{id}"), &fields, &[])?;
         let kind = match r.get("type") {
             None | Some(Value::Null) => return Err(ApiError::missing(&field("type"))),
             Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_LEN => s.clone(),

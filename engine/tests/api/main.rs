@@ -16,6 +16,7 @@ mod control;
 mod history;
 mod schedules;
 mod sensors;
+mod typos;
 
 type R<T = ()> = anyhow::Result<T>;
 
