@@ -1,7 +1,7 @@
 //! Relay registration, the relay registry, function assignment, and the agent list.
 
 use axum::extract::{Path, State};
-use hearth_proto::agents::AgentInfo;
+use hearth_proto::agents::{AgentInfo, AgentKind};
 use hearth_proto::relays::{
     FunctionAssignment, RelayInfo, RelayPath, RelayRegistration, RelayRegistrationAck,
 };
@@ -23,7 +23,8 @@ const MAX_OUTPUTS: usize = 32;
         (status = 200, body = RelayRegistrationAck),
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "No credential", body = ErrorBody),
-        (status = 403, description = "Wrong credential, or another host's", body = ErrorBody),
+        (status = 403, description = "Wrong credential, another host's, or a device key that \
+            may not register relays (a sensor key)", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid", body = ErrorBody),
     ))]
 pub(super) async fn register(
@@ -52,7 +53,7 @@ pub(super) async fn register(
             )));
         }
     }
-    caller.require_host(&reg.host_id)?;
+    let key_role = caller.require_agent(&state, &reg.host_id, AgentKind::Relay)?;
     let now = Timestamp::now();
     let offset = reg.agent_time.map(|t| t.duration_since(now).as_millis() as i64);
     let before = state.inner.store.relays().await?;
@@ -65,6 +66,7 @@ pub(super) async fn register(
             &reg.outputs,
             millis(now),
             offset,
+            key_role,
         )
         .await?;
     tracing::info!(host_id = %reg.host_id, url = %reg.url, outputs = reg.outputs.len(), "relay agent registered");
@@ -158,7 +160,8 @@ pub(super) async fn assign_function(
     Ok(axum::Json(info(row)))
 }
 
-/// Every agent the engine has heard from, with online state and clock offset.
+/// Every agent the engine has heard from, with online state, clock offset and the role of its
+/// device key (`untyped`: re-issue the key with a role).
 #[utoipa::path(get, path = "/v1/agents", tag = "agents",
     responses((status = 200, body = Vec<AgentInfo>), (status = 503, body = ErrorBody)))]
 pub(super) async fn agents(
@@ -181,6 +184,7 @@ pub(super) async fn agents(
                     clock_skewed: a
                         .clock_offset_ms
                         .is_some_and(|ms| state.inner.clock.is_skewed_ms(ms)),
+                    key_role: a.key_role,
                 }
             })
             .collect(),
