@@ -106,6 +106,9 @@ fn ensure_system_tools() -> anyhow::Result<()> {
         ("debugfs", "e2fsprogs"),
         ("systemd-analyze", "systemd"),
         ("dpkg-deb", "dpkg"),
+        // The README's shell sensor, run by the end-to-end tests (awk is in Debian's base).
+        ("curl", "curl"),
+        ("openssl", "openssl"),
     ]
     .into_iter()
     .filter(|(tool, _)| !have(tool))
