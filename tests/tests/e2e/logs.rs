@@ -198,6 +198,55 @@ fn a_forged_engine_error_stays_inside_hearth_webs_log_line() -> anyhow::Result<(
     })
 }
 
+/// A foreign mDNS peer on the LAN advertises an "engine" of the agents' site (the site id is
+/// public) whose TXT `scheme` carries a forged line: the sensor agent logs the URL it cannot
+/// reach, and the line stays one line.
+#[test]
+fn a_forged_mdns_record_stays_inside_the_sensor_agents_log_line() -> anyhow::Result<()> {
+    in_private_netns(
+        "logs::a_forged_mdns_record_stays_inside_the_sensor_agents_log_line",
+        || async {
+            let dir = tempfile::tempdir()?;
+            let data = dir.path().join("engine");
+            let key = engine_credential(&data, &["device-key", "--role", "sensor", "log-sensor"])?;
+            let site = key.split('.').next().unwrap_or_default().to_owned();
+            let daemon = mdns_sd::ServiceDaemon::new()?;
+            let scheme = format!("http\n{FORGED}");
+            let txt = [("api", "v1"), ("id", "0badc0ffee00"), ("site", &site), ("scheme", &scheme)];
+            let info = mdns_sd::ServiceInfo::new(
+                hearth_proto::mdns::SERVICE_TYPE,
+                "hearth-0badc0ffee00",
+                "hearth-0badc0ffee00.local.",
+                "127.0.0.1",
+                9,
+                &txt[..],
+            )?;
+            daemon.register(info)?;
+            let world = dir.path().join("world.json").to_string_lossy().to_string();
+            let sensor = Proc::start(
+                "sensor",
+                "hearth-sensor-agent",
+                &[
+                    "--host-id",
+                    "log-sensor",
+                    "--device-key",
+                    &key,
+                    "--hardware",
+                    "simulated",
+                    "--sim-world",
+                    &world,
+                    "--interval-s",
+                    "0.2",
+                ],
+            )?;
+            sensor.wait_for_line("cannot deliver sensor readings", WAIT).await?;
+            assert_clean(&sensor, "cannot deliver sensor readings");
+            let _ = daemon.shutdown();
+            Ok(())
+        },
+    )
+}
+
 /// `RUST_LOG=debug` shows debug lines (the fmt subscriber's own INFO default used to hide
 /// them), and a target directive too.
 #[test]
