@@ -4,15 +4,24 @@
 //! site secret (32 random bytes, engine only)
 //!   ├─ site id      = HMAC(secret, "hearth site id v1")[..8]          public; in mDNS TXT
 //!   ├─ admin token  = HMAC(secret, "hearth admin v1")                 people and the web UI
-//!   └─ device key   = HMAC(secret, "hearth device key v1|" + host_id) given to one agent
+//!   └─ device key   = HMAC(secret, "hearth device key v2|" + role + "|" + host_id)
+//!        │            role: sensor, relay or both; given to one agent
 //!        ├─ agent token  = HMAC(device key, "agent")   agent → engine:  Bearer <host_id>.<hex>
 //!        └─ engine token = HMAC(device key, "engine")  engine → relay:  Bearer engine.<hex>
 //! ```
-//! The engine can derive every key, so it stores nothing per device. An agent holds only its own
-//! device key, so a stolen Pi Zero yields that device's credentials and nothing else. The engine
-//! token differs from the agent token, so an agent's credential cannot command relays.
+//! The engine can derive every key, so it stores nothing per device: it recognises an agent's
+//! role by which role's token matches. An agent holds only its own device key, so a stolen Pi
+//! Zero yields that device's credentials and nothing else, and a sensor's key cannot register
+//! relay outputs. The engine token differs from the agent token, so an agent's credential
+//! cannot command relays.
+//!
+//! Keys printed before keys had roles (`untyped`) are `HMAC(secret, "hearth device key v1|" +
+//! host_id)`; the engine still recognises them (see `KeyRole::Untyped`), so an upgrade leaves
+//! no house without heat.
+//!
 //! Tokens travel in plain HTTP: see ARCHITECTURE.md for what that protects and what not.
 
+use hearth_proto::agents::KeyRole;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -89,12 +98,32 @@ impl SiteSecret {
         hex(&mac(&self.0, &[b"hearth site id v1"])[..8])
     }
 
-    /// The key of the device `host_id`.
-    pub fn device_key(&self, host_id: &str) -> DeviceCredential {
-        DeviceCredential {
-            site_id: self.site_id(),
-            key: mac(&self.0, &[b"hearth device key v1|", host_id.as_bytes()]),
-        }
+    /// The key of the device `host_id` for `role` (`Untyped`: the key printed before keys had
+    /// roles).
+    pub fn device_key(&self, host_id: &str, role: KeyRole) -> DeviceCredential {
+        let key = match role {
+            KeyRole::Untyped => mac(&self.0, &[b"hearth device key v1|", host_id.as_bytes()]),
+            role => mac(
+                &self.0,
+                &[b"hearth device key v2|", role.as_str().as_bytes(), b"|", host_id.as_bytes()],
+            ),
+        };
+        DeviceCredential { site_id: self.site_id(), key }
+    }
+
+    /// The role of the device key whose agent token `token` is, for `host_id`; None when it is
+    /// none of them. Every role is compared, each in constant time.
+    pub fn agent_key_role(&self, host_id: &str, token: &str) -> Option<KeyRole> {
+        [KeyRole::Sensor, KeyRole::Relay, KeyRole::Both, KeyRole::Untyped]
+            .into_iter()
+            .map(|role| {
+                let matches = ct_eq(
+                    token.as_bytes(),
+                    self.device_key(host_id, role).agent_token().as_bytes(),
+                );
+                (role, matches)
+            })
+            .fold(None, |found, (role, matches)| found.or(matches.then_some(role)))
     }
 
     /// The admin token (without the `admin.` principal prefix).
@@ -200,26 +229,29 @@ impl std::fmt::Debug for Secret {
 }
 
 /// An agent's device credential from its configuration: required, with the fix in the
-/// message (`env_var` is the agent's variable for it). The key never appears in the error.
+/// message (`env_var` is the agent's variable for it, `role` the key role it needs). The key
+/// never appears in the error.
 pub fn device_credential(
     key: Option<&Secret>,
     host_id: &str,
     env_var: &str,
+    role: KeyRole,
 ) -> anyhow::Result<DeviceCredential> {
+    let print = format!(
+        "`hearth-engine device-key --role {} {host_id}` on the engine's host prints it (`--role \
+         both` for a host that runs a sensor and a relay agent)",
+        role.as_str()
+    );
     let Some(key) = key else {
         anyhow::bail!(
             "no device key: an agent talks only to the engine holding its key. Set --device-key, \
-             {env_var} or `device_key` in the config file; `hearth-engine device-key {host_id}` \
-             on the engine's host prints it"
+             {env_var} or `device_key` in the config file; {print}"
         );
     };
     // FromStr's errors describe the expected form and never echo the input.
-    key.expose().parse().map_err(|e: anyhow::Error| {
-        anyhow::anyhow!(
-            "invalid device key: malformed ({e}); `hearth-engine device-key {host_id}` on the \
-             engine's host prints a valid one"
-        )
-    })
+    key.expose()
+        .parse()
+        .map_err(|e: anyhow::Error| anyhow::anyhow!("invalid device key: malformed ({e}); {print}"))
 }
 
 /// Split an `Authorization` header value `Bearer <principal>.<token>` into its parts.
@@ -236,8 +268,8 @@ mod tests {
     #[test]
     fn derivations_are_stable_and_distinct() -> anyhow::Result<()> {
         let secret = SiteSecret::from_hex(&"11".repeat(32))?;
-        let a = secret.device_key("pi-a");
-        let b = secret.device_key("pi-b");
+        let a = secret.device_key("pi-a", KeyRole::Sensor);
+        let b = secret.device_key("pi-b", KeyRole::Sensor);
         assert_ne!(a, b);
         assert_ne!(a.agent_token(), a.engine_token());
         assert_eq!(a.site_id, secret.site_id());
@@ -252,6 +284,44 @@ mod tests {
     }
 
     #[test]
+    fn each_role_has_its_own_key_and_is_recognised() -> anyhow::Result<()> {
+        let secret = SiteSecret::from_hex(&"11".repeat(32))?;
+        let roles = [KeyRole::Sensor, KeyRole::Relay, KeyRole::Both, KeyRole::Untyped];
+        for role in roles {
+            let key = secret.device_key("pi-a", role);
+            assert_eq!(secret.agent_key_role("pi-a", &key.agent_token()), Some(role));
+            // Bound to the host id: another host cannot use it.
+            assert_eq!(secret.agent_key_role("pi-b", &key.agent_token()), None);
+            for other in roles.into_iter().filter(|r| *r != role) {
+                assert_ne!(key, secret.device_key("pi-a", other), "{role:?} = {other:?}");
+            }
+        }
+        assert_eq!(secret.agent_key_role("pi-a", "00"), None);
+        // The untyped key is the one engines printed before keys had roles.
+        let untyped = secret.device_key("pi-a", KeyRole::Untyped);
+        let v1 = mac(&[0x11; 32], &[b"hearth device key v1|pi-a"]);
+        assert_eq!(untyped.to_string(), format!("{}.{}", secret.site_id(), hex(&v1)));
+        Ok(())
+    }
+
+    /// The worked example of the README's third-party section, computed here, so the README
+    /// cannot drift from the code.
+    #[test]
+    fn the_readme_worked_example_is_right() -> anyhow::Result<()> {
+        let readme = include_str!("../../README.md");
+        let line = readme.lines().find_map(|l| l.strip_prefix("DEVICE_KEY="));
+        let key: DeviceCredential = line.unwrap_or_default().trim().parse()?;
+        // It is a real sensor key of a site (the secret of the example is 0x11 repeated).
+        let secret = SiteSecret::from_hex(&"11".repeat(32))?;
+        assert_eq!(key, secret.device_key("hall", KeyRole::Sensor));
+        let token = key.agent_token();
+        assert!(readme.contains(&format!("SHA2-256(stdin)= {token}\n")), "README lacks {token}");
+        let header = format!("Authorization: Bearer {}\n", key.agent_credential("hall"));
+        assert!(readme.contains(&header), "README lacks {header}");
+        Ok(())
+    }
+
+    #[test]
     fn bad_credentials_do_not_parse() {
         assert!("nodot".parse::<DeviceCredential>().is_err());
         assert!("abcd.1234".parse::<DeviceCredential>().is_err());
@@ -261,19 +331,23 @@ mod tests {
 
     #[test]
     fn agent_device_key_is_required_and_never_echoed() -> anyhow::Result<()> {
-        let missing = device_credential(None, "pi-a", "HEARTH_X_DEVICE_KEY").err();
+        let missing = device_credential(None, "pi-a", "HEARTH_X_DEVICE_KEY", KeyRole::Sensor).err();
         let msg = missing.map(|e| e.to_string()).unwrap_or_default();
         assert!(
-            msg.contains("hearth-engine device-key pi-a") && msg.contains("HEARTH_X_DEVICE_KEY")
+            msg.contains("hearth-engine device-key --role sensor pi-a")
+                && msg.contains("HEARTH_X_DEVICE_KEY"),
+            "{msg}"
         );
         let bad = Secret::from("abcd.not-hex-secret-material".to_owned());
-        let msg = device_credential(Some(&bad), "pi-a", "X").err().map(|e| e.to_string());
+        let msg = device_credential(Some(&bad), "pi-a", "X", KeyRole::Sensor).err();
+        let msg = msg.map(|e| e.to_string());
         let msg = msg.unwrap_or_default();
         assert!(msg.contains("invalid device key"), "{msg}");
         assert!(!msg.contains("not-hex-secret-material"), "{msg}");
         assert_eq!(format!("{bad:?}"), "<redacted>");
-        let good = SiteSecret::from_hex(&"22".repeat(32))?.device_key("pi-a");
-        let parsed = device_credential(Some(&Secret::from(good.to_string())), "pi-a", "X")?;
+        let good = SiteSecret::from_hex(&"22".repeat(32))?.device_key("pi-a", KeyRole::Relay);
+        let parsed =
+            device_credential(Some(&Secret::from(good.to_string())), "pi-a", "X", KeyRole::Relay)?;
         assert_eq!(parsed, good);
         Ok(())
     }

@@ -34,7 +34,9 @@ where
     I: IntoIterator<Item = S>,
     S: Into<OsString> + Clone,
 {
-    let command = T::command();
+    // Every option of the binary is global: accepted after a subcommand too
+    // (`hearth-engine device-key --data-dir D hall`), as people type it.
+    let command = T::command().mut_args(|a| if a.is_positional() { a } else { a.global(true) });
     let matches = command.clone().try_get_matches_from(args)?;
     let cli = T::from_arg_matches(&matches)?;
     let Some(path) = matches.get_one::<std::path::PathBuf>("config") else {
@@ -105,6 +107,40 @@ mod tests {
         assert_eq!((d.port, d.name.as_str()), (9, "from-file"));
         let d: Demo = load_from(["demo"])?;
         assert_eq!((d.port, d.name.as_str()), (1, "a"));
+        Ok(())
+    }
+
+    #[derive(Debug, clap::Parser, Serialize, Deserialize)]
+    struct WithCommand {
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        #[arg(long, default_value = "/var/lib/x")]
+        data_dir: String,
+        #[command(subcommand)]
+        command: Option<Sub>,
+    }
+
+    #[derive(Debug, clap::Subcommand, Serialize, Deserialize)]
+    enum Sub {
+        Key { host: String },
+    }
+
+    #[test]
+    fn options_are_accepted_after_a_subcommand() -> anyhow::Result<()> {
+        let c: WithCommand = load_from(["x", "key", "--data-dir", "/d", "hall"])?;
+        assert_eq!(c.data_dir, "/d");
+        assert!(matches!(c.command, Some(Sub::Key { ref host }) if host == "hall"));
+        let c: WithCommand = load_from(["x", "--data-dir", "/e", "key", "hall"])?;
+        assert_eq!(c.data_dir, "/e");
+        // The file is found, and a flag after the subcommand still wins over it.
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "data_dir = \"/from-file\"\n")?;
+        let f = file.to_string_lossy().to_string();
+        let c: WithCommand = load_from(["x", "key", "--config", &f, "hall"])?;
+        assert_eq!(c.data_dir, "/from-file");
+        let c: WithCommand = load_from(["x", "key", "--config", &f, "--data-dir", "/flag", "h"])?;
+        assert_eq!(c.data_dir, "/flag");
         Ok(())
     }
 

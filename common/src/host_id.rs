@@ -1,5 +1,6 @@
-//! The stable id a host reports under: the Raspberry Pi serial, else `/etc/machine-id`, else
-//! the configured one. Sensor ids are scoped by nothing but themselves, so the host id only has
+//! The stable id a host reports under: the configured one (`--host-id`, its environment
+//! variable or `host_id` in the config file) when set, else the Raspberry Pi serial, else
+//! `/etc/machine-id`. Sensor ids are scoped by nothing but themselves, so the host id only has
 //! to be stable per device, not globally meaningful.
 
 use std::path::Path;

@@ -9,42 +9,11 @@ pub mod auth;
 pub mod config;
 pub mod discovery;
 pub mod host_id;
+mod logging;
 pub mod simworld;
 pub mod systemd;
 
-/// Initialise logging to stderr. `RUST_LOG` overrides `default_filter`: a level (`debug`), or
-/// comma-separated `target=level` directives with an optional default level
-/// (`warn,hearth_relay_agent=debug`).
-///
-/// The filter is tracing-subscriber's `Targets`, not `EnvFilter`: `EnvFilter` pulls in a regex
-/// engine (several hundred KB of code, resident in every agent on a Pi Zero) for span-field
-/// matching nobody uses here.
-pub fn init_logging(default_filter: &str) {
-    use std::io::IsTerminal;
-    use tracing_subscriber::filter::Targets;
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-
-    let default: Targets = default_filter.parse().unwrap_or_default();
-    let (filter, rejected) = match std::env::var("RUST_LOG") {
-        Ok(value) => match value.parse::<Targets>() {
-            Ok(targets) => (targets, None),
-            Err(e) => (default, Some((value, e))),
-        },
-        Err(_) => (default, None),
-    };
-    // A second call (tests) keeps the first subscriber; that is fine.
-    // Colour only on a terminal: journald, files and test harnesses read plain text.
-    let _ = tracing_subscriber::fmt()
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .finish()
-        .with(filter)
-        .try_init();
-    if let Some((value, e)) = rejected {
-        tracing::warn!(rust_log = %value, error = %e, "RUST_LOG not understood; using the default");
-    }
-}
+pub use logging::init_logging;
 
 /// Resolves when the process receives SIGTERM (systemd stop) or SIGINT (Ctrl-C).
 pub async fn shutdown_signal() {

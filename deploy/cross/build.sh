@@ -326,13 +326,13 @@ smoke_one() {
       mkdir -p "$w1/$sensor" "$w1/w1_bus_master1"
       printf '%s' "$W1_FIXTURE" > "$w1/$sensor/w1_slave"
       printf '%s\n' "$sensor" > "$w1/w1_bus_master1/w1_master_slaves"
-      key=$("$HOST_ENGINE" --data-dir "$WORK/engine" device-key "$host")
+      key=$("$HOST_ENGINE" --data-dir "$WORK/engine" device-key --role sensor "$host")
       args=(--engine "$ENGINE_URL" --host-id "$host" --device-key "$key" --hardware w1
             --w1-dir "$w1" --interval-s 0.5 --queue-dir "$WORK/$t-queue"
             --status-listen 127.0.0.1:0) ;;
     hearth-relay-agent)
       local host=smoke-$tag-relay key
-      key=$("$HOST_ENGINE" --data-dir "$WORK/engine" device-key "$host")
+      key=$("$HOST_ENGINE" --data-dir "$WORK/engine" device-key --role relay "$host")
       args=(--engine "$ENGINE_URL" --host-id "$host" --device-key "$key" --hardware simulated
             --listen 127.0.0.1:0 --sim-world "$WORK/$t-world.json") ;;
     hearth-engine)

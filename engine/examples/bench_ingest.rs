@@ -41,7 +41,8 @@ async fn main() -> anyhow::Result<()> {
         "false",
     ])?;
     let engine = Engine::open(&config).await?;
-    let credential = engine.device_key(HOST).agent_credential(HOST);
+    let credential =
+        engine.device_key(HOST, hearth_proto::agents::KeyRole::Sensor).agent_credential(HOST);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let router = engine.router();

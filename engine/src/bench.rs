@@ -91,6 +91,7 @@ impl Ingest {
     ) -> anyhow::Result<()> {
         let report = NewReport {
             host_id: host.to_owned(),
+            key_role: hearth_proto::agents::KeyRole::Sensor,
             received: readings.iter().map(|r| r.1).max().unwrap_or(0),
             clock_offset_ms: None,
             readings: readings

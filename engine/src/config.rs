@@ -53,6 +53,12 @@ pub struct Config {
     #[arg(long, env = "HEARTH_ENGINE_CLOCK_SKEW_MAX_S", default_value_t = 30.0)]
     pub clock_skew_max_s: f64,
 
+    /// Accept device keys printed before keys had roles (for reports and relay registrations
+    /// alike, as before, with a warning per agent). Set false once every agent has a key with a
+    /// role (`GET /v1/agents` shows each agent's `key_role`).
+    #[arg(long, env = "HEARTH_ENGINE_ALLOW_UNTYPED_KEYS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub allow_untyped_keys: bool,
+
     /// IANA time zone the schedules are read in, e.g. `Europe/Berlin`. Default: the system's
     /// (`TZ`, else `/etc/localtime`), else UTC.
     #[arg(long, env = "HEARTH_ENGINE_TIME_ZONE")]
@@ -74,8 +80,17 @@ pub enum Command {
     /// Run the engine (the default).
     Serve,
     /// Print the device key to give to the agent on host HOST_ID (creates the site secret on
-    /// first use).
+    /// first use). The key goes to stdout; the bearer credential the agent presents with it is
+    /// shown on stderr (for an agent written against the REST API).
     DeviceKey {
+        /// What the key allows: `sensor` (report readings), `relay` (register relay outputs and
+        /// be commanded), `both` (a host that runs a sensor and a relay agent).
+        #[arg(long, value_enum)]
+        role: DeviceRole,
+        /// Print only the bearer credential (`<host id>.<token>`, for
+        /// `Authorization: Bearer ...`) instead of the key.
+        #[arg(long)]
+        bearer: bool,
         /// The agent's host id (its Pi serial, machine id, or configured id).
         host_id: String,
     },
@@ -94,6 +109,28 @@ pub enum Command {
         #[arg(long)]
         algorithm: Option<String>,
     },
+}
+
+/// What a printed device key allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceRole {
+    /// A sensor agent: reports readings.
+    Sensor,
+    /// A relay agent: registers its outputs, obeys the engine.
+    Relay,
+    /// One host running both agents with one key.
+    Both,
+}
+
+impl From<DeviceRole> for hearth_proto::agents::KeyRole {
+    fn from(r: DeviceRole) -> Self {
+        match r {
+            DeviceRole::Sensor => Self::Sensor,
+            DeviceRole::Relay => Self::Relay,
+            DeviceRole::Both => Self::Both,
+        }
+    }
 }
 
 fn secs(name: &str, v: f64, min: f64, max: f64) -> anyhow::Result<Duration> {

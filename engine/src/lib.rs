@@ -25,10 +25,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use hearth_common::auth::{DeviceCredential, SiteSecret};
+use hearth_proto::agents::KeyRole;
 use tokio::sync::{Notify, watch};
 
 pub use api::{AppState, app, openapi};
-pub use config::{Command, Config};
+pub use config::{Command, Config, DeviceRole};
 
 /// An opened engine: storage, identity and controller ready; nothing listening yet.
 #[derive(Debug)]
@@ -84,6 +85,7 @@ impl Engine {
             time_zone,
             schedules,
             offsets: std::sync::RwLock::new(offsets),
+            untyped: api::UntypedKeys::new(config.allow_untyped_keys),
         });
         Ok(Self { state, controller, store, site, engine_id })
     }
@@ -103,9 +105,9 @@ impl Engine {
         self.site.admin_credential()
     }
 
-    /// The device key for the agent on `host_id`.
-    pub fn device_key(&self, host_id: &str) -> DeviceCredential {
-        self.site.device_key(host_id)
+    /// The device key for the agent on `host_id`, for `role`.
+    pub fn device_key(&self, host_id: &str, role: KeyRole) -> DeviceCredential {
+        self.site.device_key(host_id, role)
     }
 
     /// Start the decision loop; it stops when `stop` turns true.
@@ -156,11 +158,15 @@ pub async fn run(
     Ok(())
 }
 
-/// Print the device key for `host_id`, creating the site secret if needed.
-pub fn print_device_key(config: &Config, host_id: &str) -> anyhow::Result<String> {
+/// The device key for `host_id` with `role`, creating the site secret if needed.
+pub fn issue_device_key(
+    config: &Config,
+    host_id: &str,
+    role: KeyRole,
+) -> anyhow::Result<DeviceCredential> {
     hearth_common::host_id::validate(host_id)?;
     let (site, _) = site::load_or_create(&config.data_dir)?;
-    Ok(site.device_key(host_id).to_string())
+    Ok(site.device_key(host_id, role))
 }
 
 /// The admin credential, creating the site secret if needed.

@@ -5,8 +5,22 @@ use hearth_engine::{Command, Config};
 fn main() -> std::process::ExitCode {
     hearth_common::init_logging("info");
     let result = hearth_common::config::load::<Config>().and_then(|config| match &config.command {
-        Some(Command::DeviceKey { host_id }) => {
-            println!("{}", hearth_engine::print_device_key(&config, host_id)?);
+        Some(Command::DeviceKey { host_id, role, bearer }) => {
+            let key = hearth_engine::issue_device_key(&config, host_id, (*role).into())?;
+            let credential = key.agent_credential(host_id);
+            if *bearer {
+                println!("{credential}");
+            } else {
+                // stdout carries the key alone, so `device-key ... > hall.key` stays a key file.
+                println!("{key}");
+                eprintln!(
+                    "device key for host {host_id} ({role} role) above: give it to the agent \
+                     (--device-key, HEARTH_SENSOR_DEVICE_KEY or HEARTH_RELAY_DEVICE_KEY).\n\
+                     An agent presents it as this HTTP header (see the README, third-party \
+                     agents):\nAuthorization: Bearer {credential}",
+                    role = format!("{role:?}").to_lowercase(),
+                );
+            }
             Ok(())
         }
         Some(Command::AdminToken) => {

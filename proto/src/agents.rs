@@ -6,13 +6,52 @@ use utoipa::ToSchema;
 use crate::Timestamp;
 
 /// What an agent does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentKind {
     /// Reports temperatures with `PUT /v1/sensors/update`.
     Sensor,
     /// Switches outputs; registers with `POST /v1/relays/register`.
     Relay,
+}
+
+/// What an agent's device key allows, chosen when the key is printed
+/// (`hearth-engine device-key --role sensor|relay|both HOST`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyRole {
+    /// Report readings (`PUT /v1/sensors/update`, `/v1/sensors/backlog`).
+    Sensor,
+    /// Register relay outputs (`POST /v1/relays/register`) and obey the engine's commands.
+    Relay,
+    /// Both, for one host that runs a sensor agent and a relay agent.
+    Both,
+    /// A key printed before keys had roles. The engine accepts it for what it did before
+    /// (reports and registrations) with a warning, unless started with
+    /// `--allow-untyped-keys false`: re-issue it with a role.
+    Untyped,
+}
+
+impl KeyRole {
+    /// True when a key of this role may act as an agent of `kind`.
+    pub fn allows(self, kind: AgentKind) -> bool {
+        matches!(
+            (self, kind),
+            (Self::Both | Self::Untyped, _)
+                | (Self::Sensor, AgentKind::Sensor)
+                | (Self::Relay, AgentKind::Relay)
+        )
+    }
+
+    /// The role's name as on the wire and on the command line (`sensor`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sensor => "sensor",
+            Self::Relay => "relay",
+            Self::Both => "both",
+            Self::Untyped => "untyped",
+        }
+    }
 }
 
 /// An agent as the engine knows it.
@@ -52,4 +91,9 @@ pub struct AgentInfo {
     /// null for sensor agents and agents that do not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
+    /// The role of the device key the agent last presented; null when it has not been heard
+    /// from since the engine started recording it. `untyped`: a key printed before keys had
+    /// roles; re-issue it (`hearth-engine device-key --role sensor|relay|both HOST`).
+    #[serde(default)]
+    pub key_role: Option<KeyRole>,
 }

@@ -47,6 +47,7 @@ pub enum System {
     "params": {"hysteresis_c": 0.3}, "frost_floor_c": 7.0, "max_ceiling_c": 30.0,
     "min_on_s": 180, "min_off_s": 180, "changeover_s": 300, "auto_deadband_c": 1.5,
     "outlier_c": 5.0, "sensor_loss_duty_pct": 10}))]
+#[serde(deny_unknown_fields)]
 pub struct ControlSettings {
     /// Heat, cool, auto or off.
     pub mode: Mode,

@@ -43,6 +43,7 @@ pub enum RelayFunction {
 
 /// One output of a relay agent, as the agent reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct OutputStatus {
     /// The output's id, unique within its agent (e.g. `heat`).
     pub id: String,
@@ -85,6 +86,7 @@ pub struct OutputStatus {
 
 /// Equipment protection of one output, enforced at the relay agent whatever the engine says.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Protection {
     /// Minimum seconds on before an `off` is carried out (an earlier `off` is deferred).
     pub min_on_s: u32,
@@ -101,6 +103,7 @@ pub struct Protection {
 
 /// The last command an output received.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LastCommand {
     /// The state asked for.
     pub state: RelayState,
@@ -130,6 +133,7 @@ pub enum CommandOutcome {
 
 /// The agent returned an output to its safe state by itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Fallback {
     /// Why.
     pub reason: FallbackReason,
@@ -150,6 +154,7 @@ pub enum FallbackReason {
 /// `POST /v1/relays/{id}` on a relay agent: switch one output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"state": "on", "lease_s": 120}))]
+#[serde(deny_unknown_fields)]
 pub struct RelayCommand {
     /// The state wanted.
     pub state: RelayState,
@@ -189,6 +194,7 @@ pub struct RelayAgentStatus {
 
 /// `POST /v1/relays/register` on the engine: a relay agent announces itself and its outputs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RelayRegistration {
     /// The relay agent's host id (must match its credential).
     pub host_id: String,
@@ -279,6 +285,7 @@ fn yes() -> bool {
 /// `PUT /v1/relays/{host_id}/{output_id}/function`: assign what an output drives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"function": "heat"}))]
+#[serde(deny_unknown_fields)]
 pub struct FunctionAssignment {
     /// The function, or null to fall back to the agent's hint. Required (explicit null), so
     /// an empty object is an error rather than a silent reset.

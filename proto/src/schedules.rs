@@ -16,6 +16,12 @@ use utoipa::ToSchema;
 
 use crate::Timestamp;
 
+/// The earliest year a schedule date (`when.date`, `when.start`/`when.end` of a vacation) may
+/// name.
+pub const MIN_DATE_YEAR: i16 = 2000;
+/// The latest year a schedule date may name.
+pub const MAX_DATE_YEAR: i16 = 2999;
+
 /// A day of the week.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
@@ -40,6 +46,7 @@ pub enum Weekday {
 
 /// A sensor a rule decides on, and its weight in the weighted mean.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SensorWeight {
     /// The sensor id.
     pub sensor_id: String,
@@ -55,12 +62,13 @@ fn one() -> f64 {
 /// When a rule is in force.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[serde(deny_unknown_fields)]
 pub enum When {
     /// Every week on `days`, from `start` to `end` (local `HH:MM`). An `end` at or before
     /// `start` crosses midnight: `days` are the days the range starts on. Layer `every_day` when
     /// all seven days are listed, else `day`.
     Weekly {
-        /// The days the range starts on (at least one).
+        /// The days the range starts on (at least one, each at most once).
         days: Vec<Weekday>,
         /// Local start time, `HH:MM`.
         start: String,
@@ -79,7 +87,7 @@ pub enum When {
     /// One date with its own target, all day or from `start` to `end` (local `HH:MM`; an end at
     /// or before the start runs into the next day). Layer `date`.
     Exception {
-        /// The local date, `YYYY-MM-DD`.
+        /// The local date, `YYYY-MM-DD` (years 2000 to 2999).
         date: String,
         /// Local start time, `HH:MM`; default the start of the day.
         #[serde(default)]
@@ -160,6 +168,7 @@ pub struct Rule {
 /// The default target: in force whenever no rule is (`GET`/`PUT /v1/schedule/default`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"heat_c": 19.0, "cool_c": 26.0, "sensors": []}))]
+#[serde(deny_unknown_fields)]
 pub struct DefaultTarget {
     /// Heating setpoint, °C (5..=30).
     pub heat_c: f64,
@@ -173,6 +182,7 @@ pub struct DefaultTarget {
 /// How long an override holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[serde(deny_unknown_fields)]
 pub enum Hold {
     /// Until a given instant.
     Until {
@@ -197,6 +207,7 @@ pub enum Hold {
 /// `{"heat_c": 22, "hold": {"type": "next_change"}}`. At least one setpoint is required.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"heat_c": 22.0, "hold": {"type": "for", "minutes": 120}}))]
+#[serde(deny_unknown_fields)]
 pub struct NewOverride {
     /// Heating setpoint, °C (5..=30); null: the schedule's.
     #[serde(default)]
@@ -204,7 +215,8 @@ pub struct NewOverride {
     /// Cooling setpoint, °C (15..=35); null: the schedule's.
     #[serde(default)]
     pub cool_c: Option<f64>,
-    /// When it starts; default now. At most a year ahead.
+    /// When it starts; default now. At most a year ahead. An override that would be over by
+    /// the time it is stored (its end not after now) is refused.
     #[serde(default)]
     pub start: Option<Timestamp>,
     /// How long it holds.

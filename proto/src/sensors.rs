@@ -12,6 +12,7 @@ use crate::Timestamp;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"host_id": "myhostid", "sensors": {"1058F50F01080047": {
     "type": "DS18S20", "value": 24.3125, "alias": "some_alias", "extra": "arbitrary string"}}}))]
+#[serde(deny_unknown_fields)]
 pub struct SensorUpdate {
     /// The reporting host's stable id (Pi serial, machine id, or configured).
     pub host_id: String,
@@ -24,6 +25,7 @@ pub struct SensorUpdate {
 
 /// One sensor's reading inside a [`SensorUpdate`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SensorReport {
     /// The sensor type, e.g. `DS18B20`, `DS18S20`, `simulated`.
     #[serde(rename = "type")]
@@ -64,6 +66,7 @@ pub const MAX_BACKLOG_UPDATES: usize = 1000;
 /// answer) is stored once, and an old reading never replaces a sensor's newer latest reading.
 /// All updates are stored in one commit, or none.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SensorBacklog {
     /// The reporting host; every update must carry the same `host_id`.
     pub host_id: String,
@@ -130,6 +133,7 @@ pub const MAX_SENSOR_OFFSET_C: f64 = 10.0;
 /// replaced; readings stay stored as measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"name": "Living room", "weight": 1.0, "offset_c": -0.5}))]
+#[serde(deny_unknown_fields)]
 pub struct SensorSettings {
     /// A display name (1 to 64 characters), or null to show the agent's alias again.
     pub name: Option<String>,

@@ -37,6 +37,9 @@ pub struct Identity {
     /// The agent's host id, for the `agent` role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_id: Option<String>,
+    /// What the agent's device key allows, for the `agent` role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_role: Option<crate::agents::KeyRole>,
 }
 
 /// What a credential allows.

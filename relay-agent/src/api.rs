@@ -488,8 +488,11 @@ impl Modify for EngineAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let mut http = Http::new(HttpAuthScheme::Bearer);
         http.description = Some(
-            "The engine's credential for this agent: `engine.<token>`, where the token is \
-             derived from this agent's device key."
+            "The engine's credential for this agent: `engine.<token>`, where the token is the \
+             lower-case hex of HMAC-SHA256 keyed with this agent's device key (the 32 bytes \
+             written as the 64 hex digits after the dot of `<site id>.<64 hex digits>`) and \
+             applied to the ASCII string `engine`. Nothing else commands an output: not the \
+             agent's own credential, not another device's."
                 .to_owned(),
         );
         openapi

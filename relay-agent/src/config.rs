@@ -32,7 +32,7 @@ pub struct Config {
     pub host_id: Option<String>,
 
     /// This device's key, `<site id>.<64 hex>` (required). Print one on the engine's host with
-    /// `hearth-engine device-key <host-id>`.
+    /// `hearth-engine device-key --role relay <host-id>`.
     #[arg(long, env = "HEARTH_RELAY_DEVICE_KEY", value_name = "KEY", hide_env_values = true)]
     pub device_key: Option<Secret>,
 

@@ -57,6 +57,7 @@ impl Agent {
             config.device_key.as_ref(),
             &host_id,
             "HEARTH_RELAY_DEVICE_KEY",
+            hearth_proto::agents::KeyRole::Relay,
         )?;
         let outputs = config.effective_outputs().context("invalid outputs in the configuration")?;
         let interlocks = config

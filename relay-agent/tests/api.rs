@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use hearth_common::auth::{DeviceCredential, SiteSecret};
 use hearth_common::simworld::RelayWorld;
+use hearth_proto::agents::KeyRole;
 use hearth_proto::relays::{
     CommandOutcome, FallbackReason, OutputStatus, RelayAgentStatus, RelayCommand, RelayFunction,
     RelayList, RelayRegistration, RelayState,
@@ -31,7 +32,7 @@ fn secret() -> anyhow::Result<SiteSecret> {
 }
 
 fn device_key() -> anyhow::Result<DeviceCredential> {
-    Ok(secret()?.device_key(HOST_ID))
+    Ok(secret()?.device_key(HOST_ID, KeyRole::Relay))
 }
 
 /// An app on the simulated bank, with its world file in a temporary directory.
@@ -203,7 +204,10 @@ async fn bad_commands_are_refused_and_change_nothing() -> anyhow::Result<()> {
     let engine = f.engine_auth();
     let agent = format!("Bearer {}", f.key.agent_credential(HOST_ID));
     let wrong_token = format!("Bearer engine.{}", "0".repeat(64));
-    let other_device = format!("Bearer {}", secret()?.device_key("other-host").engine_credential());
+    let other_device = format!(
+        "Bearer {}",
+        secret()?.device_key("other-host", KeyRole::Relay).engine_credential()
+    );
     let json = ("content-type", "application/json");
     let big = format!(r#"{{"state":"off","pad":"{}"}}"#, "x".repeat(20_000));
 
@@ -283,6 +287,15 @@ async fn bad_commands_are_refused_and_change_nothing() -> anyhow::Result<()> {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             code: ErrorCode::InvalidField,
             mentions: "lease_s",
+        },
+        Case {
+            what: "a typo in a field name",
+            id: "cool",
+            headers: with(&engine),
+            body: r#"{"state":"off","leese_s":10}"#,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: ErrorCode::InvalidField,
+            mentions: "leese_s",
         },
         Case {
             what: "negative lease",
@@ -888,7 +901,7 @@ async fn refuses_to_start_without_a_device_key() -> anyhow::Result<()> {
         &world,
     ])?;
     let err = Agent::start(config).await.err().map(|e| format!("{e:#}")).unwrap_or_default();
-    assert!(err.contains("hearth-engine device-key relay-test"), "{err}");
+    assert!(err.contains("hearth-engine device-key --role relay relay-test"), "{err}");
     Ok(())
 }
 

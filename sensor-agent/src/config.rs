@@ -40,8 +40,8 @@ pub struct Config {
     #[arg(long, env = "HEARTH_SENSOR_HOST_ID", value_name = "ID")]
     pub host_id: Option<String>,
 
-    /// This device's key, `<site id>.<64 hex>` (required). `hearth-engine device-key <host-id>`
-    /// on the engine's host prints it.
+    /// This device's key, `<site id>.<64 hex>` (required). `hearth-engine device-key --role
+    /// sensor <host-id>` on the engine's host prints it.
     #[arg(long, env = "HEARTH_SENSOR_DEVICE_KEY", value_name = "KEY", hide_env_values = true)]
     pub device_key: Option<Secret>,
 

@@ -101,6 +101,7 @@ pub async fn run(
         config.device_key.as_ref(),
         &host_id,
         "HEARTH_SENSOR_DEVICE_KEY",
+        hearth_proto::agents::KeyRole::Sensor,
     )?;
     let period = Duration::try_from_secs_f64(config.interval_s)
         .with_context(|| format!("interval_s {} is not a duration", config.interval_s))?;

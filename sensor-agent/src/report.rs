@@ -452,8 +452,8 @@ impl Delivery {
                 error,
                 queued,
                 "the engine rejects this agent's credential; readings are queued until it \
-                 accepts them (check the device key: `hearth-engine device-key {host_id}` \
-                 prints the right one)"
+                 accepts them (check the device key: `hearth-engine device-key --role sensor \
+                 {host_id}` prints the right one; a relay key may not report readings)"
             );
         } else {
             tracing::warn!(

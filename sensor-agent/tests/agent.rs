@@ -121,7 +121,8 @@ async fn update(
 }
 
 fn device_key() -> anyhow::Result<DeviceCredential> {
-    Ok(SiteSecret::from_hex(&"42".repeat(32))?.device_key(HOST))
+    Ok(SiteSecret::from_hex(&"42".repeat(32))?
+        .device_key(HOST, hearth_proto::agents::KeyRole::Sensor))
 }
 
 /// The agent running in this process; dropping the sender (or sending) stops it.
@@ -323,7 +324,10 @@ async fn a_malformed_device_key_is_refused_without_echoing_it() -> anyhow::Resul
     ])?;
     let err = tokio::time::timeout(GUARD, agent.task).await??.err().context("agent started")?;
     let msg = format!("{err:#}");
-    assert!(msg.contains("malformed") && msg.contains("hearth-engine device-key test-pi"), "{msg}");
+    assert!(
+        msg.contains("malformed") && msg.contains("hearth-engine device-key --role sensor test-pi"),
+        "{msg}"
+    );
     assert!(!msg.contains("secretsecret"), "{msg}");
     Ok(())
 }
@@ -548,7 +552,7 @@ async fn binary_refuses_to_start_without_a_device_key() -> anyhow::Result<()> {
     assert!(!status.success());
     let log = agent.seen.join("\n");
     assert!(log.contains("no device key"), "{log}");
-    assert!(log.contains("hearth-engine device-key test-pi"), "{log}");
+    assert!(log.contains("hearth-engine device-key --role sensor test-pi"), "{log}");
     assert!(log.contains("HEARTH_SENSOR_DEVICE_KEY"), "{log}");
     Ok(())
 }

@@ -104,12 +104,23 @@ impl Proc {
     /// Start `binary(bin)` with `args`. A sensor agent's replay queue defaults to a fresh
     /// temporary directory (never the system's /var/lib); `--queue-dir` in `args` overrides it.
     pub fn start(name: &str, bin: &str, args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with_env(name, bin, args, &[])
+    }
+
+    /// As [`Proc::start`], with `env` set on top (e.g. another `RUST_LOG`).
+    pub fn start_with_env(
+        name: &str,
+        bin: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let queue = tempfile::tempdir()?;
         let mut child = Command::new(binary(bin))
             .args(args)
             .env("HEARTH_SENSOR_QUEUE_DIR", queue.path())
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -157,6 +168,11 @@ impl Proc {
     /// How many lines of stderr so far contain `needle`.
     pub fn count_lines(&self, needle: &str) -> usize {
         self.log.lock().map(|l| l.iter().filter(|l| l.contains(needle)).count()).unwrap_or(0)
+    }
+
+    /// Every line of stderr so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// The `http://ADDR` of the first "listening on http://ADDR" log line.

@@ -146,6 +146,7 @@ fn guard(state: &AppState, headers: &HeaderMap) -> Result<Grant, Refusal> {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Login {
     token: String,
 }

@@ -531,9 +531,9 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let tmp = |rel: &str| dir.path().join(rel).to_string_lossy().into_owned();
         let engine_data = tmp("engine");
-        let key = |host: &str| -> anyhow::Result<String> {
+        let key = |role: &str, host: &str| -> anyhow::Result<String> {
             let out = Command::new(binary("hearth-engine"))
-                .args(["--data-dir", &engine_data, "device-key", host])
+                .args(["--data-dir", &engine_data, "device-key", "--role", role, host])
                 .output()?;
             anyhow::ensure!(
                 out.status.success(),
@@ -567,7 +567,7 @@ mod tests {
                     "--host-id".into(),
                     "deploy-sensor".into(),
                     "--device-key".into(),
-                    key("deploy-sensor")?,
+                    key("sensor", "deploy-sensor")?,
                     "--w1-dir".into(),
                     tmp("w1"),
                     "--queue-dir".into(),
@@ -582,7 +582,7 @@ mod tests {
                     "--host-id".into(),
                     "deploy-relay".into(),
                     "--device-key".into(),
-                    key("deploy-relay")?,
+                    key("relay", "deploy-relay")?,
                     "--listen".into(),
                     "127.0.0.1:0".into(),
                     // The example config names no hardware (the agent refuses to start

@@ -106,6 +106,9 @@ fn ensure_system_tools() -> anyhow::Result<()> {
         ("debugfs", "e2fsprogs"),
         ("systemd-analyze", "systemd"),
         ("dpkg-deb", "dpkg"),
+        // The README's shell sensor, run by the end-to-end tests (awk is in Debian's base).
+        ("curl", "curl"),
+        ("openssl", "openssl"),
     ]
     .into_iter()
     .filter(|(tool, _)| !have(tool))
@@ -401,7 +404,7 @@ fn bench_sensor_agent(static_link: bool) -> anyhow::Result<()> {
         anyhow::ensure!(out.status.success(), "hearth-engine {args:?} failed");
         Ok(String::from_utf8(out.stdout)?.trim().to_owned())
     };
-    let key = engine_out(&["device-key", "bench-sensor"])?;
+    let key = engine_out(&["device-key", "--role", "sensor", "bench-sensor"])?;
     let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}");
     let mut children = Children(Vec::new());
@@ -583,8 +586,8 @@ fn demo(args: &[String]) -> anyhow::Result<()> {
         );
         Ok(String::from_utf8(out.stdout)?.trim().to_owned())
     };
-    let sensor_key = engine_out(&["device-key", "demo-sensor"])?;
-    let relay_key = engine_out(&["device-key", "demo-relay"])?;
+    let sensor_key = engine_out(&["device-key", "--role", "sensor", "demo-sensor"])?;
+    let relay_key = engine_out(&["device-key", "--role", "relay", "demo-relay"])?;
     let admin = engine_out(&["admin-token"])?;
     let admin_token = admin.strip_prefix("admin.").unwrap_or(&admin).to_owned();
     let url = format!("http://127.0.0.1:{port}");

@@ -39,8 +39,9 @@ pub(crate) fn bench_web(_static_link: bool) -> anyhow::Result<()> {
     let web_bin = target_dir().join("release/hearth-web");
     let work = tempfile::tempdir()?;
     let data = work.path().to_string_lossy().to_string();
-    let out =
-        Command::new(&engine_bin).args(["--data-dir", &data, "device-key", "bench"]).output()?;
+    let out = Command::new(&engine_bin)
+        .args(["--data-dir", &data, "device-key", "--role", "sensor", "bench"])
+        .output()?;
     anyhow::ensure!(out.status.success(), "hearth-engine device-key failed");
     let key: hearth_common::auth::DeviceCredential =
         String::from_utf8(out.stdout)?.trim().parse()?;

@@ -113,3 +113,28 @@ pub(super) fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
         )
     })
 }
+
+/// The path of `key` inside `prefix` (`when.days`), or `key` at the top (`prefix` empty).
+pub(super) fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() { key.to_owned() } else { format!("{prefix}.{key}") }
+}
+
+/// Unknown fields are refused (a typo like `heat` would otherwise silently do nothing);
+/// `ignored` are read-only fields a client may send back unchanged (`id`, `layer`). Handlers
+/// that parse untyped JSON field by field check every object with this; typed bodies
+/// ([`Body`]) are refused by `deny_unknown_fields` on their `hearth-proto` type.
+pub(super) fn known(
+    obj: &serde_json::Map<String, serde_json::Value>,
+    prefix: &str,
+    fields: &[&str],
+    ignored: &[&str],
+) -> Result<(), ApiError> {
+    match obj.keys().find(|k| !fields.contains(&k.as_str()) && !ignored.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::invalid(format!(
+            "{} field is unknown; expected {}",
+            join(prefix, k),
+            fields.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}

@@ -102,8 +102,9 @@ pub(super) async fn status(
     (code, axum::Json(body))
 }
 
-/// Who the presented credential belongs to: `anonymous` without one, `admin` or `agent` with a
-/// valid one, 403 with a wrong one. Changes nothing; the web UI checks a typed login with it.
+/// Who the presented credential belongs to: `anonymous` without one, `admin` or `agent` (with
+/// its host id and what its device key allows) with a valid one, 403 with a wrong one. Changes
+/// nothing; the web UI checks a typed login with it, a third-party agent its credential.
 #[utoipa::path(get, path = "/v1/auth", tag = "service",
     security((), ("bearer" = [])),
     responses(
@@ -116,11 +117,13 @@ pub(super) async fn whoami(
     mut parts: Parts,
 ) -> Result<axum::Json<Identity>, ApiError> {
     if !parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
-        return Ok(axum::Json(Identity { role: Role::Anonymous, host_id: None }));
+        return Ok(axum::Json(Identity { role: Role::Anonymous, host_id: None, key_role: None }));
     }
     Ok(axum::Json(match Caller::from_request_parts(&mut parts, &state).await? {
-        Caller::Admin => Identity { role: Role::Admin, host_id: None },
-        Caller::Agent(host) => Identity { role: Role::Agent, host_id: Some(host) },
+        Caller::Admin => Identity { role: Role::Admin, host_id: None, key_role: None },
+        Caller::Agent(host, key_role) => {
+            Identity { role: Role::Agent, host_id: Some(host), key_role: Some(key_role) }
+        }
     }))
 }
 

@@ -23,6 +23,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub(crate) use auth::UntypedKeys;
 pub(crate) use error::ApiError;
 
 use crate::control::Controller;
@@ -63,6 +64,8 @@ pub(crate) struct Shared {
     /// by the settings handler, so that live reading events are calibrated without a query on
     /// the ingest path.
     pub(crate) offsets: std::sync::RwLock<std::collections::HashMap<String, f64>>,
+    /// Whether untyped device keys are accepted, and which agents were warned about theirs.
+    pub(crate) untyped: auth::UntypedKeys,
 }
 
 impl AppState {
@@ -82,9 +85,12 @@ impl AppState {
         title = "Hearth engine API",
         description = "The central engine of Hearth, an open multi-host thermostat. \
 Reads (GET) are open on the LAN. Everything that changes state needs \
-`Authorization: Bearer <principal>.<token>`: agents use `<host_id>.<agent token>` \
-(from `hearth-engine device-key <host_id>`), people and the web UI `admin.<token>` \
-(from `hearth-engine admin-token`). Errors are JSON `ErrorBody` objects with a stable `code`."
+`Authorization: Bearer <principal>.<token>` (the `bearer` security scheme says how agents \
+compute theirs): agents use `<host_id>.<agent token>` (from a device key printed by \
+`hearth-engine device-key --role sensor|relay|both <host_id>`), people and the web UI \
+`admin.<token>` (from `hearth-engine admin-token`). Request bodies are closed: a field the \
+engine does not know is refused (422 naming it). Errors are JSON `ErrorBody` objects with a \
+stable `code`."
     ),
     modifiers(&BearerAuth),
     tags(
@@ -106,9 +112,40 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(bearer_description()))
+                    .build(),
+            ),
         );
     }
+}
+
+/// How a credential is made, with a worked example computed by the code that checks it (the
+/// README shows the same example).
+fn bearer_description() -> String {
+    let (host, key, credential) = match SiteSecret::from_hex(&"11".repeat(32)) {
+        Ok(site) => {
+            let key = site.device_key("hall", hearth_proto::agents::KeyRole::Sensor);
+            let credential = key.agent_credential("hall");
+            ("hall", key.to_string(), credential)
+        }
+        Err(_) => ("hall", String::new(), String::new()),
+    };
+    format!(
+        "`Authorization: Bearer <principal>.<token>`. People and the web UI: `admin.<token>`, \
+printed by `hearth-engine admin-token`. Agents: `<host_id>.<token>`, where the token is the \
+lower-case hex of HMAC-SHA256 keyed with the agent's device key and applied to the ASCII \
+string `agent`. A device key is printed by `hearth-engine device-key --role \
+sensor|relay|both <host_id>` as `<site id>.<64 hex digits>`: the 64 hex digits are the key's \
+32 bytes (the site id is the public `site` of the engine's mDNS record). The role decides what \
+the credential may do: `sensor` reports readings, `relay` registers relay outputs, `both` \
+either; the host id in the credential must be the body's `host_id`. `GET /v1/auth` says whom \
+a credential is for. Worked example: the device key `{key}` of host `{host}` (a sensor key) \
+gives `Authorization: Bearer {credential}`; `hearth-engine device-key --role sensor --bearer \
+{host}` prints the credential ready to use."
+    )
 }
 
 fn api_router() -> OpenApiRouter<AppState> {

@@ -1,7 +1,7 @@
 //! Relay registration, the relay registry, function assignment, and the agent list.
 
 use axum::extract::{Path, State};
-use hearth_proto::agents::AgentInfo;
+use hearth_proto::agents::{AgentInfo, AgentKind};
 use hearth_proto::relays::{
     FunctionAssignment, RelayInfo, RelayPath, RelayRegistration, RelayRegistrationAck,
     SIMULATED_BACKEND,
@@ -24,7 +24,8 @@ const MAX_OUTPUTS: usize = 32;
         (status = 200, body = RelayRegistrationAck),
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "No credential", body = ErrorBody),
-        (status = 403, description = "Wrong credential, or another host's", body = ErrorBody),
+        (status = 403, description = "Wrong credential, another host's, or a device key that \
+            may not register relays (a sensor key)", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid", body = ErrorBody),
     ))]
 pub(super) async fn register(
@@ -62,7 +63,7 @@ pub(super) async fn register(
             "backend field must be 1 to 32 of [A-Za-z0-9_-], e.g. \"rppal\" or \"simulated\"",
         ));
     }
-    caller.require_host(&reg.host_id)?;
+    let key_role = caller.require_agent(&state, &reg.host_id, AgentKind::Relay)?;
     let now = Timestamp::now();
     let offset = reg.agent_time.map(|t| t.duration_since(now));
     if let Some(offset) = offset {
@@ -80,6 +81,7 @@ pub(super) async fn register(
             &reg.outputs,
             millis(now),
             offset.map(|o| o.as_millis() as i64),
+            key_role,
         )
         .await?;
     tracing::info!(host_id = %reg.host_id, url = %reg.url, outputs = reg.outputs.len(),
@@ -185,7 +187,8 @@ pub(super) async fn assign_function(
     Ok(axum::Json(info(row, Timestamp::now())))
 }
 
-/// Every agent the engine has heard from, with online state and clock offset.
+/// Every agent the engine has heard from, with online state, clock offset and the role of its
+/// device key (`untyped`: re-issue the key with a role).
 #[utoipa::path(get, path = "/v1/agents", tag = "agents",
     responses((status = 200, body = Vec<AgentInfo>), (status = 503, body = ErrorBody)))]
 pub(super) async fn agents(
@@ -214,6 +217,7 @@ pub(super) async fn agents(
                     unreachable_since: a.unreachable_since.map(from_millis),
                     contact_error: a.contact_error,
                     backend: a.backend,
+                    key_role: a.key_role,
                 }
             })
             .collect(),

@@ -18,8 +18,8 @@ use serde_json::{Map, Value};
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, Query, parse_json};
-use crate::schedule::{check_default, check_override, check_rule};
+use super::error::{ApiError, Query, join, known, parse_json};
+use crate::schedule::{check_default, check_new_rule, check_override};
 
 type Obj = Map<String, Value>;
 
@@ -34,23 +34,6 @@ fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Obj, ApiError> {
             format!("{path} field must be an object")
         })
     })
-}
-
-fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() { key.to_owned() } else { format!("{prefix}.{key}") }
-}
-
-/// Unknown fields are refused (a typo like `heat` would otherwise silently do nothing);
-/// `ignored` are read-only fields a client may send back unchanged (`id`, `layer`).
-fn known(obj: &Obj, prefix: &str, fields: &[&str], ignored: &[&str]) -> Result<(), ApiError> {
-    match obj.keys().find(|k| !fields.contains(&k.as_str()) && !ignored.contains(&k.as_str())) {
-        Some(k) => Err(ApiError::invalid(format!(
-            "{} field is unknown; expected {}",
-            join(prefix, k),
-            fields.join(", ")
-        ))),
-        None => Ok(()),
-    }
 }
 
 fn get<'a>(obj: &'a Obj, key: &str) -> Option<&'a Value> {
@@ -201,7 +184,7 @@ fn rule_body(body: &[u8]) -> Result<NewRule, ApiError> {
         cool_c: opt_celsius(obj, "cool_c")?,
         sensors: sensors(obj)?,
     };
-    check_rule(&rule).map_err(ApiError::invalid)?;
+    check_new_rule(&rule).map_err(ApiError::invalid)?;
     Ok(rule)
 }
 
@@ -455,6 +438,13 @@ pub(super) async fn create_override(
         }
         Hold::Indefinite => None,
     };
+    if let Some(end) = end.filter(|end| *end <= now) {
+        // Only a start in the past gets here (`check_override` refused the other holds).
+        return Err(ApiError::invalid(format!(
+            "start field is too far in the past ({start}): the schedule changed at {end}, \
+             before now, so the override would never hold"
+        )));
+    }
     let o = state.inner.schedules.create_override(o, start, end, now).await?;
     tracing::info!(id = o.id, heat_c = ?o.heat_c, cool_c = ?o.cool_c, end = ?o.end, "override");
     state.inner.events.changed("overrides");

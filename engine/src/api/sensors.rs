@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use hearth_proto::agents::AgentKind;
 use hearth_proto::events::Event;
 use hearth_proto::sensors::{
     MAX_BACKLOG_UPDATES, MAX_SENSOR_NAME, MAX_SENSOR_OFFSET_C, MAX_SENSOR_WEIGHT, Reading,
@@ -17,7 +18,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, Body, parse_json};
+use super::error::{ApiError, Body, known, parse_json};
 use crate::store::{NewReading, NewReport, from_millis, millis};
 
 /// Longest sensor id accepted (1-Wire ids are 15 characters; leave room for others).
@@ -42,7 +43,8 @@ const MAX_BACKLOG_READINGS: usize = 20_000;
         (status = 201, description = "Stored (after commit)", body = SensorUpdateAck),
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "No credential", body = ErrorBody),
-        (status = 403, description = "Wrong credential, or another host's", body = ErrorBody),
+        (status = 403, description = "Wrong credential, another host's, or a device key that \
+            may not report readings (a relay key)", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid", body = ErrorBody,
             example = json!({"status": "error", "code": "missing_field", "error": "host_id field is missing"})),
         (status = 503, description = "Database unavailable", body = ErrorBody),
@@ -54,7 +56,7 @@ pub(super) async fn update(
 ) -> Result<(StatusCode, axum::Json<SensorUpdateAck>), ApiError> {
     let value = parse_json(&body)?;
     let mut update = validate(&value)?;
-    caller.require_host(&update.host_id)?;
+    let key_role = caller.require_agent(&state, &update.host_id, AgentKind::Sensor)?;
 
     let now = Timestamp::now();
     let offset = update.agent_time.map(|t| t.duration_since(now));
@@ -70,6 +72,7 @@ pub(super) async fn update(
     let ids: Vec<String> = update.sensors.keys().cloned().collect();
     let report = NewReport {
         host_id: update.host_id,
+        key_role,
         received: millis(now),
         clock_offset_ms: offset.map(|o| o.as_millis() as i64),
         readings: update.sensors.into_iter().map(|(id, r)| new_reading(id, r, now)).collect(),
@@ -125,6 +128,7 @@ pub(super) async fn backlog(
 ) -> Result<(StatusCode, axum::Json<SensorBacklogAck>), ApiError> {
     let value = parse_json(&body)?;
     let obj = value.as_object().ok_or_else(|| ApiError::invalid("body must be a JSON object"))?;
+    known(obj, "", &["host_id", "updates", "agent_time"], &[])?;
     let host_id = host_id_field(obj)?;
     let items = match obj.get("updates") {
         None | Some(Value::Null) => return Err(ApiError::missing("updates")),
@@ -136,7 +140,7 @@ pub(super) async fn backlog(
         }
     };
     let agent_time = optional_time(obj.get("agent_time"), "agent_time")?;
-    caller.require_host(&host_id)?;
+    let key_role = caller.require_agent(&state, &host_id, AgentKind::Sensor)?;
 
     let now = Timestamp::now();
     let prefixed = |i: usize, mut e: ApiError| {
@@ -170,6 +174,7 @@ pub(super) async fn backlog(
     let updates = backlog.updates.len();
     let report = NewReport {
         host_id: backlog.host_id,
+        key_role,
         received: millis(now),
         clock_offset_ms: offset.map(|o| o.as_millis() as i64),
         readings: backlog
@@ -227,6 +232,7 @@ fn host_id_field(obj: &serde_json::Map<String, Value>) -> Result<String, ApiErro
 
 fn validate(value: &Value) -> Result<SensorUpdate, ApiError> {
     let obj = value.as_object().ok_or_else(|| ApiError::invalid("body must be a JSON object"))?;
+    known(obj, "", &["host_id", "sensors", "agent_time"], &[])?;
     let host_id = host_id_field(obj)?;
     let sensors = match obj.get("sensors") {
         None | Some(Value::Null) => return Err(ApiError::missing("sensors")),
@@ -250,6 +256,8 @@ fn validate(value: &Value) -> Result<SensorUpdate, ApiError> {
         let r = reading
             .as_object()
             .ok_or_else(|| ApiError::invalid(format!("sensors.{id} must be an object")))?;
+        let fields = ["type", "value", "alias", "extra", "timestamp"];
+        known(r, &format!("sensors.{id}"), &fields, &[])?;
         let kind = match r.get("type") {
             None | Some(Value::Null) => return Err(ApiError::missing(&field("type"))),
             Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_LEN => s.clone(),

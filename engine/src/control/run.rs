@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use hearth_common::auth::SiteSecret;
 use hearth_proto::Timestamp;
+use hearth_proto::agents::KeyRole;
 use hearth_proto::client::{ClientError, RelayAgentClient};
 use hearth_proto::control::{ControlSettings, Decision, System};
 use hearth_proto::events::Event;
@@ -355,7 +356,8 @@ struct Commander {
     site: SiteSecret,
     events: Events,
     counters: Arc<Counters>,
-    clients: HashMap<String, (String, RelayAgentClient)>,
+    /// By host: the URL and key role the client was made for, and the client.
+    clients: HashMap<String, (String, KeyRole, RelayAgentClient)>,
     /// Relays that failed last time, and how: log changes, not every failure.
     failing: HashMap<(String, String), String>,
 }
@@ -365,13 +367,17 @@ impl Commander {
         Self { store, site, events, counters, clients: HashMap::new(), failing: HashMap::new() }
     }
 
-    fn client(&mut self, host_id: &str, url: &str) -> RelayAgentClient {
+    /// The client for a relay agent at `url`, presenting the engine token of the agent's device
+    /// key: the role it registered with (None: registered before roles were recorded, so its
+    /// key is the untyped one).
+    fn client(&mut self, host_id: &str, url: &str, role: Option<KeyRole>) -> RelayAgentClient {
+        let role = role.unwrap_or(KeyRole::Untyped);
         match self.clients.get(host_id) {
-            Some((u, c)) if u == url => c.clone(),
+            Some((u, r, c)) if u == url && *r == role => c.clone(),
             _ => {
-                let credential = self.site.device_key(host_id).engine_credential();
+                let credential = self.site.device_key(host_id, role).engine_credential();
                 let c = RelayAgentClient::new(url, Some(credential));
-                self.clients.insert(host_id.to_owned(), (url.to_owned(), c.clone()));
+                self.clients.insert(host_id.to_owned(), (url.to_owned(), role, c.clone()));
                 c
             }
         }
@@ -430,11 +436,13 @@ impl Commander {
                 return;
             }
         };
-        let agents: BTreeMap<String, String> =
-            relays.iter().filter_map(|r| Some((r.host_id.clone(), r.url.clone()?))).collect();
+        let agents: BTreeMap<String, (String, Option<KeyRole>)> = relays
+            .iter()
+            .filter_map(|r| Some((r.host_id.clone(), (r.url.clone()?, r.key_role))))
+            .collect();
         let mut reads = JoinSet::new();
-        for (host_id, url) in agents {
-            let client = self.client(&host_id, &url);
+        for (host_id, (url, role)) in agents {
+            let client = self.client(&host_id, &url, role);
             reads.spawn(async move { (host_id, client.relays().await) });
         }
         while let Some(joined) = reads.join_next().await {
@@ -487,7 +495,7 @@ impl Commander {
             let mut calls = JoinSet::new();
             for relay in relays.iter().filter(|r| wanted(r) == Some(phase_on)) {
                 let Some(url) = relay.url.clone() else { continue };
-                let client = self.client(&relay.host_id, &url);
+                let client = self.client(&relay.host_id, &url, relay.key_role);
                 let command = if phase_on {
                     RelayCommand { state: RelayState::On, lease_s: Some(lease_s) }
                 } else {

@@ -60,7 +60,7 @@ use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 
 pub(crate) use hearth_proto::schedules::Segment;
-pub(crate) use parse::{check_default, check_override, check_rule};
+pub(crate) use parse::{check_default, check_new_rule, check_override, check_rule};
 
 /// How far `next_change` looks ahead.
 pub(crate) const NEXT_CHANGE_HORIZON: SignedDuration = SignedDuration::from_hours(14 * 24);

@@ -5,7 +5,8 @@ use std::collections::HashSet;
 
 use hearth_proto::Timestamp;
 use hearth_proto::schedules::{
-    DefaultTarget, Hold, Layer, NewOverride, NewRule, SensorWeight, Weekday, When,
+    DefaultTarget, Hold, Layer, MAX_DATE_YEAR, MIN_DATE_YEAR, NewOverride, NewRule, SensorWeight,
+    Weekday, When,
 };
 use jiff::SignedDuration;
 use jiff::civil::{Date, DateTime};
@@ -39,6 +40,41 @@ pub(crate) fn check_rule(r: &NewRule) -> Result<Layer, String> {
     Ok(layer(&recurrence))
 }
 
+/// Check a rule a client sends: [`check_rule`], and what a request must not say although an
+/// older version stored it (a day named twice, a date in the year 0). Stored rules are read
+/// with [`check_rule`] alone, so an upgrade never drops a rule that was in force.
+pub(crate) fn check_new_rule(r: &NewRule) -> Result<Layer, String> {
+    let layer = check_rule(r)?;
+    let year = |s: &str, field: &str| -> Result<(), String> {
+        let year = s.get(..4).and_then(|y| y.parse::<i16>().ok()).unwrap_or(0);
+        if (MIN_DATE_YEAR..=MAX_DATE_YEAR).contains(&year) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{field} field must be in the years {MIN_DATE_YEAR} to {MAX_DATE_YEAR}, got {s:?}"
+            ))
+        }
+    };
+    match &r.when {
+        When::Weekly { days, .. } => {
+            let mut seen = [false; 7];
+            for (i, d) in days.iter().enumerate() {
+                if std::mem::replace(&mut seen[weekday_index(*d)], true) {
+                    let name = format!("{d:?}").to_lowercase();
+                    return Err(format!("when.days[{i}] field names {name} a second time"));
+                }
+            }
+        }
+        When::Exception { date, .. } => year(date, "when.date")?,
+        When::Vacation { start, end } => {
+            year(start, "when.start")?;
+            year(end, "when.end")?;
+        }
+        When::Cron { .. } => {}
+    }
+    Ok(layer)
+}
+
 /// Check an override against `now` (its start at most a year ahead, its end after its start).
 pub(crate) fn check_override(o: &NewOverride, now: Timestamp) -> Result<(), String> {
     check_setpoints(o.heat_c, o.cool_c)?;
@@ -53,8 +89,22 @@ pub(crate) fn check_override(o: &NewOverride, now: Timestamp) -> Result<(), Stri
         Hold::Until { at } if *at <= start => {
             Err(format!("hold.at field must be after the start ({start}), got {at}"))
         }
+        // Stored, it would never be in force: almost certainly a typo in a date.
+        Hold::Until { at } if *at <= now => {
+            Err(format!("hold.at field is in the past ({at}); the override would never hold"))
+        }
         Hold::For { minutes } if !(1..=MAX_HOLD_MIN).contains(minutes) => {
             Err(format!("hold.minutes field must be between 1 and {MAX_HOLD_MIN}, got {minutes}"))
+        }
+        Hold::For { minutes }
+            if start
+                .checked_add(SignedDuration::from_mins(i64::from(*minutes)))
+                .is_ok_and(|end| end <= now) =>
+        {
+            Err(format!(
+                "start field is too far in the past ({start}): the override would be over \
+                 after {minutes} minutes, before now"
+            ))
         }
         _ => Ok(()),
     }

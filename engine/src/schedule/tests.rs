@@ -811,6 +811,8 @@ fn layers_of_rules() {
     all_dup.push(Weekday::Sunday);
     let cases = [
         (weekly(&ALL_DAYS, "06:00", "08:00"), Layer::EveryDay),
+        // A request naming a day twice is refused (`check_new_rule`); one stored that way by
+        // an older version stays in force.
         (weekly(&all_dup, "06:00", "08:00"), Layer::EveryDay),
         (weekly(&days6, "06:00", "08:00"), Layer::Day),
         (cron("30 6 * * *", 60), Layer::EveryDay),

@@ -424,6 +424,7 @@ mod tests {
     fn report(readings: &[(&str, i64, Option<f64>)]) -> NewReport {
         NewReport {
             host_id: "pi".into(),
+            key_role: hearth_proto::agents::KeyRole::Sensor,
             received: 0,
             clock_offset_ms: None,
             readings: readings

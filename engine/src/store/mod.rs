@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use hearth_proto::Timestamp;
-use hearth_proto::agents::AgentKind;
+use hearth_proto::agents::{AgentKind, KeyRole};
 use hearth_proto::control::{ControlSettings, Decision};
 use hearth_proto::relays::{OutputStatus, RelayFunction, RelayState};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -39,6 +39,8 @@ pub(crate) struct NewReading {
 #[derive(Debug, Clone)]
 pub(crate) struct NewReport {
     pub(crate) host_id: String,
+    /// What the key the report was authenticated with allows.
+    pub(crate) key_role: KeyRole,
     pub(crate) received: i64,
     pub(crate) clock_offset_ms: Option<i64>,
     pub(crate) readings: Vec<NewReading>,
@@ -75,6 +77,8 @@ pub(crate) struct AgentRow {
     pub(crate) unreachable_since: Option<i64>,
     /// Relay agents: why the engine's last call failed.
     pub(crate) contact_error: Option<String>,
+    /// The role of the device key it last authenticated with (None: not since it was recorded).
+    pub(crate) key_role: Option<KeyRole>,
 }
 
 /// How a call of the engine to a relay agent went, for [`Store::relay_contact`].
@@ -107,6 +111,9 @@ pub(crate) struct RelayRow {
     pub(crate) backend: Option<String>,
     /// Since when the engine's calls to the agent get no answer (Unix ms).
     pub(crate) unreachable_since: Option<i64>,
+    /// The role of the agent's device key (None: registered before roles were recorded, so
+    /// its key is untyped).
+    pub(crate) key_role: Option<KeyRole>,
 }
 
 impl RelayRow {
@@ -204,6 +211,7 @@ impl Store {
                 url: None,
                 last_seen: report.received,
                 clock_offset_ms: report.clock_offset_ms,
+                key_role: Some(report.key_role),
             };
             // Reports are in arrival order: the later one carries the fresher clock offset.
             hosts.insert(&report.host_id, agent);
@@ -313,7 +321,7 @@ impl Store {
     pub(crate) async fn agents(&self) -> Result<Vec<AgentRow>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT host_id, kind, url, last_seen, clock_offset_ms, backend, unreachable_since,
-                    contact_error
+                    contact_error, key_role
              FROM agents ORDER BY host_id, kind",
         )
         .fetch_all(&self.pool)
@@ -321,6 +329,7 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let kind: String = r.try_get("kind")?;
+                let key_role: Option<String> = r.try_get("key_role")?;
                 Ok(AgentRow {
                     host_id: r.try_get("host_id")?,
                     kind: str_enum(&kind).unwrap_or(AgentKind::Sensor),
@@ -330,6 +339,7 @@ impl Store {
                     backend: r.try_get("backend")?,
                     unreachable_since: r.try_get("unreachable_since")?,
                     contact_error: r.try_get("contact_error")?,
+                    key_role: key_role.as_deref().and_then(str_enum),
                 })
             })
             .collect()
@@ -366,6 +376,7 @@ impl Store {
         outputs: &[OutputStatus],
         now: i64,
         clock_offset_ms: Option<i64>,
+        key_role: KeyRole,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let agent = AgentUpsert {
@@ -374,6 +385,7 @@ impl Store {
             url: Some(url),
             last_seen: now,
             clock_offset_ms,
+            key_role: Some(key_role),
         };
         upsert_agents(&mut tx, &[agent]).await?;
         sqlx::query("UPDATE agents SET backend = ? WHERE host_id = ? AND kind = 'relay'")
@@ -414,7 +426,8 @@ impl Store {
     pub(crate) async fn relays(&self) -> Result<Vec<RelayRow>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT r.host_id, r.output_id, r.name, a.url, r.function, r.function_hint, r.state,
-                    r.updated, r.status, r.command_error, a.backend, a.unreachable_since
+                    r.updated, r.status, r.command_error, a.backend, a.unreachable_since,
+                    a.key_role
              FROM relays r LEFT JOIN agents a ON a.host_id = r.host_id AND a.kind = 'relay'
              ORDER BY r.host_id, r.output_id",
         )
@@ -426,6 +439,7 @@ impl Store {
                 let hint: Option<String> = r.try_get("function_hint")?;
                 let state: String = r.try_get("state")?;
                 let status: Option<String> = r.try_get("status")?;
+                let key_role: Option<String> = r.try_get("key_role")?;
                 Ok(RelayRow {
                     host_id: r.try_get("host_id")?,
                     output_id: r.try_get("output_id")?,
@@ -440,6 +454,7 @@ impl Store {
                     command_error: r.try_get("command_error")?,
                     backend: r.try_get("backend")?,
                     unreachable_since: r.try_get("unreachable_since")?,
+                    key_role: key_role.as_deref().and_then(str_enum),
                 })
             })
             .collect()
@@ -615,6 +630,7 @@ struct AgentUpsert<'a> {
     url: Option<&'a str>,
     last_seen: i64,
     clock_offset_ms: Option<i64>,
+    key_role: Option<KeyRole>,
 }
 
 /// Record agents as heard from, in chunks of multi-row upserts. `agents` must not name the same
@@ -625,20 +641,22 @@ async fn upsert_agents(
 ) -> Result<(), sqlx::Error> {
     for chunk in agents.chunks(INSERT_CHUNK) {
         let mut q = QueryBuilder::new(
-            "INSERT INTO agents (host_id, kind, url, last_seen, clock_offset_ms) ",
+            "INSERT INTO agents (host_id, kind, url, last_seen, clock_offset_ms, key_role) ",
         );
         q.push_values(chunk, |mut b, a| {
             b.push_bind(a.host_id)
                 .push_bind(enum_str(a.kind))
                 .push_bind(a.url)
                 .push_bind(a.last_seen)
-                .push_bind(a.clock_offset_ms);
+                .push_bind(a.clock_offset_ms)
+                .push_bind(a.key_role.map(enum_str));
         });
         q.push(
             " ON CONFLICT (host_id, kind) DO UPDATE SET
                url = COALESCE(excluded.url, agents.url),
                last_seen = MAX(agents.last_seen, excluded.last_seen),
-               clock_offset_ms = COALESCE(excluded.clock_offset_ms, agents.clock_offset_ms)",
+               clock_offset_ms = COALESCE(excluded.clock_offset_ms, agents.clock_offset_ms),
+               key_role = COALESCE(excluded.key_role, agents.key_role)",
         );
         q.build().execute(&mut *tx).await?;
     }
@@ -652,6 +670,7 @@ mod tests {
     fn report(host: &str, ts: i64, value: f64, received: i64) -> NewReport {
         NewReport {
             host_id: host.into(),
+            key_role: KeyRole::Sensor,
             received,
             clock_offset_ms: Some(received),
             readings: vec![NewReading {

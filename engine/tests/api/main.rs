@@ -8,14 +8,17 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use hearth_engine::{Config, Engine};
 use hearth_proto::Timestamp;
+use hearth_proto::agents::KeyRole;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 mod control;
+mod credentials;
 mod history;
 mod schedules;
 mod sensors;
+mod typos;
 
 type R<T = ()> = anyhow::Result<T>;
 
@@ -39,7 +42,7 @@ async fn fixture() -> R<Fixture> {
 
 impl Fixture {
     fn agent(&self, host: &str) -> String {
-        self.engine.device_key(host).agent_credential(host)
+        self.engine.device_key(host, KeyRole::Both).agent_credential(host)
     }
 
     fn admin(&self) -> String {
@@ -329,7 +332,7 @@ async fn bad_sensor_updates_get_4xx_and_change_nothing() -> R {
     assert_error(&got, StatusCode::FORBIDDEN, "forbidden", "cannot act for host");
     let got = f.call("PUT", "/v1/sensors/update", Some(&f.admin()), Some(&body)).await?;
     assert_error(&got, StatusCode::FORBIDDEN, "forbidden", "only the agent");
-    let engine_cred = f.engine.device_key("h1").engine_credential();
+    let engine_cred = f.engine.device_key("h1", KeyRole::Both).engine_credential();
     let got = f.call("PUT", "/v1/sensors/update", Some(&engine_cred), Some(&body)).await?;
     assert_error(&got, StatusCode::FORBIDDEN, "forbidden", "wrong credential");
     let got = f.call("PUT", "/v1/sensors/update", Some("garbage"), Some(&body)).await?;
@@ -793,7 +796,13 @@ async fn decision_loop_commands_the_heat_relay_with_a_lease() -> R {
     let (id, auth, cmd) = next_with(&mut commands, "on").await?;
     assert_eq!(id, "heat", "only the heat output is commanded");
     assert_eq!(cmd["lease_s"], 8);
-    assert_eq!(auth, Some(format!("Bearer {}", f.engine.device_key("relay1").engine_credential())));
+    assert_eq!(
+        auth,
+        Some(format!(
+            "Bearer {}",
+            f.engine.device_key("relay1", KeyRole::Both).engine_credential()
+        ))
+    );
     let view = f.get("/v1/control").await?;
     assert_eq!(view["decision"]["heat"], true);
     assert_eq!(view["decision"]["reason_code"], "heat_below_band");

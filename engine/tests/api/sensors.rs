@@ -108,7 +108,7 @@ async fn whoami_names_the_credential_without_changing_anything() -> R {
     assert_eq!(who(Some(f.admin())).await?, (StatusCode::OK, json!({"role": "admin"})));
     assert_eq!(
         who(Some(f.agent("pi-1"))).await?,
-        (StatusCode::OK, json!({"role": "agent", "host_id": "pi-1"}))
+        (StatusCode::OK, json!({"role": "agent", "host_id": "pi-1", "key_role": "both"}))
     );
     assert_error(
         &who(Some("admin.00".into())).await?,

@@ -11,6 +11,8 @@ use hearth_proto::control::{ControlSettings, Mode, ReasonCode};
 use hearth_proto::relays::RelayState;
 use hearth_proto::schedules::DefaultTarget;
 
+mod contract;
+mod logs;
 mod web;
 
 const SENSOR: &str = "e2e-sensor";
@@ -120,8 +122,8 @@ impl Site {
         Ok(Self {
             data_s: data.to_string_lossy().to_string(),
             world_s: world.to_string_lossy().to_string(),
-            sensor_key: engine_credential(&data, &["device-key", SENSOR])?,
-            relay_key: engine_credential(&data, &["device-key", RELAY])?,
+            sensor_key: engine_credential(&data, &["device-key", "--role", "sensor", SENSOR])?,
+            relay_key: engine_credential(&data, &["device-key", "--role", "relay", RELAY])?,
             admin: engine_credential(&data, &["admin-token"])?,
             relay_toml: relay_config(dir.path())?,
             data,
@@ -286,7 +288,7 @@ async fn outage() -> anyhow::Result<()> {
     let data_s = data.to_string_lossy().to_string();
     let queue_s = queue.to_string_lossy().to_string();
     let world_s = dir.path().join("world.json").to_string_lossy().to_string();
-    let key = engine_credential(&data, &["device-key", QUEUE_HOST])?;
+    let key = engine_credential(&data, &["device-key", "--role", "sensor", QUEUE_HOST])?;
     let agent_args = [
         "--host-id",
         QUEUE_HOST,

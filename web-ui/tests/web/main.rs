@@ -227,6 +227,11 @@ async fn routes_outside_the_table_and_bad_logins_get_clear_errors() -> R {
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     let a = send(&app, login(r#"{"tok":"abc"}"#, "application/json", None)?).await?;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // A field the login does not know is named, not ignored.
+    let a =
+        send(&app, login(r#"{"token":"abc","remember":true}"#, "application/json", None)?).await?;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text());
+    assert!(a.json()["error"].as_str().is_some_and(|e| e.contains("remember")), "{}", a.text());
     let a = send(&app, login(r#"{"token":"not a token!"}"#, "application/json", None)?).await?;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     assert!(!a.headers.contains_key(header::SET_COOKIE));

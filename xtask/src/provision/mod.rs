@@ -44,6 +44,13 @@ impl Agent {
             Agent::Relay => "HEARTH_RELAY",
         }
     }
+    /// The device key role the agent needs (`hearth-engine device-key --role`).
+    fn role(self) -> &'static str {
+        match self {
+            Agent::Sensor => "sensor",
+            Agent::Relay => "relay",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -131,7 +138,8 @@ pub(crate) struct Args {
     /// The agent's host id, which its device key was made for. Default: --hostname.
     #[arg(long)]
     pub(crate) host_id: Option<String>,
-    /// A file holding the agent's device key, as printed by `hearth-engine device-key <host id>`.
+    /// A file holding the agent's device key, as printed by `hearth-engine device-key --role
+    /// <sensor|relay|both> <host id>`.
     #[arg(long)]
     pub(crate) device_key_file: PathBuf,
     /// Sensor agent with the kernel 1-Wire driver: the GPIO (BCM number) of the DS18B20 data
@@ -237,7 +245,8 @@ fn validate(args: &Args) -> anyhow::Result<Inputs> {
     let host_id = args.host_id.clone().or_else(|| args.hostname.clone()).ok_or_else(|| {
         anyhow::anyhow!(
             "give --host-id (or --hostname, used as the host id): the device key is made for one \
-             host id (`hearth-engine device-key <host id>`), so the agent must report that id"
+             host id (`hearth-engine device-key --role ROLE <host id>`), so the agent must report \
+             that id"
         )
     })?;
     ensure!(
@@ -267,8 +276,9 @@ fn validate(args: &Args) -> anyhow::Result<Inputs> {
     ensure!(
         valid_key,
         "{}: not a device key (expected `<16 hex site id>.<64 hex>` on one line, as printed by \
-         `hearth-engine device-key {host_id}`)",
-        args.device_key_file.display()
+         `hearth-engine device-key --role {} {host_id}`)",
+        args.device_key_file.display(),
+        args.agent.role(),
     );
     let key_env = format!("{}_DEVICE_KEY={key}\n", args.agent.env());
 
