@@ -1,6 +1,8 @@
 //! What the equipment did: heating and cooling runs, and daily runtime analytics
 //! (`/v1/runs`, `/v1/analytics/daily`).
 
+use std::ops::RangeInclusive;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -22,6 +24,14 @@ pub struct Run {
     pub end_temp_c: Option<f64>,
 }
 
+/// Longest span between `from` and `to` of a readings or runs query, days: ten years, with
+/// their leap days.
+pub const MAX_SPAN_DAYS: i64 = 3653;
+/// `days` of `GET /v1/analytics/daily`.
+pub const DAYS: RangeInclusive<u32> = 1..=366;
+/// `days` when the query leaves it out.
+pub const DEFAULT_DAYS: u32 = 7;
+
 /// Query of `GET /v1/runs`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -36,7 +46,7 @@ pub struct RunsQuery {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DailyQuery {
-    /// How many local days back from today, today included (1..=366, default 7).
+    /// How many local days back from today, today included.
     pub days: Option<u32>,
 }
 
