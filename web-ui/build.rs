@@ -10,13 +10,22 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    // Read when the script runs, not when it was compiled: a build script compiled in another
+    // checkout (a moved target dir) must not embed that checkout's files, or none.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let dir = Path::new(&manifest).join("assets");
     // A directory makes cargo rerun this script when anything under it changes.
     println!("cargo:rerun-if-changed={}", dir.display());
     println!("cargo:rerun-if-changed=src/mime.rs");
     let mut files = Vec::new();
     walk(&dir, &mut files);
     files.sort();
+    // A dashboard without its page is a build error, not a binary that answers 404.
+    assert!(
+        files.iter().any(|f| f.ends_with("index.html")),
+        "{}: no index.html to embed",
+        dir.display()
+    );
     let mut out = String::from("/// Every embedded asset, by path under `assets/`.\n");
     out.push_str("pub(crate) static ASSETS: &[Asset] = &[\n");
     for file in &files {
@@ -37,7 +46,7 @@ fn main() {
 }
 
 fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {

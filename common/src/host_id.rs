@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use hearth_proto::agents::{MAX_HOST_ID_CHARS, is_host_id_char};
+
 /// Where the host id came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -59,12 +61,14 @@ fn pi_serial(cpuinfo: &str) -> Option<String> {
     })
 }
 
-/// A host id is 1..=64 characters of `[A-Za-z0-9_-]`: it appears in URLs and credentials.
+/// A host id is 1 to [`MAX_HOST_ID_CHARS`] characters of `[A-Za-z0-9_-]`: it appears in URLs
+/// and credentials.
 pub fn validate(id: &str) -> anyhow::Result<()> {
-    if id.is_empty() || id.len() > 64 {
-        anyhow::bail!("host id must be 1 to 64 characters, got {}", id.len());
+    let chars = id.chars().count();
+    if !(1..=MAX_HOST_ID_CHARS).contains(&chars) {
+        anyhow::bail!("host id must be 1 to {MAX_HOST_ID_CHARS} characters, got {chars}");
     }
-    if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+    if let Some(c) = id.chars().find(|c| !is_host_id_char(*c)) {
         anyhow::bail!("host id {id:?} contains {c:?}; allowed are letters, digits, '-' and '_'");
     }
     Ok(())

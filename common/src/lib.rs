@@ -9,6 +9,8 @@ pub mod auth;
 pub mod config;
 pub mod discovery;
 pub mod host_id;
+#[cfg(feature = "http")]
+pub mod http;
 mod logging;
 pub mod simworld;
 pub mod systemd;

@@ -150,6 +150,8 @@ pub async fn run(
             let _ = tokio::task::spawn_blocking(move || adv.stop()).await;
         }
     };
+    // hyper's own refusals of a request head (414, 431, 400) get an ErrorBody too.
+    let listener = hearth_common::http::JsonRejections(listener);
     axum::serve(listener, engine.router()).with_graceful_shutdown(graceful).await?;
     let _ = stop_tx.send(true);
     let _ = control.await;

@@ -5,6 +5,17 @@ use utoipa::ToSchema;
 
 use crate::Timestamp;
 
+/// Longest host id, characters. A host id (and an output id in the engine's registry) is
+/// letters, digits, `-` and `_`: it appears in URLs and credentials.
+pub const MAX_HOST_ID_CHARS: usize = 64;
+/// The characters of a host id ([`is_host_id_char`]), as a JSON Schema pattern.
+pub const HOST_ID_PATTERN: &str = "^[A-Za-z0-9_-]+$";
+
+/// True for a character a host id may hold: what [`HOST_ID_PATTERN`] says.
+pub fn is_host_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
 /// What an agent does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

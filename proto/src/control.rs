@@ -7,6 +7,8 @@
 //! it (in every mode, OFF included); the minimum on/off times and the heat↔cool changeover delay
 //! hold the equipment's current state where switching would short-cycle it.
 
+use std::ops::RangeInclusive;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -39,6 +41,27 @@ pub enum System {
     Cool,
 }
 
+/// `ControlSettings::frost_floor_c`, °C.
+pub const FROST_FLOOR_C: RangeInclusive<f64> = 0.0..=15.0;
+/// `ControlSettings::max_ceiling_c`, °C.
+pub const MAX_CEILING_C: RangeInclusive<f64> = 20.0..=45.0;
+/// `ControlSettings::min_on_s`, seconds.
+pub const MIN_ON_S: RangeInclusive<u32> = 0..=3600;
+/// `ControlSettings::min_off_s`, seconds.
+pub const MIN_OFF_S: RangeInclusive<u32> = 0..=3600;
+/// `ControlSettings::changeover_s`, seconds.
+pub const CHANGEOVER_S: RangeInclusive<u32> = 0..=7200;
+/// `ControlSettings::auto_deadband_c`, °C.
+pub const AUTO_DEADBAND_C: RangeInclusive<f64> = 0.5..=10.0;
+/// `ControlSettings::outlier_c`, °C.
+pub const OUTLIER_C: RangeInclusive<f64> = 1.0..=30.0;
+/// `ControlSettings::sensor_loss_duty_pct`, percent.
+pub const SENSOR_LOSS_DUTY_PCT: RangeInclusive<u32> = 0..=50;
+/// `limit` of `GET /v1/control/decisions`.
+pub const DECISIONS_LIMIT: RangeInclusive<u32> = 1..=1000;
+/// `limit` when the query leaves it out.
+pub const DEFAULT_DECISIONS_LIMIT: u32 = 50;
+
 /// The decision loop's settings (`GET /v1/control`, `PUT /v1/control/settings`). Fields left
 /// out of a `PUT` keep their defaults (shown in the example).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -58,27 +81,27 @@ pub struct ControlSettings {
     #[schema(value_type = Object)]
     pub params: serde_json::Value,
     /// Below this effective temperature heat runs whatever the mode, schedule or algorithm,
-    /// °C (0..=15).
+    /// °C.
     pub frost_floor_c: f64,
     /// Above this effective temperature heat never runs, and cooling runs if there is any,
-    /// whatever the mode, °C (20..=45). Setpoints above it are clamped to it.
+    /// whatever the mode, °C. Setpoints above it are clamped to it.
     pub max_ceiling_c: f64,
     /// Once on, heating or cooling stays on at least this long unless safety says off,
-    /// seconds (0..=3600).
+    /// seconds.
     pub min_on_s: u32,
     /// Once off, heating or cooling stays off at least this long, also against the frost floor,
-    /// seconds (0..=3600).
+    /// seconds.
     pub min_off_s: u32,
-    /// Between heating ending and cooling starting (and back), seconds (0..=7200).
+    /// Between heating ending and cooling starting (and back), seconds.
     pub changeover_s: u32,
     /// In auto mode, the cooling setpoint is kept at least this far above the heating
-    /// setpoint, °C (0.5..=10).
+    /// setpoint, °C.
     pub auto_deadband_c: f64,
     /// With three or more usable sensors, a sensor further than this from their median is an
-    /// outlier and drops out, °C (1..=30).
+    /// outlier and drops out, °C.
     pub outlier_c: f64,
     /// Sensor-loss mode: with no usable sensor at all, heat runs this share of every 30 minutes
-    /// (0..=50 %; 0 = heat stays off) in heat, auto and off mode; in cool mode nothing runs.
+    /// (percent; 0 = heat stays off) in heat, auto and off mode; in cool mode nothing runs.
     /// The engine cannot see the frost floor without sensors, so a small duty keeps pipes from
     /// freezing; cooling stays off.
     pub sensor_loss_duty_pct: u32,
@@ -288,6 +311,6 @@ pub struct DecisionsQuery {
     pub from: Option<Timestamp>,
     /// Only decisions before this instant.
     pub to: Option<Timestamp>,
-    /// How many, newest first (1..=1000, default 50).
+    /// How many, newest first.
     pub limit: Option<u32>,
 }

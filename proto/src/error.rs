@@ -48,8 +48,14 @@ pub enum ErrorCode {
     /// A relay `on` refused because the output's minimum off time has not passed: switching it
     /// on now would short-cycle the equipment. The response has a `Retry-After` header.
     ShortCycle,
-    /// The request is well-formed but unsupported (e.g. wrong content type).
+    /// The request is well-formed but unsupported: a body that is not `application/json`
+    /// (415), a method the path does not have (405).
     Unsupported,
+    /// The request could not be read: not valid HTTP, or a path segment that is not UTF-8.
+    BadRequest,
+    /// The request is larger than the service takes: its body (413), its URI (414) or its
+    /// header fields (431).
+    TooLarge,
     /// A dependency of the service (database, hardware) is unavailable.
     Unavailable,
     /// An unexpected internal error; the message says what failed.

@@ -1,6 +1,8 @@
 //! What the equipment did: heating and cooling runs, and runtime analytics per day and per
 //! shorter period (`/v1/runs`, `/v1/analytics/daily`, `/v1/analytics/periods`).
 
+use std::ops::RangeInclusive;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -22,6 +24,14 @@ pub struct Run {
     pub end_temp_c: Option<f64>,
 }
 
+/// Longest span between `from` and `to` of a readings or runs query, days: ten years, with
+/// their leap days.
+pub const MAX_SPAN_DAYS: i64 = 3653;
+/// `days` of `GET /v1/analytics/daily`.
+pub const DAYS: RangeInclusive<u32> = 1..=366;
+/// `days` when the query leaves it out.
+pub const DEFAULT_DAYS: u32 = 7;
+
 /// Query of `GET /v1/runs`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -36,7 +46,7 @@ pub struct RunsQuery {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DailyQuery {
-    /// How many local days back from today, today included (1..=366, default 7).
+    /// How many local days back from today, today included.
     pub days: Option<u32>,
 }
 
@@ -60,21 +70,23 @@ pub struct DayStats {
     pub rate_c_per_h: Option<f64>,
 }
 
-/// Longest span of `GET /v1/analytics/periods`, hours (a week).
-pub const MAX_PERIOD_HOURS: u32 = 168;
+/// `hours` of `GET /v1/analytics/periods`: back from now, a week at most.
+pub const PERIOD_HOURS: RangeInclusive<u32> = 1..=168;
+/// `hours` when the query leaves it out.
+pub const DEFAULT_PERIOD_HOURS: u32 = 24;
 /// The period lengths `GET /v1/analytics/periods` offers, minutes: each divides an hour, so
 /// periods start on the local clock's round minutes.
 pub const PERIOD_MINUTES: [u32; 6] = [5, 10, 15, 20, 30, 60];
+/// `period_min` when the query leaves it out.
+pub const DEFAULT_PERIOD_MIN: u32 = 60;
 
 /// Query of `GET /v1/analytics/periods`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PeriodsQuery {
-    /// How many hours back from now, the current period included (1..=168, default 24).
-    #[param(minimum = 1, maximum = 168)]
+    /// How many hours back from now, the current period included.
     pub hours: Option<u32>,
-    /// Length of each period, minutes: 5, 10, 15, 20, 30 or 60 (default 60).
-    #[param(minimum = 5, maximum = 60)]
+    /// Length of each period, minutes.
     pub period_min: Option<u32>,
 }
 

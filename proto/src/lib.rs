@@ -14,6 +14,7 @@ pub mod control;
 pub mod error;
 pub mod events;
 pub mod history;
+pub mod limits;
 pub mod mdns;
 pub mod relays;
 pub mod schedules;

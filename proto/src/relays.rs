@@ -1,5 +1,7 @@
 //! Relays: the relay agent's own API (`/v1/relays/{id}`) and the engine's relay registry.
 
+use std::ops::RangeInclusive;
+
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -158,14 +160,23 @@ pub enum FallbackReason {
 pub struct RelayCommand {
     /// The state wanted.
     pub state: RelayState,
-    /// For `on`: how long the output may stay on without a renewal (1..=3600 s). Required for
-    /// `on`, ignored for `off`. When it runs out the output returns to its safe state.
+    /// For `on`: how long the output may stay on without a renewal, seconds. Required for
+    /// `on`; `off` needs none (one sent anyway must be in range too). When it runs out the
+    /// output returns to its safe state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_s: Option<u32>,
 }
 
 /// The longest lease a relay agent grants, in seconds.
 pub const MAX_LEASE_S: u32 = 3600;
+/// The leases a relay agent grants, in seconds.
+pub const LEASE_S: RangeInclusive<u32> = 1..=MAX_LEASE_S;
+/// Most outputs one relay agent may register.
+pub const MAX_OUTPUTS: usize = 32;
+/// Longest URL a relay agent may register, characters.
+pub const MAX_URL_CHARS: usize = 256;
+/// Longest output name the engine registers, characters.
+pub const MAX_OUTPUT_NAME_CHARS: usize = 64;
 
 /// `GET /v1/relays` on a relay agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

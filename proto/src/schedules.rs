@@ -11,6 +11,8 @@
 //! the occurrence that started most recently wins (a short block inside a long one wins while it
 //! lasts); remaining ties go to the lower id (the older rule).
 
+use std::ops::RangeInclusive;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -21,6 +23,28 @@ use crate::Timestamp;
 pub const MIN_DATE_YEAR: i16 = 2000;
 /// The latest year a schedule date may name.
 pub const MAX_DATE_YEAR: i16 = 2999;
+/// Longest rule name, characters.
+pub const MAX_RULE_NAME_CHARS: usize = 80;
+/// Heating setpoints of rules, overrides and the default target, °C.
+pub const HEAT_C: RangeInclusive<f64> = 5.0..=30.0;
+/// Cooling setpoints of rules, overrides and the default target, °C.
+pub const COOL_C: RangeInclusive<f64> = 15.0..=35.0;
+/// With both setpoints, the cooling one is at least this far above the heating one, °C.
+pub const MIN_SETPOINT_GAP_C: f64 = 0.5;
+/// Most sensors one rule, override or default target may name.
+pub const MAX_SENSORS: usize = 32;
+/// Largest weight of a sensor in a rule (weights are greater than 0).
+pub const MAX_WEIGHT: f64 = 100.0;
+/// `duration_min` of a cron rule, minutes (a week at most).
+pub const CRON_DURATION_MIN: RangeInclusive<u32> = 1..=10_080;
+/// `minutes` of a `for` hold (30 days at most).
+pub const HOLD_MIN: RangeInclusive<u32> = 1..=43_200;
+/// Longest vacation, and how far ahead an override may start, days.
+pub const MAX_AHEAD_DAYS: i64 = 366;
+/// `hours` of `GET /v1/schedule/timeline` (two weeks at most).
+pub const TIMELINE_HOURS: RangeInclusive<u32> = 1..=336;
+/// `hours` when the query leaves it out.
+pub const DEFAULT_TIMELINE_HOURS: u32 = 24;
 
 /// A day of the week.
 #[derive(
@@ -50,7 +74,7 @@ pub enum Weekday {
 pub struct SensorWeight {
     /// The sensor id.
     pub sensor_id: String,
-    /// Its weight, greater than 0 and at most 100 (default 1).
+    /// Its weight (default 1).
     #[serde(default = "one")]
     pub weight: f64,
 }
@@ -81,7 +105,7 @@ pub enum When {
     Cron {
         /// The expression, e.g. `30 6 * * 1-5`.
         expr: String,
-        /// How long each occurrence lasts, minutes (1..=10080).
+        /// How long each occurrence lasts, minutes.
         duration_min: u32,
     },
     /// One date with its own target, all day or from `start` to `end` (local `HH:MM`; an end at
@@ -124,24 +148,24 @@ pub enum Layer {
 }
 
 /// A schedule rule as the client sends it (`POST /v1/schedules`, `PUT /v1/schedules/{id}`).
-/// At least one of `heat_c` and `cool_c` is required; with both, `cool_c` must exceed `heat_c`
-/// by at least 0.5 °C (in auto mode the engine widens the gap to its configured deadband).
+/// At least one of `heat_c` and `cool_c` is required (in auto mode the engine widens the gap
+/// between them to its configured deadband).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"name": "Weekday mornings", "when": {"type": "weekly",
     "days": ["monday", "tuesday", "wednesday", "thursday", "friday"], "start": "06:30",
     "end": "08:30"}, "heat_c": 21.0, "sensors": [{"sensor_id": "28-0000072a1b3c", "weight": 1}]}))]
 pub struct NewRule {
-    /// A name people recognise, 1..=80 characters.
+    /// A name people recognise.
     pub name: String,
     /// Disabled rules are kept but never win (default true).
     #[serde(default = "yes")]
     pub enabled: bool,
     /// When the rule is in force.
     pub when: When,
-    /// Heating setpoint, °C (5..=30); null: the default target's.
+    /// Heating setpoint, °C; null: the default target's.
     #[serde(default)]
     pub heat_c: Option<f64>,
-    /// Cooling setpoint, °C (15..=35); null: the default target's.
+    /// Cooling setpoint, °C; null: the default target's.
     #[serde(default)]
     pub cool_c: Option<f64>,
     /// The sensors to decide on, with weights; empty: the default target's selection.
@@ -170,9 +194,9 @@ pub struct Rule {
 #[schema(example = json!({"heat_c": 19.0, "cool_c": 26.0, "sensors": []}))]
 #[serde(deny_unknown_fields)]
 pub struct DefaultTarget {
-    /// Heating setpoint, °C (5..=30).
+    /// Heating setpoint, °C.
     pub heat_c: f64,
-    /// Cooling setpoint, °C (15..=35).
+    /// Cooling setpoint, °C.
     pub cool_c: f64,
     /// The sensors to decide on, with weights; empty: every sensor, weight 1.
     #[serde(default)]
@@ -191,7 +215,7 @@ pub enum Hold {
     },
     /// For a duration from its start.
     For {
-        /// Minutes (1..=43200).
+        /// Minutes.
         minutes: u32,
     },
     /// Until the schedule's first change after the override's start, as the schedule stands
@@ -209,10 +233,10 @@ pub enum Hold {
 #[schema(example = json!({"heat_c": 22.0, "hold": {"type": "for", "minutes": 120}}))]
 #[serde(deny_unknown_fields)]
 pub struct NewOverride {
-    /// Heating setpoint, °C (5..=30); null: the schedule's.
+    /// Heating setpoint, °C; null: the schedule's.
     #[serde(default)]
     pub heat_c: Option<f64>,
-    /// Cooling setpoint, °C (15..=35); null: the schedule's.
+    /// Cooling setpoint, °C; null: the schedule's.
     #[serde(default)]
     pub cool_c: Option<f64>,
     /// When it starts; default now. At most a year ahead. An override that would be over by
@@ -285,7 +309,7 @@ pub struct Segment {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TimelineQuery {
-    /// How many hours ahead, 1..=336 (default 24).
+    /// How many hours ahead.
     pub hours: Option<u32>,
     /// Start instead of now (RFC 3339), e.g. to preview a day.
     pub from: Option<Timestamp>,

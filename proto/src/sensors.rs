@@ -1,6 +1,7 @@
 //! Sensor readings: the seed contract `PUT /v1/sensors/update` and the sensor views.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -53,8 +54,23 @@ pub struct SensorUpdateAck {
     pub ids: Vec<String>,
 }
 
+/// Longest sensor id, characters (1-Wire ids have 15). Ids hold no `/` and no control
+/// characters: they appear in URL paths and logs.
+pub const MAX_SENSOR_ID_CHARS: usize = 64;
+/// Longest sensor `type`, characters.
+pub const MAX_SENSOR_TYPE_CHARS: usize = 64;
+/// Longest `alias` or `extra` of a reading, characters.
+pub const MAX_REPORT_TEXT_CHARS: usize = 256;
+/// How far ahead of the engine's clock a reading may be timestamped, seconds.
+pub const MAX_FUTURE_S: i64 = 600;
 /// Most updates one [`SensorBacklog`] may carry.
 pub const MAX_BACKLOG_UPDATES: usize = 1000;
+/// Most readings one [`SensorBacklog`] may carry, all its updates together.
+pub const MAX_BACKLOG_READINGS: usize = 20_000;
+/// `max_points` of a readings query.
+pub const POINTS: RangeInclusive<u32> = 2..=10_000;
+/// `max_points` when the query leaves it out.
+pub const DEFAULT_POINTS: u32 = 500;
 
 /// `PUT /v1/sensors/backlog`: reports an agent could not deliver when they were taken (engine
 /// down or not found), replayed oldest first in one request.
@@ -70,7 +86,7 @@ pub const MAX_BACKLOG_UPDATES: usize = 1000;
 pub struct SensorBacklog {
     /// The reporting host; every update must carry the same `host_id`.
     pub host_id: String,
-    /// The queued reports, oldest first (1 to 1000).
+    /// The queued reports, oldest first.
     pub updates: Vec<SensorUpdate>,
     /// The agent's clock when it sent this request (as in [`SensorUpdate`]): records the agent's
     /// clock offset; it does not re-time the backlog.
@@ -135,12 +151,12 @@ pub const MAX_SENSOR_OFFSET_C: f64 = 10.0;
 #[schema(example = json!({"name": "Living room", "weight": 1.0, "offset_c": -0.5}))]
 #[serde(deny_unknown_fields)]
 pub struct SensorSettings {
-    /// A display name (1 to 64 characters), or null to show the agent's alias again.
+    /// A display name, or null (or empty) to show the agent's alias again.
     pub name: Option<String>,
-    /// Weight when the rule in force names no sensors (0 to 10); 0 keeps a sensor (an outdoor
-    /// probe, say) out of the default mean: it counts only where a rule names it.
+    /// Weight when the rule in force names no sensors; 0 keeps a sensor (an outdoor probe,
+    /// say) out of the default mean: it counts only where a rule names it.
     pub weight: f64,
-    /// Calibration offset, °C (−10 to 10), added to every reading the engine uses or serves
+    /// Calibration offset, °C, added to every reading the engine uses or serves
     /// (after the DS18B20 plausibility checks, which judge the raw value).
     pub offset_c: f64,
 }
@@ -162,8 +178,8 @@ pub struct ReadingsQuery {
     pub from: Option<Timestamp>,
     /// End of the range (exclusive, RFC 3339). Default: now.
     pub to: Option<Timestamp>,
-    /// At most this many points (2..=10000, default 500). When the range holds more readings,
-    /// they are downsampled into this many equal time buckets with min/mean/max each.
+    /// At most this many points. When the range holds more readings, they are
+    /// downsampled into this many equal time buckets with min/mean/max each.
     pub max_points: Option<u32>,
 }
 

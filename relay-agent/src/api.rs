@@ -178,7 +178,7 @@ fn bytes_error(e: BytesRejection) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::Unsupported,
+            ErrorCode::TooLarge,
             format!("request body larger than {BODY_LIMIT} bytes"),
         )
     } else {
@@ -275,6 +275,7 @@ fn principal_of(headers: &HeaderMap) -> Option<String> {
 #[utoipa::path(
     get,
     path = "/v1/relays",
+    operation_id = "list_relays",
     tag = "relays",
     responses(
         (status = 200, description = "Every output, in configuration order.", body = RelayList),
@@ -288,6 +289,7 @@ async fn list_relays(State(state): State<AppState>) -> Json<RelayList> {
 #[utoipa::path(
     get,
     path = "/v1/relays/{id}",
+    operation_id = "get_relay",
     tag = "relays",
     params(("id" = String, Path, description = "The output id, e.g. `heat`.")),
     responses(
@@ -305,9 +307,9 @@ async fn get_relay(
 
 /// Switch one output (engine only).
 ///
-/// `{"state": "on", "lease_s": N}` turns the output on, or renews its lease, for N seconds
-/// (1..=3600); without a renewal it then returns to its safe state. `{"state": "off"}` turns it
-/// off and clears the lease.
+/// `{"state": "on", "lease_s": N}` turns the output on, or renews its lease, for N seconds;
+/// without a renewal it then returns to its safe state. `{"state": "off"}` turns it off and
+/// clears the lease.
 ///
 /// The agent protects the equipment whatever the engine says: an `on` is refused (409) while an
 /// interlocked output is on (`interlock`) or before the output's minimum off time has passed
@@ -318,6 +320,7 @@ async fn get_relay(
 #[utoipa::path(
     post,
     path = "/v1/relays/{id}",
+    operation_id = "command_relay",
     tag = "relays",
     params(("id" = String, Path, description = "The output id, e.g. `heat`.")),
     request_body = RelayCommand,
@@ -337,12 +340,13 @@ async fn get_relay(
             description = "`interlock`: an output interlocked with this one is on; or \
                 `short_cycle`: the minimum off time has not passed (see `Retry-After`). Nothing \
                 changed."),
-        (status = 413, description = "`unsupported`: the body is too large.", body = ErrorBody),
+        (status = 413, body = ErrorBody,
+            description = "`too_large`: the body is larger than the agent takes."),
         (status = 415, body = ErrorBody,
             description = "`unsupported`: the body is not `application/json`."),
         (status = 422, body = ErrorBody,
             description = "`missing_field` or `invalid_field`: e.g. `on` without `lease_s`, or \
-                `lease_s` out of 1..=3600."),
+                `lease_s` out of range (for `off` too)."),
         (status = 503, body = ErrorBody,
             description = "`unavailable`: the hardware failed or the agent is shutting down."),
     )
@@ -391,6 +395,7 @@ async fn command_relay(
 #[utoipa::path(
     get,
     path = "/v1/status",
+    operation_id = "get_status",
     tag = "status",
     responses(
         (status = 200, description = "Healthy.", body = RelayAgentStatus),
@@ -433,6 +438,7 @@ async fn status(State(state): State<AppState>) -> (StatusCode, Json<RelayAgentSt
 #[utoipa::path(
     get,
     path = "/v1/openapi.json",
+    operation_id = "get_openapi",
     tag = "meta",
     responses(
         (status = 200, description = "The OpenAPI document of this API.",
@@ -510,9 +516,17 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi_json))
 }
 
-/// The OpenAPI document of the API [`app`] serves (generated from the same router).
+/// The OpenAPI document of the API [`app`] serves (generated from the same router), with the
+/// bounds the handlers check and the refusals every route may answer with.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    router().into_openapi()
+    let mut doc = router().into_openapi();
+    let misplaced = hearth_proto::limits::document(&mut doc);
+    if !misplaced.is_empty() {
+        // A renamed field; the test `every_bound_finds_its_field` fails first.
+        tracing::error!(?misplaced, "request bounds without their field in the API document");
+    }
+    hearth_common::http::document_rejections(&mut doc, BODY_LIMIT, &["command_relay"]);
+    doc
 }
 
 /// The API, ready to serve.
@@ -522,6 +536,8 @@ pub fn app(state: AppState) -> axum::Router {
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Whatever refuses a request (an extractor, the router), the answer is an ErrorBody.
+        .layer(axum::middleware::map_response(|r| hearth_common::http::json_errors(r, BODY_LIMIT)))
         .with_state(state)
 }
 
@@ -545,6 +561,19 @@ mod tests {
         assert!(!check("text/plain"));
         assert!(!check("application/x-www-form-urlencoded"));
         assert!(!is_json(&HeaderMap::new()));
+    }
+
+    /// The relay agent's request bounds (`lease_s`) found their field.
+    #[test]
+    fn every_bound_finds_its_field() {
+        let mut doc = router().into_openapi();
+        assert_eq!(hearth_proto::limits::document(&mut doc), Vec::<String>::new());
+        let lease =
+            serde_json::to_value(&doc).unwrap_or_default()["components"]["schemas"]["RelayCommand"]
+                ["properties"]["lease_s"]
+                .clone();
+        assert_eq!(lease["maximum"], *hearth_proto::relays::LEASE_S.end());
+        assert_eq!(lease["minimum"], *hearth_proto::relays::LEASE_S.start());
     }
 
     #[test]

@@ -162,6 +162,8 @@ pub async fn serve(
     // Ready for systemd (Type=notify): the outputs are in their safe states under the
     // controller, and the socket is bound (connections queue until `serve` accepts them).
     hearth_common::systemd::ready();
+    // hyper's own refusals of a request head (414, 431, 400) get an ErrorBody too.
+    let listener = hearth_common::http::JsonRejections(listener);
     let served = axum::serve(listener, app(state)).with_graceful_shutdown(graceful).await;
     if let Some(watchdog) = watchdog {
         watchdog.abort();

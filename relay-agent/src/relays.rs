@@ -30,7 +30,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use hearth_proto::relays::{
-    CommandOutcome, Fallback, FallbackReason, LastCommand, MAX_LEASE_S, OutputStatus, Protection,
+    CommandOutcome, Fallback, FallbackReason, LEASE_S, LastCommand, OutputStatus, Protection,
     RelayCommand, RelayState,
 };
 use tokio::sync::{Notify, watch};
@@ -50,10 +50,14 @@ pub enum CommandError {
     #[error("no output {0:?}")]
     NotFound(String),
     /// `lease_s` is missing for `on`.
-    #[error("lease_s field is missing: it is required for \"on\" (1..={MAX_LEASE_S} s)")]
+    #[error(
+        "lease_s field is missing: it is required for \"on\" ({}..={} s)",
+        LEASE_S.start(),
+        LEASE_S.end()
+    )]
     MissingLease,
-    /// `lease_s` is outside 1..=[`MAX_LEASE_S`].
-    #[error("lease_s must be between 1 and {MAX_LEASE_S} seconds, got {0}")]
+    /// `lease_s` is outside [`LEASE_S`].
+    #[error("lease_s must be between {min} and {max} seconds, got {0}", min = LEASE_S.start(), max = LEASE_S.end())]
     InvalidLease(u32),
     /// Another output of an interlock group is on.
     #[error("interlock {group}: {other} is on; switch it off first")]
@@ -515,7 +519,8 @@ impl Controller {
 
     /// Carry out an engine command on output `id`.
     ///
-    /// `on` needs `lease_s` in 1..=[`MAX_LEASE_S`]; it turns the output on, or renews the lease
+    /// `on` needs `lease_s` in [`LEASE_S`] (an `off` needs none, but one it carries must be in
+    /// range too: the documented bound holds whatever the state); it turns the output on, or renews the lease
     /// of an output already on, unless an interlock or the minimum off time forbids it. `off`
     /// turns it off and clears the lease, or defers the off until the minimum on time has
     /// passed. A refused command changes no output.
@@ -523,10 +528,8 @@ impl Controller {
         let (mut inner, now) = self.current();
         let index = inner.index(id).ok_or_else(|| CommandError::NotFound(id.to_owned()))?;
         let lease = match (command.state, command.lease_s) {
+            (_, Some(s)) if !LEASE_S.contains(&s) => return Err(CommandError::InvalidLease(s)),
             (RelayState::On, None) => return Err(CommandError::MissingLease),
-            (RelayState::On, Some(s)) if !(1..=MAX_LEASE_S).contains(&s) => {
-                return Err(CommandError::InvalidLease(s));
-            }
             (RelayState::On, Some(s)) => Some(Duration::from_secs(u64::from(s))),
             (RelayState::Off, _) => None,
         };
@@ -835,13 +838,22 @@ mod tests {
         assert!(matches!(c.command("heat", &missing), Err(CommandError::MissingLease)));
         assert!(matches!(c.command("heat", &on(0)), Err(CommandError::InvalidLease(0))));
         assert!(matches!(
-            c.command("heat", &on(MAX_LEASE_S + 1)),
+            c.command("heat", &on(LEASE_S.end() + 1)),
             Err(CommandError::InvalidLease(_))
         ));
+        // The documented bound holds for `off` too: a lease out of range is refused, not
+        // ignored.
+        for lease_s in [0, LEASE_S.end() + 1, u32::MAX] {
+            let off = RelayCommand { state: RelayState::Off, lease_s: Some(lease_s) };
+            assert!(
+                matches!(c.command("heat", &off), Err(CommandError::InvalidLease(_))),
+                "off with lease_s {lease_s}"
+            );
+        }
         assert!(matches!(c.command("nope", &on(10)), Err(CommandError::NotFound(_))));
         assert!(!probe.is_on("heat"));
         assert_eq!(c.last_engine_contact(), None);
-        c.command("heat", &on(MAX_LEASE_S))?;
+        c.command("heat", &on(*LEASE_S.end()))?;
         assert!(c.last_engine_contact().is_some());
         task.abort();
         Ok(())

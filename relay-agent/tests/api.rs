@@ -360,6 +360,25 @@ async fn bad_commands_are_refused_and_change_nothing() -> anyhow::Result<()> {
             code: ErrorCode::InvalidField,
             mentions: "lease_s",
         },
+        // The documented bound holds for `off` too (it used to be ignored): heat stays on.
+        Case {
+            what: "off with a lease over 3600",
+            id: "heat",
+            headers: with(&engine),
+            body: r#"{"state":"off","lease_s":3601}"#,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: ErrorCode::InvalidField,
+            mentions: "lease_s",
+        },
+        Case {
+            what: "off with a zero lease",
+            id: "heat",
+            headers: with(&engine),
+            body: r#"{"state":"off","lease_s":0}"#,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: ErrorCode::InvalidField,
+            mentions: "lease_s",
+        },
         Case {
             what: "lease beyond u32",
             id: "cool",
@@ -447,7 +466,7 @@ async fn bad_commands_are_refused_and_change_nothing() -> anyhow::Result<()> {
             headers: with(&engine),
             body: &big,
             status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: ErrorCode::Unsupported,
+            code: ErrorCode::TooLarge,
             mentions: "larger",
         },
     ];

@@ -227,6 +227,41 @@ where
     }
 }
 
+/// The pinned OpenAPI tools (`openapi-spec-validator`, `schemathesis`): a Python venv under the
+/// target dir, made on first use from `tests/contract/requirements.txt` (every package pinned)
+/// and made again when that file changes. Returns the venv's `bin` directory. Needs `python3`
+/// with its `venv` module (Debian: `python3-venv`, which `cargo xtask test` installs) and, the
+/// first time, PyPI: call it before [`in_private_netns`], whose namespace has no network.
+pub fn python_tools() -> anyhow::Result<PathBuf> {
+    const REQUIREMENTS: &str = include_str!("../contract/requirements.txt");
+    let venv = target_dir().join("contract-tools");
+    let stamp = venv.join("installed-requirements.txt");
+    let bin = venv.join("bin");
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == REQUIREMENTS) {
+        return Ok(bin);
+    }
+    let _ = std::fs::remove_dir_all(&venv);
+    let status =
+        Command::new("python3").arg("-m").arg("venv").arg(&venv).status().map_err(|e| {
+            anyhow::anyhow!("cannot run python3 (install python3 and python3-venv): {e}")
+        })?;
+    anyhow::ensure!(
+        status.success(),
+        "python3 -m venv {} failed: install python3-venv (apt-get install python3-venv)",
+        venv.display()
+    );
+    let requirements = venv.join("requirements.txt");
+    std::fs::write(&requirements, REQUIREMENTS)?;
+    let status = Command::new(bin.join("pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "--no-input", "-r"])
+        .arg(&requirements)
+        .status()?;
+    anyhow::ensure!(status.success(), "pip install -r {} failed", requirements.display());
+    // Written last: a venv whose install was interrupted is made again.
+    std::fs::write(&stamp, REQUIREMENTS)?;
+    Ok(bin)
+}
+
 /// Run a `hearth-engine` subcommand (`device-key`, `admin-token`) and return its stdout line.
 pub fn engine_credential(data_dir: &Path, args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new(binary("hearth-engine"))

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{any, get, post};
@@ -31,6 +32,9 @@ mod routes;
 mod session;
 
 pub use config::Config;
+
+/// The largest request body the dashboard reads (and relays), bytes: the engine's limit.
+const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// Shared state of every handler; cheap to clone.
 #[derive(Debug, Clone)]
@@ -74,6 +78,11 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async {
             api::error(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such page or route")
         })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Whatever refuses a request (an extractor, the router), the answer is an ErrorBody.
+        .layer(axum::middleware::map_response(|r| {
+            hearth_common::http::json_errors(r, MAX_BODY_BYTES)
+        }))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -176,8 +185,9 @@ impl Web {
         };
         hearth_common::systemd::ready();
         let engine = self.state.inner.engine.clone();
-        let served =
-            axum::serve(self.listener, app(self.state)).with_graceful_shutdown(graceful).await;
+        // hyper's own refusals of a request head (414, 431, 400) get an ErrorBody too.
+        let listener = hearth_common::http::JsonRejections(self.listener);
+        let served = axum::serve(listener, app(self.state)).with_graceful_shutdown(graceful).await;
         if let Some(w) = watchdog {
             w.abort();
         }

@@ -94,8 +94,9 @@ fn have(tool: &str) -> bool {
 /// namespaces for mDNS; the provisioning test builds and inspects an SD-card image with
 /// sfdisk, mkfs.vfat, mtools and e2fsprogs; `systemd-analyze` (systemd) verifies the units and
 /// `dpkg-deb` (dpkg) inspects the packages; the web dashboard's browser tests drive Debian's
-/// headless chromium through its chromedriver, at their fixed paths. Install them with apt when
-/// missing.
+/// headless chromium through its chromedriver, at their fixed paths; the OpenAPI contract test
+/// makes a Python venv for its pinned tools (`python3 -m venv`, which on Debian needs
+/// `python3-venv` for `ensurepip`). Install them with apt when missing.
 fn ensure_system_tools() -> anyhow::Result<()> {
     let mut missing: Vec<&str> = [
         ("ip", "iproute2"),
@@ -114,6 +115,13 @@ fn ensure_system_tools() -> anyhow::Result<()> {
     .filter(|(tool, _)| !have(tool))
     .map(|(_, pkg)| pkg)
     .collect();
+    let venv_works = Command::new("python3")
+        .args(["-c", "import ensurepip, venv"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !venv_works {
+        missing.extend(["python3", "python3-venv"]);
+    }
     // By path, not PATH: the tests start exactly these (hearth_e2e::webdriver).
     missing.extend(
         [("/usr/bin/chromium", "chromium"), ("/usr/bin/chromedriver", "chromium-driver")]

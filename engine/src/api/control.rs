@@ -2,7 +2,10 @@
 
 use axum::extract::State;
 use hearth_proto::ErrorBody;
-use hearth_proto::control::{ControlSettings, ControlView, Decision, DecisionsQuery, PluginInfo};
+use hearth_proto::control::{
+    ControlSettings, ControlView, DECISIONS_LIMIT, DEFAULT_DECISIONS_LIMIT, Decision,
+    DecisionsQuery, PluginInfo,
+};
 
 use super::AppState;
 use super::auth::Caller;
@@ -10,7 +13,8 @@ use super::error::{ApiError, Body, Query};
 
 /// The settings in force and the current decision: what runs, why, on which sensors, toward
 /// which target set by which rule.
-#[utoipa::path(get, path = "/v1/control", tag = "control", responses((status = 200, body = ControlView)))]
+#[utoipa::path(get, path = "/v1/control", operation_id = "get_control", tag = "control",
+    responses((status = 200, description = "The settings and the latest decision", body = ControlView)))]
 pub(super) async fn view(State(state): State<AppState>) -> axum::Json<ControlView> {
     let c = &state.inner.controller;
     axum::Json(ControlView { settings: c.settings(), decision: c.latest() })
@@ -19,7 +23,7 @@ pub(super) async fn view(State(state): State<AppState>) -> axum::Json<ControlVie
 /// Change the settings (admin): mode, algorithm and its parameters, safety limits, protection
 /// times. Fields left out take their defaults; the algorithm's parameters are checked against
 /// its schema (`GET /v1/plugins`). The loop decides with them at once.
-#[utoipa::path(put, path = "/v1/control/settings", tag = "control",
+#[utoipa::path(put, path = "/v1/control/settings", operation_id = "set_control_settings", tag = "control",
     request_body = ControlSettings,
     security(("bearer" = [])),
     responses(
@@ -28,6 +32,7 @@ pub(super) async fn view(State(state): State<AppState>) -> axum::Json<ControlVie
         (status = 401, description = "No credential", body = ErrorBody),
         (status = 403, description = "Not the admin credential", body = ErrorBody),
         (status = 422, description = "A field is out of range, an unknown algorithm or parameter", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
 pub(super) async fn set_settings(
     State(state): State<AppState>,
@@ -42,24 +47,32 @@ pub(super) async fn set_settings(
 }
 
 /// The decision algorithms this engine offers, each with the JSON Schema of its parameters.
-#[utoipa::path(get, path = "/v1/plugins", tag = "control",
-    responses((status = 200, body = Vec<PluginInfo>)))]
+#[utoipa::path(get, path = "/v1/plugins", operation_id = "list_plugins", tag = "control",
+    responses((status = 200, description = "The algorithms on offer", body = Vec<PluginInfo>)))]
 pub(super) async fn plugins() -> axum::Json<Vec<PluginInfo>> {
     axum::Json(crate::control::plugins())
 }
 
 /// Recorded decisions, newest first. One is recorded whenever the outcome, its reason code or
 /// the winning rule changes.
-#[utoipa::path(get, path = "/v1/control/decisions", tag = "control",
+#[utoipa::path(get, path = "/v1/control/decisions", operation_id = "list_decisions", tag = "control",
     params(DecisionsQuery),
-    responses((status = 200, body = Vec<Decision>), (status = 422, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The decisions, newest first", body = Vec<Decision>),
+        (status = 422, description = "`limit` out of range, or `from` not before `to`", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
 pub(super) async fn decisions(
     State(state): State<AppState>,
     Query(q): Query<DecisionsQuery>,
 ) -> Result<axum::Json<Vec<Decision>>, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit must be between 1 and 1000"));
+    let limit = q.limit.unwrap_or(DEFAULT_DECISIONS_LIMIT);
+    if !DECISIONS_LIMIT.contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit must be between {} and {}, got {limit}",
+            DECISIONS_LIMIT.start(),
+            DECISIONS_LIMIT.end()
+        )));
     }
     if let (Some(from), Some(to)) = (q.from, q.to)
         && from >= to

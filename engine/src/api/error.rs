@@ -73,8 +73,16 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(e) => {
                 Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::Unsupported, e.body_text())
             }
+            // The body could not be read: too large (413), or the client went away.
             other => {
-                Self::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, other.body_text())
+                let status = other.status();
+                let code = hearth_common::http::code_for(status);
+                let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    format!("request body larger than {} bytes", super::MAX_BODY_BYTES)
+                } else {
+                    other.body_text()
+                };
+                Self::new(status, code, message)
             }
         }
     }

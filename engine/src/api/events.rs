@@ -20,7 +20,7 @@ fn sse(event: &Event) -> SseEvent {
 /// after schedules or settings change. Each message's `event` is the event's `type` and its
 /// `data` the event as JSON. Open to read like every GET. A comment line is sent every 15 s so
 /// proxies and phones keep the connection; a client that falls behind gets a `lagged` event.
-#[utoipa::path(get, path = "/v1/events", tag = "service",
+#[utoipa::path(get, path = "/v1/events", operation_id = "stream_events", tag = "service",
     responses((status = 200, description = "An endless `text/event-stream`",
         content_type = "text/event-stream", body = Event)))]
 pub(super) async fn stream(

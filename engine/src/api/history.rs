@@ -5,10 +5,10 @@
 use axum::extract::{Path, State};
 use hearth_proto::control::System;
 use hearth_proto::history::{
-    DailyQuery, DayStats, MAX_PERIOD_HOURS, PERIOD_MINUTES, PeriodStats, PeriodsQuery, Run,
-    RunsQuery,
+    DAYS, DEFAULT_DAYS, DEFAULT_PERIOD_HOURS, DEFAULT_PERIOD_MIN, DailyQuery, DayStats,
+    MAX_SPAN_DAYS, PERIOD_HOURS, PERIOD_MINUTES, PeriodStats, PeriodsQuery, Run, RunsQuery,
 };
-use hearth_proto::sensors::{ReadingsPage, ReadingsQuery};
+use hearth_proto::sensors::{DEFAULT_POINTS, POINTS, ReadingsPage, ReadingsQuery};
 use hearth_proto::{ErrorBody, Timestamp};
 use jiff::SignedDuration;
 use jiff::tz::TimeZone;
@@ -17,13 +17,8 @@ use super::AppState;
 use super::error::{ApiError, Query};
 use crate::store::{from_millis, millis};
 
-/// Most points one readings request may ask for.
-const MAX_POINTS: u32 = 10_000;
-const DEFAULT_POINTS: u32 = 500;
-/// Longest range a readings or runs request may span: ten years, with their leap days.
-const MAX_RANGE: SignedDuration = SignedDuration::from_hours(3653 * 24);
-const MAX_DAYS: u32 = 366;
-const DEFAULT_DAYS: u32 = 7;
+/// Longest range a readings or runs request may span.
+const MAX_RANGE: SignedDuration = SignedDuration::from_hours(MAX_SPAN_DAYS * 24);
 /// Runs shorter than this say little about how fast the house warms or cools.
 const MIN_RATE_RUN: SignedDuration = SignedDuration::from_mins(10);
 
@@ -43,14 +38,14 @@ fn range(
     }
     if to.duration_since(from) > MAX_RANGE {
         return Err(ApiError::invalid(format!(
-            "from ({from}) and to ({to}) may be at most 10 years apart"
+            "from ({from}) and to ({to}) may be at most {MAX_SPAN_DAYS} days apart"
         )));
     }
     Ok((from, to))
 }
 
 /// One sensor's readings over `[from, to)` (default: the last 24 hours) as at most
-/// `max_points` points (default 500), oldest first.
+/// `max_points` points, oldest first.
 ///
 /// When the range holds at most `max_points` readings they are returned raw (`bucket_s` 0; a
 /// failed reading is a point with null values and `count` 0). Otherwise they are downsampled
@@ -61,10 +56,10 @@ fn range(
 /// requested one widened to whole hours, minutes or seconds like the buckets, so that each
 /// point covers exactly `[at, at + bucket_s)` (the last one ends at `to`). Empty buckets are
 /// left out; a bucket whose readings all failed has null values and `count` 0.
-#[utoipa::path(get, path = "/v1/sensors/{id}/readings", tag = "sensors",
+#[utoipa::path(get, path = "/v1/sensors/{id}/readings", operation_id = "get_readings", tag = "sensors",
     params(("id" = String, Path, description = "Sensor id"), ReadingsQuery),
     responses(
-        (status = 200, body = ReadingsPage),
+        (status = 200, description = "The points, oldest first", body = ReadingsPage),
         (status = 404, description = "Unknown sensor", body = ErrorBody),
         (status = 422, description = "Bad range or max_points", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
@@ -75,9 +70,11 @@ pub(super) async fn readings(
     Query(q): Query<ReadingsQuery>,
 ) -> Result<axum::Json<ReadingsPage>, ApiError> {
     let max_points = q.max_points.unwrap_or(DEFAULT_POINTS);
-    if !(2..=MAX_POINTS).contains(&max_points) {
+    if !POINTS.contains(&max_points) {
         return Err(ApiError::invalid(format!(
-            "max_points must be 2 to {MAX_POINTS}, got {max_points}"
+            "max_points must be {} to {}, got {max_points}",
+            POINTS.start(),
+            POINTS.end()
         )));
     }
     let (from, to) = range(q.from, q.to, SignedDuration::from_hours(24))?;
@@ -104,10 +101,10 @@ pub(super) async fn readings(
 
 /// Heating and cooling runs overlapping `[from, to)` (default: the last 7 days): started
 /// before `to`, and ended at or after `from` or still running (`end` null); oldest first.
-#[utoipa::path(get, path = "/v1/runs", tag = "history",
+#[utoipa::path(get, path = "/v1/runs", operation_id = "list_runs", tag = "history",
     params(RunsQuery),
     responses(
-        (status = 200, body = Vec<Run>),
+        (status = 200, description = "The runs, oldest first", body = Vec<Run>),
         (status = 422, description = "Bad range", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
@@ -120,7 +117,7 @@ pub(super) async fn runs(
 }
 
 /// Runtime per local day (the engine's time zone) and system for the last `days` days, today
-/// included (1 to 366, default 7), oldest day first, heat before cool.
+/// included, oldest day first, heat before cool.
 ///
 /// Runs are split at local midnights; a run still going counts up to now. Days are 23 or 25
 /// hours long across DST changes. `cycles` counts the runs that started that day;
@@ -131,10 +128,10 @@ pub(super) async fn runs(
 ///
 /// Every system that has ever run gets a row for every day, with zeros on days it did not run
 /// (a chart shows a continuous series); a system that never ran has no rows.
-#[utoipa::path(get, path = "/v1/analytics/daily", tag = "history",
+#[utoipa::path(get, path = "/v1/analytics/daily", operation_id = "get_daily_analytics", tag = "history",
     params(DailyQuery),
     responses(
-        (status = 200, body = Vec<DayStats>),
+        (status = 200, description = "One row per day and system, oldest day first", body = Vec<DayStats>),
         (status = 422, description = "days out of range", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
@@ -143,8 +140,12 @@ pub(super) async fn daily(
     Query(q): Query<DailyQuery>,
 ) -> Result<axum::Json<Vec<DayStats>>, ApiError> {
     let days = q.days.unwrap_or(DEFAULT_DAYS);
-    if !(1..=MAX_DAYS).contains(&days) {
-        return Err(ApiError::invalid(format!("days must be 1 to {MAX_DAYS}, got {days}")));
+    if !DAYS.contains(&days) {
+        return Err(ApiError::invalid(format!(
+            "days must be {} to {}, got {days}",
+            DAYS.start(),
+            DAYS.end()
+        )));
     }
     let now = Timestamp::now();
     let tz = &state.inner.time_zone;
@@ -159,19 +160,21 @@ pub(super) async fn daily(
     Ok(axum::Json(stats))
 }
 
-/// Runtime per period (default: per hour) and system over the last `hours` hours (1 to 168,
-/// default 24), the current period included, oldest first, heat before cool: for views
+/// Runtime per period (default: per hour) and system over the last `hours` hours, the
+/// current period included, oldest first, heat before cool: for views
 /// shorter than a day, where one bar per day says nothing.
 ///
-/// `period_min` is 5, 10, 15, 20, 30 or 60 (default 60): periods start on the local clock's
+/// Periods of `period_min` minutes start on the local clock's
 /// multiples of it (the engine's time zone) and last that long; the last one holds now and
 /// counts up to now. Otherwise as `GET /v1/analytics/daily`: runs split at period edges,
 /// `cycles` the runs that started in the period, rates from runs of at least 10 minutes, every
 /// system that has ever run gets a row for every period.
-#[utoipa::path(get, path = "/v1/analytics/periods", tag = "history",
+#[utoipa::path(get, path = "/v1/analytics/periods", operation_id = "get_period_analytics",
+    tag = "history",
     params(PeriodsQuery),
     responses(
-        (status = 200, body = Vec<PeriodStats>),
+        (status = 200, description = "Runtime per period and system, oldest first",
+            body = Vec<PeriodStats>),
         (status = 422, description = "hours or period_min out of range", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
@@ -179,13 +182,12 @@ pub(super) async fn periods(
     State(state): State<AppState>,
     Query(q): Query<PeriodsQuery>,
 ) -> Result<axum::Json<Vec<PeriodStats>>, ApiError> {
-    let hours = q.hours.unwrap_or(24);
-    if !(1..=MAX_PERIOD_HOURS).contains(&hours) {
-        return Err(ApiError::invalid(format!(
-            "hours must be 1 to {MAX_PERIOD_HOURS}, got {hours}"
-        )));
+    let hours = q.hours.unwrap_or(DEFAULT_PERIOD_HOURS);
+    if !PERIOD_HOURS.contains(&hours) {
+        let (min, max) = (PERIOD_HOURS.start(), PERIOD_HOURS.end());
+        return Err(ApiError::invalid(format!("hours must be {min} to {max}, got {hours}")));
     }
-    let period_min = q.period_min.unwrap_or(60);
+    let period_min = q.period_min.unwrap_or(DEFAULT_PERIOD_MIN);
     if !PERIOD_MINUTES.contains(&period_min) {
         let offered: Vec<String> = PERIOD_MINUTES.iter().map(u32::to_string).collect();
         return Err(ApiError::invalid(format!(

@@ -79,7 +79,7 @@ fn escape(s: &str) -> String {
 }
 
 /// Service health: 200 when the database answers, 503 otherwise.
-#[utoipa::path(get, path = "/v1/status", tag = "service",
+#[utoipa::path(get, path = "/v1/status", operation_id = "get_status", tag = "service",
     responses(
         (status = 200, description = "Healthy", body = ServiceStatus),
         (status = 503, description = "A dependency is unavailable", body = ServiceStatus),
@@ -105,10 +105,10 @@ pub(super) async fn status(
 /// Who the presented credential belongs to: `anonymous` without one, `admin` or `agent` (with
 /// its host id and what its device key allows) with a valid one, 403 with a wrong one. Changes
 /// nothing; the web UI checks a typed login with it, a third-party agent its credential.
-#[utoipa::path(get, path = "/v1/auth", tag = "service",
+#[utoipa::path(get, path = "/v1/auth", operation_id = "get_identity", tag = "service",
     security((), ("bearer" = [])),
     responses(
-        (status = 200, body = Identity),
+        (status = 200, description = "Whom the credential is for (`anonymous` without one)", body = Identity),
         (status = 401, description = "Malformed credential", body = ErrorBody),
         (status = 403, description = "Wrong credential", body = ErrorBody),
     ))]

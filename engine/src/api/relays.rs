@@ -3,8 +3,8 @@
 use axum::extract::{Path, State};
 use hearth_proto::agents::{AgentInfo, AgentKind};
 use hearth_proto::relays::{
-    FunctionAssignment, RelayInfo, RelayPath, RelayRegistration, RelayRegistrationAck,
-    SIMULATED_BACKEND,
+    FunctionAssignment, MAX_OUTPUT_NAME_CHARS, MAX_OUTPUTS, MAX_URL_CHARS, RelayInfo, RelayPath,
+    RelayRegistration, RelayRegistrationAck, SIMULATED_BACKEND,
 };
 use hearth_proto::{ErrorBody, Timestamp};
 
@@ -13,20 +13,18 @@ use super::auth::Caller;
 use super::error::{ApiError, Body};
 use crate::store::{RelayRow, from_millis, millis};
 
-/// Most outputs one relay agent may register.
-const MAX_OUTPUTS: usize = 32;
-
 /// A relay agent announces its URL and outputs (on start and whenever it finds the engine).
-#[utoipa::path(post, path = "/v1/relays/register", tag = "relays",
+#[utoipa::path(post, path = "/v1/relays/register", operation_id = "register_relay_agent", tag = "relays",
     request_body = RelayRegistration,
     security(("bearer" = [])),
     responses(
-        (status = 200, body = RelayRegistrationAck),
+        (status = 200, description = "Registered", body = RelayRegistrationAck),
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "No credential", body = ErrorBody),
         (status = 403, description = "Wrong credential, another host's, or a device key that \
             may not register relays (a sensor key)", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
 pub(super) async fn register(
     State(state): State<AppState>,
@@ -36,10 +34,12 @@ pub(super) async fn register(
     hearth_common::host_id::validate(&reg.host_id)
         .map_err(|e| ApiError::invalid(format!("host_id field: {e}")))?;
     let url_ok = (reg.url.starts_with("http://") || reg.url.starts_with("https://"))
-        && reg.url.len() <= 256
+        && reg.url.chars().count() <= MAX_URL_CHARS
         && !reg.url.chars().any(|c| c.is_whitespace() || c.is_control());
     if !url_ok {
-        return Err(ApiError::invalid("url field must be an http:// or https:// URL"));
+        return Err(ApiError::invalid(format!(
+            "url field must be an http:// or https:// URL of at most {MAX_URL_CHARS} characters"
+        )));
     }
     if reg.outputs.is_empty() || reg.outputs.len() > MAX_OUTPUTS {
         return Err(ApiError::invalid(format!(
@@ -47,10 +47,14 @@ pub(super) async fn register(
         )));
     }
     for o in &reg.outputs {
-        if hearth_common::host_id::validate(&o.id).is_err() || o.name.len() > 64 {
+        if hearth_common::host_id::validate(&o.id).is_err()
+            || o.name.chars().count() > MAX_OUTPUT_NAME_CHARS
+        {
             return Err(ApiError::invalid(format!(
-                "output id {:?} must be 1 to 64 of [A-Za-z0-9_-], name at most 64 bytes",
-                o.id
+                "output id {:?} must be 1 to {} of [A-Za-z0-9_-], name at most \
+                 {MAX_OUTPUT_NAME_CHARS} characters",
+                o.id,
+                hearth_proto::agents::MAX_HOST_ID_CHARS
             )));
         }
     }
@@ -142,8 +146,11 @@ fn info(r: RelayRow, now: Timestamp) -> RelayInfo {
 }
 
 /// Every registered relay output.
-#[utoipa::path(get, path = "/v1/relays", tag = "relays",
-    responses((status = 200, body = Vec<RelayInfo>), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/relays", operation_id = "list_relays", tag = "relays",
+    responses(
+        (status = 200, description = "Every registered output", body = Vec<RelayInfo>),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
 pub(super) async fn list(
     State(state): State<AppState>,
 ) -> Result<axum::Json<Vec<RelayInfo>>, ApiError> {
@@ -152,16 +159,18 @@ pub(super) async fn list(
 }
 
 /// Assign what an output drives (admin). `null` falls back to the agent's hint.
-#[utoipa::path(put, path = "/v1/relays/{host_id}/{output_id}/function", tag = "relays",
+#[utoipa::path(put, path = "/v1/relays/{host_id}/{output_id}/function", operation_id = "assign_relay_function", tag = "relays",
     params(RelayPath),
     request_body = FunctionAssignment,
     security(("bearer" = [])),
     responses(
-        (status = 200, body = RelayInfo),
+        (status = 200, description = "The output with its new function", body = RelayInfo),
+        (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "No credential", body = ErrorBody),
         (status = 403, description = "Not the admin credential", body = ErrorBody),
         (status = 404, description = "No such output", body = ErrorBody),
         (status = 422, description = "Unknown function", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
 pub(super) async fn assign_function(
     State(state): State<AppState>,
@@ -189,8 +198,11 @@ pub(super) async fn assign_function(
 
 /// Every agent the engine has heard from, with online state, clock offset and the role of its
 /// device key (`untyped`: re-issue the key with a role).
-#[utoipa::path(get, path = "/v1/agents", tag = "agents",
-    responses((status = 200, body = Vec<AgentInfo>), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/agents", operation_id = "list_agents", tag = "agents",
+    responses(
+        (status = 200, description = "Every agent heard from", body = Vec<AgentInfo>),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
 pub(super) async fn agents(
     State(state): State<AppState>,
 ) -> Result<axum::Json<Vec<AgentInfo>>, ApiError> {

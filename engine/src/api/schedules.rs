@@ -9,8 +9,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hearth_proto::schedules::{
-    DefaultTarget, Hold, NewOverride, NewRule, Override, OverridesEnded, Rule, SensorWeight,
-    Timeline, TimelineQuery, Weekday, When,
+    DEFAULT_TIMELINE_HOURS, DefaultTarget, Hold, NewOverride, NewRule, Override, OverridesEnded,
+    Rule, SensorWeight, TIMELINE_HOURS, Timeline, TimelineQuery, Weekday, When,
 };
 use hearth_proto::{ErrorBody, Timestamp};
 use jiff::SignedDuration;
@@ -22,9 +22,6 @@ use super::error::{ApiError, Query, join, known, parse_json};
 use crate::schedule::{check_default, check_new_rule, check_override};
 
 type Obj = Map<String, Value>;
-
-/// Longest timeline, hours.
-const MAX_TIMELINE_HOURS: u32 = 336;
 
 fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Obj, ApiError> {
     v.as_object().ok_or_else(|| {
@@ -38,6 +35,23 @@ fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Obj, ApiError> {
 
 fn get<'a>(obj: &'a Obj, key: &str) -> Option<&'a Value> {
     obj.get(key).filter(|v| !v.is_null())
+}
+
+/// An optional field that has a default but is not nullable (`enabled`, `sensors`, a
+/// sensor's `weight`): absent is the default, null is refused like any other wrong type, as
+/// the schema says.
+fn not_null<'a>(
+    obj: &'a Obj,
+    prefix: &str,
+    key: &str,
+    what: &str,
+) -> Result<Option<&'a Value>, ApiError> {
+    match obj.get(key) {
+        Some(Value::Null) => {
+            Err(ApiError::invalid(format!("{} field must be {what}, not null", join(prefix, key))))
+        }
+        v => Ok(v),
+    }
 }
 
 fn string(obj: &Obj, prefix: &str, key: &str) -> Result<String, ApiError> {
@@ -83,7 +97,7 @@ fn opt_time(obj: &Obj, prefix: &str, key: &str) -> Result<Option<Timestamp>, Api
 }
 
 fn sensors(obj: &Obj) -> Result<Vec<SensorWeight>, ApiError> {
-    let items = match get(obj, "sensors") {
+    let items = match not_null(obj, "", "sensors", "an array")? {
         None => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,
         Some(_) => {
@@ -97,7 +111,7 @@ fn sensors(obj: &Obj) -> Result<Vec<SensorWeight>, ApiError> {
         let path = format!("sensors[{i}]");
         let s = object(item, &path)?;
         known(s, &path, &["sensor_id", "weight"], &[])?;
-        let weight = match get(s, "weight") {
+        let weight = match not_null(s, &path, "weight", "a number")? {
             None => 1.0,
             Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
             Some(_) => {
@@ -171,7 +185,7 @@ fn rule_body(body: &[u8]) -> Result<NewRule, ApiError> {
     let value = parse_json(body)?;
     let obj = object(&value, "")?;
     known(obj, "", &["name", "enabled", "when", "heat_c", "cool_c", "sensors"], &["id", "layer"])?;
-    let enabled = match get(obj, "enabled") {
+    let enabled = match not_null(obj, "", "enabled", "true or false")? {
         None => true,
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(ApiError::invalid("enabled field must be true or false")),
@@ -249,14 +263,14 @@ fn id(raw: &str, what: &str) -> Result<i64, ApiError> {
 }
 
 /// Every schedule rule, enabled or not, by id.
-#[utoipa::path(get, path = "/v1/schedules", tag = "schedules",
-    responses((status = 200, body = Vec<Rule>)))]
+#[utoipa::path(get, path = "/v1/schedules", operation_id = "list_rules", tag = "schedules",
+    responses((status = 200, description = "Every rule, by id", body = Vec<Rule>)))]
 pub(super) async fn list_rules(State(state): State<AppState>) -> axum::Json<Vec<Rule>> {
     axum::Json(state.inner.schedules.snapshot().rules().to_vec())
 }
 
 /// Add a rule (admin). It is in force at once; its layer follows from `when`.
-#[utoipa::path(post, path = "/v1/schedules", tag = "schedules",
+#[utoipa::path(post, path = "/v1/schedules", operation_id = "create_rule", tag = "schedules",
     request_body = NewRule,
     security(("bearer" = [])),
     responses(
@@ -283,9 +297,12 @@ pub(super) async fn create_rule(
 }
 
 /// One rule.
-#[utoipa::path(get, path = "/v1/schedules/{id}", tag = "schedules",
+#[utoipa::path(get, path = "/v1/schedules/{id}", operation_id = "get_rule", tag = "schedules",
     params(("id" = i64, Path, description = "The rule id")),
-    responses((status = 200, body = Rule), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The rule", body = Rule),
+        (status = 404, description = "No such rule", body = ErrorBody),
+    ))]
 pub(super) async fn get_rule(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -299,7 +316,7 @@ pub(super) async fn get_rule(
 }
 
 /// Replace a rule (admin); `id` and `layer` in the body are ignored.
-#[utoipa::path(put, path = "/v1/schedules/{id}", tag = "schedules",
+#[utoipa::path(put, path = "/v1/schedules/{id}", operation_id = "replace_rule", tag = "schedules",
     params(("id" = i64, Path, description = "The rule id")),
     request_body = NewRule,
     security(("bearer" = [])),
@@ -332,7 +349,7 @@ pub(super) async fn replace_rule(
 }
 
 /// Delete a rule (admin).
-#[utoipa::path(delete, path = "/v1/schedules/{id}", tag = "schedules",
+#[utoipa::path(delete, path = "/v1/schedules/{id}", operation_id = "delete_rule", tag = "schedules",
     params(("id" = i64, Path, description = "The rule id")),
     security(("bearer" = [])),
     responses(
@@ -358,14 +375,14 @@ pub(super) async fn delete_rule(
 }
 
 /// The default target, in force whenever no rule is.
-#[utoipa::path(get, path = "/v1/schedule/default", tag = "schedules",
-    responses((status = 200, body = DefaultTarget)))]
+#[utoipa::path(get, path = "/v1/schedule/default", operation_id = "get_default_target", tag = "schedules",
+    responses((status = 200, description = "The default target", body = DefaultTarget)))]
 pub(super) async fn get_default(State(state): State<AppState>) -> axum::Json<DefaultTarget> {
     axum::Json(state.inner.schedules.snapshot().default_target().clone())
 }
 
 /// Replace the default target (admin). Rules without a setpoint or sensors use it too.
-#[utoipa::path(put, path = "/v1/schedule/default", tag = "schedules",
+#[utoipa::path(put, path = "/v1/schedule/default", operation_id = "set_default_target", tag = "schedules",
     request_body = DefaultTarget,
     security(("bearer" = [])),
     responses(
@@ -390,8 +407,11 @@ pub(super) async fn put_default(
 }
 
 /// Overrides in force now or still to come, by id.
-#[utoipa::path(get, path = "/v1/overrides", tag = "schedules",
-    responses((status = 200, body = Vec<Override>), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/overrides", operation_id = "list_overrides", tag = "schedules",
+    responses(
+        (status = 200, description = "Overrides in force or to come, by id", body = Vec<Override>),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
 pub(super) async fn list_overrides(
     State(state): State<AppState>,
 ) -> Result<axum::Json<Vec<Override>>, ApiError> {
@@ -403,7 +423,7 @@ pub(super) async fn list_overrides(
 /// rule while it holds. `next_change` ends at the schedule's first change after the start
 /// (overrides left out), with no change within 14 days it is refused; later edits of the rules
 /// or the default target move that end to the next change as the schedule then stands.
-#[utoipa::path(post, path = "/v1/overrides", tag = "schedules",
+#[utoipa::path(post, path = "/v1/overrides", operation_id = "create_override", tag = "schedules",
     request_body = NewOverride,
     security(("bearer" = [])),
     responses(
@@ -452,7 +472,7 @@ pub(super) async fn create_override(
 }
 
 /// Delete an override (admin), whether in force, future or ended.
-#[utoipa::path(delete, path = "/v1/overrides/{id}", tag = "schedules",
+#[utoipa::path(delete, path = "/v1/overrides/{id}", operation_id = "delete_override", tag = "schedules",
     params(("id" = i64, Path, description = "The override id")),
     security(("bearer" = [])),
     responses(
@@ -478,7 +498,7 @@ pub(super) async fn delete_override(
 }
 
 /// Resume the schedule (admin): end every override in force now. Future ones are kept.
-#[utoipa::path(delete, path = "/v1/overrides", tag = "schedules",
+#[utoipa::path(delete, path = "/v1/overrides", operation_id = "resume_schedule", tag = "schedules",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "How many were ended", body = OverridesEnded),
@@ -497,19 +517,24 @@ pub(super) async fn resume(
     Ok(axum::Json(OverridesEnded { ended }))
 }
 
-/// What will be in force from `from` (default now) for `hours` (1..=336, default 24), and
+/// What will be in force from `from` (default now) for `hours`, and
 /// why: each segment names the winning rule and the rules it beat.
-#[utoipa::path(get, path = "/v1/schedule/timeline", tag = "schedules",
+#[utoipa::path(get, path = "/v1/schedule/timeline", operation_id = "get_timeline", tag = "schedules",
     params(TimelineQuery),
-    responses((status = 200, body = Timeline), (status = 422, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The segments, in order", body = Timeline),
+        (status = 422, description = "`hours` out of range, or the range past the supported dates", body = ErrorBody),
+    ))]
 pub(super) async fn timeline(
     State(state): State<AppState>,
     Query(q): Query<TimelineQuery>,
 ) -> Result<axum::Json<Timeline>, ApiError> {
-    let hours = q.hours.unwrap_or(24);
-    if !(1..=MAX_TIMELINE_HOURS).contains(&hours) {
+    let hours = q.hours.unwrap_or(DEFAULT_TIMELINE_HOURS);
+    if !TIMELINE_HOURS.contains(&hours) {
         return Err(ApiError::invalid(format!(
-            "hours must be between 1 and {MAX_TIMELINE_HOURS}, got {hours}"
+            "hours must be between {} and {}, got {hours}",
+            TIMELINE_HOURS.start(),
+            TIMELINE_HOURS.end()
         )));
     }
     let from = q.from.unwrap_or_else(Timestamp::now);

@@ -9,9 +9,10 @@ use axum::http::StatusCode;
 use hearth_proto::agents::AgentKind;
 use hearth_proto::events::Event;
 use hearth_proto::sensors::{
-    MAX_BACKLOG_UPDATES, MAX_SENSOR_NAME, MAX_SENSOR_OFFSET_C, MAX_SENSOR_WEIGHT, Reading,
-    SensorBacklog, SensorBacklogAck, SensorInfo, SensorReport, SensorSettings, SensorUpdate,
-    SensorUpdateAck,
+    MAX_BACKLOG_READINGS, MAX_BACKLOG_UPDATES, MAX_FUTURE_S, MAX_REPORT_TEXT_CHARS,
+    MAX_SENSOR_ID_CHARS, MAX_SENSOR_NAME, MAX_SENSOR_OFFSET_C, MAX_SENSOR_TYPE_CHARS,
+    MAX_SENSOR_WEIGHT, Reading, SensorBacklog, SensorBacklogAck, SensorInfo, SensorReport,
+    SensorSettings, SensorUpdate, SensorUpdateAck,
 };
 use hearth_proto::{ErrorBody, Timestamp};
 use serde_json::Value;
@@ -21,14 +22,8 @@ use super::auth::Caller;
 use super::error::{ApiError, Body, known, parse_json};
 use crate::store::{NewReading, NewReport, from_millis, millis};
 
-/// Longest sensor id accepted (1-Wire ids are 15 characters; leave room for others).
-const MAX_ID_LEN: usize = 64;
-/// Longest alias or extra string accepted.
-const MAX_TEXT_LEN: usize = 256;
 /// A reading may be timestamped at most this far ahead of the engine's clock.
-const MAX_FUTURE: jiff::SignedDuration = jiff::SignedDuration::from_secs(600);
-/// Most readings one backlog request may carry (all updates together).
-const MAX_BACKLOG_READINGS: usize = 20_000;
+const MAX_FUTURE: jiff::SignedDuration = jiff::SignedDuration::from_secs(MAX_FUTURE_S);
 
 /// Report readings. The body is validated field by field so each mistake gets its own message
 /// (`host_id field is missing`), as the seed contract promises; nothing is stored unless the
@@ -36,7 +31,7 @@ const MAX_BACKLOG_READINGS: usize = 20_000;
 /// engine's limit (`--clock-skew-max-s`), the readings' timestamps are re-timed by that offset
 /// (stored at `timestamp − (agent_time − engine time)`), and the agent is flagged in
 /// `GET /v1/agents`.
-#[utoipa::path(put, path = "/v1/sensors/update", tag = "sensors",
+#[utoipa::path(put, path = "/v1/sensors/update", operation_id = "update_sensors", tag = "sensors",
     request_body = SensorUpdate,
     security(("bearer" = [])),
     responses(
@@ -108,7 +103,7 @@ pub(super) async fn update(
 /// validated like `PUT /v1/sensors/update` (errors are prefixed with `updates[i]: `), every
 /// reading needs its `timestamp`, and the timestamps are stored as sent (never re-timed). All
 /// updates are stored in one commit; sending the same backlog again stores nothing new.
-#[utoipa::path(put, path = "/v1/sensors/backlog", tag = "sensors",
+#[utoipa::path(put, path = "/v1/sensors/backlog", operation_id = "replay_backlog", tag = "sensors",
     request_body = SensorBacklog,
     security(("bearer" = [])),
     responses(
@@ -246,10 +241,12 @@ fn validate(value: &Value) -> Result<SensorUpdate, ApiError> {
     let agent_time = optional_time(obj.get("agent_time"), "agent_time")?;
     let mut out = BTreeMap::new();
     for (id, reading) in sensors {
-        if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(|c| c.is_control() || c == '/')
+        let chars = id.chars().count();
+        if !(1..=MAX_SENSOR_ID_CHARS).contains(&chars)
+            || id.chars().any(|c| c.is_control() || c == '/')
         {
             return Err(ApiError::invalid(format!(
-                "sensor id {id:?} must be 1 to {MAX_ID_LEN} characters without '/' or control characters"
+                "sensor id {id:?} must be 1 to {MAX_SENSOR_ID_CHARS} characters without '/' or control characters"
             )));
         }
         let field = |name: &str| format!("sensors.{id}.{name}");
@@ -260,7 +257,9 @@ fn validate(value: &Value) -> Result<SensorUpdate, ApiError> {
         known(r, &format!("sensors.{id}"), &fields, &[])?;
         let kind = match r.get("type") {
             None | Some(Value::Null) => return Err(ApiError::missing(&field("type"))),
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_LEN => s.clone(),
+            Some(Value::String(s)) if (1..=MAX_SENSOR_TYPE_CHARS).contains(&s.chars().count()) => {
+                s.clone()
+            }
             Some(_) => {
                 return Err(ApiError::invalid(format!(
                     "{} field must be a short string",
@@ -296,9 +295,9 @@ fn validate(value: &Value) -> Result<SensorUpdate, ApiError> {
 fn optional_text(v: Option<&Value>, field: &str) -> Result<Option<String>, ApiError> {
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.len() <= MAX_TEXT_LEN => Ok(Some(s.clone())),
+        Some(Value::String(s)) if s.chars().count() <= MAX_REPORT_TEXT_CHARS => Ok(Some(s.clone())),
         Some(_) => Err(ApiError::invalid(format!(
-            "{field} field must be a string of at most {MAX_TEXT_LEN} bytes"
+            "{field} field must be a string of at most {MAX_REPORT_TEXT_CHARS} characters"
         ))),
     }
 }
@@ -316,8 +315,11 @@ fn optional_time(v: Option<&Value>, field: &str) -> Result<Option<Timestamp>, Ap
 }
 
 /// Every sensor with its newest reading.
-#[utoipa::path(get, path = "/v1/sensors", tag = "sensors",
-    responses((status = 200, body = Vec<SensorInfo>), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/sensors", operation_id = "list_sensors", tag = "sensors",
+    responses(
+        (status = 200, description = "Every sensor with its newest reading", body = Vec<SensorInfo>),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
 pub(super) async fn list(
     State(state): State<AppState>,
 ) -> Result<axum::Json<Vec<SensorInfo>>, ApiError> {
@@ -352,7 +354,7 @@ pub(super) async fn list(
 /// Name a sensor, set its default weight and its calibration offset (admin). The whole set is
 /// replaced. Readings stay stored as measured: the offset applies to what the engine uses and
 /// serves from now on, past readings included.
-#[utoipa::path(put, path = "/v1/sensors/{id}/settings", tag = "sensors",
+#[utoipa::path(put, path = "/v1/sensors/{id}/settings", operation_id = "set_sensor_settings", tag = "sensors",
     params(("id" = String, Path, description = "The sensor id")),
     request_body = SensorSettings,
     security(("bearer" = [])),
@@ -372,8 +374,9 @@ pub(super) async fn settings(
     Body(body): Body<SensorSettings>,
 ) -> Result<axum::Json<SensorInfo>, ApiError> {
     caller.require_admin()?;
-    let name = match body.name.as_deref().map(str::trim) {
-        None | Some("") => None,
+    // Checked as sent, then trimmed: what the schema says (`maxLength`, no control
+    // characters) is exactly what is refused.
+    let name = match body.name.as_deref() {
         Some(n) if n.chars().count() > MAX_SENSOR_NAME => {
             return Err(ApiError::invalid(format!(
                 "name field must be at most {MAX_SENSOR_NAME} characters"
@@ -382,7 +385,8 @@ pub(super) async fn settings(
         Some(n) if n.chars().any(char::is_control) => {
             return Err(ApiError::invalid("name field must not contain control characters"));
         }
-        Some(n) => Some(n.to_owned()),
+        Some(n) if !n.trim().is_empty() => Some(n.trim().to_owned()),
+        _ => None,
     };
     if !(0.0..=MAX_SENSOR_WEIGHT).contains(&body.weight) {
         return Err(ApiError::invalid(format!(

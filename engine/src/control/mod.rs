@@ -173,21 +173,26 @@ pub(crate) fn setpoints(s: &ControlSettings, heat_c: f64, cool_c: f64) -> (f64, 
 /// Check settings from a client: every range, the algorithm exists, its parameters are valid.
 /// Returns them with the algorithm's parameter defaults filled in. The message names the field.
 pub(crate) fn check_settings(mut s: ControlSettings) -> Result<ControlSettings, String> {
-    fn range(field: &str, v: f64, min: f64, max: f64) -> Result<(), String> {
-        if (min..=max).contains(&v) {
+    use hearth_proto::control as c;
+    fn range<T: PartialOrd + std::fmt::Display>(
+        field: &str,
+        v: T,
+        r: &std::ops::RangeInclusive<T>,
+    ) -> Result<(), String> {
+        if r.contains(&v) {
             Ok(())
         } else {
-            Err(format!("{field} field must be between {min} and {max}, got {v}"))
+            Err(format!("{field} field must be between {} and {}, got {v}", r.start(), r.end()))
         }
     }
-    range("frost_floor_c", s.frost_floor_c, 0.0, 15.0)?;
-    range("max_ceiling_c", s.max_ceiling_c, 20.0, 45.0)?;
-    range("min_on_s", f64::from(s.min_on_s), 0.0, 3600.0)?;
-    range("min_off_s", f64::from(s.min_off_s), 0.0, 3600.0)?;
-    range("changeover_s", f64::from(s.changeover_s), 0.0, 7200.0)?;
-    range("auto_deadband_c", s.auto_deadband_c, 0.5, 10.0)?;
-    range("outlier_c", s.outlier_c, 1.0, 30.0)?;
-    range("sensor_loss_duty_pct", f64::from(s.sensor_loss_duty_pct), 0.0, 50.0)?;
+    range("frost_floor_c", s.frost_floor_c, &c::FROST_FLOOR_C)?;
+    range("max_ceiling_c", s.max_ceiling_c, &c::MAX_CEILING_C)?;
+    range("min_on_s", s.min_on_s, &c::MIN_ON_S)?;
+    range("min_off_s", s.min_off_s, &c::MIN_OFF_S)?;
+    range("changeover_s", s.changeover_s, &c::CHANGEOVER_S)?;
+    range("auto_deadband_c", s.auto_deadband_c, &c::AUTO_DEADBAND_C)?;
+    range("outlier_c", s.outlier_c, &c::OUTLIER_C)?;
+    range("sensor_loss_duty_pct", s.sensor_loss_duty_pct, &c::SENSOR_LOSS_DUTY_PCT)?;
     let Some(algorithm) = plugins::find(&s.algorithm) else {
         let known: Vec<&str> = plugins::all().iter().map(|a| a.id()).collect();
         return Err(format!(

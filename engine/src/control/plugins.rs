@@ -134,9 +134,9 @@ pub(crate) fn info(a: &dyn Algorithm) -> PluginInfo {
 
 /// Check `params` against the algorithm's specs; returns them with the defaults filled in.
 pub(crate) fn check_params(a: &dyn Algorithm, params: &Value) -> Result<Value, String> {
-    let empty = Map::new();
+    // Left out of a body, `params` is an empty object (`#[serde(default)]`); null is refused
+    // like any other non-object, as the schema says.
     let given = match params {
-        Value::Null => &empty,
         Value::Object(map) => map,
         other => return Err(format!("params field must be an object, got {other}")),
     };
@@ -246,6 +246,12 @@ mod tests {
             check_params(p, &json!({"max_lead_min": 30.5})),
             Err("params.max_lead_min field must be a whole number, got 30.5".to_owned())
         );
-        assert_eq!(check_params(h, &Value::Null), Ok(json!({"hysteresis_c": 0.3})));
+        // Left out, the parameters take their defaults (an empty object); null is not an
+        // object, as the schema says.
+        assert_eq!(check_params(h, &json!({})), Ok(json!({"hysteresis_c": 0.3})));
+        assert_eq!(
+            check_params(h, &Value::Null),
+            Err("params field must be an object, got null".to_owned())
+        );
     }
 }

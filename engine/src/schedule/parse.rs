@@ -5,30 +5,25 @@ use std::collections::HashSet;
 
 use hearth_proto::Timestamp;
 use hearth_proto::schedules::{
-    DefaultTarget, Hold, Layer, MAX_DATE_YEAR, MIN_DATE_YEAR, NewOverride, NewRule, SensorWeight,
-    Weekday, When,
+    COOL_C, CRON_DURATION_MIN, DefaultTarget, HEAT_C, HOLD_MIN, Hold, Layer, MAX_AHEAD_DAYS,
+    MAX_DATE_YEAR, MAX_RULE_NAME_CHARS, MAX_SENSORS, MAX_WEIGHT, MIN_DATE_YEAR, MIN_SETPOINT_GAP_C,
+    NewOverride, NewRule, SensorWeight, Weekday, When,
 };
+use hearth_proto::sensors::MAX_SENSOR_ID_CHARS;
 use jiff::SignedDuration;
 use jiff::civil::{Date, DateTime};
 
 use super::Recurrence;
 
-const MAX_NAME_CHARS: usize = 80;
-const MAX_SENSORS: usize = 32;
-const MAX_SENSOR_ID_LEN: usize = 64;
-const MAX_CRON_MIN: u32 = 10_080;
-const MAX_HOLD_MIN: u32 = 43_200;
-/// Longest vacation, and how far ahead an override may start.
-pub(crate) const MAX_AHEAD_DAYS: i64 = 366;
 /// End of day, `24:00`, in minutes.
 const END_OF_DAY: u16 = 24 * 60;
 
 /// Check a rule; its layer when valid.
 pub(crate) fn check_rule(r: &NewRule) -> Result<Layer, String> {
     let chars = r.name.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS || r.name.trim().is_empty() {
+    if !(1..=MAX_RULE_NAME_CHARS).contains(&chars) || r.name.trim().is_empty() {
         return Err(format!(
-            "name field must be 1 to {MAX_NAME_CHARS} characters, not blank, got {chars}"
+            "name field must be 1 to {MAX_RULE_NAME_CHARS} characters, not blank, got {chars}"
         ));
     }
     if r.name.chars().any(char::is_control) {
@@ -93,9 +88,11 @@ pub(crate) fn check_override(o: &NewOverride, now: Timestamp) -> Result<(), Stri
         Hold::Until { at } if *at <= now => {
             Err(format!("hold.at field is in the past ({at}); the override would never hold"))
         }
-        Hold::For { minutes } if !(1..=MAX_HOLD_MIN).contains(minutes) => {
-            Err(format!("hold.minutes field must be between 1 and {MAX_HOLD_MIN}, got {minutes}"))
-        }
+        Hold::For { minutes } if !HOLD_MIN.contains(minutes) => Err(format!(
+            "hold.minutes field must be between {} and {}, got {minutes}",
+            HOLD_MIN.start(),
+            HOLD_MIN.end()
+        )),
         Hold::For { minutes }
             if start
                 .checked_add(SignedDuration::from_mins(i64::from(*minutes)))
@@ -121,20 +118,22 @@ fn check_setpoints(heat: Option<f64>, cool: Option<f64>) -> Result<(), String> {
         return Err("heat_c or cool_c field is required (at least one setpoint)".into());
     }
     if let Some(h) = heat
-        && !(h.is_finite() && (5.0..=30.0).contains(&h))
+        && !(h.is_finite() && HEAT_C.contains(&h))
     {
-        return Err(format!("heat_c field must be between 5 and 30 °C, got {h}"));
+        let (min, max) = (HEAT_C.start(), HEAT_C.end());
+        return Err(format!("heat_c field must be between {min} and {max} °C, got {h}"));
     }
     if let Some(c) = cool
-        && !(c.is_finite() && (15.0..=35.0).contains(&c))
+        && !(c.is_finite() && COOL_C.contains(&c))
     {
-        return Err(format!("cool_c field must be between 15 and 35 °C, got {c}"));
+        let (min, max) = (COOL_C.start(), COOL_C.end());
+        return Err(format!("cool_c field must be between {min} and {max} °C, got {c}"));
     }
     if let (Some(h), Some(c)) = (heat, cool)
-        && c < h + 0.5
+        && c < h + MIN_SETPOINT_GAP_C
     {
         return Err(format!(
-            "cool_c field must be at least heat_c + 0.5 °C, got heat_c {h} and cool_c {c}"
+            "cool_c field must be at least heat_c + {MIN_SETPOINT_GAP_C} °C, got heat_c {h} and cool_c {c}"
         ));
     }
     Ok(())
@@ -149,14 +148,14 @@ fn check_sensors(sensors: &[SensorWeight]) -> Result<(), String> {
     }
     let mut seen = HashSet::new();
     for (i, s) in sensors.iter().enumerate() {
-        if s.sensor_id.is_empty() || s.sensor_id.len() > MAX_SENSOR_ID_LEN {
+        if !(1..=MAX_SENSOR_ID_CHARS).contains(&s.sensor_id.chars().count()) {
             return Err(format!(
-                "sensors[{i}].sensor_id field must be 1 to {MAX_SENSOR_ID_LEN} characters"
+                "sensors[{i}].sensor_id field must be 1 to {MAX_SENSOR_ID_CHARS} characters"
             ));
         }
-        if !(s.weight.is_finite() && s.weight > 0.0 && s.weight <= 100.0) {
+        if !(s.weight.is_finite() && s.weight > 0.0 && s.weight <= MAX_WEIGHT) {
             return Err(format!(
-                "sensors[{i}].weight field must be greater than 0 and at most 100, got {}",
+                "sensors[{i}].weight field must be greater than 0 and at most {MAX_WEIGHT}, got {}",
                 s.weight
             ));
         }
@@ -243,9 +242,11 @@ pub(super) fn recurrence(when: &When) -> Result<Recurrence, String> {
             let cron = expr
                 .parse::<croner::Cron>()
                 .map_err(|e| format!("when.expr field is not a valid cron expression: {e}"))?;
-            if !(1..=MAX_CRON_MIN).contains(duration_min) {
+            if !CRON_DURATION_MIN.contains(duration_min) {
                 return Err(format!(
-                    "when.duration_min field must be between 1 and {MAX_CRON_MIN}, got {duration_min}"
+                    "when.duration_min field must be between {} and {}, got {duration_min}",
+                    CRON_DURATION_MIN.start(),
+                    CRON_DURATION_MIN.end()
                 ));
             }
             let small = |v: Vec<u16>| -> Vec<i8> {

@@ -13,6 +13,7 @@ use hearth_proto::schedules::DefaultTarget;
 
 mod contract;
 mod logs;
+mod third_party;
 mod web;
 
 const SENSOR: &str = "e2e-sensor";

@@ -248,3 +248,32 @@ async fn routes_outside_the_table_and_bad_logins_get_clear_errors() -> R {
     );
     Ok(())
 }
+
+/// What axum refuses before a handler decides (a body over the limit, a method the path lacks,
+/// a path segment that is not UTF-8, a file that is not there) is an `ErrorBody` like the
+/// dashboard's own errors, with its content type.
+#[tokio::test]
+async fn every_refusal_is_a_json_error_body() -> R {
+    let app = web().await?;
+    let big = vec![b' '; 3 * 1024 * 1024];
+    for (method, path, body, status, code) in [
+        ("POST", "/api/login", big.clone(), StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        ("PUT", "/api/v1/control/settings", big, StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        ("DELETE", "/api/session", Vec::new(), StatusCode::METHOD_NOT_ALLOWED, "unsupported"),
+        ("GET", "/assets/%FF.js", Vec::new(), StatusCode::BAD_REQUEST, "bad_request"),
+        ("GET", "/assets/nothing-here.js", Vec::new(), StatusCode::NOT_FOUND, "not_found"),
+    ] {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))?;
+        let a = send(&app, req).await?;
+        assert_eq!(a.status, status, "{method} {path}: {}", a.text());
+        let ct = a.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        assert_eq!(ct, Some("application/json"), "{method} {path}");
+        assert_eq!(a.json()["status"], "error", "{method} {path}: {}", a.text());
+        assert_eq!(a.json()["code"], code, "{method} {path}: {}", a.text());
+    }
+    Ok(())
+}
