@@ -93,6 +93,7 @@ impl Ingest {
             host_id: host.to_owned(),
             received: readings.iter().map(|r| r.1).max().unwrap_or(0),
             clock_offset_ms: None,
+            misdated: 0,
             readings: readings
                 .iter()
                 .map(|(sensor_id, ts, value)| NewReading {
@@ -102,6 +103,8 @@ impl Ingest {
                     extra: None,
                     ts: *ts,
                     value: *value,
+                    latest_at: Some(*ts),
+                    misdated: false,
                 })
                 .collect(),
         };

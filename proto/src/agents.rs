@@ -32,8 +32,19 @@ pub struct AgentInfo {
     /// its clock. Pi Zeros have no RTC and boot with a wrong clock until NTP syncs.
     pub clock_offset_s: Option<f64>,
     /// True when `clock_offset_s` is beyond the engine's limit (`--clock-skew-max-s`). The engine
-    /// then re-times the agent's live readings by the offset, so control and charts see them at
-    /// the right time; fix the agent's clock (NTP) anyway.
+    /// then re-times the agent's readings that are consistent with the offset (live ones read
+    /// shortly before `agent_time`, queued ones the offset places before their receipt), so
+    /// control and charts see them at the right time; fix the agent's clock (NTP) anyway.
     #[serde(default)]
     pub clock_skewed: bool,
+    /// Readings from this agent the engine stored at their own timestamps although it could
+    /// not place them in time: stamped after their receipt by more than the skew limit (read
+    /// while the agent's clock was ahead, corrected since), or inconsistent with a wrong clock.
+    /// They are kept, never become a sensor's latest, and mean the agent's clock was wrong when
+    /// it read them. Counted since the agent was first seen.
+    #[serde(default)]
+    pub misdated_readings: u64,
+    /// When the engine last stored such a reading.
+    #[serde(default)]
+    pub last_misdated: Option<Timestamp>,
 }

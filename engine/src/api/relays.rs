@@ -181,6 +181,8 @@ pub(super) async fn agents(
                     clock_skewed: a
                         .clock_offset_ms
                         .is_some_and(|ms| state.inner.clock.is_skewed_ms(ms)),
+                    misdated_readings: u64::try_from(a.misdated).unwrap_or(0),
+                    last_misdated: a.misdated_at.map(from_millis),
                 }
             })
             .collect(),

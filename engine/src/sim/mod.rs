@@ -211,18 +211,26 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
             while segments.get(seg_idx).is_some_and(|s| s.end <= t) {
                 seg_idx += 1;
             }
-            snapshots.clear();
+            let previous = std::mem::take(&mut snapshots);
             for p in &probes {
                 let age = jiff::SignedDuration::from_secs((rng.uniform() * 20.0) as i64);
+                let value = Some(p.read(&mut rng));
+                let at = Some(t - age);
+                // As the store keeps it: since when the value has been the same.
+                let same = previous.iter().find(|s| s.id == p.id && s.value == value);
                 snapshots.push(SensorSnapshot {
                     id: p.id.to_owned(),
                     name: Some(p.name.to_owned()),
-                    value: Some(p.read(&mut rng)),
-                    at: Some(t - age),
+                    value,
+                    at,
+                    value_since: same.map_or(at, |s| s.value_since),
                     weight: 1.0,
                     offset_c: 0.0,
                 });
             }
+            // The runs the loop would read: those of the stuck-sensor window.
+            let window_start = t - control::STUCK_WINDOW;
+            let recent = runs.partition_point(|r| r.end.is_some_and(|e| e < window_start));
             let decision = control::decide(&Inputs {
                 now: t,
                 settings: &settings,
@@ -231,6 +239,7 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
                 stale_after: jiff::SignedDuration::from_secs(120),
                 equipment,
                 learned: &learned,
+                runs: &runs[recent..],
             });
             if decision.heat != equipment.heat.on {
                 let ran_until = (!decision.heat).then_some(t);
