@@ -535,6 +535,77 @@ async fn binary_serves_its_status_when_asked() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn binary_status_outlasts_idle_clients_and_is_503_when_no_sensor_reads() -> anyhow::Result<()>
+{
+    let engine = FakeEngine::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    let bus = dir.path().join("devices");
+    fixture_bus(&bus)?;
+    let key = device_key()?.to_string();
+    let bus_arg = bus.to_string_lossy().into_owned();
+    let mut agent = Child::spawn(&[
+        "--engine",
+        &engine.url,
+        "--host-id",
+        HOST,
+        "--device-key",
+        &key,
+        "--w1-dir",
+        &bus_arg,
+        "--interval-s",
+        "0.05",
+        "--status-listen",
+        "127.0.0.1:0",
+    ])?;
+    let line = agent.line_with("status endpoint listening on http://").await?;
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .context("no address in the log line")?
+        .to_owned();
+
+    // 130 clients connect and say nothing. A probe is still answered (each idle client used
+    // to hold the endpoint for 2 s, one after the other: over four minutes).
+    let idle: Vec<std::net::TcpStream> =
+        (0..130).map(|_| std::net::TcpStream::connect(&addr)).collect::<Result<_, _>>()?;
+    let (code, body) = http_get(&addr, "GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n").await?;
+    assert!(code == 200 || code == 503, "{code} {body}");
+    drop(idle);
+
+    // Every thermometer fails its CRC: 503, with the same body saying so; one reads again: 200.
+    let poll = |want: u16| {
+        let addr = addr.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + GUARD;
+            loop {
+                let (code, body) = http_get(&addr, "GET /v1/status HTTP/1.1\r\n\r\n").await?;
+                if code == want {
+                    return anyhow::Ok(serde_json::from_str::<Value>(&body)?);
+                }
+                anyhow::ensure!(tokio::time::Instant::now() < deadline, "never {want}: {body}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert_eq!(poll(200).await?["status"], "ok");
+    for name in ["28-000000000001", "10-000000000003"] {
+        std::fs::write(bus.join(name).join("w1_slave"), CRC_NO)?;
+    }
+    let down = poll(503).await?;
+    assert_eq!(
+        (&down["status"], &down["sensors"], &down["sensors_failed"]),
+        (&json!("no_sensor_reads"), &json!(3), &json!(3))
+    );
+    std::fs::write(bus.join("28-000000000001").join("w1_slave"), YES_21_5)?;
+    assert_eq!(poll(200).await?["sensors_failed"], 2);
+
+    let exit = agent.terminate().await?;
+    assert!(exit.success(), "exit status {exit}; log: {:#?}", agent.seen);
+    Ok(())
+}
+
+#[tokio::test]
 async fn binary_refuses_to_start_without_a_device_key() -> anyhow::Result<()> {
     let mut agent = Child::spawn(&[
         "--engine",
