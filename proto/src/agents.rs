@@ -29,7 +29,9 @@ pub struct AgentInfo {
     /// True when `last_seen` is within the engine's offline limit.
     pub online: bool,
     /// Agent clock minus engine clock at the last contact, in seconds, when the agent reported
-    /// its clock. Pi Zeros have no RTC and boot with a wrong clock until NTP syncs.
+    /// its clock (for a sensor agent: the offset the engine applies, kept while new
+    /// measurements stay within 2 s of it). Pi Zeros have no RTC and boot with a wrong clock
+    /// until NTP syncs.
     pub clock_offset_s: Option<f64>,
     /// True when `clock_offset_s` is beyond the engine's limit (`--clock-skew-max-s`). The engine
     /// then re-times the agent's readings that are consistent with the offset (live ones read

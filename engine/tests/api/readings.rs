@@ -7,7 +7,7 @@ use hearth_proto::Timestamp;
 use jiff::SignedDuration;
 use serde_json::{Value, json};
 
-use super::{Fixture, R, assert_error, fixture, raw};
+use super::{Fixture, R, assert_error, config, fixture, heat_to, raw, registration};
 
 const SENSOR: &str = "28-0316a2797bff";
 
@@ -279,5 +279,94 @@ async fn metrics_say_what_the_sensor_list_says() -> R {
     let text = text.as_str().unwrap_or_default();
     let line = "hearth_sensor_temperature_celsius{sensor=\"28-a\",name=\"Hall\"} 18.5";
     assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    Ok(())
+}
+
+/// A relay agent whose heat output has been on for two hours, by its own reports.
+async fn furnace_on_for_two_hours() -> R<String> {
+    let heat = json!({"id": "heat", "name": "Furnace", "state": "on", "safe_state": "off",
+        "function_hint": "heat", "lease_remaining_s": 100.0, "changed_s_ago": 7200.0,
+        "cycles": 1});
+    let list = json!({"host_id": "relay1", "outputs": [heat.clone()]});
+    let app = axum::Router::new()
+        .route("/v1/relays", axum::routing::get(move || async move { axum::Json(list) }))
+        .route("/v1/relays/{id}", axum::routing::post(move || async move { axum::Json(heat) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
+#[tokio::test]
+async fn a_probe_stuck_while_the_furnace_runs_is_left_out_until_it_moves() -> R {
+    let dir = tempfile::tempdir()?;
+    let engine = hearth_engine::Engine::open(&config(dir.path(), &["--tick-s", "0.1"])?).await?;
+    let f = Fixture { engine, _dir: dir };
+    let url = furnace_on_for_two_hours().await?;
+    let got = f
+        .call(
+            "POST",
+            "/v1/relays/register",
+            Some(&f.agent("relay1")),
+            Some(&registration("relay1", &url)),
+        )
+        .await?;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    heat_to(&f, 21.0, 0, 0).await?;
+    // The probe has said 18.5 °C for two hours, while the furnace ran.
+    let now = now_ms()?;
+    let two_hours_ago = now.checked_sub(mins(120))?;
+    let reading = |at: Timestamp, v: f64| {
+        json!({"host_id": "pi", "sensors": {SENSOR: {"type": "DS18B20", "value": v,
+            "timestamp": at.to_string()}}})
+        .to_string()
+    };
+    for at in [two_hours_ago, now] {
+        assert_eq!(
+            f.put("/v1/sensors/update", "pi", &reading(at, 18.5)).await?.0,
+            StatusCode::CREATED
+        );
+    }
+    assert_eq!(f.sensor(SENSOR).await?["value_since"], json!(two_hours_ago));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let control = f.engine.spawn_control(stop_rx);
+    let input = |d: &Value| d["decision"]["sensors"].as_array().and_then(|s| s.first()).cloned();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let view = loop {
+        let view = f.get("/v1/control").await?;
+        if input(&view).is_some_and(|i| i["excluded"] == "stuck") {
+            break view;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "never stuck: {view}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let detail = input(&view).map(|i| i["detail"].clone()).unwrap_or_default();
+    assert!(
+        detail.as_str().is_some_and(|d| d.starts_with("stuck: 18.5 °C unchanged for 2 h")
+            && d.contains("while the heating ran")),
+        "{detail}"
+    );
+    // The only sensor: sensor-loss mode, which says why, instead of heating without end.
+    let code = view["decision"]["reason_code"].as_str().unwrap_or_default();
+    assert!(code.starts_with("sensor_loss"), "{view}");
+    let sensor = f.sensor(SENSOR).await?;
+    assert_eq!((&sensor["stuck"], &sensor["stale"]), (&json!(true), &json!(false)), "{sensor}");
+
+    // It moves: counted again.
+    let moved = reading(now_ms()?, 18.5625);
+    assert_eq!(f.put("/v1/sensors/update", "pi", &moved).await?.0, StatusCode::CREATED);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let view = f.get("/v1/control").await?;
+        if input(&view).is_some_and(|i| i["used"] == true) {
+            break;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "never used again: {view}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(f.sensor(SENSOR).await?["stuck"], false);
+    let _ = stop_tx.send(true);
+    control.await?;
     Ok(())
 }
