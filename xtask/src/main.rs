@@ -106,6 +106,8 @@ fn ensure_system_tools() -> anyhow::Result<()> {
         ("debugfs", "e2fsprogs"),
         ("systemd-analyze", "systemd"),
         ("dpkg-deb", "dpkg"),
+        // Agents with wrong clocks in the end-to-end tests (hearth_e2e::faketime).
+        ("faketime", "faketime"),
     ]
     .into_iter()
     .filter(|(tool, _)| !have(tool))
