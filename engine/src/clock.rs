@@ -255,8 +255,9 @@ impl ClockWatch {
                 offset_s = offset_ms.map(|ms| ms as f64 / 1000.0),
                 "stored readings the engine cannot place in time (stamped after they were \
                  received, or not by the clock the agent reports now): kept at their own \
-                 timestamps, never the sensor's latest, counted in GET /v1/agents (the agent's \
-                 clock was wrong when it read them; check NTP on the agent)"
+                 timestamps (none stamped after its receipt becomes a sensor's latest), \
+                 counted in GET /v1/agents (the agent's clock was wrong when it read them; \
+                 check NTP on the agent)"
             );
         }
     }

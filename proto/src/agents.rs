@@ -42,8 +42,8 @@ pub struct AgentInfo {
     /// Readings from this agent the engine stored at their own timestamps although it could
     /// not place them in time: stamped after their receipt by more than the skew limit (read
     /// while the agent's clock was ahead, corrected since), or inconsistent with a wrong clock.
-    /// They are kept, never become a sensor's latest, and mean the agent's clock was wrong when
-    /// it read them. Counted since the agent was first seen.
+    /// They are kept (none stamped after its receipt becomes a sensor's latest) and mean the
+    /// agent's clock was wrong when it read them. Counted since the agent was first seen.
     #[serde(default)]
     pub misdated_readings: u64,
     /// When the engine last stored such a reading.

@@ -41,7 +41,8 @@ const MAX_BACKLOG_READINGS: usize = 20_000;
 /// (agent_time − engine time)`), and the agent is flagged in `GET /v1/agents`. Any other
 /// reading is stored at its own timestamp; one the engine cannot place in time (inconsistent
 /// with a wrong clock, or stamped after its receipt by more than the limit) is counted in the
-/// agent's `misdated_readings` and never becomes the sensor's latest.
+/// agent's `misdated_readings`, and one stamped after its receipt never becomes the sensor's
+/// latest.
 #[utoipa::path(put, path = "/v1/sensors/update", tag = "sensors",
     request_body = SensorUpdate,
     security(("bearer" = [])),
