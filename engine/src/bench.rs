@@ -94,6 +94,7 @@ impl Ingest {
             key_role: hearth_proto::agents::KeyRole::Sensor,
             received: readings.iter().map(|r| r.1).max().unwrap_or(0),
             clock_offset_ms: None,
+            misdated: 0,
             readings: readings
                 .iter()
                 .map(|(sensor_id, ts, value)| NewReading {
@@ -103,6 +104,8 @@ impl Ingest {
                     extra: None,
                     ts: *ts,
                     value: *value,
+                    latest_at: Some(*ts),
+                    misdated: false,
                 })
                 .collect(),
         };

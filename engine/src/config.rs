@@ -49,7 +49,8 @@ pub struct Config {
     pub lease_s: u32,
 
     /// An agent whose clock is off by more than this many seconds is flagged `clock_skewed` in
-    /// `GET /v1/agents`, and its live readings are re-timed by the measured offset.
+    /// `GET /v1/agents`, and its readings consistent with the measured offset are re-timed by
+    /// it; a reading stamped more than this after its receipt never becomes a sensor's latest.
     #[arg(long, env = "HEARTH_ENGINE_CLOCK_SKEW_MAX_S", default_value_t = 30.0)]
     pub clock_skew_max_s: f64,
 

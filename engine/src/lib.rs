@@ -9,6 +9,7 @@ pub mod config;
 mod api;
 #[doc(hidden)]
 pub mod bench;
+mod calibration;
 mod clock;
 mod control;
 mod events;

@@ -81,11 +81,14 @@ pub struct AgentInfo {
     /// that stops answering its lease renewals is offline at the first failed renewal.
     pub online: bool,
     /// Agent clock minus engine clock at the last contact, in seconds, when the agent reported
-    /// its clock. Pi Zeros have no RTC and boot with a wrong clock until NTP syncs.
+    /// its clock (for a sensor agent: the offset the engine applies, kept while new
+    /// measurements stay within 2 s of it). Pi Zeros have no RTC and boot with a wrong clock
+    /// until NTP syncs.
     pub clock_offset_s: Option<f64>,
     /// True when `clock_offset_s` is beyond the engine's limit (`--clock-skew-max-s`). The engine
-    /// then re-times the agent's live readings by the offset, so control and charts see them at
-    /// the right time; fix the agent's clock (NTP) anyway.
+    /// then re-times the agent's readings that are consistent with the offset (live ones read
+    /// shortly before `agent_time`, queued ones the offset places before their receipt), so
+    /// control and charts see them at the right time; fix the agent's clock (NTP) anyway.
     #[serde(default)]
     pub clock_skewed: bool,
     /// Relay agents: when the engine's calls to the agent (lease renewals, commands, reads)
@@ -107,4 +110,14 @@ pub struct AgentInfo {
     /// roles; re-issue it (`hearth-engine device-key --role sensor|relay|both HOST`).
     #[serde(default)]
     pub key_role: Option<KeyRole>,
+    /// Readings from this agent the engine stored at their own timestamps although it could
+    /// not place them in time: stamped after their receipt by more than the skew limit (read
+    /// while the agent's clock was ahead, corrected since), or inconsistent with a wrong clock.
+    /// They are kept (none stamped after its receipt becomes a sensor's latest) and mean the
+    /// agent's clock was wrong when it read them. Counted since the agent was first seen.
+    #[serde(default)]
+    pub misdated_readings: u64,
+    /// When the engine last stored such a reading.
+    #[serde(default)]
+    pub last_misdated: Option<Timestamp>,
 }

@@ -194,6 +194,10 @@ pub enum Exclusion {
     /// Its newest value cannot be a room temperature (out of −40..85 °C, or the DS18B20
     /// power-on value 85 °C).
     Implausible,
+    /// Its value has not moved while the heating or cooling ran for an hour in all: a probe
+    /// stuck at one value looks like a steady room, and would keep the heat on (or off) without
+    /// end. Used again as soon as its value changes.
+    Stuck,
     /// Further than `outlier_c` from the median of the usable sensors.
     Outlier,
     /// Not selected by the rule in force (and not needed as a fallback).

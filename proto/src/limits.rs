@@ -135,13 +135,6 @@ fn bounds() -> Vec<(At, Bound)> {
         (field("SensorReport", "type"), Bound::Chars(1..=sensors::MAX_SENSOR_TYPE_CHARS)),
         (field("SensorReport", "alias"), Bound::Chars(0..=sensors::MAX_REPORT_TEXT_CHARS)),
         (field("SensorReport", "extra"), Bound::Chars(0..=sensors::MAX_REPORT_TEXT_CHARS)),
-        (
-            field("SensorReport", "timestamp"),
-            Bound::Note(format!(
-                "At most {} s ahead of the engine's clock.",
-                sensors::MAX_FUTURE_S
-            )),
-        ),
         (field("SensorBacklog", "updates"), Bound::Items(1..=sensors::MAX_BACKLOG_UPDATES)),
         (
             field("SensorBacklog", "updates"),

@@ -19,9 +19,35 @@ pub struct SensorUpdate {
     pub host_id: String,
     /// Readings keyed by sensor id (the 1-Wire ROM id for DS18B20s, e.g. `28-0316a2797bff`).
     pub sensors: BTreeMap<String, SensorReport>,
-    /// The agent's own clock when it sent this report, so the engine can flag a wrong clock.
+    /// The agent's own clock when it sent this report, so the engine can flag a wrong clock and
+    /// re-time the readings stamped by it (see `PUT /v1/sensors/update`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_time: Option<Timestamp>,
+}
+
+/// Lowest reading the engine accepts, °C: the bottom of the DS18B20's range. A value outside
+/// [`MIN_READING_C`]..=[`MAX_READING_C`] is not a temperature any supported probe can report
+/// (−127 and −273.15 are error values, ±1e308 garbage): the report is refused (422) and
+/// nothing of it is stored. A failed reading is sent as null.
+pub const MIN_READING_C: f64 = -55.0;
+/// Highest reading the engine accepts, °C: the top of the DS18B20's range.
+pub const MAX_READING_C: f64 = 125.0;
+
+/// The schema of [`SensorReport::value`], with the accepted range from the constants the
+/// engine validates with (so the document cannot drift from the check).
+fn reading_value_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Number, Type::Null]))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)))
+        .minimum(Some(MIN_READING_C))
+        .maximum(Some(MAX_READING_C))
+        .description(Some(format!(
+            "Degrees Celsius ({MIN_READING_C} to {MAX_READING_C}, the DS18B20's range; a value \
+             outside it is refused with 422), or null when the reading failed (recorded as a \
+             failed reading)."
+        )))
+        .build()
 }
 
 /// One sensor's reading inside a [`SensorUpdate`].
@@ -31,7 +57,9 @@ pub struct SensorReport {
     /// The sensor type, e.g. `DS18B20`, `DS18S20`, `simulated`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Degrees Celsius, or null when the reading failed (recorded as a failed reading).
+    /// Degrees Celsius ([`MIN_READING_C`] to [`MAX_READING_C`]), or null when the reading failed
+    /// (recorded as a failed reading).
+    #[schema(schema_with = reading_value_schema)]
     pub value: Option<f64>,
     /// A human name for the sensor as known to the agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,8 +89,6 @@ pub const MAX_SENSOR_ID_CHARS: usize = 64;
 pub const MAX_SENSOR_TYPE_CHARS: usize = 64;
 /// Longest `alias` or `extra` of a reading, characters.
 pub const MAX_REPORT_TEXT_CHARS: usize = 256;
-/// How far ahead of the engine's clock a reading may be timestamped, seconds.
-pub const MAX_FUTURE_S: i64 = 600;
 /// Most updates one [`SensorBacklog`] may carry.
 pub const MAX_BACKLOG_UPDATES: usize = 1000;
 /// Most readings one [`SensorBacklog`] may carry, all its updates together.
@@ -76,11 +102,12 @@ pub const DEFAULT_POINTS: u32 = 500;
 /// down or not found), replayed oldest first in one request.
 ///
 /// Each update is validated like `PUT /v1/sensors/update`, and every reading must carry its
-/// `timestamp`. The engine stores the readings with those timestamps as they are: it does not
-/// re-time them by the agent's clock offset, which was unknown when they were read. Readings are
-/// unique per (sensor, timestamp), so a backlog sent twice (the agent died before it saw the
-/// answer) is stored once, and an old reading never replaces a sensor's newer latest reading.
-/// All updates are stored in one commit, or none.
+/// `timestamp`. While `agent_time` shows the agent's clock off by more than the engine's limit,
+/// readings the offset places before their receipt are re-timed by it (the clock was off when
+/// they were read too); the others are stored at their timestamps. No reading is refused for
+/// its time. Readings are unique per (sensor, timestamp), so a backlog sent twice (the agent
+/// died before it saw the answer) is stored once, and an old reading never replaces a sensor's
+/// newer latest reading. All updates are stored in one commit, or none.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SensorBacklog {
@@ -89,7 +116,7 @@ pub struct SensorBacklog {
     /// The queued reports, oldest first.
     pub updates: Vec<SensorUpdate>,
     /// The agent's clock when it sent this request (as in [`SensorUpdate`]): records the agent's
-    /// clock offset; it does not re-time the backlog.
+    /// clock offset, by which the engine re-times the readings consistent with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_time: Option<Timestamp>,
 }
@@ -128,10 +155,21 @@ pub struct SensorInfo {
     /// Calibration offset, °C, already added to `latest.value`.
     #[serde(default)]
     pub offset_c: f64,
-    /// The newest reading (by its timestamp), if any, calibrated.
+    /// The newest reading, if any, calibrated. Its `at` is when it was taken, or when the engine
+    /// received it if its timestamp is later (an agent clock a little ahead): never after now.
+    /// A reading stamped after its receipt by more than the clock skew limit never becomes the
+    /// latest (see `misdated_readings` in `GET /v1/agents`).
     pub latest: Option<Reading>,
     /// True when the newest reading is older than the engine's staleness limit, or absent.
     pub stale: bool,
+    /// Since when the newest value has been the same (the reading that first had it).
+    #[serde(default)]
+    pub value_since: Option<Timestamp>,
+    /// True when the value has not moved while the heating or cooling ran for an hour in all:
+    /// the probe is likely stuck, and the control loop leaves it out (exclusion `stuck`) until
+    /// its value changes.
+    #[serde(default)]
+    pub stuck: bool,
 }
 
 fn one() -> f64 {

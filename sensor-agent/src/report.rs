@@ -7,7 +7,12 @@
 //! - no engine known (mDNS), no answer, 5xx, 401/403 (a key may be fixed on the engine), any
 //!   other status: queued on disk with its timestamp, replayed later.
 //! - 400/413/422: dropped with an error in the log. The engine says the report itself is wrong,
-//!   so it would be refused forever and block the queue.
+//!   so it would be refused forever and block the queue. Except a clock verdict: a refusal
+//!   whose message names a `timestamp` or `agent_time` (error messages name the field) refuses
+//!   what this agent's clock wrote, not the report. Clocks get corrected, and engines that
+//!   place readings whatever the clock (this one does) or a later retry take it: the report is
+//!   kept like an outage's, never dropped. Hearth engines before that refused readings stamped
+//!   10 minutes ahead with `sensors.<id>.timestamp … is in the future`.
 //!
 //! Replay: each interval sends the LIVE reading first; only when it was delivered does one
 //! batch of queued reports follow (oldest first, `--queue-replay-batch` of them, one
@@ -191,7 +196,21 @@ impl Reporter {
 
 /// Whether a report the engine did not take should be queued (see the module docs).
 fn worth_keeping(error: &ClientError) -> bool {
-    !matches!(error, ClientError::Api { status: 400 | 413 | 422, .. })
+    match error {
+        ClientError::Api { status: 400 | 413 | 422, .. } => clock_verdict(error),
+        _ => true,
+    }
+}
+
+/// A refusal of this agent's clock rather than of its report: the message names one of the
+/// fields the clock wrote.
+fn clock_verdict(error: &ClientError) -> bool {
+    match error {
+        ClientError::Api { status: 400..=499, body } => {
+            body.error.contains("timestamp") || body.error.contains("agent_time")
+        }
+        _ => false,
+    }
 }
 
 /// Queue a report for replay; a failure to queue loses it, loudly.
@@ -343,7 +362,8 @@ impl Replay {
             locator.report_unreachable(target);
         }
         if worth_keeping(error) {
-            // Kept; the next interval tries again. The live send logs the outage.
+            // Kept (an outage, or a clock verdict: never dropped); the next interval tries
+            // again. The live send logs the outage.
             tracing::debug!(error = %describe(error), "replay batch not delivered");
         } else if n > 1 {
             // One of them is refused for good: halve until it is alone.
@@ -434,12 +454,21 @@ impl Delivery {
                 (format!("HTTP {status}"), matches!(status, 401 | 403))
             }
         };
+        let clock = clock_verdict(error);
         let error = describe(error);
         if matches!(self, Self::Failing { cause: current } if *current == cause) {
             tracing::debug!(engine = %url, error, queued, "report not delivered");
             return;
         }
-        if !kept {
+        if clock {
+            tracing::warn!(
+                engine = %url,
+                error,
+                queued,
+                "the engine refuses the times this agent's clock gave its readings; they are \
+                 queued and sent again (check NTP on this host: `timedatectl`)"
+            );
+        } else if !kept {
             tracing::error!(
                 engine = %url,
                 error,

@@ -2,19 +2,28 @@
 //! answers what the agent is doing, so every Hearth binary can be probed the same way (the qemu
 //! smoke tests of the cross builds, a monitoring check on the Pi).
 //!
-//! Hand-written HTTP/1.1 on a tokio `TcpListener`, one request per connection, one connection at
-//! a time: the agent has no other server, and a server crate (hyper's server side, axum) would
-//! add hundreds of KB to a Pi Zero binary for one GET. It reads at most one request head,
-//! answers, and closes; it never reads a body or keeps a connection open, so a slow or hostile
-//! client holds the endpoint (never the report loop) for at most [`CLIENT_TIMEOUT`]. The JSON is
-//! formatted by hand too: derived `Serialize` code for one struct cost ~7 KB on ARMv6.
+//! The answer is 200 while the sensors read (or before the first read: nothing has failed yet),
+//! 503 when the last read gave no value at all (every sensor failed, or none is on the bus): a
+//! monitoring check sees a sensor agent that reports nothing but nulls as down.
+//!
+//! Hand-written HTTP/1.1 on a tokio `TcpListener`, one request per connection: the agent has no
+//! other server, and a server crate (hyper's server side, axum) would add hundreds of KB to a Pi
+//! Zero binary for one GET. It reads at most one request head, answers, and closes; it never
+//! reads a body or keeps a connection open. Connections are served concurrently, each in a task
+//! of its own for at most [`CLIENT_TIMEOUT`], at most [`MAX_CLIENTS`] at once: one more closes
+//! the oldest, which has had the most time to ask. So idle or slow clients cost at most a few
+//! dozen KB and can neither keep a probe waiting nor pile up tasks, and the report loop never
+//! waits for any of them. The JSON is formatted by hand too: derived `Serialize` code for one
+//! struct cost ~7 KB on ARMv6.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hearth_proto::Timestamp;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::hw::RawReading;
 
@@ -22,6 +31,8 @@ use crate::hw::RawReading;
 const MAX_HEAD: usize = 8 * 1024;
 /// How long one client may take to send its request and read the answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most connections served at once (each holds at most a request head, [`MAX_HEAD`]).
+const MAX_CLIENTS: usize = 8;
 
 /// What the report loop last did, shared with the status endpoint.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -75,12 +86,21 @@ impl Board {
         self.update(|p| p.queue_depth = depth);
     }
 
-    /// The JSON answer of `GET /v1/status`.
-    fn json(&self) -> String {
+    /// The HTTP status and JSON answer of `GET /v1/status`.
+    fn answer(&self) -> (u16, String) {
         let p = self.progress.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let (code, status) = match p.last_read {
+            None => (200, "starting"),
+            Some(_) if p.sensors_failed >= p.sensors => (503, "no_sensor_reads"),
+            Some(_) => (200, "ok"),
+        };
+        (code, self.json(&p, status))
+    }
+
+    fn json(&self, p: &Progress, status: &str) -> String {
         let null = || "null".to_owned();
         format!(
-            "{{\"status\":\"ok\",\"version\":\"{}\",\"host_id\":{},\"hardware\":\"{}\",\
+            "{{\"status\":\"{status}\",\"version\":\"{}\",\"host_id\":{},\"hardware\":\"{}\",\
              \"engine\":{},\"last_read\":{},\"sensors\":{},\"sensors_failed\":{},\
              \"queue_depth\":{}}}",
             env!("CARGO_PKG_VERSION"),
@@ -124,18 +144,33 @@ pub(crate) async fn serve(listener: Option<TcpListener>, board: Board) -> std::c
     let Some(listener) = listener else {
         return std::future::pending().await;
     };
+    let mut clients = JoinSet::new();
+    // Oldest first; finished ones are dropped before a new one is counted.
+    let mut open: VecDeque<AbortHandle> = VecDeque::new();
     loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                // A client that stalls is dropped; nothing to report to it. Serially: a
-                // monitoring probe needs no concurrency, and no flood can pile up tasks.
-                let _ = tokio::time::timeout(CLIENT_TIMEOUT, exchange(stream, &board)).await;
-            }
-            Err(e) => {
-                // E.g. out of file descriptors: back off instead of spinning.
-                tracing::warn!(error = %e, "status endpoint: accept failed");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    open.retain(|c| !c.is_finished());
+                    if open.len() >= MAX_CLIENTS
+                        && let Some(oldest) = open.pop_front()
+                    {
+                        oldest.abort();
+                    }
+                    let board = board.clone();
+                    // A client that stalls is dropped; nothing to report to it.
+                    open.push_back(clients.spawn(async move {
+                        let _ = tokio::time::timeout(CLIENT_TIMEOUT, exchange(stream, &board)).await;
+                    }));
+                }
+                Err(e) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "status endpoint: accept failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            },
+            // Reap finished (or aborted) clients so the set does not grow.
+            Some(_) = clients.join_next() => {}
         }
     }
 }
@@ -181,7 +216,10 @@ fn respond(head: &[u8], board: &Board) -> String {
         }
         (Some(_), Some(_), Some(v)) if complete && v.starts_with("HTTP/1.") => match (method, path)
         {
-            (Some("GET"), Some("/v1/status")) => http(200, "OK", &board.json()),
+            (Some("GET"), Some("/v1/status")) => match board.answer() {
+                (200, json) => http(200, "OK", &json),
+                (_, json) => http(503, "Service Unavailable", &json),
+            },
             (_, Some("/v1/status")) => http(405, "Method Not Allowed", &error("use GET")),
             _ => http(404, "Not Found", &error("only GET /v1/status is served here")),
         },
@@ -219,7 +257,8 @@ mod tests {
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
         assert!(ok.contains("Content-Type: application/json\r\n"), "{ok}");
         let json = body(&ok);
-        assert_eq!(json["status"], "ok");
+        // Before the first read nothing has failed yet.
+        assert_eq!(json["status"], "starting");
         assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
         assert_eq!(
             (json["host_id"].as_str(), json["hardware"].as_str()),
@@ -267,6 +306,26 @@ mod tests {
         );
         board.engine(None);
         assert_eq!(body(&board_answer(&board))["engine"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn no_sensor_reading_is_503() {
+        let board = Board::new("pi-1", "w1");
+        let reading = |value| RawReading { id: "28-1".into(), kind: "DS18B20".into(), value };
+        board.read_done(Timestamp::now(), &[reading(Ok(21.5))]);
+        let ok = board_answer(&board);
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        assert_eq!(body(&ok)["status"], "ok");
+        // Every sensor failed, or none is on the bus: the agent reports nothing useful.
+        for readings in
+            [vec![reading(Err(ReadError::Crc)), reading(Err(ReadError::Missing))], vec![]]
+        {
+            board.read_done(Timestamp::now(), &readings);
+            let down = board_answer(&board);
+            assert!(down.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{down}");
+            assert_eq!(body(&down)["status"], "no_sensor_reads");
+            assert_eq!(body(&down)["host_id"], "pi-1", "the same body otherwise");
+        }
     }
 
     fn board_answer(board: &Board) -> String {

@@ -539,6 +539,77 @@ async fn binary_serves_its_status_when_asked() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn binary_status_outlasts_idle_clients_and_is_503_when_no_sensor_reads() -> anyhow::Result<()>
+{
+    let engine = FakeEngine::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    let bus = dir.path().join("devices");
+    fixture_bus(&bus)?;
+    let key = device_key()?.to_string();
+    let bus_arg = bus.to_string_lossy().into_owned();
+    let mut agent = Child::spawn(&[
+        "--engine",
+        &engine.url,
+        "--host-id",
+        HOST,
+        "--device-key",
+        &key,
+        "--w1-dir",
+        &bus_arg,
+        "--interval-s",
+        "0.05",
+        "--status-listen",
+        "127.0.0.1:0",
+    ])?;
+    let line = agent.line_with("status endpoint listening on http://").await?;
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .context("no address in the log line")?
+        .to_owned();
+
+    // 130 clients connect and say nothing. A probe is still answered (each idle client used
+    // to hold the endpoint for 2 s, one after the other: over four minutes).
+    let idle: Vec<std::net::TcpStream> =
+        (0..130).map(|_| std::net::TcpStream::connect(&addr)).collect::<Result<_, _>>()?;
+    let (code, body) = http_get(&addr, "GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n").await?;
+    assert!(code == 200 || code == 503, "{code} {body}");
+    drop(idle);
+
+    // Every thermometer fails its CRC: 503, with the same body saying so; one reads again: 200.
+    let poll = |want: u16| {
+        let addr = addr.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + GUARD;
+            loop {
+                let (code, body) = http_get(&addr, "GET /v1/status HTTP/1.1\r\n\r\n").await?;
+                if code == want {
+                    return anyhow::Ok(serde_json::from_str::<Value>(&body)?);
+                }
+                anyhow::ensure!(tokio::time::Instant::now() < deadline, "never {want}: {body}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert_eq!(poll(200).await?["status"], "ok");
+    for name in ["28-000000000001", "10-000000000003"] {
+        std::fs::write(bus.join(name).join("w1_slave"), CRC_NO)?;
+    }
+    let down = poll(503).await?;
+    assert_eq!(
+        (&down["status"], &down["sensors"], &down["sensors_failed"]),
+        (&json!("no_sensor_reads"), &json!(3), &json!(3))
+    );
+    std::fs::write(bus.join("28-000000000001").join("w1_slave"), YES_21_5)?;
+    assert_eq!(poll(200).await?["sensors_failed"], 2);
+
+    let exit = agent.terminate().await?;
+    assert!(exit.success(), "exit status {exit}; log: {:#?}", agent.seen);
+    Ok(())
+}
+
+#[tokio::test]
 async fn binary_refuses_to_start_without_a_device_key() -> anyhow::Result<()> {
     let mut agent = Child::spawn(&[
         "--engine",
@@ -588,12 +659,14 @@ fn example_config_parses_and_lists_every_key() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A fake engine with both sensor endpoints that can be "down" (503) and can refuse one
-/// reading, by timestamp, as invalid (422).
+/// A fake engine with both sensor endpoints that can be "down" (503), can refuse one
+/// reading, by timestamp, as invalid (422), and can refuse every backlog for its timestamps
+/// as Hearth engines did when an agent's clock was ahead (422, a clock verdict).
 struct FlakyEngine {
     url: String,
     up: Arc<std::sync::atomic::AtomicBool>,
     poison: Arc<std::sync::Mutex<Option<String>>>,
+    clock: Arc<std::sync::atomic::AtomicBool>,
     /// (path, status, body) of every request.
     receipts: mpsc::UnboundedReceiver<(String, u16, Value)>,
     server: JoinHandle<()>,
@@ -603,6 +676,7 @@ struct FlakyEngine {
 struct FlakyState {
     up: Arc<std::sync::atomic::AtomicBool>,
     poison: Arc<std::sync::Mutex<Option<String>>>,
+    clock: Arc<std::sync::atomic::AtomicBool>,
     receipts: mpsc::UnboundedSender<(String, u16, Value)>,
 }
 
@@ -611,8 +685,13 @@ impl FlakyEngine {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (tx, receipts) = mpsc::unbounded_channel();
-        let state = FlakyState { up: Arc::default(), poison: Arc::default(), receipts: tx };
-        let (up, poison) = (state.up.clone(), state.poison.clone());
+        let state = FlakyState {
+            up: Arc::default(),
+            poison: Arc::default(),
+            clock: Arc::default(),
+            receipts: tx,
+        };
+        let (up, poison, clock) = (state.up.clone(), state.poison.clone(), state.clock.clone());
         let app = axum::Router::new()
             .route("/v1/sensors/update", put(flaky))
             .route("/v1/sensors/backlog", put(flaky))
@@ -620,7 +699,7 @@ impl FlakyEngine {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Self { url, up, poison, receipts, server })
+        Ok(Self { url, up, poison, clock, receipts, server })
     }
 
     async fn next(&mut self) -> anyhow::Result<(String, u16, Value)> {
@@ -656,9 +735,10 @@ async fn flaky(
     };
     let poison = state.poison.lock().ok().and_then(|p| p.clone());
     let poisoned = poison.is_some_and(|p| updates.iter().any(|u| stamps(u).contains(&p)));
+    let clock = state.clock.load(Ordering::SeqCst) && path == "/v1/sensors/backlog";
     let status = if !state.up.load(Ordering::SeqCst) {
         StatusCode::SERVICE_UNAVAILABLE
-    } else if poisoned {
+    } else if poisoned || clock {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::CREATED
@@ -666,6 +746,13 @@ async fn flaky(
     let _ = state.receipts.send((path, status.as_u16(), body));
     let answer = if status == StatusCode::CREATED {
         json!({"status": "ok", "ids": [], "updates": updates.len(), "readings": updates.len()})
+    } else if clock {
+        // Word for word what Hearth engines answered to a backlog from a clock 10 min ahead.
+        let stamp =
+            updates.first().map(stamps).and_then(|s| s.first().cloned()).unwrap_or_default();
+        json!({"status": "error", "code": "invalid_field", "error": format!(
+            "updates[0]: sensors.28-00000000a001.timestamp {stamp} is in the future (is the \
+             agent's clock wrong?)")})
     } else {
         json!({"status": "error", "code": "invalid_field", "error": "no"})
     };
@@ -791,6 +878,52 @@ async fn a_queued_report_refused_as_invalid_is_isolated_and_dropped() -> anyhow:
     while !hearth_sensor_agent::queue::peek(&queue)?.is_empty() {
         anyhow::ensure!(tokio::time::Instant::now() < deadline, "the refused report stayed queued");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    agent.stop().await
+}
+
+#[tokio::test]
+async fn a_clock_verdict_never_costs_a_queued_reading() -> anyhow::Result<()> {
+    let mut engine = FlakyEngine::start().await?;
+    let dir = tempfile::tempdir()?;
+    let queue = dir.path().join("queue");
+    let queue_s = queue.to_string_lossy().into_owned();
+    let key = device_key()?.to_string();
+    let agent = Agent::start(&sim_agent_args(&engine.url, &key, &queue_s))?;
+    let mut missed = Vec::new();
+    while missed.len() < 8 {
+        let (_, status, body) = engine.next().await?;
+        assert_eq!(status, 503);
+        missed.extend(stamps(&body));
+    }
+    // Back, but the engine refuses the backlog's timestamps (live readings get through):
+    // every batch, at every size the agent tries, is refused.
+    engine.clock.store(true, Ordering::SeqCst);
+    engine.up.store(true, Ordering::SeqCst);
+    let mut refused = 0;
+    while refused < 6 {
+        let (path, status, _) = engine.next().await?;
+        refused += usize::from(path == "/v1/sensors/backlog" && status == 422);
+    }
+    // Nothing was dropped: every missed reading is still queued.
+    let queued: Vec<String> = hearth_sensor_agent::queue::peek(&queue)?
+        .iter()
+        .filter_map(|record| serde_json::from_slice::<Value>(record).ok())
+        .flat_map(|u| stamps(&u))
+        .collect();
+    let lost: Vec<&String> = missed.iter().filter(|m| !queued.contains(m)).collect();
+    assert!(lost.is_empty(), "dropped on a clock verdict: {lost:?}");
+
+    // The clock (or the engine) is fixed: all of it arrives.
+    engine.clock.store(false, Ordering::SeqCst);
+    let mut delivered: Vec<String> = Vec::new();
+    while !missed.iter().all(|m| delivered.contains(m)) {
+        let (path, status, body) = engine.next().await?;
+        if path == "/v1/sensors/backlog" && status == 201 {
+            for u in body["updates"].as_array().into_iter().flatten() {
+                delivered.extend(stamps(u));
+            }
+        }
     }
     agent.stop().await
 }

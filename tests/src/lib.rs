@@ -104,15 +104,15 @@ impl Proc {
     /// Start `binary(bin)` with `args`. A sensor agent's replay queue defaults to a fresh
     /// temporary directory (never the system's /var/lib); `--queue-dir` in `args` overrides it.
     pub fn start(name: &str, bin: &str, args: &[&str]) -> anyhow::Result<Self> {
-        Self::start_with_env(name, bin, args, &[])
+        Self::start_with_env::<&str, &str>(name, bin, args, &[])
     }
 
-    /// As [`Proc::start`], with `env` set on top (e.g. another `RUST_LOG`).
-    pub fn start_with_env(
+    /// As [`Proc::start`], with `env` set on top (another `RUST_LOG`, [`faketime`]'s).
+    pub fn start_with_env<K: AsRef<std::ffi::OsStr>, V: AsRef<std::ffi::OsStr>>(
         name: &str,
         bin: &str,
         args: &[&str],
-        env: &[(&str, &str)],
+        env: &[(K, V)],
     ) -> anyhow::Result<Self> {
         let queue = tempfile::tempdir()?;
         let mut child = Command::new(binary(bin))
@@ -120,7 +120,7 @@ impl Proc {
             .env("HEARTH_SENSOR_QUEUE_DIR", queue.path())
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -138,6 +138,11 @@ impl Proc {
             });
         }
         Ok(Self { name: name.to_owned(), child, log, _queue: Some(queue) })
+    }
+
+    /// Every stderr line so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// SIGKILL (no clean-up of any kind, as a crash or a power cut) and wait for the exit.
@@ -260,6 +265,32 @@ pub fn python_tools() -> anyhow::Result<PathBuf> {
     // Written last: a venv whose install was interrupted is made again.
     std::fs::write(&stamp, REQUIREMENTS)?;
     Ok(bin)
+}
+
+/// The environment that runs a process with a wrong wall clock under libfaketime (Debian
+/// package `faketime`, which `cargo xtask test` installs): `clock` is read from that file, in
+/// libfaketime's syntax (`+1h`, `-2h`, `+5m`, `+0`), and re-read every second, so a test steps
+/// the clock by rewriting the file as NTP would. The monotonic clock stays real: timers and
+/// intervals run as on a Pi whose wall clock is wrong.
+pub fn faketime(clock: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let library = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib"]
+        .iter()
+        .map(|dir| Path::new(dir).join("faketime/libfaketime.so.1"))
+        .find(|path| path.exists())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "libfaketime not found: install the Debian package faketime (cargo xtask test \
+                 does)"
+            )
+        })?;
+    Ok([
+        ("LD_PRELOAD", library.to_string_lossy().into_owned()),
+        ("FAKETIME_TIMESTAMP_FILE", clock.to_string_lossy().into_owned()),
+        ("FAKETIME_CACHE_DURATION", "1".to_owned()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_owned()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .to_vec())
 }
 
 /// Run a `hearth-engine` subcommand (`device-key`, `admin-token`) and return its stdout line.

@@ -100,7 +100,7 @@ export async function mount(el) {
     }
     if (input && input.excluded) {
       const cls = input.excluded === 'not_selected' ? 'muted' : input.excluded === 'stale' || input.excluded === 'no_reading' ? 'warn' : 'bad';
-      const label = { no_reading: 'No reading', stale: 'Stale', failed: 'Failed', implausible: 'Implausible', outlier: 'Outlier', not_selected: 'Not selected' }[input.excluded] || input.excluded;
+      const label = { no_reading: 'No reading', stale: 'Stale', failed: 'Failed', implausible: 'Implausible', stuck: 'Stuck', outlier: 'Outlier', not_selected: 'Not selected' }[input.excluded] || input.excluded;
       return { cls, text: label, why: input.detail || null };
     }
     if (failed) return { cls: 'bad', text: 'Failed', why: 'The last reading failed (the sensor did not answer or answered garbage).' };

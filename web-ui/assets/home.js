@@ -76,6 +76,7 @@ const EXCLUDED = {
   stale: 'Stale',
   failed: 'Failed',
   implausible: 'Implausible',
+  stuck: 'Stuck',
   outlier: 'Outlier',
   not_selected: 'Not selected',
 };

@@ -110,6 +110,8 @@ fn ensure_system_tools() -> anyhow::Result<()> {
         // The README's shell sensor, run by the end-to-end tests (awk is in Debian's base).
         ("curl", "curl"),
         ("openssl", "openssl"),
+        // Agents with wrong clocks in the end-to-end tests (hearth_e2e::faketime).
+        ("faketime", "faketime"),
     ]
     .into_iter()
     .filter(|(tool, _)| !have(tool))

@@ -15,6 +15,7 @@ use jiff::tz::TimeZone;
 
 use super::AppState;
 use super::error::{ApiError, Query};
+use crate::calibration::calibrated;
 use crate::store::{from_millis, millis};
 
 /// Longest range a readings or runs request may span.
@@ -86,7 +87,7 @@ pub(super) async fn readings(
     if offset != 0.0 {
         for p in &mut series.points {
             for v in [&mut p.min, &mut p.mean, &mut p.max] {
-                *v = v.map(|v| v + offset);
+                *v = v.map(|v| calibrated(v, offset));
             }
         }
     }

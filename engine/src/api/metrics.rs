@@ -73,11 +73,16 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
     }
 
     let sensors = s.store.sensors().await?;
-    e.family("hearth_sensor_temperature_celsius", "gauge", "Each sensor's newest value.");
+    // What GET /v1/sensors says: calibrated, under the name people gave the sensor.
+    e.family(
+        "hearth_sensor_temperature_celsius",
+        "gauge",
+        "Each sensor's newest value, calibrated.",
+    );
     for r in &sensors {
-        if let Some(v) = r.last_value {
-            let name = r.alias.as_deref().unwrap_or(&r.id);
-            e.sample("hearth_sensor_temperature_celsius", &[("sensor", &r.id), ("name", name)], v);
+        if let Some(v) = r.latest() {
+            let labels = [("sensor", r.id.as_str()), ("name", r.display_name())];
+            e.sample("hearth_sensor_temperature_celsius", &labels, v);
         }
     }
     e.family("hearth_sensor_reading_age_seconds", "gauge", "Age of each sensor's newest reading.");

@@ -230,6 +230,8 @@ pub(super) async fn agents(
                     contact_error: a.contact_error,
                     backend: a.backend,
                     key_role: a.key_role,
+                    misdated_readings: u64::try_from(a.misdated).unwrap_or(0),
+                    last_misdated: a.misdated_at.map(from_millis),
                 }
             })
             .collect(),

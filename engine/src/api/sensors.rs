@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use hearth_proto::agents::AgentKind;
+use hearth_proto::agents::{AgentKind, KeyRole};
+use hearth_proto::control::Exclusion;
 use hearth_proto::events::Event;
 use hearth_proto::sensors::{
-    MAX_BACKLOG_READINGS, MAX_BACKLOG_UPDATES, MAX_FUTURE_S, MAX_REPORT_TEXT_CHARS,
+    MAX_BACKLOG_READINGS, MAX_BACKLOG_UPDATES, MAX_READING_C, MAX_REPORT_TEXT_CHARS,
     MAX_SENSOR_ID_CHARS, MAX_SENSOR_NAME, MAX_SENSOR_OFFSET_C, MAX_SENSOR_TYPE_CHARS,
-    MAX_SENSOR_WEIGHT, Reading, SensorBacklog, SensorBacklogAck, SensorInfo, SensorReport,
-    SensorSettings, SensorUpdate, SensorUpdateAck,
+    MAX_SENSOR_WEIGHT, MIN_READING_C, Reading, SensorBacklog, SensorBacklogAck, SensorInfo,
+    SensorReport, SensorSettings, SensorUpdate, SensorUpdateAck,
 };
 use hearth_proto::{ErrorBody, Timestamp};
 use serde_json::Value;
@@ -20,17 +21,23 @@ use serde_json::Value;
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, Body, known, parse_json};
-use crate::store::{NewReading, NewReport, from_millis, millis};
-
-/// A reading may be timestamped at most this far ahead of the engine's clock.
-const MAX_FUTURE: jiff::SignedDuration = jiff::SignedDuration::from_secs(MAX_FUTURE_S);
+use crate::calibration::calibrated;
+use crate::clock::{Kind, Placed, ReportClock};
+use crate::store::{NewReading, NewReport, from_millis};
 
 /// Report readings. The body is validated field by field so each mistake gets its own message
 /// (`host_id field is missing`), as the seed contract promises; nothing is stored unless the
-/// whole report is valid. When `agent_time` shows the agent's clock off by more than the
-/// engine's limit (`--clock-skew-max-s`), the readings' timestamps are re-timed by that offset
-/// (stored at `timestamp − (agent_time − engine time)`), and the agent is flagged in
-/// `GET /v1/agents`.
+/// whole report is valid. A value must be a temperature a probe can report (−55 to 125 °C) or
+/// null (a failed reading).
+///
+/// No reading is refused for its time. When `agent_time` shows the agent's clock off by more
+/// than the engine's limit (`--clock-skew-max-s`), a reading stamped consistently with it (read
+/// at most 10 minutes before `agent_time`) is re-timed by the offset (stored at `timestamp −
+/// (agent_time − engine time)`), and the agent is flagged in `GET /v1/agents`. Any other
+/// reading is stored at its own timestamp; one the engine cannot place in time (inconsistent
+/// with a wrong clock, or stamped after its receipt by more than the limit) is counted in the
+/// agent's `misdated_readings`, and one stamped after its receipt never becomes the sensor's
+/// latest.
 #[utoipa::path(put, path = "/v1/sensors/update", operation_id = "update_sensors", tag = "sensors",
     request_body = SensorUpdate,
     security(("bearer" = [])),
@@ -50,28 +57,20 @@ pub(super) async fn update(
     body: Bytes,
 ) -> Result<(StatusCode, axum::Json<SensorUpdateAck>), ApiError> {
     let value = parse_json(&body)?;
-    let mut update = validate(&value)?;
+    let update = validate(&value)?;
     let key_role = caller.require_agent(&state, &update.host_id, AgentKind::Sensor)?;
 
-    let now = Timestamp::now();
-    let offset = update.agent_time.map(|t| t.duration_since(now));
-    let skewed = offset.is_some_and(|o| state.inner.clock.observe(&update.host_id, o));
-    if let (true, Some(offset)) = (skewed, offset) {
-        // A live reading was taken moments ago by the agent's clock: the offset measured now
-        // is the best correction there is (see clock.rs).
-        for r in update.sensors.values_mut() {
-            r.timestamp = Some(r.timestamp.map_or(now, |t| t.checked_sub(offset).unwrap_or(now)));
-        }
-    }
-    check_not_future(&update, now, "")?;
+    let clock = state.inner.clock.report(&update.host_id, update.agent_time, Timestamp::now());
     let ids: Vec<String> = update.sensors.keys().cloned().collect();
-    let report = NewReport {
-        host_id: update.host_id,
-        key_role,
-        received: millis(now),
-        clock_offset_ms: offset.map(|o| o.as_millis() as i64),
-        readings: update.sensors.into_iter().map(|(id, r)| new_reading(id, r, now)).collect(),
-    };
+    let readings: Vec<NewReading> = update
+        .sensors
+        .into_iter()
+        .map(|(id, r)| {
+            let placed = clock.place(r.timestamp, Kind::Live);
+            new_reading(id, r, placed)
+        })
+        .collect();
+    let report = new_report(&state, update.host_id, key_role, &clock, readings);
     let events: Vec<Event> = {
         // A poisoned lock only means a settings handler panicked mid-insert; the map is still
         // a usable cache.
@@ -79,10 +78,14 @@ pub(super) async fn update(
         report
             .readings
             .iter()
+            // A misdated reading is stored, not announced: it is not the sensor's latest.
+            .filter(|r| r.latest_at.is_some())
             .map(|r| Event::Reading {
                 sensor_id: r.sensor_id.clone(),
                 at: from_millis(r.ts),
-                value: r.value.map(|v| v + offsets.get(&r.sensor_id).copied().unwrap_or(0.0)),
+                value: r
+                    .value
+                    .map(|v| calibrated(v, offsets.get(&r.sensor_id).copied().unwrap_or(0.0))),
             })
             .collect()
     };
@@ -100,9 +103,18 @@ pub(super) async fn update(
 }
 
 /// Replay readings an agent could not deliver when it took them, oldest first. Every update is
-/// validated like `PUT /v1/sensors/update` (errors are prefixed with `updates[i]: `), every
-/// reading needs its `timestamp`, and the timestamps are stored as sent (never re-timed). All
-/// updates are stored in one commit; sending the same backlog again stores nothing new.
+/// validated like `PUT /v1/sensors/update` (errors are prefixed with `updates[i]: `) and every
+/// reading needs its `timestamp`. All updates are stored in one commit; sending the same
+/// backlog again stores nothing new.
+///
+/// No reading is refused for its time. While the agent's clock is off by more than the limit
+/// (by `agent_time`), a reading that the offset places before its receipt (and within a year
+/// of it) is re-timed by that offset: a clock that was ahead during the outage and still is
+/// gets its readings back where they belong. Any other reading is stored at its own timestamp;
+/// one stamped after its receipt by more than the limit (read while the clock was ahead, which
+/// has been corrected since) or inconsistent with a wrong clock is counted in the agent's
+/// `misdated_readings`. A backlog reading never becomes the sensor's latest if it is stamped
+/// after its receipt.
 #[utoipa::path(put, path = "/v1/sensors/backlog", operation_id = "replay_backlog", tag = "sensors",
     request_body = SensorBacklog,
     security(("bearer" = [])),
@@ -110,7 +122,8 @@ pub(super) async fn update(
         (status = 201, description = "Stored (after commit)", body = SensorBacklogAck),
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "No credential", body = ErrorBody),
-        (status = 403, description = "Wrong credential, or another host's", body = ErrorBody),
+        (status = 403, description = "Wrong credential, another host's, or a device key that \
+            may not report readings (a relay key)", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid", body = ErrorBody,
             example = json!({"status": "error", "code": "missing_field",
                 "error": "updates[3]: sensors.28-0316a2797bff.timestamp field is missing"})),
@@ -137,7 +150,6 @@ pub(super) async fn backlog(
     let agent_time = optional_time(obj.get("agent_time"), "agent_time")?;
     let key_role = caller.require_agent(&state, &host_id, AgentKind::Sensor)?;
 
-    let now = Timestamp::now();
     let prefixed = |i: usize, mut e: ApiError| {
         e.body.error = format!("updates[{i}]: {}", e.body.error);
         e
@@ -152,7 +164,6 @@ pub(super) async fn backlog(
         if let Some((id, _)) = update.sensors.iter().find(|(_, r)| r.timestamp.is_none()) {
             return Err(prefixed(i, ApiError::missing(&format!("sensors.{id}.timestamp"))));
         }
-        check_not_future(&update, now, &format!("updates[{i}]: "))?;
         count += update.sensors.len();
         if count > MAX_BACKLOG_READINGS {
             return Err(ApiError::invalid(format!(
@@ -161,24 +172,18 @@ pub(super) async fn backlog(
         }
         backlog.updates.push(update);
     }
-    let offset = backlog.agent_time.map(|t| t.duration_since(now));
-    if let Some(o) = offset {
-        // Flagged and logged like a live report, but the backlog is not re-timed (clock.rs).
-        state.inner.clock.observe(&backlog.host_id, o);
-    }
+    let clock = state.inner.clock.report(&backlog.host_id, backlog.agent_time, Timestamp::now());
     let updates = backlog.updates.len();
-    let report = NewReport {
-        host_id: backlog.host_id,
-        key_role,
-        received: millis(now),
-        clock_offset_ms: offset.map(|o| o.as_millis() as i64),
-        readings: backlog
-            .updates
-            .into_iter()
-            .flat_map(|u| u.sensors)
-            .map(|(id, r)| new_reading(id, r, now))
-            .collect(),
-    };
+    let readings: Vec<NewReading> = backlog
+        .updates
+        .into_iter()
+        .flat_map(|u| u.sensors)
+        .map(|(id, r)| {
+            let placed = clock.place(r.timestamp, Kind::Backlog);
+            new_reading(id, r, placed)
+        })
+        .collect();
+    let report = new_report(&state, backlog.host_id, key_role, &clock, readings);
     state
         .inner
         .ingest
@@ -189,28 +194,37 @@ pub(super) async fn backlog(
     Ok((StatusCode::CREATED, axum::Json(ack)))
 }
 
-/// A reading timestamped ahead of the engine's clock (beyond a margin) cannot be right.
-fn check_not_future(update: &SensorUpdate, now: Timestamp, prefix: &str) -> Result<(), ApiError> {
-    for (id, r) in &update.sensors {
-        if let Some(ts) = r.timestamp
-            && ts.duration_since(now) > MAX_FUTURE
-        {
-            return Err(ApiError::invalid(format!(
-                "{prefix}sensors.{id}.timestamp {ts} is in the future (is the agent's clock wrong?)"
-            )));
-        }
+/// The report to store: the agent's contact with its clock, and how many of its readings
+/// could not be placed in time (logged here, counted against the agent by the store).
+fn new_report(
+    state: &AppState,
+    host_id: String,
+    key_role: KeyRole,
+    clock: &ReportClock,
+    readings: Vec<NewReading>,
+) -> NewReport {
+    let misdated = readings.iter().filter(|r| r.misdated).count();
+    state.inner.clock.misdated(&host_id, misdated, clock.offset_ms);
+    NewReport {
+        host_id,
+        key_role,
+        received: clock.now_ms,
+        clock_offset_ms: clock.offset_ms,
+        misdated: misdated as u64,
+        readings,
     }
-    Ok(())
 }
 
-fn new_reading(sensor_id: String, r: SensorReport, now: Timestamp) -> NewReading {
+fn new_reading(sensor_id: String, r: SensorReport, placed: Placed) -> NewReading {
     NewReading {
         sensor_id,
         kind: r.kind,
         alias: r.alias,
         extra: r.extra,
-        ts: millis(r.timestamp.unwrap_or(now)),
+        ts: placed.ts,
         value: r.value,
+        latest_at: placed.latest_at,
+        misdated: placed.misdated,
     }
 }
 
@@ -270,7 +284,18 @@ fn validate(value: &Value) -> Result<SensorUpdate, ApiError> {
         let value = match r.get("value") {
             None => return Err(ApiError::missing(&field("value"))),
             Some(Value::Null) => None,
-            Some(Value::Number(n)) => n.as_f64(),
+            // Only what a probe can physically report is stored: an impossible value is not a
+            // reading, and a sum of a few of them would overflow the history's rollups.
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(v) if (MIN_READING_C..=MAX_READING_C).contains(&v) => Some(v),
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "{} field must be {MIN_READING_C} to {MAX_READING_C} °C (the DS18B20's \
+                         range), or null for a failed reading; got {n}",
+                        field("value")
+                    )));
+                }
+            },
             Some(_) => {
                 return Err(ApiError::invalid(format!(
                     "{} field must be a number (°C) or null",
@@ -326,15 +351,21 @@ pub(super) async fn list(
     let now = Timestamp::now();
     let stale_after = state.inner.stale_after;
     let rows = state.inner.store.sensors().await?;
+    // The loop's verdict, so the list and the decision cannot disagree about a stuck probe.
+    let decision = state.inner.controller.latest();
+    let stuck = |id: &str| {
+        decision.as_ref().is_some_and(|d| {
+            d.sensors.iter().any(|i| i.id == id && i.excluded == Some(Exclusion::Stuck))
+        })
+    };
     Ok(axum::Json(
         rows.into_iter()
             .map(|s| {
-                let latest = s.last_ts.map(|ts| Reading {
-                    at: from_millis(ts),
-                    value: s.last_value.map(|v| v + s.offset_c),
-                });
+                let latest = s.last_ts.map(|ts| Reading { at: from_millis(ts), value: s.latest() });
                 let stale = latest.as_ref().is_none_or(|r| now.duration_since(r.at) > stale_after);
                 SensorInfo {
+                    stuck: stuck(&s.id),
+                    value_since: s.value_since.map(from_millis),
                     id: s.id,
                     host_id: s.host_id,
                     kind: s.kind,

@@ -1,10 +1,13 @@
 //! The effective temperature: which sensors count, and their weighted mean.
 
 use hearth_proto::Timestamp;
-use hearth_proto::control::{Exclusion, SensorInput, SensorSource};
+use hearth_proto::control::{Exclusion, SensorInput, SensorSource, System};
+use hearth_proto::history::Run;
 use hearth_proto::schedules::SensorWeight;
+use jiff::SignedDuration;
 
-use super::{SensorSnapshot, span, temp};
+use super::{STUCK_RUNTIME, SensorSnapshot, span, temp};
+use crate::calibration::calibrated;
 
 /// The DS18B20 reports 85.0 °C after power-on, before its first conversion.
 const POWER_ON_C: f64 = 85.0;
@@ -72,8 +75,61 @@ fn health(
             format!("implausible: {why}"),
             format!("implausible {} °C", temp(v)),
         )),
-        None => Ok(v + snap.offset_c),
+        None => Ok(calibrated(v, snap.offset_c)),
     }
+}
+
+/// How long each system ran within `[since, now]`, by the recorded runs.
+fn runtime(runs: &[Run], since: Timestamp, now: Timestamp) -> [(System, SignedDuration); 2] {
+    [System::Heat, System::Cool].map(|system| {
+        let ran = runs
+            .iter()
+            .filter(|r| r.system == system)
+            .map(|r| {
+                let (start, end) = (r.start.max(since), r.end.unwrap_or(now).min(now));
+                if end > start { end.duration_since(start) } else { SignedDuration::ZERO }
+            })
+            .sum();
+        (system, ran)
+    })
+}
+
+/// A judged sensor whose value has stood still while the equipment ran [`STUCK_RUNTIME`] in
+/// all: the detail and short texts of its exclusion.
+///
+/// Excluded rather than only flagged: a probe stuck below the setpoint keeps the heat on
+/// without end (the ceiling judges the same frozen value), one stuck above it keeps the house
+/// cold. Left out, it costs what any failed probe costs: the other sensors decide, or
+/// sensor-loss mode runs its bounded duty. A real room moves by a DS18B20 step (1/16 °C, 1/2 °C
+/// at 9-bit resolution) within an hour of heating, and the moment the value changes the probe
+/// counts again, so a false verdict (a room at a plateau) undoes itself within a duty cycle.
+fn stuck(snap: &SensorSnapshot, v: f64, runs: &[Run], now: Timestamp) -> Option<(String, String)> {
+    let since = snap.value_since?;
+    let ran = runtime(runs, since, now);
+    let total: SignedDuration = ran.iter().map(|(_, d)| *d).sum();
+    if total < STUCK_RUNTIME {
+        return None;
+    }
+    let how = ran
+        .iter()
+        .filter(|(_, d)| !d.is_zero())
+        .map(|(system, d)| {
+            let what = match system {
+                System::Heat => "the heating",
+                System::Cool => "the cooling",
+            };
+            format!("{what} ran {}", span(d.as_secs()))
+        })
+        .collect::<Vec<_>>()
+        .join(" and ");
+    Some((
+        format!(
+            "stuck: {} °C unchanged for {} while {how}",
+            temp(v),
+            span(now.duration_since(since).as_secs())
+        ),
+        format!("stuck at {} °C", temp(v)),
+    ))
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -93,6 +149,7 @@ pub(crate) fn fuse(
     selection: &[SensorWeight],
     stale_after: jiff::SignedDuration,
     outlier_c: f64,
+    runs: &[Run],
 ) -> Fused {
     // Selected sensors the engine has never heard of still show, as "no reading".
     let mut all: Vec<SensorSnapshot> = sensors.to_vec();
@@ -103,6 +160,7 @@ pub(crate) fn fuse(
                 name: None,
                 value: None,
                 at: None,
+                value_since: None,
                 weight: 1.0,
                 offset_c: 0.0,
             });
@@ -133,6 +191,15 @@ pub(crate) fn fuse(
             }
         })
         .collect();
+    // A stuck probe is judged among the same sensors: an outdoor probe that stands still
+    // while the heat runs is no surprise. Before the median, which it must not pull.
+    for ((h, snap), _) in healths.iter_mut().zip(&all).zip(&judged).filter(|(_, j)| **j) {
+        if let Ok(v) = *h
+            && let Some((detail, short)) = stuck(snap, v, runs, now)
+        {
+            *h = Err((Exclusion::Stuck, detail, short));
+        }
+    }
     let mut plausible: Vec<f64> = healths
         .iter()
         .zip(&judged)
@@ -173,7 +240,7 @@ pub(crate) fn fuse(
                 id: snap.id.clone(),
                 name: snap.name.clone(),
                 // Calibrated, as every view of the sensor shows it.
-                value: snap.value.map(|v| v + snap.offset_c),
+                value: snap.value.map(|v| calibrated(v, snap.offset_c)),
                 at: snap.at,
                 weight: weight.unwrap_or(0.0),
                 selected: weight.is_some(),
@@ -259,13 +326,14 @@ mod tests {
             name: None,
             value,
             at: ago_s.map(|a| NOW - jiff::SignedDuration::from_secs(a)),
+            value_since: ago_s.map(|a| NOW - jiff::SignedDuration::from_secs(a)),
             weight: 1.0,
             offset_c: 0.0,
         }
     }
 
     fn fuse_(sensors: &[SensorSnapshot], selection: &[SensorWeight]) -> Fused {
-        fuse(NOW, sensors, selection, jiff::SignedDuration::from_secs(120), 5.0)
+        fuse(NOW, sensors, selection, jiff::SignedDuration::from_secs(120), 5.0, &[])
     }
 
     fn sel(id: &str, weight: f64) -> SensorWeight {
@@ -352,6 +420,72 @@ mod tests {
         // Only a weight-0 sensor left: sensor loss, not heating by the outdoor temperature.
         let f = fuse_(&[outdoor], &[]);
         assert_eq!((f.source, f.effective), (SensorSource::None, None));
+    }
+
+    fn run(system: System, from_s_ago: i64, to_s_ago: Option<i64>) -> Run {
+        let at = |ago: i64| NOW - jiff::SignedDuration::from_secs(ago);
+        Run {
+            system,
+            start: at(from_s_ago),
+            end: to_s_ago.map(at),
+            start_temp_c: None,
+            end_temp_c: None,
+        }
+    }
+
+    #[test]
+    fn a_value_that_stands_still_while_the_equipment_runs_is_stuck() {
+        let fuse_runs = |sensors: &[SensorSnapshot], runs: &[Run]| {
+            fuse(NOW, sensors, &[], jiff::SignedDuration::from_secs(120), 5.0, runs)
+        };
+        // Read 10 s ago, the same 18.5 °C for three hours.
+        let mut hall = snap("hall", Some(18.5), Some(10));
+        hall.value_since = Some(NOW - jiff::SignedDuration::from_hours(3));
+        let lounge = snap("lounge", Some(20.0), Some(10));
+        let mut outdoor = snap("outdoor", Some(-2.0), Some(10));
+        outdoor.weight = 0.0;
+        outdoor.value_since = hall.value_since;
+        let sensors = [hall.clone(), lounge.clone(), outdoor];
+
+        // The heat ran 40 min, then 25 min (still on), the cooling not at all: 65 min.
+        let runs = [
+            run(System::Heat, 2 * 3600, Some(2 * 3600 - 40 * 60)),
+            run(System::Heat, 25 * 60, None),
+        ];
+        let f = fuse_runs(&sensors, &runs);
+        assert_eq!(f.inputs[0].excluded, Some(Exclusion::Stuck));
+        assert_eq!(
+            f.inputs[0].detail.as_deref(),
+            Some("stuck: 18.5 °C unchanged for 3 h 00 min while the heating ran 65 min")
+        );
+        assert_eq!(f.effective, Some(20.0), "the other sensor decides");
+        // An outdoor probe (weight 0) standing still is no surprise.
+        assert_eq!(f.inputs[2].excluded, Some(Exclusion::NotSelected));
+
+        // Runs before the value last changed, or less than an hour in all, do not count.
+        let before =
+            [run(System::Heat, 5 * 3600, Some(3 * 3600 + 60)), run(System::Heat, 50 * 60, None)];
+        assert!(fuse_runs(&sensors, &before).inputs[0].excluded.is_none());
+        // No equipment ran: a steady room is a steady room.
+        assert!(fuse_runs(&sensors, &[]).inputs[0].excluded.is_none());
+
+        // The only sensor, stuck cold while the heat runs: sensor-loss mode, with the reason.
+        let f = fuse_runs(
+            &[hall.clone()],
+            &[run(System::Cool, 4 * 3600, Some(3 * 3600)), run(System::Heat, 3600, None)],
+        );
+        assert_eq!((f.source, f.effective), (SensorSource::None, None));
+        assert_eq!(f.loss, "hall stuck at 18.5 °C");
+        assert!(
+            f.inputs[0]
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.ends_with("while the heating ran 60 min"))
+        );
+
+        // Its value moves: counted again at once.
+        hall.value_since = Some(NOW - jiff::SignedDuration::from_secs(10));
+        assert!(fuse_runs(&[hall], &runs).inputs[0].used);
     }
 
     #[test]

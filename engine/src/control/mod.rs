@@ -5,8 +5,9 @@
 //!
 //! 1. target: the segment in force gives the setpoints (clamped by the frost floor and max
 //!    ceiling, the cooling one widened to the auto deadband);
-//! 2. [`fusion`]: every sensor is checked (no reading, stale, failed, implausible, outlier) and
-//!    the segment's selection gives the effective temperature, or a fallback, or none;
+//! 2. [`fusion`]: every sensor is checked (no reading, stale, failed, implausible, stuck,
+//!    outlier) and the segment's selection gives the effective temperature, or a fallback, or
+//!    none;
 //! 3. [`safety`]: sensor loss, frost floor, max ceiling and mode off decide on their own;
 //! 4. otherwise the selected [`plugins::Algorithm`] proposes heat/cool;
 //! 5. [`protection`]: the minimum on/off times and the changeover delay hold the equipment's
@@ -29,6 +30,7 @@ pub(crate) use run::{Controller, ControllerConfig};
 
 use hearth_proto::Timestamp;
 use hearth_proto::control::{ControlSettings, Decision, Mode, PluginInfo, SensorSource};
+use hearth_proto::history::Run;
 use hearth_proto::schedules::{Layer, RuleRef, Segment};
 
 /// What a decision is made from.
@@ -49,7 +51,17 @@ pub(crate) struct Inputs<'a> {
     pub(crate) equipment: Equipment,
     /// Rates learned from the house's own runs.
     pub(crate) learned: &'a Learned,
+    /// The recorded runs of the last [`STUCK_WINDOW`] at least (the open ones included): how
+    /// long the equipment ran while a sensor's value stood still.
+    pub(crate) runs: &'a [Run],
 }
+
+/// A sensor whose value has not moved while the heating or cooling ran this long in all is
+/// stuck ([`fusion`]).
+pub(crate) const STUCK_RUNTIME: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+/// How far back the runs of [`Inputs::runs`] must reach: the runtime that makes a sensor stuck
+/// is counted within this window, so a duty of a twelfth or more gets there.
+pub(crate) const STUCK_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_hours(12);
 
 /// The newest reading of one sensor.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +73,8 @@ pub(crate) struct SensorSnapshot {
     pub(crate) value: Option<f64>,
     /// When the newest reading was taken; None: never.
     pub(crate) at: Option<Timestamp>,
+    /// Since when the newest value has been the same; None: unknown (never stuck).
+    pub(crate) value_since: Option<Timestamp>,
     /// Weight when the rule in force names no sensors (0: counted only when named).
     pub(crate) weight: f64,
     /// Calibration added to `value` after the plausibility checks (which judge what the
@@ -113,7 +127,8 @@ pub(crate) fn decide(inputs: &Inputs<'_>) -> Decision {
         name: "default".to_owned(),
     });
     let selection = segment.map(|seg| seg.sensors.as_slice()).unwrap_or(&[]);
-    let fused = fusion::fuse(now, inputs.sensors, selection, inputs.stale_after, s.outlier_c);
+    let fused =
+        fusion::fuse(now, inputs.sensors, selection, inputs.stale_after, s.outlier_c, inputs.runs);
     let algorithm = plugins::find(&s.algorithm).unwrap_or(plugins::default_algorithm());
 
     let proposal = match safety::check(s, now, &fused) {

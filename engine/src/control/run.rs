@@ -24,7 +24,7 @@ use jiff::SignedDuration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use super::{Equipment, Inputs, Learned, Running, SensorSnapshot};
+use super::{Equipment, Inputs, Learned, Running, STUCK_WINDOW, SensorSnapshot};
 use crate::events::Events;
 use crate::metrics::Counters;
 use crate::store::Schedules;
@@ -156,6 +156,7 @@ impl Controller {
                 name: s.name.or(s.alias),
                 value: s.last_value,
                 at: s.last_ts.map(from_millis),
+                value_since: s.value_since.map(from_millis),
                 weight: s.weight,
                 offset_c: s.offset_c,
             })
@@ -179,6 +180,7 @@ impl Controller {
         now: Timestamp,
         equipment: Equipment,
         learned: &Learned,
+        runs: &[Run],
     ) -> Result<Decision, sqlx::Error> {
         let sensors = self.sensors().await?;
         let until = now.checked_add(LOOKAHEAD).unwrap_or(Timestamp::MAX);
@@ -192,6 +194,7 @@ impl Controller {
             stale_after: self.config.stale_after,
             equipment,
             learned,
+            runs,
         }))
     }
 
@@ -228,11 +231,13 @@ impl Controller {
             let pass = async {
                 let now = Timestamp::now();
                 let relays = self.store.relays().await?;
-                // Runs of the changeover window; open runs are always among them.
-                let from = now.checked_sub(CHANGEOVER_WINDOW).unwrap_or(Timestamp::MIN);
+                // Runs of the changeover window and of the stuck-sensor window; open runs are
+                // always among them.
+                let window = CHANGEOVER_WINDOW.max(STUCK_WINDOW);
+                let from = now.checked_sub(window).unwrap_or(Timestamp::MIN);
                 let recent = self.store.runs(from, now).await?;
                 let equipment = equipment(&relays, &recent, now);
-                let decision = self.decide(now, equipment, &learned).await?;
+                let decision = self.decide(now, equipment, &learned, &recent).await?;
                 // Runs follow the relays, not the decisions: a refused or deferred command is
                 // not a run, a relay that fell back by itself ended one.
                 let ended = self.track_runs(equipment, &recent, decision.effective_temp_c).await?;

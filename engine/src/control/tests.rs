@@ -85,6 +85,7 @@ impl Case {
             } else {
                 self.now - jiff::SignedDuration::from_mins(14)
             }),
+            value_since: None,
             weight: 1.0,
             offset_c: 0.0,
         }];
@@ -101,6 +102,7 @@ impl Case {
             stale_after: jiff::SignedDuration::from_secs(120),
             equipment: self.equipment,
             learned: &self.learned,
+            runs: &[],
         })
     }
 }

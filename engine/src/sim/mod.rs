@@ -12,7 +12,7 @@ mod plan;
 use std::fmt;
 
 use hearth_proto::Timestamp;
-use hearth_proto::control::{ControlSettings, System};
+use hearth_proto::control::{ControlSettings, Exclusion, System};
 use hearth_proto::history::Run;
 use hearth_proto::schedules::SensorWeight;
 
@@ -69,6 +69,9 @@ pub struct SimReport {
     pub arrivals_min: Vec<Option<f64>>,
     /// The heat rate learned at the end, °C/h, its dead time (s) and samples.
     pub learned_heat: Option<(f64, f64, u32)>,
+    /// Decisions that left a probe out as stuck: with noisy DS18B20-like probes that never
+    /// stick, every one is a false verdict.
+    pub stuck_decisions: u32,
 }
 
 impl SimReport {
@@ -121,6 +124,7 @@ impl fmt::Display for SimReport {
             self.runtime_h,
             self.runtime_h / (f64::from(self.days) * 24.0) * 100.0
         )?;
+        writeln!(f, "  decisions with a probe left out as stuck: {}", self.stuck_decisions)?;
         writeln!(
             f,
             "  relay log: {} min-on violations, {} min-off violations",
@@ -199,6 +203,7 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
     let (mut occupied, mut comfy, mut cold) = (0u64, 0u64, 0u64);
     let (mut out_min, mut out_max, mut out_sum, mut out_n) = (f64::MAX, f64::MIN, 0.0, 0u64);
     let mut snapshots: Vec<SensorSnapshot> = Vec::new();
+    let mut stuck_decisions = 0u32;
 
     let mut t = start;
     let mut tick: i64 = 0;
@@ -211,18 +216,26 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
             while segments.get(seg_idx).is_some_and(|s| s.end <= t) {
                 seg_idx += 1;
             }
-            snapshots.clear();
+            let previous = std::mem::take(&mut snapshots);
             for p in &probes {
                 let age = jiff::SignedDuration::from_secs((rng.uniform() * 20.0) as i64);
+                let value = Some(p.read(&mut rng));
+                let at = Some(t - age);
+                // As the store keeps it: since when the value has been the same.
+                let same = previous.iter().find(|s| s.id == p.id && s.value == value);
                 snapshots.push(SensorSnapshot {
                     id: p.id.to_owned(),
                     name: Some(p.name.to_owned()),
-                    value: Some(p.read(&mut rng)),
-                    at: Some(t - age),
+                    value,
+                    at,
+                    value_since: same.map_or(at, |s| s.value_since),
                     weight: 1.0,
                     offset_c: 0.0,
                 });
             }
+            // The runs the loop would read: those of the stuck-sensor window.
+            let window_start = t - control::STUCK_WINDOW;
+            let recent = runs.partition_point(|r| r.end.is_some_and(|e| e < window_start));
             let decision = control::decide(&Inputs {
                 now: t,
                 settings: &settings,
@@ -231,7 +244,10 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
                 stale_after: jiff::SignedDuration::from_secs(120),
                 equipment,
                 learned: &learned,
+                runs: &runs[recent..],
             });
+            stuck_decisions +=
+                u32::from(decision.sensors.iter().any(|i| i.excluded == Some(Exclusion::Stuck)));
             if decision.heat != equipment.heat.on {
                 let ran_until = (!decision.heat).then_some(t);
                 equipment.heat = Running { on: decision.heat, since: Some(t), ran_until };
@@ -322,6 +338,7 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
         min_off_violations: off_v,
         arrivals_min: arrivals,
         learned_heat: control::learn(&runs, end).heat.map(|r| (r.c_per_h, r.dead_s, r.samples)),
+        stuck_decisions,
     })
 }
 

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use hearth_proto::Timestamp;
 use hearth_proto::control::System;
 use hearth_proto::history::Run;
-use hearth_proto::sensors::Point;
+use hearth_proto::sensors::{MAX_READING_C, MIN_READING_C, Point};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::{INSERT_CHUNK, NewReading, Store, enum_str, from_millis, millis, str_enum};
@@ -50,9 +50,19 @@ struct Agg {
     max: Option<f64>,
 }
 
+/// Whether a stored value can count in an aggregate: within the range the API accepts. The API
+/// refuses anything else and migration 0007 cleared what was stored before it did, so this
+/// only guards the sums: with every term within ±125 °C and at most one reading per
+/// millisecond, an hour's sum stays below 5e8 and cannot overflow (±1e308 readings summed to
+/// infinity, served as a null mean, "every reading failed").
+fn countable(v: f64) -> bool {
+    (MIN_READING_C..=MAX_READING_C).contains(&v)
+}
+
 impl Agg {
+    /// Add one reading; a value that cannot be a reading counts as a failed one.
     fn add(&mut self, v: Option<f64>) {
-        if let Some(v) = v {
+        if let Some(v) = v.filter(|v| countable(*v)) {
             self.merge(&Agg { n: 1, sum: v, min: Some(v), max: Some(v) });
         }
     }
@@ -239,7 +249,10 @@ impl Store {
         if raw.len() <= max_points as usize {
             series.points = raw
                 .into_iter()
-                .map(|(ts, v)| point(ts, i64::from(v.is_some()), v.unwrap_or(0.0), v, v))
+                .map(|(ts, v)| {
+                    let v = v.filter(|v| countable(*v));
+                    point(ts, i64::from(v.is_some()), v.unwrap_or(0.0), v, v)
+                })
                 .collect();
             return Ok(series);
         }
@@ -271,21 +284,21 @@ impl Store {
                  FROM readings_minute WHERE sensor_id = ? AND bucket >= ? AND bucket < ?
                  GROUP BY k ORDER BY k"
             }
+            // As in the rollups, a value outside the accepted range counts as failed.
             None => {
-                "SELECT (ts - ?) / ? AS k, COUNT(value) AS n, COALESCE(SUM(value), 0.0) AS s,
-                        MIN(value) AS lo, MAX(value) AS hi
-                 FROM readings WHERE sensor_id = ? AND ts >= ? AND ts < ?
+                "SELECT (ts - ?) / ? AS k, COUNT(v) AS n, COALESCE(SUM(v), 0.0) AS s,
+                        MIN(v) AS lo, MAX(v) AS hi
+                 FROM (SELECT ts, CASE WHEN value BETWEEN ? AND ? THEN value END AS v
+                       FROM readings WHERE sensor_id = ? AND ts >= ? AND ts < ?)
                  GROUP BY k ORDER BY k"
             }
         };
-        let rows = sqlx::query(sql)
-            .bind(from)
-            .bind(width)
-            .bind(sensor_id)
-            .bind(from)
-            .bind(to)
-            .fetch_all(&self.pool)
-            .await?;
+        let query = sqlx::query(sql).bind(from).bind(width);
+        let query = match table {
+            Some(_) => query,
+            None => query.bind(MIN_READING_C).bind(MAX_READING_C),
+        };
+        let rows = query.bind(sensor_id).bind(from).bind(to).fetch_all(&self.pool).await?;
         series.points = rows
             .iter()
             .map(|r| {
@@ -427,6 +440,7 @@ mod tests {
             key_role: hearth_proto::agents::KeyRole::Sensor,
             received: 0,
             clock_offset_ms: None,
+            misdated: 0,
             readings: readings
                 .iter()
                 .map(|&(sensor, ts, value)| NewReading {
@@ -436,6 +450,8 @@ mod tests {
                     extra: None,
                     ts,
                     value,
+                    latest_at: Some(ts),
+                    misdated: false,
                 })
                 .collect(),
         }
@@ -551,6 +567,95 @@ mod tests {
             (rollup(&store, "readings_minute").await?, rollup(&store, "readings_hour").await?);
         assert_eq!(backfilled, kept);
         assert!(!kept.1.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn impossible_values_never_reach_a_sum() -> anyhow::Result<()> {
+        let (store, _dir) = store().await?;
+        let base = 1_767_225_600_000;
+        // Stored behind the API's back (the API refuses them): two of ±1e308 in one minute
+        // would sum to infinity, served as a null mean ("every reading failed").
+        let rows: Vec<(&str, i64, Option<f64>)> = vec![
+            ("28-a", base, Some(1e308)),
+            ("28-a", base + 1_000, Some(1e308)),
+            ("28-a", base + 2_000, Some(-273.15)),
+            ("28-a", base + 3_000, Some(21.0)),
+            ("28-a", base + 4_000, Some(22.0)),
+        ];
+        store.write_reports(&[report(&rows)]).await?;
+        let minute = rollup(&store, "readings_minute").await?;
+        assert_eq!(minute, [("28-a".to_owned(), base, 2, 43.0, Some(21.0), Some(22.0))]);
+        // Every source of the series agrees: raw points, grouped raw rows, the minute rollup.
+        let raw = store.series("28-a", base, base + 5_000, 10).await?;
+        let means: Vec<Option<f64>> = raw.points.iter().map(|p| p.mean).collect();
+        assert_eq!(means, [None, None, None, Some(21.0), Some(22.0)]);
+        let grouped = store.series("28-a", base, base + 5_000, 2).await?;
+        assert_eq!(grouped.points.iter().map(|p| p.mean).collect::<Vec<_>>(), [None, Some(21.5)]);
+        let minutes = store.series("28-a", base, base + 4 * MINUTE_MS, 2).await?;
+        assert_eq!(
+            minutes.points.iter().map(|p| (p.mean, p.count)).collect::<Vec<_>>(),
+            [(Some(21.5), 2)]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn migration_7_clears_impossible_values_and_repairs_their_rollups() -> anyhow::Result<()>
+    {
+        let (store, _dir) = store().await?;
+        let base = 1_767_225_600_000;
+        load(&store, "28-a", &dataset(base, base + 2 * HOUR_MS, 30_000, base + 5 * HOUR_MS))
+            .await?;
+        // What an engine before the range check stored: impossible values in the raw rows,
+        // and rollups that summed them (rebuilt here the way that engine kept them).
+        for (ts, v) in
+            [(base + 61_000, 1e308), (base + 62_000, 1e308), (base + HOUR_MS + 5, -273.15)]
+        {
+            sqlx::query("INSERT INTO readings (sensor_id, ts, value) VALUES ('28-a', ?, ?)")
+                .bind(ts)
+                .bind(v)
+                .execute(&store.pool)
+                .await?;
+        }
+        sqlx::query("UPDATE sensors SET last_value = 1e308").execute(&store.pool).await?;
+        for table in ["readings_minute", "readings_hour"] {
+            let unit = if table == "readings_hour" { HOUR_MS } else { MINUTE_MS };
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                .execute(&store.pool)
+                .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {table} (sensor_id, bucket, n, sum, min, max)
+                 SELECT sensor_id, ts - ((ts % ?1) + ?1) % ?1 AS b, COUNT(value),
+                        COALESCE(SUM(value), 0.0), MIN(value), MAX(value)
+                 FROM readings GROUP BY sensor_id, b"
+            )))
+            .bind(unit)
+            .execute(&store.pool)
+            .await?;
+        }
+        let broken = rollup(&store, "readings_minute").await?;
+        assert!(broken.iter().any(|r| r.3.is_infinite()), "the old sums overflowed");
+
+        let migration = include_str!("../../migrations/0007_readings_and_clocks.sql");
+        let statements = migration.split(';').filter(|s| {
+            // The data repair; the columns exist already (the store ran every migration).
+            !s.contains("ALTER TABLE")
+                && s.lines().any(|l| !l.trim().is_empty() && !l.trim().starts_with("--"))
+        });
+        // One connection: the migration's temporary tables are per connection.
+        let mut conn = store.pool.acquire().await?;
+        for statement in statements {
+            sqlx::query(sqlx::AssertSqlSafe(statement.to_owned())).execute(&mut *conn).await?;
+        }
+        drop(conn);
+        let minute = rollup(&store, "readings_minute").await?;
+        assert_eq!(minute, recomputed(&store, MINUTE_MS).await?);
+        assert_eq!(rollup(&store, "readings_hour").await?, recomputed(&store, HOUR_MS).await?);
+        assert!(minute.iter().all(|r| r.3.is_finite()));
+        let cleared = store.readings("28-a", base + 61_000, base + 62_001, 5).await?;
+        assert_eq!(cleared, [(base + 61_000, None), (base + 62_000, None)], "kept, as failed");
+        assert_eq!(store.sensors().await?[0].last_value, None);
         Ok(())
     }
 

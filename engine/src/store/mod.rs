@@ -18,6 +18,8 @@ use hearth_proto::relays::{OutputStatus, RelayFunction, RelayState};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
+use crate::calibration::{calibrated, display_name};
+
 pub(crate) use schedules::Schedules;
 mod history;
 
@@ -33,6 +35,11 @@ pub(crate) struct NewReading {
     pub(crate) extra: Option<String>,
     pub(crate) ts: i64,
     pub(crate) value: Option<f64>,
+    /// The time it competes to be the sensor's latest at (never after its receipt); None: it
+    /// never becomes the latest (see `clock.rs`).
+    pub(crate) latest_at: Option<i64>,
+    /// Stored as received although its time could not be placed (counted against the agent).
+    pub(crate) misdated: bool,
 }
 
 /// One accepted sensor update, ready to be stored.
@@ -43,6 +50,8 @@ pub(crate) struct NewReport {
     pub(crate) key_role: KeyRole,
     pub(crate) received: i64,
     pub(crate) clock_offset_ms: Option<i64>,
+    /// Readings of it stored as received without a trustworthy time.
+    pub(crate) misdated: u64,
     pub(crate) readings: Vec<NewReading>,
 }
 
@@ -54,13 +63,28 @@ pub(crate) struct SensorRow {
     pub(crate) kind: String,
     pub(crate) alias: Option<String>,
     pub(crate) extra: Option<String>,
+    /// When the newest reading was taken (or received, when stamped later).
     pub(crate) last_ts: Option<i64>,
     /// As measured (not calibrated).
     pub(crate) last_value: Option<f64>,
+    /// Since when the newest value has been the same (on `last_ts`'s scale).
+    pub(crate) value_since: Option<i64>,
     /// The name people gave it, if any.
     pub(crate) name: Option<String>,
     pub(crate) weight: f64,
     pub(crate) offset_c: f64,
+}
+
+impl SensorRow {
+    /// The newest value, calibrated.
+    pub(crate) fn latest(&self) -> Option<f64> {
+        self.last_value.map(|v| calibrated(v, self.offset_c))
+    }
+
+    /// The name people see.
+    pub(crate) fn display_name(&self) -> &str {
+        display_name(&self.id, self.name.as_deref(), self.alias.as_deref())
+    }
 }
 
 /// An agent row.
@@ -79,6 +103,9 @@ pub(crate) struct AgentRow {
     pub(crate) contact_error: Option<String>,
     /// The role of the device key it last authenticated with (None: not since it was recorded).
     pub(crate) key_role: Option<KeyRole>,
+    /// Readings stored as received without a trustworthy time, and when the last one was.
+    pub(crate) misdated: i64,
+    pub(crate) misdated_at: Option<i64>,
 }
 
 /// How a call of the engine to a relay agent went, for [`Store::relay_contact`].
@@ -196,15 +223,28 @@ impl Store {
 
         // One row per sensor and per host: an upsert may not touch a row twice in one
         // statement (PostgreSQL refuses it), and only the newest reading of a sensor can win.
-        let mut newest: BTreeMap<&str, (&str, &NewReading)> = BTreeMap::new();
+        let mut sensors: BTreeMap<&str, SensorUpsert<'_>> = BTreeMap::new();
         let mut hosts: BTreeMap<&str, AgentUpsert<'_>> = BTreeMap::new();
         for report in reports {
             for r in &report.readings {
-                let slot = newest.entry(&r.sensor_id).or_insert((&report.host_id, r));
-                if r.ts >= slot.1.ts {
-                    *slot = (&report.host_id, r);
+                let slot = sensors.entry(&r.sensor_id).or_insert(SensorUpsert {
+                    host_id: &report.host_id,
+                    reading: r,
+                    latest: None,
+                });
+                // The newest reading that may be the latest wins, and describes the sensor; a
+                // sensor with none of those is still described (by its first reading).
+                if let Some(at) = r.latest_at
+                    && slot.latest.is_none_or(|(t, _)| at >= t)
+                {
+                    *slot = SensorUpsert {
+                        host_id: &report.host_id,
+                        reading: r,
+                        latest: Some((at, r.value)),
+                    };
                 }
             }
+            let earlier = hosts.get(report.host_id.as_str()).map_or(0, |a| a.misdated);
             let agent = AgentUpsert {
                 host_id: &report.host_id,
                 kind: AgentKind::Sensor,
@@ -212,26 +252,33 @@ impl Store {
                 last_seen: report.received,
                 clock_offset_ms: report.clock_offset_ms,
                 key_role: Some(report.key_role),
+                misdated: earlier + report.misdated as i64,
+                misdated_at: (earlier + report.misdated as i64 > 0).then_some(report.received),
             };
             // Reports are in arrival order: the later one carries the fresher clock offset.
             hosts.insert(&report.host_id, agent);
         }
-        let sensors: Vec<(&str, &NewReading)> = newest.into_values().collect();
+        let sensors: Vec<SensorUpsert<'_>> = sensors.into_values().collect();
         for chunk in sensors.chunks(INSERT_CHUNK) {
             let mut q = QueryBuilder::new(
-                "INSERT INTO sensors (id, host_id, kind, alias, extra, last_ts, last_value) ",
+                "INSERT INTO sensors
+                   (id, host_id, kind, alias, extra, last_ts, last_value, value_since) ",
             );
-            q.push_values(chunk, |mut b, (host_id, r)| {
+            q.push_values(chunk, |mut b, s| {
+                let r = s.reading;
+                let (at, value) = s.latest.unzip();
                 b.push_bind(&r.sensor_id)
-                    .push_bind(*host_id)
+                    .push_bind(s.host_id)
                     .push_bind(&r.kind)
                     .push_bind(&r.alias)
                     .push_bind(&r.extra)
-                    .push_bind(r.ts)
-                    .push_bind(r.value);
+                    .push_bind(at)
+                    .push_bind(value.flatten())
+                    .push_bind(at);
             });
             // The sensor's description (host, type, alias, extra) follows its newest reading
-            // too: a replayed backlog must not bring back an alias renamed since.
+            // too: a replayed backlog must not bring back an alias renamed since. `value_since`
+            // moves only when the newest value changes (a stuck probe is one whose value stays).
             q.push(
                 " ON CONFLICT (id) DO UPDATE SET
                    host_id = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
@@ -242,10 +289,18 @@ impl Store {
                      THEN excluded.alias ELSE sensors.alias END,
                    extra = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
                      THEN excluded.extra ELSE sensors.extra END,
-                   last_value = CASE WHEN sensors.last_ts IS NULL
-                     OR excluded.last_ts >= sensors.last_ts
-                     THEN excluded.last_value ELSE sensors.last_value END,
-                   last_ts = MAX(COALESCE(sensors.last_ts, excluded.last_ts), excluded.last_ts)",
+                   value_since = CASE WHEN excluded.last_ts IS NULL
+                     OR excluded.last_ts < COALESCE(sensors.last_ts, excluded.last_ts)
+                     THEN sensors.value_since
+                     WHEN sensors.last_ts IS NOT NULL AND excluded.last_value IS sensors.last_value
+                     THEN COALESCE(sensors.value_since, sensors.last_ts)
+                     ELSE excluded.last_ts END,
+                   last_value = CASE WHEN excluded.last_ts IS NULL
+                     OR excluded.last_ts < COALESCE(sensors.last_ts, excluded.last_ts)
+                     THEN sensors.last_value ELSE excluded.last_value END,
+                   last_ts = CASE WHEN excluded.last_ts IS NULL
+                     OR excluded.last_ts < COALESCE(sensors.last_ts, excluded.last_ts)
+                     THEN sensors.last_ts ELSE excluded.last_ts END",
             );
             q.build().execute(&mut *tx).await?;
         }
@@ -256,7 +311,8 @@ impl Store {
 
     pub(crate) async fn sensors(&self) -> Result<Vec<SensorRow>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT id, host_id, kind, alias, extra, last_ts, last_value, name, weight, offset_c
+            "SELECT id, host_id, kind, alias, extra, last_ts, last_value, value_since, name,
+                    weight, offset_c
              FROM sensors ORDER BY id",
         )
         .fetch_all(&self.pool)
@@ -321,7 +377,7 @@ impl Store {
     pub(crate) async fn agents(&self) -> Result<Vec<AgentRow>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT host_id, kind, url, last_seen, clock_offset_ms, backend, unreachable_since,
-                    contact_error, key_role
+                    contact_error, key_role, misdated, misdated_at
              FROM agents ORDER BY host_id, kind",
         )
         .fetch_all(&self.pool)
@@ -340,6 +396,8 @@ impl Store {
                     unreachable_since: r.try_get("unreachable_since")?,
                     contact_error: r.try_get("contact_error")?,
                     key_role: key_role.as_deref().and_then(str_enum),
+                    misdated: r.try_get("misdated")?,
+                    misdated_at: r.try_get("misdated_at")?,
                 })
             })
             .collect()
@@ -386,6 +444,8 @@ impl Store {
             last_seen: now,
             clock_offset_ms,
             key_role: Some(key_role),
+            misdated: 0,
+            misdated_at: None,
         };
         upsert_agents(&mut tx, &[agent]).await?;
         sqlx::query("UPDATE agents SET backend = ? WHERE host_id = ? AND kind = 'relay'")
@@ -622,6 +682,15 @@ impl Store {
     }
 }
 
+/// One sensor's row in a batch: described by `reading`, with the newest value that may be its
+/// latest (time, value), if any.
+#[derive(Debug)]
+struct SensorUpsert<'a> {
+    host_id: &'a str,
+    reading: &'a NewReading,
+    latest: Option<(i64, Option<f64>)>,
+}
+
 /// One agent's contact, for [`upsert_agents`].
 #[derive(Debug)]
 struct AgentUpsert<'a> {
@@ -631,6 +700,9 @@ struct AgentUpsert<'a> {
     last_seen: i64,
     clock_offset_ms: Option<i64>,
     key_role: Option<KeyRole>,
+    /// Readings of this contact stored as received without a trustworthy time, and when.
+    misdated: i64,
+    misdated_at: Option<i64>,
 }
 
 /// Record agents as heard from, in chunks of multi-row upserts. `agents` must not name the same
@@ -641,7 +713,8 @@ async fn upsert_agents(
 ) -> Result<(), sqlx::Error> {
     for chunk in agents.chunks(INSERT_CHUNK) {
         let mut q = QueryBuilder::new(
-            "INSERT INTO agents (host_id, kind, url, last_seen, clock_offset_ms, key_role) ",
+            "INSERT INTO agents
+               (host_id, kind, url, last_seen, clock_offset_ms, key_role, misdated, misdated_at) ",
         );
         q.push_values(chunk, |mut b, a| {
             b.push_bind(a.host_id)
@@ -649,14 +722,18 @@ async fn upsert_agents(
                 .push_bind(a.url)
                 .push_bind(a.last_seen)
                 .push_bind(a.clock_offset_ms)
-                .push_bind(a.key_role.map(enum_str));
+                .push_bind(a.key_role.map(enum_str))
+                .push_bind(a.misdated)
+                .push_bind(a.misdated_at);
         });
         q.push(
             " ON CONFLICT (host_id, kind) DO UPDATE SET
                url = COALESCE(excluded.url, agents.url),
                last_seen = MAX(agents.last_seen, excluded.last_seen),
                clock_offset_ms = COALESCE(excluded.clock_offset_ms, agents.clock_offset_ms),
-               key_role = COALESCE(excluded.key_role, agents.key_role)",
+               key_role = COALESCE(excluded.key_role, agents.key_role),
+               misdated = agents.misdated + excluded.misdated,
+               misdated_at = COALESCE(excluded.misdated_at, agents.misdated_at)",
         );
         q.build().execute(&mut *tx).await?;
     }
@@ -673,6 +750,7 @@ mod tests {
             key_role: KeyRole::Sensor,
             received,
             clock_offset_ms: Some(received),
+            misdated: 0,
             readings: vec![NewReading {
                 sensor_id: "28-a".into(),
                 kind: "DS18B20".into(),
@@ -680,6 +758,8 @@ mod tests {
                 extra: None,
                 ts,
                 value: Some(value),
+                latest_at: Some(ts),
+                misdated: false,
             }],
         }
     }
@@ -698,6 +778,68 @@ mod tests {
         assert_eq!(agents.len(), 1);
         assert_eq!((agents[0].last_seen, agents[0].clock_offset_ms), (20, Some(20)));
         assert_eq!(store.readings("28-a", 0, 10_000, 10).await?.len(), 2);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_latest_is_never_a_reading_placed_after_its_receipt() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await?;
+        let at = |ts: i64, value: f64, latest_at: Option<i64>, misdated: bool| NewReading {
+            latest_at,
+            misdated,
+            ..report("pi", ts, value, 0).readings.remove(0)
+        };
+        let send = |readings: Vec<NewReading>, received: i64| {
+            let misdated = readings.iter().filter(|r| r.misdated).count() as u64;
+            NewReport {
+                host_id: "pi".into(),
+                key_role: KeyRole::Sensor,
+                received,
+                clock_offset_ms: None,
+                misdated,
+                readings,
+            }
+        };
+        // A live reading from a clock 5 s ahead competes at its receipt (1_000).
+        store.write_reports(&[send(vec![at(6_000, 20.0, Some(1_000), false)], 1_000)]).await?;
+        let s = &store.sensors().await?[0];
+        assert_eq!(
+            (s.last_ts, s.last_value, s.value_since),
+            (Some(1_000), Some(20.0), Some(1_000))
+        );
+        // A misdated backlog reading (an hour ahead of its receipt) is stored, never latest,
+        // and counted against its agent; the same value again keeps `value_since`.
+        let misdated = at(3_602_000, 15.0, None, true);
+        store
+            .write_reports(&[send(vec![misdated, at(2_000, 20.0, Some(2_000), false)], 2_000)])
+            .await?;
+        let s = &store.sensors().await?[0];
+        assert_eq!(
+            (s.last_ts, s.last_value, s.value_since),
+            (Some(2_000), Some(20.0), Some(1_000))
+        );
+        assert_eq!(store.readings("28-a", 0, i64::MAX, 10).await?.len(), 3);
+        let agent = &store.agents().await?[0];
+        assert_eq!((agent.misdated, agent.misdated_at), (1, Some(2_000)));
+        // A new value moves `value_since`; an older reading replayed later moves nothing.
+        store.write_reports(&[send(vec![at(3_000, 20.5, Some(3_000), false)], 3_000)]).await?;
+        store.write_reports(&[send(vec![at(1_500, 19.0, Some(1_500), false)], 4_000)]).await?;
+        let s = &store.sensors().await?[0];
+        assert_eq!(
+            (s.last_ts, s.last_value, s.value_since),
+            (Some(3_000), Some(20.5), Some(3_000))
+        );
+        let agent = &store.agents().await?[0];
+        assert_eq!((agent.misdated, agent.misdated_at), (1, Some(2_000)), "the count stays");
+
+        // A sensor whose only reading is misdated is known, without a latest.
+        let mut lone = at(9_000_000, 18.0, None, true);
+        lone.sensor_id = "28-b".into();
+        store.write_reports(&[send(vec![lone], 5_000)]).await?;
+        let b = store.sensors().await?.into_iter().find(|s| s.id == "28-b");
+        assert_eq!(b.map(|s| (s.last_ts, s.last_value)), Some((None, None)));
+        assert_eq!(store.agents().await?[0].misdated, 2);
         Ok(())
     }
 }

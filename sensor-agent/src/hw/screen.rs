@@ -28,8 +28,9 @@ use std::time::Instant;
 
 use super::{RawReading, ReadError, TemperatureSource};
 
-/// The DS18B20's measuring range, °C.
-pub const RANGE_C: (f64, f64) = (-55.0, 125.0);
+/// The DS18B20's measuring range, °C: what the engine accepts, too (`hearth_proto::sensors`).
+pub const RANGE_C: (f64, f64) =
+    (hearth_proto::sensors::MIN_READING_C, hearth_proto::sensors::MAX_READING_C);
 /// The scratchpad's power-on temperature, °C (raw 0x0550).
 pub const POWER_ON_C: f64 = 85.0;
 /// An 85 °C reading is believed when the previous accepted reading was this close to 85 °C.
@@ -139,7 +140,7 @@ impl<S: TemperatureSource> Screened<S> {
             let track = self.tracks.entry(key).or_default();
             r.value = match &r.value {
                 Ok(raw) => screen(&self.rules, time_scale, track, &r.id, *raw, now)
-                    .map(|v| calibrate(v, offset)),
+                    .and_then(|v| calibrate(v, offset)),
                 Err(e) => Err(e.clone()),
             };
         }
@@ -170,9 +171,18 @@ impl<S: TemperatureSource> TemperatureSource for Screened<S> {
 }
 
 /// Add the offset; rounded to 0.1 m°C so `21.0625 + 0.3` is reported as 21.3625, not
-/// 21.362499999999997.
-fn calibrate(raw: f64, offset_c: f64) -> f64 {
-    ((raw + offset_c) * 10_000.0).round() / 10_000.0
+/// 21.362499999999997. A calibrated value beyond the range the engine accepts (124.5 °C with
+/// +1) is implausible: sent, it would make the engine refuse the whole report.
+fn calibrate(raw: f64, offset_c: f64) -> Result<f64, ReadError> {
+    let v = ((raw + offset_c) * 10_000.0).round() / 10_000.0;
+    let (low, high) = RANGE_C;
+    if (low..=high).contains(&v) {
+        Ok(v)
+    } else {
+        Err(ReadError::Implausible(format!(
+            "{raw} °C calibrated by {offset_c} °C is {v} °C, outside {low} to {high} °C"
+        )))
+    }
 }
 
 /// Screen one raw value against the sensor's history (see the module docs for the rules).
@@ -406,5 +416,25 @@ mod tests {
             ]
         );
         assert_eq!(s.name(), "script");
+    }
+
+    #[test]
+    fn a_calibrated_value_beyond_what_the_engine_accepts_is_implausible() {
+        let script = Script(VecDeque::from([vec![
+            reading("28-00000000000a", Ok(124.5)),
+            reading("28-00000000000b", Ok(-54.75)),
+        ]]));
+        let settings = vec![
+            SensorSetting { id: "28-00000000000a".into(), offset_c: 1.0, enabled: true },
+            SensorSetting { id: "28-00000000000b".into(), offset_c: -0.25, enabled: true },
+        ];
+        let mut s = Screened::new(script, ScreenRules::default(), settings);
+        let got: Vec<_> = s.read_at(Instant::now()).into_iter().map(|r| r.value).collect();
+        // Sent, 125.5 would make the engine refuse the whole report (and -55 is still fine).
+        assert!(
+            matches!(&got[0], Err(ReadError::Implausible(m)) if m.contains("125.5")),
+            "{got:?}"
+        );
+        assert_eq!(got[1], Ok(-55.0));
     }
 }

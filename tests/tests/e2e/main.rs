@@ -11,6 +11,7 @@ use hearth_proto::control::{ControlSettings, Mode, ReasonCode};
 use hearth_proto::relays::RelayState;
 use hearth_proto::schedules::DefaultTarget;
 
+mod clocks;
 mod contract;
 mod logs;
 mod third_party;
