@@ -469,6 +469,23 @@ pub(crate) fn run(what: &str, cmd: &mut Command) -> anyhow::Result<()> {
     run_in(what, cmd, Group::Own)
 }
 
+/// [`run`], returning what the command printed on its standard output (its standard error
+/// goes to xtask's).
+pub(crate) fn run_stdout(what: &str, cmd: &mut Command) -> anyhow::Result<String> {
+    eprintln!("xtask: {what}");
+    cmd.stdout(Stdio::piped());
+    let mut proc = Proc::spawn(what, cmd, Group::Own, false)?;
+    let mut out = Vec::new();
+    if let Some(mut stdout) = proc.child.stdout.take() {
+        // Until the end: the command's exit, or a stop (the signal thread ends the command).
+        stdout.read_to_end(&mut out)?;
+    }
+    let status = proc.wait()?;
+    check_stop()?;
+    anyhow::ensure!(status.success(), "{what} failed ({status})");
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
 /// [`run`] in the given process group (see [`Group::Terminal`] for commands that may prompt).
 pub(crate) fn run_in(what: &str, cmd: &mut Command, group: Group) -> anyhow::Result<()> {
     eprintln!("xtask: {what}");
