@@ -3,9 +3,9 @@
 //! A service manager, `timeout` and an IDE's stop button send SIGTERM; a terminal sends SIGINT
 //! (Ctrl-C) or SIGHUP (closed). On any of the three, xtask sends SIGTERM to every child it
 //! still runs (to the child's whole process group when it has one, so a `cargo test` takes its
-//! test binaries and their servers along), the command waiting for them ends, and whatever is
-//! still alive [`FORCE_AFTER`] later gets SIGKILL before xtask exits. A second signal kills at
-//! once.
+//! test binaries and their servers along, and to every process below it, wherever it put its
+//! own), the command waiting for them ends, and whatever is still alive [`FORCE_AFTER`] later
+//! gets SIGKILL before xtask exits. A second signal kills at once.
 //!
 //! `kill -9` of xtask cannot be caught. For that, children are started through util-linux's
 //! `setpriv --pdeathsig TERM` ([`bound`]): the kernel sends them SIGTERM when the thread that
@@ -130,12 +130,51 @@ pub(crate) fn handle_signals() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Send `sig` (`TERM`, `KILL`) to every child not yet reaped.
+/// Send `sig` (`TERM`, `KILL`) to every child not yet reaped, and to everything they started
+/// that is still running: a program that put its own children in a process group of their
+/// own (the browser tests' chromedriver and chromium) is reached too.
 fn signal_all(sig: &str) {
     let table = table();
-    for e in table.iter() {
+    signal_tree(&table, sig);
+}
+
+/// Send `sig` to the children `entries` (their groups when they lead one) and to every process
+/// below them. Their table must be locked: none of them is reaped meanwhile.
+fn signal_tree(entries: &[Entry], sig: &str) {
+    let roots: Vec<u32> = entries.iter().map(|e| e.pid).collect();
+    // Found before anything is signalled, so an exit does not hide a grandchild.
+    let below = descendants(&roots);
+    for e in entries {
         send(e.pid, e.own_group, sig);
     }
+    for pid in below {
+        send(pid, false, sig);
+    }
+}
+
+/// Every process below `roots` (not the roots), from /proc's parent links.
+fn descendants(roots: &[u32]) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let links: Vec<(u32, u32)> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // After the command name (which may hold anything): state, then the parent.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            Some((pid, rest.split_whitespace().nth(1)?.parse().ok()?))
+        })
+        .collect();
+    let mut found: Vec<u32> = Vec::new();
+    let mut frontier: Vec<u32> = roots.to_vec();
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid) in &links {
+            if ppid == parent && !found.contains(&pid) && !roots.contains(&pid) {
+                found.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    found
 }
 
 /// `kill -SIG -- PID`, or `-- -PGID` for a child leading its own process group.
@@ -493,4 +532,50 @@ pub(crate) fn run_in(what: &str, cmd: &mut Command, group: Group) -> anyhow::Res
     check_stop()?;
     anyhow::ensure!(status.success(), "{what} failed ({status})");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `pid` runs (a zombie does not: it only waits to be reaped by its new parent).
+    fn running(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rfind(')').map(|at| s[at + 1..].trim_start().starts_with('Z')))
+            .is_some_and(|zombie| !zombie)
+    }
+
+    /// A child that starts a program in a session (and process group) of its own, as the
+    /// browser tests do with chromedriver: a stop reaches that program too.
+    #[test]
+    fn a_stop_reaches_what_a_child_put_in_a_group_of_its_own() -> anyhow::Result<()> {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "setsid sh -c 'echo $$; exec sleep 600' & wait"]).stdout(Stdio::piped());
+        let mut child = Proc::spawn("tree", &mut cmd, Group::Own, false)?;
+        let mut line = String::new();
+        if let Some(stdout) = child.child.stdout.take() {
+            BufReader::new(stdout).read_line(&mut line)?;
+        }
+        let grandchild: u32 = line.trim().parse()?;
+        assert!(running(grandchild), "no grandchild {grandchild}");
+
+        let entry = Entry { key: child.key, pid: child.id(), own_group: true };
+        {
+            // As the signal thread does it: with the table locked.
+            let _table = table();
+            signal_tree(&[entry], "TERM");
+        }
+        child.wait()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while running(grandchild) && Instant::now() < deadline {
+            std::thread::sleep(POLL);
+        }
+        let left = running(grandchild);
+        if left {
+            send(grandchild, false, "KILL");
+        }
+        assert!(!left, "the grandchild {grandchild} in its own group survived the stop");
+        Ok(())
+    }
 }
