@@ -274,7 +274,9 @@ pub(crate) fn demo(args: &Args) -> anyhow::Result<()> {
             String::new()
         },
         if discovery {
-            "The agents and the dashboard find the engine by mDNS (on every network interface)."
+            "The agents and the dashboard find the engine by mDNS, on every network interface \
+             that is up (in a private network namespace, a browser outside it cannot reach the \
+             dashboard)."
         } else {
             "The agents and the dashboard are given the engine's URL (no mDNS; --discovery shows \
              it)."
