@@ -2,7 +2,10 @@
 # deploy/cross/build.sh - build Hearth for Raspberry Pis without Docker, and prove the binaries
 # under qemu-user with the Pis' CPU models.
 #
-#   deploy/cross/build.sh [install|build|smoke|all|table]     (default: all)
+#   deploy/cross/build.sh [install|build|smoke|all|table|check|build-smoke]   (default: all)
+#
+#   check: the work dir is usable by this user (prints it); build-smoke: build, smoke, table
+#   (all but install: `cargo xtask cross` installs first, in the foreground, as sudo may ask).
 #
 # How (see docs/cross.md; the path is the one measured in the project's notes on cross builds):
 #   - Debian's Rust (rustc-web, cargo-web) and its std source (rust-web-src, the same version)
@@ -27,9 +30,11 @@
 #
 # Environment (all optional):
 #   HEARTH_CROSS_DIR      work dir kept between runs: venv, zig and pip caches, CARGO_HOME, the
-#                         cross target dir, logs (default /var/cache/hearth-cross). It is
-#                         outside the clone so a fresh clone (CI) reuses it: a rerun takes
-#                         seconds instead of ~10 minutes.
+#                         cross target dir, logs (default /var/cache/hearth-cross for root,
+#                         ~/.cache/hearth-cross, or $XDG_CACHE_HOME/hearth-cross, for anyone
+#                         else: only root may write /var/cache; packages are installed with
+#                         sudo, the rest runs as the user). It is outside the clone so a fresh
+#                         clone (CI) reuses it: a rerun takes seconds instead of ~10 minutes.
 #   HEARTH_CROSS_TARGETS  triples (default: the three musl targets below)
 #   HEARTH_CROSS_ENGINE_TARGETS  triples that also build the engine host's binaries,
 #                         hearth-engine and hearth-web (default aarch64 musl: the engine's
@@ -39,7 +44,13 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-DIR=${HEARTH_CROSS_DIR:-/var/cache/hearth-cross}
+if [ -n "${HEARTH_CROSS_DIR:-}" ]; then
+  DIR=$HEARTH_CROSS_DIR
+elif [ "$(id -u)" = 0 ]; then
+  DIR=/var/cache/hearth-cross
+else
+  DIR=${XDG_CACHE_HOME:-$HOME/.cache}/hearth-cross
+fi
 TARGETS=${HEARTH_CROSS_TARGETS:-arm-unknown-linux-musleabihf armv7-unknown-linux-musleabihf aarch64-unknown-linux-musl}
 ENGINE_HOST_TARGETS=${HEARTH_CROSS_ENGINE_TARGETS:-aarch64-unknown-linux-musl}
 AGENTS=(hearth-sensor-agent hearth-relay-agent)
@@ -77,6 +88,23 @@ qemu_for() {  # the qemu-user command emulating the Pi's CPU for a target
     aarch64-*) echo "qemu-aarch64-static -cpu cortex-a53" ;;  # Pi Zero 2 W / 3
     *) die "no qemu CPU model known for $1" ;;
   esac
+}
+
+# ---------------------------------------------------------------- work dir
+check_dir() {  # the work dir and everything in it must be this user's to write: say so at once
+  local me bad
+  me=$(id -un)
+  if ! mkdir -p "$DIR" 2>/dev/null || [ ! -w "$DIR" ]; then
+    die "the work dir $DIR is not writable by $me. Fix: \`sudo chown -R $me '$DIR'\`, or \
+HEARTH_CROSS_DIR=<a directory of yours> (the default for a user other than root is \
+\${XDG_CACHE_HOME:-~/.cache}/hearth-cross)"
+  fi
+  # An earlier run as another user (root) leaves its directories behind.
+  bad=$(find "$DIR" -maxdepth 2 ! -writable -print -quit 2>/dev/null || true)
+  if [ -n "$bad" ]; then
+    die "$bad in the work dir is not writable by $me (left by an earlier run as another user). \
+Fix: \`sudo chown -R $me '$DIR'\`, or HEARTH_CROSS_DIR=<another directory>"
+  fi
 }
 
 # ---------------------------------------------------------------- install
@@ -439,15 +467,23 @@ do_table() {
 
 T_ALL=$(now)
 case ${1:-all} in
-  install) do_install ;;
-  build) do_build; do_table ;;
-  smoke) do_smoke; do_table ;;
+  check) check_dir; echo "$DIR" ;;
+  install) check_dir; do_install ;;
+  build) check_dir; do_build; do_table ;;
+  smoke) check_dir; do_smoke; do_table ;;
+  build-smoke)
+    check_dir
+    do_build
+    do_smoke
+    do_table
+    echo "cross build + smoke took $(secs "$T_ALL" "$(now)") s" ;;
   table) do_table ;;
   all)
+    check_dir
     do_install
     do_build
     do_smoke
     do_table
     echo "cross path (install + build + smoke) took $(secs "$T_ALL" "$(now)") s" ;;
-  *) die "usage: $0 [install|build|smoke|all|table]" ;;
+  *) die "usage: $0 [install|build|smoke|all|table|check|build-smoke]" ;;
 esac

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::Timestamp;
 use crate::agents::AgentInfo;
 use crate::control::{ControlSettings, ControlView, Decision, PluginInfo};
 use crate::events::Event;
@@ -273,6 +274,16 @@ impl EngineClient {
     /// `GET /v1/schedule/timeline?hours=N`.
     pub async fn timeline(&self, hours: u32) -> Result<Timeline, ClientError> {
         self.http.get(&format!("/v1/schedule/timeline?hours={hours}")).await
+    }
+
+    /// `GET /v1/schedule/timeline?from=T&hours=N`: the segments of `hours` from `from` (past
+    /// ones too: what was in force then, by today's rules).
+    pub async fn timeline_from(
+        &self,
+        from: Timestamp,
+        hours: u32,
+    ) -> Result<Timeline, ClientError> {
+        self.http.get(&format!("/v1/schedule/timeline?from={from}&hours={hours}")).await
     }
 
     /// `GET /v1/runs` over the last 7 days.

@@ -7,6 +7,9 @@
 //!
 //! The web dashboard's tests drive headless chromium with [`webdriver`], and leave screenshots in
 //! [`artefacts_dir`].
+//!
+//! What the binaries log is kept, not echoed: a passing test prints only what it says itself;
+//! a failing one prints every binary's log after its failure (see [`in_private_netns`]).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -28,7 +31,20 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     if std::env::var_os(INSIDE).is_some() {
-        return tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(body());
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(body())));
+        // The binaries' logs say what happened on their side: shown when the test failed.
+        match result {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => {
+                print_logs();
+                return Err(e);
+            }
+            Err(panic) => {
+                print_logs();
+                std::panic::resume_unwind(panic);
+            }
+        }
     }
     // Build outside the namespace: cargo may need the registry, the namespace has no network.
     build_binaries()?;
@@ -90,12 +106,44 @@ pub fn binary(name: &str) -> PathBuf {
     target_dir().join("debug").join(name)
 }
 
-/// A running binary whose stderr is collected (and echoed with a prefix, for failures).
+/// One binary's standard error, line by line.
+#[derive(Debug, Default)]
+struct Log {
+    lines: Vec<String>,
+    /// Already shown (a failure shows each log once).
+    printed: bool,
+}
+
+/// The log of every binary this test process started, with its name: shown when a test fails.
+static LOGS: Mutex<Vec<(String, Arc<Mutex<Log>>)>> = Mutex::new(Vec::new());
+
+fn show(name: &str, log: &Mutex<Log>) {
+    let Ok(mut log) = log.lock() else { return };
+    if log.printed {
+        return;
+    }
+    log.printed = true;
+    eprintln!("----- {name}: its log ({} lines) -----", log.lines.len());
+    for line in &log.lines {
+        eprintln!("[{name}] {line}");
+    }
+}
+
+/// Print the logs of every binary started so far that were not shown yet (a failing test
+/// calls this; [`in_private_netns`] does it for its tests).
+pub fn print_logs() {
+    let logs = LOGS.lock().map(|l| l.clone()).unwrap_or_default();
+    for (name, log) in &logs {
+        show(name, log);
+    }
+}
+
+/// A running binary whose stderr is collected, and shown when the test fails.
 #[derive(Debug)]
 pub struct Proc {
     name: String,
     child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Arc<Mutex<Log>>,
     /// The sensor agent's default replay queue directory, removed when the process ends.
     _queue: Option<tempfile::TempDir>,
 }
@@ -125,24 +173,21 @@ impl Proc {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| anyhow::anyhow!("cannot start {bin}: {e}"))?;
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Mutex::new(Log::default()));
+        if let Ok(mut logs) = LOGS.lock() {
+            logs.push((name.to_owned(), log.clone()));
+        }
         if let Some(stderr) = child.stderr.take() {
-            let (log, name) = (log.clone(), name.to_owned());
+            let log = log.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    eprintln!("[{name}] {line}");
                     if let Ok(mut l) = log.lock() {
-                        l.push(line);
+                        l.lines.push(line);
                     }
                 }
             });
         }
         Ok(Self { name: name.to_owned(), child, log, _queue: Some(queue) })
-    }
-
-    /// Every stderr line so far.
-    pub fn log(&self) -> Vec<String> {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// SIGKILL (no clean-up of any kind, as a crash or a power cut) and wait for the exit.
@@ -156,8 +201,11 @@ impl Proc {
     pub async fn wait_for_line(&self, needle: &str, timeout: Duration) -> anyhow::Result<String> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(line) =
-                self.log.lock().ok().and_then(|l| l.iter().find(|l| l.contains(needle)).cloned())
+            if let Some(line) = self
+                .log
+                .lock()
+                .ok()
+                .and_then(|l| l.lines.iter().find(|l| l.contains(needle)).cloned())
             {
                 return Ok(line);
             }
@@ -172,12 +220,12 @@ impl Proc {
 
     /// How many lines of stderr so far contain `needle`.
     pub fn count_lines(&self, needle: &str) -> usize {
-        self.log.lock().map(|l| l.iter().filter(|l| l.contains(needle)).count()).unwrap_or(0)
+        self.log.lock().map(|l| l.lines.iter().filter(|l| l.contains(needle)).count()).unwrap_or(0)
     }
 
     /// Every line of stderr so far.
     pub fn lines(&self) -> Vec<String> {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+        self.log.lock().map(|l| l.lines.clone()).unwrap_or_default()
     }
 
     /// The `http://ADDR` of the first "listening on http://ADDR" log line.
@@ -206,6 +254,10 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A test that panics outside in_private_netns still shows this binary's side.
+        if std::thread::panicking() {
+            show(&self.name, &self.log);
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::procs::run_stdout;
 use crate::{cargo, root, run, target_dir};
 
 /// The cargo-deb release the packages are built and tested with (`cargo install --locked`).
@@ -109,13 +110,25 @@ fn cargo_deb(
     let mut c = cargo();
     c.args(["deb", "--no-build", "--locked", "-p", package, "--profile", profile]);
     if let Some(triple) = target {
-        c.args(["--target", triple]);
+        // The cross builds are static musl binaries: the `static` variant of each package's
+        // metadata depends on no shared library instead of asking dpkg-shlibdeps ($auto).
+        c.args(["--target", triple, "--variant", "static"]);
     }
     if fast {
         c.arg("--fast");
     }
     c.arg("-o").arg(out);
     c
+}
+
+/// Run a [`cargo_deb`] command, returning the package it made (cargo-deb prints its path).
+fn package(what: &str, cargo_deb: &mut Command) -> anyhow::Result<PathBuf> {
+    let printed = run_stdout(what, cargo_deb)?;
+    let deb = printed.lines().map(str::trim).rfind(|l| l.ends_with(".deb")).map(PathBuf::from);
+    match deb {
+        Some(deb) if deb.is_file() => Ok(deb),
+        _ => anyhow::bail!("{what}: cargo deb named no package it made (it said {printed:?})"),
+    }
 }
 
 /// `cargo xtask dist`: build the host's packages, package whatever cross binaries exist.
@@ -129,7 +142,8 @@ pub(crate) fn dist() -> anyhow::Result<()> {
         build.args(["-p", s.package]);
     }
     run(&format!("build the binaries for the host ({PROFILE})"), &mut build)?;
-    let mut built = Vec::new();
+    // (architecture, package): every package this run made, host and cross alike.
+    let mut built: Vec<(String, PathBuf)> = Vec::new();
     let mut skipped = Vec::new();
     for s in SERVICES {
         // cargo-deb would fail later with a less direct message.
@@ -139,36 +153,31 @@ pub(crate) fn dist() -> anyhow::Result<()> {
         ] {
             anyhow::ensure!(repo(&file).is_file(), "{file} is missing: the package needs it");
         }
-        run(
-            &format!("package {} (host)", s.package),
-            &mut cargo_deb(s.package, None, PROFILE, &out, false),
-        )?;
-        built.push(format!("{} (host)", s.package));
+        let what = format!("package {} (host)", s.package);
+        let deb = package(&what, &mut cargo_deb(s.package, None, PROFILE, &out, false))?;
+        built.push(("host".to_owned(), deb));
     }
-    for (s, arch, deb) in package_cross(&out, &mut skipped)? {
-        built.push(format!("{} {arch} ({})", s.package, deb.display()));
+    for (_, arch, deb) in package_cross(&out, &target_dir(), &mut skipped)? {
+        built.push((arch.to_owned(), deb));
     }
-    eprintln!("xtask: packages in {}:", out.display());
-    let mut debs: Vec<_> = std::fs::read_dir(&out)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
-        .collect();
-    debs.sort();
-    for deb in debs {
-        let size = std::fs::metadata(&deb)?.len();
-        eprintln!("  {}  {:.2} MiB", deb.display(), size as f64 / (1024.0 * 1024.0));
+    eprintln!("xtask: {} packages made:", built.len());
+    for (arch, deb) in &built {
+        let size = std::fs::metadata(deb)?.len();
+        eprintln!("  {arch:<5} {}  {:.2} MiB", deb.display(), size as f64 / (1024.0 * 1024.0));
     }
     for s in &skipped {
-        eprintln!("xtask: skipped {s} (cross-build it first, see README)");
+        eprintln!("xtask: skipped {s} (cross-build it first: `cargo xtask cross`, see README)");
     }
-    eprintln!("xtask: built {} packages, skipped {}", built.len(), skipped.len());
+    eprintln!("xtask: made {} packages, skipped {}", built.len(), skipped.len());
     Ok(())
 }
 
-/// Package every cross-built binary present (`--no-build`), noting the absent ones in
-/// `skipped`; returns (service, Debian architecture, .deb) per package.
+/// Package every cross-built binary present in the cargo target dir `target` (`--no-build`),
+/// noting the absent ones in `skipped`; returns (service, Debian architecture, .deb) per
+/// package.
 fn package_cross(
     out: &Path,
+    target: &Path,
     skipped: &mut Vec<String>,
 ) -> anyhow::Result<Vec<(&'static Service, &'static str, PathBuf)>> {
     let mut built = Vec::new();
@@ -179,27 +188,16 @@ fn package_cross(
             if !s.cross_arches.contains(&arch) {
                 continue;
             }
-            let binary = target_dir().join(triple).join(PROFILE).join(s.package);
+            let binary = target.join(triple).join(PROFILE).join(s.package);
             if !binary.is_file() {
                 skipped.push(format!("{} {arch}: no {}", s.package, binary.display()));
                 continue;
             }
             let dir = out.join(arch);
             std::fs::create_dir_all(&dir)?;
-            run(
-                &format!("package {} ({arch})", s.package),
-                &mut cargo_deb(s.package, Some(triple), PROFILE, &dir, false),
-            )?;
-            let deb = std::fs::read_dir(&dir)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .find(|p| {
-                    p.file_name().is_some_and(|n| {
-                        let n = n.to_string_lossy();
-                        n.starts_with(&format!("{}_", s.package))
-                            && n.ends_with(&format!("_{arch}.deb"))
-                    })
-                })
-                .ok_or_else(|| anyhow::anyhow!("cargo deb made no {arch} .deb of {}", s.package))?;
+            let what = format!("package {} ({arch})", s.package);
+            let mut deb = cargo_deb(s.package, Some(triple), PROFILE, &dir, false);
+            let deb = package(&what, deb.env("CARGO_TARGET_DIR", target))?;
             built.push((s, arch, deb));
         }
     }
@@ -212,7 +210,7 @@ pub(crate) fn cross_packages() -> anyhow::Result<()> {
     ensure_cargo_deb()?;
     let out = target_dir().join("debian");
     let mut skipped = Vec::new();
-    let built = package_cross(&out, &mut skipped)?;
+    let built = package_cross(&out, &target_dir(), &mut skipped)?;
     anyhow::ensure!(skipped.is_empty(), "cross binaries missing: {skipped:?}");
     for (s, arch, deb) in &built {
         let field = |name: &str| -> anyhow::Result<String> {
@@ -853,6 +851,66 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         Ok(std::fs::read_to_string(&log)?)
+    }
+
+    /// An ARM ELF header and some bulk: what cargo-deb reads of a binary it packages.
+    fn stand_in_elf(arch: &str) -> Vec<u8> {
+        let (machine, class): (u16, u8) = if arch == "arm64" { (183, 2) } else { (40, 1) };
+        let mut v = vec![0x7f, b'E', b'L', b'F', class, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0];
+        v.extend(machine.to_le_bytes());
+        v.extend((0..4096u32).map(|i| (i * 7 % 251) as u8));
+        v
+    }
+
+    /// The Pi packages, made from stand-in static ARM binaries in a cargo target dir of the
+    /// test, as `cargo xtask dist` and `cargo xtask test` make them: every one of them (the
+    /// agents for armhf and arm64, the engine and the dashboard for arm64), each for its
+    /// architecture and depending on no shared library, and cargo-deb has nothing to warn
+    /// about (asked for `$auto` dependencies of a static binary it warned once a package).
+    #[test]
+    fn cross_packages_are_made_for_every_pi_without_a_warning() -> R {
+        use std::os::unix::fs::PermissionsExt as _;
+        anyhow::ensure!(
+            have_cargo_deb(),
+            "cargo-deb {CARGO_DEB_VERSION} is missing: `cargo xtask test` installs it, or \
+             `cargo install cargo-deb --locked --version {CARGO_DEB_VERSION}`"
+        );
+        let dir = tempfile::tempdir()?;
+        let target = dir.path().join("target");
+        for (triple, arch) in CROSS {
+            for s in SERVICES.iter().filter(|s| s.cross_arches.contains(&arch)) {
+                let bin = target.join(triple).join(PROFILE).join(s.package);
+                std::fs::create_dir_all(bin.parent().unwrap_or(&target))?;
+                std::fs::write(&bin, stand_in_elf(arch))?;
+                std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
+            }
+        }
+        let mut skipped = Vec::new();
+        let built = package_cross(&dir.path().join("debian"), &target, &mut skipped)?;
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let expected: usize = SERVICES.iter().map(|s| s.cross_arches.len()).sum();
+        assert_eq!(built.len(), expected, "{built:?}");
+        for (s, arch, deb) in &built {
+            let field = |name: &str| -> anyhow::Result<String> {
+                let o = Command::new("dpkg-deb").arg("--field").arg(deb).arg(name).output()?;
+                Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            };
+            assert_eq!(field("Package")?, s.package);
+            assert_eq!(field("Architecture")?, *arch);
+            assert_eq!(field("Depends")?, "adduser, init-system-helpers", "{}", deb.display());
+        }
+        // What cargo-deb says while making them: no warning.
+        for (s, arch, _) in &built {
+            let triple = CROSS.iter().find(|(_, a)| a == arch).map(|(t, _)| *t).unwrap_or_default();
+            let again = dir.path().join("again");
+            let o = cargo_deb(s.package, Some(triple), PROFILE, &again, false)
+                .env("CARGO_TARGET_DIR", &target)
+                .output()?;
+            let said = String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success(), "cargo deb {} {arch}: {said}", s.package);
+            assert!(!said.contains("warning"), "cargo deb {} {arch} warned:\n{said}", s.package);
+        }
+        Ok(())
     }
 
     /// The amd64 packages, built by cargo-deb from the debug binaries (the package layout does

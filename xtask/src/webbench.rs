@@ -16,7 +16,9 @@ use hearth_proto::client::EngineClient;
 use hearth_proto::sensors::{SensorReport, SensorUpdate};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use super::{Children, cargo, free_port, proc_usage, root, run, target_dir};
+use crate::bench::proc_usage;
+use crate::procs::{self, Children};
+use crate::{cargo, root, run, target_dir};
 
 const REQUESTS: usize = 2000;
 const STREAMS: usize = 100;
@@ -47,24 +49,28 @@ pub(crate) fn bench_web(_static_link: bool) -> anyhow::Result<()> {
         String::from_utf8(out.stdout)?.trim().parse()?;
     let agent_credential = key.agent_credential("bench");
 
-    let (engine_port, web_port) = (free_port()?, free_port()?);
-    let engine_url = format!("http://127.0.0.1:{engine_port}");
-    let web_url = format!("http://127.0.0.1:{web_port}");
-    let mut children = Children(Vec::new());
-    children.0.push((
+    let mut children = Children::default();
+    let engine = children.start(
         "engine",
-        Command::new(&engine_bin)
-            .args(["--data-dir", &data, "--listen", &format!("127.0.0.1:{engine_port}")])
-            .args(["--mdns", "false"])
-            .env("RUST_LOG", "warn")
-            .spawn()?,
-    ));
-    let web = Command::new(&web_bin)
-        .args(["--listen", &format!("127.0.0.1:{web_port}"), "--engine", &engine_url])
-        .env("RUST_LOG", "warn")
-        .spawn()?;
+        procs::bound(&engine_bin)
+            .args(["--data-dir", &data, "--listen", "127.0.0.1:0", "--mdns", "false"])
+            .env("RUST_LOG", "warn,hearth_engine=info"),
+        true,
+    )?;
+    let engine_url = engine.listening_url(Duration::from_secs(30))?;
+    let web = children.start(
+        "hearth-web",
+        procs::bound(&web_bin)
+            .args(["--listen", "127.0.0.1:0", "--engine", &engine_url])
+            .env("RUST_LOG", "warn,hearth_web=info"),
+        true,
+    )?;
+    let web_url = web.listening_url(Duration::from_secs(30))?;
     let web_pid = web.id();
-    children.0.push(("hearth-web", web));
+    let web_port: u16 =
+        web_url.rsplit(':').next().and_then(|p| p.parse().ok()).ok_or_else(|| {
+            anyhow::anyhow!("hearth-web listens at {web_url}, which names no port")
+        })?;
 
     // What build.rs embeds: every file but dotfiles.
     let files: Vec<u64> = std::fs::read_dir(root().join("web-ui/assets"))?

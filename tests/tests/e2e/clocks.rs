@@ -255,7 +255,7 @@ async fn clocks() -> anyhow::Result<()> {
         if agent.host == "e2e-stepped" {
             assert!(misdated >= 10, "the stepped agent queued {misdated} readings while ahead");
         }
-        let log = agent.proc.as_ref().map(Proc::log).unwrap_or_default();
+        let log = agent.proc.as_ref().map(Proc::lines).unwrap_or_default();
         let dropped: Vec<&String> =
             log.iter().filter(|l| l.contains("dropping") || l.contains("dropped")).collect();
         assert!(dropped.is_empty(), "{}: {dropped:?}", agent.host);

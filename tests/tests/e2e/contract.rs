@@ -107,7 +107,7 @@ async fn run(tools: PathBuf) -> anyhow::Result<()> {
     let data = work.join("engine");
     let data_s = data.to_string_lossy().to_string();
     let admin = engine_credential(&data, &["admin-token"])?;
-    let relay_key = engine_credential(&data, &["device-key", RELAY_HOST])?;
+    let relay_key = engine_credential(&data, &["device-key", "--role", "both", RELAY_HOST])?;
     let key: hearth_common::auth::DeviceCredential = relay_key.parse()?;
     let agent = key.agent_credential(RELAY_HOST);
     let engine_cred = key.engine_credential();
@@ -201,7 +201,7 @@ async fn refusals() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("engine");
     let data_s = data.to_string_lossy().to_string();
-    let relay_key = engine_credential(&data, &["device-key", RELAY_HOST])?;
+    let relay_key = engine_credential(&data, &["device-key", "--role", "relay", RELAY_HOST])?;
     let engine = Proc::start(
         "engine",
         "hearth-engine",

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
-use clap::{Parser, ValueEnum};
+use clap::ValueEnum;
 
 use firstboot::{FirstBoot, Wifi};
 use media::{Media, Op};
@@ -95,9 +95,8 @@ pub(crate) enum FirstBootKind {
 }
 
 /// Provision a Raspberry Pi OS Lite image or card with a Hearth agent.
-#[derive(Debug, Clone, Parser)]
+#[derive(Debug, Clone, clap::Args)]
 #[command(
-    name = "cargo xtask provision",
     after_help = "Example:\n  cargo xtask provision --image raspios-lite-armhf.img --agent sensor \\\n    \
                   --host-id hall --hostname hall --device-key-file hall.key \\\n    \
                   --ssh-key ~/.ssh/id_ed25519.pub --wifi-ssid Home --wifi-country DE\n\
@@ -180,22 +179,6 @@ pub(crate) struct Report {
     pub(crate) arch: Arch,
     pub(crate) first_boot: FirstBootKind,
     pub(crate) w1_overlay: bool,
-}
-
-/// `cargo xtask provision ARGS`.
-pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
-    let args = match Args::try_parse_from(
-        std::iter::once("cargo xtask provision".to_owned()).chain(args.iter().cloned()),
-    ) {
-        Ok(a) => a,
-        Err(e) if !e.use_stderr() => {
-            // --help
-            print!("{e}");
-            return Ok(());
-        }
-        Err(e) => bail!("{e}"),
-    };
-    provision(&args).map(|_| ())
 }
 
 struct Progress {

@@ -1,0 +1,297 @@
+//! `cargo xtask demo`: the whole system on this machine. The engine (SQLite in the data dir),
+//! a simulated relay agent and a simulated sensor agent sharing one simulated room, and the
+//! dashboard, all on 127.0.0.1; a small weekly schedule and a few days of history on a fresh
+//! data dir. It prints where to look and runs until stopped (Ctrl-C, SIGTERM, SIGHUP), then
+//! stops everything it started (see `procs.rs`).
+//!
+//! Every child's log is shown with its name. A child that stops is noticed at once, and what
+//! it said is shown, with the fix when it is a port already taken.
+
+mod history;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hearth_proto::client::EngineClient;
+use hearth_proto::control::{ControlSettings, Mode};
+
+use crate::procs::{self, Children, Proc};
+use crate::{root, run, target_dir};
+
+/// The demo's sensor: the simulated room's only probe, seeded with its past.
+const SENSOR_ID: &str = "28-00000000a001";
+const SENSOR_ALIAS: &str = "living room";
+const SENSOR_HOST: &str = "demo-sensor";
+const RELAY_HOST: &str = "demo-relay";
+/// The simulated room runs this many times faster than real time.
+const TIME_SCALE: u32 = 60;
+/// How long a child may take to start listening (a first start migrates the database).
+const START_WITHIN: Duration = Duration::from_secs(60);
+
+/// Run the whole system on this machine (engine, simulated agents, dashboard).
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "\
+Open the dashboard it prints (http://127.0.0.1:8088 by default) in a browser on this machine. \
+Ctrl-C, SIGTERM or SIGHUP stop every process it started.")]
+pub(crate) struct Args {
+    /// The engine's port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// The dashboard's port on 127.0.0.1 (0: any free port). Default: the engine's + 8.
+    #[arg(long)]
+    web_port: Option<u16>,
+    /// Where the demo keeps its database, site secret and simulated world. A restarted demo
+    /// keeps what you changed. Default: demo/ in the cargo target directory.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Let the agents and the dashboard find the engine by mDNS, as in a house. mDNS then goes
+    /// out on every network interface that is up. Default: they are given its URL.
+    #[arg(long)]
+    discovery: bool,
+    /// No mDNS: the default (kept for scripts that pass it).
+    #[arg(long, hide = true, conflicts_with = "discovery")]
+    no_discovery: bool,
+    /// Days of past readings to seed on a fresh data dir (0 to 14), so History shows a house
+    /// at once.
+    #[arg(long, default_value_t = 3, value_name = "DAYS",
+          value_parser = clap::value_parser!(u32).range(0..=14))]
+    history_days: u32,
+    /// Serve the dashboard's files from web-ui/assets on disk: an edit shows on reload.
+    #[arg(long)]
+    dev_assets: bool,
+}
+
+/// A small weekly schedule so the timeline has something to show: 20.5 °C by default, a night
+/// setback, and warmer weekday mornings. Only on a fresh data dir: a restarted demo keeps what
+/// the user changed. Returns whether it was set.
+async fn schedule(api: &EngineClient) -> Result<bool, hearth_proto::client::ClientError> {
+    use hearth_proto::schedules::{DefaultTarget, NewRule, Weekday, When};
+    if !api.rules().await?.is_empty() {
+        return Ok(false);
+    }
+    api.set_default_target(&DefaultTarget { heat_c: 20.5, cool_c: 26.0, sensors: vec![] }).await?;
+    let all = vec![
+        Weekday::Monday,
+        Weekday::Tuesday,
+        Weekday::Wednesday,
+        Weekday::Thursday,
+        Weekday::Friday,
+        Weekday::Saturday,
+        Weekday::Sunday,
+    ];
+    let rule = |name: &str, days: Vec<Weekday>, start: &str, end: &str, heat_c: f64| NewRule {
+        name: name.to_owned(),
+        enabled: true,
+        when: When::Weekly { days, start: start.to_owned(), end: end.to_owned() },
+        heat_c: Some(heat_c),
+        cool_c: None,
+        sensors: vec![],
+    };
+    let weekdays = all[..5].to_vec();
+    api.create_rule(&rule("Night", all, "22:30", "06:00", 17.0)).await?;
+    api.create_rule(&rule("Weekday mornings", weekdays, "06:00", "08:30", 21.0)).await?;
+    Ok(true)
+}
+
+/// Wait for `proc` to log where it listens; when it stops first, say what it said, and when
+/// that is a port already in use, which flag (of `port`: the flag and its value) picks another.
+fn listening(proc: &mut Proc, port: Option<(&str, u16)>) -> anyhow::Result<String> {
+    proc.listening_url(START_WITHIN).map_err(|e| {
+        let said = format!("{e:#}");
+        match port {
+            Some((flag, port)) if said.contains("Address already in use") => anyhow::anyhow!(
+                "{said}\nPort {port} is taken: another demo is still running, or another \
+                 program holds it (`ss -ltnp 'sport = :{port}'` shows which). Pick another \
+                 with `cargo xtask demo {flag} <port>` (0: any free port)."
+            ),
+            _ => e,
+        }
+    })
+}
+
+pub(crate) fn demo(args: &Args) -> anyhow::Result<()> {
+    let discovery = args.discovery && !args.no_discovery;
+    run(
+        "build the engine, the agents and the dashboard (debug; a few minutes on a fresh clone)",
+        crate::cargo().args([
+            "build",
+            "--bins",
+            "-p",
+            "hearth-engine",
+            "-p",
+            "hearth-sensor-agent",
+            "-p",
+            "hearth-relay-agent",
+            "-p",
+            "hearth-web",
+        ]),
+    )?;
+    let bin = |name: &str| target_dir().join("debug").join(name);
+    let data = args.data_dir.clone().unwrap_or_else(|| target_dir().join("demo"));
+    std::fs::create_dir_all(&data)
+        .map_err(|e| anyhow::anyhow!("cannot make the data dir {}: {e}", data.display()))?;
+    let data_s = data.to_string_lossy().to_string();
+    let world = data.join("sim-world.json").to_string_lossy().to_string();
+    let engine_out = |args: &[&str]| -> anyhow::Result<String> {
+        let out =
+            Command::new(bin("hearth-engine")).args(["--data-dir", &data_s]).args(args).output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "hearth-engine {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    };
+    let sensor_key = engine_out(&["device-key", "--role", "sensor", SENSOR_HOST])?;
+    let relay_key = engine_out(&["device-key", "--role", "relay", RELAY_HOST])?;
+    let admin = engine_out(&["admin-token"])?;
+    let sensor_credential =
+        sensor_key.parse::<hearth_common::auth::DeviceCredential>()?.agent_credential(SENSOR_HOST);
+    // The dashboard next to the engine: 8088 beside the default 8080.
+    let web_port =
+        args.web_port.unwrap_or(if args.port == 0 { 0 } else { args.port.saturating_add(8) });
+
+    let mut children = Children::default();
+    let engine = children.start(
+        "engine",
+        procs::bound(bin("hearth-engine")).args([
+            "--data-dir",
+            &data_s,
+            "--listen",
+            &format!("127.0.0.1:{}", args.port),
+            "--mdns",
+            if discovery { "true" } else { "false" },
+        ]),
+        true,
+    )?;
+    let url = listening(engine, Some(("--port", args.port)))?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let api = EngineClient::new(&url, Some(admin.clone()));
+    let seeded = rt.block_on(async {
+        let deadline = Instant::now() + START_WITHIN;
+        while api.status().await.is_err() {
+            procs::check_stop()?;
+            anyhow::ensure!(Instant::now() < deadline, "the engine did not answer at {url}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Short minimum times so the demo cycles within a couple of minutes; a real furnace
+        // keeps the 3-minute defaults.
+        api.set_control(&ControlSettings {
+            mode: Mode::Heat,
+            min_on_s: 20,
+            min_off_s: 20,
+            changeover_s: 20,
+            ..ControlSettings::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("setting the demo control settings: {e}"))?;
+        schedule(&api).await.map_err(|e| anyhow::anyhow!("setting the demo schedule: {e}"))?;
+        // The past only once: a restarted demo has its own.
+        let known = api.sensors().await?.iter().any(|s| s.id == SENSOR_ID);
+        if known || args.history_days == 0 {
+            return anyhow::Ok(None);
+        }
+        eprintln!(
+            "xtask: seeding {} days of the living room's history (through PUT /v1/sensors/backlog)",
+            args.history_days
+        );
+        let agent = api.with_credential(Some(sensor_credential));
+        let seeded =
+            history::seed(&api, &agent, SENSOR_HOST, SENSOR_ID, SENSOR_ALIAS, args.history_days)
+                .await?;
+        anyhow::Ok(Some(seeded))
+    })?;
+    if let Some(s) = seeded {
+        eprintln!("xtask: seeded {} readings; the room is at {:.1} °C", s.readings, s.last_c);
+    }
+    let engine_flag: Vec<&str> = if discovery { vec![] } else { vec!["--engine", &url] };
+    // The relay agent's own short-cycle protection, scaled like the engine's minimum times
+    // (a real furnace keeps the defaults of deploy/config/relay-agent.toml).
+    let relay_toml = data.join("relay-agent.toml");
+    std::fs::write(
+        &relay_toml,
+        "[[outputs]]\nid = \"heat\"\nname = \"Furnace\"\nfunction_hint = \"heat\"\n\
+         min_on_s = 20\nmin_off_s = 20\n\n\
+         [[outputs]]\nid = \"cool\"\nname = \"Air conditioner\"\nfunction_hint = \"cool\"\n\
+         min_on_s = 20\nmin_off_s = 20\n",
+    )?;
+    let relay = children.start(
+        "relay agent",
+        procs::bound(bin("hearth-relay-agent"))
+            .args(["--config", &relay_toml.to_string_lossy()])
+            .args(["--host-id", RELAY_HOST, "--device-key", &relay_key])
+            .args(["--hardware", "simulated", "--sim-world", &world])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(&engine_flag),
+        true,
+    )?;
+    listening(relay, None)?;
+    // The sensor the history was seeded for, named here so both agree.
+    let sensor_toml = data.join("sensor-agent.toml");
+    std::fs::write(
+        &sensor_toml,
+        format!("[[sensors]]\nid = \"{SENSOR_ID}\"\nalias = \"{SENSOR_ALIAS}\"\n"),
+    )?;
+    // The live room goes on from where the seeded past ended.
+    let start_c = seeded.map_or(17.0, |s| s.last_c);
+    children.start(
+        "sensor agent",
+        procs::bound(bin("hearth-sensor-agent"))
+            .args(["--config", &sensor_toml.to_string_lossy()])
+            .args(["--host-id", SENSOR_HOST, "--device-key", &sensor_key])
+            .args(["--hardware", "simulated", "--sim-world", &world, "--interval-s", "2"])
+            .args(["--queue-dir", &data.join("sensor-queue").to_string_lossy()])
+            .args(["--sim-start-c", &format!("{start_c:.2}")])
+            .args(["--sim-time-scale", &TIME_SCALE.to_string()])
+            .args(&engine_flag),
+        true,
+    )?;
+    let mut web = procs::bound(bin("hearth-web"));
+    web.args(["--listen", &format!("127.0.0.1:{web_port}")]).args(&engine_flag);
+    if args.dev_assets {
+        web.args(["--dev-assets", &root().join("web-ui/assets").to_string_lossy()]);
+    }
+    let web = children.start("web", &mut web, true)?;
+    let web_url = listening(web, Some(("--web-port", web_port)))?;
+    if let Some(report) = children.exited()? {
+        anyhow::bail!("{report}");
+    }
+    eprintln!(
+        "\n  Hearth is running. The dashboard: {web_url}   (a browser on this machine)\n  \
+         Admin token (the dashboard's login; for the API: -H 'Authorization: Bearer <token>'):\n    \
+         {admin}\n  \
+         The engine's API: {url}\n    \
+         Watch it decide: curl {url}/v1/control   What is coming: curl {url}/v1/schedule/timeline\n    \
+         Live: curl -N {url}/v1/events\n  \
+         The simulated room is at {start_c:.1} °C and runs {TIME_SCALE}× faster than real time{}.\n  \
+         The schedule (local time): 20.5 °C, 17 °C from 22:30 to 06:00, 21 °C weekday mornings.\n  \
+         {}\n  \
+         Data in {data_s}. Ctrl-C stops everything.\n",
+        if seeded.is_some() {
+            format!("; History has its last {} days", args.history_days)
+        } else {
+            String::new()
+        },
+        if discovery {
+            "The agents and the dashboard find the engine by mDNS, on every network interface \
+             that is up (in a private network namespace, a browser outside it cannot reach the \
+             dashboard)."
+        } else {
+            "The agents and the dashboard are given the engine's URL (no mDNS; --discovery shows \
+             it)."
+        },
+    );
+    loop {
+        if let Some(sig) = procs::stop_requested() {
+            // The signal thread has already sent SIGTERM; dropping them waits for the exits.
+            drop(children);
+            eprintln!("xtask: demo stopped ({sig}); every process it started has ended");
+            return Ok(());
+        }
+        if let Some(report) = children.exited()? {
+            anyhow::bail!("{report}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
