@@ -459,8 +459,15 @@ impl<'a> Element<'a> {
         json!({ELEMENT_KEY: self.id})
     }
 
-    /// Click it (scrolled into view; fails when something covers it).
+    /// Click it (scrolled to the middle of the view first, as a person would scroll it into
+    /// sight; fails when something still covers it). WebDriver alone scrolls an element only to
+    /// the edge of the view, where the phone layout's fixed tab bar may cover it.
     pub async fn click(&self) -> anyhow::Result<()> {
+        let me = json!({ ELEMENT_KEY: self.id });
+        self.browser
+            .execute("arguments[0].scrollIntoView({block: 'center', inline: 'nearest'})", vec![me])
+            .await
+            .with_context(|| format!("scroll to {}", self.css))?;
         let r = self.browser.post(&self.path("click"), json!({})).await;
         r.map(drop).with_context(|| format!("click {}", self.css))
     }

@@ -35,7 +35,7 @@ const AGENTS: [(&str, &str, &str); 4] = [
 
 impl Agent {
     fn start(&mut self, dir: &Path, data: &Path, engine: &str) -> anyhow::Result<()> {
-        let key = engine_credential(data, &["device-key", self.host])?;
+        let key = engine_credential(data, &["device-key", "--role", "sensor", self.host])?;
         let config = dir.join(format!("{}.toml", self.host));
         std::fs::write(&config, format!("[[sensors]]\nid = \"{}\"\n", self.sensor))?;
         let config = config.to_string_lossy().into_owned();
