@@ -46,6 +46,12 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
     let mut e = Exposition::default();
     e.family("hearth_build_info", "gauge", "The engine's version.");
     e.sample("hearth_build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+    e.family(
+        "hearth_storage_healthy",
+        "gauge",
+        "1 when the database stores; 0 during a storage fault (readings refused, GET /v1/status says why).",
+    );
+    e.sample("hearth_storage_healthy", &[], f64::from(u8::from(s.store.health().is_healthy())));
     let c = &s.counters;
     e.counter(
         "hearth_readings_committed_total",
@@ -97,7 +103,8 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
         e.sample("hearth_relay_on", &labels, f64::from(u8::from(r.state.is_on())));
     }
     e.family("hearth_agent_last_seen_seconds", "gauge", "Seconds since each agent was heard.");
-    for a in s.store.agents().await? {
+    // During a storage fault the agents' contacts may not be readable; the rest still is.
+    for a in s.store.agents().await.unwrap_or_default() {
         let age = now.duration_since(from_millis(a.last_seen)).as_secs_f64();
         let kind = enum_label(&a.kind);
         e.sample("hearth_agent_last_seen_seconds", &[("host", &a.host_id), ("kind", &kind)], age);
