@@ -224,6 +224,8 @@ impl Controller {
         // The runs of the changeover window as last read: when the database does not answer,
         // the changeover delay still counts from the last run known, not from nothing.
         let mut recent_runs: Vec<Run> = Vec::new();
+        // Storage failures of the runs are logged when they start and end, not every pass.
+        let (mut runs_read, mut runs_unread, mut runs_unrecorded) = (false, false, false);
         // Under a systemd watchdog a pass must complete at least every half WatchdogSec, even
         // with a longer tick: each pass pings it, so a wedged pass (store, commanding) stops
         // the pings and systemd restarts the engine. Passes are idempotent, so waking more
@@ -236,9 +238,24 @@ impl Controller {
                 let relays = self.store.relays().await?;
                 // Runs of the changeover window; open runs are always among them.
                 let from = now.checked_sub(CHANGEOVER_WINDOW).unwrap_or(Timestamp::MIN);
-                match self.store.runs(from, now).await {
-                    Ok(runs) => recent_runs = runs,
-                    Err(e) => tracing::warn!(error = %e, "cannot read runs; using the last read"),
+                // While storage is degraded nothing new is recorded: the runs last read stand
+                // (and no file of a failed filesystem is kept open by reading them each pass).
+                let read = if self.store.health().is_healthy() || !runs_read {
+                    self.store.runs(from, now).await
+                } else {
+                    Ok(recent_runs.clone())
+                };
+                match read {
+                    Ok(runs) => {
+                        recent_runs = runs;
+                        runs_unread = false;
+                        runs_read = true;
+                    }
+                    Err(e) => {
+                        if !std::mem::replace(&mut runs_unread, true) {
+                            tracing::warn!(error = %e, "cannot read runs; using the last read");
+                        }
+                    }
                 }
                 let recent = &recent_runs;
                 let equipment = equipment(&relays, recent, now);
@@ -248,9 +265,16 @@ impl Controller {
                 // storage fault that keeps them from being written must not stop the commands.
                 let ended =
                     match self.track_runs(equipment, recent, decision.effective_temp_c).await {
-                        Ok(ended) => ended,
+                        Ok(ended) => {
+                            if std::mem::replace(&mut runs_unrecorded, false) {
+                                tracing::info!("runs recorded again");
+                            }
+                            ended
+                        }
                         Err(e) => {
-                            tracing::warn!(error = %e, "cannot record runs");
+                            if !std::mem::replace(&mut runs_unrecorded, true) {
+                                tracing::warn!(error = %e, "cannot record runs");
+                            }
                             false
                         }
                     };

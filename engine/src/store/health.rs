@@ -17,7 +17,13 @@ use hearth_proto::Timestamp;
 /// flap between healthy and degraded every probe while nobody freed anything.
 pub(crate) const RESERVE_BYTES: u64 = 4 << 20;
 
-/// How often a degraded store tries to reopen the database.
+/// Below this much free space a healthy store turns degraded before a write fails: SQLite
+/// may go on writing into space its WAL already has for a while, and then fail any batch;
+/// the state says so as soon as the disk is full, not at the first unlucky batch.
+pub(crate) const FULL_BELOW_BYTES: u64 = 1 << 20;
+
+/// How often a healthy store checks its filesystem, and a degraded one tries to reopen the
+/// database.
 pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// Whether the engine can store.
@@ -75,8 +81,8 @@ pub(crate) fn fault_reason(e: &sqlx::Error) -> Option<String> {
 }
 
 /// Why the filesystem holding `file` cannot take writes now, if it cannot: mounted read-only,
-/// or less than [`RESERVE_BYTES`] free for unprivileged users (the engine runs as one).
-pub(crate) fn filesystem_problem(file: &Path) -> Option<String> {
+/// or less than `min_free` bytes free for unprivileged users (the engine runs as one).
+pub(crate) fn filesystem_problem(file: &Path, min_free: u64) -> Option<String> {
     let dir = match file.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -89,12 +95,12 @@ pub(crate) fn filesystem_problem(file: &Path) -> Option<String> {
         return Some(format!("the filesystem of {} is mounted read-only", dir.display()));
     }
     let free = fs.f_bavail.saturating_mul(fs.f_frsize);
-    if free < RESERVE_BYTES {
+    if free < min_free {
         return Some(format!(
             "the disk is full: {} KiB free on the filesystem of {}, {} KiB needed",
             free / 1024,
             dir.display(),
-            RESERVE_BYTES / 1024
+            min_free / 1024
         ));
     }
     None
@@ -115,8 +121,10 @@ mod tests {
     fn a_roomy_writable_directory_has_no_problem() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         // The machine running the tests has more than 4 MiB free in its temp dir.
-        assert_eq!(filesystem_problem(&dir.path().join("hearth.db")), None);
-        let missing = filesystem_problem(&dir.path().join("nowhere/hearth.db"));
+        assert_eq!(filesystem_problem(&dir.path().join("hearth.db"), RESERVE_BYTES), None);
+        let full = filesystem_problem(&dir.path().join("hearth.db"), u64::MAX);
+        assert!(full.is_some_and(|m| m.contains("the disk is full")));
+        let missing = filesystem_problem(&dir.path().join("nowhere/hearth.db"), RESERVE_BYTES);
         assert!(missing.is_some_and(|m| m.contains("cannot inspect")));
         Ok(())
     }

@@ -71,19 +71,26 @@ impl Held {
         }
     }
 
-    /// The sensors: the database's rows (`read`; the last ones read when it failed) with the
-    /// held readings laid over them. Fails only when nothing at all is known.
+    /// Whether the database's sensors and relays were read at least once.
+    pub(super) fn has_read(&self) -> bool {
+        let state = self.lock();
+        state.sensors_read.is_some() && state.relays_read.is_some()
+    }
+
+    /// The sensors: the database's rows (`read`; the last ones read when it was not read or
+    /// failed) with the held readings laid over them. Fails only when nothing at all is known.
     pub(super) fn sensors(
         &self,
-        read: Result<Vec<SensorRow>, sqlx::Error>,
+        read: Option<Result<Vec<SensorRow>, sqlx::Error>>,
     ) -> Result<Vec<SensorRow>, sqlx::Error> {
         let mut state = self.lock();
         let mut rows = match read {
-            Ok(rows) => {
+            Some(Ok(rows)) => {
                 state.sensors_read = Some(rows.clone());
                 rows
             }
-            Err(e) => match (&state.sensors_read, state.readings.is_empty()) {
+            None => state.sensors_read.clone().unwrap_or_default(),
+            Some(Err(e)) => match (&state.sensors_read, state.readings.is_empty()) {
                 (Some(rows), _) => rows.clone(),
                 (None, false) => Vec::new(),
                 (None, true) => return Err(e),
@@ -216,19 +223,21 @@ impl Held {
         }
     }
 
-    /// The relay outputs: the database's rows (`read`; the last ones read when it failed) with
-    /// the held reports laid over them. Fails only when nothing at all is known.
+    /// The relay outputs: the database's rows (`read`; the last ones read when it was not read
+    /// or failed) with the held reports laid over them. Fails only when nothing at all is
+    /// known.
     pub(super) fn relays(
         &self,
-        read: Result<Vec<RelayRow>, sqlx::Error>,
+        read: Option<Result<Vec<RelayRow>, sqlx::Error>>,
     ) -> Result<Vec<RelayRow>, sqlx::Error> {
         let mut state = self.lock();
         let mut rows = match read {
-            Ok(rows) => {
+            Some(Ok(rows)) => {
                 state.relays_read = Some(rows.clone());
                 rows
             }
-            Err(e) => match (&state.relays_read, state.relays.is_empty()) {
+            None => state.relays_read.clone().unwrap_or_default(),
+            Some(Err(e)) => match (&state.relays_read, state.relays.is_empty()) {
                 (Some(rows), _) => rows.clone(),
                 (None, false) => Vec::new(),
                 (None, true) => return Err(e),

@@ -203,6 +203,11 @@ impl Store {
                 (pool, degraded(reason))
             }
             Err(Opening::Fault(reason)) => {
+                // "Read-only filesystem" says more than SQLite's "unable to open".
+                let reason = match file.as_deref().and_then(|f| health::filesystem_problem(f, 0)) {
+                    Some(problem) => format!("{problem} ({reason})"),
+                    None => reason,
+                };
                 let pool = match open_read_only(url, file.as_deref()).await {
                     Ok(pool) => {
                         tracing::error!(%reason, "the database cannot be opened for writing; \
@@ -214,9 +219,7 @@ impl Store {
                         tracing::error!(%reason, read_only = %e, "the database cannot be \
                             opened; starting degraded with the default protections (frost \
                             floor, max ceiling) only");
-                        SqlitePoolOptions::new()
-                            .max_connections(POOL_SIZE)
-                            .connect_lazy_with(options.clone())
+                        transient_pool(&options)
                     }
                 };
                 (pool, degraded(reason))
@@ -261,7 +264,12 @@ impl Store {
     /// A query failed: if the storage did, the store is degraded from now on, every connection
     /// is dropped, and the recovery probe starts.
     pub(crate) fn observe(&self, e: &sqlx::Error) {
-        let Some(reason) = health::fault_reason(e) else { return };
+        if let Some(reason) = health::fault_reason(e) {
+            self.degrade(reason);
+        }
+    }
+
+    fn degrade(&self, reason: String) {
         let changed = self.inner.health.send_if_modified(|h| {
             if h.is_healthy() {
                 *h = degraded(reason.clone());
@@ -273,12 +281,7 @@ impl Store {
         if changed {
             tracing::error!(%reason, "storage fault: readings are refused (503) until the \
                 database stores again; control goes on from what the engine holds in memory");
-            // Connections are opened lazily: reads that still work (a full disk can be read)
-            // go on, on connections that hold no transaction from before the fault.
-            let fresh = SqlitePoolOptions::new()
-                .max_connections(POOL_SIZE)
-                .connect_lazy_with(self.inner.options.clone());
-            self.replace_pool(fresh);
+            self.replace_pool(transient_pool(&self.inner.options));
         }
     }
 
@@ -400,13 +403,39 @@ impl Store {
     /// (not stored because of a storage fault). When the database does not answer, the last
     /// rows read with the held readings; an error only when nothing is known.
     pub(crate) async fn sensors(&self) -> Result<Vec<SensorRow>, sqlx::Error> {
+        if self.served_from_memory() {
+            return self.inner.held.sensors(None);
+        }
         let read = sqlx::query_as(
             "SELECT id, host_id, kind, alias, extra, last_ts, last_value, name, weight, offset_c
              FROM sensors ORDER BY id",
         )
         .fetch_all(&self.pool())
         .await;
-        self.inner.held.sensors(self.seen(read))
+        let rows = self.inner.held.sensors(Some(self.seen(read)));
+        self.known_while_degraded(rows)
+    }
+
+    /// While storage is degraded and the database cannot be read, what is known may be
+    /// nothing yet (a start without a database): that is an answer, not an error, so control
+    /// decides with what it has (the frost floor needs no relay list to be right).
+    fn known_while_degraded<T>(
+        &self,
+        rows: Result<Vec<T>, sqlx::Error>,
+    ) -> Result<Vec<T>, sqlx::Error> {
+        match rows {
+            Err(_) if !self.health().is_healthy() => Ok(Vec::new()),
+            rows => rows,
+        }
+    }
+
+    /// Whether sensors and relays are served from memory without asking the database: while
+    /// storage is degraded nothing new reaches the database, so the last rows read (with what
+    /// is held) are as new as anything in it; and a filesystem that failed can only be
+    /// repaired (unmounted, checked) once nothing keeps its files open, which reads every
+    /// pass of the control loop would.
+    fn served_from_memory(&self) -> bool {
+        !self.health().is_healthy() && self.inner.held.has_read()
     }
 
     /// A sensor's calibration offset; None when the sensor is unknown.
@@ -571,8 +600,12 @@ impl Store {
     /// (a report that could not be stored). When the database does not answer, the last rows
     /// read with the held reports; an error only when nothing is known.
     pub(crate) async fn relays(&self) -> Result<Vec<RelayRow>, sqlx::Error> {
+        if self.served_from_memory() {
+            return self.inner.held.relays(None);
+        }
         let read = self.read_relays().await;
-        self.inner.held.relays(self.seen(read))
+        let rows = self.inner.held.relays(Some(self.seen(read)));
+        self.known_while_degraded(rows)
     }
 
     async fn read_relays(&self) -> Result<Vec<RelayRow>, sqlx::Error> {
@@ -741,6 +774,17 @@ impl Store {
     }
 }
 
+/// The pool of a degraded store: reads that still work (a full disk can be read) go on, on
+/// connections opened for them and closed after, so that nothing keeps a failed filesystem's
+/// files open between queries (it cannot be unmounted for repair otherwise) and no connection
+/// carries anything over from before the fault.
+fn transient_pool(options: &SqliteConnectOptions) -> SqlitePool {
+    SqlitePoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .after_release(|_, _| Box::pin(async { Ok(false) }))
+        .connect_lazy_with(options.clone())
+}
+
 fn degraded(reason: String) -> StorageHealth {
     StorageHealth::Degraded { reason, since: Timestamp::now() }
 }
@@ -787,7 +831,7 @@ async fn open_writable(
         });
     }
     let unwritable = |pool, reason| Err(Opening::Unwritable { pool, reason });
-    if let Some(reason) = file.and_then(health::filesystem_problem) {
+    if let Some(reason) = file.and_then(|f| health::filesystem_problem(f, health::RESERVE_BYTES)) {
         return unwritable(pool, reason);
     }
     if let Err(e) = write_probe(&pool).await {
@@ -851,21 +895,31 @@ async fn write_probe(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     tx.commit().await
 }
 
-/// Wait for the store to be degraded, then try to recover every [`health::PROBE_EVERY`] until
-/// it does; for as long as the store exists.
+/// Every [`health::PROBE_EVERY`], for as long as the store exists: a healthy store checks its
+/// filesystem (a full disk or a read-only mount turn it degraded before a write fails), a
+/// degraded one tries to recover.
 async fn recover(inner: Weak<Inner>) {
-    let Some(mut health) = inner.upgrade().map(|i| i.health.subscribe()) else { return };
     loop {
-        let was = match health.wait_for(|h| !h.is_healthy()).await {
-            Ok(h) => h.clone(),
-            Err(_) => return,
-        };
         tokio::time::sleep(health::PROBE_EVERY).await;
         let Some(inner) = inner.upgrade() else { return };
         let store = Store { inner };
+        let file = store.inner.file.clone();
+        let was = store.health();
+        if was.is_healthy() {
+            let problem = file
+                .as_deref()
+                .and_then(|f| health::filesystem_problem(f, health::FULL_BELOW_BYTES));
+            if let Some(problem) = problem {
+                store.degrade(problem);
+            }
+            continue;
+        }
         // A filesystem that is full or read-only is not even tried: opening and migrating
         // every second would only add I/O to a card in trouble.
-        let attempt = match store.inner.file.as_deref().and_then(health::filesystem_problem) {
+        let attempt = match file
+            .as_deref()
+            .and_then(|f| health::filesystem_problem(f, health::RESERVE_BYTES))
+        {
             Some(problem) => Err(problem),
             None => store.try_recover().await,
         };
