@@ -11,6 +11,7 @@ use hearth_proto::control::{ControlSettings, Mode, ReasonCode};
 use hearth_proto::relays::RelayState;
 use hearth_proto::schedules::DefaultTarget;
 
+mod storage;
 mod web;
 
 const SENSOR: &str = "e2e-sensor";
