@@ -1,8 +1,9 @@
 //! `hearth-engine`: the central engine of Hearth.
 //!
 //! Data flows one way: agents' reports → [`api`] (validate, authenticate) → `ingest` (group
-//! commit) → `store`; the commit wakes `control`, which reads the store, decides, records the
-//! decision and commands relay agents. The API reads the store and the controller's state.
+//! commit) → `store`; their arrival wakes `control`, which reads the store (and what it holds
+//! in memory), decides, records the decision and commands relay agents. The API reads the
+//! store and the controller's state.
 
 pub mod config;
 

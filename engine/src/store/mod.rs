@@ -1196,6 +1196,43 @@ mod tests {
         Ok(())
     }
 
+    fn output(id: &str, state: RelayState) -> anyhow::Result<OutputStatus> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "id": id, "name": id, "state": state, "safe_state": "off", "function_hint": "heat",
+            "lease_remaining_s": null, "changed_s_ago": 1.0, "cycles": 0,
+            "protection": {"min_on_s": 0, "min_off_s": 0, "max_on_s": null, "interlocked_with": []},
+            "pending_off_in_s": null, "on_blocked_for_s": null,
+            "last_command": null, "last_fallback": null
+        }))?)
+    }
+
+    #[tokio::test]
+    async fn control_sees_relay_answers_that_could_not_be_stored() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let url = url(&dir);
+        let store = Store::open(&url).await?;
+        store
+            .register_relays("r", "http://r:1", &[output("heat", RelayState::Off)?], 1_000, None)
+            .await?;
+        assert_eq!(store.relays().await?[0].state, RelayState::Off);
+        // A storage fault: the answer to the next command is not stored, but it is what
+        // protects the equipment in the next decision.
+        store.observe(&readonly_error(&url).await?);
+        store.inner.held.relay_status("r", &output("heat", RelayState::On)?, true, 2_000);
+        let relays = store.relays().await?;
+        assert_eq!((relays.len(), relays[0].state, relays[0].updated), (1, RelayState::On, 2_000));
+        assert_eq!(relays[0].url.as_deref(), Some("http://r:1"));
+        // A relay agent that registers during the fault is known to control as well.
+        store.inner.held.registration(
+            "r2",
+            "http://r2:1",
+            &[output("heat", RelayState::Off)?],
+            3_000,
+        );
+        assert_eq!(store.relays().await?.len(), 2);
+        Ok(())
+    }
+
     #[tokio::test]
     async fn control_sees_held_readings_and_the_last_rows_read() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
