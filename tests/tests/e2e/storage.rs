@@ -122,6 +122,8 @@ impl House {
                 &relay_key,
                 "--listen",
                 "127.0.0.1:0",
+                "--hardware",
+                "simulated",
                 "--sim-world",
                 &world,
                 "--engine",
