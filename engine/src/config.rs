@@ -22,7 +22,8 @@ pub struct Config {
     #[arg(long, env = "HEARTH_ENGINE_DATA_DIR", default_value = "/var/lib/hearth")]
     pub data_dir: PathBuf,
 
-    /// Database URL. Default: sqlite://<data-dir>/hearth.db.
+    /// Database URL: sqlite:// only (PostgreSQL is not supported yet). Default:
+    /// sqlite://<data-dir>/hearth.db.
     #[arg(long, env = "HEARTH_ENGINE_DATABASE_URL")]
     pub database_url: Option<String>,
 

@@ -2,16 +2,22 @@
 //!
 //! Handlers submit a validated report and wait for its acknowledgement; one writer task takes
 //! every report that is waiting, writes them all in one transaction with multi-row INSERTs, and
-//! acknowledges each only after the commit. One transaction per request would cap ingest at the
-//! ~20k statements/s SQLite manages one at a time (shared notes/performance.md); batching
-//! concurrent requests is what reaches the 100k readings/s target.
+//! acknowledges each only after the commit, which is durable (`synchronous = FULL`: the WAL is
+//! synced). One transaction per request would cap ingest at the ~20k statements/s SQLite
+//! manages one at a time (shared notes/performance.md), and one fsync per request at a few
+//! hundred; batching concurrent requests is what reaches the 100k readings/s target.
+//!
+//! A storage fault is not an acknowledgement's problem to hide: while the store is degraded
+//! every report is refused at once (503), so agents keep it queued as for an outage. Its
+//! readings are held in memory all the same, for control: they are the freshest truth about
+//! the house whether or not the disk can take them.
 
 use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::metrics::Counters;
-use crate::store::{NewReport, Store};
+use crate::store::{NewReport, StorageHealth, Store};
 
 /// At most this many reports go into one transaction.
 const MAX_BATCH: usize = 512;
@@ -25,6 +31,10 @@ struct Job {
 #[derive(Debug, Clone)]
 pub(crate) struct Ingest {
     tx: mpsc::Sender<Job>,
+    store: Store,
+    /// Notified when readings arrive (stored or only held), so the decision loop reacts to a
+    /// reading at once instead of on its next tick.
+    arrived: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Job {
@@ -33,12 +43,23 @@ impl std::fmt::Debug for Job {
     }
 }
 
+/// Why a report cannot be stored now, for its 503.
+fn refusal(health: &StorageHealth) -> Option<String> {
+    match health {
+        StorageHealth::Healthy => None,
+        StorageHealth::Degraded { reason, since } => {
+            Some(format!("storage unavailable since {since}: {reason}"))
+        }
+    }
+}
+
 impl Ingest {
-    /// Start the writer task. `committed` is notified after every commit, so the decision loop
-    /// reacts to a reading at once instead of on its next tick.
-    pub(crate) fn spawn(store: Store, committed: Arc<Notify>, counters: Arc<Counters>) -> Self {
+    /// Start the writer task.
+    pub(crate) fn spawn(store: Store, arrived: Arc<Notify>, counters: Arc<Counters>) -> Self {
         let (tx, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
+        let writer = store.clone();
         tokio::spawn(async move {
+            let store = writer;
             // Ends when every `Ingest` handle is dropped (server shut down).
             while let Some(first) = rx.recv().await {
                 let mut jobs = vec![first];
@@ -50,7 +71,12 @@ impl Ingest {
                 }
                 let (reports, acks): (Vec<NewReport>, Vec<_>) =
                     jobs.into_iter().map(|j| (j.report, j.ack)).unzip();
-                let result = store.write_reports(&reports).await.map_err(|e| e.to_string());
+                // Reports that waited behind the batch that found the fault are refused
+                // without another try at the disk.
+                let result = match refusal(&store.health()) {
+                    Some(why) => Err(why),
+                    None => store.write_reports(&reports).await.map_err(|e| e.to_string()),
+                };
                 if let Err(e) = &result {
                     tracing::error!(error = %e, reports = reports.len(), "storing readings failed");
                 }
@@ -62,17 +88,22 @@ impl Ingest {
                     let n = reports.iter().map(|r| r.readings.len() as u64).sum();
                     Counters::add(&counters.readings_committed, n);
                     Counters::add(&counters.ingest_commits, 1);
-                    committed.notify_one();
                 } else {
                     Counters::add(&counters.ingest_failures, 1);
                 }
             }
         });
-        Self { tx }
+        Self { tx, store, arrived }
     }
 
-    /// Store `report`; returns once it is committed.
+    /// Store `report`; returns once it is committed (durably), or with why it is not stored.
     pub(crate) async fn submit(&self, report: NewReport) -> Result<(), String> {
+        self.store.hold_readings(&report);
+        // Stored or not, the loop decides with these readings now.
+        self.arrived.notify_one();
+        if let Some(why) = refusal(&self.store.health()) {
+            return Err(why);
+        }
         let (ack, done) = oneshot::channel();
         self.tx.send(Job { report, ack }).await.map_err(|_| "ingest stopped".to_owned())?;
         done.await.map_err(|_| "ingest stopped".to_owned())?

@@ -1,8 +1,9 @@
 //! `hearth-engine`: the central engine of Hearth.
 //!
 //! Data flows one way: agents' reports → [`api`] (validate, authenticate) → `ingest` (group
-//! commit) → `store`; the commit wakes `control`, which reads the store, decides, records the
-//! decision and commands relay agents. The API reads the store and the controller's state.
+//! commit) → `store`; their arrival wakes `control`, which reads the store (and what it holds
+//! in memory), decides, records the decision and commands relay agents. The API reads the
+//! store and the controller's state.
 
 pub mod config;
 
@@ -44,10 +45,21 @@ pub struct Engine {
 
 impl Engine {
     /// Open the data dir and database (running migrations), load the settings.
+    ///
+    /// A storage fault does not stop the start (store/mod.rs): the engine then runs degraded,
+    /// `GET /v1/status` says why, and control goes on, with the stored settings when the
+    /// database can at least be read, else with the frost floor and max ceiling only.
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        Self::open_with(config, store::Durability::Full).await
+    }
+
+    pub(crate) async fn open_with(
+        config: &Config,
+        durability: store::Durability,
+    ) -> anyhow::Result<Self> {
         let stale_after = config.stale_after()?;
         let (site, engine_id) = site::load_or_create(&config.data_dir)?;
-        let store = store::Store::open(&config.database_url()).await?;
+        let store = store::Store::open_with(&config.database_url(), durability).await?;
         let wake = Arc::new(Notify::new());
         let events = events::Events::new();
         let counters = Arc::new(metrics::Counters::default());
@@ -70,7 +82,7 @@ impl Engine {
             .await?,
         );
         let ingest = ingest::Ingest::spawn(store.clone(), wake, counters.clone());
-        let offsets = store.sensor_offsets().await?.into_iter().collect();
+        let offsets = store.sensor_offsets().await.unwrap_or_default().into_iter().collect();
         let state = AppState::new(api::Shared {
             store: store.clone(),
             ingest,
@@ -88,6 +100,7 @@ impl Engine {
             offsets: std::sync::RwLock::new(offsets),
             untyped: api::UntypedKeys::new(config.allow_untyped_keys),
         });
+        tokio::spawn(reload_after_recovery(state.downgrade(), store.clone()));
         Ok(Self { state, controller, store, site, engine_id })
     }
 
@@ -114,6 +127,33 @@ impl Engine {
     /// Start the decision loop; it stops when `stop` turns true.
     pub fn spawn_control(&self, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(self.controller.clone().run(stop))
+    }
+}
+
+/// Each time the store recovers from a storage fault, read again what the engine keeps in
+/// memory from the database: what was loaded at a start without it, and what may have been
+/// missed. Nothing was changed meanwhile (every change is stored first, and was refused).
+async fn reload_after_recovery(shared: std::sync::Weak<api::Shared>, store: store::Store) {
+    let mut health = store.subscribe_health();
+    drop(store);
+    loop {
+        if health.wait_for(|h| !h.is_healthy()).await.is_err()
+            || health.wait_for(store::StorageHealth::is_healthy).await.is_err()
+        {
+            return;
+        }
+        let Some(shared) = shared.upgrade() else { return };
+        shared.controller.reload_settings().await;
+        if let Err(e) = shared.schedules.reload().await {
+            tracing::error!(error = %e, "cannot read the schedule again");
+        }
+        match shared.store.sensor_offsets().await {
+            Ok(offsets) => {
+                *shared.offsets.write().unwrap_or_else(|e| e.into_inner()) =
+                    offsets.into_iter().collect();
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the sensor offsets again"),
+        }
     }
 }
 

@@ -26,6 +26,10 @@ pub struct HealthCheck {
     pub ok: bool,
     /// Details: what was found or what failed.
     pub detail: String,
+    /// Since when the dependency has been failing; absent while it works (and from services
+    /// that do not track it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<crate::Timestamp>,
 }
 
 /// Who the engine takes the caller for (`GET /v1/auth`): lets a front end check a credential

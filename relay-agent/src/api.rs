@@ -410,11 +410,13 @@ async fn status(State(state): State<AppState>) -> (StatusCode, Json<RelayAgentSt
             name: "hardware".to_owned(),
             ok: true,
             detail: format!("{} backend ok", controller.backend()),
+            since: None,
         },
         Err(e) => HealthCheck {
             name: "hardware".to_owned(),
             ok: false,
             detail: format!("{} backend: {e}", controller.backend()),
+            since: None,
         },
     };
     let healthy = hardware.ok;

@@ -5,6 +5,10 @@
 //! test inside a fresh namespace (`unshare -n`, or `unshare -rn` for non-root users) where only
 //! loopback exists; every process the test starts inherits it.
 //!
+//! The storage fault tests also need filesystems of their own (a small tmpfs, a loop-mounted
+//! ext4 image) that nobody else sees: [`in_private_mount_and_netns`] adds a private mount
+//! namespace, so whatever the test mounts disappears with it.
+//!
 //! The web dashboard's tests drive headless chromium with [`webdriver`], and leave screenshots in
 //! [`artefacts_dir`].
 //!
@@ -26,6 +30,26 @@ const INSIDE: &str = "HEARTH_E2E_INSIDE_NETNS";
 /// builds the binaries, re-executes the test binary filtered to `name` under `unshare`, and
 /// fails when that run fails. Inside, it runs `body` on a tokio runtime.
 pub fn in_private_netns<F, Fut>(name: &str, body: F) -> anyhow::Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    in_private_namespaces(name, false, body)
+}
+
+/// [`in_private_netns`] with a private mount namespace as well: the test may mount filesystems
+/// (its data dirs on a size-limited tmpfs, a loop-mounted image), which nobody outside sees
+/// and which go away with it. Loop devices and ext4 need root; a tmpfs works for other users
+/// too (in a user namespace).
+pub fn in_private_mount_and_netns<F, Fut>(name: &str, body: F) -> anyhow::Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    in_private_namespaces(name, true, body)
+}
+
+fn in_private_namespaces<F, Fut>(name: &str, mount: bool, body: F) -> anyhow::Result<()>
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
@@ -53,6 +77,10 @@ where
         Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
     let mut cmd = Command::new("unshare");
     cmd.arg(if root { "-n" } else { "-rn" });
+    if mount {
+        // unshare makes the new mount namespace's mounts private: nothing propagates out.
+        cmd.arg("-m");
+    }
     cmd.args(["--", "sh", "-c", r#"ip link set lo up && exec "$0" "$@""#])
         .arg(&exe)
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
@@ -343,6 +371,21 @@ pub fn faketime(clock: &Path) -> anyhow::Result<Vec<(String, String)>> {
     ]
     .map(|(k, v)| (k.to_owned(), v))
     .to_vec())
+}
+
+/// Run a system command (mount, umount, mkfs...) and fail with its output when it fails.
+pub fn sh(program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run {program}: {e}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// Run a `hearth-engine` subcommand (`device-key`, `admin-token`) and return its stdout line.

@@ -48,6 +48,19 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Readings that were not stored: 503 with why. Not logged here: a failed write is logged
+    /// by the ingest writer, and a refusal while storage is degraded is that state, which the
+    /// store logs once (logging every refused report would write to the very disk in trouble).
+    pub(crate) fn not_stored(cause: String) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            format!("readings not stored ({cause}); try again later"),
+        )
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         Self::unavailable("database error", e)

@@ -11,6 +11,7 @@ use hearth_proto::status::{HealthCheck, Identity, Role, ServiceStatus};
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
+use crate::store::StorageHealth;
 
 /// The port hearth-web listens on by default (its `--listen`).
 const DASHBOARD_PORT: u16 = 8088;
@@ -78,18 +79,39 @@ fn escape(s: &str) -> String {
     out
 }
 
-/// Service health: 200 when the database answers, 503 otherwise.
+/// Service health: 200 when the database stores, 503 with the reason and since when it has
+/// not. During a storage fault (a full disk, a filesystem turned read-only, I/O errors)
+/// readings are refused with 503, so agents keep them queued, and control goes on from what
+/// the engine holds in memory; the engine checks every second whether it can store again.
 #[utoipa::path(get, path = "/v1/status", operation_id = "get_status", tag = "service",
     responses(
         (status = 200, description = "Healthy", body = ServiceStatus),
-        (status = 503, description = "A dependency is unavailable", body = ServiceStatus),
+        (status = 503, description = "The database cannot store (or answer): `checks` say why \
+and since when", body = ServiceStatus),
     ))]
 pub(super) async fn status(
     State(state): State<AppState>,
 ) -> (StatusCode, axum::Json<ServiceStatus>) {
-    let db = match state.inner.store.ping().await {
-        Ok(()) => HealthCheck { name: "database".into(), ok: true, detail: "answers".into() },
-        Err(e) => HealthCheck { name: "database".into(), ok: false, detail: e.to_string() },
+    let store = &state.inner.store;
+    let check =
+        |ok, detail: String, since| HealthCheck { name: "database".into(), ok, detail, since };
+    // A store that believes itself healthy is asked as well; a fault found here is a fault
+    // like any other.
+    let healthy = match store.health() {
+        StorageHealth::Healthy => store.ping().await.map_err(|e| e.to_string()),
+        StorageHealth::Degraded { .. } => Err(String::new()),
+    };
+    let db = match (healthy, store.health()) {
+        (Ok(()), _) => check(true, "stores and answers".into(), None),
+        (Err(_), StorageHealth::Degraded { reason, since }) => check(
+            false,
+            format!(
+                "cannot store: {reason}; readings are refused (503) and stay queued at the \
+                 agents, control goes on from memory"
+            ),
+            Some(since),
+        ),
+        (Err(e), StorageHealth::Healthy) => check(false, e, None),
     };
     let healthy = db.ok;
     let body = ServiceStatus {

@@ -47,6 +47,12 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
     let mut e = Exposition::default();
     e.family("hearth_build_info", "gauge", "The engine's version.");
     e.sample("hearth_build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+    e.family(
+        "hearth_storage_healthy",
+        "gauge",
+        "1 when the database stores; 0 during a storage fault (readings refused, GET /v1/status says why).",
+    );
+    e.sample("hearth_storage_healthy", &[], f64::from(u8::from(s.store.health().is_healthy())));
     let c = &s.counters;
     e.counter(
         "hearth_readings_committed_total",
@@ -113,7 +119,8 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
         let labels = [("host", r.host_id.as_str()), ("output", r.output_id.as_str())];
         e.sample("hearth_relay_state_age_seconds", &labels, age);
     }
-    let agents = s.store.agents().await?;
+    // During a storage fault the agents' contacts may not be readable; the rest still is.
+    let agents = s.store.agents().await.unwrap_or_default();
     e.family("hearth_agent_last_seen_seconds", "gauge", "Seconds since each agent was heard.");
     for a in &agents {
         let age = now.duration_since(from_millis(a.last_seen)).as_secs_f64();

@@ -92,6 +92,11 @@ impl AppState {
     pub(crate) fn events(&self) -> &crate::events::Events {
         &self.inner.events
     }
+
+    /// What the handlers share, without keeping it alive.
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Shared> {
+        Arc::downgrade(&self.inner)
+    }
 }
 
 #[derive(OpenApi)]

@@ -11,7 +11,7 @@ use hearth_proto::{ErrorBody, Timestamp};
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, Body};
-use crate::store::{RelayRow, from_millis, millis};
+use crate::store::{Registration, RelayRow, from_millis, millis};
 
 /// A relay agent announces its URL and outputs (on start and whenever it finds the engine).
 #[utoipa::path(post, path = "/v1/relays/register", operation_id = "register_relay_agent", tag = "relays",
@@ -78,15 +78,15 @@ pub(super) async fn register(
     state
         .inner
         .store
-        .register_relays(
-            &reg.host_id,
-            reg.url.trim_end_matches('/'),
-            reg.backend.as_deref(),
-            &reg.outputs,
-            millis(now),
-            offset.map(|o| o.as_millis() as i64),
+        .register_relays(&Registration {
+            host_id: &reg.host_id,
+            url: reg.url.trim_end_matches('/'),
+            backend: reg.backend.as_deref(),
+            outputs: &reg.outputs,
+            now: millis(now),
+            clock_offset_ms: offset.map(|o| o.as_millis() as i64),
             key_role,
-        )
+        })
         .await?;
     tracing::info!(host_id = %reg.host_id, url = %reg.url, outputs = reg.outputs.len(),
         backend = reg.backend.as_deref().unwrap_or("unknown"), "relay agent registered");

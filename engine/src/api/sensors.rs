@@ -89,12 +89,7 @@ pub(super) async fn update(
             })
             .collect()
     };
-    state
-        .inner
-        .ingest
-        .submit(report)
-        .await
-        .map_err(|e| ApiError::unavailable("storing readings failed", e))?;
+    state.inner.ingest.submit(report).await.map_err(ApiError::not_stored)?;
     // Only after the commit: a subscriber that re-reads the API finds what it was told about.
     for event in events {
         state.inner.events.publish(event);
@@ -184,12 +179,7 @@ pub(super) async fn backlog(
         })
         .collect();
     let report = new_report(&state, backlog.host_id, key_role, &clock, readings);
-    state
-        .inner
-        .ingest
-        .submit(report)
-        .await
-        .map_err(|e| ApiError::unavailable("storing readings failed", e))?;
+    state.inner.ingest.submit(report).await.map_err(ApiError::not_stored)?;
     let ack = SensorBacklogAck { status: "ok".into(), updates, readings: count };
     Ok((StatusCode::CREATED, axum::Json(ack)))
 }

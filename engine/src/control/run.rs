@@ -89,20 +89,9 @@ impl Controller {
         counters: Arc<Counters>,
         wake: Arc<Notify>,
     ) -> anyhow::Result<Self> {
-        // Stored settings that no longer pass the checks (an older format, a removed algorithm)
-        // give way to the defaults rather than stopping the engine.
-        let settings = match store.load_settings().await?.map(super::check_settings) {
-            Some(Ok(s)) => s,
-            stored => {
-                if let Some(Err(e)) = stored {
-                    tracing::warn!(error = %e, "stored control settings are not valid; using the defaults");
-                }
-                // Checking the defaults fills in the default algorithm's parameters.
-                super::check_settings(ControlSettings::default())
-                    .map_err(|e| anyhow::anyhow!("default control settings: {e}"))?
-            }
-        };
-        let latest = store.decisions(None, None, 1).await?.into_iter().next();
+        let settings = load_settings(&store).await?;
+        // Without the database (a start on a damaged card) there is no last decision to show.
+        let latest = store.decisions(None, None, 1).await.ok().and_then(|d| d.into_iter().next());
         Ok(Self {
             store,
             site,
@@ -115,6 +104,22 @@ impl Controller {
             wake,
             resend: AtomicBool::new(false),
         })
+    }
+
+    /// Read the settings again (the database came back after a storage fault) and decide with
+    /// them at once.
+    pub(crate) async fn reload_settings(&self) {
+        match load_settings(&self.store).await {
+            Ok(settings) => {
+                if *self.settings.borrow() != settings {
+                    tracing::info!("control settings read again from the database");
+                    self.settings.send_replace(settings);
+                    self.events.changed("settings");
+                }
+                self.wake.notify_one();
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the control settings again"),
+        }
     }
 
     pub(crate) fn settings(&self) -> ControlSettings {
@@ -221,6 +226,11 @@ impl Controller {
         let mut published: Option<Shown> = None;
         let mut learned = self.learn(Timestamp::now()).await;
         let mut learned_at = tokio::time::Instant::now();
+        // The runs of the changeover window as last read: when the database does not answer,
+        // the changeover delay still counts from the last run known, not from nothing.
+        let mut recent_runs: Vec<Run> = Vec::new();
+        // Storage failures of the runs are logged when they start and end, not every pass.
+        let (mut runs_read, mut runs_unread, mut runs_unrecorded) = (false, false, false);
         // Under a systemd watchdog a pass must complete at least every half WatchdogSec, even
         // with a longer tick: each pass pings it, so a wedged pass (store, commanding) stops
         // the pings and systemd restarts the engine. Passes are idempotent, so waking more
@@ -235,12 +245,46 @@ impl Controller {
                 // always among them.
                 let window = CHANGEOVER_WINDOW.max(STUCK_WINDOW);
                 let from = now.checked_sub(window).unwrap_or(Timestamp::MIN);
-                let recent = self.store.runs(from, now).await?;
-                let equipment = equipment(&relays, &recent, now);
-                let decision = self.decide(now, equipment, &learned, &recent).await?;
+                // While storage is degraded nothing new is recorded: the runs last read stand
+                // (and no file of a failed filesystem is kept open by reading them each pass).
+                let read = if self.store.health().is_healthy() || !runs_read {
+                    self.store.runs(from, now).await
+                } else {
+                    Ok(recent_runs.clone())
+                };
+                match read {
+                    Ok(runs) => {
+                        recent_runs = runs;
+                        runs_unread = false;
+                        runs_read = true;
+                    }
+                    Err(e) => {
+                        if !std::mem::replace(&mut runs_unread, true) {
+                            tracing::warn!(error = %e, "cannot read runs; using the last read");
+                        }
+                    }
+                }
+                let recent = &recent_runs;
+                let equipment = equipment(&relays, recent, now);
+                let decision = self.decide(now, equipment, &learned, recent).await?;
                 // Runs follow the relays, not the decisions: a refused or deferred command is
-                // not a run, a relay that fell back by itself ended one.
-                let ended = self.track_runs(equipment, &recent, decision.effective_temp_c).await?;
+                // not a run, a relay that fell back by itself ended one. They are history: a
+                // storage fault that keeps them from being written must not stop the commands.
+                let ended =
+                    match self.track_runs(equipment, recent, decision.effective_temp_c).await {
+                        Ok(ended) => {
+                            if std::mem::replace(&mut runs_unrecorded, false) {
+                                tracing::info!("runs recorded again");
+                            }
+                            ended
+                        }
+                        Err(e) => {
+                            if !std::mem::replace(&mut runs_unrecorded, true) {
+                                tracing::warn!(error = %e, "cannot record runs");
+                            }
+                            false
+                        }
+                    };
                 Ok::<_, sqlx::Error>((decision, ended))
             };
             match pass.await {
@@ -316,6 +360,34 @@ impl Controller {
             }
         }
         Ok(ended)
+    }
+}
+
+/// The stored settings. Settings that no longer pass the checks (an older format, a removed
+/// algorithm) give way to the defaults rather than stopping the engine. Settings that cannot
+/// be read at all (the database does not open) give mode off: the frost floor, the max ceiling
+/// and the sensor-loss duty still act, but nothing heats or cools to a target nobody chose.
+async fn load_settings(store: &Store) -> anyhow::Result<ControlSettings> {
+    let settings = match store.load_settings().await {
+        Ok(Some(stored)) => super::check_settings(stored).map_err(|e| {
+            tracing::warn!(error = %e, "stored control settings are not valid; using the defaults");
+        }),
+        Ok(None) => Err(()),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the control settings; mode off (frost \
+                floor and max ceiling only) until the database answers");
+            return super::check_settings(ControlSettings {
+                mode: hearth_proto::control::Mode::Off,
+                ..ControlSettings::default()
+            })
+            .map_err(|e| anyhow::anyhow!("default control settings: {e}"));
+        }
+    };
+    match settings {
+        Ok(s) => Ok(s),
+        // Checking the defaults fills in the default algorithm's parameters.
+        Err(()) => super::check_settings(ControlSettings::default())
+            .map_err(|e| anyhow::anyhow!("default control settings: {e}")),
     }
 }
 

@@ -298,7 +298,7 @@ impl Store {
             Some(_) => query,
             None => query.bind(MIN_READING_C).bind(MAX_READING_C),
         };
-        let rows = query.bind(sensor_id).bind(from).bind(to).fetch_all(&self.pool).await?;
+        let rows = query.bind(sensor_id).bind(from).bind(to).fetch_all(&self.pool()).await?;
         series.points = rows
             .iter()
             .map(|r| {
@@ -337,7 +337,7 @@ impl Store {
         .bind(sensor_id)
         .bind(from_ms)
         .bind(to_ms)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await?;
         Ok(rows.len())
     }
@@ -350,16 +350,16 @@ impl Store {
         at: Timestamp,
         temp: Option<f64>,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        let done = sqlx::query(
             r#"INSERT INTO runs (system, start, start_temp) VALUES (?, ?, ?)
                ON CONFLICT (system) WHERE "end" IS NULL DO NOTHING"#,
         )
         .bind(enum_str(system))
         .bind(millis(at))
         .bind(temp)
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
+        .execute(&self.pool())
+        .await;
+        self.seen(done).map(|_| ())
     }
 
     /// Close the open run of `system` at `at` (never before its start); a no-op when none is
@@ -370,16 +370,16 @@ impl Store {
         at: Timestamp,
         temp: Option<f64>,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        let done = sqlx::query(
             r#"UPDATE runs SET "end" = MAX(start, ?), end_temp = ?
                WHERE system = ? AND "end" IS NULL"#,
         )
         .bind(millis(at))
         .bind(temp)
         .bind(enum_str(system))
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
+        .execute(&self.pool())
+        .await;
+        self.seen(done).map(|_| ())
     }
 
     /// The runs still going on (at most one per system), oldest first. The loop finds them
@@ -390,7 +390,7 @@ impl Store {
             r#"SELECT system, start, "end", start_temp, end_temp FROM runs
                WHERE "end" IS NULL ORDER BY start, id"#,
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await?;
         rows.iter().map(run_from_row).collect()
     }
@@ -408,7 +408,7 @@ impl Store {
         )
         .bind(millis(to))
         .bind(millis(from))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await?;
         rows.iter().map(run_from_row).collect()
     }
@@ -416,7 +416,7 @@ impl Store {
     /// The systems that have ever run, heat first.
     pub(crate) async fn run_systems(&self) -> Result<Vec<System>, sqlx::Error> {
         let names: Vec<String> =
-            sqlx::query_scalar("SELECT DISTINCT system FROM runs").fetch_all(&self.pool).await?;
+            sqlx::query_scalar("SELECT DISTINCT system FROM runs").fetch_all(&self.pool()).await?;
         let mut systems: Vec<System> = names.iter().filter_map(|s| str_enum(s)).collect();
         systems.sort();
         Ok(systems)
@@ -489,7 +489,7 @@ mod tests {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT sensor_id, bucket, n, sum, min, max FROM {table} ORDER BY sensor_id, bucket"
         )))
-        .fetch_all(&store.pool)
+        .fetch_all(&store.pool())
         .await?)
     }
 
@@ -501,7 +501,7 @@ mod tests {
              FROM readings GROUP BY sensor_id, b ORDER BY sensor_id, b",
         )
         .bind(unit)
-        .fetch_all(&store.pool)
+        .fetch_all(&store.pool())
         .await?)
     }
 
@@ -557,11 +557,11 @@ mod tests {
         // Recompute as the migration does, from scratch, and compare with what ingest kept.
         let kept =
             (rollup(&store, "readings_minute").await?, rollup(&store, "readings_hour").await?);
-        sqlx::query("DELETE FROM readings_minute").execute(&store.pool).await?;
-        sqlx::query("DELETE FROM readings_hour").execute(&store.pool).await?;
+        sqlx::query("DELETE FROM readings_minute").execute(&store.pool()).await?;
+        sqlx::query("DELETE FROM readings_hour").execute(&store.pool()).await?;
         let migration = include_str!("../../migrations/0004_history.sql");
         for statement in migration.split(';').filter(|s| s.contains("INSERT INTO readings_")) {
-            sqlx::query(statement).execute(&store.pool).await?;
+            sqlx::query(statement).execute(&store.pool()).await?;
         }
         let backfilled =
             (rollup(&store, "readings_minute").await?, rollup(&store, "readings_hour").await?);
@@ -615,14 +615,14 @@ mod tests {
             sqlx::query("INSERT INTO readings (sensor_id, ts, value) VALUES ('28-a', ?, ?)")
                 .bind(ts)
                 .bind(v)
-                .execute(&store.pool)
+                .execute(&store.pool())
                 .await?;
         }
-        sqlx::query("UPDATE sensors SET last_value = 1e308").execute(&store.pool).await?;
+        sqlx::query("UPDATE sensors SET last_value = 1e308").execute(&store.pool()).await?;
         for table in ["readings_minute", "readings_hour"] {
             let unit = if table == "readings_hour" { HOUR_MS } else { MINUTE_MS };
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
-                .execute(&store.pool)
+                .execute(&store.pool())
                 .await?;
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO {table} (sensor_id, bucket, n, sum, min, max)
@@ -631,7 +631,7 @@ mod tests {
                  FROM readings GROUP BY sensor_id, b"
             )))
             .bind(unit)
-            .execute(&store.pool)
+            .execute(&store.pool())
             .await?;
         }
         let broken = rollup(&store, "readings_minute").await?;
@@ -644,7 +644,7 @@ mod tests {
                 && s.lines().any(|l| !l.trim().is_empty() && !l.trim().starts_with("--"))
         });
         // One connection: the migration's temporary tables are per connection.
-        let mut conn = store.pool.acquire().await?;
+        let mut conn = store.pool().acquire().await?;
         for statement in statements {
             sqlx::query(sqlx::AssertSqlSafe(statement.to_owned())).execute(&mut *conn).await?;
         }

@@ -1,27 +1,45 @@
 //! The database: the only module that speaks SQL (invariant: only the engine touches the
 //! database, and inside the engine only this module).
 //!
-//! SQLite is the embedded default: one file, WAL, `synchronous = NORMAL` (a power cut may lose
-//! the last commits but never corrupts the file). Queries are plain `query()/query_as()` so the
-//! PostgreSQL backend can follow with the same statements tested against both.
+//! SQLite is the embedded default: one file, WAL, `synchronous = FULL`, so a commit is on the
+//! disk when it returns and an acknowledgement means durable (the group commit in
+//! `ingest.rs` pays one fsync for many requests). Queries are plain `query()/query_as()` so
+//! the PostgreSQL backend can follow with the same statements tested against both.
+//!
+//! Storage faults (a full disk, a filesystem turned read-only, I/O errors) are a state of the
+//! store, not an accident of one request: every failing query that reveals one turns the
+//! store degraded ([`health`]), which drops every connection (a connection whose commit
+//! failed may sit in a transaction SQLite already rolled back, or hold the WAL write lock) and
+//! starts the recovery probe; ingest refuses to acknowledge while degraded. What control
+//! needs is [`held`] in memory as well, so decisions go on through the fault.
 
+mod health;
+mod held;
 mod schedules;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use hearth_proto::Timestamp;
 use hearth_proto::agents::{AgentKind, KeyRole};
 use hearth_proto::control::{ControlSettings, Decision};
 use hearth_proto::relays::{OutputStatus, RelayFunction, RelayState};
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use tokio::sync::watch;
 
 use crate::calibration::{calibrated, display_name};
 
+pub(crate) use health::StorageHealth;
 pub(crate) use schedules::Schedules;
 mod history;
+
+/// Connections per pool: readers go on while the ingest writer commits (WAL).
+const POOL_SIZE: u32 = 4;
 
 /// Rows per multi-row INSERT: at most 7 bound values each, under SQLite's 32766 variables.
 const INSERT_CHUNK: usize = 1000;
@@ -108,6 +126,22 @@ pub(crate) struct AgentRow {
     pub(crate) misdated_at: Option<i64>,
 }
 
+/// A relay agent's registration, as the store records it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Registration<'a> {
+    pub(crate) host_id: &'a str,
+    /// Where the engine reaches the agent (no trailing `/`).
+    pub(crate) url: &'a str,
+    /// The hardware backend it says it uses; None from an agent that does not say.
+    pub(crate) backend: Option<&'a str>,
+    pub(crate) outputs: &'a [OutputStatus],
+    /// When it was received, Unix ms.
+    pub(crate) now: i64,
+    pub(crate) clock_offset_ms: Option<i64>,
+    /// What the key it registered with allows.
+    pub(crate) key_role: KeyRole,
+}
+
 /// How a call of the engine to a relay agent went, for [`Store::relay_contact`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Contact<'a> {
@@ -150,10 +184,34 @@ impl RelayRow {
     }
 }
 
+/// How commits reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// `synchronous = FULL`: the WAL is synced at every commit; what is acknowledged survives
+    /// a power cut or a storage fault. The engine's only setting.
+    Full,
+    /// `synchronous = NORMAL`: the last commits may be lost (never the file). Only for the
+    /// ingest benchmark's comparison.
+    Normal,
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
-    pool: SqlitePool,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Opens the database for writing (the recovery probe opens it afresh with these).
+    options: SqliteConnectOptions,
+    /// The database file (none in memory): its filesystem is checked before a recovery counts.
+    file: Option<PathBuf>,
+    /// Replaced as a whole when a fault is found and when the probe recovers: every connection
+    /// of the old pool is closed, which rolls back whatever it held.
+    pool: std::sync::RwLock<SqlitePool>,
+    health: watch::Sender<StorageHealth>,
+    held: held::Held,
 }
 
 pub(crate) fn millis(t: Timestamp) -> i64 {
@@ -178,48 +236,175 @@ fn str_enum<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
 
 impl Store {
     /// Open (creating if needed) the database at `url` and run the embedded migrations.
+    ///
+    /// A storage fault does not stop the engine: on a read-only filesystem the database is
+    /// opened read-only when it can be (control then has the stored settings, schedule and
+    /// relays), else not at all; either way the store starts degraded and the recovery probe
+    /// opens it for writing as soon as it can. Only a configuration mistake (a bad URL, a
+    /// database from another version) fails.
     pub(crate) async fn open(url: &str) -> anyhow::Result<Self> {
+        Self::open_with(url, Durability::Full).await
+    }
+
+    /// [`Self::open`] with the given durability (the benchmark compares them).
+    pub(crate) async fn open_with(url: &str, durability: Durability) -> anyhow::Result<Self> {
         if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             anyhow::bail!(
-                "PostgreSQL is not supported yet by this build; use a sqlite:// URL (see README)"
+                "PostgreSQL is not supported yet by this build: the engine stores in SQLite only \
+                 (see \"Storage\" in the README); use a sqlite:// URL or leave --database-url unset"
             );
         }
+        let synchronous = match durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Normal => SqliteSynchronous::Normal,
+        };
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| anyhow::anyhow!("bad database URL {url:?}: {e}"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(synchronous)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot open database {url:?}: {e}"))?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
-        Ok(Self { pool })
+        let file = Some(options.get_filename().to_path_buf())
+            .filter(|f| !f.as_os_str().is_empty() && f.as_os_str() != ":memory:");
+        let (pool, health) = match open_writable(&options, file.as_deref()).await {
+            Ok(pool) => (pool, StorageHealth::Healthy),
+            Err(Opening::Unwritable { pool, reason }) => {
+                tracing::error!(%reason, "the database opens but cannot store; starting degraded");
+                (pool, degraded(reason))
+            }
+            Err(Opening::Fault(reason)) => {
+                // "Read-only filesystem" says more than SQLite's "unable to open".
+                let reason = match file.as_deref().and_then(|f| health::filesystem_problem(f, 0)) {
+                    Some(problem) => format!("{problem} ({reason})"),
+                    None => reason,
+                };
+                let pool = match open_read_only(url, file.as_deref()).await {
+                    Ok(pool) => {
+                        tracing::error!(%reason, "the database cannot be opened for writing; \
+                            starting degraded on a read-only copy (stored settings, schedule \
+                            and relays apply)");
+                        pool
+                    }
+                    Err(e) => {
+                        tracing::error!(%reason, read_only = %e, "the database cannot be \
+                            opened; starting degraded with the default protections (frost \
+                            floor, max ceiling) only");
+                        transient_pool(&options)
+                    }
+                };
+                (pool, degraded(reason))
+            }
+            Err(Opening::Config(e)) => return Err(e),
+        };
+        let inner = Arc::new(Inner {
+            options,
+            file,
+            pool: std::sync::RwLock::new(pool),
+            health: watch::Sender::new(health),
+            held: held::Held::default(),
+        });
+        tokio::spawn(recover(Arc::downgrade(&inner)));
+        Ok(Self { inner })
+    }
+
+    /// The current pool. Cloned out, so that a query in flight keeps the pool it started on
+    /// while a recovery replaces it.
+    fn pool(&self) -> SqlitePool {
+        self.inner.pool.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether the store can store, and since when it cannot.
+    pub(crate) fn health(&self) -> StorageHealth {
+        self.inner.health.borrow().clone()
+    }
+
+    /// Changes of [`Self::health`].
+    pub(crate) fn subscribe_health(&self) -> watch::Receiver<StorageHealth> {
+        self.inner.health.subscribe()
+    }
+
+    /// Note the outcome of a query: an error that is a storage fault turns the store degraded.
+    fn seen<T>(&self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+        if let Err(e) = &result {
+            self.observe(e);
+        }
+        result
+    }
+
+    /// A query failed: if the storage did, the store is degraded from now on, every connection
+    /// is dropped, and the recovery probe starts.
+    pub(crate) fn observe(&self, e: &sqlx::Error) {
+        if let Some(reason) = health::fault_reason(e) {
+            self.degrade(reason);
+        }
+    }
+
+    fn degrade(&self, reason: String) {
+        let changed = self.inner.health.send_if_modified(|h| {
+            if h.is_healthy() {
+                *h = degraded(reason.clone());
+                true
+            } else {
+                false
+            }
+        });
+        if changed {
+            tracing::error!(%reason, "storage fault: readings are refused (503) until the \
+                database stores again; control goes on from what the engine holds in memory");
+            self.replace_pool(transient_pool(&self.inner.options));
+        }
+    }
+
+    fn replace_pool(&self, pool: SqlitePool) {
+        let old = std::mem::replace(
+            &mut *self.inner.pool.write().unwrap_or_else(|e| e.into_inner()),
+            pool,
+        );
+        // Waits for connections in use to come back, then closes every one.
+        tokio::spawn(async move { old.close().await });
     }
 
     /// Cheap health check for `/v1/status`.
     pub(crate) async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        let r = sqlx::query("SELECT 1").execute(&self.pool()).await.map(|_| ());
+        self.seen(r)
     }
 
     /// Close the pool (checkpoints the WAL).
     pub(crate) async fn close(&self) {
-        self.pool.close().await;
+        self.pool().close().await;
+    }
+
+    /// One recovery attempt: the filesystem has room and takes writes, a fresh pool opens and
+    /// migrates, and a write commits. Then that pool replaces the old one.
+    async fn try_recover(&self) -> Result<(), String> {
+        let pool = match open_writable(&self.inner.options, self.inner.file.as_deref()).await {
+            Ok(pool) => pool,
+            Err(Opening::Unwritable { pool, reason }) => {
+                pool.close().await;
+                return Err(reason);
+            }
+            Err(Opening::Fault(reason)) => return Err(reason),
+            Err(Opening::Config(e)) => return Err(e.to_string()),
+        };
+        self.replace_pool(pool);
+        self.inner.health.send_replace(StorageHealth::Healthy);
+        Ok(())
     }
 
     /// Store several reports in one transaction: the group commit of the ingest path. Every
     /// table gets multi-row statements (one per chunk), never one statement per reading: at
     /// ~50 µs a statement, per-row upserts would cap ingest near 20k readings/s.
     pub(crate) async fn write_reports(&self, reports: &[NewReport]) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let result = self.write_reports_tx(reports).await;
+        self.seen(result)
+    }
+
+    async fn write_reports_tx(&self, reports: &[NewReport]) -> Result<(), sqlx::Error> {
+        let mut tx = WriteTx::begin(&self.pool()).await?;
         let all: Vec<&NewReading> = reports.iter().flat_map(|r| &r.readings).collect();
-        history::insert_readings(&mut tx, &all).await?;
+        history::insert_readings(tx.conn()?, &all).await?;
 
         // One row per sensor and per host: an upsert may not touch a row twice in one
         // statement (PostgreSQL refuses it), and only the newest reading of a sensor can win.
@@ -302,37 +487,73 @@ impl Store {
                      OR excluded.last_ts < COALESCE(sensors.last_ts, excluded.last_ts)
                      THEN sensors.last_ts ELSE excluded.last_ts END",
             );
-            q.build().execute(&mut *tx).await?;
+            q.build().execute(tx.conn()?).await?;
         }
         let agents: Vec<AgentUpsert<'_>> = hosts.into_values().collect();
-        upsert_agents(&mut tx, &agents).await?;
+        upsert_agents(tx.conn()?, &agents).await?;
         tx.commit().await
     }
 
+    /// Hold a report's readings in memory, for control (whether or not it can be stored).
+    pub(crate) fn hold_readings(&self, report: &NewReport) {
+        self.inner.held.readings(report);
+    }
+
+    /// Every sensor with its newest reading: the stored one, or a newer one held in memory
+    /// (not stored because of a storage fault). When the database does not answer, the last
+    /// rows read with the held readings; an error only when nothing is known.
     pub(crate) async fn sensors(&self) -> Result<Vec<SensorRow>, sqlx::Error> {
-        sqlx::query_as(
+        if self.served_from_memory() {
+            return self.inner.held.sensors(None);
+        }
+        let read = sqlx::query_as(
             "SELECT id, host_id, kind, alias, extra, last_ts, last_value, value_since, name,
                     weight, offset_c
              FROM sensors ORDER BY id",
         )
-        .fetch_all(&self.pool)
-        .await
+        .fetch_all(&self.pool())
+        .await;
+        let rows = self.inner.held.sensors(Some(self.seen(read)));
+        self.known_while_degraded(rows)
+    }
+
+    /// While storage is degraded and the database cannot be read, what is known may be
+    /// nothing yet (a start without a database): that is an answer, not an error, so control
+    /// decides with what it has (the frost floor needs no relay list to be right).
+    fn known_while_degraded<T>(
+        &self,
+        rows: Result<Vec<T>, sqlx::Error>,
+    ) -> Result<Vec<T>, sqlx::Error> {
+        match rows {
+            Err(_) if !self.health().is_healthy() => Ok(Vec::new()),
+            rows => rows,
+        }
+    }
+
+    /// Whether sensors and relays are served from memory without asking the database: while
+    /// storage is degraded nothing new reaches the database, so the last rows read (with what
+    /// is held) are as new as anything in it; and a filesystem that failed can only be
+    /// repaired (unmounted, checked) once nothing keeps its files open, which reads every
+    /// pass of the control loop would.
+    fn served_from_memory(&self) -> bool {
+        !self.health().is_healthy() && self.inner.held.has_read()
     }
 
     /// A sensor's calibration offset; None when the sensor is unknown.
     pub(crate) async fn sensor_offset(&self, id: &str) -> Result<Option<f64>, sqlx::Error> {
         sqlx::query_scalar("SELECT offset_c FROM sensors WHERE id = ?")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await
     }
 
     /// Every known sensor's non-zero calibration offset (the ingest path's cache is built
     /// from it at start).
     pub(crate) async fn sensor_offsets(&self) -> Result<Vec<(String, f64)>, sqlx::Error> {
-        sqlx::query_as("SELECT id, offset_c FROM sensors WHERE offset_c <> 0")
-            .fetch_all(&self.pool)
-            .await
+        let read = sqlx::query_as("SELECT id, offset_c FROM sensors WHERE offset_c <> 0")
+            .fetch_all(&self.pool())
+            .await;
+        self.seen(read)
     }
 
     /// Store what people set for a sensor; false when the sensor is unknown.
@@ -349,9 +570,9 @@ impl Store {
                 .bind(weight)
                 .bind(offset_c)
                 .bind(id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
+                .execute(&self.pool())
+                .await;
+        Ok(self.seen(done)?.rows_affected() == 1)
     }
 
     /// Raw readings of one sensor in `[from, to)`, oldest first, at most `limit`.
@@ -369,9 +590,9 @@ impl Store {
         .bind(from)
         .bind(to)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| Ok((r.try_get("ts")?, r.try_get("value")?))).collect()
+        .fetch_all(&self.pool())
+        .await;
+        self.seen(rows)?.iter().map(|r| Ok((r.try_get("ts")?, r.try_get("value")?))).collect()
     }
 
     pub(crate) async fn agents(&self) -> Result<Vec<AgentRow>, sqlx::Error> {
@@ -380,9 +601,10 @@ impl Store {
                     contact_error, key_role, misdated, misdated_at
              FROM agents ORDER BY host_id, kind",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
+        .fetch_all(&self.pool())
+        .await;
+        self.seen(rows)?
+            .iter()
             .map(|r| {
                 let kind: String = r.try_get("kind")?;
                 let key_role: Option<String> = r.try_get("key_role")?;
@@ -410,15 +632,15 @@ impl Store {
         kind: AgentKind,
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE agents SET last_seen = MAX(last_seen, ?) WHERE host_id = ? AND kind = ?",
         )
         .bind(now)
         .bind(host_id)
         .bind(enum_str(kind))
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
+        .execute(&self.pool())
+        .await;
+        self.seen(done).map(|_| ())
     }
 
     /// Record a relay agent's registration: its URL, hardware backend and outputs. Outputs it
@@ -426,17 +648,16 @@ impl Store {
     /// The backend is replaced (NULL from an agent that does not say). Reachability is left
     /// alone: the agent reaching the engine does not prove the engine reaches the agent (a
     /// wrong advertised URL); the next command tells (registration makes the loop command).
-    pub(crate) async fn register_relays(
-        &self,
-        host_id: &str,
-        url: &str,
-        backend: Option<&str>,
-        outputs: &[OutputStatus],
-        now: i64,
-        clock_offset_ms: Option<i64>,
-        key_role: KeyRole,
-    ) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+    pub(crate) async fn register_relays(&self, reg: &Registration<'_>) -> Result<(), sqlx::Error> {
+        // Held first: control knows the agent even when it cannot be stored.
+        self.inner.held.registration(reg);
+        let result = self.register_relays_tx(reg).await;
+        self.seen(result)
+    }
+
+    async fn register_relays_tx(&self, reg: &Registration<'_>) -> Result<(), sqlx::Error> {
+        let Registration { host_id, url, backend, outputs, now, clock_offset_ms, key_role } = *reg;
+        let mut tx = WriteTx::begin(&self.pool()).await?;
         let agent = AgentUpsert {
             host_id,
             kind: AgentKind::Relay,
@@ -447,11 +668,11 @@ impl Store {
             misdated: 0,
             misdated_at: None,
         };
-        upsert_agents(&mut tx, &[agent]).await?;
+        upsert_agents(tx.conn()?, &[agent]).await?;
         sqlx::query("UPDATE agents SET backend = ? WHERE host_id = ? AND kind = 'relay'")
             .bind(backend)
             .bind(host_id)
-            .execute(&mut *tx)
+            .execute(tx.conn()?)
             .await?;
         let ids: Vec<&str> = outputs.iter().map(|o| o.id.as_str()).collect();
         let keep = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
@@ -460,7 +681,7 @@ impl Store {
         )
         .bind(host_id)
         .bind(keep)
-        .execute(&mut *tx)
+        .execute(tx.conn()?)
         .await?;
         for o in outputs {
             sqlx::query(
@@ -477,13 +698,25 @@ impl Store {
             .bind(enum_str(o.state))
             .bind(now)
             .bind(serde_json::to_string(o).ok())
-            .execute(&mut *tx)
+            .execute(tx.conn()?)
             .await?;
         }
         tx.commit().await
     }
 
+    /// Every relay output as last reported by its agent: stored, or held in memory when newer
+    /// (a report that could not be stored). When the database does not answer, the last rows
+    /// read with the held reports; an error only when nothing is known.
     pub(crate) async fn relays(&self) -> Result<Vec<RelayRow>, sqlx::Error> {
+        if self.served_from_memory() {
+            return self.inner.held.relays(None);
+        }
+        let read = self.read_relays().await;
+        let rows = self.inner.held.relays(Some(self.seen(read)));
+        self.known_while_degraded(rows)
+    }
+
+    async fn read_relays(&self) -> Result<Vec<RelayRow>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT r.host_id, r.output_id, r.name, a.url, r.function, r.function_hint, r.state,
                     r.updated, r.status, r.command_error, a.backend, a.unreachable_since,
@@ -491,7 +724,7 @@ impl Store {
              FROM relays r LEFT JOIN agents a ON a.host_id = r.host_id AND a.kind = 'relay'
              ORDER BY r.host_id, r.output_id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await?;
         rows.iter()
             .map(|r| {
@@ -532,9 +765,13 @@ impl Store {
                 .bind(function.map(enum_str))
                 .bind(host_id)
                 .bind(output_id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
+                .execute(&self.pool())
+                .await;
+        let found = self.seen(done)?.rows_affected() == 1;
+        if found {
+            self.inner.held.relay_function(host_id, output_id, function);
+        }
+        Ok(found)
     }
 
     /// Record an output's status as its agent reported it (after a command, or when read), and
@@ -546,7 +783,10 @@ impl Store {
         command_done: bool,
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        // Held first: the next decision protects the equipment from this report even when it
+        // cannot be stored.
+        self.inner.held.relay_status(host_id, status, command_done, now);
+        let done = sqlx::query(
             "UPDATE relays SET state = ?, updated = ?, status = ?,
                 command_error = CASE WHEN ? THEN NULL ELSE command_error END
              WHERE host_id = ? AND output_id = ?",
@@ -557,8 +797,9 @@ impl Store {
         .bind(command_done)
         .bind(host_id)
         .bind(&status.id)
-        .execute(&self.pool)
-        .await?;
+        .execute(&self.pool())
+        .await;
+        self.seen(done)?;
         self.touch_agent(host_id, AgentKind::Relay, now).await
     }
 
@@ -572,14 +813,17 @@ impl Store {
         contact: Contact<'_>,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
+        // Held first: during a storage fault the relays control and the API see still say
+        // whether their agent answers.
+        self.inner.held.relay_contact(host_id, contact, now);
         let row = sqlx::query(
             "SELECT unreachable_since, contact_error FROM agents
              WHERE host_id = ? AND kind = 'relay'",
         )
         .bind(host_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(false) };
+        .fetch_optional(&self.pool())
+        .await;
+        let Some(row) = self.seen(row)? else { return Ok(false) };
         let since: Option<i64> = row.try_get("unreachable_since")?;
         let error: Option<String> = row.try_get("contact_error")?;
         let (new_since, new_error) = match contact {
@@ -590,15 +834,16 @@ impl Store {
         if (since, error.as_deref()) == (new_since, new_error) {
             return Ok(false);
         }
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE agents SET unreachable_since = ?, contact_error = ?
              WHERE host_id = ? AND kind = 'relay'",
         )
         .bind(new_since)
         .bind(new_error)
         .bind(host_id)
-        .execute(&self.pool)
-        .await?;
+        .execute(&self.pool())
+        .await;
+        self.seen(done)?;
         Ok(since.is_some() != new_since.is_some())
     }
 
@@ -610,20 +855,24 @@ impl Store {
         error: &str,
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE relays SET command_error = ? WHERE host_id = ? AND output_id = ?")
-            .bind(error)
-            .bind(host_id)
-            .bind(output_id)
-            .execute(&self.pool)
-            .await?;
+        self.inner.held.relay_refusal(host_id, output_id, error);
+        let done =
+            sqlx::query("UPDATE relays SET command_error = ? WHERE host_id = ? AND output_id = ?")
+                .bind(error)
+                .bind(host_id)
+                .bind(output_id)
+                .execute(&self.pool())
+                .await;
+        self.seen(done)?;
         self.touch_agent(host_id, AgentKind::Relay, now).await
     }
 
     pub(crate) async fn load_settings(&self) -> Result<Option<ControlSettings>, sqlx::Error> {
-        let value: Option<String> =
+        let value: Result<Option<String>, _> =
             sqlx::query_scalar("SELECT value FROM settings WHERE key = 'control'")
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(&self.pool())
+                .await;
+        let value = self.seen(value)?;
         // A value that no longer parses (older format) falls back to the defaults.
         Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
     }
@@ -633,18 +882,18 @@ impl Store {
         settings: &ControlSettings,
     ) -> Result<(), sqlx::Error> {
         let value = serde_json::to_string(settings).unwrap_or_default();
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO settings (key, value) VALUES ('control', ?)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(value)
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
+        .execute(&self.pool())
+        .await;
+        self.seen(done).map(|_| ())
     }
 
     pub(crate) async fn record_decision(&self, d: &Decision) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO decisions
                (ts, heat, cool, effective_temp, setpoint, reason_code, reason, detail)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -657,9 +906,9 @@ impl Store {
         .bind(enum_str(d.reason_code))
         .bind(&d.reason)
         .bind(serde_json::to_string(d).unwrap_or_default())
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
+        .execute(&self.pool())
+        .await;
+        self.seen(done).map(|_| ())
     }
 
     /// Recorded decisions in `[from, to)` (either bound optional), newest first, at most
@@ -670,15 +919,234 @@ impl Store {
         to: Option<Timestamp>,
         limit: u32,
     ) -> Result<Vec<Decision>, sqlx::Error> {
-        let rows: Vec<String> = sqlx::query_scalar(
+        let rows: Result<Vec<String>, _> = sqlx::query_scalar(
             "SELECT detail FROM decisions WHERE ts >= ? AND ts < ? ORDER BY ts DESC, id DESC LIMIT ?",
         )
         .bind(from.map_or(i64::MIN, millis))
         .bind(to.map_or(i64::MAX, millis))
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().filter_map(|d| serde_json::from_str(d).ok()).collect())
+        .fetch_all(&self.pool())
+        .await;
+        Ok(self.seen(rows)?.iter().filter_map(|d| serde_json::from_str(d).ok()).collect())
+    }
+}
+
+/// The pool of a degraded store: reads that still work (a full disk can be read) go on, on
+/// connections opened for them and closed after, so that nothing keeps a failed filesystem's
+/// files open between queries (it cannot be unmounted for repair otherwise) and no connection
+/// carries anything over from before the fault.
+fn transient_pool(options: &SqliteConnectOptions) -> SqlitePool {
+    SqlitePoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .after_release(|_, _| Box::pin(async { Ok(false) }))
+        .connect_lazy_with(options.clone())
+}
+
+fn degraded(reason: String) -> StorageHealth {
+    StorageHealth::Degraded { reason, since: Timestamp::now() }
+}
+
+/// The migrations shipped in the binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Why a database could not be opened for writing.
+enum Opening {
+    /// It opened and reads, but the storage does not take writes now.
+    Unwritable { pool: SqlitePool, reason: String },
+    /// A storage fault: nothing is open.
+    Fault(String),
+    /// Not the storage's fault: the URL, or a database this version cannot use.
+    Config(anyhow::Error),
+}
+
+fn fault_or(e: sqlx::Error, context: &str) -> Opening {
+    match health::fault_reason(&e) {
+        Some(reason) => Opening::Fault(reason),
+        None => Opening::Config(anyhow::anyhow!("{context}: {e}")),
+    }
+}
+
+/// Open a pool for writing, migrate, and prove that a write commits (with its fsync) and that
+/// the filesystem has room.
+async fn open_writable(
+    options: &SqliteConnectOptions,
+    file: Option<&std::path::Path>,
+) -> Result<SqlitePool, Opening> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .connect_with(options.clone())
+        .await
+        .map_err(|e| fault_or(e, "cannot open the database"))?;
+    if let Err(e) = MIGRATOR.run(&pool).await {
+        pool.close().await;
+        return Err(match e {
+            sqlx::migrate::MigrateError::Execute(e)
+            | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => {
+                fault_or(e, "database migration failed")
+            }
+            e => Opening::Config(anyhow::anyhow!("database migration failed: {e}")),
+        });
+    }
+    let unwritable = |pool, reason| Err(Opening::Unwritable { pool, reason });
+    if let Some(reason) = file.and_then(|f| health::filesystem_problem(f, health::RESERVE_BYTES)) {
+        return unwritable(pool, reason);
+    }
+    if let Err(e) = write_probe(&pool).await {
+        let reason =
+            health::fault_reason(&e).unwrap_or_else(|| format!("a test write failed: {e}"));
+        return unwritable(pool, reason);
+    }
+    Ok(pool)
+}
+
+/// Open the database read-only, for a start on a filesystem that does not take writes. Its
+/// migrations must be exactly this version's: the queries assume that schema.
+async fn open_read_only(url: &str, file: Option<&std::path::Path>) -> Result<SqlitePool, String> {
+    let file = file.ok_or("the database has no file")?;
+    // Without a WAL file everything is in the main file, and `immutable` lets SQLite read it
+    // where it cannot create its shared-memory file. With one, `immutable` would skip the
+    // committed transactions the WAL holds: read normally then (SQLite manages that when the
+    // -shm file exists as well, as after a crash).
+    let mut wal = file.as_os_str().to_owned();
+    wal.push("-wal");
+    let has_wal = std::fs::metadata(PathBuf::from(wal)).is_ok_and(|m| m.len() > 0);
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| e.to_string())?
+        .read_only(true)
+        .immutable(!has_wal)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .connect_with(options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let applied: Result<Vec<i64>, _> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(&pool)
+            .await;
+    let wanted: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+    match applied {
+        Ok(applied) if applied == wanted => Ok(pool),
+        Ok(applied) => {
+            pool.close().await;
+            Err(format!("its migrations {applied:?} are not this version's {wanted:?}"))
+        }
+        Err(e) => {
+            pool.close().await;
+            Err(e.to_string())
+        }
+    }
+}
+
+/// Commit a small write: what the recovery probe (and the start) proves storage with.
+async fn write_probe(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let mut tx = WriteTx::begin(pool).await?;
+    sqlx::query(
+        "INSERT INTO storage_probe (id, at) VALUES (1, ?)
+         ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+    )
+    .bind(millis(Timestamp::now()))
+    .execute(tx.conn()?)
+    .await?;
+    tx.commit().await
+}
+
+/// Every [`health::PROBE_EVERY`], for as long as the store exists: a healthy store checks its
+/// filesystem (a full disk or a read-only mount turn it degraded before a write fails), a
+/// degraded one tries to recover.
+async fn recover(inner: Weak<Inner>) {
+    loop {
+        tokio::time::sleep(health::PROBE_EVERY).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let store = Store { inner };
+        let file = store.inner.file.clone();
+        let was = store.health();
+        if was.is_healthy() {
+            let problem = file
+                .as_deref()
+                .and_then(|f| health::filesystem_problem(f, health::FULL_BELOW_BYTES));
+            if let Some(problem) = problem {
+                store.degrade(problem);
+            }
+            continue;
+        }
+        // A filesystem that is full or read-only is not even tried: opening and migrating
+        // every second would only add I/O to a card in trouble.
+        let attempt = match file
+            .as_deref()
+            .and_then(|f| health::filesystem_problem(f, health::RESERVE_BYTES))
+        {
+            Some(problem) => Err(problem),
+            None => store.try_recover().await,
+        };
+        match attempt {
+            Ok(()) => {
+                if let StorageHealth::Degraded { reason, since } = was {
+                    tracing::info!(%since, was = %reason, "storage recovered: readings are stored again");
+                }
+            }
+            Err(reason) => {
+                let changed = store.inner.health.send_if_modified(|h| match h {
+                    StorageHealth::Degraded { reason: r, .. } if *r != reason => {
+                        *r = reason.clone();
+                        true
+                    }
+                    _ => false,
+                });
+                if changed {
+                    tracing::warn!(%reason, "storage still cannot store");
+                }
+            }
+        }
+    }
+}
+
+/// A write transaction on a connection of its own, begun with `BEGIN IMMEDIATE` (the write
+/// lock up front: no deadlock upgrading a read). A transaction that does not commit closes
+/// its connection instead of returning it to the pool.
+///
+/// Why not sqlx's `Transaction`: after a failed COMMIT (SQLITE_FULL, SQLITE_IOERR) SQLite
+/// has already rolled back, sqlx's ROLLBACK then fails and its transaction depth stays at 1;
+/// the connection's next "transaction" becomes a SAVEPOINT whose RELEASE commits nothing, and
+/// whose failure leaves a real transaction open with the WAL write lock. Acknowledged writes
+/// that never reach the file, and a database locked until restart: the only safe connection
+/// after a failure is a closed one (closing rolls back whatever is open).
+struct WriteTx {
+    conn: Option<PoolConnection<Sqlite>>,
+}
+
+impl WriteTx {
+    async fn begin(pool: &SqlitePool) -> Result<Self, sqlx::Error> {
+        let mut tx = Self { conn: Some(pool.acquire().await?) };
+        sqlx::query("BEGIN IMMEDIATE").execute(tx.conn()?).await?;
+        Ok(tx)
+    }
+
+    fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
+        self.conn.as_deref_mut().ok_or(sqlx::Error::PoolClosed)
+    }
+
+    async fn commit(mut self) -> Result<(), sqlx::Error> {
+        sqlx::query("COMMIT").execute(self.conn()?).await?;
+        // Committed: the connection goes back to the pool.
+        self.conn = None;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for WriteTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTx").field("open", &self.conn.is_some()).finish()
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Out of the pool (which opens a replacement when needed) and closed.
+            drop(conn.detach());
+        }
     }
 }
 
@@ -840,6 +1308,198 @@ mod tests {
         let b = store.sensors().await?.into_iter().find(|s| s.id == "28-b");
         assert_eq!(b.map(|s| (s.last_ts, s.last_value)), Some((None, None)));
         assert_eq!(store.agents().await?[0].misdated, 2);
+        Ok(())
+    }
+
+    fn url(dir: &tempfile::TempDir) -> String {
+        format!("sqlite://{}", dir.path().join("t.db").display())
+    }
+
+    async fn stored_count(url: &str) -> anyhow::Result<i64> {
+        // A pool of its own: what another process would find in the file.
+        let other = SqlitePool::connect(url).await?;
+        let n = sqlx::query_scalar("SELECT COUNT(*) FROM readings").fetch_one(&other).await?;
+        other.close().await;
+        Ok(n)
+    }
+
+    #[tokio::test]
+    async fn commits_are_durable() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&url(&dir)).await?;
+        // 2 = FULL: the WAL is synced at each commit, so an acknowledged reading survives a
+        // power cut or a storage fault (NORMAL = 1 may lose the last commits).
+        let mode: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.pool()).await?;
+        assert_eq!(mode, 2);
+        Ok(())
+    }
+
+    /// SQLite rolls a whole transaction back by itself on some failures: SQLITE_FULL or
+    /// SQLITE_IOERR at COMMIT (a disk that fills up), and `RAISE(ROLLBACK)` in a trigger, used
+    /// here to make it happen on demand. The connection must come out of that with no
+    /// transaction and no lock, so that the next acknowledged write is really in the file.
+    /// (With sqlx's `Transaction` it does not: see [`WriteTx`].) One connection, so that every
+    /// write meets what the one before left.
+    #[tokio::test]
+    async fn a_write_after_sqlite_rolled_back_by_itself_is_stored() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let url = url(&dir);
+        Store::open(&url).await?.close().await;
+        // A connection dropped after a failure closes on its own thread: the next one may
+        // have to wait a moment for its lock, as the engine's would.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                SqliteConnectOptions::from_str(&url)?.busy_timeout(Duration::from_secs(5)),
+            )
+            .await?;
+        sqlx::query(
+            "CREATE TRIGGER fault BEFORE INSERT ON readings WHEN NEW.value = -999
+             BEGIN SELECT RAISE(ROLLBACK, 'the whole transaction is gone'); END;
+             CREATE TRIGGER refuse BEFORE INSERT ON readings WHEN NEW.value = -998
+             BEGIN SELECT RAISE(ABORT, 'this statement fails'); END",
+        )
+        .execute(&pool)
+        .await?;
+        let write = |value: f64| {
+            let pool = pool.clone();
+            async move {
+                let mut tx = WriteTx::begin(&pool).await?;
+                sqlx::query("INSERT INTO readings (sensor_id, ts, value) VALUES ('28-a', ?, ?)")
+                    .bind(value as i64)
+                    .bind(value)
+                    .execute(tx.conn()?)
+                    .await?;
+                tx.commit().await
+            }
+        };
+        assert!(write(-999.0).await.is_err());
+        assert!(write(-998.0).await.is_err());
+        write(21.0).await?;
+        pool.close().await;
+        assert_eq!(stored_count(&url).await?, 1, "an acknowledged write is not in the file");
+        // And nobody holds the write lock: another connection writes at once.
+        let other = SqlitePoolOptions::new()
+            .connect_with(SqliteConnectOptions::from_str(&url)?.busy_timeout(Duration::ZERO))
+            .await?;
+        sqlx::query("INSERT INTO storage_probe (id, at) VALUES (1, 0) ON CONFLICT DO NOTHING")
+            .execute(&other)
+            .await?;
+        other.close().await;
+        Ok(())
+    }
+
+    /// A real storage fault from SQLite (a write on a read-only connection).
+    async fn readonly_error(url: &str) -> anyhow::Result<sqlx::Error> {
+        let ro =
+            SqlitePool::connect_with(SqliteConnectOptions::from_str(url)?.read_only(true)).await?;
+        let err = sqlx::query("DELETE FROM storage_probe")
+            .execute(&ro)
+            .await
+            .err()
+            .ok_or_else(|| anyhow::anyhow!("a read-only connection wrote"))?;
+        ro.close().await;
+        Ok(err)
+    }
+
+    #[tokio::test]
+    async fn a_storage_fault_degrades_until_the_probe_stores_again() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let url = url(&dir);
+        let store = Store::open(&url).await?;
+        assert!(store.health().is_healthy());
+        let not_a_fault = sqlx::query("SELECT * FROM no_such_table").execute(&store.pool()).await;
+        store.observe(&not_a_fault.err().ok_or_else(|| anyhow::anyhow!("no error"))?);
+        assert!(store.health().is_healthy(), "a mistaken query is not a storage fault");
+
+        let before = store.pool();
+        store.observe(&readonly_error(&url).await?);
+        let StorageHealth::Degraded { reason, .. } = store.health() else {
+            anyhow::bail!("not degraded");
+        };
+        assert!(reason.contains("read-only"), "{reason}");
+        // Every connection from before the fault is let go of.
+        assert!(
+            before.is_closed()
+                || tokio::time::timeout(Duration::from_secs(5), async {
+                    while !before.is_closed() {
+                        tokio::task::yield_now().await;
+                    }
+                })
+                .await
+                .is_ok()
+        );
+
+        // The disk is fine: the probe finds so within a couple of its periods.
+        let mut health = store.subscribe_health();
+        tokio::time::timeout(health::PROBE_EVERY * 5, health.wait_for(StorageHealth::is_healthy))
+            .await??;
+        store.write_reports(&[report("pi", 1_000, 20.0, 1_000)]).await?;
+        assert_eq!(stored_count(&url).await?, 1);
+        Ok(())
+    }
+
+    fn output(id: &str, state: RelayState) -> anyhow::Result<OutputStatus> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "id": id, "name": id, "state": state, "safe_state": "off", "function_hint": "heat",
+            "lease_remaining_s": null, "changed_s_ago": 1.0, "cycles": 0,
+            "protection": {"min_on_s": 0, "min_off_s": 0, "max_on_s": null, "interlocked_with": []},
+            "pending_off_in_s": null, "on_blocked_for_s": null,
+            "last_command": null, "last_fallback": null
+        }))?)
+    }
+
+    #[tokio::test]
+    async fn control_sees_relay_answers_that_could_not_be_stored() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let url = url(&dir);
+        let store = Store::open(&url).await?;
+        let outputs = [output("heat", RelayState::Off)?];
+        let reg = |host_id, url, now| Registration {
+            host_id,
+            url,
+            backend: Some("simulated"),
+            outputs: &outputs,
+            now,
+            clock_offset_ms: None,
+            key_role: KeyRole::Relay,
+        };
+        store.register_relays(&reg("r", "http://r:1", 1_000)).await?;
+        assert_eq!(store.relays().await?[0].state, RelayState::Off);
+        // A storage fault: the answer to the next command is not stored, but it is what
+        // protects the equipment in the next decision.
+        store.observe(&readonly_error(&url).await?);
+        store.inner.held.relay_status("r", &output("heat", RelayState::On)?, true, 2_000);
+        let relays = store.relays().await?;
+        assert_eq!((relays.len(), relays[0].state, relays[0].updated), (1, RelayState::On, 2_000));
+        assert_eq!(relays[0].url.as_deref(), Some("http://r:1"));
+        // A relay agent that registers during the fault is known to control as well.
+        store.inner.held.registration(&reg("r2", "http://r2:1", 3_000));
+        assert_eq!(store.relays().await?.len(), 2);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn control_sees_held_readings_and_the_last_rows_read() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&url(&dir)).await?;
+        store.write_reports(&[report("pi", 1_000, 19.0, 1_000)]).await?;
+        assert_eq!(store.sensors().await?[0].last_value, Some(19.0));
+        // Not stored (a fault), but held: the newer reading is what control sees.
+        store.hold_readings(&report("pi", 2_000, 19.5, 2_000));
+        // An older one never replaces it; one stamped after its arrival is held as taken then.
+        store.hold_readings(&report("pi", 1_500, 18.0, 2_100));
+        let mut ahead = report("pi2", 9_000, 20.0, 3_000);
+        // As the clock places a live reading stamped ahead: the latest at its receipt.
+        ahead.readings[0].latest_at = Some(3_000);
+        store.hold_readings(&ahead);
+        let s = store.sensors().await?;
+        assert_eq!((s[0].last_ts, s[0].last_value), (Some(3_000), Some(20.0)));
+        assert_eq!(s[0].host_id, "pi2");
+        // The database stops answering: the last rows read, with what is held.
+        store.pool().close().await;
+        let s = store.sensors().await?;
+        assert_eq!((s.len(), s[0].last_value), (1, Some(20.0)));
         Ok(())
     }
 }

@@ -22,7 +22,7 @@ impl Store {
     /// version) is skipped with a warning rather than failing the whole schedule.
     pub(crate) async fn schedule_rules(&self) -> Result<Vec<Rule>, sqlx::Error> {
         let rows =
-            sqlx::query("SELECT id, body FROM rules ORDER BY id").fetch_all(&self.pool).await?;
+            sqlx::query("SELECT id, body FROM rules ORDER BY id").fetch_all(&self.pool()).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let id: i64 = row.try_get("id")?;
@@ -40,8 +40,9 @@ impl Store {
         let done = sqlx::query("INSERT INTO rules (body, created) VALUES (?, ?)")
             .bind(serde_json::to_string(rule).unwrap_or_default())
             .bind(now)
-            .execute(&self.pool)
-            .await?;
+            .execute(&self.pool())
+            .await;
+        let done = self.seen(done)?;
         Ok(done.last_insert_rowid())
     }
 
@@ -50,14 +51,16 @@ impl Store {
         let done = sqlx::query("UPDATE rules SET body = ? WHERE id = ?")
             .bind(serde_json::to_string(rule).unwrap_or_default())
             .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .execute(&self.pool())
+            .await;
+        let done = self.seen(done)?;
         Ok(done.rows_affected() == 1)
     }
 
     pub(crate) async fn delete_rule(&self, id: i64) -> Result<bool, sqlx::Error> {
         let done =
-            sqlx::query("DELETE FROM rules WHERE id = ?").bind(id).execute(&self.pool).await?;
+            sqlx::query("DELETE FROM rules WHERE id = ?").bind(id).execute(&self.pool()).await;
+        let done = self.seen(done)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -65,34 +68,39 @@ impl Store {
     pub(crate) async fn schedule_default(&self) -> Result<DefaultTarget, sqlx::Error> {
         let value: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
             .bind(DEFAULT_KEY)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?;
         Ok(value.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_else(default_target))
     }
 
     pub(crate) async fn save_schedule_default(&self, d: &DefaultTarget) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO settings (key, value) VALUES (?, ?)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(DEFAULT_KEY)
         .bind(serde_json::to_string(d).unwrap_or_default())
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
+        .execute(&self.pool())
+        .await;
+        self.seen(done).map(|_| ())
     }
 
     /// Every override not ended more than a week before `now` (older ones are deleted here),
     /// by id.
     pub(crate) async fn overrides(&self, now: Timestamp) -> Result<Vec<Override>, sqlx::Error> {
         let horizon = now.checked_sub(KEEP_ENDED).unwrap_or(Timestamp::MIN);
-        sqlx::query("DELETE FROM overrides WHERE end_ms IS NOT NULL AND end_ms < ?")
+        // Housekeeping only: on storage that does not take writes (a start on a read-only
+        // card), the overrides are still read.
+        let deleted = sqlx::query("DELETE FROM overrides WHERE end_ms IS NOT NULL AND end_ms < ?")
             .bind(millis(horizon))
-            .execute(&self.pool)
-            .await?;
+            .execute(&self.pool())
+            .await;
+        if let Err(e) = self.seen(deleted) {
+            tracing::debug!(error = %e, "old overrides not deleted");
+        }
         let rows =
             sqlx::query("SELECT id, body, start_ms, end_ms, created FROM overrides ORDER BY id")
-                .fetch_all(&self.pool)
+                .fetch_all(&self.pool())
                 .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
@@ -132,14 +140,15 @@ impl Store {
         .bind(millis(start))
         .bind(end.map(millis))
         .bind(millis(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.last_insert_rowid())
+        .execute(&self.pool())
+        .await;
+        Ok(self.seen(done)?.last_insert_rowid())
     }
 
     pub(crate) async fn delete_override(&self, id: i64) -> Result<bool, sqlx::Error> {
         let done =
-            sqlx::query("DELETE FROM overrides WHERE id = ?").bind(id).execute(&self.pool).await?;
+            sqlx::query("DELETE FROM overrides WHERE id = ?").bind(id).execute(&self.pool()).await;
+        let done = self.seen(done)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -149,12 +158,12 @@ impl Store {
         id: i64,
         end: Timestamp,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE overrides SET end_ms = ? WHERE id = ?")
+        let done = sqlx::query("UPDATE overrides SET end_ms = ? WHERE id = ?")
             .bind(millis(end))
             .bind(id)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+            .execute(&self.pool())
+            .await;
+        self.seen(done).map(|_| ())
     }
 
     /// End every override in force at `now` (started, not ended); how many.
@@ -167,9 +176,9 @@ impl Store {
         .bind(now)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        .execute(&self.pool())
+        .await;
+        Ok(self.seen(done)?.rows_affected())
     }
 }
 
@@ -186,13 +195,26 @@ pub(crate) struct Schedules {
 }
 
 impl Schedules {
-    /// Load the schedule from the database.
+    /// Load the schedule from the database. When it cannot be read (a start on a damaged
+    /// card), the built-in default target stands in until [`Self::reload`] succeeds; control
+    /// is then in mode off anyway (control/run.rs), so it only matters to what is shown.
     pub(crate) async fn load(store: Store, tz: TimeZone) -> anyhow::Result<Self> {
-        let schedule = read(&store, &tz, Timestamp::now())
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot load the schedule: {e}"))?;
+        let schedule = match read(&store, &tz, Timestamp::now()).await {
+            Ok(schedule) => schedule,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load the schedule; the default target \
+                    stands in until the database answers");
+                Schedule::new(tz.clone(), default_target(), Vec::new(), Vec::new())
+            }
+        };
         let (current, _) = watch::channel(Arc::new(schedule));
         Ok(Self { store, tz, current, writing: Mutex::new(()) })
+    }
+
+    /// Read the schedule again (the database came back after a storage fault).
+    pub(crate) async fn reload(&self) -> Result<(), sqlx::Error> {
+        let _w = self.writing.lock().await;
+        self.publish().await
     }
 
     /// The schedule in force now.

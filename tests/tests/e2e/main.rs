@@ -14,6 +14,7 @@ use hearth_proto::schedules::DefaultTarget;
 mod clocks;
 mod contract;
 mod logs;
+mod storage;
 mod third_party;
 mod web;
 
