@@ -699,7 +699,7 @@ mod tests {
         let out = Command::new(binary("hearth-engine"))
             .arg("--data-dir")
             .arg(dir.path().join("engine"))
-            .args(["device-key", "deploy-relay"])
+            .args(["device-key", "--role", "relay", "deploy-relay"])
             .output()?;
         anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let key = String::from_utf8(out.stdout)?.trim().to_owned();

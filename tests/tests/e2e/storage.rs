@@ -85,8 +85,8 @@ impl House {
         mount(dir.path(), &data)?;
         let data_s = data.to_string_lossy().to_string();
         let url = format!("http://127.0.0.1:{}", free_port()?);
-        let sensor_key = engine_credential(&data, &["device-key", SENSOR])?;
-        let relay_key = engine_credential(&data, &["device-key", RELAY])?;
+        let sensor_key = engine_credential(&data, &["device-key", "--role", "sensor", SENSOR])?;
+        let relay_key = engine_credential(&data, &["device-key", "--role", "relay", RELAY])?;
         let admin = engine_credential(&data, &["admin-token"])?;
         let engine = start_engine(&data_s, &url, lease_s, "engine")?;
         let api = EngineClient::new(&url, Some(admin.clone()));
@@ -367,7 +367,7 @@ struct Watch {
 
 impl Watch {
     async fn start(house: &House) -> anyhow::Result<Self> {
-        let key = engine_credential(&house.data, &["device-key", PROBE])?;
+        let key = engine_credential(&house.data, &["device-key", "--role", "sensor", PROBE])?;
         let probe_key =
             key.parse::<hearth_common::auth::DeviceCredential>()?.agent_credential(PROBE);
         let stop = Arc::new(AtomicBool::new(false));
@@ -622,7 +622,8 @@ async fn read_only_start() -> anyhow::Result<()> {
         let _ = std::fs::remove_file(house.data.join(file));
     }
     sh("mount", &["-o", "remount,ro", &house.data_s])?;
-    let cold_key = engine_credential(&house.data, &["device-key", "e2e-store-cold"])?;
+    let cold_key =
+        engine_credential(&house.data, &["device-key", "--role", "sensor", "e2e-store-cold"])?;
     // The old agent stops; its readings are not in the new engine's memory.
     house.sensor = None;
     let world = house.dir.path().join("world.json").to_string_lossy().to_string();

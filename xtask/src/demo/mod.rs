@@ -153,18 +153,21 @@ pub(crate) fn demo(args: &Args) -> anyhow::Result<()> {
         args.web_port.unwrap_or(if args.port == 0 { 0 } else { args.port.saturating_add(8) });
 
     let mut children = Children::default();
-    let engine = children.start(
-        "engine",
-        procs::bound(bin("hearth-engine")).args([
-            "--data-dir",
-            &data_s,
-            "--listen",
-            &format!("127.0.0.1:{}", args.port),
-            "--mdns",
-            if discovery { "true" } else { "false" },
-        ]),
-        true,
-    )?;
+    let mut engine = procs::bound(bin("hearth-engine"));
+    engine.args([
+        "--data-dir",
+        &data_s,
+        "--listen",
+        &format!("127.0.0.1:{}", args.port),
+        "--mdns",
+        if discovery { "true" } else { "false" },
+    ]);
+    // The engine's info page links the dashboard; on its own it can only guess the usual port.
+    // (With --web-port 0 the port is known only once the dashboard runs, after the engine.)
+    if web_port != 0 {
+        engine.args(["--dashboard-url", &format!("http://127.0.0.1:{web_port}/")]);
+    }
+    let engine = children.start("engine", &mut engine, true)?;
     let url = listening(engine, Some(("--port", args.port)))?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let api = EngineClient::new(&url, Some(admin.clone()));
