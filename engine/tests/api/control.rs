@@ -13,7 +13,12 @@ type Outputs = Arc<Mutex<BTreeMap<String, (String, tokio::time::Instant)>>>;
 /// A relay agent stand-in with a `heat` and a `cool` output that obeys every command at once
 /// and reports `changed_s_ago` like the real agent. Returns its URL, its outputs (to inspect
 /// or to blip), and every command it got as "id state".
-async fn relay_agent() -> R<(String, Outputs, tokio::sync::mpsc::UnboundedReceiver<String>)> {
+/// A stand-in relay agent with outputs `heat` and `cool`, off since it started. Like a real
+/// agent it refuses an `on` within `min_off` (the tests give the engine the same) of an off or
+/// of its (re)start.
+async fn relay_agent(
+    min_off: Duration,
+) -> R<(String, Outputs, tokio::sync::mpsc::UnboundedReceiver<String>)> {
     use axum::extract::{Path, State};
     // Both off since the agent started, as a real agent reports after a restart.
     let now = tokio::time::Instant::now();
@@ -32,19 +37,31 @@ async fn relay_agent() -> R<(String, Outputs, tokio::sync::mpsc::UnboundedReceiv
         .route(
             "/v1/relays/{id}",
             axum::routing::post(
-                |State((o, tx)): State<(Outputs, tokio::sync::mpsc::UnboundedSender<String>)>,
-                 Path(id): Path<String>,
-                 axum::Json(cmd): axum::Json<Value>| async move {
+                move |State((o, tx)): State<(
+                    Outputs,
+                    tokio::sync::mpsc::UnboundedSender<String>,
+                )>,
+                      Path(id): Path<String>,
+                      axum::Json(cmd): axum::Json<Value>| async move {
+                    use axum::response::IntoResponse as _;
                     let state = cmd["state"].as_str().unwrap_or("off").to_owned();
                     let _ = tx.send(format!("{id} {state}"));
                     if let Ok(mut map) = o.lock()
                         && let Some(slot) = map.get_mut(&id)
                         && slot.0 != state
                     {
+                        // A lease renewal already on its way when the agent restarted is
+                        // refused, as a real agent would.
+                        if state == "on" && slot.1.elapsed() < min_off {
+                            let refusal = json!({"status": "error", "code": "short_cycle",
+                                "error": "minimum off time"});
+                            return (axum::http::StatusCode::CONFLICT, axum::Json(refusal))
+                                .into_response();
+                        }
                         *slot = (state, tokio::time::Instant::now());
                     }
                     let status = list(&o).into_iter().find(|s| s["id"] == id.as_str());
-                    axum::Json(status.unwrap_or_default())
+                    axum::Json(status.unwrap_or_default()).into_response()
                 },
             ),
         )
@@ -122,7 +139,7 @@ async fn next_command(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> 
 #[tokio::test]
 async fn cooling_is_commanded_and_runs_follow_the_relays() -> R {
     let f = fixture_with(&["--tick-s", "0.1"]).await?;
-    let (url, outputs, mut commands) = relay_agent().await?;
+    let (url, outputs, mut commands) = relay_agent(Duration::ZERO).await?;
     let got = f
         .call(
             "POST",
@@ -183,7 +200,7 @@ async fn cooling_is_commanded_and_runs_follow_the_relays() -> R {
 #[tokio::test]
 async fn min_off_time_holds_across_a_relay_blip() -> R {
     let f = fixture_with(&["--tick-s", "0.1"]).await?;
-    let (url, outputs, mut commands) = relay_agent().await?;
+    let (url, outputs, mut commands) = relay_agent(Duration::from_secs(600)).await?;
     f.call(
         "POST",
         "/v1/relays/register",
@@ -236,7 +253,9 @@ async fn min_off_time_holds_across_a_relay_blip() -> R {
         .await?;
     assert_eq!(d["heat"], false, "{d}");
     assert!(d["reason"].as_str().is_some_and(|r| r.contains("min off")), "{d}");
-    // No "heat on" reaches the relay while the minimum off time runs.
+    // From this decision on, the engine sends no "heat on" while the minimum off time runs
+    // (a renewal sent before it, already on its way, is what the agent refused above).
+    while commands.try_recv().is_ok() {}
     while let Ok(Some(c)) = tokio::time::timeout(Duration::from_millis(500), commands.recv()).await
     {
         assert_ne!(c, "heat on", "restarted the furnace right after the blip");
