@@ -52,6 +52,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hearth_proto::Timestamp;
+use hearth_proto::agents::AgentKind;
 use jiff::SignedDuration;
 
 /// A live reading is read moments before its report is sent; one re-timed to more than this
@@ -190,46 +191,50 @@ impl ClockWatch {
         self.is_skewed(SignedDuration::from_millis(offset_ms))
     }
 
-    /// Record an agent's offset; true when it is skewed. Logs once when the agent becomes
-    /// skewed and once when it is back within the limit.
+    /// Record a sensor agent's offset; true when it is skewed. Logs once when the agent
+    /// becomes skewed and once when it is back within the limit.
     pub(crate) fn observe(&self, host_id: &str, offset: SignedDuration) -> bool {
-        let skewed = self.is_skewed(offset);
-        let mut state = self.state();
-        let offset_s = offset.as_secs_f64();
-        if skewed && state.skewed.insert(host_id.to_owned()) {
-            tracing::warn!(
-                host_id,
-                offset_s,
-                max_s = self.max.as_secs_f64(),
-                "agent clock is wrong; the engine re-times its readings by the offset where \
-                 they are consistent with it, and stores the others as received (check NTP on \
-                 the agent)"
-            );
-        } else if !skewed && state.skewed.remove(host_id) {
-            tracing::info!(host_id, offset_s, "agent clock is right again");
-        }
-        skewed
+        self.transition(
+            AgentKind::Sensor,
+            host_id,
+            offset,
+            "agent clock is wrong; the engine re-times its readings by the offset where they \
+             are consistent with it, and stores the others as received (check NTP on the agent)",
+        )
     }
 
-    /// Record a relay agent's offset (sent with its registration); true when it is skewed.
-    /// Logged once when it becomes and once when it stops being so, like a sensor agent's. A
-    /// relay agent's clock changes nothing the engine does (its status durations are
-    /// relative), so the log only asks for the clock to be fixed. Tracked apart from a sensor
-    /// agent on the same host, so each logs its own transitions.
+    /// Record a relay agent's offset (sent with its registration); true when it is skewed,
+    /// logged as a sensor agent's. A relay agent's clock changes nothing the engine does (its
+    /// status durations are relative), so the log only asks for the clock to be fixed.
     pub(crate) fn observe_relay(&self, host_id: &str, offset: SignedDuration) -> bool {
+        self.transition(
+            AgentKind::Relay,
+            host_id,
+            offset,
+            "relay agent clock is wrong (check NTP on the agent)",
+        )
+    }
+
+    /// Whether `offset` is beyond the limit, logging when that changes for the agent. A sensor
+    /// and a relay agent of one host are tracked apart: each logs its own transitions.
+    fn transition(
+        &self,
+        kind: AgentKind,
+        host_id: &str,
+        offset: SignedDuration,
+        wrong: &str,
+    ) -> bool {
         let skewed = self.is_skewed(offset);
-        let key = format!("relay agent {host_id}");
+        let (key, who) = match kind {
+            AgentKind::Sensor => (host_id.to_owned(), "agent"),
+            AgentKind::Relay => (format!("relay agent {host_id}"), "relay agent"),
+        };
         let mut state = self.state();
         let offset_s = offset.as_secs_f64();
         if skewed && state.skewed.insert(key.clone()) {
-            tracing::warn!(
-                host_id,
-                offset_s,
-                max_s = self.max.as_secs_f64(),
-                "relay agent clock is wrong (check NTP on the agent)"
-            );
+            tracing::warn!(host_id, offset_s, max_s = self.max.as_secs_f64(), "{wrong}");
         } else if !skewed && state.skewed.remove(&key) {
-            tracing::info!(host_id, offset_s, "relay agent clock is right again");
+            tracing::info!(host_id, offset_s, "{who} clock is right again");
         }
         skewed
     }

@@ -9,7 +9,7 @@ use hearth_proto::control::{
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, Body, Query};
+use super::error::{ApiError, Body, Query, bounded};
 
 /// The settings in force and the current decision: what runs, why, on which sensors, toward
 /// which target set by which rule.
@@ -66,14 +66,7 @@ pub(super) async fn decisions(
     State(state): State<AppState>,
     Query(q): Query<DecisionsQuery>,
 ) -> Result<axum::Json<Vec<Decision>>, ApiError> {
-    let limit = q.limit.unwrap_or(DEFAULT_DECISIONS_LIMIT);
-    if !DECISIONS_LIMIT.contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "limit must be between {} and {}, got {limit}",
-            DECISIONS_LIMIT.start(),
-            DECISIONS_LIMIT.end()
-        )));
-    }
+    let limit = bounded("limit", q.limit, DEFAULT_DECISIONS_LIMIT, &DECISIONS_LIMIT)?;
     if let (Some(from), Some(to)) = (q.from, q.to)
         && from >= to
     {

@@ -159,3 +159,23 @@ pub(super) fn known(
         None => Ok(()),
     }
 }
+
+/// A bounded query parameter: `default` when it is left out, else its value when within
+/// `range`, else a 422 that names it and the range (`days must be 1 to 366, got 0`).
+pub(super) fn bounded<T>(
+    name: &str,
+    value: Option<T>,
+    default: T,
+    range: &std::ops::RangeInclusive<T>,
+) -> Result<T, ApiError>
+where
+    T: Copy + PartialOrd + std::fmt::Display,
+{
+    let value = value.unwrap_or(default);
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        let (min, max) = (range.start(), range.end());
+        Err(ApiError::invalid(format!("{name} must be {min} to {max}, got {value}")))
+    }
+}

@@ -14,7 +14,7 @@ use jiff::SignedDuration;
 use jiff::tz::TimeZone;
 
 use super::AppState;
-use super::error::{ApiError, Query};
+use super::error::{ApiError, Query, bounded};
 use crate::calibration::calibrated;
 use crate::store::{from_millis, millis};
 
@@ -70,14 +70,7 @@ pub(super) async fn readings(
     Path(id): Path<String>,
     Query(q): Query<ReadingsQuery>,
 ) -> Result<axum::Json<ReadingsPage>, ApiError> {
-    let max_points = q.max_points.unwrap_or(DEFAULT_POINTS);
-    if !POINTS.contains(&max_points) {
-        return Err(ApiError::invalid(format!(
-            "max_points must be {} to {}, got {max_points}",
-            POINTS.start(),
-            POINTS.end()
-        )));
-    }
+    let max_points = bounded("max_points", q.max_points, DEFAULT_POINTS, &POINTS)?;
     let (from, to) = range(q.from, q.to, SignedDuration::from_hours(24))?;
     let store = &state.inner.store;
     let Some(offset) = store.sensor_offset(&id).await? else {
@@ -140,14 +133,7 @@ pub(super) async fn daily(
     State(state): State<AppState>,
     Query(q): Query<DailyQuery>,
 ) -> Result<axum::Json<Vec<DayStats>>, ApiError> {
-    let days = q.days.unwrap_or(DEFAULT_DAYS);
-    if !DAYS.contains(&days) {
-        return Err(ApiError::invalid(format!(
-            "days must be {} to {}, got {days}",
-            DAYS.start(),
-            DAYS.end()
-        )));
-    }
+    let days = bounded("days", q.days, DEFAULT_DAYS, &DAYS)?;
     let now = Timestamp::now();
     let tz = &state.inner.time_zone;
     let first = first_day_start(now, tz, days).map_err(|e| {
@@ -183,11 +169,7 @@ pub(super) async fn periods(
     State(state): State<AppState>,
     Query(q): Query<PeriodsQuery>,
 ) -> Result<axum::Json<Vec<PeriodStats>>, ApiError> {
-    let hours = q.hours.unwrap_or(DEFAULT_PERIOD_HOURS);
-    if !PERIOD_HOURS.contains(&hours) {
-        let (min, max) = (PERIOD_HOURS.start(), PERIOD_HOURS.end());
-        return Err(ApiError::invalid(format!("hours must be {min} to {max}, got {hours}")));
-    }
+    let hours = bounded("hours", q.hours, DEFAULT_PERIOD_HOURS, &PERIOD_HOURS)?;
     let period_min = q.period_min.unwrap_or(DEFAULT_PERIOD_MIN);
     if !PERIOD_MINUTES.contains(&period_min) {
         let offered: Vec<String> = PERIOD_MINUTES.iter().map(u32::to_string).collect();

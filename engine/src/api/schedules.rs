@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, Query, join, known, parse_json};
+use super::error::{ApiError, Query, bounded, join, known, parse_json};
 use crate::schedule::{check_default, check_new_rule, check_override};
 
 type Obj = Map<String, Value>;
@@ -529,14 +529,7 @@ pub(super) async fn timeline(
     State(state): State<AppState>,
     Query(q): Query<TimelineQuery>,
 ) -> Result<axum::Json<Timeline>, ApiError> {
-    let hours = q.hours.unwrap_or(DEFAULT_TIMELINE_HOURS);
-    if !TIMELINE_HOURS.contains(&hours) {
-        return Err(ApiError::invalid(format!(
-            "hours must be between {} and {}, got {hours}",
-            TIMELINE_HOURS.start(),
-            TIMELINE_HOURS.end()
-        )));
-    }
+    let hours = bounded("hours", q.hours, DEFAULT_TIMELINE_HOURS, &TIMELINE_HOURS)?;
     let from = q.from.unwrap_or_else(Timestamp::now);
     let to = from
         .checked_add(SignedDuration::from_hours(i64::from(hours)))
