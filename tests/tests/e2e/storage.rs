@@ -286,6 +286,9 @@ struct Seen {
 }
 
 /// Sample every 100 ms until `stop`: the status, one probe reading, the relays, the decision.
+/// After `stop` the sampler goes on until it has itself seen status 200 (at most 30 s more):
+/// the test's own wait for 200 may finish between two samples, and a sampler stopped then
+/// would have seen only the 503s before it.
 fn sample(
     url: String,
     probe_key: String,
@@ -300,8 +303,16 @@ fn sample(
         // The probe is a sensor like any other to the engine: the room's temperature, so
         // that it does not change the decision.
         let value = 18.0;
-        while !stop.load(Ordering::Relaxed) {
-            seen.status.push((Instant::now(), status(&http, &url).await.0));
+        let mut stopping: Option<Instant> = None;
+        loop {
+            let code = status(&http, &url).await.0;
+            seen.status.push((Instant::now(), code));
+            if stopping.is_none() && stop.load(Ordering::Relaxed) {
+                stopping = Some(Instant::now());
+            }
+            if stopping.is_some_and(|at| code == 200 || at.elapsed() > Duration::from_secs(30)) {
+                break;
+            }
             let at = hearth_proto::Timestamp::now();
             let report = SensorReport {
                 kind: "DS18B20".into(),
