@@ -816,11 +816,13 @@ mod tests {
         user_exists: bool,
         sandbox: &Path,
     ) -> anyhow::Result<String> {
-        use std::os::unix::fs::PermissionsExt as _;
         let bin = sandbox.join("bin");
+        let src = sandbox.join("stub-src");
         std::fs::create_dir_all(&bin)?;
+        std::fs::create_dir_all(&src)?;
         let log = sandbox.join("log");
         std::fs::write(&log, "")?;
+        let mut stubs = Vec::new();
         for tool in [
             "adduser",
             "addgroup",
@@ -830,13 +832,20 @@ mod tests {
             "getent",
         ] {
             let status = if tool == "getent" && !user_exists { 2 } else { 0 };
-            let stub = bin.join(tool);
+            let stub = src.join(tool);
             std::fs::write(
                 &stub,
                 format!("#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexit {status}\n", log.display()),
             )?;
-            std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755))?;
+            stubs.push(stub);
         }
+        // The executables are written by `install`, not by this process: a file this
+        // multi-threaded test process had open for writing stays open in any child another
+        // test thread forks before its exec, and executing it then fails with ETXTBSY
+        // ("Text file busy"). `install` is single-threaded and has closed it when it exits.
+        let installed =
+            Command::new("install").args(["-m", "0755", "-t"]).arg(&bin).args(&stubs).status()?;
+        anyhow::ensure!(installed.success(), "install of the stubs into {} failed", bin.display());
         let out = Command::new("/bin/sh")
             .arg(script)
             .args(args)
