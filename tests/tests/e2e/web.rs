@@ -2,8 +2,8 @@
 //! hearth-web as separate processes, finding the engine by mDNS inside a private network
 //! namespace, and the dashboard in a real headless chromium driven over WebDriver.
 //!
-//! The selectors are the ones the dashboard promises (issue 6's contract): ids and data
-//! attributes, never layout. Screenshots land in `target/artefacts/web/` for people to look at.
+//! The selectors are the ones the dashboard keeps stable for tests: ids and data attributes,
+//! never layout. Screenshots land in `target/artefacts/web/` for people to look at.
 
 use std::time::{Duration, Instant};
 
