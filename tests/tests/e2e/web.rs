@@ -438,9 +438,10 @@ fn dashboard_in_a_real_browser() -> anyhow::Result<()> {
     in_private_netns("web::dashboard_in_a_real_browser", dashboard)
 }
 
-/// The browser checks, in one session: the live temperature without reload; log in;
-/// "+" makes an override that the relay follows; a weekly block in the week view and the
-/// timeline; the engine's validation error for a bad rule; history points; screenshots.
+/// The dashboard as a person uses it, in one browser session: the live temperature without
+/// reload; log in; "+" makes an override that the relay follows; a weekly block in the week
+/// view and the timeline; the engine's validation error for a bad rule; history points;
+/// screenshots.
 /// Every visible control of the page has an accessible name: `aria-label`, `aria-labelledby`,
 /// a `<label>`, its text, or a title (the names a screen reader reads, and the ones people and
 /// tests find controls by).
