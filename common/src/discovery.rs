@@ -4,7 +4,7 @@
 //! on a `watch` channel; agents follow that channel and re-register/redirect when it changes.
 //! A killed engine sends no goodbye, so a caller that cannot reach the engine calls
 //! [`Locator::report_unreachable`], which asks the daemon to verify the record (removed ≈2 s
-//! later when nobody answers) instead of waiting for the 120 s TTL. See shared notes/mdns.md.
+//! later when nobody answers) instead of waiting for the 120 s TTL.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -13,6 +13,8 @@ pub mod host_id;
 pub mod http;
 mod logging;
 pub mod simworld;
+#[cfg(feature = "http")]
+pub mod sse;
 pub mod systemd;
 
 pub use logging::init_logging;

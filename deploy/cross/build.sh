@@ -7,7 +7,7 @@
 #   check: the work dir is usable by this user (prints it); build-smoke: build, smoke, table
 #   (all but install: `cargo xtask cross` installs first, in the foreground, as sudo may ask).
 #
-# How (see docs/cross.md; the path is the one measured in the project's notes on cross builds):
+# How (docs/cross.md has the other way, with `cross`, and why this one):
 #   - Debian's Rust (rustc-web, cargo-web) and its std source (rust-web-src, the same version)
 #     rebuild std for each target with -Zbuild-std (RUSTC_BOOTSTRAP=1): `rustup target add`
 #     is not available on our machines, and Debian ships no std for musl targets.

@@ -13,7 +13,6 @@ pub mod bench;
 mod calibration;
 mod clock;
 mod control;
-mod events;
 mod ingest;
 mod mdns;
 mod metrics;
@@ -32,6 +31,9 @@ use tokio::sync::{Notify, watch};
 
 pub use api::{AppState, app, openapi};
 pub use config::{Command, Config, DeviceRole};
+
+/// Events a `GET /v1/events` client may fall behind by before it is told it lagged.
+const EVENT_CAPACITY: usize = 1024;
 
 /// An opened engine: storage, identity and controller ready; nothing listening yet.
 #[derive(Debug)]
@@ -61,7 +63,7 @@ impl Engine {
         let (site, engine_id) = site::load_or_create(&config.data_dir)?;
         let store = store::Store::open_with(&config.database_url(), durability).await?;
         let wake = Arc::new(Notify::new());
-        let events = events::Events::new();
+        let events = hearth_common::sse::EventBus::new(EVENT_CAPACITY);
         let counters = Arc::new(metrics::Counters::default());
         let time_zone = config.time_zone()?;
         let schedules = Arc::new(store::Schedules::load(store.clone(), time_zone.clone()).await?);

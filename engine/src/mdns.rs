@@ -21,7 +21,7 @@ impl Advertiser {
     pub(crate) fn start(engine_id: &str, site_id: &str, port: u16) -> anyhow::Result<Self> {
         let daemon = ServiceDaemon::new()?;
         // Unique and stable per engine: a duplicate instance name on a LAN makes browsers
-        // on other interfaces see the wrong engine (shared notes/mdns.md).
+        // on other interfaces see the wrong engine.
         let instance = format!("hearth-{engine_id}");
         let host = format!("{instance}.local.");
         let txt = [

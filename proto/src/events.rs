@@ -39,9 +39,11 @@ pub enum Event {
         /// Its new state.
         state: RelayState,
     },
-    /// Schedules, overrides, the default target or the control settings changed: re-read the
-    /// timeline and `/v1/control`. `relays`: a relay agent stopped or started answering the
-    /// engine: re-read `/v1/relays` and `/v1/agents`.
+    /// Something a dashboard shows changed elsewhere: re-read it. `schedules`, `overrides`,
+    /// `default` (the default target), `settings` (the control settings): re-read the timeline
+    /// and `/v1/control`. `sensors` (a sensor's name, weight or calibration): re-read
+    /// `/v1/sensors`. `relays`: a relay agent stopped or started answering the engine: re-read
+    /// `/v1/relays` and `/v1/agents`.
     Changed {
         /// What changed: `schedules`, `overrides`, `default`, `settings`, `sensors`, `relays`.
         what: String,

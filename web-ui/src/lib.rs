@@ -46,7 +46,7 @@ pub struct AppState {
 struct Shared {
     engine: Arc<engine::Engine>,
     sessions: session::Sessions,
-    hub: events::Hub,
+    hub: hearth_common::sse::EventBus,
     dev_assets: Option<PathBuf>,
 }
 
@@ -57,7 +57,7 @@ impl AppState {
     fn sessions(&self) -> &session::Sessions {
         &self.inner.sessions
     }
-    fn hub(&self) -> &events::Hub {
+    fn hub(&self) -> &hearth_common::sse::EventBus {
         &self.inner.hub
     }
     fn dev_assets(&self) -> Option<&Path> {
@@ -125,7 +125,7 @@ impl Web {
             )?,
         };
         let engine = Arc::new(engine::Engine::new(locator));
-        let (hub, follower) = events::Hub::spawn(engine.clone());
+        let (hub, follower) = events::spawn(engine.clone());
         if let Some(dir) = &config.dev_assets {
             anyhow::ensure!(dir.is_dir(), "--dev-assets {}: not a directory", dir.display());
             tracing::warn!(dir = %dir.display(), "serving the dashboard's files from disk");

@@ -47,16 +47,6 @@ pub(crate) const ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/v1/analytics/periods", Access::Read),
 ];
 
-/// Engine routes deliberately not relayed: agents' routes, the event stream (relayed by
-/// `/api/events` instead, one upstream connection for every browser) and the API document.
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) const NOT_RELAYED: &[(Method, &str)] = &[
-    (Method::PUT, "/v1/sensors/update"),
-    (Method::PUT, "/v1/sensors/backlog"),
-    (Method::POST, "/v1/relays/register"),
-    (Method::GET, "/v1/events"),
-];
-
 /// How a request for `path` (without `/api`) would be relayed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Lookup {
@@ -114,6 +104,15 @@ mod tests {
             Lookup::Found(Access::Change)
         );
     }
+
+    /// Engine routes deliberately not relayed: agents' routes, the event stream (relayed by
+    /// `/api/events` instead, one upstream connection for every browser) and the API document.
+    const NOT_RELAYED: &[(Method, &str)] = &[
+        (Method::PUT, "/v1/sensors/update"),
+        (Method::PUT, "/v1/sensors/backlog"),
+        (Method::POST, "/v1/relays/register"),
+        (Method::GET, "/v1/events"),
+    ];
 
     /// Every operation in the engine's committed OpenAPI document is either relayed (reads as
     /// reads, everything else as a change) or deliberately not: a new engine route fails here

@@ -23,14 +23,6 @@ pub(crate) const CARGO_DEB_VERSION: &str = "3.8.0";
 pub(crate) struct Service {
     pub(crate) package: &'static str,
     pub(crate) config: &'static str,
-    /// Needs GPIO devices (SupplementaryGroups=gpio in its unit, group gpio in its postinst).
-    /// Read by the tests.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) gpio: bool,
-    /// Started at install (it needs no device key): its postinst starts the unit, not only
-    /// enables it. Read by the tests; the package's `systemd-units` says it to cargo-deb.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) starts: bool,
     /// The Debian architectures of its cross-built packages (see [`CROSS`]). The engine and
     /// the dashboard run on the engine's board, a 64-bit Pi, so they are cross-built for
     /// aarch64 only; the agents also run on the 32-bit Pi Zeros.
@@ -43,34 +35,10 @@ const ENGINE_HOST: &[&str] = &["arm64"];
 const EVERY_PI: &[&str] = &["armhf", "arm64"];
 
 pub(crate) const SERVICES: [Service; 4] = [
-    Service {
-        package: "hearth-engine",
-        config: "engine",
-        gpio: false,
-        starts: true,
-        cross_arches: ENGINE_HOST,
-    },
-    Service {
-        package: "hearth-sensor-agent",
-        config: "sensor-agent",
-        gpio: true,
-        starts: false,
-        cross_arches: EVERY_PI,
-    },
-    Service {
-        package: "hearth-relay-agent",
-        config: "relay-agent",
-        gpio: true,
-        starts: false,
-        cross_arches: EVERY_PI,
-    },
-    Service {
-        package: "hearth-web",
-        config: "web",
-        gpio: false,
-        starts: true,
-        cross_arches: ENGINE_HOST,
-    },
+    Service { package: "hearth-engine", config: "engine", cross_arches: ENGINE_HOST },
+    Service { package: "hearth-sensor-agent", config: "sensor-agent", cross_arches: EVERY_PI },
+    Service { package: "hearth-relay-agent", config: "relay-agent", cross_arches: EVERY_PI },
+    Service { package: "hearth-web", config: "web", cross_arches: ENGINE_HOST },
 ];
 
 /// Cross targets whose binaries the cross build leaves in `target/<triple>/release-small/`,
@@ -261,6 +229,19 @@ mod tests {
 
     type R = anyhow::Result<()>;
 
+    /// Whether a service needs GPIO devices: SupplementaryGroups=gpio in its unit, group gpio
+    /// in its postinst. The agents only, which the units and maintainer scripts must say.
+    fn gpio(s: &Service) -> bool {
+        matches!(s.package, "hearth-sensor-agent" | "hearth-relay-agent")
+    }
+
+    /// Whether a service is started at install because it needs no device key (the engine and
+    /// the dashboard): its postinst starts the unit, not only enables it (the package's
+    /// `systemd-units` says so to cargo-deb).
+    fn starts(s: &Service) -> bool {
+        matches!(s.package, "hearth-engine" | "hearth-web")
+    }
+
     /// The service of a package (the tests name the ones they check specially).
     fn service(package: &str) -> &'static Service {
         SERVICES
@@ -339,8 +320,8 @@ mod tests {
             }
             // The gpio group only where GPIO devices may be needed; the device cgroup then
             // allows exactly those, and PrivateDevices (which would hide them) stays off.
-            assert_eq!(get("SupplementaryGroups"), s.gpio.then_some("gpio"), "{name}");
-            if s.gpio {
+            assert_eq!(get("SupplementaryGroups"), gpio(s).then_some("gpio"), "{name}");
+            if gpio(s) {
                 assert_eq!(get("PrivateDevices"), Some("no"), "{name}");
                 assert_eq!(get("DevicePolicy"), Some("closed"), "{name}");
                 assert!(get("DeviceAllow").is_some_and(|v| v.contains("char-gpiochip rw")));
@@ -1021,8 +1002,13 @@ mod tests {
             let text = std::fs::read_to_string(&postinst)?;
             let starts = text.contains("_dh_action=start")
                 && text.contains(&format!("deb-systemd-invoke $_dh_action {unit_name}"));
-            assert_eq!(starts, s.starts, "{}: postinst starts the unit: {starts}", s.package);
-            assert_eq!(log.contains("adduser hearth gpio"), s.gpio, "{}: {log}", s.package);
+            assert_eq!(
+                starts,
+                self::starts(&s),
+                "{}: postinst starts the unit: {starts}",
+                s.package
+            );
+            assert_eq!(log.contains("adduser hearth gpio"), gpio(&s), "{}: {log}", s.package);
             let log = run_script(&postinst, &["configure", "0.0.9-1"], true, &sandbox)?;
             assert!(!log.contains("adduser --system"), "an existing user is created again: {log}");
             eprintln!(

@@ -1,6 +1,5 @@
-//! `cargo xtask <command>`: the project's two front-door commands (`demo`, `test`) and its
-//! helpers; `cargo xtask help` lists them and `cargo xtask <command> --help` says what each
-//! does and takes, without doing it. Every command that starts processes stops them when xtask
+//! `cargo xtask <command>`: the project's commands, listed below; `cargo xtask help` lists
+//! them and `cargo xtask <command> --help` says what each does and takes, without doing it. Every command that starts processes stops them when xtask
 //! is stopped (SIGTERM, SIGINT, SIGHUP; see `procs.rs`).
 //!
 //! - `demo`: the whole system on this machine (see `demo/`).
@@ -24,6 +23,8 @@ use clap::{Parser, Subcommand};
 use procs::{Group, run, run_in};
 
 mod bench;
+#[cfg(test)]
+mod code_map;
 mod cross;
 mod demo;
 mod deploy;

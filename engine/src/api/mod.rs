@@ -66,7 +66,7 @@ pub(crate) struct Shared {
     /// Agents' clock offsets: the skew limit and its log.
     pub(crate) clock: crate::clock::ClockWatch,
     /// The live event bus.
-    pub(crate) events: crate::events::Events,
+    pub(crate) events: hearth_common::sse::EventBus,
     /// Counters for `GET /metrics`.
     pub(crate) counters: Arc<crate::metrics::Counters>,
     /// The dashboard's URL for the info page, when configured (`--dashboard-url`).
@@ -89,7 +89,7 @@ impl AppState {
     }
 
     /// The live event bus.
-    pub(crate) fn events(&self) -> &crate::events::Events {
+    pub(crate) fn events(&self) -> &hearth_common::sse::EventBus {
         &self.inner.events
     }
 

@@ -6,7 +6,8 @@ use hearth_proto::history::Run;
 use hearth_proto::schedules::SensorWeight;
 use jiff::SignedDuration;
 
-use super::{STUCK_RUNTIME, SensorSnapshot, span, temp};
+use super::text::{span, temp};
+use super::{STUCK_RUNTIME, SensorSnapshot};
 use crate::calibration::calibrated;
 
 /// The DS18B20 reports 85.0 °C after power-on, before its first conversion.

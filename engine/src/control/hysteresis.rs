@@ -3,8 +3,8 @@
 use hearth_proto::Timestamp;
 use hearth_proto::control::{Mode, ReasonCode, System};
 
-use super::plugins::{Algorithm, Ctx, ParamSpec, Params, Proposal};
-use super::{small, temp};
+use super::algorithm::{Algorithm, Ctx, ParamSpec, Params, Proposal};
+use super::text::{small, temp};
 
 pub(crate) const HYSTERESIS_C: ParamSpec = ParamSpec {
     key: "hysteresis_c",

@@ -9,13 +9,19 @@
 //!    outlier) and the segment's selection gives the effective temperature, or a fallback, or
 //!    none;
 //! 3. [`safety`]: sensor loss, frost floor, max ceiling and mode off decide on their own;
-//! 4. otherwise the selected [`plugins::Algorithm`] proposes heat/cool;
+//! 4. otherwise the selected [`algorithm::Algorithm`] (from the [`plugins`] registry) proposes
+//!    heat/cool;
 //! 5. [`protection`]: the minimum on/off times and the changeover delay hold the equipment's
 //!    state as the RELAYS report it, so they survive relay blips and engine restarts.
 //!
 //! The loop (`run`) gathers the inputs, calls [`decide`], records the decision and hands it to
 //! the relay commander.
+//!
+//! Dependencies between the modules go one way: [`plugins`] (the registry) imports the
+//! algorithms, the algorithms import [`algorithm`] (the trait and its types) and [`text`] (how
+//! numbers read in reasons), and neither of those two knows an algorithm.
 
+mod algorithm;
 mod fusion;
 mod hysteresis;
 mod learn;
@@ -24,12 +30,14 @@ mod predictive;
 mod protection;
 mod run;
 mod safety;
+mod text;
 
+use algorithm::setpoints;
 pub(crate) use learn::{Learned, learn};
 pub(crate) use run::{Controller, ControllerConfig};
 
 use hearth_proto::Timestamp;
-use hearth_proto::control::{ControlSettings, Decision, Mode, PluginInfo, SensorSource};
+use hearth_proto::control::{ControlSettings, Decision, PluginInfo, SensorSource};
 use hearth_proto::history::Run;
 use hearth_proto::schedules::{Layer, RuleRef, Segment};
 
@@ -137,7 +145,7 @@ pub(crate) fn decide(inputs: &Inputs<'_>) -> Decision {
             // `check` returns None only with an effective temperature.
             let temp_c = fused.effective.unwrap_or(heat_sp);
             let params = plugins::params_or_defaults(algorithm, &s.params);
-            let ctx = plugins::Ctx {
+            let ctx = algorithm::Ctx {
                 now,
                 mode: s.mode,
                 heat_c: heat_sp,
@@ -172,17 +180,6 @@ pub(crate) fn decide(inputs: &Inputs<'_>) -> Decision {
         outlook: proposal.outlook,
         held_until: held.until,
     }
-}
-
-/// The setpoints in force: heat within [frost floor, max ceiling], cool at most the ceiling
-/// and, in auto mode, at least the deadband above heat.
-pub(crate) fn setpoints(s: &ControlSettings, heat_c: f64, cool_c: f64) -> (f64, f64) {
-    let heat = heat_c.max(s.frost_floor_c).min(s.max_ceiling_c);
-    let mut cool = cool_c.min(s.max_ceiling_c);
-    if s.mode == Mode::Auto {
-        cool = cool.max(heat + s.auto_deadband_c);
-    }
-    (heat, cool)
 }
 
 /// Check settings from a client: every range, the algorithm exists, its parameters are valid.
@@ -223,37 +220,6 @@ pub(crate) fn check_settings(mut s: ControlSettings) -> Result<ControlSettings, 
 /// The algorithms on offer, with their parameter schemas.
 pub(crate) fn plugins() -> Vec<PluginInfo> {
     plugins::all().iter().map(|a| plugins::info(*a)).collect()
-}
-
-/// A temperature in reason texts: one decimal, halves rounded away from zero. The dashboard
-/// rounds the same way (`fmtTemp` in `web-ui/assets/api.js`), so the temperature it shows and
-/// the one the reason names agree: a DS18B20 reads in sixteenths, and 17.25 must not be 17.2
-/// here and 17.3 there.
-fn temp(v: f64) -> String {
-    // `+ 0.0` turns −0.0 into 0.0.
-    format!("{:.1}", (v * 10.0).round() / 10.0 + 0.0)
-}
-
-/// A small parameter (hysteresis, rates) in reason texts: up to two decimals, no trailing
-/// zeros, so 0.25 stays 0.25 and 0.3 is not 0.30.
-fn small(v: f64) -> String {
-    let s = format!("{v:.2}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    s.to_owned()
-}
-
-/// A duration in reason texts: `40 s`, `14 min`, `2 h 05 min`. Minutes round up, so "1 min
-/// left" is never shown when 70 s are.
-fn span(secs: i64) -> String {
-    let secs = secs.max(0);
-    if secs < 60 {
-        format!("{secs} s")
-    } else if secs < 120 * 60 {
-        format!("{} min", (secs + 59) / 60)
-    } else {
-        let min = (secs + 59) / 60;
-        format!("{} h {:02} min", min / 60, min % 60)
-    }
 }
 
 #[cfg(test)]

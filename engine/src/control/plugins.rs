@@ -1,91 +1,19 @@
-//! Decision algorithms behind one trait, and their parameters.
+//! The registry of decision algorithms: which are on offer, and their parameters as clients see
+//! and set them.
 //!
 //! Each algorithm describes its parameters once, as [`ParamSpec`]s; both the JSON Schema shown
 //! to clients and the validation of `ControlSettings.params` are made from them, so the two
 //! cannot drift.
 
-use std::collections::BTreeMap;
-
-use hearth_proto::Timestamp;
-use hearth_proto::control::{ControlSettings, Mode, Outlook, PluginInfo, ReasonCode};
-use hearth_proto::schedules::Segment;
+use hearth_proto::control::PluginInfo;
 use serde_json::{Map, Value, json};
 
-use super::{Equipment, Learned};
+use super::algorithm::{Algorithm, Params};
+use super::hysteresis::Hysteresis;
+use super::predictive::Predictive;
 
-/// What an algorithm decides from: safety has passed, so there is an effective temperature
-/// and the mode is heat, cool or auto.
-#[derive(Debug)]
-pub(crate) struct Ctx<'a> {
-    pub(crate) now: Timestamp,
-    pub(crate) mode: Mode,
-    /// The heating setpoint in force (clamped).
-    pub(crate) heat_c: f64,
-    /// The cooling setpoint in force (clamped, widened in auto).
-    pub(crate) cool_c: f64,
-    pub(crate) temp_c: f64,
-    /// The effective temperature for reason texts, e.g. `living room 19.2 °C`.
-    pub(crate) temp_label: &'a str,
-    pub(crate) equipment: Equipment,
-    /// The segments after the one in force.
-    pub(crate) upcoming: &'a [Segment],
-    /// For the setpoints of upcoming segments.
-    pub(crate) settings: &'a ControlSettings,
-    pub(crate) learned: &'a Learned,
-}
-
-/// What an algorithm wants, before the equipment protection.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Proposal {
-    pub(crate) heat: bool,
-    pub(crate) cool: bool,
-    pub(crate) code: ReasonCode,
-    pub(crate) reason: String,
-    pub(crate) outlook: Option<Outlook>,
-    pub(crate) expected_at: Option<Timestamp>,
-}
-
-impl Proposal {
-    pub(crate) fn new(heat: bool, cool: bool, code: ReasonCode, reason: String) -> Self {
-        Self { heat, cool, code, reason, outlook: None, expected_at: None }
-    }
-}
-
-/// One numeric parameter.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct ParamSpec {
-    pub(crate) key: &'static str,
-    pub(crate) title: &'static str,
-    pub(crate) description: &'static str,
-    /// Whole numbers only (`"type": "integer"`).
-    pub(crate) integer: bool,
-    pub(crate) min: f64,
-    pub(crate) max: f64,
-    pub(crate) default: f64,
-}
-
-/// Checked parameter values, every key of the algorithm's specs present.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Params(BTreeMap<&'static str, f64>);
-
-impl Params {
-    /// The value of `spec` (its default if somehow missing).
-    pub(crate) fn get(&self, spec: &ParamSpec) -> f64 {
-        self.0.get(spec.key).copied().unwrap_or(spec.default)
-    }
-}
-
-/// A decision algorithm: pure, from [`Ctx`] alone.
-pub(crate) trait Algorithm: Send + Sync + std::fmt::Debug {
-    fn id(&self) -> &'static str;
-    fn name(&self) -> &'static str;
-    fn description(&self) -> &'static str;
-    fn params(&self) -> &'static [ParamSpec];
-    fn propose(&self, ctx: &Ctx<'_>, params: &Params) -> Proposal;
-}
-
-static HYSTERESIS: super::hysteresis::Hysteresis = super::hysteresis::Hysteresis;
-static PREDICTIVE: super::predictive::Predictive = super::predictive::Predictive;
+static HYSTERESIS: Hysteresis = Hysteresis;
+static PREDICTIVE: Predictive = Predictive;
 
 /// Every algorithm on offer.
 pub(crate) fn all() -> [&'static dyn Algorithm; 2] {
@@ -180,19 +108,17 @@ pub(crate) fn check_params(a: &dyn Algorithm, params: &Value) -> Result<Value, S
 /// The parameters for a decision: valid values as given, defaults for the rest (settings are
 /// checked when stored; this never fails).
 pub(crate) fn params_or_defaults(a: &dyn Algorithm, params: &Value) -> Params {
-    Params(
-        a.params()
-            .iter()
-            .map(|p| {
-                let v = params
-                    .get(p.key)
-                    .and_then(Value::as_f64)
-                    .filter(|v| (p.min..=p.max).contains(v))
-                    .unwrap_or(p.default);
-                (p.key, v)
-            })
-            .collect(),
-    )
+    a.params()
+        .iter()
+        .map(|p| {
+            let v = params
+                .get(p.key)
+                .and_then(Value::as_f64)
+                .filter(|v| (p.min..=p.max).contains(v))
+                .unwrap_or(p.default);
+            (p.key, v)
+        })
+        .collect()
 }
 
 #[cfg(test)]

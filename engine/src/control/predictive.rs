@@ -3,10 +3,10 @@
 use hearth_proto::control::{Mode, Outlook, ReasonCode, System};
 use hearth_proto::schedules::Segment;
 
+use super::algorithm::{Algorithm, Ctx, ParamSpec, Params, Proposal, setpoints};
 use super::hysteresis::{HYSTERESIS_C, band, expected_at};
 use super::learn::Rate;
-use super::plugins::{Algorithm, Ctx, ParamSpec, Params, Proposal};
-use super::{setpoints, small, span, temp};
+use super::text::{small, span, temp};
 
 const MAX_LEAD_MIN: ParamSpec = ParamSpec {
     key: "max_lead_min",

@@ -8,9 +8,10 @@
 use hearth_proto::Timestamp;
 use hearth_proto::control::{ControlSettings, ReasonCode, System};
 
-use super::plugins::Proposal;
+use super::algorithm::Proposal;
 use super::safety::is_safety;
-use super::{Equipment, Running, span};
+use super::text::span;
+use super::{Equipment, Running};
 
 /// The decision after protection.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hearth_common::auth::SiteSecret;
+use hearth_common::sse::EventBus;
 use hearth_proto::Timestamp;
 use hearth_proto::agents::KeyRole;
 use hearth_proto::client::{ClientError, RelayAgentClient};
@@ -25,7 +26,6 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::{Equipment, Inputs, Learned, Running, STUCK_WINDOW, SensorSnapshot};
-use crate::events::Events;
 use crate::metrics::Counters;
 use crate::store::Schedules;
 use crate::store::{Contact, RelayRow, Store, from_millis, millis};
@@ -63,7 +63,7 @@ pub(crate) struct Controller {
     site: SiteSecret,
     config: ControllerConfig,
     schedules: Arc<Schedules>,
-    events: Events,
+    events: EventBus,
     counters: Arc<Counters>,
     /// Watch channels hold the current value without lock poisoning.
     settings: watch::Sender<ControlSettings>,
@@ -85,7 +85,7 @@ impl Controller {
         site: SiteSecret,
         config: ControllerConfig,
         schedules: Arc<Schedules>,
-        events: Events,
+        events: EventBus,
         counters: Arc<Counters>,
         wake: Arc<Notify>,
     ) -> anyhow::Result<Self> {
@@ -431,7 +431,7 @@ impl Shown {
 struct Commander {
     store: Store,
     site: SiteSecret,
-    events: Events,
+    events: EventBus,
     counters: Arc<Counters>,
     /// By host: the URL and key role the client was made for, and the client.
     clients: HashMap<String, (String, KeyRole, RelayAgentClient)>,
@@ -440,7 +440,7 @@ struct Commander {
 }
 
 impl Commander {
-    fn new(store: Store, site: SiteSecret, events: Events, counters: Arc<Counters>) -> Self {
+    fn new(store: Store, site: SiteSecret, events: EventBus, counters: Arc<Counters>) -> Self {
         Self { store, site, events, counters, clients: HashMap::new(), failing: HashMap::new() }
     }
 

@@ -4,9 +4,9 @@
 use hearth_proto::Timestamp;
 use hearth_proto::control::{ControlSettings, Mode, ReasonCode};
 
+use super::algorithm::Proposal;
 use super::fusion::Fused;
-use super::plugins::Proposal;
-use super::{span, temp};
+use super::text::{span, temp};
 
 /// Sensor-loss duty runs in periods of this length, aligned to the Unix epoch, so it is a pure
 /// function of the time and an engine restart neither repeats nor skips a run.

@@ -64,8 +64,6 @@ pub(crate) use parse::{check_default, check_new_rule, check_override, check_rule
 
 /// How far `next_change` looks ahead.
 pub(crate) const NEXT_CHANGE_HORIZON: SignedDuration = SignedDuration::from_hours(14 * 24);
-/// How far around an instant `at` looks for the real edges of its segment.
-const AT_LOOK_AROUND: SignedDuration = SignedDuration::from_hours(8 * 24);
 
 /// The default target when none is stored.
 pub(crate) fn default_target() -> DefaultTarget {
@@ -173,12 +171,6 @@ impl Schedule {
         Self { tz, tz_name, default, rules, candidates, compiled_rules, compiled_overrides }
     }
 
-    /// The time zone the rules are read in.
-    #[allow(dead_code)] // For the control loop (the lead's integration).
-    pub(crate) fn time_zone(&self) -> &TimeZone {
-        &self.tz
-    }
-
     pub(crate) fn default_target(&self) -> &DefaultTarget {
         &self.default
     }
@@ -196,19 +188,6 @@ impl Schedule {
     /// [`Self::segments`] with the time zone and range.
     pub(crate) fn timeline(&self, from: Timestamp, to: Timestamp) -> Timeline {
         Timeline { time_zone: self.tz_name.clone(), from, to, segments: self.segments(from, to) }
-    }
-
-    /// The segment in force at `t`, with its real start and end (found within
-    /// [`AT_LOOK_AROUND`] either side of `t`; a segment longer than that is cut there).
-    #[allow(dead_code)] // For the control loop (the lead's integration); tested here.
-    pub(crate) fn at(&self, t: Timestamp) -> Segment {
-        let from = t.checked_sub(AT_LOOK_AROUND).unwrap_or(Timestamp::MIN);
-        let to = t.checked_add(AT_LOOK_AROUND).unwrap_or(Timestamp::MAX);
-        let segments = self.resolve(from, to, true);
-        segments
-            .into_iter()
-            .find(|s| s.start <= t && t < s.end)
-            .unwrap_or_else(|| self.default_segment(t, t))
     }
 
     /// The first instant after `after` at which the winner or the target changes, overrides

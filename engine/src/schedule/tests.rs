@@ -20,6 +20,24 @@ const ALL_DAYS: [Weekday; 7] = [
     Weekday::Sunday,
 ];
 
+/// How far around an instant [`Schedule::at`] looks for the real edges of its segment.
+const AT_LOOK_AROUND: SignedDuration = SignedDuration::from_hours(8 * 24);
+
+impl Schedule {
+    /// The segment in force at `t`, with its real start and end (found within
+    /// [`AT_LOOK_AROUND`] either side of `t`; a segment longer than that is cut there): what
+    /// the loop finds in the timeline it resolves, asked of one instant.
+    fn at(&self, t: Timestamp) -> Segment {
+        let from = t.checked_sub(AT_LOOK_AROUND).unwrap_or(Timestamp::MIN);
+        let to = t.checked_add(AT_LOOK_AROUND).unwrap_or(Timestamp::MAX);
+        let segments = self.resolve(from, to, true);
+        segments
+            .into_iter()
+            .find(|s| s.start <= t && t < s.end)
+            .unwrap_or_else(|| self.default_segment(t, t))
+    }
+}
+
 fn tz(name: &str) -> TimeZone {
     TimeZone::get(name).expect("time zone in the bundled database")
 }

@@ -2,7 +2,8 @@
 //! read from the coarsest source that is fine enough, and the heating/cooling runs.
 //!
 //! A year of 1-minute readings is 525,600 rows per sensor; a plain GROUP BY over them takes
-//! ~300 ms (shared notes/performance.md). The same chart from `readings_hour` reads 8,760 rows.
+//! ~300 ms even with the (sensor_id, ts) index (measured, warm). The same chart from
+//! `readings_hour` reads 8,760 rows.
 
 use std::collections::{HashMap, HashSet};
 

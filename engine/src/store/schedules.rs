@@ -223,7 +223,6 @@ impl Schedules {
     }
 
     /// Changes of the schedule, as new snapshots.
-    #[allow(dead_code)] // The control loop subscribes (lead's integration).
     pub(crate) fn subscribe(&self) -> watch::Receiver<Arc<Schedule>> {
         self.current.subscribe()
     }

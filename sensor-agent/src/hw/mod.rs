@@ -25,10 +25,9 @@ pub trait TemperatureSource: Send {
     fn read_all(&mut self) -> Vec<RawReading>;
 
     /// The sensor type to report for `id` when it is configured but was never seen (so it is
-    /// reported missing under a type). Hardware backends name it by its family code.
-    fn kind_of(&self, id: &str) -> &'static str {
-        w1::family_kind(id).unwrap_or("DS18B20")
-    }
+    /// reported missing under a type). The 1-Wire backends name it by its family code
+    /// ([`w1::device_kind`]).
+    fn kind_of(&self, id: &str) -> &'static str;
 
     /// Source seconds per real second: 1 for hardware, the time scale for the simulator, whose
     /// room may warm 600× faster than a real one. The screen judges rates in this time.

@@ -257,6 +257,9 @@ mod tests {
         fn read_all(&mut self) -> Vec<RawReading> {
             self.0.pop_front().unwrap_or_default()
         }
+        fn kind_of(&self, id: &str) -> &'static str {
+            crate::hw::w1::device_kind(id)
+        }
     }
 
     fn reading(id: &str, value: Result<f64, ReadError>) -> RawReading {
@@ -358,6 +361,9 @@ mod tests {
             }
             fn read_all(&mut self) -> Vec<RawReading> {
                 self.0.pop_front().unwrap_or_default()
+            }
+            fn kind_of(&self, id: &str) -> &'static str {
+                crate::hw::w1::device_kind(id)
             }
             fn time_scale(&self) -> f64 {
                 60.0

@@ -31,6 +31,12 @@ const BULK_WAIT: Duration = Duration::from_millis(1500);
 /// How often the bulk state is polled while a conversion runs.
 const BULK_POLL: Duration = Duration::from_millis(50);
 
+/// The sensor type to report for a configured 1-Wire device that was never seen: by its family
+/// code, else `DS18B20`, the usual thermometer (a configured id need not be a device name).
+pub fn device_kind(device: &str) -> &'static str {
+    family_kind(device).unwrap_or("DS18B20")
+}
+
 /// The sensor type of a 1-Wire device name, from its family code; None for anything that is
 /// not a thermometer (bus masters, EEPROMs, ...).
 pub fn family_kind(device: &str) -> Option<&'static str> {
@@ -147,6 +153,10 @@ fn wait_for_bulk(control: &Path) {
 impl TemperatureSource for W1Source {
     fn name(&self) -> &'static str {
         "w1"
+    }
+
+    fn kind_of(&self, id: &str) -> &'static str {
+        device_kind(id)
     }
 
     fn read_all(&mut self) -> Vec<RawReading> {

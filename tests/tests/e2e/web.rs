@@ -2,8 +2,8 @@
 //! hearth-web as separate processes, finding the engine by mDNS inside a private network
 //! namespace, and the dashboard in a real headless chromium driven over WebDriver.
 //!
-//! The selectors are the ones the dashboard promises (issue 6's contract): ids and data
-//! attributes, never layout. Screenshots land in `target/artefacts/web/` for people to look at.
+//! The selectors are the ones the dashboard keeps stable for tests: ids and data attributes,
+//! never layout. Screenshots land in `target/artefacts/web/` for people to look at.
 
 use std::time::{Duration, Instant};
 
@@ -438,9 +438,10 @@ fn dashboard_in_a_real_browser() -> anyhow::Result<()> {
     in_private_netns("web::dashboard_in_a_real_browser", dashboard)
 }
 
-/// The issue's browser checks, in one session: the live temperature without reload; log in;
-/// "+" makes an override that the relay follows; a weekly block in the week view and the
-/// timeline; the engine's validation error for a bad rule; history points; screenshots.
+/// The dashboard as a person uses it, in one browser session: the live temperature without
+/// reload; log in; "+" makes an override that the relay follows; a weekly block in the week
+/// view and the timeline; the engine's validation error for a bad rule; history points;
+/// screenshots.
 /// Every visible control of the page has an accessible name: `aria-label`, `aria-labelledby`,
 /// a `<label>`, its text, or a title (the names a screen reader reads, and the ones people and
 /// tests find controls by).

@@ -1,6 +1,6 @@
-//! The front-door commands as a user meets them: the real `xtask` binary (what `cargo xtask`
-//! runs), its `--help`, and the demo with the real binaries on loopback, stopped the ways
-//! people and service managers stop it.
+//! xtask as a user meets it: the real `xtask` binary (what `cargo xtask` runs), its `--help`,
+//! and the demo with the real binaries on loopback, stopped the ways people and service
+//! managers stop it.
 
 mod demo;
 mod help;

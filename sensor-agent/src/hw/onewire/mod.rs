@@ -217,6 +217,10 @@ where
         self.name
     }
 
+    fn kind_of(&self, id: &str) -> &'static str {
+        super::w1::device_kind(id)
+    }
+
     fn read_all(&mut self) -> Vec<RawReading> {
         let mut devices: Vec<(Address, String, &'static str)> = self
             .search()
