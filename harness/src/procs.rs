@@ -394,6 +394,11 @@ impl Proc {
         Ok(Self { name: name.to_owned(), key, child, own_group, exited: None, output })
     }
 
+    /// Its standard output, when `cmd` piped it (`Stdio::piped()`): for the caller to read.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
     /// The name it was started with.
     pub fn name(&self) -> &str {
         &self.name

@@ -23,7 +23,10 @@ pub use hearth_harness::print_logs;
 use hearth_harness::procs::listening_url_in;
 use hearth_harness::{Capture, ENGINE, Group, SERVICES, target_dir};
 
+mod house;
 pub mod webdriver;
+
+pub use house::{FAST_ENGINE, House, ds18b20, free_port, relay_config};
 
 /// Set inside the namespace, so the re-executed test runs its body instead of re-executing.
 const INSIDE: &str = "HEARTH_E2E_INSIDE_NETNS";

@@ -18,7 +18,7 @@
 use std::process::Command;
 
 use hearth_harness::procs::{self, Group};
-use hearth_harness::{cargo, root, run, run_in, target_dir};
+use hearth_harness::{ENGINE, root, run, run_in};
 
 /// The targets the script builds by default, each with the Pi it is for.
 pub(crate) const TARGETS: &[(&str, &str)] = &[
@@ -64,9 +64,9 @@ pub(crate) fn cross() -> anyhow::Result<()> {
     // build, on loopback.
     run(
         "build the native engine (stand-in engine for the qemu smoke tests)",
-        cargo().args(["build", "--locked", "-p", "hearth-engine", "--bin", "hearth-engine"]),
+        hearth_harness::build_command("dev", &[ENGINE]).arg("--locked"),
     )?;
-    let engine = target_dir().join("debug/hearth-engine");
+    let engine = hearth_harness::binary("dev", ENGINE.package);
     // The script builds HEARTH_CROSS_TARGETS when set (and not empty), else all of TARGETS.
     let targets = std::env::var("HEARTH_CROSS_TARGETS")
         .ok()

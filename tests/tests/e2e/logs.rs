@@ -5,9 +5,8 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use hearth_e2e::{Proc, engine_credential, eventually, in_private_netns};
-
-use super::relay_config;
+use hearth_e2e::{House, Proc, engine_credential, eventually, in_private_netns};
+use hearth_harness::RELAY_AGENT;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -73,11 +72,10 @@ fn raw_request(base: &str, method: &str, path: &str, auth: Option<&str>, body: &
 #[test]
 fn a_forged_relay_path_stays_inside_its_log_line() -> anyhow::Result<()> {
     in_private_netns("logs::a_forged_relay_path_stays_inside_its_log_line", || async {
-        let dir = tempfile::tempdir()?;
-        let data = dir.path().join("engine");
-        let key = engine_credential(&data, &["device-key", "--role", "relay", "log-relay"])?;
-        let config = relay_config(dir.path())?;
-        let world = dir.path().join("world.json").to_string_lossy().to_string();
+        let house = House::new()?;
+        let key = house.key(RELAY_AGENT, "log-relay")?;
+        let config = house.relay_toml(0)?;
+        let world = house.world_s();
         let relay = Proc::start(
             "relay",
             "hearth-relay-agent",

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use hearth_e2e::{Proc, engine_credential, eventually, in_private_netns};
+use hearth_e2e::{FAST_ENGINE, House, Proc, engine_credential, eventually, in_private_netns};
+use hearth_harness::{RELAY_AGENT, SENSOR_AGENT};
 use hearth_proto::client::{EngineClient, RelayAgentClient};
 use hearth_proto::control::{ControlSettings, Mode, ReasonCode};
 use hearth_proto::relays::RelayState;
@@ -21,33 +22,6 @@ mod web;
 const SENSOR: &str = "e2e-sensor";
 const RELAY: &str = "e2e-relay";
 const SENSOR_ID: &str = "28-00000000a001";
-
-/// Relay outputs without the equipment protection times, so the tests see the engine's
-/// decisions at once (the protections have their own tests in the relay agent).
-const RELAY_CONFIG: &str = "\
-[[outputs]]
-id = \"heat\"
-name = \"Furnace\"
-function_hint = \"heat\"
-min_on_s = 0
-min_off_s = 0
-max_on_s = 0
-
-[[outputs]]
-id = \"cool\"
-name = \"Air conditioner\"
-function_hint = \"cool\"
-min_on_s = 0
-min_off_s = 0
-max_on_s = 0
-";
-
-/// Write [`RELAY_CONFIG`] into `dir` and return its path.
-fn relay_config(dir: &std::path::Path) -> anyhow::Result<String> {
-    let path = dir.join("relay.toml");
-    std::fs::write(&path, RELAY_CONFIG)?;
-    Ok(path.to_string_lossy().to_string())
-}
 
 /// A simulated relay agent (host [`RELAY`]) that finds the engine by mDNS. The backend is
 /// said explicitly: a relay agent has none by default.
@@ -87,20 +61,10 @@ fn start_sensor(key: &str, world: &str, extra: &[&str]) -> anyhow::Result<Proc> 
 
 /// The engine's flags for a test: fast ticks and short staleness, leases of `lease_s`.
 fn engine_args<'a>(data: &'a str, lease_s: &'a str) -> Vec<&'a str> {
-    vec![
-        "--data-dir",
-        data,
-        "--listen",
-        "127.0.0.1:0",
-        "--tick-s",
-        "0.2",
-        "--stale-after-s",
-        "10",
-        "--offline-after-s",
-        "5",
-        "--lease-s",
-        lease_s,
-    ]
+    let mut args = vec!["--data-dir", data, "--listen", "127.0.0.1:0"];
+    args.extend(FAST_ENGINE);
+    args.extend(["--lease-s", lease_s]);
+    args
 }
 
 /// What the two-agent tests share: the engine's data dir, the simulated world file, the keys
@@ -119,19 +83,18 @@ struct Site {
 
 impl Site {
     fn new() -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let data = dir.path().join("engine");
-        let world = dir.path().join("world.json");
+        let house = House::new()?;
         Ok(Self {
-            data_s: data.to_string_lossy().to_string(),
-            world_s: world.to_string_lossy().to_string(),
-            sensor_key: engine_credential(&data, &["device-key", "--role", "sensor", SENSOR])?,
-            relay_key: engine_credential(&data, &["device-key", "--role", "relay", RELAY])?,
-            admin: engine_credential(&data, &["admin-token"])?,
-            relay_toml: relay_config(dir.path())?,
-            data,
-            world,
-            dir,
+            data_s: house.data_s(),
+            world_s: house.world_s(),
+            sensor_key: house.key(SENSOR_AGENT, SENSOR)?,
+            relay_key: house.key(RELAY_AGENT, RELAY)?,
+            admin: house.admin()?,
+            // No equipment protection times: the tests see the engine's decisions at once.
+            relay_toml: house.relay_toml(0)?,
+            data: house.data,
+            world: house.world,
+            dir: house.dir,
         })
     }
 }
