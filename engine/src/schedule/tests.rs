@@ -10,15 +10,7 @@ use super::*;
 
 const WEEKDAYS: [Weekday; 5] =
     [Weekday::Monday, Weekday::Tuesday, Weekday::Wednesday, Weekday::Thursday, Weekday::Friday];
-const ALL_DAYS: [Weekday; 7] = [
-    Weekday::Monday,
-    Weekday::Tuesday,
-    Weekday::Wednesday,
-    Weekday::Thursday,
-    Weekday::Friday,
-    Weekday::Saturday,
-    Weekday::Sunday,
-];
+const ALL_DAYS: [Weekday; 7] = Weekday::ALL;
 
 fn tz(name: &str) -> TimeZone {
     TimeZone::get(name).expect("time zone in the bundled database")

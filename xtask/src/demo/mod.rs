@@ -70,15 +70,7 @@ async fn schedule(api: &EngineClient) -> Result<bool, hearth_proto::client::Clie
         return Ok(false);
     }
     api.set_default_target(&DefaultTarget { heat_c: 20.5, cool_c: 26.0, sensors: vec![] }).await?;
-    let all = vec![
-        Weekday::Monday,
-        Weekday::Tuesday,
-        Weekday::Wednesday,
-        Weekday::Thursday,
-        Weekday::Friday,
-        Weekday::Saturday,
-        Weekday::Sunday,
-    ];
+    let all = Weekday::ALL.to_vec();
     let rule = |name: &str, days: Vec<Weekday>, start: &str, end: &str, heat_c: f64| NewRule {
         name: name.to_owned(),
         enabled: true,
