@@ -15,6 +15,12 @@ use crate::binary;
 pub const FAST_ENGINE: [&str; 6] =
     ["--tick-s", "0.2", "--stale-after-s", "10", "--offline-after-s", "5"];
 
+/// The flags every simulated agent of a test starts with: its host id, its device key, and
+/// the simulated backend in the house's `world` file (an agent has no backend by default).
+pub fn simulated<'a>(host: &'a str, key: &'a str, world: &'a str) -> [&'a str; 8] {
+    ["--host-id", host, "--device-key", key, "--hardware", "simulated", "--sim-world", world]
+}
+
 /// A free loopback port. The test runs in a network namespace of its own: nobody else takes it
 /// between this and the engine's bind, and the engine keeps it across its restarts.
 pub fn free_port() -> anyhow::Result<u16> {

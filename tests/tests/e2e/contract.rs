@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use hearth_e2e::{House, Proc, engine_credential, in_private_netns, python_tools};
+use hearth_e2e::{House, Proc, engine_credential, in_private_netns, python_tools, simulated};
 use hearth_harness::RELAY_AGENT;
 
 /// Generated test cases per operation and phase, per credential: bounded so that both
@@ -116,24 +116,9 @@ async fn engine_and_relay(
         &["--data-dir", &data_s, "--listen", "127.0.0.1:0", "--mdns", "false"],
     )?;
     let engine_url = engine.listening_url().await?;
-    let relay = Proc::start(
-        "relay",
-        "hearth-relay-agent",
-        &[
-            "--host-id",
-            RELAY_HOST,
-            "--device-key",
-            relay_key,
-            "--listen",
-            "127.0.0.1:0",
-            "--engine",
-            &engine_url,
-            "--hardware",
-            "simulated",
-            "--sim-world",
-            &world,
-        ],
-    )?;
+    let mut args = vec!["--listen", "127.0.0.1:0", "--engine", &engine_url];
+    args.extend(simulated(RELAY_HOST, relay_key, &world));
+    let relay = Proc::start("relay", "hearth-relay-agent", &args)?;
     let relay_url = relay.listening_url().await?;
     Ok((engine, engine_url, relay, relay_url))
 }

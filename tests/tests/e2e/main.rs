@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use hearth_e2e::{FAST_ENGINE, House, Proc, engine_credential, eventually, in_private_netns};
+use hearth_e2e::{
+    FAST_ENGINE, House, Proc, engine_credential, eventually, in_private_netns, simulated,
+};
 use hearth_harness::{RELAY_AGENT, SENSOR_AGENT};
 use hearth_proto::client::{EngineClient, RelayAgentClient};
 use hearth_proto::control::{ControlSettings, Mode, ReasonCode};
@@ -26,35 +28,14 @@ const SENSOR_ID: &str = "28-00000000a001";
 /// A simulated relay agent (host [`RELAY`]) that finds the engine by mDNS. The backend is
 /// said explicitly: a relay agent has none by default.
 fn start_relay(config: &str, key: &str, world: &str) -> anyhow::Result<Proc> {
-    let args = [
-        "--config",
-        config,
-        "--host-id",
-        RELAY,
-        "--device-key",
-        key,
-        "--listen",
-        "127.0.0.1:0",
-        "--hardware",
-        "simulated",
-        "--sim-world",
-        world,
-    ];
+    let mut args = vec!["--config", config, "--listen", "127.0.0.1:0"];
+    args.extend(simulated(RELAY, key, world));
     Proc::start("relay", "hearth-relay-agent", &args)
 }
 
 /// A simulated sensor agent (host [`SENSOR`]) that finds the engine by mDNS, with `extra` flags.
 fn start_sensor(key: &str, world: &str, extra: &[&str]) -> anyhow::Result<Proc> {
-    let mut args = vec![
-        "--host-id",
-        SENSOR,
-        "--device-key",
-        key,
-        "--hardware",
-        "simulated",
-        "--sim-world",
-        world,
-    ];
+    let mut args = simulated(SENSOR, key, world).to_vec();
     args.extend_from_slice(extra);
     Proc::start("sensor", "hearth-sensor-agent", &args)
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use hearth_e2e::{
     FAST_ENGINE, Proc, ds18b20, engine_credential, eventually, free_port,
-    in_private_mount_and_netns, relay_config, sh,
+    in_private_mount_and_netns, relay_config, sh, simulated,
 };
 use hearth_proto::client::{ClientError, EngineClient, RelayAgentClient};
 use hearth_proto::control::{ControlSettings, Mode, ReasonCode};
@@ -89,26 +89,9 @@ impl House {
         // by the agent.
         std::fs::write(&relay_toml, relay_config(5))?;
         let relay_toml = relay_toml.to_string_lossy().to_string();
-        let relay = Proc::start(
-            "relay",
-            "hearth-relay-agent",
-            &[
-                "--config",
-                &relay_toml,
-                "--host-id",
-                RELAY,
-                "--device-key",
-                &relay_key,
-                "--listen",
-                "127.0.0.1:0",
-                "--hardware",
-                "simulated",
-                "--sim-world",
-                &world,
-                "--engine",
-                &url,
-            ],
-        )?;
+        let mut args = vec!["--config", &relay_toml, "--listen", "127.0.0.1:0", "--engine", &url];
+        args.extend(simulated(RELAY, &relay_key, &world));
+        let relay = Proc::start("relay", "hearth-relay-agent", &args)?;
         let queue = dir.path().join("queue");
         let sensor = start_sensor(SENSOR, &sensor_key, &world, "18", &queue, &url)?;
         let house = Self {
@@ -192,15 +175,8 @@ fn start_sensor(
     url: &str,
 ) -> anyhow::Result<Proc> {
     let queue = queue.to_string_lossy();
-    let args = [
-        "--host-id",
-        host,
-        "--device-key",
-        key,
-        "--hardware",
-        "simulated",
-        "--sim-world",
-        world,
+    let mut args = simulated(host, key, world).to_vec();
+    args.extend([
         "--sim-start-c",
         start_c,
         "--interval-s",
@@ -209,7 +185,7 @@ fn start_sensor(
         &queue,
         "--engine",
         url,
-    ];
+    ]);
     Proc::start(host, "hearth-sensor-agent", &args)
 }
 

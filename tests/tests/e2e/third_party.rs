@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use hearth_common::auth::{DeviceCredential, SiteSecret};
-use hearth_e2e::{House, Proc, binary, eventually, in_private_netns};
+use hearth_e2e::{House, Proc, binary, eventually, in_private_netns, simulated};
 use hearth_harness::{RELAY_AGENT, SENSOR_AGENT};
 use hearth_proto::agents::KeyRole;
 use hearth_proto::client::EngineClient;
@@ -156,20 +156,8 @@ fn sensor_agents_are_served_by_what_their_key_allows() -> anyhow::Result<()> {
         let untyped = site.device_key("old-pi", KeyRole::Untyped).to_string();
         let (engine, url) = start_engine(&data_s).await?;
         let agent = |host: &str, key: &str| {
-            let args = [
-                "--engine",
-                &url,
-                "--host-id",
-                host,
-                "--device-key",
-                key,
-                "--hardware",
-                "simulated",
-                "--sim-world",
-                &world,
-                "--interval-s",
-                "0.2",
-            ];
+            let mut args = vec!["--engine", &url, "--interval-s", "0.2"];
+            args.extend(simulated(host, key, &world));
             Proc::start(host, "hearth-sensor-agent", &args)
         };
         let _typed = agent("typed-pi", &typed)?;
