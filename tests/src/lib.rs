@@ -15,13 +15,18 @@
 //! What the binaries log is kept, not echoed: a passing test prints only what it says itself;
 //! a failing one prints every binary's log after its failure (see [`in_private_netns`]).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use hearth_harness::print_logs;
+use hearth_harness::procs::listening_url_in;
+use hearth_harness::{Capture, ENGINE, Group, SERVICES, target_dir};
+
+mod house;
 pub mod webdriver;
+
+pub use house::{FAST_ENGINE, House, ds18b20, free_port, relay_config, simulated};
 
 /// Set inside the namespace, so the re-executed test runs its body instead of re-executing.
 const INSIDE: &str = "HEARTH_E2E_INSIDE_NETNS";
@@ -71,12 +76,11 @@ where
         }
     }
     // Build outside the namespace: cargo may need the registry, the namespace has no network.
-    build_binaries()?;
+    // Debug builds, so the test never runs stale binaries.
+    hearth_harness::build("build the binaries", "dev", &SERVICES)?;
     let exe = std::env::current_exe()?;
-    let root =
-        Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
     let mut cmd = Command::new("unshare");
-    cmd.arg(if root { "-n" } else { "-rn" });
+    cmd.arg(if hearth_harness::is_root() { "-n" } else { "-rn" });
     if mount {
         // unshare makes the new mount namespace's mounts private: nothing propagates out.
         cmd.arg("-m");
@@ -92,12 +96,6 @@ where
     Ok(())
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
-}
-
 /// `<target dir>/artefacts/<kind>` (created): where tests leave files for people to look at,
 /// e.g. the browser tests' screenshots in `artefacts/web`.
 pub fn artefacts_dir(kind: &str) -> anyhow::Result<PathBuf> {
@@ -107,71 +105,17 @@ pub fn artefacts_dir(kind: &str) -> anyhow::Result<PathBuf> {
     Ok(std::fs::canonicalize(&dir)?)
 }
 
-/// Build the binaries (debug), so the test never runs stale ones.
-fn build_binaries() -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--bins",
-            "-p",
-            "hearth-engine",
-            "-p",
-            "hearth-sensor-agent",
-            "-p",
-            "hearth-relay-agent",
-            "-p",
-            "hearth-web",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()?;
-    anyhow::ensure!(status.success(), "building the binaries failed");
-    Ok(())
-}
-
-/// The path of a workspace binary.
+/// The path of a workspace binary (debug, as [`in_private_netns`] builds them).
 pub fn binary(name: &str) -> PathBuf {
-    target_dir().join("debug").join(name)
+    hearth_harness::binary("dev", name)
 }
 
-/// One binary's standard error, line by line.
-#[derive(Debug, Default)]
-struct Log {
-    lines: Vec<String>,
-    /// Already shown (a failure shows each log once).
-    printed: bool,
-}
-
-/// The log of every binary this test process started, with its name: shown when a test fails.
-static LOGS: Mutex<Vec<(String, Arc<Mutex<Log>>)>> = Mutex::new(Vec::new());
-
-fn show(name: &str, log: &Mutex<Log>) {
-    let Ok(mut log) = log.lock() else { return };
-    if log.printed {
-        return;
-    }
-    log.printed = true;
-    eprintln!("----- {name}: its log ({} lines) -----", log.lines.len());
-    for line in &log.lines {
-        eprintln!("[{name}] {line}");
-    }
-}
-
-/// Print the logs of every binary started so far that were not shown yet (a failing test
-/// calls this; [`in_private_netns`] does it for its tests).
-pub fn print_logs() {
-    let logs = LOGS.lock().map(|l| l.clone()).unwrap_or_default();
-    for (name, log) in &logs {
-        show(name, log);
-    }
-}
-
-/// A running binary whose stderr is collected, and shown when the test fails.
+/// A running binary (the harness's [`hearth_harness::Proc`]) whose stderr is kept, and shown
+/// when the test fails. Dropped, it is killed (SIGKILL, as a crash): a test that means a clean
+/// stop says [`Proc::terminate`].
 #[derive(Debug)]
 pub struct Proc {
-    name: String,
-    child: Child,
-    log: Arc<Mutex<Log>>,
+    inner: hearth_harness::Proc,
     /// The sensor agent's default replay queue directory, removed when the process ends.
     _queue: Option<tempfile::TempDir>,
 }
@@ -191,100 +135,57 @@ impl Proc {
         env: &[(K, V)],
     ) -> anyhow::Result<Self> {
         let queue = tempfile::tempdir()?;
-        let mut child = Command::new(binary(bin))
-            .args(args)
+        let mut cmd = Command::new(binary(bin));
+        cmd.args(args)
             .env("HEARTH_SENSOR_QUEUE_DIR", queue.path())
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| anyhow::anyhow!("cannot start {bin}: {e}"))?;
-        let log = Arc::new(Mutex::new(Log::default()));
-        if let Ok(mut logs) = LOGS.lock() {
-            logs.push((name.to_owned(), log.clone()));
-        }
-        if let Some(stderr) = child.stderr.take() {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Ok(mut l) = log.lock() {
-                        l.lines.push(line);
-                    }
-                }
-            });
-        }
-        Ok(Self { name: name.to_owned(), child, log, _queue: Some(queue) })
+            .stdout(Stdio::null());
+        // In the test's process group: a Ctrl-C of the test reaches its servers too.
+        let inner = hearth_harness::Proc::spawn(name, &mut cmd, Group::Parent, Capture::Keep)?;
+        Ok(Self { inner, _queue: Some(queue) })
     }
 
     /// SIGKILL (no clean-up of any kind, as a crash or a power cut) and wait for the exit.
     pub fn kill(mut self) -> anyhow::Result<()> {
-        self.child.kill()?;
-        self.child.wait()?;
+        self.inner.kill()?;
         Ok(())
     }
 
     /// Wait until a line of stderr contains `needle`; return that line.
     pub async fn wait_for_line(&self, needle: &str, timeout: Duration) -> anyhow::Result<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(line) = self
-                .log
-                .lock()
-                .ok()
-                .and_then(|l| l.lines.iter().find(|l| l.contains(needle)).cloned())
-            {
-                return Ok(line);
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "{}: no log line with {needle:?} within {timeout:?}",
-                self.name
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.inner.wait_for_line(needle, timeout).await
     }
 
     /// How many lines of stderr so far contain `needle`.
     pub fn count_lines(&self, needle: &str) -> usize {
-        self.log.lock().map(|l| l.lines.iter().filter(|l| l.contains(needle)).count()).unwrap_or(0)
+        self.inner.count_lines(needle)
     }
 
     /// Every line of stderr so far.
     pub fn lines(&self) -> Vec<String> {
-        self.log.lock().map(|l| l.lines.clone()).unwrap_or_default()
+        self.inner.lines()
     }
 
     /// The `http://ADDR` of the first "listening on http://ADDR" log line.
     pub async fn listening_url(&self) -> anyhow::Result<String> {
         let line = self.wait_for_line("listening on http://", Duration::from_secs(30)).await?;
-        let start = line.find("http://").unwrap_or(0);
-        let url: String = line[start..].chars().take_while(|c| !c.is_whitespace()).collect();
-        Ok(url)
+        listening_url_in(&line).ok_or_else(|| anyhow::anyhow!("no URL in {line:?}"))
     }
 
-    /// Send SIGTERM and wait for a clean exit.
+    /// Send SIGTERM and wait for a clean exit (an error, and SIGKILL, after 15 s).
     pub fn terminate(mut self) -> anyhow::Result<std::process::ExitStatus> {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            anyhow::ensure!(Instant::now() < deadline, "{} did not stop on SIGTERM", self.name);
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.inner.stop(Duration::from_secs(15))
     }
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.inner.kill();
         // A test that panics outside in_private_netns still shows this binary's side.
         if std::thread::panicking() {
-            show(&self.name, &self.log);
+            self.inner.show_log();
         }
     }
 }
@@ -390,15 +291,5 @@ pub fn sh(program: &str, args: &[&str]) -> anyhow::Result<String> {
 
 /// Run a `hearth-engine` subcommand (`device-key`, `admin-token`) and return its stdout line.
 pub fn engine_credential(data_dir: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(binary("hearth-engine"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "hearth-engine {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    hearth_harness::engine_credential(&binary(ENGINE.package), data_dir, args)
 }

@@ -8,12 +8,12 @@
 //! chromedriver's process group is killed, so no browser outlives its test.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use hearth_harness::{Capture, Group, Proc};
 use serde_json::{Value, json};
 
 /// The Debian packages' paths (`chromium`, `chromium-driver`), installed by `cargo xtask test`.
@@ -35,7 +35,7 @@ pub struct Browser {
     session: String,
     /// Taken when stopped, so its group is signalled once: after the wait its pid (and so the
     /// group id) may belong to someone else.
-    driver: Option<Child>,
+    driver: Option<Proc>,
     _profile: tempfile::TempDir,
 }
 
@@ -76,20 +76,19 @@ impl std::error::Error for WebDriverError {}
 
 /// Start chromedriver on a port it picks itself (`--port=0`; it prints "ChromeDriver was started
 /// successfully on port N." on stdout) and return the child and the port.
-fn start_chromedriver(time_zone: &str) -> anyhow::Result<(Child, u16)> {
-    let mut child = Command::new(CHROMEDRIVER)
-        .arg("--port=0")
+fn start_chromedriver(time_zone: &str) -> anyhow::Result<(Proc, u16)> {
+    let mut cmd = Command::new(CHROMEDRIVER);
+    cmd.arg("--port=0")
         // Chromium takes its time zone from TZ; the tests run the engine in the same zone, so
         // both read local times alike.
         .env("TZ", time_zone)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        // Its own process group: chromium and its helpers are killed with it on drop.
-        .process_group(0)
-        .spawn()
+        .stderr(Stdio::inherit());
+    // Its own process group: chromium and its helpers are killed with it.
+    let mut child = Proc::spawn("chromedriver", &mut cmd, Group::Own, Capture::No)
         .with_context(|| format!("cannot start {CHROMEDRIVER} (Debian package chromium-driver)"))?;
-    let stdout = child.stdout.take().context("chromedriver without stdout")?;
+    let stdout = child.take_stdout().context("chromedriver without stdout")?;
     let (tx, rx) = std::sync::mpsc::channel();
     // Keeps reading after the port line, so chromedriver never blocks on a full pipe.
     std::thread::spawn(move || {
@@ -104,7 +103,7 @@ fn start_chromedriver(time_zone: &str) -> anyhow::Result<(Child, u16)> {
         let line = match rx.recv_timeout(left) {
             Ok(line) => line,
             Err(_) => {
-                kill_group(&mut child);
+                let _ = child.kill();
                 anyhow::bail!("chromedriver did not report its port within 30 s: {seen:?}");
             }
         };
@@ -113,23 +112,13 @@ fn start_chromedriver(time_zone: &str) -> anyhow::Result<(Child, u16)> {
             match digits.parse() {
                 Ok(port) => return Ok((child, port)),
                 Err(_) => {
-                    kill_group(&mut child);
+                    let _ = child.kill();
                     anyhow::bail!("chromedriver: no port in {line:?}");
                 }
             }
         }
         seen.push(line);
     }
-}
-
-/// Kill chromedriver and everything in its process group (chromium and its helpers), then reap
-/// it. Call once per child: once reaped, its pid may be reused.
-fn kill_group(child: &mut Child) {
-    // The group id is the child's pid (process_group(0)); a negative pid names the group. The
-    // child is not reaped yet, so the id still names this group.
-    let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 impl Browser {
@@ -167,19 +156,19 @@ impl Browser {
         let resp = match http.post(format!("http://{addr}/session")).json(&caps).send().await {
             Ok(r) => r,
             Err(e) => {
-                kill_group(&mut driver);
+                let _ = driver.kill();
                 return Err(e).context("new WebDriver session");
             }
         };
         let value = match answer(resp).await {
             Ok(v) => v,
             Err(e) => {
-                kill_group(&mut driver);
+                let _ = driver.kill();
                 return Err(e).context("new WebDriver session (chromium failed to start?)");
             }
         };
         let Some(session) = value["sessionId"].as_str().map(str::to_owned) else {
-            kill_group(&mut driver);
+            let _ = driver.kill();
             anyhow::bail!("new session without sessionId: {value}");
         };
         let base = format!("http://{addr}/session/{session}");
@@ -396,7 +385,7 @@ impl Browser {
         let r = self.cmd(reqwest::Method::DELETE, "", None).await;
         self.session.clear();
         if let Some(mut driver) = self.driver.take() {
-            kill_group(&mut driver);
+            let _ = driver.kill();
         }
         r.map(drop)
     }
@@ -410,7 +399,7 @@ impl Drop for Browser {
             let _ = delete_blocking(&self.addr, &self.session);
         }
         if let Some(mut driver) = self.driver.take() {
-            kill_group(&mut driver);
+            let _ = driver.kill();
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `cargo xtask bench [NAME] [--static]`: the performance figures of the project's targets
 //! (all benches, or one). Figures are printed, never asserted: timing is not a test. The
 //! engine benches are release-built examples in `engine/examples/` (xtask never links the
-//! engine); the others start the real binaries as the demo does (`procs.rs`), so a signal
+//! engine); the others start the real binaries as the demo does (the harness's `procs.rs`), so a signal
 //! stops them too.
 
 use std::collections::BTreeSet;
@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 
 use hearth_proto::client::EngineClient;
 
-use crate::procs::{self, Children};
-use crate::{cargo, run, target_dir, webbench};
+use hearth_harness::procs::{self, Children};
+use hearth_harness::{ENGINE, SENSOR_AGENT, cargo, run, target_dir};
+
+use crate::webbench;
 
 /// Print the figures of one bench, or of all.
 #[derive(Debug, Clone, clap::Args)]
@@ -54,7 +56,7 @@ fn bench_ingest(_static_link: bool) -> anyhow::Result<()> {
 fn bench_engine_example(example: &str) -> anyhow::Result<()> {
     run(
         &format!("{example} (release build of the engine's example)"),
-        cargo().args(["run", "--release", "-p", "hearth-engine", "--example", example]),
+        cargo().args(["run", "--release", "-p", ENGINE.package, "--example", example]),
     )
 }
 
@@ -128,17 +130,8 @@ fn rss_by_origin(pid: u32, exe: &Path) -> anyhow::Result<(u64, u64, u64)> {
 fn bench_sensor_agent(static_link: bool) -> anyhow::Result<()> {
     const REPORTS: usize = 360;
     const SENSOR: &str = "28-00000000a001";
-    let mut build = cargo();
-    build.args([
-        "build",
-        "--profile",
-        "release-small",
-        "-p",
-        "hearth-sensor-agent",
-        "--bin",
-        "hearth-sensor-agent",
-    ]);
-    let mut agent_bin = target_dir().join("release-small/hearth-sensor-agent");
+    let mut build = hearth_harness::build_command("release-small", &[SENSOR_AGENT]);
+    let mut agent_bin = hearth_harness::binary("release-small", SENSOR_AGENT.package);
     if static_link {
         let host = Command::new("rustc").arg("-vV").output()?;
         let host = String::from_utf8_lossy(&host.stdout)
@@ -148,16 +141,13 @@ fn bench_sensor_agent(static_link: bool) -> anyhow::Result<()> {
         // An explicit --target keeps the flag off build scripts and proc macros.
         let var = format!("CARGO_TARGET_{}_RUSTFLAGS", host.to_uppercase().replace('-', "_"));
         build.args(["--target", &host]).env(var, "-C target-feature=+crt-static");
-        agent_bin = target_dir().join(&host).join("release-small/hearth-sensor-agent");
+        agent_bin = target_dir().join(&host).join("release-small").join(SENSOR_AGENT.package);
     }
     run("build the agent (release-small)", &mut build)?;
-    run(
-        "build the engine (debug)",
-        cargo().args(["build", "-p", "hearth-engine", "--bin", "hearth-engine"]),
-    )?;
+    hearth_harness::build("build the engine (debug)", "dev", &[ENGINE])?;
     // The agent must not link a database or a TLS stack (ARCHITECTURE.md invariant).
     let tree = cargo()
-        .args(["tree", "-p", "hearth-sensor-agent", "-e", "normal", "--prefix", "none"])
+        .args(["tree", "-p", SENSOR_AGENT.package, "-e", "normal", "--prefix", "none"])
         .output()?;
     anyhow::ensure!(tree.status.success(), "cargo tree failed");
     let tree = String::from_utf8_lossy(&tree.stdout);
@@ -171,26 +161,20 @@ fn bench_sensor_agent(static_link: bool) -> anyhow::Result<()> {
         })
         .collect();
     let crates: BTreeSet<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
-    let engine_bin = target_dir().join("debug/hearth-engine");
+    let engine_bin = hearth_harness::binary("dev", ENGINE.package);
     let size = std::fs::metadata(&agent_bin)?.len();
 
     let work = std::env::temp_dir().join(format!("hearth-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let data = work.join("engine");
     let data_s = data.to_string_lossy().to_string();
-    let engine_out = |args: &[&str]| -> anyhow::Result<String> {
-        let out = Command::new(&engine_bin).args(["--data-dir", &data_s]).args(args).output()?;
-        anyhow::ensure!(out.status.success(), "hearth-engine {args:?} failed");
-        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
-    };
-    let key = engine_out(&["device-key", "--role", "sensor", "bench-sensor"])?;
+    let key = hearth_harness::device_key(&engine_bin, &data, SENSOR_AGENT, "bench-sensor")?;
     let mut children = Children::default();
     let engine = children.start(
-        "engine",
+        ENGINE.name,
         procs::bound(&engine_bin)
             .args(["--data-dir", &data_s, "--listen", "127.0.0.1:0", "--mdns", "false"])
             .env("RUST_LOG", "warn,hearth_engine=info"),
-        true,
     )?;
     let url = engine.listening_url(Duration::from_secs(30))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -208,13 +192,12 @@ fn bench_sensor_agent(static_link: bool) -> anyhow::Result<()> {
     let world = work.join("world.json").to_string_lossy().to_string();
     let started = Instant::now();
     let agent = children.start(
-        "sensor agent",
+        SENSOR_AGENT.name,
         procs::bound(&agent_bin)
             .args(["--engine", &url, "--host-id", "bench-sensor", "--device-key", &key])
             .args(["--hardware", "simulated", "--sim-world", &world, "--interval-s", "0.02"])
             .args(["--queue-dir", &queue])
             .env("RUST_LOG", "warn"),
-        true,
     )?;
     let pid = agent.id();
     let stored = rt.block_on(async {

@@ -17,8 +17,8 @@
 
 use std::process::Command;
 
-use crate::procs::{self, Group, run, run_in};
-use crate::{cargo, root, target_dir};
+use hearth_harness::procs::{self, Group};
+use hearth_harness::{ENGINE, root, run, run_in};
 
 /// The targets the script builds by default, each with the Pi it is for.
 pub(crate) const TARGETS: &[(&str, &str)] = &[
@@ -64,9 +64,9 @@ pub(crate) fn cross() -> anyhow::Result<()> {
     // build, on loopback.
     run(
         "build the native engine (stand-in engine for the qemu smoke tests)",
-        cargo().args(["build", "--locked", "-p", "hearth-engine", "--bin", "hearth-engine"]),
+        hearth_harness::build_command("dev", &[ENGINE]).arg("--locked"),
     )?;
-    let engine = target_dir().join("debug/hearth-engine");
+    let engine = hearth_harness::binary("dev", ENGINE.package);
     // The script builds HEARTH_CROSS_TARGETS when set (and not empty), else all of TARGETS.
     let targets = std::env::var("HEARTH_CROSS_TARGETS")
         .ok()
@@ -86,7 +86,7 @@ pub(crate) fn cross() -> anyhow::Result<()> {
         )
     };
     // Installing may ask for sudo's password: in the foreground, xtask's process group.
-    run_in("install the cross toolchain when missing", &mut script("install"), Group::Terminal)
+    run_in("install the cross toolchain when missing", &mut script("install"), Group::Parent)
         .map_err(|e| anyhow::anyhow!("{e:#}: {}", failed("toolchain install")))?;
     // Building and the smoke tests in their own group: a stop takes qemu and the servers along.
     run(

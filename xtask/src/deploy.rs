@@ -11,16 +11,17 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::procs::run_stdout;
-use crate::{cargo, root, run, target_dir};
+use hearth_harness::{cargo, root, run, run_stdout, target_dir};
 
 /// The cargo-deb release the packages are built and tested with (`cargo install --locked`).
 pub(crate) const CARGO_DEB_VERSION: &str = "3.8.0";
 
-/// A packaged service: cargo package = binary = unit name, and its config's base name
-/// (`deploy/config/<config>.toml`, installed as `/etc/hearth/<config>.toml`).
+/// A packaged service: a service of the harness's list, and its packaging facts: its config's
+/// base name (`deploy/config/<config>.toml`, installed as `/etc/hearth/<config>.toml`; the
+/// unit is `deploy/systemd/<package>.service`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Service {
+    /// Its cargo package = binary = unit name (the harness service's).
     pub(crate) package: &'static str,
     pub(crate) config: &'static str,
     /// The Debian architectures of its cross-built packages (see [`CROSS`]). The engine and
@@ -29,16 +30,27 @@ pub(crate) struct Service {
     pub(crate) cross_arches: &'static [&'static str],
 }
 
+impl Service {
+    const fn of(
+        service: hearth_harness::Service,
+        config: &'static str,
+        cross_arches: &'static [&'static str],
+    ) -> Self {
+        Self { package: service.package, config, cross_arches }
+    }
+}
+
 /// Where only an engine host runs the service.
 const ENGINE_HOST: &[&str] = &["arm64"];
 /// Where an agent runs: every Pi.
 const EVERY_PI: &[&str] = &["armhf", "arm64"];
 
+/// Every service of the harness's list, packaged (a test checks that none is missing).
 pub(crate) const SERVICES: [Service; 4] = [
-    Service { package: "hearth-engine", config: "engine", cross_arches: ENGINE_HOST },
-    Service { package: "hearth-sensor-agent", config: "sensor-agent", cross_arches: EVERY_PI },
-    Service { package: "hearth-relay-agent", config: "relay-agent", cross_arches: EVERY_PI },
-    Service { package: "hearth-web", config: "web", cross_arches: ENGINE_HOST },
+    Service::of(hearth_harness::ENGINE, "engine", ENGINE_HOST),
+    Service::of(hearth_harness::SENSOR_AGENT, "sensor-agent", EVERY_PI),
+    Service::of(hearth_harness::RELAY_AGENT, "relay-agent", EVERY_PI),
+    Service::of(hearth_harness::WEB, "web", ENGINE_HOST),
 ];
 
 /// Cross targets whose binaries the cross build leaves in `target/<triple>/release-small/`,
@@ -224,8 +236,10 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
     use std::os::unix::net::UnixDatagram;
-    use std::process::{Child, Stdio};
+    use std::process::Stdio;
     use std::time::{Duration, Instant};
+
+    use hearth_harness::{Capture, ENGINE, Group, Proc, RELAY_AGENT, SENSOR_AGENT, WEB};
 
     type R = anyhow::Result<()>;
 
@@ -242,26 +256,31 @@ mod tests {
         matches!(s.package, "hearth-engine" | "hearth-web")
     }
 
-    /// The service of a package (the tests name the ones they check specially).
-    fn service(package: &str) -> &'static Service {
+    /// The packaged service of a service (the tests name the ones they check specially).
+    fn service(of: hearth_harness::Service) -> &'static Service {
         SERVICES
             .iter()
-            .find(|s| s.package == package)
-            .unwrap_or_else(|| panic!("{package} is not in SERVICES"))
+            .find(|s| s.package == of.package)
+            .unwrap_or_else(|| panic!("{} is not in SERVICES", of.package))
     }
 
     /// Build the four binaries (debug): the tests run what the units would start.
     fn build_binaries() -> R {
-        let mut c = cargo();
-        c.args(["build", "--bins"]);
-        for s in SERVICES {
-            c.args(["-p", s.package]);
-        }
-        run("build the binaries", &mut c)
+        hearth_harness::build("build the binaries", "dev", &hearth_harness::SERVICES)
     }
 
     fn binary(package: &str) -> PathBuf {
-        target_dir().join("debug").join(package)
+        hearth_harness::binary("dev", package)
+    }
+
+    /// The packaged services are the harness's, in its order.
+    #[test]
+    fn every_service_is_packaged() {
+        assert_eq!(
+            SERVICES.map(|s| s.package),
+            hearth_harness::SERVICES.map(|s| s.package),
+            "deploy.rs packages every service of the harness's list"
+        );
     }
 
     fn unit_text(s: &Service) -> anyhow::Result<String> {
@@ -331,7 +350,7 @@ mod tests {
         }
         // The relay agent: back within a second of any failure, and its outputs driven safe
         // after any exit by the same binary and config (a dead process leaves GPIO levels).
-        let relay = service("hearth-relay-agent");
+        let relay = service(RELAY_AGENT);
         let d = directives(&unit_text(relay)?);
         assert_eq!(d.get("RestartSec").map(String::as_str), Some("1s"));
         assert_eq!(
@@ -340,13 +359,13 @@ mod tests {
             "the relay agent's ExecStopPost"
         );
         // State directories match the binaries' defaults (engine data_dir, sensor queue_dir).
-        let engine = directives(&unit_text(service("hearth-engine"))?);
+        let engine = directives(&unit_text(service(ENGINE))?);
         assert_eq!(engine.get("StateDirectory").map(String::as_str), Some("hearth"));
-        let sensor = directives(&unit_text(service("hearth-sensor-agent"))?);
+        let sensor = directives(&unit_text(service(SENSOR_AGENT))?);
         assert_eq!(sensor.get("StateDirectory").map(String::as_str), Some("hearth-sensor-agent"));
         for (s, key, default) in [
-            (service("hearth-engine"), "data_dir", "/var/lib/hearth"),
-            (service("hearth-sensor-agent"), "queue_dir", "/var/lib/hearth-sensor-agent/queue"),
+            (service(ENGINE), "data_dir", "/var/lib/hearth"),
+            (service(SENSOR_AGENT), "queue_dir", "/var/lib/hearth-sensor-agent/queue"),
         ] {
             let help = Command::new(binary(s.package)).arg("--help").output();
             if let Ok(help) = help {
@@ -429,8 +448,7 @@ mod tests {
         }
         // The check itself catches mistakes: a misspelt key and a missing binary.
         let broken = dir.path().join("etc/systemd/system/hearth-broken.service");
-        let text =
-            unit_text(service("hearth-engine"))?.replace("LockPersonality=", "LockPersonalty=");
+        let text = unit_text(service(ENGINE))?.replace("LockPersonality=", "LockPersonalty=");
         std::fs::write(&broken, text)?;
         let (_, said) = verify(dir.path(), "hearth-broken.service")?;
         assert!(said.contains("LockPersonalty"), "a misspelt key went unnoticed: {said}");
@@ -439,24 +457,6 @@ mod tests {
         let (ok, said) = verify(dir.path(), "hearth-web.service")?;
         assert!(!ok && said.contains("hearth-web"), "a missing binary went unnoticed: {said}");
         Ok(())
-    }
-
-    /// Runs a binary the way its unit does and stops it with SIGTERM (then SIGKILL) on drop.
-    struct Running(Child);
-
-    impl Drop for Running {
-        fn drop(&mut self) {
-            if !matches!(self.0.try_wait(), Ok(None)) {
-                return;
-            }
-            let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
     }
 
     /// The next notification within `deadline`, or None.
@@ -510,16 +510,13 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let tmp = |rel: &str| dir.path().join(rel).to_string_lossy().into_owned();
         let engine_data = tmp("engine");
-        let key = |role: &str, host: &str| -> anyhow::Result<String> {
-            let out = Command::new(binary("hearth-engine"))
-                .args(["--data-dir", &engine_data, "device-key", "--role", role, host])
-                .output()?;
-            anyhow::ensure!(
-                out.status.success(),
-                "device-key: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+        let key = |agent: hearth_harness::Service, host: &str| {
+            hearth_harness::device_key(
+                &binary(ENGINE.package),
+                Path::new(&engine_data),
+                agent,
+                host,
+            )
         };
         // A DS18B20 on a fake w1 bus, as the kernel driver shows it (16.062 °C).
         let w1 = dir.path().join("w1/28-0316a2797bff");
@@ -533,20 +530,20 @@ mod tests {
         let engine_url = "http://127.0.0.1:9";
         let overrides: Vec<(&Service, Vec<String>)> = vec![
             (
-                service("hearth-engine"),
+                service(ENGINE),
                 ["--data-dir", &engine_data, "--listen", "127.0.0.1:0", "--mdns", "false"]
                     .map(String::from)
                     .to_vec(),
             ),
             (
-                service("hearth-sensor-agent"),
+                service(SENSOR_AGENT),
                 vec![
                     "--engine".into(),
                     engine_url.into(),
                     "--host-id".into(),
                     "deploy-sensor".into(),
                     "--device-key".into(),
-                    key("sensor", "deploy-sensor")?,
+                    key(SENSOR_AGENT, "deploy-sensor")?,
                     "--w1-dir".into(),
                     tmp("w1"),
                     "--queue-dir".into(),
@@ -554,14 +551,14 @@ mod tests {
                 ],
             ),
             (
-                service("hearth-relay-agent"),
+                service(RELAY_AGENT),
                 vec![
                     "--engine".into(),
                     engine_url.into(),
                     "--host-id".into(),
                     "deploy-relay".into(),
                     "--device-key".into(),
-                    key("relay", "deploy-relay")?,
+                    key(RELAY_AGENT, "deploy-relay")?,
                     "--listen".into(),
                     "127.0.0.1:0".into(),
                     // The example config names no hardware (the agent refuses to start
@@ -577,7 +574,7 @@ mod tests {
             // HEARTH_WEB_*: a misspelt flag stops the binary, a misspelt variable would let it
             // browse the LAN.
             (
-                service("hearth-web"),
+                service(WEB),
                 ["--engine", engine_url, "--listen", "127.0.0.1:0"].map(String::from).to_vec(),
             ),
         ];
@@ -603,23 +600,26 @@ mod tests {
             let socket_path = dir.path().join(format!("{}.notify", s.package));
             let socket = UnixDatagram::bind(&socket_path)?;
             let started = Instant::now();
-            let child = Command::new(binary(s.package))
-                .args(&args)
-                .args(&extra)
-                .env("NOTIFY_SOCKET", &socket_path)
-                .env("WATCHDOG_USEC", "2000000")
-                .env_remove("WATCHDOG_PID")
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::null())
-                .spawn()?;
-            let mut running = Running(child);
+            let mut running = Proc::spawn(
+                s.package,
+                Command::new(binary(s.package))
+                    .args(&args)
+                    .args(&extra)
+                    .env("NOTIFY_SOCKET", &socket_path)
+                    .env("WATCHDOG_USEC", "2000000")
+                    .env_remove("WATCHDOG_PID")
+                    .env("RUST_LOG", "warn")
+                    .stdin(Stdio::null()),
+                Group::Own,
+                Capture::No,
+            )?;
             let mut seen = Vec::new();
             let ready = wait_for(&socket, "READY=1", Duration::from_secs(60), &mut seen)?;
             assert!(
                 ready,
                 "{}: no READY=1 (got {seen:?}); status {:?}",
                 s.package,
-                running.0.try_wait()
+                running.try_wait()
             );
             let ready_after = started.elapsed();
             // Three pings in a row, each within the 2 s watchdog: the sensor agent's 10 s
@@ -628,19 +628,12 @@ mod tests {
                 let pinged = wait_for(&socket, "WATCHDOG=1", Duration::from_secs(2), &mut seen)?;
                 assert!(pinged, "{}: watchdog ping {n} late (got {seen:?})", s.package);
             }
-            let stop =
-                Command::new("kill").args(["-TERM", &running.0.id().to_string()]).status()?;
-            assert!(stop.success());
+            running.terminate();
             let stopping = wait_for(&socket, "STOPPING=1", Duration::from_secs(10), &mut seen)?;
             assert!(stopping, "{}: no STOPPING=1 (got {seen:?})", s.package);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            let status = loop {
-                if let Some(status) = running.0.try_wait()? {
-                    break status;
-                }
-                anyhow::ensure!(Instant::now() < deadline, "{} did not exit on SIGTERM", s.package);
-                std::thread::sleep(Duration::from_millis(20));
-            };
+            let status = running
+                .wait_within(Duration::from_secs(10))?
+                .ok_or_else(|| anyhow::anyhow!("{} did not exit on SIGTERM", s.package))?;
             assert!(status.success(), "{}: exit {status}", s.package);
             eprintln!(
                 "{}: READY=1 after {:.2} s, {} notifications, clean exit on SIGTERM",
@@ -672,57 +665,36 @@ mod tests {
     fn relay_unit_drives_the_outputs_safe_after_the_agent_is_killed() -> R {
         use hearth_common::simworld::RelayWorld;
         use hearth_proto::relays::{RelayCommand, RelayFunction, RelayState};
-        use std::io::BufRead as _;
 
         build_binaries()?;
         let dir = tempfile::tempdir()?;
         let world = dir.path().join("world.json");
-        let out = Command::new(binary("hearth-engine"))
-            .arg("--data-dir")
-            .arg(dir.path().join("engine"))
-            .args(["device-key", "--role", "relay", "deploy-relay"])
-            .output()?;
-        anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let key = String::from_utf8(out.stdout)?.trim().to_owned();
+        let key = hearth_harness::device_key(
+            &binary(ENGINE.package),
+            &dir.path().join("engine"),
+            RELAY_AGENT,
+            "deploy-relay",
+        )?;
         let credential: hearth_common::auth::DeviceCredential = key.parse()?;
-        let d = directives(&unit_text(service("hearth-relay-agent"))?);
+        let d = directives(&unit_text(service(RELAY_AGENT))?);
         let start = unit_command(d.get("ExecStart").map_or("", String::as_str));
         let stop_post = unit_command(d.get("ExecStopPost").map_or("", String::as_str));
         anyhow::ensure!(start.len() > 1 && stop_post.len() > 1, "{start:?} {stop_post:?}");
         let env = [("HEARTH_RELAY_HARDWARE", "simulated"), ("RUST_LOG", "info"), ("NO_COLOR", "1")];
 
-        let mut child = Command::new(binary("hearth-relay-agent"))
-            .args(&start[1..])
-            .args(["--engine", "http://127.0.0.1:9", "--host-id", "deploy-relay"])
-            .args(["--device-key", &key, "--listen", "127.0.0.1:0"])
-            .envs(env)
-            .env("HEARTH_RELAY_SIM_WORLD", &world)
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        // Every stderr line, read off a thread so the pipe never fills.
-        let (tx, lines) = std::sync::mpsc::channel::<String>();
-        let stderr = child.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?;
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut running = Running(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let url = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines.recv_timeout(left).map_err(|_| {
-                anyhow::anyhow!("no \"listening on\" line; status {:?}", running.0.try_wait())
-            })?;
-            if let Some(at) = line.find("listening on http://") {
-                let url: String = line[at + "listening on ".len()..]
-                    .chars()
-                    .take_while(|c| !c.is_whitespace())
-                    .collect();
-                break url;
-            }
-        };
+        let mut running = Proc::spawn(
+            RELAY_AGENT.name,
+            Command::new(binary(RELAY_AGENT.package))
+                .args(&start[1..])
+                .args(["--engine", "http://127.0.0.1:9", "--host-id", "deploy-relay"])
+                .args(["--device-key", &key, "--listen", "127.0.0.1:0"])
+                .envs(env)
+                .env("HEARTH_RELAY_SIM_WORLD", &world)
+                .stdin(Stdio::null()),
+            Group::Own,
+            Capture::Keep,
+        )?;
+        let url = running.listening_url(Duration::from_secs(60))?;
         // The fan: no minimum off time by default, so it may go on right after the start.
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let client =
@@ -733,13 +705,12 @@ mod tests {
         assert_eq!(fan.state, RelayState::On);
         assert!(RelayWorld::read(&world)?.is_on(RelayFunction::Fan));
 
-        running.0.kill()?;
-        running.0.wait()?;
+        running.kill()?;
         assert!(
             RelayWorld::read(&world)?.is_on(RelayFunction::Fan),
             "a killed agent cleans nothing up: the level it wrote stays"
         );
-        let post = Command::new(binary("hearth-relay-agent"))
+        let post = Command::new(binary(RELAY_AGENT.package))
             .args(&stop_post[1..])
             .envs(env)
             .env("HEARTH_RELAY_SIM_WORLD", &world)

@@ -9,7 +9,6 @@
 //!
 //! Figures are printed, never asserted (timed tests are not tests).
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hearth_proto::client::EngineClient;
@@ -17,8 +16,8 @@ use hearth_proto::sensors::{SensorReport, SensorUpdate};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::bench::proc_usage;
-use crate::procs::{self, Children};
-use crate::{cargo, root, run, target_dir};
+use hearth_harness::procs::{self, Children};
+use hearth_harness::{ENGINE, SENSOR_AGENT, WEB, root};
 
 const REQUESTS: usize = 2000;
 const STREAMS: usize = 100;
@@ -33,37 +32,28 @@ fn ms(d: Duration) -> f64 {
 }
 
 pub(crate) fn bench_web(_static_link: bool) -> anyhow::Result<()> {
-    run(
-        "build the engine and hearth-web (release)",
-        cargo().args(["build", "--release", "--bins", "-p", "hearth-engine", "-p", "hearth-web"]),
-    )?;
-    let engine_bin = target_dir().join("release/hearth-engine");
-    let web_bin = target_dir().join("release/hearth-web");
+    hearth_harness::build("build the engine and hearth-web (release)", "release", &[ENGINE, WEB])?;
+    let engine_bin = hearth_harness::binary("release", ENGINE.package);
+    let web_bin = hearth_harness::binary("release", WEB.package);
     let work = tempfile::tempdir()?;
     let data = work.path().to_string_lossy().to_string();
-    let out = Command::new(&engine_bin)
-        .args(["--data-dir", &data, "device-key", "--role", "sensor", "bench"])
-        .output()?;
-    anyhow::ensure!(out.status.success(), "hearth-engine device-key failed");
     let key: hearth_common::auth::DeviceCredential =
-        String::from_utf8(out.stdout)?.trim().parse()?;
+        hearth_harness::device_key(&engine_bin, work.path(), SENSOR_AGENT, "bench")?.parse()?;
     let agent_credential = key.agent_credential("bench");
 
     let mut children = Children::default();
     let engine = children.start(
-        "engine",
+        ENGINE.name,
         procs::bound(&engine_bin)
             .args(["--data-dir", &data, "--listen", "127.0.0.1:0", "--mdns", "false"])
             .env("RUST_LOG", "warn,hearth_engine=info"),
-        true,
     )?;
     let engine_url = engine.listening_url(Duration::from_secs(30))?;
     let web = children.start(
-        "hearth-web",
+        WEB.package,
         procs::bound(&web_bin)
             .args(["--listen", "127.0.0.1:0", "--engine", &engine_url])
             .env("RUST_LOG", "warn,hearth_web=info"),
-        true,
     )?;
     let web_url = web.listening_url(Duration::from_secs(30))?;
     let web_pid = web.id();

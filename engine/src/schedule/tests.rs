@@ -10,15 +10,7 @@ use super::*;
 
 const WEEKDAYS: [Weekday; 5] =
     [Weekday::Monday, Weekday::Tuesday, Weekday::Wednesday, Weekday::Thursday, Weekday::Friday];
-const ALL_DAYS: [Weekday; 7] = [
-    Weekday::Monday,
-    Weekday::Tuesday,
-    Weekday::Wednesday,
-    Weekday::Thursday,
-    Weekday::Friday,
-    Weekday::Saturday,
-    Weekday::Sunday,
-];
+const ALL_DAYS: [Weekday; 7] = Weekday::ALL;
 
 /// How far around an instant [`Schedule::at`] looks for the real edges of its segment.
 const AT_LOOK_AROUND: SignedDuration = SignedDuration::from_hours(8 * 24);
@@ -816,15 +808,9 @@ fn a_hold_until_the_next_change_follows_later_edits() {
 
 #[test]
 fn layers_of_rules() {
-    let days6 = [
-        Weekday::Monday,
-        Weekday::Tuesday,
-        Weekday::Wednesday,
-        Weekday::Thursday,
-        Weekday::Friday,
-        Weekday::Saturday,
-        Weekday::Monday,
-    ];
+    // Six days, Monday twice: still not every day.
+    let mut days6 = ALL_DAYS[..6].to_vec();
+    days6.push(Weekday::Monday);
     let mut all_dup = ALL_DAYS.to_vec();
     all_dup.push(Weekday::Sunday);
     let cases = [

@@ -5,10 +5,11 @@
 //! after now or stale.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use hearth_e2e::{Proc, engine_credential, eventually, faketime, in_private_netns};
+use hearth_e2e::{FAST_ENGINE, House, Proc, eventually, faketime, free_port, in_private_netns};
+use hearth_harness::SENSOR_AGENT;
 use hearth_proto::Timestamp;
 use hearth_proto::agents::AgentInfo;
 use hearth_proto::client::EngineClient;
@@ -34,8 +35,9 @@ const AGENTS: [(&str, &str, &str); 4] = [
 ];
 
 impl Agent {
-    fn start(&mut self, dir: &Path, data: &Path, engine: &str) -> anyhow::Result<()> {
-        let key = engine_credential(data, &["device-key", "--role", "sensor", self.host])?;
+    fn start(&mut self, house: &House, engine: &str) -> anyhow::Result<()> {
+        let dir = house.dir.path();
+        let key = house.key(SENSOR_AGENT, self.host)?;
         let config = dir.join(format!("{}.toml", self.host));
         std::fs::write(&config, format!("[[sensors]]\nid = \"{}\"\n", self.sensor))?;
         let config = config.to_string_lossy().into_owned();
@@ -115,29 +117,14 @@ async fn nothing_frozen(api: &EngineClient) -> anyhow::Result<()> {
 }
 
 async fn clocks() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("engine");
-    let data_s = data.to_string_lossy().into_owned();
-    let admin = engine_credential(&data, &["admin-token"])?;
-    // A fixed port, so the agents (given the URL) find the restarted engine; nothing else
-    // listens in this network namespace.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let listen = format!("127.0.0.1:{port}");
+    let house = House::new()?;
+    let (dir, data, data_s) = (&house.dir, &house.data, house.data_s());
+    let admin = house.admin()?;
+    // A fixed port, so the agents (given the URL) find the restarted engine.
+    let listen = format!("127.0.0.1:{}", free_port()?);
     let url = format!("http://{listen}");
-    let engine_args = [
-        "--data-dir",
-        &data_s,
-        "--listen",
-        &listen,
-        "--mdns",
-        "false",
-        "--tick-s",
-        "0.2",
-        "--stale-after-s",
-        "10",
-        "--offline-after-s",
-        "5",
-    ];
+    let mut engine_args = vec!["--data-dir", &data_s, "--listen", &listen, "--mdns", "false"];
+    engine_args.extend(FAST_ENGINE);
     let engine = Proc::start("engine", "hearth-engine", &engine_args)?;
     engine.listening_url().await?;
     let api = EngineClient::new(&url, Some(admin));
@@ -158,7 +145,7 @@ async fn clocks() -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<_>>()?;
     for agent in &mut agents {
-        agent.start(dir.path(), &data, &url)?;
+        agent.start(&house, &url)?;
     }
     let wait = Duration::from_secs(60);
     // Live readings from every clock are the sensors' fresh latest.

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use hearth_e2e::{Proc, engine_credential, in_private_netns, python_tools};
+use hearth_e2e::{House, Proc, engine_credential, in_private_netns, python_tools, simulated};
+use hearth_harness::RELAY_AGENT;
 
 /// Generated test cases per operation and phase, per credential: bounded so that both
 /// services take about two minutes on two cores.
@@ -101,43 +102,37 @@ async fn download(url: &str, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(tools: PathBuf) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let work = dir.path();
-    let data = work.join("engine");
-    let data_s = data.to_string_lossy().to_string();
-    let admin = engine_credential(&data, &["admin-token"])?;
-    let relay_key = engine_credential(&data, &["device-key", "--role", "both", RELAY_HOST])?;
-    let key: hearth_common::auth::DeviceCredential = relay_key.parse()?;
-    let agent = key.agent_credential(RELAY_HOST);
-    let engine_cred = key.engine_credential();
-
+/// The engine (no mDNS) and a simulated relay agent with `relay_key` told where it is, both on
+/// loopback ports of their choosing: each process and its URL.
+async fn engine_and_relay(
+    house: &House,
+    relay_key: &str,
+) -> anyhow::Result<(Proc, String, Proc, String)> {
+    let data_s = house.data_s();
+    let world = house.world_s();
     let engine = Proc::start(
         "engine",
         "hearth-engine",
         &["--data-dir", &data_s, "--listen", "127.0.0.1:0", "--mdns", "false"],
     )?;
     let engine_url = engine.listening_url().await?;
-    let world = work.join("world.json").to_string_lossy().to_string();
-    let relay = Proc::start(
-        "relay",
-        "hearth-relay-agent",
-        &[
-            "--host-id",
-            RELAY_HOST,
-            "--device-key",
-            &relay_key,
-            "--listen",
-            "127.0.0.1:0",
-            "--engine",
-            &engine_url,
-            "--hardware",
-            "simulated",
-            "--sim-world",
-            &world,
-        ],
-    )?;
+    let mut args = vec!["--listen", "127.0.0.1:0", "--engine", &engine_url];
+    args.extend(simulated(RELAY_HOST, relay_key, &world));
+    let relay = Proc::start("relay", "hearth-relay-agent", &args)?;
     let relay_url = relay.listening_url().await?;
+    Ok((engine, engine_url, relay, relay_url))
+}
+
+async fn run(tools: PathBuf) -> anyhow::Result<()> {
+    let house = House::new()?;
+    let work = house.dir.path();
+    let admin = house.admin()?;
+    let relay_key = engine_credential(&house.data, &["device-key", "--role", "both", RELAY_HOST])?;
+    let key: hearth_common::auth::DeviceCredential = relay_key.parse()?;
+    let agent = key.agent_credential(RELAY_HOST);
+    let engine_cred = key.engine_credential();
+
+    let (_engine, engine_url, _relay, relay_url) = engine_and_relay(&house, &relay_key).await?;
 
     // Both documents, as committed and as served, are valid OpenAPI 3.1.
     let served_engine = work.join("engine-served.json");
@@ -198,36 +193,9 @@ fn exchange(base: &str, request: &[u8]) -> anyhow::Result<(u16, String, serde_js
 /// (A body over the limit, 413, is refused by the router layer that the crates' own tests
 /// check route by route: on a socket the refused rest of the body would race the answer.)
 async fn refusals() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("engine");
-    let data_s = data.to_string_lossy().to_string();
-    let relay_key = engine_credential(&data, &["device-key", "--role", "relay", RELAY_HOST])?;
-    let engine = Proc::start(
-        "engine",
-        "hearth-engine",
-        &["--data-dir", &data_s, "--listen", "127.0.0.1:0", "--mdns", "false"],
-    )?;
-    let engine_url = engine.listening_url().await?;
-    let world = dir.path().join("world.json").to_string_lossy().to_string();
-    let relay = Proc::start(
-        "relay",
-        "hearth-relay-agent",
-        &[
-            "--host-id",
-            RELAY_HOST,
-            "--device-key",
-            &relay_key,
-            "--listen",
-            "127.0.0.1:0",
-            "--engine",
-            &engine_url,
-            "--hardware",
-            "simulated",
-            "--sim-world",
-            &world,
-        ],
-    )?;
-    let relay_url = relay.listening_url().await?;
+    let house = House::new()?;
+    let relay_key = house.key(RELAY_AGENT, RELAY_HOST)?;
+    let (engine, engine_url, relay, relay_url) = engine_and_relay(&house, &relay_key).await?;
     let web =
         Proc::start("web", "hearth-web", &["--listen", "127.0.0.1:0", "--engine", &engine_url])?;
     let web_url = web.listening_url().await?;

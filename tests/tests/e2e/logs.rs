@@ -5,9 +5,8 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use hearth_e2e::{Proc, engine_credential, eventually, in_private_netns};
-
-use super::relay_config;
+use hearth_e2e::{House, Proc, engine_credential, eventually, in_private_netns};
+use hearth_harness::{RELAY_AGENT, SENSOR_AGENT};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -73,11 +72,10 @@ fn raw_request(base: &str, method: &str, path: &str, auth: Option<&str>, body: &
 #[test]
 fn a_forged_relay_path_stays_inside_its_log_line() -> anyhow::Result<()> {
     in_private_netns("logs::a_forged_relay_path_stays_inside_its_log_line", || async {
-        let dir = tempfile::tempdir()?;
-        let data = dir.path().join("engine");
-        let key = engine_credential(&data, &["device-key", "--role", "relay", "log-relay"])?;
-        let config = relay_config(dir.path())?;
-        let world = dir.path().join("world.json").to_string_lossy().to_string();
+        let house = House::new()?;
+        let key = house.key(RELAY_AGENT, "log-relay")?;
+        let config = house.relay_toml(0)?;
+        let world = house.world_s();
         let relay = Proc::start(
             "relay",
             "hearth-relay-agent",
@@ -115,17 +113,14 @@ fn a_forged_alias_or_rule_name_stays_inside_the_engines_log_line() -> anyhow::Re
     in_private_netns(
         "logs::a_forged_alias_or_rule_name_stays_inside_the_engines_log_line",
         || async {
-            let dir = tempfile::tempdir()?;
-            let data = dir.path().join("engine");
-            let data_s = data.to_string_lossy().to_string();
-            let sensor = engine_credential(&data, &["device-key", "--role", "sensor", "log-pi"])?;
-            let bearer = engine_credential(
-                &data,
-                &["device-key", "--role", "sensor", "--bearer", "log-pi"],
-            )?;
+            let house = House::new()?;
+            let (data, data_s) = (&house.data, house.data_s());
+            let sensor = house.key(SENSOR_AGENT, "log-pi")?;
+            let bearer =
+                engine_credential(data, &["device-key", "--role", "sensor", "--bearer", "log-pi"])?;
             let sensor_key: hearth_common::auth::DeviceCredential = sensor.parse()?;
             assert_eq!(bearer, sensor_key.agent_credential("log-pi"));
-            let admin = engine_credential(&data, &["admin-token"])?;
+            let admin = engine_credential(data, &["admin-token"])?;
             let engine = Proc::start(
                 "engine",
                 "hearth-engine",
@@ -206,9 +201,8 @@ fn a_forged_mdns_record_stays_inside_the_sensor_agents_log_line() -> anyhow::Res
     in_private_netns(
         "logs::a_forged_mdns_record_stays_inside_the_sensor_agents_log_line",
         || async {
-            let dir = tempfile::tempdir()?;
-            let data = dir.path().join("engine");
-            let key = engine_credential(&data, &["device-key", "--role", "sensor", "log-sensor"])?;
+            let house = House::new()?;
+            let key = house.key(SENSOR_AGENT, "log-sensor")?;
             let site = key.split('.').next().unwrap_or_default().to_owned();
             let daemon = mdns_sd::ServiceDaemon::new()?;
             let scheme = format!("http\n{FORGED}");
@@ -222,7 +216,7 @@ fn a_forged_mdns_record_stays_inside_the_sensor_agents_log_line() -> anyhow::Res
                 &txt[..],
             )?;
             daemon.register(info)?;
-            let world = dir.path().join("world.json").to_string_lossy().to_string();
+            let world = house.world_s();
             let sensor = Proc::start(
                 "sensor",
                 "hearth-sensor-agent",

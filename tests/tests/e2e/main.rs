@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use hearth_e2e::{Proc, engine_credential, eventually, in_private_netns};
+use hearth_e2e::{
+    FAST_ENGINE, House, Proc, engine_credential, eventually, in_private_netns, simulated,
+};
+use hearth_harness::{RELAY_AGENT, SENSOR_AGENT};
 use hearth_proto::client::{EngineClient, RelayAgentClient};
 use hearth_proto::control::{ControlSettings, Mode, ReasonCode};
 use hearth_proto::relays::RelayState;
@@ -22,85 +25,27 @@ const SENSOR: &str = "e2e-sensor";
 const RELAY: &str = "e2e-relay";
 const SENSOR_ID: &str = "28-00000000a001";
 
-/// Relay outputs without the equipment protection times, so the tests see the engine's
-/// decisions at once (the protections have their own tests in the relay agent).
-const RELAY_CONFIG: &str = "\
-[[outputs]]
-id = \"heat\"
-name = \"Furnace\"
-function_hint = \"heat\"
-min_on_s = 0
-min_off_s = 0
-max_on_s = 0
-
-[[outputs]]
-id = \"cool\"
-name = \"Air conditioner\"
-function_hint = \"cool\"
-min_on_s = 0
-min_off_s = 0
-max_on_s = 0
-";
-
-/// Write [`RELAY_CONFIG`] into `dir` and return its path.
-fn relay_config(dir: &std::path::Path) -> anyhow::Result<String> {
-    let path = dir.join("relay.toml");
-    std::fs::write(&path, RELAY_CONFIG)?;
-    Ok(path.to_string_lossy().to_string())
-}
-
 /// A simulated relay agent (host [`RELAY`]) that finds the engine by mDNS. The backend is
 /// said explicitly: a relay agent has none by default.
 fn start_relay(config: &str, key: &str, world: &str) -> anyhow::Result<Proc> {
-    let args = [
-        "--config",
-        config,
-        "--host-id",
-        RELAY,
-        "--device-key",
-        key,
-        "--listen",
-        "127.0.0.1:0",
-        "--hardware",
-        "simulated",
-        "--sim-world",
-        world,
-    ];
+    let mut args = vec!["--config", config, "--listen", "127.0.0.1:0"];
+    args.extend(simulated(RELAY, key, world));
     Proc::start("relay", "hearth-relay-agent", &args)
 }
 
 /// A simulated sensor agent (host [`SENSOR`]) that finds the engine by mDNS, with `extra` flags.
 fn start_sensor(key: &str, world: &str, extra: &[&str]) -> anyhow::Result<Proc> {
-    let mut args = vec![
-        "--host-id",
-        SENSOR,
-        "--device-key",
-        key,
-        "--hardware",
-        "simulated",
-        "--sim-world",
-        world,
-    ];
+    let mut args = simulated(SENSOR, key, world).to_vec();
     args.extend_from_slice(extra);
     Proc::start("sensor", "hearth-sensor-agent", &args)
 }
 
 /// The engine's flags for a test: fast ticks and short staleness, leases of `lease_s`.
 fn engine_args<'a>(data: &'a str, lease_s: &'a str) -> Vec<&'a str> {
-    vec![
-        "--data-dir",
-        data,
-        "--listen",
-        "127.0.0.1:0",
-        "--tick-s",
-        "0.2",
-        "--stale-after-s",
-        "10",
-        "--offline-after-s",
-        "5",
-        "--lease-s",
-        lease_s,
-    ]
+    let mut args = vec!["--data-dir", data, "--listen", "127.0.0.1:0"];
+    args.extend(FAST_ENGINE);
+    args.extend(["--lease-s", lease_s]);
+    args
 }
 
 /// What the two-agent tests share: the engine's data dir, the simulated world file, the keys
@@ -119,19 +64,18 @@ struct Site {
 
 impl Site {
     fn new() -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let data = dir.path().join("engine");
-        let world = dir.path().join("world.json");
+        let house = House::new()?;
         Ok(Self {
-            data_s: data.to_string_lossy().to_string(),
-            world_s: world.to_string_lossy().to_string(),
-            sensor_key: engine_credential(&data, &["device-key", "--role", "sensor", SENSOR])?,
-            relay_key: engine_credential(&data, &["device-key", "--role", "relay", RELAY])?,
-            admin: engine_credential(&data, &["admin-token"])?,
-            relay_toml: relay_config(dir.path())?,
-            data,
-            world,
-            dir,
+            data_s: house.data_s(),
+            world_s: house.world_s(),
+            sensor_key: house.key(SENSOR_AGENT, SENSOR)?,
+            relay_key: house.key(RELAY_AGENT, RELAY)?,
+            admin: house.admin()?,
+            // No equipment protection times: the tests see the engine's decisions at once.
+            relay_toml: house.relay_toml(0)?,
+            data: house.data,
+            world: house.world,
+            dir: house.dir,
         })
     }
 }
@@ -149,6 +93,37 @@ async fn heat_to(api: &EngineClient, heat_c: f64) -> anyhow::Result<()> {
     .await?;
     api.set_default_target(&DefaultTarget { heat_c, cool_c: 30.0, sensors: vec![] }).await?;
     Ok(())
+}
+
+/// The engine started with `args` and asked for heat far above the simulated room (29 °C, so
+/// heat stays wanted for the whole test), the relay agent and a sensor agent (every 0.5 s, the
+/// room at 18 °C): returned once the relay agent's heat output is on.
+struct Heating {
+    engine: Proc,
+    url: String,
+    api: EngineClient,
+    relay: Proc,
+    relay_api: RelayAgentClient,
+    _sensor: Proc,
+}
+
+async fn heating(site: &Site, args: &[&str], wait: Duration) -> anyhow::Result<Heating> {
+    let engine = Proc::start("engine", "hearth-engine", args)?;
+    let url = engine.listening_url().await?;
+    let api = EngineClient::new(&url, Some(site.admin.clone()));
+    heat_to(&api, 29.0).await?;
+    let relay = start_relay(&site.relay_toml, &site.relay_key, &site.world_s)?;
+    let relay_api = RelayAgentClient::new(&relay.listening_url().await?, None);
+    let _sensor = start_sensor(
+        &site.sensor_key,
+        &site.world_s,
+        &["--interval-s", "0.5", "--sim-start-c", "18"],
+    )?;
+    eventually("the relay agent's heat output on", wait, || async {
+        Ok((relay_api.relay("heat").await?.state == RelayState::On).then_some(()))
+    })
+    .await?;
+    Ok(Heating { engine, url, api, relay, relay_api, _sensor })
 }
 
 #[test]
@@ -397,31 +372,19 @@ fn relay_fails_safe_when_the_engine_dies_and_a_restarted_engine_reads_first() ->
 /// dead, the relay agent switches the furnace off by itself when the lease runs out.
 async fn engine_crash() -> anyhow::Result<()> {
     const LEASE_S: f64 = 4.0;
-    let Site {
-        dir: _dir, world, data_s, world_s, sensor_key, relay_key, admin, relay_toml, ..
-    } = Site::new()?;
+    let site = Site::new()?;
+    let Site { world, data_s, .. } = &site;
     // One address for every start, as a service has: a restarted engine is the same mDNS
     // target (URL and engine id) for the agents.
     let listen =
         format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port());
-    let args: Vec<&str> = engine_args(&data_s, "4")
+    let args: Vec<&str> = engine_args(data_s, "4")
         .into_iter()
         .map(|a| if a == "127.0.0.1:0" { listen.as_str() } else { a })
         .collect();
 
-    let engine = Proc::start("engine", "hearth-engine", &args)?;
-    let api = EngineClient::new(&engine.listening_url().await?, Some(admin.clone()));
-    // Far above the simulated room: heat stays wanted for the whole test.
-    heat_to(&api, 29.0).await?;
-    let relay = start_relay(&relay_toml, &relay_key, &world_s)?;
-    let relay_api = RelayAgentClient::new(&relay.listening_url().await?, None);
-    let _sensor =
-        start_sensor(&sensor_key, &world_s, &["--interval-s", "0.5", "--sim-start-c", "18"])?;
     let wait = Duration::from_secs(40);
-    eventually("the relay agent's heat output on", wait, || async {
-        Ok((relay_api.relay("heat").await?.state == RelayState::On).then_some(()))
-    })
-    .await?;
+    let Heating { engine, relay, relay_api, _sensor, .. } = heating(&site, &args, wait).await?;
 
     // Crash and immediate restart: the furnace keeps running, switched on once.
     engine.kill()?;
@@ -461,7 +424,7 @@ async fn engine_crash() -> anyhow::Result<()> {
         heat.last_fallback.map(|f| f.reason),
         Some(hearth_proto::relays::FallbackReason::LeaseExpired)
     );
-    let world = hearth_common::simworld::RelayWorld::read(&world)?;
+    let world = hearth_common::simworld::RelayWorld::read(world)?;
     assert!(!world.is_on(hearth_proto::relays::RelayFunction::Heat), "the hardware is off too");
 
     // The engine comes back at its address, as a service restarts. The relay agent tried to
@@ -498,27 +461,14 @@ fn a_killed_relay_agent_is_reported_at_once_and_its_outputs_made_safe() -> anyho
 /// `safe-state` (the unit's ExecStopPost) drives it off. The restarted agent is reachable again.
 async fn relay_agent_crash() -> anyhow::Result<()> {
     const LEASE_S: &str = "4";
-    let Site {
-        dir: _dir, world, data_s, world_s, sensor_key, relay_key, admin, relay_toml, ..
-    } = Site::new()?;
-    let args: Vec<&str> = engine_args(&data_s, LEASE_S)
-        .into_iter()
-        .map(|a| if a == "5" { "90" } else { a })
-        .collect();
+    let site = Site::new()?;
+    let Site { world, data_s, world_s, relay_key, relay_toml, .. } = &site;
+    let args: Vec<&str> =
+        engine_args(data_s, LEASE_S).into_iter().map(|a| if a == "5" { "90" } else { a }).collect();
     assert!(args.windows(2).any(|w| w == ["--offline-after-s", "90"]), "{args:?}");
-    let engine = Proc::start("engine", "hearth-engine", &args)?;
-    let url = engine.listening_url().await?;
-    let api = EngineClient::new(&url, Some(admin));
-    heat_to(&api, 29.0).await?;
-    let relay = start_relay(&relay_toml, &relay_key, &world_s)?;
-    let relay_api = RelayAgentClient::new(&relay.listening_url().await?, None);
-    let _sensor =
-        start_sensor(&sensor_key, &world_s, &["--interval-s", "0.5", "--sim-start-c", "18"])?;
     let wait = Duration::from_secs(40);
-    eventually("the relay agent's heat output on", wait, || async {
-        Ok((relay_api.relay("heat").await?.state == RelayState::On).then_some(()))
-    })
-    .await?;
+    let Heating { engine: _engine, url, api, relay, _sensor, .. } =
+        heating(&site, &args, wait).await?;
     let heat_of = |relays: Vec<hearth_proto::relays::RelayInfo>| {
         relays.into_iter().find(|r| r.host_id == RELAY && r.output_id == "heat")
     };
@@ -566,16 +516,16 @@ async fn relay_agent_crash() -> anyhow::Result<()> {
         Ok(hearth_common::simworld::RelayWorld::read(world)?
             .is_on(hearth_proto::relays::RelayFunction::Heat))
     };
-    assert!(heat_on(&world)?, "the killed agent's output kept its level");
+    assert!(heat_on(world)?, "the killed agent's output kept its level");
     let out = std::process::Command::new(hearth_e2e::binary("hearth-relay-agent"))
-        .args(["--config", &relay_toml, "--hardware", "simulated", "--sim-world", &world_s])
+        .args(["--config", relay_toml, "--hardware", "simulated", "--sim-world", world_s])
         .arg("safe-state")
         .output()?;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!heat_on(&world)?, "safe-state switched the furnace off");
+    assert!(!heat_on(world)?, "safe-state switched the furnace off");
 
     // Restarted (systemd does it a second later): reachable again at the next call.
-    let _relay = start_relay(&relay_toml, &relay_key, &world_s)?;
+    let _relay = start_relay(relay_toml, relay_key, world_s)?;
     eventually("the engine reaches the restarted relay agent", wait, || async {
         Ok(heat_of(api.relays().await?).filter(|h| h.agent_reachable))
     })

@@ -16,12 +16,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hearth_e2e::{Proc, engine_credential, eventually, in_private_mount_and_netns, sh};
+use hearth_e2e::{
+    FAST_ENGINE, Proc, ds18b20, engine_credential, eventually, free_port,
+    in_private_mount_and_netns, relay_config, sh, simulated,
+};
 use hearth_proto::client::{ClientError, EngineClient, RelayAgentClient};
 use hearth_proto::control::{ControlSettings, Mode, ReasonCode};
 use hearth_proto::relays::RelayState;
 use hearth_proto::schedules::DefaultTarget;
-use hearth_proto::sensors::{SensorReport, SensorUpdate};
+use hearth_proto::sensors::SensorUpdate;
 
 const SENSOR: &str = "e2e-store-sensor";
 /// The simulated sensor agent's probe.
@@ -30,32 +33,6 @@ const RELAY: &str = "e2e-store-relay";
 /// The test itself, reporting as an agent, to know exactly what was acknowledged.
 const PROBE: &str = "e2e-store-probe";
 const PROBE_SENSOR: &str = "28-0000000e2e01";
-
-/// Relay outputs with real protection times: a command that contradicts them is refused (409)
-/// and logged by the agent.
-const RELAY_CONFIG: &str = "\
-[[outputs]]
-id = \"heat\"
-name = \"Furnace\"
-function_hint = \"heat\"
-min_on_s = 5
-min_off_s = 5
-max_on_s = 0
-
-[[outputs]]
-id = \"cool\"
-name = \"Air conditioner\"
-function_hint = \"cool\"
-min_on_s = 5
-min_off_s = 5
-max_on_s = 0
-";
-
-/// A free loopback port. The test runs in a network namespace of its own: nobody else takes it
-/// between this and the engine's bind, and the engine keeps it across its restarts.
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
 
 /// The engine, a simulated relay agent and a simulated sensor agent, with the engine's data
 /// dir wherever the test mounted it. The agents are given the engine's address (the faults,
@@ -108,28 +85,13 @@ impl House {
 
         let world = dir.path().join("world.json").to_string_lossy().to_string();
         let relay_toml = dir.path().join("relay.toml");
-        std::fs::write(&relay_toml, RELAY_CONFIG)?;
+        // Real protection times: a command that contradicts them is refused (409) and logged
+        // by the agent.
+        std::fs::write(&relay_toml, relay_config(5))?;
         let relay_toml = relay_toml.to_string_lossy().to_string();
-        let relay = Proc::start(
-            "relay",
-            "hearth-relay-agent",
-            &[
-                "--config",
-                &relay_toml,
-                "--host-id",
-                RELAY,
-                "--device-key",
-                &relay_key,
-                "--listen",
-                "127.0.0.1:0",
-                "--hardware",
-                "simulated",
-                "--sim-world",
-                &world,
-                "--engine",
-                &url,
-            ],
-        )?;
+        let mut args = vec!["--config", &relay_toml, "--listen", "127.0.0.1:0", "--engine", &url];
+        args.extend(simulated(RELAY, &relay_key, &world));
+        let relay = Proc::start("relay", "hearth-relay-agent", &args)?;
         let queue = dir.path().join("queue");
         let sensor = start_sensor(SENSOR, &sensor_key, &world, "18", &queue, &url)?;
         let house = Self {
@@ -197,22 +159,9 @@ impl House {
 /// staleness, leases of `lease_s`.
 fn start_engine(data: &str, url: &str, lease_s: &str, name: &str) -> anyhow::Result<Proc> {
     let listen = url.trim_start_matches("http://");
-    let args = [
-        "--data-dir",
-        data,
-        "--listen",
-        listen,
-        "--mdns",
-        "false",
-        "--tick-s",
-        "0.2",
-        "--stale-after-s",
-        "10",
-        "--offline-after-s",
-        "5",
-        "--lease-s",
-        lease_s,
-    ];
+    let mut args = vec!["--data-dir", data, "--listen", listen, "--mdns", "false"];
+    args.extend(FAST_ENGINE);
+    args.extend(["--lease-s", lease_s]);
     Proc::start(name, "hearth-engine", &args)
 }
 
@@ -226,15 +175,8 @@ fn start_sensor(
     url: &str,
 ) -> anyhow::Result<Proc> {
     let queue = queue.to_string_lossy();
-    let args = [
-        "--host-id",
-        host,
-        "--device-key",
-        key,
-        "--hardware",
-        "simulated",
-        "--sim-world",
-        world,
+    let mut args = simulated(host, key, world).to_vec();
+    args.extend([
         "--sim-start-c",
         start_c,
         "--interval-s",
@@ -243,7 +185,7 @@ fn start_sensor(
         &queue,
         "--engine",
         url,
-    ];
+    ]);
     Proc::start(host, "hearth-sensor-agent", &args)
 }
 
@@ -314,16 +256,9 @@ fn sample(
                 break;
             }
             let at = hearth_proto::Timestamp::now();
-            let report = SensorReport {
-                kind: "DS18B20".into(),
-                value: Some(value),
-                alias: None,
-                extra: None,
-                timestamp: Some(at),
-            };
             let update = SensorUpdate {
                 host_id: PROBE.into(),
-                sensors: [(PROBE_SENSOR.to_owned(), report)].into(),
+                sensors: [(PROBE_SENSOR.to_owned(), ds18b20(value, at))].into(),
                 agent_time: None,
             };
             let code = match probe.sensor_update(&update).await {

@@ -6,7 +6,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use hearth_common::auth::{DeviceCredential, SiteSecret};
-use hearth_e2e::{Proc, binary, engine_credential, eventually, in_private_netns};
+use hearth_e2e::{House, Proc, binary, eventually, in_private_netns, simulated};
+use hearth_harness::{RELAY_AGENT, SENSOR_AGENT};
 use hearth_proto::agents::KeyRole;
 use hearth_proto::client::EngineClient;
 
@@ -101,10 +102,9 @@ fn the_readmes_shell_sensor_reports_to_the_engine() -> anyhow::Result<()> {
             anyhow::ensure!(found.status.success(), "the shell sensor test needs {tool}");
         }
 
-        let dir = tempfile::tempdir()?;
-        let data = dir.path().join("engine");
-        let data_s = data.to_string_lossy().to_string();
-        let key = engine_credential(&data, &["device-key", "--role", "sensor", "shell-pi"])?;
+        let house = House::new()?;
+        let (dir, data_s) = (&house.dir, house.data_s());
+        let key = house.key(SENSOR_AGENT, "shell-pi")?;
         let (_engine, url) = start_engine(&data_s).await?;
         // A kernel w1 bus with two DS18B20s, as sysfs shows them (millidegrees).
         let w1 = dir.path().join("w1");
@@ -148,30 +148,16 @@ fn the_readmes_shell_sensor_reports_to_the_engine() -> anyhow::Result<()> {
 #[test]
 fn sensor_agents_are_served_by_what_their_key_allows() -> anyhow::Result<()> {
     in_private_netns("third_party::sensor_agents_are_served_by_what_their_key_allows", || async {
-        let dir = tempfile::tempdir()?;
-        let data = dir.path().join("engine");
-        let data_s = data.to_string_lossy().to_string();
-        let world = dir.path().join("world.json").to_string_lossy().to_string();
-        let typed = engine_credential(&data, &["device-key", "--role", "sensor", "typed-pi"])?;
-        let relay = engine_credential(&data, &["device-key", "--role", "relay", "relay-pi"])?;
+        let house = House::new()?;
+        let (data, data_s, world) = (&house.data, house.data_s(), house.world_s());
+        let typed = house.key(SENSOR_AGENT, "typed-pi")?;
+        let relay = house.key(RELAY_AGENT, "relay-pi")?;
         let site = SiteSecret::from_hex(&std::fs::read_to_string(data.join("site.secret"))?)?;
         let untyped = site.device_key("old-pi", KeyRole::Untyped).to_string();
         let (engine, url) = start_engine(&data_s).await?;
         let agent = |host: &str, key: &str| {
-            let args = [
-                "--engine",
-                &url,
-                "--host-id",
-                host,
-                "--device-key",
-                key,
-                "--hardware",
-                "simulated",
-                "--sim-world",
-                &world,
-                "--interval-s",
-                "0.2",
-            ];
+            let mut args = vec!["--engine", &url, "--interval-s", "0.2"];
+            args.extend(simulated(host, key, &world));
             Proc::start(host, "hearth-sensor-agent", &args)
         };
         let _typed = agent("typed-pi", &typed)?;

@@ -11,13 +11,13 @@ use std::collections::BTreeMap;
 
 use hearth_common::auth::DeviceCredential;
 use hearth_e2e::webdriver::Browser;
-use hearth_e2e::{Proc, artefacts_dir, eventually, in_private_netns};
+use hearth_e2e::{Proc, artefacts_dir, ds18b20, eventually, in_private_netns};
 use hearth_proto::Timestamp;
 use hearth_proto::client::{EngineClient, RelayAgentClient};
 use hearth_proto::control::ControlSettings;
 use hearth_proto::relays::RelayState;
 use hearth_proto::schedules::{Hold, NewOverride, NewRule, Weekday, When};
-use hearth_proto::sensors::{MAX_BACKLOG_UPDATES, SensorBacklog, SensorReport, SensorUpdate};
+use hearth_proto::sensors::{MAX_BACKLOG_UPDATES, SensorBacklog, SensorUpdate};
 use serde_json::{Value, json};
 
 use super::{RELAY, SENSOR, SENSOR_ID, Site, engine_args, heat_to, start_relay, start_sensor};
@@ -204,16 +204,9 @@ async fn seed_history(house: &House, until: Timestamp, days: i64) -> anyhow::Res
         let base = if (6..22).contains(&hour) { 20.5 } else { 17.0 };
         let saw = ((m % 40) as f64 / 40.0 - 0.5) * 0.5;
         let value = ((base + saw) * 16.0).round() / 16.0;
-        let report = SensorReport {
-            kind: "DS18B20".into(),
-            value: Some(value),
-            alias: None,
-            extra: None,
-            timestamp: Some(at),
-        };
         Ok(SensorUpdate {
             host_id: SENSOR.into(),
-            sensors: BTreeMap::from([(SENSOR_ID.to_owned(), report)]),
+            sensors: BTreeMap::from([(SENSOR_ID.to_owned(), ds18b20(value, at))]),
             agent_time: None,
         })
     };

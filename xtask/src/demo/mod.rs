@@ -2,7 +2,7 @@
 //! a simulated relay agent and a simulated sensor agent sharing one simulated room, and the
 //! dashboard, all on 127.0.0.1; a small weekly schedule and a few days of history on a fresh
 //! data dir. It prints where to look and runs until stopped (Ctrl-C, SIGTERM, SIGHUP), then
-//! stops everything it started (see `procs.rs`).
+//! stops everything it started (see the harness's `procs.rs`).
 //!
 //! Every child's log is shown with its name. A child that stops is noticed at once, and what
 //! it said is shown, with the fix when it is a port already taken.
@@ -10,14 +10,13 @@
 mod history;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hearth_proto::client::EngineClient;
 use hearth_proto::control::{ControlSettings, Mode};
 
-use crate::procs::{self, Children, Proc};
-use crate::{root, run, target_dir};
+use hearth_harness::procs::{self, Children, Proc};
+use hearth_harness::{ENGINE, RELAY_AGENT, SENSOR_AGENT, SERVICES, Service, WEB, root, target_dir};
 
 /// The demo's sensor: the simulated room's only probe, seeded with its past.
 const SENSOR_ID: &str = "28-00000000a001";
@@ -71,15 +70,7 @@ async fn schedule(api: &EngineClient) -> Result<bool, hearth_proto::client::Clie
         return Ok(false);
     }
     api.set_default_target(&DefaultTarget { heat_c: 20.5, cool_c: 26.0, sensors: vec![] }).await?;
-    let all = vec![
-        Weekday::Monday,
-        Weekday::Tuesday,
-        Weekday::Wednesday,
-        Weekday::Thursday,
-        Weekday::Friday,
-        Weekday::Saturday,
-        Weekday::Sunday,
-    ];
+    let all = Weekday::ALL.to_vec();
     let rule = |name: &str, days: Vec<Weekday>, start: &str, end: &str, heat_c: f64| NewRule {
         name: name.to_owned(),
         enabled: true,
@@ -112,40 +103,22 @@ fn listening(proc: &mut Proc, port: Option<(&str, u16)>) -> anyhow::Result<Strin
 
 pub(crate) fn demo(args: &Args) -> anyhow::Result<()> {
     let discovery = args.discovery && !args.no_discovery;
-    run(
+    hearth_harness::build(
         "build the engine, the agents and the dashboard (debug; a few minutes on a fresh clone)",
-        crate::cargo().args([
-            "build",
-            "--bins",
-            "-p",
-            "hearth-engine",
-            "-p",
-            "hearth-sensor-agent",
-            "-p",
-            "hearth-relay-agent",
-            "-p",
-            "hearth-web",
-        ]),
+        "dev",
+        &SERVICES,
     )?;
-    let bin = |name: &str| target_dir().join("debug").join(name);
+    let bin = |s: Service| hearth_harness::binary("dev", s.package);
     let data = args.data_dir.clone().unwrap_or_else(|| target_dir().join("demo"));
     std::fs::create_dir_all(&data)
         .map_err(|e| anyhow::anyhow!("cannot make the data dir {}: {e}", data.display()))?;
     let data_s = data.to_string_lossy().to_string();
     let world = data.join("sim-world.json").to_string_lossy().to_string();
-    let engine_out = |args: &[&str]| -> anyhow::Result<String> {
-        let out =
-            Command::new(bin("hearth-engine")).args(["--data-dir", &data_s]).args(args).output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "hearth-engine {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
-    };
-    let sensor_key = engine_out(&["device-key", "--role", "sensor", SENSOR_HOST])?;
-    let relay_key = engine_out(&["device-key", "--role", "relay", RELAY_HOST])?;
-    let admin = engine_out(&["admin-token"])?;
+    let device_key =
+        |s: Service, host: &str| hearth_harness::device_key(&bin(ENGINE), &data, s, host);
+    let sensor_key = device_key(SENSOR_AGENT, SENSOR_HOST)?;
+    let relay_key = device_key(RELAY_AGENT, RELAY_HOST)?;
+    let admin = hearth_harness::engine_credential(&bin(ENGINE), &data, &["admin-token"])?;
     let sensor_credential =
         sensor_key.parse::<hearth_common::auth::DeviceCredential>()?.agent_credential(SENSOR_HOST);
     // The dashboard next to the engine: 8088 beside the default 8080.
@@ -153,7 +126,7 @@ pub(crate) fn demo(args: &Args) -> anyhow::Result<()> {
         args.web_port.unwrap_or(if args.port == 0 { 0 } else { args.port.saturating_add(8) });
 
     let mut children = Children::default();
-    let mut engine = procs::bound(bin("hearth-engine"));
+    let mut engine = procs::bound(bin(ENGINE));
     engine.args([
         "--data-dir",
         &data_s,
@@ -167,7 +140,7 @@ pub(crate) fn demo(args: &Args) -> anyhow::Result<()> {
     if web_port != 0 {
         engine.args(["--dashboard-url", &format!("http://127.0.0.1:{web_port}/")]);
     }
-    let engine = children.start("engine", &mut engine, true)?;
+    let engine = children.start(ENGINE.name, &mut engine)?;
     let url = listening(engine, Some(("--port", args.port)))?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let api = EngineClient::new(&url, Some(admin.clone()));
@@ -220,14 +193,13 @@ pub(crate) fn demo(args: &Args) -> anyhow::Result<()> {
          min_on_s = 20\nmin_off_s = 20\n",
     )?;
     let relay = children.start(
-        "relay agent",
-        procs::bound(bin("hearth-relay-agent"))
+        RELAY_AGENT.name,
+        procs::bound(bin(RELAY_AGENT))
             .args(["--config", &relay_toml.to_string_lossy()])
             .args(["--host-id", RELAY_HOST, "--device-key", &relay_key])
             .args(["--hardware", "simulated", "--sim-world", &world])
             .args(["--listen", "127.0.0.1:0"])
             .args(&engine_flag),
-        true,
     )?;
     listening(relay, None)?;
     // The sensor the history was seeded for, named here so both agree.
@@ -239,8 +211,8 @@ pub(crate) fn demo(args: &Args) -> anyhow::Result<()> {
     // The live room goes on from where the seeded past ended.
     let start_c = seeded.map_or(17.0, |s| s.last_c);
     children.start(
-        "sensor agent",
-        procs::bound(bin("hearth-sensor-agent"))
+        SENSOR_AGENT.name,
+        procs::bound(bin(SENSOR_AGENT))
             .args(["--config", &sensor_toml.to_string_lossy()])
             .args(["--host-id", SENSOR_HOST, "--device-key", &sensor_key])
             .args(["--hardware", "simulated", "--sim-world", &world, "--interval-s", "2"])
@@ -248,14 +220,13 @@ pub(crate) fn demo(args: &Args) -> anyhow::Result<()> {
             .args(["--sim-start-c", &format!("{start_c:.2}")])
             .args(["--sim-time-scale", &TIME_SCALE.to_string()])
             .args(&engine_flag),
-        true,
     )?;
-    let mut web = procs::bound(bin("hearth-web"));
+    let mut web = procs::bound(bin(WEB));
     web.args(["--listen", &format!("127.0.0.1:{web_port}")]).args(&engine_flag);
     if args.dev_assets {
         web.args(["--dev-assets", &root().join("web-ui/assets").to_string_lossy()]);
     }
-    let web = children.start("web", &mut web, true)?;
+    let web = children.start(WEB.name, &mut web)?;
     let web_url = listening(web, Some(("--web-port", web_port)))?;
     if let Some(report) = children.exited()? {
         anyhow::bail!("{report}");

@@ -1,7 +1,13 @@
-//! The processes xtask starts, and the signals that stop them.
+//! The processes a program (xtask, a test) starts, and the signals that stop them.
 //!
-//! A service manager, `timeout` and an IDE's stop button send SIGTERM; a terminal sends SIGINT
-//! (Ctrl-C) or SIGHUP (closed). On any of the three, xtask sends SIGTERM to every child it
+//! Every child is a [`Proc`]: started in a process group ([`Group`]), its standard error read
+//! when asked ([`Capture`]), stopped with SIGTERM and, [`GRACE`] later, SIGKILL: when it is
+//! dropped, by [`Proc::stop`], or all together by [`Children`]. [`Proc::kill`] is a crash or
+//! a power cut (SIGKILL at once).
+//!
+//! For a command-line program ([`handle_signals`], which xtask calls): a service manager,
+//! `timeout` and an IDE's stop button send SIGTERM; a terminal sends SIGINT (Ctrl-C) or
+//! SIGHUP (closed). On any of the three, xtask sends SIGTERM to every child it
 //! still runs (to the child's whole process group when it has one, so a `cargo test` takes its
 //! test binaries and their servers along, and to every process below it, wherever it put its
 //! own), the command waiting for them ends, and whatever is still alive [`FORCE_AFTER`] later
@@ -26,7 +32,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long children get between SIGTERM and SIGKILL when a command stops them.
-pub(crate) const GRACE: Duration = Duration::from_secs(5);
+pub const GRACE: Duration = Duration::from_secs(5);
 /// After the first signal, xtask kills what is left and exits this much later at the latest,
 /// even when the command is stuck somewhere that does not look at the children.
 const FORCE_AFTER: Duration = Duration::from_secs(15);
@@ -66,19 +72,19 @@ fn signal_name(signo: i32) -> &'static str {
 }
 
 /// The signal xtask was asked to stop by, if any.
-pub(crate) fn stop_requested() -> Option<&'static str> {
+pub fn stop_requested() -> Option<&'static str> {
     let signo = STOP.load(Ordering::SeqCst);
     (signo != 0).then(|| signal_name(signo))
 }
 
 /// The exit status for a command that ended because of the signal: 128 + its number.
-pub(crate) fn stop_exit_code() -> Option<u8> {
+pub fn stop_exit_code() -> Option<u8> {
     let signo = STOP.load(Ordering::SeqCst);
     (signo != 0).then(|| u8::try_from(128 + signo).unwrap_or(143))
 }
 
 /// An error when a stop was asked for (a waiting loop's way out).
-pub(crate) fn check_stop() -> anyhow::Result<()> {
+pub fn check_stop() -> anyhow::Result<()> {
     match stop_requested() {
         Some(sig) => anyhow::bail!("stopped by {sig}"),
         None => Ok(()),
@@ -87,7 +93,7 @@ pub(crate) fn check_stop() -> anyhow::Result<()> {
 
 /// Catch SIGTERM, SIGINT and SIGHUP for the rest of the process: stop every child, then let
 /// the command end (or end it after [`FORCE_AFTER`]). Call once, first thing in `main`.
-pub(crate) fn handle_signals() -> anyhow::Result<()> {
+pub fn handle_signals() -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     // Registered here, before main goes on: a signal from now on is caught.
@@ -206,7 +212,7 @@ fn setpriv() -> Option<&'static Path> {
 /// A command for a child that must not outlive xtask, even a `kill -9` of it:
 /// `setpriv --pdeathsig TERM -- program` (setpriv sets the flag and execs the program, so the
 /// child's pid is the program's). Without setpriv (util-linux), a plain command.
-pub(crate) fn bound(program: impl AsRef<OsStr>) -> Command {
+pub fn bound(program: impl AsRef<OsStr>) -> Command {
     match setpriv() {
         Some(setpriv) => {
             let mut c = Command::new(setpriv);
@@ -219,28 +225,57 @@ pub(crate) fn bound(program: impl AsRef<OsStr>) -> Command {
 
 /// Which process group a child runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Group {
+pub enum Group {
     /// Its own: stopping it stops everything it started too. It cannot read the terminal.
     Own,
-    /// xtask's, for a command that may ask something on the terminal (sudo's password prompt;
-    /// a background group would be stopped by SIGTTIN). Ctrl-C reaches it from the terminal;
-    /// xtask signals only the child itself.
-    Terminal,
+    /// Its parent's: for a command that may ask something on the terminal (sudo's password
+    /// prompt; a background group would be stopped by SIGTTIN), and for a test's servers,
+    /// which a Ctrl-C of `cargo test` then reaches as it reaches the test. Only the child
+    /// itself is signalled.
+    Parent,
 }
 
-/// A child's standard error, read by a thread: echoed with the child's name, its last lines
-/// kept, and the first `listening on http://ADDR` it logged noted.
-#[derive(Debug, Default)]
+/// What becomes of a child's standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capture {
+    /// Not read: it goes where the parent's goes.
+    No,
+    /// Echoed as `[name] line` as it comes, its last lines kept to explain an exit (the
+    /// commands of xtask).
+    Echo,
+    /// Every line kept and none shown, until a test fails and shows them ([`print_logs`]).
+    Keep,
+}
+
+/// A child's standard error, read by a thread: echoed or kept, and the first
+/// `listening on http://ADDR` it logged noted.
+#[derive(Debug)]
 struct Output {
+    name: String,
+    capture: Capture,
     state: Mutex<OutputState>,
     changed: Condvar,
 }
 
 #[derive(Debug, Default)]
 struct OutputState {
-    tail: VecDeque<String>,
+    /// The lines kept: all of them ([`Capture::Keep`]) or the last [`TAIL_LINES`].
+    lines: VecDeque<String>,
     listening: Option<String>,
     closed: bool,
+    /// Already shown by [`print_logs`] (a failure shows each log once).
+    printed: bool,
+}
+
+/// The kept logs of every child this process started ([`Capture::Keep`]): shown when a test
+/// fails.
+static LOGS: Mutex<Vec<Arc<Output>>> = Mutex::new(Vec::new());
+
+/// The `http://ADDR` of a `listening on http://ADDR` line.
+pub fn listening_url_in(line: &str) -> Option<String> {
+    let at = line.find("listening on http://")?;
+    let url = &line[at + "listening on ".len()..];
+    Some(url.split_whitespace().next().unwrap_or(url).to_owned())
 }
 
 impl Output {
@@ -248,7 +283,7 @@ impl Output {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn read(self: Arc<Self>, name: String, stream: impl Read) {
+    fn read(self: Arc<Self>, stream: impl Read) {
         let mut reader = BufReader::new(stream);
         let mut buf = Vec::new();
         loop {
@@ -258,29 +293,50 @@ impl Output {
                 Ok(_) => {}
             }
             let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
-            eprintln!("[{name}] {line}");
+            if self.capture == Capture::Echo {
+                eprintln!("[{}] {line}", self.name);
+            }
             let mut state = self.lock();
-            if state.listening.is_none()
-                && let Some(at) = line.find("listening on http://")
-            {
-                let url = &line[at + "listening on ".len()..];
-                state.listening = Some(url.split_whitespace().next().unwrap_or(url).to_owned());
+            if state.listening.is_none() {
+                state.listening = listening_url_in(&line);
             }
-            if state.tail.len() == TAIL_LINES {
-                state.tail.pop_front();
+            if self.capture != Capture::Keep && state.lines.len() == TAIL_LINES {
+                state.lines.pop_front();
             }
-            state.tail.push_back(line);
+            state.lines.push_back(line);
             self.changed.notify_all();
         }
         self.lock().closed = true;
         self.changed.notify_all();
     }
+
+    /// Print every line kept, once.
+    fn show(&self) {
+        let mut state = self.lock();
+        if state.printed {
+            return;
+        }
+        state.printed = true;
+        eprintln!("----- {}: its log ({} lines) -----", self.name, state.lines.len());
+        for line in &state.lines {
+            eprintln!("[{}] {line}", self.name);
+        }
+    }
 }
 
-/// A child xtask started: registered until reaped, stopped (SIGTERM, then SIGKILL) when
-/// dropped while it runs.
+/// Print the kept logs ([`Capture::Keep`]) of every child started so far that were not shown
+/// yet: a failing test calls this.
+pub fn print_logs() {
+    let logs = LOGS.lock().map(|l| l.clone()).unwrap_or_default();
+    for log in &logs {
+        log.show();
+    }
+}
+
+/// A child: registered until reaped, stopped (SIGTERM, then SIGKILL) when dropped while it
+/// runs.
 #[derive(Debug)]
-pub(crate) struct Proc {
+pub struct Proc {
     name: String,
     key: u64,
     child: Child,
@@ -290,18 +346,17 @@ pub(crate) struct Proc {
 }
 
 impl Proc {
-    /// Start `cmd` as the child `name` in `group`. With `capture`, its standard error is read
-    /// by xtask (echoed as `[name] line`) so its last words can explain an early exit.
-    pub(crate) fn spawn(
+    /// Start `cmd` as the child `name` in `group`, its standard error as `capture` says.
+    pub fn spawn(
         name: &str,
         cmd: &mut Command,
         group: Group,
-        capture: bool,
+        capture: Capture,
     ) -> anyhow::Result<Self> {
         if group == Group::Own {
             cmd.process_group(0);
         }
-        if capture {
+        if capture != Capture::No {
             cmd.stderr(Stdio::piped());
         }
         // Registered under the lock before the signal thread can look: a signal that arrives
@@ -316,12 +371,22 @@ impl Proc {
         table.push(Entry { key, pid: child.id(), own_group });
         drop(table);
         let output = match child.stderr.take() {
-            Some(stderr) if capture => {
-                let output = Arc::new(Output::default());
-                let (o, n) = (output.clone(), name.to_owned());
+            Some(stderr) if capture != Capture::No => {
+                let output = Arc::new(Output {
+                    name: name.to_owned(),
+                    capture,
+                    state: Mutex::default(),
+                    changed: Condvar::new(),
+                });
+                if capture == Capture::Keep
+                    && let Ok(mut logs) = LOGS.lock()
+                {
+                    logs.push(output.clone());
+                }
+                let o = output.clone();
                 std::thread::Builder::new()
                     .name(format!("{name} output"))
-                    .spawn(move || o.read(n, stderr))?;
+                    .spawn(move || o.read(stderr))?;
                 Some(output)
             }
             _ => None,
@@ -329,12 +394,22 @@ impl Proc {
         Ok(Self { name: name.to_owned(), key, child, own_group, exited: None, output })
     }
 
-    pub(crate) fn id(&self) -> u32 {
+    /// Its standard output, when `cmd` piped it (`Stdio::piped()`): for the caller to read.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// The name it was started with.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn id(&self) -> u32 {
         self.child.id()
     }
 
     /// Its exit status, once it has exited (reaped with the table locked).
-    pub(crate) fn try_wait(&mut self) -> anyhow::Result<Option<ExitStatus>> {
+    pub fn try_wait(&mut self) -> anyhow::Result<Option<ExitStatus>> {
         if self.exited.is_some() {
             return Ok(self.exited);
         }
@@ -349,7 +424,7 @@ impl Proc {
 
     /// Wait for the exit. A signal to xtask makes the signal thread stop the child, so this
     /// returns then too.
-    pub(crate) fn wait(&mut self) -> anyhow::Result<ExitStatus> {
+    pub fn wait(&mut self) -> anyhow::Result<ExitStatus> {
         loop {
             if let Some(status) = self.try_wait()? {
                 return Ok(status);
@@ -358,11 +433,39 @@ impl Proc {
         }
     }
 
-    /// SIGTERM (to its group when it has one); SIGKILL when it is still there at `deadline`.
-    fn terminate(&mut self) {
+    /// Its exit status once it has exited within `within`; None while it still runs then.
+    pub fn wait_within(&mut self, within: Duration) -> anyhow::Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Send SIGTERM (to its group when it has one) while it runs, and return: [`Proc::stop`]
+    /// waits too.
+    pub fn terminate(&mut self) {
         if matches!(self.try_wait(), Ok(None)) {
             self.signal("TERM");
         }
+    }
+
+    /// SIGKILL (no clean-up of any kind, as a crash or a power cut) and wait for the exit.
+    pub fn kill(&mut self) -> anyhow::Result<ExitStatus> {
+        self.signal("KILL");
+        self.wait()
+    }
+
+    /// SIGTERM, and its exit status when it exits within `grace`; SIGKILL and an error when it
+    /// does not.
+    pub fn stop(&mut self, grace: Duration) -> anyhow::Result<ExitStatus> {
+        self.terminate();
+        self.finish_by(Instant::now() + grace, grace)
     }
 
     fn signal(&mut self, sig: &str) {
@@ -374,20 +477,68 @@ impl Proc {
         drop(table);
     }
 
-    fn finish_by(&mut self, deadline: Instant) {
-        while Instant::now() < deadline && matches!(self.try_wait(), Ok(None)) {
+    /// Wait for the exit until `deadline`, then SIGKILL (an error naming `grace`, the time it
+    /// had since SIGTERM).
+    fn finish_by(&mut self, deadline: Instant, grace: Duration) -> anyhow::Result<ExitStatus> {
+        while Instant::now() < deadline {
+            if let Some(status) = self.try_wait()? {
+                return Ok(status);
+            }
             std::thread::sleep(POLL);
         }
-        if matches!(self.try_wait(), Ok(None)) {
-            eprintln!("xtask: {} did not stop within {} s; killing it", self.name, GRACE.as_secs());
-            self.signal("KILL");
-            let _ = self.wait();
+        if let Some(status) = self.try_wait()? {
+            return Ok(status);
+        }
+        let said = format!("{} did not stop within {} s of SIGTERM", self.name, grace.as_secs());
+        eprintln!("{said}; killing it");
+        self.kill()?;
+        anyhow::bail!("{said}")
+    }
+
+    /// The first line kept so far that contains `needle` (needs a [`Capture`]).
+    pub fn line_with(&self, needle: &str) -> Option<String> {
+        let output = self.output.as_ref()?;
+        output.lock().lines.iter().find(|l| l.contains(needle)).cloned()
+    }
+
+    /// How many lines kept so far contain `needle`.
+    pub fn count_lines(&self, needle: &str) -> usize {
+        self.output
+            .as_ref()
+            .map_or(0, |o| o.lock().lines.iter().filter(|l| l.contains(needle)).count())
+    }
+
+    /// Every line kept so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.output.as_ref().map(|o| o.lock().lines.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Wait (asynchronously, for a test on tokio) until a line contains `needle`; return it.
+    pub async fn wait_for_line(&self, needle: &str, timeout: Duration) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.line_with(needle) {
+                return Ok(line);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{}: no log line with {needle:?} within {timeout:?}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Show its kept log now, unless already shown.
+    pub fn show_log(&self) {
+        if let Some(output) = &self.output {
+            output.show();
         }
     }
 
     /// The `http://ADDR` of its first `listening on http://ADDR` line, once logged; an error
-    /// naming what it said when it exits first or `within` passes (needs `capture`).
-    pub(crate) fn listening_url(&mut self, within: Duration) -> anyhow::Result<String> {
+    /// naming what it said when it exits first or `within` passes (needs a [`Capture`]).
+    pub fn listening_url(&mut self, within: Duration) -> anyhow::Result<String> {
         let output = self
             .output
             .clone()
@@ -413,7 +564,7 @@ impl Proc {
     }
 
     /// Its last lines of output (after its exit: all of them, once the pipe is closed).
-    pub(crate) fn last_words(&self) -> Vec<String> {
+    pub fn last_words(&self) -> Vec<String> {
         let Some(output) = &self.output else { return Vec::new() };
         // The reader may still be behind the exit: give it a moment to reach the end.
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -428,11 +579,12 @@ impl Proc {
                 s
             });
         }
-        state.tail.iter().cloned().collect()
+        let from = state.lines.len().saturating_sub(TAIL_LINES);
+        state.lines.iter().skip(from).cloned().collect()
     }
 
     /// "NAME stopped (STATUS). It said:" and its last lines.
-    pub(crate) fn exit_report(&self, status: ExitStatus) -> String {
+    pub fn exit_report(&self, status: ExitStatus) -> String {
         let words = self.last_words();
         let mut report = format!("{} stopped ({status})", self.name);
         if !words.is_empty() {
@@ -448,8 +600,7 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         if matches!(self.try_wait(), Ok(None)) {
-            self.terminate();
-            self.finish_by(Instant::now() + GRACE);
+            let _ = self.stop(GRACE);
         }
         let _ = self.wait();
     }
@@ -458,24 +609,20 @@ impl Drop for Proc {
 /// Children that live together (a demo, a bench): stopped together, SIGTERM to all first, then
 /// each gets what is left of [`GRACE`].
 #[derive(Debug, Default)]
-pub(crate) struct Children(pub(crate) Vec<Proc>);
+pub struct Children(pub Vec<Proc>);
 
 impl Children {
-    /// Start a long-running child: [`bound`] to xtask's life, in its own group.
-    pub(crate) fn start(
-        &mut self,
-        name: &str,
-        cmd: &mut Command,
-        capture: bool,
-    ) -> anyhow::Result<&mut Proc> {
-        let proc = Proc::spawn(name, cmd, Group::Own, capture)?;
+    /// Start a long-running child: [`bound`] to this program's life, in its own group, its
+    /// output echoed ([`Capture::Echo`]).
+    pub fn start(&mut self, name: &str, cmd: &mut Command) -> anyhow::Result<&mut Proc> {
+        let proc = Proc::spawn(name, cmd, Group::Own, Capture::Echo)?;
         self.0.push(proc);
         let last = self.0.len() - 1;
         Ok(&mut self.0[last])
     }
 
     /// The first child that has exited, with its report.
-    pub(crate) fn exited(&mut self) -> anyhow::Result<Option<String>> {
+    pub fn exited(&mut self) -> anyhow::Result<Option<String>> {
         for p in &mut self.0 {
             if let Some(status) = p.try_wait()? {
                 return Ok(Some(p.exit_report(status)));
@@ -485,13 +632,13 @@ impl Children {
     }
 
     /// Stop them all (SIGTERM together, SIGKILL after [`GRACE`]).
-    pub(crate) fn stop(&mut self) {
+    pub fn stop(&mut self) {
         for p in &mut self.0 {
             p.terminate();
         }
         let deadline = Instant::now() + GRACE;
         for p in &mut self.0 {
-            p.finish_by(deadline);
+            let _ = p.finish_by(deadline, GRACE);
         }
     }
 }
@@ -504,16 +651,16 @@ impl Drop for Children {
 
 /// Run a command to its end in its own process group (stopped with xtask), failing unless it
 /// succeeds.
-pub(crate) fn run(what: &str, cmd: &mut Command) -> anyhow::Result<()> {
+pub fn run(what: &str, cmd: &mut Command) -> anyhow::Result<()> {
     run_in(what, cmd, Group::Own)
 }
 
 /// [`run`], returning what the command printed on its standard output (its standard error
 /// goes to xtask's).
-pub(crate) fn run_stdout(what: &str, cmd: &mut Command) -> anyhow::Result<String> {
+pub fn run_stdout(what: &str, cmd: &mut Command) -> anyhow::Result<String> {
     eprintln!("xtask: {what}");
     cmd.stdout(Stdio::piped());
-    let mut proc = Proc::spawn(what, cmd, Group::Own, false)?;
+    let mut proc = Proc::spawn(what, cmd, Group::Own, Capture::No)?;
     let mut out = Vec::new();
     if let Some(mut stdout) = proc.child.stdout.take() {
         // Until the end: the command's exit, or a stop (the signal thread ends the command).
@@ -525,10 +672,10 @@ pub(crate) fn run_stdout(what: &str, cmd: &mut Command) -> anyhow::Result<String
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// [`run`] in the given process group (see [`Group::Terminal`] for commands that may prompt).
-pub(crate) fn run_in(what: &str, cmd: &mut Command, group: Group) -> anyhow::Result<()> {
+/// [`run`] in the given process group (see [`Group::Parent`] for commands that may prompt).
+pub fn run_in(what: &str, cmd: &mut Command, group: Group) -> anyhow::Result<()> {
     eprintln!("xtask: {what}");
-    let status = Proc::spawn(what, cmd, group, false)?.wait()?;
+    let status = Proc::spawn(what, cmd, group, Capture::No)?.wait()?;
     check_stop()?;
     anyhow::ensure!(status.success(), "{what} failed ({status})");
     Ok(())
@@ -552,7 +699,7 @@ mod tests {
     fn a_stop_reaches_what_a_child_put_in_a_group_of_its_own() -> anyhow::Result<()> {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "setsid sh -c 'echo $$; exec sleep 600' & wait"]).stdout(Stdio::piped());
-        let mut child = Proc::spawn("tree", &mut cmd, Group::Own, false)?;
+        let mut child = Proc::spawn("tree", &mut cmd, Group::Own, Capture::No)?;
         let mut line = String::new();
         if let Some(stdout) = child.child.stdout.take() {
             BufReader::new(stdout).read_line(&mut line)?;

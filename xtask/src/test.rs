@@ -1,0 +1,55 @@
+//! `cargo xtask test`: the system tools, then fmt, clippy and every test, then the cross builds
+//! for the Raspberry Pis with their qemu smoke tests and packages.
+
+use std::time::Instant;
+
+use hearth_harness::{cargo, run};
+
+use crate::{cross, deploy, tools};
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct TestArgs {
+    /// Leave out the cross builds and their qemu smoke tests (a local fast run; CI runs them).
+    /// Also HEARTH_SKIP_CROSS=1.
+    #[arg(long)]
+    skip_cross: bool,
+}
+
+pub(crate) fn test(args: &TestArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let skip_cross = cross::skipped(args.skip_cross);
+    // The cross step comes last: a problem it would meet only after the tests is found now.
+    if !skip_cross {
+        cross::preflight()?;
+    }
+    tools::ensure_system_tools()?;
+    // The package tests build .deb files with it (deploy.rs).
+    deploy::ensure_cargo_deb()?;
+    run("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(
+        "cargo clippy",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    run("cargo test", cargo().args(["test", "--workspace", "--locked"]))?;
+    // Slow on a fresh machine (~10 min), so after everything else; CI runs it every time.
+    if skip_cross {
+        eprintln!(
+            "xtask: SKIPPED the cross builds and qemu smoke tests (--skip-cross / \
+             HEARTH_SKIP_CROSS); CI runs them: `cargo xtask cross`"
+        );
+    } else {
+        cross::cross()?;
+        // The armhf and arm64 packages of what the cross build just made, inspected.
+        deploy::cross_packages()?;
+    }
+    eprintln!("xtask: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
