@@ -10,8 +10,9 @@
 //! - `cross`: just the cross builds and qemu smoke tests (deploy/cross/build.sh; see cross.rs).
 //! - `dist`: Debian packages (cargo-deb) of the engine and agents for amd64 and, where the
 //!   cross build left binaries, armhf and arm64, into `target/debian/` (see `deploy.rs`).
-//! - `provision`: write an agent, its unit, config, key and first-boot settings into a
-//!   Raspberry Pi OS image or card (see `provision/`).
+//! - `provision`: `hearth-provision` (the `provision/` crate) with this checkout's target dir as
+//!   where the agent comes from: write an agent, its unit, config, key and first-boot settings
+//!   into a Raspberry Pi OS image or card.
 //! - `openapi`: regenerate the committed OpenAPI documents after an intended API change.
 //! - `bench [NAME] [--static]`: print the performance figures (see `bench.rs`).
 
@@ -28,7 +29,6 @@ mod cross;
 mod demo;
 mod deploy;
 mod procs;
-mod provision;
 mod webbench;
 
 /// Hearth's project commands.
@@ -65,8 +65,9 @@ enum Cmd {
     /// Print the performance figures (never asserted).
     Bench(bench::Args),
     /// Write an agent, its unit, config, credential and first-boot settings into a Raspberry
-    /// Pi OS Lite image or card.
-    Provision(Box<provision::Args>),
+    /// Pi OS Lite image or card (hearth-provision, taking the agent from this checkout's
+    /// target dir unless --binary says otherwise).
+    Provision(Box<hearth_provision::Args>),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -91,7 +92,7 @@ fn main() -> ExitCode {
         Cmd::Openapi => openapi(),
         Cmd::Dist => deploy::dist(),
         Cmd::Bench(args) => bench::bench(args),
-        Cmd::Provision(args) => provision::provision(args).map(|_| ()),
+        Cmd::Provision(args) => provision(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -240,6 +241,16 @@ fn test(args: &TestArgs) -> anyhow::Result<()> {
     }
     eprintln!("xtask: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// `hearth-provision`, in process (its flags parsed, `--help` answered, by xtask's own command
+/// line): the same program the package installs, with the agent found by default where
+/// `cargo xtask cross` (`<triple>/release-small/`) or `cargo xtask dist` (`debian/<arch>/`)
+/// leave it.
+fn provision(args: &hearth_provision::Args) -> anyhow::Result<()> {
+    let mut args = args.clone();
+    args.binary.get_or_insert_with(target_dir);
+    hearth_provision::provision(&args).map(|_| ())
 }
 
 fn openapi() -> anyhow::Result<()> {

@@ -3,9 +3,9 @@
 //! dir, `mkfs.vfat --offset` and `mcopy` make the boot partition. The real provisioning runs
 //! on them, and the result is read back with the same tools (mtools, debugfs, e2fsck).
 //!
-//! These live in xtask (not the tests crate) because they test xtask's own code and need
-//! nothing from the running system; `cargo xtask test` installs the tools
-//! (`ensure_system_tools`).
+//! These are the crate's unit tests (not the end-to-end crate's) because they test its own
+//! code and need nothing from the running system; `cargo xtask test` installs the tools
+//! (`ensure_system_tools`) and cargo-deb, which makes the agent packages they install from.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -177,9 +177,6 @@ impl Files {
         std::fs::write(dir.join("agent"), fake_elf(arch, 300_000))?;
         std::fs::write(dir.join("device.key"), format!("{KEY}\n"))?;
         std::fs::write(dir.join("id_ed25519.pub"), format!("{SSH_KEY}\n"))?;
-        for agent in [Agent::Sensor, Agent::Relay] {
-            std::fs::write(dir.join(agent.unit()), builtin_unit(agent))?;
-        }
         Ok(Files { dir: dir.to_path_buf() })
     }
 }
@@ -193,8 +190,8 @@ fn args(image: &Path, agent: Agent, f: &Files) -> Args {
         arch: None,
         binary: Some(f.dir.join("agent")),
         config: None,
-        // The built-in unit: these tests do not depend on deploy/systemd (the next test does).
-        unit: Some(f.dir.join(agent.unit())),
+        // The unit of the agent's package, which this program carries.
+        unit: None,
         engine: None,
         host_id: None,
         device_key_file: f.dir.join("device.key"),
@@ -497,46 +494,80 @@ fn unit_exec_start_is_pointed_at_the_installed_binary() {
         "{text}"
     );
     assert_eq!(config.as_deref(), Some("/c.toml"));
-    assert!(builtin_unit(Agent::Relay).contains(
+    // The packaged units: the relay agent's safe-state after any exit runs the installed
+    // binary too; the sensor agent has none.
+    let (relay, _, _) = prepare_unit(
+        Agent::Relay.packaged_unit(),
+        "hearth-relay-agent",
+        "/usr/local/bin/hearth-relay-agent",
+    );
+    assert!(relay.contains(
         "ExecStopPost=/usr/local/bin/hearth-relay-agent --config /etc/hearth/relay-agent.toml \
          safe-state\n"
     ));
-    assert!(!builtin_unit(Agent::Sensor).contains("ExecStopPost"));
+    assert!(!Agent::Sensor.packaged_unit().contains("ExecStopPost"));
     let (_, config, _) = prepare_unit(
-        &builtin_unit(Agent::Sensor),
+        Agent::Sensor.packaged_unit(),
         "hearth-sensor-agent",
         "/usr/local/bin/hearth-sensor-agent",
     );
     assert_eq!(config.as_deref(), Some("/etc/hearth/sensor-agent.toml"));
 }
 
-/// The project's units (deploy/systemd, when present in this tree) install and enable too: the
-/// binary path in ExecStart is the installed one, the config lands where the unit reads it.
+/// The repository's file `rel` (what the agents' packages install).
+fn repo_file(rel: &str) -> anyhow::Result<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?;
+    std::fs::read_to_string(root.join(rel)).with_context(|| rel.to_owned())
+}
+
+/// The unit provisioned onto the card is the one the agent's package installs, the binary's
+/// path in its command lines aside (the card's agent is in /usr/local/bin, the package's in
+/// /usr/bin); never a unit of another kind (the simple, DynamicUser unit once written when no
+/// unit file was at hand).
+fn assert_packaged_unit(on_card: &str, packaged: &str, agent: Agent) {
+    let bin = agent.bin();
+    assert!(on_card.contains(&format!("ExecStart=/usr/local/bin/{bin} ")), "{on_card}");
+    assert_eq!(
+        on_card.replace(&format!("/usr/local/bin/{bin}"), &format!("/usr/bin/{bin}")),
+        packaged,
+        "the unit on the card is not the package's"
+    );
+    let directives: Vec<&str> = on_card.lines().map(str::trim).collect();
+    assert!(directives.contains(&"Type=notify") && directives.contains(&"User=hearth"));
+    assert!(
+        !directives.iter().any(|l| l.starts_with("DynamicUser") || *l == "Type=simple"),
+        "{on_card}"
+    );
+}
+
+/// The packaged units install and enable: the binary path in ExecStart is the installed one,
+/// the config lands where the unit reads it, the unit is the package's (deploy/systemd, byte
+/// for byte but for the binary's path), its user is created at first boot.
 #[test]
-fn project_units_install() -> anyhow::Result<()> {
+fn packaged_units_install() -> anyhow::Result<()> {
     for agent in [Agent::Sensor, Agent::Relay] {
-        let unit = crate::root().join("deploy/systemd").join(agent.unit());
-        if !unit.exists() {
-            eprintln!("no {}: only the built-in unit is tested", unit.display());
-            continue;
-        }
+        let packaged = repo_file(&format!("deploy/systemd/{}", agent.unit()))?;
+        assert_eq!(agent.packaged_unit(), packaged);
         let dir = tempfile::tempdir()?;
         let img = make_image(
             dir.path(),
             &ImageSpec { os: Os::Trixie, arch: Arch::Armhf, omit_boot: &[] },
         )?;
         let f = Files::new(dir.path(), Arch::Armhf)?;
-        let mut a = args(&img, agent, &f);
-        a.unit = None;
-        provision(&a)?;
+        provision(&args(&img, agent, &f))?;
         let media = Media::open_image(&img)?;
         let installed = text(media.root.read(&format!("/etc/systemd/system/{}", agent.unit()))?);
         let (_, config, wanted) =
             prepare_unit(&installed, &agent.bin(), &format!("/usr/local/bin/{}", agent.bin()));
         assert!(installed.contains(&format!("/usr/local/bin/{}", agent.bin())), "{installed}");
         assert!(!installed.contains(&format!("/usr/bin/{}", agent.bin())), "{installed}");
+        assert_packaged_unit(&installed, &packaged, agent);
         let config = config.unwrap_or_else(|| format!("/etc/hearth/{}.toml", agent.stem()));
-        assert!(media.root.read(&config)?.is_some(), "{config} not installed");
+        let on_card = text(media.root.read(&config)?);
+        // The package's example config, with the host id set.
+        let example = repo_file(&format!("deploy/config/{}.toml", agent.stem()))?;
+        let first_table = example.find("\n[").map_or(example.len(), |i| i + 1);
+        assert!(on_card.contains(&example[first_table..]), "{config}:\n{on_card}");
         for target in wanted {
             let link = format!("/etc/systemd/system/{target}.wants/{}", agent.unit());
             assert!(media.root.stat(&link)?.is_some(), "{link} missing");
@@ -546,5 +577,109 @@ fn project_units_install() -> anyhow::Result<()> {
         assert!(users.lines().any(|l| l.starts_with("u hearth ")), "{users}");
         assert!(users.lines().any(|l| l == "m hearth gpio"), "{users}");
     }
+    Ok(())
+}
+
+/// The agent's Debian package, made by cargo-deb from the repository's metadata as `cargo
+/// xtask dist` makes the Pi packages, around a stand-in binary (`agent`, the ELF it holds).
+fn agent_package(agent: Agent, arch: Arch, dir: &Path) -> anyhow::Result<(PathBuf, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?;
+    let target = dir.join("target");
+    let bin = target.join(arch.triple()).join("release-small").join(agent.bin());
+    std::fs::create_dir_all(bin.parent().context("bin dir")?)?;
+    let elf = fake_elf(arch, 200_000);
+    std::fs::write(&bin, &elf)?;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
+    let out = dir.join("packages");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let made = std::process::Command::new(cargo)
+        .current_dir(root)
+        .args(["deb", "--no-build", "--locked", "-p", &agent.bin(), "--profile", "release-small"])
+        .args(["--target", arch.triple(), "--variant", "static", "-o"])
+        .arg(&out)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()?;
+    ensure!(
+        made.status.success(),
+        "cargo deb -p {} failed (cargo-deb 3.8.0 is needed: `cargo xtask test` installs it): {}",
+        agent.bin(),
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let deb = std::fs::read_dir(&out)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .context("cargo deb made no .deb")?;
+    Ok((deb, elf))
+}
+
+/// A file of a package, as dpkg would install it.
+fn packaged_file(deb: &Path, path: &str, dir: &Path) -> anyhow::Result<String> {
+    sh("dpkg-deb -x", tool("dpkg-deb").arg("-x").arg(deb).arg(dir))?;
+    std::fs::read_to_string(dir.join(path.trim_start_matches('/'))).with_context(|| path.to_owned())
+}
+
+/// What an installed hearth-provision is given: the agent's .deb (by path, or the directory it
+/// was downloaded to). The card gets the package's binary, and the unit the package installs.
+#[test]
+fn agent_packages_install_their_binary_and_unit() -> anyhow::Result<()> {
+    for (agent, arch, by_dir) in
+        [(Agent::Sensor, Arch::Armhf, false), (Agent::Relay, Arch::Arm64, true)]
+    {
+        let dir = tempfile::tempdir()?;
+        let (deb, elf) = agent_package(agent, arch, dir.path())?;
+        let unit_path = format!("/usr/lib/systemd/system/{}", agent.unit());
+        let packaged = packaged_file(&deb, &unit_path, &dir.path().join("x"))?;
+        let img = make_image(dir.path(), &ImageSpec { os: Os::Trixie, arch, omit_boot: &[] })?;
+        let f = Files::new(dir.path(), arch)?;
+        let mut a = args(&img, agent, &f);
+        a.binary =
+            Some(if by_dir { deb.parent().context("deb dir")?.to_path_buf() } else { deb.clone() });
+        provision(&a)?;
+        let media = Media::open_image(&img)?;
+        assert_eq!(media.root.read(&format!("/usr/local/bin/{}", agent.bin()))?, Some(elf));
+        let on_card = text(media.root.read(&format!("/etc/systemd/system/{}", agent.unit()))?);
+        assert_packaged_unit(&on_card, &packaged, agent);
+
+        // The package of the other agent, or for the other architecture, is refused.
+        let other = if agent == Agent::Sensor { Agent::Relay } else { Agent::Sensor };
+        let mut wrong = args(&img, other, &f);
+        wrong.binary = Some(deb.clone());
+        let e = refusal(&wrong);
+        assert!(e.contains(&format!("is the package \"{}\"", agent.bin())), "{e}");
+        let other_arch = if arch == Arch::Armhf { Arch::Arm64 } else { Arch::Armhf };
+        let img2 = dir.path().join("other-arch");
+        std::fs::create_dir(&img2)?;
+        let img2 =
+            make_image(&img2, &ImageSpec { os: Os::Trixie, arch: other_arch, omit_boot: &[] })?;
+        let mut wrong = args(&img2, agent, &f);
+        wrong.binary = Some(deb.clone());
+        let e = refusal(&wrong);
+        assert!(
+            e.contains(&format!("is for {}, the image is {}", arch.deb(), other_arch.deb())),
+            "{e}"
+        );
+    }
+    Ok(())
+}
+
+/// A directory without the agent names what it looked for and how to get it.
+#[test]
+fn a_directory_without_the_agent_says_what_to_pass() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let img =
+        make_image(dir.path(), &ImageSpec { os: Os::Trixie, arch: Arch::Armhf, omit_boot: &[] })?;
+    let f = Files::new(dir.path(), Arch::Armhf)?;
+    let mut a = args(&img, Agent::Sensor, &f);
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty)?;
+    a.binary = Some(empty);
+    let e = refusal(&a);
+    assert!(
+        e.contains("hearth-sensor-agent_*_armhf.deb")
+            && e.contains("arm-unknown-linux-musleabihf/release-small/hearth-sensor-agent")
+            && e.contains("Pass --binary"),
+        "{e}"
+    );
     Ok(())
 }
