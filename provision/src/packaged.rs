@@ -146,24 +146,23 @@ fn dpkg_deb(what: &str, args: &[&OsStr]) -> anyhow::Result<String> {
 fn from_deb(deb: &Path, agent: Agent, arch: Arch, scratch: &Path) -> anyhow::Result<Packaged> {
     let what = format!("reading the package {}", deb.display());
     let field = |name: &str| dpkg_deb(&what, &["--field".as_ref(), deb.as_os_str(), name.as_ref()]);
-    let package = field("Package")?;
-    ensure!(
-        package == agent.bin(),
-        "{} is the package {package:?}, not {}: pass the {} package (or --agent {})",
-        deb.display(),
-        agent.bin(),
-        agent.bin(),
-        if agent == Agent::Sensor { "relay" } else { "sensor" }
-    );
-    let package_arch = field("Architecture")?;
-    ensure!(
-        package_arch == arch.deb(),
-        "{} is for {package_arch}, the image is {}: pass {}_<version>_{}.deb",
-        deb.display(),
-        arch.deb(),
-        agent.bin(),
-        arch.deb()
-    );
+    let other = if agent == Agent::Sensor { "relay" } else { "sensor" };
+    for (name, want, fix) in [
+        ("Package", agent.bin(), format!("pass the {} package, or --agent {other}", agent.bin())),
+        (
+            "Architecture",
+            arch.deb().to_owned(),
+            format!(
+                "the image is {}: pass {}_<version>_{}.deb",
+                arch.deb(),
+                agent.bin(),
+                arch.deb()
+            ),
+        ),
+    ] {
+        let got = field(name)?;
+        ensure!(got == want, "{}: its {name} is {got:?}, not {want:?}: {fix}", deb.display());
+    }
     let version = field("Version")?;
     let files = scratch.join("package");
     dpkg_deb(

@@ -471,47 +471,52 @@ fn refuses_what_it_does_not_recognise() -> anyhow::Result<()> {
 
 #[test]
 fn unit_exec_start_is_pointed_at_the_installed_binary() {
-    let unit = "[Service]\nExecStart=/usr/bin/hearth-relay-agent --config=/etc/hearth/relay.toml\n[Install]\nWantedBy=multi-user.target\n";
-    let (text, config, wanted) =
-        prepare_unit(unit, "hearth-relay-agent", "/usr/local/bin/hearth-relay-agent");
-    assert!(
-        text.contains(
-            "ExecStart=/usr/local/bin/hearth-relay-agent --config=/etc/hearth/relay.toml\n"
+    // (unit, its agent, a line it has once pointed at the installed binary, the config its
+    // ExecStart names, the targets it is wanted by)
+    let cases: [(&str, Agent, &str, &str, &[&str]); 4] = [
+        (
+            "[Service]\nExecStart=/usr/bin/hearth-relay-agent --config=/etc/hearth/relay.toml\n\
+             [Install]\nWantedBy=multi-user.target\n",
+            Agent::Relay,
+            "ExecStart=/usr/local/bin/hearth-relay-agent --config=/etc/hearth/relay.toml\n",
+            "/etc/hearth/relay.toml",
+            &["multi-user.target"],
         ),
-        "{text}"
-    );
-    assert_eq!(config.as_deref(), Some("/etc/hearth/relay.toml"));
-    assert_eq!(wanted, vec!["multi-user.target"]);
-    // Every command line running the agent follows it, e.g. the relay agent's safe-state.
-    let unit = "[Service]\nExecStart=/usr/bin/hearth-relay-agent --config /c.toml\n\
-                ExecStopPost=-/usr/bin/hearth-relay-agent --config /c.toml safe-state\n";
-    let (text, config, _) =
-        prepare_unit(unit, "hearth-relay-agent", "/usr/local/bin/hearth-relay-agent");
-    assert!(
-        text.contains(
-            "ExecStopPost=-/usr/local/bin/hearth-relay-agent --config /c.toml safe-state\n"
+        // Every command line running the agent follows it, e.g. the relay agent's safe-state.
+        (
+            "[Service]\nExecStart=/usr/bin/hearth-relay-agent --config /c.toml\n\
+             ExecStopPost=-/usr/bin/hearth-relay-agent --config /c.toml safe-state\n",
+            Agent::Relay,
+            "ExecStopPost=-/usr/local/bin/hearth-relay-agent --config /c.toml safe-state\n",
+            "/c.toml",
+            &[],
         ),
-        "{text}"
-    );
-    assert_eq!(config.as_deref(), Some("/c.toml"));
-    // The packaged units: the relay agent's safe-state after any exit runs the installed
-    // binary too; the sensor agent has none.
-    let (relay, _, _) = prepare_unit(
-        Agent::Relay.packaged_unit(),
-        "hearth-relay-agent",
-        "/usr/local/bin/hearth-relay-agent",
-    );
-    assert!(relay.contains(
-        "ExecStopPost=/usr/local/bin/hearth-relay-agent --config /etc/hearth/relay-agent.toml \
-         safe-state\n"
-    ));
+        // The packaged units: the relay agent's safe-state after any exit runs the installed
+        // binary too.
+        (
+            Agent::Relay.packaged_unit(),
+            Agent::Relay,
+            "ExecStopPost=/usr/local/bin/hearth-relay-agent --config /etc/hearth/relay-agent.toml \
+             safe-state\n",
+            "/etc/hearth/relay-agent.toml",
+            &["multi-user.target"],
+        ),
+        (
+            Agent::Sensor.packaged_unit(),
+            Agent::Sensor,
+            "ExecStart=/usr/local/bin/hearth-sensor-agent --config /etc/hearth/sensor-agent.toml\n",
+            "/etc/hearth/sensor-agent.toml",
+            &["multi-user.target"],
+        ),
+    ];
+    for (unit, agent, line, want_config, want_wanted) in cases {
+        let installed = format!("/usr/local/bin/{}", agent.bin());
+        let (text, config, wanted) = prepare_unit(unit, &agent.bin(), &installed);
+        assert!(text.contains(line), "{text}");
+        assert_eq!(config.as_deref(), Some(want_config));
+        assert_eq!(wanted, want_wanted);
+    }
     assert!(!Agent::Sensor.packaged_unit().contains("ExecStopPost"));
-    let (_, config, _) = prepare_unit(
-        Agent::Sensor.packaged_unit(),
-        "hearth-sensor-agent",
-        "/usr/local/bin/hearth-sensor-agent",
-    );
-    assert_eq!(config.as_deref(), Some("/etc/hearth/sensor-agent.toml"));
 }
 
 /// The repository's file `rel` (what the agents' packages install).
@@ -646,7 +651,7 @@ fn agent_packages_install_their_binary_and_unit() -> anyhow::Result<()> {
         let mut wrong = args(&img, other, &f);
         wrong.binary = Some(deb.clone());
         let e = refusal(&wrong);
-        assert!(e.contains(&format!("is the package \"{}\"", agent.bin())), "{e}");
+        assert!(e.contains(&format!("its Package is {:?}", agent.bin())), "{e}");
         let other_arch = if arch == Arch::Armhf { Arch::Arm64 } else { Arch::Armhf };
         let img2 = dir.path().join("other-arch");
         std::fs::create_dir(&img2)?;
@@ -655,10 +660,7 @@ fn agent_packages_install_their_binary_and_unit() -> anyhow::Result<()> {
         let mut wrong = args(&img2, agent, &f);
         wrong.binary = Some(deb.clone());
         let e = refusal(&wrong);
-        assert!(
-            e.contains(&format!("is for {}, the image is {}", arch.deb(), other_arch.deb())),
-            "{e}"
-        );
+        assert!(e.contains(&format!("its Architecture is {:?}", arch.deb())), "{e}");
     }
     Ok(())
 }

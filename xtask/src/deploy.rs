@@ -809,6 +809,29 @@ mod tests {
         Ok(())
     }
 
+    fn need_cargo_deb() -> R {
+        anyhow::ensure!(
+            have_cargo_deb(),
+            "cargo-deb {CARGO_DEB_VERSION} is missing: `cargo xtask test` installs it, or \
+             `cargo install cargo-deb --locked --version {CARGO_DEB_VERSION}`"
+        );
+        Ok(())
+    }
+
+    /// The amd64 package of `package` into `out`, from its debug binary (the package layout
+    /// does not depend on the profile; `cargo xtask dist` packages release-small builds).
+    fn dev_package(package: &str, out: &Path) -> anyhow::Result<PathBuf> {
+        // The dev profile: packaging the test build instead of rebuilding everything
+        // optimised. cargo-deb warns that it is meant for releases; that is fine here.
+        let mut c = cargo_deb(package, None, "dev", out, true);
+        let status = c.stdout(Stdio::null()).stderr(Stdio::null()).status()?;
+        anyhow::ensure!(status.success(), "cargo deb -p {package} failed");
+        std::fs::read_dir(out)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "deb"))
+            .ok_or_else(|| anyhow::anyhow!("no .deb for {package}"))
+    }
+
     /// `dpkg-deb` on a package: its control fields, file list and control files.
     struct Inspected {
         info: String,
@@ -910,11 +933,7 @@ mod tests {
     #[test]
     fn cross_packages_are_made_for_every_pi_without_a_warning() -> R {
         use std::os::unix::fs::PermissionsExt as _;
-        anyhow::ensure!(
-            have_cargo_deb(),
-            "cargo-deb {CARGO_DEB_VERSION} is missing: `cargo xtask test` installs it, or \
-             `cargo install cargo-deb --locked --version {CARGO_DEB_VERSION}`"
-        );
+        need_cargo_deb()?;
         let dir = tempfile::tempdir()?;
         let target = dir.path().join("target");
         for (triple, arch) in CROSS {
@@ -966,24 +985,12 @@ mod tests {
     /// a postinst that creates the `hearth` user and enables the unit.
     #[test]
     fn amd64_packages_hold_binary_unit_conffile_and_create_the_user() -> R {
-        anyhow::ensure!(
-            have_cargo_deb(),
-            "cargo-deb {CARGO_DEB_VERSION} is missing: `cargo xtask test` installs it, or \
-             `cargo install cargo-deb --locked --version {CARGO_DEB_VERSION}`"
-        );
+        need_cargo_deb()?;
         build_binaries()?;
         let dir = tempfile::tempdir()?;
         for s in SERVICES {
             let out = dir.path().join(s.package);
-            // The dev profile: packaging the test build instead of rebuilding everything
-            // optimised. cargo-deb warns that it is meant for releases; that is fine here.
-            let mut c = cargo_deb(s.package, None, "dev", &out, true);
-            let status = c.stdout(Stdio::null()).stderr(Stdio::null()).status()?;
-            anyhow::ensure!(status.success(), "cargo deb -p {} failed", s.package);
-            let deb = std::fs::read_dir(&out)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .find(|p| p.extension().is_some_and(|x| x == "deb"))
-                .ok_or_else(|| anyhow::anyhow!("no .deb for {}", s.package))?;
+            let deb = dev_package(s.package, &out)?;
             let name =
                 deb.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             assert!(
@@ -1076,24 +1083,12 @@ mod tests {
     /// no conffile, no maintainer script, and Depends naming libc and the programs it runs.
     #[test]
     fn amd64_tool_packages_hold_the_program_and_depend_on_what_it_runs() -> R {
-        anyhow::ensure!(
-            have_cargo_deb(),
-            "cargo-deb {CARGO_DEB_VERSION} is missing: `cargo xtask test` installs it, or \
-             `cargo install cargo-deb --locked --version {CARGO_DEB_VERSION}`"
-        );
+        need_cargo_deb()?;
         let dir = tempfile::tempdir()?;
         for t in TOOLS {
             run("build the tool", cargo().args(["build", "--bins", "-p", t.package]))?;
             let out = dir.path().join(t.package);
-            let made = cargo_deb(t.package, None, "dev", &out, true)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()?;
-            anyhow::ensure!(made.success(), "cargo deb -p {} failed", t.package);
-            let deb = std::fs::read_dir(&out)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .find(|p| p.extension().is_some_and(|x| x == "deb"))
-                .ok_or_else(|| anyhow::anyhow!("no .deb for {}", t.package))?;
+            let deb = dev_package(t.package, &out)?;
             let got = inspect(&deb, &dir.path().join(format!("{}.x", t.package)))?;
             let files: Vec<&str> = got
                 .contents
