@@ -482,7 +482,7 @@ pub fn provision(args: &Args) -> anyhow::Result<Report> {
 
     let (config_name, mut config) = match &args.config {
         Some(path) => (path.display().to_string(), read_text("config", path)?),
-        None => (format!("the example {stem}.toml ({files_from})"), config),
+        None => (format!("the example config {stem}.toml ({files_from})"), config),
     };
     let parsed: toml::Table =
         toml::from_str(&config).with_context(|| format!("{config_name} is not valid TOML"))?;

@@ -73,7 +73,10 @@ pub(crate) fn agent(
         binary: bytes,
         unit: agent.packaged_unit().to_owned(),
         config: agent.packaged_config().to_owned(),
-        files_from: format!("the {} package's, carried by hearth-provision {VERSION}", agent.bin()),
+        files_from: format!(
+            "as {} installs it, carried by hearth-provision {VERSION}",
+            agent.bin()
+        ),
     })
 }
 
@@ -186,6 +189,6 @@ fn from_deb(deb: &Path, agent: Agent, arch: Arch, scratch: &Path) -> anyhow::Res
         binary,
         unit,
         config,
-        files_from: format!("the package's ({version})"),
+        files_from: format!("from the package, {} {version}", agent.bin()),
     })
 }
