@@ -207,6 +207,23 @@ fn args(image: &Path, agent: Agent, f: &Files) -> Args {
     }
 }
 
+/// A fresh image of `os` and `arch` in a temp dir, with an agent, keys and arguments that
+/// provision `agent` into it. The temp dir goes when `dir` is dropped: bind it.
+struct Setup {
+    dir: tempfile::TempDir,
+    img: PathBuf,
+    f: Files,
+    a: Args,
+}
+
+fn setup(os: Os, arch: Arch, agent: Agent) -> anyhow::Result<Setup> {
+    let dir = tempfile::tempdir()?;
+    let img = make_image(dir.path(), &ImageSpec { os, arch, omit_boot: &[] })?;
+    let f = Files::new(dir.path(), arch)?;
+    let a = args(&img, agent, &f);
+    Ok(Setup { dir, img, f, a })
+}
+
 fn text(b: Option<Vec<u8>>) -> String {
     String::from_utf8_lossy(&b.unwrap_or_default()).into_owned()
 }
@@ -223,11 +240,7 @@ fn fsck(img: &Path, media: &Media, dir: &Path) -> anyhow::Result<()> {
 
 #[test]
 fn cloud_init_image_gets_sensor_agent_and_first_boot_files() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let img =
-        make_image(dir.path(), &ImageSpec { os: Os::Trixie, arch: Arch::Armhf, omit_boot: &[] })?;
-    let f = Files::new(dir.path(), Arch::Armhf)?;
-    let mut a = args(&img, Agent::Sensor, &f);
+    let Setup { dir, img, f, mut a } = setup(Os::Trixie, Arch::Armhf, Agent::Sensor)?;
     a.engine = Some("http://192.168.1.10:8080".into());
     a.w1_pin = 17;
     let report = provision(&a)?;
@@ -321,11 +334,7 @@ fn cloud_init_image_gets_sensor_agent_and_first_boot_files() -> anyhow::Result<(
 
 #[test]
 fn legacy_image_gets_relay_agent_and_first_boot_files() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let img =
-        make_image(dir.path(), &ImageSpec { os: Os::Bookworm, arch: Arch::Arm64, omit_boot: &[] })?;
-    let f = Files::new(dir.path(), Arch::Arm64)?;
-    let mut a = args(&img, Agent::Relay, &f);
+    let Setup { dir, img, f, mut a } = setup(Os::Bookworm, Arch::Arm64, Agent::Relay)?;
     a.hostname = Some("furnace".into());
     a.host_id = Some("relay-furnace".into());
     a.password_hash = Some("$6$salt$hash".into());
@@ -553,13 +562,8 @@ fn packaged_units_install() -> anyhow::Result<()> {
     for agent in [Agent::Sensor, Agent::Relay] {
         let packaged = repo_file(&format!("deploy/systemd/{}", agent.unit()))?;
         assert_eq!(agent.packaged_unit(), packaged);
-        let dir = tempfile::tempdir()?;
-        let img = make_image(
-            dir.path(),
-            &ImageSpec { os: Os::Trixie, arch: Arch::Armhf, omit_boot: &[] },
-        )?;
-        let f = Files::new(dir.path(), Arch::Armhf)?;
-        provision(&args(&img, agent, &f))?;
+        let Setup { dir: _dir, img, a, .. } = setup(Os::Trixie, Arch::Armhf, agent)?;
+        provision(&a)?;
         let media = Media::open_image(&img)?;
         let installed = text(media.root.read(&format!("/etc/systemd/system/{}", agent.unit()))?);
         let (_, config, wanted) =
@@ -631,13 +635,10 @@ fn agent_packages_install_their_binary_and_unit() -> anyhow::Result<()> {
     for (agent, arch, by_dir) in
         [(Agent::Sensor, Arch::Armhf, false), (Agent::Relay, Arch::Arm64, true)]
     {
-        let dir = tempfile::tempdir()?;
+        let Setup { dir, img, f, mut a } = setup(Os::Trixie, arch, agent)?;
         let (deb, elf) = agent_package(agent, arch, dir.path())?;
         let unit_path = format!("/usr/lib/systemd/system/{}", agent.unit());
         let packaged = packaged_file(&deb, &unit_path, &dir.path().join("x"))?;
-        let img = make_image(dir.path(), &ImageSpec { os: Os::Trixie, arch, omit_boot: &[] })?;
-        let f = Files::new(dir.path(), arch)?;
-        let mut a = args(&img, agent, &f);
         a.binary =
             Some(if by_dir { deb.parent().context("deb dir")?.to_path_buf() } else { deb.clone() });
         provision(&a)?;
@@ -653,11 +654,8 @@ fn agent_packages_install_their_binary_and_unit() -> anyhow::Result<()> {
         let e = refusal(&wrong);
         assert!(e.contains(&format!("its Package is {:?}", agent.bin())), "{e}");
         let other_arch = if arch == Arch::Armhf { Arch::Arm64 } else { Arch::Armhf };
-        let img2 = dir.path().join("other-arch");
-        std::fs::create_dir(&img2)?;
-        let img2 =
-            make_image(&img2, &ImageSpec { os: Os::Trixie, arch: other_arch, omit_boot: &[] })?;
-        let mut wrong = args(&img2, agent, &f);
+        let other_image = setup(Os::Trixie, other_arch, agent)?;
+        let mut wrong = other_image.a.clone();
         wrong.binary = Some(deb.clone());
         let e = refusal(&wrong);
         assert!(e.contains(&format!("its Architecture is {:?}", arch.deb())), "{e}");
@@ -668,11 +666,7 @@ fn agent_packages_install_their_binary_and_unit() -> anyhow::Result<()> {
 /// A directory without the agent names what it looked for and how to get it.
 #[test]
 fn a_directory_without_the_agent_says_what_to_pass() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let img =
-        make_image(dir.path(), &ImageSpec { os: Os::Trixie, arch: Arch::Armhf, omit_boot: &[] })?;
-    let f = Files::new(dir.path(), Arch::Armhf)?;
-    let mut a = args(&img, Agent::Sensor, &f);
+    let Setup { dir, mut a, .. } = setup(Os::Trixie, Arch::Armhf, Agent::Sensor)?;
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty)?;
     a.binary = Some(empty);
