@@ -23,6 +23,8 @@
 #     The sensor agent reads fixture w1 files and its reading must arrive at a real engine (the
 #     native x86_64 build) on loopback; the relay agent (--hardware simulated: it has no
 #     default) must register with it, saying its backend; the dashboard relays that engine.
+#     hearth-provision, which serves nothing, must print its name and version (--version) and
+#     its usage (--help) and exit 0.
 #
 # Results: each stripped binary is copied to <repo>/target/<triple>/release-small/<bin> (where
 # `cargo deb --no-build --target <triple> --profile release-small` looks for it), and a table
@@ -37,7 +39,7 @@
 #                         clone (CI) reuses it: a rerun takes seconds instead of ~10 minutes.
 #   HEARTH_CROSS_TARGETS  triples (default: the three musl targets below)
 #   HEARTH_CROSS_ENGINE_TARGETS  triples that also build the engine host's binaries,
-#                         hearth-engine and hearth-web (default aarch64 musl: the engine's
+#                         hearth-engine, hearth-web and hearth-provision (default aarch64 musl: the engine's
 #                         board is a 64-bit Pi)
 #   HEARTH_CROSS_HOST_ENGINE     a native hearth-engine binary used as the engine the agents
 #                         report to in the smoke test (default: built with the host's cargo)
@@ -54,8 +56,9 @@ fi
 TARGETS=${HEARTH_CROSS_TARGETS:-arm-unknown-linux-musleabihf armv7-unknown-linux-musleabihf aarch64-unknown-linux-musl}
 ENGINE_HOST_TARGETS=${HEARTH_CROSS_ENGINE_TARGETS:-aarch64-unknown-linux-musl}
 AGENTS=(hearth-sensor-agent hearth-relay-agent)
-# What runs on the engine's board (built for ENGINE_HOST_TARGETS only).
-ENGINE_HOST=(hearth-engine hearth-web)
+# What runs on the engine's board (built for ENGINE_HOST_TARGETS only): the engine, the
+# dashboard, and the SD-card provisioning for the agents' Pis.
+ENGINE_HOST=(hearth-engine hearth-web hearth-provision)
 PROFILE=release-small
 # Pinned: a new zig can change which libc symbols and CPU features it links.
 ZIGLANG_VERSION=0.17.0
@@ -185,7 +188,8 @@ build_env() {  # Debian's toolchain and zig, caches in the work dir (called in s
 check_no_tls() {  # no OpenSSL or other TLS stack may reach any binary, on any target
   local tree bad
   tree=$(cd "$REPO" && PATH=$HOST_PATH cargo tree --locked -e normal,build --target all \
-      -p hearth-sensor-agent -p hearth-relay-agent -p hearth-engine -p hearth-web --prefix none) \
+      -p hearth-sensor-agent -p hearth-relay-agent -p hearth-engine -p hearth-web \
+      -p hearth-provision --prefix none) \
     || die "cargo tree failed (the host's cargo is needed for this check)"
   bad=$(awk '{print $1}' <<<"$tree" | sort -u \
     | grep -E '^(openssl|openssl-sys|native-tls|hyper-tls|rustls|ring|aws-lc-rs|aws-lc-sys)$' || true)
@@ -337,6 +341,26 @@ smoke_web() {  # smoke_web ADDR FILE_PREFIX LOG
   echo "GET /api/v1/status -> 200 (the native engine's, relayed) $(head -c 300 "$f.status.json")"
 }
 
+# A program that serves nothing (hearth-provision): `--version` prints its name and version,
+# `--help` its usage, each exiting 0 under the Pi's CPU. (What it writes to an image is tested
+# natively: it needs the host's mtools and debugfs, not qemu.)
+smoke_cli() {  # smoke_cli TARGET BIN QEMU EXE LOG
+  local t=$1 b=$2 q=$3 exe=$4 logf=$5 version
+  echo "--- $t $b: $q $(basename "$exe") --version; --help"
+  # shellcheck disable=SC2086
+  if ! version=$($q "$exe" --version 2>"$logf") || ! [[ $version =~ ^$b\ [0-9]+\.[0-9]+\.[0-9]+ ]]; then
+    echo "cross: $b --version printed '$version' (want '$b <version>'); stderr:" >&2; sed 's/^/  | /' "$logf" >&2
+    return 1
+  fi
+  # shellcheck disable=SC2086
+  if ! $q "$exe" --help >"$logf" 2>&1 || ! grep -q "^Usage: $b " "$logf"; then
+    echo "cross: $b --help failed or printed no usage; it said:" >&2; sed 's/^/  | /' "$logf" >&2
+    return 1
+  fi
+  echo "--version -> $version; --help -> $(grep -m1 '^Usage: ' "$logf")"
+  printf '%s\t%s\tPASS\t-\n' "$t" "$b" >> "$OUT/smoke.tsv"
+}
+
 # One binary under qemu. Appends "target bin result rss" to smoke.tsv; returns non-zero on failure.
 smoke_one() {
   local t=$1 b=$2 q exe tag logf pid addr code args=() rss
@@ -345,6 +369,10 @@ smoke_one() {
   [ -x "$exe" ] || { echo "cross: $exe missing: run '$0 build' first" >&2; return 1; }
   tag=${t%%-*}
   logf=$WORK/$t-$b.log
+  if [ "$b" = hearth-provision ]; then
+    smoke_cli "$t" "$b" "$q" "$exe" "$logf"
+    return
+  fi
   case $b in
     hearth-sensor-agent)
       local host=smoke-$tag-sensor sensor w1 key

@@ -191,7 +191,7 @@ fn named_but_missing(root: &Path, map: &BTreeMap<String, Section>) -> Vec<String
 
 #[test]
 fn the_code_map_names_every_source_file_and_only_files_that_exist() -> anyhow::Result<()> {
-    let root = crate::root();
+    let root = hearth_harness::root();
     let doc = std::fs::read_to_string(root.join("ARCHITECTURE.md"))?;
     let map = sections(&doc);
     let unnamed: Vec<String> =

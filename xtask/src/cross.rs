@@ -5,10 +5,10 @@
 //! qemu-user-static, zig and cargo-zigbuild if missing; `build-smoke`, in its own process
 //! group so that stopping xtask stops qemu and the servers too, builds both agents for
 //! the three musl targets (ARMv6, ARMv7, aarch64) and what runs on the engine's board (the
-//! engine and the web dashboard) for aarch64, with the `release-small` profile; smoke-tests
-//! every binary under qemu with the Pi's CPU model against a native engine on loopback (the
-//! agents report to it, the dashboard relays it); prints the table of stripped sizes, build
-//! times and results.
+//! engine, the web dashboard and hearth-provision) for aarch64, with the `release-small`
+//! profile; smoke-tests every binary under qemu with the Pi's CPU model against a native engine
+//! on loopback (the agents report to it, the dashboard relays it; hearth-provision answers
+//! `--version` and `--help`); prints the table of stripped sizes, build times and results.
 //!
 //! `cargo xtask test` runs it after the workspace tests, and checks first ([`preflight`]) what
 //! would make it fail only then: a work dir the user cannot write (the default of a root run,
@@ -144,7 +144,7 @@ mod tests {
         } else {
             Command::new("bash")
         };
-        c.arg(super::root().join("deploy/cross/build.sh")).arg("check");
+        c.arg(hearth_harness::root().join("deploy/cross/build.sh")).arg("check");
         c.env("HOME", home).env_remove("XDG_CACHE_HOME").env_remove("HEARTH_CROSS_DIR");
         if let Some(dir) = work_dir {
             c.env("HEARTH_CROSS_DIR", dir);

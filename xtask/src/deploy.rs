@@ -1,5 +1,5 @@
-//! `cargo xtask dist`: Debian packages of the four services for every architecture that has
-//! binaries, into `target/debian/`. And the deploy tests: the systemd units in
+//! `cargo xtask dist`: Debian packages of the four services and of hearth-provision for every
+//! architecture that has binaries, into `target/debian/`. And the deploy tests: the systemd units in
 //! `deploy/systemd/` pass `systemd-analyze verify`, each binary started exactly as its unit's
 //! `ExecStart` says (with the example config of `deploy/config/`) sends READY=1, watchdog pings
 //! and STOPPING=1, and the packages hold what they must.
@@ -52,6 +52,32 @@ pub(crate) const SERVICES: [Service; 4] = [
     Service::of(hearth_harness::RELAY_AGENT, "relay-agent", EVERY_PI),
     Service::of(hearth_harness::WEB, "web", ENGINE_HOST),
 ];
+
+/// A packaged program that is no service: no unit, no config, no maintainer scripts; people
+/// run it by hand.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tool {
+    pub(crate) package: &'static str,
+    /// Its package's `Depends` (the static variant's): the Debian packages of the programs it
+    /// runs. Read by the tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) depends: &'static str,
+    /// The Debian architectures of its cross-built packages, as for a [`Service`].
+    pub(crate) cross_arches: &'static [&'static str],
+}
+
+/// hearth-provision writes SD cards on a laptop (the host package) or on the engine's board.
+pub(crate) const TOOLS: [Tool; 1] = [Tool {
+    package: "hearth-provision",
+    depends: "e2fsprogs, fdisk, mtools",
+    cross_arches: ENGINE_HOST,
+}];
+
+/// Every package `dist` makes (the services', then the tools'), with its cross architectures.
+fn packages() -> impl Iterator<Item = (&'static str, &'static [&'static str])> {
+    let services = SERVICES.iter().map(|s| (s.package, s.cross_arches));
+    services.chain(TOOLS.iter().map(|t| (t.package, t.cross_arches)))
+}
 
 /// Cross targets whose binaries the cross build leaves in `target/<triple>/release-small/`,
 /// with their Debian architecture. Each service is packaged for its `cross_arches` only.
@@ -118,8 +144,8 @@ pub(crate) fn dist() -> anyhow::Result<()> {
     std::fs::create_dir_all(&out)?;
     let mut build = cargo();
     build.args(["build", "--locked", "--profile", PROFILE]);
-    for s in SERVICES {
-        build.args(["-p", s.package]);
+    for (package, _) in packages() {
+        build.args(["-p", package]);
     }
     run(&format!("build the binaries for the host ({PROFILE})"), &mut build)?;
     // (architecture, package): every package this run made, host and cross alike.
@@ -133,8 +159,10 @@ pub(crate) fn dist() -> anyhow::Result<()> {
         ] {
             anyhow::ensure!(repo(&file).is_file(), "{file} is missing: the package needs it");
         }
-        let what = format!("package {} (host)", s.package);
-        let deb = package(&what, &mut cargo_deb(s.package, None, PROFILE, &out, false))?;
+    }
+    for (name, _) in packages() {
+        let what = format!("package {name} (host)");
+        let deb = package(&what, &mut cargo_deb(name, None, PROFILE, &out, false))?;
         built.push(("host".to_owned(), deb));
     }
     for (_, arch, deb) in package_cross(&out, &target_dir(), &mut skipped)? {
@@ -153,56 +181,67 @@ pub(crate) fn dist() -> anyhow::Result<()> {
 }
 
 /// Package every cross-built binary present in the cargo target dir `target` (`--no-build`),
-/// noting the absent ones in `skipped`; returns (service, Debian architecture, .deb) per
+/// noting the absent ones in `skipped`; returns (package, Debian architecture, .deb) per
 /// package.
 fn package_cross(
     out: &Path,
     target: &Path,
     skipped: &mut Vec<String>,
-) -> anyhow::Result<Vec<(&'static Service, &'static str, PathBuf)>> {
+) -> anyhow::Result<Vec<(&'static str, &'static str, PathBuf)>> {
     let mut built = Vec::new();
     for (triple, arch) in CROSS {
-        for s in &SERVICES {
-            // No armhf engine or dashboard: they are not cross-built for it (Pi Zeros run
-            // agents; a board that hosts the engine is a 64-bit one).
-            if !s.cross_arches.contains(&arch) {
+        for (name, cross_arches) in packages() {
+            // No armhf engine, dashboard or provisioning: they are not cross-built for it (Pi
+            // Zeros run agents; a board that hosts the engine is a 64-bit one).
+            if !cross_arches.contains(&arch) {
                 continue;
             }
-            let binary = target.join(triple).join(PROFILE).join(s.package);
+            let binary = target.join(triple).join(PROFILE).join(name);
             if !binary.is_file() {
-                skipped.push(format!("{} {arch}: no {}", s.package, binary.display()));
+                skipped.push(format!("{name} {arch}: no {}", binary.display()));
                 continue;
             }
             let dir = out.join(arch);
             std::fs::create_dir_all(&dir)?;
-            let what = format!("package {} ({arch})", s.package);
-            let mut deb = cargo_deb(s.package, Some(triple), PROFILE, &dir, false);
+            let what = format!("package {name} ({arch})");
+            let mut deb = cargo_deb(name, Some(triple), PROFILE, &dir, false);
             let deb = package(&what, deb.env("CARGO_TARGET_DIR", target))?;
-            built.push((s, arch, deb));
+            built.push((name, arch, deb));
         }
     }
     Ok(built)
 }
 
 /// After the cross build (CI): package the ARM binaries and inspect each package with
-/// `dpkg-deb`: its architecture, the binary, the unit, and the config as a conffile.
+/// `dpkg-deb`: its architecture, the binary, and a service's unit and config (a conffile).
 pub(crate) fn cross_packages() -> anyhow::Result<()> {
     ensure_cargo_deb()?;
     let out = target_dir().join("debian");
     let mut skipped = Vec::new();
     let built = package_cross(&out, &target_dir(), &mut skipped)?;
     anyhow::ensure!(skipped.is_empty(), "cross binaries missing: {skipped:?}");
-    for (s, arch, deb) in &built {
-        let field = |name: &str| -> anyhow::Result<String> {
-            let o = Command::new("dpkg-deb").arg("--field").arg(deb).arg(name).output()?;
+    for (name, arch, deb) in &built {
+        let field = |field: &str| -> anyhow::Result<String> {
+            let o = Command::new("dpkg-deb").arg("--field").arg(deb).arg(field).output()?;
             anyhow::ensure!(o.status.success(), "dpkg-deb --field {}", deb.display());
             Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
         };
         anyhow::ensure!(field("Architecture")? == *arch, "{}: not {arch}", deb.display());
         let o = Command::new("dpkg-deb").arg("--contents").arg(deb).output()?;
         let contents = String::from_utf8_lossy(&o.stdout);
+        let binary = format!("./usr/bin/{name}");
+        anyhow::ensure!(contents.contains(&binary), "{}: no {binary}", deb.display());
+        // A tool is the program alone; a service also has its unit and config (a conffile).
+        let Some(s) = SERVICES.iter().find(|s| s.package == *name) else {
+            anyhow::ensure!(
+                !contents.contains("/systemd/"),
+                "{}: a tool package with a unit",
+                deb.display()
+            );
+            eprintln!("xtask: {} {arch}: binary in place", deb.display());
+            continue;
+        };
         for path in [
-            format!("./usr/bin/{}", s.package),
             format!("./usr/lib/systemd/system/{}.service", s.package),
             format!("./etc/hearth/{}.toml", s.config),
         ] {
@@ -722,6 +761,29 @@ mod tests {
         Ok(())
     }
 
+    fn need_cargo_deb() -> R {
+        anyhow::ensure!(
+            have_cargo_deb(),
+            "cargo-deb {CARGO_DEB_VERSION} is missing: `cargo xtask test` installs it, or \
+             `cargo install cargo-deb --locked --version {CARGO_DEB_VERSION}`"
+        );
+        Ok(())
+    }
+
+    /// The amd64 package of `package` into `out`, from its debug binary (the package layout
+    /// does not depend on the profile; `cargo xtask dist` packages release-small builds).
+    fn dev_package(package: &str, out: &Path) -> anyhow::Result<PathBuf> {
+        // The dev profile: packaging the test build instead of rebuilding everything
+        // optimised. cargo-deb warns that it is meant for releases; that is fine here.
+        let mut c = cargo_deb(package, None, "dev", out, true);
+        let status = c.stdout(Stdio::null()).stderr(Stdio::null()).status()?;
+        anyhow::ensure!(status.success(), "cargo deb -p {package} failed");
+        std::fs::read_dir(out)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "deb"))
+            .ok_or_else(|| anyhow::anyhow!("no .deb for {package}"))
+    }
+
     /// `dpkg-deb` on a package: its control fields, file list and control files.
     struct Inspected {
         info: String,
@@ -825,22 +887,19 @@ mod tests {
 
     /// The Pi packages, made from stand-in static ARM binaries in a cargo target dir of the
     /// test, as `cargo xtask dist` and `cargo xtask test` make them: every one of them (the
-    /// agents for armhf and arm64, the engine and the dashboard for arm64), each for its
-    /// architecture and depending on no shared library, and cargo-deb has nothing to warn
-    /// about (asked for `$auto` dependencies of a static binary it warned once a package).
+    /// agents for armhf and arm64, the engine, the dashboard and hearth-provision for arm64),
+    /// each for its architecture and depending on no shared library (a tool: on the packages
+    /// of the programs it runs), and cargo-deb has nothing to warn about (asked for `$auto`
+    /// dependencies of a static binary it warned once a package).
     #[test]
     fn cross_packages_are_made_for_every_pi_without_a_warning() -> R {
         use std::os::unix::fs::PermissionsExt as _;
-        anyhow::ensure!(
-            have_cargo_deb(),
-            "cargo-deb {CARGO_DEB_VERSION} is missing: `cargo xtask test` installs it, or \
-             `cargo install cargo-deb --locked --version {CARGO_DEB_VERSION}`"
-        );
+        need_cargo_deb()?;
         let dir = tempfile::tempdir()?;
         let target = dir.path().join("target");
         for (triple, arch) in CROSS {
-            for s in SERVICES.iter().filter(|s| s.cross_arches.contains(&arch)) {
-                let bin = target.join(triple).join(PROFILE).join(s.package);
+            for (name, _) in packages().filter(|(_, arches)| arches.contains(&arch)) {
+                let bin = target.join(triple).join(PROFILE).join(name);
                 std::fs::create_dir_all(bin.parent().unwrap_or(&target))?;
                 std::fs::write(&bin, stand_in_elf(arch))?;
                 std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
@@ -849,27 +908,34 @@ mod tests {
         let mut skipped = Vec::new();
         let built = package_cross(&dir.path().join("debian"), &target, &mut skipped)?;
         assert!(skipped.is_empty(), "{skipped:?}");
-        let expected: usize = SERVICES.iter().map(|s| s.cross_arches.len()).sum();
+        let expected: usize = packages().map(|(_, arches)| arches.len()).sum();
         assert_eq!(built.len(), expected, "{built:?}");
-        for (s, arch, deb) in &built {
-            let field = |name: &str| -> anyhow::Result<String> {
-                let o = Command::new("dpkg-deb").arg("--field").arg(deb).arg(name).output()?;
+        assert!(
+            built.iter().any(|(name, arch, _)| (*name, *arch) == ("hearth-provision", "arm64"))
+        );
+        for (name, arch, deb) in &built {
+            let field = |field: &str| -> anyhow::Result<String> {
+                let o = Command::new("dpkg-deb").arg("--field").arg(deb).arg(field).output()?;
                 Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
             };
-            assert_eq!(field("Package")?, s.package);
+            assert_eq!(field("Package")?, *name);
             assert_eq!(field("Architecture")?, *arch);
-            assert_eq!(field("Depends")?, "adduser, init-system-helpers", "{}", deb.display());
+            let depends = TOOLS
+                .iter()
+                .find(|t| t.package == *name)
+                .map_or("adduser, init-system-helpers", |t| t.depends);
+            assert_eq!(field("Depends")?, depends, "{}", deb.display());
         }
         // What cargo-deb says while making them: no warning.
-        for (s, arch, _) in &built {
+        for (name, arch, _) in &built {
             let triple = CROSS.iter().find(|(_, a)| a == arch).map(|(t, _)| *t).unwrap_or_default();
             let again = dir.path().join("again");
-            let o = cargo_deb(s.package, Some(triple), PROFILE, &again, false)
+            let o = cargo_deb(name, Some(triple), PROFILE, &again, false)
                 .env("CARGO_TARGET_DIR", &target)
                 .output()?;
             let said = String::from_utf8_lossy(&o.stderr);
-            assert!(o.status.success(), "cargo deb {} {arch}: {said}", s.package);
-            assert!(!said.contains("warning"), "cargo deb {} {arch} warned:\n{said}", s.package);
+            assert!(o.status.success(), "cargo deb {name} {arch}: {said}");
+            assert!(!said.contains("warning"), "cargo deb {name} {arch} warned:\n{said}");
         }
         Ok(())
     }
@@ -880,24 +946,12 @@ mod tests {
     /// a postinst that creates the `hearth` user and enables the unit.
     #[test]
     fn amd64_packages_hold_binary_unit_conffile_and_create_the_user() -> R {
-        anyhow::ensure!(
-            have_cargo_deb(),
-            "cargo-deb {CARGO_DEB_VERSION} is missing: `cargo xtask test` installs it, or \
-             `cargo install cargo-deb --locked --version {CARGO_DEB_VERSION}`"
-        );
+        need_cargo_deb()?;
         build_binaries()?;
         let dir = tempfile::tempdir()?;
         for s in SERVICES {
             let out = dir.path().join(s.package);
-            // The dev profile: packaging the test build instead of rebuilding everything
-            // optimised. cargo-deb warns that it is meant for releases; that is fine here.
-            let mut c = cargo_deb(s.package, None, "dev", &out, true);
-            let status = c.stdout(Stdio::null()).stderr(Stdio::null()).status()?;
-            anyhow::ensure!(status.success(), "cargo deb -p {} failed", s.package);
-            let deb = std::fs::read_dir(&out)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .find(|p| p.extension().is_some_and(|x| x == "deb"))
-                .ok_or_else(|| anyhow::anyhow!("no .deb for {}", s.package))?;
+            let deb = dev_package(s.package, &out)?;
             let name =
                 deb.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             assert!(
@@ -987,6 +1041,46 @@ mod tests {
                 s.package,
                 conffiles.trim()
             );
+        }
+        Ok(())
+    }
+
+    /// The amd64 package of each tool, from its debug binary: the program in /usr/bin, no unit,
+    /// no conffile, no maintainer script, and Depends naming libc and the programs it runs.
+    #[test]
+    fn amd64_tool_packages_hold_the_program_and_depend_on_what_it_runs() -> R {
+        need_cargo_deb()?;
+        let dir = tempfile::tempdir()?;
+        for t in TOOLS {
+            run("build the tool", cargo().args(["build", "--bins", "-p", t.package]))?;
+            let out = dir.path().join(t.package);
+            let deb = dev_package(t.package, &out)?;
+            let got = inspect(&deb, &dir.path().join(format!("{}.x", t.package)))?;
+            let files: Vec<&str> = got
+                .contents
+                .lines()
+                .filter(|l| !l.starts_with('d'))
+                .filter_map(|l| l.split_whitespace().last())
+                .filter(|p| !p.starts_with("./usr/share/doc/"))
+                .collect();
+            assert_eq!(files, [format!("./usr/bin/{}", t.package)], "{}", got.contents);
+            let program = format!(" ./usr/bin/{}", t.package);
+            assert!(
+                got.contents.lines().any(|l| l.starts_with("-rwxr-xr-x") && l.ends_with(&program)),
+                "{}",
+                got.contents
+            );
+            for script in ["conffiles", "postinst", "prerm", "postrm"] {
+                assert!(!got.control.join(script).exists(), "{}: has a {script}", t.package);
+            }
+            let depends = got
+                .info
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Depends: "))
+                .unwrap_or_default();
+            for dep in t.depends.split(", ").chain(["libc6"]) {
+                assert!(depends.contains(dep), "{}: Depends {depends:?} lacks {dep}", t.package);
+            }
         }
         Ok(())
     }

@@ -10,8 +10,9 @@
 //! - `cross`: just the cross builds and qemu smoke tests (deploy/cross/build.sh; see cross.rs).
 //! - `dist`: Debian packages (cargo-deb) of the engine and agents for amd64 and, where the
 //!   cross build left binaries, armhf and arm64, into `target/debian/` (see `deploy.rs`).
-//! - `provision`: write an agent, its unit, config, key and first-boot settings into a
-//!   Raspberry Pi OS image or card (see `provision/`).
+//! - `provision`: `hearth-provision` (the `provision/` crate) with this checkout's target dir as
+//!   where the agent comes from: write an agent, its unit, config, key and first-boot settings
+//!   into a Raspberry Pi OS image or card.
 //! - `openapi`: regenerate the committed OpenAPI documents after an intended API change
 //!   (see `openapi.rs`).
 //! - `bench [NAME] [--static]`: print the performance figures (see `bench.rs`).
@@ -20,8 +21,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hearth_harness::procs;
-// provision/ reaches these through the crate root.
-use hearth_harness::{root, target_dir};
 
 mod bench;
 #[cfg(test)]
@@ -30,7 +29,6 @@ mod cross;
 mod demo;
 mod deploy;
 mod openapi;
-mod provision;
 mod test;
 mod tools;
 mod util;
@@ -70,8 +68,9 @@ enum Cmd {
     /// Print the performance figures (never asserted).
     Bench(bench::Args),
     /// Write an agent, its unit, config, credential and first-boot settings into a Raspberry
-    /// Pi OS Lite image or card.
-    Provision(Box<provision::Args>),
+    /// Pi OS Lite image or card (hearth-provision, taking the agent from this checkout's
+    /// target dir unless --binary says otherwise).
+    Provision(Box<hearth_provision::Args>),
 }
 
 fn main() -> ExitCode {
@@ -88,7 +87,7 @@ fn main() -> ExitCode {
         Cmd::Openapi => openapi::openapi(),
         Cmd::Dist => deploy::dist(),
         Cmd::Bench(args) => bench::bench(args),
-        Cmd::Provision(args) => provision::provision(args).map(|_| ()),
+        Cmd::Provision(args) => provision(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,4 +102,12 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// The developer's alias: the agent comes from this checkout's target dir unless `--binary`
+/// says otherwise.
+fn provision(args: &hearth_provision::Args) -> anyhow::Result<()> {
+    let mut args = args.clone();
+    args.binary.get_or_insert_with(hearth_harness::target_dir);
+    hearth_provision::provision(&args).map(|_| ())
 }

@@ -64,7 +64,7 @@ pub(crate) fn yaml_quote(s: &str) -> String {
 pub(crate) fn user_data(fb: &FirstBoot) -> String {
     let mut y = String::from(
         "#cloud-config\n\
-         # Written by `cargo xtask provision` (Hearth). Applied once by cloud-init on the first\n\
+         # Written by hearth-provision (Hearth). Applied once by cloud-init on the first\n\
          # boot (per meta-data instance-id); see docs/deploy-pi-zero.md.\n\
          manage_resolv_conf: false\n",
     );
@@ -94,7 +94,7 @@ pub(crate) fn user_data(fb: &FirstBoot) -> String {
 /// cloud-init `network-config` (netplan v2): wired DHCP as in the stock file, plus Wi-Fi.
 pub(crate) fn network_config(wifi: &Wifi) -> String {
     format!(
-        "# Written by `cargo xtask provision` (Hearth): netplan v2, applied by cloud-init on the\n\
+        "# Written by hearth-provision (Hearth): netplan v2, applied by cloud-init on the\n\
          # first boot (NetworkManager renders it).\n\
          network:\n  version: 2\n  ethernets:\n    eth0:\n      dhcp4: true\n      optional: true\n\
          \x20 wifis:\n    wlan0:\n      dhcp4: true\n      optional: true\n\
@@ -108,7 +108,7 @@ pub(crate) fn network_config(wifi: &Wifi) -> String {
 /// cloud-init `meta-data` for the NoCloud data source.
 pub(crate) fn meta_data(fb: &FirstBoot) -> String {
     format!(
-        "# Written by `cargo xtask provision` (Hearth). cloud-init applies user-data and\n\
+        "# Written by hearth-provision (Hearth). cloud-init applies user-data and\n\
          # network-config once per instance-id: a new id makes a re-provisioned card apply them.\n\
          dsmode: local\ninstance-id: {}\n",
         fb.instance_id
@@ -124,7 +124,7 @@ pub(crate) fn userconf(fb: &FirstBoot) -> String {
 /// the user is key-only.
 pub(crate) fn sshd_dropin(fb: &FirstBoot) -> String {
     let mut s = String::from(
-        "# Written by `cargo xtask provision` (Hearth): the login user's public keys are kept\n\
+        "# Written by hearth-provision (Hearth): the login user's public keys are kept\n\
          # outside the home directory, which the first-boot user rename may move.\n\
          AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/authorized_keys/%u\n",
     );
@@ -137,7 +137,7 @@ pub(crate) fn sshd_dropin(fb: &FirstBoot) -> String {
 /// Legacy NetworkManager keyfile for the Wi-Fi network (stored 0600: it holds the PSK).
 pub(crate) fn nmconnection(wifi: &Wifi, uuid: &str) -> String {
     format!(
-        "# Written by `cargo xtask provision` (Hearth).\n\
+        "# Written by hearth-provision (Hearth).\n\
          [connection]\nid=hearth-wifi\nuuid={uuid}\ntype=wifi\ninterface-name=wlan0\nautoconnect=true\n\n\
          [wifi]\nmode=infrastructure\nssid={}\n\n\
          [wifi-security]\nkey-mgmt=wpa-psk\npsk={}\n\n\
@@ -167,7 +167,9 @@ pub(crate) fn hosts_with(hosts: &str, hostname: &str) -> String {
 }
 
 /// The marker our config.txt lines carry, so a second run replaces them.
-const MARK: &str = "# Hearth sensor agent: DS18B20 1-Wire bus (cargo xtask provision)";
+const MARK: &str = "# Hearth sensor agent: DS18B20 1-Wire bus (hearth-provision)";
+/// What every version's marker starts with (earlier ones named `cargo xtask provision`).
+const MARK_STEM: &str = "# Hearth sensor agent: DS18B20 1-Wire bus";
 
 /// `config.txt` with exactly one `dtoverlay=w1-gpio,gpiopin=N`, in an `[all]` section: any
 /// earlier w1-gpio overlay (ours from a previous run, or the user's) is replaced.
@@ -176,7 +178,7 @@ pub(crate) fn config_txt_with_w1(config: &str, pin: u8) -> String {
         .lines()
         .filter(|l| {
             let t = l.trim();
-            t != MARK && !(t.starts_with("dtoverlay=w1-gpio"))
+            !t.starts_with(MARK_STEM) && !t.starts_with("dtoverlay=w1-gpio")
         })
         .collect();
     while lines.last().is_some_and(|l| l.trim().is_empty()) {
@@ -262,6 +264,12 @@ mod tests {
         let cm4 = config_txt_with_w1("[cm4]\notg_mode=1\n", 4);
         assert!(cm4.contains("[cm4]\notg_mode=1\n\n[all]\n# Hearth"), "{cm4}");
         assert_eq!(config_txt_with_w1(&cm4, 4), cm4);
+        // A card provisioned while the marker named `cargo xtask provision` keeps no stale one.
+        let earlier = format!(
+            "{stock}# Hearth sensor agent: DS18B20 1-Wire bus (cargo xtask provision)\n\
+             dtoverlay=w1-gpio,gpiopin=17\n"
+        );
+        assert_eq!(config_txt_with_w1(&earlier, 4), once);
     }
 
     #[test]

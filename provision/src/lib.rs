@@ -1,10 +1,16 @@
-//! `cargo xtask provision`: writes an agent, its systemd unit, config and credential, and the
+//! `hearth-provision`: writes a Hearth agent, its systemd unit, config and credential, and the
 //! first-boot settings (login user, SSH key, Wi-Fi, hostname) into a Raspberry Pi OS Lite
 //! image file or an already-flashed card, without mounting anything (no root needed for an
 //! image file). See docs/deploy-pi-zero.md.
+//!
+//! It needs no checkout of the repository: the units and example configs it installs are the
+//! files the agents' Debian packages install (`deploy/systemd/`, `deploy/config/`), carried in
+//! the binary, and the agent comes from its `.deb` or a static binary (`--binary`).
+//! `cargo xtask provision` is the same program, run from a checkout.
 
 mod firstboot;
 mod media;
+mod packaged;
 #[cfg(test)]
 mod tests;
 
@@ -17,8 +23,9 @@ use clap::ValueEnum;
 use firstboot::{FirstBoot, Wifi};
 use media::{Media, Op};
 
+/// Which Hearth agent a card gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Agent {
+pub enum Agent {
     Sensor,
     Relay,
 }
@@ -53,8 +60,9 @@ impl Agent {
     }
 }
 
+/// The Raspberry Pi OS architecture of an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Arch {
+pub enum Arch {
     /// 32-bit Raspberry Pi OS: the ARMv6 build, which runs on every Pi (Zero/Zero W/1 need it).
     Armhf,
     /// 64-bit Raspberry Pi OS (Zero 2 W, Pi 3/4/5).
@@ -66,6 +74,13 @@ impl Arch {
         match self {
             Arch::Armhf => "arm-unknown-linux-musleabihf",
             Arch::Arm64 => "aarch64-unknown-linux-musl",
+        }
+    }
+    /// The Debian architecture (of the image, and of the agent's package for it).
+    fn deb(self) -> &'static str {
+        match self {
+            Arch::Armhf => "armhf",
+            Arch::Arm64 => "arm64",
         }
     }
     /// ELF `e_machine` and `EI_CLASS` (1 = 32-bit, 2 = 64-bit).
@@ -84,8 +99,9 @@ impl Arch {
     }
 }
 
+/// How the image applies the first-boot settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum FirstBootKind {
+pub enum FirstBootKind {
     /// cloud-init when the image has it, else legacy.
     Auto,
     /// `user-data`, `network-config`, `meta-data` on the boot partition (Trixie and later).
@@ -96,89 +112,97 @@ pub(crate) enum FirstBootKind {
 
 /// Provision a Raspberry Pi OS Lite image or card with a Hearth agent.
 #[derive(Debug, Clone, clap::Args)]
-#[command(
-    after_help = "Example:\n  cargo xtask provision --image raspios-lite-armhf.img --agent sensor \\\n    \
+#[command(after_help = "Example, with the agent's package downloaded next to the image:\n  \
+                  hearth-provision --image raspios-lite-armhf.img --agent sensor \\\n    \
+                  --binary hearth-sensor-agent_0.1.0-1_armhf.deb \\\n    \
                   --host-id hall --hostname hall --device-key-file hall.key \\\n    \
                   --ssh-key ~/.ssh/id_ed25519.pub --wifi-ssid Home --wifi-country DE\n\
                   (the Wi-Fi passphrase from HEARTH_WIFI_PSK or --wifi-psk)\n\n\
-                  Then write the image to the card (Raspberry Pi Imager's \"Use custom\", or dd)."
-)]
-pub(crate) struct Args {
+                  Then write the image to the card (Raspberry Pi Imager's \"Use custom\", or dd).\n\
+                  The unit and example config written are the ones the agent's Debian package \
+                  installs; they are part of this program, which needs no Hearth source tree.")]
+pub struct Args {
     /// A Raspberry Pi OS Lite image file (unpacked .img), or a whole card (/dev/sdX, needs
     /// root). It must have a FAT boot and an ext4 root partition.
     #[arg(long, required_unless_present = "boot", conflicts_with_all = ["boot", "root"])]
-    pub(crate) image: Option<PathBuf>,
+    pub image: Option<PathBuf>,
     /// An already-flashed card's boot partition (/dev/sdX1; needs root; with --root).
     #[arg(long, requires = "root")]
-    pub(crate) boot: Option<PathBuf>,
+    pub boot: Option<PathBuf>,
     /// An already-flashed card's root partition (/dev/sdX2; needs root; with --boot).
     #[arg(long, requires = "boot")]
-    pub(crate) root: Option<PathBuf>,
+    pub root: Option<PathBuf>,
     /// Which agent to install.
     #[arg(long, value_enum)]
-    pub(crate) agent: Agent,
+    pub agent: Agent,
     /// The image's architecture. Default: read from the image (the ELF header of /usr/bin/ls).
     #[arg(long, value_enum)]
-    pub(crate) arch: Option<Arch>,
-    /// The agent binary. Default: target/<triple>/release-small/hearth-<agent>-agent, where
-    /// `cargo xtask cross` puts it.
+    pub arch: Option<Arch>,
+    /// The agent: its Debian package for the image's architecture
+    /// (hearth-<agent>-agent_<version>_armhf.deb or _arm64.deb; needs dpkg-deb), its static
+    /// binary, or a directory holding either (one such .deb, or
+    /// <triple>/release-small/hearth-<agent>-agent as a source tree's cross build leaves it).
+    /// Default: the current directory (`cargo xtask provision`: the source tree's target dir).
     #[arg(long)]
-    pub(crate) binary: Option<PathBuf>,
-    /// The agent's TOML config. Default: deploy/config/<agent>-agent.toml.
+    pub binary: Option<PathBuf>,
+    /// The agent's TOML config. Default: the example config the agent's package installs as
+    /// /etc/hearth/<agent>-agent.toml (part of this program).
     #[arg(long)]
-    pub(crate) config: Option<PathBuf>,
-    /// The systemd unit. Default: deploy/systemd/hearth-<agent>-agent.service, else a minimal
-    /// built-in unit.
+    pub config: Option<PathBuf>,
+    /// A systemd unit of your own. Default: the unit the agent's package installs (part of this
+    /// program: Type=notify, user hearth, hardened), run from /usr/local/bin.
     #[arg(long)]
-    pub(crate) unit: Option<PathBuf>,
+    pub unit: Option<PathBuf>,
     /// The engine's URL (http://host:8080). Default: found by mDNS on the LAN.
     #[arg(long)]
-    pub(crate) engine: Option<String>,
+    pub engine: Option<String>,
     /// The agent's host id, which its device key was made for. Default: --hostname.
     #[arg(long)]
-    pub(crate) host_id: Option<String>,
+    pub host_id: Option<String>,
     /// A file holding the agent's device key, as printed by `hearth-engine device-key --role
     /// <sensor|relay|both> <host id>`.
     #[arg(long)]
-    pub(crate) device_key_file: PathBuf,
+    pub device_key_file: PathBuf,
     /// Sensor agent with the kernel 1-Wire driver: the GPIO (BCM number) of the DS18B20 data
     /// line, for `dtoverlay=w1-gpio,gpiopin=N` in config.txt.
     #[arg(long, default_value_t = 4)]
-    pub(crate) w1_pin: u8,
+    pub w1_pin: u8,
     /// A public key file (e.g. ~/.ssh/id_ed25519.pub) for SSH logins as --user.
     #[arg(long)]
-    pub(crate) ssh_key: Option<PathBuf>,
+    pub ssh_key: Option<PathBuf>,
     /// The login user.
     #[arg(long, default_value = "pi")]
-    pub(crate) user: String,
+    pub user: String,
     /// The login user's password as a crypt(3) hash (`openssl passwd -6`). Without it the
     /// user logs in with the SSH key only.
     #[arg(long, env = "HEARTH_PASSWORD_HASH", hide_env_values = true)]
-    pub(crate) password_hash: Option<String>,
+    pub password_hash: Option<String>,
     /// Wi-Fi network name.
     #[arg(long, requires_all = ["wifi_psk", "wifi_country"])]
-    pub(crate) wifi_ssid: Option<String>,
+    pub wifi_ssid: Option<String>,
     /// Wi-Fi passphrase (8-63 characters) or 64-hex PSK. Prefer the environment variable.
     #[arg(long, env = "HEARTH_WIFI_PSK", hide_env_values = true)]
-    pub(crate) wifi_psk: Option<String>,
+    pub wifi_psk: Option<String>,
     /// Wi-Fi country (ISO 3166 code, e.g. DE, GB, US): the radio stays off without it.
     #[arg(long)]
-    pub(crate) wifi_country: Option<String>,
+    pub wifi_country: Option<String>,
     /// The Pi's hostname.
     #[arg(long)]
-    pub(crate) hostname: Option<String>,
+    pub hostname: Option<String>,
     /// Which first-boot mechanism to write.
     #[arg(long, value_enum, default_value = "auto")]
-    pub(crate) first_boot: FirstBootKind,
+    pub first_boot: FirstBootKind,
 }
 
-/// What a provisioning run found and did (the tests check it).
+/// What a provisioning run found and did.
 #[derive(Debug)]
-#[cfg_attr(not(test), expect(dead_code, reason = "read by the tests"))]
-pub(crate) struct Report {
-    pub(crate) arch: Arch,
-    pub(crate) first_boot: FirstBootKind,
-    pub(crate) w1_overlay: bool,
+pub struct Report {
+    /// The image's architecture (the agent's, checked).
+    pub arch: Arch,
+    /// The first-boot mechanism written.
+    pub first_boot: FirstBootKind,
+    /// Whether config.txt got the 1-Wire overlay.
+    pub w1_overlay: bool,
 }
 
 struct Progress {
@@ -370,42 +394,6 @@ fn prepare_unit(text: &str, bin: &str, installed: &str) -> (String, Option<Strin
     (out.join("\n") + "\n", config, wanted)
 }
 
-/// Used when deploy/systemd has no unit for the agent (and no --unit is given).
-fn builtin_unit(agent: Agent) -> String {
-    let stem = agent.stem();
-    // A dead relay agent may leave a GPIO line at its last level: drive the safe states after
-    // any exit (docs/relay-safety.md).
-    let stop_post = if agent == Agent::Relay {
-        format!(
-            "ExecStopPost=/usr/local/bin/hearth-{stem} --config /etc/hearth/{stem}.toml safe-state\n"
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        "# Minimal unit written by `cargo xtask provision`: deploy/systemd/hearth-{stem}.service\n\
-         # was not in the tree it ran from. Pass --unit to install the project's hardened unit.\n\
-         [Unit]\n\
-         Description=Hearth {stem}\n\
-         Wants=network-online.target\n\
-         After=network-online.target\n\n\
-         [Service]\n\
-         Type=simple\n\
-         ExecStart=/usr/local/bin/hearth-{stem} --config /etc/hearth/{stem}.toml\n\
-         {stop_post}\
-         Restart=on-failure\n\
-         RestartSec=1\n\
-         DynamicUser=yes\n\
-         StateDirectory=hearth-{stem}\n\
-         # /dev/gpiomem and the GPIO character devices belong to group gpio on Raspberry Pi OS.\n\
-         SupplementaryGroups=gpio\n\
-         NoNewPrivileges=yes\n\
-         EnvironmentFile=-/etc/hearth/{stem}.env\n\n\
-         [Install]\n\
-         WantedBy=multi-user.target\n"
-    )
-}
-
 fn format_bytes(n: u64) -> String {
     if n >= 1 << 20 {
         format!("{:.2} MiB", n as f64 / f64::from(1 << 20))
@@ -421,7 +409,9 @@ fn config_str(config: &toml::Table, key: &str) -> Option<String> {
     config.get(key).and_then(|v| v.as_str()).map(str::to_owned)
 }
 
-pub(crate) fn provision(args: &Args) -> anyhow::Result<Report> {
+/// Provision the image or card `args` names; every write is read back. Progress goes to
+/// standard error.
+pub fn provision(args: &Args) -> anyhow::Result<Report> {
     let mut progress = Progress { started: Instant::now(), step: 0 };
     let agent = args.agent;
     let stem = agent.stem();
@@ -474,51 +464,39 @@ pub(crate) fn provision(args: &Args) -> anyhow::Result<Report> {
     );
 
     progress.step("reading the agent binary, config and unit");
-    let binary = args.binary.clone().unwrap_or_else(|| {
-        super::target_dir().join(arch.triple()).join("release-small").join(agent.bin())
-    });
-    let bin_bytes = std::fs::read(&binary).map_err(|e| {
-        anyhow::anyhow!(
-            "agent binary {}: {e}. Build it with `cargo xtask cross` (or `cross build --release \
-             --target {} -p hearth-{stem}`) or pass --binary",
-            binary.display(),
-            arch.triple()
-        )
-    })?;
+    let scratch = tempfile::tempdir()?;
+    let given = args.binary.clone().unwrap_or_else(|| PathBuf::from("."));
+    let packaged::Packaged { from: binary, binary: bin_bytes, unit, config, files_from } =
+        packaged::agent(&given, agent, arch, scratch.path())?;
     match Arch::from_elf(&bin_bytes) {
         Some(a) if a == arch => {}
         Some(a) => bail!(
-            "{} is built for {a:?}, the image is {arch:?}: build for {} (or pass the right \
+            "{binary} is built for {a:?}, the image is {arch:?}: build for {} (or pass the right \
              --binary)",
-            binary.display(),
             arch.triple()
         ),
-        None => bail!(
-            "{} is not an ARM Linux executable; build it for {}",
-            binary.display(),
-            arch.triple()
-        ),
+        None => bail!("{binary} is not an ARM Linux executable; build it for {}", arch.triple()),
     }
+    eprintln!("provision:      agent {binary}");
+    let bin_len = bin_bytes.len();
 
-    let config_path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| super::root().join("deploy/config").join(format!("{stem}.toml")));
-    let mut config = read_text("config", &config_path)?;
-    let parsed: toml::Table = toml::from_str(&config)
-        .with_context(|| format!("{} is not valid TOML", config_path.display()))?;
+    let (config_name, mut config) = match &args.config {
+        Some(path) => (path.display().to_string(), read_text("config", path)?),
+        None => (format!("the example config {stem}.toml ({files_from})"), config),
+    };
+    let parsed: toml::Table =
+        toml::from_str(&config).with_context(|| format!("{config_name} is not valid TOML"))?;
     ensure!(
         !parsed.contains_key("device_key"),
-        "{} contains device_key: the installed config is world-readable. Remove it; the key \
-         goes in --device-key-file (installed 0600)",
-        config_path.display()
+        "{config_name} contains device_key: the installed config is world-readable. Remove it; \
+         the key goes in --device-key-file (installed 0600)"
     );
     if let Some(url) = &args.engine {
         config = firstboot::toml_set(&config, "engine", url);
     }
     config = firstboot::toml_set(&config, "host_id", &inputs.host_id);
     config = format!(
-        "# Provisioned by `cargo xtask provision`. The device key is in /etc/hearth/{stem}.env\n\
+        "# Provisioned by hearth-provision. The device key is in /etc/hearth/{stem}.env\n\
          # ({}_DEVICE_KEY, root-only, loaded by the unit), not here.\n{config}",
         agent.env()
     );
@@ -528,33 +506,24 @@ pub(crate) fn provision(args: &Args) -> anyhow::Result<Report> {
     let w1_overlay = agent == Agent::Sensor && hardware.as_deref().unwrap_or("w1") == "w1";
     if agent == Agent::Relay && hardware.as_deref() == Some("simulated") {
         eprintln!(
-            "provision: WARNING: {} uses hardware = \"simulated\": the relays will not switch. \
-             Pass --config with hardware = \"rppal\" and each output's pin",
-            config_path.display()
+            "provision: WARNING: {config_name} uses hardware = \"simulated\": the relays will \
+             not switch. Pass --config with hardware = \"rppal\" and each output's pin"
         );
     }
     if agent == Agent::Relay && hardware.is_none() {
         eprintln!(
-            "provision: WARNING: {} sets no hardware: the relay agent will refuse to start until \
-             /etc/hearth/relay-agent.toml says hardware = \"rppal\" (or \"gpio-cdev\") with each \
-             output's pin. Pass --config with them to provision a working agent",
-            config_path.display()
+            "provision: WARNING: {config_name} sets no hardware: the relay agent will refuse to \
+             start until /etc/hearth/relay-agent.toml says hardware = \"rppal\" (or \
+             \"gpio-cdev\") with each output's pin. Pass --config with them to provision a \
+             working agent"
         );
     }
 
-    let unit_path = args.unit.clone().or_else(|| {
-        let p = super::root().join("deploy/systemd").join(agent.unit());
-        p.exists().then_some(p)
-    });
-    let unit_text = match &unit_path {
-        Some(p) => read_text("unit", p)?,
+    let unit_text = match &args.unit {
+        Some(path) => read_text("unit", path)?,
         None => {
-            eprintln!(
-                "provision:      no deploy/systemd/{} in this tree: installing a minimal unit \
-                 (pass --unit for another)",
-                agent.unit()
-            );
-            builtin_unit(agent)
+            eprintln!("provision:      unit {} ({files_from})", agent.unit());
+            unit
         }
     };
     let installed_bin = format!("/usr/local/bin/{}", agent.bin());
@@ -591,19 +560,18 @@ pub(crate) fn provision(args: &Args) -> anyhow::Result<Report> {
     }
     let dropin = (!dropin.is_empty()).then(|| {
         format!(
-            "# Written by `cargo xtask provision`: what the unit lacks to find its device key\n\
+            "# Written by hearth-provision: what the unit lacks to find its device key\n\
              # and config.\n[Service]\n{dropin}"
         )
     });
 
-    let scratch = tempfile::tempdir()?;
     let unit_name = agent.unit();
     let mut ops = vec![Op::Mkdir("/usr/local/bin".into()), Op::Mkdir("/etc/hearth".into())];
     if let Some(parent) = Path::new(&config_dest).parent() {
         ops.push(Op::Mkdir(parent.display().to_string()));
     }
     ops.extend([
-        Op::File { path: installed_bin.clone(), bytes: bin_bytes.clone(), mode: 0o755 },
+        Op::File { path: installed_bin.clone(), bytes: bin_bytes, mode: 0o755 },
         Op::File { path: config_dest.clone(), bytes: config.into_bytes(), mode: 0o644 },
         Op::File { path: key_dest.clone(), bytes: inputs.key_env.into_bytes(), mode: 0o600 },
         Op::File {
@@ -643,7 +611,7 @@ pub(crate) fn provision(args: &Args) -> anyhow::Result<Report> {
     progress.step(&format!(
         "writing the root file system: {installed_bin} ({}), unit {unit_name} (enabled for {}), \
          {config_dest}, {key_dest} (0600){}",
-        format_bytes(bin_bytes.len() as u64),
+        format_bytes(bin_len as u64),
         wanted_by.join(", "),
         if kind == FirstBootKind::Legacy { ", hostname/SSH/Wi-Fi files" } else { "" }
     ));
@@ -794,7 +762,7 @@ fn sysusers_for(unit: &str) -> Option<String> {
     }
     let user = value("User=").filter(|u| !u.is_empty() && u != "root")?;
     let mut conf = format!(
-        "# Written by `cargo xtask provision`: the agent's system user, created at boot by\n\
+        "# Written by hearth-provision: the agent's system user, created at boot by\n\
          # systemd-sysusers (the Debian package creates it in its postinst instead).\n\
          u {user} - \"Hearth\" /var/lib/{user}\n"
     );

@@ -45,13 +45,22 @@ pub(crate) fn tool(name: &str) -> Command {
     c
 }
 
-fn output(what: &str, cmd: &mut Command) -> anyhow::Result<Output> {
+/// Runs a [`tool`]; a missing one is named with the Debian package that has it.
+pub(crate) fn output(what: &str, cmd: &mut Command) -> anyhow::Result<Output> {
     cmd.output().map_err(|e| {
         let prog = cmd.get_program().to_string_lossy().to_string();
         if e.kind() == std::io::ErrorKind::NotFound {
+            let name = Path::new(&prog).file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let package = match name {
+                "sfdisk" => "fdisk",
+                "debugfs" | "dumpe2fs" => "e2fsprogs",
+                "dpkg-deb" => "dpkg",
+                "mdir" | "mtype" | "mcopy" => "mtools",
+                other => other,
+            };
             anyhow::anyhow!(
-                "{what}: `{prog}` is not installed. Install it: apt-get install fdisk mtools \
-                 e2fsprogs dosfstools (or run `cargo xtask test` once, which installs them)"
+                "{what}: `{prog}` is not installed. Install it: apt-get install {package} (the \
+                 hearth-provision package depends on fdisk, mtools and e2fsprogs)"
             )
         } else {
             anyhow::anyhow!("{what}: running {prog}: {e}")

@@ -3,9 +3,9 @@
 //! dir, `mkfs.vfat --offset` and `mcopy` make the boot partition. The real provisioning runs
 //! on them, and the result is read back with the same tools (mtools, debugfs, e2fsck).
 //!
-//! These live in xtask (not the tests crate) because they test xtask's own code and need
-//! nothing from the running system; `cargo xtask test` installs the tools
-//! (`ensure_system_tools`).
+//! These are the crate's unit tests (not the end-to-end crate's) because they test its own
+//! code and need nothing from the running system; `cargo xtask test` installs the tools
+//! (`ensure_system_tools`) and cargo-deb, which makes the agent packages they install from.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -177,9 +177,6 @@ impl Files {
         std::fs::write(dir.join("agent"), fake_elf(arch, 300_000))?;
         std::fs::write(dir.join("device.key"), format!("{KEY}\n"))?;
         std::fs::write(dir.join("id_ed25519.pub"), format!("{SSH_KEY}\n"))?;
-        for agent in [Agent::Sensor, Agent::Relay] {
-            std::fs::write(dir.join(agent.unit()), builtin_unit(agent))?;
-        }
         Ok(Files { dir: dir.to_path_buf() })
     }
 }
@@ -193,8 +190,8 @@ fn args(image: &Path, agent: Agent, f: &Files) -> Args {
         arch: None,
         binary: Some(f.dir.join("agent")),
         config: None,
-        // The built-in unit: these tests do not depend on deploy/systemd (the next test does).
-        unit: Some(f.dir.join(agent.unit())),
+        // The unit of the agent's package, which this program carries.
+        unit: None,
         engine: None,
         host_id: None,
         device_key_file: f.dir.join("device.key"),
@@ -208,6 +205,23 @@ fn args(image: &Path, agent: Agent, f: &Files) -> Args {
         hostname: Some("hall".into()),
         first_boot: FirstBootKind::Auto,
     }
+}
+
+/// A fresh image of `os` and `arch` in a temp dir, with an agent, keys and arguments that
+/// provision `agent` into it. The temp dir goes when `dir` is dropped: bind it.
+struct Setup {
+    dir: tempfile::TempDir,
+    img: PathBuf,
+    f: Files,
+    a: Args,
+}
+
+fn setup(os: Os, arch: Arch, agent: Agent) -> anyhow::Result<Setup> {
+    let dir = tempfile::tempdir()?;
+    let img = make_image(dir.path(), &ImageSpec { os, arch, omit_boot: &[] })?;
+    let f = Files::new(dir.path(), arch)?;
+    let a = args(&img, agent, &f);
+    Ok(Setup { dir, img, f, a })
 }
 
 fn text(b: Option<Vec<u8>>) -> String {
@@ -226,11 +240,7 @@ fn fsck(img: &Path, media: &Media, dir: &Path) -> anyhow::Result<()> {
 
 #[test]
 fn cloud_init_image_gets_sensor_agent_and_first_boot_files() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let img =
-        make_image(dir.path(), &ImageSpec { os: Os::Trixie, arch: Arch::Armhf, omit_boot: &[] })?;
-    let f = Files::new(dir.path(), Arch::Armhf)?;
-    let mut a = args(&img, Agent::Sensor, &f);
+    let Setup { dir, img, f, mut a } = setup(Os::Trixie, Arch::Armhf, Agent::Sensor)?;
     a.engine = Some("http://192.168.1.10:8080".into());
     a.w1_pin = 17;
     let report = provision(&a)?;
@@ -324,11 +334,7 @@ fn cloud_init_image_gets_sensor_agent_and_first_boot_files() -> anyhow::Result<(
 
 #[test]
 fn legacy_image_gets_relay_agent_and_first_boot_files() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let img =
-        make_image(dir.path(), &ImageSpec { os: Os::Bookworm, arch: Arch::Arm64, omit_boot: &[] })?;
-    let f = Files::new(dir.path(), Arch::Arm64)?;
-    let mut a = args(&img, Agent::Relay, &f);
+    let Setup { dir, img, f, mut a } = setup(Os::Bookworm, Arch::Arm64, Agent::Relay)?;
     a.hostname = Some("furnace".into());
     a.host_id = Some("relay-furnace".into());
     a.password_hash = Some("$6$salt$hash".into());
@@ -474,60 +480,89 @@ fn refuses_what_it_does_not_recognise() -> anyhow::Result<()> {
 
 #[test]
 fn unit_exec_start_is_pointed_at_the_installed_binary() {
-    let unit = "[Service]\nExecStart=/usr/bin/hearth-relay-agent --config=/etc/hearth/relay.toml\n[Install]\nWantedBy=multi-user.target\n";
-    let (text, config, wanted) =
-        prepare_unit(unit, "hearth-relay-agent", "/usr/local/bin/hearth-relay-agent");
-    assert!(
-        text.contains(
-            "ExecStart=/usr/local/bin/hearth-relay-agent --config=/etc/hearth/relay.toml\n"
+    // (unit, its agent, a line it has once pointed at the installed binary, the config its
+    // ExecStart names, the targets it is wanted by)
+    let cases: [(&str, Agent, &str, &str, &[&str]); 4] = [
+        (
+            "[Service]\nExecStart=/usr/bin/hearth-relay-agent --config=/etc/hearth/relay.toml\n\
+             [Install]\nWantedBy=multi-user.target\n",
+            Agent::Relay,
+            "ExecStart=/usr/local/bin/hearth-relay-agent --config=/etc/hearth/relay.toml\n",
+            "/etc/hearth/relay.toml",
+            &["multi-user.target"],
         ),
-        "{text}"
-    );
-    assert_eq!(config.as_deref(), Some("/etc/hearth/relay.toml"));
-    assert_eq!(wanted, vec!["multi-user.target"]);
-    // Every command line running the agent follows it, e.g. the relay agent's safe-state.
-    let unit = "[Service]\nExecStart=/usr/bin/hearth-relay-agent --config /c.toml\n\
-                ExecStopPost=-/usr/bin/hearth-relay-agent --config /c.toml safe-state\n";
-    let (text, config, _) =
-        prepare_unit(unit, "hearth-relay-agent", "/usr/local/bin/hearth-relay-agent");
-    assert!(
-        text.contains(
-            "ExecStopPost=-/usr/local/bin/hearth-relay-agent --config /c.toml safe-state\n"
+        // Every command line running the agent follows it, e.g. the relay agent's safe-state.
+        (
+            "[Service]\nExecStart=/usr/bin/hearth-relay-agent --config /c.toml\n\
+             ExecStopPost=-/usr/bin/hearth-relay-agent --config /c.toml safe-state\n",
+            Agent::Relay,
+            "ExecStopPost=-/usr/local/bin/hearth-relay-agent --config /c.toml safe-state\n",
+            "/c.toml",
+            &[],
         ),
-        "{text}"
-    );
-    assert_eq!(config.as_deref(), Some("/c.toml"));
-    assert!(builtin_unit(Agent::Relay).contains(
-        "ExecStopPost=/usr/local/bin/hearth-relay-agent --config /etc/hearth/relay-agent.toml \
-         safe-state\n"
-    ));
-    assert!(!builtin_unit(Agent::Sensor).contains("ExecStopPost"));
-    let (_, config, _) = prepare_unit(
-        &builtin_unit(Agent::Sensor),
-        "hearth-sensor-agent",
-        "/usr/local/bin/hearth-sensor-agent",
-    );
-    assert_eq!(config.as_deref(), Some("/etc/hearth/sensor-agent.toml"));
+        // The packaged units: the relay agent's safe-state after any exit runs the installed
+        // binary too.
+        (
+            Agent::Relay.packaged_unit(),
+            Agent::Relay,
+            "ExecStopPost=/usr/local/bin/hearth-relay-agent --config /etc/hearth/relay-agent.toml \
+             safe-state\n",
+            "/etc/hearth/relay-agent.toml",
+            &["multi-user.target"],
+        ),
+        (
+            Agent::Sensor.packaged_unit(),
+            Agent::Sensor,
+            "ExecStart=/usr/local/bin/hearth-sensor-agent --config /etc/hearth/sensor-agent.toml\n",
+            "/etc/hearth/sensor-agent.toml",
+            &["multi-user.target"],
+        ),
+    ];
+    for (unit, agent, line, want_config, want_wanted) in cases {
+        let installed = format!("/usr/local/bin/{}", agent.bin());
+        let (text, config, wanted) = prepare_unit(unit, &agent.bin(), &installed);
+        assert!(text.contains(line), "{text}");
+        assert_eq!(config.as_deref(), Some(want_config));
+        assert_eq!(wanted, want_wanted);
+    }
+    assert!(!Agent::Sensor.packaged_unit().contains("ExecStopPost"));
 }
 
-/// The project's units (deploy/systemd, when present in this tree) install and enable too: the
-/// binary path in ExecStart is the installed one, the config lands where the unit reads it.
+/// The repository's file `rel` (what the agents' packages install).
+fn repo_file(rel: &str) -> anyhow::Result<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?;
+    std::fs::read_to_string(root.join(rel)).with_context(|| rel.to_owned())
+}
+
+/// The unit provisioned onto the card is the one the agent's package installs, the binary's
+/// path in its command lines aside (the card's agent is in /usr/local/bin, the package's in
+/// /usr/bin); never a unit of another kind (the simple, DynamicUser unit once written when no
+/// unit file was at hand).
+fn assert_packaged_unit(on_card: &str, packaged: &str, agent: Agent) {
+    let bin = agent.bin();
+    assert!(on_card.contains(&format!("ExecStart=/usr/local/bin/{bin} ")), "{on_card}");
+    assert_eq!(
+        on_card.replace(&format!("/usr/local/bin/{bin}"), &format!("/usr/bin/{bin}")),
+        packaged,
+        "the unit on the card is not the package's"
+    );
+    let directives: Vec<&str> = on_card.lines().map(str::trim).collect();
+    assert!(directives.contains(&"Type=notify") && directives.contains(&"User=hearth"));
+    assert!(
+        !directives.iter().any(|l| l.starts_with("DynamicUser") || *l == "Type=simple"),
+        "{on_card}"
+    );
+}
+
+/// The packaged units install and enable: the binary path in ExecStart is the installed one,
+/// the config lands where the unit reads it, the unit is the package's (deploy/systemd, byte
+/// for byte but for the binary's path), its user is created at first boot.
 #[test]
-fn project_units_install() -> anyhow::Result<()> {
+fn packaged_units_install() -> anyhow::Result<()> {
     for agent in [Agent::Sensor, Agent::Relay] {
-        let unit = crate::root().join("deploy/systemd").join(agent.unit());
-        if !unit.exists() {
-            eprintln!("no {}: only the built-in unit is tested", unit.display());
-            continue;
-        }
-        let dir = tempfile::tempdir()?;
-        let img = make_image(
-            dir.path(),
-            &ImageSpec { os: Os::Trixie, arch: Arch::Armhf, omit_boot: &[] },
-        )?;
-        let f = Files::new(dir.path(), Arch::Armhf)?;
-        let mut a = args(&img, agent, &f);
-        a.unit = None;
+        let packaged = repo_file(&format!("deploy/systemd/{}", agent.unit()))?;
+        assert_eq!(agent.packaged_unit(), packaged);
+        let Setup { dir: _dir, img, a, .. } = setup(Os::Trixie, Arch::Armhf, agent)?;
         provision(&a)?;
         let media = Media::open_image(&img)?;
         let installed = text(media.root.read(&format!("/etc/systemd/system/{}", agent.unit()))?);
@@ -535,8 +570,13 @@ fn project_units_install() -> anyhow::Result<()> {
             prepare_unit(&installed, &agent.bin(), &format!("/usr/local/bin/{}", agent.bin()));
         assert!(installed.contains(&format!("/usr/local/bin/{}", agent.bin())), "{installed}");
         assert!(!installed.contains(&format!("/usr/bin/{}", agent.bin())), "{installed}");
+        assert_packaged_unit(&installed, &packaged, agent);
         let config = config.unwrap_or_else(|| format!("/etc/hearth/{}.toml", agent.stem()));
-        assert!(media.root.read(&config)?.is_some(), "{config} not installed");
+        let on_card = text(media.root.read(&config)?);
+        // The package's example config, with the host id set.
+        let example = repo_file(&format!("deploy/config/{}.toml", agent.stem()))?;
+        let first_table = example.find("\n[").map_or(example.len(), |i| i + 1);
+        assert!(on_card.contains(&example[first_table..]), "{config}:\n{on_card}");
         for target in wanted {
             let link = format!("/etc/systemd/system/{target}.wants/{}", agent.unit());
             assert!(media.root.stat(&link)?.is_some(), "{link} missing");
@@ -546,5 +586,96 @@ fn project_units_install() -> anyhow::Result<()> {
         assert!(users.lines().any(|l| l.starts_with("u hearth ")), "{users}");
         assert!(users.lines().any(|l| l == "m hearth gpio"), "{users}");
     }
+    Ok(())
+}
+
+/// The agent's Debian package, made by cargo-deb from the repository's metadata as `cargo
+/// xtask dist` makes the Pi packages, around a stand-in binary (`agent`, the ELF it holds).
+fn agent_package(agent: Agent, arch: Arch, dir: &Path) -> anyhow::Result<(PathBuf, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?;
+    let target = dir.join("target");
+    let bin = target.join(arch.triple()).join("release-small").join(agent.bin());
+    std::fs::create_dir_all(bin.parent().context("bin dir")?)?;
+    let elf = fake_elf(arch, 200_000);
+    std::fs::write(&bin, &elf)?;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
+    let out = dir.join("packages");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let made = std::process::Command::new(cargo)
+        .current_dir(root)
+        .args(["deb", "--no-build", "--locked", "-p", &agent.bin(), "--profile", "release-small"])
+        .args(["--target", arch.triple(), "--variant", "static", "-o"])
+        .arg(&out)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()?;
+    ensure!(
+        made.status.success(),
+        "cargo deb -p {} failed (cargo-deb 3.8.0 is needed: `cargo xtask test` installs it): {}",
+        agent.bin(),
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let deb = std::fs::read_dir(&out)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .context("cargo deb made no .deb")?;
+    Ok((deb, elf))
+}
+
+/// A file of a package, as dpkg would install it.
+fn packaged_file(deb: &Path, path: &str, dir: &Path) -> anyhow::Result<String> {
+    sh("dpkg-deb -x", tool("dpkg-deb").arg("-x").arg(deb).arg(dir))?;
+    std::fs::read_to_string(dir.join(path.trim_start_matches('/'))).with_context(|| path.to_owned())
+}
+
+/// What an installed hearth-provision is given: the agent's .deb (by path, or the directory it
+/// was downloaded to). The card gets the package's binary, and the unit the package installs.
+#[test]
+fn agent_packages_install_their_binary_and_unit() -> anyhow::Result<()> {
+    for (agent, arch, by_dir) in
+        [(Agent::Sensor, Arch::Armhf, false), (Agent::Relay, Arch::Arm64, true)]
+    {
+        let Setup { dir, img, f, mut a } = setup(Os::Trixie, arch, agent)?;
+        let (deb, elf) = agent_package(agent, arch, dir.path())?;
+        let unit_path = format!("/usr/lib/systemd/system/{}", agent.unit());
+        let packaged = packaged_file(&deb, &unit_path, &dir.path().join("x"))?;
+        a.binary =
+            Some(if by_dir { deb.parent().context("deb dir")?.to_path_buf() } else { deb.clone() });
+        provision(&a)?;
+        let media = Media::open_image(&img)?;
+        assert_eq!(media.root.read(&format!("/usr/local/bin/{}", agent.bin()))?, Some(elf));
+        let on_card = text(media.root.read(&format!("/etc/systemd/system/{}", agent.unit()))?);
+        assert_packaged_unit(&on_card, &packaged, agent);
+
+        // The package of the other agent, or for the other architecture, is refused.
+        let other = if agent == Agent::Sensor { Agent::Relay } else { Agent::Sensor };
+        let mut wrong = args(&img, other, &f);
+        wrong.binary = Some(deb.clone());
+        let e = refusal(&wrong);
+        assert!(e.contains(&format!("its Package is {:?}", agent.bin())), "{e}");
+        let other_arch = if arch == Arch::Armhf { Arch::Arm64 } else { Arch::Armhf };
+        let other_image = setup(Os::Trixie, other_arch, agent)?;
+        let mut wrong = other_image.a.clone();
+        wrong.binary = Some(deb.clone());
+        let e = refusal(&wrong);
+        assert!(e.contains(&format!("its Architecture is {:?}", arch.deb())), "{e}");
+    }
+    Ok(())
+}
+
+/// A directory without the agent names what it looked for and how to get it.
+#[test]
+fn a_directory_without_the_agent_says_what_to_pass() -> anyhow::Result<()> {
+    let Setup { dir, mut a, .. } = setup(Os::Trixie, Arch::Armhf, Agent::Sensor)?;
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty)?;
+    a.binary = Some(empty);
+    let e = refusal(&a);
+    assert!(
+        e.contains("hearth-sensor-agent_*_armhf.deb")
+            && e.contains("arm-unknown-linux-musleabihf/release-small/hearth-sensor-agent")
+            && e.contains("Pass --binary"),
+        "{e}"
+    );
     Ok(())
 }
