@@ -10,7 +10,7 @@
 // The SVG is re-rendered at the container's pixel width (viewBox = real size), so text and
 // strokes keep their size on a phone and on a wide screen instead of being stretched.
 
-import { fmtDuration } from "./api.js";
+import { fmtDuration } from "./format.js";
 
 const NS = 'http://www.w3.org/2000/svg';
 

@@ -2,7 +2,8 @@
 // relay output (what it drives) and every agent (online, last seen, clock skew). Live readings
 // and relay switches update in place; a row being edited is never overwritten.
 
-import { api, on, fmtTemp, fmtAgo, fmtTime } from "./api.js";
+import { api, on } from "./api.js";
+import { fmtTemp, fmtAgo, fmtTime } from "./format.js";
 import { toast } from "./app.js";
 import { h } from "./dom.js";
 

@@ -4,7 +4,8 @@
 // wheel, the buttons, or + / − / 0 on the focused chart); each zoom re-reads the readings for
 // the span shown, so a zoomed month has the detail of an hour.
 
-import { api, on, fmtDay, fmtTime, fmtDuration } from "./api.js";
+import { api, on } from "./api.js";
+import { fmtDay, fmtTime, fmtDuration } from "./format.js";
 import { timeChart, barChart, HEAT_COLOR, COOL_COLOR } from "./chart.js";
 import { h } from "./dom.js";
 

@@ -6,17 +6,8 @@
 // publishes a decision whenever any of them changes), never a live reading beside an older
 // reason. Readings update the sensor cards.
 
-import {
-  api,
-  on,
-  session,
-  requireLogin,
-  fmtTemp,
-  fmtTime,
-  fmtDay,
-  fmtAgo,
-  fmtDuration,
-} from "./api.js";
+import { api, on, session, requireLogin } from "./api.js";
+import { fmtTemp, fmtTime, fmtDay, fmtAgo, fmtDuration } from "./format.js";
 import { toast } from "./app.js";
 import { h } from "./dom.js";
 import { relayNotice } from "./relay-notice.js";

@@ -5,7 +5,8 @@
 // GET /v1/relays itself and follows the relay, changed and lagged events, so the view that
 // mounts it only places its element.
 
-import { api, on, fmtTime } from "./api.js";
+import { api, on } from "./api.js";
+import { fmtTime } from "./format.js";
 import { h } from "./dom.js";
 
 const COMMANDED = new Set(['heat', 'cool']);

@@ -6,7 +6,8 @@
 // laid out in that zone's wall-clock time, read from the timeline's `start_local`/`end_local`
 // (RFC 9557), not from the browser's zone.
 
-import { api, on, fmtTemp, fmtTime, fmtDay } from "./api.js";
+import { api, on } from "./api.js";
+import { fmtTemp, fmtTime, fmtDay } from "./format.js";
 
 const WEEKDAYS = ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'];
 const SHORT = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];

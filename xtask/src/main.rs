@@ -155,6 +155,8 @@ fn ensure_system_tools() -> anyhow::Result<()> {
         ("openssl", "openssl"),
         // Agents with wrong clocks in the end-to-end tests (hearth_e2e::faketime).
         ("faketime", "faketime"),
+        // The dashboard's JavaScript unit tests (web-ui/tests-js, Node's built-in runner).
+        ("node", "nodejs"),
     ]
     .into_iter()
     .filter(|(tool, _)| !have(tool))
@@ -226,6 +228,8 @@ fn test(args: &TestArgs) -> anyhow::Result<()> {
             "warnings",
         ]),
     )?;
+    // The dashboard's pure modules (formatting, calendar, chart scales), without a browser.
+    run("node --test", Command::new("node").arg("--test").args(js_tests()?).current_dir(root()))?;
     run("cargo test", cargo().args(["test", "--workspace", "--locked"]))?;
     // Slow on a fresh machine (~10 min), so after everything else; CI runs it every time.
     if skip_cross {
@@ -240,6 +244,20 @@ fn test(args: &TestArgs) -> anyhow::Result<()> {
     }
     eprintln!("xtask: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// web-ui/tests-js/*.test.mjs, named one by one: Node's runner reads a directory argument
+/// differently from one major version to the next, a file list the same in all.
+fn js_tests() -> anyhow::Result<Vec<PathBuf>> {
+    let dir = root().join("web-ui/tests-js");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".test.mjs"))
+        .collect();
+    files.sort();
+    anyhow::ensure!(!files.is_empty(), "no *.test.mjs in {}", dir.display());
+    Ok(files)
 }
 
 fn openapi() -> anyhow::Result<()> {
