@@ -4,7 +4,7 @@
 
 import { api, on } from "./api.js";
 import { fmtTemp, fmtAgo, fmtTime } from "./format.js";
-import { toast } from "./app.js";
+import { toast } from "./toast.js";
 import { h } from "./dom.js";
 
 const FUNCTIONS = [

@@ -8,7 +8,7 @@
 
 import { api, on, session, requireLogin } from "./api.js";
 import { fmtTemp, fmtTime, fmtDay, fmtAgo, fmtDuration } from "./format.js";
-import { toast } from "./app.js";
+import { toast } from "./toast.js";
 import { h } from "./dom.js";
 import { relayNotice } from "./relay-notice.js";
 

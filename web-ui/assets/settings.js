@@ -3,7 +3,7 @@
 // engine validates; its error text is shown and the form keeps what was typed.
 
 import { api, on } from "./api.js";
-import { toast } from "./app.js";
+import { toast } from "./toast.js";
 import { h } from "./dom.js";
 
 
