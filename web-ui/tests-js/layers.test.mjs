@@ -1,5 +1,6 @@
 // The front end's layering, read from the sources: views never import the shell (app.js), no
-// module imports itself round a circle, and the pure modules touch no DOM, so Node can import them.
+// module imports itself round a circle, nothing builds markup from strings (innerHTML and
+// friends), and the pure modules touch no DOM, so Node can import them.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -33,6 +34,12 @@ test('no import circle, counting the router\'s dynamic imports', () => {
     state.set(name, 'done');
   };
   for (const name of modules.keys()) visit(name, []);
+});
+
+test('nothing parses markup from strings', () => {
+  for (const [name, src] of modules) {
+    assert.doesNotMatch(src, /\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write/, name);
+  }
 });
 
 test('the pure modules import only pure modules and reach for no DOM', async () => {
