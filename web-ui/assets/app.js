@@ -37,6 +37,26 @@ function parseHash() {
   return { name, params };
 }
 
+/** The header's current link and the tab's title. */
+function showRoute(name) {
+  for (const a of document.querySelectorAll('.mainnav a')) {
+    if (a.dataset.route === name) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  document.title = name === 'home' ? 'Hearth' : `${TITLES[name]} · Hearth`;
+}
+
+/** Unmounts the view shown; its failure never keeps the next one from loading. */
+function leaveView() {
+  if (!unmount) return;
+  try {
+    unmount();
+  } catch (e) {
+    console.error('hearth: unmount failed', e);
+  }
+  unmount = null;
+}
+
 async function route(ev) {
   const gen = ++generation;
   // A navigation (not the first load) starts the new page at its top, with the keyboard and
@@ -46,21 +66,9 @@ async function route(ev) {
   if (kiosk) name = 'home'; // the wall display shows nothing else
   if (!ROUTES[name]) name = 'home';
 
-  for (const a of document.querySelectorAll('.mainnav a')) {
-    if (a.dataset.route === name) a.setAttribute('aria-current', 'page');
-    else a.removeAttribute('aria-current');
-  }
-  document.title = name === 'home' ? 'Hearth' : `${TITLES[name]} · Hearth`;
-
+  showRoute(name);
   const view = document.getElementById('view');
-  if (unmount) {
-    try {
-      unmount();
-    } catch (e) {
-      console.error('hearth: unmount failed', e);
-    }
-    unmount = null;
-  }
+  leaveView();
   view.replaceChildren();
   view.dataset.view = name;
   view.setAttribute('aria-busy', 'true');

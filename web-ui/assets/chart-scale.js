@@ -2,7 +2,9 @@
 // wall-clock boundaries, a series broken at its gaps, the setpoint step path, the tooltip's
 // rows and the bar chart's one-unit axis. chart.js draws what these compute.
 
-import { fmtDate, fmtDayTime, fmtDuration, fmtTemp, fmtTime, fmtWeekdayDate, tempNumber } from "./format.js";
+import {
+  fmtDate, fmtDayTime, fmtDuration, fmtTemp, fmtTempRange, fmtTime, fmtWeekdayDate, tempNumber,
+} from "./format.js";
 
 export const PALETTE = ['#3b8ff3', '#22a86a', '#a06cf0', '#c99700', '#e0568f', '#00a3b0', '#7f8c8d'];
 export const HEAT_COLOR = '#f28c28';
@@ -160,7 +162,7 @@ export function summaryText(data) {
   const parts = [];
   for (const s of data.series) {
     const vals = s.points.flatMap((p) => [p.min ?? p.mean, p.max ?? p.mean]).filter(present);
-    parts.push(vals.length ? `${s.label} ${tempNumber(Math.min(...vals))}–${tempNumber(Math.max(...vals))} °C` : `${s.label} no readings`);
+    parts.push(vals.length ? `${s.label} ${fmtTempRange(Math.min(...vals), Math.max(...vals))}` : `${s.label} no readings`);
   }
   const runs = data.runs || [];
   const heat = runs.filter((r) => r.system === 'heat').length;

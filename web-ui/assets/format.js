@@ -1,7 +1,7 @@
 // How every quantity reads, in one place and one function each, so "20.5 °C", "14 min" and
 // "22:00" look the same on every page. Pure: no DOM, no clock read at load (Node's test runner
-// imports it). Times are the runtime's local zone unless a zone name is given (the schedule
-// passes the engine's).
+// imports it). Times are the runtime's local zone unless a zone name is given: the schedule
+// page passes the engine's, in which its rules are written.
 
 import { SHORT_DAYS, MONTHS, zoneParts } from "./calendar.js";
 
@@ -50,7 +50,9 @@ const pad = (n) => String(n).padStart(2, '0');
 function wall(when, tz) {
   const t = when instanceof Date ? when.getTime() : typeof when === 'number' ? when : Date.parse(when);
   if (!Number.isFinite(t)) return null;
-  if (tz) return zoneParts(tz, t);
+  // A zone this runtime does not know reads in its own zone rather than not at all.
+  const zoned = tz ? zoneParts(tz, t) : null;
+  if (zoned) return zoned;
   const d = new Date(t);
   return {
     year: d.getFullYear(), month: d.getMonth() + 1, day: d.getDate(),
@@ -100,4 +102,25 @@ export function fmtAgo(iso, now = Date.now()) {
   if (h < 36) return `${h} h ago`;
   const days = Math.round(h / 24);
   return `${days} day${days === 1 ? '' : 's'} ago`;
+}
+
+const EXCLUDED = {
+  no_reading: 'No reading',
+  stale: 'Stale',
+  failed: 'Failed',
+  implausible: 'Implausible',
+  stuck: 'Stuck',
+  outlier: 'Outlier',
+  not_selected: 'Not selected',
+};
+
+/** Why the decision left a sensor out, in a word or two ("Stale"); the code when unknown. */
+export function fmtExcluded(code) {
+  return EXCLUDED[code] || code;
+}
+
+/** The badge tone of an exclusion: "muted" (by choice), "warn" (waiting for a reading), "bad". */
+export function excludedTone(code) {
+  if (code === 'not_selected') return 'muted';
+  return code === 'stale' || code === 'no_reading' ? 'warn' : 'bad';
 }

@@ -68,7 +68,7 @@ export function renderTimeline(v, tl) {
     return;
   }
   const firstDate = (parseLocal(tl.segments[0]?.start_local) || {}).date;
-  const time = (seg) => segmentTime(seg, firstDate, (x) => `${fmtTime(x.start)}–${fmtTime(x.end)}`);
+  const time = (seg) => segmentTime(seg, firstDate, (x) => `${fmtTime(x.start, st.zone)}–${fmtTime(x.end, st.zone)}`);
   const bar = h('div', { class: 'tl-bar', 'aria-hidden': 'true' });
   const list = h('ol', { class: 'tl-list' });
   for (const seg of tl.segments) {
@@ -221,7 +221,9 @@ export function renderOverrides(v, overrides) {
   }
   list.replaceChildren(...live.map((o) => {
     const started = Date.parse(o.start) <= now;
-    const when = `${started ? 'since' : 'from'} ${fmtDay(o.start)} ${fmtTime(o.start)}${o.end ? ` until ${fmtDay(o.end)} ${fmtTime(o.end)}` : ', until ended'}`;
+    // In the engine's zone, as the rules and the week are.
+    const at = (iso) => `${fmtDay(iso, v.st.zone)} ${fmtTime(iso, v.st.zone)}`;
+    const when = `${started ? 'since' : 'from'} ${at(o.start)}${o.end ? ` until ${at(o.end)}` : ', until ended'}`;
     const err = h('span', { class: 'form-error', role: 'alert' });
     const btn = h('button', {
       type: 'button', class: 'btn override-end', 'data-override-id': o.id,

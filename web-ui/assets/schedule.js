@@ -31,6 +31,7 @@ async function loadAll(st) {
     api('GET', '/v1/control').catch(() => null),
   ]);
   st.rules = rules;
+  st.zone = tl.time_zone;
   st.sensors = sensors;
   // The cooling setpoint only matters when cooling can run; in heat mode it is noise.
   st.coolMatters = !control || ['cool', 'auto'].includes(control.settings?.mode);
@@ -238,7 +239,7 @@ export async function mount(el) {
   el.replaceChildren(root);
   const st = {
     alive: true, weekOffset: 0, rules: [], sensors: [], editing: null, scrolledToToday: false,
-    coolMatters: true, defaultTarget: null, renderGen: 0, timer: null, dragJustEnded: false,
+    coolMatters: true, defaultTarget: null, zone: undefined, renderGen: 0, timer: null, dragJustEnded: false,
   };
   const v = { st, root, $: (sel) => root.querySelector(sel) };
   v.act = {

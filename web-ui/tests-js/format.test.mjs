@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  fmtAgo, fmtDate, fmtDay, fmtDayTime, fmtDuration, fmtTemp, fmtTempRange, fmtTime,
+  excludedTone, fmtAgo, fmtDate, fmtDay, fmtDayTime, fmtDuration, fmtExcluded, fmtTemp, fmtTempRange, fmtTime,
   fmtWeekdayDate, tempNumber,
 } from '../assets/format.js';
 
@@ -66,4 +66,16 @@ test('ago', () => {
   assert.equal(ago(24 * 3600), '24 h ago');
   assert.equal(ago(48 * 3600), '2 days ago');
   assert.equal(fmtAgo(null, now), 'never');
+});
+
+test('a zone the runtime does not know reads in the runtime zone', () => {
+  const d = new Date(2026, 10, 23, 7, 5);
+  assert.equal(fmtTime(d, 'No/Such_Zone'), '07:05');
+});
+
+test('why a sensor is left out, and its tone', () => {
+  assert.equal(fmtExcluded('stale'), 'Stale');
+  assert.equal(fmtExcluded('not_selected'), 'Not selected');
+  assert.equal(fmtExcluded('new_reason'), 'new_reason');
+  assert.deepEqual(['not_selected', 'stale', 'no_reading', 'outlier'].map(excludedTone), ['muted', 'warn', 'warn', 'bad']);
 });
