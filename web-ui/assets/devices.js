@@ -9,6 +9,7 @@ import { api, on } from "./api.js";
 import { excludedTone, fmtAgo, fmtDuration, fmtExcluded, fmtTemp, fmtTime } from "./format.js";
 import { toast } from "./toast.js";
 import { h } from "./dom.js";
+import { submit } from "./submit.js";
 
 const FUNCTIONS = [
   ['heat', 'Heating'],
@@ -164,27 +165,18 @@ function sensorBody(row) {
   };
 }
 
-async function saveSensor(v, id, row) {
-  row.error.textContent = '';
-  let body;
-  try {
-    body = sensorBody(row);
-  } catch (e) {
-    row.error.textContent = e.message;
-    return;
-  }
-  row.save.disabled = true;
-  try {
-    await api('PUT', `/v1/sensors/${encodeURIComponent(id)}/settings`, body);
-    row.dirty = false;
-    toast('Sensor saved.', 'ok');
-    await load(v);
-  } catch (e) {
-    // Keep what was typed; say what the engine said.
-    row.error.textContent = e.message || String(e);
-  } finally {
-    row.save.disabled = false;
-  }
+function saveSensor(v, id, row) {
+  return submit({
+    error: row.error,
+    button: row.save,
+    body: () => sensorBody(row),
+    send: (body) => api('PUT', `/v1/sensors/${encodeURIComponent(id)}/settings`, body),
+    done: () => {
+      row.dirty = false;
+      toast('Sensor saved.', 'ok');
+      return load(v);
+    },
+  });
 }
 
 function renderSensors(v) {

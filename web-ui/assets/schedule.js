@@ -13,6 +13,7 @@
 import { api, on } from "./api.js";
 import { DAY_MIN, WEEKDAYS } from "./calendar.js";
 import { h } from "./dom.js";
+import { submit } from "./submit.js";
 import { fillEditor, numOrNull, readRule, showType, syncAllDay } from "./schedule-form.js";
 import {
   renderDefault, renderOverrides, renderRuleList, renderTimeline, renderWeek, skeleton,
@@ -85,24 +86,21 @@ function closeEditor(v) {
   v.st.editing = null;
 }
 
-async function saveRule(v) {
+/** Saves the rule as typed. The form stays open with everything as typed on a refusal; the
+ * engine's text says what to fix. */
+function saveRule(v) {
   const { $, st } = v;
-  const errorEl = $('#rule-error');
-  errorEl.textContent = '';
-  $('#rule-save').disabled = true;
-  try {
-    const body = readRule($);
-    if (st.editing) await api('PUT', `/v1/schedules/${st.editing.id}`, body);
-    else await api('POST', '/v1/schedules', body);
-    closeEditor(v);
-    await render(v);
-  } catch (e) {
-    // The form stays open with everything as typed; the engine's text says what to fix.
-    errorEl.textContent = e.message;
-    errorEl.scrollIntoView({ block: 'nearest' });
-  } finally {
-    $('#rule-save').disabled = false;
-  }
+  return submit({
+    error: $('#rule-error'),
+    button: $('#rule-save'),
+    reveal: true,
+    body: () => readRule($),
+    send: (body) => (st.editing ? api('PUT', `/v1/schedules/${st.editing.id}`, body) : api('POST', '/v1/schedules', body)),
+    done: () => {
+      closeEditor(v);
+      return render(v);
+    },
+  });
 }
 
 async function deleteRule(v) {
@@ -129,24 +127,22 @@ async function endOverride(v, o, btn, err) {
   }
 }
 
-async function saveDefault(v) {
+function saveDefault(v) {
   const { $, st } = v;
-  const errEl = $('#default-error');
-  errEl.textContent = '';
-  $('#default-save').disabled = true;
-  try {
-    await api('PUT', '/v1/schedule/default', {
+  return submit({
+    error: $('#default-error'),
+    button: $('#default-save'),
+    body: () => ({
       heat_c: numOrNull($('#default-heat')),
       cool_c: numOrNull($('#default-cool')),
       sensors: st.defaultTarget ? st.defaultTarget.sensors || [] : [],
-    });
-    delete $('#default-form').dataset.dirty;
-    scheduleRender(v, 0);
-  } catch (e) {
-    errEl.textContent = e.message;
-  } finally {
-    $('#default-save').disabled = false;
-  }
+    }),
+    send: (body) => api('PUT', '/v1/schedule/default', body),
+    done: () => {
+      delete $('#default-form').dataset.dirty;
+      scheduleRender(v, 0);
+    },
+  });
 }
 
 /** A block opens the editor on click; a weekly one can be dragged with a mouse or pen: up and

@@ -8,6 +8,7 @@
 import { api, on } from "./api.js";
 import { toast } from "./toast.js";
 import { h } from "./dom.js";
+import { submit } from "./submit.js";
 
 // The fixed settings (ControlSettings), in the order shown. `id`s for frost floor and max
 // ceiling are part of the browser-test contract.
@@ -234,28 +235,18 @@ function collect(v) {
 
 // ----- loading and saving ------------------------------------------------------------------
 
-async function save(v) {
-  const { st, els } = v;
-  els.errorEl.textContent = '';
-  let body;
-  try {
-    body = collect(v);
-  } catch (e) {
-    els.errorEl.textContent = e.message;
-    return;
-  }
-  els.saveBtn.disabled = true;
-  try {
-    await api('PUT', '/v1/control/settings', body);
-    st.dirty = false;
-    toast('Settings saved.', 'ok');
-    await load(v);
-  } catch (e) {
-    // The form keeps what was typed: only the message changes.
-    els.errorEl.textContent = e.message || String(e);
-  } finally {
-    els.saveBtn.disabled = false;
-  }
+function save(v) {
+  return submit({
+    error: v.els.errorEl,
+    button: v.els.saveBtn,
+    body: () => collect(v),
+    send: (body) => api('PUT', '/v1/control/settings', body),
+    done: () => {
+      v.st.dirty = false;
+      toast('Settings saved.', 'ok');
+      return load(v);
+    },
+  });
 }
 
 async function load(v) {
