@@ -6,7 +6,7 @@ import {
   fmtDate, fmtDayTime, fmtDuration, fmtTemp, fmtTempRange, fmtTime, fmtWeekdayDate, tempNumber,
 } from "./format.js";
 
-export const PALETTE = ['#3b8ff3', '#22a86a', '#a06cf0', '#c99700', '#e0568f', '#00a3b0', '#7f8c8d'];
+const PALETTE = ['#3b8ff3', '#22a86a', '#a06cf0', '#c99700', '#e0568f', '#00a3b0', '#7f8c8d'];
 export const HEAT_COLOR = '#f28c28';
 export const COOL_COLOR = '#2f80ed';
 const HEAT_TARGET_COLOR = '#e5484d';
@@ -124,7 +124,7 @@ export function bisect(arr, t, key = (x) => x.t) {
 }
 
 /** How far apart two points of a series may be and still be joined: 3 buckets, 15 min at least. */
-export const maxGapMs = (s) => Math.max(3 * (s.bucketS || 0) * 1000, 15 * 60e3);
+const maxGapMs = (s) => Math.max(3 * (s.bucketS || 0) * 1000, 15 * 60e3);
 
 /** The points with a value, in runs: a gap longer than maxGapMs (or a null) breaks the line. */
 export function seriesRuns(s) {

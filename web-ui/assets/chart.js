@@ -17,7 +17,7 @@ import {
   setpointPath, summaryText, systemName, timeTicks, tooltipAt, valueRange,
 } from "./chart-scale.js";
 
-export { PALETTE, HEAT_COLOR, COOL_COLOR, niceStep } from "./chart-scale.js";
+export { HEAT_COLOR, COOL_COLOR } from "./chart-scale.js";
 
 /** A drag shorter than this (px) is a click or a crosshair move, not a zoom. */
 const DRAG_PX = 8;

@@ -109,52 +109,44 @@ function stateOf(d, mode) {
   return 'idle';
 }
 
+// The state's why in a few words, where it needs no numbers.
+const SHORT_REASON = {
+  heat_below_band: 'Colder than the target',
+  heat_above_band: 'Warm enough',
+  cool_above_band: 'Warmer than the target',
+  cool_below_band: 'Cool enough',
+  auto_deadband: 'Between the heating and cooling targets',
+  mode_off: 'Switched off',
+  frost_floor: 'Frost protection',
+  max_ceiling: 'Above the maximum ceiling',
+  sensor_loss_duty: 'No usable sensor: short timed bursts',
+  sensor_loss_off: 'No usable sensor',
+};
+
 /** Why, in a few words beside the state: "Minimum off time: heat in 1 min 40 s". */
 function statusText(d) {
   if (!d) return '';
+  const held = (what) => together(`${what} ${countdown(d)}`.trim());
   switch (d.reason_code) {
-    case 'heat_below_band':
-      return 'Colder than the target';
-    case 'heat_above_band':
-      return 'Warm enough';
     case 'heat_in_band':
       return d.heat ? 'Nearly at the target' : 'Close to the target';
-    case 'cool_above_band':
-      return 'Warmer than the target';
-    case 'cool_below_band':
-      return 'Cool enough';
     case 'cool_in_band':
       return d.cool ? 'Nearly at the target' : 'Close to the target';
-    case 'auto_deadband':
-      return 'Between the heating and cooling targets';
     case 'preheat':
     case 'precool':
       return d.outlook
         ? `Early start: ${fmtTemp(d.outlook.target_c)} by ${fmtTime(d.outlook.segment_start)}`
         : 'Early start for the next target';
     case 'min_on_time':
-      return `Minimum run time: ${together(`off ${countdown(d)}`.trim())}`;
+      return `Minimum run time: ${held('off')}`;
     case 'min_off_time':
-      return `Minimum off time: ${together(`${heldSystem(d)} ${countdown(d)}`.trim())}`;
+      return `Minimum off time: ${held(heldSystem(d))}`;
     case 'changeover':
-      return d.held_until
-        ? `Changeover: ${together(`${heldSystem(d)} ${countdown(d)}`)}`
-        : 'Changeover: waiting for the other system to stop';
-    case 'mode_off':
-      return 'Switched off';
-    case 'frost_floor':
-      return 'Frost protection';
-    case 'max_ceiling':
-      return 'Above the maximum ceiling';
-    case 'sensor_loss_duty':
-      return 'No usable sensor: short timed bursts';
-    case 'sensor_loss_off':
-      return 'No usable sensor';
+      return d.held_until ? `Changeover: ${held(heldSystem(d))}` : 'Changeover: waiting for the other system to stop';
     default:
-      return '';
+      return SHORT_REASON[d.reason_code] || '';
   }
 }
-
 
 const clamp = (v, [lo, hi]) => Math.min(hi, Math.max(lo, v));
 const round1 = (v) => Math.round(v * 10) / 10;
