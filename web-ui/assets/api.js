@@ -1,6 +1,6 @@
 // The one module every view talks to hearth-web through: JSON requests with the session's
-// CSRF header, the login dialog when a change needs a session, one shared event stream, and
-// the formatting every view shares (so "20.5 °C" and "22:00" look the same everywhere).
+// CSRF header, the login dialog when a change needs a session, and one shared event stream.
+// (How values read is format.js's.)
 
 /** An error answer from hearth-web or the engine; `message` is the body's human `error`. */
 export class ApiError extends Error {
@@ -286,67 +286,4 @@ export function on(type, fn) {
   set.add(fn);
   connect();
   return () => set.delete(fn);
-}
-
-// ---------------------------------------------------------------------------------------
-// Formatting
-
-/**
- * "20.5 °C" with one decimal; "—" when there is no value. Halves round away from zero, as the
- * engine's reason texts do (a DS18B20 reads in sixteenths: 17.25 is "17.3" in both places).
- */
-export function fmtTemp(c) {
-  if (c === null || c === undefined || !Number.isFinite(Number(c))) return '—';
-  const n = Number(c);
-  const v = (Math.sign(n) * Math.round(Math.abs(n) * 10)) / 10;
-  return `${(Object.is(v, -0) ? 0 : v).toFixed(1)} °C`;
-}
-
-/**
- * A duration for people: "40 s", "14 min", "2 h 05 min". `precise` keeps the seconds below
- * ten minutes ("1 min 40 s", for a countdown); otherwise minutes are rounded.
- */
-export function fmtDuration(seconds, precise = false) {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s} s`;
-  if (precise && s < 600) {
-    const sec = s % 60;
-    return sec ? `${Math.floor(s / 60)} min ${sec} s` : `${s / 60} min`;
-  }
-  const min = Math.round(s / 60);
-  if (min < 60) return `${min} min`;
-  return `${Math.floor(min / 60)} h ${String(min % 60).padStart(2, '0')} min`;
-}
-
-const pad = (n) => String(n).padStart(2, '0');
-
-/** Local "HH:MM" (24 h) of an RFC 3339 instant. */
-export function fmtTime(iso) {
-  const d = iso instanceof Date ? iso : new Date(iso);
-  if (Number.isNaN(d.getTime())) return '—';
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-}
-
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-/** Local "Mon 21 Nov" of an RFC 3339 instant. */
-export function fmtDay(iso) {
-  const d = iso instanceof Date ? iso : new Date(iso);
-  if (Number.isNaN(d.getTime())) return '—';
-  return `${DAYS[d.getDay()]} ${d.getDate()} ${MONTHS[d.getMonth()]}`;
-}
-
-/** "just now", "2 min ago", "3 h ago", "2 days ago" for an RFC 3339 instant. */
-export function fmtAgo(iso, now = Date.now()) {
-  const t = Date.parse(iso);
-  if (!Number.isFinite(t)) return 'never';
-  const s = Math.max(0, Math.round((now - t) / 1000));
-  if (s < 45) return 'just now';
-  const m = Math.round(s / 60);
-  if (m < 60) return `${m} min ago`;
-  const h = Math.round(m / 60);
-  if (h < 36) return `${h} h ago`;
-  const days = Math.round(h / 24);
-  return `${days} day${days === 1 ? '' : 's'} ago`;
 }

@@ -1,7 +1,10 @@
-// The shell: hash router, header (nav, login/logout), kiosk mode and toasts. Views are loaded
-// on demand so each view's module (some written by other people) only has to export mount().
+// The shell: hash router, header (nav, login/logout) and kiosk mode. Views are loaded on demand
+// so each view's module only has to export mount(el, ctx) → unmount. Nothing imports this
+// module: views reach the page through the lower layer (api.js, dom.js, toast.js, format.js).
 
 import { session, refreshSession, requireLogin, logout } from "./api.js";
+import { h } from "./dom.js";
+import { toast } from "./toast.js";
 
 const ROUTES = {
   home: () => import("./home.js"),
@@ -24,17 +27,6 @@ const kiosk = search.has('kiosk');
 let unmount = null;
 let generation = 0; // a newer navigation wins over a view that is still loading
 
-/** A short message at the bottom of the screen; `kind` is "info", "ok" or "error". */
-export function toast(message, kind = 'info', ms = 4000) {
-  const box = document.getElementById('toasts');
-  if (!box) return;
-  const el = document.createElement('div');
-  el.className = `toast toast-${kind}`;
-  el.textContent = message;
-  box.append(el);
-  setTimeout(() => el.remove(), kind === 'error' ? ms * 2 : ms);
-}
-
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, '');
   const [path, query] = raw.split('?');
@@ -43,6 +35,26 @@ function parseHash() {
   const params = new URLSearchParams(location.search);
   for (const [k, v] of new URLSearchParams(query || '')) params.set(k, v);
   return { name, params };
+}
+
+/** The header's current link and the tab's title. */
+function showRoute(name) {
+  for (const a of document.querySelectorAll('.mainnav a')) {
+    if (a.dataset.route === name) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  document.title = name === 'home' ? 'Hearth' : `${TITLES[name]} · Hearth`;
+}
+
+/** Unmounts the view shown; its failure never keeps the next one from loading. */
+function leaveView() {
+  if (!unmount) return;
+  try {
+    unmount();
+  } catch (e) {
+    console.error('hearth: unmount failed', e);
+  }
+  unmount = null;
 }
 
 async function route(ev) {
@@ -54,21 +66,9 @@ async function route(ev) {
   if (kiosk) name = 'home'; // the wall display shows nothing else
   if (!ROUTES[name]) name = 'home';
 
-  for (const a of document.querySelectorAll('.mainnav a')) {
-    if (a.dataset.route === name) a.setAttribute('aria-current', 'page');
-    else a.removeAttribute('aria-current');
-  }
-  document.title = name === 'home' ? 'Hearth' : `${TITLES[name]} · Hearth`;
-
+  showRoute(name);
   const view = document.getElementById('view');
-  if (unmount) {
-    try {
-      unmount();
-    } catch (e) {
-      console.error('hearth: unmount failed', e);
-    }
-    unmount = null;
-  }
+  leaveView();
   view.replaceChildren();
   view.dataset.view = name;
   view.setAttribute('aria-busy', 'true');
@@ -83,8 +83,7 @@ async function route(ev) {
     return;
   }
   if (gen !== generation) return;
-  const el = document.createElement('div');
-  el.className = `view view-${name}`;
+  const el = h('div', { class: `view view-${name}` });
   view.append(el);
   try {
     const ret = await mod.mount(el, { kiosk, params });
@@ -108,15 +107,8 @@ async function route(ev) {
 }
 
 function showViewError(view, text) {
-  const p = document.createElement('p');
-  p.className = 'view-error';
-  p.setAttribute('role', 'alert');
-  p.textContent = text;
-  const retry = document.createElement('button');
-  retry.type = 'button';
-  retry.className = 'btn';
-  retry.textContent = 'Try again';
-  retry.addEventListener('click', () => route());
+  const p = h('p', { class: 'view-error', role: 'alert', text });
+  const retry = h('button', { type: 'button', class: 'btn', text: 'Try again', onclick: () => route() });
   view.replaceChildren(p, retry);
   view.removeAttribute('aria-busy');
 }

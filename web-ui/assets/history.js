@@ -3,9 +3,14 @@
 // bands, and the runtime per period of that range. The chart zooms (drag across it, Ctrl +
 // wheel, the buttons, or + / − / 0 on the focused chart); each zoom re-reads the readings for
 // the span shown, so a zoomed month has the detail of an hour.
+//
+// Layout: the state (range, zoom) and its pure derivations; the loaders (engine → chart data);
+// the skeleton and renderers; the actions (range, zoom, live updates) wired in mount().
 
-import { api, on, fmtDay, fmtTime, fmtDuration } from "./api.js";
+import { api, on } from "./api.js";
+import { fmtDay, fmtDayTime, fmtDuration, fmtTime } from "./format.js";
 import { timeChart, barChart, HEAT_COLOR, COOL_COLOR } from "./chart.js";
+import { clampSpan, scaleSpan } from "./chart-scale.js";
 import { h } from "./dom.js";
 
 const MIN = 60e3;
@@ -36,12 +41,11 @@ function qs(params) {
   return new URLSearchParams(params).toString();
 }
 
-/** "14:05–14:35", or with the days when the span crosses one. */
+/** "Mon 21 Nov, 14:05–14:35", or with both days when the span crosses one. */
 function spanText(from, to) {
-  const sameDay = new Date(from).toDateString() === new Date(to).toDateString();
-  return sameDay
-    ? `${fmtDay(new Date(from))}, ${fmtTime(new Date(from))}–${fmtTime(new Date(to))}`
-    : `${fmtDay(new Date(from))} ${fmtTime(new Date(from))} – ${fmtDay(new Date(to))} ${fmtTime(new Date(to))}`;
+  return fmtDay(from) === fmtDay(to)
+    ? `${fmtDay(from)}, ${fmtTime(from)}–${fmtTime(to)}`
+    : `${fmtDayTime(from)} – ${fmtDayTime(to)}`;
 }
 
 /** Runtime per period as the engine reports it: "per 5 minutes", "per half hour", "per day". */
@@ -67,16 +71,21 @@ async function loadSetpoints(from, to) {
   const before = await api('GET', `/v1/control/decisions?${qs({ to: from, limit: 1 })}`);
   all.push(...before);
   all.sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+  return setpointSteps(all, from);
+}
+
+/** Decisions (oldest first) → the heat and cool step lines, and whether cooling matters. */
+function setpointSteps(decisions, from) {
   const heat = [];
   const cool = [];
   let usesCool = false;
-  for (const d of all) {
+  for (const d of decisions) {
     const t = Math.max(Date.parse(d.at), Date.parse(from));
     if (!heat.length || heat[heat.length - 1].v !== d.heat_setpoint_c) heat.push({ t, v: d.heat_setpoint_c });
     if (!cool.length || cool[cool.length - 1].v !== d.cool_setpoint_c) cool.push({ t, v: d.cool_setpoint_c });
     if (d.mode === 'cool' || d.mode === 'auto' || d.cool) usesCool = true;
   }
-  return { heat, cool, usesCool, count: all.length };
+  return { heat, cool, usesCool, count: decisions.length };
 }
 
 /** The runtime rows of a range: `{key, label, title, system, row}` from either analytics route. */
@@ -101,9 +110,252 @@ async function loadRuntime(runtime) {
   }));
 }
 
+/** Everything the chart draws over [fromMs, toMs], read from the engine: { data, sensors }. */
+async function loadChartData(fromMs, toMs, label) {
+  const from = new Date(fromMs).toISOString();
+  const to = new Date(toMs).toISOString();
+  const sensors = await api('GET', '/v1/sensors');
+  const [pages, runs, sp] = await Promise.all([
+    // One sensor's failure leaves its series empty instead of blanking the whole chart.
+    Promise.all(sensors.map((s) => api('GET', `/v1/sensors/${encodeURIComponent(s.id)}/readings?${qs({ from, to, max_points: 400 })}`)
+      .catch(() => ({ bucket_s: 0, points: [] })))),
+    api('GET', `/v1/runs?${qs({ from, to })}`),
+    loadSetpoints(from, to),
+  ]);
+  const series = sensors.map((s, i) => ({
+    id: s.id,
+    label: sensorLabel(s),
+    bucketS: pages[i].bucket_s,
+    points: pages[i].points.map((p) => ({ t: Date.parse(p.at), mean: p.mean, min: p.min, max: p.max })),
+  }));
+  const setpoints = [{ kind: 'heat', label: 'Heat target', steps: sp.heat }];
+  if (sp.usesCool || runs.some((x) => x.system === 'cool')) setpoints.push({ kind: 'cool', label: 'Cool target', steps: sp.cool });
+  const data = {
+    from: fromMs,
+    to: toMs,
+    rangeLabel: label,
+    series,
+    setpoints,
+    runs: runs.map((x) => ({ system: x.system, start: Date.parse(x.start), end: x.end ? Date.parse(x.end) : null })),
+  };
+  return { data, sensors: sensors.length };
+}
+
+// ----- skeleton ----------------------------------------------------------------------------
+
+function runtimeTable() {
+  const tbody = h('tbody');
+  const firstCol = h('th', { scope: 'col', text: 'Day' });
+  const details = h('details', { class: 'history-details' },
+    h('summary', { text: 'Runtime, cycles per hour, duty cycle' }),
+    h('div', { class: 'table-scroll' },
+      h('table', { class: 'history-table' },
+        h('caption', { class: 'visually-hidden', text: 'Runtime, cycles per hour and duty cycle' }),
+        h('thead', {}, h('tr', {}, firstCol,
+          ['System', 'Runtime', 'Cycles', 'Cycles/h', 'Duty', 'Rate'].map((t) => h('th', { scope: 'col', text: t })))),
+        tbody)));
+  return { tbody, firstCol, details };
+}
+
+/** The page's elements, empty; renderers fill them. */
+function skeleton() {
+  const zoomButton = (id, label, symbol) =>
+    h('button', { type: 'button', id, class: 'btn zoom-btn', 'aria-label': label, title: label },
+      h('span', { 'aria-hidden': 'true', text: symbol }));
+  const els = {
+    rangeButtons: Object.entries(RANGES).map(([key, r]) =>
+      h('button', { type: 'button', 'data-range': key, 'aria-pressed': 'false', text: r.title })),
+    chartBox: h('div', { id: 'history-chart', class: 'chart-box', 'aria-busy': 'true' }),
+    status: h('p', { class: 'history-status muted', role: 'status' }),
+    spanEl: h('span', { id: 'history-span', class: 'history-span' }),
+    zoomOut: zoomButton('history-zoom-out', 'Zoom out', '−'),
+    zoomIn: zoomButton('history-zoom-in', 'Zoom in', '+'),
+    zoomReset: h('button', { type: 'button', id: 'history-zoom-reset', class: 'btn', text: 'Whole range' }),
+    runtimeTitle: h('h2', { id: 'history-runtime-title', text: 'Runtime' }),
+    runtimeBox: h('div', { id: 'history-runtime', class: 'chart-box chart-box-small' }),
+    ...runtimeTable(),
+  };
+  els.root = h('section', { class: 'history-view' },
+    h('header', { class: 'view-head' }, h('h1', { text: 'History' }),
+      h('div', { class: 'range-group', role: 'group', 'aria-label': 'Range' }, els.rangeButtons)),
+    h('div', { class: 'zoom-bar', role: 'group', 'aria-label': 'Zoom' }, els.spanEl,
+      h('span', { class: 'zoom-buttons' }, els.zoomOut, els.zoomIn, els.zoomReset)),
+    els.chartBox,
+    h('p', { class: 'history-hint muted', text: 'Drag across the chart to zoom into a span.' }),
+    els.status,
+    h('section', { class: 'history-analytics', 'aria-labelledby': 'history-runtime-title' }, els.runtimeTitle, els.runtimeBox, els.details));
+  return els;
+}
+
+// ----- state -------------------------------------------------------------------------------
+
+/** The whole range of the state's range: [now − range, now]. */
+const whole = (st, now = Date.now()) => ({ from: now - RANGES[st.range].ms, to: now });
+/** The span the chart shows. */
+const shown = (st) => st.zoom || whole(st);
+
+// ----- rendering ---------------------------------------------------------------------------
+
+function renderRange(v) {
+  for (const b of v.els.rangeButtons) b.setAttribute('aria-pressed', String(b.dataset.range === v.st.range));
+}
+
+function renderZoom(v) {
+  const { st, els } = v;
+  const { from, to } = shown(st);
+  const r = RANGES[st.range];
+  els.spanEl.textContent = st.zoom ? `Zoomed: ${spanText(from, to)}` : `Showing ${r.label}`;
+  els.zoomIn.disabled = to - from <= MIN_SPAN;
+  els.zoomOut.disabled = !st.zoom;
+  els.zoomReset.disabled = !st.zoom;
+}
+
+function renderChart(v, data, sensorCount) {
+  const { st, els } = v;
+  const points = data.series.reduce((a, s) => a + s.points.filter((p) => p.mean !== null).length, 0);
+  if (!sensorCount) els.status.textContent = 'No sensors yet.';
+  else if (!points) els.status.textContent = `No readings for ${data.rangeLabel}.`;
+  else els.status.textContent = '';
+  // What the chart shows, for people's tools and the tests: the span in ISO form.
+  els.chartBox.dataset.from = new Date(data.from).toISOString();
+  els.chartBox.dataset.to = new Date(data.to).toISOString();
+  if (st.chart) st.chart.update(data);
+  else st.chart = timeChart(els.chartBox, data, { onZoom: (a, b) => zoomTo(v, a, b), onReset: () => resetZoom(v) });
+}
+
+/** The runtime bars and the table (newest first: that is the one people look for). */
+function renderRuntime(v, rows) {
+  const { st, els } = v;
+  const r = RANGES[st.range];
+  if (st.bars) st.bars.destroy();
+  st.bars = null;
+  els.tbody.replaceChildren();
+  const keys = [...new Set(rows.map((x) => x.key))].sort();
+  if (!keys.length) {
+    els.runtimeBox.replaceChildren(h('p', { class: 'empty muted', text: 'No heating or cooling runs yet.' }));
+    return;
+  }
+  const labels = new Map(rows.map((x) => [x.key, x.label]));
+  const bySys = (sys) => keys.map((k) => rows.find((x) => x.key === k && x.system === sys)?.row.runtime_s ?? 0);
+  const stacks = [];
+  if (rows.some((x) => x.system === 'heat')) stacks.push({ label: 'Heating', color: HEAT_COLOR, values: bySys('heat') });
+  if (rows.some((x) => x.system === 'cool')) stacks.push({ label: 'Cooling', color: COOL_COLOR, values: bySys('cool') });
+  const total = rows.reduce((a, x) => a + x.row.runtime_s, 0);
+  st.bars = barChart(els.runtimeBox, {
+    labels: keys.map((k) => labels.get(k)),
+    stacks,
+    duration: true,
+    ariaLabel: `Runtime ${perText(r.runtime)} over ${r.label}, ${fmtDuration(total)} in all.`,
+  });
+  // A short table is shown; a long one stays folded under the chart.
+  els.details.open = rows.length <= 14;
+  const newestFirst = [...rows].sort((a, b) => (a.key < b.key ? 1 : a.key > b.key ? -1 : 0));
+  els.tbody.append(...newestFirst.map(runtimeRow));
+}
+
+function runtimeRow(x) {
+  const s = x.row;
+  const cells = [
+    x.title,
+    s.system === 'cool' ? 'Cooling' : 'Heating',
+    fmtDuration(s.runtime_s),
+    String(s.cycles),
+    s.cycles_per_hour.toFixed(2),
+    `${Math.round(s.duty_cycle * 100)} %`,
+    s.rate_c_per_h === null || s.rate_c_per_h === undefined ? '—' : `${s.rate_c_per_h.toFixed(1)} °C/h`,
+  ];
+  return h('tr', {}, cells.map((c) => h('td', { text: c })));
+}
+
+// ----- actions -----------------------------------------------------------------------------
+
+async function loadChart(v) {
+  const { st, els } = v;
+  const gen = ++st.generation;
+  const { from, to } = shown(st);
+  const label = st.zoom ? spanText(from, to) : RANGES[st.range].label;
+  renderZoom(v);
+  els.chartBox.setAttribute('aria-busy', 'true');
+  try {
+    const { data, sensors } = await loadChartData(from, to, label);
+    if (!st.alive || gen !== st.generation) return;
+    renderChart(v, data, sensors);
+  } catch (e) {
+    if (!st.alive || gen !== st.generation) return;
+    els.status.textContent = `Could not load the history: ${e.message}`;
+  } finally {
+    if (gen === st.generation) els.chartBox.setAttribute('aria-busy', 'false');
+  }
+}
+
+async function loadAnalytics(v) {
+  const { st, els } = v;
+  const r = RANGES[st.range];
+  els.runtimeTitle.textContent = `Runtime ${perText(r.runtime)}`;
+  els.firstCol.textContent = r.runtime.days ? 'Day' : 'Time';
+  try {
+    const rows = await loadRuntime(r.runtime);
+    if (st.alive) renderRuntime(v, rows);
+  } catch (e) {
+    if (st.alive) els.runtimeBox.replaceChildren(h('p', { class: 'view-error', text: `Could not load the runtime: ${e.message}` }));
+  }
+}
+
+/** Show [from, to], kept inside the range and at least MIN_SPAN wide; the whole range again
+ * when it covers it. */
+function zoomTo(v, from, to) {
+  v.st.zoom = clampSpan(from, to, whole(v.st), MIN_SPAN);
+  loadChart(v);
+}
+
+/** The buttons: a span `factor` times as wide (0.5: in, 2: out) around the middle. */
+function zoomBy(v, factor) {
+  const { from, to } = scaleSpan(shown(v.st), factor);
+  zoomTo(v, from, to);
+}
+
+function resetZoom(v) {
+  if (!v.st.zoom) return;
+  v.st.zoom = null;
+  loadChart(v);
+}
+
+function reload(v) {
+  loadChart(v);
+  loadAnalytics(v);
+}
+
+function chooseRange(v, range) {
+  v.st.range = range;
+  v.st.zoom = null;
+  renderRange(v);
+  // The range is in the address (a reload or a bookmark keeps it) without a navigation.
+  history.replaceState(null, '', `#/history?range=${range}`);
+  reload(v);
+}
+
+/** Live: new readings and decisions arrive all the time; re-read the chart at most once a
+ * minute for them (the engine downsamples anyway), at once after a gap in the stream. A zoomed
+ * chart stays where it was put. Returns the cleanup. */
+function followEvents(v) {
+  const { st } = v;
+  let pending = null;
+  const soon = () => {
+    if (pending || st.zoom) return;
+    pending = setTimeout(() => {
+      pending = null;
+      if (st.alive && !document.hidden && !st.zoom) loadChart(v);
+    }, 60e3);
+  };
+  const offs = [on('reading', soon), on('decision', soon), on('relay', soon), on('lagged', () => reload(v))];
+  return () => {
+    clearTimeout(pending);
+    for (const off of offs) off();
+  };
+}
+
 export async function mount(el, ctx) {
-  const params = ctx?.params;
-  const asked = params && params.get('range');
+  const asked = ctx?.params?.get('range');
   const st = {
     range: asked && RANGES[asked] ? asked : DEFAULT_RANGE,
     /** The zoomed span {from, to} (epoch ms), or null for the whole range up to now. */
@@ -113,271 +365,19 @@ export async function mount(el, ctx) {
     alive: true,
     generation: 0,
   };
-
-  // ----- skeleton ------------------------------------------------------------------------
-  const rangeButtons = Object.entries(RANGES).map(([key, r]) =>
-    h('button', { type: 'button', 'data-range': key, 'aria-pressed': 'false', text: r.title }),
-  );
-  const chartBox = h('div', { id: 'history-chart', class: 'chart-box', 'aria-busy': 'true' });
-  const status = h('p', { class: 'history-status muted', role: 'status' });
-  const spanEl = h('span', { id: 'history-span', class: 'history-span' });
-  const zoomButton = (id, label, symbol) =>
-    h('button', { type: 'button', id, class: 'btn zoom-btn', 'aria-label': label, title: label },
-      h('span', { 'aria-hidden': 'true', text: symbol }));
-  const zoomOut = zoomButton('history-zoom-out', 'Zoom out', '−');
-  const zoomIn = zoomButton('history-zoom-in', 'Zoom in', '+');
-  const zoomReset = h('button', { type: 'button', id: 'history-zoom-reset', class: 'btn', text: 'Whole range' });
-  const runtimeTitle = h('h2', { id: 'history-runtime-title', text: 'Runtime' });
-  const runtimeBox = h('div', { id: 'history-runtime', class: 'chart-box chart-box-small' });
-  const tbody = h('tbody');
-  const firstCol = h('th', { scope: 'col', text: 'Day' });
-  const details = h(
-    'details',
-    { class: 'history-details' },
-    h('summary', { text: 'Runtime, cycles per hour, duty cycle' }),
-    h(
-      'div',
-      { class: 'table-scroll' },
-      h(
-        'table',
-        { class: 'history-table' },
-        h('caption', { class: 'visually-hidden', text: 'Runtime, cycles per hour and duty cycle' }),
-        h(
-          'thead',
-          {},
-          h(
-            'tr',
-            {},
-            firstCol,
-            ['System', 'Runtime', 'Cycles', 'Cycles/h', 'Duty', 'Rate'].map((t) => h('th', { scope: 'col', text: t })),
-          ),
-        ),
-        tbody,
-      ),
-    ),
-  );
-  el.replaceChildren(
-    h(
-      'section',
-      { class: 'history-view' },
-      h(
-        'header',
-        { class: 'view-head' },
-        h('h1', { text: 'History' }),
-        h('div', { class: 'range-group', role: 'group', 'aria-label': 'Range' }, rangeButtons),
-      ),
-      h(
-        'div',
-        { class: 'zoom-bar', role: 'group', 'aria-label': 'Zoom' },
-        spanEl,
-        h('span', { class: 'zoom-buttons' }, zoomOut, zoomIn, zoomReset),
-      ),
-      chartBox,
-      h('p', { class: 'history-hint muted', text: 'Drag across the chart to zoom into a span.' }),
-      status,
-      h('section', { class: 'history-analytics', 'aria-labelledby': 'history-runtime-title' }, runtimeTitle, runtimeBox, details),
-    ),
-  );
-
-  // ----- derived values ------------------------------------------------------------------
-  /** The whole range: [now − range, now]. */
-  function whole(now = Date.now()) {
-    return { from: now - RANGES[st.range].ms, to: now };
-  }
-
-  /** The span the chart shows. */
-  const shown = () => st.zoom || whole();
-
-  // ----- the chart -----------------------------------------------------------------------
-  async function loadChart() {
-    const gen = ++st.generation;
-    const r = RANGES[st.range];
-    const { from: fromMs, to: toMs } = shown();
-    const from = new Date(fromMs).toISOString();
-    const to = new Date(toMs).toISOString();
-    const label = st.zoom ? spanText(fromMs, toMs) : r.label;
-    spanEl.textContent = st.zoom ? `Zoomed: ${spanText(fromMs, toMs)}` : `Showing ${r.label}`;
-    renderZoomButtons();
-    chartBox.setAttribute('aria-busy', 'true');
-    try {
-      const sensors = await api('GET', '/v1/sensors');
-      const [pages, runs, sp] = await Promise.all([
-        // One sensor's failure leaves its series empty instead of blanking the whole chart.
-        Promise.all(sensors.map((s) => api('GET', `/v1/sensors/${encodeURIComponent(s.id)}/readings?${qs({ from, to, max_points: 400 })}`)
-          .catch(() => ({ bucket_s: 0, points: [] })))),
-        api('GET', `/v1/runs?${qs({ from, to })}`),
-        loadSetpoints(from, to),
-      ]);
-      if (!st.alive || gen !== st.generation) return;
-      const series = sensors.map((s, i) => ({
-        id: s.id,
-        label: sensorLabel(s),
-        bucketS: pages[i].bucket_s,
-        points: pages[i].points.map((p) => ({ t: Date.parse(p.at), mean: p.mean, min: p.min, max: p.max })),
-      }));
-      const setpoints = [{ kind: 'heat', label: 'Heat target', steps: sp.heat }];
-      if (sp.usesCool || runs.some((x) => x.system === 'cool')) setpoints.push({ kind: 'cool', label: 'Cool target', steps: sp.cool });
-      const data = {
-        from: fromMs,
-        to: toMs,
-        rangeLabel: label,
-        series,
-        setpoints,
-        runs: runs.map((x) => ({ system: x.system, start: Date.parse(x.start), end: x.end ? Date.parse(x.end) : null })),
-      };
-      const points = series.reduce((a, s) => a + s.points.filter((p) => p.mean !== null).length, 0);
-      if (!sensors.length) status.textContent = 'No sensors yet.';
-      else if (!points) status.textContent = `No readings for ${label}.`;
-      else status.textContent = '';
-      // What the chart shows, for people's tools and the tests: the span in ISO form.
-      chartBox.dataset.from = from;
-      chartBox.dataset.to = to;
-      if (st.chart) st.chart.update(data);
-      else st.chart = timeChart(chartBox, data, { onZoom: zoomTo, onReset: resetZoom });
-    } catch (e) {
-      if (!st.alive || gen !== st.generation) return;
-      status.textContent = `Could not load the history: ${e.message}`;
-    } finally {
-      if (gen === st.generation) chartBox.setAttribute('aria-busy', 'false');
-    }
-  }
-
-  // ----- zoom ----------------------------------------------------------------------------
-  /** Show [from, to], kept inside the range and at least MIN_SPAN wide; the whole range
-   * again when it covers it. */
-  function zoomTo(from, to) {
-    const all = whole();
-    const span = Math.max(MIN_SPAN, to - from);
-    if (span >= all.to - all.from) {
-      st.zoom = null;
-    } else {
-      const mid = (from + to) / 2;
-      let a = mid - span / 2;
-      a = Math.min(Math.max(a, all.from), all.to - span);
-      st.zoom = { from: a, to: a + span };
-    }
-    loadChart();
-  }
-
-  /** The buttons: a span `factor` times as wide (0.5: in, 2: out) around the middle. */
-  function zoomBy(factor) {
-    const { from, to } = shown();
-    const mid = (from + to) / 2;
-    const span = (to - from) * factor;
-    zoomTo(mid - span / 2, mid + span / 2);
-  }
-
-  function resetZoom() {
-    if (!st.zoom) return;
-    st.zoom = null;
-    loadChart();
-  }
-
-  function renderZoomButtons() {
-    const { from, to } = shown();
-    zoomIn.disabled = to - from <= MIN_SPAN;
-    zoomOut.disabled = !st.zoom;
-    zoomReset.disabled = !st.zoom;
-  }
-
-  zoomIn.addEventListener('click', () => zoomBy(0.5));
-  zoomOut.addEventListener('click', () => zoomBy(2));
-  zoomReset.addEventListener('click', resetZoom);
-
-  // ----- runtime -------------------------------------------------------------------------
-  async function loadAnalytics() {
-    const r = RANGES[st.range];
-    runtimeTitle.textContent = `Runtime ${perText(r.runtime)}`;
-    firstCol.textContent = r.runtime.days ? 'Day' : 'Time';
-    try {
-      const rows = await loadRuntime(r.runtime);
-      if (!st.alive) return;
-      const keys = [...new Set(rows.map((x) => x.key))].sort();
-      const labels = new Map(rows.map((x) => [x.key, x.label]));
-      const bySys = (sys) => keys.map((k) => rows.find((x) => x.key === k && x.system === sys)?.row.runtime_s ?? 0);
-      if (st.bars) st.bars.destroy();
-      st.bars = null;
-      tbody.replaceChildren();
-      if (!keys.length) {
-        runtimeBox.replaceChildren(h('p', { class: 'empty muted', text: 'No heating or cooling runs yet.' }));
-        return;
-      }
-      const stacks = [];
-      if (rows.some((x) => x.system === 'heat')) stacks.push({ label: 'Heating', color: HEAT_COLOR, values: bySys('heat') });
-      if (rows.some((x) => x.system === 'cool')) stacks.push({ label: 'Cooling', color: COOL_COLOR, values: bySys('cool') });
-      const total = rows.reduce((a, x) => a + x.row.runtime_s, 0);
-      st.bars = barChart(runtimeBox, {
-        labels: keys.map((k) => labels.get(k)),
-        stacks,
-        duration: true,
-        ariaLabel: `Runtime ${perText(r.runtime)} over ${r.label}, ${fmtDuration(total)} in all.`,
-      });
-      // A short table is shown; a long one stays folded under the chart.
-      details.open = rows.length <= 14;
-      // Newest first in the table: that is the one people look for.
-      for (const x of [...rows].sort((a, b) => (a.key < b.key ? 1 : a.key > b.key ? -1 : 0))) {
-        const s = x.row;
-        const cells = [
-          x.title,
-          s.system === 'cool' ? 'Cooling' : 'Heating',
-          fmtDuration(s.runtime_s),
-          String(s.cycles),
-          s.cycles_per_hour.toFixed(2),
-          `${Math.round(s.duty_cycle * 100)} %`,
-          s.rate_c_per_h === null || s.rate_c_per_h === undefined ? '—' : `${s.rate_c_per_h.toFixed(1)} °C/h`,
-        ];
-        tbody.append(h('tr', {}, cells.map((c) => h('td', { text: c }))));
-      }
-    } catch (e) {
-      if (st.alive) runtimeBox.replaceChildren(h('p', { class: 'view-error', text: `Could not load the runtime: ${e.message}` }));
-    }
-  }
-
-  function reload() {
-    loadChart();
-    loadAnalytics();
-  }
-
-  function renderRange() {
-    for (const b of rangeButtons) b.setAttribute('aria-pressed', String(b.dataset.range === st.range));
-  }
-
-  for (const b of rangeButtons) {
-    b.addEventListener('click', () => {
-      st.range = b.dataset.range;
-      st.zoom = null;
-      renderRange();
-      // The range is in the address (a reload or a bookmark keeps it) without a navigation.
-      history.replaceState(null, '', `#/history?range=${st.range}`);
-      reload();
-    });
-  }
-
-  // Live: new readings and decisions arrive all the time; re-read the chart at most once a
-  // minute for them (the engine downsamples anyway), at once after a gap in the stream. A
-  // zoomed chart stays where it was put.
-  let pending = null;
-  const soon = () => {
-    if (pending || st.zoom) return;
-    pending = setTimeout(() => {
-      pending = null;
-      if (st.alive && !document.hidden && !st.zoom) loadChart();
-    }, 60e3);
-  };
-  const offs = [
-    on('reading', soon),
-    on('decision', soon),
-    on('relay', soon),
-    on('lagged', reload),
-  ];
-
-  renderRange();
-  reload();
-
+  const v = { st, els: skeleton() };
+  el.replaceChildren(v.els.root);
+  const { els } = v;
+  els.zoomIn.addEventListener('click', () => zoomBy(v, 0.5));
+  els.zoomOut.addEventListener('click', () => zoomBy(v, 2));
+  els.zoomReset.addEventListener('click', () => resetZoom(v));
+  for (const b of els.rangeButtons) b.addEventListener('click', () => chooseRange(v, b.dataset.range));
+  const stopEvents = followEvents(v);
+  renderRange(v);
+  reload(v);
   return () => {
     st.alive = false;
-    clearTimeout(pending);
-    for (const off of offs) off();
+    stopEvents();
     if (st.chart) st.chart.destroy();
     if (st.bars) st.bars.destroy();
   };

@@ -5,19 +5,13 @@
 // The face shows ONE decision: its temperature, its state and its reason together (the engine
 // publishes a decision whenever any of them changes), never a live reading beside an older
 // reason. Readings update the sensor cards.
+//
+// Layout: the reason texts (pure); the skeleton; what the state says (mode, segment, targets);
+// the renderers; loading; the actions (+/−, resume, mode, live events), wired in mount().
 
-import {
-  api,
-  on,
-  session,
-  requireLogin,
-  fmtTemp,
-  fmtTime,
-  fmtDay,
-  fmtAgo,
-  fmtDuration,
-} from "./api.js";
-import { toast } from "./app.js";
+import { api, on, session, requireLogin } from "./api.js";
+import { excludedTone, fmtAgo, fmtDay, fmtDuration, fmtExcluded, fmtTemp, fmtTime } from "./format.js";
+import { toast } from "./toast.js";
 import { h } from "./dom.js";
 import { relayNotice } from "./relay-notice.js";
 
@@ -71,16 +65,6 @@ function plainReason(d) {
   return PLAIN[d.reason_code] || '';
 }
 
-const EXCLUDED = {
-  no_reading: 'No reading',
-  stale: 'Stale',
-  failed: 'Failed',
-  implausible: 'Implausible',
-  stuck: 'Stuck',
-  outlier: 'Outlier',
-  not_selected: 'Not selected',
-};
-
 const STATE_LABEL = {
   heating: 'Heating',
   cooling: 'Cooling',
@@ -125,55 +109,524 @@ function stateOf(d, mode) {
   return 'idle';
 }
 
+// The state's why in a few words, where it needs no numbers.
+const SHORT_REASON = {
+  heat_below_band: 'Colder than the target',
+  heat_above_band: 'Warm enough',
+  cool_above_band: 'Warmer than the target',
+  cool_below_band: 'Cool enough',
+  auto_deadband: 'Between the heating and cooling targets',
+  mode_off: 'Switched off',
+  frost_floor: 'Frost protection',
+  max_ceiling: 'Above the maximum ceiling',
+  sensor_loss_duty: 'No usable sensor: short timed bursts',
+  sensor_loss_off: 'No usable sensor',
+};
+
 /** Why, in a few words beside the state: "Minimum off time: heat in 1 min 40 s". */
 function statusText(d) {
   if (!d) return '';
+  const held = (what) => together(`${what} ${countdown(d)}`.trim());
   switch (d.reason_code) {
-    case 'heat_below_band':
-      return 'Colder than the target';
-    case 'heat_above_band':
-      return 'Warm enough';
     case 'heat_in_band':
       return d.heat ? 'Nearly at the target' : 'Close to the target';
-    case 'cool_above_band':
-      return 'Warmer than the target';
-    case 'cool_below_band':
-      return 'Cool enough';
     case 'cool_in_band':
       return d.cool ? 'Nearly at the target' : 'Close to the target';
-    case 'auto_deadband':
-      return 'Between the heating and cooling targets';
     case 'preheat':
     case 'precool':
       return d.outlook
         ? `Early start: ${fmtTemp(d.outlook.target_c)} by ${fmtTime(d.outlook.segment_start)}`
         : 'Early start for the next target';
     case 'min_on_time':
-      return `Minimum run time: ${together(`off ${countdown(d)}`.trim())}`;
+      return `Minimum run time: ${held('off')}`;
     case 'min_off_time':
-      return `Minimum off time: ${together(`${heldSystem(d)} ${countdown(d)}`.trim())}`;
+      return `Minimum off time: ${held(heldSystem(d))}`;
     case 'changeover':
-      return d.held_until
-        ? `Changeover: ${together(`${heldSystem(d)} ${countdown(d)}`)}`
-        : 'Changeover: waiting for the other system to stop';
-    case 'mode_off':
-      return 'Switched off';
-    case 'frost_floor':
-      return 'Frost protection';
-    case 'max_ceiling':
-      return 'Above the maximum ceiling';
-    case 'sensor_loss_duty':
-      return 'No usable sensor: short timed bursts';
-    case 'sensor_loss_off':
-      return 'No usable sensor';
+      return d.held_until ? `Changeover: ${held(heldSystem(d))}` : 'Changeover: waiting for the other system to stop';
     default:
-      return '';
+      return SHORT_REASON[d.reason_code] || '';
   }
 }
 
-
 const clamp = (v, [lo, hi]) => Math.min(hi, Math.max(lo, v));
 const round1 = (v) => Math.round(v * 10) / 10;
+
+// ----- skeleton ----------------------------------------------------------------------------
+
+function holdControls() {
+  const holdSel = h('select', { id: 'hold', 'aria-label': 'Hold' },
+    h('option', { value: 'next_change', text: 'Until the next change' }),
+    h('option', { value: 'for', text: 'For a few hours' }),
+    h('option', { value: 'indefinite', text: 'Until I resume' }));
+  const holdHours = h('input', {
+    id: 'hold-hours', type: 'number', min: '0.5', max: '720', step: '0.5', value: '2', inputmode: 'decimal', 'aria-label': 'Hold hours',
+  });
+  const holdHoursWrap = h('label', { class: 'hold-hours' }, holdHours, h('span', { text: 'h' }));
+  // The hold chosen last is kept while the page is open (not across reloads: a fresh page
+  // starts from the default, "until the next change").
+  holdSel.value = remembered.hold;
+  holdHours.value = remembered.hours;
+  const syncHold = () => {
+    holdHoursWrap.hidden = holdSel.value !== 'for';
+    remembered.hold = holdSel.value;
+    remembered.hours = holdHours.value;
+  };
+  holdSel.addEventListener('change', syncHold);
+  holdHours.addEventListener('change', syncHold);
+  syncHold();
+  return { holdSel, holdHours, holdHoursWrap };
+}
+
+const tempButton = (id, label, symbol) =>
+  h('button', { type: 'button', id, class: 'temp-btn', 'aria-label': label }, h('span', { 'aria-hidden': 'true', text: symbol }));
+
+/** The face's and the controls' elements, empty: renderers fill them. */
+function elements() {
+  const els = {
+    tempEl: h('div', { id: 'home-temp', class: 'home-temp', 'aria-live': 'off', text: '—' }),
+    stateEl: h('span', { id: 'home-state', class: 'home-state', text: '' }),
+    // The state and why, together: "WAITING · Minimum off time: heat in 1 min 40 s".
+    statusEl: h('span', { id: 'home-status', class: 'home-status', text: '' }),
+    targetEl: h('span', { id: 'home-target', class: 'home-target', text: '—' }),
+    targetLabel: h('span', { class: 'home-target-label', text: 'Target' }),
+    coolEl: h('div', { class: 'home-cool muted', hidden: true }),
+    nextEl: h('div', { id: 'home-next', class: 'home-next', text: '' }),
+    plainEl: h('p', { class: 'home-plain' }),
+    reasonEl: h('p', { id: 'home-reason', class: 'home-reason muted' }),
+    expectEl: h('p', { class: 'home-expect muted', hidden: true }),
+    equipEl: h('div', { class: 'home-equipment', 'aria-label': 'Equipment' }),
+    downBtn: tempButton('temp-down', 'Lower target', '−'),
+    upBtn: tempButton('temp-up', 'Raise target', '+'),
+    resumeBtn: h('button', { type: 'button', id: 'home-resume', class: 'btn btn-primary', text: 'Resume schedule' }),
+    overrideText: h('span', { class: 'override-text' }),
+    modeBtns: MODES.map(([m, label]) =>
+      h('button', { type: 'button', class: 'mode-btn', 'data-mode': m, 'aria-pressed': 'false', text: label })),
+    sensorsEl: h('div', { class: 'sensor-cards' }),
+    errorEl: h('p', { class: 'view-error', role: 'alert', hidden: true }),
+    ...holdControls(),
+  };
+  els.overrideEl = h('div', { id: 'home-override', class: 'home-override', hidden: true, role: 'status' }, els.overrideText, els.resumeBtn);
+  return els;
+}
+
+/** The page's sections around the elements. */
+function layoutPage(els) {
+  const face = h('section', { class: 'home-face', 'aria-label': 'Temperature' },
+    h('div', { class: 'dial' },
+      h('div', { class: 'home-state-box' }, els.stateEl, els.statusEl),
+      els.tempEl,
+      h('div', { class: 'home-target-row' }, els.targetLabel, els.targetEl),
+      els.coolEl,
+      els.nextEl));
+  // The wall display has no header: without a session its controls give way to this.
+  const kioskLogin = h('button', {
+    type: 'button', id: 'kiosk-login', class: 'btn btn-primary kiosk-login', text: 'Log in to change the temperature', onclick: () => requireLogin(),
+  });
+  const controls = h('section', { class: 'home-controls', 'aria-label': 'Controls' },
+    kioskLogin,
+    h('div', { class: 'temp-buttons' }, els.downBtn, els.upBtn),
+    h('div', { class: 'hold-row' }, h('span', { class: 'hold-label', text: 'Hold' }), els.holdSel, els.holdHoursWrap),
+    els.overrideEl,
+    h('div', { class: 'segmented mode-group', role: 'group', 'aria-label': 'Mode' }, els.modeBtns));
+  const why = h('section', { class: 'home-why card', 'aria-label': 'Why' }, els.plainEl, els.reasonEl, els.expectEl, els.equipEl);
+  const sensors = h('section', { class: 'home-sensors', 'aria-labelledby': 'home-sensors-title' },
+    h('h2', { id: 'home-sensors-title', class: 'section-title', text: 'Sensors' }), els.sensorsEl);
+  return { main: h('div', { class: 'home-main' }, face, controls), why, sensors };
+}
+
+// ----- what the state says -----------------------------------------------------------------
+
+const modeOf = (st) => st.control?.settings?.mode || st.control?.decision?.mode || 'heat';
+
+function currentSegment(st, now = Date.now()) {
+  const segs = st.timeline?.segments || [];
+  return segs.find((s) => Date.parse(s.start) <= now && now < Date.parse(s.end)) || null;
+}
+
+/** The setpoints in force now: the timeline's segment (overrides included), else the decision's. */
+function targets(st) {
+  const seg = currentSegment(st);
+  if (seg) return { heat: seg.heat_c, cool: seg.cool_c };
+  const d = st.control?.decision;
+  if (d) return { heat: d.heat_setpoint_c, cool: d.cool_setpoint_c };
+  return null;
+}
+
+/** Which setpoint the big number shows: the cooling one in cool mode, else the heating one. */
+const primary = (st, t) => (t ? (modeOf(st) === 'cool' ? t.cool : t.heat) : null);
+const segTargets = (s) => ({ heat: s.heat_c, cool: s.cool_c });
+
+function whenText(iso) {
+  const d = new Date(iso);
+  return d.toDateString() === new Date().toDateString() ? fmtTime(d) : `${fmtDay(d)} ${fmtTime(d)}`;
+}
+
+function activeOverride(st, now = Date.now()) {
+  const live = st.overrides.filter(
+    (o) => Date.parse(o.start) <= now && (o.end === null || o.end === undefined || Date.parse(o.end) > now),
+  );
+  // Among overrides in force the newest start wins (Override.created doc).
+  live.sort((a, b) => Date.parse(b.start) - Date.parse(a.start) || b.id - a.id);
+  return live[0] || null;
+}
+
+// ----- rendering ---------------------------------------------------------------------------
+
+/** The big number with a smaller unit; textContent stays exactly fmtTemp's "19.8 °C". */
+function showTemp(tempEl, c) {
+  const text = fmtTemp(c);
+  const m = /^(.*) (°C)$/.exec(text);
+  if (!m) {
+    tempEl.textContent = text;
+    return;
+  }
+  tempEl.replaceChildren(m[1], h('span', { class: 'unit' }, ' ', m[2]));
+}
+
+/** The face: the decision's temperature, state and why, all from the same decision. */
+function renderDecision(v) {
+  const { st, els } = v;
+  const d = st.control?.decision;
+  showTemp(els.tempEl, d ? d.effective_temp_c : null);
+  const s = st.control ? stateOf(d, modeOf(st)) : 'idle';
+  els.stateEl.textContent = STATE_LABEL[s];
+  v.el.dataset.state = s;
+  renderStatus(v);
+  els.plainEl.textContent = d ? plainReason(d) : st.control ? 'Waiting for the first decision…' : '';
+  els.reasonEl.textContent = d ? d.reason : '';
+  const expect = d ? expectText(d) : null;
+  els.expectEl.hidden = !expect;
+  if (expect) els.expectEl.textContent = expect;
+}
+
+/** When the target will be reached, or when an early start begins; null: nothing to say. */
+function expectText(d) {
+  if (d.expected_at && (d.heat || d.cool)) return `Expected to reach the target around ${whenText(d.expected_at)}.`;
+  if (d.outlook && d.outlook.lead_s > 0 && !d.heat && !d.cool) {
+    const start = new Date(Date.parse(d.outlook.segment_start) - d.outlook.lead_s * 1000);
+    return `Will start around ${fmtTime(start)} to reach ${fmtTemp(d.outlook.target_c)} by ${fmtTime(d.outlook.segment_start)}.`;
+  }
+  return null;
+}
+
+/** The short why beside the state; a hold's countdown ticks every second while it runs. */
+function renderStatus(v) {
+  const { st, els } = v;
+  const d = st.control?.decision;
+  els.statusEl.textContent = d ? statusText(d) : st.control ? 'Waiting for the first decision' : '';
+  const counting = heldLeftS(d) !== null;
+  if (counting && !st.countdown) st.countdown = setInterval(() => renderStatus(v), 1000);
+  if (!counting && st.countdown) {
+    clearInterval(st.countdown);
+    st.countdown = null;
+  }
+}
+
+function renderTarget(v) {
+  const { st, els } = v;
+  const t = st.pending || targets(st);
+  const m = modeOf(st);
+  els.targetEl.textContent = fmtTemp(primary(st, t));
+  els.targetEl.classList.toggle('pending', Boolean(st.pending));
+  els.coolEl.hidden = !(t && m === 'auto');
+  if (t && m === 'auto') els.coolEl.textContent = `Cooling above ${fmtTemp(t.cool)}`;
+  els.targetLabel.textContent = m === 'cool' ? 'Cool to' : m === 'off' ? 'Schedule' : 'Heat to';
+}
+
+/** "until 22:00, then 17.0 °C": the next segment whose target differs from now's. */
+function renderNext(v) {
+  const { st, els } = v;
+  const segs = st.timeline?.segments || [];
+  const now = Date.now();
+  const idx = segs.findIndex((s) => Date.parse(s.start) <= now && now < Date.parse(s.end));
+  if (idx < 0) {
+    els.nextEl.textContent = '';
+    return;
+  }
+  const cur = segs[idx];
+  const differs = (s) => (modeOf(st) === 'auto'
+    ? s.heat_c !== cur.heat_c || s.cool_c !== cur.cool_c
+    : primary(st, segTargets(s)) !== primary(st, segTargets(cur)));
+  const next = segs.slice(idx + 1).find(differs);
+  els.nextEl.textContent = next
+    ? `until ${whenText(next.start)}, then ${fmtTemp(primary(st, segTargets(next)))}`
+    : 'no change in the next day';
+}
+
+/** "Holding 22.0 °C until 18:00, when Evening starts (21.0 °C)." while an override holds. */
+function renderOverride(v) {
+  const { st, els } = v;
+  const o = activeOverride(st);
+  const seg = currentSegment(st);
+  const byTimeline = seg && seg.rule && seg.rule.layer === 'override';
+  els.overrideEl.hidden = !o && !byTimeline;
+  if (!o && !byTimeline) return;
+  const has = (x) => x !== null && x !== undefined;
+  const heat = o ? o.heat_c : seg.heat_c;
+  const cool = o ? o.cool_c : seg.cool_c;
+  const m = modeOf(st);
+  let held;
+  if (m === 'cool') held = fmtTemp(has(cool) ? cool : heat);
+  else if (m === 'auto' && has(heat) && has(cool)) held = `${fmtTemp(heat)} (cooling above ${fmtTemp(cool)})`;
+  else held = fmtTemp(has(heat) ? heat : cool);
+  if (o && !has(o.end)) {
+    els.overrideText.textContent = `Holding ${held} until you resume.`;
+    return;
+  }
+  const end = o ? o.end : seg.end;
+  const then = afterText(st, segmentAt(v, end), seg);
+  els.overrideText.textContent = `Holding ${held} until ${whenText(end)}${then ? `, ${then}` : ''}.`;
+}
+
+/** The segment that starts at `iso`: from the timeline shown, else read once (a hold may end
+ * beyond the next 26 hours). */
+function segmentAt(v, iso) {
+  const { st } = v;
+  const t = Date.parse(iso);
+  const known = (st.timeline?.segments || []).find((x) => Date.parse(x.start) === t);
+  if (known) return known;
+  if (st.after?.end === iso) return st.after.segment;
+  st.after = { end: iso, segment: null };
+  api('GET', `/v1/schedule/timeline?${new URLSearchParams({ from: iso, hours: '1' })}`)
+    .then((tl) => {
+      if (!st.alive || st.after?.end !== iso) return;
+      st.after.segment = tl?.segments?.[0] || null;
+      renderOverride(v);
+    })
+    .catch(() => {});
+  return null;
+}
+
+/** What takes over when a hold ends: "when Evening starts", "then Day (21.0 °C)", "then the
+ * default 20.0 °C". `now` is the segment in force (its beaten list: what runs underneath). */
+function afterText(st, next, now) {
+  if (!next) return '';
+  const value = fmtTemp(primary(st, segTargets(next)));
+  const r = next.rule;
+  if (!r || r.layer === 'default') return `then the default ${value}`;
+  if (r.layer === 'override') return `then another hold of ${value}`;
+  const underneath = (now?.beaten || []).some((b) => b.id === r.id && b.layer === r.layer);
+  return underneath ? `then ${r.name} (${value})` : `when ${r.name} starts (${value})`;
+}
+
+function renderModes(v) {
+  const m = v.st.control?.settings?.mode;
+  for (const b of v.els.modeBtns) b.setAttribute('aria-pressed', String(b.dataset.mode === m));
+}
+
+function renderEquipment(v) {
+  v.els.equipEl.replaceChildren(...v.st.relays.filter((r) => r.function).map((r) =>
+    h('span', { class: `chip chip-${r.state === 'on' ? r.function : 'off'}` }, `${r.name || r.output_id}: ${r.state === 'on' ? 'on' : 'off'}`)));
+}
+
+/** A sensor card's status: counted, excluded (and why), failed, stale, or not counted. */
+function sensorStatus(input, latest, failed, stale) {
+  if (input && input.used) {
+    return { status: input.weight !== 1 ? `Counted (weight ${round1(input.weight)})` : 'Counted', cls: 'ok', detail: null };
+  }
+  if (input && input.excluded) {
+    return { status: fmtExcluded(input.excluded), cls: excludedTone(input.excluded), detail: input.detail || null };
+  }
+  if (failed) return { status: 'Failed', cls: 'bad', detail: 'failed reading' };
+  if (stale) {
+    const detail = latest ? `stale: no reading for ${fmtAgo(latest.at).replace(' ago', '')}` : 'no reading yet';
+    return { status: 'Stale', cls: 'warn', detail };
+  }
+  return { status: 'Not counted', cls: 'muted', detail: null };
+}
+
+function sensorCard(st, id) {
+  const s = st.sensors.find((x) => x.id === id) || null;
+  const input = (st.control?.decision?.sensors || []).find((x) => x.id === id) || null;
+  const latest = s?.latest || (input && input.at ? { at: input.at, value: input.value } : null);
+  const failed = latest && (latest.value === null || latest.value === undefined);
+  const stale = s ? s.stale : input?.excluded === 'stale';
+  const { status, cls, detail } = sensorStatus(input, latest, failed, stale);
+  return h('article', { class: `sensor-card status-${cls}`, 'data-sensor-id': id },
+    h('div', { class: 'sensor-name', text: s?.name || s?.alias || input?.name || s?.id || input?.id }),
+    h('div', { class: 'sensor-temp', text: failed ? '—' : fmtTemp(latest ? latest.value : null) }),
+    h('div', { class: `sensor-status badge badge-${cls}`, text: status }),
+    detail ? h('div', { class: 'sensor-detail', text: detail }) : null,
+    h('div', { class: 'sensor-age muted', text: latest ? `read ${fmtAgo(latest.at)}` : 'no reading yet' }));
+}
+
+function renderSensors(v) {
+  const { st } = v;
+  const ids = st.sensors.map((s) => s.id);
+  for (const i of st.control?.decision?.sensors || []) if (!ids.includes(i.id)) ids.push(i.id);
+  v.els.sensorsEl.replaceChildren(...(ids.length
+    ? ids.map((id) => sensorCard(st, id))
+    : [h('p', { class: 'muted', text: 'No sensors have reported yet.' })]));
+}
+
+function renderSensor(v, id) {
+  const old = v.els.sensorsEl.querySelector(`[data-sensor-id="${CSS.escape(id)}"]`);
+  if (!old) return renderSensors(v);
+  old.replaceWith(sensorCard(v.st, id));
+}
+
+function renderAll(v) {
+  renderDecision(v);
+  renderTarget(v);
+  renderNext(v);
+  renderOverride(v);
+  renderModes(v);
+  renderSensors(v);
+  renderEquipment(v);
+}
+
+// ----- loading -----------------------------------------------------------------------------
+
+/** Keep `GET /v1/control`'s answer; its decision's countdown counts from now. */
+function setControl(st, c) {
+  if (c?.decision) c.decision.receivedAt = Date.now();
+  st.control = c;
+}
+
+async function load(v, parts = ['control', 'timeline', 'overrides', 'sensors', 'relays']) {
+  const { st, els } = v;
+  const jobs = {
+    control: () => api('GET', '/v1/control').then((c) => setControl(st, c)),
+    timeline: () => api('GET', '/v1/schedule/timeline?hours=26').then((t) => (st.timeline = t)),
+    overrides: () => api('GET', '/v1/overrides').then((o) => (st.overrides = o || [])),
+    sensors: () => api('GET', '/v1/sensors').then((s) => (st.sensors = s || [])),
+    relays: () => api('GET', '/v1/relays').then((r) => (st.relays = r || [])),
+  };
+  const results = await Promise.allSettled(parts.map((p) => jobs[p]()));
+  if (!st.alive) return;
+  const failed = results.filter((r) => r.status === 'rejected');
+  els.errorEl.hidden = !failed.length;
+  if (failed.length) els.errorEl.textContent = `Some data could not be loaded: ${failed[0].reason?.message || failed[0].reason}`;
+  renderAll(v);
+}
+
+// ----- actions -----------------------------------------------------------------------------
+
+/** +/−: the pending target moves at once; rapid presses coalesce into one override. */
+async function press(v, delta) {
+  const { st } = v;
+  if (!session().authenticated) {
+    // Ask first, so nobody watches a target change that will never be sent.
+    if (!(await requireLogin())) return;
+  }
+  const base = st.pending || targets(st);
+  if (!base) return;
+  const m = modeOf(st);
+  const next = { heat: base.heat, cool: base.cool };
+  if (m !== 'cool') next.heat = clamp(round1(base.heat + delta), HEAT_RANGE);
+  if (m === 'cool' || m === 'auto') next.cool = clamp(round1(base.cool + delta), COOL_RANGE);
+  st.pending = next;
+  renderTarget(v);
+  clearTimeout(st.timer);
+  st.timer = setTimeout(() => send(v), DEBOUNCE_MS);
+}
+
+function holdBody(els) {
+  const kind = els.holdSel.value;
+  if (kind === 'for') {
+    const hours = Number(els.holdHours.value);
+    const minutes = Math.round((Number.isFinite(hours) && hours > 0 ? hours : 2) * 60);
+    return { type: 'for', minutes: Math.min(Math.max(minutes, 1), 43200) };
+  }
+  if (kind === 'indefinite') return { type: 'indefinite' };
+  return { type: 'next_change' };
+}
+
+async function send(v) {
+  const { st } = v;
+  st.timer = null;
+  if (!st.pending) return;
+  if (st.sending) {
+    // A press landed while the previous override was on its way: send again afterwards.
+    st.timer = setTimeout(() => send(v), DEBOUNCE_MS);
+    return;
+  }
+  const m = modeOf(st);
+  const want = st.pending;
+  const body = { hold: holdBody(v.els) };
+  if (m !== 'cool') body.heat_c = want.heat;
+  if (m === 'cool' || m === 'auto') body.cool_c = want.cool;
+  st.sending = true;
+  try {
+    await api('POST', '/v1/overrides', body);
+    await load(v, ['timeline', 'overrides', 'control']);
+    // Keep showing the pending value until the fresh data says the same (no flicker back).
+    if (st.pending === want) st.pending = null;
+  } catch (e) {
+    if (st.pending === want) st.pending = null;
+    toast(e.message || String(e), 'error');
+  } finally {
+    st.sending = false;
+    if (st.alive) renderAll(v);
+  }
+}
+
+async function resume(v) {
+  const btn = v.els.resumeBtn;
+  btn.disabled = true;
+  try {
+    await api('DELETE', '/v1/overrides');
+    v.st.pending = null;
+    await load(v, ['timeline', 'overrides', 'control']);
+    toast('Back on schedule.', 'ok');
+  } catch (e) {
+    toast(e.message || String(e), 'error');
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+async function chooseMode(v, m) {
+  const { st, els } = v;
+  if (!st.control || st.control.settings.mode === m) return;
+  for (const x of els.modeBtns) x.disabled = true;
+  try {
+    // The PUT replaces the settings: send them all, fresh, with only the mode changed.
+    const fresh = await api('GET', '/v1/control');
+    setControl(st, fresh);
+    await api('PUT', '/v1/control/settings', { ...fresh.settings, mode: m });
+    await load(v, ['control', 'timeline']);
+  } catch (e) {
+    toast(e.message || String(e), 'error');
+  } finally {
+    for (const x of els.modeBtns) x.disabled = false;
+    renderModes(v);
+  }
+}
+
+/** The event stream's handlers; returns the unsubscribers. */
+function followEvents(v) {
+  const { st } = v;
+  return [
+    // A reading moves its sensor's card. The face waits for the decision made from it (the
+    // engine publishes one whenever the temperature it decides on changes), so the number and
+    // the reason beside it never disagree.
+    on('reading', (ev) => {
+      const s = st.sensors.find((x) => x.id === ev.sensor_id);
+      if (!s) return load(v, ['sensors']);
+      s.latest = { at: ev.at, value: ev.value };
+      s.stale = false;
+      renderSensor(v, ev.sensor_id);
+    }),
+    on('decision', (ev) => {
+      if (!ev.decision) return;
+      if (!st.control) st.control = { settings: { mode: ev.decision.mode }, decision: null };
+      ev.decision.receivedAt = Date.now();
+      st.control.decision = ev.decision;
+      renderDecision(v);
+      if (!st.pending) renderTarget(v);
+      renderSensors(v);
+    }),
+    on('relay', (ev) => {
+      const r = st.relays.find((x) => x.host_id === ev.host_id && x.output_id === ev.output_id);
+      if (!r) return load(v, ['relays']);
+      r.state = ev.state;
+      renderEquipment(v);
+    }),
+    on('changed', () => load(v, ['control', 'timeline', 'overrides'])),
+    on('lagged', () => load(v)),
+  ];
+}
 
 export async function mount(el, ctx) {
   const st = {
@@ -189,579 +642,23 @@ export async function mount(el, ctx) {
     sending: false,
     alive: true,
   };
-
-  // ----- skeleton ------------------------------------------------------------------------
-  const tempEl = h('div', { id: 'home-temp', class: 'home-temp', 'aria-live': 'off', text: '—' });
-  const stateEl = h('span', { id: 'home-state', class: 'home-state', text: '' });
-  // The state and why, together: "WAITING · Minimum off time: heat in 1 min 40 s".
-  const statusEl = h('span', { id: 'home-status', class: 'home-status', text: '' });
-  const targetEl = h('span', { id: 'home-target', class: 'home-target', text: '—' });
-  const targetLabel = h('span', { class: 'home-target-label', text: 'Target' });
-  const coolEl = h('div', { class: 'home-cool muted', hidden: true });
-  const nextEl = h('div', { id: 'home-next', class: 'home-next', text: '' });
-  const plainEl = h('p', { class: 'home-plain' });
-  const reasonEl = h('p', { id: 'home-reason', class: 'home-reason muted' });
-  const expectEl = h('p', { class: 'home-expect muted', hidden: true });
-  const equipEl = h('div', { class: 'home-equipment', 'aria-label': 'Equipment' });
-
-  const downBtn = h(
-    'button',
-    { type: 'button', id: 'temp-down', class: 'temp-btn', 'aria-label': 'Lower target' },
-    h('span', { 'aria-hidden': 'true', text: '−' }),
-  );
-  const upBtn = h(
-    'button',
-    { type: 'button', id: 'temp-up', class: 'temp-btn', 'aria-label': 'Raise target' },
-    h('span', { 'aria-hidden': 'true', text: '+' }),
-  );
-
-  const holdSel = h(
-    'select',
-    { id: 'hold', 'aria-label': 'Hold' },
-    h('option', { value: 'next_change', text: 'Until the next change' }),
-    h('option', { value: 'for', text: 'For a few hours' }),
-    h('option', { value: 'indefinite', text: 'Until I resume' }),
-  );
-  const holdHours = h('input', {
-    id: 'hold-hours',
-    type: 'number',
-    min: '0.5',
-    max: '720',
-    step: '0.5',
-    value: '2',
-    inputmode: 'decimal',
-    'aria-label': 'Hold hours',
-  });
-  const holdHoursWrap = h('label', { class: 'hold-hours' }, holdHours, h('span', { text: 'h' }));
-  // The hold chosen last is kept while the page is open (not across reloads: a fresh page
-  // starts from the default, "until the next change").
-  holdSel.value = remembered.hold;
-  holdHours.value = remembered.hours;
-  const syncHold = () => {
-    holdHoursWrap.hidden = holdSel.value !== 'for';
-    remembered.hold = holdSel.value;
-    remembered.hours = holdHours.value;
-  };
-  holdSel.addEventListener('change', syncHold);
-  holdHours.addEventListener('change', syncHold);
-  syncHold();
-
-  const resumeBtn = h('button', {
-    type: 'button',
-    id: 'home-resume',
-    class: 'btn btn-primary',
-    text: 'Resume schedule',
-  });
-  const overrideText = h('span', { class: 'override-text' });
-  const overrideEl = h(
-    'div',
-    { id: 'home-override', class: 'home-override', hidden: true, role: 'status' },
-    overrideText,
-    resumeBtn,
-  );
-
-  const modeBtns = MODES.map(([m, label]) =>
-    h('button', {
-      type: 'button',
-      class: 'mode-btn',
-      'data-mode': m,
-      'aria-pressed': 'false',
-      text: label,
-    }),
-  );
-  const modeGroup = h('div', { class: 'segmented mode-group', role: 'group', 'aria-label': 'Mode' }, modeBtns);
-
-  const sensorsEl = h('div', { class: 'sensor-cards' });
-  const errorEl = h('p', { class: 'view-error', role: 'alert', hidden: true });
-
-  const face = h(
-    'section',
-    { class: 'home-face', 'aria-label': 'Temperature' },
-    h(
-      'div',
-      { class: 'dial' },
-      h('div', { class: 'home-state-box' }, stateEl, statusEl),
-      tempEl,
-      h('div', { class: 'home-target-row' }, targetLabel, targetEl),
-      coolEl,
-      nextEl,
-    ),
-  );
-  // The wall display has no header: without a session its controls give way to this.
-  const kioskLogin = h('button', {
-    type: 'button',
-    id: 'kiosk-login',
-    class: 'btn btn-primary kiosk-login',
-    text: 'Log in to change the temperature',
-    onclick: () => requireLogin(),
-  });
-  const controls = h(
-    'section',
-    { class: 'home-controls', 'aria-label': 'Controls' },
-    kioskLogin,
-    h('div', { class: 'temp-buttons' }, downBtn, upBtn),
-    h('div', { class: 'hold-row' }, h('span', { class: 'hold-label', text: 'Hold' }), holdSel, holdHoursWrap),
-    overrideEl,
-    modeGroup,
-  );
-  const why = h(
-    'section',
-    { class: 'home-why card', 'aria-label': 'Why' },
-    plainEl,
-    reasonEl,
-    expectEl,
-    equipEl,
-  );
-  const sensorsSection = h(
-    'section',
-    { class: 'home-sensors', 'aria-labelledby': 'home-sensors-title' },
-    h('h2', { id: 'home-sensors-title', class: 'section-title', text: 'Sensors' }),
-    sensorsEl,
-  );
+  const els = elements();
+  const page = layoutPage(els);
   el.classList.add('home');
   if (ctx && ctx.kiosk) el.classList.add('home-kiosk');
   // Above the face: when a heat or cool output is simulated or its agent does not answer.
   const notice = relayNotice();
-  el.append(errorEl, notice.el, h('div', { class: 'home-main' }, face, controls), why, sensorsSection);
-
-  // ----- derived values ------------------------------------------------------------------
-  const mode = () => st.control?.settings?.mode || st.control?.decision?.mode || 'heat';
-
-  function currentSegment(now = Date.now()) {
-    const segs = st.timeline?.segments || [];
-    return segs.find((s) => Date.parse(s.start) <= now && now < Date.parse(s.end)) || null;
-  }
-
-  /** The setpoints in force now: the timeline's segment (overrides included), else the decision's. */
-  function targets() {
-    const seg = currentSegment();
-    if (seg) return { heat: seg.heat_c, cool: seg.cool_c };
-    const d = st.control?.decision;
-    if (d) return { heat: d.heat_setpoint_c, cool: d.cool_setpoint_c };
-    return null;
-  }
-
-  /** Which setpoint the big number shows: the cooling one in cool mode, else the heating one. */
-  const primary = (t) => (t ? (mode() === 'cool' ? t.cool : t.heat) : null);
-
-  // ----- rendering -----------------------------------------------------------------------
-  /** The big number with a smaller unit; textContent stays exactly fmtTemp's "19.8 °C". */
-  function showTemp(c) {
-    const text = fmtTemp(c);
-    const m = /^(.*) (°C)$/.exec(text);
-    if (!m) {
-      tempEl.textContent = text;
-      return;
-    }
-    tempEl.replaceChildren(m[1], h('span', { class: 'unit' }, ' ', m[2]));
-  }
-
-  /** The face: the decision's temperature, state and why, all from the same decision. */
-  function renderDecision() {
-    const d = st.control?.decision;
-    showTemp(d ? d.effective_temp_c : null);
-    const s = st.control ? stateOf(d, mode()) : 'idle';
-    stateEl.textContent = STATE_LABEL[s];
-    el.dataset.state = s;
-    renderStatus();
-    if (d) {
-      plainEl.textContent = plainReason(d);
-      reasonEl.textContent = d.reason;
-      if (d.expected_at && (d.heat || d.cool)) {
-        expectEl.hidden = false;
-        expectEl.textContent = `Expected to reach the target around ${whenText(d.expected_at)}.`;
-      } else if (d.outlook && d.outlook.lead_s > 0 && !d.heat && !d.cool) {
-        expectEl.hidden = false;
-        const start = new Date(Date.parse(d.outlook.segment_start) - d.outlook.lead_s * 1000);
-        expectEl.textContent = `Will start around ${fmtTime(start)} to reach ${fmtTemp(d.outlook.target_c)} by ${fmtTime(d.outlook.segment_start)}.`;
-      } else {
-        expectEl.hidden = true;
-      }
-    } else {
-      plainEl.textContent = st.control ? 'Waiting for the first decision…' : '';
-      reasonEl.textContent = '';
-      expectEl.hidden = true;
-    }
-  }
-
-  /** The short why beside the state; a hold's countdown ticks every second while it runs. */
-  function renderStatus() {
-    const d = st.control?.decision;
-    statusEl.textContent = d ? statusText(d) : st.control ? 'Waiting for the first decision' : '';
-    const counting = heldLeftS(d) !== null;
-    if (counting && !st.countdown) st.countdown = setInterval(renderStatus, 1000);
-    if (!counting && st.countdown) {
-      clearInterval(st.countdown);
-      st.countdown = null;
-    }
-  }
-
-  function renderTarget() {
-    const t = st.pending || targets();
-    targetEl.textContent = fmtTemp(primary(t));
-    targetEl.classList.toggle('pending', Boolean(st.pending));
-    if (t && mode() === 'auto') {
-      coolEl.hidden = false;
-      coolEl.textContent = `Cooling above ${fmtTemp(t.cool)}`;
-    } else {
-      coolEl.hidden = true;
-    }
-    targetLabel.textContent = mode() === 'cool' ? 'Cool to' : mode() === 'off' ? 'Schedule' : 'Heat to';
-  }
-
-  function whenText(iso) {
-    const d = new Date(iso);
-    const today = new Date();
-    return d.toDateString() === today.toDateString() ? fmtTime(d) : `${fmtDay(d)} ${fmtTime(d)}`;
-  }
-
-  function renderNext() {
-    const segs = st.timeline?.segments || [];
-    const now = Date.now();
-    const idx = segs.findIndex((s) => Date.parse(s.start) <= now && now < Date.parse(s.end));
-    if (idx < 0) {
-      nextEl.textContent = '';
-      return;
-    }
-    const cur = segs[idx];
-    const m = mode();
-    const differs = (s) =>
-      m === 'auto' ? s.heat_c !== cur.heat_c || s.cool_c !== cur.cool_c : primary({ heat: s.heat_c, cool: s.cool_c }) !== primary({ heat: cur.heat_c, cool: cur.cool_c });
-    const next = segs.slice(idx + 1).find(differs);
-    if (!next) {
-      nextEl.textContent = 'no change in the next day';
-      return;
-    }
-    const val = primary({ heat: next.heat_c, cool: next.cool_c });
-    nextEl.textContent = `until ${whenText(next.start)}, then ${fmtTemp(val)}`;
-  }
-
-  function activeOverride(now = Date.now()) {
-    const live = st.overrides.filter(
-      (o) => Date.parse(o.start) <= now && (o.end === null || o.end === undefined || Date.parse(o.end) > now),
-    );
-    // Among overrides in force the newest start wins (Override.created doc).
-    live.sort((a, b) => Date.parse(b.start) - Date.parse(a.start) || b.id - a.id);
-    return live[0] || null;
-  }
-
-  function renderOverride() {
-    const o = activeOverride();
-    const seg = currentSegment();
-    const byTimeline = seg && seg.rule && seg.rule.layer === 'override';
-    if (!o && !byTimeline) {
-      overrideEl.hidden = true;
-      return;
-    }
-    overrideEl.hidden = false;
-    const heat = o ? o.heat_c : seg.heat_c;
-    const cool = o ? o.cool_c : seg.cool_c;
-    const has = (v) => v !== null && v !== undefined;
-    const m = mode();
-    let held;
-    if (m === 'cool') held = fmtTemp(has(cool) ? cool : heat);
-    else if (m === 'auto' && has(heat) && has(cool)) held = `${fmtTemp(heat)} (cooling above ${fmtTemp(cool)})`;
-    else held = fmtTemp(has(heat) ? heat : cool);
-    const end = o ? o.end : seg.end;
-    if (o && !has(o.end)) {
-      overrideText.textContent = `Holding ${held} until you resume.`;
-      return;
-    }
-    const then = afterText(segmentAt(end), seg);
-    overrideText.textContent = `Holding ${held} until ${whenText(end)}${then ? `, ${then}` : ''}.`;
-  }
-
-  /** The segment that starts at `iso`: from the timeline shown, else read once (a hold may end
-   * beyond the next 26 hours). */
-  function segmentAt(iso) {
-    const t = Date.parse(iso);
-    const known = (st.timeline?.segments || []).find((x) => Date.parse(x.start) === t);
-    if (known) return known;
-    if (st.after?.end === iso) return st.after.segment;
-    st.after = { end: iso, segment: null };
-    api('GET', `/v1/schedule/timeline?${new URLSearchParams({ from: iso, hours: '1' })}`)
-      .then((tl) => {
-        if (!st.alive || st.after?.end !== iso) return;
-        st.after.segment = tl?.segments?.[0] || null;
-        renderOverride();
-      })
-      .catch(() => {});
-    return null;
-  }
-
-  /** What takes over when a hold ends: "when Evening starts", "then Day (21.0 °C)", "then the
-   * default 20.0 °C". `now` is the segment in force (its beaten list: what runs underneath). */
-  function afterText(next, now) {
-    if (!next) return '';
-    const value = fmtTemp(primary({ heat: next.heat_c, cool: next.cool_c }));
-    const r = next.rule;
-    if (!r || r.layer === 'default') return `then the default ${value}`;
-    if (r.layer === 'override') return `then another hold of ${value}`;
-    const underneath = (now?.beaten || []).some((b) => b.id === r.id && b.layer === r.layer);
-    return underneath ? `then ${r.name} (${value})` : `when ${r.name} starts (${value})`;
-  }
-
-  function renderModes() {
-    const m = st.control?.settings?.mode;
-    for (const b of modeBtns) b.setAttribute('aria-pressed', String(b.dataset.mode === m));
-  }
-
-  function renderEquipment() {
-    equipEl.replaceChildren(
-      ...st.relays
-        .filter((r) => r.function)
-        .map((r) =>
-          h(
-            'span',
-            { class: `chip chip-${r.state === 'on' ? r.function : 'off'}` },
-            `${r.name || r.output_id}: ${r.state === 'on' ? 'on' : 'off'}`,
-          ),
-        ),
-    );
-  }
-
-  function sensorName(s, input) {
-    return s?.name || s?.alias || input?.name || s?.id || input?.id;
-  }
-
-  function sensorCard(id) {
-    const s = st.sensors.find((x) => x.id === id) || null;
-    const input = (st.control?.decision?.sensors || []).find((x) => x.id === id) || null;
-    const latest = s?.latest || (input && input.at ? { at: input.at, value: input.value } : null);
-    const failed = latest && (latest.value === null || latest.value === undefined);
-    const stale = s ? s.stale : input?.excluded === 'stale';
-    let status;
-    let cls;
-    let detail = null;
-    if (input && input.used) {
-      status = input.weight !== 1 ? `Counted (weight ${round1(input.weight)})` : 'Counted';
-      cls = 'ok';
-    } else if (input && input.excluded) {
-      status = EXCLUDED[input.excluded] || input.excluded;
-      detail = input.detail || null;
-      cls = input.excluded === 'not_selected' ? 'muted' : input.excluded === 'stale' || input.excluded === 'no_reading' ? 'warn' : 'bad';
-    } else if (failed) {
-      status = 'Failed';
-      detail = 'failed reading';
-      cls = 'bad';
-    } else if (stale) {
-      status = 'Stale';
-      detail = latest ? `stale: no reading for ${fmtAgo(latest.at).replace(' ago', '')}` : 'no reading yet';
-      cls = 'warn';
-    } else {
-      status = 'Not counted';
-      cls = 'muted';
-    }
-    const card = h(
-      'article',
-      { class: `sensor-card status-${cls}`, 'data-sensor-id': id },
-      h('div', { class: 'sensor-name', text: sensorName(s, input) }),
-      h('div', { class: 'sensor-temp', text: failed ? '—' : fmtTemp(latest ? latest.value : null) }),
-      h('div', { class: `sensor-status badge badge-${cls}`, text: status }),
-      detail ? h('div', { class: 'sensor-detail', text: detail }) : null,
-      h('div', { class: 'sensor-age muted', text: latest ? `read ${fmtAgo(latest.at)}` : 'no reading yet' }),
-    );
-    return card;
-  }
-
-  function sensorIds() {
-    const ids = st.sensors.map((s) => s.id);
-    for (const i of st.control?.decision?.sensors || []) if (!ids.includes(i.id)) ids.push(i.id);
-    return ids;
-  }
-
-  function renderSensors() {
-    const ids = sensorIds();
-    if (!ids.length) {
-      sensorsEl.replaceChildren(h('p', { class: 'muted', text: 'No sensors have reported yet.' }));
-      return;
-    }
-    sensorsEl.replaceChildren(...ids.map(sensorCard));
-  }
-
-  function renderSensor(id) {
-    const old = sensorsEl.querySelector(`[data-sensor-id="${CSS.escape(id)}"]`);
-    if (!old) return renderSensors();
-    old.replaceWith(sensorCard(id));
-  }
-
-  function renderAll() {
-    renderDecision();
-    renderTarget();
-    renderNext();
-    renderOverride();
-    renderModes();
-    renderSensors();
-    renderEquipment();
-  }
-
-  // ----- loading -------------------------------------------------------------------------
-  /** Keep `GET /v1/control`'s answer; its decision's countdown counts from now. */
-  function setControl(v) {
-    if (v?.decision) v.decision.receivedAt = Date.now();
-    st.control = v;
-  }
-
-  async function load(parts = ['control', 'timeline', 'overrides', 'sensors', 'relays']) {
-    const jobs = {
-      control: () => api('GET', '/v1/control').then(setControl),
-      timeline: () => api('GET', '/v1/schedule/timeline?hours=26').then((v) => (st.timeline = v)),
-      overrides: () => api('GET', '/v1/overrides').then((v) => (st.overrides = v || [])),
-      sensors: () => api('GET', '/v1/sensors').then((v) => (st.sensors = v || [])),
-      relays: () => api('GET', '/v1/relays').then((v) => (st.relays = v || [])),
-    };
-    const results = await Promise.allSettled(parts.map((p) => jobs[p]()));
-    if (!st.alive) return;
-    const failed = results.filter((r) => r.status === 'rejected');
-    if (failed.length) {
-      errorEl.hidden = false;
-      errorEl.textContent = `Some data could not be loaded: ${failed[0].reason?.message || failed[0].reason}`;
-    } else {
-      errorEl.hidden = true;
-    }
-    renderAll();
-  }
-
-  // ----- +/− -----------------------------------------------------------------------------
-  async function press(delta) {
-    if (!session().authenticated) {
-      // Ask first, so nobody watches a target change that will never be sent.
-      if (!(await requireLogin())) return;
-    }
-    const base = st.pending || targets();
-    if (!base) return;
-    const m = mode();
-    const next = { heat: base.heat, cool: base.cool };
-    if (m !== 'cool') next.heat = clamp(round1(base.heat + delta), HEAT_RANGE);
-    if (m === 'cool' || m === 'auto') next.cool = clamp(round1(base.cool + delta), COOL_RANGE);
-    st.pending = next;
-    renderTarget();
-    clearTimeout(st.timer);
-    // Rapid presses coalesce into one override with the final value.
-    st.timer = setTimeout(send, DEBOUNCE_MS);
-  }
-
-  function holdBody() {
-    const v = holdSel.value;
-    if (v === 'for') {
-      const hours = Number(holdHours.value);
-      const minutes = Math.round((Number.isFinite(hours) && hours > 0 ? hours : 2) * 60);
-      return { type: 'for', minutes: Math.min(Math.max(minutes, 1), 43200) };
-    }
-    if (v === 'indefinite') return { type: 'indefinite' };
-    return { type: 'next_change' };
-  }
-
-  async function send() {
-    st.timer = null;
-    if (!st.pending) return;
-    if (st.sending) {
-      // A press landed while the previous override was on its way: send again afterwards.
-      st.timer = setTimeout(send, DEBOUNCE_MS);
-      return;
-    }
-    const m = mode();
-    const want = st.pending;
-    const body = { hold: holdBody() };
-    if (m !== 'cool') body.heat_c = want.heat;
-    if (m === 'cool' || m === 'auto') body.cool_c = want.cool;
-    st.sending = true;
-    try {
-      await api('POST', '/v1/overrides', body);
-      await load(['timeline', 'overrides', 'control']);
-      // Keep showing the pending value until the fresh data says the same (no flicker back).
-      if (st.pending === want) st.pending = null;
-    } catch (e) {
-      if (st.pending === want) st.pending = null;
-      toast(e.message || String(e), 'error');
-    } finally {
-      st.sending = false;
-      if (st.alive) renderAll();
-    }
-  }
-
-  upBtn.addEventListener('click', () => press(STEP));
-  downBtn.addEventListener('click', () => press(-STEP));
-
-  resumeBtn.addEventListener('click', async () => {
-    resumeBtn.disabled = true;
-    try {
-      await api('DELETE', '/v1/overrides');
-      st.pending = null;
-      await load(['timeline', 'overrides', 'control']);
-      toast('Back on schedule.', 'ok');
-    } catch (e) {
-      toast(e.message || String(e), 'error');
-    } finally {
-      resumeBtn.disabled = false;
-    }
-  });
-
-  for (const b of modeBtns) {
-    b.addEventListener('click', async () => {
-      const m = b.dataset.mode;
-      if (!st.control || st.control.settings.mode === m) return;
-      for (const x of modeBtns) x.disabled = true;
-      try {
-        // The PUT replaces the settings: send them all, fresh, with only the mode changed.
-        const fresh = await api('GET', '/v1/control');
-        setControl(fresh);
-        await api('PUT', '/v1/control/settings', { ...fresh.settings, mode: m });
-        await load(['control', 'timeline']);
-      } catch (e) {
-        toast(e.message || String(e), 'error');
-      } finally {
-        for (const x of modeBtns) x.disabled = false;
-        renderModes();
-      }
-    });
-  }
-
-  // ----- live updates --------------------------------------------------------------------
-  const offs = [
-    // A reading moves its sensor's card. The face waits for the decision made from it (the
-    // engine publishes one whenever the temperature it decides on changes), so the number and
-    // the reason beside it never disagree.
-    on('reading', (ev) => {
-      const s = st.sensors.find((x) => x.id === ev.sensor_id);
-      if (!s) {
-        load(['sensors']);
-        return;
-      }
-      s.latest = { at: ev.at, value: ev.value };
-      s.stale = false;
-      renderSensor(ev.sensor_id);
-    }),
-    on('decision', (ev) => {
-      if (!ev.decision) return;
-      if (!st.control) st.control = { settings: { mode: ev.decision.mode }, decision: null };
-      ev.decision.receivedAt = Date.now();
-      st.control.decision = ev.decision;
-      renderDecision();
-      if (!st.pending) renderTarget();
-      renderSensors();
-    }),
-    on('relay', (ev) => {
-      const r = st.relays.find((x) => x.host_id === ev.host_id && x.output_id === ev.output_id);
-      if (r) {
-        r.state = ev.state;
-        renderEquipment();
-      } else {
-        load(['relays']);
-      }
-    }),
-    on('changed', () => load(['control', 'timeline', 'overrides'])),
-    on('lagged', () => load()),
-  ];
-
+  el.append(els.errorEl, notice.el, page.main, page.why, page.sensors);
+  const v = { st, els, el };
+  els.upBtn.addEventListener('click', () => press(v, STEP));
+  els.downBtn.addEventListener('click', () => press(v, -STEP));
+  els.resumeBtn.addEventListener('click', () => resume(v));
+  for (const b of els.modeBtns) b.addEventListener('click', () => chooseMode(v, b.dataset.mode));
+  const offs = followEvents(v);
   // "What comes next", the override's end and the "min ago" texts move with the clock. Once a
   // minute re-reads the timeline (cheap) so a new day's segments appear.
-  const tick = setInterval(() => {
-    load(['timeline', 'overrides']);
-  }, 60_000);
-
-  await load();
-
+  const tick = setInterval(() => load(v, ['timeline', 'overrides']), 60_000);
+  await load(v);
   return () => {
     st.alive = false;
     clearInterval(tick);
@@ -770,7 +667,7 @@ export async function mount(el, ctx) {
     // An unsent +/− still goes out: the user pressed it, leaving the page is no "cancel".
     if (st.timer) {
       clearTimeout(st.timer);
-      send();
+      send(v);
     }
     for (const off of offs) off();
   };

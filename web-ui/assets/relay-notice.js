@@ -5,64 +5,51 @@
 // GET /v1/relays itself and follows the relay, changed and lagged events, so the view that
 // mounts it only places its element.
 
-import { api, on, fmtTime } from "./api.js";
+import { api, on } from "./api.js";
+import { fmtDuration, fmtTime } from "./format.js";
 import { h } from "./dom.js";
 
 const COMMANDED = new Set(['heat', 'cool']);
 
-function ago(s) {
-  if (!Number.isFinite(s)) return '';
-  s = Math.round(s);
-  if (s < 90) return `${s} s ago`;
-  if (s < 5400) return `${Math.round(s / 60)} min ago`;
-  return `${Math.round(s / 360) / 10} h ago`;
+const names = (relays) => relays.map((r) => r.name || r.output_id).join(', ');
+
+/** "heat on (2 min ago)" for each output of one unreachable agent, in one line. */
+function unreachableLine(host, outs) {
+  const since = outs[0].agent_unreachable_since;
+  const age = (x) => (Number.isFinite(x) ? `${fmtDuration(x)} ago` : 'age unknown');
+  const states = outs.map((r) => `${r.name || r.output_id} ${r.state} (${age(r.age_s)})`).join(', ');
+  const one = outs.length === 1;
+  return h('p', { class: 'relay-notice-unreachable' },
+    h('strong', { text: `Relay agent ${host} has not answered since ${since ? fmtTime(since) : 'now'}.` }),
+    ` Last known: ${states}. A running agent returns ${one ? 'it' : 'them'} to the safe state ` +
+      `when the lease runs out; a stopped one may leave ${one ? 'it' : 'them'} as ` +
+      `${one ? 'it was' : 'they were'} until it restarts.`);
 }
 
-const names = (relays) => relays.map((r) => r.name || r.output_id).join(', ');
+/** Fills the banner from the relays: a line per unreachable agent (its outputs share its
+ * fate), one for the simulated outputs; hidden when there is nothing to say. */
+function render(el, relays) {
+  const commanded = relays.filter((r) => COMMANDED.has(r.function));
+  const unreachable = commanded.filter((r) => r.agent_reachable === false);
+  const simulated = commanded.filter((r) => r.simulated);
+  const byAgent = new Map();
+  for (const r of unreachable) byAgent.set(r.host_id, [...(byAgent.get(r.host_id) || []), r]);
+  const lines = [...byAgent].map(([host, outs]) => unreachableLine(host, outs));
+  if (simulated.length) {
+    lines.push(h('p', { class: 'relay-notice-simulated' },
+      h('strong', { text: 'Simulated relays' }),
+      `: ${names(simulated)} switch${simulated.length === 1 ? 'es' : ''} no equipment ` +
+        '(the relay agent runs with hardware "simulated"). Nothing heats or cools for real.'));
+  }
+  el.hidden = lines.length === 0;
+  el.classList.toggle('relay-notice-bad', unreachable.length > 0);
+  el.replaceChildren(...lines);
+}
 
 /** { el, stop }: the banner element (hidden while there is nothing to say) and its cleanup. */
 export function relayNotice() {
   const el = h('div', { id: 'relay-notice', class: 'relay-notice', role: 'status', hidden: true });
   let alive = true;
-
-  function render(relays) {
-    const commanded = relays.filter((r) => COMMANDED.has(r.function));
-    const unreachable = commanded.filter((r) => r.agent_reachable === false);
-    const simulated = commanded.filter((r) => r.simulated);
-    const lines = [];
-    // One line per unreachable agent: its outputs share its fate.
-    const byAgent = new Map();
-    for (const r of unreachable) byAgent.set(r.host_id, [...(byAgent.get(r.host_id) || []), r]);
-    for (const [host, outs] of byAgent) {
-      const since = outs[0].agent_unreachable_since;
-      const states = outs.map((r) => `${r.name || r.output_id} ${r.state} (${ago(r.age_s)})`).join(', ');
-      lines.push(
-        h(
-          'p',
-          { class: 'relay-notice-unreachable' },
-          h('strong', { text: `Relay agent ${host} has not answered since ${since ? fmtTime(since) : 'now'}.` }),
-          ` Last known: ${states}. A running agent returns ${outs.length === 1 ? 'it' : 'them'} to the safe state ` +
-            `when the lease runs out; a stopped one may leave ${outs.length === 1 ? 'it' : 'them'} as ` +
-            `${outs.length === 1 ? 'it was' : 'they were'} until it restarts.`,
-        ),
-      );
-    }
-    if (simulated.length) {
-      lines.push(
-        h(
-          'p',
-          { class: 'relay-notice-simulated' },
-          h('strong', { text: 'Simulated relays' }),
-          `: ${names(simulated)} switch${simulated.length === 1 ? 'es' : ''} no equipment ` +
-            '(the relay agent runs with hardware "simulated"). Nothing heats or cools for real.',
-        ),
-      );
-    }
-    el.hidden = lines.length === 0;
-    el.classList.toggle('relay-notice-bad', unreachable.length > 0);
-    el.replaceChildren(...lines);
-  }
-
   async function load() {
     let relays;
     try {
@@ -70,9 +57,8 @@ export function relayNotice() {
     } catch {
       return; // The view's own error line says when the engine cannot be read.
     }
-    if (alive) render(relays || []);
+    if (alive) render(el, relays || []);
   }
-
   const offs = [
     on('relay', load),
     // The engine announces an agent that stops or starts answering as a `changed` "relays".

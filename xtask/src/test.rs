@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use hearth_harness::{cargo, run};
+use hearth_harness::{cargo, root, run};
 
 use crate::{cross, deploy, tools};
 
@@ -38,6 +38,11 @@ pub(crate) fn test(args: &TestArgs) -> anyhow::Result<()> {
             "warnings",
         ]),
     )?;
+    // The dashboard's pure modules (formatting, calendar, chart scales), without a browser.
+    run(
+        "node --test",
+        std::process::Command::new("node").arg("--test").args(js_tests()?).current_dir(root()),
+    )?;
     run("cargo test", cargo().args(["test", "--workspace", "--locked"]))?;
     // Slow on a fresh machine (~10 min), so after everything else; CI runs it every time.
     if skip_cross {
@@ -52,4 +57,18 @@ pub(crate) fn test(args: &TestArgs) -> anyhow::Result<()> {
     }
     eprintln!("xtask: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// web-ui/tests-js/*.test.mjs, named one by one: Node's runner reads a directory argument
+/// differently from one major version to the next, a file list the same in all.
+fn js_tests() -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let dir = root().join("web-ui/tests-js");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".test.mjs"))
+        .collect();
+    files.sort();
+    anyhow::ensure!(!files.is_empty(), "no *.test.mjs in {}", dir.display());
+    Ok(files)
 }

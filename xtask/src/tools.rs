@@ -29,6 +29,8 @@ pub(crate) fn ensure_system_tools() -> anyhow::Result<()> {
         ("openssl", "openssl"),
         // Agents with wrong clocks in the end-to-end tests (hearth_e2e::faketime).
         ("faketime", "faketime"),
+        // The dashboard's JavaScript unit tests (web-ui/tests-js, Node's built-in runner).
+        ("node", "nodejs"),
     ]
     .into_iter()
     .filter(|(tool, _)| !have(tool))
