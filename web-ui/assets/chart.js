@@ -14,11 +14,13 @@ import { fmtDuration } from "./api.js";
 
 const NS = 'http://www.w3.org/2000/svg';
 
-export const PALETTE = ['#3b8ff3', '#22a86a', '#a06cf0', '#c99700', '#e0568f', '#00a3b0', '#7f8c8d'];
-export const HEAT_COLOR = '#f28c28';
-export const COOL_COLOR = '#2f80ed';
-const HEAT_TARGET_COLOR = '#e5484d';
-const COOL_TARGET_COLOR = '#2f80ed';
+// Colours are the stylesheet's (tokens.css, light and dark): these name its variables. They
+// are applied through `style`, as SVG presentation attributes cannot hold var().
+export const PALETTE = [1, 2, 3, 4, 5, 6, 7].map((i) => `var(--chart-series-${i})`);
+export const HEAT_COLOR = 'var(--chart-heat)';
+export const COOL_COLOR = 'var(--chart-cool)';
+const HEAT_TARGET_COLOR = 'var(--chart-target-heat)';
+const COOL_TARGET_COLOR = 'var(--chart-target-cool)';
 
 const MINUTE = 60e3;
 const HOUR = 3600e3;
@@ -240,8 +242,8 @@ export function timeChart(container, initial, opts = {}) {
       const rect = svgEl('rect', {
         x: x0, y: m.t, width: Math.max(1, x1 - x0), height: ph,
         class: `run run-${r.system}`,
-        fill: r.system === 'cool' ? COOL_COLOR : HEAT_COLOR,
       }, runsG);
+      rect.style.fill = r.system === 'cool' ? COOL_COLOR : HEAT_COLOR;
       const title = svgEl('title', {}, rect);
       title.textContent = `${r.system === 'cool' ? 'Cooling' : 'Heating'} ${fullFmt.format(r.start)} – ${r.end ? timeFmt.format(r.end) : 'now'}`;
     }
@@ -258,10 +260,8 @@ export function timeChart(container, initial, opts = {}) {
         const next = sp.steps[i + 1];
         if (next && next.v !== null && next.t < to) d += `V${y(next.v).toFixed(1)}`;
       });
-      svgEl('path', {
-        d, class: `setpoint setpoint-${sp.kind}`, fill: 'none',
-        stroke: sp.kind === 'cool' ? COOL_TARGET_COLOR : HEAT_TARGET_COLOR,
-      }, plot);
+      svgEl('path', { d, class: `setpoint setpoint-${sp.kind}`, fill: 'none' }, plot)
+        .style.stroke = sp.kind === 'cool' ? COOL_TARGET_COLOR : HEAT_TARGET_COLOR;
     }
 
     // Sensor series: band, line, points.
@@ -288,12 +288,12 @@ export function timeChart(container, initial, opts = {}) {
         for (const seg of runsOf) {
           const top = seg.map((p) => `${x(p.t + half).toFixed(1)},${y(p.max ?? p.mean).toFixed(1)}`);
           const bottom = seg.slice().reverse().map((p) => `${x(p.t + half).toFixed(1)},${y(p.min ?? p.mean).toFixed(1)}`);
-          svgEl('path', { d: `M${top.join('L')}L${bottom.join('L')}Z`, class: 'series-band', fill: color }, g);
+          svgEl('path', { d: `M${top.join('L')}L${bottom.join('L')}Z`, class: 'series-band' }, g).style.fill = color;
         }
       }
       for (const seg of runsOf) {
         const d = seg.map((p, i) => `${i ? 'L' : 'M'}${x(p.t + half).toFixed(1)},${y(p.mean).toFixed(1)}`).join('');
-        svgEl('path', { d, class: 'series-line', fill: 'none', stroke: color }, g);
+        svgEl('path', { d, class: 'series-line', fill: 'none' }, g).style.stroke = color;
       }
       // Every data point is in the DOM (tests and assistive tech look for them); on dense
       // series they are drawn with r=0 so the line stays readable.
@@ -301,7 +301,8 @@ export function timeChart(container, initial, opts = {}) {
       const shown = s.points.filter((p) => p.mean !== null && p.mean !== undefined);
       const spanPx = shown.length ? x(shown[shown.length - 1].t) - x(shown[0].t) : 0;
       const dense = shown.length > Math.max(1, spanPx) / 6;
-      const pts = svgEl('g', { class: 'points', fill: color }, g);
+      const pts = svgEl('g', { class: 'points' }, g);
+      pts.style.fill = color;
       for (const p of s.points) {
         if (p.mean === null || p.mean === undefined) continue;
         svgEl('circle', {
@@ -575,7 +576,7 @@ export function barChart(container, data) {
       for (const st of data.stacks) {
         const v = st.values[i] || 0;
         if (v > 0) {
-          svgEl('rect', { x: gx, y: y(acc + v), width: bw * 0.7, height: y(acc) - y(acc + v), fill: st.color, rx: 2 }, g);
+          svgEl('rect', { x: gx, y: y(acc + v), width: bw * 0.7, height: y(acc) - y(acc + v), rx: 2 }, g).style.fill = st.color;
         }
         acc += v;
       }
