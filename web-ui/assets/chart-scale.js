@@ -6,11 +6,13 @@ import {
   fmtDate, fmtDayTime, fmtDuration, fmtTemp, fmtTempRange, fmtTime, fmtWeekdayDate, tempNumber,
 } from "./format.js";
 
-const PALETTE = ['#3b8ff3', '#22a86a', '#a06cf0', '#c99700', '#e0568f', '#00a3b0', '#7f8c8d'];
-export const HEAT_COLOR = '#f28c28';
-export const COOL_COLOR = '#2f80ed';
-const HEAT_TARGET_COLOR = '#e5484d';
-const COOL_TARGET_COLOR = '#2f80ed';
+// Colours are the stylesheet's (tokens.css, light and dark): these name its variables. They
+// are applied through `style`, as SVG presentation attributes cannot hold var().
+const PALETTE = [1, 2, 3, 4, 5, 6, 7].map((i) => `var(--chart-series-${i})`);
+export const HEAT_COLOR = 'var(--chart-heat)';
+export const COOL_COLOR = 'var(--chart-cool)';
+const HEAT_TARGET_COLOR = 'var(--chart-target-heat)';
+const COOL_TARGET_COLOR = 'var(--chart-target-cool)';
 
 export const MINUTE = 60e3;
 export const HOUR = 3600e3;

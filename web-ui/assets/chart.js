@@ -60,7 +60,7 @@ function drawRuns(g, runs) {
     const x0 = x(Math.max(r.start, from));
     const x1 = x(Math.min(r.end ?? Date.now(), to));
     return h('svg:rect', {
-      x: x0, y: m.t, width: Math.max(1, x1 - x0), height: ph, class: `run run-${r.system}`, fill: runColor(r.system),
+      x: x0, y: m.t, width: Math.max(1, x1 - x0), height: ph, class: `run run-${r.system}`, style: { fill: runColor(r.system) },
     }, h('svg:title', { text: runTitle(r) }));
   }));
 }
@@ -68,7 +68,7 @@ function drawRuns(g, runs) {
 function drawSetpoints(g, setpoints) {
   return setpoints.filter((sp) => sp.steps.length).map((sp) => h('svg:path', {
     d: setpointPath(sp.steps, g.from, g.to, g.x, g.y),
-    class: `setpoint setpoint-${sp.kind}`, fill: 'none', stroke: setpointColor(sp.kind),
+    class: `setpoint setpoint-${sp.kind}`, fill: 'none', style: { stroke: setpointColor(sp.kind) },
   }));
 }
 
@@ -84,11 +84,11 @@ function drawSeries(g, s, si) {
     ? runs.map((seg) => {
       const top = seg.map((p) => at(p, p.max ?? p.mean));
       const bottom = seg.slice().reverse().map((p) => at(p, p.min ?? p.mean));
-      return h('svg:path', { d: `M${top.join('L')}L${bottom.join('L')}Z`, class: 'series-band', fill: color });
+      return h('svg:path', { d: `M${top.join('L')}L${bottom.join('L')}Z`, class: 'series-band', style: { fill: color } });
     })
     : [];
   const lines = runs.map((seg) => h('svg:path', {
-    d: seg.map((p, i) => `${i ? 'L' : 'M'}${at(p, p.mean)}`).join(''), class: 'series-line', fill: 'none', stroke: color,
+    d: seg.map((p, i) => `${i ? 'L' : 'M'}${at(p, p.mean)}`).join(''), class: 'series-line', fill: 'none', style: { stroke: color },
   }));
   // Every data point is in the DOM (tests and assistive tech look for them); on dense series
   // (more than one point per 6 px of the span the series covers) they are drawn with r=0 so
@@ -96,7 +96,7 @@ function drawSeries(g, s, si) {
   const shown = runs.flat();
   const spanPx = shown.length ? x(shown[shown.length - 1].t) - x(shown[0].t) : 0;
   const dense = shown.length > Math.max(1, spanPx) / 6;
-  const points = h('svg:g', { class: 'points', fill: color }, shown.map((p) => h('svg:circle', {
+  const points = h('svg:g', { class: 'points', style: { fill: color } }, shown.map((p) => h('svg:circle', {
     class: 'point', cx: x(p.t + half).toFixed(1), cy: y(p.mean).toFixed(1), r: dense ? 0 : 2.5,
     'data-t': new Date(p.t).toISOString(), 'data-v': p.mean,
   })));
@@ -343,7 +343,7 @@ function drawBars(data, width) {
     const gx = m.l + i * bw + bw * 0.15;
     const rects = data.stacks.map((st) => {
       const v = st.values[i] || 0;
-      const r = v > 0 ? h('svg:rect', { x: gx, y: y(acc + v), width: bw * 0.7, height: y(acc) - y(acc + v), fill: st.color, rx: 2 }) : null;
+      const r = v > 0 ? h('svg:rect', { x: gx, y: y(acc + v), width: bw * 0.7, height: y(acc) - y(acc + v), style: { fill: st.color }, rx: 2 }) : null;
       acc += v;
       return r;
     });

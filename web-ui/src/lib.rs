@@ -23,6 +23,8 @@ use hearth_proto::ErrorCode;
 use tokio::net::TcpListener;
 
 pub mod api;
+#[cfg(test)]
+mod asset_checks;
 mod assets;
 mod config;
 mod engine;
