@@ -813,9 +813,21 @@ impl Store {
         contact: Contact<'_>,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
-        // Held first: during a storage fault the relays control and the API see still say
-        // whether their agent answers.
+        let stored = self.store_relay_contact(host_id, contact, now).await;
+        // Held after the database, whatever the database did: during a storage fault the
+        // relays control and the API see still say whether their agent answers; and with the
+        // database first, a reader who saw the relays (held) flip and then reads the agents or
+        // the metrics (database) finds them flipped too.
         self.inner.held.relay_contact(host_id, contact, now);
+        stored
+    }
+
+    async fn store_relay_contact(
+        &self,
+        host_id: &str,
+        contact: Contact<'_>,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
         let row = sqlx::query(
             "SELECT unreachable_since, contact_error FROM agents
              WHERE host_id = ? AND kind = 'relay'",
