@@ -170,13 +170,7 @@ fn bench_sensor_agent(static_link: bool) -> anyhow::Result<()> {
     let data_s = data.to_string_lossy().to_string();
     let key = hearth_harness::device_key(&engine_bin, &data, SENSOR_AGENT, "bench-sensor")?;
     let mut children = Children::default();
-    let engine = children.start(
-        ENGINE.name,
-        procs::bound(&engine_bin)
-            .args(["--data-dir", &data_s, "--listen", "127.0.0.1:0", "--mdns", "false"])
-            .env("RUST_LOG", "warn,hearth_engine=info"),
-    )?;
-    let url = engine.listening_url(Duration::from_secs(30))?;
+    let url = start_engine(&mut children, &engine_bin, &data_s)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let api = EngineClient::new(&url, None);
     rt.block_on(async {
@@ -270,4 +264,20 @@ fn bench_sensor_agent(static_link: bool) -> anyhow::Result<()> {
         per_report * 6.0
     );
     Ok(())
+}
+
+/// A bench's engine: on a free loopback port, no mDNS, quiet but for its own info lines; its
+/// URL once it listens.
+pub(crate) fn start_engine(
+    children: &mut Children,
+    engine_bin: &std::path::Path,
+    data_dir: &str,
+) -> anyhow::Result<String> {
+    let engine = children.start(
+        ENGINE.name,
+        procs::bound(engine_bin)
+            .args(["--data-dir", data_dir, "--listen", "127.0.0.1:0", "--mdns", "false"])
+            .env("RUST_LOG", "warn,hearth_engine=info"),
+    )?;
+    engine.listening_url(Duration::from_secs(30))
 }

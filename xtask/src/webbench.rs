@@ -42,13 +42,7 @@ pub(crate) fn bench_web(_static_link: bool) -> anyhow::Result<()> {
     let agent_credential = key.agent_credential("bench");
 
     let mut children = Children::default();
-    let engine = children.start(
-        ENGINE.name,
-        procs::bound(&engine_bin)
-            .args(["--data-dir", &data, "--listen", "127.0.0.1:0", "--mdns", "false"])
-            .env("RUST_LOG", "warn,hearth_engine=info"),
-    )?;
-    let engine_url = engine.listening_url(Duration::from_secs(30))?;
+    let engine_url = crate::bench::start_engine(&mut children, &engine_bin, &data)?;
     let web = children.start(
         WEB.package,
         procs::bound(&web_bin)

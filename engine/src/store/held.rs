@@ -93,18 +93,8 @@ impl Held {
         read: Option<Result<Vec<SensorRow>, sqlx::Error>>,
     ) -> Result<Vec<SensorRow>, sqlx::Error> {
         let mut state = self.lock();
-        let mut rows = match read {
-            Some(Ok(rows)) => {
-                state.sensors_read = Some(rows.clone());
-                rows
-            }
-            None => state.sensors_read.clone().unwrap_or_default(),
-            Some(Err(e)) => match (&state.sensors_read, state.readings.is_empty()) {
-                (Some(rows), _) => rows.clone(),
-                (None, false) => Vec::new(),
-                (None, true) => return Err(e),
-            },
-        };
+        let holds_any = !state.readings.is_empty();
+        let mut rows = last_read(&mut state.sensors_read, read, holds_any)?;
         let mut seen = std::collections::HashSet::new();
         for row in &mut rows {
             seen.insert(row.id.clone());
@@ -255,18 +245,8 @@ impl Held {
         read: Option<Result<Vec<RelayRow>, sqlx::Error>>,
     ) -> Result<Vec<RelayRow>, sqlx::Error> {
         let mut state = self.lock();
-        let mut rows = match read {
-            Some(Ok(rows)) => {
-                state.relays_read = Some(rows.clone());
-                rows
-            }
-            None => state.relays_read.clone().unwrap_or_default(),
-            Some(Err(e)) => match (&state.relays_read, state.relays.is_empty()) {
-                (Some(rows), _) => rows.clone(),
-                (None, false) => Vec::new(),
-                (None, true) => return Err(e),
-            },
-        };
+        let holds_any = !state.relays.is_empty();
+        let mut rows = last_read(&mut state.relays_read, read, holds_any)?;
         for row in &mut rows {
             let key = (row.host_id.clone(), row.output_id.clone());
             if let Some(held) = state.relays.get(&key)
@@ -286,5 +266,27 @@ impl Held {
         }
         rows.sort_by(|a, b| (&a.host_id, &a.output_id).cmp(&(&b.host_id, &b.output_id)));
         Ok(rows)
+    }
+}
+
+/// The database's rows to lay held state over: `read` when it worked (and remembered in
+/// `last`), else the last rows read; with none ever read, nothing when something is held (it
+/// is laid over an empty list) and the error when nothing at all is known.
+fn last_read<T: Clone>(
+    last: &mut Option<Vec<T>>,
+    read: Option<Result<Vec<T>, sqlx::Error>>,
+    holds_any: bool,
+) -> Result<Vec<T>, sqlx::Error> {
+    match read {
+        Some(Ok(rows)) => {
+            *last = Some(rows.clone());
+            Ok(rows)
+        }
+        None => Ok(last.clone().unwrap_or_default()),
+        Some(Err(e)) => match last {
+            Some(rows) => Ok(rows.clone()),
+            None if holds_any => Ok(Vec::new()),
+            None => Err(e),
+        },
     }
 }
