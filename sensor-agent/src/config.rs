@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use hearth_common::auth::Secret;
 use serde::{Deserialize, Serialize};
 
-use crate::hw::screen::ScreenRules;
-use crate::hw::sim::SimProfile;
+use hearth_probes::screen::ScreenRules;
+use hearth_probes::sim::SimProfile;
 
 /// Configuration of `hearth-sensor-agent`.
 #[derive(Debug, Clone, clap::Parser, Serialize, Deserialize)]

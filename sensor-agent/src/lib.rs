@@ -4,13 +4,13 @@
 //!
 //! The binary is a thin shell around [`run`]. Layers:
 //! - [`config`]: flags, `HEARTH_SENSOR_*` environment variables and the TOML file.
-//! - [`hw`]: the [`hw::TemperatureSource`] backends and the screen layer over them; the only
-//!   code that touches `/sys`, GPIO or the simulator's files.
+//! - `open_source`: the configured backend of [`hearth_probes`] (the
+//!   [`hearth_probes::TemperatureSource`]s and the screen layer over them; the only code that
+//!   touches `/sys`, GPIO or the simulator's files), opened from the configuration.
 //! - `report`: the schedule, the wire format and delivery to wherever discovery says the engine
 //!   is; what it could not deliver waits in the [`queue`] and is replayed.
 
 pub mod config;
-pub mod hw;
 pub mod queue;
 mod report;
 mod status;
@@ -25,12 +25,12 @@ use hearth_common::discovery::Locator;
 
 pub use config::{Config, Hardware, SensorConfig};
 
-use hw::TemperatureSource;
+use hearth_probes::TemperatureSource;
 #[cfg(feature = "gpio")]
-use hw::onewire::gpio;
-use hw::screen::{Screened, SensorSetting};
-use hw::sim::{RoomModel, SimSensor, SimSource};
-use hw::w1::W1Source;
+use hearth_probes::onewire::gpio;
+use hearth_probes::screen::{Screened, SensorSetting};
+use hearth_probes::sim::{RoomModel, SimSensor, SimSource};
+use hearth_probes::w1::W1Source;
 
 /// The configured backend inside the screen layer (disabled sensors, missing sensors, the
 /// plausibility screen, calibration), so every backend obeys the same rules. Fails, with the

@@ -34,8 +34,8 @@ use hearth_proto::client::{ClientError, EngineClient};
 use hearth_proto::sensors::{SensorBacklog, SensorReport, SensorUpdate};
 use tokio::time::MissedTickBehavior;
 
-use crate::hw::{RawReading, TemperatureSource};
 use crate::queue::{Pos, Queue};
+use hearth_probes::{RawReading, TemperatureSource};
 
 /// What the loop needs besides the hardware and the locator.
 pub(crate) struct Reporter {
@@ -514,7 +514,7 @@ fn describe(error: &ClientError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hw::ReadError;
+    use hearth_probes::ReadError;
 
     #[test]
     fn update_has_the_seed_contract_shape() -> anyhow::Result<()> {

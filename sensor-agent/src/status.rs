@@ -25,7 +25,7 @@ use hearth_proto::Timestamp;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{AbortHandle, JoinSet};
 
-use crate::hw::RawReading;
+use hearth_probes::RawReading;
 
 /// The most a request head may take; a longer one is answered 431 and closed.
 const MAX_HEAD: usize = 8 * 1024;
@@ -243,7 +243,7 @@ fn http(code: u16, reason: &str, body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hw::ReadError;
+    use hearth_probes::ReadError;
 
     fn body(answer: &str) -> serde_json::Value {
         let (_, body) = answer.split_once("\r\n\r\n").unwrap_or_default();

@@ -1,5 +1,7 @@
-//! Temperature sources. Only this module touches `/sys`, `/dev` (GPIO) or the simulator's
-//! files; everything above [`TemperatureSource`] is plain data and testable on a laptop.
+//! Hearth's temperature probes, shared by the sensor agent and the relay agent (which reads a
+//! probe of its own host to keep the house above frost when the engine is gone). Only this
+//! crate touches `/sys`, `/dev` (GPIO) or the simulator's files for temperatures; everything
+//! above [`TemperatureSource`] is plain data and testable on a laptop.
 //!
 //! Backends: [`w1`] (the kernel driver's sysfs files), [`onewire`] (1-Wire bit-banged on a GPIO
 //! pin) and [`sim`] (a simulated house). Every backend is wrapped in [`screen::Screened`], which

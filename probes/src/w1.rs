@@ -390,7 +390,7 @@ mod tests {
 
     #[test]
     fn devices_come_and_go_and_disabled_ones_are_not_read() -> anyhow::Result<()> {
-        use crate::hw::screen::{ScreenRules, Screened, SensorSetting};
+        use crate::screen::{ScreenRules, Screened, SensorSetting};
 
         let root = tempfile::tempdir()?;
         let r = root.path();

@@ -263,7 +263,7 @@ fn describe<E: Debug>(e: &OneWireError<E>) -> String {
 mod tests {
     use super::simbus::{Bus, SlaveModel};
     use super::*;
-    use crate::hw::screen::{ScreenRules, Screened, SensorSetting};
+    use crate::screen::{ScreenRules, Screened, SensorSetting};
 
     /// Serials of the simulated devices.
     const A: u64 = 0x0316_a279_7bff;
@@ -373,7 +373,7 @@ mod tests {
                 ("28-0416b3a8c1ee".to_owned(), Err(ReadError::Crc)),
             ]
         );
-        assert_eq!(bus.scratchpad_reads(B), crate::hw::READ_ATTEMPTS);
+        assert_eq!(bus.scratchpad_reads(B), crate::READ_ATTEMPTS);
         Ok(())
     }
 

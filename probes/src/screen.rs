@@ -258,7 +258,7 @@ mod tests {
             self.0.pop_front().unwrap_or_default()
         }
         fn kind_of(&self, id: &str) -> &'static str {
-            crate::hw::w1::device_kind(id)
+            crate::w1::device_kind(id)
         }
     }
 
@@ -363,7 +363,7 @@ mod tests {
                 self.0.pop_front().unwrap_or_default()
             }
             fn kind_of(&self, id: &str) -> &'static str {
-                crate::hw::w1::device_kind(id)
+                crate::w1::device_kind(id)
             }
             fn time_scale(&self) -> f64 {
                 60.0
