@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hearth_proto::agents::{AgentKind, KeyRole};
 use hearth_proto::control::Exclusion;
-use hearth_proto::events::Event;
+use hearth_proto::events::{Event, Topic};
 use hearth_proto::sensors::{
     MAX_BACKLOG_READINGS, MAX_BACKLOG_UPDATES, MAX_READING_C, MAX_REPORT_TEXT_CHARS,
     MAX_SENSOR_ID_CHARS, MAX_SENSOR_NAME, MAX_SENSOR_OFFSET_C, MAX_SENSOR_TYPE_CHARS,
@@ -435,7 +435,7 @@ pub(super) async fn settings(
     }
     // The effective temperature may have moved: decide again, and tell the dashboards.
     state.inner.controller.sensors_changed();
-    state.inner.events.changed("sensors");
+    state.inner.events.changed(Topic::Sensors);
     let axum::Json(all) = list(State(state)).await?;
     all.into_iter()
         .find(|s| s.id == id)

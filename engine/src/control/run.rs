@@ -18,7 +18,7 @@ use hearth_proto::Timestamp;
 use hearth_proto::agents::KeyRole;
 use hearth_proto::client::{ClientError, RelayAgentClient};
 use hearth_proto::control::{ControlSettings, Decision, System};
-use hearth_proto::events::Event;
+use hearth_proto::events::{Event, Topic};
 use hearth_proto::history::Run;
 use hearth_proto::relays::{RelayCommand, RelayFunction, RelayState};
 use jiff::SignedDuration;
@@ -114,7 +114,7 @@ impl Controller {
                 if *self.settings.borrow() != settings {
                     tracing::info!("control settings read again from the database");
                     self.settings.send_replace(settings);
-                    self.events.changed("settings");
+                    self.events.changed(Topic::Settings);
                 }
                 self.wake.notify_one();
             }
@@ -130,7 +130,7 @@ impl Controller {
     pub(crate) async fn set_settings(&self, settings: ControlSettings) -> Result<(), sqlx::Error> {
         self.store.save_settings(&settings).await?;
         self.settings.send_replace(settings);
-        self.events.changed("settings");
+        self.events.changed(Topic::Settings);
         self.wake.notify_one();
         Ok(())
     }
@@ -497,7 +497,7 @@ impl Commander {
                 } else {
                     tracing::info!(%host_id, "relay agent answers again");
                 }
-                self.events.changed("relays");
+                self.events.changed(Topic::Relays);
             }
             Err(e) => tracing::error!(error = %e, "cannot record relay agent contact"),
         }
