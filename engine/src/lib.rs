@@ -12,7 +12,9 @@ mod api;
 pub mod bench;
 mod calibration;
 mod clock;
+mod commander;
 mod control;
+mod controller;
 mod ingest;
 mod mdns;
 mod metrics;
@@ -39,7 +41,7 @@ const EVENT_CAPACITY: usize = 1024;
 #[derive(Debug)]
 pub struct Engine {
     state: AppState,
-    controller: Arc<control::Controller>,
+    controller: Arc<controller::Controller>,
     store: store::Store,
     site: SiteSecret,
     engine_id: String,
@@ -68,10 +70,10 @@ impl Engine {
         let time_zone = config.time_zone()?;
         let schedules = Arc::new(store::Schedules::load(store.clone(), time_zone.clone()).await?);
         let controller = Arc::new(
-            control::Controller::new(
+            controller::Controller::new(
                 store.clone(),
                 site.clone(),
-                control::ControllerConfig {
+                controller::ControllerConfig {
                     tick: config.tick()?,
                     stale_after,
                     lease_s: config.lease_s()?,
@@ -180,7 +182,7 @@ pub async fn run(
     let control = engine.spawn_control(stop_rx);
     // Ready for systemd (Type=notify): the database is open and migrated, the socket is bound
     // (connections queue until `serve` accepts them), the loop runs. The loop pings the
-    // watchdog (control/run.rs).
+    // watchdog (controller.rs).
     hearth_common::systemd::ready();
     let events = engine.state.events().clone();
     let graceful = async move {

@@ -27,7 +27,7 @@ use utoipa_axum::routes;
 pub(crate) use auth::UntypedKeys;
 pub(crate) use error::ApiError;
 
-use crate::control::Controller;
+use crate::controller::Controller;
 use crate::ingest::Ingest;
 use crate::store::Store;
 

@@ -14,8 +14,9 @@
 //! 5. [`protection`]: the minimum on/off times and the changeover delay hold the equipment's
 //!    state as the RELAYS report it, so they survive relay blips and engine restarts.
 //!
-//! The loop (`run`) gathers the inputs, calls [`decide`], records the decision and hands it to
-//! the relay commander.
+//! Everything in this folder is pure: no database, no network, no clock. The loop
+//! (`controller.rs`) gathers the inputs, calls [`decide`], records the decision and hands it to
+//! the relay commander (`commander.rs`).
 //!
 //! Dependencies between the modules go one way: [`plugins`] (the registry) imports the
 //! algorithms, the algorithms import [`algorithm`] (the trait and its types) and [`text`] (how
@@ -28,13 +29,11 @@ mod learn;
 mod plugins;
 mod predictive;
 mod protection;
-mod run;
 mod safety;
 mod text;
 
 use algorithm::setpoints;
 pub(crate) use learn::{Learned, learn};
-pub(crate) use run::{Controller, ControllerConfig};
 
 use hearth_proto::Timestamp;
 use hearth_proto::control::{ControlSettings, Decision, PluginInfo, SensorSource};
