@@ -24,8 +24,9 @@ use jiff::SignedDuration;
 use tokio::sync::{Notify, watch};
 
 use crate::commander::Commander;
-use crate::control::{self, Equipment, Inputs, Learned, Running, STUCK_WINDOW, SensorSnapshot};
+use crate::control::{self, Equipment, Inputs, Learned, Running, STUCK_WINDOW};
 use crate::metrics::Counters;
+use crate::readings::Readings;
 use crate::store::Schedules;
 use crate::store::{RelayRow, Store, from_millis};
 
@@ -50,8 +51,6 @@ const RELEARN_EVERY: Duration = Duration::from_secs(3600);
 pub(crate) struct ControllerConfig {
     /// Re-evaluate at least this often even without new readings.
     pub(crate) tick: Duration,
-    /// A reading older than this no longer counts.
-    pub(crate) stale_after: SignedDuration,
     /// Lease granted with every `on` command; renewed every quarter lease.
     pub(crate) lease_s: u32,
 }
@@ -59,6 +58,8 @@ pub(crate) struct ControllerConfig {
 /// Owns the control settings and the latest decision; `run` is the loop.
 pub(crate) struct Controller {
     store: Store,
+    /// The sensors, as the rest of the engine sees them.
+    readings: Arc<Readings>,
     site: SiteSecret,
     config: ControllerConfig,
     schedules: Arc<Schedules>,
@@ -79,8 +80,13 @@ impl std::fmt::Debug for Controller {
 }
 
 impl Controller {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the loop's collaborators, each wired once by Engine::open"
+    )]
     pub(crate) async fn new(
         store: Store,
+        readings: Arc<Readings>,
         site: SiteSecret,
         config: ControllerConfig,
         schedules: Arc<Schedules>,
@@ -93,6 +99,7 @@ impl Controller {
         let latest = store.decisions(None, None, 1).await.ok().and_then(|d| d.into_iter().next());
         Ok(Self {
             store,
+            readings,
             site,
             config,
             schedules,
@@ -149,24 +156,6 @@ impl Controller {
         self.wake.notify_one();
     }
 
-    async fn sensors(&self) -> Result<Vec<SensorSnapshot>, sqlx::Error> {
-        Ok(self
-            .store
-            .sensors()
-            .await?
-            .into_iter()
-            .map(|s| SensorSnapshot {
-                id: s.id,
-                name: s.name.or(s.alias),
-                value: s.last_value,
-                at: s.last_ts.map(from_millis),
-                value_since: s.value_since.map(from_millis),
-                weight: s.weight,
-                offset_c: s.offset_c,
-            })
-            .collect())
-    }
-
     async fn learn(&self, now: Timestamp) -> Learned {
         let from = now.checked_sub(LEARN_WINDOW).unwrap_or(Timestamp::MIN);
         match self.store.runs(from, now).await {
@@ -186,7 +175,7 @@ impl Controller {
         learned: &Learned,
         runs: &[Run],
     ) -> Result<Decision, sqlx::Error> {
-        let sensors = self.sensors().await?;
+        let sensors = self.readings.snapshots().await?;
         let until = now.checked_add(LOOKAHEAD).unwrap_or(Timestamp::MAX);
         let segments = self.schedules.snapshot().segments(now, until);
         let settings = self.settings();
@@ -195,7 +184,7 @@ impl Controller {
             settings: &settings,
             segments: &segments,
             sensors: &sensors,
-            stale_after: self.config.stale_after,
+            stale_after: self.readings.stale_after(),
             equipment,
             learned,
             runs,

@@ -32,11 +32,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::watch;
 
-use crate::calibration::{calibrated, display_name};
-
 pub(crate) use health::StorageHealth;
 pub(crate) use schedules::Schedules;
 mod history;
+pub(crate) use history::Series;
 
 /// Connections per pool: readers go on while the ingest writer commits (WAL).
 const POOL_SIZE: u32 = 4;
@@ -91,18 +90,6 @@ pub(crate) struct SensorRow {
     pub(crate) name: Option<String>,
     pub(crate) weight: f64,
     pub(crate) offset_c: f64,
-}
-
-impl SensorRow {
-    /// The newest value, calibrated.
-    pub(crate) fn latest(&self) -> Option<f64> {
-        self.last_value.map(|v| calibrated(v, self.offset_c))
-    }
-
-    /// The name people see.
-    pub(crate) fn display_name(&self) -> &str {
-        display_name(&self.id, self.name.as_deref(), self.alias.as_deref())
-    }
 }
 
 /// An agent row.
