@@ -16,7 +16,7 @@ use std::time::Duration;
 use hearth_common::auth::SiteSecret;
 use hearth_common::sse::EventBus;
 use hearth_proto::Timestamp;
-use hearth_proto::control::{ControlSettings, Decision, System};
+use hearth_proto::control::System;
 use hearth_proto::events::{Event, Topic};
 use hearth_proto::history::Run;
 use hearth_proto::relays::RelayFunction;
@@ -24,7 +24,7 @@ use jiff::SignedDuration;
 use tokio::sync::{Notify, watch};
 
 use crate::commander::Commander;
-use crate::control::{self, Equipment, Inputs, Learned, Running, STUCK_WINDOW};
+use crate::control::{self, Decision, Equipment, Inputs, Learned, Running, STUCK_WINDOW, Settings};
 use crate::metrics::Counters;
 use crate::readings::Readings;
 use crate::store::Schedules;
@@ -66,7 +66,7 @@ pub(crate) struct Controller {
     events: EventBus,
     counters: Arc<Counters>,
     /// Watch channels hold the current value without lock poisoning.
-    settings: watch::Sender<ControlSettings>,
+    settings: watch::Sender<Settings>,
     latest: watch::Sender<Option<Decision>>,
     wake: Arc<Notify>,
     /// Set when relays registered: command them now rather than at the next renewal.
@@ -128,12 +128,12 @@ impl Controller {
         }
     }
 
-    pub(crate) fn settings(&self) -> ControlSettings {
+    pub(crate) fn settings(&self) -> Settings {
         self.settings.borrow().clone()
     }
 
     /// Store new (checked) settings, then let the loop decide with them at once.
-    pub(crate) async fn set_settings(&self, settings: ControlSettings) -> Result<(), sqlx::Error> {
+    pub(crate) async fn set_settings(&self, settings: Settings) -> Result<(), sqlx::Error> {
         self.store.save_settings(&settings).await?;
         self.settings.send_replace(settings);
         self.events.changed(Topic::Settings);
@@ -296,8 +296,9 @@ impl Controller {
                     let shown = Shown::of(&decision);
                     if published.as_ref() != Some(&shown) {
                         published = Some(shown);
-                        self.events
-                            .publish(Event::Decision { decision: Box::new(decision.clone()) });
+                        self.events.publish(Event::Decision {
+                            decision: Box::new(decision.clone().into()),
+                        });
                     }
                     let want = (decision.heat, decision.cool);
                     let resend = self.resend.swap(false, Ordering::Relaxed);
@@ -351,11 +352,13 @@ impl Controller {
     }
 }
 
-/// The stored settings. Settings that no longer pass the checks (an older format, a removed
-/// algorithm) give way to the defaults rather than stopping the engine. Settings that cannot
-/// be read at all (the database does not open) give mode off: the frost floor, the max ceiling
-/// and the sensor-loss duty still act, but nothing heats or cools to a target nobody chose.
-async fn load_settings(store: &Store) -> anyhow::Result<ControlSettings> {
+/// The stored settings. Settings that no longer pass the checks (a removed algorithm) give way
+/// to the defaults rather than stopping the engine. Settings that cannot be read at all (the
+/// database does not open, or they are stored in a format this engine does not read) give
+/// mode off: the frost floor, the max ceiling and the sensor-loss duty still act, but nothing
+/// heats or cools to a target nobody chose; saving settings (`PUT /v1/control/settings`)
+/// replaces unreadable ones.
+async fn load_settings(store: &Store) -> anyhow::Result<Settings> {
     let settings = match store.load_settings().await {
         Ok(Some(stored)) => control::check_settings(stored).map_err(|e| {
             tracing::warn!(error = %e, "stored control settings are not valid; using the defaults");
@@ -363,10 +366,10 @@ async fn load_settings(store: &Store) -> anyhow::Result<ControlSettings> {
         Ok(None) => Err(()),
         Err(e) => {
             tracing::error!(error = %e, "cannot read the control settings; mode off (frost \
-                floor and max ceiling only) until the database answers");
-            return control::check_settings(ControlSettings {
+                floor and max ceiling only) until they can be read or are saved again");
+            return control::check_settings(Settings {
                 mode: hearth_proto::control::Mode::Off,
-                ..ControlSettings::default()
+                ..Settings::default()
             })
             .map_err(|e| anyhow::anyhow!("default control settings: {e}"));
         }
@@ -374,7 +377,7 @@ async fn load_settings(store: &Store) -> anyhow::Result<ControlSettings> {
     match settings {
         Ok(s) => Ok(s),
         // Checking the defaults fills in the default algorithm's parameters.
-        Err(()) => control::check_settings(ControlSettings::default())
+        Err(()) => control::check_settings(Settings::default())
             .map_err(|e| anyhow::anyhow!("default control settings: {e}")),
     }
 }
@@ -457,4 +460,30 @@ fn running(relays: &[RelayRow], function: RelayFunction) -> Running {
         outputs.iter().map(switched).max().flatten()
     };
     Running { on, since, ran_until: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use hearth_proto::control::Mode;
+
+    use super::*;
+
+    /// Stored settings this engine cannot read leave the house in mode off (frost floor, max
+    /// ceiling, sensor-loss duty), never the default settings nobody chose.
+    #[tokio::test]
+    async fn unreadable_settings_are_mode_off_not_the_defaults() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::open(&url).await?;
+        let chosen = control::check_settings(Settings { mode: Mode::Auto, ..Settings::default() })
+            .map_err(|e| anyhow::anyhow!(e))?;
+        store.save_settings(&chosen).await?;
+        assert_eq!(load_settings(&store).await?, chosen);
+        // As a newer engine would have stored them.
+        sqlx::query("UPDATE settings SET value = json_set(value, '$.v', 2) WHERE key = 'control'")
+            .execute(&store.test_pool())
+            .await?;
+        assert_eq!(load_settings(&store).await?.mode, Mode::Off);
+        Ok(())
+    }
 }

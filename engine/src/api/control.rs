@@ -10,6 +10,7 @@ use hearth_proto::control::{
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, Body, Query, bounded};
+use crate::control::{self, Settings};
 
 /// The settings in force and the current decision: what runs, why, on which sensors, toward
 /// which target set by which rule.
@@ -17,7 +18,7 @@ use super::error::{ApiError, Body, Query, bounded};
     responses((status = 200, description = "The settings and the latest decision", body = ControlView)))]
 pub(super) async fn view(State(state): State<AppState>) -> axum::Json<ControlView> {
     let c = &state.inner.controller;
-    axum::Json(ControlView { settings: c.settings(), decision: c.latest() })
+    axum::Json(ControlView { settings: c.settings().into(), decision: c.latest().map(Into::into) })
 }
 
 /// Change the settings (admin): mode, algorithm and its parameters, safety limits, protection
@@ -40,17 +41,17 @@ pub(super) async fn set_settings(
     Body(settings): Body<ControlSettings>,
 ) -> Result<axum::Json<ControlSettings>, ApiError> {
     caller.require_admin()?;
-    let settings = crate::control::check_settings(settings).map_err(ApiError::invalid)?;
+    let settings = control::check_settings(settings.into()).map_err(ApiError::invalid)?;
     state.inner.controller.set_settings(settings.clone()).await?;
     tracing::info!(?settings, "control settings changed");
-    Ok(axum::Json(settings))
+    Ok(axum::Json(settings.into()))
 }
 
 /// The decision algorithms this engine offers, each with the JSON Schema of its parameters.
 #[utoipa::path(get, path = "/v1/plugins", operation_id = "list_plugins", tag = "control",
     responses((status = 200, description = "The algorithms on offer", body = Vec<PluginInfo>)))]
 pub(super) async fn plugins() -> axum::Json<Vec<PluginInfo>> {
-    axum::Json(crate::control::plugins())
+    axum::Json(control::plugins())
 }
 
 /// Recorded decisions, newest first. One is recorded whenever the outcome, its reason code or
@@ -72,5 +73,68 @@ pub(super) async fn decisions(
     {
         return Err(ApiError::invalid("from must be before to"));
     }
-    Ok(axum::Json(state.inner.store.decisions(q.from, q.to, limit).await?))
+    let decisions = state.inner.store.decisions(q.from, q.to, limit).await?;
+    Ok(axum::Json(decisions.into_iter().map(Into::into).collect()))
+}
+
+// The engine's settings and decisions are its own types (`control/model.rs`); these are the
+// only conversions to and from the contract's.
+
+impl From<ControlSettings> for Settings {
+    fn from(s: ControlSettings) -> Self {
+        Self {
+            mode: s.mode,
+            algorithm: s.algorithm,
+            params: s.params,
+            frost_floor_c: s.frost_floor_c,
+            max_ceiling_c: s.max_ceiling_c,
+            min_on_s: s.min_on_s,
+            min_off_s: s.min_off_s,
+            changeover_s: s.changeover_s,
+            auto_deadband_c: s.auto_deadband_c,
+            outlier_c: s.outlier_c,
+            sensor_loss_duty_pct: s.sensor_loss_duty_pct,
+        }
+    }
+}
+
+impl From<Settings> for ControlSettings {
+    fn from(s: Settings) -> Self {
+        Self {
+            mode: s.mode,
+            algorithm: s.algorithm,
+            params: s.params,
+            frost_floor_c: s.frost_floor_c,
+            max_ceiling_c: s.max_ceiling_c,
+            min_on_s: s.min_on_s,
+            min_off_s: s.min_off_s,
+            changeover_s: s.changeover_s,
+            auto_deadband_c: s.auto_deadband_c,
+            outlier_c: s.outlier_c,
+            sensor_loss_duty_pct: s.sensor_loss_duty_pct,
+        }
+    }
+}
+
+impl From<control::Decision> for Decision {
+    fn from(d: control::Decision) -> Self {
+        Self {
+            at: d.at,
+            mode: d.mode,
+            algorithm: d.algorithm,
+            heat: d.heat,
+            cool: d.cool,
+            effective_temp_c: d.effective_temp_c,
+            heat_setpoint_c: d.heat_setpoint_c,
+            cool_setpoint_c: d.cool_setpoint_c,
+            rule: d.rule,
+            reason_code: d.reason_code,
+            reason: d.reason,
+            sensor_source: d.sensor_source,
+            sensors: d.sensors,
+            expected_at: d.expected_at,
+            outlook: d.outlook,
+            held_until: d.held_until,
+        }
+    }
 }

@@ -26,6 +26,7 @@ mod algorithm;
 mod fusion;
 mod hysteresis;
 mod learn;
+mod model;
 mod plugins;
 mod predictive;
 mod protection;
@@ -34,9 +35,10 @@ mod text;
 
 use algorithm::setpoints;
 pub(crate) use learn::{Learned, learn};
+pub(crate) use model::{Decision, Settings};
 
 use hearth_proto::Timestamp;
-use hearth_proto::control::{ControlSettings, Decision, PluginInfo, SensorSource};
+use hearth_proto::control::{PluginInfo, SensorSource};
 use hearth_proto::history::Run;
 use hearth_proto::schedules::{Layer, RuleRef, Segment};
 
@@ -46,7 +48,7 @@ pub(crate) struct Inputs<'a> {
     pub(crate) now: Timestamp,
     /// Already checked by [`check_settings`]; an unknown algorithm or bad parameters still do
     /// not panic (hysteresis and default parameters stand in).
-    pub(crate) settings: &'a ControlSettings,
+    pub(crate) settings: &'a Settings,
     /// The timeline: `[0]` contains `now`, the rest follow without gaps (at least 24 h ahead,
     /// which predictive start looks into).
     pub(crate) segments: &'a [Segment],
@@ -183,7 +185,7 @@ pub(crate) fn decide(inputs: &Inputs<'_>) -> Decision {
 
 /// Check settings from a client: every range, the algorithm exists, its parameters are valid.
 /// Returns them with the algorithm's parameter defaults filled in. The message names the field.
-pub(crate) fn check_settings(mut s: ControlSettings) -> Result<ControlSettings, String> {
+pub(crate) fn check_settings(mut s: Settings) -> Result<Settings, String> {
     use hearth_proto::control as c;
     fn range<T: PartialOrd + std::fmt::Display>(
         field: &str,
