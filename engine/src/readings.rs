@@ -18,7 +18,7 @@ use hearth_common::sse::EventBus;
 use hearth_proto::Timestamp;
 use hearth_proto::agents::KeyRole;
 use hearth_proto::events::Event;
-use hearth_proto::sensors::SensorReport;
+use hearth_proto::sensors::{SensorReport, SensorSettings};
 use jiff::SignedDuration;
 
 use crate::clock::{ClockWatch, Kind};
@@ -205,18 +205,16 @@ impl Readings {
     pub(crate) async fn set_settings(
         &self,
         id: &str,
-        name: Option<&str>,
-        weight: f64,
-        offset_c: f64,
+        settings: &SensorSettings,
     ) -> Result<bool, sqlx::Error> {
-        if !self.store.set_sensor_settings(id, name, weight, offset_c).await? {
+        if !self.store.set_sensor_settings(id, settings).await? {
             return Ok(false);
         }
         let mut offsets = self.offsets.write().unwrap_or_else(|e| e.into_inner());
-        if offset_c == 0.0 {
+        if settings.offset_c == 0.0 {
             offsets.remove(id);
         } else {
-            offsets.insert(id.to_owned(), offset_c);
+            offsets.insert(id.to_owned(), settings.offset_c);
         }
         Ok(true)
     }

@@ -78,63 +78,56 @@ pub(super) async fn decisions(
 }
 
 // The engine's settings and decisions are its own types (`control/model.rs`); these are the
-// only conversions to and from the contract's.
-
-impl From<ControlSettings> for Settings {
-    fn from(s: ControlSettings) -> Self {
-        Self {
-            mode: s.mode,
-            algorithm: s.algorithm,
-            params: s.params,
-            frost_floor_c: s.frost_floor_c,
-            max_ceiling_c: s.max_ceiling_c,
-            min_on_s: s.min_on_s,
-            min_off_s: s.min_off_s,
-            changeover_s: s.changeover_s,
-            auto_deadband_c: s.auto_deadband_c,
-            outlier_c: s.outlier_c,
-            sensor_loss_duty_pct: s.sensor_loss_duty_pct,
+// only conversions to and from the contract's. Their fields are the same today: each pair is
+// converted field by field, both ways, from one list.
+macro_rules! same_fields {
+    ($a:ty, $b:ty, $($field:ident),+ $(,)?) => {
+        impl From<$a> for $b {
+            fn from(x: $a) -> Self {
+                Self { $($field: x.$field),+ }
+            }
         }
-    }
+        impl From<$b> for $a {
+            fn from(x: $b) -> Self {
+                Self { $($field: x.$field),+ }
+            }
+        }
+    };
 }
 
-impl From<Settings> for ControlSettings {
-    fn from(s: Settings) -> Self {
-        Self {
-            mode: s.mode,
-            algorithm: s.algorithm,
-            params: s.params,
-            frost_floor_c: s.frost_floor_c,
-            max_ceiling_c: s.max_ceiling_c,
-            min_on_s: s.min_on_s,
-            min_off_s: s.min_off_s,
-            changeover_s: s.changeover_s,
-            auto_deadband_c: s.auto_deadband_c,
-            outlier_c: s.outlier_c,
-            sensor_loss_duty_pct: s.sensor_loss_duty_pct,
-        }
-    }
-}
+same_fields!(
+    Settings,
+    ControlSettings,
+    mode,
+    algorithm,
+    params,
+    frost_floor_c,
+    max_ceiling_c,
+    min_on_s,
+    min_off_s,
+    changeover_s,
+    auto_deadband_c,
+    outlier_c,
+    sensor_loss_duty_pct,
+);
 
-impl From<control::Decision> for Decision {
-    fn from(d: control::Decision) -> Self {
-        Self {
-            at: d.at,
-            mode: d.mode,
-            algorithm: d.algorithm,
-            heat: d.heat,
-            cool: d.cool,
-            effective_temp_c: d.effective_temp_c,
-            heat_setpoint_c: d.heat_setpoint_c,
-            cool_setpoint_c: d.cool_setpoint_c,
-            rule: d.rule,
-            reason_code: d.reason_code,
-            reason: d.reason,
-            sensor_source: d.sensor_source,
-            sensors: d.sensors,
-            expected_at: d.expected_at,
-            outlook: d.outlook,
-            held_until: d.held_until,
-        }
-    }
-}
+same_fields!(
+    control::Decision,
+    Decision,
+    at,
+    mode,
+    algorithm,
+    heat,
+    cool,
+    effective_temp_c,
+    heat_setpoint_c,
+    cool_setpoint_c,
+    rule,
+    reason_code,
+    reason,
+    sensor_source,
+    sensors,
+    expected_at,
+    outlook,
+    held_until,
+);

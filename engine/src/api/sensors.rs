@@ -359,7 +359,8 @@ pub(super) async fn settings(
         )));
     }
     let readings = &state.inner.readings;
-    if !readings.set_settings(&id, name.as_deref(), body.weight, body.offset_c).await? {
+    let settings = SensorSettings { name, ..body };
+    if !readings.set_settings(&id, &settings).await? {
         return Err(ApiError::not_found(format!("no sensor {id:?}")));
     }
     // The effective temperature may have moved: decide again, and tell the dashboards.

@@ -554,19 +554,18 @@ impl Store {
         self.seen(read)
     }
 
-    /// Store what people set for a sensor; false when the sensor is unknown.
+    /// Store what people set for a sensor (checked, its name trimmed); false when the sensor
+    /// is unknown.
     pub(crate) async fn set_sensor_settings(
         &self,
         id: &str,
-        name: Option<&str>,
-        weight: f64,
-        offset_c: f64,
+        s: &hearth_proto::sensors::SensorSettings,
     ) -> Result<bool, sqlx::Error> {
         let done =
             sqlx::query("UPDATE sensors SET name = ?, weight = ?, offset_c = ? WHERE id = ?")
-                .bind(name)
-                .bind(weight)
-                .bind(offset_c)
+                .bind(&s.name)
+                .bind(s.weight)
+                .bind(s.offset_c)
                 .bind(id)
                 .execute(&self.pool())
                 .await;
