@@ -1,9 +1,10 @@
 //! `hearth-engine`: the central engine of Hearth.
 //!
-//! Data flows one way: agents' reports → [`api`] (validate, authenticate) → `ingest` (group
-//! commit) → `store`; their arrival wakes `control`, which reads the store (and what it holds
-//! in memory), decides, records the decision and commands relay agents. The API reads the
-//! store and the controller's state.
+//! Data flows one way: agents' reports → [`api`] (validate, authenticate) → `readings` (what a
+//! reading means) → `ingest` (group commit) → `store`; their arrival wakes the loop
+//! (`controller`), which reads the store (and what it holds in memory), decides (`control`,
+//! pure), records the decision and has the `commander` command relay agents. The API reads
+//! the store and the controller's state.
 
 pub mod config;
 
