@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt};
-use hearth_proto::events::Event;
+use hearth_proto::events::{Event, Topic};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
@@ -42,8 +42,8 @@ impl EventBus {
     }
 
     /// Publish "re-read `what`" (an [`Event::Changed`]).
-    pub fn changed(&self, what: &str) {
-        self.publish(Event::Changed { what: what.to_owned() });
+    pub fn changed(&self, what: Topic) {
+        self.publish(Event::Changed { what });
     }
 
     /// End every stream (shutdown). Streams opened afterwards end at once.
@@ -89,22 +89,23 @@ fn message(event: &Event) -> SseEvent {
 mod tests {
     use super::*;
 
-    fn changed(what: &str) -> Event {
-        Event::Changed { what: what.to_owned() }
+    fn changed(what: Topic) -> Event {
+        Event::Changed { what }
     }
 
     #[tokio::test]
     async fn a_subscriber_that_fell_behind_is_told_how_many_it_missed_and_goes_on() {
         let bus = EventBus::new(2);
         let mut events = Box::pin(bus.stream());
-        for what in ["a", "b", "c", "d", "e"] {
+        use Topic::{Overrides, Relays, Schedules, Sensors, Settings};
+        for what in [Schedules, Overrides, Topic::Default, Settings, Sensors] {
             bus.publish(changed(what));
         }
         assert_eq!(events.next().await, Some(Event::Lagged { missed: 3 }));
-        assert_eq!(events.next().await, Some(changed("d")));
-        assert_eq!(events.next().await, Some(changed("e")));
-        bus.changed("f");
-        assert_eq!(events.next().await, Some(changed("f")));
+        assert_eq!(events.next().await, Some(changed(Settings)));
+        assert_eq!(events.next().await, Some(changed(Sensors)));
+        bus.changed(Relays);
+        assert_eq!(events.next().await, Some(changed(Relays)));
     }
 
     #[tokio::test]
@@ -115,6 +116,6 @@ mod tests {
         assert_eq!(open.next().await, None);
         assert_eq!(Box::pin(bus.stream()).next().await, None);
         // Publishing to a closed bus, or with nobody listening, is fine.
-        bus.publish(changed("a"));
+        bus.publish(changed(Topic::Schedules));
     }
 }

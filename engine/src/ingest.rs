@@ -1,12 +1,12 @@
 //! The ingest path: sensor reports are group-committed.
 //!
-//! Handlers submit a validated report and wait for its acknowledgement; one writer task takes
-//! every report that is waiting, writes them all in one transaction with multi-row INSERTs, and
-//! acknowledges each only after the commit, which is durable (`synchronous = FULL`: the WAL is
-//! synced). One transaction per request would cap ingest at the ~20k statements/s SQLite
-//! manages one at a time (measured with sqlx: ~50 µs a statement, against 668k rows/s for one
-//! multi-row INSERT of 1000), and one fsync per request at a few hundred; batching concurrent
-//! requests is what reaches the 100k readings/s target.
+//! The readings domain (`readings.rs`) submits a validated report and waits for its
+//! acknowledgement; one writer task takes every report that is waiting, writes them all in one
+//! transaction with multi-row INSERTs, and acknowledges each only after the commit, which is
+//! durable (`synchronous = FULL`: the WAL is synced). One transaction per request would cap
+//! ingest at the ~20k statements/s SQLite manages one at a time (measured with sqlx: ~50 µs a
+//! statement, against 668k rows/s for one multi-row INSERT of 1000), and one fsync per request
+//! at a few hundred; batching concurrent requests is what reaches the 100k readings/s target.
 //!
 //! A storage fault is not an acknowledgement's problem to hide: while the store is degraded
 //! every report is refused at once (503), so agents keep it queued as for an outage. Its

@@ -1,21 +1,24 @@
 //! `hearth-engine`: the central engine of Hearth.
 //!
-//! Data flows one way: agents' reports → [`api`] (validate, authenticate) → `ingest` (group
-//! commit) → `store`; their arrival wakes `control`, which reads the store (and what it holds
-//! in memory), decides, records the decision and commands relay agents. The API reads the
-//! store and the controller's state.
+//! Data flows one way: agents' reports → [`api`] (validate, authenticate) → `readings` (what a
+//! reading means) → `ingest` (group commit) → `store`; their arrival wakes the loop
+//! (`controller`), which reads the store (and what it holds in memory), decides (`control`,
+//! pure), records the decision and has the `commander` command relay agents. The API reads
+//! the store and the controller's state.
 
 pub mod config;
 
 mod api;
 #[doc(hidden)]
 pub mod bench;
-mod calibration;
 mod clock;
+mod commander;
 mod control;
+mod controller;
 mod ingest;
 mod mdns;
 mod metrics;
+mod readings;
 mod schedule;
 #[doc(hidden)]
 pub mod sim;
@@ -39,7 +42,7 @@ const EVENT_CAPACITY: usize = 1024;
 #[derive(Debug)]
 pub struct Engine {
     state: AppState,
-    controller: Arc<control::Controller>,
+    controller: Arc<controller::Controller>,
     store: store::Store,
     site: SiteSecret,
     engine_id: String,
@@ -59,7 +62,6 @@ impl Engine {
         config: &Config,
         durability: store::Durability,
     ) -> anyhow::Result<Self> {
-        let stale_after = config.stale_after()?;
         let (site, engine_id) = site::load_or_create(&config.data_dir)?;
         let store = store::Store::open_with(&config.database_url(), durability).await?;
         let wake = Arc::new(Notify::new());
@@ -67,15 +69,24 @@ impl Engine {
         let counters = Arc::new(metrics::Counters::default());
         let time_zone = config.time_zone()?;
         let schedules = Arc::new(store::Schedules::load(store.clone(), time_zone.clone()).await?);
-        let controller = Arc::new(
-            control::Controller::new(
+        let ingest = ingest::Ingest::spawn(store.clone(), wake.clone(), counters.clone());
+        let clock = Arc::new(clock::ClockWatch::new(config.clock_skew_max()?));
+        let readings = Arc::new(
+            readings::Readings::new(
                 store.clone(),
+                ingest,
+                clock.clone(),
+                events.clone(),
+                config.stale_after()?,
+            )
+            .await,
+        );
+        let controller = Arc::new(
+            controller::Controller::new(
+                store.clone(),
+                readings.clone(),
                 site.clone(),
-                control::ControllerConfig {
-                    tick: config.tick()?,
-                    stale_after,
-                    lease_s: config.lease_s()?,
-                },
+                controller::ControllerConfig { tick: config.tick()?, lease_s: config.lease_s()? },
                 schedules.clone(),
                 events.clone(),
                 counters.clone(),
@@ -83,23 +94,19 @@ impl Engine {
             )
             .await?,
         );
-        let ingest = ingest::Ingest::spawn(store.clone(), wake, counters.clone());
-        let offsets = store.sensor_offsets().await.unwrap_or_default().into_iter().collect();
         let state = AppState::new(api::Shared {
             store: store.clone(),
-            ingest,
+            readings,
             controller: controller.clone(),
             site: site.clone(),
             engine_id: engine_id.clone(),
-            stale_after,
             offline_after: config.offline_after()?,
-            clock: clock::ClockWatch::new(config.clock_skew_max()?),
+            clock,
             events: events.clone(),
             counters,
             dashboard_url: config.dashboard_url()?,
             time_zone,
             schedules,
-            offsets: std::sync::RwLock::new(offsets),
             untyped: api::UntypedKeys::new(config.allow_untyped_keys),
         });
         tokio::spawn(reload_after_recovery(state.downgrade(), store.clone()));
@@ -149,13 +156,7 @@ async fn reload_after_recovery(shared: std::sync::Weak<api::Shared>, store: stor
         if let Err(e) = shared.schedules.reload().await {
             tracing::error!(error = %e, "cannot read the schedule again");
         }
-        match shared.store.sensor_offsets().await {
-            Ok(offsets) => {
-                *shared.offsets.write().unwrap_or_else(|e| e.into_inner()) =
-                    offsets.into_iter().collect();
-            }
-            Err(e) => tracing::error!(error = %e, "cannot read the sensor offsets again"),
-        }
+        shared.readings.reload_offsets().await;
     }
 }
 
@@ -180,7 +181,7 @@ pub async fn run(
     let control = engine.spawn_control(stop_rx);
     // Ready for systemd (Type=notify): the database is open and migrated, the socket is bound
     // (connections queue until `serve` accepts them), the loop runs. The loop pings the
-    // watchdog (control/run.rs).
+    // watchdog (controller.rs).
     hearth_common::systemd::ready();
     let events = engine.state.events().clone();
     let graceful = async move {

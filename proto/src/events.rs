@@ -45,14 +45,34 @@ pub enum Event {
     /// `/v1/sensors`. `relays`: a relay agent stopped or started answering the engine: re-read
     /// `/v1/relays` and `/v1/agents`.
     Changed {
-        /// What changed: `schedules`, `overrides`, `default`, `settings`, `sensors`, `relays`.
-        what: String,
+        /// What changed.
+        what: Topic,
     },
     /// This client missed `missed` events.
     Lagged {
         /// How many.
         missed: u64,
     },
+}
+
+/// What a `changed` event asks a dashboard to re-read. Serialised as its lower-case name
+/// (`"schedules"`), the strings the stream has always carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Topic {
+    /// The schedule rules: re-read the timeline.
+    Schedules,
+    /// The overrides (holds): re-read the timeline.
+    Overrides,
+    /// The default target: re-read the timeline.
+    Default,
+    /// The control settings: re-read `/v1/control`.
+    Settings,
+    /// A sensor's name, weight or calibration: re-read `/v1/sensors`.
+    Sensors,
+    /// A relay agent stopped or started answering the engine: re-read `/v1/relays` and
+    /// `/v1/agents`.
+    Relays,
 }
 
 impl Event {
@@ -64,6 +84,31 @@ impl Event {
             Self::Relay { .. } => "relay",
             Self::Changed { .. } => "changed",
             Self::Lagged { .. } => "lagged",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The notices' wire format is the strings dashboards have always matched on.
+    #[test]
+    fn topics_are_serialised_as_the_names_dashboards_match() {
+        let all = [
+            (Topic::Schedules, "schedules"),
+            (Topic::Overrides, "overrides"),
+            (Topic::Default, "default"),
+            (Topic::Settings, "settings"),
+            (Topic::Sensors, "sensors"),
+            (Topic::Relays, "relays"),
+        ];
+        for (topic, name) in all {
+            let event = serde_json::to_value(Event::Changed { what: topic }).ok();
+            assert_eq!(event, Some(serde_json::json!({"type": "changed", "what": name})));
+            let back: Result<Event, _> =
+                serde_json::from_value(serde_json::json!({"type": "changed", "what": name}));
+            assert_eq!(back.ok(), Some(Event::Changed { what: topic }));
         }
     }
 }

@@ -10,6 +10,7 @@ use hearth_proto::control::{
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, Body, Query, bounded};
+use crate::control::{self, Settings};
 
 /// The settings in force and the current decision: what runs, why, on which sensors, toward
 /// which target set by which rule.
@@ -17,7 +18,7 @@ use super::error::{ApiError, Body, Query, bounded};
     responses((status = 200, description = "The settings and the latest decision", body = ControlView)))]
 pub(super) async fn view(State(state): State<AppState>) -> axum::Json<ControlView> {
     let c = &state.inner.controller;
-    axum::Json(ControlView { settings: c.settings(), decision: c.latest() })
+    axum::Json(ControlView { settings: c.settings().into(), decision: c.latest().map(Into::into) })
 }
 
 /// Change the settings (admin): mode, algorithm and its parameters, safety limits, protection
@@ -40,17 +41,17 @@ pub(super) async fn set_settings(
     Body(settings): Body<ControlSettings>,
 ) -> Result<axum::Json<ControlSettings>, ApiError> {
     caller.require_admin()?;
-    let settings = crate::control::check_settings(settings).map_err(ApiError::invalid)?;
+    let settings = control::check_settings(settings.into()).map_err(ApiError::invalid)?;
     state.inner.controller.set_settings(settings.clone()).await?;
     tracing::info!(?settings, "control settings changed");
-    Ok(axum::Json(settings))
+    Ok(axum::Json(settings.into()))
 }
 
 /// The decision algorithms this engine offers, each with the JSON Schema of its parameters.
 #[utoipa::path(get, path = "/v1/plugins", operation_id = "list_plugins", tag = "control",
     responses((status = 200, description = "The algorithms on offer", body = Vec<PluginInfo>)))]
 pub(super) async fn plugins() -> axum::Json<Vec<PluginInfo>> {
-    axum::Json(crate::control::plugins())
+    axum::Json(control::plugins())
 }
 
 /// Recorded decisions, newest first. One is recorded whenever the outcome, its reason code or
@@ -72,5 +73,61 @@ pub(super) async fn decisions(
     {
         return Err(ApiError::invalid("from must be before to"));
     }
-    Ok(axum::Json(state.inner.store.decisions(q.from, q.to, limit).await?))
+    let decisions = state.inner.store.decisions(q.from, q.to, limit).await?;
+    Ok(axum::Json(decisions.into_iter().map(Into::into).collect()))
 }
+
+// The engine's settings and decisions are its own types (`control/model.rs`); these are the
+// only conversions to and from the contract's. Their fields are the same today: each pair is
+// converted field by field, both ways, from one list.
+macro_rules! same_fields {
+    ($a:ty, $b:ty, $($field:ident),+ $(,)?) => {
+        impl From<$a> for $b {
+            fn from(x: $a) -> Self {
+                Self { $($field: x.$field),+ }
+            }
+        }
+        impl From<$b> for $a {
+            fn from(x: $b) -> Self {
+                Self { $($field: x.$field),+ }
+            }
+        }
+    };
+}
+
+same_fields!(
+    Settings,
+    ControlSettings,
+    mode,
+    algorithm,
+    params,
+    frost_floor_c,
+    max_ceiling_c,
+    min_on_s,
+    min_off_s,
+    changeover_s,
+    auto_deadband_c,
+    outlier_c,
+    sensor_loss_duty_pct,
+);
+
+same_fields!(
+    control::Decision,
+    Decision,
+    at,
+    mode,
+    algorithm,
+    heat,
+    cool,
+    effective_temp_c,
+    heat_setpoint_c,
+    cool_setpoint_c,
+    rule,
+    reason_code,
+    reason,
+    sensor_source,
+    sensors,
+    expected_at,
+    outlook,
+    held_until,
+);

@@ -15,8 +15,7 @@ use jiff::tz::TimeZone;
 
 use super::AppState;
 use super::error::{ApiError, Query, bounded};
-use crate::calibration::calibrated;
-use crate::store::{from_millis, millis};
+use crate::store::from_millis;
 
 /// Longest range a readings or runs request may span.
 const MAX_RANGE: SignedDuration = SignedDuration::from_hours(MAX_SPAN_DAYS * 24);
@@ -72,18 +71,9 @@ pub(super) async fn readings(
 ) -> Result<axum::Json<ReadingsPage>, ApiError> {
     let max_points = bounded("max_points", q.max_points, DEFAULT_POINTS, &POINTS)?;
     let (from, to) = range(q.from, q.to, SignedDuration::from_hours(24))?;
-    let store = &state.inner.store;
-    let Some(offset) = store.sensor_offset(&id).await? else {
+    let Some(series) = state.inner.readings.series(&id, from, to, max_points).await? else {
         return Err(ApiError::not_found(format!("no sensor {id:?}")));
     };
-    let mut series = store.series(&id, millis(from), millis(to), max_points).await?;
-    if offset != 0.0 {
-        for p in &mut series.points {
-            for v in [&mut p.min, &mut p.mean, &mut p.max] {
-                *v = v.map(|v| calibrated(v, offset));
-            }
-        }
-    }
     Ok(axum::Json(ReadingsPage {
         sensor_id: id,
         from: from_millis(series.from_ms),

@@ -6,9 +6,9 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use hearth_proto::Timestamp;
 use hearth_proto::agents::AgentKind;
-use hearth_proto::control::Decision;
 
 use super::{ApiError, AppState};
+use crate::control::Decision;
 use crate::metrics::Exposition;
 use crate::store::from_millis;
 
@@ -74,6 +74,12 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
             n.load(std::sync::atomic::Ordering::Relaxed) as f64,
         );
     }
+    e.family(
+        "hearth_stored_rows_unreadable_total",
+        "counter",
+        "Stored settings and decision rows this engine cannot read (each logged with its id).",
+    );
+    e.sample("hearth_stored_rows_unreadable_total", &[], s.store.unreadable_rows() as f64);
     if let Some(d) = s.controller.latest() {
         decision(&mut e, &d);
     }

@@ -27,8 +27,7 @@ use utoipa_axum::routes;
 pub(crate) use auth::UntypedKeys;
 pub(crate) use error::ApiError;
 
-use crate::control::Controller;
-use crate::ingest::Ingest;
+use crate::controller::Controller;
 use crate::store::Store;
 
 /// The largest request body the engine reads, bytes (a full backlog of a few sensors fits).
@@ -55,16 +54,15 @@ pub struct AppState {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) store: Store,
-    pub(crate) ingest: Ingest,
+    /// Submitting and serving readings (calibration, staleness, placing in time, events).
+    pub(crate) readings: Arc<crate::readings::Readings>,
     pub(crate) controller: Arc<Controller>,
     pub(crate) site: SiteSecret,
     pub(crate) engine_id: String,
-    /// A reading older than this is shown stale.
-    pub(crate) stale_after: jiff::SignedDuration,
     /// An agent not heard from for this long is shown offline.
     pub(crate) offline_after: jiff::SignedDuration,
     /// Agents' clock offsets: the skew limit and its log.
-    pub(crate) clock: crate::clock::ClockWatch,
+    pub(crate) clock: Arc<crate::clock::ClockWatch>,
     /// The live event bus.
     pub(crate) events: hearth_common::sse::EventBus,
     /// Counters for `GET /metrics`.
@@ -75,10 +73,6 @@ pub(crate) struct Shared {
     pub(crate) time_zone: jiff::tz::TimeZone,
     /// The schedule: rules, overrides, default target, compiled into a shared snapshot.
     pub(crate) schedules: Arc<crate::store::Schedules>,
-    /// Non-zero calibration offsets by sensor id, a copy of the `sensors.offset_c` column kept
-    /// by the settings handler, so that live reading events are calibrated without a query on
-    /// the ingest path.
-    pub(crate) offsets: std::sync::RwLock<std::collections::HashMap<String, f64>>,
     /// Whether untyped device keys are accepted, and which agents were warned about theirs.
     pub(crate) untyped: auth::UntypedKeys,
 }

@@ -8,6 +8,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use hearth_proto::events::Topic;
 use hearth_proto::schedules::{
     DEFAULT_TIMELINE_HOURS, DefaultTarget, Hold, NewOverride, NewRule, Override, OverridesEnded,
     Rule, SensorWeight, TIMELINE_HOURS, Timeline, TimelineQuery, Weekday, When,
@@ -292,7 +293,7 @@ pub(super) async fn create_rule(
     let rule = rule_body(&body)?;
     let rule = state.inner.schedules.create_rule(rule).await?;
     tracing::info!(id = rule.id, name = %rule.rule.name, "schedule rule added");
-    state.inner.events.changed("schedules");
+    state.inner.events.changed(Topic::Schedules);
     Ok((StatusCode::CREATED, axum::Json(rule)))
 }
 
@@ -341,7 +342,7 @@ pub(super) async fn replace_rule(
     match state.inner.schedules.replace_rule(id, rule).await? {
         Some(rule) => {
             tracing::info!(id, name = %rule.rule.name, "schedule rule replaced");
-            state.inner.events.changed("schedules");
+            state.inner.events.changed(Topic::Schedules);
             Ok(axum::Json(rule))
         }
         None => Err(ApiError::not_found(format!("no schedule rule {id}"))),
@@ -370,7 +371,7 @@ pub(super) async fn delete_rule(
         return Err(ApiError::not_found(format!("no schedule rule {id}")));
     }
     tracing::info!(id, "schedule rule deleted");
-    state.inner.events.changed("schedules");
+    state.inner.events.changed(Topic::Schedules);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -402,7 +403,7 @@ pub(super) async fn put_default(
     let d = default_body(&body)?;
     state.inner.schedules.set_default(&d).await?;
     tracing::info!(heat_c = d.heat_c, cool_c = d.cool_c, "default target changed");
-    state.inner.events.changed("default");
+    state.inner.events.changed(Topic::Default);
     Ok(axum::Json(d))
 }
 
@@ -467,7 +468,7 @@ pub(super) async fn create_override(
     }
     let o = state.inner.schedules.create_override(o, start, end, now).await?;
     tracing::info!(id = o.id, heat_c = ?o.heat_c, cool_c = ?o.cool_c, end = ?o.end, "override");
-    state.inner.events.changed("overrides");
+    state.inner.events.changed(Topic::Overrides);
     Ok((StatusCode::CREATED, axum::Json(o)))
 }
 
@@ -493,7 +494,7 @@ pub(super) async fn delete_override(
         return Err(ApiError::not_found(format!("no override {id}")));
     }
     tracing::info!(id, "override deleted");
-    state.inner.events.changed("overrides");
+    state.inner.events.changed(Topic::Overrides);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -513,7 +514,7 @@ pub(super) async fn resume(
     caller.require_admin()?;
     let ended = state.inner.schedules.resume(Timestamp::now()).await?;
     tracing::info!(ended, "schedule resumed");
-    state.inner.events.changed("overrides");
+    state.inner.events.changed(Topic::Overrides);
     Ok(axum::Json(OverridesEnded { ended }))
 }
 

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use hearth_proto::agents::{AgentKind, KeyRole};
+use hearth_proto::agents::AgentKind;
 use hearth_proto::control::Exclusion;
-use hearth_proto::events::Event;
+use hearth_proto::events::Topic;
 use hearth_proto::sensors::{
     MAX_BACKLOG_READINGS, MAX_BACKLOG_UPDATES, MAX_READING_C, MAX_REPORT_TEXT_CHARS,
     MAX_SENSOR_ID_CHARS, MAX_SENSOR_NAME, MAX_SENSOR_OFFSET_C, MAX_SENSOR_TYPE_CHARS,
@@ -21,9 +21,9 @@ use serde_json::Value;
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, Body, known, parse_json};
-use crate::calibration::calibrated;
-use crate::clock::{Kind, Placed, ReportClock};
-use crate::store::{NewReading, NewReport, from_millis};
+use crate::clock::Kind;
+use crate::readings::Report;
+use crate::store::from_millis;
 
 /// Report readings. The body is validated field by field so each mistake gets its own message
 /// (`host_id field is missing`), as the seed contract promises; nothing is stored unless the
@@ -60,40 +60,15 @@ pub(super) async fn update(
     let update = validate(&value)?;
     let key_role = caller.require_agent(&state, &update.host_id, AgentKind::Sensor)?;
 
-    let clock = state.inner.clock.report(&update.host_id, update.agent_time, Timestamp::now());
     let ids: Vec<String> = update.sensors.keys().cloned().collect();
-    let readings: Vec<NewReading> = update
-        .sensors
-        .into_iter()
-        .map(|(id, r)| {
-            let placed = clock.place(r.timestamp, Kind::Live);
-            new_reading(id, r, placed)
-        })
-        .collect();
-    let report = new_report(&state, update.host_id, key_role, &clock, readings);
-    let events: Vec<Event> = {
-        // A poisoned lock only means a settings handler panicked mid-insert; the map is still
-        // a usable cache.
-        let offsets = state.inner.offsets.read().unwrap_or_else(|e| e.into_inner());
-        report
-            .readings
-            .iter()
-            // A misdated reading is stored, not announced: it is not the sensor's latest.
-            .filter(|r| r.latest_at.is_some())
-            .map(|r| Event::Reading {
-                sensor_id: r.sensor_id.clone(),
-                at: from_millis(r.ts),
-                value: r
-                    .value
-                    .map(|v| calibrated(v, offsets.get(&r.sensor_id).copied().unwrap_or(0.0))),
-            })
-            .collect()
+    let report = Report {
+        host_id: update.host_id,
+        key_role,
+        agent_time: update.agent_time,
+        kind: Kind::Live,
+        readings: update.sensors.into_iter().collect(),
     };
-    state.inner.ingest.submit(report).await.map_err(ApiError::not_stored)?;
-    // Only after the commit: a subscriber that re-reads the API finds what it was told about.
-    for event in events {
-        state.inner.events.publish(event);
-    }
+    state.inner.readings.submit(report).await.map_err(ApiError::not_stored)?;
     Ok((StatusCode::CREATED, axum::Json(SensorUpdateAck { status: "ok".into(), ids })))
 }
 
@@ -167,55 +142,17 @@ pub(super) async fn backlog(
         }
         backlog.updates.push(update);
     }
-    let clock = state.inner.clock.report(&backlog.host_id, backlog.agent_time, Timestamp::now());
     let updates = backlog.updates.len();
-    let readings: Vec<NewReading> = backlog
-        .updates
-        .into_iter()
-        .flat_map(|u| u.sensors)
-        .map(|(id, r)| {
-            let placed = clock.place(r.timestamp, Kind::Backlog);
-            new_reading(id, r, placed)
-        })
-        .collect();
-    let report = new_report(&state, backlog.host_id, key_role, &clock, readings);
-    state.inner.ingest.submit(report).await.map_err(ApiError::not_stored)?;
+    let report = Report {
+        host_id: backlog.host_id,
+        key_role,
+        agent_time: backlog.agent_time,
+        kind: Kind::Backlog,
+        readings: backlog.updates.into_iter().flat_map(|u| u.sensors).collect(),
+    };
+    state.inner.readings.submit(report).await.map_err(ApiError::not_stored)?;
     let ack = SensorBacklogAck { status: "ok".into(), updates, readings: count };
     Ok((StatusCode::CREATED, axum::Json(ack)))
-}
-
-/// The report to store: the agent's contact with its clock, and how many of its readings
-/// could not be placed in time (logged here, counted against the agent by the store).
-fn new_report(
-    state: &AppState,
-    host_id: String,
-    key_role: KeyRole,
-    clock: &ReportClock,
-    readings: Vec<NewReading>,
-) -> NewReport {
-    let misdated = readings.iter().filter(|r| r.misdated).count();
-    state.inner.clock.misdated(&host_id, misdated, clock.offset_ms);
-    NewReport {
-        host_id,
-        key_role,
-        received: clock.now_ms,
-        clock_offset_ms: clock.offset_ms,
-        misdated: misdated as u64,
-        readings,
-    }
-}
-
-fn new_reading(sensor_id: String, r: SensorReport, placed: Placed) -> NewReading {
-    NewReading {
-        sensor_id,
-        kind: r.kind,
-        alias: r.alias,
-        extra: r.extra,
-        ts: placed.ts,
-        value: r.value,
-        latest_at: placed.latest_at,
-        misdated: placed.misdated,
-    }
 }
 
 fn host_id_field(obj: &serde_json::Map<String, Value>) -> Result<String, ApiError> {
@@ -339,7 +276,7 @@ pub(super) async fn list(
     State(state): State<AppState>,
 ) -> Result<axum::Json<Vec<SensorInfo>>, ApiError> {
     let now = Timestamp::now();
-    let stale_after = state.inner.stale_after;
+    let readings = &state.inner.readings;
     let rows = state.inner.store.sensors().await?;
     // The loop's verdict, so the list and the decision cannot disagree about a stuck probe.
     let decision = state.inner.controller.latest();
@@ -352,7 +289,7 @@ pub(super) async fn list(
         rows.into_iter()
             .map(|s| {
                 let latest = s.last_ts.map(|ts| Reading { at: from_millis(ts), value: s.latest() });
-                let stale = latest.as_ref().is_none_or(|r| now.duration_since(r.at) > stale_after);
+                let stale = readings.is_stale(now, latest.as_ref().map(|r| r.at));
                 SensorInfo {
                     stuck: stuck(&s.id),
                     value_since: s.value_since.map(from_millis),
@@ -421,21 +358,14 @@ pub(super) async fn settings(
             body.offset_c
         )));
     }
-    let store = &state.inner.store;
-    if !store.set_sensor_settings(&id, name.as_deref(), body.weight, body.offset_c).await? {
+    let readings = &state.inner.readings;
+    let settings = SensorSettings { name, ..body };
+    if !readings.set_settings(&id, &settings).await? {
         return Err(ApiError::not_found(format!("no sensor {id:?}")));
-    }
-    {
-        let mut offsets = state.inner.offsets.write().unwrap_or_else(|e| e.into_inner());
-        if body.offset_c == 0.0 {
-            offsets.remove(&id);
-        } else {
-            offsets.insert(id.clone(), body.offset_c);
-        }
     }
     // The effective temperature may have moved: decide again, and tell the dashboards.
     state.inner.controller.sensors_changed();
-    state.inner.events.changed("sensors");
+    state.inner.events.changed(Topic::Sensors);
     let axum::Json(all) = list(State(state)).await?;
     all.into_iter()
         .find(|s| s.id == id)

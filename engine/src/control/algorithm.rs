@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 
 use hearth_proto::Timestamp;
-use hearth_proto::control::{ControlSettings, Mode, Outlook, ReasonCode};
+use hearth_proto::control::{Mode, Outlook, ReasonCode};
 use hearth_proto::schedules::Segment;
 
-use super::{Equipment, Learned};
+use super::{Equipment, Learned, Settings};
 
 /// What an algorithm decides from: safety has passed, so there is an effective temperature
 /// and the mode is heat, cool or auto.
@@ -29,7 +29,7 @@ pub(crate) struct Ctx<'a> {
     /// The segments after the one in force.
     pub(crate) upcoming: &'a [Segment],
     /// For the setpoints of upcoming segments.
-    pub(crate) settings: &'a ControlSettings,
+    pub(crate) settings: &'a Settings,
     pub(crate) learned: &'a Learned,
 }
 
@@ -91,7 +91,7 @@ pub(crate) trait Algorithm: Send + Sync + std::fmt::Debug {
 
 /// The setpoints in force: heat within [frost floor, max ceiling], cool at most the ceiling
 /// and, in auto mode, at least the deadband above heat.
-pub(crate) fn setpoints(s: &ControlSettings, heat_c: f64, cool_c: f64) -> (f64, f64) {
+pub(crate) fn setpoints(s: &Settings, heat_c: f64, cool_c: f64) -> (f64, f64) {
     let heat = heat_c.max(s.frost_floor_c).min(s.max_ceiling_c);
     let mut cool = cool_c.min(s.max_ceiling_c);
     if s.mode == Mode::Auto {

@@ -8,7 +8,7 @@ use jiff::SignedDuration;
 
 use super::text::{span, temp};
 use super::{STUCK_RUNTIME, SensorSnapshot};
-use crate::calibration::calibrated;
+use crate::readings::{calibrated, stale_age};
 
 /// The DS18B20 reports 85.0 °C after power-on, before its first conversion.
 const POWER_ON_C: f64 = 85.0;
@@ -44,8 +44,7 @@ fn health(
     let Some(at) = snap.at else {
         return Err((Exclusion::NoReading, "no reading yet".into(), "no reading".into()));
     };
-    let age = now.duration_since(at);
-    if age > stale_after {
+    if let Some(age) = stale_age(now, at, stale_after) {
         let ago = span(age.as_secs());
         return Err((
             Exclusion::Stale,

@@ -14,8 +14,9 @@
 //! 5. [`protection`]: the minimum on/off times and the changeover delay hold the equipment's
 //!    state as the RELAYS report it, so they survive relay blips and engine restarts.
 //!
-//! The loop (`run`) gathers the inputs, calls [`decide`], records the decision and hands it to
-//! the relay commander.
+//! Everything in this folder is pure: no database, no network, no clock. The loop
+//! (`controller.rs`) gathers the inputs, calls [`decide`], records the decision and hands it to
+//! the relay commander (`commander.rs`).
 //!
 //! Dependencies between the modules go one way: [`plugins`] (the registry) imports the
 //! algorithms, the algorithms import [`algorithm`] (the trait and its types) and [`text`] (how
@@ -25,19 +26,19 @@ mod algorithm;
 mod fusion;
 mod hysteresis;
 mod learn;
+mod model;
 mod plugins;
 mod predictive;
 mod protection;
-mod run;
 mod safety;
 mod text;
 
 use algorithm::setpoints;
 pub(crate) use learn::{Learned, learn};
-pub(crate) use run::{Controller, ControllerConfig};
+pub(crate) use model::{Decision, Settings};
 
 use hearth_proto::Timestamp;
-use hearth_proto::control::{ControlSettings, Decision, PluginInfo, SensorSource};
+use hearth_proto::control::{PluginInfo, SensorSource};
 use hearth_proto::history::Run;
 use hearth_proto::schedules::{Layer, RuleRef, Segment};
 
@@ -47,7 +48,7 @@ pub(crate) struct Inputs<'a> {
     pub(crate) now: Timestamp,
     /// Already checked by [`check_settings`]; an unknown algorithm or bad parameters still do
     /// not panic (hysteresis and default parameters stand in).
-    pub(crate) settings: &'a ControlSettings,
+    pub(crate) settings: &'a Settings,
     /// The timeline: `[0]` contains `now`, the rest follow without gaps (at least 24 h ahead,
     /// which predictive start looks into).
     pub(crate) segments: &'a [Segment],
@@ -184,7 +185,7 @@ pub(crate) fn decide(inputs: &Inputs<'_>) -> Decision {
 
 /// Check settings from a client: every range, the algorithm exists, its parameters are valid.
 /// Returns them with the algorithm's parameter defaults filled in. The message names the field.
-pub(crate) fn check_settings(mut s: ControlSettings) -> Result<ControlSettings, String> {
+pub(crate) fn check_settings(mut s: Settings) -> Result<Settings, String> {
     use hearth_proto::control as c;
     fn range<T: PartialOrd + std::fmt::Display>(
         field: &str,

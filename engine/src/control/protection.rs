@@ -6,12 +6,12 @@
 //! the minimum on time. An unknown switch time holds nothing.
 
 use hearth_proto::Timestamp;
-use hearth_proto::control::{ControlSettings, ReasonCode, System};
+use hearth_proto::control::{ReasonCode, System};
 
 use super::algorithm::Proposal;
 use super::safety::is_safety;
 use super::text::span;
-use super::{Equipment, Running};
+use super::{Equipment, Running, Settings};
 
 /// The decision after protection.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +44,7 @@ fn name(system: System) -> &'static str {
     }
 }
 
-pub(crate) fn protect(s: &ControlSettings, now: Timestamp, eq: Equipment, p: &Proposal) -> Held {
+pub(crate) fn protect(s: &Settings, now: Timestamp, eq: Equipment, p: &Proposal) -> Held {
     let mut want = [p.heat, p.cool];
     let relays: [Running; 2] = [eq.heat, eq.cool];
     let systems = [System::Heat, System::Cool];

@@ -2,8 +2,9 @@
 //! ceiling, and mode off.
 
 use hearth_proto::Timestamp;
-use hearth_proto::control::{ControlSettings, Mode, ReasonCode};
+use hearth_proto::control::{Mode, ReasonCode};
 
+use super::Settings;
 use super::algorithm::Proposal;
 use super::fusion::Fused;
 use super::text::{span, temp};
@@ -25,7 +26,7 @@ pub(crate) fn is_safety(code: ReasonCode) -> bool {
 }
 
 /// The safety verdict, or None when the algorithm decides.
-pub(crate) fn check(s: &ControlSettings, now: Timestamp, fused: &Fused) -> Option<Proposal> {
+pub(crate) fn check(s: &Settings, now: Timestamp, fused: &Fused) -> Option<Proposal> {
     let Some(t) = fused.effective else { return Some(sensor_loss(s, now, &fused.loss)) };
     let label = &fused.label;
     if t < s.frost_floor_c {
@@ -49,7 +50,7 @@ pub(crate) fn check(s: &ControlSettings, now: Timestamp, fused: &Fused) -> Optio
     })
 }
 
-fn sensor_loss(s: &ControlSettings, now: Timestamp, why: &str) -> Proposal {
+fn sensor_loss(s: &Settings, now: Timestamp, why: &str) -> Proposal {
     let duty = s.sensor_loss_duty_pct.min(100);
     let head = format!("no usable sensor ({why}), sensor-loss duty {duty} %");
     let on_s = DUTY_PERIOD_S * i64::from(duty) / 100;
@@ -100,7 +101,7 @@ mod tests {
 
     #[test]
     fn sensor_loss_duty_is_a_function_of_the_clock() {
-        let s = ControlSettings::default(); // 10 %: the first 3 minutes of every half hour
+        let s = Settings::default(); // 10 %: the first 3 minutes of every half hour
         // 1_800_000_000 is a multiple of 1800: a period starts there.
         let start = 1_800_000_000;
         let cases = [
@@ -137,13 +138,13 @@ mod tests {
             let code = if heat { ReasonCode::SensorLossDuty } else { ReasonCode::SensorLossOff };
             assert_eq!(p.code, code);
         }
-        let cool = ControlSettings { mode: Mode::Cool, ..s.clone() };
+        let cool = Settings { mode: Mode::Cool, ..s.clone() };
         let p = check(&cool, Timestamp::constant(start, 0), &lost());
         assert_eq!(
             p.map(|p| (p.heat, p.cool, p.code)),
             Some((false, false, ReasonCode::SensorLossOff))
         );
-        let zero = ControlSettings { sensor_loss_duty_pct: 0, ..s };
+        let zero = Settings { sensor_loss_duty_pct: 0, ..s };
         let p = check(&zero, Timestamp::constant(start, 0), &lost());
         assert_eq!(p.map(|p| (p.heat, p.code)), Some((false, ReasonCode::SensorLossOff)));
     }

@@ -33,7 +33,7 @@ fn segment(start: Timestamp, end: Timestamp, heat_c: f64, cool_c: f64) -> Segmen
 /// A test case: the living room reads `temp` (None: its reading is stale), the relays report
 /// `equipment`.
 struct Case {
-    settings: ControlSettings,
+    settings: Settings,
     temp: Option<f64>,
     equipment: Equipment,
     /// The next segment (starting in `next_in_s`) heats to this; default: no change.
@@ -47,7 +47,7 @@ struct Case {
 impl Case {
     fn new(mode: Mode, temp: f64) -> Self {
         Self {
-            settings: ControlSettings { mode, ..ControlSettings::default() },
+            settings: Settings { mode, ..Settings::default() },
             temp: Some(temp),
             equipment: Equipment { heat: Running::OFF_UNKNOWN, cool: Running::OFF_UNKNOWN },
             next_heat: 20.5,
@@ -351,7 +351,7 @@ fn auto_never_runs_both_and_changes_over() {
 fn setpoints_are_clamped_and_widened() {
     let d = Case { next_heat: 40.0, ..Case::new(Mode::Heat, 20.0) }.decide();
     assert_eq!(d.heat_setpoint_c, 20.5);
-    let s = ControlSettings { mode: Mode::Auto, ..ControlSettings::default() };
+    let s = Settings { mode: Mode::Auto, ..Settings::default() };
     assert_eq!(setpoints(&s, 35.0, 36.0), (30.0, 31.5));
     assert_eq!(setpoints(&s, 2.0, 24.0), (7.0, 24.0));
     assert_eq!(setpoints(&s, 23.0, 24.0), (23.0, 24.5));
@@ -385,56 +385,50 @@ fn predictive_shows_its_outlook_before_it_starts_and_uses_the_learned_rate() {
 
 #[test]
 fn check_settings_names_the_field() {
-    let ok = check_settings(ControlSettings::default()).unwrap_or_else(|e| panic!("{e}"));
+    let ok = check_settings(Settings::default()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ok.params, json!({"hysteresis_c": 0.3}));
-    let p = check_settings(ControlSettings {
+    let p = check_settings(Settings {
         algorithm: "predictive".to_owned(),
         params: json!({"margin_min": 10}),
-        ..ControlSettings::default()
+        ..Settings::default()
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(p.params["margin_min"], 10);
     assert_eq!(p.params["max_lead_min"], 120);
-    let d = ControlSettings::default;
+    let d = Settings::default;
     let cases = [
         (
-            ControlSettings { frost_floor_c: 20.0, ..d() },
+            Settings { frost_floor_c: 20.0, ..d() },
             "frost_floor_c field must be between 0 and 15, got 20",
         ),
         (
-            ControlSettings { max_ceiling_c: f64::NAN, ..d() },
+            Settings { max_ceiling_c: f64::NAN, ..d() },
             "max_ceiling_c field must be between 20 and 45, got NaN",
         ),
+        (Settings { min_on_s: 4000, ..d() }, "min_on_s field must be between 0 and 3600, got 4000"),
         (
-            ControlSettings { min_on_s: 4000, ..d() },
-            "min_on_s field must be between 0 and 3600, got 4000",
-        ),
-        (
-            ControlSettings { min_off_s: 4000, ..d() },
+            Settings { min_off_s: 4000, ..d() },
             "min_off_s field must be between 0 and 3600, got 4000",
         ),
         (
-            ControlSettings { changeover_s: 9000, ..d() },
+            Settings { changeover_s: 9000, ..d() },
             "changeover_s field must be between 0 and 7200, got 9000",
         ),
         (
-            ControlSettings { auto_deadband_c: 0.1, ..d() },
+            Settings { auto_deadband_c: 0.1, ..d() },
             "auto_deadband_c field must be between 0.5 and 10, got 0.1",
         ),
+        (Settings { outlier_c: 0.0, ..d() }, "outlier_c field must be between 1 and 30, got 0"),
         (
-            ControlSettings { outlier_c: 0.0, ..d() },
-            "outlier_c field must be between 1 and 30, got 0",
-        ),
-        (
-            ControlSettings { sensor_loss_duty_pct: 60, ..d() },
+            Settings { sensor_loss_duty_pct: 60, ..d() },
             "sensor_loss_duty_pct field must be between 0 and 50, got 60",
         ),
         (
-            ControlSettings { algorithm: "pid".to_owned(), ..d() },
+            Settings { algorithm: "pid".to_owned(), ..d() },
             "algorithm field must be one of hysteresis, predictive, got \"pid\"",
         ),
         (
-            ControlSettings { params: json!({"hysteresis_c": 9}), ..d() },
+            Settings { params: json!({"hysteresis_c": 9}), ..d() },
             "params.hysteresis_c field must be between 0.1 and 3, got 9",
         ),
     ];

@@ -12,11 +12,11 @@ mod plan;
 use std::fmt;
 
 use hearth_proto::Timestamp;
-use hearth_proto::control::{ControlSettings, Exclusion, System};
+use hearth_proto::control::{Exclusion, System};
 use hearth_proto::history::Run;
 use hearth_proto::schedules::SensorWeight;
 
-use crate::control::{self, Equipment, Inputs, Running, SensorSnapshot};
+use crate::control::{self, Equipment, Inputs, Running, SensorSnapshot, Settings};
 use house::{House, Probe, Rng, Weather};
 use plan::{COMFORT_C, day_plan};
 
@@ -170,9 +170,9 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
     if !(1..=3650).contains(&opts.days) {
         return Err(format!("days must be between 1 and 3650, got {}", opts.days));
     }
-    let settings = control::check_settings(ControlSettings {
+    let settings = control::check_settings(Settings {
         algorithm: opts.algorithm.clone(),
-        ..ControlSettings::default()
+        ..Settings::default()
     })?;
     let mut rng = Rng::new(opts.seed);
     let mut weather = Weather::winter();
@@ -343,7 +343,7 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
 }
 
 /// Runs shorter than min on, pauses shorter than min off, from the switch log.
-fn violations(switches: &[(Timestamp, bool)], s: &ControlSettings) -> (u32, u32) {
+fn violations(switches: &[(Timestamp, bool)], s: &Settings) -> (u32, u32) {
     let (mut on, mut off) = (0, 0);
     for pair in switches.windows(2) {
         let held = pair[1].0.as_second() - pair[0].0.as_second();

@@ -13,6 +13,7 @@
 //! starts the recovery probe; ingest refuses to acknowledge while degraded. What control
 //! needs is [`held`] in memory as well, so decisions go on through the fault.
 
+mod format;
 mod health;
 mod held;
 mod schedules;
@@ -25,18 +26,18 @@ use std::time::Duration;
 
 use hearth_proto::Timestamp;
 use hearth_proto::agents::{AgentKind, KeyRole};
-use hearth_proto::control::{ControlSettings, Decision};
 use hearth_proto::relays::{OutputStatus, RelayFunction, RelayState};
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::watch;
 
-use crate::calibration::{calibrated, display_name};
+use crate::control::{Decision, Settings};
 
 pub(crate) use health::StorageHealth;
 pub(crate) use schedules::Schedules;
 mod history;
+pub(crate) use history::Series;
 
 /// Connections per pool: readers go on while the ingest writer commits (WAL).
 const POOL_SIZE: u32 = 4;
@@ -91,18 +92,6 @@ pub(crate) struct SensorRow {
     pub(crate) name: Option<String>,
     pub(crate) weight: f64,
     pub(crate) offset_c: f64,
-}
-
-impl SensorRow {
-    /// The newest value, calibrated.
-    pub(crate) fn latest(&self) -> Option<f64> {
-        self.last_value.map(|v| calibrated(v, self.offset_c))
-    }
-
-    /// The name people see.
-    pub(crate) fn display_name(&self) -> &str {
-        display_name(&self.id, self.name.as_deref(), self.alias.as_deref())
-    }
 }
 
 /// An agent row.
@@ -212,6 +201,8 @@ struct Inner {
     pool: std::sync::RwLock<SqlitePool>,
     health: watch::Sender<StorageHealth>,
     held: held::Held,
+    /// Stored settings and decisions that could not be read.
+    unreadable: format::Unreadable,
 }
 
 pub(crate) fn millis(t: Timestamp) -> i64 {
@@ -303,9 +294,16 @@ impl Store {
             pool: std::sync::RwLock::new(pool),
             health: watch::Sender::new(health),
             held: held::Held::default(),
+            unreadable: format::Unreadable::default(),
         });
         tokio::spawn(recover(Arc::downgrade(&inner)));
         Ok(Self { inner })
+    }
+
+    /// The pool, for tests that write rows as another engine would have written them.
+    #[cfg(test)]
+    pub(crate) fn test_pool(&self) -> SqlitePool {
+        self.pool()
     }
 
     /// The current pool. Cloned out, so that a query in flight keeps the pool it started on
@@ -556,19 +554,18 @@ impl Store {
         self.seen(read)
     }
 
-    /// Store what people set for a sensor; false when the sensor is unknown.
+    /// Store what people set for a sensor (checked, its name trimmed); false when the sensor
+    /// is unknown.
     pub(crate) async fn set_sensor_settings(
         &self,
         id: &str,
-        name: Option<&str>,
-        weight: f64,
-        offset_c: f64,
+        s: &hearth_proto::sensors::SensorSettings,
     ) -> Result<bool, sqlx::Error> {
         let done =
             sqlx::query("UPDATE sensors SET name = ?, weight = ?, offset_c = ? WHERE id = ?")
-                .bind(name)
-                .bind(weight)
-                .bind(offset_c)
+                .bind(&s.name)
+                .bind(s.weight)
+                .bind(s.offset_c)
                 .bind(id)
                 .execute(&self.pool())
                 .await;
@@ -879,21 +876,29 @@ impl Store {
         self.touch_agent(host_id, AgentKind::Relay, now).await
     }
 
-    pub(crate) async fn load_settings(&self) -> Result<Option<ControlSettings>, sqlx::Error> {
+    /// The stored control settings; None when none were ever stored. Stored settings that do
+    /// not read as this engine's format are an error (reported once, see `format.rs`), not
+    /// the defaults: nobody chose those.
+    pub(crate) async fn load_settings(&self) -> Result<Option<Settings>, sqlx::Error> {
         let value: Result<Option<String>, _> =
             sqlx::query_scalar("SELECT value FROM settings WHERE key = 'control'")
                 .fetch_optional(&self.pool())
                 .await;
-        let value = self.seen(value)?;
-        // A value that no longer parses (older format) falls back to the defaults.
-        Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
+        let Some(value) = self.seen(value)? else { return Ok(None) };
+        format::decode(format::SETTINGS_V, &value).map(Some).map_err(|why| {
+            self.inner.unreadable.report("settings", "control", &why);
+            sqlx::Error::Decode(format!("the stored control settings are in {why}").into())
+        })
     }
 
-    pub(crate) async fn save_settings(
-        &self,
-        settings: &ControlSettings,
-    ) -> Result<(), sqlx::Error> {
-        let value = serde_json::to_string(settings).unwrap_or_default();
+    /// How many stored rows (settings, decisions) could not be read since the start.
+    pub(crate) fn unreadable_rows(&self) -> u64 {
+        self.inner.unreadable.count()
+    }
+
+    pub(crate) async fn save_settings(&self, settings: &Settings) -> Result<(), sqlx::Error> {
+        let value = format::encode(format::SETTINGS_V, settings)
+            .map_err(|e| sqlx::Error::Encode(e.into()))?;
         let done = sqlx::query(
             "INSERT INTO settings (key, value) VALUES ('control', ?)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -917,29 +922,37 @@ impl Store {
         .bind(d.heat_setpoint_c)
         .bind(enum_str(d.reason_code))
         .bind(&d.reason)
-        .bind(serde_json::to_string(d).unwrap_or_default())
+        .bind(format::encode(format::DECISION_V, d).map_err(|e| sqlx::Error::Encode(e.into()))?)
         .execute(&self.pool())
         .await;
         self.seen(done).map(|_| ())
     }
 
     /// Recorded decisions in `[from, to)` (either bound optional), newest first, at most
-    /// `limit`. Rows in an older format are skipped.
+    /// `limit`. A row that does not read as this engine's format is reported (logged with its
+    /// id and counted, once) and left out of the answer, which it would otherwise fail.
     pub(crate) async fn decisions(
         &self,
         from: Option<Timestamp>,
         to: Option<Timestamp>,
         limit: u32,
     ) -> Result<Vec<Decision>, sqlx::Error> {
-        let rows: Result<Vec<String>, _> = sqlx::query_scalar(
-            "SELECT detail FROM decisions WHERE ts >= ? AND ts < ? ORDER BY ts DESC, id DESC LIMIT ?",
+        let rows: Result<Vec<(i64, String)>, _> = sqlx::query_as(
+            "SELECT id, detail FROM decisions WHERE ts >= ? AND ts < ? ORDER BY ts DESC, id DESC LIMIT ?",
         )
         .bind(from.map_or(i64::MIN, millis))
         .bind(to.map_or(i64::MAX, millis))
         .bind(limit)
         .fetch_all(&self.pool())
         .await;
-        Ok(self.seen(rows)?.iter().filter_map(|d| serde_json::from_str(d).ok()).collect())
+        let mut decisions = Vec::new();
+        for (id, detail) in self.seen(rows)? {
+            match format::decode(format::DECISION_V, &detail) {
+                Ok(d) => decisions.push(d),
+                Err(why) => self.inner.unreadable.report("decisions", &id.to_string(), &why),
+            }
+        }
+        Ok(decisions)
     }
 }
 

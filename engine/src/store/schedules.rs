@@ -197,7 +197,7 @@ pub(crate) struct Schedules {
 impl Schedules {
     /// Load the schedule from the database. When it cannot be read (a start on a damaged
     /// card), the built-in default target stands in until [`Self::reload`] succeeds; control
-    /// is then in mode off anyway (control/run.rs), so it only matters to what is shown.
+    /// is then in mode off anyway (controller.rs), so it only matters to what is shown.
     pub(crate) async fn load(store: Store, tz: TimeZone) -> anyhow::Result<Self> {
         let schedule = match read(&store, &tz, Timestamp::now()).await {
             Ok(schedule) => schedule,

@@ -179,6 +179,8 @@ async fn cooling_is_commanded_and_runs_follow_the_relays() -> R {
         "hearth_sensor_temperature_celsius{sensor=\"1058F50F01080047\",name=\"some_alias\"} 27",
         "hearth_readings_committed_total 1",
         "# TYPE hearth_relay_commands_total counter",
+        // Every stored settings and decision row read back.
+        "hearth_stored_rows_unreadable_total 0",
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }

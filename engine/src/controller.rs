@@ -1,4 +1,6 @@
-//! The decision loop and relay commanding.
+//! The decision loop: it gathers the inputs of `control::decide` from the store and the
+//! schedule, records and publishes the decision, and hands it to the relay commander
+//! (`commander.rs`).
 //!
 //! Each pass derives everything from stored state, never from the previous pass: the target
 //! from the schedule at this instant, the temperature from the newest readings, the equipment
@@ -7,7 +9,6 @@
 //! minimum-off timer). The only memory kept across passes is what was last commanded and
 //! recorded, to avoid repeating commands and records.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -15,20 +16,19 @@ use std::time::Duration;
 use hearth_common::auth::SiteSecret;
 use hearth_common::sse::EventBus;
 use hearth_proto::Timestamp;
-use hearth_proto::agents::KeyRole;
-use hearth_proto::client::{ClientError, RelayAgentClient};
-use hearth_proto::control::{ControlSettings, Decision, System};
-use hearth_proto::events::Event;
+use hearth_proto::control::System;
+use hearth_proto::events::{Event, Topic};
 use hearth_proto::history::Run;
-use hearth_proto::relays::{RelayCommand, RelayFunction, RelayState};
+use hearth_proto::relays::RelayFunction;
 use jiff::SignedDuration;
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinSet;
 
-use super::{Equipment, Inputs, Learned, Running, STUCK_WINDOW, SensorSnapshot};
+use crate::commander::Commander;
+use crate::control::{self, Decision, Equipment, Inputs, Learned, Running, STUCK_WINDOW, Settings};
 use crate::metrics::Counters;
+use crate::readings::Readings;
 use crate::store::Schedules;
-use crate::store::{Contact, RelayRow, Store, from_millis, millis};
+use crate::store::{RelayRow, Store, from_millis};
 
 /// How soon to repeat a command a relay agent refused (its minimum off time, an interlock).
 const REFUSED_RETRY: Duration = Duration::from_secs(5);
@@ -51,8 +51,6 @@ const RELEARN_EVERY: Duration = Duration::from_secs(3600);
 pub(crate) struct ControllerConfig {
     /// Re-evaluate at least this often even without new readings.
     pub(crate) tick: Duration,
-    /// A reading older than this no longer counts.
-    pub(crate) stale_after: SignedDuration,
     /// Lease granted with every `on` command; renewed every quarter lease.
     pub(crate) lease_s: u32,
 }
@@ -60,13 +58,15 @@ pub(crate) struct ControllerConfig {
 /// Owns the control settings and the latest decision; `run` is the loop.
 pub(crate) struct Controller {
     store: Store,
+    /// The sensors, as the rest of the engine sees them.
+    readings: Arc<Readings>,
     site: SiteSecret,
     config: ControllerConfig,
     schedules: Arc<Schedules>,
     events: EventBus,
     counters: Arc<Counters>,
     /// Watch channels hold the current value without lock poisoning.
-    settings: watch::Sender<ControlSettings>,
+    settings: watch::Sender<Settings>,
     latest: watch::Sender<Option<Decision>>,
     wake: Arc<Notify>,
     /// Set when relays registered: command them now rather than at the next renewal.
@@ -80,8 +80,13 @@ impl std::fmt::Debug for Controller {
 }
 
 impl Controller {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the loop's collaborators, each wired once by Engine::open"
+    )]
     pub(crate) async fn new(
         store: Store,
+        readings: Arc<Readings>,
         site: SiteSecret,
         config: ControllerConfig,
         schedules: Arc<Schedules>,
@@ -94,6 +99,7 @@ impl Controller {
         let latest = store.decisions(None, None, 1).await.ok().and_then(|d| d.into_iter().next());
         Ok(Self {
             store,
+            readings,
             site,
             config,
             schedules,
@@ -114,7 +120,7 @@ impl Controller {
                 if *self.settings.borrow() != settings {
                     tracing::info!("control settings read again from the database");
                     self.settings.send_replace(settings);
-                    self.events.changed("settings");
+                    self.events.changed(Topic::Settings);
                 }
                 self.wake.notify_one();
             }
@@ -122,15 +128,15 @@ impl Controller {
         }
     }
 
-    pub(crate) fn settings(&self) -> ControlSettings {
+    pub(crate) fn settings(&self) -> Settings {
         self.settings.borrow().clone()
     }
 
     /// Store new (checked) settings, then let the loop decide with them at once.
-    pub(crate) async fn set_settings(&self, settings: ControlSettings) -> Result<(), sqlx::Error> {
+    pub(crate) async fn set_settings(&self, settings: Settings) -> Result<(), sqlx::Error> {
         self.store.save_settings(&settings).await?;
         self.settings.send_replace(settings);
-        self.events.changed("settings");
+        self.events.changed(Topic::Settings);
         self.wake.notify_one();
         Ok(())
     }
@@ -150,31 +156,13 @@ impl Controller {
         self.wake.notify_one();
     }
 
-    async fn sensors(&self) -> Result<Vec<SensorSnapshot>, sqlx::Error> {
-        Ok(self
-            .store
-            .sensors()
-            .await?
-            .into_iter()
-            .map(|s| SensorSnapshot {
-                id: s.id,
-                name: s.name.or(s.alias),
-                value: s.last_value,
-                at: s.last_ts.map(from_millis),
-                value_since: s.value_since.map(from_millis),
-                weight: s.weight,
-                offset_c: s.offset_c,
-            })
-            .collect())
-    }
-
     async fn learn(&self, now: Timestamp) -> Learned {
         let from = now.checked_sub(LEARN_WINDOW).unwrap_or(Timestamp::MIN);
         match self.store.runs(from, now).await {
-            Ok(runs) => super::learn(&runs, now),
+            Ok(runs) => control::learn(&runs, now),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read runs; predictive start uses its defaults");
-                super::learn(&[], now)
+                control::learn(&[], now)
             }
         }
     }
@@ -187,16 +175,16 @@ impl Controller {
         learned: &Learned,
         runs: &[Run],
     ) -> Result<Decision, sqlx::Error> {
-        let sensors = self.sensors().await?;
+        let sensors = self.readings.snapshots().await?;
         let until = now.checked_add(LOOKAHEAD).unwrap_or(Timestamp::MAX);
         let segments = self.schedules.snapshot().segments(now, until);
         let settings = self.settings();
-        Ok(super::decide(&Inputs {
+        Ok(control::decide(&Inputs {
             now,
             settings: &settings,
             segments: &segments,
             sensors: &sensors,
-            stale_after: self.config.stale_after,
+            stale_after: self.readings.stale_after(),
             equipment,
             learned,
             runs,
@@ -308,8 +296,9 @@ impl Controller {
                     let shown = Shown::of(&decision);
                     if published.as_ref() != Some(&shown) {
                         published = Some(shown);
-                        self.events
-                            .publish(Event::Decision { decision: Box::new(decision.clone()) });
+                        self.events.publish(Event::Decision {
+                            decision: Box::new(decision.clone().into()),
+                        });
                     }
                     let want = (decision.heat, decision.cool);
                     let resend = self.resend.swap(false, Ordering::Relaxed);
@@ -363,22 +352,24 @@ impl Controller {
     }
 }
 
-/// The stored settings. Settings that no longer pass the checks (an older format, a removed
-/// algorithm) give way to the defaults rather than stopping the engine. Settings that cannot
-/// be read at all (the database does not open) give mode off: the frost floor, the max ceiling
-/// and the sensor-loss duty still act, but nothing heats or cools to a target nobody chose.
-async fn load_settings(store: &Store) -> anyhow::Result<ControlSettings> {
+/// The stored settings. Settings that no longer pass the checks (a removed algorithm) give way
+/// to the defaults rather than stopping the engine. Settings that cannot be read at all (the
+/// database does not open, or they are stored in a format this engine does not read) give
+/// mode off: the frost floor, the max ceiling and the sensor-loss duty still act, but nothing
+/// heats or cools to a target nobody chose; saving settings (`PUT /v1/control/settings`)
+/// replaces unreadable ones.
+async fn load_settings(store: &Store) -> anyhow::Result<Settings> {
     let settings = match store.load_settings().await {
-        Ok(Some(stored)) => super::check_settings(stored).map_err(|e| {
+        Ok(Some(stored)) => control::check_settings(stored).map_err(|e| {
             tracing::warn!(error = %e, "stored control settings are not valid; using the defaults");
         }),
         Ok(None) => Err(()),
         Err(e) => {
             tracing::error!(error = %e, "cannot read the control settings; mode off (frost \
-                floor and max ceiling only) until the database answers");
-            return super::check_settings(ControlSettings {
+                floor and max ceiling only) until they can be read or are saved again");
+            return control::check_settings(Settings {
                 mode: hearth_proto::control::Mode::Off,
-                ..ControlSettings::default()
+                ..Settings::default()
             })
             .map_err(|e| anyhow::anyhow!("default control settings: {e}"));
         }
@@ -386,7 +377,7 @@ async fn load_settings(store: &Store) -> anyhow::Result<ControlSettings> {
     match settings {
         Ok(s) => Ok(s),
         // Checking the defaults fills in the default algorithm's parameters.
-        Err(()) => super::check_settings(ControlSettings::default())
+        Err(()) => control::check_settings(Settings::default())
             .map_err(|e| anyhow::anyhow!("default control settings: {e}")),
     }
 }
@@ -424,242 +415,6 @@ impl Shown {
             setpoints: (d.heat_setpoint_c.to_bits(), d.cool_setpoint_c.to_bits()),
             held_until: d.held_until,
         }
-    }
-}
-
-/// Sends the decision to every relay output whose function is heat or cool.
-struct Commander {
-    store: Store,
-    site: SiteSecret,
-    events: EventBus,
-    counters: Arc<Counters>,
-    /// By host: the URL and key role the client was made for, and the client.
-    clients: HashMap<String, (String, KeyRole, RelayAgentClient)>,
-    /// Relays that failed last time, and how: log changes, not every failure.
-    failing: HashMap<(String, String), String>,
-}
-
-impl Commander {
-    fn new(store: Store, site: SiteSecret, events: EventBus, counters: Arc<Counters>) -> Self {
-        Self { store, site, events, counters, clients: HashMap::new(), failing: HashMap::new() }
-    }
-
-    /// The client for a relay agent at `url`, presenting the engine token of the agent's device
-    /// key: the role it registered with (None: registered before roles were recorded, so its
-    /// key is the untyped one).
-    fn client(&mut self, host_id: &str, url: &str, role: Option<KeyRole>) -> RelayAgentClient {
-        let role = role.unwrap_or(KeyRole::Untyped);
-        match self.clients.get(host_id) {
-            Some((u, r, c)) if u == url && *r == role => c.clone(),
-            _ => {
-                let credential = self.site.device_key(host_id, role).engine_credential();
-                let c = RelayAgentClient::new(url, Some(credential));
-                self.clients.insert(host_id.to_owned(), (url.to_owned(), role, c.clone()));
-                c
-            }
-        }
-    }
-
-    /// Store what an agent reported for an output; publish a relay event when it changed.
-    async fn record(
-        &self,
-        before: Option<RelayState>,
-        host_id: &str,
-        status: &hearth_proto::relays::OutputStatus,
-        command_done: bool,
-    ) {
-        let now = millis(Timestamp::now());
-        if let Err(e) = self.store.set_relay_status(host_id, status, command_done, now).await {
-            tracing::error!(error = %e, "cannot record relay state");
-        }
-        if before != Some(status.state) {
-            self.events.publish(Event::Relay {
-                host_id: host_id.to_owned(),
-                output_id: status.id.clone(),
-                state: status.state,
-            });
-        }
-    }
-
-    /// Record how a call to relay agent `host_id` went. When its reachability flips, say so
-    /// once in the log and tell the dashboards to re-read (`changed` "relays"): a relay agent
-    /// that stops answering its renewals is shown unreachable at the first failed one.
-    async fn contact(&self, host_id: &str, contact: Contact<'_>) {
-        let now = millis(Timestamp::now());
-        match self.store.relay_contact(host_id, contact, now).await {
-            Ok(false) => {}
-            Ok(true) => {
-                if let Contact::NoAnswer(error) = contact {
-                    tracing::error!(%host_id, %error,
-                        "relay agent unreachable: its outputs are out of the engine's hands (they \
-                         return to their safe states when their leases run out if the agent \
-                         process lives; a dead process may leave them as they were)");
-                } else {
-                    tracing::info!(%host_id, "relay agent answers again");
-                }
-                self.events.changed("relays");
-            }
-            Err(e) => tracing::error!(error = %e, "cannot record relay agent contact"),
-        }
-    }
-
-    /// Read every known relay agent's outputs (in parallel) and record them. An agent that does
-    /// not answer keeps its last report, and says so.
-    async fn reconcile(&mut self) {
-        let relays = match self.store.relays().await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read relays");
-                return;
-            }
-        };
-        let agents: BTreeMap<String, (String, Option<KeyRole>)> = relays
-            .iter()
-            .filter_map(|r| Some((r.host_id.clone(), (r.url.clone()?, r.key_role))))
-            .collect();
-        let mut reads = JoinSet::new();
-        for (host_id, (url, role)) in agents {
-            let client = self.client(&host_id, &url, role);
-            reads.spawn(async move { (host_id, client.relays().await) });
-        }
-        while let Some(joined) = reads.join_next().await {
-            let Ok((host_id, result)) = joined else { continue };
-            match result {
-                Ok(list) => {
-                    for output in &list.outputs {
-                        let before = relays
-                            .iter()
-                            .find(|r| r.host_id == host_id && r.output_id == output.id)
-                            .map(|r| r.state);
-                        self.record(before, &host_id, output, false).await;
-                    }
-                    let states: Vec<String> =
-                        list.outputs.iter().map(|o| format!("{}={:?}", o.id, o.state)).collect();
-                    tracing::info!(%host_id, outputs = %states.join(" "), "read relay states before commanding");
-                    self.contact(&host_id, Contact::Answered).await;
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        %host_id,
-                        error = %e,
-                        "cannot read the relay agent's state before commanding; using its last report"
-                    );
-                    let text = e.to_string();
-                    let contact = contact_of(&e, &text);
-                    self.contact(&host_id, contact).await;
-                }
-            }
-        }
-    }
-
-    /// Command every heat and cool relay: offs first, so an agent that interlocks heat with
-    /// cool never sees both asked on. True when an agent refused (409).
-    async fn command(&mut self, (heat, cool): (bool, bool), lease_s: u32) -> bool {
-        let relays = match self.store.relays().await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read relays");
-                return false;
-            }
-        };
-        let wanted = |r: &RelayRow| match r.effective_function() {
-            Some(RelayFunction::Heat) => Some(heat),
-            Some(RelayFunction::Cool) => Some(cool),
-            _ => None,
-        };
-        let mut refused = false;
-        for phase_on in [false, true] {
-            let mut calls = JoinSet::new();
-            for relay in relays.iter().filter(|r| wanted(r) == Some(phase_on)) {
-                let Some(url) = relay.url.clone() else { continue };
-                let client = self.client(&relay.host_id, &url, relay.key_role);
-                let command = if phase_on {
-                    RelayCommand { state: RelayState::On, lease_s: Some(lease_s) }
-                } else {
-                    RelayCommand { state: RelayState::Off, lease_s: None }
-                };
-                let (host_id, output_id, before) =
-                    (relay.host_id.clone(), relay.output_id.clone(), relay.state);
-                calls.spawn(async move {
-                    let result = client.command(&output_id, &command).await;
-                    (host_id, output_id, before, result)
-                });
-            }
-            while let Some(joined) = calls.join_next().await {
-                let Ok((host_id, output_id, before, result)) = joined else { continue };
-                refused |= self.answered(&host_id, &output_id, before, result).await;
-            }
-        }
-        refused
-    }
-
-    /// Record one command's answer; true when the agent refused it.
-    async fn answered(
-        &mut self,
-        host_id: &str,
-        output_id: &str,
-        before: RelayState,
-        result: Result<hearth_proto::relays::OutputStatus, ClientError>,
-    ) -> bool {
-        let key = (host_id.to_owned(), output_id.to_owned());
-        let c = &self.counters;
-        match &result {
-            Ok(_) => Counters::add(&c.relay_commands_done, 1),
-            Err(ClientError::Api { status: 409, .. }) => {
-                Counters::add(&c.relay_commands_refused, 1)
-            }
-            Err(_) => Counters::add(&c.relay_commands_failed, 1),
-        }
-        match result {
-            Ok(status) => {
-                if self.failing.remove(&key).is_some() {
-                    tracing::info!(%host_id, %output_id, "relay carries out commands again");
-                }
-                if let Some(left) = status.pending_off_in_s {
-                    tracing::debug!(%host_id, %output_id, left_s = left,
-                        "the relay agent defers the off (its minimum on time)");
-                }
-                self.record(Some(before), host_id, &status, true).await;
-                self.contact(host_id, Contact::Answered).await;
-                false
-            }
-            // The agent answered and refused (an interlock, its minimum off time): record why,
-            // for the user and for the next decision; the command is repeated soon.
-            Err(ClientError::Api { status: 409, body }) => {
-                if self.failing.insert(key, body.error.clone()).as_ref() != Some(&body.error) {
-                    tracing::warn!(%host_id, %output_id, code = ?body.code, reason = %body.error,
-                        "the relay agent refused the command");
-                }
-                let now = millis(Timestamp::now());
-                if let Err(e) =
-                    self.store.set_relay_refusal(host_id, output_id, &body.error, now).await
-                {
-                    tracing::error!(error = %e, "cannot record relay refusal");
-                }
-                self.contact(host_id, Contact::Answered).await;
-                true
-            }
-            Err(e) => {
-                let text = e.to_string();
-                if self.failing.insert(key, text.clone()).as_ref() != Some(&text) {
-                    tracing::warn!(%host_id, %output_id, error = %text, "relay command failed");
-                }
-                // No answer at all (refused, timed out): the agent is unreachable from this
-                // renewal on. An error status is an answer: reachable, but failing.
-                let contact = contact_of(&e, &text);
-                self.contact(host_id, contact).await;
-                false
-            }
-        }
-    }
-}
-
-/// A failed call as a [`Contact`]: no HTTP answer (refused, reset, timed out) is `NoAnswer`;
-/// an error status, or an answer that does not decode, is an answer.
-fn contact_of<'a>(e: &ClientError, text: &'a str) -> Contact<'a> {
-    match e {
-        ClientError::Transport(t) if !t.is_decode() => Contact::NoAnswer(text),
-        _ => Contact::Failed(text),
     }
 }
 
@@ -705,4 +460,30 @@ fn running(relays: &[RelayRow], function: RelayFunction) -> Running {
         outputs.iter().map(switched).max().flatten()
     };
     Running { on, since, ran_until: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use hearth_proto::control::Mode;
+
+    use super::*;
+
+    /// Stored settings this engine cannot read leave the house in mode off (frost floor, max
+    /// ceiling, sensor-loss duty), never the default settings nobody chose.
+    #[tokio::test]
+    async fn unreadable_settings_are_mode_off_not_the_defaults() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::open(&url).await?;
+        let chosen = control::check_settings(Settings { mode: Mode::Auto, ..Settings::default() })
+            .map_err(|e| anyhow::anyhow!(e))?;
+        store.save_settings(&chosen).await?;
+        assert_eq!(load_settings(&store).await?, chosen);
+        // As a newer engine would have stored them.
+        sqlx::query("UPDATE settings SET value = json_set(value, '$.v', 2) WHERE key = 'control'")
+            .execute(&store.test_pool())
+            .await?;
+        assert_eq!(load_settings(&store).await?.mode, Mode::Off);
+        Ok(())
+    }
 }

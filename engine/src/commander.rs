@@ -1,0 +1,260 @@
+//! Relay commanding: the engine's HTTP calls to relay agents. The loop (`controller.rs`) hands
+//! it each decision's heat and cool; it reads every agent's outputs before the first command,
+//! commands the heat and cool outputs (offs first), records each answer with the output and
+//! each call's outcome with the agent, and publishes relay events.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use hearth_common::auth::SiteSecret;
+use hearth_common::sse::EventBus;
+use hearth_proto::Timestamp;
+use hearth_proto::agents::KeyRole;
+use hearth_proto::client::{ClientError, RelayAgentClient};
+use hearth_proto::events::{Event, Topic};
+use hearth_proto::relays::{RelayCommand, RelayFunction, RelayState};
+use tokio::task::JoinSet;
+
+use crate::metrics::Counters;
+use crate::store::{Contact, RelayRow, Store, millis};
+
+/// Sends the decision to every relay output whose function is heat or cool.
+pub(crate) struct Commander {
+    store: Store,
+    site: SiteSecret,
+    events: EventBus,
+    counters: Arc<Counters>,
+    /// By host: the URL and key role the client was made for, and the client.
+    clients: HashMap<String, (String, KeyRole, RelayAgentClient)>,
+    /// Relays that failed last time, and how: log changes, not every failure.
+    failing: HashMap<(String, String), String>,
+}
+
+impl Commander {
+    pub(crate) fn new(
+        store: Store,
+        site: SiteSecret,
+        events: EventBus,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Self { store, site, events, counters, clients: HashMap::new(), failing: HashMap::new() }
+    }
+
+    /// The client for a relay agent at `url`, presenting the engine token of the agent's device
+    /// key: the role it registered with (None: registered before roles were recorded, so its
+    /// key is the untyped one).
+    fn client(&mut self, host_id: &str, url: &str, role: Option<KeyRole>) -> RelayAgentClient {
+        let role = role.unwrap_or(KeyRole::Untyped);
+        match self.clients.get(host_id) {
+            Some((u, r, c)) if u == url && *r == role => c.clone(),
+            _ => {
+                let credential = self.site.device_key(host_id, role).engine_credential();
+                let c = RelayAgentClient::new(url, Some(credential));
+                self.clients.insert(host_id.to_owned(), (url.to_owned(), role, c.clone()));
+                c
+            }
+        }
+    }
+
+    /// Store what an agent reported for an output; publish a relay event when it changed.
+    async fn record(
+        &self,
+        before: Option<RelayState>,
+        host_id: &str,
+        status: &hearth_proto::relays::OutputStatus,
+        command_done: bool,
+    ) {
+        let now = millis(Timestamp::now());
+        if let Err(e) = self.store.set_relay_status(host_id, status, command_done, now).await {
+            tracing::error!(error = %e, "cannot record relay state");
+        }
+        if before != Some(status.state) {
+            self.events.publish(Event::Relay {
+                host_id: host_id.to_owned(),
+                output_id: status.id.clone(),
+                state: status.state,
+            });
+        }
+    }
+
+    /// Record how a call to relay agent `host_id` went. When its reachability flips, say so
+    /// once in the log and tell the dashboards to re-read (`changed` "relays"): a relay agent
+    /// that stops answering its renewals is shown unreachable at the first failed one.
+    async fn contact(&self, host_id: &str, contact: Contact<'_>) {
+        let now = millis(Timestamp::now());
+        match self.store.relay_contact(host_id, contact, now).await {
+            Ok(false) => {}
+            Ok(true) => {
+                if let Contact::NoAnswer(error) = contact {
+                    tracing::error!(%host_id, %error,
+                        "relay agent unreachable: its outputs are out of the engine's hands (they \
+                         return to their safe states when their leases run out if the agent \
+                         process lives; a dead process may leave them as they were)");
+                } else {
+                    tracing::info!(%host_id, "relay agent answers again");
+                }
+                self.events.changed(Topic::Relays);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot record relay agent contact"),
+        }
+    }
+
+    /// Read every known relay agent's outputs (in parallel) and record them. An agent that does
+    /// not answer keeps its last report, and says so.
+    pub(crate) async fn reconcile(&mut self) {
+        let relays = match self.store.relays().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read relays");
+                return;
+            }
+        };
+        let agents: BTreeMap<String, (String, Option<KeyRole>)> = relays
+            .iter()
+            .filter_map(|r| Some((r.host_id.clone(), (r.url.clone()?, r.key_role))))
+            .collect();
+        let mut reads = JoinSet::new();
+        for (host_id, (url, role)) in agents {
+            let client = self.client(&host_id, &url, role);
+            reads.spawn(async move { (host_id, client.relays().await) });
+        }
+        while let Some(joined) = reads.join_next().await {
+            let Ok((host_id, result)) = joined else { continue };
+            match result {
+                Ok(list) => {
+                    for output in &list.outputs {
+                        let before = relays
+                            .iter()
+                            .find(|r| r.host_id == host_id && r.output_id == output.id)
+                            .map(|r| r.state);
+                        self.record(before, &host_id, output, false).await;
+                    }
+                    let states: Vec<String> =
+                        list.outputs.iter().map(|o| format!("{}={:?}", o.id, o.state)).collect();
+                    tracing::info!(%host_id, outputs = %states.join(" "), "read relay states before commanding");
+                    self.contact(&host_id, Contact::Answered).await;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        %host_id,
+                        error = %e,
+                        "cannot read the relay agent's state before commanding; using its last report"
+                    );
+                    let text = e.to_string();
+                    let contact = contact_of(&e, &text);
+                    self.contact(&host_id, contact).await;
+                }
+            }
+        }
+    }
+
+    /// Command every heat and cool relay: offs first, so an agent that interlocks heat with
+    /// cool never sees both asked on. True when an agent refused (409).
+    pub(crate) async fn command(&mut self, (heat, cool): (bool, bool), lease_s: u32) -> bool {
+        let relays = match self.store.relays().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read relays");
+                return false;
+            }
+        };
+        let wanted = |r: &RelayRow| match r.effective_function() {
+            Some(RelayFunction::Heat) => Some(heat),
+            Some(RelayFunction::Cool) => Some(cool),
+            _ => None,
+        };
+        let mut refused = false;
+        for phase_on in [false, true] {
+            let mut calls = JoinSet::new();
+            for relay in relays.iter().filter(|r| wanted(r) == Some(phase_on)) {
+                let Some(url) = relay.url.clone() else { continue };
+                let client = self.client(&relay.host_id, &url, relay.key_role);
+                let command = if phase_on {
+                    RelayCommand { state: RelayState::On, lease_s: Some(lease_s) }
+                } else {
+                    RelayCommand { state: RelayState::Off, lease_s: None }
+                };
+                let (host_id, output_id, before) =
+                    (relay.host_id.clone(), relay.output_id.clone(), relay.state);
+                calls.spawn(async move {
+                    let result = client.command(&output_id, &command).await;
+                    (host_id, output_id, before, result)
+                });
+            }
+            while let Some(joined) = calls.join_next().await {
+                let Ok((host_id, output_id, before, result)) = joined else { continue };
+                refused |= self.answered(&host_id, &output_id, before, result).await;
+            }
+        }
+        refused
+    }
+
+    /// Record one command's answer; true when the agent refused it.
+    async fn answered(
+        &mut self,
+        host_id: &str,
+        output_id: &str,
+        before: RelayState,
+        result: Result<hearth_proto::relays::OutputStatus, ClientError>,
+    ) -> bool {
+        let key = (host_id.to_owned(), output_id.to_owned());
+        let c = &self.counters;
+        match &result {
+            Ok(_) => Counters::add(&c.relay_commands_done, 1),
+            Err(ClientError::Api { status: 409, .. }) => {
+                Counters::add(&c.relay_commands_refused, 1)
+            }
+            Err(_) => Counters::add(&c.relay_commands_failed, 1),
+        }
+        match result {
+            Ok(status) => {
+                if self.failing.remove(&key).is_some() {
+                    tracing::info!(%host_id, %output_id, "relay carries out commands again");
+                }
+                if let Some(left) = status.pending_off_in_s {
+                    tracing::debug!(%host_id, %output_id, left_s = left,
+                        "the relay agent defers the off (its minimum on time)");
+                }
+                self.record(Some(before), host_id, &status, true).await;
+                self.contact(host_id, Contact::Answered).await;
+                false
+            }
+            // The agent answered and refused (an interlock, its minimum off time): record why,
+            // for the user and for the next decision; the command is repeated soon.
+            Err(ClientError::Api { status: 409, body }) => {
+                if self.failing.insert(key, body.error.clone()).as_ref() != Some(&body.error) {
+                    tracing::warn!(%host_id, %output_id, code = ?body.code, reason = %body.error,
+                        "the relay agent refused the command");
+                }
+                let now = millis(Timestamp::now());
+                if let Err(e) =
+                    self.store.set_relay_refusal(host_id, output_id, &body.error, now).await
+                {
+                    tracing::error!(error = %e, "cannot record relay refusal");
+                }
+                self.contact(host_id, Contact::Answered).await;
+                true
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if self.failing.insert(key, text.clone()).as_ref() != Some(&text) {
+                    tracing::warn!(%host_id, %output_id, error = %text, "relay command failed");
+                }
+                // No answer at all (refused, timed out): the agent is unreachable from this
+                // renewal on. An error status is an answer: reachable, but failing.
+                let contact = contact_of(&e, &text);
+                self.contact(host_id, contact).await;
+                false
+            }
+        }
+    }
+}
+
+/// A failed call as a [`Contact`]: no HTTP answer (refused, reset, timed out) is `NoAnswer`;
+/// an error status, or an answer that does not decode, is an answer.
+fn contact_of<'a>(e: &ClientError, text: &'a str) -> Contact<'a> {
+    match e {
+        ClientError::Transport(t) if !t.is_decode() => Contact::NoAnswer(text),
+        _ => Contact::Failed(text),
+    }
+}
