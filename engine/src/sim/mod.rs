@@ -8,6 +8,10 @@
 
 mod house;
 mod plan;
+mod zones;
+
+pub(crate) use house::Rng;
+pub use zones::{ZoneFigures, ZoneSimOptions, ZoneSimReport, simulate_zones};
 
 use std::fmt;
 
@@ -17,7 +21,7 @@ use hearth_proto::history::Run;
 use hearth_proto::schedules::SensorWeight;
 
 use crate::control::{self, Equipment, Inputs, Running, SensorSnapshot};
-use house::{House, Probe, Rng, Weather};
+use house::{House, Probe, Weather};
 use plan::{COMFORT_C, day_plan};
 
 /// Physics step, seconds.
