@@ -264,4 +264,4 @@ pub(crate) fn plugins() -> Vec<PluginInfo> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -13,12 +13,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use hearth_proto::Timestamp;
-use hearth_proto::control::{ControlSettings, System};
+use hearth_proto::control::ControlSettings;
 use hearth_proto::history::Run;
 use hearth_proto::schedules::{Segment, SensorWeight};
 
 use super::house::{House as Room, Probe, Rng, Weather};
 use super::plan::{COMFORT_C, day_plan};
+use super::record::{self, Outdoor, on_seconds, read_probes, recent_runs, record_run};
 use super::{DECIDE_S, STEP_S, violations};
 use crate::control::{self, Learned, Running, SensorSnapshot};
 use crate::zones::{
@@ -47,7 +48,7 @@ const BOILER_TAU_S: f64 = 240.0;
 const NEIGHBOUR_W_PER_K: f64 = 60.0;
 
 /// What to simulate.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ZoneSimOptions {
     /// Rooms, 2..=6.
     pub rooms: u32,
@@ -76,12 +77,9 @@ pub struct ZoneFigures {
 /// What a zoned simulation measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ZoneSimReport {
-    pub algorithm: String,
-    pub days: u32,
-    pub seed: u64,
-    pub outdoor_min_c: f64,
-    pub outdoor_mean_c: f64,
-    pub outdoor_max_c: f64,
+    pub options: ZoneSimOptions,
+    /// The outdoor temperature's lowest, mean and highest, °C.
+    pub outdoor_c: (f64, f64, f64),
     pub zones: Vec<ZoneFigures>,
     pub boiler_cycles: u32,
     pub boiler_on_h: f64,
@@ -106,16 +104,13 @@ impl ZoneSimReport {
 
 impl fmt::Display for ZoneSimReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = &self.options;
+        let (min, mean, max) = self.outdoor_c;
         writeln!(
             f,
-            "{} rooms, one boiler, {}: {} days, seed {} (outdoor {:.1}..{:.1} °C, mean {:.1} °C)",
-            self.zones.len(),
-            self.algorithm,
-            self.days,
-            self.seed,
-            self.outdoor_min_c,
-            self.outdoor_max_c,
-            self.outdoor_mean_c
+            "{} rooms, one boiler, {}: {} days, seed {} (outdoor {min:.1}..{max:.1} °C, mean \
+             {mean:.1} °C)",
+            o.rooms, o.algorithm, o.days, o.seed
         )?;
         for z in &self.zones {
             writeln!(
@@ -131,7 +126,7 @@ impl fmt::Display for ZoneSimReport {
                 z.valve_operations
             )?;
         }
-        let hours = f64::from(self.days) * 24.0;
+        let hours = f64::from(self.options.days) * 24.0;
         writeln!(
             f,
             "  boiler: {} cycles, {:.2} cycles/h, on {:.1} h ({:.0} % duty), waited for a \
@@ -212,13 +207,7 @@ pub fn simulate_zones(opts: &ZoneSimOptions) -> Result<ZoneSimReport, String> {
     if !(2..=ROOMS.len()).contains(&n) {
         return Err(format!("zones must be between 2 and {}, got {}", ROOMS.len(), opts.rooms));
     }
-    if !(1..=3650).contains(&opts.days) {
-        return Err(format!("days must be between 1 and 3650, got {}", opts.days));
-    }
-    let settings = control::check_settings(ControlSettings {
-        algorithm: opts.algorithm.clone(),
-        ..ControlSettings::default()
-    })?;
+    let settings = record::settings(opts.days, &opts.algorithm)?;
     let house = configure(n, &settings);
     zones::check_house(&house).map_err(|problems| {
         problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; ")
@@ -264,71 +253,41 @@ pub fn simulate_zones(opts: &ZoneSimOptions) -> Result<ZoneSimReport, String> {
     let mut snapshots: Vec<SensorSnapshot> = Vec::new();
     let (mut occupied, mut comfy, mut cold) = (vec![0u64; n], vec![0u64; n], vec![0u64; n]);
     let mut discomfort_kh = vec![0.0f64; n];
-    let (mut out_min, mut out_max, mut out_sum, mut out_n) = (f64::MAX, f64::MIN, 0.0, 0u64);
+    let mut outdoor_seen = Outdoor::new();
     let (mut fired_closed_s, mut heat_and_cool, mut valve_waits) = (0u32, 0u32, 0u32);
 
     let mut t = start;
-    let mut tick: i64 = 0;
     while t < end {
-        let second_of_day = (t.as_second() - start.as_second()).rem_euclid(86_400) as f64;
-        if tick % DECIDE_S == 0 {
+        let elapsed_s = t.as_second() - start.as_second();
+        let second_of_day = elapsed_s.rem_euclid(86_400) as f64;
+        if elapsed_s % DECIDE_S == 0 {
             if second_of_day == 0.0 {
                 for (l, r) in learned.iter_mut().zip(&runs) {
                     *l = control::learn(r, t);
                 }
             }
-            let previous = std::mem::take(&mut snapshots);
-            for p in &probes {
-                let age = jiff::SignedDuration::from_secs((rng.uniform() * 20.0) as i64);
-                let value = Some(p.read(&mut rng));
-                let at = Some(t - age);
-                let same = previous.iter().find(|s| s.id == p.id && s.value == value);
-                snapshots.push(SensorSnapshot {
-                    id: p.id.to_owned(),
-                    name: Some(p.name.to_owned()),
-                    value,
-                    at,
-                    value_since: same.map_or(at, |s| s.value_since),
-                    weight: 1.0,
-                    offset_c: 0.0,
-                });
-            }
+            snapshots = read_probes(&probes, t, &mut rng, &snapshots);
             let eq = EquipmentState { relays: relays.clone() };
             let mut calls = Vec::with_capacity(n);
             for (i, zone) in house.zones.iter().enumerate() {
                 while plans[i].get(seg_idx[i]).is_some_and(|s| s.end <= t) {
                     seg_idx[i] += 1;
                 }
-                let window_start = t - control::STUCK_WINDOW;
-                let recent = runs[i].partition_point(|r| r.end.is_some_and(|e| e < window_start));
                 let inputs = ZoneInputs {
                     now: t,
                     segments: plans[i].get(seg_idx[i]..).unwrap_or(&[]),
                     sensors: &snapshots,
                     stale_after: jiff::SignedDuration::from_secs(120),
                     learned: &learned[i],
-                    runs: &runs[i][recent..],
+                    runs: recent_runs(&runs[i], t),
                 };
                 let call = zones::decide_zone(&house, zone, &inputs, &eq);
                 heat_and_cool += u32::from(call.heat() && call.proposed.proposal.cool);
                 // The zone's runs, as the loop would record them: while it gets heat.
                 let gets = zones::zone_equipment(&house, zone, &eq).heat.on;
                 let open_run = runs[i].last().is_some_and(|r| r.end.is_none());
-                let temp = call.proposed.decision.effective_temp_c;
-                if gets && !open_run {
-                    runs[i].push(Run {
-                        system: System::Heat,
-                        start: t,
-                        end: None,
-                        start_temp_c: temp,
-                        end_temp_c: None,
-                    });
-                } else if !gets
-                    && open_run
-                    && let Some(run) = runs[i].last_mut()
-                {
-                    run.end = Some(t);
-                    run.end_temp_c = temp;
+                if gets != open_run {
+                    record_run(&mut runs[i], gets, t, call.proposed.decision.effective_temp_c);
                 }
                 calls.push(call);
             }
@@ -368,8 +327,7 @@ pub fn simulate_zones(opts: &ZoneSimOptions) -> Result<ZoneSimReport, String> {
         let dt = STEP_S as f64;
         weather.step(dt, &mut rng);
         let outdoor = weather.outdoor_c(second_of_day);
-        (out_min, out_max, out_sum, out_n) =
-            (out_min.min(outdoor), out_max.max(outdoor), out_sum + outdoor, out_n + 1);
+        outdoor_seen.add(outdoor);
         let firing = relays.get(&boiler_relay).is_some_and(|r| r.on);
         boiler_level += (f64::from(u8::from(firing)) - boiler_level) * (dt / BOILER_TAU_S).min(1.0);
         for (i, zone) in house.zones.iter().enumerate() {
@@ -397,7 +355,6 @@ pub fn simulate_zones(opts: &ZoneSimOptions) -> Result<ZoneSimReport, String> {
             p.step(dt, room.air_c);
         }
         t += jiff::SignedDuration::from_secs(STEP_S);
-        tick += STEP_S;
     }
 
     let protection = ControlSettings {
@@ -406,14 +363,7 @@ pub fn simulate_zones(opts: &ZoneSimOptions) -> Result<ZoneSimReport, String> {
         ..ControlSettings::default()
     };
     let (on_v, off_v) = violations(&boiler_switches, &protection);
-    let on_s: i64 = boiler_switches
-        .chunks(2)
-        .map(|c| match c {
-            [(on, true), (off, false)] => off.as_second() - on.as_second(),
-            [(on, true)] => end.as_second() - on.as_second(),
-            _ => 0,
-        })
-        .sum();
+    let on_s = on_seconds(&boiler_switches, end);
     let days = f64::from(opts.days);
     let zones = (0..n)
         .map(|i| ZoneFigures {
@@ -427,12 +377,8 @@ pub fn simulate_zones(opts: &ZoneSimOptions) -> Result<ZoneSimReport, String> {
         })
         .collect();
     Ok(ZoneSimReport {
-        algorithm: settings.algorithm.clone(),
-        days: opts.days,
-        seed: opts.seed,
-        outdoor_min_c: out_min,
-        outdoor_mean_c: out_sum / out_n.max(1) as f64,
-        outdoor_max_c: out_max,
+        options: ZoneSimOptions { algorithm: settings.algorithm.clone(), ..opts.clone() },
+        outdoor_c: (outdoor_seen.min_c, outdoor_seen.mean_c(), outdoor_seen.max_c),
         zones,
         boiler_cycles: boiler_switches.iter().filter(|s| s.1).count() as u32,
         boiler_on_h: on_s as f64 / 3600.0,

@@ -5,35 +5,19 @@
 use std::collections::BTreeMap;
 
 use hearth_proto::control::{Mode, ReasonCode, System};
-use hearth_proto::schedules::{Layer, RuleRef};
 
 use super::check::{ProblemCode, check_house};
 use super::plan::{HousePlan, PlantCode, ValveCode, plan, plant_equipment};
 use super::*;
+use crate::control::tests::{NOW, at, segment};
 use crate::control::{Running, decide};
 use crate::sim::Rng;
 
-/// 2027-01-15T08:00:00Z; a multiple of 1800 s, so a sensor-loss duty period starts here.
-const NOW: Timestamp = Timestamp::constant(1_800_000_000, 0);
-
-fn at(offset_s: i64) -> Timestamp {
-    NOW + jiff::SignedDuration::from_secs(offset_s)
-}
-
+/// One segment around `now`, deciding on every sensor by its weight.
 fn segments(now: Timestamp, heat_c: f64, cool_c: f64) -> Vec<Segment> {
-    let start = now - jiff::SignedDuration::from_hours(1);
-    let end = now + jiff::SignedDuration::from_hours(25);
-    vec![Segment {
-        start,
-        end,
-        start_local: start.to_string(),
-        end_local: end.to_string(),
-        heat_c,
-        cool_c,
-        sensors: Vec::new(),
-        rule: RuleRef { layer: Layer::Day, id: Some(1), name: "day".to_owned() },
-        beaten: Vec::new(),
-    }]
+    let (start, end) =
+        (now - jiff::SignedDuration::from_hours(1), now + jiff::SignedDuration::from_hours(25));
+    vec![Segment { sensors: Vec::new(), ..segment(start, end, heat_c, cool_c) }]
 }
 
 /// A probe of `zone` reading `temp` now; None: its last reading is 14 min old (stale).
