@@ -170,6 +170,35 @@ fn plant_and_valve_decisions() {
             reason: "boiler waits: valve delay 1 min left (bedroom calling for heat)",
         },
         Case {
+            name: "a closed valve is never ready, even without a valve delay",
+            house: with(radiators(), |h| h.plants[0].valve_delay_s = 0),
+            temps: cold_bed.clone(),
+            reports: vec![],
+            plant: "boiler",
+            expect: (false, false, ValveDelay),
+            open: vec!["v-bedroom"],
+            reason: "boiler waits: valve delay 0 s left (bedroom calling for heat)",
+        },
+        Case {
+            name: "a zone's own heater is a plant of its own, protected by the zone's times",
+            house: with(radiators(), |h| {
+                let mut studio = zone("studio", Mode::Heat, &[]);
+                studio.outputs.heat_relay = Some(RelayId::from("studio heater"));
+                h.zones.push(studio);
+            }),
+            temps: vec![
+                ("studio", Some(21.0)),
+                ("bedroom", Some(21.0)),
+                ("bath", Some(21.0)),
+                ("living", Some(21.0)),
+            ],
+            reports: vec![("studio heater", report(true, 100))],
+            plant: "zone:studio",
+            expect: (true, false, MinOnTime),
+            open: vec![],
+            reason: "studio: heat held on: min on time, 2 min left",
+        },
+        Case {
             name: "the valve delay counts from the reported open time",
             house: radiators(),
             temps: cold_bed.clone(),
