@@ -110,6 +110,11 @@ pub enum Command {
         /// The algorithm (default: every one).
         #[arg(long)]
         algorithm: Option<String>,
+        /// Simulate a house of this many rooms (2 to 6), each a zone behind its valve, on one
+        /// boiler; prints comfort per zone, boiler cycles, valve operations and protection
+        /// violations.
+        #[arg(long)]
+        zones: Option<u32>,
     },
 }
 

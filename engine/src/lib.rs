@@ -24,6 +24,7 @@ mod schedule;
 pub mod sim;
 mod site;
 mod store;
+mod zones;
 
 use std::future::Future;
 use std::sync::Arc;

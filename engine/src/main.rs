@@ -27,10 +27,21 @@ fn main() -> std::process::ExitCode {
             println!("{}", hearth_engine::print_admin_token(&config)?);
             Ok(())
         }
-        Some(Command::Simulate { days, seed, algorithm }) => {
+        Some(Command::Simulate { days, seed, algorithm, zones }) => {
             let algorithms =
                 algorithm.clone().map_or_else(hearth_engine::sim::algorithms, |a| vec![a]);
             for algorithm in algorithms {
+                if let Some(rooms) = *zones {
+                    let opts = hearth_engine::sim::ZoneSimOptions {
+                        rooms,
+                        days: *days,
+                        seed: *seed,
+                        algorithm,
+                    };
+                    let report = hearth_engine::sim::simulate_zones(&opts);
+                    println!("{}", report.map_err(anyhow::Error::msg)?);
+                    continue;
+                }
                 let opts = hearth_engine::sim::SimOptions { days: *days, seed: *seed, algorithm };
                 println!("{}", hearth_engine::sim::simulate(&opts).map_err(anyhow::Error::msg)?);
             }

@@ -33,9 +33,13 @@ mod protection;
 mod safety;
 mod text;
 
+pub(crate) use algorithm::Proposal;
 use algorithm::setpoints;
 pub(crate) use learn::{Learned, learn};
 pub(crate) use model::{Decision, Settings};
+pub(crate) use protection::{Held, protect};
+pub(crate) use safety::is_safety;
+pub(crate) use text::span;
 
 use hearth_proto::Timestamp;
 use hearth_proto::control::{PluginInfo, SensorSource};
@@ -116,8 +120,45 @@ impl Running {
     pub(crate) const OFF_UNKNOWN: Running = Running { on: false, since: None, ran_until: None };
 }
 
-/// Decide from `inputs` alone.
+/// Decide from `inputs` alone: [`propose`], then the equipment protection of
+/// `inputs.settings` against `inputs.equipment`.
 pub(crate) fn decide(inputs: &Inputs<'_>) -> Decision {
+    propose(inputs).protected(inputs.settings, inputs.now, inputs.equipment)
+}
+
+/// A decision before the equipment protection: what the target, fusion, safety and the
+/// algorithm want. A zoned house stops here for each zone (`zones`): there the equipment, and
+/// so its protection, belongs to the plant, which protects what its zones ask together.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Proposed {
+    /// The decision as proposed: heat, cool, reason code and text are the proposal's, no hold.
+    pub(crate) decision: Decision,
+    pub(crate) proposal: Proposal,
+}
+
+impl Proposed {
+    /// The decision once the minimum on/off times and changeover delay of `s` have held the
+    /// `equipment` (as its relays report it).
+    pub(crate) fn protected(self, s: &Settings, now: Timestamp, eq: Equipment) -> Decision {
+        let held = protection::protect(s, now, eq, &self.proposal);
+        self.held(&held)
+    }
+
+    /// The decision with a protection's verdict in place of the proposal's.
+    pub(crate) fn held(self, held: &Held) -> Decision {
+        Decision {
+            heat: held.heat,
+            cool: held.cool,
+            reason_code: held.code,
+            reason: held.reason.clone(),
+            held_until: held.until,
+            ..self.decision
+        }
+    }
+}
+
+/// Everything [`decide`] does but the equipment protection.
+pub(crate) fn propose(inputs: &Inputs<'_>) -> Proposed {
     let s = inputs.settings;
     let now = inputs.now;
     // The segment in force; a timeline computed a moment before `now` still works.
@@ -161,26 +202,26 @@ pub(crate) fn decide(inputs: &Inputs<'_>) -> Decision {
             algorithm.propose(&ctx, &params)
         }
     };
-    let held = protection::protect(s, now, inputs.equipment, &proposal);
 
-    Decision {
+    let decision = Decision {
         at: now,
         mode: s.mode,
         algorithm: algorithm.id().to_owned(),
-        heat: held.heat,
-        cool: held.cool,
+        heat: proposal.heat,
+        cool: proposal.cool,
         effective_temp_c: fused.effective,
         heat_setpoint_c: heat_sp,
         cool_setpoint_c: cool_sp,
         rule,
-        reason_code: held.code,
-        reason: held.reason,
+        reason_code: proposal.code,
+        reason: proposal.reason.clone(),
         sensor_source: if fused.effective.is_some() { fused.source } else { SensorSource::None },
         sensors: fused.inputs,
         expected_at: proposal.expected_at,
-        outlook: proposal.outlook,
-        held_until: held.until,
-    }
+        outlook: proposal.outlook.clone(),
+        held_until: None,
+    };
+    Proposed { decision, proposal }
 }
 
 /// Check settings from a client: every range, the algorithm exists, its parameters are valid.
@@ -224,4 +265,4 @@ pub(crate) fn plugins() -> Vec<PluginInfo> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -10,13 +10,13 @@ use serde_json::json;
 use super::*;
 
 /// 2027-01-15T08:00:00Z; a multiple of 1800 s, so a sensor-loss duty period starts here.
-const NOW: Timestamp = Timestamp::constant(1_800_000_000, 0);
+pub(crate) const NOW: Timestamp = Timestamp::constant(1_800_000_000, 0);
 
-fn at(offset_s: i64) -> Timestamp {
+pub(crate) fn at(offset_s: i64) -> Timestamp {
     NOW + jiff::SignedDuration::from_secs(offset_s)
 }
 
-fn segment(start: Timestamp, end: Timestamp, heat_c: f64, cool_c: f64) -> Segment {
+pub(crate) fn segment(start: Timestamp, end: Timestamp, heat_c: f64, cool_c: f64) -> Segment {
     Segment {
         start,
         end,

@@ -8,16 +8,21 @@
 
 mod house;
 mod plan;
+mod record;
+mod zones;
+
+pub(crate) use house::Rng;
+pub use zones::{ZoneFigures, ZoneSimOptions, ZoneSimReport, simulate_zones};
 
 use std::fmt;
 
 use hearth_proto::Timestamp;
-use hearth_proto::control::{Exclusion, System};
+use hearth_proto::control::Exclusion;
 use hearth_proto::history::Run;
 use hearth_proto::schedules::SensorWeight;
 
 use crate::control::{self, Equipment, Inputs, Running, SensorSnapshot, Settings};
-use house::{House, Probe, Rng, Weather};
+use house::{House, Probe, Weather};
 use plan::{COMFORT_C, day_plan};
 
 /// Physics step, seconds.
@@ -167,13 +172,7 @@ impl fmt::Display for SimReport {
 
 /// Run a simulation. Errors: an unknown algorithm, days out of 1..=3650.
 pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
-    if !(1..=3650).contains(&opts.days) {
-        return Err(format!("days must be between 1 and 3650, got {}", opts.days));
-    }
-    let settings = control::check_settings(Settings {
-        algorithm: opts.algorithm.clone(),
-        ..Settings::default()
-    })?;
+    let settings = record::settings(opts.days, &opts.algorithm)?;
     let mut rng = Rng::new(opts.seed);
     let mut weather = Weather::winter();
     let mut house = House::typical(18.0);
@@ -201,7 +200,7 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
     let mut seg_idx = 0;
     let mut room: Vec<f64> = Vec::new(); // true air temperature at every decision
     let (mut occupied, mut comfy, mut cold) = (0u64, 0u64, 0u64);
-    let (mut out_min, mut out_max, mut out_sum, mut out_n) = (f64::MAX, f64::MIN, 0.0, 0u64);
+    let mut outdoor_seen = record::Outdoor::new();
     let mut snapshots: Vec<SensorSnapshot> = Vec::new();
     let mut stuck_decisions = 0u32;
 
@@ -216,26 +215,7 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
             while segments.get(seg_idx).is_some_and(|s| s.end <= t) {
                 seg_idx += 1;
             }
-            let previous = std::mem::take(&mut snapshots);
-            for p in &probes {
-                let age = jiff::SignedDuration::from_secs((rng.uniform() * 20.0) as i64);
-                let value = Some(p.read(&mut rng));
-                let at = Some(t - age);
-                // As the store keeps it: since when the value has been the same.
-                let same = previous.iter().find(|s| s.id == p.id && s.value == value);
-                snapshots.push(SensorSnapshot {
-                    id: p.id.to_owned(),
-                    name: Some(p.name.to_owned()),
-                    value,
-                    at,
-                    value_since: same.map_or(at, |s| s.value_since),
-                    weight: 1.0,
-                    offset_c: 0.0,
-                });
-            }
-            // The runs the loop would read: those of the stuck-sensor window.
-            let window_start = t - control::STUCK_WINDOW;
-            let recent = runs.partition_point(|r| r.end.is_some_and(|e| e < window_start));
+            snapshots = record::read_probes(&probes, t, &mut rng, &snapshots);
             let decision = control::decide(&Inputs {
                 now: t,
                 settings: &settings,
@@ -244,7 +224,7 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
                 stale_after: jiff::SignedDuration::from_secs(120),
                 equipment,
                 learned: &learned,
-                runs: &runs[recent..],
+                runs: record::recent_runs(&runs, t),
             });
             stuck_decisions +=
                 u32::from(decision.sensors.iter().any(|i| i.excluded == Some(Exclusion::Stuck)));
@@ -252,18 +232,7 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
                 let ran_until = (!decision.heat).then_some(t);
                 equipment.heat = Running { on: decision.heat, since: Some(t), ran_until };
                 switches.push((t, decision.heat));
-                if decision.heat {
-                    runs.push(Run {
-                        system: System::Heat,
-                        start: t,
-                        end: None,
-                        start_temp_c: decision.effective_temp_c,
-                        end_temp_c: None,
-                    });
-                } else if let Some(run) = runs.last_mut() {
-                    run.end = Some(t);
-                    run.end_temp_c = decision.effective_temp_c;
-                }
+                record::record_run(&mut runs, decision.heat, t, decision.effective_temp_c);
             }
             room.push(house.air_c);
             if let Some(seg) = segments.get(seg_idx)
@@ -277,8 +246,7 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
         }
         weather.step(STEP_S as f64, &mut rng);
         let outdoor = weather.outdoor_c(second_of_day);
-        (out_min, out_max, out_sum, out_n) =
-            (out_min.min(outdoor), out_max.max(outdoor), out_sum + outdoor, out_n + 1);
+        outdoor_seen.add(outdoor);
         house.step(STEP_S as f64, outdoor, equipment.heat.on, equipment.cool.on);
         for p in &mut probes {
             p.step(STEP_S as f64, house.air_c);
@@ -312,23 +280,16 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
     }
 
     let (on_v, off_v) = violations(&switches, &settings);
-    let runtime_s: i64 = switches
-        .chunks(2)
-        .map(|c| match c {
-            [(on, true), (off, false)] => off.as_second() - on.as_second(),
-            [(on, true)] => end.as_second() - on.as_second(),
-            _ => 0,
-        })
-        .sum();
+    let runtime_s = record::on_seconds(&switches, end);
     let heat_cycles = switches.iter().filter(|s| s.1).count() as u32;
     let hours = f64::from(opts.days) * 24.0;
     Ok(SimReport {
         algorithm: settings.algorithm.clone(),
         days: opts.days,
         seed: opts.seed,
-        outdoor_min_c: out_min,
-        outdoor_mean_c: out_sum / out_n.max(1) as f64,
-        outdoor_max_c: out_max,
+        outdoor_min_c: outdoor_seen.min_c,
+        outdoor_mean_c: outdoor_seen.mean_c(),
+        outdoor_max_c: outdoor_seen.max_c,
         comfort: comfy as f64 / occupied.max(1) as f64,
         cold: cold as f64 / occupied.max(1) as f64,
         heat_cycles,
