@@ -108,8 +108,12 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// The algorithm (default: every one).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "bench")]
         algorithm: Option<String>,
+        /// The control benchmark instead: four house types, every algorithm and two other
+        /// thermostats' control laws, one table.
+        #[arg(long)]
+        bench: bool,
     },
 }
 

@@ -22,6 +22,7 @@
 //! numbers read in reasons), and neither of those two knows an algorithm.
 
 mod algorithm;
+mod anticipate;
 mod fusion;
 mod hysteresis;
 mod learn;

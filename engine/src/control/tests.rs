@@ -431,7 +431,7 @@ fn check_settings_names_the_field() {
         ),
         (
             ControlSettings { algorithm: "pid".to_owned(), ..d() },
-            "algorithm field must be one of hysteresis, predictive, got \"pid\"",
+            "algorithm field must be one of hysteresis, predictive, anticipate, got \"pid\"",
         ),
         (
             ControlSettings { params: json!({"hysteresis_c": 9}), ..d() },
@@ -443,6 +443,6 @@ fn check_settings_names_the_field() {
     }
     assert_eq!(
         plugins().iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
-        ["hysteresis", "predictive"]
+        ["hysteresis", "predictive", "anticipate"]
     );
 }
