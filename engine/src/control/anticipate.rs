@@ -59,11 +59,34 @@ impl Algorithm for Anticipate {
     fn propose(&self, ctx: &Ctx<'_>, params: &Params) -> Proposal {
         let p = Predictive.propose(ctx, params);
         let h = params.get(&HYSTERESIS_C);
-        match coast(ctx, &p, h) {
-            Some(off) => off,
-            None => p,
-        }
+        coast(ctx, &p, h).or_else(|| preheat_band(ctx, &p, h)).unwrap_or(p)
     }
+}
+
+/// A preheat that already reached the coming setpoint's band and stopped starts again only
+/// below the band, as hysteresis would inside the segment: predictive start alone restarts as
+/// soon as the room dips under the band's bottom, which turns the hour before a segment into
+/// short runs.
+fn preheat_band(ctx: &Ctx<'_>, p: &Proposal, h: f64) -> Option<Proposal> {
+    if p.code != ReasonCode::Preheat || ctx.equipment.heat.on {
+        return None;
+    }
+    let target = p.outlook.as_ref()?.target_c;
+    (ctx.temp_c >= target - 2.0 * h).then(|| {
+        let mut held = Proposal::new(
+            false,
+            false,
+            ReasonCode::HeatInBand,
+            format!(
+                "heat stays off: {} within {} ± {} °C of the coming setpoint",
+                ctx.temp_label,
+                temp(target - h),
+                small(h)
+            ),
+        );
+        held.outlook = p.outlook.clone();
+        held
+    })
 }
 
 /// The heat's lag and full coast from what was learned; None when there is nothing to
@@ -136,6 +159,7 @@ fn coast(ctx: &Ctx<'_>, p: &Proposal, h: f64) -> Option<Proposal> {
 mod tests {
     use hearth_proto::Timestamp;
     use hearth_proto::control::ControlSettings;
+    use hearth_proto::schedules::{Layer, RuleRef, Segment};
 
     use super::super::learn::Learned;
     use super::super::{Equipment, Running};
@@ -150,6 +174,18 @@ mod tests {
     /// One decision: room `temp_c`, setpoint 21, heat on for `on_min` (None: off for
     /// `off_min`), learned 3 °C/h with `dead_min` of lag.
     fn decide(temp_c: f64, on_min: Option<i64>, off_min: i64, dead_min: f64) -> Proposal {
+        decide_at(21.0, &[], temp_c, on_min, off_min, dead_min)
+    }
+
+    /// The same with setpoint `heat_c` in force and `upcoming` segments.
+    fn decide_at(
+        heat_c: f64,
+        upcoming: &[Segment],
+        temp_c: f64,
+        on_min: Option<i64>,
+        off_min: i64,
+        dead_min: f64,
+    ) -> Proposal {
         let settings = ControlSettings { algorithm: "anticipate".to_owned(), ..Default::default() };
         let learned = Learned {
             heat: Some(Rate { c_per_h: 3.0, dead_s: dead_min * 60.0, samples: 20 }),
@@ -162,12 +198,12 @@ mod tests {
         let ctx = Ctx {
             now: NOW,
             mode: Mode::Heat,
-            heat_c: 21.0,
+            heat_c,
             cool_c: 26.0,
             temp_c,
             temp_label: &format!("living room {} °C", temp(temp_c)),
             equipment: Equipment { heat, cool: Running::OFF_UNKNOWN },
-            upcoming: &[],
+            upcoming,
             settings: &settings,
             learned: &learned,
         };
@@ -178,7 +214,9 @@ mod tests {
     #[test]
     fn decisions() {
         // 10 min lag at 3 °C/h: a full coast of 0.5 °C, so the swing is 21 ± 0.55 °C.
-        let cases: [(f64, Option<i64>, i64, f64, bool, ReasonCode, &str); 8] = [
+        // (room, on for, off for, lag min, heat, code, reason or "" for any)
+        type Case = (f64, Option<i64>, i64, f64, bool, ReasonCode, &'static str);
+        let cases: [Case; 8] = [
             // Running for an hour, 21.0 °C: peaks at 21.5 ≥ 21.55? No: keeps heating.
             (21.0, Some(60), 0, 10.0, true, ReasonCode::HeatInBand, ""),
             // 21.1 °C: will coast to 21.6 ≥ 21.55: off early.
@@ -220,5 +258,40 @@ mod tests {
                 assert_eq!(p.reason, reason);
             }
         }
+    }
+
+    #[test]
+    fn a_preheat_that_reached_the_band_waits_below_it() {
+        // 17 °C now, 21 °C from in 5 min; nothing to anticipate (no lag learned).
+        let at = NOW + jiff::SignedDuration::from_mins(5);
+        let next = Segment {
+            start: at,
+            end: at + jiff::SignedDuration::from_hours(2),
+            start_local: String::new(),
+            end_local: String::new(),
+            heat_c: 21.0,
+            cool_c: 26.0,
+            sensors: Vec::new(),
+            rule: RuleRef { layer: Layer::Day, id: Some(1), name: "evening".to_owned() },
+            beaten: Vec::new(),
+        };
+        let upcoming = [next];
+        let cases = [
+            // Off at 20.5 °C, within 21 − 0.3 ± 0.3: stays off (predictive alone restarts).
+            (20.5, None, false, ReasonCode::HeatInBand),
+            (20.3, None, true, ReasonCode::Preheat),
+            // Already preheating: it runs on.
+            (20.5, Some(20), true, ReasonCode::Preheat),
+        ];
+        for (t, on, heat, code) in cases {
+            let p = decide_at(17.0, &upcoming, t, on, 30, 0.0);
+            assert_eq!((p.heat, p.code), (heat, code), "{t} {on:?}: {p:?}");
+            assert!(p.outlook.is_some(), "{p:?}");
+        }
+        let p = decide_at(17.0, &upcoming, 20.5, None, 30, 0.0);
+        assert_eq!(
+            p.reason,
+            "heat stays off: living room 20.5 °C within 20.7 ± 0.3 °C of the coming setpoint"
+        );
     }
 }

@@ -34,6 +34,8 @@ mod safety;
 mod text;
 
 use algorithm::setpoints;
+#[cfg(test)]
+pub(crate) use learn::Rate;
 pub(crate) use learn::{Learned, learn};
 pub(crate) use run::{Controller, ControllerConfig};
 

@@ -126,3 +126,24 @@ impl fmt::Display for Bench {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_house_and_controller_is_run_and_hearth_keeps_its_protections() {
+        let b = bench(3, 1).unwrap_or_else(|e| panic!("{e}"));
+        let controllers = 2 + algorithms().len();
+        assert_eq!(b.reports.len(), HouseType::ALL.len() * controllers);
+        for r in &b.reports {
+            if algorithms().contains(&r.algorithm) {
+                assert_eq!(r.violations(), 0, "{r}");
+            }
+            assert!(r.heat_cycles > 0 && r.energy_kwh > 0.0, "{r}");
+        }
+        let table = b.to_string();
+        assert!(table.contains("| heat pump | anticipate |"), "{table}");
+        assert!(table.contains("Goal for anticipate:"), "{table}");
+    }
+}

@@ -471,6 +471,81 @@ mod tests {
         assert!(predictive.comfort > hysteresis.comfort, "{predictive}\n{hysteresis}");
     }
 
+    /// Property: whatever the weather, the setpoints, the protection times and what was
+    /// learned, `anticipate` (through the decision core) never switches the heat against the
+    /// minimum on or off time, and never runs cooling in heat mode.
+    #[test]
+    fn anticipate_never_breaks_a_protection() {
+        let start = Timestamp::constant(1_800_000_000, 0);
+        for seed in 1..=40u64 {
+            let mut rng = Rng::new(seed);
+            let settings = control::check_settings(ControlSettings {
+                algorithm: "anticipate".to_owned(),
+                min_on_s: (rng.uniform() * 1800.0) as u32,
+                min_off_s: (rng.uniform() * 1800.0) as u32,
+                ..ControlSettings::default()
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+            // Setpoints that change every 10 min to 4 h, anywhere from frost guard to warm.
+            let (mut pieces, mut at) = (Vec::new(), start);
+            while at < start + jiff::SignedDuration::from_hours(72) {
+                pieces.push((at, 8.0 + (rng.uniform() * 16.0).round(), plan::rule(None, "r")));
+                at += jiff::SignedDuration::from_mins(10 + (rng.uniform() * 230.0) as i64);
+            }
+            let segments = plan::segments(pieces, at, &[]);
+            let learned = control::Learned {
+                heat: Some(control::Rate {
+                    c_per_h: 0.2 + rng.uniform() * 8.0,
+                    dead_s: rng.uniform() * 3600.0,
+                    samples: 10,
+                }),
+                cool: None,
+            };
+            let mut house = HouseType::ALL[seed as usize % 4].house(10.0 + rng.uniform() * 12.0);
+            let mut weather = Weather::winter();
+            let mut equipment =
+                Equipment { heat: Running::OFF_UNKNOWN, cool: Running::OFF_UNKNOWN };
+            let mut switches = Vec::new();
+            let mut t = start;
+            while t < start + jiff::SignedDuration::from_hours(48) {
+                let sensor = SensorSnapshot {
+                    id: "28-1".to_owned(),
+                    name: None,
+                    value: Some((house.air_c * 16.0).round() / 16.0),
+                    at: Some(t),
+                    value_since: None,
+                    weight: 1.0,
+                    offset_c: 0.0,
+                };
+                let now_seg = segments.partition_point(|s| s.end <= t);
+                let d = control::decide(&Inputs {
+                    now: t,
+                    settings: &settings,
+                    segments: segments.get(now_seg..).unwrap_or(&[]),
+                    sensors: std::slice::from_ref(&sensor),
+                    stale_after: jiff::SignedDuration::from_secs(120),
+                    equipment,
+                    learned: &learned,
+                    runs: &[],
+                });
+                assert!(!d.cool, "seed {seed}: cooling in heat mode: {}", d.reason);
+                if d.heat != equipment.heat.on {
+                    let ran_until = (!d.heat).then_some(t).or(equipment.heat.ran_until);
+                    equipment.heat = Running { on: d.heat, since: Some(t), ran_until };
+                    switches.push((t, d.heat));
+                }
+                for _ in 0..DECIDE_S / STEP_S {
+                    weather.step(STEP_S as f64, &mut rng);
+                    let outdoor = weather.outdoor_c((t.as_second() % 86_400) as f64);
+                    house.step(STEP_S as f64, outdoor, equipment.heat.on, false);
+                }
+                t += jiff::SignedDuration::from_secs(DECIDE_S);
+            }
+            assert!(switches.len() > 2, "seed {seed}: the heat hardly switched");
+            assert_eq!(violations(&switches, &settings), (0, 0), "seed {seed}");
+        }
+    }
+
     #[test]
     fn an_unknown_algorithm_is_refused() {
         let r = simulate(&SimOptions { days: 1, seed: 1, algorithm: "pid".to_owned() });
