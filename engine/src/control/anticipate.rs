@@ -12,7 +12,9 @@
 //! The swing is kept as wide as plain hysteresis swings, and centred on the setpoint: the heat
 //! stops when the room will peak at `setpoint + h + C/2` and starts below `setpoint − h − C/2`
 //! (C = r·τ, the full coast), so the room neither overshoots by the whole coast nor cycles more
-//! often than a hysteresis thermostat would. Nothing learned yet: it behaves as `predictive`.
+//! often than a hysteresis thermostat would. Without a learned lag there is nothing to
+//! anticipate, and it decides as `predictive` does (with a longer reach, and a preheat that
+//! does not restart inside the coming setpoint's band).
 
 use hearth_proto::control::{Mode, ReasonCode};
 
@@ -46,8 +48,8 @@ impl Algorithm for Anticipate {
          goes off before the room reaches the top of its band when the heat still in the \
          heater and radiators will carry it there, and stays off while that heat is still \
          arriving. The swing around the setpoint stays as wide as hysteresis's, centred on the \
-         setpoint instead of above it. Until a rate and lag are learned it behaves as \
-         predictive start."
+         setpoint instead of above it. Until a lag is learned it decides as predictive start, \
+         with a longer maximum lead for slow houses."
     }
 
     fn params(&self) -> &'static [ParamSpec] {
