@@ -108,13 +108,17 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// The algorithm (default: every one).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "bench")]
         algorithm: Option<String>,
         /// Simulate a house of this many rooms (2 to 6), each a zone behind its valve, on one
         /// boiler; prints comfort per zone, boiler cycles, valve operations and protection
         /// violations.
         #[arg(long)]
         zones: Option<u32>,
+        /// The control benchmark instead: four house types, every algorithm and two other
+        /// thermostats' control laws, one table.
+        #[arg(long)]
+        bench: bool,
     },
 }
 

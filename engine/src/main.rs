@@ -27,7 +27,11 @@ fn main() -> std::process::ExitCode {
             println!("{}", hearth_engine::print_admin_token(&config)?);
             Ok(())
         }
-        Some(Command::Simulate { days, seed, algorithm, zones }) => {
+        Some(Command::Simulate { days, seed, bench: true, .. }) => {
+            println!("{}", hearth_engine::sim::bench(*days, *seed).map_err(anyhow::Error::msg)?);
+            Ok(())
+        }
+        Some(Command::Simulate { days, seed, algorithm, zones, bench: false }) => {
             let algorithms =
                 algorithm.clone().map_or_else(hearth_engine::sim::algorithms, |a| vec![a]);
             for algorithm in algorithms {

@@ -163,6 +163,9 @@ pub enum ReasonCode {
     Preheat,
     /// Predictive start: cool on early for the next segment.
     Precool,
+    /// Anticipation: heat off (or kept off) before the band says so, because the heat already
+    /// in the heater and emitters will carry the room to its setpoint (learned rate and lag).
+    HeatCoast,
     /// Held on: the minimum on time has not passed.
     MinOnTime,
     /// Held off: the minimum off time has not passed.

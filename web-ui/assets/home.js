@@ -40,6 +40,7 @@ const PLAIN = {
   auto_deadband: 'Between the heating and cooling targets: nothing needs to run.',
   preheat: 'Starting early so it is warm in time for the next target.',
   precool: 'Starting early so it is cool in time for the next target.',
+  heat_coast: 'Heating off early: the heat already in the radiators will finish the job.',
   min_on_time: 'Keeping the equipment on for its minimum run time.',
   min_off_time: 'Letting the equipment rest for its minimum off time.',
   changeover: 'Waiting between heating and cooling.',

@@ -23,6 +23,7 @@
 //! numbers read in reasons), and neither of those two knows an algorithm.
 
 mod algorithm;
+mod anticipate;
 mod fusion;
 mod hysteresis;
 mod learn;
@@ -35,6 +36,8 @@ mod text;
 
 pub(crate) use algorithm::Proposal;
 use algorithm::setpoints;
+#[cfg(test)]
+pub(crate) use learn::Rate;
 pub(crate) use learn::{Learned, learn};
 pub(crate) use model::{Decision, Settings};
 pub(crate) use protection::{Held, protect};

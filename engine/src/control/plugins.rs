@@ -9,15 +9,17 @@ use hearth_proto::control::PluginInfo;
 use serde_json::{Map, Value, json};
 
 use super::algorithm::{Algorithm, Params};
+use super::anticipate::Anticipate;
 use super::hysteresis::Hysteresis;
 use super::predictive::Predictive;
 
 static HYSTERESIS: Hysteresis = Hysteresis;
 static PREDICTIVE: Predictive = Predictive;
+static ANTICIPATE: Anticipate = Anticipate;
 
 /// Every algorithm on offer.
-pub(crate) fn all() -> [&'static dyn Algorithm; 2] {
-    [&HYSTERESIS, &PREDICTIVE]
+pub(crate) fn all() -> [&'static dyn Algorithm; 3] {
+    [&HYSTERESIS, &PREDICTIVE, &ANTICIPATE]
 }
 
 /// The algorithm that stands in for an unknown id (settings are checked before they are

@@ -8,7 +8,7 @@ use super::hysteresis::{HYSTERESIS_C, band, expected_at};
 use super::learn::Rate;
 use super::text::{small, span, temp};
 
-const MAX_LEAD_MIN: ParamSpec = ParamSpec {
+pub(super) const MAX_LEAD_MIN: ParamSpec = ParamSpec {
     key: "max_lead_min",
     title: "Maximum lead time",
     description: "Never start more than this many minutes before a segment begins.",
@@ -17,7 +17,7 @@ const MAX_LEAD_MIN: ParamSpec = ParamSpec {
     max: 240.0,
     default: 120.0,
 };
-const DEFAULT_HEAT_RATE: ParamSpec = ParamSpec {
+pub(super) const DEFAULT_HEAT_RATE: ParamSpec = ParamSpec {
     key: "default_heat_rate_c_per_h",
     title: "Default heating rate",
     description: "How fast the house warms, °C per hour, until it has learned its own rate \
@@ -27,7 +27,7 @@ const DEFAULT_HEAT_RATE: ParamSpec = ParamSpec {
     max: 10.0,
     default: 1.5,
 };
-const DEFAULT_COOL_RATE: ParamSpec = ParamSpec {
+pub(super) const DEFAULT_COOL_RATE: ParamSpec = ParamSpec {
     key: "default_cool_rate_c_per_h",
     title: "Default cooling rate",
     description: "How fast the house cools with the air conditioner, °C per hour, until it \
@@ -37,7 +37,7 @@ const DEFAULT_COOL_RATE: ParamSpec = ParamSpec {
     max: 10.0,
     default: 1.0,
 };
-const MARGIN_MIN: ParamSpec = ParamSpec {
+pub(super) const MARGIN_MIN: ParamSpec = ParamSpec {
     key: "margin_min",
     title: "Safety margin",
     description: "Minutes added to every computed lead time.",

@@ -425,7 +425,7 @@ fn check_settings_names_the_field() {
         ),
         (
             Settings { algorithm: "pid".to_owned(), ..d() },
-            "algorithm field must be one of hysteresis, predictive, got \"pid\"",
+            "algorithm field must be one of hysteresis, predictive, anticipate, got \"pid\"",
         ),
         (
             Settings { params: json!({"hysteresis_c": 9}), ..d() },
@@ -437,6 +437,6 @@ fn check_settings_names_the_field() {
     }
     assert_eq!(
         plugins().iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
-        ["hysteresis", "predictive"]
+        ["hysteresis", "predictive", "anticipate"]
     );
 }

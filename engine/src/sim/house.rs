@@ -93,8 +93,10 @@ pub(crate) struct House {
     pub(crate) ua_mass: f64,
     /// Furnace output, W.
     pub(crate) heat_w: f64,
-    /// Time constant of the heat delivery, s.
+    /// Time constant of the heat source (burner, compressor, boiler water), s.
     pub(crate) heat_tau_s: f64,
+    /// Time constant of the emitter in series with it (ducts, radiators, a screed), s; 0: none.
+    pub(crate) emitter_tau_s: f64,
     /// Air-conditioner output, W (0: none).
     pub(crate) cool_w: f64,
     pub(crate) cool_tau_s: f64,
@@ -102,8 +104,9 @@ pub(crate) struct House {
     pub(crate) gains_w: f64,
     pub(crate) air_c: f64,
     pub(crate) mass_c: f64,
-    heat_out_w: f64,
-    cool_out_w: f64,
+    pub(super) heat_out_w: f64,
+    pub(super) emitter_w: f64,
+    pub(super) cool_out_w: f64,
 }
 
 impl House {
@@ -118,14 +121,21 @@ impl House {
             ua_mass: 50.0,
             heat_w: 10_000.0,
             heat_tau_s: 180.0,
+            emitter_tau_s: 0.0,
             cool_w: 0.0,
             cool_tau_s: 120.0,
             gains_w: 200.0,
             air_c: start_c,
             mass_c: start_c,
             heat_out_w: 0.0,
+            emitter_w: 0.0,
             cool_out_w: 0.0,
         }
+    }
+
+    /// The heat the emitter gives the room now, W.
+    pub(crate) fn heat_delivered_w(&self) -> f64 {
+        if self.emitter_tau_s > 0.0 { self.emitter_w } else { self.heat_out_w }
     }
 
     /// Explicit Euler; stable for `dt_s` well below c_air / (h_air_mass + ua_air) ≈ 6 min.
@@ -133,9 +143,13 @@ impl House {
         let heat_target = if heat { self.heat_w } else { 0.0 };
         let cool_target = if cool { self.cool_w } else { 0.0 };
         self.heat_out_w += (heat_target - self.heat_out_w) * (dt_s / self.heat_tau_s).min(1.0);
+        if self.emitter_tau_s > 0.0 {
+            self.emitter_w +=
+                (self.heat_out_w - self.emitter_w) * (dt_s / self.emitter_tau_s).min(1.0);
+        }
         self.cool_out_w += (cool_target - self.cool_out_w) * (dt_s / self.cool_tau_s).min(1.0);
         let to_mass = self.h_air_mass * (self.air_c - self.mass_c);
-        let air_w = self.heat_out_w - self.cool_out_w + self.gains_w
+        let air_w = self.heat_delivered_w() - self.cool_out_w + self.gains_w
             - to_mass
             - self.ua_air * (self.air_c - outdoor_c);
         let mass_w = to_mass - self.ua_mass * (self.mass_c - outdoor_c);

@@ -5,8 +5,14 @@
 //! physics steps every 10 s; the loop decides every 30 s, as the engine's tick would; the
 //! relays obey the decision at once and log their switches; runs are recorded as the engine
 //! records them and the rates are re-learned every midnight.
+//!
+//! `--bench` runs every algorithm and two other thermostats' control laws (`baselines`) in the
+//! four house types of `houses` and prints one table (`bench`).
 
+mod baselines;
+mod bench;
 mod house;
+mod houses;
 mod plan;
 mod record;
 mod zones;
@@ -22,7 +28,10 @@ use hearth_proto::history::Run;
 use hearth_proto::schedules::SensorWeight;
 
 use crate::control::{self, Equipment, Inputs, Running, SensorSnapshot, Settings};
+use baselines::{GenericThermostat, Tpi};
+pub use bench::bench;
 use house::{House, Probe, Weather};
+pub use houses::HouseType;
 use plan::{COMFORT_C, day_plan};
 
 /// Physics step, seconds.
@@ -33,6 +42,8 @@ const DECIDE_S: i64 = 30;
 const ON_TIME_MIN: f64 = 10.0;
 /// How far after a segment start to look for the setpoint, minutes.
 const LATE_LIMIT_MIN: f64 = 240.0;
+/// The comfort band: the room counts as comfortable within this of the setpoint, °C.
+const COMFORT_BAND_C: f64 = 0.5;
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -41,6 +52,28 @@ pub struct SimOptions {
     pub seed: u64,
     /// An algorithm id (see `GET /v1/plugins`).
     pub algorithm: String,
+}
+
+/// Who switches the heat: one of Hearth's algorithms, or a baseline of the benchmark.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Controller {
+    /// A Hearth algorithm id, through the whole decision core.
+    Algorithm(String),
+    /// Home Assistant's `generic_thermostat` (`baselines.rs`).
+    GenericThermostat,
+    /// versatile_thermostat's TPI (`baselines.rs`).
+    Tpi,
+}
+
+impl Controller {
+    /// How the report and the table name it.
+    pub fn label(&self) -> &str {
+        match self {
+            Controller::Algorithm(id) => id,
+            Controller::GenericThermostat => "generic_thermostat (HA)",
+            Controller::Tpi => "TPI (versatile_thermostat)",
+        }
+    }
 }
 
 /// The algorithms a simulation can run.
@@ -52,6 +85,8 @@ pub fn algorithms() -> Vec<String> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimReport {
     pub algorithm: String,
+    /// The house type; None: the single house of `simulate`.
+    pub house: Option<HouseType>,
     pub days: u32,
     pub seed: u64,
     pub outdoor_min_c: f64,
@@ -62,9 +97,16 @@ pub struct SimReport {
     pub comfort: f64,
     /// Share of occupied time more than 0.5 °C below the setpoint, 0..=1.
     pub cold: f64,
+    /// The integral over occupied time of how far the true room was outside ±0.5 °C of the
+    /// setpoint, kelvin-hours per day (BOPTEST's thermal discomfort, counted per day).
+    pub discomfort_kh_per_day: f64,
+    /// The most the true room rose above the setpoint during occupied time, °C.
+    pub max_overshoot_c: f64,
     pub heat_cycles: u32,
     pub cycles_per_hour: f64,
     pub runtime_h: f64,
+    /// Heater-on time × the heater's declared output, kWh.
+    pub energy_kwh: f64,
     /// Heat runs shorter than the minimum on time (from the relay switch log).
     pub min_on_violations: u32,
     /// Heat pauses shorter than the minimum off time.
@@ -101,13 +143,19 @@ impl SimReport {
         let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
         v.get(i).copied()
     }
+
+    /// Protection violations of every kind.
+    pub fn violations(&self) -> u32 {
+        self.min_on_violations + self.min_off_violations
+    }
 }
 
 impl fmt::Display for SimReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let house = self.house.map(|h| format!(" in the {} house", h.name())).unwrap_or_default();
         writeln!(
             f,
-            "{}: {} days, seed {} (outdoor {:.1}..{:.1} °C, mean {:.1} °C)",
+            "{}{house}: {} days, seed {} (outdoor {:.1}..{:.1} °C, mean {:.1} °C)",
             self.algorithm,
             self.days,
             self.seed,
@@ -123,11 +171,17 @@ impl fmt::Display for SimReport {
         )?;
         writeln!(
             f,
-            "  heat: {} cycles, {:.2} cycles/h, runtime {:.1} h ({:.0} % duty)",
+            "  discomfort: {:.2} K·h per day; largest overshoot {:.2} °C",
+            self.discomfort_kh_per_day, self.max_overshoot_c
+        )?;
+        writeln!(
+            f,
+            "  heat: {} cycles, {:.2} cycles/h, runtime {:.1} h ({:.0} % duty), {:.0} kWh",
             self.heat_cycles,
             self.cycles_per_hour,
             self.runtime_h,
-            self.runtime_h / (f64::from(self.days) * 24.0) * 100.0
+            self.runtime_h / (f64::from(self.days) * 24.0) * 100.0,
+            self.energy_kwh
         )?;
         writeln!(f, "  decisions with a probe left out as stuck: {}", self.stuck_decisions)?;
         writeln!(
@@ -170,12 +224,37 @@ impl fmt::Display for SimReport {
     }
 }
 
-/// Run a simulation. Errors: an unknown algorithm, days out of 1..=3650.
+/// Run a simulation of the single house. Errors: an unknown algorithm, days out of 1..=3650.
 pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
-    let settings = record::settings(opts.days, &opts.algorithm)?;
-    let mut rng = Rng::new(opts.seed);
+    run(opts.days, opts.seed, &Controller::Algorithm(opts.algorithm.clone()), None)
+}
+
+/// Run `controller` for `days` in the house of `house` (None: the single house of
+/// [`simulate`]). Errors: an unknown algorithm, days out of 1..=3650.
+pub fn run(
+    days: u32,
+    seed: u64,
+    controller: &Controller,
+    house_type: Option<HouseType>,
+) -> Result<SimReport, String> {
+    if !(1..=3650).contains(&days) {
+        return Err(format!("days must be between 1 and 3650, got {days}"));
+    }
+    // A baseline switches the heat itself; the decision core still fuses the sensors for it.
+    let algorithm = match controller {
+        Controller::Algorithm(id) => id.clone(),
+        _ => "hysteresis".to_owned(),
+    };
+    let defaults = Settings { algorithm, ..Settings::default() };
+    let settings = control::check_settings(match house_type {
+        Some(h) => h.protection(defaults),
+        None => defaults,
+    })?;
+    let mut generic = GenericThermostat::new(i64::from(settings.min_on_s.max(settings.min_off_s)));
+    let mut tpi = Tpi::new();
+    let mut rng = Rng::new(seed);
     let mut weather = Weather::winter();
-    let mut house = House::typical(18.0);
+    let mut house = house_type.map_or_else(|| House::typical(18.0), |h| h.house(18.0));
     let mut probes = [
         Probe::new("28-0000000a0001", "living room", 0.0),
         Probe::new("28-0000000a0002", "bedroom", -0.4),
@@ -189,9 +268,9 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
     ];
     let first_day = jiff::civil::date(2026, 1, 5); // a Monday
     // Two days more than simulated: the decision always sees 24 h ahead.
-    let segments = day_plan(first_day, opts.days + 2, &selection);
+    let segments = day_plan(first_day, days + 2, &selection);
     let start = segments.first().map(|s| s.start).ok_or("empty plan")?;
-    let end = start + jiff::SignedDuration::from_hours(24 * i64::from(opts.days));
+    let end = start + jiff::SignedDuration::from_hours(24 * i64::from(days));
 
     let mut equipment = Equipment { heat: Running::OFF_UNKNOWN, cool: Running::OFF_UNKNOWN };
     let mut switches: Vec<(Timestamp, bool)> = Vec::new();
@@ -201,6 +280,7 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
     let mut room: Vec<f64> = Vec::new(); // true air temperature at every decision
     let (mut occupied, mut comfy, mut cold) = (0u64, 0u64, 0u64);
     let mut outdoor_seen = record::Outdoor::new();
+    let (mut discomfort_kh, mut max_overshoot) = (0.0, f64::MIN);
     let mut snapshots: Vec<SensorSnapshot> = Vec::new();
     let mut stuck_decisions = 0u32;
 
@@ -228,11 +308,17 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
             });
             stuck_decisions +=
                 u32::from(decision.sensors.iter().any(|i| i.excluded == Some(Exclusion::Stuck)));
-            if decision.heat != equipment.heat.on {
-                let ran_until = (!decision.heat).then_some(t);
-                equipment.heat = Running { on: decision.heat, since: Some(t), ran_until };
-                switches.push((t, decision.heat));
-                record::record_run(&mut runs, decision.heat, t, decision.effective_temp_c);
+            let (temp, target) = (decision.effective_temp_c, decision.heat_setpoint_c);
+            let heat = match controller {
+                Controller::Algorithm(_) => decision.heat,
+                Controller::GenericThermostat => generic.step(tick, temp, target),
+                Controller::Tpi => tpi.step(tick, temp, target, weather.outdoor_c(second_of_day)),
+            };
+            if heat != equipment.heat.on {
+                let ran_until = (!heat).then_some(t);
+                equipment.heat = Running { on: heat, since: Some(t), ran_until };
+                switches.push((t, heat));
+                record::record_run(&mut runs, heat, t, temp);
             }
             room.push(house.air_c);
             if let Some(seg) = segments.get(seg_idx)
@@ -240,8 +326,10 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
             {
                 occupied += 1;
                 let off = house.air_c - seg.heat_c;
-                comfy += u64::from(off.abs() <= 0.5);
-                cold += u64::from(off < -0.5);
+                comfy += u64::from(off.abs() <= COMFORT_BAND_C);
+                cold += u64::from(off < -COMFORT_BAND_C);
+                discomfort_kh += (off.abs() - COMFORT_BAND_C).max(0.0) * DECIDE_S as f64 / 3600.0;
+                max_overshoot = f64::max(max_overshoot, off);
             }
         }
         weather.step(STEP_S as f64, &mut rng);
@@ -254,7 +342,6 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
         t += jiff::SignedDuration::from_secs(STEP_S);
         tick += STEP_S;
     }
-
     // Arrivals at comfort starts that rise from a setback, with 4 h of simulation after them.
     let index = |at: Timestamp| ((at.as_second() - start.as_second()) / DECIDE_S) as usize;
     let mut arrivals = Vec::new();
@@ -282,19 +369,24 @@ pub fn simulate(opts: &SimOptions) -> Result<SimReport, String> {
     let (on_v, off_v) = violations(&switches, &settings);
     let runtime_s = record::on_seconds(&switches, end);
     let heat_cycles = switches.iter().filter(|s| s.1).count() as u32;
-    let hours = f64::from(opts.days) * 24.0;
+    let hours = f64::from(days) * 24.0;
+    let runtime_h = runtime_s as f64 / 3600.0;
     Ok(SimReport {
-        algorithm: settings.algorithm.clone(),
-        days: opts.days,
-        seed: opts.seed,
+        algorithm: controller.label().to_owned(),
+        house: house_type,
+        days,
+        seed,
         outdoor_min_c: outdoor_seen.min_c,
         outdoor_mean_c: outdoor_seen.mean_c(),
         outdoor_max_c: outdoor_seen.max_c,
         comfort: comfy as f64 / occupied.max(1) as f64,
         cold: cold as f64 / occupied.max(1) as f64,
+        discomfort_kh_per_day: discomfort_kh / f64::from(days),
+        max_overshoot_c: max_overshoot.max(0.0),
         heat_cycles,
         cycles_per_hour: f64::from(heat_cycles) / hours,
-        runtime_h: runtime_s as f64 / 3600.0,
+        runtime_h,
+        energy_kwh: runtime_h * house.heat_w / 1000.0,
         min_on_violations: on_v,
         min_off_violations: off_v,
         arrivals_min: arrivals,
@@ -346,12 +438,88 @@ mod tests {
         assert!(predictive.comfort > hysteresis.comfort, "{predictive}\n{hysteresis}");
     }
 
+    /// Property: whatever the weather, the setpoints, the protection times and what was
+    /// learned, `anticipate` (through the decision core) never switches the heat against the
+    /// minimum on or off time, and never runs cooling in heat mode.
+    #[test]
+    fn anticipate_never_breaks_a_protection() {
+        let start = Timestamp::constant(1_800_000_000, 0);
+        for seed in 1..=40u64 {
+            let mut rng = Rng::new(seed);
+            let settings = control::check_settings(Settings {
+                algorithm: "anticipate".to_owned(),
+                min_on_s: (rng.uniform() * 1800.0) as u32,
+                min_off_s: (rng.uniform() * 1800.0) as u32,
+                ..Settings::default()
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+            // Setpoints that change every 10 min to 4 h, anywhere from frost guard to warm.
+            let (mut pieces, mut at) = (Vec::new(), start);
+            while at < start + jiff::SignedDuration::from_hours(72) {
+                pieces.push((at, 8.0 + (rng.uniform() * 16.0).round(), plan::rule(None, "r")));
+                at += jiff::SignedDuration::from_mins(10 + (rng.uniform() * 230.0) as i64);
+            }
+            let segments = plan::segments(pieces, at, &[]);
+            let learned = control::Learned {
+                heat: Some(control::Rate {
+                    c_per_h: 0.2 + rng.uniform() * 8.0,
+                    dead_s: rng.uniform() * 3600.0,
+                    samples: 10,
+                }),
+                cool: None,
+            };
+            let mut house = HouseType::ALL[seed as usize % 4].house(10.0 + rng.uniform() * 12.0);
+            let mut weather = Weather::winter();
+            let mut equipment =
+                Equipment { heat: Running::OFF_UNKNOWN, cool: Running::OFF_UNKNOWN };
+            let mut switches = Vec::new();
+            let mut t = start;
+            while t < start + jiff::SignedDuration::from_hours(48) {
+                let sensor = SensorSnapshot {
+                    id: "28-1".to_owned(),
+                    name: None,
+                    value: Some((house.air_c * 16.0).round() / 16.0),
+                    at: Some(t),
+                    value_since: None,
+                    weight: 1.0,
+                    offset_c: 0.0,
+                };
+                let now_seg = segments.partition_point(|s| s.end <= t);
+                let d = control::decide(&Inputs {
+                    now: t,
+                    settings: &settings,
+                    segments: segments.get(now_seg..).unwrap_or(&[]),
+                    sensors: std::slice::from_ref(&sensor),
+                    stale_after: jiff::SignedDuration::from_secs(120),
+                    equipment,
+                    learned: &learned,
+                    runs: &[],
+                });
+                assert!(!d.cool, "seed {seed}: cooling in heat mode: {}", d.reason);
+                if d.heat != equipment.heat.on {
+                    let ran_until = (!d.heat).then_some(t).or(equipment.heat.ran_until);
+                    equipment.heat = Running { on: d.heat, since: Some(t), ran_until };
+                    switches.push((t, d.heat));
+                }
+                for _ in 0..DECIDE_S / STEP_S {
+                    weather.step(STEP_S as f64, &mut rng);
+                    let outdoor = weather.outdoor_c((t.as_second() % 86_400) as f64);
+                    house.step(STEP_S as f64, outdoor, equipment.heat.on, false);
+                }
+                t += jiff::SignedDuration::from_secs(DECIDE_S);
+            }
+            assert!(switches.len() > 2, "seed {seed}: the heat hardly switched");
+            assert_eq!(violations(&switches, &settings), (0, 0), "seed {seed}");
+        }
+    }
+
     #[test]
     fn an_unknown_algorithm_is_refused() {
         let r = simulate(&SimOptions { days: 1, seed: 1, algorithm: "pid".to_owned() });
         assert_eq!(
             r.map(|_| ()),
-            Err("algorithm field must be one of hysteresis, predictive, got \"pid\"".to_owned())
+            Err("algorithm field must be one of hysteresis, predictive, anticipate, got \"pid\""
+                .to_owned())
         );
     }
 }

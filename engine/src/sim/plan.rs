@@ -11,7 +11,7 @@ pub(crate) const COMFORT_C: f64 = 21.0;
 pub(crate) const SETBACK_C: f64 = 17.0;
 const COOL_C: f64 = 26.0;
 
-fn rule(id: Option<i64>, name: &str) -> RuleRef {
+pub(crate) fn rule(id: Option<i64>, name: &str) -> RuleRef {
     let layer = if id.is_some() { Layer::Day } else { Layer::Default };
     RuleRef { layer, id, name: name.to_owned() }
 }
@@ -52,6 +52,16 @@ pub(crate) fn day_plan(first: Date, days: u32, sensors: &[SensorWeight]) -> Vec<
         }
     }
     let end = midnight(day);
+    segments(pieces, end, sensors)
+}
+
+/// Timeline segments from (start, heating setpoint, rule) pieces ending at `end`; adjacent
+/// equal pieces merge.
+pub(crate) fn segments(
+    mut pieces: Vec<(Timestamp, f64, RuleRef)>,
+    end: Timestamp,
+    sensors: &[SensorWeight],
+) -> Vec<Segment> {
     pieces.dedup_by(|later, earlier| later.1 == earlier.1 && later.2 == earlier.2);
     let mut segments: Vec<Segment> = Vec::with_capacity(pieces.len());
     for (i, (start, heat_c, rule)) in pieces.iter().enumerate() {

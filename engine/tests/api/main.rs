@@ -693,7 +693,7 @@ async fn control_settings_need_admin_and_valid_values() -> R {
     let plugins = f.get("/v1/plugins").await?;
     let ids: Vec<&str> =
         plugins.as_array().into_iter().flatten().filter_map(|p| p["id"].as_str()).collect();
-    assert_eq!(ids, ["hysteresis", "predictive"]);
+    assert_eq!(ids, ["hysteresis", "predictive", "anticipate"]);
     for p in plugins.as_array().into_iter().flatten() {
         let props = &p["params_schema"]["properties"];
         assert!(props["hysteresis_c"]["default"].is_number(), "{p}");

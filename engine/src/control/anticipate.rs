@@ -1,0 +1,299 @@
+//! Predictive start plus a learned heat anticipator: the heat goes off early enough that the
+//! heat still in the heater and emitters carries the room to its setpoint, not past it.
+//!
+//! A furnace, a boiler's radiators or a screed keep giving heat after the relay opens: with a
+//! lag of τ seconds and a room rising at r °C/h, about r·τ more (the energy that took τ to build
+//! up is given back as it fades). The house teaches both: the learned rate is r, and the learned
+//! dead time (the intercept of `duration = dead + rise / rate`, `learn`) is τ, the probe's own
+//! lag included. So the room will peak near `temp + r·ramp·τ`, where `ramp = 1 − e^(−on/τ)` is
+//! how far the output has built up since the heat went on; after the heat stops, what is left
+//! of that coast fades as `e^(−off/τ)`.
+//!
+//! The swing is kept as wide as plain hysteresis swings, and centred on the setpoint: the heat
+//! stops when the room will peak at `setpoint + h + C/2` and starts below `setpoint − h − C/2`
+//! (C = r·τ, the full coast), so the room neither overshoots by the whole coast nor cycles more
+//! often than a hysteresis thermostat would. Without a learned lag there is nothing to
+//! anticipate, and it decides as `predictive` does (with a longer reach, and a preheat that
+//! does not restart inside the coming setpoint's band).
+
+use hearth_proto::control::{Mode, ReasonCode};
+
+use super::algorithm::{Algorithm, Ctx, ParamSpec, Params, Proposal};
+use super::hysteresis::HYSTERESIS_C;
+use super::learn::Rate;
+use super::predictive::{
+    DEFAULT_COOL_RATE, DEFAULT_HEAT_RATE, MARGIN_MIN, MAX_LEAD_MIN, Predictive,
+};
+use super::text::{small, temp};
+
+/// Predictive start's maximum lead, with room for an underfloor house's hours of lag (the same
+/// key, so the predictive start it builds on reads it).
+const LONG_MAX_LEAD_MIN: ParamSpec = ParamSpec { max: 720.0, default: 360.0, ..MAX_LEAD_MIN };
+
+/// Predictive start with a learned heat anticipator.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Anticipate;
+
+impl Algorithm for Anticipate {
+    fn id(&self) -> &'static str {
+        "anticipate"
+    }
+
+    fn name(&self) -> &'static str {
+        "Anticipating"
+    }
+
+    fn description(&self) -> &'static str {
+        "Predictive start, plus a heat anticipator learned from the house's own runs: the heat \
+         goes off before the room reaches the top of its band when the heat still in the \
+         heater and radiators will carry it there, and stays off while that heat is still \
+         arriving. The swing around the setpoint stays as wide as hysteresis's, centred on the \
+         setpoint instead of above it. Until a lag is learned it decides as predictive start, \
+         with a longer maximum lead for slow houses."
+    }
+
+    fn params(&self) -> &'static [ParamSpec] {
+        const PARAMS: [ParamSpec; 5] =
+            [HYSTERESIS_C, LONG_MAX_LEAD_MIN, DEFAULT_HEAT_RATE, DEFAULT_COOL_RATE, MARGIN_MIN];
+        &PARAMS
+    }
+
+    fn propose(&self, ctx: &Ctx<'_>, params: &Params) -> Proposal {
+        let p = Predictive.propose(ctx, params);
+        let h = params.get(&HYSTERESIS_C);
+        coast(ctx, &p, h).or_else(|| preheat_band(ctx, &p, h)).unwrap_or(p)
+    }
+}
+
+/// A preheat that already reached the coming setpoint's band and stopped starts again only
+/// below the band, as hysteresis would inside the segment: predictive start alone restarts as
+/// soon as the room dips under the band's bottom, which turns the hour before a segment into
+/// short runs.
+fn preheat_band(ctx: &Ctx<'_>, p: &Proposal, h: f64) -> Option<Proposal> {
+    if p.code != ReasonCode::Preheat || ctx.equipment.heat.on {
+        return None;
+    }
+    let target = p.outlook.as_ref()?.target_c;
+    (ctx.temp_c >= target - 2.0 * h).then(|| {
+        let mut held = Proposal::new(
+            false,
+            false,
+            ReasonCode::HeatInBand,
+            format!(
+                "heat stays off: {} within {} ± {} °C of the coming setpoint",
+                ctx.temp_label,
+                temp(target - h),
+                small(h)
+            ),
+        );
+        held.outlook = p.outlook.clone();
+        held
+    })
+}
+
+/// The heat's lag and full coast from what was learned; None when there is nothing to
+/// anticipate (no rate, no lag).
+fn learned_lag(rate: Option<Rate>) -> Option<(Rate, f64)> {
+    let r = rate?;
+    (r.dead_s > 0.0 && r.c_per_h > 0.0).then(|| (r, r.c_per_h * r.dead_s / 3600.0))
+}
+
+/// The proposal turned to "heat off" when the heat already given will do; None: keep `p`.
+fn coast(ctx: &Ctx<'_>, p: &Proposal, h: f64) -> Option<Proposal> {
+    if !matches!(ctx.mode, Mode::Heat | Mode::Auto) || !p.heat || p.cool {
+        return None;
+    }
+    let (rate, full) = learned_lag(ctx.learned.heat)?;
+    let tau = rate.dead_s;
+    // What the heat runs towards: the setpoint in force, or the one a preheat is for.
+    let target = match p.code {
+        ReasonCode::HeatBelowBand | ReasonCode::HeatInBand => ctx.heat_c,
+        ReasonCode::Preheat => p.outlook.as_ref()?.target_c,
+        _ => return None,
+    };
+    let label = ctx.temp_label;
+    let heat = ctx.equipment.heat;
+    let secs = |since: Option<hearth_proto::Timestamp>| {
+        since.map(|s| ctx.now.duration_since(s).as_secs_f64().max(0.0))
+    };
+    if heat.on {
+        // Unknown start: assume the output has built up fully (the larger coast).
+        let ramp = secs(heat.since).map_or(1.0, |on| 1.0 - (-on / tau).exp());
+        let rising = rate.c_per_h * ramp;
+        let peak = ctx.temp_c + rising * tau / 3600.0;
+        let top = target + h + full / 2.0;
+        (peak >= top).then(|| {
+            Proposal::new(
+                false,
+                false,
+                ReasonCode::HeatCoast,
+                format!(
+                    "heat off early: {label} and rising {} °C/h; the room will coast to {} °C \
+                     (aiming below {} °C)",
+                    small(rising),
+                    temp(peak),
+                    small(top)
+                ),
+            )
+        })
+    } else {
+        // Off: what is left of the last run's coast (None: it never ran lately).
+        let off = secs(heat.ran_until)?;
+        let left = full * (-off / tau).exp();
+        let bottom = target - h - full / 2.0;
+        (ctx.temp_c >= bottom && ctx.temp_c + left > target - h).then(|| {
+            Proposal::new(
+                false,
+                false,
+                ReasonCode::HeatCoast,
+                format!(
+                    "heat stays off: {label}, and the heat still in the radiators brings \
+                     {} °C more (starts below {} °C)",
+                    small(left),
+                    small(bottom)
+                ),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::control::Settings;
+    use hearth_proto::Timestamp;
+    use hearth_proto::schedules::{Layer, RuleRef, Segment};
+
+    use super::super::learn::Learned;
+    use super::super::{Equipment, Running};
+    use super::*;
+
+    const NOW: Timestamp = Timestamp::constant(1_800_000_000, 0);
+
+    fn ago(min: i64) -> Option<Timestamp> {
+        Some(NOW - jiff::SignedDuration::from_mins(min))
+    }
+
+    /// One decision: room `temp_c`, setpoint 21, heat on for `on_min` (None: off for
+    /// `off_min`), learned 3 °C/h with `dead_min` of lag.
+    fn decide(temp_c: f64, on_min: Option<i64>, off_min: i64, dead_min: f64) -> Proposal {
+        decide_at(21.0, &[], temp_c, on_min, off_min, dead_min)
+    }
+
+    /// The same with setpoint `heat_c` in force and `upcoming` segments.
+    fn decide_at(
+        heat_c: f64,
+        upcoming: &[Segment],
+        temp_c: f64,
+        on_min: Option<i64>,
+        off_min: i64,
+        dead_min: f64,
+    ) -> Proposal {
+        let settings = Settings { algorithm: "anticipate".to_owned(), ..Default::default() };
+        let learned = Learned {
+            heat: Some(Rate { c_per_h: 3.0, dead_s: dead_min * 60.0, samples: 20 }),
+            cool: None,
+        };
+        let heat = match on_min {
+            Some(m) => Running { on: true, since: ago(m), ran_until: ago(m + 30) },
+            None => Running { on: false, since: ago(off_min), ran_until: ago(off_min) },
+        };
+        let ctx = Ctx {
+            now: NOW,
+            mode: Mode::Heat,
+            heat_c,
+            cool_c: 26.0,
+            temp_c,
+            temp_label: &format!("living room {} °C", temp(temp_c)),
+            equipment: Equipment { heat, cool: Running::OFF_UNKNOWN },
+            upcoming,
+            settings: &settings,
+            learned: &learned,
+        };
+        let params = Anticipate.params().iter().map(|p| (p.key, p.default)).collect();
+        Anticipate.propose(&ctx, &params)
+    }
+
+    #[test]
+    fn decisions() {
+        // 10 min lag at 3 °C/h: a full coast of 0.5 °C, so the swing is 21 ± 0.55 °C.
+        // (room, on for, off for, lag min, heat, code, reason or "" for any)
+        type Case = (f64, Option<i64>, i64, f64, bool, ReasonCode, &'static str);
+        let cases: [Case; 8] = [
+            // Running for an hour, 21.0 °C: peaks at 21.5 ≥ 21.55? No: keeps heating.
+            (21.0, Some(60), 0, 10.0, true, ReasonCode::HeatInBand, ""),
+            // 21.1 °C: will coast to 21.6 ≥ 21.55: off early.
+            (
+                21.1,
+                Some(120),
+                0,
+                10.0,
+                false,
+                ReasonCode::HeatCoast,
+                "heat off early: living room 21.1 °C and rising 3 °C/h; the room will coast to \
+                 21.6 °C (aiming below 21.55 °C)",
+            ),
+            // Just switched on (1 min): the output has barely built up, so little coast.
+            (20.9, Some(1), 0, 10.0, true, ReasonCode::HeatInBand, ""),
+            // Off for 5 min at 20.6: 0.3 °C still coming, 20.9 > 20.7: stays off.
+            (
+                20.6,
+                None,
+                5,
+                10.0,
+                false,
+                ReasonCode::HeatCoast,
+                "heat stays off: living room 20.6 °C, and the heat still in the radiators brings \
+                 0.3 °C more (starts below 20.45 °C)",
+            ),
+            // Off for an hour at 20.6: the coast is spent; below the band, heat on.
+            (20.6, None, 60, 10.0, true, ReasonCode::HeatBelowBand, ""),
+            // Off for 5 min but below the swing's bottom: heat on.
+            (20.4, None, 5, 10.0, true, ReasonCode::HeatBelowBand, ""),
+            // Nothing to anticipate without a lag: hysteresis decides (off above 21.3).
+            (21.2, Some(60), 0, 0.0, true, ReasonCode::HeatInBand, ""),
+            (21.31, Some(60), 0, 0.0, false, ReasonCode::HeatAboveBand, ""),
+        ];
+        for (t, on, off, dead, heat, code, reason) in cases {
+            let p = decide(t, on, off, dead);
+            assert_eq!((p.heat, p.cool, p.code), (heat, false, code), "{t} {on:?} {off}: {p:?}");
+            if !reason.is_empty() {
+                assert_eq!(p.reason, reason);
+            }
+        }
+    }
+
+    #[test]
+    fn a_preheat_that_reached_the_band_waits_below_it() {
+        // 17 °C now, 21 °C from in 5 min; nothing to anticipate (no lag learned).
+        let at = NOW + jiff::SignedDuration::from_mins(5);
+        let next = Segment {
+            start: at,
+            end: at + jiff::SignedDuration::from_hours(2),
+            start_local: String::new(),
+            end_local: String::new(),
+            heat_c: 21.0,
+            cool_c: 26.0,
+            sensors: Vec::new(),
+            rule: RuleRef { layer: Layer::Day, id: Some(1), name: "evening".to_owned() },
+            beaten: Vec::new(),
+        };
+        let upcoming = [next];
+        let cases = [
+            // Off at 20.5 °C, within 21 − 0.3 ± 0.3: stays off (predictive alone restarts).
+            (20.5, None, false, ReasonCode::HeatInBand),
+            (20.3, None, true, ReasonCode::Preheat),
+            // Already preheating: it runs on.
+            (20.5, Some(20), true, ReasonCode::Preheat),
+        ];
+        for (t, on, heat, code) in cases {
+            let p = decide_at(17.0, &upcoming, t, on, 30, 0.0);
+            assert_eq!((p.heat, p.code), (heat, code), "{t} {on:?}: {p:?}");
+            assert!(p.outlook.is_some(), "{p:?}");
+        }
+        let p = decide_at(17.0, &upcoming, 20.5, None, 30, 0.0);
+        assert_eq!(
+            p.reason,
+            "heat stays off: living room 20.5 °C within 20.7 ± 0.3 °C of the coming setpoint"
+        );
+    }
+}
