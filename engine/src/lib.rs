@@ -13,6 +13,7 @@ pub mod bench;
 mod calibration;
 mod clock;
 mod control;
+mod fallback;
 mod ingest;
 mod mdns;
 mod metrics;

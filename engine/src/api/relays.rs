@@ -117,10 +117,23 @@ pub(super) async fn register(
             );
         }
     }
+    if let Some(fallback) = &reg.fallback {
+        tracing::warn!(host_id = %reg.host_id, why = ?fallback.why, since_s_ago = fallback.since_s_ago,
+            "the relay agent runs its fallback program: it lost this engine");
+    }
     state.inner.controller.relays_changed();
+    let fallback = crate::fallback::program_for(
+        &state.inner.store,
+        &state.inner.controller.settings(),
+        state.inner.controller.lease_s(),
+        &reg.host_id,
+        &reg.outputs,
+    )
+    .await;
     Ok(axum::Json(RelayRegistrationAck {
         status: "ok".into(),
         engine_id: state.inner.engine_id.clone(),
+        fallback: Some(fallback),
     }))
 }
 

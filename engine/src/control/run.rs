@@ -122,6 +122,11 @@ impl Controller {
         }
     }
 
+    /// The lease granted with every `on`: a relay agent silent-for-a-lease runs its fallback.
+    pub(crate) fn lease_s(&self) -> u32 {
+        self.config.lease_s
+    }
+
     pub(crate) fn settings(&self) -> ControlSettings {
         self.settings.borrow().clone()
     }
@@ -217,6 +222,7 @@ impl Controller {
         // engine neither re-commands blindly nor flaps a furnace that is running, and the
         // minimum on/off times continue from the real switch time.
         commander.reconcile().await;
+        let mut fallbacks = crate::fallback::Pusher::default();
         let mut schedule = self.schedules.subscribe();
         // `Config::lease_s` guarantees at least 4 s, so this is at least a second.
         let renew_every = Duration::from_secs(u64::from(self.config.lease_s / 4));
@@ -318,6 +324,13 @@ impl Controller {
                         || tokio::time::Instant::now() >= next_renew
                     {
                         let refused = commander.command(want, self.config.lease_s).await;
+                        // Each relay agent holds the program it runs if this engine is lost.
+                        let settings = self.settings();
+                        fallbacks
+                            .push(&self.store, &settings, self.config.lease_s, |h, u, r| {
+                                commander.client(h, u, r)
+                            })
+                            .await;
                         commanded = Some(want);
                         // A refusal (minimum off time, interlock) usually clears within
                         // seconds: ask again soon rather than a quarter lease later.
@@ -536,6 +549,10 @@ impl Commander {
                     let states: Vec<String> =
                         list.outputs.iter().map(|o| format!("{}={:?}", o.id, o.state)).collect();
                     tracing::info!(%host_id, outputs = %states.join(" "), "read relay states before commanding");
+                    if let Some(f) = &list.fallback {
+                        tracing::warn!(%host_id, why = ?f.why, since_s_ago = f.since_s_ago,
+                            "the relay agent runs its fallback program; this engine takes over");
+                    }
                     self.contact(&host_id, Contact::Answered).await;
                 }
                 Err(e) => {

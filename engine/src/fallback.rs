@@ -1,0 +1,140 @@
+//! The fallback program the engine gives each relay agent: what the agent does by itself when
+//! it loses the engine (a dead SD card, power supply or network), so the house is neither
+//! heated without end (the lease) nor left cold (this program).
+//!
+//! The program is made from the engine's settings and the outputs' functions: a heat output
+//! keeps the frost floor from a probe of the agent's own host when the engine knows one (a
+//! sensor reported under the relay agent's host id), running the sensor-loss duty while it
+//! reads nothing; cooling, fans, aux and outputs nobody assigned stay off. `after_s` is the
+//! engine's lease: it renews every quarter lease, so a whole lease of silence means it is lost.
+//!
+//! It reaches the agent twice over: in the answer to every registration, and pushed by the
+//! control loop ([`Pusher`], `PUT /v1/fallback`) whenever it changes (a function assigned, the
+//! frost floor changed, the agent's probe first reported), since an agent the engine commands
+//! does not register again.
+
+use std::collections::HashMap;
+
+use hearth_proto::agents::KeyRole;
+use hearth_proto::client::{ClientError, RelayAgentClient};
+use hearth_proto::control::ControlSettings;
+use hearth_proto::fallback::{BlindDuty, FallbackProgram, OutputProgram, SensorSource};
+use hearth_proto::relays::{OutputStatus, RelayFunction};
+
+use crate::store::{RelayRow, SensorRow, Store};
+
+/// The program for relay agent `host_id` with `outputs` (as it registers them).
+pub(crate) async fn program_for(
+    store: &Store,
+    settings: &ControlSettings,
+    lease_s: u32,
+    host_id: &str,
+    outputs: &[OutputStatus],
+) -> FallbackProgram {
+    let relays = store.relays().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read relay functions; the fallback program uses hints");
+        Vec::new()
+    });
+    let sensors = store.sensors().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read sensors; the fallback program runs blind");
+        Vec::new()
+    });
+    let outputs: Vec<OutputHint<'_>> =
+        outputs.iter().map(|o| (o.id.as_str(), o.function_hint)).collect();
+    program(settings, lease_s, &relays, &sensors, host_id, &outputs)
+}
+
+/// The program for relay agent `host_id` with `outputs` (id, the agent's function hint).
+fn program(
+    settings: &ControlSettings,
+    lease_s: u32,
+    relays: &[RelayRow],
+    sensors: &[SensorRow],
+    host_id: &str,
+    outputs: &[OutputHint<'_>],
+) -> FallbackProgram {
+    let blind = BlindDuty {
+        pct: settings.sensor_loss_duty_pct,
+        period_s: hearth_proto::fallback::DEFAULT_PERIOD_S,
+    };
+    let sensor = local_sensor(sensors, host_id);
+    let mut program = FallbackProgram::all_off(lease_s);
+    for &(id, hint) in outputs {
+        let function = relays
+            .iter()
+            .find(|r| r.host_id == host_id && r.output_id == id)
+            .map_or(hint, RelayRow::effective_function);
+        let chosen = match function {
+            Some(RelayFunction::Heat) => OutputProgram::Frost {
+                setpoint_c: settings.frost_floor_c,
+                sensor: sensor.clone(),
+                blind,
+            },
+            _ => OutputProgram::Off,
+        };
+        program.outputs.insert(id.to_owned(), chosen);
+    }
+    program
+}
+
+/// A sensor reported under `host_id` (a probe of the relay agent's own host), the one with the
+/// greatest weight, then by id; never a weight-0 (outdoor) probe.
+fn local_sensor(sensors: &[SensorRow], host_id: &str) -> Option<SensorSource> {
+    let mut mine: Vec<&SensorRow> =
+        sensors.iter().filter(|s| s.host_id == host_id && s.weight > 0.0).collect();
+    mine.sort_by(|a, b| b.weight.total_cmp(&a.weight).then_with(|| a.id.cmp(&b.id)));
+    mine.first().map(|s| SensorSource::Local { id: s.id.clone() })
+}
+
+/// An output as the program needs it: its id and the agent's function hint.
+type OutputHint<'a> = (&'a str, Option<RelayFunction>);
+
+/// Pushes each relay agent's program when it differs from the last one it accepted.
+#[derive(Debug, Default)]
+pub(crate) struct Pusher {
+    /// By host: the program last accepted (or refused for good: an agent without the route).
+    pushed: HashMap<String, FallbackProgram>,
+}
+
+impl Pusher {
+    /// Bring every registered relay agent's program up to date; `client` gives the engine's
+    /// client for an agent (host, URL, key role). A failed push is tried again next time.
+    pub(crate) async fn push(
+        &mut self,
+        store: &Store,
+        settings: &ControlSettings,
+        lease_s: u32,
+        mut client: impl FnMut(&str, &str, Option<KeyRole>) -> RelayAgentClient,
+    ) {
+        let Ok(relays) = store.relays().await else { return };
+        let Ok(sensors) = store.sensors().await else { return };
+        let mut agents: HashMap<&str, (&str, Option<KeyRole>, Vec<OutputHint<'_>>)> =
+            HashMap::new();
+        for r in &relays {
+            let Some(url) = r.url.as_deref() else { continue };
+            let agent = agents.entry(&r.host_id).or_insert((url, r.key_role, Vec::new()));
+            agent.2.push((&r.output_id, r.function_hint));
+        }
+        for (host_id, (url, role, outputs)) in agents {
+            let program = program(settings, lease_s, &relays, &sensors, host_id, &outputs);
+            if self.pushed.get(host_id) == Some(&program) {
+                continue;
+            }
+            match client(host_id, url, role).put_fallback(&program).await {
+                Ok(_) => {
+                    tracing::info!(%host_id, "fallback program handed to the relay agent");
+                    self.pushed.insert(host_id.to_owned(), program);
+                }
+                Err(ClientError::Api { status: 404 | 405, .. }) => {
+                    // An agent that predates fallback programs: it keeps its safe states.
+                    tracing::warn!(%host_id, "this relay agent runs no fallback program (upgrade \
+                        it): a lost engine leaves its outputs in their safe states");
+                    self.pushed.insert(host_id.to_owned(), program);
+                }
+                Err(e) => {
+                    tracing::debug!(%host_id, error = %e, "cannot hand over the fallback program");
+                }
+            }
+        }
+    }
+}
