@@ -14,11 +14,15 @@
 //! does not register again.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
+use hearth_proto::Timestamp;
 use hearth_proto::agents::KeyRole;
 use hearth_proto::client::{ClientError, RelayAgentClient};
 use hearth_proto::control::ControlSettings;
-use hearth_proto::fallback::{BlindDuty, FallbackProgram, OutputProgram, SensorSource};
+use hearth_proto::fallback::{
+    AgentFallback, BlindDuty, FallbackProgram, FallbackStatus, OutputProgram, SensorSource,
+};
 use hearth_proto::relays::{OutputStatus, RelayFunction};
 
 use crate::store::{RelayRow, SensorRow, Store};
@@ -136,5 +140,57 @@ impl Pusher {
                 }
             }
         }
+    }
+}
+
+/// Each relay agent's latest fallback, as the engine learned it: from a registration sent while
+/// the agent ran its program, or from its state read before commanding after the engine's own
+/// start. In memory: the agent reports a fallback still running at the engine's next start.
+#[derive(Debug, Default)]
+pub(crate) struct Seen(Mutex<HashMap<String, AgentFallback>>);
+
+impl Seen {
+    /// What agent `host_id` says now: in fallback (`Some`) or not. True when that changes what
+    /// the engine shows.
+    pub(crate) fn note(
+        &self,
+        host_id: &str,
+        status: Option<&FallbackStatus>,
+        now: Timestamp,
+    ) -> bool {
+        let Some(status) = status else { return self.ended(host_id, now) };
+        let since = jiff::SignedDuration::try_from_secs_f64(status.since_s_ago)
+            .ok()
+            .and_then(|ago| now.checked_sub(ago).ok())
+            .unwrap_or(now);
+        let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let running = seen.get(host_id).filter(|f| f.ended_at.is_none() && f.why == status.why);
+        if running.is_some() {
+            return false;
+        }
+        tracing::warn!(%host_id, why = ?status.why, %since,
+            "the relay agent runs its fallback program: it lost this engine");
+        seen.insert(host_id.to_owned(), AgentFallback { since, why: status.why, ended_at: None });
+        true
+    }
+
+    /// The engine commanded agent `host_id` successfully: a fallback it ran has ended. True
+    /// when one was running.
+    pub(crate) fn ended(&self, host_id: &str, now: Timestamp) -> bool {
+        let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match seen.get_mut(host_id) {
+            Some(f) if f.ended_at.is_none() => {
+                f.ended_at = Some(now);
+                tracing::info!(%host_id, since = %f.since, "the engine took over from the relay \
+                    agent's fallback program");
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Agent `host_id`'s latest fallback, if any was seen.
+    pub(crate) fn get(&self, host_id: &str) -> Option<AgentFallback> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(host_id).cloned()
     }
 }

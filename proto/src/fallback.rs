@@ -144,6 +144,20 @@ pub struct FallbackStatus {
     pub doing: BTreeMap<String, FallbackDoing>,
 }
 
+/// A relay agent's latest fallback as the engine learned it (`fallback` in `GET /v1/agents`,
+/// `agent_fallback` in `GET /v1/relays`): from the agent's registration or from the state the
+/// engine reads before commanding after its own start. Held in the engine's memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentFallback {
+    /// When the agent entered fallback (by the engine's clock).
+    pub since: crate::Timestamp,
+    /// Why.
+    pub why: FallbackWhy,
+    /// When the engine took over again; null while the agent still runs its program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<crate::Timestamp>,
+}
+
 /// What a running fallback program does with one output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -168,14 +182,7 @@ impl FallbackProgram {
     /// does not have is refused). The error names the field, e.g.
     /// `outputs.heat.blind.period_s must be between 60 and 86400, got 5`.
     pub fn check(&self, outputs: &[&str]) -> Result<(), String> {
-        if !AFTER_S.contains(&self.after_s) {
-            return Err(format!(
-                "after_s must be between {} and {}, got {}",
-                AFTER_S.start(),
-                AFTER_S.end(),
-                self.after_s
-            ));
-        }
+        within("after_s", self.after_s, &AFTER_S)?;
         for (id, program) in &self.outputs {
             if !outputs.contains(&id.as_str()) {
                 return Err(format!("outputs.{}: no such output", escape(id)));
@@ -212,23 +219,8 @@ impl OutputProgram {
 impl BlindDuty {
     /// Check both bounds; `at` names this duty's place in errors.
     pub fn check(&self, at: &str) -> Result<(), String> {
-        if !DUTY_PCT.contains(&self.pct) {
-            return Err(format!(
-                "{at}.pct must be between {} and {}, got {}",
-                DUTY_PCT.start(),
-                DUTY_PCT.end(),
-                self.pct
-            ));
-        }
-        if !PERIOD_S.contains(&self.period_s) {
-            return Err(format!(
-                "{at}.period_s must be between {} and {}, got {}",
-                PERIOD_S.start(),
-                PERIOD_S.end(),
-                self.period_s
-            ));
-        }
-        Ok(())
+        within(&format!("{at}.pct"), self.pct, &DUTY_PCT)?;
+        within(&format!("{at}.period_s"), self.period_s, &PERIOD_S)
     }
 }
 
@@ -276,6 +268,14 @@ impl SensorSource {
         }
         Ok(())
     }
+}
+
+/// `value` of `field` within `range`, or the error that says so.
+fn within(field: &str, value: u32, range: &RangeInclusive<u32>) -> Result<(), String> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(format!("{field} must be between {} and {}, got {value}", range.start(), range.end()))
 }
 
 /// An output id from a request as it goes into an error message: at most 64 characters,

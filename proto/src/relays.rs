@@ -301,6 +301,10 @@ pub struct RelayInfo {
     /// True when the backend is `simulated`: the output switches no equipment.
     #[serde(default)]
     pub simulated: bool,
+    /// The agent's latest fallback (it lost the engine and ran its fallback program), as in
+    /// `GET /v1/agents`; null if never seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_fallback: Option<crate::fallback::AgentFallback>,
 }
 
 fn yes() -> bool {

@@ -182,6 +182,11 @@ impl Runner {
         loop {
             ticks.tick().await;
             let Some(program) = self.store.get() else { continue };
+            // Nothing to do (every output off): no fallback to show either. An agent whose
+            // outputs the engine never commands (a fan, aux) is not "lost" by its silence.
+            if program.outputs.values().all(|p| *p == OutputProgram::Off) {
+                continue;
+            }
             let after = Duration::from_secs(u64::from(program.after_s));
             let since = match self.controller.fallback() {
                 Some((since, _, _)) => since,

@@ -117,9 +117,8 @@ pub(super) async fn register(
             );
         }
     }
-    if let Some(fallback) = &reg.fallback {
-        tracing::warn!(host_id = %reg.host_id, why = ?fallback.why, since_s_ago = fallback.since_s_ago,
-            "the relay agent runs its fallback program: it lost this engine");
+    if state.inner.controller.fallbacks.note(&reg.host_id, reg.fallback.as_ref(), now) {
+        state.inner.events.changed("relays");
     }
     state.inner.controller.relays_changed();
     let fallback = crate::fallback::program_for(
@@ -137,9 +136,10 @@ pub(super) async fn register(
     }))
 }
 
-fn info(r: RelayRow, now: Timestamp) -> RelayInfo {
+fn info(state: &AppState, r: RelayRow, now: Timestamp) -> RelayInfo {
     let updated_at = from_millis(r.updated);
     RelayInfo {
+        agent_fallback: state.inner.controller.fallbacks.get(&r.host_id),
         function: r.effective_function(),
         host_id: r.host_id,
         output_id: r.output_id,
@@ -168,7 +168,9 @@ pub(super) async fn list(
     State(state): State<AppState>,
 ) -> Result<axum::Json<Vec<RelayInfo>>, ApiError> {
     let now = Timestamp::now();
-    Ok(axum::Json(state.inner.store.relays().await?.into_iter().map(|r| info(r, now)).collect()))
+    Ok(axum::Json(
+        state.inner.store.relays().await?.into_iter().map(|r| info(&state, r, now)).collect(),
+    ))
 }
 
 /// Assign what an output drives (admin). `null` falls back to the agent's hint.
@@ -206,7 +208,7 @@ pub(super) async fn assign_function(
         .into_iter()
         .find(|r| r.host_id == path.host_id && r.output_id == path.output_id)
         .ok_or_else(|| ApiError::not_found("output removed meanwhile"))?;
-    Ok(axum::Json(info(row, Timestamp::now())))
+    Ok(axum::Json(info(&state, row, Timestamp::now())))
 }
 
 /// Every agent the engine has heard from, with online state, clock offset and the role of its
@@ -226,7 +228,11 @@ pub(super) async fn agents(
         rows.into_iter()
             .map(|a| {
                 let last_seen = from_millis(a.last_seen);
+                let fallback = (a.kind == AgentKind::Relay)
+                    .then(|| state.inner.controller.fallbacks.get(&a.host_id))
+                    .flatten();
                 AgentInfo {
+                    fallback,
                     host_id: a.host_id,
                     kind: a.kind,
                     url: a.url,

@@ -71,6 +71,8 @@ pub(crate) struct Controller {
     wake: Arc<Notify>,
     /// Set when relays registered: command them now rather than at the next renewal.
     resend: AtomicBool,
+    /// Each relay agent's latest fallback (it lost the engine), for the API.
+    pub(crate) fallbacks: Arc<crate::fallback::Seen>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -103,6 +105,7 @@ impl Controller {
             latest: watch::Sender::new(latest),
             wake,
             resend: AtomicBool::new(false),
+            fallbacks: Arc::default(),
         })
     }
 
@@ -218,6 +221,7 @@ impl Controller {
             self.events.clone(),
             self.counters.clone(),
         );
+        commander.fallbacks = self.fallbacks.clone();
         // Read what the relays are doing before commanding anything: after a restart the
         // engine neither re-commands blindly nor flaps a furnace that is running, and the
         // minimum on/off times continue from the real switch time.
@@ -450,11 +454,22 @@ struct Commander {
     clients: HashMap<String, (String, KeyRole, RelayAgentClient)>,
     /// Relays that failed last time, and how: log changes, not every failure.
     failing: HashMap<(String, String), String>,
+    /// Relay agents' fallbacks: noted from the states read before commanding, ended by an
+    /// answered command.
+    fallbacks: Arc<crate::fallback::Seen>,
 }
 
 impl Commander {
     fn new(store: Store, site: SiteSecret, events: EventBus, counters: Arc<Counters>) -> Self {
-        Self { store, site, events, counters, clients: HashMap::new(), failing: HashMap::new() }
+        Self {
+            store,
+            site,
+            events,
+            counters,
+            clients: HashMap::new(),
+            failing: HashMap::new(),
+            fallbacks: Arc::default(),
+        }
     }
 
     /// The client for a relay agent at `url`, presenting the engine token of the agent's device
@@ -549,9 +564,8 @@ impl Commander {
                     let states: Vec<String> =
                         list.outputs.iter().map(|o| format!("{}={:?}", o.id, o.state)).collect();
                     tracing::info!(%host_id, outputs = %states.join(" "), "read relay states before commanding");
-                    if let Some(f) = &list.fallback {
-                        tracing::warn!(%host_id, why = ?f.why, since_s_ago = f.since_s_ago,
-                            "the relay agent runs its fallback program; this engine takes over");
+                    if self.fallbacks.note(&host_id, list.fallback.as_ref(), Timestamp::now()) {
+                        self.events.changed("relays");
                     }
                     self.contact(&host_id, Contact::Answered).await;
                 }
@@ -631,6 +645,10 @@ impl Commander {
             Ok(status) => {
                 if self.failing.remove(&key).is_some() {
                     tracing::info!(%host_id, %output_id, "relay carries out commands again");
+                }
+                // A carried-out command ends whatever fallback the agent ran.
+                if self.fallbacks.ended(host_id, Timestamp::now()) {
+                    self.events.changed("relays");
                 }
                 if let Some(left) = status.pending_off_in_s {
                     tracing::debug!(%host_id, %output_id, left_s = left,
