@@ -23,17 +23,17 @@ use hearth_proto::control::ControlSettings;
 use hearth_proto::fallback::{
     AgentFallback, BlindDuty, FallbackProgram, FallbackStatus, OutputProgram, SensorSource,
 };
-use hearth_proto::relays::{OutputStatus, RelayFunction};
+use hearth_proto::relays::RelayFunction;
 
 use crate::store::{RelayRow, SensorRow, Store};
 
-/// The program for relay agent `host_id` with `outputs` (as it registers them).
+/// The program for relay agent `host_id` with `outputs` (id, the agent's function hint).
 pub(crate) async fn program_for(
     store: &Store,
     settings: &ControlSettings,
     lease_s: u32,
     host_id: &str,
-    outputs: &[OutputStatus],
+    outputs: &[OutputHint<'_>],
 ) -> FallbackProgram {
     let relays = store.relays().await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cannot read relay functions; the fallback program uses hints");
@@ -43,20 +43,43 @@ pub(crate) async fn program_for(
         tracing::warn!(error = %e, "cannot read sensors; the fallback program runs blind");
         Vec::new()
     });
-    let outputs: Vec<OutputHint<'_>> =
-        outputs.iter().map(|o| (o.id.as_str(), o.function_hint)).collect();
-    program(settings, lease_s, &relays, &sensors, host_id, &outputs)
+    let chosen = chosen(store).await;
+    program(
+        settings,
+        lease_s,
+        &Inputs { relays: &relays, sensors: &sensors, chosen: &chosen },
+        host_id,
+        outputs,
+    )
+}
+
+/// What the programs are made from, as read from the store.
+struct Inputs<'a> {
+    relays: &'a [RelayRow],
+    sensors: &'a [SensorRow],
+    /// The admin's choices, by (host id, output id).
+    chosen: &'a Chosen,
+}
+
+type Chosen = HashMap<(String, String), OutputProgram>;
+
+/// The admin's choices; none when they cannot be read (the defaults still protect).
+async fn chosen(store: &Store) -> Chosen {
+    store.relay_fallbacks().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the fallback choices; using the defaults");
+        Chosen::new()
+    })
 }
 
 /// The program for relay agent `host_id` with `outputs` (id, the agent's function hint).
 fn program(
     settings: &ControlSettings,
     lease_s: u32,
-    relays: &[RelayRow],
-    sensors: &[SensorRow],
+    inputs: &Inputs<'_>,
     host_id: &str,
     outputs: &[OutputHint<'_>],
 ) -> FallbackProgram {
+    let Inputs { relays, sensors, chosen } = inputs;
     let blind = BlindDuty {
         pct: settings.sensor_loss_duty_pct,
         period_s: hearth_proto::fallback::DEFAULT_PERIOD_S,
@@ -68,7 +91,11 @@ fn program(
             .iter()
             .find(|r| r.host_id == host_id && r.output_id == id)
             .map_or(hint, RelayRow::effective_function);
-        let chosen = match function {
+        if let Some(mine) = chosen.get(&(host_id.to_owned(), id.to_owned())) {
+            program.outputs.insert(id.to_owned(), mine.clone());
+            continue;
+        }
+        let default = match function {
             Some(RelayFunction::Heat) => OutputProgram::Frost {
                 setpoint_c: settings.frost_floor_c,
                 sensor: sensor.clone(),
@@ -76,7 +103,7 @@ fn program(
             },
             _ => OutputProgram::Off,
         };
-        program.outputs.insert(id.to_owned(), chosen);
+        program.outputs.insert(id.to_owned(), default);
     }
     program
 }
@@ -91,7 +118,7 @@ fn local_sensor(sensors: &[SensorRow], host_id: &str) -> Option<SensorSource> {
 }
 
 /// An output as the program needs it: its id and the agent's function hint.
-type OutputHint<'a> = (&'a str, Option<RelayFunction>);
+pub(crate) type OutputHint<'a> = (&'a str, Option<RelayFunction>);
 
 /// Pushes each relay agent's program when it differs from the last one it accepted.
 #[derive(Debug, Default)]
@@ -112,15 +139,22 @@ impl Pusher {
     ) {
         let Ok(relays) = store.relays().await else { return };
         let Ok(sensors) = store.sensors().await else { return };
+        let chosen = chosen(store).await;
+        let inputs = Inputs { relays: &relays, sensors: &sensors, chosen: &chosen };
         let mut agents: HashMap<&str, (&str, Option<KeyRole>, Vec<OutputHint<'_>>)> =
             HashMap::new();
         for r in &relays {
+            // An agent that does not answer would cost the loop a timeout per pass: it gets its
+            // program with its next registration, or here once it answers again.
+            if r.unreachable_since.is_some() {
+                continue;
+            }
             let Some(url) = r.url.as_deref() else { continue };
             let agent = agents.entry(&r.host_id).or_insert((url, r.key_role, Vec::new()));
             agent.2.push((&r.output_id, r.function_hint));
         }
         for (host_id, (url, role, outputs)) in agents {
-            let program = program(settings, lease_s, &relays, &sensors, host_id, &outputs);
+            let program = program(settings, lease_s, &inputs, host_id, &outputs);
             if self.pushed.get(host_id) == Some(&program) {
                 continue;
             }
@@ -133,6 +167,13 @@ impl Pusher {
                     // An agent that predates fallback programs: it keeps its safe states.
                     tracing::warn!(%host_id, "this relay agent runs no fallback program (upgrade \
                         it): a lost engine leaves its outputs in their safe states");
+                    self.pushed.insert(host_id.to_owned(), program);
+                }
+                Err(ClientError::Api { status, body }) if status < 500 => {
+                    // Refused (a program for outputs it no longer has): asking again each pass
+                    // would not help; the next change or registration tries again.
+                    tracing::warn!(%host_id, status, error = %body.error,
+                        "the relay agent refused its fallback program");
                     self.pushed.insert(host_id.to_owned(), program);
                 }
                 Err(e) => {

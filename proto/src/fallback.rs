@@ -144,6 +144,18 @@ pub struct FallbackStatus {
     pub doing: BTreeMap<String, FallbackDoing>,
 }
 
+/// `PUT /v1/relays/{host_id}/{output_id}/fallback` on the engine (admin): what one output does
+/// in its agent's fallback program.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"program": {"mode": "blind_duty", "pct": 20, "period_s": 1800}}))]
+#[serde(deny_unknown_fields)]
+pub struct OutputFallbackChoice {
+    /// The output's program, or null for the default (heat: frost at the frost floor; the rest
+    /// off). Required (explicit null), so an empty object is an error rather than a reset.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub program: Option<OutputProgram>,
+}
+
 /// A relay agent's latest fallback as the engine learned it (`fallback` in `GET /v1/agents`,
 /// `agent_fallback` in `GET /v1/relays`): from the agent's registration or from the state the
 /// engine reads before commanding after its own start. Held in the engine's memory.

@@ -202,6 +202,16 @@ fn bounds() -> Vec<(At, Bound)> {
                 fallback::MAX_TOKEN_CHARS
             )),
         ),
+        (
+            field("OutputFallbackChoice", "program"),
+            Bound::Note(format!(
+                "A `frost` program's `setpoint_c` is {} to {} °C; its sensor's `id` 1 to {} \
+                 characters of `[A-Za-z0-9._-]`.",
+                fallback::SETPOINT_C.start(),
+                fallback::SETPOINT_C.end(),
+                fallback::MAX_ID_CHARS
+            )),
+        ),
         (field("BlindDuty", "pct"), range(&fallback::DUTY_PCT)),
         (field("BlindDuty", "period_s"), range(&fallback::PERIOD_S)),
         // Control settings.

@@ -1237,3 +1237,47 @@ async fn registration_hands_over_the_fallback_program_and_records_a_fallback() -
     assert!(relays[1]["agent_fallback"]["ended_at"].is_string(), "{relays}");
     Ok(())
 }
+
+/// An admin chooses an output's fallback; a bad choice is a 422 naming the field and changes
+/// nothing; `null` returns to the default; the next registration's answer carries it.
+#[tokio::test]
+async fn an_admin_chooses_an_outputs_fallback() -> R {
+    let f = fixture().await?;
+    let cred = f.agent("relay1");
+    let url = "http://10.0.0.7:8081";
+    f.call("POST", "/v1/relays/register", Some(&cred), Some(&registration("relay1", url))).await?;
+    let path = "/v1/relays/relay1/heat/fallback";
+    let blind = r#"{"program": {"mode": "blind_duty", "pct": 20, "period_s": 900}}"#;
+    let got = f.call("PUT", path, None, Some(blind)).await?;
+    assert_error(&got, StatusCode::UNAUTHORIZED, "unauthorized", "");
+    let admin = f.admin();
+    for (bad, field) in [
+        (r#"{"program": {"mode": "blind_duty", "pct": 20, "period_s": 5}}"#, "program.period_s"),
+        (
+            r#"{"program": {"mode": "frost", "setpoint_c": 40, "blind": {"pct": 10, "period_s": 1800}}}"#,
+            "program.setpoint_c",
+        ),
+        (
+            r#"{"program": {"mode": "frost", "setpoint_c": 7, "sensor": {"kind": "local", "id": ""}, "blind": {"pct": 10, "period_s": 1800}}}"#,
+            "program.sensor.id",
+        ),
+    ] {
+        let got = f.call("PUT", path, Some(&admin), Some(bad)).await?;
+        assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", field);
+    }
+    let got = f.call("PUT", path, Some(&admin), Some("{}")).await?;
+    assert_eq!(got.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", got.1);
+    let got = f.call("PUT", "/v1/relays/relay1/nope/fallback", Some(&admin), Some(blind)).await?;
+    assert_error(&got, StatusCode::NOT_FOUND, "not_found", "nope");
+    let got = f.call("PUT", path, Some(&admin), Some(blind)).await?;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    let chosen = json!({"mode": "blind_duty", "pct": 20, "period_s": 900});
+    assert_eq!(got.1["outputs"]["heat"], chosen);
+    let ack = f
+        .call("POST", "/v1/relays/register", Some(&cred), Some(&registration("relay1", url)))
+        .await?;
+    assert_eq!(ack.1["fallback"]["outputs"]["heat"], chosen);
+    let got = f.call("PUT", path, Some(&admin), Some(r#"{"program": null}"#)).await?;
+    assert_eq!(got.1["outputs"]["heat"]["mode"], "frost", "{}", got.1);
+    Ok(())
+}
