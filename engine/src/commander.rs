@@ -28,6 +28,9 @@ pub(crate) struct Commander {
     clients: HashMap<String, (String, KeyRole, RelayAgentClient)>,
     /// Relays that failed last time, and how: log changes, not every failure.
     failing: HashMap<(String, String), String>,
+    /// Relay agents' fallbacks: noted from the states read before commanding, ended by an
+    /// answered command.
+    pub(crate) fallbacks: Arc<crate::fallback::Seen>,
 }
 
 impl Commander {
@@ -37,13 +40,26 @@ impl Commander {
         events: EventBus,
         counters: Arc<Counters>,
     ) -> Self {
-        Self { store, site, events, counters, clients: HashMap::new(), failing: HashMap::new() }
+        Self {
+            store,
+            site,
+            events,
+            counters,
+            clients: HashMap::new(),
+            failing: HashMap::new(),
+            fallbacks: Arc::default(),
+        }
     }
 
     /// The client for a relay agent at `url`, presenting the engine token of the agent's device
     /// key: the role it registered with (None: registered before roles were recorded, so its
     /// key is the untyped one).
-    fn client(&mut self, host_id: &str, url: &str, role: Option<KeyRole>) -> RelayAgentClient {
+    pub(crate) fn client(
+        &mut self,
+        host_id: &str,
+        url: &str,
+        role: Option<KeyRole>,
+    ) -> RelayAgentClient {
         let role = role.unwrap_or(KeyRole::Untyped);
         match self.clients.get(host_id) {
             Some((u, r, c)) if u == url && *r == role => c.clone(),
@@ -132,6 +148,9 @@ impl Commander {
                     let states: Vec<String> =
                         list.outputs.iter().map(|o| format!("{}={:?}", o.id, o.state)).collect();
                     tracing::info!(%host_id, outputs = %states.join(" "), "read relay states before commanding");
+                    if self.fallbacks.note(&host_id, list.fallback.as_ref(), Timestamp::now()) {
+                        self.events.changed(Topic::Relays);
+                    }
                     self.contact(&host_id, Contact::Answered).await;
                 }
                 Err(e) => {
@@ -210,6 +229,10 @@ impl Commander {
             Ok(status) => {
                 if self.failing.remove(&key).is_some() {
                     tracing::info!(%host_id, %output_id, "relay carries out commands again");
+                }
+                // A carried-out command ends whatever fallback the agent ran.
+                if self.fallbacks.ended(host_id, Timestamp::now()) {
+                    self.events.changed(Topic::Relays);
                 }
                 if let Some(left) = status.pending_off_in_s {
                     tracing::debug!(%host_id, %output_id, left_s = left,

@@ -71,6 +71,8 @@ pub(crate) struct Controller {
     wake: Arc<Notify>,
     /// Set when relays registered: command them now rather than at the next renewal.
     resend: AtomicBool,
+    /// Each relay agent's latest fallback (it lost the engine), for the API.
+    pub(crate) fallbacks: Arc<crate::fallback::Seen>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -109,6 +111,7 @@ impl Controller {
             latest: watch::Sender::new(latest),
             wake,
             resend: AtomicBool::new(false),
+            fallbacks: Arc::default(),
         })
     }
 
@@ -126,6 +129,11 @@ impl Controller {
             }
             Err(e) => tracing::error!(error = %e, "cannot read the control settings again"),
         }
+    }
+
+    /// The lease granted with every `on`: a relay agent silent-for-a-lease runs its fallback.
+    pub(crate) fn lease_s(&self) -> u32 {
+        self.config.lease_s
     }
 
     pub(crate) fn settings(&self) -> Settings {
@@ -201,10 +209,12 @@ impl Controller {
             self.events.clone(),
             self.counters.clone(),
         );
+        commander.fallbacks = self.fallbacks.clone();
         // Read what the relays are doing before commanding anything: after a restart the
         // engine neither re-commands blindly nor flaps a furnace that is running, and the
         // minimum on/off times continue from the real switch time.
         commander.reconcile().await;
+        let mut fallbacks = crate::fallback::Pusher::default();
         let mut schedule = self.schedules.subscribe();
         // `Config::lease_s` guarantees at least 4 s, so this is at least a second.
         let renew_every = Duration::from_secs(u64::from(self.config.lease_s / 4));
@@ -307,6 +317,13 @@ impl Controller {
                         || tokio::time::Instant::now() >= next_renew
                     {
                         let refused = commander.command(want, self.config.lease_s).await;
+                        // Each relay agent holds the program it runs if this engine is lost.
+                        let settings = self.settings();
+                        fallbacks
+                            .push(&self.store, &settings, self.config.lease_s, |h, u, r| {
+                                commander.client(h, u, r)
+                            })
+                            .await;
                         commanded = Some(want);
                         // A refusal (minimum off time, interlock) usually clears within
                         // seconds: ask again soon rather than a quarter lease later.

@@ -15,6 +15,7 @@ mod clock;
 mod commander;
 mod control;
 mod controller;
+mod fallback;
 mod ingest;
 mod mdns;
 mod metrics;

@@ -101,6 +101,10 @@ pub struct AgentInfo {
     /// status other than a refusal); null when it succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_error: Option<String>,
+    /// Relay agents: the latest time the agent ran its fallback program because it lost the
+    /// engine (since when, why, and when the engine took over); null if never seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<crate::fallback::AgentFallback>,
     /// Relay agents: the hardware backend as registered (`rppal`, `gpio-cdev`, `simulated`);
     /// null for sensor agents and agents that do not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]

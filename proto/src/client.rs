@@ -436,6 +436,19 @@ impl RelayAgentClient {
         self.http.send(reqwest::Method::POST, &format!("/v1/relays/{id}"), Some(command)).await
     }
 
+    /// `GET /v1/fallback`: the fallback program the agent holds.
+    pub async fn fallback_program(&self) -> Result<crate::fallback::FallbackProgram, ClientError> {
+        self.http.get("/v1/fallback").await
+    }
+
+    /// `PUT /v1/fallback`: hand the agent its fallback program.
+    pub async fn put_fallback(
+        &self,
+        program: &crate::fallback::FallbackProgram,
+    ) -> Result<crate::fallback::FallbackProgram, ClientError> {
+        self.http.send(reqwest::Method::PUT, "/v1/fallback", Some(program)).await
+    }
+
     /// `GET /v1/status`.
     pub async fn status(&self) -> Result<RelayAgentStatus, ClientError> {
         self.http.get("/v1/status").await

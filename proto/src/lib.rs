@@ -13,6 +13,7 @@ pub mod agents;
 pub mod control;
 pub mod error;
 pub mod events;
+pub mod fallback;
 pub mod history;
 pub mod limits;
 pub mod mdns;

@@ -18,7 +18,7 @@ use utoipa::openapi::path::{Operation, Parameter};
 use utoipa::openapi::schema::{Array, Object};
 use utoipa::openapi::{OpenApi, RefOr, Schema};
 
-use crate::{agents, control, history, relays, schedules, sensors};
+use crate::{agents, control, fallback, history, relays, schedules, sensors};
 
 /// The control characters (Unicode `Cc`, what `char::is_control` says), as inclusive ranges.
 pub const CONTROL: [RangeInclusive<char>; 2] = ['\u{0}'..='\u{1f}', '\u{7f}'..='\u{9f}'];
@@ -186,6 +186,34 @@ fn bounds() -> Vec<(At, Bound)> {
             )),
         ),
         (field("RelayCommand", "lease_s"), range(&relays::LEASE_S)),
+        // Fallback programs.
+        (field("FallbackProgram", "after_s"), range(&fallback::AFTER_S)),
+        (
+            field("FallbackProgram", "outputs"),
+            Bound::Note(format!(
+                "Keys are the agent's output ids. A `frost` program's `setpoint_c` is {} to {} \
+                 °C; a sensor's `id` and `host` are 1 to {} characters of `[A-Za-z0-9._-]`, \
+                 its `url` an http:// URL of at most {} characters, its `token` 1 to {} \
+                 printable ASCII characters.",
+                fallback::SETPOINT_C.start(),
+                fallback::SETPOINT_C.end(),
+                fallback::MAX_ID_CHARS,
+                relays::MAX_URL_CHARS,
+                fallback::MAX_TOKEN_CHARS
+            )),
+        ),
+        (
+            field("OutputFallbackChoice", "program"),
+            Bound::Note(format!(
+                "A `frost` program's `setpoint_c` is {} to {} °C; its sensor's `id` 1 to {} \
+                 characters of `[A-Za-z0-9._-]`.",
+                fallback::SETPOINT_C.start(),
+                fallback::SETPOINT_C.end(),
+                fallback::MAX_ID_CHARS
+            )),
+        ),
+        (field("BlindDuty", "pct"), range(&fallback::DUTY_PCT)),
+        (field("BlindDuty", "period_s"), range(&fallback::PERIOD_S)),
         // Control settings.
         (field("ControlSettings", "frost_floor_c"), range(&control::FROST_FLOOR_C)),
         (field("ControlSettings", "max_ceiling_c"), range(&control::MAX_CEILING_C)),

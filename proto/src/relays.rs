@@ -185,6 +185,9 @@ pub struct RelayList {
     pub host_id: String,
     /// Every output, in configuration order.
     pub outputs: Vec<OutputStatus>,
+    /// Set while the agent runs its fallback program (the engine lost): since when, why, what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<crate::fallback::FallbackStatus>,
 }
 
 /// `GET /v1/status` on a relay agent.
@@ -201,6 +204,9 @@ pub struct RelayAgentStatus {
     pub outputs: Vec<OutputStatus>,
     /// Seconds since the engine last commanded this agent successfully; null if never.
     pub since_engine_contact_s: Option<f64>,
+    /// Set while the agent runs its fallback program (the engine lost): since when, why, what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<crate::fallback::FallbackStatus>,
 }
 
 /// `POST /v1/relays/register` on the engine: a relay agent announces itself and its outputs.
@@ -223,6 +229,10 @@ pub struct RelayRegistration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 32, pattern = "^[A-Za-z0-9_-]{1,32}$")]
     pub backend: Option<String>,
+    /// Set while the agent runs its fallback program: the engine learns since when and why
+    /// (sent only then, so an engine that predates it still accepts every other registration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<crate::fallback::FallbackStatus>,
 }
 
 /// The backend name of relay outputs that switch no equipment
@@ -236,6 +246,10 @@ pub struct RelayRegistrationAck {
     pub status: String,
     /// The id of the engine that accepted the registration.
     pub engine_id: String,
+    /// The program the agent runs when it loses the engine (stored on its disk). Absent from
+    /// engines that predate it: the agent keeps the program it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<crate::fallback::FallbackProgram>,
 }
 
 /// A relay output as the engine knows it (`GET /v1/relays`).
@@ -287,6 +301,10 @@ pub struct RelayInfo {
     /// True when the backend is `simulated`: the output switches no equipment.
     #[serde(default)]
     pub simulated: bool,
+    /// The agent's latest fallback (it lost the engine and ran its fallback program), as in
+    /// `GET /v1/agents`; null if never seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_fallback: Option<crate::fallback::AgentFallback>,
 }
 
 fn yes() -> bool {

@@ -14,6 +14,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hearth_common::auth::{DeviceCredential, ENGINE_PRINCIPAL, parse_bearer};
+use hearth_proto::fallback::FallbackProgram;
 use hearth_proto::relays::{
     CommandOutcome, OutputStatus, RelayAgentStatus, RelayCommand, RelayList,
 };
@@ -25,6 +26,7 @@ use utoipa::{Modify, OpenApi as _};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::fallback::ProgramStore;
 use crate::relays::{Applied, CommandError, Controller};
 
 /// The service name in `GET /v1/status`.
@@ -37,6 +39,7 @@ const BODY_LIMIT: usize = 16 * 1024;
 #[derive(Debug, Clone)]
 pub struct AppState {
     controller: Arc<Controller>,
+    fallback: Arc<ProgramStore>,
     host_id: Arc<str>,
     credential: Arc<DeviceCredential>,
 }
@@ -49,7 +52,24 @@ impl AppState {
         credential: DeviceCredential,
         controller: Arc<Controller>,
     ) -> Self {
-        Self { controller, host_id: Arc::from(host_id.into()), credential: Arc::new(credential) }
+        let outputs = controller.outputs().into_iter().map(|o| o.id).collect();
+        Self {
+            controller,
+            fallback: Arc::new(ProgramStore::in_memory(outputs)),
+            host_id: Arc::from(host_id.into()),
+            credential: Arc::new(credential),
+        }
+    }
+
+    /// The same state with `store` as the fallback program's store.
+    #[must_use]
+    pub fn with_fallback(self, store: Arc<ProgramStore>) -> Self {
+        Self { fallback: store, ..self }
+    }
+
+    /// The fallback program's store.
+    pub fn fallback(&self) -> &Arc<ProgramStore> {
+        &self.fallback
     }
 
     /// The relay controller.
@@ -282,7 +302,11 @@ fn principal_of(headers: &HeaderMap) -> Option<String> {
     )
 )]
 async fn list_relays(State(state): State<AppState>) -> Json<RelayList> {
-    Json(RelayList { host_id: state.host_id.to_string(), outputs: state.controller.outputs() })
+    Json(RelayList {
+        host_id: state.host_id.to_string(),
+        outputs: state.controller.outputs(),
+        fallback: crate::fallback::status(&state.controller, &state.fallback),
+    })
 }
 
 /// One output's state and lease.
@@ -391,6 +415,73 @@ async fn command_relay(
     }
 }
 
+/// The fallback program this agent holds: what it does by itself when the engine is lost.
+#[utoipa::path(
+    get,
+    path = "/v1/fallback",
+    operation_id = "get_fallback",
+    tag = "fallback",
+    responses(
+        (status = 200, description = "The program held.", body = FallbackProgram),
+        (status = 404, body = ErrorBody,
+            description = "`not_found`: no program yet: when the engine is lost, every output \
+                stays in its safe state."),
+    )
+)]
+async fn get_fallback(State(state): State<AppState>) -> Result<Json<FallbackProgram>, ApiError> {
+    state.fallback.get().map(Json).ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no fallback program yet")
+    })
+}
+
+/// Replace the fallback program (engine only; the engine also hands it over in its answer to
+/// each registration). Checked against this agent's outputs and every bound; a refused program
+/// leaves the one held in place. Stored in the agent's state directory, so it survives a
+/// restart without the engine.
+#[utoipa::path(
+    put,
+    path = "/v1/fallback",
+    operation_id = "put_fallback",
+    tag = "fallback",
+    request_body = FallbackProgram,
+    security(("engine" = [])),
+    responses(
+        (status = 200, description = "Held (and stored).", body = FallbackProgram),
+        (status = 400, body = ErrorBody,
+            description = "`malformed_json`: the body is not valid JSON, or not a JSON object."),
+        (status = 401, description = "`unauthorized`: no credential.", body = ErrorBody),
+        (status = 403, body = ErrorBody,
+            description = "`forbidden`: not the engine's credential for this agent."),
+        (status = 413, body = ErrorBody,
+            description = "`too_large`: the body is larger than the agent takes."),
+        (status = 415, body = ErrorBody,
+            description = "`unsupported`: the body is not `application/json`."),
+        (status = 422, body = ErrorBody,
+            description = "`missing_field` or `invalid_field`, naming the field (e.g. \
+                `outputs.heat.blind.period_s`); the program held is kept."),
+    )
+)]
+async fn put_fallback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<JsonBody<FallbackProgram>, ApiError>,
+) -> Result<Json<FallbackProgram>, ApiError> {
+    let refuse = |error: ApiError, reason: &str| {
+        tracing::warn!(principal = ?principal_of(&headers), status = error.status.as_u16(),
+            reason, "refused fallback program");
+        error
+    };
+    authorize(&state, &headers).map_err(|(error, reason)| refuse(error, reason))?;
+    let JsonBody(program) = body.map_err(|e| {
+        let reason = e.body.error.clone();
+        refuse(e, &reason)
+    })?;
+    state.fallback.set(program.clone()).map_err(|e| {
+        refuse(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField, &e), &e)
+    })?;
+    Ok(Json(program))
+}
+
 /// Health of the agent and its hardware backend.
 #[utoipa::path(
     get,
@@ -431,6 +522,7 @@ async fn status(State(state): State<AppState>) -> (StatusCode, Json<RelayAgentSt
         backend: controller.backend().to_owned(),
         outputs: controller.outputs(),
         since_engine_contact_s: controller.since_engine_contact().map(|d| d.as_secs_f64()),
+        fallback: crate::fallback::status(controller, &state.fallback),
     };
     let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(body))
@@ -484,6 +576,7 @@ async fn wrong_method(method: Method, uri: Uri) -> ApiError {
     tags(
         (name = "relays", description = "The outputs and their commands."),
         (name = "status", description = "Service health."),
+        (name = "fallback", description = "What the agent does by itself when the engine is lost."),
         (name = "meta", description = "The API description."),
     )
 )]
@@ -515,6 +608,7 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_relays))
         .routes(routes!(get_relay, command_relay))
         .routes(routes!(status))
+        .routes(routes!(get_fallback, put_fallback))
         .routes(routes!(openapi_json))
 }
 

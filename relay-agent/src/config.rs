@@ -66,6 +66,60 @@ pub struct Config {
     #[arg(long, env = "HEARTH_RELAY_SIM_WORLD", value_name = "FILE")]
     pub sim_world: Option<PathBuf>,
 
+    /// Where the agent keeps what must survive a restart: the engine's fallback program
+    /// (`fallback.json`). The packaged configuration sets `/var/lib/hearth-relay-agent` (the
+    /// unit's `StateDirectory=`). Absent: the program is held in memory only, so an agent
+    /// restarted without the engine has none until the engine is back (tests, demos, several
+    /// agents on one machine never share a file by accident).
+    #[arg(long, env = "HEARTH_RELAY_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// A temperature probe on this host the fallback program can read when the engine is
+    /// lost: `w1` (the kernel's 1-Wire driver, `--probe-w1-dir`) or `simulated` (the simulated
+    /// room of the world file). Absent: none; a frost program then runs its blind duty.
+    #[arg(long, env = "HEARTH_RELAY_PROBE", value_enum)]
+    pub probe: Option<ProbeHardware>,
+
+    /// How often the fallback program checks the engine's silence and, while it runs, reads
+    /// the probe and sets the outputs, seconds (0.1 to 10).
+    #[arg(
+        long,
+        env = "HEARTH_RELAY_FALLBACK_TICK_S",
+        value_name = "SECONDS",
+        default_value_t = 1.0
+    )]
+    pub fallback_tick_s: f64,
+
+    /// The kernel's 1-Wire devices, for `--probe w1`.
+    #[arg(
+        long,
+        env = "HEARTH_RELAY_PROBE_W1_DIR",
+        value_name = "DIR",
+        default_value = "/sys/bus/w1/devices"
+    )]
+    pub probe_w1_dir: PathBuf,
+
+    /// The simulated probe's id, for `--probe simulated`.
+    #[arg(
+        long,
+        env = "HEARTH_RELAY_PROBE_SIM_ID",
+        value_name = "ID",
+        default_value = "28-00000000b001"
+    )]
+    pub probe_sim_id: String,
+
+    /// Simulated room of `--probe simulated`: temperature at start, °C.
+    #[arg(long, env = "HEARTH_RELAY_SIM_START_C", value_name = "CELSIUS", default_value_t = 17.0)]
+    pub sim_start_c: f64,
+
+    /// Simulated room of `--probe simulated`: outside temperature, °C.
+    #[arg(long, env = "HEARTH_RELAY_SIM_OUTSIDE_C", value_name = "CELSIUS", default_value_t = 5.0)]
+    pub sim_outside_c: f64,
+
+    /// Simulated room of `--probe simulated`: simulated seconds per real second.
+    #[arg(long, env = "HEARTH_RELAY_SIM_TIME_SCALE", value_name = "FACTOR", default_value_t = 1.0)]
+    pub sim_time_scale: f64,
+
     /// Register again with the engine after this many seconds without a command or
     /// registration, so the engine's view of this agent stays fresh.
     #[arg(
@@ -134,6 +188,16 @@ impl Hardware {
             Self::Simulated => "simulated",
         }
     }
+}
+
+/// The probe backends the fallback program can read (`--probe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeHardware {
+    /// The kernel's 1-Wire driver (`w1_slave` files under `--probe-w1-dir`).
+    W1,
+    /// The simulated room, warmed by the simulated heat outputs of the world file.
+    Simulated,
 }
 
 /// One output (`[[outputs]]` in the file).

@@ -7,10 +7,12 @@
 //! - [`hw`]: the hardware trait and its backends (only place touching devices or their stand-ins).
 //! - [`relays`]: the controller: states, leases, safe states.
 //! - [`api`]: the REST API and its OpenAPI document.
-//! - [`register`]: telling the engine where this agent is.
+//! - [`register`]: telling the engine where this agent is (and receiving its fallback program).
+//! - [`fallback`]: the program the agent runs by itself when the engine is lost.
 
 pub mod api;
 pub mod config;
+pub mod fallback;
 pub mod hw;
 pub mod register;
 pub mod relays;
@@ -36,6 +38,8 @@ pub struct Agent {
     config: Config,
     credential: DeviceCredential,
     state: AppState,
+    probe: Option<fallback::Probe>,
+    fallback_tick: Duration,
     listener: TcpListener,
     local_addr: SocketAddr,
 }
@@ -87,8 +91,25 @@ impl Agent {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let local_addr = listener.local_addr().context("no local address")?;
         tracing::info!("listening on http://{local_addr}");
-        let state = AppState::new(host_id, credential.clone(), controller);
-        Ok(Self { config, credential, state, listener, local_addr })
+        let ids = controller.outputs().into_iter().map(|o| o.id).collect();
+        let store = Arc::new(match &config.state_dir {
+            Some(dir) => fallback::ProgramStore::open(dir, ids),
+            None => {
+                tracing::warn!(
+                    "no state_dir: the engine's fallback program is held in memory \
+                    only (an agent restarted without the engine runs none)"
+                );
+                fallback::ProgramStore::in_memory(ids)
+            }
+        });
+        let probe = open_probe(&config)?;
+        let state = AppState::new(host_id, credential.clone(), controller).with_fallback(store);
+        let tick = config.fallback_tick_s;
+        if !(0.1..=10.0).contains(&tick) {
+            anyhow::bail!("fallback_tick_s must be between 0.1 and 10 seconds, got {tick}");
+        }
+        let fallback_tick = Duration::from_secs_f64(tick);
+        Ok(Self { config, credential, state, probe, fallback_tick, listener, local_addr })
     }
 
     /// The address the API listens on.
@@ -118,16 +139,54 @@ impl Agent {
             host_id: self.state.host_id().to_owned(),
             credential: self.credential,
             controller: self.state.controller().clone(),
+            fallback: self.state.fallback().clone(),
             advertise_url: self.config.advertise_url.clone(),
             listen: self.local_addr,
             reregister_after: Duration::from_secs(self.config.reregister_after_s.max(1)),
         };
         let registration = tokio::spawn(registrar.run());
+        let runner = fallback::Runner {
+            controller: self.state.controller().clone(),
+            store: self.state.fallback().clone(),
+            probe: self.probe,
+            tick: self.fallback_tick,
+        };
+        let fallback = tokio::spawn(runner.run());
         let result = serve(self.listener, self.state, shutdown).await;
+        fallback.abort();
         registration.abort();
         locator.shutdown();
         result
     }
+}
+
+/// The probe of this host the fallback program reads (`--probe`), inside the same screen as
+/// the sensor agent's, or None. Fails at start, with the fix, when the hardware is not there.
+fn open_probe(config: &Config) -> anyhow::Result<Option<fallback::Probe>> {
+    use hearth_probes::TemperatureSource;
+    use hearth_probes::screen::{ScreenRules, Screened};
+    let backend: Box<dyn TemperatureSource> = match config.probe {
+        None => return Ok(None),
+        Some(config::ProbeHardware::W1) => Box::new(
+            hearth_probes::w1::W1Source::open(&config.probe_w1_dir)
+                .context("--probe w1: no 1-Wire bus (or set --probe-w1-dir)")?,
+        ),
+        Some(config::ProbeHardware::Simulated) => {
+            let sensor = hearth_probes::sim::SimSensor {
+                id: config.probe_sim_id.clone(),
+                profile: hearth_probes::sim::SimProfile::default(),
+            };
+            Box::new(hearth_probes::sim::SimSource::new(
+                hearth_probes::sim::RoomModel::new(config.sim_start_c, config.sim_outside_c),
+                vec![sensor],
+                config.sim_world_path(),
+                config.sim_time_scale,
+            ))
+        }
+    };
+    tracing::info!(probe = backend.name(), "the fallback program can read a probe of this host");
+    let screened = Screened::new(backend, ScreenRules::default(), Vec::new());
+    Ok(Some(fallback::Probe::new(Box::new(screened))))
 }
 
 /// Serve the API on `listener` until `shutdown` resolves, enforcing leases and protection

@@ -25,6 +25,7 @@ use hearth_proto::relays::{RelayRegistration, RelayRegistrationAck};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::fallback::ProgramStore;
 use crate::relays::Controller;
 
 /// First retry delay after a failed registration.
@@ -43,6 +44,8 @@ pub struct Registrar {
     pub credential: DeviceCredential,
     /// The outputs to report.
     pub controller: Arc<Controller>,
+    /// Where the engine's fallback program goes (it comes with the engine's answer).
+    pub fallback: Arc<ProgramStore>,
     /// `--advertise-url`, if set.
     pub advertise_url: Option<String>,
     /// The address the API listens on (the bound one, so port 0 was resolved).
@@ -182,10 +185,19 @@ impl Registrar {
             outputs: self.controller.outputs(),
             agent_time: Some(jiff::Timestamp::now()),
             backend: Some(self.controller.backend().to_owned()),
+            fallback: crate::fallback::status(&self.controller, &self.fallback),
         };
         let client =
             EngineClient::new(&target.url, Some(self.credential.agent_credential(&self.host_id)));
-        client.register_relays(&registration).await.map_err(RegisterError::Client)
+        let ack = client.register_relays(&registration).await.map_err(RegisterError::Client)?;
+        if let Some(program) = &ack.fallback
+            && let Err(e) = self.fallback.set(program.clone())
+        {
+            // The agent keeps the program it has: an engine that sends one this agent cannot
+            // run (an output it does not have) must not leave it with none.
+            tracing::warn!(error = %e, "the engine's fallback program is refused; keeping ours");
+        }
+        Ok(ack)
     }
 }
 

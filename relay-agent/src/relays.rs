@@ -26,9 +26,11 @@
 //! reported is always the state last written to the hardware. Hardware calls are short blocking
 //! system calls (a GPIO line, a small file for the simulator), fine to make under the lock.
 
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use hearth_proto::fallback::{FallbackDoing, FallbackWhy};
 use hearth_proto::relays::{
     CommandOutcome, Fallback, FallbackReason, LEASE_S, LastCommand, OutputStatus, Protection,
     RelayCommand, RelayState,
@@ -242,8 +244,23 @@ struct Inner {
     bank: Box<dyn RelayBank>,
     outputs: Vec<Output>,
     last_engine_contact: Option<Instant>,
+    /// When the controller took the outputs over: the engine's silence counts from here until
+    /// its first command.
+    started: Instant,
+    /// Set while the fallback program runs (`crate::fallback`); the engine's next command
+    /// clears it.
+    fallback: Option<FallbackRun>,
     /// Set at shutdown: outputs are held in their safe state and commands are refused.
     stopping: bool,
+}
+
+/// A fallback program run in progress.
+#[derive(Debug)]
+struct FallbackRun {
+    since: Instant,
+    why: FallbackWhy,
+    /// Output id → what the program does with it now.
+    doing: BTreeMap<String, FallbackDoing>,
 }
 
 /// How an output came to switch, for its bookkeeping and logs.
@@ -483,7 +500,14 @@ impl Controller {
             bank.set(&output.config.id, output.safe().is_on())?;
         }
         Ok(Self {
-            inner: Mutex::new(Inner { bank, outputs, last_engine_contact: None, stopping: false }),
+            inner: Mutex::new(Inner {
+                bank,
+                outputs,
+                last_engine_contact: None,
+                started: now,
+                fallback: None,
+                stopping: false,
+            }),
             deadline_changed: Notify::new(),
             fallbacks: watch::Sender::new(0),
             backend,
@@ -538,6 +562,15 @@ impl Controller {
         }
         // Authenticated and well-formed: the engine is alive, whatever comes of the command.
         inner.last_engine_contact = Some(now);
+        // It takes over from the fallback program with this very command, through the same
+        // protections: an output the program switched keeps its minimum on/off time.
+        if let Some(run) = inner.fallback.take() {
+            tracing::info!(
+                why = ?run.why,
+                lasted_s = now.saturating_duration_since(run.since).as_secs_f64(),
+                "the engine is back: fallback program ended"
+            );
+        }
         let result = inner.apply(index, command, lease, now);
         let (outcome, detail) = match &result {
             Ok(CommandOutcome::Deferred) => {
@@ -580,6 +613,67 @@ impl Controller {
     /// The backend's health.
     pub fn healthy(&self) -> Result<(), HwError> {
         self.lock().bank.healthy()
+    }
+
+    /// The engine's silence: since its last command, else since the controller started, and
+    /// whether it ever commanded this agent.
+    pub fn engine_silence(&self) -> (Duration, bool) {
+        let inner = self.lock();
+        let since = inner.last_engine_contact.unwrap_or(inner.started);
+        (since.elapsed(), inner.last_engine_contact.is_some())
+    }
+
+    /// Enter fallback for `why` unless the engine spoke within `after` (checked under the
+    /// lock, so a command that just arrived wins) or the agent is stopping. Returns the
+    /// fallback's start (the existing one when already in fallback).
+    pub fn enter_fallback(&self, why: FallbackWhy, after: Duration) -> Option<Instant> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        if let Some(run) = &inner.fallback {
+            return Some(run.since);
+        }
+        let since = inner.last_engine_contact.unwrap_or(inner.started);
+        if inner.stopping || now.saturating_duration_since(since) < after {
+            return None;
+        }
+        tracing::warn!(
+            ?why,
+            silent_s = now.saturating_duration_since(since).as_secs_f64(),
+            "the engine is lost: running the fallback program"
+        );
+        inner.fallback = Some(FallbackRun { since: now, why, doing: BTreeMap::new() });
+        Some(now)
+    }
+
+    /// The fallback in progress: since when, why, and what each output does.
+    pub fn fallback(&self) -> Option<(Instant, FallbackWhy, BTreeMap<String, FallbackDoing>)> {
+        let inner = self.lock();
+        inner.fallback.as_ref().map(|run| (run.since, run.why, run.doing.clone()))
+    }
+
+    /// Carry out a command of the fallback program on output `id`, with every protection an
+    /// engine command has (interlocks, minimum on/off, maximum on), and record `doing` for the
+    /// status. Not engine contact, and not recorded as the engine's last command. `Ok(None)`
+    /// when the fallback has ended meanwhile (the engine is back): nothing was done.
+    pub fn fallback_command(
+        &self,
+        id: &str,
+        command: &RelayCommand,
+        doing: FallbackDoing,
+    ) -> Result<Option<Applied>, CommandError> {
+        let (mut inner, now) = self.current();
+        let index = inner.index(id).ok_or_else(|| CommandError::NotFound(id.to_owned()))?;
+        if inner.stopping {
+            return Err(CommandError::ShuttingDown);
+        }
+        let Some(run) = inner.fallback.as_mut() else { return Ok(None) };
+        run.doing.insert(id.to_owned(), doing);
+        let lease = command.lease_s.map(|s| Duration::from_secs(u64::from(s)));
+        let result = inner.apply(index, command, lease, now);
+        let status = inner.status(index, now);
+        drop(inner);
+        self.deadline_changed.notify_one();
+        result.map(|outcome| Some(Applied { outcome, status }))
     }
 
     /// When the engine last sent this agent a valid command.
@@ -742,6 +836,55 @@ mod tests {
         for _ in 0..4 {
             tokio::task::yield_now().await;
         }
+    }
+
+    /// The fallback program starts only after the engine's silence, switches through the same
+    /// protections as the engine (here the minimum off time since the start, then the minimum
+    /// on time), is no engine contact, and ends at the engine's first command, which the
+    /// protections still hold.
+    fn doing() -> FallbackDoing {
+        FallbackDoing { on: true, temp_c: Some(6.5), detail: "frost".into() }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fallback_switches_through_the_protections_until_the_engine_commands()
+    -> anyhow::Result<()> {
+        let protected = default_outputs()
+            .into_iter()
+            .map(|o| OutputConfig {
+                min_on_s: Some(30),
+                min_off_s: Some(30),
+                max_on_s: Some(0),
+                ..o
+            })
+            .collect();
+        let (c, probe, task) = start_with(protected)?;
+        let after = Duration::from_secs(10);
+        let why = FallbackWhy::NoEngineSinceStart;
+        assert_eq!(c.enter_fallback(why, after), None, "the engine was silent only 0 s");
+        let on = on(10);
+        assert!(c.fallback_command("heat", &on, doing())?.is_none(), "not in fallback");
+        advance(10_000).await;
+        assert!(c.enter_fallback(why, after).is_some());
+        let refused = c.fallback_command("heat", &on, doing());
+        assert!(matches!(refused, Err(CommandError::ShortCycle { .. })), "{refused:?}");
+        assert!(!probe.is_on("heat"));
+        advance(20_000).await;
+        let applied = c.fallback_command("heat", &on, doing())?;
+        assert_eq!(applied.map(|a| a.outcome), Some(CommandOutcome::Done));
+        assert!(probe.is_on("heat"));
+        assert_eq!(c.last_engine_contact(), None, "the program is not the engine");
+        assert_eq!(c.fallback().map(|(_, _, doing)| doing.len()), Some(1));
+        // The engine is back and wants it off at once: the minimum on time defers the off.
+        advance(5_000).await;
+        assert_eq!(c.command("heat", &OFF)?.outcome, CommandOutcome::Deferred);
+        assert!(c.fallback().is_none(), "the engine's command ends the fallback");
+        assert!(c.fallback_command("heat", &on, doing())?.is_none());
+        assert!(probe.is_on("heat"));
+        advance(25_000).await;
+        assert!(!probe.is_on("heat"), "off once the minimum on time has passed");
+        task.abort();
+        Ok(())
     }
 
     #[tokio::test(start_paused = true)]

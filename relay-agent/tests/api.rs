@@ -1062,3 +1062,45 @@ fn safe_state_drives_every_output_safe_and_exits() -> anyhow::Result<()> {
     assert!(stderr.contains("no relay hardware configured"), "{stderr}");
     Ok(())
 }
+
+/// The fallback program through `PUT /v1/fallback`: only the engine may set it; a program the
+/// agent cannot run is refused with a 422 naming the field, and the one held stays.
+#[tokio::test]
+async fn fallback_program_is_set_by_the_engine_only_and_checked() -> anyhow::Result<()> {
+    let f = Fixture::new()?;
+    let (status, body) = f.call("GET", "/v1/fallback", &[], None).await?;
+    assert_eq!((status, error_code(&body)?), (StatusCode::NOT_FOUND, ErrorCode::NotFound));
+    let good = json!({"after_s": 120, "outputs": {
+        "heat": {"mode": "frost", "setpoint_c": 7.0, "sensor": {"kind": "local", "id": "28-1"},
+                 "blind": {"pct": 10, "period_s": 1800}},
+        "cool": {"mode": "off"}}})
+    .to_string();
+    let json_type = ("content-type", "application/json");
+    let (status, body) = f.call("PUT", "/v1/fallback", &[json_type], Some(&good)).await?;
+    assert_eq!((status, error_code(&body)?), (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized));
+    let auth = f.engine_auth();
+    let engine = [("authorization", auth.as_str()), json_type];
+    let (status, body) = f.call("PUT", "/v1/fallback", &engine, Some(&good)).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for (bad, field) in [
+        (r#"{"after_s": 120, "outputs": {"boiler": {"mode": "off"}}}"#, "outputs.boiler"),
+        (
+            r#"{"after_s": 120, "outputs": {"heat": {"mode": "blind_duty", "pct": 90, "period_s": 60}}}"#,
+            "outputs.heat.pct",
+        ),
+        (r#"{"after_s": 0, "outputs": {}}"#, "after_s"),
+        (r#"{"after_s": 120, "outputs": {"heat": {"mode": "warm"}}}"#, "outputs"),
+    ] {
+        let (status, body) = f.call("PUT", "/v1/fallback", &engine, Some(bad)).await?;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        let message = body["error"].as_str().unwrap_or_default();
+        assert!(message.contains(field), "{bad}: {message:?} does not name {field}");
+    }
+    let (status, body) = f.call("GET", "/v1/fallback", &[], None).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.to_string(), serde_json::from_str::<Value>(&good)?.to_string());
+    // Not in fallback: nothing says so.
+    let (_, list) = f.call("GET", "/v1/relays", &[], None).await?;
+    assert!(list.get("fallback").is_none(), "{list}");
+    Ok(())
+}

@@ -323,7 +323,15 @@ function agentNotes(a) {
   } else if (a.contact_error) {
     contact = note('agent-error', `Its last answer was an error: ${a.contact_error}`);
   }
+  const f = a.fallback;
+  const fallback = f
+    ? note(f.ended_at ? 'agent-fallback-ended' : 'agent-fallback',
+      f.ended_at
+        ? `Ran its fallback program (it lost the engine) from ${fmtTime(f.since)} to ${fmtTime(f.ended_at)}.`
+        : `IN FALLBACK since ${fmtTime(f.since)}: it lost the engine and runs its own fallback program (frost setpoint or a blind duty).`)
+    : null;
   return [
+    fallback,
     a.clock_skewed ? note('agent-skew', 'Clock skewed: the engine re-times its readings by the offset, but fix the clock on this host (NTP).') : null,
     contact,
   ];
@@ -334,7 +342,8 @@ function agentCard(a) {
     h('div', { class: 'device-head' },
       h('h3', { text: a.host_id }),
       h('span', { class: 'badge', text: a.kind === 'sensor' ? 'sensor agent' : 'relay agent' }),
-      h('span', { class: `badge agent-online ${a.online ? 'badge-ok' : 'badge-bad'}`, text: a.online ? 'online' : 'offline' })),
+      h('span', { class: `badge agent-online ${a.online ? 'badge-ok' : 'badge-bad'}`, text: a.online ? 'online' : 'offline' }),
+      a.fallback && !a.fallback.ended_at ? h('span', { class: 'badge badge-bad agent-in-fallback', text: 'in fallback' }) : null),
     h('div', { class: 'device-meta' },
       h('span', { class: 'agent-seen', text: `last seen ${fmtAgo(a.last_seen)}` }),
       ' · ',

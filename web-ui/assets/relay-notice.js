@@ -1,7 +1,8 @@
 // The relay notice on Home: a banner about the outputs the decision loop commands (heat and
 // cool) when what the face shows is not what the equipment does. A relay agent the engine
 // cannot reach leaves its outputs out of the engine's hands (the state shown is only the last
-// one it reported); a simulated agent switches no equipment at all. Self-contained: it reads
+// one it reported); a simulated agent switches no equipment at all; an agent that lost the
+// engine ran (or still runs) its fallback program on its own. Self-contained: it reads
 // GET /v1/relays itself and follows the relay, changed and lagged events, so the view that
 // mounts it only places its element.
 
@@ -26,6 +27,31 @@ function unreachableLine(host, outs) {
       `${one ? 'it was' : 'they were'} until it restarts.`);
 }
 
+/** How long ago a fallback that ended still gets a line: a day, so a morning look sees the
+ * night's outage. */
+const FALLBACK_SHOWN_MS = 24 * 3600 * 1000;
+
+/** A line per relay agent that ran its fallback program: loud while it runs, a note for a day
+ * after the engine took over. */
+function fallbackLines(relays) {
+  const byAgent = new Map();
+  for (const r of relays) if (r.agent_fallback) byAgent.set(r.host_id, r.agent_fallback);
+  const lines = [];
+  for (const [host, f] of byAgent) {
+    const why = f.why === 'no_engine_since_start' ? 'it restarted and never reached the engine' : 'it lost the engine';
+    if (!f.ended_at) {
+      lines.push(h('p', { class: 'relay-notice-fallback' },
+        h('strong', { text: `Relay agent ${host} runs its fallback program since ${fmtTime(f.since)}` }),
+        ` (${why}): it holds the frost setpoint (or a blind duty) on its own, not your schedule.`));
+    } else if (Date.now() - Date.parse(f.ended_at) < FALLBACK_SHOWN_MS) {
+      lines.push(h('p', { class: 'relay-notice-fallback-ended' },
+        h('strong', { text: `Relay agent ${host} ran its fallback program` }),
+        ` from ${fmtTime(f.since)} to ${fmtTime(f.ended_at)} (${why}).`));
+    }
+  }
+  return lines;
+}
+
 /** Fills the banner from the relays: a line per unreachable agent (its outputs share its
  * fate), one for the simulated outputs; hidden when there is nothing to say. */
 function render(el, relays) {
@@ -35,6 +61,8 @@ function render(el, relays) {
   const byAgent = new Map();
   for (const r of unreachable) byAgent.set(r.host_id, [...(byAgent.get(r.host_id) || []), r]);
   const lines = [...byAgent].map(([host, outs]) => unreachableLine(host, outs));
+  const fallbacks = fallbackLines(relays);
+  lines.unshift(...fallbacks);
   if (simulated.length) {
     lines.push(h('p', { class: 'relay-notice-simulated' },
       h('strong', { text: 'Simulated relays' }),
@@ -42,7 +70,8 @@ function render(el, relays) {
         '(the relay agent runs with hardware "simulated"). Nothing heats or cools for real.'));
   }
   el.hidden = lines.length === 0;
-  el.classList.toggle('relay-notice-bad', unreachable.length > 0);
+  const running = relays.some((r) => r.agent_fallback && !r.agent_fallback.ended_at);
+  el.classList.toggle('relay-notice-bad', unreachable.length > 0 || running);
   el.replaceChildren(...lines);
 }
 

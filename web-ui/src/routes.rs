@@ -25,6 +25,7 @@ pub(crate) const ROUTES: &[(Method, &str, Access)] = &[
     (Method::PUT, "/v1/sensors/{}/settings", Access::Change),
     (Method::GET, "/v1/relays", Access::Read),
     (Method::PUT, "/v1/relays/{}/{}/function", Access::Change),
+    (Method::PUT, "/v1/relays/{}/{}/fallback", Access::Change),
     (Method::GET, "/v1/agents", Access::Read),
     (Method::GET, "/v1/control", Access::Read),
     (Method::PUT, "/v1/control/settings", Access::Change),

@@ -177,6 +177,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(relays::register))
         .routes(routes!(relays::list))
         .routes(routes!(relays::assign_function))
+        .routes(routes!(relays::set_fallback))
         .routes(routes!(relays::agents))
         .routes(routes!(control::view))
         .routes(routes!(control::set_settings))

@@ -2,6 +2,7 @@
 
 use axum::extract::{Path, State};
 use hearth_proto::agents::{AgentInfo, AgentKind};
+use hearth_proto::fallback::{FallbackProgram, OutputFallbackChoice};
 use hearth_proto::relays::{
     FunctionAssignment, MAX_OUTPUT_NAME_CHARS, MAX_OUTPUTS, MAX_URL_CHARS, RelayInfo, RelayPath,
     RelayRegistration, RelayRegistrationAck, SIMULATED_BACKEND,
@@ -117,16 +118,30 @@ pub(super) async fn register(
             );
         }
     }
+    if state.inner.controller.fallbacks.note(&reg.host_id, reg.fallback.as_ref(), now) {
+        state.inner.events.changed(hearth_proto::events::Topic::Relays);
+    }
     state.inner.controller.relays_changed();
+    let outputs: Vec<_> = reg.outputs.iter().map(|o| (o.id.as_str(), o.function_hint)).collect();
+    let fallback = crate::fallback::program_for(
+        &state.inner.store,
+        &state.inner.controller.settings(),
+        state.inner.controller.lease_s(),
+        &reg.host_id,
+        &outputs,
+    )
+    .await;
     Ok(axum::Json(RelayRegistrationAck {
         status: "ok".into(),
         engine_id: state.inner.engine_id.clone(),
+        fallback: Some(fallback),
     }))
 }
 
-fn info(r: RelayRow, now: Timestamp) -> RelayInfo {
+fn info(state: &AppState, r: RelayRow, now: Timestamp) -> RelayInfo {
     let updated_at = from_millis(r.updated);
     RelayInfo {
+        agent_fallback: state.inner.controller.fallbacks.get(&r.host_id),
         function: r.effective_function(),
         host_id: r.host_id,
         output_id: r.output_id,
@@ -155,7 +170,9 @@ pub(super) async fn list(
     State(state): State<AppState>,
 ) -> Result<axum::Json<Vec<RelayInfo>>, ApiError> {
     let now = Timestamp::now();
-    Ok(axum::Json(state.inner.store.relays().await?.into_iter().map(|r| info(r, now)).collect()))
+    Ok(axum::Json(
+        state.inner.store.relays().await?.into_iter().map(|r| info(&state, r, now)).collect(),
+    ))
 }
 
 /// Assign what an output drives (admin). `null` falls back to the agent's hint.
@@ -181,10 +198,7 @@ pub(super) async fn assign_function(
     caller.require_admin()?;
     let store = &state.inner.store;
     if !store.set_relay_function(&path.host_id, &path.output_id, body.function).await? {
-        return Err(ApiError::not_found(format!(
-            "no output {:?} on relay agent {:?}",
-            path.output_id, path.host_id
-        )));
+        return Err(no_output(&path));
     }
     state.inner.controller.relays_changed();
     let row = store
@@ -193,7 +207,62 @@ pub(super) async fn assign_function(
         .into_iter()
         .find(|r| r.host_id == path.host_id && r.output_id == path.output_id)
         .ok_or_else(|| ApiError::not_found("output removed meanwhile"))?;
-    Ok(axum::Json(info(row, Timestamp::now())))
+    Ok(axum::Json(info(&state, row, Timestamp::now())))
+}
+
+fn no_output(path: &RelayPath) -> ApiError {
+    ApiError::not_found(format!("no output {:?} on relay agent {:?}", path.output_id, path.host_id))
+}
+
+/// Choose what an output does in its relay agent's fallback program (admin): `frost` (a
+/// setpoint from a sensor the agent reads itself, with a blind duty while it reads nothing),
+/// `blind_duty`, or `off`; `null` returns to the default (heat: frost at the frost floor; the
+/// rest off). Answers the agent's whole program as it now stands; the control loop hands it to
+/// the agent at its next lease renewal.
+#[utoipa::path(put, path = "/v1/relays/{host_id}/{output_id}/fallback", operation_id = "set_relay_fallback", tag = "relays",
+    params(RelayPath),
+    request_body = OutputFallbackChoice,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The agent's fallback program with the choice", body = FallbackProgram),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No credential", body = ErrorBody),
+        (status = 403, description = "Not the admin credential", body = ErrorBody),
+        (status = 404, description = "No such output", body = ErrorBody),
+        (status = 422, description = "A field is missing or out of range (named, e.g. \
+            `program.blind.period_s`)", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
+pub(super) async fn set_fallback(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<RelayPath>,
+    Body(body): Body<OutputFallbackChoice>,
+) -> Result<axum::Json<FallbackProgram>, ApiError> {
+    caller.require_admin()?;
+    if let Some(program) = &body.program {
+        program.check("program").map_err(ApiError::invalid)?;
+    }
+    let store = &state.inner.store;
+    if !store.set_relay_fallback(&path.host_id, &path.output_id, body.program.as_ref()).await? {
+        return Err(no_output(&path));
+    }
+    state.inner.controller.relays_changed();
+    let relays = store.relays().await?;
+    let outputs: Vec<_> = relays
+        .iter()
+        .filter(|r| r.host_id == path.host_id)
+        .map(|r| (r.output_id.as_str(), r.function_hint))
+        .collect();
+    let program = crate::fallback::program_for(
+        store,
+        &state.inner.controller.settings(),
+        state.inner.controller.lease_s(),
+        &path.host_id,
+        &outputs,
+    )
+    .await;
+    Ok(axum::Json(program))
 }
 
 /// Every agent the engine has heard from, with online state, clock offset and the role of its
@@ -213,7 +282,11 @@ pub(super) async fn agents(
         rows.into_iter()
             .map(|a| {
                 let last_seen = from_millis(a.last_seen);
+                let fallback = (a.kind == AgentKind::Relay)
+                    .then(|| state.inner.controller.fallbacks.get(&a.host_id))
+                    .flatten();
                 AgentInfo {
+                    fallback,
                     host_id: a.host_id,
                     kind: a.kind,
                     url: a.url,

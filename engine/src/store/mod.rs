@@ -771,6 +771,70 @@ impl Store {
         Ok(found)
     }
 
+    /// Set (or with None, clear) an admin's choice of what output `output_id` of relay agent
+    /// `host_id` does in fallback. False when there is no such output.
+    pub(crate) async fn set_relay_fallback(
+        &self,
+        host_id: &str,
+        output_id: &str,
+        program: Option<&hearth_proto::fallback::OutputProgram>,
+    ) -> Result<bool, sqlx::Error> {
+        let known = sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM relays WHERE host_id = ? AND output_id = ?",
+        )
+        .bind(host_id)
+        .bind(output_id)
+        .fetch_one(&self.pool())
+        .await;
+        if self.seen(known)? == 0 {
+            return Ok(false);
+        }
+        let done = match program {
+            Some(program) => {
+                let json =
+                    serde_json::to_string(program).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+                sqlx::query(
+                    "INSERT INTO relay_fallback (host_id, output_id, program) VALUES (?, ?, ?) \
+                     ON CONFLICT (host_id, output_id) DO UPDATE SET program = excluded.program",
+                )
+                .bind(host_id)
+                .bind(output_id)
+                .bind(json)
+                .execute(&self.pool())
+                .await
+            }
+            None => {
+                sqlx::query("DELETE FROM relay_fallback WHERE host_id = ? AND output_id = ?")
+                    .bind(host_id)
+                    .bind(output_id)
+                    .execute(&self.pool())
+                    .await
+            }
+        };
+        self.seen(done)?;
+        Ok(true)
+    }
+
+    /// Every admin's choice of a relay output's fallback, by (host id, output id). A row that
+    /// no longer decodes (written by a newer engine) is left out: the default applies.
+    pub(crate) async fn relay_fallbacks(
+        &self,
+    ) -> Result<
+        std::collections::HashMap<(String, String), hearth_proto::fallback::OutputProgram>,
+        sqlx::Error,
+    > {
+        let rows = sqlx::query_as::<_, (String, String, String)>(
+            "SELECT host_id, output_id, program FROM relay_fallback",
+        )
+        .fetch_all(&self.pool())
+        .await;
+        Ok(self
+            .seen(rows)?
+            .into_iter()
+            .filter_map(|(h, o, p)| Some(((h, o), serde_json::from_str(&p).ok()?)))
+            .collect())
+    }
+
     /// Record an output's status as its agent reported it (after a command, or when read), and
     /// that the agent was reachable. `command_done` clears the last refusal.
     pub(crate) async fn set_relay_status(

@@ -1191,3 +1191,93 @@ async fn skewed_agent_clocks_are_flagged_and_live_readings_re_timed() -> R {
     assert!(stamps.contains(&fixed_ms.as_str()), "{stamps:?} lacks {fixed_ms}");
     Ok(())
 }
+
+/// The engine answers each registration with the agent's fallback program (heat: the frost
+/// floor from a probe of the agent's own host, else blind; the rest off), and records a
+/// fallback the agent reports until the engine commands it again.
+#[tokio::test]
+async fn registration_hands_over_the_fallback_program_and_records_a_fallback() -> R {
+    let f = fixture().await?;
+    let cred = f.agent("relay1");
+    let url = "http://10.0.0.7:8081";
+    let got = f
+        .call("POST", "/v1/relays/register", Some(&cred), Some(&registration("relay1", url)))
+        .await?;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    let program = &got.1["fallback"];
+    assert_eq!(program["outputs"]["aux1"], json!({"mode": "off"}), "{program}");
+    assert_eq!(program["outputs"]["heat"]["mode"], "frost", "{program}");
+    assert_eq!(program["outputs"]["heat"]["setpoint_c"], 7.0, "{program}");
+    assert_eq!(program["outputs"]["heat"]["sensor"], Value::Null, "no probe on relay1 yet");
+    assert_eq!(program["outputs"]["heat"]["blind"], json!({"pct": 10, "period_s": 1800}));
+    // A probe reported under the relay agent's own host becomes the frost sensor.
+    let probe = f.agent("relay1");
+    let got = f
+        .call("PUT", "/v1/sensors/update", Some(&probe), Some(&update("relay1", json!(6.5))))
+        .await?;
+    assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
+    let mut body: Value = serde_json::from_str(&registration("relay1", url))?;
+    body["fallback"] = json!({"since_s_ago": 3600.0, "why": "engine_silent",
+        "program": program, "doing": {}});
+    let got = f.call("POST", "/v1/relays/register", Some(&cred), Some(&body.to_string())).await?;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(
+        got.1["fallback"]["outputs"]["heat"]["sensor"],
+        json!({"kind": "local", "id": "1058F50F01080047"})
+    );
+    let agents = f.get("/v1/agents").await?;
+    let relay = agents.as_array().and_then(|a| a.iter().find(|a| a["kind"] == "relay")).cloned();
+    let fallback = relay.map(|a| a["fallback"].clone()).unwrap_or_default();
+    assert_eq!(fallback["why"], "engine_silent", "{agents}");
+    assert_eq!(fallback["ended_at"], Value::Null, "{agents}");
+    assert_eq!(f.get("/v1/relays").await?[1]["agent_fallback"], fallback);
+    // Registered again out of fallback: the engine took over.
+    f.call("POST", "/v1/relays/register", Some(&cred), Some(&registration("relay1", url))).await?;
+    let relays = f.get("/v1/relays").await?;
+    assert!(relays[1]["agent_fallback"]["ended_at"].is_string(), "{relays}");
+    Ok(())
+}
+
+/// An admin chooses an output's fallback; a bad choice is a 422 naming the field and changes
+/// nothing; `null` returns to the default; the next registration's answer carries it.
+#[tokio::test]
+async fn an_admin_chooses_an_outputs_fallback() -> R {
+    let f = fixture().await?;
+    let cred = f.agent("relay1");
+    let url = "http://10.0.0.7:8081";
+    f.call("POST", "/v1/relays/register", Some(&cred), Some(&registration("relay1", url))).await?;
+    let path = "/v1/relays/relay1/heat/fallback";
+    let blind = r#"{"program": {"mode": "blind_duty", "pct": 20, "period_s": 900}}"#;
+    let got = f.call("PUT", path, None, Some(blind)).await?;
+    assert_error(&got, StatusCode::UNAUTHORIZED, "unauthorized", "");
+    let admin = f.admin();
+    for (bad, field) in [
+        (r#"{"program": {"mode": "blind_duty", "pct": 20, "period_s": 5}}"#, "program.period_s"),
+        (
+            r#"{"program": {"mode": "frost", "setpoint_c": 40, "blind": {"pct": 10, "period_s": 1800}}}"#,
+            "program.setpoint_c",
+        ),
+        (
+            r#"{"program": {"mode": "frost", "setpoint_c": 7, "sensor": {"kind": "local", "id": ""}, "blind": {"pct": 10, "period_s": 1800}}}"#,
+            "program.sensor.id",
+        ),
+    ] {
+        let got = f.call("PUT", path, Some(&admin), Some(bad)).await?;
+        assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", field);
+    }
+    let got = f.call("PUT", path, Some(&admin), Some("{}")).await?;
+    assert_eq!(got.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", got.1);
+    let got = f.call("PUT", "/v1/relays/relay1/nope/fallback", Some(&admin), Some(blind)).await?;
+    assert_error(&got, StatusCode::NOT_FOUND, "not_found", "nope");
+    let got = f.call("PUT", path, Some(&admin), Some(blind)).await?;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    let chosen = json!({"mode": "blind_duty", "pct": 20, "period_s": 900});
+    assert_eq!(got.1["outputs"]["heat"], chosen);
+    let ack = f
+        .call("POST", "/v1/relays/register", Some(&cred), Some(&registration("relay1", url)))
+        .await?;
+    assert_eq!(ack.1["fallback"]["outputs"]["heat"], chosen);
+    let got = f.call("PUT", path, Some(&admin), Some(r#"{"program": null}"#)).await?;
+    assert_eq!(got.1["outputs"]["heat"]["mode"], "frost", "{}", got.1);
+    Ok(())
+}

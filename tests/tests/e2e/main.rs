@@ -16,6 +16,7 @@ use hearth_proto::schedules::DefaultTarget;
 
 mod clocks;
 mod contract;
+mod fallback;
 mod logs;
 mod storage;
 mod third_party;

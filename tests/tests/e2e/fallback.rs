@@ -1,0 +1,216 @@
+//! A relay agent protects the house on its own when the engine is lost: the real binaries, the
+//! simulated room on a fast clock. The engine is SIGKILLed with the room cold; the relay
+//! agent's fallback program (handed over by the engine, stored in its state directory) keeps
+//! the room at or above the frost setpoint from a probe of its own host for a simulated day;
+//! the agent restarted in fallback still has the program and runs it; without its probe it
+//! runs the blind duty; and the engine, back, takes over without a short cycle.
+
+use std::time::Duration;
+
+use hearth_e2e::{FAST_ENGINE, House, Proc, eventually, in_private_netns, simulated};
+use hearth_harness::{RELAY_AGENT, SENSOR_AGENT};
+use hearth_proto::client::{EngineClient, RelayAgentClient};
+use hearth_proto::control::{ControlSettings, Mode};
+use hearth_proto::fallback::{FallbackStatus, FallbackWhy, OutputProgram};
+use hearth_proto::relays::RelayState;
+use hearth_proto::schedules::DefaultTarget;
+use tokio::time::Instant;
+
+/// The host both agents run on: the engine takes the sensor agent's probe, reported under the
+/// relay agent's host id, as the frost program's local sensor.
+const HOST: &str = "fb-pi";
+const PROBE: &str = "28-00000000a001";
+/// Simulated seconds per real second: a simulated day in two real minutes.
+const SCALE: f64 = 720.0;
+const SCALE_S: &str = "720";
+/// The engine's lease: the relay agent enters fallback after this long without a command.
+const LEASE_S: u64 = 4;
+/// The relay outputs' minimum on and off times, real seconds.
+const MIN_S: u32 = 2;
+const FROST_C: f64 = 7.0;
+const ROOM_ARGS: [&str; 6] =
+    ["--sim-start-c", "9", "--sim-outside-c", "0", "--sim-time-scale", SCALE_S];
+
+#[test]
+fn relay_agent_keeps_the_house_from_freezing_without_the_engine() -> anyhow::Result<()> {
+    in_private_netns("fallback::relay_agent_keeps_the_house_from_freezing_without_the_engine", run)
+}
+
+fn start_engine(house: &House, name: &str, port: &str) -> anyhow::Result<Proc> {
+    let data = house.data_s();
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["--data-dir", &data, "--listen", &listen, "--lease-s", "4"];
+    args.extend(FAST_ENGINE);
+    Proc::start(name, "hearth-engine", &args)
+}
+
+/// The relay agent of [`HOST`], storing its program in `state`; with the simulated room as its
+/// probe when `probe`.
+fn start_relay(
+    house: &House,
+    name: &str,
+    config: &str,
+    key: &str,
+    state: &str,
+    probe: bool,
+) -> anyhow::Result<Proc> {
+    let world = house.world_s();
+    let mut args = vec!["--config", config, "--listen", "127.0.0.1:0", "--state-dir", state];
+    args.extend(simulated(HOST, key, &world));
+    args.extend(["--fallback-tick-s", "0.2"]);
+    if probe {
+        args.extend(["--probe", "simulated", "--probe-sim-id", PROBE]);
+        args.extend(ROOM_ARGS);
+    }
+    Proc::start(name, "hearth-relay-agent", &args)
+}
+
+async fn fallback_of(relay: &RelayAgentClient) -> anyhow::Result<Option<FallbackStatus>> {
+    Ok(relay.relays().await?.fallback)
+}
+
+async fn run() -> anyhow::Result<()> {
+    let house = House::new()?;
+    let sensor_key = house.key(SENSOR_AGENT, HOST)?;
+    let relay_key = house.key(RELAY_AGENT, HOST)?;
+    let admin = house.admin()?;
+    let config = house.relay_toml(MIN_S)?;
+    let state = house.dir.path().join("relay-state");
+    let state_s = state.to_string_lossy().into_owned();
+    let world = house.world_s();
+    let port = hearth_e2e::free_port()?.to_string();
+
+    let engine = start_engine(&house, "engine", &port)?;
+    let api = EngineClient::new(&engine.listening_url().await?, Some(admin));
+    api.set_control(&ControlSettings {
+        mode: Mode::Heat,
+        params: serde_json::json!({"hysteresis_c": 0.3}),
+        min_on_s: MIN_S,
+        min_off_s: MIN_S,
+        frost_floor_c: FROST_C,
+        ..ControlSettings::default()
+    })
+    .await?;
+    // A cold house: the engine holds 10 °C, the room starts at 9 °C with 0 °C outside.
+    api.set_default_target(&DefaultTarget { heat_c: 10.0, cool_c: 30.0, sensors: vec![] }).await?;
+    let mut sensor_args = simulated(HOST, &sensor_key, &world).to_vec();
+    sensor_args.extend(["--interval-s", "0.3"]);
+    sensor_args.extend(ROOM_ARGS);
+    let _sensor = Proc::start("sensor", "hearth-sensor-agent", &sensor_args)?;
+    let relay = start_relay(&house, "relay", &config, &relay_key, &state_s, true)?;
+    let relay_api = RelayAgentClient::new(&relay.listening_url().await?, None);
+
+    // The engine hands over the frost program, with the probe it saw reported by this host.
+    let wait = Duration::from_secs(60);
+    let program = eventually("the frost program with the local probe", wait, || async {
+        let program = relay_api.fallback_program().await.ok();
+        Ok(program.filter(|p| {
+            matches!(p.outputs.get("heat"), Some(OutputProgram::Frost { sensor: Some(_), .. }))
+        }))
+    })
+    .await?;
+    assert_eq!(program.after_s, LEASE_S as u32);
+    assert_eq!(program.outputs.get("cool"), Some(&OutputProgram::Off));
+    assert!(state.join("fallback.json").exists(), "the program is stored on disk");
+    eventually("the engine heating", wait, || async {
+        Ok((relay_api.relay("heat").await?.state == RelayState::On).then_some(()))
+    })
+    .await?;
+
+    // The engine dies.
+    engine.kill()?;
+    let killed = Instant::now();
+    let fallback = eventually("fallback", wait, || fallback_of(&relay_api)).await?;
+    let entered = killed.elapsed();
+    assert!(
+        entered <= Duration::from_secs(LEASE_S) + Duration::from_millis(500),
+        "fallback entered {entered:?} after the kill, more than a lease"
+    );
+    assert_eq!(fallback.why, FallbackWhy::EngineSilent);
+
+    // A simulated day: the room, read by the agent's own probe, never below frost − 0.5 K
+    // once the thermostat has it (it starts above the setpoint and cools down to it).
+    let day = Duration::from_secs_f64(86_400.0 / SCALE);
+    let start = Instant::now();
+    let (mut lowest, mut highest, mut samples) = (f64::MAX, f64::MIN, 0);
+    while start.elapsed() < day {
+        let status = fallback_of(&relay_api).await?;
+        let doing = status.as_ref().and_then(|f| f.doing.get("heat")).cloned();
+        let doing = doing.ok_or_else(|| anyhow::anyhow!("fallback ended: {status:?}"))?;
+        let t = doing.temp_c.ok_or_else(|| anyhow::anyhow!("no reading: {}", doing.detail))?;
+        (lowest, highest, samples) = (lowest.min(t), highest.max(t), samples + 1);
+        assert!(t >= FROST_C - 0.5, "the room at {t} °C, below frost − 0.5 K: {}", doing.detail);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("a simulated day in fallback: {samples} samples, {lowest:.2}..{highest:.2} °C");
+    assert!(lowest < FROST_C + 0.5, "the room never cooled to the frost setpoint: {lowest}");
+
+    // The agent restarts in fallback, without the engine: the program survives on disk and
+    // runs again once a lease has passed without an engine.
+    relay.kill()?;
+    let relay = start_relay(&house, "relay2", &config, &relay_key, &state_s, true)?;
+    let relay_api = RelayAgentClient::new(&relay.listening_url().await?, None);
+    assert_eq!(relay_api.fallback_program().await?, program, "the program survived");
+    let fallback =
+        eventually("fallback after the restart", wait, || fallback_of(&relay_api)).await?;
+    assert_eq!(fallback.why, FallbackWhy::NoEngineSinceStart);
+    eventually("the frost thermostat running again", wait, || async {
+        let f = fallback_of(&relay_api).await?;
+        Ok(f.and_then(|f| f.doing.get("heat").and_then(|d| d.temp_c)))
+    })
+    .await?;
+
+    // Without its probe the frost program runs the blind duty.
+    relay.kill()?;
+    let relay = start_relay(&house, "relay3", &config, &relay_key, &state_s, false)?;
+    let relay_api = RelayAgentClient::new(&relay.listening_url().await?, None);
+    let doing = eventually("the blind duty", wait, || async {
+        let f = fallback_of(&relay_api).await?;
+        Ok(f.and_then(|f| f.doing.get("heat").cloned()))
+    })
+    .await?;
+    assert!(doing.detail.starts_with("blind duty"), "{}", doing.detail);
+    assert_eq!(doing.temp_c, None);
+
+    // The engine returns on its port; its first command ends the fallback, and the output
+    // never switches sooner than its minimum on/off time (sampled every 50 ms).
+    let engine = start_engine(&house, "engine2", &port)?;
+    engine.listening_url().await?;
+    // The state last seen, since when, and whether that was an observed switch (the first
+    // state seen counts from the first sample, so its length is unknown).
+    let mut last: Option<(RelayState, Instant, bool)> = None;
+    let mut shortest: Option<Duration> = None;
+    let back = Instant::now();
+    let mut ended = None;
+    while back.elapsed() < Duration::from_secs(20) {
+        let list = relay_api.relays().await?;
+        if list.fallback.is_none() && ended.is_none() {
+            ended = Some(back.elapsed());
+        }
+        let heat = list.outputs.iter().find(|o| o.id == "heat").map(|o| o.state);
+        if let Some(state) = heat {
+            match last {
+                Some((was, since, observed)) if was != state => {
+                    if observed {
+                        let held = since.elapsed();
+                        shortest = Some(shortest.map_or(held, |s: Duration| s.min(held)));
+                    }
+                    last = Some((state, Instant::now(), true));
+                }
+                None => last = Some((state, Instant::now(), false)),
+                _ => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ended.is_some(), "the engine did not end the fallback");
+    if let Some(shortest) = shortest {
+        // Timed between two observed switches, within a sample either side.
+        assert!(
+            shortest + Duration::from_millis(100) >= Duration::from_secs(u64::from(MIN_S)),
+            "a switch {shortest:?} after the previous one: a short cycle"
+        );
+    }
+    drop(engine);
+    Ok(())
+}
