@@ -16,7 +16,7 @@ use hearth_proto::relays::{RelayCommand, RelayFunction, RelayState};
 use tokio::task::JoinSet;
 
 use crate::metrics::Counters;
-use crate::store::{Contact, RelayRow, Store, millis};
+use crate::store::{Contact, RelayEpoch, RelayRow, Store, millis};
 
 /// Sends the decision to every relay output whose function is heat or cool.
 pub(crate) struct Commander {
@@ -72,17 +72,27 @@ impl Commander {
         }
     }
 
-    /// Store what an agent reported for an output; publish a relay event when it changed.
+    /// Store what an agent reported for an output, in answer to a call sent in epoch `sent`;
+    /// publish a relay event when it changed. An answer to a call sent before the agent's
+    /// latest registration is dropped: the registration is newer (see [`RelayEpoch`]), and it
+    /// has the loop command the agent again.
     async fn record(
         &self,
         before: Option<RelayState>,
         host_id: &str,
         status: &hearth_proto::relays::OutputStatus,
         command_done: bool,
+        sent: RelayEpoch,
     ) {
         let now = millis(Timestamp::now());
-        if let Err(e) = self.store.set_relay_status(host_id, status, command_done, now).await {
-            tracing::error!(error = %e, "cannot record relay state");
+        match self.store.set_relay_status(host_id, status, command_done, now, sent).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(%host_id, output_id = %status.id, state = ?status.state,
+                    "relay agent registered since this call was sent; its answer is not recorded");
+                return;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot record relay state"),
         }
         if before != Some(status.state) {
             self.events.publish(Event::Relay {
@@ -132,10 +142,11 @@ impl Commander {
         let mut reads = JoinSet::new();
         for (host_id, (url, role)) in agents {
             let client = self.client(&host_id, &url, role);
-            reads.spawn(async move { (host_id, client.relays().await) });
+            let sent = self.store.relay_epoch(&host_id);
+            reads.spawn(async move { (host_id, sent, client.relays().await) });
         }
         while let Some(joined) = reads.join_next().await {
-            let Ok((host_id, result)) = joined else { continue };
+            let Ok((host_id, sent, result)) = joined else { continue };
             match result {
                 Ok(list) => {
                     for output in &list.outputs {
@@ -143,7 +154,7 @@ impl Commander {
                             .iter()
                             .find(|r| r.host_id == host_id && r.output_id == output.id)
                             .map(|r| r.state);
-                        self.record(before, &host_id, output, false).await;
+                        self.record(before, &host_id, output, false, sent).await;
                     }
                     let states: Vec<String> =
                         list.outputs.iter().map(|o| format!("{}={:?}", o.id, o.state)).collect();
@@ -195,25 +206,28 @@ impl Commander {
                 };
                 let (host_id, output_id, before) =
                     (relay.host_id.clone(), relay.output_id.clone(), relay.state);
+                let sent = self.store.relay_epoch(&host_id);
                 calls.spawn(async move {
                     let result = client.command(&output_id, &command).await;
-                    (host_id, output_id, before, result)
+                    (host_id, output_id, before, sent, result)
                 });
             }
             while let Some(joined) = calls.join_next().await {
-                let Ok((host_id, output_id, before, result)) = joined else { continue };
-                refused |= self.answered(&host_id, &output_id, before, result).await;
+                let Ok((host_id, output_id, before, sent, result)) = joined else { continue };
+                refused |= self.answered(&host_id, &output_id, before, sent, result).await;
             }
         }
         refused
     }
 
-    /// Record one command's answer; true when the agent refused it.
+    /// Record one command's answer (to a command sent in epoch `sent`); true when the agent
+    /// refused it.
     async fn answered(
         &mut self,
         host_id: &str,
         output_id: &str,
         before: RelayState,
+        sent: RelayEpoch,
         result: Result<hearth_proto::relays::OutputStatus, ClientError>,
     ) -> bool {
         let key = (host_id.to_owned(), output_id.to_owned());
@@ -238,7 +252,7 @@ impl Commander {
                     tracing::debug!(%host_id, %output_id, left_s = left,
                         "the relay agent defers the off (its minimum on time)");
                 }
-                self.record(Some(before), host_id, &status, true).await;
+                self.record(Some(before), host_id, &status, true, sent).await;
                 self.contact(host_id, Contact::Answered).await;
                 false
             }
@@ -251,7 +265,7 @@ impl Commander {
                 }
                 let now = millis(Timestamp::now());
                 if let Err(e) =
-                    self.store.set_relay_refusal(host_id, output_id, &body.error, now).await
+                    self.store.set_relay_refusal(host_id, output_id, &body.error, now, sent).await
                 {
                     tracing::error!(error = %e, "cannot record relay refusal");
                 }

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use hearth_proto::relays::OutputStatus;
 
-use super::{NewReport, Registration, RelayRow, SensorRow};
+use super::{NewReport, Registration, RelayEpoch, RelayRow, SensorRow};
 
 /// The newest reading of one sensor, with the description it came with.
 #[derive(Debug, Clone)]
@@ -33,6 +33,9 @@ struct State {
     readings: HashMap<String, HeldReading>,
     /// By (host, output): registrations and command answers, as rows.
     relays: BTreeMap<(String, String), RelayRow>,
+    /// By relay agent: how many of its registrations were stored since the engine started
+    /// (see [`RelayEpoch`]).
+    registrations: HashMap<String, u64>,
     sensors_read: Option<Vec<SensorRow>>,
     relays_read: Option<Vec<RelayRow>>,
 }
@@ -134,10 +137,17 @@ impl Held {
         Ok(rows)
     }
 
-    /// A relay agent registered: its outputs replace what was held for it.
+    /// The epoch of relay agent `host_id` now: taken before a call to it is sent.
+    pub(super) fn relay_epoch(&self, host_id: &str) -> RelayEpoch {
+        RelayEpoch(self.lock().registrations.get(host_id).copied().unwrap_or(0))
+    }
+
+    /// A relay agent registered: its outputs replace what was held for it, and it enters a new
+    /// epoch (answers to calls sent before are not recorded).
     pub(super) fn registration(&self, reg: &Registration<'_>) {
         let Registration { host_id, url, backend, outputs, now, key_role, .. } = *reg;
         let mut state = self.lock();
+        *state.registrations.entry(host_id.to_owned()).or_default() += 1;
         let known = |state: &State, output: &str| -> Option<RelayRow> {
             let key = (host_id.to_owned(), output.to_owned());
             state.relays.get(&key).cloned().or_else(|| {
@@ -174,31 +184,53 @@ impl Held {
         }
     }
 
-    /// What an agent answered about one output (a command's answer, or a read).
+    /// What an agent answered about one output (a command's answer, or a read) to a call sent
+    /// in epoch `sent`. False, and nothing changed, when the agent registered since.
     pub(super) fn relay_status(
         &self,
         host_id: &str,
         status: &OutputStatus,
         command_done: bool,
         now: i64,
-    ) {
-        self.update_relay(host_id, &status.id, |row| {
+        sent: RelayEpoch,
+    ) -> bool {
+        self.update_relay(host_id, &status.id, sent, |row| {
             row.state = status.state;
             row.updated = now;
             row.status = Some(status.clone());
             if command_done {
                 row.command_error = None;
             }
-        });
+        })
     }
 
-    /// An agent refused a command on one output.
-    pub(super) fn relay_refusal(&self, host_id: &str, output_id: &str, error: &str) {
-        self.update_relay(host_id, output_id, |row| row.command_error = Some(error.to_owned()));
+    /// An agent refused a command on one output, sent in epoch `sent`. False, and nothing
+    /// changed, when the agent registered since.
+    pub(super) fn relay_refusal(
+        &self,
+        host_id: &str,
+        output_id: &str,
+        error: &str,
+        sent: RelayEpoch,
+    ) -> bool {
+        self.update_relay(host_id, output_id, sent, |row| {
+            row.command_error = Some(error.to_owned());
+        })
     }
 
-    fn update_relay(&self, host_id: &str, output_id: &str, change: impl FnOnce(&mut RelayRow)) {
+    /// Apply an answer to a call sent in epoch `sent`, unless the agent registered since (then
+    /// false). Checked and applied under one lock, so no registration slips in between.
+    fn update_relay(
+        &self,
+        host_id: &str,
+        output_id: &str,
+        sent: RelayEpoch,
+        change: impl FnOnce(&mut RelayRow),
+    ) -> bool {
         let mut state = self.lock();
+        if state.registrations.get(host_id).copied().unwrap_or(0) != sent.0 {
+            return false;
+        }
         let key = (host_id.to_owned(), output_id.to_owned());
         let base = state.relays.get(&key).cloned().or_else(|| {
             state.relays_read.as_ref().and_then(|rows| {
@@ -210,6 +242,7 @@ impl Held {
             change(&mut row);
             state.relays.insert(key, row);
         }
+        true
     }
 
     /// How the engine's last call to a relay agent went: every held output of the agent is

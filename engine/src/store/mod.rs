@@ -142,6 +142,26 @@ pub(crate) enum Contact<'a> {
     NoAnswer(&'a str),
 }
 
+/// Which registration of a relay agent a call to it was sent after: taken with
+/// [`Store::relay_epoch`] before the call, handed back with its answer. An answer to a call
+/// sent before the agent's latest registration was stored is not recorded: a relay state is
+/// never replaced by older information.
+///
+/// Why: a registration and the answer to a call travel on two connections, and a loaded engine
+/// may handle the answer after the registration. When the agent restarted in between, the
+/// answer speaks for a process that is gone (a renewal's "on") while the registration says
+/// what the new one drives ("off since just now"); storing the answer over it would let the
+/// engine restart a furnace inside its minimum off time. (Without a restart the answer may be
+/// the newer of the two; nothing on the wire tells, and the next pass settles it either way.)
+/// Counted registrations, not times: the order that matters is the engine's own (stored before
+/// the call was sent, or not), and a clock can step. Discarded rather than re-read: a
+/// registration makes the loop command every output again on its next pass
+/// (`Controller::relays_changed`), sent after it, so the agent's word on the new epoch arrives
+/// within a pass through the one path answers already take. The count lives in memory only: no
+/// call outlives the engine that sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RelayEpoch(u64);
+
 /// A relay output row, with its agent's URL, backend and reachability.
 #[derive(Debug, Clone)]
 pub(crate) struct RelayRow {
@@ -201,6 +221,10 @@ struct Inner {
     pool: std::sync::RwLock<SqlitePool>,
     health: watch::Sender<StorageHealth>,
     held: held::Held,
+    /// Held by every write of a relay agent's registration or answers, in memory and in the
+    /// database together: an answer found current (see [`RelayEpoch`]) is stored whole before
+    /// a registration starts, so the database never gets the two in the other order.
+    relay_writes: tokio::sync::Mutex<()>,
     /// Stored settings and decisions that could not be read.
     unreadable: format::Unreadable,
 }
@@ -294,6 +318,7 @@ impl Store {
             pool: std::sync::RwLock::new(pool),
             health: watch::Sender::new(health),
             held: held::Held::default(),
+            relay_writes: tokio::sync::Mutex::new(()),
             unreadable: format::Unreadable::default(),
         });
         tokio::spawn(recover(Arc::downgrade(&inner)));
@@ -645,7 +670,9 @@ impl Store {
     /// The backend is replaced (NULL from an agent that does not say). Reachability is left
     /// alone: the agent reaching the engine does not prove the engine reaches the agent (a
     /// wrong advertised URL); the next command tells (registration makes the loop command).
+    /// It starts a new [`RelayEpoch`] of the agent.
     pub(crate) async fn register_relays(&self, reg: &Registration<'_>) -> Result<(), sqlx::Error> {
+        let _writing = self.inner.relay_writes.lock().await;
         // Held first: control knows the agent even when it cannot be stored.
         self.inner.held.registration(reg);
         let result = self.register_relays_tx(reg).await;
@@ -816,7 +843,8 @@ impl Store {
     }
 
     /// Every admin's choice of a relay output's fallback, by (host id, output id). A row that
-    /// no longer decodes (written by a newer engine) is left out: the default applies.
+    /// no longer decodes (written by a newer engine) is reported as unreadable (logged and
+    /// counted) and the default program applies to that output until an admin chooses again.
     pub(crate) async fn relay_fallbacks(
         &self,
     ) -> Result<
@@ -831,22 +859,40 @@ impl Store {
         Ok(self
             .seen(rows)?
             .into_iter()
-            .filter_map(|(h, o, p)| Some(((h, o), serde_json::from_str(&p).ok()?)))
+            .filter_map(|(h, o, p)| match serde_json::from_str(&p) {
+                Ok(program) => Some(((h, o), program)),
+                Err(e) => {
+                    let id = format!("{h}/{o}");
+                    self.inner.unreadable.report("relay_fallback", &id, &e.to_string());
+                    None
+                }
+            })
             .collect())
     }
 
+    /// The current [`RelayEpoch`] of relay agent `host_id`: take it before sending it a call.
+    pub(crate) fn relay_epoch(&self, host_id: &str) -> RelayEpoch {
+        self.inner.held.relay_epoch(host_id)
+    }
+
     /// Record an output's status as its agent reported it (after a command, or when read), and
-    /// that the agent was reachable. `command_done` clears the last refusal.
+    /// that the agent was reachable. `command_done` clears the last refusal. `sent`: the
+    /// agent's epoch when the call was sent; false, and nothing recorded, when the agent
+    /// registered since (the registration is kept, see [`RelayEpoch`]).
     pub(crate) async fn set_relay_status(
         &self,
         host_id: &str,
         status: &OutputStatus,
         command_done: bool,
         now: i64,
-    ) -> Result<(), sqlx::Error> {
+        sent: RelayEpoch,
+    ) -> Result<bool, sqlx::Error> {
+        let _writing = self.inner.relay_writes.lock().await;
         // Held first: the next decision protects the equipment from this report even when it
         // cannot be stored.
-        self.inner.held.relay_status(host_id, status, command_done, now);
+        if !self.inner.held.relay_status(host_id, status, command_done, now, sent) {
+            return Ok(false);
+        }
         let done = sqlx::query(
             "UPDATE relays SET state = ?, updated = ?, status = ?,
                 command_error = CASE WHEN ? THEN NULL ELSE command_error END
@@ -861,7 +907,8 @@ impl Store {
         .execute(&self.pool())
         .await;
         self.seen(done)?;
-        self.touch_agent(host_id, AgentKind::Relay, now).await
+        self.touch_agent(host_id, AgentKind::Relay, now).await?;
+        Ok(true)
     }
 
     /// Record how the engine's last call to relay agent `host_id` went (at `now`, Unix ms):
@@ -921,14 +968,20 @@ impl Store {
     }
 
     /// Record that a relay agent refused a command, and why (it answered, so it is reachable).
+    /// `sent`: the agent's epoch when the command was sent; false, and nothing recorded, when
+    /// the agent registered since (its new process was not asked).
     pub(crate) async fn set_relay_refusal(
         &self,
         host_id: &str,
         output_id: &str,
         error: &str,
         now: i64,
-    ) -> Result<(), sqlx::Error> {
-        self.inner.held.relay_refusal(host_id, output_id, error);
+        sent: RelayEpoch,
+    ) -> Result<bool, sqlx::Error> {
+        let _writing = self.inner.relay_writes.lock().await;
+        if !self.inner.held.relay_refusal(host_id, output_id, error, sent) {
+            return Ok(false);
+        }
         let done =
             sqlx::query("UPDATE relays SET command_error = ? WHERE host_id = ? AND output_id = ?")
                 .bind(error)
@@ -937,7 +990,8 @@ impl Store {
                 .execute(&self.pool())
                 .await;
         self.seen(done)?;
-        self.touch_agent(host_id, AgentKind::Relay, now).await
+        self.touch_agent(host_id, AgentKind::Relay, now).await?;
+        Ok(true)
     }
 
     /// The stored control settings; None when none were ever stored. Stored settings that do
@@ -1558,13 +1612,60 @@ mod tests {
         // A storage fault: the answer to the next command is not stored, but it is what
         // protects the equipment in the next decision.
         store.observe(&readonly_error(&url).await?);
-        store.inner.held.relay_status("r", &output("heat", RelayState::On)?, true, 2_000);
+        let sent = store.relay_epoch("r");
+        assert!(store.inner.held.relay_status(
+            "r",
+            &output("heat", RelayState::On)?,
+            true,
+            2_000,
+            sent
+        ));
         let relays = store.relays().await?;
         assert_eq!((relays.len(), relays[0].state, relays[0].updated), (1, RelayState::On, 2_000));
         assert_eq!(relays[0].url.as_deref(), Some("http://r:1"));
         // A relay agent that registers during the fault is known to control as well.
         store.inner.held.registration(&reg("r2", "http://r2:1", 3_000));
         assert_eq!(store.relays().await?.len(), 2);
+        Ok(())
+    }
+
+    /// The relay agent restarted while the answer to a renewal sent before was on its way: the
+    /// answer ("on", from the process that is gone) is handled after the registration ("off
+    /// since now") and must not replace it, in memory nor in the database.
+    #[tokio::test]
+    async fn an_answer_to_a_call_sent_before_a_registration_is_not_recorded() -> anyhow::Result<()>
+    {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&url(&dir)).await?;
+        let off = [output("heat", RelayState::Off)?];
+        let reg = |now| Registration {
+            host_id: "r",
+            url: "http://r:1",
+            backend: None,
+            outputs: &off,
+            now,
+            clock_offset_ms: None,
+            key_role: KeyRole::Relay,
+        };
+        store.register_relays(&reg(1_000)).await?;
+        let sent = store.relay_epoch("r");
+        store.register_relays(&reg(2_000)).await?;
+        let on = output("heat", RelayState::On)?;
+        assert!(!store.set_relay_status("r", &on, true, 3_000, sent).await?);
+        assert!(!store.set_relay_refusal("r", "heat", "minimum off time", 3_000, sent).await?);
+        for rows in [store.relays().await?, store.read_relays().await?] {
+            let r = &rows[0];
+            assert_eq!(
+                (r.state, r.updated, r.command_error.as_deref()),
+                (RelayState::Off, 2_000, None)
+            );
+        }
+        // A call sent after the registration is the agent's word on its new process.
+        let sent = store.relay_epoch("r");
+        assert!(store.set_relay_status("r", &on, true, 4_000, sent).await?);
+        for rows in [store.relays().await?, store.read_relays().await?] {
+            assert_eq!((rows[0].state, rows[0].updated), (RelayState::On, 4_000));
+        }
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! The decision loop against a relay agent stand-in that keeps state like a real one: cooling,
-//! runs recorded from what the relays report, the same state in `/metrics`, minimum off time across a relay blip, the
+//! runs recorded from what the relays report, the same state in `/metrics`, minimum off time
+//! across a relay blip (also when an answer from before the blip arrives after it), the
 //! schedule in force right after a start, and the live event stream.
 
 use std::collections::BTreeMap;
@@ -10,62 +11,79 @@ use super::*;
 /// One output of the stand-in: its state and when it last switched.
 type Outputs = Arc<Mutex<BTreeMap<String, (String, tokio::time::Instant)>>>;
 
-/// A relay agent stand-in with a `heat` and a `cool` output that obeys every command at once
-/// and reports `changed_s_ago` like the real agent. Returns its URL, its outputs (to inspect
-/// or to blip), and every command it got as "id state".
-/// A stand-in relay agent with outputs `heat` and `cool`, off since it started. Like a real
-/// agent it refuses an `on` within `min_off` (the tests give the engine the same) of an off or
-/// of its (re)start.
+/// When set, the stand-in's next `heat on` is carried out and answered at once, but the answer
+/// is only sent when this fires: an answer on its way (or waiting for a loaded engine) while
+/// the agent restarts.
+type Stall = Arc<Mutex<Option<tokio::sync::oneshot::Receiver<()>>>>;
+
+/// A stand-in relay agent with outputs `heat` and `cool`, off since it started, that obeys
+/// every command at once and reports `changed_s_ago` like the real agent. Like a real agent it
+/// refuses an `on` within `min_off` (the tests give the engine the same) of an off or of its
+/// (re)start. Returns its URL, its outputs (to inspect or to blip), and every command it got
+/// as "id state", sent once the command is carried out (before a stalled answer leaves).
 async fn relay_agent(
     min_off: Duration,
+    stall: Stall,
 ) -> R<(String, Outputs, tokio::sync::mpsc::UnboundedReceiver<String>)> {
     use axum::extract::{Path, State};
+    use axum::response::{IntoResponse as _, Response};
     // Both off since the agent started, as a real agent reports after a restart.
     let now = tokio::time::Instant::now();
     let outputs: Outputs = Arc::new(Mutex::new(BTreeMap::from([
         ("heat".to_owned(), ("off".to_owned(), now)),
         ("cool".to_owned(), ("off".to_owned(), now)),
     ])));
+    let obey = move |o: &Outputs, id: &str, state: &str| -> Response {
+        if let Ok(mut map) = o.lock()
+            && let Some(slot) = map.get_mut(id)
+            && slot.0 != state
+        {
+            // A lease renewal already on its way when the agent restarted is refused, as a
+            // real agent would.
+            if state == "on" && slot.1.elapsed() < min_off {
+                let refusal =
+                    json!({"status": "error", "code": "short_cycle", "error": "minimum off time"});
+                return (axum::http::StatusCode::CONFLICT, axum::Json(refusal)).into_response();
+            }
+            *slot = (state.to_owned(), tokio::time::Instant::now());
+        }
+        let status = list(o).into_iter().find(|s| s["id"] == id);
+        axum::Json(status.unwrap_or_default()).into_response()
+    };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let app = Router::new()
         .route(
             "/v1/relays",
-            axum::routing::get(|State((o, _)): State<(Outputs, _)>| async move {
+            axum::routing::get(|State((o, ..)): State<(Outputs, _, Stall)>| async move {
                 axum::Json(json!({"host_id": "relay1", "outputs": list(&o)}))
             }),
         )
         .route(
             "/v1/relays/{id}",
             axum::routing::post(
-                move |State((o, tx)): State<(
+                move |State((o, tx, stall)): State<(
                     Outputs,
                     tokio::sync::mpsc::UnboundedSender<String>,
+                    Stall,
                 )>,
                       Path(id): Path<String>,
                       axum::Json(cmd): axum::Json<Value>| async move {
-                    use axum::response::IntoResponse as _;
                     let state = cmd["state"].as_str().unwrap_or("off").to_owned();
+                    let answer = obey(&o, &id, &state);
                     let _ = tx.send(format!("{id} {state}"));
-                    if let Ok(mut map) = o.lock()
-                        && let Some(slot) = map.get_mut(&id)
-                        && slot.0 != state
-                    {
-                        // A lease renewal already on its way when the agent restarted is
-                        // refused, as a real agent would.
-                        if state == "on" && slot.1.elapsed() < min_off {
-                            let refusal = json!({"status": "error", "code": "short_cycle",
-                                "error": "minimum off time"});
-                            return (axum::http::StatusCode::CONFLICT, axum::Json(refusal))
-                                .into_response();
-                        }
-                        *slot = (state, tokio::time::Instant::now());
+                    let stalled = if id == "heat" && state == "on" {
+                        stall.lock().ok().and_then(|mut s| s.take())
+                    } else {
+                        None
+                    };
+                    if let Some(release) = stalled {
+                        let _ = release.await;
                     }
-                    let status = list(&o).into_iter().find(|s| s["id"] == id.as_str());
-                    axum::Json(status.unwrap_or_default()).into_response()
+                    answer
                 },
             ),
         )
-        .with_state((outputs.clone(), tx));
+        .with_state((outputs.clone(), tx, stall));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -83,8 +101,10 @@ fn list(outputs: &Outputs) -> Vec<Value> {
         .collect()
 }
 
-fn register_body(url: &str, outputs: &Outputs) -> String {
-    json!({"host_id": "relay1", "url": url, "outputs": list(outputs)}).to_string()
+/// The stand-in (re)registers with the outputs as they are now.
+async fn register(f: &Fixture, url: &str, outputs: &Outputs) -> R<(StatusCode, Value)> {
+    let body = json!({"host_id": "relay1", "url": url, "outputs": list(outputs)}).to_string();
+    f.call("POST", "/v1/relays/register", Some(&f.agent("relay1")), Some(&body)).await
 }
 
 async fn running_engine(
@@ -139,15 +159,8 @@ async fn next_command(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> 
 #[tokio::test]
 async fn cooling_is_commanded_and_runs_follow_the_relays() -> R {
     let f = fixture_with(&["--tick-s", "0.1"]).await?;
-    let (url, outputs, mut commands) = relay_agent(Duration::ZERO).await?;
-    let got = f
-        .call(
-            "POST",
-            "/v1/relays/register",
-            Some(&f.agent("relay1")),
-            Some(&register_body(&url, &outputs)),
-        )
-        .await?;
+    let (url, outputs, mut commands) = relay_agent(Duration::ZERO, Stall::default()).await?;
+    let got = register(&f, &url, &outputs).await?;
     assert_eq!(got.0, StatusCode::OK, "{}", got.1);
     let settings = json!({"mode": "cool", "min_on_s": 0, "min_off_s": 0, "changeover_s": 0});
     let got = f
@@ -202,14 +215,9 @@ async fn cooling_is_commanded_and_runs_follow_the_relays() -> R {
 #[tokio::test]
 async fn min_off_time_holds_across_a_relay_blip() -> R {
     let f = fixture_with(&["--tick-s", "0.1"]).await?;
-    let (url, outputs, mut commands) = relay_agent(Duration::from_secs(600)).await?;
-    f.call(
-        "POST",
-        "/v1/relays/register",
-        Some(&f.agent("relay1")),
-        Some(&register_body(&url, &outputs)),
-    )
-    .await?;
+    let (url, outputs, mut commands) =
+        relay_agent(Duration::from_secs(600), Stall::default()).await?;
+    register(&f, &url, &outputs).await?;
     heat_to(&f, 20.0, 0, 600).await?;
     let (stop, control) = running_engine(&f).await;
     let cred = f.agent("pi");
@@ -224,13 +232,7 @@ async fn min_off_time_holds_across_a_relay_blip() -> R {
         let long_ago = now.checked_sub(Duration::from_secs(1200)).unwrap_or(now);
         map.insert("heat".into(), ("off".into(), long_ago));
     }
-    f.call(
-        "POST",
-        "/v1/relays/register",
-        Some(&f.agent("relay1")),
-        Some(&register_body(&url, &outputs)),
-    )
-    .await?;
+    register(&f, &url, &outputs).await?;
     // The cooling output is "off since the agent started" too, but cooling never ran: no
     // heat↔cool changeover delay holds the heat (it counts from the last real run).
     decision_where(&f, "heat on", |d| d["heat"] == true && d["reason_code"] == "heat_below_band")
@@ -244,13 +246,7 @@ async fn min_off_time_holds_across_a_relay_blip() -> R {
     if let Ok(mut map) = outputs.lock() {
         map.insert("heat".into(), ("off".into(), tokio::time::Instant::now()));
     }
-    f.call(
-        "POST",
-        "/v1/relays/register",
-        Some(&f.agent("relay1")),
-        Some(&register_body(&url, &outputs)),
-    )
-    .await?;
+    register(&f, &url, &outputs).await?;
     let d = decision_where(&f, "held off after the blip", |d| d["reason_code"] == "min_off_time")
         .await?;
     assert_eq!(d["heat"], false, "{d}");
@@ -261,6 +257,62 @@ async fn min_off_time_holds_across_a_relay_blip() -> R {
     while let Ok(Some(c)) = tokio::time::timeout(Duration::from_millis(500), commands.recv()).await
     {
         assert_ne!(c, "heat on", "restarted the furnace right after the blip");
+    }
+    let _ = stop.send(true);
+    control.await?;
+    Ok(())
+}
+
+/// The same blip with the order made certain: the agent carries out a `heat on` and answers,
+/// then restarts (heat off since now) and re-registers, and only then does the engine get the
+/// answer. The answer speaks for the process that is gone: the engine keeps the
+/// registration's "off since now" and holds the minimum off time.
+#[tokio::test]
+async fn an_answer_sent_before_a_restart_does_not_overwrite_the_registration() -> R {
+    let f = fixture_with(&["--tick-s", "0.1"]).await?;
+    let stall = Stall::default();
+    let (release, stalled) = tokio::sync::oneshot::channel();
+    if let Ok(mut s) = stall.lock() {
+        *s = Some(stalled);
+    }
+    let (url, outputs, mut commands) = relay_agent(Duration::from_secs(600), stall).await?;
+    // The heat has rested long enough: the first decision turns it on.
+    if let Ok(mut map) = outputs.lock() {
+        let now = tokio::time::Instant::now();
+        map.insert(
+            "heat".into(),
+            ("off".into(), now.checked_sub(Duration::from_secs(1200)).unwrap_or(now)),
+        );
+    }
+    register(&f, &url, &outputs).await?;
+    heat_to(&f, 20.0, 0, 600).await?;
+    let (stop, control) = running_engine(&f).await;
+    let cred = f.agent("pi");
+    f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("pi", json!(18.0)))).await?;
+    // The agent has switched the heat on and answered; the answer waits.
+    while next_command(&mut commands).await? != "heat on" {}
+    // The agent restarts: heat off since now. It registers, and the registration is stored.
+    if let Ok(mut map) = outputs.lock() {
+        map.insert("heat".into(), ("off".into(), tokio::time::Instant::now()));
+    }
+    let got = register(&f, &url, &outputs).await?;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    // Now the engine gets the old process's "on".
+    let _ = release.send(());
+    let d =
+        decision_where(&f, "held off after the restart", |d| d["reason_code"] == "min_off_time")
+            .await?;
+    assert_eq!(d["heat"], false, "{d}");
+    let relays = f.get("/v1/relays").await?;
+    let heat = relays.as_array().and_then(|r| r.iter().find(|r| r["output_id"] == "heat"));
+    assert_eq!(heat.map(|h| &h["state"]), Some(&json!("off")), "{relays}");
+    // The engine commands from the registration: the next heat command is off, not a renewal.
+    loop {
+        let c = next_command(&mut commands).await?;
+        if c.starts_with("heat ") {
+            assert_eq!(c, "heat off", "the engine believed the old process's answer");
+            break;
+        }
     }
     let _ = stop.send(true);
     control.await?;
