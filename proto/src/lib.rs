@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod history;
 pub mod limits;
+pub mod manage;
 pub mod mdns;
 pub mod relays;
 pub mod schedules;

@@ -70,6 +70,7 @@ pub(super) async fn update(
             new_reading(id, r, placed)
         })
         .collect();
+    let host_id = update.host_id.clone();
     let report = new_report(&state, update.host_id, key_role, &clock, readings);
     let events: Vec<Event> = {
         // A poisoned lock only means a settings handler panicked mid-insert; the map is still
@@ -94,7 +95,8 @@ pub(super) async fn update(
     for event in events {
         state.inner.events.publish(event);
     }
-    Ok((StatusCode::CREATED, axum::Json(SensorUpdateAck { status: "ok".into(), ids })))
+    let pending = super::manage::pending(&state, &host_id).await;
+    Ok((StatusCode::CREATED, axum::Json(SensorUpdateAck { status: "ok".into(), ids, pending })))
 }
 
 /// Replay readings an agent could not deliver when it took them, oldest first. Every update is

@@ -15,6 +15,7 @@
 
 mod health;
 mod held;
+pub(crate) mod manage;
 mod schedules;
 
 use std::collections::BTreeMap;
