@@ -39,6 +39,7 @@ pub struct AppState {
     controller: Arc<Controller>,
     host_id: Arc<str>,
     credential: Arc<DeviceCredential>,
+    metrics: Arc<crate::metrics::Counters>,
 }
 
 impl AppState {
@@ -49,7 +50,17 @@ impl AppState {
         credential: DeviceCredential,
         controller: Arc<Controller>,
     ) -> Self {
-        Self { controller, host_id: Arc::from(host_id.into()), credential: Arc::new(credential) }
+        Self {
+            controller,
+            host_id: Arc::from(host_id.into()),
+            credential: Arc::new(credential),
+            metrics: Arc::default(),
+        }
+    }
+
+    /// What `GET /metrics` counts here.
+    pub(crate) fn metrics(&self) -> &crate::metrics::Counters {
+        &self.metrics
     }
 
     /// The relay controller.
@@ -367,6 +378,7 @@ async fn command_relay(
             reason,
             "refused relay command"
         );
+        state.metrics.refused(error.body.code);
         error
     };
     // Credential first, so that nothing about the outputs is revealed to strangers through
@@ -535,6 +547,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn app(state: AppState) -> axum::Router {
     let (router, _) = router().split_for_parts();
     router
+        .route("/metrics", axum::routing::get(crate::metrics::metrics))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod config;
 pub mod hw;
+pub mod metrics;
 pub mod register;
 pub mod relays;
 

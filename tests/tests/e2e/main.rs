@@ -17,6 +17,7 @@ use hearth_proto::schedules::DefaultTarget;
 mod clocks;
 mod contract;
 mod logs;
+mod manage;
 mod storage;
 mod third_party;
 mod web;
