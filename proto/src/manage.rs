@@ -39,6 +39,7 @@ pub const DEFAULT_COMMANDS_LIMIT: u32 = 50;
 /// the whole document and bumps its `revision`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"sensor": {"interval_s": 30}}))]
 pub struct AgentSettings {
     /// For the host's sensor agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,6 +71,8 @@ pub struct Refusal {
 /// runs with after it read a revision of the settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"agent": "sensor", "revision": 2, "in_force": {"sensor": {"interval_s": 10}},
+    "refused": [{"field": "sensor.interval_s", "reason": "1 s is outside this agent's local limits of 5 to 300 s"}]}))]
 pub struct AppliedSettings {
     /// Which agent of the host reports.
     pub agent: AgentKind,
@@ -175,6 +178,7 @@ impl CommandState {
 /// `POST /v1/agents/{host_id}/commands` (admin).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"agent": "sensor", "command": "diagnostics"}))]
 pub struct NewCommand {
     /// Which agent of the host.
     pub agent: AgentKind,
@@ -214,6 +218,7 @@ pub struct Command {
 /// received), then `done` or `failed`. A final state is not changed again (409).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"state": "done", "message": "1 sensors found, 1 read"}))]
 pub struct CommandReport {
     /// `delivered`, `done` or `failed`.
     pub state: CommandState,

@@ -73,6 +73,18 @@ fn gaps(times: &[f64]) -> Vec<f64> {
     times.windows(2).map(|w| w[1] - w[0]).collect()
 }
 
+/// The house's engine (fast flags) and a hearth-web relaying it, with their URLs.
+async fn engine_and_web(house: &House) -> anyhow::Result<(Proc, String, Proc, String)> {
+    let data_s = house.data_s();
+    let mut args = vec!["--data-dir", data_s.as_str(), "--listen", "127.0.0.1:0"];
+    args.extend(FAST_ENGINE);
+    let engine = Proc::start("engine", "hearth-engine", &args)?;
+    let url = engine.listening_url().await?;
+    let web = Proc::start("web", "hearth-web", &["--listen", "127.0.0.1:0", "--engine", &url])?;
+    let web_url = web.listening_url().await?;
+    Ok((engine, url, web, web_url))
+}
+
 #[test]
 fn settings_and_commands_reach_a_running_sensor_agent() -> anyhow::Result<()> {
     in_private_netns("settings_and_commands_reach_a_running_sensor_agent", settings_and_commands)
@@ -80,16 +92,12 @@ fn settings_and_commands_reach_a_running_sensor_agent() -> anyhow::Result<()> {
 
 async fn settings_and_commands() -> anyhow::Result<()> {
     let house = House::new()?;
-    let (data_s, world_s) = (house.data_s(), house.world_s());
+    let world_s = house.world_s();
     let key = house.key(SENSOR_AGENT, SENSOR)?;
     let admin = house.admin()?;
-    let mut args = vec!["--data-dir", data_s.as_str(), "--listen", "127.0.0.1:0"];
-    args.extend(FAST_ENGINE);
-    let engine = Proc::start("engine", "hearth-engine", &args)?;
-    let url = engine.listening_url().await?;
+    let (engine, url, _web, web_url) = engine_and_web(&house).await?;
     let api = EngineClient::new(&url, None);
-    let web = Proc::start("web", "hearth-web", &["--listen", "127.0.0.1:0", "--engine", &url])?;
-    let session = Session::login(&web.listening_url().await?, &admin).await?;
+    let session = Session::login(&web_url, &admin).await?;
 
     // The queue dir is the agent's state: kept across the restart below, as systemd's
     // StateDirectory is.
@@ -243,16 +251,11 @@ fn every_binary_serves_metrics_promtool_accepts() -> anyhow::Result<()> {
 
 async fn metrics() -> anyhow::Result<()> {
     let house = House::new()?;
-    let (data_s, world_s) = (house.data_s(), house.world_s());
+    let world_s = house.world_s();
     let sensor_key = house.key(SENSOR_AGENT, SENSOR)?;
     let relay_key = house.key(hearth_harness::RELAY_AGENT, super::RELAY)?;
     let relay_toml = house.relay_toml(0)?;
-    let mut args = vec!["--data-dir", data_s.as_str(), "--listen", "127.0.0.1:0"];
-    args.extend(FAST_ENGINE);
-    let engine = Proc::start("engine", "hearth-engine", &args)?;
-    let url = engine.listening_url().await?;
-    let web = Proc::start("web", "hearth-web", &["--listen", "127.0.0.1:0", "--engine", &url])?;
-    let web_url = web.listening_url().await?;
+    let (_engine, url, _web, web_url) = engine_and_web(&house).await?;
     let relay = super::start_relay(&relay_toml, &relay_key, &world_s)?;
     let relay_url = relay.listening_url().await?;
     let sensor = start_sensor(

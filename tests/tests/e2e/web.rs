@@ -889,10 +889,12 @@ type Route = (reqwest::Method, String, Option<Value>);
 /// route is checked here without anyone remembering to), minus the agents' own routes, which
 /// hearth-web does not relay at all.
 fn mutating_routes() -> anyhow::Result<(Vec<Route>, Vec<Route>)> {
-    const AGENT_ONLY: [(&str, &str); 3] = [
+    const AGENT_ONLY: [(&str, &str); 5] = [
         ("PUT", "/v1/sensors/update"),
         ("PUT", "/v1/sensors/backlog"),
         ("POST", "/v1/relays/register"),
+        ("PUT", "/v1/agents/{host_id}/settings/applied"),
+        ("PUT", "/v1/agents/{host_id}/commands/{id}"),
     ];
     let doc: Value = serde_json::from_str(include_str!("../../../openapi/engine.json"))?;
     let paths = doc["paths"].as_object().ok_or_else(|| anyhow::anyhow!("no paths"))?;
