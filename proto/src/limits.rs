@@ -187,7 +187,14 @@ fn bounds() -> Vec<(At, Bound)> {
         ),
         (field("RelayCommand", "lease_s"), range(&relays::LEASE_S)),
         // Agents managed from the engine.
-        (field("SensorAgentSettings", "interval_s"), range(&manage::INTERVAL_S)),
+        (
+            field("SensorAgentSettings", "interval_s"),
+            Bound::Number {
+                min: Some(0.0),
+                max: Some(manage::MAX_INTERVAL_S),
+                exclusive_min: true,
+            },
+        ),
         (
             field("SensorAgentSettings", "interval_s"),
             Bound::Note(
@@ -197,6 +204,10 @@ fn bounds() -> Vec<(At, Bound)> {
             ),
         ),
         (field("AppliedSettings", "refused"), Bound::Items(0..=manage::MAX_REFUSALS)),
+        (
+            field("AppliedSettings", "revision"),
+            Bound::Note("At most the host's current settings revision.".to_owned()),
+        ),
         (field("Refusal", "field"), Bound::Chars(0..=manage::MAX_MESSAGE_CHARS)),
         (field("Refusal", "field"), Bound::Pattern(no_control())),
         (field("Refusal", "reason"), Bound::Chars(0..=manage::MAX_MESSAGE_CHARS)),

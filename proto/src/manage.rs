@@ -18,9 +18,15 @@ use utoipa::{IntoParams, ToSchema};
 use crate::Timestamp;
 use crate::agents::AgentKind;
 
-/// `interval_s` the engine accepts for a sensor agent, seconds (the agent's own range; its
-/// local `remote_min_interval_s`/`remote_max_interval_s` usually narrow it).
-pub const INTERVAL_S: RangeInclusive<f64> = 1.0..=3600.0;
+/// The longest `interval_s`, seconds; it must be more than 0. The sensor agent's own range,
+/// so what an agent reports running with always fits; its local
+/// `remote_min_interval_s`/`remote_max_interval_s` narrow what the engine may set.
+pub const MAX_INTERVAL_S: f64 = 3600.0;
+
+/// True for an `interval_s` within the bounds: more than 0, at most [`MAX_INTERVAL_S`].
+pub fn interval_ok(seconds: f64) -> bool {
+    seconds > 0.0 && seconds <= MAX_INTERVAL_S
+}
 /// Longest reason of a refused setting, or message of a command outcome, characters.
 pub const MAX_MESSAGE_CHARS: usize = 1000;
 /// Most refusals one applied report may carry.
@@ -85,13 +91,18 @@ pub struct AppliedSettings {
     pub refused: Vec<Refusal>,
 }
 
-/// What an agent last reported applying, with when the engine heard it.
+/// What an agent last reported applying ([`AppliedSettings`]), with when the engine heard it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AppliedState {
-    /// The report.
-    #[serde(flatten)]
-    pub applied: AppliedSettings,
-    /// When the engine received it.
+    /// Which agent of the host.
+    pub agent: AgentKind,
+    /// The revision it read.
+    pub revision: u64,
+    /// The values in force.
+    pub in_force: AgentSettings,
+    /// What it refused of the revision, and why.
+    pub refused: Vec<Refusal>,
+    /// When the engine received the report.
     pub at: Timestamp,
 }
 

@@ -16,8 +16,8 @@ use axum::http::StatusCode;
 use hearth_proto::agents::AgentKind;
 use hearth_proto::manage::{
     AgentSettings, AgentSettingsState, AppliedSettings, COMMANDS_LIMIT, Command, CommandKind,
-    CommandReport, CommandState, CommandsQuery, DEFAULT_COMMANDS_LIMIT, INTERVAL_S,
-    MAX_MESSAGE_CHARS, MAX_REFUSALS, MAX_RESULT_BYTES, NewCommand, Pending,
+    CommandReport, CommandState, CommandsQuery, DEFAULT_COMMANDS_LIMIT, MAX_INTERVAL_S,
+    MAX_MESSAGE_CHARS, MAX_REFUSALS, MAX_RESULT_BYTES, NewCommand, Pending, interval_ok,
 };
 use hearth_proto::{ErrorBody, ErrorCode, Timestamp};
 
@@ -60,6 +60,19 @@ pub(super) async fn pending(state: &AppState, host_id: &str) -> Option<Pending> 
         }
     };
     (pending != Pending::default()).then_some(pending)
+}
+
+/// The engine's own bounds of a settings document (`prefix`: where it sits in the body).
+fn settings_ok(prefix: &str, settings: &AgentSettings) -> Result<(), ApiError> {
+    if let Some(interval) = settings.sensor.as_ref().and_then(|s| s.interval_s)
+        && !interval_ok(interval)
+    {
+        return Err(ApiError::invalid(format!(
+            "{prefix}sensor.interval_s must be more than 0 and at most {MAX_INTERVAL_S} seconds, \
+             got {interval}"
+        )));
+    }
+    Ok(())
 }
 
 fn host(host_id: &str) -> Result<(), ApiError> {
@@ -134,15 +147,7 @@ pub(super) async fn set_settings(
 ) -> Result<axum::Json<AgentSettingsState>, ApiError> {
     caller.require_admin()?;
     host(&host_id)?;
-    if let Some(interval) = desired.sensor.as_ref().and_then(|s| s.interval_s)
-        && !INTERVAL_S.contains(&interval)
-    {
-        return Err(ApiError::invalid(format!(
-            "sensor.interval_s must be {} to {} seconds, got {interval}",
-            INTERVAL_S.start(),
-            INTERVAL_S.end()
-        )));
-    }
+    settings_ok("", &desired)?;
     let now = millis(Timestamp::now());
     let revision = state
         .inner
@@ -178,12 +183,22 @@ pub(super) async fn report_applied(
 ) -> Result<axum::Json<AgentSettingsState>, ApiError> {
     host(&host_id)?;
     caller.require_agent(&state, &host_id, applied.agent)?;
+    settings_ok("in_force.", &applied.in_force)?;
     if applied.refused.len() > MAX_REFUSALS {
         return Err(ApiError::invalid(format!("refused must list at most {MAX_REFUSALS} items")));
     }
     for (i, r) in applied.refused.iter().enumerate() {
         message(&format!("refused[{i}].field"), &r.field)?;
         message(&format!("refused[{i}].reason"), &r.reason)?;
+    }
+    // A revision the engine never gave out (or one beyond what the database holds) is a
+    // confused or forged report: refused, so the stored state never claims one.
+    let current = state.inner.store.desired_settings(&host_id).await?.revision;
+    if applied.revision > current {
+        return Err(ApiError::invalid(format!(
+            "revision must be at most {current}, the host's current settings revision, got {}",
+            applied.revision
+        )));
     }
     let now = millis(Timestamp::now());
     state.inner.store.set_applied_settings(&host_id, &applied, now).await?;

@@ -110,12 +110,10 @@ impl Store {
             let in_force: String = row.try_get("in_force")?;
             let refused: String = row.try_get("refused")?;
             out.push(AppliedState {
-                applied: AppliedSettings {
-                    agent,
-                    revision: to_u64(row.try_get("revision")?),
-                    in_force: serde_json::from_str(&in_force).unwrap_or_default(),
-                    refused: serde_json::from_str::<Vec<Refusal>>(&refused).unwrap_or_default(),
-                },
+                agent,
+                revision: to_u64(row.try_get("revision")?),
+                in_force: serde_json::from_str(&in_force).unwrap_or_default(),
+                refused: serde_json::from_str::<Vec<Refusal>>(&refused).unwrap_or_default(),
                 at: from_millis(row.try_get("at")?),
             });
         }

@@ -24,7 +24,7 @@ async fn settings_reach_the_report_answer_and_the_applied_state_is_shown() -> R 
         let (s, _) = f.call("PUT", "/v1/agents/hall/settings", refused, Some(&body)).await?;
         assert!(matches!(s, StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED), "{s}");
     }
-    let bad = json!({"sensor": {"interval_s": 0.5}}).to_string();
+    let bad = json!({"sensor": {"interval_s": 0}}).to_string();
     let got = f.call("PUT", "/v1/agents/hall/settings", Some(&f.admin()), Some(&bad)).await?;
     assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "sensor.interval_s");
     let typo = json!({"sensor": {"interval": 2}}).to_string();
@@ -42,6 +42,28 @@ async fn settings_reach_the_report_answer_and_the_applied_state_is_shown() -> R 
 
     let applied = json!({"agent": "sensor", "revision": 1, "in_force": {"sensor": {"interval_s": 10}},
         "refused": [{"field": "sensor.interval_s", "reason": "below the local minimum of 5 s"}]});
+    // What an agent reports is held to the same bounds (the schema says so).
+    let wrong =
+        json!({"agent": "sensor", "revision": 1, "in_force": {"sensor": {"interval_s": 0}}});
+    let got = f
+        .call("PUT", "/v1/agents/hall/settings/applied", Some(&agent), Some(&wrong.to_string()))
+        .await?;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        "in_force.sensor.interval_s",
+    );
+    let ahead = json!({"agent": "sensor", "revision": 2, "in_force": {}});
+    let got = f
+        .call("PUT", "/v1/agents/hall/settings/applied", Some(&agent), Some(&ahead.to_string()))
+        .await?;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        "revision must be at most 1",
+    );
     let other = f.agent("kitchen");
     let (s, _) = f
         .call("PUT", "/v1/agents/hall/settings/applied", Some(&other), Some(&applied.to_string()))

@@ -134,11 +134,11 @@ async fn settings_and_commands() -> anyhow::Result<()> {
     assert_eq!((status, body["revision"].as_u64()), (200, Some(1)), "{body}");
     let applied = eventually("the agent applying revision 1", WAIT, || async {
         let s: AgentSettingsState = api.agent_settings(SENSOR).await?;
-        Ok(s.applied.into_iter().find(|a| a.applied.revision == 1))
+        Ok(s.applied.into_iter().find(|a| a.revision == 1))
     })
     .await?;
-    assert_eq!(applied.applied.refused, vec![]);
-    let in_force = applied.applied.in_force.sensor.and_then(|s| s.interval_s);
+    assert_eq!(applied.refused, vec![]);
+    let in_force = applied.in_force.sensor.and_then(|s| s.interval_s);
     assert_eq!(in_force, Some(2.0));
     let since = applied.at.as_millisecond() as f64 / 1000.0;
     let after = eventually("four reports after the change", WAIT, || async {
@@ -227,15 +227,15 @@ async fn settings_and_commands() -> anyhow::Result<()> {
     assert_eq!(status, 200, "{body}");
     let refused = eventually("the agent refusing revision 2", WAIT, || async {
         let s = api.agent_settings(SENSOR).await?;
-        Ok(s.applied.into_iter().find(|a| a.applied.revision == 2))
+        Ok(s.applied.into_iter().find(|a| a.revision == 2))
     })
     .await?;
-    let refusal = refused.applied.refused.first().cloned();
+    let refusal = refused.refused.first().cloned();
     let refusal = refusal.ok_or_else(|| anyhow::anyhow!("no refusal: {refused:?}"))?;
     assert_eq!(refusal.field, "sensor.interval_s");
     assert!(refusal.reason.contains("local limits of 1 to 10 s"), "{}", refusal.reason);
     // A refused value leaves the agent on its own configured interval.
-    let in_force = refused.applied.in_force.sensor.and_then(|s| s.interval_s);
+    let in_force = refused.in_force.sensor.and_then(|s| s.interval_s);
     assert_eq!(in_force, Some(0.5));
 
     drop(engine);
