@@ -253,10 +253,7 @@ impl Manager {
                      ====================",
                     self.host_id
                 );
-                (
-                    done(format!("identified: banner logged on host {}", self.host_id), None),
-                    After::Continue,
-                )
+                (done(identify_led(&self.host_id), None), After::Continue)
             }
             CommandKind::Rescan => (rescan(source).await, After::Continue),
             CommandKind::Diagnostics => {
@@ -276,6 +273,31 @@ impl Manager {
             tracing::warn!(id, command = what, error = %e, "cannot report the command's outcome");
         }
         after
+    }
+}
+
+/// How long the activity LED blinks for `identify`.
+const IDENTIFY_BLINK: Duration = Duration::from_secs(5);
+
+/// Blink the activity LED, when the board has one, on a thread of its own (the runtime's one
+/// blocking thread reads the sensors); what was done, for the command's message.
+fn identify_led(host_id: &str) -> String {
+    let Some(led) = hearth_probes::led::find(&hearth_probes::led::ACTIVITY_LEDS) else {
+        return format!("identified: banner logged on host {host_id} (no activity LED found)");
+    };
+    let shown = led.display().to_string();
+    let spawned = std::thread::Builder::new().name("hearth-identify".into()).spawn(move || {
+        if let Err(e) = hearth_probes::led::blink(&led, IDENTIFY_BLINK, Duration::from_millis(500))
+        {
+            tracing::warn!(led = %led.display(), error = %e, "cannot blink the activity LED");
+        }
+    });
+    match spawned {
+        Ok(_) => format!(
+            "identified: banner logged on host {host_id}, {shown} blinking for {} s",
+            IDENTIFY_BLINK.as_secs()
+        ),
+        Err(e) => format!("identified: banner logged on host {host_id} (LED: {e})"),
     }
 }
 
