@@ -87,7 +87,10 @@ async fn engine_and_web(house: &House) -> anyhow::Result<(Proc, String, Proc, St
 
 #[test]
 fn settings_and_commands_reach_a_running_sensor_agent() -> anyhow::Result<()> {
-    in_private_netns("settings_and_commands_reach_a_running_sensor_agent", settings_and_commands)
+    in_private_netns(
+        "manage::settings_and_commands_reach_a_running_sensor_agent",
+        settings_and_commands,
+    )
 }
 
 async fn settings_and_commands() -> anyhow::Result<()> {
@@ -246,7 +249,7 @@ async fn settings_and_commands() -> anyhow::Result<()> {
 /// sensor agent on its status listener) and hearth-web.
 #[test]
 fn every_binary_serves_metrics_promtool_accepts() -> anyhow::Result<()> {
-    in_private_netns("every_binary_serves_metrics_promtool_accepts", metrics)
+    in_private_netns("manage::every_binary_serves_metrics_promtool_accepts", metrics)
 }
 
 async fn metrics() -> anyhow::Result<()> {
