@@ -180,21 +180,6 @@ impl Store {
         })
     }
 
-    /// Commands of `host_id` not finished within the expiry become `expired`, so an agent that
-    /// comes back after a long outage never runs a restart asked for yesterday.
-    async fn expire_commands(&self, host_id: &str, now: i64) -> Result<(), sqlx::Error> {
-        let done = sqlx::query(
-            "UPDATE agent_commands SET state = 'expired', updated_at = ?
-             WHERE host_id = ? AND state IN ('pending', 'delivered') AND asked_at < ?",
-        )
-        .bind(now)
-        .bind(host_id)
-        .bind(now - COMMAND_EXPIRY_S * 1000)
-        .execute(&self.pool())
-        .await;
-        self.seen(done).map(|_| ())
-    }
-
     /// Commands of `host_id`, newest first, optionally of one agent and in one state.
     pub(crate) async fn commands(
         &self,
@@ -250,57 +235,65 @@ impl Store {
         now: i64,
     ) -> Result<Command, OutcomeError> {
         self.expire_commands(host_id, now).await?;
-        let result = self.command_outcome_tx(host_id, id, role, outcome, now).await;
+        // One transaction: the state is checked and changed at once.
+        let result: Result<Command, OutcomeError> = async {
+            let mut tx = WriteTx::begin(&self.pool()).await?;
+            let row = sqlx::query(
+                "SELECT id, host_id, kind, command, asked_by, asked_at, state, updated_at, message, result
+                 FROM agent_commands WHERE id = ? AND host_id = ?",
+            )
+            .bind(id)
+            .bind(host_id)
+            .fetch_optional(tx.conn()?)
+            .await?;
+            let Some(mut command) = row.as_ref().map(command_row).transpose()?.flatten() else {
+                return Err(OutcomeError::Unknown);
+            };
+            if !role.allows(command.agent) {
+                return Err(OutcomeError::Forbidden(command.agent));
+            }
+            if command.state.is_final() {
+                return Err(OutcomeError::Final(command.state));
+            }
+            let result = outcome.result.as_ref().map(|v| v.to_string());
+            sqlx::query(
+                "UPDATE agent_commands SET state = ?, updated_at = ?, message = ?, result = ?
+                 WHERE id = ?",
+            )
+            .bind(enum_str(outcome.state))
+            .bind(now)
+            .bind(outcome.message.as_deref())
+            .bind(result)
+            .bind(id)
+            .execute(tx.conn()?)
+            .await?;
+            tx.commit().await?;
+            command.state = outcome.state;
+            command.updated_at = from_millis(now);
+            command.message.clone_from(&outcome.message);
+            command.result.clone_from(&outcome.result);
+            Ok(command)
+        }
+        .await;
         if let Err(OutcomeError::Db(e)) = &result {
             self.observe(e);
         }
         result
     }
 
-    async fn command_outcome_tx(
-        &self,
-        host_id: &str,
-        id: i64,
-        role: KeyRole,
-        outcome: &CommandReport,
-        now: i64,
-    ) -> Result<Command, OutcomeError> {
-        let mut tx = WriteTx::begin(&self.pool()).await?;
-        let row = sqlx::query(
-            "SELECT id, host_id, kind, command, asked_by, asked_at, state, updated_at, message, result
-             FROM agent_commands WHERE id = ? AND host_id = ?",
+    /// Commands of `host_id` not finished within the expiry become `expired`, so an agent that
+    /// comes back after a long outage never runs a restart asked for yesterday.
+    async fn expire_commands(&self, host_id: &str, now: i64) -> Result<(), sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE agent_commands SET state = 'expired', updated_at = ?
+             WHERE host_id = ? AND state IN ('pending', 'delivered') AND asked_at < ?",
         )
-        .bind(id)
-        .bind(host_id)
-        .fetch_optional(tx.conn()?)
-        .await?;
-        let Some(mut command) = row.as_ref().map(command_row).transpose()?.flatten() else {
-            return Err(OutcomeError::Unknown);
-        };
-        if !role.allows(command.agent) {
-            return Err(OutcomeError::Forbidden(command.agent));
-        }
-        if command.state.is_final() {
-            return Err(OutcomeError::Final(command.state));
-        }
-        let result = outcome.result.as_ref().map(|v| v.to_string());
-        sqlx::query(
-            "UPDATE agent_commands SET state = ?, updated_at = ?, message = ?, result = ?
-             WHERE id = ?",
-        )
-        .bind(enum_str(outcome.state))
         .bind(now)
-        .bind(outcome.message.as_deref())
-        .bind(result)
-        .bind(id)
-        .execute(tx.conn()?)
-        .await?;
-        tx.commit().await?;
-        command.state = outcome.state;
-        command.updated_at = from_millis(now);
-        command.message.clone_from(&outcome.message);
-        command.result.clone_from(&outcome.result);
-        Ok(command)
+        .bind(host_id)
+        .bind(now - COMMAND_EXPIRY_S * 1000)
+        .execute(&self.pool())
+        .await;
+        self.seen(done).map(|_| ())
     }
 }
 
