@@ -12,6 +12,7 @@ pub mod host_id;
 #[cfg(feature = "http")]
 pub mod http;
 mod logging;
+pub mod metrics;
 pub mod simworld;
 #[cfg(feature = "http")]
 pub mod sse;

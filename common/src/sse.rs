@@ -41,6 +41,11 @@ impl EventBus {
         let _ = self.tx.send(event);
     }
 
+    /// How many streams are open on the bus now.
+    pub fn subscribers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     /// Publish "re-read `what`" (an [`Event::Changed`]).
     pub fn changed(&self, what: Topic) {
         self.publish(Event::Changed { what });

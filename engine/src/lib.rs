@@ -110,6 +110,7 @@ impl Engine {
             time_zone,
             schedules,
             untyped: api::UntypedKeys::new(config.allow_untyped_keys),
+            manage: Default::default(),
         });
         tokio::spawn(reload_after_recovery(state.downgrade(), store.clone()));
         Ok(Self { state, controller, store, site, engine_id })

@@ -8,6 +8,7 @@
 //! drops disabled sensors, reports vanished ones, rejects implausible values and applies the
 //! calibration offsets, so those rules hold whatever the hardware.
 
+pub mod led;
 pub mod onewire;
 pub mod screen;
 pub mod sim;

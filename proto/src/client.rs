@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Timestamp;
-use crate::agents::AgentInfo;
+use crate::agents::{AgentInfo, AgentKind};
 use crate::control::{ControlSettings, ControlView, Decision, PluginInfo};
 use crate::events::Event;
 use crate::history::Run;
@@ -299,6 +299,77 @@ impl EngineClient {
     ) -> Result<SensorInfo, ClientError> {
         let path = format!("/v1/sensors/{sensor_id}/settings");
         self.http.send(reqwest::Method::PUT, &path, Some(settings)).await
+    }
+
+    /// `GET /v1/agents/{host_id}/settings`: desired settings and what each agent applied.
+    pub async fn agent_settings(
+        &self,
+        host_id: &str,
+    ) -> Result<crate::manage::AgentSettingsState, ClientError> {
+        self.http.get(&format!("/v1/agents/{host_id}/settings")).await
+    }
+
+    /// `PUT /v1/agents/{host_id}/settings` (admin credential).
+    pub async fn set_agent_settings(
+        &self,
+        host_id: &str,
+        settings: &crate::manage::AgentSettings,
+    ) -> Result<crate::manage::AgentSettingsState, ClientError> {
+        let path = format!("/v1/agents/{host_id}/settings");
+        self.http.send(reqwest::Method::PUT, &path, Some(settings)).await
+    }
+
+    /// `PUT /v1/agents/{host_id}/settings/applied` (the agent's device credential).
+    pub async fn report_applied(
+        &self,
+        host_id: &str,
+        applied: &crate::manage::AppliedSettings,
+    ) -> Result<crate::manage::AgentSettingsState, ClientError> {
+        let path = format!("/v1/agents/{host_id}/settings/applied");
+        self.http.send(reqwest::Method::PUT, &path, Some(applied)).await
+    }
+
+    /// `POST /v1/agents/{host_id}/commands` (admin credential).
+    pub async fn create_command(
+        &self,
+        host_id: &str,
+        command: &crate::manage::NewCommand,
+    ) -> Result<crate::manage::Command, ClientError> {
+        let path = format!("/v1/agents/{host_id}/commands");
+        self.http.send(reqwest::Method::POST, &path, Some(command)).await
+    }
+
+    /// `GET /v1/agents/{host_id}/commands?agent=…&state=pending`: the commands waiting for
+    /// one agent of the host, newest first.
+    pub async fn pending_commands(
+        &self,
+        host_id: &str,
+        agent: AgentKind,
+    ) -> Result<Vec<crate::manage::Command>, ClientError> {
+        let agent = match agent {
+            AgentKind::Sensor => "sensor",
+            AgentKind::Relay => "relay",
+        };
+        self.http.get(&format!("/v1/agents/{host_id}/commands?agent={agent}&state=pending")).await
+    }
+
+    /// `GET /v1/agents/{host_id}/commands`: every command of the host, newest first.
+    pub async fn commands(
+        &self,
+        host_id: &str,
+    ) -> Result<Vec<crate::manage::Command>, ClientError> {
+        self.http.get(&format!("/v1/agents/{host_id}/commands")).await
+    }
+
+    /// `PUT /v1/agents/{host_id}/commands/{id}` (the agent's device credential).
+    pub async fn command_outcome(
+        &self,
+        host_id: &str,
+        id: i64,
+        outcome: &crate::manage::CommandReport,
+    ) -> Result<crate::manage::Command, ClientError> {
+        let path = format!("/v1/agents/{host_id}/commands/{id}");
+        self.http.send(reqwest::Method::PUT, &path, Some(outcome)).await
     }
 
     /// `GET /v1/auth`: whom the engine takes this client's credential for.

@@ -16,6 +16,7 @@ pub mod events;
 pub mod fallback;
 pub mod history;
 pub mod limits;
+pub mod manage;
 pub mod mdns;
 pub mod relays;
 pub mod schedules;

@@ -18,7 +18,7 @@ use utoipa::openapi::path::{Operation, Parameter};
 use utoipa::openapi::schema::{Array, Object};
 use utoipa::openapi::{OpenApi, RefOr, Schema};
 
-use crate::{agents, control, fallback, history, relays, schedules, sensors};
+use crate::{agents, control, fallback, history, manage, relays, schedules, sensors};
 
 /// The control characters (Unicode `Cc`, what `char::is_control` says), as inclusive ranges.
 pub const CONTROL: [RangeInclusive<char>; 2] = ['\u{0}'..='\u{1f}', '\u{7f}'..='\u{9f}'];
@@ -214,6 +214,40 @@ fn bounds() -> Vec<(At, Bound)> {
         ),
         (field("BlindDuty", "pct"), range(&fallback::DUTY_PCT)),
         (field("BlindDuty", "period_s"), range(&fallback::PERIOD_S)),
+        // Agents managed from the engine.
+        (
+            field("SensorAgentSettings", "interval_s"),
+            Bound::Number {
+                min: Some(0.0),
+                max: Some(manage::MAX_INTERVAL_S),
+                exclusive_min: true,
+            },
+        ),
+        (
+            field("SensorAgentSettings", "interval_s"),
+            Bound::Note(
+                "The agent refuses a value outside its local remote_min_interval_s..=\
+                 remote_max_interval_s and says so in the applied state."
+                    .to_owned(),
+            ),
+        ),
+        (field("AppliedSettings", "refused"), Bound::Items(0..=manage::MAX_REFUSALS)),
+        (
+            field("AppliedSettings", "revision"),
+            Bound::Note("At most the host's current settings revision.".to_owned()),
+        ),
+        (field("Refusal", "field"), Bound::Chars(0..=manage::MAX_MESSAGE_CHARS)),
+        (field("Refusal", "field"), Bound::Pattern(no_control())),
+        (field("Refusal", "reason"), Bound::Chars(0..=manage::MAX_MESSAGE_CHARS)),
+        (field("Refusal", "reason"), Bound::Pattern(no_control())),
+        (field("CommandReport", "message"), Bound::Chars(0..=manage::MAX_MESSAGE_CHARS)),
+        (field("CommandReport", "message"), Bound::Pattern(no_control())),
+        (
+            field("CommandReport", "result"),
+            Bound::Note(format!("At most {} bytes of JSON.", manage::MAX_RESULT_BYTES)),
+        ),
+        (param("/v1/agents/{host_id}/commands", "limit"), range(&manage::COMMANDS_LIMIT)),
+        (param("/v1/agents/{host_id}/commands", "limit"), manage::DEFAULT_COMMANDS_LIMIT.into()),
         // Control settings.
         (field("ControlSettings", "frost_floor_c"), range(&control::FROST_FLOOR_C)),
         (field("ControlSettings", "max_ceiling_c"), range(&control::MAX_CEILING_C)),

@@ -80,6 +80,11 @@ pub struct SensorUpdateAck {
     pub status: String,
     /// The ids of the sensors whose readings were stored, in the order of the request's keys.
     pub ids: Vec<String>,
+    /// Management work waiting for this host's sensor agent (settings to fetch, commands to
+    /// carry out); absent when there never was any. Additive: a client of the seed contract
+    /// ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<crate::manage::Pending>,
 }
 
 /// Longest sensor id, characters (1-Wire ids have 15). Ids hold no `/` and no control

@@ -42,6 +42,7 @@ pub struct AppState {
     fallback: Arc<ProgramStore>,
     host_id: Arc<str>,
     credential: Arc<DeviceCredential>,
+    metrics: Arc<crate::metrics::Counters>,
 }
 
 impl AppState {
@@ -58,6 +59,7 @@ impl AppState {
             fallback: Arc::new(ProgramStore::in_memory(outputs)),
             host_id: Arc::from(host_id.into()),
             credential: Arc::new(credential),
+            metrics: Arc::default(),
         }
     }
 
@@ -70,6 +72,11 @@ impl AppState {
     /// The fallback program's store.
     pub fn fallback(&self) -> &Arc<ProgramStore> {
         &self.fallback
+    }
+
+    /// What `GET /metrics` counts here.
+    pub(crate) fn metrics(&self) -> &crate::metrics::Counters {
+        &self.metrics
     }
 
     /// The relay controller.
@@ -391,6 +398,7 @@ async fn command_relay(
             reason,
             "refused relay command"
         );
+        state.metrics.refused(error.body.code);
         error
     };
     // Credential first, so that nothing about the outputs is revealed to strangers through
@@ -629,6 +637,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn app(state: AppState) -> axum::Router {
     let (router, _) = router().split_for_parts();
     router
+        .route("/metrics", axum::routing::get(crate::metrics::metrics))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -14,6 +14,7 @@ pub mod api;
 pub mod config;
 pub mod fallback;
 pub mod hw;
+pub mod metrics;
 pub mod register;
 pub mod relays;
 

@@ -97,6 +97,30 @@ pub struct Config {
     #[arg(long, env = "HEARTH_SENSOR_INTERVAL_S", value_name = "SECONDS", default_value_t = 10.0)]
     pub interval_s: f64,
 
+    /// Whether the engine may change this agent's settings (`interval_s`) at all. False: every
+    /// remote value is refused (and the refusal shown by the engine).
+    #[arg(long, env = "HEARTH_SENSOR_REMOTE_SETTINGS", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub remote_settings: bool,
+
+    /// The shortest report interval the engine may set, seconds: a local limit the engine
+    /// cannot lift.
+    #[arg(
+        long,
+        env = "HEARTH_SENSOR_REMOTE_MIN_INTERVAL_S",
+        value_name = "SECONDS",
+        default_value_t = 5.0
+    )]
+    pub remote_min_interval_s: f64,
+
+    /// The longest report interval the engine may set, seconds (at most 3600).
+    #[arg(
+        long,
+        env = "HEARTH_SENSOR_REMOTE_MAX_INTERVAL_S",
+        value_name = "SECONDS",
+        default_value_t = 300.0
+    )]
+    pub remote_max_interval_s: f64,
+
     /// Where readings the engine did not acknowledge wait for replay (created if missing; one
     /// agent per directory). systemd: `StateDirectory=hearth-sensor-agent`.
     #[arg(
@@ -231,8 +255,28 @@ pub const DEFAULT_SIM_SENSOR_ID: &str = "28-00000000a001";
 pub const DEFAULT_SIM_SENSOR_ALIAS: &str = "living room";
 
 impl Config {
+    /// What the engine may change, by this configuration.
+    pub(crate) fn remote_limits(&self) -> crate::manage::Limits {
+        crate::manage::Limits {
+            allowed: self.remote_settings,
+            min_interval_s: self.remote_min_interval_s,
+            max_interval_s: self.remote_max_interval_s,
+        }
+    }
+
     /// Check the values clap and serde cannot check on their own.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if !(self.remote_min_interval_s > 0.0
+            && self.remote_min_interval_s <= self.remote_max_interval_s
+            && self.remote_max_interval_s <= 3600.0)
+        {
+            anyhow::bail!(
+                "remote_min_interval_s and remote_max_interval_s must satisfy 0 < min <= max <= \
+                 3600, got {} and {}",
+                self.remote_min_interval_s,
+                self.remote_max_interval_s
+            );
+        }
         if !(self.interval_s > 0.0 && self.interval_s <= 3600.0) {
             anyhow::bail!(
                 "interval_s must be more than 0 and at most 3600, got {}",

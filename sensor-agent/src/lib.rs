@@ -11,6 +11,7 @@
 //!   is; what it could not deliver waits in the [`queue`] and is replayed.
 
 pub mod config;
+pub mod manage;
 pub mod queue;
 mod report;
 mod status;
@@ -103,7 +104,7 @@ pub async fn run(
         "HEARTH_SENSOR_DEVICE_KEY",
         hearth_proto::agents::KeyRole::Sensor,
     )?;
-    let period = Duration::try_from_secs_f64(config.interval_s)
+    let local_period = Duration::try_from_secs_f64(config.interval_s)
         .with_context(|| format!("interval_s {} is not a duration", config.interval_s))?;
 
     let source = open_source(&config)?;
@@ -145,6 +146,13 @@ pub async fn run(
         "hearth-sensor-agent starting"
     );
 
+    // The settings the engine set earlier (kept beside the queue), within today's limits.
+    let mut manager =
+        manage::Manager::open(&host_id, &config.queue_dir, config.remote_limits(), local_period);
+    let period = manager.interval();
+    if period != local_period {
+        tracing::info!(interval_s = period.as_secs_f64(), "report interval set by the engine");
+    }
     let named = config.named_sensors();
     let aliases: BTreeMap<String, String> =
         named.iter().filter_map(|s| Some((s.id.to_ascii_lowercase(), s.alias.clone()?))).collect();
@@ -164,7 +172,7 @@ pub async fn run(
     // costs ~3 KB of ARMv6 code) and ends with it.
     let status_server = status::serve(status_listener, reporter.status.clone());
     let result = tokio::select! {
-        result = reporter.run(source, &locator, &mut queue, shutdown) => result,
+        result = reporter.run(source, &locator, &mut queue, &mut manager, shutdown) => result,
         never = status_server => match never {},
     };
     hearth_common::systemd::stopping();

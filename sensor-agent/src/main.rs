@@ -40,6 +40,10 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<hearth_sensor_agent::manage::RestartRequested>() => {
+            eprintln!("hearth-sensor-agent: {e}");
+            ExitCode::from(hearth_sensor_agent::manage::RESTART_EXIT_CODE)
+        }
         Err(e) => {
             eprintln!("hearth-sensor-agent: error: {e:#}");
             ExitCode::FAILURE

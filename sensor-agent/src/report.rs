@@ -46,7 +46,8 @@ pub(crate) struct Reporter {
     /// Configured aliases by lower-case sensor id (sysfs names are lower case; people may
     /// type the ROM id in upper case).
     pub(crate) aliases: BTreeMap<String, String>,
-    /// Time between reads.
+    /// Time between reads at start (the configured interval, or the one the engine set
+    /// earlier within the local limits); the engine may change it while running.
     pub(crate) period: Duration,
     /// Most queued reports per replay request.
     pub(crate) replay_batch: usize,
@@ -65,10 +66,12 @@ impl Reporter {
         source: Box<dyn TemperatureSource>,
         locator: &Locator,
         queue: &mut Queue,
+        manager: &mut crate::manage::Manager,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
-        let mut ticker = tokio::time::interval(self.period);
+        let mut period = self.period;
+        let mut ticker = tokio::time::interval(period);
         // A slow read or send postpones the schedule instead of firing a burst of catch-up
         // reads afterwards.
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -90,7 +93,7 @@ impl Reporter {
                 tick = ticker.tick() => tick,
                 never = hearth_common::systemd::keep_alive_while_waiting() => match never {},
             };
-            let next_tick = tick + self.period;
+            let next_tick = tick + period;
 
             // The read blocks (~750 ms per DS18B20 conversion), so it runs on the blocking
             // pool; the source travels there and back because the trait is not Sync.
@@ -160,8 +163,35 @@ impl Reporter {
             };
             update.agent_time = None;
             match result {
-                Ok(ack) => delivery.delivered(&target.url, &self.host_id, ack.ids.len()),
+                Ok(ack) => {
+                    delivery.delivered(&target.url, &self.host_id, ack.ids.len());
+                    self.status.delivered();
+                    // Settings or commands wait: carried out between reports (a command's
+                    // read of the bus takes the source like a report's).
+                    if let Some(pending) = ack.pending {
+                        let after = manager.step(pending, client, &self.status, &mut source).await;
+                        if after == crate::manage::After::Restart {
+                            tracing::info!(queued = queue.len(), "sensor agent restarting");
+                            return Err(crate::manage::RestartRequested.into());
+                        }
+                        let interval = manager.interval();
+                        if interval != period {
+                            tracing::info!(
+                                from_s = period.as_secs_f64(),
+                                to_s = interval.as_secs_f64(),
+                                "report interval changed"
+                            );
+                            period = interval;
+                            ticker = tokio::time::interval_at(
+                                tokio::time::Instant::now() + period,
+                                period,
+                            );
+                            ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                        }
+                    }
+                }
                 Err(e) => {
+                    self.status.delivery_failed(&describe(&e));
                     if matches!(e, ClientError::Transport(_)) {
                         // Lets mDNS forget a dead engine in ~2 s, so a restarted one (new port)
                         // is found; a no-op for a configured URL.

@@ -46,7 +46,18 @@ struct Progress {
     sensors_failed: usize,
     /// Reports waiting in the replay queue.
     queue_depth: u64,
+    /// Readings with a value, since start.
+    readings_total: u64,
+    /// Failed readings since start, by sensor id.
+    failures: std::collections::BTreeMap<String, u64>,
+    /// The last failure of each failing sensor, and of delivery (newest last, bounded).
+    last_errors: VecDeque<(Timestamp, String)>,
+    /// When the engine last acknowledged a report.
+    last_success: Option<Timestamp>,
 }
+
+/// Most errors kept for diagnostics.
+const MAX_LAST_ERRORS: usize = 8;
 
 /// The agent's status: fixed facts and the loop's [`Progress`]. Cheap to clone (one `Arc`).
 #[derive(Debug, Clone)]
@@ -71,7 +82,104 @@ impl Board {
             p.last_read = Some(at);
             p.sensors = readings.len();
             p.sensors_failed = readings.iter().filter(|r| r.value.is_err()).count();
+            for r in readings {
+                match &r.value {
+                    Ok(_) => p.readings_total += 1,
+                    Err(e) => {
+                        // Sensor ids come from the bus or the file: bounded like the engine's.
+                        let id: String = r.id.chars().take(64).collect();
+                        *p.failures.entry(id.clone()).or_default() += 1;
+                        p.error(at, format!("sensor {id}: {e}"));
+                    }
+                }
+            }
         });
+    }
+
+    /// The engine acknowledged a report.
+    pub(crate) fn delivered(&self) {
+        self.update(|p| p.last_success = Some(Timestamp::now()));
+    }
+
+    /// A report was not delivered, and why.
+    pub(crate) fn delivery_failed(&self, why: &str) {
+        self.update(|p| p.error(Timestamp::now(), format!("delivery: {why}")));
+    }
+
+    /// The `diagnostics` command's result: what the status shows, and more.
+    pub(crate) fn diagnostics(&self, uptime: Duration, interval: Duration) -> serde_json::Value {
+        let p = self.progress.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "host_id": self.host_id,
+            "uptime_s": uptime.as_secs(),
+            "hardware": self.hardware,
+            "interval_s": interval.as_secs_f64(),
+            "engine": p.engine,
+            "bus": {
+                "last_read": p.last_read,
+                "sensors": p.sensors,
+                "sensors_failed": p.sensors_failed,
+            },
+            "last_errors": p.last_errors.iter()
+                .map(|(at, e)| serde_json::json!({"at": at, "error": e}))
+                .collect::<Vec<_>>(),
+            "queue_depth": p.queue_depth,
+            "last_success": p.last_success,
+            // The engine knows the offset (it compares this with its own clock and shows it
+            // in GET /v1/agents); the agent says what its clock reads.
+            "agent_time": Timestamp::now(),
+        })
+    }
+
+    /// `GET /metrics`: Prometheus text format 0.0.4.
+    fn metrics(&self) -> String {
+        let p = self.progress.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let mut e = hearth_common::metrics::Exposition::default();
+        let seconds =
+            |t: Option<Timestamp>| t.map_or(f64::NAN, |t| t.as_millisecond() as f64 / 1000.0);
+        for (name, kind, help, value) in [
+            (
+                "hearth_sensor_agent_readings_total",
+                "counter",
+                "Sensor readings with a value since the agent started.",
+                p.readings_total as f64,
+            ),
+            ("hearth_sensor_agent_sensors", "gauge", "Sensors in the last read.", p.sensors as f64),
+            (
+                "hearth_sensor_agent_sensors_failed",
+                "gauge",
+                "Sensors that failed in the last read.",
+                p.sensors_failed as f64,
+            ),
+            (
+                "hearth_sensor_agent_queue_reports",
+                "gauge",
+                "Reports waiting in the replay queue.",
+                p.queue_depth as f64,
+            ),
+            (
+                "hearth_sensor_agent_last_success_timestamp_seconds",
+                "gauge",
+                "When the engine last acknowledged a report (Unix time; NaN: never).",
+                seconds(p.last_success),
+            ),
+            (
+                "hearth_sensor_agent_last_read_timestamp_seconds",
+                "gauge",
+                "When the sensors were last read (Unix time; NaN: never).",
+                seconds(p.last_read),
+            ),
+        ] {
+            e.family(name, kind, help);
+            e.sample(name, &[], value);
+        }
+        let name = "hearth_sensor_agent_read_failures_total";
+        e.family(name, "counter", "Failed sensor readings since the agent started, by sensor.");
+        for (id, n) in &p.failures {
+            e.sample(name, &[("sensor", id)], *n as f64);
+        }
+        e.finish()
     }
 
     pub(crate) fn engine(&self, url: Option<&str>) {
@@ -113,6 +221,15 @@ impl Board {
             p.sensors_failed,
             p.queue_depth,
         )
+    }
+}
+
+impl Progress {
+    fn error(&mut self, at: Timestamp, error: String) {
+        if self.last_errors.len() >= MAX_LAST_ERRORS {
+            self.last_errors.pop_front();
+        }
+        self.last_errors.push_back((at, error));
     }
 }
 
@@ -220,8 +337,13 @@ fn respond(head: &[u8], board: &Board) -> String {
                 (200, json) => http(200, "OK", &json),
                 (_, json) => http(503, "Service Unavailable", &json),
             },
-            (_, Some("/v1/status")) => http(405, "Method Not Allowed", &error("use GET")),
-            _ => http(404, "Not Found", &error("only GET /v1/status is served here")),
+            (Some("GET"), Some("/metrics")) => {
+                http_typed(200, "OK", hearth_common::metrics::CONTENT_TYPE, &board.metrics())
+            }
+            (_, Some("/v1/status" | "/metrics")) => {
+                http(405, "Method Not Allowed", &error("use GET"))
+            }
+            _ => http(404, "Not Found", &error("only GET /v1/status and /metrics are served here")),
         },
         _ => http(400, "Bad Request", &error("not an HTTP/1.x request")),
     }
@@ -232,9 +354,13 @@ fn error(message: &'static str) -> String {
 }
 
 fn http(code: u16, reason: &str, body: &str) -> String {
+    http_typed(code, reason, "application/json", body)
+}
+
+fn http_typed(code: u16, reason: &str, content_type: &str, body: &str) -> String {
     let allow = if code == 405 { "Allow: GET\r\n" } else { "" };
     format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
          Cache-Control: no-store\r\n{allow}Connection: close\r\n\r\n{body}",
         body.len()
     )
@@ -326,6 +452,30 @@ mod tests {
             assert_eq!(body(&down)["status"], "no_sensor_reads");
             assert_eq!(body(&down)["host_id"], "pi-1", "the same body otherwise");
         }
+    }
+
+    #[test]
+    fn serves_metrics_in_the_prometheus_text_format() {
+        let board = Board::new("pi-1", "w1");
+        let reading = |id: &str, value| RawReading { id: id.into(), kind: "DS18B20".into(), value };
+        board.read_done(
+            Timestamp::now(),
+            &[reading("28-1", Ok(21.5)), reading("28-\"2", Err(ReadError::Crc))],
+        );
+        board.queue_depth(4);
+        let answer = respond(b"GET /metrics HTTP/1.1\r\n\r\n", &board);
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.contains("Content-Type: text/plain; version=0.0.4"), "{answer}");
+        for line in [
+            "# TYPE hearth_sensor_agent_readings_total counter",
+            "hearth_sensor_agent_readings_total 1\n",
+            "hearth_sensor_agent_read_failures_total{sensor=\"28-\\\"2\"} 1\n",
+            "hearth_sensor_agent_queue_reports 4\n",
+            "hearth_sensor_agent_last_success_timestamp_seconds NaN\n",
+        ] {
+            assert!(answer.contains(line), "{line:?} missing: {answer}");
+        }
+        assert!(respond(b"POST /metrics HTTP/1.1\r\n\r\n", &board).starts_with("HTTP/1.1 405 "));
     }
 
     fn board_answer(board: &Board) -> String {

@@ -1,9 +1,11 @@
 // Devices: every sensor (name, weight, calibration with a hint, why it does not count), every
-// relay output (what it drives) and every agent (online, last seen, clock skew). Live readings
-// and relay switches update in place; a row being edited is never overwritten.
+// relay output (what it drives) and every agent (online, last seen, clock skew; a sensor agent's
+// remote settings with what it applied or refused, and its commands with their results). Live
+// readings and relay switches update in place; a row being edited is never overwritten.
 //
 // Layout: the calibration hint and status texts (pure); the sensor rows (built once, kept while
-// edited); relays; agents; loading and live events, wired in mount().
+// edited); relays; agents and their management panels (built once per agent, kept across
+// reloads); loading and live events, wired in mount().
 
 import { api, on } from "./api.js";
 import { excludedTone, fmtAgo, fmtDuration, fmtExcluded, fmtTemp, fmtTime } from "./format.js";
@@ -337,7 +339,127 @@ function agentNotes(a) {
   ];
 }
 
-function agentCard(a) {
+// ----- agents managed from the engine ------------------------------------------------------
+
+const COMMANDS = [
+  ['identify', 'Identify'],
+  ['rescan', 'Rescan bus'],
+  ['diagnostics', 'Diagnostics'],
+  ['restart', 'Restart'],
+];
+
+/** What the agent runs with and what it refused, for people. */
+function appliedText(state) {
+  const mine = (state.applied || []).find((x) => x.agent === 'sensor');
+  if (!mine) return state.revision ? 'Not yet picked up by the agent.' : 'Nothing set: the agent runs with its own configuration.';
+  const interval = mine.in_force?.sensor?.interval_s;
+  const behind = mine.revision !== state.revision ? ` (revision ${mine.revision} of ${state.revision})` : '';
+  return `In force: report every ${interval ?? '?'} s${behind}, since ${fmtAgo(mine.at)}.`;
+}
+
+function commandRow(c) {
+  const result = c.result ? h('details', {}, h('summary', { text: 'result' }), h('pre', { class: 'manage-result', text: JSON.stringify(c.result, null, 2) })) : null;
+  return h('li', { class: `manage-command state-${c.state}`, 'data-command': c.command },
+    h('span', { text: `${fmtTime(c.asked_at)} ${c.command} — ${c.state}` }),
+    c.message ? h('span', { class: 'muted', text: ` · ${c.message}` }) : null,
+    result);
+}
+
+function renderManage(p) {
+  const { state, commands } = p;
+  if (state && !p.dirty && !p.root.contains(document.activeElement)) {
+    p.interval.value = state.desired?.sensor?.interval_s ?? '';
+  }
+  const mine = (state?.applied || []).find((x) => x.agent === 'sensor');
+  p.applied.textContent = state ? appliedText(state) : '';
+  p.refused.replaceChildren(...((mine?.revision === state?.revision && mine?.refused) || []).map((r) =>
+    h('li', { class: 'manage-refused', text: `Refused ${r.field}: ${r.reason}` })));
+  p.log.replaceChildren(...(commands || []).slice(0, 10).map(commandRow));
+}
+
+async function reloadManage(p) {
+  const host = encodeURIComponent(p.host);
+  try {
+    [p.state, p.commands] = await Promise.all([
+      api('GET', `/v1/agents/${host}/settings`),
+      api('GET', `/v1/agents/${host}/commands?agent=sensor&limit=10`),
+    ]);
+    p.error.textContent = '';
+  } catch (e) {
+    p.error.textContent = e.message || String(e);
+  }
+  renderManage(p);
+}
+
+/** The management panel of a sensor agent: built once, kept across the list's reloads. */
+function managePanel(host) {
+  const uid = `m-${host}`;
+  const p = {
+    host,
+    dirty: false,
+    interval: h('input', { id: `${uid}-interval`, class: 'manage-interval', type: 'number', min: '1', max: '3600', step: '1', inputmode: 'decimal' }),
+    save: h('button', { type: 'submit', class: 'btn btn-primary manage-save', text: 'Save' }),
+    error: h('p', { class: 'form-error', role: 'alert' }),
+    applied: h('p', { class: 'manage-applied muted' }),
+    refused: h('ul', { class: 'manage-refusals' }),
+    log: h('ul', { class: 'manage-log' }),
+  };
+  const form = h('form', { class: 'device-form', novalidate: true },
+    h('label', { class: 'field', for: p.interval.id }, h('span', { text: 'Report interval, s (empty: its own)' }), p.interval),
+    h('div', { class: 'device-actions' }, p.save));
+  const buttons = COMMANDS.map(([command, label]) => {
+    const b = h('button', { type: 'button', class: 'btn manage-command-btn', 'data-command': command, text: label });
+    b.addEventListener('click', () => submit({
+      error: p.error,
+      button: b,
+      body: () => ({ agent: 'sensor', command }),
+      send: (body) => api('POST', `/v1/agents/${encodeURIComponent(host)}/commands`, body),
+      done: () => reloadManage(p),
+    }));
+    return b;
+  });
+  p.interval.addEventListener('input', () => { p.dirty = true; });
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    submit({
+      error: p.error,
+      button: p.save,
+      body: () => {
+        const raw = p.interval.value.trim();
+        if (raw !== '' && p.interval.validity.badInput) throw new Error('The interval must be a number.');
+        return raw === '' ? {} : { sensor: { interval_s: Number(raw) } };
+      },
+      send: (body) => api('PUT', `/v1/agents/${encodeURIComponent(host)}/settings`, body),
+      done: () => {
+        p.dirty = false;
+        toast('Settings sent; the agent picks them up with its next report.', 'ok');
+        return reloadManage(p);
+      },
+    });
+  });
+  p.root = h('details', { class: 'manage', 'data-manage': host },
+    h('summary', { text: 'Manage' }),
+    form, p.applied, p.refused,
+    h('div', { class: 'device-actions' }, ...buttons),
+    p.error, p.log);
+  // Read when opened, and every few seconds while open: a command's result comes back with
+  // the agent's next report.
+  p.root.addEventListener('toggle', () => {
+    clearInterval(p.timer);
+    if (p.root.open) {
+      reloadManage(p);
+      p.timer = setInterval(() => reloadManage(p), 3000);
+    }
+  });
+  return p;
+}
+
+function agentCard(v, a) {
+  let panel = null;
+  if (a.kind === 'sensor') {
+    if (!v.panels.has(a.host_id)) v.panels.set(a.host_id, managePanel(a.host_id));
+    panel = v.panels.get(a.host_id).root;
+  }
   return h('article', { class: 'card device-card', 'data-agent': `${a.host_id}/${a.kind}` },
     h('div', { class: 'device-head' },
       h('h3', { text: a.host_id }),
@@ -350,12 +472,13 @@ function agentCard(a) {
       h('span', { class: 'agent-clock', text: clockText(a.clock_offset_s) }),
       a.url ? ` · ${a.url}` : '',
       a.backend ? h('span', { class: 'agent-backend', text: ` · backend ${a.backend}` }) : null),
-    agentNotes(a));
+    agentNotes(a),
+    panel);
 }
 
 function renderAgents(v) {
   v.els.agents.replaceChildren(...(v.st.agents.length
-    ? v.st.agents.map(agentCard)
+    ? v.st.agents.map((a) => agentCard(v, a))
     : [h('p', { class: 'muted', text: 'No agent has been heard from yet.' })]));
 }
 
@@ -412,7 +535,8 @@ export async function mount(el) {
     relays: h('div', { class: 'device-list two-col' }),
     agents: h('div', { class: 'device-list two-col' }),
   };
-  const v = { st, els, rows: new Map() }; // rows: sensor id → {root, display, inputs, dirty}
+  // rows: sensor id → {root, display, inputs, dirty}; panels: host id → a sensor agent's panel
+  const v = { st, els, rows: new Map(), panels: new Map() };
   el.append(
     h('h1', { class: 'page-title', text: 'Devices' }),
     els.error,
@@ -436,6 +560,7 @@ export async function mount(el) {
   return () => {
     st.alive = false;
     clearInterval(tick);
+    for (const p of v.panels.values()) clearInterval(p.timer);
     for (const off of offs) off();
   };
 }

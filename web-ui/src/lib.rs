@@ -29,6 +29,7 @@ mod assets;
 mod config;
 mod engine;
 mod events;
+mod metrics;
 mod mime;
 mod routes;
 mod session;
@@ -50,6 +51,7 @@ struct Shared {
     sessions: session::Sessions,
     hub: hearth_common::sse::EventBus,
     dev_assets: Option<PathBuf>,
+    metrics: metrics::Counters,
 }
 
 impl AppState {
@@ -61,6 +63,9 @@ impl AppState {
     }
     fn hub(&self) -> &hearth_common::sse::EventBus {
         &self.inner.hub
+    }
+    fn metrics(&self) -> &metrics::Counters {
+        &self.inner.metrics
     }
     fn dev_assets(&self) -> Option<&Path> {
         self.inner.dev_assets.as_deref()
@@ -76,7 +81,14 @@ pub fn app(state: AppState) -> Router {
         .route("/api/login", post(api::login))
         .route("/api/logout", post(api::logout))
         .route("/api/events", get(events::stream))
-        .route("/api/v1/{*rest}", any(api::relay))
+        .route(
+            "/api/v1/{*rest}",
+            any(api::relay).layer(axum::middleware::map_response_with_state(
+                state.clone(),
+                metrics::count_relayed,
+            )),
+        )
+        .route("/metrics", get(metrics::metrics))
         .fallback(|| async {
             api::error(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such page or route")
         })
@@ -141,6 +153,7 @@ impl Web {
                 ),
                 hub,
                 dev_assets: config.dev_assets.clone(),
+                metrics: Default::default(),
             }),
         };
         let listener = TcpListener::bind(config.listen)

@@ -27,6 +27,10 @@ pub(crate) const ROUTES: &[(Method, &str, Access)] = &[
     (Method::PUT, "/v1/relays/{}/{}/function", Access::Change),
     (Method::PUT, "/v1/relays/{}/{}/fallback", Access::Change),
     (Method::GET, "/v1/agents", Access::Read),
+    (Method::GET, "/v1/agents/{}/settings", Access::Read),
+    (Method::PUT, "/v1/agents/{}/settings", Access::Change),
+    (Method::GET, "/v1/agents/{}/commands", Access::Read),
+    (Method::POST, "/v1/agents/{}/commands", Access::Change),
     (Method::GET, "/v1/control", Access::Read),
     (Method::PUT, "/v1/control/settings", Access::Change),
     (Method::GET, "/v1/control/decisions", Access::Read),
@@ -112,6 +116,9 @@ mod tests {
         (Method::PUT, "/v1/sensors/update"),
         (Method::PUT, "/v1/sensors/backlog"),
         (Method::POST, "/v1/relays/register"),
+        // What an agent reports back on its settings and commands, with its device key.
+        (Method::PUT, "/v1/agents/{}/settings/applied"),
+        (Method::PUT, "/v1/agents/{}/commands/{}"),
         (Method::GET, "/v1/events"),
     ];
 

@@ -93,6 +93,13 @@ impl Sessions {
         Some(self.grant(session, now))
     }
 
+    /// How many sessions are alive now.
+    pub(crate) fn live(&self) -> usize {
+        let now = Instant::now();
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().filter(|s| self.alive(s, now).is_some()).count()
+    }
+
     /// End the session `id` (logout).
     pub(crate) fn remove(&self, id: &str) {
         self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(id);

@@ -13,7 +13,8 @@ use crate::util::have;
 /// `dpkg-deb` (dpkg) inspects the packages; the web dashboard's browser tests drive Debian's
 /// headless chromium through its chromedriver, at their fixed paths; the OpenAPI contract test
 /// makes a Python venv for its pinned tools (`python3 -m venv`, which on Debian needs
-/// `python3-venv` for `ensurepip`). Install them with apt when missing.
+/// `python3-venv` for `ensurepip`); `promtool` (prometheus) checks every `/metrics`. Install
+/// them with apt when missing.
 pub(crate) fn ensure_system_tools() -> anyhow::Result<()> {
     let mut missing: Vec<&str> = [
         ("ip", "iproute2"),
@@ -31,6 +32,9 @@ pub(crate) fn ensure_system_tools() -> anyhow::Result<()> {
         ("faketime", "faketime"),
         // The dashboard's JavaScript unit tests (web-ui/tests-js, Node's built-in runner).
         ("node", "nodejs"),
+        // Every binary's /metrics is checked with `promtool check metrics` (Debian ships
+        // promtool only in the prometheus package; its service is not needed).
+        ("promtool", "prometheus"),
     ]
     .into_iter()
     .filter(|(tool, _)| !have(tool))

@@ -7,6 +7,7 @@ mod error;
 mod events;
 mod history;
 mod info;
+mod manage;
 mod metrics;
 mod relays;
 mod schedules;
@@ -42,6 +43,10 @@ const CHECKS_CONTENT_TYPE: &[&str] = &[
     "register_relay_agent",
     "assign_relay_function",
     "set_control_settings",
+    "set_agent_settings",
+    "report_applied_settings",
+    "create_agent_command",
+    "report_command_outcome",
 ];
 
 /// Shared state of every handler; cheap to clone.
@@ -75,6 +80,8 @@ pub(crate) struct Shared {
     pub(crate) schedules: Arc<crate::store::Schedules>,
     /// Whether untyped device keys are accepted, and which agents were warned about theirs.
     pub(crate) untyped: auth::UntypedKeys,
+    /// What waits for each sensor agent (settings, commands), told in report answers.
+    pub(crate) manage: manage::Board,
 }
 
 impl AppState {
@@ -179,6 +186,10 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(relays::assign_function))
         .routes(routes!(relays::set_fallback))
         .routes(routes!(relays::agents))
+        .routes(routes!(manage::get_settings, manage::set_settings))
+        .routes(routes!(manage::report_applied))
+        .routes(routes!(manage::create_command, manage::list_commands))
+        .routes(routes!(manage::report_outcome))
         .routes(routes!(control::view))
         .routes(routes!(control::set_settings))
         .routes(routes!(control::decisions))

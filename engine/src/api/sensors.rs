@@ -61,6 +61,7 @@ pub(super) async fn update(
     let key_role = caller.require_agent(&state, &update.host_id, AgentKind::Sensor)?;
 
     let ids: Vec<String> = update.sensors.keys().cloned().collect();
+    let host_id = update.host_id.clone();
     let report = Report {
         host_id: update.host_id,
         key_role,
@@ -69,7 +70,8 @@ pub(super) async fn update(
         readings: update.sensors.into_iter().collect(),
     };
     state.inner.readings.submit(report).await.map_err(ApiError::not_stored)?;
-    Ok((StatusCode::CREATED, axum::Json(SensorUpdateAck { status: "ok".into(), ids })))
+    let pending = super::manage::pending(&state, &host_id).await;
+    Ok((StatusCode::CREATED, axum::Json(SensorUpdateAck { status: "ok".into(), ids, pending })))
 }
 
 /// Replay readings an agent could not deliver when it took them, oldest first. Every update is

@@ -16,6 +16,7 @@
 mod format;
 mod health;
 mod held;
+pub(crate) mod manage;
 mod schedules;
 
 use std::collections::BTreeMap;

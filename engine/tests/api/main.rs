@@ -17,6 +17,7 @@ mod contract;
 mod control;
 mod credentials;
 mod history;
+mod manage;
 mod readings;
 mod schedules;
 mod sensors;

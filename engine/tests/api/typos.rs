@@ -3,11 +3,14 @@
 
 use super::*;
 
-/// `{id}` path parameters as numbers (the schedule rules'), the others as plain ids.
+/// `{id}` path parameters as numbers (the schedule rules', the agents' commands), the others
+/// as plain ids.
 fn concrete(path: &str) -> String {
     path.split('/')
         .map(|seg| match seg {
-            "{id}" if path.starts_with("/v1/schedules") => "1".to_owned(),
+            "{id}" if path.starts_with("/v1/schedules") || path.starts_with("/v1/agents") => {
+                "1".to_owned()
+            }
             s if s.starts_with('{') => "x1".to_owned(),
             s => s.to_owned(),
         })

@@ -18,6 +18,7 @@ mod clocks;
 mod contract;
 mod fallback;
 mod logs;
+mod manage;
 mod storage;
 mod third_party;
 mod web;

@@ -786,6 +786,33 @@ async fn dashboard() -> anyhow::Result<()> {
     })
     .await?;
 
+    // Devices: the sensor agent's management panel. A report interval beyond the agent's own
+    // limits (5 to 300 s by default) is sent, refused by the agent and shown with its reason
+    // (the agent goes on at its configured 0.5 s, so the later steps keep their live readings);
+    // diagnostics round-trip with their result.
+    let panel = format!("[data-manage=\"{SENSOR}\"]");
+    let summary = format!("{panel} summary");
+    b.wait_for(&summary, WAIT, || async { b.try_find(&summary).await }).await?;
+    b.find(&summary).await?.click().await?;
+    type_into(&b, &format!("{panel} input.manage-interval"), "1").await?;
+    b.find(&format!("{panel} button.manage-save")).await?.click().await?;
+    let refusal = b
+        .wait_for("the agent's refusal in the panel", WAIT, || async {
+            let text = text_of(&b, &format!("{panel} .manage-refused")).await?;
+            Ok(text.filter(|t| t.contains("local limits of 5 to 300 s")))
+        })
+        .await?;
+    eprintln!("web: the agent refused as the panel shows: {refusal:?}");
+    b.find(&format!("{panel} button[data-command=diagnostics]")).await?.click().await?;
+    let done = b
+        .wait_for("diagnostics done in the panel's log", WAIT, || async {
+            let text =
+                text_of(&b, &format!("{panel} .manage-log [data-command=diagnostics]")).await?;
+            Ok(text.filter(|t| t.contains("done")))
+        })
+        .await?;
+    eprintln!("web: {done:?}");
+
     // Settings: the algorithm's parameters are a form made from its published JSON Schema;
     // a value saved there is the engine's.
     go(&b, "#/settings").await?;
@@ -889,10 +916,12 @@ type Route = (reqwest::Method, String, Option<Value>);
 /// route is checked here without anyone remembering to), minus the agents' own routes, which
 /// hearth-web does not relay at all.
 fn mutating_routes() -> anyhow::Result<(Vec<Route>, Vec<Route>)> {
-    const AGENT_ONLY: [(&str, &str); 3] = [
+    const AGENT_ONLY: [(&str, &str); 5] = [
         ("PUT", "/v1/sensors/update"),
         ("PUT", "/v1/sensors/backlog"),
         ("POST", "/v1/relays/register"),
+        ("PUT", "/v1/agents/{host_id}/settings/applied"),
+        ("PUT", "/v1/agents/{host_id}/commands/{id}"),
     ];
     let doc: Value = serde_json::from_str(include_str!("../../../openapi/engine.json"))?;
     let paths = doc["paths"].as_object().ok_or_else(|| anyhow::anyhow!("no paths"))?;

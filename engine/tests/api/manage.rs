@@ -1,0 +1,146 @@
+//! Agents managed from the engine: desired settings, what the agent applied or refused, and
+//! commands with their results; admin only for people's side, the host's own key for the
+//! agent's side.
+
+use axum::http::StatusCode;
+use hearth_proto::agents::KeyRole;
+use serde_json::{Value, json};
+
+use super::{R, assert_error, fixture, update};
+
+#[tokio::test]
+async fn settings_reach_the_report_answer_and_the_applied_state_is_shown() -> R {
+    let f = fixture().await?;
+    let agent = f.agent("hall");
+    // Nothing set: the seed contract's answer, unchanged.
+    let (s, ack) = f
+        .call("PUT", "/v1/sensors/update", Some(&agent), Some(&update("hall", json!(20.5))))
+        .await?;
+    assert_eq!(s, StatusCode::CREATED, "{ack}");
+    assert!(ack.get("pending").is_none(), "{ack}");
+
+    let body = json!({"sensor": {"interval_s": 2}}).to_string();
+    for refused in [Some(agent.as_str()), None] {
+        let (s, _) = f.call("PUT", "/v1/agents/hall/settings", refused, Some(&body)).await?;
+        assert!(matches!(s, StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED), "{s}");
+    }
+    let bad = json!({"sensor": {"interval_s": 0}}).to_string();
+    let got = f.call("PUT", "/v1/agents/hall/settings", Some(&f.admin()), Some(&bad)).await?;
+    assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "sensor.interval_s");
+    let typo = json!({"sensor": {"interval": 2}}).to_string();
+    let got = f.call("PUT", "/v1/agents/hall/settings", Some(&f.admin()), Some(&typo)).await?;
+    assert_eq!(got.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", got.1);
+    assert_eq!(f.get("/v1/agents/hall/settings").await?["revision"], 0);
+
+    let (s, set) = f.call("PUT", "/v1/agents/hall/settings", Some(&f.admin()), Some(&body)).await?;
+    assert_eq!(s, StatusCode::OK, "{set}");
+    assert_eq!((set["revision"].clone(), set["set_by"].clone()), (json!(1), json!("admin")));
+    let (_, ack) = f
+        .call("PUT", "/v1/sensors/update", Some(&agent), Some(&update("hall", json!(20.5))))
+        .await?;
+    assert_eq!(ack["pending"], json!({"settings_revision": 1, "commands": 0}), "{ack}");
+
+    let applied = json!({"agent": "sensor", "revision": 1, "in_force": {"sensor": {"interval_s": 10}},
+        "refused": [{"field": "sensor.interval_s", "reason": "below the local minimum of 5 s"}]});
+    // What an agent reports is held to the same bounds (the schema says so).
+    let wrong =
+        json!({"agent": "sensor", "revision": 1, "in_force": {"sensor": {"interval_s": 0}}});
+    let got = f
+        .call("PUT", "/v1/agents/hall/settings/applied", Some(&agent), Some(&wrong.to_string()))
+        .await?;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        "in_force.sensor.interval_s",
+    );
+    let ahead = json!({"agent": "sensor", "revision": 2, "in_force": {}});
+    let got = f
+        .call("PUT", "/v1/agents/hall/settings/applied", Some(&agent), Some(&ahead.to_string()))
+        .await?;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        "revision must be at most 1",
+    );
+    let other = f.agent("kitchen");
+    let (s, _) = f
+        .call("PUT", "/v1/agents/hall/settings/applied", Some(&other), Some(&applied.to_string()))
+        .await?;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, state) = f
+        .call("PUT", "/v1/agents/hall/settings/applied", Some(&agent), Some(&applied.to_string()))
+        .await?;
+    assert_eq!(s, StatusCode::OK, "{state}");
+    let state = f.get("/v1/agents/hall/settings").await?;
+    assert_eq!(
+        state["applied"][0]["refused"][0]["reason"], "below the local minimum of 5 s",
+        "{state}"
+    );
+    assert_eq!(state["applied"][0]["in_force"]["sensor"]["interval_s"], 10.0, "{state}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn commands_round_trip_for_the_admin_only() -> R {
+    let f = fixture().await?;
+    let sensor_key = f.engine.device_key("hall", KeyRole::Sensor).agent_credential("hall");
+    let ask = |c: &str| json!({"agent": "sensor", "command": c}).to_string();
+    let (s, _) = f
+        .call("POST", "/v1/agents/hall/commands", Some(&sensor_key), Some(&ask("diagnostics")))
+        .await?;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let got = f
+        .call(
+            "POST",
+            "/v1/agents/hall/commands",
+            Some(&f.admin()),
+            Some(&json!({"agent": "relay", "command": "rescan"}).to_string()),
+        )
+        .await?;
+    assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "rescan");
+
+    let (s, cmd) = f
+        .call("POST", "/v1/agents/hall/commands", Some(&f.admin()), Some(&ask("diagnostics")))
+        .await?;
+    assert_eq!(s, StatusCode::CREATED, "{cmd}");
+    assert_eq!((cmd["state"].clone(), cmd["asked_by"].clone()), (json!("pending"), json!("admin")));
+    let id = cmd["id"].as_i64().unwrap_or_default();
+    let (_, ack) = f
+        .call("PUT", "/v1/sensors/update", Some(&sensor_key), Some(&update("hall", json!(20.0))))
+        .await?;
+    assert_eq!(ack["pending"]["commands"], 1, "{ack}");
+    let pending = f.get("/v1/agents/hall/commands?agent=sensor&state=pending").await?;
+    assert_eq!(pending.as_array().map(Vec::len), Some(1), "{pending}");
+
+    let path = format!("/v1/agents/hall/commands/{id}");
+    let relay_key = f.engine.device_key("hall", KeyRole::Relay).agent_credential("hall");
+    let delivered = json!({"state": "delivered"}).to_string();
+    let (s, _) = f.call("PUT", &path, Some(&relay_key), Some(&delivered)).await?;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a relay key may not act for the sensor agent");
+    let (s, _) = f.call("PUT", &path, Some(&f.admin()), Some(&delivered)).await?;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = f.call("PUT", &path, Some(&sensor_key), Some(&delivered)).await?;
+    assert_eq!(s, StatusCode::OK);
+    let (_, ack) = f
+        .call("PUT", "/v1/sensors/update", Some(&sensor_key), Some(&update("hall", json!(20.0))))
+        .await?;
+    assert!(ack.get("pending").is_none(), "nothing waits any more: {ack}");
+    let done = json!({"state": "done", "message": "ok", "result": {"queue_depth": 0}}).to_string();
+    let (s, cmd) = f.call("PUT", &path, Some(&sensor_key), Some(&done)).await?;
+    assert_eq!((s, cmd["result"]["queue_depth"].clone()), (StatusCode::OK, json!(0)), "{cmd}");
+    let got = f.call("PUT", &path, Some(&sensor_key), Some(&done)).await?;
+    assert_error(&got, StatusCode::CONFLICT, "conflict", "already done");
+    let got = f.call("PUT", "/v1/agents/hall/commands/999", Some(&sensor_key), Some(&done)).await?;
+    assert_eq!(got.0, StatusCode::NOT_FOUND);
+    let bad = json!({"state": "done", "message": "a\nb"}).to_string();
+    let got = f.call("PUT", &path, Some(&sensor_key), Some(&bad)).await?;
+    assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "message");
+
+    let list: Value = f.get("/v1/agents/hall/commands").await?;
+    assert_eq!(list[0]["state"], "done", "{list}");
+    let got = f.call("GET", "/v1/agents/hall/commands?limit=0", None, None).await?;
+    assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "limit");
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! Agents managed from the engine, for real: a setting changed through hearth-web (an admin
+//! session with its CSRF token, as the dashboard sends it) reaches a running sensor agent,
+//! which reports at the new interval without a restart; a value beyond the agent's local limit
+//! is refused and the refusal is visible through the engine's API; every remote command
+//! round-trips with its result, and a non-admin credential is refused.
+
+use std::time::Duration;
+
+use hearth_e2e::{FAST_ENGINE, House, Proc, engine_credential, eventually, in_private_netns};
+use hearth_harness::SENSOR_AGENT;
+use hearth_proto::client::EngineClient;
+use hearth_proto::manage::{AgentSettingsState, Command, CommandState};
+use serde_json::{Value, json};
+
+use super::{SENSOR, SENSOR_ID, start_sensor};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A hearth-web session: its cookie and CSRF token, and the headers a same-origin page sends.
+struct Session {
+    web: String,
+    cookie: String,
+    csrf: String,
+    http: reqwest::Client,
+}
+
+impl Session {
+    async fn login(web: &str, admin: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build()?;
+        let resp =
+            http.post(format!("{web}/api/login")).json(&json!({"token": admin})).send().await?;
+        anyhow::ensure!(resp.status() == 200, "login: {}", resp.status());
+        let cookie = resp
+            .headers()
+            .get(reqwest::header::SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .ok_or_else(|| anyhow::anyhow!("login without a cookie"))?
+            .to_owned();
+        let session: Value = resp.json().await?;
+        let csrf = session["csrf"].as_str().unwrap_or_default().to_owned();
+        Ok(Self { web: web.to_owned(), cookie, csrf, http })
+    }
+
+    /// A change through the dashboard's relay: the engine's status and body.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> anyhow::Result<(u16, Value)> {
+        let resp = self
+            .http
+            .request(method, format!("{}/api{path}", self.web))
+            .header("cookie", &self.cookie)
+            .header("x-hearth-csrf", &self.csrf)
+            .header("origin", &self.web)
+            .json(&body)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+}
+
+/// The times of the sensor's readings at the engine, oldest first.
+async fn reading_times(api: &EngineClient) -> anyhow::Result<Vec<f64>> {
+    let page = api.readings(SENSOR_ID).await?;
+    Ok(page.points.iter().map(|p| p.at.as_millisecond() as f64 / 1000.0).collect())
+}
+
+fn gaps(times: &[f64]) -> Vec<f64> {
+    times.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+/// The house's engine (fast flags) and a hearth-web relaying it, with their URLs.
+async fn engine_and_web(house: &House) -> anyhow::Result<(Proc, String, Proc, String)> {
+    let data_s = house.data_s();
+    let mut args = vec!["--data-dir", data_s.as_str(), "--listen", "127.0.0.1:0"];
+    args.extend(FAST_ENGINE);
+    let engine = Proc::start("engine", "hearth-engine", &args)?;
+    let url = engine.listening_url().await?;
+    let web = Proc::start("web", "hearth-web", &["--listen", "127.0.0.1:0", "--engine", &url])?;
+    let web_url = web.listening_url().await?;
+    Ok((engine, url, web, web_url))
+}
+
+#[test]
+fn settings_and_commands_reach_a_running_sensor_agent() -> anyhow::Result<()> {
+    in_private_netns(
+        "manage::settings_and_commands_reach_a_running_sensor_agent",
+        settings_and_commands,
+    )
+}
+
+async fn settings_and_commands() -> anyhow::Result<()> {
+    let house = House::new()?;
+    let world_s = house.world_s();
+    let key = house.key(SENSOR_AGENT, SENSOR)?;
+    let admin = house.admin()?;
+    let (engine, url, _web, web_url) = engine_and_web(&house).await?;
+    let api = EngineClient::new(&url, None);
+    let session = Session::login(&web_url, &admin).await?;
+
+    // The queue dir is the agent's state: kept across the restart below, as systemd's
+    // StateDirectory is.
+    let state = tempfile::tempdir()?;
+    let state_s = state.path().to_string_lossy().into_owned();
+    let sensor_flags = [
+        "--engine",
+        url.as_str(),
+        "--queue-dir",
+        state_s.as_str(),
+        "--interval-s",
+        "0.5",
+        "--remote-min-interval-s",
+        "1",
+        "--remote-max-interval-s",
+        "10",
+    ];
+    let sensor = start_sensor(&key, &world_s, &sensor_flags)?;
+    eventually("readings every 0.5 s", WAIT, || async {
+        Ok((reading_times(&api).await?.len() >= 4).then_some(()))
+    })
+    .await?;
+
+    // The engine's own bounds, through the dashboard: its 422 names the field.
+    let path = format!("/v1/agents/{SENSOR}/settings");
+    let (status, body) =
+        session.send(reqwest::Method::PUT, &path, json!({"sensor": {"interval_s": 0}})).await?;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"].as_str().unwrap_or_default().contains("sensor.interval_s"), "{body}");
+
+    // 2 s, within the agent's limits: applied without a restart.
+    let (status, body) =
+        session.send(reqwest::Method::PUT, &path, json!({"sensor": {"interval_s": 2}})).await?;
+    assert_eq!((status, body["revision"].as_u64()), (200, Some(1)), "{body}");
+    let applied = eventually("the agent applying revision 1", WAIT, || async {
+        let s: AgentSettingsState = api.agent_settings(SENSOR).await?;
+        Ok(s.applied.into_iter().find(|a| a.revision == 1))
+    })
+    .await?;
+    assert_eq!(applied.refused, vec![]);
+    let in_force = applied.in_force.sensor.and_then(|s| s.interval_s);
+    assert_eq!(in_force, Some(2.0));
+    let since = applied.at.as_millisecond() as f64 / 1000.0;
+    let after = eventually("four reports after the change", WAIT, || async {
+        let times: Vec<f64> =
+            reading_times(&api).await?.into_iter().filter(|t| *t > since).collect();
+        Ok((times.len() >= 4).then_some(times))
+    })
+    .await?;
+    let before: Vec<f64> = reading_times(&api).await?.into_iter().filter(|t| *t <= since).collect();
+    println!("gaps between reports before: {:?}", gaps(&before));
+    println!("gaps between reports after: {:?}", gaps(&after));
+    // The ticker spaces reads by at least the interval; a 0.5 s agent never waits 1.5 s.
+    assert!(gaps(&after).iter().all(|g| *g >= 1.5), "not every 2 s: {:?}", gaps(&after));
+    assert!(gaps(&before).iter().any(|g| *g < 1.0), "was not every 0.5 s: {:?}", gaps(&before));
+    assert_eq!(sensor.count_lines("report interval changed"), 1);
+
+    // Commands: a device credential (the agent's own) and no credential are refused.
+    let device =
+        engine_credential(&house.data, &["device-key", "--role", "sensor", "--bearer", SENSOR])?;
+    let commands = format!("{url}/v1/agents/{SENSOR}/commands");
+    let http = reqwest::Client::new();
+    let ask = json!({"agent": "sensor", "command": "diagnostics"});
+    let resp = http.post(&commands).bearer_auth(&device).json(&ask).send().await?;
+    assert_eq!(resp.status(), 403);
+    let resp = http.post(&commands).json(&ask).send().await?;
+    assert_eq!(resp.status(), 401);
+
+    // Each command through the dashboard, carried out by the running agent.
+    let mut results = Vec::new();
+    for command in ["identify", "rescan", "diagnostics"] {
+        let (status, body) = session
+            .send(
+                reqwest::Method::POST,
+                &format!("/v1/agents/{SENSOR}/commands"),
+                json!({"agent": "sensor", "command": command}),
+            )
+            .await?;
+        assert_eq!(status, 201, "{body}");
+        let id = body["id"].as_i64().unwrap_or_default();
+        let done: Command = eventually(&format!("{command} done"), WAIT, || async {
+            let list = api.commands(SENSOR).await?;
+            Ok(list.into_iter().find(|c| c.id == id && c.state.is_final()))
+        })
+        .await?;
+        assert_eq!(done.state, CommandState::Done, "{done:?}");
+        assert_eq!(done.asked_by, "admin");
+        results.push(done);
+    }
+    sensor.wait_for_line("IDENTIFY: this is hearth-sensor-agent on host e2e-sensor", WAIT).await?;
+    let rescan = results[1].result.clone().unwrap_or_default();
+    assert_eq!(rescan["sensors"][0]["id"], SENSOR_ID, "{rescan}");
+    let diagnostics = results[2].result.clone().unwrap_or_default();
+    assert_eq!(diagnostics["version"], env!("CARGO_PKG_VERSION"), "{diagnostics}");
+    assert_eq!(diagnostics["hardware"], "simulated", "{diagnostics}");
+    assert_eq!(diagnostics["interval_s"], 2.0, "{diagnostics}");
+    for field in ["uptime_s", "queue_depth", "last_errors", "bus", "agent_time"] {
+        assert!(diagnostics.get(field).is_some(), "{field} missing: {diagnostics}");
+    }
+
+    // Restart: answered, then the agent exits with the code systemd restarts.
+    let (status, body) = session
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/agents/{SENSOR}/commands"),
+            json!({"agent": "sensor", "command": "restart"}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_i64().unwrap_or_default();
+    sensor.wait_for_line("restarting, as the engine asked", WAIT).await?;
+    let exit = sensor.terminate()?;
+    assert_eq!(exit.code(), Some(75), "{exit:?}");
+    let list = api.commands(SENSOR).await?;
+    let restart = list.iter().find(|c| c.id == id);
+    assert_eq!(restart.map(|c| c.state), Some(CommandState::Done), "{list:?}");
+
+    // As systemd would: started again, it runs with the settings kept on disk (2 s, the
+    // engine's revision 1) before it hears from the engine.
+    let again = start_sensor(&key, &world_s, &sensor_flags)?;
+    again.wait_for_line("report interval set by the engine", WAIT).await?;
+
+    // 60 s is beyond the agent's local limit of 10 s: refused by the (restarted) agent, and
+    // shown by the engine.
+    let (status, body) =
+        session.send(reqwest::Method::PUT, &path, json!({"sensor": {"interval_s": 60}})).await?;
+    assert_eq!(status, 200, "{body}");
+    let refused = eventually("the agent refusing revision 2", WAIT, || async {
+        let s = api.agent_settings(SENSOR).await?;
+        Ok(s.applied.into_iter().find(|a| a.revision == 2))
+    })
+    .await?;
+    let refusal = refused.refused.first().cloned();
+    let refusal = refusal.ok_or_else(|| anyhow::anyhow!("no refusal: {refused:?}"))?;
+    assert_eq!(refusal.field, "sensor.interval_s");
+    assert!(refusal.reason.contains("local limits of 1 to 10 s"), "{}", refusal.reason);
+    // A refused value leaves the agent on its own configured interval.
+    let in_force = refused.in_force.sensor.and_then(|s| s.interval_s);
+    assert_eq!(in_force, Some(0.5));
+
+    drop(engine);
+    Ok(())
+}
+
+/// `promtool check metrics` on the `/metrics` of every binary: the engine, both agents (the
+/// sensor agent on its status listener) and hearth-web.
+#[test]
+fn every_binary_serves_metrics_promtool_accepts() -> anyhow::Result<()> {
+    in_private_netns("manage::every_binary_serves_metrics_promtool_accepts", metrics)
+}
+
+async fn metrics() -> anyhow::Result<()> {
+    let house = House::new()?;
+    let world_s = house.world_s();
+    let sensor_key = house.key(SENSOR_AGENT, SENSOR)?;
+    let relay_key = house.key(hearth_harness::RELAY_AGENT, super::RELAY)?;
+    let relay_toml = house.relay_toml(0)?;
+    let (_engine, url, _web, web_url) = engine_and_web(&house).await?;
+    let relay = super::start_relay(&relay_toml, &relay_key, &world_s)?;
+    let relay_url = relay.listening_url().await?;
+    let sensor = start_sensor(
+        &sensor_key,
+        &world_s,
+        &["--engine", &url, "--interval-s", "0.5", "--status-listen", "127.0.0.1:0"],
+    )?;
+    let line = sensor.wait_for_line("status endpoint listening on http://", WAIT).await?;
+    let status = hearth_harness::procs::listening_url_in(&line).unwrap_or_default();
+    let sensor_url = status.trim_end_matches("/v1/status").to_owned();
+    let api = EngineClient::new(&url, None);
+    eventually("a reading and a relay registration", WAIT, || async {
+        let relays = api.relays().await?;
+        Ok((!relays.is_empty() && !api.sensors().await?.is_empty()).then_some(()))
+    })
+    .await?;
+    // A refusal, so the relay agent's refusal counter has a sample with a label.
+    let refused = reqwest::Client::new()
+        .post(format!("{relay_url}/v1/relays/heat"))
+        .json(&json!({"state": "on", "lease_s": 5}))
+        .send()
+        .await?;
+    assert_eq!(refused.status(), 401);
+
+    for (who, base, family) in [
+        ("engine", url.as_str(), "hearth_"),
+        ("relay agent", relay_url.as_str(), "hearth_relay_agent_output_on{output=\"heat\"}"),
+        ("sensor agent", sensor_url.as_str(), "hearth_sensor_agent_readings_total"),
+        ("hearth-web", web_url.as_str(), "hearth_web_sessions"),
+    ] {
+        let resp = reqwest::get(format!("{base}/metrics")).await?;
+        assert_eq!(resp.status(), 200, "{who}");
+        let content_type =
+            resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(content_type.starts_with("text/plain; version=0.0.4"), "{who}: {content_type}");
+        let text = resp.text().await?;
+        assert!(text.contains(family), "{who}: no {family} in\n{text}");
+        // A short blocking run: the servers are other processes.
+        let mut check = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        let mut stdin = check.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin"))?;
+        std::io::Write::write_all(&mut stdin, text.as_bytes())?;
+        drop(stdin);
+        let out = check.wait_with_output()?;
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!(
+            "promtool on the {who}'s /metrics: {}",
+            if said.is_empty() { "clean" } else { &said }
+        );
+        assert!(out.status.success() && said.trim().is_empty(), "{who}: {said}\n{text}");
+    }
+    Ok(())
+}
