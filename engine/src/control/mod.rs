@@ -35,8 +35,8 @@ mod text;
 
 use algorithm::setpoints;
 #[cfg(test)]
-pub(crate) use learn::Rate;
-pub(crate) use learn::{Learned, learn};
+pub(crate) use learn::{Coast, Rate};
+pub(crate) use learn::{CoastWatch, Learned, learn};
 pub(crate) use run::{Controller, ControllerConfig};
 
 use hearth_proto::Timestamp;
