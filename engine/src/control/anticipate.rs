@@ -259,22 +259,10 @@ mod tests {
     /// One decision: room `temp_c`, setpoint 21, heat on for `on_min` (None: off for
     /// `off_min`), learned 3 °C/h with `dead_min` of lag.
     fn decide(temp_c: f64, on_min: Option<i64>, off_min: i64, dead_min: f64) -> Proposal {
-        decide_at(21.0, &[], temp_c, on_min, off_min, dead_min)
+        decide_with(21.0, &[], temp_c, on_min, off_min, dead_min, None)
     }
 
-    /// The same with setpoint `heat_c` in force and `upcoming` segments.
-    fn decide_at(
-        heat_c: f64,
-        upcoming: &[Segment],
-        temp_c: f64,
-        on_min: Option<i64>,
-        off_min: i64,
-        dead_min: f64,
-    ) -> Proposal {
-        decide_with(heat_c, upcoming, temp_c, on_min, off_min, dead_min, None)
-    }
-
-    /// The same with an observed coast.
+    /// The same with setpoint `heat_c` in force, `upcoming` segments and an observed coast.
     fn decide_with(
         heat_c: f64,
         upcoming: &[Segment],
@@ -411,11 +399,11 @@ mod tests {
             (20.5, Some(20), true, ReasonCode::Preheat),
         ];
         for (t, on, heat, code) in cases {
-            let p = decide_at(17.0, &upcoming, t, on, 30, 0.0);
+            let p = decide_with(17.0, &upcoming, t, on, 30, 0.0, None);
             assert_eq!((p.heat, p.code), (heat, code), "{t} {on:?}: {p:?}");
             assert!(p.outlook.is_some(), "{p:?}");
         }
-        let p = decide_at(17.0, &upcoming, 20.5, None, 30, 0.0);
+        let p = decide_with(17.0, &upcoming, 20.5, None, 30, 0.0, None);
         assert_eq!(
             p.reason,
             "heat stays off: living room 20.5 °C within 20.7 ± 0.3 °C of the coming setpoint"
