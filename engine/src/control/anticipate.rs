@@ -15,6 +15,10 @@
 //! often than a hysteresis thermostat would. Without a learned lag there is nothing to
 //! anticipate, and it decides as `predictive` does (with a longer reach, and a preheat that
 //! does not restart inside the coming setpoint's band).
+//!
+//! The lag is often not learned (runs too alike to fit the line: dead time 0), so the coast is
+//! also observed directly (`learn::CoastWatch`: the turn of the room after each switch). With
+//! it, the switch points replace the rules above (`centred`).
 
 use hearth_proto::control::{Mode, ReasonCode};
 
@@ -48,8 +52,10 @@ impl Algorithm for Anticipate {
          goes off before the room reaches the top of its band when the heat still in the \
          heater and radiators will carry it there, and stays off while that heat is still \
          arriving. The swing around the setpoint stays as wide as hysteresis's, centred on the \
-         setpoint instead of above it. Until a lag is learned it decides as predictive start, \
-         with a longer maximum lead for slow houses."
+         setpoint instead of above it. Once it has watched how far the room rises after the \
+         heat stops and falls after it starts, it switches so that the whole swing is centred \
+         on the setpoint. Until then it decides as predictive start, with a longer maximum \
+         lead for slow houses."
     }
 
     fn params(&self) -> &'static [ParamSpec] {
