@@ -224,6 +224,8 @@ impl Controller {
         let mut published: Option<Shown> = None;
         let mut learned = self.learn(Timestamp::now()).await;
         let mut learned_at = tokio::time::Instant::now();
+        // The coast after each switch of the heat, watched in the temperatures decided on.
+        let mut coast_watch = crate::control::CoastWatch::default();
         // The runs of the changeover window as last read: when the database does not answer,
         // the changeover delay still counts from the last run known, not from nothing.
         let mut recent_runs: Vec<Run> = Vec::new();
@@ -265,6 +267,7 @@ impl Controller {
                 let recent = &recent_runs;
                 let equipment = equipment(&relays, recent, now);
                 let decision = self.decide(now, equipment, &learned, recent).await?;
+                coast_watch.observe(now, equipment.heat.on, decision.effective_temp_c);
                 // Runs follow the relays, not the decisions: a refused or deferred command is
                 // not a run, a relay that fell back by itself ended one. They are history: a
                 // storage fault that keeps them from being written must not stop the commands.
@@ -291,6 +294,7 @@ impl Controller {
                         learned = self.learn(decision.at).await;
                         learned_at = tokio::time::Instant::now();
                     }
+                    learned.heat_coast = coast_watch.coast(decision.at);
                     // Publish and record first: the decision exists before it is acted on.
                     self.latest.send_replace(Some(decision.clone()));
                     let key = record_key(&decision);

@@ -36,7 +36,21 @@ const BENCHES: &[(&str, Bench)] = &[
     ("history", bench_history),
     ("ingest", bench_ingest),
     ("web", webbench::bench_web),
+    ("control", bench_control),
 ];
+
+/// The control benchmark: every algorithm and two other thermostats' control laws in four
+/// simulated house types, 30 days of the same seeded winter (`hearth-engine simulate --bench`,
+/// release build: the debug build takes minutes). Prints the table and whether `anticipate`
+/// meets its goal per house type.
+fn bench_control(_static_link: bool) -> anyhow::Result<()> {
+    run(
+        "control benchmark (release build of the engine)",
+        cargo()
+            .args(["run", "--release", "-p", ENGINE.package, "--", "simulate", "--bench"])
+            .args(["--days", "30", "--seed", "1"]),
+    )
+}
 
 /// Readings history: a year of 1-minute readings of 10 sensors (5.26 M) loaded through the
 /// engine's ingest path into a temporary SQLite file, then the chart queries timed. The code

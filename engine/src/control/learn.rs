@@ -67,6 +67,8 @@ impl Rate {
 pub(crate) struct Learned {
     pub(crate) heat: Option<Rate>,
     pub(crate) cool: Option<Rate>,
+    /// How far the room keeps moving after the heat switches, observed (`CoastWatch`).
+    pub(crate) heat_coast: Option<Coast>,
 }
 
 impl Learned {
@@ -166,12 +168,121 @@ fn estimate(samples: &[Sample]) -> Option<Rate> {
     })
 }
 
+/// How far the room keeps moving after the heat switches: the heat already in a furnace,
+/// radiators or screed keeps arriving after the relay opens, and a cold emitter takes a while to
+/// stop the fall after it closes. Learned by watching, not derived from the rate and dead time:
+/// those come from the runs alone, and a dead time of 0 (runs too alike to fit a line) would
+/// say there is no coast at all.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Coast {
+    /// The peak after a switch-off minus the temperature at the switch-off, °C (≥ 0).
+    pub(crate) up_c: f64,
+    /// The temperature at a switch-on minus the lowest after it, °C (≥ 0).
+    pub(crate) down_c: f64,
+    /// How many switch-offs and switch-ons it was learned from.
+    pub(crate) samples: u32,
+}
+
+/// A turn is over when the temperature has moved back this far from its extreme, °C: more
+/// than a DS18B20 step and its noise, so a flat top is not cut at its first wobble.
+const TURN_C: f64 = 0.2;
+/// A turn not over after this long is taken as it stands (the house settled), seconds.
+const MAX_TURN_S: i64 = 4 * 3600;
+/// The recent turns kept per direction (a few days of cycling).
+const KEEP_TURNS: usize = 64;
+
+/// One observed turn: when it ended and how far the room went past the switch, °C.
+#[derive(Debug, Clone, Copy)]
+struct Turn {
+    at: Timestamp,
+    past_c: f64,
+}
+
+/// The switch being watched: when and at what temperature, the extreme since, and which way.
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    at: Timestamp,
+    switched_c: f64,
+    extreme_c: f64,
+    heat_on: bool,
+}
+
+/// Watches the effective temperature after every switch of the heat for the peak (after
+/// switch-off) or trough (after switch-on), from the same temperatures the decisions see: the
+/// engine's loop and the simulator feed it every pass. Pure; memory only (after a restart the
+/// coast is learned again within a few cycles).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CoastWatch {
+    heat_on: Option<bool>,
+    watch: Option<Watch>,
+    ups: std::collections::VecDeque<Turn>,
+    downs: std::collections::VecDeque<Turn>,
+}
+
+impl CoastWatch {
+    /// One pass: the heat relay's state and the effective temperature (None: none usable).
+    pub(crate) fn observe(&mut self, now: Timestamp, heat_on: bool, temp_c: Option<f64>) {
+        let switched = self.heat_on.is_some_and(|was| was != heat_on);
+        self.heat_on = Some(heat_on);
+        let Some(t) = temp_c.filter(|t| t.is_finite()) else {
+            // Blind: whatever was being watched is unknown now.
+            self.watch = None;
+            return;
+        };
+        if switched {
+            // A switch before the turn ended: the room was still moving, so the turn seen is
+            // only a lower bound of the coast; it is not learned from.
+            self.watch = Some(Watch { at: now, switched_c: t, extreme_c: t, heat_on });
+            return;
+        }
+        let Some(w) = self.watch.as_mut() else { return };
+        // Rising after switch-off (peak), falling after switch-on (trough).
+        let sign = if w.heat_on { -1.0 } else { 1.0 };
+        if sign * (t - w.extreme_c) > 0.0 {
+            w.extreme_c = t;
+        }
+        let turned = sign * (w.extreme_c - t) >= TURN_C;
+        let settled = now.duration_since(w.at).as_secs() >= MAX_TURN_S;
+        if turned || settled {
+            let turn = Turn { at: now, past_c: sign * (w.extreme_c - w.switched_c) };
+            let list = if w.heat_on { &mut self.downs } else { &mut self.ups };
+            if list.len() == KEEP_TURNS {
+                list.pop_front();
+            }
+            list.push_back(turn);
+            self.watch = None;
+        }
+    }
+
+    /// The coast learned from the turns of the last 14 days before `now` (recency-weighted
+    /// medians); None until both directions were seen at least twice.
+    pub(crate) fn coast(&self, now: Timestamp) -> Option<Coast> {
+        let median = |turns: &std::collections::VecDeque<Turn>| {
+            let pairs: Vec<(f64, f64)> = turns
+                .iter()
+                .filter_map(|t| {
+                    let age = now.duration_since(t.at).as_secs();
+                    (0..=WINDOW_S)
+                        .contains(&age)
+                        .then(|| (t.past_c, 0.5f64.powf(age as f64 / HALF_LIFE_S)))
+                })
+                .collect();
+            let n = pairs.len();
+            (n >= 2).then(|| weighted_median(pairs).map(|m| (m, n))).flatten()
+        };
+        let (up_c, ups) = median(&self.ups)?;
+        let (down_c, downs) = median(&self.downs)?;
+        Some(Coast { up_c, down_c, samples: (ups + downs) as u32 })
+    }
+}
+
 /// Learn from `runs` (closed, at least 10 minutes, temperatures known, ended in the last 14
 /// days before `now`).
 pub(crate) fn learn(runs: &[Run], now: Timestamp) -> Learned {
     Learned {
         heat: estimate(&samples(runs, System::Heat, now)),
         cool: estimate(&samples(runs, System::Cool, now)),
+        heat_coast: None,
     }
 }
 
@@ -227,6 +338,45 @@ mod tests {
         assert_eq!(learned.heat, None);
         let cool = learned.cool.unwrap_or_else(|| panic!("no cool rate"));
         assert_eq!((cool.c_per_h, cool.samples), (1.0, 1));
+    }
+
+    #[test]
+    fn the_coast_is_the_turn_after_each_switch() {
+        let mut w = CoastWatch::default();
+        let mut t = NOW;
+        // (heat on, temperatures a minute apart): on at 20.5, falls 0.1 more, rises to 21.0,
+        // off: rises 0.4 more, falls 0.2 back (the turn ends); four such cycles.
+        let on = [20.5, 20.45, 20.4, 20.5, 20.7, 20.9];
+        let off = [21.0, 21.2, 21.4, 21.3, 21.2, 20.9, 20.7];
+        for _ in 0..4 {
+            for (heat, temps) in [(true, &on[..]), (false, &off[..])] {
+                for v in temps {
+                    w.observe(t, heat, Some(*v));
+                    t += jiff::SignedDuration::from_mins(1);
+                }
+            }
+        }
+        let c = w.coast(t).unwrap_or_else(|| panic!("no coast"));
+        assert!((c.up_c - 0.4).abs() < 1e-9 && (c.down_c - 0.1).abs() < 1e-9, "{c:?}");
+        // The first switch-on is not watched (no state before it): 3 troughs and 4 peaks.
+        assert_eq!(c.samples, 7);
+        // A switch back before the turn ended (still rising) teaches nothing; blind neither.
+        let mut w = CoastWatch::default();
+        for (i, (heat, v)) in [
+            (true, Some(20.0)),
+            (false, Some(21.0)),
+            (false, Some(21.3)),
+            (true, Some(21.4)),
+            (true, None),
+            (false, Some(21.0)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            w.observe(NOW + jiff::SignedDuration::from_mins(i as i64), heat, v);
+        }
+        assert!(w.ups.is_empty() && w.downs.is_empty(), "{w:?}");
+        assert_eq!(w.coast(NOW), None);
     }
 
     #[test]

@@ -37,8 +37,8 @@ mod text;
 pub(crate) use algorithm::Proposal;
 use algorithm::setpoints;
 #[cfg(test)]
-pub(crate) use learn::Rate;
-pub(crate) use learn::{Learned, learn};
+pub(crate) use learn::{Coast, Rate};
+pub(crate) use learn::{CoastWatch, Learned, learn};
 pub(crate) use model::{Decision, Settings};
 pub(crate) use protection::{Held, protect};
 pub(crate) use safety::is_safety;

@@ -362,6 +362,7 @@ fn predictive_shows_its_outlook_before_it_starts_and_uses_the_learned_rate() {
     let learned = Learned {
         heat: Some(learn::Rate { c_per_h: 3.0, dead_s: 300.0, samples: 12 }),
         cool: None,
+        heat_coast: None,
     };
     // 21.8 °C at 08:00 → (21.8 − 0.3 − 20.6) / 3 h + 5 min dead + 5 min margin = 28 min lead.
     let case = |in_s: i64| Case {

@@ -90,16 +90,17 @@ impl fmt::Display for Bench {
         writeln!(
             f,
             "| house | algorithm | discomfort K·h/day | within ±0.5 °C | largest overshoot °C \
-             | cycles/h | energy kWh | protection violations | comfort start p10/p50/p90 min |"
+             | cycles/h | energy kWh | Wh per K·h kept | protection violations | comfort start \
+             p10/p50/p90 min |"
         )?;
-        writeln!(f, "|---|---|--:|--:|--:|--:|--:|--:|--:|")?;
+        writeln!(f, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")?;
         for r in &self.reports {
             let pct = |p: f64| {
                 r.arrival_percentile(p).map(|v| format!("{v:+.0}")).unwrap_or_else(|| "-".into())
             };
             writeln!(
                 f,
-                "| {} | {} | {:.2} | {:.1} % | {:.2} | {:.2} | {:.0} | {} | {} / {} / {} |",
+                "| {} | {} | {:.2} | {:.1} % | {:.2} | {:.2} | {:.0} | {:.1} | {} | {} / {} / {} |",
                 r.house.map_or("single", HouseType::name),
                 r.algorithm,
                 r.discomfort_kh_per_day,
@@ -107,6 +108,7 @@ impl fmt::Display for Bench {
                 r.max_overshoot_c,
                 r.cycles_per_hour,
                 r.energy_kwh,
+                r.energy_kwh * 1000.0 / r.delta_t_kh.max(1.0),
                 r.violations(),
                 pct(10.0),
                 pct(50.0),
@@ -116,7 +118,10 @@ impl fmt::Display for Bench {
         writeln!(f)?;
         write!(f, "Goal for {CANDIDATE}:")?;
         for house in HouseType::ALL {
-            let misses = self.misses(house);
+            let mut misses = self.misses(house);
+            if let Some((up, down, _)) = self.find(house, CANDIDATE).and_then(|r| r.learned_coast) {
+                misses.push(format!("coast learned: +{up:.2} / −{down:.2} °C"));
+            }
             if misses.is_empty() {
                 write!(f, "\n- {}: met", house.name())?;
             } else {

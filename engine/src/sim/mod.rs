@@ -116,6 +116,12 @@ pub struct SimReport {
     pub arrivals_min: Vec<Option<f64>>,
     /// The heat rate learned at the end, °C/h, its dead time (s) and samples.
     pub learned_heat: Option<(f64, f64, u32)>,
+    /// The heat that left the house: the integral of true room minus outdoor temperature over
+    /// the whole run, K·h. Energy over it compares controllers that kept the house warm for
+    /// different lengths of time (one arriving hours late heats a colder house).
+    pub delta_t_kh: f64,
+    /// The heat's coast observed by the end: °C past a switch-off, past a switch-on, samples.
+    pub learned_coast: Option<(f64, f64, u32)>,
     /// Decisions that left a probe out as stuck: with noisy DS18B20-like probes that never
     /// stick, every one is a false verdict.
     pub stuck_decisions: u32,
@@ -197,6 +203,13 @@ impl fmt::Display for SimReport {
             )?,
             None => writeln!(f, "  learned heat rate: none")?,
         }
+        if let Some((up, down, n)) = self.learned_coast {
+            writeln!(
+                f,
+                "  learned coast: {up:.2} °C past a switch-off, {down:.2} °C past a switch-on \
+                 ({n} switches)"
+            )?;
+        }
         let n = self.arrivals_min.len();
         let pct = |p: f64| {
             self.arrival_percentile(p).map(|v| format!("{v:+.0}")).unwrap_or_else(|| "-".into())
@@ -276,6 +289,7 @@ pub fn run(
     let mut switches: Vec<(Timestamp, bool)> = Vec::new();
     let mut runs: Vec<Run> = Vec::new();
     let mut learned = control::Learned::default();
+    let mut coast_watch = control::CoastWatch::default();
     let mut seg_idx = 0;
     let mut room: Vec<f64> = Vec::new(); // true air temperature at every decision
     let (mut occupied, mut comfy, mut cold) = (0u64, 0u64, 0u64);
@@ -283,6 +297,7 @@ pub fn run(
     let (mut discomfort_kh, mut max_overshoot) = (0.0, f64::MIN);
     let mut snapshots: Vec<SensorSnapshot> = Vec::new();
     let mut stuck_decisions = 0u32;
+    let mut delta_t_kh = 0.0;
 
     let mut t = start;
     let mut tick: i64 = 0;
@@ -291,6 +306,7 @@ pub fn run(
         if tick % DECIDE_S == 0 {
             if second_of_day == 0.0 {
                 learned = control::learn(&runs, t);
+                learned.heat_coast = coast_watch.coast(t);
             }
             while segments.get(seg_idx).is_some_and(|s| s.end <= t) {
                 seg_idx += 1;
@@ -314,6 +330,8 @@ pub fn run(
                 Controller::GenericThermostat => generic.step(tick, temp, target),
                 Controller::Tpi => tpi.step(tick, temp, target, weather.outdoor_c(second_of_day)),
             };
+            // As the engine's loop: the switch state the relays report, and what the decision saw.
+            coast_watch.observe(t, heat, temp);
             if heat != equipment.heat.on {
                 let ran_until = (!heat).then_some(t);
                 equipment.heat = Running { on: heat, since: Some(t), ran_until };
@@ -321,6 +339,8 @@ pub fn run(
                 record::record_run(&mut runs, heat, t, temp);
             }
             room.push(house.air_c);
+            delta_t_kh +=
+                (house.air_c - weather.outdoor_c(second_of_day)) * DECIDE_S as f64 / 3600.0;
             if let Some(seg) = segments.get(seg_idx)
                 && seg.heat_c == COMFORT_C
             {
@@ -391,6 +411,8 @@ pub fn run(
         min_off_violations: off_v,
         arrivals_min: arrivals,
         learned_heat: control::learn(&runs, end).heat.map(|r| (r.c_per_h, r.dead_s, r.samples)),
+        delta_t_kh,
+        learned_coast: coast_watch.coast(end).map(|c| (c.up_c, c.down_c, c.samples)),
         stuck_decisions,
     })
 }
@@ -467,6 +489,12 @@ mod tests {
                     samples: 10,
                 }),
                 cool: None,
+                // Half the seeds with an observed coast (up to 2 °C either way), half without.
+                heat_coast: (seed % 2 == 0).then(|| control::Coast {
+                    up_c: rng.uniform() * 2.0,
+                    down_c: rng.uniform() * 2.0,
+                    samples: 10,
+                }),
             };
             let mut house = HouseType::ALL[seed as usize % 4].house(10.0 + rng.uniform() * 12.0);
             let mut weather = Weather::winter();
