@@ -240,6 +240,18 @@ impl EngineClient {
         self.http.get("/v1/relays").await
     }
 
+    /// `PUT /v1/relays/{host_id}/{output_id}/fallback` (admin): choose what an output does in
+    /// its agent's fallback program; answers the whole program (read tokens withheld).
+    pub async fn set_relay_fallback(
+        &self,
+        host_id: &str,
+        output_id: &str,
+        choice: &crate::fallback::OutputFallbackChoice,
+    ) -> Result<crate::fallback::FallbackProgram, ClientError> {
+        let path = format!("/v1/relays/{host_id}/{output_id}/fallback");
+        self.http.send(reqwest::Method::PUT, &path, Some(choice)).await
+    }
+
     /// `GET /v1/agents`.
     pub async fn agents(&self) -> Result<Vec<AgentInfo>, ClientError> {
         self.http.get("/v1/agents").await
