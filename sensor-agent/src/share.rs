@@ -124,6 +124,12 @@ mod tests {
         Ok(SiteSecret::from_hex(&"11".repeat(32))?.device_key(host, KeyRole::Sensor))
     }
 
+    /// The key of host `hall` and its board, sharing with that key's read token.
+    fn hall() -> anyhow::Result<(DeviceCredential, Board)> {
+        let key = key("hall")?;
+        Ok((key.clone(), Board::new("hall", "w1").sharing_with(key)))
+    }
+
     fn get(board: &Board, authorization: Option<&str>) -> String {
         let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
         let head = format!("GET /v1/readings HTTP/1.1\r\nHost: x\r\n{auth}\r\n");
@@ -137,8 +143,7 @@ mod tests {
 
     #[test]
     fn answers_the_last_screened_readings_to_the_read_token() -> anyhow::Result<()> {
-        let key = key("hall")?;
-        let board = Board::new("hall", "w1").sharing_with(key.clone());
+        let (key, board) = hall()?;
         let bearer = format!("Bearer {}", key.read_token());
         // Before the first read: no readings, not an error.
         let answer = get(&board, Some(&bearer));
@@ -169,8 +174,7 @@ mod tests {
 
     #[test]
     fn refuses_without_the_read_token() -> anyhow::Result<()> {
-        let key = key("hall")?;
-        let board = Board::new("hall", "w1").sharing_with(key.clone());
+        let (key, board) = hall()?;
         let other = self::key("attic")?;
         for auth in [
             None,
@@ -199,8 +203,7 @@ mod tests {
 
     #[test]
     fn other_paths_and_methods_are_refused() -> anyhow::Result<()> {
-        let key = key("hall")?;
-        let board = Board::new("hall", "w1").sharing_with(key.clone());
+        let (key, board) = hall()?;
         let auth = format!("Authorization: Bearer {}\r\n", key.read_token());
         let ask =
             |line: &str| crate::status::respond(format!("{line}\r\n{auth}\r\n").as_bytes(), &board);

@@ -1238,14 +1238,20 @@ async fn registration_hands_over_the_fallback_program_and_records_a_fallback() -
     Ok(())
 }
 
+impl Fixture {
+    /// Register relay agent `relay1` (`registration`), answering the engine's acknowledgement.
+    async fn register_relay1(&self) -> R<(StatusCode, Value)> {
+        let body = registration("relay1", "http://10.0.0.7:8081");
+        self.call("POST", "/v1/relays/register", Some(&self.agent("relay1")), Some(&body)).await
+    }
+}
+
 /// An admin chooses an output's fallback; a bad choice is a 422 naming the field and changes
 /// nothing; `null` returns to the default; the next registration's answer carries it.
 #[tokio::test]
 async fn an_admin_chooses_an_outputs_fallback() -> R {
     let f = fixture().await?;
-    let cred = f.agent("relay1");
-    let url = "http://10.0.0.7:8081";
-    f.call("POST", "/v1/relays/register", Some(&cred), Some(&registration("relay1", url))).await?;
+    f.register_relay1().await?;
     let path = "/v1/relays/relay1/heat/fallback";
     let blind = r#"{"program": {"mode": "blind_duty", "pct": 20, "period_s": 900}}"#;
     let got = f.call("PUT", path, None, Some(blind)).await?;
@@ -1273,9 +1279,7 @@ async fn an_admin_chooses_an_outputs_fallback() -> R {
     assert_eq!(got.0, StatusCode::OK, "{}", got.1);
     let chosen = json!({"mode": "blind_duty", "pct": 20, "period_s": 900});
     assert_eq!(got.1["outputs"]["heat"], chosen);
-    let ack = f
-        .call("POST", "/v1/relays/register", Some(&cred), Some(&registration("relay1", url)))
-        .await?;
+    let ack = f.register_relay1().await?;
     assert_eq!(ack.1["fallback"]["outputs"]["heat"], chosen);
     let got = f.call("PUT", path, Some(&admin), Some(r#"{"program": null}"#)).await?;
     assert_eq!(got.1["outputs"]["heat"]["mode"], "frost", "{}", got.1);
@@ -1290,9 +1294,7 @@ async fn an_admin_chooses_an_outputs_fallback() -> R {
 #[tokio::test]
 async fn a_frost_program_reads_a_sensor_agent_with_the_token_the_engine_fills_in() -> R {
     let f = fixture().await?;
-    let cred = f.agent("relay1");
-    let url = "http://10.0.0.7:8081";
-    f.call("POST", "/v1/relays/register", Some(&cred), Some(&registration("relay1", url))).await?;
+    f.register_relay1().await?;
     let (probe, report) = (f.agent("hall"), update("hall", json!(6.5)));
     let got = f.call("PUT", "/v1/sensors/update", Some(&probe), Some(&report)).await?;
     assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
@@ -1317,9 +1319,7 @@ async fn a_frost_program_reads_a_sensor_agent_with_the_token_the_engine_fills_in
     ] {
         let got = f.call("PUT", path, Some(&admin), Some(&choice(sensor.clone()))).await?;
         assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", field);
-        let ack = f
-            .call("POST", "/v1/relays/register", Some(&cred), Some(&registration("relay1", url)))
-            .await?;
+        let ack = f.register_relay1().await?;
         assert_eq!(ack.1["fallback"]["outputs"]["heat"]["sensor"], Value::Null, "{sensor}");
     }
     let got = f
@@ -1329,9 +1329,7 @@ async fn a_frost_program_reads_a_sensor_agent_with_the_token_the_engine_fills_in
     // The admin is not shown the token.
     assert_eq!(got.1["outputs"]["heat"]["sensor"], source(good, "hall", "1058F50F01080047"));
     // The relay agent gets it: the read token of the key the sensor agent reports with.
-    let ack = f
-        .call("POST", "/v1/relays/register", Some(&cred), Some(&registration("relay1", url)))
-        .await?;
+    let ack = f.register_relay1().await?;
     let token = f.engine.device_key("hall", KeyRole::Both).read_token();
     let mut handed = source(good, "hall", "1058F50F01080047");
     handed["token"] = json!(token);
