@@ -7,13 +7,17 @@
 //!   └─ device key   = HMAC(secret, "hearth device key v2|" + role + "|" + host_id)
 //!        │            role: sensor, relay or both; given to one agent
 //!        ├─ agent token  = HMAC(device key, "agent")   agent → engine:  Bearer <host_id>.<hex>
-//!        └─ engine token = HMAC(device key, "engine")  engine → relay:  Bearer engine.<hex>
+//!        ├─ engine token = HMAC(device key, "engine")  engine → relay:  Bearer engine.<hex>
+//!        └─ read token   = HMAC(device key, "hearth read v1")
+//!                                      relay → sensor agent's read API: Bearer <hex>
 //! ```
 //! The engine can derive every key, so it stores nothing per device: it recognises an agent's
 //! role by which role's token matches. An agent holds only its own device key, so a stolen Pi
 //! Zero yields that device's credentials and nothing else, and a sensor's key cannot register
 //! relay outputs. The engine token differs from the agent token, so an agent's credential
-//! cannot command relays.
+//! cannot command relays. The read token grants only reading a sensor agent's last readings
+//! (`GET /v1/readings`): the sensor agent checks it with its own key alone, and the engine
+//! derives it for a relay agent whose fallback program reads that sensor agent.
 //!
 //! Keys printed before keys had roles (`untyped`) are `HMAC(secret, "hearth device key v1|" +
 //! host_id)`; the engine still recognises them (see `KeyRole::Untyped`), so an upgrade leaves
@@ -197,6 +201,17 @@ impl DeviceCredential {
         format!("{ENGINE_PRINCIPAL}.{}", self.engine_token())
     }
 
+    /// The token that lets a reader (a relay agent's fallback program) read this sensor agent's
+    /// last readings, and nothing else.
+    pub fn read_token(&self) -> String {
+        hex(&mac(&self.key, &[b"hearth read v1"]))
+    }
+
+    /// True when `token` is this agent's read token (constant time).
+    pub fn verify_read_token(&self, token: &str) -> bool {
+        ct_eq(token.as_bytes(), self.read_token().as_bytes())
+    }
+
     /// True when `token` is this agent's engine token.
     pub fn verify_engine_token(&self, token: &str) -> bool {
         ct_eq(token.as_bytes(), self.engine_token().as_bytes())
@@ -279,6 +294,11 @@ mod tests {
         assert_eq!(parsed, a);
         assert!(parsed.verify_engine_token(&a.engine_token()));
         assert!(!parsed.verify_engine_token(&b.engine_token()));
+        // The read token is a credential of its own: neither the agent's nor the engine's.
+        assert!(parsed.verify_read_token(&a.read_token()));
+        assert!(!parsed.verify_read_token(&b.read_token()));
+        assert!(!parsed.verify_read_token(&a.agent_token()));
+        assert!(!parsed.verify_read_token(&a.engine_token()));
         assert!(!format!("{a:?}").contains(&hex(&a.key)));
         Ok(())
     }

@@ -324,9 +324,13 @@ impl Controller {
                         // Each relay agent holds the program it runs if this engine is lost.
                         let settings = self.settings();
                         fallbacks
-                            .push(&self.store, &settings, self.config.lease_s, |h, u, r| {
-                                commander.client(h, u, r)
-                            })
+                            .push(
+                                &self.store,
+                                &self.site,
+                                &settings,
+                                self.config.lease_s,
+                                |h, u, r| commander.client(h, u, r),
+                            )
                             .await;
                         commanded = Some(want);
                         // A refusal (minimum off time, interlock) usually clears within

@@ -8,6 +8,11 @@
 //! reads nothing; cooling, fans, aux and outputs nobody assigned stay off. `after_s` is the
 //! engine's lease: it renews every quarter lease, so a whole lease of silence means it is lost.
 //!
+//! A heat output an admin pointed at a sensor agent of the site (`sensor_agent`) reads it over
+//! the LAN: the engine fills in that sensor agent's read token (derived from its device key,
+//! which the engine can derive) in every program it hands over, and never takes one from a
+//! client.
+//!
 //! It reaches the agent twice over: in the answer to every registration, and pushed by the
 //! control loop ([`Pusher`], `PUT /v1/fallback`) whenever it changes (a function assigned, the
 //! frost floor changed, the agent's probe first reported), since an agent the engine commands
@@ -16,20 +21,22 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use crate::control::Settings;
+use hearth_common::auth::SiteSecret;
 use hearth_proto::Timestamp;
-use hearth_proto::agents::KeyRole;
+use hearth_proto::agents::{AgentKind, KeyRole};
 use hearth_proto::client::{ClientError, RelayAgentClient};
 use hearth_proto::fallback::{
     AgentFallback, BlindDuty, FallbackProgram, FallbackStatus, OutputProgram, SensorSource,
 };
 use hearth_proto::relays::RelayFunction;
 
+use crate::control::Settings;
 use crate::store::{RelayRow, SensorRow, Store};
 
 /// The program for relay agent `host_id` with `outputs` (id, the agent's function hint).
 pub(crate) async fn program_for(
     store: &Store,
+    site: &SiteSecret,
     settings: &Settings,
     lease_s: u32,
     host_id: &str,
@@ -44,14 +51,37 @@ pub(crate) async fn program_for(
         Vec::new()
     });
     let chosen = chosen(store).await;
+    let read_tokens = read_tokens(store, site).await;
     program(
         settings,
         lease_s,
-        &Inputs { relays: &relays, sensors: &sensors, chosen: &chosen },
+        &Inputs { relays: &relays, sensors: &sensors, chosen: &chosen, read_tokens: &read_tokens },
         host_id,
         outputs,
     )
 }
+
+/// Each sensor agent's read token, by host id: derived from the device key of the role it last
+/// reported with (a sensor key when no role was recorded). None when the agents cannot be read
+/// (a program then reads no sensor agent and runs its blind duty there).
+async fn read_tokens(store: &Store, site: &SiteSecret) -> ReadTokens {
+    let agents = store.agents().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the agents; fallback programs read no sensor agent");
+        Vec::new()
+    });
+    agents
+        .into_iter()
+        .filter(|a| a.kind == AgentKind::Sensor)
+        .map(|a| {
+            let role = a.key_role.unwrap_or(KeyRole::Sensor);
+            let token = site.device_key(&a.host_id, role).read_token();
+            (a.host_id, token)
+        })
+        .collect()
+}
+
+/// Read tokens by sensor agent host id.
+type ReadTokens = HashMap<String, String>;
 
 /// What the programs are made from, as read from the store.
 struct Inputs<'a> {
@@ -59,6 +89,8 @@ struct Inputs<'a> {
     sensors: &'a [SensorRow],
     /// The admin's choices, by (host id, output id).
     chosen: &'a Chosen,
+    /// The sensor agents' read tokens, filled into the choices that read one.
+    read_tokens: &'a ReadTokens,
 }
 
 type Chosen = HashMap<(String, String), OutputProgram>;
@@ -79,7 +111,7 @@ fn program(
     host_id: &str,
     outputs: &[OutputHint<'_>],
 ) -> FallbackProgram {
-    let Inputs { relays, sensors, chosen } = inputs;
+    let Inputs { relays, sensors, chosen, read_tokens } = inputs;
     let blind = BlindDuty {
         pct: settings.sensor_loss_duty_pct,
         period_s: hearth_proto::fallback::DEFAULT_PERIOD_S,
@@ -92,7 +124,15 @@ fn program(
             .find(|r| r.host_id == host_id && r.output_id == id)
             .map_or(hint, RelayRow::effective_function);
         if let Some(mine) = chosen.get(&(host_id.to_owned(), id.to_owned())) {
-            program.outputs.insert(id.to_owned(), mine.clone());
+            let mut mine = mine.clone();
+            if let OutputProgram::Frost {
+                sensor: Some(SensorSource::SensorAgent { host, token, .. }),
+                ..
+            } = &mut mine
+            {
+                *token = read_tokens.get(host.as_str()).cloned();
+            }
+            program.outputs.insert(id.to_owned(), mine);
             continue;
         }
         let default = match function {
@@ -133,6 +173,7 @@ impl Pusher {
     pub(crate) async fn push(
         &mut self,
         store: &Store,
+        site: &SiteSecret,
         settings: &Settings,
         lease_s: u32,
         mut client: impl FnMut(&str, &str, Option<KeyRole>) -> RelayAgentClient,
@@ -140,7 +181,13 @@ impl Pusher {
         let Ok(relays) = store.relays().await else { return };
         let Ok(sensors) = store.sensors().await else { return };
         let chosen = chosen(store).await;
-        let inputs = Inputs { relays: &relays, sensors: &sensors, chosen: &chosen };
+        let read_tokens = read_tokens(store, site).await;
+        let inputs = Inputs {
+            relays: &relays,
+            sensors: &sensors,
+            chosen: &chosen,
+            read_tokens: &read_tokens,
+        };
         let mut agents: HashMap<&str, (&str, Option<KeyRole>, Vec<OutputHint<'_>>)> =
             HashMap::new();
         for r in &relays {
@@ -182,6 +229,19 @@ impl Pusher {
             }
         }
     }
+}
+
+/// `program` as an admin is shown it: the read tokens withheld (they are for relay agents).
+pub(crate) fn without_tokens(mut program: FallbackProgram) -> FallbackProgram {
+    for output in program.outputs.values_mut() {
+        if let OutputProgram::Frost {
+            sensor: Some(SensorSource::SensorAgent { token, .. }), ..
+        } = output
+        {
+            *token = None;
+        }
+    }
+    program
 }
 
 /// Each relay agent's latest fallback, as the engine learned it: from a registration sent while

@@ -95,9 +95,14 @@ struct Http {
 
 impl Http {
     fn new(base: &str, auth: Option<String>) -> Self {
+        Self::with_timeout(base, auth, Duration::from_secs(10))
+    }
+
+    /// Like [`Http::new`], with every call bounded by `timeout` (connecting by at most 3 s).
+    fn with_timeout(base: &str, auth: Option<String>, timeout: Duration) -> Self {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(3))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(3)))
             .build()
             // Building a client without TLS or proxies only fails if the OS cannot give us a
             // resolver; fall back to the default, which then reports the error per request.
@@ -150,6 +155,26 @@ impl Http {
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.send(reqwest::Method::GET, path, None::<&()>).await
+    }
+}
+
+/// A client of a sensor agent's read API ([`crate::fallback::READINGS_PATH`] on its status
+/// listener), as a relay agent's fallback program reads it.
+#[derive(Debug, Clone)]
+pub struct SensorAgentClient {
+    http: Http,
+}
+
+impl SensorAgentClient {
+    /// A client for the sensor agent at `base` presenting its `read_token`; every call gives
+    /// up after `timeout`.
+    pub fn new(base: &str, read_token: &str, timeout: Duration) -> Self {
+        Self { http: Http::with_timeout(base, Some(read_token.to_owned()), timeout) }
+    }
+
+    /// `GET /v1/readings`: its last screened readings.
+    pub async fn readings(&self) -> Result<crate::fallback::SharedReadings, ClientError> {
+        self.http.get(crate::fallback::READINGS_PATH).await
     }
 }
 
@@ -213,6 +238,18 @@ impl EngineClient {
     /// `GET /v1/relays`.
     pub async fn relays(&self) -> Result<Vec<RelayInfo>, ClientError> {
         self.http.get("/v1/relays").await
+    }
+
+    /// `PUT /v1/relays/{host_id}/{output_id}/fallback` (admin): choose what an output does in
+    /// its agent's fallback program; answers the whole program (read tokens withheld).
+    pub async fn set_relay_fallback(
+        &self,
+        host_id: &str,
+        output_id: &str,
+        choice: &crate::fallback::OutputFallbackChoice,
+    ) -> Result<crate::fallback::FallbackProgram, ClientError> {
+        let path = format!("/v1/relays/{host_id}/{output_id}/fallback");
+        self.http.send(reqwest::Method::PUT, &path, Some(choice)).await
     }
 
     /// `GET /v1/agents`.

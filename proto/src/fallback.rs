@@ -105,17 +105,51 @@ pub enum SensorSource {
         /// The sensor id, e.g. `28-0316a2797bff`.
         id: String,
     },
-    /// A sensor agent of the site on the LAN, through its read API.
+    /// A sensor agent of the site on the LAN, through its read API ([`READINGS_PATH`] on its
+    /// status listener).
     SensorAgent {
-        /// The sensor agent's status listener, e.g. `http://10.0.0.5:9100`.
+        /// The sensor agent's status listener, e.g. `http://10.0.0.5:9100` (http only, no
+        /// user info).
         url: String,
         /// The sensor agent's host id.
         host: String,
         /// The sensor id.
         id: String,
-        /// The read token the engine derived for that sensor agent.
-        token: String,
+        /// The read token the engine derived for that sensor agent
+        /// (`hearth_common::auth::DeviceCredential::read_token`). Filled in by the engine in
+        /// the program it hands to a relay agent; an admin's choice must leave it out (the
+        /// engine refuses one with 422: it never takes a token from a client).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
+}
+
+/// The sensor agent's read API on its status listener (`--status-listen`): `GET` with
+/// `Authorization: Bearer <read token>` answers [`SharedReadings`].
+pub const READINGS_PATH: &str = "/v1/readings";
+
+/// `GET /v1/readings` on a sensor agent: its last screened readings, for a relay agent's
+/// frost program while the engine is lost. Times are relative (a Pi's clock may be wrong).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SharedReadings {
+    /// The sensor agent's host id.
+    pub host_id: String,
+    /// One entry per sensor of the last read (none before the first read).
+    pub readings: Vec<SharedReading>,
+}
+
+/// One sensor's last screened reading in [`SharedReadings`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SharedReading {
+    /// The sensor id, e.g. `28-0316a2797bff`.
+    pub id: String,
+    /// °C, calibrated; null when the read failed or the screen refused it (`error` says why).
+    pub value: Option<f64>,
+    /// Why `value` is null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Seconds since it was read, by the sensor agent's monotonic clock.
+    pub read_s_ago: f64,
 }
 
 /// Why a relay agent is in fallback.
@@ -256,9 +290,13 @@ impl SensorSource {
                 let url_ok = url.starts_with("http://")
                     && url.chars().count() <= crate::relays::MAX_URL_CHARS
                     && !url.chars().any(|c| c.is_whitespace() || c.is_control());
-                if !url_ok {
+                // No user info: the read token is the credential, and a URL with a password in
+                // it would show it wherever the program is shown.
+                let authority = url.trim_start_matches("http://").split('/').next();
+                if !url_ok || authority.is_none_or(|a| a.is_empty() || a.contains('@')) {
                     return Err(format!(
-                        "{at}.url must be an http:// URL of at most {} characters",
+                        "{at}.url must be an http:// URL without user info of at most {} \
+                         characters",
                         crate::relays::MAX_URL_CHARS
                     ));
                 }
@@ -268,9 +306,10 @@ impl SensorSource {
                 if !id_ok(id) {
                     return Err(id_error("id"));
                 }
-                if token.is_empty()
-                    || token.chars().count() > MAX_TOKEN_CHARS
-                    || !token.chars().all(|c| c.is_ascii_graphic())
+                if let Some(token) = token
+                    && (token.is_empty()
+                        || token.chars().count() > MAX_TOKEN_CHARS
+                        || !token.chars().all(|c| c.is_ascii_graphic()))
                 {
                     return Err(format!(
                         "{at}.token must be 1 to {MAX_TOKEN_CHARS} printable ASCII characters"
@@ -351,5 +390,22 @@ mod tests {
         let err = FallbackProgram::all_off(0).check(&[]).err().unwrap_or_default();
         assert_eq!(err, "after_s must be between 1 and 3600, got 0");
         Ok(())
+    }
+
+    #[test]
+    fn sensor_agent_urls_are_plain_http_without_user_info() {
+        let source = |url: &str| SensorSource::SensorAgent {
+            url: url.into(),
+            host: "hall".into(),
+            id: "28-1".into(),
+            token: None,
+        };
+        assert_eq!(source("http://10.0.0.5:8082").check("s"), Ok(()));
+        assert_eq!(source("http://hall.local:8082/").check("s"), Ok(()));
+        for bad in ["https://10.0.0.5", "http://me:pw@10.0.0.5", "http://", "http:///x", "ftp://x"]
+        {
+            let err = source(bad).check("s").err().unwrap_or_default();
+            assert!(err.starts_with("s.url must be an http:// URL without user info"), "{bad}");
+        }
     }
 }

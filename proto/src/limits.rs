@@ -193,8 +193,8 @@ fn bounds() -> Vec<(At, Bound)> {
             Bound::Note(format!(
                 "Keys are the agent's output ids. A `frost` program's `setpoint_c` is {} to {} \
                  °C; a sensor's `id` and `host` are 1 to {} characters of `[A-Za-z0-9._-]`, \
-                 its `url` an http:// URL of at most {} characters, its `token` 1 to {} \
-                 printable ASCII characters.",
+                 its `url` an http:// URL without user info of at most {} characters, its \
+                 `token` 1 to {} printable ASCII characters.",
                 fallback::SETPOINT_C.start(),
                 fallback::SETPOINT_C.end(),
                 fallback::MAX_ID_CHARS,
@@ -206,10 +206,13 @@ fn bounds() -> Vec<(At, Bound)> {
             field("OutputFallbackChoice", "program"),
             Bound::Note(format!(
                 "A `frost` program's `setpoint_c` is {} to {} °C; its sensor's `id` 1 to {} \
-                 characters of `[A-Za-z0-9._-]`.",
+                 characters of `[A-Za-z0-9._-]`. A `sensor_agent` sensor names a sensor that \
+                 host reports, its `url` an http:// URL without user info of at most {} \
+                 characters, and no `token`: the engine fills it in (422 when one is sent).",
                 fallback::SETPOINT_C.start(),
                 fallback::SETPOINT_C.end(),
-                fallback::MAX_ID_CHARS
+                fallback::MAX_ID_CHARS,
+                relays::MAX_URL_CHARS
             )),
         ),
         (field("BlindDuty", "pct"), range(&fallback::DUTY_PCT)),

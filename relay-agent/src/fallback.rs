@@ -5,8 +5,9 @@
 //! `PUT /v1/fallback`); the agent checks it, keeps it in [`ProgramStore`] (on disk, so it
 //! survives a restart without the engine) and, once the engine has been silent for the
 //! program's `after_s` (its lease), [`Runner`] runs it: per output a frost thermostat from a
-//! probe the agent reads itself (`--probe`), a blind duty while no fresh plausible reading
-//! comes, or off. Every switch goes through the [`Controller`] like an engine command, so the
+//! probe the agent reads itself (`--probe`) or from a sensor agent of the site on the LAN (its
+//! read API, `GET /v1/readings`, with the read token the engine put in the program), a blind
+//! duty while no fresh plausible reading comes, or off. Every switch goes through the [`Controller`] like an engine command, so the
 //! minimum on/off times, the maximum on time and the interlocks hold; the engine's first command
 //! ends the fallback (`Controller::command`).
 
@@ -16,11 +17,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hearth_probes::TemperatureSource;
+use hearth_proto::client::{ClientError, SensorAgentClient};
 use hearth_proto::fallback::{
     BlindDuty, FROST_BAND_C, FallbackDoing, FallbackProgram, FallbackStatus, FallbackWhy,
-    OutputProgram, SensorSource,
+    OutputProgram, SensorSource, SharedReadings,
 };
 use hearth_proto::relays::{RelayCommand, RelayState};
+use hearth_proto::sensors::{MAX_READING_C, MIN_READING_C};
 use tokio::time::Instant;
 
 use crate::relays::Controller;
@@ -32,8 +35,15 @@ pub const FILE_NAME: &str = "fallback.json";
 /// 10 s): if the program's task ever stopped, the output would still return to its safe state.
 pub const LEASE_S: u32 = 20;
 
-/// A reading older than this many ticks is stale: the blind duty takes over.
+/// A reading older than this many ticks, and older than [`FRESH_MIN`], is stale: the blind
+/// duty takes over.
 const FRESH_TICKS: u32 = 3;
+/// The least age at which a reading is stale: three of a sensor agent's default 10 s intervals,
+/// so a sensor agent's reading, which is up to an interval old when it is read, stays usable
+/// with a tick of a second. A room does not cool by a kelvin in half a minute.
+const FRESH_MIN: Duration = Duration::from_secs(30);
+/// How long one read of a sensor agent may take: the tick waits for it.
+pub const SENSOR_AGENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The program the agent holds, in memory and in its state directory.
 #[derive(Debug)]
@@ -178,7 +188,8 @@ impl Runner {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The last good reading of each local sensor, and when it was read.
         let mut readings: BTreeMap<String, (f64, Instant)> = BTreeMap::new();
-        let mut warned_remote = false;
+        let mut remote = Remote::default();
+        let fresh_limit = (self.tick * FRESH_TICKS).max(FRESH_MIN);
         loop {
             ticks.tick().await;
             let Some(program) = self.store.get() else { continue };
@@ -209,6 +220,8 @@ impl Runner {
             if let Some(probe) = &self.probe {
                 read_probe(probe, &mut readings).await;
             }
+            // Over HTTP, before any output is touched: the controller is not held meanwhile.
+            remote.read(&program).await;
             let now = Instant::now();
             for (id, output) in &program.outputs {
                 let on_now = self.controller.output(id).is_some_and(|o| o.state.is_on());
@@ -221,20 +234,14 @@ impl Runner {
                         let fresh = |id: &str| {
                             readings
                                 .get(&id.to_ascii_lowercase())
-                                .filter(|(_, at)| {
-                                    now.saturating_duration_since(*at) <= self.tick * FRESH_TICKS
-                                })
+                                .filter(|(_, at)| now.saturating_duration_since(*at) <= fresh_limit)
                                 .map(|(t, _)| *t)
                         };
                         let reading = match sensor {
                             Some(SensorSource::Local { id }) => fresh(id)
                                 .ok_or_else(|| format!("no fresh plausible reading of {id}")),
-                            Some(SensorSource::SensorAgent { host, .. }) => {
-                                if !std::mem::replace(&mut warned_remote, true) {
-                                    tracing::warn!(%host, "this agent cannot read a sensor agent \
-                                        yet: the frost program runs its blind duty");
-                                }
-                                Err(format!("sensor agent {host} not readable"))
+                            Some(SensorSource::SensorAgent { url, host, id, .. }) => {
+                                remote.judge(url, host, id, now, fresh_limit)
                             }
                             None => Err("no sensor".to_owned()),
                         };
@@ -260,6 +267,145 @@ impl Runner {
             }
         }
     }
+}
+
+/// The sensor agents a program reads: a client per URL, each sensor's last good reading, and
+/// why the latest answer gave nothing usable.
+#[derive(Debug, Default)]
+struct Remote {
+    /// By (URL, read token): a program handed over anew may carry another token.
+    clients: BTreeMap<(String, String), SensorAgentClient>,
+    /// By (URL, sensor id in lower case): the last plausible value and when it was read, by
+    /// this agent's clock.
+    good: BTreeMap<(String, String), (f64, Instant)>,
+    /// By (URL, sensor id in lower case): why the latest read gave no usable value.
+    why: BTreeMap<(String, String), String>,
+}
+
+impl Remote {
+    /// Read every sensor agent `program` names, once each.
+    async fn read(&mut self, program: &FallbackProgram) {
+        // By (URL, read token): the (host, sensor id) pairs read there.
+        type Sensors<'a> = Vec<(&'a str, &'a str)>;
+        let mut sources: BTreeMap<(&str, Option<&str>), Sensors<'_>> = BTreeMap::new();
+        for output in program.outputs.values() {
+            if let OutputProgram::Frost {
+                sensor: Some(SensorSource::SensorAgent { url, host, id, token }),
+                ..
+            } = output
+            {
+                sources.entry((url, token.as_deref())).or_default().push((host, id));
+            }
+        }
+        for ((url, token), sensors) in sources {
+            let answer = match token {
+                None => Err("no read token in the program (an engine too old to give one)".into()),
+                Some(token) => {
+                    let key = (url.to_owned(), token.to_owned());
+                    let client = self.clients.entry(key).or_insert_with(|| {
+                        SensorAgentClient::new(url, token, SENSOR_AGENT_TIMEOUT)
+                    });
+                    client.readings().await.map_err(|e| refusal(&e))
+                }
+            };
+            let at = Instant::now();
+            for (host, id) in sensors {
+                let key = (url.to_owned(), id.to_ascii_lowercase());
+                match answer.as_ref().map_err(Clone::clone).and_then(|r| usable(r, host, id)) {
+                    Ok((t, ago)) => {
+                        // An age no clock can give (negative, huge) reads as stale, never as
+                        // new.
+                        let read_at = Duration::try_from_secs_f64(ago)
+                            .ok()
+                            .and_then(|ago| at.checked_sub(ago));
+                        match read_at {
+                            Some(read_at) => {
+                                self.good.insert(key.clone(), (t, read_at));
+                                self.why.remove(&key);
+                            }
+                            None => {
+                                self.why.insert(key, format!("{id}: read {ago} s ago"));
+                            }
+                        }
+                    }
+                    Err(why) => {
+                        self.why.insert(key, why);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The reading of sensor `id` of the sensor agent at `url`, or why there is none usable:
+    /// its last plausible value while it is fresh, else what went wrong.
+    fn judge(
+        &self,
+        url: &str,
+        host: &str,
+        id: &str,
+        now: Instant,
+        limit: Duration,
+    ) -> Result<f64, String> {
+        let key = (url.to_owned(), id.to_ascii_lowercase());
+        if let Some((t, at)) = self.good.get(&key) {
+            let age = now.saturating_duration_since(*at);
+            if age <= limit {
+                return Ok(*t);
+            }
+            if !self.why.contains_key(&key) {
+                return Err(format!(
+                    "stale reading of {id} from sensor agent {host}: {:.0} s old",
+                    age.as_secs_f64()
+                ));
+            }
+        }
+        Err(match self.why.get(&key) {
+            Some(why) => format!("sensor agent {host}: {why}"),
+            None => format!("no reading of {id} from sensor agent {host} yet"),
+        })
+    }
+}
+
+/// Sensor `id`'s value and age in a sensor agent's answer, when plausible; else why not.
+fn usable(answer: &SharedReadings, host: &str, id: &str) -> Result<(f64, f64), String> {
+    if answer.host_id != host {
+        // Another Pi at the address (DHCP gave it away): not the room the program names.
+        return Err(format!("the agent at the URL is {}, not {host}", clip(&answer.host_id)));
+    }
+    let reading = answer
+        .readings
+        .iter()
+        .find(|r| r.id.eq_ignore_ascii_case(id))
+        .ok_or_else(|| format!("no reading of {id}"))?;
+    match reading.value {
+        None => {
+            Err(format!("{id} failed ({})", clip(reading.error.as_deref().unwrap_or("no value"))))
+        }
+        Some(t) if !(MIN_READING_C..=MAX_READING_C).contains(&t) => {
+            Err(format!("implausible reading of {id}: {t} °C"))
+        }
+        Some(t) => Ok((t, reading.read_s_ago)),
+    }
+}
+
+/// Why a read of a sensor agent failed, in a few words.
+fn refusal(e: &ClientError) -> String {
+    match e {
+        ClientError::Api { status: 401 | 403, .. } => {
+            "refused the read token (HTTP 401): re-issued key?".to_owned()
+        }
+        ClientError::Api { status: 404 | 405, .. } => {
+            "no read API at the URL (an older sensor agent, or not its status listener)".to_owned()
+        }
+        ClientError::Api { status, body } => format!("HTTP {status}: {}", clip(&body.error)),
+        ClientError::Transport(e) if e.is_timeout() => "no answer within 2 s".to_owned(),
+        ClientError::Transport(_) => "unreachable".to_owned(),
+    }
+}
+
+/// A peer's text as it goes into `doing`: at most 80 characters.
+fn clip(text: &str) -> String {
+    text.chars().take(80).collect()
 }
 
 /// Read the probe once (off the runtime: a conversion blocks ~750 ms) and keep the good values.

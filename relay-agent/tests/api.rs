@@ -1104,3 +1104,105 @@ async fn fallback_program_is_set_by_the_engine_only_and_checked() -> anyhow::Res
     assert!(list.get("fallback").is_none(), "{list}");
     Ok(())
 }
+
+/// What the stand-in sensor agent answers `GET /v1/readings`: a status and a body.
+type Answer = Arc<std::sync::Mutex<(u16, Value)>>;
+
+/// A stand-in for a sensor agent's read API on a real socket: it checks the bearer read token
+/// and answers what the test put in `answer`.
+async fn sensor_agent_stand_in(token: String, answer: Answer) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let app = axum::Router::new().route(
+        hearth_proto::fallback::READINGS_PATH,
+        axum::routing::get(move |headers: HeaderMap| {
+            let answer = answer.clone();
+            let expected = format!("Bearer {token}");
+            async move {
+                let sent = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                if sent != Some(expected.as_str()) {
+                    let body = json!({"status": "error", "code": "unauthorized", "error": "no"});
+                    return (StatusCode::UNAUTHORIZED, axum::Json(body));
+                }
+                let (status, body) = answer.lock().map(|a| a.clone()).unwrap_or_default();
+                (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), axum::Json(body))
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
+/// The frost program reads a sensor agent over HTTP with the read token of its program, and
+/// judges what it reads like a local probe: a refusal, a stale, implausible or failed reading,
+/// or another host at the URL runs the blind duty with the reason in `doing`; a fresh
+/// plausible reading runs the frost thermostat.
+#[tokio::test]
+async fn frost_reads_a_sensor_agent_and_runs_blind_on_a_bad_reading() -> anyhow::Result<()> {
+    use hearth_relay_agent::fallback::Runner;
+    let f = Fixture::new()?;
+    let token = "0123abcd".to_owned();
+    let answer: Answer = Arc::new(std::sync::Mutex::new((200, json!({}))));
+    let url = sensor_agent_stand_in(token.clone(), answer.clone()).await?;
+    let program = |token: &str| -> anyhow::Result<hearth_proto::fallback::FallbackProgram> {
+        Ok(serde_json::from_value(json!({"after_s": 1, "outputs": {"heat": {
+            "mode": "frost", "setpoint_c": 7.0, "blind": {"pct": 10, "period_s": 1800},
+            "sensor": {"kind": "sensor_agent", "url": url, "host": "hall", "id": "28-1",
+                       "token": token}}}}))?)
+    };
+    // A token the sensor agent refuses first.
+    f.state.fallback().set(program("ffff")?).map_err(anyhow::Error::msg)?;
+    let runner = Runner {
+        controller: f.state.controller().clone(),
+        store: f.state.fallback().clone(),
+        probe: None,
+        tick: Duration::from_millis(100),
+    };
+    let task = tokio::spawn(runner.run());
+    let doing = |want: &'static str| {
+        let controller = f.state.controller().clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let heat = controller.fallback().and_then(|(_, _, d)| d.get("heat").cloned());
+                if let Some(heat) = heat.as_ref().filter(|h| h.detail.contains(want)) {
+                    return Ok(heat.clone());
+                }
+                if tokio::time::Instant::now() > deadline {
+                    anyhow::bail!("heat never did {want:?}; last {heat:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let blind = doing("blind duty (sensor agent hall: refused the read token").await?;
+    assert_eq!((blind.on, blind.temp_c), (false, None));
+
+    f.state.fallback().set(program(&token)?).map_err(anyhow::Error::msg)?;
+    let reading = |host: &str, value: Value, error: Value, ago: f64| {
+        json!({"host_id": host, "readings": [
+            {"id": "28-0", "value": 20.0, "read_s_ago": 0.5},
+            {"id": "28-1", "value": value, "error": error, "read_s_ago": ago}]})
+    };
+    let cases = [
+        (reading("hall", json!(5.0), Value::Null, 120.0), "stale reading of 28-1"),
+        (reading("hall", json!(130.0), Value::Null, 1.0), "implausible reading of 28-1: 130"),
+        (reading("hall", Value::Null, json!("CRC check failed"), 1.0), "28-1 failed (CRC"),
+        (reading("attic", json!(5.0), Value::Null, 1.0), "is attic, not hall"),
+        (json!({"host_id": "hall", "readings": []}), "no reading of 28-1"),
+    ];
+    for (body, why) in cases {
+        *answer.lock().map_err(|_| anyhow::anyhow!("poisoned"))? = (200, body);
+        let blind = doing(why).await?;
+        assert!(blind.detail.starts_with("blind duty ("), "{}", blind.detail);
+        assert_eq!(blind.temp_c, None);
+    }
+    // A fresh plausible reading below the setpoint: the frost thermostat heats.
+    *answer.lock().map_err(|_| anyhow::anyhow!("poisoned"))? =
+        (200, reading("hall", json!(5.5), Value::Null, 1.0));
+    let frost = doing("frost: 5.50 °C").await?;
+    assert_eq!((frost.on, frost.temp_c), (true, Some(5.5)));
+    assert!(f.state.controller().output("heat").is_some_and(|o| o.state.is_on()));
+    task.abort();
+    Ok(())
+}

@@ -149,7 +149,9 @@ pub struct Config {
 
     /// Serve `GET /v1/status` (version, host id, engine in use, last read, queue depth; 503
     /// when no sensor read) on this address, e.g. `127.0.0.1:8082`; port 0 picks a free one
-    /// (logged). Off by default: the agent needs no open port to work.
+    /// (logged). Off by default: the agent needs no open port to work. The same listener
+    /// serves `GET /v1/readings` to relay agents holding its read token (their fallback
+    /// program; an admin names this address as the `url` of their fallback choice).
     #[arg(long, env = "HEARTH_SENSOR_STATUS_LISTEN", value_name = "ADDR")]
     // A string, parsed at start: serde's and clap's `SocketAddr` support cost ~4 KB on ARMv6.
     pub status_listen: Option<String>,

@@ -14,6 +14,7 @@ pub mod config;
 pub mod manage;
 pub mod queue;
 mod report;
+mod share;
 mod status;
 
 use std::collections::BTreeMap;
@@ -131,7 +132,8 @@ pub async fn run(
             .context("cannot start mDNS discovery of the engine (--engine URL skips it)")?,
     };
 
-    let status = status::Board::new(&host_id, source.name());
+    // The read API answers relay agents holding this agent's read token.
+    let status = status::Board::new(&host_id, source.name()).sharing_with(key.clone());
 
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

@@ -26,6 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{AbortHandle, JoinSet};
 
 use hearth_probes::RawReading;
+use hearth_proto::fallback::READINGS_PATH;
 
 /// The most a request head may take; a longer one is answered 431 and closed.
 const MAX_HEAD: usize = 8 * 1024;
@@ -65,11 +66,17 @@ pub(crate) struct Board {
     host_id: String,
     hardware: &'static str,
     progress: Arc<Mutex<Progress>>,
+    pub(crate) share: crate::share::Shelf,
 }
 
 impl Board {
     pub(crate) fn new(host_id: &str, hardware: &'static str) -> Self {
-        Self { host_id: host_id.to_owned(), hardware, progress: Arc::default() }
+        Self {
+            host_id: host_id.to_owned(),
+            hardware,
+            progress: Arc::default(),
+            share: crate::share::Shelf::default(),
+        }
     }
 
     fn update(&self, f: impl FnOnce(&mut Progress)) {
@@ -78,6 +85,7 @@ impl Board {
     }
 
     pub(crate) fn read_done(&self, at: Timestamp, readings: &[RawReading]) {
+        self.share.read_done(readings);
         self.update(|p| {
             p.last_read = Some(at);
             p.sensors = readings.len();
@@ -320,7 +328,7 @@ async fn exchange(stream: TcpStream, board: &Board) -> std::io::Result<()> {
 }
 
 /// The whole HTTP answer to a request head.
-fn respond(head: &[u8], board: &Board) -> String {
+pub(crate) fn respond(head: &[u8], board: &Board) -> String {
     let complete = head.windows(4).any(|w| w == b"\r\n\r\n");
     let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);
@@ -340,10 +348,18 @@ fn respond(head: &[u8], board: &Board) -> String {
             (Some("GET"), Some("/metrics")) => {
                 http_typed(200, "OK", hearth_common::metrics::CONTENT_TYPE, &board.metrics())
             }
-            (_, Some("/v1/status" | "/metrics")) => {
+            (Some("GET"), Some(READINGS_PATH)) => {
+                let (code, reason, json) = crate::share::answer(head, &board.host_id, &board.share);
+                http(code, reason, &json)
+            }
+            (_, Some("/v1/status" | "/metrics" | READINGS_PATH)) => {
                 http(405, "Method Not Allowed", &error("use GET"))
             }
-            _ => http(404, "Not Found", &error("only GET /v1/status and /metrics are served here")),
+            _ => http(
+                404,
+                "Not Found",
+                &error("only GET /v1/status, /metrics and /v1/readings are served here"),
+            ),
         },
         _ => http(400, "Bad Request", &error("not an HTTP/1.x request")),
     }
@@ -358,7 +374,11 @@ fn http(code: u16, reason: &str, body: &str) -> String {
 }
 
 fn http_typed(code: u16, reason: &str, content_type: &str, body: &str) -> String {
-    let allow = if code == 405 { "Allow: GET\r\n" } else { "" };
+    let allow = match code {
+        405 => "Allow: GET\r\n",
+        401 => "WWW-Authenticate: Bearer\r\n",
+        _ => "",
+    };
     format!(
         "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
          Cache-Control: no-store\r\n{allow}Connection: close\r\n\r\n{body}",

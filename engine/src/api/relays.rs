@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use hearth_proto::agents::{AgentInfo, AgentKind};
-use hearth_proto::fallback::{FallbackProgram, OutputFallbackChoice};
+use hearth_proto::fallback::{FallbackProgram, OutputFallbackChoice, OutputProgram, SensorSource};
 use hearth_proto::relays::{
     FunctionAssignment, MAX_OUTPUT_NAME_CHARS, MAX_OUTPUTS, MAX_URL_CHARS, RelayInfo, RelayPath,
     RelayRegistration, RelayRegistrationAck, SIMULATED_BACKEND,
@@ -125,6 +125,7 @@ pub(super) async fn register(
     let outputs: Vec<_> = reg.outputs.iter().map(|o| (o.id.as_str(), o.function_hint)).collect();
     let fallback = crate::fallback::program_for(
         &state.inner.store,
+        &state.inner.site,
         &state.inner.controller.settings(),
         state.inner.controller.lease_s(),
         &reg.host_id,
@@ -217,8 +218,11 @@ fn no_output(path: &RelayPath) -> ApiError {
 /// Choose what an output does in its relay agent's fallback program (admin): `frost` (a
 /// setpoint from a sensor the agent reads itself, with a blind duty while it reads nothing),
 /// `blind_duty`, or `off`; `null` returns to the default (heat: frost at the frost floor; the
-/// rest off). Answers the agent's whole program as it now stands; the control loop hands it to
-/// the agent at its next lease renewal.
+/// rest off). A frost program may read a sensor agent of the site on the LAN
+/// (`{"kind": "sensor_agent", "url": "http://10.0.0.5:8082", "host": "hall", "id": "28-…"}`,
+/// its status listener): the engine fills in that sensor agent's read token and refuses one
+/// sent by the client. Answers the agent's whole program as it now stands (read tokens
+/// withheld); the control loop hands it to the agent at its next lease renewal.
 #[utoipa::path(put, path = "/v1/relays/{host_id}/{output_id}/fallback", operation_id = "set_relay_fallback", tag = "relays",
     params(RelayPath),
     request_body = OutputFallbackChoice,
@@ -230,7 +234,9 @@ fn no_output(path: &RelayPath) -> ApiError {
         (status = 403, description = "Not the admin credential", body = ErrorBody),
         (status = 404, description = "No such output", body = ErrorBody),
         (status = 422, description = "A field is missing or out of range (named, e.g. \
-            `program.blind.period_s`)", body = ErrorBody),
+            `program.blind.period_s`); a `sensor_agent` sensor with a URL that is not plain \
+            http or has user info (`program.sensor.url`), a sensor its host does not report \
+            (`program.sensor.id`), or a token (`program.sensor.token`)", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
 pub(super) async fn set_fallback(
@@ -240,10 +246,17 @@ pub(super) async fn set_fallback(
     Body(body): Body<OutputFallbackChoice>,
 ) -> Result<axum::Json<FallbackProgram>, ApiError> {
     caller.require_admin()?;
+    let store = &state.inner.store;
     if let Some(program) = &body.program {
         program.check("program").map_err(ApiError::invalid)?;
+        if let OutputProgram::Frost {
+            sensor: Some(SensorSource::SensorAgent { host, id, token, .. }),
+            ..
+        } = program
+        {
+            check_sensor_agent(store, host, id, token.is_some()).await?;
+        }
     }
-    let store = &state.inner.store;
     if !store.set_relay_fallback(&path.host_id, &path.output_id, body.program.as_ref()).await? {
         return Err(no_output(&path));
     }
@@ -256,13 +269,38 @@ pub(super) async fn set_fallback(
         .collect();
     let program = crate::fallback::program_for(
         store,
+        &state.inner.site,
         &state.inner.controller.settings(),
         state.inner.controller.lease_s(),
         &path.host_id,
         &outputs,
     )
     .await;
-    Ok(axum::Json(program))
+    Ok(axum::Json(crate::fallback::without_tokens(program)))
+}
+
+/// A `sensor_agent` source of an admin's choice: no token (the engine derives it), and a sensor
+/// its host reports, so a typo is a 422 now rather than a blind duty when the engine is lost.
+async fn check_sensor_agent(
+    store: &crate::store::Store,
+    host: &str,
+    id: &str,
+    token: bool,
+) -> Result<(), ApiError> {
+    if token {
+        return Err(ApiError::invalid(
+            "program.sensor.token must be left out: the engine fills in the sensor agent's \
+             read token",
+        ));
+    }
+    let sensors = store.sensors().await?;
+    if !sensors.iter().any(|s| s.host_id == host && s.id.eq_ignore_ascii_case(id)) {
+        // Both were checked against [A-Za-z0-9._-] by `check`: safe to quote in a message.
+        return Err(ApiError::invalid(format!(
+            "program.sensor.id: sensor agent {host:?} reports no sensor {id:?}"
+        )));
+    }
+    Ok(())
 }
 
 /// Every agent the engine has heard from, with online state, clock offset and the role of its

@@ -1239,14 +1239,20 @@ async fn registration_hands_over_the_fallback_program_and_records_a_fallback() -
     Ok(())
 }
 
+impl Fixture {
+    /// Register relay agent `relay1` (`registration`), answering the engine's acknowledgement.
+    async fn register_relay1(&self) -> R<(StatusCode, Value)> {
+        let body = registration("relay1", "http://10.0.0.7:8081");
+        self.call("POST", "/v1/relays/register", Some(&self.agent("relay1")), Some(&body)).await
+    }
+}
+
 /// An admin chooses an output's fallback; a bad choice is a 422 naming the field and changes
 /// nothing; `null` returns to the default; the next registration's answer carries it.
 #[tokio::test]
 async fn an_admin_chooses_an_outputs_fallback() -> R {
     let f = fixture().await?;
-    let cred = f.agent("relay1");
-    let url = "http://10.0.0.7:8081";
-    f.call("POST", "/v1/relays/register", Some(&cred), Some(&registration("relay1", url))).await?;
+    f.register_relay1().await?;
     let path = "/v1/relays/relay1/heat/fallback";
     let blind = r#"{"program": {"mode": "blind_duty", "pct": 20, "period_s": 900}}"#;
     let got = f.call("PUT", path, None, Some(blind)).await?;
@@ -1274,11 +1280,60 @@ async fn an_admin_chooses_an_outputs_fallback() -> R {
     assert_eq!(got.0, StatusCode::OK, "{}", got.1);
     let chosen = json!({"mode": "blind_duty", "pct": 20, "period_s": 900});
     assert_eq!(got.1["outputs"]["heat"], chosen);
-    let ack = f
-        .call("POST", "/v1/relays/register", Some(&cred), Some(&registration("relay1", url)))
-        .await?;
+    let ack = f.register_relay1().await?;
     assert_eq!(ack.1["fallback"]["outputs"]["heat"], chosen);
     let got = f.call("PUT", path, Some(&admin), Some(r#"{"program": null}"#)).await?;
     assert_eq!(got.1["outputs"]["heat"]["mode"], "frost", "{}", got.1);
+    Ok(())
+}
+
+/// An admin points a heat output's frost program at a sensor agent of the site: the engine
+/// refuses a URL that is not plain http or carries user info, a sensor that host does not
+/// report and a token from the client (422 naming the field, nothing stored), and fills in the
+/// sensor agent's read token in the program it hands the relay agent, never in what the admin
+/// is shown.
+#[tokio::test]
+async fn a_frost_program_reads_a_sensor_agent_with_the_token_the_engine_fills_in() -> R {
+    let f = fixture().await?;
+    f.register_relay1().await?;
+    let (probe, report) = (f.agent("hall"), update("hall", json!(6.5)));
+    let got = f.call("PUT", "/v1/sensors/update", Some(&probe), Some(&report)).await?;
+    assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
+    let path = "/v1/relays/relay1/heat/fallback";
+    let choice = |sensor: Value| {
+        json!({"program": {"mode": "frost", "setpoint_c": 7.0, "sensor": sensor,
+            "blind": {"pct": 10, "period_s": 1800}}})
+        .to_string()
+    };
+    let source = |url: &str, host: &str, id: &str| json!({"kind": "sensor_agent", "url": url, "host": host, "id": id});
+    let admin = f.admin();
+    let good = "http://10.0.0.5:8082";
+    let mut with_token = source(good, "hall", "1058F50F01080047");
+    with_token["token"] = json!("00ff");
+    for (sensor, field) in [
+        (source("https://10.0.0.5:8082", "hall", "1058F50F01080047"), "program.sensor.url"),
+        (source("http://me:pw@10.0.0.5:8082", "hall", "1058F50F01080047"), "program.sensor.url"),
+        (source(good, "hall", "28-000000000bad"), "program.sensor.id"),
+        // The sensor exists, but under another host.
+        (source(good, "attic", "1058F50F01080047"), "program.sensor.id"),
+        (with_token, "program.sensor.token"),
+    ] {
+        let got = f.call("PUT", path, Some(&admin), Some(&choice(sensor.clone()))).await?;
+        assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", field);
+        let ack = f.register_relay1().await?;
+        assert_eq!(ack.1["fallback"]["outputs"]["heat"]["sensor"], Value::Null, "{sensor}");
+    }
+    let got = f
+        .call("PUT", path, Some(&admin), Some(&choice(source(good, "hall", "1058F50F01080047"))))
+        .await?;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    // The admin is not shown the token.
+    assert_eq!(got.1["outputs"]["heat"]["sensor"], source(good, "hall", "1058F50F01080047"));
+    // The relay agent gets it: the read token of the key the sensor agent reports with.
+    let ack = f.register_relay1().await?;
+    let token = f.engine.device_key("hall", KeyRole::Both).read_token();
+    let mut handed = source(good, "hall", "1058F50F01080047");
+    handed["token"] = json!(token);
+    assert_eq!(ack.1["fallback"]["outputs"]["heat"]["sensor"], handed);
     Ok(())
 }

@@ -3,7 +3,10 @@
 //! agent's fallback program (handed over by the engine, stored in its state directory) keeps
 //! the room at or above the frost setpoint from a probe of its own host for a simulated day;
 //! the agent restarted in fallback still has the program and runs it; without its probe it
-//! runs the blind duty; and the engine, back, takes over without a short cycle.
+//! runs the blind duty; and the engine, back, takes over without a short cycle. A relay agent
+//! without a probe of its own reads a sensor agent of the site over the LAN instead (its read
+//! API, with the token the engine handed over), and runs the blind duty once that sensor agent
+//! is gone.
 
 use std::time::Duration;
 
@@ -11,7 +14,9 @@ use hearth_e2e::{FAST_ENGINE, House, Proc, eventually, in_private_netns, simulat
 use hearth_harness::{RELAY_AGENT, SENSOR_AGENT};
 use hearth_proto::client::{EngineClient, RelayAgentClient};
 use hearth_proto::control::{ControlSettings, Mode};
-use hearth_proto::fallback::{FallbackStatus, FallbackWhy, OutputProgram};
+use hearth_proto::fallback::{
+    BlindDuty, FallbackStatus, FallbackWhy, OutputFallbackChoice, OutputProgram, SensorSource,
+};
 use hearth_proto::relays::RelayState;
 use hearth_proto::schedules::DefaultTarget;
 use tokio::time::Instant;
@@ -42,6 +47,28 @@ fn start_engine(house: &House, name: &str, port: &str) -> anyhow::Result<Proc> {
     let mut args = vec!["--data-dir", &data, "--listen", &listen, "--lease-s", "4"];
     args.extend(FAST_ENGINE);
     Proc::start(name, "hearth-engine", &args)
+}
+
+/// The engine in a cold house, and its admin client: heating with the frost floor at
+/// [`FROST_C`], holding 10 °C (the room starts at 9 °C with 0 °C outside).
+async fn start_cold_house(
+    house: &House,
+    port: &str,
+    admin: String,
+) -> anyhow::Result<(Proc, EngineClient)> {
+    let engine = start_engine(house, "engine", port)?;
+    let api = EngineClient::new(&engine.listening_url().await?, Some(admin));
+    api.set_control(&ControlSettings {
+        mode: Mode::Heat,
+        params: serde_json::json!({"hysteresis_c": 0.3}),
+        min_on_s: MIN_S,
+        min_off_s: MIN_S,
+        frost_floor_c: FROST_C,
+        ..ControlSettings::default()
+    })
+    .await?;
+    api.set_default_target(&DefaultTarget { heat_c: 10.0, cool_c: 30.0, sensors: vec![] }).await?;
+    Ok((engine, api))
 }
 
 /// The relay agent of [`HOST`], storing its program in `state`; with the simulated room as its
@@ -80,19 +107,7 @@ async fn run() -> anyhow::Result<()> {
     let world = house.world_s();
     let port = hearth_e2e::free_port()?.to_string();
 
-    let engine = start_engine(&house, "engine", &port)?;
-    let api = EngineClient::new(&engine.listening_url().await?, Some(admin));
-    api.set_control(&ControlSettings {
-        mode: Mode::Heat,
-        params: serde_json::json!({"hysteresis_c": 0.3}),
-        min_on_s: MIN_S,
-        min_off_s: MIN_S,
-        frost_floor_c: FROST_C,
-        ..ControlSettings::default()
-    })
-    .await?;
-    // A cold house: the engine holds 10 °C, the room starts at 9 °C with 0 °C outside.
-    api.set_default_target(&DefaultTarget { heat_c: 10.0, cool_c: 30.0, sensors: vec![] }).await?;
+    let (engine, _api) = start_cold_house(&house, &port, admin).await?;
     let mut sensor_args = simulated(HOST, &sensor_key, &world).to_vec();
     sensor_args.extend(["--interval-s", "0.3"]);
     sensor_args.extend(ROOM_ARGS);
@@ -212,5 +227,107 @@ async fn run() -> anyhow::Result<()> {
         );
     }
     drop(engine);
+    Ok(())
+}
+
+#[test]
+fn relay_agent_reads_a_sensor_agent_over_the_lan_without_the_engine() -> anyhow::Result<()> {
+    in_private_netns(
+        "fallback::relay_agent_reads_a_sensor_agent_over_the_lan_without_the_engine",
+        run_remote,
+    )
+}
+
+/// The sensor agent of another host than the relay agent's, so the engine's default finds no
+/// local probe: the admin points the frost program at this one.
+const HALL: &str = "fb-hall";
+
+async fn run_remote() -> anyhow::Result<()> {
+    let house = House::new()?;
+    let sensor_key = house.key(SENSOR_AGENT, HALL)?;
+    let relay_key = house.key(RELAY_AGENT, HOST)?;
+    let config = house.relay_toml(MIN_S)?;
+    let state = house.dir.path().join("relay-state").to_string_lossy().into_owned();
+    let world = house.world_s();
+    let port = hearth_e2e::free_port()?.to_string();
+
+    let (engine, api) = start_cold_house(&house, &port, house.admin()?).await?;
+    let status_listen = format!("127.0.0.1:{}", hearth_e2e::free_port()?);
+    let mut sensor_args = simulated(HALL, &sensor_key, &world).to_vec();
+    sensor_args.extend(["--interval-s", "0.3", "--status-listen", &status_listen]);
+    sensor_args.extend(ROOM_ARGS);
+    let sensor = Proc::start("sensor", "hearth-sensor-agent", &sensor_args)?;
+    // No probe of its own.
+    let relay = start_relay(&house, "relay", &config, &relay_key, &state, false)?;
+    let relay_api = RelayAgentClient::new(&relay.listening_url().await?, None);
+
+    let wait = Duration::from_secs(60);
+    eventually("the relay agent registered and the hall's probe reported", wait, || async {
+        let relays = api.relays().await?;
+        let sensors = api.sensors().await?;
+        Ok((relays.iter().any(|r| r.host_id == HOST && r.output_id == "heat")
+            && sensors.iter().any(|s| s.id.eq_ignore_ascii_case(PROBE)))
+        .then_some(()))
+    })
+    .await?;
+    let url = format!("http://{status_listen}");
+    let choice = OutputFallbackChoice {
+        program: Some(OutputProgram::Frost {
+            setpoint_c: FROST_C,
+            sensor: Some(SensorSource::SensorAgent {
+                url: url.clone(),
+                host: HALL.into(),
+                id: PROBE.into(),
+                token: None,
+            }),
+            blind: BlindDuty::default(),
+        }),
+    };
+    api.set_relay_fallback(HOST, "heat", &choice).await?;
+    // The engine hands the program over with the hall's read token filled in.
+    eventually("the frost program reading the hall", wait, || async {
+        let program = relay_api.fallback_program().await.ok();
+        Ok(program.filter(|p| {
+            matches!(
+                p.outputs.get("heat"),
+                Some(OutputProgram::Frost {
+                    sensor: Some(SensorSource::SensorAgent { token: Some(_), .. }),
+                    ..
+                })
+            )
+        }))
+    })
+    .await?;
+
+    engine.kill()?;
+    eventually("fallback", wait, || fallback_of(&relay_api)).await?;
+    // Six simulated hours: the room, read over the LAN, never below frost − 0.5 K.
+    let span = Duration::from_secs_f64(6.0 * 3600.0 / SCALE);
+    let start = Instant::now();
+    let (mut lowest, mut samples) = (f64::MAX, 0);
+    while start.elapsed() < span {
+        let status = fallback_of(&relay_api).await?;
+        let doing = status.as_ref().and_then(|f| f.doing.get("heat")).cloned();
+        let doing = doing.ok_or_else(|| anyhow::anyhow!("fallback ended: {status:?}"))?;
+        let t = doing.temp_c.ok_or_else(|| anyhow::anyhow!("no reading: {}", doing.detail))?;
+        (lowest, samples) = (lowest.min(t), samples + 1);
+        assert!(t >= FROST_C - 0.5, "the room at {t} °C, below frost − 0.5 K: {}", doing.detail);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("six simulated hours from the sensor agent: {samples} samples, lowest {lowest:.2} °C");
+    assert!(lowest < FROST_C + 0.5, "the room never cooled to the frost setpoint: {lowest}");
+
+    // The sensor agent dies: once its last reading is stale, the blind duty, saying why.
+    sensor.kill()?;
+    let doing = eventually("the blind duty without the sensor agent", wait, || async {
+        let f = fallback_of(&relay_api).await?;
+        Ok(f.and_then(|f| f.doing.get("heat").cloned()).filter(|d| d.temp_c.is_none()))
+    })
+    .await?;
+    assert!(
+        doing.detail.starts_with("blind duty (sensor agent fb-hall: unreachable"),
+        "{}",
+        doing.detail
+    );
     Ok(())
 }
