@@ -42,6 +42,7 @@ const CHECKS_CONTENT_TYPE: &[&str] = &[
     "set_sensor_settings",
     "register_relay_agent",
     "assign_relay_function",
+    "set_relay_fallback",
     "set_control_settings",
     "set_agent_settings",
     "report_applied_settings",

@@ -50,6 +50,36 @@ async fn every_request_body_refuses_unknown_fields() -> R {
     Ok(())
 }
 
+/// Every operation that takes a body answers a body of another content type with a status its
+/// document lists (a 415 where the route checks the type): the document's list of routes that
+/// check it is held to what the routes do, so a new body route cannot forget its 415.
+#[tokio::test]
+async fn every_request_body_of_another_type_gets_a_documented_status() -> R {
+    let f = fixture().await?;
+    let admin = f.admin();
+    let doc = serde_json::to_value(hearth_engine::openapi())?;
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in ops.as_object().into_iter().flatten() {
+            if op.get("requestBody").is_none() {
+                continue;
+            }
+            let req = Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(concrete(path))
+                .header("authorization", format!("Bearer {admin}"))
+                .header("content-type", "text/plain")
+                .body(Body::from(r#"{"zzz_typo": 5}"#))?;
+            let status = f.engine.router().oneshot(req).await?.status();
+            let documented = &op["responses"][status.as_str()];
+            assert!(!documented.is_null(), "{method} {path}: {status} is not documented");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} body routes");
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_typo_in_the_control_settings_changes_nothing() -> R {
     let f = fixture().await?;
