@@ -57,6 +57,9 @@ pub const AUTO_DEADBAND_C: RangeInclusive<f64> = 0.5..=10.0;
 pub const OUTLIER_C: RangeInclusive<f64> = 1.0..=30.0;
 /// `ControlSettings::sensor_loss_duty_pct`, percent.
 pub const SENSOR_LOSS_DUTY_PCT: RangeInclusive<u32> = 0..=50;
+/// The period the sensor-loss duty (`ControlSettings::sensor_loss_duty_pct`) runs in, seconds:
+/// the engine's, and a relay agent's blind duty when nobody chose another.
+pub const SENSOR_LOSS_PERIOD_S: u32 = 30 * 60;
 /// `limit` of `GET /v1/control/decisions`.
 pub const DECISIONS_LIMIT: RangeInclusive<u32> = 1..=1000;
 /// `limit` when the query leaves it out.

@@ -26,7 +26,7 @@ pub const DUTY_PCT: RangeInclusive<u32> = crate::control::SENSOR_LOSS_DUTY_PCT;
 /// [`BlindDuty::period_s`], seconds.
 pub const PERIOD_S: RangeInclusive<u32> = 60..=86_400;
 /// The blind duty's period when nobody chose one: the engine's sensor-loss period, seconds.
-pub const DEFAULT_PERIOD_S: u32 = 1800;
+pub const DEFAULT_PERIOD_S: u32 = crate::control::SENSOR_LOSS_PERIOD_S;
 /// The blind duty when nobody chose one: the engine's sensor-loss duty, percent.
 pub const DEFAULT_DUTY_PCT: u32 = 10;
 /// [`FallbackProgram::after_s`], seconds: the leases a relay agent grants.

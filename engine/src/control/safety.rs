@@ -11,7 +11,8 @@ use super::text::{span, temp};
 
 /// Sensor-loss duty runs in periods of this length, aligned to the Unix epoch, so it is a pure
 /// function of the time and an engine restart neither repeats nor skips a run.
-pub(crate) const DUTY_PERIOD_S: i64 = 30 * 60;
+// A u32 always fits an i64 (`i64::from` is not usable in a const).
+pub(crate) const DUTY_PERIOD_S: i64 = hearth_proto::control::SENSOR_LOSS_PERIOD_S as i64;
 
 /// True for the codes safety decides: their "off" is immediate (no minimum on time holds it).
 pub(crate) fn is_safety(code: ReasonCode) -> bool {
