@@ -282,13 +282,14 @@ fn span_stats(
     let elapsed_end = end.min(now);
     let elapsed_s = elapsed_end.duration_since(start).as_secs_f64().max(0.0);
     let mine = || runs.iter().filter(move |r| r.system == system);
-    let runtime: SignedDuration = mine()
-        .map(|r| {
-            let from = r.start.max(start);
-            let to = r.end.unwrap_or(now).min(elapsed_end);
-            to.duration_since(from).max(SignedDuration::ZERO)
-        })
-        .sum();
+    let pieces = || mine().map(|r| (r.start.max(start), r.end.unwrap_or(now).min(elapsed_end)));
+    let runtime: SignedDuration =
+        pieces().map(|(from, to)| to.duration_since(from).max(SignedDuration::ZERO)).sum();
+    // Whole seconds from the instants' whole seconds, not each piece's duration truncated: a
+    // run split at midnight then adds up to its whole length (truncating both halves lost a
+    // second whenever the run's start and now had fractions).
+    let runtime_whole_s: i64 =
+        pieces().map(|(from, to)| (to.as_second() - from.as_second()).max(0)).sum();
     let started: Vec<&Run> = mine().filter(|r| r.start >= start && r.start < end).collect();
     let rates: Vec<f64> = started
         .iter()
@@ -305,7 +306,7 @@ fn span_stats(
     let runtime_s = runtime.as_secs_f64();
     let cycles = u32::try_from(started.len()).unwrap_or(u32::MAX);
     SpanStats {
-        runtime_s: runtime.as_secs().max(0).unsigned_abs(),
+        runtime_s: runtime_whole_s.unsigned_abs(),
         cycles,
         cycles_per_hour: if elapsed_s > 0.0 {
             f64::from(cycles) / (elapsed_s / 3600.0)
@@ -337,6 +338,17 @@ mod tests {
 
     fn zone(name: &str) -> anyhow::Result<TimeZone> {
         Ok(TimeZone::get(name)?)
+    }
+
+    #[test]
+    fn a_run_split_at_midnight_adds_up_to_its_whole_seconds() -> anyhow::Result<()> {
+        // An hour and a bit, started and read at instants with fractions, crossing midnight.
+        let runs = [run(System::Heat, "2026-12-02T23:16:04.700Z", None, (19.0, 19.0))];
+        let now = ts("2026-12-03T00:16:04.500Z");
+        let stats = daily_stats(&runs, &[System::Heat], &TimeZone::UTC, now, 2)?;
+        let total: u64 = stats.iter().map(|d| d.runtime_s).sum();
+        assert_eq!(total, 3600, "{stats:?}");
+        Ok(())
     }
 
     #[test]
