@@ -17,7 +17,7 @@ use hearth_common::auth::SiteSecret;
 use hearth_common::sse::EventBus;
 use hearth_proto::Timestamp;
 use hearth_proto::control::System;
-use hearth_proto::events::{Event, Topic};
+use hearth_proto::events::Event;
 use hearth_proto::history::Run;
 use hearth_proto::relays::RelayFunction;
 use jiff::SignedDuration;
@@ -29,6 +29,8 @@ use crate::metrics::Counters;
 use crate::readings::Readings;
 use crate::store::Schedules;
 use crate::store::{RelayRow, Store, from_millis};
+use crate::zones::ZoneId;
+use crate::zones::live::Zones;
 
 /// How soon to repeat a command a relay agent refused (its minimum off time, an interlock).
 const REFUSED_RETRY: Duration = Duration::from_secs(5);
@@ -65,8 +67,9 @@ pub(crate) struct Controller {
     schedules: Arc<Schedules>,
     events: EventBus,
     counters: Arc<Counters>,
+    /// The zones and plants, and each zone's settings.
+    zones: Arc<Zones>,
     /// Watch channels hold the current value without lock poisoning.
-    settings: watch::Sender<Settings>,
     latest: watch::Sender<Option<Decision>>,
     wake: Arc<Notify>,
     /// Set when relays registered: command them now rather than at the next renewal.
@@ -95,8 +98,8 @@ impl Controller {
         events: EventBus,
         counters: Arc<Counters>,
         wake: Arc<Notify>,
+        zones: Arc<Zones>,
     ) -> anyhow::Result<Self> {
-        let settings = load_settings(&store).await?;
         // Without the database (a start on a damaged card) there is no last decision to show.
         let latest = store.decisions(None, None, 1).await.ok().and_then(|d| d.into_iter().next());
         Ok(Self {
@@ -107,7 +110,7 @@ impl Controller {
             schedules,
             events,
             counters,
-            settings: watch::Sender::new(settings),
+            zones,
             latest: watch::Sender::new(latest),
             wake,
             resend: AtomicBool::new(false),
@@ -115,20 +118,11 @@ impl Controller {
         })
     }
 
-    /// Read the settings again (the database came back after a storage fault) and decide with
-    /// them at once.
+    /// Read the house again (the database came back after a storage fault) and decide with
+    /// it at once.
     pub(crate) async fn reload_settings(&self) {
-        match load_settings(&self.store).await {
-            Ok(settings) => {
-                if *self.settings.borrow() != settings {
-                    tracing::info!("control settings read again from the database");
-                    self.settings.send_replace(settings);
-                    self.events.changed(Topic::Settings);
-                }
-                self.wake.notify_one();
-            }
-            Err(e) => tracing::error!(error = %e, "cannot read the control settings again"),
-        }
+        self.zones.reload().await;
+        self.wake.notify_one();
     }
 
     /// The lease granted with every `on`: a relay agent silent-for-a-lease runs its fallback.
@@ -136,17 +130,21 @@ impl Controller {
         self.config.lease_s
     }
 
+    /// The default zone's settings: what the single-zone routes show.
     pub(crate) fn settings(&self) -> Settings {
-        self.settings.borrow().clone()
+        self.zones.default_settings()
     }
 
-    /// Store new (checked) settings, then let the loop decide with them at once.
-    pub(crate) async fn set_settings(&self, settings: Settings) -> Result<(), sqlx::Error> {
-        self.store.save_settings(&settings).await?;
-        self.settings.send_replace(settings);
-        self.events.changed(Topic::Settings);
+    /// Store a zone's new (checked) settings, then let the loop decide with them at once.
+    /// False when the zone does not exist.
+    pub(crate) async fn set_settings(
+        &self,
+        zone: &ZoneId,
+        settings: Settings,
+    ) -> Result<bool, sqlx::Error> {
+        let found = self.zones.set_settings(zone, settings).await?;
         self.wake.notify_one();
-        Ok(())
+        Ok(found)
     }
 
     pub(crate) fn latest(&self) -> Option<Decision> {
@@ -377,36 +375,6 @@ impl Controller {
     }
 }
 
-/// The stored settings. Settings that no longer pass the checks (a removed algorithm) give way
-/// to the defaults rather than stopping the engine. Settings that cannot be read at all (the
-/// database does not open, or they are stored in a format this engine does not read) give
-/// mode off: the frost floor, the max ceiling and the sensor-loss duty still act, but nothing
-/// heats or cools to a target nobody chose; saving settings (`PUT /v1/control/settings`)
-/// replaces unreadable ones.
-async fn load_settings(store: &Store) -> anyhow::Result<Settings> {
-    let settings = match store.load_settings().await {
-        Ok(Some(stored)) => control::check_settings(stored).map_err(|e| {
-            tracing::warn!(error = %e, "stored control settings are not valid; using the defaults");
-        }),
-        Ok(None) => Err(()),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the control settings; mode off (frost \
-                floor and max ceiling only) until they can be read or are saved again");
-            return control::check_settings(Settings {
-                mode: hearth_proto::control::Mode::Off,
-                ..Settings::default()
-            })
-            .map_err(|e| anyhow::anyhow!("default control settings: {e}"));
-        }
-    };
-    match settings {
-        Ok(s) => Ok(s),
-        // Checking the defaults fills in the default algorithm's parameters.
-        Err(()) => control::check_settings(Settings::default())
-            .map_err(|e| anyhow::anyhow!("default control settings: {e}")),
-    }
-}
-
 /// Decisions are recorded when any of these change.
 fn record_key(d: &Decision) -> (bool, bool, hearth_proto::control::ReasonCode, Option<i64>) {
     (d.heat, d.cool, d.reason_code, d.rule.id)
@@ -485,30 +453,4 @@ fn running(relays: &[RelayRow], function: RelayFunction) -> Running {
         outputs.iter().map(switched).max().flatten()
     };
     Running { on, since, ran_until: None }
-}
-
-#[cfg(test)]
-mod tests {
-    use hearth_proto::control::Mode;
-
-    use super::*;
-
-    /// Stored settings this engine cannot read leave the house in mode off (frost floor, max
-    /// ceiling, sensor-loss duty), never the default settings nobody chose.
-    #[tokio::test]
-    async fn unreadable_settings_are_mode_off_not_the_defaults() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = Store::open(&url).await?;
-        let chosen = control::check_settings(Settings { mode: Mode::Auto, ..Settings::default() })
-            .map_err(|e| anyhow::anyhow!(e))?;
-        store.save_settings(&chosen).await?;
-        assert_eq!(load_settings(&store).await?, chosen);
-        // As a newer engine would have stored them.
-        sqlx::query("UPDATE settings SET value = json_set(value, '$.v', 2) WHERE key = 'control'")
-            .execute(&store.test_pool())
-            .await?;
-        assert_eq!(load_settings(&store).await?.mode, Mode::Off);
-        Ok(())
-    }
 }

@@ -83,6 +83,7 @@ impl Engine {
             )
             .await,
         );
+        let zones = Arc::new(zones::live::Zones::load(store.clone(), events.clone()).await?);
         let controller = Arc::new(
             controller::Controller::new(
                 store.clone(),
@@ -93,6 +94,7 @@ impl Engine {
                 events.clone(),
                 counters.clone(),
                 wake.clone(),
+                zones,
             )
             .await?,
         );

@@ -41,6 +41,9 @@ pub enum RelayFunction {
     Fan,
     /// Anything else (auxiliary heat, humidifier); never commanded by the decision loop.
     Aux,
+    /// A zone valve or damper: commanded by the decision loop only when a zone names it
+    /// (`/v1/zones`), opened while its zone calls or its plant needs an outlet.
+    Valve,
 }
 
 /// One output of a relay agent, as the agent reports it.

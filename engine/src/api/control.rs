@@ -42,7 +42,11 @@ pub(super) async fn set_settings(
 ) -> Result<axum::Json<ControlSettings>, ApiError> {
     caller.require_admin()?;
     let settings = control::check_settings(settings.into()).map_err(ApiError::invalid)?;
-    state.inner.controller.set_settings(settings.clone()).await?;
+    state
+        .inner
+        .controller
+        .set_settings(&crate::zones::ZoneId::default_zone(), settings.clone())
+        .await?;
     tracing::info!(?settings, "control settings changed");
     Ok(axum::Json(settings.into()))
 }

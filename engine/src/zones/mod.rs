@@ -18,6 +18,7 @@
 //! for bit (`tests.rs` checks it).
 
 pub(crate) mod check;
+pub(crate) mod live;
 pub(crate) mod plan;
 
 use std::collections::BTreeMap;
