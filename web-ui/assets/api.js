@@ -220,7 +220,8 @@ export async function api(method, path, body) {
 // ---------------------------------------------------------------------------------------
 // Events: one EventSource for the whole page, shared by every view
 
-const TYPES = ['reading', 'decision', 'relay', 'changed', 'lagged'];
+// `house`: every zone's and plant's status, in a house with zones.
+const TYPES = ['reading', 'decision', 'relay', 'house', 'changed', 'lagged'];
 const listeners = new Map(TYPES.map((t) => [t, new Set()]));
 let source = null;
 let retryTimer = null;

@@ -22,7 +22,8 @@ const TITLES = {
 };
 
 const search = new URLSearchParams(location.search);
-const kiosk = search.has('kiosk');
+// The wall display: `/?kiosk`, or `#/kiosk` (with `?zone=` after either for one zone's face).
+const kiosk = search.has('kiosk') || /^#\/?kiosk(\?|$)/.test(location.hash);
 
 let unmount = null;
 let generation = 0; // a newer navigation wins over a view that is still loading

@@ -3,6 +3,8 @@
 // remote settings with what it applied or refused, and its commands with their results). Live
 // readings and relay switches update in place; a row being edited is never overwritten.
 //
+// The house's zones and plants are zones-admin.js's section, fed by the same loads.
+//
 // Layout: the calibration hint and status texts (pure); the sensor rows (built once, kept while
 // edited); relays; agents and their management panels (built once per agent, kept across
 // reloads); loading and live events, wired in mount().
@@ -12,12 +14,14 @@ import { excludedTone, fmtAgo, fmtDuration, fmtExcluded, fmtTemp, fmtTime } from
 import { toast } from "./toast.js";
 import { h } from "./dom.js";
 import { submit } from "./submit.js";
+import { zonesAdmin } from "./zones-admin.js";
 
 const FUNCTIONS = [
   ['heat', 'Heating'],
   ['cool', 'Cooling'],
   ['fan', 'Fan'],
   ['aux', 'Auxiliary heat'],
+  ['valve', 'Zone valve / damper'],
 ];
 // Differences below this are sensor noise, not a calibration error worth a hint.
 const HINT_MIN_C = 0.3;
@@ -491,6 +495,8 @@ async function load(v) {
     api('GET', '/v1/control').then((x) => (st.decision = x?.decision || null)),
     api('GET', '/v1/relays').then((x) => (st.relays = x || [])),
     api('GET', '/v1/agents').then((x) => (st.agents = x || [])),
+    // An engine without zones has no such route: the section stays hidden, nothing failed.
+    api('GET', '/v1/zones').then((x) => (st.zones = x), () => (st.zones = null)),
   ]);
   if (!st.alive) return;
   const failed = results.find((r) => r.status === 'rejected');
@@ -499,6 +505,7 @@ async function load(v) {
   renderSensors(v);
   renderRelays(v);
   renderAgents(v);
+  v.zones.render(st.zones, st.sensors, st.relays);
 }
 
 function followEvents(v) {
@@ -537,6 +544,7 @@ export async function mount(el) {
   };
   // rows: sensor id → {root, display, inputs, dirty}; panels: host id → a sensor agent's panel
   const v = { st, els, rows: new Map(), panels: new Map() };
+  v.zones = zonesAdmin(() => load(v));
   el.append(
     h('h1', { class: 'page-title', text: 'Devices' }),
     els.error,
@@ -552,6 +560,7 @@ export async function mount(el) {
     els.relays,
     h('h2', { class: 'section-title', id: 'dev-agents', text: 'Agents' }),
     els.agents,
+    v.zones.root,
   );
   const offs = followEvents(v);
   // Agents have no events: "last seen" and online/offline come from a gentle poll.

@@ -6,6 +6,10 @@
 // publishes a decision whenever any of them changes), never a live reading beside an older
 // reason. Readings update the sensor cards.
 //
+// In a house with zones the face, its controls and its sensors are one zone's (`?zone=`, the
+// default zone without it); every request about it carries the zone, and cards below show
+// every zone and plant (home-zones.js). A one-zone house reads and looks as it always did.
+//
 // Layout: the reason texts (pure); the skeleton; what the state says (mode, segment, targets);
 // the renderers; loading; the actions (+/−, resume, mode, live events), wired in mount().
 
@@ -14,6 +18,8 @@ import { excludedTone, fmtAgo, fmtDay, fmtDuration, fmtExcluded, fmtTemp, fmtTim
 import { toast } from "./toast.js";
 import { h } from "./dom.js";
 import { relayNotice } from "./relay-notice.js";
+import { DEFAULT_ZONE, pickZone, withZone, zoneName, zoned } from "./zones.js";
+import { renderZones, zoneSections } from "./home-zones.js";
 
 const STEP = 0.5;
 const DEBOUNCE_MS = 600;
@@ -184,6 +190,7 @@ const tempButton = (id, label, symbol) =>
 /** The face's and the controls' elements, empty: renderers fill them. */
 function elements() {
   const els = {
+    zoneEl: h('h2', { id: 'home-zone', class: 'home-zone', hidden: true }),
     tempEl: h('div', { id: 'home-temp', class: 'home-temp', 'aria-live': 'off', text: '—' }),
     stateEl: h('span', { id: 'home-state', class: 'home-state', text: '' }),
     // The state and why, together: "WAITING · Minimum off time: heat in 1 min 40 s".
@@ -214,6 +221,7 @@ function elements() {
 function layoutPage(els) {
   const face = h('section', { class: 'home-face', 'aria-label': 'Temperature' },
     h('div', { class: 'dial' },
+      els.zoneEl,
       h('div', { class: 'home-state-box' }, els.stateEl, els.statusEl),
       els.tempEl,
       h('div', { class: 'home-target-row' }, els.targetLabel, els.targetEl),
@@ -388,7 +396,7 @@ function segmentAt(v, iso) {
   if (known) return known;
   if (st.after?.end === iso) return st.after.segment;
   st.after = { end: iso, segment: null };
-  api('GET', `/v1/schedule/timeline?${new URLSearchParams({ from: iso, hours: '1' })}`)
+  api('GET', withZone(`/v1/schedule/timeline?${new URLSearchParams({ from: iso, hours: '1' })}`, st.zone))
     .then((tl) => {
       if (!st.alive || st.after?.end !== iso) return;
       st.after.segment = tl?.segments?.[0] || null;
@@ -474,6 +482,22 @@ function renderAll(v) {
   renderModes(v);
   renderSensors(v);
   renderEquipment(v);
+  renderZoneCards(v);
+}
+
+/** The zones' and plants' cards, and the face's zone name; a plant's protection counts down
+ * every second while one runs. */
+function renderZoneCards(v) {
+  const { st, els } = v;
+  const many = zoned(st.config);
+  els.zoneEl.hidden = !many;
+  if (many) els.zoneEl.textContent = zoneName(st.config, st.zone);
+  const counting = renderZones(v.zones, many ? st.house : null, st.zone, st.relays, st.houseAt);
+  if (counting && !st.plantTick) st.plantTick = setInterval(() => renderZoneCards(v), 1000);
+  if (!counting && st.plantTick) {
+    clearInterval(st.plantTick);
+    st.plantTick = null;
+  }
 }
 
 // ----- loading -----------------------------------------------------------------------------
@@ -484,14 +508,23 @@ function setControl(st, c) {
   st.control = c;
 }
 
-async function load(v, parts = ['control', 'timeline', 'overrides', 'sensors', 'relays']) {
+/** Keep the house status; its protections count from now. */
+function setHouse(st, house) {
+  st.house = house;
+  st.houseAt = Date.now();
+}
+
+async function load(v, parts = ['control', 'timeline', 'overrides', 'sensors', 'relays', 'house']) {
   const { st, els } = v;
+  const z = (path) => withZone(path, st.zone);
   const jobs = {
-    control: () => api('GET', '/v1/control').then((c) => setControl(st, c)),
-    timeline: () => api('GET', '/v1/schedule/timeline?hours=26').then((t) => (st.timeline = t)),
-    overrides: () => api('GET', '/v1/overrides').then((o) => (st.overrides = o || [])),
+    control: () => api('GET', z('/v1/control')).then((c) => setControl(st, c)),
+    timeline: () => api('GET', z('/v1/schedule/timeline?hours=26')).then((t) => (st.timeline = t)),
+    overrides: () => api('GET', z('/v1/overrides')).then((o) => (st.overrides = o || [])),
     sensors: () => api('GET', '/v1/sensors').then((s) => (st.sensors = s || [])),
     relays: () => api('GET', '/v1/relays').then((r) => (st.relays = r || [])),
+    // Only a house with zones has anything to show here: a one-zone house asks nothing new.
+    house: () => (zoned(st.config) ? api('GET', '/v1/house').then((h) => setHouse(st, h)) : Promise.resolve()),
   };
   const results = await Promise.allSettled(parts.map((p) => jobs[p]()));
   if (!st.alive) return;
@@ -545,6 +578,7 @@ async function send(v) {
   const m = modeOf(st);
   const want = st.pending;
   const body = { hold: holdBody(v.els) };
+  if (st.zone !== DEFAULT_ZONE) body.zone = st.zone;
   if (m !== 'cool') body.heat_c = want.heat;
   if (m === 'cool' || m === 'auto') body.cool_c = want.cool;
   st.sending = true;
@@ -566,7 +600,7 @@ async function resume(v) {
   const btn = v.els.resumeBtn;
   btn.disabled = true;
   try {
-    await api('DELETE', '/v1/overrides');
+    await api('DELETE', withZone('/v1/overrides', v.st.zone));
     v.st.pending = null;
     await load(v, ['timeline', 'overrides', 'control']);
     toast('Back on schedule.', 'ok');
@@ -583,9 +617,9 @@ async function chooseMode(v, m) {
   for (const x of els.modeBtns) x.disabled = true;
   try {
     // The PUT replaces the settings: send them all, fresh, with only the mode changed.
-    const fresh = await api('GET', '/v1/control');
+    const fresh = await api('GET', withZone('/v1/control', st.zone));
     setControl(st, fresh);
-    await api('PUT', '/v1/control/settings', { ...fresh.settings, mode: m });
+    await api('PUT', withZone('/v1/control/settings', st.zone), { ...fresh.settings, mode: m });
     await load(v, ['control', 'timeline']);
   } catch (e) {
     toast(e.message || String(e), 'error');
@@ -593,6 +627,26 @@ async function chooseMode(v, m) {
     for (const x of els.modeBtns) x.disabled = false;
     renderModes(v);
   }
+}
+
+/** The face shows a new decision of its zone. */
+function showDecision(v, decision) {
+  const { st } = v;
+  if (!st.control) st.control = { settings: { mode: decision.mode }, decision: null };
+  decision.receivedAt = Date.now();
+  st.control.decision = decision;
+  renderDecision(v);
+  if (!st.pending) renderTarget(v);
+  renderSensors(v);
+}
+
+/** The house's zones (an engine without zones answers 404: one zone, as before), and which
+ * of them the face shows: the one asked for, else the default. */
+async function loadZones(v) {
+  const { st } = v;
+  st.config = await api('GET', '/v1/zones').catch(() => null);
+  if (!st.alive) return;
+  st.zone = pickZone(st.config, st.wanted);
 }
 
 /** The event stream's handlers; returns the unsubscribers. */
@@ -609,14 +663,16 @@ function followEvents(v) {
       s.stale = false;
       renderSensor(v, ev.sensor_id);
     }),
+    // `decision` carries the default zone's; another zone's comes with the house status.
     on('decision', (ev) => {
-      if (!ev.decision) return;
-      if (!st.control) st.control = { settings: { mode: ev.decision.mode }, decision: null };
-      ev.decision.receivedAt = Date.now();
-      st.control.decision = ev.decision;
-      renderDecision(v);
-      if (!st.pending) renderTarget(v);
-      renderSensors(v);
+      if (ev.decision && st.zone === DEFAULT_ZONE) showDecision(v, ev.decision);
+    }),
+    on('house', (ev) => {
+      const house = ev.house || ev;
+      setHouse(st, house);
+      const mine = st.zone !== DEFAULT_ZONE && (house.zones || []).find((x) => x.id === st.zone);
+      if (mine?.decision) showDecision(v, mine.decision);
+      renderZoneCards(v);
     }),
     on('relay', (ev) => {
       const r = st.relays.find((x) => x.host_id === ev.host_id && x.output_id === ev.output_id);
@@ -624,13 +680,20 @@ function followEvents(v) {
       r.state = ev.state;
       renderEquipment(v);
     }),
-    on('changed', () => load(v, ['control', 'timeline', 'overrides'])),
-    on('lagged', () => load(v)),
+    on('changed', (ev) => (ev.what === 'zones' ? loadZones(v).then(() => load(v)) : load(v, ['control', 'timeline', 'overrides']))),
+    on('lagged', () => loadZones(v).then(() => load(v))),
   ];
 }
 
-export async function mount(el, ctx) {
-  const st = {
+/** The view's state, before anything is loaded. */
+function initialState(wanted) {
+  return {
+    wanted, // the zone asked for (`?zone=`)
+    zone: DEFAULT_ZONE, // the zone shown: the one asked for once the house is known to have it
+    config: null, // GET /v1/zones: the house's zones and plants, null for an engine without
+    house: null, // GET /v1/house and the `house` event, in a house with zones
+    houseAt: 0, // when it was received: plant protections count from it
+    plantTick: null,
     control: null, // ControlView
     timeline: null,
     overrides: [],
@@ -643,14 +706,22 @@ export async function mount(el, ctx) {
     sending: false,
     alive: true,
   };
+}
+
+export async function mount(el, ctx) {
+  const wanted = ctx?.params?.get('zone') || null;
+  const st = initialState(wanted);
   const els = elements();
   const page = layoutPage(els);
   el.classList.add('home');
   if (ctx && ctx.kiosk) el.classList.add('home-kiosk');
+  // A kiosk for one zone (`?zone=`) shows that zone alone; without one, every zone compactly.
+  if (ctx && ctx.kiosk && wanted) el.classList.add('home-one-zone');
   // Above the face: when a heat or cool output is simulated or its agent does not answer.
   const notice = relayNotice();
-  el.append(els.errorEl, notice.el, page.main, page.why, page.sensors);
-  const v = { st, els, el };
+  const zones = zoneSections();
+  el.append(els.errorEl, notice.el, page.main, page.why, zones.zones, zones.plants, page.sensors);
+  const v = { st, els, el, zones };
   els.upBtn.addEventListener('click', () => press(v, STEP));
   els.downBtn.addEventListener('click', () => press(v, -STEP));
   els.resumeBtn.addEventListener('click', () => resume(v));
@@ -659,10 +730,12 @@ export async function mount(el, ctx) {
   // "What comes next", the override's end and the "min ago" texts move with the clock. Once a
   // minute re-reads the timeline (cheap) so a new day's segments appear.
   const tick = setInterval(() => load(v, ['timeline', 'overrides']), 60_000);
+  await loadZones(v);
   await load(v);
   return () => {
     st.alive = false;
     clearInterval(tick);
+    clearInterval(st.plantTick);
     notice.stop();
     clearInterval(st.countdown);
     // An unsent +/− still goes out: the user pressed it, leaving the page is no "cancel".

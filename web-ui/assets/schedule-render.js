@@ -26,10 +26,10 @@ function defaultCard() {
       h('p', { id: 'default-error', class: 'form-error', role: 'alert' })));
 }
 
-/** The page, empty: renderers fill it. */
-export function skeleton() {
+/** The page, empty: renderers fill it; `picker` is the zone picker's element. */
+export function skeleton(picker) {
   return h('section', { class: 'schedule-view' },
-    h('header', { class: 'view-head' }, h('h1', { text: 'Schedule' }),
+    h('header', { class: 'view-head' }, h('h1', { text: 'Schedule' }), picker,
       h('button', { type: 'button', id: 'rule-add', class: 'btn btn-primary', text: 'Add rule' })),
     card('tl-title', h('h2', { id: 'tl-title', text: 'Next 24 hours' }), h('div', { id: 'timeline', 'aria-live': 'polite' })),
     card('week-title',

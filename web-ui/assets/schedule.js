@@ -9,6 +9,10 @@
 // Modules: schedule-week.js (the pure arithmetic: pieces, lanes, drags, texts), schedule-
 // render.js (the page and its renderers), schedule-form.js (the editor dialog); this one holds
 // the state, the loading and the actions.
+//
+// In a house with zones a picker chooses the zone the page acts on: the rules, the timeline,
+// the overrides and the default target listed are that zone's (`?zone=`), and a rule saved
+// is saved to it (`zone` in the body).
 
 import { api, on } from "./api.js";
 import { DAY_MIN, WEEKDAYS } from "./calendar.js";
@@ -19,17 +23,20 @@ import {
   renderDefault, renderOverrides, renderRuleList, renderTimeline, renderWeek, skeleton,
 } from "./schedule-render.js";
 import { movedWeekly, weekOf } from "./schedule-week.js";
+import { DEFAULT_ZONE, pickZone, withZone } from "./zones.js";
+import { fillZonePicker, zonePicker } from "./zone-picker.js";
 
 // ---- loading ------------------------------------------------------------------------------
 
 async function loadAll(st) {
+  const z = (path) => withZone(path, st.zoneId);
   const [rules, sensors, tl, ovr, def, control] = await Promise.all([
-    api('GET', '/v1/schedules'),
+    api('GET', z('/v1/schedules')),
     api('GET', '/v1/sensors').catch(() => []),
-    api('GET', '/v1/schedule/timeline?hours=24'),
-    api('GET', '/v1/overrides').catch(() => []),
-    api('GET', '/v1/schedule/default').catch(() => null),
-    api('GET', '/v1/control').catch(() => null),
+    api('GET', z('/v1/schedule/timeline?hours=24')),
+    api('GET', z('/v1/overrides')).catch(() => []),
+    api('GET', z('/v1/schedule/default')).catch(() => null),
+    api('GET', z('/v1/control')).catch(() => null),
   ]);
   st.rules = rules;
   st.zone = tl.time_zone;
@@ -38,7 +45,7 @@ async function loadAll(st) {
   st.coolMatters = !control || ['cool', 'auto'].includes(control.settings?.mode);
   const week = weekOf(tl, st.weekOffset);
   // 170 h: a week is 167–169 h across DST changes; pieces outside the 7 dates are dropped.
-  week.tl = await api('GET', `/v1/schedule/timeline?hours=170&from=${encodeURIComponent(new Date(week.from).toISOString())}`);
+  week.tl = await api('GET', z(`/v1/schedule/timeline?hours=170&from=${encodeURIComponent(new Date(week.from).toISOString())}`));
   return { tl, week, ovr, def };
 }
 
@@ -47,6 +54,7 @@ async function render(v) {
   const gen = ++st.renderGen;
   let data;
   try {
+    await loadZones(v);
     data = await loadAll(st);
   } catch (e) {
     if (!st.alive || gen !== st.renderGen) return;
@@ -59,6 +67,15 @@ async function render(v) {
   renderRuleList(v);
   renderOverrides(v, data.ovr);
   renderDefault(v, data.def);
+}
+
+/** The house's zones (none from an engine without them) and the picker; a zone that is gone
+ * gives way to the default one. */
+async function loadZones(v) {
+  const { st } = v;
+  st.config = await api('GET', '/v1/zones').catch(() => null);
+  st.zoneId = pickZone(st.config, st.zoneId);
+  fillZonePicker(v.picker, st.config, st.zoneId);
 }
 
 /** Re-read once per burst (another device edited something, events were missed). */
@@ -94,7 +111,11 @@ function saveRule(v) {
     error: $('#rule-error'),
     button: $('#rule-save'),
     reveal: true,
-    body: () => readRule($),
+    body: () => {
+      // A rule stays in its zone when edited; a new one goes to the zone shown.
+      const zone = st.editing?.zone || st.zoneId;
+      return { ...readRule($), ...(zone !== DEFAULT_ZONE ? { zone } : {}) };
+    },
     send: (body) => (st.editing ? api('PUT', `/v1/schedules/${st.editing.id}`, body) : api('POST', '/v1/schedules', body)),
     done: () => {
       closeEditor(v);
@@ -137,7 +158,7 @@ function saveDefault(v) {
       cool_c: numOrNull($('#default-cool')),
       sensors: st.defaultTarget ? st.defaultTarget.sensors || [] : [],
     }),
-    send: (body) => api('PUT', '/v1/schedule/default', body),
+    send: (body) => api('PUT', withZone('/v1/schedule/default', st.zoneId), body),
     done: () => {
       delete $('#default-form').dataset.dirty;
       scheduleRender(v, 0);
@@ -230,14 +251,23 @@ function wire(v) {
   }
 }
 
-export async function mount(el) {
-  const root = skeleton();
+export async function mount(el, ctx) {
+  const v = {};
+  // The picker changes the zone and re-reads at once; the default target's form starts afresh.
+  v.picker = zonePicker((id) => {
+    v.st.zoneId = id;
+    delete v.$('#default-form').dataset.dirty;
+    scheduleRender(v, 0);
+  });
+  const root = skeleton(v.picker.root);
   el.replaceChildren(root);
+  // `zone` is the engine's time zone (rules are written in it); `zoneId` the house's zone shown.
   const st = {
     alive: true, weekOffset: 0, rules: [], sensors: [], editing: null, scrolledToToday: false,
     coolMatters: true, defaultTarget: null, zone: undefined, renderGen: 0, timer: null, dragJustEnded: false,
+    zoneId: ctx?.params?.get('zone') || DEFAULT_ZONE, config: null,
   };
-  const v = { st, root, $: (sel) => root.querySelector(sel) };
+  Object.assign(v, { st, root, $: (sel) => root.querySelector(sel) });
   v.act = {
     openEditor: (rule) => openEditor(v, rule),
     endOverride: (o, btn, err) => endOverride(v, o, btn, err),
