@@ -23,6 +23,8 @@ const FUNCTIONS = [
   ['aux', 'Auxiliary heat'],
   ['valve', 'Zone valve / damper'],
 ];
+// An output's "on" badge by what it drives: an open valve is no heat of its own.
+const ON_BADGE = { cool: 'badge-cool', valve: 'badge-ok' };
 // Differences below this are sensor noise, not a calibration error worth a hint.
 const HINT_MIN_C = 0.3;
 const HINT_MAX_C = 5;
@@ -282,7 +284,7 @@ function relayCard(v, r) {
   return h('article', { class: 'card device-card', 'data-relay': key },
     h('div', { class: 'device-head' },
       h('h3', { text: r.name || r.output_id }),
-      h('span', { class: `badge relay-state ${isOn ? (r.function === 'cool' ? 'badge-cool' : 'badge-heat') : ''}`, text: isOn ? 'on' : 'off' }),
+      h('span', { class: `badge relay-state ${isOn ? ON_BADGE[r.function] || 'badge-heat' : ''}`, text: isOn ? 'on' : 'off' }),
       r.simulated ? h('span', { class: 'badge badge-warn relay-backend', text: 'simulated' }) : null,
       r.agent_reachable === false ? h('span', { class: 'badge badge-bad relay-reach', text: 'unreachable' }) : null),
     h('div', { class: 'device-meta', text: `${key} · ${relayDetails(r)}` }),
