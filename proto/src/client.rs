@@ -117,6 +117,20 @@ impl Http {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<(reqwest::StatusCode, Vec<u8>), ClientError> {
+        let (status, bytes) = self.answer(method, path, body).await?;
+        if status.is_success() {
+            return Ok((status, bytes));
+        }
+        Err(api_error(status, &bytes))
+    }
+
+    /// Whatever the server answered, success or refusal: its status and its bytes.
+    async fn answer(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), ClientError> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(auth) = &self.auth {
             req = req.header(AUTH_HEADER, format!("Bearer {auth}"));
@@ -126,11 +140,7 @@ impl Http {
         }
         let resp = req.send().await?;
         let status = resp.status();
-        let bytes = resp.bytes().await?.to_vec();
-        if status.is_success() {
-            return Ok((status, bytes));
-        }
-        Err(api_error(status, &bytes))
+        Ok((status, resp.bytes().await?.to_vec()))
     }
 
     async fn send<T: DeserializeOwned>(
@@ -421,20 +431,30 @@ impl EngineClient {
 
     /// A call on behalf of someone else's JSON: `path_and_query` (e.g. `/v1/schedules?x=1`) and
     /// `body` go to the engine as they are, and its answer comes back as it is: `Ok((status,
-    /// bytes))` for a success (`None` for 204; the bytes are the engine's, checked to be JSON),
-    /// `ClientError::Api` with the engine's own status and error body otherwise. The web UI relays the dashboard's requests with it, so people
-    /// see the engine's validation messages, not a second validator's.
+    /// bytes))` for a success or a refusal with a JSON body (`None` for a success without one,
+    /// a 204; the bytes are the engine's, checked to be JSON, so an error code this build does
+    /// not know, from a newer engine, reaches the caller as the engine wrote it), and
+    /// `ClientError::Api` for a refusal without a JSON body. The web UI relays the dashboard's
+    /// requests with it, so people see the engine's validation messages, not a second
+    /// validator's. Check the status: a refusal is not an `Err`.
     pub async fn relay(
         &self,
         method: reqwest::Method,
         path_and_query: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<(u16, Option<Vec<u8>>), ClientError> {
-        let (status, bytes) = self.http.call(method, path_and_query, body).await?;
+        let (status, bytes) = self.http.answer(method, path_and_query, body).await?;
+        let json = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes);
+        if !status.is_success() {
+            return match json {
+                Ok(_) => Ok((status.as_u16(), Some(bytes))),
+                Err(_) => Err(api_error(status, &bytes)),
+            };
+        }
         if bytes.is_empty() {
             return Ok((status.as_u16(), None));
         }
-        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).map_err(|e| ClientError::Api {
+        json.map_err(|e| ClientError::Api {
             status: 502,
             body: ErrorBody::new(
                 crate::ErrorCode::Internal,

@@ -17,12 +17,17 @@ type R<T = ()> = anyhow::Result<T>;
 
 /// A dashboard whose engine is a port nobody listens on.
 async fn web() -> R<Router> {
+    web_to("http://127.0.0.1:9").await
+}
+
+/// A dashboard relaying to the engine at `engine`.
+async fn web_to(engine: &str) -> R<Router> {
     let config: Config = hearth_common::config::load_from([
         "hearth-web",
         "--listen",
         "127.0.0.1:0",
         "--engine",
-        "http://127.0.0.1:9",
+        engine,
     ])?;
     Ok(Web::start(config).await?.router())
 }
@@ -275,5 +280,36 @@ async fn every_refusal_is_a_json_error_body() -> R {
         assert_eq!(a.json()["status"], "error", "{method} {path}: {}", a.text());
         assert_eq!(a.json()["code"], code, "{method} {path}: {}", a.text());
     }
+    Ok(())
+}
+
+/// An engine newer than this hearth-web refuses with an error code this build does not know
+/// (a new resource's own refusal): the browser still gets the engine's status and body as they
+/// are, its code and its message, not this build's "internal" wrapped around the raw JSON.
+/// The newer engine is a real HTTP server on a real socket answering what such an engine
+/// answers; the in-tree engine cannot stand in, as this build knows all its codes.
+#[tokio::test]
+async fn an_engine_error_code_this_build_does_not_know_is_relayed_as_it_is() -> R {
+    const REFUSAL: &str =
+        r#"{"status":"error","code":"from_a_newer_engine","error":"rule 7 is in zone \"attic\""}"#;
+    let newer = axum::Router::new().route(
+        "/v1/schedules",
+        axum::routing::get(|| async {
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                [(header::CONTENT_TYPE, "application/json")],
+                REFUSAL,
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let engine = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(async move { axum::serve(listener, newer).await });
+    let app = web_to(&engine).await?;
+    let a = get(&app, "/api/v1/schedules").await?;
+    server.abort();
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text());
+    assert_eq!(a.text(), REFUSAL);
+    assert_eq!(a.headers[header::CONTENT_TYPE], "application/json");
     Ok(())
 }
