@@ -52,6 +52,22 @@ function formEnd(prefix, onCancel) {
   return { error, save, root: [error, h('div', { class: 'device-actions' }, cancel, save)] };
 }
 
+/** A form's submit: `read` gives `{path, body}` (or throws an Error naming the field), the
+ * body is PUT there; the engine's refusal stays at the form with what was typed. */
+function putOnSubmit(a, form, end, message, read) {
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    submit({
+      error: end.error,
+      button: end.save,
+      reveal: true,
+      body: read,
+      send: ({ path, body }) => api('PUT', path, body),
+      done: () => saved(a, message),
+    });
+  });
+}
+
 // ----- zones ---------------------------------------------------------------------------------
 
 /** The zone form, filled from `z` (a new zone when it has no id). */
@@ -71,20 +87,10 @@ function zoneForm(a, z) {
     h('h3', { text: editing ? `Edit ${z.name}` : 'New zone' }),
     h('div', { class: 'device-fields' }, id.root, name.root), sensors.root, valves.root,
     h('div', { class: 'device-fields' }, heat.root, cool.root), end.root);
-  form.addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    submit({
-      error: end.error,
-      button: end.save,
-      reveal: true,
-      body: () => ({
-        id: editing ? z.id : readId(id.input.value, 'Zone'),
-        body: zoneBody({ name: name.input.value, sensors: sensors.values(), valves: valves.values(), heat_relay: heat.select.value, cool_relay: cool.select.value }),
-      }),
-      send: ({ id: zid, body }) => api('PUT', `/v1/zones/${encodeURIComponent(zid)}`, body),
-      done: () => saved(a, 'Zone saved.'),
-    });
-  });
+  putOnSubmit(a, form, end, 'Zone saved.', () => ({
+    path: `/v1/zones/${encodeURIComponent(editing ? z.id : readId(id.input.value, 'Zone'))}`,
+    body: zoneBody({ name: name.input.value, sensors: sensors.values(), valves: valves.values(), heat_relay: heat.select.value, cool_relay: cool.select.value }),
+  }));
   return form;
 }
 
@@ -186,17 +192,10 @@ function plantForm(a, p) {
     zones: zones.values(), bypass_zone: bypass.select.value,
     ...Object.fromEntries(Object.entries(nums).map(([key, n]) => [key, n.input.value])),
   });
-  form.addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    submit({
-      error: end.error,
-      button: end.save,
-      reveal: true,
-      body: () => ({ id: editing ? p.id : readId(id.input.value, 'Plant'), body: read() }),
-      send: ({ id: pid, body }) => api('PUT', `/v1/plants/${encodeURIComponent(pid)}`, body),
-      done: () => saved(a, 'Plant saved.'),
-    });
-  });
+  putOnSubmit(a, form, end, 'Plant saved.', () => ({
+    path: `/v1/plants/${encodeURIComponent(editing ? p.id : readId(id.input.value, 'Plant'))}`,
+    body: read(),
+  }));
   return form;
 }
 
