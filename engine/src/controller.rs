@@ -301,7 +301,9 @@ impl Controller {
                         tracing::info!(heat = decision.heat, cool = decision.cool,
                             reason = %decision.reason, "decision");
                         Counters::add(&self.counters.decisions_recorded, 1);
-                        if let Err(e) = self.store.record_decision(&decision).await {
+                        if let Err(e) =
+                            self.store.record_decision(&ZoneId::default_zone(), &decision).await
+                        {
                             tracing::error!(error = %e, "cannot record decision");
                         }
                     }
