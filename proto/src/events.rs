@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use crate::Timestamp;
 use crate::control::Decision;
 use crate::relays::RelayState;
+use crate::zones::HouseStatus;
 
 /// One event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -29,6 +30,13 @@ pub enum Event {
     Decision {
         /// The decision.
         decision: Box<Decision>,
+    },
+    /// The house plan changed in anything a dashboard shows: a zone's decision (as for
+    /// `decision`), a valve or a plant with its reason (`GET /v1/house`). The `decision` event
+    /// keeps carrying the default zone's decision.
+    House {
+        /// The house as the loop planned it.
+        house: Box<HouseStatus>,
     },
     /// A relay output changed state (as its agent reported).
     Relay {
@@ -81,6 +89,7 @@ impl Event {
         match self {
             Self::Reading { .. } => "reading",
             Self::Decision { .. } => "decision",
+            Self::House { .. } => "house",
             Self::Relay { .. } => "relay",
             Self::Changed { .. } => "changed",
             Self::Lagged { .. } => "lagged",

@@ -139,7 +139,7 @@ mod tests {
         assert_eq!(s.params["max_lead_min"], 120);
         assert_eq!(store.unreadable_rows(), 0);
         // What this engine writes, it reads.
-        store.record_decision(&decisions[0]).await?;
+        store.record_decision(&crate::zones::ZoneId::default_zone(), &decisions[0]).await?;
         store.save_settings(&s).await?;
         assert_eq!(store.decisions(None, None, 100).await?.len(), 5);
         assert_eq!(store.load_settings().await?, Some(s));

@@ -1028,7 +1028,16 @@ impl Store {
         self.seen(done).map(|_| ())
     }
 
-    pub(crate) async fn record_decision(&self, d: &Decision) -> Result<(), sqlx::Error> {
+    /// Record one zone's decision (stand-in: only the default zone's are stored until the
+    /// decisions carry their zone).
+    pub(crate) async fn record_decision(
+        &self,
+        zone: &crate::zones::ZoneId,
+        d: &Decision,
+    ) -> Result<(), sqlx::Error> {
+        if !zone.is_default() {
+            return Ok(());
+        }
         let done = sqlx::query(
             "INSERT INTO decisions
                (ts, heat, cool, effective_temp, setpoint, reason_code, reason, detail)

@@ -222,6 +222,13 @@ impl Schedules {
         self.current.borrow().clone()
     }
 
+    #[allow(dead_code, reason = "stand-in until per-zone schedules are stored")]
+    /// A zone's schedule (stand-in: only the default zone has one until per-zone schedules
+    /// are stored).
+    pub(crate) fn zone_snapshot(&self, zone: &crate::zones::ZoneId) -> Option<Arc<Schedule>> {
+        zone.is_default().then(|| self.snapshot())
+    }
+
     /// Changes of the schedule, as new snapshots.
     pub(crate) fn subscribe(&self) -> watch::Receiver<Arc<Schedule>> {
         self.current.subscribe()
