@@ -50,6 +50,7 @@ pub(crate) const ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/v1/runs", Access::Read),
     (Method::GET, "/v1/analytics/daily", Access::Read),
     (Method::GET, "/v1/analytics/periods", Access::Read),
+    (Method::GET, "/v1/house", Access::Read),
 ];
 
 /// How a request for `path` (without `/api`) would be relayed.
@@ -108,6 +109,9 @@ mod tests {
             lookup(&Method::PUT, "/v1/relays/h1/heat/function"),
             Lookup::Found(Access::Change)
         );
+        // The house's status: a read, open like the others.
+        assert_eq!(lookup(&Method::GET, "/v1/house"), Lookup::Found(Access::Read));
+        assert_eq!(lookup(&Method::PUT, "/v1/house"), Lookup::WrongMethod);
     }
 
     /// Engine routes deliberately not relayed: agents' routes, the event stream (relayed by
