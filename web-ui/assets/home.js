@@ -508,6 +508,12 @@ function setControl(st, c) {
   st.control = c;
 }
 
+/** Moments after the engine starts its loop has not planned the house (503): the cards wait
+ * for the `house` event instead of calling it a failure. */
+function notPlannedYet(e) {
+  if (e?.status !== 503) throw e;
+}
+
 /** Keep the house status; its protections count from now. */
 function setHouse(st, house) {
   st.house = house;
@@ -524,7 +530,7 @@ async function load(v, parts = ['control', 'timeline', 'overrides', 'sensors', '
     sensors: () => api('GET', '/v1/sensors').then((s) => (st.sensors = s || [])),
     relays: () => api('GET', '/v1/relays').then((r) => (st.relays = r || [])),
     // Only a house with zones has anything to show here: a one-zone house asks nothing new.
-    house: () => (zoned(st.config) ? api('GET', '/v1/house').then((h) => setHouse(st, h)) : Promise.resolve()),
+    house: () => (zoned(st.config) ? api('GET', '/v1/house').then((h) => setHouse(st, h), notPlannedYet) : Promise.resolve()),
   };
   const results = await Promise.allSettled(parts.map((p) => jobs[p]()));
   if (!st.alive) return;
