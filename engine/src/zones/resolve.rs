@@ -171,3 +171,95 @@ pub(crate) fn running(outputs: &[&RelayRow]) -> Running {
     };
     Running { on, since, ran_until: None }
 }
+
+#[cfg(test)]
+mod tests {
+    use hearth_proto::relays::RelayState;
+
+    use super::*;
+    use crate::control::Settings;
+    use crate::zones::live::default_house;
+    use crate::zones::{PlantConfig, PlantId, PlantKind, ZoneId};
+
+    fn row(output: &str, function: RelayFunction, on: bool) -> RelayRow {
+        RelayRow {
+            host_id: "r".to_owned(),
+            output_id: output.to_owned(),
+            name: output.to_owned(),
+            url: Some("http://127.0.0.1:1".to_owned()),
+            function: None,
+            function_hint: Some(function),
+            state: if on { RelayState::On } else { RelayState::Off },
+            updated: 0,
+            status: None,
+            command_error: None,
+            backend: None,
+            unreachable_since: None,
+            key_role: None,
+        }
+    }
+
+    fn ids(rows: &[&RelayRow]) -> Vec<String> {
+        rows.iter().map(|r| r.output_id.clone()).collect()
+    }
+
+    /// The default house commands what the engine commanded before zones: every heat output
+    /// as `function:heat`, every cool output as `function:cool`, nothing else.
+    #[test]
+    fn the_default_house_resolves_to_the_heat_and_cool_outputs() {
+        let relays = [
+            row("furnace", RelayFunction::Heat, true),
+            row("rail", RelayFunction::Heat, false),
+            row("ac", RelayFunction::Cool, false),
+            row("fan", RelayFunction::Fan, true),
+            row("valve", RelayFunction::Valve, false),
+        ];
+        let house = default_house(&Settings::default());
+        let outputs = Outputs::new(&house, &relays);
+        assert_eq!(ids(&outputs.of(&RelayId::group(RelayFunction::Heat))), ["furnace", "rail"]);
+        assert_eq!(ids(&outputs.of(&RelayId::group(RelayFunction::Cool))), ["ac"]);
+        let (state, house_eq) = outputs.state(&[], Timestamp::UNIX_EPOCH);
+        assert!(house_eq.heat.on && !house_eq.cool.on);
+        assert!(state.get(Some(&RelayId::group(RelayFunction::Heat))).on);
+        // The fan is on, but no plant's: it is no heat.
+        assert!(!state.get(Some(&RelayId::group(RelayFunction::Cool))).on);
+    }
+
+    /// An output a zone or plant names explicitly leaves its function's group; an unnamed
+    /// valve is in no relay id the plan holds, so it is never commanded.
+    #[test]
+    fn a_named_output_leaves_its_group() {
+        let relays = [
+            row("boiler", RelayFunction::Heat, false),
+            row("rail", RelayFunction::Heat, true),
+            row("valve-1", RelayFunction::Valve, false),
+        ];
+        let mut house = default_house(&Settings::default());
+        house.plants.push(PlantConfig {
+            id: PlantId::from("boiler"),
+            name: "Boiler".to_owned(),
+            kind: PlantKind::Heat,
+            heat_relay: Some(RelayId::output("r", "boiler")),
+            cool_relay: None,
+            min_on_s: 0,
+            min_off_s: 0,
+            changeover_s: 0,
+            max_run_s: None,
+            zones: vec![ZoneId::default_zone()],
+            valve_delay_s: 0,
+            overrun_s: 0,
+            min_calling_zones: 1,
+            bypass_zone: None,
+        });
+        let outputs = Outputs::new(&house, &relays);
+        assert_eq!(ids(&outputs.of(&RelayId::group(RelayFunction::Heat))), ["rail"]);
+        assert_eq!(ids(&outputs.of(&RelayId::output("r", "boiler"))), ["boiler"]);
+        let (state, house_eq) = outputs.state(&[], Timestamp::UNIX_EPOCH);
+        // The rail (the default plant's heat) runs: the house heats.
+        assert!(house_eq.heat.on);
+        assert!(!state.get(Some(&RelayId::output("r", "boiler"))).on);
+        // Not registered: off, nothing held.
+        assert_eq!(state.get(Some(&RelayId::output("r", "gone"))), Running::OFF_UNKNOWN);
+        assert!(outputs.of(&RelayId::output("r", "gone")).is_empty());
+    }
+}
