@@ -101,7 +101,11 @@ impl Controller {
         zones: Arc<Zones>,
     ) -> anyhow::Result<Self> {
         // Without the database (a start on a damaged card) there is no last decision to show.
-        let latest = store.decisions(None, None, 1).await.ok().and_then(|d| d.into_iter().next());
+        let latest = store
+            .decisions(&ZoneId::default_zone(), None, None, 1)
+            .await
+            .ok()
+            .and_then(|d| d.into_iter().next());
         Ok(Self {
             store,
             readings,
@@ -301,7 +305,9 @@ impl Controller {
                         tracing::info!(heat = decision.heat, cool = decision.cool,
                             reason = %decision.reason, "decision");
                         Counters::add(&self.counters.decisions_recorded, 1);
-                        if let Err(e) = self.store.record_decision(&decision).await {
+                        if let Err(e) =
+                            self.store.record_decision(&ZoneId::default_zone(), &decision).await
+                        {
                             tracing::error!(error = %e, "cannot record decision");
                         }
                     }
