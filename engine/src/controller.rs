@@ -108,7 +108,11 @@ impl Controller {
         zones: Arc<Zones>,
     ) -> anyhow::Result<Self> {
         // Without the database (a start on a damaged card) there is no last decision to show.
-        let latest = store.decisions(None, None, 1).await.ok().and_then(|d| d.into_iter().next());
+        let latest = store
+            .decisions(&ZoneId::default_zone(), None, None, 1)
+            .await
+            .ok()
+            .and_then(|d| d.into_iter().next());
         Ok(Self {
             store,
             readings,
