@@ -204,12 +204,6 @@ impl Zones {
         self.current.borrow().clone()
     }
 
-    /// Put a house in force as it is, unchecked and unstored (tests of the loop).
-    #[cfg(test)]
-    pub(crate) fn replace(&self, house: House) {
-        self.current.send_replace(Arc::new(house));
-    }
-
     /// Changes of the house, as new copies.
     pub(crate) fn subscribe(&self) -> watch::Receiver<Arc<House>> {
         self.current.subscribe()
