@@ -81,6 +81,8 @@ pub enum Topic {
     /// A relay agent stopped or started answering the engine: re-read `/v1/relays` and
     /// `/v1/agents`.
     Relays,
+    /// The zones or plants (`/v1/zones`): re-read them, and `/v1/house`.
+    Zones,
 }
 
 impl Event {
@@ -111,6 +113,7 @@ mod tests {
             (Topic::Settings, "settings"),
             (Topic::Sensors, "sensors"),
             (Topic::Relays, "relays"),
+            (Topic::Zones, "zones"),
         ];
         for (topic, name) in all {
             let event = serde_json::to_value(Event::Changed { what: topic }).ok();

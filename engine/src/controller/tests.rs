@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::control::{self, Settings};
-use crate::zones::{House, PlantConfig, PlantId, PlantKind, RelayId, ZoneConfig, ZoneId};
+use crate::zones::live::{DEFAULT_PLANT, Zones};
+use crate::zones::{PlantConfig, PlantId, PlantKind, RelayId, ZoneId, ZoneOutputs};
 
 type R<T = ()> = anyhow::Result<T>;
 
@@ -87,22 +88,20 @@ fn list(outputs: &Outputs) -> Vec<Value> {
         .collect()
 }
 
-/// The house: the default zone (the living room, every sensor but the bedroom's) behind
-/// `valve-1`, the bedroom behind `valve-2`, one boiler serving both.
-fn two_zones(settings: &Settings) -> House {
-    let zone = |id: &str, sensors: &[&str], valve: &str| ZoneConfig {
-        id: ZoneId::from(id),
-        name: id.to_owned(),
-        sensors: sensors.iter().map(|s| (*s).to_owned()).collect(),
-        settings: settings.clone(),
-        outputs: crate::zones::ZoneOutputs {
-            valves: vec![RelayId::output(HOST, valve)],
-            ..Default::default()
-        },
-    };
-    House {
-        zones: vec![zone("house", &[], "valve-1"), zone("bedroom", &["28-bedroom"], "valve-2")],
-        plants: vec![PlantConfig {
+/// Configure the house as an admin would, through the stored path (checked whole at each
+/// step): the default zone (the living room, every sensor but the bedroom's) behind `valve-1`,
+/// the bedroom behind `valve-2`, one boiler serving both in place of the default plant; both
+/// zones in `settings`.
+async fn two_zones(zones: &Zones, settings: &Settings) -> R {
+    let valve =
+        |v: &str| ZoneOutputs { valves: vec![RelayId::output(HOST, v)], ..Default::default() };
+    let (house, bedroom) = (ZoneId::default_zone(), ZoneId::from("bedroom"));
+    zones.put_zone(house.clone(), "Living room".into(), vec![], valve("valve-1")).await?;
+    zones
+        .put_zone(bedroom.clone(), "Bedroom".into(), vec!["28-bedroom".into()], valve("valve-2"))
+        .await?;
+    zones
+        .put_plant(PlantConfig {
             id: PlantId::from("boiler"),
             name: "Boiler".to_owned(),
             kind: PlantKind::Heat,
@@ -112,13 +111,18 @@ fn two_zones(settings: &Settings) -> House {
             min_off_s: 0,
             changeover_s: 0,
             max_run_s: None,
-            zones: vec![ZoneId::from("house"), ZoneId::from("bedroom")],
+            zones: vec![house.clone(), bedroom.clone()],
             valve_delay_s: VALVE_DELAY_S,
             overrun_s: OVERRUN_S,
             min_calling_zones: 1,
             bypass_zone: None,
-        }],
+        })
+        .await?;
+    zones.delete_plant(&PlantId::from(DEFAULT_PLANT)).await?;
+    for zone in [&house, &bedroom] {
+        anyhow::ensure!(zones.set_settings(zone, settings.clone()).await?, "no zone {zone}");
     }
+    Ok(())
 }
 
 /// Report one reading of `sensor`.
@@ -187,7 +191,7 @@ async fn a_zone_valve_opens_before_the_boiler_and_closes_after_its_overrun() -> 
         ..Settings::default()
     };
     let settings = control::check_settings(settings).map_err(|e| anyhow::anyhow!(e))?;
-    engine.controller.zones.replace(two_zones(&settings));
+    two_zones(&engine.controller.zones, &settings).await?;
     // The living room (the default zone) is cold; the bedroom (no schedule of its own: it
     // holds its frost floor) is warm.
     let sensors = agent("pi");
