@@ -155,6 +155,11 @@ impl Controller {
         self.latest.borrow().clone()
     }
 
+    /// A zone's latest decision (the loop decides for the default zone only, so far).
+    pub(crate) fn latest_in(&self, zone: &ZoneId) -> Option<Decision> {
+        if zone.is_default() { self.latest() } else { None }
+    }
+
     /// Sensor settings changed (weights, calibration): decide again at once.
     pub(crate) fn sensors_changed(&self) {
         self.wake.notify_one();
