@@ -221,10 +221,6 @@ impl Store {
         self.seen(done).map(|_| ())
     }
 
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the zones API and schedules use it; wired next")
-    )]
     /// How many rules and overrides (not ended at `now_ms`) `zone` holds.
     pub(crate) async fn zone_contents(
         &self,
