@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 
+mod house;
+
 /// One output of the stand-in: its state and when it last switched.
 type Outputs = Arc<Mutex<BTreeMap<String, (String, tokio::time::Instant)>>>;
 
