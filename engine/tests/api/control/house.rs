@@ -2,93 +2,40 @@
 //! a boiler with a valve delay and an overrun, against a stand-in relay agent over real HTTP.
 //! The loop runs on real time here; every wait polls with a deadline.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, State};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
 use super::super::*;
-use super::{fixture_with, next_event, running_engine};
-
-const HOST: &str = "relay1";
+use super::{
+    Outputs, Stall, events, fixture_with, next_command, next_event, register, relay_agent_with,
+    running_engine,
+};
 /// Seconds a valve must have been reported open before the boiler fires, and the pump's
 /// overrun after it stops: short, as the loop runs on real time here.
 const VALVE_DELAY_S: u64 = 2;
 const OVERRUN_S: u64 = 2;
 
-/// The stand-in's outputs: on or off, and when they last switched.
-type Outputs = Arc<Mutex<BTreeMap<String, (bool, Instant)>>>;
-/// Every switch the stand-in carried out, in order: output, on, when.
-type Log = Arc<Mutex<Vec<(String, bool, Instant)>>>;
-
-/// A relay agent with outputs `boiler` (heat), `valve-1` and `valve-2` (valves), all off, that
-/// obeys every command at once and reports `changed_s_ago` like the real agent.
-async fn relay_agent() -> R<(String, Outputs, Log)> {
-    let now = Instant::now();
-    let outputs: Outputs = Arc::new(Mutex::new(
-        ["boiler", "valve-1", "valve-2"].map(|id| (id.to_owned(), (false, now))).into(),
-    ));
-    let log = Log::default();
-    let app = Router::new()
-        .route(
-            "/v1/relays",
-            axum::routing::get(|State((o, _)): State<(Outputs, Log)>| async move {
-                axum::Json(json!({"host_id": HOST, "outputs": list(&o)}))
-            }),
-        )
-        .route(
-            "/v1/relays/{id}",
-            axum::routing::post(
-                |State((o, log)): State<(Outputs, Log)>,
-                 Path(id): Path<String>,
-                 axum::Json(cmd): axum::Json<Value>| async move {
-                    let on = cmd["state"] == "on";
-                    if let Ok(mut map) = o.lock()
-                        && let Some(slot) = map.get_mut(&id)
-                        && slot.0 != on
-                    {
-                        *slot = (on, Instant::now());
-                        if let Ok(mut log) = log.lock() {
-                            log.push((id.clone(), on, slot.1));
-                        }
-                    }
-                    axum::Json(list(&o).into_iter().find(|s| s["id"] == id.as_str()))
-                },
-            ),
-        )
-        .with_state((outputs.clone(), log.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok((url, outputs, log))
+/// When output `id` of the stand-in last switched.
+fn since(outputs: &Outputs, id: &str) -> R<Instant> {
+    let map = outputs.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    map.get(id).map(|o| o.1).ok_or_else(|| anyhow::anyhow!("no output {id}"))
 }
 
-fn list(outputs: &Outputs) -> Vec<Value> {
-    let map = outputs.lock().map(|m| m.clone()).unwrap_or_default();
-    map.iter()
-        .map(|(id, (on, since))| {
-            let hint = if id == "boiler" { "heat" } else { "valve" };
-            json!({"id": id, "name": id, "state": if *on { "on" } else { "off" },
-                "safe_state": "off", "function_hint": hint, "lease_remaining_s": null,
-                "changed_s_ago": since.elapsed().as_secs_f64(), "cycles": 0})
-        })
-        .collect()
-}
-
-/// Wait until the stand-in's log holds `id` switched to `on`; when it switched.
-async fn switched(log: &Log, id: &str, on: bool) -> R<Instant> {
-    let deadline = Instant::now() + Duration::from_secs(20);
+/// Wait for the stand-in to carry out `command` ("id state"); every command before it is
+/// added to `all`.
+async fn carried_out(
+    rx: &mut UnboundedReceiver<String>,
+    all: &mut Vec<String>,
+    command: &str,
+) -> R {
     loop {
-        let seen = log
-            .lock()
-            .ok()
-            .and_then(|l| l.iter().find(|(i, o, _)| i == id && *o == on).map(|(_, _, at)| *at));
-        if let Some(at) = seen {
-            return Ok(at);
+        let got = next_command(rx).await?;
+        all.push(got.clone());
+        if got == command {
+            return Ok(());
         }
-        anyhow::ensure!(Instant::now() < deadline, "{id} never switched {on}: {log:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -120,11 +67,10 @@ async fn a_zone_valve_opens_before_the_boiler_and_closes_after_its_overrun() -> 
             Ok::<_, anyhow::Error>(())
         }
     };
-    let (url, outputs, log) = relay_agent().await?;
-    let registration = json!({"host_id": HOST, "url": url, "outputs": list(&outputs)});
-    let got = f
-        .call("POST", "/v1/relays/register", Some(&f.agent(HOST)), Some(&registration.to_string()))
-        .await?;
+    let ids = ["boiler", "valve-1", "valve-2"];
+    let (url, outputs, mut commands) =
+        relay_agent_with(&ids, Duration::ZERO, Stall::default()).await?;
+    let got = register(&f, &url, &outputs).await?;
     assert_eq!(got.0, StatusCode::OK, "{}", got.1);
     put("/v1/schedule/default", json!({"heat_c": 20.0, "cool_c": 24.0})).await?;
     // The living room is the default zone (every sensor the bedroom does not name).
@@ -150,12 +96,7 @@ async fn a_zone_valve_opens_before_the_boiler_and_closes_after_its_overrun() -> 
     f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&reading("28-bedroom", 25.0))).await?;
 
     // Every house event, as a dashboard gets them.
-    let resp = f
-        .engine
-        .router()
-        .oneshot(Request::builder().uri("/v1/events").body(Body::empty())?)
-        .await?;
-    let mut body = resp.into_body();
+    let mut body = events(&f).await?;
     let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
     let collect = seen.clone();
     tokio::spawn(async move {
@@ -169,10 +110,12 @@ async fn a_zone_valve_opens_before_the_boiler_and_closes_after_its_overrun() -> 
     });
     let (stop, control) = running_engine(&f).await;
 
-    let opened = switched(&log, "valve-1", true).await?;
-    let fired = switched(&log, "boiler", true).await?;
-    // Reported open at `opened` (the agent's changed_s_ago, to the millisecond).
-    let waited = fired.duration_since(opened);
+    let mut all = Vec::new();
+    carried_out(&mut commands, &mut all, "valve-1 on").await?;
+    carried_out(&mut commands, &mut all, "boiler on").await?;
+    // As the agent switched them; the valve reported open since then (its changed_s_ago, to
+    // the millisecond).
+    let waited = since(&outputs, "boiler")?.duration_since(since(&outputs, "valve-1")?);
     assert!(waited >= Duration::from_millis(VALVE_DELAY_S * 1000 - 5), "{waited:?}");
     let house = f.get("/v1/house").await?;
     assert_eq!(house["zones"][0]["calling"], "heat", "{house}");
@@ -183,9 +126,9 @@ async fn a_zone_valve_opens_before_the_boiler_and_closes_after_its_overrun() -> 
 
     // Both satisfied: the boiler stops, the valve stays open through the overrun.
     f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&reading("28-living", 25.0))).await?;
-    let stopped = switched(&log, "boiler", false).await?;
-    let closed = switched(&log, "valve-1", false).await?;
-    let overrun = closed.duration_since(stopped);
+    carried_out(&mut commands, &mut all, "boiler off").await?;
+    carried_out(&mut commands, &mut all, "valve-1 off").await?;
+    let overrun = since(&outputs, "valve-1")?.duration_since(since(&outputs, "boiler")?);
     assert!(overrun >= Duration::from_millis(OVERRUN_S * 1000 - 5), "{overrun:?}");
     // The plan that closed it was published before it was commanded; the stream is read by
     // a task, so wait until that has read it.
@@ -202,8 +145,10 @@ async fn a_zone_valve_opens_before_the_boiler_and_closes_after_its_overrun() -> 
     control.await?;
 
     // The warm zone's valve was never opened.
-    let log = log.lock().map(|l| l.clone()).unwrap_or_default();
-    assert!(!log.iter().any(|(id, on, _)| id == "valve-2" && *on), "{log:?}");
+    while let Ok(command) = commands.try_recv() {
+        all.push(command);
+    }
+    assert!(!all.iter().any(|c| c == "valve-2 on"), "{all:?}");
     // The steps as the house events told them, in order (with others between).
     let seen: Vec<_> = seen.lock().map(|s| s.iter().map(steps).collect()).unwrap_or_default();
     let closed = (json!(false), json!("closed"));
