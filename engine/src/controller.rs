@@ -166,7 +166,6 @@ impl Controller {
 
     /// A zone's latest decision; None before the loop decided for it (or for a zone that does
     /// not exist).
-    #[cfg_attr(not(test), expect(dead_code, reason = "GET /v1/control?zone= reads it"))]
     pub(crate) fn latest_in(&self, zone: &ZoneId) -> Option<Decision> {
         if zone.is_default() {
             return self.latest();
@@ -534,6 +533,3 @@ impl Shown {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;
