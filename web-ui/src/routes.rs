@@ -56,7 +56,6 @@ pub(crate) const ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/v1/runs", Access::Read),
     (Method::GET, "/v1/analytics/daily", Access::Read),
     (Method::GET, "/v1/analytics/periods", Access::Read),
-    (Method::GET, "/v1/house", Access::Read),
 ];
 
 /// How a request for `path` (without `/api`) would be relayed.
@@ -115,9 +114,17 @@ mod tests {
             lookup(&Method::PUT, "/v1/relays/h1/heat/function"),
             Lookup::Found(Access::Change)
         );
-        // The house's status: a read, open like the others.
+        // Zones, plants and the house's status: reads open, changes guarded, one segment per id.
         assert_eq!(lookup(&Method::GET, "/v1/house"), Lookup::Found(Access::Read));
         assert_eq!(lookup(&Method::PUT, "/v1/house"), Lookup::WrongMethod);
+        assert_eq!(lookup(&Method::GET, "/v1/zones"), Lookup::Found(Access::Read));
+        assert_eq!(lookup(&Method::PUT, "/v1/zones"), Lookup::WrongMethod);
+        assert_eq!(lookup(&Method::PUT, "/v1/zones/bedroom"), Lookup::Found(Access::Change));
+        assert_eq!(lookup(&Method::DELETE, "/v1/zones/bedroom"), Lookup::Found(Access::Change));
+        assert_eq!(lookup(&Method::GET, "/v1/zones/bedroom"), Lookup::WrongMethod);
+        assert_eq!(lookup(&Method::PUT, "/v1/plants/boiler"), Lookup::Found(Access::Change));
+        assert_eq!(lookup(&Method::DELETE, "/v1/plants/boiler"), Lookup::Found(Access::Change));
+        assert_eq!(lookup(&Method::PUT, "/v1/plants/a/b"), Lookup::NotFound);
     }
 
     /// Engine routes deliberately not relayed: agents' routes, the event stream (relayed by
