@@ -14,8 +14,11 @@ fn main() {
     // checkout (a moved target dir) must not embed that checkout's files, or none.
     let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
     let dir = Path::new(&manifest).join("assets");
-    // A directory makes cargo rerun this script when anything under it changes.
-    println!("cargo:rerun-if-changed={}", dir.display());
+    // A directory makes cargo rerun this script when anything under it changes. Relative to
+    // the package: cargo then checks THIS checkout's files, where an absolute path would keep
+    // checking the checkout that last ran the script (a target dir shared or copied between
+    // checkouts would embed that checkout's dashboard, whatever is edited here).
+    println!("cargo:rerun-if-changed=assets");
     println!("cargo:rerun-if-changed=src/mime.rs");
     let mut files = Vec::new();
     walk(&dir, &mut files);
