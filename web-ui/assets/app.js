@@ -22,8 +22,9 @@ const TITLES = {
 };
 
 const search = new URLSearchParams(location.search);
-// The wall display: `/?kiosk`, or `#/kiosk` (with `?zone=` after either for one zone's face).
-const kiosk = search.has('kiosk') || /^#\/?kiosk(\?|$)/.test(location.hash);
+// The wall display: `/?kiosk`, or `#/kiosk` (with `?zone=` after either for one zone's face);
+// once a kiosk, the page stays one.
+let kiosk = search.has('kiosk');
 
 let unmount = null;
 let generation = 0; // a newer navigation wins over a view that is still loading
@@ -64,6 +65,7 @@ async function route(ev) {
   // screen reader focus on it rather than on the link that was left behind.
   const navigated = ev instanceof HashChangeEvent;
   let { name, params } = parseHash();
+  if (name === 'kiosk') becomeKiosk();
   if (kiosk) name = 'home'; // the wall display shows nothing else
   if (!ROUTES[name]) name = 'home';
 
@@ -107,6 +109,11 @@ async function route(ev) {
   }
 }
 
+function becomeKiosk() {
+  kiosk = true;
+  document.documentElement.classList.add('kiosk');
+}
+
 function showViewError(view, text) {
   const p = h('p', { class: 'view-error', role: 'alert', text });
   const retry = h('button', { type: 'button', class: 'btn', text: 'Try again', onclick: () => route() });
@@ -139,7 +146,7 @@ function watchExpiry(s) {
 }
 
 function start() {
-  if (kiosk) document.documentElement.classList.add('kiosk');
+  if (kiosk) becomeKiosk();
 
   window.addEventListener('hearth:session', (ev) => {
     renderSession(ev.detail);
