@@ -130,7 +130,10 @@ function moveOffer(a, z, message) {
 }
 
 function zoneRow(a, z) {
-  const sensorName = (id) => a.sensors.find((s) => s.id === id)?.name || id;
+  const sensorName = (id) => {
+    const s = a.sensors.find((x) => x.id === id);
+    return s?.name || s?.alias || id;
+  };
   const facts = [
     z.default ? 'every sensor no other zone names' : null,
     z.sensors?.length ? `sensors: ${z.sensors.map(sensorName).join(', ')}` : null,
