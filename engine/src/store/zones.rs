@@ -435,6 +435,36 @@ mod tests {
         texts.iter().map(|t| Ok(serde_json::from_str(t)?)).collect()
     }
 
+    /// A zone or plant row this engine cannot read (written by a newer engine) is reported
+    /// once, with its table and id, and left out; the default zone stands in for its own row.
+    #[tokio::test]
+    async fn an_unreadable_zone_or_plant_is_reported_not_dropped_in_silence() -> anyhow::Result<()>
+    {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await?;
+        sqlx::query(
+            r#"INSERT INTO zones (id, name, position, spec)
+               VALUES ('bedroom', 'Bedroom', 1, '{"v":2,"sensors":["28-b1"]}')"#,
+        )
+        .execute(&store.test_pool())
+        .await?;
+        sqlx::query("UPDATE plants SET spec = json_set(spec, '$.v', 2)")
+            .execute(&store.test_pool())
+            .await?;
+        sqlx::query("UPDATE zones SET spec = 'not json' WHERE id = 'house'")
+            .execute(&store.test_pool())
+            .await?;
+        let stored = store.stored_house().await?;
+        assert!(stored.zones.is_empty() && stored.plants.is_empty(), "{stored:?}");
+        assert_eq!(store.unreadable_rows(), 3);
+        store.stored_house().await?;
+        assert_eq!(store.unreadable_rows(), 3, "each reported once");
+        let zones = Zones::load(store.clone(), hearth_common::sse::EventBus::new(4)).await?;
+        let ids: Vec<String> = zones.stored().zones.iter().map(|z| z.id.0.clone()).collect();
+        assert_eq!(ids, ["house"]);
+        Ok(())
+    }
+
     /// Opened by this engine, the database from before zones is one zone `house` holding every
     /// rule, override, decision and run, the settings and the sensors as they were; the default
     /// zone and plant exist (the plant on the function groups, protected by the stored

@@ -328,3 +328,23 @@ async fn per_zone_routes_beside_the_single_zone_ones() -> R {
     assert_eq!(f.get("/v1/schedules?zone=bedroom").await?, json!([]));
     Ok(())
 }
+
+/// A change of the zones or plants is announced on `GET /v1/events` as `changed: zones`.
+#[tokio::test]
+async fn a_house_change_is_announced() -> R {
+    let f = fixture().await?;
+    let resp = f
+        .engine
+        .router()
+        .oneshot(Request::builder().uri("/v1/events").body(Body::empty())?)
+        .await?;
+    let mut body = resp.into_body();
+    let body_text = zone("Bedroom", &["28-b1"], &["demo-relay/valve-2"]);
+    let got = f.call("PUT", "/v1/zones/bedroom", Some(&f.admin()), Some(&body_text)).await?;
+    assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let event =
+        super::control::next_event(&mut body, &mut String::new(), "changed", deadline).await?;
+    assert_eq!(event, json!({"type": "changed", "what": "zones"}));
+    Ok(())
+}
