@@ -23,7 +23,7 @@ use crate::sensors::{
     SensorUpdateAck,
 };
 use crate::status::{Identity, ServiceStatus};
-use crate::zones::{HouseConfig, NewPlant, NewZone, Plant, Zone};
+use crate::zones::{HouseConfig, HouseStatus, NewPlant, NewZone, Plant, Zone};
 use crate::{AUTH_HEADER, ErrorBody};
 
 /// Why a call failed.
@@ -294,6 +294,12 @@ impl EngineClient {
     /// `DELETE /v1/schedules/{id}` (admin credential).
     pub async fn delete_rule(&self, id: i64) -> Result<(), ClientError> {
         self.http.send(reqwest::Method::DELETE, &format!("/v1/schedules/{id}"), None::<&()>).await
+    }
+
+    /// `GET /v1/house`: the loop's latest house plan (every zone's decision and valves, every
+    /// plant).
+    pub async fn house(&self) -> Result<HouseStatus, ClientError> {
+        self.http.get("/v1/house").await
     }
 
     /// `GET /v1/zones`: the zones and plants.
