@@ -23,6 +23,7 @@ use crate::sensors::{
     SensorUpdateAck,
 };
 use crate::status::{Identity, ServiceStatus};
+use crate::zones::{HouseConfig, HouseStatus, NewPlant, NewZone, Plant, Zone};
 use crate::{AUTH_HEADER, ErrorBody};
 
 /// Why a call failed.
@@ -303,6 +304,45 @@ impl EngineClient {
     /// `DELETE /v1/schedules/{id}` (admin credential).
     pub async fn delete_rule(&self, id: i64) -> Result<(), ClientError> {
         self.http.send(reqwest::Method::DELETE, &format!("/v1/schedules/{id}"), None::<&()>).await
+    }
+
+    /// `GET /v1/house`: the loop's latest house plan (every zone's decision and valves, every
+    /// plant).
+    pub async fn house(&self) -> Result<HouseStatus, ClientError> {
+        self.http.get("/v1/house").await
+    }
+
+    /// `GET /v1/zones`: the zones and plants.
+    pub async fn zones(&self) -> Result<HouseConfig, ClientError> {
+        self.http.get("/v1/zones").await
+    }
+
+    /// `PUT /v1/zones/{zone_id}` (admin credential): create or replace a zone.
+    pub async fn put_zone(&self, zone_id: &str, zone: &NewZone) -> Result<Zone, ClientError> {
+        self.http.send(reqwest::Method::PUT, &format!("/v1/zones/{zone_id}"), Some(zone)).await
+    }
+
+    /// `DELETE /v1/zones/{zone_id}[?move_to=]` (admin credential).
+    pub async fn delete_zone(
+        &self,
+        zone_id: &str,
+        move_to: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let query = move_to.map(|z| format!("?move_to={z}")).unwrap_or_default();
+        let path = format!("/v1/zones/{zone_id}{query}");
+        self.http.send(reqwest::Method::DELETE, &path, None::<&()>).await
+    }
+
+    /// `PUT /v1/plants/{plant_id}` (admin credential): create or replace a plant.
+    pub async fn put_plant(&self, plant_id: &str, plant: &NewPlant) -> Result<Plant, ClientError> {
+        self.http.send(reqwest::Method::PUT, &format!("/v1/plants/{plant_id}"), Some(plant)).await
+    }
+
+    /// `DELETE /v1/plants/{plant_id}` (admin credential).
+    pub async fn delete_plant(&self, plant_id: &str) -> Result<(), ClientError> {
+        self.http
+            .send(reqwest::Method::DELETE, &format!("/v1/plants/{plant_id}"), None::<&()>)
+            .await
     }
 
     /// `PUT /v1/schedule/default` (admin credential).

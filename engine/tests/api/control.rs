@@ -422,7 +422,7 @@ async fn events(f: &Fixture) -> R<Body> {
 }
 
 /// The next SSE event of type `kind` from `body` (its JSON data), reading frames into `buf`.
-async fn next_event(
+pub(super) async fn next_event(
     body: &mut Body,
     buf: &mut String,
     kind: &str,
