@@ -26,7 +26,7 @@ use super::algorithm::{Algorithm, Ctx, ParamSpec, Params, Proposal};
 use super::hysteresis::HYSTERESIS_C;
 use super::learn::Rate;
 use super::predictive::{
-    DEFAULT_COOL_RATE, DEFAULT_HEAT_RATE, MARGIN_MIN, MAX_LEAD_MIN, Predictive,
+    DEFAULT_COOL_RATE, DEFAULT_HEAT_RATE, MARGIN_MIN, MAX_LEAD_MIN, Predictive, runs_on,
 };
 use super::text::{small, temp};
 
@@ -160,21 +160,21 @@ fn centred(ctx: &Ctx<'_>, p: &Proposal, h: f64) -> Option<Proposal> {
     Some(out)
 }
 
-/// The heat running for a preheat stays on until the room reaches the coming setpoint's
-/// switch-off point, as one run. Predictive start re-plans every pass, and a run that gets
-/// ahead of its plan (the room warming faster than learned) is told to stop and start again
-/// later: the preheat becomes short cycles, one every minimum on + off time, and the room
-/// coasts no closer to its target for them.
+/// The heat running for a preheat runs on as predictive start's does (`runs_on`), to the
+/// coming setpoint's centred switch-off point rather than hysteresis's.
 fn preheat_latch(ctx: &Ctx<'_>, p: &Proposal, h: f64) -> Option<Proposal> {
-    if !matches!(ctx.mode, Mode::Heat | Mode::Auto) || !ctx.equipment.heat.on || p.heat || p.cool {
+    if !matches!(ctx.mode, Mode::Heat | Mode::Auto) || p.heat || p.cool {
         return None;
     }
-    let o = p.outlook.as_ref()?;
+    let o = p.outlook.as_ref().filter(|o| o.system == System::Heat && o.segment_start > ctx.now)?;
     let top = match ctx.learned.heat_coast {
-        Some(c) => o.target_c - (c.up_c - c.down_c) / 2.0 + h,
+        Some(c) => o.target_c - (c.up_c - c.down_c) / 2.0 + WIDEN * h,
         None => o.target_c + h,
     };
-    if o.system != System::Heat || ctx.temp_c >= top || o.segment_start <= ctx.now {
+    let lead = jiff::SignedDuration::from_secs(i64::try_from(o.lead_s).unwrap_or(i64::MAX));
+    let start = o.segment_start.checked_sub(lead).unwrap_or(ctx.now);
+    let starts_in_s = start.duration_since(ctx.now).as_secs();
+    if !runs_on(ctx, o, top, starts_in_s) {
         return None;
     }
     let mut on = Proposal::new(
@@ -445,6 +445,12 @@ mod tests {
         // At the coming setpoint's switch-off point (21 + 0.3) it stops.
         let there = decide_with(17.0, &upcoming, 21.3, Some(20), 30, 0.0, None);
         assert!(!there.heat, "{there:?}");
+        // A run for the setback's own band, hours before the preheat, is not stretched into it.
+        let mut later = upcoming.clone();
+        later[0].start = NOW + jiff::SignedDuration::from_hours(5);
+        later[0].end = later[0].start + jiff::SignedDuration::from_hours(2);
+        let band = decide_with(17.0, &later, 17.4, Some(10), 30, 0.0, None);
+        assert!(!band.heat, "{band:?}");
     }
 
     #[test]
