@@ -135,6 +135,29 @@ impl Algorithm for Predictive {
     }
 }
 
+/// How much further than the run is long the planned start may be for the run to go on: a
+/// run of a few minutes that is half an hour ahead of its plan is still the preheat (the
+/// benchmark's slow houses: fewer cycles, the same comfort).
+const RUN_ON_GRACE_S: i64 = 1800;
+
+/// Whether the equipment already running toward `o` should run on past the switch-off point
+/// of the setpoint in force, as one run to `o`'s (`anticipate` does; `predictive` itself
+/// keeps to its plan, stopping when a run gets ahead of it, for the arrival on time it
+/// promises): predictive start re-plans every pass, and a run that got ahead of its plan (the
+/// room warming faster than learned) is told to stop and start again minutes later, a short
+/// cycle every minimum on + off time. It runs on while the planned start is nearer than the run is long (so a
+/// run started for the band in force hours before a preheat is not stretched into it; plus
+/// [`RUN_ON_GRACE_S`]), and until the room reaches the coming setpoint's switch-off point
+/// (`top`).
+pub(super) fn runs_on(ctx: &Ctx<'_>, o: &Outlook, top: f64, starts_in_s: i64) -> bool {
+    let (running, short) = match o.system {
+        System::Heat => (ctx.equipment.heat, ctx.temp_c < top),
+        System::Cool => (ctx.equipment.cool, ctx.temp_c > top),
+    };
+    let on_s = running.since.map(|s| ctx.now.duration_since(s).as_secs());
+    running.on && short && on_s.is_some_and(|on| starts_in_s <= on + RUN_ON_GRACE_S)
+}
+
 #[derive(Debug, Clone)]
 struct Look {
     outlook: Outlook,

@@ -118,14 +118,16 @@ impl fmt::Display for Bench {
         writeln!(f)?;
         write!(f, "Goal for {CANDIDATE}:")?;
         for house in HouseType::ALL {
-            let mut misses = self.misses(house);
-            if let Some((up, down, _)) = self.find(house, CANDIDATE).and_then(|r| r.learned_coast) {
-                misses.push(format!("coast learned: +{up:.2} / −{down:.2} °C"));
-            }
-            if misses.is_empty() {
-                write!(f, "\n- {}: met", house.name())?;
+            let misses = self.misses(house);
+            let verdict = if misses.is_empty() {
+                "met".to_owned()
             } else {
-                write!(f, "\n- {}: missed ({})", house.name(), misses.join("; "))?;
+                format!("missed ({})", misses.join("; "))
+            };
+            write!(f, "\n- {}: {verdict}", house.name())?;
+            if let Some((up, down, _)) = self.find(house, CANDIDATE).and_then(|r| r.learned_coast) {
+                // `max(0.0)`: a coast that turned the other way prints as 0, not as "−-0.00".
+                write!(f, "; coast learned: +{:.2} / −{:.2} °C", up.max(0.0), down.max(0.0))?;
             }
         }
         Ok(())
