@@ -1,7 +1,8 @@
 //! Relay commanding: the engine's HTTP calls to relay agents. The loop (`controller.rs`) hands
-//! it each decision's heat and cool; it reads every agent's outputs before the first command,
-//! commands the heat and cool outputs (offs first), records each answer with the output and
-//! each call's outcome with the agent, and publishes relay events.
+//! it each house plan's relays (valves and plants, on or off); it reads every agent's outputs
+//! before the first command, commands the outputs those relay ids stand for (offs first),
+//! records each answer with the output and each call's outcome with the agent, and publishes
+//! relay events.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -12,13 +13,15 @@ use hearth_proto::Timestamp;
 use hearth_proto::agents::KeyRole;
 use hearth_proto::client::{ClientError, RelayAgentClient};
 use hearth_proto::events::{Event, Topic};
-use hearth_proto::relays::{RelayCommand, RelayFunction, RelayState};
+use hearth_proto::relays::{RelayCommand, RelayState};
 use tokio::task::JoinSet;
 
 use crate::metrics::Counters;
 use crate::store::{Contact, RelayEpoch, RelayRow, Store, millis};
+use crate::zones::resolve::Outputs;
+use crate::zones::{House, RelayId};
 
-/// Sends the decision to every relay output whose function is heat or cool.
+/// Sends the house plan to the relay outputs it names.
 pub(crate) struct Commander {
     store: Store,
     site: SiteSecret,
@@ -178,9 +181,18 @@ impl Commander {
         }
     }
 
-    /// Command every heat and cool relay: offs first, so an agent that interlocks heat with
-    /// cool never sees both asked on. True when an agent refused (409).
-    pub(crate) async fn command(&mut self, (heat, cool): (bool, bool), lease_s: u32) -> bool {
+    /// Command every relay of the plan of `house`: a function group (`function:heat`) stands
+    /// for its outputs, as the house resolves it against the registered ones. Offs first, so
+    /// an agent that interlocks heat with cool never sees both asked on. Every `on` carries
+    /// the lease, valves included: an engine that dies leaves nothing on beyond it. An output
+    /// the plan does not name (a fan, an aux, a valve of no zone) is never commanded. True
+    /// when an agent refused (409).
+    pub(crate) async fn command(
+        &mut self,
+        house: &House,
+        plan: &BTreeMap<RelayId, bool>,
+        lease_s: u32,
+    ) -> bool {
         let relays = match self.store.relays().await {
             Ok(r) => r,
             Err(e) => {
@@ -188,15 +200,14 @@ impl Commander {
                 return false;
             }
         };
-        let wanted = |r: &RelayRow| match r.effective_function() {
-            Some(RelayFunction::Heat) => Some(heat),
-            Some(RelayFunction::Cool) => Some(cool),
-            _ => None,
-        };
+        let wanted = wanted(house, &relays, plan);
         let mut refused = false;
         for phase_on in [false, true] {
             let mut calls = JoinSet::new();
-            for relay in relays.iter().filter(|r| wanted(r) == Some(phase_on)) {
+            let phase = relays.iter().filter(|r| {
+                wanted.get(&(r.host_id.as_str(), r.output_id.as_str())) == Some(&phase_on)
+            });
+            for relay in phase {
                 let Some(url) = relay.url.clone() else { continue };
                 let client = self.client(&relay.host_id, &url, relay.key_role);
                 let command = if phase_on {
@@ -285,6 +296,24 @@ impl Commander {
             }
         }
     }
+}
+
+/// Each registered output the plan names, on or off, by (host, output). Should two relay ids
+/// of the plan stand for one output and disagree, it is commanded off.
+fn wanted<'a>(
+    house: &House,
+    relays: &'a [RelayRow],
+    plan: &BTreeMap<RelayId, bool>,
+) -> BTreeMap<(&'a str, &'a str), bool> {
+    let outputs = Outputs::new(house, relays);
+    let mut wanted = BTreeMap::new();
+    for (id, on) in plan {
+        for r in outputs.of(id) {
+            let slot = wanted.entry((r.host_id.as_str(), r.output_id.as_str())).or_insert(*on);
+            *slot &= *on;
+        }
+    }
+    wanted
 }
 
 /// A failed call as a [`Contact`]: no HTTP answer (refused, reset, timed out) is `NoAnswer`;

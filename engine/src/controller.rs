@@ -1,6 +1,8 @@
-//! The decision loop: it gathers the inputs of `control::decide` from the store and the
-//! schedule, records and publishes the decision, and hands it to the relay commander
-//! (`commander.rs`).
+//! The decision loop: per zone it gathers the inputs of `zones::decide_zone` from the store
+//! and the zone's schedule, plans the house (`zones::plan`: every valve and plant), records
+//! and publishes each zone's decision and the house plan, and hands the plan's relays to the
+//! relay commander (`commander.rs`). A house of one zone and one plant without valves (every
+//! installation from before zones) decides and commands exactly as `control::decide` did.
 //!
 //! Each pass derives everything from stored state, never from the previous pass: the target
 //! from the schedule at this instant, the temperature from the newest readings, the equipment
@@ -9,6 +11,7 @@
 //! minimum-off timer). The only memory kept across passes is what was last commanded and
 //! recorded, to avoid repeating commands and records.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -19,18 +22,20 @@ use hearth_proto::Timestamp;
 use hearth_proto::control::System;
 use hearth_proto::events::Event;
 use hearth_proto::history::Run;
-use hearth_proto::relays::RelayFunction;
+use hearth_proto::zones::HouseStatus;
 use jiff::SignedDuration;
 use tokio::sync::{Notify, watch};
 
 use crate::commander::Commander;
-use crate::control::{self, Decision, Equipment, Inputs, Learned, Running, STUCK_WINDOW, Settings};
+use crate::control::{self, Decision, Equipment, Learned, STUCK_WINDOW, Settings};
 use crate::metrics::Counters;
 use crate::readings::Readings;
 use crate::store::Schedules;
-use crate::store::{RelayRow, Store, from_millis};
-use crate::zones::ZoneId;
+use crate::store::Store;
 use crate::zones::live::Zones;
+use crate::zones::plan::HousePlan;
+use crate::zones::resolve::Outputs;
+use crate::zones::{self, House, RelayId, ZoneCall, ZoneId, ZoneInputs};
 
 /// How soon to repeat a command a relay agent refused (its minimum off time, an interlock).
 const REFUSED_RETRY: Duration = Duration::from_secs(5);
@@ -71,6 +76,8 @@ pub(crate) struct Controller {
     zones: Arc<Zones>,
     /// Watch channels hold the current value without lock poisoning.
     latest: watch::Sender<Option<Decision>>,
+    /// The latest house plan, with every zone's decision.
+    planned: watch::Sender<Option<Arc<Planned>>>,
     wake: Arc<Notify>,
     /// Set when relays registered: command them now rather than at the next renewal.
     resend: AtomicBool,
@@ -101,7 +108,11 @@ impl Controller {
         zones: Arc<Zones>,
     ) -> anyhow::Result<Self> {
         // Without the database (a start on a damaged card) there is no last decision to show.
-        let latest = store.decisions(None, None, 1).await.ok().and_then(|d| d.into_iter().next());
+        let latest = store
+            .decisions(&ZoneId::default_zone(), None, None, 1)
+            .await
+            .ok()
+            .and_then(|d| d.into_iter().next());
         Ok(Self {
             store,
             readings,
@@ -112,6 +123,7 @@ impl Controller {
             counters,
             zones,
             latest: watch::Sender::new(latest),
+            planned: watch::Sender::new(None),
             wake,
             resend: AtomicBool::new(false),
             fallbacks: Arc::default(),
@@ -147,8 +159,25 @@ impl Controller {
         Ok(found)
     }
 
+    /// The default zone's latest decision: what the single-zone routes show.
     pub(crate) fn latest(&self) -> Option<Decision> {
         self.latest.borrow().clone()
+    }
+
+    /// A zone's latest decision; None before the loop decided for it (or for a zone that does
+    /// not exist).
+    #[cfg_attr(not(test), expect(dead_code, reason = "GET /v1/control?zone= reads it"))]
+    pub(crate) fn latest_in(&self, zone: &ZoneId) -> Option<Decision> {
+        if zone.is_default() {
+            return self.latest();
+        }
+        let planned = self.planned.borrow().clone()?;
+        planned.plan.zones.iter().find(|o| &o.zone == zone).map(|o| o.decision.clone())
+    }
+
+    /// The latest house plan as people see it; None before the loop's first pass.
+    pub(crate) fn house(&self) -> Option<HouseStatus> {
+        self.planned.borrow().as_ref().map(|p| p.status.clone())
     }
 
     /// Sensor settings changed (weights, calibration): decide again at once.
@@ -173,28 +202,43 @@ impl Controller {
         }
     }
 
-    /// One pass: derive the inputs, decide. Fails only when the store does.
+    /// One pass: derive every zone's inputs, decide per zone, plan the house. Fails only when
+    /// the store does.
     async fn decide(
         &self,
         now: Timestamp,
-        equipment: Equipment,
+        recent: &[Run],
         learned: &Learned,
-        runs: &[Run],
-    ) -> Result<Decision, sqlx::Error> {
+    ) -> Result<Pass, sqlx::Error> {
+        let relays = self.store.relays().await?;
         let sensors = self.readings.snapshots().await?;
+        let house = self.zones.house(&sensors);
+        let (state, equipment) = Outputs::new(&house, &relays).state(recent, now);
         let until = now.checked_add(LOOKAHEAD).unwrap_or(Timestamp::MAX);
-        let segments = self.schedules.snapshot().segments(now, until);
-        let settings = self.settings();
-        Ok(control::decide(&Inputs {
-            now,
-            settings: &settings,
-            segments: &segments,
-            sensors: &sensors,
-            stale_after: self.readings.stale_after(),
-            equipment,
-            learned,
-            runs,
-        }))
+        let calls: Vec<ZoneCall> = house
+            .zones
+            .iter()
+            .map(|zone| {
+                // A zone created a moment ago may have no schedule yet: it holds its frost
+                // floor until it has (as `control::propose` does without a timeline).
+                let segments = self
+                    .schedules
+                    .zone_snapshot(&zone.id)
+                    .map(|s| s.segments(now, until))
+                    .unwrap_or_default();
+                let inputs = ZoneInputs {
+                    now,
+                    segments: &segments,
+                    sensors: &sensors,
+                    stale_after: self.readings.stale_after(),
+                    learned,
+                    runs: recent,
+                };
+                zones::decide_zone(&house, zone, &inputs, &state)
+            })
+            .collect();
+        let plan = zones::plan(&house, &calls, &state, now);
+        Ok(Pass { house, calls, plan, equipment, at: now })
     }
 
     /// Decide, command, record; until `shutdown` turns true. Relays are not switched off on
@@ -217,9 +261,16 @@ impl Controller {
         // `Config::lease_s` guarantees at least 4 s, so this is at least a second.
         let renew_every = Duration::from_secs(u64::from(self.config.lease_s / 4));
         let mut next_renew = tokio::time::Instant::now();
-        let mut commanded: Option<(bool, bool)> = None;
-        let mut recorded = self.latest().map(|d| record_key(&d));
+        let mut zones_changed = self.zones.subscribe();
+        let mut commanded: Option<BTreeMap<RelayId, bool>> = None;
+        // Per zone, the key of the decision last recorded; the default zone's survives a
+        // restart through the stored latest decision.
+        let mut recorded: BTreeMap<ZoneId, RecordKey> = BTreeMap::new();
+        if let Some(d) = self.latest() {
+            recorded.insert(ZoneId::default_zone(), record_key(&d));
+        }
         let mut published: Option<Shown> = None;
+        let mut published_house: Option<HouseShown> = None;
         let mut learned = self.learn(Timestamp::now()).await;
         let mut learned_at = tokio::time::Instant::now();
         // The coast after each switch of the heat, watched in the temperatures decided on.
@@ -238,7 +289,6 @@ impl Controller {
         loop {
             let pass = async {
                 let now = Timestamp::now();
-                let relays = self.store.relays().await?;
                 // Runs of the changeover window and of the stuck-sensor window; open runs are
                 // always among them.
                 let window = CHANGEOVER_WINDOW.max(STUCK_WINDOW);
@@ -263,62 +313,82 @@ impl Controller {
                     }
                 }
                 let recent = &recent_runs;
-                let equipment = equipment(&relays, recent, now);
-                let decision = self.decide(now, equipment, &learned, recent).await?;
-                coast_watch.observe(now, equipment.heat.on, decision.effective_temp_c);
+                let pass = self.decide(now, recent, &learned).await?;
+                // The default zone's temperature against the house's heat: learning (the
+                // heating rate, the coast) stays house-wide, as the runs do.
+                let temp = pass.default_decision().and_then(|d| d.effective_temp_c);
+                coast_watch.observe(now, pass.equipment.heat.on, temp);
                 // Runs follow the relays, not the decisions: a refused or deferred command is
                 // not a run, a relay that fell back by itself ended one. They are history: a
                 // storage fault that keeps them from being written must not stop the commands.
-                let ended =
-                    match self.track_runs(equipment, recent, decision.effective_temp_c).await {
-                        Ok(ended) => {
-                            if std::mem::replace(&mut runs_unrecorded, false) {
-                                tracing::info!("runs recorded again");
-                            }
-                            ended
+                let ended = match self.track_runs(pass.equipment, recent, temp).await {
+                    Ok(ended) => {
+                        if std::mem::replace(&mut runs_unrecorded, false) {
+                            tracing::info!("runs recorded again");
                         }
-                        Err(e) => {
-                            if !std::mem::replace(&mut runs_unrecorded, true) {
-                                tracing::warn!(error = %e, "cannot record runs");
-                            }
-                            false
+                        ended
+                    }
+                    Err(e) => {
+                        if !std::mem::replace(&mut runs_unrecorded, true) {
+                            tracing::warn!(error = %e, "cannot record runs");
                         }
-                    };
-                Ok::<_, sqlx::Error>((decision, ended))
+                        false
+                    }
+                };
+                Ok::<_, sqlx::Error>((pass, ended))
             };
             match pass.await {
-                Ok((decision, ended)) => {
+                Ok((pass, ended)) => {
                     if ended || learned_at.elapsed() >= RELEARN_EVERY {
-                        learned = self.learn(decision.at).await;
+                        learned = self.learn(pass.at).await;
                         learned_at = tokio::time::Instant::now();
                     }
-                    learned.heat_coast = coast_watch.coast(decision.at);
-                    // Publish and record first: the decision exists before it is acted on.
-                    self.latest.send_replace(Some(decision.clone()));
-                    let key = record_key(&decision);
-                    if recorded.as_ref() != Some(&key) {
-                        recorded = Some(key);
-                        tracing::info!(heat = decision.heat, cool = decision.cool,
+                    learned.heat_coast = coast_watch.coast(pass.at);
+                    // Publish and record first: the decisions exist before they are acted on.
+                    for outcome in &pass.plan.zones {
+                        let (zone, decision) = (&outcome.zone, &outcome.decision);
+                        let key = record_key(decision);
+                        if recorded.get(zone) == Some(&key) {
+                            continue;
+                        }
+                        recorded.insert(zone.clone(), key);
+                        tracing::info!(zone = %zone, heat = decision.heat, cool = decision.cool,
                             reason = %decision.reason, "decision");
                         Counters::add(&self.counters.decisions_recorded, 1);
-                        if let Err(e) = self.store.record_decision(&decision).await {
-                            tracing::error!(error = %e, "cannot record decision");
+                        if let Err(e) = self.store.record_decision(zone, decision).await {
+                            tracing::error!(error = %e, zone = %zone, "cannot record decision");
                         }
                     }
-                    let shown = Shown::of(&decision);
-                    if published.as_ref() != Some(&shown) {
-                        published = Some(shown);
-                        self.events.publish(Event::Decision {
-                            decision: Box::new(decision.clone().into()),
-                        });
+                    if let Some(decision) = pass.default_decision() {
+                        self.latest.send_replace(Some(decision.clone()));
+                        let shown = Shown::of(decision);
+                        if published.as_ref() != Some(&shown) {
+                            published = Some(shown);
+                            self.events.publish(Event::Decision {
+                                decision: Box::new(decision.clone().into()),
+                            });
+                        }
                     }
-                    let want = (decision.heat, decision.cool);
+                    let status =
+                        zones::status::house_status(&pass.house, &pass.calls, &pass.plan, pass.at);
+                    let shown = HouseShown::of(&pass.plan);
+                    let changed = published_house.as_ref() != Some(&shown);
+                    self.planned.send_replace(Some(Arc::new(Planned {
+                        status: status.clone(),
+                        plan: pass.plan.clone(),
+                    })));
+                    if changed {
+                        published_house = Some(shown);
+                        self.events.publish(Event::House { house: Box::new(status) });
+                    }
+                    let want = pass.plan.relays;
                     let resend = self.resend.swap(false, Ordering::Relaxed);
-                    if commanded != Some(want)
+                    if commanded.as_ref() != Some(&want)
                         || resend
                         || tokio::time::Instant::now() >= next_renew
                     {
-                        let refused = commander.command(want, self.config.lease_s).await;
+                        let refused =
+                            commander.command(&pass.house, &want, self.config.lease_s).await;
                         // Each relay agent holds the program it runs if this engine is lost.
                         let settings = self.settings();
                         fallbacks
@@ -346,6 +416,7 @@ impl Controller {
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = schedule.changed() => {}
+                _ = zones_changed.changed() => {}
                 _ = tokio::time::sleep(tick) => {}
                 _ = shutdown.changed() => break,
             }
@@ -376,8 +447,54 @@ impl Controller {
 }
 
 /// Decisions are recorded when any of these change.
-fn record_key(d: &Decision) -> (bool, bool, hearth_proto::control::ReasonCode, Option<i64>) {
+type RecordKey = (bool, bool, hearth_proto::control::ReasonCode, Option<i64>);
+
+fn record_key(d: &Decision) -> RecordKey {
     (d.heat, d.cool, d.reason_code, d.rule.id)
+}
+
+/// One pass's outcome.
+struct Pass {
+    /// The house decided with (the default zone holding the sensors no other zone names).
+    house: House,
+    calls: Vec<ZoneCall>,
+    plan: HousePlan,
+    /// What the plants' relays report, per system for the whole house: the runs follow it.
+    equipment: Equipment,
+    at: Timestamp,
+}
+
+impl Pass {
+    /// The default zone's decision: what `GET /v1/control` and the `decision` event show.
+    fn default_decision(&self) -> Option<&Decision> {
+        self.plan.zones.iter().find(|o| o.zone.is_default()).map(|o| &o.decision)
+    }
+}
+
+/// The latest plan, kept for the API.
+#[derive(Debug)]
+struct Planned {
+    status: HouseStatus,
+    plan: HousePlan,
+}
+
+/// What a dashboard shows of a house plan: the `house` event is published whenever any of it
+/// changes (each zone's decision as [`Shown`], each valve and plant with its reason).
+#[derive(Debug, Clone, PartialEq)]
+struct HouseShown {
+    zones: Vec<Shown>,
+    valves: Vec<zones::plan::ValvePlan>,
+    plants: Vec<zones::plan::PlantPlan>,
+}
+
+impl HouseShown {
+    fn of(plan: &HousePlan) -> Self {
+        Self {
+            zones: plan.zones.iter().map(|o| Shown::of(&o.decision)).collect(),
+            valves: plan.valves.clone(),
+            plants: plan.plants.clone(),
+        }
+    }
 }
 
 /// What a dashboard shows of a decision: it is published (`decision` event) whenever any of
@@ -385,7 +502,7 @@ fn record_key(d: &Decision) -> (bool, bool, hearth_proto::control::ReasonCode, O
 /// always come from one decision instead of a live number beside an old sentence.
 #[derive(Debug, Clone, PartialEq)]
 struct Shown {
-    recorded: (bool, bool, hearth_proto::control::ReasonCode, Option<i64>),
+    recorded: RecordKey,
     layer: hearth_proto::schedules::Layer,
     mode: hearth_proto::control::Mode,
     /// With its numbers: the temperature, the setpoint, the minutes left of a hold.
@@ -411,46 +528,5 @@ impl Shown {
     }
 }
 
-/// What the relays show: per system, on when any of its relays is on. `since` comes from the
-/// agents' own reports (how long ago the output switched, counted from the report), so the
-/// minimum on/off times survive an engine restart and follow a relay that blipped; unknown
-/// without a report. `ran_until` comes from the recorded runs of the changeover window
-/// (`recent`): when each system last stopped after really running.
-pub(crate) fn equipment(relays: &[RelayRow], recent: &[Run], now: Timestamp) -> Equipment {
-    let mut eq = Equipment {
-        heat: running(relays, RelayFunction::Heat),
-        cool: running(relays, RelayFunction::Cool),
-    };
-    for (system, running) in [(System::Heat, &mut eq.heat), (System::Cool, &mut eq.cool)] {
-        if running.on {
-            continue;
-        }
-        let mine = || recent.iter().filter(|r| r.system == system);
-        running.ran_until = if mine().any(|r| r.end.is_none()) {
-            // Its relays report off but the run is not closed yet (this pass closes it): it
-            // stopped when the relays say.
-            running.since.or(Some(now))
-        } else {
-            mine().filter_map(|r| r.end).max()
-        };
-    }
-    eq
-}
-
-fn running(relays: &[RelayRow], function: RelayFunction) -> Running {
-    let outputs: Vec<&RelayRow> =
-        relays.iter().filter(|r| r.effective_function() == Some(function)).collect();
-    let on = outputs.iter().any(|r| r.state.is_on());
-    let switched = |r: &&RelayRow| -> Option<Timestamp> {
-        let status = r.status.as_ref()?;
-        let ago = SignedDuration::try_from_secs_f64(status.changed_s_ago).ok()?;
-        from_millis(r.updated).checked_sub(ago).ok()
-    };
-    // On: since the first output went on. Off: since the last one went off.
-    let since = if on {
-        outputs.iter().filter(|r| r.state.is_on()).map(switched).min().flatten()
-    } else {
-        outputs.iter().map(switched).max().flatten()
-    };
-    Running { on, since, ran_until: None }
-}
+#[cfg(test)]
+mod tests;

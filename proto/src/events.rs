@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use crate::Timestamp;
 use crate::control::Decision;
 use crate::relays::RelayState;
+use crate::zones::HouseStatus;
 
 /// One event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -29,6 +30,13 @@ pub enum Event {
     Decision {
         /// The decision.
         decision: Box<Decision>,
+    },
+    /// The house plan changed in anything a dashboard shows: a zone's decision (as for
+    /// `decision`), a valve or a plant with its reason (`GET /v1/house`). The `decision` event
+    /// keeps carrying the default zone's decision.
+    House {
+        /// The house as the loop planned it.
+        house: Box<HouseStatus>,
     },
     /// A relay output changed state (as its agent reported).
     Relay {
@@ -73,6 +81,8 @@ pub enum Topic {
     /// A relay agent stopped or started answering the engine: re-read `/v1/relays` and
     /// `/v1/agents`.
     Relays,
+    /// The zones or plants (`/v1/zones`): re-read them, and `/v1/house`.
+    Zones,
 }
 
 impl Event {
@@ -81,6 +91,7 @@ impl Event {
         match self {
             Self::Reading { .. } => "reading",
             Self::Decision { .. } => "decision",
+            Self::House { .. } => "house",
             Self::Relay { .. } => "relay",
             Self::Changed { .. } => "changed",
             Self::Lagged { .. } => "lagged",
@@ -102,6 +113,7 @@ mod tests {
             (Topic::Settings, "settings"),
             (Topic::Sensors, "sensors"),
             (Topic::Relays, "relays"),
+            (Topic::Zones, "zones"),
         ];
         for (topic, name) in all {
             let event = serde_json::to_value(Event::Changed { what: topic }).ok();

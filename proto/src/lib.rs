@@ -22,6 +22,7 @@ pub mod relays;
 pub mod schedules;
 pub mod sensors;
 pub mod status;
+pub mod zones;
 
 #[cfg(feature = "client")]
 pub mod client;

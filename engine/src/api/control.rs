@@ -77,7 +77,11 @@ pub(super) async fn decisions(
     {
         return Err(ApiError::invalid("from must be before to"));
     }
-    let decisions = state.inner.store.decisions(q.from, q.to, limit).await?;
+    let decisions = state
+        .inner
+        .store
+        .decisions(&crate::zones::ZoneId::default_zone(), q.from, q.to, limit)
+        .await?;
     Ok(axum::Json(decisions.into_iter().map(Into::into).collect()))
 }
 

@@ -7,11 +7,11 @@ use hearth_proto::events::Event;
 
 use super::AppState;
 
-/// Live events: readings as they are stored, decisions, relay changes, and `changed` notices
-/// after schedules, overrides, the default target, settings, sensors or relays change. Each
-/// message's `event` is the event's `type` and its `data` the event as JSON. Open to read like
-/// every GET. A comment line is sent every 15 s so proxies and phones keep the connection; a
-/// client that falls behind gets a `lagged` event.
+/// Live events: readings as they are stored, decisions, house plans, relay changes, and
+/// `changed` notices after schedules, overrides, the default target, settings, sensors or
+/// relays change. Each message's `event` is the event's `type` and its `data` the event as
+/// JSON. Open to read like every GET. A comment line is sent every 15 s so proxies and phones
+/// keep the connection; a client that falls behind gets a `lagged` event.
 #[utoipa::path(get, path = "/v1/events", operation_id = "stream_events", tag = "service",
     responses((status = 200, description = "An endless `text/event-stream`",
         content_type = "text/event-stream", body = Event)))]

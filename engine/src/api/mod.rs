@@ -6,6 +6,7 @@ mod control;
 mod error;
 mod events;
 mod history;
+mod house;
 mod info;
 mod manage;
 mod metrics;
@@ -195,6 +196,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(control::set_settings))
         .routes(routes!(control::decisions))
         .routes(routes!(control::plugins))
+        .routes(routes!(house::view))
         .routes(routes!(events::stream))
         .routes(routes!(schedules::list_rules, schedules::create_rule))
         .routes(routes!(schedules::get_rule, schedules::replace_rule, schedules::delete_rule))

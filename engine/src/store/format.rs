@@ -119,7 +119,8 @@ mod tests {
     async fn rows_of_the_previous_engine_are_read_whole() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let store = previous_engines_database(&dir).await?;
-        let decisions = store.decisions(None, None, 100).await?;
+        let house = crate::zones::ZoneId::default_zone();
+        let decisions = store.decisions(&house, None, None, 100).await?;
         let codes: Vec<ReasonCode> = decisions.iter().map(|d| d.reason_code).collect();
         use ReasonCode::{HeatBelowBand, MaxCeiling, SensorLossDuty, SensorLossOff};
         assert_eq!(codes, [MaxCeiling, HeatBelowBand, SensorLossDuty, SensorLossOff]);
@@ -139,9 +140,9 @@ mod tests {
         assert_eq!(s.params["max_lead_min"], 120);
         assert_eq!(store.unreadable_rows(), 0);
         // What this engine writes, it reads.
-        store.record_decision(&decisions[0]).await?;
+        store.record_decision(&house, &decisions[0]).await?;
         store.save_settings(&s).await?;
-        assert_eq!(store.decisions(None, None, 100).await?.len(), 5);
+        assert_eq!(store.decisions(&house, None, None, 100).await?.len(), 5);
         assert_eq!(store.load_settings().await?, Some(s));
         Ok(())
     }
@@ -153,6 +154,7 @@ mod tests {
     async fn an_unreadable_row_is_reported_not_dropped_in_silence() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let store = previous_engines_database(&dir).await?;
+        let house = crate::zones::ZoneId::default_zone();
         // As the first engines wrote a decision (one setpoint, no cooling), and one from a
         // newer engine.
         let oldest = r#"{"at":"2026-11-20T06:00:00Z","heat":true,"effective_temp_c":19.0,
@@ -169,10 +171,10 @@ mod tests {
             .execute(&store.pool())
             .await?;
         }
-        assert_eq!(store.decisions(None, None, 100).await?.len(), 4);
+        assert_eq!(store.decisions(&house, None, None, 100).await?.len(), 4);
         assert_eq!(store.unreadable_rows(), 2);
         // Reported once, however often read.
-        store.decisions(None, None, 100).await?;
+        store.decisions(&house, None, None, 100).await?;
         assert_eq!(store.unreadable_rows(), 2);
 
         sqlx::query("UPDATE settings SET value = json_set(value, '$.v', 2) WHERE key = 'control'")

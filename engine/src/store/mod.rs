@@ -18,6 +18,7 @@ mod health;
 mod held;
 pub(crate) mod manage;
 mod schedules;
+pub(crate) mod zones;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::watch;
 
 use crate::control::{Decision, Settings};
+use crate::zones::ZoneId;
 
 pub(crate) use health::StorageHealth;
 pub(crate) use schedules::Schedules;
@@ -998,14 +1000,21 @@ impl Store {
     /// The stored control settings; None when none were ever stored. Stored settings that do
     /// not read as this engine's format are an error (reported once, see `format.rs`), not
     /// the defaults: nobody chose those.
+    #[cfg(test)]
     pub(crate) async fn load_settings(&self) -> Result<Option<Settings>, sqlx::Error> {
+        self.settings_at("control").await
+    }
+
+    /// The control settings stored under `key` (one zone's: `zones::control_key`).
+    async fn settings_at(&self, key: &str) -> Result<Option<Settings>, sqlx::Error> {
         let value: Result<Option<String>, _> =
-            sqlx::query_scalar("SELECT value FROM settings WHERE key = 'control'")
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                .bind(key)
                 .fetch_optional(&self.pool())
                 .await;
         let Some(value) = self.seen(value)? else { return Ok(None) };
         format::decode(format::SETTINGS_V, &value).map(Some).map_err(|why| {
-            self.inner.unreadable.report("settings", "control", &why);
+            self.inner.unreadable.report("settings", key, &why);
             sqlx::Error::Decode(format!("the stored control settings are in {why}").into())
         })
     }
@@ -1015,25 +1024,24 @@ impl Store {
         self.inner.unreadable.count()
     }
 
+    /// Store the default zone's control settings.
+    #[cfg(test)]
     pub(crate) async fn save_settings(&self, settings: &Settings) -> Result<(), sqlx::Error> {
-        let value = format::encode(format::SETTINGS_V, settings)
-            .map_err(|e| sqlx::Error::Encode(e.into()))?;
-        let done = sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ('control', ?)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(value)
-        .execute(&self.pool())
-        .await;
-        self.seen(done).map(|_| ())
+        self.save_zone_settings(&ZoneId::default_zone(), settings, None).await
     }
 
-    pub(crate) async fn record_decision(&self, d: &Decision) -> Result<(), sqlx::Error> {
+    /// Record one zone's decision.
+    pub(crate) async fn record_decision(
+        &self,
+        zone: &ZoneId,
+        d: &Decision,
+    ) -> Result<(), sqlx::Error> {
         let done = sqlx::query(
             "INSERT INTO decisions
-               (ts, heat, cool, effective_temp, setpoint, reason_code, reason, detail)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+               (zone_id, ts, heat, cool, effective_temp, setpoint, reason_code, reason, detail)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
+        .bind(&zone.0)
         .bind(millis(d.at))
         .bind(d.heat)
         .bind(d.cool)
@@ -1047,18 +1055,21 @@ impl Store {
         self.seen(done).map(|_| ())
     }
 
-    /// Recorded decisions in `[from, to)` (either bound optional), newest first, at most
-    /// `limit`. A row that does not read as this engine's format is reported (logged with its
-    /// id and counted, once) and left out of the answer, which it would otherwise fail.
+    /// One zone's recorded decisions in `[from, to)` (either bound optional), newest first, at
+    /// most `limit`. A row that does not read as this engine's format is reported (logged with
+    /// its id and counted, once) and left out of the answer, which it would otherwise fail.
     pub(crate) async fn decisions(
         &self,
+        zone: &ZoneId,
         from: Option<Timestamp>,
         to: Option<Timestamp>,
         limit: u32,
     ) -> Result<Vec<Decision>, sqlx::Error> {
         let rows: Result<Vec<(i64, String)>, _> = sqlx::query_as(
-            "SELECT id, detail FROM decisions WHERE ts >= ? AND ts < ? ORDER BY ts DESC, id DESC LIMIT ?",
+            "SELECT id, detail FROM decisions WHERE zone_id = ? AND ts >= ? AND ts < ?
+             ORDER BY ts DESC, id DESC LIMIT ?",
         )
+        .bind(&zone.0)
         .bind(from.map_or(i64::MIN, millis))
         .bind(to.map_or(i64::MAX, millis))
         .bind(limit)

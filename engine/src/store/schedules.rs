@@ -12,10 +12,10 @@ use tokio::sync::{Mutex, watch};
 
 use super::{Store, from_millis, millis};
 use crate::schedule::{Schedule, check_rule, default_target, next_change_hold_end};
+use crate::zones::ZoneId;
 
 /// Overrides that ended longer ago than this are deleted.
 const KEEP_ENDED: SignedDuration = SignedDuration::from_hours(7 * 24);
-const DEFAULT_KEY: &str = "schedule_default";
 
 impl Store {
     /// Every rule, by id. A stored body that no longer parses or validates (written by another
@@ -64,25 +64,13 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// The stored default target, or the built-in one (heat 20, cool 26, every sensor).
+    /// The default zone's stored default target, or the built-in one.
     pub(crate) async fn schedule_default(&self) -> Result<DefaultTarget, sqlx::Error> {
-        let value: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-            .bind(DEFAULT_KEY)
-            .fetch_optional(&self.pool())
-            .await?;
-        Ok(value.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_else(default_target))
+        self.zone_default_target(&ZoneId::default_zone()).await
     }
 
     pub(crate) async fn save_schedule_default(&self, d: &DefaultTarget) -> Result<(), sqlx::Error> {
-        let done = sqlx::query(
-            "INSERT INTO settings (key, value) VALUES (?, ?)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(DEFAULT_KEY)
-        .bind(serde_json::to_string(d).unwrap_or_default())
-        .execute(&self.pool())
-        .await;
-        self.seen(done).map(|_| ())
+        self.save_zone_default_target(&ZoneId::default_zone(), d).await
     }
 
     /// Every override not ended more than a week before `now` (older ones are deleted here),
@@ -220,6 +208,13 @@ impl Schedules {
     /// The schedule in force now.
     pub(crate) fn snapshot(&self) -> Arc<Schedule> {
         self.current.borrow().clone()
+    }
+
+    #[allow(dead_code, reason = "stand-in until per-zone schedules are stored")]
+    /// A zone's schedule (stand-in: only the default zone has one until per-zone schedules
+    /// are stored).
+    pub(crate) fn zone_snapshot(&self, zone: &crate::zones::ZoneId) -> Option<Arc<Schedule>> {
+        zone.is_default().then(|| self.snapshot())
     }
 
     /// Changes of the schedule, as new snapshots.

@@ -20,6 +20,8 @@
 pub(crate) mod check;
 pub(crate) mod live;
 pub(crate) mod plan;
+pub(crate) mod resolve;
+pub(crate) mod status;
 
 use std::collections::BTreeMap;
 
