@@ -166,7 +166,6 @@ impl Controller {
 
     /// A zone's latest decision; None before the loop decided for it (or for a zone that does
     /// not exist).
-    #[cfg_attr(not(test), expect(dead_code, reason = "GET /v1/control?zone= reads it"))]
     pub(crate) fn latest_in(&self, zone: &ZoneId) -> Option<Decision> {
         if zone.is_default() {
             return self.latest();
@@ -263,11 +262,18 @@ impl Controller {
         let mut next_renew = tokio::time::Instant::now();
         let mut zones_changed = self.zones.subscribe();
         let mut commanded: Option<BTreeMap<RelayId, bool>> = None;
-        // Per zone, the key of the decision last recorded; the default zone's survives a
-        // restart through the stored latest decision.
+        // Per zone, the key of the decision last recorded, from the stored ones: a restart
+        // records no zone's unchanged decision again.
         let mut recorded: BTreeMap<ZoneId, RecordKey> = BTreeMap::new();
         if let Some(d) = self.latest() {
             recorded.insert(ZoneId::default_zone(), record_key(&d));
+        }
+        for zone in self.zones.stored().zones.iter().filter(|z| !z.id.is_default()) {
+            // Without the database nothing is known: the first pass records.
+            let stored = self.store.decisions(&zone.id, None, None, 1).await.ok();
+            if let Some(d) = stored.and_then(|d| d.into_iter().next()) {
+                recorded.insert(zone.id.clone(), record_key(&d));
+            }
         }
         let mut published: Option<Shown> = None;
         let mut published_house: Option<HouseShown> = None;

@@ -94,7 +94,7 @@ impl Engine {
                 events.clone(),
                 counters.clone(),
                 wake.clone(),
-                zones,
+                zones.clone(),
             )
             .await?,
         );
@@ -111,6 +111,7 @@ impl Engine {
             dashboard_url: config.dashboard_url()?,
             time_zone,
             schedules,
+            zones,
             untyped: api::UntypedKeys::new(config.allow_untyped_keys),
             manage: Default::default(),
         });

@@ -233,21 +233,22 @@ impl Readings {
     /// Every sensor's newest reading as the control loop judges it: measured, with the offset
     /// to add after the plausibility checks.
     pub(crate) async fn snapshots(&self) -> Result<Vec<SensorSnapshot>, sqlx::Error> {
-        Ok(self
-            .store
-            .sensors()
-            .await?
-            .into_iter()
-            .map(|s| SensorSnapshot {
-                id: s.id,
-                name: s.name.or(s.alias),
-                value: s.last_value,
-                at: s.last_ts.map(from_millis),
-                value_since: s.value_since.map(from_millis),
-                weight: s.weight,
-                offset_c: s.offset_c,
-            })
-            .collect())
+        Ok(self.store.sensors().await?.into_iter().map(SensorSnapshot::from).collect())
+    }
+}
+
+impl From<crate::store::SensorRow> for SensorSnapshot {
+    /// A sensor as control sees it: its stored row, the name people gave it first.
+    fn from(s: crate::store::SensorRow) -> Self {
+        Self {
+            id: s.id,
+            name: s.name.or(s.alias),
+            value: s.last_value,
+            at: s.last_ts.map(from_millis),
+            value_since: s.value_since.map(from_millis),
+            weight: s.weight,
+            offset_c: s.offset_c,
+        }
     }
 }
 

@@ -323,4 +323,6 @@ pub struct DecisionsQuery {
     pub to: Option<Timestamp>,
     /// How many, newest first.
     pub limit: Option<u32>,
+    /// The zone (id); absent: the default zone (`house`).
+    pub zone: Option<String>,
 }

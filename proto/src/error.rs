@@ -60,4 +60,9 @@ pub enum ErrorCode {
     Unavailable,
     /// An unexpected internal error; the message says what failed.
     Internal,
+    /// A change of the zones or plants would leave a house that cannot work; the message
+    /// names every problem ("valve r/v1 is assigned to zones Bedroom and Bath").
+    InvalidHouse,
+    /// A zone that still has schedule rules or overrides, deleted without `move_to`.
+    ZoneNotEmpty,
 }

@@ -18,7 +18,7 @@ use utoipa::openapi::path::{Operation, Parameter};
 use utoipa::openapi::schema::{Array, Object};
 use utoipa::openapi::{OpenApi, RefOr, Schema};
 
-use crate::{agents, control, fallback, history, manage, relays, schedules, sensors};
+use crate::{agents, control, fallback, history, manage, relays, schedules, sensors, zones};
 
 /// The control characters (Unicode `Cc`, what `char::is_control` says), as inclusive ranges.
 pub const CONTROL: [RangeInclusive<char>; 2] = ['\u{0}'..='\u{1f}', '\u{7f}'..='\u{9f}'];
@@ -295,6 +295,64 @@ fn bounds() -> Vec<(At, Bound)> {
             Bound::Note(format!("At most {} days ahead.", schedules::MAX_AHEAD_DAYS)),
         ),
     ];
+    let relay = || {
+        [Bound::Chars(1..=zones::MAX_RELAY_CHARS), Bound::Pattern(zones::RELAY_PATTERN.to_owned())]
+    };
+    let relays = |max: usize| {
+        [
+            Bound::Items(0..=max),
+            Bound::Note(format!(
+                "Each a relay id (`{}`), at most once.",
+                zones::RELAY_PATTERN.trim_start_matches('^').trim_end_matches('$')
+            )),
+        ]
+    };
+    for schema in ["NewZone", "NewPlant"] {
+        all.extend([
+            (field(schema, "name"), Bound::Chars(1..=zones::MAX_NAME_CHARS)),
+            (field(schema, "name"), Bound::Pattern(no_control())),
+            (field(schema, "name"), Bound::Note("Not blank.".to_owned())),
+        ]);
+        for r in ["heat_relay", "cool_relay"] {
+            all.extend(relay().map(|b| (field(schema, r), b)));
+        }
+    }
+    all.extend([
+        (field("NewZone", "sensors"), Bound::Items(0..=zones::MAX_ZONE_SENSORS)),
+        (
+            field("NewZone", "sensors"),
+            Bound::Note(format!(
+                "Each a sensor id of 1 to {} characters, at most once.",
+                sensors::MAX_SENSOR_ID_CHARS
+            )),
+        ),
+        (field("NewPlant", "zones"), Bound::Items(0..=zones::MAX_ZONES)),
+        (
+            field("NewPlant", "zones"),
+            Bound::Note("Each the id of an existing zone, at most once.".to_owned()),
+        ),
+        (field("NewPlant", "min_on_s"), range(&control::MIN_ON_S)),
+        (field("NewPlant", "min_off_s"), range(&control::MIN_OFF_S)),
+        (field("NewPlant", "changeover_s"), range(&control::CHANGEOVER_S)),
+        (field("NewPlant", "max_run_s"), range(&zones::MAX_RUN_S)),
+        (field("NewPlant", "max_run_s"), Bound::Note("At least `min_on_s`.".to_owned())),
+        (field("NewPlant", "valve_delay_s"), range(&zones::VALVE_DELAY_S)),
+        (field("NewPlant", "overrun_s"), range(&zones::OVERRUN_S)),
+        (field("NewPlant", "min_calling_zones"), range(&(1..=zones::MAX_ZONES as u32))),
+        (
+            field("NewPlant", "min_calling_zones"),
+            Bound::Note("At most the number of zones it serves.".to_owned()),
+        ),
+        (field("NewPlant", "bypass_zone"), Bound::Note("A zone it serves.".to_owned())),
+    ]);
+    all.extend(relays(zones::MAX_VALVES).map(|b| (field("NewZone", "valves"), b)));
+    for path in ["/v1/zones/{zone_id}", "/v1/plants/{plant_id}"] {
+        let name = path.rsplit('{').next().unwrap_or_default().trim_end_matches('}');
+        all.extend([
+            (param(path, name), Bound::Chars(1..=zones::MAX_ID_CHARS)),
+            (param(path, name), Bound::Pattern(zones::ID_PATTERN.to_owned())),
+        ]);
+    }
     for schema in ["SensorUpdate", "SensorBacklog", "RelayRegistration"] {
         all.extend(host_id().map(|b| (field(schema, "host_id"), b)));
     }

@@ -184,6 +184,10 @@ pub struct NewRule {
     /// The sensors to decide on, with weights; empty: the default target's selection.
     #[serde(default)]
     pub sensors: Vec<SensorWeight>,
+    /// The zone (id) whose schedule it belongs to; absent: the default zone (`house`). Always
+    /// present in answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 fn yes() -> bool {
@@ -261,6 +265,9 @@ pub struct NewOverride {
     /// The sensors to decide on; empty: the schedule's.
     #[serde(default)]
     pub sensors: Vec<SensorWeight>,
+    /// The zone (id) it overrides the schedule of; absent: the default zone (`house`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// A stored override (`GET /v1/overrides`).
@@ -282,6 +289,8 @@ pub struct Override {
     pub hold: Hold,
     /// When it was created. Among overrides in force, the newest start wins.
     pub created: Timestamp,
+    /// The zone (id) whose schedule it overrides.
+    pub zone: String,
 }
 
 /// Names a rule in a timeline segment or a decision.
@@ -326,6 +335,8 @@ pub struct TimelineQuery {
     pub hours: Option<u32>,
     /// Start instead of now (RFC 3339), e.g. to preview a day.
     pub from: Option<Timestamp>,
+    /// The zone (id); absent: the default zone (`house`).
+    pub zone: Option<String>,
 }
 
 /// `GET /v1/schedule/timeline`: the segments in force from `from` to `to`, in order, without

@@ -7,24 +7,39 @@ use hearth_proto::control::{
     DecisionsQuery, PluginInfo,
 };
 
+use hearth_proto::zones::ZoneQuery;
+
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, Body, Query, bounded};
+use super::zones::zone;
 use crate::control::{self, Settings};
 
-/// The settings in force and the current decision: what runs, why, on which sensors, toward
-/// which target set by which rule.
+/// A zone's settings in force and its current decision: what runs, why, on which sensors,
+/// toward which target set by which rule.
 #[utoipa::path(get, path = "/v1/control", operation_id = "get_control", tag = "control",
-    responses((status = 200, description = "The settings and the latest decision", body = ControlView)))]
-pub(super) async fn view(State(state): State<AppState>) -> axum::Json<ControlView> {
-    let c = &state.inner.controller;
-    axum::Json(ControlView { settings: c.settings().into(), decision: c.latest().map(Into::into) })
+    params(ZoneQuery),
+    responses(
+        (status = 200, description = "The settings and the latest decision", body = ControlView),
+        (status = 404, description = "No such zone", body = ErrorBody),
+    ))]
+pub(super) async fn view(
+    State(state): State<AppState>,
+    Query(q): Query<ZoneQuery>,
+) -> Result<axum::Json<ControlView>, ApiError> {
+    let zone = zone(&state, q.zone.as_deref())?;
+    let settings = state.inner.zones.settings(&zone).unwrap_or_default();
+    let decision = state.inner.controller.latest_in(&zone);
+    Ok(axum::Json(ControlView { settings: settings.into(), decision: decision.map(Into::into) }))
 }
 
-/// Change the settings (admin): mode, algorithm and its parameters, safety limits, protection
-/// times. Fields left out take their defaults; the algorithm's parameters are checked against
-/// its schema (`GET /v1/plugins`). The loop decides with them at once.
+/// Change a zone's settings (admin): mode, algorithm and its parameters, safety limits,
+/// protection times. Fields left out take their defaults; the algorithm's parameters are
+/// checked against its schema (`GET /v1/plugins`). The loop decides with them at once. The
+/// default zone's protection times are the default plant's too; another zone's protect only
+/// its own relays.
 #[utoipa::path(put, path = "/v1/control/settings", operation_id = "set_control_settings", tag = "control",
+    params(ZoneQuery),
     request_body = ControlSettings,
     security(("bearer" = [])),
     responses(
@@ -32,22 +47,23 @@ pub(super) async fn view(State(state): State<AppState>) -> axum::Json<ControlVie
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "No credential", body = ErrorBody),
         (status = 403, description = "Not the admin credential", body = ErrorBody),
+        (status = 404, description = "No such zone", body = ErrorBody),
         (status = 422, description = "A field is out of range, an unknown algorithm or parameter", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
 pub(super) async fn set_settings(
     State(state): State<AppState>,
     caller: Caller,
+    Query(q): Query<ZoneQuery>,
     Body(settings): Body<ControlSettings>,
 ) -> Result<axum::Json<ControlSettings>, ApiError> {
     caller.require_admin()?;
+    let zone = zone(&state, q.zone.as_deref())?;
     let settings = control::check_settings(settings.into()).map_err(ApiError::invalid)?;
-    state
-        .inner
-        .controller
-        .set_settings(&crate::zones::ZoneId::default_zone(), settings.clone())
-        .await?;
-    tracing::info!(?settings, "control settings changed");
+    if !state.inner.controller.set_settings(&zone, settings.clone()).await? {
+        return Err(ApiError::not_found(format!("zone {:?} does not exist", zone.0)));
+    }
+    tracing::info!(zone = %zone, ?settings, "control settings changed");
     Ok(axum::Json(settings.into()))
 }
 
@@ -58,12 +74,13 @@ pub(super) async fn plugins() -> axum::Json<Vec<PluginInfo>> {
     axum::Json(control::plugins())
 }
 
-/// Recorded decisions, newest first. One is recorded whenever the outcome, its reason code or
-/// the winning rule changes.
+/// A zone's recorded decisions, newest first. One is recorded whenever the outcome, its reason
+/// code or the winning rule changes.
 #[utoipa::path(get, path = "/v1/control/decisions", operation_id = "list_decisions", tag = "control",
     params(DecisionsQuery),
     responses(
         (status = 200, description = "The decisions, newest first", body = Vec<Decision>),
+        (status = 404, description = "No such zone", body = ErrorBody),
         (status = 422, description = "`limit` out of range, or `from` not before `to`", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
@@ -71,17 +88,14 @@ pub(super) async fn decisions(
     State(state): State<AppState>,
     Query(q): Query<DecisionsQuery>,
 ) -> Result<axum::Json<Vec<Decision>>, ApiError> {
+    let zone = zone(&state, q.zone.as_deref())?;
     let limit = bounded("limit", q.limit, DEFAULT_DECISIONS_LIMIT, &DECISIONS_LIMIT)?;
     if let (Some(from), Some(to)) = (q.from, q.to)
         && from >= to
     {
         return Err(ApiError::invalid("from must be before to"));
     }
-    let decisions = state
-        .inner
-        .store
-        .decisions(&crate::zones::ZoneId::default_zone(), q.from, q.to, limit)
-        .await?;
+    let decisions = state.inner.store.decisions(&zone, q.from, q.to, limit).await?;
     Ok(axum::Json(decisions.into_iter().map(Into::into).collect()))
 }
 

@@ -13,6 +13,7 @@ mod metrics;
 mod relays;
 mod schedules;
 mod sensors;
+mod zones;
 
 use std::sync::Arc;
 
@@ -49,6 +50,8 @@ const CHECKS_CONTENT_TYPE: &[&str] = &[
     "report_applied_settings",
     "create_agent_command",
     "report_command_outcome",
+    "put_zone",
+    "put_plant",
 ];
 
 /// Shared state of every handler; cheap to clone.
@@ -80,6 +83,8 @@ pub(crate) struct Shared {
     pub(crate) time_zone: jiff::tz::TimeZone,
     /// The schedule: rules, overrides, default target, compiled into a shared snapshot.
     pub(crate) schedules: Arc<crate::store::Schedules>,
+    /// The zones and plants, and each zone's control settings.
+    pub(crate) zones: Arc<crate::zones::live::Zones>,
     /// Whether untyped device keys are accepted, and which agents were warned about theirs.
     pub(crate) untyped: auth::UntypedKeys,
     /// What waits for each sensor agent (settings, commands), told in report answers.
@@ -122,6 +127,7 @@ stable `code`."
         (name = "agents", description = "Sensor and relay agents"),
         (name = "control", description = "The decision loop"),
         (name = "schedules", description = "Schedule rules, overrides, the default target and the timeline"),
+        (name = "zones", description = "The house's zones and plants"),
         (name = "history", description = "Heating and cooling runs and daily analytics"),
         (name = "service", description = "Health and documentation"),
     )
@@ -204,6 +210,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(schedules::list_overrides, schedules::create_override, schedules::resume))
         .routes(routes!(schedules::delete_override))
         .routes(routes!(schedules::timeline))
+        .routes(routes!(zones::list))
+        .routes(routes!(zones::put_zone, zones::delete_zone))
+        .routes(routes!(zones::put_plant, zones::delete_plant))
 }
 
 /// The router and its OpenAPI document, completed: the bounds the handlers check and the

@@ -13,6 +13,7 @@ use hearth_proto::schedules::{
     DEFAULT_TIMELINE_HOURS, DefaultTarget, Hold, NewOverride, NewRule, Override, OverridesEnded,
     Rule, SensorWeight, TIMELINE_HOURS, Timeline, TimelineQuery, Weekday, When,
 };
+use hearth_proto::zones::ZoneQuery;
 use hearth_proto::{ErrorBody, Timestamp};
 use jiff::SignedDuration;
 use serde_json::{Map, Value};
@@ -20,7 +21,9 @@ use serde_json::{Map, Value};
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, Query, bounded, join, known, parse_json};
-use crate::schedule::{check_default, check_new_rule, check_override};
+use super::zones::zone;
+use crate::schedule::{Schedule, check_default, check_new_rule, check_override};
+use crate::zones::ZoneId;
 
 type Obj = Map<String, Value>;
 
@@ -181,11 +184,16 @@ fn when(obj: &Obj) -> Result<When, ApiError> {
     }
 }
 
-/// A rule from a request body, checked.
+/// A rule from a request body, checked; its `zone` as sent (None when absent).
 fn rule_body(body: &[u8]) -> Result<NewRule, ApiError> {
     let value = parse_json(body)?;
     let obj = object(&value, "")?;
-    known(obj, "", &["name", "enabled", "when", "heat_c", "cool_c", "sensors"], &["id", "layer"])?;
+    known(
+        obj,
+        "",
+        &["name", "enabled", "when", "heat_c", "cool_c", "sensors", "zone"],
+        &["id", "layer"],
+    )?;
     let enabled = match not_null(obj, "", "enabled", "true or false")? {
         None => true,
         Some(Value::Bool(b)) => *b,
@@ -198,6 +206,7 @@ fn rule_body(body: &[u8]) -> Result<NewRule, ApiError> {
         heat_c: opt_celsius(obj, "heat_c")?,
         cool_c: opt_celsius(obj, "cool_c")?,
         sensors: sensors(obj)?,
+        zone: opt_string(obj, "", "zone")?,
     };
     check_new_rule(&rule).map_err(ApiError::invalid)?;
     Ok(rule)
@@ -233,13 +242,14 @@ fn hold(obj: &Obj) -> Result<Hold, ApiError> {
 fn override_body(body: &[u8], now: Timestamp) -> Result<NewOverride, ApiError> {
     let value = parse_json(body)?;
     let obj = object(&value, "")?;
-    known(obj, "", &["heat_c", "cool_c", "start", "hold", "sensors"], &[])?;
+    known(obj, "", &["heat_c", "cool_c", "start", "hold", "sensors", "zone"], &[])?;
     let o = NewOverride {
         heat_c: opt_celsius(obj, "heat_c")?,
         cool_c: opt_celsius(obj, "cool_c")?,
         start: opt_time(obj, "", "start")?,
         hold: hold(obj)?,
         sensors: sensors(obj)?,
+        zone: opt_string(obj, "", "zone")?,
     };
     check_override(&o, now).map_err(ApiError::invalid)?;
     Ok(o)
@@ -258,19 +268,38 @@ fn default_body(body: &[u8]) -> Result<DefaultTarget, ApiError> {
     Ok(d)
 }
 
+/// A zone's schedule (the zone exists: `zone` checked it, and every zone has one; a zone added
+/// this instant is read into the schedules before its answer).
+fn schedule_of(state: &AppState, zone: &ZoneId) -> Result<std::sync::Arc<Schedule>, ApiError> {
+    state
+        .inner
+        .schedules
+        .zone_snapshot(zone)
+        .ok_or_else(|| ApiError::not_found(format!("zone {:?} has no schedule", zone.0)))
+}
+
 /// An id from the path; one that is not a number names nothing.
 fn id(raw: &str, what: &str) -> Result<i64, ApiError> {
     raw.parse().map_err(|_| ApiError::not_found(format!("no {what} {raw:?}")))
 }
 
-/// Every schedule rule, enabled or not, by id.
+/// A zone's schedule rules, enabled or not, by id.
 #[utoipa::path(get, path = "/v1/schedules", operation_id = "list_rules", tag = "schedules",
-    responses((status = 200, description = "Every rule, by id", body = Vec<Rule>)))]
-pub(super) async fn list_rules(State(state): State<AppState>) -> axum::Json<Vec<Rule>> {
-    axum::Json(state.inner.schedules.snapshot().rules().to_vec())
+    params(ZoneQuery),
+    responses(
+        (status = 200, description = "Every rule of the zone, by id", body = Vec<Rule>),
+        (status = 404, description = "No such zone", body = ErrorBody),
+    ))]
+pub(super) async fn list_rules(
+    State(state): State<AppState>,
+    Query(q): Query<ZoneQuery>,
+) -> Result<axum::Json<Vec<Rule>>, ApiError> {
+    let zone = zone(&state, q.zone.as_deref())?;
+    Ok(axum::Json(schedule_of(&state, &zone)?.rules().to_vec()))
 }
 
-/// Add a rule (admin). It is in force at once; its layer follows from `when`.
+/// Add a rule to a zone's schedule (admin; `zone` absent: the default zone). It is in force at
+/// once; its layer follows from `when`.
 #[utoipa::path(post, path = "/v1/schedules", operation_id = "create_rule", tag = "schedules",
     request_body = NewRule,
     security(("bearer" = [])),
@@ -279,6 +308,7 @@ pub(super) async fn list_rules(State(state): State<AppState>) -> axum::Json<Vec<
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "No credential", body = ErrorBody),
         (status = 403, description = "Not the admin credential", body = ErrorBody),
+        (status = 404, description = "No such zone", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid", body = ErrorBody,
             example = json!({"status": "error", "code": "invalid_field",
                 "error": "when.start field must be a time HH:MM (00:00 to 23:59), got \"25:00\""})),
@@ -291,13 +321,14 @@ pub(super) async fn create_rule(
 ) -> Result<(StatusCode, axum::Json<Rule>), ApiError> {
     caller.require_admin()?;
     let rule = rule_body(&body)?;
-    let rule = state.inner.schedules.create_rule(rule).await?;
+    let zone = zone(&state, rule.zone.as_deref())?;
+    let rule = state.inner.schedules.create_rule(NewRule { zone: Some(zone.0), ..rule }).await?;
     tracing::info!(id = rule.id, name = %rule.rule.name, "schedule rule added");
     state.inner.events.changed(Topic::Schedules);
     Ok((StatusCode::CREATED, axum::Json(rule)))
 }
 
-/// One rule.
+/// One rule, of any zone.
 #[utoipa::path(get, path = "/v1/schedules/{id}", operation_id = "get_rule", tag = "schedules",
     params(("id" = i64, Path, description = "The rule id")),
     responses(
@@ -309,14 +340,12 @@ pub(super) async fn get_rule(
     Path(raw): Path<String>,
 ) -> Result<axum::Json<Rule>, ApiError> {
     let id = id(&raw, "schedule rule")?;
-    let schedule = state.inner.schedules.snapshot();
-    let rule = schedule.rules().iter().find(|r| r.id == id);
-    rule.cloned()
-        .map(axum::Json)
-        .ok_or_else(|| ApiError::not_found(format!("no schedule rule {id}")))
+    let rule = state.inner.schedules.rule(id);
+    rule.map(axum::Json).ok_or_else(|| ApiError::not_found(format!("no schedule rule {id}")))
 }
 
-/// Replace a rule (admin); `id` and `layer` in the body are ignored.
+/// Replace a rule of any zone (admin); `id` and `layer` in the body are ignored. `zone` moves
+/// it to that zone; absent, it stays in its zone.
 #[utoipa::path(put, path = "/v1/schedules/{id}", operation_id = "replace_rule", tag = "schedules",
     params(("id" = i64, Path, description = "The rule id")),
     request_body = NewRule,
@@ -326,7 +355,7 @@ pub(super) async fn get_rule(
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "No credential", body = ErrorBody),
         (status = 403, description = "Not the admin credential", body = ErrorBody),
-        (status = 404, description = "No such rule", body = ErrorBody),
+        (status = 404, description = "No such rule, or no such zone", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
@@ -339,7 +368,14 @@ pub(super) async fn replace_rule(
     caller.require_admin()?;
     let id = id(&raw, "schedule rule")?;
     let rule = rule_body(&body)?;
-    match state.inner.schedules.replace_rule(id, rule).await? {
+    let zone = match rule.zone.as_deref() {
+        Some(z) => zone(&state, Some(z))?.0,
+        None => match state.inner.schedules.rule(id) {
+            Some(old) => old.rule.zone.unwrap_or_else(|| ZoneId::default_zone().0),
+            None => return Err(ApiError::not_found(format!("no schedule rule {id}"))),
+        },
+    };
+    match state.inner.schedules.replace_rule(id, NewRule { zone: Some(zone), ..rule }).await? {
         Some(rule) => {
             tracing::info!(id, name = %rule.rule.name, "schedule rule replaced");
             state.inner.events.changed(Topic::Schedules);
@@ -349,7 +385,7 @@ pub(super) async fn replace_rule(
     }
 }
 
-/// Delete a rule (admin).
+/// Delete a rule of any zone (admin).
 #[utoipa::path(delete, path = "/v1/schedules/{id}", operation_id = "delete_rule", tag = "schedules",
     params(("id" = i64, Path, description = "The rule id")),
     security(("bearer" = [])),
@@ -375,15 +411,24 @@ pub(super) async fn delete_rule(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The default target, in force whenever no rule is.
+/// A zone's default target, in force whenever none of its rules is.
 #[utoipa::path(get, path = "/v1/schedule/default", operation_id = "get_default_target", tag = "schedules",
-    responses((status = 200, description = "The default target", body = DefaultTarget)))]
-pub(super) async fn get_default(State(state): State<AppState>) -> axum::Json<DefaultTarget> {
-    axum::Json(state.inner.schedules.snapshot().default_target().clone())
+    params(ZoneQuery),
+    responses(
+        (status = 200, description = "The default target", body = DefaultTarget),
+        (status = 404, description = "No such zone", body = ErrorBody),
+    ))]
+pub(super) async fn get_default(
+    State(state): State<AppState>,
+    Query(q): Query<ZoneQuery>,
+) -> Result<axum::Json<DefaultTarget>, ApiError> {
+    let zone = zone(&state, q.zone.as_deref())?;
+    Ok(axum::Json(schedule_of(&state, &zone)?.default_target().clone()))
 }
 
-/// Replace the default target (admin). Rules without a setpoint or sensors use it too.
+/// Replace a zone's default target (admin). Its rules without a setpoint or sensors use it too.
 #[utoipa::path(put, path = "/v1/schedule/default", operation_id = "set_default_target", tag = "schedules",
+    params(ZoneQuery),
     request_body = DefaultTarget,
     security(("bearer" = [])),
     responses(
@@ -391,35 +436,43 @@ pub(super) async fn get_default(State(state): State<AppState>) -> axum::Json<Def
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "No credential", body = ErrorBody),
         (status = 403, description = "Not the admin credential", body = ErrorBody),
+        (status = 404, description = "No such zone", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
 pub(super) async fn put_default(
     State(state): State<AppState>,
     caller: Caller,
+    Query(q): Query<ZoneQuery>,
     body: Bytes,
 ) -> Result<axum::Json<DefaultTarget>, ApiError> {
     caller.require_admin()?;
+    let zone = zone(&state, q.zone.as_deref())?;
     let d = default_body(&body)?;
-    state.inner.schedules.set_default(&d).await?;
-    tracing::info!(heat_c = d.heat_c, cool_c = d.cool_c, "default target changed");
+    state.inner.schedules.set_default(&zone, &d).await?;
+    tracing::info!(zone = %zone, heat_c = d.heat_c, cool_c = d.cool_c, "default target changed");
     state.inner.events.changed(Topic::Default);
     Ok(axum::Json(d))
 }
 
-/// Overrides in force now or still to come, by id.
+/// A zone's overrides in force now or still to come, by id.
 #[utoipa::path(get, path = "/v1/overrides", operation_id = "list_overrides", tag = "schedules",
+    params(ZoneQuery),
     responses(
         (status = 200, description = "Overrides in force or to come, by id", body = Vec<Override>),
+        (status = 404, description = "No such zone", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
 pub(super) async fn list_overrides(
     State(state): State<AppState>,
+    Query(q): Query<ZoneQuery>,
 ) -> Result<axum::Json<Vec<Override>>, ApiError> {
-    Ok(axum::Json(state.inner.schedules.overrides(Timestamp::now()).await?))
+    let zone = zone(&state, q.zone.as_deref())?;
+    Ok(axum::Json(state.inner.schedules.overrides(Some(&zone), Timestamp::now()).await?))
 }
 
-/// Override the schedule (admin), e.g. "make it 22 now" until the schedule's next change:
+/// Override a zone's schedule (admin; `zone` absent: the default zone), e.g. "make it 22 now"
+/// until the schedule's next change:
 /// `{"heat_c": 22, "hold": {"type": "next_change"}}`. The newest override wins over every
 /// rule while it holds. `next_change` ends at the schedule's first change after the start
 /// (overrides left out), with no change within 14 days it is refused; later edits of the rules
@@ -432,6 +485,7 @@ pub(super) async fn list_overrides(
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "No credential", body = ErrorBody),
         (status = 403, description = "Not the admin credential", body = ErrorBody),
+        (status = 404, description = "No such zone", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid, or no schedule change \
             within 14 days for a next_change hold", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
@@ -444,6 +498,7 @@ pub(super) async fn create_override(
     caller.require_admin()?;
     let now = Timestamp::now();
     let o = override_body(&body, now)?;
+    let zone = zone(&state, o.zone.as_deref())?;
     let start = o.start.unwrap_or(now);
     let end = match &o.hold {
         Hold::Until { at } => Some(*at),
@@ -453,7 +508,7 @@ pub(super) async fn create_override(
                 .map_err(|_| ApiError::invalid("hold.minutes field runs past the end of time"))?,
         ),
         Hold::NextChange => {
-            Some(state.inner.schedules.snapshot().next_change(start).ok_or_else(|| {
+            Some(schedule_of(&state, &zone)?.next_change(start).ok_or_else(|| {
                 ApiError::invalid("no schedule change within 14 days; use a duration or indefinite")
             })?)
         }
@@ -466,13 +521,14 @@ pub(super) async fn create_override(
              before now, so the override would never hold"
         )));
     }
+    let o = NewOverride { zone: Some(zone.0), ..o };
     let o = state.inner.schedules.create_override(o, start, end, now).await?;
-    tracing::info!(id = o.id, heat_c = ?o.heat_c, cool_c = ?o.cool_c, end = ?o.end, "override");
+    tracing::info!(id = o.id, zone = %o.zone, heat_c = ?o.heat_c, cool_c = ?o.cool_c, end = ?o.end, "override");
     state.inner.events.changed(Topic::Overrides);
     Ok((StatusCode::CREATED, axum::Json(o)))
 }
 
-/// Delete an override (admin), whether in force, future or ended.
+/// Delete an override of any zone (admin), whether in force, future or ended.
 #[utoipa::path(delete, path = "/v1/overrides/{id}", operation_id = "delete_override", tag = "schedules",
     params(("id" = i64, Path, description = "The override id")),
     security(("bearer" = [])),
@@ -498,42 +554,49 @@ pub(super) async fn delete_override(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Resume the schedule (admin): end every override in force now. Future ones are kept.
+/// Resume a zone's schedule (admin): end every override of the zone in force now. Future ones
+/// are kept.
 #[utoipa::path(delete, path = "/v1/overrides", operation_id = "resume_schedule", tag = "schedules",
+    params(ZoneQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "How many were ended", body = OverridesEnded),
         (status = 401, description = "No credential", body = ErrorBody),
         (status = 403, description = "Not the admin credential", body = ErrorBody),
+        (status = 404, description = "No such zone", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
 pub(super) async fn resume(
     State(state): State<AppState>,
     caller: Caller,
+    Query(q): Query<ZoneQuery>,
 ) -> Result<axum::Json<OverridesEnded>, ApiError> {
     caller.require_admin()?;
-    let ended = state.inner.schedules.resume(Timestamp::now()).await?;
-    tracing::info!(ended, "schedule resumed");
+    let zone = zone(&state, q.zone.as_deref())?;
+    let ended = state.inner.schedules.resume(&zone, Timestamp::now()).await?;
+    tracing::info!(zone = %zone, ended, "schedule resumed");
     state.inner.events.changed(Topic::Overrides);
     Ok(axum::Json(OverridesEnded { ended }))
 }
 
-/// What will be in force from `from` (default now) for `hours`, and
-/// why: each segment names the winning rule and the rules it beat.
+/// What will be in force in a zone from `from` (default now) for `hours`, and why: each segment
+/// names the winning rule and the rules it beat.
 #[utoipa::path(get, path = "/v1/schedule/timeline", operation_id = "get_timeline", tag = "schedules",
     params(TimelineQuery),
     responses(
         (status = 200, description = "The segments, in order", body = Timeline),
+        (status = 404, description = "No such zone", body = ErrorBody),
         (status = 422, description = "`hours` out of range, or the range past the supported dates", body = ErrorBody),
     ))]
 pub(super) async fn timeline(
     State(state): State<AppState>,
     Query(q): Query<TimelineQuery>,
 ) -> Result<axum::Json<Timeline>, ApiError> {
+    let zone = zone(&state, q.zone.as_deref())?;
     let hours = bounded("hours", q.hours, DEFAULT_TIMELINE_HOURS, &TIMELINE_HOURS)?;
     let from = q.from.unwrap_or_else(Timestamp::now);
     let to = from
         .checked_add(SignedDuration::from_hours(i64::from(hours)))
         .map_err(|_| ApiError::invalid("from is too far in the future"))?;
-    Ok(axum::Json(state.inner.schedules.snapshot().timeline(from, to)))
+    Ok(axum::Json(schedule_of(&state, &zone)?.timeline(from, to)))
 }

@@ -45,7 +45,15 @@ fn local(zone: &TimeZone, s: &str) -> Timestamp {
 }
 
 fn new_rule(name: &str, when: When, heat: Option<f64>, cool: Option<f64>) -> NewRule {
-    NewRule { name: name.into(), enabled: true, when, heat_c: heat, cool_c: cool, sensors: vec![] }
+    NewRule {
+        name: name.into(),
+        enabled: true,
+        when,
+        heat_c: heat,
+        cool_c: cool,
+        sensors: vec![],
+        zone: None,
+    }
 }
 
 fn rule(id: i64, r: NewRule) -> Rule {
@@ -75,6 +83,7 @@ fn ovr(id: i64, heat: f64, start: Timestamp, end: Option<Timestamp>) -> Override
         end,
         hold: Hold::Indefinite,
         created: start,
+        zone: "house".into(),
     }
 }
 
@@ -940,6 +949,7 @@ fn bad_overrides_and_defaults_name_the_field() {
         start,
         hold,
         sensors: vec![],
+        zone: None,
     };
     assert_eq!(check_override(&o(Hold::NextChange, None), now), Ok(()));
     let far = utc("2027-01-20T10:00:00Z");

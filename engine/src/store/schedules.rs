@@ -1,6 +1,9 @@
 //! Schedule rules, overrides and the default target: their rows, and [`Schedules`], the shared
-//! in-memory snapshot the API and the control loop read.
+//! in-memory snapshot the API and the control loop read. Every zone has its own schedule: its
+//! rules and overrides (`zone_id`) and its default target; "most specific wins", holds "until
+//! the next change" and DST are per zone, as they were for the house.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hearth_proto::Timestamp;
@@ -18,16 +21,21 @@ use crate::zones::ZoneId;
 const KEEP_ENDED: SignedDuration = SignedDuration::from_hours(7 * 24);
 
 impl Store {
-    /// Every rule, by id. A stored body that no longer parses or validates (written by another
-    /// version) is skipped with a warning rather than failing the whole schedule.
+    /// Every rule of every zone, by id, each with its zone. A stored body that no longer
+    /// parses or validates (written by another version) is skipped with a warning rather than
+    /// failing the whole schedule.
     pub(crate) async fn schedule_rules(&self) -> Result<Vec<Rule>, sqlx::Error> {
-        let rows =
-            sqlx::query("SELECT id, body FROM rules ORDER BY id").fetch_all(&self.pool()).await?;
+        let rows = sqlx::query("SELECT id, body, zone_id FROM rules ORDER BY id")
+            .fetch_all(&self.pool())
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let id: i64 = row.try_get("id")?;
             let body: String = row.try_get("body")?;
-            let rule = serde_json::from_str::<NewRule>(&body).map_err(|e| e.to_string());
+            let zone: String = row.try_get("zone_id")?;
+            let rule = serde_json::from_str::<NewRule>(&body)
+                .map(|r| NewRule { zone: Some(zone), ..r })
+                .map_err(|e| e.to_string());
             match rule.and_then(|r| check_rule(&r).map(|layer| Rule { id, layer, rule: r })) {
                 Ok(rule) => out.push(rule),
                 Err(e) => tracing::warn!(id, error = %e, "stored schedule rule skipped"),
@@ -36,20 +44,25 @@ impl Store {
         Ok(out)
     }
 
+    /// Store a rule in its zone (`rule.zone`, the default zone when None).
     pub(crate) async fn insert_rule(&self, rule: &NewRule, now: i64) -> Result<i64, sqlx::Error> {
-        let done = sqlx::query("INSERT INTO rules (body, created) VALUES (?, ?)")
-            .bind(serde_json::to_string(rule).unwrap_or_default())
+        let zone = zone_of(rule.zone.as_deref());
+        let done = sqlx::query("INSERT INTO rules (body, created, zone_id) VALUES (?, ?, ?)")
+            .bind(body(&NewRule { zone: None, ..rule.clone() }))
             .bind(now)
+            .bind(zone.0)
             .execute(&self.pool())
             .await;
         let done = self.seen(done)?;
         Ok(done.last_insert_rowid())
     }
 
-    /// Replace a rule's body; false when there is no such rule.
+    /// Replace a rule's body and zone; false when there is no such rule.
     pub(crate) async fn update_rule(&self, id: i64, rule: &NewRule) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("UPDATE rules SET body = ? WHERE id = ?")
-            .bind(serde_json::to_string(rule).unwrap_or_default())
+        let zone = zone_of(rule.zone.as_deref());
+        let done = sqlx::query("UPDATE rules SET body = ?, zone_id = ? WHERE id = ?")
+            .bind(body(&NewRule { zone: None, ..rule.clone() }))
+            .bind(zone.0)
             .bind(id)
             .execute(&self.pool())
             .await;
@@ -62,15 +75,6 @@ impl Store {
             sqlx::query("DELETE FROM rules WHERE id = ?").bind(id).execute(&self.pool()).await;
         let done = self.seen(done)?;
         Ok(done.rows_affected() == 1)
-    }
-
-    /// The default zone's stored default target, or the built-in one.
-    pub(crate) async fn schedule_default(&self) -> Result<DefaultTarget, sqlx::Error> {
-        self.zone_default_target(&ZoneId::default_zone()).await
-    }
-
-    pub(crate) async fn save_schedule_default(&self, d: &DefaultTarget) -> Result<(), sqlx::Error> {
-        self.save_zone_default_target(&ZoneId::default_zone(), d).await
     }
 
     /// Every override not ended more than a week before `now` (older ones are deleted here),
@@ -86,10 +90,11 @@ impl Store {
         if let Err(e) = self.seen(deleted) {
             tracing::debug!(error = %e, "old overrides not deleted");
         }
-        let rows =
-            sqlx::query("SELECT id, body, start_ms, end_ms, created FROM overrides ORDER BY id")
-                .fetch_all(&self.pool())
-                .await?;
+        let rows = sqlx::query(
+            "SELECT id, body, start_ms, end_ms, created, zone_id FROM overrides ORDER BY id",
+        )
+        .fetch_all(&self.pool())
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let id: i64 = row.try_get("id")?;
@@ -105,6 +110,7 @@ impl Store {
                     end: end.map(from_millis),
                     hold: o.hold,
                     created: from_millis(row.try_get("created")?),
+                    zone: row.try_get("zone_id")?,
                 }),
                 Err(e) => tracing::warn!(id, error = %e, "stored override skipped"),
             }
@@ -112,7 +118,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Store an override whose start and end are resolved; its id.
+    /// Store an override whose start and end are resolved, in its zone (`o.zone`, the default
+    /// zone when None); its id.
     pub(crate) async fn insert_override(
         &self,
         o: &NewOverride,
@@ -120,14 +127,17 @@ impl Store {
         end: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<i64, sqlx::Error> {
-        let body = NewOverride { start: Some(start), ..o.clone() };
+        let zone = zone_of(o.zone.as_deref());
+        let stored = NewOverride { start: Some(start), zone: None, ..o.clone() };
         let done = sqlx::query(
-            "INSERT INTO overrides (body, start_ms, end_ms, created) VALUES (?, ?, ?, ?)",
+            "INSERT INTO overrides (body, start_ms, end_ms, created, zone_id)
+             VALUES (?, ?, ?, ?, ?)",
         )
-        .bind(serde_json::to_string(&body).unwrap_or_default())
+        .bind(body(&stored))
         .bind(millis(start))
         .bind(end.map(millis))
         .bind(millis(now))
+        .bind(zone.0)
         .execute(&self.pool())
         .await;
         Ok(self.seen(done)?.last_insert_rowid())
@@ -154,115 +164,141 @@ impl Store {
         self.seen(done).map(|_| ())
     }
 
-    /// End every override in force at `now` (started, not ended); how many.
-    pub(crate) async fn end_overrides(&self, now: Timestamp) -> Result<u64, sqlx::Error> {
+    /// End every override of `zone` in force at `now` (started, not ended); how many.
+    pub(crate) async fn end_overrides(
+        &self,
+        zone: &ZoneId,
+        now: Timestamp,
+    ) -> Result<u64, sqlx::Error> {
         let now = millis(now);
         let done = sqlx::query(
-            "UPDATE overrides SET end_ms = ?
-             WHERE start_ms <= ? AND (end_ms IS NULL OR end_ms > ?)",
+            "UPDATE overrides SET end_ms = ?1
+             WHERE zone_id = ?2 AND start_ms <= ?1 AND (end_ms IS NULL OR end_ms > ?1)",
         )
         .bind(now)
-        .bind(now)
-        .bind(now)
+        .bind(&zone.0)
         .execute(&self.pool())
         .await;
         Ok(self.seen(done)?.rows_affected())
     }
 }
 
-/// The schedule in force, shared: the database is the truth, the snapshot its compiled copy.
-/// Every change is written to the database first, then the snapshot is rebuilt from it and
-/// published to subscribers (the control loop).
+/// The zones' schedules in force, shared: the database is the truth, the snapshots their
+/// compiled copies. Every change is written to the database first, then the snapshots are
+/// rebuilt from it and published to subscribers (the control loop).
 #[derive(Debug)]
 pub(crate) struct Schedules {
     store: Store,
     tz: TimeZone,
+    /// The default zone's schedule, published at every change of any zone's (so that one
+    /// subscription wakes the loop for all).
     current: watch::Sender<Arc<Schedule>>,
+    /// Every zone's schedule.
+    zones: watch::Sender<Arc<ByZone>>,
     /// One change at a time, so snapshots are published in the order of the writes.
     writing: Mutex<()>,
 }
 
+type ByZone = BTreeMap<ZoneId, Arc<Schedule>>;
+
 impl Schedules {
-    /// Load the schedule from the database. When it cannot be read (a start on a damaged
-    /// card), the built-in default target stands in until [`Self::reload`] succeeds; control
-    /// is then in mode off anyway (controller.rs), so it only matters to what is shown.
+    /// Load the schedules from the database. When they cannot be read (a start on a damaged
+    /// card), the built-in default target stands in for the default zone until
+    /// [`Self::reload`] succeeds; control is then in mode off anyway (controller.rs), so it
+    /// only matters to what is shown.
     pub(crate) async fn load(store: Store, tz: TimeZone) -> anyhow::Result<Self> {
-        let schedule = match read(&store, &tz, Timestamp::now()).await {
-            Ok(schedule) => schedule,
+        let zones = match read(&store, &tz, Timestamp::now()).await {
+            Ok(zones) => zones,
             Err(e) => {
                 tracing::error!(error = %e, "cannot load the schedule; the default target \
                     stands in until the database answers");
-                Schedule::new(tz.clone(), default_target(), Vec::new(), Vec::new())
+                let schedule = Schedule::new(tz.clone(), default_target(), Vec::new(), Vec::new());
+                BTreeMap::from([(ZoneId::default_zone(), Arc::new(schedule))])
             }
         };
-        let (current, _) = watch::channel(Arc::new(schedule));
-        Ok(Self { store, tz, current, writing: Mutex::new(()) })
+        let (current, _) = watch::channel(default_of(&zones, &tz));
+        let (zones, _) = watch::channel(Arc::new(zones));
+        Ok(Self { store, tz, current, zones, writing: Mutex::new(()) })
     }
 
-    /// Read the schedule again (the database came back after a storage fault).
+    /// Read the schedules again (the database came back after a storage fault, or a zone was
+    /// added or deleted).
     pub(crate) async fn reload(&self) -> Result<(), sqlx::Error> {
         let _w = self.writing.lock().await;
         self.publish().await
     }
 
-    /// The schedule in force now.
+    /// The default zone's schedule in force now (the loop reads every zone's, the default's
+    /// included, through `zone_snapshot`).
+    #[cfg(test)]
     pub(crate) fn snapshot(&self) -> Arc<Schedule> {
         self.current.borrow().clone()
     }
 
-    #[allow(dead_code, reason = "stand-in until per-zone schedules are stored")]
-    /// A zone's schedule (stand-in: only the default zone has one until per-zone schedules
-    /// are stored).
-    pub(crate) fn zone_snapshot(&self, zone: &crate::zones::ZoneId) -> Option<Arc<Schedule>> {
-        zone.is_default().then(|| self.snapshot())
+    /// A zone's schedule in force now; None for a zone that does not exist.
+    pub(crate) fn zone_snapshot(&self, zone: &ZoneId) -> Option<Arc<Schedule>> {
+        self.zones.borrow().get(zone).cloned()
     }
 
-    /// Changes of the schedule, as new snapshots.
+    /// A rule of any zone, by id.
+    pub(crate) fn rule(&self, id: i64) -> Option<Rule> {
+        self.zones.borrow().values().flat_map(|s| s.rules()).find(|r| r.id == id).cloned()
+    }
+
+    /// Changes of any zone's schedule, as new snapshots of the default zone's.
     pub(crate) fn subscribe(&self) -> watch::Receiver<Arc<Schedule>> {
         self.current.subscribe()
     }
 
     async fn publish(&self) -> Result<(), sqlx::Error> {
-        let schedule = read(&self.store, &self.tz, Timestamp::now()).await?;
-        self.current.send_replace(Arc::new(schedule));
+        let zones = read(&self.store, &self.tz, Timestamp::now()).await?;
+        self.current.send_replace(default_of(&zones, &self.tz));
+        self.zones.send_replace(Arc::new(zones));
         Ok(())
     }
 
-    /// After a write to the rules or the default target: holds "until the next change" follow
-    /// the schedule as it stands now ([`next_change_hold_end`]), then the snapshot is rebuilt.
-    /// `before` is the snapshot from before the write.
-    async fn publish_edit(&self, before: &Schedule) -> Result<(), sqlx::Error> {
+    /// After a write to the rules or the default target of `zones`: their holds "until the
+    /// next change" follow their schedule as it stands now ([`next_change_hold_end`]), then the
+    /// snapshots are rebuilt. `before` is the snapshots from before the write.
+    async fn publish_edit(&self, zones: &[&ZoneId], before: &ByZone) -> Result<(), sqlx::Error> {
         // The database keeps milliseconds: decide on what it will hold.
         let now = ms(Timestamp::now());
-        let after = Schedule::new(
-            self.tz.clone(),
-            self.store.schedule_default().await?,
-            self.store.schedule_rules().await?,
-            Vec::new(),
-        );
-        for o in self.store.overrides(now).await? {
-            let (Hold::NextChange, Some(end)) = (&o.hold, o.end) else { continue };
-            let moved = ms(next_change_hold_end(before, &after, o.start, end, now));
-            if moved != end {
-                self.store.set_override_end(o.id, moved).await?;
-                tracing::info!(id = o.id, from = %end, to = %moved,
-                    "override held until the next change follows the schedule edit");
+        let rules = self.store.schedule_rules().await?;
+        let overrides = self.store.overrides(now).await?;
+        for zone in zones {
+            let Some(before) = before.get(*zone) else { continue };
+            let after = Schedule::new(
+                self.tz.clone(),
+                self.store.zone_default_target(zone).await?,
+                rules.iter().filter(|r| in_zone(r.rule.zone.as_deref(), zone)).cloned().collect(),
+                Vec::new(),
+            );
+            for o in overrides.iter().filter(|o| o.zone == zone.0) {
+                let (Hold::NextChange, Some(end)) = (&o.hold, o.end) else { continue };
+                let moved = ms(next_change_hold_end(before, &after, o.start, end, now));
+                if moved != end {
+                    self.store.set_override_end(o.id, moved).await?;
+                    tracing::info!(id = o.id, zone = %zone, from = %end, to = %moved,
+                        "override held until the next change follows the schedule edit");
+                }
             }
         }
         self.publish().await
     }
 
-    /// Store a new rule (already checked); the stored rule.
+    /// Store a new rule (already checked) in its zone (`rule.zone`); the stored rule.
     pub(crate) async fn create_rule(&self, rule: NewRule) -> Result<Rule, sqlx::Error> {
         let layer = check_rule(&rule).map_err(invalid)?;
         let _w = self.writing.lock().await;
-        let before = self.snapshot();
+        let before = self.zones.borrow().clone();
         let id = self.store.insert_rule(&rule, millis(Timestamp::now())).await?;
-        self.publish_edit(&before).await?;
-        Ok(Rule { id, layer, rule })
+        let zone = zone_of(rule.zone.as_deref());
+        self.publish_edit(&[&zone], &before).await?;
+        Ok(Rule { id, layer, rule: NewRule { zone: Some(zone.0), ..rule } })
     }
 
-    /// Replace a rule (already checked); `None` when there is no such rule.
+    /// Replace a rule (already checked), which may move it to another zone; `None` when there
+    /// is no such rule.
     pub(crate) async fn replace_rule(
         &self,
         id: i64,
@@ -270,41 +306,54 @@ impl Schedules {
     ) -> Result<Option<Rule>, sqlx::Error> {
         let layer = check_rule(&rule).map_err(invalid)?;
         let _w = self.writing.lock().await;
-        let before = self.snapshot();
+        let before = self.zones.borrow().clone();
+        let Some(old) = self.rule(id) else { return Ok(None) };
         if !self.store.update_rule(id, &rule).await? {
             return Ok(None);
         }
-        self.publish_edit(&before).await?;
-        Ok(Some(Rule { id, layer, rule }))
+        let (from, to) = (zone_of(old.rule.zone.as_deref()), zone_of(rule.zone.as_deref()));
+        self.publish_edit(&[&from, &to], &before).await?;
+        Ok(Some(Rule { id, layer, rule: NewRule { zone: Some(to.0), ..rule } }))
     }
 
-    /// Delete a rule; false when there is no such rule.
+    /// Delete a rule of any zone; false when there is no such rule.
     pub(crate) async fn delete_rule(&self, id: i64) -> Result<bool, sqlx::Error> {
         let _w = self.writing.lock().await;
-        let before = self.snapshot();
+        let before = self.zones.borrow().clone();
+        let zone = self.rule(id).map(|r| zone_of(r.rule.zone.as_deref()));
         let found = self.store.delete_rule(id).await?;
         if found {
-            self.publish_edit(&before).await?;
+            let zones: Vec<&ZoneId> = zone.iter().collect();
+            self.publish_edit(&zones, &before).await?;
         }
         Ok(found)
     }
 
-    /// Replace the default target (already checked).
-    pub(crate) async fn set_default(&self, d: &DefaultTarget) -> Result<(), sqlx::Error> {
+    /// Replace a zone's default target (already checked).
+    pub(crate) async fn set_default(
+        &self,
+        zone: &ZoneId,
+        d: &DefaultTarget,
+    ) -> Result<(), sqlx::Error> {
         let _w = self.writing.lock().await;
-        let before = self.snapshot();
-        self.store.save_schedule_default(d).await?;
-        self.publish_edit(&before).await
+        let before = self.zones.borrow().clone();
+        self.store.save_zone_default_target(zone, d).await?;
+        self.publish_edit(&[zone], &before).await
     }
 
-    /// Overrides in force at `now` or still to come, by id.
-    pub(crate) async fn overrides(&self, now: Timestamp) -> Result<Vec<Override>, sqlx::Error> {
+    /// A zone's overrides (every zone's when None) in force at `now` or still to come, by id.
+    pub(crate) async fn overrides(
+        &self,
+        zone: Option<&ZoneId>,
+        now: Timestamp,
+    ) -> Result<Vec<Override>, sqlx::Error> {
         let mut all = self.store.overrides(now).await?;
-        all.retain(|o| o.end.is_none_or(|end| end > now));
+        all.retain(|o| o.end.is_none_or(|end| end > now) && zone.is_none_or(|z| z.0 == o.zone));
         Ok(all)
     }
 
-    /// Store an override with its resolved start and end (already checked).
+    /// Store an override in its zone (`o.zone`) with its resolved start and end (already
+    /// checked).
     pub(crate) async fn create_override(
         &self,
         o: NewOverride,
@@ -326,10 +375,11 @@ impl Schedules {
             end,
             hold: o.hold,
             created: now,
+            zone: zone_of(o.zone.as_deref()).0,
         })
     }
 
-    /// Delete an override; false when there is no such override.
+    /// Delete an override of any zone; false when there is no such override.
     pub(crate) async fn delete_override(&self, id: i64) -> Result<bool, sqlx::Error> {
         let _w = self.writing.lock().await;
         let found = self.store.delete_override(id).await?;
@@ -339,15 +389,37 @@ impl Schedules {
         Ok(found)
     }
 
-    /// End every override in force at `now` ("resume the schedule"); how many.
-    pub(crate) async fn resume(&self, now: Timestamp) -> Result<u64, sqlx::Error> {
+    /// End every override of `zone` in force at `now` ("resume the schedule"); how many.
+    pub(crate) async fn resume(&self, zone: &ZoneId, now: Timestamp) -> Result<u64, sqlx::Error> {
         let _w = self.writing.lock().await;
-        let ended = self.store.end_overrides(now).await?;
+        let ended = self.store.end_overrides(zone, now).await?;
         if ended > 0 {
             self.publish().await?;
         }
         Ok(ended)
     }
+}
+
+/// The zone a stored or requested zone id names: the default zone when None.
+fn zone_of(zone: Option<&str>) -> ZoneId {
+    zone.map_or_else(ZoneId::default_zone, ZoneId::from)
+}
+
+fn in_zone(zone: Option<&str>, of: &ZoneId) -> bool {
+    zone_of(zone) == *of
+}
+
+/// The stored body of a rule or an override: without its zone, which the `zone_id` column
+/// holds.
+fn body<T: serde::Serialize>(item: &T) -> String {
+    serde_json::to_string(item).unwrap_or_default()
+}
+
+/// The default zone's schedule among `zones` (the built-in default target when missing).
+fn default_of(zones: &ByZone, tz: &TimeZone) -> Arc<Schedule> {
+    zones.get(&ZoneId::default_zone()).cloned().unwrap_or_else(|| {
+        Arc::new(Schedule::new(tz.clone(), default_target(), Vec::new(), Vec::new()))
+    })
 }
 
 fn ms(t: Timestamp) -> Timestamp {
@@ -359,11 +431,24 @@ fn invalid(e: String) -> sqlx::Error {
     sqlx::Error::Protocol(format!("unchecked schedule rule: {e}"))
 }
 
-async fn read(store: &Store, tz: &TimeZone, now: Timestamp) -> Result<Schedule, sqlx::Error> {
-    let default = store.schedule_default().await?;
+/// Every zone's schedule: its default target, rules and overrides.
+async fn read(store: &Store, tz: &TimeZone, now: Timestamp) -> Result<ByZone, sqlx::Error> {
+    let mut zones: Vec<ZoneId> =
+        store.stored_house().await?.zones.into_iter().map(|z| z.id).collect();
+    if !zones.iter().any(ZoneId::is_default) {
+        zones.push(ZoneId::default_zone());
+    }
     let rules = store.schedule_rules().await?;
     let overrides = store.overrides(now).await?;
-    Ok(Schedule::new(tz.clone(), default, rules, overrides))
+    let mut out = BTreeMap::new();
+    for zone in zones {
+        let default = store.zone_default_target(&zone).await?;
+        let rules = rules.iter().filter(|r| in_zone(r.rule.zone.as_deref(), &zone)).cloned();
+        let overrides = overrides.iter().filter(|o| o.zone == zone.0).cloned();
+        let schedule = Schedule::new(tz.clone(), default, rules.collect(), overrides.collect());
+        out.insert(zone, Arc::new(schedule));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -392,6 +477,7 @@ mod tests {
             heat_c: Some(21.0),
             cool_c: None,
             sensors: vec![],
+            zone: None,
         };
         let stored = schedules.create_rule(rule.clone()).await?;
         assert_eq!(stored.layer, Layer::Day);
@@ -402,7 +488,8 @@ mod tests {
         assert!(!changes.has_changed()?, "nothing changed, nothing published");
 
         let d = DefaultTarget { heat_c: 18.0, cool_c: 27.0, sensors: vec![] };
-        schedules.set_default(&d).await?;
+        let house = ZoneId::default_zone();
+        schedules.set_default(&house, &d).await?;
         // A fresh load reads what was written.
         let again = Schedules::load(store.clone(), tz.clone()).await?;
         assert_eq!(again.snapshot().default_target(), &d);
@@ -416,6 +503,7 @@ mod tests {
             start: None,
             hold: Hold::Indefinite,
             sensors: vec![],
+            zone: None,
         };
         let old: Timestamp = "2026-01-01T10:00:00Z".parse()?;
         let later: Timestamp = "2026-01-15T10:00:00Z".parse()?;
@@ -431,12 +519,47 @@ mod tests {
         schedules.create_override(o.clone(), now, None, now).await?;
         let future = schedules.create_override(o.clone(), later, None, now).await?;
         assert_eq!(store.overrides(now).await?.len(), 2, "the old one is pruned");
-        assert_eq!(schedules.resume(now).await?, 1);
-        let left: Vec<i64> = schedules.overrides(now).await?.iter().map(|o| o.id).collect();
+        assert_eq!(schedules.resume(&house, now).await?, 1);
+        let left: Vec<i64> = schedules.overrides(None, now).await?.iter().map(|o| o.id).collect();
         assert_eq!(left, vec![future.id]);
         assert!(schedules.delete_override(future.id).await?);
         assert!(!schedules.delete_override(future.id).await?);
-        assert!(schedules.overrides(now).await?.is_empty());
+        assert!(schedules.overrides(None, now).await?.is_empty());
+
+        // Another zone has a schedule of its own: its rules, default target and overrides
+        // leave the default zone's alone.
+        sqlx::query(
+            r#"INSERT INTO zones (id, name, position, spec)
+               VALUES ('bedroom', 'Bedroom', 1, '{"v":1,"sensors":["28-b1"]}')"#,
+        )
+        .execute(&store.test_pool())
+        .await?;
+        schedules.reload().await?;
+        let bedroom = ZoneId::from("bedroom");
+        let snapshot =
+            |z: &ZoneId| schedules.zone_snapshot(z).ok_or_else(|| anyhow::anyhow!("{z}"));
+        assert!(snapshot(&bedroom)?.rules().is_empty());
+        let night = NewRule { zone: Some("bedroom".into()), ..rule.clone() };
+        let night = schedules.create_rule(night).await?;
+        assert_eq!(night.rule.zone.as_deref(), Some("bedroom"));
+        assert_eq!(snapshot(&bedroom)?.rules(), std::slice::from_ref(&night));
+        assert_eq!(schedules.snapshot().rules(), std::slice::from_ref(&stored));
+        assert_eq!(schedules.rule(night.id), Some(night.clone()));
+        let cool = DefaultTarget { heat_c: 16.0, cool_c: 28.0, sensors: vec![] };
+        schedules.set_default(&bedroom, &cool).await?;
+        assert_eq!(snapshot(&bedroom)?.default_target(), &cool);
+        assert_eq!(schedules.snapshot().default_target(), &d);
+        let o = NewOverride { zone: Some("bedroom".into()), ..o };
+        let held = schedules.create_override(o, now, None, now).await?;
+        assert_eq!(held.zone, "bedroom");
+        assert!(schedules.overrides(Some(&house), now).await?.is_empty());
+        assert_eq!(schedules.resume(&house, now).await?, 0);
+        assert_eq!(schedules.resume(&bedroom, now).await?, 1);
+        // Moving a rule to another zone moves it between the schedules.
+        let moved = NewRule { zone: Some("house".into()), ..night.rule.clone() };
+        schedules.replace_rule(night.id, moved).await?;
+        assert!(snapshot(&bedroom)?.rules().is_empty());
+        assert_eq!(schedules.snapshot().rules().len(), 2);
         Ok(())
     }
 }

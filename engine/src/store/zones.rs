@@ -221,10 +221,6 @@ impl Store {
         self.seen(done).map(|_| ())
     }
 
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the zones API and schedules use it; wired next")
-    )]
     /// How many rules and overrides (not ended at `now_ms`) `zone` holds.
     pub(crate) async fn zone_contents(
         &self,
@@ -418,4 +414,173 @@ async fn upsert_setting(tx: &mut WriteTx, key: &str, value: &str) -> Result<(), 
     .execute(tx.conn()?)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::str::FromStr;
+
+    use hearth_proto::Timestamp;
+    use hearth_proto::control::Mode;
+    use hearth_proto::schedules::{NewOverride, NewRule};
+    use jiff::SignedDuration;
+    use jiff::tz::TimeZone;
+    use sqlx::SqlitePool;
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    use super::*;
+    use crate::control::{self, Inputs, SensorSnapshot};
+    use crate::store::Schedules;
+    use crate::zones::live::{Zones, default_house, load_settings};
+    use crate::zones::{EquipmentState, House, ZoneInputs, decide_zone, plan};
+
+    /// A database the engine wrote before zones (commit b8d2203: predictive settings, three
+    /// rules with an exception, an override, a default target naming a sensor, a sensor offset
+    /// of −0.25 °C, nine decisions and a run), as it was left on the card.
+    const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/engine-b8d2203.db");
+
+    /// The fixture's rows as the engine before zones left them (read without migrating).
+    async fn before(dir: &tempfile::TempDir) -> anyhow::Result<SqlitePool> {
+        let copy = dir.path().join("before.db");
+        std::fs::copy(FIXTURE, &copy)?;
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", copy.display()))?
+            .read_only(true);
+        Ok(SqlitePool::connect_with(options).await?)
+    }
+
+    async fn rows(pool: &SqlitePool, sql: &'static str) -> anyhow::Result<Vec<serde_json::Value>> {
+        let texts: Vec<String> = sqlx::query_scalar(sql).fetch_all(pool).await?;
+        texts.iter().map(|t| Ok(serde_json::from_str(t)?)).collect()
+    }
+
+    /// Opened by this engine, the database from before zones is one zone `house` holding every
+    /// rule, override, decision and run, the settings and the sensors as they were; the default
+    /// zone and plant exist (the plant on the function groups, protected by the stored
+    /// settings' times); and the first decision made through the zones (`decide_zone`, `plan`)
+    /// is the one the engine before zones makes from the same rows (`control::decide`).
+    #[tokio::test]
+    async fn a_database_from_before_zones_opens_as_one_zone_deciding_as_before()
+    -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let old = before(&dir).await?;
+        let file = dir.path().join("hearth.db");
+        std::fs::copy(FIXTURE, &file)?;
+        let store = Store::open(&format!("sqlite://{}", file.display())).await?;
+        let house = ZoneId::default_zone();
+
+        // Every row is there, in the default zone.
+        let rules = store.schedule_rules().await?;
+        let was = rows(&old, "SELECT body FROM rules ORDER BY id").await?;
+        assert_eq!(rules.len(), 3);
+        for (rule, body) in rules.iter().zip(&was) {
+            assert_eq!(rule.rule.zone.as_deref(), Some("house"));
+            assert_eq!(&serde_json::to_value(NewRule { zone: None, ..rule.rule.clone() })?, body);
+        }
+        let overrides = store.overrides(Timestamp::MIN).await?;
+        let was = rows(&old, "SELECT body FROM overrides ORDER BY id").await?;
+        assert_eq!(overrides.len(), 1);
+        let o = &overrides[0];
+        assert_eq!(o.zone, "house");
+        let body = NewOverride {
+            heat_c: o.heat_c,
+            cool_c: o.cool_c,
+            start: Some(o.start),
+            hold: o.hold.clone(),
+            sensors: o.sensors.clone(),
+            zone: None,
+        };
+        assert_eq!(serde_json::to_value(body)?, was[0]);
+        let decisions = store.decisions(&house, None, None, 100).await?;
+        let was = rows(&old, "SELECT detail FROM decisions ORDER BY ts DESC, id DESC").await?;
+        assert_eq!(decisions.len(), 9);
+        for (d, detail) in decisions.iter().zip(&was) {
+            assert_eq!(&serde_json::to_value(d)?, detail);
+        }
+        assert!(store.decisions(&ZoneId::from("bedroom"), None, None, 100).await?.is_empty());
+        let runs = store.runs(Timestamp::MIN, Timestamp::MAX).await?;
+        assert_eq!(runs.len(), 1);
+        let sensors = store.sensors().await?;
+        assert_eq!(sensors.len(), 1);
+        assert_eq!((sensors[0].name.as_deref(), sensors[0].offset_c), (Some("Living room"), -0.25));
+        let settings = load_settings(&store, &house).await?;
+        let stored = rows(&old, "SELECT value FROM settings WHERE key = 'control'").await?;
+        assert_eq!(serde_json::to_value(&settings)?, stored[0]);
+        assert_eq!((settings.mode, settings.algorithm.as_str()), (Mode::Heat, "predictive"));
+        let target = store.zone_default_target(&house).await?;
+        let stored =
+            rows(&old, "SELECT value FROM settings WHERE key = 'schedule_default'").await?;
+        assert_eq!(serde_json::to_value(&target)?, stored[0]);
+        let elsewhere: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM rules WHERE zone_id <> 'house')
+                  + (SELECT count(*) FROM overrides WHERE zone_id <> 'house')
+                  + (SELECT count(*) FROM decisions WHERE zone_id <> 'house')",
+        )
+        .fetch_one(&store.test_pool())
+        .await?;
+        assert_eq!(elsewhere, 0);
+        assert_eq!(store.unreadable_rows(), 0);
+
+        // The default zone and plant: today's house.
+        let zones = Zones::load(store.clone(), hearth_common::sse::EventBus::new(4)).await?;
+        assert_eq!(*zones.stored(), default_house(&settings));
+        let plant = &zones.stored().plants[0];
+        assert_eq!((plant.min_on_s, plant.min_off_s, plant.changeover_s), (20, 20, 20));
+
+        // The first decision: a minute after the last one recorded.
+        let now = decisions[0].at.checked_add(SignedDuration::from_secs(60))?;
+        let tz = TimeZone::get("Europe/Berlin")?;
+        let schedules = Schedules::load(store.clone(), tz).await?;
+        let until = now.checked_add(SignedDuration::from_hours(26))?;
+        let segments = schedules.snapshot().segments(now, until);
+        let snapshots: Vec<SensorSnapshot> = sensors.into_iter().map(Into::into).collect();
+        let stale_after = SignedDuration::from_secs(120);
+        let learned = control::learn(&runs, now);
+        // What the relays report, per system, as the loop reads it for the house's runs: for
+        // the default house exactly the heat and cool outputs, as before zones.
+        let relays = store.relays().await?;
+        let equipment = crate::zones::resolve::Outputs::new(&default_house(&settings), &relays)
+            .state(&runs, now)
+            .1;
+        let before_zones = control::decide(&Inputs {
+            now,
+            settings: &settings,
+            segments: &segments,
+            sensors: &snapshots,
+            stale_after,
+            equipment,
+            learned: &learned,
+            runs: &runs,
+        });
+
+        let zoned: House = zones.house(&snapshots);
+        let zone_segments = schedules
+            .zone_snapshot(&house)
+            .ok_or_else(|| anyhow::anyhow!("no schedule for the default zone"))?
+            .segments(now, until);
+        // The default plant's relays are the function groups: the outputs of that function.
+        let reported = EquipmentState {
+            relays: BTreeMap::from([
+                (RelayId::group(hearth_proto::relays::RelayFunction::Heat), equipment.heat),
+                (RelayId::group(hearth_proto::relays::RelayFunction::Cool), equipment.cool),
+            ]),
+        };
+        let inputs = ZoneInputs {
+            now,
+            segments: &zone_segments,
+            sensors: &snapshots,
+            stale_after,
+            learned: &learned,
+            runs: &runs,
+        };
+        let call = decide_zone(&zoned, &zoned.zones[0], &inputs, &reported);
+        let planned = plan(&zoned, &[call], &reported, now);
+        // From the stored rows: the override's 21.5 °C, the sensor's −0.25 °C calibration.
+        let shown = (before_zones.heat_setpoint_c, before_zones.effective_temp_c);
+        assert_eq!(shown, (21.5, Some(21.25)), "{before_zones:?}");
+        assert_eq!(planned.zones[0].decision, before_zones);
+        let heat = planned.relays.get(&RelayId::group(hearth_proto::relays::RelayFunction::Heat));
+        assert_eq!(heat, Some(&before_zones.heat));
+        Ok(())
+    }
 }

@@ -272,7 +272,6 @@ impl Zones {
         Ok(true)
     }
 
-    #[cfg_attr(not(test), expect(dead_code, reason = "the zones API calls it; wired next"))]
     /// Create or replace a zone (its settings are kept; a new zone gets the default zone's
     /// settings and default target, no rules, and is served by the default zone's plants
     /// unless it has relays of its own). Nothing is written when the resulting house has a
@@ -339,7 +338,6 @@ impl Zones {
         Ok(position.is_none())
     }
 
-    #[cfg_attr(not(test), expect(dead_code, reason = "the zones API calls it; wired next"))]
     /// Delete a zone; the plants that served it no longer do. Its rules and overrides move to
     /// `move_to` in the same transaction; without one a zone holding any is refused
     /// ([`ZoneError::NotEmpty`]). Nothing is written when the rest of the house has a problem
@@ -355,16 +353,17 @@ impl Zones {
             return Err(ZoneError::DefaultZone);
         }
         if house.zone(id).is_none() {
-            return Err(ZoneError::NotFound(format!("zone \"{id}\" does not exist")));
+            return Err(ZoneError::NotFound(format!("zone {:?} does not exist", id.0)));
         }
         if let Some(to) = move_to {
             if to == id {
                 return Err(ZoneError::Invalid(format!(
-                    "move_to must name another zone than the one deleted, got \"{to}\""
+                    "move_to must name another zone than the one deleted, got {:?}",
+                    to.0
                 )));
             }
             if house.zone(to).is_none() {
-                return Err(ZoneError::NotFound(format!("zone \"{to}\" does not exist")));
+                return Err(ZoneError::NotFound(format!("zone {:?} does not exist", to.0)));
             }
         }
         house.zones.retain(|z| &z.id != id);
@@ -385,7 +384,6 @@ impl Zones {
         Ok(())
     }
 
-    #[cfg_attr(not(test), expect(dead_code, reason = "the zones API calls it; wired next"))]
     /// Create or replace a plant. Nothing is written when the resulting house has a problem.
     /// True when created.
     pub(crate) async fn put_plant(&self, plant: PlantConfig) -> Result<bool, ZoneError> {
@@ -409,14 +407,13 @@ impl Zones {
         Ok(created)
     }
 
-    #[cfg_attr(not(test), expect(dead_code, reason = "the zones API calls it; wired next"))]
     /// Delete a plant. Nothing is written when the rest of the house has a problem (a zone it
     /// served alone would be left unserved).
     pub(crate) async fn delete_plant(&self, id: &PlantId) -> Result<(), ZoneError> {
         let _w = self.writing.lock().await;
         let mut house = (*self.stored()).clone();
         if !house.plants.iter().any(|p| &p.id == id) {
-            return Err(ZoneError::NotFound(format!("plant \"{id}\" does not exist")));
+            return Err(ZoneError::NotFound(format!("plant {:?} does not exist", id.0)));
         }
         house.plants.retain(|p| &p.id != id);
         check(&house)?;

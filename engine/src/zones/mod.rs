@@ -36,11 +36,8 @@ use crate::control::{self, Equipment, Inputs, Learned, Proposed, Running, Sensor
 pub(crate) use check::check_house;
 pub(crate) use plan::{PlantCode, plan, plant_equipment};
 
-/// Longest valve-opening delay a plant may wait for, seconds (thermal actuators take up to 3
-/// minutes; motorised ones less).
-pub(crate) const VALVE_DELAY_S: std::ops::RangeInclusive<u32> = 0..=600;
-/// Longest pump or fan overrun after a plant stops, seconds.
-pub(crate) const OVERRUN_S: std::ops::RangeInclusive<u32> = 0..=1800;
+/// A plant's valve delay and overrun bounds: the contract's.
+pub(crate) use hearth_proto::zones::{OVERRUN_S, VALVE_DELAY_S};
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {

@@ -24,52 +24,8 @@ use crate::control::{
     Decision, Equipment, Held, Proposal, Running, Settings, is_safety, protect, span,
 };
 
-/// Why a plant is on or off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum PlantCode {
-    /// On: enough zones call and their valves are open.
-    Calling,
-    /// Off: enough zones call, their valves are still opening.
-    ValveDelay,
-    /// Off: fewer zones call than the plant needs.
-    TooFewZones,
-    /// Off: no zone calls.
-    Idle,
-    /// Off: its pump or fan runs on, the valves that were open stay open.
-    Overrun,
-    /// Held on: the minimum on time has not passed.
-    MinOnTime,
-    /// Held off: the minimum off time has not passed.
-    MinOffTime,
-    /// Held off: the other system ran too recently, or still runs.
-    Changeover,
-    /// Off: it ran its maximum run without a break.
-    MaxRun,
-    /// Off: no valve of its zones is open for it.
-    NoOutlet,
-    /// Off at once: every zone it serves stops for safety (mode off, max ceiling).
-    SafetyStop,
-}
-
-/// Why a valve is open or closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum ValveCode {
-    /// Open: its zone calls.
-    Calling,
-    /// Open: its plant still runs (minimum on time, or not yet reported off) and this is where
-    /// the heat goes.
-    HeldForPlant,
-    /// Open: its plant's pump or fan runs on.
-    Overrun,
-    /// Open: the bypass zone of a plant that must run with no zone calling.
-    Bypass,
-    /// Closed: its zone does not call.
-    Closed,
-    /// Closed: a plant serving the zone runs the other system.
-    OtherSystem,
-}
+// The codes are the wire's: `GET /v1/house` shows them as they are.
+pub(crate) use hearth_proto::zones::{PlantCode, ValveCode};
 
 /// One valve's plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@ use hearth_proto::Timestamp;
 use hearth_proto::control::System;
 use hearth_proto::zones as wire;
 
-use super::plan::{HousePlan, PlantCode, ValveCode};
+use super::plan::HousePlan;
 use super::{House, ZoneCall};
 
 /// The plan of `house` made at `at` from `calls`, for people: zones in the configured order,
@@ -30,7 +30,7 @@ pub(crate) fn house_status(
                 .map(|v| wire::ValveStatus {
                     relay: v.relay.0.clone(),
                     open: v.open,
-                    code: valve_code(v.code),
+                    code: v.code,
                     reason: v.reason.clone(),
                 })
                 .collect();
@@ -54,38 +54,11 @@ pub(crate) fn house_status(
                 name: p.name.clone(),
                 heat: planned.heat,
                 cool: planned.cool,
-                code: plant_code(planned.code),
+                code: planned.code,
                 reason: planned.reason.clone(),
                 held_until: planned.held_until,
             })
         })
         .collect();
     wire::HouseStatus { at, zones, plants }
-}
-
-fn valve_code(code: ValveCode) -> wire::ValveCode {
-    match code {
-        ValveCode::Calling => wire::ValveCode::Calling,
-        ValveCode::HeldForPlant => wire::ValveCode::HeldForPlant,
-        ValveCode::Overrun => wire::ValveCode::Overrun,
-        ValveCode::Bypass => wire::ValveCode::Bypass,
-        ValveCode::Closed => wire::ValveCode::Closed,
-        ValveCode::OtherSystem => wire::ValveCode::OtherSystem,
-    }
-}
-
-fn plant_code(code: PlantCode) -> wire::PlantCode {
-    match code {
-        PlantCode::Calling => wire::PlantCode::Calling,
-        PlantCode::ValveDelay => wire::PlantCode::ValveDelay,
-        PlantCode::TooFewZones => wire::PlantCode::TooFewZones,
-        PlantCode::Idle => wire::PlantCode::Idle,
-        PlantCode::Overrun => wire::PlantCode::Overrun,
-        PlantCode::MinOnTime => wire::PlantCode::MinOnTime,
-        PlantCode::MinOffTime => wire::PlantCode::MinOffTime,
-        PlantCode::Changeover => wire::PlantCode::Changeover,
-        PlantCode::MaxRun => wire::PlantCode::MaxRun,
-        PlantCode::NoOutlet => wire::PlantCode::NoOutlet,
-        PlantCode::SafetyStop => wire::PlantCode::SafetyStop,
-    }
 }

@@ -487,6 +487,7 @@ async fn dashboard() -> anyhow::Result<()> {
             heat_c: Some(16.0),
             cool_c: None,
             sensors: vec![],
+            zone: None,
         })
         .await?;
     // No engine address: hearth-web finds it by mDNS, like the agents.
@@ -665,6 +666,7 @@ async fn dashboard() -> anyhow::Result<()> {
             heat_c: Some(19.0),
             cool_c: None,
             sensors: vec![],
+            zone: None,
         })
         .await?;
     let until_early = format!("{early_start}, when Early block starts");
@@ -1025,6 +1027,7 @@ async fn refusals() -> anyhow::Result<()> {
             heat_c: Some(20.5),
             cool_c: None,
             sensors: vec![],
+            zone: None,
         })
         .await?;
     let hold = house
@@ -1035,6 +1038,7 @@ async fn refusals() -> anyhow::Result<()> {
             start: None,
             hold: Hold::Indefinite,
             sensors: vec![],
+            zone: None,
         })
         .await?;
     let (_web, web) = start_web(Some(&house.engine_url)).await?;

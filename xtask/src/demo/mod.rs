@@ -78,6 +78,7 @@ async fn schedule(api: &EngineClient) -> Result<bool, hearth_proto::client::Clie
         heat_c: Some(heat_c),
         cool_c: None,
         sensors: vec![],
+        zone: None,
     };
     let weekdays = all[..5].to_vec();
     api.create_rule(&rule("Night", all, "22:30", "06:00", 17.0)).await?;
