@@ -23,6 +23,7 @@ use crate::sensors::{
     SensorUpdateAck,
 };
 use crate::status::{Identity, ServiceStatus};
+use crate::zones::{HouseConfig, HouseStatus, NewPlant, NewZone, Plant, Zone};
 use crate::{AUTH_HEADER, ErrorBody};
 
 /// Why a call failed.
@@ -301,6 +302,44 @@ impl EngineClient {
         target: &DefaultTarget,
     ) -> Result<DefaultTarget, ClientError> {
         self.http.send(reqwest::Method::PUT, "/v1/schedule/default", Some(target)).await
+    }
+
+    /// `PUT /v1/schedule/default?zone=ZONE` (admin credential): a zone's default target.
+    pub async fn set_zone_default_target(
+        &self,
+        zone: &str,
+        target: &DefaultTarget,
+    ) -> Result<DefaultTarget, ClientError> {
+        let path = format!("/v1/schedule/default?zone={zone}");
+        self.http.send(reqwest::Method::PUT, &path, Some(target)).await
+    }
+
+    /// `GET /v1/zones`: the house's zones and plants.
+    pub async fn zones(&self) -> Result<HouseConfig, ClientError> {
+        self.http.get("/v1/zones").await
+    }
+
+    /// `PUT /v1/zones/{zone_id}` (admin credential): create or replace a zone.
+    pub async fn put_zone(&self, id: &str, zone: &NewZone) -> Result<Zone, ClientError> {
+        let path = format!("/v1/zones/{id}");
+        self.http.send(reqwest::Method::PUT, &path, Some(zone)).await
+    }
+
+    /// `PUT /v1/plants/{plant_id}` (admin credential): create or replace a plant.
+    pub async fn put_plant(&self, id: &str, plant: &NewPlant) -> Result<Plant, ClientError> {
+        let path = format!("/v1/plants/{id}");
+        self.http.send(reqwest::Method::PUT, &path, Some(plant)).await
+    }
+
+    /// `DELETE /v1/plants/{plant_id}` (admin credential).
+    pub async fn delete_plant(&self, id: &str) -> Result<(), ClientError> {
+        let path = format!("/v1/plants/{id}");
+        self.http.send(reqwest::Method::DELETE, &path, None::<&()>).await
+    }
+
+    /// `GET /v1/house`: every zone's decision and valves and every plant, as last planned.
+    pub async fn house(&self) -> Result<HouseStatus, ClientError> {
+        self.http.get("/v1/house").await
     }
 
     /// `POST /v1/overrides` (admin credential): e.g. "make it 22 now".
