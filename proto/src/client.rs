@@ -296,6 +296,39 @@ impl EngineClient {
         self.http.send(reqwest::Method::DELETE, &format!("/v1/schedules/{id}"), None::<&()>).await
     }
 
+    /// `GET /v1/zones`: the zones and plants.
+    pub async fn zones(&self) -> Result<HouseConfig, ClientError> {
+        self.http.get("/v1/zones").await
+    }
+
+    /// `PUT /v1/zones/{zone_id}` (admin credential): create or replace a zone.
+    pub async fn put_zone(&self, zone_id: &str, zone: &NewZone) -> Result<Zone, ClientError> {
+        self.http.send(reqwest::Method::PUT, &format!("/v1/zones/{zone_id}"), Some(zone)).await
+    }
+
+    /// `DELETE /v1/zones/{zone_id}[?move_to=]` (admin credential).
+    pub async fn delete_zone(
+        &self,
+        zone_id: &str,
+        move_to: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let query = move_to.map(|z| format!("?move_to={z}")).unwrap_or_default();
+        let path = format!("/v1/zones/{zone_id}{query}");
+        self.http.send(reqwest::Method::DELETE, &path, None::<&()>).await
+    }
+
+    /// `PUT /v1/plants/{plant_id}` (admin credential): create or replace a plant.
+    pub async fn put_plant(&self, plant_id: &str, plant: &NewPlant) -> Result<Plant, ClientError> {
+        self.http.send(reqwest::Method::PUT, &format!("/v1/plants/{plant_id}"), Some(plant)).await
+    }
+
+    /// `DELETE /v1/plants/{plant_id}` (admin credential).
+    pub async fn delete_plant(&self, plant_id: &str) -> Result<(), ClientError> {
+        self.http
+            .send(reqwest::Method::DELETE, &format!("/v1/plants/{plant_id}"), None::<&()>)
+            .await
+    }
+
     /// `PUT /v1/schedule/default` (admin credential).
     pub async fn set_default_target(
         &self,
@@ -312,29 +345,6 @@ impl EngineClient {
     ) -> Result<DefaultTarget, ClientError> {
         let path = format!("/v1/schedule/default?zone={zone}");
         self.http.send(reqwest::Method::PUT, &path, Some(target)).await
-    }
-
-    /// `GET /v1/zones`: the house's zones and plants.
-    pub async fn zones(&self) -> Result<HouseConfig, ClientError> {
-        self.http.get("/v1/zones").await
-    }
-
-    /// `PUT /v1/zones/{zone_id}` (admin credential): create or replace a zone.
-    pub async fn put_zone(&self, id: &str, zone: &NewZone) -> Result<Zone, ClientError> {
-        let path = format!("/v1/zones/{id}");
-        self.http.send(reqwest::Method::PUT, &path, Some(zone)).await
-    }
-
-    /// `PUT /v1/plants/{plant_id}` (admin credential): create or replace a plant.
-    pub async fn put_plant(&self, id: &str, plant: &NewPlant) -> Result<Plant, ClientError> {
-        let path = format!("/v1/plants/{id}");
-        self.http.send(reqwest::Method::PUT, &path, Some(plant)).await
-    }
-
-    /// `DELETE /v1/plants/{plant_id}` (admin credential).
-    pub async fn delete_plant(&self, id: &str) -> Result<(), ClientError> {
-        let path = format!("/v1/plants/{id}");
-        self.http.send(reqwest::Method::DELETE, &path, None::<&()>).await
     }
 
     /// `GET /v1/house`: every zone's decision and valves and every plant, as last planned.

@@ -82,14 +82,23 @@ impl NewZone {
     }
 }
 
-/// A zone (`GET /v1/zones`, and the answer to `PUT /v1/zones/{zone_id}`).
+/// A zone (`GET /v1/zones`, and the answer to `PUT /v1/zones/{zone_id}`): its id, the fields
+/// of [`NewZone`] as stored, and what the delete dialog needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Zone {
     /// Its stable id.
     pub id: String,
-    /// The zone as configured.
-    #[serde(flatten)]
-    pub zone: NewZone,
+    /// For people and reason texts.
+    pub name: String,
+    /// The sensors it names (the default zone also decides from every sensor no other zone
+    /// names).
+    pub sensors: Vec<String>,
+    /// Its valves or dampers.
+    pub valves: Vec<String>,
+    /// Its own heating relay, if any.
+    pub heat_relay: Option<String>,
+    /// Its own cooling relay, if any.
+    pub cool_relay: Option<String>,
     /// True for the default zone: the one routes without `?zone=` mean; it cannot be deleted.
     pub default: bool,
     /// How many schedule rules it has.
@@ -189,14 +198,38 @@ impl NewPlant {
     }
 }
 
-/// A plant (`GET /v1/zones`, and the answer to `PUT /v1/plants/{plant_id}`).
+/// A plant (`GET /v1/zones`, and the answer to `PUT /v1/plants/{plant_id}`): its id and the
+/// fields of [`NewPlant`] as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Plant {
     /// Its stable id.
     pub id: String,
-    /// The plant as configured.
-    #[serde(flatten)]
-    pub plant: NewPlant,
+    /// For people and reason texts.
+    pub name: String,
+    /// What it can do.
+    pub kind: PlantKind,
+    /// The relay that runs its heating.
+    pub heat_relay: Option<String>,
+    /// The relay that runs its cooling.
+    pub cool_relay: Option<String>,
+    /// The zones it serves (ids).
+    pub zones: Vec<String>,
+    /// Minimum on time, seconds.
+    pub min_on_s: u32,
+    /// Minimum off time, seconds.
+    pub min_off_s: u32,
+    /// Changeover delay, seconds.
+    pub changeover_s: u32,
+    /// Maximum run, seconds; null: no limit.
+    pub max_run_s: Option<u32>,
+    /// Valve delay, seconds.
+    pub valve_delay_s: u32,
+    /// Pump or fan overrun, seconds.
+    pub overrun_s: u32,
+    /// How many zones must call before it runs.
+    pub min_calling_zones: u32,
+    /// Its bypass zone, if any.
+    pub bypass_zone: Option<String>,
 }
 
 /// The house as configured (`GET /v1/zones`): zones in the order people see them, plants by
@@ -337,19 +370,17 @@ pub enum ValveCode {
 mod tests {
     use super::*;
 
-    /// A zone's and a plant's answer is the request's fields beside its id, as the contract
-    /// shows them.
+    /// A zone's answer is the request's fields beside its id and counts, as the contract shows
+    /// them; a plant's request fills in its defaults.
     #[test]
     fn answers_flatten_the_request() {
         let zone = Zone {
             id: "bedroom".into(),
-            zone: NewZone {
-                name: "Bedroom".into(),
-                sensors: vec!["28-b1".into()],
-                valves: vec!["r/v2".into()],
-                heat_relay: None,
-                cool_relay: None,
-            },
+            name: "Bedroom".into(),
+            sensors: vec!["28-b1".into()],
+            valves: vec!["r/v2".into()],
+            heat_relay: None,
+            cool_relay: None,
             default: false,
             rules: 3,
             overrides: 1,

@@ -146,13 +146,11 @@ fn zone_answer(z: &ZoneConfig, rules: u64, overrides: u64) -> Zone {
     let text = |r: &Option<RelayId>| r.as_ref().map(|r| r.0.clone());
     Zone {
         id: z.id.0.clone(),
-        zone: NewZone {
-            name: z.name.clone(),
-            sensors: z.sensors.clone(),
-            valves: z.outputs.valves.iter().map(|v| v.0.clone()).collect(),
-            heat_relay: text(&z.outputs.heat_relay),
-            cool_relay: text(&z.outputs.cool_relay),
-        },
+        name: z.name.clone(),
+        sensors: z.sensors.clone(),
+        valves: z.outputs.valves.iter().map(|v| v.0.clone()).collect(),
+        heat_relay: text(&z.outputs.heat_relay),
+        cool_relay: text(&z.outputs.cool_relay),
         default: z.id.is_default(),
         rules,
         overrides,
@@ -163,25 +161,23 @@ fn plant_answer(p: &PlantConfig) -> Plant {
     let text = |r: &Option<RelayId>| r.as_ref().map(|r| r.0.clone());
     Plant {
         id: p.id.0.clone(),
-        plant: NewPlant {
-            name: p.name.clone(),
-            kind: match p.kind {
-                PlantKind::Heat => WireKind::Heat,
-                PlantKind::Cool => WireKind::Cool,
-                PlantKind::HeatCool => WireKind::HeatCool,
-            },
-            heat_relay: text(&p.heat_relay),
-            cool_relay: text(&p.cool_relay),
-            zones: p.zones.iter().map(|z| z.0.clone()).collect(),
-            min_on_s: p.min_on_s,
-            min_off_s: p.min_off_s,
-            changeover_s: p.changeover_s,
-            max_run_s: p.max_run_s,
-            valve_delay_s: p.valve_delay_s,
-            overrun_s: p.overrun_s,
-            min_calling_zones: p.min_calling_zones,
-            bypass_zone: p.bypass_zone.as_ref().map(|z| z.0.clone()),
+        name: p.name.clone(),
+        kind: match p.kind {
+            PlantKind::Heat => WireKind::Heat,
+            PlantKind::Cool => WireKind::Cool,
+            PlantKind::HeatCool => WireKind::HeatCool,
         },
+        heat_relay: text(&p.heat_relay),
+        cool_relay: text(&p.cool_relay),
+        zones: p.zones.iter().map(|z| z.0.clone()).collect(),
+        min_on_s: p.min_on_s,
+        min_off_s: p.min_off_s,
+        changeover_s: p.changeover_s,
+        max_run_s: p.max_run_s,
+        valve_delay_s: p.valve_delay_s,
+        overrun_s: p.overrun_s,
+        min_calling_zones: p.min_calling_zones,
+        bypass_zone: p.bypass_zone.as_ref().map(|z| z.0.clone()),
     }
 }
 

@@ -7,7 +7,6 @@
 //! with it change together or not at all.
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use super::{Store, WriteTx, format};
 use hearth_proto::schedules::DefaultTarget;
@@ -116,13 +115,12 @@ impl Store {
     }
 
     async fn read_house(&self) -> Result<StoredHouse, sqlx::Error> {
+        type Rows = Vec<(String, String, String)>;
         let mut house = StoredHouse::default();
-        let rows = sqlx::query("SELECT id, name, spec FROM zones ORDER BY position, id")
+        let zones: Rows = sqlx::query_as("SELECT id, name, spec FROM zones ORDER BY position, id")
             .fetch_all(&self.pool())
             .await?;
-        for row in rows {
-            let (id, name, spec): (String, String, String) =
-                (row.try_get("id")?, row.try_get("name")?, row.try_get("spec")?);
+        for (id, name, spec) in zones {
             match format::decode::<ZoneSpec>(ZONE_V, &spec) {
                 Ok(s) => house.zones.push(StoredZone {
                     id: ZoneId(id),
@@ -137,12 +135,10 @@ impl Store {
                 Err(why) => self.inner.unreadable.report("zones", &id, &why),
             }
         }
-        let rows = sqlx::query("SELECT id, name, spec FROM plants ORDER BY id")
+        let plants: Rows = sqlx::query_as("SELECT id, name, spec FROM plants ORDER BY id")
             .fetch_all(&self.pool())
             .await?;
-        for row in rows {
-            let (id, name, spec): (String, String, String) =
-                (row.try_get("id")?, row.try_get("name")?, row.try_get("spec")?);
+        for (id, name, spec) in plants {
             match read_plant(&id, &name, &spec) {
                 Ok(p) => house.plants.push(p),
                 Err(why) => self.inner.unreadable.report("plants", &id, &why),
@@ -168,23 +164,17 @@ impl Store {
         settings: &Settings,
         plant: Option<&PlantConfig>,
     ) -> Result<(), sqlx::Error> {
-        let result = self.save_zone_settings_tx(zone, settings, plant).await;
-        self.seen(result)
-    }
-
-    async fn save_zone_settings_tx(
-        &self,
-        zone: &ZoneId,
-        settings: &Settings,
-        plant: Option<&PlantConfig>,
-    ) -> Result<(), sqlx::Error> {
-        let value = format::encode(format::SETTINGS_V, settings).map_err(encode_err)?;
-        let mut tx = WriteTx::begin(&self.pool()).await?;
-        upsert_setting(&mut tx, &control_key(zone), &value).await?;
-        if let Some(p) = plant {
-            upsert_plant(&mut tx, p).await?;
+        let result = async {
+            let value = format::encode(format::SETTINGS_V, settings).map_err(encode_err)?;
+            let mut tx = WriteTx::begin(&self.pool()).await?;
+            upsert_setting(&mut tx, &control_key(zone), &value).await?;
+            if let Some(p) = plant {
+                upsert_plant(&mut tx, p).await?;
+            }
+            tx.commit().await
         }
-        tx.commit().await
+        .await;
+        self.seen(result)
     }
 
     /// A zone's stored default target, or the built-in one (heat 20, cool 26, every sensor).
@@ -244,49 +234,42 @@ impl Store {
         plants: &[PlantConfig],
         new_settings: Option<(&Settings, &DefaultTarget)>,
     ) -> Result<(), sqlx::Error> {
-        let result = self.save_zone_tx(zone, position, plants, new_settings).await;
-        self.seen(result)
-    }
-
-    async fn save_zone_tx(
-        &self,
-        zone: &StoredZone,
-        position: i64,
-        plants: &[PlantConfig],
-        new_settings: Option<(&Settings, &DefaultTarget)>,
-    ) -> Result<(), sqlx::Error> {
-        let spec = ZoneSpec {
-            sensors: zone.sensors.clone(),
-            valves: zone.outputs.valves.clone(),
-            heat_relay: zone.outputs.heat_relay.clone(),
-            cool_relay: zone.outputs.cool_relay.clone(),
-        };
-        let spec = format::encode(ZONE_V, &spec).map_err(encode_err)?;
-        let mut tx = WriteTx::begin(&self.pool()).await?;
-        sqlx::query(
-            "INSERT INTO zones (id, name, position, spec) VALUES (?, ?, ?, ?)
-             ON CONFLICT (id) DO UPDATE
-             SET name = excluded.name, position = excluded.position, spec = excluded.spec",
-        )
-        .bind(&zone.id.0)
-        .bind(&zone.name)
-        .bind(position)
-        .bind(spec)
-        .execute(tx.conn()?)
-        .await?;
-        for p in plants {
-            upsert_plant(&mut tx, p).await?;
-        }
-        if let Some((settings, target)) = new_settings {
-            let settings = format::encode(format::SETTINGS_V, settings).map_err(encode_err)?;
-            let target = serde_json::to_string(target).map_err(encode_err)?;
-            for (key, value) in
-                [(control_key(&zone.id), settings), (default_target_key(&zone.id), target)]
-            {
-                upsert_setting(&mut tx, &key, &value).await?;
+        let result = async {
+            let spec = ZoneSpec {
+                sensors: zone.sensors.clone(),
+                valves: zone.outputs.valves.clone(),
+                heat_relay: zone.outputs.heat_relay.clone(),
+                cool_relay: zone.outputs.cool_relay.clone(),
+            };
+            let spec = format::encode(ZONE_V, &spec).map_err(encode_err)?;
+            let mut tx = WriteTx::begin(&self.pool()).await?;
+            sqlx::query(
+                "INSERT INTO zones (id, name, position, spec) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (id) DO UPDATE
+                 SET name = excluded.name, position = excluded.position, spec = excluded.spec",
+            )
+            .bind(&zone.id.0)
+            .bind(&zone.name)
+            .bind(position)
+            .bind(spec)
+            .execute(tx.conn()?)
+            .await?;
+            for p in plants {
+                upsert_plant(&mut tx, p).await?;
             }
+            if let Some((settings, target)) = new_settings {
+                let settings = format::encode(format::SETTINGS_V, settings).map_err(encode_err)?;
+                let target = serde_json::to_string(target).map_err(encode_err)?;
+                for (key, value) in
+                    [(control_key(&zone.id), settings), (default_target_key(&zone.id), target)]
+                {
+                    upsert_setting(&mut tx, &key, &value).await?;
+                }
+            }
+            tx.commit().await
         }
-        tx.commit().await
+        .await;
+        self.seen(result)
     }
 
     /// Delete a zone with its settings and default target, and store the `plants` that no
@@ -299,65 +282,63 @@ impl Store {
         move_to: Option<&ZoneId>,
         plants: &[PlantConfig],
     ) -> Result<bool, DeleteZone> {
-        let result = self.delete_zone_tx(zone, move_to, plants).await;
+        let result = async {
+            let mut tx = WriteTx::begin(&self.pool()).await?;
+            if let Some(to) = move_to {
+                for statement in [
+                    "UPDATE rules SET zone_id = ? WHERE zone_id = ?",
+                    "UPDATE overrides SET zone_id = ? WHERE zone_id = ?",
+                ] {
+                    sqlx::query(statement).bind(&to.0).bind(&zone.0).execute(tx.conn()?).await?;
+                }
+            } else {
+                // Ended overrides are history, not contents: they go with the zone.
+                let now = super::millis(hearth_proto::Timestamp::now());
+                let held = contents(tx.conn()?, zone, now).await?;
+                if held != ZoneContents::default() {
+                    return Err(DeleteZone::NotEmpty(held));
+                }
+                sqlx::query("DELETE FROM overrides WHERE zone_id = ?")
+                    .bind(&zone.0)
+                    .execute(tx.conn()?)
+                    .await?;
+            }
+            for key in [control_key(zone), default_target_key(zone)] {
+                sqlx::query("DELETE FROM settings WHERE key = ?")
+                    .bind(key)
+                    .execute(tx.conn()?)
+                    .await?;
+            }
+            let done = sqlx::query("DELETE FROM zones WHERE id = ?")
+                .bind(&zone.0)
+                .execute(tx.conn()?)
+                .await?;
+            if done.rows_affected() == 0 {
+                // Nothing to delete: the transaction rolls back when dropped.
+                return Ok(false);
+            }
+            for p in plants {
+                upsert_plant(&mut tx, p).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        }
+        .await;
         if let Err(DeleteZone::Storage(e)) = &result {
             self.observe(e);
         }
         result
     }
 
-    async fn delete_zone_tx(
-        &self,
-        zone: &ZoneId,
-        move_to: Option<&ZoneId>,
-        plants: &[PlantConfig],
-    ) -> Result<bool, DeleteZone> {
-        let mut tx = WriteTx::begin(&self.pool()).await?;
-        if let Some(to) = move_to {
-            for statement in [
-                "UPDATE rules SET zone_id = ? WHERE zone_id = ?",
-                "UPDATE overrides SET zone_id = ? WHERE zone_id = ?",
-            ] {
-                sqlx::query(statement).bind(&to.0).bind(&zone.0).execute(tx.conn()?).await?;
-            }
-        } else {
-            // Ended overrides are history, not contents: they go with the zone.
-            let now = super::millis(hearth_proto::Timestamp::now());
-            let held = contents(tx.conn()?, zone, now).await?;
-            if held != ZoneContents::default() {
-                return Err(DeleteZone::NotEmpty(held));
-            }
-            sqlx::query("DELETE FROM overrides WHERE zone_id = ?")
-                .bind(&zone.0)
-                .execute(tx.conn()?)
-                .await?;
-        }
-        for key in [control_key(zone), default_target_key(zone)] {
-            sqlx::query("DELETE FROM settings WHERE key = ?").bind(key).execute(tx.conn()?).await?;
-        }
-        let done =
-            sqlx::query("DELETE FROM zones WHERE id = ?").bind(&zone.0).execute(tx.conn()?).await?;
-        if done.rows_affected() == 0 {
-            // Nothing to delete: the transaction rolls back when dropped.
-            return Ok(false);
-        }
-        for p in plants {
-            upsert_plant(&mut tx, p).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
     /// Store a plant (created or replaced).
     pub(crate) async fn save_plant(&self, plant: &PlantConfig) -> Result<(), sqlx::Error> {
-        let result = self.save_plant_tx(plant).await;
+        let result = async {
+            let mut tx = WriteTx::begin(&self.pool()).await?;
+            upsert_plant(&mut tx, plant).await?;
+            tx.commit().await
+        }
+        .await;
         self.seen(result)
-    }
-
-    async fn save_plant_tx(&self, plant: &PlantConfig) -> Result<(), sqlx::Error> {
-        let mut tx = WriteTx::begin(&self.pool()).await?;
-        upsert_plant(&mut tx, plant).await?;
-        tx.commit().await
     }
 
     /// Delete a plant; false when there is no such plant.
@@ -452,6 +433,36 @@ mod tests {
     async fn rows(pool: &SqlitePool, sql: &'static str) -> anyhow::Result<Vec<serde_json::Value>> {
         let texts: Vec<String> = sqlx::query_scalar(sql).fetch_all(pool).await?;
         texts.iter().map(|t| Ok(serde_json::from_str(t)?)).collect()
+    }
+
+    /// A zone or plant row this engine cannot read (written by a newer engine) is reported
+    /// once, with its table and id, and left out; the default zone stands in for its own row.
+    #[tokio::test]
+    async fn an_unreadable_zone_or_plant_is_reported_not_dropped_in_silence() -> anyhow::Result<()>
+    {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await?;
+        sqlx::query(
+            r#"INSERT INTO zones (id, name, position, spec)
+               VALUES ('bedroom', 'Bedroom', 1, '{"v":2,"sensors":["28-b1"]}')"#,
+        )
+        .execute(&store.test_pool())
+        .await?;
+        sqlx::query("UPDATE plants SET spec = json_set(spec, '$.v', 2)")
+            .execute(&store.test_pool())
+            .await?;
+        sqlx::query("UPDATE zones SET spec = 'not json' WHERE id = 'house'")
+            .execute(&store.test_pool())
+            .await?;
+        let stored = store.stored_house().await?;
+        assert!(stored.zones.is_empty() && stored.plants.is_empty(), "{stored:?}");
+        assert_eq!(store.unreadable_rows(), 3);
+        store.stored_house().await?;
+        assert_eq!(store.unreadable_rows(), 3, "each reported once");
+        let zones = Zones::load(store.clone(), hearth_common::sse::EventBus::new(4)).await?;
+        let ids: Vec<String> = zones.stored().zones.iter().map(|z| z.id.0.clone()).collect();
+        assert_eq!(ids, ["house"]);
+        Ok(())
     }
 
     /// Opened by this engine, the database from before zones is one zone `house` holding every

@@ -397,7 +397,7 @@ async fn events_stream_readings_and_decisions() -> R {
 }
 
 /// The next SSE event of type `kind` from `body` (its JSON data), reading frames into `buf`.
-async fn next_event(
+pub(super) async fn next_event(
     body: &mut Body,
     buf: &mut String,
     kind: &str,

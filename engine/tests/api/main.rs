@@ -22,6 +22,7 @@ mod readings;
 mod schedules;
 mod sensors;
 mod typos;
+mod zones;
 
 type R<T = ()> = anyhow::Result<T>;
 

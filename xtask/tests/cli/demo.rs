@@ -99,11 +99,8 @@ fn demo_stopped_by_sigterm_leaves_no_process_and_no_bound_port() -> R {
     // from its own sensor agent.
     let api = EngineClient::new(&demo.engine_url, None);
     let house = rt.block_on(api.zones())?;
-    let zones: Vec<_> = house
-        .zones
-        .iter()
-        .map(|z| (z.id.as_str(), z.zone.name.as_str(), z.zone.valves.join(",")))
-        .collect();
+    let zones: Vec<_> =
+        house.zones.iter().map(|z| (z.id.as_str(), z.name.as_str(), z.valves.join(","))).collect();
     assert_eq!(
         zones,
         [
@@ -111,8 +108,7 @@ fn demo_stopped_by_sigterm_leaves_no_process_and_no_bound_port() -> R {
             ("bedroom", "Bedroom", "demo-relay/valve-2".to_owned())
         ]
     );
-    let plants: Vec<_> =
-        house.plants.iter().map(|p| (p.id.as_str(), p.plant.zones.join(","))).collect();
+    let plants: Vec<_> = house.plants.iter().map(|p| (p.id.as_str(), p.zones.join(","))).collect();
     assert_eq!(plants, [("boiler", "house,bedroom".to_owned())]);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while rt.block_on(api.readings("28-00000000b001")).map_or(true, |p| p.points.is_empty()) {
