@@ -533,6 +533,3 @@ impl Shown {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -35,6 +35,7 @@ pub(crate) const ROUTES: &[(Method, &str, Access)] = &[
     (Method::PUT, "/v1/control/settings", Access::Change),
     (Method::GET, "/v1/control/decisions", Access::Read),
     (Method::GET, "/v1/plugins", Access::Read),
+    (Method::GET, "/v1/house", Access::Read),
     (Method::GET, "/v1/schedules", Access::Read),
     (Method::POST, "/v1/schedules", Access::Change),
     (Method::GET, "/v1/schedules/{}", Access::Read),

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 
+mod house;
+
 /// One output of the stand-in: its state and when it last switched.
 type Outputs = Arc<Mutex<BTreeMap<String, (String, tokio::time::Instant)>>>;
 
@@ -16,23 +18,42 @@ type Outputs = Arc<Mutex<BTreeMap<String, (String, tokio::time::Instant)>>>;
 /// the agent restarts.
 type Stall = Arc<Mutex<Option<tokio::sync::oneshot::Receiver<()>>>>;
 
-/// A stand-in relay agent with outputs `heat` and `cool`, off since it started, that obeys
-/// every command at once and reports `changed_s_ago` like the real agent. Like a real agent it
-/// refuses an `on` within `min_off` (the tests give the engine the same) of an off or of its
-/// (re)start. Returns its URL, its outputs (to inspect or to blip), and every command it got
-/// as "id state", sent once the command is carried out (before a stalled answer leaves).
+/// What the stand-in's agent says an output drives: `heat` and `cool` what they say, a
+/// `boiler` heat, `valve-…` a zone valve.
+fn hint(id: &str) -> &str {
+    match id {
+        "boiler" => "heat",
+        _ if id.starts_with("valve") => "valve",
+        _ => id,
+    }
+}
+
+/// A stand-in relay agent with outputs `heat` and `cool` (see [`relay_agent_with`]).
 async fn relay_agent(
+    min_off: Duration,
+    stall: Stall,
+) -> R<(String, Outputs, tokio::sync::mpsc::UnboundedReceiver<String>)> {
+    relay_agent_with(&["heat", "cool"], min_off, stall).await
+}
+
+/// A stand-in relay agent with outputs `ids` (functions as [`hint`] says), off since it
+/// started, that obeys every command at once and reports `changed_s_ago` like the real agent.
+/// Like a real agent it refuses an `on` within `min_off` (the tests give the engine the same)
+/// of an off or of its (re)start. Returns its URL, its outputs (to inspect or to blip; each
+/// with when it last switched), and every command it got as "id state", sent once the command
+/// is carried out (before a stalled answer leaves).
+async fn relay_agent_with(
+    ids: &[&str],
     min_off: Duration,
     stall: Stall,
 ) -> R<(String, Outputs, tokio::sync::mpsc::UnboundedReceiver<String>)> {
     use axum::extract::{Path, State};
     use axum::response::{IntoResponse as _, Response};
-    // Both off since the agent started, as a real agent reports after a restart.
+    // All off since the agent started, as a real agent reports after a restart.
     let now = tokio::time::Instant::now();
-    let outputs: Outputs = Arc::new(Mutex::new(BTreeMap::from([
-        ("heat".to_owned(), ("off".to_owned(), now)),
-        ("cool".to_owned(), ("off".to_owned(), now)),
-    ])));
+    let outputs: Outputs = Arc::new(Mutex::new(
+        ids.iter().map(|id| ((*id).to_owned(), ("off".to_owned(), now))).collect(),
+    ));
     let obey = move |o: &Outputs, id: &str, state: &str| -> Response {
         if let Ok(mut map) = o.lock()
             && let Some(slot) = map.get_mut(id)
@@ -84,9 +105,7 @@ async fn relay_agent(
             ),
         )
         .with_state((outputs.clone(), tx, stall));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = serve(app).await?;
     Ok((url, outputs, rx))
 }
 
@@ -95,7 +114,7 @@ fn list(outputs: &Outputs) -> Vec<Value> {
     map.iter()
         .map(|(id, (state, since))| {
             json!({"id": id, "name": id, "state": state, "safe_state": "off",
-                "function_hint": id, "lease_remaining_s": null,
+                "function_hint": hint(id), "lease_remaining_s": null,
                 "changed_s_ago": since.elapsed().as_secs_f64(), "cycles": 0})
         })
         .collect()
@@ -396,6 +415,12 @@ async fn events_stream_readings_and_decisions() -> R {
     Ok(())
 }
 
+/// `GET /v1/events`: the stream's body.
+async fn events(f: &Fixture) -> R<Body> {
+    let req = Request::builder().uri("/v1/events").body(Body::empty())?;
+    Ok(f.engine.router().oneshot(req).await?.into_body())
+}
+
 /// The next SSE event of type `kind` from `body` (its JSON data), reading frames into `buf`.
 pub(super) async fn next_event(
     body: &mut Body,
@@ -429,12 +454,7 @@ pub(super) async fn next_event(
 #[tokio::test]
 async fn every_new_temperature_is_published_with_its_decision() -> R {
     let f = fixture_with(&["--tick-s", "0.1"]).await?;
-    let resp = f
-        .engine
-        .router()
-        .oneshot(Request::builder().uri("/v1/events").body(Body::empty())?)
-        .await?;
-    let mut body = resp.into_body();
+    let mut body = events(&f).await?;
     let mut buf = String::new();
     let (stop, control) = running_engine(&f).await;
     let cred = f.agent("pi");

@@ -92,6 +92,14 @@ async fn call(
     Ok((status, value))
 }
 
+/// Serve `app` (a stand-in agent) on a port the system picks; its base URL.
+async fn serve(app: Router) -> R<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
 /// The raw readings of a `GET /v1/sensors/{id}/readings` page (few enough not to be
 /// downsampled) as `{at, value}`: a raw point has min = mean = max.
 fn raw(page: &Value) -> Value {
@@ -746,9 +754,7 @@ async fn fake_relay_agent()
             },
         ),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = serve(app).await?;
     Ok((url, rx))
 }
 
@@ -857,9 +863,7 @@ async fn stateful_relay_agent(
                 },
             ),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = serve(app).await?;
     Ok((url, rx))
 }
 

@@ -7,7 +7,7 @@ use hearth_proto::Timestamp;
 use jiff::SignedDuration;
 use serde_json::{Value, json};
 
-use super::{Fixture, R, assert_error, config, fixture, heat_to, raw, registration};
+use super::{Fixture, R, assert_error, config, fixture, heat_to, raw, registration, serve};
 
 const SENSOR: &str = "28-0316a2797bff";
 
@@ -291,10 +291,7 @@ async fn furnace_on_for_two_hours() -> R<String> {
     let app = axum::Router::new()
         .route("/v1/relays", axum::routing::get(move || async move { axum::Json(list) }))
         .route("/v1/relays/{id}", axum::routing::post(move || async move { axum::Json(heat) }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(url)
+    serve(app).await
 }
 
 #[tokio::test]
