@@ -169,8 +169,7 @@ pub struct Config {
         long,
         env = "HEARTH_SENSOR_SIM_HEATED_BY",
         value_name = "OUTPUT,...",
-        value_delimiter = ',',
-        num_args = 1..
+        value_delimiter = ','
     )]
     pub sim_heated_by: Option<Vec<String>>,
 
