@@ -296,6 +296,12 @@ impl EngineClient {
         self.http.send(reqwest::Method::DELETE, &format!("/v1/schedules/{id}"), None::<&()>).await
     }
 
+    /// `GET /v1/house`: the loop's latest house plan (every zone's decision and valves, every
+    /// plant).
+    pub async fn house(&self) -> Result<HouseStatus, ClientError> {
+        self.http.get("/v1/house").await
+    }
+
     /// `GET /v1/zones`: the zones and plants.
     pub async fn zones(&self) -> Result<HouseConfig, ClientError> {
         self.http.get("/v1/zones").await
@@ -345,11 +351,6 @@ impl EngineClient {
     ) -> Result<DefaultTarget, ClientError> {
         let path = format!("/v1/schedule/default?zone={zone}");
         self.http.send(reqwest::Method::PUT, &path, Some(target)).await
-    }
-
-    /// `GET /v1/house`: every zone's decision and valves and every plant, as last planned.
-    pub async fn house(&self) -> Result<HouseStatus, ClientError> {
-        self.http.get("/v1/house").await
     }
 
     /// `POST /v1/overrides` (admin credential): e.g. "make it 22 now".
