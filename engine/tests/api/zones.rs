@@ -333,12 +333,8 @@ async fn per_zone_routes_beside_the_single_zone_ones() -> R {
 #[tokio::test]
 async fn a_house_change_is_announced() -> R {
     let f = fixture().await?;
-    let resp = f
-        .engine
-        .router()
-        .oneshot(Request::builder().uri("/v1/events").body(Body::empty())?)
-        .await?;
-    let mut body = resp.into_body();
+    let events = Request::builder().uri("/v1/events").body(Body::empty())?;
+    let mut body = f.engine.router().oneshot(events).await?.into_body();
     let body_text = zone("Bedroom", &["28-b1"], &["demo-relay/valve-2"]);
     let got = f.call("PUT", "/v1/zones/bedroom", Some(&f.admin()), Some(&body_text)).await?;
     assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
