@@ -4,7 +4,7 @@
 //! records each answer with the output and each call's outcome with the agent, and publishes
 //! relay events.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use hearth_common::auth::SiteSecret;
@@ -31,6 +31,10 @@ pub(crate) struct Commander {
     clients: HashMap<String, (String, KeyRole, RelayAgentClient)>,
     /// Relays that failed last time, and how: log changes, not every failure.
     failing: HashMap<(String, String), String>,
+    /// The outputs last commanded on, by (host, output): one the plan stops naming (its plant
+    /// deleted, another relay named in its place) is commanded off at once, not left on until
+    /// its lease runs out.
+    switched_on: BTreeSet<(String, String)>,
     /// Relay agents' fallbacks: noted from the states read before commanding, ended by an
     /// answered command.
     pub(crate) fallbacks: Arc<crate::fallback::Seen>,
@@ -50,6 +54,7 @@ impl Commander {
             counters,
             clients: HashMap::new(),
             failing: HashMap::new(),
+            switched_on: BTreeSet::new(),
             fallbacks: Arc::default(),
         }
     }
@@ -185,8 +190,8 @@ impl Commander {
     /// for its outputs, as the house resolves it against the registered ones. Offs first, so
     /// an agent that interlocks heat with cool never sees both asked on. Every `on` carries
     /// the lease, valves included: an engine that dies leaves nothing on beyond it. An output
-    /// the plan does not name (a fan, an aux, a valve of no zone) is never commanded. True
-    /// when an agent refused (409).
+    /// the plan does not name (a fan, an aux, a valve of no zone) is not commanded, except
+    /// off once when it was last commanded on. True when an agent refused (409).
     pub(crate) async fn command(
         &mut self,
         house: &House,
@@ -200,12 +205,16 @@ impl Commander {
                 return false;
             }
         };
-        let wanted = wanted(house, &relays, plan);
+        let mut wanted = wanted(house, &relays, plan);
+        for key in &self.switched_on {
+            wanted.entry(key.clone()).or_insert(false);
+        }
+        self.switched_on = wanted.iter().filter(|(_, on)| **on).map(|(k, _)| k.clone()).collect();
         let mut refused = false;
         for phase_on in [false, true] {
             let mut calls = JoinSet::new();
             let phase = relays.iter().filter(|r| {
-                wanted.get(&(r.host_id.as_str(), r.output_id.as_str())) == Some(&phase_on)
+                wanted.get(&(r.host_id.clone(), r.output_id.clone())) == Some(&phase_on)
             });
             for relay in phase {
                 let Some(url) = relay.url.clone() else { continue };
@@ -300,16 +309,16 @@ impl Commander {
 
 /// Each registered output the plan names, on or off, by (host, output). Should two relay ids
 /// of the plan stand for one output and disagree, it is commanded off.
-fn wanted<'a>(
+fn wanted(
     house: &House,
-    relays: &'a [RelayRow],
+    relays: &[RelayRow],
     plan: &BTreeMap<RelayId, bool>,
-) -> BTreeMap<(&'a str, &'a str), bool> {
+) -> BTreeMap<(String, String), bool> {
     let outputs = Outputs::new(house, relays);
     let mut wanted = BTreeMap::new();
     for (id, on) in plan {
         for r in outputs.of(id) {
-            let slot = wanted.entry((r.host_id.as_str(), r.output_id.as_str())).or_insert(*on);
+            let slot = wanted.entry((r.host_id.clone(), r.output_id.clone())).or_insert(*on);
             *slot &= *on;
         }
     }

@@ -166,3 +166,34 @@ async fn a_zone_valve_opens_before_the_boiler_and_closes_after_its_overrun() -> 
     }
     Ok(())
 }
+
+/// An output the plan stops naming while it runs (here the heat output, once its plant is
+/// deleted) is commanded off at once, not left on until its lease runs out.
+#[tokio::test]
+async fn an_output_the_plan_stops_naming_is_switched_off() -> R {
+    // A lease longer than the test: only a command switches the heat off in time.
+    let f = fixture_with(&["--tick-s", "0.1", "--lease-s", "600"]).await?;
+    let admin = f.admin();
+    let (url, outputs, mut commands) =
+        relay_agent_with(&["heat", "cool"], Duration::ZERO, Stall::default()).await?;
+    let got = register(&f, &url, &outputs).await?;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    let settings = json!({"mode": "heat", "min_on_s": 0, "min_off_s": 0, "changeover_s": 0});
+    let got =
+        f.call("PUT", "/v1/control/settings", Some(&admin), Some(&settings.to_string())).await?;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    let (stop, control) = running_engine(&f).await;
+    let cred = f.agent("pi");
+    f.call("PUT", "/v1/sensors/update", Some(&cred), Some(&update("pi", json!(15.0)))).await?;
+    let mut all = Vec::new();
+    carried_out(&mut commands, &mut all, "heat on").await?;
+    // The plant keeps only the cooling: the heat output is nobody's now.
+    let plant = json!({"name": "Cooling", "kind": "cool", "cool_relay": "function:cool",
+        "zones": ["house"], "min_on_s": 0, "min_off_s": 0, "changeover_s": 0});
+    let got = f.call("PUT", "/v1/plants/house", Some(&admin), Some(&plant.to_string())).await?;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    carried_out(&mut commands, &mut all, "heat off").await?;
+    let _ = stop.send(true);
+    control.await?;
+    Ok(())
+}
