@@ -32,10 +32,42 @@ pub fn default_path() -> std::path::PathBuf {
     std::env::temp_dir().join("hearth-sim-world.json")
 }
 
+/// Which outputs of the world heat a simulated room.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HeatedBy {
+    /// Any output whose function is heat: one room, one furnace.
+    #[default]
+    AnyHeat,
+    /// Only while every one of these outputs is on: a room behind a zone valve is heated when
+    /// its valve is open AND the boiler fires, not by the boiler heating another zone. Empty
+    /// never heats.
+    All(Vec<String>),
+}
+
+impl std::fmt::Display for HeatedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::AnyHeat => f.write_str("any heat output"),
+            Self::All(ids) => write!(f, "all of {}", ids.join(", ")),
+        }
+    }
+}
+
 impl RelayWorld {
     /// True when any output that drives `function` is on.
     pub fn is_on(&self, function: RelayFunction) -> bool {
         self.outputs.values().any(|o| o.on && o.function_hint == Some(function))
+    }
+
+    /// True when a room heated `by` these outputs is being heated. An output the world does
+    /// not have (its relay agent not started, a typo) is off.
+    pub fn heats(&self, by: &HeatedBy) -> bool {
+        match by {
+            HeatedBy::AnyHeat => self.is_on(RelayFunction::Heat),
+            HeatedBy::All(ids) => {
+                !ids.is_empty() && ids.iter().all(|id| self.outputs.get(id).is_some_and(|o| o.on))
+            }
+        }
     }
 
     /// Read the world file; a missing file is an empty world (the relay agent has not started).
@@ -76,5 +108,31 @@ mod tests {
         assert!(back.is_on(RelayFunction::Heat));
         assert!(!back.is_on(RelayFunction::Cool));
         Ok(())
+    }
+
+    #[test]
+    fn a_room_behind_a_valve_needs_every_named_output_on() {
+        let output = |on, f| SimOutput { on, function_hint: Some(f) };
+        let world = |boiler, v1, v2| RelayWorld {
+            outputs: [
+                ("boiler".to_owned(), output(boiler, RelayFunction::Heat)),
+                ("valve-1".to_owned(), output(v1, RelayFunction::Valve)),
+                ("valve-2".to_owned(), output(v2, RelayFunction::Valve)),
+            ]
+            .into(),
+        };
+        let by = |ids: &[&str]| HeatedBy::All(ids.iter().map(|s| (*s).to_owned()).collect());
+        let room1 = by(&["valve-1", "boiler"]);
+        assert!(world(true, true, false).heats(&room1));
+        // The boiler heating the other zone, or an open valve with the boiler off: no heat.
+        assert!(!world(true, false, true).heats(&room1));
+        assert!(!world(false, true, true).heats(&room1));
+        // Any heat output, as before, whatever the valves.
+        assert!(world(true, false, false).heats(&HeatedBy::AnyHeat));
+        assert!(!world(false, true, true).heats(&HeatedBy::AnyHeat));
+        // An output the world lacks is off; an empty list heats nothing.
+        assert!(!world(true, true, true).heats(&by(&["valve-1", "valve-3"])));
+        assert!(!world(true, true, true).heats(&by(&[])));
+        assert_eq!(room1.to_string(), "all of valve-1, boiler");
     }
 }

@@ -5,7 +5,8 @@
 //! `dT/dt = heat_gain·[heater on] − (T − T_outside)/tau`,
 //! so the engine's control loop sees a room that warms while it heats and cools towards the
 //! outside temperature when it stops, as a real house does. The heater state comes from the
-//! world file the simulated relay agent writes ([`RelayWorld`]).
+//! world file the simulated relay agent writes ([`RelayWorld`]): any heat output on, or, for a
+//! room behind a zone valve, every output it is heated by on ([`HeatedBy`]).
 //!
 //! Faults ([`SimFault`]) are produced the way hardware produces them (a failed conversion, a
 //! CRC error, the 85 °C power-on value, a frozen value, a vanished device) and are caught by
@@ -15,8 +16,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
+pub use hearth_common::simworld::HeatedBy;
 use hearth_common::simworld::RelayWorld;
-use hearth_proto::relays::RelayFunction;
 use serde::{Deserialize, Serialize};
 
 use super::{RawReading, ReadError, TemperatureSource, with_retries};
@@ -290,6 +291,8 @@ pub struct SimSource {
     model: RoomModel,
     sensors: Vec<SimSensor>,
     world: PathBuf,
+    /// Which outputs of the world heat the room.
+    heated_by: HeatedBy,
     time_scale: f64,
     /// The first read: simulated time 0 of the cyclic and linear profiles.
     started: Option<Instant>,
@@ -311,6 +314,7 @@ impl SimSource {
             model,
             sensors,
             world,
+            heated_by: HeatedBy::default(),
             time_scale,
             started: None,
             last: None,
@@ -325,6 +329,12 @@ impl SimSource {
     /// changes.
     pub fn with_faults_file(mut self, path: PathBuf) -> Self {
         self.faults = Some(FaultsFile { path, stamp: None, faults: BTreeMap::new() });
+        self
+    }
+
+    /// Heat the room only by `heated_by` (default: any heat output of the world).
+    pub fn with_heated_by(mut self, heated_by: HeatedBy) -> Self {
+        self.heated_by = heated_by;
         self
     }
 
@@ -405,7 +415,7 @@ impl SimSource {
                 if std::mem::take(&mut self.world_unreadable) {
                     tracing::info!(path = %self.world.display(), "simulated world file readable again");
                 }
-                world.is_on(RelayFunction::Heat)
+                world.heats(&self.heated_by)
             }
             Err(e) => {
                 if !std::mem::replace(&mut self.world_unreadable, true) {
@@ -444,6 +454,7 @@ mod tests {
     use std::time::Duration;
 
     use hearth_common::simworld::SimOutput;
+    use hearth_proto::relays::RelayFunction;
 
     use super::*;
 
@@ -723,6 +734,61 @@ mod tests {
         let cooling_from = src.model().temp_c;
         src.read_at(at(5));
         assert!(src.model().temp_c < cooling_from);
+        Ok(())
+    }
+
+    #[test]
+    fn two_rooms_behind_valves_share_one_boiler() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("world.json");
+        let set = |on: &[&str]| {
+            let outputs = [
+                ("boiler", RelayFunction::Heat),
+                ("valve-1", RelayFunction::Valve),
+                ("valve-2", RelayFunction::Valve),
+            ];
+            let outputs = outputs.into_iter().map(|(id, f)| {
+                (id.to_owned(), SimOutput { on: on.contains(&id), function_hint: Some(f) })
+            });
+            RelayWorld { outputs: outputs.collect() }.write(&path)
+        };
+        let room = |valve: &str| {
+            let by = HeatedBy::All(vec![valve.to_owned(), "boiler".to_owned()]);
+            SimSource::new(RoomModel::new(18.0, 5.0), room_sensors(&["t"]), path.clone(), HOUR)
+                .with_heated_by(by)
+        };
+        let (mut living, mut bedroom) = (room("valve-1"), room("valve-2"));
+        // One real second is a simulated hour; every step below is a whole hour in one state
+        // (the state is written before the first read of the step and stays).
+        let t0 = Instant::now();
+        let mut step = |s: u64, on: &[&str]| -> anyhow::Result<(f64, f64)> {
+            set(on)?;
+            let at = t0 + Duration::from_secs(s);
+            living.read_at(at);
+            bedroom.read_at(at);
+            Ok((living.model().temp_c, bedroom.model().temp_c))
+        };
+        step(0, &[])?;
+        step(1, &["boiler", "valve-1"])?;
+        // The boiler heats the living room through its open valve; the bedroom's is shut.
+        let (l, b) = step(2, &["boiler", "valve-1"])?;
+        assert!(l > 20.0 && b < 17.0, "living {l}, bedroom {b}");
+        // Both valves open, the boiler off (its overrun): neither room is heated.
+        step(3, &["valve-1", "valve-2"])?;
+        let (l2, b2) = step(4, &["valve-1", "valve-2"])?;
+        assert!(l2 < l && b2 < b, "living {l2}, bedroom {b2}");
+        // The bedroom's turn.
+        step(5, &["boiler", "valve-2"])?;
+        let (l3, b3) = step(6, &["boiler", "valve-2"])?;
+        assert!(l3 < l2 && b3 > b2, "living {l3}, bedroom {b3}");
+
+        // Without a rule the room is heated by any heat output, valves or not (as before).
+        let mut any =
+            SimSource::new(RoomModel::new(18.0, 5.0), room_sensors(&["t"]), path.clone(), HOUR);
+        set(&["boiler"])?;
+        any.read_at(t0);
+        any.read_at(t0 + Duration::from_secs(1));
+        assert!(any.model().temp_c > 20.0);
         Ok(())
     }
 

@@ -353,6 +353,16 @@ impl EngineClient {
         self.http.send(reqwest::Method::PUT, "/v1/schedule/default", Some(target)).await
     }
 
+    /// `PUT /v1/schedule/default?zone=ZONE` (admin credential): a zone's default target.
+    pub async fn set_zone_default_target(
+        &self,
+        zone: &str,
+        target: &DefaultTarget,
+    ) -> Result<DefaultTarget, ClientError> {
+        let path = format!("/v1/schedule/default?zone={zone}");
+        self.http.send(reqwest::Method::PUT, &path, Some(target)).await
+    }
+
     /// `POST /v1/overrides` (admin credential): e.g. "make it 22 now".
     pub async fn create_override(&self, o: &NewOverride) -> Result<Override, ClientError> {
         self.http.send(reqwest::Method::POST, "/v1/overrides", Some(o)).await

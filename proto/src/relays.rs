@@ -180,6 +180,18 @@ pub const MAX_OUTPUTS: usize = 32;
 pub const MAX_URL_CHARS: usize = 256;
 /// Longest output name the engine registers, characters.
 pub const MAX_OUTPUT_NAME_CHARS: usize = 64;
+/// Longest output id a relay agent accepts in its configuration, characters.
+pub const MAX_OUTPUT_ID_CHARS: usize = 32;
+
+/// True when `id` is an output id a relay agent accepts: 1 to [`MAX_OUTPUT_ID_CHARS`] of
+/// [A-Za-z0-9_-] (it appears in URLs). Whoever names a relay agent's output (the agent's own
+/// configuration, a simulated room heated by it) checks it with this one rule.
+pub fn valid_output_id(id: &str) -> bool {
+    (1..=MAX_OUTPUT_ID_CHARS).contains(&id.len()) && id.chars().all(crate::agents::is_host_id_char)
+}
+
+/// What [`valid_output_id`] asks, for error messages.
+pub const OUTPUT_ID_RULE: &str = "1 to 32 characters of letters, digits, '-' and '_'";
 
 /// `GET /v1/relays` on a relay agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -333,4 +345,20 @@ pub struct RelayPath {
     pub host_id: String,
     /// The output's id within its agent.
     pub output_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_ids() {
+        for ok in ["heat", "valve-1", "Boiler_2", &"x".repeat(MAX_OUTPUT_ID_CHARS)] {
+            assert!(valid_output_id(ok), "{ok:?} refused");
+        }
+        for bad in ["", "valve 1", "a/b", "ü", "a,b", &"x".repeat(MAX_OUTPUT_ID_CHARS + 1)] {
+            assert!(!valid_output_id(bad), "{bad:?} accepted");
+        }
+        assert!(OUTPUT_ID_RULE.contains(&MAX_OUTPUT_ID_CHARS.to_string()));
+    }
 }

@@ -74,6 +74,14 @@ pub struct NewZone {
     pub cool_relay: Option<String>,
 }
 
+impl NewZone {
+    /// A zone deciding from `sensors`, opened by `valves`, with no heating or cooling of its
+    /// own: a room of a house whose plants serve it.
+    pub fn behind_valves(name: &str, sensors: Vec<String>, valves: Vec<String>) -> Self {
+        Self { name: name.to_owned(), sensors, valves, heat_relay: None, cool_relay: None }
+    }
+}
+
 /// A zone (`GET /v1/zones`, and the answer to `PUT /v1/zones/{zone_id}`): its id, the fields
 /// of [`NewZone`] as stored, and what the delete dialog needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -158,6 +166,36 @@ pub struct NewPlant {
     /// A zone whose valves open when it must run and no other valve is open.
     #[serde(default)]
     pub bypass_zone: Option<String>,
+}
+
+impl NewPlant {
+    /// A boiler: heating only, on `heat_relay`, serving `zones`, with `protect_s` as its
+    /// minimum on, off and changeover times, firing once a valve has been open `valve_delay_s`
+    /// and running its pump on `overrun_s`; no maximum run, one calling zone enough, no bypass.
+    pub fn boiler(
+        name: &str,
+        heat_relay: String,
+        zones: Vec<String>,
+        protect_s: u32,
+        valve_delay_s: u32,
+        overrun_s: u32,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            kind: PlantKind::Heat,
+            heat_relay: Some(heat_relay),
+            cool_relay: None,
+            zones,
+            min_on_s: protect_s,
+            min_off_s: protect_s,
+            changeover_s: protect_s,
+            max_run_s: None,
+            valve_delay_s,
+            overrun_s,
+            min_calling_zones: 1,
+            bypass_zone: None,
+        }
+    }
 }
 
 /// A plant (`GET /v1/zones`, and the answer to `PUT /v1/plants/{plant_id}`): its id and the

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use hearth_common::auth::Secret;
-use hearth_proto::relays::{RelayFunction, RelayState};
+use hearth_proto::relays::{OUTPUT_ID_RULE, RelayFunction, RelayState, valid_output_id};
 use serde::{Deserialize, Serialize};
 
 /// Hearth relay agent: switches furnace and air-conditioner relays on the engine's leased
@@ -222,7 +222,7 @@ pub struct OutputConfig {
     #[serde(default)]
     pub active_low: bool,
     /// Minimum seconds on before an `off` is carried out. Default: 180 for `cool` (compressor),
-    /// 120 for `heat`, 0 otherwise.
+    /// 120 for `heat`, 0 otherwise (a `valve` opens and closes freely).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_on_s: Option<u32>,
     /// Minimum seconds off before an `on` is accepted, counted from the agent's start too.
@@ -322,12 +322,6 @@ pub fn default_outputs() -> Vec<OutputConfig> {
     ]
 }
 
-/// True when `id` is a valid output id: 1-32 chars of [A-Za-z0-9_-].
-pub fn valid_output_id(id: &str) -> bool {
-    (1..=32).contains(&id.len())
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 impl Config {
     /// The configured hardware backend. There is no default: a relay agent installed for real
     /// that quietly ran the simulator would show "Furnace: on" and heat nothing, frost
@@ -376,11 +370,7 @@ impl Config {
         let mut pins = HashSet::new();
         for (i, output) in self.outputs.iter().enumerate() {
             if !valid_output_id(&output.id) {
-                anyhow::bail!(
-                    "outputs[{i}]: id {:?} is invalid: use 1 to 32 characters of letters, digits, \
-                     '-' and '_'",
-                    output.id
-                );
+                anyhow::bail!("outputs[{i}]: id {:?} is invalid: use {OUTPUT_ID_RULE}", output.id);
             }
             if !seen.insert(output.id.as_str()) {
                 anyhow::bail!("outputs[{i}]: duplicate output id {:?}", output.id);
@@ -600,6 +590,15 @@ mod tests {
         )?;
         let err = bad.effective_outputs().err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("max_on_s (300) must be more than min_on_s (600)"), "{err}");
+        // A zone valve opens and closes freely: the engine's plant protects the boiler behind
+        // it, and a valve held open by a minimum time would heat a satisfied zone.
+        let c = from_file(
+            "[[outputs]]\nid = \"valve-1\"\nname = \"Bedroom valve\"\nfunction_hint = \"valve\"\n",
+            &[],
+        )?;
+        let o = &c.effective_outputs()?[0];
+        assert_eq!(o.function_hint, Some(RelayFunction::Valve));
+        assert_eq!((o.min_on_s(), o.min_off_s(), o.max_on_s()), (0, 0, None));
         Ok(())
     }
 

@@ -11,7 +11,8 @@ use hearth_common::auth::Secret;
 use serde::{Deserialize, Serialize};
 
 use hearth_probes::screen::ScreenRules;
-use hearth_probes::sim::SimProfile;
+use hearth_probes::sim::{HeatedBy, SimProfile};
+use hearth_proto::relays::{OUTPUT_ID_RULE, valid_output_id};
 
 /// Configuration of `hearth-sensor-agent`.
 #[derive(Debug, Clone, clap::Parser, Serialize, Deserialize)]
@@ -160,6 +161,17 @@ pub struct Config {
     /// `hearth-sim-world.json` in the temporary directory.
     #[arg(long, env = "HEARTH_SENSOR_SIM_WORLD", value_name = "FILE")]
     pub sim_world: Option<PathBuf>,
+
+    /// Simulated room behind a zone valve: heated only while EVERY one of these outputs of the
+    /// world file is on, e.g. `valve-1,boiler` (its zone's valve and the boiler behind it).
+    /// Default: while any heat output is on.
+    #[arg(
+        long,
+        env = "HEARTH_SENSOR_SIM_HEATED_BY",
+        value_name = "OUTPUT,...",
+        value_delimiter = ','
+    )]
+    pub sim_heated_by: Option<Vec<String>>,
 
     /// Simulated room: temperature at start, °C.
     #[arg(long, env = "HEARTH_SENSOR_SIM_START_C", value_name = "CELSIUS", default_value_t = 17.0)]
@@ -317,6 +329,19 @@ impl Config {
         if !(self.sim_time_scale > 0.0 && self.sim_time_scale.is_finite()) {
             anyhow::bail!("sim_time_scale must be a positive number, got {}", self.sim_time_scale);
         }
+        if let Some(ids) = &self.sim_heated_by {
+            if ids.is_empty() {
+                anyhow::bail!(
+                    "sim_heated_by must name at least one output (leave it out to heat the \
+                     simulated room by any heat output)"
+                );
+            }
+            // The relay agent's own rule: a name it could never have is a typo, said now
+            // rather than left as a room that never warms.
+            if let Some(bad) = ids.iter().find(|id| !valid_output_id(id)) {
+                anyhow::bail!("sim_heated_by: output id {bad:?} is invalid: use {OUTPUT_ID_RULE}");
+            }
+        }
         for (name, v) in [("sim_start_c", self.sim_start_c), ("sim_outside_c", self.sim_outside_c)]
         {
             if !(-60.0..=60.0).contains(&v) {
@@ -371,6 +396,11 @@ impl Config {
     /// The world file of the simulated relays.
     pub fn sim_world_path(&self) -> PathBuf {
         self.sim_world.clone().unwrap_or_else(hearth_common::simworld::default_path)
+    }
+
+    /// Which outputs of the world file heat the simulated room.
+    pub fn sim_heated_by(&self) -> HeatedBy {
+        self.sim_heated_by.clone().map_or(HeatedBy::AnyHeat, HeatedBy::All)
     }
 
     /// The simulated sensors: the configured ones, else one default sensor.
@@ -481,6 +511,46 @@ mod tests {
         assert!(c.validate().is_err(), "sensor id with '/' accepted");
         std::fs::write(&file, "[[sensors]]\nid = \"a\"\nlabel = \"x\"\n")?;
         assert!(load_from::<Config, _, _>(["a", "--config", &f]).is_err(), "unknown key accepted");
+        Ok(())
+    }
+
+    #[test]
+    fn sim_heated_by_from_flag_and_file() -> anyhow::Result<()> {
+        let by = |ids: &[&str]| HeatedBy::All(ids.iter().map(|s| (*s).to_owned()).collect());
+        assert_eq!(load_from::<Config, _, _>(["a"])?.sim_heated_by(), HeatedBy::AnyHeat);
+        let c: Config = load_from(["a", "--sim-heated-by", "valve-1,boiler"])?;
+        c.validate()?;
+        assert_eq!(c.sim_heated_by(), by(&["valve-1", "boiler"]));
+
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("s.toml");
+        let f = file.to_string_lossy().into_owned();
+        std::fs::write(&file, "sim_heated_by = [\"valve-2\", \"boiler\"]\n")?;
+        let c: Config = load_from(["a", "--config", &f])?;
+        c.validate()?;
+        assert_eq!(c.sim_heated_by(), by(&["valve-2", "boiler"]));
+        // The flag wins over the file.
+        let c: Config = load_from(["a", "--config", &f, "--sim-heated-by", "valve-1"])?;
+        assert_eq!(c.sim_heated_by(), by(&["valve-1"]));
+
+        // A bad output id stops the agent at start, naming it.
+        for (bad, named) in [
+            ("valve 1,boiler", "\"valve 1\""),
+            ("valve-1,,boiler", "\"\""),
+            (&*"x".repeat(33), "\"xxx"),
+        ] {
+            let c: Config = load_from(["a", "--sim-heated-by", bad])?;
+            let err = c.validate().err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                err.contains("sim_heated_by: output id") && err.contains(named),
+                "{bad}: {err}"
+            );
+        }
+        std::fs::write(&file, "sim_heated_by = []\n")?;
+        let err = load_from::<Config, _, _>(["a", "--config", &f])?.validate().err();
+        assert!(err.is_some_and(|e| e.to_string().contains("at least one output")));
+        std::fs::write(&file, "sim_heated_by = \"boiler\"\n")?;
+        assert!(load_from::<Config, _, _>(["a", "--config", &f]).is_err(), "a string, not a list");
         Ok(())
     }
 

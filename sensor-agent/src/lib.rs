@@ -74,7 +74,13 @@ fn open_source(config: &Config) -> anyhow::Result<Box<dyn TemperatureSource>> {
                 config.sim_world_path(),
                 config.sim_time_scale,
             )
-            .with_seed(config.sim_seed);
+            .with_seed(config.sim_seed)
+            .with_heated_by(config.sim_heated_by());
+            tracing::info!(
+                world = %config.sim_world_path().display(),
+                heated_by = %config.sim_heated_by(),
+                "the simulated room is heated by the world file's outputs"
+            );
             if let Some(faults) = &config.sim_faults {
                 sim = sim.with_faults_file(faults.clone());
             }

@@ -31,13 +31,19 @@ pub fn free_port() -> anyhow::Result<u16> {
 /// (0: none, so a test sees the engine's decisions at once; the protections have their own
 /// tests in the relay agent) and no maximum on time.
 pub fn relay_config(min_s: u32) -> String {
-    let output = |id: &str, name: &str| {
+    relay_outputs_config(&[("heat", "Furnace", "heat"), ("cool", "Air conditioner", "cool")], min_s)
+}
+
+/// A relay agent's `outputs` (id, name, function hint), each with minimum on and off times of
+/// `min_s` and no maximum on time.
+pub fn relay_outputs_config(outputs: &[(&str, &str, &str)], min_s: u32) -> String {
+    let output = |(id, name, function): &(&str, &str, &str)| {
         format!(
-            "[[outputs]]\nid = \"{id}\"\nname = \"{name}\"\nfunction_hint = \"{id}\"\n\
+            "[[outputs]]\nid = \"{id}\"\nname = \"{name}\"\nfunction_hint = \"{function}\"\n\
              min_on_s = {min_s}\nmin_off_s = {min_s}\nmax_on_s = 0\n"
         )
     };
-    format!("{}\n{}", output("heat", "Furnace"), output("cool", "Air conditioner"))
+    outputs.iter().map(output).collect::<Vec<_>>().join("\n")
 }
 
 /// A DS18B20 reading of `value` °C taken at `at`, as a sensor agent reports it.
@@ -91,8 +97,13 @@ impl House {
 
     /// Write [`relay_config`]`(min_s)` into the house's directory; its path as a flag's value.
     pub fn relay_toml(&self, min_s: u32) -> anyhow::Result<String> {
-        let path = self.dir.path().join("relay.toml");
-        std::fs::write(&path, relay_config(min_s))?;
+        self.file("relay.toml", &relay_config(min_s))
+    }
+
+    /// Write `text` as the file `name` in the house's directory; its path as a flag's value.
+    pub fn file(&self, name: &str, text: &str) -> anyhow::Result<String> {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text)?;
         Ok(path.to_string_lossy().into_owned())
     }
 }

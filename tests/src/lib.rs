@@ -26,7 +26,9 @@ use hearth_harness::{Capture, ENGINE, Group, SERVICES, target_dir};
 mod house;
 pub mod webdriver;
 
-pub use house::{FAST_ENGINE, House, ds18b20, free_port, relay_config, simulated};
+pub use house::{
+    FAST_ENGINE, House, ds18b20, free_port, relay_config, relay_outputs_config, simulated,
+};
 
 /// Set inside the namespace, so the re-executed test runs its body instead of re-executing.
 const INSIDE: &str = "HEARTH_E2E_INSIDE_NETNS";

@@ -121,6 +121,24 @@ mod tests {
     }
 
     #[test]
+    fn valves_are_in_the_world_like_any_output() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("world.json");
+        let outputs = [
+            OutputConfig::new("boiler", "Boiler", RelayFunction::Heat),
+            OutputConfig::new("valve-1", "Living room valve", RelayFunction::Valve),
+        ];
+        let mut bank = SimBank::new(&path, &outputs)?;
+        bank.set("valve-1", true)?;
+        let world = RelayWorld::read(&path)?;
+        let valve = world.outputs.get("valve-1");
+        assert_eq!(valve, Some(&SimOutput { on: true, function_hint: Some(RelayFunction::Valve) }));
+        // An open valve is not heat.
+        assert!(!world.is_on(RelayFunction::Heat));
+        Ok(())
+    }
+
+    #[test]
     fn unwritable_world_is_an_error() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("missing-dir").join("world.json");

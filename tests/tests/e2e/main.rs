@@ -22,6 +22,7 @@ mod manage;
 mod storage;
 mod third_party;
 mod web;
+mod zones;
 
 const SENSOR: &str = "e2e-sensor";
 const RELAY: &str = "e2e-relay";

@@ -1,13 +1,14 @@
 //! `cargo xtask demo`: the whole system on this machine. The engine (SQLite in the data dir),
-//! a simulated relay agent and a simulated sensor agent sharing one simulated room, and the
-//! dashboard, all on 127.0.0.1; a small weekly schedule and a few days of history on a fresh
-//! data dir. It prints where to look and runs until stopped (Ctrl-C, SIGTERM, SIGHUP), then
+//! a simulated relay agent (a boiler and two zone valves) and two simulated sensor agents, each
+//! a room behind its valve (`house.rs`), and the dashboard, all on 127.0.0.1; a small weekly
+//! schedule per room and a few days of the living room's history on a fresh data dir. It prints where to look and runs until stopped (Ctrl-C, SIGTERM, SIGHUP), then
 //! stops everything it started (see the harness's `procs.rs`).
 //!
 //! Every child's log is shown with its name. A child that stops is noticed at once, and what
 //! it said is shown, with the fix when it is a port already taken.
 
 mod history;
+mod house;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -18,11 +19,21 @@ use hearth_proto::control::{ControlSettings, Mode};
 use hearth_harness::procs::{self, Children, Proc};
 use hearth_harness::{ENGINE, RELAY_AGENT, SENSOR_AGENT, SERVICES, Service, WEB, root, target_dir};
 
-/// The demo's sensor: the simulated room's only probe, seeded with its past.
+/// The living room's sensor (the default zone's), seeded with its past.
 const SENSOR_ID: &str = "28-00000000a001";
 const SENSOR_ALIAS: &str = "living room";
 const SENSOR_HOST: &str = "demo-sensor";
+/// The bedroom's sensor, on an agent of its own: its own simulated room.
+const BEDROOM_SENSOR_ID: &str = "28-00000000b001";
+const BEDROOM_ALIAS: &str = "bedroom";
+const BEDROOM_HOST: &str = "demo-bedroom";
 const RELAY_HOST: &str = "demo-relay";
+/// The bedroom starts below its schedule (19 °C by day, 17 °C at night), so at start it calls
+/// for heat while the living room, where its past left it, is near its own setpoint.
+const BEDROOM_START_C: f64 = 16.0;
+/// Without a seeded past the living room starts above every setpoint of its schedule: it
+/// waits while the bedroom heats.
+const LIVING_START_C: f64 = 21.0;
 /// The simulated room runs this many times faster than real time.
 const TIME_SCALE: u32 = 60;
 /// How long a child may take to start listening (a first start migrates the database).
@@ -61,31 +72,6 @@ pub(crate) struct Args {
     dev_assets: bool,
 }
 
-/// A small weekly schedule so the timeline has something to show: 20.5 °C by default, a night
-/// setback, and warmer weekday mornings. Only on a fresh data dir: a restarted demo keeps what
-/// the user changed. Returns whether it was set.
-async fn schedule(api: &EngineClient) -> Result<bool, hearth_proto::client::ClientError> {
-    use hearth_proto::schedules::{DefaultTarget, NewRule, Weekday, When};
-    if !api.rules().await?.is_empty() {
-        return Ok(false);
-    }
-    api.set_default_target(&DefaultTarget { heat_c: 20.5, cool_c: 26.0, sensors: vec![] }).await?;
-    let all = Weekday::ALL.to_vec();
-    let rule = |name: &str, days: Vec<Weekday>, start: &str, end: &str, heat_c: f64| NewRule {
-        name: name.to_owned(),
-        enabled: true,
-        when: When::Weekly { days, start: start.to_owned(), end: end.to_owned() },
-        heat_c: Some(heat_c),
-        cool_c: None,
-        sensors: vec![],
-        zone: None,
-    };
-    let weekdays = all[..5].to_vec();
-    api.create_rule(&rule("Night", all, "22:30", "06:00", 17.0)).await?;
-    api.create_rule(&rule("Weekday mornings", weekdays, "06:00", "08:30", 21.0)).await?;
-    Ok(true)
-}
-
 /// Wait for `proc` to log where it listens; when it stops first, say what it said, and when
 /// that is a port already in use, which flag (of `port`: the flag and its value) picks another.
 fn listening(proc: &mut Proc, port: Option<(&str, u16)>) -> anyhow::Result<String> {
@@ -118,6 +104,7 @@ pub(crate) fn demo(args: &Args) -> anyhow::Result<()> {
     let device_key =
         |s: Service, host: &str| hearth_harness::device_key(&bin(ENGINE), &data, s, host);
     let sensor_key = device_key(SENSOR_AGENT, SENSOR_HOST)?;
+    let bedroom_key = device_key(SENSOR_AGENT, BEDROOM_HOST)?;
     let relay_key = device_key(RELAY_AGENT, RELAY_HOST)?;
     let admin = hearth_harness::engine_credential(&bin(ENGINE), &data, &["admin-token"])?;
     let sensor_credential =
@@ -163,7 +150,13 @@ pub(crate) fn demo(args: &Args) -> anyhow::Result<()> {
         })
         .await
         .map_err(|e| anyhow::anyhow!("setting the demo control settings: {e}"))?;
-        schedule(&api).await.map_err(|e| anyhow::anyhow!("setting the demo schedule: {e}"))?;
+        let made = house::configure(&api, RELAY_HOST, SENSOR_ID, BEDROOM_SENSOR_ID).await?;
+        if made.house {
+            eprintln!(
+                "xtask: the house made through the API: zones Living room and Bedroom, each \
+                 behind its valve, on the plant Boiler"
+            );
+        }
         // The past only once: a restarted demo has its own.
         let known = api.sensors().await?.iter().any(|s| s.id == SENSOR_ID);
         if known || args.history_days == 0 {
@@ -183,15 +176,16 @@ pub(crate) fn demo(args: &Args) -> anyhow::Result<()> {
         eprintln!("xtask: seeded {} readings; the room is at {:.1} °C", s.readings, s.last_c);
     }
     let engine_flag: Vec<&str> = if discovery { vec![] } else { vec!["--engine", &url] };
-    // The relay agent's own short-cycle protection, scaled like the engine's minimum times
-    // (a real furnace keeps the defaults of deploy/config/relay-agent.toml).
+    // The boiler's own short-cycle protection at the relay agent, scaled like the engine's
+    // minimum times (a real boiler keeps the defaults of deploy/config/relay-agent.toml); the
+    // valves have none (they open and close freely).
     let relay_toml = data.join("relay-agent.toml");
     std::fs::write(
         &relay_toml,
-        "[[outputs]]\nid = \"heat\"\nname = \"Furnace\"\nfunction_hint = \"heat\"\n\
+        "[[outputs]]\nid = \"boiler\"\nname = \"Boiler\"\nfunction_hint = \"heat\"\n\
          min_on_s = 20\nmin_off_s = 20\n\n\
-         [[outputs]]\nid = \"cool\"\nname = \"Air conditioner\"\nfunction_hint = \"cool\"\n\
-         min_on_s = 20\nmin_off_s = 20\n",
+         [[outputs]]\nid = \"valve-1\"\nname = \"Living room valve\"\nfunction_hint = \"valve\"\n\n\
+         [[outputs]]\nid = \"valve-2\"\nname = \"Bedroom valve\"\nfunction_hint = \"valve\"\n",
     )?;
     let relay = children.start(
         RELAY_AGENT.name,
@@ -203,25 +197,39 @@ pub(crate) fn demo(args: &Args) -> anyhow::Result<()> {
             .args(&engine_flag),
     )?;
     listening(relay, None)?;
-    // The sensor the history was seeded for, named here so both agree.
-    let sensor_toml = data.join("sensor-agent.toml");
-    std::fs::write(
-        &sensor_toml,
-        format!("[[sensors]]\nid = \"{SENSOR_ID}\"\nalias = \"{SENSOR_ALIAS}\"\n"),
-    )?;
-    // The live room goes on from where the seeded past ended.
-    let start_c = seeded.map_or(17.0, |s| s.last_c);
-    children.start(
-        SENSOR_AGENT.name,
-        procs::bound(bin(SENSOR_AGENT))
-            .args(["--config", &sensor_toml.to_string_lossy()])
-            .args(["--host-id", SENSOR_HOST, "--device-key", &sensor_key])
-            .args(["--hardware", "simulated", "--sim-world", &world, "--interval-s", "2"])
-            .args(["--queue-dir", &data.join("sensor-queue").to_string_lossy()])
-            .args(["--sim-start-c", &format!("{start_c:.2}")])
-            .args(["--sim-time-scale", &TIME_SCALE.to_string()])
-            .args(&engine_flag),
-    )?;
+    // Two rooms, each its own simulated sensor agent on the one world file, heated only while
+    // its zone's valve and the boiler are both on. The living room goes on from where the
+    // seeded past ended.
+    let living_c = seeded.map_or(LIVING_START_C, |s| s.last_c);
+    let rooms = [
+        (SENSOR_HOST, &sensor_key, SENSOR_ID, SENSOR_ALIAS, "valve-1", living_c, "sensor-queue"),
+        (
+            BEDROOM_HOST,
+            &bedroom_key,
+            BEDROOM_SENSOR_ID,
+            BEDROOM_ALIAS,
+            "valve-2",
+            BEDROOM_START_C,
+            "bedroom-queue",
+        ),
+    ];
+    for (host, key, sensor, alias, valve, start_c, queue) in rooms {
+        // The sensor named here, so the agent, the history and the zone agree.
+        let config = data.join(format!("{host}.toml"));
+        std::fs::write(&config, format!("[[sensors]]\nid = \"{sensor}\"\nalias = \"{alias}\"\n"))?;
+        children.start(
+            &format!("{} ({alias})", SENSOR_AGENT.name),
+            procs::bound(bin(SENSOR_AGENT))
+                .args(["--config", &config.to_string_lossy()])
+                .args(["--host-id", host, "--device-key", key])
+                .args(["--hardware", "simulated", "--sim-world", &world, "--interval-s", "2"])
+                .args(["--sim-heated-by", &format!("{valve},boiler")])
+                .args(["--queue-dir", &data.join(queue).to_string_lossy()])
+                .args(["--sim-start-c", &format!("{start_c:.2}")])
+                .args(["--sim-time-scale", &TIME_SCALE.to_string()])
+                .args(&engine_flag),
+        )?;
+    }
     let mut web = procs::bound(bin(WEB));
     web.args(["--listen", &format!("127.0.0.1:{web_port}")]).args(&engine_flag);
     if args.dev_assets {
@@ -237,17 +245,23 @@ pub(crate) fn demo(args: &Args) -> anyhow::Result<()> {
          Admin token (the dashboard's login; for the API: -H 'Authorization: Bearer <token>'):\n    \
          {admin}\n  \
          The engine's API: {url}\n    \
-         Watch it decide: curl {url}/v1/control   What is coming: curl {url}/v1/schedule/timeline\n    \
+         Watch it decide: curl {url}/v1/house   What is coming: curl {url}/v1/schedule/timeline\n    \
          Live: curl -N {url}/v1/events\n  \
-         The simulated room is at {start_c:.1} °C and runs {TIME_SCALE}× faster than real time{}.\n  \
-         The schedule (local time): 20.5 °C, 17 °C from 22:30 to 06:00, 21 °C weekday mornings.\n  \
+         Two rooms, one boiler, {TIME_SCALE}× faster than real time: the living room at \
+         {living_c:.1} °C{} behind valve-1, the bedroom at {BEDROOM_START_C:.1} °C behind valve-2.\n  \
+         A room warms only while its valve is open and the boiler fires; the boiler fires once a \
+         valve has been open {}s, and its pump runs on {}s after it stops.\n  \
+         {}\n  \
          {}\n  \
          Data in {data_s}. Ctrl-C stops everything.\n",
         if seeded.is_some() {
-            format!("; History has its last {} days", args.history_days)
+            format!(" (History has its last {} days)", args.history_days)
         } else {
             String::new()
         },
+        house::VALVE_DELAY_S,
+        house::OVERRUN_S,
+        house::SCHEDULES,
         if discovery {
             "The agents and the dashboard find the engine by mDNS, on every network interface \
              that is up (in a private network namespace, a browser outside it cannot reach the \

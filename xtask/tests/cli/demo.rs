@@ -95,6 +95,27 @@ fn demo_stopped_by_sigterm_leaves_no_process_and_no_bound_port() -> R {
         page.points.len()
     );
 
+    // Two rooms, one boiler: the house the demo made through the API, each room reporting
+    // from its own sensor agent.
+    let api = EngineClient::new(&demo.engine_url, None);
+    let house = rt.block_on(api.zones())?;
+    let zones: Vec<_> =
+        house.zones.iter().map(|z| (z.id.as_str(), z.name.as_str(), z.valves.join(","))).collect();
+    assert_eq!(
+        zones,
+        [
+            ("house", "Living room", "demo-relay/valve-1".to_owned()),
+            ("bedroom", "Bedroom", "demo-relay/valve-2".to_owned())
+        ]
+    );
+    let plants: Vec<_> = house.plants.iter().map(|p| (p.id.as_str(), p.zones.join(","))).collect();
+    assert_eq!(plants, [("boiler", "house,bedroom".to_owned())]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while rt.block_on(api.readings("28-00000000b001")).map_or(true, |p| p.points.is_empty()) {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the bedroom never reported");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     signal(demo.xtask.pid(), "-TERM")?;
     let status = demo.xtask.exit(STOP_WITHIN)?;
     demo.assert_all_gone()?;
