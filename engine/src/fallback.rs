@@ -141,6 +141,10 @@ fn program(
                 sensor: sensor.clone(),
                 blind,
             },
+            // A boiler running its frost program on another output (or another agent) must
+            // have somewhere for the heat to go: every zone valve is held open, as the
+            // planner never leaves a running plant without an open valve.
+            Some(RelayFunction::Valve) => OutputProgram::On,
             _ => OutputProgram::Off,
         };
         program.outputs.insert(id.to_owned(), default);
@@ -293,5 +297,33 @@ impl Seen {
     /// Agent `host_id`'s latest fallback, if any was seen.
     pub(crate) fn get(&self, host_id: &str) -> Option<AgentFallback> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).get(host_id).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A zoned house's relay agent: the boiler keeps the frost floor on its own, and every
+    /// zone valve is held open, so the boiler never fires against closed valves while the
+    /// engine is lost; anything else is held off.
+    #[test]
+    fn a_boiler_in_fallback_always_has_an_open_valve() {
+        let settings = Settings::default();
+        let (chosen, tokens) = (Chosen::new(), ReadTokens::new());
+        let inputs = Inputs { relays: &[], sensors: &[], chosen: &chosen, read_tokens: &tokens };
+        let outputs = [
+            ("boiler", Some(RelayFunction::Heat)),
+            ("valve-1", Some(RelayFunction::Valve)),
+            ("valve-2", Some(RelayFunction::Valve)),
+            ("fan", Some(RelayFunction::Fan)),
+        ];
+        let program = program(&settings, 120, &inputs, "zones", &outputs);
+        assert!(matches!(program.outputs["boiler"], OutputProgram::Frost { .. }), "{program:?}");
+        assert_eq!(program.outputs["valve-1"], OutputProgram::On);
+        assert_eq!(program.outputs["valve-2"], OutputProgram::On);
+        assert_eq!(program.outputs["fan"], OutputProgram::Off);
+        let ids: Vec<&str> = outputs.iter().map(|o| o.0).collect();
+        assert_eq!(program.check(&ids), Ok(()));
     }
 }

@@ -70,6 +70,10 @@ pub enum OutputProgram {
     },
     /// On for `pct` percent of every `period_s`, from the fallback's start.
     BlindDuty(BlindDuty),
+    /// Held on for the whole fallback: a zone valve or damper, so that heating running its
+    /// own frost program never fires against closed valves (the engine refuses it for any
+    /// output whose function is not `valve`).
+    On,
     /// Held in its safe state.
     Off,
 }
@@ -257,7 +261,7 @@ impl OutputProgram {
                 blind.check(&format!("{at}.blind"))
             }
             Self::BlindDuty(duty) => duty.check(at),
-            Self::Off => Ok(()),
+            Self::On | Self::Off => Ok(()),
         }
     }
 }

@@ -229,6 +229,11 @@ impl Runner {
                     OutputProgram::Off => {
                         FallbackDoing { on: false, temp_c: None, detail: "off".to_owned() }
                     }
+                    OutputProgram::On => FallbackDoing {
+                        on: true,
+                        temp_c: None,
+                        detail: "held open (a zone valve or damper)".to_owned(),
+                    },
                     OutputProgram::BlindDuty(duty) => blind(duty, since, now, "blind duty"),
                     OutputProgram::Frost { setpoint_c, sensor, blind: duty } => {
                         let fresh = |id: &str| {

@@ -249,6 +249,19 @@ pub(super) async fn set_fallback(
     let store = &state.inner.store;
     if let Some(program) = &body.program {
         program.check("program").map_err(ApiError::invalid)?;
+        if *program == OutputProgram::On {
+            let relays = store.relays().await?;
+            let row =
+                relays.iter().find(|r| r.host_id == path.host_id && r.output_id == path.output_id);
+            let function = row.and_then(crate::store::RelayRow::effective_function);
+            // Held on without a thermostat is safe for a valve, never for a boiler or a fan.
+            if row.is_some() && function != Some(hearth_proto::relays::RelayFunction::Valve) {
+                return Err(ApiError::invalid(
+                    "program.mode: on is only for outputs whose function is valve (a zone \
+                     valve or damper held open)",
+                ));
+            }
+        }
         if let OutputProgram::Frost {
             sensor: Some(SensorSource::SensorAgent { host, id, token, .. }),
             ..
