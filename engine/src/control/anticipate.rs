@@ -419,13 +419,10 @@ mod tests {
         );
     }
 
-    /// A preheat that got ahead of its plan runs on as one run instead of stopping to start
-    /// again minutes later; a preheat not started yet still waits for its plan.
-    #[test]
-    fn a_running_preheat_runs_on_to_the_coming_setpoint() {
-        // 17 °C now, 21 °C in 60 min; the room at 19 °C needs 40 min at the learned 3 °C/h.
-        let at = NOW + jiff::SignedDuration::from_mins(60);
-        let next = Segment {
+    /// Two hours at 21 °C from `min` minutes after `NOW`.
+    fn comfort_in(min: i64) -> Segment {
+        let at = NOW + jiff::SignedDuration::from_mins(min);
+        Segment {
             start: at,
             end: at + jiff::SignedDuration::from_hours(2),
             start_local: String::new(),
@@ -435,8 +432,15 @@ mod tests {
             sensors: Vec::new(),
             rule: RuleRef { layer: Layer::Day, id: Some(1), name: "comfort".to_owned() },
             beaten: Vec::new(),
-        };
-        let upcoming = [next];
+        }
+    }
+
+    /// A preheat that got ahead of its plan runs on as one run instead of stopping to start
+    /// again minutes later; a preheat not started yet still waits for its plan.
+    #[test]
+    fn a_running_preheat_runs_on_to_the_coming_setpoint() {
+        // 17 °C now, 21 °C in 60 min; the room at 19 °C needs 40 min at the learned 3 °C/h.
+        let upcoming = [comfort_in(60)];
         let running = decide_with(17.0, &upcoming, 19.0, Some(20), 30, 0.0, None);
         assert_eq!((running.heat, running.code), (true, ReasonCode::Preheat), "{running:?}");
         assert!(running.reason.contains("as one run"), "{}", running.reason);
@@ -446,9 +450,7 @@ mod tests {
         let there = decide_with(17.0, &upcoming, 21.3, Some(20), 30, 0.0, None);
         assert!(!there.heat, "{there:?}");
         // A run for the setback's own band, hours before the preheat, is not stretched into it.
-        let mut later = upcoming.clone();
-        later[0].start = NOW + jiff::SignedDuration::from_hours(5);
-        later[0].end = later[0].start + jiff::SignedDuration::from_hours(2);
+        let later = [comfort_in(300)];
         let band = decide_with(17.0, &later, 17.4, Some(10), 30, 0.0, None);
         assert!(!band.heat, "{band:?}");
     }
@@ -456,19 +458,7 @@ mod tests {
     #[test]
     fn a_preheat_that_reached_the_band_waits_below_it() {
         // 17 °C now, 21 °C from in 5 min; nothing to anticipate (no lag learned).
-        let at = NOW + jiff::SignedDuration::from_mins(5);
-        let next = Segment {
-            start: at,
-            end: at + jiff::SignedDuration::from_hours(2),
-            start_local: String::new(),
-            end_local: String::new(),
-            heat_c: 21.0,
-            cool_c: 26.0,
-            sensors: Vec::new(),
-            rule: RuleRef { layer: Layer::Day, id: Some(1), name: "evening".to_owned() },
-            beaten: Vec::new(),
-        };
-        let upcoming = [next];
+        let upcoming = [comfort_in(5)];
         let cases = [
             // Off at 20.5 °C, within 21 − 0.3 ± 0.3: stays off (predictive alone restarts).
             (20.5, None, false, ReasonCode::HeatInBand),

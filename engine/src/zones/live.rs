@@ -15,9 +15,7 @@ use hearth_proto::relays::RelayFunction;
 use tokio::sync::{Mutex, watch};
 
 use super::check::Problem;
-use super::{
-    House, PlantConfig, PlantId, PlantKind, RelayId, ZoneConfig, ZoneId, ZoneOutputs, check_house,
-};
+use super::{House, PlantConfig, PlantId, RelayId, ZoneConfig, ZoneId, ZoneOutputs, check_house};
 use crate::control::{self, SensorSnapshot, Settings};
 use crate::store::Store;
 use crate::store::zones::{DeleteZone, StoredZone, ZoneContents};
@@ -92,22 +90,15 @@ pub(crate) fn default_house(settings: &Settings) -> House {
             settings: settings.clone(),
             outputs: ZoneOutputs::default(),
         }],
-        plants: vec![PlantConfig {
-            id: PlantId::from(DEFAULT_PLANT),
-            name: "Heating and cooling".to_owned(),
-            kind: PlantKind::HeatCool,
-            heat_relay: Some(RelayId::group(RelayFunction::Heat)),
-            cool_relay: Some(RelayId::group(RelayFunction::Cool)),
-            min_on_s: settings.min_on_s,
-            min_off_s: settings.min_off_s,
-            changeover_s: settings.changeover_s,
-            max_run_s: None,
-            zones: vec![zone],
-            valve_delay_s: 0,
-            overrun_s: 0,
-            min_calling_zones: 1,
-            bypass_zone: None,
-        }],
+        plants: PlantConfig::alone(
+            PlantId::from(DEFAULT_PLANT),
+            "Heating and cooling".to_owned(),
+            (Some(RelayId::group(RelayFunction::Heat)), Some(RelayId::group(RelayFunction::Cool))),
+            settings,
+            zone,
+        )
+        .into_iter()
+        .collect(),
     }
 }
 
@@ -497,6 +488,7 @@ mod tests {
     use hearth_proto::control::Mode;
 
     use super::*;
+    use crate::zones::PlantKind;
     use crate::zones::check::ProblemCode;
 
     /// Stored settings this engine cannot read leave the house in mode off (frost floor, max

@@ -159,6 +159,41 @@ fn one() -> u32 {
     1
 }
 
+impl PlantConfig {
+    /// A plant on `(heat, cool)` relays serving `zone` alone, protected by `settings`' times,
+    /// with no valve delay, overrun or bypass; None without any relay.
+    pub(crate) fn alone(
+        id: PlantId,
+        name: String,
+        (heat_relay, cool_relay): (Option<RelayId>, Option<RelayId>),
+        settings: &Settings,
+        zone: ZoneId,
+    ) -> Option<Self> {
+        let kind = match (&heat_relay, &cool_relay) {
+            (None, None) => return None,
+            (Some(_), None) => PlantKind::Heat,
+            (None, Some(_)) => PlantKind::Cool,
+            (Some(_), Some(_)) => PlantKind::HeatCool,
+        };
+        Some(Self {
+            id,
+            name,
+            kind,
+            heat_relay,
+            cool_relay,
+            min_on_s: settings.min_on_s,
+            min_off_s: settings.min_off_s,
+            changeover_s: settings.changeover_s,
+            max_run_s: None,
+            zones: vec![zone],
+            valve_delay_s: 0,
+            overrun_s: 0,
+            min_calling_zones: 1,
+            bypass_zone: None,
+        })
+    }
+}
+
 /// A house: its zones and its plants (many to many).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -178,35 +213,22 @@ impl House {
         cool_relay: Option<RelayId>,
     ) -> Self {
         let zone = ZoneId::from("house");
-        let kind = match (&heat_relay, &cool_relay) {
-            (_, None) => PlantKind::Heat,
-            (None, Some(_)) => PlantKind::Cool,
-            (Some(_), Some(_)) => PlantKind::HeatCool,
-        };
+        let plant = PlantConfig::alone(
+            PlantId::from("plant"),
+            "plant".to_owned(),
+            (heat_relay, cool_relay),
+            settings,
+            zone.clone(),
+        );
         Self {
             zones: vec![ZoneConfig {
-                id: zone.clone(),
+                id: zone,
                 name: "house".to_owned(),
                 sensors,
                 settings: settings.clone(),
                 outputs: ZoneOutputs::default(),
             }],
-            plants: vec![PlantConfig {
-                id: PlantId::from("plant"),
-                name: "plant".to_owned(),
-                kind,
-                heat_relay,
-                cool_relay,
-                min_on_s: settings.min_on_s,
-                min_off_s: settings.min_off_s,
-                changeover_s: settings.changeover_s,
-                max_run_s: None,
-                zones: vec![zone],
-                valve_delay_s: 0,
-                overrun_s: 0,
-                min_calling_zones: 1,
-                bypass_zone: None,
-            }],
+            plants: plant.into_iter().collect(),
         }
     }
 
@@ -219,30 +241,15 @@ impl House {
     pub(crate) fn all_plants(&self) -> Vec<PlantConfig> {
         let mut plants = self.plants.clone();
         for z in &self.zones {
-            let (heat, cool) = (&z.outputs.heat_relay, &z.outputs.cool_relay);
-            let kind = match (heat, cool) {
-                (None, None) => continue,
-                (Some(_), None) => PlantKind::Heat,
-                (None, Some(_)) => PlantKind::Cool,
-                (Some(_), Some(_)) => PlantKind::HeatCool,
-            };
-            let s = &z.settings;
-            plants.push(PlantConfig {
-                id: PlantId(format!("zone:{}", z.id)),
-                name: z.name.clone(),
-                kind,
-                heat_relay: heat.clone(),
-                cool_relay: cool.clone(),
-                min_on_s: s.min_on_s,
-                min_off_s: s.min_off_s,
-                changeover_s: s.changeover_s,
-                max_run_s: None,
-                zones: vec![z.id.clone()],
-                valve_delay_s: 0,
-                overrun_s: 0,
-                min_calling_zones: 1,
-                bypass_zone: None,
-            });
+            let relays = (z.outputs.heat_relay.clone(), z.outputs.cool_relay.clone());
+            let id = PlantId(format!("zone:{}", z.id));
+            plants.extend(PlantConfig::alone(
+                id,
+                z.name.clone(),
+                relays,
+                &z.settings,
+                z.id.clone(),
+            ));
         }
         plants
     }
