@@ -1,8 +1,14 @@
 //! Relay commanding: the engine's HTTP calls to relay agents. The loop (`controller.rs`) hands
-//! it each house plan's relays (valves and plants, on or off); it reads every agent's outputs
-//! before the first command, commands the outputs those relay ids stand for (offs first),
-//! records each answer with the output and each call's outcome with the agent, and publishes
-//! relay events.
+//! it each house plan's relays (valves and plants, on or off); it commands the outputs those
+//! relay ids stand for (offs first), records each answer with the output and each call's
+//! outcome with the agent, and publishes relay events.
+//!
+//! An agent is commanded only once the engine has read what it is doing (`reconcile`, at the
+//! top of each pass, before the decision): after the engine's own start, after the agent
+//! stopped answering (a partition, its host rebooting, Wi-Fi out for an hour: meanwhile its
+//! fallback program may have switched its outputs), and after it registered again (a new
+//! [`RelayEpoch`]). One rule for all three, so the minimum on/off times the next decision
+//! protects count from the agent's real switching times, never from the engine's last command.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -38,6 +44,14 @@ pub(crate) struct Commander {
     /// Relay agents' fallbacks: noted from the states read before commanding, ended by an
     /// answered command.
     pub(crate) fallbacks: Arc<crate::fallback::Seen>,
+    /// By host: the epoch in which the agent's state was last read (or found unreadable). An
+    /// agent is commanded only while this is its current epoch: one never read since the
+    /// engine started, one that registered since, and one whose call got no answer (removed
+    /// then) is read first.
+    read_in: HashMap<String, RelayEpoch>,
+    /// Agents whose read got no answer, and when to ask again: a dead agent costs the loop a
+    /// timeout once per renewal period, not once per pass.
+    retry_at: HashMap<String, tokio::time::Instant>,
 }
 
 impl Commander {
@@ -56,6 +70,8 @@ impl Commander {
             failing: HashMap::new(),
             switched_on: BTreeSet::new(),
             fallbacks: Arc::default(),
+            read_in: HashMap::new(),
+            retry_at: HashMap::new(),
         }
     }
 
@@ -83,7 +99,7 @@ impl Commander {
     /// Store what an agent reported for an output, in answer to a call sent in epoch `sent`;
     /// publish a relay event when it changed. An answer to a call sent before the agent's
     /// latest registration is dropped: the registration is newer (see [`RelayEpoch`]), and it
-    /// has the loop command the agent again.
+    /// has the loop command the agent again. False when dropped.
     async fn record(
         &self,
         before: Option<RelayState>,
@@ -91,14 +107,14 @@ impl Commander {
         status: &hearth_proto::relays::OutputStatus,
         command_done: bool,
         sent: RelayEpoch,
-    ) {
+    ) -> bool {
         let now = millis(Timestamp::now());
         match self.store.set_relay_status(host_id, status, command_done, now, sent).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::info!(%host_id, output_id = %status.id, state = ?status.state,
                     "relay agent registered since this call was sent; its answer is not recorded");
-                return;
+                return false;
             }
             Err(e) => tracing::error!(error = %e, "cannot record relay state"),
         }
@@ -109,12 +125,18 @@ impl Commander {
                 state: status.state,
             });
         }
+        true
     }
 
     /// Record how a call to relay agent `host_id` went. When its reachability flips, say so
     /// once in the log and tell the dashboards to re-read (`changed` "relays"): a relay agent
     /// that stops answering its renewals is shown unreachable at the first failed one.
-    async fn contact(&self, host_id: &str, contact: Contact<'_>) {
+    async fn contact(&mut self, host_id: &str, contact: Contact<'_>) {
+        if matches!(contact, Contact::NoAnswer(_)) {
+            // Whatever it does from now on (its fallback program, a restart) is unknown until
+            // it is read again.
+            self.read_in.remove(host_id);
+        }
         let now = millis(Timestamp::now());
         match self.store.relay_contact(host_id, contact, now).await {
             Ok(false) => {}
@@ -133,18 +155,31 @@ impl Commander {
         }
     }
 
-    /// Read every known relay agent's outputs (in parallel) and record them. An agent that does
-    /// not answer keeps its last report, and says so.
-    pub(crate) async fn reconcile(&mut self) {
+    /// Whether relay agent `host_id` must be read before it is commanded: never read since
+    /// the engine started, registered since it was read, or silent since.
+    fn needs_read(&self, host_id: &str) -> bool {
+        self.read_in.get(host_id) != Some(&self.store.relay_epoch(host_id))
+    }
+
+    /// Read, in parallel, every relay agent that must be read before it is commanded (see
+    /// [`Commander::needs_read`]; one that did not answer is asked again after `retry`), and
+    /// record what each says: its outputs (state, when they switched, a deferred off) and its
+    /// fallback. Call it before deciding, so the decision protects the equipment from what the
+    /// agents really did. True when an agent was read (command it now: it is not commanded
+    /// until it is).
+    pub(crate) async fn reconcile(&mut self, retry: std::time::Duration) -> bool {
         let relays = match self.store.relays().await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read relays");
-                return;
+                return false;
             }
         };
+        let now = tokio::time::Instant::now();
         let agents: BTreeMap<String, (String, Option<KeyRole>)> = relays
             .iter()
+            .filter(|r| self.needs_read(&r.host_id))
+            .filter(|r| self.retry_at.get(&r.host_id).is_none_or(|at| *at <= now))
             .filter_map(|r| Some((r.host_id.clone(), (r.url.clone()?, r.key_role))))
             .collect();
         let mut reads = JoinSet::new();
@@ -153,37 +188,63 @@ impl Commander {
             let sent = self.store.relay_epoch(&host_id);
             reads.spawn(async move { (host_id, sent, client.relays().await) });
         }
+        let mut read_any = false;
         while let Some(joined) = reads.join_next().await {
             let Ok((host_id, sent, result)) = joined else { continue };
             match result {
                 Ok(list) => {
+                    let mut current = true;
                     for output in &list.outputs {
                         let before = relays
                             .iter()
                             .find(|r| r.host_id == host_id && r.output_id == output.id)
                             .map(|r| r.state);
-                        self.record(before, &host_id, output, false, sent).await;
+                        current &= self.record(before, &host_id, output, false, sent).await;
                     }
-                    let states: Vec<String> =
-                        list.outputs.iter().map(|o| format!("{}={:?}", o.id, o.state)).collect();
-                    tracing::info!(%host_id, outputs = %states.join(" "), "read relay states before commanding");
-                    if self.fallbacks.note(&host_id, list.fallback.as_ref(), Timestamp::now()) {
+                    let now = Timestamp::now();
+                    let outputs = read_outputs(&list.outputs);
+                    match &list.fallback {
+                        Some(f) => tracing::warn!(%host_id, %outputs, why = ?f.why,
+                            since_s_ago = f.since_s_ago,
+                            "read the relay agent in fallback before commanding it: taking over \
+                             from what its fallback program did"),
+                        None => tracing::info!(%host_id, %outputs,
+                            "read relay states before commanding"),
+                    }
+                    if current && self.fallbacks.note(&host_id, list.fallback.as_ref(), now) {
                         self.events.changed(Topic::Relays);
                     }
                     self.contact(&host_id, Contact::Answered).await;
+                    // Read in the epoch the call was sent in: when the agent registered
+                    // meanwhile, it is read again next pass.
+                    self.read_in.insert(host_id.clone(), sent);
+                    self.retry_at.remove(&host_id);
+                    read_any = true;
                 }
                 Err(e) => {
-                    tracing::warn!(
-                        %host_id,
-                        error = %e,
-                        "cannot read the relay agent's state before commanding; using its last report"
-                    );
                     let text = e.to_string();
                     let contact = contact_of(&e, &text);
+                    if let Contact::NoAnswer(_) = contact {
+                        // Not commanded (a command would get no answer either); its outputs
+                        // keep their last report until it answers.
+                        self.retry_at.insert(host_id.clone(), now + retry);
+                        tracing::debug!(%host_id, error = %e,
+                            "cannot read the relay agent's state before commanding it");
+                    } else {
+                        // It answers but its state cannot be read (an error status, an answer
+                        // that does not decode): commanded from its last report rather than
+                        // never.
+                        tracing::warn!(%host_id, error = %e,
+                            "cannot read the relay agent's state before commanding; using its \
+                             last report");
+                        self.read_in.insert(host_id.clone(), sent);
+                        self.retry_at.remove(&host_id);
+                    }
                     self.contact(&host_id, contact).await;
                 }
             }
         }
+        read_any
     }
 
     /// Command every relay of the plan of `house`: a function group (`function:heat`) stands
@@ -217,6 +278,10 @@ impl Commander {
                 wanted.get(&(r.host_id.clone(), r.output_id.clone())) == Some(&phase_on)
             });
             for relay in phase {
+                // Not before its state was read (`reconcile`): the next pass commands it.
+                if self.needs_read(&relay.host_id) {
+                    continue;
+                }
                 let Some(url) = relay.url.clone() else { continue };
                 let client = self.client(&relay.host_id, &url, relay.key_role);
                 let command = if phase_on {
@@ -305,6 +370,17 @@ impl Commander {
             }
         }
     }
+}
+
+/// Outputs as read, for the log: `heat=off (switched 30 s ago) cool=on (switched 5 s ago,
+/// off in 55 s)`.
+fn read_outputs(outputs: &[hearth_proto::relays::OutputStatus]) -> String {
+    let one = |o: &hearth_proto::relays::OutputStatus| {
+        let state = if o.state.is_on() { "on" } else { "off" };
+        let pending = o.pending_off_in_s.map(|s| format!(", off in {s:.0} s")).unwrap_or_default();
+        format!("{}={state} (switched {:.0} s ago{pending})", o.id, o.changed_s_ago)
+    };
+    outputs.iter().map(one).collect::<Vec<_>>().join(" ")
 }
 
 /// Each registered output the plan names, on or off, by (host, output). Should two relay ids

@@ -251,10 +251,6 @@ impl Controller {
             self.counters.clone(),
         );
         commander.fallbacks = self.fallbacks.clone();
-        // Read what the relays are doing before commanding anything: after a restart the
-        // engine neither re-commands blindly nor flaps a furnace that is running, and the
-        // minimum on/off times continue from the real switch time.
-        commander.reconcile().await;
         let mut fallbacks = crate::fallback::Pusher::default();
         let mut schedule = self.schedules.subscribe();
         // `Config::lease_s` guarantees at least 4 s, so this is at least a second.
@@ -262,6 +258,8 @@ impl Controller {
         let mut next_renew = tokio::time::Instant::now();
         let mut zones_changed = self.zones.subscribe();
         let mut commanded: Option<BTreeMap<RelayId, bool>> = None;
+        // A relay agent was read and waits for its first command.
+        let mut fresh = false;
         // Per zone, the key of the decision last recorded, from the stored ones: a restart
         // records no zone's unchanged decision again.
         let mut recorded: BTreeMap<ZoneId, RecordKey> = BTreeMap::new();
@@ -293,6 +291,12 @@ impl Controller {
         let tick = hearth_common::systemd::ping_every()
             .map_or(self.config.tick, |every| every.min(self.config.tick));
         loop {
+            // Read what a relay agent is doing before deciding for it and commanding it: after
+            // this engine's start, and after the agent was silent or registered again. The
+            // engine neither re-commands blindly nor flaps a furnace that is running, and the
+            // minimum on/off times count from the agent's real switch times (its fallback
+            // program's too). An agent read now is commanded in this pass.
+            fresh |= commander.reconcile(renew_every).await;
             let pass = async {
                 let now = Timestamp::now();
                 // Runs of the changeover window and of the stuck-sensor window; open runs are
@@ -391,8 +395,10 @@ impl Controller {
                     let resend = self.resend.swap(false, Ordering::Relaxed);
                     if commanded.as_ref() != Some(&want)
                         || resend
+                        || fresh
                         || tokio::time::Instant::now() >= next_renew
                     {
+                        fresh = false;
                         let refused =
                             commander.command(&pass.house, &want, self.config.lease_s).await;
                         // Each relay agent holds the program it runs if this engine is lost.

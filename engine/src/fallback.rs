@@ -249,8 +249,8 @@ pub(crate) fn without_tokens(mut program: FallbackProgram) -> FallbackProgram {
 }
 
 /// Each relay agent's latest fallback, as the engine learned it: from a registration sent while
-/// the agent ran its program, or from its state read before commanding after the engine's own
-/// start. In memory: the agent reports a fallback still running at the engine's next start.
+/// the agent ran its program, or from its state read before commanding it (after the engine's
+/// own start, the agent's return from silence or its new registration). In memory: the agent reports a fallback still running at the engine's next start.
 #[derive(Debug, Default)]
 pub(crate) struct Seen(Mutex<HashMap<String, AgentFallback>>);
 
@@ -286,8 +286,9 @@ impl Seen {
         match seen.get_mut(host_id) {
             Some(f) if f.ended_at.is_none() => {
                 f.ended_at = Some(now);
-                tracing::info!(%host_id, since = %f.since, "the engine took over from the relay \
-                    agent's fallback program");
+                tracing::info!(%host_id, since = %f.since, why = ?f.why,
+                    "took over from fallback: the relay agent carries out this engine's commands \
+                    again");
                 true
             }
             _ => false,

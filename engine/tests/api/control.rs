@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use super::*;
 
 mod house;
+mod takeover;
 
 /// One output of the stand-in: its state and when it last switched.
 type Outputs = Arc<Mutex<BTreeMap<String, (String, tokio::time::Instant)>>>;
