@@ -235,6 +235,37 @@ impl Pusher {
     }
 }
 
+/// What each registered output does in its agent's fallback program as it now stands, by
+/// (host id, output id), with whether it is an admin's choice; read tokens withheld (they are
+/// for relay agents).
+pub(crate) async fn in_force(
+    store: &Store,
+    settings: &Settings,
+    lease_s: u32,
+    relays: &[RelayRow],
+) -> HashMap<(String, String), (OutputProgram, bool)> {
+    let sensors = store.sensors().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read sensors; fallback programs shown without them");
+        Vec::new()
+    });
+    let chosen = chosen(store).await;
+    let no_tokens = ReadTokens::new();
+    let inputs = Inputs { relays, sensors: &sensors, chosen: &chosen, read_tokens: &no_tokens };
+    let mut by_host: std::collections::BTreeMap<&str, Vec<OutputHint<'_>>> = Default::default();
+    for r in relays {
+        by_host.entry(&r.host_id).or_default().push((&r.output_id, r.function_hint));
+    }
+    let mut shown = HashMap::new();
+    for (host_id, outputs) in by_host {
+        for (id, output) in program(settings, lease_s, &inputs, host_id, &outputs).outputs {
+            let key = (host_id.to_owned(), id);
+            let mine = chosen.contains_key(&key);
+            shown.insert(key, (output, mine));
+        }
+    }
+    shown
+}
+
 /// `program` as an admin is shown it: the read tokens withheld (they are for relay agents).
 pub(crate) fn without_tokens(mut program: FallbackProgram) -> FallbackProgram {
     for output in program.outputs.values_mut() {

@@ -196,7 +196,8 @@ pub struct OutputFallbackChoice {
 
 /// A relay agent's latest fallback as the engine learned it (`fallback` in `GET /v1/agents`,
 /// `agent_fallback` in `GET /v1/relays`): from the agent's registration or from the state the
-/// engine reads before commanding after its own start. Held in the engine's memory.
+/// engine reads before commanding it (after the engine's start, the agent's return from
+/// silence or its new registration). Held in the engine's memory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgentFallback {
     /// When the agent entered fallback (by the engine's clock).

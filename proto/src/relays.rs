@@ -320,6 +320,15 @@ pub struct RelayInfo {
     /// `GET /v1/agents`; null if never seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_fallback: Option<crate::fallback::AgentFallback>,
+    /// What this output does in its agent's fallback program as the engine now hands it over
+    /// (read tokens withheld): an admin's choice (`fallback_chosen`), else the engine's default
+    /// for its function. Null from an engine that does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_program: Option<crate::fallback::OutputProgram>,
+    /// True when `fallback_program` is an admin's choice (`PUT …/fallback`); false when it is
+    /// the engine's default (heat: frost at the frost floor; a valve: held open; the rest off).
+    #[serde(default)]
+    pub fallback_chosen: bool,
 }
 
 fn yes() -> bool {

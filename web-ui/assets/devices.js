@@ -1,7 +1,8 @@
 // Devices: every sensor (name, weight, calibration with a hint, why it does not count), every
-// relay output (what it drives) and every agent (online, last seen, clock skew; a sensor agent's
-// remote settings with what it applied or refused, and its commands with their results). Live
-// readings and relay switches update in place; a row being edited is never overwritten.
+// relay output (what it drives, its fallback program: fallback-form.js) and every agent
+// (online, last seen, clock skew; a sensor agent's remote settings with what it applied or
+// refused, and its commands with their results). Live readings and relay switches update in
+// place; a row being edited is never overwritten.
 //
 // The house's zones and plants are zones-admin.js's section, fed by the same loads.
 //
@@ -10,6 +11,7 @@
 // reloads); loading and live events, wired in mount().
 
 import { api, on } from "./api.js";
+import { fallbackPanel } from "./fallback-form.js";
 import { excludedTone, fmtAgo, fmtDuration, fmtExcluded, fmtTemp, fmtTime } from "./format.js";
 import { toast } from "./toast.js";
 import { h } from "./dom.js";
@@ -291,15 +293,17 @@ function relayCard(v, r) {
     relayWarnings(r),
     r.command_error ? h('div', { class: 'device-why hint', text: `Refused the last command: ${r.command_error}` }) : null,
     h('label', { class: 'field', for: selId }, h('span', { text: 'Drives' }), functionSelect(v, r, selId, error)),
-    error);
+    error,
+    fallbackPanel(v.fallbacks, r, v.st.sensors, () => load(v)));
 }
 
 function renderRelays(v) {
   const { st, els } = v;
-  // Rebuilding while someone is choosing a function would close their select under them
-  // (relay events come every few seconds while the equipment runs): redraw once they leave.
+  // Rebuilding while someone is choosing a function or typing a fallback program would close
+  // their select or take their caret (relay events come every few seconds while the equipment
+  // runs): redraw once they leave.
   const focused = document.activeElement;
-  if (focused && els.relays.contains(focused) && focused.matches('select')) {
+  if (focused && els.relays.contains(focused) && focused.matches('select, input')) {
     if (!st.relaysDeferred) {
       st.relaysDeferred = true;
       els.relays.addEventListener('focusout', () => {
@@ -544,8 +548,9 @@ export async function mount(el) {
     relays: h('div', { class: 'device-list two-col' }),
     agents: h('div', { class: 'device-list two-col' }),
   };
-  // rows: sensor id → {root, display, inputs, dirty}; panels: host id → a sensor agent's panel
-  const v = { st, els, rows: new Map(), panels: new Map() };
+  // rows: sensor id → {root, display, inputs, dirty}; panels: host id → a sensor agent's panel;
+  // fallbacks: host/output → a relay output's Fallback panel
+  const v = { st, els, rows: new Map(), panels: new Map(), fallbacks: new Map() };
   v.zones = zonesAdmin(() => load(v));
   el.append(
     h('h1', { class: 'page-title', text: 'Devices' }),

@@ -16,7 +16,7 @@ const modules = new Map(
 /** Static and dynamic imports of one module, as file names. */
 const importsOf = (src) => [...src.matchAll(/(?:from\s+|import\s*\(\s*)["']\.\/([\w.-]+\.js)["']/g)].map((m) => m[1]);
 assert.ok(modules.size > 5, `no modules read in ${dir}`);
-const PURE = ['format.js', 'calendar.js', 'chart-scale.js', 'schedule-week.js', 'zones.js'];
+const PURE = ['format.js', 'calendar.js', 'chart-scale.js', 'schedule-week.js', 'zones.js', 'fallback.js'];
 
 test('no module but the page itself loads the shell', () => {
   for (const [name, src] of modules) {

@@ -139,9 +139,21 @@ pub(super) async fn register(
     }))
 }
 
-fn info(state: &AppState, r: RelayRow, now: Timestamp) -> RelayInfo {
+/// What each output does in its agent's fallback program, for [`info`].
+type InForce = std::collections::HashMap<(String, String), (OutputProgram, bool)>;
+
+async fn in_force(state: &AppState, relays: &[RelayRow]) -> InForce {
+    let settings = state.inner.controller.settings();
+    let lease_s = state.inner.controller.lease_s();
+    crate::fallback::in_force(&state.inner.store, &settings, lease_s, relays).await
+}
+
+fn info(state: &AppState, r: RelayRow, now: Timestamp, in_force: &InForce) -> RelayInfo {
     let updated_at = from_millis(r.updated);
+    let fallback = in_force.get(&(r.host_id.clone(), r.output_id.clone())).cloned();
     RelayInfo {
+        fallback_chosen: fallback.as_ref().is_some_and(|f| f.1),
+        fallback_program: fallback.map(|f| f.0),
         agent_fallback: state.inner.controller.fallbacks.get(&r.host_id),
         function: r.effective_function(),
         host_id: r.host_id,
@@ -171,9 +183,9 @@ pub(super) async fn list(
     State(state): State<AppState>,
 ) -> Result<axum::Json<Vec<RelayInfo>>, ApiError> {
     let now = Timestamp::now();
-    Ok(axum::Json(
-        state.inner.store.relays().await?.into_iter().map(|r| info(&state, r, now)).collect(),
-    ))
+    let relays = state.inner.store.relays().await?;
+    let in_force = in_force(&state, &relays).await;
+    Ok(axum::Json(relays.into_iter().map(|r| info(&state, r, now, &in_force)).collect()))
 }
 
 /// Assign what an output drives (admin). `null` falls back to the agent's hint.
@@ -202,13 +214,13 @@ pub(super) async fn assign_function(
         return Err(no_output(&path));
     }
     state.inner.controller.relays_changed();
-    let row = store
-        .relays()
-        .await?
+    let relays = store.relays().await?;
+    let in_force = in_force(&state, &relays).await;
+    let row = relays
         .into_iter()
         .find(|r| r.host_id == path.host_id && r.output_id == path.output_id)
         .ok_or_else(|| ApiError::not_found("output removed meanwhile"))?;
-    Ok(axum::Json(info(&state, row, Timestamp::now())))
+    Ok(axum::Json(info(&state, row, Timestamp::now(), &in_force)))
 }
 
 fn no_output(path: &RelayPath) -> ApiError {

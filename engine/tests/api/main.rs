@@ -1253,11 +1253,19 @@ impl Fixture {
 }
 
 /// An admin chooses an output's fallback; a bad choice is a 422 naming the field and changes
-/// nothing; `null` returns to the default; the next registration's answer carries it.
+/// nothing; `null` returns to the default; the next registration's answer carries it, and
+/// `GET /v1/relays` shows each output's program in force and whose choice it is.
 #[tokio::test]
 async fn an_admin_chooses_an_outputs_fallback() -> R {
     let f = fixture().await?;
     f.register_relay1().await?;
+    let heat = |relays: &Value| -> Value {
+        let found = relays.as_array().and_then(|r| r.iter().find(|r| r["output_id"] == "heat"));
+        found.cloned().unwrap_or_default()
+    };
+    let shown = heat(&f.get("/v1/relays").await?);
+    assert_eq!(shown["fallback_program"]["mode"], "frost", "{shown}");
+    assert_eq!(shown["fallback_chosen"], false, "{shown}");
     let path = "/v1/relays/relay1/heat/fallback";
     let blind = r#"{"program": {"mode": "blind_duty", "pct": 20, "period_s": 900}}"#;
     let got = f.call("PUT", path, None, Some(blind)).await?;
@@ -1287,8 +1295,13 @@ async fn an_admin_chooses_an_outputs_fallback() -> R {
     assert_eq!(got.1["outputs"]["heat"], chosen);
     let ack = f.register_relay1().await?;
     assert_eq!(ack.1["fallback"]["outputs"]["heat"], chosen);
+    let shown = heat(&f.get("/v1/relays").await?);
+    assert_eq!((&shown["fallback_program"], &shown["fallback_chosen"]), (&chosen, &json!(true)));
     let got = f.call("PUT", path, Some(&admin), Some(r#"{"program": null}"#)).await?;
     assert_eq!(got.1["outputs"]["heat"]["mode"], "frost", "{}", got.1);
+    let shown = heat(&f.get("/v1/relays").await?);
+    assert_eq!(shown["fallback_program"]["mode"], "frost", "{shown}");
+    assert_eq!(shown["fallback_chosen"], false, "{shown}");
     Ok(())
 }
 

@@ -1495,17 +1495,7 @@ async fn zones() -> anyhow::Result<()> {
     b.screenshot(&screenshot_path("zones-schedule-1280x800")?).await?;
 
     // Log in, then "+" on the bedroom's face holds the bedroom, not the living room.
-    b.find("button#login-open").await?.click().await?;
-    b.wait_for("the login dialog", WAIT, || async {
-        shown(&b, "#login-token").await.map(|s| s.then_some(()))
-    })
-    .await?;
-    type_into(&b, "#login-token", &site.admin).await?;
-    b.find("button#login-submit").await?.click().await?;
-    b.wait_for("logged in", WAIT, || async {
-        shown(&b, "button#logout").await.map(|s| s.then_some(()))
-    })
-    .await?;
+    log_in(&b, &site.admin).await?;
     go(&b, "#/?zone=bedroom").await?;
     b.wait_for("the bedroom on the face", WAIT, || async {
         Ok(text_of(&b, "#home-zone").await?.filter(|t| t == "Bedroom"))
@@ -1581,6 +1571,118 @@ async fn zones() -> anyhow::Result<()> {
     b.screenshot(&screenshot_path("zones-kiosk-1280x800")?).await?;
 
     // No script errors. The one failed request expected is the refused zone's 422.
+    no_console_errors_but_422(&b).await?;
+    b.quit().await?;
+    Ok(())
+}
+
+/// Log in with the admin token through the login dialog, as a person does.
+async fn log_in(b: &Browser, admin: &str) -> anyhow::Result<()> {
+    b.find("button#login-open").await?.click().await?;
+    b.wait_for("the login dialog", WAIT, || async {
+        shown(b, "#login-token").await.map(|s| s.then_some(()))
+    })
+    .await?;
+    type_into(b, "#login-token", admin).await?;
+    b.find("button#login-submit").await?.click().await?;
+    b.wait_for("logged in", WAIT, || async {
+        shown(b, "button#logout").await.map(|s| s.then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+#[test]
+fn fallback_form_in_a_real_browser() -> anyhow::Result<()> {
+    in_private_netns("web::fallback_form_in_a_real_browser", fallback_form)
+}
+
+/// Devices' Fallback panel of the furnace output: the engine's default in force; a frost
+/// setpoint out of range is the engine's 422 at the form, with what was typed kept; frost at
+/// 8 °C is then the engine's program for the output (`GET /v1/relays`, an admin's choice) and
+/// reaches the relay agent (`GET /v1/fallback` on it); "back to the engine's default" undoes it.
+async fn fallback_form() -> anyhow::Result<()> {
+    let house = House::start(20.0, "1").await?;
+    let (_web_proc, web) = start_web(Some(&house.engine_url)).await?;
+    let b = Browser::start(1280, 800, "UTC").await?;
+    b.navigate(&format!("{web}/")).await?;
+    log_in(&b, &house.site.admin).await?;
+    go(&b, "#/devices").await?;
+    let panel = format!("[data-fallback=\"{RELAY}/heat\"]");
+    let in_force = format!("{panel} .fallback-in-force");
+    b.wait_for("the furnace's fallback panel", WAIT, || async { b.try_find(&panel).await }).await?;
+    b.find(&format!("{panel} summary")).await?.click().await?;
+    let said = b
+        .wait_for("the engine's default in force", WAIT, || async {
+            Ok(text_of(&b, &in_force).await?.filter(|t| t.contains("the engine's default")))
+        })
+        .await?;
+    assert!(said.contains("frost"), "the furnace's default is not frost: {said}");
+    let modes: Vec<String> = {
+        let mut values = Vec::new();
+        for o in b.find_all(&format!("{panel} .fallback-mode option")).await? {
+            values.push(o.attribute("value").await?.unwrap_or_default());
+        }
+        values
+    };
+    assert!(!modes.iter().any(|m| m == "on"), "held on offered for a furnace: {modes:?}");
+
+    // Out of range: the engine's 422 at the form, the typed value kept, nothing stored.
+    set_value(&b, &format!("{panel} .fallback-mode"), "frost").await?;
+    set_value(&b, &format!("{panel} .fallback-sensor"), "").await?;
+    type_into(&b, &format!("{panel} .fallback-setpoint"), "40").await?;
+    b.find(&format!("{panel} .fallback-save")).await?.click().await?;
+    let refused = b
+        .wait_for("the engine's refusal at the form", WAIT, || async {
+            Ok(text_of(&b, &format!("{panel} .fallback-error"))
+                .await?
+                .filter(|t| t.contains("setpoint_c")))
+        })
+        .await?;
+    eprintln!("web: the fallback form shows the engine's refusal: {refused:?}");
+    let kept = b.find(&format!("{panel} .fallback-setpoint")).await?.property("value").await?;
+    assert_eq!(kept, json!("40"), "the form lost what was typed");
+    let heat = || async {
+        let relays = house.get("/v1/relays").await?;
+        let found = relays.as_array().and_then(|r| {
+            r.iter().find(|r| r["host_id"] == RELAY && r["output_id"] == "heat").cloned()
+        });
+        found.ok_or_else(|| anyhow::anyhow!("no heat output in {relays}"))
+    };
+    assert_eq!(heat().await?["fallback_chosen"], json!(false), "a refused choice was stored");
+
+    // Frost at 8 °C: the engine's program for the output, and the relay agent's.
+    type_into(&b, &format!("{panel} .fallback-setpoint"), "8").await?;
+    b.find(&format!("{panel} .fallback-save")).await?.click().await?;
+    let chosen = b
+        .wait_for("frost 8 °C at the engine", WAIT, || async {
+            let r = heat().await?;
+            Ok((r["fallback_chosen"] == json!(true)).then_some(r["fallback_program"].clone()))
+        })
+        .await?;
+    assert_eq!(chosen["mode"], json!("frost"), "{chosen}");
+    assert_eq!(chosen["setpoint_c"], json!(8.0), "{chosen}");
+    b.wait_for("frost 8 °C at the relay agent", WAIT, || async {
+        let program = house.relay_api.fallback_program().await?;
+        let held = serde_json::to_value(program.outputs.get("heat"))?;
+        Ok((held["mode"] == json!("frost") && held["setpoint_c"] == json!(8.0)).then_some(()))
+    })
+    .await?;
+    b.wait_for("the admin's choice shown", WAIT, || async {
+        let t = text_of(&b, &in_force).await?;
+        Ok(t.filter(|t| t.contains("frost 8 °C") && t.contains("an admin's choice")))
+    })
+    .await?;
+    assert_named(&b, "devices with a fallback form").await?;
+    b.screenshot(&screenshot_path("fallback-form-1280x800")?).await?;
+
+    // Back to the engine's default.
+    set_value(&b, &format!("{panel} .fallback-mode"), "default").await?;
+    b.find(&format!("{panel} .fallback-save")).await?.click().await?;
+    b.wait_for("the engine's default again", WAIT, || async {
+        Ok((heat().await?["fallback_chosen"] == json!(false)).then_some(()))
+    })
+    .await?;
     no_console_errors_but_422(&b).await?;
     b.quit().await?;
     Ok(())
