@@ -176,6 +176,17 @@ impl Proc {
         listening_url_in(&line).ok_or_else(|| anyhow::anyhow!("no URL in {line:?}"))
     }
 
+    /// Stop it where it stands (SIGSTOP): its sockets stay open but nothing answers, as a host
+    /// cut off the network; [`Proc::resume`] lets it go on.
+    pub fn pause(&self) -> anyhow::Result<()> {
+        sh("kill", &["-STOP", &self.inner.id().to_string()]).map(drop)
+    }
+
+    /// Let a paused process go on (SIGCONT).
+    pub fn resume(&self) -> anyhow::Result<()> {
+        sh("kill", &["-CONT", &self.inner.id().to_string()]).map(drop)
+    }
+
     /// Send SIGTERM and wait for a clean exit (an error, and SIGKILL, after 15 s).
     pub fn terminate(mut self) -> anyhow::Result<std::process::ExitStatus> {
         self.inner.stop(Duration::from_secs(15))

@@ -6,7 +6,9 @@
 //! runs the blind duty; and the engine, back, takes over without a short cycle. A relay agent
 //! without a probe of its own reads a sensor agent of the site over the LAN instead (its read
 //! API, with the token the engine handed over), and runs the blind duty once that sensor agent
-//! is gone.
+//! is gone. A relay agent cut off (SIGSTOP) while the engine heats, and back (SIGCONT) after
+//! its lease, is read by the engine before any command, and the heat its fallback program
+//! switched off stays off for the plant's minimum off time, which is longer than the agent's.
 
 use std::time::Duration;
 
@@ -50,11 +52,14 @@ fn start_engine(house: &House, name: &str, port: &str) -> anyhow::Result<Proc> {
 }
 
 /// The engine in a cold house, and its admin client: heating with the frost floor at
-/// [`FROST_C`], holding 10 °C (the room starts at 9 °C with 0 °C outside).
+/// [`FROST_C`], holding `heat_c` (the room starts at 9 °C with 0 °C outside), the plant's
+/// minimum off time `min_off_s`.
 async fn start_cold_house(
     house: &House,
     port: &str,
     admin: String,
+    heat_c: f64,
+    min_off_s: u32,
 ) -> anyhow::Result<(Proc, EngineClient)> {
     let engine = start_engine(house, "engine", port)?;
     let api = EngineClient::new(&engine.listening_url().await?, Some(admin));
@@ -62,12 +67,12 @@ async fn start_cold_house(
         mode: Mode::Heat,
         params: serde_json::json!({"hysteresis_c": 0.3}),
         min_on_s: MIN_S,
-        min_off_s: MIN_S,
+        min_off_s,
         frost_floor_c: FROST_C,
         ..ControlSettings::default()
     })
     .await?;
-    api.set_default_target(&DefaultTarget { heat_c: 10.0, cool_c: 30.0, sensors: vec![] }).await?;
+    api.set_default_target(&DefaultTarget { heat_c, cool_c: 30.0, sensors: vec![] }).await?;
     Ok((engine, api))
 }
 
@@ -107,7 +112,7 @@ async fn run() -> anyhow::Result<()> {
     let world = house.world_s();
     let port = hearth_e2e::free_port()?.to_string();
 
-    let (engine, _api) = start_cold_house(&house, &port, admin).await?;
+    let (engine, _api) = start_cold_house(&house, &port, admin, 10.0, MIN_S).await?;
     let mut sensor_args = simulated(HOST, &sensor_key, &world).to_vec();
     sensor_args.extend(["--interval-s", "0.3"]);
     sensor_args.extend(ROOM_ARGS);
@@ -251,7 +256,7 @@ async fn run_remote() -> anyhow::Result<()> {
     let world = house.world_s();
     let port = hearth_e2e::free_port()?.to_string();
 
-    let (engine, api) = start_cold_house(&house, &port, house.admin()?).await?;
+    let (engine, api) = start_cold_house(&house, &port, house.admin()?, 10.0, MIN_S).await?;
     let status_listen = format!("127.0.0.1:{}", hearth_e2e::free_port()?);
     let mut sensor_args = simulated(HALL, &sensor_key, &world).to_vec();
     sensor_args.extend(["--interval-s", "0.3", "--status-listen", &status_listen]);
@@ -329,5 +334,96 @@ async fn run_remote() -> anyhow::Result<()> {
         "{}",
         doing.detail
     );
+    Ok(())
+}
+
+#[test]
+fn a_relay_agent_back_from_a_partition_is_taken_over_without_a_short_cycle() -> anyhow::Result<()> {
+    in_private_netns(
+        "fallback::a_relay_agent_back_from_a_partition_is_taken_over_without_a_short_cycle",
+        run_partition,
+    )
+}
+
+/// The plant's minimum off time at the engine: ten times the agent's own ([`MIN_S`]), so only
+/// the engine's reading of what the agent did meanwhile can hold it.
+const PLANT_MIN_OFF_S: u32 = 20;
+
+async fn run_partition() -> anyhow::Result<()> {
+    let house = House::new()?;
+    let sensor_key = house.key(SENSOR_AGENT, HOST)?;
+    let relay_key = house.key(RELAY_AGENT, HOST)?;
+    let config = house.relay_toml(MIN_S)?;
+    let state = house.dir.path().join("relay-state").to_string_lossy().into_owned();
+    let world = house.world_s();
+    let port = hearth_e2e::free_port()?.to_string();
+
+    // Heating to 25 °C: the engine wants the heat on all along; the fallback's frost program
+    // (7 °C) wants it off in a room warmed past the setpoint.
+    let (engine, api) =
+        start_cold_house(&house, &port, house.admin()?, 25.0, PLANT_MIN_OFF_S).await?;
+    let mut sensor_args = simulated(HOST, &sensor_key, &world).to_vec();
+    sensor_args.extend(["--interval-s", "0.3"]);
+    sensor_args.extend(ROOM_ARGS);
+    let _sensor = Proc::start("sensor", "hearth-sensor-agent", &sensor_args)?;
+    let relay = start_relay(&house, "relay", &config, &relay_key, &state, true)?;
+    let relay_api = RelayAgentClient::new(&relay.listening_url().await?, None);
+    let wait = Duration::from_secs(60);
+    eventually("the frost program handed over and the engine heating", wait, || async {
+        let program = relay_api.fallback_program().await.ok();
+        let frost = program.is_some_and(|p| {
+            matches!(p.outputs.get("heat"), Some(OutputProgram::Frost { sensor: Some(_), .. }))
+        });
+        Ok((frost && relay_api.relay("heat").await?.state == RelayState::On).then_some(()))
+    })
+    .await?;
+    let reads = || engine.count_lines("before commanding");
+    let reads_before = reads();
+
+    // Cut off: the engine's calls get no answer (a timeout), and it says so.
+    relay.pause()?;
+    eventually("the engine finds the relay agent unreachable", wait, || async {
+        let relays = api.relays().await?;
+        Ok(relays.iter().any(|r| r.host_id == HOST && !r.agent_reachable).then_some(()))
+    })
+    .await?;
+    // Back, a lease and more after its last command: its fallback runs (the room is warm).
+    relay.resume()?;
+    let back = Instant::now();
+    // From the agent's own reports every 50 ms: every off that starts and ends while watched
+    // lasts the plant's minimum off time (within a sample).
+    let (mut off_since, mut shortest_off, mut fell_back) = (None, None::<Duration>, false);
+    while back.elapsed() < Duration::from_secs(u64::from(PLANT_MIN_OFF_S) + 10) {
+        let list = relay_api.relays().await?;
+        fell_back |= list.fallback.is_some();
+        let heat = list.outputs.iter().find(|o| o.id == "heat").map(|o| o.state);
+        match (heat, off_since) {
+            (Some(RelayState::Off), None) => off_since = Some(Instant::now()),
+            (Some(RelayState::On), Some(since)) => {
+                let held = since.elapsed();
+                shortest_off = Some(shortest_off.map_or(held, |s| s.min(held)));
+                off_since = None;
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "back from the partition: fallback {fell_back}, shortest off {shortest_off:?}, engine \
+         reads {reads_before} -> {}",
+        reads()
+    );
+    assert!(reads() > reads_before, "the engine did not read the agent before commanding it");
+    if let Some(off) = shortest_off {
+        let min = Duration::from_secs(u64::from(PLANT_MIN_OFF_S));
+        assert!(
+            off + Duration::from_millis(500) >= min,
+            "the heat back on {off:?} after the fallback switched it off: a short cycle"
+        );
+    }
+    eventually("the engine heating again", wait, || async {
+        Ok((relay_api.relay("heat").await?.state == RelayState::On).then_some(()))
+    })
+    .await?;
     Ok(())
 }
