@@ -76,25 +76,52 @@ async fn start_cold_house(
     Ok((engine, api))
 }
 
-/// The relay agent of [`HOST`], storing its program in `state`; with the simulated room as its
-/// probe when `probe`.
-fn start_relay(
-    house: &House,
-    name: &str,
-    config: &str,
-    key: &str,
-    state: &str,
-    probe: bool,
-) -> anyhow::Result<Proc> {
-    let world = house.world_s();
-    let mut args = vec!["--config", config, "--listen", "127.0.0.1:0", "--state-dir", state];
-    args.extend(simulated(HOST, key, &world));
-    args.extend(["--fallback-tick-s", "0.2"]);
-    if probe {
-        args.extend(["--probe", "simulated", "--probe-sim-id", PROBE]);
-        args.extend(ROOM_ARGS);
+/// What every test here starts from: the house, the relay agent's device key (of [`HOST`]),
+/// its configuration and state directory, and a free port for the engine.
+struct Setup {
+    house: House,
+    relay_key: String,
+    config: String,
+    state: std::path::PathBuf,
+    port: String,
+}
+
+impl Setup {
+    fn new() -> anyhow::Result<Self> {
+        let house = House::new()?;
+        let relay_key = house.key(RELAY_AGENT, HOST)?;
+        let config = house.relay_toml(MIN_S)?;
+        let state = house.dir.path().join("relay-state");
+        let port = hearth_e2e::free_port()?.to_string();
+        Ok(Self { house, relay_key, config, state, port })
     }
-    Proc::start(name, "hearth-relay-agent", &args)
+
+    /// A simulated sensor agent of `host` reading the room every 0.3 s, with `extra` flags.
+    fn start_sensor(&self, host: &str, extra: &[&str]) -> anyhow::Result<Proc> {
+        let key = self.house.key(SENSOR_AGENT, host)?;
+        let world = self.house.world_s();
+        let mut args = simulated(host, &key, &world).to_vec();
+        args.extend(["--interval-s", "0.3"]);
+        args.extend_from_slice(extra);
+        args.extend(ROOM_ARGS);
+        Proc::start("sensor", "hearth-sensor-agent", &args)
+    }
+
+    /// The relay agent of [`HOST`], storing its program in the state directory; with the
+    /// simulated room as its probe when `probe`.
+    fn start_relay(&self, name: &str, probe: bool) -> anyhow::Result<Proc> {
+        let world = self.house.world_s();
+        let state = self.state.to_string_lossy().into_owned();
+        let mut args =
+            vec!["--config", &self.config, "--listen", "127.0.0.1:0", "--state-dir", &state];
+        args.extend(simulated(HOST, &self.relay_key, &world));
+        args.extend(["--fallback-tick-s", "0.2"]);
+        if probe {
+            args.extend(["--probe", "simulated", "--probe-sim-id", PROBE]);
+            args.extend(ROOM_ARGS);
+        }
+        Proc::start(name, "hearth-relay-agent", &args)
+    }
 }
 
 async fn fallback_of(relay: &RelayAgentClient) -> anyhow::Result<Option<FallbackStatus>> {
@@ -102,22 +129,11 @@ async fn fallback_of(relay: &RelayAgentClient) -> anyhow::Result<Option<Fallback
 }
 
 async fn run() -> anyhow::Result<()> {
-    let house = House::new()?;
-    let sensor_key = house.key(SENSOR_AGENT, HOST)?;
-    let relay_key = house.key(RELAY_AGENT, HOST)?;
-    let admin = house.admin()?;
-    let config = house.relay_toml(MIN_S)?;
-    let state = house.dir.path().join("relay-state");
-    let state_s = state.to_string_lossy().into_owned();
-    let world = house.world_s();
-    let port = hearth_e2e::free_port()?.to_string();
-
-    let (engine, _api) = start_cold_house(&house, &port, admin, 10.0, MIN_S).await?;
-    let mut sensor_args = simulated(HOST, &sensor_key, &world).to_vec();
-    sensor_args.extend(["--interval-s", "0.3"]);
-    sensor_args.extend(ROOM_ARGS);
-    let _sensor = Proc::start("sensor", "hearth-sensor-agent", &sensor_args)?;
-    let relay = start_relay(&house, "relay", &config, &relay_key, &state_s, true)?;
+    let setup = Setup::new()?;
+    let (house, port, state) = (&setup.house, &setup.port, &setup.state);
+    let (engine, _api) = start_cold_house(house, port, house.admin()?, 10.0, MIN_S).await?;
+    let _sensor = setup.start_sensor(HOST, &[])?;
+    let relay = setup.start_relay("relay", true)?;
     let relay_api = RelayAgentClient::new(&relay.listening_url().await?, None);
 
     // The engine hands over the frost program, with the probe it saw reported by this host.
@@ -168,7 +184,7 @@ async fn run() -> anyhow::Result<()> {
     // The agent restarts in fallback, without the engine: the program survives on disk and
     // runs again once a lease has passed without an engine.
     relay.kill()?;
-    let relay = start_relay(&house, "relay2", &config, &relay_key, &state_s, true)?;
+    let relay = setup.start_relay("relay2", true)?;
     let relay_api = RelayAgentClient::new(&relay.listening_url().await?, None);
     assert_eq!(relay_api.fallback_program().await?, program, "the program survived");
     let fallback =
@@ -182,7 +198,7 @@ async fn run() -> anyhow::Result<()> {
 
     // Without its probe the frost program runs the blind duty.
     relay.kill()?;
-    let relay = start_relay(&house, "relay3", &config, &relay_key, &state_s, false)?;
+    let relay = setup.start_relay("relay3", false)?;
     let relay_api = RelayAgentClient::new(&relay.listening_url().await?, None);
     let doing = eventually("the blind duty", wait, || async {
         let f = fallback_of(&relay_api).await?;
@@ -194,7 +210,7 @@ async fn run() -> anyhow::Result<()> {
 
     // The engine returns on its port; its first command ends the fallback, and the output
     // never switches sooner than its minimum on/off time (sampled every 50 ms).
-    let engine = start_engine(&house, "engine2", &port)?;
+    let engine = start_engine(house, "engine2", port)?;
     engine.listening_url().await?;
     // The state last seen, since when, and whether that was an observed switch (the first
     // state seen counts from the first sample, so its length is unknown).
@@ -248,22 +264,13 @@ fn relay_agent_reads_a_sensor_agent_over_the_lan_without_the_engine() -> anyhow:
 const HALL: &str = "fb-hall";
 
 async fn run_remote() -> anyhow::Result<()> {
-    let house = House::new()?;
-    let sensor_key = house.key(SENSOR_AGENT, HALL)?;
-    let relay_key = house.key(RELAY_AGENT, HOST)?;
-    let config = house.relay_toml(MIN_S)?;
-    let state = house.dir.path().join("relay-state").to_string_lossy().into_owned();
-    let world = house.world_s();
-    let port = hearth_e2e::free_port()?.to_string();
-
-    let (engine, api) = start_cold_house(&house, &port, house.admin()?, 10.0, MIN_S).await?;
+    let setup = Setup::new()?;
+    let (house, port) = (&setup.house, &setup.port);
+    let (engine, api) = start_cold_house(house, port, house.admin()?, 10.0, MIN_S).await?;
     let status_listen = format!("127.0.0.1:{}", hearth_e2e::free_port()?);
-    let mut sensor_args = simulated(HALL, &sensor_key, &world).to_vec();
-    sensor_args.extend(["--interval-s", "0.3", "--status-listen", &status_listen]);
-    sensor_args.extend(ROOM_ARGS);
-    let sensor = Proc::start("sensor", "hearth-sensor-agent", &sensor_args)?;
+    let sensor = setup.start_sensor(HALL, &["--status-listen", &status_listen])?;
     // No probe of its own.
-    let relay = start_relay(&house, "relay", &config, &relay_key, &state, false)?;
+    let relay = setup.start_relay("relay", false)?;
     let relay_api = RelayAgentClient::new(&relay.listening_url().await?, None);
 
     let wait = Duration::from_secs(60);
@@ -350,23 +357,14 @@ fn a_relay_agent_back_from_a_partition_is_taken_over_without_a_short_cycle() -> 
 const PLANT_MIN_OFF_S: u32 = 20;
 
 async fn run_partition() -> anyhow::Result<()> {
-    let house = House::new()?;
-    let sensor_key = house.key(SENSOR_AGENT, HOST)?;
-    let relay_key = house.key(RELAY_AGENT, HOST)?;
-    let config = house.relay_toml(MIN_S)?;
-    let state = house.dir.path().join("relay-state").to_string_lossy().into_owned();
-    let world = house.world_s();
-    let port = hearth_e2e::free_port()?.to_string();
-
+    let setup = Setup::new()?;
+    let (house, port) = (&setup.house, &setup.port);
     // Heating to 25 °C: the engine wants the heat on all along; the fallback's frost program
     // (7 °C) wants it off in a room warmed past the setpoint.
     let (engine, api) =
-        start_cold_house(&house, &port, house.admin()?, 25.0, PLANT_MIN_OFF_S).await?;
-    let mut sensor_args = simulated(HOST, &sensor_key, &world).to_vec();
-    sensor_args.extend(["--interval-s", "0.3"]);
-    sensor_args.extend(ROOM_ARGS);
-    let _sensor = Proc::start("sensor", "hearth-sensor-agent", &sensor_args)?;
-    let relay = start_relay(&house, "relay", &config, &relay_key, &state, true)?;
+        start_cold_house(house, port, house.admin()?, 25.0, PLANT_MIN_OFF_S).await?;
+    let _sensor = setup.start_sensor(HOST, &[])?;
+    let relay = setup.start_relay("relay", true)?;
     let relay_api = RelayAgentClient::new(&relay.listening_url().await?, None);
     let wait = Duration::from_secs(60);
     eventually("the frost program handed over and the engine heating", wait, || async {

@@ -1224,10 +1224,7 @@ fn relay_notices_in_a_real_browser() -> anyhow::Result<()> {
 /// marks the output unreachable and the agent offline; restarted, it all clears. Screenshots
 /// in target/artefacts/web/relay-*.png.
 async fn relay_notices() -> anyhow::Result<()> {
-    let house = House::start(29.0, "1").await?;
-    let (_web_proc, web) = start_web(Some(&house.engine_url)).await?;
-    let b = Browser::start(390, 844, "UTC").await?;
-    b.navigate(&format!("{web}/")).await?;
+    let (house, _web_proc, b) = house_in_a_browser(29.0, (390, 844)).await?;
     let notice = b
         .wait_for("#relay-notice naming the simulated furnace", WAIT, || async {
             let text = text_of(&b, "#relay-notice").await?;
@@ -1576,6 +1573,19 @@ async fn zones() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A [`House`] heating to `heat_c` in real time, hearth-web relaying its engine, and the
+/// dashboard open in a browser of `size` (width, height).
+async fn house_in_a_browser(
+    heat_c: f64,
+    (width, height): (u32, u32),
+) -> anyhow::Result<(House, Proc, Browser)> {
+    let house = House::start(heat_c, "1").await?;
+    let (web_proc, web) = start_web(Some(&house.engine_url)).await?;
+    let b = Browser::start(width, height, "UTC").await?;
+    b.navigate(&format!("{web}/")).await?;
+    Ok((house, web_proc, b))
+}
+
 /// Log in with the admin token through the login dialog, as a person does.
 async fn log_in(b: &Browser, admin: &str) -> anyhow::Result<()> {
     b.find("button#login-open").await?.click().await?;
@@ -1602,10 +1612,7 @@ fn fallback_form_in_a_real_browser() -> anyhow::Result<()> {
 /// 8 °C is then the engine's program for the output (`GET /v1/relays`, an admin's choice) and
 /// reaches the relay agent (`GET /v1/fallback` on it); "back to the engine's default" undoes it.
 async fn fallback_form() -> anyhow::Result<()> {
-    let house = House::start(20.0, "1").await?;
-    let (_web_proc, web) = start_web(Some(&house.engine_url)).await?;
-    let b = Browser::start(1280, 800, "UTC").await?;
-    b.navigate(&format!("{web}/")).await?;
+    let (house, _web_proc, b) = house_in_a_browser(20.0, (1280, 800)).await?;
     log_in(&b, &house.site.admin).await?;
     go(&b, "#/devices").await?;
     let panel = format!("[data-fallback=\"{RELAY}/heat\"]");
