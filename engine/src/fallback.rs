@@ -237,18 +237,18 @@ impl Pusher {
 
 /// What each registered output does in its agent's fallback program as it now stands, by
 /// (host id, output id), with whether it is an admin's choice; read tokens withheld (they are
-/// for relay agents).
+/// for relay agents). Empty when the sensors or the choices cannot be read: a program shown
+/// without them could be wrong (the store reports the fault; a read route does not log it
+/// again at every request).
 pub(crate) async fn in_force(
     store: &Store,
     settings: &Settings,
     lease_s: u32,
     relays: &[RelayRow],
 ) -> HashMap<(String, String), (OutputProgram, bool)> {
-    let sensors = store.sensors().await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot read sensors; fallback programs shown without them");
-        Vec::new()
-    });
-    let chosen = chosen(store).await;
+    let (Ok(sensors), Ok(chosen)) = (store.sensors().await, store.relay_fallbacks().await) else {
+        return HashMap::new();
+    };
     let no_tokens = ReadTokens::new();
     let inputs = Inputs { relays, sensors: &sensors, chosen: &chosen, read_tokens: &no_tokens };
     let mut by_host: std::collections::BTreeMap<&str, Vec<OutputHint<'_>>> = Default::default();

@@ -322,7 +322,8 @@ pub struct RelayInfo {
     pub agent_fallback: Option<crate::fallback::AgentFallback>,
     /// What this output does in its agent's fallback program as the engine now hands it over
     /// (read tokens withheld): an admin's choice (`fallback_chosen`), else the engine's default
-    /// for its function. Null from an engine that does not say.
+    /// for its function. Null when the engine cannot read its sensors or the choices (a storage
+    /// fault), or from an engine that does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_program: Option<crate::fallback::OutputProgram>,
     /// True when `fallback_program` is an admin's choice (`PUT …/fallback`); false when it is

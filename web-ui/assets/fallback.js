@@ -52,7 +52,7 @@ export function sensorChoices(sensors, hostId) {
 
 /** An output program in words, e.g. "frost 7 °C from probe 28-… (blind 10 % of 30 min)". */
 export function programText(p) {
-  if (!p) return 'not known (an older engine)';
+  if (!p) return 'not known (the engine cannot read it now)';
   const duty = (d) => `${d.pct} % of ${fmtDuration(d.period_s)}`;
   switch (p.mode) {
     case 'off': return 'off (its safe state)';

@@ -27,7 +27,7 @@ test('the program in force says what it does and whose choice it is', () => {
   assert.match(programText({ ...frost, sensor: null }), /from no sensor/);
   assert.equal(programText({ mode: 'blind_duty', pct: 20, period_s: 900 }), 'blind duty: on 20 % of 15 min');
   assert.equal(programText({ mode: 'off' }), 'off (its safe state)');
-  assert.equal(programText(undefined), 'not known (an older engine)');
+  assert.equal(programText(undefined), 'not known (the engine cannot read it now)');
   assert.match(inForceText({ fallback_program: { mode: 'off' }, fallback_chosen: false }), /the engine's default\.$/);
   assert.match(inForceText({ fallback_program: frost, fallback_chosen: true }), /an admin's choice\.$/);
 });
