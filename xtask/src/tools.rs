@@ -13,9 +13,9 @@ use crate::util::have;
 /// `dpkg-deb` (dpkg) inspects the packages; the web dashboard's browser tests drive Debian's
 /// headless chromium through its chromedriver, at their fixed paths; the OpenAPI contract test
 /// makes a Python venv for its pinned tools (`python3 -m venv`, which on Debian needs
-/// `python3-venv` for `ensurepip`); `promtool` (prometheus) checks every `/metrics`; the store's tests run a PostgreSQL server
-/// of their own (postgresql). Install
-/// them with apt when missing.
+/// `python3-venv` for `ensurepip`); `promtool` (prometheus) checks every `/metrics`; the
+/// store's tests run a PostgreSQL server of their own (postgresql). Install them with apt when
+/// missing.
 pub(crate) fn ensure_system_tools() -> anyhow::Result<()> {
     let mut missing: Vec<&str> = [
         ("ip", "iproute2"),
