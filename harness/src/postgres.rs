@@ -65,12 +65,13 @@ impl Postgres {
                 // Started from a thread that never ends: `--pdeathsig` fires when the thread
                 // that started the child ends, which must be the process's end, not a test's.
                 let (tx, rx) = std::sync::mpsc::channel();
-                let spawned = std::thread::Builder::new().name("postgres".into()).spawn(move || {
-                    let _ = tx.send(Postgres::start().map_err(|e| format!("{e:#}")));
-                    loop {
-                        std::thread::park();
-                    }
-                });
+                let spawned =
+                    std::thread::Builder::new().name("postgres".into()).spawn(move || {
+                        let _ = tx.send(Postgres::start().map_err(|e| format!("{e:#}")));
+                        loop {
+                            std::thread::park();
+                        }
+                    });
                 match spawned {
                     Ok(_) => match rx.recv() {
                         Ok(r) => r.map(Mutex::new),
@@ -117,11 +118,7 @@ impl Postgres {
         let mut c = match (&self.run_as, setpriv) {
             (Some(user), Some(setpriv)) => {
                 let mut c = Command::new(setpriv);
-                c.args([
-                    &format!("--reuid={user}"),
-                    &format!("--regid={user}"),
-                    "--init-groups",
-                ]);
+                c.args([&format!("--reuid={user}"), &format!("--regid={user}"), "--init-groups"]);
                 if bound {
                     c.args(["--pdeathsig", "TERM"]);
                 }

@@ -96,7 +96,7 @@ mod tests {
         use std::str::FromStr;
         let before = dir.path().join("migrations");
         std::fs::create_dir(&before)?;
-        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))? {
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))? {
             let entry = entry?;
             if entry.file_name().to_string_lossy().as_ref() < "0012" {
                 std::fs::copy(entry.path(), before.join(entry.file_name()))?;

@@ -560,7 +560,7 @@ mod tests {
             (rollup(&store, "readings_minute").await?, rollup(&store, "readings_hour").await?);
         sqlx::query("DELETE FROM readings_minute").execute(&store.pool()).await?;
         sqlx::query("DELETE FROM readings_hour").execute(&store.pool()).await?;
-        let migration = include_str!("../../migrations/0004_history.sql");
+        let migration = include_str!("../../migrations/sqlite/0004_history.sql");
         for statement in migration.split(';').filter(|s| s.contains("INSERT INTO readings_")) {
             sqlx::query(statement).execute(&store.pool()).await?;
         }
@@ -638,7 +638,7 @@ mod tests {
         let broken = rollup(&store, "readings_minute").await?;
         assert!(broken.iter().any(|r| r.3.is_infinite()), "the old sums overflowed");
 
-        let migration = include_str!("../../migrations/0007_readings_and_clocks.sql");
+        let migration = include_str!("../../migrations/sqlite/0007_readings_and_clocks.sql");
         let statements = migration.split(';').filter(|s| {
             // The data repair; the columns exist already (the store ran every migration).
             !s.contains("ALTER TABLE")

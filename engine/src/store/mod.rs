@@ -1102,7 +1102,7 @@ fn degraded(reason: String) -> StorageHealth {
 }
 
 /// The migrations shipped in the binary.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Why a database could not be opened for writing.
 enum Opening {
@@ -1702,6 +1702,61 @@ mod tests {
         store.pool().close().await;
         let s = store.sensors().await?;
         assert_eq!((s.len(), s[0].last_value), (1, Some(20.0)));
+        Ok(())
+    }
+
+    /// The PostgreSQL schema (`engine/migrations/postgres/`) is the SQLite one in other types:
+    /// the same tables with the same columns, at the same version, with the same default house.
+    /// A migration added to one backend and not the other fails here.
+    #[tokio::test]
+    async fn both_backends_migrate_to_the_same_tables_and_columns() -> anyhow::Result<()> {
+        use std::collections::BTreeSet;
+        static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await?;
+        let lite: BTreeSet<(String, String)> = sqlx::query_as(
+            "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name != '_sqlx_migrations'",
+        )
+        .fetch_all(&store.test_pool())
+        .await?
+        .into_iter()
+        .collect();
+        let lite_house: Vec<(String, String)> =
+            sqlx::query_as("SELECT spec, (SELECT spec FROM plants) FROM zones")
+                .fetch_all(&store.test_pool())
+                .await?;
+
+        let url = hearth_harness::postgres::Postgres::shared()?
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the server's lock is poisoned"))?
+            .create_database("schema")?;
+        let pg = sqlx::PgPool::connect(&url).await?;
+        PG_MIGRATOR.run(&pg).await?;
+        let post: BTreeSet<(String, String)> = sqlx::query_as(
+            "SELECT table_name::TEXT, column_name::TEXT FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name != '_sqlx_migrations'",
+        )
+        .fetch_all(&pg)
+        .await?
+        .into_iter()
+        .collect();
+        let pg_house: Vec<(String, String)> =
+            sqlx::query_as("SELECT spec, (SELECT spec FROM plants) FROM zones")
+                .fetch_all(&pg)
+                .await?;
+        pg.close().await;
+
+        assert!(!lite.is_empty());
+        assert_eq!(
+            lite.symmetric_difference(&post).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "columns of one backend only"
+        );
+        assert_eq!(lite_house, pg_house, "the default house differs");
+        let last = |m: &sqlx::migrate::Migrator| m.iter().map(|m| m.version).max();
+        assert_eq!(last(&MIGRATOR), last(&PG_MIGRATOR), "the backends' schema versions differ");
         Ok(())
     }
 }
