@@ -225,13 +225,19 @@ impl Postgres {
         Ok(self.url(&name))
     }
 
-    /// Run one SQL command as the superuser, in the `postgres` database.
+    /// Run one SQL command as the superuser, in the `postgres` database; what it printed.
     pub fn psql(&self, sql: &str) -> anyhow::Result<String> {
+        self.psql_in("postgres", sql)
+    }
+
+    /// Run one SQL command as the superuser in `database`; what it printed (unaligned, no
+    /// headers: a count comes back as its digits).
+    pub fn psql_in(&self, database: &str, sql: &str) -> anyhow::Result<String> {
         let out = self
             .command("psql", false)
             .arg("-h")
             .arg(&self.dir)
-            .args(["-p", &PORT.to_string(), "-U", USER, "-d", "postgres", "-X", "-A", "-t"])
+            .args(["-p", &PORT.to_string(), "-U", USER, "-d", database, "-X", "-A", "-t"])
             .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
             .env("PGPASSWORD", PASSWORD)
             .output()?;
