@@ -22,7 +22,8 @@ pub struct Config {
     #[arg(long, env = "HEARTH_ENGINE_DATA_DIR", default_value = "/var/lib/hearth")]
     pub data_dir: PathBuf,
 
-    /// Database URL: sqlite:// only (PostgreSQL is not supported yet). Default:
+    /// Database URL: sqlite://PATH, or postgres://USER:PASSWORD@HOST/DB?sslmode=… (keep a
+    /// password in the environment, not on the command line). Default:
     /// sqlite://<data-dir>/hearth.db.
     #[arg(long, env = "HEARTH_ENGINE_DATABASE_URL")]
     pub database_url: Option<String>,

@@ -8,12 +8,14 @@
 //! - [`procs`]: starting a binary, its log lines, waiting until it listens, and stopping it
 //!   (SIGTERM, then SIGKILL): process groups, `setpriv --pdeathsig`, and the signal handling of
 //!   a command-line program that must stop all it started.
+//! - [`postgres`]: a real PostgreSQL server of the test's own, in a temporary directory.
 //! - [`engine_credential`], [`device_key`]: a device key or the admin token from the engine's
 //!   data dir.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod postgres;
 pub mod procs;
 mod services;
 

@@ -194,7 +194,7 @@ fn send(pid: u32, own_group: bool, sig: &str) {
         .status();
 }
 
-fn setpriv() -> Option<&'static Path> {
+pub(crate) fn setpriv() -> Option<&'static Path> {
     static SETPRIV: OnceLock<Option<PathBuf>> = OnceLock::new();
     SETPRIV
         .get_or_init(|| {

@@ -44,6 +44,15 @@ pub(crate) fn test(args: &TestArgs) -> anyhow::Result<()> {
         std::process::Command::new("node").arg("--test").args(js_tests()?).current_dir(root()),
     )?;
     run("cargo test", cargo().args(["test", "--workspace", "--locked"]))?;
+    // The engine's API suite again with every engine storing in PostgreSQL (a real server the
+    // test process starts): the store's conformance suite on the second backend. The store's
+    // own tests run on both backends in the run above.
+    run(
+        "cargo test -p hearth-engine --test api (PostgreSQL)",
+        cargo()
+            .args(["test", "--locked", "-p", "hearth-engine", "--test", "api"])
+            .env("HEARTH_TEST_BACKEND", "postgres"),
+    )?;
     // Slow on a fresh machine (~10 min), so after everything else; CI runs it every time.
     if skip_cross {
         eprintln!(

@@ -13,8 +13,9 @@ use crate::util::have;
 /// `dpkg-deb` (dpkg) inspects the packages; the web dashboard's browser tests drive Debian's
 /// headless chromium through its chromedriver, at their fixed paths; the OpenAPI contract test
 /// makes a Python venv for its pinned tools (`python3 -m venv`, which on Debian needs
-/// `python3-venv` for `ensurepip`); `promtool` (prometheus) checks every `/metrics`. Install
-/// them with apt when missing.
+/// `python3-venv` for `ensurepip`); `promtool` (prometheus) checks every `/metrics`; the
+/// store's tests run a PostgreSQL server of their own (postgresql). Install them with apt when
+/// missing.
 pub(crate) fn ensure_system_tools() -> anyhow::Result<()> {
     let mut missing: Vec<&str> = [
         ("ip", "iproute2"),
@@ -54,6 +55,11 @@ pub(crate) fn ensure_system_tools() -> anyhow::Result<()> {
             .filter(|(path, _)| !Path::new(path).exists())
             .map(|(_, pkg)| pkg),
     );
+    // The store's conformance suite and the end-to-end tests on PostgreSQL start a server of
+    // their own from Debian's binaries (hearth_harness::postgres), found by path.
+    if hearth_harness::postgres::bin_dir().is_none() {
+        missing.push("postgresql");
+    }
     if missing.is_empty() {
         return Ok(());
     }

@@ -102,12 +102,13 @@ pub(super) async fn status(
         StorageHealth::Degraded { .. } => Err(String::new()),
     };
     let db = match (healthy, store.health()) {
-        (Ok(()), _) => check(true, "stores and answers".into(), None),
+        (Ok(()), _) => check(true, format!("{} stores and answers", store.backend()), None),
         (Err(_), StorageHealth::Degraded { reason, since }) => check(
             false,
             format!(
-                "cannot store: {reason}; readings are refused (503) and stay queued at the \
-                 agents, control goes on from memory"
+                "{} cannot store: {reason}; readings are refused (503) and stay queued at the \
+                 agents, control goes on from memory",
+                store.backend()
             ),
             Some(since),
         ),

@@ -96,7 +96,7 @@ mod tests {
         use std::str::FromStr;
         let before = dir.path().join("migrations");
         std::fs::create_dir(&before)?;
-        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))? {
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))? {
             let entry = entry?;
             if entry.file_name().to_string_lossy().as_ref() < "0012" {
                 std::fs::copy(entry.path(), before.join(entry.file_name()))?;
@@ -126,7 +126,7 @@ mod tests {
         assert_eq!(codes, [MaxCeiling, HeatBelowBand, SensorLossDuty, SensorLossOff]);
         let stored: Vec<String> =
             sqlx::query_scalar("SELECT detail FROM decisions ORDER BY id DESC")
-                .fetch_all(&store.pool())
+                .fetch_all(&store.test_sqlite_pool()?)
                 .await?;
         for (d, text) in decisions.iter().zip(&stored) {
             let mut row: serde_json::Value = serde_json::from_str(text)?;
@@ -164,11 +164,11 @@ mod tests {
             sqlx::query(
                 "INSERT INTO decisions
                    (ts, heat, cool, effective_temp, setpoint, reason_code, reason, detail)
-                 VALUES (?, 1, 0, 19.0, 20.0, 'heat_below_band', 'heat on', ?)",
+                 VALUES ($1, 1, 0, 19.0, 20.0, 'heat_below_band', 'heat on', $2)",
             )
             .bind(ts)
             .bind(detail)
-            .execute(&store.pool())
+            .execute(&store.test_sqlite_pool()?)
             .await?;
         }
         assert_eq!(store.decisions(&house, None, None, 100).await?.len(), 4);
@@ -178,7 +178,7 @@ mod tests {
         assert_eq!(store.unreadable_rows(), 2);
 
         sqlx::query("UPDATE settings SET value = json_set(value, '$.v', 2) WHERE key = 'control'")
-            .execute(&store.pool())
+            .execute(&store.test_sqlite_pool()?)
             .await?;
         let err = store.load_settings().await.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("format 2, written by a newer engine"), "{err}");

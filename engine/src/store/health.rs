@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use hearth_proto::Timestamp;
+use sqlx::postgres::PgDatabaseError;
 
 /// Free space the database's filesystem must have before storage counts as recovered from a
 /// fault. A disk that has just been full often takes one small write again (the WAL reuses
@@ -57,6 +58,9 @@ const SQLITE_NOTADB: i64 = 26;
 /// request and change no state.
 pub(crate) fn fault_reason(e: &sqlx::Error) -> Option<String> {
     match e {
+        sqlx::Error::Database(db) if db.try_downcast_ref::<PgDatabaseError>().is_some() => {
+            pg_fault(db.code().as_deref().unwrap_or(""), db.message())
+        }
         sqlx::Error::Database(db) => {
             // sqlx reports SQLite's extended result code; its low byte is the primary code.
             let code = db.code().and_then(|c| c.parse::<i64>().ok())?;
@@ -78,6 +82,23 @@ pub(crate) fn fault_reason(e: &sqlx::Error) -> Option<String> {
         sqlx::Error::WorkerCrashed => Some("the database connection's worker stopped".into()),
         _ => None,
     }
+}
+
+/// A PostgreSQL error that says the server or its storage failed, by SQLSTATE class: the
+/// connection (08), the server shutting down or cancelling (57P), its resources (53: disk
+/// full, out of memory, too many connections), the system (58), data corruption (XX001/2).
+/// A constraint or a bad statement is the request's.
+fn pg_fault(code: &str, message: &str) -> Option<String> {
+    let what = match code {
+        c if c.starts_with("08") => "the connection to the PostgreSQL server failed",
+        "57P01" | "57P02" | "57P03" => "the PostgreSQL server is shutting down or starting",
+        "53100" => "the PostgreSQL server's disk is full",
+        c if c.starts_with("53") => "the PostgreSQL server is out of resources",
+        c if c.starts_with("58") => "the PostgreSQL server reports a system error",
+        "XX001" | "XX002" => "the PostgreSQL server reports damaged data",
+        _ => return None,
+    };
+    Some(format!("{what} ({message}, SQLSTATE {code})"))
 }
 
 /// Why the filesystem holding `file` cannot take writes now, if it cannot: mounted read-only,
@@ -115,6 +136,11 @@ mod tests {
         assert_eq!(fault_reason(&sqlx::Error::RowNotFound), None);
         assert_eq!(fault_reason(&sqlx::Error::PoolClosed), None);
         assert!(fault_reason(&sqlx::Error::PoolTimedOut).is_some());
+        assert!(pg_fault("23505", "duplicate key").is_none());
+        assert!(pg_fault("42P01", "no such table").is_none());
+        assert!(pg_fault("53100", "no space").is_some_and(|r| r.contains("disk is full")));
+        assert!(pg_fault("57P01", "terminating").is_some());
+        assert!(pg_fault("08006", "gone").is_some());
     }
 
     #[test]

@@ -11,8 +11,9 @@ use hearth_proto::Timestamp;
 use hearth_proto::control::System;
 use hearth_proto::history::Run;
 use hearth_proto::sensors::{MAX_READING_C, MIN_READING_C, Point};
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::QueryBuilder;
 
+use super::db::{WriteTx, on_conn, on_pool};
 use super::{INSERT_CHUNK, NewReading, Store, enum_str, from_millis, millis, str_enum};
 
 /// The rollup tables.
@@ -96,6 +97,20 @@ fn ceil_to(t: i64, unit: i64) -> i64 {
     if r == 0 { t } else { t - r + unit }
 }
 
+/// The multi-row INSERT of a chunk of readings (a macro: the builder is one type per backend,
+/// see `db.rs`).
+macro_rules! insert_chunk {
+    ($chunk:expr, $returning:expr) => {{
+        let mut q = QueryBuilder::new("INSERT INTO readings (sensor_id, ts, value) ");
+        q.push_values($chunk, |mut b, r| {
+            b.push_bind(&r.sensor_id).push_bind(r.ts).push_bind(r.value);
+        });
+        q.push(" ON CONFLICT (sensor_id, ts) DO NOTHING");
+        q.push($returning);
+        q
+    }};
+}
+
 /// Insert readings (a replayed one is a no-op) and add exactly the new ones to the rollups,
 /// inside the caller's transaction.
 ///
@@ -105,7 +120,7 @@ fn ceil_to(t: i64, unit: i64) -> i64 {
 /// rollups take the batch itself. Otherwise (a replay) that insert is undone and redone with
 /// RETURNING.
 pub(super) async fn insert_readings(
-    tx: &mut SqliteConnection,
+    tx: &mut WriteTx,
     readings: &[&NewReading],
 ) -> Result<(), sqlx::Error> {
     // A reading named twice in one batch: the first wins, as ON CONFLICT DO NOTHING would
@@ -113,43 +128,54 @@ pub(super) async fn insert_readings(
     let mut seen = HashSet::with_capacity(readings.len());
     let unique: Vec<&NewReading> =
         readings.iter().copied().filter(|r| seen.insert((r.sensor_id.as_str(), r.ts))).collect();
-    sqlx::query("SAVEPOINT new_readings").execute(&mut *tx).await?;
+    on_conn!(tx.conn()?, |c| sqlx::query("SAVEPOINT new_readings")
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
     let mut stored = 0;
     for chunk in unique.chunks(INSERT_CHUNK) {
-        stored += insert_chunk(chunk, "").build().execute(&mut *tx).await?.rows_affected();
+        stored += on_conn!(tx.conn()?, |c| insert_chunk!(chunk, "")
+            .build()
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
     }
     if stored == unique.len() as u64 {
-        sqlx::query("RELEASE new_readings").execute(&mut *tx).await?;
+        on_conn!(tx.conn()?, |c| sqlx::query("RELEASE new_readings")
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
         let rows: Vec<(&str, i64, Option<f64>)> =
             unique.iter().map(|r| (r.sensor_id.as_str(), r.ts, r.value)).collect();
         return add_to_rollups(tx, &rows).await;
     }
-    sqlx::query("ROLLBACK TO new_readings").execute(&mut *tx).await?;
-    sqlx::query("RELEASE new_readings").execute(&mut *tx).await?;
+    on_conn!(tx.conn()?, |c| sqlx::query("ROLLBACK TO new_readings")
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    on_conn!(tx.conn()?, |c| sqlx::query("RELEASE new_readings")
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
     let mut inserted: Vec<(String, i64, Option<f64>)> = Vec::new();
     for chunk in unique.chunks(INSERT_CHUNK) {
-        let mut q = insert_chunk(chunk, " RETURNING sensor_id, ts, value");
-        inserted.extend(q.build_query_as().fetch_all(&mut *tx).await?);
+        inserted.extend(on_conn!(tx.conn()?, |c| insert_chunk!(
+            chunk,
+            " RETURNING sensor_id, ts, value"
+        )
+        .build_query_as()
+        .fetch_all(c)
+        .await)?);
     }
     let rows: Vec<(&str, i64, Option<f64>)> =
         inserted.iter().map(|(s, ts, v)| (s.as_str(), *ts, *v)).collect();
     add_to_rollups(tx, &rows).await
 }
 
-fn insert_chunk(chunk: &[&NewReading], returning: &str) -> QueryBuilder<Sqlite> {
-    let mut q = QueryBuilder::new("INSERT INTO readings (sensor_id, ts, value) ");
-    q.push_values(chunk, |mut b, r| {
-        b.push_bind(&r.sensor_id).push_bind(r.ts).push_bind(r.value);
-    });
-    q.push(" ON CONFLICT (sensor_id, ts) DO NOTHING");
-    q.push(returning);
-    q
-}
-
 /// Add readings just inserted (never a replayed duplicate: it would count twice) to both
 /// rollups.
 async fn add_to_rollups(
-    tx: &mut SqliteConnection,
+    tx: &mut WriteTx,
     inserted: &[(&str, i64, Option<f64>)],
 ) -> Result<(), sqlx::Error> {
     if inserted.is_empty() {
@@ -170,33 +196,37 @@ async fn add_to_rollups(
 }
 
 async fn upsert_rollup(
-    tx: &mut SqliteConnection,
+    tx: &mut WriteTx,
     table: &'static str,
     rows: HashMap<(&str, i64), Agg>,
 ) -> Result<(), sqlx::Error> {
     let rows: Vec<_> = rows.into_iter().collect();
     for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut q = QueryBuilder::new(format!(
-            "INSERT INTO {table} (sensor_id, bucket, n, sum, min, max) "
-        ));
-        q.push_values(chunk, |mut b, ((sensor, bucket), agg)| {
-            b.push_bind(*sensor)
-                .push_bind(*bucket)
-                .push_bind(agg.n)
-                .push_bind(agg.sum)
-                .push_bind(agg.min)
-                .push_bind(agg.max);
-        });
-        // SQLite's scalar MIN/MAX return NULL when either side is NULL (a bucket of failed
-        // readings so far): COALESCE keeps whichever side has a value.
-        q.push(format!(
-            " ON CONFLICT (sensor_id, bucket) DO UPDATE SET
-               n = {table}.n + excluded.n,
-               sum = {table}.sum + excluded.sum,
-               min = COALESCE(MIN({table}.min, excluded.min), {table}.min, excluded.min),
-               max = COALESCE(MAX({table}.max, excluded.max), {table}.max, excluded.max)"
-        ));
-        q.build().execute(&mut *tx).await?;
+        on_conn!(tx.conn()?, |c| {
+            let mut q = QueryBuilder::new(format!(
+                "INSERT INTO {table} (sensor_id, bucket, n, sum, min, max) "
+            ));
+            q.push_values(chunk, |mut b, ((sensor, bucket), agg)| {
+                b.push_bind(*sensor)
+                    .push_bind(*bucket)
+                    .push_bind(agg.n)
+                    .push_bind(agg.sum)
+                    .push_bind(agg.min)
+                    .push_bind(agg.max);
+            });
+            // A side may be NULL (a bucket of failed readings so far): the other one wins
+            // (`NULL < x` is NULL, which takes the ELSE).
+            q.push(format!(
+                " ON CONFLICT (sensor_id, bucket) DO UPDATE SET
+                   n = {table}.n + excluded.n,
+                   sum = {table}.sum + excluded.sum,
+                   min = CASE WHEN {table}.min IS NULL OR excluded.min < {table}.min
+                     THEN excluded.min ELSE {table}.min END,
+                   max = CASE WHEN {table}.max IS NULL OR excluded.max > {table}.max
+                     THEN excluded.max ELSE {table}.max END"
+            ));
+            q.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
     }
     Ok(())
 }
@@ -211,17 +241,37 @@ fn point(at: i64, n: i64, sum: f64, min: Option<f64>, max: Option<f64>) -> Point
     }
 }
 
-fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Run, sqlx::Error> {
-    let system: String = r.try_get("system")?;
-    let end: Option<i64> = r.try_get("end")?;
-    Ok(Run {
-        // The CHECK constraint admits only these two.
-        system: str_enum(&system).unwrap_or(System::Heat),
-        start: from_millis(r.try_get("start")?),
-        end: end.map(from_millis),
-        start_temp_c: r.try_get("start_temp")?,
-        end_temp_c: r.try_get("end_temp")?,
-    })
+/// A row of `runs`.
+#[derive(sqlx::FromRow)]
+struct RunRow {
+    system: String,
+    start: i64,
+    end: Option<i64>,
+    start_temp: Option<f64>,
+    end_temp: Option<f64>,
+}
+
+impl From<RunRow> for Run {
+    fn from(r: RunRow) -> Self {
+        Run {
+            // The CHECK constraint admits only these two.
+            system: str_enum(&r.system).unwrap_or(System::Heat),
+            start: from_millis(r.start),
+            end: r.end.map(from_millis),
+            start_temp_c: r.start_temp,
+            end_temp_c: r.end_temp,
+        }
+    }
+}
+
+/// One bucket of a downsampled series.
+#[derive(sqlx::FromRow)]
+struct Bucket {
+    k: i64,
+    n: i64,
+    s: f64,
+    lo: Option<f64>,
+    hi: Option<f64>,
 }
 
 impl Store {
@@ -271,48 +321,40 @@ impl Store {
         // Widening the range by up to two units can only widen the buckets: the source stays
         // fine enough, and ceil(range / width) ≤ max_points still holds.
         let width = ceil_to(ceil_div(to - from, max), unit);
-        // Literal statements per source (sqlx refuses SQL built at run time unaudited).
+        // Literal statements per source (sqlx refuses SQL built at run time unaudited). The
+        // sums of BIGINT counts are cast back: PostgreSQL sums them as NUMERIC.
         let sql = match table {
             Some(Rollup::Hour) => {
-                "SELECT (bucket - ?) / ? AS k, SUM(n) AS n, SUM(sum) AS s, MIN(min) AS lo,
-                        MAX(max) AS hi
-                 FROM readings_hour WHERE sensor_id = ? AND bucket >= ? AND bucket < ?
+                "SELECT (bucket - $1) / $2 AS k, CAST(SUM(n) AS BIGINT) AS n, SUM(sum) AS s,
+                        MIN(min) AS lo, MAX(max) AS hi
+                 FROM readings_hour WHERE sensor_id = $3 AND bucket >= $4 AND bucket < $5
                  GROUP BY k ORDER BY k"
             }
             Some(Rollup::Minute) => {
-                "SELECT (bucket - ?) / ? AS k, SUM(n) AS n, SUM(sum) AS s, MIN(min) AS lo,
-                        MAX(max) AS hi
-                 FROM readings_minute WHERE sensor_id = ? AND bucket >= ? AND bucket < ?
+                "SELECT (bucket - $1) / $2 AS k, CAST(SUM(n) AS BIGINT) AS n, SUM(sum) AS s,
+                        MIN(min) AS lo, MAX(max) AS hi
+                 FROM readings_minute WHERE sensor_id = $3 AND bucket >= $4 AND bucket < $5
                  GROUP BY k ORDER BY k"
             }
             // As in the rollups, a value outside the accepted range counts as failed.
             None => {
-                "SELECT (ts - ?) / ? AS k, COUNT(v) AS n, COALESCE(SUM(v), 0.0) AS s,
+                "SELECT (ts - $1) / $2 AS k, COUNT(v) AS n, COALESCE(SUM(v), 0.0) AS s,
                         MIN(v) AS lo, MAX(v) AS hi
-                 FROM (SELECT ts, CASE WHEN value BETWEEN ? AND ? THEN value END AS v
-                       FROM readings WHERE sensor_id = ? AND ts >= ? AND ts < ?)
+                 FROM (SELECT ts, CASE WHEN value BETWEEN $3 AND $4 THEN value END AS v
+                       FROM readings WHERE sensor_id = $5 AND ts >= $6 AND ts < $7) AS r
                  GROUP BY k ORDER BY k"
             }
         };
-        let query = sqlx::query(sql).bind(from).bind(width);
-        let query = match table {
-            Some(_) => query,
-            None => query.bind(MIN_READING_C).bind(MAX_READING_C),
-        };
-        let rows = query.bind(sensor_id).bind(from).bind(to).fetch_all(&self.pool()).await?;
-        series.points = rows
-            .iter()
-            .map(|r| {
-                let k: i64 = r.try_get("k")?;
-                Ok(point(
-                    from + k * width,
-                    r.try_get("n")?,
-                    r.try_get("s")?,
-                    r.try_get("lo")?,
-                    r.try_get("hi")?,
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()?;
+        let rows: Vec<Bucket> = on_pool!(&self.pool(), |p| {
+            let query = sqlx::query_as(sql).bind(from).bind(width);
+            let query = match table {
+                Some(_) => query,
+                None => query.bind(MIN_READING_C).bind(MAX_READING_C),
+            };
+            query.bind(sensor_id).bind(from).bind(to).fetch_all(p).await
+        })?;
+        series.points =
+            rows.into_iter().map(|b| point(from + b.k * width, b.n, b.s, b.lo, b.hi)).collect();
         series.from_ms = from;
         series.to_ms = to;
         series.bucket_ms = width;
@@ -329,18 +371,18 @@ impl Store {
         buckets: u32,
     ) -> Result<usize, sqlx::Error> {
         let width = ((to_ms - from_ms) / i64::from(buckets.max(1))).max(1);
-        let rows = sqlx::query(
-            "SELECT (ts - ?) / ? AS k, COUNT(value), SUM(value), MIN(value), MAX(value)
-             FROM readings WHERE sensor_id = ? AND ts >= ? AND ts < ? GROUP BY k",
+        on_pool!(&self.pool(), |p| sqlx::query(
+            "SELECT (ts - $1) / $2 AS k, COUNT(value), SUM(value), MIN(value), MAX(value)
+             FROM readings WHERE sensor_id = $3 AND ts >= $4 AND ts < $5 GROUP BY k",
         )
         .bind(from_ms)
         .bind(width)
         .bind(sensor_id)
         .bind(from_ms)
         .bind(to_ms)
-        .fetch_all(&self.pool())
-        .await?;
-        Ok(rows.len())
+        .fetch_all(p)
+        .await
+        .map(|rows| rows.len()))
     }
 
     /// Record that `system` started running at `at`; a no-op while a run of it is open (the
@@ -351,15 +393,16 @@ impl Store {
         at: Timestamp,
         temp: Option<f64>,
     ) -> Result<(), sqlx::Error> {
-        let done = sqlx::query(
-            r#"INSERT INTO runs (system, start, start_temp) VALUES (?, ?, ?)
+        let done = on_pool!(&self.pool(), |p| sqlx::query(
+            r#"INSERT INTO runs (system, start, start_temp) VALUES ($1, $2, $3)
                ON CONFLICT (system) WHERE "end" IS NULL DO NOTHING"#,
         )
         .bind(enum_str(system))
         .bind(millis(at))
         .bind(temp)
-        .execute(&self.pool())
-        .await;
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()));
         self.seen(done).map(|_| ())
     }
 
@@ -371,15 +414,18 @@ impl Store {
         at: Timestamp,
         temp: Option<f64>,
     ) -> Result<(), sqlx::Error> {
-        let done = sqlx::query(
-            r#"UPDATE runs SET "end" = MAX(start, ?), end_temp = ?
-               WHERE system = ? AND "end" IS NULL"#,
+        let done = on_pool!(&self.pool(), |p| {
+            sqlx::query(
+            r#"UPDATE runs SET "end" = CASE WHEN $1 > start THEN $1 ELSE start END, end_temp = $2
+               WHERE system = $3 AND "end" IS NULL"#,
         )
         .bind(millis(at))
         .bind(temp)
         .bind(enum_str(system))
-        .execute(&self.pool())
-        .await;
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected())
+        });
         self.seen(done).map(|_| ())
     }
 
@@ -387,13 +433,13 @@ impl Store {
     /// among `runs` of its window (an open run overlaps every window); the tests ask directly.
     #[cfg(test)]
     pub(crate) async fn open_runs(&self) -> Result<Vec<Run>, sqlx::Error> {
-        let rows = sqlx::query(
+        let rows: Vec<RunRow> = on_pool!(&self.pool(), |p| sqlx::query_as(
             r#"SELECT system, start, "end", start_temp, end_temp FROM runs
                WHERE "end" IS NULL ORDER BY start, id"#,
         )
-        .fetch_all(&self.pool())
-        .await?;
-        rows.iter().map(run_from_row).collect()
+        .fetch_all(p)
+        .await)?;
+        Ok(rows.into_iter().map(Run::from).collect())
     }
 
     /// Runs overlapping `[from, to)`: started before `to`, and ended at or after `from` or
@@ -403,21 +449,23 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<Run>, sqlx::Error> {
-        let rows = sqlx::query(
+        let rows: Vec<RunRow> = on_pool!(&self.pool(), |p| sqlx::query_as(
             r#"SELECT system, start, "end", start_temp, end_temp FROM runs
-               WHERE start < ? AND ("end" IS NULL OR "end" >= ?) ORDER BY start, id"#,
+               WHERE start < $1 AND ("end" IS NULL OR "end" >= $2) ORDER BY start, id"#,
         )
         .bind(millis(to))
         .bind(millis(from))
-        .fetch_all(&self.pool())
-        .await?;
-        rows.iter().map(run_from_row).collect()
+        .fetch_all(p)
+        .await)?;
+        Ok(rows.into_iter().map(Run::from).collect())
     }
 
     /// The systems that have ever run, heat first.
     pub(crate) async fn run_systems(&self) -> Result<Vec<System>, sqlx::Error> {
         let names: Vec<String> =
-            sqlx::query_scalar("SELECT DISTINCT system FROM runs").fetch_all(&self.pool()).await?;
+            on_pool!(&self.pool(), |p| sqlx::query_scalar("SELECT DISTINCT system FROM runs")
+                .fetch_all(p)
+                .await)?;
         let mut systems: Vec<System> = names.iter().filter_map(|s| str_enum(s)).collect();
         systems.sort();
         Ok(systems)
@@ -487,28 +535,29 @@ mod tests {
 
     async fn rollup(store: &Store, table: &str) -> anyhow::Result<Vec<RollupRow>> {
         // `table` is one of the two constant names.
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT sensor_id, bucket, n, sum, min, max FROM {table} ORDER BY sensor_id, bucket"
-        )))
-        .fetch_all(&store.pool())
-        .await?)
+        );
+        Ok(on_pool!(&store.test_pool(), |p| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(p)
+            .await)?)
     }
 
     /// The rollups recomputed from the raw rows, as the migration's backfill does.
     async fn recomputed(store: &Store, unit: i64) -> anyhow::Result<Vec<RollupRow>> {
-        Ok(sqlx::query_as(
-            "SELECT sensor_id, ts - ((ts % ?1) + ?1) % ?1 AS b, COUNT(value),
+        Ok(on_pool!(&store.test_pool(), |p| sqlx::query_as(
+            "SELECT sensor_id, ts - ((ts % $1) + $1) % $1 AS b, COUNT(value),
                     COALESCE(SUM(value), 0.0), MIN(value), MAX(value)
              FROM readings GROUP BY sensor_id, b ORDER BY sensor_id, b",
         )
         .bind(unit)
-        .fetch_all(&store.pool())
-        .await?)
+        .fetch_all(p)
+        .await)?)
     }
 
-    #[tokio::test]
-    async fn rollups_equal_a_group_by_after_live_and_replayed_readings() -> anyhow::Result<()> {
-        let (store, _dir) = store().await?;
+    async fn rollups_equal_a_group_by_after_live_and_replayed_readings(
+        store: Store,
+    ) -> anyhow::Result<()> {
         let base = 1_767_225_600_000; // 2026-01-01T00:00:00Z
         let a = dataset(base, base + 3 * HOUR_MS, 10_000, base + HOUR_MS);
         let b = dataset(base - 2 * HOUR_MS, base + HOUR_MS, 25_000, base - 2 * HOUR_MS);
@@ -558,11 +607,11 @@ mod tests {
         // Recompute as the migration does, from scratch, and compare with what ingest kept.
         let kept =
             (rollup(&store, "readings_minute").await?, rollup(&store, "readings_hour").await?);
-        sqlx::query("DELETE FROM readings_minute").execute(&store.pool()).await?;
-        sqlx::query("DELETE FROM readings_hour").execute(&store.pool()).await?;
-        let migration = include_str!("../../migrations/0004_history.sql");
+        sqlx::query("DELETE FROM readings_minute").execute(&store.test_sqlite_pool()?).await?;
+        sqlx::query("DELETE FROM readings_hour").execute(&store.test_sqlite_pool()?).await?;
+        let migration = include_str!("../../migrations/sqlite/0004_history.sql");
         for statement in migration.split(';').filter(|s| s.contains("INSERT INTO readings_")) {
-            sqlx::query(statement).execute(&store.pool()).await?;
+            sqlx::query(statement).execute(&store.test_sqlite_pool()?).await?;
         }
         let backfilled =
             (rollup(&store, "readings_minute").await?, rollup(&store, "readings_hour").await?);
@@ -571,9 +620,7 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn impossible_values_never_reach_a_sum() -> anyhow::Result<()> {
-        let (store, _dir) = store().await?;
+    async fn impossible_values_never_reach_a_sum(store: Store) -> anyhow::Result<()> {
         let base = 1_767_225_600_000;
         // Stored behind the API's back (the API refuses them): two of ±1e308 in one minute
         // would sum to infinity, served as a null mean ("every reading failed").
@@ -613,39 +660,41 @@ mod tests {
         for (ts, v) in
             [(base + 61_000, 1e308), (base + 62_000, 1e308), (base + HOUR_MS + 5, -273.15)]
         {
-            sqlx::query("INSERT INTO readings (sensor_id, ts, value) VALUES ('28-a', ?, ?)")
+            sqlx::query("INSERT INTO readings (sensor_id, ts, value) VALUES ('28-a', $1, $2)")
                 .bind(ts)
                 .bind(v)
-                .execute(&store.pool())
+                .execute(&store.test_sqlite_pool()?)
                 .await?;
         }
-        sqlx::query("UPDATE sensors SET last_value = 1e308").execute(&store.pool()).await?;
+        sqlx::query("UPDATE sensors SET last_value = 1e308")
+            .execute(&store.test_sqlite_pool()?)
+            .await?;
         for table in ["readings_minute", "readings_hour"] {
             let unit = if table == "readings_hour" { HOUR_MS } else { MINUTE_MS };
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
-                .execute(&store.pool())
+                .execute(&store.test_sqlite_pool()?)
                 .await?;
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO {table} (sensor_id, bucket, n, sum, min, max)
-                 SELECT sensor_id, ts - ((ts % ?1) + ?1) % ?1 AS b, COUNT(value),
+                 SELECT sensor_id, ts - ((ts % $1) + $1) % $1 AS b, COUNT(value),
                         COALESCE(SUM(value), 0.0), MIN(value), MAX(value)
                  FROM readings GROUP BY sensor_id, b"
             )))
             .bind(unit)
-            .execute(&store.pool())
+            .execute(&store.test_sqlite_pool()?)
             .await?;
         }
         let broken = rollup(&store, "readings_minute").await?;
         assert!(broken.iter().any(|r| r.3.is_infinite()), "the old sums overflowed");
 
-        let migration = include_str!("../../migrations/0007_readings_and_clocks.sql");
+        let migration = include_str!("../../migrations/sqlite/0007_readings_and_clocks.sql");
         let statements = migration.split(';').filter(|s| {
             // The data repair; the columns exist already (the store ran every migration).
             !s.contains("ALTER TABLE")
                 && s.lines().any(|l| !l.trim().is_empty() && !l.trim().starts_with("--"))
         });
         // One connection: the migration's temporary tables are per connection.
-        let mut conn = store.pool().acquire().await?;
+        let mut conn = store.test_sqlite_pool()?.acquire().await?;
         for statement in statements {
             sqlx::query(sqlx::AssertSqlSafe(statement.to_owned())).execute(&mut *conn).await?;
         }
@@ -672,9 +721,7 @@ mod tests {
         any.then(|| point(at, agg.n, agg.sum, agg.min, agg.max))
     }
 
-    #[tokio::test]
-    async fn series_reads_raw_minute_and_hour_sources_exactly() -> anyhow::Result<()> {
-        let (store, _dir) = store().await?;
+    async fn series_reads_raw_minute_and_hour_sources_exactly(store: Store) -> anyhow::Result<()> {
         let base = 1_767_225_600_000;
         let step = 10_000;
         let data = dataset(base, base + 4 * 24 * HOUR_MS, step, base + 30 * HOUR_MS);
@@ -729,9 +776,7 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn runs_open_and_close_once_per_system() -> anyhow::Result<()> {
-        let (store, _dir) = store().await?;
+    async fn runs_open_and_close_once_per_system(store: Store) -> anyhow::Result<()> {
         let t = |s: &str| s.parse::<Timestamp>();
         store.start_run(System::Heat, t("2026-01-01T06:00:00Z")?, Some(18.0)).await?;
         // Said again (a restart): still the first run.
@@ -776,4 +821,11 @@ mod tests {
         assert_eq!(store.open_runs().await?.len(), 1);
         Ok(())
     }
+
+    crate::store::testing::on_both_backends!(
+        rollups_equal_a_group_by_after_live_and_replayed_readings,
+        series_reads_raw_minute_and_hour_sources_exactly,
+        runs_open_and_close_once_per_system,
+        impossible_values_never_reach_a_sum,
+    );
 }

@@ -10,9 +10,9 @@ use hearth_proto::manage::{
     AgentSettings, AppliedSettings, AppliedState, COMMAND_EXPIRY_S, Command, CommandKind,
     CommandReport, CommandState, Refusal,
 };
-use sqlx::Row as _;
 
-use super::{Store, WriteTx, enum_str, from_millis, str_enum};
+use super::db::{WriteTx, on_conn, on_pool};
+use super::{Store, enum_str, from_millis, str_enum};
 
 /// The desired settings of a host as stored.
 #[derive(Debug, Clone, Default)]
@@ -49,20 +49,22 @@ fn to_u64(v: i64) -> u64 {
 impl Store {
     /// The desired settings of `host_id` (revision 0 and empty when never set).
     pub(crate) async fn desired_settings(&self, host_id: &str) -> Result<DesiredRow, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT revision, desired, set_at, set_by FROM agent_settings WHERE host_id = ?",
-        )
-        .bind(host_id)
-        .fetch_optional(&self.pool())
-        .await;
-        let Some(row) = self.seen(row)? else { return Ok(DesiredRow::default()) };
-        let desired: String = row.try_get("desired")?;
+        let row: Result<Option<(i64, String, i64, String)>, _> =
+            on_pool!(&self.pool(), |p| sqlx::query_as(
+                "SELECT revision, desired, set_at, set_by FROM agent_settings WHERE host_id = $1",
+            )
+            .bind(host_id)
+            .fetch_optional(p)
+            .await);
+        let Some((revision, desired, set_at, set_by)) = self.seen(row)? else {
+            return Ok(DesiredRow::default());
+        };
         Ok(DesiredRow {
-            revision: to_u64(row.try_get("revision")?),
+            revision: to_u64(revision),
             // A document that no longer parses (an older format) reads as "nothing set".
             desired: serde_json::from_str(&desired).unwrap_or_default(),
-            set_at: Some(row.try_get("set_at")?),
-            set_by: Some(row.try_get("set_by")?),
+            set_at: Some(set_at),
+            set_by: Some(set_by),
         })
     }
 
@@ -75,10 +77,10 @@ impl Store {
         now: i64,
     ) -> Result<u64, sqlx::Error> {
         let json = serde_json::to_string(desired).unwrap_or_default();
-        let revision = sqlx::query_scalar(
+        let revision = on_pool!(&self.pool(), |p| sqlx::query_scalar(
             "INSERT INTO agent_settings (host_id, revision, desired, set_at, set_by)
-             VALUES (?, 1, ?, ?, ?)
-             ON CONFLICT (host_id) DO UPDATE SET revision = revision + 1,
+             VALUES ($1, 1, $2, $3, $4)
+             ON CONFLICT (host_id) DO UPDATE SET revision = agent_settings.revision + 1,
                 desired = excluded.desired, set_at = excluded.set_at, set_by = excluded.set_by
              RETURNING revision",
         )
@@ -86,8 +88,8 @@ impl Store {
         .bind(json)
         .bind(now)
         .bind(by)
-        .fetch_one(&self.pool())
-        .await;
+        .fetch_one(p)
+        .await);
         self.seen(revision).map(to_u64)
     }
 
@@ -96,25 +98,22 @@ impl Store {
         &self,
         host_id: &str,
     ) -> Result<Vec<AppliedState>, sqlx::Error> {
-        let rows = sqlx::query(
+        let rows: Result<Vec<AppliedRow>, _> = on_pool!(&self.pool(), |p| sqlx::query_as(
             "SELECT kind, revision, in_force, refused, at FROM agent_applied
-             WHERE host_id = ? ORDER BY kind",
+                 WHERE host_id = $1 ORDER BY kind",
         )
         .bind(host_id)
-        .fetch_all(&self.pool())
-        .await;
+        .fetch_all(p)
+        .await);
         let mut out = Vec::new();
-        for row in self.seen(rows)? {
-            let kind: String = row.try_get("kind")?;
+        for (kind, revision, in_force, refused, at) in self.seen(rows)? {
             let Some(agent) = str_enum::<AgentKind>(&kind) else { continue };
-            let in_force: String = row.try_get("in_force")?;
-            let refused: String = row.try_get("refused")?;
             out.push(AppliedState {
                 agent,
-                revision: to_u64(row.try_get("revision")?),
+                revision: to_u64(revision),
                 in_force: serde_json::from_str(&in_force).unwrap_or_default(),
                 refused: serde_json::from_str::<Vec<Refusal>>(&refused).unwrap_or_default(),
-                at: from_millis(row.try_get("at")?),
+                at: from_millis(at),
             });
         }
         Ok(out)
@@ -127,9 +126,9 @@ impl Store {
         applied: &AppliedSettings,
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        let done = sqlx::query(
+        let done = on_pool!(&self.pool(), |p| sqlx::query(
             "INSERT INTO agent_applied (host_id, kind, revision, in_force, refused, at)
-             VALUES (?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (host_id, kind) DO UPDATE SET revision = excluded.revision,
                 in_force = excluded.in_force, refused = excluded.refused, at = excluded.at",
         )
@@ -139,8 +138,9 @@ impl Store {
         .bind(serde_json::to_string(&applied.in_force).unwrap_or_default())
         .bind(serde_json::to_string(&applied.refused).unwrap_or_default())
         .bind(now)
-        .execute(&self.pool())
-        .await;
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()));
         self.seen(done).map(|_| ())
     }
 
@@ -153,9 +153,10 @@ impl Store {
         by: &str,
         now: i64,
     ) -> Result<Command, sqlx::Error> {
-        let id: Result<i64, _> = sqlx::query_scalar(
+        let id: Result<i64, _> = on_pool!(&self.pool(), |p| {
+            sqlx::query_scalar(
             "INSERT INTO agent_commands (host_id, kind, command, asked_by, asked_at, state, updated_at)
-             VALUES (?, ?, ?, ?, ?, 'pending', ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6) RETURNING id",
         )
         .bind(host_id)
         .bind(enum_str(agent))
@@ -163,8 +164,9 @@ impl Store {
         .bind(by)
         .bind(now)
         .bind(now)
-        .fetch_one(&self.pool())
-        .await;
+        .fetch_one(p)
+        .await
+        });
         let id = self.seen(id)?;
         Ok(Command {
             id,
@@ -190,21 +192,23 @@ impl Store {
         now: i64,
     ) -> Result<Vec<Command>, sqlx::Error> {
         self.expire_commands(host_id, now).await?;
-        let rows = sqlx::query(
+        let rows: Result<Vec<CommandRow>, _> = on_pool!(&self.pool(), |p| {
+            sqlx::query_as(
             "SELECT id, host_id, kind, command, asked_by, asked_at, state, updated_at, message, result
              FROM agent_commands
-             WHERE host_id = ? AND (? IS NULL OR kind = ?) AND (? IS NULL OR state = ?)
-             ORDER BY id DESC LIMIT ?",
+             WHERE host_id = $1 AND ($2 IS NULL OR kind = $3) AND ($4 IS NULL OR state = $5)
+             ORDER BY id DESC LIMIT $6",
         )
         .bind(host_id)
         .bind(agent.map(enum_str))
         .bind(agent.map(enum_str))
         .bind(state.map(enum_str))
         .bind(state.map(enum_str))
-        .bind(limit)
-        .fetch_all(&self.pool())
-        .await;
-        self.seen(rows)?.iter().filter_map(|r| command_row(r).transpose()).collect()
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await
+        });
+        Ok(self.seen(rows)?.into_iter().filter_map(command_row).collect())
     }
 
     /// How many commands wait for the `agent` of `host_id`.
@@ -215,13 +219,15 @@ impl Store {
         now: i64,
     ) -> Result<u32, sqlx::Error> {
         self.expire_commands(host_id, now).await?;
-        let n: Result<i64, _> = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM agent_commands WHERE host_id = ? AND kind = ? AND state = 'pending'",
+        let n: Result<i64, _> = on_pool!(&self.pool(), |p| {
+            sqlx::query_scalar(
+            "SELECT COUNT(*) FROM agent_commands WHERE host_id = $1 AND kind = $2 AND state = 'pending'",
         )
         .bind(host_id)
         .bind(enum_str(agent))
-        .fetch_one(&self.pool())
-        .await;
+        .fetch_one(p)
+        .await
+        });
         Ok(u32::try_from(self.seen(n)?).unwrap_or(u32::MAX))
     }
 
@@ -238,15 +244,15 @@ impl Store {
         // One transaction: the state is checked and changed at once.
         let result: Result<Command, OutcomeError> = async {
             let mut tx = WriteTx::begin(&self.pool()).await?;
-            let row = sqlx::query(
+            let row: Option<CommandRow> = on_conn!(tx.conn()?, |c| sqlx::query_as(
                 "SELECT id, host_id, kind, command, asked_by, asked_at, state, updated_at, message, result
-                 FROM agent_commands WHERE id = ? AND host_id = ?",
+                 FROM agent_commands WHERE id = $1 AND host_id = $2",
             )
             .bind(id)
             .bind(host_id)
-            .fetch_optional(tx.conn()?)
-            .await?;
-            let Some(mut command) = row.as_ref().map(command_row).transpose()?.flatten() else {
+            .fetch_optional(c)
+            .await)?;
+            let Some(mut command) = row.and_then(command_row) else {
                 return Err(OutcomeError::Unknown);
             };
             if !role.allows(command.agent) {
@@ -256,17 +262,18 @@ impl Store {
                 return Err(OutcomeError::Final(command.state));
             }
             let result = outcome.result.as_ref().map(|v| v.to_string());
-            sqlx::query(
-                "UPDATE agent_commands SET state = ?, updated_at = ?, message = ?, result = ?
-                 WHERE id = ?",
+            on_conn!(tx.conn()?, |c| sqlx::query(
+                "UPDATE agent_commands SET state = $1, updated_at = $2, message = $3, result = $4
+                 WHERE id = $5",
             )
             .bind(enum_str(outcome.state))
             .bind(now)
             .bind(outcome.message.as_deref())
             .bind(result)
             .bind(id)
-            .execute(tx.conn()?)
-            .await?;
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
             tx.commit().await?;
             command.state = outcome.state;
             command.updated_at = from_millis(now);
@@ -284,40 +291,50 @@ impl Store {
     /// Commands of `host_id` not finished within the expiry become `expired`, so an agent that
     /// comes back after a long outage never runs a restart asked for yesterday.
     async fn expire_commands(&self, host_id: &str, now: i64) -> Result<(), sqlx::Error> {
-        let done = sqlx::query(
-            "UPDATE agent_commands SET state = 'expired', updated_at = ?
-             WHERE host_id = ? AND state IN ('pending', 'delivered') AND asked_at < ?",
+        let done = on_pool!(&self.pool(), |p| sqlx::query(
+            "UPDATE agent_commands SET state = 'expired', updated_at = $1
+             WHERE host_id = $2 AND state IN ('pending', 'delivered') AND asked_at < $3",
         )
         .bind(now)
         .bind(host_id)
         .bind(now - COMMAND_EXPIRY_S * 1000)
-        .execute(&self.pool())
-        .await;
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()));
         self.seen(done).map(|_| ())
     }
 }
 
-/// A command row; None for a row of a kind or command this engine does not know.
-fn command_row(r: &sqlx::sqlite::SqliteRow) -> Result<Option<Command>, sqlx::Error> {
-    let kind: String = r.try_get("kind")?;
-    let command: String = r.try_get("command")?;
-    let state: String = r.try_get("state")?;
-    let (Some(agent), Some(command), Some(state)) =
-        (str_enum(&kind), str_enum(&command), str_enum(&state))
-    else {
-        return Ok(None);
-    };
-    let result: Option<String> = r.try_get("result")?;
-    Ok(Some(Command {
-        id: r.try_get("id")?,
-        host_id: r.try_get("host_id")?,
-        agent,
-        command,
-        asked_by: r.try_get("asked_by")?,
-        asked_at: from_millis(r.try_get("asked_at")?),
-        state,
-        updated_at: from_millis(r.try_get("updated_at")?),
-        message: r.try_get("message")?,
-        result: result.and_then(|s| serde_json::from_str(&s).ok()),
-    }))
+/// A row of `agent_applied`: kind, revision, in force, refused, at.
+type AppliedRow = (String, i64, String, String, i64);
+
+/// A row of `agent_commands`.
+#[derive(sqlx::FromRow)]
+struct CommandRow {
+    id: i64,
+    host_id: String,
+    kind: String,
+    command: String,
+    asked_by: String,
+    asked_at: i64,
+    state: String,
+    updated_at: i64,
+    message: Option<String>,
+    result: Option<String>,
+}
+
+/// A command; None for a row of a kind or command this engine does not know.
+fn command_row(r: CommandRow) -> Option<Command> {
+    Some(Command {
+        id: r.id,
+        host_id: r.host_id,
+        agent: str_enum(&r.kind)?,
+        command: str_enum(&r.command)?,
+        asked_by: r.asked_by,
+        asked_at: from_millis(r.asked_at),
+        state: str_enum(&r.state)?,
+        updated_at: from_millis(r.updated_at),
+        message: r.message,
+        result: r.result.and_then(|s| serde_json::from_str(&s).ok()),
+    })
 }

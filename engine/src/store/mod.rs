@@ -13,6 +13,7 @@
 //! starts the recovery probe; ingest refuses to acknowledge while degraded. What control
 //! needs is [`held`] in memory as well, so decisions go on through the fault.
 
+pub(crate) mod db;
 mod format;
 mod health;
 mod held;
@@ -29,23 +30,22 @@ use std::time::Duration;
 use hearth_proto::Timestamp;
 use hearth_proto::agents::{AgentKind, KeyRole};
 use hearth_proto::relays::{OutputStatus, RelayFunction, RelayState};
-use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Row};
 use tokio::sync::watch;
 
 use crate::control::{Decision, Settings};
 use crate::zones::ZoneId;
 
+use db::{Backend, Options, POOL_SIZE, Pool, WriteTx, on_conn, on_pool};
 pub(crate) use health::StorageHealth;
 pub(crate) use schedules::Schedules;
 mod history;
 pub(crate) use history::Series;
 
-/// Connections per pool: readers go on while the ingest writer commits (WAL).
-const POOL_SIZE: u32 = 4;
-
-/// Rows per multi-row INSERT: at most 7 bound values each, under SQLite's 32766 variables.
+/// Rows per multi-row INSERT: at most 8 bound values each, under SQLite's 32766 variables
+/// (PostgreSQL's limit is 65535).
 const INSERT_CHUNK: usize = 1000;
 
 /// One reading ready to be stored.
@@ -216,12 +216,12 @@ pub(crate) struct Store {
 #[derive(Debug)]
 struct Inner {
     /// Opens the database for writing (the recovery probe opens it afresh with these).
-    options: SqliteConnectOptions,
+    options: Options,
     /// The database file (none in memory): its filesystem is checked before a recovery counts.
     file: Option<PathBuf>,
     /// Replaced as a whole when a fault is found and when the probe recovers: every connection
     /// of the old pool is closed, which rolls back whatever it held.
-    pool: std::sync::RwLock<SqlitePool>,
+    pool: std::sync::RwLock<Pool>,
     health: watch::Sender<StorageHealth>,
     held: held::Held,
     /// Held by every write of a relay agent's registration or answers, in memory and in the
@@ -266,54 +266,9 @@ impl Store {
 
     /// [`Self::open`] with the given durability (the benchmark compares them).
     pub(crate) async fn open_with(url: &str, durability: Durability) -> anyhow::Result<Self> {
-        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            anyhow::bail!(
-                "PostgreSQL is not supported yet by this build: the engine stores in SQLite only \
-                 (see \"Storage\" in the README); use a sqlite:// URL or leave --database-url unset"
-            );
-        }
-        let synchronous = match durability {
-            Durability::Full => SqliteSynchronous::Full,
-            Durability::Normal => SqliteSynchronous::Normal,
-        };
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| anyhow::anyhow!("bad database URL {url:?}: {e}"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(synchronous)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let file = Some(options.get_filename().to_path_buf())
-            .filter(|f| !f.as_os_str().is_empty() && f.as_os_str() != ":memory:");
-        let (pool, health) = match open_writable(&options, file.as_deref()).await {
-            Ok(pool) => (pool, StorageHealth::Healthy),
-            Err(Opening::Unwritable { pool, reason }) => {
-                tracing::error!(%reason, "the database opens but cannot store; starting degraded");
-                (pool, degraded(reason))
-            }
-            Err(Opening::Fault(reason)) => {
-                // "Read-only filesystem" says more than SQLite's "unable to open".
-                let reason = match file.as_deref().and_then(|f| health::filesystem_problem(f, 0)) {
-                    Some(problem) => format!("{problem} ({reason})"),
-                    None => reason,
-                };
-                let pool = match open_read_only(url, file.as_deref()).await {
-                    Ok(pool) => {
-                        tracing::error!(%reason, "the database cannot be opened for writing; \
-                            starting degraded on a read-only copy (stored settings, schedule \
-                            and relays apply)");
-                        pool
-                    }
-                    Err(e) => {
-                        tracing::error!(%reason, read_only = %e, "the database cannot be \
-                            opened; starting degraded with the default protections (frost \
-                            floor, max ceiling) only");
-                        transient_pool(&options)
-                    }
-                };
-                (pool, degraded(reason))
-            }
-            Err(Opening::Config(e)) => return Err(e),
+        let (options, file, pool, health) = match Backend::of_url(url) {
+            Backend::Sqlite => open_sqlite(url, durability).await?,
+            Backend::Postgres => open_postgres(url, durability).await?,
         };
         let inner = Arc::new(Inner {
             options,
@@ -328,15 +283,29 @@ impl Store {
         Ok(Self { inner })
     }
 
+    /// Which database the store speaks to.
+    pub(crate) fn backend(&self) -> Backend {
+        self.inner.options.backend()
+    }
+
     /// The pool, for tests that write rows as another engine would have written them.
     #[cfg(test)]
-    pub(crate) fn test_pool(&self) -> SqlitePool {
+    pub(crate) fn test_pool(&self) -> Pool {
         self.pool()
+    }
+
+    /// The SQLite pool, for tests of what only SQLite has (its files, its upgrades).
+    #[cfg(test)]
+    pub(crate) fn test_sqlite_pool(&self) -> anyhow::Result<sqlx::SqlitePool> {
+        match self.pool() {
+            Pool::Sqlite(p) => Ok(p),
+            Pool::Postgres(_) => anyhow::bail!("this test needs a SQLite store"),
+        }
     }
 
     /// The current pool. Cloned out, so that a query in flight keeps the pool it started on
     /// while a recovery replaces it.
-    fn pool(&self) -> SqlitePool {
+    fn pool(&self) -> Pool {
         self.inner.pool.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -378,11 +347,11 @@ impl Store {
         if changed {
             tracing::error!(%reason, "storage fault: readings are refused (503) until the \
                 database stores again; control goes on from what the engine holds in memory");
-            self.replace_pool(transient_pool(&self.inner.options));
+            self.replace_pool(self.inner.options.transient_pool());
         }
     }
 
-    fn replace_pool(&self, pool: SqlitePool) {
+    fn replace_pool(&self, pool: Pool) {
         let old = std::mem::replace(
             &mut *self.inner.pool.write().unwrap_or_else(|e| e.into_inner()),
             pool,
@@ -393,7 +362,11 @@ impl Store {
 
     /// Cheap health check for `/v1/status`.
     pub(crate) async fn ping(&self) -> Result<(), sqlx::Error> {
-        let r = sqlx::query("SELECT 1").execute(&self.pool()).await.map(|_| ());
+        let r = on_pool!(&self.pool(), |p| sqlx::query("SELECT 1")
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        .map(|_| ());
         self.seen(r)
     }
 
@@ -430,7 +403,7 @@ impl Store {
     async fn write_reports_tx(&self, reports: &[NewReport]) -> Result<(), sqlx::Error> {
         let mut tx = WriteTx::begin(&self.pool()).await?;
         let all: Vec<&NewReading> = reports.iter().flat_map(|r| &r.readings).collect();
-        history::insert_readings(tx.conn()?, &all).await?;
+        history::insert_readings(&mut tx, &all).await?;
 
         // One row per sensor and per host: an upsert may not touch a row twice in one
         // statement (PostgreSQL refuses it), and only the newest reading of a sensor can win.
@@ -471,52 +444,55 @@ impl Store {
         }
         let sensors: Vec<SensorUpsert<'_>> = sensors.into_values().collect();
         for chunk in sensors.chunks(INSERT_CHUNK) {
-            let mut q = QueryBuilder::new(
-                "INSERT INTO sensors
-                   (id, host_id, kind, alias, extra, last_ts, last_value, value_since) ",
-            );
-            q.push_values(chunk, |mut b, s| {
-                let r = s.reading;
-                let (at, value) = s.latest.unzip();
-                b.push_bind(&r.sensor_id)
-                    .push_bind(s.host_id)
-                    .push_bind(&r.kind)
-                    .push_bind(&r.alias)
-                    .push_bind(&r.extra)
-                    .push_bind(at)
-                    .push_bind(value.flatten())
-                    .push_bind(at);
-            });
-            // The sensor's description (host, type, alias, extra) follows its newest reading
-            // too: a replayed backlog must not bring back an alias renamed since. `value_since`
-            // moves only when the newest value changes (a stuck probe is one whose value stays).
-            q.push(
-                " ON CONFLICT (id) DO UPDATE SET
-                   host_id = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
-                     THEN excluded.host_id ELSE sensors.host_id END,
-                   kind = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
-                     THEN excluded.kind ELSE sensors.kind END,
-                   alias = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
-                     THEN excluded.alias ELSE sensors.alias END,
-                   extra = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
-                     THEN excluded.extra ELSE sensors.extra END,
-                   value_since = CASE WHEN excluded.last_ts IS NULL
-                     OR excluded.last_ts < COALESCE(sensors.last_ts, excluded.last_ts)
-                     THEN sensors.value_since
-                     WHEN sensors.last_ts IS NOT NULL AND excluded.last_value IS sensors.last_value
-                     THEN COALESCE(sensors.value_since, sensors.last_ts)
-                     ELSE excluded.last_ts END,
-                   last_value = CASE WHEN excluded.last_ts IS NULL
-                     OR excluded.last_ts < COALESCE(sensors.last_ts, excluded.last_ts)
-                     THEN sensors.last_value ELSE excluded.last_value END,
-                   last_ts = CASE WHEN excluded.last_ts IS NULL
-                     OR excluded.last_ts < COALESCE(sensors.last_ts, excluded.last_ts)
-                     THEN sensors.last_ts ELSE excluded.last_ts END",
-            );
-            q.build().execute(tx.conn()?).await?;
+            on_conn!(tx.conn()?, |c| {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO sensors
+                       (id, host_id, kind, alias, extra, last_ts, last_value, value_since) ",
+                );
+                q.push_values(chunk, |mut b, s| {
+                    let r = s.reading;
+                    let (at, value) = s.latest.unzip();
+                    b.push_bind(&r.sensor_id)
+                        .push_bind(s.host_id)
+                        .push_bind(&r.kind)
+                        .push_bind(&r.alias)
+                        .push_bind(&r.extra)
+                        .push_bind(at)
+                        .push_bind(value.flatten())
+                        .push_bind(at);
+                });
+                // The sensor's description (host, type, alias, extra) follows its newest reading
+                // too: a replayed backlog must not bring back an alias renamed since. `value_since`
+                // moves only when the newest value changes (a stuck probe is one whose value stays).
+                q.push(
+                    " ON CONFLICT (id) DO UPDATE SET
+                       host_id = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
+                         THEN excluded.host_id ELSE sensors.host_id END,
+                       kind = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
+                         THEN excluded.kind ELSE sensors.kind END,
+                       alias = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
+                         THEN excluded.alias ELSE sensors.alias END,
+                       extra = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
+                         THEN excluded.extra ELSE sensors.extra END,
+                       value_since = CASE WHEN excluded.last_ts IS NULL
+                         OR excluded.last_ts < COALESCE(sensors.last_ts, excluded.last_ts)
+                         THEN sensors.value_since
+                         WHEN sensors.last_ts IS NOT NULL
+                           AND excluded.last_value IS NOT DISTINCT FROM sensors.last_value
+                         THEN COALESCE(sensors.value_since, sensors.last_ts)
+                         ELSE excluded.last_ts END,
+                       last_value = CASE WHEN excluded.last_ts IS NULL
+                         OR excluded.last_ts < COALESCE(sensors.last_ts, excluded.last_ts)
+                         THEN sensors.last_value ELSE excluded.last_value END,
+                       last_ts = CASE WHEN excluded.last_ts IS NULL
+                         OR excluded.last_ts < COALESCE(sensors.last_ts, excluded.last_ts)
+                         THEN sensors.last_ts ELSE excluded.last_ts END",
+                );
+                q.build().execute(c).await.map(|r| r.rows_affected())
+            })?;
         }
         let agents: Vec<AgentUpsert<'_>> = hosts.into_values().collect();
-        upsert_agents(tx.conn()?, &agents).await?;
+        upsert_agents(&mut tx, &agents).await?;
         tx.commit().await
     }
 
@@ -532,13 +508,13 @@ impl Store {
         if self.served_from_memory() {
             return self.inner.held.sensors(None);
         }
-        let read = sqlx::query_as(
+        let read = on_pool!(&self.pool(), |p| sqlx::query_as(
             "SELECT id, host_id, kind, alias, extra, last_ts, last_value, value_since, name,
                     weight, offset_c
              FROM sensors ORDER BY id",
         )
-        .fetch_all(&self.pool())
-        .await;
+        .fetch_all(p)
+        .await);
         let rows = self.inner.held.sensors(Some(self.seen(read)));
         self.known_while_degraded(rows)
     }
@@ -567,18 +543,20 @@ impl Store {
 
     /// A sensor's calibration offset; None when the sensor is unknown.
     pub(crate) async fn sensor_offset(&self, id: &str) -> Result<Option<f64>, sqlx::Error> {
-        sqlx::query_scalar("SELECT offset_c FROM sensors WHERE id = ?")
+        on_pool!(&self.pool(), |p| sqlx::query_scalar("SELECT offset_c FROM sensors WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool())
-            .await
+            .fetch_optional(p)
+            .await)
     }
 
     /// Every known sensor's non-zero calibration offset (the ingest path's cache is built
     /// from it at start).
     pub(crate) async fn sensor_offsets(&self) -> Result<Vec<(String, f64)>, sqlx::Error> {
-        let read = sqlx::query_as("SELECT id, offset_c FROM sensors WHERE offset_c <> 0")
-            .fetch_all(&self.pool())
-            .await;
+        let read = on_pool!(&self.pool(), |p| sqlx::query_as(
+            "SELECT id, offset_c FROM sensors WHERE offset_c <> 0"
+        )
+        .fetch_all(p)
+        .await);
         self.seen(read)
     }
 
@@ -589,15 +567,17 @@ impl Store {
         id: &str,
         s: &hearth_proto::sensors::SensorSettings,
     ) -> Result<bool, sqlx::Error> {
-        let done =
-            sqlx::query("UPDATE sensors SET name = ?, weight = ?, offset_c = ? WHERE id = ?")
-                .bind(&s.name)
-                .bind(s.weight)
-                .bind(s.offset_c)
-                .bind(id)
-                .execute(&self.pool())
-                .await;
-        Ok(self.seen(done)?.rows_affected() == 1)
+        let done = on_pool!(&self.pool(), |p| sqlx::query(
+            "UPDATE sensors SET name = $1, weight = $2, offset_c = $3 WHERE id = $4"
+        )
+        .bind(&s.name)
+        .bind(s.weight)
+        .bind(s.offset_c)
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()));
+        Ok(self.seen(done)? == 1)
     }
 
     /// Raw readings of one sensor in `[from, to)`, oldest first, at most `limit`.
@@ -608,27 +588,31 @@ impl Store {
         to: i64,
         limit: u32,
     ) -> Result<Vec<(i64, Option<f64>)>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT ts, value FROM readings WHERE sensor_id = ? AND ts >= ? AND ts < ? ORDER BY ts LIMIT ?",
-        )
-        .bind(id)
-        .bind(from)
-        .bind(to)
-        .bind(limit)
-        .fetch_all(&self.pool())
-        .await;
-        self.seen(rows)?.iter().map(|r| Ok((r.try_get("ts")?, r.try_get("value")?))).collect()
+        let rows = on_pool!(&self.pool(), |p| {
+            sqlx::query_as(
+                "SELECT ts, value FROM readings WHERE sensor_id = $1 AND ts >= $2 AND ts < $3
+                 ORDER BY ts LIMIT $4",
+            )
+            .bind(id)
+            .bind(from)
+            .bind(to)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await
+        });
+        self.seen(rows)
     }
 
     pub(crate) async fn agents(&self) -> Result<Vec<AgentRow>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT host_id, kind, url, last_seen, clock_offset_ms, backend, unreachable_since,
-                    contact_error, key_role, misdated, misdated_at
-             FROM agents ORDER BY host_id, kind",
-        )
-        .fetch_all(&self.pool())
-        .await;
-        self.seen(rows)?
+        // Mapped inside: a row is a type of its backend.
+        let rows = on_pool!(&self.pool(), |p| async {
+            sqlx::query(
+                "SELECT host_id, kind, url, last_seen, clock_offset_ms, backend,
+                        unreachable_since, contact_error, key_role, misdated, misdated_at
+                 FROM agents ORDER BY host_id, kind",
+            )
+            .fetch_all(p)
+            .await?
             .iter()
             .map(|r| {
                 let kind: String = r.try_get("kind")?;
@@ -647,7 +631,10 @@ impl Store {
                     misdated_at: r.try_get("misdated_at")?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+        }
+        .await);
+        self.seen(rows)
     }
 
     /// Mark an agent as heard from (or reached) now.
@@ -657,14 +644,16 @@ impl Store {
         kind: AgentKind,
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        let done = sqlx::query(
-            "UPDATE agents SET last_seen = MAX(last_seen, ?) WHERE host_id = ? AND kind = ?",
+        let done = on_pool!(&self.pool(), |p| sqlx::query(
+            "UPDATE agents SET last_seen = CASE WHEN $1 > last_seen THEN $1 ELSE last_seen END
+             WHERE host_id = $2 AND kind = $3",
         )
         .bind(now)
         .bind(host_id)
         .bind(enum_str(kind))
-        .execute(&self.pool())
-        .await;
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()));
         self.seen(done).map(|_| ())
     }
 
@@ -695,25 +684,34 @@ impl Store {
             misdated: 0,
             misdated_at: None,
         };
-        upsert_agents(tx.conn()?, &[agent]).await?;
-        sqlx::query("UPDATE agents SET backend = ? WHERE host_id = ? AND kind = 'relay'")
-            .bind(backend)
-            .bind(host_id)
-            .execute(tx.conn()?)
-            .await?;
-        let ids: Vec<&str> = outputs.iter().map(|o| o.id.as_str()).collect();
-        let keep = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
-        sqlx::query(
-            "DELETE FROM relays WHERE host_id = ? AND output_id NOT IN (SELECT value FROM json_each(?))",
+        upsert_agents(&mut tx, &[agent]).await?;
+        on_conn!(tx.conn()?, |c| sqlx::query(
+            "UPDATE agents SET backend = $1 WHERE host_id = $2 AND kind = 'relay'"
         )
+        .bind(backend)
         .bind(host_id)
-        .bind(keep)
-        .execute(tx.conn()?)
-        .await?;
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        // The outputs it no longer has (a registration names a bounded number of outputs).
+        on_conn!(tx.conn()?, |c| {
+            let mut q = QueryBuilder::new("DELETE FROM relays WHERE host_id = ");
+            q.push_bind(host_id);
+            if !outputs.is_empty() {
+                q.push(" AND output_id NOT IN (");
+                let mut ids = q.separated(", ");
+                for o in outputs {
+                    ids.push_bind(&o.id);
+                }
+                ids.push_unseparated(")");
+            }
+            q.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
         for o in outputs {
-            sqlx::query(
+            on_conn!(tx.conn()?, |c| {
+                sqlx::query(
                 "INSERT INTO relays (host_id, output_id, name, function_hint, function, state, updated, status)
-                 VALUES (?, ?, ?, ?, NULL, ?, ?, ?)
+                 VALUES ($1, $2, $3, $4, NULL, $5, $6, $7)
                  ON CONFLICT (host_id, output_id) DO UPDATE SET
                    name = excluded.name, function_hint = excluded.function_hint,
                    state = excluded.state, updated = excluded.updated, status = excluded.status",
@@ -725,8 +723,10 @@ impl Store {
             .bind(enum_str(o.state))
             .bind(now)
             .bind(serde_json::to_string(o).ok())
-            .execute(tx.conn()?)
-            .await?;
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+            })?;
         }
         tx.commit().await
     }
@@ -744,16 +744,18 @@ impl Store {
     }
 
     async fn read_relays(&self) -> Result<Vec<RelayRow>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT r.host_id, r.output_id, r.name, a.url, r.function, r.function_hint, r.state,
-                    r.updated, r.status, r.command_error, a.backend, a.unreachable_since,
-                    a.key_role
-             FROM relays r LEFT JOIN agents a ON a.host_id = r.host_id AND a.kind = 'relay'
-             ORDER BY r.host_id, r.output_id",
-        )
-        .fetch_all(&self.pool())
-        .await?;
-        rows.iter()
+        // Mapped inside: a row is a type of its backend.
+        on_pool!(&self.pool(), |p| async {
+            sqlx::query(
+                "SELECT r.host_id, r.output_id, r.name, a.url, r.function, r.function_hint,
+                        r.state, r.updated, r.status, r.command_error, a.backend,
+                        a.unreachable_since, a.key_role
+                 FROM relays r LEFT JOIN agents a ON a.host_id = r.host_id AND a.kind = 'relay'
+                 ORDER BY r.host_id, r.output_id",
+            )
+            .fetch_all(p)
+            .await?
+            .iter()
             .map(|r| {
                 let function: Option<String> = r.try_get("function")?;
                 let hint: Option<String> = r.try_get("function_hint")?;
@@ -777,7 +779,9 @@ impl Store {
                     key_role: key_role.as_deref().and_then(str_enum),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+        }
+        .await)
     }
 
     /// Assign an output's function; false when no such output exists.
@@ -787,14 +791,16 @@ impl Store {
         output_id: &str,
         function: Option<RelayFunction>,
     ) -> Result<bool, sqlx::Error> {
-        let done =
-            sqlx::query("UPDATE relays SET function = ? WHERE host_id = ? AND output_id = ?")
-                .bind(function.map(enum_str))
-                .bind(host_id)
-                .bind(output_id)
-                .execute(&self.pool())
-                .await;
-        let found = self.seen(done)?.rows_affected() == 1;
+        let done = on_pool!(&self.pool(), |p| sqlx::query(
+            "UPDATE relays SET function = $1 WHERE host_id = $2 AND output_id = $3"
+        )
+        .bind(function.map(enum_str))
+        .bind(host_id)
+        .bind(output_id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()));
+        let found = self.seen(done)? == 1;
         if found {
             self.inner.held.relay_function(host_id, output_id, function);
         }
@@ -809,13 +815,13 @@ impl Store {
         output_id: &str,
         program: Option<&hearth_proto::fallback::OutputProgram>,
     ) -> Result<bool, sqlx::Error> {
-        let known = sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM relays WHERE host_id = ? AND output_id = ?",
+        let known = on_pool!(&self.pool(), |p| sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM relays WHERE host_id = $1 AND output_id = $2",
         )
         .bind(host_id)
         .bind(output_id)
-        .fetch_one(&self.pool())
-        .await;
+        .fetch_one(p)
+        .await);
         if self.seen(known)? == 0 {
             return Ok(false);
         }
@@ -823,22 +829,26 @@ impl Store {
             Some(program) => {
                 let json =
                     serde_json::to_string(program).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-                sqlx::query(
-                    "INSERT INTO relay_fallback (host_id, output_id, program) VALUES (?, ?, ?) \
+                on_pool!(&self.pool(), |p| sqlx::query(
+                    "INSERT INTO relay_fallback (host_id, output_id, program) VALUES ($1, $2, $3) \
                      ON CONFLICT (host_id, output_id) DO UPDATE SET program = excluded.program",
                 )
                 .bind(host_id)
                 .bind(output_id)
                 .bind(json)
-                .execute(&self.pool())
+                .execute(p)
                 .await
+                .map(|r| r.rows_affected()))
             }
             None => {
-                sqlx::query("DELETE FROM relay_fallback WHERE host_id = ? AND output_id = ?")
-                    .bind(host_id)
-                    .bind(output_id)
-                    .execute(&self.pool())
-                    .await
+                on_pool!(&self.pool(), |p| sqlx::query(
+                    "DELETE FROM relay_fallback WHERE host_id = $1 AND output_id = $2"
+                )
+                .bind(host_id)
+                .bind(output_id)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))
             }
         };
         self.seen(done)?;
@@ -854,11 +864,11 @@ impl Store {
         std::collections::HashMap<(String, String), hearth_proto::fallback::OutputProgram>,
         sqlx::Error,
     > {
-        let rows = sqlx::query_as::<_, (String, String, String)>(
+        let rows = on_pool!(&self.pool(), |p| sqlx::query_as::<_, (String, String, String)>(
             "SELECT host_id, output_id, program FROM relay_fallback",
         )
-        .fetch_all(&self.pool())
-        .await;
+        .fetch_all(p)
+        .await);
         Ok(self
             .seen(rows)?
             .into_iter()
@@ -896,10 +906,10 @@ impl Store {
         if !self.inner.held.relay_status(host_id, status, command_done, now, sent) {
             return Ok(false);
         }
-        let done = sqlx::query(
-            "UPDATE relays SET state = ?, updated = ?, status = ?,
-                command_error = CASE WHEN ? THEN NULL ELSE command_error END
-             WHERE host_id = ? AND output_id = ?",
+        let done = on_pool!(&self.pool(), |p| sqlx::query(
+            "UPDATE relays SET state = $1, updated = $2, status = $3,
+                command_error = CASE WHEN $4 THEN NULL ELSE command_error END
+             WHERE host_id = $5 AND output_id = $6",
         )
         .bind(enum_str(status.state))
         .bind(now)
@@ -907,8 +917,9 @@ impl Store {
         .bind(command_done)
         .bind(host_id)
         .bind(&status.id)
-        .execute(&self.pool())
-        .await;
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()));
         self.seen(done)?;
         self.touch_agent(host_id, AgentKind::Relay, now).await?;
         Ok(true)
@@ -939,16 +950,15 @@ impl Store {
         contact: Contact<'_>,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT unreachable_since, contact_error FROM agents
-             WHERE host_id = ? AND kind = 'relay'",
-        )
-        .bind(host_id)
-        .fetch_optional(&self.pool())
-        .await;
-        let Some(row) = self.seen(row)? else { return Ok(false) };
-        let since: Option<i64> = row.try_get("unreachable_since")?;
-        let error: Option<String> = row.try_get("contact_error")?;
+        let row: Result<Option<(Option<i64>, Option<String>)>, _> =
+            on_pool!(&self.pool(), |p| sqlx::query_as(
+                "SELECT unreachable_since, contact_error FROM agents
+                 WHERE host_id = $1 AND kind = 'relay'",
+            )
+            .bind(host_id)
+            .fetch_optional(p)
+            .await);
+        let Some((since, error)) = self.seen(row)? else { return Ok(false) };
         let (new_since, new_error) = match contact {
             Contact::Answered => (None, None),
             Contact::Failed(e) => (None, Some(e)),
@@ -957,15 +967,16 @@ impl Store {
         if (since, error.as_deref()) == (new_since, new_error) {
             return Ok(false);
         }
-        let done = sqlx::query(
-            "UPDATE agents SET unreachable_since = ?, contact_error = ?
-             WHERE host_id = ? AND kind = 'relay'",
+        let done = on_pool!(&self.pool(), |p| sqlx::query(
+            "UPDATE agents SET unreachable_since = $1, contact_error = $2
+             WHERE host_id = $3 AND kind = 'relay'",
         )
         .bind(new_since)
         .bind(new_error)
         .bind(host_id)
-        .execute(&self.pool())
-        .await;
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()));
         self.seen(done)?;
         Ok(since.is_some() != new_since.is_some())
     }
@@ -985,13 +996,15 @@ impl Store {
         if !self.inner.held.relay_refusal(host_id, output_id, error, sent) {
             return Ok(false);
         }
-        let done =
-            sqlx::query("UPDATE relays SET command_error = ? WHERE host_id = ? AND output_id = ?")
-                .bind(error)
-                .bind(host_id)
-                .bind(output_id)
-                .execute(&self.pool())
-                .await;
+        let done = on_pool!(&self.pool(), |p| sqlx::query(
+            "UPDATE relays SET command_error = $1 WHERE host_id = $2 AND output_id = $3"
+        )
+        .bind(error)
+        .bind(host_id)
+        .bind(output_id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()));
         self.seen(done)?;
         self.touch_agent(host_id, AgentKind::Relay, now).await?;
         Ok(true)
@@ -1007,11 +1020,12 @@ impl Store {
 
     /// The control settings stored under `key` (one zone's: `zones::control_key`).
     async fn settings_at(&self, key: &str) -> Result<Option<Settings>, sqlx::Error> {
-        let value: Result<Option<String>, _> =
-            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-                .bind(key)
-                .fetch_optional(&self.pool())
-                .await;
+        let value: Result<Option<String>, _> = on_pool!(&self.pool(), |p| sqlx::query_scalar(
+            "SELECT value FROM settings WHERE key = $1"
+        )
+        .bind(key)
+        .fetch_optional(p)
+        .await);
         let Some(value) = self.seen(value)? else { return Ok(None) };
         format::decode(format::SETTINGS_V, &value).map(Some).map_err(|why| {
             self.inner.unreadable.report("settings", key, &why);
@@ -1036,10 +1050,10 @@ impl Store {
         zone: &ZoneId,
         d: &Decision,
     ) -> Result<(), sqlx::Error> {
-        let done = sqlx::query(
+        let done = on_pool!(&self.pool(), |p| sqlx::query(
             "INSERT INTO decisions
                (zone_id, ts, heat, cool, effective_temp, setpoint, reason_code, reason, detail)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&zone.0)
         .bind(millis(d.at))
@@ -1050,8 +1064,9 @@ impl Store {
         .bind(enum_str(d.reason_code))
         .bind(&d.reason)
         .bind(format::encode(format::DECISION_V, d).map_err(|e| sqlx::Error::Encode(e.into()))?)
-        .execute(&self.pool())
-        .await;
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()));
         self.seen(done).map(|_| ())
     }
 
@@ -1065,16 +1080,16 @@ impl Store {
         to: Option<Timestamp>,
         limit: u32,
     ) -> Result<Vec<Decision>, sqlx::Error> {
-        let rows: Result<Vec<(i64, String)>, _> = sqlx::query_as(
-            "SELECT id, detail FROM decisions WHERE zone_id = ? AND ts >= ? AND ts < ?
-             ORDER BY ts DESC, id DESC LIMIT ?",
+        let rows: Result<Vec<(i64, String)>, _> = on_pool!(&self.pool(), |p| sqlx::query_as(
+            "SELECT id, detail FROM decisions WHERE zone_id = $1 AND ts >= $2 AND ts < $3
+             ORDER BY ts DESC, id DESC LIMIT $4",
         )
         .bind(&zone.0)
         .bind(from.map_or(i64::MIN, millis))
         .bind(to.map_or(i64::MAX, millis))
-        .bind(limit)
-        .fetch_all(&self.pool())
-        .await;
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await);
         let mut decisions = Vec::new();
         for (id, detail) in self.seen(rows)? {
             match format::decode(format::DECISION_V, &detail) {
@@ -1086,28 +1101,114 @@ impl Store {
     }
 }
 
-/// The pool of a degraded store: reads that still work (a full disk can be read) go on, on
-/// connections opened for them and closed after, so that nothing keeps a failed filesystem's
-/// files open between queries (it cannot be unmounted for repair otherwise) and no connection
-/// carries anything over from before the fault.
-fn transient_pool(options: &SqliteConnectOptions) -> SqlitePool {
-    SqlitePoolOptions::new()
-        .max_connections(POOL_SIZE)
-        .after_release(|_, _| Box::pin(async { Ok(false) }))
-        .connect_lazy_with(options.clone())
+/// What opening a database gives the store: how to connect again, the file (SQLite), the
+/// pool and the health to start with.
+type Opened = (Options, Option<PathBuf>, Pool, StorageHealth);
+
+/// Open a SQLite database. A storage fault does not stop the engine: on a read-only
+/// filesystem the database is opened read-only when it can be (control then has the stored
+/// settings, schedule and relays), else not at all; either way the store starts degraded and
+/// the recovery probe opens it for writing as soon as it can.
+async fn open_sqlite(url: &str, durability: Durability) -> anyhow::Result<Opened> {
+    let synchronous = match durability {
+        Durability::Full => SqliteSynchronous::Full,
+        Durability::Normal => SqliteSynchronous::Normal,
+    };
+    let sqlite = SqliteConnectOptions::from_str(url)
+        .map_err(|e| anyhow::anyhow!("bad database URL {url:?}: {e}"))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(synchronous)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true);
+    let file = Some(sqlite.get_filename().to_path_buf())
+        .filter(|f| !f.as_os_str().is_empty() && f.as_os_str() != ":memory:");
+    let options = Options::Sqlite(sqlite);
+    let (pool, health) = match open_writable(&options, file.as_deref()).await {
+        Ok(pool) => (pool, StorageHealth::Healthy),
+        Err(Opening::Unwritable { pool, reason }) => {
+            tracing::error!(%reason, "the database opens but cannot store; starting degraded");
+            (pool, degraded(reason))
+        }
+        Err(Opening::Fault(reason)) => {
+            // "Read-only filesystem" says more than SQLite's "unable to open".
+            let reason = match file.as_deref().and_then(|f| health::filesystem_problem(f, 0)) {
+                Some(problem) => format!("{problem} ({reason})"),
+                None => reason,
+            };
+            let pool = match open_read_only(url, file.as_deref()).await {
+                Ok(pool) => {
+                    tracing::error!(%reason, "the database cannot be opened for writing; \
+                        starting degraded on a read-only copy (stored settings, schedule \
+                        and relays apply)");
+                    Pool::Sqlite(pool)
+                }
+                Err(e) => {
+                    tracing::error!(%reason, read_only = %e, "the database cannot be \
+                        opened; starting degraded with the default protections (frost \
+                        floor, max ceiling) only");
+                    options.transient_pool()
+                }
+            };
+            (pool, degraded(reason))
+        }
+        Err(Opening::Config(e)) => return Err(e),
+    };
+    Ok((options, file, pool, health))
+}
+
+/// The schema a PostgreSQL database keeps this engine's tables in, unless the URL's
+/// `options` set a `search_path` (another site's engine on the same database names another).
+pub(crate) const DEFAULT_PG_SCHEMA: &str = "hearth";
+
+/// Open a PostgreSQL database. Unlike a SQLite file, a server that cannot be reached or
+/// refuses the engine at start is a configuration to fix, not a state to wait out: the engine
+/// stops with an error that says what to fix (systemd starts it again). Once running, a
+/// server that goes away is a storage fault like a full disk: degraded, then recovered.
+async fn open_postgres(url: &str, durability: Durability) -> anyhow::Result<Opened> {
+    let shown = db::redact_url(url);
+    let pg = PgConnectOptions::from_str(url)
+        .map_err(|e| anyhow::anyhow!("bad database URL {shown:?}: {e}"))?;
+    let schema = db::pg_schema_of(&pg).unwrap_or_else(|| DEFAULT_PG_SCHEMA.to_owned());
+    db::check_pg_schema(&schema)?;
+    let mut pg = pg.options([("search_path", schema.as_str())]);
+    if durability == Durability::Normal {
+        pg = pg.options([("synchronous_commit", "off")]);
+    }
+    let options = Options::Postgres(pg, schema);
+    match open_writable(&options, None).await {
+        Ok(pool) => Ok((options, None, pool, StorageHealth::Healthy)),
+        Err(Opening::Unwritable { pool, reason }) => {
+            pool.close().await;
+            Err(anyhow::anyhow!("the PostgreSQL database at {shown} cannot store: {reason}"))
+        }
+        Err(Opening::Fault(reason)) => Err(cannot_use(&shown, &reason)),
+        Err(Opening::Config(e)) => Err(cannot_use(&shown, &format!("{e:#}"))),
+    }
+}
+
+fn cannot_use(shown: &str, reason: &str) -> anyhow::Error {
+    match db::pg_fix(reason) {
+        Some(fix) => {
+            anyhow::anyhow!("cannot use the PostgreSQL database at {shown}: {reason}. {fix}")
+        }
+        None => anyhow::anyhow!("cannot use the PostgreSQL database at {shown}: {reason}"),
+    }
 }
 
 fn degraded(reason: String) -> StorageHealth {
     StorageHealth::Degraded { reason, since: Timestamp::now() }
 }
 
-/// The migrations shipped in the binary.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The migrations shipped in the binary, per backend (a version means the same schema on
+/// both: `engine/migrations/postgres/0015_schema.sql`).
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Why a database could not be opened for writing.
 enum Opening {
     /// It opened and reads, but the storage does not take writes now.
-    Unwritable { pool: SqlitePool, reason: String },
+    Unwritable { pool: Pool, reason: String },
     /// A storage fault: nothing is open.
     Fault(String),
     /// Not the storage's fault: the URL, or a database this version cannot use.
@@ -1123,22 +1224,46 @@ fn fault_or(e: sqlx::Error, context: &str) -> Opening {
 
 /// Open a pool for writing, migrate, and prove that a write commits (with its fsync) and that
 /// the filesystem has room.
-async fn open_writable(
-    options: &SqliteConnectOptions,
-    file: Option<&std::path::Path>,
-) -> Result<SqlitePool, Opening> {
-    let pool = SqlitePoolOptions::new()
-        .max_connections(POOL_SIZE)
-        .connect_with(options.clone())
-        .await
-        .map_err(|e| fault_or(e, "cannot open the database"))?;
-    if let Err(e) = MIGRATOR.run(&pool).await {
+async fn open_writable(options: &Options, file: Option<&std::path::Path>) -> Result<Pool, Opening> {
+    let pool = match options {
+        Options::Sqlite(o) => Pool::Sqlite(
+            SqlitePoolOptions::new()
+                .max_connections(POOL_SIZE)
+                .connect_with(o.clone())
+                .await
+                .map_err(|e| fault_or(e, "cannot open the database"))?,
+        ),
+        Options::Postgres(o, schema) => {
+            let pool = db::pg_pool_options()
+                .connect_with(o.clone())
+                .await
+                .map_err(|e| fault_or(e, "cannot connect"))?;
+            // The site's schema, before anything is created in it: `search_path` names it on
+            // every connection, so the migrations (and their own table) land there.
+            let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(create)).execute(&pool).await {
+                pool.close().await;
+                return Err(fault_or(e, "cannot create the schema"));
+            }
+            Pool::Postgres(pool)
+        }
+    };
+    let migrated = match &pool {
+        Pool::Sqlite(p) => MIGRATOR.run(p).await,
+        Pool::Postgres(p) => PG_MIGRATOR.run(p).await,
+    };
+    if let Err(e) = migrated {
         pool.close().await;
         return Err(match e {
             sqlx::migrate::MigrateError::Execute(e)
             | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => {
                 fault_or(e, "database migration failed")
             }
+            sqlx::migrate::MigrateError::VersionMissing(v) => Opening::Config(anyhow::anyhow!(
+                "the database was migrated by a newer engine (its schema has migration {v}, \
+                 which this engine does not know): run that engine version or a newer one; \
+                 this one does not change the database"
+            )),
             e => Opening::Config(anyhow::anyhow!("database migration failed: {e}")),
         });
     }
@@ -1156,7 +1281,10 @@ async fn open_writable(
 
 /// Open the database read-only, for a start on a filesystem that does not take writes. Its
 /// migrations must be exactly this version's: the queries assume that schema.
-async fn open_read_only(url: &str, file: Option<&std::path::Path>) -> Result<SqlitePool, String> {
+async fn open_read_only(
+    url: &str,
+    file: Option<&std::path::Path>,
+) -> Result<sqlx::SqlitePool, String> {
     let file = file.ok_or("the database has no file")?;
     // Without a WAL file everything is in the main file, and `immutable` lets SQLite read it
     // where it cannot create its shared-memory file. With one, `immutable` would skip the
@@ -1195,15 +1323,16 @@ async fn open_read_only(url: &str, file: Option<&std::path::Path>) -> Result<Sql
 }
 
 /// Commit a small write: what the recovery probe (and the start) proves storage with.
-async fn write_probe(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+async fn write_probe(pool: &Pool) -> Result<(), sqlx::Error> {
     let mut tx = WriteTx::begin(pool).await?;
-    sqlx::query(
-        "INSERT INTO storage_probe (id, at) VALUES (1, ?)
+    on_conn!(tx.conn()?, |c| sqlx::query(
+        "INSERT INTO storage_probe (id, at) VALUES (1, $1)
          ON CONFLICT (id) DO UPDATE SET at = excluded.at",
     )
     .bind(millis(Timestamp::now()))
-    .execute(tx.conn()?)
-    .await?;
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     tx.commit().await
 }
 
@@ -1257,54 +1386,6 @@ async fn recover(inner: Weak<Inner>) {
     }
 }
 
-/// A write transaction on a connection of its own, begun with `BEGIN IMMEDIATE` (the write
-/// lock up front: no deadlock upgrading a read). A transaction that does not commit closes
-/// its connection instead of returning it to the pool.
-///
-/// Why not sqlx's `Transaction`: after a failed COMMIT (SQLITE_FULL, SQLITE_IOERR) SQLite
-/// has already rolled back, sqlx's ROLLBACK then fails and its transaction depth stays at 1;
-/// the connection's next "transaction" becomes a SAVEPOINT whose RELEASE commits nothing, and
-/// whose failure leaves a real transaction open with the WAL write lock. Acknowledged writes
-/// that never reach the file, and a database locked until restart: the only safe connection
-/// after a failure is a closed one (closing rolls back whatever is open).
-struct WriteTx {
-    conn: Option<PoolConnection<Sqlite>>,
-}
-
-impl WriteTx {
-    async fn begin(pool: &SqlitePool) -> Result<Self, sqlx::Error> {
-        let mut tx = Self { conn: Some(pool.acquire().await?) };
-        sqlx::query("BEGIN IMMEDIATE").execute(tx.conn()?).await?;
-        Ok(tx)
-    }
-
-    fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
-        self.conn.as_deref_mut().ok_or(sqlx::Error::PoolClosed)
-    }
-
-    async fn commit(mut self) -> Result<(), sqlx::Error> {
-        sqlx::query("COMMIT").execute(self.conn()?).await?;
-        // Committed: the connection goes back to the pool.
-        self.conn = None;
-        Ok(())
-    }
-}
-
-impl std::fmt::Debug for WriteTx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WriteTx").field("open", &self.conn.is_some()).finish()
-    }
-}
-
-impl Drop for WriteTx {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            // Out of the pool (which opens a replacement when needed) and closed.
-            drop(conn.detach());
-        }
-    }
-}
-
 /// One sensor's row in a batch: described by `reading`, with the newest value that may be its
 /// latest (time, value), if any.
 #[derive(Debug)]
@@ -1330,37 +1411,98 @@ struct AgentUpsert<'a> {
 
 /// Record agents as heard from, in chunks of multi-row upserts. `agents` must not name the same
 /// (host, kind) twice.
-async fn upsert_agents(
-    tx: &mut sqlx::SqliteConnection,
-    agents: &[AgentUpsert<'_>],
-) -> Result<(), sqlx::Error> {
+async fn upsert_agents(tx: &mut WriteTx, agents: &[AgentUpsert<'_>]) -> Result<(), sqlx::Error> {
     for chunk in agents.chunks(INSERT_CHUNK) {
-        let mut q = QueryBuilder::new(
-            "INSERT INTO agents
-               (host_id, kind, url, last_seen, clock_offset_ms, key_role, misdated, misdated_at) ",
-        );
-        q.push_values(chunk, |mut b, a| {
-            b.push_bind(a.host_id)
-                .push_bind(enum_str(a.kind))
-                .push_bind(a.url)
-                .push_bind(a.last_seen)
-                .push_bind(a.clock_offset_ms)
-                .push_bind(a.key_role.map(enum_str))
-                .push_bind(a.misdated)
-                .push_bind(a.misdated_at);
-        });
-        q.push(
-            " ON CONFLICT (host_id, kind) DO UPDATE SET
-               url = COALESCE(excluded.url, agents.url),
-               last_seen = MAX(agents.last_seen, excluded.last_seen),
-               clock_offset_ms = COALESCE(excluded.clock_offset_ms, agents.clock_offset_ms),
-               key_role = COALESCE(excluded.key_role, agents.key_role),
-               misdated = agents.misdated + excluded.misdated,
-               misdated_at = COALESCE(excluded.misdated_at, agents.misdated_at)",
-        );
-        q.build().execute(&mut *tx).await?;
+        on_conn!(tx.conn()?, |c| {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO agents
+                   (host_id, kind, url, last_seen, clock_offset_ms, key_role, misdated, misdated_at) ",
+            );
+            q.push_values(chunk, |mut b, a| {
+                b.push_bind(a.host_id)
+                    .push_bind(enum_str(a.kind))
+                    .push_bind(a.url)
+                    .push_bind(a.last_seen)
+                    .push_bind(a.clock_offset_ms)
+                    .push_bind(a.key_role.map(enum_str))
+                    .push_bind(a.misdated)
+                    .push_bind(a.misdated_at);
+            });
+            q.push(
+                " ON CONFLICT (host_id, kind) DO UPDATE SET
+                   url = COALESCE(excluded.url, agents.url),
+                   last_seen = CASE WHEN excluded.last_seen > agents.last_seen
+                     THEN excluded.last_seen ELSE agents.last_seen END,
+                   clock_offset_ms = COALESCE(excluded.clock_offset_ms, agents.clock_offset_ms),
+                   key_role = COALESCE(excluded.key_role, agents.key_role),
+                   misdated = agents.misdated + excluded.misdated,
+                   misdated_at = COALESCE(excluded.misdated_at, agents.misdated_at)",
+            );
+            q.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
     }
     Ok(())
+}
+
+/// Stores for tests, of either backend: a SQLite file in a temp dir, or a fresh database of a
+/// real PostgreSQL server this test process started (`hearth_harness::postgres`).
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Backend, Store};
+
+    /// Keeps a test store's SQLite file (its temp dir) for as long as the test runs.
+    #[derive(Debug)]
+    pub(crate) struct Kept(#[allow(dead_code)] Option<tempfile::TempDir>);
+
+    /// The URL of a new, empty database of `backend`, and what keeps it.
+    pub(crate) fn new_database(backend: Backend) -> anyhow::Result<(String, Kept)> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir()?;
+                let url = format!("sqlite://{}", dir.path().join("t.db").display());
+                Ok((url, Kept(Some(dir))))
+            }
+            Backend::Postgres => {
+                let server = hearth_harness::postgres::Postgres::shared()?;
+                let mut server =
+                    server.lock().map_err(|_| anyhow::anyhow!("the server's lock is poisoned"))?;
+                Ok((server.create_database("store")?, Kept(None)))
+            }
+        }
+    }
+
+    /// A store on a new, empty database of `backend`.
+    pub(crate) async fn store(backend: Backend) -> anyhow::Result<(Store, Kept)> {
+        let (url, kept) = new_database(backend)?;
+        Ok((Store::open(&url).await?, kept))
+    }
+
+    /// `on_both_backends!(test_fn, …)`: for each `async fn test_fn(store: Store) ->
+    /// anyhow::Result<()>` in scope, the tests `test_fn::sqlite` and `test_fn::postgres`, each
+    /// on a new database of its backend. The store's conformance suite is every test named here.
+    macro_rules! on_both_backends {
+        ($($name:ident),+ $(,)?) => {
+            $(
+                mod $name {
+                    use $crate::store::db::Backend;
+                    use $crate::store::testing::store;
+
+                    #[tokio::test]
+                    async fn sqlite() -> anyhow::Result<()> {
+                        let (s, _kept) = store(Backend::Sqlite).await?;
+                        super::$name(s).await
+                    }
+
+                    #[tokio::test]
+                    async fn postgres() -> anyhow::Result<()> {
+                        let (s, _kept) = store(Backend::Postgres).await?;
+                        super::$name(s).await
+                    }
+                }
+            )+
+        };
+    }
+    pub(crate) use on_both_backends;
 }
 
 #[cfg(test)]
@@ -1387,10 +1529,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn one_batch_keeps_the_newest_reading_and_one_agent_row() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await?;
+    async fn one_batch_keeps_the_newest_reading_and_one_agent_row(
+        store: Store,
+    ) -> anyhow::Result<()> {
         // Newer reading first, then a replayed older one, from the same host, in one batch.
         store
             .write_reports(&[report("pi", 2_000, 21.0, 10), report("pi", 1_000, 19.0, 20)])
@@ -1404,10 +1545,9 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn the_latest_is_never_a_reading_placed_after_its_receipt() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await?;
+    async fn the_latest_is_never_a_reading_placed_after_its_receipt(
+        store: Store,
+    ) -> anyhow::Result<()> {
         let at = |ts: i64, value: f64, latest_at: Option<i64>, misdated: bool| NewReading {
             latest_at,
             misdated,
@@ -1472,7 +1612,7 @@ mod tests {
 
     async fn stored_count(url: &str) -> anyhow::Result<i64> {
         // A pool of its own: what another process would find in the file.
-        let other = SqlitePool::connect(url).await?;
+        let other = sqlx::SqlitePool::connect(url).await?;
         let n = sqlx::query_scalar("SELECT COUNT(*) FROM readings").fetch_one(&other).await?;
         other.close().await;
         Ok(n)
@@ -1484,7 +1624,8 @@ mod tests {
         let store = Store::open(&url(&dir)).await?;
         // 2 = FULL: the WAL is synced at each commit, so an acknowledged reading survives a
         // power cut or a storage fault (NORMAL = 1 may lose the last commits).
-        let mode: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.pool()).await?;
+        let mode: i64 =
+            sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.test_sqlite_pool()?).await?;
         assert_eq!(mode, 2);
         Ok(())
     }
@@ -1519,12 +1660,15 @@ mod tests {
         let write = |value: f64| {
             let pool = pool.clone();
             async move {
-                let mut tx = WriteTx::begin(&pool).await?;
-                sqlx::query("INSERT INTO readings (sensor_id, ts, value) VALUES ('28-a', ?, ?)")
-                    .bind(value as i64)
-                    .bind(value)
-                    .execute(tx.conn()?)
-                    .await?;
+                let mut tx = WriteTx::begin(&Pool::Sqlite(pool)).await?;
+                on_conn!(tx.conn()?, |c| sqlx::query(
+                    "INSERT INTO readings (sensor_id, ts, value) VALUES ('28-a', $1, $2)"
+                )
+                .bind(value as i64)
+                .bind(value)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
                 tx.commit().await
             }
         };
@@ -1547,7 +1691,8 @@ mod tests {
     /// A real storage fault from SQLite (a write on a read-only connection).
     async fn readonly_error(url: &str) -> anyhow::Result<sqlx::Error> {
         let ro =
-            SqlitePool::connect_with(SqliteConnectOptions::from_str(url)?.read_only(true)).await?;
+            sqlx::SqlitePool::connect_with(SqliteConnectOptions::from_str(url)?.read_only(true))
+                .await?;
         let err = sqlx::query("DELETE FROM storage_probe")
             .execute(&ro)
             .await
@@ -1563,11 +1708,12 @@ mod tests {
         let url = url(&dir);
         let store = Store::open(&url).await?;
         assert!(store.health().is_healthy());
-        let not_a_fault = sqlx::query("SELECT * FROM no_such_table").execute(&store.pool()).await;
+        let not_a_fault =
+            sqlx::query("SELECT * FROM no_such_table").execute(&store.test_sqlite_pool()?).await;
         store.observe(&not_a_fault.err().ok_or_else(|| anyhow::anyhow!("no error"))?);
         assert!(store.health().is_healthy(), "a mistaken query is not a storage fault");
 
-        let before = store.pool();
+        let before = store.test_sqlite_pool()?;
         store.observe(&readonly_error(&url).await?);
         let StorageHealth::Degraded { reason, .. } = store.health() else {
             anyhow::bail!("not degraded");
@@ -1644,11 +1790,9 @@ mod tests {
     /// The relay agent restarted while the answer to a renewal sent before was on its way: the
     /// answer ("on", from the process that is gone) is handled after the registration ("off
     /// since now") and must not replace it, in memory nor in the database.
-    #[tokio::test]
-    async fn an_answer_to_a_call_sent_before_a_registration_is_not_recorded() -> anyhow::Result<()>
-    {
-        let dir = tempfile::tempdir()?;
-        let store = Store::open(&url(&dir)).await?;
+    async fn an_answer_to_a_call_sent_before_a_registration_is_not_recorded(
+        store: Store,
+    ) -> anyhow::Result<()> {
         let off = [output("heat", RelayState::Off)?];
         let reg = |now| Registration {
             host_id: "r",
@@ -1681,10 +1825,7 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn control_sees_held_readings_and_the_last_rows_read() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let store = Store::open(&url(&dir)).await?;
+    async fn control_sees_held_readings_and_the_last_rows_read(store: Store) -> anyhow::Result<()> {
         store.write_reports(&[report("pi", 1_000, 19.0, 1_000)]).await?;
         assert_eq!(store.sensors().await?[0].last_value, Some(19.0));
         // Not stored (a fault), but held: the newer reading is what control sees.
@@ -1704,4 +1845,66 @@ mod tests {
         assert_eq!((s.len(), s[0].last_value), (1, Some(20.0)));
         Ok(())
     }
+
+    /// The PostgreSQL schema (`engine/migrations/postgres/`) is the SQLite one in other types:
+    /// the same tables with the same columns, at the same version, with the same default house.
+    /// A migration added to one backend and not the other fails here.
+    #[tokio::test]
+    async fn both_backends_migrate_to_the_same_tables_and_columns() -> anyhow::Result<()> {
+        use std::collections::BTreeSet;
+        static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await?;
+        let lite: BTreeSet<(String, String)> = sqlx::query_as(
+            "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name != '_sqlx_migrations'",
+        )
+        .fetch_all(&store.test_sqlite_pool()?)
+        .await?
+        .into_iter()
+        .collect();
+        let lite_house: Vec<(String, String)> =
+            sqlx::query_as("SELECT spec, (SELECT spec FROM plants) FROM zones")
+                .fetch_all(&store.test_sqlite_pool()?)
+                .await?;
+
+        let url = hearth_harness::postgres::Postgres::shared()?
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the server's lock is poisoned"))?
+            .create_database("schema")?;
+        let pg = sqlx::PgPool::connect(&url).await?;
+        PG_MIGRATOR.run(&pg).await?;
+        let post: BTreeSet<(String, String)> = sqlx::query_as(
+            "SELECT table_name::TEXT, column_name::TEXT FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name != '_sqlx_migrations'",
+        )
+        .fetch_all(&pg)
+        .await?
+        .into_iter()
+        .collect();
+        let pg_house: Vec<(String, String)> =
+            sqlx::query_as("SELECT spec, (SELECT spec FROM plants) FROM zones")
+                .fetch_all(&pg)
+                .await?;
+        pg.close().await;
+
+        assert!(!lite.is_empty());
+        assert_eq!(
+            lite.symmetric_difference(&post).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "columns of one backend only"
+        );
+        assert_eq!(lite_house, pg_house, "the default house differs");
+        let last = |m: &sqlx::migrate::Migrator| m.iter().map(|m| m.version).max();
+        assert_eq!(last(&MIGRATOR), last(&PG_MIGRATOR), "the backends' schema versions differ");
+        Ok(())
+    }
+
+    crate::store::testing::on_both_backends!(
+        one_batch_keeps_the_newest_reading_and_one_agent_row,
+        the_latest_is_never_a_reading_placed_after_its_receipt,
+        an_answer_to_a_call_sent_before_a_registration_is_not_recorded,
+        control_sees_held_readings_and_the_last_rows_read,
+    );
 }

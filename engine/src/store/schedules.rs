@@ -10,9 +10,9 @@ use hearth_proto::Timestamp;
 use hearth_proto::schedules::{DefaultTarget, Hold, NewOverride, NewRule, Override, Rule};
 use jiff::SignedDuration;
 use jiff::tz::TimeZone;
-use sqlx::Row;
 use tokio::sync::{Mutex, watch};
 
+use super::db::on_pool;
 use super::{Store, from_millis, millis};
 use crate::schedule::{Schedule, check_rule, default_target, next_change_hold_end};
 use crate::zones::ZoneId;
@@ -25,14 +25,13 @@ impl Store {
     /// parses or validates (written by another version) is skipped with a warning rather than
     /// failing the whole schedule.
     pub(crate) async fn schedule_rules(&self) -> Result<Vec<Rule>, sqlx::Error> {
-        let rows = sqlx::query("SELECT id, body, zone_id FROM rules ORDER BY id")
-            .fetch_all(&self.pool())
-            .await?;
+        let rows: Vec<(i64, String, String)> = on_pool!(&self.pool(), |p| sqlx::query_as(
+            "SELECT id, body, zone_id FROM rules ORDER BY id"
+        )
+        .fetch_all(p)
+        .await)?;
         let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: i64 = row.try_get("id")?;
-            let body: String = row.try_get("body")?;
-            let zone: String = row.try_get("zone_id")?;
+        for (id, body, zone) in rows {
             let rule = serde_json::from_str::<NewRule>(&body)
                 .map(|r| NewRule { zone: Some(zone), ..r })
                 .map_err(|e| e.to_string());
@@ -47,34 +46,41 @@ impl Store {
     /// Store a rule in its zone (`rule.zone`, the default zone when None).
     pub(crate) async fn insert_rule(&self, rule: &NewRule, now: i64) -> Result<i64, sqlx::Error> {
         let zone = zone_of(rule.zone.as_deref());
-        let done = sqlx::query("INSERT INTO rules (body, created, zone_id) VALUES (?, ?, ?)")
-            .bind(body(&NewRule { zone: None, ..rule.clone() }))
-            .bind(now)
-            .bind(zone.0)
-            .execute(&self.pool())
-            .await;
-        let done = self.seen(done)?;
-        Ok(done.last_insert_rowid())
+        let id = on_pool!(&self.pool(), |p| sqlx::query_scalar(
+            "INSERT INTO rules (body, created, zone_id) VALUES ($1, $2, $3) RETURNING id"
+        )
+        .bind(body(&NewRule { zone: None, ..rule.clone() }))
+        .bind(now)
+        .bind(zone.0)
+        .fetch_one(p)
+        .await);
+        self.seen(id)
     }
 
     /// Replace a rule's body and zone; false when there is no such rule.
     pub(crate) async fn update_rule(&self, id: i64, rule: &NewRule) -> Result<bool, sqlx::Error> {
         let zone = zone_of(rule.zone.as_deref());
-        let done = sqlx::query("UPDATE rules SET body = ?, zone_id = ? WHERE id = ?")
-            .bind(body(&NewRule { zone: None, ..rule.clone() }))
-            .bind(zone.0)
-            .bind(id)
-            .execute(&self.pool())
-            .await;
+        let done = on_pool!(&self.pool(), |p| sqlx::query(
+            "UPDATE rules SET body = $1, zone_id = $2 WHERE id = $3"
+        )
+        .bind(body(&NewRule { zone: None, ..rule.clone() }))
+        .bind(zone.0)
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()));
         let done = self.seen(done)?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     pub(crate) async fn delete_rule(&self, id: i64) -> Result<bool, sqlx::Error> {
-        let done =
-            sqlx::query("DELETE FROM rules WHERE id = ?").bind(id).execute(&self.pool()).await;
+        let done = on_pool!(&self.pool(), |p| sqlx::query("DELETE FROM rules WHERE id = $1")
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()));
         let done = self.seen(done)?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Every override not ended more than a week before `now` (older ones are deleted here),
@@ -83,34 +89,35 @@ impl Store {
         let horizon = now.checked_sub(KEEP_ENDED).unwrap_or(Timestamp::MIN);
         // Housekeeping only: on storage that does not take writes (a start on a read-only
         // card), the overrides are still read.
-        let deleted = sqlx::query("DELETE FROM overrides WHERE end_ms IS NOT NULL AND end_ms < ?")
-            .bind(millis(horizon))
-            .execute(&self.pool())
-            .await;
+        let deleted = on_pool!(&self.pool(), |p| sqlx::query(
+            "DELETE FROM overrides WHERE end_ms IS NOT NULL AND end_ms < $1"
+        )
+        .bind(millis(horizon))
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()));
         if let Err(e) = self.seen(deleted) {
             tracing::debug!(error = %e, "old overrides not deleted");
         }
-        let rows = sqlx::query(
-            "SELECT id, body, start_ms, end_ms, created, zone_id FROM overrides ORDER BY id",
-        )
-        .fetch_all(&self.pool())
-        .await?;
+        let rows: Vec<(i64, String, i64, Option<i64>, i64, String)> =
+            on_pool!(&self.pool(), |p| sqlx::query_as(
+                "SELECT id, body, start_ms, end_ms, created, zone_id FROM overrides ORDER BY id",
+            )
+            .fetch_all(p)
+            .await)?;
         let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: i64 = row.try_get("id")?;
-            let body: String = row.try_get("body")?;
-            let end: Option<i64> = row.try_get("end_ms")?;
+        for (id, body, start, end, created, zone) in rows {
             match serde_json::from_str::<NewOverride>(&body) {
                 Ok(o) => out.push(Override {
                     id,
                     heat_c: o.heat_c,
                     cool_c: o.cool_c,
                     sensors: o.sensors,
-                    start: from_millis(row.try_get("start_ms")?),
+                    start: from_millis(start),
                     end: end.map(from_millis),
                     hold: o.hold,
-                    created: from_millis(row.try_get("created")?),
-                    zone: row.try_get("zone_id")?,
+                    created: from_millis(created),
+                    zone,
                 }),
                 Err(e) => tracing::warn!(id, error = %e, "stored override skipped"),
             }
@@ -129,25 +136,28 @@ impl Store {
     ) -> Result<i64, sqlx::Error> {
         let zone = zone_of(o.zone.as_deref());
         let stored = NewOverride { start: Some(start), zone: None, ..o.clone() };
-        let done = sqlx::query(
+        let id = on_pool!(&self.pool(), |p| sqlx::query_scalar(
             "INSERT INTO overrides (body, start_ms, end_ms, created, zone_id)
-             VALUES (?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(body(&stored))
         .bind(millis(start))
         .bind(end.map(millis))
         .bind(millis(now))
         .bind(zone.0)
-        .execute(&self.pool())
-        .await;
-        Ok(self.seen(done)?.last_insert_rowid())
+        .fetch_one(p)
+        .await);
+        self.seen(id)
     }
 
     pub(crate) async fn delete_override(&self, id: i64) -> Result<bool, sqlx::Error> {
-        let done =
-            sqlx::query("DELETE FROM overrides WHERE id = ?").bind(id).execute(&self.pool()).await;
+        let done = on_pool!(&self.pool(), |p| sqlx::query("DELETE FROM overrides WHERE id = $1")
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()));
         let done = self.seen(done)?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Move an override's end (a hold "until the next change" after a schedule edit).
@@ -156,11 +166,14 @@ impl Store {
         id: i64,
         end: Timestamp,
     ) -> Result<(), sqlx::Error> {
-        let done = sqlx::query("UPDATE overrides SET end_ms = ? WHERE id = ?")
-            .bind(millis(end))
-            .bind(id)
-            .execute(&self.pool())
-            .await;
+        let done = on_pool!(&self.pool(), |p| sqlx::query(
+            "UPDATE overrides SET end_ms = $1 WHERE id = $2"
+        )
+        .bind(millis(end))
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()));
         self.seen(done).map(|_| ())
     }
 
@@ -171,15 +184,16 @@ impl Store {
         now: Timestamp,
     ) -> Result<u64, sqlx::Error> {
         let now = millis(now);
-        let done = sqlx::query(
-            "UPDATE overrides SET end_ms = ?1
-             WHERE zone_id = ?2 AND start_ms <= ?1 AND (end_ms IS NULL OR end_ms > ?1)",
+        let done = on_pool!(&self.pool(), |p| sqlx::query(
+            "UPDATE overrides SET end_ms = $1
+             WHERE zone_id = $2 AND start_ms <= $1 AND (end_ms IS NULL OR end_ms > $1)",
         )
         .bind(now)
         .bind(&zone.0)
-        .execute(&self.pool())
-        .await;
-        Ok(self.seen(done)?.rows_affected())
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()));
+        self.seen(done)
     }
 }
 
@@ -457,10 +471,9 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn rules_overrides_and_default_round_trip_and_publish() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await?;
+    async fn rules_overrides_and_default_round_trip_and_publish(
+        store: Store,
+    ) -> anyhow::Result<()> {
         let tz = TimeZone::get("Europe/Berlin")?;
         let schedules = Schedules::load(store.clone(), tz.clone()).await?;
         let mut changes = schedules.subscribe();
@@ -528,12 +541,13 @@ mod tests {
 
         // Another zone has a schedule of its own: its rules, default target and overrides
         // leave the default zone's alone.
-        sqlx::query(
+        on_pool!(&store.test_pool(), |p| sqlx::query(
             r#"INSERT INTO zones (id, name, position, spec)
                VALUES ('bedroom', 'Bedroom', 1, '{"v":1,"sensors":["28-b1"]}')"#,
         )
-        .execute(&store.test_pool())
-        .await?;
+        .execute(p)
+        .await
+        .map(|_| ()))?;
         schedules.reload().await?;
         let bedroom = ZoneId::from("bedroom");
         let snapshot =
@@ -562,4 +576,6 @@ mod tests {
         assert_eq!(schedules.snapshot().rules().len(), 2);
         Ok(())
     }
+
+    crate::store::testing::on_both_backends!(rules_overrides_and_default_round_trip_and_publish,);
 }

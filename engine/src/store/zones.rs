@@ -8,7 +8,22 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, WriteTx, format};
+use super::db::{WriteTx, on_conn, on_pool};
+use super::{Store, format};
+
+/// The count of a zone's rules and of its overrides not ended at `now_ms`, as `(i64, i64)` (a
+/// macro: the query is a type of its backend, see `db.rs`).
+macro_rules! contents_query {
+    ($zone:expr, $now_ms:expr) => {
+        sqlx::query_as::<_, (i64, i64)>(
+            "SELECT (SELECT count(*) FROM rules WHERE zone_id = $1),
+                    (SELECT count(*) FROM overrides
+                      WHERE zone_id = $1 AND (end_ms IS NULL OR end_ms > $2))",
+        )
+        .bind(&$zone.0)
+        .bind($now_ms)
+    };
+}
 use hearth_proto::schedules::DefaultTarget;
 
 use crate::control::Settings;
@@ -117,9 +132,11 @@ impl Store {
     async fn read_house(&self) -> Result<StoredHouse, sqlx::Error> {
         type Rows = Vec<(String, String, String)>;
         let mut house = StoredHouse::default();
-        let zones: Rows = sqlx::query_as("SELECT id, name, spec FROM zones ORDER BY position, id")
-            .fetch_all(&self.pool())
-            .await?;
+        let zones: Rows = on_pool!(&self.pool(), |p| sqlx::query_as(
+            "SELECT id, name, spec FROM zones ORDER BY position, id"
+        )
+        .fetch_all(p)
+        .await)?;
         for (id, name, spec) in zones {
             match format::decode::<ZoneSpec>(ZONE_V, &spec) {
                 Ok(s) => house.zones.push(StoredZone {
@@ -135,9 +152,11 @@ impl Store {
                 Err(why) => self.inner.unreadable.report("zones", &id, &why),
             }
         }
-        let plants: Rows = sqlx::query_as("SELECT id, name, spec FROM plants ORDER BY id")
-            .fetch_all(&self.pool())
-            .await?;
+        let plants: Rows = on_pool!(&self.pool(), |p| sqlx::query_as(
+            "SELECT id, name, spec FROM plants ORDER BY id"
+        )
+        .fetch_all(p)
+        .await)?;
         for (id, name, spec) in plants {
             match read_plant(&id, &name, &spec) {
                 Ok(p) => house.plants.push(p),
@@ -182,11 +201,12 @@ impl Store {
         &self,
         zone: &ZoneId,
     ) -> Result<DefaultTarget, sqlx::Error> {
-        let value: Result<Option<String>, _> =
-            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-                .bind(default_target_key(zone))
-                .fetch_optional(&self.pool())
-                .await;
+        let value: Result<Option<String>, _> = on_pool!(&self.pool(), |p| sqlx::query_scalar(
+            "SELECT value FROM settings WHERE key = $1"
+        )
+        .bind(default_target_key(zone))
+        .fetch_optional(p)
+        .await);
         Ok(self
             .seen(value)?
             .and_then(|v| serde_json::from_str(&v).ok())
@@ -200,14 +220,15 @@ impl Store {
         d: &DefaultTarget,
     ) -> Result<(), sqlx::Error> {
         let value = serde_json::to_string(d).map_err(encode_err)?;
-        let done = sqlx::query(
-            "INSERT INTO settings (key, value) VALUES (?, ?)
+        let done = on_pool!(&self.pool(), |p| sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(default_target_key(zone))
         .bind(value)
-        .execute(&self.pool())
-        .await;
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()));
         self.seen(done).map(|_| ())
     }
 
@@ -217,11 +238,8 @@ impl Store {
         zone: &ZoneId,
         now_ms: i64,
     ) -> Result<ZoneContents, sqlx::Error> {
-        let counted = match self.pool().acquire().await {
-            Ok(mut conn) => contents(&mut conn, zone, now_ms).await,
-            Err(e) => Err(e),
-        };
-        self.seen(counted)
+        let counted = on_pool!(&self.pool(), |p| contents_query!(zone, now_ms).fetch_one(p).await);
+        self.seen(counted).map(contents_of)
     }
 
     /// Store a zone (created or replaced) at `position`, and the `plants` that changed with
@@ -243,8 +261,8 @@ impl Store {
             };
             let spec = format::encode(ZONE_V, &spec).map_err(encode_err)?;
             let mut tx = WriteTx::begin(&self.pool()).await?;
-            sqlx::query(
-                "INSERT INTO zones (id, name, position, spec) VALUES (?, ?, ?, ?)
+            on_conn!(tx.conn()?, |c| sqlx::query(
+                "INSERT INTO zones (id, name, position, spec) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (id) DO UPDATE
                  SET name = excluded.name, position = excluded.position, spec = excluded.spec",
             )
@@ -252,8 +270,9 @@ impl Store {
             .bind(&zone.name)
             .bind(position)
             .bind(spec)
-            .execute(tx.conn()?)
-            .await?;
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
             for p in plants {
                 upsert_plant(&mut tx, p).await?;
             }
@@ -286,34 +305,44 @@ impl Store {
             let mut tx = WriteTx::begin(&self.pool()).await?;
             if let Some(to) = move_to {
                 for statement in [
-                    "UPDATE rules SET zone_id = ? WHERE zone_id = ?",
-                    "UPDATE overrides SET zone_id = ? WHERE zone_id = ?",
+                    "UPDATE rules SET zone_id = $1 WHERE zone_id = $2",
+                    "UPDATE overrides SET zone_id = $1 WHERE zone_id = $2",
                 ] {
-                    sqlx::query(statement).bind(&to.0).bind(&zone.0).execute(tx.conn()?).await?;
+                    on_conn!(tx.conn()?, |c| sqlx::query(statement)
+                        .bind(&to.0)
+                        .bind(&zone.0)
+                        .execute(c)
+                        .await
+                        .map(|r| r.rows_affected()))?;
                 }
             } else {
                 // Ended overrides are history, not contents: they go with the zone.
                 let now = super::millis(hearth_proto::Timestamp::now());
-                let held = contents(tx.conn()?, zone, now).await?;
+                let held = contents_of(on_conn!(tx.conn()?, |c| contents_query!(zone, now)
+                    .fetch_one(c)
+                    .await)?);
                 if held != ZoneContents::default() {
                     return Err(DeleteZone::NotEmpty(held));
                 }
-                sqlx::query("DELETE FROM overrides WHERE zone_id = ?")
+                on_conn!(tx.conn()?, |c| sqlx::query("DELETE FROM overrides WHERE zone_id = $1")
                     .bind(&zone.0)
-                    .execute(tx.conn()?)
-                    .await?;
+                    .execute(c)
+                    .await
+                    .map(|r| r.rows_affected()))?;
             }
             for key in [control_key(zone), default_target_key(zone)] {
-                sqlx::query("DELETE FROM settings WHERE key = ?")
+                on_conn!(tx.conn()?, |c| sqlx::query("DELETE FROM settings WHERE key = $1")
                     .bind(key)
-                    .execute(tx.conn()?)
-                    .await?;
+                    .execute(c)
+                    .await
+                    .map(|r| r.rows_affected()))?;
             }
-            let done = sqlx::query("DELETE FROM zones WHERE id = ?")
+            let done = on_conn!(tx.conn()?, |c| sqlx::query("DELETE FROM zones WHERE id = $1")
                 .bind(&zone.0)
-                .execute(tx.conn()?)
-                .await?;
-            if done.rows_affected() == 0 {
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
+            if done == 0 {
                 // Nothing to delete: the transaction rolls back when dropped.
                 return Ok(false);
             }
@@ -343,57 +372,46 @@ impl Store {
 
     /// Delete a plant; false when there is no such plant.
     pub(crate) async fn delete_plant(&self, plant: &PlantId) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("DELETE FROM plants WHERE id = ?")
+        let done = on_pool!(&self.pool(), |p| sqlx::query("DELETE FROM plants WHERE id = $1")
             .bind(&plant.0)
-            .execute(&self.pool())
-            .await;
-        Ok(self.seen(done)?.rows_affected() == 1)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()));
+        Ok(self.seen(done)? == 1)
     }
 }
 
-/// How many rules and overrides (not ended at `now_ms`) `zone` holds.
-async fn contents(
-    conn: &mut sqlx::SqliteConnection,
-    zone: &ZoneId,
-    now_ms: i64,
-) -> Result<ZoneContents, sqlx::Error> {
-    let (rules, overrides): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM rules WHERE zone_id = ?1),
-                (SELECT count(*) FROM overrides
-                  WHERE zone_id = ?1 AND (end_ms IS NULL OR end_ms > ?2))",
-    )
-    .bind(&zone.0)
-    .bind(now_ms)
-    .fetch_one(conn)
-    .await?;
-    Ok(ZoneContents {
+fn contents_of((rules, overrides): (i64, i64)) -> ZoneContents {
+    ZoneContents {
         rules: u64::try_from(rules).unwrap_or(0),
         overrides: u64::try_from(overrides).unwrap_or(0),
-    })
+    }
 }
 
 async fn upsert_plant(tx: &mut WriteTx, plant: &PlantConfig) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO plants (id, name, spec) VALUES (?, ?, ?)
+    on_conn!(tx.conn()?, |c| sqlx::query(
+        "INSERT INTO plants (id, name, spec) VALUES ($1, $2, $3)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, spec = excluded.spec",
     )
     .bind(&plant.id.0)
     .bind(&plant.name)
     .bind(plant_spec(plant)?)
-    .execute(tx.conn()?)
-    .await?;
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 async fn upsert_setting(tx: &mut WriteTx, key: &str, value: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO settings (key, value) VALUES (?, ?)
+    on_conn!(tx.conn()?, |c| sqlx::query(
+        "INSERT INTO settings (key, value) VALUES ($1, $2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     )
     .bind(key)
     .bind(value)
-    .execute(tx.conn()?)
-    .await?;
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -446,13 +464,13 @@ mod tests {
             r#"INSERT INTO zones (id, name, position, spec)
                VALUES ('bedroom', 'Bedroom', 1, '{"v":2,"sensors":["28-b1"]}')"#,
         )
-        .execute(&store.test_pool())
+        .execute(&store.test_sqlite_pool()?)
         .await?;
         sqlx::query("UPDATE plants SET spec = json_set(spec, '$.v', 2)")
-            .execute(&store.test_pool())
+            .execute(&store.test_sqlite_pool()?)
             .await?;
         sqlx::query("UPDATE zones SET spec = 'not json' WHERE id = 'house'")
-            .execute(&store.test_pool())
+            .execute(&store.test_sqlite_pool()?)
             .await?;
         let stored = store.stored_house().await?;
         assert!(stored.zones.is_empty() && stored.plants.is_empty(), "{stored:?}");
@@ -527,7 +545,7 @@ mod tests {
                   + (SELECT count(*) FROM overrides WHERE zone_id <> 'house')
                   + (SELECT count(*) FROM decisions WHERE zone_id <> 'house')",
         )
-        .fetch_one(&store.test_pool())
+        .fetch_one(&store.test_sqlite_pool()?)
         .await?;
         assert_eq!(elsewhere, 0);
         assert_eq!(store.unreadable_rows(), 0);

@@ -504,7 +504,7 @@ mod tests {
         assert_eq!(load_settings(&store, &ZoneId::default_zone()).await?, chosen);
         // As a newer engine would have stored them.
         sqlx::query("UPDATE settings SET value = json_set(value, '$.v', 2) WHERE key = 'control'")
-            .execute(&store.test_pool())
+            .execute(&store.test_sqlite_pool()?)
             .await?;
         assert_eq!(load_settings(&store, &ZoneId::default_zone()).await?.mode, Mode::Off);
         Ok(())
@@ -617,7 +617,7 @@ mod tests {
             Err(ZoneError::DefaultZone)
         ));
         sqlx::query("INSERT INTO rules (body, created, zone_id) VALUES ('{}', 0, 'living')")
-            .execute(&store.test_pool())
+            .execute(&store.test_sqlite_pool()?)
             .await?;
         match zones.delete_zone(&ZoneId::from("living"), None).await {
             Err(ZoneError::NotEmpty(held)) => assert_eq!((held.rules, held.overrides), (1, 0)),

@@ -142,7 +142,7 @@ async fn runs_and_daily_analytics_are_served() -> R {
 
     // The control loop records runs; no route does, so write them through a second handle on
     // the engine's database.
-    let db = format!("sqlite://{}", f._dir.path().join("hearth.db").display());
+    let db = database_url(f._dir.path())?;
     let store = hearth_engine::bench::Store::open(&db).await?;
     let t = |s: &str| s.parse::<Timestamp>();
     store.start_run(System::Cool, t("2026-01-01T10:00:00Z")?, Some(26.0)).await?;

@@ -18,6 +18,7 @@ mod control;
 mod credentials;
 mod history;
 mod manage;
+mod postgres;
 mod readings;
 mod schedules;
 mod sensors;
@@ -34,8 +35,41 @@ struct Fixture {
 fn config(dir: &std::path::Path, extra: &[&str]) -> R<Config> {
     let d = dir.to_string_lossy().to_string();
     let mut args = vec!["hearth-engine", "--data-dir", &d, "--mdns", "false"];
+    let url;
+    if !extra.contains(&"--database-url")
+        && let Some(u) = postgres_database(dir)?
+    {
+        url = u;
+        args.extend(["--database-url", &url]);
+    }
     args.extend_from_slice(extra);
     hearth_common::config::load_from(args)
+}
+
+/// With `HEARTH_TEST_BACKEND=postgres` (`cargo xtask test` runs this binary a second time so),
+/// every test's engine stores in a database of a real PostgreSQL server of this process, one
+/// per data dir (an engine started again on the same data dir finds its rows): the whole API
+/// suite is the store's conformance suite on both backends.
+fn postgres_database(dir: &std::path::Path) -> R<Option<String>> {
+    static DATABASES: std::sync::Mutex<Vec<(std::path::PathBuf, String)>> =
+        std::sync::Mutex::new(Vec::new());
+    let backend = std::env::var("HEARTH_TEST_BACKEND");
+    match backend.as_deref() {
+        Ok("postgres") => {
+            let mut made = DATABASES.lock().map_err(|_| anyhow::anyhow!("lock poisoned"))?;
+            if let Some((_, url)) = made.iter().find(|(d, _)| d == dir) {
+                return Ok(Some(url.clone()));
+            }
+            let server = hearth_harness::postgres::Postgres::shared()?;
+            let mut server = server.lock().map_err(|_| anyhow::anyhow!("server lock poisoned"))?;
+            let url = server.create_database("api")?;
+            made.push((dir.to_path_buf(), url.clone()));
+            Ok(Some(url))
+        }
+        Ok("sqlite") | Err(std::env::VarError::NotPresent) => Ok(None),
+        Ok(other) => anyhow::bail!("HEARTH_TEST_BACKEND={other:?}: sqlite or postgres"),
+        Err(e) => anyhow::bail!("HEARTH_TEST_BACKEND: {e}"),
+    }
 }
 
 async fn fixture() -> R<Fixture> {
@@ -90,6 +124,14 @@ async fn call(
     let value = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     Ok((status, value))
+}
+
+/// The database URL the engine of data dir `dir` stores in, in this run.
+fn database_url(dir: &std::path::Path) -> R<String> {
+    Ok(match postgres_database(dir)? {
+        Some(url) => url,
+        None => format!("sqlite://{}", dir.join("hearth.db").display()),
+    })
 }
 
 /// Serve `app` (a stand-in agent) on a port the system picks; its base URL.

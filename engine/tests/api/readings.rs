@@ -48,7 +48,7 @@ impl Fixture {
     }
 
     /// Every stored reading of `sensor` (raw, ten years around now) as (time, value).
-    async fn stored(&self, sensor: &str) -> R<Vec<(Timestamp, f64)>> {
+    pub(super) async fn stored(&self, sensor: &str) -> R<Vec<(Timestamp, f64)>> {
         let page = self
             .get(&format!(
                 "/v1/sensors/{sensor}/readings?from=2020-01-01T00:00:00Z&to=2029-12-31T00:00:00Z&max_points=10000"

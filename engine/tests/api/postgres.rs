@@ -1,0 +1,107 @@
+//! The engine on PostgreSQL: what a wrong configuration says at start, and a server that goes
+//! away while the engine runs. Each test starts a real server of its own
+//! (`hearth_harness::postgres`), so it can stop it.
+
+use hearth_harness::postgres::{PASSWORD, Postgres};
+
+use super::*;
+
+/// Open an engine on `url` (data dir `dir`); the error's text when it does not open.
+async fn open_error(dir: &std::path::Path, url: &str) -> R<String> {
+    match Engine::open(&config(dir, &["--database-url", url])?).await {
+        Ok(_) => anyhow::bail!("the engine opened on {url}"),
+        Err(e) => Ok(format!("{e:#}")),
+    }
+}
+
+#[tokio::test]
+async fn a_postgres_url_that_cannot_work_stops_the_start_saying_what_to_fix() -> R {
+    let dir = tempfile::tempdir()?;
+    let mut pg = Postgres::start()?;
+    let url = pg.create_database("start")?;
+
+    let bad = open_error(dir.path(), "postgres://hearth:pw@[::1/x").await?;
+    assert!(bad.contains("bad database URL"), "{bad}");
+    assert!(!bad.contains("pw@"), "the password is shown: {bad}");
+
+    let wrong = url.replace(PASSWORD, "not-the-password");
+    let refused = open_error(dir.path(), &wrong).await?;
+    assert!(refused.contains("user and password"), "{refused}");
+    assert!(!refused.contains("not-the-password"), "the password is shown: {refused}");
+
+    let missing = open_error(dir.path(), &url.replace("/start_1?", "/no_such_db?")).await?;
+    assert!(missing.contains("Create the database"), "{missing}");
+
+    let schema =
+        open_error(dir.path(), &format!("{url}&options=-c%20search_path%3DBad-Name")).await?;
+    assert!(schema.contains("cannot hold a site"), "{schema}");
+
+    // A database a newer engine migrated: refused, and left as it was.
+    Engine::open(&config(dir.path(), &["--database-url", &url])?).await?;
+    pg.psql_in(
+        "start_1",
+        "INSERT INTO hearth._sqlx_migrations \
+         (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from the future', true, '\\x00'::bytea, 0)",
+    )?;
+    let tables = |pg: &Postgres| {
+        pg.psql_in("start_1", "SELECT count(*) FROM pg_tables WHERE schemaname = 'hearth'")
+    };
+    let before = tables(&pg)?;
+    let newer = open_error(dir.path(), &url).await?;
+    assert!(newer.contains("newer engine"), "{newer}");
+    assert_eq!(tables(&pg)?, before, "a refused database was changed");
+
+    // A server that is down at start.
+    pg.stop()?;
+    let down = open_error(dir.path(), &url).await?;
+    assert!(down.contains("Is the server running"), "{down}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_server_that_goes_away_is_a_storage_fault_until_it_returns() -> R {
+    let dir = tempfile::tempdir()?;
+    let mut pg = Postgres::start()?;
+    let url = pg.create_database("away")?;
+    let engine = Engine::open(&config(dir.path(), &["--database-url", &url])?).await?;
+    let f = Fixture { engine, _dir: dir };
+    let cred = f.agent("pi");
+    let put = |v: f64| {
+        let body = update("pi", json!(v));
+        let cred = cred.clone();
+        let router = f.engine.router();
+        async move { call(router, "PUT", "/v1/sensors/update", Some(&cred), Some(&body)).await }
+    };
+    let (status, body) = put(20.5).await?;
+    assert!(status.is_success(), "{status} {body}");
+    let (status, body) = f.call("GET", "/v1/status", None, None).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.to_string().contains("PostgreSQL stores and answers"), "{body}");
+
+    pg.stop()?;
+    // Not acknowledged: the agent keeps the reading queued and sends it again.
+    let (status, body) = put(21.0).await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (status, body) = f.call("GET", "/v1/status", None, None).await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.to_string().contains("PostgreSQL cannot store"), "{body}");
+
+    pg.resume()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = f.call("GET", "/v1/status", None, None).await?;
+        if status == StatusCode::OK {
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "no recovery within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The queued reading, sent again, is stored; the one acknowledged before is still there.
+    let (status, body) = put(21.0).await?;
+    assert!(status.is_success(), "{status} {body}");
+    let values: Vec<f64> =
+        f.stored("1058F50F01080047").await?.into_iter().map(|(_, v)| v).collect();
+    assert_eq!(values, [20.5, 21.0]);
+    Ok(())
+}
