@@ -197,10 +197,16 @@ pub(super) async fn list(
     State(state): State<AppState>,
 ) -> Result<axum::Json<HouseConfig>, ApiError> {
     let house = state.inner.zones.stored();
-    let mut zones = Vec::with_capacity(house.zones.len());
-    for z in &house.zones {
-        zones.push(zone_with_counts(&state, z).await?);
-    }
+    // One query for every zone's counts, however many zones.
+    let held = state.inner.store.zones_contents(millis(Timestamp::now())).await?;
+    let zones = house
+        .zones
+        .iter()
+        .map(|z| {
+            let counts = held.get(&z.id).copied().unwrap_or_default();
+            zone_answer(z, counts.rules, counts.overrides)
+        })
+        .collect();
     Ok(axum::Json(HouseConfig { zones, plants: house.plants.iter().map(plant_answer).collect() }))
 }
 
