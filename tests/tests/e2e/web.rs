@@ -1536,6 +1536,26 @@ async fn zones() -> anyhow::Result<()> {
     go(&b, "#/devices").await?;
     b.wait_for("Zones & plants", WAIT, || async { b.try_find("[data-zone=\"bedroom\"]").await })
         .await?;
+    // A zone that still has its valve is not deleted: the engine's 422 names the valve at the
+    // zone's row (no offer to move its rules, which would not move the valve), nothing changes.
+    b.find("[data-zone=\"bedroom\"] .zone-delete").await?.click().await?;
+    let said = b
+        .wait_for("the engine's refusal at the bedroom's row", WAIT, || async {
+            Ok(text_of(&b, "[data-zone=\"bedroom\"] .zone-delete-out .form-error")
+                .await?
+                .filter(|t| t.contains(&format!("{RELAY}/valve-2"))))
+        })
+        .await?;
+    eprintln!("web: the zone row shows the engine's refusal: {said:?}");
+    assert!(
+        !shown(&b, "[data-zone=\"bedroom\"] .zone-move-offer").await?,
+        "a move of the rules was offered for a zone that has a valve"
+    );
+    assert_eq!(
+        api.relay(reqwest::Method::GET, "/v1/zones", None).await?,
+        before,
+        "a refused delete changed the house"
+    );
     b.find("button#zone-add").await?.click().await?;
     type_into(&b, "#zone-id", "attic").await?;
     type_into(&b, "#zone-name", "Attic").await?;
@@ -1580,7 +1600,7 @@ async fn zones() -> anyhow::Result<()> {
     .await?;
     b.screenshot(&screenshot_path("zones-kiosk-1280x800")?).await?;
 
-    // No script errors. The one failed request expected is the refused zone's 422.
+    // No script errors. The failed requests expected are the refused zone's and delete's 422.
     no_console_errors_but_422(&b).await?;
     b.quit().await?;
     Ok(())
