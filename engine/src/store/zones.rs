@@ -6,22 +6,29 @@
 //! in silence; a write of the house is one transaction, so a zone and everything that moves
 //! with it change together or not at all.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::db::{WriteTx, on_conn, on_pool};
 use super::{Store, format};
 
-/// The count of a zone's rules and of its overrides not ended at `now_ms`, as `(i64, i64)` (a
-/// macro: the query is a type of its backend, see `db.rs`).
+/// How many rules and overrides (not ended at `now_ms`) each zone holds (only the zone
+/// `$zone: Option<&ZoneId>` names, when it names one), in one query however many zones there
+/// are: `(zone_id, rules, overrides)` rows, a zone holding none left out. A macro: the query is
+/// a type of its backend (`db.rs`).
 macro_rules! contents_query {
     ($zone:expr, $now_ms:expr) => {
-        sqlx::query_as::<_, (i64, i64)>(
-            "SELECT (SELECT count(*) FROM rules WHERE zone_id = $1),
-                    (SELECT count(*) FROM overrides
-                      WHERE zone_id = $1 AND (end_ms IS NULL OR end_ms > $2))",
+        sqlx::query_as::<_, (String, i64, i64)>(
+            "SELECT zone_id, CAST(SUM(rules) AS BIGINT), CAST(SUM(overrides) AS BIGINT) FROM (
+                 SELECT zone_id, 1 AS rules, 0 AS overrides FROM rules
+                 UNION ALL
+                 SELECT zone_id, 0, 1 FROM overrides WHERE end_ms IS NULL OR end_ms > $1
+             ) AS held WHERE $2 IS NULL OR zone_id = $2
+             GROUP BY zone_id",
         )
-        .bind(&$zone.0)
         .bind($now_ms)
+        .bind($zone.map(|z: &ZoneId| z.0.clone()))
     };
 }
 use hearth_proto::schedules::DefaultTarget;
@@ -238,8 +245,19 @@ impl Store {
         zone: &ZoneId,
         now_ms: i64,
     ) -> Result<ZoneContents, sqlx::Error> {
-        let counted = on_pool!(&self.pool(), |p| contents_query!(zone, now_ms).fetch_one(p).await);
-        self.seen(counted).map(contents_of)
+        let counted =
+            on_pool!(&self.pool(), |p| contents_query!(Some(zone), now_ms).fetch_all(p).await);
+        Ok(by_zone(self.seen(counted)?).remove(zone).unwrap_or_default())
+    }
+
+    /// How many rules and overrides (not ended at `now_ms`) each zone holds, in one query; a
+    /// zone holding none is left out.
+    pub(crate) async fn zones_contents(
+        &self,
+        now_ms: i64,
+    ) -> Result<BTreeMap<ZoneId, ZoneContents>, sqlx::Error> {
+        let counted = on_pool!(&self.pool(), |p| contents_query!(None, now_ms).fetch_all(p).await);
+        self.seen(counted).map(by_zone)
     }
 
     /// Store a zone (created or replaced) at `position`, and the `plants` that changed with
@@ -318,9 +336,11 @@ impl Store {
             } else {
                 // Ended overrides are history, not contents: they go with the zone.
                 let now = super::millis(hearth_proto::Timestamp::now());
-                let held = contents_of(on_conn!(tx.conn()?, |c| contents_query!(zone, now)
-                    .fetch_one(c)
-                    .await)?);
+                let held = by_zone(on_conn!(tx.conn()?, |c| contents_query!(Some(zone), now)
+                    .fetch_all(c)
+                    .await)?)
+                .remove(zone)
+                .unwrap_or_default();
                 if held != ZoneContents::default() {
                     return Err(DeleteZone::NotEmpty(held));
                 }
@@ -381,11 +401,13 @@ impl Store {
     }
 }
 
-fn contents_of((rules, overrides): (i64, i64)) -> ZoneContents {
-    ZoneContents {
-        rules: u64::try_from(rules).unwrap_or(0),
-        overrides: u64::try_from(overrides).unwrap_or(0),
-    }
+fn by_zone(rows: Vec<(String, i64, i64)>) -> BTreeMap<ZoneId, ZoneContents> {
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    rows.into_iter()
+        .map(|(id, rules, overrides)| {
+            (ZoneId(id), ZoneContents { rules: count(rules), overrides: count(overrides) })
+        })
+        .collect()
 }
 
 async fn upsert_plant(tx: &mut WriteTx, plant: &PlantConfig) -> Result<(), sqlx::Error> {
@@ -612,4 +634,59 @@ mod tests {
         assert_eq!(heat, Some(&before_zones.heat));
         Ok(())
     }
+
+    /// Every zone's counts in one query are what the query of each zone says: rules, and the
+    /// overrides not ended (open-ended or ending later); a zone holding nothing is left out.
+    async fn every_zones_counts_at_once_match_each_zones(store: Store) -> anyhow::Result<()> {
+        let now = 1_000_000;
+        for (zone, n) in [("house", 2), ("bedroom", 1), ("attic", 3)] {
+            for _ in 0..n {
+                on_pool!(&store.test_pool(), |p| sqlx::query(
+                    "INSERT INTO rules (body, created, zone_id) VALUES ('{}', 0, $1)"
+                )
+                .bind(zone)
+                .execute(p)
+                .await
+                .map(|_| ()))?;
+            }
+        }
+        // (zone, end): open-ended and later ones count, one ended at or before now does not.
+        let overrides = [
+            ("bedroom", None),
+            ("bedroom", Some(now + 1)),
+            ("bedroom", Some(now)),
+            ("bath", Some(now + 60_000)),
+            ("attic", Some(now - 1)),
+        ];
+        for (zone, end) in overrides {
+            on_pool!(&store.test_pool(), |p| sqlx::query(
+                "INSERT INTO overrides (body, start_ms, end_ms, created, zone_id)
+                 VALUES ('{}', 0, $1, 0, $2)",
+            )
+            .bind(end)
+            .bind(zone)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        }
+        let all = store.zones_contents(now).await?;
+        let counts = |rules, overrides| ZoneContents { rules, overrides };
+        let expected: BTreeMap<ZoneId, ZoneContents> = [
+            ("attic", counts(3, 0)),
+            ("bath", counts(0, 1)),
+            ("bedroom", counts(1, 2)),
+            ("house", counts(2, 0)),
+        ]
+        .into_iter()
+        .map(|(z, c)| (ZoneId::from(z), c))
+        .collect();
+        assert_eq!(all, expected);
+        for zone in ["house", "bedroom", "attic", "bath", "cellar"] {
+            let one = store.zone_contents(&ZoneId::from(zone), now).await?;
+            assert_eq!(all.get(&ZoneId::from(zone)).copied().unwrap_or_default(), one, "{zone}");
+        }
+        Ok(())
+    }
+
+    crate::store::testing::on_both_backends!(every_zones_counts_at_once_match_each_zones);
 }
