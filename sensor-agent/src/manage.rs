@@ -217,7 +217,10 @@ impl Manager {
             agent: AgentKind::Sensor,
             revision: state.revision,
             in_force: AgentSettings {
-                sensor: Some(SensorAgentSettings { interval_s: Some(interval.as_secs_f64()) }),
+                sensor: Some(SensorAgentSettings {
+                    interval_s: Some(interval.as_secs_f64()),
+                    ..Default::default()
+                }),
             },
             refused,
         };
@@ -348,7 +351,12 @@ mod tests {
     const LIMITS: Limits = Limits { allowed: true, min_interval_s: 5.0, max_interval_s: 60.0 };
 
     fn desired(interval_s: f64) -> AgentSettings {
-        AgentSettings { sensor: Some(SensorAgentSettings { interval_s: Some(interval_s) }) }
+        AgentSettings {
+            sensor: Some(SensorAgentSettings {
+                interval_s: Some(interval_s),
+                ..Default::default()
+            }),
+        }
     }
 
     #[test]

@@ -16,8 +16,8 @@ use axum::http::StatusCode;
 use hearth_proto::agents::AgentKind;
 use hearth_proto::manage::{
     AgentSettings, AgentSettingsState, AppliedSettings, COMMANDS_LIMIT, Command, CommandKind,
-    CommandReport, CommandState, CommandsQuery, DEFAULT_COMMANDS_LIMIT, MAX_INTERVAL_S,
-    MAX_MESSAGE_CHARS, MAX_REFUSALS, MAX_RESULT_BYTES, NewCommand, Pending, interval_ok,
+    CommandReport, CommandState, CommandsQuery, DEFAULT_COMMANDS_LIMIT, MAX_MESSAGE_CHARS,
+    MAX_REFUSALS, MAX_RESULT_BYTES, NewCommand, Pending,
 };
 use hearth_proto::{ErrorBody, ErrorCode, Timestamp};
 
@@ -62,17 +62,10 @@ pub(super) async fn pending(state: &AppState, host_id: &str) -> Option<Pending> 
     (pending != Pending::default()).then_some(pending)
 }
 
-/// The engine's own bounds of a settings document (`prefix`: where it sits in the body).
+/// The engine's own bounds of a settings document (`prefix`: where it sits in the body), the
+/// field named by its path (`sensor.sensors.28-0000.offset_c`).
 fn settings_ok(prefix: &str, settings: &AgentSettings) -> Result<(), ApiError> {
-    if let Some(interval) = settings.sensor.as_ref().and_then(|s| s.interval_s)
-        && !interval_ok(interval)
-    {
-        return Err(ApiError::invalid(format!(
-            "{prefix}sensor.interval_s must be more than 0 and at most {MAX_INTERVAL_S} seconds, \
-             got {interval}"
-        )));
-    }
-    Ok(())
+    settings.check().map_err(|e| ApiError::invalid(format!("{prefix}{e}")))
 }
 
 fn host(host_id: &str) -> Result<(), ApiError> {
