@@ -17,7 +17,6 @@ mod report;
 mod share;
 mod status;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -34,10 +33,14 @@ use hearth_probes::screen::{Screened, SensorSetting};
 use hearth_probes::sim::{RoomModel, SimSensor, SimSource};
 use hearth_probes::w1::W1Source;
 
+/// The probes as the agent holds them: the configured backend inside the screen layer, which
+/// the engine's settings reconfigure while running (`manage`).
+pub(crate) type Source = Screened<Box<dyn TemperatureSource>>;
+
 /// The configured backend inside the screen layer (disabled sensors, missing sensors, the
 /// plausibility screen, calibration), so every backend obeys the same rules. Fails, with the
 /// fix in the message, when the hardware is not there.
-fn open_source(config: &Config) -> anyhow::Result<Box<dyn TemperatureSource>> {
+fn open_source(config: &Config) -> anyhow::Result<Source> {
     let named = config.named_sensors();
     let disabled: Vec<String> =
         named.iter().filter(|s| !s.enabled).map(|s| s.id.to_ascii_lowercase()).collect();
@@ -87,7 +90,7 @@ fn open_source(config: &Config) -> anyhow::Result<Box<dyn TemperatureSource>> {
             Box::new(sim)
         }
     };
-    Ok(Box::new(Screened::new(backend, config.screen_rules(), settings)))
+    Ok(Screened::new(backend, config.screen_rules(), settings))
 }
 
 /// Run the agent until `shutdown` resolves.
@@ -114,7 +117,7 @@ pub async fn run(
     let local_period = Duration::try_from_secs_f64(config.interval_s)
         .with_context(|| format!("interval_s {} is not a duration", config.interval_s))?;
 
-    let source = open_source(&config)?;
+    let mut source = open_source(&config)?;
     // Before discovery starts: a queue that cannot be used is a configuration error, and a
     // thermostat sensor that silently loses readings in an outage is worse than one that
     // refuses to start with the fix in its message.
@@ -155,19 +158,23 @@ pub async fn run(
     );
 
     // The settings the engine set earlier (kept beside the queue), within today's limits.
+    let local = manage::Local {
+        interval: local_period,
+        sensors: config.named_sensors(),
+        screen: config.screen_rules(),
+    };
     let mut manager =
-        manage::Manager::open(&host_id, &config.queue_dir, config.remote_limits(), local_period);
+        manage::Manager::open(&host_id, &config.queue_dir, config.remote_limits(), local);
+    if let Some(r) = manager.configure(&mut source) {
+        tracing::warn!(field = %r.field, reason = %r.reason, "a kept setting cannot be applied");
+    }
     let period = manager.interval();
     if period != local_period {
         tracing::info!(interval_s = period.as_secs_f64(), "report interval set by the engine");
     }
-    let named = config.named_sensors();
-    let aliases: BTreeMap<String, String> =
-        named.iter().filter_map(|s| Some((s.id.to_ascii_lowercase(), s.alias.clone()?))).collect();
     let reporter = report::Reporter {
         credential: key.agent_credential(&host_id),
         host_id,
-        aliases,
         period,
         replay_batch: config.queue_replay_batch,
         status,
