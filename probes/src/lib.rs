@@ -6,10 +6,12 @@
 //! Backends: [`w1`] (the kernel driver's sysfs files), [`onewire`] (1-Wire bit-banged on a GPIO
 //! pin) and [`sim`] (a simulated house). Every backend is wrapped in [`screen::Screened`], which
 //! drops disabled sensors, reports vanished ones, rejects implausible values and applies the
-//! calibration offsets, so those rules hold whatever the hardware.
+//! calibration offsets, so those rules hold whatever the hardware. [`open`] chooses and opens
+//! the backend from an agent's options, the same way for both agents.
 
 pub mod led;
 pub mod onewire;
+pub mod open;
 pub mod screen;
 pub mod sim;
 pub mod w1;

@@ -80,8 +80,7 @@ impl W1Source {
         if !dir.is_dir() {
             anyhow::bail!(
                 "no 1-Wire devices directory at {}: enable the kernel driver (on a Raspberry Pi \
-                 add `dtoverlay=w1-gpio` to /boot/firmware/config.txt and reboot), point \
-                 --w1-dir at it, or use --hardware simulated",
+                 add `dtoverlay=w1-gpio` to /boot/firmware/config.txt and reboot)",
                 dir.display()
             );
         }

@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use hearth_common::auth::Secret;
 use serde::{Deserialize, Serialize};
 
-use hearth_probes::screen::ScreenRules;
-use hearth_probes::sim::{HeatedBy, SimProfile};
+use hearth_probes::open::{Flags, ProbeOptions, SimOptions};
+use hearth_probes::screen::{ScreenRules, SensorSetting};
+use hearth_probes::sim::{HeatedBy, SimProfile, SimSensor};
 use hearth_proto::relays::{OUTPUT_ID_RULE, valid_output_id};
 
 /// Configuration of `hearth-sensor-agent`.
@@ -242,21 +243,12 @@ pub struct Config {
     pub sensors: Vec<SensorConfig>,
 }
 
-/// Where temperatures come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Hardware {
-    /// The kernel 1-Wire driver's sysfs files (`dtoverlay=w1-gpio` on a Raspberry Pi).
-    W1,
-    /// 1-Wire bit-banged on --gpio-pin through the Raspberry Pi's GPIO registers (rppal).
-    BitbangRppal,
-    /// 1-Wire bit-banged on line --gpio-pin of the GPIO character device --gpio-chip (any
-    /// Linux board).
-    BitbangCdev,
-    /// Simulated sensors: a room heated by the simulated relay agent's heater, cyclic and
-    /// linear profiles, faults on demand (--sim-faults).
-    Simulated,
-}
+/// Where temperatures come from: the probes' backends, shared with the relay agent's `--probe`.
+pub use hearth_probes::open::Backend as Hardware;
+
+/// How this agent names the probe options, for the errors that say what to change.
+pub const FLAGS: Flags =
+    Flags { agent: "hearth-sensor-agent", backend: "--hardware", prefix: "--" };
 
 /// One `[[sensors]]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -376,9 +368,7 @@ impl Config {
                 self.screen_step_rejections
             );
         }
-        if self.hardware == Hardware::BitbangRppal && u8::try_from(self.gpio_pin).is_err() {
-            anyhow::bail!("gpio_pin must be a BCM GPIO number (0-53), got {}", self.gpio_pin);
-        }
+        self.probe_options().check(&FLAGS)?;
         if !(self.sim_time_scale > 0.0 && self.sim_time_scale.is_finite()) {
             anyhow::bail!("sim_time_scale must be a positive number, got {}", self.sim_time_scale);
         }
@@ -473,6 +463,44 @@ impl Config {
         match self.hardware {
             Hardware::Simulated => self.sim_sensors(),
             Hardware::W1 | Hardware::BitbangRppal | Hardware::BitbangCdev => self.sensors.clone(),
+        }
+    }
+
+    /// What the probes are opened from: the backend and its options, the named sensors'
+    /// settings (the simulated ones, for the simulator, in the room or on their profile).
+    pub fn probe_options(&self) -> ProbeOptions {
+        let named = self.named_sensors();
+        ProbeOptions {
+            backend: self.hardware,
+            w1_dir: self.w1_dir.clone(),
+            gpio_pin: Some(self.gpio_pin),
+            gpio_chip: self.gpio_chip.clone(),
+            sim: SimOptions {
+                world: self.sim_world_path(),
+                start_c: self.sim_start_c,
+                outside_c: self.sim_outside_c,
+                time_scale: self.sim_time_scale,
+                heated_by: self.sim_heated_by(),
+                faults: self.sim_faults.clone(),
+                seed: Some(self.sim_seed),
+                sensors: named
+                    .iter()
+                    .filter(|s| s.enabled)
+                    .map(|s| SimSensor {
+                        id: s.id.clone(),
+                        profile: s.sim.clone().unwrap_or_default(),
+                    })
+                    .collect(),
+            },
+            sensors: named
+                .iter()
+                .map(|s| SensorSetting {
+                    id: s.id.clone(),
+                    offset_c: s.offset_c,
+                    enabled: s.enabled,
+                })
+                .collect(),
+            screen: self.screen_rules(),
         }
     }
 
