@@ -218,8 +218,10 @@ impl Manager {
             revision: state.revision,
             in_force: AgentSettings {
                 sensor: Some(SensorAgentSettings { interval_s: Some(interval.as_secs_f64()) }),
+                relay: None,
             },
             refused,
+            local: None,
         };
         if let Err(e) = client.report_applied(&self.host_id, &applied).await {
             // Applied, but the engine does not know: fetched and reported again next time.
@@ -348,7 +350,10 @@ mod tests {
     const LIMITS: Limits = Limits { allowed: true, min_interval_s: 5.0, max_interval_s: 60.0 };
 
     fn desired(interval_s: f64) -> AgentSettings {
-        AgentSettings { sensor: Some(SensorAgentSettings { interval_s: Some(interval_s) }) }
+        AgentSettings {
+            sensor: Some(SensorAgentSettings { interval_s: Some(interval_s) }),
+            ..AgentSettings::default()
+        }
     }
 
     #[test]
