@@ -217,7 +217,10 @@ impl Manager {
             agent: AgentKind::Sensor,
             revision: state.revision,
             in_force: AgentSettings {
-                sensor: Some(SensorAgentSettings { interval_s: Some(interval.as_secs_f64()) }),
+                sensor: Some(SensorAgentSettings {
+                    interval_s: Some(interval.as_secs_f64()),
+                    ..Default::default()
+                }),
                 relay: None,
             },
             refused,
@@ -351,7 +354,10 @@ mod tests {
 
     fn desired(interval_s: f64) -> AgentSettings {
         AgentSettings {
-            sensor: Some(SensorAgentSettings { interval_s: Some(interval_s) }),
+            sensor: Some(SensorAgentSettings {
+                interval_s: Some(interval_s),
+                ..Default::default()
+            }),
             ..AgentSettings::default()
         }
     }

@@ -19,10 +19,9 @@ use axum::http::StatusCode;
 use hearth_proto::agents::AgentKind;
 use hearth_proto::manage::{
     AgentSettings, AgentSettingsState, AppliedSettings, COMMANDS_LIMIT, Command, CommandReport,
-    CommandState, CommandsQuery, DEFAULT_COMMANDS_LIMIT, MAX_INTERVAL_S, MAX_MESSAGE_CHARS,
-    MAX_ON_S, MAX_PROTECTION_S, MAX_REFUSALS, MAX_RESULT_BYTES, NewCommand, Pending, interval_ok,
+    CommandState, CommandsQuery, DEFAULT_COMMANDS_LIMIT, MAX_MESSAGE_CHARS, MAX_REFUSALS,
+    MAX_RESULT_BYTES, NewCommand, Pending,
 };
-use hearth_proto::relays::{MAX_OUTPUTS, OUTPUT_ID_RULE, valid_output_id};
 use hearth_proto::{ErrorBody, ErrorCode, Timestamp};
 
 use super::AppState;
@@ -100,57 +99,22 @@ fn nudge(state: &AppState, host_id: &str) {
     });
 }
 
-/// The engine's own bounds of a settings document (`prefix`: where it sits in the body). What
-/// an agent reports running with (`reported`) may hold its own configured protection times,
-/// which the engine does not bound (a local `max_on_s` of a day is the agent's business).
+/// The engine's own bounds of a settings document (`prefix`: where it sits in the body), the
+/// field named by its path (`relay.outputs.boiler.min_on_s`). What an agent reports running
+/// with (`reported`) may hold its own configured protection times, which the engine does not
+/// bound (a local `max_on_s` of a day is the agent's business): only their output ids are
+/// checked.
 fn settings_ok(prefix: &str, settings: &AgentSettings, reported: bool) -> Result<(), ApiError> {
-    if let Some(interval) = settings.sensor.as_ref().and_then(|s| s.interval_s)
-        && !interval_ok(interval)
-    {
-        return Err(ApiError::invalid(format!(
-            "{prefix}sensor.interval_s must be more than 0 and at most {MAX_INTERVAL_S} seconds, \
-             got {interval}"
-        )));
+    let invalid = |e: hearth_proto::manage::Invalid| ApiError::invalid(format!("{prefix}{e}"));
+    if !reported {
+        return settings.check().map_err(invalid);
     }
-    if let Some(relay) = &settings.relay {
-        if relay.outputs.len() > MAX_OUTPUTS {
-            return Err(ApiError::invalid(format!(
-                "{prefix}relay.outputs must name at most {MAX_OUTPUTS} outputs"
-            )));
-        }
-        for (id, p) in &relay.outputs {
-            if !valid_output_id(id) {
-                return Err(ApiError::invalid(format!(
-                    "{prefix}relay.outputs: key {id:?} is not an output id ({OUTPUT_ID_RULE})"
-                )));
-            }
-            if reported {
-                continue;
-            }
-            let field = |name: &str| format!("{prefix}relay.outputs.{id}.{name}");
-            for (name, value) in [("min_on_s", p.min_on_s), ("min_off_s", p.min_off_s)] {
-                if let Some(v) = value
-                    && v > MAX_PROTECTION_S
-                {
-                    return Err(ApiError::invalid(format!(
-                        "{} must be 0 to {MAX_PROTECTION_S} seconds, got {v}",
-                        field(name)
-                    )));
-                }
-            }
-            if let Some(v) = p.max_on_s
-                && !MAX_ON_S.contains(&v)
-            {
-                return Err(ApiError::invalid(format!(
-                    "{} must be {} to {} seconds, got {v}",
-                    field("max_on_s"),
-                    MAX_ON_S.start(),
-                    MAX_ON_S.end()
-                )));
-            }
-        }
+    let without_relay = AgentSettings { relay: None, ..settings.clone() };
+    without_relay.check().map_err(invalid)?;
+    match &settings.relay {
+        Some(relay) => relay.check_ids().map_err(invalid),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// A settings document from JSON. Where serde would only say "invalid type ... at line 1

@@ -247,3 +247,71 @@ async fn relay_settings_are_checked_by_field_and_the_agent_is_told() -> R {
     assert_eq!(state["applied"][0]["in_force"]["relay"]["outputs"]["boiler"]["min_off_s"], 600);
     Ok(())
 }
+
+/// Each sensor-agent setting beyond the interval is bounded: a malformed value is a 422 naming
+/// its path in the document, and nothing changes; a document within the bounds is stored whole.
+#[tokio::test]
+async fn sensor_settings_are_bounded_field_by_field() -> R {
+    let f = fixture().await?;
+    let admin = f.admin();
+    let put = |body: Value| {
+        let f = &f;
+        let admin = admin.clone();
+        async move {
+            f.call("PUT", "/v1/agents/hall/settings", Some(&admin), Some(&body.to_string())).await
+        }
+    };
+    let long = "x".repeat(257);
+    for (bad, named) in [
+        (json!({"resolution_bits": 8}), "sensor.resolution_bits"),
+        (json!({"resolution_bits": 13}), "sensor.resolution_bits"),
+        (json!({"sensors": {"28-0000": {"offset_c": 5.5}}}), "sensor.sensors.28-0000.offset_c"),
+        (json!({"sensors": {"28-0000": {"offset_c": -7}}}), "sensor.sensors.28-0000.offset_c"),
+        (json!({"sensors": {"28-0000": {"alias": long}}}), "sensor.sensors.28-0000.alias"),
+        (json!({"sensors": {"a/b": {"enabled": false}}}), "sensor.sensors"),
+        (json!({"sensors": {"": {"enabled": false}}}), "sensor.sensors"),
+        (json!({"sensors": {"28-A": {}, "28-a": {}}}), "sensor.sensors"),
+        (json!({"screen": {"max_rate_c_per_min": 0}}), "sensor.screen.max_rate_c_per_min"),
+        (json!({"screen": {"max_rate_c_per_min": 101}}), "sensor.screen.max_rate_c_per_min"),
+        (json!({"screen": {"step_rejections": 1001}}), "sensor.screen.step_rejections"),
+    ] {
+        let got = put(json!({"sensor": bad})).await?;
+        assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", named);
+    }
+    let many: serde_json::Map<String, Value> =
+        (0..65).map(|i| (format!("28-{i:04}"), json!({"enabled": true}))).collect();
+    let got = put(json!({"sensor": {"sensors": many}})).await?;
+    assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "at most 64 sensors");
+    // Wrong types and unknown keys, at every level.
+    for bad in [
+        json!({"resolution_bits": "12"}),
+        json!({"sensors": {"28-0000": {"enabled": "no"}}}),
+        json!({"sensors": {"28-0000": {"offset": 1}}}),
+        json!({"screen": {"rate": 1}}),
+    ] {
+        let got = put(json!({"sensor": bad})).await?;
+        assert_eq!(got.0, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {}", got.1);
+    }
+    assert_eq!(f.get("/v1/agents/hall/settings").await?["revision"], 0, "nothing was stored");
+
+    let good = json!({"sensor": {"resolution_bits": 9,
+        "sensors": {"28-0000": {"enabled": false, "alias": "hall", "offset_c": -5.0}},
+        "screen": {"max_rate_c_per_min": 2.5, "step_rejections": 0}}});
+    let (s, set) = put(good.clone()).await?;
+    assert_eq!(s, StatusCode::OK, "{set}");
+    assert_eq!(set["desired"], good, "stored as sent");
+    // What an agent reports applying is held to the same bounds.
+    let agent = f.agent("hall");
+    let wrong = json!({"agent": "sensor", "revision": 1,
+        "in_force": {"sensor": {"sensors": {"28-0000": {"offset_c": 9}}}}});
+    let got = f
+        .call("PUT", "/v1/agents/hall/settings/applied", Some(&agent), Some(&wrong.to_string()))
+        .await?;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        "in_force.sensor.sensors.28-0000.offset_c",
+    );
+    Ok(())
+}
