@@ -234,6 +234,30 @@ fn bounds() -> Vec<(At, Bound)> {
                     .to_owned(),
             ),
         ),
+        (
+            field("RelayAgentSettings", "outputs"),
+            Bound::Keys {
+                chars: 1..=relays::MAX_OUTPUT_ID_CHARS,
+                pattern: agents::HOST_ID_PATTERN.to_owned(),
+            },
+        ),
+        (
+            field("RelayAgentSettings", "outputs"),
+            Bound::Note(format!("At most {} outputs.", relays::MAX_OUTPUTS)),
+        ),
+        (field("OutputProtection", "min_on_s"), range(&(0..=manage::MAX_PROTECTION_S))),
+        (field("OutputProtection", "min_off_s"), range(&(0..=manage::MAX_PROTECTION_S))),
+        (field("OutputProtection", "max_on_s"), range(&manage::MAX_ON_S)),
+        (
+            field("OutputProtection", "max_on_s"),
+            Bound::Note(
+                "The agent refuses a value that is not stricter than its local one (a longer \
+                 min_on_s or min_off_s, a shorter max_on_s), beyond its local \
+                 remote_max_protection_s (minimum times) or remote_min_max_on_s (maximum on \
+                 time), or with max_on_s not more than min_on_s; it says so in the applied state."
+                    .to_owned(),
+            ),
+        ),
         (field("SensorAgentSettings", "resolution_bits"), range(&manage::RESOLUTION_BITS)),
         (
             field("SensorAgentSettings", "sensors"),

@@ -2,13 +2,22 @@
 //! agent applied or refused, and commands with their results.
 //!
 //! Agents PULL: the engine stores the desired settings and a queue of commands per host, says
-//! in its answer to a sensor report that something is waiting ([`Pending`] in
-//! `SensorUpdateAck`), and the agent fetches them with its device credential
+//! that something is waiting ([`Pending`]), and the agent fetches them with its device credential
 //! (`GET /v1/agents/{host_id}/settings`, `GET /v1/agents/{host_id}/commands`), applies them
 //! within its own local limits, and reports what it applied (`PUT .../settings/applied`) and
 //! each command's outcome (`PUT .../commands/{id}`). The agent's local file is the ceiling: a
 //! value outside its limits is refused with a reason, never applied, so a compromised engine
 //! cannot remove an agent's own protections.
+//!
+//! How an agent learns that something waits:
+//! - a sensor agent reports every few seconds: [`Pending`] comes in `SensorUpdateAck`;
+//! - a relay agent does not report readings, so [`Pending`] comes in `RelayRegistrationAck`
+//!   (it registers at start, when the engine moves, and after a minute without engine
+//!   contact) AND, within seconds of an admin's change, in `POST /v1/manage/pending` on the
+//!   agent: a nudge with the engine's credential (as for relay commands) that carries only
+//!   the [`Pending`] summary; the agent then pulls as above. Both are additive: an agent that
+//!   predates them ignores the ack's field and answers the nudge 404 (the engine logs it and
+//!   carries on), and an engine that predates them never sends either.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -52,6 +61,45 @@ pub struct AgentSettings {
     /// For the host's sensor agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sensor: Option<SensorAgentSettings>,
+    /// For the host's relay agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<RelayAgentSettings>,
+}
+
+/// The longest protection time (`min_on_s`, `min_off_s`, `max_on_s`) the engine accepts in a
+/// settings document, seconds: the relay agent's own ceiling for its configured minimum times.
+/// Each agent narrows it with its local limits.
+pub const MAX_PROTECTION_S: u32 = 4 * 3600;
+/// The `max_on_s` the engine accepts, seconds (0 would mean "no limit": never stricter).
+pub const MAX_ON_S: RangeInclusive<u32> = 1..=MAX_PROTECTION_S;
+
+/// A relay agent's remotely settable settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"outputs": {"boiler": {"min_off_s": 600}}}))]
+pub struct RelayAgentSettings {
+    /// Protection times by output id (at most `relays::MAX_OUTPUTS`). The agent refuses an
+    /// output it does not have.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, OutputProtection>,
+}
+
+/// One relay output's protection times. The agent's local configuration is the ceiling: the
+/// engine may only make them STRICTER (a longer minimum on or off time, a shorter maximum on
+/// time), within the agent's local `remote_max_protection_s` and `remote_min_max_on_s`;
+/// anything else is refused. A field left out keeps the agent's own value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputProtection {
+    /// Minimum seconds on before an `off` is carried out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_on_s: Option<u32>,
+    /// Minimum seconds off before an `on` is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_off_s: Option<u32>,
+    /// Maximum continuous seconds on. In what an agent reports in force, absent means no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_on_s: Option<u32>,
 }
 
 /// DS18B20 resolutions, bits: 9 (0.5 °C steps, 94 ms per conversion), 10 (0.25 °C, 188 ms),
@@ -160,8 +208,62 @@ impl AgentSettings {
     /// The shared bounds of every value (the first one outside them). An agent's local limits
     /// narrow them further.
     pub fn check(&self) -> Result<(), Invalid> {
-        match &self.sensor {
-            Some(s) => s.check(),
+        if let Some(s) = &self.sensor {
+            s.check()?;
+        }
+        match &self.relay {
+            Some(r) => r.check(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl RelayAgentSettings {
+    /// The shared bounds (see [`AgentSettings::check`]).
+    pub fn check(&self) -> Result<(), Invalid> {
+        self.check_ids()?;
+        for (id, p) in &self.outputs {
+            let field = |name: &str| format!("relay.outputs.{id}.{name}");
+            for (name, value) in [("min_on_s", p.min_on_s), ("min_off_s", p.min_off_s)] {
+                if let Some(v) = value
+                    && v > MAX_PROTECTION_S
+                {
+                    return Err(Invalid {
+                        field: field(name),
+                        message: format!("must be 0 to {MAX_PROTECTION_S} seconds, got {v}"),
+                    });
+                }
+            }
+            if let Some(v) = p.max_on_s
+                && !MAX_ON_S.contains(&v)
+            {
+                return Err(Invalid {
+                    field: field("max_on_s"),
+                    message: format!(
+                        "must be {} to {} seconds, got {v}",
+                        MAX_ON_S.start(),
+                        MAX_ON_S.end()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The output ids alone: well-formed, at most `relays::MAX_OUTPUTS` of them.
+    pub fn check_ids(&self) -> Result<(), Invalid> {
+        use crate::relays::{MAX_OUTPUTS, OUTPUT_ID_RULE, valid_output_id};
+        if self.outputs.len() > MAX_OUTPUTS {
+            return Err(Invalid {
+                field: "relay.outputs".into(),
+                message: format!("must name at most {MAX_OUTPUTS} outputs"),
+            });
+        }
+        match self.outputs.keys().find(|id| !valid_output_id(id)) {
+            Some(id) => Err(Invalid {
+                field: "relay.outputs".into(),
+                message: format!("key {id:?} is not an output id ({OUTPUT_ID_RULE})"),
+            }),
             None => Ok(()),
         }
     }
@@ -286,6 +388,10 @@ pub struct AppliedSettings {
     /// What it refused of the revision.
     #[serde(default)]
     pub refused: Vec<Refusal>,
+    /// The agent's own configured values, in the [`AgentSettings`] shape, so people see what
+    /// the engine may only tighten (relay agents send it; absent from agents that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<AgentSettings>,
 }
 
 /// What an agent last reported applying ([`AppliedSettings`]), with when the engine heard it.
@@ -299,6 +405,9 @@ pub struct AppliedState {
     pub in_force: AgentSettings,
     /// What it refused of the revision, and why.
     pub refused: Vec<Refusal>,
+    /// The agent's own configured values, when it reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<AgentSettings>,
     /// When the engine received the report.
     pub at: Timestamp,
 }
@@ -329,7 +438,8 @@ pub enum CommandKind {
     /// Show which device this is: a banner in the agent's log, and the Pi's activity LED
     /// blinking for a few seconds where the agent may drive it.
     Identify,
-    /// Search the 1-Wire bus again and read it: the sensors found (sensor agent).
+    /// Search the 1-Wire bus again and read it: the sensors found (sensor agent; a relay
+    /// agent reads its fallback probe, or answers that it has none).
     Rescan,
     /// Version, uptime, hardware backend and bus state, last errors, queue depth, clock.
     Diagnostics,
@@ -453,9 +563,15 @@ pub struct CommandsQuery {
     pub limit: Option<u32>,
 }
 
-/// In the answer to a sensor report: management work waiting for this host's sensor agent.
-/// Absent when nothing was ever set or asked.
+/// The relay agent's route through which the engine says that management work waits.
+pub const PENDING_PATH: &str = "/v1/manage/pending";
+
+/// Management work waiting for one agent of a host: in the answer to a sensor report (the
+/// sensor agent), to a relay registration and in `POST /v1/manage/pending` (the relay agent).
+/// Absent from the answers when nothing was ever set or asked.
+// Open to unknown fields: it is read in the answers old agents decode.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"settings_revision": 3, "commands": 1}))]
 pub struct Pending {
     /// The revision of the desired settings; the agent fetches them when it has applied
     /// another.

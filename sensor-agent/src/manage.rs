@@ -1,4 +1,6 @@
-//! Settings and commands from the engine.
+//! Settings and commands from the engine, through the agents' shared side of management
+//! (`hearth_common::manage`): this module says what the sensor agent applies and how it carries
+//! out each command.
 //!
 //! The agent pulls: the engine's answer to a report says what waits (`pending`), and only then
 //! does the agent fetch its settings or commands with its device credential, so an agent that
@@ -11,31 +13,31 @@
 //!
 //! Everything applies to the running agent, without a restart: the interval to the report
 //! loop's ticker, aliases to the next report, and the resolution, enabled sensors, offsets and
-//! screen to the probes ([`Manager::configure`] on the screen layer and its backend).
+//! screen to the probes (the screen layer and its backend, [`Manager::configure`]).
 //!
-//! The settings last received are kept in one JSON file in the queue directory (written to a
-//! temporary file, then renamed over the old one, so a crash leaves the old or the new file),
-//! and applied again at start, within the limits of the configuration of that start. A file
-//! that cannot be read is logged and ignored: the agent runs with its configuration.
+//! The settings last received are kept in one JSON file in the queue directory and applied
+//! again at start, within the limits of the configuration of that start.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub(crate) use hearth_common::manage::After;
+use hearth_common::manage::{Agent, Managed, Outcome, done, failed};
+pub use hearth_common::manage::{RESTART_EXIT_CODE, RestartRequested};
 use hearth_probes::TemperatureSource as _;
 use hearth_probes::screen::{ScreenRules, SensorSetting};
 use hearth_proto::Timestamp;
 use hearth_proto::agents::AgentKind;
-use hearth_proto::client::{ClientError, EngineClient};
+use hearth_proto::client::EngineClient;
 use hearth_proto::manage::{
-    AgentSensorSettings, AgentSettings, AppliedSettings, Command, CommandKind, CommandReport,
-    CommandState, MAX_AGENT_OFFSET_C, MAX_AGENT_SENSORS, MAX_REFUSALS, MAX_SCREEN_RATE_C_PER_MIN,
-    MAX_STEP_REJECTIONS, Pending, Refusal, ScreenSettings, SensorAgentSettings, sensor_id_ok,
+    AgentSensorSettings, AgentSettings, Command, CommandKind, CommandReport, MAX_AGENT_OFFSET_C,
+    MAX_AGENT_SENSORS, MAX_REFUSALS, MAX_SCREEN_RATE_C_PER_MIN, MAX_STEP_REJECTIONS, Pending,
+    Refusal, ScreenSettings, SensorAgentSettings, sensor_id_ok,
 };
 use hearth_proto::sensors::MAX_REPORT_TEXT_CHARS;
 
 use crate::config::SensorConfig;
-use serde::{Deserialize, Serialize};
 
 /// The file, in the queue directory, that keeps the settings last received.
 pub const SETTINGS_FILE: &str = "remote-settings.json";
@@ -76,6 +78,16 @@ pub(crate) struct Effective {
 }
 
 impl Effective {
+    /// The configuration alone, as when the engine sets nothing.
+    fn of(local: &Local) -> Self {
+        Self {
+            interval: local.interval,
+            resolution_bits: None,
+            sensors: local.sensors.clone(),
+            screen: local.screen.clone(),
+        }
+    }
+
     /// The aliases to report, by lower-case sensor id.
     fn aliases(&self) -> BTreeMap<String, String> {
         self.sensors
@@ -113,6 +125,7 @@ impl Effective {
                 sensors,
                 screen: Some(screen),
             }),
+            ..AgentSettings::default()
         }
     }
 }
@@ -134,42 +147,10 @@ fn accept(allowed: bool, refused: &mut Vec<Refusal>, field: &str, problem: Optio
     }
 }
 
-/// The settings last received, as kept on disk.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Kept {
-    revision: u64,
-    desired: AgentSettings,
-}
-
-/// What the loop must do after a management step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum After {
-    /// Carry on.
-    Continue,
-    /// Exit so that systemd starts the agent afresh (the `restart` command, answered).
-    Restart,
-}
-
-/// The exit of a `restart` command: the binary exits with [`RESTART_EXIT_CODE`], which the
-/// unit's `Restart=on-failure` restarts.
-#[derive(Debug)]
-pub struct RestartRequested;
-
-impl std::fmt::Display for RestartRequested {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("restarting, as the engine asked")
-    }
-}
-
-impl std::error::Error for RestartRequested {}
-
-/// The exit code of a restart the engine asked for (EX_TEMPFAIL: not a success, so systemd's
-/// `Restart=on-failure` starts the agent again).
-pub const RESTART_EXIT_CODE: u8 = 75;
-
 /// The agent's management state.
 #[derive(Debug)]
 pub(crate) struct Manager {
+    managed: Managed,
     host_id: String,
     limits: Limits,
     /// The configuration: what applies where the engine sets nothing (or a refused value).
@@ -177,9 +158,7 @@ pub(crate) struct Manager {
     /// Lower-case ids of the configured, enabled sensors: reported missing when the bus lacks
     /// them. A sensor only the engine names is not (a typo must not invent a missing sensor).
     listed: BTreeSet<String>,
-    file: PathBuf,
-    kept: Kept,
-    /// What is in force, from `kept` within the limits.
+    /// What is in force, from the kept settings within the limits.
     effective: Effective,
     /// The aliases of `effective`, by lower-case id.
     aliases: BTreeMap<String, String>,
@@ -190,53 +169,24 @@ impl Manager {
     /// The manager, with the settings kept by an earlier run (if readable), applied within the
     /// limits of this start. [`Self::configure`] gives them to the probes.
     pub(crate) fn open(host_id: &str, queue_dir: &Path, limits: Limits, local: Local) -> Self {
-        let file = queue_dir.join(SETTINGS_FILE);
-        let kept = match std::fs::read(&file) {
-            Ok(bytes) => match serde_json::from_slice(&bytes) {
-                Ok(kept) => kept,
-                Err(e) => {
-                    tracing::warn!(file = %file.display(), error = %e,
-                        "ignoring the remote settings file (unreadable); using the configuration");
-                    Kept::default()
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Kept::default(),
-            Err(e) => {
-                tracing::warn!(file = %file.display(), error = %e,
-                    "ignoring the remote settings file; using the configuration");
-                Kept::default()
-            }
-        };
-        let listed =
-            local.sensors.iter().filter(|s| s.enabled).map(|s| s.id.to_ascii_lowercase()).collect();
-        let mut manager = Self {
-            host_id: host_id.to_owned(),
-            limits,
-            effective: Effective {
-                interval: local.interval,
-                resolution_bits: None,
-                sensors: local.sensors.clone(),
-                screen: local.screen.clone(),
-            },
-            local,
-            listed,
-            file,
-            kept,
-            aliases: BTreeMap::new(),
-            started: Instant::now(),
-        };
-        let (effective, refused) = manager.apply(&manager.kept.desired);
+        let managed = Managed::open(host_id, AgentKind::Sensor, Some(queue_dir), SETTINGS_FILE);
+        let (effective, refused) = within(limits, &local, &managed.kept().desired);
         for r in &refused {
             tracing::warn!(field = %r.field, reason = %r.reason,
                 "a kept setting from the engine is outside this start's limits; not applied");
         }
-        manager.set_effective(effective);
-        manager
-    }
-
-    fn set_effective(&mut self, effective: Effective) {
-        self.aliases = effective.aliases();
-        self.effective = effective;
+        let listed =
+            local.sensors.iter().filter(|s| s.enabled).map(|s| s.id.to_ascii_lowercase()).collect();
+        Self {
+            managed,
+            host_id: host_id.to_owned(),
+            limits,
+            local,
+            listed,
+            aliases: effective.aliases(),
+            effective,
+            started: Instant::now(),
+        }
     }
 
     /// The interval in force: the remote one when the limits allow it, else the configured one.
@@ -249,168 +199,21 @@ impl Manager {
         &self.aliases
     }
 
-    /// Give what is in force to the probes: the screen's rules, each sensor's offset and
-    /// whether it is read, and the resolution. A backend that cannot set the resolution makes
-    /// it a refusal (and none is in force).
+    /// Give what is in force to the probes (at start; [`Self::step`] does it when the settings
+    /// change). A backend that cannot set the resolution makes it a refusal.
     pub(crate) fn configure(&mut self, source: &mut crate::Source) -> Option<Refusal> {
-        let e = &self.effective;
-        let settings = e
-            .sensors
-            .iter()
-            .map(|s| SensorSetting { id: s.id.clone(), offset_c: s.offset_c, enabled: s.enabled })
-            .collect();
-        source.reconfigure(e.screen.clone(), settings, &self.listed);
-        match source.set_resolution(e.resolution_bits) {
-            Err(reason) if e.resolution_bits.is_some() => {
-                self.effective.resolution_bits = None;
-                Some(Refusal { field: "sensor.resolution_bits".into(), reason })
-            }
-            _ => None,
-        }
+        configure(&mut self.effective, &self.listed, source)
     }
 
-    /// What `desired` gives within the limits, and what was refused.
+    /// What `desired` gives within the limits (for tests: [`Self::step`] applies).
+    #[cfg(test)]
     fn apply(&self, desired: &AgentSettings) -> (Effective, Vec<Refusal>) {
-        let local = &self.local;
-        let mut e = Effective {
-            interval: local.interval,
-            resolution_bits: None,
-            sensors: local.sensors.clone(),
-            screen: local.screen.clone(),
-        };
-        let mut refused = Vec::new();
-        let Some(s) = desired.sensor.as_ref() else { return (e, refused) };
-        let l = self.limits;
-        let ok = l.allowed;
-        if let Some(v) = s.interval_s {
-            let (min, max) = (l.min_interval_s, l.max_interval_s);
-            let problem = (!(v >= min && v <= max)).then(|| {
-                format!(
-                    "{v} s is outside this agent's local limits of {min} to {max} s \
-                     (remote_min_interval_s, remote_max_interval_s)"
-                )
-            });
-            if accept(ok, &mut refused, "sensor.interval_s", problem) {
-                match Duration::try_from_secs_f64(v) {
-                    Ok(d) => e.interval = d,
-                    Err(why) => refused.push(Refusal {
-                        field: "sensor.interval_s".into(),
-                        reason: why.to_string(),
-                    }),
-                }
-            }
-        }
-        if let Some(bits) = s.resolution_bits {
-            let (min, max) = (l.min_resolution_bits, l.max_resolution_bits);
-            let problem = (!(min..=max).contains(&bits)).then(|| {
-                format!(
-                    "{bits} bits is outside this agent's local limits of {min} to {max} bits \
-                     (remote_min_resolution_bits, remote_max_resolution_bits)"
-                )
-            });
-            if accept(ok, &mut refused, "sensor.resolution_bits", problem) {
-                e.resolution_bits = Some(bits);
-            }
-        }
-        for (id, remote) in &s.sensors {
-            if !sensor_id_ok(id) {
-                let problem = Some(format!("{id:?} is not a sensor id"));
-                accept(ok, &mut refused, "sensor.sensors", problem);
-                continue;
-            }
-            let field = |name: &str| format!("sensor.sensors.{id}.{name}");
-            let at = e.sensors.iter().position(|c| c.id.eq_ignore_ascii_case(id));
-            let mut sensor =
-                at.map_or_else(|| SensorConfig::new(id.clone()), |i| e.sensors[i].clone());
-            let locally_off =
-                local.sensors.iter().any(|c| c.id.eq_ignore_ascii_case(id) && !c.enabled);
-            if let Some(on) = remote.enabled {
-                let problem = (on && locally_off).then(|| {
-                    "this sensor is disabled in this agent's own file ([[sensors]] enabled = \
-                     false), which the engine cannot lift"
-                        .to_owned()
-                });
-                if accept(ok, &mut refused, &field("enabled"), problem) {
-                    sensor.enabled = on;
-                }
-            }
-            if let Some(alias) = &remote.alias {
-                let problem = (alias.chars().count() > MAX_REPORT_TEXT_CHARS)
-                    .then(|| format!("longer than {MAX_REPORT_TEXT_CHARS} characters"));
-                if accept(ok, &mut refused, &field("alias"), problem) {
-                    // Empty: report none.
-                    sensor.alias = Some(alias.clone()).filter(|a| !a.is_empty());
-                }
-            }
-            if let Some(offset) = remote.offset_c {
-                let max = l.max_offset_c;
-                let problem = (offset.is_nan() || offset.abs() > max).then(|| {
-                    format!(
-                        "{offset} °C is beyond this agent's local limit of ±{max} °C \
-                         (remote_max_offset_c)"
-                    )
-                });
-                if accept(ok, &mut refused, &field("offset_c"), problem) {
-                    sensor.offset_c = offset;
-                }
-            }
-            match at {
-                Some(i) => e.sensors[i] = sensor,
-                None if sensor != SensorConfig::new(id.clone()) => e.sensors.push(sensor),
-                None => {}
-            }
-        }
-        if let Some(screen) = &s.screen {
-            if let Some(rate) = screen.max_rate_c_per_min {
-                let problem = (!(rate > 0.0 && rate <= MAX_SCREEN_RATE_C_PER_MIN)).then(|| {
-                    format!("{rate} °C per minute is not more than 0 and at most {MAX_SCREEN_RATE_C_PER_MIN}")
-                });
-                if accept(ok, &mut refused, "sensor.screen.max_rate_c_per_min", problem) {
-                    e.screen.max_rate_c_per_min = rate;
-                }
-            }
-            if let Some(n) = screen.step_rejections {
-                let problem = if n == 0 {
-                    Some(
-                        "0 turns the jump check off, which only this agent's own file may do \
-                         (screen_step_rejections)"
-                            .to_owned(),
-                    )
-                } else {
-                    (n > MAX_STEP_REJECTIONS).then(|| format!("more than {MAX_STEP_REJECTIONS}"))
-                };
-                if accept(ok, &mut refused, "sensor.screen.step_rejections", problem) {
-                    e.screen.step_rejections = n;
-                }
-            }
-        }
-        if refused.len() > MAX_REFUSALS {
-            // The engine takes at most MAX_REFUSALS; the last one counts the rest.
-            let rest = refused.len() - (MAX_REFUSALS - 1);
-            refused.truncate(MAX_REFUSALS - 1);
-            refused.push(Refusal {
-                field: "sensor".into(),
-                reason: format!("{rest} more settings refused"),
-            });
-        }
-        (e, refused)
-    }
-
-    fn keep(&self) -> std::io::Result<()> {
-        let tmp = self.file.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(&self.kept).map_err(std::io::Error::other)?;
-        {
-            use std::io::Write as _;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.file)
+        within(self.limits, &self.local, desired)
     }
 
     /// Do what the engine said waits; whether to restart. The loop reads [`Self::interval`]
-    /// afterwards; the probes are reconfigured here. A failure is logged and tried again with
-    /// the next report (the engine says it again).
+    /// and [`Self::aliases`] afterwards; the probes are reconfigured here. A failure is logged
+    /// and tried again with the next report (the engine says it again).
     pub(crate) async fn step(
         &mut self,
         pending: Pending,
@@ -418,157 +221,216 @@ impl Manager {
         diagnostics: &crate::status::Board,
         source: &mut Option<crate::Source>,
     ) -> After {
-        if pending.settings_revision != self.kept.revision
-            && let Some(src) = source.as_mut()
-            && let Err(e) = self.settings(client, src).await
-        {
-            tracing::warn!(error = %e, "cannot fetch or confirm the settings from the engine");
-        }
-        if pending.commands == 0 {
-            return After::Continue;
-        }
-        let commands = match client.pending_commands(&self.host_id, AgentKind::Sensor).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot fetch the commands from the engine");
-                return After::Continue;
-            }
+        let mut agent = SensorAgent {
+            host_id: &self.host_id,
+            limits: self.limits,
+            local: &self.local,
+            listed: &self.listed,
+            effective: &mut self.effective,
+            started: self.started,
+            diagnostics,
+            source,
         };
-        // Oldest first, as they were asked.
-        for command in commands.into_iter().rev() {
-            if self.command(&command, client, diagnostics, source).await == After::Restart {
-                return After::Restart;
-            }
-        }
-        After::Continue
-    }
-
-    async fn settings(
-        &mut self,
-        client: &EngineClient,
-        source: &mut crate::Source,
-    ) -> Result<(), ClientError> {
-        let state = client.agent_settings(&self.host_id).await?;
-        let (effective, mut refused) = self.apply(&state.desired);
-        self.kept = Kept { revision: state.revision, desired: state.desired };
-        if let Err(e) = self.keep() {
-            tracing::warn!(file = %self.file.display(), error = %e,
-                "cannot keep the remote settings on disk; they apply until the agent stops");
-        }
-        self.set_effective(effective);
-        if let Some(r) = self.configure(source) {
-            refused.truncate(MAX_REFUSALS - 1);
-            refused.push(r);
-        }
-        for r in &refused {
-            tracing::warn!(revision = state.revision, field = %r.field, reason = %r.reason,
-                "refused a setting from the engine");
-        }
-        let in_force = self.effective.in_force();
-        tracing::info!(
-            revision = state.revision,
-            in_force = %serde_json::to_string(&in_force).unwrap_or_default(),
-            refused = refused.len(),
-            "settings from the engine applied"
-        );
-        let applied = AppliedSettings {
-            agent: AgentKind::Sensor,
-            revision: state.revision,
-            in_force,
-            refused,
-        };
-        if let Err(e) = client.report_applied(&self.host_id, &applied).await {
-            // Applied, but the engine does not know: fetched and reported again next time.
-            self.kept.revision = 0;
-            return Err(e);
-        }
-        Ok(())
-    }
-
-    async fn command(
-        &self,
-        command: &Command,
-        client: &EngineClient,
-        diagnostics: &crate::status::Board,
-        source: &mut Option<crate::Source>,
-    ) -> After {
-        let id = command.id;
-        let what = command.command.as_str();
-        tracing::info!(id, command = what, asked_by = %command.asked_by, "command from the engine");
-        let delivered =
-            CommandReport { state: CommandState::Delivered, message: None, result: None };
-        if let Err(e) = client.command_outcome(&self.host_id, id, &delivered).await {
-            // Expired or already answered (409), or the engine went away: not run.
-            tracing::warn!(id, command = what, error = %e, "command not taken up");
-            return After::Continue;
-        }
-        let (outcome, after) = match command.command {
-            CommandKind::Identify => {
-                tracing::warn!(
-                    "==================== IDENTIFY: this is hearth-sensor-agent on host {} \
-                     ====================",
-                    self.host_id
-                );
-                (done(identify_led(&self.host_id), None), After::Continue)
-            }
-            CommandKind::Rescan => (rescan(source).await, After::Continue),
-            CommandKind::Diagnostics => {
-                let result = diagnostics.diagnostics(self.started.elapsed(), self.interval());
-                (done("diagnostics read".to_owned(), Some(result)), After::Continue)
-            }
-            CommandKind::Restart => (done("restarting now".to_owned(), None), After::Restart),
-        };
-        tracing::info!(
-            id,
-            command = what,
-            state = outcome.state.as_str(),
-            message = outcome.message.as_deref().unwrap_or(""),
-            "command carried out"
-        );
-        if let Err(e) = client.command_outcome(&self.host_id, id, &outcome).await {
-            tracing::warn!(id, command = what, error = %e, "cannot report the command's outcome");
-        }
+        let after = self.managed.step(pending, client, &mut agent).await;
+        self.aliases = self.effective.aliases();
         after
     }
 }
 
-/// How long the activity LED blinks for `identify`.
-const IDENTIFY_BLINK: Duration = Duration::from_secs(5);
-
-/// Blink the activity LED, when the board has one, on a thread of its own (the runtime's one
-/// blocking thread reads the sensors); what was done, for the command's message.
-fn identify_led(host_id: &str) -> String {
-    let Some(led) = hearth_probes::led::find(&hearth_probes::led::ACTIVITY_LEDS) else {
-        return format!("identified: banner logged on host {host_id} (no activity LED found)");
-    };
-    let shown = led.display().to_string();
-    let spawned = std::thread::Builder::new().name("hearth-identify".into()).spawn(move || {
-        if let Err(e) = hearth_probes::led::blink(&led, IDENTIFY_BLINK, Duration::from_millis(500))
-        {
-            tracing::warn!(led = %led.display(), error = %e, "cannot blink the activity LED");
+/// Give what is in force to the probes: the screen's rules, each sensor's offset and whether it
+/// is read, and the resolution. A backend that cannot set the resolution makes it a refusal
+/// (and none is in force).
+fn configure(
+    effective: &mut Effective,
+    listed: &BTreeSet<String>,
+    source: &mut crate::Source,
+) -> Option<Refusal> {
+    let settings = effective
+        .sensors
+        .iter()
+        .map(|s| SensorSetting { id: s.id.clone(), offset_c: s.offset_c, enabled: s.enabled })
+        .collect();
+    source.reconfigure(effective.screen.clone(), settings, listed);
+    match source.set_resolution(effective.resolution_bits) {
+        Err(reason) if effective.resolution_bits.is_some() => {
+            effective.resolution_bits = None;
+            Some(Refusal { field: "sensor.resolution_bits".into(), reason })
         }
-    });
-    match spawned {
-        Ok(_) => format!(
-            "identified: banner logged on host {host_id}, {shown} blinking for {} s",
-            IDENTIFY_BLINK.as_secs()
-        ),
-        Err(e) => format!("identified: banner logged on host {host_id} (LED: {e})"),
+        _ => None,
     }
 }
 
-fn done(message: String, result: Option<serde_json::Value>) -> CommandReport {
-    CommandReport { state: CommandState::Done, message: Some(message), result }
+/// What `desired` gives within `limits` over the configuration `local`: what is in force, and
+/// what was refused.
+fn within(limits: Limits, local: &Local, desired: &AgentSettings) -> (Effective, Vec<Refusal>) {
+    let mut e = Effective::of(local);
+    let mut refused = Vec::new();
+    let Some(s) = desired.sensor.as_ref() else { return (e, refused) };
+    let l = limits;
+    let ok = l.allowed;
+    if let Some(v) = s.interval_s {
+        let (min, max) = (l.min_interval_s, l.max_interval_s);
+        let problem = (!(v >= min && v <= max)).then(|| {
+            format!(
+                "{v} s is outside this agent's local limits of {min} to {max} s \
+                 (remote_min_interval_s, remote_max_interval_s)"
+            )
+        });
+        if accept(ok, &mut refused, "sensor.interval_s", problem) {
+            match Duration::try_from_secs_f64(v) {
+                Ok(d) => e.interval = d,
+                Err(why) => refused
+                    .push(Refusal { field: "sensor.interval_s".into(), reason: why.to_string() }),
+            }
+        }
+    }
+    if let Some(bits) = s.resolution_bits {
+        let (min, max) = (l.min_resolution_bits, l.max_resolution_bits);
+        let problem = (!(min..=max).contains(&bits)).then(|| {
+            format!(
+                "{bits} bits is outside this agent's local limits of {min} to {max} bits \
+                 (remote_min_resolution_bits, remote_max_resolution_bits)"
+            )
+        });
+        if accept(ok, &mut refused, "sensor.resolution_bits", problem) {
+            e.resolution_bits = Some(bits);
+        }
+    }
+    for (id, remote) in &s.sensors {
+        if !sensor_id_ok(id) {
+            let problem = Some(format!("{id:?} is not a sensor id"));
+            accept(ok, &mut refused, "sensor.sensors", problem);
+            continue;
+        }
+        let field = |name: &str| format!("sensor.sensors.{id}.{name}");
+        let at = e.sensors.iter().position(|c| c.id.eq_ignore_ascii_case(id));
+        let mut sensor = at.map_or_else(|| SensorConfig::new(id.clone()), |i| e.sensors[i].clone());
+        let locally_off = local.sensors.iter().any(|c| c.id.eq_ignore_ascii_case(id) && !c.enabled);
+        if let Some(on) = remote.enabled {
+            let problem = (on && locally_off).then(|| {
+                "this sensor is disabled in this agent's own file ([[sensors]] enabled = \
+                 false), which the engine cannot lift"
+                    .to_owned()
+            });
+            if accept(ok, &mut refused, &field("enabled"), problem) {
+                sensor.enabled = on;
+            }
+        }
+        if let Some(alias) = &remote.alias {
+            let problem = (alias.chars().count() > MAX_REPORT_TEXT_CHARS)
+                .then(|| format!("longer than {MAX_REPORT_TEXT_CHARS} characters"));
+            if accept(ok, &mut refused, &field("alias"), problem) {
+                // Empty: report none.
+                sensor.alias = Some(alias.clone()).filter(|a| !a.is_empty());
+            }
+        }
+        if let Some(offset) = remote.offset_c {
+            let max = l.max_offset_c;
+            let problem = (offset.is_nan() || offset.abs() > max).then(|| {
+                format!(
+                    "{offset} °C is beyond this agent's local limit of ±{max} °C \
+                     (remote_max_offset_c)"
+                )
+            });
+            if accept(ok, &mut refused, &field("offset_c"), problem) {
+                sensor.offset_c = offset;
+            }
+        }
+        match at {
+            Some(i) => e.sensors[i] = sensor,
+            None if sensor != SensorConfig::new(id.clone()) => e.sensors.push(sensor),
+            None => {}
+        }
+    }
+    if let Some(screen) = &s.screen {
+        if let Some(rate) = screen.max_rate_c_per_min {
+            let problem = (!(rate > 0.0 && rate <= MAX_SCREEN_RATE_C_PER_MIN)).then(|| {
+                format!("{rate} °C per minute is not more than 0 and at most {MAX_SCREEN_RATE_C_PER_MIN}")
+            });
+            if accept(ok, &mut refused, "sensor.screen.max_rate_c_per_min", problem) {
+                e.screen.max_rate_c_per_min = rate;
+            }
+        }
+        if let Some(n) = screen.step_rejections {
+            let problem = if n == 0 {
+                Some(
+                    "0 turns the jump check off, which only this agent's own file may do \
+                     (screen_step_rejections)"
+                        .to_owned(),
+                )
+            } else {
+                (n > MAX_STEP_REJECTIONS).then(|| format!("more than {MAX_STEP_REJECTIONS}"))
+            };
+            if accept(ok, &mut refused, "sensor.screen.step_rejections", problem) {
+                e.screen.step_rejections = n;
+            }
+        }
+    }
+    if refused.len() > MAX_REFUSALS {
+        // The engine takes at most MAX_REFUSALS; the last one counts the rest.
+        let rest = refused.len() - (MAX_REFUSALS - 1);
+        refused.truncate(MAX_REFUSALS - 1);
+        refused.push(Refusal {
+            field: "sensor".into(),
+            reason: format!("{rest} more settings refused"),
+        });
+    }
+    (e, refused)
+}
+
+/// The sensor agent as the shared management code sees it, for one step.
+struct SensorAgent<'a> {
+    host_id: &'a str,
+    limits: Limits,
+    local: &'a Local,
+    listed: &'a BTreeSet<String>,
+    effective: &'a mut Effective,
+    started: Instant,
+    diagnostics: &'a crate::status::Board,
+    source: &'a mut Option<crate::Source>,
+}
+
+impl Agent for SensorAgent<'_> {
+    fn apply(&mut self, desired: &AgentSettings) -> Outcome {
+        let (effective, mut refused) = within(self.limits, self.local, desired);
+        *self.effective = effective;
+        match self.source.as_mut() {
+            Some(source) => {
+                if let Some(r) = configure(self.effective, self.listed, source) {
+                    refused.truncate(MAX_REFUSALS - 1);
+                    refused.push(r);
+                }
+            }
+            // The loop steps only after its read gave the source back.
+            None => {
+                tracing::warn!("the sensors are being read; settings apply to the probes later")
+            }
+        }
+        let local = Effective::of(self.local).in_force();
+        Outcome { in_force: self.effective.in_force(), refused, local: Some(local) }
+    }
+
+    async fn carry(&mut self, command: &Command) -> (CommandReport, After) {
+        match command.command {
+            CommandKind::Identify => (
+                done(hearth_probes::led::identify("hearth-sensor-agent", self.host_id), None),
+                After::Continue,
+            ),
+            CommandKind::Rescan => (rescan(self.source).await, After::Continue),
+            CommandKind::Diagnostics => {
+                let interval = self.effective.interval;
+                let result = self.diagnostics.diagnostics(self.started.elapsed(), interval);
+                (done("diagnostics read".to_owned(), Some(result)), After::Continue)
+            }
+            CommandKind::Restart => (done("restarting now".to_owned(), None), After::Restart),
+        }
+    }
 }
 
 /// Read the bus afresh (the backends search it on every read): the sensors found.
 async fn rescan(source: &mut Option<crate::Source>) -> CommandReport {
     let Some(mut src) = source.take() else {
-        return CommandReport {
-            state: CommandState::Failed,
-            message: Some("the sensors are being read; try again".into()),
-            result: None,
-        };
+        return failed("the sensors are being read; try again");
     };
     let joined = tokio::task::spawn_blocking(move || {
         let readings = src.read_all();
@@ -576,11 +438,7 @@ async fn rescan(source: &mut Option<crate::Source>) -> CommandReport {
     })
     .await;
     let Ok((src, readings)) = joined else {
-        return CommandReport {
-            state: CommandState::Failed,
-            message: Some("reading the bus failed".into()),
-            result: None,
-        };
+        return failed("reading the bus failed");
     };
     *source = Some(src);
     let found: Vec<serde_json::Value> = readings
@@ -599,6 +457,8 @@ async fn rescan(source: &mut Option<crate::Source>) -> CommandReport {
 
 #[cfg(test)]
 mod tests {
+    use hearth_common::manage::Kept;
+
     use super::*;
     use hearth_probes::screen::Screened;
     use hearth_probes::sim::{RoomModel, SimSensor, SimSource};
@@ -627,7 +487,7 @@ mod tests {
     }
 
     fn desired(sensor: SensorAgentSettings) -> AgentSettings {
-        AgentSettings { sensor: Some(sensor) }
+        AgentSettings { sensor: Some(sensor), ..AgentSettings::default() }
     }
 
     fn interval(interval_s: f64) -> AgentSettings {
@@ -804,7 +664,7 @@ mod tests {
             ..Default::default()
         });
         let (e, _) = m.apply(&settings);
-        m.set_effective(e);
+        m.effective = e;
         assert_eq!(m.configure(&mut source), None);
         let got: Vec<_> = source.read_all().into_iter().map(|r| (r.id, r.value)).collect();
         // 17 °C plus the configured 0.25, at 10 bits; 28-b is no longer read.
@@ -816,10 +676,9 @@ mod tests {
     fn settings_are_kept_across_starts_within_the_limits_of_each_start() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let mut m = Manager::open("pi", dir.path(), LIMITS, local());
-        m.kept = Kept { revision: 3, desired: interval(30.0) };
-        m.keep()?;
+        m.managed.keep(Kept { revision: 3, desired: interval(30.0) })?;
         let again = Manager::open("pi", dir.path(), LIMITS, local());
-        assert_eq!((again.kept.revision, again.interval()), (3, Duration::from_secs(30)));
+        assert_eq!((again.managed.kept().revision, again.interval()), (3, Duration::from_secs(30)));
         // The local file narrowed since: the kept value no longer applies.
         let narrower = Limits { max_interval_s: 20.0, ..LIMITS };
         let again = Manager::open("pi", dir.path(), narrower, local());
@@ -827,7 +686,7 @@ mod tests {
         // An unreadable file is ignored.
         std::fs::write(dir.path().join(SETTINGS_FILE), b"{not json")?;
         let again = Manager::open("pi", dir.path(), LIMITS, local());
-        assert_eq!((again.kept.revision, again.interval()), (0, Duration::from_secs(10)));
+        assert_eq!((again.managed.kept().revision, again.interval()), (0, Duration::from_secs(10)));
         Ok(())
     }
 }

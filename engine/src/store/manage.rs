@@ -97,7 +97,7 @@ impl Store {
         host_id: &str,
     ) -> Result<Vec<AppliedState>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT kind, revision, in_force, refused, at FROM agent_applied
+            "SELECT kind, revision, in_force, refused, local, at FROM agent_applied
              WHERE host_id = ? ORDER BY kind",
         )
         .bind(host_id)
@@ -109,11 +109,13 @@ impl Store {
             let Some(agent) = str_enum::<AgentKind>(&kind) else { continue };
             let in_force: String = row.try_get("in_force")?;
             let refused: String = row.try_get("refused")?;
+            let local: Option<String> = row.try_get("local")?;
             out.push(AppliedState {
                 agent,
                 revision: to_u64(row.try_get("revision")?),
                 in_force: serde_json::from_str(&in_force).unwrap_or_default(),
                 refused: serde_json::from_str::<Vec<Refusal>>(&refused).unwrap_or_default(),
+                local: local.and_then(|l| serde_json::from_str(&l).ok()),
                 at: from_millis(row.try_get("at")?),
             });
         }
@@ -128,16 +130,18 @@ impl Store {
         now: i64,
     ) -> Result<(), sqlx::Error> {
         let done = sqlx::query(
-            "INSERT INTO agent_applied (host_id, kind, revision, in_force, refused, at)
-             VALUES (?, ?, ?, ?, ?, ?)
+            "INSERT INTO agent_applied (host_id, kind, revision, in_force, refused, local, at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (host_id, kind) DO UPDATE SET revision = excluded.revision,
-                in_force = excluded.in_force, refused = excluded.refused, at = excluded.at",
+                in_force = excluded.in_force, refused = excluded.refused, local = excluded.local,
+                at = excluded.at",
         )
         .bind(host_id)
         .bind(enum_str(applied.agent))
         .bind(i64::try_from(applied.revision).unwrap_or(i64::MAX))
         .bind(serde_json::to_string(&applied.in_force).unwrap_or_default())
         .bind(serde_json::to_string(&applied.refused).unwrap_or_default())
+        .bind(applied.local.as_ref().and_then(|l| serde_json::to_string(l).ok()))
         .bind(now)
         .execute(&self.pool())
         .await;
