@@ -1,6 +1,7 @@
 // Devices: every sensor (name, weight, calibration with a hint, why it does not count), every
 // relay output (what it drives) and every agent (online, last seen, clock skew; a sensor agent's
-// remote settings with what it applied or refused, and its commands with their results). Live
+// remote settings — interval, resolution, screen, each sensor's enabled/alias/offset — with
+// what it applied or refused, and its commands with their results). Live
 // readings and relay switches update in place; a row being edited is never overwritten.
 //
 // The house's zones and plants are zones-admin.js's section, fed by the same loads.
@@ -354,13 +355,123 @@ const COMMANDS = [
   ['restart', 'Restart'],
 ];
 
+// DS18B20 resolutions: the step of a reading and the time a conversion takes.
+const RESOLUTIONS = [
+  ['', 'its own'],
+  ['9', '9 bit (0.5 °C, 94 ms)'],
+  ['10', '10 bit (0.25 °C, 188 ms)'],
+  ['11', '11 bit (0.125 °C, 375 ms)'],
+  ['12', '12 bit (0.0625 °C, 750 ms)'],
+];
+
+const sensorApplied = (state) => (state?.applied || []).find((x) => x.agent === 'sensor');
+
 /** What the agent runs with and what it refused, for people. */
 function appliedText(state) {
-  const mine = (state.applied || []).find((x) => x.agent === 'sensor');
+  const mine = sensorApplied(state);
   if (!mine) return state.revision ? 'Not yet picked up by the agent.' : 'Nothing set: the agent runs with its own configuration.';
-  const interval = mine.in_force?.sensor?.interval_s;
+  const f = mine.in_force?.sensor || {};
   const behind = mine.revision !== state.revision ? ` (revision ${mine.revision} of ${state.revision})` : '';
-  return `In force: report every ${interval ?? '?'} s${behind}, since ${fmtAgo(mine.at)}.`;
+  const bits = f.resolution_bits ? `${f.resolution_bits} bit` : 'the sensors\' own resolution';
+  const screen = f.screen?.max_rate_c_per_min !== undefined
+    ? `, screen ${f.screen.max_rate_c_per_min} °C/min after ${f.screen.step_rejections ?? '?'} rejections` : '';
+  return `In force: report every ${f.interval_s ?? '?'} s, ${bits}${screen}${behind}, since ${fmtAgo(mine.at)}.`;
+}
+
+/** One sensor's settings in force on the agent, for people. */
+function sensorInForce(s) {
+  if (!s) return 'not reported by the agent yet';
+  const offset = s.offset_c === undefined || s.offset_c === null ? '' : ` · ${s.offset_c >= 0 ? '+' : ''}${s.offset_c} °C`;
+  return `in force: ${s.enabled === false ? 'off' : 'on'}${s.alias ? ` · "${s.alias}"` : ''}${offset}`;
+}
+
+/** A number from a form input: undefined when empty, an Error (shown at the form) when not a number. */
+function numberIn(input, label) {
+  const raw = input.value.trim();
+  if (raw === '' && !input.validity.badInput) return undefined;
+  const v = Number(raw);
+  if (raw === '' || !Number.isFinite(v)) throw new Error(`${label} must be a number.`);
+  return v;
+}
+
+/** One row per sensor the agent or the settings name: enabled, alias, offset on the agent. */
+function managedSensorRow(p, id) {
+  const uid = `m-${p.host}-${id}`;
+  const row = {
+    id,
+    enabled: h('select', { id: `${uid}-enabled`, class: 'manage-sensor-enabled' },
+      ...[['', 'its own'], ['on', 'on'], ['off', 'off']].map(([value, text]) => h('option', { value, text }))),
+    alias: h('input', { id: `${uid}-alias`, class: 'manage-sensor-alias', type: 'text', maxlength: '256', placeholder: 'its own' }),
+    offset: h('input', { id: `${uid}-offset`, class: 'manage-sensor-offset', type: 'number', min: '-5', max: '5', step: '0.05', inputmode: 'decimal', placeholder: 'its own' }),
+    now: h('span', { class: 'manage-sensor-now muted' }),
+  };
+  for (const el of [row.enabled, row.alias, row.offset]) el.addEventListener('input', () => { p.dirty = true; });
+  row.root = h('div', { class: 'manage-sensor', 'data-manage-sensor': id },
+    h('span', { class: 'manage-sensor-id', text: id }),
+    h('label', { class: 'field', for: row.enabled.id }, h('span', { text: 'Read' }), row.enabled),
+    h('label', { class: 'field', for: row.alias.id }, h('span', { text: 'Alias' }), row.alias),
+    h('label', { class: 'field', for: row.offset.id }, h('span', { text: 'Offset on the agent, °C' }), row.offset),
+    row.now);
+  return row;
+}
+
+/** The settings document of the panel's form (what is left empty is the agent's own). */
+function manageBody(p) {
+  const sensor = {};
+  const interval = numberIn(p.interval, 'The interval');
+  if (interval !== undefined) sensor.interval_s = interval;
+  if (p.resolution.value) sensor.resolution_bits = Number(p.resolution.value);
+  const sensors = {};
+  for (const row of p.rows.values()) {
+    const entry = {};
+    if (row.enabled.value) entry.enabled = row.enabled.value === 'on';
+    if (row.alias.value !== '') entry.alias = row.alias.value;
+    const offset = numberIn(row.offset, `The offset of ${row.id}`);
+    if (offset !== undefined) entry.offset_c = offset;
+    if (Object.keys(entry).length) sensors[row.id] = entry;
+  }
+  if (Object.keys(sensors).length) sensor.sensors = sensors;
+  const screen = {};
+  const rate = numberIn(p.rate, 'The screen\'s rate');
+  if (rate !== undefined) screen.max_rate_c_per_min = rate;
+  const steps = numberIn(p.steps, 'The screen\'s rejections');
+  if (steps !== undefined) screen.step_rejections = steps;
+  if (Object.keys(screen).length) sensor.screen = screen;
+  return Object.keys(sensor).length ? { sensor } : {};
+}
+
+/** A sensor row's inputs from the desired settings. */
+function fillSensorRow(row, desired) {
+  const d = desired.sensors?.[row.id] || {};
+  row.enabled.value = d.enabled === undefined ? '' : d.enabled ? 'on' : 'off';
+  row.alias.value = d.alias ?? '';
+  row.offset.value = d.offset_c ?? '';
+}
+
+/** The form from the desired settings (when nobody is editing) and each row's values in force. */
+function renderManageForm(p, state) {
+  const desired = state.desired?.sensor || {};
+  const inForce = sensorApplied(state)?.in_force?.sensor?.sensors || {};
+  // Rows: the sensors the agent reports running with, and any the settings name. A new one
+  // is added even while someone edits (nothing typed is touched, the focus stays).
+  const ids = [...new Set([...Object.keys(inForce), ...Object.keys(desired.sensors || {})])];
+  const added = ids.filter((id) => !p.rows.has(id));
+  for (const id of added) {
+    const row = managedSensorRow(p, id);
+    fillSensorRow(row, desired);
+    p.rows.set(id, row);
+  }
+  if (added.length) {
+    p.sensors.replaceChildren(...[...p.rows.values()].sort((a, b) => a.id.localeCompare(b.id)).map((r) => r.root));
+  }
+  if (!p.dirty && !p.root.contains(document.activeElement)) {
+    p.interval.value = desired.interval_s ?? '';
+    p.resolution.value = desired.resolution_bits ? String(desired.resolution_bits) : '';
+    p.rate.value = desired.screen?.max_rate_c_per_min ?? '';
+    p.steps.value = desired.screen?.step_rejections ?? '';
+    for (const row of p.rows.values()) fillSensorRow(row, desired);
+  }
+  for (const row of p.rows.values()) row.now.textContent = sensorInForce(inForce[row.id]);
 }
 
 function commandRow(c) {
@@ -373,10 +484,8 @@ function commandRow(c) {
 
 function renderManage(p) {
   const { state, commands } = p;
-  if (state && !p.dirty && !p.root.contains(document.activeElement)) {
-    p.interval.value = state.desired?.sensor?.interval_s ?? '';
-  }
-  const mine = (state?.applied || []).find((x) => x.agent === 'sensor');
+  if (state) renderManageForm(p, state);
+  const mine = sensorApplied(state);
   p.applied.textContent = state ? appliedText(state) : '';
   p.refused.replaceChildren(...((mine?.revision === state?.revision && mine?.refused) || []).map((r) =>
     h('li', { class: 'manage-refused', text: `Refused ${r.field}: ${r.reason}` })));
@@ -404,14 +513,26 @@ function managePanel(host) {
     host,
     dirty: false,
     interval: h('input', { id: `${uid}-interval`, class: 'manage-interval', type: 'number', min: '1', max: '3600', step: '1', inputmode: 'decimal' }),
+    resolution: h('select', { id: `${uid}-resolution`, class: 'manage-resolution' },
+      ...RESOLUTIONS.map(([value, text]) => h('option', { value, text }))),
+    rate: h('input', { id: `${uid}-rate`, class: 'manage-screen-rate', type: 'number', min: '0.1', max: '100', step: '0.1', inputmode: 'decimal', placeholder: 'its own' }),
+    steps: h('input', { id: `${uid}-steps`, class: 'manage-screen-steps', type: 'number', min: '1', max: '1000', step: '1', inputmode: 'numeric', placeholder: 'its own' }),
+    sensors: h('div', { class: 'manage-sensors' }),
+    rows: new Map(),
     save: h('button', { type: 'submit', class: 'btn btn-primary manage-save', text: 'Save' }),
     error: h('p', { class: 'form-error', role: 'alert' }),
     applied: h('p', { class: 'manage-applied muted' }),
     refused: h('ul', { class: 'manage-refusals' }),
     log: h('ul', { class: 'manage-log' }),
   };
+  // The agent's offset adds to the engine's own (the sensor's calibration above): set one.
   const form = h('form', { class: 'device-form', novalidate: true },
     h('label', { class: 'field', for: p.interval.id }, h('span', { text: 'Report interval, s (empty: its own)' }), p.interval),
+    h('label', { class: 'field', for: p.resolution.id }, h('span', { text: 'Resolution' }), p.resolution),
+    h('label', { class: 'field', for: p.rate.id }, h('span', { text: 'Screen: fastest change, °C/min' }), p.rate),
+    h('label', { class: 'field', for: p.steps.id }, h('span', { text: 'Screen: rejections before a new level' }), p.steps),
+    h('p', { class: 'muted manage-offset-note', text: 'An offset on the agent changes what it reports; the calibration above is the engine\'s and adds to it.' }),
+    p.sensors,
     h('div', { class: 'device-actions' }, p.save));
   const buttons = COMMANDS.map(([command, label]) => {
     const b = h('button', { type: 'button', class: 'btn manage-command-btn', 'data-command': command, text: label });
@@ -424,17 +545,13 @@ function managePanel(host) {
     }));
     return b;
   });
-  p.interval.addEventListener('input', () => { p.dirty = true; });
+  for (const el of [p.interval, p.resolution, p.rate, p.steps]) el.addEventListener('input', () => { p.dirty = true; });
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     submit({
       error: p.error,
       button: p.save,
-      body: () => {
-        const raw = p.interval.value.trim();
-        if (raw !== '' && p.interval.validity.badInput) throw new Error('The interval must be a number.');
-        return raw === '' ? {} : { sensor: { interval_s: Number(raw) } };
-      },
+      body: () => manageBody(p),
       send: (body) => api('PUT', `/v1/agents/${encodeURIComponent(host)}/settings`, body),
       done: () => {
         p.dirty = false;

@@ -840,6 +840,43 @@ async fn dashboard() -> anyhow::Result<()> {
         .await?;
     eprintln!("web: {done:?}");
 
+    // The sensor's own settings on its agent, in its row of the panel: an offset beyond what
+    // the engine takes is the engine's 422 at the form, naming the field, with what was typed
+    // kept; an alias alone is applied by the running agent and reported with its readings.
+    let sensor_row = format!("{panel} [data-manage-sensor=\"{SENSOR_ID}\"]");
+    b.wait_for(&sensor_row, WAIT, || async { b.try_find(&sensor_row).await }).await?;
+    type_into(&b, &format!("{panel} input.manage-interval"), "").await?;
+    type_into(&b, &format!("{sensor_row} input.manage-sensor-alias"), "E2E hall").await?;
+    type_into(&b, &format!("{sensor_row} input.manage-sensor-offset"), "9").await?;
+    b.find(&format!("{panel} button.manage-save")).await?.click().await?;
+    let field = format!("sensor.sensors.{SENSOR_ID}.offset_c");
+    let said = b
+        .wait_for("the engine's 422 at the panel's form", WAIT, || async {
+            let text = text_of(&b, &format!("{panel} .form-error")).await?;
+            Ok(text.filter(|t| t.contains(&field)))
+        })
+        .await?;
+    eprintln!("web: the engine refused as the panel shows: {said:?}");
+    let typed = b.find(&format!("{sensor_row} input.manage-sensor-alias")).await?;
+    assert_eq!(typed.property("value").await?, json!("E2E hall"), "the typed alias was lost");
+    type_into(&b, &format!("{sensor_row} input.manage-sensor-offset"), "").await?;
+    b.find(&format!("{panel} button.manage-save")).await?.click().await?;
+    eventually("the agent reporting its new alias", WAIT, || async {
+        let sensors = house.api.sensors().await?;
+        let alias =
+            sensors.iter().any(|s| s.id == SENSOR_ID && s.alias.as_deref() == Some("E2E hall"));
+        Ok(alias.then_some(()))
+    })
+    .await?;
+    let in_force = b
+        .wait_for("the alias in force in the sensor's row", WAIT, || async {
+            let text = text_of(&b, &format!("{sensor_row} .manage-sensor-now")).await?;
+            Ok(text.filter(|t| t.contains("E2E hall")))
+        })
+        .await?;
+    eprintln!("web: {in_force:?}");
+    b.screenshot(&screenshot_path("devices-manage-390x844")?).await?;
+
     // Settings: the algorithm's parameters are a form made from its published JSON Schema;
     // a value saved there is the engine's.
     go(&b, "#/settings").await?;
