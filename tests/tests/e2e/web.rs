@@ -172,6 +172,19 @@ async fn tick_days(b: &Browser, days: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Wait until the engine's sensor [`SENSOR_ID`] has `what` (`has` says when).
+async fn engine_sensor(
+    api: &EngineClient,
+    what: &str,
+    has: impl Fn(&hearth_proto::sensors::SensorInfo) -> bool,
+) -> anyhow::Result<()> {
+    eventually(&format!("the engine has {what}"), WAIT, || async {
+        let sensors = api.sensors().await?;
+        Ok(sensors.iter().any(|s| s.id == SENSOR_ID && has(s)).then_some(()))
+    })
+    .await
+}
+
 /// Navigate inside the single page app, as its nav links do (no page load).
 async fn go(b: &Browser, hash: &str) -> anyhow::Result<()> {
     b.execute("location.hash = arguments[0]", vec![json!(hash)]).await.map(drop)
@@ -805,13 +818,8 @@ async fn dashboard() -> anyhow::Result<()> {
     b.wait_for(&row, WAIT, || async { b.try_find(&row).await }).await?;
     type_into(&b, &format!("{row} input.sensor-name"), "Lounge").await?;
     b.find(&format!("{row} button.sensor-save")).await?.click().await?;
-    eventually("the engine has the sensor's new name", WAIT, || async {
-        let sensors = house.api.sensors().await?;
-        let named =
-            sensors.iter().any(|s| s.id == SENSOR_ID && s.name.as_deref() == Some("Lounge"));
-        Ok(named.then_some(()))
-    })
-    .await?;
+    engine_sensor(&house.api, "the sensor's new name", |s| s.name.as_deref() == Some("Lounge"))
+        .await?;
 
     // Devices: the sensor agent's management panel. A report interval beyond the agent's own
     // limits (5 to 300 s by default) is sent, refused by the agent and shown with its reason
@@ -861,13 +869,7 @@ async fn dashboard() -> anyhow::Result<()> {
     assert_eq!(typed.property("value").await?, json!("E2E hall"), "the typed alias was lost");
     type_into(&b, &format!("{sensor_row} input.manage-sensor-offset"), "").await?;
     b.find(&format!("{panel} button.manage-save")).await?.click().await?;
-    eventually("the agent reporting its new alias", WAIT, || async {
-        let sensors = house.api.sensors().await?;
-        let alias =
-            sensors.iter().any(|s| s.id == SENSOR_ID && s.alias.as_deref() == Some("E2E hall"));
-        Ok(alias.then_some(()))
-    })
-    .await?;
+    engine_sensor(&house.api, "the new alias", |s| s.alias.as_deref() == Some("E2E hall")).await?;
     let in_force = b
         .wait_for("the alias in force in the sensor's row", WAIT, || async {
             let text = text_of(&b, &format!("{sensor_row} .manage-sensor-now")).await?;
