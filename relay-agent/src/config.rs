@@ -131,6 +131,33 @@ pub struct Config {
     )]
     pub reregister_after_s: u64,
 
+    /// Whether the engine may change this agent's settings (the outputs' protection times) at
+    /// all. False: every remote value is refused (and the refusal shown by the engine).
+    #[arg(long, env = "HEARTH_RELAY_REMOTE_SETTINGS", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub remote_settings: bool,
+
+    /// The longest minimum on or off time the engine may set, seconds: a local limit the
+    /// engine cannot lift. The engine may only lengthen an output's configured minimum times,
+    /// up to this.
+    #[arg(
+        long,
+        env = "HEARTH_RELAY_REMOTE_MAX_PROTECTION_S",
+        value_name = "SECONDS",
+        default_value_t = 1800
+    )]
+    pub remote_max_protection_s: u32,
+
+    /// The shortest maximum on time the engine may set, seconds: a local limit the engine
+    /// cannot lower. The engine may only shorten an output's configured maximum on time (or
+    /// set one where none is configured), down to this.
+    #[arg(
+        long,
+        env = "HEARTH_RELAY_REMOTE_MIN_MAX_ON_S",
+        value_name = "SECONDS",
+        default_value_t = 1800
+    )]
+    pub remote_min_max_on_s: u32,
+
     /// The outputs (file only, `[[outputs]]` tables). Empty means the default set: `heat`,
     /// `cool` and `fan`.
     #[arg(skip)]
@@ -459,6 +486,15 @@ impl Config {
             result.push(Interlock { name, outputs: group.outputs.clone() });
         }
         Ok(result)
+    }
+
+    /// What the configuration lets the engine change (`remote_*`).
+    pub fn remote_limits(&self) -> crate::manage::Limits {
+        crate::manage::Limits {
+            allowed: self.remote_settings,
+            max_protection_s: self.remote_max_protection_s,
+            min_max_on_s: self.remote_min_max_on_s,
+        }
     }
 
     /// The simulated world file, defaulted.
