@@ -347,21 +347,120 @@ function agentNotes(a) {
 
 // ----- agents managed from the engine ------------------------------------------------------
 
-const COMMANDS = [
-  ['identify', 'Identify'],
-  ['rescan', 'Rescan bus'],
-  ['diagnostics', 'Diagnostics'],
-  ['restart', 'Restart'],
+// One panel for both agent kinds; what differs (the settings form, the command labels, what
+// is in force) is the kind's entry in KINDS.
+
+/** What an agent of `kind` last reported applying of the host's settings. */
+const appliedOf = (state, kind) => (state?.applied || []).find((x) => x.agent === kind);
+
+/** Behind the desired revision, for people. */
+function behind(state, mine) {
+  return mine.revision !== state.revision ? ` (revision ${mine.revision} of ${state.revision})` : '';
+}
+
+/** The sensor agent's settings: its report interval. */
+function sensorForm(uid) {
+  const interval = h('input', { id: `${uid}-interval`, class: 'manage-interval', type: 'number', min: '1', max: '3600', step: '1', inputmode: 'decimal' });
+  return {
+    fields: [h('label', { class: 'field', for: interval.id }, h('span', { text: 'Report interval, s (empty: its own)' }), interval)],
+    fill(state) {
+      interval.value = state.desired?.sensor?.interval_s ?? '';
+    },
+    body() {
+      const raw = interval.value.trim();
+      if (raw !== '' && interval.validity.badInput) throw new Error('The interval must be a number.');
+      return { sensor: raw === '' ? undefined : { interval_s: Number(raw) } };
+    },
+    applied(state, mine) {
+      const interval_s = mine.in_force?.sensor?.interval_s;
+      return `In force: report every ${interval_s ?? '?'} s${behind(state, mine)}, since ${fmtAgo(mine.at)}.`;
+    },
+  };
+}
+
+const PROTECTIONS = [
+  ['min_on_s', 'Min on, s'],
+  ['min_off_s', 'Min off, s'],
+  ['max_on_s', 'Max on, s'],
 ];
 
-/** What the agent runs with and what it refused, for people. */
-function appliedText(state) {
-  const mine = (state.applied || []).find((x) => x.agent === 'sensor');
-  if (!mine) return state.revision ? 'Not yet picked up by the agent.' : 'Nothing set: the agent runs with its own configuration.';
-  const interval = mine.in_force?.sensor?.interval_s;
-  const behind = mine.revision !== state.revision ? ` (revision ${mine.revision} of ${state.revision})` : '';
-  return `In force: report every ${interval ?? '?'} s${behind}, since ${fmtAgo(mine.at)}.`;
+/** Seconds for people: a protection time, or "none" (no maximum on time). */
+const secs = (v) => (v === null || v === undefined ? 'none' : `${v}`);
+
+/** A relay agent's settings: each output's protection times, which the engine may only make
+ *  stricter than the agent's own file (the agent refuses anything else, and says why). */
+function relayForm(uid, outputsOf) {
+  const rows = new Map();
+  const wrap = h('div', { class: 'manage-outputs' });
+  const sync = (state) => {
+    const mine = appliedOf(state, 'relay');
+    const known = outputsOf();
+    for (const r of known) {
+      if (rows.has(r.output_id)) continue;
+      const inputs = {};
+      for (const [key] of PROTECTIONS) {
+        inputs[key] = h('input', { id: `${uid}-${r.output_id}-${key}`, class: `manage-${key}`, type: 'number', min: key === 'max_on_s' ? '1' : '0', max: '14400', step: '1', inputmode: 'numeric' });
+      }
+      const note = h('p', { class: 'manage-times muted' });
+      const row = h('fieldset', { class: 'manage-output', 'data-output': r.output_id },
+        h('legend', { text: `${r.name} (${r.output_id})` }),
+        ...PROTECTIONS.map(([key, label]) => h('label', { class: 'field', for: inputs[key].id }, h('span', { text: label }), inputs[key])),
+        note);
+      rows.set(r.output_id, { inputs, note, row });
+      wrap.append(row);
+    }
+    for (const [id, row] of rows) {
+      const local = mine?.local?.relay?.outputs?.[id];
+      const force = mine?.in_force?.relay?.outputs?.[id] || known.find((r) => r.output_id === id)?.reported?.protection;
+      const text = (t) => (t ? PROTECTIONS.map(([key]) => secs(t[key])).join(' / ') : '?');
+      row.note.textContent = `Local (on / off / max on): ${text(local)} · in force: ${text(force)}`;
+      for (const [key] of PROTECTIONS) {
+        if (local && local[key] !== undefined) row.inputs[key].placeholder = secs(local[key]);
+      }
+    }
+  };
+  return {
+    fields: [wrap, h('p', { class: 'hint muted', text: 'Empty: the agent\'s own time. The engine may only make them stricter (longer minimum times, a shorter maximum on time) within the agent\'s local limits.' })],
+    fill(state) {
+      sync(state);
+      for (const [id, row] of rows) {
+        const want = state.desired?.relay?.outputs?.[id] || {};
+        for (const [key] of PROTECTIONS) row.inputs[key].value = want[key] ?? '';
+      }
+    },
+    refresh: sync,
+    body() {
+      const outputs = {};
+      for (const [id, row] of rows) {
+        for (const [key, label] of PROTECTIONS) {
+          const input = row.inputs[key];
+          const raw = input.value.trim();
+          if (raw === '') continue;
+          if (input.validity.badInput || !Number.isInteger(Number(raw))) throw new Error(`${id}: ${label} must be a whole number of seconds.`);
+          (outputs[id] ||= {})[key] = Number(raw);
+        }
+      }
+      return { relay: Object.keys(outputs).length ? { outputs } : undefined };
+    },
+    applied(state, mine) {
+      return `Applied by the agent${behind(state, mine)}, ${fmtAgo(mine.at)}.`;
+    },
+  };
 }
+
+const KINDS = {
+  sensor: {
+    form: (uid) => sensorForm(uid),
+    commands: [['identify', 'Identify'], ['rescan', 'Rescan bus'], ['diagnostics', 'Diagnostics'], ['restart', 'Restart']],
+    sent: 'Settings sent; the agent picks them up with its next report.',
+  },
+  relay: {
+    form: (uid, outputsOf) => relayForm(uid, outputsOf),
+    // Identify blinks the LED and logs a banner: it never clicks a relay.
+    commands: [['identify', 'Identify'], ['rescan', 'Read probe'], ['diagnostics', 'Diagnostics'], ['restart', 'Restart']],
+    sent: 'Settings sent; the relay agent picks them up within seconds.',
+  },
+};
 
 function commandRow(c) {
   const result = c.result ? h('details', {}, h('summary', { text: 'result' }), h('pre', { class: 'manage-result', text: JSON.stringify(c.result, null, 2) })) : null;
@@ -373,11 +472,12 @@ function commandRow(c) {
 
 function renderManage(p) {
   const { state, commands } = p;
-  if (state && !p.dirty && !p.root.contains(document.activeElement)) {
-    p.interval.value = state.desired?.sensor?.interval_s ?? '';
-  }
-  const mine = (state?.applied || []).find((x) => x.agent === 'sensor');
-  p.applied.textContent = state ? appliedText(state) : '';
+  if (state && !p.dirty && !p.root.contains(document.activeElement)) p.form.fill(state);
+  else if (state) p.form.refresh?.(state);
+  const mine = appliedOf(state, p.kind);
+  p.applied.textContent = !state ? ''
+    : mine ? p.form.applied(state, mine)
+      : state.revision ? 'Not yet picked up by the agent.' : 'Nothing set: the agent runs with its own configuration.';
   p.refused.replaceChildren(...((mine?.revision === state?.revision && mine?.refused) || []).map((r) =>
     h('li', { class: 'manage-refused', text: `Refused ${r.field}: ${r.reason}` })));
   p.log.replaceChildren(...(commands || []).slice(0, 10).map(commandRow));
@@ -388,7 +488,7 @@ async function reloadManage(p) {
   try {
     [p.state, p.commands] = await Promise.all([
       api('GET', `/v1/agents/${host}/settings`),
-      api('GET', `/v1/agents/${host}/commands?agent=sensor&limit=10`),
+      api('GET', `/v1/agents/${host}/commands?agent=${p.kind}&limit=10`),
     ]);
     p.error.textContent = '';
   } catch (e) {
@@ -397,13 +497,16 @@ async function reloadManage(p) {
   renderManage(p);
 }
 
-/** The management panel of a sensor agent: built once, kept across the list's reloads. */
-function managePanel(host) {
-  const uid = `m-${host}`;
+/** The management panel of an agent of `kind`: built once, kept across the list's reloads.
+ *  `outputsOf` gives a relay agent's registered outputs. */
+function managePanel(host, kind, outputsOf) {
+  const uid = `m-${kind}-${host}`;
+  const spec = KINDS[kind];
   const p = {
     host,
+    kind,
     dirty: false,
-    interval: h('input', { id: `${uid}-interval`, class: 'manage-interval', type: 'number', min: '1', max: '3600', step: '1', inputmode: 'decimal' }),
+    form: spec.form(uid, outputsOf),
     save: h('button', { type: 'submit', class: 'btn btn-primary manage-save', text: 'Save' }),
     error: h('p', { class: 'form-error', role: 'alert' }),
     applied: h('p', { class: 'manage-applied muted' }),
@@ -411,45 +514,43 @@ function managePanel(host) {
     log: h('ul', { class: 'manage-log' }),
   };
   const form = h('form', { class: 'device-form', novalidate: true },
-    h('label', { class: 'field', for: p.interval.id }, h('span', { text: 'Report interval, s (empty: its own)' }), p.interval),
+    ...p.form.fields,
     h('div', { class: 'device-actions' }, p.save));
-  const buttons = COMMANDS.map(([command, label]) => {
+  const buttons = spec.commands.map(([command, label]) => {
     const b = h('button', { type: 'button', class: 'btn manage-command-btn', 'data-command': command, text: label });
     b.addEventListener('click', () => submit({
       error: p.error,
       button: b,
-      body: () => ({ agent: 'sensor', command }),
+      body: () => ({ agent: kind, command }),
       send: (body) => api('POST', `/v1/agents/${encodeURIComponent(host)}/commands`, body),
       done: () => reloadManage(p),
     }));
     return b;
   });
-  p.interval.addEventListener('input', () => { p.dirty = true; });
+  // `change` too: a field cleared by a script or an autofill fires no `input`.
+  for (const type of ['input', 'change']) form.addEventListener(type, () => { p.dirty = true; });
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     submit({
       error: p.error,
       button: p.save,
-      body: () => {
-        const raw = p.interval.value.trim();
-        if (raw !== '' && p.interval.validity.badInput) throw new Error('The interval must be a number.');
-        return raw === '' ? {} : { sensor: { interval_s: Number(raw) } };
-      },
+      // The document is the host's (both its agents'): the other agent's section is kept.
+      body: () => ({ ...(p.state?.desired || {}), ...p.form.body() }),
       send: (body) => api('PUT', `/v1/agents/${encodeURIComponent(host)}/settings`, body),
       done: () => {
         p.dirty = false;
-        toast('Settings sent; the agent picks them up with its next report.', 'ok');
+        toast(spec.sent, 'ok');
         return reloadManage(p);
       },
     });
   });
-  p.root = h('details', { class: 'manage', 'data-manage': host },
+  p.root = h('details', { class: 'manage', 'data-manage': host, 'data-manage-kind': kind },
     h('summary', { text: 'Manage' }),
     form, p.applied, p.refused,
     h('div', { class: 'device-actions' }, ...buttons),
     p.error, p.log);
-  // Read when opened, and every few seconds while open: a command's result comes back with
-  // the agent's next report.
+  // Read when opened, and every few seconds while open: a command's result comes back when
+  // the agent has carried it out.
   p.root.addEventListener('toggle', () => {
     clearInterval(p.timer);
     if (p.root.open) {
@@ -461,11 +562,11 @@ function managePanel(host) {
 }
 
 function agentCard(v, a) {
-  let panel = null;
-  if (a.kind === 'sensor') {
-    if (!v.panels.has(a.host_id)) v.panels.set(a.host_id, managePanel(a.host_id));
-    panel = v.panels.get(a.host_id).root;
+  const key = `${a.host_id}/${a.kind}`;
+  if (!v.panels.has(key)) {
+    v.panels.set(key, managePanel(a.host_id, a.kind, () => v.st.relays.filter((r) => r.host_id === a.host_id)));
   }
+  const panel = v.panels.get(key).root;
   return h('article', { class: 'card device-card', 'data-agent': `${a.host_id}/${a.kind}` },
     h('div', { class: 'device-head' },
       h('h3', { text: a.host_id }),
