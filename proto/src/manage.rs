@@ -152,7 +152,8 @@ pub struct AgentSensorSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     /// The alias the agent reports with the sensor's readings (the engine shows it unless
-    /// people named the sensor in its settings).
+    /// people named the sensor in its settings); empty: none. It replaces the alias of the
+    /// agent's `[[sensors]]` table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
     /// The AGENT's calibration, °C: added by the agent to every reading that passes its
@@ -175,8 +176,8 @@ pub struct ScreenSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_rate_c_per_min: Option<f64>,
     /// Rejected jumps in a row that agree with each other before the new level is accepted;
-    /// 0 turns the jump check off. The agent refuses 0 unless its local file allows
-    /// it (`remote_screen_off`).
+    /// 0 turns the jump check off, which only the agent's own file may do: the agent refuses
+    /// 0 from the engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_rejections: Option<u32>,
 }

@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use hearth_common::auth::Secret;
+use hearth_probes::open::{Flags, ProbeOptions, SimOptions};
+use hearth_probes::sim::{HeatedBy, SimProfile, SimSensor};
 use hearth_proto::relays::{OUTPUT_ID_RULE, RelayFunction, RelayState, valid_output_id};
 use serde::{Deserialize, Serialize};
 
@@ -75,8 +77,10 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
 
     /// A temperature probe on this host the fallback program can read when the engine is
-    /// lost: `w1` (the kernel's 1-Wire driver, `--probe-w1-dir`) or `simulated` (the simulated
-    /// room of the world file). Absent: none; a frost program then runs its blind duty.
+    /// lost, with the sensor agent's backends: `w1` (the kernel's 1-Wire driver,
+    /// `--probe-w1-dir`), `bitbang-rppal` or `bitbang-cdev` (1-Wire bit-banged on
+    /// `--probe-gpio-pin`, of `--probe-gpio-chip` for cdev) or `simulated` (the simulated room
+    /// of the world file). Absent: none; a frost program then runs its blind duty.
     #[arg(long, env = "HEARTH_RELAY_PROBE", value_enum)]
     pub probe: Option<ProbeHardware>,
 
@@ -107,6 +111,16 @@ pub struct Config {
         default_value = "28-00000000b001"
     )]
     pub probe_sim_id: String,
+
+    /// The GPIO the probe's 1-Wire data line is on, for `--probe bitbang-rppal` (its BCM
+    /// number) or `--probe bitbang-cdev` (the line offset on `--probe-gpio-chip`; the same on a
+    /// Pi). No default: it must not be a relay's pin.
+    #[arg(long, env = "HEARTH_RELAY_PROBE_GPIO_PIN", value_name = "N")]
+    pub probe_gpio_pin: Option<u32>,
+
+    /// The GPIO character device of `--probe bitbang-cdev`. Default: `--gpio-chip`.
+    #[arg(long, env = "HEARTH_RELAY_PROBE_GPIO_CHIP", value_name = "DEVICE")]
+    pub probe_gpio_chip: Option<PathBuf>,
 
     /// Simulated room of `--probe simulated`: temperature at start, °C.
     #[arg(long, env = "HEARTH_RELAY_SIM_START_C", value_name = "CELSIUS", default_value_t = 17.0)]
@@ -217,15 +231,12 @@ impl Hardware {
     }
 }
 
-/// The probe backends the fallback program can read (`--probe`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProbeHardware {
-    /// The kernel's 1-Wire driver (`w1_slave` files under `--probe-w1-dir`).
-    W1,
-    /// The simulated room, warmed by the simulated heat outputs of the world file.
-    Simulated,
-}
+/// The probe backends the fallback program can read (`--probe`): the sensor agent's.
+pub use hearth_probes::open::Backend as ProbeHardware;
+
+/// How this agent names its probe options, for the errors that say what to change.
+pub const PROBE_FLAGS: Flags =
+    Flags { agent: "hearth-relay-agent", backend: "--probe", prefix: "--probe-" };
 
 /// One output (`[[outputs]]` in the file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -497,6 +508,52 @@ impl Config {
         }
     }
 
+    /// What the fallback program's probe is opened from (`--probe`), or None. A bit-banged
+    /// probe on the GPIO of one of `outputs` (validated ones) is refused: bit-banging a relay's
+    /// line would chatter its relay.
+    pub fn probe_options(&self, outputs: &[OutputConfig]) -> anyhow::Result<Option<ProbeOptions>> {
+        let Some(backend) = self.probe else { return Ok(None) };
+        let gpio_chip = self.probe_gpio_chip.clone().unwrap_or_else(|| self.gpio_chip.clone());
+        if let Some(pin) = self.probe_gpio_pin.filter(|_| backend.bit_banged() && self.uses_pins())
+        {
+            // Two character devices are two sets of lines; every other pairing numbers the
+            // same header (rppal's BCM numbers are gpiochip0's offsets on a Pi).
+            let other_chip = self.hardware == Some(Hardware::GpioCdev)
+                && backend == ProbeHardware::BitbangCdev
+                && gpio_chip != self.gpio_chip;
+            if let Some(output) =
+                outputs.iter().find(|o| o.pin == Some(pin)).filter(|_| !other_chip)
+            {
+                anyhow::bail!(
+                    "--probe-gpio-pin {pin} is the pin of output {:?}: the probe's 1-Wire line \
+                     needs a GPIO of its own",
+                    output.id
+                );
+            }
+        }
+        Ok(Some(ProbeOptions {
+            backend,
+            w1_dir: self.probe_w1_dir.clone(),
+            gpio_pin: self.probe_gpio_pin,
+            gpio_chip,
+            sim: SimOptions {
+                world: self.sim_world_path(),
+                start_c: self.sim_start_c,
+                outside_c: self.sim_outside_c,
+                time_scale: self.sim_time_scale,
+                heated_by: HeatedBy::AnyHeat,
+                faults: None,
+                seed: None,
+                sensors: vec![SimSensor {
+                    id: self.probe_sim_id.clone(),
+                    profile: SimProfile::default(),
+                }],
+            },
+            sensors: Vec::new(),
+            screen: hearth_probes::screen::ScreenRules::default(),
+        }))
+    }
+
     /// The simulated world file, defaulted.
     pub fn sim_world_path(&self) -> PathBuf {
         self.sim_world.clone().unwrap_or_else(hearth_common::simworld::default_path)
@@ -506,6 +563,8 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use anyhow::Context as _;
+    use std::path::Path;
 
     fn load(args: &[&str]) -> anyhow::Result<Config> {
         hearth_common::config::load_from(
@@ -657,6 +716,55 @@ mod tests {
         assert_eq!(c.hardware, Some(Hardware::GpioCdev));
         assert_eq!(c.effective_outputs()?[1].pin, Some(60));
         assert!(c.effective_outputs()?[0].active_low);
+        Ok(())
+    }
+
+    #[test]
+    fn probe_options_from_flags_and_file() -> anyhow::Result<()> {
+        use hearth_probes::open::Backend;
+        // No probe by default; the bit-banged ones take the sensor agent's names.
+        assert!(load(&[])?.probe_options(&[])?.is_none());
+        let c = load(&["--probe", "bitbang-cdev", "--probe-gpio-pin", "4"])?;
+        let o = c.probe_options(&c.effective_outputs()?)?.context("no probe")?;
+        assert_eq!((o.backend, o.gpio_pin), (Backend::BitbangCdev, Some(4)));
+        // The chip defaults to the relays' own.
+        assert_eq!(o.gpio_chip, PathBuf::from("/dev/gpiochip0"));
+        let c = from_file(
+            "probe = \"bitbang-cdev\"\nprobe_gpio_pin = 5\ngpio_chip = \"/dev/gpiochip4\"\n",
+            &[],
+        )?;
+        let o = c.probe_options(&[])?.context("no probe")?;
+        assert_eq!((o.gpio_pin, o.gpio_chip.as_path()), (Some(5), Path::new("/dev/gpiochip4")));
+        let c =
+            from_file("probe = \"bitbang-rppal\"\nprobe_gpio_chip = \"/dev/gpiochip1\"\n", &[])?;
+        let o = c.probe_options(&[])?.context("no probe")?;
+        assert_eq!(
+            (o.backend, o.gpio_chip.as_path()),
+            (Backend::BitbangRppal, Path::new("/dev/gpiochip1"))
+        );
+
+        // A probe on a relay's pin is refused, naming both; on another chip it is another line.
+        let relays =
+            "hardware = \"gpio-cdev\"\n[[outputs]]\nid = \"boiler\"\nname = \"B\"\npin = 17\n";
+        let c = from_file(relays, &["--probe", "bitbang-cdev", "--probe-gpio-pin", "17"])?;
+        let err = c.probe_options(&c.effective_outputs()?).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("--probe-gpio-pin 17 is the pin of output \"boiler\"")),
+            "{err:?}"
+        );
+        let c = from_file(relays, &["--probe", "bitbang-rppal", "--probe-gpio-pin", "17"])?;
+        assert!(c.probe_options(&c.effective_outputs()?).is_err());
+        let other = ["--probe-gpio-chip", "/dev/gpiochip1"];
+        let c = from_file(
+            relays,
+            &["--probe", "bitbang-cdev", "--probe-gpio-pin", "17", other[0], other[1]],
+        )?;
+        assert!(c.probe_options(&c.effective_outputs()?)?.is_some());
+        // w1 and simulated keep their options.
+        let c = load(&["--probe", "simulated", "--probe-sim-id", "28-9"])?;
+        let o = c.probe_options(&[])?.context("no probe")?;
+        assert_eq!(o.sim.sensors[0].id, "28-9");
         Ok(())
     }
 

@@ -28,6 +28,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use hearth_common::auth::DeviceCredential;
 use hearth_common::discovery::Locator;
+use hearth_probes::TemperatureSource as _;
+use hearth_probes::open::{Board, ProbeOptions, Wiring};
 use tokio::net::TcpListener;
 
 pub use api::{AppState, app, openapi};
@@ -49,9 +51,15 @@ pub struct Agent {
 
 impl Agent {
     /// Resolve the host id, check the device key, build the hardware backend, drive every
-    /// output to its safe state and bind the listening socket (logged as
-    /// `listening on http://ADDR`).
+    /// output to its safe state, open the probe (`--probe`) and bind the listening socket
+    /// (logged as `listening on http://ADDR`).
     pub async fn start(config: Config) -> anyhow::Result<Self> {
+        Self::start_wired(config, &Board).await
+    }
+
+    /// As [`Agent::start`], a bit-banged probe on `wiring`'s lines instead of this machine's
+    /// GPIO (the tests wire a simulated 1-Wire bus there).
+    pub async fn start_wired(config: Config, wiring: &dyn Wiring) -> anyhow::Result<Self> {
         // The backend first: without one there is nothing to run, whatever the identity.
         let hardware = config.hardware()?;
         let (host_id, source) = hearth_common::host_id::resolve(
@@ -70,6 +78,7 @@ impl Agent {
         let interlocks = config
             .effective_interlocks(&outputs)
             .context("invalid interlocks in the configuration")?;
+        let probe_options = config.probe_options(&outputs)?;
         let bank = hw::build(&config, &outputs).context("cannot start the relay hardware")?;
         tracing::info!(
             backend = bank.name(),
@@ -105,7 +114,7 @@ impl Agent {
                 fallback::ProgramStore::in_memory(ids)
             }
         });
-        let probe = open_probe(&config)?;
+        let probe = open_probe(probe_options, wiring)?;
         let limits = config.remote_limits();
         if limits.max_protection_s > relays_max_protection() {
             anyhow::bail!(
@@ -222,33 +231,17 @@ fn relays_max_protection() -> u32 {
     hearth_proto::manage::MAX_PROTECTION_S
 }
 
-/// The probe of this host the fallback program reads (`--probe`), inside the same screen as
-/// the sensor agent's, or None. Fails at start, with the fix, when the hardware is not there.
-fn open_probe(config: &Config) -> anyhow::Result<Option<fallback::Probe>> {
-    use hearth_probes::TemperatureSource;
-    use hearth_probes::screen::{ScreenRules, Screened};
-    let backend: Box<dyn TemperatureSource> = match config.probe {
-        None => return Ok(None),
-        Some(config::ProbeHardware::W1) => Box::new(
-            hearth_probes::w1::W1Source::open(&config.probe_w1_dir)
-                .context("--probe w1: no 1-Wire bus (or set --probe-w1-dir)")?,
-        ),
-        Some(config::ProbeHardware::Simulated) => {
-            let sensor = hearth_probes::sim::SimSensor {
-                id: config.probe_sim_id.clone(),
-                profile: hearth_probes::sim::SimProfile::default(),
-            };
-            Box::new(hearth_probes::sim::SimSource::new(
-                hearth_probes::sim::RoomModel::new(config.sim_start_c, config.sim_outside_c),
-                vec![sensor],
-                config.sim_world_path(),
-                config.sim_time_scale,
-            ))
-        }
-    };
-    tracing::info!(probe = backend.name(), "the fallback program can read a probe of this host");
-    let screened = Screened::new(backend, ScreenRules::default(), Vec::new());
-    Ok(Some(fallback::Probe::new(Box::new(screened))))
+/// The probe of this host the fallback program reads (`--probe`), opened by the probes' one
+/// opener (the sensor agent's backends, inside the same screen), or None. Fails at start,
+/// naming the flag and the fix, when an option is wrong or the hardware is not there.
+fn open_probe(
+    options: Option<ProbeOptions>,
+    wiring: &dyn Wiring,
+) -> anyhow::Result<Option<fallback::Probe>> {
+    let Some(options) = options else { return Ok(None) };
+    let source = options.open_wired(&config::PROBE_FLAGS, wiring)?;
+    tracing::info!(probe = source.name(), "the fallback program can read a probe of this host");
+    Ok(Some(fallback::Probe::new(Box::new(source))))
 }
 
 /// Serve the API on `listener` until `shutdown` resolves, enforcing leases and protection

@@ -1240,3 +1240,101 @@ async fn frost_reads_a_sensor_agent_and_runs_blind_on_a_bad_reading() -> anyhow:
     task.abort();
     Ok(())
 }
+
+/// A fallback program's frost thermostat on a bit-banged probe of this host: a DS18B20 on a
+/// simulated 1-Wire bus (wire-level, virtual time) wired to the line `--probe-gpio-pin` names,
+/// opened from the agent's own flags by the probes' one opener, the sensor agent's.
+#[tokio::test]
+async fn frost_reads_a_bit_banged_probe_of_this_host() -> anyhow::Result<()> {
+    use hearth_probes::onewire::rom_id;
+    use hearth_probes::onewire::simbus::{Bus, OnLine, SlaveModel};
+    let dir = tempfile::tempdir()?;
+    let world = dir.path().join("world.json");
+    let file = dir.path().join("relay.toml");
+    std::fs::write(
+        &file,
+        "[[outputs]]\nid = \"heat\"\nname = \"Boiler\"\nfunction_hint = \"heat\"\n\
+         min_on_s = 0\nmin_off_s = 0\n",
+    )?;
+    let file = file.to_string_lossy().to_string();
+    let probe = SlaveModel::ds18b20(0x0316_a279_7bff, 4.5);
+    let id = rom_id(probe.address());
+    let wiring = OnLine { line: 17, bus: Bus::new(vec![probe]) };
+    let flags = ["--config", &file, "--probe", "bitbang-cdev", "--probe-gpio-pin", "17"];
+    let mut args = flags.to_vec();
+    args.extend(["--fallback-tick-s", "0.1", "--reregister-after-s", "3600"]);
+    // No engine answers: the program runs from the start.
+    let agent =
+        Agent::start_wired(agent_config("http://127.0.0.1:9", &world, &args)?, &wiring).await?;
+    let program = serde_json::from_value(json!({"after_s": 1, "outputs": {"heat": {
+        "mode": "frost", "setpoint_c": 7.0, "blind": {"pct": 10, "period_s": 1800},
+        "sensor": {"kind": "local", "id": id}}}}))?;
+    agent.state().fallback().set(program).map_err(anyhow::Error::msg)?;
+    let controller = agent.state().controller().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(agent.run(async move {
+        let _ = stopped.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let heat = loop {
+        let heat = controller.fallback().and_then(|(_, _, d)| d.get("heat").cloned());
+        if let Some(heat) = heat.as_ref().filter(|h| h.detail.starts_with("frost:")) {
+            break heat.clone();
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no frost reading: {heat:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((heat.on, heat.temp_c), (true, Some(4.5)), "{}", heat.detail);
+    assert!(controller.output("heat").is_some_and(|o| o.state.is_on()));
+    let _ = stop.send(());
+    running.await??;
+
+    // The same flags on another line find no bus: the start fails, it does not run blind.
+    let args = ["--probe", "bitbang-cdev", "--probe-gpio-pin", "4"];
+    let config = agent_config("http://127.0.0.1:9", &world, &args)?;
+    let err = Agent::start_wired(config, &wiring).await.err().map(|e| format!("{e:#}"));
+    assert!(err.as_deref().is_some_and(|e| e.contains("no 1-Wire bus on GPIO 4")), "{err:?}");
+    Ok(())
+}
+
+/// A bad probe option stops the agent at start, naming the relay agent's own flag.
+#[tokio::test]
+async fn a_bad_probe_option_fails_at_start_naming_the_flag() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let world = dir.path().join("world.json");
+    let start = |args: &'static [&'static str]| {
+        let config = agent_config("http://127.0.0.1:9", &world, args);
+        async move {
+            let err = Agent::start(config?).await.err().context("the agent started")?;
+            anyhow::Ok(format!("{err:#}"))
+        }
+    };
+    let err = start(&["--probe", "bitbang-rppal"]).await?;
+    assert!(
+        err.contains("--probe bitbang-rppal needs") && err.contains("--probe-gpio-pin"),
+        "{err}"
+    );
+    let err = start(&["--probe", "bitbang-rppal", "--probe-gpio-pin", "99"]).await?;
+    assert!(err.contains("--probe-gpio-pin 99 is not a Raspberry Pi BCM GPIO"), "{err}");
+    let err = start(&["--probe", "w1", "--probe-w1-dir", "/nonexistent/w1"]).await?;
+    assert!(err.contains("point --probe-w1-dir at it, or use --probe simulated"), "{err}");
+    #[cfg(feature = "gpio")]
+    {
+        const CDEV: &[&str] = &[
+            "--probe",
+            "bitbang-cdev",
+            "--probe-gpio-pin",
+            "4",
+            "--probe-gpio-chip",
+            "/nonexistent/c",
+        ];
+        let err = start(CDEV).await?;
+        assert!(
+            err.contains("no GPIO character device at /nonexistent/c")
+                && err.contains("point --probe-gpio-chip at one")
+                && err.contains("--probe w1"),
+            "{err}"
+        );
+    }
+    Ok(())
+}

@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use hearth_common::auth::Secret;
 use serde::{Deserialize, Serialize};
 
-use hearth_probes::screen::ScreenRules;
-use hearth_probes::sim::{HeatedBy, SimProfile};
+use hearth_probes::open::{Flags, ProbeOptions, SimOptions};
+use hearth_probes::screen::{ScreenRules, SensorSetting};
+use hearth_probes::sim::{HeatedBy, SimProfile, SimSensor};
 use hearth_proto::relays::{OUTPUT_ID_RULE, valid_output_id};
 
 /// Configuration of `hearth-sensor-agent`.
@@ -98,8 +99,9 @@ pub struct Config {
     #[arg(long, env = "HEARTH_SENSOR_INTERVAL_S", value_name = "SECONDS", default_value_t = 10.0)]
     pub interval_s: f64,
 
-    /// Whether the engine may change this agent's settings (`interval_s`) at all. False: every
-    /// remote value is refused (and the refusal shown by the engine).
+    /// Whether the engine may change this agent's settings (interval, resolution, sensors'
+    /// enabled/alias/offset, the screen) at all. False: every remote value is refused (and the
+    /// refusal shown by the engine).
     #[arg(long, env = "HEARTH_SENSOR_REMOTE_SETTINGS", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub remote_settings: bool,
 
@@ -121,6 +123,34 @@ pub struct Config {
         default_value_t = 300.0
     )]
     pub remote_max_interval_s: f64,
+
+    /// The coarsest DS18B20 resolution the engine may set, bits (9 to 12).
+    #[arg(
+        long,
+        env = "HEARTH_SENSOR_REMOTE_MIN_RESOLUTION_BITS",
+        value_name = "BITS",
+        default_value_t = 9
+    )]
+    pub remote_min_resolution_bits: u8,
+
+    /// The finest DS18B20 resolution the engine may set, bits (9 to 12).
+    #[arg(
+        long,
+        env = "HEARTH_SENSOR_REMOTE_MAX_RESOLUTION_BITS",
+        value_name = "BITS",
+        default_value_t = 12
+    )]
+    pub remote_max_resolution_bits: u8,
+
+    /// The largest calibration offset the engine may give a sensor either way, °C (0 to 5; 0
+    /// keeps the offsets of this file).
+    #[arg(
+        long,
+        env = "HEARTH_SENSOR_REMOTE_MAX_OFFSET_C",
+        value_name = "CELSIUS",
+        default_value_t = 2.0
+    )]
+    pub remote_max_offset_c: f64,
 
     /// Where readings the engine did not acknowledge wait for replay (created if missing; one
     /// agent per directory). systemd: `StateDirectory=hearth-sensor-agent`.
@@ -213,21 +243,12 @@ pub struct Config {
     pub sensors: Vec<SensorConfig>,
 }
 
-/// Where temperatures come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Hardware {
-    /// The kernel 1-Wire driver's sysfs files (`dtoverlay=w1-gpio` on a Raspberry Pi).
-    W1,
-    /// 1-Wire bit-banged on --gpio-pin through the Raspberry Pi's GPIO registers (rppal).
-    BitbangRppal,
-    /// 1-Wire bit-banged on line --gpio-pin of the GPIO character device --gpio-chip (any
-    /// Linux board).
-    BitbangCdev,
-    /// Simulated sensors: a room heated by the simulated relay agent's heater, cyclic and
-    /// linear profiles, faults on demand (--sim-faults).
-    Simulated,
-}
+/// Where temperatures come from: the probes' backends, shared with the relay agent's `--probe`.
+pub use hearth_probes::open::Backend as Hardware;
+
+/// How this agent names the probe options, for the errors that say what to change.
+pub const FLAGS: Flags =
+    Flags { agent: "hearth-sensor-agent", backend: "--hardware", prefix: "--" };
 
 /// One `[[sensors]]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -275,6 +296,9 @@ impl Config {
             allowed: self.remote_settings,
             min_interval_s: self.remote_min_interval_s,
             max_interval_s: self.remote_max_interval_s,
+            min_resolution_bits: self.remote_min_resolution_bits,
+            max_resolution_bits: self.remote_max_resolution_bits,
+            max_offset_c: self.remote_max_offset_c,
         }
     }
 
@@ -289,6 +313,27 @@ impl Config {
                  3600, got {} and {}",
                 self.remote_min_interval_s,
                 self.remote_max_interval_s
+            );
+        }
+        let bits = hearth_proto::manage::RESOLUTION_BITS;
+        if !(bits.contains(&self.remote_min_resolution_bits)
+            && bits.contains(&self.remote_max_resolution_bits)
+            && self.remote_min_resolution_bits <= self.remote_max_resolution_bits)
+        {
+            anyhow::bail!(
+                "remote_min_resolution_bits and remote_max_resolution_bits must satisfy {} <= \
+                 min <= max <= {}, got {} and {}",
+                bits.start(),
+                bits.end(),
+                self.remote_min_resolution_bits,
+                self.remote_max_resolution_bits
+            );
+        }
+        let max_offset = hearth_proto::manage::MAX_AGENT_OFFSET_C;
+        if !(0.0..=max_offset).contains(&self.remote_max_offset_c) {
+            anyhow::bail!(
+                "remote_max_offset_c must be 0 to {max_offset} °C, got {}",
+                self.remote_max_offset_c
             );
         }
         if !(self.interval_s > 0.0 && self.interval_s <= 3600.0) {
@@ -323,9 +368,7 @@ impl Config {
                 self.screen_step_rejections
             );
         }
-        if self.hardware == Hardware::BitbangRppal && u8::try_from(self.gpio_pin).is_err() {
-            anyhow::bail!("gpio_pin must be a BCM GPIO number (0-53), got {}", self.gpio_pin);
-        }
+        self.probe_options().check(&FLAGS)?;
         if !(self.sim_time_scale > 0.0 && self.sim_time_scale.is_finite()) {
             anyhow::bail!("sim_time_scale must be a positive number, got {}", self.sim_time_scale);
         }
@@ -420,6 +463,44 @@ impl Config {
         match self.hardware {
             Hardware::Simulated => self.sim_sensors(),
             Hardware::W1 | Hardware::BitbangRppal | Hardware::BitbangCdev => self.sensors.clone(),
+        }
+    }
+
+    /// What the probes are opened from: the backend and its options, the named sensors'
+    /// settings (the simulated ones, for the simulator, in the room or on their profile).
+    pub fn probe_options(&self) -> ProbeOptions {
+        let named = self.named_sensors();
+        ProbeOptions {
+            backend: self.hardware,
+            w1_dir: self.w1_dir.clone(),
+            gpio_pin: Some(self.gpio_pin),
+            gpio_chip: self.gpio_chip.clone(),
+            sim: SimOptions {
+                world: self.sim_world_path(),
+                start_c: self.sim_start_c,
+                outside_c: self.sim_outside_c,
+                time_scale: self.sim_time_scale,
+                heated_by: self.sim_heated_by(),
+                faults: self.sim_faults.clone(),
+                seed: Some(self.sim_seed),
+                sensors: named
+                    .iter()
+                    .filter(|s| s.enabled)
+                    .map(|s| SimSensor {
+                        id: s.id.clone(),
+                        profile: s.sim.clone().unwrap_or_default(),
+                    })
+                    .collect(),
+            },
+            sensors: named
+                .iter()
+                .map(|s| SensorSetting {
+                    id: s.id.clone(),
+                    offset_c: s.offset_c,
+                    enabled: s.enabled,
+                })
+                .collect(),
+            screen: self.screen_rules(),
         }
     }
 

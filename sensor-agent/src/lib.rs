@@ -4,9 +4,9 @@
 //!
 //! The binary is a thin shell around [`run`]. Layers:
 //! - [`config`]: flags, `HEARTH_SENSOR_*` environment variables and the TOML file.
-//! - `open_source`: the configured backend of [`hearth_probes`] (the
-//!   [`hearth_probes::TemperatureSource`]s and the screen layer over them; the only code that
-//!   touches `/sys`, GPIO or the simulator's files), opened from the configuration.
+//! - the configured backend of [`hearth_probes`] (the [`hearth_probes::TemperatureSource`]s and
+//!   the screen layer over them; the only code that touches `/sys`, GPIO or the simulator's
+//!   files), opened from the configuration by [`hearth_probes::open`].
 //! - `report`: the schedule, the wire format and delivery to wherever discovery says the engine
 //!   is; what it could not deliver waits in the [`queue`] and is replayed.
 
@@ -17,7 +17,6 @@ mod report;
 mod share;
 mod status;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -27,68 +26,11 @@ use hearth_common::discovery::Locator;
 
 pub use config::{Config, Hardware, SensorConfig};
 
-use hearth_probes::TemperatureSource;
-#[cfg(feature = "gpio")]
-use hearth_probes::onewire::gpio;
-use hearth_probes::screen::{Screened, SensorSetting};
-use hearth_probes::sim::{RoomModel, SimSensor, SimSource};
-use hearth_probes::w1::W1Source;
+use hearth_probes::TemperatureSource as _;
 
-/// The configured backend inside the screen layer (disabled sensors, missing sensors, the
-/// plausibility screen, calibration), so every backend obeys the same rules. Fails, with the
-/// fix in the message, when the hardware is not there.
-fn open_source(config: &Config) -> anyhow::Result<Box<dyn TemperatureSource>> {
-    let named = config.named_sensors();
-    let disabled: Vec<String> =
-        named.iter().filter(|s| !s.enabled).map(|s| s.id.to_ascii_lowercase()).collect();
-    let settings: Vec<SensorSetting> = named
-        .iter()
-        .map(|s| SensorSetting { id: s.id.clone(), offset_c: s.offset_c, enabled: s.enabled })
-        .collect();
-    let backend: Box<dyn TemperatureSource> = match config.hardware {
-        Hardware::W1 => Box::new(W1Source::open(&config.w1_dir)?.skipping(disabled)),
-        #[cfg(feature = "gpio")]
-        Hardware::BitbangRppal => {
-            let pin = u8::try_from(config.gpio_pin)
-                .with_context(|| format!("gpio_pin {} is not a BCM number", config.gpio_pin))?;
-            Box::new(gpio::open_rppal(pin)?.skipping(disabled))
-        }
-        #[cfg(feature = "gpio")]
-        Hardware::BitbangCdev => {
-            Box::new(gpio::open_cdev(&config.gpio_chip, config.gpio_pin)?.skipping(disabled))
-        }
-        #[cfg(not(feature = "gpio"))]
-        Hardware::BitbangRppal | Hardware::BitbangCdev => anyhow::bail!(
-            "this build of hearth-sensor-agent has no GPIO support (built without the `gpio` \
-             feature): use --hardware w1 or --hardware simulated, or a default build"
-        ),
-        Hardware::Simulated => {
-            let sensors = named
-                .iter()
-                .filter(|s| s.enabled)
-                .map(|s| SimSensor { id: s.id.clone(), profile: s.sim.clone().unwrap_or_default() })
-                .collect();
-            let mut sim = SimSource::new(
-                RoomModel::new(config.sim_start_c, config.sim_outside_c),
-                sensors,
-                config.sim_world_path(),
-                config.sim_time_scale,
-            )
-            .with_seed(config.sim_seed)
-            .with_heated_by(config.sim_heated_by());
-            tracing::info!(
-                world = %config.sim_world_path().display(),
-                heated_by = %config.sim_heated_by(),
-                "the simulated room is heated by the world file's outputs"
-            );
-            if let Some(faults) = &config.sim_faults {
-                sim = sim.with_faults_file(faults.clone());
-            }
-            Box::new(sim)
-        }
-    };
-    Ok(Box::new(Screened::new(backend, config.screen_rules(), settings)))
-}
+/// The probes as the agent holds them: the configured backend inside the screen layer, which
+/// the engine's settings reconfigure while running (`manage`).
+pub(crate) type Source = hearth_probes::open::Opened;
 
 /// Run the agent until `shutdown` resolves.
 ///
@@ -114,7 +56,10 @@ pub async fn run(
     let local_period = Duration::try_from_secs_f64(config.interval_s)
         .with_context(|| format!("interval_s {} is not a duration", config.interval_s))?;
 
-    let source = open_source(&config)?;
+    // The configured backend inside the screen layer (disabled sensors, missing sensors, the
+    // plausibility screen, calibration), opened as the relay agent opens its probe; fails, with
+    // the flag and the fix in the message, when the hardware is not there.
+    let mut source = config.probe_options().open(&config::FLAGS)?;
     // Before discovery starts: a queue that cannot be used is a configuration error, and a
     // thermostat sensor that silently loses readings in an outage is worse than one that
     // refuses to start with the fix in its message.
@@ -155,19 +100,23 @@ pub async fn run(
     );
 
     // The settings the engine set earlier (kept beside the queue), within today's limits.
+    let local = manage::Local {
+        interval: local_period,
+        sensors: config.named_sensors(),
+        screen: config.screen_rules(),
+    };
     let mut manager =
-        manage::Manager::open(&host_id, &config.queue_dir, config.remote_limits(), local_period);
+        manage::Manager::open(&host_id, &config.queue_dir, config.remote_limits(), local);
+    if let Some(r) = manager.configure(&mut source) {
+        tracing::warn!(field = %r.field, reason = %r.reason, "a kept setting cannot be applied");
+    }
     let period = manager.interval();
     if period != local_period {
         tracing::info!(interval_s = period.as_secs_f64(), "report interval set by the engine");
     }
-    let named = config.named_sensors();
-    let aliases: BTreeMap<String, String> =
-        named.iter().filter_map(|s| Some((s.id.to_ascii_lowercase(), s.alias.clone()?))).collect();
     let reporter = report::Reporter {
         credential: key.agent_credential(&host_id),
         host_id,
-        aliases,
         period,
         replay_batch: config.queue_replay_batch,
         status,

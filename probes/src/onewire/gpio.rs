@@ -23,9 +23,7 @@ use linux_embedded_hal::gpio_cdev::{Chip, LineRequestFlags};
 use rppal::gpio::{Gpio, IoPin, Mode};
 
 use super::OneWireSource;
-
-/// The consumer name the kernel shows for a requested line (`gpioinfo`).
-const CONSUMER: &str = "hearth-sensor-agent";
+use crate::open::{Backend, Flags};
 
 /// Busy-waits microsecond delays: a 1-Wire slot is 60–70 µs and its sample point is a few µs
 /// wide, while `thread::sleep` (and so `linux_embedded_hal::Delay`) overshoots by tens of µs.
@@ -80,28 +78,35 @@ impl InputPin for RppalOpenDrain {
     }
 }
 
-/// The backend on a Raspberry Pi's GPIO `pin` (BCM number).
-pub fn open_rppal(pin: u8) -> anyhow::Result<OneWireSource<RppalOpenDrain, BusyDelay>> {
+/// The backend on a Raspberry Pi's GPIO `pin` (BCM number). `flags` names the agent's options
+/// in the errors.
+pub fn open_rppal(
+    pin: u8,
+    flags: &Flags,
+) -> anyhow::Result<OneWireSource<RppalOpenDrain, BusyDelay>> {
     use rppal::gpio::Error;
+    let (w1, simulated) = (flags.choose(Backend::W1), flags.choose(Backend::Simulated));
     let gpio = Gpio::new().map_err(|e| match e {
         Error::UnknownModel => anyhow::anyhow!(
-            "no Raspberry Pi GPIO found (rppal: {e}); on another board use --hardware \
-             bitbang-cdev, else --hardware w1 or --hardware simulated"
+            "no Raspberry Pi GPIO found (rppal: {e}); on another board use {}, else {w1} or \
+             {simulated}",
+            flags.choose(Backend::BitbangCdev)
         ),
         Error::PermissionDenied(path) => anyhow::anyhow!(
             "permission denied on {path}: add the agent's user to group gpio \
-             (`sudo usermod -aG gpio <user>`), or use --hardware w1"
+             (`sudo usermod -aG gpio <user>`), or use {w1}"
         ),
         e => anyhow::anyhow!("cannot open the Raspberry Pi GPIO (rppal: {e})"),
     })?;
     let io = gpio.get(pin).map_err(|e| match e {
         Error::PinUsed(_) => anyhow::anyhow!(
             "GPIO {pin} is in use by another program or driver (with `dtoverlay=w1-gpio` the \
-             kernel owns it: use --hardware w1, or remove the overlay to bit-bang)"
+             kernel owns it: use {w1}, or remove the overlay to bit-bang)"
         ),
-        Error::PinNotAvailable(_) => {
-            anyhow::anyhow!("this Raspberry Pi has no GPIO {pin} (--gpio-pin takes BCM numbers)")
-        }
+        Error::PinNotAvailable(_) => anyhow::anyhow!(
+            "this Raspberry Pi has no GPIO {pin} ({} takes BCM numbers)",
+            flags.option("gpio-pin")
+        ),
         e => anyhow::anyhow!("cannot get GPIO {pin} (rppal: {e})"),
     })?;
     // Released (input) until the first slot; the pull-up holds the line high.
@@ -112,36 +117,46 @@ pub fn open_rppal(pin: u8) -> anyhow::Result<OneWireSource<RppalOpenDrain, BusyD
 pub type CdevOpenDrain = embedded_hal_compat::Reverse<std::cell::RefCell<CdevPin>>;
 
 /// The backend on line `line` of the GPIO character device `chip` (e.g. `/dev/gpiochip0`).
+/// `flags` names the agent's options in the errors, and the agent as the line's consumer.
 pub fn open_cdev(
     chip: &Path,
     line: u32,
+    flags: &Flags,
 ) -> anyhow::Result<OneWireSource<CdevOpenDrain, BusyDelay>> {
     let name = chip.display();
+    let (w1, simulated) = (flags.choose(Backend::W1), flags.choose(Backend::Simulated));
     let mut gpio = Chip::new(chip).map_err(|e| {
         let io = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>());
         match io.map(std::io::Error::kind) {
             Some(std::io::ErrorKind::NotFound) => anyhow::anyhow!(
-                "no GPIO character device at {name}: point --gpio-chip at one (`ls /dev/gpiochip*`), \
-                 or use --hardware w1 or --hardware simulated"
+                "no GPIO character device at {name}: point {} at one (`ls /dev/gpiochip*`), \
+                 or use {w1} or {simulated}",
+                flags.option("gpio-chip")
             ),
             Some(std::io::ErrorKind::PermissionDenied) => anyhow::anyhow!(
                 "permission denied on {name}: add the agent's user to group gpio \
                  (`sudo usermod -aG gpio <user>`)"
             ),
-            _ => anyhow::anyhow!("cannot open the GPIO character device {name}: {e}"),
+            _ => anyhow::anyhow!(
+                "cannot open the GPIO character device {name} ({}): {e}",
+                flags.option("gpio-chip")
+            ),
         }
     })?;
     let gpio_line = gpio.get_line(line).map_err(|e| {
-        anyhow::anyhow!("{name} has no line {line} ({e}); `gpioinfo` lists the lines")
+        anyhow::anyhow!(
+            "{name} has no line {line} ({e}); `gpioinfo` lists the lines ({} takes a line offset)",
+            flags.option("gpio-pin")
+        )
     })?;
-    let flags = LineRequestFlags::OUTPUT | LineRequestFlags::OPEN_DRAIN;
+    let flags_out = LineRequestFlags::OUTPUT | LineRequestFlags::OPEN_DRAIN;
     // Requested released (1), so the bus idles high.
-    let handle = gpio_line.request(flags, 1, CONSUMER).map_err(|e| {
+    let handle = gpio_line.request(flags_out, 1, flags.agent).map_err(|e| {
         // gpio-cdev keeps the errno in a private field: its text is all there is to go on.
         if e.to_string().contains("EBUSY") {
             anyhow::anyhow!(
                 "line {line} of {name} is in use by another program or driver (with \
-                 `dtoverlay=w1-gpio` the kernel owns it: use --hardware w1, or remove the overlay)"
+                 `dtoverlay=w1-gpio` the kernel owns it: use {w1}, or remove the overlay)"
             )
         } else {
             anyhow::anyhow!("cannot request line {line} of {name} as an open-drain output: {e}")
@@ -213,14 +228,18 @@ mod tests {
 
     #[test]
     fn missing_gpio_fails_with_the_fix() -> anyhow::Result<()> {
-        let err = open_cdev(Path::new("/nonexistent/gpiochip9"), 4).err().map(|e| e.to_string());
+        let flags = Flags { agent: "hearth-relay-agent", backend: "--probe", prefix: "--probe-" };
+        let err =
+            open_cdev(Path::new("/nonexistent/gpiochip9"), 4, &flags).err().map(|e| e.to_string());
         assert!(err.as_deref().is_some_and(|e| e.contains("no GPIO character device")), "{err:?}");
-        assert!(err.is_some_and(|e| e.contains("--hardware w1")));
+        // The agent's own flags: the chip's, and the backends to use instead.
+        assert!(err.as_deref().is_some_and(|e| e.contains("point --probe-gpio-chip at one")));
+        assert!(err.is_some_and(|e| e.contains("--probe w1")));
         // Not a GPIO chip: the ioctl fails, with the device named.
         let dir = tempfile::tempdir()?;
         let file = dir.path().join("gpiochip0");
         std::fs::write(&file, "")?;
-        let err = open_cdev(&file, 4).err().map(|e| e.to_string());
+        let err = open_cdev(&file, 4, &flags).err().map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("gpiochip0")));
         Ok(())
     }

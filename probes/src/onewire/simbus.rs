@@ -63,10 +63,10 @@ impl Wire {
 
 /// A handle on the simulated bus, for the test to set things up and look inside.
 #[derive(Debug, Clone)]
-pub(super) struct Bus(Arc<Mutex<Wire>>);
+pub struct Bus(Arc<Mutex<Wire>>);
 
 impl Bus {
-    pub(super) fn new(slaves: Vec<SlaveModel>) -> Self {
+    pub fn new(slaves: Vec<SlaveModel>) -> Self {
         Self(Arc::new(Mutex::new(Wire { slaves, ..Wire::default() })))
     }
 
@@ -75,16 +75,16 @@ impl Bus {
     }
 
     /// The master's open-drain pin.
-    pub(super) fn pin(&self) -> SimPin {
+    pub fn pin(&self) -> SimPin {
         SimPin(self.clone())
     }
 
     /// The master's delay, which advances the virtual clock.
-    pub(super) fn delay(&self) -> SimDelay {
+    pub fn delay(&self) -> SimDelay {
         SimDelay(self.clone())
     }
 
-    pub(super) fn now_us(&self) -> u64 {
+    pub fn now_us(&self) -> u64 {
         self.wire().now_us
     }
 
@@ -97,31 +97,61 @@ impl Bus {
     }
 
     /// What the device with this serial measures at its next conversion.
-    pub(super) fn set_temperature(&self, serial: u64, celsius: f64) {
+    pub fn set_temperature(&self, serial: u64, celsius: f64) {
         self.slave(serial, |s| s.temp_c = celsius);
     }
 
     /// Take the device with this serial off the bus.
-    pub(super) fn unplug(&self, serial: u64) {
+    pub fn unplug(&self, serial: u64) {
         self.slave(serial, |s| s.plugged = false);
     }
 
     /// How many times the device with this serial sent its scratchpad.
-    pub(super) fn scratchpad_reads(&self, serial: u64) -> u32 {
+    pub fn scratchpad_reads(&self, serial: u64) -> u32 {
         let mut n = 0;
         self.slave(serial, |s| n = s.scratchpad_reads);
         n
     }
 
     /// Hold the line low (a short, or a missing pull-up), or stop.
-    pub(super) fn short_to_ground(&self, shorted: bool) {
+    pub fn short_to_ground(&self, shorted: bool) {
         self.wire().shorted = shorted;
+    }
+}
+
+/// The simulated bus wired to one GPIO line, where [`crate::open::Board`] would open a real one:
+/// an agent's tests open it through [`crate::open::ProbeOptions::open_wired`] with the agent's
+/// own options, and asking for any other line fails as a board without it would.
+#[derive(Debug, Clone)]
+pub struct OnLine {
+    /// The line (the BCM number or the character device's line offset) the bus is on.
+    pub line: u32,
+    /// The bus.
+    pub bus: Bus,
+}
+
+impl crate::open::Wiring for OnLine {
+    fn one_wire(
+        &self,
+        line: &crate::open::Line,
+        _flags: &crate::open::Flags,
+        skip: Vec<String>,
+    ) -> anyhow::Result<Box<dyn crate::TemperatureSource>> {
+        let asked = match line {
+            crate::open::Line::Rppal { pin } => u32::from(*pin),
+            crate::open::Line::Cdev { line, .. } => *line,
+        };
+        if asked != self.line {
+            anyhow::bail!("no 1-Wire bus on GPIO {asked} (the simulated one is on {})", self.line);
+        }
+        let source = super::OneWireSource::new(self.bus.pin(), self.bus.delay(), "bitbang-simbus")?;
+        Ok(Box::new(source.skipping(skip)))
     }
 }
 
 /// The master's pin: open drain, so "high" releases the line to the pull-up.
 #[derive(Debug)]
-pub(super) struct SimPin(Bus);
+pub struct SimPin(Bus);
 
 impl OutputPin for SimPin {
     type Error = Infallible;
@@ -151,7 +181,7 @@ impl InputPin for SimPin {
 
 /// The master's delay: advances the virtual clock.
 #[derive(Debug)]
-pub(super) struct SimDelay(Bus);
+pub struct SimDelay(Bus);
 
 impl DelayUs<u16> for SimDelay {
     fn delay_us(&mut self, us: u16) {
@@ -193,7 +223,7 @@ enum SearchStep {
 
 /// A DS18B20 on the simulated bus.
 #[derive(Debug, Clone)]
-pub(super) struct SlaveModel {
+pub struct SlaveModel {
     rom: [u8; 8],
     /// What the next conversion measures, °C.
     temp_c: f64,
@@ -214,7 +244,7 @@ pub(super) struct SlaveModel {
 
 impl SlaveModel {
     /// A DS18B20 with the 48-bit `serial`, measuring `temp_c`, at 12 bit.
-    pub(super) fn ds18b20(serial: u64, temp_c: f64) -> Self {
+    pub fn ds18b20(serial: u64, temp_c: f64) -> Self {
         let mut rom = [0u8; 8];
         rom[0] = 0x28;
         rom[1..7].copy_from_slice(&serial.to_le_bytes()[..6]);
@@ -234,19 +264,19 @@ impl SlaveModel {
     }
 
     /// With another configuration register (0x1f, 0x3f, 0x5f, 0x7f: 9–12 bit).
-    pub(super) fn with_config(mut self, config: u8) -> Self {
+    pub fn with_config(mut self, config: u8) -> Self {
         self.config = config;
         self
     }
 
     /// Flip a bit in the next `n` scratchpad transfers (`u32::MAX`: in all).
-    pub(super) fn corrupting(mut self, n: u32) -> Self {
+    pub fn corrupting(mut self, n: u32) -> Self {
         self.corrupt = n;
         self
     }
 
     /// The 64-bit ROM as one-wire-bus's `Address` holds it.
-    pub(super) fn address(&self) -> u64 {
+    pub fn address(&self) -> u64 {
         u64::from_le_bytes(self.rom)
     }
 

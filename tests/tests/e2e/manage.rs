@@ -2,10 +2,11 @@
 //! session with its CSRF token, as the dashboard sends it) reaches a running sensor agent,
 //! which reports at the new interval without a restart; a value beyond the agent's local limit
 //! is refused and the refusal is visible through the engine's API; every remote command
-//! round-trips with its result, and a non-admin credential is refused. The same for a relay
-//! agent: a stricter protection time reaches it without a restart and holds (an `on` inside a
-//! longer minimum off time is refused), a looser one is refused and shown, its commands
-//! round-trip, and what the engine set survives its restart.
+//! round-trips with its result, and a non-admin credential is refused. The sensor agent's
+//! other settings (resolution, per-sensor alias/enabled/offset) change what it reports the
+//! same way. And for a relay agent: a stricter protection time reaches it without a restart
+//! and holds (an `on` inside a longer minimum off time is refused), a looser one is refused
+//! and shown, its commands round-trip, and what the engine set survives its restart.
 
 use std::time::Duration;
 
@@ -244,6 +245,116 @@ async fn settings_and_commands() -> anyhow::Result<()> {
     // A refused value leaves the agent on its own configured interval.
     let in_force = refused.in_force.sensor.and_then(|s| s.interval_s);
     assert_eq!(in_force, Some(0.5));
+
+    drop(engine);
+    Ok(())
+}
+
+/// The second simulated sensor of [`sensor_settings`].
+const HALL_ID: &str = "28-00000000a002";
+
+/// The values of a sensor's readings taken after `since` (seconds), oldest first.
+async fn values_since(api: &EngineClient, id: &str, since: f64) -> anyhow::Result<Vec<f64>> {
+    let page = api.readings(id).await?;
+    Ok(page
+        .points
+        .iter()
+        .filter(|p| p.at.as_millisecond() as f64 / 1000.0 > since)
+        .filter_map(|p| p.mean)
+        .collect())
+}
+
+#[test]
+fn sensor_settings_reach_a_running_sensor_agent() -> anyhow::Result<()> {
+    in_private_netns("manage::sensor_settings_reach_a_running_sensor_agent", sensor_settings)
+}
+
+/// Resolution, alias and a disabled sensor, set through the dashboard, change what a running
+/// simulated agent reports without a restart; an offset beyond its local limit is refused in
+/// the same revision, shown by the engine, and not applied.
+async fn sensor_settings() -> anyhow::Result<()> {
+    let house = House::new()?;
+    let world_s = house.world_s();
+    let key = house.key(SENSOR_AGENT, SENSOR)?;
+    let admin = house.admin()?;
+    let (engine, url, _web, web_url) = engine_and_web(&house).await?;
+    let api = EngineClient::new(&url, None);
+    let session = Session::login(&web_url, &admin).await?;
+
+    let state = tempfile::tempdir()?;
+    let toml = state.path().join("sensor.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[[sensors]]\nid = \"{SENSOR_ID}\"\nalias = \"living room\"\n\
+             [[sensors]]\nid = \"{HALL_ID}\"\nalias = \"hall\"\n"
+        ),
+    )?;
+    let (toml_s, queue_s) = (toml.to_string_lossy(), state.path().join("q"));
+    let queue_s = queue_s.to_string_lossy();
+    let sensor = start_sensor(
+        &key,
+        &world_s,
+        &[
+            "--engine",
+            url.as_str(),
+            "--config",
+            &toml_s,
+            "--queue-dir",
+            &queue_s,
+            "--interval-s",
+            "0.5",
+            // 17.3 °C reads 17.3125 at 12 bits, and 17.0 at 9 (the low bits cleared).
+            "--sim-start-c",
+            "17.3",
+            "--remote-max-offset-c",
+            "1",
+        ],
+    )?;
+    let before = eventually("readings of both sensors", WAIT, || async {
+        let (a, b) =
+            (values_since(&api, SENSOR_ID, 0.0).await?, values_since(&api, HALL_ID, 0.0).await?);
+        Ok((a.len() >= 2 && !b.is_empty()).then_some(a))
+    })
+    .await?;
+    let on_half = |v: &f64| (v * 2.0).fract() == 0.0;
+    assert!(before.iter().any(|v| !on_half(v)), "12 bits: 1/16 °C steps, got {before:?}");
+
+    let path = format!("/v1/agents/{SENSOR}/settings");
+    let settings = json!({"sensor": {"resolution_bits": 9, "sensors": {
+        SENSOR_ID: {"alias": "lounge"},
+        HALL_ID: {"enabled": false, "offset_c": 3},
+    }}});
+    let (status, body) = session.send(reqwest::Method::PUT, &path, settings).await?;
+    assert_eq!((status, body["revision"].as_u64()), (200, Some(1)), "{body}");
+    let applied = eventually("the agent applying revision 1", WAIT, || async {
+        let s: AgentSettingsState = api.agent_settings(SENSOR).await?;
+        Ok(s.applied.into_iter().find(|a| a.revision == 1))
+    })
+    .await?;
+    // The offset beyond the local ±1 °C is refused, with the reason; the rest applies.
+    let fields: Vec<&str> = applied.refused.iter().map(|r| r.field.as_str()).collect();
+    assert_eq!(fields, [format!("sensor.sensors.{HALL_ID}.offset_c")], "{applied:?}");
+    assert!(applied.refused[0].reason.contains("local limit of ±1 °C"), "{applied:?}");
+    let in_force = applied.in_force.sensor.clone().unwrap_or_default();
+    assert_eq!(in_force.resolution_bits, Some(9));
+    assert_eq!(in_force.sensors[SENSOR_ID].alias.as_deref(), Some("lounge"));
+    assert_eq!(in_force.sensors[HALL_ID].enabled, Some(false));
+    assert_eq!(in_force.sensors[HALL_ID].offset_c, Some(0.0), "the refused offset is not in force");
+
+    // Without a restart: 9-bit values, the new alias, and no more readings of the hall.
+    let since = applied.at.as_millisecond() as f64 / 1000.0;
+    let after = eventually("four readings after the change", WAIT, || async {
+        let v = values_since(&api, SENSOR_ID, since).await?;
+        Ok((v.len() >= 4).then_some(v))
+    })
+    .await?;
+    assert!(after.iter().all(on_half), "9 bits: 0.5 °C steps, got {after:?}");
+    let sensors = api.sensors().await?;
+    let lounge = sensors.iter().find(|s| s.id == SENSOR_ID).and_then(|s| s.alias.clone());
+    assert_eq!(lounge.as_deref(), Some("lounge"));
+    assert_eq!(values_since(&api, HALL_ID, since).await?, Vec::<f64>::new(), "disabled");
+    assert_eq!(sensor.count_lines("hearth-sensor-agent starting"), 1, "not restarted");
 
     drop(engine);
     Ok(())
