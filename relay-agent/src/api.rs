@@ -485,20 +485,35 @@ async fn put_fallback(
     headers: HeaderMap,
     body: Result<JsonBody<FallbackProgram>, ApiError>,
 ) -> Result<Json<FallbackProgram>, ApiError> {
-    let refuse = |error: ApiError, reason: &str| {
-        tracing::warn!(principal = ?principal_of(&headers), status = error.status.as_u16(),
-            reason, "refused fallback program");
-        error
-    };
-    authorize(&state, &headers).map_err(|(error, reason)| refuse(error, reason))?;
-    let JsonBody(program) = body.map_err(|e| {
-        let reason = e.body.error.clone();
-        refuse(e, &reason)
-    })?;
+    let program = from_engine(&state, &headers, body, "fallback program")?;
     state.fallback.set(program.clone()).map_err(|e| {
-        refuse(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField, &e), &e)
+        let error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField, &e);
+        refused(&headers, "fallback program", error, &e)
     })?;
     Ok(Json(program))
+}
+
+/// A refusal of an engine-only request, logged with the principal and the reason (never the
+/// token).
+fn refused(headers: &HeaderMap, what: &str, error: ApiError, reason: &str) -> ApiError {
+    tracing::warn!(principal = ?principal_of(headers), status = error.status.as_u16(), reason,
+        "refused {what}");
+    error
+}
+
+/// The body of an engine-only request: the engine's credential first, then the body; each
+/// refusal logged ([`refused`]).
+fn from_engine<T>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<JsonBody<T>, ApiError>,
+    what: &str,
+) -> Result<T, ApiError> {
+    authorize(state, headers).map_err(|(error, reason)| refused(headers, what, error, reason))?;
+    body.map(|JsonBody(value)| value).map_err(|e| {
+        let reason = e.body.error.clone();
+        refused(headers, what, e, &reason)
+    })
 }
 
 /// The engine says that management work waits for this agent (engine only): its settings'
@@ -532,16 +547,7 @@ async fn manage_pending(
     headers: HeaderMap,
     body: Result<JsonBody<Pending>, ApiError>,
 ) -> Result<(StatusCode, Json<Pending>), ApiError> {
-    let refuse = |error: ApiError, reason: &str| {
-        tracing::warn!(principal = ?principal_of(&headers), status = error.status.as_u16(),
-            reason, "refused word of pending management work");
-        error
-    };
-    authorize(&state, &headers).map_err(|(error, reason)| refuse(error, reason))?;
-    let JsonBody(pending) = body.map_err(|e| {
-        let reason = e.body.error.clone();
-        refuse(e, &reason)
-    })?;
+    let pending = from_engine(&state, &headers, body, "word of pending management work")?;
     tracing::info!(
         revision = pending.settings_revision,
         commands = pending.commands,

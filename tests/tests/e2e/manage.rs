@@ -68,6 +68,27 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Ask `host`'s agent of kind `agent` to carry out `command`, through the dashboard: the
+    /// new command's id.
+    async fn ask(&self, host: &str, agent: &str, command: &str) -> anyhow::Result<i64> {
+        let path = format!("/v1/agents/{host}/commands");
+        let body = json!({"agent": agent, "command": command});
+        let (status, body) = self.send(reqwest::Method::POST, &path, body).await?;
+        anyhow::ensure!(status == 201, "{command}: {status} {body}");
+        body["id"].as_i64().ok_or_else(|| anyhow::anyhow!("{command}: no id in {body}"))
+    }
+}
+
+/// Command `id` of `host` once it is final.
+async fn finished(api: &EngineClient, host: &str, id: i64) -> anyhow::Result<Command> {
+    eventually(&format!("command {id} of {host} finished"), WAIT, || async {
+        let list = api.commands(host).await?;
+        Ok(list.into_iter().find(|c| c.id == id && c.state.is_final()))
+    })
+    .await
+}
+
 /// The times of the sensor's readings at the engine, oldest first.
 async fn reading_times(api: &EngineClient) -> anyhow::Result<Vec<f64>> {
     let page = api.readings(SENSOR_ID).await?;
@@ -177,20 +198,7 @@ async fn settings_and_commands() -> anyhow::Result<()> {
     // Each command through the dashboard, carried out by the running agent.
     let mut results = Vec::new();
     for command in ["identify", "rescan", "diagnostics"] {
-        let (status, body) = session
-            .send(
-                reqwest::Method::POST,
-                &format!("/v1/agents/{SENSOR}/commands"),
-                json!({"agent": "sensor", "command": command}),
-            )
-            .await?;
-        assert_eq!(status, 201, "{body}");
-        let id = body["id"].as_i64().unwrap_or_default();
-        let done: Command = eventually(&format!("{command} done"), WAIT, || async {
-            let list = api.commands(SENSOR).await?;
-            Ok(list.into_iter().find(|c| c.id == id && c.state.is_final()))
-        })
-        .await?;
+        let done = finished(&api, SENSOR, session.ask(SENSOR, "sensor", command).await?).await?;
         assert_eq!(done.state, CommandState::Done, "{done:?}");
         assert_eq!(done.asked_by, "admin");
         results.push(done);
@@ -207,15 +215,7 @@ async fn settings_and_commands() -> anyhow::Result<()> {
     }
 
     // Restart: answered, then the agent exits with the code systemd restarts.
-    let (status, body) = session
-        .send(
-            reqwest::Method::POST,
-            &format!("/v1/agents/{SENSOR}/commands"),
-            json!({"agent": "sensor", "command": "restart"}),
-        )
-        .await?;
-    assert_eq!(status, 201, "{body}");
-    let id = body["id"].as_i64().unwrap_or_default();
+    let id = session.ask(SENSOR, "sensor", "restart").await?;
     sensor.wait_for_line("restarting, as the engine asked", WAIT).await?;
     let exit = sensor.terminate()?;
     assert_eq!(exit.code(), Some(75), "{exit:?}");
@@ -563,20 +563,7 @@ async fn relay_settings_and_commands() -> anyhow::Result<()> {
     // Each command round-trips with its result; none switches a relay.
     let mut results = Vec::new();
     for command in ["identify", "rescan", "diagnostics"] {
-        let (status, body) = session
-            .send(
-                reqwest::Method::POST,
-                &format!("/v1/agents/{RELAY}/commands"),
-                json!({"agent": "relay", "command": command}),
-            )
-            .await?;
-        assert_eq!(status, 201, "{body}");
-        let id = body["id"].as_i64().unwrap_or_default();
-        let done: Command = eventually(&format!("{command} done"), WAIT, || async {
-            let list = api.commands(RELAY).await?;
-            Ok(list.into_iter().find(|c| c.id == id && c.state.is_final()))
-        })
-        .await?;
+        let done = finished(&api, RELAY, session.ask(RELAY, "relay", command).await?).await?;
         assert_eq!(done.state, CommandState::Done, "{done:?}");
         results.push(done);
     }
@@ -595,17 +582,11 @@ async fn relay_settings_and_commands() -> anyhow::Result<()> {
     assert!(agent.relays().await?.outputs.iter().all(|o| o.state == RelayState::Off));
 
     // Restart: answered, then the agent exits with the code systemd restarts.
-    let (status, body) = session
-        .send(
-            reqwest::Method::POST,
-            &format!("/v1/agents/{RELAY}/commands"),
-            json!({"agent": "relay", "command": "restart"}),
-        )
-        .await?;
-    assert_eq!(status, 201, "{body}");
+    let id = session.ask(RELAY, "relay", "restart").await?;
     relay.wait_for_line("restarting, as the engine asked", WAIT).await?;
     let exit = relay.terminate()?;
     assert_eq!(exit.code(), Some(75), "{exit:?}");
+    assert_eq!(finished(&api, RELAY, id).await?.state, CommandState::Done);
 
     // As systemd would: started again, it applies the settings kept in its state directory
     // before it hears from the engine.
