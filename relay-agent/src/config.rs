@@ -584,6 +584,17 @@ mod tests {
         assert_eq!(c.command, None);
         assert_eq!(load(&["safe-state"])?.command, Some(Command::SafeState));
         assert_eq!(c.reregister_after_s, 60);
+        // The engine may tighten the protection times by default, within these local limits.
+        let limits = c.remote_limits();
+        assert_eq!(
+            (limits.allowed, limits.max_protection_s, limits.min_max_on_s),
+            (true, 1800, 1800)
+        );
+        let locked = load(&["--remote-settings", "false", "--remote-max-protection-s", "600"])?;
+        assert_eq!(
+            (locked.remote_limits().allowed, locked.remote_limits().max_protection_s),
+            (false, 600)
+        );
         assert!(load(&["--reregister-after-s", "0"]).is_err());
         // The key is never printed with the configuration.
         let key = format!("0123456789abcdef.{}", "ab".repeat(32));
