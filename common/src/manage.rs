@@ -90,6 +90,28 @@ pub fn failed(message: impl Into<String>) -> CommandReport {
     CommandReport { state: CommandState::Failed, message: Some(message.into()), result: None }
 }
 
+/// The outcome of a `rescan`: what each sensor read (id, type, value or error), for people
+/// and structured.
+pub fn rescanned<'a>(
+    found: impl IntoIterator<Item = (&'a str, &'a str, Result<f64, String>)>,
+) -> CommandReport {
+    let mut sensors = Vec::new();
+    let mut ok = 0;
+    for (id, kind, value) in found {
+        sensors.push(match value {
+            Ok(v) => {
+                ok += 1;
+                serde_json::json!({"id": id, "type": kind, "value_c": v})
+            }
+            Err(e) => serde_json::json!({"id": id, "type": kind, "error": e}),
+        });
+    }
+    done(
+        format!("{} sensors found, {ok} read", sensors.len()),
+        Some(serde_json::json!({"sensors": sensors, "at": hearth_proto::Timestamp::now()})),
+    )
+}
+
 /// One agent's management state: its host, its kind, and the settings it keeps.
 #[derive(Debug)]
 pub struct Managed {

@@ -27,7 +27,6 @@ use hearth_common::manage::{Agent, Managed, Outcome, done, failed};
 pub use hearth_common::manage::{RESTART_EXIT_CODE, RestartRequested};
 use hearth_probes::TemperatureSource as _;
 use hearth_probes::screen::{ScreenRules, SensorSetting};
-use hearth_proto::Timestamp;
 use hearth_proto::agents::AgentKind;
 use hearth_proto::client::EngineClient;
 use hearth_proto::manage::{
@@ -441,17 +440,10 @@ async fn rescan(source: &mut Option<crate::Source>) -> CommandReport {
         return failed("reading the bus failed");
     };
     *source = Some(src);
-    let found: Vec<serde_json::Value> = readings
-        .iter()
-        .map(|r| match &r.value {
-            Ok(v) => serde_json::json!({"id": r.id, "type": r.kind, "value_c": v}),
-            Err(e) => serde_json::json!({"id": r.id, "type": r.kind, "error": e.to_string()}),
-        })
-        .collect();
-    let ok = readings.iter().filter(|r| r.value.is_ok()).count();
-    done(
-        format!("{} sensors found, {ok} read", readings.len()),
-        Some(serde_json::json!({"sensors": found, "at": Timestamp::now()})),
+    hearth_common::manage::rescanned(
+        readings
+            .iter()
+            .map(|r| (r.id.as_str(), r.kind.as_str(), r.value.clone().map_err(|e| e.to_string()))),
     )
 }
 

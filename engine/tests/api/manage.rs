@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use hearth_proto::agents::KeyRole;
 use serde_json::{Value, json};
 
-use super::{R, assert_error, fixture, serve, update};
+use super::{R, assert_error, authorization, fixture, serve, update};
 
 #[tokio::test]
 async fn settings_reach_the_report_answer_and_the_applied_state_is_shown() -> R {
@@ -148,11 +148,7 @@ async fn relay_settings_are_checked_by_field_and_the_agent_is_told() -> R {
             move |headers: axum::http::HeaderMap, axum::Json(p): axum::Json<Value>| {
                 let tx = tx.clone();
                 async move {
-                    let auth = headers
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
-                    let _ = tx.send((auth, p.clone()));
+                    let _ = tx.send((authorization(&headers), p.clone()));
                     axum::Json(p)
                 }
             },

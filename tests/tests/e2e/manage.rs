@@ -4,17 +4,20 @@
 //! is refused and the refusal is visible through the engine's API; every remote command
 //! round-trips with its result, and a non-admin credential is refused. The sensor agent's
 //! other settings (resolution, per-sensor alias/enabled/offset) change what it reports the
-//! same way.
+//! same way. And for a relay agent: a stricter protection time reaches it without a restart
+//! and holds (an `on` inside a longer minimum off time is refused), a looser one is refused
+//! and shown, its commands round-trip, and what the engine set survives its restart.
 
 use std::time::Duration;
 
 use hearth_e2e::{FAST_ENGINE, House, Proc, engine_credential, eventually, in_private_netns};
 use hearth_harness::SENSOR_AGENT;
+use hearth_proto::agents::AgentKind;
 use hearth_proto::client::EngineClient;
 use hearth_proto::manage::{AgentSettingsState, Command, CommandState};
 use serde_json::{Value, json};
 
-use super::{SENSOR, SENSOR_ID, start_sensor};
+use super::{RELAY, SENSOR, SENSOR_ID, start_relay, start_sensor};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -63,6 +66,27 @@ impl Session {
         let status = resp.status().as_u16();
         Ok((status, resp.json().await.unwrap_or(Value::Null)))
     }
+}
+
+impl Session {
+    /// Ask `host`'s agent of kind `agent` to carry out `command`, through the dashboard: the
+    /// new command's id.
+    async fn ask(&self, host: &str, agent: &str, command: &str) -> anyhow::Result<i64> {
+        let path = format!("/v1/agents/{host}/commands");
+        let body = json!({"agent": agent, "command": command});
+        let (status, body) = self.send(reqwest::Method::POST, &path, body).await?;
+        anyhow::ensure!(status == 201, "{command}: {status} {body}");
+        body["id"].as_i64().ok_or_else(|| anyhow::anyhow!("{command}: no id in {body}"))
+    }
+}
+
+/// Command `id` of `host` once it is final.
+async fn finished(api: &EngineClient, host: &str, id: i64) -> anyhow::Result<Command> {
+    eventually(&format!("command {id} of {host} finished"), WAIT, || async {
+        let list = api.commands(host).await?;
+        Ok(list.into_iter().find(|c| c.id == id && c.state.is_final()))
+    })
+    .await
 }
 
 /// The times of the sensor's readings at the engine, oldest first.
@@ -194,20 +218,7 @@ async fn settings_and_commands() -> anyhow::Result<()> {
     // Each command through the dashboard, carried out by the running agent.
     let mut results = Vec::new();
     for command in ["identify", "rescan", "diagnostics"] {
-        let (status, body) = session
-            .send(
-                reqwest::Method::POST,
-                &format!("/v1/agents/{SENSOR}/commands"),
-                json!({"agent": "sensor", "command": command}),
-            )
-            .await?;
-        assert_eq!(status, 201, "{body}");
-        let id = body["id"].as_i64().unwrap_or_default();
-        let done: Command = eventually(&format!("{command} done"), WAIT, || async {
-            let list = api.commands(SENSOR).await?;
-            Ok(list.into_iter().find(|c| c.id == id && c.state.is_final()))
-        })
-        .await?;
+        let done = finished(&api, SENSOR, session.ask(SENSOR, "sensor", command).await?).await?;
         assert_eq!(done.state, CommandState::Done, "{done:?}");
         assert_eq!(done.asked_by, "admin");
         results.push(done);
@@ -224,15 +235,7 @@ async fn settings_and_commands() -> anyhow::Result<()> {
     }
 
     // Restart: answered, then the agent exits with the code systemd restarts.
-    let (status, body) = session
-        .send(
-            reqwest::Method::POST,
-            &format!("/v1/agents/{SENSOR}/commands"),
-            json!({"agent": "sensor", "command": "restart"}),
-        )
-        .await?;
-    assert_eq!(status, 201, "{body}");
-    let id = body["id"].as_i64().unwrap_or_default();
+    let id = session.ask(SENSOR, "sensor", "restart").await?;
     sensor.wait_for_line("restarting, as the engine asked", WAIT).await?;
     let exit = sensor.terminate()?;
     assert_eq!(exit.code(), Some(75), "{exit:?}");
@@ -446,5 +449,167 @@ async fn metrics() -> anyhow::Result<()> {
         );
         assert!(out.status.success() && said.trim().is_empty(), "{who}: {said}\n{text}");
     }
+    Ok(())
+}
+
+/// The relay agent's configuration for the management test: a furnace the engine's plan may
+/// command, and an aux output it never does, both without protection times; the engine may
+/// lengthen a minimum time up to 900 s; the state directory keeps what the engine set.
+fn relay_config(state_dir: &str) -> String {
+    format!(
+        "state_dir = \"{state_dir}\"\nremote_max_protection_s = 900\nremote_min_max_on_s = 600\n\
+         [[outputs]]\nid = \"heat\"\nname = \"Furnace\"\nfunction_hint = \"heat\"\n\
+         min_on_s = 0\nmin_off_s = 0\nmax_on_s = 0\n\
+         [[outputs]]\nid = \"aux\"\nname = \"Humidifier\"\nmin_on_s = 0\nmin_off_s = 0\n"
+    )
+}
+
+#[test]
+fn settings_and_commands_reach_a_running_relay_agent() -> anyhow::Result<()> {
+    in_private_netns(
+        "manage::settings_and_commands_reach_a_running_relay_agent",
+        relay_settings_and_commands,
+    )
+}
+
+async fn relay_settings_and_commands() -> anyhow::Result<()> {
+    use hearth_proto::relays::{RelayCommand, RelayState};
+    let house = House::new()?;
+    let world_s = house.world_s();
+    let key = house.key(hearth_harness::RELAY_AGENT, RELAY)?;
+    let admin = house.admin()?;
+    let (_engine, url, _web, web_url) = engine_and_web(&house).await?;
+    let api = EngineClient::new(&url, None);
+    let session = Session::login(&web_url, &admin).await?;
+    let state = tempfile::tempdir()?;
+    let config =
+        house.file("relay-managed.toml", &relay_config(&state.path().to_string_lossy()))?;
+    let relay = start_relay(&config, &key, &world_s)?;
+    let relay_url = relay.listening_url().await?;
+    eventually("the relay agent registered", WAIT, || async {
+        let relays = api.relays().await?;
+        Ok(relays.iter().any(|r| r.host_id == RELAY && r.output_id == "aux").then_some(()))
+    })
+    .await?;
+    let credential: hearth_common::auth::DeviceCredential = key.parse()?;
+    let agent = hearth_proto::client::RelayAgentClient::new(
+        &relay_url,
+        Some(credential.engine_credential()),
+    );
+    let on = RelayCommand { state: RelayState::On, lease_s: Some(60) };
+    let off = RelayCommand { state: RelayState::Off, lease_s: None };
+    // No protection configured: aux switches freely.
+    agent.command("aux", &on).await?;
+    agent.command("aux", &off).await?;
+
+    // A non-admin credential is refused; a malformed value is a 422 naming its field.
+    let path = format!("/v1/agents/{RELAY}/settings");
+    let device = credential.agent_credential(RELAY);
+    let http = reqwest::Client::new();
+    let stricter = json!({"relay": {"outputs": {"aux": {"min_off_s": 600}}}});
+    let resp = http.put(format!("{url}{path}")).bearer_auth(&device).json(&stricter).send().await?;
+    assert_eq!(resp.status(), 403);
+    let ask = json!({"agent": "relay", "command": "diagnostics"});
+    let commands = format!("{url}/v1/agents/{RELAY}/commands");
+    let resp = http.post(&commands).bearer_auth(&device).json(&ask).send().await?;
+    assert_eq!(resp.status(), 403);
+    let (status, body) = session
+        .send(
+            reqwest::Method::PUT,
+            &path,
+            json!({"relay": {"outputs": {"aux": {"min_off_s": -5}}}}),
+        )
+        .await?;
+    assert_eq!(status, 422, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("relay.outputs.aux.min_off_s"), "{body}");
+
+    // Looser than the local file, beyond its limit, an output it does not have: refused by the
+    // agent, and shown by the engine; nothing applied.
+    let looser = json!({"relay": {"outputs": {"heat": {"max_on_s": 300},
+        "aux": {"min_off_s": 1000}, "boiler": {"min_on_s": 60}}}});
+    let (status, body) = session.send(reqwest::Method::PUT, &path, looser).await?;
+    assert_eq!((status, body["revision"].as_u64()), (200, Some(1)), "{body}");
+    let refused = eventually("the relay agent refusing revision 1", WAIT, || async {
+        let s = api.agent_settings(RELAY).await?;
+        Ok(s.applied.into_iter().find(|a| a.agent == AgentKind::Relay && a.revision == 1))
+    })
+    .await?;
+    let mut fields: Vec<&str> = refused.refused.iter().map(|r| r.field.as_str()).collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        ["relay.outputs.aux.min_off_s", "relay.outputs.boiler", "relay.outputs.heat.max_on_s"],
+        "{refused:?}"
+    );
+    assert!(refused.refused.iter().any(|r| r.reason.contains("remote_max_protection_s")));
+    let aux = |s: &hearth_proto::manage::AgentSettings| {
+        s.relay.as_ref().and_then(|r| r.outputs.get("aux").copied())
+    };
+    assert_eq!(aux(&refused.in_force).and_then(|p| p.min_off_s), Some(0), "{refused:?}");
+    agent.command("aux", &on).await?;
+    agent.command("aux", &off).await?;
+
+    // Stricter, within the local limit: applied without a restart, within seconds.
+    let asked = std::time::Instant::now();
+    let (status, body) = session.send(reqwest::Method::PUT, &path, stricter.clone()).await?;
+    assert_eq!((status, body["revision"].as_u64()), (200, Some(2)), "{body}");
+    let applied = eventually("the relay agent applying revision 2", WAIT, || async {
+        let s = api.agent_settings(RELAY).await?;
+        Ok(s.applied.into_iter().find(|a| a.agent == AgentKind::Relay && a.revision == 2))
+    })
+    .await?;
+    println!(
+        "a relay setting reached the running agent and was reported applied in {:.2} s",
+        asked.elapsed().as_secs_f64()
+    );
+    assert_eq!(applied.refused, vec![]);
+    assert_eq!(aux(&applied.in_force).and_then(|p| p.min_off_s), Some(600));
+    let local = applied.local.clone().unwrap_or_default();
+    assert_eq!(aux(&local).and_then(|p| p.min_off_s), Some(0), "{applied:?}");
+    // The longer minimum off time holds: an `on` inside it is refused by the agent.
+    match agent.command("aux", &on).await {
+        Err(hearth_proto::client::ClientError::Api { status: 409, body }) => {
+            assert!(body.error.contains("minimum off time: 600 s"), "{body:?}");
+        }
+        other => anyhow::bail!("an on inside the new minimum off time: {other:?}"),
+    }
+    assert_eq!(agent.relay("aux").await?.protection.min_off_s, 600);
+
+    // Each command round-trips with its result; none switches a relay.
+    let mut results = Vec::new();
+    for command in ["identify", "rescan", "diagnostics"] {
+        let done = finished(&api, RELAY, session.ask(RELAY, "relay", command).await?).await?;
+        assert_eq!(done.state, CommandState::Done, "{done:?}");
+        results.push(done);
+    }
+    relay.wait_for_line("IDENTIFY: this is hearth-relay-agent on host e2e-relay", WAIT).await?;
+    let message = results[1].message.clone().unwrap_or_default();
+    assert!(message.contains("no probe on this agent"), "{message}");
+    let diagnostics = results[2].result.clone().unwrap_or_default();
+    assert_eq!(diagnostics["version"], env!("CARGO_PKG_VERSION"), "{diagnostics}");
+    assert_eq!(diagnostics["hardware"], "simulated", "{diagnostics}");
+    let outputs = diagnostics["outputs"].as_array().cloned().unwrap_or_default();
+    let aux_diag = outputs.iter().find(|o| o["id"] == "aux").cloned().unwrap_or_default();
+    assert_eq!(aux_diag["protection"]["min_off_s"], 600, "{diagnostics}");
+    for field in ["uptime_s", "fallback", "last_errors", "local_protection", "agent_time"] {
+        assert!(diagnostics.get(field).is_some(), "{field} missing: {diagnostics}");
+    }
+    assert!(agent.relays().await?.outputs.iter().all(|o| o.state == RelayState::Off));
+
+    // Restart: answered, then the agent exits with the code systemd restarts.
+    let id = session.ask(RELAY, "relay", "restart").await?;
+    relay.wait_for_line("restarting, as the engine asked", WAIT).await?;
+    let exit = relay.terminate()?;
+    assert_eq!(exit.code(), Some(75), "{exit:?}");
+    assert_eq!(finished(&api, RELAY, id).await?.state, CommandState::Done);
+
+    // As systemd would: started again, it applies the settings kept in its state directory
+    // before it hears from the engine.
+    let again = start_relay(&config, &key, &world_s)?;
+    again.wait_for_line("settings kept from the engine applied", WAIT).await?;
+    let again_url = again.listening_url().await?;
+    let status = hearth_proto::client::RelayAgentClient::new(&again_url, None).relay("aux").await?;
+    assert_eq!(status.protection.min_off_s, 600);
     Ok(())
 }

@@ -879,6 +879,46 @@ async fn dashboard() -> anyhow::Result<()> {
     eprintln!("web: {in_force:?}");
     b.screenshot(&screenshot_path("devices-manage-390x844")?).await?;
 
+    // Devices: the relay agent's panel. Per output, the protection times the engine may only
+    // tighten: a longer minimum off time on `cool` is applied and shown in force; a maximum on
+    // time below the agent's local limit (remote_min_max_on_s, 1800 s by default) is refused
+    // and shown with its reason. Then cleared, so the later steps see the agent's own times.
+    let panel = format!("[data-manage=\"{RELAY}\"][data-manage-kind=relay]");
+    let summary = format!("{panel} summary");
+    b.wait_for(&summary, WAIT, || async { b.try_find(&summary).await }).await?;
+    b.find(&summary).await?.click().await?;
+    let cool = format!("{panel} fieldset[data-output=cool]");
+    b.wait_for(&cool, WAIT, || async { b.try_find(&cool).await }).await?;
+    type_into(&b, &format!("{cool} input.manage-min_off_s"), "60").await?;
+    type_into(&b, &format!("{cool} input.manage-max_on_s"), "30").await?;
+    b.find(&format!("{panel} button.manage-save")).await?.click().await?;
+    let refusal = b
+        .wait_for("the relay agent's refusal in the panel", WAIT, || async {
+            let text = text_of(&b, &format!("{panel} .manage-refused")).await?;
+            Ok(text.filter(|t| t.contains("relay.outputs.cool.max_on_s")))
+        })
+        .await?;
+    assert!(refusal.contains("remote_min_max_on_s"), "{refusal}");
+    let times = b
+        .wait_for("cool's minimum off time in force", WAIT, || async {
+            let text = text_of(&b, &format!("{cool} .manage-times")).await?;
+            Ok(text.filter(|t| t.contains("in force: 0 / 60 / none")))
+        })
+        .await?;
+    eprintln!(
+        "web: the relay agent applied and refused as the panel shows: {times:?}, {refusal:?}"
+    );
+    for field in ["min_off_s", "max_on_s"] {
+        type_into(&b, &format!("{cool} input.manage-{field}"), "").await?;
+    }
+    b.find(&format!("{panel} button.manage-save")).await?.click().await?;
+    eventually("the relay agent back on its own times", WAIT, || async {
+        let s = house.api.agent_settings(RELAY).await?;
+        let relay = s.applied.iter().find(|a| a.agent == hearth_proto::agents::AgentKind::Relay);
+        Ok(relay.filter(|a| a.revision == s.revision && s.desired.relay.is_none()).map(|_| ()))
+    })
+    .await?;
+
     // Settings: the algorithm's parameters are a form made from its published JSON Schema;
     // a value saved there is the engine's.
     go(&b, "#/settings").await?;
