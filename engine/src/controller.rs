@@ -485,7 +485,10 @@ struct Planned {
 }
 
 /// What a dashboard shows of a house plan: the `house` event is published whenever any of it
-/// changes (each zone's decision as [`Shown`], each valve and plant with its reason).
+/// changes (each zone's decision as [`Shown`], each valve and plant with its reason), but not
+/// at every pass while only a countdown moves: the reason of a valve delay, an overrun or a
+/// protection's hold counts its seconds down (`GET /v1/house` shows them as they run; a
+/// protection's end is `held_until`), so it is left out while its code stays.
 #[derive(Debug, Clone, PartialEq)]
 struct HouseShown {
     zones: Vec<Shown>,
@@ -495,11 +498,21 @@ struct HouseShown {
 
 impl HouseShown {
     fn of(plan: &HousePlan) -> Self {
-        Self {
-            zones: plan.zones.iter().map(|o| Shown::of(&o.decision)).collect(),
-            valves: plan.valves.clone(),
-            plants: plan.plants.clone(),
-        }
+        use zones::plan::{PlantCode, ValveCode};
+        let counting = |code| {
+            matches!(
+                code,
+                PlantCode::ValveDelay
+                    | PlantCode::Overrun
+                    | PlantCode::MinOnTime
+                    | PlantCode::MinOffTime
+            )
+        };
+        let mut valves = plan.valves.clone();
+        valves.iter_mut().filter(|v| v.code == ValveCode::Overrun).for_each(|v| v.reason.clear());
+        let mut plants = plan.plants.clone();
+        plants.iter_mut().filter(|p| counting(p.code)).for_each(|p| p.reason.clear());
+        Self { zones: plan.zones.iter().map(|o| Shown::of(&o.decision)).collect(), valves, plants }
     }
 }
 

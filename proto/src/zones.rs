@@ -255,7 +255,8 @@ pub struct ZoneQuery {
 #[into_params(parameter_in = Query)]
 pub struct DeleteZoneQuery {
     /// Move the zone's rules and overrides to this zone (id). Without it, a zone that has any
-    /// is not deleted (409 `zone_not_empty`).
+    /// is not deleted (409 `zone_not_empty`). Its valves never move: a zone that still has
+    /// valves is not deleted, with or without it (422 `invalid_house`).
     pub move_to: Option<String>,
 }
 

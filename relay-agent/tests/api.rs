@@ -958,17 +958,23 @@ async fn refuses_to_start_without_a_device_key() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_fallback_is_reported_to_the_engine_at_once() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let world = dir.path().join("world.json");
+/// A configuration file in `dir` with one heat output and no protection times, so the
+/// fallback's switches take effect at once; its path.
+fn one_heat_output(dir: &tempfile::TempDir) -> anyhow::Result<String> {
     let file = dir.path().join("relay.toml");
     std::fs::write(
         &file,
         "[[outputs]]\nid = \"heat\"\nname = \"Furnace\"\nfunction_hint = \"heat\"\n\
          min_on_s = 0\nmin_off_s = 0\n",
     )?;
-    let file = file.to_string_lossy().to_string();
+    Ok(file.to_string_lossy().to_string())
+}
+
+#[tokio::test]
+async fn a_fallback_is_reported_to_the_engine_at_once() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let world = dir.path().join("world.json");
+    let file = one_heat_output(&dir)?;
     let (engine, mut rx) = fake_engine().await?;
     // Re-registration for silence is an hour away: only the fallback can trigger the report.
     let config =
@@ -1250,13 +1256,7 @@ async fn frost_reads_a_bit_banged_probe_of_this_host() -> anyhow::Result<()> {
     use hearth_probes::onewire::simbus::{Bus, OnLine, SlaveModel};
     let dir = tempfile::tempdir()?;
     let world = dir.path().join("world.json");
-    let file = dir.path().join("relay.toml");
-    std::fs::write(
-        &file,
-        "[[outputs]]\nid = \"heat\"\nname = \"Boiler\"\nfunction_hint = \"heat\"\n\
-         min_on_s = 0\nmin_off_s = 0\n",
-    )?;
-    let file = file.to_string_lossy().to_string();
+    let file = one_heat_output(&dir)?;
     let probe = SlaveModel::ds18b20(0x0316_a279_7bff, 4.5);
     let id = rom_id(probe.address());
     let wiring = OnLine { line: 17, bus: Bus::new(vec![probe]) };

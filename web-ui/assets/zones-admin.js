@@ -4,7 +4,8 @@
 // `/v1/zones` and `/v1/plants`. The engine checks the whole house on every change: its 422
 // names the problem and is shown at the form, which keeps what was typed. A zone that still
 // has rules or overrides (409 `zone_not_empty`) can have them moved to another zone and be
-// deleted in one go (`?move_to=`). Bodies and checks are zones.js's.
+// deleted in one go (`?move_to=`); one that still has valves is refused (422 `invalid_house`,
+// naming them), shown at its row like any other refusal. Bodies and checks are zones.js's.
 
 import { api } from "./api.js";
 import { h } from "./dom.js";

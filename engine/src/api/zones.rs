@@ -197,10 +197,16 @@ pub(super) async fn list(
     State(state): State<AppState>,
 ) -> Result<axum::Json<HouseConfig>, ApiError> {
     let house = state.inner.zones.stored();
-    let mut zones = Vec::with_capacity(house.zones.len());
-    for z in &house.zones {
-        zones.push(zone_with_counts(&state, z).await?);
-    }
+    // One query for every zone's counts, however many zones.
+    let held = state.inner.store.zones_contents(millis(Timestamp::now())).await?;
+    let zones = house
+        .zones
+        .iter()
+        .map(|z| {
+            let counts = held.get(&z.id).copied().unwrap_or_default();
+            zone_answer(z, counts.rules, counts.overrides)
+        })
+        .collect();
     Ok(axum::Json(HouseConfig { zones, plants: house.plants.iter().map(plant_answer).collect() }))
 }
 
@@ -262,9 +268,10 @@ pub(super) async fn put_zone(
     Ok((status, axum::Json(answer)))
 }
 
-/// Delete a zone (admin); the plants that served it no longer do. A zone that still has rules
-/// or overrides is deleted only with `move_to`, which moves them to that zone in the same
-/// transaction.
+/// Delete a zone (admin); the plants that served it no longer do. A zone that still has valves
+/// is refused (422 `invalid_house`, naming them): move them to another zone or unassign them
+/// first. A zone that still has rules or overrides is deleted only with `move_to`, which moves
+/// them (not its valves) to that zone in the same transaction.
 #[utoipa::path(delete, path = "/v1/zones/{zone_id}", operation_id = "delete_zone", tag = "zones",
     params(("zone_id" = String, Path, description = "The zone id"), DeleteZoneQuery),
     security(("bearer" = [])),
@@ -276,9 +283,13 @@ pub(super) async fn put_zone(
         (status = 409, description = "The default zone (`conflict`), or a zone that still has \
             rules or overrides and no `move_to` (`zone_not_empty`, naming the counts)",
             body = ErrorBody),
-        (status = 422, description = "`move_to` names the zone deleted (`invalid_field`), or \
+        (status = 422, description = "`move_to` names the zone deleted (`invalid_field`), the \
+            zone still has valves (`invalid_house`, naming them: move or unassign them first), or \
             the rest of the house cannot work (`invalid_house`: a plant would serve no zone, or \
-            bypass through it)", body = ErrorBody),
+            bypass through it)", body = ErrorBody,
+            example = json!({"status": "error", "code": "invalid_house",
+                "error": "zone Bath still has valves demo-relay/valve-3: move them to another \
+                    zone or unassign them first: deleting a zone never moves its valves"})),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
 pub(super) async fn delete_zone(

@@ -6,6 +6,8 @@
 //! in silence; a write of the house is one transaction, so a zone and everything that moves
 //! with it change together or not at all.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Store, WriteTx, format};
@@ -224,6 +226,19 @@ impl Store {
         self.seen(counted)
     }
 
+    /// How many rules and overrides (not ended at `now_ms`) each zone holds, in one query; a
+    /// zone holding none is left out.
+    pub(crate) async fn zones_contents(
+        &self,
+        now_ms: i64,
+    ) -> Result<BTreeMap<ZoneId, ZoneContents>, sqlx::Error> {
+        let counted = match self.pool().acquire().await {
+            Ok(mut conn) => contents_by_zone(&mut conn, None, now_ms).await,
+            Err(e) => Err(e),
+        };
+        self.seen(counted)
+    }
+
     /// Store a zone (created or replaced) at `position`, and the `plants` that changed with
     /// it. A new zone (`new_settings` given) gets its control settings and default target. All
     /// in one transaction.
@@ -357,19 +372,35 @@ async fn contents(
     zone: &ZoneId,
     now_ms: i64,
 ) -> Result<ZoneContents, sqlx::Error> {
-    let (rules, overrides): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM rules WHERE zone_id = ?1),
-                (SELECT count(*) FROM overrides
-                  WHERE zone_id = ?1 AND (end_ms IS NULL OR end_ms > ?2))",
+    Ok(contents_by_zone(conn, Some(zone), now_ms).await?.remove(zone).unwrap_or_default())
+}
+
+/// How many rules and overrides (not ended at `now_ms`) each zone holds (only `zone`, when
+/// given), in one query however many zones there are; a zone holding none is left out.
+async fn contents_by_zone(
+    conn: &mut sqlx::SqliteConnection,
+    zone: Option<&ZoneId>,
+    now_ms: i64,
+) -> Result<BTreeMap<ZoneId, ZoneContents>, sqlx::Error> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT zone_id, sum(rules), sum(overrides) FROM (
+             SELECT zone_id, 1 AS rules, 0 AS overrides FROM rules
+             UNION ALL
+             SELECT zone_id, 0, 1 FROM overrides WHERE end_ms IS NULL OR end_ms > ?1
+         ) WHERE ?2 IS NULL OR zone_id = ?2
+         GROUP BY zone_id",
     )
-    .bind(&zone.0)
     .bind(now_ms)
-    .fetch_one(conn)
+    .bind(zone.map(|z| z.0.as_str()))
+    .fetch_all(conn)
     .await?;
-    Ok(ZoneContents {
-        rules: u64::try_from(rules).unwrap_or(0),
-        overrides: u64::try_from(overrides).unwrap_or(0),
-    })
+    Ok(rows
+        .into_iter()
+        .map(|(id, rules, overrides)| {
+            let count = |n: i64| u64::try_from(n).unwrap_or(0);
+            (ZoneId(id), ZoneContents { rules: count(rules), overrides: count(overrides) })
+        })
+        .collect())
 }
 
 async fn upsert_plant(tx: &mut WriteTx, plant: &PlantConfig) -> Result<(), sqlx::Error> {
@@ -462,6 +493,58 @@ mod tests {
         let zones = Zones::load(store.clone(), hearth_common::sse::EventBus::new(4)).await?;
         let ids: Vec<String> = zones.stored().zones.iter().map(|z| z.id.0.clone()).collect();
         assert_eq!(ids, ["house"]);
+        Ok(())
+    }
+
+    /// Every zone's counts in one query are what the query of each zone says: rules, and the
+    /// overrides not ended (open-ended or ending later); a zone holding nothing is left out.
+    #[tokio::test]
+    async fn every_zones_counts_at_once_match_each_zones() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await?;
+        let now = 1_000_000;
+        for (zone, n) in [("house", 2), ("bedroom", 1), ("attic", 3)] {
+            for _ in 0..n {
+                sqlx::query("INSERT INTO rules (body, created, zone_id) VALUES ('{}', 0, ?)")
+                    .bind(zone)
+                    .execute(&store.test_pool())
+                    .await?;
+            }
+        }
+        // (zone, end): open-ended and later ones count, one ended at or before now does not.
+        let overrides = [
+            ("bedroom", None),
+            ("bedroom", Some(now + 1)),
+            ("bedroom", Some(now)),
+            ("bath", Some(now + 60_000)),
+            ("attic", Some(now - 1)),
+        ];
+        for (zone, end) in overrides {
+            sqlx::query(
+                "INSERT INTO overrides (body, start_ms, end_ms, created, zone_id)
+                 VALUES ('{}', 0, ?, 0, ?)",
+            )
+            .bind(end)
+            .bind(zone)
+            .execute(&store.test_pool())
+            .await?;
+        }
+        let all = store.zones_contents(now).await?;
+        let counts = |rules, overrides| ZoneContents { rules, overrides };
+        let expected: BTreeMap<ZoneId, ZoneContents> = [
+            ("attic", counts(3, 0)),
+            ("bath", counts(0, 1)),
+            ("bedroom", counts(1, 2)),
+            ("house", counts(2, 0)),
+        ]
+        .into_iter()
+        .map(|(z, c)| (ZoneId::from(z), c))
+        .collect();
+        assert_eq!(all, expected);
+        for zone in ["house", "bedroom", "attic", "bath", "cellar"] {
+            let one = store.zone_contents(&ZoneId::from(zone), now).await?;
+            assert_eq!(all.get(&ZoneId::from(zone)).copied().unwrap_or_default(), one, "{zone}");
+        }
         Ok(())
     }
 

@@ -40,6 +40,9 @@ pub(crate) enum ProblemCode {
     HeatAndCoolUnvalved,
     /// No zone is served by any plant or relay of its own.
     ZoneUnserved,
+    /// A zone to delete still has valves (or dampers): deleted with it they would be left in
+    /// no zone, never opened again, and `move_to` moves rules and overrides, not valves.
+    ZoneHasValves,
     /// A plant's times or thresholds are out of range (min calling zones more than the zones
     /// it serves, a maximum run shorter than the minimum on time, ...).
     PlantSettings,

@@ -14,7 +14,7 @@ use hearth_proto::events::Topic;
 use hearth_proto::relays::RelayFunction;
 use tokio::sync::{Mutex, watch};
 
-use super::check::Problem;
+use super::check::{Problem, ProblemCode};
 use super::{House, PlantConfig, PlantId, RelayId, ZoneConfig, ZoneId, ZoneOutputs, check_house};
 use crate::control::{self, SensorSnapshot, Settings};
 use crate::store::Store;
@@ -331,8 +331,9 @@ impl Zones {
 
     /// Delete a zone; the plants that served it no longer do. Its rules and overrides move to
     /// `move_to` in the same transaction; without one a zone holding any is refused
-    /// ([`ZoneError::NotEmpty`]). Nothing is written when the rest of the house has a problem
-    /// (a plant that served only it, or bypasses through it).
+    /// ([`ZoneError::NotEmpty`]). A zone that still has valves is refused, with or without
+    /// `move_to` ([`ProblemCode::ZoneHasValves`]). Nothing is written when the rest of the house
+    /// has a problem (a plant that served only it, or bypasses through it).
     pub(crate) async fn delete_zone(
         &self,
         id: &ZoneId,
@@ -343,8 +344,23 @@ impl Zones {
         if id.is_default() {
             return Err(ZoneError::DefaultZone);
         }
-        if house.zone(id).is_none() {
+        let Some(zone) = house.zone(id) else {
             return Err(ZoneError::NotFound(format!("zone {:?} does not exist", id.0)));
+        };
+        // Its valves would be left in no zone, never opened again (`move_to` moves rules and
+        // overrides only): someone must say where they go first.
+        let mut problems = Vec::new();
+        if !zone.outputs.valves.is_empty() {
+            let valves: Vec<String> = zone.outputs.valves.iter().map(ToString::to_string).collect();
+            problems.push(Problem {
+                code: ProblemCode::ZoneHasValves,
+                message: format!(
+                    "zone {} still has valves {}: move them to another zone or unassign them \
+                     first: deleting a zone never moves its valves",
+                    zone.name,
+                    valves.join(", ")
+                ),
+            });
         }
         if let Some(to) = move_to {
             if to == id {
@@ -365,7 +381,13 @@ impl Zones {
             p.zones.retain(|z| z != id);
             left.push(p.clone());
         }
-        check(&house)?;
+        // Every problem at once, as for any change of the house.
+        if let Err(ZoneError::Problems(more)) = check(&house) {
+            problems.extend(more);
+        }
+        if !problems.is_empty() {
+            return Err(ZoneError::Problems(problems));
+        }
         match self.store.delete_zone(id, move_to, &left).await {
             Ok(_) => {}
             Err(DeleteZone::NotEmpty(held)) => return Err(ZoneError::NotEmpty(held)),
@@ -489,7 +511,6 @@ mod tests {
 
     use super::*;
     use crate::zones::PlantKind;
-    use crate::zones::check::ProblemCode;
 
     /// Stored settings this engine cannot read leave the house in mode off (frost floor, max
     /// ceiling, sensor-loss duty), never the default settings nobody chose.
@@ -605,13 +626,19 @@ mod tests {
             ..boiler(&["living"])
         };
         zones.put_plant(stove).await?;
+        // Nor one that still has valves: they would be left in no zone (every problem at once).
         match zones.delete_zone(&ZoneId::from("living"), None).await {
             Err(ZoneError::Problems(p)) => {
-                assert!(p.iter().any(|p| p.code == ProblemCode::PlantServesNoZone), "{p:?}");
+                let codes: Vec<ProblemCode> = p.iter().map(|p| p.code).collect();
+                assert_eq!(codes, [ProblemCode::ZoneHasValves, ProblemCode::PlantServesNoZone]);
             }
             other => panic!("{other:?}"),
         }
         zones.delete_plant(&PlantId::from("stove")).await?;
+        // Unassigned: the boiler serves the bedroom alone first (a valveless zone heated by
+        // the boiler and cooled by the default plant would get both at once).
+        assert!(!zones.put_plant(boiler(&["bedroom"])).await?);
+        assert!(!put(&zones, zone("living", &["28-a1", "28-a2"], &[])).await?);
         assert!(matches!(
             zones.delete_zone(&ZoneId::default_zone(), None).await,
             Err(ZoneError::DefaultZone)

@@ -203,6 +203,21 @@ async fn a_zone_with_a_schedule_moves_it_before_it_goes() -> R {
     assert_eq!(bedroom["id"], "bedroom");
     assert_eq!((&bedroom["rules"], &bedroom["overrides"]), (&json!(1), &json!(1)));
 
+    // Its valve does not move with its schedule: the delete is refused until the valve is
+    // moved or unassigned (else it would be left in no zone, never opened again).
+    let got = f.call("DELETE", "/v1/zones/bedroom?move_to=living", Some(&admin), None).await?;
+    assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_house", "demo-relay/valve-2");
+    assert_eq!(f.get("/v1/zones").await?, zones);
+    // Unassigned: the boiler serves the living room alone first (a valveless bedroom heated by
+    // the boiler and cooled by the default plant would get both at once).
+    let body = boiler(&["living"]).to_string();
+    let got = f.call("PUT", "/v1/plants/boiler", Some(&admin), Some(&body)).await?;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    let body = zone("BEDROOM", &["28-b1"], &[]);
+    let got = f.call("PUT", "/v1/zones/bedroom", Some(&admin), Some(&body)).await?;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    let zones = f.get("/v1/zones").await?;
+
     let got = f.call("DELETE", "/v1/zones/bedroom", Some(&admin), None).await?;
     assert_error(&got, StatusCode::CONFLICT, "zone_not_empty", "still has 1 rules and 1 overrides");
     let got = f.call("DELETE", "/v1/zones/bedroom?move_to=attic", Some(&admin), None).await?;
@@ -229,6 +244,32 @@ async fn a_zone_with_a_schedule_moves_it_before_it_goes() -> R {
     assert_error(&got, StatusCode::CONFLICT, "conflict", "default zone");
     let got = f.call("DELETE", "/v1/zones/attic", Some(&admin), None).await?;
     assert_error(&got, StatusCode::NOT_FOUND, "not_found", "zone \"attic\" does not exist");
+    Ok(())
+}
+
+/// A zone that still has valves is not deleted, with or without `move_to` (which moves rules
+/// and overrides, not valves): the refusal names each valve and says what to do, and nothing
+/// changes.
+#[tokio::test]
+async fn a_zone_with_valves_is_not_deleted() -> R {
+    let f = fixture().await?;
+    let admin = f.admin();
+    two_zones(&f).await?;
+    let body = zone("Bath", &["28-c1"], &["demo-relay/valve-3", "demo-relay/valve-4"]);
+    let got = f.call("PUT", "/v1/zones/bath", Some(&admin), Some(&body)).await?;
+    assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
+    let before = f.get("/v1/zones").await?;
+    for path in ["/v1/zones/bath", "/v1/zones/bath?move_to=living"] {
+        let got = f.call("DELETE", path, Some(&admin), None).await?;
+        assert_error(
+            &got,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_house",
+            "zone Bath still has valves demo-relay/valve-3, demo-relay/valve-4: move them to \
+             another zone or unassign them first",
+        );
+        assert_eq!(f.get("/v1/zones").await?, before, "{path}");
+    }
     Ok(())
 }
 

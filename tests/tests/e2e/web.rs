@@ -1492,6 +1492,15 @@ async fn configure_zones(api: &EngineClient) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Wait until `css` shows the engine's refusal naming the bedroom's valve; its text.
+async fn valve_2_refused(b: &Browser, css: &str) -> anyhow::Result<String> {
+    let what = format!("the engine's refusal in {css}");
+    b.wait_for(&what, WAIT, || async {
+        Ok(text_of(b, css).await?.filter(|t| t.contains(&format!("{RELAY}/valve-2"))))
+    })
+    .await
+}
+
 /// What the engine's house status says of one zone or plant: `(kind, id)` → its why.
 async fn house_text(engine_url: &str, kind: &str, id: &str) -> anyhow::Result<String> {
     let (status, body, _) = call(reqwest::Method::GET, engine_url, "/v1/house", None, &[]).await?;
@@ -1615,19 +1624,27 @@ async fn zones() -> anyhow::Result<()> {
     go(&b, "#/devices").await?;
     b.wait_for("Zones & plants", WAIT, || async { b.try_find("[data-zone=\"bedroom\"]").await })
         .await?;
+    // A zone that still has its valve is not deleted: the engine's 422 names the valve at the
+    // zone's row (no offer to move its rules, which would not move the valve), nothing changes.
+    b.find("[data-zone=\"bedroom\"] .zone-delete").await?.click().await?;
+    let said = valve_2_refused(&b, "[data-zone=\"bedroom\"] .zone-delete-out .form-error").await?;
+    eprintln!("web: the zone row shows the engine's refusal: {said:?}");
+    assert!(
+        !shown(&b, "[data-zone=\"bedroom\"] .zone-move-offer").await?,
+        "a move of the rules was offered for a zone that has a valve"
+    );
+    assert_eq!(
+        api.relay(reqwest::Method::GET, "/v1/zones", None).await?,
+        before,
+        "a refused delete changed the house"
+    );
     b.find("button#zone-add").await?.click().await?;
     type_into(&b, "#zone-id", "attic").await?;
     type_into(&b, "#zone-name", "Attic").await?;
     b.find(&format!("input[name=zone-sensor][value=\"{SENSOR_ID}\"]")).await?.click().await?;
     b.find(&format!("input[name=zone-valve][value=\"{RELAY}/valve-2\"]")).await?.click().await?;
     b.find("button#zone-save").await?.click().await?;
-    let said = b
-        .wait_for("the engine's refusal in #zone-error", WAIT, || async {
-            Ok(text_of(&b, "#zone-error")
-                .await?
-                .filter(|t| t.contains(&format!("{RELAY}/valve-2"))))
-        })
-        .await?;
+    let said = valve_2_refused(&b, "#zone-error").await?;
     eprintln!("web: the zone form shows the engine's refusal: {said:?}");
     assert_eq!(
         b.find("#zone-id").await?.property("value").await?,
@@ -1659,7 +1676,7 @@ async fn zones() -> anyhow::Result<()> {
     .await?;
     b.screenshot(&screenshot_path("zones-kiosk-1280x800")?).await?;
 
-    // No script errors. The one failed request expected is the refused zone's 422.
+    // No script errors. The failed requests expected are the refused zone's and delete's 422.
     no_console_errors_but_422(&b).await?;
     b.quit().await?;
     Ok(())

@@ -150,7 +150,8 @@ async fn a_zone_valve_opens_before_the_boiler_and_closes_after_its_overrun() -> 
     }
     assert!(!all.iter().any(|c| c == "valve-2 on"), "{all:?}");
     // The steps as the house events told them, in order (with others between).
-    let seen: Vec<_> = seen.lock().map(|s| s.iter().map(steps).collect()).unwrap_or_default();
+    let events: Vec<Value> = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    let seen: Vec<_> = events.iter().map(steps).collect();
     let closed = (json!(false), json!("closed"));
     let expected = [
         (json!("valve_delay"), vec![(json!(true), json!("calling")), closed.clone()]),
@@ -164,7 +165,41 @@ async fn a_zone_valve_opens_before_the_boiler_and_closes_after_its_overrun() -> 
         assert!(found.is_some(), "no {step:?} from event {at} on in {seen:#?}");
         at += found.unwrap_or_default();
     }
+    // Every event showed something new: none repeats the one before it but for a countdown
+    // that only moves in time (the valve delay's and the overrun's seconds left).
+    let shown: Vec<Value> = events.iter().map(steady).collect();
+    for (i, pair) in shown.windows(2).enumerate() {
+        assert_ne!(
+            pair[0],
+            pair[1],
+            "event {} repeats event {i}: {:#?}",
+            i + 1,
+            &events[i..=i + 1]
+        );
+    }
     Ok(())
+}
+
+/// A `house` event as a dashboard shows it when nothing but time moves: without the instants
+/// of the plan and its decisions, and without the reasons that count seconds down.
+fn steady(house: &Value) -> Value {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                map.remove("at");
+                let counting = ["valve_delay", "overrun", "min_on_time", "min_off_time"];
+                if map.get("code").and_then(Value::as_str).is_some_and(|c| counting.contains(&c)) {
+                    map.remove("reason");
+                }
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut house = house.clone();
+    strip(&mut house);
+    house
 }
 
 /// An output the plan stops naming while it runs (here the heat output, once its plant is
