@@ -414,8 +414,9 @@ function relayForm(uid, outputsOf) {
       const force = mine?.in_force?.relay?.outputs?.[id] || known.find((r) => r.output_id === id)?.reported?.protection;
       const text = (t) => (t ? PROTECTIONS.map(([key]) => secs(t[key])).join(' / ') : '?');
       row.note.textContent = `Local (on / off / max on): ${text(local)} · in force: ${text(force)}`;
+      // The agent's own value shows through an empty field ("none": no maximum on time).
       for (const [key] of PROTECTIONS) {
-        if (local && local[key] !== undefined) row.inputs[key].placeholder = secs(local[key]);
+        if (local) row.inputs[key].placeholder = secs(local[key]);
       }
     }
   };
