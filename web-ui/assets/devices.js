@@ -1,6 +1,7 @@
 // Devices: every sensor (name, weight, calibration with a hint, why it does not count), every
 // relay output (what it drives) and every agent (online, last seen, clock skew; a sensor agent's
-// remote settings with what it applied or refused, and its commands with their results). Live
+// remote settings — interval, resolution, screen, each sensor's enabled/alias/offset — with
+// what it applied or refused, and its commands with their results). Live
 // readings and relay switches update in place; a row being edited is never overwritten.
 //
 // The house's zones and plants are zones-admin.js's section, fed by the same loads.
@@ -358,22 +359,135 @@ function behind(state, mine) {
   return mine.revision !== state.revision ? ` (revision ${mine.revision} of ${state.revision})` : '';
 }
 
-/** The sensor agent's settings: its report interval. */
+// DS18B20 resolutions: the step of a reading and the time a conversion takes.
+const RESOLUTIONS = [
+  ['', 'its own'],
+  ['9', '9 bit (0.5 °C, 94 ms)'],
+  ['10', '10 bit (0.25 °C, 188 ms)'],
+  ['11', '11 bit (0.125 °C, 375 ms)'],
+  ['12', '12 bit (0.0625 °C, 750 ms)'],
+];
+
+/** One sensor's settings in force on its agent, for people. */
+function sensorInForce(s) {
+  if (!s) return 'not reported by the agent yet';
+  const offset = s.offset_c === undefined || s.offset_c === null ? '' : ` · ${s.offset_c >= 0 ? '+' : ''}${s.offset_c} °C`;
+  return `in force: ${s.enabled === false ? 'off' : 'on'}${s.alias ? ` · "${s.alias}"` : ''}${offset}`;
+}
+
+/** A number from a form input: undefined when empty, an Error (shown at the form) when not a number. */
+function numberIn(input, label) {
+  const raw = input.value.trim();
+  if (raw === '' && !input.validity.badInput) return undefined;
+  const v = Number(raw);
+  if (raw === '' || !Number.isFinite(v)) throw new Error(`${label} must be a number.`);
+  return v;
+}
+
+/** One sensor's row: whether the agent reads it, its alias and an offset on the agent. */
+function managedSensorRow(uid, id) {
+  const rid = `${uid}-${id}`;
+  const row = {
+    id,
+    enabled: h('select', { id: `${rid}-enabled`, class: 'manage-sensor-enabled' },
+      ...[['', 'its own'], ['on', 'on'], ['off', 'off']].map(([value, text]) => h('option', { value, text }))),
+    alias: h('input', { id: `${rid}-alias`, class: 'manage-sensor-alias', type: 'text', maxlength: '256', placeholder: 'its own' }),
+    offset: h('input', { id: `${rid}-offset`, class: 'manage-sensor-offset', type: 'number', min: '-5', max: '5', step: '0.05', inputmode: 'decimal', placeholder: 'its own' }),
+    now: h('span', { class: 'manage-sensor-now muted' }),
+  };
+  row.root = h('div', { class: 'manage-sensor', 'data-manage-sensor': id },
+    h('span', { class: 'manage-sensor-id', text: id }),
+    h('label', { class: 'field', for: row.enabled.id }, h('span', { text: 'Read' }), row.enabled),
+    h('label', { class: 'field', for: row.alias.id }, h('span', { text: 'Alias' }), row.alias),
+    h('label', { class: 'field', for: row.offset.id }, h('span', { text: 'Offset on the agent, °C' }), row.offset),
+    row.now);
+  return row;
+}
+
+/** A sensor row's inputs from the desired settings. */
+function fillSensorRow(row, desired) {
+  const d = desired.sensors?.[row.id] || {};
+  row.enabled.value = d.enabled === undefined ? '' : d.enabled ? 'on' : 'off';
+  row.alias.value = d.alias ?? '';
+  row.offset.value = d.offset_c ?? '';
+}
+
+/** The sensor agent's settings: its report interval, the sensors' resolution, its screen and
+ *  a row per sensor (the ones it reports running with, and any the settings name). What is
+ *  left empty is the agent's own. */
 function sensorForm(uid) {
-  const interval = h('input', { id: `${uid}-interval`, class: 'manage-interval', type: 'number', min: '1', max: '3600', step: '1', inputmode: 'decimal' });
+  const number = (cls, min, max, step) => h('input', { id: `${uid}-${cls}`, class: `manage-${cls}`, type: 'number', min, max, step, inputmode: 'decimal', placeholder: 'its own' });
+  const interval = number('interval', '1', '3600', '1');
+  const resolution = h('select', { id: `${uid}-resolution`, class: 'manage-resolution' },
+    ...RESOLUTIONS.map(([value, text]) => h('option', { value, text })));
+  const rate = number('screen-rate', '0.1', '100', '0.1');
+  const steps = number('screen-steps', '1', '1000', '1');
+  const wrap = h('div', { class: 'manage-sensors' });
+  const rows = new Map();
+  const field = (input, text) => h('label', { class: 'field', for: input.id }, h('span', { text }), input);
+  // New rows are added even while someone edits: nothing typed is touched, the focus stays.
+  const sync = (state) => {
+    const desired = state.desired?.sensor || {};
+    const inForce = appliedOf(state, 'sensor')?.in_force?.sensor?.sensors || {};
+    const added = [...new Set([...Object.keys(inForce), ...Object.keys(desired.sensors || {})])]
+      .filter((id) => !rows.has(id));
+    for (const id of added) {
+      const row = managedSensorRow(uid, id);
+      fillSensorRow(row, desired);
+      rows.set(id, row);
+    }
+    if (added.length) wrap.replaceChildren(...[...rows.values()].sort((a, b) => a.id.localeCompare(b.id)).map((r) => r.root));
+    for (const row of rows.values()) row.now.textContent = sensorInForce(inForce[row.id]);
+  };
   return {
-    fields: [h('label', { class: 'field', for: interval.id }, h('span', { text: 'Report interval, s (empty: its own)' }), interval)],
+    fields: [
+      field(interval, 'Report interval, s (empty: its own)'),
+      field(resolution, 'Resolution'),
+      field(rate, 'Screen: fastest change, °C/min'),
+      field(steps, 'Screen: rejections before a new level'),
+      // The agent's offset adds to the engine's own (the sensor's calibration above): set one.
+      h('p', { class: 'hint muted manage-offset-note', text: 'An offset on the agent changes what it reports; the calibration above is the engine\'s and adds to it.' }),
+      wrap,
+    ],
     fill(state) {
-      interval.value = state.desired?.sensor?.interval_s ?? '';
+      sync(state);
+      const desired = state.desired?.sensor || {};
+      interval.value = desired.interval_s ?? '';
+      resolution.value = desired.resolution_bits ? String(desired.resolution_bits) : '';
+      rate.value = desired.screen?.max_rate_c_per_min ?? '';
+      steps.value = desired.screen?.step_rejections ?? '';
+      for (const row of rows.values()) fillSensorRow(row, desired);
     },
+    refresh: sync,
     body() {
-      const raw = interval.value.trim();
-      if (raw !== '' && interval.validity.badInput) throw new Error('The interval must be a number.');
-      return { sensor: raw === '' ? undefined : { interval_s: Number(raw) } };
+      const sensor = {};
+      const every = numberIn(interval, 'The interval');
+      if (every !== undefined) sensor.interval_s = every;
+      if (resolution.value) sensor.resolution_bits = Number(resolution.value);
+      const sensors = {};
+      for (const row of rows.values()) {
+        const entry = {};
+        if (row.enabled.value) entry.enabled = row.enabled.value === 'on';
+        if (row.alias.value !== '') entry.alias = row.alias.value;
+        const offset = numberIn(row.offset, `The offset of ${row.id}`);
+        if (offset !== undefined) entry.offset_c = offset;
+        if (Object.keys(entry).length) sensors[row.id] = entry;
+      }
+      if (Object.keys(sensors).length) sensor.sensors = sensors;
+      const screen = {};
+      const max = numberIn(rate, 'The screen\'s rate');
+      if (max !== undefined) screen.max_rate_c_per_min = max;
+      const n = numberIn(steps, 'The screen\'s rejections');
+      if (n !== undefined) screen.step_rejections = n;
+      if (Object.keys(screen).length) sensor.screen = screen;
+      return { sensor: Object.keys(sensor).length ? sensor : undefined };
     },
     applied(state, mine) {
-      const interval_s = mine.in_force?.sensor?.interval_s;
-      return `In force: report every ${interval_s ?? '?'} s${behind(state, mine)}, since ${fmtAgo(mine.at)}.`;
+      const f = mine.in_force?.sensor || {};
+      const bits = f.resolution_bits ? `${f.resolution_bits} bit` : 'the sensors\' own resolution';
+      const screen = f.screen?.max_rate_c_per_min !== undefined
+        ? `, screen ${f.screen.max_rate_c_per_min} °C/min after ${f.screen.step_rejections ?? '?'} rejections` : '';
+      return `In force: report every ${f.interval_s ?? '?'} s, ${bits}${screen}${behind(state, mine)}, since ${fmtAgo(mine.at)}.`;
     },
   };
 }

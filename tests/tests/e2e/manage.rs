@@ -119,14 +119,34 @@ fn settings_and_commands_reach_a_running_sensor_agent() -> anyhow::Result<()> {
     )
 }
 
+/// A house, its engine with hearth-web in front and an admin session on it, the sensor agent's
+/// key: what each test of a managed sensor agent starts from.
+struct Managed {
+    house: House,
+    world_s: String,
+    key: String,
+    engine: Proc,
+    url: String,
+    _web: Proc,
+    api: EngineClient,
+    session: Session,
+}
+
+impl Managed {
+    async fn start() -> anyhow::Result<Self> {
+        let house = House::new()?;
+        let world_s = house.world_s();
+        let key = house.key(SENSOR_AGENT, SENSOR)?;
+        let admin = house.admin()?;
+        let (engine, url, _web, web_url) = engine_and_web(&house).await?;
+        let api = EngineClient::new(&url, None);
+        let session = Session::login(&web_url, &admin).await?;
+        Ok(Self { house, world_s, key, engine, url, _web, api, session })
+    }
+}
+
 async fn settings_and_commands() -> anyhow::Result<()> {
-    let house = House::new()?;
-    let world_s = house.world_s();
-    let key = house.key(SENSOR_AGENT, SENSOR)?;
-    let admin = house.admin()?;
-    let (engine, url, _web, web_url) = engine_and_web(&house).await?;
-    let api = EngineClient::new(&url, None);
-    let session = Session::login(&web_url, &admin).await?;
+    let Managed { house, world_s, key, engine, url, _web, api, session } = Managed::start().await?;
 
     // The queue dir is the agent's state: kept across the restart below, as systemd's
     // StateDirectory is.
@@ -273,13 +293,9 @@ fn sensor_settings_reach_a_running_sensor_agent() -> anyhow::Result<()> {
 /// simulated agent reports without a restart; an offset beyond its local limit is refused in
 /// the same revision, shown by the engine, and not applied.
 async fn sensor_settings() -> anyhow::Result<()> {
-    let house = House::new()?;
-    let world_s = house.world_s();
-    let key = house.key(SENSOR_AGENT, SENSOR)?;
-    let admin = house.admin()?;
-    let (engine, url, _web, web_url) = engine_and_web(&house).await?;
-    let api = EngineClient::new(&url, None);
-    let session = Session::login(&web_url, &admin).await?;
+    // The house is kept to the end: its temporary directory holds the engine's data.
+    let Managed { house: _house, world_s, key, engine, url, _web, api, session } =
+        Managed::start().await?;
 
     let state = tempfile::tempdir()?;
     let toml = state.path().join("sensor.toml");
