@@ -501,6 +501,20 @@ const PROTECTIONS = [
 /** Seconds for people: a protection time, or "none" (no maximum on time). */
 const secs = (v) => (v === null || v === undefined ? 'none' : `${v}`);
 
+/** One relay output's fields: its three protection times and what is in force. */
+function outputRow(uid, r) {
+  const inputs = {};
+  for (const [key] of PROTECTIONS) {
+    inputs[key] = h('input', { id: `${uid}-${r.output_id}-${key}`, class: `manage-${key}`, type: 'number', min: key === 'max_on_s' ? '1' : '0', max: '14400', step: '1', inputmode: 'numeric' });
+  }
+  const note = h('p', { class: 'manage-times muted' });
+  const row = h('fieldset', { class: 'manage-output', 'data-output': r.output_id },
+    h('legend', { text: `${r.name} (${r.output_id})` }),
+    ...PROTECTIONS.map(([key, label]) => h('label', { class: 'field', for: inputs[key].id }, h('span', { text: label }), inputs[key])),
+    note);
+  return { inputs, note, row };
+}
+
 /** A relay agent's settings: each output's protection times, which the engine may only make
  *  stricter than the agent's own file (the agent refuses anything else, and says why). */
 function relayForm(uid, outputsOf) {
@@ -511,25 +525,18 @@ function relayForm(uid, outputsOf) {
     const known = outputsOf();
     for (const r of known) {
       if (rows.has(r.output_id)) continue;
-      const inputs = {};
-      for (const [key] of PROTECTIONS) {
-        inputs[key] = h('input', { id: `${uid}-${r.output_id}-${key}`, class: `manage-${key}`, type: 'number', min: key === 'max_on_s' ? '1' : '0', max: '14400', step: '1', inputmode: 'numeric' });
-      }
-      const note = h('p', { class: 'manage-times muted' });
-      const row = h('fieldset', { class: 'manage-output', 'data-output': r.output_id },
-        h('legend', { text: `${r.name} (${r.output_id})` }),
-        ...PROTECTIONS.map(([key, label]) => h('label', { class: 'field', for: inputs[key].id }, h('span', { text: label }), inputs[key])),
-        note);
-      rows.set(r.output_id, { inputs, note, row });
-      wrap.append(row);
+      const row = outputRow(uid, r);
+      rows.set(r.output_id, row);
+      wrap.append(row.row);
     }
     for (const [id, row] of rows) {
       const local = mine?.local?.relay?.outputs?.[id];
       const force = mine?.in_force?.relay?.outputs?.[id] || known.find((r) => r.output_id === id)?.reported?.protection;
       const text = (t) => (t ? PROTECTIONS.map(([key]) => secs(t[key])).join(' / ') : '?');
       row.note.textContent = `Local (on / off / max on): ${text(local)} · in force: ${text(force)}`;
+      // The agent's own value shows through an empty field ("none": no maximum on time).
       for (const [key] of PROTECTIONS) {
-        if (local && local[key] !== undefined) row.inputs[key].placeholder = secs(local[key]);
+        if (local) row.inputs[key].placeholder = secs(local[key]);
       }
     }
   };
@@ -611,6 +618,19 @@ async function reloadManage(p) {
   renderManage(p);
 }
 
+/** A command button of panel `p`: asks its agent, then shows the command in the log. */
+function commandButton(p, command, label) {
+  const b = h('button', { type: 'button', class: 'btn manage-command-btn', 'data-command': command, text: label });
+  b.addEventListener('click', () => submit({
+    error: p.error,
+    button: b,
+    body: () => ({ agent: p.kind, command }),
+    send: (body) => api('POST', `/v1/agents/${encodeURIComponent(p.host)}/commands`, body),
+    done: () => reloadManage(p),
+  }));
+  return b;
+}
+
 /** The management panel of an agent of `kind`: built once, kept across the list's reloads.
  *  `outputsOf` gives a relay agent's registered outputs. */
 function managePanel(host, kind, outputsOf) {
@@ -630,17 +650,7 @@ function managePanel(host, kind, outputsOf) {
   const form = h('form', { class: 'device-form', novalidate: true },
     ...p.form.fields,
     h('div', { class: 'device-actions' }, p.save));
-  const buttons = spec.commands.map(([command, label]) => {
-    const b = h('button', { type: 'button', class: 'btn manage-command-btn', 'data-command': command, text: label });
-    b.addEventListener('click', () => submit({
-      error: p.error,
-      button: b,
-      body: () => ({ agent: kind, command }),
-      send: (body) => api('POST', `/v1/agents/${encodeURIComponent(host)}/commands`, body),
-      done: () => reloadManage(p),
-    }));
-    return b;
-  });
+  const buttons = spec.commands.map(([command, label]) => commandButton(p, command, label));
   // `change` too: a field cleared by a script or an autofill fires no `input`.
   for (const type of ['input', 'change']) form.addEventListener(type, () => { p.dirty = true; });
   form.addEventListener('submit', (ev) => {

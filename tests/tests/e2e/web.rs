@@ -908,6 +908,9 @@ async fn dashboard() -> anyhow::Result<()> {
     eprintln!(
         "web: the relay agent applied and refused as the panel shows: {times:?}, {refusal:?}"
     );
+    let scroll = "document.querySelector(arguments[0]).scrollIntoView({block: 'center'})";
+    b.execute(scroll, vec![json!(cool)]).await?;
+    b.screenshot(&screenshot_path("devices-relay-manage")?).await?;
     for field in ["min_off_s", "max_on_s"] {
         type_into(&b, &format!("{cool} input.manage-{field}"), "").await?;
     }
