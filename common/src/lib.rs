@@ -12,6 +12,8 @@ pub mod host_id;
 #[cfg(feature = "http")]
 pub mod http;
 mod logging;
+#[cfg(feature = "manage")]
+pub mod manage;
 pub mod metrics;
 pub mod simworld;
 #[cfg(feature = "http")]

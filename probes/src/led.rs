@@ -47,6 +47,35 @@ pub fn blink(dir: &Path, duration: Duration, period: Duration) -> std::io::Resul
     result
 }
 
+/// How long the activity LED blinks for `identify`.
+pub const IDENTIFY_BLINK: Duration = Duration::from_secs(5);
+
+/// The `identify` command of both agents: a banner in the log nobody can miss, naming
+/// `program` and the host, and the activity LED, when the board has one, blinking for
+/// [`IDENTIFY_BLINK`] on a thread of its own (the runtime's threads are not held up). What was
+/// done, for the command's message. Never touches anything but the log and the LED.
+pub fn identify(program: &str, host_id: &str) -> String {
+    tracing::warn!(
+        "==================== IDENTIFY: this is {program} on host {host_id} ===================="
+    );
+    let Some(led) = find(&ACTIVITY_LEDS) else {
+        return format!("identified: banner logged on host {host_id} (no activity LED found)");
+    };
+    let shown = led.display().to_string();
+    let spawned = std::thread::Builder::new().name("hearth-identify".into()).spawn(move || {
+        if let Err(e) = blink(&led, IDENTIFY_BLINK, Duration::from_millis(500)) {
+            tracing::warn!(led = %led.display(), error = %e, "cannot blink the activity LED");
+        }
+    });
+    match spawned {
+        Ok(_) => format!(
+            "identified: banner logged on host {host_id}, {shown} blinking for {} s",
+            IDENTIFY_BLINK.as_secs()
+        ),
+        Err(e) => format!("identified: banner logged on host {host_id} (LED: {e})"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

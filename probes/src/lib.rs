@@ -16,6 +16,8 @@ pub mod screen;
 pub mod sim;
 pub mod w1;
 
+use std::collections::BTreeSet;
+
 /// A set of temperature sensors that can be read together.
 ///
 /// Blocking by design: a DS18B20 conversion takes ~750 ms at 12 bit, and sysfs reads block for
@@ -39,6 +41,18 @@ pub trait TemperatureSource: Send {
     fn time_scale(&self) -> f64 {
         1.0
     }
+
+    /// Never read these sensors (lower-case ids) from now on, replacing the set given before.
+    /// Only a saving (a conversion not started): [`screen::Screened`] drops disabled sensors
+    /// whatever the backend does, so a backend may ignore it.
+    fn skip(&mut self, _ids: &BTreeSet<String>) {}
+
+    /// Convert at `bits` (9..=12) from now on, on every sensor and on each one that appears
+    /// later; None leaves each sensor at its own. Err (why, for people) when this backend
+    /// cannot set it; nothing changes then.
+    fn set_resolution(&mut self, _bits: Option<u8>) -> Result<(), String> {
+        Err(format!("the {} backend cannot set the sensors' resolution", self.name()))
+    }
 }
 
 /// A boxed source is a source, so the screen wraps whichever backend the configuration picked.
@@ -55,6 +69,17 @@ impl<T: TemperatureSource + ?Sized> TemperatureSource for Box<T> {
     fn time_scale(&self) -> f64 {
         (**self).time_scale()
     }
+    fn skip(&mut self, ids: &BTreeSet<String>) {
+        (**self).skip(ids);
+    }
+    fn set_resolution(&mut self, bits: Option<u8>) -> Result<(), String> {
+        (**self).set_resolution(bits)
+    }
+}
+
+/// The step of a DS18B20 reading at `bits` of resolution, °C: 0.5 at 9 bits, 1/16 at 12.
+pub fn resolution_step_c(bits: u8) -> f64 {
+    1.0 / f64::from(1u32 << (bits.clamp(9, 12) - 8))
 }
 
 /// Attempts per reading (the first and two retries) when it fails in a way the next attempt may

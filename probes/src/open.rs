@@ -17,6 +17,10 @@ use crate::screen::{ScreenRules, Screened, SensorSetting};
 use crate::sim::{HeatedBy, RoomModel, SimSensor, SimSource};
 use crate::w1::W1Source;
 
+/// An opened probe: the backend inside the screen layer, which settings from the engine can
+/// reconfigure while it runs ([`Screened::reconfigure`]).
+pub type Opened = Screened<Box<dyn TemperatureSource>>;
+
 /// Where temperatures come from. The flag values and the file's strings are the kebab-case
 /// names (`w1`, `bitbang-rppal`, `bitbang-cdev`, `simulated`), the same in both agents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -223,16 +227,12 @@ impl ProbeOptions {
 
     /// Open the configured backend on this machine, inside the screen. Fails, naming the flag
     /// and the fix, when an option is wrong or the hardware is not there.
-    pub fn open(&self, flags: &Flags) -> anyhow::Result<Box<dyn TemperatureSource>> {
+    pub fn open(&self, flags: &Flags) -> anyhow::Result<Opened> {
         self.open_wired(flags, &Board)
     }
 
     /// As [`Self::open`], the bit-banged backends on `wiring`'s lines.
-    pub fn open_wired(
-        &self,
-        flags: &Flags,
-        wiring: &dyn Wiring,
-    ) -> anyhow::Result<Box<dyn TemperatureSource>> {
+    pub fn open_wired(&self, flags: &Flags, wiring: &dyn Wiring) -> anyhow::Result<Opened> {
         self.check(flags)?;
         let skip: Vec<String> =
             self.sensors.iter().filter(|s| !s.enabled).map(|s| s.id.to_ascii_lowercase()).collect();
@@ -254,7 +254,7 @@ impl ProbeOptions {
             }
             Backend::Simulated => Box::new(self.sim.open()),
         };
-        Ok(Box::new(Screened::new(backend, self.screen.clone(), self.sensors.clone())))
+        Ok(Screened::new(backend, self.screen.clone(), self.sensors.clone()))
     }
 }
 
@@ -315,7 +315,7 @@ mod tests {
         }
     }
 
-    fn error(result: anyhow::Result<Box<dyn TemperatureSource>>) -> String {
+    fn error(result: anyhow::Result<Opened>) -> String {
         result.err().map(|e| format!("{e:#}")).unwrap_or_default()
     }
 

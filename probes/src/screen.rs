@@ -110,6 +110,33 @@ impl<S: TemperatureSource> Screened<S> {
         &self.inner
     }
 
+    /// Change the rules and the sensors' settings while running (settings from the engine).
+    /// A sensor disabled now leaves the roster and is no longer read; one enabled again starts
+    /// afresh (its history is too old to screen against). `listed`: the lower-case ids that
+    /// must be reported even when the bus does not have them (the configured sensors); a
+    /// setting for any other id applies when that sensor shows up.
+    pub fn reconfigure(
+        &mut self,
+        rules: ScreenRules,
+        settings: Vec<SensorSetting>,
+        listed: &BTreeSet<String>,
+    ) {
+        self.rules = rules;
+        self.settings = settings.into_iter().map(|s| (s.id.to_ascii_lowercase(), s)).collect();
+        let disabled: BTreeSet<String> =
+            self.settings.iter().filter(|(_, s)| !s.enabled).map(|(k, _)| k.clone()).collect();
+        for key in &disabled {
+            self.roster.remove(key);
+            self.tracks.remove(key);
+        }
+        for (key, s) in &self.settings {
+            if s.enabled && listed.contains(key) && !self.roster.contains_key(key) {
+                self.roster.insert(key.clone(), (s.id.clone(), self.inner.kind_of(&s.id).into()));
+            }
+        }
+        self.inner.skip(&disabled);
+    }
+
     /// Read through the layer as of `now` (a parameter so tests control time).
     pub fn read_at(&mut self, now: Instant) -> Vec<RawReading> {
         let time_scale = self.inner.time_scale();
@@ -167,6 +194,14 @@ impl<S: TemperatureSource> TemperatureSource for Screened<S> {
 
     fn time_scale(&self) -> f64 {
         self.inner.time_scale()
+    }
+
+    fn skip(&mut self, ids: &BTreeSet<String>) {
+        self.inner.skip(ids);
+    }
+
+    fn set_resolution(&mut self, bits: Option<u8>) -> Result<(), String> {
+        self.inner.set_resolution(bits)
     }
 }
 
@@ -422,6 +457,40 @@ mod tests {
             ]
         );
         assert_eq!(s.name(), "script");
+    }
+
+    #[test]
+    fn settings_change_while_running() {
+        let read = || vec![reading("28-a", Ok(20.0)), reading("28-b", Ok(21.0))];
+        let script = Script(VecDeque::from([read(), read(), read(), read()]));
+        let mut s = Screened::new(script, ScreenRules::default(), Vec::new());
+        let t0 = Instant::now();
+        let ids =
+            |got: Vec<RawReading>| got.into_iter().map(|r| (r.id, r.value)).collect::<Vec<_>>();
+        assert_eq!(ids(s.read_at(t0)).len(), 2);
+        // b disabled, a calibrated, and a configured sensor that is not on the bus.
+        let settings = vec![
+            SensorSetting { id: "28-A".into(), offset_c: 0.5, enabled: true },
+            SensorSetting { id: "28-b".into(), offset_c: 0.0, enabled: false },
+            SensorSetting { id: "28-c".into(), offset_c: 0.0, enabled: true },
+        ];
+        let listed = BTreeSet::from(["28-c".to_owned()]);
+        s.reconfigure(ScreenRules::default(), settings.clone(), &listed);
+        assert_eq!(
+            ids(s.read_at(t0 + Duration::from_secs(10))),
+            vec![("28-a".to_owned(), Ok(20.5)), ("28-c".to_owned(), Err(ReadError::Missing))]
+        );
+        // b enabled again: read and reported again; c no longer listed stays on the roster
+        // (it is a sensor this run was told about) until the agent restarts.
+        let mut again = settings;
+        again[1].enabled = true;
+        s.reconfigure(ScreenRules::default(), again, &BTreeSet::new());
+        let got = ids(s.read_at(t0 + Duration::from_secs(20)));
+        assert_eq!(got[1], ("28-b".to_owned(), Ok(21.0)), "{got:?}");
+        // A tighter screen applies at the next read.
+        let rules = ScreenRules { max_rate_c_per_min: 0.1, step_rejections: 3 };
+        s.reconfigure(rules.clone(), Vec::new(), &BTreeSet::new());
+        assert_eq!(s.rules, rules);
     }
 
     #[test]

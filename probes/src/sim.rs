@@ -12,7 +12,7 @@
 //! CRC error, the 85 °C power-on value, a frozen value, a vanished device) and are caught by
 //! the same retries and the same screen as on real hardware: the simulator never filters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
@@ -83,9 +83,13 @@ impl RoomModel {
 /// as real ones do, and an averaging engine has something to average.
 const OFFSETS_C: [f64; 5] = [0.0, 0.3, -0.2, 0.15, -0.1];
 
-/// A DS18B20 at 12 bit resolves 1/16 °C.
-fn round_to_sixteenth(c: f64) -> f64 {
-    (c * 16.0).round() / 16.0
+/// What a DS18B20 at `bits` of resolution reads for `c`: a multiple of its step (1/16 °C at
+/// 12 bits, 0.5 °C at 9), the low bits cleared as the sensor leaves them undefined (so a
+/// coarser resolution rounds down, like the register).
+fn quantize(c: f64, bits: u8) -> f64 {
+    let sixteenths = (c * 16.0).round();
+    let step = crate::resolution_step_c(bits) * 16.0;
+    (sixteenths / step).floor() * step / 16.0
 }
 
 /// How a simulated sensor's temperature evolves (`sim` in a `[[sensors]]` table).
@@ -304,6 +308,10 @@ pub struct SimSource {
     rng: SplitMix64,
     /// Values frozen by a `stuck` fault, by lower-case id.
     stuck_at: BTreeMap<String, f64>,
+    /// Lower-case ids of sensors not read (disabled).
+    skip: BTreeSet<String>,
+    /// The resolution the sensors convert at, bits (12, the DS18B20's default, when unset).
+    resolution_bits: u8,
 }
 
 impl SimSource {
@@ -322,6 +330,8 @@ impl SimSource {
             faults: None,
             rng: SplitMix64(0),
             stuck_at: BTreeMap::new(),
+            skip: BTreeSet::new(),
+            resolution_bits: 12,
         }
     }
 
@@ -376,6 +386,9 @@ impl SimSource {
                 room_index += 1;
             }
             let key = sensor.id.to_ascii_lowercase();
+            if self.skip.contains(&key) {
+                continue;
+            }
             let fault =
                 self.faults.as_ref().and_then(|f| f.faults.get(&key)).cloned().unwrap_or_default();
             if !fault.stuck {
@@ -384,7 +397,7 @@ impl SimSource {
             if fault.unplugged {
                 continue;
             }
-            let true_c = round_to_sixteenth(sensor.profile.value_at(t_s, room_c));
+            let true_c = quantize(sensor.profile.value_at(t_s, room_c), self.resolution_bits);
             let value = if fault.dropout {
                 Err(ReadError::Empty)
             } else {
@@ -446,6 +459,16 @@ impl TemperatureSource for SimSource {
 
     fn time_scale(&self) -> f64 {
         self.time_scale
+    }
+
+    fn skip(&mut self, ids: &BTreeSet<String>) {
+        self.skip.clone_from(ids);
+    }
+
+    /// Honoured like the hardware's: every value becomes a multiple of the resolution's step.
+    fn set_resolution(&mut self, bits: Option<u8>) -> Result<(), String> {
+        self.resolution_bits = bits.unwrap_or(12).clamp(9, 12);
+        Ok(())
     }
 }
 
@@ -689,6 +712,31 @@ mod tests {
         );
         assert!(toml::from_str::<SimProfile>("profile = \"room\"\nx = 1\n").is_err());
         assert!(toml::from_str::<SimProfile>("profile = \"square\"\n").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn resolution_and_skipped_sensors_apply_at_the_next_read() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let ids = room_sensors(&["a", "b", "c"]);
+        let mut src = SimSource::new(RoomModel::new(17.0, 5.0), ids, dir.path().join("w"), 1.0);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // 12 bits: 17.3125 and 16.8125 (the room plus each sensor's own offset).
+        assert_eq!(
+            values(src.read_at(at(0)))[1..],
+            [("b".into(), Ok(17.3125)), ("c".into(), Ok(16.8125))]
+        );
+        src.set_resolution(Some(9)).map_err(anyhow::Error::msg)?;
+        src.skip(&BTreeSet::from(["a".to_owned()]));
+        // 9 bits: 0.5 °C steps, the low bits cleared as a DS18B20 leaves them; a not read.
+        assert_eq!(values(src.read_at(at(1))), [("b".into(), Ok(17.0)), ("c".into(), Ok(16.5))]);
+        src.set_resolution(Some(10)).map_err(anyhow::Error::msg)?;
+        assert_eq!(values(src.read_at(at(2)))[0], ("b".into(), Ok(17.25)));
+        src.set_resolution(None).map_err(anyhow::Error::msg)?;
+        src.skip(&BTreeSet::new());
+        assert_eq!(values(src.read_at(at(3))).len(), 3);
+        assert_eq!(quantize(-10.0625, 9), -10.5, "two's complement: rounds down");
         Ok(())
     }
 

@@ -64,6 +64,12 @@ pub struct W1Source {
     listing_failed: bool,
     /// Bus masters whose bulk trigger failed, so that is logged once per master.
     bulk_failed: BTreeSet<String>,
+    /// The resolution to convert at, bits (None: each sensor keeps its own).
+    resolution: Option<u8>,
+    /// Devices given [`Self::resolution`] since it was set and present ever since: a device
+    /// that vanishes may come back powered up at its EEPROM's resolution, so it is written
+    /// again when it reappears.
+    resolution_set: BTreeSet<String>,
 }
 
 impl W1Source {
@@ -78,7 +84,14 @@ impl W1Source {
                 dir.display()
             );
         }
-        Ok(Self { dir, skip: BTreeSet::new(), listing_failed: false, bulk_failed: BTreeSet::new() })
+        Ok(Self {
+            dir,
+            skip: BTreeSet::new(),
+            listing_failed: false,
+            bulk_failed: BTreeSet::new(),
+            resolution: None,
+            resolution_set: BTreeSet::new(),
+        })
     }
 
     /// Never read these sensors (ids matched case-insensitively).
@@ -137,6 +150,36 @@ impl W1Source {
     }
 }
 
+impl W1Source {
+    /// Write the resolution to each device present that has not had it yet: the kernel's
+    /// `resolution` attribute (w1_therm, Linux 5.10+) writes the sensor's scratchpad (RAM, not
+    /// its EEPROM, which keeps its own flash cycles). A device without the attribute (an older
+    /// kernel, a DS18S20 whose resolution is fixed) is logged once and read as it is.
+    fn write_resolution(&mut self, devices: &[(String, &'static str)]) {
+        let Some(bits) = self.resolution else { return };
+        self.resolution_set.retain(|id| devices.iter().any(|(d, _)| d == id));
+        for (id, _) in devices {
+            if self.resolution_set.contains(id) {
+                continue;
+            }
+            // Never created: on sysfs a missing attribute is a kernel that lacks it.
+            let written = std::fs::OpenOptions::new()
+                .write(true)
+                .open(self.dir.join(id).join("resolution"))
+                .and_then(|mut f| {
+                    std::io::Write::write_all(&mut f, format!("{bits}\n").as_bytes())
+                });
+            match written {
+                Ok(()) => tracing::info!(sensor = %id, bits, "sensor resolution set"),
+                Err(e) => tracing::warn!(sensor = %id, bits, error = %e,
+                    "cannot set this sensor's resolution; it converts at its own"),
+            }
+            // Tried once per appearance either way: a failed write fails again at every read.
+            self.resolution_set.insert(id.clone());
+        }
+    }
+}
+
 /// Wait while `therm_bulk_read` says a conversion is still running (`-1`), at most
 /// [`BULK_WAIT`]. A device read too early returns an empty file, which is retried as a normal
 /// read, so giving up here costs time, never a reading.
@@ -158,6 +201,18 @@ impl TemperatureSource for W1Source {
         device_kind(id)
     }
 
+    fn skip(&mut self, ids: &BTreeSet<String>) {
+        self.skip.clone_from(ids);
+    }
+
+    fn set_resolution(&mut self, bits: Option<u8>) -> Result<(), String> {
+        if self.resolution != bits {
+            self.resolution = bits;
+            self.resolution_set.clear();
+        }
+        Ok(())
+    }
+
     fn read_all(&mut self) -> Vec<RawReading> {
         let devices = match self.devices() {
             Ok(d) => {
@@ -173,6 +228,7 @@ impl TemperatureSource for W1Source {
                 return Vec::new();
             }
         };
+        self.write_resolution(&devices);
         if devices.is_empty() {
             return Vec::new();
         }
@@ -500,6 +556,35 @@ mod tests {
         std::fs::remove_dir(&bus)?;
         assert!(source.read_all().is_empty());
         assert!(source.listing_failed);
+        Ok(())
+    }
+
+    #[test]
+    fn the_resolution_is_written_to_each_device_once_per_appearance() -> anyhow::Result<()> {
+        let root = tempfile::tempdir()?;
+        let r = root.path();
+        device(r, "28-000000000001", "w1_slave", YES)?;
+        device(r, "28-000000000001", "resolution", "12\n")?;
+        // An older kernel: no attribute; the sensor is still read.
+        device(r, "28-000000000002", "w1_slave", NEGATIVE)?;
+        let mut source = W1Source::open(r)?;
+        let resolution = |id: &str| std::fs::read_to_string(r.join(id).join("resolution"));
+        source.read_all();
+        assert_eq!(resolution("28-000000000001")?, "12\n", "nothing set: left alone");
+        source.set_resolution(Some(10)).map_err(anyhow::Error::msg)?;
+        assert_eq!(source.read_all().len(), 2);
+        assert_eq!(resolution("28-000000000001")?, "10\n");
+        assert!(resolution("28-000000000002").is_err(), "never created");
+        // Written once, not at every read ...
+        std::fs::write(r.join("28-000000000001/resolution"), "12\n")?;
+        source.read_all();
+        assert_eq!(resolution("28-000000000001")?, "12\n");
+        // ... and again when the sensor comes back (powered up at its EEPROM's resolution).
+        std::fs::rename(r.join("28-000000000001"), r.join("gone"))?;
+        source.read_all();
+        std::fs::rename(r.join("gone"), r.join("28-000000000001"))?;
+        source.read_all();
+        assert_eq!(resolution("28-000000000001")?, "10\n");
         Ok(())
     }
 }

@@ -631,4 +631,12 @@ impl RelayAgentClient {
     pub async fn status(&self) -> Result<RelayAgentStatus, ClientError> {
         self.http.get("/v1/status").await
     }
+
+    /// `POST /v1/manage/pending`: tell the agent that management work waits (it pulls it).
+    pub async fn manage_pending(
+        &self,
+        pending: &crate::manage::Pending,
+    ) -> Result<crate::manage::Pending, ClientError> {
+        self.http.send(reqwest::Method::POST, crate::manage::PENDING_PATH, Some(pending)).await
+    }
 }

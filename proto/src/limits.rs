@@ -234,6 +234,60 @@ fn bounds() -> Vec<(At, Bound)> {
                     .to_owned(),
             ),
         ),
+        (
+            field("RelayAgentSettings", "outputs"),
+            Bound::Keys {
+                chars: 1..=relays::MAX_OUTPUT_ID_CHARS,
+                pattern: agents::HOST_ID_PATTERN.to_owned(),
+            },
+        ),
+        (
+            field("RelayAgentSettings", "outputs"),
+            Bound::Note(format!("At most {} outputs.", relays::MAX_OUTPUTS)),
+        ),
+        (field("OutputProtection", "min_on_s"), range(&(0..=manage::MAX_PROTECTION_S))),
+        (field("OutputProtection", "min_off_s"), range(&(0..=manage::MAX_PROTECTION_S))),
+        (field("OutputProtection", "max_on_s"), range(&manage::MAX_ON_S)),
+        (
+            field("OutputProtection", "max_on_s"),
+            Bound::Note(
+                "The agent refuses a value that is not stricter than its local one (a longer \
+                 min_on_s or min_off_s, a shorter max_on_s), beyond its local \
+                 remote_max_protection_s (minimum times) or remote_min_max_on_s (maximum on \
+                 time), or with max_on_s not more than min_on_s; it says so in the applied state."
+                    .to_owned(),
+            ),
+        ),
+        (field("SensorAgentSettings", "resolution_bits"), range(&manage::RESOLUTION_BITS)),
+        (
+            field("SensorAgentSettings", "sensors"),
+            Bound::Keys {
+                chars: 1..=sensors::MAX_SENSOR_ID_CHARS,
+                pattern: format!("^[^/{}]*$", class(&CONTROL)),
+            },
+        ),
+        (
+            field("SensorAgentSettings", "sensors"),
+            Bound::Note(format!(
+                "At most {} sensors; ids are matched without regard to case, so two keys that \
+                 differ only in case are refused.",
+                manage::MAX_AGENT_SENSORS
+            )),
+        ),
+        (field("AgentSensorSettings", "alias"), Bound::Chars(0..=sensors::MAX_REPORT_TEXT_CHARS)),
+        (
+            field("AgentSensorSettings", "offset_c"),
+            range(&(-manage::MAX_AGENT_OFFSET_C..=manage::MAX_AGENT_OFFSET_C)),
+        ),
+        (
+            field("ScreenSettings", "max_rate_c_per_min"),
+            Bound::Number {
+                min: Some(0.0),
+                max: Some(manage::MAX_SCREEN_RATE_C_PER_MIN),
+                exclusive_min: true,
+            },
+        ),
+        (field("ScreenSettings", "step_rejections"), range(&(0..=manage::MAX_STEP_REJECTIONS))),
         (field("AppliedSettings", "refused"), Bound::Items(0..=manage::MAX_REFUSALS)),
         (
             field("AppliedSettings", "revision"),

@@ -2,14 +2,24 @@
 //! agent applied or refused, and commands with their results.
 //!
 //! Agents PULL: the engine stores the desired settings and a queue of commands per host, says
-//! in its answer to a sensor report that something is waiting ([`Pending`] in
-//! `SensorUpdateAck`), and the agent fetches them with its device credential
+//! that something is waiting ([`Pending`]), and the agent fetches them with its device credential
 //! (`GET /v1/agents/{host_id}/settings`, `GET /v1/agents/{host_id}/commands`), applies them
 //! within its own local limits, and reports what it applied (`PUT .../settings/applied`) and
 //! each command's outcome (`PUT .../commands/{id}`). The agent's local file is the ceiling: a
 //! value outside its limits is refused with a reason, never applied, so a compromised engine
 //! cannot remove an agent's own protections.
+//!
+//! How an agent learns that something waits:
+//! - a sensor agent reports every few seconds: [`Pending`] comes in `SensorUpdateAck`;
+//! - a relay agent does not report readings, so [`Pending`] comes in `RelayRegistrationAck`
+//!   (it registers at start, when the engine moves, and after a minute without engine
+//!   contact) AND, within seconds of an admin's change, in `POST /v1/manage/pending` on the
+//!   agent: a nudge with the engine's credential (as for relay commands) that carries only
+//!   the [`Pending`] summary; the agent then pulls as above. Both are additive: an agent that
+//!   predates them ignores the ack's field and answers the nudge 404 (the engine logs it and
+//!   carries on), and an engine that predates them never sends either.
 
+use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +27,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::Timestamp;
 use crate::agents::AgentKind;
+use crate::sensors::{MAX_REPORT_TEXT_CHARS, MAX_SENSOR_ID_CHARS};
 
 /// The longest `interval_s`, seconds; it must be more than 0. The sensor agent's own range,
 /// so what an agent reports running with always fits; its local
@@ -50,16 +61,304 @@ pub struct AgentSettings {
     /// For the host's sensor agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sensor: Option<SensorAgentSettings>,
+    /// For the host's relay agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<RelayAgentSettings>,
 }
 
-/// A sensor agent's remotely settable settings.
+/// The longest protection time (`min_on_s`, `min_off_s`, `max_on_s`) the engine accepts in a
+/// settings document, seconds: the relay agent's own ceiling for its configured minimum times.
+/// Each agent narrows it with its local limits.
+pub const MAX_PROTECTION_S: u32 = 4 * 3600;
+/// The `max_on_s` the engine accepts, seconds (0 would mean "no limit": never stricter).
+pub const MAX_ON_S: RangeInclusive<u32> = 1..=MAX_PROTECTION_S;
+
+/// A relay agent's remotely settable settings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"outputs": {"boiler": {"min_off_s": 600}}}))]
+pub struct RelayAgentSettings {
+    /// Protection times by output id (at most `relays::MAX_OUTPUTS`). The agent refuses an
+    /// output it does not have.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, OutputProtection>,
+}
+
+/// One relay output's protection times. The agent's local configuration is the ceiling: the
+/// engine may only make them STRICTER (a longer minimum on or off time, a shorter maximum on
+/// time), within the agent's local `remote_max_protection_s` and `remote_min_max_on_s`;
+/// anything else is refused. A field left out keeps the agent's own value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputProtection {
+    /// Minimum seconds on before an `off` is carried out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_on_s: Option<u32>,
+    /// Minimum seconds off before an `on` is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_off_s: Option<u32>,
+    /// Maximum continuous seconds on. In what an agent reports in force, absent means no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_on_s: Option<u32>,
+}
+
+/// DS18B20 resolutions, bits: 9 (0.5 °C steps, 94 ms per conversion), 10 (0.25 °C, 188 ms),
+/// 11 (0.125 °C, 375 ms), 12 (0.0625 °C, 750 ms).
+pub const RESOLUTION_BITS: RangeInclusive<u8> = 9..=12;
+/// Largest calibration offset the engine may set on an agent, either way, °C. Narrower than
+/// the agent's own `offset_c` (±10 °C): a remote change is a correction, not a relabelling.
+pub const MAX_AGENT_OFFSET_C: f64 = 5.0;
+/// Most sensors one settings document may name.
+pub const MAX_AGENT_SENSORS: usize = 64;
+/// Fastest `screen.max_rate_c_per_min`, °C per minute; it must be more than 0.
+pub const MAX_SCREEN_RATE_C_PER_MIN: f64 = 100.0;
+/// Most `screen.step_rejections` (the agent's own bound).
+pub const MAX_STEP_REJECTIONS: u32 = 1000;
+
+/// A sensor agent's remotely settable settings. Everything is optional: what is left out
+/// is what the agent's own configuration says.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"interval_s": 30, "resolution_bits": 11,
+    "sensors": {"28-0316a2797bff": {"alias": "hall", "offset_c": -0.25}},
+    "screen": {"max_rate_c_per_min": 3}}))]
 pub struct SensorAgentSettings {
     /// Seconds between reports. The agent refuses a value outside its local
     /// `remote_min_interval_s..=remote_max_interval_s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_s: Option<f64>,
+    /// Resolution of the DS18B20s, bits: finer costs conversion time (9 bit: 0.5 °C steps in
+    /// 94 ms; 12 bit: 0.0625 °C in 750 ms, and the agent's read of the bus takes that long).
+    /// Written to the sensors' RAM while the agent runs (again at start and whenever a sensor
+    /// appears), never to their EEPROM. Left out: the sensors keep their own. The agent
+    /// refuses a value outside its local `remote_min_resolution_bits..=
+    /// remote_max_resolution_bits`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution_bits: Option<u8>,
+    /// Per sensor, by sensor id (matched without regard to case): what to change of it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sensors: BTreeMap<String, AgentSensorSettings>,
+    /// The agent's plausibility screen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen: Option<ScreenSettings>,
+}
+
+/// One sensor's settings on its agent. Left out: what the agent's `[[sensors]]` table says.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSensorSettings {
+    /// False: the agent neither reads nor reports the sensor. A sensor the agent's own file
+    /// lists with `enabled = false` stays off (the agent refuses `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// The alias the agent reports with the sensor's readings (the engine shows it unless
+    /// people named the sensor in its settings); empty: none. It replaces the alias of the
+    /// agent's `[[sensors]]` table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// The AGENT's calibration, °C: added by the agent to every reading that passes its
+    /// screen, so what it reports (stored as measured by the engine) and what it serves to
+    /// relay agents in fallback already include it; it replaces the `offset_c` of the agent's
+    /// `[[sensors]]` table. Not the engine's own offset (`PUT /v1/sensors/{id}/settings`),
+    /// which the engine adds on top when it uses a reading: the two add up, each applied
+    /// once, so correct a sensor in one place. The agent refuses more than its local
+    /// `remote_max_offset_c` either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset_c: Option<f64>,
+}
+
+/// The agent's plausibility screen (what its `screen_*` settings say).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScreenSettings {
+    /// The fastest change a room can make, °C per minute: a bigger jump is reported as a
+    /// failed reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rate_c_per_min: Option<f64>,
+    /// Rejected jumps in a row that agree with each other before the new level is accepted;
+    /// 0 turns the jump check off, which only the agent's own file may do: the agent refuses
+    /// 0 from the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_rejections: Option<u32>,
+}
+
+/// A value of a settings document outside the bounds every engine and agent share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// Where, as a path in [`AgentSettings`], e.g. `sensor.sensors.28-0000.offset_c`.
+    pub field: String,
+    /// What it must be, and what it was.
+    pub message: String,
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.field, self.message)
+    }
+}
+
+/// True for a sensor id of a report: 1 to [`MAX_SENSOR_ID_CHARS`] characters without `/` or
+/// control characters.
+pub fn sensor_id_ok(id: &str) -> bool {
+    (1..=MAX_SENSOR_ID_CHARS).contains(&id.chars().count())
+        && !id.chars().any(|c| c.is_control() || c == '/')
+}
+
+impl AgentSettings {
+    /// The shared bounds of every value (the first one outside them). An agent's local limits
+    /// narrow them further.
+    pub fn check(&self) -> Result<(), Invalid> {
+        if let Some(s) = &self.sensor {
+            s.check()?;
+        }
+        match &self.relay {
+            Some(r) => r.check(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl RelayAgentSettings {
+    /// The shared bounds (see [`AgentSettings::check`]).
+    pub fn check(&self) -> Result<(), Invalid> {
+        self.check_ids()?;
+        for (id, p) in &self.outputs {
+            let field = |name: &str| format!("relay.outputs.{id}.{name}");
+            for (name, value) in [("min_on_s", p.min_on_s), ("min_off_s", p.min_off_s)] {
+                if let Some(v) = value
+                    && v > MAX_PROTECTION_S
+                {
+                    return Err(Invalid {
+                        field: field(name),
+                        message: format!("must be 0 to {MAX_PROTECTION_S} seconds, got {v}"),
+                    });
+                }
+            }
+            if let Some(v) = p.max_on_s
+                && !MAX_ON_S.contains(&v)
+            {
+                return Err(Invalid {
+                    field: field("max_on_s"),
+                    message: format!(
+                        "must be {} to {} seconds, got {v}",
+                        MAX_ON_S.start(),
+                        MAX_ON_S.end()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The output ids alone: well-formed, at most `relays::MAX_OUTPUTS` of them.
+    pub fn check_ids(&self) -> Result<(), Invalid> {
+        use crate::relays::{MAX_OUTPUTS, OUTPUT_ID_RULE, valid_output_id};
+        if self.outputs.len() > MAX_OUTPUTS {
+            return Err(Invalid {
+                field: "relay.outputs".into(),
+                message: format!("must name at most {MAX_OUTPUTS} outputs"),
+            });
+        }
+        match self.outputs.keys().find(|id| !valid_output_id(id)) {
+            Some(id) => Err(Invalid {
+                field: "relay.outputs".into(),
+                message: format!("key {id:?} is not an output id ({OUTPUT_ID_RULE})"),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl SensorAgentSettings {
+    /// The shared bounds (see [`AgentSettings::check`]).
+    pub fn check(&self) -> Result<(), Invalid> {
+        let bad = |field: String, message: String| Err(Invalid { field, message });
+        if let Some(v) = self.interval_s
+            && !interval_ok(v)
+        {
+            return bad(
+                "sensor.interval_s".into(),
+                format!("must be more than 0 and at most {MAX_INTERVAL_S} seconds, got {v}"),
+            );
+        }
+        if let Some(bits) = self.resolution_bits
+            && !RESOLUTION_BITS.contains(&bits)
+        {
+            return bad(
+                "sensor.resolution_bits".into(),
+                format!(
+                    "must be {} to {} bits, got {bits}",
+                    RESOLUTION_BITS.start(),
+                    RESOLUTION_BITS.end()
+                ),
+            );
+        }
+        if self.sensors.len() > MAX_AGENT_SENSORS {
+            return bad(
+                "sensor.sensors".into(),
+                format!("must name at most {MAX_AGENT_SENSORS} sensors"),
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (id, s) in &self.sensors {
+            if !sensor_id_ok(id) {
+                return bad(
+                    "sensor.sensors".into(),
+                    format!(
+                        "key {id:?} must be a sensor id of 1 to {MAX_SENSOR_ID_CHARS} characters \
+                         without '/' or control characters"
+                    ),
+                );
+            }
+            if !seen.insert(id.to_ascii_lowercase()) {
+                return bad(
+                    "sensor.sensors".into(),
+                    format!("names sensor {id:?} twice (ids are matched without regard to case)"),
+                );
+            }
+            let field = |name: &str| format!("sensor.sensors.{id}.{name}");
+            if let Some(alias) = &s.alias
+                && alias.chars().count() > MAX_REPORT_TEXT_CHARS
+            {
+                return bad(
+                    field("alias"),
+                    format!("must be at most {MAX_REPORT_TEXT_CHARS} characters"),
+                );
+            }
+            if let Some(offset) = s.offset_c
+                && !(-MAX_AGENT_OFFSET_C..=MAX_AGENT_OFFSET_C).contains(&offset)
+            {
+                return bad(
+                    field("offset_c"),
+                    format!(
+                        "must be -{MAX_AGENT_OFFSET_C} to {MAX_AGENT_OFFSET_C} °C, got {offset}"
+                    ),
+                );
+            }
+        }
+        if let Some(screen) = &self.screen {
+            if let Some(rate) = screen.max_rate_c_per_min
+                && !(rate > 0.0 && rate <= MAX_SCREEN_RATE_C_PER_MIN)
+            {
+                return bad(
+                    "sensor.screen.max_rate_c_per_min".into(),
+                    format!(
+                        "must be more than 0 and at most {MAX_SCREEN_RATE_C_PER_MIN} °C per \
+                         minute, got {rate}"
+                    ),
+                );
+            }
+            if let Some(n) = screen.step_rejections
+                && n > MAX_STEP_REJECTIONS
+            {
+                return bad(
+                    "sensor.screen.step_rejections".into(),
+                    format!("must be at most {MAX_STEP_REJECTIONS}, got {n}"),
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A setting an agent did not apply, and why (its local limits, or a key it does not let the
@@ -89,6 +388,10 @@ pub struct AppliedSettings {
     /// What it refused of the revision.
     #[serde(default)]
     pub refused: Vec<Refusal>,
+    /// The agent's own configured values, in the [`AgentSettings`] shape, so people see what
+    /// the engine may only tighten (relay agents send it; absent from agents that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<AgentSettings>,
 }
 
 /// What an agent last reported applying ([`AppliedSettings`]), with when the engine heard it.
@@ -102,6 +405,9 @@ pub struct AppliedState {
     pub in_force: AgentSettings,
     /// What it refused of the revision, and why.
     pub refused: Vec<Refusal>,
+    /// The agent's own configured values, when it reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<AgentSettings>,
     /// When the engine received the report.
     pub at: Timestamp,
 }
@@ -132,7 +438,8 @@ pub enum CommandKind {
     /// Show which device this is: a banner in the agent's log, and the Pi's activity LED
     /// blinking for a few seconds where the agent may drive it.
     Identify,
-    /// Search the 1-Wire bus again and read it: the sensors found (sensor agent).
+    /// Search the 1-Wire bus again and read it: the sensors found (sensor agent; a relay
+    /// agent reads its fallback probe, or answers that it has none).
     Rescan,
     /// Version, uptime, hardware backend and bus state, last errors, queue depth, clock.
     Diagnostics,
@@ -256,9 +563,15 @@ pub struct CommandsQuery {
     pub limit: Option<u32>,
 }
 
-/// In the answer to a sensor report: management work waiting for this host's sensor agent.
-/// Absent when nothing was ever set or asked.
+/// The relay agent's route through which the engine says that management work waits.
+pub const PENDING_PATH: &str = "/v1/manage/pending";
+
+/// Management work waiting for one agent of a host: in the answer to a sensor report (the
+/// sensor agent), to a relay registration and in `POST /v1/manage/pending` (the relay agent).
+/// Absent from the answers when nothing was ever set or asked.
+// Open to unknown fields: it is read in the answers old agents decode.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"settings_revision": 3, "commands": 1}))]
 pub struct Pending {
     /// The revision of the desired settings; the agent fetches them when it has applied
     /// another.

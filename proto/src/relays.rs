@@ -265,6 +265,10 @@ pub struct RelayRegistrationAck {
     /// engines that predate it: the agent keeps the program it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<crate::fallback::FallbackProgram>,
+    /// Management work waiting for this relay agent (settings, commands); absent when nothing
+    /// was ever set or asked, and from engines that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<crate::manage::Pending>,
 }
 
 /// A relay output as the engine knows it (`GET /v1/relays`).

@@ -15,12 +15,14 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hearth_common::auth::{DeviceCredential, ENGINE_PRINCIPAL, parse_bearer};
 use hearth_proto::fallback::FallbackProgram;
+use hearth_proto::manage::Pending;
 use hearth_proto::relays::{
     CommandOutcome, OutputStatus, RelayAgentStatus, RelayCommand, RelayList,
 };
 use hearth_proto::status::{HealthCheck, ServiceStatus};
 use hearth_proto::{ErrorBody, ErrorCode};
 use serde::de::DeserializeOwned;
+use tokio::sync::watch;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi as _};
 use utoipa_axum::router::OpenApiRouter;
@@ -43,6 +45,9 @@ pub struct AppState {
     host_id: Arc<str>,
     credential: Arc<DeviceCredential>,
     metrics: Arc<crate::metrics::Counters>,
+    /// What the engine last said waits for this agent (its nudge, or its answer to a
+    /// registration); `crate::manage::Manager` follows it.
+    pending: Arc<watch::Sender<Option<Pending>>>,
 }
 
 impl AppState {
@@ -60,7 +65,13 @@ impl AppState {
             host_id: Arc::from(host_id.into()),
             credential: Arc::new(credential),
             metrics: Arc::default(),
+            pending: Arc::new(watch::Sender::new(None)),
         }
+    }
+
+    /// Where the engine's word that management work waits goes.
+    pub fn pending(&self) -> &watch::Sender<Option<Pending>> {
+        &self.pending
     }
 
     /// The same state with `store` as the fallback program's store.
@@ -474,20 +485,76 @@ async fn put_fallback(
     headers: HeaderMap,
     body: Result<JsonBody<FallbackProgram>, ApiError>,
 ) -> Result<Json<FallbackProgram>, ApiError> {
-    let refuse = |error: ApiError, reason: &str| {
-        tracing::warn!(principal = ?principal_of(&headers), status = error.status.as_u16(),
-            reason, "refused fallback program");
-        error
-    };
-    authorize(&state, &headers).map_err(|(error, reason)| refuse(error, reason))?;
-    let JsonBody(program) = body.map_err(|e| {
-        let reason = e.body.error.clone();
-        refuse(e, &reason)
-    })?;
+    let program = from_engine(&state, &headers, body, "fallback program")?;
     state.fallback.set(program.clone()).map_err(|e| {
-        refuse(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField, &e), &e)
+        let error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField, &e);
+        refused(&headers, "fallback program", error, &e)
     })?;
     Ok(Json(program))
+}
+
+/// A refusal of an engine-only request, logged with the principal and the reason (never the
+/// token).
+fn refused(headers: &HeaderMap, what: &str, error: ApiError, reason: &str) -> ApiError {
+    tracing::warn!(principal = ?principal_of(headers), status = error.status.as_u16(), reason,
+        "refused {what}");
+    error
+}
+
+/// The body of an engine-only request: the engine's credential first, then the body; each
+/// refusal logged ([`refused`]).
+fn from_engine<T>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<JsonBody<T>, ApiError>,
+    what: &str,
+) -> Result<T, ApiError> {
+    authorize(state, headers).map_err(|(error, reason)| refused(headers, what, error, reason))?;
+    body.map(|JsonBody(value)| value).map_err(|e| {
+        let reason = e.body.error.clone();
+        refused(headers, what, e, &reason)
+    })
+}
+
+/// The engine says that management work waits for this agent (engine only): its settings'
+/// revision and how many commands. The agent fetches them from the engine with its own
+/// credential, at once, and answers without waiting for that. Carries no settings and no
+/// command itself, so nothing the engine sends here can change an output.
+#[utoipa::path(
+    post,
+    path = "/v1/manage/pending",
+    operation_id = "manage_pending",
+    tag = "manage",
+    request_body = Pending,
+    security(("engine" = [])),
+    responses(
+        (status = 202, description = "Taken: the agent pulls what waits.", body = Pending),
+        (status = 400, body = ErrorBody,
+            description = "`malformed_json`: the body is not valid JSON, or not a JSON object."),
+        (status = 401, description = "`unauthorized`: no credential.", body = ErrorBody),
+        (status = 403, body = ErrorBody,
+            description = "`forbidden`: not the engine's credential for this agent."),
+        (status = 413, body = ErrorBody,
+            description = "`too_large`: the body is larger than the agent takes."),
+        (status = 415, body = ErrorBody,
+            description = "`unsupported`: the body is not `application/json`."),
+        (status = 422, body = ErrorBody,
+            description = "`missing_field` or `invalid_field`, naming the field."),
+    )
+)]
+async fn manage_pending(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<JsonBody<Pending>, ApiError>,
+) -> Result<(StatusCode, Json<Pending>), ApiError> {
+    let pending = from_engine(&state, &headers, body, "word of pending management work")?;
+    tracing::info!(
+        revision = pending.settings_revision,
+        commands = pending.commands,
+        "the engine says management work waits"
+    );
+    state.pending.send_replace(Some(pending));
+    Ok((StatusCode::ACCEPTED, Json(pending)))
 }
 
 /// Health of the agent and its hardware backend.
@@ -617,6 +684,7 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_relay, command_relay))
         .routes(routes!(status))
         .routes(routes!(get_fallback, put_fallback))
+        .routes(routes!(manage_pending))
         .routes(routes!(openapi_json))
 }
 

@@ -145,6 +145,33 @@ pub struct Config {
     )]
     pub reregister_after_s: u64,
 
+    /// Whether the engine may change this agent's settings (the outputs' protection times) at
+    /// all. False: every remote value is refused (and the refusal shown by the engine).
+    #[arg(long, env = "HEARTH_RELAY_REMOTE_SETTINGS", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub remote_settings: bool,
+
+    /// The longest minimum on or off time the engine may set, seconds: a local limit the
+    /// engine cannot lift. The engine may only lengthen an output's configured minimum times,
+    /// up to this.
+    #[arg(
+        long,
+        env = "HEARTH_RELAY_REMOTE_MAX_PROTECTION_S",
+        value_name = "SECONDS",
+        default_value_t = 1800
+    )]
+    pub remote_max_protection_s: u32,
+
+    /// The shortest maximum on time the engine may set, seconds: a local limit the engine
+    /// cannot lower. The engine may only shorten an output's configured maximum on time (or
+    /// set one where none is configured), down to this.
+    #[arg(
+        long,
+        env = "HEARTH_RELAY_REMOTE_MIN_MAX_ON_S",
+        value_name = "SECONDS",
+        default_value_t = 1800
+    )]
+    pub remote_min_max_on_s: u32,
+
     /// The outputs (file only, `[[outputs]]` tables). Empty means the default set: `heat`,
     /// `cool` and `fan`.
     #[arg(skip)]
@@ -472,6 +499,15 @@ impl Config {
         Ok(result)
     }
 
+    /// What the configuration lets the engine change (`remote_*`).
+    pub fn remote_limits(&self) -> crate::manage::Limits {
+        crate::manage::Limits {
+            allowed: self.remote_settings,
+            max_protection_s: self.remote_max_protection_s,
+            min_max_on_s: self.remote_min_max_on_s,
+        }
+    }
+
     /// What the fallback program's probe is opened from (`--probe`), or None. A bit-banged
     /// probe on the GPIO of one of `outputs` (validated ones) is refused: bit-banging a relay's
     /// line would chatter its relay.
@@ -548,6 +584,17 @@ mod tests {
         assert_eq!(c.command, None);
         assert_eq!(load(&["safe-state"])?.command, Some(Command::SafeState));
         assert_eq!(c.reregister_after_s, 60);
+        // The engine may tighten the protection times by default, within these local limits.
+        let limits = c.remote_limits();
+        assert_eq!(
+            (limits.allowed, limits.max_protection_s, limits.min_max_on_s),
+            (true, 1800, 1800)
+        );
+        let locked = load(&["--remote-settings", "false", "--remote-max-protection-s", "600"])?;
+        assert_eq!(
+            (locked.remote_limits().allowed, locked.remote_limits().max_protection_s),
+            (false, 600)
+        );
         assert!(load(&["--reregister-after-s", "0"]).is_err());
         // The key is never printed with the configuration.
         let key = format!("0123456789abcdef.{}", "ab".repeat(32));

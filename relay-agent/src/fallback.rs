@@ -159,6 +159,17 @@ impl Probe {
     pub fn new(source: Box<dyn TemperatureSource>) -> Self {
         Self(Arc::new(Mutex::new(source)))
     }
+
+    /// Read every sensor of the probe once, off the runtime (a conversion blocks ~750 ms);
+    /// None when the read panicked.
+    pub async fn read(&self) -> Option<Vec<hearth_probes::RawReading>> {
+        let probe = self.clone();
+        tokio::task::spawn_blocking(move || {
+            probe.0.lock().unwrap_or_else(PoisonError::into_inner).read_all()
+        })
+        .await
+        .ok()
+    }
 }
 
 impl std::fmt::Debug for Probe {
@@ -415,12 +426,7 @@ fn clip(text: &str) -> String {
 
 /// Read the probe once (off the runtime: a conversion blocks ~750 ms) and keep the good values.
 async fn read_probe(probe: &Probe, readings: &mut BTreeMap<String, (f64, Instant)>) {
-    let probe = probe.clone();
-    let read = tokio::task::spawn_blocking(move || {
-        probe.0.lock().unwrap_or_else(PoisonError::into_inner).read_all()
-    })
-    .await;
-    let Ok(read) = read else { return };
+    let Some(read) = probe.read().await else { return };
     let at = Instant::now();
     for r in read {
         if let Ok(t) = r.value {

@@ -9,11 +9,13 @@
 //! - [`api`]: the REST API and its OpenAPI document.
 //! - [`register`]: telling the engine where this agent is (and receiving its fallback program).
 //! - [`fallback`]: the program the agent runs by itself when the engine is lost.
+//! - [`manage`]: settings (protection times, within local limits) and commands from the engine.
 
 pub mod api;
 pub mod config;
 pub mod fallback;
 pub mod hw;
+pub mod manage;
 pub mod metrics;
 pub mod register;
 pub mod relays;
@@ -113,6 +115,14 @@ impl Agent {
             }
         });
         let probe = open_probe(probe_options, wiring)?;
+        let limits = config.remote_limits();
+        if limits.max_protection_s > relays_max_protection() {
+            anyhow::bail!(
+                "remote_max_protection_s must be at most {} seconds, got {}",
+                relays_max_protection(),
+                limits.max_protection_s
+            );
+        }
         let state = AppState::new(host_id, credential.clone(), controller).with_fallback(store);
         let tick = config.fallback_tick_s;
         if !(0.1..=10.0).contains(&tick) {
@@ -144,6 +154,21 @@ impl Agent {
                 "cannot start mDNS discovery of the engine (set --engine URL to skip it)",
             )?,
         });
+        // Shared by the registration (the engine's answers) and the API (the engine's nudge).
+        let pending = self.state.pending().clone();
+        let manager = manage::Manager::open(
+            manage::RelayAgent {
+                host_id: self.state.host_id().to_owned(),
+                controller: self.state.controller().clone(),
+                fallback: self.state.fallback().clone(),
+                probe: self.probe.clone(),
+                limits: self.config.remote_limits(),
+                started: std::time::Instant::now(),
+            },
+            self.config.state_dir.as_deref(),
+            locator.clone(),
+            self.credential.clone(),
+        );
         let registrar = register::Registrar {
             locator: locator.clone(),
             host_id: self.state.host_id().to_owned(),
@@ -153,6 +178,7 @@ impl Agent {
             advertise_url: self.config.advertise_url.clone(),
             listen: self.local_addr,
             reregister_after: Duration::from_secs(self.config.reregister_after_s.max(1)),
+            pending: pending.clone(),
         };
         let registration = tokio::spawn(registrar.run());
         let runner = fallback::Runner {
@@ -162,12 +188,47 @@ impl Agent {
             tick: self.fallback_tick,
         };
         let fallback = tokio::spawn(runner.run());
+        // A `restart` command, answered, ends the manager: the agent stops as at any shutdown
+        // (every output to its safe state) and says so to `main`, which exits with the code
+        // systemd restarts.
+        let (restart_tx, restart_rx) = tokio::sync::oneshot::channel::<()>();
+        let management = tokio::spawn({
+            let pending = pending.subscribe();
+            async move {
+                manager.run(pending).await;
+                let _ = restart_tx.send(());
+            }
+        });
+        let restart = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let shutdown = {
+            let restart = restart.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    Ok(()) = restart_rx => {
+                        restart.store(true, std::sync::atomic::Ordering::SeqCst);
+                        tracing::warn!("restarting, as the engine asked");
+                    }
+                }
+            }
+        };
         let result = serve(self.listener, self.state, shutdown).await;
         fallback.abort();
         registration.abort();
+        management.abort();
         locator.shutdown();
-        result
+        result?;
+        if restart.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(hearth_common::manage::RestartRequested.into());
+        }
+        Ok(())
     }
+}
+
+/// The longest minimum time the engine may ever set (the agent's own ceiling for its
+/// configured minimum times).
+fn relays_max_protection() -> u32 {
+    hearth_proto::manage::MAX_PROTECTION_S
 }
 
 /// The probe of this host the fallback program reads (`--probe`), opened by the probes' one
@@ -180,7 +241,7 @@ fn open_probe(
     let Some(options) = options else { return Ok(None) };
     let source = options.open_wired(&config::PROBE_FLAGS, wiring)?;
     tracing::info!(probe = source.name(), "the fallback program can read a probe of this host");
-    Ok(Some(fallback::Probe::new(source)))
+    Ok(Some(fallback::Probe::new(Box::new(source))))
 }
 
 /// Serve the API on `listener` until `shutdown` resolves, enforcing leases and protection

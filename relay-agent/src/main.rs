@@ -39,6 +39,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(hearth_relay_agent::run(config, hearth_common::shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
+        // Not a failure to report: systemd's Restart=on-failure starts the agent again.
+        Err(e) if e.is::<hearth_common::manage::RestartRequested>() => {
+            ExitCode::from(hearth_common::manage::RESTART_EXIT_CODE)
+        }
         Err(e) => {
             // `{:#}` prints the whole chain: "cannot start the relay hardware: writing ...".
             eprintln!("hearth-relay-agent: {e:#}");

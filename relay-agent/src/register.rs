@@ -52,6 +52,8 @@ pub struct Registrar {
     pub listen: SocketAddr,
     /// Register again after this long without engine contact.
     pub reregister_after: Duration,
+    /// Where the engine's answer about pending management work goes.
+    pub pending: watch::Sender<Option<hearth_proto::manage::Pending>>,
 }
 
 enum RegisterError {
@@ -196,6 +198,9 @@ impl Registrar {
             // The agent keeps the program it has: an engine that sends one this agent cannot
             // run (an output it does not have) must not leave it with none.
             tracing::warn!(error = %e, "the engine's fallback program is refused; keeping ours");
+        }
+        if let Some(pending) = ack.pending {
+            self.pending.send_replace(Some(pending));
         }
         Ok(ack)
     }

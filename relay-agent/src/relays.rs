@@ -85,6 +85,29 @@ pub enum CommandError {
     Hardware(#[from] HwError),
 }
 
+/// An output's protection times: its configured ones, or stricter ones the engine set within
+/// the agent's local limits (`crate::manage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Times {
+    /// Minimum seconds on.
+    pub min_on_s: u32,
+    /// Minimum seconds off.
+    pub min_off_s: u32,
+    /// Maximum continuous seconds on; None: no limit.
+    pub max_on_s: Option<u32>,
+}
+
+impl Times {
+    /// The configured times of `config`.
+    pub fn of(config: &OutputConfig) -> Self {
+        Self {
+            min_on_s: config.min_on_s(),
+            min_off_s: config.min_off_s(),
+            max_on_s: config.max_on_s(),
+        }
+    }
+}
+
 /// A command the controller carried out (at once or deferred).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
@@ -105,6 +128,8 @@ struct CommandRecord {
 #[derive(Debug)]
 struct Output {
     config: OutputConfig,
+    /// The protection times in force (the configured ones unless the engine tightened them).
+    times: Times,
     min_on: Duration,
     min_off: Duration,
     max_on: Option<Duration>,
@@ -129,11 +154,13 @@ struct Output {
 
 impl Output {
     fn new(config: OutputConfig, now: Instant) -> Self {
+        let times = Times::of(&config);
         let secs = |s: u32| Duration::from_secs(u64::from(s));
         Self {
-            min_on: secs(config.min_on_s()),
-            min_off: secs(config.min_off_s()),
-            max_on: config.max_on_s().map(secs),
+            times,
+            min_on: secs(times.min_on_s),
+            min_off: secs(times.min_off_s),
+            max_on: times.max_on_s.map(secs),
             interlocked_with: Vec::new(),
             state: config.safe_state,
             changed_at: now,
@@ -149,6 +176,21 @@ impl Output {
 
     fn safe(&self) -> RelayState {
         self.config.safe_state
+    }
+
+    /// Protect with `times` from now on, the running cycle included: a longer minimum on time
+    /// moves a deferred off later, a longer minimum off time holds an output that is off for
+    /// longer, a shorter maximum on time ends a long run through the timer (the normal path,
+    /// never here).
+    fn set_times(&mut self, times: Times) {
+        let secs = |s: u32| Duration::from_secs(u64::from(s));
+        self.times = times;
+        self.min_on = secs(times.min_on_s);
+        self.min_off = secs(times.min_off_s);
+        self.max_on = times.max_on_s.map(secs);
+        if let Some(off) = self.deferred_off {
+            self.deferred_off = Some(off.max(self.changed_at + self.min_on));
+        }
     }
 
     /// When the maximum on time ends, while it runs.
@@ -215,9 +257,9 @@ impl Output {
             changed_s_ago: secs_since(self.changed_at),
             cycles: self.cycles,
             protection: Protection {
-                min_on_s: self.config.min_on_s(),
-                min_off_s: self.config.min_off_s(),
-                max_on_s: self.config.max_on_s(),
+                min_on_s: self.times.min_on_s,
+                min_off_s: self.times.min_off_s,
+                max_on_s: self.times.max_on_s,
                 interlocked_with: self
                     .interlocked_with
                     .iter()
@@ -398,7 +440,7 @@ impl Inner {
                     let allowed_at = output.changed_at + output.min_off;
                     if allowed_at > now {
                         return Err(CommandError::ShortCycle {
-                            min_off_s: output.config.min_off_s(),
+                            min_off_s: output.times.min_off_s,
                             remaining: allowed_at - now,
                         });
                     }
@@ -577,7 +619,7 @@ impl Controller {
                 let left = inner.outputs[index].deferred_off.map(|t| t - now).unwrap_or_default();
                 let detail = format!(
                     "off deferred: minimum on time {} s, {} s left",
-                    inner.outputs[index].config.min_on_s(),
+                    inner.outputs[index].times.min_on_s,
                     left.as_secs_f64().ceil()
                 );
                 (CommandOutcome::Deferred, Some(detail))
@@ -608,6 +650,30 @@ impl Controller {
     pub fn outputs(&self) -> Vec<OutputStatus> {
         let (inner, now) = self.current();
         (0..inner.outputs.len()).map(|i| inner.status(i, now)).collect()
+    }
+
+    /// Each output's configured protection times, in configuration order.
+    pub fn local_times(&self) -> Vec<(String, Times)> {
+        let inner = self.lock();
+        inner.outputs.iter().map(|o| (o.config.id.clone(), Times::of(&o.config))).collect()
+    }
+
+    /// Protect each output named in `times` with them from now on (see `Output::set_times`):
+    /// the timer task re-plans at once, so a shorter maximum on time that has already passed
+    /// switches the output to its safe state through the same path as any maximum on time.
+    pub fn set_times(&self, times: &[(String, Times)]) {
+        let mut inner = self.lock();
+        for (id, t) in times {
+            let Some(index) = inner.index(id) else { continue };
+            let output = &mut inner.outputs[index];
+            if output.times != *t {
+                tracing::info!(output = %id, min_on_s = t.min_on_s, min_off_s = t.min_off_s,
+                    max_on_s = ?t.max_on_s, "protection times in force");
+                output.set_times(*t);
+            }
+        }
+        drop(inner);
+        self.deadline_changed.notify_one();
     }
 
     /// The backend's health.
@@ -1126,6 +1192,45 @@ mod tests {
             c.output("heat").and_then(|o| o.last_fallback).map(|f| f.reason),
             Some(FallbackReason::LeaseExpired)
         );
+        task.abort();
+        Ok(())
+    }
+
+    /// Times the engine tightens apply to the running cycle: a longer minimum on time holds a
+    /// deferred off longer, a longer minimum off time refuses an `on`, a shorter maximum on
+    /// time switches the output off through the timer (a `max_on_time` fallback, as always).
+    #[tokio::test(start_paused = true)]
+    async fn tightened_times_apply_to_the_running_cycle() -> anyhow::Result<()> {
+        let (c, probe, task) = start_with(protected("heat", 10, 0, 600))?;
+        let times = |min_on_s, min_off_s, max_on_s| {
+            vec![("heat".to_owned(), Times { min_on_s, min_off_s, max_on_s: Some(max_on_s) })]
+        };
+        c.command("heat", &on(600))?;
+        advance(5_000).await;
+        // Off deferred until 10 s; then the minimum on time becomes 30 s: off at 30 s.
+        assert_eq!(c.command("heat", &OFF)?.outcome, CommandOutcome::Deferred);
+        c.set_times(&times(30, 0, 600));
+        advance(24_999).await;
+        assert!(probe.is_on("heat"), "held on for the longer minimum");
+        advance(1).await;
+        assert!(!probe.is_on("heat"));
+        // A longer minimum off time: an `on` inside it is refused.
+        c.set_times(&times(30, 120, 600));
+        let err = c.command("heat", &on(600)).err();
+        assert!(matches!(err, Some(CommandError::ShortCycle { min_off_s: 120, .. })), "{err:?}");
+        assert_eq!(c.output("heat").map(|o| o.protection.min_off_s), Some(120));
+        advance(120_000).await;
+        c.command("heat", &on(600))?;
+        advance(100_000).await;
+        // On for 100 s; the maximum on time becomes 60 s: off at once, by the timer.
+        c.set_times(&times(30, 120, 60));
+        advance(0).await;
+        assert!(!probe.is_on("heat"));
+        let status = c.output("heat").ok_or_else(|| anyhow::anyhow!("no heat"))?;
+        assert_eq!(status.last_fallback.map(|f| f.reason), Some(FallbackReason::MaxOnTime));
+        // And back to the configured times.
+        c.set_times(&c.local_times());
+        assert_eq!(c.output("heat").map(|o| o.protection.max_on_s), Some(Some(600)));
         task.abort();
         Ok(())
     }

@@ -662,6 +662,40 @@ async fn openapi_route_serves_the_document() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The engine's word that management work waits: its credential only, a well-formed body;
+/// taken (202) and handed to the management task, nothing switched.
+#[tokio::test]
+async fn only_the_engine_says_that_management_work_waits() -> anyhow::Result<()> {
+    let f = Fixture::new()?;
+    let mut pending = f.state.pending().subscribe();
+    let body = r#"{"settings_revision": 3, "commands": 1}"#;
+    let json = ("content-type", "application/json");
+    let wrong =
+        format!("Bearer {}", secret()?.device_key("other", KeyRole::Relay).engine_credential());
+    let agent = format!("Bearer {}", f.key.agent_credential(HOST_ID));
+    for (headers, status) in [
+        (vec![json], StatusCode::UNAUTHORIZED),
+        (vec![json, ("authorization", wrong.as_str())], StatusCode::FORBIDDEN),
+        (vec![json, ("authorization", agent.as_str())], StatusCode::FORBIDDEN),
+    ] {
+        let (got, _) = f.call("POST", "/v1/manage/pending", &headers, Some(body)).await?;
+        assert_eq!(got, status);
+    }
+    let auth = f.engine_auth();
+    let with = [json, ("authorization", auth.as_str())];
+    let (got, err) =
+        f.call("POST", "/v1/manage/pending", &with, Some(r#"{"settings_revision": -1}"#)).await?;
+    assert_eq!(got, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert!(!pending.has_changed()?, "nothing refused reaches the agent");
+    let (got, echo) = f.call("POST", "/v1/manage/pending", &with, Some(body)).await?;
+    assert_eq!(got, StatusCode::ACCEPTED, "{echo}");
+    assert!(pending.has_changed()?);
+    let said = *pending.borrow_and_update();
+    assert_eq!(said.map(|p| (p.settings_revision, p.commands)), Some((3, 1)));
+    assert!(f.state.controller().outputs().iter().all(|o| !o.state.is_on()), "nothing switched");
+    Ok(())
+}
+
 /// The committed document must match the generated one. `HEARTH_BLESS=1` rewrites it.
 #[test]
 fn openapi_snapshot() -> anyhow::Result<()> {

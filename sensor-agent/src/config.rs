@@ -99,8 +99,9 @@ pub struct Config {
     #[arg(long, env = "HEARTH_SENSOR_INTERVAL_S", value_name = "SECONDS", default_value_t = 10.0)]
     pub interval_s: f64,
 
-    /// Whether the engine may change this agent's settings (`interval_s`) at all. False: every
-    /// remote value is refused (and the refusal shown by the engine).
+    /// Whether the engine may change this agent's settings (interval, resolution, sensors'
+    /// enabled/alias/offset, the screen) at all. False: every remote value is refused (and the
+    /// refusal shown by the engine).
     #[arg(long, env = "HEARTH_SENSOR_REMOTE_SETTINGS", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub remote_settings: bool,
 
@@ -122,6 +123,34 @@ pub struct Config {
         default_value_t = 300.0
     )]
     pub remote_max_interval_s: f64,
+
+    /// The coarsest DS18B20 resolution the engine may set, bits (9 to 12).
+    #[arg(
+        long,
+        env = "HEARTH_SENSOR_REMOTE_MIN_RESOLUTION_BITS",
+        value_name = "BITS",
+        default_value_t = 9
+    )]
+    pub remote_min_resolution_bits: u8,
+
+    /// The finest DS18B20 resolution the engine may set, bits (9 to 12).
+    #[arg(
+        long,
+        env = "HEARTH_SENSOR_REMOTE_MAX_RESOLUTION_BITS",
+        value_name = "BITS",
+        default_value_t = 12
+    )]
+    pub remote_max_resolution_bits: u8,
+
+    /// The largest calibration offset the engine may give a sensor either way, °C (0 to 5; 0
+    /// keeps the offsets of this file).
+    #[arg(
+        long,
+        env = "HEARTH_SENSOR_REMOTE_MAX_OFFSET_C",
+        value_name = "CELSIUS",
+        default_value_t = 2.0
+    )]
+    pub remote_max_offset_c: f64,
 
     /// Where readings the engine did not acknowledge wait for replay (created if missing; one
     /// agent per directory). systemd: `StateDirectory=hearth-sensor-agent`.
@@ -267,6 +296,9 @@ impl Config {
             allowed: self.remote_settings,
             min_interval_s: self.remote_min_interval_s,
             max_interval_s: self.remote_max_interval_s,
+            min_resolution_bits: self.remote_min_resolution_bits,
+            max_resolution_bits: self.remote_max_resolution_bits,
+            max_offset_c: self.remote_max_offset_c,
         }
     }
 
@@ -281,6 +313,27 @@ impl Config {
                  3600, got {} and {}",
                 self.remote_min_interval_s,
                 self.remote_max_interval_s
+            );
+        }
+        let bits = hearth_proto::manage::RESOLUTION_BITS;
+        if !(bits.contains(&self.remote_min_resolution_bits)
+            && bits.contains(&self.remote_max_resolution_bits)
+            && self.remote_min_resolution_bits <= self.remote_max_resolution_bits)
+        {
+            anyhow::bail!(
+                "remote_min_resolution_bits and remote_max_resolution_bits must satisfy {} <= \
+                 min <= max <= {}, got {} and {}",
+                bits.start(),
+                bits.end(),
+                self.remote_min_resolution_bits,
+                self.remote_max_resolution_bits
+            );
+        }
+        let max_offset = hearth_proto::manage::MAX_AGENT_OFFSET_C;
+        if !(0.0..=max_offset).contains(&self.remote_max_offset_c) {
+            anyhow::bail!(
+                "remote_max_offset_c must be 0 to {max_offset} °C, got {}",
+                self.remote_max_offset_c
             );
         }
         if !(self.interval_s > 0.0 && self.interval_s <= 3600.0) {

@@ -17,7 +17,6 @@ mod report;
 mod share;
 mod status;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -26,6 +25,12 @@ use anyhow::Context as _;
 use hearth_common::discovery::Locator;
 
 pub use config::{Config, Hardware, SensorConfig};
+
+use hearth_probes::TemperatureSource as _;
+
+/// The probes as the agent holds them: the configured backend inside the screen layer, which
+/// the engine's settings reconfigure while running (`manage`).
+pub(crate) type Source = hearth_probes::open::Opened;
 
 /// Run the agent until `shutdown` resolves.
 ///
@@ -54,7 +59,7 @@ pub async fn run(
     // The configured backend inside the screen layer (disabled sensors, missing sensors, the
     // plausibility screen, calibration), opened as the relay agent opens its probe; fails, with
     // the flag and the fix in the message, when the hardware is not there.
-    let source = config.probe_options().open(&config::FLAGS)?;
+    let mut source = config.probe_options().open(&config::FLAGS)?;
     // Before discovery starts: a queue that cannot be used is a configuration error, and a
     // thermostat sensor that silently loses readings in an outage is worse than one that
     // refuses to start with the fix in its message.
@@ -95,19 +100,23 @@ pub async fn run(
     );
 
     // The settings the engine set earlier (kept beside the queue), within today's limits.
+    let local = manage::Local {
+        interval: local_period,
+        sensors: config.named_sensors(),
+        screen: config.screen_rules(),
+    };
     let mut manager =
-        manage::Manager::open(&host_id, &config.queue_dir, config.remote_limits(), local_period);
+        manage::Manager::open(&host_id, &config.queue_dir, config.remote_limits(), local);
+    if let Some(r) = manager.configure(&mut source) {
+        tracing::warn!(field = %r.field, reason = %r.reason, "a kept setting cannot be applied");
+    }
     let period = manager.interval();
     if period != local_period {
         tracing::info!(interval_s = period.as_secs_f64(), "report interval set by the engine");
     }
-    let named = config.named_sensors();
-    let aliases: BTreeMap<String, String> =
-        named.iter().filter_map(|s| Some((s.id.to_ascii_lowercase(), s.alias.clone()?))).collect();
     let reporter = report::Reporter {
         credential: key.agent_credential(&host_id),
         host_id,
-        aliases,
         period,
         replay_batch: config.queue_replay_batch,
         status,

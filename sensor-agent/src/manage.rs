@@ -1,28 +1,42 @@
-//! Settings and commands from the engine.
+//! Settings and commands from the engine, through the agents' shared side of management
+//! (`hearth_common::manage`): this module says what the sensor agent applies and how it carries
+//! out each command.
 //!
 //! The agent pulls: the engine's answer to a report says what waits (`pending`), and only then
 //! does the agent fetch its settings or commands with its device credential, so an agent that
 //! is never managed costs nothing more than before. What it applies is bounded by its LOCAL
-//! configuration (`remote_settings`, `remote_min_interval_s`, `remote_max_interval_s`): a value
-//! outside it is refused with a reason the engine stores and shows, never applied, so a
-//! compromised engine cannot take away this host's own limits.
+//! configuration (`remote_settings`, `remote_min_interval_s`/`remote_max_interval_s`,
+//! `remote_min_resolution_bits`/`remote_max_resolution_bits`, `remote_max_offset_c`, a sensor
+//! its `[[sensors]]` table disables, a screen whose jump check stays on): a value outside it is
+//! refused with a reason the engine stores and shows, never applied, so a compromised engine
+//! cannot take away this host's own limits.
 //!
-//! The settings last received are kept in one JSON file in the queue directory (written to a
-//! temporary file, then renamed over the old one, so a crash leaves the old or the new file),
-//! and applied again at start, within the limits of the configuration of that start. A file
-//! that cannot be read is logged and ignored: the agent runs with its configuration.
+//! Everything applies to the running agent, without a restart: the interval to the report
+//! loop's ticker, aliases to the next report, and the resolution, enabled sensors, offsets and
+//! screen to the probes (the screen layer and its backend, [`Manager::configure`]).
+//!
+//! The settings last received are kept in one JSON file in the queue directory and applied
+//! again at start, within the limits of the configuration of that start.
 
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hearth_proto::Timestamp;
+pub(crate) use hearth_common::manage::After;
+use hearth_common::manage::{Agent, Managed, Outcome, done, failed};
+pub use hearth_common::manage::{RESTART_EXIT_CODE, RestartRequested};
+use hearth_probes::TemperatureSource as _;
+use hearth_probes::screen::{ScreenRules, SensorSetting};
 use hearth_proto::agents::AgentKind;
-use hearth_proto::client::{ClientError, EngineClient};
+use hearth_proto::client::EngineClient;
 use hearth_proto::manage::{
-    AgentSettings, AppliedSettings, Command, CommandKind, CommandReport, CommandState, Pending,
-    Refusal, SensorAgentSettings,
+    AgentSensorSettings, AgentSettings, Command, CommandKind, CommandReport, MAX_AGENT_OFFSET_C,
+    MAX_AGENT_SENSORS, MAX_REFUSALS, MAX_SCREEN_RATE_C_PER_MIN, MAX_STEP_REJECTIONS, Pending,
+    Refusal, ScreenSettings, SensorAgentSettings, sensor_id_ok,
 };
-use serde::{Deserialize, Serialize};
+use hearth_proto::sensors::MAX_REPORT_TEXT_CHARS;
+
+use crate::config::SensorConfig;
 
 /// The file, in the queue directory, that keeps the settings last received.
 pub const SETTINGS_FILE: &str = "remote-settings.json";
@@ -35,284 +49,387 @@ pub(crate) struct Limits {
     /// The interval the engine may set, seconds.
     pub(crate) min_interval_s: f64,
     pub(crate) max_interval_s: f64,
+    /// The resolutions the engine may set, bits.
+    pub(crate) min_resolution_bits: u8,
+    pub(crate) max_resolution_bits: u8,
+    /// The largest calibration offset the engine may set either way, °C.
+    pub(crate) max_offset_c: f64,
 }
 
-/// The settings last received, as kept on disk.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Kept {
-    revision: u64,
-    desired: AgentSettings,
+/// What the agent runs with when the engine sets nothing: its configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Local {
+    pub(crate) interval: Duration,
+    /// The configured sensors (the simulator's, for the simulated backend).
+    pub(crate) sensors: Vec<SensorConfig>,
+    pub(crate) screen: ScreenRules,
 }
 
-/// What the loop must do after a management step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum After {
-    /// Carry on.
-    Continue,
-    /// Exit so that systemd starts the agent afresh (the `restart` command, answered).
-    Restart,
+/// What is in force: the configuration with what the engine set within the limits.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Effective {
+    pub(crate) interval: Duration,
+    /// None: each sensor converts at its own resolution.
+    pub(crate) resolution_bits: Option<u8>,
+    /// The configured sensors with the engine's changes, then sensors only the engine named.
+    pub(crate) sensors: Vec<SensorConfig>,
+    pub(crate) screen: ScreenRules,
 }
 
-/// The exit of a `restart` command: the binary exits with [`RESTART_EXIT_CODE`], which the
-/// unit's `Restart=on-failure` restarts.
-#[derive(Debug)]
-pub struct RestartRequested;
+impl Effective {
+    /// The configuration alone, as when the engine sets nothing.
+    fn of(local: &Local) -> Self {
+        Self {
+            interval: local.interval,
+            resolution_bits: None,
+            sensors: local.sensors.clone(),
+            screen: local.screen.clone(),
+        }
+    }
 
-impl std::fmt::Display for RestartRequested {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("restarting, as the engine asked")
+    /// The aliases to report, by lower-case sensor id.
+    fn aliases(&self) -> BTreeMap<String, String> {
+        self.sensors
+            .iter()
+            .filter_map(|s| Some((s.id.to_ascii_lowercase(), s.alias.clone()?)))
+            .collect()
+    }
+
+    /// In the shape of the settings document, for the engine. A local value beyond what the
+    /// engine could set (an offset of 8 °C in the agent's own file, say) is left out rather
+    /// than make the engine refuse the whole report.
+    fn in_force(&self) -> AgentSettings {
+        let sensors = self
+            .sensors
+            .iter()
+            .filter(|s| sensor_id_ok(&s.id))
+            .take(MAX_AGENT_SENSORS)
+            .map(|s| {
+                let alias = s.alias.clone().filter(|a| a.chars().count() <= MAX_REPORT_TEXT_CHARS);
+                let offset = Some(s.offset_c).filter(|o| o.abs() <= MAX_AGENT_OFFSET_C);
+                let entry =
+                    AgentSensorSettings { enabled: Some(s.enabled), alias, offset_c: offset };
+                (s.id.clone(), entry)
+            })
+            .collect();
+        let ScreenRules { max_rate_c_per_min: rate, step_rejections: steps } = self.screen;
+        let screen = ScreenSettings {
+            max_rate_c_per_min: Some(rate).filter(|r| *r > 0.0 && *r <= MAX_SCREEN_RATE_C_PER_MIN),
+            step_rejections: Some(steps).filter(|n| *n <= MAX_STEP_REJECTIONS),
+        };
+        AgentSettings {
+            sensor: Some(SensorAgentSettings {
+                interval_s: Some(self.interval.as_secs_f64()),
+                resolution_bits: self.resolution_bits,
+                sensors,
+                screen: Some(screen),
+            }),
+            ..AgentSettings::default()
+        }
     }
 }
 
-impl std::error::Error for RestartRequested {}
+/// Why everything is refused when the configuration says `remote_settings = false`.
+const LOCKED: &str =
+    "this agent's configuration does not let the engine change settings (remote_settings = false)";
 
-/// The exit code of a restart the engine asked for (EX_TEMPFAIL: not a success, so systemd's
-/// `Restart=on-failure` starts the agent again).
-pub const RESTART_EXIT_CODE: u8 = 75;
+/// Whether the value at `field` may be applied: refused (and recorded) when the engine may
+/// change nothing, or when `problem` says why not.
+fn accept(allowed: bool, refused: &mut Vec<Refusal>, field: &str, problem: Option<String>) -> bool {
+    let reason = if allowed { problem } else { Some(LOCKED.to_owned()) };
+    match reason {
+        Some(reason) => {
+            refused.push(Refusal { field: field.to_owned(), reason });
+            false
+        }
+        None => true,
+    }
+}
 
 /// The agent's management state.
 #[derive(Debug)]
 pub(crate) struct Manager {
+    managed: Managed,
     host_id: String,
     limits: Limits,
-    /// The configured interval: what applies when the engine sets none (or a refused one).
-    local_interval: Duration,
-    file: PathBuf,
-    kept: Kept,
+    /// The configuration: what applies where the engine sets nothing (or a refused value).
+    local: Local,
+    /// Lower-case ids of the configured, enabled sensors: reported missing when the bus lacks
+    /// them. A sensor only the engine names is not (a typo must not invent a missing sensor).
+    listed: BTreeSet<String>,
+    /// What is in force, from the kept settings within the limits.
+    effective: Effective,
+    /// The aliases of `effective`, by lower-case id.
+    aliases: BTreeMap<String, String>,
     started: Instant,
 }
 
 impl Manager {
-    /// The manager, with the settings kept by an earlier run (if readable).
-    pub(crate) fn open(host_id: &str, queue_dir: &Path, limits: Limits, local: Duration) -> Self {
-        let file = queue_dir.join(SETTINGS_FILE);
-        let kept = match std::fs::read(&file) {
-            Ok(bytes) => match serde_json::from_slice(&bytes) {
-                Ok(kept) => kept,
-                Err(e) => {
-                    tracing::warn!(file = %file.display(), error = %e,
-                        "ignoring the remote settings file (unreadable); using the configuration");
-                    Kept::default()
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Kept::default(),
-            Err(e) => {
-                tracing::warn!(file = %file.display(), error = %e,
-                    "ignoring the remote settings file; using the configuration");
-                Kept::default()
-            }
-        };
+    /// The manager, with the settings kept by an earlier run (if readable), applied within the
+    /// limits of this start. [`Self::configure`] gives them to the probes.
+    pub(crate) fn open(host_id: &str, queue_dir: &Path, limits: Limits, local: Local) -> Self {
+        let managed = Managed::open(host_id, AgentKind::Sensor, Some(queue_dir), SETTINGS_FILE);
+        let (effective, refused) = within(limits, &local, &managed.kept().desired);
+        for r in &refused {
+            tracing::warn!(field = %r.field, reason = %r.reason,
+                "a kept setting from the engine is outside this start's limits; not applied");
+        }
+        let listed =
+            local.sensors.iter().filter(|s| s.enabled).map(|s| s.id.to_ascii_lowercase()).collect();
         Self {
+            managed,
             host_id: host_id.to_owned(),
             limits,
-            local_interval: local,
-            file,
-            kept,
+            local,
+            listed,
+            aliases: effective.aliases(),
+            effective,
             started: Instant::now(),
         }
     }
 
     /// The interval in force: the remote one when the limits allow it, else the configured one.
     pub(crate) fn interval(&self) -> Duration {
-        self.apply(&self.kept.desired).0
+        self.effective.interval
     }
 
-    /// What `desired` gives within the limits: the interval, and what was refused.
-    fn apply(&self, desired: &AgentSettings) -> (Duration, Vec<Refusal>) {
-        let mut refused = Vec::new();
-        let mut interval = self.local_interval;
-        if let Some(s) = desired.sensor.as_ref().and_then(|s| s.interval_s) {
-            let Limits { allowed, min_interval_s: min, max_interval_s: max } = self.limits;
-            let reason = if !allowed {
-                Some(
-                    "this agent's configuration does not let the engine change settings \
-                      (remote_settings = false)"
-                        .to_owned(),
-                )
-            } else if !(s >= min && s <= max) {
-                Some(format!(
-                    "{s} s is outside this agent's local limits of {min} to {max} s \
-                     (remote_min_interval_s, remote_max_interval_s)"
-                ))
-            } else {
-                None
-            };
-            match (reason, Duration::try_from_secs_f64(s)) {
-                (None, Ok(d)) => interval = d,
-                (Some(reason), _) => {
-                    refused.push(Refusal { field: "sensor.interval_s".into(), reason })
-                }
-                (None, Err(e)) => refused
-                    .push(Refusal { field: "sensor.interval_s".into(), reason: e.to_string() }),
-            }
-        }
-        (interval, refused)
+    /// The aliases to report, by lower-case sensor id.
+    pub(crate) fn aliases(&self) -> &BTreeMap<String, String> {
+        &self.aliases
     }
 
-    fn keep(&self) -> std::io::Result<()> {
-        let tmp = self.file.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(&self.kept).map_err(std::io::Error::other)?;
-        {
-            use std::io::Write as _;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.file)
+    /// Give what is in force to the probes (at start; [`Self::step`] does it when the settings
+    /// change). A backend that cannot set the resolution makes it a refusal.
+    pub(crate) fn configure(&mut self, source: &mut crate::Source) -> Option<Refusal> {
+        configure(&mut self.effective, &self.listed, source)
+    }
+
+    /// What `desired` gives within the limits (for tests: [`Self::step`] applies).
+    #[cfg(test)]
+    fn apply(&self, desired: &AgentSettings) -> (Effective, Vec<Refusal>) {
+        within(self.limits, &self.local, desired)
     }
 
     /// Do what the engine said waits; whether to restart. The loop reads [`Self::interval`]
-    /// afterwards. A failure is logged and tried again with the next report (the engine says
-    /// it again).
+    /// and [`Self::aliases`] afterwards; the probes are reconfigured here. A failure is logged
+    /// and tried again with the next report (the engine says it again).
     pub(crate) async fn step(
         &mut self,
         pending: Pending,
         client: &EngineClient,
         diagnostics: &crate::status::Board,
-        source: &mut Option<Box<dyn hearth_probes::TemperatureSource>>,
+        source: &mut Option<crate::Source>,
     ) -> After {
-        if pending.settings_revision != self.kept.revision
-            && let Err(e) = self.settings(client).await
-        {
-            tracing::warn!(error = %e, "cannot fetch or confirm the settings from the engine");
-        }
-        if pending.commands == 0 {
-            return After::Continue;
-        }
-        let commands = match client.pending_commands(&self.host_id, AgentKind::Sensor).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot fetch the commands from the engine");
-                return After::Continue;
-            }
+        let mut agent = SensorAgent {
+            host_id: &self.host_id,
+            limits: self.limits,
+            local: &self.local,
+            listed: &self.listed,
+            effective: &mut self.effective,
+            started: self.started,
+            diagnostics,
+            source,
         };
-        // Oldest first, as they were asked.
-        for command in commands.into_iter().rev() {
-            if self.command(&command, client, diagnostics, source).await == After::Restart {
-                return After::Restart;
-            }
-        }
-        After::Continue
-    }
-
-    async fn settings(&mut self, client: &EngineClient) -> Result<(), ClientError> {
-        let state = client.agent_settings(&self.host_id).await?;
-        let (interval, refused) = self.apply(&state.desired);
-        self.kept = Kept { revision: state.revision, desired: state.desired };
-        if let Err(e) = self.keep() {
-            tracing::warn!(file = %self.file.display(), error = %e,
-                "cannot keep the remote settings on disk; they apply until the agent stops");
-        }
-        for r in &refused {
-            tracing::warn!(revision = state.revision, field = %r.field, reason = %r.reason,
-                "refused a setting from the engine");
-        }
-        tracing::info!(
-            revision = state.revision,
-            interval_s = interval.as_secs_f64(),
-            refused = refused.len(),
-            "settings from the engine applied"
-        );
-        let applied = AppliedSettings {
-            agent: AgentKind::Sensor,
-            revision: state.revision,
-            in_force: AgentSettings {
-                sensor: Some(SensorAgentSettings { interval_s: Some(interval.as_secs_f64()) }),
-            },
-            refused,
-        };
-        if let Err(e) = client.report_applied(&self.host_id, &applied).await {
-            // Applied, but the engine does not know: fetched and reported again next time.
-            self.kept.revision = 0;
-            return Err(e);
-        }
-        Ok(())
-    }
-
-    async fn command(
-        &self,
-        command: &Command,
-        client: &EngineClient,
-        diagnostics: &crate::status::Board,
-        source: &mut Option<Box<dyn hearth_probes::TemperatureSource>>,
-    ) -> After {
-        let id = command.id;
-        let what = command.command.as_str();
-        tracing::info!(id, command = what, asked_by = %command.asked_by, "command from the engine");
-        let delivered =
-            CommandReport { state: CommandState::Delivered, message: None, result: None };
-        if let Err(e) = client.command_outcome(&self.host_id, id, &delivered).await {
-            // Expired or already answered (409), or the engine went away: not run.
-            tracing::warn!(id, command = what, error = %e, "command not taken up");
-            return After::Continue;
-        }
-        let (outcome, after) = match command.command {
-            CommandKind::Identify => {
-                tracing::warn!(
-                    "==================== IDENTIFY: this is hearth-sensor-agent on host {} \
-                     ====================",
-                    self.host_id
-                );
-                (done(identify_led(&self.host_id), None), After::Continue)
-            }
-            CommandKind::Rescan => (rescan(source).await, After::Continue),
-            CommandKind::Diagnostics => {
-                let result = diagnostics.diagnostics(self.started.elapsed(), self.interval());
-                (done("diagnostics read".to_owned(), Some(result)), After::Continue)
-            }
-            CommandKind::Restart => (done("restarting now".to_owned(), None), After::Restart),
-        };
-        tracing::info!(
-            id,
-            command = what,
-            state = outcome.state.as_str(),
-            message = outcome.message.as_deref().unwrap_or(""),
-            "command carried out"
-        );
-        if let Err(e) = client.command_outcome(&self.host_id, id, &outcome).await {
-            tracing::warn!(id, command = what, error = %e, "cannot report the command's outcome");
-        }
+        let after = self.managed.step(pending, client, &mut agent).await;
+        self.aliases = self.effective.aliases();
         after
     }
 }
 
-/// How long the activity LED blinks for `identify`.
-const IDENTIFY_BLINK: Duration = Duration::from_secs(5);
-
-/// Blink the activity LED, when the board has one, on a thread of its own (the runtime's one
-/// blocking thread reads the sensors); what was done, for the command's message.
-fn identify_led(host_id: &str) -> String {
-    let Some(led) = hearth_probes::led::find(&hearth_probes::led::ACTIVITY_LEDS) else {
-        return format!("identified: banner logged on host {host_id} (no activity LED found)");
-    };
-    let shown = led.display().to_string();
-    let spawned = std::thread::Builder::new().name("hearth-identify".into()).spawn(move || {
-        if let Err(e) = hearth_probes::led::blink(&led, IDENTIFY_BLINK, Duration::from_millis(500))
-        {
-            tracing::warn!(led = %led.display(), error = %e, "cannot blink the activity LED");
+/// Give what is in force to the probes: the screen's rules, each sensor's offset and whether it
+/// is read, and the resolution. A backend that cannot set the resolution makes it a refusal
+/// (and none is in force).
+fn configure(
+    effective: &mut Effective,
+    listed: &BTreeSet<String>,
+    source: &mut crate::Source,
+) -> Option<Refusal> {
+    let settings = effective
+        .sensors
+        .iter()
+        .map(|s| SensorSetting { id: s.id.clone(), offset_c: s.offset_c, enabled: s.enabled })
+        .collect();
+    source.reconfigure(effective.screen.clone(), settings, listed);
+    match source.set_resolution(effective.resolution_bits) {
+        Err(reason) if effective.resolution_bits.is_some() => {
+            effective.resolution_bits = None;
+            Some(Refusal { field: "sensor.resolution_bits".into(), reason })
         }
-    });
-    match spawned {
-        Ok(_) => format!(
-            "identified: banner logged on host {host_id}, {shown} blinking for {} s",
-            IDENTIFY_BLINK.as_secs()
-        ),
-        Err(e) => format!("identified: banner logged on host {host_id} (LED: {e})"),
+        _ => None,
     }
 }
 
-fn done(message: String, result: Option<serde_json::Value>) -> CommandReport {
-    CommandReport { state: CommandState::Done, message: Some(message), result }
+/// What `desired` gives within `limits` over the configuration `local`: what is in force, and
+/// what was refused.
+fn within(limits: Limits, local: &Local, desired: &AgentSettings) -> (Effective, Vec<Refusal>) {
+    let mut e = Effective::of(local);
+    let mut refused = Vec::new();
+    let Some(s) = desired.sensor.as_ref() else { return (e, refused) };
+    let l = limits;
+    let ok = l.allowed;
+    if let Some(v) = s.interval_s {
+        let (min, max) = (l.min_interval_s, l.max_interval_s);
+        let problem = (!(v >= min && v <= max)).then(|| {
+            format!(
+                "{v} s is outside this agent's local limits of {min} to {max} s \
+                 (remote_min_interval_s, remote_max_interval_s)"
+            )
+        });
+        if accept(ok, &mut refused, "sensor.interval_s", problem) {
+            match Duration::try_from_secs_f64(v) {
+                Ok(d) => e.interval = d,
+                Err(why) => refused
+                    .push(Refusal { field: "sensor.interval_s".into(), reason: why.to_string() }),
+            }
+        }
+    }
+    if let Some(bits) = s.resolution_bits {
+        let (min, max) = (l.min_resolution_bits, l.max_resolution_bits);
+        let problem = (!(min..=max).contains(&bits)).then(|| {
+            format!(
+                "{bits} bits is outside this agent's local limits of {min} to {max} bits \
+                 (remote_min_resolution_bits, remote_max_resolution_bits)"
+            )
+        });
+        if accept(ok, &mut refused, "sensor.resolution_bits", problem) {
+            e.resolution_bits = Some(bits);
+        }
+    }
+    for (id, remote) in &s.sensors {
+        if !sensor_id_ok(id) {
+            let problem = Some(format!("{id:?} is not a sensor id"));
+            accept(ok, &mut refused, "sensor.sensors", problem);
+            continue;
+        }
+        let field = |name: &str| format!("sensor.sensors.{id}.{name}");
+        let at = e.sensors.iter().position(|c| c.id.eq_ignore_ascii_case(id));
+        let mut sensor = at.map_or_else(|| SensorConfig::new(id.clone()), |i| e.sensors[i].clone());
+        let locally_off = local.sensors.iter().any(|c| c.id.eq_ignore_ascii_case(id) && !c.enabled);
+        if let Some(on) = remote.enabled {
+            let problem = (on && locally_off).then(|| {
+                "this sensor is disabled in this agent's own file ([[sensors]] enabled = \
+                 false), which the engine cannot lift"
+                    .to_owned()
+            });
+            if accept(ok, &mut refused, &field("enabled"), problem) {
+                sensor.enabled = on;
+            }
+        }
+        if let Some(alias) = &remote.alias {
+            let problem = (alias.chars().count() > MAX_REPORT_TEXT_CHARS)
+                .then(|| format!("longer than {MAX_REPORT_TEXT_CHARS} characters"));
+            if accept(ok, &mut refused, &field("alias"), problem) {
+                // Empty: report none.
+                sensor.alias = Some(alias.clone()).filter(|a| !a.is_empty());
+            }
+        }
+        if let Some(offset) = remote.offset_c {
+            let max = l.max_offset_c;
+            let problem = (offset.is_nan() || offset.abs() > max).then(|| {
+                format!(
+                    "{offset} °C is beyond this agent's local limit of ±{max} °C \
+                     (remote_max_offset_c)"
+                )
+            });
+            if accept(ok, &mut refused, &field("offset_c"), problem) {
+                sensor.offset_c = offset;
+            }
+        }
+        match at {
+            Some(i) => e.sensors[i] = sensor,
+            None if sensor != SensorConfig::new(id.clone()) => e.sensors.push(sensor),
+            None => {}
+        }
+    }
+    if let Some(screen) = &s.screen {
+        if let Some(rate) = screen.max_rate_c_per_min {
+            let problem = (!(rate > 0.0 && rate <= MAX_SCREEN_RATE_C_PER_MIN)).then(|| {
+                format!("{rate} °C per minute is not more than 0 and at most {MAX_SCREEN_RATE_C_PER_MIN}")
+            });
+            if accept(ok, &mut refused, "sensor.screen.max_rate_c_per_min", problem) {
+                e.screen.max_rate_c_per_min = rate;
+            }
+        }
+        if let Some(n) = screen.step_rejections {
+            let problem = if n == 0 {
+                Some(
+                    "0 turns the jump check off, which only this agent's own file may do \
+                     (screen_step_rejections)"
+                        .to_owned(),
+                )
+            } else {
+                (n > MAX_STEP_REJECTIONS).then(|| format!("more than {MAX_STEP_REJECTIONS}"))
+            };
+            if accept(ok, &mut refused, "sensor.screen.step_rejections", problem) {
+                e.screen.step_rejections = n;
+            }
+        }
+    }
+    if refused.len() > MAX_REFUSALS {
+        // The engine takes at most MAX_REFUSALS; the last one counts the rest.
+        let rest = refused.len() - (MAX_REFUSALS - 1);
+        refused.truncate(MAX_REFUSALS - 1);
+        refused.push(Refusal {
+            field: "sensor".into(),
+            reason: format!("{rest} more settings refused"),
+        });
+    }
+    (e, refused)
+}
+
+/// The sensor agent as the shared management code sees it, for one step.
+struct SensorAgent<'a> {
+    host_id: &'a str,
+    limits: Limits,
+    local: &'a Local,
+    listed: &'a BTreeSet<String>,
+    effective: &'a mut Effective,
+    started: Instant,
+    diagnostics: &'a crate::status::Board,
+    source: &'a mut Option<crate::Source>,
+}
+
+impl Agent for SensorAgent<'_> {
+    fn apply(&mut self, desired: &AgentSettings) -> Outcome {
+        let (effective, mut refused) = within(self.limits, self.local, desired);
+        *self.effective = effective;
+        match self.source.as_mut() {
+            Some(source) => {
+                if let Some(r) = configure(self.effective, self.listed, source) {
+                    refused.truncate(MAX_REFUSALS - 1);
+                    refused.push(r);
+                }
+            }
+            // The loop steps only after its read gave the source back.
+            None => {
+                tracing::warn!("the sensors are being read; settings apply to the probes later")
+            }
+        }
+        let local = Effective::of(self.local).in_force();
+        Outcome { in_force: self.effective.in_force(), refused, local: Some(local) }
+    }
+
+    async fn carry(&mut self, command: &Command) -> (CommandReport, After) {
+        match command.command {
+            CommandKind::Identify => (
+                done(hearth_probes::led::identify("hearth-sensor-agent", self.host_id), None),
+                After::Continue,
+            ),
+            CommandKind::Rescan => (rescan(self.source).await, After::Continue),
+            CommandKind::Diagnostics => {
+                let interval = self.effective.interval;
+                let result = self.diagnostics.diagnostics(self.started.elapsed(), interval);
+                (done("diagnostics read".to_owned(), Some(result)), After::Continue)
+            }
+            CommandKind::Restart => (done("restarting now".to_owned(), None), After::Restart),
+        }
+    }
 }
 
 /// Read the bus afresh (the backends search it on every read): the sensors found.
-async fn rescan(source: &mut Option<Box<dyn hearth_probes::TemperatureSource>>) -> CommandReport {
+async fn rescan(source: &mut Option<crate::Source>) -> CommandReport {
     let Some(mut src) = source.take() else {
-        return CommandReport {
-            state: CommandState::Failed,
-            message: Some("the sensors are being read; try again".into()),
-            result: None,
-        };
+        return failed("the sensors are being read; try again");
     };
     let joined = tokio::task::spawn_blocking(move || {
         let readings = src.read_all();
@@ -320,78 +437,248 @@ async fn rescan(source: &mut Option<Box<dyn hearth_probes::TemperatureSource>>) 
     })
     .await;
     let Ok((src, readings)) = joined else {
-        return CommandReport {
-            state: CommandState::Failed,
-            message: Some("reading the bus failed".into()),
-            result: None,
-        };
+        return failed("reading the bus failed");
     };
     *source = Some(src);
-    let found: Vec<serde_json::Value> = readings
-        .iter()
-        .map(|r| match &r.value {
-            Ok(v) => serde_json::json!({"id": r.id, "type": r.kind, "value_c": v}),
-            Err(e) => serde_json::json!({"id": r.id, "type": r.kind, "error": e.to_string()}),
-        })
-        .collect();
-    let ok = readings.iter().filter(|r| r.value.is_ok()).count();
-    done(
-        format!("{} sensors found, {ok} read", readings.len()),
-        Some(serde_json::json!({"sensors": found, "at": Timestamp::now()})),
+    hearth_common::manage::rescanned(
+        readings
+            .iter()
+            .map(|r| (r.id.as_str(), r.kind.as_str(), r.value.clone().map_err(|e| e.to_string()))),
     )
 }
 
 #[cfg(test)]
 mod tests {
+    use hearth_common::manage::Kept;
+
     use super::*;
+    use hearth_probes::screen::Screened;
+    use hearth_probes::sim::{RoomModel, SimSensor, SimSource};
 
-    const LIMITS: Limits = Limits { allowed: true, min_interval_s: 5.0, max_interval_s: 60.0 };
+    const LIMITS: Limits = Limits {
+        allowed: true,
+        min_interval_s: 5.0,
+        max_interval_s: 60.0,
+        min_resolution_bits: 10,
+        max_resolution_bits: 12,
+        max_offset_c: 1.0,
+    };
 
-    fn desired(interval_s: f64) -> AgentSettings {
-        AgentSettings { sensor: Some(SensorAgentSettings { interval_s: Some(interval_s) }) }
+    fn local() -> Local {
+        let sensor = |id: &str, enabled: bool| SensorConfig {
+            alias: Some(format!("{id} here")),
+            offset_c: 0.25,
+            enabled,
+            ..SensorConfig::new(id)
+        };
+        Local {
+            interval: Duration::from_secs(10),
+            sensors: vec![sensor("28-a", true), sensor("28-off", false)],
+            screen: ScreenRules::default(),
+        }
+    }
+
+    fn desired(sensor: SensorAgentSettings) -> AgentSettings {
+        AgentSettings { sensor: Some(sensor), ..AgentSettings::default() }
+    }
+
+    fn interval(interval_s: f64) -> AgentSettings {
+        desired(SensorAgentSettings { interval_s: Some(interval_s), ..Default::default() })
+    }
+
+    fn one_sensor(id: &str, s: AgentSensorSettings) -> AgentSettings {
+        desired(SensorAgentSettings {
+            sensors: BTreeMap::from([(id.to_owned(), s)]),
+            ..Default::default()
+        })
     }
 
     #[test]
     fn the_local_limits_are_the_ceiling() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let m = Manager::open("pi", dir.path(), LIMITS, Duration::from_secs(10));
+        let m = Manager::open("pi", dir.path(), LIMITS, local());
         assert_eq!(m.interval(), Duration::from_secs(10), "nothing set: the configuration");
-        let (interval, refused) = m.apply(&desired(20.0));
-        assert_eq!((interval, refused.len()), (Duration::from_secs(20), 0));
+        let (e, refused) = m.apply(&interval(20.0));
+        assert_eq!((e.interval, refused.len()), (Duration::from_secs(20), 0));
         for beyond in [1.0, 61.0, f64::NAN] {
-            let (interval, refused) = m.apply(&desired(beyond));
-            assert_eq!(interval, Duration::from_secs(10), "{beyond}: the configured one");
+            let (e, refused) = m.apply(&interval(beyond));
+            assert_eq!(e.interval, Duration::from_secs(10), "{beyond}: the configured one");
             assert_eq!(refused[0].field, "sensor.interval_s");
             assert!(refused[0].reason.contains("local limits of 5 to 60 s"), "{refused:?}");
         }
-        let locked = Manager::open(
-            "pi",
-            dir.path(),
-            Limits { allowed: false, ..LIMITS },
-            Duration::from_secs(10),
-        );
-        let (interval, refused) = locked.apply(&desired(20.0));
-        assert_eq!(interval, Duration::from_secs(10));
+        let locked = Manager::open("pi", dir.path(), Limits { allowed: false, ..LIMITS }, local());
+        let (e, refused) = locked.apply(&interval(20.0));
+        assert_eq!(e.interval, Duration::from_secs(10));
         assert!(refused[0].reason.contains("remote_settings = false"), "{refused:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn resolution_sensors_and_screen_within_the_limits() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let m = Manager::open("pi", dir.path(), LIMITS, local());
+        let resolution = |bits| {
+            desired(SensorAgentSettings { resolution_bits: Some(bits), ..Default::default() })
+        };
+        assert_eq!(
+            m.apply(&resolution(11)),
+            (Effective { resolution_bits: Some(11), ..m.effective.clone() }, vec![])
+        );
+        let (e, refused) = m.apply(&resolution(9));
+        assert_eq!(e.resolution_bits, None);
+        assert_eq!(refused[0].field, "sensor.resolution_bits");
+        assert!(refused[0].reason.contains("local limits of 10 to 12 bits"), "{refused:?}");
+
+        // Alias and offset of a configured sensor (matched without regard to case).
+        let set = AgentSensorSettings {
+            alias: Some("hall".into()),
+            offset_c: Some(-0.75),
+            ..Default::default()
+        };
+        let (e, refused) = m.apply(&one_sensor("28-A", set));
+        assert_eq!(refused, vec![]);
+        assert_eq!((e.sensors[0].alias.as_deref(), e.sensors[0].offset_c), (Some("hall"), -0.75));
+        assert_eq!(e.aliases()["28-a"], "hall");
+        // Beyond remote_max_offset_c: refused, the configured offset stays.
+        let far = AgentSensorSettings { offset_c: Some(1.5), ..Default::default() };
+        let (e, refused) = m.apply(&one_sensor("28-a", far));
+        assert_eq!(e.sensors[0].offset_c, 0.25);
+        assert_eq!(refused[0].field, "sensor.sensors.28-a.offset_c");
+        assert!(refused[0].reason.contains("local limit of ±1 °C"), "{refused:?}");
+        // A sensor the file disables stays off; one it enables may be turned off.
+        let on = AgentSensorSettings { enabled: Some(true), ..Default::default() };
+        let (e, refused) = m.apply(&one_sensor("28-off", on));
+        assert!(!e.sensors[1].enabled);
+        assert_eq!(refused[0].field, "sensor.sensors.28-off.enabled");
+        assert!(refused[0].reason.contains("enabled = false"), "{refused:?}");
+        let off = AgentSensorSettings { enabled: Some(false), ..Default::default() };
+        let (e, refused) = m.apply(&one_sensor("28-a", off.clone()));
+        assert_eq!((e.sensors[0].enabled, refused.len()), (false, 0));
+        // A sensor only the engine names gets its settings (for when it shows up).
+        let (e, _) = m.apply(&one_sensor("28-new", off));
+        assert_eq!((e.sensors[2].id.as_str(), e.sensors[2].enabled), ("28-new", false));
+
+        // The screen: tighter or looser, but never off.
+        let screen = |rate, steps| {
+            desired(SensorAgentSettings {
+                screen: Some(ScreenSettings {
+                    max_rate_c_per_min: Some(rate),
+                    step_rejections: Some(steps),
+                }),
+                ..Default::default()
+            })
+        };
+        let (e, refused) = m.apply(&screen(2.0, 5));
+        assert_eq!(
+            (e.screen.clone(), refused.len()),
+            (ScreenRules { max_rate_c_per_min: 2.0, step_rejections: 5 }, 0)
+        );
+        let (e, refused) = m.apply(&screen(2.0, 0));
+        assert_eq!(e.screen.step_rejections, 3);
+        assert_eq!(refused[0].field, "sensor.screen.step_rejections");
+
+        // Locked: every field is refused, each by its path.
+        let locked = Manager::open("pi", dir.path(), Limits { allowed: false, ..LIMITS }, local());
+        let all = desired(SensorAgentSettings {
+            resolution_bits: Some(12),
+            sensors: BTreeMap::from([(
+                "28-a".to_owned(),
+                AgentSensorSettings {
+                    enabled: Some(false),
+                    alias: Some("x".into()),
+                    offset_c: Some(0.0),
+                },
+            )]),
+            ..Default::default()
+        });
+        let (e, refused) = locked.apply(&all);
+        assert_eq!(e, locked.effective);
+        let fields: Vec<&str> = refused.iter().map(|r| r.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "sensor.resolution_bits",
+                "sensor.sensors.28-a.enabled",
+                "sensor.sensors.28-a.alias",
+                "sensor.sensors.28-a.offset_c"
+            ]
+        );
+        // Never more refusals than the engine takes.
+        let many = desired(SensorAgentSettings {
+            sensors: (0..40)
+                .map(|i| {
+                    (
+                        format!("28-{i}"),
+                        AgentSensorSettings { offset_c: Some(0.0), ..Default::default() },
+                    )
+                })
+                .collect(),
+            ..Default::default()
+        });
+        let (_, refused) = locked.apply(&many);
+        assert_eq!(refused.len(), MAX_REFUSALS);
+        assert_eq!(refused[MAX_REFUSALS - 1].reason, "9 more settings refused");
+        Ok(())
+    }
+
+    #[test]
+    fn what_is_in_force_fits_the_engines_bounds() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mut wide = local();
+        // The agent's own file may calibrate by up to 10 °C; the engine's document by 5.
+        wide.sensors[0].offset_c = 8.0;
+        let m = Manager::open("pi", dir.path(), LIMITS, wide);
+        let in_force = m.effective.in_force();
+        in_force.check().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let sensor = in_force.sensor.unwrap_or_default();
+        assert_eq!(sensor.sensors["28-a"].offset_c, None);
+        assert_eq!(sensor.sensors["28-off"].enabled, Some(false));
+        assert_eq!(sensor.sensors["28-off"].offset_c, Some(0.25));
+        Ok(())
+    }
+
+    #[test]
+    fn the_probes_follow_the_settings_in_force() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mut m = Manager::open("pi", dir.path(), LIMITS, local());
+        let sims =
+            ["28-a", "28-b"].map(|id| SimSensor { id: id.into(), profile: Default::default() });
+        let sim =
+            SimSource::new(RoomModel::new(17.0, 5.0), sims.to_vec(), dir.path().join("w"), 1.0);
+        let mut source: crate::Source =
+            Screened::new(Box::new(sim), ScreenRules::default(), Vec::new());
+        let settings = desired(SensorAgentSettings {
+            resolution_bits: Some(10),
+            sensors: BTreeMap::from([(
+                "28-b".to_owned(),
+                AgentSensorSettings { enabled: Some(false), ..Default::default() },
+            )]),
+            ..Default::default()
+        });
+        let (e, _) = m.apply(&settings);
+        m.effective = e;
+        assert_eq!(m.configure(&mut source), None);
+        let got: Vec<_> = source.read_all().into_iter().map(|r| (r.id, r.value)).collect();
+        // 17 °C plus the configured 0.25, at 10 bits; 28-b is no longer read.
+        assert_eq!(got, vec![("28-a".to_owned(), Ok(17.25))]);
         Ok(())
     }
 
     #[test]
     fn settings_are_kept_across_starts_within_the_limits_of_each_start() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let mut m = Manager::open("pi", dir.path(), LIMITS, Duration::from_secs(10));
-        m.kept = Kept { revision: 3, desired: desired(30.0) };
-        m.keep()?;
-        let again = Manager::open("pi", dir.path(), LIMITS, Duration::from_secs(10));
-        assert_eq!((again.kept.revision, again.interval()), (3, Duration::from_secs(30)));
+        let mut m = Manager::open("pi", dir.path(), LIMITS, local());
+        m.managed.keep(Kept { revision: 3, desired: interval(30.0) })?;
+        let again = Manager::open("pi", dir.path(), LIMITS, local());
+        assert_eq!((again.managed.kept().revision, again.interval()), (3, Duration::from_secs(30)));
         // The local file narrowed since: the kept value no longer applies.
         let narrower = Limits { max_interval_s: 20.0, ..LIMITS };
-        let again = Manager::open("pi", dir.path(), narrower, Duration::from_secs(10));
+        let again = Manager::open("pi", dir.path(), narrower, local());
         assert_eq!(again.interval(), Duration::from_secs(10));
         // An unreadable file is ignored.
         std::fs::write(dir.path().join(SETTINGS_FILE), b"{not json")?;
-        let again = Manager::open("pi", dir.path(), LIMITS, Duration::from_secs(10));
-        assert_eq!((again.kept.revision, again.interval()), (0, Duration::from_secs(10)));
+        let again = Manager::open("pi", dir.path(), LIMITS, local());
+        assert_eq!((again.managed.kept().revision, again.interval()), (0, Duration::from_secs(10)));
         Ok(())
     }
 }

@@ -43,9 +43,6 @@ pub(crate) struct Reporter {
     pub(crate) host_id: String,
     /// The bearer credential `<host_id>.<agent token>`. Never logged.
     pub(crate) credential: String,
-    /// Configured aliases by lower-case sensor id (sysfs names are lower case; people may
-    /// type the ROM id in upper case).
-    pub(crate) aliases: BTreeMap<String, String>,
     /// Time between reads at start (the configured interval, or the one the engine set
     /// earlier within the local limits); the engine may change it while running.
     pub(crate) period: Duration,
@@ -63,7 +60,7 @@ impl Reporter {
     /// so there is nothing for them to hold up.
     pub(crate) async fn run(
         &self,
-        source: Box<dyn TemperatureSource>,
+        source: crate::Source,
         locator: &Locator,
         queue: &mut Queue,
         manager: &mut crate::manage::Manager,
@@ -112,7 +109,9 @@ impl Reporter {
             hearth_common::systemd::ping();
             self.status.read_done(taken_at, &readings);
             failing.log_changes(&readings);
-            let mut update = build_update(&self.host_id, readings, &self.aliases, taken_at);
+            // The aliases in force (configured, or set by the engine), by lower-case sensor id:
+            // sysfs names are lower case; people may type the ROM id in upper case.
+            let mut update = build_update(&self.host_id, readings, manager.aliases(), taken_at);
 
             let target = match locator.current() {
                 Some(target) => Some(target),

@@ -1,8 +1,9 @@
 // Devices: every sensor (name, weight, calibration with a hint, why it does not count), every
 // relay output (what it drives, its fallback program: fallback-form.js) and every agent
-// (online, last seen, clock skew; a sensor agent's remote settings with what it applied or
-// refused, and its commands with their results). Live readings and relay switches update in
-// place; a row being edited is never overwritten.
+// (online, last seen, clock skew; its remote settings — a sensor agent's interval, resolution,
+// screen and each sensor's enabled/alias/offset, a relay agent's protection times — with what
+// it applied or refused, and its commands with their results). Live readings and relay
+// switches update in place; a row being edited is never overwritten.
 //
 // The house's zones and plants are zones-admin.js's section, fed by the same loads.
 //
@@ -351,21 +352,240 @@ function agentNotes(a) {
 
 // ----- agents managed from the engine ------------------------------------------------------
 
-const COMMANDS = [
-  ['identify', 'Identify'],
-  ['rescan', 'Rescan bus'],
-  ['diagnostics', 'Diagnostics'],
-  ['restart', 'Restart'],
+// One panel for both agent kinds; what differs (the settings form, the command labels, what
+// is in force) is the kind's entry in KINDS.
+
+/** What an agent of `kind` last reported applying of the host's settings. */
+const appliedOf = (state, kind) => (state?.applied || []).find((x) => x.agent === kind);
+
+/** Behind the desired revision, for people. */
+function behind(state, mine) {
+  return mine.revision !== state.revision ? ` (revision ${mine.revision} of ${state.revision})` : '';
+}
+
+// DS18B20 resolutions: the step of a reading and the time a conversion takes.
+const RESOLUTIONS = [
+  ['', 'its own'],
+  ['9', '9 bit (0.5 °C, 94 ms)'],
+  ['10', '10 bit (0.25 °C, 188 ms)'],
+  ['11', '11 bit (0.125 °C, 375 ms)'],
+  ['12', '12 bit (0.0625 °C, 750 ms)'],
 ];
 
-/** What the agent runs with and what it refused, for people. */
-function appliedText(state) {
-  const mine = (state.applied || []).find((x) => x.agent === 'sensor');
-  if (!mine) return state.revision ? 'Not yet picked up by the agent.' : 'Nothing set: the agent runs with its own configuration.';
-  const interval = mine.in_force?.sensor?.interval_s;
-  const behind = mine.revision !== state.revision ? ` (revision ${mine.revision} of ${state.revision})` : '';
-  return `In force: report every ${interval ?? '?'} s${behind}, since ${fmtAgo(mine.at)}.`;
+/** One sensor's settings in force on its agent, for people. */
+function sensorInForce(s) {
+  if (!s) return 'not reported by the agent yet';
+  const offset = s.offset_c === undefined || s.offset_c === null ? '' : ` · ${s.offset_c >= 0 ? '+' : ''}${s.offset_c} °C`;
+  return `in force: ${s.enabled === false ? 'off' : 'on'}${s.alias ? ` · "${s.alias}"` : ''}${offset}`;
 }
+
+/** A number from a form input: undefined when empty, an Error (shown at the form) when not a number. */
+function numberIn(input, label) {
+  const raw = input.value.trim();
+  if (raw === '' && !input.validity.badInput) return undefined;
+  const v = Number(raw);
+  if (raw === '' || !Number.isFinite(v)) throw new Error(`${label} must be a number.`);
+  return v;
+}
+
+/** One sensor's row: whether the agent reads it, its alias and an offset on the agent. */
+function managedSensorRow(uid, id) {
+  const rid = `${uid}-${id}`;
+  const row = {
+    id,
+    enabled: h('select', { id: `${rid}-enabled`, class: 'manage-sensor-enabled' },
+      ...[['', 'its own'], ['on', 'on'], ['off', 'off']].map(([value, text]) => h('option', { value, text }))),
+    alias: h('input', { id: `${rid}-alias`, class: 'manage-sensor-alias', type: 'text', maxlength: '256', placeholder: 'its own' }),
+    offset: h('input', { id: `${rid}-offset`, class: 'manage-sensor-offset', type: 'number', min: '-5', max: '5', step: '0.05', inputmode: 'decimal', placeholder: 'its own' }),
+    now: h('span', { class: 'manage-sensor-now muted' }),
+  };
+  row.root = h('div', { class: 'manage-sensor', 'data-manage-sensor': id },
+    h('span', { class: 'manage-sensor-id', text: id }),
+    h('label', { class: 'field', for: row.enabled.id }, h('span', { text: 'Read' }), row.enabled),
+    h('label', { class: 'field', for: row.alias.id }, h('span', { text: 'Alias' }), row.alias),
+    h('label', { class: 'field', for: row.offset.id }, h('span', { text: 'Offset on the agent, °C' }), row.offset),
+    row.now);
+  return row;
+}
+
+/** A sensor row's inputs from the desired settings. */
+function fillSensorRow(row, desired) {
+  const d = desired.sensors?.[row.id] || {};
+  row.enabled.value = d.enabled === undefined ? '' : d.enabled ? 'on' : 'off';
+  row.alias.value = d.alias ?? '';
+  row.offset.value = d.offset_c ?? '';
+}
+
+/** The sensor agent's settings: its report interval, the sensors' resolution, its screen and
+ *  a row per sensor (the ones it reports running with, and any the settings name). What is
+ *  left empty is the agent's own. */
+function sensorForm(uid) {
+  const number = (cls, min, max, step) => h('input', { id: `${uid}-${cls}`, class: `manage-${cls}`, type: 'number', min, max, step, inputmode: 'decimal', placeholder: 'its own' });
+  const interval = number('interval', '1', '3600', '1');
+  const resolution = h('select', { id: `${uid}-resolution`, class: 'manage-resolution' },
+    ...RESOLUTIONS.map(([value, text]) => h('option', { value, text })));
+  const rate = number('screen-rate', '0.1', '100', '0.1');
+  const steps = number('screen-steps', '1', '1000', '1');
+  const wrap = h('div', { class: 'manage-sensors' });
+  const rows = new Map();
+  const field = (input, text) => h('label', { class: 'field', for: input.id }, h('span', { text }), input);
+  // New rows are added even while someone edits: nothing typed is touched, the focus stays.
+  const sync = (state) => {
+    const desired = state.desired?.sensor || {};
+    const inForce = appliedOf(state, 'sensor')?.in_force?.sensor?.sensors || {};
+    const added = [...new Set([...Object.keys(inForce), ...Object.keys(desired.sensors || {})])]
+      .filter((id) => !rows.has(id));
+    for (const id of added) {
+      const row = managedSensorRow(uid, id);
+      fillSensorRow(row, desired);
+      rows.set(id, row);
+    }
+    if (added.length) wrap.replaceChildren(...[...rows.values()].sort((a, b) => a.id.localeCompare(b.id)).map((r) => r.root));
+    for (const row of rows.values()) row.now.textContent = sensorInForce(inForce[row.id]);
+  };
+  return {
+    fields: [
+      field(interval, 'Report interval, s (empty: its own)'),
+      field(resolution, 'Resolution'),
+      field(rate, 'Screen: fastest change, °C/min'),
+      field(steps, 'Screen: rejections before a new level'),
+      // The agent's offset adds to the engine's own (the sensor's calibration above): set one.
+      h('p', { class: 'hint muted manage-offset-note', text: 'An offset on the agent changes what it reports; the calibration above is the engine\'s and adds to it.' }),
+      wrap,
+    ],
+    fill(state) {
+      sync(state);
+      const desired = state.desired?.sensor || {};
+      interval.value = desired.interval_s ?? '';
+      resolution.value = desired.resolution_bits ? String(desired.resolution_bits) : '';
+      rate.value = desired.screen?.max_rate_c_per_min ?? '';
+      steps.value = desired.screen?.step_rejections ?? '';
+      for (const row of rows.values()) fillSensorRow(row, desired);
+    },
+    refresh: sync,
+    body() {
+      const sensor = {};
+      const every = numberIn(interval, 'The interval');
+      if (every !== undefined) sensor.interval_s = every;
+      if (resolution.value) sensor.resolution_bits = Number(resolution.value);
+      const sensors = {};
+      for (const row of rows.values()) {
+        const entry = {};
+        if (row.enabled.value) entry.enabled = row.enabled.value === 'on';
+        if (row.alias.value !== '') entry.alias = row.alias.value;
+        const offset = numberIn(row.offset, `The offset of ${row.id}`);
+        if (offset !== undefined) entry.offset_c = offset;
+        if (Object.keys(entry).length) sensors[row.id] = entry;
+      }
+      if (Object.keys(sensors).length) sensor.sensors = sensors;
+      const screen = {};
+      const max = numberIn(rate, 'The screen\'s rate');
+      if (max !== undefined) screen.max_rate_c_per_min = max;
+      const n = numberIn(steps, 'The screen\'s rejections');
+      if (n !== undefined) screen.step_rejections = n;
+      if (Object.keys(screen).length) sensor.screen = screen;
+      return { sensor: Object.keys(sensor).length ? sensor : undefined };
+    },
+    applied(state, mine) {
+      const f = mine.in_force?.sensor || {};
+      const bits = f.resolution_bits ? `${f.resolution_bits} bit` : 'the sensors\' own resolution';
+      const screen = f.screen?.max_rate_c_per_min !== undefined
+        ? `, screen ${f.screen.max_rate_c_per_min} °C/min after ${f.screen.step_rejections ?? '?'} rejections` : '';
+      return `In force: report every ${f.interval_s ?? '?'} s, ${bits}${screen}${behind(state, mine)}, since ${fmtAgo(mine.at)}.`;
+    },
+  };
+}
+
+const PROTECTIONS = [
+  ['min_on_s', 'Min on, s'],
+  ['min_off_s', 'Min off, s'],
+  ['max_on_s', 'Max on, s'],
+];
+
+/** Seconds for people: a protection time, or "none" (no maximum on time). */
+const secs = (v) => (v === null || v === undefined ? 'none' : `${v}`);
+
+/** One relay output's fields: its three protection times and what is in force. */
+function outputRow(uid, r) {
+  const inputs = {};
+  for (const [key] of PROTECTIONS) {
+    inputs[key] = h('input', { id: `${uid}-${r.output_id}-${key}`, class: `manage-${key}`, type: 'number', min: key === 'max_on_s' ? '1' : '0', max: '14400', step: '1', inputmode: 'numeric' });
+  }
+  const note = h('p', { class: 'manage-times muted' });
+  const row = h('fieldset', { class: 'manage-output', 'data-output': r.output_id },
+    h('legend', { text: `${r.name} (${r.output_id})` }),
+    ...PROTECTIONS.map(([key, label]) => h('label', { class: 'field', for: inputs[key].id }, h('span', { text: label }), inputs[key])),
+    note);
+  return { inputs, note, row };
+}
+
+/** A relay agent's settings: each output's protection times, which the engine may only make
+ *  stricter than the agent's own file (the agent refuses anything else, and says why). */
+function relayForm(uid, outputsOf) {
+  const rows = new Map();
+  const wrap = h('div', { class: 'manage-outputs' });
+  const sync = (state) => {
+    const mine = appliedOf(state, 'relay');
+    const known = outputsOf();
+    for (const r of known) {
+      if (rows.has(r.output_id)) continue;
+      const row = outputRow(uid, r);
+      rows.set(r.output_id, row);
+      wrap.append(row.row);
+    }
+    for (const [id, row] of rows) {
+      const local = mine?.local?.relay?.outputs?.[id];
+      const force = mine?.in_force?.relay?.outputs?.[id] || known.find((r) => r.output_id === id)?.reported?.protection;
+      const text = (t) => (t ? PROTECTIONS.map(([key]) => secs(t[key])).join(' / ') : '?');
+      row.note.textContent = `Local (on / off / max on): ${text(local)} · in force: ${text(force)}`;
+      // The agent's own value shows through an empty field ("none": no maximum on time).
+      for (const [key] of PROTECTIONS) {
+        if (local) row.inputs[key].placeholder = secs(local[key]);
+      }
+    }
+  };
+  return {
+    fields: [wrap, h('p', { class: 'hint muted', text: 'Empty: the agent\'s own time. The engine may only make them stricter (longer minimum times, a shorter maximum on time) within the agent\'s local limits.' })],
+    fill(state) {
+      sync(state);
+      for (const [id, row] of rows) {
+        const want = state.desired?.relay?.outputs?.[id] || {};
+        for (const [key] of PROTECTIONS) row.inputs[key].value = want[key] ?? '';
+      }
+    },
+    refresh: sync,
+    body() {
+      const outputs = {};
+      for (const [id, row] of rows) {
+        for (const [key, label] of PROTECTIONS) {
+          const input = row.inputs[key];
+          const raw = input.value.trim();
+          if (raw === '') continue;
+          if (input.validity.badInput || !Number.isInteger(Number(raw))) throw new Error(`${id}: ${label} must be a whole number of seconds.`);
+          (outputs[id] ||= {})[key] = Number(raw);
+        }
+      }
+      return { relay: Object.keys(outputs).length ? { outputs } : undefined };
+    },
+    applied(state, mine) {
+      return `Applied by the agent${behind(state, mine)}, ${fmtAgo(mine.at)}.`;
+    },
+  };
+}
+
+const KINDS = {
+  sensor: {
+    form: (uid) => sensorForm(uid),
+    commands: [['identify', 'Identify'], ['rescan', 'Rescan bus'], ['diagnostics', 'Diagnostics'], ['restart', 'Restart']],
+    sent: 'Settings sent; the agent picks them up with its next report.',
+  },
+  relay: {
+    form: (uid, outputsOf) => relayForm(uid, outputsOf),
+    // Identify blinks the LED and logs a banner: it never clicks a relay.
+    commands: [['identify', 'Identify'], ['rescan', 'Read probe'], ['diagnostics', 'Diagnostics'], ['restart', 'Restart']],
+    sent: 'Settings sent; the relay agent picks them up within seconds.',
+  },
+};
 
 function commandRow(c) {
   const result = c.result ? h('details', {}, h('summary', { text: 'result' }), h('pre', { class: 'manage-result', text: JSON.stringify(c.result, null, 2) })) : null;
@@ -377,11 +597,12 @@ function commandRow(c) {
 
 function renderManage(p) {
   const { state, commands } = p;
-  if (state && !p.dirty && !p.root.contains(document.activeElement)) {
-    p.interval.value = state.desired?.sensor?.interval_s ?? '';
-  }
-  const mine = (state?.applied || []).find((x) => x.agent === 'sensor');
-  p.applied.textContent = state ? appliedText(state) : '';
+  if (state && !p.dirty && !p.root.contains(document.activeElement)) p.form.fill(state);
+  else if (state) p.form.refresh?.(state);
+  const mine = appliedOf(state, p.kind);
+  p.applied.textContent = !state ? ''
+    : mine ? p.form.applied(state, mine)
+      : state.revision ? 'Not yet picked up by the agent.' : 'Nothing set: the agent runs with its own configuration.';
   p.refused.replaceChildren(...((mine?.revision === state?.revision && mine?.refused) || []).map((r) =>
     h('li', { class: 'manage-refused', text: `Refused ${r.field}: ${r.reason}` })));
   p.log.replaceChildren(...(commands || []).slice(0, 10).map(commandRow));
@@ -392,7 +613,7 @@ async function reloadManage(p) {
   try {
     [p.state, p.commands] = await Promise.all([
       api('GET', `/v1/agents/${host}/settings`),
-      api('GET', `/v1/agents/${host}/commands?agent=sensor&limit=10`),
+      api('GET', `/v1/agents/${host}/commands?agent=${p.kind}&limit=10`),
     ]);
     p.error.textContent = '';
   } catch (e) {
@@ -401,13 +622,29 @@ async function reloadManage(p) {
   renderManage(p);
 }
 
-/** The management panel of a sensor agent: built once, kept across the list's reloads. */
-function managePanel(host) {
-  const uid = `m-${host}`;
+/** A command button of panel `p`: asks its agent, then shows the command in the log. */
+function commandButton(p, command, label) {
+  const b = h('button', { type: 'button', class: 'btn manage-command-btn', 'data-command': command, text: label });
+  b.addEventListener('click', () => submit({
+    error: p.error,
+    button: b,
+    body: () => ({ agent: p.kind, command }),
+    send: (body) => api('POST', `/v1/agents/${encodeURIComponent(p.host)}/commands`, body),
+    done: () => reloadManage(p),
+  }));
+  return b;
+}
+
+/** The management panel of an agent of `kind`: built once, kept across the list's reloads.
+ *  `outputsOf` gives a relay agent's registered outputs. */
+function managePanel(host, kind, outputsOf) {
+  const uid = `m-${kind}-${host}`;
+  const spec = KINDS[kind];
   const p = {
     host,
+    kind,
     dirty: false,
-    interval: h('input', { id: `${uid}-interval`, class: 'manage-interval', type: 'number', min: '1', max: '3600', step: '1', inputmode: 'decimal' }),
+    form: spec.form(uid, outputsOf),
     save: h('button', { type: 'submit', class: 'btn btn-primary manage-save', text: 'Save' }),
     error: h('p', { class: 'form-error', role: 'alert' }),
     applied: h('p', { class: 'manage-applied muted' }),
@@ -415,45 +652,33 @@ function managePanel(host) {
     log: h('ul', { class: 'manage-log' }),
   };
   const form = h('form', { class: 'device-form', novalidate: true },
-    h('label', { class: 'field', for: p.interval.id }, h('span', { text: 'Report interval, s (empty: its own)' }), p.interval),
+    ...p.form.fields,
     h('div', { class: 'device-actions' }, p.save));
-  const buttons = COMMANDS.map(([command, label]) => {
-    const b = h('button', { type: 'button', class: 'btn manage-command-btn', 'data-command': command, text: label });
-    b.addEventListener('click', () => submit({
-      error: p.error,
-      button: b,
-      body: () => ({ agent: 'sensor', command }),
-      send: (body) => api('POST', `/v1/agents/${encodeURIComponent(host)}/commands`, body),
-      done: () => reloadManage(p),
-    }));
-    return b;
-  });
-  p.interval.addEventListener('input', () => { p.dirty = true; });
+  const buttons = spec.commands.map(([command, label]) => commandButton(p, command, label));
+  // `change` too: a field cleared by a script or an autofill fires no `input`.
+  for (const type of ['input', 'change']) form.addEventListener(type, () => { p.dirty = true; });
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     submit({
       error: p.error,
       button: p.save,
-      body: () => {
-        const raw = p.interval.value.trim();
-        if (raw !== '' && p.interval.validity.badInput) throw new Error('The interval must be a number.');
-        return raw === '' ? {} : { sensor: { interval_s: Number(raw) } };
-      },
+      // The document is the host's (both its agents'): the other agent's section is kept.
+      body: () => ({ ...(p.state?.desired || {}), ...p.form.body() }),
       send: (body) => api('PUT', `/v1/agents/${encodeURIComponent(host)}/settings`, body),
       done: () => {
         p.dirty = false;
-        toast('Settings sent; the agent picks them up with its next report.', 'ok');
+        toast(spec.sent, 'ok');
         return reloadManage(p);
       },
     });
   });
-  p.root = h('details', { class: 'manage', 'data-manage': host },
+  p.root = h('details', { class: 'manage', 'data-manage': host, 'data-manage-kind': kind },
     h('summary', { text: 'Manage' }),
     form, p.applied, p.refused,
     h('div', { class: 'device-actions' }, ...buttons),
     p.error, p.log);
-  // Read when opened, and every few seconds while open: a command's result comes back with
-  // the agent's next report.
+  // Read when opened, and every few seconds while open: a command's result comes back when
+  // the agent has carried it out.
   p.root.addEventListener('toggle', () => {
     clearInterval(p.timer);
     if (p.root.open) {
@@ -465,11 +690,11 @@ function managePanel(host) {
 }
 
 function agentCard(v, a) {
-  let panel = null;
-  if (a.kind === 'sensor') {
-    if (!v.panels.has(a.host_id)) v.panels.set(a.host_id, managePanel(a.host_id));
-    panel = v.panels.get(a.host_id).root;
+  const key = `${a.host_id}/${a.kind}`;
+  if (!v.panels.has(key)) {
+    v.panels.set(key, managePanel(a.host_id, a.kind, () => v.st.relays.filter((r) => r.host_id === a.host_id)));
   }
+  const panel = v.panels.get(key).root;
   return h('article', { class: 'card device-card', 'data-agent': `${a.host_id}/${a.kind}` },
     h('div', { class: 'device-head' },
       h('h3', { text: a.host_id }),

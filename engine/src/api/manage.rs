@@ -3,76 +3,158 @@
 //!
 //! Agents pull (see `hearth_proto::manage`): people set and ask with the admin credential, the
 //! agent fetches, applies within its own local limits and reports back with its device
-//! credential. The engine never pushes to an agent, so the same design serves the sensor agent
-//! (a client with no open port) and the relay agent. A sensor agent learns that work waits from
-//! the `pending` field of the answer to its report; [`Board`] keeps that summary in memory so
-//! the ingest path pays no query for it (one query per host per change).
+//! credential. The engine never pushes settings or commands to an agent, so the same design
+//! serves the sensor agent (a client with no open port) and the relay agent. A sensor agent
+//! learns that work waits from the `pending` field of the answer to its report, a relay agent
+//! from the answer to its registration and, within seconds of a change, from a nudge
+//! (`POST /v1/manage/pending` on the agent, [`nudge`]) that carries only that summary; [`Board`]
+//! keeps it in memory so the ingest path pays no query for it (one query per agent per change).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hearth_proto::agents::AgentKind;
 use hearth_proto::manage::{
-    AgentSettings, AgentSettingsState, AppliedSettings, COMMANDS_LIMIT, Command, CommandKind,
-    CommandReport, CommandState, CommandsQuery, DEFAULT_COMMANDS_LIMIT, MAX_INTERVAL_S,
-    MAX_MESSAGE_CHARS, MAX_REFUSALS, MAX_RESULT_BYTES, NewCommand, Pending, interval_ok,
+    AgentSettings, AgentSettingsState, AppliedSettings, COMMANDS_LIMIT, Command, CommandReport,
+    CommandState, CommandsQuery, DEFAULT_COMMANDS_LIMIT, MAX_MESSAGE_CHARS, MAX_REFUSALS,
+    MAX_RESULT_BYTES, NewCommand, Pending,
 };
 use hearth_proto::{ErrorBody, ErrorCode, Timestamp};
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, Body, Query, bounded};
+use super::error::{ApiError, Body, Query, bounded, parse_json};
 use crate::store::manage::OutcomeError;
 use crate::store::{from_millis, millis};
 
-/// Per host, what waits for its sensor agent; filled on the first report after a change.
+/// Per host and agent kind, what waits for the agent; filled on the first ask after a change.
 #[derive(Debug, Default)]
 pub(crate) struct Board {
-    pending: Mutex<HashMap<String, Pending>>,
+    pending: Mutex<HashMap<(String, AgentKind), Pending>>,
 }
 
 impl Board {
     fn forget(&self, host_id: &str) {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(host_id);
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).retain(|(h, _), _| h != host_id);
     }
 }
 
-/// The `pending` field of the answer to a report of `host_id`'s sensor agent: None when
-/// nothing was ever set or asked, or when the store cannot say (the report is stored anyway;
-/// the agent asks again with its next report).
-pub(super) async fn pending(state: &AppState, host_id: &str) -> Option<Pending> {
+/// The `pending` field of an answer to `host_id`'s agent of kind `agent` (a sensor report, a
+/// relay registration): None when nothing was ever set or asked, or when the store cannot say
+/// (the request is served anyway; the agent asks again with its next one).
+pub(super) async fn pending(state: &AppState, host_id: &str, agent: AgentKind) -> Option<Pending> {
     let board = &state.inner.manage;
-    let cached = board.pending.lock().unwrap_or_else(|e| e.into_inner()).get(host_id).copied();
+    let key = (host_id.to_owned(), agent);
+    let cached = board.pending.lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied();
     let pending = match cached {
         Some(p) => p,
         None => {
             let store = &state.inner.store;
             let revision = store.desired_settings(host_id).await.ok()?.revision;
-            let commands = store
-                .pending_commands(host_id, AgentKind::Sensor, millis(Timestamp::now()))
-                .await
-                .ok()?;
+            let commands =
+                store.pending_commands(host_id, agent, millis(Timestamp::now())).await.ok()?;
             let p = Pending { settings_revision: revision, commands };
-            board.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(host_id.to_owned(), p);
+            board.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(key, p);
             p
         }
     };
     (pending != Pending::default()).then_some(pending)
 }
 
-/// The engine's own bounds of a settings document (`prefix`: where it sits in the body).
-fn settings_ok(prefix: &str, settings: &AgentSettings) -> Result<(), ApiError> {
-    if let Some(interval) = settings.sensor.as_ref().and_then(|s| s.interval_s)
-        && !interval_ok(interval)
-    {
-        return Err(ApiError::invalid(format!(
-            "{prefix}sensor.interval_s must be more than 0 and at most {MAX_INTERVAL_S} seconds, \
-             got {interval}"
-        )));
+/// Tell `host_id`'s relay agent, if one is registered, that work waits, so it pulls within
+/// seconds instead of at its next registration. On a task of its own: the admin's request does
+/// not wait for the agent. A failure is logged and otherwise ignored: the agent also learns it
+/// from the answer to its next registration (an agent that predates the nudge answers 404).
+fn nudge(state: &AppState, host_id: &str) {
+    let state = state.clone();
+    let host_id = host_id.to_owned();
+    tokio::spawn(async move {
+        let relays = match state.inner.store.relays().await {
+            Ok(relays) => relays,
+            Err(e) => {
+                tracing::warn!(%host_id, error = %e, "cannot read relay agents to nudge");
+                return;
+            }
+        };
+        let Some((url, role)) = relays
+            .iter()
+            .find(|r| r.host_id == host_id)
+            .and_then(|r| Some((r.url.clone()?, r.key_role)))
+        else {
+            return;
+        };
+        let pending = pending(&state, &host_id, AgentKind::Relay).await.unwrap_or_default();
+        let role = role.unwrap_or(hearth_proto::agents::KeyRole::Untyped);
+        let credential = state.inner.site.device_key(&host_id, role).engine_credential();
+        let client = hearth_proto::client::RelayAgentClient::new(&url, Some(credential));
+        match client.manage_pending(&pending).await {
+            Ok(_) => tracing::info!(%host_id, revision = pending.settings_revision,
+                commands = pending.commands, "relay agent told that work waits"),
+            Err(e) => tracing::warn!(%host_id, error = %e,
+                "cannot tell the relay agent that work waits; it learns at its next registration"),
+        }
+    });
+}
+
+/// The engine's own bounds of a settings document (`prefix`: where it sits in the body), the
+/// field named by its path (`relay.outputs.boiler.min_on_s`). What an agent reports running
+/// with (`reported`) may hold its own configured protection times, which the engine does not
+/// bound (a local `max_on_s` of a day is the agent's business): only their output ids are
+/// checked.
+fn settings_ok(prefix: &str, settings: &AgentSettings, reported: bool) -> Result<(), ApiError> {
+    let invalid = |e: hearth_proto::manage::Invalid| ApiError::invalid(format!("{prefix}{e}"));
+    if !reported {
+        return settings.check().map_err(invalid);
     }
-    Ok(())
+    let without_relay = AgentSettings { relay: None, ..settings.clone() };
+    without_relay.check().map_err(invalid)?;
+    match &settings.relay {
+        Some(relay) => relay.check_ids().map_err(invalid),
+        None => Ok(()),
+    }
+}
+
+/// A settings document from JSON. Where serde would only say "invalid type ... at line 1
+/// column 40", the protection times of the relay section are checked first, by path, so the
+/// 422 names the field (`relay.outputs.boiler.min_on_s must be ...`).
+fn parse_settings(value: serde_json::Value) -> Result<AgentSettings, ApiError> {
+    if let Some(outputs) = value.get("relay").and_then(|r| r.get("outputs"))
+        && let Some(outputs) = outputs.as_object()
+    {
+        for (id, protection) in outputs {
+            let Some(fields) = protection.as_object() else {
+                return Err(ApiError::invalid(format!(
+                    "relay.outputs.{} must be an object of min_on_s, min_off_s, max_on_s",
+                    escaped(id)
+                )));
+            };
+            for (name, v) in fields {
+                if !v.is_null() && v.as_u64().is_none_or(|n| n > u64::from(u32::MAX)) {
+                    return Err(ApiError::invalid(format!(
+                        "relay.outputs.{}.{} must be a whole number of seconds, got {v}",
+                        escaped(id),
+                        escaped(name)
+                    )));
+                }
+            }
+        }
+    }
+    serde_json::from_value(value).map_err(|e| {
+        let code = if e.to_string().contains("missing field") {
+            ErrorCode::MissingField
+        } else {
+            ErrorCode::InvalidField
+        };
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
+    })
+}
+
+/// A key from a request, for a message: control characters escaped, at most 64 characters.
+fn escaped(key: &str) -> String {
+    key.chars().take(64).flat_map(char::escape_default).collect()
 }
 
 fn host(host_id: &str) -> Result<(), ApiError> {
@@ -143,11 +225,12 @@ pub(super) async fn set_settings(
     State(state): State<AppState>,
     caller: Caller,
     Path(host_id): Path<String>,
-    Body(desired): Body<AgentSettings>,
+    body: Bytes,
 ) -> Result<axum::Json<AgentSettingsState>, ApiError> {
     caller.require_admin()?;
     host(&host_id)?;
-    settings_ok("", &desired)?;
+    let desired = parse_settings(parse_json(&body)?)?;
+    settings_ok("", &desired, false)?;
     let now = millis(Timestamp::now());
     let revision = state
         .inner
@@ -157,6 +240,7 @@ pub(super) async fn set_settings(
     state.inner.manage.forget(&host_id);
     tracing::info!(%host_id, revision, asked_by = hearth_common::auth::ADMIN_PRINCIPAL,
         desired = %serde_json::to_string(&desired).unwrap_or_default(), "agent settings set");
+    nudge(&state, &host_id);
     Ok(axum::Json(settings_state(&state, &host_id).await?))
 }
 
@@ -183,7 +267,10 @@ pub(super) async fn report_applied(
 ) -> Result<axum::Json<AgentSettingsState>, ApiError> {
     host(&host_id)?;
     caller.require_agent(&state, &host_id, applied.agent)?;
-    settings_ok("in_force.", &applied.in_force)?;
+    settings_ok("in_force.", &applied.in_force, true)?;
+    if let Some(local) = &applied.local {
+        settings_ok("local.", local, true)?;
+    }
     if applied.refused.len() > MAX_REFUSALS {
         return Err(ApiError::invalid(format!("refused must list at most {MAX_REFUSALS} items")));
     }
@@ -212,9 +299,10 @@ pub(super) async fn report_applied(
     Ok(axum::Json(settings_state(&state, &host_id).await?))
 }
 
-/// Ask an agent to do something (admin): `identify`, `rescan` (sensor agents), `diagnostics`,
-/// `restart`. The agent fetches it with its next report, carries it out and reports the result;
-/// one not finished within 10 minutes expires. None of them switches a relay.
+/// Ask an agent to do something (admin): `identify`, `rescan`, `diagnostics`, `restart`. A
+/// sensor agent fetches it with its next report, a relay agent when the engine tells it (at
+/// once, or at its next registration); the agent carries it out and reports the result; one
+/// not finished within 10 minutes expires. None of them switches a relay.
 #[utoipa::path(post, path = "/v1/agents/{host_id}/commands", operation_id = "create_agent_command",
     tag = "agents",
     params(("host_id" = String, Path, description = "The agent's host id")),
@@ -225,8 +313,7 @@ pub(super) async fn report_applied(
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "No credential", body = ErrorBody),
         (status = 403, description = "Not the admin credential", body = ErrorBody),
-        (status = 422, description = "A field is invalid, or the command is not for that \
-            agent", body = ErrorBody),
+        (status = 422, description = "A field is invalid", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
 pub(super) async fn create_command(
@@ -237,9 +324,6 @@ pub(super) async fn create_command(
 ) -> Result<(StatusCode, axum::Json<Command>), ApiError> {
     caller.require_admin()?;
     host(&host_id)?;
-    if new.command == CommandKind::Rescan && new.agent != AgentKind::Sensor {
-        return Err(ApiError::invalid("command rescan is for a sensor agent (agent: sensor)"));
-    }
     let by = hearth_common::auth::ADMIN_PRINCIPAL;
     let now = millis(Timestamp::now());
     let command =
@@ -247,6 +331,9 @@ pub(super) async fn create_command(
     state.inner.manage.forget(&host_id);
     tracing::info!(%host_id, id = command.id, agent = ?new.agent,
         command = new.command.as_str(), asked_by = by, "agent command queued");
+    if new.agent == AgentKind::Relay {
+        nudge(&state, &host_id);
+    }
     Ok((StatusCode::CREATED, axum::Json(command)))
 }
 

@@ -136,6 +136,7 @@ pub(super) async fn register(
         status: "ok".into(),
         engine_id: state.inner.engine_id.clone(),
         fallback: Some(fallback),
+        pending: super::manage::pending(&state, &reg.host_id, AgentKind::Relay).await,
     }))
 }
 

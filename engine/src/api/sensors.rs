@@ -70,7 +70,7 @@ pub(super) async fn update(
         readings: update.sensors.into_iter().collect(),
     };
     state.inner.readings.submit(report).await.map_err(ApiError::not_stored)?;
-    let pending = super::manage::pending(&state, &host_id).await;
+    let pending = super::manage::pending(&state, &host_id, AgentKind::Sensor).await;
     Ok((StatusCode::CREATED, axum::Json(SensorUpdateAck { status: "ok".into(), ids, pending })))
 }
 

@@ -99,20 +99,21 @@ impl Store {
         host_id: &str,
     ) -> Result<Vec<AppliedState>, sqlx::Error> {
         let rows: Result<Vec<AppliedRow>, _> = on_pool!(&self.pool(), |p| sqlx::query_as(
-            "SELECT kind, revision, in_force, refused, at FROM agent_applied
+            "SELECT kind, revision, in_force, refused, local, at FROM agent_applied
                  WHERE host_id = $1 ORDER BY kind",
         )
         .bind(host_id)
         .fetch_all(p)
         .await);
         let mut out = Vec::new();
-        for (kind, revision, in_force, refused, at) in self.seen(rows)? {
+        for (kind, revision, in_force, refused, local, at) in self.seen(rows)? {
             let Some(agent) = str_enum::<AgentKind>(&kind) else { continue };
             out.push(AppliedState {
                 agent,
                 revision: to_u64(revision),
                 in_force: serde_json::from_str(&in_force).unwrap_or_default(),
                 refused: serde_json::from_str::<Vec<Refusal>>(&refused).unwrap_or_default(),
+                local: local.and_then(|l| serde_json::from_str(&l).ok()),
                 at: from_millis(at),
             });
         }
@@ -127,16 +128,18 @@ impl Store {
         now: i64,
     ) -> Result<(), sqlx::Error> {
         let done = on_pool!(&self.pool(), |p| sqlx::query(
-            "INSERT INTO agent_applied (host_id, kind, revision, in_force, refused, at)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO agent_applied (host_id, kind, revision, in_force, refused, local, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (host_id, kind) DO UPDATE SET revision = excluded.revision,
-                in_force = excluded.in_force, refused = excluded.refused, at = excluded.at",
+                in_force = excluded.in_force, refused = excluded.refused, local = excluded.local,
+                at = excluded.at",
         )
         .bind(host_id)
         .bind(enum_str(applied.agent))
         .bind(i64::try_from(applied.revision).unwrap_or(i64::MAX))
         .bind(serde_json::to_string(&applied.in_force).unwrap_or_default())
         .bind(serde_json::to_string(&applied.refused).unwrap_or_default())
+        .bind(applied.local.as_ref().and_then(|l| serde_json::to_string(l).ok()))
         .bind(now)
         .execute(p)
         .await
@@ -305,8 +308,8 @@ impl Store {
     }
 }
 
-/// A row of `agent_applied`: kind, revision, in force, refused, at.
-type AppliedRow = (String, i64, String, String, i64);
+/// A row of `agent_applied`: kind, revision, in force, refused, local, at.
+type AppliedRow = (String, i64, String, String, Option<String>, i64);
 
 /// A row of `agent_commands`.
 #[derive(sqlx::FromRow)]

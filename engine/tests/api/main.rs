@@ -768,6 +768,11 @@ async fn heat_to(f: &Fixture, heat_c: f64, min_on_s: u32, min_off_s: u32) -> R {
     Ok(())
 }
 
+/// The `Authorization` header a stand-in received, as text.
+fn authorization(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
 /// A relay agent stand-in on a real socket that records the commands it gets.
 async fn fake_relay_agent()
 -> R<(String, tokio::sync::mpsc::UnboundedReceiver<(String, Option<String>, Value)>)> {
@@ -782,10 +787,7 @@ async fn fake_relay_agent()
                   axum::Json(cmd): axum::Json<Value>| {
                 let tx = tx.clone();
                 async move {
-                    let auth = headers
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
+                    let auth = authorization(&headers);
                     let state = cmd["state"].clone();
                     let _ = tx.send((id.clone(), auth, cmd));
                     axum::Json(

@@ -222,6 +222,10 @@ where
         super::w1::device_kind(id)
     }
 
+    fn skip(&mut self, ids: &BTreeSet<String>) {
+        self.skip.clone_from(ids);
+    }
+
     fn read_all(&mut self) -> Vec<RawReading> {
         let mut devices: Vec<(Address, String, &'static str)> = self
             .search()

@@ -2,17 +2,22 @@
 //! session with its CSRF token, as the dashboard sends it) reaches a running sensor agent,
 //! which reports at the new interval without a restart; a value beyond the agent's local limit
 //! is refused and the refusal is visible through the engine's API; every remote command
-//! round-trips with its result, and a non-admin credential is refused.
+//! round-trips with its result, and a non-admin credential is refused. The sensor agent's
+//! other settings (resolution, per-sensor alias/enabled/offset) change what it reports the
+//! same way. And for a relay agent: a stricter protection time reaches it without a restart
+//! and holds (an `on` inside a longer minimum off time is refused), a looser one is refused
+//! and shown, its commands round-trip, and what the engine set survives its restart.
 
 use std::time::Duration;
 
 use hearth_e2e::{FAST_ENGINE, House, Proc, engine_credential, eventually, in_private_netns};
 use hearth_harness::SENSOR_AGENT;
+use hearth_proto::agents::AgentKind;
 use hearth_proto::client::EngineClient;
 use hearth_proto::manage::{AgentSettingsState, Command, CommandState};
 use serde_json::{Value, json};
 
-use super::{SENSOR, SENSOR_ID, start_sensor};
+use super::{RELAY, SENSOR, SENSOR_ID, start_relay, start_sensor};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -63,6 +68,27 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Ask `host`'s agent of kind `agent` to carry out `command`, through the dashboard: the
+    /// new command's id.
+    async fn ask(&self, host: &str, agent: &str, command: &str) -> anyhow::Result<i64> {
+        let path = format!("/v1/agents/{host}/commands");
+        let body = json!({"agent": agent, "command": command});
+        let (status, body) = self.send(reqwest::Method::POST, &path, body).await?;
+        anyhow::ensure!(status == 201, "{command}: {status} {body}");
+        body["id"].as_i64().ok_or_else(|| anyhow::anyhow!("{command}: no id in {body}"))
+    }
+}
+
+/// Command `id` of `host` once it is final.
+async fn finished(api: &EngineClient, host: &str, id: i64) -> anyhow::Result<Command> {
+    eventually(&format!("command {id} of {host} finished"), WAIT, || async {
+        let list = api.commands(host).await?;
+        Ok(list.into_iter().find(|c| c.id == id && c.state.is_final()))
+    })
+    .await
+}
+
 /// The times of the sensor's readings at the engine, oldest first.
 async fn reading_times(api: &EngineClient) -> anyhow::Result<Vec<f64>> {
     let page = api.readings(SENSOR_ID).await?;
@@ -93,14 +119,34 @@ fn settings_and_commands_reach_a_running_sensor_agent() -> anyhow::Result<()> {
     )
 }
 
+/// A house, its engine with hearth-web in front and an admin session on it, the sensor agent's
+/// key: what each test of a managed sensor agent starts from.
+struct Managed {
+    house: House,
+    world_s: String,
+    key: String,
+    engine: Proc,
+    url: String,
+    _web: Proc,
+    api: EngineClient,
+    session: Session,
+}
+
+impl Managed {
+    async fn start() -> anyhow::Result<Self> {
+        let house = House::new()?;
+        let world_s = house.world_s();
+        let key = house.key(SENSOR_AGENT, SENSOR)?;
+        let admin = house.admin()?;
+        let (engine, url, _web, web_url) = engine_and_web(&house).await?;
+        let api = EngineClient::new(&url, None);
+        let session = Session::login(&web_url, &admin).await?;
+        Ok(Self { house, world_s, key, engine, url, _web, api, session })
+    }
+}
+
 async fn settings_and_commands() -> anyhow::Result<()> {
-    let house = House::new()?;
-    let world_s = house.world_s();
-    let key = house.key(SENSOR_AGENT, SENSOR)?;
-    let admin = house.admin()?;
-    let (engine, url, _web, web_url) = engine_and_web(&house).await?;
-    let api = EngineClient::new(&url, None);
-    let session = Session::login(&web_url, &admin).await?;
+    let Managed { house, world_s, key, engine, url, _web, api, session } = Managed::start().await?;
 
     // The queue dir is the agent's state: kept across the restart below, as systemd's
     // StateDirectory is.
@@ -172,20 +218,7 @@ async fn settings_and_commands() -> anyhow::Result<()> {
     // Each command through the dashboard, carried out by the running agent.
     let mut results = Vec::new();
     for command in ["identify", "rescan", "diagnostics"] {
-        let (status, body) = session
-            .send(
-                reqwest::Method::POST,
-                &format!("/v1/agents/{SENSOR}/commands"),
-                json!({"agent": "sensor", "command": command}),
-            )
-            .await?;
-        assert_eq!(status, 201, "{body}");
-        let id = body["id"].as_i64().unwrap_or_default();
-        let done: Command = eventually(&format!("{command} done"), WAIT, || async {
-            let list = api.commands(SENSOR).await?;
-            Ok(list.into_iter().find(|c| c.id == id && c.state.is_final()))
-        })
-        .await?;
+        let done = finished(&api, SENSOR, session.ask(SENSOR, "sensor", command).await?).await?;
         assert_eq!(done.state, CommandState::Done, "{done:?}");
         assert_eq!(done.asked_by, "admin");
         results.push(done);
@@ -202,15 +235,7 @@ async fn settings_and_commands() -> anyhow::Result<()> {
     }
 
     // Restart: answered, then the agent exits with the code systemd restarts.
-    let (status, body) = session
-        .send(
-            reqwest::Method::POST,
-            &format!("/v1/agents/{SENSOR}/commands"),
-            json!({"agent": "sensor", "command": "restart"}),
-        )
-        .await?;
-    assert_eq!(status, 201, "{body}");
-    let id = body["id"].as_i64().unwrap_or_default();
+    let id = session.ask(SENSOR, "sensor", "restart").await?;
     sensor.wait_for_line("restarting, as the engine asked", WAIT).await?;
     let exit = sensor.terminate()?;
     assert_eq!(exit.code(), Some(75), "{exit:?}");
@@ -240,6 +265,112 @@ async fn settings_and_commands() -> anyhow::Result<()> {
     // A refused value leaves the agent on its own configured interval.
     let in_force = refused.in_force.sensor.and_then(|s| s.interval_s);
     assert_eq!(in_force, Some(0.5));
+
+    drop(engine);
+    Ok(())
+}
+
+/// The second simulated sensor of [`sensor_settings`].
+const HALL_ID: &str = "28-00000000a002";
+
+/// The values of a sensor's readings taken after `since` (seconds), oldest first.
+async fn values_since(api: &EngineClient, id: &str, since: f64) -> anyhow::Result<Vec<f64>> {
+    let page = api.readings(id).await?;
+    Ok(page
+        .points
+        .iter()
+        .filter(|p| p.at.as_millisecond() as f64 / 1000.0 > since)
+        .filter_map(|p| p.mean)
+        .collect())
+}
+
+#[test]
+fn sensor_settings_reach_a_running_sensor_agent() -> anyhow::Result<()> {
+    in_private_netns("manage::sensor_settings_reach_a_running_sensor_agent", sensor_settings)
+}
+
+/// Resolution, alias and a disabled sensor, set through the dashboard, change what a running
+/// simulated agent reports without a restart; an offset beyond its local limit is refused in
+/// the same revision, shown by the engine, and not applied.
+async fn sensor_settings() -> anyhow::Result<()> {
+    // The house is kept to the end: its temporary directory holds the engine's data.
+    let Managed { house: _house, world_s, key, engine, url, _web, api, session } =
+        Managed::start().await?;
+
+    let state = tempfile::tempdir()?;
+    let toml = state.path().join("sensor.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[[sensors]]\nid = \"{SENSOR_ID}\"\nalias = \"living room\"\n\
+             [[sensors]]\nid = \"{HALL_ID}\"\nalias = \"hall\"\n"
+        ),
+    )?;
+    let (toml_s, queue_s) = (toml.to_string_lossy(), state.path().join("q"));
+    let queue_s = queue_s.to_string_lossy();
+    let sensor = start_sensor(
+        &key,
+        &world_s,
+        &[
+            "--engine",
+            url.as_str(),
+            "--config",
+            &toml_s,
+            "--queue-dir",
+            &queue_s,
+            "--interval-s",
+            "0.5",
+            // 17.3 °C reads 17.3125 at 12 bits, and 17.0 at 9 (the low bits cleared).
+            "--sim-start-c",
+            "17.3",
+            "--remote-max-offset-c",
+            "1",
+        ],
+    )?;
+    let before = eventually("readings of both sensors", WAIT, || async {
+        let (a, b) =
+            (values_since(&api, SENSOR_ID, 0.0).await?, values_since(&api, HALL_ID, 0.0).await?);
+        Ok((a.len() >= 2 && !b.is_empty()).then_some(a))
+    })
+    .await?;
+    let on_half = |v: &f64| (v * 2.0).fract() == 0.0;
+    assert!(before.iter().any(|v| !on_half(v)), "12 bits: 1/16 °C steps, got {before:?}");
+
+    let path = format!("/v1/agents/{SENSOR}/settings");
+    let settings = json!({"sensor": {"resolution_bits": 9, "sensors": {
+        SENSOR_ID: {"alias": "lounge"},
+        HALL_ID: {"enabled": false, "offset_c": 3},
+    }}});
+    let (status, body) = session.send(reqwest::Method::PUT, &path, settings).await?;
+    assert_eq!((status, body["revision"].as_u64()), (200, Some(1)), "{body}");
+    let applied = eventually("the agent applying revision 1", WAIT, || async {
+        let s: AgentSettingsState = api.agent_settings(SENSOR).await?;
+        Ok(s.applied.into_iter().find(|a| a.revision == 1))
+    })
+    .await?;
+    // The offset beyond the local ±1 °C is refused, with the reason; the rest applies.
+    let fields: Vec<&str> = applied.refused.iter().map(|r| r.field.as_str()).collect();
+    assert_eq!(fields, [format!("sensor.sensors.{HALL_ID}.offset_c")], "{applied:?}");
+    assert!(applied.refused[0].reason.contains("local limit of ±1 °C"), "{applied:?}");
+    let in_force = applied.in_force.sensor.clone().unwrap_or_default();
+    assert_eq!(in_force.resolution_bits, Some(9));
+    assert_eq!(in_force.sensors[SENSOR_ID].alias.as_deref(), Some("lounge"));
+    assert_eq!(in_force.sensors[HALL_ID].enabled, Some(false));
+    assert_eq!(in_force.sensors[HALL_ID].offset_c, Some(0.0), "the refused offset is not in force");
+
+    // Without a restart: 9-bit values, the new alias, and no more readings of the hall.
+    let since = applied.at.as_millisecond() as f64 / 1000.0;
+    let after = eventually("four readings after the change", WAIT, || async {
+        let v = values_since(&api, SENSOR_ID, since).await?;
+        Ok((v.len() >= 4).then_some(v))
+    })
+    .await?;
+    assert!(after.iter().all(on_half), "9 bits: 0.5 °C steps, got {after:?}");
+    let sensors = api.sensors().await?;
+    let lounge = sensors.iter().find(|s| s.id == SENSOR_ID).and_then(|s| s.alias.clone());
+    assert_eq!(lounge.as_deref(), Some("lounge"));
+    assert_eq!(values_since(&api, HALL_ID, since).await?, Vec::<f64>::new(), "disabled");
+    assert_eq!(sensor.count_lines("hearth-sensor-agent starting"), 1, "not restarted");
 
     drop(engine);
     Ok(())
@@ -318,5 +449,167 @@ async fn metrics() -> anyhow::Result<()> {
         );
         assert!(out.status.success() && said.trim().is_empty(), "{who}: {said}\n{text}");
     }
+    Ok(())
+}
+
+/// The relay agent's configuration for the management test: a furnace the engine's plan may
+/// command, and an aux output it never does, both without protection times; the engine may
+/// lengthen a minimum time up to 900 s; the state directory keeps what the engine set.
+fn relay_config(state_dir: &str) -> String {
+    format!(
+        "state_dir = \"{state_dir}\"\nremote_max_protection_s = 900\nremote_min_max_on_s = 600\n\
+         [[outputs]]\nid = \"heat\"\nname = \"Furnace\"\nfunction_hint = \"heat\"\n\
+         min_on_s = 0\nmin_off_s = 0\nmax_on_s = 0\n\
+         [[outputs]]\nid = \"aux\"\nname = \"Humidifier\"\nmin_on_s = 0\nmin_off_s = 0\n"
+    )
+}
+
+#[test]
+fn settings_and_commands_reach_a_running_relay_agent() -> anyhow::Result<()> {
+    in_private_netns(
+        "manage::settings_and_commands_reach_a_running_relay_agent",
+        relay_settings_and_commands,
+    )
+}
+
+async fn relay_settings_and_commands() -> anyhow::Result<()> {
+    use hearth_proto::relays::{RelayCommand, RelayState};
+    let house = House::new()?;
+    let world_s = house.world_s();
+    let key = house.key(hearth_harness::RELAY_AGENT, RELAY)?;
+    let admin = house.admin()?;
+    let (_engine, url, _web, web_url) = engine_and_web(&house).await?;
+    let api = EngineClient::new(&url, None);
+    let session = Session::login(&web_url, &admin).await?;
+    let state = tempfile::tempdir()?;
+    let config =
+        house.file("relay-managed.toml", &relay_config(&state.path().to_string_lossy()))?;
+    let relay = start_relay(&config, &key, &world_s)?;
+    let relay_url = relay.listening_url().await?;
+    eventually("the relay agent registered", WAIT, || async {
+        let relays = api.relays().await?;
+        Ok(relays.iter().any(|r| r.host_id == RELAY && r.output_id == "aux").then_some(()))
+    })
+    .await?;
+    let credential: hearth_common::auth::DeviceCredential = key.parse()?;
+    let agent = hearth_proto::client::RelayAgentClient::new(
+        &relay_url,
+        Some(credential.engine_credential()),
+    );
+    let on = RelayCommand { state: RelayState::On, lease_s: Some(60) };
+    let off = RelayCommand { state: RelayState::Off, lease_s: None };
+    // No protection configured: aux switches freely.
+    agent.command("aux", &on).await?;
+    agent.command("aux", &off).await?;
+
+    // A non-admin credential is refused; a malformed value is a 422 naming its field.
+    let path = format!("/v1/agents/{RELAY}/settings");
+    let device = credential.agent_credential(RELAY);
+    let http = reqwest::Client::new();
+    let stricter = json!({"relay": {"outputs": {"aux": {"min_off_s": 600}}}});
+    let resp = http.put(format!("{url}{path}")).bearer_auth(&device).json(&stricter).send().await?;
+    assert_eq!(resp.status(), 403);
+    let ask = json!({"agent": "relay", "command": "diagnostics"});
+    let commands = format!("{url}/v1/agents/{RELAY}/commands");
+    let resp = http.post(&commands).bearer_auth(&device).json(&ask).send().await?;
+    assert_eq!(resp.status(), 403);
+    let (status, body) = session
+        .send(
+            reqwest::Method::PUT,
+            &path,
+            json!({"relay": {"outputs": {"aux": {"min_off_s": -5}}}}),
+        )
+        .await?;
+    assert_eq!(status, 422, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("relay.outputs.aux.min_off_s"), "{body}");
+
+    // Looser than the local file, beyond its limit, an output it does not have: refused by the
+    // agent, and shown by the engine; nothing applied.
+    let looser = json!({"relay": {"outputs": {"heat": {"max_on_s": 300},
+        "aux": {"min_off_s": 1000}, "boiler": {"min_on_s": 60}}}});
+    let (status, body) = session.send(reqwest::Method::PUT, &path, looser).await?;
+    assert_eq!((status, body["revision"].as_u64()), (200, Some(1)), "{body}");
+    let refused = eventually("the relay agent refusing revision 1", WAIT, || async {
+        let s = api.agent_settings(RELAY).await?;
+        Ok(s.applied.into_iter().find(|a| a.agent == AgentKind::Relay && a.revision == 1))
+    })
+    .await?;
+    let mut fields: Vec<&str> = refused.refused.iter().map(|r| r.field.as_str()).collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        ["relay.outputs.aux.min_off_s", "relay.outputs.boiler", "relay.outputs.heat.max_on_s"],
+        "{refused:?}"
+    );
+    assert!(refused.refused.iter().any(|r| r.reason.contains("remote_max_protection_s")));
+    let aux = |s: &hearth_proto::manage::AgentSettings| {
+        s.relay.as_ref().and_then(|r| r.outputs.get("aux").copied())
+    };
+    assert_eq!(aux(&refused.in_force).and_then(|p| p.min_off_s), Some(0), "{refused:?}");
+    agent.command("aux", &on).await?;
+    agent.command("aux", &off).await?;
+
+    // Stricter, within the local limit: applied without a restart, within seconds.
+    let asked = std::time::Instant::now();
+    let (status, body) = session.send(reqwest::Method::PUT, &path, stricter.clone()).await?;
+    assert_eq!((status, body["revision"].as_u64()), (200, Some(2)), "{body}");
+    let applied = eventually("the relay agent applying revision 2", WAIT, || async {
+        let s = api.agent_settings(RELAY).await?;
+        Ok(s.applied.into_iter().find(|a| a.agent == AgentKind::Relay && a.revision == 2))
+    })
+    .await?;
+    println!(
+        "a relay setting reached the running agent and was reported applied in {:.2} s",
+        asked.elapsed().as_secs_f64()
+    );
+    assert_eq!(applied.refused, vec![]);
+    assert_eq!(aux(&applied.in_force).and_then(|p| p.min_off_s), Some(600));
+    let local = applied.local.clone().unwrap_or_default();
+    assert_eq!(aux(&local).and_then(|p| p.min_off_s), Some(0), "{applied:?}");
+    // The longer minimum off time holds: an `on` inside it is refused by the agent.
+    match agent.command("aux", &on).await {
+        Err(hearth_proto::client::ClientError::Api { status: 409, body }) => {
+            assert!(body.error.contains("minimum off time: 600 s"), "{body:?}");
+        }
+        other => anyhow::bail!("an on inside the new minimum off time: {other:?}"),
+    }
+    assert_eq!(agent.relay("aux").await?.protection.min_off_s, 600);
+
+    // Each command round-trips with its result; none switches a relay.
+    let mut results = Vec::new();
+    for command in ["identify", "rescan", "diagnostics"] {
+        let done = finished(&api, RELAY, session.ask(RELAY, "relay", command).await?).await?;
+        assert_eq!(done.state, CommandState::Done, "{done:?}");
+        results.push(done);
+    }
+    relay.wait_for_line("IDENTIFY: this is hearth-relay-agent on host e2e-relay", WAIT).await?;
+    let message = results[1].message.clone().unwrap_or_default();
+    assert!(message.contains("no probe on this agent"), "{message}");
+    let diagnostics = results[2].result.clone().unwrap_or_default();
+    assert_eq!(diagnostics["version"], env!("CARGO_PKG_VERSION"), "{diagnostics}");
+    assert_eq!(diagnostics["hardware"], "simulated", "{diagnostics}");
+    let outputs = diagnostics["outputs"].as_array().cloned().unwrap_or_default();
+    let aux_diag = outputs.iter().find(|o| o["id"] == "aux").cloned().unwrap_or_default();
+    assert_eq!(aux_diag["protection"]["min_off_s"], 600, "{diagnostics}");
+    for field in ["uptime_s", "fallback", "last_errors", "local_protection", "agent_time"] {
+        assert!(diagnostics.get(field).is_some(), "{field} missing: {diagnostics}");
+    }
+    assert!(agent.relays().await?.outputs.iter().all(|o| o.state == RelayState::Off));
+
+    // Restart: answered, then the agent exits with the code systemd restarts.
+    let id = session.ask(RELAY, "relay", "restart").await?;
+    relay.wait_for_line("restarting, as the engine asked", WAIT).await?;
+    let exit = relay.terminate()?;
+    assert_eq!(exit.code(), Some(75), "{exit:?}");
+    assert_eq!(finished(&api, RELAY, id).await?.state, CommandState::Done);
+
+    // As systemd would: started again, it applies the settings kept in its state directory
+    // before it hears from the engine.
+    let again = start_relay(&config, &key, &world_s)?;
+    again.wait_for_line("settings kept from the engine applied", WAIT).await?;
+    let again_url = again.listening_url().await?;
+    let status = hearth_proto::client::RelayAgentClient::new(&again_url, None).relay("aux").await?;
+    assert_eq!(status.protection.min_off_s, 600);
     Ok(())
 }

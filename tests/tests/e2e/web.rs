@@ -172,6 +172,19 @@ async fn tick_days(b: &Browser, days: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Wait until the engine's sensor [`SENSOR_ID`] has `what` (`has` says when).
+async fn engine_sensor(
+    api: &EngineClient,
+    what: &str,
+    has: impl Fn(&hearth_proto::sensors::SensorInfo) -> bool,
+) -> anyhow::Result<()> {
+    eventually(&format!("the engine has {what}"), WAIT, || async {
+        let sensors = api.sensors().await?;
+        Ok(sensors.iter().any(|s| s.id == SENSOR_ID && has(s)).then_some(()))
+    })
+    .await
+}
+
 /// Navigate inside the single page app, as its nav links do (no page load).
 async fn go(b: &Browser, hash: &str) -> anyhow::Result<()> {
     b.execute("location.hash = arguments[0]", vec![json!(hash)]).await.map(drop)
@@ -805,13 +818,8 @@ async fn dashboard() -> anyhow::Result<()> {
     b.wait_for(&row, WAIT, || async { b.try_find(&row).await }).await?;
     type_into(&b, &format!("{row} input.sensor-name"), "Lounge").await?;
     b.find(&format!("{row} button.sensor-save")).await?.click().await?;
-    eventually("the engine has the sensor's new name", WAIT, || async {
-        let sensors = house.api.sensors().await?;
-        let named =
-            sensors.iter().any(|s| s.id == SENSOR_ID && s.name.as_deref() == Some("Lounge"));
-        Ok(named.then_some(()))
-    })
-    .await?;
+    engine_sensor(&house.api, "the sensor's new name", |s| s.name.as_deref() == Some("Lounge"))
+        .await?;
 
     // Devices: the sensor agent's management panel. A report interval beyond the agent's own
     // limits (5 to 300 s by default) is sent, refused by the agent and shown with its reason
@@ -839,6 +847,80 @@ async fn dashboard() -> anyhow::Result<()> {
         })
         .await?;
     eprintln!("web: {done:?}");
+
+    // The sensor's own settings on its agent, in its row of the panel: an offset beyond what
+    // the engine takes is the engine's 422 at the form, naming the field, with what was typed
+    // kept; an alias alone is applied by the running agent and reported with its readings.
+    let sensor_row = format!("{panel} [data-manage-sensor=\"{SENSOR_ID}\"]");
+    b.wait_for(&sensor_row, WAIT, || async { b.try_find(&sensor_row).await }).await?;
+    type_into(&b, &format!("{panel} input.manage-interval"), "").await?;
+    type_into(&b, &format!("{sensor_row} input.manage-sensor-alias"), "E2E hall").await?;
+    type_into(&b, &format!("{sensor_row} input.manage-sensor-offset"), "9").await?;
+    b.find(&format!("{panel} button.manage-save")).await?.click().await?;
+    let field = format!("sensor.sensors.{SENSOR_ID}.offset_c");
+    let said = b
+        .wait_for("the engine's 422 at the panel's form", WAIT, || async {
+            let text = text_of(&b, &format!("{panel} .form-error")).await?;
+            Ok(text.filter(|t| t.contains(&field)))
+        })
+        .await?;
+    eprintln!("web: the engine refused as the panel shows: {said:?}");
+    let typed = b.find(&format!("{sensor_row} input.manage-sensor-alias")).await?;
+    assert_eq!(typed.property("value").await?, json!("E2E hall"), "the typed alias was lost");
+    type_into(&b, &format!("{sensor_row} input.manage-sensor-offset"), "").await?;
+    b.find(&format!("{panel} button.manage-save")).await?.click().await?;
+    engine_sensor(&house.api, "the new alias", |s| s.alias.as_deref() == Some("E2E hall")).await?;
+    let in_force = b
+        .wait_for("the alias in force in the sensor's row", WAIT, || async {
+            let text = text_of(&b, &format!("{sensor_row} .manage-sensor-now")).await?;
+            Ok(text.filter(|t| t.contains("E2E hall")))
+        })
+        .await?;
+    eprintln!("web: {in_force:?}");
+    b.screenshot(&screenshot_path("devices-manage-390x844")?).await?;
+
+    // Devices: the relay agent's panel. Per output, the protection times the engine may only
+    // tighten: a longer minimum off time on `cool` is applied and shown in force; a maximum on
+    // time below the agent's local limit (remote_min_max_on_s, 1800 s by default) is refused
+    // and shown with its reason. Then cleared, so the later steps see the agent's own times.
+    let panel = format!("[data-manage=\"{RELAY}\"][data-manage-kind=relay]");
+    let summary = format!("{panel} summary");
+    b.wait_for(&summary, WAIT, || async { b.try_find(&summary).await }).await?;
+    b.find(&summary).await?.click().await?;
+    let cool = format!("{panel} fieldset[data-output=cool]");
+    b.wait_for(&cool, WAIT, || async { b.try_find(&cool).await }).await?;
+    type_into(&b, &format!("{cool} input.manage-min_off_s"), "60").await?;
+    type_into(&b, &format!("{cool} input.manage-max_on_s"), "30").await?;
+    b.find(&format!("{panel} button.manage-save")).await?.click().await?;
+    let refusal = b
+        .wait_for("the relay agent's refusal in the panel", WAIT, || async {
+            let text = text_of(&b, &format!("{panel} .manage-refused")).await?;
+            Ok(text.filter(|t| t.contains("relay.outputs.cool.max_on_s")))
+        })
+        .await?;
+    assert!(refusal.contains("remote_min_max_on_s"), "{refusal}");
+    let times = b
+        .wait_for("cool's minimum off time in force", WAIT, || async {
+            let text = text_of(&b, &format!("{cool} .manage-times")).await?;
+            Ok(text.filter(|t| t.contains("in force: 0 / 60 / none")))
+        })
+        .await?;
+    eprintln!(
+        "web: the relay agent applied and refused as the panel shows: {times:?}, {refusal:?}"
+    );
+    let scroll = "document.querySelector(arguments[0]).scrollIntoView({block: 'center'})";
+    b.execute(scroll, vec![json!(cool)]).await?;
+    b.screenshot(&screenshot_path("devices-relay-manage")?).await?;
+    for field in ["min_off_s", "max_on_s"] {
+        type_into(&b, &format!("{cool} input.manage-{field}"), "").await?;
+    }
+    b.find(&format!("{panel} button.manage-save")).await?.click().await?;
+    eventually("the relay agent back on its own times", WAIT, || async {
+        let s = house.api.agent_settings(RELAY).await?;
+        let relay = s.applied.iter().find(|a| a.agent == hearth_proto::agents::AgentKind::Relay);
+        Ok(relay.filter(|a| a.revision == s.revision && s.desired.relay.is_none()).map(|_| ()))
+    })
+    .await?;
 
     // Settings: the algorithm's parameters are a form made from its published JSON Schema;
     // a value saved there is the engine's.
