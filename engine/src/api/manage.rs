@@ -33,12 +33,43 @@ use crate::store::{from_millis, millis};
 /// Per host and agent kind, what waits for the agent; filled on the first ask after a change.
 #[derive(Debug, Default)]
 pub(crate) struct Board {
-    pending: Mutex<HashMap<(String, AgentKind), Pending>>,
+    inner: Mutex<BoardInner>,
+}
+
+#[derive(Debug, Default)]
+struct BoardInner {
+    pending: HashMap<(String, AgentKind), Pending>,
+    /// Bumped by every change: a summary read from the database before a change must not be
+    /// kept after it (it would say the old revision until the next change).
+    changes: u64,
 }
 
 impl Board {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BoardInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn forget(&self, host_id: &str) {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).retain(|(h, _), _| h != host_id);
+        let mut inner = self.lock();
+        inner.changes += 1;
+        inner.pending.retain(|(h, _), _| h != host_id);
+    }
+
+    /// The cached summary of `key`, or the change count to read it under.
+    fn cached(&self, key: &(String, AgentKind)) -> Result<Pending, u64> {
+        let inner = self.lock();
+        inner.pending.get(key).copied().ok_or(inner.changes)
+    }
+
+    /// Keep `p`, read from the database when the change count was `read_at`, unless something
+    /// changed since (then the next ask reads again).
+    fn keep(&self, key: (String, AgentKind), p: Pending, read_at: u64) -> bool {
+        let mut inner = self.lock();
+        let current = inner.changes == read_at;
+        if current {
+            inner.pending.insert(key, p);
+        }
+        current
     }
 }
 
@@ -48,16 +79,15 @@ impl Board {
 pub(super) async fn pending(state: &AppState, host_id: &str, agent: AgentKind) -> Option<Pending> {
     let board = &state.inner.manage;
     let key = (host_id.to_owned(), agent);
-    let cached = board.pending.lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied();
-    let pending = match cached {
-        Some(p) => p,
-        None => {
+    let pending = match board.cached(&key) {
+        Ok(p) => p,
+        Err(read_at) => {
             let store = &state.inner.store;
             let revision = store.desired_settings(host_id).await.ok()?.revision;
             let commands =
                 store.pending_commands(host_id, agent, millis(Timestamp::now())).await.ok()?;
             let p = Pending { settings_revision: revision, commands };
-            board.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(key, p);
+            board.keep(key, p, read_at);
             p
         }
     };
@@ -434,4 +464,29 @@ pub(super) async fn report_outcome(
         asked_by = %command.asked_by, state = outcome.state.as_str(),
         message = outcome.message.as_deref().unwrap_or(""), "agent command outcome");
     Ok(axum::Json(command))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report's answer read from the database while an admin's change lands must not stay
+    /// cached after the change: the agent would be told the old revision at every report
+    /// until the next change (seen as a sensor agent that never fetched a new revision).
+    #[test]
+    fn a_summary_read_before_a_change_is_not_kept_after_it() {
+        let board = Board::default();
+        let key = ("hall".to_owned(), AgentKind::Sensor);
+        let old = Pending { settings_revision: 1, commands: 0 };
+        let Err(read_at) = board.cached(&key) else { panic!("nothing cached yet") };
+        // The admin's change commits and forgets while the report's reads are in flight.
+        board.forget("hall");
+        assert!(!board.keep(key.clone(), old, read_at), "a stale summary was kept");
+        assert!(board.cached(&key).is_err(), "the next report reads the database again");
+        // Read after the change: kept.
+        let Err(read_at) = board.cached(&key) else { panic!("nothing cached") };
+        let new = Pending { settings_revision: 2, commands: 0 };
+        assert!(board.keep(key.clone(), new, read_at));
+        assert_eq!(board.cached(&key), Ok(new));
+    }
 }
