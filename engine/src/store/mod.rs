@@ -13,6 +13,7 @@
 //! starts the recovery probe; ingest refuses to acknowledge while degraded. What control
 //! needs is [`held`] in memory as well, so decisions go on through the fault.
 
+pub(crate) mod copy;
 pub(crate) mod db;
 mod format;
 mod health;
