@@ -115,12 +115,7 @@ pub(crate) const TABLES: &[Table] = &[
         ],
         false,
     ),
-    table(
-        "relay_fallback",
-        2,
-        &[("host_id", Text), ("output_id", Text), ("program", Text)],
-        false,
-    ),
+    table("relay_fallback", 2, &[("host_id", Text), ("output_id", Text), ("program", Text)], false),
     table(
         "agents",
         2,
@@ -343,7 +338,11 @@ async fn copy(
     // On SQLite an AUTOINCREMENT table's sqlite_sequence follows the largest id inserted.
     let mut counts = Vec::new();
     for table in TABLES {
-        counts.push((table.name, count(source, table.name).await?, count(target, table.name).await?));
+        counts.push((
+            table.name,
+            count(source, table.name).await?,
+            count(target, table.name).await?,
+        ));
     }
     Ok(Verification { counts, rows, elapsed: started.elapsed() })
 }
@@ -547,4 +546,278 @@ fn push_value<DB: sqlx::Database, Sep: std::fmt::Display>(
 /// Which backend a URL names (for the command's messages).
 pub(crate) fn describe(url: &str) -> String {
     format!("{} {}", Backend::of_url(url), redact_url(url))
+}
+
+#[cfg(test)]
+mod tests {
+    use hearth_proto::agents::{AgentKind, KeyRole};
+    use hearth_proto::control::System;
+    use hearth_proto::manage::{AgentSettings, CommandKind};
+    use hearth_proto::relays::RelayState;
+    use hearth_proto::schedules::{NewOverride, NewRule, When};
+
+    use super::*;
+    use crate::control::{Equipment, Inputs, Learned, Running, Settings, decide};
+    use crate::store::testing::{Kept, new_database};
+    use crate::store::{NewReading, NewReport, Registration, from_millis};
+    use crate::zones::ZoneId;
+
+    /// 2026-12-02 00:00 UTC.
+    const T0: i64 = 1_796_169_600_000;
+    const MINUTE: i64 = 60_000;
+    /// Twelve hours of one-minute readings: every rollup has rows.
+    const MINUTES: i64 = 12 * 60;
+
+    fn quiet(batch_rows: usize) -> CopyOptions {
+        CopyOptions { batch_rows, fail_after_batches: None, progress: false }
+    }
+
+    fn reading(sensor: &str, ts: i64, value: Option<f64>) -> NewReading {
+        NewReading {
+            sensor_id: sensor.into(),
+            kind: "DS18B20".into(),
+            alias: None,
+            extra: None,
+            ts,
+            value,
+            latest_at: Some(ts),
+            misdated: false,
+        }
+    }
+
+    /// `MINUTES` readings of two sensors from host `host`, with a failed reading now and then.
+    async fn readings(store: &Store, host: &str, offset: f64) -> anyhow::Result<()> {
+        let reports: Vec<NewReport> = (0..MINUTES)
+            .map(|i| {
+                let ts = T0 + i * MINUTE;
+                let a = 19.0 + offset + (i as f64 / 37.0).sin();
+                let b = (i % 50 != 7).then(|| 17.3 + offset + i as f64 / 1000.0);
+                NewReport {
+                    host_id: host.into(),
+                    key_role: KeyRole::Sensor,
+                    received: ts,
+                    clock_offset_ms: Some(120),
+                    misdated: 0,
+                    readings: vec![reading("28-a", ts, Some(a)), reading("28-b", ts, b)],
+                }
+            })
+            .collect();
+        store.write_reports(&reports).await?;
+        Ok(())
+    }
+
+    /// A house with something in every table, written through the store's own API.
+    async fn fill(store: &Store) -> anyhow::Result<()> {
+        readings(store, "pi", 0.0).await?;
+        let named = hearth_proto::sensors::SensorSettings {
+            name: Some("living room".into()),
+            weight: 1.5,
+            offset_c: -0.25,
+        };
+        store.set_sensor_settings("28-a", &named).await?;
+        store.save_settings(&Settings::default()).await?;
+        let rule = NewRule {
+            name: "mornings".into(),
+            enabled: true,
+            when: When::Cron { expr: "0 7 * * *".into(), duration_min: 90 },
+            heat_c: Some(21.5),
+            cool_c: None,
+            sensors: vec![],
+            zone: None,
+        };
+        for _ in 0..3 {
+            store.insert_rule(&rule, T0).await?;
+        }
+        store.delete_rule(2).await?;
+        let hold: NewOverride = serde_json::from_value(
+            serde_json::json!({"heat_c": 22.0, "hold": {"type": "for", "minutes": 120}}),
+        )?;
+        let start = from_millis(T0 + 3 * 3_600_000);
+        store.insert_override(&hold, start, Some(from_millis(T0 + 5 * 3_600_000)), start).await?;
+        let house = store.stored_house().await?;
+        let (Some(zone), Some(plant)) = (house.zones.first(), house.plants.first()) else {
+            anyhow::bail!("no default house");
+        };
+        let mut plant = plant.clone();
+        plant.name = "Boiler".into();
+        store.save_plant(&plant).await?;
+        let zone = crate::store::zones::StoredZone { name: "Ground floor".into(), ..zone.clone() };
+        store.save_zone(&zone, 0, &[], None).await?;
+        let outputs = [
+            crate::store::tests::output("heat", RelayState::On)?,
+            crate::store::tests::output("valve", RelayState::Off)?,
+        ];
+        store
+            .register_relays(&Registration {
+                host_id: "boiler",
+                url: "http://boiler:8081",
+                backend: Some("simulated"),
+                outputs: &outputs,
+                now: T0,
+                clock_offset_ms: Some(-40),
+                key_role: KeyRole::Relay,
+            })
+            .await?;
+        store
+            .set_relay_fallback("boiler", "heat", Some(&hearth_proto::fallback::OutputProgram::On))
+            .await?;
+        store.set_desired_settings("pi", &AgentSettings::default(), "admin", T0).await?;
+        let applied = serde_json::from_value(
+            serde_json::json!({"agent": "sensor", "revision": 1, "in_force": {}}),
+        )?;
+        store.set_applied_settings("pi", &applied, T0 + 1).await?;
+        store.create_command("pi", AgentKind::Sensor, CommandKind::Identify, "admin", T0).await?;
+        let settings = Settings::default();
+        let learned = Learned::default();
+        for i in 0..5 {
+            let mut d = decide(&Inputs {
+                now: from_millis(T0 + i * MINUTE),
+                settings: &settings,
+                segments: &[],
+                sensors: &[],
+                stale_after: jiff::SignedDuration::from_secs(120),
+                equipment: Equipment { heat: Running::OFF_UNKNOWN, cool: Running::OFF_UNKNOWN },
+                learned: &learned,
+                runs: &[],
+            });
+            d.heat = i % 2 == 0;
+            d.effective_temp_c = Some(19.0 + i as f64 / 3.0);
+            store.record_decision(&ZoneId::default_zone(), &d).await?;
+        }
+        store.start_run(System::Heat, from_millis(T0), Some(18.5)).await?;
+        store.end_run(System::Heat, from_millis(T0 + 20 * MINUTE), Some(20.125)).await?;
+        store.start_run(System::Heat, from_millis(T0 + 60 * MINUTE), None).await?;
+        Ok(())
+    }
+
+    /// Every row of every table, sorted (the backends order text keys each their own way).
+    async fn everything(pool: &Pool) -> anyhow::Result<Vec<(&'static str, Vec<Vec<Value>>)>> {
+        let mut all = Vec::new();
+        for table in TABLES {
+            let mut rows = read_batch(pool, table, None, usize::MAX / 2).await?;
+            rows.sort_by_cached_key(|r| format!("{r:?}"));
+            all.push((table.name, rows));
+        }
+        Ok(all)
+    }
+
+    async fn opened(url: &str) -> anyhow::Result<Store> {
+        Store::open(url).await
+    }
+
+    async fn new_store(backend: Backend) -> anyhow::Result<(String, Store, Kept)> {
+        let (url, kept) = new_database(backend)?;
+        let store = opened(&url).await?;
+        Ok((url, store, kept))
+    }
+
+    #[tokio::test]
+    async fn every_table_of_the_schema_is_copied() -> anyhow::Result<()> {
+        use std::collections::BTreeSet;
+        let (_, store, _kept) = new_store(Backend::Sqlite).await?;
+        let schema: BTreeSet<(String, String)> = sqlx::query_as(
+            "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
+               AND m.name NOT IN ('_sqlx_migrations', 'storage_probe')",
+        )
+        .fetch_all(&store.test_sqlite_pool()?)
+        .await?
+        .into_iter()
+        .collect();
+        let copied: BTreeSet<(String, String)> = TABLES
+            .iter()
+            .flat_map(|t| t.column_names().map(|c| (t.name.to_owned(), c.to_owned())))
+            .collect();
+        assert_eq!(
+            schema.symmetric_difference(&copied).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "columns of the schema not copied, or copied columns not in the schema"
+        );
+        Ok(())
+    }
+
+    /// SQLite → PostgreSQL → SQLite: every row of every table the same on all three, the
+    /// charts the same, and each copy hands out ids after the ones it received.
+    #[tokio::test]
+    async fn a_round_trip_through_postgres_changes_nothing() -> anyhow::Result<()> {
+        let (a_url, a, _ka) = new_store(Backend::Sqlite).await?;
+        fill(&a).await?;
+        let (b_url, _kb) = new_database(Backend::Postgres)?;
+        let (c_url, _kc) = new_database(Backend::Sqlite)?;
+        // Small batches: every table of more than one batch is paged through.
+        let there = migrate(&a_url, &b_url, &quiet(97)).await?;
+        let back = migrate(&b_url, &c_url, &quiet(1000)).await?;
+        for v in [&there, &back] {
+            assert!(v.all_equal(), "{v}");
+        }
+        let b = opened(&b_url).await?;
+        let c = opened(&c_url).await?;
+        let original = everything(&a.pool()).await?;
+        for (table, rows) in &original {
+            assert!(!rows.is_empty(), "the test fills no row of {table}");
+        }
+        assert_eq!(everything(&b.pool()).await?, original);
+        assert_eq!(everything(&c.pool()).await?, original);
+
+        let (from, to) = (T0, T0 + MINUTES * MINUTE);
+        for points in [500, 5] {
+            let series = a.series("28-b", from, to, points).await?;
+            assert!(series.bucket_ms > 0, "{points} points come from a rollup");
+            assert_eq!(b.series("28-b", from, to, points).await?, series);
+            assert_eq!(c.series("28-b", from, to, points).await?, series);
+        }
+
+        let rule = NewRule {
+            name: "later".into(),
+            enabled: true,
+            when: When::Cron { expr: "0 8 * * *".into(), duration_min: 10 },
+            heat_c: Some(20.0),
+            cool_c: None,
+            sensors: vec![],
+            zone: None,
+        };
+        for store in [&a, &b, &c] {
+            assert_eq!(store.insert_rule(&rule, T0).await?, 4, "{:?}", store.backend());
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_copy_is_finished_by_running_it_again() -> anyhow::Result<()> {
+        let (a_url, a, _ka) = new_store(Backend::Sqlite).await?;
+        fill(&a).await?;
+        let (b_url, _kb) = new_database(Backend::Postgres)?;
+        // Cut short inside the readings (the tables before them are a batch each).
+        let cut = CopyOptions { fail_after_batches: Some(TABLES.len() as u64 + 3), ..quiet(50) };
+        let err = migrate(&a_url, &b_url, &cut).await.err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("stopped after")));
+        let b = opened(&b_url).await?;
+        let partial = count(&b.pool(), "readings").await?;
+        assert!(0 < partial && partial < 2 * MINUTES, "{partial}");
+
+        let done = migrate(&a_url, &b_url, &quiet(50)).await?;
+        assert!(done.all_equal(), "{done}");
+        assert_eq!(everything(&b.pool()).await?, everything(&a.pool()).await?);
+        Ok(())
+    }
+
+    /// Another house's readings in the target: refused, and the target is left as it was.
+    #[tokio::test]
+    async fn a_target_with_another_houses_readings_is_refused() -> anyhow::Result<()> {
+        let (a_url, a, _ka) = new_store(Backend::Sqlite).await?;
+        fill(&a).await?;
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let (b_url, b, _kb) = new_store(backend).await?;
+            // The same sensor ids and times, other values.
+            readings(&b, "other-pi", 0.5).await?;
+            let before = everything(&b.pool()).await?;
+            let err = migrate(&a_url, &b_url, &quiet(100)).await.err().map(|e| e.to_string());
+            assert!(
+                err.as_deref().is_some_and(|e| e.contains("not a copy of the source")),
+                "{err:?}"
+            );
+            assert_eq!(everything(&b.pool()).await?, before);
+        }
+        Ok(())
+    }
 }

@@ -1741,7 +1741,7 @@ mod tests {
         Ok(())
     }
 
-    fn output(id: &str, state: RelayState) -> anyhow::Result<OutputStatus> {
+    pub(in crate::store) fn output(id: &str, state: RelayState) -> anyhow::Result<OutputStatus> {
         Ok(serde_json::from_value(serde_json::json!({
             "id": id, "name": id, "state": state, "safe_state": "off", "function_hint": "heat",
             "lease_remaining_s": null, "changed_s_ago": 1.0, "cycles": 0,
