@@ -47,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::open(&source).await?;
     let loading = Instant::now();
     for day in 0..days {
-        let instants: Vec<(i64, Vec<(String, Option<f64>)>)> = (0..DAY_MIN)
+        let instants: Vec<hearth_engine::bench::Instant> = (0..DAY_MIN)
             .map(|m| {
                 let i = day * DAY_MIN + m;
                 let values = ids

@@ -14,6 +14,9 @@ use crate::store::{NewReading, NewReport};
 #[derive(Debug, Clone)]
 pub struct Store(crate::store::Store);
 
+/// One instant of readings: `(ts ms, [(sensor, value)])`.
+pub type Instant = (i64, Vec<(String, Option<f64>)>);
+
 /// The engine's ingest path (group commit) over a [`Store`].
 #[derive(Debug, Clone)]
 pub struct Ingest(crate::ingest::Ingest);
@@ -84,12 +87,8 @@ impl Store {
     }
 
     /// Store one report of `host` per instant, all in one transaction, as the group commit
-    /// would (rollups kept with them): `(ts ms, [(sensor, value)])`.
-    pub async fn write_reports(
-        &self,
-        host: &str,
-        instants: &[(i64, Vec<(String, Option<f64>)>)],
-    ) -> anyhow::Result<()> {
+    /// would (rollups kept with them).
+    pub async fn write_reports(&self, host: &str, instants: &[Instant]) -> anyhow::Result<()> {
         let reports: Vec<NewReport> = instants
             .iter()
             .map(|(ts, values)| {
