@@ -582,19 +582,6 @@ mod tests {
         CopyOptions { batch_rows, fail_after_batches: None, progress: false }
     }
 
-    fn reading(sensor: &str, ts: i64, value: Option<f64>) -> NewReading {
-        NewReading {
-            sensor_id: sensor.into(),
-            kind: "DS18B20".into(),
-            alias: None,
-            extra: None,
-            ts,
-            value,
-            latest_at: Some(ts),
-            misdated: false,
-        }
-    }
-
     /// `MINUTES` readings of two sensors from host `host`, with a failed reading now and then.
     async fn readings(store: &Store, host: &str, offset: f64) -> anyhow::Result<()> {
         let reports: Vec<NewReport> = (0..MINUTES)
@@ -608,12 +595,27 @@ mod tests {
                     received: ts,
                     clock_offset_ms: Some(120),
                     misdated: 0,
-                    readings: vec![reading("28-a", ts, Some(a)), reading("28-b", ts, b)],
+                    readings: vec![
+                        NewReading::plain("28-a", ts, Some(a)),
+                        NewReading::plain("28-b", ts, b),
+                    ],
                 }
             })
             .collect();
         store.write_reports(&reports).await?;
         Ok(())
+    }
+
+    fn rule(name: &str) -> NewRule {
+        NewRule {
+            name: name.into(),
+            enabled: true,
+            when: When::Cron { expr: "0 7 * * *".into(), duration_min: 90 },
+            heat_c: Some(21.5),
+            cool_c: None,
+            sensors: vec![],
+            zone: None,
+        }
     }
 
     /// A house with something in every table, written through the store's own API.
@@ -626,15 +628,7 @@ mod tests {
         };
         store.set_sensor_settings("28-a", &named).await?;
         store.save_settings(&Settings::default()).await?;
-        let rule = NewRule {
-            name: "mornings".into(),
-            enabled: true,
-            when: When::Cron { expr: "0 7 * * *".into(), duration_min: 90 },
-            heat_c: Some(21.5),
-            cool_c: None,
-            sensors: vec![],
-            zone: None,
-        };
+        let rule = rule("mornings");
         for _ in 0..3 {
             store.insert_rule(&rule, T0).await?;
         }
@@ -721,6 +715,13 @@ mod tests {
         Ok((url, store, kept))
     }
 
+    /// A SQLite store [`fill`]ed, and a new PostgreSQL database to copy it to.
+    async fn source_and_postgres() -> anyhow::Result<((String, Store, Kept), (String, Kept))> {
+        let source = new_store(Backend::Sqlite).await?;
+        fill(&source.1).await?;
+        Ok((source, new_database(Backend::Postgres)?))
+    }
+
     #[tokio::test]
     async fn every_table_of_the_schema_is_copied() -> anyhow::Result<()> {
         use std::collections::BTreeSet;
@@ -750,9 +751,7 @@ mod tests {
     /// charts the same, and each copy hands out ids after the ones it received.
     #[tokio::test]
     async fn a_round_trip_through_postgres_changes_nothing() -> anyhow::Result<()> {
-        let (a_url, a, _ka) = new_store(Backend::Sqlite).await?;
-        fill(&a).await?;
-        let (b_url, _kb) = new_database(Backend::Postgres)?;
+        let ((a_url, a, _ka), (b_url, _kb)) = source_and_postgres().await?;
         let (c_url, _kc) = new_database(Backend::Sqlite)?;
         // Small batches: every table of more than one batch is paged through.
         let there = migrate(&a_url, &b_url, &quiet(97)).await?;
@@ -789,15 +788,7 @@ mod tests {
             }
         }
 
-        let rule = NewRule {
-            name: "later".into(),
-            enabled: true,
-            when: When::Cron { expr: "0 8 * * *".into(), duration_min: 10 },
-            heat_c: Some(20.0),
-            cool_c: None,
-            sensors: vec![],
-            zone: None,
-        };
+        let rule = rule("later");
         // SQLite's AUTOINCREMENT counter follows the ids inserted (a deleted last id is never
         // handed out again).
         let seq: i64 = sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'rules'")
@@ -812,9 +803,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_interrupted_copy_is_finished_by_running_it_again() -> anyhow::Result<()> {
-        let (a_url, a, _ka) = new_store(Backend::Sqlite).await?;
-        fill(&a).await?;
-        let (b_url, _kb) = new_database(Backend::Postgres)?;
+        let ((a_url, a, _ka), (b_url, _kb)) = source_and_postgres().await?;
         // Cut short inside the readings (the tables before them are a batch each).
         let cut = CopyOptions { fail_after_batches: Some(TABLES.len() as u64 + 3), ..quiet(50) };
         let err = migrate(&a_url, &b_url, &cut).await.err().map(|e| e.to_string());

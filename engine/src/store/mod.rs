@@ -65,6 +65,23 @@ pub(crate) struct NewReading {
     pub(crate) misdated: bool,
 }
 
+#[cfg(test)]
+impl NewReading {
+    /// A DS18B20 reading taken live at `ts` (tests).
+    pub(crate) fn plain(sensor: &str, ts: i64, value: Option<f64>) -> Self {
+        Self {
+            sensor_id: sensor.into(),
+            kind: "DS18B20".into(),
+            alias: None,
+            extra: None,
+            ts,
+            value,
+            latest_at: Some(ts),
+            misdated: false,
+        }
+    }
+}
+
 /// One accepted sensor update, ready to be stored.
 #[derive(Debug, Clone)]
 pub(crate) struct NewReport {
