@@ -72,7 +72,10 @@ async fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         let table = migrate_store(from, to).await?;
         let secs = started.elapsed().as_secs_f64();
-        println!("\n{what}: {secs:.1} s, {:.0} readings/s\n{table}", total as f64 / secs);
+        println!(
+            "\n{what}: {total} readings with their rollups in {secs:.1} s ({:.0} readings/s)\n{table}",
+            total as f64 / secs
+        );
     }
     server.stop()?;
     Ok(())
