@@ -14,6 +14,9 @@ use crate::store::{NewReading, NewReport};
 #[derive(Debug, Clone)]
 pub struct Store(crate::store::Store);
 
+/// One instant of readings: `(ts ms, [(sensor, value)])`.
+pub type Instant = (i64, Vec<(String, Option<f64>)>);
+
 /// The engine's ingest path (group commit) over a [`Store`].
 #[derive(Debug, Clone)]
 pub struct Ingest(crate::ingest::Ingest);
@@ -83,9 +86,54 @@ impl Store {
         Ok(self.0.end_run(system, at, temp).await?)
     }
 
+    /// Store one report of `host` per instant, all in one transaction, as the group commit
+    /// would (rollups kept with them).
+    pub async fn write_reports(&self, host: &str, instants: &[Instant]) -> anyhow::Result<()> {
+        let reports: Vec<NewReport> = instants
+            .iter()
+            .map(|(ts, values)| {
+                let readings: Vec<_> = values.iter().map(|(s, v)| (s.clone(), *ts, *v)).collect();
+                report(host, &readings)
+            })
+            .collect();
+        Ok(self.0.write_reports(&reports).await?)
+    }
+
     /// Close the pool (checkpoints the WAL).
     pub async fn close(&self) {
         self.0.close().await;
+    }
+}
+
+/// `hearth-engine migrate-store` from `from` to `to` with its progress lines on stderr: the
+/// verification table, with the rows copied and how fast. An error when counts differ.
+pub async fn migrate_store(from: &str, to: &str) -> anyhow::Result<String> {
+    let verification = crate::store::copy::migrate(from, to, &Default::default()).await?;
+    anyhow::ensure!(verification.all_equal(), "the row counts differ:\n{verification}");
+    Ok(verification.to_string())
+}
+
+/// The report of `host`'s readings `(sensor, ts ms, value)`, received at the newest of them.
+fn report(host: &str, readings: &[(String, i64, Option<f64>)]) -> NewReport {
+    NewReport {
+        host_id: host.to_owned(),
+        key_role: hearth_proto::agents::KeyRole::Sensor,
+        received: readings.iter().map(|r| r.1).max().unwrap_or(0),
+        clock_offset_ms: None,
+        misdated: 0,
+        readings: readings
+            .iter()
+            .map(|(sensor_id, ts, value)| NewReading {
+                sensor_id: sensor_id.clone(),
+                kind: "DS18B20".into(),
+                alias: None,
+                extra: None,
+                ts: *ts,
+                value: *value,
+                latest_at: Some(*ts),
+                misdated: false,
+            })
+            .collect(),
     }
 }
 
@@ -96,26 +144,7 @@ impl Ingest {
         host: &str,
         readings: &[(String, i64, Option<f64>)],
     ) -> anyhow::Result<()> {
-        let report = NewReport {
-            host_id: host.to_owned(),
-            key_role: hearth_proto::agents::KeyRole::Sensor,
-            received: readings.iter().map(|r| r.1).max().unwrap_or(0),
-            clock_offset_ms: None,
-            misdated: 0,
-            readings: readings
-                .iter()
-                .map(|(sensor_id, ts, value)| NewReading {
-                    sensor_id: sensor_id.clone(),
-                    kind: "DS18B20".into(),
-                    alias: None,
-                    extra: None,
-                    ts: *ts,
-                    value: *value,
-                    latest_at: Some(*ts),
-                    misdated: false,
-                })
-                .collect(),
-        };
+        let report = report(host, readings);
         self.0.submit(report).await.map_err(|e| anyhow::anyhow!("ingest: {e}"))
     }
 }

@@ -99,6 +99,19 @@ pub enum Command {
     },
     /// Print the admin credential (for the web UI and API calls that change settings).
     AdminToken,
+    /// Copy a whole store (settings, schedule, house, agents, relays, every reading and
+    /// decision) from one database to another, SQLite or PostgreSQL either way, then compare
+    /// the row counts of every table (exit status 1 when any differ). Stop the engine first.
+    /// The target must hold no readings, or an interrupted copy of the same source (run the
+    /// command again to finish it).
+    MigrateStore {
+        /// The database to copy from (as --database-url).
+        #[arg(long, env = "HEARTH_MIGRATE_FROM")]
+        from: String,
+        /// The database to copy into, made and migrated when new (as --database-url).
+        #[arg(long, env = "HEARTH_MIGRATE_TO")]
+        to: String,
+    },
     /// Simulate a house in winter under the real decision core and print comfort, cycling and
     /// predictive-start figures (virtual time: a month takes seconds).
     Simulate {

@@ -226,3 +226,21 @@ pub fn print_admin_token(config: &Config) -> anyhow::Result<String> {
     let (site, _) = site::load_or_create(&config.data_dir)?;
     Ok(site.admin_credential())
 }
+
+/// `hearth-engine migrate-store`: copy the store at `from` into `to`, print the row counts of
+/// both; an error when any differ.
+pub async fn migrate_store(from: &str, to: &str) -> anyhow::Result<()> {
+    eprintln!(
+        "copying the store from {} to {}",
+        store::copy::describe(from),
+        store::copy::describe(to)
+    );
+    let verification = store::copy::migrate(from, to, &Default::default()).await?;
+    println!("{verification}");
+    anyhow::ensure!(
+        verification.all_equal(),
+        "the row counts differ (marked DIFFERS above): the target held rows of its own, or \
+         the source was written during the copy; do not start an engine on the target yet"
+    );
+    Ok(())
+}

@@ -27,6 +27,10 @@ fn main() -> std::process::ExitCode {
             println!("{}", hearth_engine::print_admin_token(&config)?);
             Ok(())
         }
+        Some(Command::MigrateStore { from, to }) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(hearth_engine::migrate_store(from, to)),
         Some(Command::Simulate { days, seed, bench: true, .. }) => {
             println!("{}", hearth_engine::sim::bench(*days, *seed).map_err(anyhow::Error::msg)?);
             Ok(())

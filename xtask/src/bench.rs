@@ -35,6 +35,7 @@ const BENCHES: &[(&str, Bench)] = &[
     ("sensor-agent", bench_sensor_agent),
     ("history", bench_history),
     ("ingest", bench_ingest),
+    ("migrate", bench_migrate),
     ("web", webbench::bench_web),
     ("control", bench_control),
 ];
@@ -65,6 +66,13 @@ fn bench_history(_static_link: bool) -> anyhow::Result<()> {
 /// `bench_ingest` example, release profile).
 fn bench_ingest(_static_link: bool) -> anyhow::Result<()> {
     bench_engine_example("bench_ingest")
+}
+
+/// `hearth-engine migrate-store` on a year of 1-minute readings of 10 sensors (5.26 M): SQLite
+/// to a PostgreSQL server of the bench's own and back (the engine's `bench_migrate` example,
+/// release profile).
+fn bench_migrate(_static_link: bool) -> anyhow::Result<()> {
+    bench_engine_example("bench_migrate")
 }
 
 fn bench_engine_example(example: &str) -> anyhow::Result<()> {

@@ -492,16 +492,7 @@ mod tests {
             misdated: 0,
             readings: readings
                 .iter()
-                .map(|&(sensor, ts, value)| NewReading {
-                    sensor_id: sensor.into(),
-                    kind: "DS18B20".into(),
-                    alias: None,
-                    extra: None,
-                    ts,
-                    value,
-                    latest_at: Some(ts),
-                    misdated: false,
-                })
+                .map(|&(sensor, ts, value)| NewReading::plain(sensor, ts, value))
                 .collect(),
         }
     }

@@ -13,6 +13,7 @@
 //! starts the recovery probe; ingest refuses to acknowledge while degraded. What control
 //! needs is [`held`] in memory as well, so decisions go on through the fault.
 
+pub(crate) mod copy;
 pub(crate) mod db;
 mod format;
 mod health;
@@ -62,6 +63,23 @@ pub(crate) struct NewReading {
     pub(crate) latest_at: Option<i64>,
     /// Stored as received although its time could not be placed (counted against the agent).
     pub(crate) misdated: bool,
+}
+
+#[cfg(test)]
+impl NewReading {
+    /// A DS18B20 reading taken live at `ts` (tests).
+    pub(crate) fn plain(sensor: &str, ts: i64, value: Option<f64>) -> Self {
+        Self {
+            sensor_id: sensor.into(),
+            kind: "DS18B20".into(),
+            alias: None,
+            extra: None,
+            ts,
+            value,
+            latest_at: Some(ts),
+            misdated: false,
+        }
+    }
 }
 
 /// One accepted sensor update, ready to be stored.
@@ -1740,7 +1758,7 @@ mod tests {
         Ok(())
     }
 
-    fn output(id: &str, state: RelayState) -> anyhow::Result<OutputStatus> {
+    pub(in crate::store) fn output(id: &str, state: RelayState) -> anyhow::Result<OutputStatus> {
         Ok(serde_json::from_value(serde_json::json!({
             "id": id, "name": id, "state": state, "safe_state": "off", "function_hint": "heat",
             "lease_remaining_s": null, "changed_s_ago": 1.0, "cycles": 0,

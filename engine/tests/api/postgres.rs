@@ -105,3 +105,38 @@ async fn a_server_that_goes_away_is_a_storage_fault_until_it_returns() -> R {
     assert_eq!(values, [20.5, 21.0]);
     Ok(())
 }
+
+/// `hearth-engine migrate-store`, the binary: a house's SQLite database copied to PostgreSQL
+/// with the target's URL (and password) from the environment, counts printed, the password
+/// never; a source that does not exist is an error exit.
+#[tokio::test]
+async fn migrate_store_copies_a_house_to_postgres_without_showing_the_password() -> R {
+    let dir = tempfile::tempdir()?;
+    let source = format!("sqlite://{}", dir.path().join("hearth.db").display());
+    drop(Engine::open(&config(dir.path(), &["--database-url", &source])?).await?);
+    let mut pg = Postgres::start()?;
+    let target = pg.create_database("moved")?;
+    let run = |from: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hearth-engine"))
+            .args(["migrate-store", "--from", from])
+            .env("HEARTH_MIGRATE_TO", &target)
+            .output()
+    };
+
+    let out = run(&source)?;
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.lines().any(|l| l.split_whitespace().eq(["zones", "1", "1"])), "{stdout}");
+    assert!(stderr.contains("readings_hour"), "no progress line: {stderr}");
+    assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD), "{stdout}{stderr}");
+    assert_eq!(pg.psql_in("moved_1", "SELECT name FROM hearth.zones")?, "House");
+
+    let missing = format!("sqlite://{}", dir.path().join("typo.db").display());
+    let out = run(&missing)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    pg.stop()?;
+    Ok(())
+}
