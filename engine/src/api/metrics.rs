@@ -75,6 +75,30 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
         );
     }
     e.family(
+        "hearth_retention_deleted_rows_total",
+        "counter",
+        "Rows retention deleted since start: raw readings and per-minute rollups past their age.",
+    );
+    for (table, n) in [
+        ("readings", &c.retention_deleted_readings),
+        ("readings_minute", &c.retention_deleted_minutes),
+    ] {
+        e.sample(
+            "hearth_retention_deleted_rows_total",
+            &[("table", table)],
+            n.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        );
+    }
+    if let Some(oldest) = s.store.oldest_reading().await? {
+        e.family(
+            "hearth_oldest_reading_age_seconds",
+            "gauge",
+            "Age of the oldest raw reading kept (retention deletes past --keep-raw-days).",
+        );
+        let age = now.duration_since(from_millis(oldest)).as_secs_f64();
+        e.sample("hearth_oldest_reading_age_seconds", &[], age);
+    }
+    e.family(
         "hearth_stored_rows_unreadable_total",
         "counter",
         "Stored settings and decision rows this engine cannot read (each logged with its id).",
