@@ -97,3 +97,20 @@ pub(crate) fn spawn(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cutoffs_are_whole_hours_the_configured_days_back() {
+        let keep = Keep { raw_days: Some(400), minutes_days: None, batch: BATCH, pause: PAUSE };
+        // 2026-12-03T07:41:05.250Z
+        let now = 1_796_283_665_250;
+        let p = keep.policy(now);
+        assert_eq!(p.raw_before, Some(now - 400 * DAY_MS - (now % HOUR_MS)));
+        assert_eq!(p.raw_before.map(|t| t % HOUR_MS), Some(0));
+        assert_eq!(p.minutes_before, None, "kept for ever");
+        assert_eq!((p.batch, p.pause), (BATCH, PAUSE));
+    }
+}
