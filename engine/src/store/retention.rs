@@ -435,12 +435,13 @@ mod tests {
         load(&store, 3).await?;
         let batches = Arc::new(AtomicU64::new(0));
         let (stop_tx, stop) = watch::channel(false);
-        // 58 batches of 100 with a pause between them: long enough to write in the middle.
+        // 58 batches of 100 with a pause between them (~3 s in all): the write lands in the
+        // middle. Stopped right after it, so the test does not wait for the rest.
         let policy = Policy {
             raw_before: Some(BASE + 2 * DAY),
             minutes_before: None,
             batch: 100,
-            pause: Duration::from_millis(20),
+            pause: Duration::from_millis(50),
         };
         let pruner = {
             let (store, batches) = (store.clone(), batches.clone());
