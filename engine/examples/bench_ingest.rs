@@ -122,8 +122,7 @@ async fn load(
                         (format!("28-{host:02}{sensor:010}"), report)
                     })
                     .collect();
-                let update =
-                    SensorUpdate { host_id: host_id.clone(), sensors, agent_time: None };
+                let update = SensorUpdate { host_id: host_id.clone(), sensors, agent_time: None };
                 let sent = Instant::now();
                 api.sensor_update(&update).await?;
                 latencies.push(sent.elapsed());

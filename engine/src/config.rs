@@ -73,6 +73,16 @@ pub struct Config {
     #[arg(long, env = "HEARTH_ENGINE_DASHBOARD_URL")]
     pub dashboard_url: Option<String>,
 
+    /// Days of raw readings kept (older ones are deleted, their minute and hour rollups stay,
+    /// and charts over them are drawn from those); 0 keeps every reading.
+    #[arg(long, env = "HEARTH_ENGINE_KEEP_RAW_DAYS", default_value_t = 400)]
+    pub keep_raw_days: u32,
+
+    /// Days of per-minute rollups kept (older ones are deleted, the hourly rollups are kept
+    /// for ever); 0 keeps every one. At least `keep_raw_days` unless 0.
+    #[arg(long, env = "HEARTH_ENGINE_KEEP_MINUTES_DAYS", default_value_t = 800)]
+    pub keep_minutes_days: u32,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -218,6 +228,34 @@ impl Config {
             return Err(bad());
         }
         Ok(Some(url.clone()))
+    }
+
+    /// What retention keeps: a day count of 0 keeps for ever; minute rollups are never kept
+    /// for less time than raw readings (a chart would have to skip from raw rows to hours).
+    pub(crate) fn keep(&self) -> anyhow::Result<crate::retention::Keep> {
+        let days = |d: u32| (d > 0).then_some(d);
+        let (raw, minutes) = (days(self.keep_raw_days), days(self.keep_minutes_days));
+        // A hundred years: beyond it a cutoff would reach before 1970 for no purpose.
+        for (name, d) in [("keep_raw_days", raw), ("keep_minutes_days", minutes)] {
+            if d.is_some_and(|d| d > 36_500) {
+                anyhow::bail!("{name} must be at most 36500 days (0 keeps for ever)");
+            }
+        }
+        if let Some(m) = minutes
+            && raw.is_none_or(|r| m < r)
+        {
+            anyhow::bail!(
+                "keep_minutes_days ({m}) must be 0 (for ever) or at least keep_raw_days ({}): the \
+                 minute rollups stand in for the raw readings retention deletes",
+                self.keep_raw_days
+            );
+        }
+        Ok(crate::retention::Keep {
+            raw_days: raw,
+            minutes_days: minutes,
+            batch: crate::retention::BATCH,
+            pause: crate::retention::PAUSE,
+        })
     }
 
     pub(crate) fn lease_s(&self) -> anyhow::Result<u32> {

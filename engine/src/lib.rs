@@ -20,6 +20,7 @@ mod ingest;
 mod mdns;
 mod metrics;
 mod readings;
+mod retention;
 mod schedule;
 #[doc(hidden)]
 pub mod sim;
@@ -48,6 +49,8 @@ pub struct Engine {
     store: store::Store,
     site: SiteSecret,
     engine_id: String,
+    keep: retention::Keep,
+    counters: Arc<metrics::Counters>,
 }
 
 impl Engine {
@@ -70,6 +73,7 @@ impl Engine {
         let events = hearth_common::sse::EventBus::new(EVENT_CAPACITY);
         let counters = Arc::new(metrics::Counters::default());
         let time_zone = config.time_zone()?;
+        let keep = config.keep()?;
         let schedules = Arc::new(store::Schedules::load(store.clone(), time_zone.clone()).await?);
         let ingest = ingest::Ingest::spawn(store.clone(), wake.clone(), counters.clone());
         let clock = Arc::new(clock::ClockWatch::new(config.clock_skew_max()?));
@@ -107,7 +111,7 @@ impl Engine {
             offline_after: config.offline_after()?,
             clock,
             events: events.clone(),
-            counters,
+            counters: counters.clone(),
             dashboard_url: config.dashboard_url()?,
             time_zone,
             schedules,
@@ -116,7 +120,7 @@ impl Engine {
             manage: Default::default(),
         });
         tokio::spawn(reload_after_recovery(state.downgrade(), store.clone()));
-        Ok(Self { state, controller, store, site, engine_id })
+        Ok(Self { state, controller, store, site, engine_id, keep, counters })
     }
 
     /// The HTTP application.
@@ -142,6 +146,11 @@ impl Engine {
     /// Start the decision loop; it stops when `stop` turns true.
     pub fn spawn_control(&self, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(self.controller.clone().run(stop))
+    }
+
+    /// Start retention (a pass now, then hourly); it stops when `stop` turns true.
+    pub fn spawn_retention(&self, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        retention::spawn(self.store.clone(), self.keep, self.counters.clone(), stop)
     }
 }
 
@@ -184,6 +193,7 @@ pub async fn run(
         None
     };
     let (stop_tx, stop_rx) = watch::channel(false);
+    let retention = engine.spawn_retention(stop_rx.clone());
     let control = engine.spawn_control(stop_rx);
     // Ready for systemd (Type=notify): the database is open and migrated, the socket is bound
     // (connections queue until `serve` accepts them), the loop runs. The loop pings the
@@ -205,6 +215,7 @@ pub async fn run(
     axum::serve(listener, engine.router()).with_graceful_shutdown(graceful).await?;
     let _ = stop_tx.send(true);
     let _ = control.await;
+    let _ = retention.await;
     engine.store.close().await;
     tracing::info!("stopped");
     Ok(())

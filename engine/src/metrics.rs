@@ -22,6 +22,10 @@ pub(crate) struct Counters {
     pub(crate) relay_commands_refused: AtomicU64,
     /// Relay commands that got no usable answer.
     pub(crate) relay_commands_failed: AtomicU64,
+    /// Raw readings deleted by retention.
+    pub(crate) retention_deleted_readings: AtomicU64,
+    /// Minute rollups deleted by retention.
+    pub(crate) retention_deleted_minutes: AtomicU64,
 }
 
 impl Counters {

@@ -107,3 +107,71 @@ impl House {
         Ok(path.to_string_lossy().into_owned())
     }
 }
+
+/// Where a test's engine stores: the SQLite file in its data dir (the default), or a database
+/// on a PostgreSQL server of the test's own (a real server, which the test may stop and start).
+#[derive(Debug)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres { server: hearth_harness::postgres::Postgres, url: String },
+}
+
+impl Database {
+    /// The engine's SQLite file in `data` (the data dir).
+    pub fn sqlite(data: &std::path::Path) -> Self {
+        Self::Sqlite(data.join("hearth.db"))
+    }
+
+    /// A new database on a new PostgreSQL server.
+    pub fn postgres() -> anyhow::Result<Self> {
+        let mut server = hearth_harness::postgres::Postgres::start()?;
+        let url = server.create_database("e2e")?;
+        Ok(Self::Postgres { server, url })
+    }
+
+    /// The engine's flags that store here.
+    pub fn engine_args(&self) -> Vec<&str> {
+        match self {
+            Self::Sqlite(_) => Vec::new(),
+            Self::Postgres { url, .. } => vec!["--database-url", url],
+        }
+    }
+
+    /// The server, to stop and start it (None for SQLite).
+    pub fn server(&mut self) -> Option<&mut hearth_harness::postgres::Postgres> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres { server, .. } => Some(server),
+        }
+    }
+
+    /// Every stored reading of `sensor`, oldest first, read as another process would (the
+    /// SQLite file read-only; PostgreSQL in the engine's default schema, `hearth`).
+    pub async fn stored(&self, sensor: &str) -> anyhow::Result<Vec<(i64, Option<f64>)>> {
+        Ok(match self {
+            Self::Sqlite(file) => {
+                let url = format!("sqlite://{}?mode=ro", file.display());
+                let pool = sqlx::SqlitePool::connect(&url).await?;
+                let rows = sqlx::query_as(
+                    "SELECT ts, value FROM readings WHERE sensor_id = $1 ORDER BY ts",
+                )
+                .bind(sensor)
+                .fetch_all(&pool)
+                .await;
+                pool.close().await;
+                rows?
+            }
+            Self::Postgres { url, .. } => {
+                let pool = sqlx::PgPool::connect(url).await?;
+                let rows = sqlx::query_as(
+                    "SELECT ts, value FROM hearth.readings WHERE sensor_id = $1 ORDER BY ts",
+                )
+                .bind(sensor)
+                .fetch_all(&pool)
+                .await;
+                pool.close().await;
+                rows?
+            }
+        })
+    }
+}

@@ -27,7 +27,7 @@ mod house;
 pub mod webdriver;
 
 pub use house::{
-    FAST_ENGINE, House, ds18b20, free_port, relay_config, relay_outputs_config, simulated,
+    Database, FAST_ENGINE, House, ds18b20, free_port, relay_config, relay_outputs_config, simulated,
 };
 
 /// Set inside the namespace, so the re-executed test runs its body instead of re-executing.

@@ -39,6 +39,19 @@ fn decision(e: &mut Exposition, d: &Decision) {
     e.sample("hearth_decision_info", &labels, 1.0);
 }
 
+/// A counter family (name, help) with one sample per value of `label`.
+fn labelled_counter(
+    e: &mut Exposition,
+    (name, help): (&str, &str),
+    label: &str,
+    samples: &[(&str, &std::sync::atomic::AtomicU64)],
+) {
+    e.family(name, "counter", help);
+    for (value, n) in samples {
+        e.sample(name, &[(label, value)], n.load(std::sync::atomic::Ordering::Relaxed) as f64);
+    }
+}
+
 /// Counters since start, the current decision, every sensor's newest value and age, every relay
 /// output's state, every agent's last contact.
 pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
@@ -62,17 +75,36 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
     e.counter("hearth_ingest_commits_total", "Ingest transactions committed.", &c.ingest_commits);
     e.counter("hearth_ingest_failures_total", "Ingest transactions failed.", &c.ingest_failures);
     e.counter("hearth_decisions_recorded_total", "Decisions recorded.", &c.decisions_recorded);
-    e.family("hearth_relay_commands_total", "counter", "Relay commands by outcome.");
-    for (outcome, n) in [
-        ("done", &c.relay_commands_done),
-        ("refused", &c.relay_commands_refused),
-        ("failed", &c.relay_commands_failed),
-    ] {
-        e.sample(
-            "hearth_relay_commands_total",
-            &[("outcome", outcome)],
-            n.load(std::sync::atomic::Ordering::Relaxed) as f64,
+    labelled_counter(
+        &mut e,
+        ("hearth_relay_commands_total", "Relay commands by outcome."),
+        "outcome",
+        &[
+            ("done", &c.relay_commands_done),
+            ("refused", &c.relay_commands_refused),
+            ("failed", &c.relay_commands_failed),
+        ],
+    );
+    labelled_counter(
+        &mut e,
+        (
+            "hearth_retention_deleted_rows_total",
+            "Rows retention deleted since start: raw readings and per-minute rollups past their age.",
+        ),
+        "table",
+        &[
+            ("readings", &c.retention_deleted_readings),
+            ("readings_minute", &c.retention_deleted_minutes),
+        ],
+    );
+    if let Some(oldest) = s.store.oldest_reading().await? {
+        e.family(
+            "hearth_oldest_reading_age_seconds",
+            "gauge",
+            "Age of the oldest raw reading kept (retention deletes past --keep-raw-days).",
         );
+        let age = now.duration_since(from_millis(oldest)).as_secs_f64();
+        e.sample("hearth_oldest_reading_age_seconds", &[], age);
     }
     e.family(
         "hearth_stored_rows_unreadable_total",

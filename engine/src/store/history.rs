@@ -283,6 +283,10 @@ impl Store {
     /// when that is at least an hour, of minutes (`readings_minute`) when at least a minute,
     /// else of seconds (raw rows). Buckets start at `from` (widened to the source's unit);
     /// empty ones are left out.
+    ///
+    /// A range reaching back before what retention kept of a source never reads it: when
+    /// the raw readings there are gone, the points are minute buckets at the finest (however
+    /// many points were asked for), and hour buckets when the minute rollups are gone too.
     pub(crate) async fn series(
         &self,
         sensor_id: &str,
@@ -294,10 +298,19 @@ impl Store {
         if from_ms >= to_ms || max_points == 0 {
             return Ok(series);
         }
+        // Retention may have thinned the finer sources before some instant: a range reaching
+        // before it is served from a source still whole there.
+        let complete = self.complete_from().await?;
+        let (raw_whole, minutes_whole) =
+            (from_ms >= complete.raw_from, from_ms >= complete.minute_from);
         // One read of at most max_points + 1 rows tells whether the raw rows fit, without
         // counting a year of them.
-        let raw = self.readings(sensor_id, from_ms, to_ms, max_points.saturating_add(1)).await?;
-        if raw.len() <= max_points as usize {
+        let raw = if raw_whole {
+            self.readings(sensor_id, from_ms, to_ms, max_points.saturating_add(1)).await?
+        } else {
+            Vec::new()
+        };
+        if raw_whole && raw.len() <= max_points as usize {
             series.points = raw
                 .into_iter()
                 .map(|(ts, v)| {
@@ -309,9 +322,9 @@ impl Store {
         }
         let max = i64::from(max_points);
         let needed = ceil_div(to_ms - from_ms, max);
-        let (unit, table) = if needed >= HOUR_MS {
+        let (unit, table) = if needed >= HOUR_MS || !minutes_whole {
             (HOUR_MS, Some(Rollup::Hour))
-        } else if needed >= MINUTE_MS {
+        } else if needed >= MINUTE_MS || !raw_whole {
             (MINUTE_MS, Some(Rollup::Minute))
         } else {
             // Whole seconds: the reply states the width in seconds.

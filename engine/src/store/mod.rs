@@ -44,6 +44,8 @@ pub(crate) use health::StorageHealth;
 pub(crate) use schedules::Schedules;
 mod history;
 pub(crate) use history::Series;
+mod retention;
+pub(crate) use retention::{Policy, Table};
 
 /// Rows per multi-row INSERT: at most 8 bound values each, under SQLite's 32766 variables
 /// (PostgreSQL's limit is 65535).

@@ -134,12 +134,6 @@ async fn running_engine(
     (stop_tx, f.engine.spawn_control(stop_rx))
 }
 
-async fn fixture_with(args: &[&str]) -> R<Fixture> {
-    let dir = tempfile::tempdir()?;
-    let engine = Engine::open(&config(dir.path(), args)?).await?;
-    Ok(Fixture { engine, _dir: dir })
-}
-
 /// Wait until the decision satisfies `ok`, polling the API (the loop runs on real time here;
 /// the deadline only bounds a failure).
 async fn decision_where(f: &Fixture, what: &str, ok: impl Fn(&Value) -> bool) -> R<Value> {
@@ -214,6 +208,8 @@ async fn cooling_is_commanded_and_runs_follow_the_relays() -> R {
         "# TYPE hearth_relay_commands_total counter",
         // Every stored settings and decision row read back.
         "hearth_stored_rows_unreadable_total 0",
+        // Retention is not running in this test: nothing deleted.
+        "hearth_retention_deleted_rows_total{table=\"readings\"} 0",
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }

@@ -208,3 +208,64 @@ async fn runs_and_daily_analytics_are_served() -> R {
     }
     Ok(())
 }
+
+/// The value of an unlabelled or labelled sample in `/metrics`, by its exact name and labels.
+async fn metric(f: &Fixture, sample: &str) -> R<Option<f64>> {
+    let (status, text) = f.call("GET", "/metrics", None, None).await?;
+    anyhow::ensure!(status == StatusCode::OK, "/metrics: {status}");
+    let text = text.as_str().unwrap_or_default().to_owned();
+    Ok(text.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok()))
+}
+
+/// Retention, as the engine runs it: readings past `--keep-raw-days` are deleted by the task,
+/// counted in `/metrics`, and charts over those days come from the rollups.
+#[tokio::test]
+async fn retention_deletes_old_readings_and_charts_still_answer() -> R {
+    let f = fixture_with(&["--keep-raw-days", "30", "--keep-minutes-days", "0"]).await?;
+    // Two days of January 2026: older than 30 days by now.
+    load(&f, &two_days()).await?;
+    let day = "from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z";
+    let hour = "from=2026-01-01T10:00:00Z&to=2026-01-01T11:00:00Z";
+    let fine = f.get(&format!("/v1/sensors/{SENSOR}/readings?{hour}&max_points=500")).await?;
+    assert_eq!((fine["bucket_s"].as_i64(), points(&fine).len()), (Some(0), 60), "{fine}");
+    let half_hours = f.get(&format!("/v1/sensors/{SENSOR}/readings?{day}&max_points=48")).await?;
+    assert!(metric(&f, "hearth_oldest_reading_age_seconds").await?.is_some());
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let retention = f.engine.spawn_retention(stopped);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let deleted = "hearth_retention_deleted_rows_total{table=\"readings\"}";
+    while metric(&f, deleted).await? != Some(2880.0) {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "retention deleted nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let minutes = "hearth_retention_deleted_rows_total{table=\"readings_minute\"}";
+    assert_eq!(metric(&f, minutes).await?, Some(0.0));
+    assert_eq!(metric(&f, "hearth_oldest_reading_age_seconds").await?, None, "none left");
+    // The hour that was 60 raw points: 60 minute buckets, the same values.
+    let page = f.get(&format!("/v1/sensors/{SENSOR}/readings?{hour}&max_points=500")).await?;
+    assert_eq!(page["bucket_s"], 60, "{page}");
+    let values = |p: &Value| points(p).iter().map(|x| x["mean"].clone()).collect::<Vec<_>>();
+    assert_eq!(values(&page), values(&fine));
+    // A chart from the rollups already is unchanged.
+    let again = f.get(&format!("/v1/sensors/{SENSOR}/readings?{day}&max_points=48")).await?;
+    assert_eq!(again, half_hours);
+    stop.send(true)?;
+    retention.await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn retention_settings_are_checked_at_start() -> R {
+    for (args, wants) in [
+        (["--keep-raw-days", "400", "--keep-minutes-days", "30"], "keep_minutes_days (30)"),
+        (["--keep-raw-days", "0", "--keep-minutes-days", "30"], "keep_minutes_days (30)"),
+        (["--keep-raw-days", "40000", "--keep-minutes-days", "0"], "keep_raw_days must be"),
+    ] {
+        let Err(e) = fixture_with(&args).await else {
+            anyhow::bail!("{args:?} was accepted");
+        };
+        assert!(e.to_string().contains(wants), "{args:?}: {e}");
+    }
+    Ok(())
+}

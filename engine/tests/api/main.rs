@@ -73,8 +73,13 @@ fn postgres_database(dir: &std::path::Path) -> R<Option<String>> {
 }
 
 async fn fixture() -> R<Fixture> {
+    fixture_with(&[]).await
+}
+
+/// An engine started with these flags too.
+async fn fixture_with(args: &[&str]) -> R<Fixture> {
     let dir = tempfile::tempdir()?;
-    let engine = Engine::open(&config(dir.path(), &[])?).await?;
+    let engine = Engine::open(&config(dir.path(), args)?).await?;
     Ok(Fixture { engine, _dir: dir })
 }
 

@@ -140,3 +140,97 @@ async fn migrate_store_copies_a_house_to_postgres_without_showing_the_password()
     pg.stop()?;
     Ok(())
 }
+
+/// Two sites on one database, told apart only by the URL's `search_path`: each migrates its
+/// own schema, and nothing written through one engine shows through the other.
+#[tokio::test]
+async fn two_sites_share_a_database_and_never_see_each_others_rows() -> R {
+    let (url, database) = {
+        let server = Postgres::shared()?;
+        let mut server = server.lock().map_err(|_| anyhow::anyhow!("server lock poisoned"))?;
+        let url = server.create_database("sites")?;
+        let name = url
+            .strip_prefix("postgres://")
+            .and_then(|rest| rest.split_once('/'))
+            .and_then(|(_, rest)| rest.split_once('?'))
+            .map(|(name, _)| name.to_owned())
+            .ok_or_else(|| anyhow::anyhow!("no database name in {url}"))?;
+        (url, name)
+    };
+    let mut sites = Vec::new();
+    for (schema, sensor, heat_c, zone) in
+        [("site_a", "28-aaaa", 20.0, "attic"), ("site_b", "28-bbbb", 18.0, "cellar")]
+    {
+        let dir = tempfile::tempdir()?;
+        let site_url = format!("{url}&options=-c%20search_path%3D{schema}");
+        let engine = Engine::open(&config(dir.path(), &["--database-url", &site_url])?).await?;
+        let f = Fixture { engine, _dir: dir };
+        let admin = f.admin();
+        let body =
+            json!({"host_id": "pi", "sensors": {sensor: {"type": "DS18B20", "value": 21.0}}});
+        let got = f
+            .call("PUT", "/v1/sensors/update", Some(&f.agent("pi")), Some(&body.to_string()))
+            .await?;
+        assert_eq!(got.0, StatusCode::CREATED, "{schema}: {got:?}");
+        let name =
+            json!({"name": format!("{schema} sensor"), "weight": 1, "offset_c": 0}).to_string();
+        let got = f
+            .call("PUT", &format!("/v1/sensors/{sensor}/settings"), Some(&admin), Some(&name))
+            .await?;
+        assert_eq!(got.0, StatusCode::OK, "{schema}: {got:?}");
+        heat_to(&f, heat_c, 60, 60).await?;
+        let rule = json!({"name": format!("{schema} mornings"), "when": {"type": "weekly",
+            "days": ["monday"], "start": "06:30", "end": "08:30"}, "heat_c": heat_c});
+        let got = f.call("POST", "/v1/schedules", Some(&admin), Some(&rule.to_string())).await?;
+        assert_eq!(got.0, StatusCode::CREATED, "{schema}: {got:?}");
+        let valve = format!("relay-{schema}/valve-1");
+        let body = json!({"name": zone, "sensors": [sensor], "valves": [valve]}).to_string();
+        let got = f.call("PUT", &format!("/v1/zones/{zone}"), Some(&admin), Some(&body)).await?;
+        assert_eq!(got.0, StatusCode::CREATED, "{schema}: {got:?}");
+        sites.push((schema, sensor, heat_c, zone, f));
+    }
+    for (schema, sensor, heat_c, zone, f) in &sites {
+        let (status, body) = f.call("GET", "/v1/status", None, None).await?;
+        assert_eq!(status, StatusCode::OK, "{schema}: {body}");
+        let sensors = f.get("/v1/sensors").await?;
+        let ids: Vec<&str> =
+            sensors.as_array().into_iter().flatten().filter_map(|s| s["id"].as_str()).collect();
+        assert_eq!(ids, [*sensor], "{schema}: {sensors}");
+        assert_eq!(sensors[0]["name"], format!("{schema} sensor"), "{schema}: {sensors}");
+        let rules = f.get("/v1/schedules").await?;
+        let names: Vec<&str> =
+            rules.as_array().into_iter().flatten().filter_map(|r| r["name"].as_str()).collect();
+        assert_eq!(names, [format!("{schema} mornings")], "{schema}: {rules}");
+        let zones = f.get("/v1/zones").await?;
+        let ids: Vec<&str> = zones["zones"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|z| z["id"].as_str())
+            .collect();
+        assert_eq!(ids, ["house", *zone], "{schema}: {zones}");
+        let target = f.get("/v1/schedule/default").await?;
+        assert_eq!(target["heat_c"], *heat_c, "{schema}: {target}");
+        let readings = f.get(&format!("/v1/sensors/{sensor}/readings?max_points=10")).await?;
+        assert_eq!(points_of(&readings), 1, "{schema}: {readings}");
+    }
+    // Each schema migrated on its own, to the same version; the default schema was never made.
+    let server = Postgres::shared()?;
+    let server = server.lock().map_err(|_| anyhow::anyhow!("server lock poisoned"))?;
+    let schemas = server.psql_in(
+        &database,
+        "SELECT string_agg(schema_name, ',' ORDER BY schema_name) FROM information_schema.schemata
+         WHERE schema_name IN ('hearth', 'site_a', 'site_b')",
+    )?;
+    assert_eq!(schemas.trim(), "site_a,site_b");
+    let version = |schema: &str| {
+        server.psql_in(&database, &format!("SELECT max(version) FROM {schema}._sqlx_migrations"))
+    };
+    assert_eq!(version("site_a")?, version("site_b")?);
+    assert!(!version("site_a")?.trim().is_empty());
+    Ok(())
+}
+
+fn points_of(page: &Value) -> usize {
+    page["points"].as_array().map_or(0, Vec::len)
+}

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use hearth_e2e::{
-    FAST_ENGINE, House, Proc, engine_credential, eventually, in_private_netns, simulated,
+    Database, FAST_ENGINE, House, Proc, engine_credential, eventually, in_private_netns, simulated,
 };
 use hearth_harness::{RELAY_AGENT, SENSOR_AGENT};
 use hearth_proto::client::{EngineClient, RelayAgentClient};
@@ -131,14 +131,23 @@ async fn heating(site: &Site, args: &[&str], wait: Duration) -> anyhow::Result<H
 
 #[test]
 fn closed_loop_found_by_mdns_survives_engine_restart() -> anyhow::Result<()> {
-    in_private_netns("closed_loop_found_by_mdns_survives_engine_restart", run)
+    in_private_netns("closed_loop_found_by_mdns_survives_engine_restart", || run(false))
 }
 
-async fn run() -> anyhow::Result<()> {
+/// The same house with the engine storing on PostgreSQL (a server of the test's own).
+#[test]
+fn closed_loop_on_postgresql_survives_engine_restart() -> anyhow::Result<()> {
+    in_private_netns("closed_loop_on_postgresql_survives_engine_restart", || run(true))
+}
+
+async fn run(postgres: bool) -> anyhow::Result<()> {
     let Site { dir: _dir, data, data_s, world_s, sensor_key, relay_key, admin, relay_toml, .. } =
         Site::new()?;
+    let db = if postgres { Database::postgres()? } else { Database::sqlite(&data) };
+    let mut args = engine_args(&data_s, "8");
+    args.extend(db.engine_args());
 
-    let engine = Proc::start("engine", "hearth-engine", &engine_args(&data_s, "8"))?;
+    let engine = Proc::start("engine", "hearth-engine", &args)?;
     let url = engine.listening_url().await?;
     let api = EngineClient::new(&url, Some(admin.clone()));
     heat_to(&api, 20.0).await?;
@@ -178,15 +187,9 @@ async fn run() -> anyhow::Result<()> {
     })
     .await?;
 
-    // Readings are in the database file itself.
-    let db = data.join("hearth.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display())).await?;
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM readings WHERE sensor_id = ?")
-        .bind(SENSOR_ID)
-        .fetch_one(&pool)
-        .await?;
+    // Readings are in the database itself.
+    let stored = db.stored(SENSOR_ID).await?.len();
     assert!(stored >= 3, "only {stored} readings stored");
-    pool.close().await;
 
     let agents = api.agents().await?;
     for (host, kind) in [(SENSOR, "sensor"), (RELAY, "relay")] {
@@ -198,7 +201,7 @@ async fn run() -> anyhow::Result<()> {
     let stopped_at = hearth_proto::Timestamp::now();
     let status = engine.terminate()?;
     assert!(status.success(), "engine exit: {status}");
-    let engine = Proc::start("engine2", "hearth-engine", &engine_args(&data_s, "8"))?;
+    let engine = Proc::start("engine2", "hearth-engine", &args)?;
     let url2 = engine.listening_url().await?;
     assert_ne!(url, url2, "the restarted engine should listen on another port");
     let api = EngineClient::new(&url2, Some(admin));

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hearth_e2e::{
-    FAST_ENGINE, Proc, ds18b20, engine_credential, eventually, free_port,
+    Database, FAST_ENGINE, Proc, ds18b20, engine_credential, eventually, free_port,
     in_private_mount_and_netns, relay_config, sh, simulated,
 };
 use hearth_proto::client::{ClientError, EngineClient, RelayAgentClient};
@@ -48,6 +48,7 @@ struct House {
     engine: Option<Proc>,
     relay: Proc,
     sensor: Option<Proc>,
+    db: Database,
 }
 
 impl House {
@@ -55,6 +56,16 @@ impl House {
     async fn start(
         lease_s: &'static str,
         mount: impl FnOnce(&Path, &Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Self> {
+        Self::start_on(lease_s, mount, false).await
+    }
+
+    /// [`House::start`], with the engine on a PostgreSQL server of the test's own when
+    /// `postgres`.
+    async fn start_on(
+        lease_s: &'static str,
+        mount: impl FnOnce(&Path, &Path) -> anyhow::Result<()>,
+        postgres: bool,
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("engine");
@@ -65,7 +76,8 @@ impl House {
         let sensor_key = engine_credential(&data, &["device-key", "--role", "sensor", SENSOR])?;
         let relay_key = engine_credential(&data, &["device-key", "--role", "relay", RELAY])?;
         let admin = engine_credential(&data, &["admin-token"])?;
-        let engine = start_engine(&data_s, &url, lease_s, "engine")?;
+        let db = if postgres { Database::postgres()? } else { Database::sqlite(&data) };
+        let engine = start_engine(&data_s, &url, lease_s, &db, "engine")?;
         let api = EngineClient::new(&url, Some(admin.clone()));
         eventually("the engine answers", Duration::from_secs(30), || async {
             Ok(api.control().await.ok().map(|_| ()))
@@ -105,6 +117,7 @@ impl House {
             admin,
             lease_s,
             dir,
+            db,
         };
         let relay_api = house.relay_api().await?;
         eventually("the heat on at the relay agent", Duration::from_secs(40), || async {
@@ -119,7 +132,7 @@ impl House {
     }
 
     fn start_engine(&mut self, name: &str) -> anyhow::Result<()> {
-        self.engine = Some(start_engine(&self.data_s, &self.url, self.lease_s, name)?);
+        self.engine = Some(start_engine(&self.data_s, &self.url, self.lease_s, &self.db, name)?);
         Ok(())
     }
 
@@ -131,17 +144,10 @@ impl House {
         Ok(RelayAgentClient::new(&self.relay.listening_url().await?, None))
     }
 
-    /// Every stored reading of `sensor`, oldest first, read from the database file as another
+    /// Every stored reading of `sensor`, oldest first, read from the database as another
     /// process would.
     async fn stored(&self, sensor: &str) -> anyhow::Result<Vec<(i64, Option<f64>)>> {
-        let db = self.data.join("hearth.db");
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display())).await?;
-        let rows = sqlx::query_as("SELECT ts, value FROM readings WHERE sensor_id = ? ORDER BY ts")
-            .bind(sensor)
-            .fetch_all(&pool)
-            .await;
-        pool.close().await;
-        Ok(rows?)
+        self.db.stored(sensor).await
     }
 
     /// The readings the sensor agent still holds in its queue.
@@ -156,12 +162,19 @@ impl House {
 }
 
 /// The engine on `url`'s port (no mDNS: the agents are told where it is), fast ticks, short
-/// staleness, leases of `lease_s`.
-fn start_engine(data: &str, url: &str, lease_s: &str, name: &str) -> anyhow::Result<Proc> {
+/// staleness, leases of `lease_s`, storing in `db`.
+fn start_engine(
+    data: &str,
+    url: &str,
+    lease_s: &str,
+    db: &Database,
+    name: &str,
+) -> anyhow::Result<Proc> {
     let listen = url.trim_start_matches("http://");
     let mut args = vec!["--data-dir", data, "--listen", listen, "--mdns", "false"];
     args.extend(FAST_ENGINE);
     args.extend(["--lease-s", lease_s]);
+    args.extend(db.engine_args());
     Proc::start(name, "hearth-engine", &args)
 }
 
@@ -433,6 +446,40 @@ async fn full_disk() -> anyhow::Result<()> {
         faults.push((detected_at, freed_at));
     }
     watch.finish(&house, &faults).await
+}
+
+/// The engine on PostgreSQL, whose server is stopped for 5 s (a fast shutdown: connections
+/// cut) and started again: the same promises as for a full disk.
+#[test]
+fn a_postgresql_server_gone_for_5_s_loses_no_acknowledged_reading() -> anyhow::Result<()> {
+    in_private_mount_and_netns(
+        "storage::a_postgresql_server_gone_for_5_s_loses_no_acknowledged_reading",
+        postgres_gone,
+    )
+}
+
+async fn postgres_gone() -> anyhow::Result<()> {
+    let mut house = House::start_on("4", |_, _| Ok(()), true).await?;
+    let watch = Watch::start(&house).await?;
+    // Readings are stored before the fault.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let server = house.db.server().ok_or_else(|| anyhow::anyhow!("not on PostgreSQL"))?;
+    let stopped_at = Instant::now();
+    server.stop()?;
+    let (to_503, reason) = wait_status(&house.url, 503, Duration::from_secs(5)).await?;
+    let detected_at = Instant::now();
+    eprintln!("e2e storage: PostgreSQL stopped; status 503 after {to_503:.1?}: {reason}");
+    assert!(reason.contains("PostgreSQL"), "{reason}");
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(stopped_at.elapsed())).await;
+    let server = house.db.server().ok_or_else(|| anyhow::anyhow!("not on PostgreSQL"))?;
+    server.resume()?;
+    let back_at = Instant::now();
+    let (to_200, _) = wait_status(&house.url, 200, Duration::from_secs(15)).await?;
+    eprintln!(
+        "e2e storage: PostgreSQL gone for {:.1?}; status 200 {to_200:.1?} after it was back",
+        back_at.duration_since(stopped_at)
+    );
+    watch.finish(&house, &[(detected_at, back_at)]).await
 }
 
 #[test]
