@@ -397,7 +397,7 @@ async fn engine_crash() -> anyhow::Result<()> {
     let first_killed = std::time::Instant::now();
     let engine = Proc::start("engine2", "hearth-engine", &args)?;
     let read = engine.wait_for_line("read relay states before commanding", wait).await?;
-    assert!(read.contains(RELAY) && read.contains("heat=On"), "{read}");
+    assert!(read.contains(RELAY) && read.contains("heat=on"), "{read}");
     eventually("the restarted engine renews the heat lease", wait, || async {
         let heat = relay_api.relay("heat").await?;
         let since_kill = first_killed.elapsed().as_secs_f64();
