@@ -113,10 +113,44 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// `axum::Json` with Hearth's error bodies.
-#[derive(Debug, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `axum::Json` with Hearth's error bodies, for a body that must be a JSON object. A struct
+/// whose fields are all optional would otherwise take a JSON array (serde reads structs from
+/// sequences too): `[null, null]` stored as "nothing set".
+#[derive(Debug)]
 pub(crate) struct Body<T>(pub(crate) T);
+
+impl<T, S> axum::extract::FromRequest<S> for Body<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        // Content type, size and syntax are axum's checks, with their usual answers.
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        object(&value)?;
+        serde_path_to_error::deserialize(value).map(Body).map_err(|e| {
+            let text = format!("Failed to deserialize the JSON body into the target type: {e}");
+            let code = if text.contains("missing field") {
+                ErrorCode::MissingField
+            } else {
+                ErrorCode::InvalidField
+            };
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, text)
+        })
+    }
+}
+
+/// Every body the engine takes is a JSON object: anything else is valid JSON of the wrong
+/// type, a 422 `invalid_field` (as the routes that check field by field always answered).
+fn object(value: &serde_json::Value) -> Result<(), ApiError> {
+    if value.is_object() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("the body must be a JSON object"))
+    }
+}
 
 /// `axum::extract::Query` with Hearth's error bodies.
 #[derive(Debug, axum::extract::FromRequestParts)]
@@ -126,13 +160,15 @@ pub(crate) struct Query<T>(pub(crate) T);
 /// The body as JSON, or a 400 `malformed_json`. Handlers that validate field by field parse
 /// untyped first, so each field's mistake gets its own message.
 pub(super) fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
+    let value = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::MalformedJson,
             format!("body is not valid JSON: {e}"),
         )
-    })
+    })?;
+    object(&value)?;
+    Ok(value)
 }
 
 /// The path of `key` inside `prefix` (`when.days`), or `key` at the top (`prefix` empty).

@@ -80,6 +80,39 @@ async fn every_request_body_of_another_type_gets_a_documented_status() -> R {
     Ok(())
 }
 
+/// Every operation that takes a body refuses a JSON array with a 4xx (serde reads a struct
+/// from a sequence too: `[null, null]` was stored as empty agent settings, found by the
+/// contract test), and a refused body changes nothing.
+#[tokio::test]
+async fn every_request_body_that_is_not_an_object_is_refused() -> R {
+    let f = fixture().await?;
+    let admin = f.admin();
+    let doc = serde_json::to_value(hearth_engine::openapi())?;
+    let before = f.get("/v1/agents/x1/settings").await?;
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in ops.as_object().into_iter().flatten() {
+            if op.get("requestBody").is_none() {
+                continue;
+            }
+            for body in ["[null, null]", "[]", "null", "7"] {
+                let req = Request::builder()
+                    .method(method.to_uppercase().as_str())
+                    .uri(concrete(path))
+                    .header("authorization", format!("Bearer {admin}"))
+                    .header("content-type", "application/json")
+                    .body(Body::from(body))?;
+                let status = f.engine.router().oneshot(req).await?.status();
+                assert!(status.is_client_error(), "{method} {path} took {body}: {status}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} body routes");
+    assert_eq!(f.get("/v1/agents/x1/settings").await?, before);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_typo_in_the_control_settings_changes_nothing() -> R {
     let f = fixture().await?;
