@@ -121,7 +121,7 @@ pub(crate) struct Body<T>(pub(crate) T);
 
 impl<T, S> axum::extract::FromRequest<S> for Body<T>
 where
-    T: serde::de::DeserializeOwned,
+    T: serde::de::DeserializeOwned + serde::Serialize,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -130,7 +130,8 @@ where
         // Content type, size and syntax are axum's checks, with their usual answers.
         let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
         object(&value)?;
-        serde_path_to_error::deserialize(value).map(Body).map_err(|e| {
+        let sent = value.clone();
+        let read: T = serde_path_to_error::deserialize(value).map_err(|e| {
             let text = format!("Failed to deserialize the JSON body into the target type: {e}");
             let code = if text.contains("missing field") {
                 ErrorCode::MissingField
@@ -138,7 +139,45 @@ where
                 ErrorCode::InvalidField
             };
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, text)
-        })
+        })?;
+        objects_stayed_objects(&sent, &read)?;
+        Ok(Body(read))
+    }
+}
+
+/// Refuse a body in which serde built a struct from an array (it reads structs from sequences
+/// too: `"screen": [null, null]` would be a screen with nothing set): what was read, written
+/// back as JSON, has an object wherever the body has an array. A 422 naming the field.
+pub(super) fn objects_stayed_objects<T: serde::Serialize>(
+    sent: &serde_json::Value,
+    read: &T,
+) -> Result<(), ApiError> {
+    let read = serde_json::to_value(read).unwrap_or(serde_json::Value::Null);
+    match array_read_as_struct(sent, &read, "") {
+        Some(path) => Err(ApiError::invalid(format!("{path} must be a JSON object"))),
+        None => Ok(()),
+    }
+}
+
+fn array_read_as_struct(
+    sent: &serde_json::Value,
+    read: &serde_json::Value,
+    path: &str,
+) -> Option<String> {
+    use serde_json::Value::{Array, Object};
+    match (sent, read) {
+        (Array(_), Object(_)) => {
+            Some(if path.is_empty() { "the body".to_owned() } else { path.to_owned() })
+        }
+        (Object(sent), Object(read)) => sent.iter().find_map(|(k, v)| {
+            read.get(k).and_then(|r| array_read_as_struct(v, r, &join(path, k)))
+        }),
+        (Array(sent), Array(read)) => sent
+            .iter()
+            .zip(read)
+            .enumerate()
+            .find_map(|(i, (s, r))| array_read_as_struct(s, r, &format!("{path}[{i}]"))),
+        _ => None,
     }
 }
 

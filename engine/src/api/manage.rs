@@ -172,14 +172,17 @@ fn parse_settings(value: serde_json::Value) -> Result<AgentSettings, ApiError> {
             }
         }
     }
-    serde_json::from_value(value).map_err(|e| {
+    let sent = value.clone();
+    let read: AgentSettings = serde_json::from_value(value).map_err(|e| {
         let code = if e.to_string().contains("missing field") {
             ErrorCode::MissingField
         } else {
             ErrorCode::InvalidField
         };
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
-    })
+    })?;
+    super::error::objects_stayed_objects(&sent, &read)?;
+    Ok(read)
 }
 
 /// A key from a request, for a message: control characters escaped, at most 64 characters.

@@ -95,7 +95,9 @@ async fn every_request_body_that_is_not_an_object_is_refused() -> R {
             if op.get("requestBody").is_none() {
                 continue;
             }
-            for body in ["[null, null]", "[]", "null", "7"] {
+            for body in
+                ["[null, null]", "[]", "null", "7", r#"{"sensor": {"screen": [null, null]}}"#]
+            {
                 let req = Request::builder()
                     .method(method.to_uppercase().as_str())
                     .uri(concrete(path))
