@@ -131,20 +131,11 @@ fn nudge(state: &AppState, host_id: &str) {
 
 /// The engine's own bounds of a settings document (`prefix`: where it sits in the body), the
 /// field named by its path (`relay.outputs.boiler.min_on_s`). What an agent reports running
-/// with (`reported`) may hold its own configured protection times, which the engine does not
-/// bound (a local `max_on_s` of a day is the agent's business): only their output ids are
-/// checked.
-fn settings_ok(prefix: &str, settings: &AgentSettings, reported: bool) -> Result<(), ApiError> {
+/// with is held to the same bounds: the engine serves it back under the same schema, which
+/// says them (a report beyond them is refused with the field named; the agent logs it).
+fn settings_ok(prefix: &str, settings: &AgentSettings) -> Result<(), ApiError> {
     let invalid = |e: hearth_proto::manage::Invalid| ApiError::invalid(format!("{prefix}{e}"));
-    if !reported {
-        return settings.check().map_err(invalid);
-    }
-    let without_relay = AgentSettings { relay: None, ..settings.clone() };
-    without_relay.check().map_err(invalid)?;
-    match &settings.relay {
-        Some(relay) => relay.check_ids().map_err(invalid),
-        None => Ok(()),
-    }
+    settings.check().map_err(invalid)
 }
 
 /// A settings document from JSON. Where serde would only say "invalid type ... at line 1
@@ -263,7 +254,7 @@ pub(super) async fn set_settings(
     caller.require_admin()?;
     host(&host_id)?;
     let desired = parse_settings(parse_json(&body)?)?;
-    settings_ok("", &desired, false)?;
+    settings_ok("", &desired)?;
     let now = millis(Timestamp::now());
     let revision = state
         .inner
@@ -300,9 +291,9 @@ pub(super) async fn report_applied(
 ) -> Result<axum::Json<AgentSettingsState>, ApiError> {
     host(&host_id)?;
     caller.require_agent(&state, &host_id, applied.agent)?;
-    settings_ok("in_force.", &applied.in_force, true)?;
+    settings_ok("in_force.", &applied.in_force)?;
     if let Some(local) = &applied.local {
-        settings_ok("local.", local, true)?;
+        settings_ok("local.", local)?;
     }
     if applied.refused.len() > MAX_REFUSALS {
         return Err(ApiError::invalid(format!("refused must list at most {MAX_REFUSALS} items")));

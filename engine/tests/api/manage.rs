@@ -223,23 +223,30 @@ async fn relay_settings_are_checked_by_field_and_the_agent_is_told() -> R {
     let (_, ack) = f.call("POST", "/v1/relays/register", Some(&relay), Some(&registration)).await?;
     assert_eq!(ack["pending"], json!({"settings_revision": 1, "commands": 1}), "{ack}");
 
-    // The agent's report: its local values too, not held to the engine's bounds (a local
-    // max_on_s of a day is its own business).
-    let applied = json!({"agent": "relay", "revision": 1,
-        "in_force": {"relay": {"outputs": {"boiler": {"min_on_s": 120, "min_off_s": 600, "max_on_s": 3600}}}},
-        "local": {"relay": {"outputs": {"boiler": {"min_on_s": 120, "min_off_s": 120, "max_on_s": 86400}}}},
-        "refused": []});
-    let (s, state) = f
-        .call(
-            "PUT",
-            "/v1/agents/boiler-pi/settings/applied",
-            Some(&relay),
-            Some(&applied.to_string()),
-        )
-        .await?;
+    // The agent's report, its local values too, is held to the bounds the engine serves it
+    // under: a local max_on_s beyond them is refused, naming the field, and nothing is stored.
+    let report = |max_on_s: u32| {
+        json!({"agent": "relay", "revision": 1,
+            "in_force": {"relay": {"outputs": {"boiler": {"min_on_s": 120, "min_off_s": 600, "max_on_s": 3600}}}},
+            "local": {"relay": {"outputs": {"boiler": {"min_on_s": 120, "min_off_s": 120, "max_on_s": max_on_s}}}},
+            "refused": []})
+        .to_string()
+    };
+    let put = "/v1/agents/boiler-pi/settings/applied";
+    let got = f.call("PUT", put, Some(&relay), Some(&report(86_400))).await?;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        "local.relay.outputs.boiler.max_on_s",
+    );
+    // 0 is no maximum, which a report says by leaving it out.
+    let got = f.call("PUT", put, Some(&relay), Some(&report(0))).await?;
+    assert_eq!(got.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", got.1);
+    let (s, state) = f.call("PUT", put, Some(&relay), Some(&report(7_200))).await?;
     assert_eq!(s, StatusCode::OK, "{state}");
     let state = f.get(path).await?;
-    assert_eq!(state["applied"][0]["local"]["relay"]["outputs"]["boiler"]["max_on_s"], 86400);
+    assert_eq!(state["applied"][0]["local"]["relay"]["outputs"]["boiler"]["max_on_s"], 7200);
     assert_eq!(state["applied"][0]["in_force"]["relay"]["outputs"]["boiler"]["min_off_s"], 600);
     Ok(())
 }
