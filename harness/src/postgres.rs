@@ -216,13 +216,27 @@ impl Postgres {
 
     /// Make a new, empty database and return its URL. Names are unique within the server.
     pub fn create_database(&mut self, prefix: &str) -> anyhow::Result<String> {
+        Ok(self.create_named(prefix)?.0)
+    }
+
+    /// [`Postgres::create_database`], with the new database's name: `(url, name)`.
+    pub fn create_named(&mut self, prefix: &str) -> anyhow::Result<(String, String)> {
         self.next_db += 1;
         let name: String = format!("{prefix}_{}", self.next_db)
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
             .collect();
         self.psql(&format!("CREATE DATABASE \"{name}\""))?;
-        Ok(self.url(&name))
+        Ok((self.url(&name), name))
+    }
+
+    /// `f` with the server of this test process ([`Postgres::shared`]) locked.
+    pub fn with_shared<T>(f: impl FnOnce(&mut Postgres) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let server = Self::shared()?;
+        let mut server = server
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the PostgreSQL server's lock is poisoned"))?;
+        f(&mut server)
     }
 
     /// Run one SQL command as the superuser, in the `postgres` database; what it printed.

@@ -246,12 +246,13 @@ pub(crate) fn redact_url(url: &str) -> String {
 
 /// The schema a URL's `options=-c search_path=…` names, if it names one.
 pub(crate) fn pg_schema_of(options: &PgConnectOptions) -> Option<String> {
-    let opts = options.get_options()?;
-    opts.split_whitespace()
-        .filter_map(|o| o.strip_prefix("search_path="))
-        .chain(opts.split("-c").filter_map(|o| o.trim().strip_prefix("search_path=")))
-        .next()
-        .map(|s| s.trim().trim_matches('"').to_owned())
+    // `-c search_path=X` or `-csearch_path=X`.
+    options
+        .get_options()?
+        .split_whitespace()
+        .map(|o| o.strip_prefix("-c").unwrap_or(o))
+        .find_map(|o| o.strip_prefix("search_path="))
+        .map(|s| s.trim_matches('"').to_owned())
 }
 
 /// The longest schema name PostgreSQL keeps (NAMEDATALEN − 1).

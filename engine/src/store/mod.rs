@@ -1468,11 +1468,15 @@ async fn upsert_agents(tx: &mut WriteTx, agents: &[AgentUpsert<'_>]) -> Result<(
 /// real PostgreSQL server this test process started (`hearth_harness::postgres`).
 #[cfg(test)]
 pub(crate) mod testing {
+    use hearth_harness::postgres::Postgres;
+
     use super::{Backend, Store};
 
     /// Keeps a test store's SQLite file (its temp dir) for as long as the test runs.
     #[derive(Debug)]
-    pub(crate) struct Kept(#[allow(dead_code)] Option<tempfile::TempDir>);
+    pub(crate) struct Kept {
+        _dir: Option<tempfile::TempDir>,
+    }
 
     /// The URL of a new, empty database of `backend`, and what keeps it.
     pub(crate) fn new_database(backend: Backend) -> anyhow::Result<(String, Kept)> {
@@ -1480,13 +1484,11 @@ pub(crate) mod testing {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir()?;
                 let url = format!("sqlite://{}", dir.path().join("t.db").display());
-                Ok((url, Kept(Some(dir))))
+                Ok((url, Kept { _dir: Some(dir) }))
             }
             Backend::Postgres => {
-                let server = hearth_harness::postgres::Postgres::shared()?;
-                let mut server =
-                    server.lock().map_err(|_| anyhow::anyhow!("the server's lock is poisoned"))?;
-                Ok((server.create_database("store")?, Kept(None)))
+                let url = Postgres::with_shared(|server| server.create_database("store"))?;
+                Ok((url, Kept { _dir: None }))
             }
         }
     }
@@ -1872,7 +1874,6 @@ mod tests {
     #[tokio::test]
     async fn both_backends_migrate_to_the_same_tables_and_columns() -> anyhow::Result<()> {
         use std::collections::BTreeSet;
-        static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
         let dir = tempfile::tempdir()?;
         let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await?;
@@ -1889,10 +1890,9 @@ mod tests {
                 .fetch_all(&store.test_sqlite_pool()?)
                 .await?;
 
-        let url = hearth_harness::postgres::Postgres::shared()?
-            .lock()
-            .map_err(|_| anyhow::anyhow!("the server's lock is poisoned"))?
-            .create_database("schema")?;
+        let url = hearth_harness::postgres::Postgres::with_shared(|server| {
+            server.create_database("schema")
+        })?;
         let pg = sqlx::PgPool::connect(&url).await?;
         PG_MIGRATOR.run(&pg).await?;
         let post: BTreeSet<(String, String)> = sqlx::query_as(

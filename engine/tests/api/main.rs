@@ -60,9 +60,9 @@ fn postgres_database(dir: &std::path::Path) -> R<Option<String>> {
             if let Some((_, url)) = made.iter().find(|(d, _)| d == dir) {
                 return Ok(Some(url.clone()));
             }
-            let server = hearth_harness::postgres::Postgres::shared()?;
-            let mut server = server.lock().map_err(|_| anyhow::anyhow!("server lock poisoned"))?;
-            let url = server.create_database("api")?;
+            let url = hearth_harness::postgres::Postgres::with_shared(|server| {
+                server.create_database("api")
+            })?;
             made.push((dir.to_path_buf(), url.clone()));
             Ok(Some(url))
         }

@@ -145,18 +145,7 @@ async fn migrate_store_copies_a_house_to_postgres_without_showing_the_password()
 /// own schema, and nothing written through one engine shows through the other.
 #[tokio::test]
 async fn two_sites_share_a_database_and_never_see_each_others_rows() -> R {
-    let (url, database) = {
-        let server = Postgres::shared()?;
-        let mut server = server.lock().map_err(|_| anyhow::anyhow!("server lock poisoned"))?;
-        let url = server.create_database("sites")?;
-        let name = url
-            .strip_prefix("postgres://")
-            .and_then(|rest| rest.split_once('/'))
-            .and_then(|(_, rest)| rest.split_once('?'))
-            .map(|(name, _)| name.to_owned())
-            .ok_or_else(|| anyhow::anyhow!("no database name in {url}"))?;
-        (url, name)
-    };
+    let (url, database) = Postgres::with_shared(|server| server.create_named("sites"))?;
     let mut sites = Vec::new();
     for (schema, sensor, heat_c, zone) in
         [("site_a", "28-aaaa", 20.0, "attic"), ("site_b", "28-bbbb", 18.0, "cellar")]
@@ -215,20 +204,21 @@ async fn two_sites_share_a_database_and_never_see_each_others_rows() -> R {
         assert_eq!(points_of(&readings), 1, "{schema}: {readings}");
     }
     // Each schema migrated on its own, to the same version; the default schema was never made.
-    let server = Postgres::shared()?;
-    let server = server.lock().map_err(|_| anyhow::anyhow!("server lock poisoned"))?;
-    let schemas = server.psql_in(
-        &database,
-        "SELECT string_agg(schema_name, ',' ORDER BY schema_name) FROM information_schema.schemata
-         WHERE schema_name IN ('hearth', 'site_a', 'site_b')",
-    )?;
-    assert_eq!(schemas.trim(), "site_a,site_b");
-    let version = |schema: &str| {
-        server.psql_in(&database, &format!("SELECT max(version) FROM {schema}._sqlx_migrations"))
-    };
-    assert_eq!(version("site_a")?, version("site_b")?);
-    assert!(!version("site_a")?.trim().is_empty());
-    Ok(())
+    Postgres::with_shared(|server| {
+        let schemas = server.psql_in(
+            &database,
+            "SELECT string_agg(schema_name, ',' ORDER BY schema_name)
+             FROM information_schema.schemata WHERE schema_name IN ('hearth', 'site_a', 'site_b')",
+        )?;
+        assert_eq!(schemas.trim(), "site_a,site_b");
+        let version = |schema: &str| {
+            let sql = format!("SELECT max(version) FROM {schema}._sqlx_migrations");
+            server.psql_in(&database, &sql)
+        };
+        assert_eq!(version("site_a")?, version("site_b")?);
+        assert!(!version("site_a")?.trim().is_empty());
+        Ok(())
+    })
 }
 
 fn points_of(page: &Value) -> usize {
