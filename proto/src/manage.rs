@@ -51,6 +51,10 @@ pub const COMMANDS_LIMIT: RangeInclusive<u32> = 1..=200;
 /// `limit` when the query leaves it out.
 pub const DEFAULT_COMMANDS_LIMIT: u32 = 50;
 
+/// The largest settings revision: the engine counts them in a signed 64-bit column, and the
+/// documents say `int64`.
+pub const MAX_REVISION: u64 = i64::MAX as u64;
+
 /// `PUT /v1/agents/{host_id}/settings` (admin): what the agents of a host should run with.
 /// A section or field left out means "the agent's own configuration". Each `PUT` replaces
 /// the whole document and bumps its `revision`.
@@ -574,8 +578,10 @@ pub const PENDING_PATH: &str = "/v1/manage/pending";
 #[schema(example = json!({"settings_revision": 3, "commands": 1}))]
 pub struct Pending {
     /// The revision of the desired settings; the agent fetches them when it has applied
-    /// another.
+    /// another. At most [`MAX_REVISION`].
     pub settings_revision: u64,
-    /// Commands waiting for the agent.
+    /// Commands waiting for the agent (any u32: `int32`, the default for it, would document
+    /// half of what is taken).
+    #[schema(format = Int64, maximum = 4294967295_u64)]
     pub commands: u32,
 }

@@ -548,6 +548,15 @@ async fn manage_pending(
     body: Result<JsonBody<Pending>, ApiError>,
 ) -> Result<(StatusCode, Json<Pending>), ApiError> {
     let pending = from_engine(&state, &headers, body, "word of pending management work")?;
+    if pending.settings_revision > hearth_proto::manage::MAX_REVISION {
+        let e = format!(
+            "settings_revision must be at most {}, got {}",
+            hearth_proto::manage::MAX_REVISION,
+            pending.settings_revision
+        );
+        let error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField, &e);
+        return Err(refused(&headers, "word of pending management work", error, &e));
+    }
     tracing::info!(
         revision = pending.settings_revision,
         commands = pending.commands,

@@ -686,6 +686,11 @@ async fn only_the_engine_says_that_management_work_waits() -> anyhow::Result<()>
     let (got, err) =
         f.call("POST", "/v1/manage/pending", &with, Some(r#"{"settings_revision": -1}"#)).await?;
     assert_eq!(got, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    // Beyond the documented int64: the contract test's find.
+    let beyond = r#"{"settings_revision": 9223372036854775808, "commands": 1}"#;
+    let (got, err) = f.call("POST", "/v1/manage/pending", &with, Some(beyond)).await?;
+    assert_eq!(got, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert!(err.to_string().contains("settings_revision"), "{err}");
     assert!(!pending.has_changed()?, "nothing refused reaches the agent");
     let (got, echo) = f.call("POST", "/v1/manage/pending", &with, Some(body)).await?;
     assert_eq!(got, StatusCode::ACCEPTED, "{echo}");

@@ -191,6 +191,11 @@ impl Proc {
     pub fn terminate(mut self) -> anyhow::Result<std::process::ExitStatus> {
         self.inner.stop(Duration::from_secs(15))
     }
+
+    /// Its exit status once it has exited (None while it runs).
+    pub fn try_wait(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        self.inner.try_wait()
+    }
 }
 
 impl Drop for Proc {

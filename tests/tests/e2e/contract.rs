@@ -132,7 +132,7 @@ async fn run(tools: PathBuf) -> anyhow::Result<()> {
     let agent = key.agent_credential(RELAY_HOST);
     let engine_cred = key.engine_credential();
 
-    let (_engine, engine_url, _relay, relay_url) = engine_and_relay(&house, &relay_key).await?;
+    let (_engine, engine_url, mut relay, relay_url) = engine_and_relay(&house, &relay_key).await?;
 
     // Both documents, as committed and as served, are valid OpenAPI 3.1.
     let served_engine = work.join("engine-served.json");
@@ -147,19 +147,26 @@ async fn run(tools: PathBuf) -> anyhow::Result<()> {
     }
 
     // Schema-generated requests against the running servers: anonymous, then with each kind of
-    // credential each accepts.
+    // credential each accepts. The relay agent first: the engine's admin requests include the
+    // agent's `restart` command, which it obeys (it exits for systemd to start it again).
     let started = Instant::now();
-    for credential in [None, Some(admin.as_str()), Some(agent.as_str())] {
-        schemathesis(&tools, work, &served_engine, &engine_url, credential)?;
-    }
     for credential in [None, Some(engine_cred.as_str())] {
         schemathesis(&tools, work, &served_relay, &relay_url, credential)?;
     }
+    let status = reqwest::get(format!("{relay_url}/v1/status")).await?.status();
+    anyhow::ensure!(status.is_success(), "{relay_url}/v1/status: {status}");
+    for credential in [None, Some(admin.as_str()), Some(agent.as_str())] {
+        schemathesis(&tools, work, &served_engine, &engine_url, credential)?;
+    }
     eprintln!("schemathesis: both services in {:.0} s", started.elapsed().as_secs_f64());
-    // Still up after all that.
-    for url in [&engine_url, &relay_url] {
-        let status = reqwest::get(format!("{url}/v1/status")).await?.status();
-        anyhow::ensure!(status.is_success(), "{url}/v1/status: {status}");
+    // Still up after all that; the relay agent up, or gone only by the restart it was asked.
+    let status = reqwest::get(format!("{engine_url}/v1/status")).await?.status();
+    anyhow::ensure!(status.is_success(), "{engine_url}/v1/status: {status}");
+    if let Some(exit) = relay.try_wait()? {
+        anyhow::ensure!(
+            exit.code() == Some(i32::from(hearth_common::manage::RESTART_EXIT_CODE)),
+            "the relay agent exited with {exit}, not for an asked restart"
+        );
     }
     Ok(())
 }
