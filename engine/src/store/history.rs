@@ -24,8 +24,8 @@ enum Rollup {
 }
 
 const SECOND_MS: i64 = 1_000;
-const MINUTE_MS: i64 = 60_000;
-const HOUR_MS: i64 = 3_600_000;
+pub(super) const MINUTE_MS: i64 = 60_000;
+pub(super) const HOUR_MS: i64 = 3_600_000;
 
 /// A downsampled (or raw) readings series, as served.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +45,7 @@ pub(crate) struct Series {
 /// Running aggregate of readings; failed readings (`None`) add nothing but still make the
 /// bucket exist (a point with count 0 shows the sensor reported and failed).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Agg {
+pub(super) struct Agg {
     n: i64,
     sum: f64,
     min: Option<f64>,
@@ -63,13 +63,13 @@ fn countable(v: f64) -> bool {
 
 impl Agg {
     /// Add one reading; a value that cannot be a reading counts as a failed one.
-    fn add(&mut self, v: Option<f64>) {
+    pub(super) fn add(&mut self, v: Option<f64>) {
         if let Some(v) = v.filter(|v| countable(*v)) {
             self.merge(&Agg { n: 1, sum: v, min: Some(v), max: Some(v) });
         }
     }
 
-    fn merge(&mut self, o: &Agg) {
+    pub(super) fn merge(&mut self, o: &Agg) {
         self.n += o.n;
         self.sum += o.sum;
         self.min = match (self.min, o.min) {
@@ -83,7 +83,7 @@ impl Agg {
     }
 }
 
-fn floor_to(t: i64, unit: i64) -> i64 {
+pub(super) fn floor_to(t: i64, unit: i64) -> i64 {
     t - t.rem_euclid(unit)
 }
 
@@ -111,23 +111,42 @@ macro_rules! insert_chunk {
     }};
 }
 
-/// Insert readings (a replayed one is a no-op) and add exactly the new ones to the rollups,
-/// inside the caller's transaction.
+/// A reading as inserted: `(sensor, ts ms, value)`.
+pub(super) type Row<'a> = (&'a str, i64, Option<f64>);
+
+/// Insert readings (a replayed one is a no-op) inside the caller's transaction, and return
+/// exactly the new ones. Those taken before `rolled_before` (a backlog replayed late) are added
+/// to the rollups here; the others are what the caller's rollups have not counted yet (see
+/// `rollups.rs`).
 ///
 /// `INSERT … RETURNING` would name the new rows, but sqlx streams every returned row back one
 /// by one: it cut ingest from ~450k to ~175k readings/s in `cargo xtask bench history`. So the
 /// batch is inserted plainly first; when every row was new (live readings: nearly always) the
-/// rollups take the batch itself. Otherwise (a replay) that insert is undone and redone with
-/// RETURNING.
-pub(super) async fn insert_readings(
+/// batch itself is what was inserted. Otherwise (a replay) that insert is undone and redone
+/// with RETURNING.
+pub(super) async fn insert_readings<'a>(
     tx: &mut WriteTx,
-    readings: &[&NewReading],
-) -> Result<(), sqlx::Error> {
+    readings: &[&'a NewReading],
+    rolled_before: i64,
+) -> Result<Vec<Row<'a>>, sqlx::Error> {
     // A reading named twice in one batch: the first wins, as ON CONFLICT DO NOTHING would
     // have it.
     let mut seen = HashSet::with_capacity(readings.len());
     let unique: Vec<&NewReading> =
         readings.iter().copied().filter(|r| seen.insert((r.sensor_id.as_str(), r.ts))).collect();
+    let inserted = insert_new(tx, &unique).await?;
+    let (late, live): (Vec<Row<'a>>, Vec<Row<'a>>) =
+        inserted.into_iter().partition(|&(_, ts, _)| ts < rolled_before);
+    add_to_rollups(tx, &late).await?;
+    Ok(live)
+}
+
+/// Insert `unique` (no (sensor, ts) twice) and return the rows that were new.
+async fn insert_new<'a>(
+    tx: &mut WriteTx,
+    unique: &[&'a NewReading],
+) -> Result<Vec<Row<'a>>, sqlx::Error> {
+    let all = || unique.iter().map(|r| (r.sensor_id.as_str(), r.ts, r.value));
     on_conn!(tx.conn()?, |c| sqlx::query("SAVEPOINT new_readings")
         .execute(c)
         .await
@@ -145,9 +164,7 @@ pub(super) async fn insert_readings(
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
-        let rows: Vec<(&str, i64, Option<f64>)> =
-            unique.iter().map(|r| (r.sensor_id.as_str(), r.ts, r.value)).collect();
-        return add_to_rollups(tx, &rows).await;
+        return Ok(all().collect());
     }
     on_conn!(tx.conn()?, |c| sqlx::query("ROLLBACK TO new_readings")
         .execute(c)
@@ -157,27 +174,21 @@ pub(super) async fn insert_readings(
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
-    let mut inserted: Vec<(String, i64, Option<f64>)> = Vec::new();
+    let mut new: HashSet<(String, i64)> = HashSet::new();
     for chunk in unique.chunks(INSERT_CHUNK) {
-        inserted.extend(on_conn!(tx.conn()?, |c| insert_chunk!(
-            chunk,
-            " RETURNING sensor_id, ts, value"
-        )
-        .build_query_as()
-        .fetch_all(c)
-        .await)?);
+        let rows: Vec<(String, i64)> =
+            on_conn!(tx.conn()?, |c| insert_chunk!(chunk, " RETURNING sensor_id, ts")
+                .build_query_as()
+                .fetch_all(c)
+                .await)?;
+        new.extend(rows);
     }
-    let rows: Vec<(&str, i64, Option<f64>)> =
-        inserted.iter().map(|(s, ts, v)| (s.as_str(), *ts, *v)).collect();
-    add_to_rollups(tx, &rows).await
+    Ok(all().filter(|&(s, ts, _)| new.contains(&(s.to_owned(), ts))).collect())
 }
 
 /// Add readings just inserted (never a replayed duplicate: it would count twice) to both
 /// rollups.
-async fn add_to_rollups(
-    tx: &mut WriteTx,
-    inserted: &[(&str, i64, Option<f64>)],
-) -> Result<(), sqlx::Error> {
+async fn add_to_rollups(tx: &mut WriteTx, inserted: &[Row<'_>]) -> Result<(), sqlx::Error> {
     if inserted.is_empty() {
         return Ok(());
     }
@@ -186,6 +197,18 @@ async fn add_to_rollups(
     let mut minutes: HashMap<(&str, i64), Agg> = HashMap::new();
     for &(sensor, ts, value) in inserted {
         minutes.entry((sensor, floor_to(ts, MINUTE_MS))).or_default().add(value);
+    }
+    add_minutes_to_rollups(tx, minutes).await
+}
+
+/// Add per-minute aggregates of readings just inserted (or counted in memory since) to both
+/// rollups.
+pub(super) async fn add_minutes_to_rollups(
+    tx: &mut WriteTx,
+    minutes: HashMap<(&str, i64), Agg>,
+) -> Result<(), sqlx::Error> {
+    if minutes.is_empty() {
+        return Ok(());
     }
     let mut hours: HashMap<(&str, i64), Agg> = HashMap::new();
     for ((sensor, minute), agg) in &minutes {
@@ -214,21 +237,26 @@ async fn upsert_rollup(
                     .push_bind(agg.min)
                     .push_bind(agg.max);
             });
-            // A side may be NULL (a bucket of failed readings so far): the other one wins
-            // (`NULL < x` is NULL, which takes the ELSE).
-            q.push(format!(
-                " ON CONFLICT (sensor_id, bucket) DO UPDATE SET
-                   n = {table}.n + excluded.n,
-                   sum = {table}.sum + excluded.sum,
-                   min = CASE WHEN {table}.min IS NULL OR excluded.min < {table}.min
-                     THEN excluded.min ELSE {table}.min END,
-                   max = CASE WHEN {table}.max IS NULL OR excluded.max > {table}.max
-                     THEN excluded.max ELSE {table}.max END"
-            ));
+            q.push(add_on_conflict(table));
             q.build().execute(c).await.map(|r| r.rows_affected())
         })?;
     }
     Ok(())
+}
+
+/// The conflict clause that adds a bucket's aggregate to the row already in rollup `table`.
+pub(super) fn add_on_conflict(table: &str) -> String {
+    // A side may be NULL (a bucket of failed readings so far): the other one wins
+    // (`NULL < x` is NULL, which takes the ELSE).
+    format!(
+        " ON CONFLICT (sensor_id, bucket) DO UPDATE SET
+           n = {table}.n + excluded.n,
+           sum = {table}.sum + excluded.sum,
+           min = CASE WHEN {table}.min IS NULL OR excluded.min < {table}.min
+             THEN excluded.min ELSE {table}.min END,
+           max = CASE WHEN {table}.max IS NULL OR excluded.max > {table}.max
+             THEN excluded.max ELSE {table}.max END"
+    )
 }
 
 fn point(at: i64, n: i64, sum: f64, min: Option<f64>, max: Option<f64>) -> Point {
@@ -335,18 +363,34 @@ impl Store {
         // fine enough, and ceil(range / width) ≤ max_points still holds.
         let width = ceil_to(ceil_div(to - from, max), unit);
         // Literal statements per source (sqlx refuses SQL built at run time unaudited). The
-        // sums of BIGINT counts are cast back: PostgreSQL sums them as NUMERIC.
+        // sums of BIGINT counts are cast back: PostgreSQL sums them as NUMERIC. A rollup
+        // holds the readings taken before `rolled_before` (see `rollups.rs`): the raw rows
+        // after it are aggregated into the same buckets (a minute or two of them).
         let sql = match table {
             Some(Rollup::Hour) => {
                 "SELECT (bucket - $1) / $2 AS k, CAST(SUM(n) AS BIGINT) AS n, SUM(sum) AS s,
                         MIN(min) AS lo, MAX(max) AS hi
-                 FROM readings_hour WHERE sensor_id = $3 AND bucket >= $4 AND bucket < $5
+                 FROM (SELECT bucket, n, sum, min, max FROM readings_hour
+                       WHERE sensor_id = $3 AND bucket >= $4 AND bucket < $5
+                       UNION ALL
+                       SELECT b, COUNT(v), COALESCE(SUM(v), 0.0), MIN(v), MAX(v)
+                       FROM (SELECT ts - (((ts % 3600000) + 3600000) % 3600000) AS b,
+                                    CASE WHEN value BETWEEN $6 AND $7 THEN value END AS v
+                             FROM readings WHERE sensor_id = $8 AND ts >= $9 AND ts < $10) AS r
+                       GROUP BY b) AS u
                  GROUP BY k ORDER BY k"
             }
             Some(Rollup::Minute) => {
                 "SELECT (bucket - $1) / $2 AS k, CAST(SUM(n) AS BIGINT) AS n, SUM(sum) AS s,
                         MIN(min) AS lo, MAX(max) AS hi
-                 FROM readings_minute WHERE sensor_id = $3 AND bucket >= $4 AND bucket < $5
+                 FROM (SELECT bucket, n, sum, min, max FROM readings_minute
+                       WHERE sensor_id = $3 AND bucket >= $4 AND bucket < $5
+                       UNION ALL
+                       SELECT b, COUNT(v), COALESCE(SUM(v), 0.0), MIN(v), MAX(v)
+                       FROM (SELECT ts - (((ts % 60000) + 60000) % 60000) AS b,
+                                    CASE WHEN value BETWEEN $6 AND $7 THEN value END AS v
+                             FROM readings WHERE sensor_id = $8 AND ts >= $9 AND ts < $10) AS r
+                       GROUP BY b) AS u
                  GROUP BY k ORDER BY k"
             }
             // As in the rollups, a value outside the accepted range counts as failed.
@@ -358,13 +402,30 @@ impl Store {
                  GROUP BY k ORDER BY k"
             }
         };
+        let raw_from = match table {
+            Some(_) => from.max(self.rolled_before().await?),
+            None => from,
+        };
         let rows: Vec<Bucket> = on_pool!(&self.pool(), |p| {
             let query = sqlx::query_as(sql).bind(from).bind(width);
             let query = match table {
-                Some(_) => query,
-                None => query.bind(MIN_READING_C).bind(MAX_READING_C),
+                Some(_) => query
+                    .bind(sensor_id)
+                    .bind(from)
+                    .bind(to)
+                    .bind(MIN_READING_C)
+                    .bind(MAX_READING_C)
+                    .bind(sensor_id)
+                    .bind(raw_from)
+                    .bind(to),
+                None => query
+                    .bind(MIN_READING_C)
+                    .bind(MAX_READING_C)
+                    .bind(sensor_id)
+                    .bind(from)
+                    .bind(to),
             };
-            query.bind(sensor_id).bind(from).bind(to).fetch_all(p).await
+            query.fetch_all(p).await
         })?;
         series.points =
             rows.into_iter().map(|b| point(from + b.k * width, b.n, b.s, b.lo, b.hi)).collect();
@@ -500,7 +561,8 @@ mod tests {
         NewReport {
             host_id: "pi".into(),
             key_role: hearth_proto::agents::KeyRole::Sensor,
-            received: 0,
+            // Received as taken: live readings, whose minutes are over a minute later.
+            received: readings.iter().map(|r| r.1).max().unwrap_or(0),
             clock_offset_ms: None,
             misdated: 0,
             readings: readings
@@ -547,16 +609,29 @@ mod tests {
             .await)?)
     }
 
-    /// The rollups recomputed from the raw rows, as the migration's backfill does.
-    async fn recomputed(store: &Store, unit: i64) -> anyhow::Result<Vec<RollupRow>> {
+    /// The rollups recomputed from the raw rows taken before `before`, as the migration's
+    /// backfill does.
+    async fn recomputed(store: &Store, unit: i64, before: i64) -> anyhow::Result<Vec<RollupRow>> {
         Ok(on_pool!(&store.test_pool(), |p| sqlx::query_as(
             "SELECT sensor_id, ts - ((ts % $1) + $1) % $1 AS b, COUNT(value),
                     COALESCE(SUM(value), 0.0), MIN(value), MAX(value)
-             FROM readings GROUP BY sensor_id, b ORDER BY sensor_id, b",
+             FROM readings WHERE ts < $2 GROUP BY sensor_id, b ORDER BY sensor_id, b",
         )
         .bind(unit)
+        .bind(before)
         .fetch_all(p)
         .await)?)
+    }
+
+    /// What is on disk is whole: the rollup tables count exactly the raw readings taken
+    /// before `rolled_before` (see `rollups.rs`).
+    async fn assert_rollups_whole(store: &Store, what: &str) -> anyhow::Result<()> {
+        let before = store.rolled_before().await?;
+        for (table, unit) in [("readings_minute", MINUTE_MS), ("readings_hour", HOUR_MS)] {
+            let want = recomputed(store, unit, before).await?;
+            assert_eq!(rollup(store, table).await?, want, "{table}: {what}");
+        }
+        Ok(())
     }
 
     async fn rollups_equal_a_group_by_after_live_and_replayed_readings(
@@ -590,9 +665,13 @@ mod tests {
         store.write_reports(&[report(&twice)]).await?;
         assert_eq!(store.readings("28-a", late + 2, late + 3, 5).await?, [(late + 2, Some(1.0))]);
 
+        // The minutes not over yet are counted in memory; on disk, what is there is whole.
+        assert_rollups_whole(&store, "counts of the last minutes in memory").await?;
+        assert!(store.rolled_before().await? < late + 2);
+        store.count_all_in_rollups().await?;
+        assert_eq!(store.rolled_before().await?, late + 3);
+        assert_rollups_whole(&store, "every reading counted").await?;
         let minute = rollup(&store, "readings_minute").await?;
-        assert_eq!(minute, recomputed(&store, MINUTE_MS).await?);
-        assert_eq!(rollup(&store, "readings_hour").await?, recomputed(&store, HOUR_MS).await?);
         let total: i64 = minute.iter().map(|r| r.2).sum();
         let valid = a.iter().chain(&b).filter(|r| r.1.is_some()).count();
         // 99.0, 17.5 and 1.0 are the only readings with a value beyond the datasets.
@@ -608,6 +687,7 @@ mod tests {
         let (store, _dir) = store().await?;
         let base = 1_767_225_600_000;
         load(&store, "28-a", &dataset(base, base + 2 * HOUR_MS, 30_000, base)).await?;
+        store.count_all_in_rollups().await?;
         // Recompute as the migration does, from scratch, and compare with what ingest kept.
         let kept =
             (rollup(&store, "readings_minute").await?, rollup(&store, "readings_hour").await?);
@@ -636,6 +716,8 @@ mod tests {
             ("28-a", base + 4_000, Some(22.0)),
         ];
         store.write_reports(&[report(&rows)]).await?;
+        // Counted from the raw rows by SQL (as a restart does), not from the batch in memory.
+        store.count_all_in_rollups().await?;
         let minute = rollup(&store, "readings_minute").await?;
         assert_eq!(minute, [("28-a".to_owned(), base, 2, 43.0, Some(21.0), Some(22.0))]);
         // Every source of the series agrees: raw points, grouped raw rows, the minute rollup.
@@ -673,6 +755,11 @@ mod tests {
         sqlx::query("UPDATE sensors SET last_value = 1e308")
             .execute(&store.test_sqlite_pool()?)
             .await?;
+        // That engine kept every reading in the rollups as it came.
+        sqlx::query("DELETE FROM settings WHERE key = $1")
+            .bind(super::super::rollups::SETTING)
+            .execute(&store.test_sqlite_pool()?)
+            .await?;
         for table in ["readings_minute", "readings_hour"] {
             let unit = if table == "readings_hour" { HOUR_MS } else { MINUTE_MS };
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
@@ -703,9 +790,8 @@ mod tests {
             sqlx::query(sqlx::AssertSqlSafe(statement.to_owned())).execute(&mut *conn).await?;
         }
         drop(conn);
+        assert_rollups_whole(&store, "repaired").await?;
         let minute = rollup(&store, "readings_minute").await?;
-        assert_eq!(minute, recomputed(&store, MINUTE_MS).await?);
-        assert_eq!(rollup(&store, "readings_hour").await?, recomputed(&store, HOUR_MS).await?);
         assert!(minute.iter().all(|r| r.3.is_finite()));
         let cleared = store.readings("28-a", base + 61_000, base + 62_001, 5).await?;
         assert_eq!(cleared, [(base + 61_000, None), (base + 62_000, None)], "kept, as failed");
@@ -826,7 +912,55 @@ mod tests {
         Ok(())
     }
 
+    /// The points `series` must serve for `data` (one sensor's readings).
+    fn wanted(data: &[(i64, Option<f64>)], s: &Series, from: i64, to: i64) -> Vec<Point> {
+        if s.bucket_ms == 0 {
+            return data
+                .iter()
+                .filter(|r| (from..to).contains(&r.0))
+                .map(|&(ts, v)| point(ts, i64::from(v.is_some()), v.unwrap_or(0.0), v, v))
+                .collect();
+        }
+        (0..)
+            .map(|k| s.from_ms + k * s.bucket_ms)
+            .take_while(|&at| at < s.to_ms)
+            .filter_map(|at| expected(data, at, s.bucket_ms.min(s.to_ms - at)))
+            .collect()
+    }
+
+    async fn series_stay_exact_while_counts_wait_in_memory(store: Store) -> anyhow::Result<()> {
+        let base = 1_767_225_600_000;
+        let data = dataset(base, base + 40 * MINUTE_MS, 10_000, base + HOUR_MS);
+        // (from, to, max_points, the source's unit)
+        let charts = [
+            (base - HOUR_MS, base + HOUR_MS, 60, MINUTE_MS),
+            (base - 24 * HOUR_MS, base + 48 * HOUR_MS, 10, HOUR_MS),
+        ];
+        for (i, batch) in data.chunks(7).enumerate() {
+            let rows: Vec<_> = batch.iter().map(|&(ts, v)| ("28-a", ts, v)).collect();
+            store.write_reports(&[report(&rows)]).await?;
+            if i == 12 {
+                // What a crash loses: the next write counts again from the table.
+                store.inner.rollups.forget();
+            }
+            let so_far = &data[..data.len().min((i + 1) * 7)];
+            for (from, to, max_points, unit) in charts {
+                let s = store.series("28-a", from, to, max_points).await?;
+                if so_far.len() > max_points as usize {
+                    assert_eq!(s.bucket_ms % unit, 0, "batch {i}: source");
+                }
+                assert_eq!(s.points, wanted(so_far, &s, from, to), "batch {i}, unit {unit}");
+            }
+            assert_rollups_whole(&store, &format!("batch {i}")).await?;
+        }
+        // Some minutes are still counted in memory only, and the charts above were exact.
+        assert!(store.rolled_before().await? < base + 40 * MINUTE_MS);
+        assert!(store.rolled_before().await? > base);
+        Ok(())
+    }
+
     crate::store::testing::on_both_backends!(
+        series_stay_exact_while_counts_wait_in_memory,
         rollups_equal_a_group_by_after_live_and_replayed_readings,
         series_reads_raw_minute_and_hour_sources_exactly,
         runs_open_and_close_once_per_system,

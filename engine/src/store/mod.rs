@@ -45,6 +45,7 @@ pub(crate) use schedules::Schedules;
 mod history;
 pub(crate) use history::Series;
 mod retention;
+mod rollups;
 pub(crate) use retention::{Policy, Table};
 
 /// Rows per multi-row INSERT: at most 8 bound values each, under SQLite's 32766 variables
@@ -248,6 +249,11 @@ struct Inner {
     /// database together: an answer found current (see [`RelayEpoch`]) is stored whole before
     /// a registration starts, so the database never gets the two in the other order.
     relay_writes: tokio::sync::Mutex<()>,
+    /// Held by every write of readings (and of the rollups written behind them): the counts
+    /// in memory follow the table only when the writes come one at a time.
+    writes: tokio::sync::Mutex<()>,
+    /// The readings counted in memory, not yet in the rollup tables.
+    rollups: rollups::Behind,
     /// Stored settings and decisions that could not be read.
     unreadable: format::Unreadable,
 }
@@ -297,6 +303,8 @@ impl Store {
             health: watch::Sender::new(health),
             held: held::Held::default(),
             relay_writes: tokio::sync::Mutex::new(()),
+            writes: tokio::sync::Mutex::new(()),
+            rollups: rollups::Behind::default(),
             unreadable: format::Unreadable::default(),
         });
         tokio::spawn(recover(Arc::downgrade(&inner)));
@@ -416,15 +424,54 @@ impl Store {
     /// table gets multi-row statements (one per chunk), never one statement per reading: at
     /// ~50 µs a statement, per-row upserts would cap ingest near 20k readings/s.
     pub(crate) async fn write_reports(&self, reports: &[NewReport]) -> Result<(), sqlx::Error> {
-        let result = self.write_reports_tx(reports).await;
+        let _writing = self.inner.writes.lock().await;
+        let result = self.write_reports_locked(reports).await;
+        if result.is_err() {
+            // The commit may have happened all the same (a connection lost at COMMIT): the
+            // next write counts from the table again.
+            self.inner.rollups.forget();
+        }
         self.seen(result)
     }
 
-    async fn write_reports_tx(&self, reports: &[NewReport]) -> Result<(), sqlx::Error> {
-        let mut tx = WriteTx::begin(&self.pool()).await?;
+    /// [`Self::write_reports`] with the write lock held: the readings in one transaction,
+    /// counted in memory once committed, then the minutes that are over flushed to the
+    /// rollup tables in another (see `rollups.rs`).
+    async fn write_reports_locked(&self, reports: &[NewReport]) -> Result<(), sqlx::Error> {
+        let rolled_before = match self.inner.rollups.before() {
+            Some(before) => before,
+            None => {
+                let mut tx = WriteTx::begin(&self.pool()).await?;
+                let before = rollups::resume(&mut tx).await?;
+                tx.commit().await?;
+                self.inner.rollups.start(before);
+                before
+            }
+        };
         let all: Vec<&NewReading> = reports.iter().flat_map(|r| &r.readings).collect();
-        history::insert_readings(&mut tx, &all).await?;
+        let mut tx = WriteTx::begin(&self.pool()).await?;
+        let live = history::insert_readings(&mut tx, &all, rolled_before).await?;
+        self.write_sensors_and_agents(&mut tx, reports).await?;
+        tx.commit().await?;
+        self.inner.rollups.count(&live);
 
+        let received = reports.iter().map(|r| r.received).max().unwrap_or(i64::MIN);
+        if let Some(to) = self.inner.rollups.due(received) {
+            let minutes = self.inner.rollups.taken_before(to);
+            let mut tx = WriteTx::begin(&self.pool()).await?;
+            rollups::flush(&mut tx, &minutes, to).await?;
+            tx.commit().await?;
+            self.inner.rollups.flushed(to);
+        }
+        Ok(())
+    }
+
+    /// The sensors and agents rows a batch of reports updates, in the caller's transaction.
+    async fn write_sensors_and_agents(
+        &self,
+        tx: &mut WriteTx,
+        reports: &[NewReport],
+    ) -> Result<(), sqlx::Error> {
         // One row per sensor and per host: an upsert may not touch a row twice in one
         // statement (PostgreSQL refuses it), and only the newest reading of a sensor can win.
         let mut sensors: BTreeMap<&str, SensorUpsert<'_>> = BTreeMap::new();
@@ -512,8 +559,7 @@ impl Store {
             })?;
         }
         let agents: Vec<AgentUpsert<'_>> = hosts.into_values().collect();
-        upsert_agents(&mut tx, &agents).await?;
-        tx.commit().await
+        upsert_agents(tx, &agents).await
     }
 
     /// Hold a report's readings in memory, for control (whether or not it can be stored).

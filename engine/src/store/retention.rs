@@ -78,6 +78,12 @@ impl Store {
             [(Table::Raw, policy.raw_before), (Table::Minute, policy.minutes_before)]
         {
             let Some(before) = before else { continue };
+            // A raw reading not yet counted in the rollups stays, however old (only an
+            // engine that stopped for longer than the retention period has such readings).
+            let before = match table {
+                Table::Raw => before.min(self.rolled_before().await?),
+                Table::Minute => before,
+            };
             self.mark(table, before).await?;
             let (deleted, transactions) = self.prune(table, before, policy, stop, on_batch).await?;
             match table {
@@ -299,7 +305,9 @@ mod tests {
             .map(|chunk| NewReport {
                 host_id: "pi".into(),
                 key_role: KeyRole::Sensor,
-                received: BASE,
+                // Received as taken (live): the rollups of their minutes are written behind
+                // them, and retention deletes only readings counted there.
+                received: chunk.iter().map(|r| r.ts).max().unwrap_or(BASE),
                 clock_offset_ms: None,
                 misdated: 0,
                 readings: chunk.to_vec(),
