@@ -179,6 +179,9 @@ pub(crate) struct Coast {
     pub(crate) up_c: f64,
     /// The temperature at a switch-on minus the lowest after it, °C (≥ 0).
     pub(crate) down_c: f64,
+    /// How long after a switch-off the room peaks, seconds: the house's lag, emitters and
+    /// probe included.
+    pub(crate) lag_s: f64,
     /// How many switch-offs and switch-ons it was learned from.
     pub(crate) samples: u32,
 }
@@ -191,11 +194,13 @@ const MAX_TURN_S: i64 = 4 * 3600;
 /// The recent turns kept per direction (a few days of cycling).
 const KEEP_TURNS: usize = 64;
 
-/// One observed turn: when it ended and how far the room went past the switch, °C.
+/// One observed turn: when it ended, how far the room went past the switch, °C, and how long
+/// after the switch it reached its extreme, seconds.
 #[derive(Debug, Clone, Copy)]
 struct Turn {
     at: Timestamp,
     past_c: f64,
+    lag_s: f64,
 }
 
 /// The switch being watched: when and at what temperature, the extreme since, and which way.
@@ -204,6 +209,7 @@ struct Watch {
     at: Timestamp,
     switched_c: f64,
     extreme_c: f64,
+    extreme_at: Timestamp,
     heat_on: bool,
 }
 
@@ -221,58 +227,68 @@ pub(crate) struct CoastWatch {
 
 impl CoastWatch {
     /// One pass: the heat relay's state and the effective temperature (None: none usable).
-    pub(crate) fn observe(&mut self, now: Timestamp, heat_on: bool, temp_c: Option<f64>) {
+    /// True when a turn ended and was learned (what is stored changed).
+    pub(crate) fn observe(&mut self, now: Timestamp, heat_on: bool, temp_c: Option<f64>) -> bool {
         let switched = self.heat_on.is_some_and(|was| was != heat_on);
         self.heat_on = Some(heat_on);
         let Some(t) = temp_c.filter(|t| t.is_finite()) else {
             // Blind: whatever was being watched is unknown now.
             self.watch = None;
-            return;
+            return false;
         };
         if switched {
             // A switch before the turn ended: the room was still moving, so the turn seen is
             // only a lower bound of the coast; it is not learned from.
-            self.watch = Some(Watch { at: now, switched_c: t, extreme_c: t, heat_on });
-            return;
+            self.watch =
+                Some(Watch { at: now, switched_c: t, extreme_c: t, extreme_at: now, heat_on });
+            return false;
         }
-        let Some(w) = self.watch.as_mut() else { return };
+        let Some(w) = self.watch.as_mut() else { return false };
         // Rising after switch-off (peak), falling after switch-on (trough).
         let sign = if w.heat_on { -1.0 } else { 1.0 };
         if sign * (t - w.extreme_c) > 0.0 {
             w.extreme_c = t;
+            w.extreme_at = now;
         }
         let turned = sign * (w.extreme_c - t) >= TURN_C;
         let settled = now.duration_since(w.at).as_secs() >= MAX_TURN_S;
         if turned || settled {
-            let turn = Turn { at: now, past_c: sign * (w.extreme_c - w.switched_c) };
+            let turn = Turn {
+                at: now,
+                past_c: sign * (w.extreme_c - w.switched_c),
+                lag_s: w.extreme_at.duration_since(w.at).as_secs_f64(),
+            };
             let list = if w.heat_on { &mut self.downs } else { &mut self.ups };
             if list.len() == KEEP_TURNS {
                 list.pop_front();
             }
             list.push_back(turn);
             self.watch = None;
+            return true;
         }
+        false
     }
 
     /// The coast learned from the turns of the last 14 days before `now` (recency-weighted
     /// medians); None until both directions were seen at least twice.
     pub(crate) fn coast(&self, now: Timestamp) -> Option<Coast> {
-        let median = |turns: &std::collections::VecDeque<Turn>| {
+        let median = |turns: &std::collections::VecDeque<Turn>, of: fn(&Turn) -> f64| {
             let pairs: Vec<(f64, f64)> = turns
                 .iter()
                 .filter_map(|t| {
                     let age = now.duration_since(t.at).as_secs();
                     (0..=WINDOW_S)
                         .contains(&age)
-                        .then(|| (t.past_c, 0.5f64.powf(age as f64 / HALF_LIFE_S)))
+                        .then(|| (of(t), 0.5f64.powf(age as f64 / HALF_LIFE_S)))
                 })
                 .collect();
             let n = pairs.len();
             (n >= 2).then(|| weighted_median(pairs).map(|m| (m, n))).flatten()
         };
-        let (up_c, ups) = median(&self.ups)?;
-        let (down_c, downs) = median(&self.downs)?;
-        Some(Coast { up_c, down_c, samples: (ups + downs) as u32 })
+        let (up_c, ups) = median(&self.ups, |t| t.past_c)?;
+        let (down_c, downs) = median(&self.downs, |t| t.past_c)?;
+        let (lag_s, _) = median(&self.ups, |t| t.lag_s)?;
+        Some(Coast { up_c, down_c, lag_s, samples: (ups + downs) as u32 })
     }
 }
 
@@ -377,6 +393,30 @@ mod tests {
         }
         assert!(w.ups.is_empty() && w.downs.is_empty(), "{w:?}");
         assert_eq!(w.coast(NOW), None);
+    }
+
+    /// Four cycles watched: a coast of +0.4 / −0.1 °C, peaks 2 min after each switch-off.
+    fn watched_cycles() -> (CoastWatch, Timestamp) {
+        let mut w = CoastWatch::default();
+        let mut t = NOW;
+        let on = [20.5, 20.45, 20.4, 20.5, 20.7, 20.9];
+        let off = [21.0, 21.2, 21.4, 21.3, 21.2, 20.9, 20.7];
+        for _ in 0..4 {
+            for (heat, temps) in [(true, &on[..]), (false, &off[..])] {
+                for v in temps {
+                    w.observe(t, heat, Some(*v));
+                    t += jiff::SignedDuration::from_mins(1);
+                }
+            }
+        }
+        (w, t)
+    }
+
+    #[test]
+    fn the_lag_is_the_time_to_the_peak() {
+        let (w, t) = watched_cycles();
+        let c = w.coast(t).unwrap_or_else(|| panic!("no coast"));
+        assert!((c.lag_s - 120.0).abs() < 1e-9, "{c:?}");
     }
 
     #[test]

@@ -36,6 +36,7 @@ mod text;
 
 pub(crate) use algorithm::Proposal;
 use algorithm::setpoints;
+pub(crate) use anticipate::default_band_c;
 #[cfg(test)]
 pub(crate) use learn::{Coast, Rate};
 pub(crate) use learn::{CoastWatch, Learned, learn};
