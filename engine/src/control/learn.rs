@@ -292,6 +292,76 @@ impl CoastWatch {
     }
 }
 
+/// The farthest a room is believed to coast past a switch, °C: no furnace, radiator or screed
+/// carries a room 5 °C on, so a stored turn beyond it is not this house's.
+const MAX_PAST_C: f64 = 5.0;
+
+/// What `CoastWatch` learned, in the form the store keeps across restarts (the `settings` row
+/// `learned`, `store::learned`): the turns it watched, so the medians and their recency weights
+/// continue where they were.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Watched {
+    ups: Vec<WatchedTurn>,
+    downs: Vec<WatchedTurn>,
+}
+
+/// One turn as stored: when it ended (Unix seconds), how far past the switch, how long after.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+struct WatchedTurn {
+    at_s: i64,
+    past_c: f64,
+    lag_s: f64,
+}
+
+impl CoastWatch {
+    /// What was learned, to store.
+    pub(crate) fn watched(&self) -> Watched {
+        let out = |turns: &std::collections::VecDeque<Turn>| {
+            turns
+                .iter()
+                .map(|t| WatchedTurn { at_s: t.at.as_second(), past_c: t.past_c, lag_s: t.lag_s })
+                .collect()
+        };
+        Watched { ups: out(&self.ups), downs: out(&self.downs) }
+    }
+
+    /// A watch that starts from what was stored, or None when the stored model is not one this
+    /// engine can trust: more turns than it keeps, a turn from the future (a clock that was
+    /// wrong when it was written), a coast or lag out of bounds. One bad turn discards all of
+    /// it: whatever wrote it did not write what this engine learns, and the coast is learned
+    /// again within a few cycles anyway. Turns older than the learning window are dropped as
+    /// the live watch would.
+    pub(crate) fn restore(stored: &Watched, now: Timestamp) -> Option<CoastWatch> {
+        let turns = |list: &[WatchedTurn]| -> Option<std::collections::VecDeque<Turn>> {
+            if list.len() > KEEP_TURNS {
+                return None;
+            }
+            let mut out = std::collections::VecDeque::with_capacity(list.len());
+            for t in list {
+                let at = Timestamp::from_second(t.at_s).ok()?;
+                let age = now.duration_since(at).as_secs();
+                let sane = age >= 0
+                    && t.past_c.is_finite()
+                    && t.past_c.abs() <= MAX_PAST_C
+                    && (0.0..=MAX_TURN_S as f64).contains(&t.lag_s);
+                if !sane {
+                    return None;
+                }
+                if age <= WINDOW_S {
+                    out.push_back(Turn { at, past_c: t.past_c, lag_s: t.lag_s });
+                }
+            }
+            Some(out)
+        };
+        Some(CoastWatch {
+            heat_on: None,
+            watch: None,
+            ups: turns(&stored.ups)?,
+            downs: turns(&stored.downs)?,
+        })
+    }
+}
+
 /// Learn from `runs` (closed, at least 10 minutes, temperatures known, ended in the last 14
 /// days before `now`).
 pub(crate) fn learn(runs: &[Run], now: Timestamp) -> Learned {
@@ -417,6 +487,42 @@ mod tests {
         let (w, t) = watched_cycles();
         let c = w.coast(t).unwrap_or_else(|| panic!("no coast"));
         assert!((c.lag_s - 120.0).abs() < 1e-9, "{c:?}");
+    }
+
+    #[test]
+    fn a_stored_watch_restores_what_was_learned_and_nonsense_is_ignored() {
+        let (w, t) = watched_cycles();
+        let stored = w.watched();
+        let json = serde_json::to_string(&stored).unwrap_or_else(|e| panic!("{e}"));
+        let read: Watched = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+        let restored = CoastWatch::restore(&read, t).unwrap_or_else(|| panic!("not restored"));
+        assert_eq!(restored.coast(t), w.coast(t));
+        assert!(restored.coast(t).is_some());
+        // Turns older than the learning window are dropped, as the live watch ignores them.
+        let later = t + jiff::SignedDuration::from_secs(WINDOW_S + 3600);
+        let aged = CoastWatch::restore(&stored, later).unwrap_or_else(|| panic!("not restored"));
+        assert_eq!(aged.coast(later), None);
+        // One nonsense turn and nothing of it is trusted.
+        let first = stored.ups[0];
+        let nonsense = [
+            ("a coast of 9 °C", WatchedTurn { past_c: 9.0, ..first }),
+            ("not a number", WatchedTurn { past_c: f64::NAN, ..first }),
+            ("a negative lag", WatchedTurn { lag_s: -1.0, ..first }),
+            ("a lag beyond the watch", WatchedTurn { lag_s: 5.0 * 3600.0, ..first }),
+            ("from the future", WatchedTurn { at_s: t.as_second() + 60, ..first }),
+            ("out of time's range", WatchedTurn { at_s: i64::MAX, ..first }),
+        ];
+        for (what, turn) in nonsense {
+            let mut bad = stored.clone();
+            bad.ups[0] = turn;
+            assert!(CoastWatch::restore(&bad, t).is_none(), "{what} was trusted");
+            let mut bad = stored.clone();
+            bad.downs.push(turn);
+            assert!(CoastWatch::restore(&bad, t).is_none(), "{what} was trusted");
+        }
+        let mut many = stored.clone();
+        many.ups = vec![first; KEEP_TURNS + 1];
+        assert!(CoastWatch::restore(&many, t).is_none(), "more turns than kept were trusted");
     }
 
     #[test]

@@ -107,7 +107,7 @@ impl From<sqlx::Error> for DeleteZone {
     }
 }
 
-fn encode_err(e: serde_json::Error) -> sqlx::Error {
+pub(super) fn encode_err(e: serde_json::Error) -> sqlx::Error {
     sqlx::Error::Encode(e.into())
 }
 
