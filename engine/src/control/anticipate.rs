@@ -380,25 +380,13 @@ mod tests {
     /// One decision: room `temp_c`, setpoint 21, heat on for `on_min` (None: off for
     /// `off_min`), learned 3 °C/h with `dead_min` of lag.
     fn decide(temp_c: f64, on_min: Option<i64>, off_min: i64, dead_min: f64) -> Proposal {
-        decide_with(21.0, &[], temp_c, on_min, off_min, dead_min, None)
+        decide_with(21.0, &[], temp_c, on_min, off_min, dead_min, None, 0.0)
     }
 
-    /// The same with setpoint `heat_c` in force, `upcoming` segments and an observed coast.
-    fn decide_with(
-        heat_c: f64,
-        upcoming: &[Segment],
-        temp_c: f64,
-        on_min: Option<i64>,
-        off_min: i64,
-        dead_min: f64,
-        heat_coast: Option<Coast>,
-    ) -> Proposal {
-        decide_banded(heat_c, upcoming, temp_c, on_min, off_min, dead_min, heat_coast, 0.0)
-    }
-
-    /// The same with `band_c` set (0: learned).
+    /// The same with setpoint `heat_c` in force, `upcoming` segments, an observed coast and
+    /// `band_c` set (0: learned).
     #[allow(clippy::too_many_arguments)]
-    fn decide_banded(
+    fn decide_with(
         heat_c: f64,
         upcoming: &[Segment],
         temp_c: f64,
@@ -504,11 +492,11 @@ mod tests {
         ];
         for dead in [0.0, 10.0] {
             for (t, on, heat, code) in cases {
-                let p = decide_with(21.0, &[], t, on, 30, dead, Some(coast));
+                let p = decide_with(21.0, &[], t, on, 30, dead, Some(coast), 0.0);
                 assert_eq!((p.heat, p.code), (heat, code), "{t} {on:?} {dead}: {p:?}");
             }
         }
-        let p = decide_with(21.0, &[], 21.25, Some(60), 30, 0.0, Some(coast));
+        let p = decide_with(21.0, &[], 21.25, Some(60), 30, 0.0, Some(coast), 0.0);
         assert_eq!(
             p.reason,
             "heat off early: living room 21.3 °C ≥ 21.21 °C; the heat still coming brings about \
@@ -563,17 +551,17 @@ mod tests {
             (20.34, 1.0, true, ReasonCode::HeatBelowBand),
         ];
         for (t, band, heat, code) in cases {
-            let p = decide_banded(21.0, &[], t, None, 30, 0.0, Some(coast), band);
+            let p = decide_with(21.0, &[], t, None, 30, 0.0, Some(coast), band);
             assert_eq!((p.heat, p.code), (heat, code), "{t} {band}: {p:?}");
         }
-        let p = decide_banded(21.0, &[], 20.1, None, 30, 0.0, Some(coast), 0.0);
+        let p = decide_with(21.0, &[], 20.1, None, 30, 0.0, Some(coast), 0.0);
         assert_eq!(
             p.reason,
             "heat on: living room 20.1 °C ≤ 20.13 °C; the room still falls about 0.1 °C before \
              the heat arrives (switch points 1.44 °C apart, for a room that peaks 60 min after \
              the heat stops)"
         );
-        let p = decide_banded(21.0, &[], 20.5, None, 30, 0.0, Some(coast), 1.0);
+        let p = decide_with(21.0, &[], 20.5, None, 30, 0.0, Some(coast), 1.0);
         assert!(p.reason.ends_with("(switch points 1 °C apart, as set)"), "{}", p.reason);
     }
 
@@ -599,17 +587,17 @@ mod tests {
     fn a_running_preheat_runs_on_to_the_coming_setpoint() {
         // 17 °C now, 21 °C in 60 min; the room at 19 °C needs 40 min at the learned 3 °C/h.
         let upcoming = [comfort_in(60)];
-        let running = decide_with(17.0, &upcoming, 19.0, Some(20), 30, 0.0, None);
+        let running = decide_with(17.0, &upcoming, 19.0, Some(20), 30, 0.0, None, 0.0);
         assert_eq!((running.heat, running.code), (true, ReasonCode::Preheat), "{running:?}");
         assert!(running.reason.contains("as one run"), "{}", running.reason);
-        let waiting = decide_with(17.0, &upcoming, 19.0, None, 30, 0.0, None);
+        let waiting = decide_with(17.0, &upcoming, 19.0, None, 30, 0.0, None, 0.0);
         assert!(!waiting.heat, "{waiting:?}");
         // At the coming setpoint's switch-off point (21 + 0.3) it stops.
-        let there = decide_with(17.0, &upcoming, 21.3, Some(20), 30, 0.0, None);
+        let there = decide_with(17.0, &upcoming, 21.3, Some(20), 30, 0.0, None, 0.0);
         assert!(!there.heat, "{there:?}");
         // A run for the setback's own band, hours before the preheat, is not stretched into it.
         let later = [comfort_in(300)];
-        let band = decide_with(17.0, &later, 17.4, Some(10), 30, 0.0, None);
+        let band = decide_with(17.0, &later, 17.4, Some(10), 30, 0.0, None, 0.0);
         assert!(!band.heat, "{band:?}");
     }
 
@@ -625,11 +613,11 @@ mod tests {
             (20.5, Some(20), true, ReasonCode::Preheat),
         ];
         for (t, on, heat, code) in cases {
-            let p = decide_with(17.0, &upcoming, t, on, 30, 0.0, None);
+            let p = decide_with(17.0, &upcoming, t, on, 30, 0.0, None, 0.0);
             assert_eq!((p.heat, p.code), (heat, code), "{t} {on:?}: {p:?}");
             assert!(p.outlook.is_some(), "{p:?}");
         }
-        let p = decide_with(17.0, &upcoming, 20.5, None, 30, 0.0, None);
+        let p = decide_with(17.0, &upcoming, 20.5, None, 30, 0.0, None, 0.0);
         assert_eq!(
             p.reason,
             "heat stays off: living room 20.5 °C within 20.7 ± 0.3 °C of the coming setpoint"

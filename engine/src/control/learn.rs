@@ -428,20 +428,7 @@ mod tests {
 
     #[test]
     fn the_coast_is_the_turn_after_each_switch() {
-        let mut w = CoastWatch::default();
-        let mut t = NOW;
-        // (heat on, temperatures a minute apart): on at 20.5, falls 0.1 more, rises to 21.0,
-        // off: rises 0.4 more, falls 0.2 back (the turn ends); four such cycles.
-        let on = [20.5, 20.45, 20.4, 20.5, 20.7, 20.9];
-        let off = [21.0, 21.2, 21.4, 21.3, 21.2, 20.9, 20.7];
-        for _ in 0..4 {
-            for (heat, temps) in [(true, &on[..]), (false, &off[..])] {
-                for v in temps {
-                    w.observe(t, heat, Some(*v));
-                    t += jiff::SignedDuration::from_mins(1);
-                }
-            }
-        }
+        let (w, t) = watched_cycles();
         let c = w.coast(t).unwrap_or_else(|| panic!("no coast"));
         assert!((c.up_c - 0.4).abs() < 1e-9 && (c.down_c - 0.1).abs() < 1e-9, "{c:?}");
         // The first switch-on is not watched (no state before it): 3 troughs and 4 peaks.
@@ -465,7 +452,8 @@ mod tests {
         assert_eq!(w.coast(NOW), None);
     }
 
-    /// Four cycles watched: a coast of +0.4 / −0.1 °C, peaks 2 min after each switch-off.
+    /// Four cycles watched a minute apart: on at 20.5, falls 0.1 more, rises to 21.0; off:
+    /// rises 0.4 more (the peak 2 min after the switch-off), falls 0.2 back (the turn ends).
     fn watched_cycles() -> (CoastWatch, Timestamp) {
         let mut w = CoastWatch::default();
         let mut t = NOW;

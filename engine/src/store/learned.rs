@@ -8,8 +8,6 @@
 
 use hearth_proto::Timestamp;
 
-use super::db::on_pool;
-use super::zones::encode_err;
 use super::{Store, format};
 use crate::control::{CoastWatch, Watched};
 
@@ -23,29 +21,15 @@ const LEARNED_V: u64 = 1;
 impl Store {
     /// Store what the coast watch learned (replacing what was stored).
     pub(crate) async fn save_learned(&self, watched: &Watched) -> Result<(), sqlx::Error> {
-        let value = format::encode(LEARNED_V, watched).map_err(encode_err)?;
-        let done = on_pool!(&self.pool(), |p| sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ($1, $2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(KEY)
-        .bind(value)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()));
-        self.seen(done).map(|_| ())
+        let value =
+            format::encode(LEARNED_V, watched).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        self.put_setting(KEY, &value).await
     }
 
     /// The coast watch as stored, checked against `now` (`CoastWatch::restore`); a fresh one
     /// when nothing was stored or what was stored is not to be trusted.
     pub(crate) async fn load_learned(&self, now: Timestamp) -> Result<CoastWatch, sqlx::Error> {
-        let value: Result<Option<String>, _> = on_pool!(&self.pool(), |p| sqlx::query_scalar(
-            "SELECT value FROM settings WHERE key = $1"
-        )
-        .bind(KEY)
-        .fetch_optional(p)
-        .await);
-        let Some(value) = self.seen(value)? else { return Ok(CoastWatch::default()) };
+        let Some(value) = self.setting(KEY).await? else { return Ok(CoastWatch::default()) };
         let restored = format::decode::<Watched>(LEARNED_V, &value)
             .and_then(|w| CoastWatch::restore(&w, now).ok_or_else(|| "out of bounds".to_owned()));
         Ok(restored.unwrap_or_else(|why| {
@@ -144,14 +128,7 @@ mod tests {
         beyond["ups"][0]["past_c"] = 40.0.into();
         let beyond = beyond.to_string();
         for stored in [older, beyond, "{".to_owned()] {
-            on_pool!(&store.pool(), |p| sqlx::query(
-                "UPDATE settings SET value = $1 WHERE key = $2"
-            )
-            .bind(&stored)
-            .bind(KEY)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+            store.put_setting(KEY, &stored).await?;
             let ignored = Store::open(&url).await?.load_learned(NOW).await?;
             assert_eq!(ignored.coast(NOW), None, "{stored} was trusted");
             assert_eq!(decision(&ignored), (true, ReasonCode::HeatInBand));
