@@ -17,8 +17,10 @@
 //! does not restart inside the coming setpoint's band).
 //!
 //! The lag is often not learned (runs too alike to fit the line: dead time 0), so the coast is
-//! also observed directly (`learn::CoastWatch`: the turn of the room after each switch). With
-//! it, the switch points replace the rules above (`centred`).
+//! also observed directly (`learn::CoastWatch`: the turn of the room after each switch, and how
+//! long after a switch-off the room peaks). With it, the switch points replace the rules above
+//! (`centred`), as far apart as the house's observed lag asks (`learned_width`), or as
+//! `band_c` sets.
 
 use hearth_proto::control::{Mode, ReasonCode, System};
 
