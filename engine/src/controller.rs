@@ -277,8 +277,16 @@ impl Controller {
         let mut published_house: Option<HouseShown> = None;
         let mut learned = self.learn(Timestamp::now()).await;
         let mut learned_at = tokio::time::Instant::now();
-        // The coast after each switch of the heat, watched in the temperatures decided on.
-        let mut coast_watch = crate::control::CoastWatch::default();
+        // The coast after each switch of the heat, watched in the temperatures decided on;
+        // what an earlier run of the engine watched counts from the first pass.
+        let mut coast_watch = match self.store.load_learned(Timestamp::now()).await {
+            Ok(watch) => watch,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the learned coast; learning it again");
+                crate::control::CoastWatch::default()
+            }
+        };
+        learned.heat_coast = coast_watch.coast(Timestamp::now());
         // The runs of the changeover window as last read: when the database does not answer,
         // the changeover delay still counts from the last run known, not from nothing.
         let mut recent_runs: Vec<Run> = Vec::new();
@@ -327,7 +335,12 @@ impl Controller {
                 // The default zone's temperature against the house's heat: learning (the
                 // heating rate, the coast) stays house-wide, as the runs do.
                 let temp = pass.default_decision().and_then(|d| d.effective_temp_c);
-                coast_watch.observe(now, pass.equipment.heat.on, temp);
+                if coast_watch.observe(now, pass.equipment.heat.on, temp)
+                    && let Err(e) = self.store.save_learned(&coast_watch.watched()).await
+                {
+                    // Only a restart loses it: the watch in memory goes on.
+                    tracing::warn!(error = %e, "cannot store the learned coast");
+                }
                 // Runs follow the relays, not the decisions: a refused or deferred command is
                 // not a run, a relay that fell back by itself ended one. They are history: a
                 // storage fault that keeps them from being written must not stop the commands.

@@ -17,14 +17,16 @@
 //! does not restart inside the coming setpoint's band).
 //!
 //! The lag is often not learned (runs too alike to fit the line: dead time 0), so the coast is
-//! also observed directly (`learn::CoastWatch`: the turn of the room after each switch). With
-//! it, the switch points replace the rules above (`centred`).
+//! also observed directly (`learn::CoastWatch`: the turn of the room after each switch, and how
+//! long after a switch-off the room peaks). With it, the switch points replace the rules above
+//! (`centred`), as far apart as the house's observed lag asks (`learned_width`), or as
+//! `band_c` sets.
 
 use hearth_proto::control::{Mode, ReasonCode, System};
 
 use super::algorithm::{Algorithm, Ctx, ParamSpec, Params, Proposal};
 use super::hysteresis::HYSTERESIS_C;
-use super::learn::Rate;
+use super::learn::{Coast, Rate};
 use super::predictive::{
     DEFAULT_COOL_RATE, DEFAULT_HEAT_RATE, MARGIN_MIN, MAX_LEAD_MIN, Predictive, runs_on,
 };
@@ -34,12 +36,34 @@ use super::text::{small, temp};
 /// key, so the predictive start it builds on reads it).
 const LONG_MAX_LEAD_MIN: ParamSpec = ParamSpec { max: 720.0, default: 360.0, ..MAX_LEAD_MIN };
 
-/// How much wider than hysteresis's the centred switch points are. Centring the swing takes
-/// the overshoot out of it, so the room spends far less time outside ±0.5 °C than with
-/// hysteresis at the same width; a fifth more width spends part of that gain on longer
+/// How much wider than hysteresis's the centred switch points are at least. Centring the
+/// swing takes the overshoot out of it, so the room spends far less time outside ±0.5 °C than
+/// with hysteresis at the same width; a fifth more width spends part of that gain on longer
 /// cycles (`cargo xtask bench control`: 10–25 % fewer cycles per hour for about 0.1 K·h per
 /// day more discomfort in every house type).
 const WIDEN: f64 = 1.2;
+/// How much wider than hysteresis's the learned switch points are at most.
+const MAX_WIDEN: f64 = 3.0;
+/// The lag that doubles the learned band, seconds (`learned_width`). Chosen with `cargo xtask
+/// bench control`: an hour keeps the forced-air house (4 min) within a tenth of its narrow
+/// band and its comfort, and widens the underfloor house (about 50 min) to nearly double;
+/// half an hour cost the forced-air house its comfort goal.
+const LAG_SCALE_S: f64 = 3600.0;
+
+/// The centred switch points' distance when the user sets it; 0 learns it (`learned_width`).
+const BAND_C: ParamSpec = ParamSpec {
+    key: "band_c",
+    title: "Switching band",
+    description: "How far apart the heat's switch points are once the coast is learned, °C, \
+                  centred so that the room's swing is centred on the setpoint. 0 (the default) \
+                  learns it from the house: at least 1.2 × twice the hysteresis, wider where \
+                  the heat keeps arriving long after it stops, at most 3 × twice the \
+                  hysteresis.",
+    integer: false,
+    min: 0.0,
+    max: 3.0,
+    default: 0.0,
+};
 
 /// Predictive start with a learned heat anticipator.
 #[derive(Debug, Default, Clone, Copy)]
@@ -66,16 +90,22 @@ impl Algorithm for Anticipate {
     }
 
     fn params(&self) -> &'static [ParamSpec] {
-        const PARAMS: [ParamSpec; 5] =
-            [HYSTERESIS_C, LONG_MAX_LEAD_MIN, DEFAULT_HEAT_RATE, DEFAULT_COOL_RATE, MARGIN_MIN];
+        const PARAMS: [ParamSpec; 6] = [
+            HYSTERESIS_C,
+            LONG_MAX_LEAD_MIN,
+            DEFAULT_HEAT_RATE,
+            DEFAULT_COOL_RATE,
+            MARGIN_MIN,
+            BAND_C,
+        ];
         &PARAMS
     }
 
     fn propose(&self, ctx: &Ctx<'_>, params: &Params) -> Proposal {
         let p = Predictive.propose(ctx, params);
         let h = params.get(&HYSTERESIS_C);
-        preheat_latch(ctx, &p, h)
-            .or_else(|| centred(ctx, &p, h))
+        preheat_latch(ctx, &p, h, params)
+            .or_else(|| centred(ctx, &p, h, params))
             .or_else(|| coast(ctx, &p, h))
             .or_else(|| preheat_band(ctx, &p, h))
             .unwrap_or(p)
@@ -88,7 +118,7 @@ impl Algorithm for Anticipate {
 /// overshoots by itself gets a switch-on point lowered by as much: fewer, longer cycles
 /// instead of a band that is symmetric only in the readings. None: no coast learned, or the
 /// proposal is not about heating to a setpoint.
-fn centred(ctx: &Ctx<'_>, p: &Proposal, h: f64) -> Option<Proposal> {
+fn centred(ctx: &Ctx<'_>, p: &Proposal, h: f64, params: &Params) -> Option<Proposal> {
     if !matches!(ctx.mode, Mode::Heat | Mode::Auto) || p.cool {
         return None;
     }
@@ -101,7 +131,9 @@ fn centred(ctx: &Ctx<'_>, p: &Proposal, h: f64) -> Option<Proposal> {
         _ => return None,
     };
     let mid = target - (c.up_c - c.down_c) / 2.0;
-    let (on_below, off_above) = (mid - WIDEN * h, mid + WIDEN * h);
+    let band = width(params, h, &c);
+    let half = band / 2.0;
+    let (on_below, off_above) = (mid - half, mid + half);
     let (t, label) = (ctx.temp_c, ctx.temp_label);
     let mut out = if ctx.equipment.heat.on {
         if t >= off_above {
@@ -137,9 +169,11 @@ fn centred(ctx: &Ctx<'_>, p: &Proposal, h: f64) -> Option<Proposal> {
             code,
             format!(
                 "heat on: {label} ≤ {} °C; the room still falls about {} °C before the heat \
-                 arrives",
+                 arrives (switch points {} °C apart, {})",
                 small(on_below),
-                small(c.down_c)
+                small(c.down_c),
+                small(band),
+                width_why(params, &c)
             ),
         )
     } else {
@@ -148,9 +182,12 @@ fn centred(ctx: &Ctx<'_>, p: &Proposal, h: f64) -> Option<Proposal> {
             false,
             if p.heat { ReasonCode::HeatCoast } else { p.code },
             format!(
-                "heat stays off: {label} > {} °C, where it starts for the lag of {} °C",
+                "heat stays off: {label} > {} °C, where it starts for the lag of {} °C (switch \
+                 points {} °C apart, {})",
                 small(on_below),
-                small(c.down_c)
+                small(c.down_c),
+                small(band),
+                width_why(params, &c)
             ),
         )
     };
@@ -160,15 +197,57 @@ fn centred(ctx: &Ctx<'_>, p: &Proposal, h: f64) -> Option<Proposal> {
     Some(out)
 }
 
+/// How far apart the centred switch points are, °C: `band_c` when set, else learned from the
+/// coast (see `learned_width`).
+fn width(params: &Params, h: f64, c: &Coast) -> f64 {
+    match params.get(&BAND_C) {
+        set if set > 0.0 => set,
+        _ => learned_width(h, c),
+    }
+}
+
+/// Where the switch points' distance comes from, in the decision's words.
+fn width_why(params: &Params, c: &Coast) -> String {
+    if params.get(&BAND_C) > 0.0 {
+        "as set".to_owned()
+    } else {
+        format!("for a room that peaks {} min after the heat stops", (c.lag_s / 60.0).round())
+    }
+}
+
+/// The switch points' distance learned from the house: `2·WIDEN·h`, widened in proportion to
+/// the house's lag (how long after a switch-off the room peaks, `Coast::lag_s`) by another
+/// `2·WIDEN·h` for every `LAG_SCALE_S`, and never wider than `2·MAX_WIDEN·h`.
+///
+/// A house whose heat keeps arriving long after the switch (a screed, a heavy boiler circuit)
+/// answers the thermostat only on the time scale of that lag: with a narrow band it is switched
+/// again while the last switch is still arriving, so it cycles more often than a plain
+/// thermostat for no gain, while its mass keeps the room's swing slow. A forced-air house
+/// answers in minutes, so it keeps the narrow band and the comfort that comes with it. The
+/// lower bound is the width measured to beat hysteresis's cycles in a fast house (`WIDEN`);
+/// the upper keeps the swing within ±0.9 °C with the default hysteresis, beyond which the
+/// room would spend most of a cycle outside the ±0.5 °C comfort band. The lag is the observed
+/// turn, not the fitted dead time: that one is 0 whenever the runs are too alike to fit.
+pub(crate) fn learned_width(h: f64, c: &Coast) -> f64 {
+    let base = 2.0 * WIDEN * h;
+    let lag_s = if c.lag_s.is_finite() { c.lag_s.max(0.0) } else { 0.0 };
+    (base * (1.0 + lag_s / LAG_SCALE_S)).clamp(base, 2.0 * MAX_WIDEN * h)
+}
+
+/// The switch points' distance learned from `c` with the default hysteresis, °C.
+pub(crate) fn default_band_c(c: &Coast) -> f64 {
+    learned_width(HYSTERESIS_C.default, c)
+}
+
 /// The heat running for a preheat runs on as predictive start's does (`runs_on`), to the
 /// coming setpoint's centred switch-off point rather than hysteresis's.
-fn preheat_latch(ctx: &Ctx<'_>, p: &Proposal, h: f64) -> Option<Proposal> {
+fn preheat_latch(ctx: &Ctx<'_>, p: &Proposal, h: f64, params: &Params) -> Option<Proposal> {
     if !matches!(ctx.mode, Mode::Heat | Mode::Auto) || p.heat || p.cool {
         return None;
     }
     let o = p.outlook.as_ref().filter(|o| o.system == System::Heat && o.segment_start > ctx.now)?;
     let top = match ctx.learned.heat_coast {
-        Some(c) => o.target_c - (c.up_c - c.down_c) / 2.0 + WIDEN * h,
+        Some(c) => o.target_c - (c.up_c - c.down_c) / 2.0 + width(params, h, &c) / 2.0,
         None => o.target_c + h,
     };
     let lead = jiff::SignedDuration::from_secs(i64::try_from(o.lead_s).unwrap_or(i64::MAX));
@@ -290,7 +369,7 @@ mod tests {
     use hearth_proto::Timestamp;
     use hearth_proto::schedules::{Layer, RuleRef, Segment};
 
-    use super::super::learn::{Coast, Learned};
+    use super::super::learn::Learned;
     use super::super::{Equipment, Running};
     use super::*;
 
@@ -303,10 +382,12 @@ mod tests {
     /// One decision: room `temp_c`, setpoint 21, heat on for `on_min` (None: off for
     /// `off_min`), learned 3 °C/h with `dead_min` of lag.
     fn decide(temp_c: f64, on_min: Option<i64>, off_min: i64, dead_min: f64) -> Proposal {
-        decide_with(21.0, &[], temp_c, on_min, off_min, dead_min, None)
+        decide_with(21.0, &[], temp_c, on_min, off_min, dead_min, None, 0.0)
     }
 
-    /// The same with setpoint `heat_c` in force, `upcoming` segments and an observed coast.
+    /// The same with setpoint `heat_c` in force, `upcoming` segments, an observed coast and
+    /// `band_c` set (0: learned).
+    #[allow(clippy::too_many_arguments)]
     fn decide_with(
         heat_c: f64,
         upcoming: &[Segment],
@@ -315,6 +396,7 @@ mod tests {
         off_min: i64,
         dead_min: f64,
         heat_coast: Option<Coast>,
+        band_c: f64,
     ) -> Proposal {
         let settings = Settings { algorithm: "anticipate".to_owned(), ..Default::default() };
         let learned = Learned {
@@ -338,7 +420,11 @@ mod tests {
             settings: &settings,
             learned: &learned,
         };
-        let params = Anticipate.params().iter().map(|p| (p.key, p.default)).collect();
+        let params = Anticipate
+            .params()
+            .iter()
+            .map(|p| (p.key, if p.key == BAND_C.key { band_c } else { p.default }))
+            .collect();
         Anticipate.propose(&ctx, &params)
     }
 
@@ -395,7 +481,8 @@ mod tests {
     fn an_observed_coast_centres_the_swing() {
         // 0.4 °C past a switch-off, 0.1 past a switch-on: the switch points, 21 − 0.15 ±
         // 1.2 × 0.3, are 21.21 (off) and 20.49 (on), so the room swings 20.39..21.61.
-        let coast = Coast { up_c: 0.4, down_c: 0.1, samples: 8 };
+        // The room peaks at once: the narrowest learned band, 2 × 1.2 × 0.3 °C.
+        let coast = Coast { up_c: 0.4, down_c: 0.1, lag_s: 0.0, samples: 8 };
         // (room, on for (None: off for 30 min), heat, code)
         let cases = [
             (21.2, Some(60), true, ReasonCode::HeatInBand),
@@ -407,16 +494,77 @@ mod tests {
         ];
         for dead in [0.0, 10.0] {
             for (t, on, heat, code) in cases {
-                let p = decide_with(21.0, &[], t, on, 30, dead, Some(coast));
+                let p = decide_with(21.0, &[], t, on, 30, dead, Some(coast), 0.0);
                 assert_eq!((p.heat, p.code), (heat, code), "{t} {on:?} {dead}: {p:?}");
             }
         }
-        let p = decide_with(21.0, &[], 21.25, Some(60), 30, 0.0, Some(coast));
+        let p = decide_with(21.0, &[], 21.25, Some(60), 30, 0.0, Some(coast), 0.0);
         assert_eq!(
             p.reason,
             "heat off early: living room 21.3 °C ≥ 21.21 °C; the heat still coming brings about \
              0.4 °C more"
         );
+    }
+
+    #[test]
+    fn the_band_is_learned_from_the_lag() {
+        // (peak after a switch-off s, hysteresis °C, band °C)
+        let cases = [
+            // Peaks at once or within minutes (forced air): the narrowest band, 1.2 × 2h.
+            (0.0, 0.3, 0.72),
+            (240.0, 0.3, 0.768),
+            // Radiators, a heat pump: a little wider.
+            (720.0, 0.3, 0.864),
+            // A screed that peaks after 50 min, an hour: nearly double, double.
+            (3000.0, 0.3, 1.32),
+            (3600.0, 0.3, 1.44),
+            // Never beyond 3 × 2h, however slow.
+            (4.0 * 3600.0, 0.3, 1.8),
+            (4.0 * 3600.0, 0.1, 0.6),
+            // Nonsense lags are no lag: the narrowest band.
+            (-600.0, 0.3, 0.72),
+            (f64::NAN, 0.3, 0.72),
+            (f64::INFINITY, 0.3, 0.72),
+        ];
+        for (lag_s, h, band) in cases {
+            let c = Coast { up_c: 0.3, down_c: 0.1, lag_s, samples: 8 };
+            let got = learned_width(h, &c);
+            assert!((got - band).abs() < 1e-9, "lag {lag_s} s, h {h}: {got}, not {band}");
+        }
+        // The bounds hold for any lag and hysteresis.
+        for i in 0..=400 {
+            let (lag_s, h) = (f64::from(i) * 60.0, 0.1 + f64::from(i % 30) * 0.1);
+            let c = Coast { up_c: 0.3, down_c: 0.1, lag_s, samples: 8 };
+            let got = learned_width(h, &c);
+            assert!(got >= 2.0 * WIDEN * h - 1e-9 && got <= 2.0 * MAX_WIDEN * h + 1e-9, "{got}");
+        }
+    }
+
+    #[test]
+    fn the_band_is_the_learned_one_unless_set_and_the_decision_says_which() {
+        // Coast +0.4 / −0.1 °C: centred on 20.85 °C. Peaks after an hour: a band of 1.44 °C,
+        // heat on at or below 20.13 °C; set to 1 °C: at or below 20.35 °C.
+        let coast = Coast { up_c: 0.4, down_c: 0.1, lag_s: 3600.0, samples: 8 };
+        // (room, band set, heat, code)
+        let cases = [
+            (20.14, 0.0, false, ReasonCode::HeatCoast),
+            (20.12, 0.0, true, ReasonCode::HeatBelowBand),
+            (20.36, 1.0, false, ReasonCode::HeatCoast),
+            (20.34, 1.0, true, ReasonCode::HeatBelowBand),
+        ];
+        for (t, band, heat, code) in cases {
+            let p = decide_with(21.0, &[], t, None, 30, 0.0, Some(coast), band);
+            assert_eq!((p.heat, p.code), (heat, code), "{t} {band}: {p:?}");
+        }
+        let p = decide_with(21.0, &[], 20.1, None, 30, 0.0, Some(coast), 0.0);
+        assert_eq!(
+            p.reason,
+            "heat on: living room 20.1 °C ≤ 20.13 °C; the room still falls about 0.1 °C before \
+             the heat arrives (switch points 1.44 °C apart, for a room that peaks 60 min after \
+             the heat stops)"
+        );
+        let p = decide_with(21.0, &[], 20.5, None, 30, 0.0, Some(coast), 1.0);
+        assert!(p.reason.ends_with("(switch points 1 °C apart, as set)"), "{}", p.reason);
     }
 
     /// Two hours at 21 °C from `min` minutes after `NOW`.
@@ -441,17 +589,17 @@ mod tests {
     fn a_running_preheat_runs_on_to_the_coming_setpoint() {
         // 17 °C now, 21 °C in 60 min; the room at 19 °C needs 40 min at the learned 3 °C/h.
         let upcoming = [comfort_in(60)];
-        let running = decide_with(17.0, &upcoming, 19.0, Some(20), 30, 0.0, None);
+        let running = decide_with(17.0, &upcoming, 19.0, Some(20), 30, 0.0, None, 0.0);
         assert_eq!((running.heat, running.code), (true, ReasonCode::Preheat), "{running:?}");
         assert!(running.reason.contains("as one run"), "{}", running.reason);
-        let waiting = decide_with(17.0, &upcoming, 19.0, None, 30, 0.0, None);
+        let waiting = decide_with(17.0, &upcoming, 19.0, None, 30, 0.0, None, 0.0);
         assert!(!waiting.heat, "{waiting:?}");
         // At the coming setpoint's switch-off point (21 + 0.3) it stops.
-        let there = decide_with(17.0, &upcoming, 21.3, Some(20), 30, 0.0, None);
+        let there = decide_with(17.0, &upcoming, 21.3, Some(20), 30, 0.0, None, 0.0);
         assert!(!there.heat, "{there:?}");
         // A run for the setback's own band, hours before the preheat, is not stretched into it.
         let later = [comfort_in(300)];
-        let band = decide_with(17.0, &later, 17.4, Some(10), 30, 0.0, None);
+        let band = decide_with(17.0, &later, 17.4, Some(10), 30, 0.0, None, 0.0);
         assert!(!band.heat, "{band:?}");
     }
 
@@ -467,11 +615,11 @@ mod tests {
             (20.5, Some(20), true, ReasonCode::Preheat),
         ];
         for (t, on, heat, code) in cases {
-            let p = decide_with(17.0, &upcoming, t, on, 30, 0.0, None);
+            let p = decide_with(17.0, &upcoming, t, on, 30, 0.0, None, 0.0);
             assert_eq!((p.heat, p.code), (heat, code), "{t} {on:?}: {p:?}");
             assert!(p.outlook.is_some(), "{p:?}");
         }
-        let p = decide_with(17.0, &upcoming, 20.5, None, 30, 0.0, None);
+        let p = decide_with(17.0, &upcoming, 20.5, None, 30, 0.0, None, 0.0);
         assert_eq!(
             p.reason,
             "heat stays off: living room 20.5 °C within 20.7 ± 0.3 °C of the coming setpoint"

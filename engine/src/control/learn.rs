@@ -179,6 +179,9 @@ pub(crate) struct Coast {
     pub(crate) up_c: f64,
     /// The temperature at a switch-on minus the lowest after it, °C (≥ 0).
     pub(crate) down_c: f64,
+    /// How long after a switch-off the room peaks, seconds: the house's lag, emitters and
+    /// probe included.
+    pub(crate) lag_s: f64,
     /// How many switch-offs and switch-ons it was learned from.
     pub(crate) samples: u32,
 }
@@ -191,11 +194,13 @@ const MAX_TURN_S: i64 = 4 * 3600;
 /// The recent turns kept per direction (a few days of cycling).
 const KEEP_TURNS: usize = 64;
 
-/// One observed turn: when it ended and how far the room went past the switch, °C.
+/// One observed turn: when it ended, how far the room went past the switch, °C, and how long
+/// after the switch it reached its extreme, seconds.
 #[derive(Debug, Clone, Copy)]
 struct Turn {
     at: Timestamp,
     past_c: f64,
+    lag_s: f64,
 }
 
 /// The switch being watched: when and at what temperature, the extreme since, and which way.
@@ -204,6 +209,7 @@ struct Watch {
     at: Timestamp,
     switched_c: f64,
     extreme_c: f64,
+    extreme_at: Timestamp,
     heat_on: bool,
 }
 
@@ -221,58 +227,138 @@ pub(crate) struct CoastWatch {
 
 impl CoastWatch {
     /// One pass: the heat relay's state and the effective temperature (None: none usable).
-    pub(crate) fn observe(&mut self, now: Timestamp, heat_on: bool, temp_c: Option<f64>) {
+    /// True when a turn ended and was learned (what is stored changed).
+    pub(crate) fn observe(&mut self, now: Timestamp, heat_on: bool, temp_c: Option<f64>) -> bool {
         let switched = self.heat_on.is_some_and(|was| was != heat_on);
         self.heat_on = Some(heat_on);
         let Some(t) = temp_c.filter(|t| t.is_finite()) else {
             // Blind: whatever was being watched is unknown now.
             self.watch = None;
-            return;
+            return false;
         };
         if switched {
             // A switch before the turn ended: the room was still moving, so the turn seen is
             // only a lower bound of the coast; it is not learned from.
-            self.watch = Some(Watch { at: now, switched_c: t, extreme_c: t, heat_on });
-            return;
+            self.watch =
+                Some(Watch { at: now, switched_c: t, extreme_c: t, extreme_at: now, heat_on });
+            return false;
         }
-        let Some(w) = self.watch.as_mut() else { return };
+        let Some(w) = self.watch.as_mut() else { return false };
         // Rising after switch-off (peak), falling after switch-on (trough).
         let sign = if w.heat_on { -1.0 } else { 1.0 };
         if sign * (t - w.extreme_c) > 0.0 {
             w.extreme_c = t;
+            w.extreme_at = now;
         }
         let turned = sign * (w.extreme_c - t) >= TURN_C;
         let settled = now.duration_since(w.at).as_secs() >= MAX_TURN_S;
         if turned || settled {
-            let turn = Turn { at: now, past_c: sign * (w.extreme_c - w.switched_c) };
+            let turn = Turn {
+                at: now,
+                past_c: sign * (w.extreme_c - w.switched_c),
+                lag_s: w.extreme_at.duration_since(w.at).as_secs_f64(),
+            };
             let list = if w.heat_on { &mut self.downs } else { &mut self.ups };
             if list.len() == KEEP_TURNS {
                 list.pop_front();
             }
             list.push_back(turn);
             self.watch = None;
+            return true;
         }
+        false
     }
 
     /// The coast learned from the turns of the last 14 days before `now` (recency-weighted
     /// medians); None until both directions were seen at least twice.
     pub(crate) fn coast(&self, now: Timestamp) -> Option<Coast> {
-        let median = |turns: &std::collections::VecDeque<Turn>| {
+        let median = |turns: &std::collections::VecDeque<Turn>, of: fn(&Turn) -> f64| {
             let pairs: Vec<(f64, f64)> = turns
                 .iter()
                 .filter_map(|t| {
                     let age = now.duration_since(t.at).as_secs();
                     (0..=WINDOW_S)
                         .contains(&age)
-                        .then(|| (t.past_c, 0.5f64.powf(age as f64 / HALF_LIFE_S)))
+                        .then(|| (of(t), 0.5f64.powf(age as f64 / HALF_LIFE_S)))
                 })
                 .collect();
             let n = pairs.len();
             (n >= 2).then(|| weighted_median(pairs).map(|m| (m, n))).flatten()
         };
-        let (up_c, ups) = median(&self.ups)?;
-        let (down_c, downs) = median(&self.downs)?;
-        Some(Coast { up_c, down_c, samples: (ups + downs) as u32 })
+        let (up_c, ups) = median(&self.ups, |t| t.past_c)?;
+        let (down_c, downs) = median(&self.downs, |t| t.past_c)?;
+        let (lag_s, _) = median(&self.ups, |t| t.lag_s)?;
+        Some(Coast { up_c, down_c, lag_s, samples: (ups + downs) as u32 })
+    }
+}
+
+/// The farthest a room is believed to coast past a switch, °C: no furnace, radiator or screed
+/// carries a room 5 °C on, so a stored turn beyond it is not this house's.
+const MAX_PAST_C: f64 = 5.0;
+
+/// What `CoastWatch` learned, in the form the store keeps across restarts (the `settings` row
+/// `learned`, `store::learned`): the turns it watched, so the medians and their recency weights
+/// continue where they were.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Watched {
+    ups: Vec<WatchedTurn>,
+    downs: Vec<WatchedTurn>,
+}
+
+/// One turn as stored: when it ended (Unix seconds), how far past the switch, how long after.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+struct WatchedTurn {
+    at_s: i64,
+    past_c: f64,
+    lag_s: f64,
+}
+
+impl CoastWatch {
+    /// What was learned, to store.
+    pub(crate) fn watched(&self) -> Watched {
+        let out = |turns: &std::collections::VecDeque<Turn>| {
+            turns
+                .iter()
+                .map(|t| WatchedTurn { at_s: t.at.as_second(), past_c: t.past_c, lag_s: t.lag_s })
+                .collect()
+        };
+        Watched { ups: out(&self.ups), downs: out(&self.downs) }
+    }
+
+    /// A watch that starts from what was stored, or None when the stored model is not one this
+    /// engine can trust: more turns than it keeps, a turn from the future (a clock that was
+    /// wrong when it was written), a coast or lag out of bounds. One bad turn discards all of
+    /// it: whatever wrote it did not write what this engine learns, and the coast is learned
+    /// again within a few cycles anyway. Turns older than the learning window are dropped as
+    /// the live watch would.
+    pub(crate) fn restore(stored: &Watched, now: Timestamp) -> Option<CoastWatch> {
+        let turns = |list: &[WatchedTurn]| -> Option<std::collections::VecDeque<Turn>> {
+            if list.len() > KEEP_TURNS {
+                return None;
+            }
+            let mut out = std::collections::VecDeque::with_capacity(list.len());
+            for t in list {
+                let at = Timestamp::from_second(t.at_s).ok()?;
+                let age = now.duration_since(at).as_secs();
+                let sane = age >= 0
+                    && t.past_c.is_finite()
+                    && t.past_c.abs() <= MAX_PAST_C
+                    && (0.0..=MAX_TURN_S as f64).contains(&t.lag_s);
+                if !sane {
+                    return None;
+                }
+                if age <= WINDOW_S {
+                    out.push_back(Turn { at, past_c: t.past_c, lag_s: t.lag_s });
+                }
+            }
+            Some(out)
+        };
+        Some(CoastWatch {
+            heat_on: None,
+            watch: None,
+            ups: turns(&stored.ups)?,
+            downs: turns(&stored.downs)?,
+        })
     }
 }
 
@@ -342,20 +428,7 @@ mod tests {
 
     #[test]
     fn the_coast_is_the_turn_after_each_switch() {
-        let mut w = CoastWatch::default();
-        let mut t = NOW;
-        // (heat on, temperatures a minute apart): on at 20.5, falls 0.1 more, rises to 21.0,
-        // off: rises 0.4 more, falls 0.2 back (the turn ends); four such cycles.
-        let on = [20.5, 20.45, 20.4, 20.5, 20.7, 20.9];
-        let off = [21.0, 21.2, 21.4, 21.3, 21.2, 20.9, 20.7];
-        for _ in 0..4 {
-            for (heat, temps) in [(true, &on[..]), (false, &off[..])] {
-                for v in temps {
-                    w.observe(t, heat, Some(*v));
-                    t += jiff::SignedDuration::from_mins(1);
-                }
-            }
-        }
+        let (w, t) = watched_cycles();
         let c = w.coast(t).unwrap_or_else(|| panic!("no coast"));
         assert!((c.up_c - 0.4).abs() < 1e-9 && (c.down_c - 0.1).abs() < 1e-9, "{c:?}");
         // The first switch-on is not watched (no state before it): 3 troughs and 4 peaks.
@@ -377,6 +450,67 @@ mod tests {
         }
         assert!(w.ups.is_empty() && w.downs.is_empty(), "{w:?}");
         assert_eq!(w.coast(NOW), None);
+    }
+
+    /// Four cycles watched a minute apart: on at 20.5, falls 0.1 more, rises to 21.0; off:
+    /// rises 0.4 more (the peak 2 min after the switch-off), falls 0.2 back (the turn ends).
+    fn watched_cycles() -> (CoastWatch, Timestamp) {
+        let mut w = CoastWatch::default();
+        let mut t = NOW;
+        let on = [20.5, 20.45, 20.4, 20.5, 20.7, 20.9];
+        let off = [21.0, 21.2, 21.4, 21.3, 21.2, 20.9, 20.7];
+        for _ in 0..4 {
+            for (heat, temps) in [(true, &on[..]), (false, &off[..])] {
+                for v in temps {
+                    w.observe(t, heat, Some(*v));
+                    t += jiff::SignedDuration::from_mins(1);
+                }
+            }
+        }
+        (w, t)
+    }
+
+    #[test]
+    fn the_lag_is_the_time_to_the_peak() {
+        let (w, t) = watched_cycles();
+        let c = w.coast(t).unwrap_or_else(|| panic!("no coast"));
+        assert!((c.lag_s - 120.0).abs() < 1e-9, "{c:?}");
+    }
+
+    #[test]
+    fn a_stored_watch_restores_what_was_learned_and_nonsense_is_ignored() {
+        let (w, t) = watched_cycles();
+        let stored = w.watched();
+        let json = serde_json::to_string(&stored).unwrap_or_else(|e| panic!("{e}"));
+        let read: Watched = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+        let restored = CoastWatch::restore(&read, t).unwrap_or_else(|| panic!("not restored"));
+        assert_eq!(restored.coast(t), w.coast(t));
+        assert!(restored.coast(t).is_some());
+        // Turns older than the learning window are dropped, as the live watch ignores them.
+        let later = t + jiff::SignedDuration::from_secs(WINDOW_S + 3600);
+        let aged = CoastWatch::restore(&stored, later).unwrap_or_else(|| panic!("not restored"));
+        assert_eq!(aged.coast(later), None);
+        // One nonsense turn and nothing of it is trusted.
+        let first = stored.ups[0];
+        let nonsense = [
+            ("a coast of 9 °C", WatchedTurn { past_c: 9.0, ..first }),
+            ("not a number", WatchedTurn { past_c: f64::NAN, ..first }),
+            ("a negative lag", WatchedTurn { lag_s: -1.0, ..first }),
+            ("a lag beyond the watch", WatchedTurn { lag_s: 5.0 * 3600.0, ..first }),
+            ("from the future", WatchedTurn { at_s: t.as_second() + 60, ..first }),
+            ("out of time's range", WatchedTurn { at_s: i64::MAX, ..first }),
+        ];
+        for (what, turn) in nonsense {
+            let mut bad = stored.clone();
+            bad.ups[0] = turn;
+            assert!(CoastWatch::restore(&bad, t).is_none(), "{what} was trusted");
+            let mut bad = stored.clone();
+            bad.downs.push(turn);
+            assert!(CoastWatch::restore(&bad, t).is_none(), "{what} was trusted");
+        }
+        let mut many = stored.clone();
+        many.ups = vec![first; KEEP_TURNS + 1];
+        assert!(CoastWatch::restore(&many, t).is_none(), "more turns than kept were trusted");
     }
 
     #[test]

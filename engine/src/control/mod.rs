@@ -36,9 +36,10 @@ mod text;
 
 pub(crate) use algorithm::Proposal;
 use algorithm::setpoints;
+pub(crate) use anticipate::default_band_c;
 #[cfg(test)]
 pub(crate) use learn::{Coast, Rate};
-pub(crate) use learn::{CoastWatch, Learned, learn};
+pub(crate) use learn::{CoastWatch, Learned, Watched, learn};
 pub(crate) use model::{Decision, Settings};
 pub(crate) use protection::{Held, protect};
 pub(crate) use safety::is_safety;

@@ -125,9 +125,18 @@ impl fmt::Display for Bench {
                 format!("missed ({})", misses.join("; "))
             };
             write!(f, "\n- {}: {verdict}", house.name())?;
-            if let Some((up, down, _)) = self.find(house, CANDIDATE).and_then(|r| r.learned_coast) {
+            let found = self.find(house, CANDIDATE);
+            if let Some((up, down, lag, _)) = found.and_then(|r| r.learned_coast) {
                 // `max(0.0)`: a coast that turned the other way prints as 0, not as "−-0.00".
-                write!(f, "; coast learned: +{:.2} / −{:.2} °C", up.max(0.0), down.max(0.0))?;
+                write!(
+                    f,
+                    "; coast learned: +{:.2} / −{:.2} °C, peak {lag:.0} min after a switch-off",
+                    up.max(0.0),
+                    down.max(0.0)
+                )?;
+            }
+            if let Some(band) = found.and_then(|r| r.learned_band_c) {
+                write!(f, "; switching band learned: {band:.2} °C")?;
             }
         }
         Ok(())

@@ -120,8 +120,12 @@ pub struct SimReport {
     /// the whole run, K·h. Energy over it compares controllers that kept the house warm for
     /// different lengths of time (one arriving hours late heats a colder house).
     pub delta_t_kh: f64,
-    /// The heat's coast observed by the end: °C past a switch-off, past a switch-on, samples.
-    pub learned_coast: Option<(f64, f64, u32)>,
+    /// The heat's coast observed by the end: °C past a switch-off, past a switch-on, the
+    /// minutes from a switch-off to the peak, samples.
+    pub learned_coast: Option<(f64, f64, f64, u32)>,
+    /// The switch points' distance `anticipate` learned from that coast with its default
+    /// parameters, °C.
+    pub learned_band_c: Option<f64>,
     /// Decisions that left a probe out as stuck: with noisy DS18B20-like probes that never
     /// stick, every one is a false verdict.
     pub stuck_decisions: u32,
@@ -203,12 +207,15 @@ impl fmt::Display for SimReport {
             )?,
             None => writeln!(f, "  learned heat rate: none")?,
         }
-        if let Some((up, down, n)) = self.learned_coast {
+        if let Some((up, down, lag, n)) = self.learned_coast {
             writeln!(
                 f,
-                "  learned coast: {up:.2} °C past a switch-off, {down:.2} °C past a switch-on \
-                 ({n} switches)"
+                "  learned coast: {up:.2} °C past a switch-off, {down:.2} °C past a switch-on, \
+                 peak {lag:.0} min after a switch-off ({n} switches)"
             )?;
+        }
+        if let Some(band) = self.learned_band_c {
+            writeln!(f, "  learned switching band: {band:.2} °C")?;
         }
         let n = self.arrivals_min.len();
         let pct = |p: f64| {
@@ -412,7 +419,10 @@ pub fn run(
         arrivals_min: arrivals,
         learned_heat: control::learn(&runs, end).heat.map(|r| (r.c_per_h, r.dead_s, r.samples)),
         delta_t_kh,
-        learned_coast: coast_watch.coast(end).map(|c| (c.up_c, c.down_c, c.samples)),
+        learned_coast: coast_watch
+            .coast(end)
+            .map(|c| (c.up_c, c.down_c, c.lag_s / 60.0, c.samples)),
+        learned_band_c: coast_watch.coast(end).map(|c| control::default_band_c(&c)),
         stuck_decisions,
     })
 }
@@ -468,10 +478,20 @@ mod tests {
         let start = Timestamp::constant(1_800_000_000, 0);
         for seed in 1..=40u64 {
             let mut rng = Rng::new(seed);
+            // The band and the lag the band is learned from, drawn apart so the other draws
+            // (weather, house, setpoints) stay what they were for each seed.
+            let mut band_rng = Rng::new(seed.wrapping_add(1 << 32));
             let settings = control::check_settings(Settings {
                 algorithm: "anticipate".to_owned(),
                 min_on_s: (rng.uniform() * 1800.0) as u32,
                 min_off_s: (rng.uniform() * 1800.0) as u32,
+                // Every third seed with a band set by hand (the others learn it).
+                params: if seed % 3 == 0 {
+                    let band_c = (band_rng.uniform() * 300.0).round() / 100.0;
+                    serde_json::json!({ "band_c": band_c })
+                } else {
+                    serde_json::json!({})
+                },
                 ..Settings::default()
             })
             .unwrap_or_else(|e| panic!("{e}"));
@@ -493,6 +513,7 @@ mod tests {
                 heat_coast: (seed % 2 == 0).then(|| control::Coast {
                     up_c: rng.uniform() * 2.0,
                     down_c: rng.uniform() * 2.0,
+                    lag_s: band_rng.uniform() * 4.0 * 3600.0,
                     samples: 10,
                 }),
             };

@@ -44,6 +44,7 @@ pub(crate) use health::StorageHealth;
 pub(crate) use schedules::Schedules;
 mod history;
 pub(crate) use history::Series;
+mod learned;
 mod retention;
 mod rollups;
 pub(crate) use retention::{Policy, Table};

@@ -208,14 +208,9 @@ impl Store {
         &self,
         zone: &ZoneId,
     ) -> Result<DefaultTarget, sqlx::Error> {
-        let value: Result<Option<String>, _> = on_pool!(&self.pool(), |p| sqlx::query_scalar(
-            "SELECT value FROM settings WHERE key = $1"
-        )
-        .bind(default_target_key(zone))
-        .fetch_optional(p)
-        .await);
         Ok(self
-            .seen(value)?
+            .setting(&default_target_key(zone))
+            .await?
             .and_then(|v| serde_json::from_str(&v).ok())
             .unwrap_or_else(default_target))
     }
@@ -227,11 +222,27 @@ impl Store {
         d: &DefaultTarget,
     ) -> Result<(), sqlx::Error> {
         let value = serde_json::to_string(d).map_err(encode_err)?;
+        self.put_setting(&default_target_key(zone), &value).await
+    }
+
+    /// The `settings` row `key`, as stored; None when there is none.
+    pub(super) async fn setting(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
+        let value = on_pool!(&self.pool(), |p| sqlx::query_scalar(
+            "SELECT value FROM settings WHERE key = $1"
+        )
+        .bind(key)
+        .fetch_optional(p)
+        .await);
+        self.seen(value)
+    }
+
+    /// Store the `settings` row `key` (replacing what was stored), on its own.
+    pub(super) async fn put_setting(&self, key: &str, value: &str) -> Result<(), sqlx::Error> {
         let done = on_pool!(&self.pool(), |p| sqlx::query(
             "INSERT INTO settings (key, value) VALUES ($1, $2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
-        .bind(default_target_key(zone))
+        .bind(key)
         .bind(value)
         .execute(p)
         .await
