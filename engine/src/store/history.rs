@@ -1,4 +1,4 @@
-//! History: the readings rollups (per minute, per hour) kept on ingest, downsampled series
+//! History: the raw readings inserted on ingest (their rollups: `rollups.rs`), downsampled series
 //! read from the coarsest source that is fine enough, and the heating/cooling runs.
 //!
 //! A year of 1-minute readings is 525,600 rows per sensor; a plain GROUP BY over them takes
