@@ -61,9 +61,11 @@ fn bench_history(_static_link: bool) -> anyhow::Result<()> {
     bench_engine_example("bench_history")
 }
 
-/// Ingest over HTTP: `PUT /v1/sensors/update` with 10 readings per request from 16, 64 and
-/// 256 concurrent clients, against the engine's router in the same process (the engine's
-/// `bench_ingest` example, release profile).
+/// The store, both backends side by side: readings persisted per second over HTTP (10 per
+/// `PUT /v1/sensors/update`) for five shapes of house, on an empty database and on one holding
+/// a year; the engine's memory after a burst; a year's chart; bytes on disk per reading. The
+/// release engine runs in a process of its own (the engine's `bench_ingest` example, release
+/// profile, starts it).
 fn bench_ingest(_static_link: bool) -> anyhow::Result<()> {
     bench_engine_example("bench_ingest")
 }
