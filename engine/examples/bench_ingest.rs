@@ -248,7 +248,7 @@ async fn build_postgres_year(url: &str, year: Year) -> anyhow::Result<Footprint>
     let statements = [
         format!(
             "INSERT INTO hearth.readings (sensor_id, ts, value)
-             SELECT {ids}, {start} + i * {YEAR_STEP_MS}, {YEAR_VALUE_SQL}
+             SELECT {ids}, {start} + i::bigint * {YEAR_STEP_MS}, {YEAR_VALUE_SQL}
              FROM generate_series(0, {last_sensor}) s, generate_series(0, {before_last}) i
              ORDER BY 1, 2",
             start = year.start,
@@ -326,16 +326,9 @@ impl Engine {
     /// `(VmRSS, VmHWM, RssAnon)` in bytes: resident, its peak, and of the resident what is
     /// the process's own (heap, stacks; not the executable's and libraries' pages).
     fn memory(&self) -> anyhow::Result<(u64, u64, u64)> {
-        let pid = self.proc.id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let kib = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .ok_or_else(|| anyhow::anyhow!("no {name} in /proc/{pid}/status"))
-        };
-        Ok((kib("VmRSS:")? * 1024, kib("VmHWM:")? * 1024, kib("RssAnon:")? * 1024))
+        let [rss, hwm, anon] =
+            hearth_harness::procs::status_kib(self.proc.id(), ["VmRSS:", "VmHWM:", "RssAnon:"])?;
+        Ok((rss * 1024, hwm * 1024, anon * 1024))
     }
 
     fn stop(mut self) -> anyhow::Result<()> {
