@@ -223,6 +223,21 @@ pub fn bound(program: impl AsRef<OsStr>) -> Command {
     }
 }
 
+/// Fields of `/proc/<pid>/status` given in kB (`VmRSS:`, `VmHWM:`, `RssAnon:`), in KiB, in the
+/// order asked: the benchmarks' memory figures.
+pub fn status_kib<const N: usize>(pid: u32, names: [&str; N]) -> anyhow::Result<[u64; N]> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let mut values = [0; N];
+    for (value, name) in values.iter_mut().zip(names) {
+        *value = status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .ok_or_else(|| anyhow::anyhow!("no {name} in /proc/{pid}/status"))?;
+    }
+    Ok(values)
+}
+
 /// Which process group a child runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Group {

@@ -19,8 +19,8 @@ use crate::relays::{
 };
 use crate::schedules::{DefaultTarget, NewOverride, NewRule, Override, Rule, Timeline};
 use crate::sensors::{
-    ReadingsPage, SensorBacklog, SensorBacklogAck, SensorInfo, SensorSettings, SensorUpdate,
-    SensorUpdateAck,
+    ReadingsPage, ReadingsQuery, SensorBacklog, SensorBacklogAck, SensorInfo, SensorSettings,
+    SensorUpdate, SensorUpdateAck,
 };
 use crate::status::{Identity, ServiceStatus};
 use crate::zones::{HouseConfig, HouseStatus, NewPlant, NewZone, Plant, Zone};
@@ -244,6 +244,24 @@ impl EngineClient {
     /// `GET /v1/sensors/{id}/readings` over the last 24 hours.
     pub async fn readings(&self, sensor_id: &str) -> Result<ReadingsPage, ClientError> {
         self.http.get(&format!("/v1/sensors/{sensor_id}/readings")).await
+    }
+
+    /// `GET /v1/sensors/{id}/readings` over a range, as a chart asks for it.
+    pub async fn readings_in(
+        &self,
+        sensor_id: &str,
+        query: &ReadingsQuery,
+    ) -> Result<ReadingsPage, ClientError> {
+        // RFC 3339 timestamps in UTC ("…Z") need no escaping in a query.
+        let params: Vec<String> = [
+            query.from.map(|t| format!("from={t}")),
+            query.to.map(|t| format!("to={t}")),
+            query.max_points.map(|n| format!("max_points={n}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        self.http.get(&format!("/v1/sensors/{sensor_id}/readings?{}", params.join("&"))).await
     }
 
     /// `GET /v1/relays`.

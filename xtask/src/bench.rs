@@ -61,9 +61,11 @@ fn bench_history(_static_link: bool) -> anyhow::Result<()> {
     bench_engine_example("bench_history")
 }
 
-/// Ingest over HTTP: `PUT /v1/sensors/update` with 10 readings per request from 16, 64 and
-/// 256 concurrent clients, against the engine's router in the same process (the engine's
-/// `bench_ingest` example, release profile).
+/// The store, both backends side by side: readings persisted per second over HTTP (10 per
+/// `PUT /v1/sensors/update`) for five shapes of house, on an empty database and on one holding
+/// a year; the engine's memory after a burst; a year's chart; bytes on disk per reading. The
+/// release engine runs in a process of its own (the engine's `bench_ingest` example, release
+/// profile, starts it).
 fn bench_ingest(_static_link: bool) -> anyhow::Result<()> {
     bench_engine_example("bench_ingest")
 }
@@ -93,20 +95,13 @@ pub(crate) fn bench(args: &Args) -> anyhow::Result<()> {
 
 /// `(VmRSS, VmHWM)` of a process in KiB, and its CPU time (user + system) in clock ticks.
 pub(crate) fn proc_usage(pid: u32) -> anyhow::Result<(u64, u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .ok_or_else(|| anyhow::anyhow!("no {name} in /proc/{pid}/status"))
-    };
+    let [rss, hwm] = procs::status_kib(pid, ["VmRSS:", "VmHWM:"])?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may contain spaces) : utime is the 12th, stime 13th.
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
     let fields: Vec<u64> = after.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
     let cpu = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-    Ok((field("VmRSS:")?, field("VmHWM:")?, cpu))
+    Ok((rss, hwm, cpu))
 }
 
 /// Resident KiB of a process by where the pages come from: its executable, shared libraries,

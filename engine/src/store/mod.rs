@@ -1187,7 +1187,8 @@ async fn open_sqlite(url: &str, durability: Durability) -> anyhow::Result<Opened
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(synchronous)
         .busy_timeout(Duration::from_secs(5))
-        .foreign_keys(true);
+        .foreign_keys(true)
+        .statement_cache_capacity(db::STATEMENT_CACHE);
     let file = Some(sqlite.get_filename().to_path_buf())
         .filter(|f| !f.as_os_str().is_empty() && f.as_os_str() != ":memory:");
     let options = Options::Sqlite(sqlite);
@@ -1238,7 +1239,9 @@ async fn open_postgres(url: &str, durability: Durability) -> anyhow::Result<Open
         .map_err(|e| anyhow::anyhow!("bad database URL {shown:?}: {e}"))?;
     let schema = db::pg_schema_of(&pg).unwrap_or_else(|| DEFAULT_PG_SCHEMA.to_owned());
     db::check_pg_schema(&schema)?;
-    let mut pg = pg.options([("search_path", schema.as_str())]);
+    let mut pg = pg
+        .options([("search_path", schema.as_str())])
+        .statement_cache_capacity(db::STATEMENT_CACHE);
     if durability == Durability::Normal {
         pg = pg.options([("synchronous_commit", "off")]);
     }
