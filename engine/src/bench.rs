@@ -21,13 +21,6 @@ pub type Instant = (i64, Vec<(String, Option<f64>)>);
 #[derive(Debug, Clone)]
 pub struct Ingest(crate::ingest::Ingest);
 
-/// The engine as [`crate::Engine::open`] opens it, but committing with `synchronous = NORMAL`:
-/// acknowledgements that a power cut or a storage fault can undo. Only for the ingest
-/// benchmark's side-by-side with the engine's durable commits.
-pub async fn open_engine_not_durable(config: &crate::Config) -> anyhow::Result<crate::Engine> {
-    crate::Engine::open_with(config, crate::store::Durability::Normal).await
-}
-
 impl Store {
     /// Open (creating) the database at `url`, e.g. `sqlite:///tmp/x/hearth.db`.
     pub async fn open(url: &str) -> anyhow::Result<Self> {

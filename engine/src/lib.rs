@@ -60,15 +60,8 @@ impl Engine {
     /// `GET /v1/status` says why, and control goes on, with the stored settings when the
     /// database can at least be read, else with the frost floor and max ceiling only.
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
-        Self::open_with(config, store::Durability::Full).await
-    }
-
-    pub(crate) async fn open_with(
-        config: &Config,
-        durability: store::Durability,
-    ) -> anyhow::Result<Self> {
         let (site, engine_id) = site::load_or_create(&config.data_dir)?;
-        let store = store::Store::open_with(&config.database_url(), durability).await?;
+        let store = store::Store::open(&config.database_url()).await?;
         let wake = Arc::new(Notify::new());
         let events = hearth_common::sse::EventBus::new(EVENT_CAPACITY);
         let counters = Arc::new(metrics::Counters::default());

@@ -98,7 +98,9 @@ fn ceil_to(t: i64, unit: i64) -> i64 {
 }
 
 /// The multi-row INSERT of a chunk of readings (a macro: the builder is one type per backend,
-/// see `db.rs`).
+/// see `db.rs`). Statements of many rows are run unprepared-for-keeps (`persistent(false)`):
+/// there is one text per row count, and cached they filled each connection's statement cache
+/// with large compiled programs after a burst (see `db::STATEMENT_CACHE`).
 macro_rules! insert_chunk {
     ($chunk:expr, $returning:expr) => {{
         let mut q = QueryBuilder::new("INSERT INTO readings (sensor_id, ts, value) ");
@@ -155,6 +157,7 @@ async fn insert_new<'a>(
     for chunk in unique.chunks(INSERT_CHUNK) {
         stored += on_conn!(tx.conn()?, |c| insert_chunk!(chunk, "")
             .build()
+            .persistent(false)
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
@@ -179,6 +182,7 @@ async fn insert_new<'a>(
         let rows: Vec<(String, i64)> =
             on_conn!(tx.conn()?, |c| insert_chunk!(chunk, " RETURNING sensor_id, ts")
                 .build_query_as()
+                .persistent(false)
                 .fetch_all(c)
                 .await)?;
         new.extend(rows);
@@ -238,7 +242,7 @@ async fn upsert_rollup(
                     .push_bind(agg.max);
             });
             q.push(add_on_conflict(table));
-            q.build().execute(c).await.map(|r| r.rows_affected())
+            q.build().persistent(false).execute(c).await.map(|r| r.rows_affected())
         })?;
     }
     Ok(())

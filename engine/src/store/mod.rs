@@ -218,17 +218,6 @@ impl RelayRow {
     }
 }
 
-/// How commits reach the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Durability {
-    /// `synchronous = FULL`: the WAL is synced at every commit; what is acknowledged survives
-    /// a power cut or a storage fault. The engine's only setting.
-    Full,
-    /// `synchronous = NORMAL`: the last commits may be lost (never the file). Only for the
-    /// ingest benchmark's comparison.
-    Normal,
-}
-
 /// Handle to the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
@@ -288,14 +277,9 @@ impl Store {
     /// opens it for writing as soon as it can. Only a configuration mistake (a bad URL, a
     /// database from another version) fails.
     pub(crate) async fn open(url: &str) -> anyhow::Result<Self> {
-        Self::open_with(url, Durability::Full).await
-    }
-
-    /// [`Self::open`] with the given durability (the benchmark compares them).
-    pub(crate) async fn open_with(url: &str, durability: Durability) -> anyhow::Result<Self> {
         let (options, file, pool, health) = match Backend::of_url(url) {
-            Backend::Sqlite => open_sqlite(url, durability).await?,
-            Backend::Postgres => open_postgres(url, durability).await?,
+            Backend::Sqlite => open_sqlite(url).await?,
+            Backend::Postgres => open_postgres(url).await?,
         };
         let inner = Arc::new(Inner {
             options,
@@ -556,7 +540,7 @@ impl Store {
                          OR excluded.last_ts < COALESCE(sensors.last_ts, excluded.last_ts)
                          THEN sensors.last_ts ELSE excluded.last_ts END",
                 );
-                q.build().execute(c).await.map(|r| r.rows_affected())
+                q.build().persistent(false).execute(c).await.map(|r| r.rows_affected())
             })?;
         }
         let agents: Vec<AgentUpsert<'_>> = hosts.into_values().collect();
@@ -1176,16 +1160,14 @@ type Opened = (Options, Option<PathBuf>, Pool, StorageHealth);
 /// filesystem the database is opened read-only when it can be (control then has the stored
 /// settings, schedule and relays), else not at all; either way the store starts degraded and
 /// the recovery probe opens it for writing as soon as it can.
-async fn open_sqlite(url: &str, durability: Durability) -> anyhow::Result<Opened> {
-    let synchronous = match durability {
-        Durability::Full => SqliteSynchronous::Full,
-        Durability::Normal => SqliteSynchronous::Normal,
-    };
+async fn open_sqlite(url: &str) -> anyhow::Result<Opened> {
     let sqlite = SqliteConnectOptions::from_str(url)
         .map_err(|e| anyhow::anyhow!("bad database URL {url:?}: {e}"))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(synchronous)
+        // FULL: the WAL is synced at every commit, so what is acknowledged survives a power
+        // cut or a storage fault.
+        .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(5))
         .foreign_keys(true)
         .statement_cache_capacity(db::STATEMENT_CACHE);
@@ -1233,18 +1215,15 @@ pub(crate) const DEFAULT_PG_SCHEMA: &str = "hearth";
 /// refuses the engine at start is a configuration to fix, not a state to wait out: the engine
 /// stops with an error that says what to fix (systemd starts it again). Once running, a
 /// server that goes away is a storage fault like a full disk: degraded, then recovered.
-async fn open_postgres(url: &str, durability: Durability) -> anyhow::Result<Opened> {
+async fn open_postgres(url: &str) -> anyhow::Result<Opened> {
     let shown = db::redact_url(url);
     let pg = PgConnectOptions::from_str(url)
         .map_err(|e| anyhow::anyhow!("bad database URL {shown:?}: {e}"))?;
     let schema = db::pg_schema_of(&pg).unwrap_or_else(|| DEFAULT_PG_SCHEMA.to_owned());
     db::check_pg_schema(&schema)?;
-    let mut pg = pg
+    let pg = pg
         .options([("search_path", schema.as_str())])
         .statement_cache_capacity(db::STATEMENT_CACHE);
-    if durability == Durability::Normal {
-        pg = pg.options([("synchronous_commit", "off")]);
-    }
     let options = Options::Postgres(pg, schema);
     match open_writable(&options, None).await {
         Ok(pool) => Ok((options, None, pool, StorageHealth::Healthy)),
@@ -1508,7 +1487,7 @@ async fn upsert_agents(tx: &mut WriteTx, agents: &[AgentUpsert<'_>]) -> Result<(
                    misdated = agents.misdated + excluded.misdated,
                    misdated_at = COALESCE(excluded.misdated_at, agents.misdated_at)",
             );
-            q.build().execute(c).await.map(|r| r.rows_affected())
+            q.build().persistent(false).execute(c).await.map(|r| r.rows_affected())
         })?;
     }
     Ok(())
