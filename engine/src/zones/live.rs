@@ -7,6 +7,7 @@
 //! sensor, served by one plant whose relays are the function groups `function:heat` and
 //! `function:cool`: exactly the outputs today's engine commands.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use hearth_common::sse::EventBus;
@@ -204,17 +205,20 @@ impl Zones {
     /// names.
     pub(crate) fn house(&self, sensors: &[SensorSnapshot]) -> House {
         let mut house = (*self.stored()).clone();
-        let named: Vec<String> = house
+        // Sets, not scans per sensor: this runs on every pass of the loop, and with a thousand
+        // sensors the scans were the engine's hottest code (`cargo xtask bench ingest`).
+        let named: HashSet<String> = house
             .zones
             .iter()
             .filter(|z| !z.id.is_default())
             .flat_map(|z| z.sensors.iter().map(|s| s.to_ascii_lowercase()))
             .collect();
         if let Some(zone) = house.zones.iter_mut().find(|z| z.id.is_default()) {
+            let mut listed: HashSet<String> =
+                zone.sensors.iter().map(|s| s.to_ascii_lowercase()).collect();
             for s in sensors {
                 let id = s.id.to_ascii_lowercase();
-                if !named.contains(&id) && !zone.sensors.iter().any(|z| z.eq_ignore_ascii_case(&id))
-                {
+                if !named.contains(&id) && listed.insert(id) {
                     zone.sensors.push(s.id.clone());
                 }
             }
