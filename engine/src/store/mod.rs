@@ -425,13 +425,7 @@ impl Store {
     async fn write_reports_locked(&self, reports: &[NewReport]) -> Result<(), sqlx::Error> {
         let rolled_before = match self.inner.rollups.before() {
             Some(before) => before,
-            None => {
-                let mut tx = WriteTx::begin(&self.pool()).await?;
-                let before = rollups::resume(&mut tx).await?;
-                tx.commit().await?;
-                self.inner.rollups.start(before);
-                before
-            }
+            None => self.resume_rollups().await?,
         };
         let all: Vec<&NewReading> = reports.iter().flat_map(|r| &r.readings).collect();
         let mut tx = WriteTx::begin(&self.pool()).await?;

@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use hearth_proto::sensors::{MAX_READING_C, MIN_READING_C};
 use sqlx::QueryBuilder;
 
-use super::db::{WriteTx, on_conn, on_pool};
+use super::db::{WriteTx, on_conn};
 use super::history::{self, Agg, HOUR_MS, MINUTE_MS, Row, floor_to};
 
 /// The `settings` key of the instant from which raw readings are not counted in the rollups.
@@ -205,12 +205,7 @@ impl super::Store {
     /// The stored `rolled_before`: the rollups hold the readings taken before it, the raw
     /// table alone those after. Without one, every reading is in the rollups (see [`resume`]).
     pub(crate) async fn rolled_before(&self) -> Result<i64, sqlx::Error> {
-        let stored: Option<String> = self.seen(on_pool!(&self.pool(), |p| {
-            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-                .bind(SETTING)
-                .fetch_optional(p)
-                .await
-        }))?;
+        let stored = self.setting(SETTING).await?;
         Ok(stored.and_then(|v| v.trim().parse().ok()).unwrap_or(i64::MAX))
     }
 
@@ -220,10 +215,16 @@ impl super::Store {
     #[cfg(test)]
     pub(crate) async fn count_all_in_rollups(&self) -> Result<(), sqlx::Error> {
         let _writing = self.inner.writes.lock().await;
+        self.resume_rollups().await.map(|_| ())
+    }
+
+    /// [`resume`] in a transaction of its own, and start counting from where it leaves the
+    /// mark; the caller holds the write lock.
+    pub(super) async fn resume_rollups(&self) -> Result<i64, sqlx::Error> {
         let mut tx = WriteTx::begin(&self.pool()).await?;
         let before = resume(&mut tx).await?;
         tx.commit().await?;
         self.inner.rollups.start(before);
-        Ok(())
+        Ok(before)
     }
 }
