@@ -53,6 +53,13 @@ const CHANGEOVER_WINDOW: SignedDuration = SignedDuration::from_hours(2);
 /// Re-learn at least this often even without a run ending (old runs age out).
 const RELEARN_EVERY: Duration = Duration::from_secs(3600);
 
+/// Passes start at least this far apart. Every report that arrives wakes the loop, and a pass
+/// reads the sensors, relays and runs from the store: under a burst of reports the loop ran
+/// passes back to back and cost more than the ingest it reacted to. A quarter second is far
+/// below anything a house or a relay's minimum times can notice, and a wake that comes during
+/// it is not lost (it is taken by the pass that follows). A shorter tick (configured) wins.
+const MIN_PASS_GAP: Duration = Duration::from_millis(250);
+
 /// Timing of the loop.
 #[derive(Debug, Clone)]
 pub(crate) struct ControllerConfig {
@@ -299,6 +306,7 @@ impl Controller {
         let tick = hearth_common::systemd::ping_every()
             .map_or(self.config.tick, |every| every.min(self.config.tick));
         loop {
+            let pass_began = tokio::time::Instant::now();
             // Read what a relay agent is doing before deciding for it and commanding it: after
             // this engine's start, and after the agent was silent or registered again. The
             // engine neither re-commands blindly nor flaps a furnace that is running, and the
@@ -443,6 +451,10 @@ impl Controller {
                 _ = schedule.changed() => {}
                 _ = zones_changed.changed() => {}
                 _ = tokio::time::sleep(tick) => {}
+                _ = shutdown.changed() => break,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(pass_began + MIN_PASS_GAP.min(tick)) => {}
                 _ = shutdown.changed() => break,
             }
         }
