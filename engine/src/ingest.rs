@@ -23,6 +23,10 @@ use crate::store::{NewReport, StorageHealth, Store};
 /// At most this many reports go into one transaction.
 const MAX_BATCH: usize = 512;
 
+/// While reports arrive, memory a burst of them left behind is given back this often (see
+/// `memory.rs`): within a minute of a burst, at the cost of a millisecond.
+const RELIEF_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+
 struct Job {
     report: NewReport,
     ack: oneshot::Sender<Result<(), String>>,
@@ -61,8 +65,21 @@ impl Ingest {
         let writer = store.clone();
         tokio::spawn(async move {
             let store = writer;
-            // Ends when every `Ingest` handle is dropped (server shut down).
-            while let Some(first) = rx.recv().await {
+            let mut relief = tokio::time::interval(RELIEF_EVERY);
+            relief.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut wrote = false;
+            loop {
+                let first = tokio::select! {
+                    job = rx.recv() => job,
+                    _ = relief.tick(), if wrote => {
+                        wrote = false;
+                        store.release_memory().await;
+                        continue;
+                    }
+                };
+                // Ends when every `Ingest` handle is dropped (server shut down).
+                let Some(first) = first else { break };
+                wrote = true;
                 let mut jobs = vec![first];
                 while jobs.len() < MAX_BATCH {
                     match rx.try_recv() {

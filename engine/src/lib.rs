@@ -18,6 +18,7 @@ mod controller;
 mod fallback;
 mod ingest;
 mod mdns;
+mod memory;
 mod metrics;
 mod readings;
 mod retention;

@@ -106,6 +106,20 @@ pub(crate) fn pg_pool_options() -> PgPoolOptions {
 }
 
 impl Pool {
+    /// Free what each idle SQLite connection caches (its page cache, up to 2 MB each) back to
+    /// the allocator; the connections stay open. PostgreSQL's caches live in its server.
+    pub(crate) async fn release_memory(&self) {
+        if let Self::Sqlite(pool) = self {
+            // Held until every idle one was asked, so that none is asked twice.
+            let mut asked = Vec::new();
+            while let Some(mut conn) = pool.try_acquire() {
+                // Only memory is at stake: a connection that cannot shrink keeps its cache.
+                let _ = sqlx::query("PRAGMA shrink_memory").execute(&mut *conn).await;
+                asked.push(conn);
+            }
+        }
+    }
+
     /// Wait for the connections in use to come back, then close every one.
     pub(crate) async fn close(&self) {
         match self {

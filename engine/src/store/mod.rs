@@ -541,6 +541,13 @@ impl Store {
         upsert_agents(tx, &agents).await
     }
 
+    /// Give back the memory a burst of work left behind: SQLite's caches of the idle
+    /// connections, then the allocator's free pages (see `memory.rs`).
+    pub(crate) async fn release_memory(&self) {
+        self.pool().release_memory().await;
+        crate::memory::trim();
+    }
+
     /// Hold a report's readings in memory, for control (whether or not it can be stored).
     pub(crate) fn hold_readings(&self, report: &NewReport) {
         self.inner.held.readings(report);
