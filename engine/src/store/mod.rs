@@ -44,6 +44,7 @@ pub(crate) use health::StorageHealth;
 pub(crate) use schedules::Schedules;
 mod history;
 pub(crate) use history::Series;
+mod latest;
 mod learned;
 mod retention;
 mod rollups;
@@ -244,6 +245,8 @@ struct Inner {
     writes: tokio::sync::Mutex<()>,
     /// The readings counted in memory, not yet in the rollup tables.
     rollups: rollups::Behind,
+    /// The sensors rows known to exist, and their newest readings not yet written.
+    latest: latest::Behind,
     /// Stored settings and decisions that could not be read.
     unreadable: format::Unreadable,
 }
@@ -290,6 +293,7 @@ impl Store {
             relay_writes: tokio::sync::Mutex::new(()),
             writes: tokio::sync::Mutex::new(()),
             rollups: rollups::Behind::default(),
+            latest: latest::Behind::default(),
             unreadable: format::Unreadable::default(),
         });
         tokio::spawn(recover(Arc::downgrade(&inner)));
@@ -383,8 +387,12 @@ impl Store {
         self.seen(r)
     }
 
-    /// Close the pool (checkpoints the WAL).
+    /// Write what waits in memory, then close the pool (checkpoints the WAL).
     pub(crate) async fn close(&self) {
+        if self.health().is_healthy() {
+            // A failure is logged where it is seen; the readings themselves are stored.
+            let _ = self.flush_latest().await;
+        }
         self.pool().close().await;
     }
 
@@ -413,8 +421,9 @@ impl Store {
         let result = self.write_reports_locked(reports).await;
         if result.is_err() {
             // The commit may have happened all the same (a connection lost at COMMIT): the
-            // next write counts from the table again.
+            // next write counts from the table again, and writes its sensors' rows.
             self.inner.rollups.forget();
+            self.inner.latest.forget();
         }
         self.seen(result)
     }
@@ -430,9 +439,14 @@ impl Store {
         let all: Vec<&NewReading> = reports.iter().flat_map(|r| &r.readings).collect();
         let mut tx = WriteTx::begin(&self.pool()).await?;
         let live = history::insert_readings(&mut tx, &all, rolled_before).await?;
-        self.write_sensors_and_agents(&mut tx, reports).await?;
+        let sensors = self.write_sensors_and_agents(&mut tx, reports).await?;
         tx.commit().await?;
         self.inner.rollups.count(&live);
+        self.inner.latest.written(sensors.stored);
+        self.inner.latest.merge(sensors.newest);
+        if self.inner.latest.due() {
+            self.flush_latest_locked().await?;
+        }
 
         let received = reports.iter().map(|r| r.received).max().unwrap_or(i64::MIN);
         if let Some(to) = self.inner.rollups.due(received) {
@@ -445,12 +459,15 @@ impl Store {
         Ok(())
     }
 
-    /// The sensors and agents rows a batch of reports updates, in the caller's transaction.
+    /// The sensors and agents rows a batch of reports updates, in the caller's transaction:
+    /// the rows of sensors not known to exist are upserted (what they then hold is returned,
+    /// for [`latest::Behind::written`]); the newest readings of the others are returned, to
+    /// be merged in memory once committed (see `latest.rs`).
     async fn write_sensors_and_agents(
         &self,
         tx: &mut WriteTx,
         reports: &[NewReport],
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<SensorsWritten, sqlx::Error> {
         // One row per sensor and per host: an upsert may not touch a row twice in one
         // statement (PostgreSQL refuses it), and only the newest reading of a sensor can win.
         let mut sensors: BTreeMap<&str, SensorUpsert<'_>> = BTreeMap::new();
@@ -488,57 +505,44 @@ impl Store {
             // Reports are in arrival order: the later one carries the fresher clock offset.
             hosts.insert(&report.host_id, agent);
         }
-        let sensors: Vec<SensorUpsert<'_>> = sensors.into_values().collect();
-        for chunk in sensors.chunks(INSERT_CHUNK) {
-            on_conn!(tx.conn()?, |c| {
-                let mut q = QueryBuilder::new(
-                    "INSERT INTO sensors
-                       (id, host_id, kind, alias, extra, last_ts, last_value, value_since) ",
-                );
-                q.push_values(chunk, |mut b, s| {
-                    let r = s.reading;
-                    let (at, value) = s.latest.unzip();
-                    b.push_bind(&r.sensor_id)
-                        .push_bind(s.host_id)
-                        .push_bind(&r.kind)
-                        .push_bind(&r.alias)
-                        .push_bind(&r.extra)
-                        .push_bind(at)
-                        .push_bind(value.flatten())
-                        .push_bind(at);
-                });
-                // The sensor's description (host, type, alias, extra) follows its newest reading
-                // too: a replayed backlog must not bring back an alias renamed since. `value_since`
-                // moves only when the newest value changes (a stuck probe is one whose value stays).
-                q.push(
-                    " ON CONFLICT (id) DO UPDATE SET
-                       host_id = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
-                         THEN excluded.host_id ELSE sensors.host_id END,
-                       kind = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
-                         THEN excluded.kind ELSE sensors.kind END,
-                       alias = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
-                         THEN excluded.alias ELSE sensors.alias END,
-                       extra = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
-                         THEN excluded.extra ELSE sensors.extra END,
-                       value_since = CASE WHEN excluded.last_ts IS NULL
-                         OR excluded.last_ts < COALESCE(sensors.last_ts, excluded.last_ts)
-                         THEN sensors.value_since
-                         WHEN sensors.last_ts IS NOT NULL
-                           AND excluded.last_value IS NOT DISTINCT FROM sensors.last_value
-                         THEN COALESCE(sensors.value_since, sensors.last_ts)
-                         ELSE excluded.last_ts END,
-                       last_value = CASE WHEN excluded.last_ts IS NULL
-                         OR excluded.last_ts < COALESCE(sensors.last_ts, excluded.last_ts)
-                         THEN sensors.last_value ELSE excluded.last_value END,
-                       last_ts = CASE WHEN excluded.last_ts IS NULL
-                         OR excluded.last_ts < COALESCE(sensors.last_ts, excluded.last_ts)
-                         THEN sensors.last_ts ELSE excluded.last_ts END",
-                );
-                q.build().persistent(false).execute(c).await.map(|r| r.rows_affected())
-            })?;
-        }
+        let (known, unknown): (Vec<_>, Vec<_>) = sensors
+            .into_iter()
+            .map(|(id, s)| (id, latest::Newest::of(s.host_id, s.reading)))
+            .partition(|(id, _)| self.inner.latest.knows(id));
+        let rows: Vec<(&str, &latest::Newest)> = unknown.iter().map(|(id, n)| (*id, n)).collect();
+        let stored = latest::upsert(tx, &rows, latest::Since::Compared, true).await?;
         let agents: Vec<AgentUpsert<'_>> = hosts.into_values().collect();
-        upsert_agents(tx, &agents).await
+        upsert_agents(tx, &agents).await?;
+        Ok(SensorsWritten {
+            stored,
+            newest: known.into_iter().map(|(id, n)| (id.to_owned(), n)).collect(),
+        })
+    }
+
+    /// Write the sensors' newest readings that wait in memory (see `latest.rs`). The caller
+    /// holds the write lock.
+    async fn flush_latest_locked(&self) -> Result<(), sqlx::Error> {
+        let pending = self.inner.latest.pending();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(&str, &latest::Newest)> =
+            pending.iter().map(|(id, n)| (id.as_str(), n)).collect();
+        let mut tx = WriteTx::begin(&self.pool()).await?;
+        latest::upsert(&mut tx, &rows, latest::Since::Given, false).await?;
+        tx.commit().await?;
+        self.inner.latest.flushed(&pending);
+        Ok(())
+    }
+
+    /// [`Self::flush_latest_locked`], for a reader of the sensors rows.
+    async fn flush_latest(&self) -> Result<(), sqlx::Error> {
+        let _writing = self.inner.writes.lock().await;
+        let result = self.flush_latest_locked().await;
+        if result.is_err() {
+            self.inner.latest.forget();
+        }
+        self.seen(result)
     }
 
     /// Give back the memory a burst of work left behind: SQLite's caches of the idle
@@ -560,6 +564,9 @@ impl Store {
         if self.served_from_memory() {
             return self.inner.held.sensors(None);
         }
+        // The rows are read with their newest readings written: a failure here is the
+        // store's (degraded), and what was read before and is held stands in for the rows.
+        let _ = self.flush_latest().await;
         let read = on_pool!(&self.pool(), |p| sqlx::query_as(
             "SELECT id, host_id, kind, alias, extra, last_ts, last_value, value_since, name,
                     weight, offset_c
@@ -1436,6 +1443,15 @@ async fn recover(inner: Weak<Inner>) {
     }
 }
 
+/// What [`Store::write_sensors_and_agents`] did with the sensors of a batch.
+#[derive(Debug)]
+struct SensorsWritten {
+    /// Rows upserted, as they then are.
+    stored: Vec<(String, latest::Stored)>,
+    /// The newest reading of each known sensor, not written.
+    newest: Vec<(String, latest::Newest)>,
+}
+
 /// One sensor's row in a batch: described by `reading`, with the newest value that may be its
 /// latest (time, value), if any.
 #[derive(Debug)]
@@ -1951,7 +1967,46 @@ mod tests {
         Ok(())
     }
 
+    /// The row as the database holds it, without anything in memory laid over it.
+    async fn row_on_disk(
+        store: &Store,
+    ) -> Result<(Option<i64>, Option<f64>, Option<i64>), sqlx::Error> {
+        on_pool!(&store.pool(), |p| sqlx::query_as(
+            "SELECT last_ts, last_value, value_since FROM sensors WHERE id = '28-a'"
+        )
+        .fetch_one(p)
+        .await)
+    }
+
+    /// A sensor's first reading writes its row in its batch; later ones wait in memory and
+    /// are written when the rows are read, with `value_since` exact across what waited (a
+    /// value that went A → B → A changed at the last A, although the row held A).
+    async fn the_newest_readings_are_written_behind_and_exactly(
+        store: Store,
+    ) -> anyhow::Result<()> {
+        store.write_reports(&[report("pi", 1_000, 20.0, 1_000)]).await?;
+        assert_eq!(row_on_disk(&store).await?, (Some(1_000), Some(20.0), Some(1_000)));
+        for (ts, value) in [(2_000, 21.0), (3_000, 20.0), (4_000, 20.0)] {
+            store.write_reports(&[report("pi", ts, value, ts)]).await?;
+        }
+        assert_eq!(row_on_disk(&store).await?, (Some(1_000), Some(20.0), Some(1_000)));
+        let s = &store.sensors().await?[0];
+        assert_eq!(
+            (s.last_ts, s.last_value, s.value_since),
+            (Some(4_000), Some(20.0), Some(3_000))
+        );
+        assert_eq!(row_on_disk(&store).await?, (Some(4_000), Some(20.0), Some(3_000)));
+        // An older reading replayed later moves nothing; the same value keeps its since.
+        store.write_reports(&[report("pi", 2_500, 25.0, 5_000)]).await?;
+        store.write_reports(&[report("pi", 5_000, 20.0, 5_000)]).await?;
+        assert_eq!(row_on_disk(&store).await?, (Some(4_000), Some(20.0), Some(3_000)));
+        store.sensors().await?;
+        assert_eq!(row_on_disk(&store).await?, (Some(5_000), Some(20.0), Some(3_000)));
+        Ok(())
+    }
+
     crate::store::testing::on_both_backends!(
+        the_newest_readings_are_written_behind_and_exactly,
         one_batch_keeps_the_newest_reading_and_one_agent_row,
         the_latest_is_never_a_reading_placed_after_its_receipt,
         an_answer_to_a_call_sent_before_a_registration_is_not_recorded,

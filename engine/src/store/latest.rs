@@ -1,0 +1,342 @@
+//! The sensors rows' newest reading (`last_ts`, `last_value`, `value_since` and the
+//! description that came with it), written behind the readings.
+//!
+//! Upserting every sensor of every write batch cost a row write per distinct sensor per batch,
+//! as many as the readings themselves when a thousand sensors report once each (the ingest
+//! benchmark). A sensor's row is instead written in the batch only when this process does not
+//! know it to exist (its first reading since the engine started, or since a failed write):
+//! that upsert returns what the row then holds. Later readings only move the row's newest
+//! reading in memory ([`Behind::merge`]), and those are written together, one row per sensor
+//! whatever the rate, at most [`FLUSH_AFTER`] after the first of them was committed, and
+//! before the sensors are read from the database (`Store::sensors`).
+//!
+//! What a crash loses is at most that second of the rows' newest-reading columns, never a
+//! reading: those were committed before they were acknowledged. Control does not see the lag
+//! at all: it reads the rows with the held readings laid over them (`held.rs`), and the next
+//! reading of each sensor brings its row up to date. After a failed write both the rows known
+//! and the pending values are forgotten, and each sensor's next reading is upserted in its
+//! batch again (the commit may have happened: the table is the truth, never the memory).
+//!
+//! `value_since` (since when the newest value has been the same) stays exact across the
+//! readings merged in memory: a value that changed (against the row as last written, or within
+//! the pending readings) carries the instant of its change, written as is; an unchanged one
+//! keeps the row's.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sqlx::QueryBuilder;
+
+use super::db::{WriteTx, on_conn};
+use super::{INSERT_CHUNK, NewReading};
+
+/// The newest readings wait at most this long in memory (measured from the first one that
+/// waits), so a crash loses at most this much of the rows' newest-reading columns.
+pub(super) const FLUSH_AFTER: Duration = Duration::from_secs(1);
+
+/// A sensor's newest reading and description, as its row holds them or is to hold them.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Newest {
+    pub(super) host_id: String,
+    pub(super) kind: String,
+    pub(super) alias: Option<String>,
+    pub(super) extra: Option<String>,
+    /// The time the reading competes at to be the latest (`NewReading::latest_at`); None
+    /// for a sensor described by a reading that may never be its latest (no value either).
+    pub(super) ts: Option<i64>,
+    pub(super) value: Option<f64>,
+    /// When the value last changed, if it changed since the row was last written: written
+    /// as `value_since`. None: the row's `value_since` stands.
+    pub(super) changed_at: Option<i64>,
+}
+
+impl Newest {
+    pub(super) fn of(host_id: &str, r: &NewReading) -> Self {
+        Self {
+            host_id: host_id.to_owned(),
+            kind: r.kind.clone(),
+            alias: r.alias.clone(),
+            extra: r.extra.clone(),
+            ts: r.latest_at,
+            value: r.latest_at.and(r.value),
+            changed_at: None,
+        }
+    }
+}
+
+/// What a row holds, as far as the newest reading goes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Stored {
+    /// None: the row has no reading that may be the latest yet.
+    pub(super) ts: Option<i64>,
+    pub(super) value: Option<f64>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The sensors whose row exists, with its newest reading as last written.
+    known: HashMap<String, Stored>,
+    /// Newer readings of known sensors, not written yet.
+    pending: HashMap<String, Newest>,
+    /// When the oldest of `pending` was committed.
+    waiting_since: Option<Instant>,
+}
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub(super) struct Behind {
+    state: Mutex<State>,
+}
+
+impl Behind {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Half-merged values are worth nothing: forget them (the next readings write rows).
+        self.state.lock().unwrap_or_else(|e| {
+            let mut state = e.into_inner();
+            *state = State::default();
+            state
+        })
+    }
+
+    /// Whether the row of `sensor` is known to exist.
+    pub(super) fn knows(&self, sensor: &str) -> bool {
+        self.lock().known.contains_key(sensor)
+    }
+
+    /// Rows just upserted: they exist and hold these.
+    pub(super) fn written(&self, rows: impl IntoIterator<Item = (String, Stored)>) {
+        self.lock().known.extend(rows);
+    }
+
+    /// Readings of known sensors, committed: each becomes its sensor's pending newest when it
+    /// is at least as new as what the row holds or waits for (as the upsert decides).
+    pub(super) fn merge(&self, newest: impl IntoIterator<Item = (String, Newest)>) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        for (id, mut new) in newest {
+            let (Some(stored), Some(new_ts)) = (state.known.get(&id), new.ts) else { continue };
+            let (ts, value, changed_at) = match state.pending.get(&id) {
+                Some(p) => (p.ts, p.value, p.changed_at),
+                None => (stored.ts, stored.value, None),
+            };
+            if ts.is_some_and(|ts| new_ts < ts) {
+                continue;
+            }
+            new.changed_at = match ts {
+                Some(_) if new.value == value => changed_at,
+                _ => Some(new_ts),
+            };
+            state.pending.insert(id, new);
+            state.waiting_since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// Whether pending values have waited [`FLUSH_AFTER`].
+    pub(super) fn due(&self) -> bool {
+        self.lock().waiting_since.is_some_and(|t| t.elapsed() >= FLUSH_AFTER)
+    }
+
+    /// The pending values, to write (they stay pending until [`Self::flushed`]).
+    pub(super) fn pending(&self) -> Vec<(String, Newest)> {
+        let state = self.lock();
+        let mut rows: Vec<_> = state.pending.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        // In key order, as every multi-row write: concurrent writers meet rows in one order.
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+
+    /// `rows` (from [`Self::pending`]) are committed: what is still pending is only what
+    /// arrived since.
+    pub(super) fn flushed(&self, rows: &[(String, Newest)]) {
+        let mut state = self.lock();
+        for (id, written) in rows {
+            state.known.insert(id.clone(), Stored { ts: written.ts, value: written.value });
+            if state.pending.get(id) == Some(written) {
+                state.pending.remove(id);
+            }
+        }
+        if state.pending.is_empty() {
+            state.waiting_since = None;
+        }
+    }
+
+    /// A write failed: nothing in memory is trusted any more (see the module documentation).
+    pub(super) fn forget(&self) {
+        *self.lock() = State::default();
+    }
+
+    /// The sensors among `ids` whose rows are not known (tests).
+    #[cfg(test)]
+    pub(super) fn unknown<'a>(&self, ids: &[&'a str]) -> std::collections::HashSet<&'a str> {
+        let state = self.lock();
+        ids.iter().copied().filter(|id| !state.known.contains_key(*id)).collect()
+    }
+}
+
+/// How [`upsert`] writes `value_since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Since {
+    /// From the row: the value's time when it differs from the row's, else the row's.
+    Compared,
+    /// As given (`Newest::changed_at`); a NULL keeps the row's.
+    Given,
+}
+
+/// Upsert sensors rows: `(id, newest)`, one row per sensor. The description (host, type,
+/// alias, extra) follows the newest reading too: a replayed backlog must not bring back an
+/// alias renamed since. With `returning`, what each row then holds.
+pub(super) async fn upsert(
+    tx: &mut WriteTx,
+    rows: &[(&str, &Newest)],
+    since: Since,
+    returning: bool,
+) -> Result<Vec<(String, Stored)>, sqlx::Error> {
+    let value_since = match since {
+        // `value_since` moves only when the newest value changes (a stuck probe is one whose
+        // value stays).
+        Since::Compared => {
+            "WHEN sensors.last_ts IS NOT NULL
+               AND excluded.last_value IS NOT DISTINCT FROM sensors.last_value
+             THEN COALESCE(sensors.value_since, sensors.last_ts)
+             ELSE excluded.last_ts END"
+        }
+        Since::Given => {
+            "WHEN excluded.value_since IS NOT NULL THEN excluded.value_since
+             ELSE COALESCE(sensors.value_since, sensors.last_ts, excluded.last_ts) END"
+        }
+    };
+    let mut out = Vec::new();
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let stored: Vec<(String, Option<i64>, Option<f64>)> = on_conn!(tx.conn()?, |c| {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO sensors
+                   (id, host_id, kind, alias, extra, last_ts, last_value, value_since) ",
+            );
+            q.push_values(chunk, |mut b, (id, n)| {
+                let given = match since {
+                    Since::Compared => n.ts,
+                    Since::Given => n.changed_at,
+                };
+                b.push_bind(*id)
+                    .push_bind(&n.host_id)
+                    .push_bind(&n.kind)
+                    .push_bind(&n.alias)
+                    .push_bind(&n.extra)
+                    .push_bind(n.ts)
+                    .push_bind(n.value)
+                    .push_bind(given);
+            });
+            q.push(
+                " ON CONFLICT (id) DO UPDATE SET
+                   host_id = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
+                     THEN excluded.host_id ELSE sensors.host_id END,
+                   kind = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
+                     THEN excluded.kind ELSE sensors.kind END,
+                   alias = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
+                     THEN excluded.alias ELSE sensors.alias END,
+                   extra = CASE WHEN sensors.last_ts IS NULL OR excluded.last_ts >= sensors.last_ts
+                     THEN excluded.extra ELSE sensors.extra END,
+                   value_since = CASE WHEN excluded.last_ts IS NULL
+                     OR excluded.last_ts < COALESCE(sensors.last_ts, excluded.last_ts)
+                     THEN sensors.value_since ",
+            );
+            q.push(value_since);
+            q.push(
+                ",
+                   last_value = CASE WHEN excluded.last_ts IS NULL
+                     OR excluded.last_ts < COALESCE(sensors.last_ts, excluded.last_ts)
+                     THEN sensors.last_value ELSE excluded.last_value END,
+                   last_ts = CASE WHEN excluded.last_ts IS NULL
+                     OR excluded.last_ts < COALESCE(sensors.last_ts, excluded.last_ts)
+                     THEN sensors.last_ts ELSE excluded.last_ts END",
+            );
+            if returning {
+                q.push(" RETURNING id, last_ts, last_value");
+                q.build_query_as().persistent(false).fetch_all(c).await
+            } else {
+                q.build().persistent(false).execute(c).await.map(|_| Vec::new())
+            }
+        })?;
+        out.extend(stored.into_iter().map(|(id, ts, value)| (id, Stored { ts, value })));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(ts: i64, value: Option<f64>) -> Newest {
+        Newest {
+            host_id: "h".into(),
+            kind: "DS18B20".into(),
+            alias: None,
+            extra: None,
+            ts: Some(ts),
+            value,
+            changed_at: None,
+        }
+    }
+
+    fn pending_of(b: &Behind) -> HashMap<String, (i64, Option<f64>, Option<i64>)> {
+        b.pending()
+            .into_iter()
+            .map(|(id, n)| (id, (n.ts.unwrap_or(i64::MIN), n.value, n.changed_at)))
+            .collect()
+    }
+
+    #[test]
+    fn only_known_sensors_wait_and_only_newer_readings_count() {
+        let b = Behind::default();
+        b.written([("a".to_owned(), Stored { ts: Some(100), value: Some(20.0) })]);
+        b.merge([("a".to_owned(), reading(90, Some(21.0))), ("z".to_owned(), reading(200, None))]);
+        assert!(pending_of(&b).is_empty(), "older than the row, or unknown: nothing waits");
+        b.merge([("a".to_owned(), reading(110, Some(20.0)))]);
+        assert_eq!(pending_of(&b)["a"], (110, Some(20.0), None), "same value: the row's since");
+    }
+
+    /// A → B → A within what waits is a change at the last A, although the row holds A.
+    #[test]
+    fn a_change_within_the_pending_readings_keeps_its_instant() {
+        let b = Behind::default();
+        b.written([("a".to_owned(), Stored { ts: Some(100), value: Some(20.0) })]);
+        b.merge([("a".to_owned(), reading(110, Some(21.0)))]);
+        assert_eq!(pending_of(&b)["a"], (110, Some(21.0), Some(110)));
+        b.merge([("a".to_owned(), reading(120, Some(21.0)))]);
+        assert_eq!(pending_of(&b)["a"], (120, Some(21.0), Some(110)), "unchanged since 110");
+        b.merge([("a".to_owned(), reading(130, Some(20.0)))]);
+        assert_eq!(pending_of(&b)["a"], (130, Some(20.0), Some(130)));
+        // A failed reading is a value of its own, as in the table (IS NOT DISTINCT FROM).
+        b.merge([("a".to_owned(), reading(140, None))]);
+        assert_eq!(pending_of(&b)["a"], (140, None, Some(140)));
+    }
+
+    #[test]
+    fn a_row_without_a_latest_takes_the_first_as_a_change() {
+        let b = Behind::default();
+        b.written([("a".to_owned(), Stored { ts: None, value: None })]);
+        b.merge([("a".to_owned(), reading(10, None))]);
+        assert_eq!(pending_of(&b)["a"], (10, None, Some(10)));
+    }
+
+    #[test]
+    fn flushed_values_stop_waiting_and_newer_ones_go_on() {
+        let b = Behind::default();
+        b.written([
+            ("a".to_owned(), Stored { ts: Some(1), value: Some(1.0) }),
+            ("b".to_owned(), Stored { ts: Some(1), value: Some(1.0) }),
+        ]);
+        b.merge([("a".to_owned(), reading(2, Some(2.0))), ("b".to_owned(), reading(2, Some(2.0)))]);
+        assert!(!b.due(), "just committed");
+        let taken = b.pending();
+        // A reading of b arrives while the others are written.
+        b.merge([("b".to_owned(), reading(3, Some(2.0)))]);
+        b.flushed(&taken);
+        assert_eq!(pending_of(&b).keys().collect::<Vec<_>>(), ["b"]);
+        assert_eq!(pending_of(&b)["b"], (3, Some(2.0), Some(2)), "its change is still unwritten");
+        b.forget();
+        assert!(pending_of(&b).is_empty());
+        assert_eq!(b.unknown(&["a", "b"]).len(), 2, "after a failure every row is written again");
+    }
+}
