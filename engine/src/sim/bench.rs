@@ -136,7 +136,8 @@ impl fmt::Display for Bench {
                 )?;
             }
             if let Some(band) = found.and_then(|r| r.learned_band_c) {
-                write!(f, "; switching band learned: {band:.2} °C")?;
+                let words = found.map(SimReport::cycle_words).unwrap_or_default();
+                write!(f, "; switching band learned: {band:.2} °C{words}")?;
             }
         }
         Ok(())
