@@ -288,8 +288,9 @@ pub(crate) fn learned_width(h: f64, c: &Coast, hold: f64) -> f64 {
 /// at the segment's start and holds the setpoint only after the learned time to rise that far
 /// (`Rate::lead_s`), where predictive start holds it from the start. After a fall of the
 /// setpoint neither holds anything (neither cycles) until the room has fallen that far at
-/// the learned fall rate (`Coast::long_fall_c_per_h`; without it, the fall is taken as instant,
-/// which gives the smaller ratio). 1 without a learned rate or a rise ahead.
+/// the learned fall rate (`Coast::long_fall_c_per_h`; without it, the fall is taken as
+/// instant), and a rise after a setback too short to fall all the way starts from where the
+/// room got to. 1 without a learned rate or a rise ahead.
 pub(crate) fn hold_ratio(ctx: &Ctx<'_>) -> f64 {
     let heat_c = |seg: &hearth_proto::schedules::Segment| {
         super::algorithm::setpoints(ctx.settings, seg.heat_c, seg.cool_c).0
@@ -317,7 +318,9 @@ pub(crate) fn schedule_hold_ratio(
     let horizon = now.as_second().saturating_add(HOLD_HORIZON_S);
     // Seconds of the day, seconds neither holds, seconds only this controller holds.
     let (mut total_s, mut coasting_s, mut lost_s) = (0.0, 0.0, 0.0);
-    let (mut at, mut before_c) = (now.as_second(), heat_c);
+    // Where the room is at the start of each segment: at the setpoint in force now, then
+    // wherever the last segment left it (a short setback is not fallen all the way).
+    let (mut at, mut room_c) = (now.as_second(), heat_c);
     for (start, end, c) in upcoming {
         let (start, end) = (start.as_second().max(at), end.as_second().min(horizon));
         if start >= horizon || end <= start {
@@ -327,12 +330,16 @@ pub(crate) fn schedule_hold_ratio(
         total_s += (start - at) as f64;
         let len_s = (end - start) as f64;
         total_s += len_s;
-        if c > before_c {
-            lost_s += rate.lead_s(c - before_c).min(len_s);
+        if c > room_c {
+            lost_s += rate.lead_s(c - room_c).min(len_s);
+            room_c = c;
         } else if let Some(fall) = fall {
-            coasting_s += ((before_c - c) / fall * 3600.0).min(len_s);
+            coasting_s += ((room_c - c) / fall * 3600.0).min(len_s);
+            room_c = c.max(room_c - fall * len_s / 3600.0);
+        } else {
+            room_c = c;
         }
-        (at, before_c) = (end, c);
+        at = end;
     }
     total_s += (horizon - at).max(0) as f64;
     let (mine_s, theirs_s) = (total_s - coasting_s, total_s - coasting_s - lost_s);
@@ -738,6 +745,12 @@ mod tests {
             let got = schedule_hold_ratio(NOW, 17.0, day.into_iter(), rate(2.0), fall);
             assert!((got - ratio).abs() < 1e-9, "{fall:?}: {got}, not {ratio}");
         }
+        // A setback of 2 h at 0.5 °C/h falls 1 °C, not 4: the rise after it is 1 °C (40 min
+        // with the dead time), and the 2 h are not held by either.
+        let short = [(at(1.0), at(3.0), 17.0), (at(3.0), at(30.0), 21.0)];
+        let got = schedule_hold_ratio(NOW, 21.0, short.into_iter(), rate(2.0), Some(0.5));
+        let ratio = 22.0 / (22.0 - 2.0 / 3.0);
+        assert!((got - ratio).abs() < 1e-9, "{got}, not {ratio}");
         // A day spent catching up: the widest band's ratio.
         let all = [(at(0.0), at(30.0), 21.0)].into_iter();
         assert_eq!(schedule_hold_ratio(NOW, 17.0, all, rate(0.1), None), MAX_WIDEN);
