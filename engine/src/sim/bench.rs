@@ -58,9 +58,10 @@ impl Bench {
             ));
         }
         if me.cycles_per_hour > generic.cycles_per_hour {
+            // In cycles too: rates a cycle or two apart print alike to two decimals.
             misses.push(format!(
-                "{:.2} cycles/h > generic_thermostat's {:.2}",
-                me.cycles_per_hour, generic.cycles_per_hour
+                "{:.2} cycles/h > generic_thermostat's {:.2} ({} cycles against {})",
+                me.cycles_per_hour, generic.cycles_per_hour, me.heat_cycles, generic.heat_cycles
             ));
         }
         if me.energy_kwh > hyst.energy_kwh * 1.02 {
