@@ -655,12 +655,7 @@ mod tests {
             ("out of time's range", WatchedTurn { at_s: i64::MAX, ..first }),
         ];
         for (what, turn) in nonsense {
-            let mut bad = stored.clone();
-            bad.ups[0] = turn;
-            assert!(CoastWatch::restore(&bad, t).is_none(), "{what} was trusted");
-            let mut bad = stored.clone();
-            bad.downs.push(turn);
-            assert!(CoastWatch::restore(&bad, t).is_none(), "{what} was trusted");
+            untrusted(&stored, t, what, turn, |w| &mut w.ups, |w| &mut w.downs);
         }
         let mut many = stored.clone();
         many.ups = vec![first; KEEP_TURNS + 1];
@@ -676,13 +671,26 @@ mod tests {
             ("from the future", WatchedTurn { at_s: t.as_second() + 60, ..slope }),
         ];
         for (what, turn) in nonsense {
-            let mut bad = stored.clone();
-            bad.falls[0] = turn;
-            assert!(CoastWatch::restore(&bad, t).is_none(), "{what} was trusted");
-            let mut bad = stored.clone();
-            bad.rises.push(turn);
-            assert!(CoastWatch::restore(&bad, t).is_none(), "{what} was trusted");
+            untrusted(&stored, t, what, turn, |w| &mut w.falls, |w| &mut w.rises);
         }
+    }
+
+    /// `turn` in place of the first of one list of `stored`, or added to another: either way
+    /// nothing of it is restored.
+    fn untrusted(
+        stored: &Watched,
+        t: Timestamp,
+        what: &str,
+        turn: WatchedTurn,
+        replaced: fn(&mut Watched) -> &mut Vec<WatchedTurn>,
+        added: fn(&mut Watched) -> &mut Vec<WatchedTurn>,
+    ) {
+        let mut bad = stored.clone();
+        replaced(&mut bad)[0] = turn;
+        assert!(CoastWatch::restore(&bad, t).is_none(), "{what} was trusted");
+        let mut bad = stored.clone();
+        added(&mut bad).push(turn);
+        assert!(CoastWatch::restore(&bad, t).is_none(), "{what} was trusted");
     }
 
     #[test]
