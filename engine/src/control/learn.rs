@@ -342,8 +342,11 @@ impl CoastWatch {
             let age = now.duration_since(t.at).as_secs();
             (0..=WINDOW_S).contains(&age)
         });
-        let (moved, secs) = recent.fold((0.0, 0.0), |(m, s), t| (m + t.past_c, s + t.lag_s));
-        let long_fall_c_per_h = fall_c_per_h.and(Some(moved / secs * 3600.0));
+        // The least-squares line `moved = rate × time` through the falls: the long ones weigh
+        // the most, as they should for how long a long fall takes.
+        let (mt, tt) = recent
+            .fold((0.0, 0.0), |(mt, tt), t| (mt + t.past_c * t.lag_s, tt + t.lag_s * t.lag_s));
+        let long_fall_c_per_h = fall_c_per_h.and(Some(mt / tt * 3600.0));
         Some(Coast {
             up_c,
             down_c,
