@@ -19,8 +19,8 @@
 //! The lag is often not learned (runs too alike to fit the line: dead time 0), so the coast is
 //! also observed directly (`learn::CoastWatch`: the turn of the room after each switch, and how
 //! long after a switch-off the room peaks). With it, the switch points replace the rules above
-//! (`centred`), as far apart as the house's observed lag asks (`learned_width`), or as
-//! `band_c` sets.
+//! (`centred`), as far apart as keeps the house cycling no more often than hysteresis would
+//! (`learned_width`), or as `band_c` sets.
 
 use hearth_proto::control::{Mode, ReasonCode, System};
 
@@ -42,13 +42,16 @@ const LONG_MAX_LEAD_MIN: ParamSpec = ParamSpec { max: 720.0, default: 360.0, ..M
 /// cycles (`cargo xtask bench control`: 10–25 % fewer cycles per hour for about 0.1 K·h per
 /// day more discomfort in every house type).
 const WIDEN: f64 = 1.2;
-/// How much wider than hysteresis's the learned switch points are at most.
+/// How much wider than hysteresis's the learned switch points are at most: with the default
+/// hysteresis the room then swings about ±0.9 °C plus its coast, beyond which it would spend
+/// most of every cycle outside the ±0.5 °C comfort band whatever the cycles saved.
 const MAX_WIDEN: f64 = 3.0;
-/// The lag that doubles the learned band, seconds (`learned_width`). Chosen with `cargo xtask
-/// bench control`: an hour keeps the forced-air house (4 min) within a tenth of its narrow
-/// band and its comfort, and widens the underfloor house (about 50 min) to nearly double;
-/// half an hour cost the forced-air house its comfort goal.
-const LAG_SCALE_S: f64 = 3600.0;
+/// How far ahead the schedule is read for the hours a plain thermostat would hold the setpoint
+/// (`hold_ratio`): a day, the period every schedule repeats in (weekdays aside).
+const HOLD_HORIZON_S: i64 = 24 * 3600;
+/// Rates in a cycle outside this are not the house (a probe's glitch, a window), °C/h: the
+/// same bounds as the rates learned from runs.
+const SANE_CYCLE_RATE: std::ops::RangeInclusive<f64> = 0.05..=20.0;
 
 /// The centred switch points' distance when the user sets it; 0 learns it (`learned_width`).
 const BAND_C: ParamSpec = ParamSpec {
@@ -56,9 +59,10 @@ const BAND_C: ParamSpec = ParamSpec {
     title: "Switching band",
     description: "How far apart the heat's switch points are once the coast is learned, °C, \
                   centred so that the room's swing is centred on the setpoint. 0 (the default) \
-                  learns it from the house: at least 1.2 × twice the hysteresis, wider where \
-                  the heat keeps arriving long after it stops, at most 3 × twice the \
-                  hysteresis.",
+                  learns it from the house: as wide as keeps it cycling no more often than \
+                  hysteresis would, from how fast the room rises and falls in a cycle, how far \
+                  it coasts and how much longer it is kept at its setpoint; at least 1.2 × and \
+                  at most 3 × twice the hysteresis.",
     integer: false,
     min: 0.0,
     max: 3.0,
@@ -131,7 +135,8 @@ fn centred(ctx: &Ctx<'_>, p: &Proposal, h: f64, params: &Params) -> Option<Propo
         _ => return None,
     };
     let mid = target - (c.up_c - c.down_c) / 2.0;
-    let band = width(params, h, &c);
+    let hold = hold_ratio(ctx);
+    let band = width(params, h, &c, hold);
     let half = band / 2.0;
     let (on_below, off_above) = (mid - half, mid + half);
     let (t, label) = (ctx.temp_c, ctx.temp_label);
@@ -173,7 +178,7 @@ fn centred(ctx: &Ctx<'_>, p: &Proposal, h: f64, params: &Params) -> Option<Propo
                 small(on_below),
                 small(c.down_c),
                 small(band),
-                width_why(params, &c)
+                width_why(params, &c, hold)
             ),
         )
     } else {
@@ -187,7 +192,7 @@ fn centred(ctx: &Ctx<'_>, p: &Proposal, h: f64, params: &Params) -> Option<Propo
                 small(on_below),
                 small(c.down_c),
                 small(band),
-                width_why(params, &c)
+                width_why(params, &c, hold)
             ),
         )
     };
@@ -198,45 +203,152 @@ fn centred(ctx: &Ctx<'_>, p: &Proposal, h: f64, params: &Params) -> Option<Propo
 }
 
 /// How far apart the centred switch points are, °C: `band_c` when set, else learned from the
-/// coast (see `learned_width`).
-fn width(params: &Params, h: f64, c: &Coast) -> f64 {
+/// coast and the hold ratio (see `learned_width`).
+fn width(params: &Params, h: f64, c: &Coast, hold: f64) -> f64 {
     match params.get(&BAND_C) {
         set if set > 0.0 => set,
-        _ => learned_width(h, c),
+        _ => learned_width(h, c, hold),
     }
 }
 
 /// Where the switch points' distance comes from, in the decision's words.
-fn width_why(params: &Params, c: &Coast) -> String {
+fn width_why(params: &Params, c: &Coast, hold: f64) -> String {
     if params.get(&BAND_C) > 0.0 {
-        "as set".to_owned()
-    } else {
-        format!("for a room that peaks {} min after the heat stops", (c.lag_s / 60.0).round())
+        return "as set".to_owned();
+    }
+    match cycle_rates(c) {
+        Some((rise, fall)) => format!(
+            "for cycles no shorter than hysteresis's in a room that rises {} °C/h and falls {} \
+             °C/h, kept at its setpoint {}× as long",
+            small(rise),
+            small(fall),
+            small(sane_hold(hold))
+        ),
+        None => format!(
+            "for cycles no shorter than hysteresis's in a room kept at its setpoint {}× as long",
+            small(sane_hold(hold))
+        ),
     }
 }
 
-/// The switch points' distance learned from the house: `2·WIDEN·h`, widened in proportion to
-/// the house's lag (how long after a switch-off the room peaks, `Coast::lag_s`) by another
-/// `2·WIDEN·h` for every `LAG_SCALE_S`, and never wider than `2·MAX_WIDEN·h`.
+/// The rise and fall in a cycle (`Coast`), when both were learned and are believable.
+fn cycle_rates(c: &Coast) -> Option<(f64, f64)> {
+    let sane = |r: Option<f64>| r.filter(|r| SANE_CYCLE_RATE.contains(r));
+    Some((sane(c.rise_c_per_h)?, sane(c.fall_c_per_h)?))
+}
+
+/// The hold ratio as `learned_width` uses it: at least 1, at most `MAX_WIDEN` (a larger one
+/// would ask for a band wider than the widest allowed anyway); nonsense is 1.
+fn sane_hold(hold: f64) -> f64 {
+    if hold.is_finite() { hold.clamp(1.0, MAX_WIDEN) } else { 1.0 }
+}
+
+/// The switch points' distance learned from the house, °C: the narrowest band whose cycles,
+/// over the hours it holds the setpoint, are no more than a hysteresis thermostat's in the
+/// same house over the hours it would hold it.
 ///
-/// A house whose heat keeps arriving long after the switch (a screed, a heavy boiler circuit)
-/// answers the thermostat only on the time scale of that lag: with a narrow band it is switched
-/// again while the last switch is still arriving, so it cycles more often than a plain
-/// thermostat for no gain, while its mass keeps the room's swing slow. A forced-air house
-/// answers in minutes, so it keeps the narrow band and the comfort that comes with it. The
-/// lower bound is the width measured to beat hysteresis's cycles in a fast house (`WIDEN`);
-/// the upper keeps the swing within ±0.9 °C with the default hysteresis, beyond which the
-/// room would spend most of a cycle outside the ±0.5 °C comfort band. The lag is the observed
-/// turn, not the fitted dead time: that one is 0 whenever the runs are too alike to fit.
-pub(crate) fn learned_width(h: f64, c: &Coast) -> f64 {
-    let base = 2.0 * WIDEN * h;
-    let lag_s = if c.lag_s.is_finite() { c.lag_s.max(0.0) } else { 0.0 };
-    (base * (1.0 + lag_s / LAG_SCALE_S)).clamp(base, 2.0 * MAX_WIDEN * h)
+/// A thermostat's cycle in a house that coasts is about `lag_off + (W + up) / fall + lag_on +
+/// (W + down) / rise` for switch points `W` apart: after a switch-off the room peaks `up`
+/// past it `lag_off` later, falls at `fall` to the switch-on point, falls `down` more for
+/// `lag_on`, then rises at `rise` to the switch-off point (all learned by `CoastWatch`; the
+/// centring moves the band, not its length). Hysteresis's band is `2h`. Both cycle only while
+/// they hold a setpoint, and this controller holds it longer: its preheat reaches each rise of
+/// the setpoint on time where hysteresis is still catching up, so over a day it holds the
+/// setpoint `hold` (`hold_ratio`) times as long. Cycling no more often over the day asks for a
+/// cycle `hold` times as long: `W = hold·2h + (hold − 1)·F/S`, with `F` the part of the cycle
+/// a band does not change and `S` its hours per °C of band. Without learned rates, the band
+/// `hold·2h` (what the formula gives where the coast is quick against the swing).
+///
+/// A heavy, slow house (radiators in masonry, a heat pump) falls slowly and catches up late,
+/// so it gets a wide band, which its slow swing makes cheap in comfort; a forced-air house
+/// answers within minutes, so it keeps a narrow one. Bounds: at least `2·WIDEN·h` (the width
+/// measured to beat hysteresis's cycles in a fast house: centring alone would match them, a
+/// fifth more width saves cycles for little comfort), at most `2·MAX_WIDEN·h`. Nonsense
+/// (non-finite, negative) coasts, lags and rates count as none.
+pub(crate) fn learned_width(h: f64, c: &Coast, hold: f64) -> f64 {
+    let (narrowest, widest) = (2.0 * WIDEN * h, 2.0 * MAX_WIDEN * h);
+    let plain = 2.0 * h;
+    let hold = sane_hold(hold);
+    let nonneg = |v: f64| if v.is_finite() { v.max(0.0) } else { 0.0 };
+    let needed = match cycle_rates(c) {
+        Some((rise, fall)) => {
+            let per_c = 1.0 / rise + 1.0 / fall;
+            let fixed = (nonneg(c.lag_s) + nonneg(c.on_lag_s)) / 3600.0
+                + nonneg(c.up_c) / fall
+                + nonneg(c.down_c) / rise;
+            plain * hold + (hold - 1.0) * fixed / per_c
+        }
+        None => plain * hold,
+    };
+    if needed.is_finite() { needed.clamp(narrowest, widest) } else { narrowest }
+}
+
+/// How much longer this controller holds the setpoint than a plain thermostat would over the
+/// coming day (≥ 1): for every rise of the setpoint in the schedule, hysteresis starts heating
+/// at the segment's start and holds the setpoint only after the learned time to rise that far
+/// (`Rate::lead_s`), where predictive start holds it from the start. After a fall of the
+/// setpoint neither holds anything (neither cycles) until the room has fallen that far at
+/// the learned fall rate (`Coast::long_fall_c_per_h`; without it, the fall is taken as
+/// instant), and a rise after a setback too short to fall all the way starts from where the
+/// room got to. 1 without a learned rate or a rise ahead.
+pub(crate) fn hold_ratio(ctx: &Ctx<'_>) -> f64 {
+    let heat_c = |seg: &hearth_proto::schedules::Segment| {
+        super::algorithm::setpoints(ctx.settings, seg.heat_c, seg.cool_c).0
+    };
+    schedule_hold_ratio(
+        ctx.now,
+        ctx.heat_c,
+        ctx.upcoming.iter().map(|s| (s.start, s.end, heat_c(s))),
+        ctx.learned.heat,
+        ctx.learned.heat_coast.and_then(|c| c.long_fall_c_per_h),
+    )
+}
+
+/// `hold_ratio` from the setpoint in force, the coming segments (start, end, heating
+/// setpoint), the learned rate and the fall rate in a cycle, °C/h.
+pub(crate) fn schedule_hold_ratio(
+    now: hearth_proto::Timestamp,
+    heat_c: f64,
+    upcoming: impl Iterator<Item = (hearth_proto::Timestamp, hearth_proto::Timestamp, f64)>,
+    rate: Option<Rate>,
+    fall_c_per_h: Option<f64>,
+) -> f64 {
+    let Some(rate) = rate.filter(|r| r.c_per_h > 0.0) else { return 1.0 };
+    let fall = fall_c_per_h.filter(|r| SANE_CYCLE_RATE.contains(r));
+    let horizon = now.as_second().saturating_add(HOLD_HORIZON_S);
+    // Seconds of the day, seconds neither holds, seconds only this controller holds.
+    let (mut total_s, mut coasting_s, mut lost_s) = (0.0, 0.0, 0.0);
+    // Where the room is at the start of each segment: at the setpoint in force now, then
+    // wherever the last segment left it (a short setback is not fallen all the way).
+    let (mut at, mut room_c) = (now.as_second(), heat_c);
+    for (start, end, c) in upcoming {
+        let (start, end) = (start.as_second().max(at), end.as_second().min(horizon));
+        if start >= horizon || end <= start {
+            break;
+        }
+        // The setpoint in force up to this segment, then this segment's.
+        total_s += (start - at) as f64;
+        let len_s = (end - start) as f64;
+        total_s += len_s;
+        if c > room_c {
+            lost_s += rate.lead_s(c - room_c).min(len_s);
+            room_c = c;
+        } else if let Some(fall) = fall {
+            coasting_s += ((room_c - c) / fall * 3600.0).min(len_s);
+            room_c = c.max(room_c - fall * len_s / 3600.0);
+        } else {
+            room_c = c;
+        }
+        at = end;
+    }
+    total_s += (horizon - at).max(0) as f64;
+    let (mine_s, theirs_s) = (total_s - coasting_s, total_s - coasting_s - lost_s);
+    if theirs_s > 0.0 { mine_s / theirs_s } else { MAX_WIDEN }
 }
 
 /// The switch points' distance learned from `c` with the default hysteresis, °C.
-pub(crate) fn default_band_c(c: &Coast) -> f64 {
-    learned_width(HYSTERESIS_C.default, c)
+pub(crate) fn default_band_c(c: &Coast, hold: f64) -> f64 {
+    learned_width(HYSTERESIS_C.default, c, hold)
 }
 
 /// The heat running for a preheat runs on as predictive start's does (`runs_on`), to the
@@ -247,7 +359,9 @@ fn preheat_latch(ctx: &Ctx<'_>, p: &Proposal, h: f64, params: &Params) -> Option
     }
     let o = p.outlook.as_ref().filter(|o| o.system == System::Heat && o.segment_start > ctx.now)?;
     let top = match ctx.learned.heat_coast {
-        Some(c) => o.target_c - (c.up_c - c.down_c) / 2.0 + width(params, h, &c) / 2.0,
+        Some(c) => {
+            o.target_c - (c.up_c - c.down_c) / 2.0 + width(params, h, &c, hold_ratio(ctx)) / 2.0
+        }
         None => o.target_c + h,
     };
     let lead = jiff::SignedDuration::from_secs(i64::try_from(o.lead_s).unwrap_or(i64::MAX));
@@ -482,7 +596,7 @@ mod tests {
         // 0.4 °C past a switch-off, 0.1 past a switch-on: the switch points, 21 − 0.15 ±
         // 1.2 × 0.3, are 21.21 (off) and 20.49 (on), so the room swings 20.39..21.61.
         // The room peaks at once: the narrowest learned band, 2 × 1.2 × 0.3 °C.
-        let coast = Coast { up_c: 0.4, down_c: 0.1, lag_s: 0.0, samples: 8 };
+        let coast = Coast { lag_s: 0.0, ..coast(0.4, 0.1) };
         // (room, on for (None: off for 30 min), heat, code)
         let cases = [
             (21.2, Some(60), true, ReasonCode::HeatInBand),
@@ -506,49 +620,152 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_band_is_learned_from_the_lag() {
-        // (peak after a switch-off s, hysteresis °C, band °C)
-        let cases = [
-            // Peaks at once or within minutes (forced air): the narrowest band, 1.2 × 2h.
-            (0.0, 0.3, 0.72),
-            (240.0, 0.3, 0.768),
-            // Radiators, a heat pump: a little wider.
-            (720.0, 0.3, 0.864),
-            // A screed that peaks after 50 min, an hour: nearly double, double.
-            (3000.0, 0.3, 1.32),
-            (3600.0, 0.3, 1.44),
-            // Never beyond 3 × 2h, however slow.
-            (4.0 * 3600.0, 0.3, 1.8),
-            (4.0 * 3600.0, 0.1, 0.6),
-            // Nonsense lags are no lag: the narrowest band.
-            (-600.0, 0.3, 0.72),
-            (f64::NAN, 0.3, 0.72),
-            (f64::INFINITY, 0.3, 0.72),
-        ];
-        for (lag_s, h, band) in cases {
-            let c = Coast { up_c: 0.3, down_c: 0.1, lag_s, samples: 8 };
-            let got = learned_width(h, &c);
-            assert!((got - band).abs() < 1e-9, "lag {lag_s} s, h {h}: {got}, not {band}");
+    /// A coast of `up_c` / `down_c` °C, with 10 min of lag each way, no cycle rates.
+    fn coast(up_c: f64, down_c: f64) -> Coast {
+        Coast {
+            up_c,
+            down_c,
+            lag_s: 600.0,
+            on_lag_s: 600.0,
+            rise_c_per_h: None,
+            fall_c_per_h: None,
+            long_fall_c_per_h: None,
+            samples: 8,
         }
-        // The bounds hold for any lag and hysteresis.
+    }
+
+    #[test]
+    fn the_band_is_learned_from_how_the_house_cycles() {
+        // A house rising `rise` and falling `fall` °C/h in a cycle, peaking `lag` min after a
+        // switch-off and bottoming 10 min after a switch-on, coasting `up` / 0.05 °C, held at
+        // its setpoint `hold` times as long as hysteresis would.
+        // (rise, fall, lag min, up °C, hold, hysteresis °C, band °C)
+        type Case = (Option<f64>, Option<f64>, f64, f64, f64, f64, f64);
+        let cases: [Case; 13] = [
+            // Forced air: rises 8, falls 1 °C/h, peaks after 4 min, on time within minutes
+            // (hold 1.08): the cycle hysteresis's band gives is nearly enough; the narrowest.
+            (Some(8.0), Some(1.0), 4.0, 0.45, 1.08, 0.3, 0.72),
+            // Radiators in masonry: rises 1.5, falls 0.3 °C/h, hysteresis catches up two hours
+            // late twice a day (hold 1.7): 0.6 × 1.7 + 0.7 × 1.1 / 4 = 1.2125 °C.
+            (Some(1.5), Some(0.3), 8.0, 0.23, 1.7, 0.3, 1.2125),
+            // A heat pump: rises 0.8, falls 0.4 °C/h, hysteresis four hours late twice a day
+            // (hold 2.2): 0.6 × 2.2 + 1.2 × 0.97083 / 3.75 = 1.63067 °C.
+            (Some(0.8), Some(0.4), 13.0, 0.21, 2.2, 0.3, 1.63067),
+            // The same house arriving as late as hysteresis (hold 1): the narrowest.
+            (Some(0.8), Some(0.4), 13.0, 0.21, 1.0, 0.3, 0.72),
+            // No rates learned yet: hold × 2h.
+            (None, None, 8.0, 0.23, 1.7, 0.3, 1.02),
+            (Some(1.5), None, 8.0, 0.23, 1.7, 0.3, 1.02),
+            // Bounds: never beyond 3 × 2h, never below 1.2 × 2h.
+            (Some(0.1), Some(0.06), 200.0, 2.0, 2.9, 0.3, 1.8),
+            (Some(0.8), Some(0.4), 13.0, 0.21, 2.2, 0.1, 0.6),
+            (Some(20.0), Some(20.0), 0.0, 0.0, 1.0, 0.5, 1.2),
+            // Nonsense is none: a rate out of bounds or not a number, a hold not a number or
+            // below 1, a hold beyond the widest band.
+            (Some(f64::NAN), Some(0.3), 8.0, 0.23, 1.7, 0.3, 1.02),
+            (Some(-1.5), Some(0.3), 8.0, 0.23, 1.7, 0.3, 1.02),
+            (Some(1.5), Some(0.3), 8.0, 0.23, f64::NAN, 0.3, 0.72),
+            (Some(1.5), Some(0.3), 8.0, 0.23, 0.2, 0.3, 0.72),
+        ];
+        for (rise, fall, lag_min, up_c, hold, h, band) in cases {
+            let c = Coast {
+                lag_s: lag_min * 60.0,
+                rise_c_per_h: rise,
+                fall_c_per_h: fall,
+                ..coast(up_c, 0.05)
+            };
+            let got = learned_width(h, &c, hold);
+            assert!((got - band).abs() < 1e-3, "{rise:?} {fall:?} {hold} h {h}: {got}, not {band}");
+        }
+        // Nonsense coasts and lags count as none, and the bounds hold for anything.
+        let c = Coast {
+            up_c: f64::INFINITY,
+            lag_s: f64::NAN,
+            on_lag_s: -600.0,
+            rise_c_per_h: Some(1.5),
+            fall_c_per_h: Some(0.3),
+            ..coast(0.0, f64::NAN)
+        };
+        assert!((learned_width(0.3, &c, 1.7) - 1.02).abs() < 1e-9);
         for i in 0..=400 {
-            let (lag_s, h) = (f64::from(i) * 60.0, 0.1 + f64::from(i % 30) * 0.1);
-            let c = Coast { up_c: 0.3, down_c: 0.1, lag_s, samples: 8 };
-            let got = learned_width(h, &c);
+            let x = f64::from(i);
+            let c = Coast {
+                lag_s: x * 60.0,
+                rise_c_per_h: Some(0.05 + x / 20.0),
+                fall_c_per_h: Some(20.0 - x / 20.0),
+                ..coast(x / 100.0, x / 200.0)
+            };
+            let (h, hold) = (0.1 + f64::from(i % 30) * 0.1, 1.0 + f64::from(i % 7) / 2.0);
+            let got = learned_width(h, &c, hold);
             assert!(got >= 2.0 * WIDEN * h - 1e-9 && got <= 2.0 * MAX_WIDEN * h + 1e-9, "{got}");
         }
     }
 
     #[test]
+    fn the_hold_ratio_is_the_time_hysteresis_loses_catching_up() {
+        let at = |h: f64| NOW + jiff::SignedDuration::from_secs_f64(h * 3600.0);
+        let rate = |c_per_h: f64| Some(Rate { c_per_h, dead_s: 600.0, samples: 10 });
+        // (setpoint now, coming segments (from h, to h, °C), rate, ratio)
+        type Case = (f64, &'static [(f64, f64, f64)], Option<Rate>, f64);
+        let cases: [Case; 7] = [
+            // 17 °C, then 21 °C for 4 h from in an hour: 4 °C at 2 °C/h and 10 min of dead
+            // time is 2 h 10 min lost of 24 h.
+            (17.0, &[(1.0, 5.0, 21.0), (5.0, 30.0, 17.0)], rate(2.0), 24.0 / (24.0 - 13.0 / 6.0)),
+            // Two rises a day.
+            (
+                17.0,
+                &[(1.0, 5.0, 21.0), (5.0, 10.0, 17.0), (10.0, 14.0, 21.0), (14.0, 30.0, 17.0)],
+                rate(2.0),
+                24.0 / (24.0 - 13.0 / 3.0),
+            ),
+            // A rise that takes longer than its segment loses the segment, not more.
+            (17.0, &[(1.0, 2.0, 21.0), (2.0, 30.0, 17.0)], rate(0.5), 24.0 / 23.0),
+            // Falls lose nothing; nothing ahead loses nothing; no rate learned: 1.
+            (21.0, &[(1.0, 5.0, 17.0)], rate(2.0), 1.0),
+            (21.0, &[], rate(2.0), 1.0),
+            (17.0, &[(1.0, 5.0, 21.0)], None, 1.0),
+            // Beyond the next day is not read.
+            (17.0, &[(25.0, 30.0, 21.0)], rate(2.0), 1.0),
+        ];
+        for (now_c, segments, rate, ratio) in cases {
+            let upcoming = segments.iter().map(|&(from, to, c)| (at(from), at(to), c));
+            let got = schedule_hold_ratio(NOW, now_c, upcoming, rate, None);
+            assert!((got - ratio).abs() < 1e-9, "{segments:?}: {got}, not {ratio}");
+        }
+        // After a fall neither holds a setpoint until the room has fallen: at 0.5 °C/h, 4 °C
+        // take 8 h of the day; a fall rate out of bounds is none.
+        let day = [(at(1.0), at(5.0), 21.0), (at(5.0), at(30.0), 17.0)];
+        let lost = 13.0 / 6.0;
+        for (fall, ratio) in [
+            (Some(0.5), 16.0 / (16.0 - lost)),
+            (Some(f64::NAN), 24.0 / (24.0 - lost)),
+            (Some(-0.5), 24.0 / (24.0 - lost)),
+            (Some(0.0), 24.0 / (24.0 - lost)),
+        ] {
+            let got = schedule_hold_ratio(NOW, 17.0, day.into_iter(), rate(2.0), fall);
+            assert!((got - ratio).abs() < 1e-9, "{fall:?}: {got}, not {ratio}");
+        }
+        // A setback of 2 h at 0.5 °C/h falls 1 °C, not 4: the rise after it is 1 °C (40 min
+        // with the dead time), and the 2 h are not held by either.
+        let short = [(at(1.0), at(3.0), 17.0), (at(3.0), at(30.0), 21.0)];
+        let got = schedule_hold_ratio(NOW, 21.0, short.into_iter(), rate(2.0), Some(0.5));
+        let ratio = 22.0 / (22.0 - 2.0 / 3.0);
+        assert!((got - ratio).abs() < 1e-9, "{got}, not {ratio}");
+        // A day spent catching up: the widest band's ratio.
+        let all = [(at(0.0), at(30.0), 21.0)].into_iter();
+        assert_eq!(schedule_hold_ratio(NOW, 17.0, all, rate(0.1), None), MAX_WIDEN);
+    }
+
+    #[test]
     fn the_band_is_the_learned_one_unless_set_and_the_decision_says_which() {
-        // Coast +0.4 / −0.1 °C: centred on 20.85 °C. Peaks after an hour: a band of 1.44 °C,
-        // heat on at or below 20.13 °C; set to 1 °C: at or below 20.35 °C.
-        let coast = Coast { up_c: 0.4, down_c: 0.1, lag_s: 3600.0, samples: 8 };
+        // Coast +0.4 / −0.1 °C: centred on 20.85 °C. Nothing ahead, so held as long as by
+        // hysteresis: the narrowest band learned, 0.72 °C, heat on at or below 20.49 °C; set
+        // to 1 °C: at or below 20.35 °C.
+        let coast = Coast { rise_c_per_h: Some(2.0), fall_c_per_h: Some(0.5), ..coast(0.4, 0.1) };
         // (room, band set, heat, code)
         let cases = [
-            (20.14, 0.0, false, ReasonCode::HeatCoast),
-            (20.12, 0.0, true, ReasonCode::HeatBelowBand),
+            (20.5, 0.0, false, ReasonCode::HeatCoast),
+            (20.48, 0.0, true, ReasonCode::HeatBelowBand),
             (20.36, 1.0, false, ReasonCode::HeatCoast),
             (20.34, 1.0, true, ReasonCode::HeatBelowBand),
         ];
@@ -556,13 +773,18 @@ mod tests {
             let p = decide_with(21.0, &[], t, None, 30, 0.0, Some(coast), band);
             assert_eq!((p.heat, p.code), (heat, code), "{t} {band}: {p:?}");
         }
-        let p = decide_with(21.0, &[], 20.1, None, 30, 0.0, Some(coast), 0.0);
+        let p = decide_with(21.0, &[], 20.4, None, 30, 0.0, Some(coast), 0.0);
         assert_eq!(
             p.reason,
-            "heat on: living room 20.1 °C ≤ 20.13 °C; the room still falls about 0.1 °C before \
-             the heat arrives (switch points 1.44 °C apart, for a room that peaks 60 min after \
-             the heat stops)"
+            "heat on: living room 20.4 °C ≤ 20.49 °C; the room still falls about 0.1 °C before \
+             the heat arrives (switch points 0.72 °C apart, for cycles no shorter than \
+             hysteresis's in a room that rises 2 °C/h and falls 0.5 °C/h, kept at its setpoint \
+             1× as long)"
         );
+        // A comfort setpoint ahead that hysteresis would reach 80 min late (4 °C at 3 °C/h):
+        // held 24 / (24 − 4/3) times as long.
+        let p = decide_with(17.0, &[comfort_in(60)], 16.3, None, 30, 0.0, Some(coast), 0.0);
+        assert!(p.reason.contains("kept at its setpoint 1.06× as long"), "{}", p.reason);
         let p = decide_with(21.0, &[], 20.5, None, 30, 0.0, Some(coast), 1.0);
         assert!(p.reason.ends_with("(switch points 1 °C apart, as set)"), "{}", p.reason);
     }

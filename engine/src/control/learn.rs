@@ -182,6 +182,20 @@ pub(crate) struct Coast {
     /// How long after a switch-off the room peaks, seconds: the house's lag, emitters and
     /// probe included.
     pub(crate) lag_s: f64,
+    /// How long after a switch-on the room stops falling, seconds.
+    pub(crate) on_lag_s: f64,
+    /// How fast the room rises in a cycle, from the trough after a switch-on to the next
+    /// switch-off, °C/h; None until seen twice.
+    pub(crate) rise_c_per_h: Option<f64>,
+    /// How fast the room falls in a cycle, from the peak after a switch-off to the next
+    /// switch-on, °C/h; None until seen twice. With the rise, the lags and the coast it says
+    /// how long a cycle of a given band takes in this house (`anticipate::learned_width`).
+    pub(crate) fall_c_per_h: Option<f64>,
+    /// How fast the room falls with the heat off for long, °C/h: all the falls watched, over
+    /// all the time they took, so the long ones (a setback) count most. A heavy house falls
+    /// fast in a cycle (the air cools against warmer walls) but slowly over a night (the
+    /// walls cool too); how long a setback takes to reach is this one. None with `fall_c_per_h`.
+    pub(crate) long_fall_c_per_h: Option<f64>,
     /// How many switch-offs and switch-ons it was learned from.
     pub(crate) samples: u32,
 }
@@ -191,11 +205,18 @@ pub(crate) struct Coast {
 const TURN_C: f64 = 0.2;
 /// A turn not over after this long is taken as it stands (the house settled), seconds.
 const MAX_TURN_S: i64 = 4 * 3600;
+/// A rise or fall between a turn and the next switch is learned from only when it lasted at
+/// least this long, seconds (shorter ones are mostly the probe's steps and noise) ...
+const MIN_SLOPE_S: f64 = 10.0 * 60.0;
+/// ... and at most this long (a room left off for a day says more about the weather than
+/// about a cycle).
+const MAX_SLOPE_S: f64 = 24.0 * 3600.0;
 /// The recent turns kept per direction (a few days of cycling).
 const KEEP_TURNS: usize = 64;
 
 /// One observed turn: when it ended, how far the room went past the switch, °C, and how long
-/// after the switch it reached its extreme, seconds.
+/// after the switch it reached its extreme, seconds. The same for a slope (`CoastWatch::rises`,
+/// `falls`): when it ended, how far the room moved, °C, and in how long, seconds.
 #[derive(Debug, Clone, Copy)]
 struct Turn {
     at: Timestamp,
@@ -223,6 +244,20 @@ pub(crate) struct CoastWatch {
     watch: Option<Watch>,
     ups: std::collections::VecDeque<Turn>,
     downs: std::collections::VecDeque<Turn>,
+    /// The last turn's extreme (when, °C), while the room moves from it towards the next switch.
+    turned: Option<(Timestamp, f64)>,
+    /// The rise from each trough to the next switch-off, the fall from each peak to the next
+    /// switch-on.
+    rises: std::collections::VecDeque<Turn>,
+    falls: std::collections::VecDeque<Turn>,
+}
+
+/// Append `turn` to `list`, dropping the oldest beyond `KEEP_TURNS`.
+fn keep(list: &mut std::collections::VecDeque<Turn>, turn: Turn) {
+    if list.len() == KEEP_TURNS {
+        list.pop_front();
+    }
+    list.push_back(turn);
 }
 
 impl CoastWatch {
@@ -234,14 +269,27 @@ impl CoastWatch {
         let Some(t) = temp_c.filter(|t| t.is_finite()) else {
             // Blind: whatever was being watched is unknown now.
             self.watch = None;
+            self.turned = None;
             return false;
         };
         if switched {
+            // The room moved from the last turn's extreme to here with the heat as it was: a
+            // whole rise (switch-off) or fall (switch-on) of a cycle.
+            let mut learned = false;
+            if let Some((at, extreme_c)) = self.turned.take() {
+                let secs = now.duration_since(at).as_secs_f64();
+                let moved = if heat_on { extreme_c - t } else { t - extreme_c };
+                if (MIN_SLOPE_S..=MAX_SLOPE_S).contains(&secs) && moved >= TURN_C {
+                    let list = if heat_on { &mut self.falls } else { &mut self.rises };
+                    keep(list, Turn { at: now, past_c: moved, lag_s: secs });
+                    learned = true;
+                }
+            }
             // A switch before the turn ended: the room was still moving, so the turn seen is
             // only a lower bound of the coast; it is not learned from.
             self.watch =
                 Some(Watch { at: now, switched_c: t, extreme_c: t, extreme_at: now, heat_on });
-            return false;
+            return learned;
         }
         let Some(w) = self.watch.as_mut() else { return false };
         // Rising after switch-off (peak), falling after switch-on (trough).
@@ -259,10 +307,8 @@ impl CoastWatch {
                 lag_s: w.extreme_at.duration_since(w.at).as_secs_f64(),
             };
             let list = if w.heat_on { &mut self.downs } else { &mut self.ups };
-            if list.len() == KEEP_TURNS {
-                list.pop_front();
-            }
-            list.push_back(turn);
+            keep(list, turn);
+            self.turned = Some((w.extreme_at, w.extreme_c));
             self.watch = None;
             return true;
         }
@@ -288,7 +334,29 @@ impl CoastWatch {
         let (up_c, ups) = median(&self.ups, |t| t.past_c)?;
         let (down_c, downs) = median(&self.downs, |t| t.past_c)?;
         let (lag_s, _) = median(&self.ups, |t| t.lag_s)?;
-        Some(Coast { up_c, down_c, lag_s, samples: (ups + downs) as u32 })
+        let (on_lag_s, _) = median(&self.downs, |t| t.lag_s)?;
+        let rate = |t: &Turn| t.past_c / t.lag_s * 3600.0;
+        let (rise_c_per_h, fall_c_per_h) =
+            (median(&self.rises, rate).map(|r| r.0), median(&self.falls, rate).map(|r| r.0));
+        let recent = self.falls.iter().filter(|t| {
+            let age = now.duration_since(t.at).as_secs();
+            (0..=WINDOW_S).contains(&age)
+        });
+        // The least-squares line `moved = rate × time` through the falls: the long ones weigh
+        // the most, as they should for how long a long fall takes.
+        let (mt, tt) = recent
+            .fold((0.0, 0.0), |(mt, tt), t| (mt + t.past_c * t.lag_s, tt + t.lag_s * t.lag_s));
+        let long_fall_c_per_h = fall_c_per_h.and(Some(mt / tt * 3600.0));
+        Some(Coast {
+            up_c,
+            down_c,
+            lag_s,
+            on_lag_s,
+            rise_c_per_h,
+            fall_c_per_h,
+            long_fall_c_per_h,
+            samples: (ups + downs) as u32,
+        })
     }
 }
 
@@ -303,6 +371,8 @@ const MAX_PAST_C: f64 = 5.0;
 pub(crate) struct Watched {
     ups: Vec<WatchedTurn>,
     downs: Vec<WatchedTurn>,
+    rises: Vec<WatchedTurn>,
+    falls: Vec<WatchedTurn>,
 }
 
 /// One turn as stored: when it ended (Unix seconds), how far past the switch, how long after.
@@ -322,17 +392,27 @@ impl CoastWatch {
                 .map(|t| WatchedTurn { at_s: t.at.as_second(), past_c: t.past_c, lag_s: t.lag_s })
                 .collect()
         };
-        Watched { ups: out(&self.ups), downs: out(&self.downs) }
+        Watched {
+            ups: out(&self.ups),
+            downs: out(&self.downs),
+            rises: out(&self.rises),
+            falls: out(&self.falls),
+        }
     }
 
     /// A watch that starts from what was stored, or None when the stored model is not one this
     /// engine can trust: more turns than it keeps, a turn from the future (a clock that was
-    /// wrong when it was written), a coast or lag out of bounds. One bad turn discards all of
+    /// wrong when it was written), a coast or lag out of bounds, a rise or fall the live watch
+    /// would not have learned (shorter or longer than it watches, smaller than a turn, beyond
+    /// any room's coast). One bad turn discards all of
     /// it: whatever wrote it did not write what this engine learns, and the coast is learned
     /// again within a few cycles anyway. Turns older than the learning window are dropped as
     /// the live watch would.
     pub(crate) fn restore(stored: &Watched, now: Timestamp) -> Option<CoastWatch> {
-        let turns = |list: &[WatchedTurn]| -> Option<std::collections::VecDeque<Turn>> {
+        let turns = |list: &[WatchedTurn],
+                     past: std::ops::RangeInclusive<f64>,
+                     lag: std::ops::RangeInclusive<f64>|
+         -> Option<std::collections::VecDeque<Turn>> {
             if list.len() > KEEP_TURNS {
                 return None;
             }
@@ -340,10 +420,7 @@ impl CoastWatch {
             for t in list {
                 let at = Timestamp::from_second(t.at_s).ok()?;
                 let age = now.duration_since(at).as_secs();
-                let sane = age >= 0
-                    && t.past_c.is_finite()
-                    && t.past_c.abs() <= MAX_PAST_C
-                    && (0.0..=MAX_TURN_S as f64).contains(&t.lag_s);
+                let sane = age >= 0 && past.contains(&t.past_c) && lag.contains(&t.lag_s);
                 if !sane {
                     return None;
                 }
@@ -353,11 +430,16 @@ impl CoastWatch {
             }
             Some(out)
         };
+        let (turn_c, turn_s) = (-MAX_PAST_C..=MAX_PAST_C, 0.0..=MAX_TURN_S as f64);
+        let (slope_c, slope_s) = (TURN_C..=MAX_PAST_C, MIN_SLOPE_S..=MAX_SLOPE_S);
         Some(CoastWatch {
             heat_on: None,
             watch: None,
-            ups: turns(&stored.ups)?,
-            downs: turns(&stored.downs)?,
+            ups: turns(&stored.ups, turn_c.clone(), turn_s.clone())?,
+            downs: turns(&stored.downs, turn_c, turn_s)?,
+            turned: None,
+            rises: turns(&stored.rises, slope_c.clone(), slope_s.clone())?,
+            falls: turns(&stored.falls, slope_c, slope_s)?,
         })
     }
 }
@@ -470,6 +552,64 @@ mod tests {
         (w, t)
     }
 
+    /// Four cycles watched a minute apart, long enough to learn the rise and fall: the heat
+    /// goes on, the room falls 0.1 °C more, then rises 0.05 °C a minute (3 °C/h) for 21 min;
+    /// the heat goes off, the room rises 0.1 °C more, then falls 0.02 °C a minute (1.2 °C/h)
+    /// for 51 min.
+    fn long_cycles() -> (CoastWatch, Timestamp) {
+        let mut w = CoastWatch::default();
+        let (mut t, mut v) = (NOW, 20.5);
+        let mut see = |w: &mut CoastWatch, heat: bool, v: f64| {
+            w.observe(t, heat, Some(v));
+            t += jiff::SignedDuration::from_mins(1);
+        };
+        for _ in 0..4 {
+            v -= 0.02;
+            see(&mut w, true, v);
+            v -= 0.1;
+            see(&mut w, true, v);
+            for _ in 0..20 {
+                v += 0.05;
+                see(&mut w, true, v);
+            }
+            v += 0.05;
+            see(&mut w, false, v);
+            v += 0.1;
+            see(&mut w, false, v);
+            for _ in 0..50 {
+                v -= 0.02;
+                see(&mut w, false, v);
+            }
+        }
+        (w, t)
+    }
+
+    #[test]
+    fn the_rise_and_fall_of_a_cycle_are_from_the_turn_to_the_next_switch() {
+        let (w, t) = long_cycles();
+        let c = w.coast(t).unwrap_or_else(|| panic!("no coast"));
+        let (rise, fall) = (c.rise_c_per_h.unwrap_or(0.0), c.fall_c_per_h.unwrap_or(0.0));
+        assert!((rise - 3.0).abs() < 1e-6 && (fall - 1.2).abs() < 1e-6, "{c:?}");
+        assert!(c.long_fall_c_per_h.is_some_and(|r| (r - 1.2).abs() < 1e-6), "{c:?}");
+        // The first switch-on is not watched, so the first rise is not either: 3 of each.
+        assert_eq!((w.rises.len(), w.falls.len()), (3, 3));
+        assert!((c.on_lag_s - 60.0).abs() < 1e-9 && (c.lag_s - 60.0).abs() < 1e-9, "{c:?}");
+        // Short cycles (a few minutes from the turn to the switch) teach no rate.
+        let (short, t) = watched_cycles();
+        let c = short.coast(t).unwrap_or_else(|| panic!("no coast"));
+        assert_eq!((c.rise_c_per_h, c.fall_c_per_h), (None, None), "{c:?}");
+        // Blind between the turn and the switch: the slope is not known, not learned.
+        let mut w = CoastWatch::default();
+        let mut t = NOW;
+        for (heat, v) in [(true, 20.0), (false, 21.0), (false, 21.2), (false, 20.9)] {
+            w.observe(t, heat, Some(v));
+            t += jiff::SignedDuration::from_mins(1);
+        }
+        w.observe(t, false, None);
+        w.observe(t + jiff::SignedDuration::from_mins(30), true, Some(20.0));
+        assert!(w.falls.is_empty(), "{w:?}");
+    }
+
     #[test]
     fn the_lag_is_the_time_to_the_peak() {
         let (w, t) = watched_cycles();
@@ -479,13 +619,30 @@ mod tests {
 
     #[test]
     fn a_stored_watch_restores_what_was_learned_and_nonsense_is_ignored() {
-        let (w, t) = watched_cycles();
+        let (w, t) = long_cycles();
         let stored = w.watched();
+        assert!(!stored.rises.is_empty() && !stored.falls.is_empty(), "{stored:?}");
         let json = serde_json::to_string(&stored).unwrap_or_else(|e| panic!("{e}"));
         let read: Watched = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
         let restored = CoastWatch::restore(&read, t).unwrap_or_else(|| panic!("not restored"));
-        assert_eq!(restored.coast(t), w.coast(t));
-        assert!(restored.coast(t).is_some());
+        // The same, but for the last bit JSON's decimal text may round.
+        let (Some(got), Some(was)) = (restored.coast(t), w.coast(t)) else {
+            panic!("no coast restored")
+        };
+        let near = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => (a - b).abs() < 1e-9,
+            _ => false,
+        };
+        assert!(
+            near(Some(got.up_c), Some(was.up_c))
+                && near(Some(got.down_c), Some(was.down_c))
+                && near(Some(got.lag_s), Some(was.lag_s))
+                && near(Some(got.on_lag_s), Some(was.on_lag_s))
+                && near(got.rise_c_per_h, was.rise_c_per_h)
+                && near(got.fall_c_per_h, was.fall_c_per_h)
+                && got.samples == was.samples,
+            "{got:?} is not {was:?}"
+        );
         // Turns older than the learning window are dropped, as the live watch ignores them.
         let later = t + jiff::SignedDuration::from_secs(WINDOW_S + 3600);
         let aged = CoastWatch::restore(&stored, later).unwrap_or_else(|| panic!("not restored"));
@@ -501,16 +658,42 @@ mod tests {
             ("out of time's range", WatchedTurn { at_s: i64::MAX, ..first }),
         ];
         for (what, turn) in nonsense {
-            let mut bad = stored.clone();
-            bad.ups[0] = turn;
-            assert!(CoastWatch::restore(&bad, t).is_none(), "{what} was trusted");
-            let mut bad = stored.clone();
-            bad.downs.push(turn);
-            assert!(CoastWatch::restore(&bad, t).is_none(), "{what} was trusted");
+            untrusted(&stored, t, what, turn, |w| &mut w.ups, |w| &mut w.downs);
         }
         let mut many = stored.clone();
         many.ups = vec![first; KEEP_TURNS + 1];
         assert!(CoastWatch::restore(&many, t).is_none(), "more turns than kept were trusted");
+        // A rise or fall the live watch would not have learned is not trusted either.
+        let slope = stored.falls[0];
+        let nonsense = [
+            ("shorter than watched", WatchedTurn { lag_s: 60.0, ..slope }),
+            ("longer than watched", WatchedTurn { lag_s: 2.0 * MAX_SLOPE_S, ..slope }),
+            ("smaller than a turn", WatchedTurn { past_c: 0.1, ..slope }),
+            ("falling while it rose", WatchedTurn { past_c: -1.0, ..slope }),
+            ("not a number", WatchedTurn { past_c: f64::NAN, ..slope }),
+            ("from the future", WatchedTurn { at_s: t.as_second() + 60, ..slope }),
+        ];
+        for (what, turn) in nonsense {
+            untrusted(&stored, t, what, turn, |w| &mut w.falls, |w| &mut w.rises);
+        }
+    }
+
+    /// `turn` in place of the first of one list of `stored`, or added to another: either way
+    /// nothing of it is restored.
+    fn untrusted(
+        stored: &Watched,
+        t: Timestamp,
+        what: &str,
+        turn: WatchedTurn,
+        replaced: fn(&mut Watched) -> &mut Vec<WatchedTurn>,
+        added: fn(&mut Watched) -> &mut Vec<WatchedTurn>,
+    ) {
+        let mut bad = stored.clone();
+        replaced(&mut bad)[0] = turn;
+        assert!(CoastWatch::restore(&bad, t).is_none(), "{what} was trusted");
+        let mut bad = stored.clone();
+        added(&mut bad).push(turn);
+        assert!(CoastWatch::restore(&bad, t).is_none(), "{what} was trusted");
     }
 
     #[test]

@@ -36,7 +36,7 @@ mod text;
 
 pub(crate) use algorithm::Proposal;
 use algorithm::setpoints;
-pub(crate) use anticipate::default_band_c;
+pub(crate) use anticipate::{default_band_c, schedule_hold_ratio};
 #[cfg(test)]
 pub(crate) use learn::{Coast, Rate};
 pub(crate) use learn::{CoastWatch, Learned, Watched, learn};

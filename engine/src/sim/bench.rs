@@ -58,9 +58,10 @@ impl Bench {
             ));
         }
         if me.cycles_per_hour > generic.cycles_per_hour {
+            // In cycles too: rates a cycle or two apart print alike to two decimals.
             misses.push(format!(
-                "{:.2} cycles/h > generic_thermostat's {:.2}",
-                me.cycles_per_hour, generic.cycles_per_hour
+                "{:.2} cycles/h > generic_thermostat's {:.2} ({} cycles against {})",
+                me.cycles_per_hour, generic.cycles_per_hour, me.heat_cycles, generic.heat_cycles
             ));
         }
         if me.energy_kwh > hyst.energy_kwh * 1.02 {
@@ -136,7 +137,8 @@ impl fmt::Display for Bench {
                 )?;
             }
             if let Some(band) = found.and_then(|r| r.learned_band_c) {
-                write!(f, "; switching band learned: {band:.2} °C")?;
+                let words = found.map(SimReport::cycle_words).unwrap_or_default();
+                write!(f, "; switching band learned: {band:.2} °C{words}")?;
             }
         }
         Ok(())

@@ -126,6 +126,9 @@ pub struct SimReport {
     /// The switch points' distance `anticipate` learned from that coast with its default
     /// parameters, °C.
     pub learned_band_c: Option<f64>,
+    /// What that band was learned from: the room's rise and fall in a cycle, °C/h, and how
+    /// much longer than hysteresis `anticipate` holds the setpoint over the last day's schedule.
+    pub learned_cycle: Option<(Option<f64>, Option<f64>, f64)>,
     /// Decisions that left a probe out as stuck: with noisy DS18B20-like probes that never
     /// stick, every one is a false verdict.
     pub stuck_decisions: u32,
@@ -155,6 +158,18 @@ impl SimReport {
     }
 
     /// Protection violations of every kind.
+    /// What the band was learned from, in words (empty: nothing learned).
+    pub(crate) fn cycle_words(&self) -> String {
+        let Some((rise, fall, hold)) = self.learned_cycle else { return String::new() };
+        let rate = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"));
+        format!(
+            " (room rises {} °C/h and falls {} °C/h in a cycle; holds the setpoint {hold:.2}× \
+             as long as hysteresis)",
+            rate(rise),
+            rate(fall)
+        )
+    }
+
     pub fn violations(&self) -> u32 {
         self.min_on_violations + self.min_off_violations
     }
@@ -215,7 +230,7 @@ impl fmt::Display for SimReport {
             )?;
         }
         if let Some(band) = self.learned_band_c {
-            writeln!(f, "  learned switching band: {band:.2} °C")?;
+            writeln!(f, "  learned switching band: {band:.2} °C{}", self.cycle_words())?;
         }
         let n = self.arrivals_min.len();
         let pct = |p: f64| {
@@ -394,6 +409,19 @@ pub fn run(
     }
 
     let (on_v, off_v) = violations(&switches, &settings);
+    // The band `anticipate` learned by the end, from the coast and the coming day's schedule.
+    let learned_cycle = coast_watch.coast(end).map(|c| {
+        let heat = control::learn(&runs, end).heat;
+        let (now, rest) = (segments.get(seg_idx), segments.get(seg_idx + 1..).unwrap_or(&[]));
+        let hold = control::schedule_hold_ratio(
+            end,
+            now.map_or(COMFORT_C, |s| s.heat_c),
+            rest.iter().map(|s| (s.start, s.end, s.heat_c)),
+            heat,
+            c.long_fall_c_per_h,
+        );
+        (c, hold)
+    });
     let runtime_s = record::on_seconds(&switches, end);
     let heat_cycles = switches.iter().filter(|s| s.1).count() as u32;
     let hours = f64::from(days) * 24.0;
@@ -422,7 +450,8 @@ pub fn run(
         learned_coast: coast_watch
             .coast(end)
             .map(|c| (c.up_c, c.down_c, c.lag_s / 60.0, c.samples)),
-        learned_band_c: coast_watch.coast(end).map(|c| control::default_band_c(&c)),
+        learned_band_c: learned_cycle.map(|(c, hold)| control::default_band_c(&c, hold)),
+        learned_cycle: learned_cycle.map(|(c, hold)| (c.rise_c_per_h, c.fall_c_per_h, hold)),
         stuck_decisions,
     })
 }
@@ -514,6 +543,10 @@ mod tests {
                     up_c: rng.uniform() * 2.0,
                     down_c: rng.uniform() * 2.0,
                     lag_s: band_rng.uniform() * 4.0 * 3600.0,
+                    on_lag_s: band_rng.uniform() * 4.0 * 3600.0,
+                    rise_c_per_h: (band_rng.uniform() < 0.8).then(|| band_rng.uniform() * 10.0),
+                    fall_c_per_h: (band_rng.uniform() < 0.8).then(|| band_rng.uniform() * 4.0),
+                    long_fall_c_per_h: (band_rng.uniform() < 0.8).then(|| band_rng.uniform() * 4.0),
                     samples: 10,
                 }),
             };

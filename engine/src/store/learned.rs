@@ -1,5 +1,5 @@
 //! What the control algorithms learned by watching the house (`control::Watched`: the coast
-//! after each switch of the heat), kept across restarts in the `settings` row `learned`, so a
+//! after each switch of the heat, and the room's rise and fall in each cycle), kept across restarts in the `settings` row `learned`, so a
 //! restarted engine decides with it at once instead of relearning for days. The heating rate
 //! needs no row of its own: it is learned from the stored runs.
 //!
@@ -15,8 +15,8 @@ use crate::control::{CoastWatch, Watched};
 const KEY: &str = "learned";
 /// The stored form's version (`format::encode`). A change of `Watched` is a new version; an
 /// older row is then ignored and learned again (no migration: nothing is lost but a few days of
-/// watching).
-const LEARNED_V: u64 = 1;
+/// watching). Version 2 added the rise and fall in a cycle.
+const LEARNED_V: u64 = 2;
 
 impl Store {
     /// Store what the coast watch learned (replacing what was stored).
@@ -122,7 +122,7 @@ mod tests {
         assert_eq!(decision(&after), (false, ReasonCode::HeatCoast));
         // Nonsense (an older format, a coast out of bounds, not JSON) is ignored, not trusted.
         let good = format::encode(LEARNED_V, &before.watched())?;
-        let older = good.replacen(&format!("\"v\":{LEARNED_V}"), "\"v\":0", 1);
+        let older = good.replacen(&format!("\"v\":{LEARNED_V}"), "\"v\":1", 1);
         // What was learned, but one peak 40 °C past its switch-off.
         let mut beyond: serde_json::Value = serde_json::from_str(&good)?;
         beyond["ups"][0]["past_c"] = 40.0.into();
