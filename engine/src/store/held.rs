@@ -62,23 +62,33 @@ impl Held {
         let mut state = self.lock();
         for r in &report.readings {
             let Some(ts) = r.latest_at else { continue };
-            let held = state.readings.get(&r.sensor_id);
-            let newer = held.is_none_or(|h| ts >= h.ts);
-            if newer {
-                let since = match held {
-                    Some(h) if h.value == r.value => h.since,
-                    _ => ts,
-                };
-                let held = HeldReading {
-                    host_id: report.host_id.clone(),
-                    kind: r.kind.clone(),
-                    alias: r.alias.clone(),
-                    extra: r.extra.clone(),
-                    ts,
-                    value: r.value,
-                    since,
-                };
-                state.readings.insert(r.sensor_id.clone(), held);
+            match state.readings.get_mut(&r.sensor_id) {
+                // In place: a sensor reports the same description every time, and `clone_from`
+                // reuses the strings already held (this runs for every reading ingested).
+                Some(held) if ts >= held.ts => {
+                    if held.value != r.value {
+                        held.since = ts;
+                    }
+                    held.host_id.clone_from(&report.host_id);
+                    held.kind.clone_from(&r.kind);
+                    held.alias.clone_from(&r.alias);
+                    held.extra.clone_from(&r.extra);
+                    held.ts = ts;
+                    held.value = r.value;
+                }
+                Some(_) => {}
+                None => {
+                    let held = HeldReading {
+                        host_id: report.host_id.clone(),
+                        kind: r.kind.clone(),
+                        alias: r.alias.clone(),
+                        extra: r.extra.clone(),
+                        ts,
+                        value: r.value,
+                        since: ts,
+                    };
+                    state.readings.insert(r.sensor_id.clone(), held);
+                }
             }
         }
     }

@@ -109,26 +109,47 @@ impl Behind {
         self.lock().known.extend(rows);
     }
 
-    /// Readings of known sensors, committed: each becomes its sensor's pending newest when it
-    /// is at least as new as what the row holds or waits for (as the upsert decides).
-    pub(super) fn merge(&self, newest: impl IntoIterator<Item = (String, Newest)>) {
+    /// Readings of known sensors, committed, as `(sensor, host, reading)`: each becomes its
+    /// sensor's pending newest when it is at least as new as what the row holds or waits for
+    /// (as the upsert decides). A pending value is updated in place (`clone_from` reuses its
+    /// strings): this runs for every sensor of every batch.
+    pub(super) fn merge<'a>(
+        &self,
+        newest: impl IntoIterator<Item = (&'a str, &'a str, &'a NewReading)>,
+    ) {
         let mut state = self.lock();
         let state = &mut *state;
-        for (id, mut new) in newest {
-            let (Some(stored), Some(new_ts)) = (state.known.get(&id), new.ts) else { continue };
-            let (ts, value, changed_at) = match state.pending.get(&id) {
-                Some(p) => (p.ts, p.value, p.changed_at),
-                None => (stored.ts, stored.value, None),
-            };
-            if ts.is_some_and(|ts| new_ts < ts) {
-                continue;
+        for (id, host_id, r) in newest {
+            let (Some(stored), Some(ts)) = (state.known.get(id), r.latest_at) else { continue };
+            match state.pending.get_mut(id) {
+                Some(p) => {
+                    if p.ts.is_some_and(|t| ts < t) {
+                        continue;
+                    }
+                    if p.ts.is_none() || p.value != r.value {
+                        p.changed_at = Some(ts);
+                    }
+                    p.host_id.clear();
+                    p.host_id.push_str(host_id);
+                    p.kind.clone_from(&r.kind);
+                    p.alias.clone_from(&r.alias);
+                    p.extra.clone_from(&r.extra);
+                    p.ts = Some(ts);
+                    p.value = r.value;
+                }
+                None => {
+                    if stored.ts.is_some_and(|t| ts < t) {
+                        continue;
+                    }
+                    let mut new = Newest::of(host_id, r);
+                    new.changed_at = match stored.ts {
+                        Some(_) if r.value == stored.value => None,
+                        _ => Some(ts),
+                    };
+                    state.pending.insert(id.to_owned(), new);
+                    state.waiting_since.get_or_insert_with(Instant::now);
+                }
             }
-            new.changed_at = match ts {
-                Some(_) if new.value == value => changed_at,
-                _ => Some(new_ts),
-            };
-            state.pending.insert(id, new);
-            state.waiting_since.get_or_insert_with(Instant::now);
         }
     }
 
@@ -267,16 +288,8 @@ pub(super) async fn upsert(
 mod tests {
     use super::*;
 
-    fn reading(ts: i64, value: Option<f64>) -> Newest {
-        Newest {
-            host_id: "h".into(),
-            kind: "DS18B20".into(),
-            alias: None,
-            extra: None,
-            ts: Some(ts),
-            value,
-            changed_at: None,
-        }
+    fn reading(ts: i64, value: Option<f64>) -> NewReading {
+        NewReading::plain("any", ts, value)
     }
 
     fn pending_of(b: &Behind) -> HashMap<String, (i64, Option<f64>, Option<i64>)> {
@@ -290,9 +303,9 @@ mod tests {
     fn only_known_sensors_wait_and_only_newer_readings_count() {
         let b = Behind::default();
         b.written([("a".to_owned(), Stored { ts: Some(100), value: Some(20.0) })]);
-        b.merge([("a".to_owned(), reading(90, Some(21.0))), ("z".to_owned(), reading(200, None))]);
+        b.merge([("a", "h", &reading(90, Some(21.0))), ("z", "h", &reading(200, None))]);
         assert!(pending_of(&b).is_empty(), "older than the row, or unknown: nothing waits");
-        b.merge([("a".to_owned(), reading(110, Some(20.0)))]);
+        b.merge([("a", "h", &reading(110, Some(20.0)))]);
         assert_eq!(pending_of(&b)["a"], (110, Some(20.0), None), "same value: the row's since");
     }
 
@@ -301,14 +314,14 @@ mod tests {
     fn a_change_within_the_pending_readings_keeps_its_instant() {
         let b = Behind::default();
         b.written([("a".to_owned(), Stored { ts: Some(100), value: Some(20.0) })]);
-        b.merge([("a".to_owned(), reading(110, Some(21.0)))]);
+        b.merge([("a", "h", &reading(110, Some(21.0)))]);
         assert_eq!(pending_of(&b)["a"], (110, Some(21.0), Some(110)));
-        b.merge([("a".to_owned(), reading(120, Some(21.0)))]);
+        b.merge([("a", "h", &reading(120, Some(21.0)))]);
         assert_eq!(pending_of(&b)["a"], (120, Some(21.0), Some(110)), "unchanged since 110");
-        b.merge([("a".to_owned(), reading(130, Some(20.0)))]);
+        b.merge([("a", "h", &reading(130, Some(20.0)))]);
         assert_eq!(pending_of(&b)["a"], (130, Some(20.0), Some(130)));
         // A failed reading is a value of its own, as in the table (IS NOT DISTINCT FROM).
-        b.merge([("a".to_owned(), reading(140, None))]);
+        b.merge([("a", "h", &reading(140, None))]);
         assert_eq!(pending_of(&b)["a"], (140, None, Some(140)));
     }
 
@@ -316,7 +329,7 @@ mod tests {
     fn a_row_without_a_latest_takes_the_first_as_a_change() {
         let b = Behind::default();
         b.written([("a".to_owned(), Stored { ts: None, value: None })]);
-        b.merge([("a".to_owned(), reading(10, None))]);
+        b.merge([("a", "h", &reading(10, None))]);
         assert_eq!(pending_of(&b)["a"], (10, None, Some(10)));
     }
 
@@ -327,11 +340,11 @@ mod tests {
             ("a".to_owned(), Stored { ts: Some(1), value: Some(1.0) }),
             ("b".to_owned(), Stored { ts: Some(1), value: Some(1.0) }),
         ]);
-        b.merge([("a".to_owned(), reading(2, Some(2.0))), ("b".to_owned(), reading(2, Some(2.0)))]);
+        b.merge([("a", "h", &reading(2, Some(2.0))), ("b", "h", &reading(2, Some(2.0)))]);
         assert!(!b.due(), "just committed");
         let taken = b.pending();
         // A reading of b arrives while the others are written.
-        b.merge([("b".to_owned(), reading(3, Some(2.0)))]);
+        b.merge([("b", "h", &reading(3, Some(2.0)))]);
         b.flushed(&taken);
         assert_eq!(pending_of(&b).keys().collect::<Vec<_>>(), ["b"]);
         assert_eq!(pending_of(&b)["b"], (3, Some(2.0), Some(2)), "its change is still unwritten");

@@ -463,11 +463,11 @@ impl Store {
     /// the rows of sensors not known to exist are upserted (what they then hold is returned,
     /// for [`latest::Behind::written`]); the newest readings of the others are returned, to
     /// be merged in memory once committed (see `latest.rs`).
-    async fn write_sensors_and_agents(
+    async fn write_sensors_and_agents<'a>(
         &self,
         tx: &mut WriteTx,
-        reports: &[NewReport],
-    ) -> Result<SensorsWritten, sqlx::Error> {
+        reports: &'a [NewReport],
+    ) -> Result<SensorsWritten<'a>, sqlx::Error> {
         // One row per sensor and per host: an upsert may not touch a row twice in one
         // statement (PostgreSQL refuses it), and only the newest reading of a sensor can win.
         let mut sensors: BTreeMap<&str, SensorUpsert<'_>> = BTreeMap::new();
@@ -505,17 +505,19 @@ impl Store {
             // Reports are in arrival order: the later one carries the fresher clock offset.
             hosts.insert(&report.host_id, agent);
         }
-        let (known, unknown): (Vec<_>, Vec<_>) = sensors
+        let (known, unknown): (Vec<_>, Vec<_>) =
+            sensors.into_iter().partition(|(id, _)| self.inner.latest.knows(id));
+        let unknown: Vec<(&str, latest::Newest)> = unknown
             .into_iter()
             .map(|(id, s)| (id, latest::Newest::of(s.host_id, s.reading)))
-            .partition(|(id, _)| self.inner.latest.knows(id));
+            .collect();
         let rows: Vec<(&str, &latest::Newest)> = unknown.iter().map(|(id, n)| (*id, n)).collect();
         let stored = latest::upsert(tx, &rows, latest::Since::Compared, true).await?;
         let agents: Vec<AgentUpsert<'_>> = hosts.into_values().collect();
         upsert_agents(tx, &agents).await?;
         Ok(SensorsWritten {
             stored,
-            newest: known.into_iter().map(|(id, n)| (id.to_owned(), n)).collect(),
+            newest: known.into_iter().map(|(id, s)| (id, s.host_id, s.reading)).collect(),
         })
     }
 
@@ -1445,11 +1447,11 @@ async fn recover(inner: Weak<Inner>) {
 
 /// What [`Store::write_sensors_and_agents`] did with the sensors of a batch.
 #[derive(Debug)]
-struct SensorsWritten {
+struct SensorsWritten<'a> {
     /// Rows upserted, as they then are.
     stored: Vec<(String, latest::Stored)>,
-    /// The newest reading of each known sensor, not written.
-    newest: Vec<(String, latest::Newest)>,
+    /// The newest reading of each known sensor, not written: (sensor, host, reading).
+    newest: Vec<(&'a str, &'a str, &'a NewReading)>,
 }
 
 /// One sensor's row in a batch: described by `reading`, with the newest value that may be its

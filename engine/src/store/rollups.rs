@@ -74,11 +74,17 @@ impl Behind {
     pub(super) fn count(&self, rows: &[Row<'_>]) {
         let mut state = self.lock();
         let Some(live) = state.as_mut() else { return };
+        // One key buffer for the lookups: a reading whose minute is already counted (nearly
+        // every one) costs no allocation.
+        let mut key = (String::new(), 0);
         for &(sensor, ts, value) in rows {
-            live.minutes
-                .entry((sensor.to_owned(), floor_to(ts, MINUTE_MS)))
-                .or_default()
-                .add(value);
+            key.0.clear();
+            key.0.push_str(sensor);
+            key.1 = floor_to(ts, MINUTE_MS);
+            match live.minutes.get_mut(&key) {
+                Some(agg) => agg.add(value),
+                None => live.minutes.entry(key.clone()).or_default().add(value),
+            }
         }
     }
 
