@@ -126,7 +126,8 @@ impl Behind {
                     if p.ts.is_some_and(|t| ts < t) {
                         continue;
                     }
-                    if p.ts.is_none() || p.value != r.value {
+                    // A pending value always has a time (see the other arm).
+                    if p.value != r.value {
                         p.changed_at = Some(ts);
                     }
                     p.host_id.clear();
@@ -151,6 +152,11 @@ impl Behind {
                 }
             }
         }
+    }
+
+    /// Whether any value waits to be written.
+    pub(super) fn waiting(&self) -> bool {
+        self.lock().waiting_since.is_some()
     }
 
     /// Whether pending values have waited [`FLUSH_AFTER`].

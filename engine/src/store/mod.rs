@@ -470,25 +470,18 @@ impl Store {
     ) -> Result<SensorsWritten<'a>, sqlx::Error> {
         // One row per sensor and per host: an upsert may not touch a row twice in one
         // statement (PostgreSQL refuses it), and only the newest reading of a sensor can win.
-        let mut sensors: BTreeMap<&str, SensorUpsert<'_>> = BTreeMap::new();
+        // By sensor: (host, the reading that describes it).
+        let mut sensors: BTreeMap<&str, (&str, &NewReading)> = BTreeMap::new();
         let mut hosts: BTreeMap<&str, AgentUpsert<'_>> = BTreeMap::new();
         for report in reports {
             for r in &report.readings {
-                let slot = sensors.entry(&r.sensor_id).or_insert(SensorUpsert {
-                    host_id: &report.host_id,
-                    reading: r,
-                    latest: None,
-                });
+                let slot = sensors.entry(&r.sensor_id).or_insert((&report.host_id, r));
                 // The newest reading that may be the latest wins, and describes the sensor; a
                 // sensor with none of those is still described (by its first reading).
                 if let Some(at) = r.latest_at
-                    && slot.latest.is_none_or(|(t, _)| at >= t)
+                    && slot.1.latest_at.is_none_or(|t| at >= t)
                 {
-                    *slot = SensorUpsert {
-                        host_id: &report.host_id,
-                        reading: r,
-                        latest: Some((at, r.value)),
-                    };
+                    *slot = (&report.host_id, r);
                 }
             }
             let earlier = hosts.get(report.host_id.as_str()).map_or(0, |a| a.misdated);
@@ -509,7 +502,7 @@ impl Store {
             sensors.into_iter().partition(|(id, _)| self.inner.latest.knows(id));
         let unknown: Vec<(&str, latest::Newest)> = unknown
             .into_iter()
-            .map(|(id, s)| (id, latest::Newest::of(s.host_id, s.reading)))
+            .map(|(id, (host_id, r))| (id, latest::Newest::of(host_id, r)))
             .collect();
         let rows: Vec<(&str, &latest::Newest)> = unknown.iter().map(|(id, n)| (*id, n)).collect();
         let stored = latest::upsert(tx, &rows, latest::Since::Compared, true).await?;
@@ -517,7 +510,7 @@ impl Store {
         upsert_agents(tx, &agents).await?;
         Ok(SensorsWritten {
             stored,
-            newest: known.into_iter().map(|(id, s)| (id, s.host_id, s.reading)).collect(),
+            newest: known.into_iter().map(|(id, (host_id, r))| (id, host_id, r)).collect(),
         })
     }
 
@@ -539,6 +532,10 @@ impl Store {
 
     /// [`Self::flush_latest_locked`], for a reader of the sensors rows.
     async fn flush_latest(&self) -> Result<(), sqlx::Error> {
+        // Most reads find nothing waiting: they need not wait for the batch being written.
+        if !self.inner.latest.waiting() {
+            return Ok(());
+        }
         let _writing = self.inner.writes.lock().await;
         let result = self.flush_latest_locked().await;
         if result.is_err() {
@@ -1452,15 +1449,6 @@ struct SensorsWritten<'a> {
     stored: Vec<(String, latest::Stored)>,
     /// The newest reading of each known sensor, not written: (sensor, host, reading).
     newest: Vec<(&'a str, &'a str, &'a NewReading)>,
-}
-
-/// One sensor's row in a batch: described by `reading`, with the newest value that may be its
-/// latest (time, value), if any.
-#[derive(Debug)]
-struct SensorUpsert<'a> {
-    host_id: &'a str,
-    reading: &'a NewReading,
-    latest: Option<(i64, Option<f64>)>,
 }
 
 /// One agent's contact, for [`upsert_agents`].
