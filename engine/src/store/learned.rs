@@ -1,7 +1,8 @@
 //! What the control algorithms learned by watching the house (`control::Watched`: the coast
 //! after each switch of the heat, and the room's rise and fall in each cycle), kept across
-//! restarts in the `settings` row `learned`, so a restarted engine decides with it at once instead of relearning for days. The heating rate
-//! needs no row of its own: it is learned from the stored runs.
+//! restarts in the `settings` row `learned`, so a restarted engine decides with it at once
+//! instead of relearning for days. The heating rate needs no row of its own: it is learned from
+//! the stored runs.
 //!
 //! It is a cache of observations, not anyone's choice: a stored model this engine cannot read
 //! (another format version, a value out of bounds) is logged and ignored, and learned again.
