@@ -74,6 +74,12 @@ impl std::fmt::Display for WebDriverError {
 
 impl std::error::Error for WebDriverError {}
 
+/// Whether `e` says the element was replaced after it was found (the page re-rendered it):
+/// finding it again reads the new one.
+pub fn is_stale(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<WebDriverError>().is_some_and(|w| w.error == "stale element reference")
+}
+
 /// Start chromedriver on a port it picks itself (`--port=0`; it prints "ChromeDriver was started
 /// successfully on port N." on stdout) and return the child and the port.
 fn start_chromedriver(time_zone: &str) -> anyhow::Result<(Proc, u16)> {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use std::collections::BTreeMap;
 
 use hearth_common::auth::DeviceCredential;
-use hearth_e2e::webdriver::Browser;
+use hearth_e2e::webdriver::{self, Browser};
 use hearth_e2e::{Proc, artefacts_dir, ds18b20, eventually, in_private_netns};
 use hearth_proto::Timestamp;
 use hearth_proto::client::{EngineClient, RelayAgentClient};
@@ -123,17 +123,34 @@ async fn call(
 /// when there is none. Not WebDriver's rendered text: that applies CSS `text-transform`, and the
 /// contract is about the words ("Idle", shown in capitals by the style sheet).
 async fn text_of(b: &Browser, css: &str) -> anyhow::Result<Option<String>> {
-    let Some(el) = b.try_find(css).await? else { return Ok(None) };
-    let text = el.property("textContent").await?;
-    Ok(Some(text.as_str().unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" ")))
+    for _ in 0..STALE_READS {
+        let Some(el) = b.try_find(css).await? else { return Ok(None) };
+        match el.property("textContent").await {
+            Ok(text) => {
+                let words = text.as_str().unwrap_or_default().split_whitespace();
+                return Ok(Some(words.collect::<Vec<_>>().join(" ")));
+            }
+            Err(e) if webdriver::is_stale(&e) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    anyhow::bail!("{css} was re-rendered {STALE_READS} times while being read")
 }
+
+/// How often an element is found again when the dashboard re-rendered it between its finding
+/// and its reading (it renders on every event from the engine, so a read can lose that race).
+const STALE_READS: usize = 5;
 
 /// Whether an element matching `css` exists and is displayed.
 async fn shown(b: &Browser, css: &str) -> anyhow::Result<bool> {
-    match b.try_find(css).await? {
-        Some(el) => el.is_displayed().await,
-        None => Ok(false),
+    for _ in 0..STALE_READS {
+        let Some(el) = b.try_find(css).await? else { return Ok(false) };
+        match el.is_displayed().await {
+            Err(e) if webdriver::is_stale(&e) => continue,
+            shown => return shown,
+        }
     }
+    anyhow::bail!("{css} was re-rendered {STALE_READS} times while being read")
 }
 
 /// Set an input's or a select's value as a person's typing or choosing would end up (with the
