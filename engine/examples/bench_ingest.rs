@@ -245,34 +245,40 @@ async fn build_postgres_year(url: &str, year: Year) -> anyhow::Result<Footprint>
     store.close().await;
     let mut conn = sqlx::PgConnection::connect(url).await?;
     let ids = "'28-00' || lpad(s::text, 10, '0')";
+    // The engine's layout (migration 0017): a sensor by its key, the rollups' sum, min and
+    // max in ten-thousandths of a degree (the values are sixteenths: rounding is exact).
     let statements = [
         format!(
-            "INSERT INTO hearth.readings (sensor_id, ts, value)
-             SELECT {ids}, {start} + i::bigint * {YEAR_STEP_MS}, {YEAR_VALUE_SQL}
-             FROM generate_series(0, {last_sensor}) s, generate_series(0, {before_last}) i
+            "INSERT INTO hearth.reading_rows (sensor, ts, value)
+             SELECT k.key, {start} + i::bigint * {YEAR_STEP_MS}, {YEAR_VALUE_SQL}
+             FROM generate_series(0, {last_sensor}) s
+                  JOIN hearth.sensor_keys k ON k.sensor_id = {ids},
+                  generate_series(0, {before_last}) i
              ORDER BY 1, 2",
             start = year.start,
             last_sensor = YEAR_SENSORS - 1,
             before_last = year.instants - 2,
         ),
-        "DELETE FROM hearth.readings_minute".to_owned(),
-        "DELETE FROM hearth.readings_hour".to_owned(),
+        "DELETE FROM hearth.minute_rows".to_owned(),
+        "DELETE FROM hearth.hour_rows".to_owned(),
         format!(
-            "INSERT INTO hearth.readings_minute (sensor_id, bucket, n, sum, min, max)
-             SELECT sensor_id, ts - ((ts % 60000) + 60000) % 60000 AS b,
+            "INSERT INTO hearth.minute_rows (sensor, bucket, n, sum, min, max)
+             SELECT sensor, ts - ((ts % 60000) + 60000) % 60000 AS b,
                     COUNT(v), COALESCE(SUM(v), 0), MIN(v), MAX(v)
-             FROM (SELECT sensor_id, ts, CASE WHEN value BETWEEN {MIN_READING_C} AND
-                          {MAX_READING_C} THEN value END AS v
-                   FROM hearth.readings) r
-             GROUP BY sensor_id, b"
+             FROM (SELECT sensor, ts, CASE WHEN value BETWEEN {MIN_READING_C} AND
+                          {MAX_READING_C} THEN round(value * 10000) END AS v
+                   FROM hearth.reading_rows) r
+             GROUP BY sensor, b"
         ),
-        "INSERT INTO hearth.readings_hour (sensor_id, bucket, n, sum, min, max)
-         SELECT sensor_id, bucket - ((bucket % 3600000) + 3600000) % 3600000 AS b,
+        "INSERT INTO hearth.hour_rows (sensor, bucket, n, sum, min, max)
+         SELECT sensor, bucket - ((bucket % 3600000) + 3600000) % 3600000 AS b,
                 SUM(n), SUM(sum), MIN(min), MAX(max)
-         FROM hearth.readings_minute
-         GROUP BY sensor_id, b"
+         FROM hearth.minute_rows
+         GROUP BY sensor, b"
             .to_owned(),
-        "VACUUM (ANALYZE) hearth.readings, hearth.readings_minute, hearth.readings_hour".to_owned(),
+        "VACUUM (ANALYZE) hearth.sensor_keys, hearth.reading_rows, hearth.minute_rows, \
+         hearth.hour_rows"
+            .to_owned(),
     ];
     for sql in statements {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await?;
@@ -281,9 +287,10 @@ async fn build_postgres_year(url: &str, year: Year) -> anyhow::Result<Footprint>
     let (readings, minutes, hours) =
         sqlx::query_as(counts_sql("hearth.")).fetch_one(&mut conn).await?;
     let bytes: i64 = sqlx::query_scalar(
-        "SELECT pg_total_relation_size('hearth.readings')
-              + pg_total_relation_size('hearth.readings_minute')
-              + pg_total_relation_size('hearth.readings_hour')",
+        "SELECT pg_total_relation_size('hearth.reading_rows')
+              + pg_total_relation_size('hearth.minute_rows')
+              + pg_total_relation_size('hearth.hour_rows')
+              + pg_total_relation_size('hearth.sensor_keys')",
     )
     .fetch_one(&mut conn)
     .await?;
@@ -294,9 +301,9 @@ async fn build_postgres_year(url: &str, year: Year) -> anyhow::Result<Footprint>
 /// Rows of readings, minute and hour rollups (tables prefixed by `schema`), as one row.
 fn counts_sql(schema: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(format!(
-        "SELECT (SELECT count(*) FROM {schema}readings), \
-                (SELECT count(*) FROM {schema}readings_minute), \
-                (SELECT count(*) FROM {schema}readings_hour)"
+        "SELECT (SELECT count(*) FROM {schema}reading_rows), \
+                (SELECT count(*) FROM {schema}minute_rows), \
+                (SELECT count(*) FROM {schema}hour_rows)"
     ))
 }
 

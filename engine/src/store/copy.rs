@@ -24,6 +24,7 @@ use sqlx::{QueryBuilder, Row};
 
 use super::Store;
 use super::db::{Backend, Pool, WriteTx, on_conn, on_pool, redact_url};
+use super::encoding::RawValue;
 
 /// The type of a column, as the engine binds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,9 @@ enum Ty {
     Float,
     /// BOOLEAN on PostgreSQL, 0/1 on SQLite.
     Bool,
+    /// A raw reading's value: stored in the backend's own form (`encoding.rs`), copied as the
+    /// value it stands for.
+    Reading,
 }
 
 /// One table of the schema: its columns (the primary key's first, in its order).
@@ -51,7 +55,7 @@ impl Table {
     }
 }
 
-use Ty::{Bool, Float, Int, Text};
+use Ty::{Bool, Float, Int, Reading, Text};
 
 const fn table(
     name: &'static str,
@@ -179,9 +183,11 @@ pub(crate) const TABLES: &[Table] = &[
         ],
         true,
     ),
-    table("readings", 2, &[("sensor_id", Text), ("ts", Int), ("value", Float)], false),
-    table("readings_minute", 2, ROLLUP, false),
-    table("readings_hour", 2, ROLLUP, false),
+    // Keys first: the rows below name their sensor by it, and a copy keeps them.
+    table("sensor_keys", 1, &[("key", Int), ("sensor_id", Text)], false),
+    table("reading_rows", 2, &[("sensor", Int), ("ts", Int), ("value", Reading)], false),
+    table("minute_rows", 2, ROLLUP, false),
+    table("hour_rows", 2, ROLLUP, false),
     table(
         "decisions",
         1,
@@ -214,14 +220,9 @@ pub(crate) const TABLES: &[Table] = &[
     ),
 ];
 
-const ROLLUP: &[(&str, Ty)] = &[
-    ("sensor_id", Text),
-    ("bucket", Int),
-    ("n", Int),
-    ("sum", Float),
-    ("min", Float),
-    ("max", Float),
-];
+/// Both backends store the rollups in the same units (`encoding::ROLLUP_SCALE`).
+const ROLLUP: &[(&str, Ty)] =
+    &[("sensor", Int), ("bucket", Int), ("n", Int), ("sum", Float), ("min", Float), ("max", Float)];
 
 /// One value of a row, typed by its column (NULL included).
 #[derive(Debug, Clone, PartialEq)]
@@ -230,6 +231,7 @@ pub(crate) enum Value {
     Int(Option<i64>),
     Float(Option<f64>),
     Bool(Option<bool>),
+    Reading(Option<f64>),
 }
 
 /// Rows per transaction on the target.
@@ -457,6 +459,23 @@ fn progress(table: &str, copied: u64, total: i64, started: Instant) {
     let _ = err.flush();
 }
 
+/// The select list of `table`: its columns, a raw reading's value as the value it stands for
+/// (what the `readings` view of migration 0017 computes).
+fn selected(backend: Backend, table: &Table) -> String {
+    table
+        .columns
+        .iter()
+        .map(|(c, ty)| match (ty, backend) {
+            (Reading, Backend::Sqlite) => format!(
+                "CASE WHEN typeof(\"{c}\") = 'integer' THEN CASE WHEN (\"{c}\" & 1) = 0 \
+                 THEN \"{c}\" / 32.0 ELSE (\"{c}\" - 1) / 20000.0 END ELSE \"{c}\" END"
+            ),
+            _ => format!("\"{c}\""),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn quoted(columns: impl Iterator<Item = &'static str>) -> String {
     columns.map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
 }
@@ -472,7 +491,7 @@ pub(crate) async fn read_batch(
     on_pool!(pool, |p| {
         let mut q = QueryBuilder::new(format!(
             "SELECT {} FROM {} ",
-            quoted(table.column_names()),
+            selected(pool.backend(), table),
             table.name
         ));
         if let Some(after) = after {
@@ -499,6 +518,7 @@ pub(crate) async fn read_batch(
                             Int => Value::Int(row.try_get(i)?),
                             Float => Value::Float(row.try_get(i)?),
                             Bool => Value::Bool(row.try_get(i)?),
+                            Reading => Value::Reading(row.try_get(i)?),
                         })
                     })
                     .collect::<Result<Vec<_>, sqlx::Error>>()
@@ -545,12 +565,14 @@ fn push_value<DB: sqlx::Database, Sep: std::fmt::Display>(
     Option<i64>: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
     Option<f64>: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
     Option<bool>: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
+    RawValue: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
 {
     match v.clone() {
         Value::Text(v) => list.push_bind(v),
         Value::Int(v) => list.push_bind(v),
         Value::Float(v) => list.push_bind(v),
         Value::Bool(v) => list.push_bind(v),
+        Value::Reading(v) => list.push_bind(RawValue(v)),
     };
 }
 

@@ -93,19 +93,7 @@ mod tests {
     /// the rows it wrote (`engine/tests/fixtures/engine-0011-rows.sql`, copied from a database
     /// it made), opened by this engine, which migrates it.
     async fn previous_engines_database(dir: &tempfile::TempDir) -> anyhow::Result<Store> {
-        use std::str::FromStr;
-        let before = dir.path().join("migrations");
-        std::fs::create_dir(&before)?;
-        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))? {
-            let entry = entry?;
-            if entry.file_name().to_string_lossy().as_ref() < "0012" {
-                std::fs::copy(entry.path(), before.join(entry.file_name()))?;
-            }
-        }
-        let url = format!("sqlite://{}", dir.path().join("hearth.db").display());
-        let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?.create_if_missing(true);
-        let pool = sqlx::SqlitePool::connect_with(options).await?;
-        sqlx::migrate::Migrator::new(before.as_path()).await?.run(&pool).await?;
+        let (url, pool) = crate::store::testing::sqlite_before(dir, "0012").await?;
         sqlx::raw_sql(include_str!("../../tests/fixtures/engine-0011-rows.sql"))
             .execute(&pool)
             .await?;

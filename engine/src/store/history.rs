@@ -14,6 +14,7 @@ use hearth_proto::sensors::{MAX_READING_C, MIN_READING_C, Point};
 use sqlx::QueryBuilder;
 
 use super::db::{WriteTx, on_conn, on_pool};
+use super::encoding::{RawValue, scaled};
 use super::{INSERT_CHUNK, NewReading, Store, enum_str, from_millis, millis, str_enum};
 
 /// The rollup tables.
@@ -42,8 +43,10 @@ pub(crate) struct Series {
     pub(crate) points: Vec<Point>,
 }
 
-/// Running aggregate of readings; failed readings (`None`) add nothing but still make the
-/// bucket exist (a point with count 0 shows the sensor reported and failed).
+/// Running aggregate of readings, in the rollup tables' units (`encoding::scaled`: whole
+/// numbers for values of at most four decimals, so sums stay exact); failed readings (`None`)
+/// add nothing but still make the bucket exist (a point with count 0 shows the sensor
+/// reported and failed).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(super) struct Agg {
     n: i64,
@@ -64,7 +67,7 @@ fn countable(v: f64) -> bool {
 impl Agg {
     /// Add one reading; a value that cannot be a reading counts as a failed one.
     pub(super) fn add(&mut self, v: Option<f64>) {
-        if let Some(v) = v.filter(|v| countable(*v)) {
+        if let Some(v) = v.filter(|v| countable(*v)).map(scaled) {
             self.merge(&Agg { n: 1, sum: v, min: Some(v), max: Some(v) });
         }
     }
@@ -103,52 +106,60 @@ fn ceil_to(t: i64, unit: i64) -> i64 {
 /// with large compiled programs after a burst (see `db::STATEMENT_CACHE`).
 macro_rules! insert_chunk {
     ($chunk:expr, $returning:expr) => {{
-        let mut q = QueryBuilder::new("INSERT INTO readings (sensor_id, ts, value) ");
-        q.push_values($chunk, |mut b, r| {
-            b.push_bind(&r.sensor_id).push_bind(r.ts).push_bind(r.value);
+        let mut q = QueryBuilder::new("INSERT INTO reading_rows (sensor, ts, value) ");
+        q.push_values($chunk, |mut b, r: &Row| {
+            b.push_bind(r.0).push_bind(r.1).push_bind(RawValue(r.2));
         });
-        q.push(" ON CONFLICT (sensor_id, ts) DO NOTHING");
+        q.push(" ON CONFLICT (sensor, ts) DO NOTHING");
         q.push($returning);
         q
     }};
 }
 
-/// A reading as inserted: `(sensor, ts ms, value)`.
-pub(super) type Row<'a> = (&'a str, i64, Option<f64>);
+/// A reading as inserted: `(sensor key, ts ms, value)` (keys: `keys.rs`).
+pub(super) type Row = (i64, i64, Option<f64>);
 
 /// Insert readings (a replayed one is a no-op) inside the caller's transaction, and return
-/// exactly the new ones. Those taken before `rolled_before` (a backlog replayed late) are added
-/// to the rollups here; the others are what the caller's rollups have not counted yet (see
-/// `rollups.rs`).
+/// exactly the new ones. `keys` holds the key of every reading's sensor. Those taken before
+/// `rolled_before` (a backlog replayed late) are added to the rollups here; the others are
+/// what the caller's rollups have not counted yet (see `rollups.rs`).
 ///
 /// `INSERT … RETURNING` would name the new rows, but sqlx streams every returned row back one
 /// by one: it cut ingest from ~450k to ~175k readings/s in `cargo xtask bench history`. So the
 /// batch is inserted plainly first; when every row was new (live readings: nearly always) the
 /// batch itself is what was inserted. Otherwise (a replay) that insert is undone and redone
 /// with RETURNING.
-pub(super) async fn insert_readings<'a>(
+pub(super) async fn insert_readings(
     tx: &mut WriteTx,
-    readings: &[&'a NewReading],
+    readings: &[&NewReading],
+    keys: &HashMap<&str, i64>,
     rolled_before: i64,
-) -> Result<Vec<Row<'a>>, sqlx::Error> {
+) -> Result<Vec<Row>, sqlx::Error> {
     // A reading named twice in one batch: the first wins, as ON CONFLICT DO NOTHING would
-    // have it.
+    // have it. A sensor without a key cannot happen (the caller resolved them all): its
+    // reading would be lost, so that is an error rather than a skip.
     let mut seen = HashSet::with_capacity(readings.len());
-    let unique: Vec<&NewReading> =
-        readings.iter().copied().filter(|r| seen.insert((r.sensor_id.as_str(), r.ts))).collect();
-    let inserted = insert_new(tx, &unique).await?;
-    let (late, live): (Vec<Row<'a>>, Vec<Row<'a>>) =
+    let mut unique: Vec<Row> = Vec::with_capacity(readings.len());
+    for r in readings {
+        let Some(&key) = keys.get(r.sensor_id.as_str()) else {
+            return Err(sqlx::Error::Protocol(format!(
+                "no key for sensor {:?}",
+                r.sensor_id.escape_debug().to_string()
+            )));
+        };
+        if seen.insert((key, r.ts)) {
+            unique.push((key, r.ts, r.value));
+        }
+    }
+    let inserted = insert_new(tx, unique).await?;
+    let (late, live): (Vec<Row>, Vec<Row>) =
         inserted.into_iter().partition(|&(_, ts, _)| ts < rolled_before);
     add_to_rollups(tx, &late).await?;
     Ok(live)
 }
 
 /// Insert `unique` (no (sensor, ts) twice) and return the rows that were new.
-async fn insert_new<'a>(
-    tx: &mut WriteTx,
-    unique: &[&'a NewReading],
-) -> Result<Vec<Row<'a>>, sqlx::Error> {
-    let all = || unique.iter().map(|r| (r.sensor_id.as_str(), r.ts, r.value));
+async fn insert_new(tx: &mut WriteTx, unique: Vec<Row>) -> Result<Vec<Row>, sqlx::Error> {
     on_conn!(tx.conn()?, |c| sqlx::query("SAVEPOINT new_readings")
         .execute(c)
         .await
@@ -167,7 +178,7 @@ async fn insert_new<'a>(
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
-        return Ok(all().collect());
+        return Ok(unique);
     }
     on_conn!(tx.conn()?, |c| sqlx::query("ROLLBACK TO new_readings")
         .execute(c)
@@ -177,61 +188,61 @@ async fn insert_new<'a>(
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
-    let mut new: HashSet<(String, i64)> = HashSet::new();
+    let mut new: HashSet<(i64, i64)> = HashSet::new();
     for chunk in unique.chunks(INSERT_CHUNK) {
-        let rows: Vec<(String, i64)> =
-            on_conn!(tx.conn()?, |c| insert_chunk!(chunk, " RETURNING sensor_id, ts")
+        let rows: Vec<(i64, i64)> =
+            on_conn!(tx.conn()?, |c| insert_chunk!(chunk, " RETURNING sensor, ts")
                 .build_query_as()
                 .persistent(false)
                 .fetch_all(c)
                 .await)?;
         new.extend(rows);
     }
-    Ok(all().filter(|&(s, ts, _)| new.contains(&(s.to_owned(), ts))).collect())
+    Ok(unique.into_iter().filter(|&(s, ts, _)| new.contains(&(s, ts))).collect())
 }
 
 /// Add readings just inserted (never a replayed duplicate: it would count twice) to both
 /// rollups.
-async fn add_to_rollups(tx: &mut WriteTx, inserted: &[Row<'_>]) -> Result<(), sqlx::Error> {
+async fn add_to_rollups(tx: &mut WriteTx, inserted: &[Row]) -> Result<(), sqlx::Error> {
     if inserted.is_empty() {
         return Ok(());
     }
     // One upsert row per (sensor, bucket): an upsert may not touch a row twice in one
     // statement on PostgreSQL, and fewer rows is faster anyway.
-    let mut minutes: HashMap<(&str, i64), Agg> = HashMap::new();
+    let mut minutes: HashMap<(i64, i64), Agg> = HashMap::new();
     for &(sensor, ts, value) in inserted {
         minutes.entry((sensor, floor_to(ts, MINUTE_MS))).or_default().add(value);
     }
-    add_minutes_to_rollups(tx, minutes).await
+    add_minutes_to_rollups(tx, &minutes).await
 }
 
 /// Add per-minute aggregates of readings just inserted (or counted in memory since) to both
 /// rollups.
 pub(super) async fn add_minutes_to_rollups(
     tx: &mut WriteTx,
-    minutes: HashMap<(&str, i64), Agg>,
+    minutes: &HashMap<(i64, i64), Agg>,
 ) -> Result<(), sqlx::Error> {
     if minutes.is_empty() {
         return Ok(());
     }
-    let mut hours: HashMap<(&str, i64), Agg> = HashMap::new();
-    for ((sensor, minute), agg) in &minutes {
-        hours.entry((sensor, floor_to(*minute, HOUR_MS))).or_default().merge(agg);
+    let mut hours: HashMap<(i64, i64), Agg> = HashMap::new();
+    for ((sensor, minute), agg) in minutes {
+        hours.entry((*sensor, floor_to(*minute, HOUR_MS))).or_default().merge(agg);
     }
-    upsert_rollup(tx, "readings_minute", minutes).await?;
-    upsert_rollup(tx, "readings_hour", hours).await
+    upsert_rollup(tx, "minute_rows", minutes).await?;
+    upsert_rollup(tx, "hour_rows", &hours).await
 }
 
 async fn upsert_rollup(
     tx: &mut WriteTx,
     table: &'static str,
-    rows: HashMap<(&str, i64), Agg>,
+    rows: &HashMap<(i64, i64), Agg>,
 ) -> Result<(), sqlx::Error> {
-    let rows: Vec<_> = rows.into_iter().collect();
+    let rows: Vec<_> = rows.iter().collect();
     for chunk in rows.chunks(INSERT_CHUNK) {
         on_conn!(tx.conn()?, |c| {
             let mut q = QueryBuilder::new(format!(
-                "INSERT INTO {table} (sensor_id, bucket, n, sum, min, max) "
+                "INSERT INTO {table} (sensor, bucket, n, sum, min, max) "
             ));
             q.push_values(chunk, |mut b, ((sensor, bucket), agg)| {
                 b.push_bind(*sensor)
@@ -253,7 +264,7 @@ pub(super) fn add_on_conflict(table: &str) -> String {
     // A side may be NULL (a bucket of failed readings so far): the other one wins
     // (`NULL < x` is NULL, which takes the ELSE).
     format!(
-        " ON CONFLICT (sensor_id, bucket) DO UPDATE SET
+        " ON CONFLICT (sensor, bucket) DO UPDATE SET
            n = {table}.n + excluded.n,
            sum = {table}.sum + excluded.sum,
            min = CASE WHEN {table}.min IS NULL OR excluded.min < {table}.min
@@ -686,23 +697,45 @@ mod tests {
         Ok(())
     }
 
+    /// Raw rows written straight into an old engine's `readings` table (`pool`, schema before
+    /// 0017: the sensor's id in every row).
+    async fn insert_old_rows(
+        pool: &sqlx::SqlitePool,
+        sensor: &str,
+        rows: &[(i64, Option<f64>)],
+    ) -> anyhow::Result<()> {
+        for (ts, v) in rows {
+            sqlx::query("INSERT INTO readings (sensor_id, ts, value) VALUES ($1, $2, $3)")
+                .bind(sensor)
+                .bind(ts)
+                .bind(v)
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// An engine from before the rollups (schema 0003) upgraded: migration 0004 computes them
+    /// from its raw rows as ingest keeps them, and 0017 carries them over.
     #[tokio::test]
     async fn migration_backfills_the_rollups() -> anyhow::Result<()> {
         let (store, _dir) = store().await?;
         let base = 1_767_225_600_000;
-        load(&store, "28-a", &dataset(base, base + 2 * HOUR_MS, 30_000, base)).await?;
+        let data = dataset(base, base + 2 * HOUR_MS, 30_000, base);
+        load(&store, "28-a", &data).await?;
         store.count_all_in_rollups().await?;
-        // Recompute as the migration does, from scratch, and compare with what ingest kept.
         let kept =
             (rollup(&store, "readings_minute").await?, rollup(&store, "readings_hour").await?);
-        sqlx::query("DELETE FROM readings_minute").execute(&store.test_sqlite_pool()?).await?;
-        sqlx::query("DELETE FROM readings_hour").execute(&store.test_sqlite_pool()?).await?;
-        let migration = include_str!("../../migrations/sqlite/0004_history.sql");
-        for statement in migration.split(';').filter(|s| s.contains("INSERT INTO readings_")) {
-            sqlx::query(statement).execute(&store.test_sqlite_pool()?).await?;
-        }
-        let backfilled =
-            (rollup(&store, "readings_minute").await?, rollup(&store, "readings_hour").await?);
+
+        let dir = tempfile::tempdir()?;
+        let (url, pool) = crate::store::testing::sqlite_before(&dir, "0004").await?;
+        insert_old_rows(&pool, "28-a", &data).await?;
+        pool.close().await;
+        let upgraded = Store::open(&url).await?;
+        let backfilled = (
+            rollup(&upgraded, "readings_minute").await?,
+            rollup(&upgraded, "readings_hour").await?,
+        );
         assert_eq!(backfilled, kept);
         assert!(!kept.1.is_empty());
         Ok(())
@@ -738,37 +771,28 @@ mod tests {
         Ok(())
     }
 
+    /// A database of schema 0016 (each row naming its sensor by id, values as REAL) upgraded
+    /// by 0017: every raw value reads back as the same double, in its compact form where it
+    /// has one; the rollups read back as they were; and ingest goes on in the same series.
     #[tokio::test]
-    async fn migration_7_clears_impossible_values_and_repairs_their_rollups() -> anyhow::Result<()>
-    {
-        let (store, _dir) = store().await?;
+    async fn migration_17_keeps_every_value_exactly() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (url, pool) = crate::store::testing::sqlite_before(&dir, "0017").await?;
         let base = 1_767_225_600_000;
-        load(&store, "28-a", &dataset(base, base + 2 * HOUR_MS, 30_000, base + 5 * HOUR_MS))
-            .await?;
-        // What an engine before the range check stored: impossible values in the raw rows,
-        // and rollups that summed them (rebuilt here the way that engine kept them).
-        for (ts, v) in
-            [(base + 61_000, 1e308), (base + 62_000, 1e308), (base + HOUR_MS + 5, -273.15)]
-        {
-            sqlx::query("INSERT INTO readings (sensor_id, ts, value) VALUES ('28-a', $1, $2)")
-                .bind(ts)
-                .bind(v)
-                .execute(&store.test_sqlite_pool()?)
-                .await?;
-        }
-        sqlx::query("UPDATE sensors SET last_value = 1e308")
-            .execute(&store.test_sqlite_pool()?)
-            .await?;
-        // That engine kept every reading in the rollups as it came.
-        sqlx::query("DELETE FROM settings WHERE key = $1")
-            .bind(super::super::rollups::SETTING)
-            .execute(&store.test_sqlite_pool()?)
-            .await?;
-        for table in ["readings_minute", "readings_hour"] {
-            let unit = if table == "readings_hour" { HOUR_MS } else { MINUTE_MS };
-            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
-                .execute(&store.test_sqlite_pool()?)
-                .await?;
+        let values = [
+            Some(21.0625),
+            Some(-40.5),
+            Some(21.37),
+            Some(0.1 + 0.2),
+            Some(1.0 / 3.0),
+            None,
+            Some(124.9999),
+        ];
+        let rows: Vec<(i64, Option<f64>)> =
+            values.iter().enumerate().map(|(i, v)| (base + i as i64 * 10_000, *v)).collect();
+        insert_old_rows(&pool, "28-a", &rows).await?;
+        insert_old_rows(&pool, "28-b", &rows[..2]).await?;
+        for (table, unit) in [("readings_minute", MINUTE_MS), ("readings_hour", HOUR_MS)] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO {table} (sensor_id, bucket, n, sum, min, max)
                  SELECT sensor_id, ts - ((ts % $1) + $1) % $1 AS b, COUNT(value),
@@ -776,24 +800,96 @@ mod tests {
                  FROM readings GROUP BY sensor_id, b"
             )))
             .bind(unit)
-            .execute(&store.test_sqlite_pool()?)
+            .execute(&pool)
             .await?;
         }
-        let broken = rollup(&store, "readings_minute").await?;
-        assert!(broken.iter().any(|r| r.3.is_infinite()), "the old sums overflowed");
+        let before: Vec<RollupRow> = sqlx::query_as(
+            "SELECT sensor_id, bucket, n, sum, min, max FROM readings_minute
+             ORDER BY sensor_id, bucket",
+        )
+        .fetch_all(&pool)
+        .await?;
+        pool.close().await;
 
-        let migration = include_str!("../../migrations/sqlite/0007_readings_and_clocks.sql");
-        let statements = migration.split(';').filter(|s| {
-            // The data repair; the columns exist already (the store ran every migration).
-            !s.contains("ALTER TABLE")
-                && s.lines().any(|l| !l.trim().is_empty() && !l.trim().starts_with("--"))
-        });
-        // One connection: the migration's temporary tables are per connection.
-        let mut conn = store.test_sqlite_pool()?.acquire().await?;
-        for statement in statements {
-            sqlx::query(sqlx::AssertSqlSafe(statement.to_owned())).execute(&mut *conn).await?;
+        let store = Store::open(&url).await?;
+        let back = store.readings("28-a", base, base + HOUR_MS, 100).await?;
+        let bits = |r: &[(i64, Option<f64>)]| -> Vec<(i64, Option<u64>)> {
+            r.iter().map(|(t, v)| (*t, v.map(f64::to_bits))).collect()
+        };
+        assert_eq!(bits(&back), bits(&rows));
+        let forms: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT CASE WHEN value IS NULL THEN NULL ELSE typeof(value) END
+             FROM reading_rows r JOIN sensor_keys k ON k.key = r.sensor
+             WHERE k.sensor_id = '28-a' ORDER BY ts",
+        )
+        .fetch_all(&store.test_sqlite_pool()?)
+        .await?;
+        let forms: Vec<Option<&str>> = forms.iter().map(Option::as_deref).collect();
+        let (int, real) = (Some("integer"), Some("real"));
+        assert_eq!(forms, [int, int, int, real, real, None, int]);
+        let after = rollup(&store, "readings_minute").await?;
+        assert_eq!(after.len(), before.len());
+        for (a, b) in after.iter().zip(&before) {
+            assert_eq!((&a.0, a.1, a.2), (&b.0, b.1, b.2));
+            let close = |x: f64, y: f64| (x - y).abs() <= 1e-12 * x.abs().max(1.0);
+            assert!(close(a.3, b.3), "{a:?} {b:?}");
+            assert!(a.4.zip(b.4).is_none_or(|(x, y)| close(x, y)), "{a:?} {b:?}");
+            assert!(a.5.zip(b.5).is_none_or(|(x, y)| close(x, y)), "{a:?} {b:?}");
         }
-        drop(conn);
+
+        // Ingest after the upgrade: an old sensor's readings join its history, a new sensor
+        // gets a key of its own.
+        let later = base + 2 * HOUR_MS;
+        store
+            .write_reports(&[report(&[("28-a", later, Some(20.5)), ("28-c", later, Some(19.0))])])
+            .await?;
+        let a = store.readings("28-a", base, later + 1, 100).await?;
+        assert_eq!((a.len(), a.last()), (rows.len() + 1, Some(&(later, Some(20.5)))));
+        assert_eq!(store.readings("28-c", base, later + 1, 100).await?, [(later, Some(19.0))]);
+        assert_eq!(store.readings("28-b", base, later + 1, 100).await?.len(), 2);
+        Ok(())
+    }
+
+    /// An engine from before the range check (schema 0006) stored impossible values in its
+    /// raw rows and summed them in its rollups; upgraded, 0007 clears and repairs them.
+    #[tokio::test]
+    async fn migration_7_clears_impossible_values_and_repairs_their_rollups() -> anyhow::Result<()>
+    {
+        let dir = tempfile::tempdir()?;
+        let (url, pool) = crate::store::testing::sqlite_before(&dir, "0007").await?;
+        let base = 1_767_225_600_000;
+        let mut rows = dataset(base, base + 2 * HOUR_MS, 30_000, base + 5 * HOUR_MS);
+        rows.extend([
+            (base + 61_000, Some(1e308)),
+            (base + 62_000, Some(1e308)),
+            (base + HOUR_MS + 5, Some(-273.15)),
+        ]);
+        insert_old_rows(&pool, "28-a", &rows).await?;
+        sqlx::query(
+            "INSERT INTO sensors (id, host_id, kind, last_ts, last_value)
+             VALUES ('28-a', 'pi', 'ds18b20', $1, 1e308)",
+        )
+        .bind(base + 62_000)
+        .execute(&pool)
+        .await?;
+        // That engine kept every reading in the rollups as it came.
+        for (table, unit) in [("readings_minute", MINUTE_MS), ("readings_hour", HOUR_MS)] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {table} (sensor_id, bucket, n, sum, min, max)
+                 SELECT sensor_id, ts - ((ts % $1) + $1) % $1 AS b, COUNT(value),
+                        COALESCE(SUM(value), 0.0), MIN(value), MAX(value)
+                 FROM readings GROUP BY sensor_id, b"
+            )))
+            .bind(unit)
+            .execute(&pool)
+            .await?;
+        }
+        let broken: Vec<f64> =
+            sqlx::query_scalar("SELECT sum FROM readings_minute").fetch_all(&pool).await?;
+        assert!(broken.iter().any(|s| s.is_infinite()), "the old sums overflowed");
+        pool.close().await;
+
+        let store = Store::open(&url).await?;
         assert_rollups_whole(&store, "repaired").await?;
         let minute = rollup(&store, "readings_minute").await?;
         assert!(minute.iter().all(|r| r.3.is_finite()));
@@ -812,7 +908,9 @@ mod tests {
             any = true;
             agg.add(v);
         }
-        any.then(|| point(at, agg.n, agg.sum, agg.min, agg.max))
+        // Agg counts in the rollups' units; the series is in °C.
+        let c = |v: f64| v / crate::store::encoding::ROLLUP_SCALE;
+        any.then(|| point(at, agg.n, c(agg.sum), agg.min.map(c), agg.max.map(c)))
     }
 
     async fn series_reads_raw_minute_and_hour_sources_exactly(store: Store) -> anyhow::Result<()> {
@@ -963,7 +1061,28 @@ mod tests {
         Ok(())
     }
 
+    /// Whatever form a value is stored in (`encoding.rs`), it reads back as the same double,
+    /// and the rollups sum it (in their units) as it was sent.
+    async fn values_read_back_exactly(store: Store) -> anyhow::Result<()> {
+        let base = 1_767_225_600_000;
+        let values = [21.0625, -40.5, 21.37, 0.1 + 0.2, 1.0 / 3.0, 124.9999, -0.0625, 99.99];
+        let rows: Vec<(&str, i64, Option<f64>)> =
+            values.iter().enumerate().map(|(i, v)| ("28-a", base + i as i64, Some(*v))).collect();
+        store.write_reports(&[report(&rows)]).await?;
+        let back = store.readings("28-a", base, base + 100, 100).await?;
+        let bits: Vec<u64> = back.iter().filter_map(|r| r.1).map(f64::to_bits).collect();
+        assert_eq!(bits, values.map(f64::to_bits));
+        store.count_all_in_rollups().await?;
+        let minute = rollup(&store, "readings_minute").await?;
+        assert_eq!(minute.len(), 1);
+        let sum: f64 = values.iter().sum();
+        assert!((minute[0].3 - sum).abs() < 1e-9, "{} vs {sum}", minute[0].3);
+        assert_eq!((minute[0].4, minute[0].5), (Some(-40.5), Some(124.9999)));
+        Ok(())
+    }
+
     crate::store::testing::on_both_backends!(
+        values_read_back_exactly,
         series_stay_exact_while_counts_wait_in_memory,
         rollups_equal_a_group_by_after_live_and_replayed_readings,
         series_reads_raw_minute_and_hour_sources_exactly,

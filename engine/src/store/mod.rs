@@ -42,7 +42,9 @@ use crate::zones::ZoneId;
 use db::{Backend, Options, POOL_SIZE, Pool, WriteTx, on_conn, on_pool};
 pub(crate) use health::StorageHealth;
 pub(crate) use schedules::Schedules;
+mod encoding;
 mod history;
+mod keys;
 pub(crate) use history::Series;
 mod latest;
 mod learned;
@@ -245,6 +247,8 @@ struct Inner {
     writes: tokio::sync::Mutex<()>,
     /// The readings counted in memory, not yet in the rollup tables.
     rollups: rollups::Behind,
+    /// The sensors' keys in the readings tables.
+    keys: keys::Keys,
     /// The sensors rows known to exist, and their newest readings not yet written.
     latest: latest::Behind,
     /// Stored settings and decisions that could not be read.
@@ -293,6 +297,7 @@ impl Store {
             relay_writes: tokio::sync::Mutex::new(()),
             writes: tokio::sync::Mutex::new(()),
             rollups: rollups::Behind::default(),
+            keys: keys::Keys::default(),
             latest: latest::Behind::default(),
             unreadable: format::Unreadable::default(),
         });
@@ -424,6 +429,7 @@ impl Store {
             // next write counts from the table again, and writes its sensors' rows.
             self.inner.rollups.forget();
             self.inner.latest.forget();
+            self.inner.keys.forget();
         }
         self.seen(result)
     }
@@ -438,9 +444,12 @@ impl Store {
         };
         let all: Vec<&NewReading> = reports.iter().flat_map(|r| &r.readings).collect();
         let mut tx = WriteTx::begin(&self.pool()).await?;
-        let live = history::insert_readings(&mut tx, &all, rolled_before).await?;
         let sensors = self.write_sensors_and_agents(&mut tx, reports).await?;
+        let keys =
+            self.inner.keys.resolve(&mut tx, all.iter().map(|r| r.sensor_id.as_str())).await?;
+        let live = history::insert_readings(&mut tx, &all, &keys.keys, rolled_before).await?;
         tx.commit().await?;
+        self.inner.keys.learned(&keys);
         self.inner.rollups.count(&live);
         self.inner.latest.written(sensors.stored);
         self.inner.latest.merge(sensors.newest);
@@ -1529,6 +1538,29 @@ pub(crate) mod testing {
         }
     }
 
+    /// A new SQLite database in `dir` as an engine of an earlier schema made it: migrated by
+    /// the migrations before `version` only (e.g. `"0017"`). Its URL, and a pool on it (close
+    /// it before [`Store::open`] migrates the rest).
+    pub(crate) async fn sqlite_before(
+        dir: &tempfile::TempDir,
+        version: &str,
+    ) -> anyhow::Result<(String, sqlx::SqlitePool)> {
+        use std::str::FromStr;
+        let before = dir.path().join(format!("migrations-before-{version}"));
+        std::fs::create_dir(&before)?;
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().as_ref() < version {
+                std::fs::copy(entry.path(), before.join(entry.file_name()))?;
+            }
+        }
+        let url = format!("sqlite://{}", dir.path().join("hearth.db").display());
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?.create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await?;
+        sqlx::migrate::Migrator::new(before.as_path()).await?.run(&pool).await?;
+        Ok((url, pool))
+    }
+
     /// A store on a new, empty database of `backend`.
     pub(crate) async fn store(backend: Backend) -> anyhow::Result<(Store, Kept)> {
         let (url, kept) = new_database(backend)?;
@@ -1671,7 +1703,7 @@ mod tests {
     async fn stored_count(url: &str) -> anyhow::Result<i64> {
         // A pool of its own: what another process would find in the file.
         let other = sqlx::SqlitePool::connect(url).await?;
-        let n = sqlx::query_scalar("SELECT COUNT(*) FROM readings").fetch_one(&other).await?;
+        let n = sqlx::query_scalar("SELECT COUNT(*) FROM reading_rows").fetch_one(&other).await?;
         other.close().await;
         Ok(n)
     }
@@ -1708,9 +1740,9 @@ mod tests {
             )
             .await?;
         sqlx::query(
-            "CREATE TRIGGER fault BEFORE INSERT ON readings WHEN NEW.value = -999
+            "CREATE TRIGGER fault BEFORE INSERT ON reading_rows WHEN NEW.value = -999
              BEGIN SELECT RAISE(ROLLBACK, 'the whole transaction is gone'); END;
-             CREATE TRIGGER refuse BEFORE INSERT ON readings WHEN NEW.value = -998
+             CREATE TRIGGER refuse BEFORE INSERT ON reading_rows WHEN NEW.value = -998
              BEGIN SELECT RAISE(ABORT, 'this statement fails'); END",
         )
         .execute(&pool)
@@ -1720,7 +1752,7 @@ mod tests {
             async move {
                 let mut tx = WriteTx::begin(&Pool::Sqlite(pool)).await?;
                 on_conn!(tx.conn()?, |c| sqlx::query(
-                    "INSERT INTO readings (sensor_id, ts, value) VALUES ('28-a', $1, $2)"
+                    "INSERT INTO reading_rows (sensor, ts, value) VALUES (1, $1, $2)"
                 )
                 .bind(value as i64)
                 .bind(value)
@@ -1915,7 +1947,8 @@ mod tests {
         let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await?;
         let lite: BTreeSet<(String, String)> = sqlx::query_as(
             "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
-             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name != '_sqlx_migrations'",
+             WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite_%'
+               AND m.name != '_sqlx_migrations'",
         )
         .fetch_all(&store.test_sqlite_pool()?)
         .await?

@@ -2,7 +2,7 @@
 //! rollups kept; and where each sensor's raw rows and minute rollups are complete from, so
 //! `series` never serves a range from a source retention has thinned.
 //!
-//! A batch is at most `batch` rows, keyed on (sensor_id, ts) (the primary key, so each batch
+//! A batch is at most `batch` rows, keyed on (sensor, ts) (the primary key, so each batch
 //! reads an index range, never the table), deleted in one short transaction: on SQLite a write
 //! transaction holds the database's one write lock, and ingest waits for it; batches keep that
 //! wait to a few milliseconds however much history goes at once (the first pass after an
@@ -104,10 +104,10 @@ impl Store {
         stop: &tokio::sync::watch::Receiver<bool>,
         on_batch: &mut (dyn FnMut(Table, u64) + Send),
     ) -> Result<(u64, u64), sqlx::Error> {
-        // Every reading's sensor has its row in `sensors` (ingest writes both together); the
-        // list is short, where a DISTINCT over the readings would read them all.
-        let sensors: Vec<String> = self.seen(on_pool!(&self.pool(), |p| sqlx::query_scalar(
-            "SELECT id FROM sensors ORDER BY id"
+        // Every reading's sensor has its key in `sensor_keys`; the list is short, where a
+        // DISTINCT over the readings would read them all.
+        let sensors: Vec<i64> = self.seen(on_pool!(&self.pool(), |p| sqlx::query_scalar(
+            "SELECT key FROM sensor_keys ORDER BY key"
         )
         .fetch_all(p)
         .await))?;
@@ -122,21 +122,21 @@ impl Store {
             }
             // The next `batch` keys, as ranges of one sensor each, read outside the
             // transaction (a read takes no lock a writer waits for).
-            let mut ranges: Vec<(&str, i64, i64)> = Vec::new();
+            let mut ranges: Vec<(i64, i64, i64)> = Vec::new();
             let mut rows = 0;
             while rows < batch && sensor < sensors.len() {
-                let id = sensors[sensor].as_str();
+                let id = sensors[sensor];
                 let want = batch - rows;
                 let (n, last): (i64, Option<i64>) = self.seen(on_pool!(&self.pool(), |p| {
                     let sql = match table {
                         Table::Raw => {
-                            "SELECT COUNT(*), MAX(k) FROM (SELECT ts AS k FROM readings
-                             WHERE sensor_id = $1 AND ts > $2 AND ts < $3
+                            "SELECT COUNT(*), MAX(k) FROM (SELECT ts AS k FROM reading_rows
+                             WHERE sensor = $1 AND ts > $2 AND ts < $3
                              ORDER BY ts LIMIT $4) AS b"
                         }
                         Table::Minute => {
-                            "SELECT COUNT(*), MAX(k) FROM (SELECT bucket AS k FROM readings_minute
-                             WHERE sensor_id = $1 AND bucket > $2 AND bucket < $3
+                            "SELECT COUNT(*), MAX(k) FROM (SELECT bucket AS k FROM minute_rows
+                             WHERE sensor = $1 AND bucket > $2 AND bucket < $3
                              ORDER BY bucket LIMIT $4) AS b"
                         }
                     };
@@ -175,10 +175,11 @@ impl Store {
         // key starts with the sensor).
         let oldest = on_pool!(&self.pool(), |p| {
             sqlx::query_scalar(
-            "SELECT MIN((SELECT MIN(ts) FROM readings r WHERE r.sensor_id = s.id)) FROM sensors s"
-        )
-        .fetch_one(p)
-        .await
+                "SELECT MIN((SELECT MIN(ts) FROM reading_rows r WHERE r.sensor = k.key))
+             FROM sensor_keys k",
+            )
+            .fetch_one(p)
+            .await
         });
         self.seen(oldest)
     }
@@ -234,7 +235,7 @@ async fn delete_ranges(
     pool: &super::db::Pool,
     table: Table,
     before: i64,
-    ranges: &[(&str, i64, i64)],
+    ranges: &[(i64, i64, i64)],
 ) -> Result<u64, sqlx::Error> {
     let mut tx = WriteTx::begin(pool).await?;
     let mut deleted = 0;
@@ -242,19 +243,21 @@ async fn delete_ranges(
         deleted += on_conn!(tx.conn()?, |c| {
             let sql = match table {
                 Table::Raw => {
-                    "DELETE FROM readings
-                     WHERE sensor_id = $1 AND ts > $2 AND ts <= $3 AND ts < $4
-                       AND EXISTS (SELECT 1 FROM readings_minute m WHERE m.sensor_id = $1
-                                   AND m.bucket = readings.ts - ((readings.ts % $5) + $5) % $5)
-                       AND EXISTS (SELECT 1 FROM readings_hour h WHERE h.sensor_id = $1
-                                   AND h.bucket = readings.ts - ((readings.ts % $6) + $6) % $6)"
+                    "DELETE FROM reading_rows
+                     WHERE sensor = $1 AND ts > $2 AND ts <= $3 AND ts < $4
+                       AND EXISTS (SELECT 1 FROM minute_rows m WHERE m.sensor = $1
+                                   AND m.bucket = reading_rows.ts
+                                     - ((reading_rows.ts % $5) + $5) % $5)
+                       AND EXISTS (SELECT 1 FROM hour_rows h WHERE h.sensor = $1
+                                   AND h.bucket = reading_rows.ts
+                                     - ((reading_rows.ts % $6) + $6) % $6)"
                 }
                 Table::Minute => {
-                    "DELETE FROM readings_minute
-                     WHERE sensor_id = $1 AND bucket > $2 AND bucket <= $3 AND bucket < $4
-                       AND EXISTS (SELECT 1 FROM readings_hour h WHERE h.sensor_id = $1
-                                   AND h.bucket = readings_minute.bucket
-                                     - ((readings_minute.bucket % $5) + $5) % $5)"
+                    "DELETE FROM minute_rows
+                     WHERE sensor = $1 AND bucket > $2 AND bucket <= $3 AND bucket < $4
+                       AND EXISTS (SELECT 1 FROM hour_rows h WHERE h.sensor = $1
+                                   AND h.bucket = minute_rows.bucket
+                                     - ((minute_rows.bucket % $5) + $5) % $5)"
                 }
             };
             let query = sqlx::query(sql).bind(sensor).bind(after).bind(last).bind(before);
@@ -353,7 +356,8 @@ mod tests {
         // A reading stored behind ingest's back, without rollups (as an engine before the
         // rollups existed could leave one): it has nothing to stand in for it, so it stays.
         on_pool!(&store.test_pool(), |p| sqlx::query(
-            "INSERT INTO readings (sensor_id, ts, value) VALUES ('28-a', $1, 20.0)"
+            "INSERT INTO reading_rows (sensor, ts, value)
+             SELECT key, $1, 20.0 FROM sensor_keys WHERE sensor_id = '28-a'"
         )
         .bind(BASE - 30 * DAY)
         .execute(p)

@@ -26,6 +26,9 @@ use sqlx::QueryBuilder;
 use super::db::{WriteTx, on_conn};
 use super::history::{self, Agg, HOUR_MS, MINUTE_MS, Row, floor_to};
 
+/// `encoding::ROLLUP_SCALE` in SQL.
+const SCALE: &str = "10000.0";
+
 /// The `settings` key of the instant from which raw readings are not counted in the rollups.
 pub(super) const SETTING: &str = "rollups_before";
 
@@ -42,7 +45,7 @@ struct Live {
     /// The stored `rolled_before`.
     before: i64,
     /// Every raw reading taken at or after `before`, by (sensor, minute).
-    minutes: HashMap<(String, i64), Agg>,
+    minutes: HashMap<(i64, i64), Agg>,
 }
 
 impl Behind {
@@ -71,20 +74,11 @@ impl Behind {
     }
 
     /// Count readings just committed (all taken at or after `before`).
-    pub(super) fn count(&self, rows: &[Row<'_>]) {
+    pub(super) fn count(&self, rows: &[Row]) {
         let mut state = self.lock();
         let Some(live) = state.as_mut() else { return };
-        // One key buffer for the lookups: a reading whose minute is already counted (nearly
-        // every one) costs no allocation.
-        let mut key = (String::new(), 0);
         for &(sensor, ts, value) in rows {
-            key.0.clear();
-            key.0.push_str(sensor);
-            key.1 = floor_to(ts, MINUTE_MS);
-            match live.minutes.get_mut(&key) {
-                Some(agg) => agg.add(value),
-                None => live.minutes.entry(key.clone()).or_default().add(value),
-            }
+            live.minutes.entry((sensor, floor_to(ts, MINUTE_MS))).or_default().add(value);
         }
     }
 
@@ -98,14 +92,10 @@ impl Behind {
     }
 
     /// The counts a flush to `to` writes (copied: the memory changes only after the commit).
-    pub(super) fn taken_before(&self, to: i64) -> HashMap<(String, i64), Agg> {
+    pub(super) fn taken_before(&self, to: i64) -> HashMap<(i64, i64), Agg> {
         let state = self.lock();
         let Some(live) = state.as_ref() else { return HashMap::new() };
-        live.minutes
-            .iter()
-            .filter(|((_, minute), _)| *minute < to)
-            .map(|(k, a)| (k.clone(), *a))
-            .collect()
+        live.minutes.iter().filter(|((_, minute), _)| *minute < to).map(|(k, a)| (*k, *a)).collect()
     }
 
     /// A flush to `to` committed.
@@ -121,11 +111,9 @@ impl Behind {
 /// move `rolled_before` to `to`, in the caller's transaction.
 pub(super) async fn flush(
     tx: &mut WriteTx,
-    minutes: &HashMap<(String, i64), Agg>,
+    minutes: &HashMap<(i64, i64), Agg>,
     to: i64,
 ) -> Result<(), sqlx::Error> {
-    let minutes: HashMap<(&str, i64), Agg> =
-        minutes.iter().map(|((sensor, minute), agg)| ((sensor.as_str(), *minute), *agg)).collect();
     history::add_minutes_to_rollups(tx, minutes).await?;
     store_before(tx, to).await
 }
@@ -145,15 +133,16 @@ pub(super) async fn resume(tx: &mut WriteTx) -> Result<i64, sqlx::Error> {
             .fetch_optional(c)
             .await)?;
     let stored = stored.and_then(|v| v.trim().parse::<i64>().ok());
-    // Sensor by sensor: the (sensor_id, ts) key finds each newest reading without a scan.
+    // Sensor by sensor: the (sensor, ts) key finds each newest reading without a scan.
     let newest: Option<i64> = on_conn!(tx.conn()?, |c| sqlx::query_scalar(
-        "SELECT MAX((SELECT MAX(ts) FROM readings r WHERE r.sensor_id = s.id)) FROM sensors s"
+        "SELECT MAX((SELECT MAX(ts) FROM reading_rows r WHERE r.sensor = k.key))
+         FROM sensor_keys k"
     )
     .fetch_one(c)
     .await)?;
     let before = match (stored, newest) {
         (Some(before), Some(newest)) if newest >= before => {
-            for (table, unit) in [("readings_minute", MINUTE_MS), ("readings_hour", HOUR_MS)] {
+            for (table, unit) in [("minute_rows", MINUTE_MS), ("hour_rows", HOUR_MS)] {
                 count_raw_from(tx, table, unit, before).await?;
             }
             newest + 1
@@ -174,20 +163,26 @@ async fn count_raw_from(
 ) -> Result<(), sqlx::Error> {
     on_conn!(tx.conn()?, |c| {
         // Floor division (a reading before 1970 rounds down too), as `floor_to`; a value
-        // outside the accepted range counts as failed, as in `Agg::add`.
+        // outside the accepted range counts as failed, and the others are scaled, as in
+        // `Agg::add` (`encoding::scaled`).
         let mut q = QueryBuilder::new(format!(
-            "INSERT INTO {table} (sensor_id, bucket, n, sum, min, max)
-             SELECT sensor_id, b, COUNT(v), COALESCE(SUM(v), 0.0), MIN(v), MAX(v)
-             FROM (SELECT r.sensor_id, r.ts - (((r.ts % {unit}) + {unit}) % {unit}) AS b,
-                          CASE WHEN r.value BETWEEN "
+            "INSERT INTO {table} (sensor, bucket, n, sum, min, max)
+             SELECT sensor, b, COUNT(v), COALESCE(SUM(v), 0.0), MIN(v), MAX(v)
+             FROM (SELECT sensor, b,
+                          CASE WHEN round(c * {SCALE}) / {SCALE} = c THEN round(c * {SCALE})
+                               ELSE c * {SCALE} END AS v
+                   FROM (SELECT k.key AS sensor,
+                                r.ts - (((r.ts % {unit}) + {unit}) % {unit}) AS b,
+                                CASE WHEN r.value BETWEEN "
         ));
         q.push_bind(MIN_READING_C).push(" AND ").push_bind(MAX_READING_C);
         q.push(
-            " THEN r.value END AS v
-                   FROM sensors s JOIN readings r ON r.sensor_id = s.id AND r.ts >= ",
+            " THEN r.value END AS c
+                         FROM sensor_keys k JOIN readings r ON r.sensor_id = k.sensor_id
+                              AND r.ts >= ",
         );
         q.push_bind(from);
-        q.push(") AS u GROUP BY sensor_id, b ");
+        q.push(") AS u) AS w GROUP BY sensor, b ");
         q.push(history::add_on_conflict(table));
         q.build().execute(c).await.map(|r| r.rows_affected())
     })?;

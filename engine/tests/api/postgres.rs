@@ -128,7 +128,7 @@ async fn migrate_store_copies_a_house_to_postgres_without_showing_the_password()
         (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.lines().any(|l| l.split_whitespace().eq(["zones", "1", "1"])), "{stdout}");
-    assert!(stderr.contains("readings_hour"), "no progress line: {stderr}");
+    assert!(stderr.contains("hour_rows"), "no progress line: {stderr}");
     assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD), "{stdout}{stderr}");
     assert_eq!(pg.psql_in("moved_1", "SELECT name FROM hearth.zones")?, "House");
 
