@@ -79,6 +79,44 @@ pub fn ready() {
     notify_env("READY=1");
 }
 
+/// How often [`extending_start`] asks for more time, and how much it asks for each time
+/// (twice that: one lost datagram never runs the clock out).
+pub const EXTEND_EVERY: Duration = Duration::from_secs(20);
+
+/// Run `work` (part of starting whose length depends on the data, as a database migration
+/// that rewrites years of readings), asking systemd for more start time
+/// (`EXTEND_TIMEOUT_USEC`) at once and then every [`EXTEND_EVERY`] while it runs: a unit's
+/// `TimeoutStartSec=` is sized for an ordinary start, and being killed mid-migration would
+/// roll it back and start it over at every restart.
+pub async fn extending_start<F: std::future::Future>(work: F) -> F::Output {
+    extending_start_to(&Notifier::from_env(), EXTEND_EVERY, work).await
+}
+
+/// [`extending_start`] to `notifier`, every `every`.
+pub async fn extending_start_to<F: std::future::Future>(
+    notifier: &Notifier,
+    every: Duration,
+    work: F,
+) -> F::Output {
+    if notifier.socket.is_none() {
+        return work.await;
+    }
+    let message = format!("EXTEND_TIMEOUT_USEC={}", (every * 2).as_micros());
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = ticks.tick() => {
+                if let Err(e) = notifier.notify(&message) {
+                    tracing::warn!(error = %e, "cannot ask systemd for more start time");
+                }
+            }
+        }
+    }
+}
+
 /// Tell systemd the service is shutting down (`STOPPING=1`).
 pub fn stopping() {
     notify_env("STOPPING=1");
@@ -162,6 +200,31 @@ mod tests {
         assert_eq!(receive(&socket)?, "READY=1");
         assert!(notifier.notify("WATCHDOG=1")?);
         assert_eq!(receive(&socket)?, "WATCHDOG=1");
+        Ok(())
+    }
+
+    /// A long start asks for more time at once and then every period, until it is done.
+    #[tokio::test(start_paused = true)]
+    async fn a_long_start_keeps_asking_for_time() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("notify");
+        let socket = UnixDatagram::bind(&path)?;
+        let notifier = Notifier::new(Some(path.into_os_string()));
+        let every = Duration::from_secs(20);
+        let out = extending_start_to(&notifier, every, async {
+            tokio::time::sleep(every * 5 / 2).await;
+            7
+        })
+        .await;
+        assert_eq!(out, 7);
+        socket.set_nonblocking(true)?;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n) = socket.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        // At 0 s, 20 s and 40 s; none after the work ended at 50 s.
+        assert_eq!(got, ["EXTEND_TIMEOUT_USEC=40000000"; 3]);
         Ok(())
     }
 

@@ -1313,10 +1313,14 @@ async fn open_writable(options: &Options, file: Option<&std::path::Path>) -> Res
             Pool::Postgres(pool)
         }
     };
-    let migrated = match &pool {
-        Pool::Sqlite(p) => MIGRATOR.run(p).await,
-        Pool::Postgres(p) => PG_MIGRATOR.run(p).await,
-    };
+    // A migration may rewrite every reading (0017 does): minutes on a large history.
+    let migrated = hearth_common::systemd::extending_start(async {
+        match &pool {
+            Pool::Sqlite(p) => MIGRATOR.run(p).await,
+            Pool::Postgres(p) => PG_MIGRATOR.run(p).await,
+        }
+    })
+    .await;
     if let Err(e) = migrated {
         pool.close().await;
         return Err(match e {
