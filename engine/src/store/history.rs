@@ -715,6 +715,23 @@ mod tests {
         Ok(())
     }
 
+    /// The rollups of an old engine's `readings` table (`pool`, schema 0004 to 0016), computed
+    /// as that engine kept them: every reading summed as it came, in °C, by the sensor's id.
+    async fn old_rollups(pool: &sqlx::SqlitePool) -> anyhow::Result<()> {
+        for (table, unit) in [("readings_minute", MINUTE_MS), ("readings_hour", HOUR_MS)] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {table} (sensor_id, bucket, n, sum, min, max)
+                 SELECT sensor_id, ts - ((ts % $1) + $1) % $1 AS b, COUNT(value),
+                        COALESCE(SUM(value), 0.0), MIN(value), MAX(value)
+                 FROM readings GROUP BY sensor_id, b"
+            )))
+            .bind(unit)
+            .execute(pool)
+            .await?;
+        }
+        Ok(())
+    }
+
     /// An engine from before the rollups (schema 0003) upgraded: migration 0004 computes them
     /// from its raw rows as ingest keeps them, and 0017 carries them over.
     #[tokio::test]
@@ -792,17 +809,7 @@ mod tests {
             values.iter().enumerate().map(|(i, v)| (base + i as i64 * 10_000, *v)).collect();
         insert_old_rows(&pool, "28-a", &rows).await?;
         insert_old_rows(&pool, "28-b", &rows[..2]).await?;
-        for (table, unit) in [("readings_minute", MINUTE_MS), ("readings_hour", HOUR_MS)] {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {table} (sensor_id, bucket, n, sum, min, max)
-                 SELECT sensor_id, ts - ((ts % $1) + $1) % $1 AS b, COUNT(value),
-                        COALESCE(SUM(value), 0.0), MIN(value), MAX(value)
-                 FROM readings GROUP BY sensor_id, b"
-            )))
-            .bind(unit)
-            .execute(&pool)
-            .await?;
-        }
+        old_rollups(&pool).await?;
         let before: Vec<RollupRow> = sqlx::query_as(
             "SELECT sensor_id, bucket, n, sum, min, max FROM readings_minute
              ORDER BY sensor_id, bucket",
@@ -873,17 +880,7 @@ mod tests {
         .execute(&pool)
         .await?;
         // That engine kept every reading in the rollups as it came.
-        for (table, unit) in [("readings_minute", MINUTE_MS), ("readings_hour", HOUR_MS)] {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {table} (sensor_id, bucket, n, sum, min, max)
-                 SELECT sensor_id, ts - ((ts % $1) + $1) % $1 AS b, COUNT(value),
-                        COALESCE(SUM(value), 0.0), MIN(value), MAX(value)
-                 FROM readings GROUP BY sensor_id, b"
-            )))
-            .bind(unit)
-            .execute(&pool)
-            .await?;
-        }
+        old_rollups(&pool).await?;
         let broken: Vec<f64> =
             sqlx::query_scalar("SELECT sum FROM readings_minute").fetch_all(&pool).await?;
         assert!(broken.iter().any(|s| s.is_infinite()), "the old sums overflowed");
