@@ -21,6 +21,11 @@
 //! long after a switch-off the room peaks). With it, the switch points replace the rules above
 //! (`centred`), as far apart as keeps the house cycling no more often than hysteresis would
 //! (`learned_width`), or as `band_c` sets.
+//!
+//! Before the setpoint falls (the end of a comfort period) the last run is spared, or cut
+//! short, when the room falling at its learned rate stays within `stop_early_c` of the
+//! setpoint until then (`optimum_stop`, the optimum stop of building controls): the heat a
+//! plain thermostat gives in those minutes goes to the setback.
 
 use hearth_proto::control::{Mode, ReasonCode, System};
 
@@ -69,6 +74,23 @@ const BAND_C: ParamSpec = ParamSpec {
     default: 0.0,
 };
 
+/// How far below the setpoint the room may fall by the end of a comfort period (optimum stop).
+const STOP_EARLY_C: ParamSpec = ParamSpec {
+    key: "stop_early_c",
+    title: "Optimum stop",
+    description: "Before the setpoint falls (the end of a comfort period), how far below it the \
+                  room may have fallen by then, °C: the heat stops, or is not started again, \
+                  when the room, falling as fast as it was seen to in a cycle, stays above that \
+                  until the lower setpoint begins. 0 heats to the end.",
+    integer: false,
+    min: 0.0,
+    max: 2.0,
+    default: 1.0,
+};
+/// A lower setpoint shorter than this is not stopped early for: the heat saved before it would
+/// be spent again at once after it, in one more run.
+const MIN_STOP_S: i64 = 3600;
+
 /// Predictive start with a learned heat anticipator.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Anticipate;
@@ -90,17 +112,19 @@ impl Algorithm for Anticipate {
          setpoint instead of above it. Once it has watched how far the room rises after the \
          heat stops and falls after it starts, it switches so that the whole swing is centred \
          on the setpoint. Until then it decides as predictive start, with a longer maximum \
-         lead for slow houses."
+         lead for slow houses. Before the setpoint falls, it spares the last run when the room \
+         will stay within the optimum stop's allowance until then."
     }
 
     fn params(&self) -> &'static [ParamSpec] {
-        const PARAMS: [ParamSpec; 6] = [
+        const PARAMS: [ParamSpec; 7] = [
             HYSTERESIS_C,
             LONG_MAX_LEAD_MIN,
             DEFAULT_HEAT_RATE,
             DEFAULT_COOL_RATE,
             MARGIN_MIN,
             BAND_C,
+            STOP_EARLY_C,
         ];
         &PARAMS
     }
@@ -108,11 +132,12 @@ impl Algorithm for Anticipate {
     fn propose(&self, ctx: &Ctx<'_>, params: &Params) -> Proposal {
         let p = Predictive.propose(ctx, params);
         let h = params.get(&HYSTERESIS_C);
-        preheat_latch(ctx, &p, h, params)
+        let held = preheat_latch(ctx, &p, h, params)
             .or_else(|| centred(ctx, &p, h, params))
             .or_else(|| coast(ctx, &p, h))
             .or_else(|| preheat_band(ctx, &p, h))
-            .unwrap_or(p)
+            .unwrap_or(p);
+        optimum_stop(ctx, &held, params).unwrap_or(held)
     }
 }
 
@@ -346,6 +371,89 @@ pub(crate) fn schedule_hold_ratio(
     if theirs_s > 0.0 { mine_s / theirs_s } else { MAX_WIDEN }
 }
 
+/// Optimum stop: heat that would hold the setpoint in its last minutes is not needed when the
+/// setpoint falls soon after. With the room falling at the rate learned in a cycle
+/// (`Coast::fall_c_per_h`), after the coast still to come when the heat is on, the heat stops
+/// (or stays off) when the room stays above the setpoint − `stop_early_c` until a lower
+/// setpoint begins that lasts at least `MIN_STOP_S`. A plain thermostat keeps heating to the
+/// last minute and the house gives that heat to the setback; stopping saves the last run, or
+/// its end. None: not holding a setpoint with a fall learned, no such lower setpoint ahead, or
+/// the room would fall too far.
+fn optimum_stop(ctx: &Ctx<'_>, p: &Proposal, params: &Params) -> Option<Proposal> {
+    let stop_c = params.get(&STOP_EARLY_C);
+    let holding = matches!(p.code, ReasonCode::HeatBelowBand | ReasonCode::HeatInBand);
+    if !matches!(ctx.mode, Mode::Heat | Mode::Auto) || !p.heat || p.cool || !holding {
+        return None;
+    }
+    if stop_c <= 0.0 {
+        return None;
+    }
+    let c = ctx.learned.heat_coast?;
+    let fall = c.fall_c_per_h.filter(|r| SANE_CYCLE_RATE.contains(r))?;
+    let next = ctx.upcoming.first()?;
+    let next_c = super::algorithm::setpoints(ctx.settings, next.heat_c, next.cool_c).0;
+    let lasts_s = next.end.duration_since(next.start).as_secs();
+    if next_c >= ctx.heat_c || lasts_s < MIN_STOP_S {
+        return None;
+    }
+    let left_s = next.start.duration_since(ctx.now).as_secs_f64();
+    if left_s <= 0.0 {
+        return None;
+    }
+    // With the heat on, the room first coasts `up_c` for `lag_s`; off, it falls from now.
+    let (peak, falls_s) = if ctx.equipment.heat.on {
+        // Only the last run is cut: one that would reach its switch-off point before the
+        // setpoint falls ends by itself, and cutting it short would only bring the next one
+        // sooner.
+        let rise = c.rise_c_per_h.filter(|r| SANE_CYCLE_RATE.contains(r))?;
+        let off_above = ctx.heat_c - (c.up_c - c.down_c) / 2.0
+            + width(params, params.get(&HYSTERESIS_C), &c, hold_ratio(ctx)) / 2.0;
+        if (off_above - ctx.temp_c) / rise * 3600.0 < left_s {
+            return None;
+        }
+        let lag = if c.lag_s.is_finite() { c.lag_s.max(0.0) } else { 0.0 };
+        let up = if c.up_c.is_finite() { c.up_c.max(0.0) } else { 0.0 };
+        // The coast after a full run, as far as this run has built it up.
+        let on_s = ctx
+            .equipment
+            .heat
+            .since
+            .map_or(0.0, |s| ctx.now.duration_since(s).as_secs_f64().max(0.0));
+        let built = if lag > 0.0 { 1.0 - (-on_s / lag).exp() } else { 1.0 };
+        (ctx.temp_c + up * built, (left_s - lag).max(0.0))
+    } else {
+        (ctx.temp_c, left_s)
+    };
+    let floor = ctx.heat_c - stop_c;
+    // Once stopped, the heat starts again only when the room, from where it is, would end a
+    // hysteresis below the floor; a stop must hold by that rule too, so that a fall a little
+    // faster than the learned one, or a coast that does not come, never turns one stop into a
+    // restart minutes later.
+    let slack = params.get(&HYSTERESIS_C);
+    let without_coast = ctx.temp_c - fall * left_s / 3600.0;
+    let at_end = peak - fall * falls_s / 3600.0;
+    let holds = if ctx.equipment.heat.on { at_end >= floor } else { true };
+    if !holds || without_coast < floor - slack {
+        return None;
+    }
+    let (label, minutes) = (ctx.temp_label, (left_s / 60.0).round());
+    let verb = if ctx.equipment.heat.on { "heat off early" } else { "heat stays off" };
+    let mut out = Proposal::new(
+        false,
+        false,
+        ReasonCode::HeatCoast,
+        format!(
+            "{verb}: the setpoint falls to {} °C in {minutes} min; {label}, falling about {} \
+             °C/h, stays above {} °C until then",
+            temp(next_c),
+            small(fall),
+            temp(floor)
+        ),
+    );
+    out.outlook = p.outlook.clone();
+    Some(out)
+}
+
 /// The switch points' distance learned from `c` with the default hysteresis, °C.
 pub(crate) fn default_band_c(c: &Coast, hold: f64) -> f64 {
     learned_width(HYSTERESIS_C.default, c, hold)
@@ -512,7 +620,6 @@ mod tests {
         heat_coast: Option<Coast>,
         band_c: f64,
     ) -> Proposal {
-        let settings = Settings { algorithm: "anticipate".to_owned(), ..Default::default() };
         let learned = Learned {
             heat: Some(Rate { c_per_h: 3.0, dead_s: dead_min * 60.0, samples: 20 }),
             cool: None,
@@ -522,6 +629,19 @@ mod tests {
             Some(m) => Running { on: true, since: ago(m), ran_until: ago(m + 30) },
             None => Running { on: false, since: ago(off_min), ran_until: ago(off_min) },
         };
+        propose_with(heat_c, upcoming, temp_c, heat, &learned, &[(BAND_C.key, band_c)])
+    }
+
+    /// One decision with the parameters' defaults but for `set`.
+    fn propose_with(
+        heat_c: f64,
+        upcoming: &[Segment],
+        temp_c: f64,
+        heat: Running,
+        learned: &Learned,
+        set: &[(&'static str, f64)],
+    ) -> Proposal {
+        let settings = Settings { algorithm: "anticipate".to_owned(), ..Default::default() };
         let ctx = Ctx {
             now: NOW,
             mode: Mode::Heat,
@@ -532,12 +652,12 @@ mod tests {
             equipment: Equipment { heat, cool: Running::OFF_UNKNOWN },
             upcoming,
             settings: &settings,
-            learned: &learned,
+            learned,
         };
         let params = Anticipate
             .params()
             .iter()
-            .map(|p| (p.key, if p.key == BAND_C.key { band_c } else { p.default }))
+            .map(|p| (p.key, set.iter().find(|s| s.0 == p.key).map_or(p.default, |s| s.1)))
             .collect();
         Anticipate.propose(&ctx, &params)
     }
@@ -803,6 +923,152 @@ mod tests {
             rule: RuleRef { layer: Layer::Day, id: Some(1), name: "comfort".to_owned() },
             beaten: Vec::new(),
         }
+    }
+
+    /// A segment of `heat_c` from `in_min` minutes from now, `hours` long.
+    fn segment_in(in_min: i64, hours: i64, heat_c: f64) -> Segment {
+        let at = NOW + jiff::SignedDuration::from_mins(in_min);
+        Segment { end: at + jiff::SignedDuration::from_hours(hours), heat_c, ..comfort_in(in_min) }
+    }
+
+    /// Optimum stop: the last run before a setback is spared, or cut short, when the room
+    /// stays above the setpoint − `stop_early_c` until the setback begins; any other run is
+    /// left alone.
+    #[test]
+    fn the_last_run_before_a_setback_is_spared_when_the_room_will_hold() {
+        // Switch points 1 °C apart around 21 − (0.2 − 0.05) / 2: on at 20.425, off at 21.425;
+        // the room rises 2 °C/h and falls 1.2 °C/h in a cycle and peaks 10 min after a
+        // switch-off. The default stop_early_c (1 °C): the floor is 20 °C, and a stopped heat
+        // restarts only below 19.7 °C at the setback's start.
+        let cycling = Coast {
+            up_c: 0.2,
+            down_c: 0.05,
+            rise_c_per_h: Some(2.0),
+            fall_c_per_h: Some(1.2),
+            ..coast(0.2, 0.05)
+        };
+        let learned = |c: Coast| Learned { heat: None, cool: None, heat_coast: Some(c) };
+        let off = Running { on: false, since: ago(30), ran_until: ago(30) };
+        let on_for = |m: i64| Running { on: true, since: ago(m), ran_until: ago(m + 30) };
+        let setback_in = |m: i64| [segment_in(m, 8, 17.0)];
+        // (what, room, relay, coming segments, coast, stop_early_c, heat, code)
+        type Case = (&'static str, f64, Running, [Segment; 1], Coast, f64, bool, ReasonCode);
+        let cases: [Case; 10] = [
+            (
+                "20 min to the setback: 20.4 − 0.4 ≥ 19.7",
+                20.4,
+                off,
+                setback_in(20),
+                cycling,
+                1.0,
+                false,
+                ReasonCode::HeatCoast,
+            ),
+            (
+                "an hour to it: 19.2 < 19.7",
+                20.4,
+                off,
+                setback_in(60),
+                cycling,
+                1.0,
+                true,
+                ReasonCode::HeatBelowBand,
+            ),
+            (
+                "a setback of 30 min is no setback",
+                20.4,
+                off,
+                [segment_in(20, 0, 17.0)],
+                cycling,
+                1.0,
+                true,
+                ReasonCode::HeatBelowBand,
+            ),
+            (
+                "the setpoint rises next",
+                20.4,
+                off,
+                [segment_in(20, 8, 22.0)],
+                cycling,
+                1.0,
+                true,
+                ReasonCode::HeatBelowBand,
+            ),
+            (
+                "no fall learned",
+                20.4,
+                off,
+                setback_in(20),
+                coast(0.2, 0.05),
+                1.0,
+                true,
+                ReasonCode::HeatBelowBand,
+            ),
+            (
+                "turned off",
+                20.4,
+                off,
+                setback_in(20),
+                cycling,
+                0.0,
+                true,
+                ReasonCode::HeatBelowBand,
+            ),
+            (
+                "a run that reaches 21.425 in 25 min, before the setback in 30, ends by itself",
+                20.6,
+                on_for(60),
+                setback_in(30),
+                cycling,
+                1.0,
+                true,
+                ReasonCode::HeatInBand,
+            ),
+            (
+                "the last run: 20.6 + 0.2 − 1.2 × 10 / 60 = 20.6 ≥ 20, and 20.2 ≥ 19.7",
+                20.6,
+                on_for(60),
+                setback_in(20),
+                cycling,
+                1.0,
+                false,
+                ReasonCode::HeatCoast,
+            ),
+            (
+                "the last run, just started: its coast is not built up (19.82 < 20)",
+                20.0,
+                on_for(1),
+                setback_in(20),
+                cycling,
+                1.0,
+                true,
+                ReasonCode::HeatInBand,
+            ),
+            (
+                "an allowance of 0.3 °C: the same run would end at 20.6 < 20.7",
+                20.6,
+                on_for(60),
+                setback_in(20),
+                cycling,
+                0.3,
+                true,
+                ReasonCode::HeatInBand,
+            ),
+        ];
+        for (what, t, heat, upcoming, c, stop_c, want_heat, code) in cases {
+            let set = [(BAND_C.key, 1.0), (STOP_EARLY_C.key, stop_c)];
+            let p = propose_with(21.0, &upcoming, t, heat, &learned(c), &set);
+            assert_eq!((p.heat, p.code), (want_heat, code), "{what}: {p:?}");
+        }
+        let set = [(BAND_C.key, 1.0)];
+        let stay = propose_with(21.0, &setback_in(20), 20.4, off, &learned(cycling), &set);
+        assert_eq!(
+            stay.reason,
+            "heat stays off: the setpoint falls to 17.0 °C in 20 min; living room 20.4 °C, \
+             falling about 1.2 °C/h, stays above 20.0 °C until then"
+        );
+        let stop = propose_with(21.0, &setback_in(20), 20.6, on_for(60), &learned(cycling), &set);
+        assert!(stop.reason.starts_with("heat off early: the setpoint falls"), "{stop:?}");
     }
 
     /// A preheat that got ahead of its plan runs on as one run instead of stopping to start

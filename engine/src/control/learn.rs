@@ -142,6 +142,13 @@ fn fit(samples: &[Sample]) -> Option<(f64, f64)> {
     Some((my - b * mx, b))
 }
 
+/// Weighted least squares `hours = b·rise` (no dead time); None without a rise.
+fn through_origin(samples: &[Sample]) -> Option<f64> {
+    let sxx: f64 = samples.iter().map(|s| s.weight * s.rise * s.rise).sum();
+    let sxy: f64 = samples.iter().map(|s| s.weight * s.rise * s.hours).sum();
+    (sxx > 0.0).then(|| sxy / sxx)
+}
+
 fn estimate(samples: &[Sample]) -> Option<Rate> {
     if samples.is_empty() {
         return None;
@@ -158,6 +165,11 @@ fn estimate(samples: &[Sample]) -> Option<Rate> {
     let kept: Vec<Sample> =
         samples.iter().zip(&residuals).filter(|(_, r)| **r <= limit).map(|(s, _)| *s).collect();
     let Some((a, b)) = fit(&kept) else { return median_rate() };
+    // A dead time cannot be negative. A line that needs one (long runs rising faster per
+    // degree than short ones: a heavy house, whose air warms fast once the walls stop drawing
+    // the heat) is fitted again through the origin: keeping its slope with the intercept cut
+    // to 0 would overstate every long lead by the intercept.
+    let (a, b) = if a < 0.0 { (0.0, through_origin(&kept).unwrap_or(b)) } else { (a, b) };
     if b <= 0.0 || !SANE_RATE.contains(&(1.0 / b)) {
         return median_rate();
     }
@@ -486,6 +498,24 @@ mod tests {
         assert!((rate.dead_s - 360.0).abs() < 30.0, "{rate:?}");
         assert_eq!(rate.samples, 18);
         assert!((rate.lead_s(4.0) - 86.0 * 60.0).abs() < 60.0);
+    }
+
+    #[test]
+    fn a_line_that_needs_a_negative_dead_time_is_fitted_through_the_origin() {
+        // The long runs rise slower per degree than the short ones (0.6 °C in 10 min, 4 °C in
+        // 150 min): the line's intercept is −15 min. Its slope with the intercept cut to 0
+        // would ask 165 min for 4 °C; through the origin it asks about 146.
+        let mut runs = Vec::new();
+        for day in 0..6 {
+            let ago = f64::from(day) * 24.0 + 2.0;
+            runs.push(run(System::Heat, ago, 10.0, 20.7, 21.3));
+            runs.push(run(System::Heat, ago + 3.0, 10.0, 20.7, 21.3));
+            runs.push(run(System::Heat, ago + 6.0, 150.0, 17.0, 21.0));
+        }
+        let rate = learn(&runs, NOW).heat.unwrap_or_else(|| panic!("nothing learned"));
+        assert_eq!(rate.dead_s, 0.0, "{rate:?}");
+        let lead_min = rate.lead_s(4.0) / 60.0;
+        assert!((lead_min - 146.0).abs() < 2.0, "{lead_min} min: {rate:?}");
     }
 
     #[test]
