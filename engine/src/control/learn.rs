@@ -483,16 +483,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn dead_time_and_rate_from_short_and_long_runs() {
-        // 6 min dead time, then 3 °C/h: 0.6 °C takes 18 min, 4 °C takes 86 min.
+    /// Six days of heating, each with two runs of 0.6 °C (20.7 → 21.3) taking `short_min`
+    /// and one of 4 °C (17 → 21) taking `long_min`.
+    fn six_days_of_runs(short_min: f64, long_min: f64) -> Vec<Run> {
         let mut runs = Vec::new();
         for day in 0..6 {
             let ago = f64::from(day) * 24.0 + 2.0;
-            runs.push(run(System::Heat, ago, 18.0, 20.7, 21.3));
-            runs.push(run(System::Heat, ago + 3.0, 18.0, 20.7, 21.3));
-            runs.push(run(System::Heat, ago + 6.0, 86.0, 17.0, 21.0));
+            runs.push(run(System::Heat, ago, short_min, 20.7, 21.3));
+            runs.push(run(System::Heat, ago + 3.0, short_min, 20.7, 21.3));
+            runs.push(run(System::Heat, ago + 6.0, long_min, 17.0, 21.0));
         }
+        runs
+    }
+
+    #[test]
+    fn dead_time_and_rate_from_short_and_long_runs() {
+        // 6 min dead time, then 3 °C/h: 0.6 °C takes 18 min, 4 °C takes 86 min.
+        let runs = six_days_of_runs(18.0, 86.0);
         let rate = learn(&runs, NOW).heat.unwrap_or_else(|| panic!("nothing learned"));
         assert!((rate.c_per_h - 3.0).abs() < 0.05, "{rate:?}");
         assert!((rate.dead_s - 360.0).abs() < 30.0, "{rate:?}");
@@ -505,13 +512,7 @@ mod tests {
         // The long runs rise slower per degree than the short ones (0.6 °C in 10 min, 4 °C in
         // 150 min): the line's intercept is −15 min. Its slope with the intercept cut to 0
         // would ask 165 min for 4 °C; through the origin it asks about 146.
-        let mut runs = Vec::new();
-        for day in 0..6 {
-            let ago = f64::from(day) * 24.0 + 2.0;
-            runs.push(run(System::Heat, ago, 10.0, 20.7, 21.3));
-            runs.push(run(System::Heat, ago + 3.0, 10.0, 20.7, 21.3));
-            runs.push(run(System::Heat, ago + 6.0, 150.0, 17.0, 21.0));
-        }
+        let runs = six_days_of_runs(10.0, 150.0);
         let rate = learn(&runs, NOW).heat.unwrap_or_else(|| panic!("nothing learned"));
         assert_eq!(rate.dead_s, 0.0, "{rate:?}");
         let lead_min = rate.lead_s(4.0) / 60.0;
