@@ -35,7 +35,7 @@ enum Ty {
     /// BOOLEAN on PostgreSQL, 0/1 on SQLite.
     Bool,
     /// A raw reading's value: stored in the backend's own form (`encoding.rs`), copied as the
-    /// value it stands for.
+    /// value it stands for (read through a view that decodes it, `Table::read_from`).
     Reading,
 }
 
@@ -47,6 +47,9 @@ pub(crate) struct Table {
     columns: &'static [(&'static str, Ty)],
     /// Its `id` is an identity column (AUTOINCREMENT on SQLite).
     identity: bool,
+    /// What its rows are read from: the table itself, or a view of it with the same columns
+    /// that gives stored forms back as the values they stand for.
+    read_from: &'static str,
 }
 
 impl Table {
@@ -63,7 +66,14 @@ const fn table(
     columns: &'static [(&'static str, Ty)],
     identity: bool,
 ) -> Table {
-    Table { name, key, columns, identity }
+    Table { name, key, columns, identity, read_from: name }
+}
+
+impl Table {
+    /// The same table, its rows read through `view` (same columns, same key order).
+    const fn read_through(self, view: &'static str) -> Table {
+        Table { read_from: view, ..self }
+    }
 }
 
 /// Every table of the schema but `_sqlx_migrations` (each side has its own) and
@@ -185,7 +195,9 @@ pub(crate) const TABLES: &[Table] = &[
     ),
     // Keys first: the rows below name their sensor by it, and a copy keeps them.
     table("sensor_keys", 1, &[("key", Int), ("sensor_id", Text)], false),
-    table("reading_rows", 2, &[("sensor", Int), ("ts", Int), ("value", Reading)], false),
+    // Read decoded (migration 0018), written in the target's own form.
+    table("reading_rows", 2, &[("sensor", Int), ("ts", Int), ("value", Reading)], false)
+        .read_through("reading_values"),
     table("minute_rows", 2, ROLLUP, false),
     table("hour_rows", 2, ROLLUP, false),
     table(
@@ -459,23 +471,6 @@ fn progress(table: &str, copied: u64, total: i64, started: Instant) {
     let _ = err.flush();
 }
 
-/// The select list of `table`: its columns, a raw reading's value as the value it stands for
-/// (what the `readings` view of migration 0017 computes).
-fn selected(backend: Backend, table: &Table) -> String {
-    table
-        .columns
-        .iter()
-        .map(|(c, ty)| match (ty, backend) {
-            (Reading, Backend::Sqlite) => format!(
-                "CASE WHEN typeof(\"{c}\") = 'integer' THEN CASE WHEN (\"{c}\" & 1) = 0 \
-                 THEN \"{c}\" / 32.0 ELSE (\"{c}\" - 1) / 20000.0 END ELSE \"{c}\" END"
-            ),
-            _ => format!("\"{c}\""),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn quoted(columns: impl Iterator<Item = &'static str>) -> String {
     columns.map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
 }
@@ -491,8 +486,8 @@ pub(crate) async fn read_batch(
     on_pool!(pool, |p| {
         let mut q = QueryBuilder::new(format!(
             "SELECT {} FROM {} ",
-            selected(pool.backend(), table),
-            table.name
+            quoted(table.column_names()),
+            table.read_from
         ));
         if let Some(after) = after {
             // A row value: `(a, b) > ($1, $2)` is the next key in the index's order.

@@ -61,15 +61,6 @@ pub(crate) enum Pool {
     Postgres(PgPool),
 }
 
-impl Pool {
-    pub(crate) fn backend(&self) -> Backend {
-        match self {
-            Self::Sqlite(_) => Backend::Sqlite,
-            Self::Postgres(_) => Backend::Postgres,
-        }
-    }
-}
-
 /// How to connect, per backend (what a recovery opens a fresh pool with).
 #[derive(Debug, Clone)]
 pub(crate) enum Options {
