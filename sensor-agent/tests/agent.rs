@@ -578,31 +578,36 @@ async fn binary_status_outlasts_idle_clients_and_is_503_when_no_sensor_reads() -
     drop(idle);
 
     // Every thermometer fails its CRC: 503, with the same body saying so; one reads again: 200.
-    let poll = |want: u16| {
+    // Polled for the status word too: before its first read the agent answers 200 `starting`.
+    let poll = |want: u16, word: &'static str| {
         let addr = addr.clone();
         async move {
             let deadline = tokio::time::Instant::now() + GUARD;
             loop {
                 let (code, body) = http_get(&addr, "GET /v1/status HTTP/1.1\r\n\r\n").await?;
-                if code == want {
-                    return anyhow::Ok(serde_json::from_str::<Value>(&body)?);
+                let json = serde_json::from_str::<Value>(&body)?;
+                if code == want && json["status"] == word {
+                    return anyhow::Ok(json);
                 }
-                anyhow::ensure!(tokio::time::Instant::now() < deadline, "never {want}: {body}");
+                anyhow::ensure!(
+                    tokio::time::Instant::now() < deadline,
+                    "never {want} {word}: {code} {body}"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     };
-    assert_eq!(poll(200).await?["status"], "ok");
+    poll(200, "ok").await?;
     for name in ["28-000000000001", "10-000000000003"] {
         std::fs::write(bus.join(name).join("w1_slave"), CRC_NO)?;
     }
-    let down = poll(503).await?;
+    let down = poll(503, "no_sensor_reads").await?;
     assert_eq!(
         (&down["status"], &down["sensors"], &down["sensors_failed"]),
         (&json!("no_sensor_reads"), &json!(3), &json!(3))
     );
     std::fs::write(bus.join("28-000000000001").join("w1_slave"), YES_21_5)?;
-    assert_eq!(poll(200).await?["sensors_failed"], 2);
+    assert_eq!(poll(200, "ok").await?["sensors_failed"], 2);
 
     let exit = agent.terminate().await?;
     assert!(exit.success(), "exit status {exit}; log: {:#?}", agent.seen);
