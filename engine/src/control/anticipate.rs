@@ -159,11 +159,9 @@ fn centred(ctx: &Ctx<'_>, p: &Proposal, h: f64, params: &Params) -> Option<Propo
         ReasonCode::Preheat => p.outlook.as_ref()?.target_c,
         _ => return None,
     };
-    let mid = target - (c.up_c - c.down_c) / 2.0;
     let hold = hold_ratio(ctx);
     let band = width(params, h, &c, hold);
-    let half = band / 2.0;
-    let (on_below, off_above) = (mid - half, mid + half);
+    let (on_below, off_above) = switch_points(target, &c, band);
     let (t, label) = (ctx.temp_c, ctx.temp_label);
     let mut out = if ctx.equipment.heat.on {
         if t >= off_above {
@@ -236,6 +234,18 @@ fn width(params: &Params, h: f64, c: &Coast, hold: f64) -> f64 {
     }
 }
 
+/// The centred switch points (on below, off above) for `target`, `band` apart: the band is
+/// moved down by half the difference of the coasts, so the room's true swing is centred.
+fn switch_points(target: f64, c: &Coast, band: f64) -> (f64, f64) {
+    let mid = target - (c.up_c - c.down_c) / 2.0;
+    (mid - band / 2.0, mid + band / 2.0)
+}
+
+/// `v` when it is a finite, non-negative coast, lag or rate; else 0 (counted as none).
+fn nonneg(v: f64) -> f64 {
+    if v.is_finite() { v.max(0.0) } else { 0.0 }
+}
+
 /// Where the switch points' distance comes from, in the decision's words.
 fn width_why(params: &Params, c: &Coast, hold: f64) -> String {
     if params.get(&BAND_C) > 0.0 {
@@ -294,7 +304,6 @@ pub(crate) fn learned_width(h: f64, c: &Coast, hold: f64) -> f64 {
     let (narrowest, widest) = (2.0 * WIDEN * h, 2.0 * MAX_WIDEN * h);
     let plain = 2.0 * h;
     let hold = sane_hold(hold);
-    let nonneg = |v: f64| if v.is_finite() { v.max(0.0) } else { 0.0 };
     let needed = match cycle_rates(c) {
         Some((rise, fall)) => {
             let per_c = 1.0 / rise + 1.0 / fall;
@@ -382,12 +391,11 @@ pub(crate) fn schedule_hold_ratio(
 fn optimum_stop(ctx: &Ctx<'_>, p: &Proposal, params: &Params) -> Option<Proposal> {
     let stop_c = params.get(&STOP_EARLY_C);
     let holding = matches!(p.code, ReasonCode::HeatBelowBand | ReasonCode::HeatInBand);
-    if !matches!(ctx.mode, Mode::Heat | Mode::Auto) || !p.heat || p.cool || !holding {
+    let heating = matches!(ctx.mode, Mode::Heat | Mode::Auto) && p.heat && !p.cool;
+    if !heating || !holding || stop_c <= 0.0 {
         return None;
     }
-    if stop_c <= 0.0 {
-        return None;
-    }
+    let h = params.get(&HYSTERESIS_C);
     let c = ctx.learned.heat_coast?;
     let fall = c.fall_c_per_h.filter(|r| SANE_CYCLE_RATE.contains(r))?;
     let next = ctx.upcoming.first()?;
@@ -400,41 +408,36 @@ fn optimum_stop(ctx: &Ctx<'_>, p: &Proposal, params: &Params) -> Option<Proposal
     if left_s <= 0.0 {
         return None;
     }
-    // With the heat on, the room first coasts `up_c` for `lag_s`; off, it falls from now.
-    let (peak, falls_s) = if ctx.equipment.heat.on {
+    let floor = ctx.heat_c - stop_c;
+    // Once stopped, the heat starts again only when the room, from where it is, would end a
+    // hysteresis below the floor; a stop must hold by that rule too, so that a fall a little
+    // faster than the learned one, or a coast that does not come, never turns one stop into a
+    // restart minutes later.
+    if ctx.temp_c - fall * left_s / 3600.0 < floor - h {
+        return None;
+    }
+    if ctx.equipment.heat.on {
         // Only the last run is cut: one that would reach its switch-off point before the
         // setpoint falls ends by itself, and cutting it short would only bring the next one
         // sooner.
         let rise = c.rise_c_per_h.filter(|r| SANE_CYCLE_RATE.contains(r))?;
-        let off_above = ctx.heat_c - (c.up_c - c.down_c) / 2.0
-            + width(params, params.get(&HYSTERESIS_C), &c, hold_ratio(ctx)) / 2.0;
+        let off_above = switch_points(ctx.heat_c, &c, width(params, h, &c, hold_ratio(ctx))).1;
         if (off_above - ctx.temp_c) / rise * 3600.0 < left_s {
             return None;
         }
-        let lag = if c.lag_s.is_finite() { c.lag_s.max(0.0) } else { 0.0 };
-        let up = if c.up_c.is_finite() { c.up_c.max(0.0) } else { 0.0 };
-        // The coast after a full run, as far as this run has built it up.
+        // The room first coasts `up_c` for `lag_s`, as far as this run has built it up, then
+        // falls; it must stay above the floor itself.
+        let lag = nonneg(c.lag_s);
         let on_s = ctx
             .equipment
             .heat
             .since
             .map_or(0.0, |s| ctx.now.duration_since(s).as_secs_f64().max(0.0));
         let built = if lag > 0.0 { 1.0 - (-on_s / lag).exp() } else { 1.0 };
-        (ctx.temp_c + up * built, (left_s - lag).max(0.0))
-    } else {
-        (ctx.temp_c, left_s)
-    };
-    let floor = ctx.heat_c - stop_c;
-    // Once stopped, the heat starts again only when the room, from where it is, would end a
-    // hysteresis below the floor; a stop must hold by that rule too, so that a fall a little
-    // faster than the learned one, or a coast that does not come, never turns one stop into a
-    // restart minutes later.
-    let slack = params.get(&HYSTERESIS_C);
-    let without_coast = ctx.temp_c - fall * left_s / 3600.0;
-    let at_end = peak - fall * falls_s / 3600.0;
-    let holds = if ctx.equipment.heat.on { at_end >= floor } else { true };
-    if !holds || without_coast < floor - slack {
-        return None;
+        let at_end = ctx.temp_c + nonneg(c.up_c) * built - fall * (left_s - lag).max(0.0) / 3600.0;
+        if at_end < floor {
+            return None;
+        }
     }
     let (label, minutes) = (ctx.temp_label, (left_s / 60.0).round());
     let verb = if ctx.equipment.heat.on { "heat off early" } else { "heat stays off" };
@@ -467,9 +470,7 @@ fn preheat_latch(ctx: &Ctx<'_>, p: &Proposal, h: f64, params: &Params) -> Option
     }
     let o = p.outlook.as_ref().filter(|o| o.system == System::Heat && o.segment_start > ctx.now)?;
     let top = match ctx.learned.heat_coast {
-        Some(c) => {
-            o.target_c - (c.up_c - c.down_c) / 2.0 + width(params, h, &c, hold_ratio(ctx)) / 2.0
-        }
+        Some(c) => switch_points(o.target_c, &c, width(params, h, &c, hold_ratio(ctx))).1,
         None => o.target_c + h,
     };
     let lead = jiff::SignedDuration::from_secs(i64::try_from(o.lead_s).unwrap_or(i64::MAX));

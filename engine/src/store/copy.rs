@@ -53,6 +53,11 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    /// The same table, its rows read through `view` (same columns, same key order).
+    const fn read_through(self, view: &'static str) -> Table {
+        Table { read_from: view, ..self }
+    }
+
     pub(crate) fn column_names(&self) -> impl Iterator<Item = &'static str> {
         self.columns.iter().map(|(name, _)| *name)
     }
@@ -67,13 +72,6 @@ const fn table(
     identity: bool,
 ) -> Table {
     Table { name, key, columns, identity, read_from: name }
-}
-
-impl Table {
-    /// The same table, its rows read through `view` (same columns, same key order).
-    const fn read_through(self, view: &'static str) -> Table {
-        Table { read_from: view, ..self }
-    }
 }
 
 /// Every table of the schema but `_sqlx_migrations` (each side has its own) and
