@@ -8,7 +8,9 @@
 //!   with 10 timestamped readings each; a request is answered after its commit. Readings
 //!   persisted per second and per-request latency (p50, p99) for five shapes of house: 10, 100
 //!   and 1,000 sensors on one host, 10 sensors on each of 50 hosts, 1,000 sensors across 50
-//!   hosts (20 on each). Each on an empty database and on one already holding a year.
+//!   hosts (20 on each), their readings taken in the half minute before the load (live); and
+//!   the last shape again with readings of a day before (a backlog agents replay after an
+//!   outage). Each on an empty database and on one already holding a year.
 //! - The year: 10 sensors every 10 s for 365 days (31.5 M readings) with their minute and hour
 //!   rollups, built once per backend before the runs and reused by every year run (each run
 //!   adds its readings, at later times, to it). SQLite's goes through the engine's own write
@@ -75,33 +77,41 @@ enum Db {
     Year,
 }
 
-/// What a load sends: `sensors` distinct sensors on each of `hosts` hosts.
+/// What a load sends: `sensors` distinct sensors on each of `hosts` hosts, readings taken
+/// just before they are sent (live) or a day before (a backlog an agent replays).
 #[derive(Debug, Clone, Copy)]
 struct Shape {
     name: &'static str,
     sensors: usize,
     hosts: usize,
+    backlog: bool,
 }
 
 impl Shape {
-    /// Requests per second of time: one per block of 10 sensors of each host.
-    fn per_second(&self) -> i64 {
+    /// Requests per instant of readings' time: one per block of 10 sensors of each host.
+    fn per_instant(&self) -> i64 {
         ((self.sensors / PER_REQUEST).max(1) * self.hosts) as i64
     }
 
-    /// Seconds of readings' time `requests` requests cover.
-    fn seconds(&self, requests: i64) -> i64 {
-        (requests + self.per_second() - 1) / self.per_second()
+    /// Instants of readings' time `requests` requests cover.
+    fn instants(&self, requests: i64) -> i64 {
+        (requests + self.per_instant() - 1) / self.per_instant()
     }
 }
 
-const SHAPES: [Shape; 5] = [
-    Shape { name: "10 sensors, 1 host", sensors: 10, hosts: 1 },
-    Shape { name: "100 sensors, 1 host", sensors: 100, hosts: 1 },
-    Shape { name: "1,000 sensors, 1 host", sensors: 1000, hosts: 1 },
-    Shape { name: "10 sensors x 50 hosts", sensors: 10, hosts: 50 },
-    Shape { name: "1,000 sensors / 50 hosts", sensors: 20, hosts: 50 },
+const SHAPES: [Shape; 6] = [
+    Shape { name: "10 sensors, 1 host", sensors: 10, hosts: 1, backlog: false },
+    Shape { name: "100 sensors, 1 host", sensors: 100, hosts: 1, backlog: false },
+    Shape { name: "1,000 sensors, 1 host", sensors: 1000, hosts: 1, backlog: false },
+    Shape { name: "10 sensors x 50 hosts", sensors: 10, hosts: 50, backlog: false },
+    Shape { name: "1,000 sensors / 50 hosts", sensors: 20, hosts: 50, backlog: false },
+    Shape { name: "the same, a day's backlog", sensors: 20, hosts: 50, backlog: true },
 ];
+/// Live readings are taken at most this long before the load starts (ms), spread evenly (at
+/// least 1 ms apart): the engine counts readings of the last minute or two in memory and
+/// keeps them in time order (`store/rollups.rs`), as it does a house's. Older ones go the way
+/// of a backlog, which the last shape measures.
+const LIVE_SPAN_MS: i64 = 30_000;
 /// The goal's shape, after whose burst the idle engine's memory is followed.
 const GOAL_SHAPE: usize = 4;
 
@@ -368,15 +378,15 @@ struct Figures {
 }
 
 /// `requests` updates from `clients` concurrent clients (one connection each), timestamped
-/// from `first` (seconds): request i names a block of 10 sensors of one host at one second,
-/// so that every (sensor, time) is sent once.
+/// from `first` (ms) every `step` ms: request i names a block of 10 sensors of one host at
+/// one instant, so that every (sensor, time) is sent once.
 async fn load(
     url: &str,
     credentials: &[String],
     shape: Shape,
     clients: usize,
     requests: i64,
-    first: i64,
+    (first, step): (i64, i64),
 ) -> anyhow::Result<(f64, Vec<Duration>)> {
     let next = Arc::new(AtomicI64::new(0));
     let blocks = (shape.sensors / PER_REQUEST).max(1) as i64;
@@ -398,8 +408,8 @@ async fn load(
                 }
                 let block = i % blocks;
                 let host = ((i / blocks) % shape.hosts as i64) as usize;
-                let second = i / (blocks * shape.hosts as i64);
-                let at = jiff::Timestamp::from_second(first + second)?;
+                let instant = i / (blocks * shape.hosts as i64);
+                let at = jiff::Timestamp::from_millisecond(first + instant * step)?;
                 let sensors: BTreeMap<String, SensorReport> = (0..PER_REQUEST)
                     .map(|k| {
                         let report = SensorReport {
@@ -531,12 +541,12 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let mut pg = Postgres::start()?;
 
-    // The loads' readings follow the year, in the past (each shape after the seconds the
-    // previous one used; the same seconds on the empty and the year database).
-    let load_s: i64 = SHAPES.iter().map(|s| s.seconds(a.requests)).sum();
+    // The backlogs' readings follow the year, in the past, a second apart (each backlog after
+    // the seconds the previous one used; the same seconds on the empty and the year database).
+    let backlog_s: i64 = SHAPES.iter().filter(|s| s.backlog).map(|s| s.instants(a.requests)).sum();
     let now = jiff::Timestamp::now().as_millisecond();
     let end = {
-        let t = now - load_s * 1000 - DAY_MS;
+        let t = now - backlog_s * 1000 - DAY_MS;
         t - t.rem_euclid(DAY_MS)
     };
     let instants = a.year_days * DAY_MS / YEAR_STEP_MS;
@@ -583,7 +593,7 @@ async fn main() -> anyhow::Result<()> {
     let mut results: BTreeMap<(usize, usize), Figures> = BTreeMap::new();
     let mut idle: Vec<Idle> = Vec::new();
     let idle_db = *dbs.last().unwrap_or(&Db::Empty);
-    let mut first = end / 1000;
+    let mut backlog_from = end;
     let mut run = 0;
     for (i, shape) in SHAPES.iter().enumerate() {
         for k in 0..columns.len() {
@@ -611,8 +621,15 @@ async fn main() -> anyhow::Result<()> {
                 }
             };
             let engine = Engine::start(&bin, &dir, database_url.as_deref())?;
+            let instants = shape.instants(a.requests);
+            let times = if shape.backlog {
+                (backlog_from, 1000)
+            } else {
+                let step = (LIVE_SPAN_MS / instants).max(1);
+                (jiff::Timestamp::now().as_millisecond() - instants * step, step)
+            };
             let (readings_per_s, mut latencies) =
-                load(&engine.url, &credentials, *shape, a.concurrency, a.requests, first).await?;
+                load(&engine.url, &credentials, *shape, a.concurrency, a.requests, times).await?;
             let (rss, hwm, anon) = engine.memory()?;
             latencies.sort();
             results.insert(
@@ -635,7 +652,9 @@ async fn main() -> anyhow::Result<()> {
                 let _ = std::fs::remove_dir_all(&dir);
             }
         }
-        first += shape.seconds(a.requests);
+        if shape.backlog {
+            backlog_from += shape.instants(a.requests) * 1000;
+        }
     }
 
     let column_name = |(b, d): (Backend, Db)| {

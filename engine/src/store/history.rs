@@ -105,8 +105,8 @@ fn ceil_to(t: i64, unit: i64) -> i64 {
 /// there is one text per row count, and cached they filled each connection's statement cache
 /// with large compiled programs after a burst (see `db::STATEMENT_CACHE`).
 macro_rules! insert_chunk {
-    ($chunk:expr, $returning:expr) => {{
-        let mut q = QueryBuilder::new("INSERT INTO reading_rows (sensor, ts, value) ");
+    ($table:expr, $chunk:expr, $returning:expr) => {{
+        let mut q = QueryBuilder::new(format!("INSERT INTO {} (sensor, ts, value) ", $table));
         q.push_values($chunk, |mut b, r: &Row| {
             b.push_bind(r.0).push_bind(r.1).push_bind(RawValue(r.2));
         });
@@ -119,10 +119,30 @@ macro_rules! insert_chunk {
 /// A reading as inserted: `(sensor key, ts ms, value)` (keys: `keys.rs`).
 pub(super) type Row = (i64, i64, Option<f64>);
 
+/// Where a raw reading is stored (migration 0019): one taken before `rolled_before` in
+/// `reading_rows`, by sensor, one taken at or after it in `reading_hot`, in time order, until
+/// the rollups' flush counts it and moves it ([`settle`]). So a reading is in one table only,
+/// and the one its time names.
+#[derive(Debug, Clone, Copy)]
+enum Raw {
+    Rows,
+    Hot,
+}
+
+impl Raw {
+    fn table(self) -> &'static str {
+        match self {
+            Raw::Rows => "reading_rows",
+            Raw::Hot => "reading_hot",
+        }
+    }
+}
+
 /// Insert readings (a replayed one is a no-op) inside the caller's transaction, and return
 /// exactly the new ones. `keys` holds the key of every reading's sensor. Those taken before
-/// `rolled_before` (a backlog replayed late) are added to the rollups here; the others are
-/// what the caller's rollups have not counted yet (see `rollups.rs`).
+/// `rolled_before` (a backlog replayed late) go to `reading_rows` and are added to the rollups
+/// here; the others go to `reading_hot` and are what the caller's rollups have not counted yet
+/// (see `rollups.rs`).
 ///
 /// `INSERT … RETURNING` would name the new rows, but sqlx streams every returned row back one
 /// by one: it cut ingest from ~450k to ~175k readings/s in `cargo xtask bench history`. So the
@@ -151,22 +171,44 @@ pub(super) async fn insert_readings(
             unique.push((key, r.ts, r.value));
         }
     }
-    let inserted = insert_new(tx, unique).await?;
     let (late, live): (Vec<Row>, Vec<Row>) =
-        inserted.into_iter().partition(|&(_, ts, _)| ts < rolled_before);
+        unique.into_iter().partition(|&(_, ts, _)| ts < rolled_before);
+    let late = insert_new(tx, Raw::Rows, late).await?;
     add_to_rollups(tx, &late).await?;
-    Ok(live)
+    insert_new(tx, Raw::Hot, live).await
 }
 
-/// Insert `unique` (no (sensor, ts) twice) and return the rows that were new.
-async fn insert_new(tx: &mut WriteTx, unique: Vec<Row>) -> Result<Vec<Row>, sqlx::Error> {
+/// Move the readings taken before `to` from `reading_hot` to `reading_rows`, in (sensor, ts)
+/// order, in the caller's transaction: the flush that moves `rolled_before` to `to` (see
+/// [`Raw`]). A reading already there (which the invariant rules out) is kept once.
+pub(super) async fn settle(tx: &mut WriteTx, to: i64) -> Result<(), sqlx::Error> {
+    for sql in [
+        "INSERT INTO reading_rows (sensor, ts, value)
+         SELECT sensor, ts, value FROM reading_hot WHERE ts < $1 ORDER BY sensor, ts
+         ON CONFLICT (sensor, ts) DO NOTHING",
+        "DELETE FROM reading_hot WHERE ts < $1",
+    ] {
+        on_conn!(tx.conn()?, |c| sqlx::query(sql)
+            .bind(to)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    Ok(())
+}
+
+/// Insert `unique` (no (sensor, ts) twice) into `raw` and return the rows that were new.
+async fn insert_new(tx: &mut WriteTx, raw: Raw, unique: Vec<Row>) -> Result<Vec<Row>, sqlx::Error> {
+    if unique.is_empty() {
+        return Ok(unique);
+    }
     on_conn!(tx.conn()?, |c| sqlx::query("SAVEPOINT new_readings")
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
     let mut stored = 0;
     for chunk in unique.chunks(INSERT_CHUNK) {
-        stored += on_conn!(tx.conn()?, |c| insert_chunk!(chunk, "")
+        stored += on_conn!(tx.conn()?, |c| insert_chunk!(raw.table(), chunk, "")
             .build()
             .persistent(false)
             .execute(c)
@@ -191,7 +233,7 @@ async fn insert_new(tx: &mut WriteTx, unique: Vec<Row>) -> Result<Vec<Row>, sqlx
     let mut new: HashSet<(i64, i64)> = HashSet::new();
     for chunk in unique.chunks(INSERT_CHUNK) {
         let rows: Vec<(i64, i64)> =
-            on_conn!(tx.conn()?, |c| insert_chunk!(chunk, " RETURNING sensor, ts")
+            on_conn!(tx.conn()?, |c| insert_chunk!(raw.table(), chunk, " RETURNING sensor, ts")
                 .build_query_as()
                 .persistent(false)
                 .fetch_all(c)
@@ -639,13 +681,22 @@ mod tests {
     }
 
     /// What is on disk is whole: the rollup tables count exactly the raw readings taken
-    /// before `rolled_before` (see `rollups.rs`).
+    /// before `rolled_before` (see `rollups.rs`), which are in `reading_rows` only, and the
+    /// others are in `reading_hot` only (see `Raw`).
     async fn assert_rollups_whole(store: &Store, what: &str) -> anyhow::Result<()> {
         let before = store.rolled_before().await?;
         for (table, unit) in [("readings_minute", MINUTE_MS), ("readings_hour", HOUR_MS)] {
             let want = recomputed(store, unit, before).await?;
             assert_eq!(rollup(store, table).await?, want, "{table}: {what}");
         }
+        let misplaced: (i64, i64) = on_pool!(&store.test_pool(), |p| sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM reading_rows WHERE ts >= $1),
+                    (SELECT COUNT(*) FROM reading_hot WHERE ts < $1)"
+        )
+        .bind(before)
+        .fetch_one(p)
+        .await)?;
+        assert_eq!(misplaced, (0, 0), "readings in the wrong table: {what}");
         Ok(())
     }
 
@@ -683,9 +734,20 @@ mod tests {
         // The minutes not over yet are counted in memory; on disk, what is there is whole.
         assert_rollups_whole(&store, "counts of the last minutes in memory").await?;
         assert!(store.rolled_before().await? < late + 2);
+        let hot = "SELECT COUNT(*) FROM reading_hot";
+        let hot: i64 =
+            on_pool!(&store.test_pool(), |p| sqlx::query_scalar(hot).fetch_one(p).await)?;
+        assert!(hot >= 3, "the last readings wait in reading_hot: {hot}");
         store.count_all_in_rollups().await?;
         assert_eq!(store.rolled_before().await?, late + 3);
         assert_rollups_whole(&store, "every reading counted").await?;
+        // Every reading once, wherever it was when it was replayed.
+        let stored: i64 = on_pool!(&store.test_pool(), |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM reading_values"
+        )
+        .fetch_one(p)
+        .await)?;
+        assert_eq!(stored, (a.len() + b.len() + 2 + 3) as i64);
         let minute = rollup(&store, "readings_minute").await?;
         let total: i64 = minute.iter().map(|r| r.2).sum();
         let valid = a.iter().chain(&b).filter(|r| r.1.is_some()).count();

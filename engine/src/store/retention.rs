@@ -172,11 +172,13 @@ impl Store {
     /// The age reference of retention: the oldest raw reading of any sensor, ms.
     pub(crate) async fn oldest_reading(&self) -> Result<Option<i64>, sqlx::Error> {
         // One index lookup per sensor; MIN(ts) over `readings` would read every row (its
-        // key starts with the sensor).
+        // key starts with the sensor). `reading_hot`'s key starts with the time.
         let oldest = on_pool!(&self.pool(), |p| {
             sqlx::query_scalar(
-                "SELECT MIN((SELECT MIN(ts) FROM reading_rows r WHERE r.sensor = k.key))
-             FROM sensor_keys k",
+                "SELECT MIN(m) FROM (
+                     SELECT MIN((SELECT MIN(ts) FROM reading_rows r WHERE r.sensor = k.key)) AS m
+                     FROM sensor_keys k
+                     UNION ALL SELECT MIN(ts) FROM reading_hot) AS o",
             )
             .fetch_one(p)
             .await

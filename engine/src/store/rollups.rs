@@ -8,7 +8,8 @@
 //!
 //! The invariant, on disk after every commit: the raw readings taken before `rolled_before`
 //! (the [`SETTING`] in `settings`) are counted in both rollup tables, and those taken at or
-//! after it are in neither. So a chart is exact at every moment without the memory: it takes
+//! after it are in neither; the former are in `reading_rows`, the latter in `reading_hot`
+//! (migration 0019: the flush moves them, in the transaction that moves the mark). So a chart is exact at every moment without the memory: it takes
 //! the rollups before that instant and aggregates the few raw rows after it
 //! (`Store::series`). A crash loses only the counts in memory; the next write counts those
 //! raw rows again from the table ([`resume`]), and a failed write does the same (its commit
@@ -107,20 +108,23 @@ impl Behind {
     }
 }
 
-/// Write the counts of every minute before `to` (`minutes`, from [`Behind::taken_before`]) and
-/// move `rolled_before` to `to`, in the caller's transaction.
+/// Write the counts of every minute before `to` (`minutes`, from [`Behind::taken_before`]),
+/// move the raw readings they count from `reading_hot` to `reading_rows`, and move
+/// `rolled_before` to `to`, in the caller's transaction.
 pub(super) async fn flush(
     tx: &mut WriteTx,
     minutes: &HashMap<(i64, i64), Agg>,
     to: i64,
 ) -> Result<(), sqlx::Error> {
     history::add_minutes_to_rollups(tx, minutes).await?;
+    history::settle(tx, to).await?;
     store_before(tx, to).await
 }
 
 /// Where the rollups stop on disk, after counting the raw readings a previous process left
 /// uncounted (it stopped, or a write failed, with counts in memory): `rolled_before` becomes
-/// the instant after the newest reading, so nothing is left to count in memory.
+/// the instant after the newest reading, so nothing is left to count in memory, and every raw
+/// reading is moved to `reading_rows` (the invariant of `history::Raw`).
 ///
 /// Without the setting (a database from before the rollups were written behind, or a new
 /// one) every stored reading is counted already: the rollups were kept in the transaction of
@@ -133,10 +137,13 @@ pub(super) async fn resume(tx: &mut WriteTx) -> Result<i64, sqlx::Error> {
             .fetch_optional(c)
             .await)?;
     let stored = stored.and_then(|v| v.trim().parse::<i64>().ok());
-    // Sensor by sensor: the (sensor, ts) key finds each newest reading without a scan.
+    // Sensor by sensor: the (sensor, ts) key finds each newest reading without a scan; the
+    // newest of `reading_hot` is the last of its key.
     let newest: Option<i64> = on_conn!(tx.conn()?, |c| sqlx::query_scalar(
-        "SELECT MAX((SELECT MAX(ts) FROM reading_rows r WHERE r.sensor = k.key))
-         FROM sensor_keys k"
+        "SELECT MAX(m) FROM (
+             SELECT MAX((SELECT MAX(ts) FROM reading_rows r WHERE r.sensor = k.key)) AS m
+             FROM sensor_keys k
+             UNION ALL SELECT MAX(ts) FROM reading_hot) AS n"
     )
     .fetch_one(c)
     .await)?;
@@ -150,6 +157,7 @@ pub(super) async fn resume(tx: &mut WriteTx) -> Result<i64, sqlx::Error> {
         (Some(before), _) => before,
         (None, newest) => newest.map_or(i64::MIN, |n| n + 1),
     };
+    history::settle(tx, before).await?;
     store_before(tx, before).await?;
     Ok(before)
 }
