@@ -13,7 +13,7 @@ use hearth_proto::history::Run;
 use hearth_proto::sensors::{MAX_READING_C, MIN_READING_C, Point};
 use sqlx::QueryBuilder;
 
-use super::db::{WriteTx, on_conn, on_pool};
+use super::db::{Conn, WriteTx, on_conn, on_pool};
 use super::encoding::{RawValue, scaled};
 use super::{INSERT_CHUNK, NewReading, Store, enum_str, from_millis, millis, str_enum};
 
@@ -100,20 +100,107 @@ fn ceil_to(t: i64, unit: i64) -> i64 {
     if r == 0 { t } else { t - r + unit }
 }
 
-/// The multi-row INSERT of a chunk of readings (a macro: the builder is one type per backend,
-/// see `db.rs`). Statements of many rows are run unprepared-for-keeps (`persistent(false)`):
-/// there is one text per row count, and cached they filled each connection's statement cache
-/// with large compiled programs after a burst (see `db::STATEMENT_CACHE`).
-macro_rules! insert_chunk {
-    ($table:expr, $chunk:expr, $returning:expr) => {{
-        let mut q = QueryBuilder::new(format!("INSERT INTO {} (sensor, ts, value) ", $table));
-        q.push_values($chunk, |mut b, r: &Row| {
-            b.push_bind(r.0).push_bind(r.1).push_bind(RawValue(r.2));
-        });
-        q.push(" ON CONFLICT (sensor, ts) DO NOTHING");
-        q.push($returning);
-        q
-    }};
+/// SQLite: the multi-row INSERT of a chunk of readings. It is run unprepared-for-keeps
+/// (`persistent(false)`): there is one text per row count, and cached they filled each
+/// connection's statement cache with large compiled programs after a burst (see
+/// `db::STATEMENT_CACHE`).
+fn sqlite_insert(raw: Raw, chunk: &[Row], returning: &str) -> QueryBuilder<sqlx::Sqlite> {
+    let mut q = QueryBuilder::new(format!("INSERT INTO {} (sensor, ts, value) ", raw.table()));
+    q.push_values(chunk, |mut b, r: &Row| {
+        b.push_bind(r.0).push_bind(r.1).push_bind(RawValue(r.2));
+    });
+    q.push(" ON CONFLICT (sensor, ts) DO NOTHING");
+    q.push(returning);
+    q
+}
+
+/// PostgreSQL: a chunk of readings as three arrays, in one text per table that each
+/// connection prepares once. A multi-row VALUES of 3,000 parameters was parsed and planned
+/// again for every write (the ingest benchmark).
+fn postgres_insert(raw: Raw, returning: bool) -> &'static str {
+    match (raw, returning) {
+        (Raw::Rows, false) => {
+            "INSERT INTO reading_rows (sensor, ts, value)
+             SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::DOUBLE PRECISION[])
+             ON CONFLICT (sensor, ts) DO NOTHING"
+        }
+        (Raw::Rows, true) => {
+            "INSERT INTO reading_rows (sensor, ts, value)
+             SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::DOUBLE PRECISION[])
+             ON CONFLICT (sensor, ts) DO NOTHING RETURNING sensor, ts"
+        }
+        (Raw::Hot, false) => {
+            "INSERT INTO reading_hot (sensor, ts, value)
+             SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::DOUBLE PRECISION[])
+             ON CONFLICT (sensor, ts) DO NOTHING"
+        }
+        (Raw::Hot, true) => {
+            "INSERT INTO reading_hot (sensor, ts, value)
+             SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::DOUBLE PRECISION[])
+             ON CONFLICT (sensor, ts) DO NOTHING RETURNING sensor, ts"
+        }
+    }
+}
+
+/// `chunk`'s columns, for [`postgres_insert`].
+fn columns(chunk: &[Row]) -> (Vec<i64>, Vec<i64>, Vec<Option<f64>>) {
+    let mut columns = (
+        Vec::with_capacity(chunk.len()),
+        Vec::with_capacity(chunk.len()),
+        Vec::with_capacity(chunk.len()),
+    );
+    for &(sensor, ts, value) in chunk {
+        columns.0.push(sensor);
+        columns.1.push(ts);
+        columns.2.push(value);
+    }
+    columns
+}
+
+/// Insert `chunk` into `raw`; the rows stored.
+async fn insert_chunk(tx: &mut WriteTx, raw: Raw, chunk: &[Row]) -> Result<u64, sqlx::Error> {
+    match tx.conn()? {
+        Conn::Sqlite(c) => {
+            let done = sqlite_insert(raw, chunk, "").build().persistent(false).execute(c).await;
+            done.map(|r| r.rows_affected())
+        }
+        Conn::Postgres(c) => {
+            let (sensors, times, values) = columns(chunk);
+            let done = sqlx::query(postgres_insert(raw, false))
+                .bind(sensors)
+                .bind(times)
+                .bind(values)
+                .execute(c)
+                .await;
+            done.map(|r| r.rows_affected())
+        }
+    }
+}
+
+/// Insert `chunk` into `raw`; the keys of the rows stored.
+async fn insert_chunk_returning(
+    tx: &mut WriteTx,
+    raw: Raw,
+    chunk: &[Row],
+) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    match tx.conn()? {
+        Conn::Sqlite(c) => {
+            sqlite_insert(raw, chunk, " RETURNING sensor, ts")
+                .build_query_as()
+                .persistent(false)
+                .fetch_all(c)
+                .await
+        }
+        Conn::Postgres(c) => {
+            let (sensors, times, values) = columns(chunk);
+            sqlx::query_as(postgres_insert(raw, true))
+                .bind(sensors)
+                .bind(times)
+                .bind(values)
+                .fetch_all(c)
+                .await
+        }
+    }
 }
 
 /// A reading as inserted: `(sensor key, ts ms, value)` (keys: `keys.rs`).
@@ -208,12 +295,7 @@ async fn insert_new(tx: &mut WriteTx, raw: Raw, unique: Vec<Row>) -> Result<Vec<
         .map(|r| r.rows_affected()))?;
     let mut stored = 0;
     for chunk in unique.chunks(INSERT_CHUNK) {
-        stored += on_conn!(tx.conn()?, |c| insert_chunk!(raw.table(), chunk, "")
-            .build()
-            .persistent(false)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+        stored += insert_chunk(tx, raw, chunk).await?;
     }
     if stored == unique.len() as u64 {
         on_conn!(tx.conn()?, |c| sqlx::query("RELEASE new_readings")
@@ -232,13 +314,7 @@ async fn insert_new(tx: &mut WriteTx, raw: Raw, unique: Vec<Row>) -> Result<Vec<
         .map(|r| r.rows_affected()))?;
     let mut new: HashSet<(i64, i64)> = HashSet::new();
     for chunk in unique.chunks(INSERT_CHUNK) {
-        let rows: Vec<(i64, i64)> =
-            on_conn!(tx.conn()?, |c| insert_chunk!(raw.table(), chunk, " RETURNING sensor, ts")
-                .build_query_as()
-                .persistent(false)
-                .fetch_all(c)
-                .await)?;
-        new.extend(rows);
+        new.extend(insert_chunk_returning(tx, raw, chunk).await?);
     }
     Ok(unique.into_iter().filter(|&(s, ts, _)| new.contains(&(s, ts))).collect())
 }
