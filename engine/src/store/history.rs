@@ -835,6 +835,33 @@ mod tests {
         Ok(())
     }
 
+    /// What a closing store does after live readings: the counts in memory reach the tables
+    /// and `reading_hot` is left empty, so that the next process has nothing to count in its
+    /// first write. A store that wrote nothing writes nothing.
+    async fn a_closing_store_leaves_nothing_to_count(store: Store) -> anyhow::Result<()> {
+        let hot = "SELECT COUNT(*) FROM reading_hot";
+        store.settle_rollups().await?;
+        assert_eq!(store.rolled_before().await?, i64::MAX, "nothing written: no mark");
+        let base = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+        let data = dataset(base, base + 10 * MINUTE_MS, 10_000, base + 3 * MINUTE_MS);
+        load(&store, "28-a", &data).await?;
+        let waiting: i64 =
+            on_pool!(&store.test_pool(), |p| sqlx::query_scalar(hot).fetch_one(p).await)?;
+        assert!(waiting > 0, "the last minutes wait in reading_hot");
+        store.settle_rollups().await?;
+        let left: i64 =
+            on_pool!(&store.test_pool(), |p| sqlx::query_scalar(hot).fetch_one(p).await)?;
+        assert_eq!(left, 0);
+        assert_eq!(store.rolled_before().await?, data[data.len() - 1].0 + 1);
+        assert_rollups_whole(&store, "settled").await?;
+        let minutes = rollup(&store, "readings_minute").await?;
+        assert_eq!(
+            minutes.iter().map(|r| r.2).sum::<i64>(),
+            data.iter().flat_map(|r| r.1).count() as i64
+        );
+        Ok(())
+    }
+
     /// Raw rows written straight into an old engine's `readings` table (`pool`, schema before
     /// 0017: the sensor's id in every row).
     async fn insert_old_rows(
@@ -1220,6 +1247,7 @@ mod tests {
         values_read_back_exactly,
         series_stay_exact_while_counts_wait_in_memory,
         rollups_equal_a_group_by_after_live_and_replayed_readings,
+        a_closing_store_leaves_nothing_to_count,
         series_reads_raw_minute_and_hour_sources_exactly,
         runs_open_and_close_once_per_system,
         impossible_values_never_reach_a_sum,

@@ -397,8 +397,25 @@ impl Store {
         if self.health().is_healthy() {
             // A failure is logged where it is seen; the readings themselves are stored.
             let _ = self.flush_latest().await;
+            let _ = self.settle_rollups().await;
         }
         self.pool().close().await;
+    }
+
+    /// When this process wrote readings: count the ones its rollups hold in memory into the
+    /// tables, and move every reading out of `reading_hot` (`rollups::resume`, from the
+    /// table). The next process then starts with nothing to count, rather than doing it in
+    /// its first write while reports wait behind it.
+    async fn settle_rollups(&self) -> Result<(), sqlx::Error> {
+        let _writing = self.inner.writes.lock().await;
+        if self.inner.rollups.before().is_none() {
+            return Ok(());
+        }
+        let result = self.resume_rollups().await.map(|_| ());
+        if result.is_err() {
+            self.inner.rollups.forget();
+        }
+        self.seen(result)
     }
 
     /// One recovery attempt: the filesystem has room and takes writes, a fresh pool opens and
