@@ -118,27 +118,23 @@ fn sqlite_insert(raw: Raw, chunk: &[Row], returning: &str) -> QueryBuilder<sqlx:
 /// connection prepares once. A multi-row VALUES of 3,000 parameters was parsed and planned
 /// again for every write (the ingest benchmark).
 fn postgres_insert(raw: Raw, returning: bool) -> &'static str {
+    macro_rules! unnest {
+        ($table:literal, $tail:literal) => {
+            concat!(
+                "INSERT INTO ",
+                $table,
+                " (sensor, ts, value)
+                 SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::DOUBLE PRECISION[])
+                 ON CONFLICT (sensor, ts) DO NOTHING",
+                $tail
+            )
+        };
+    }
     match (raw, returning) {
-        (Raw::Rows, false) => {
-            "INSERT INTO reading_rows (sensor, ts, value)
-             SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::DOUBLE PRECISION[])
-             ON CONFLICT (sensor, ts) DO NOTHING"
-        }
-        (Raw::Rows, true) => {
-            "INSERT INTO reading_rows (sensor, ts, value)
-             SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::DOUBLE PRECISION[])
-             ON CONFLICT (sensor, ts) DO NOTHING RETURNING sensor, ts"
-        }
-        (Raw::Hot, false) => {
-            "INSERT INTO reading_hot (sensor, ts, value)
-             SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::DOUBLE PRECISION[])
-             ON CONFLICT (sensor, ts) DO NOTHING"
-        }
-        (Raw::Hot, true) => {
-            "INSERT INTO reading_hot (sensor, ts, value)
-             SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::DOUBLE PRECISION[])
-             ON CONFLICT (sensor, ts) DO NOTHING RETURNING sensor, ts"
-        }
+        (Raw::Rows, false) => unnest!("reading_rows", ""),
+        (Raw::Rows, true) => unnest!("reading_rows", " RETURNING sensor, ts"),
+        (Raw::Hot, false) => unnest!("reading_hot", ""),
+        (Raw::Hot, true) => unnest!("reading_hot", " RETURNING sensor, ts"),
     }
 }
 
