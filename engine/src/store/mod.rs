@@ -873,6 +873,8 @@ impl Store {
         output_id: &str,
         function: Option<RelayFunction>,
     ) -> Result<bool, sqlx::Error> {
+        // As in `set_relay_fallback`: a listed output's registration may still be committing.
+        let _registrations = self.inner.relay_writes.lock().await;
         let done = on_pool!(&self.pool(), |p| sqlx::query(
             "UPDATE relays SET function = $1 WHERE host_id = $2 AND output_id = $3"
         )
@@ -897,6 +899,9 @@ impl Store {
         output_id: &str,
         program: Option<&hearth_proto::fallback::OutputProgram>,
     ) -> Result<bool, sqlx::Error> {
+        // A registration is listed (`relays`, from memory) before its transaction commits:
+        // waiting for it here means an output that was listed is found.
+        let _registrations = self.inner.relay_writes.lock().await;
         let known = on_pool!(&self.pool(), |p| sqlx::query_scalar::<_, i64>(
             "SELECT COUNT(*) FROM relays WHERE host_id = $1 AND output_id = $2",
         )
@@ -1863,6 +1868,44 @@ mod tests {
             "pending_off_in_s": null, "on_blocked_for_s": null,
             "last_command": null, "last_fallback": null
         }))?)
+    }
+
+    /// An output is listed as soon as its agent registers, before the registration commits;
+    /// its fallback can be set from then on (the end-to-end fallback test once got a 404 for
+    /// an output it had just seen listed).
+    #[tokio::test]
+    async fn an_output_listed_while_its_registration_commits_takes_a_fallback() -> anyhow::Result<()>
+    {
+        let (store, _kept) = testing::store(Backend::Sqlite).await?;
+        let outputs = [output("heat", RelayState::Off)?];
+        let reg = Registration {
+            host_id: "r",
+            url: "http://r:1",
+            backend: Some("simulated"),
+            outputs: &outputs,
+            now: 1_000,
+            clock_offset_ms: None,
+            key_role: KeyRole::Relay,
+        };
+        // What `register_relays` does, with the commit held back.
+        let registering = store.inner.relay_writes.lock().await;
+        store.inner.held.registration(&reg);
+        assert!(store.relays().await?.iter().any(|r| r.output_id == "heat"));
+        let fallback = {
+            let store = store.clone();
+            tokio::spawn(async move { store.set_relay_fallback("r", "heat", None).await })
+        };
+        let function = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store.set_relay_function("r", "heat", Some(RelayFunction::Heat)).await
+            })
+        };
+        store.register_relays_tx(&reg).await?;
+        drop(registering);
+        assert!(fallback.await??, "an output that was listed was not found");
+        assert!(function.await??, "an output that was listed was not found");
+        Ok(())
     }
 
     #[tokio::test]
