@@ -82,8 +82,7 @@ impl Options {
     pub(crate) fn transient_pool(&self) -> Pool {
         match self {
             Self::Sqlite(o) => Pool::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(POOL_SIZE)
+                sqlite_pool_options()
                     .after_release(|_, _| Box::pin(async { Ok(false) }))
                     .connect_lazy_with(o.clone()),
             ),
@@ -101,8 +100,46 @@ impl Options {
 /// agents are told to queue before their own requests time out.
 pub(crate) const PG_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// A connection idle for longer than this is pinged before it is handed out; one used more
+/// recently is not.
+///
+/// sqlx pings every connection it hands out by default: on PostgreSQL one more round trip per
+/// transaction, on SQLite one more hop to the connection's thread. Under load (a write every
+/// few milliseconds) that ping was one of the six round trips of every ingest batch, and it can
+/// only find a server gone since the connection's last use: a connection used milliseconds ago
+/// that fails is a fault like any other (the store turns degraded and recovers, `mod.rs`). A
+/// connection left idle, across a possible server restart, is still tested, and replaced
+/// without a fault when it is dead.
+pub(super) const PING_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub(crate) fn pg_pool_options() -> PgPoolOptions {
-    PgPoolOptions::new().max_connections(POOL_SIZE).acquire_timeout(PG_ACQUIRE_TIMEOUT)
+    PgPoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .acquire_timeout(PG_ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_IDLE_AFTER {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
+/// The pool options of SQLite: as [`pg_pool_options`], a connection is pinged only after
+/// [`PING_IDLE_AFTER`] idle.
+pub(crate) fn sqlite_pool_options() -> SqlitePoolOptions {
+    SqlitePoolOptions::new().max_connections(POOL_SIZE).test_before_acquire(false).before_acquire(
+        |conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_IDLE_AFTER {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        },
+    )
 }
 
 impl Pool {

@@ -114,89 +114,49 @@ fn sqlite_insert(raw: Raw, chunk: &[Row], returning: &str) -> QueryBuilder<sqlx:
     q
 }
 
-/// PostgreSQL: a chunk of readings as three arrays, in one text per table that each
-/// connection prepares once. A multi-row VALUES of 3,000 parameters was parsed and planned
-/// again for every write (the ingest benchmark).
-fn postgres_insert(raw: Raw, returning: bool) -> &'static str {
+/// PostgreSQL: readings as three arrays, in one text per table that each connection
+/// prepares once (a multi-row VALUES of 3,000 parameters was parsed and planned again for
+/// every write: the ingest benchmark), with no limit on their number. It answers one row: how
+/// many were new and, only when some were not (a replay), the keys of those that were, as
+/// arrays. So it needs neither a savepoint nor a second insert (see [`insert_new`]), and no
+/// row streamed back per reading.
+fn postgres_insert(raw: Raw) -> &'static str {
     macro_rules! unnest {
-        ($table:literal, $tail:literal) => {
+        ($table:literal) => {
             concat!(
-                "INSERT INTO ",
+                "WITH new AS (
+                     INSERT INTO ",
                 $table,
                 " (sensor, ts, value)
-                 SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::DOUBLE PRECISION[])
-                 ON CONFLICT (sensor, ts) DO NOTHING",
-                $tail
+                     SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::DOUBLE PRECISION[])
+                     ON CONFLICT (sensor, ts) DO NOTHING
+                     RETURNING sensor, ts)
+                 SELECT count(*),
+                        CASE WHEN count(*) < cardinality($1) THEN array_agg(sensor) END,
+                        CASE WHEN count(*) < cardinality($1) THEN array_agg(ts) END
+                 FROM new"
             )
         };
     }
-    match (raw, returning) {
-        (Raw::Rows, false) => unnest!("reading_rows", ""),
-        (Raw::Rows, true) => unnest!("reading_rows", " RETURNING sensor, ts"),
-        (Raw::Hot, false) => unnest!("reading_hot", ""),
-        (Raw::Hot, true) => unnest!("reading_hot", " RETURNING sensor, ts"),
+    match raw {
+        Raw::Rows => unnest!("reading_rows"),
+        Raw::Hot => unnest!("reading_hot"),
     }
 }
 
-/// `chunk`'s columns, for [`postgres_insert`].
-fn columns(chunk: &[Row]) -> (Vec<i64>, Vec<i64>, Vec<Option<f64>>) {
+/// `rows`' columns, for [`postgres_insert`].
+fn columns(rows: &[Row]) -> (Vec<i64>, Vec<i64>, Vec<Option<f64>>) {
     let mut columns = (
-        Vec::with_capacity(chunk.len()),
-        Vec::with_capacity(chunk.len()),
-        Vec::with_capacity(chunk.len()),
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
     );
-    for &(sensor, ts, value) in chunk {
+    for &(sensor, ts, value) in rows {
         columns.0.push(sensor);
         columns.1.push(ts);
         columns.2.push(value);
     }
     columns
-}
-
-/// Insert `chunk` into `raw`; the rows stored.
-async fn insert_chunk(tx: &mut WriteTx, raw: Raw, chunk: &[Row]) -> Result<u64, sqlx::Error> {
-    match tx.conn()? {
-        Conn::Sqlite(c) => {
-            let done = sqlite_insert(raw, chunk, "").build().persistent(false).execute(c).await;
-            done.map(|r| r.rows_affected())
-        }
-        Conn::Postgres(c) => {
-            let (sensors, times, values) = columns(chunk);
-            let done = sqlx::query(postgres_insert(raw, false))
-                .bind(sensors)
-                .bind(times)
-                .bind(values)
-                .execute(c)
-                .await;
-            done.map(|r| r.rows_affected())
-        }
-    }
-}
-
-/// Insert `chunk` into `raw`; the keys of the rows stored.
-async fn insert_chunk_returning(
-    tx: &mut WriteTx,
-    raw: Raw,
-    chunk: &[Row],
-) -> Result<Vec<(i64, i64)>, sqlx::Error> {
-    match tx.conn()? {
-        Conn::Sqlite(c) => {
-            sqlite_insert(raw, chunk, " RETURNING sensor, ts")
-                .build_query_as()
-                .persistent(false)
-                .fetch_all(c)
-                .await
-        }
-        Conn::Postgres(c) => {
-            let (sensors, times, values) = columns(chunk);
-            sqlx::query_as(postgres_insert(raw, true))
-                .bind(sensors)
-                .bind(times)
-                .bind(values)
-                .fetch_all(c)
-                .await
-        }
-    }
 }
 
 /// A reading as inserted: `(sensor key, ts ms, value)` (keys: `keys.rs`).
@@ -226,12 +186,6 @@ impl Raw {
 /// `rolled_before` (a backlog replayed late) go to `reading_rows` and are added to the rollups
 /// here; the others go to `reading_hot` and are what the caller's rollups have not counted yet
 /// (see `rollups.rs`).
-///
-/// `INSERT … RETURNING` would name the new rows, but sqlx streams every returned row back one
-/// by one: it cut ingest from ~450k to ~175k readings/s in `cargo xtask bench history`. So the
-/// batch is inserted plainly first; when every row was new (live readings: nearly always) the
-/// batch itself is what was inserted. Otherwise (a replay) that insert is undone and redone
-/// with RETURNING.
 pub(super) async fn insert_readings(
     tx: &mut WriteTx,
     readings: &[&NewReading],
@@ -285,32 +239,60 @@ async fn insert_new(tx: &mut WriteTx, raw: Raw, unique: Vec<Row>) -> Result<Vec<
     if unique.is_empty() {
         return Ok(unique);
     }
-    on_conn!(tx.conn()?, |c| sqlx::query("SAVEPOINT new_readings")
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+    match tx.conn()? {
+        Conn::Sqlite(c) => sqlite_insert_new(c, raw, unique).await,
+        Conn::Postgres(c) => {
+            let (sensors, times, values) = columns(&unique);
+            let (stored, new_sensors, new_times): (i64, Option<Vec<i64>>, Option<Vec<i64>>) =
+                sqlx::query_as(postgres_insert(raw))
+                    .bind(sensors)
+                    .bind(times)
+                    .bind(values)
+                    .fetch_one(c)
+                    .await?;
+            if stored == unique.len() as i64 {
+                return Ok(unique);
+            }
+            let new: HashSet<(i64, i64)> = new_sensors
+                .unwrap_or_default()
+                .into_iter()
+                .zip(new_times.unwrap_or_default())
+                .collect();
+            Ok(unique.into_iter().filter(|&(s, ts, _)| new.contains(&(s, ts))).collect())
+        }
+    }
+}
+
+/// [`insert_new`] on SQLite. `INSERT … RETURNING` would name the new rows, but sqlx streams
+/// every returned row back one by one: it cut ingest from ~450k to ~175k readings/s in `cargo
+/// xtask bench history`. So the batch is inserted plainly first, in a savepoint; when every
+/// row was new (live readings: nearly always) the batch itself is what was inserted.
+/// Otherwise (a replay) the insert is undone and redone with RETURNING.
+async fn sqlite_insert_new(
+    c: &mut sqlx::SqliteConnection,
+    raw: Raw,
+    unique: Vec<Row>,
+) -> Result<Vec<Row>, sqlx::Error> {
+    sqlx::query("SAVEPOINT new_readings").execute(&mut *c).await?;
     let mut stored = 0;
     for chunk in unique.chunks(INSERT_CHUNK) {
-        stored += insert_chunk(tx, raw, chunk).await?;
+        let done = sqlite_insert(raw, chunk, "").build().persistent(false).execute(&mut *c).await?;
+        stored += done.rows_affected();
     }
     if stored == unique.len() as u64 {
-        on_conn!(tx.conn()?, |c| sqlx::query("RELEASE new_readings")
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+        sqlx::query("RELEASE new_readings").execute(&mut *c).await?;
         return Ok(unique);
     }
-    on_conn!(tx.conn()?, |c| sqlx::query("ROLLBACK TO new_readings")
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-    on_conn!(tx.conn()?, |c| sqlx::query("RELEASE new_readings")
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+    sqlx::query("ROLLBACK TO new_readings").execute(&mut *c).await?;
+    sqlx::query("RELEASE new_readings").execute(&mut *c).await?;
     let mut new: HashSet<(i64, i64)> = HashSet::new();
     for chunk in unique.chunks(INSERT_CHUNK) {
-        new.extend(insert_chunk_returning(tx, raw, chunk).await?);
+        let keys: Vec<(i64, i64)> = sqlite_insert(raw, chunk, " RETURNING sensor, ts")
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&mut *c)
+            .await?;
+        new.extend(keys);
     }
     Ok(unique.into_iter().filter(|&(s, ts, _)| new.contains(&(s, ts))).collect())
 }
