@@ -206,7 +206,9 @@ pub async fn run(
     };
     // hyper's own refusals of a request head (414, 431, 400) get an ErrorBody too.
     let listener = hearth_common::http::JsonRejections(listener);
-    axum::serve(listener, engine.router()).with_graceful_shutdown(graceful).await?;
+    axum::serve(listener, hearth_common::http::served(engine.router()))
+        .with_graceful_shutdown(graceful)
+        .await?;
     let _ = stop_tx.send(true);
     let _ = control.await;
     let _ = retention.await;

@@ -278,7 +278,9 @@ pub async fn serve(
     hearth_common::systemd::ready();
     // hyper's own refusals of a request head (414, 431, 400) get an ErrorBody too.
     let listener = hearth_common::http::JsonRejections(listener);
-    let served = axum::serve(listener, app(state)).with_graceful_shutdown(graceful).await;
+    let served = axum::serve(listener, hearth_common::http::served(app(state)))
+        .with_graceful_shutdown(graceful)
+        .await;
     if let Some(watchdog) = watchdog {
         watchdog.abort();
     }

@@ -202,7 +202,9 @@ impl Web {
         let engine = self.state.inner.engine.clone();
         // hyper's own refusals of a request head (414, 431, 400) get an ErrorBody too.
         let listener = hearth_common::http::JsonRejections(self.listener);
-        let served = axum::serve(listener, app(self.state)).with_graceful_shutdown(graceful).await;
+        let served = axum::serve(listener, hearth_common::http::served(app(self.state)))
+            .with_graceful_shutdown(graceful)
+            .await;
         if let Some(w) = watchdog {
             w.abort();
         }
