@@ -30,7 +30,8 @@
 //! throughput figures are a floor.
 //!
 //! `cargo run --release -p hearth-engine --example bench_ingest -- [--requests N]
-//! [--concurrency N] [--no-year | --year-days N] [--idle-s N] [--chart-runs N]`
+//! [--concurrency N] [--no-year | --year-days N] [--idle-s N] [--chart-runs N]
+//! [--profile release|release-small]`
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -122,11 +123,20 @@ struct Args {
     year_days: i64,
     idle_s: u64,
     chart_runs: usize,
+    /// The cargo profile the engine is built with: `release`, or `release-small`, the size
+    /// profile of the packaged engine (`deploy/cross/build.sh`), built for this machine.
+    profile: String,
 }
 
 fn args() -> anyhow::Result<Args> {
-    let mut a =
-        Args { requests: 20_000, concurrency: 64, year_days: 365, idle_s: 60, chart_runs: 15 };
+    let mut a = Args {
+        requests: 20_000,
+        concurrency: 64,
+        year_days: 365,
+        idle_s: 60,
+        chart_runs: 15,
+        profile: "release".into(),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--no-year" {
@@ -140,12 +150,18 @@ fn args() -> anyhow::Result<Args> {
             "--year-days" => a.year_days = value.parse()?,
             "--idle-s" => a.idle_s = value.parse()?,
             "--chart-runs" => a.chart_runs = value.parse()?,
+            "--profile" => a.profile = value,
             _ => anyhow::bail!(
                 "unknown flag {flag} (--requests N, --concurrency N, --no-year, --year-days N, \
-                 --idle-s N, --chart-runs N)"
+                 --idle-s N, --chart-runs N, --profile release|release-small)"
             ),
         }
     }
+    anyhow::ensure!(
+        ["release", "release-small"].contains(&a.profile.as_str()),
+        "--profile is release or release-small, not {:?}",
+        a.profile
+    );
     anyhow::ensure!(
         a.requests > 0 && a.concurrency > 0 && a.year_days >= 0 && a.chart_runs > 0,
         "--requests, --concurrency and --chart-runs must be positive, --year-days at least 0"
@@ -532,8 +548,8 @@ struct YearDbs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = args()?;
-    hearth_harness::build("build the engine (release)", "release", &[ENGINE])?;
-    let bin = hearth_harness::binary("release", ENGINE.package);
+    hearth_harness::build(&format!("build the engine ({})", a.profile), &a.profile, &[ENGINE])?;
+    let bin = hearth_harness::binary(&a.profile, ENGINE.package);
     let work = tempfile::tempdir()?;
     let secret = SiteSecret::generate()?;
     let credentials: Vec<String> = (0..MAX_HOSTS)
@@ -552,7 +568,7 @@ async fn main() -> anyhow::Result<()> {
     let instants = a.year_days * DAY_MS / YEAR_STEP_MS;
     let year = Year { start: end - instants * YEAR_STEP_MS, instants };
 
-    println!("bench ingest: hearth-engine at {}", commit());
+    println!("bench ingest: hearth-engine at {}, profile {}", commit(), a.profile);
     println!(
         "  PUT /v1/sensors/update, {PER_REQUEST} readings per request (answered after the \
          commit), {} requests per run from {} clients with a keep-alive connection each; the \
