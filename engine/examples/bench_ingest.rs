@@ -128,6 +128,9 @@ struct Args {
     profile: String,
 }
 
+const USAGE: &str = "usage: bench_ingest [--requests N] [--concurrency N] [--no-year | --year-days N] \
+                     [--idle-s N] [--chart-runs N] [--profile release|release-small]";
+
 fn args() -> anyhow::Result<Args> {
     let mut a = Args {
         requests: 20_000,
@@ -143,6 +146,10 @@ fn args() -> anyhow::Result<Args> {
             a.year_days = 0;
             continue;
         }
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
         let value = it.next().ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))?;
         match flag.as_str() {
             "--requests" => a.requests = value.parse()?,
@@ -151,10 +158,7 @@ fn args() -> anyhow::Result<Args> {
             "--idle-s" => a.idle_s = value.parse()?,
             "--chart-runs" => a.chart_runs = value.parse()?,
             "--profile" => a.profile = value,
-            _ => anyhow::bail!(
-                "unknown flag {flag} (--requests N, --concurrency N, --no-year, --year-days N, \
-                 --idle-s N, --chart-runs N, --profile release|release-small)"
-            ),
+            _ => anyhow::bail!("unknown flag {flag}\n{USAGE}"),
         }
     }
     anyhow::ensure!(

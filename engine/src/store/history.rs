@@ -114,38 +114,60 @@ fn sqlite_insert(raw: Raw, chunk: &[Row], returning: &str) -> QueryBuilder<sqlx:
     q
 }
 
-/// PostgreSQL: readings as three arrays, in one text per table that each connection
+/// PostgreSQL: the insert of readings given as three arrays (`$1` sensors, `$2` times, `$3`
+/// values) into `$table`, after the data-modifying CTEs `$with` (each ending in a comma; ""
+/// for none), which the same statement runs. It answers one row: how many readings were new
+/// and, only when some were not (a replay), the keys of those that were, as arrays. So it
+/// needs neither a savepoint nor a second insert (see [`insert_new`]), and no row streamed
+/// back per reading.
+macro_rules! pg_insert_readings {
+    ($table:literal, $with:expr) => {
+        concat!(
+            "WITH ",
+            $with,
+            " new AS (
+                 INSERT INTO ",
+            $table,
+            " (sensor, ts, value)
+                 SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::DOUBLE PRECISION[])
+                 ON CONFLICT (sensor, ts) DO NOTHING
+                 RETURNING sensor, ts)
+             SELECT count(*),
+                    CASE WHEN count(*) < cardinality($1) THEN array_agg(sensor) END,
+                    CASE WHEN count(*) < cardinality($1) THEN array_agg(ts) END
+             FROM new"
+        )
+    };
+}
+pub(super) use pg_insert_readings;
+
+/// PostgreSQL: [`pg_insert_readings`] alone, in one text per table that each connection
 /// prepares once (a multi-row VALUES of 3,000 parameters was parsed and planned again for
-/// every write: the ingest benchmark), with no limit on their number. It answers one row: how
-/// many were new and, only when some were not (a replay), the keys of those that were, as
-/// arrays. So it needs neither a savepoint nor a second insert (see [`insert_new`]), and no
-/// row streamed back per reading.
+/// every write: the ingest benchmark), with no limit on the number of readings.
 fn postgres_insert(raw: Raw) -> &'static str {
-    macro_rules! unnest {
-        ($table:literal) => {
-            concat!(
-                "WITH new AS (
-                     INSERT INTO ",
-                $table,
-                " (sensor, ts, value)
-                     SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::DOUBLE PRECISION[])
-                     ON CONFLICT (sensor, ts) DO NOTHING
-                     RETURNING sensor, ts)
-                 SELECT count(*),
-                        CASE WHEN count(*) < cardinality($1) THEN array_agg(sensor) END,
-                        CASE WHEN count(*) < cardinality($1) THEN array_agg(ts) END
-                 FROM new"
-            )
-        };
-    }
     match raw {
-        Raw::Rows => unnest!("reading_rows"),
-        Raw::Hot => unnest!("reading_hot"),
+        Raw::Rows => pg_insert_readings!("reading_rows", ""),
+        Raw::Hot => pg_insert_readings!("reading_hot", ""),
     }
 }
 
-/// `rows`' columns, for [`postgres_insert`].
-fn columns(rows: &[Row]) -> (Vec<i64>, Vec<i64>, Vec<Option<f64>>) {
+/// The answer of a [`pg_insert_readings`] statement: how many of `unique` were stored, and
+/// when not all, the (sensor, ts) of those that were.
+pub(super) type PgInserted = (i64, Option<Vec<i64>>, Option<Vec<i64>>);
+
+/// The rows of `unique` that a [`pg_insert_readings`] statement stored.
+pub(super) fn pg_new_rows(unique: Vec<Row>, inserted: PgInserted) -> Vec<Row> {
+    let (stored, new_sensors, new_times) = inserted;
+    if stored == unique.len() as i64 {
+        return unique;
+    }
+    let new: HashSet<(i64, i64)> =
+        new_sensors.unwrap_or_default().into_iter().zip(new_times.unwrap_or_default()).collect();
+    unique.into_iter().filter(|&(s, ts, _)| new.contains(&(s, ts))).collect()
+}
+
+/// `rows`' columns, for [`pg_insert_readings`].
+pub(super) fn columns(rows: &[Row]) -> (Vec<i64>, Vec<i64>, Vec<Option<f64>>) {
     let mut columns = (
         Vec::with_capacity(rows.len()),
         Vec::with_capacity(rows.len()),
@@ -181,20 +203,31 @@ impl Raw {
     }
 }
 
-/// Insert readings (a replayed one is a no-op) inside the caller's transaction, and return
-/// exactly the new ones. `keys` holds the key of every reading's sensor. Those taken before
+/// Insert readings (a replayed one is a no-op; `rows` from [`unique_rows`]) inside the
+/// caller's transaction, and return exactly the new ones. Those taken before
 /// `rolled_before` (a backlog replayed late) go to `reading_rows` and are added to the rollups
 /// here; the others go to `reading_hot` and are what the caller's rollups have not counted yet
 /// (see `rollups.rs`).
 pub(super) async fn insert_readings(
     tx: &mut WriteTx,
-    readings: &[&NewReading],
-    keys: &HashMap<&str, i64>,
+    rows: Vec<Row>,
     rolled_before: i64,
 ) -> Result<Vec<Row>, sqlx::Error> {
-    // A reading named twice in one batch: the first wins, as ON CONFLICT DO NOTHING would
-    // have it. A sensor without a key cannot happen (the caller resolved them all): its
-    // reading would be lost, so that is an error rather than a skip.
+    let (late, live): (Vec<Row>, Vec<Row>) =
+        rows.into_iter().partition(|&(_, ts, _)| ts < rolled_before);
+    let late = insert_new(tx, Raw::Rows, late).await?;
+    add_to_rollups(tx, &late).await?;
+    insert_new(tx, Raw::Hot, live).await
+}
+
+/// A batch's readings as rows to insert: each with its sensor's key (`keys` holds every
+/// sensor's), a reading named twice once (the first wins, as ON CONFLICT DO NOTHING would
+/// have it). A sensor without a key cannot happen (the caller resolved them all): its reading
+/// would be lost, so that is an error rather than a skip.
+pub(super) fn unique_rows(
+    readings: &[&NewReading],
+    keys: &HashMap<&str, i64>,
+) -> Result<Vec<Row>, sqlx::Error> {
     let mut seen = HashSet::with_capacity(readings.len());
     let mut unique: Vec<Row> = Vec::with_capacity(readings.len());
     for r in readings {
@@ -208,11 +241,7 @@ pub(super) async fn insert_readings(
             unique.push((key, r.ts, r.value));
         }
     }
-    let (late, live): (Vec<Row>, Vec<Row>) =
-        unique.into_iter().partition(|&(_, ts, _)| ts < rolled_before);
-    let late = insert_new(tx, Raw::Rows, late).await?;
-    add_to_rollups(tx, &late).await?;
-    insert_new(tx, Raw::Hot, live).await
+    Ok(unique)
 }
 
 /// Move the readings taken before `to` from `reading_hot` to `reading_rows`, in (sensor, ts)
@@ -243,22 +272,13 @@ async fn insert_new(tx: &mut WriteTx, raw: Raw, unique: Vec<Row>) -> Result<Vec<
         Conn::Sqlite(c) => sqlite_insert_new(c, raw, unique).await,
         Conn::Postgres(c) => {
             let (sensors, times, values) = columns(&unique);
-            let (stored, new_sensors, new_times): (i64, Option<Vec<i64>>, Option<Vec<i64>>) =
-                sqlx::query_as(postgres_insert(raw))
-                    .bind(sensors)
-                    .bind(times)
-                    .bind(values)
-                    .fetch_one(c)
-                    .await?;
-            if stored == unique.len() as i64 {
-                return Ok(unique);
-            }
-            let new: HashSet<(i64, i64)> = new_sensors
-                .unwrap_or_default()
-                .into_iter()
-                .zip(new_times.unwrap_or_default())
-                .collect();
-            Ok(unique.into_iter().filter(|&(s, ts, _)| new.contains(&(s, ts))).collect())
+            let inserted: PgInserted = sqlx::query_as(postgres_insert(raw))
+                .bind(sensors)
+                .bind(times)
+                .bind(values)
+                .fetch_one(c)
+                .await?;
+            Ok(pg_new_rows(unique, inserted))
         }
     }
 }

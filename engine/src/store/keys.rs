@@ -36,6 +36,16 @@ impl Keys {
         self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The keys of `ids` when this process knows them all (no statement needed), else `None`.
+    pub(super) fn known<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Option<Resolved<'a>> {
+        let known = self.lock();
+        let mut resolved = Resolved::default();
+        for id in ids {
+            resolved.keys.insert(id, *known.get(id)?);
+        }
+        Some(resolved)
+    }
+
     /// The keys of `ids`, in the caller's transaction: from memory, else from the table, else
     /// new rows of it.
     pub(super) async fn resolve<'a>(

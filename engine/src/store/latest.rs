@@ -104,6 +104,12 @@ impl Behind {
         self.lock().known.contains_key(sensor)
     }
 
+    /// Whether the rows of all `sensors` are known to exist.
+    pub(super) fn knows_all<'a>(&self, mut sensors: impl Iterator<Item = &'a str>) -> bool {
+        let state = self.lock();
+        sensors.all(|id| state.known.contains_key(id))
+    }
+
     /// Rows just upserted: they exist and hold these.
     pub(super) fn written(&self, rows: impl IntoIterator<Item = (String, Stored)>) {
         self.lock().known.extend(rows);

@@ -460,12 +460,30 @@ impl Store {
             None => self.resume_rollups().await?,
         };
         let all: Vec<&NewReading> = reports.iter().flat_map(|r| &r.readings).collect();
-        let mut tx = WriteTx::begin(&self.pool()).await?;
-        let sensors = self.write_sensors_and_agents(&mut tx, reports).await?;
-        let keys =
-            self.inner.keys.resolve(&mut tx, all.iter().map(|r| r.sensor_id.as_str())).await?;
-        let live = history::insert_readings(&mut tx, &all, &keys.keys, rolled_before).await?;
-        tx.commit().await?;
+        let contacts = Contacts::of(reports);
+        let pool = self.pool();
+        let simple = match &pool {
+            Pool::Postgres(pg) => {
+                self.simple_batch(&contacts, &all, rolled_before)?.map(|s| (pg, s))
+            }
+            Pool::Sqlite(_) => None,
+        };
+        let (keys, sensors, live) = match simple {
+            Some((pg, (keys, rows))) => {
+                let live = write_contacts_and_live(pg, &contacts.agents, rows).await?;
+                (keys, contacts.all_known(), live)
+            }
+            None => {
+                let mut tx = WriteTx::begin(&pool).await?;
+                let sensors = self.write_sensors_and_agents(&mut tx, contacts).await?;
+                let ids = all.iter().map(|r| r.sensor_id.as_str());
+                let keys = self.inner.keys.resolve(&mut tx, ids).await?;
+                let rows = history::unique_rows(&all, &keys.keys)?;
+                let live = history::insert_readings(&mut tx, rows, rolled_before).await?;
+                tx.commit().await?;
+                (keys, sensors, live)
+            }
+        };
         self.inner.keys.learned(&keys);
         self.inner.rollups.count(&live);
         self.inner.latest.written(sensors.stored);
@@ -485,6 +503,29 @@ impl Store {
         Ok(())
     }
 
+    /// A batch that needs no statement but the agents' upsert and the live readings' insert:
+    /// every sensor's row known to exist, every sensor's key known, every reading live (taken
+    /// at or after `rolled_before`: no rollup to add to). Nearly every batch of a running
+    /// house, after its first. Its keys and rows, or `None` for any other batch.
+    fn simple_batch<'a>(
+        &self,
+        contacts: &Contacts<'a>,
+        all: &[&'a NewReading],
+        rolled_before: i64,
+    ) -> Result<Option<(keys::Resolved<'a>, Vec<history::Row>)>, sqlx::Error> {
+        if !self.inner.latest.knows_all(contacts.sensors.keys().copied()) {
+            return Ok(None);
+        }
+        let Some(keys) = self.inner.keys.known(all.iter().map(|r| r.sensor_id.as_str())) else {
+            return Ok(None);
+        };
+        let rows = history::unique_rows(all, &keys.keys)?;
+        if rows.iter().any(|&(_, ts, _)| ts < rolled_before) {
+            return Ok(None);
+        }
+        Ok(Some((keys, rows)))
+    }
+
     /// The sensors and agents rows a batch of reports updates, in the caller's transaction:
     /// the rows of sensors not known to exist are upserted (what they then hold is returned,
     /// for [`latest::Behind::written`]); the newest readings of the others are returned, to
@@ -492,48 +533,17 @@ impl Store {
     async fn write_sensors_and_agents<'a>(
         &self,
         tx: &mut WriteTx,
-        reports: &'a [NewReport],
+        contacts: Contacts<'a>,
     ) -> Result<SensorsWritten<'a>, sqlx::Error> {
-        // One row per sensor and per host: an upsert may not touch a row twice in one
-        // statement (PostgreSQL refuses it), and only the newest reading of a sensor can win.
-        // By sensor: (host, the reading that describes it).
-        let mut sensors: BTreeMap<&str, (&str, &NewReading)> = BTreeMap::new();
-        let mut hosts: BTreeMap<&str, AgentUpsert<'_>> = BTreeMap::new();
-        for report in reports {
-            for r in &report.readings {
-                let slot = sensors.entry(&r.sensor_id).or_insert((&report.host_id, r));
-                // The newest reading that may be the latest wins, and describes the sensor; a
-                // sensor with none of those is still described (by its first reading).
-                if let Some(at) = r.latest_at
-                    && slot.1.latest_at.is_none_or(|t| at >= t)
-                {
-                    *slot = (&report.host_id, r);
-                }
-            }
-            let earlier = hosts.get(report.host_id.as_str()).map_or(0, |a| a.misdated);
-            let agent = AgentUpsert {
-                host_id: &report.host_id,
-                kind: AgentKind::Sensor,
-                url: None,
-                last_seen: report.received,
-                clock_offset_ms: report.clock_offset_ms,
-                key_role: Some(report.key_role),
-                misdated: earlier + report.misdated as i64,
-                misdated_at: (earlier + report.misdated as i64 > 0).then_some(report.received),
-            };
-            // Reports are in arrival order: the later one carries the fresher clock offset.
-            hosts.insert(&report.host_id, agent);
-        }
         let (known, unknown): (Vec<_>, Vec<_>) =
-            sensors.into_iter().partition(|(id, _)| self.inner.latest.knows(id));
+            contacts.sensors.into_iter().partition(|(id, _)| self.inner.latest.knows(id));
         let unknown: Vec<(&str, latest::Newest)> = unknown
             .into_iter()
             .map(|(id, (host_id, r))| (id, latest::Newest::of(host_id, r)))
             .collect();
         let rows: Vec<(&str, &latest::Newest)> = unknown.iter().map(|(id, n)| (*id, n)).collect();
         let stored = latest::upsert(tx, &rows, latest::Since::Compared, true).await?;
-        let agents: Vec<AgentUpsert<'_>> = hosts.into_values().collect();
-        upsert_agents(tx, &agents).await?;
+        upsert_agents(tx, &contacts.agents).await?;
         Ok(SensorsWritten {
             stored,
             newest: known.into_iter().map(|(id, (host_id, r))| (id, host_id, r)).collect(),
@@ -1485,6 +1495,55 @@ struct SensorsWritten<'a> {
     newest: Vec<(&'a str, &'a str, &'a NewReading)>,
 }
 
+/// What a batch of reports says of its sensors and agents.
+struct Contacts<'a> {
+    /// By sensor: (its host, the reading that describes it: the newest that may be its
+    /// latest, else its first). One row per sensor: an upsert may not touch a row twice in
+    /// one statement (PostgreSQL refuses it), and only the newest reading of a sensor can win.
+    sensors: BTreeMap<&'a str, (&'a str, &'a NewReading)>,
+    /// One per host.
+    agents: Vec<AgentUpsert<'a>>,
+}
+
+impl<'a> Contacts<'a> {
+    fn of(reports: &'a [NewReport]) -> Self {
+        let mut sensors: BTreeMap<&str, (&str, &NewReading)> = BTreeMap::new();
+        let mut hosts: BTreeMap<&str, AgentUpsert<'_>> = BTreeMap::new();
+        for report in reports {
+            for r in &report.readings {
+                let slot = sensors.entry(&r.sensor_id).or_insert((&report.host_id, r));
+                if let Some(at) = r.latest_at
+                    && slot.1.latest_at.is_none_or(|t| at >= t)
+                {
+                    *slot = (&report.host_id, r);
+                }
+            }
+            let earlier = hosts.get(report.host_id.as_str()).map_or(0, |a| a.misdated);
+            let agent = AgentUpsert {
+                host_id: &report.host_id,
+                kind: AgentKind::Sensor,
+                url: None,
+                last_seen: report.received,
+                clock_offset_ms: report.clock_offset_ms,
+                key_role: Some(report.key_role),
+                misdated: earlier + report.misdated as i64,
+                misdated_at: (earlier + report.misdated as i64 > 0).then_some(report.received),
+            };
+            // Reports are in arrival order: the later one carries the fresher clock offset.
+            hosts.insert(&report.host_id, agent);
+        }
+        Self { sensors, agents: hosts.into_values().collect() }
+    }
+
+    /// Every sensor's row known to exist: nothing upserted, every newest reading to merge.
+    fn all_known(self) -> SensorsWritten<'a> {
+        SensorsWritten {
+            stored: Vec::new(),
+            newest: self.sensors.into_iter().map(|(id, (host_id, r))| (id, host_id, r)).collect(),
+        }
+    }
+}
+
 /// One agent's contact, for [`upsert_agents`].
 #[derive(Debug)]
 struct AgentUpsert<'a> {
@@ -1499,6 +1558,76 @@ struct AgentUpsert<'a> {
     misdated_at: Option<i64>,
 }
 
+/// What a contact changes in an agent's row.
+macro_rules! agents_on_conflict {
+    () => {
+        " ON CONFLICT (host_id, kind) DO UPDATE SET
+           url = COALESCE(excluded.url, agents.url),
+           last_seen = CASE WHEN excluded.last_seen > agents.last_seen
+             THEN excluded.last_seen ELSE agents.last_seen END,
+           clock_offset_ms = COALESCE(excluded.clock_offset_ms, agents.clock_offset_ms),
+           key_role = COALESCE(excluded.key_role, agents.key_role),
+           misdated = agents.misdated + excluded.misdated,
+           misdated_at = COALESCE(excluded.misdated_at, agents.misdated_at)"
+    };
+}
+
+/// PostgreSQL: the upsert of agents given as eight arrays (see [`AgentColumns`]), the first
+/// numbered `$first` (a literal: 1, or 4 after [`history::pg_insert_readings`]'s three).
+macro_rules! pg_upsert_agents {
+    ($a:literal, $b:literal, $c:literal, $d:literal, $e:literal, $f:literal, $g:literal, $h:literal) => {
+        concat!(
+            "INSERT INTO agents
+               (host_id, kind, url, last_seen, clock_offset_ms, key_role, misdated, misdated_at)
+             SELECT * FROM unnest($",
+            $a,
+            "::TEXT[], $",
+            $b,
+            "::TEXT[], $",
+            $c,
+            "::TEXT[], $",
+            $d,
+            "::BIGINT[], $",
+            $e,
+            "::BIGINT[], $",
+            $f,
+            "::TEXT[], $",
+            $g,
+            "::BIGINT[], $",
+            $h,
+            "::BIGINT[])",
+            agents_on_conflict!()
+        )
+    };
+}
+
+/// [`AgentUpsert`]s as the arrays of [`pg_upsert_agents`], in its order.
+struct AgentColumns<'a> {
+    host_id: Vec<&'a str>,
+    kind: Vec<String>,
+    url: Vec<Option<&'a str>>,
+    last_seen: Vec<i64>,
+    clock_offset_ms: Vec<Option<i64>>,
+    key_role: Vec<Option<String>>,
+    misdated: Vec<i64>,
+    misdated_at: Vec<Option<i64>>,
+}
+
+impl<'a> AgentColumns<'a> {
+    fn of(agents: &[AgentUpsert<'a>]) -> Self {
+        Self {
+            host_id: agents.iter().map(|a| a.host_id).collect(),
+            kind: agents.iter().map(|a| enum_str(a.kind)).collect(),
+            url: agents.iter().map(|a| a.url).collect(),
+            last_seen: agents.iter().map(|a| a.last_seen).collect(),
+            clock_offset_ms: agents.iter().map(|a| a.clock_offset_ms).collect(),
+            key_role: agents.iter().map(|a| a.key_role.map(enum_str)).collect(),
+            misdated: agents.iter().map(|a| a.misdated).collect(),
+            misdated_at: agents.iter().map(|a| a.misdated_at).collect(),
+        }
+    }
+}
+
 /// Record agents as heard from. `agents` must not name the same (host, kind) twice.
 ///
 /// SQLite takes them in chunks of multi-row upserts. PostgreSQL takes them as arrays, in one
@@ -1506,19 +1635,6 @@ struct AgentUpsert<'a> {
 /// parsed and planned for every ingest batch, was a quarter of a batch's time on PostgreSQL in
 /// the ingest benchmark.
 async fn upsert_agents(tx: &mut WriteTx, agents: &[AgentUpsert<'_>]) -> Result<(), sqlx::Error> {
-    /// What a contact changes in an agent's row.
-    macro_rules! on_conflict {
-        () => {
-            " ON CONFLICT (host_id, kind) DO UPDATE SET
-               url = COALESCE(excluded.url, agents.url),
-               last_seen = CASE WHEN excluded.last_seen > agents.last_seen
-                 THEN excluded.last_seen ELSE agents.last_seen END,
-               clock_offset_ms = COALESCE(excluded.clock_offset_ms, agents.clock_offset_ms),
-               key_role = COALESCE(excluded.key_role, agents.key_role),
-               misdated = agents.misdated + excluded.misdated,
-               misdated_at = COALESCE(excluded.misdated_at, agents.misdated_at)"
-        };
-    }
     if agents.is_empty() {
         return Ok(());
     }
@@ -1540,32 +1656,58 @@ async fn upsert_agents(tx: &mut WriteTx, agents: &[AgentUpsert<'_>]) -> Result<(
                         .push_bind(a.misdated)
                         .push_bind(a.misdated_at);
                 });
-                q.push(on_conflict!());
+                q.push(agents_on_conflict!());
                 q.build().persistent(false).execute(&mut *c).await?;
             }
         }
         db::Conn::Postgres(c) => {
-            sqlx::query(concat!(
-                "INSERT INTO agents
-                   (host_id, kind, url, last_seen, clock_offset_ms, key_role, misdated,
-                    misdated_at)
-                 SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[],
-                                      $5::BIGINT[], $6::TEXT[], $7::BIGINT[], $8::BIGINT[])",
-                on_conflict!()
-            ))
-            .bind(agents.iter().map(|a| a.host_id).collect::<Vec<_>>())
-            .bind(agents.iter().map(|a| enum_str(a.kind)).collect::<Vec<_>>())
-            .bind(agents.iter().map(|a| a.url).collect::<Vec<_>>())
-            .bind(agents.iter().map(|a| a.last_seen).collect::<Vec<_>>())
-            .bind(agents.iter().map(|a| a.clock_offset_ms).collect::<Vec<_>>())
-            .bind(agents.iter().map(|a| a.key_role.map(enum_str)).collect::<Vec<_>>())
-            .bind(agents.iter().map(|a| a.misdated).collect::<Vec<_>>())
-            .bind(agents.iter().map(|a| a.misdated_at).collect::<Vec<_>>())
-            .execute(c)
-            .await?;
+            let a = AgentColumns::of(agents);
+            sqlx::query(pg_upsert_agents!("1", "2", "3", "4", "5", "6", "7", "8"))
+                .bind(a.host_id)
+                .bind(a.kind)
+                .bind(a.url)
+                .bind(a.last_seen)
+                .bind(a.clock_offset_ms)
+                .bind(a.key_role)
+                .bind(a.misdated)
+                .bind(a.misdated_at)
+                .execute(c)
+                .await?;
         }
     }
     Ok(())
+}
+
+/// PostgreSQL, a simple batch (`Store::simple_batch`): the agents' upsert and the live
+/// readings' insert in one statement, which commits by itself (a statement outside a
+/// transaction is one, all or nothing). One round trip where the transaction takes four
+/// (BEGIN, the agents, the readings, COMMIT), each a wake-up of the engine and of its server
+/// process on shared cores. Returns the readings that were new.
+async fn write_contacts_and_live(
+    pool: &sqlx::PgPool,
+    agents: &[AgentUpsert<'_>],
+    rows: Vec<history::Row>,
+) -> Result<Vec<history::Row>, sqlx::Error> {
+    let (sensors, times, values) = history::columns(&rows);
+    let a = AgentColumns::of(agents);
+    let inserted: history::PgInserted = sqlx::query_as(history::pg_insert_readings!(
+        "reading_hot",
+        concat!("contact AS (", pg_upsert_agents!("4", "5", "6", "7", "8", "9", "10", "11"), "),")
+    ))
+    .bind(sensors)
+    .bind(times)
+    .bind(values)
+    .bind(a.host_id)
+    .bind(a.kind)
+    .bind(a.url)
+    .bind(a.last_seen)
+    .bind(a.clock_offset_ms)
+    .bind(a.key_role)
+    .bind(a.misdated)
+    .bind(a.misdated_at)
+    .fetch_one(pool)
+    .await?;
+    Ok(history::pg_new_rows(rows, inserted))
 }
 
 /// Stores for tests, of either backend: a SQLite file in a temp dir, or a fresh database of a
@@ -2216,6 +2358,96 @@ mod tests {
         Ok(())
     }
 
+    /// A running house's batch (every sensor's row and key known, every reading live) is
+    /// written without a transaction on PostgreSQL (`Store::simple_batch`,
+    /// `write_contacts_and_live`) and in one on SQLite; both store the same: every reading
+    /// once, the agents' contacts (misdated readings summed per host), the rollups counting
+    /// only what was new when part of the batch is a replay.
+    async fn a_running_houses_batch_stores_its_readings_and_contacts(
+        store: Store,
+    ) -> anyhow::Result<()> {
+        let reading = |sensor: &str, ts: i64, value: f64| NewReading {
+            sensor_id: sensor.into(),
+            ..report("pi", ts, value, ts).readings.remove(0)
+        };
+        let send =
+            |host: &str, readings: Vec<NewReading>, received: i64, misdated: u64| NewReport {
+                host_id: host.into(),
+                key_role: KeyRole::Sensor,
+                received,
+                clock_offset_ms: Some(received % 7),
+                misdated,
+                readings,
+            };
+        let base = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+        let first = [
+            send("pi-1", vec![reading("28-a", base, 20.0), reading("28-b", base, 21.0)], base, 0),
+            send("pi-2", vec![reading("28-c", base, 22.0)], base, 0),
+        ];
+        let all = |reports: &[NewReport]| -> Vec<NewReading> {
+            reports.iter().flat_map(|r| r.readings.clone()).collect()
+        };
+        let simple = |reports: &[NewReport]| -> anyhow::Result<bool> {
+            let readings = all(reports);
+            let refs: Vec<&NewReading> = readings.iter().collect();
+            let rolled = store.inner.rollups.before().unwrap_or(i64::MIN);
+            Ok(store.simple_batch(&Contacts::of(reports), &refs, rolled)?.is_some())
+        };
+        assert!(!simple(&first)?, "new sensors: their rows and keys are written first");
+        store.write_reports(&first).await?;
+
+        let t = base + 10_000;
+        let second = [
+            send("pi-1", vec![reading("28-a", t, 20.5), reading("28-b", t, 21.0)], t, 1),
+            send("pi-2", vec![reading("28-c", t, 22.5)], t, 0),
+            send("pi-1", vec![reading("28-a", t + 1, 20.5)], t + 5, 2),
+        ];
+        assert!(simple(&second)?, "known sensors, live readings");
+        store.write_reports(&second).await?;
+        // A replay of the whole batch with one new reading in it.
+        let mut third = second.to_vec();
+        third[2].readings.push(reading("28-c", t + 2, 23.0));
+        third[2].misdated = 0;
+        third[0].misdated = 0;
+        assert!(simple(&third)?);
+        store.write_reports(&third).await?;
+        let late = [send("pi-2", vec![reading("28-c", base - 3_600_000, 19.0)], t, 0)];
+        assert!(!simple(&late)?, "a reading before the rollups' mark goes with its rollups");
+
+        let mut agents: Vec<(String, i64, Option<i64>, i64)> = store
+            .agents()
+            .await?
+            .into_iter()
+            .map(|a| (a.host_id, a.last_seen, a.clock_offset_ms, a.misdated))
+            .collect();
+        agents.sort();
+        assert_eq!(
+            agents,
+            [
+                ("pi-1".to_owned(), t + 5, Some((t + 5) % 7), 3),
+                ("pi-2".to_owned(), t, Some(t % 7), 0)
+            ]
+        );
+        let mut stored = 0;
+        for sensor in ["28-a", "28-b", "28-c"] {
+            stored += store.readings(sensor, 0, i64::MAX, 100).await?.len();
+        }
+        assert_eq!(stored, 3 + 4 + 1);
+        // A reading minutes later flushes the counts in memory of the minutes before.
+        let later = t + 180_000;
+        store.write_reports(&[send("pi-1", vec![reading("28-a", later, 20.0)], later, 0)]).await?;
+        assert!(store.rolled_before().await? > t + 2, "the batches' minutes are flushed");
+        let counted: i64 = on_pool!(&store.pool(), |p| sqlx::query_scalar(
+            "SELECT CAST(SUM(n) AS BIGINT) FROM readings_minute"
+        )
+        .fetch_one(p)
+        .await)?;
+        assert_eq!(counted, 8, "each reading counted once, a replayed one too");
+        let c = store.sensors().await?.into_iter().find(|s| s.id == "28-c");
+        assert_eq!(c.map(|s| (s.last_ts, s.last_value)), Some((Some(t + 2), Some(23.0))));
+        Ok(())
+    }
+
     /// The pool hands out a connection used within `PING_IDLE_AFTER` untested (one round trip
     /// less per write); one idle for longer is pinged first. So a server that closed the pool's
     /// connections while the house was quiet (a restart, an administrator) costs no fault: the
@@ -2247,6 +2479,7 @@ mod tests {
     }
 
     crate::store::testing::on_both_backends!(
+        a_running_houses_batch_stores_its_readings_and_contacts,
         the_newest_readings_are_written_behind_and_exactly,
         one_batch_keeps_the_newest_reading_and_one_agent_row,
         the_latest_is_never_a_reading_placed_after_its_receipt,
