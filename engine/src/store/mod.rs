@@ -1604,6 +1604,21 @@ macro_rules! pg_upsert_agents {
     };
 }
 
+/// Bind the arrays of an [`AgentColumns`] to a query (`sqlx::query` or `query_as`), in
+/// [`pg_upsert_agents`]'s order.
+macro_rules! bind_agents {
+    ($q:expr, $a:expr) => {
+        $q.bind($a.host_id)
+            .bind($a.kind)
+            .bind($a.url)
+            .bind($a.last_seen)
+            .bind($a.clock_offset_ms)
+            .bind($a.key_role)
+            .bind($a.misdated)
+            .bind($a.misdated_at)
+    };
+}
+
 /// [`AgentUpsert`]s as the arrays of [`pg_upsert_agents`], in its order.
 struct AgentColumns<'a> {
     host_id: Vec<&'a str>,
@@ -1665,17 +1680,8 @@ async fn upsert_agents(tx: &mut WriteTx, agents: &[AgentUpsert<'_>]) -> Result<(
         }
         db::Conn::Postgres(c) => {
             let a = AgentColumns::of(agents);
-            sqlx::query(pg_upsert_agents!("1", "2", "3", "4", "5", "6", "7", "8"))
-                .bind(a.host_id)
-                .bind(a.kind)
-                .bind(a.url)
-                .bind(a.last_seen)
-                .bind(a.clock_offset_ms)
-                .bind(a.key_role)
-                .bind(a.misdated)
-                .bind(a.misdated_at)
-                .execute(c)
-                .await?;
+            let q = sqlx::query(pg_upsert_agents!("1", "2", "3", "4", "5", "6", "7", "8"));
+            bind_agents!(q, a).execute(c).await?;
         }
     }
     Ok(())
@@ -1693,23 +1699,14 @@ async fn write_contacts_and_live(
 ) -> Result<Vec<history::Row>, sqlx::Error> {
     let (sensors, times, values) = history::columns(&rows);
     let a = AgentColumns::of(agents);
-    let inserted: history::PgInserted = sqlx::query_as(history::pg_insert_readings!(
+    let q = sqlx::query_as(history::pg_insert_readings!(
         "reading_hot",
         concat!("contact AS (", pg_upsert_agents!("4", "5", "6", "7", "8", "9", "10", "11"), "),")
     ))
     .bind(sensors)
     .bind(times)
-    .bind(values)
-    .bind(a.host_id)
-    .bind(a.kind)
-    .bind(a.url)
-    .bind(a.last_seen)
-    .bind(a.clock_offset_ms)
-    .bind(a.key_role)
-    .bind(a.misdated)
-    .bind(a.misdated_at)
-    .fetch_one(pool)
-    .await?;
+    .bind(values);
+    let inserted: history::PgInserted = bind_agents!(q, a).fetch_one(pool).await?;
     Ok(history::pg_new_rows(rows, inserted))
 }
 
