@@ -36,14 +36,32 @@ impl Keys {
         self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The keys of `ids` when this process knows them all (no statement needed), else `None`.
-    pub(super) fn known<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Option<Resolved<'a>> {
+    /// The keys of `ids` this process knows, and the ids it does not (each once).
+    fn in_memory<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> (Resolved<'a>, Vec<&'a str>) {
         let known = self.lock();
         let mut resolved = Resolved::default();
+        let mut missing: Vec<&'a str> = Vec::new();
         for id in ids {
-            resolved.keys.insert(id, *known.get(id)?);
+            if resolved.keys.contains_key(id) {
+                continue;
+            }
+            match known.get(id) {
+                Some(&key) => {
+                    resolved.keys.insert(id, key);
+                }
+                None => missing.push(id),
+            }
         }
-        Some(resolved)
+        (resolved, missing)
+    }
+
+    /// The keys of `ids` when this process knows them all (no statement needed), else `None`.
+    pub(super) fn known<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Option<Resolved<'a>> {
+        let (resolved, missing) = self.in_memory(ids);
+        missing.is_empty().then_some(resolved)
     }
 
     /// The keys of `ids`, in the caller's transaction: from memory, else from the table, else
@@ -53,22 +71,7 @@ impl Keys {
         tx: &mut WriteTx,
         ids: impl IntoIterator<Item = &'a str>,
     ) -> Result<Resolved<'a>, sqlx::Error> {
-        let mut resolved = Resolved::default();
-        let mut missing: Vec<&'a str> = Vec::new();
-        {
-            let known = self.lock();
-            for id in ids {
-                if resolved.keys.contains_key(id) {
-                    continue;
-                }
-                match known.get(id) {
-                    Some(&key) => {
-                        resolved.keys.insert(id, key);
-                    }
-                    None => missing.push(id),
-                }
-            }
-        }
+        let (mut resolved, mut missing) = self.in_memory(ids);
         if missing.is_empty() {
             return Ok(resolved);
         }

@@ -1575,8 +1575,9 @@ macro_rules! agents_on_conflict {
     };
 }
 
-/// PostgreSQL: the upsert of agents given as eight arrays (see [`AgentColumns`]), the first
-/// numbered `$first` (a literal: 1, or 4 after [`history::pg_insert_readings`]'s three).
+/// PostgreSQL: the upsert of agents given as eight arrays (see [`AgentColumns`]), whose
+/// parameter numbers are the eight literals given: 1 to 8 alone, 4 to 11 after
+/// [`history::pg_insert_readings`]'s three.
 macro_rules! pg_upsert_agents {
     ($a:literal, $b:literal, $c:literal, $d:literal, $e:literal, $f:literal, $g:literal, $h:literal) => {
         concat!(
