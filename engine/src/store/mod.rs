@@ -374,6 +374,9 @@ impl Store {
     }
 
     fn replace_pool(&self, pool: Pool) {
+        // The database met through the new pool may not be the one read (a file restored
+        // while storage was degraded).
+        self.inner.latest.rows_changed();
         let old = std::mem::replace(
             &mut *self.inner.pool.write().unwrap_or_else(|e| e.into_inner()),
             pool,
@@ -598,20 +601,21 @@ impl Store {
         if self.served_from_memory() {
             return self.inner.held.sensors(None);
         }
-        // The newest readings that wait to be written are laid over the rows, from memory
-        // (see `latest.rs`), taken before the rows are read.
-        let waiting = self.inner.latest.waiting_values();
-        let read = on_pool!(&self.pool(), |p| sqlx::query_as(
-            "SELECT id, host_id, kind, alias, extra, last_ts, last_value, value_since, name,
-                    weight, offset_c
-             FROM sensors ORDER BY id",
-        )
-        .fetch_all(p)
-        .await)
-        .map(|mut rows| {
-            latest::lay_over(&waiting, &mut rows);
-            rows
-        });
+        // The rows are kept in memory once read, with the newest readings that wait to be
+        // written laid over them (see `latest.rs`).
+        let read = match self.inner.latest.rows() {
+            Ok(rows) => Ok(rows),
+            Err(reading) => on_pool!(&self.pool(), |p| {
+                sqlx::query_as(
+                "SELECT id, host_id, kind, alias, extra, last_ts, last_value, value_since, name,
+                        weight, offset_c
+                 FROM sensors ORDER BY id",
+            )
+            .fetch_all(p)
+            .await
+            })
+            .map(|rows| self.inner.latest.read(reading, rows)),
+        };
         let rows = self.inner.held.sensors(Some(self.seen(read)));
         self.known_while_degraded(rows)
     }
@@ -674,6 +678,8 @@ impl Store {
         .execute(p)
         .await
         .map(|r| r.rows_affected()));
+        // Even a failed update may have committed.
+        self.inner.latest.rows_changed();
         Ok(self.seen(done)? == 1)
     }
 
@@ -2367,6 +2373,99 @@ mod tests {
         Ok(())
     }
 
+    /// The sensors rows are read from the table once and then answered from memory, always
+    /// as the table holds them: across readings that wait, a flush, a sensor's settings and
+    /// a new sensor (`latest.rs` tests a read that a write overtakes).
+    async fn the_sensors_rows_kept_in_memory_are_the_tables(store: Store) -> anyhow::Result<()> {
+        type Columns =
+            (String, String, Option<i64>, Option<f64>, Option<i64>, Option<String>, f64, f64);
+        let columns = |rows: Vec<SensorRow>| -> Vec<Columns> {
+            let mut rows: Vec<Columns> = rows
+                .into_iter()
+                .map(|s| {
+                    let SensorRow { id, host_id, last_ts, last_value, value_since, name, .. } = s;
+                    (id, host_id, last_ts, last_value, value_since, name, s.weight, s.offset_c)
+                })
+                .collect();
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+            rows
+        };
+        let table = async || -> anyhow::Result<Vec<Columns>> {
+            let rows: Vec<SensorRow> = on_pool!(&store.pool(), |p| {
+                sqlx::query_as(
+                "SELECT id, host_id, kind, alias, extra, last_ts, last_value, value_since, name,
+                        weight, offset_c
+                 FROM sensors"
+            )
+            .fetch_all(p)
+            .await
+            })?;
+            Ok(columns(rows))
+        };
+        let two = |ts: i64, a: f64, b: f64| NewReport {
+            readings: vec![
+                report("pi", ts, a, ts).readings.remove(0),
+                NewReading {
+                    sensor_id: "28-b".into(),
+                    ..report("pi", ts, b, ts).readings.remove(0)
+                },
+            ],
+            ..report("pi", ts, a, ts)
+        };
+        store.write_reports(&[two(1_000, 20.0, 18.0)]).await?;
+        assert_eq!(columns(store.sensors().await?), table().await?);
+
+        // Behind the store's back: not seen, the rows are not read again.
+        on_pool!(&store.pool(), |p| sqlx::query(
+            "UPDATE sensors SET name = 'behind' WHERE id = '28-b'"
+        )
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        let kept = columns(store.sensors().await?);
+        assert_eq!(kept[1].5, None, "answered from memory");
+
+        store.write_reports(&[two(2_000, 21.0, 18.0)]).await?;
+        let waiting = columns(store.sensors().await?);
+        assert_eq!(
+            (waiting[0].2, waiting[0].3, waiting[0].4),
+            (Some(2_000), Some(21.0), Some(2_000))
+        );
+        assert_eq!(
+            (waiting[1].2, waiting[1].3, waiting[1].4),
+            (Some(2_000), Some(18.0), Some(1_000))
+        );
+        store.flush_latest().await?;
+        let mut on_disk = table().await?;
+        on_disk[1].5 = None;
+        assert_eq!(columns(store.sensors().await?), on_disk, "the flush laid over what is kept");
+        assert_eq!(waiting, on_disk);
+
+        let settings = hearth_proto::sensors::SensorSettings {
+            name: Some("Hall".into()),
+            weight: 2.0,
+            offset_c: -0.5,
+        };
+        assert!(store.set_sensor_settings("28-a", &settings).await?);
+        let read = columns(store.sensors().await?);
+        assert_eq!(read, table().await?, "read again after the settings changed");
+        assert_eq!((read[0].5.as_deref(), read[1].5.as_deref()), (Some("Hall"), Some("behind")));
+
+        let new = NewReport {
+            readings: vec![NewReading {
+                sensor_id: "28-c".into(),
+                ..report("pi", 3_000, 5.0, 3_000).readings.remove(0)
+            }],
+            ..report("pi", 3_000, 5.0, 3_000)
+        };
+        store.write_reports(&[new, two(3_000, 22.0, 18.5)]).await?;
+        let read = columns(store.sensors().await?);
+        assert_eq!(read.len(), 3, "a new sensor's row is read");
+        store.flush_latest().await?;
+        assert_eq!(read, table().await?);
+        Ok(())
+    }
+
     /// A running house's batch (every sensor's row and key known, every reading live) is
     /// written without a transaction on PostgreSQL (`Store::simple_batch`,
     /// `write_contacts_and_live`) and in one on SQLite; both store the same: every reading
@@ -2490,6 +2589,7 @@ mod tests {
     crate::store::testing::on_both_backends!(
         a_running_houses_batch_stores_its_readings_and_contacts,
         the_newest_readings_are_written_behind_and_exactly,
+        the_sensors_rows_kept_in_memory_are_the_tables,
         one_batch_keeps_the_newest_reading_and_one_agent_row,
         the_latest_is_never_a_reading_placed_after_its_receipt,
         an_answer_to_a_call_sent_before_a_registration_is_not_recorded,
