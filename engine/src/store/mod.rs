@@ -102,6 +102,10 @@ pub(crate) struct NewReport {
     pub(crate) readings: Vec<NewReading>,
 }
 
+/// Every [`SensorRow`], in the order of their ids.
+const SENSOR_ROWS: &str = "SELECT id, host_id, kind, alias, extra, last_ts, last_value, \
+     value_since, name, weight, offset_c FROM sensors ORDER BY id";
+
 /// A sensor row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct SensorRow {
@@ -605,16 +609,10 @@ impl Store {
         // written laid over them (see `latest.rs`).
         let read = match self.inner.latest.rows() {
             Ok(rows) => Ok(rows),
-            Err(reading) => on_pool!(&self.pool(), |p| {
-                sqlx::query_as(
-                "SELECT id, host_id, kind, alias, extra, last_ts, last_value, value_since, name,
-                        weight, offset_c
-                 FROM sensors ORDER BY id",
-            )
-            .fetch_all(p)
-            .await
-            })
-            .map(|rows| self.inner.latest.read(reading, rows)),
+            Err(reading) => {
+                on_pool!(&self.pool(), |p| sqlx::query_as(SENSOR_ROWS).fetch_all(p).await)
+                    .map(|rows| self.inner.latest.read(reading, rows))
+            }
         };
         let rows = self.inner.held.sensors(Some(self.seen(read)));
         self.known_while_degraded(rows)
@@ -2391,15 +2389,8 @@ mod tests {
             rows
         };
         let table = async || -> anyhow::Result<Vec<Columns>> {
-            let rows: Vec<SensorRow> = on_pool!(&store.pool(), |p| {
-                sqlx::query_as(
-                "SELECT id, host_id, kind, alias, extra, last_ts, last_value, value_since, name,
-                        weight, offset_c
-                 FROM sensors"
-            )
-            .fetch_all(p)
-            .await
-            })?;
+            let rows: Vec<SensorRow> =
+                on_pool!(&store.pool(), |p| sqlx::query_as(SENSOR_ROWS).fetch_all(p).await)?;
             Ok(columns(rows))
         };
         let two = |ts: i64, a: f64, b: f64| NewReport {
