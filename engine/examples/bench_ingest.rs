@@ -34,7 +34,7 @@
 //!
 //! `cargo run --release -p hearth-engine --example bench_ingest -- [--requests N]
 //! [--concurrency N] [--no-year | --year-days N] [--idle-s N] [--chart-runs N]
-//! [--profile release|release-small]`
+//! [--profile release|release-small] [--goal-only]`
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -129,10 +129,14 @@ struct Args {
     /// The cargo profile the engine is built with: `release`, or `release-small`, the size
     /// profile of the packaged engine (`deploy/cross/build.sh`), built for this machine.
     profile: String,
+    /// Only the goal's shape (`GOAL_SHAPE`), on every backend and database: a quicker run
+    /// when one change is weighed against another.
+    goal_only: bool,
 }
 
 const USAGE: &str = "usage: bench_ingest [--requests N] [--concurrency N] [--no-year | --year-days N] \
-                     [--idle-s N] [--chart-runs N] [--profile release|release-small]";
+                     [--idle-s N] [--chart-runs N] [--profile release|release-small] \
+                     [--goal-only]";
 
 fn args() -> anyhow::Result<Args> {
     let mut a = Args {
@@ -142,11 +146,16 @@ fn args() -> anyhow::Result<Args> {
         idle_s: 60,
         chart_runs: 15,
         profile: "release".into(),
+        goal_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--no-year" {
             a.year_days = 0;
+            continue;
+        }
+        if flag == "--goal-only" {
+            a.goal_only = true;
             continue;
         }
         if flag == "--help" || flag == "-h" {
@@ -623,17 +632,15 @@ async fn main() -> anyhow::Result<()> {
     // The newest live reading each year database holds from an earlier run (ms).
     let mut newest_live: BTreeMap<Backend, i64> = BTreeMap::new();
     let mut run = 0;
-    for (i, shape) in SHAPES.iter().enumerate() {
+    let shapes = SHAPES.iter().enumerate().filter(|(i, _)| !a.goal_only || *i == GOAL_SHAPE);
+    let runs = if a.goal_only { 1 } else { SHAPES.len() } * columns.len();
+    for (i, shape) in shapes {
         for k in 0..columns.len() {
             // Rotate which column runs first, so none always meets a warmer machine.
             let c = (k + i) % columns.len();
             let (backend, db) = columns[c];
             run += 1;
-            eprintln!(
-                "bench ingest: run {run}/{}: {} on {backend:?}, {db:?}",
-                SHAPES.len() * columns.len(),
-                shape.name
-            );
+            eprintln!("bench ingest: run {run}/{runs}: {} on {backend:?}, {db:?}", shape.name);
             let (dir, database_url) = match (backend, db, &years) {
                 (Backend::Sqlite, Db::Year, Some(y)) => (y.sqlite_dir.clone(), None),
                 (Backend::Postgres, Db::Year, Some(y)) => (
@@ -720,6 +727,9 @@ async fn main() -> anyhow::Result<()> {
         }
         println!();
         for (i, shape) in SHAPES.iter().enumerate() {
+            if !(0..columns.len()).any(|c| results.contains_key(&(i, c))) {
+                continue;
+            }
             print!("  {:<26}", shape.name);
             for c in 0..columns.len() {
                 print!("{:>22}", results.get(&(i, c)).map(cell).unwrap_or_default());

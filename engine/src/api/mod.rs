@@ -20,6 +20,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use hearth_common::auth::SiteSecret;
 use hearth_proto::ErrorCode;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -236,7 +237,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The engine's HTTP application.
 pub fn app(state: AppState) -> Router {
     let (router, doc) = parts();
-    let doc = Arc::new(doc);
+    // Served as the bytes it serializes to, made once: the document itself is some 2 MB of
+    // small allocations (about 250 KB as JSON) that the engine would otherwise keep for its
+    // whole life, and clone for every request.
+    let doc = serde_json::to_vec(&doc).map(axum::body::Bytes::from).map_err(|e| {
+        // Not expected: its keys are strings and it holds no float.
+        tracing::error!(error = %e, "the OpenAPI document does not serialize");
+        e.to_string()
+    });
     router
         .route("/", axum::routing::get(info::index))
         .route("/metrics", axum::routing::get(metrics::metrics))
@@ -244,7 +252,12 @@ pub fn app(state: AppState) -> Router {
             "/v1/openapi.json",
             axum::routing::get(move || {
                 let doc = doc.clone();
-                async move { axum::Json(doc.as_ref().clone()) }
+                async move {
+                    let json = doc.map_err(|e| {
+                        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, e)
+                    })?;
+                    Ok::<_, ApiError>(([(CONTENT_TYPE, "application/json")], json))
+                }
             }),
         )
         .fallback(|| async {

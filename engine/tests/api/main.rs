@@ -191,6 +191,11 @@ async fn info_status_and_openapi_are_served() -> R {
     assert_eq!(status["checks"][0]["name"], "database");
     let doc = f.get("/v1/openapi.json").await?;
     assert!(doc["paths"]["/v1/sensors/update"]["put"].is_object());
+    // Served as serialized once at start: the document the code generates.
+    assert_eq!(doc, serde_json::to_value(hearth_engine::openapi())?);
+    let req = Request::builder().uri("/v1/openapi.json").body(Body::empty())?;
+    let resp = f.engine.router().oneshot(req).await?;
+    assert_eq!(resp.headers()[axum::http::header::CONTENT_TYPE], "application/json");
     Ok(())
 }
 
