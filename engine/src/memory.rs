@@ -4,8 +4,8 @@
 //! once) makes the allocator grow its heaps; freed, that memory stays in the process's free
 //! lists, and glibc's allocator returns to the system only what is free at the very top of
 //! its main heap. The engine shares a Pi with other services, so after a burst it trims:
-//! the idle SQLite connections but one, and the caches of the one kept
-//! (`Store::release_memory`), then the allocator's free pages. musl's allocator (the static Pi builds) unmaps freed memory by
+//! SQLite's page caches of the idle connections (`Store::release_memory`), then the
+//! allocator's free pages. musl's allocator (the static Pi builds) unmaps freed memory by
 //! itself and has nothing to call.
 
 /// Return the allocator's free pages to the system (every arena, not only the top of the

@@ -143,30 +143,19 @@ pub(crate) fn sqlite_pool_options() -> SqlitePoolOptions {
 }
 
 impl Pool {
-    /// Free what the idle SQLite connections hold. One stays open, and gives its caches back
-    /// to the allocator: its page cache (up to 2 MB) and its prepared statements (up to
-    /// [`STATEMENT_CACHE`] compiled programs, each up to ~50 KB; prepared again in
-    /// microseconds at their next use). The other idle ones are closed: each has a thread of
-    /// its own, with a heap of its own in glibc's allocator, where a burst leaves some 0.5 MB
-    /// in pages still partly used (lookaside buffers, the parsed schema); only closing gives
-    /// them back (measured with `bench_ingest`: some 1.5 MB a minute after a burst). The pool
-    /// opens a connection again when a burst needs it, in about a millisecond.
-    /// PostgreSQL's caches live in its server.
+    /// Free what each idle SQLite connection caches back to the allocator: its page cache (up
+    /// to 2 MB) and its prepared statements (up to [`STATEMENT_CACHE`] compiled programs, each
+    /// up to ~50 KB; prepared again in microseconds at their next use). The connections stay
+    /// open. PostgreSQL's caches live in its server.
     pub(crate) async fn release_memory(&self) {
         if let Self::Sqlite(pool) = self {
-            // Held until every idle one was taken, so that none is taken twice.
-            let mut kept = None;
+            // Held until every idle one was asked, so that none is asked twice.
+            let mut asked = Vec::new();
             while let Some(mut conn) = pool.try_acquire() {
-                if kept.is_some() {
-                    // Only memory is at stake: a connection that fails to close is gone all
-                    // the same (its thread ends), and the pool opens another when it needs one.
-                    let _ = conn.close().await;
-                    continue;
-                }
-                // A connection that cannot shrink keeps its cache.
+                // Only memory is at stake: a connection that cannot shrink keeps its cache.
                 let _ = sqlx::Connection::clear_cached_statements(&mut *conn).await;
                 let _ = sqlx::query("PRAGMA shrink_memory").execute(&mut *conn).await;
-                kept = Some(conn);
+                asked.push(conn);
             }
         }
     }

@@ -2577,65 +2577,6 @@ mod tests {
         Ok(())
     }
 
-    /// After a burst, the idle SQLite connections but one are closed (their threads end);
-    /// PostgreSQL's stay. Either way the store goes on writing and reading, opening
-    /// connections again as it needs them.
-    async fn releasing_memory_leaves_a_working_store(store: Store) -> anyhow::Result<()> {
-        store.write_reports(&[report("pi", 1_000, 20.0, 1_000)]).await?;
-        // A burst's worth of connections, all idle again.
-        let pool = store.pool();
-        on_pool!(&pool, |p| {
-            let mut held = Vec::new();
-            for _ in 0..3 {
-                held.push(p.acquire().await?);
-            }
-            Ok::<_, sqlx::Error>(())
-        })?;
-        // A connection dropped goes back to the pool by a task of its own: the pool's size
-        // and idle connections once every one is back.
-        let settled = async || {
-            let back = tokio::time::Instant::now() + Duration::from_secs(5);
-            on_pool!(&pool, |p| {
-                while p.num_idle() < p.size() as usize && tokio::time::Instant::now() < back {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                (p.size(), p.num_idle())
-            })
-        };
-        let (size, idle) = settled().await;
-        assert!(size >= 3 && idle == size as usize, "{size} connections, {idle} idle");
-
-        store.release_memory().await;
-        let (size, idle) = settled().await;
-        match pool {
-            Pool::Sqlite(_) => assert_eq!((size, idle), (1, 1)),
-            Pool::Postgres(_) => assert!(size >= 3 && idle == size as usize),
-        }
-
-        // Several connections at once again: the pool opens what it closed.
-        let second = [report("pi", 2_000, 21.0, 2_000)];
-        let (a, b) = tokio::join!(store.write_reports(&second), store.sensors());
-        a?;
-        assert_eq!(b?.len(), 1);
-        let counted = on_pool!(&pool, |p| {
-            let mut held = Vec::new();
-            for _ in 0..3 {
-                held.push(p.acquire().await?);
-            }
-            let mut counts = Vec::new();
-            for c in &mut held {
-                let n: i64 =
-                    sqlx::query_scalar("SELECT count(*) FROM readings").fetch_one(&mut **c).await?;
-                counts.push(n);
-            }
-            Ok::<_, sqlx::Error>(counts)
-        })?;
-        assert_eq!(counted, [2, 2, 2], "every connection sees both readings");
-        assert_eq!(store.sensors().await?[0].last_value, Some(21.0));
-        store.close().await;
-        Ok(())
-    }
-
     crate::store::testing::on_both_backends!(
         a_running_houses_batch_stores_its_readings_and_contacts,
         the_newest_readings_are_written_behind_and_exactly,
@@ -2644,6 +2585,5 @@ mod tests {
         the_latest_is_never_a_reading_placed_after_its_receipt,
         an_answer_to_a_call_sent_before_a_registration_is_not_recorded,
         control_sees_held_readings_and_the_last_rows_read,
-        releasing_memory_leaves_a_working_store,
     );
 }
