@@ -4,6 +4,8 @@
 //! `hearth_harness::postgres`, with its default durability: fsync on, synchronous commit),
 //! side by side in one run. Prints figures; asserts nothing.
 //!
+//! - PostgreSQL's write-ahead log is warmed once and checkpointed before every run (see
+//!   `warm_wal`), as a server that has been running has segments to reuse.
 //! - Ingest: concurrent clients (one keep-alive connection each) send `PUT /v1/sensors/update`
 //!   with 10 timestamped readings each; a request is answered after its commit. Readings
 //!   persisted per second and per-request latency (p50, p99) for five shapes of house: 10, 100
@@ -272,6 +274,27 @@ async fn build_sqlite_year(file: &Path, year: Year) -> anyhow::Result<Footprint>
         bytes += std::fs::metadata(PathBuf::from(path)).map(|m| m.len()).unwrap_or(0);
     }
     Ok(Footprint { readings, minutes, hours, bytes, built_in })
+}
+
+/// A server that has been running has old write-ahead log segments to reuse: every
+/// checkpoint recycles those it no longer needs, at least `min_wal_size` worth (80 MB by
+/// default). A fresh server has none, so every 16 MB segment a load fills is created first,
+/// zero-filled and synced: about one a second at these rates, each stalling the commits behind
+/// it for 10–20 ms (traced: the new segment's fsync alone takes 8–10 ms, where a commit's
+/// fdatasync takes 0.3 ms). That is the cost of a server's first minutes, not of the store: the
+/// log is written once (some four times what a run writes, at least 256 MB) and checkpointed, and every
+/// PostgreSQL run starts after a checkpoint (a server makes one every 5 minutes), so that each
+/// finds the segments a running server has.
+fn warm_wal(pg: &Postgres, requests: i64) -> anyhow::Result<()> {
+    // Some 260 bytes of log a row; a run logs some 130 bytes a reading, and more for its
+    // database's creation and the whole pages it changes first after the checkpoint.
+    let rows = (requests * PER_REQUEST as i64 * 2).max(1_000_000);
+    pg.psql(&format!(
+        "CREATE TABLE bench_wal AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, {rows}) g"
+    ))?;
+    pg.psql("DROP TABLE bench_wal")?;
+    pg.psql("CHECKPOINT")?;
+    Ok(())
 }
 
 /// PostgreSQL: the engine's store migrates the database and writes the year's last instant
@@ -575,6 +598,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|h| secret.device_key(&host_id(h), KeyRole::Sensor).agent_credential(&host_id(h)))
         .collect();
     let mut pg = Postgres::start()?;
+    warm_wal(&pg, a.requests)?;
 
     // The backlogs' readings follow the year, in the past, a second apart (each backlog after
     // the seconds the previous one used; the same seconds on the empty and the year database).
@@ -672,6 +696,9 @@ async fn main() -> anyhow::Result<()> {
                     );
                     tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
                 }
+            }
+            if backend == Backend::Postgres {
+                pg.psql("CHECKPOINT")?;
             }
             let engine = Engine::start(&bin, &dir, database_url.as_deref())?;
             let times = if shape.backlog {
