@@ -281,16 +281,17 @@ async fn build_sqlite_year(file: &Path, year: Year) -> anyhow::Result<Footprint>
 /// default). A fresh server has none, so every 16 MB segment a load fills is created first,
 /// zero-filled and synced: about one a second at these rates, each stalling the commits behind
 /// it for 10–20 ms (traced: the new segment's fsync alone takes 8–10 ms, where a commit's
-/// fdatasync takes 0.3 ms). That is the cost of a server's first minutes, not of the store: the
-/// log is written once (some four times what a run writes, at least 256 MB) and checkpointed, and every
-/// PostgreSQL run starts after a checkpoint (a server makes one every 5 minutes), so that each
-/// finds the segments a running server has.
+/// fdatasync takes 0.3 ms). That is the cost of a server's first minutes, not of the store:
+/// the log is written once (some four times what a run writes, at least 256 MB) and
+/// checkpointed, and every PostgreSQL run starts after a checkpoint (a server makes one every
+/// 5 minutes), so that each finds the segments a running server has.
 fn warm_wal(pg: &Postgres, requests: i64) -> anyhow::Result<()> {
     // Some 260 bytes of log a row; a run logs some 130 bytes a reading, and more for its
     // database's creation and the whole pages it changes first after the checkpoint.
     let rows = (requests * PER_REQUEST as i64 * 2).max(1_000_000);
     pg.psql(&format!(
-        "CREATE TABLE bench_wal AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, {rows}) g"
+        "CREATE TABLE bench_wal AS
+         SELECT g, repeat('x', 200) AS pad FROM generate_series(1, {rows}) g"
     ))?;
     pg.psql("DROP TABLE bench_wal")?;
     pg.psql("CHECKPOINT")?;
