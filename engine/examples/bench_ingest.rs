@@ -657,8 +657,9 @@ async fn main() -> anyhow::Result<()> {
     // The newest live reading each year database holds from an earlier run (ms).
     let mut newest_live: BTreeMap<Backend, i64> = BTreeMap::new();
     let mut run = 0;
-    let shapes = SHAPES.iter().enumerate().filter(|(i, _)| !a.goal_only || *i == GOAL_SHAPE);
-    let runs = if a.goal_only { 1 } else { SHAPES.len() } * columns.len();
+    let shapes: Vec<(usize, &Shape)> =
+        SHAPES.iter().enumerate().filter(|(i, _)| !a.goal_only || *i == GOAL_SHAPE).collect();
+    let runs = shapes.len() * columns.len();
     for (i, shape) in shapes {
         for k in 0..columns.len() {
             // Rotate which column runs first, so none always meets a warmer machine.
