@@ -175,6 +175,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    memory::configure();
     let engine = Engine::open(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
