@@ -496,7 +496,7 @@ impl Store {
         self.inner.latest.written(sensors.stored);
         self.inner.latest.merge(sensors.newest);
         if self.inner.latest.due() {
-            self.flush_latest_locked().await?;
+            self.flush_latest_locked(Some(latest::SLICE)).await?;
         }
 
         let received = reports.iter().map(|r| r.received).max().unwrap_or(i64::MIN);
@@ -557,18 +557,24 @@ impl Store {
         })
     }
 
-    /// Write the sensors' newest readings that wait in memory (see `latest.rs`). The caller
-    /// holds the write lock.
-    async fn flush_latest_locked(&self) -> Result<(), sqlx::Error> {
-        let pending = self.inner.latest.pending();
+    /// Write the sensors' newest readings that wait in memory, all of them or the `most` that
+    /// waited longest (see `latest.rs`). The caller holds the write lock.
+    async fn flush_latest_locked(&self, most: Option<usize>) -> Result<(), sqlx::Error> {
+        let pending = self.inner.latest.pending(most);
         if pending.is_empty() {
             return Ok(());
         }
         let rows: Vec<(&str, &latest::Newest)> =
             pending.iter().map(|(id, n)| (id.as_str(), n)).collect();
-        let mut tx = WriteTx::begin(&self.pool()).await?;
-        latest::upsert(&mut tx, &rows, latest::Since::Given, false).await?;
-        tx.commit().await?;
+        let pool = self.pool();
+        match &pool {
+            Pool::Postgres(pg) => latest::update_pg(pg, &rows).await?,
+            Pool::Sqlite(_) => {
+                let mut tx = WriteTx::begin(&pool).await?;
+                latest::upsert(&mut tx, &rows, latest::Since::Given, false).await?;
+                tx.commit().await?;
+            }
+        }
         self.inner.latest.flushed(&pending);
         Ok(())
     }
@@ -579,7 +585,7 @@ impl Store {
             return Ok(());
         }
         let _writing = self.inner.writes.lock().await;
-        let result = self.flush_latest_locked().await;
+        let result = self.flush_latest_locked(None).await;
         if result.is_err() {
             self.inner.latest.forget();
         }
@@ -2371,6 +2377,27 @@ mod tests {
         Ok(())
     }
 
+    /// The newest readings that waited are written even to a row that is gone (deleted behind
+    /// the engine's back, as by hand): PostgreSQL writes them with an UPDATE of the rows that
+    /// exist and an insert of the others (`latest::update_pg`), SQLite with the upsert.
+    async fn the_newest_readings_bring_back_a_row_removed_behind_the_engine(
+        store: Store,
+    ) -> anyhow::Result<()> {
+        store.write_reports(&[report("pi", 1_000, 20.0, 1_000)]).await?;
+        store.write_reports(&[report("pi", 2_000, 21.0, 2_000)]).await?;
+        on_pool!(&store.pool(), |p| sqlx::query("DELETE FROM sensors")
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        store.flush_latest().await?;
+        assert_eq!(row_on_disk(&store).await?, (Some(2_000), Some(21.0), Some(2_000)));
+        // And the row is updated, not inserted again, from then on.
+        store.write_reports(&[report("pi", 3_000, 21.0, 3_000)]).await?;
+        store.flush_latest().await?;
+        assert_eq!(row_on_disk(&store).await?, (Some(3_000), Some(21.0), Some(2_000)));
+        Ok(())
+    }
+
     /// The sensors rows are read from the table once and then answered from memory, always
     /// as the table holds them: across readings that wait, a flush, a sensor's settings and
     /// a new sensor (`latest.rs` tests a read that a write overtakes).
@@ -2580,6 +2607,7 @@ mod tests {
     crate::store::testing::on_both_backends!(
         a_running_houses_batch_stores_its_readings_and_contacts,
         the_newest_readings_are_written_behind_and_exactly,
+        the_newest_readings_bring_back_a_row_removed_behind_the_engine,
         the_sensors_rows_kept_in_memory_are_the_tables,
         one_batch_keeps_the_newest_reading_and_one_agent_row,
         the_latest_is_never_a_reading_placed_after_its_receipt,
