@@ -54,7 +54,7 @@ pub(super) const FLUSH_AFTER: Duration = Duration::from_secs(1);
 /// At most this many rows are written behind one write batch. A write batch waits for what
 /// it writes, and the reports that come meanwhile wait for it: a thousand sensors' rows held
 /// PostgreSQL 7-9 ms (SQLite 4-5 ms) once a second under a burst of reports, the ingest
-/// benchmark's slowest reports; a slice of 250 takes 1-2 ms, four batches in a row.
+/// benchmark's slowest reports; a slice of 250 takes 1-3 ms, four batches in a row.
 pub(super) const SLICE: usize = 250;
 
 /// A sensor's newest reading and description, as its row holds them or is to hold them.
