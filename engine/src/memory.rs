@@ -12,13 +12,6 @@
 //! where a few lasting allocations (a sensor's row, a map's entry) sit between freed buffers,
 //! so the engine also keeps large buffers out of the heaps altogether ([`configure`]).
 
-/// Allocations of at least this many bytes get pages of their own (`mmap`), returned to the
-/// system when freed. Measured with `bench_ingest` (1,000 sensors / 50 hosts, a minute after
-/// the burst): the engine's own memory (RssAnon) 12.8-13.8 MB with glibc's sliding threshold,
-/// 10.6 with it fixed at its initial 128 KiB, 10.0 at 64 KiB, 9.8 at 32 KiB; ingest unchanged
-/// within the benchmark's noise.
-const MMAP_THRESHOLD: i32 = 64 * 1024;
-
 /// Set the allocator up for a long-running engine; call once, before the work starts.
 ///
 /// glibc starts its mmap threshold at 128 KiB and raises it to the size of any mapped block
@@ -35,6 +28,12 @@ pub(crate) fn configure() {
     }
     /// `<malloc.h>`: `#define M_MMAP_THRESHOLD -3`.
     const M_MMAP_THRESHOLD: i32 = -3;
+    /// Allocations of at least this many bytes get pages of their own (`mmap`), returned to
+    /// the system when freed. Measured with `bench_ingest` (1,000 sensors / 50 hosts, a minute
+    /// after the burst): the engine's own memory (RssAnon) 12.8-13.8 MB with glibc's sliding
+    /// threshold, 10.6 with it fixed at its initial 128 KiB, 10.0 at 64 KiB, 9.8 at 32 KiB;
+    /// ingest unchanged within the benchmark's noise.
+    const MMAP_THRESHOLD: i32 = 64 * 1024;
     // Returns 0 only for an unknown parameter or a value above the 32 MiB maximum.
     if mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 0 {
         tracing::warn!(
