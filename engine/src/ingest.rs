@@ -11,7 +11,9 @@
 //! A storage fault is not an acknowledgement's problem to hide: while the store is degraded
 //! every report is refused at once (503), so agents keep it queued as for an outage. Its
 //! readings are held in memory all the same, for control: they are the freshest truth about
-//! the house whether or not the disk can take them.
+//! the house whether or not the disk can take them. A batch acknowledged is kept for a few
+//! seconds more (`store/acked.rs`): a storage that fails right after confirming a commit may
+//! lose it, and the store writes those readings again when it recovers.
 
 use std::sync::Arc;
 
@@ -67,19 +69,20 @@ impl Ingest {
             let store = writer;
             let mut relief = tokio::time::interval(RELIEF_EVERY);
             relief.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut wrote = false;
+            // A release of memory is due: reports were written since the last one, or what is
+            // kept of them (`acked.rs`) has yet to age out.
+            let mut due = false;
             loop {
                 let first = tokio::select! {
                     job = rx.recv() => job,
-                    _ = relief.tick(), if wrote => {
-                        wrote = false;
-                        store.release_memory().await;
+                    _ = relief.tick(), if due => {
+                        due = store.release_memory().await;
                         continue;
                     }
                 };
                 // Ends when every `Ingest` handle is dropped (server shut down).
                 let Some(first) = first else { break };
-                wrote = true;
+                due = true;
                 let mut jobs = vec![first];
                 while jobs.len() < MAX_BATCH {
                     match rx.try_recv() {
@@ -89,22 +92,23 @@ impl Ingest {
                 }
                 let (reports, acks): (Vec<NewReport>, Vec<_>) =
                     jobs.into_iter().map(|j| (j.report, j.ack)).unzip();
+                let (n_reports, n_readings) =
+                    (reports.len(), reports.iter().map(|r| r.readings.len() as u64).sum());
                 // Reports that waited behind the batch that found the fault are refused
                 // without another try at the disk.
                 let result = match refusal(&store.health()) {
                     Some(why) => Err(why),
-                    None => store.write_reports(&reports).await.map_err(|e| e.to_string()),
+                    None => store.commit_reports(reports).await.map_err(|e| e.to_string()),
                 };
                 if let Err(e) = &result {
-                    tracing::error!(error = %e, reports = reports.len(), "storing readings failed");
+                    tracing::error!(error = %e, reports = n_reports, "storing readings failed");
                 }
                 for ack in acks {
                     // The request may have been abandoned by its client; nothing to do then.
                     let _ = ack.send(result.clone());
                 }
                 if result.is_ok() {
-                    let n = reports.iter().map(|r| r.readings.len() as u64).sum();
-                    Counters::add(&counters.readings_committed, n);
+                    Counters::add(&counters.readings_committed, n_readings);
                     Counters::add(&counters.ingest_commits, 1);
                 } else {
                     Counters::add(&counters.ingest_failures, 1);

@@ -13,6 +13,7 @@
 //! starts the recovery probe; ingest refuses to acknowledge while degraded. What control
 //! needs is [`held`] in memory as well, so decisions go on through the fault.
 
+mod acked;
 pub(crate) mod copy;
 pub(crate) mod db;
 mod format;
@@ -257,6 +258,8 @@ struct Inner {
     latest: latest::Behind,
     /// Stored settings and decisions that could not be read.
     unreadable: format::Unreadable,
+    /// The readings acknowledged in the last seconds, written again after a fault.
+    acked: acked::Acked,
 }
 
 pub(crate) fn millis(t: Timestamp) -> i64 {
@@ -304,6 +307,7 @@ impl Store {
             keys: keys::Keys::default(),
             latest: latest::Behind::default(),
             unreadable: format::Unreadable::default(),
+            acked: acked::Acked::default(),
         });
         tokio::spawn(recover(Arc::downgrade(&inner)));
         Ok(Self { inner })
@@ -371,6 +375,7 @@ impl Store {
             }
         });
         if changed {
+            self.inner.acked.freeze(std::time::Instant::now());
             tracing::error!(%reason, "storage fault: readings are refused (503) until the \
                 database stores again; control goes on from what the engine holds in memory");
             self.replace_pool(self.inner.options.transient_pool());
@@ -438,7 +443,43 @@ impl Store {
             Err(Opening::Config(e)) => return Err(e.to_string()),
         };
         self.replace_pool(pool);
+        if let Err(e) = self.write_again_what_was_acknowledged().await {
+            // Not recovered after all: nothing is kept open on the storage that failed.
+            self.replace_pool(self.inner.options.transient_pool());
+            return Err(health::fault_reason(&e).unwrap_or_else(|| e.to_string()));
+        }
         self.inner.health.send_replace(StorageHealth::Healthy);
+        Ok(())
+    }
+
+    /// The recovery's first write, before the store counts as healthy: the readings
+    /// acknowledged in the seconds before the fault, again (see `acked.rs`); those the storage
+    /// kept are not stored twice. The database met now may not be the one left (it lost the
+    /// commits it confirmed last, or a file was restored): the rollups and the keys in memory
+    /// are read from it again first.
+    async fn write_again_what_was_acknowledged(&self) -> Result<(), sqlx::Error> {
+        self.inner.rollups.forget();
+        self.inner.keys.forget();
+        let replay = self.inner.acked.replay();
+        if !replay.is_empty() {
+            self.write_reports(&replay).await?;
+            let n: usize = replay.iter().map(|r| r.readings.len()).sum();
+            tracing::info!(
+                readings = n,
+                "the readings acknowledged before the fault are \
+                written again (those the storage kept are not stored twice)"
+            );
+        }
+        self.inner.acked.recovered(std::time::Instant::now());
+        Ok(())
+    }
+
+    /// Store the reports whose senders are told once this returns (the ingest path's group
+    /// commit): [`Self::write_reports`], and once committed they are kept for a few seconds,
+    /// to be written again should the storage fail right after confirming them (`acked.rs`).
+    pub(crate) async fn commit_reports(&self, reports: Vec<NewReport>) -> Result<(), sqlx::Error> {
+        self.write_reports(&reports).await?;
+        self.inner.acked.keep(reports, std::time::Instant::now());
         Ok(())
     }
 
@@ -594,9 +635,12 @@ impl Store {
 
     /// Give back the memory a burst of work left behind: SQLite's caches of the idle
     /// connections, then the allocator's free pages (see `memory.rs`).
-    pub(crate) async fn release_memory(&self) {
+    /// Whether readings are still kept that a later release will let go of (`acked.rs`).
+    pub(crate) async fn release_memory(&self) -> bool {
+        let kept = self.inner.acked.prune(std::time::Instant::now());
         self.pool().release_memory().await;
         crate::memory::trim();
+        kept > 0
     }
 
     /// Hold a report's readings in memory, for control (whether or not it can be stored).
@@ -2398,6 +2442,45 @@ mod tests {
         Ok(())
     }
 
+    /// A storage that fails may lose the commits it confirmed last (`acked.rs`): the readings
+    /// acknowledged just before a fault are written again when the storage recovers, before it
+    /// counts as healthy, and what it kept is neither stored nor counted in the rollups twice.
+    async fn readings_acknowledged_before_a_fault_are_written_again_when_it_recovers(
+        store: Store,
+    ) -> anyhow::Result<()> {
+        store.commit_reports(vec![report("pi", 1_000, 20.0, 1_000)]).await?;
+        store.commit_reports(vec![report("pi", 2_000, 21.0, 2_000)]).await?;
+        // The storage loses the last commit it confirmed; then the fault shows.
+        for sql in
+            ["DELETE FROM reading_hot WHERE ts = 2000", "DELETE FROM reading_rows WHERE ts = 2000"]
+        {
+            on_pool!(&store.pool(), |p| sqlx::query(sql)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
+        store.degrade("the disk reports an I/O error (test)".into());
+        assert!(store.commit_reports(vec![report("pi", 3_000, 22.0, 3_000)]).await.is_ok());
+
+        let mut health = store.subscribe_health();
+        tokio::time::timeout(health::PROBE_EVERY * 5, health.wait_for(StorageHealth::is_healthy))
+            .await??;
+        let stored: Vec<(i64, Option<f64>)> = on_pool!(&store.pool(), |p| sqlx::query_as(
+            "SELECT ts, value FROM readings WHERE sensor_id = '28-a' ORDER BY ts"
+        )
+        .fetch_all(p)
+        .await)?;
+        assert_eq!(stored, [(1_000, Some(20.0)), (2_000, Some(21.0)), (3_000, Some(22.0))]);
+        store.settle_rollups().await?;
+        let counted: i64 = on_pool!(&store.pool(), |p| sqlx::query_scalar(
+            "SELECT CAST(SUM(n) AS BIGINT) FROM minute_rows"
+        )
+        .fetch_one(p)
+        .await)?;
+        assert_eq!(counted, 3, "every reading counted once in its minute");
+        Ok(())
+    }
+
     /// The sensors rows are read from the table once and then answered from memory, always
     /// as the table holds them: across readings that wait, a flush, a sensor's settings and
     /// a new sensor (`latest.rs` tests a read that a write overtakes).
@@ -2608,6 +2691,7 @@ mod tests {
         a_running_houses_batch_stores_its_readings_and_contacts,
         the_newest_readings_are_written_behind_and_exactly,
         the_newest_readings_bring_back_a_row_removed_behind_the_engine,
+        readings_acknowledged_before_a_fault_are_written_again_when_it_recovers,
         the_sensors_rows_kept_in_memory_are_the_tables,
         one_batch_keeps_the_newest_reading_and_one_agent_row,
         the_latest_is_never_a_reading_placed_after_its_receipt,

@@ -6,6 +6,9 @@
 //!
 //! - every reading the engine answered 201 is in the database afterwards, and the sensor
 //!   agent's readings have no hole (what it was refused, it kept queued and replayed);
+//! - each recovery writes again the readings acknowledged in the seconds before its fault: a
+//!   storage that fails may lose the commits it confirmed last (this test once lost a reading
+//!   acknowledged about 100 ms before an ext4 error; `engine/src/store/acked.rs`);
 //! - `GET /v1/status` is 503 while the engine cannot store and 200 within seconds after;
 //! - control goes on: the heat stays on (its lease renewed), never through sensor-loss mode,
 //!   and the relay agent never refuses a command (its minimum on/off times are real here).
@@ -362,6 +365,12 @@ impl Watch {
         assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
         assert!(odd.is_empty(), "answers other than 201 and 503: {odd:?}");
         assert!(refused > 0, "the fault never showed to the probe");
+        let engine_log = house.engine.as_ref().map(Proc::lines).unwrap_or_default();
+        let written_again = engine_log
+            .iter()
+            .filter(|l| l.contains("the readings acknowledged before the fault are written again"))
+            .count();
+        assert_eq!(written_again, faults.len(), "recoveries that wrote the last readings again");
 
         // The sensor agent's readings: no hole longer than a few intervals (0.2 s): what the
         // engine refused, the agent kept and replayed.
