@@ -92,23 +92,22 @@ impl Ingest {
                 }
                 let (reports, acks): (Vec<NewReport>, Vec<_>) =
                     jobs.into_iter().map(|j| (j.report, j.ack)).unzip();
-                let (n_reports, n_readings) =
-                    (reports.len(), reports.iter().map(|r| r.readings.len() as u64).sum());
                 // Reports that waited behind the batch that found the fault are refused
                 // without another try at the disk.
                 let result = match refusal(&store.health()) {
                     Some(why) => Err(why),
-                    None => store.commit_reports(reports).await.map_err(|e| e.to_string()),
+                    None => store.commit_reports(&reports).await.map_err(|e| e.to_string()),
                 };
                 if let Err(e) = &result {
-                    tracing::error!(error = %e, reports = n_reports, "storing readings failed");
+                    tracing::error!(error = %e, reports = reports.len(), "storing readings failed");
                 }
                 for ack in acks {
                     // The request may have been abandoned by its client; nothing to do then.
                     let _ = ack.send(result.clone());
                 }
                 if result.is_ok() {
-                    Counters::add(&counters.readings_committed, n_readings);
+                    let n = reports.iter().map(|r| r.readings.len() as u64).sum();
+                    Counters::add(&counters.readings_committed, n);
                     Counters::add(&counters.ingest_commits, 1);
                 } else {
                     Counters::add(&counters.ingest_failures, 1);

@@ -477,8 +477,8 @@ impl Store {
     /// Store the reports whose senders are told once this returns (the ingest path's group
     /// commit): [`Self::write_reports`], and once committed they are kept for a few seconds,
     /// to be written again should the storage fail right after confirming them (`acked.rs`).
-    pub(crate) async fn commit_reports(&self, reports: Vec<NewReport>) -> Result<(), sqlx::Error> {
-        self.write_reports(&reports).await?;
+    pub(crate) async fn commit_reports(&self, reports: &[NewReport]) -> Result<(), sqlx::Error> {
+        self.write_reports(reports).await?;
         self.inner.acked.keep(reports, std::time::Instant::now());
         Ok(())
     }
@@ -2448,8 +2448,8 @@ mod tests {
     async fn readings_acknowledged_before_a_fault_are_written_again_when_it_recovers(
         store: Store,
     ) -> anyhow::Result<()> {
-        store.commit_reports(vec![report("pi", 1_000, 20.0, 1_000)]).await?;
-        store.commit_reports(vec![report("pi", 2_000, 21.0, 2_000)]).await?;
+        store.commit_reports(&[report("pi", 1_000, 20.0, 1_000)]).await?;
+        store.commit_reports(&[report("pi", 2_000, 21.0, 2_000)]).await?;
         // The storage loses the last commit it confirmed; then the fault shows.
         for sql in
             ["DELETE FROM reading_hot WHERE ts = 2000", "DELETE FROM reading_rows WHERE ts = 2000"]
@@ -2460,7 +2460,7 @@ mod tests {
                 .map(|r| r.rows_affected()))?;
         }
         store.degrade("the disk reports an I/O error (test)".into());
-        assert!(store.commit_reports(vec![report("pi", 3_000, 22.0, 3_000)]).await.is_ok());
+        assert!(store.commit_reports(&[report("pi", 3_000, 22.0, 3_000)]).await.is_ok());
 
         let mut health = store.subscribe_health();
         tokio::time::timeout(health::PROBE_EVERY * 5, health.wait_for(StorageHealth::is_healthy))
