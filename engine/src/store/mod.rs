@@ -633,9 +633,10 @@ impl Store {
         self.seen(result)
     }
 
-    /// Give back the memory a burst of work left behind: SQLite's caches of the idle
-    /// connections, then the allocator's free pages (see `memory.rs`).
-    /// Whether readings are still kept that a later release will let go of (`acked.rs`).
+    /// Give back the memory a burst of work left behind: the readings kept from it that aged
+    /// out (`acked.rs`), SQLite's caches of the idle connections, then the allocator's free
+    /// pages (see `memory.rs`). Returns whether readings are still kept, which a later
+    /// release will let go of.
     pub(crate) async fn release_memory(&self) -> bool {
         let kept = self.inner.acked.prune(std::time::Instant::now());
         self.pool().release_memory().await;
@@ -2471,9 +2472,10 @@ mod tests {
         .fetch_all(p)
         .await)?;
         assert_eq!(stored, [(1_000, Some(20.0)), (2_000, Some(21.0)), (3_000, Some(22.0))]);
-        store.settle_rollups().await?;
+        // Minutes later: the first minute's counts move from memory to the table.
+        store.commit_reports(&[report("pi", 200_000, 23.0, 200_000)]).await?;
         let counted: i64 = on_pool!(&store.pool(), |p| sqlx::query_scalar(
-            "SELECT CAST(SUM(n) AS BIGINT) FROM minute_rows"
+            "SELECT CAST(SUM(n) AS BIGINT) FROM minute_rows WHERE bucket < 60000"
         )
         .fetch_one(p)
         .await)?;
