@@ -2483,6 +2483,41 @@ mod tests {
         Ok(())
     }
 
+    /// The database met at a recovery may be an older copy (a file restored from a backup),
+    /// whose sensor keys are not the ones this process handed out: the keys are read from it
+    /// again, or a sensor's readings would be stored under another sensor's key.
+    async fn a_recovery_reads_the_sensor_keys_of_the_database_it_meets(
+        store: Store,
+    ) -> anyhow::Result<()> {
+        store.commit_reports(&[report("pi", 1_000, 20.0, 1_000)]).await?;
+        // The restored copy never saw 28-a: the key this process gave it is another sensor's.
+        for sql in [
+            "DELETE FROM reading_hot",
+            "DELETE FROM reading_rows",
+            "DELETE FROM minute_rows",
+            "DELETE FROM hour_rows",
+            "UPDATE sensor_keys SET sensor_id = '28-z' WHERE sensor_id = '28-a'",
+        ] {
+            on_pool!(&store.pool(), |p| sqlx::query(sql)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
+        store.degrade("the database was restored from a backup (test)".into());
+        let mut health = store.subscribe_health();
+        tokio::time::timeout(health::PROBE_EVERY * 5, health.wait_for(StorageHealth::is_healthy))
+            .await??;
+        store.commit_reports(&[report("pi", 2_000, 21.0, 2_000)]).await?;
+
+        let stored: Vec<(String, i64)> = on_pool!(&store.pool(), |p| sqlx::query_as(
+            "SELECT sensor_id, ts FROM readings ORDER BY sensor_id, ts"
+        )
+        .fetch_all(p)
+        .await)?;
+        assert_eq!(stored, [("28-a".to_owned(), 1_000), ("28-a".to_owned(), 2_000)]);
+        Ok(())
+    }
+
     /// The sensors rows are read from the table once and then answered from memory, always
     /// as the table holds them: across readings that wait, a flush, a sensor's settings and
     /// a new sensor (`latest.rs` tests a read that a write overtakes).
@@ -2694,6 +2729,7 @@ mod tests {
         the_newest_readings_are_written_behind_and_exactly,
         the_newest_readings_bring_back_a_row_removed_behind_the_engine,
         readings_acknowledged_before_a_fault_are_written_again_when_it_recovers,
+        a_recovery_reads_the_sensor_keys_of_the_database_it_meets,
         the_sensors_rows_kept_in_memory_are_the_tables,
         one_batch_keeps_the_newest_reading_and_one_agent_row,
         the_latest_is_never_a_reading_placed_after_its_receipt,
