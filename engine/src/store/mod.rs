@@ -2509,6 +2509,7 @@ mod tests {
             .await??;
         store.commit_reports(&[report("pi", 2_000, 21.0, 2_000)]).await?;
 
+        // 1,000 is the reading acknowledged before the fault, written again (`acked.rs`).
         let stored: Vec<(String, i64)> = on_pool!(&store.pool(), |p| sqlx::query_as(
             "SELECT sensor_id, ts FROM readings ORDER BY sensor_id, ts"
         )
