@@ -63,9 +63,9 @@ fn bench_history(_static_link: bool) -> anyhow::Result<()> {
 
 /// The store, both backends side by side: readings persisted per second over HTTP (10 per
 /// `PUT /v1/sensors/update`) for five shapes of house live and one as a day's backlog, on an
-/// empty database and on one holding a year; the engine's memory after a burst; a year's chart; bytes on disk per reading. The
-/// release engine runs in a process of its own (the engine's `bench_ingest` example, release
-/// profile, starts it).
+/// empty database and on one holding a year; the engine's memory after a burst; a year's
+/// chart; bytes on disk per reading. The engine as packaged (profile `release-small`) runs in
+/// a process of its own (the engine's `bench_ingest` example, release profile, starts it).
 fn bench_ingest(_static_link: bool) -> anyhow::Result<()> {
     bench_engine_example("bench_ingest")
 }
