@@ -703,26 +703,21 @@ async fn main() -> anyhow::Result<()> {
             let (backend, db) = columns[c];
             run += 1;
             eprintln!("bench ingest: run {run}/{runs}: {} on {backend:?}, {db:?}", shape.name);
+            let dir = data_dir(work.path().join(format!("run-{run}")), &secret)?;
             // The PostgreSQL database this run made from the year's, dropped after it.
             let mut year_copy = None;
-            let (dir, database_url) = match (backend, db, &years) {
+            let database_url = match (backend, db, &years) {
                 (Backend::Sqlite, Db::Year, Some(y)) => {
-                    let dir = data_dir(work.path().join(format!("run-{run}")), &secret)?;
                     copy_sqlite(&y.sqlite_dir, &dir)?;
-                    (dir, None)
+                    None
                 }
                 (Backend::Postgres, Db::Year, Some(y)) => {
                     let (url, name) = pg.copy_database("bench_year_run", &y.pg_name)?;
                     year_copy = Some(name);
-                    (data_dir(work.path().join(format!("run-{run}")), &secret)?, Some(url))
+                    Some(url)
                 }
-                (Backend::Postgres, _, _) => (
-                    data_dir(work.path().join(format!("run-{run}")), &secret)?,
-                    Some(pg.create_database("bench_empty")?),
-                ),
-                (Backend::Sqlite, _, _) => {
-                    (data_dir(work.path().join(format!("run-{run}")), &secret)?, None)
-                }
+                (Backend::Postgres, _, _) => Some(pg.create_database("bench_empty")?),
+                (Backend::Sqlite, _, _) => None,
             };
             let instants = shape.instants(a.requests);
             let step = (LIVE_SPAN_MS / instants).max(1);
@@ -755,9 +750,7 @@ async fn main() -> anyhow::Result<()> {
                 idle.push((backend, (rss, anon), idle_memory(&engine, a.idle_s).await?));
             }
             engine.stop()?;
-            if backend == Backend::Sqlite {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
+            let _ = std::fs::remove_dir_all(&dir);
             if let Some(name) = year_copy {
                 pg.drop_database(&name)?;
             }
