@@ -11,6 +11,7 @@ use hearth_proto::manage::{
     CommandReport, CommandState, Refusal,
 };
 
+use super::changes::Change;
 use super::db::{WriteTx, on_conn, on_pool};
 use super::{Store, enum_str, from_millis, str_enum};
 
@@ -76,11 +77,34 @@ impl Store {
         by: &str,
         now: i64,
     ) -> Result<u64, sqlx::Error> {
+        let _changing = self.inner.changes.begin().await;
+        let revision = self.write_desired_settings(host_id, desired, by, now, None).await?;
+        self.kept([Change::DesiredSettings {
+            host_id: host_id.to_owned(),
+            desired: desired.clone(),
+            by: by.to_owned(),
+            now,
+            revision,
+        }]);
+        Ok(revision)
+    }
+
+    /// The row of [`Self::set_desired_settings`], at the next revision; with `revision`, the
+    /// change written again after a fault (`changes.rs`), at the revision it had.
+    pub(super) async fn write_desired_settings(
+        &self,
+        host_id: &str,
+        desired: &AgentSettings,
+        by: &str,
+        now: i64,
+        revision: Option<u64>,
+    ) -> Result<u64, sqlx::Error> {
         let json = serde_json::to_string(desired).unwrap_or_default();
         let revision = on_pool!(&self.pool(), |p| sqlx::query_scalar(
             "INSERT INTO agent_settings (host_id, revision, desired, set_at, set_by)
-             VALUES ($1, 1, $2, $3, $4)
-             ON CONFLICT (host_id) DO UPDATE SET revision = agent_settings.revision + 1,
+             VALUES ($1, COALESCE($5, 1), $2, $3, $4)
+             ON CONFLICT (host_id) DO UPDATE
+             SET revision = COALESCE($5, agent_settings.revision + 1),
                 desired = excluded.desired, set_at = excluded.set_at, set_by = excluded.set_by
              RETURNING revision",
         )
@@ -88,6 +112,7 @@ impl Store {
         .bind(json)
         .bind(now)
         .bind(by)
+        .bind(revision.map(|r| i64::try_from(r).unwrap_or(i64::MAX)))
         .fetch_one(p)
         .await);
         self.seen(revision).map(to_u64)

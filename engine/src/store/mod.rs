@@ -14,6 +14,7 @@
 //! needs is [`held`] in memory as well, so decisions go on through the fault.
 
 mod acked;
+mod changes;
 pub(crate) mod copy;
 pub(crate) mod db;
 mod format;
@@ -260,6 +261,8 @@ struct Inner {
     unreadable: format::Unreadable,
     /// The readings acknowledged in the last seconds, written again after a fault.
     acked: acked::Acked,
+    /// The changes confirmed in the last seconds, written again after a fault.
+    changes: changes::Changes,
 }
 
 pub(crate) fn millis(t: Timestamp) -> i64 {
@@ -308,6 +311,7 @@ impl Store {
             latest: latest::Behind::default(),
             unreadable: format::Unreadable::default(),
             acked: acked::Acked::default(),
+            changes: changes::Changes::default(),
         });
         tokio::spawn(recover(Arc::downgrade(&inner)));
         Ok(Self { inner })
@@ -375,7 +379,9 @@ impl Store {
             }
         });
         if changed {
-            self.inner.acked.freeze(std::time::Instant::now());
+            let now = std::time::Instant::now();
+            self.inner.acked.freeze(now);
+            self.inner.changes.freeze(now);
             tracing::error!(%reason, "storage fault: readings are refused (503) until the \
                 database stores again; control goes on from what the engine holds in memory");
             self.replace_pool(self.inner.options.transient_pool());
@@ -453,8 +459,8 @@ impl Store {
     }
 
     /// The recovery's first write, before the store counts as healthy: the readings
-    /// acknowledged in the seconds before the fault, again (see `acked.rs`); those the storage
-    /// kept are not stored twice. The database met now may not be the one left (it lost the
+    /// acknowledged in the seconds before the fault, again (see `acked.rs`), and the changes
+    /// confirmed then (`changes.rs`); those the storage kept are not stored twice. The database met now may not be the one left (it lost the
     /// commits it confirmed last, or a file was restored): the rollups and the keys in memory
     /// are read from it again first.
     async fn write_again_what_was_acknowledged(&self) -> Result<(), sqlx::Error> {
@@ -468,6 +474,14 @@ impl Store {
                 readings = n,
                 "the readings acknowledged before the fault are \
                 written again (those the storage kept are not stored twice)"
+            );
+        }
+        let changes = self.write_changes_again().await?;
+        if changes > 0 {
+            tracing::info!(
+                changes,
+                "the changes confirmed before the fault are written again \
+                (settings, schedules, overrides, zones)"
             );
         }
         self.inner.acked.recovered(std::time::Instant::now());
@@ -717,6 +731,17 @@ impl Store {
         id: &str,
         s: &hearth_proto::sensors::SensorSettings,
     ) -> Result<bool, sqlx::Error> {
+        let _changing = self.inner.changes.begin().await;
+        let found = self.write_sensor_settings(id, s).await?;
+        self.kept([changes::Change::SensorSettings { id: id.to_owned(), settings: s.clone() }]);
+        Ok(found)
+    }
+
+    async fn write_sensor_settings(
+        &self,
+        id: &str,
+        s: &hearth_proto::sensors::SensorSettings,
+    ) -> Result<bool, sqlx::Error> {
         let done = on_pool!(&self.pool(), |p| sqlx::query(
             "UPDATE sensors SET name = $1, weight = $2, offset_c = $3 WHERE id = $4"
         )
@@ -941,6 +966,22 @@ impl Store {
         output_id: &str,
         function: Option<RelayFunction>,
     ) -> Result<bool, sqlx::Error> {
+        let _changing = self.inner.changes.begin().await;
+        let found = self.write_relay_function(host_id, output_id, function).await?;
+        self.kept([changes::Change::RelayFunction {
+            host_id: host_id.to_owned(),
+            output_id: output_id.to_owned(),
+            function,
+        }]);
+        Ok(found)
+    }
+
+    async fn write_relay_function(
+        &self,
+        host_id: &str,
+        output_id: &str,
+        function: Option<RelayFunction>,
+    ) -> Result<bool, sqlx::Error> {
         // As in `set_relay_fallback`: a listed output's registration may still be committing.
         let _registrations = self.inner.relay_writes.lock().await;
         let done = on_pool!(&self.pool(), |p| sqlx::query(
@@ -962,6 +1003,22 @@ impl Store {
     /// Set (or with None, clear) an admin's choice of what output `output_id` of relay agent
     /// `host_id` does in fallback. False when there is no such output.
     pub(crate) async fn set_relay_fallback(
+        &self,
+        host_id: &str,
+        output_id: &str,
+        program: Option<&hearth_proto::fallback::OutputProgram>,
+    ) -> Result<bool, sqlx::Error> {
+        let _changing = self.inner.changes.begin().await;
+        let found = self.write_relay_fallback(host_id, output_id, program).await?;
+        self.kept([changes::Change::RelayFallback {
+            host_id: host_id.to_owned(),
+            output_id: output_id.to_owned(),
+            program: program.cloned(),
+        }]);
+        Ok(found)
+    }
+
+    async fn write_relay_fallback(
         &self,
         host_id: &str,
         output_id: &str,

@@ -12,6 +12,7 @@ use jiff::SignedDuration;
 use jiff::tz::TimeZone;
 use tokio::sync::{Mutex, watch};
 
+use super::changes::Change;
 use super::db::on_pool;
 use super::{Store, from_millis, millis};
 use crate::schedule::{Schedule, check_rule, default_target, next_change_hold_end};
@@ -43,22 +44,71 @@ impl Store {
         Ok(out)
     }
 
-    /// Store a rule in its zone (`rule.zone`, the default zone when None).
+    /// Store a rule in its zone (`rule.zone`, the default zone when None); its id.
     pub(crate) async fn insert_rule(&self, rule: &NewRule, now: i64) -> Result<i64, sqlx::Error> {
-        let zone = zone_of(rule.zone.as_deref());
-        let id = on_pool!(&self.pool(), |p| sqlx::query_scalar(
-            "INSERT INTO rules (body, created, zone_id) VALUES ($1, $2, $3) RETURNING id"
-        )
-        .bind(body(&NewRule { zone: None, ..rule.clone() }))
-        .bind(now)
-        .bind(zone.0)
-        .fetch_one(p)
-        .await);
-        self.seen(id)
+        let _changing = self.inner.changes.begin().await;
+        let id = self.write_rule(None, rule, now).await?;
+        self.kept([Change::Rule { id, rule: rule.clone(), now }]);
+        Ok(id)
     }
 
     /// Replace a rule's body and zone; false when there is no such rule.
     pub(crate) async fn update_rule(&self, id: i64, rule: &NewRule) -> Result<bool, sqlx::Error> {
+        let _changing = self.inner.changes.begin().await;
+        let found = self.write_rule_update(id, rule).await?;
+        self.kept([Change::UpdateRule { id, rule: rule.clone() }]);
+        Ok(found)
+    }
+
+    pub(crate) async fn delete_rule(&self, id: i64) -> Result<bool, sqlx::Error> {
+        let _changing = self.inner.changes.begin().await;
+        let found = self.write_rule_deletion(id).await?;
+        self.kept([Change::DeleteRule(id)]);
+        Ok(found)
+    }
+
+    /// The row of [`Self::insert_rule`], its id chosen by the database; with `id`, the rule
+    /// written again after a fault (`changes.rs`), inserted only when missing.
+    pub(super) async fn write_rule(
+        &self,
+        id: Option<i64>,
+        rule: &NewRule,
+        now: i64,
+    ) -> Result<i64, sqlx::Error> {
+        let zone = zone_of(rule.zone.as_deref());
+        let body = body(&NewRule { zone: None, ..rule.clone() });
+        let Some(id) = id else {
+            let id = on_pool!(&self.pool(), |p| sqlx::query_scalar(
+                "INSERT INTO rules (body, created, zone_id) VALUES ($1, $2, $3) RETURNING id"
+            )
+            .bind(&body)
+            .bind(now)
+            .bind(&zone.0)
+            .fetch_one(p)
+            .await);
+            return self.seen(id);
+        };
+        let done = on_pool!(&self.pool(), |p| sqlx::query(
+            "INSERT INTO rules (id, body, created, zone_id) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO NOTHING"
+        )
+        .bind(id)
+        .bind(&body)
+        .bind(now)
+        .bind(&zone.0)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()));
+        self.seen(done)?;
+        self.ids_follow("rules").await?;
+        Ok(id)
+    }
+
+    pub(super) async fn write_rule_update(
+        &self,
+        id: i64,
+        rule: &NewRule,
+    ) -> Result<bool, sqlx::Error> {
         let zone = zone_of(rule.zone.as_deref());
         let done = on_pool!(&self.pool(), |p| sqlx::query(
             "UPDATE rules SET body = $1, zone_id = $2 WHERE id = $3"
@@ -73,7 +123,7 @@ impl Store {
         Ok(done == 1)
     }
 
-    pub(crate) async fn delete_rule(&self, id: i64) -> Result<bool, sqlx::Error> {
+    pub(super) async fn write_rule_deletion(&self, id: i64) -> Result<bool, sqlx::Error> {
         let done = on_pool!(&self.pool(), |p| sqlx::query("DELETE FROM rules WHERE id = $1")
             .bind(id)
             .execute(p)
@@ -134,23 +184,99 @@ impl Store {
         end: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<i64, sqlx::Error> {
-        let zone = zone_of(o.zone.as_deref());
-        let stored = NewOverride { start: Some(start), zone: None, ..o.clone() };
-        let id = on_pool!(&self.pool(), |p| sqlx::query_scalar(
-            "INSERT INTO overrides (body, start_ms, end_ms, created, zone_id)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(body(&stored))
-        .bind(millis(start))
-        .bind(end.map(millis))
-        .bind(millis(now))
-        .bind(zone.0)
-        .fetch_one(p)
-        .await);
-        self.seen(id)
+        let _changing = self.inner.changes.begin().await;
+        let id = self.write_override(None, o, start, end, now).await?;
+        self.kept([Change::Override { id, o: o.clone(), start, end, now }]);
+        Ok(id)
     }
 
     pub(crate) async fn delete_override(&self, id: i64) -> Result<bool, sqlx::Error> {
+        let _changing = self.inner.changes.begin().await;
+        let found = self.write_override_deletion(id).await?;
+        self.kept([Change::DeleteOverride(id)]);
+        Ok(found)
+    }
+
+    /// Move an override's end (a hold "until the next change" after a schedule edit).
+    pub(crate) async fn set_override_end(
+        &self,
+        id: i64,
+        end: Timestamp,
+    ) -> Result<(), sqlx::Error> {
+        let _changing = self.inner.changes.begin().await;
+        self.write_override_end(id, end).await?;
+        self.kept([Change::OverrideEnd { id, end }]);
+        Ok(())
+    }
+
+    /// End every override of `zone` in force at `now` (started, not ended); how many.
+    pub(crate) async fn end_overrides(
+        &self,
+        zone: &ZoneId,
+        now: Timestamp,
+    ) -> Result<u64, sqlx::Error> {
+        let _changing = self.inner.changes.begin().await;
+        let ended: Result<Vec<i64>, _> = on_pool!(&self.pool(), |p| sqlx::query_scalar(
+            "UPDATE overrides SET end_ms = $1
+             WHERE zone_id = $2 AND start_ms <= $1 AND (end_ms IS NULL OR end_ms > $1)
+             RETURNING id",
+        )
+        .bind(millis(now))
+        .bind(&zone.0)
+        .fetch_all(p)
+        .await);
+        let ended = self.seen(ended)?;
+        // Kept as the overrides it ended: written again, it ends those, not the ones in force
+        // then.
+        self.kept(ended.iter().map(|&id| Change::OverrideEnd { id, end: now }));
+        Ok(ended.len() as u64)
+    }
+
+    /// The row of [`Self::insert_override`], its id chosen by the database; with `id`, the
+    /// override written again after a fault (`changes.rs`), inserted only when missing.
+    pub(super) async fn write_override(
+        &self,
+        id: Option<i64>,
+        o: &NewOverride,
+        start: Timestamp,
+        end: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<i64, sqlx::Error> {
+        let zone = zone_of(o.zone.as_deref());
+        let stored = body(&NewOverride { start: Some(start), zone: None, ..o.clone() });
+        let Some(id) = id else {
+            let id = on_pool!(&self.pool(), |p| sqlx::query_scalar(
+                "INSERT INTO overrides (body, start_ms, end_ms, created, zone_id)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(&stored)
+            .bind(millis(start))
+            .bind(end.map(millis))
+            .bind(millis(now))
+            .bind(&zone.0)
+            .fetch_one(p)
+            .await);
+            return self.seen(id);
+        };
+        let done = on_pool!(&self.pool(), |p| sqlx::query(
+            "INSERT INTO overrides (id, body, start_ms, end_ms, created, zone_id)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(&stored)
+        .bind(millis(start))
+        .bind(end.map(millis))
+        .bind(millis(now))
+        .bind(&zone.0)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()));
+        self.seen(done)?;
+        self.ids_follow("overrides").await?;
+        Ok(id)
+    }
+
+    pub(super) async fn write_override_deletion(&self, id: i64) -> Result<bool, sqlx::Error> {
         let done = on_pool!(&self.pool(), |p| sqlx::query("DELETE FROM overrides WHERE id = $1")
             .bind(id)
             .execute(p)
@@ -160,8 +286,7 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Move an override's end (a hold "until the next change" after a schedule edit).
-    pub(crate) async fn set_override_end(
+    pub(super) async fn write_override_end(
         &self,
         id: i64,
         end: Timestamp,
@@ -175,25 +300,6 @@ impl Store {
         .await
         .map(|r| r.rows_affected()));
         self.seen(done).map(|_| ())
-    }
-
-    /// End every override of `zone` in force at `now` (started, not ended); how many.
-    pub(crate) async fn end_overrides(
-        &self,
-        zone: &ZoneId,
-        now: Timestamp,
-    ) -> Result<u64, sqlx::Error> {
-        let now = millis(now);
-        let done = on_pool!(&self.pool(), |p| sqlx::query(
-            "UPDATE overrides SET end_ms = $1
-             WHERE zone_id = $2 AND start_ms <= $1 AND (end_ms IS NULL OR end_ms > $1)",
-        )
-        .bind(now)
-        .bind(&zone.0)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()));
-        self.seen(done)
     }
 }
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::changes::Change;
 use super::db::{WriteTx, on_conn, on_pool};
 use super::{Store, format};
 
@@ -190,6 +191,22 @@ impl Store {
         settings: &Settings,
         plant: Option<&PlantConfig>,
     ) -> Result<(), sqlx::Error> {
+        let _changing = self.inner.changes.begin().await;
+        self.write_zone_settings(zone, settings, plant).await?;
+        self.kept([Change::ZoneSettings {
+            zone: zone.clone(),
+            settings: Box::new(settings.clone()),
+            plant: plant.cloned(),
+        }]);
+        Ok(())
+    }
+
+    pub(super) async fn write_zone_settings(
+        &self,
+        zone: &ZoneId,
+        settings: &Settings,
+        plant: Option<&PlantConfig>,
+    ) -> Result<(), sqlx::Error> {
         let result = async {
             let value = format::encode(format::SETTINGS_V, settings).map_err(encode_err)?;
             let mut tx = WriteTx::begin(&self.pool()).await?;
@@ -217,6 +234,17 @@ impl Store {
 
     /// Replace a zone's default target.
     pub(crate) async fn save_zone_default_target(
+        &self,
+        zone: &ZoneId,
+        d: &DefaultTarget,
+    ) -> Result<(), sqlx::Error> {
+        let _changing = self.inner.changes.begin().await;
+        self.write_zone_default_target(zone, d).await?;
+        self.kept([Change::DefaultTarget { zone: zone.clone(), target: d.clone() }]);
+        Ok(())
+    }
+
+    pub(super) async fn write_zone_default_target(
         &self,
         zone: &ZoneId,
         d: &DefaultTarget,
@@ -281,6 +309,24 @@ impl Store {
         plants: &[PlantConfig],
         new_settings: Option<(&Settings, &DefaultTarget)>,
     ) -> Result<(), sqlx::Error> {
+        let _changing = self.inner.changes.begin().await;
+        self.write_zone(zone, position, plants, new_settings).await?;
+        self.kept([Change::Zone {
+            zone: zone.clone(),
+            position,
+            plants: plants.to_vec(),
+            new_settings: new_settings.map(|(s, t)| (Box::new(s.clone()), t.clone())),
+        }]);
+        Ok(())
+    }
+
+    pub(super) async fn write_zone(
+        &self,
+        zone: &StoredZone,
+        position: i64,
+        plants: &[PlantConfig],
+        new_settings: Option<(&Settings, &DefaultTarget)>,
+    ) -> Result<(), sqlx::Error> {
         let result = async {
             let spec = ZoneSpec {
                 sensors: zone.sensors.clone(),
@@ -325,6 +371,22 @@ impl Store {
     /// holding any is not deleted. One transaction. Its recorded decisions stay (history).
     /// False when there is no such zone.
     pub(crate) async fn delete_zone(
+        &self,
+        zone: &ZoneId,
+        move_to: Option<&ZoneId>,
+        plants: &[PlantConfig],
+    ) -> Result<bool, DeleteZone> {
+        let _changing = self.inner.changes.begin().await;
+        let found = self.write_zone_deletion(zone, move_to, plants).await?;
+        self.kept([Change::DeleteZone {
+            zone: zone.clone(),
+            move_to: move_to.cloned(),
+            plants: plants.to_vec(),
+        }]);
+        Ok(found)
+    }
+
+    pub(super) async fn write_zone_deletion(
         &self,
         zone: &ZoneId,
         move_to: Option<&ZoneId>,
@@ -392,6 +454,13 @@ impl Store {
 
     /// Store a plant (created or replaced).
     pub(crate) async fn save_plant(&self, plant: &PlantConfig) -> Result<(), sqlx::Error> {
+        let _changing = self.inner.changes.begin().await;
+        self.write_plant(plant).await?;
+        self.kept([Change::Plant(plant.clone())]);
+        Ok(())
+    }
+
+    pub(super) async fn write_plant(&self, plant: &PlantConfig) -> Result<(), sqlx::Error> {
         let result = async {
             let mut tx = WriteTx::begin(&self.pool()).await?;
             upsert_plant(&mut tx, plant).await?;
@@ -403,6 +472,13 @@ impl Store {
 
     /// Delete a plant; false when there is no such plant.
     pub(crate) async fn delete_plant(&self, plant: &PlantId) -> Result<bool, sqlx::Error> {
+        let _changing = self.inner.changes.begin().await;
+        let found = self.write_plant_deletion(plant).await?;
+        self.kept([Change::DeletePlant(plant.clone())]);
+        Ok(found)
+    }
+
+    pub(super) async fn write_plant_deletion(&self, plant: &PlantId) -> Result<bool, sqlx::Error> {
         let done = on_pool!(&self.pool(), |p| sqlx::query("DELETE FROM plants WHERE id = $1")
             .bind(&plant.0)
             .execute(p)
