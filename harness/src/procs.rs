@@ -690,9 +690,12 @@ pub fn run_stdout(what: &str, cmd: &mut Command) -> anyhow::Result<String> {
 /// [`run`] in the given process group (see [`Group::Parent`] for commands that may prompt).
 pub fn run_in(what: &str, cmd: &mut Command, group: Group) -> anyhow::Result<()> {
     eprintln!("xtask: {what}");
+    let started = std::time::Instant::now();
     let status = Proc::spawn(what, cmd, group, Capture::No)?.wait()?;
     check_stop()?;
     anyhow::ensure!(status.success(), "{what} failed ({status})");
+    // Where a run's time goes, in the log of every run (the test command has a budget).
+    eprintln!("xtask: {what}: done in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 

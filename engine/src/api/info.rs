@@ -83,6 +83,9 @@ fn escape(s: &str) -> String {
 /// not. During a storage fault (a full disk, a filesystem turned read-only, I/O errors)
 /// readings are refused with 503, so agents keep them queued, and control goes on from what
 /// the engine holds in memory; the engine checks every second whether it can store again.
+/// Once it can, it writes again the readings and changes confirmed in the seconds before the
+/// fault (a failing storage may lose its last commits), and the database check's detail says
+/// so until the next restart.
 #[utoipa::path(get, path = "/v1/status", operation_id = "get_status", tag = "service",
     responses(
         (status = 200, description = "Healthy", body = ServiceStatus),
@@ -102,7 +105,17 @@ pub(super) async fn status(
         StorageHealth::Degraded { .. } => Err(String::new()),
     };
     let db = match (healthy, store.health()) {
-        (Ok(()), _) => check(true, format!("{} stores and answers", store.backend()), None),
+        (Ok(()), _) => {
+            let mut detail = format!("{} stores and answers", store.backend());
+            if let Some(r) = store.last_recovery() {
+                detail.push_str(&format!(
+                    "; recovered at {} from a fault found at {} ({}), and wrote again the \
+                     {} readings and {} changes confirmed in the seconds before it",
+                    r.at, r.since, r.fault, r.readings, r.changes
+                ));
+            }
+            check(true, detail, None)
+        }
         (Err(_), StorageHealth::Degraded { reason, since }) => check(
             false,
             format!(

@@ -10,7 +10,8 @@
 //! kept here for [`KEEP_FOR`], as what was asked with what the database chose (a new rule's
 //! id, the new revision of an agent's settings), and a fault stops the aging. The recovery
 //! writes the kept changes again, in their order, before the store counts as healthy
-//! (`Store::try_recover`).
+//! (`Store::try_recover`), and `/v1/status` says how many it wrote. A change the database met
+//! then refuses for another reason than a fault is logged and left out.
 //!
 //! Writing them again is safe whatever the storage kept, because each change is written as an
 //! absolute one: a value set, a row with its id inserted when missing, a row deleted. Written
@@ -212,15 +213,28 @@ impl Store {
     }
 
     /// The recovery's writing again of the changes confirmed before the fault (see the module
-    /// documentation); how many. Nothing else changes meanwhile.
+    /// documentation); how many were written. Nothing else changes meanwhile. A storage fault
+    /// fails it (the recovery is tried again); a change the database refuses for another
+    /// reason (a database restored to a state it does not fit) is logged and left out, or it
+    /// would keep the store from ever recovering.
     pub(super) async fn write_changes_again(&self) -> Result<usize, sqlx::Error> {
         let _alone = self.inner.changes.begin().await;
         let replay = self.inner.changes.replay();
+        let mut written = 0;
         for change in &replay {
-            self.write_again(change).await?;
+            match self.write_again(change).await {
+                Ok(()) => written += 1,
+                Err(e) if super::health::fault_reason(&e).is_some() => return Err(e),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    change = ?change,
+                    "a change confirmed before the storage fault is not written again: the \
+                     database met at the recovery refuses it"
+                ),
+            }
         }
         self.inner.changes.recovered(Instant::now());
-        Ok(replay.len())
+        Ok(written)
     }
 
     async fn write_again(&self, change: &Change) -> Result<(), sqlx::Error> {
@@ -424,6 +438,10 @@ mod tests {
         }
         fault_and_recovery(&store).await?;
         assert_eq!(rows(&store).await?, confirmed, "every confirmed change is back");
+        // Two rules, the settings, an override, its end, the agent's settings twice.
+        let recovery = store.last_recovery().ok_or_else(|| anyhow::anyhow!("no recovery"))?;
+        assert_eq!((recovery.readings, recovery.changes), (0, 7));
+        assert!(recovery.fault.contains("(test)"), "{recovery:?}");
         assert_eq!(store.zone_settings(&house).await?, Some(warmer));
         let next = store.insert_rule(&rule("next"), 5_000).await?;
         assert!(next > lost, "a new rule takes an id after those written again: {next}");
@@ -436,7 +454,25 @@ mod tests {
         Ok(())
     }
 
+    /// A change the database met at the recovery refuses for another reason than a fault (here
+    /// its table is gone: a database restored to a state the change does not fit) is left
+    /// out; tried again at every probe, it would keep the store from ever recovering.
+    async fn a_change_the_database_refuses_does_not_keep_the_store_from_recovering(
+        store: Store,
+    ) -> anyhow::Result<()> {
+        assert!(!store.delete_plant(&PlantId::from("boiler")).await?);
+        store.insert_rule(&rule("kept"), 1_000).await?;
+        run(&store, "DELETE FROM rules").await?;
+        run(&store, "ALTER TABLE plants RENAME TO plants_elsewhere").await?;
+        fault_and_recovery(&store).await?;
+        let recovery = store.last_recovery().ok_or_else(|| anyhow::anyhow!("no recovery"))?;
+        assert_eq!(recovery.changes, 1, "the rule is written again, the deletion left out");
+        assert_eq!(store.schedule_rules().await?.len(), 1);
+        Ok(())
+    }
+
     crate::store::testing::on_both_backends!(
         changes_confirmed_before_a_fault_are_written_again_when_it_recovers,
+        a_change_the_database_refuses_does_not_keep_the_store_from_recovering,
     );
 }

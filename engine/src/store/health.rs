@@ -42,6 +42,22 @@ impl StorageHealth {
     }
 }
 
+/// The last recovery from a storage fault, for `/v1/status`: what happened, and what the
+/// recovery wrote again of what had been confirmed just before it (`acked.rs`, `changes.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Recovery {
+    /// The fault, as the state said it.
+    pub(crate) fault: String,
+    /// When the fault was found.
+    pub(crate) since: Timestamp,
+    /// When the store was healthy again.
+    pub(crate) at: Timestamp,
+    /// Readings acknowledged before the fault, written again.
+    pub(crate) readings: usize,
+    /// Changes confirmed before the fault, written again.
+    pub(crate) changes: usize,
+}
+
 /// SQLite's primary result codes that say the storage failed, not the statement.
 const SQLITE_BUSY: i64 = 5;
 const SQLITE_NOMEM: i64 = 7;

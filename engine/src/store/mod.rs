@@ -42,7 +42,7 @@ use crate::control::{Decision, Settings};
 use crate::zones::ZoneId;
 
 use db::{Backend, Options, Pool, WriteTx, on_conn, on_pool};
-pub(crate) use health::StorageHealth;
+pub(crate) use health::{Recovery, StorageHealth};
 pub(crate) use schedules::Schedules;
 mod encoding;
 mod history;
@@ -263,6 +263,8 @@ struct Inner {
     acked: acked::Acked,
     /// The changes confirmed in the last seconds, written again after a fault.
     changes: changes::Changes,
+    /// The last recovery from a fault, since the start.
+    last_recovery: std::sync::Mutex<Option<Recovery>>,
 }
 
 pub(crate) fn millis(t: Timestamp) -> i64 {
@@ -312,6 +314,7 @@ impl Store {
             unreadable: format::Unreadable::default(),
             acked: acked::Acked::default(),
             changes: changes::Changes::default(),
+            last_recovery: std::sync::Mutex::new(None),
         });
         tokio::spawn(recover(Arc::downgrade(&inner)));
         Ok(Self { inner })
@@ -449,29 +452,43 @@ impl Store {
             Err(Opening::Config(e)) => return Err(e.to_string()),
         };
         self.replace_pool(pool);
-        if let Err(e) = self.write_again_what_was_acknowledged().await {
-            // Not recovered after all: nothing is kept open on the storage that failed.
-            self.replace_pool(self.inner.options.transient_pool());
-            return Err(health::fault_reason(&e).unwrap_or_else(|| e.to_string()));
+        let (readings, changes) = match self.write_again_what_was_acknowledged().await {
+            Ok(written) => written,
+            Err(e) => {
+                // Not recovered after all: nothing is kept open on the storage that failed.
+                self.replace_pool(self.inner.options.transient_pool());
+                return Err(health::fault_reason(&e).unwrap_or_else(|| e.to_string()));
+            }
+        };
+        if let StorageHealth::Degraded { reason, since } = self.health() {
+            let recovery =
+                Recovery { fault: reason, since, at: Timestamp::now(), readings, changes };
+            *self.inner.last_recovery.lock().unwrap_or_else(|e| e.into_inner()) = Some(recovery);
         }
         self.inner.health.send_replace(StorageHealth::Healthy);
         Ok(())
     }
 
+    /// The last recovery from a storage fault since the start, if there was one.
+    pub(crate) fn last_recovery(&self) -> Option<Recovery> {
+        self.inner.last_recovery.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// The recovery's first write, before the store counts as healthy: the readings
     /// acknowledged in the seconds before the fault, again (see `acked.rs`), and the changes
-    /// confirmed then (`changes.rs`); those the storage kept are not stored twice. The database met now may not be the one left (it lost the
-    /// commits it confirmed last, or a file was restored): the rollups and the keys in memory
-    /// are read from it again first.
-    async fn write_again_what_was_acknowledged(&self) -> Result<(), sqlx::Error> {
+    /// confirmed then (`changes.rs`); those the storage kept are not stored twice. How many of
+    /// each. The database met now may not be the one left (it lost the commits it confirmed
+    /// last, or a file was restored): the rollups and the keys in memory are read from it
+    /// again first.
+    async fn write_again_what_was_acknowledged(&self) -> Result<(usize, usize), sqlx::Error> {
         self.inner.rollups.forget();
         self.inner.keys.forget();
         let replay = self.inner.acked.replay();
+        let readings: usize = replay.iter().map(|r| r.readings.len()).sum();
         if !replay.is_empty() {
             self.write_reports(&replay).await?;
-            let n: usize = replay.iter().map(|r| r.readings.len()).sum();
             tracing::info!(
-                readings = n,
+                readings,
                 "the readings acknowledged before the fault are \
                 written again (those the storage kept are not stored twice)"
             );
@@ -485,7 +502,7 @@ impl Store {
             );
         }
         self.inner.acked.recovered(std::time::Instant::now());
-        Ok(())
+        Ok((readings, changes))
     }
 
     /// Store the reports whose senders are told once this returns (the ingest path's group

@@ -9,7 +9,8 @@
 //! - each recovery writes again the readings acknowledged in the seconds before its fault: a
 //!   storage that fails may lose the commits it confirmed last (this test once lost a reading
 //!   acknowledged about 100 ms before an ext4 error; `engine/src/store/acked.rs`);
-//! - `GET /v1/status` is 503 while the engine cannot store and 200 within seconds after;
+//! - `GET /v1/status` is 503 while the engine cannot store and 200 within seconds after, its
+//!   detail then naming the recovery and the fault;
 //! - control goes on: the heat stays on (its lease renewed), never through sensor-loss mode,
 //!   and the relay agent never refuses a command (its minimum on/off times are real here).
 
@@ -447,11 +448,12 @@ async fn full_disk() -> anyhow::Result<()> {
         tokio::time::sleep(hold.saturating_sub(filled_at.elapsed())).await;
         std::fs::remove_file(filler)?;
         let freed_at = Instant::now();
-        let (to_200, _) = wait_status(&house.url, 200, Duration::from_secs(15)).await?;
+        let (to_200, detail) = wait_status(&house.url, 200, Duration::from_secs(15)).await?;
         eprintln!(
-            "e2e storage: full for {:.1?}; status 200 {to_200:.1?} after space was freed",
+            "e2e storage: full for {:.1?}; status 200 {to_200:.1?} after space was freed: {detail}",
             freed_at.duration_since(filled_at)
         );
+        assert!(detail.contains("recovered at") && detail.contains("full"), "{detail}");
         faults.push((detected_at, freed_at));
     }
     watch.finish(&house, &faults).await
@@ -483,11 +485,13 @@ async fn postgres_gone() -> anyhow::Result<()> {
     let server = house.db.server().ok_or_else(|| anyhow::anyhow!("not on PostgreSQL"))?;
     server.resume()?;
     let back_at = Instant::now();
-    let (to_200, _) = wait_status(&house.url, 200, Duration::from_secs(15)).await?;
+    let (to_200, detail) = wait_status(&house.url, 200, Duration::from_secs(15)).await?;
     eprintln!(
-        "e2e storage: PostgreSQL gone for {:.1?}; status 200 {to_200:.1?} after it was back",
+        "e2e storage: PostgreSQL gone for {:.1?}; status 200 {to_200:.1?} after it was back: \
+         {detail}",
         back_at.duration_since(stopped_at)
     );
+    assert!(detail.contains("recovered at"), "{detail}");
     watch.finish(&house, &[(detected_at, back_at)]).await
 }
 
