@@ -288,13 +288,14 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use hearth_proto::schedules::{Hold, When};
+    use hearth_proto::schedules::Hold;
     use jiff::SignedDuration;
 
     use super::*;
     use crate::store::StorageHealth;
     use crate::store::db::{Backend, on_pool};
     use crate::store::health::PROBE_EVERY;
+    use crate::store::testing::monday_rule as rule;
 
     fn change(id: i64) -> Change {
         Change::DeleteRule(id)
@@ -331,22 +332,6 @@ mod tests {
         assert_eq!(kept(&c), [change(2)], "once written again, the old ones age out");
         c.recovered(t0 + KEEP_FOR * 32);
         assert_eq!(kept(&c), []);
-    }
-
-    fn rule(name: &str) -> NewRule {
-        NewRule {
-            name: name.into(),
-            enabled: true,
-            when: When::Weekly {
-                days: vec![hearth_proto::schedules::Weekday::Monday],
-                start: "06:00".into(),
-                end: "08:00".into(),
-            },
-            heat_c: Some(21.0),
-            cool_c: None,
-            sensors: vec![],
-            zone: None,
-        }
     }
 
     async fn run(store: &Store, sql: &str) -> anyhow::Result<()> {

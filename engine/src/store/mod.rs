@@ -1848,6 +1848,24 @@ pub(crate) mod testing {
 
     use super::{Backend, Store};
 
+    /// A rule of the default zone: Mondays 06:00-08:00 at 21 °C.
+    pub(crate) fn monday_rule(name: &str) -> hearth_proto::schedules::NewRule {
+        use hearth_proto::schedules::{NewRule, Weekday, When};
+        NewRule {
+            name: name.into(),
+            enabled: true,
+            when: When::Weekly {
+                days: vec![Weekday::Monday],
+                start: "06:00".into(),
+                end: "08:00".into(),
+            },
+            heat_c: Some(21.0),
+            cool_c: None,
+            sensors: vec![],
+            zone: None,
+        }
+    }
+
     /// Keeps a test store's SQLite file (its temp dir) for as long as the test runs.
     #[derive(Debug)]
     pub(crate) struct Kept {

@@ -573,7 +573,7 @@ async fn read(store: &Store, tz: &TimeZone, now: Timestamp) -> Result<ByZone, sq
 
 #[cfg(test)]
 mod tests {
-    use hearth_proto::schedules::{Hold, Layer, When};
+    use hearth_proto::schedules::{Hold, Layer};
 
     use super::*;
 
@@ -585,19 +585,7 @@ mod tests {
         let mut changes = schedules.subscribe();
         assert_eq!(schedules.snapshot().default_target(), &default_target());
 
-        let rule = NewRule {
-            name: "mornings".into(),
-            enabled: true,
-            when: When::Weekly {
-                days: vec![hearth_proto::schedules::Weekday::Monday],
-                start: "06:00".into(),
-                end: "08:00".into(),
-            },
-            heat_c: Some(21.0),
-            cool_c: None,
-            sensors: vec![],
-            zone: None,
-        };
+        let rule = crate::store::testing::monday_rule("mornings");
         let stored = schedules.create_rule(rule.clone()).await?;
         assert_eq!(stored.layer, Layer::Day);
         assert!(changes.has_changed()?);
