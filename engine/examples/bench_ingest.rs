@@ -24,6 +24,9 @@
 //!   DATABASE … TEMPLATE`): a database shared by the runs gathered every run's sensors, and
 //!   the goal's run met an engine knowing some 2,000 (the earlier shapes' among them), not a
 //!   house of 1,000.
+//! - CPU: the time each of the engine, the load generator (this process) and PostgreSQL's
+//!   server used during the burst, per reading persisted (`/proc/{pid}/stat`): where the two
+//!   cores went, a figure that depends less on how busy the machine was than readings/s.
 //! - Memory: the engine's `VmRSS` (and peak `VmHWM`) at the end of every burst; after the
 //!   burst of 1,000 sensors across 50 hosts, sampled every second while the engine idles, for
 //!   up to a minute.
@@ -33,7 +36,8 @@
 //!   after a checkpoint; PostgreSQL's `pg_total_relation_size` of the three tables.
 //!
 //! The load generator shares the machine's cores with the engine (and PostgreSQL): the
-//! throughput figures are a floor.
+//! throughput figures are a floor. It speaks HTTP by hand, as wrk does (`Connection`,
+//! `update_body`), so that it takes as little of them as it can.
 //!
 //! `cargo run --release -p hearth-engine --example bench_ingest -- [--requests N]
 //! [--concurrency N] [--no-year | --year-days N] [--idle-s N] [--chart-runs N]
@@ -420,6 +424,54 @@ impl Engine {
     }
 }
 
+/// CPU time used so far (user and system, in clock ticks) by the engine, by this process (the
+/// load generator), and by the PostgreSQL server's processes (those running: its backends
+/// serve the engine's pooled connections until the engine stops).
+struct Cpu([u64; 3]);
+
+impl Cpu {
+    fn now(engine: &Engine) -> anyhow::Result<Self> {
+        let mut postgres = 0;
+        for entry in std::fs::read_dir("/proc")? {
+            let pid = entry?.file_name();
+            let Some(pid) = pid.to_str().filter(|p| p.bytes().all(|b| b.is_ascii_digit())) else {
+                continue;
+            };
+            // A process may end between the listing and the read: it counts for nothing.
+            if std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim_end() == "postgres")
+            {
+                postgres += ticks(pid).unwrap_or(0);
+            }
+        }
+        Ok(Self([ticks(&engine.proc.id().to_string())?, ticks("self")?, postgres]))
+    }
+
+    /// Per reading of `readings`, µs, since `before`.
+    fn since(&self, before: &Self, readings: i64) -> [f64; 3] {
+        // Clock ticks are USER_HZ, 100 a second on Linux whatever the kernel's own HZ.
+        let us = |now: u64, then: u64| {
+            now.saturating_sub(then) as f64 * 10_000.0 / readings.max(1) as f64
+        };
+        [0, 1, 2].map(|i| us(self.0[i], before.0[i]))
+    }
+}
+
+/// utime + stime of `/proc/{pid}/stat`, in clock ticks.
+fn ticks(pid: &str) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // After the command's closing parenthesis (the command may hold spaces): the state is
+    // field 3, utime and stime fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields.get(i).ok_or_else(|| anyhow::anyhow!("/proc/{pid}/stat: {stat}"))?.parse()?)
+    };
+    Ok(field(11)? + field(12)?)
+}
+
 /// A new data dir holding `secret` as the engine's site secret, so that the agents'
 /// credentials are known before it starts.
 fn data_dir(dir: PathBuf, secret: &SiteSecret) -> anyhow::Result<PathBuf> {
@@ -453,15 +505,18 @@ struct Figures {
     readings_per_s: f64,
     p50: Duration,
     p99: Duration,
+    /// CPU time during the burst per reading persisted, µs: the engine's, the load
+    /// generator's (this process), PostgreSQL's (its server's processes; 0 on SQLite).
+    cpu_us: [f64; 3],
     /// VmRSS, VmHWM and RssAnon at the end of the burst, bytes.
     rss: u64,
     hwm: u64,
     anon: u64,
 }
 
-/// `requests` updates from `clients` concurrent clients (one connection each), timestamped
-/// from `first` (ms) every `step` ms: request i names a block of 10 sensors of one host at
-/// one instant, so that every (sensor, time) is sent once.
+/// `requests` updates from `clients` concurrent clients (one keep-alive connection each,
+/// [`Connection`]), timestamped from `first` (ms) every `step` ms: request i names a block of
+/// 10 sensors of one host at one instant, so that every (sensor, time) is sent once.
 async fn load(
     url: &str,
     credentials: &[String],
@@ -476,13 +531,11 @@ async fn load(
     let mut tasks = Vec::new();
     for _ in 0..clients {
         let next = next.clone();
-        let connection = EngineClient::new(url, None);
-        let apis: Vec<EngineClient> = credentials[..shape.hosts]
-            .iter()
-            .map(|c| connection.with_credential(Some(c.clone())))
-            .collect();
+        let mut connection = Connection::open(url).await?;
+        let credentials: Vec<String> = credentials[..shape.hosts].to_vec();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
+            let mut body = String::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= requests {
@@ -492,21 +545,10 @@ async fn load(
                 let host = ((i / blocks) % shape.hosts as i64) as usize;
                 let instant = i / (blocks * shape.hosts as i64);
                 let at = jiff::Timestamp::from_millisecond(first + instant * step)?;
-                let sensors: BTreeMap<String, SensorReport> = (0..PER_REQUEST)
-                    .map(|k| {
-                        let report = SensorReport {
-                            kind: "DS18B20".into(),
-                            value: Some(20.0 + (i % 64) as f64 / 16.0),
-                            alias: None,
-                            extra: None,
-                            timestamp: Some(at),
-                        };
-                        (sensor_id(host, block as usize * PER_REQUEST + k), report)
-                    })
-                    .collect();
-                let update = SensorUpdate { host_id: host_id(host), sensors, agent_time: None };
+                let value = 20.0 + (i % 64) as f64 / 16.0;
+                update_body(&mut body, host, block as usize * PER_REQUEST, value, at);
                 let sent = Instant::now();
-                apis[host].sensor_update(&update).await?;
+                connection.put("/v1/sensors/update", &credentials[host], &body).await?;
                 latencies.push(sent.elapsed());
             }
         }));
@@ -517,6 +559,121 @@ async fn load(
     }
     let elapsed = started.elapsed().as_secs_f64();
     Ok((requests as f64 * PER_REQUEST as f64 / elapsed, latencies))
+}
+
+/// The JSON of a `PUT /v1/sensors/update` (`SensorUpdate`) from `host`: the 10 sensors from
+/// `first_sensor` on, each read `value` at `at`, written into `body` by hand
+/// (`check_update_body` holds it to the type). The load generator shares the machine's two
+/// cores with what it measures, so it costs as little as it can, as wrk would: through
+/// `EngineClient` (a map of reports serialized by serde, then reqwest) it used 4.5-5.3 µs of
+/// CPU per reading, by hand 1.8-1.9 µs, where the engine uses 10-11 µs on SQLite.
+fn update_body(
+    body: &mut String,
+    host: usize,
+    first_sensor: usize,
+    value: f64,
+    at: jiff::Timestamp,
+) {
+    use std::fmt::Write as _;
+    body.clear();
+    let _ = write!(body, r#"{{"host_id":"{}","sensors":{{"#, host_id(host));
+    for k in 0..PER_REQUEST {
+        let comma = if k == 0 { "" } else { "," };
+        let id = sensor_id(host, first_sensor + k);
+        let _ = write!(
+            body,
+            r#"{comma}"{id}":{{"type":"DS18B20","value":{value},"timestamp":"{at}"}}"#
+        );
+    }
+    body.push_str("}}");
+}
+
+/// The hand-written body reads as the `SensorUpdate` it stands for: the load is what agents
+/// send.
+fn check_update_body() -> anyhow::Result<()> {
+    let at = jiff::Timestamp::from_millisecond(1_764_930_000_123)?;
+    let mut body = String::new();
+    update_body(&mut body, 3, 20, 21.0625, at);
+    let sensors = (20..20 + PER_REQUEST)
+        .map(|k| {
+            let report = SensorReport {
+                kind: "DS18B20".into(),
+                value: Some(21.0625),
+                alias: None,
+                extra: None,
+                timestamp: Some(at),
+            };
+            (sensor_id(3, k), report)
+        })
+        .collect();
+    let want = SensorUpdate { host_id: host_id(3), sensors, agent_time: None };
+    let got: SensorUpdate = serde_json::from_str(&body)?;
+    anyhow::ensure!(got == want, "the load's body is not the update it stands for: {body}");
+    Ok(())
+}
+
+/// One keep-alive HTTP/1.1 connection to the engine, spoken by hand (as wrk does): a request
+/// is written whole, and its answer read by its `Content-Length`. Anything but 201 fails the
+/// run with what the engine said.
+struct Connection {
+    stream: tokio::io::BufStream<tokio::net::TcpStream>,
+    host: String,
+    head: String,
+    answer: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(url: &str) -> anyhow::Result<Self> {
+        let host = url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let stream = tokio::net::TcpStream::connect(&host).await?;
+        stream.set_nodelay(true)?;
+        let stream = tokio::io::BufStream::new(stream);
+        Ok(Self { stream, host, head: String::new(), answer: Vec::new() })
+    }
+
+    async fn put(&mut self, path: &str, credential: &str, body: &str) -> anyhow::Result<()> {
+        use std::fmt::Write as _;
+        use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+        self.head.clear();
+        let _ = write!(
+            self.head,
+            "PUT {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {credential}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.host,
+            body.len()
+        );
+        self.stream.write_all(self.head.as_bytes()).await?;
+        self.stream.write_all(body.as_bytes()).await?;
+        self.stream.flush().await?;
+        self.head.clear();
+        self.stream.read_line(&mut self.head).await?;
+        let code = self.head.split(' ').nth(1).unwrap_or_default().to_owned();
+        let mut length = None;
+        loop {
+            self.head.clear();
+            if self.stream.read_line(&mut self.head).await? == 0 {
+                anyhow::bail!("the engine closed the connection");
+            }
+            let line = self.head.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = Some(value.trim().parse::<usize>()?);
+            }
+        }
+        let length = length.ok_or_else(|| anyhow::anyhow!("an answer without Content-Length"))?;
+        self.answer.resize(length, 0);
+        self.stream.read_exact(&mut self.answer).await?;
+        anyhow::ensure!(
+            code == "201",
+            "PUT {path}: {code} {}",
+            String::from_utf8_lossy(&self.answer)
+        );
+        Ok(())
+    }
 }
 
 /// The `p` quantile of sorted durations.
@@ -629,6 +786,7 @@ struct YearDbs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = args()?;
+    check_update_body()?;
     hearth_harness::build(&format!("build the engine ({})", a.profile), &a.profile, &[ENGINE])?;
     let bin = hearth_harness::binary(&a.profile, ENGINE.package);
     let work = tempfile::tempdir()?;
@@ -730,8 +888,10 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 (jiff::Timestamp::now().as_millisecond() - instants * step, step)
             };
+            let cpu_before = Cpu::now(&engine)?;
             let (readings_per_s, mut latencies) =
                 load(&engine.url, &credentials, *shape, a.concurrency, a.requests, times).await?;
+            let cpu = Cpu::now(&engine)?.since(&cpu_before, a.requests * PER_REQUEST as i64);
             let (rss, hwm, anon) = engine.memory()?;
             latencies.sort();
             results.insert(
@@ -740,6 +900,7 @@ async fn main() -> anyhow::Result<()> {
                     readings_per_s,
                     p50: quantile(&latencies, 0.5),
                     p99: quantile(&latencies, 0.99),
+                    cpu_us: cpu,
                     rss,
                     hwm,
                     anon,
@@ -794,6 +955,11 @@ async fn main() -> anyhow::Result<()> {
         "ingest latency per request, p50 / p99 in ms (goal p99 <= 10 ms for 1,000 sensors / 50 \
          hosts)",
         &|f| format!("{:.2} / {:.2}", ms(f.p50), ms(f.p99)),
+    );
+    table(
+        "CPU time per reading during the burst in µs: engine / load generator / PostgreSQL \
+         server (the three share the machine's cores)",
+        &|f| format!("{:.1} / {:.1} / {:.1}", f.cpu_us[0], f.cpu_us[1], f.cpu_us[2]),
     );
     table(
         "engine memory at the end of the burst, VmRSS / peak VmHWM / RssAnon (its own, without \
