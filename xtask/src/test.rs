@@ -46,11 +46,14 @@ pub(crate) fn test(args: &TestArgs) -> anyhow::Result<()> {
     run("cargo test", cargo().args(["test", "--workspace", "--locked"]))?;
     // The engine's API suite again with every engine storing in PostgreSQL (a real server the
     // test process starts): the store's conformance suite on the second backend. The store's
-    // own tests run on both backends in the run above.
+    // own tests run on both backends in the run above. `--workspace`, as above: the same
+    // packages selected, the same features, so the suite built above runs again as it is
+    // (`-p hearth-engine` resolved features of its own and rebuilt the engine and half of
+    // its dependencies, two minutes of every run).
     run(
-        "cargo test -p hearth-engine --test api (PostgreSQL)",
+        "cargo test --test api (PostgreSQL)",
         cargo()
-            .args(["test", "--locked", "-p", "hearth-engine", "--test", "api"])
+            .args(["test", "--workspace", "--locked", "--test", "api"])
             .env("HEARTH_TEST_BACKEND", "postgres"),
     )?;
     // Slow on a fresh machine (~10 min), so after everything else; CI runs it every time.
