@@ -61,10 +61,12 @@ pub(crate) fn cross() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let dir = preflight()?;
     // The engine the agents report to and the dashboard relays in the smoke test: the native
-    // build, on loopback.
+    // build, on loopback. Built with every service, as the end-to-end tests build them: the
+    // same packages give the same features, so after `cargo xtask test`'s tests nothing is
+    // rebuilt (the engine alone resolves features of its own, and took two minutes).
     run(
         "build the native engine (stand-in engine for the qemu smoke tests)",
-        hearth_harness::build_command("dev", &[ENGINE]).arg("--locked"),
+        hearth_harness::build_command("dev", &hearth_harness::SERVICES).arg("--locked"),
     )?;
     let engine = hearth_harness::binary("dev", ENGINE.package);
     // The script builds HEARTH_CROSS_TARGETS when set (and not empty), else all of TARGETS.
