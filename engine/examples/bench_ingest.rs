@@ -52,6 +52,7 @@ use std::time::{Duration, Instant};
 use hearth_common::auth::SiteSecret;
 use hearth_engine::bench::Store;
 use hearth_harness::postgres::Postgres;
+use hearth_harness::procs::cpu_ticks;
 use hearth_harness::{Capture, ENGINE, Group, Proc};
 use hearth_proto::agents::KeyRole;
 use hearth_proto::client::EngineClient;
@@ -433,43 +434,27 @@ impl Cpu {
     fn now(engine: &Engine) -> anyhow::Result<Self> {
         let mut postgres = 0;
         for entry in std::fs::read_dir("/proc")? {
-            let pid = entry?.file_name();
-            let Some(pid) = pid.to_str().filter(|p| p.bytes().all(|b| b.is_ascii_digit())) else {
+            let Some(pid) = entry?.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
                 continue;
             };
             // A process may end between the listing and the read: it counts for nothing.
             if std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|c| c.trim_end() == "postgres")
             {
-                postgres += ticks(pid).unwrap_or(0);
+                postgres += cpu_ticks(pid).unwrap_or(0);
             }
         }
-        Ok(Self([ticks(&engine.proc.id().to_string())?, ticks("self")?, postgres]))
+        Ok(Self([cpu_ticks(engine.proc.id())?, cpu_ticks(std::process::id())?, postgres]))
     }
 
     /// Per reading of `readings`, µs, since `before`.
     fn since(&self, before: &Self, readings: i64) -> [f64; 3] {
-        // Clock ticks are USER_HZ, 100 a second on Linux whatever the kernel's own HZ.
+        // Clock ticks are USER_HZ, 100 a second (`cpu_ticks`).
         let us = |now: u64, then: u64| {
             now.saturating_sub(then) as f64 * 10_000.0 / readings.max(1) as f64
         };
         [0, 1, 2].map(|i| us(self.0[i], before.0[i]))
     }
-}
-
-/// utime + stime of `/proc/{pid}/stat`, in clock ticks.
-fn ticks(pid: &str) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // After the command's closing parenthesis (the command may hold spaces): the state is
-    // field 3, utime and stime fields 14 and 15.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let field = |i: usize| -> anyhow::Result<u64> {
-        Ok(fields.get(i).ok_or_else(|| anyhow::anyhow!("/proc/{pid}/stat: {stat}"))?.parse()?)
-    };
-    Ok(field(11)? + field(12)?)
 }
 
 /// A new data dir holding `secret` as the engine's site secret, so that the agents'

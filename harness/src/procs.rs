@@ -238,6 +238,22 @@ pub fn status_kib<const N: usize>(pid: u32, names: [&str; N]) -> anyhow::Result<
     Ok(values)
 }
 
+/// The CPU time a process has used, user and system, in clock ticks (`/proc/<pid>/stat`; 100
+/// a second: USER_HZ on Linux whatever the kernel's own HZ): the benchmarks' CPU figures.
+pub fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // After the command name (which may hold spaces): the state is field 3, utime and stime
+    // fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields.get(i).ok_or_else(|| anyhow::anyhow!("/proc/{pid}/stat: {stat}"))?.parse()?)
+    };
+    Ok(field(11)? + field(12)?)
+}
+
 /// Which process group a child runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Group {

@@ -96,12 +96,7 @@ pub(crate) fn bench(args: &Args) -> anyhow::Result<()> {
 /// `(VmRSS, VmHWM)` of a process in KiB, and its CPU time (user + system) in clock ticks.
 pub(crate) fn proc_usage(pid: u32) -> anyhow::Result<(u64, u64, u64)> {
     let [rss, hwm] = procs::status_kib(pid, ["VmRSS:", "VmHWM:"])?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may contain spaces) : utime is the 12th, stime 13th.
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
-    let fields: Vec<u64> = after.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
-    let cpu = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-    Ok((rss, hwm, cpu))
+    Ok((rss, hwm, procs::cpu_ticks(pid)?))
 }
 
 /// Resident KiB of a process by where the pages come from: its executable, shared libraries,
