@@ -13,7 +13,9 @@
 //!   and 1,000 sensors on one host, 10 sensors on each of 50 hosts, 1,000 sensors across 50
 //!   hosts (20 on each), their readings taken in the half minute before the load (live); and
 //!   the last shape again with readings of a day before (a backlog agents replay after an
-//!   outage). Each on an empty database and on one already holding a year.
+//!   outage). Each on an empty database and on one already holding a year. The goal's shape
+//!   runs three times on each (`--goal-runs`), in rounds, and the tables show the run of the
+//!   median readings/s: from one run to the next the figures moved by a third on this machine.
 //! - The year: 10 sensors every 10 s for 365 days (31.5 M readings) with their minute and hour
 //!   rollups, built once per backend before the runs. SQLite's goes through the engine's own
 //!   write path (`hearth_engine::bench::Store::write_reports`, one day per transaction);
@@ -41,7 +43,7 @@
 //!
 //! `cargo run --release -p hearth-engine --example bench_ingest -- [--requests N]
 //! [--concurrency N] [--no-year | --year-days N] [--idle-s N] [--chart-runs N]
-//! [--profile release-small|release] [--goal-only]`
+//! [--profile release-small|release] [--goal-only] [--goal-runs N]`
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -145,11 +147,16 @@ struct Args {
     /// Only the goal's shape (`GOAL_SHAPE`), on every backend and database: a quicker run
     /// when one change is weighed against another.
     goal_only: bool,
+    /// Runs of the goal's shape on each backend and database, of which the tables show the
+    /// median: the figures of one run moved by a third from one run to the next on this
+    /// machine (CPU time per reading too, for the same executable), and the issue's own
+    /// figures are medians of three. The rounds alternate the columns, as the shapes do.
+    goal_runs: usize,
 }
 
 const USAGE: &str = "usage: bench_ingest [--requests N] [--concurrency N] [--no-year | --year-days N] \
                      [--idle-s N] [--chart-runs N] [--profile release-small|release] \
-                     [--goal-only]";
+                     [--goal-only] [--goal-runs N]";
 
 fn args() -> anyhow::Result<Args> {
     let mut a = Args {
@@ -160,6 +167,7 @@ fn args() -> anyhow::Result<Args> {
         chart_runs: 15,
         profile: "release-small".into(),
         goal_only: false,
+        goal_runs: 3,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -182,6 +190,7 @@ fn args() -> anyhow::Result<Args> {
             "--year-days" => a.year_days = value.parse()?,
             "--idle-s" => a.idle_s = value.parse()?,
             "--chart-runs" => a.chart_runs = value.parse()?,
+            "--goal-runs" => a.goal_runs = value.parse()?,
             "--profile" => a.profile = value,
             _ => anyhow::bail!("unknown flag {flag}\n{USAGE}"),
         }
@@ -192,8 +201,13 @@ fn args() -> anyhow::Result<Args> {
         a.profile
     );
     anyhow::ensure!(
-        a.requests > 0 && a.concurrency > 0 && a.year_days >= 0 && a.chart_runs > 0,
-        "--requests, --concurrency and --chart-runs must be positive, --year-days at least 0"
+        a.requests > 0
+            && a.concurrency > 0
+            && a.year_days >= 0
+            && a.chart_runs > 0
+            && a.goal_runs > 0,
+        "--requests, --concurrency, --chart-runs and --goal-runs must be positive, --year-days \
+         at least 0"
     );
     Ok(a)
 }
@@ -662,6 +676,13 @@ impl Connection {
 }
 
 /// The `p` quantile of sorted durations.
+/// The run of the median readings/s (the lower middle one of an even number).
+fn median_run(runs: &[Figures]) -> Option<&Figures> {
+    let mut sorted: Vec<&Figures> = runs.iter().collect();
+    sorted.sort_by(|a, b| a.readings_per_s.total_cmp(&b.readings_per_s));
+    sorted.get(sorted.len().saturating_sub(1) / 2).copied()
+}
+
 fn quantile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(((sorted.len().saturating_sub(1)) as f64 * p) as usize).copied().unwrap_or_default()
 }
@@ -831,18 +852,28 @@ async fn main() -> anyhow::Result<()> {
         .into_iter()
         .flat_map(|b| dbs.iter().map(move |d| (b, *d)))
         .collect();
-    let mut results: BTreeMap<(usize, usize), Figures> = BTreeMap::new();
+    // Every run's figures, by (shape, column).
+    let mut results: BTreeMap<(usize, usize), Vec<Figures>> = BTreeMap::new();
     let mut idle: Vec<Idle> = Vec::new();
     let idle_db = *dbs.last().unwrap_or(&Db::Empty);
     let mut backlog_from = end;
     let mut run = 0;
-    let shapes: Vec<(usize, &Shape)> =
-        SHAPES.iter().enumerate().filter(|(i, _)| !a.goal_only || *i == GOAL_SHAPE).collect();
-    let runs = shapes.len() * columns.len();
-    for (i, shape) in shapes {
+    // (shape, round): the goal's shape `goal_runs` times, in rounds.
+    let rounds: Vec<(usize, usize, &Shape)> = SHAPES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !a.goal_only || *i == GOAL_SHAPE)
+        .flat_map(|(i, shape)| {
+            let n = if i == GOAL_SHAPE { a.goal_runs } else { 1 };
+            (0..n).map(move |round| (i, round, shape))
+        })
+        .collect();
+    let runs = rounds.len() * columns.len();
+    for (i, round, shape) in rounds {
+        let last_round = i != GOAL_SHAPE || round + 1 == a.goal_runs;
         for k in 0..columns.len() {
             // Rotate which column runs first, so none always meets a warmer machine.
-            let c = (k + i) % columns.len();
+            let c = (k + i + round) % columns.len();
             let (backend, db) = columns[c];
             run += 1;
             eprintln!("bench ingest: run {run}/{runs}: {} on {backend:?}, {db:?}", shape.name);
@@ -879,19 +910,16 @@ async fn main() -> anyhow::Result<()> {
             let cpu = Cpu::now(&engine)?.since(&cpu_before, a.requests * PER_REQUEST as i64);
             let (rss, hwm, anon) = engine.memory()?;
             latencies.sort();
-            results.insert(
-                (i, c),
-                Figures {
-                    readings_per_s,
-                    p50: quantile(&latencies, 0.5),
-                    p99: quantile(&latencies, 0.99),
-                    cpu_us: cpu,
-                    rss,
-                    hwm,
-                    anon,
-                },
-            );
-            if i == GOAL_SHAPE && db == idle_db && a.idle_s > 0 {
+            results.entry((i, c)).or_default().push(Figures {
+                readings_per_s,
+                p50: quantile(&latencies, 0.5),
+                p99: quantile(&latencies, 0.99),
+                cpu_us: cpu,
+                rss,
+                hwm,
+                anon,
+            });
+            if i == GOAL_SHAPE && last_round && db == idle_db && a.idle_s > 0 {
                 eprintln!("bench ingest: the engine idles for {} s", a.idle_s);
                 idle.push((backend, (rss, anon), idle_memory(&engine, a.idle_s).await?));
             }
@@ -913,6 +941,13 @@ async fn main() -> anyhow::Result<()> {
             if d == Db::Empty { "empty" } else { "year" }
         )
     };
+    if a.goal_runs > 1 {
+        println!(
+            "\nthe figures of each cell come from one run; for {}, from the run of the \
+             median readings/s of {} (every run is listed after the latency table)",
+            SHAPES[GOAL_SHAPE].name, a.goal_runs
+        );
+    }
     let table = |title: &str, cell: &dyn Fn(&Figures) -> String| {
         println!("\n{title}");
         print!("  {:<26}", "load");
@@ -926,7 +961,8 @@ async fn main() -> anyhow::Result<()> {
             }
             print!("  {:<26}", shape.name);
             for c in 0..columns.len() {
-                print!("{:>22}", results.get(&(i, c)).map(cell).unwrap_or_default());
+                let median = results.get(&(i, c)).and_then(|runs| median_run(runs));
+                print!("{:>22}", median.map(cell).unwrap_or_default());
             }
             println!();
         }
@@ -946,6 +982,20 @@ async fn main() -> anyhow::Result<()> {
          server (the three share the machine's cores)",
         &|f| format!("{:.1} / {:.1} / {:.1}", f.cpu_us[0], f.cpu_us[1], f.cpu_us[2]),
     );
+    if a.goal_runs > 1 {
+        println!(
+            "\n{}, every run, in the order they ran: readings/s (p99 ms)",
+            SHAPES[GOAL_SHAPE].name
+        );
+        for (c, col) in columns.iter().enumerate() {
+            let runs = results.get(&(GOAL_SHAPE, c)).map_or(&[][..], Vec::as_slice);
+            let each: Vec<String> = runs
+                .iter()
+                .map(|f| format!("{} ({:.2})", grouped(f.readings_per_s.round() as i64), ms(f.p99)))
+                .collect();
+            println!("  {:<26}{}", column_name(*col), each.join(" · "));
+        }
+    }
     table(
         "engine memory at the end of the burst, VmRSS / peak VmHWM / RssAnon (its own, without \
          the executable's and libraries' pages) in MB (10^6 bytes)",
