@@ -8,63 +8,28 @@
 //! acknowledged about 100 ms before the fault showed (`tests/tests/e2e/storage.rs`).
 //!
 //! So the ingest path hands every committed batch here ([`Acked::keep`]). What is kept is
-//! bounded by age ([`KEEP_FOR`]) and by count ([`KEEP_MOST`]): in a house that is every reading
-//! of the last seconds; in a burst of thousands of readings a second it is the last few
+//! bounded by age (`window::KEEP_FOR`) and by count ([`KEEP_MOST`]): in a house that is every
+//! reading of the last seconds; in a burst of thousands of readings a second it is the last few
 //! batches, which are the ones still at risk. A batch is kept packed ([`Packed`]: its strings
 //! in one buffer, three allocations whatever its size). Kept as the reports themselves, with
 //! two small strings a reading, a burst's batches left the engine 1.1-1.3 MB larger a minute
 //! after it than keeping nothing did, their freed slots scattered among what lives on; packed,
 //! 0.2-0.6 MB, within the noise (the ingest benchmark's memory after a burst, `--profile
-//! release-small`). When a fault turns the store degraded, aging stops ([`Acked::freeze`]):
-//! however long the outage, the readings confirmed just before it are written again,
-//! idempotently (readings are unique per sensor and time), when the storage recovers and before
-//! it counts as healthy (`Store::try_recover`).
+//! release-small`). When a fault turns the store degraded, aging stops (`window.rs`): however
+//! long the outage, the readings confirmed just before it are written again, idempotently
+//! (readings are unique per sensor and time), when the storage recovers and before it counts
+//! as healthy (`Store::try_recover`).
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hearth_proto::agents::KeyRole;
 
+use super::window::Window;
 use super::{NewReading, NewReport};
 
-/// How long a committed batch is kept. A fault shows at the next write (a fraction of a
-/// second in a busy house, a report interval in a quiet one) or at the next filesystem check
-/// (`health::PROBE_EVERY`), which a commit the storage then loses preceded by moments.
-pub(super) const KEEP_FOR: Duration = Duration::from_secs(10);
 /// At most this many readings are kept (some 110 bytes each, packed): the memory of a burst.
+/// The newest batch is kept whole, however large.
 pub(super) const KEEP_MOST: usize = 4_096;
-
-#[derive(Debug, Default)]
-struct State {
-    /// Committed batches, oldest first, with when they were committed.
-    batches: VecDeque<(Instant, Packed)>,
-    /// Readings in `batches`.
-    readings: usize,
-    /// A fault was found: nothing ages out until the recovery has written it again.
-    frozen: bool,
-}
-
-impl State {
-    fn prune(&mut self, now: Instant) {
-        if self.frozen {
-            return;
-        }
-        while let Some((at, batch)) = self.batches.front() {
-            // The newest batch stays however large it is: it is the one most at risk.
-            let over = self.readings > KEEP_MOST && self.batches.len() > 1;
-            if !over && now.saturating_duration_since(*at) < KEEP_FOR {
-                break;
-            }
-            self.readings -= batch.readings.len();
-            self.batches.pop_front();
-        }
-        if self.batches.is_empty() {
-            // Give the burst's slots back, not only their contents.
-            self.batches = VecDeque::new();
-        }
-    }
-}
 
 /// A string of a [`Packed`] batch: its start and end in the batch's text.
 type Span = (u32, u32);
@@ -188,57 +153,42 @@ impl Packed {
 }
 
 /// See the module documentation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Acked {
-    state: Mutex<State>,
+    window: Window<Packed>,
+}
+
+impl Default for Acked {
+    fn default() -> Self {
+        Self { window: Window::new(KEEP_MOST, |batch| batch.readings.len()) }
+    }
 }
 
 impl Acked {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // Plain data, consistent after every statement: a panic elsewhere leaves it usable.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// A batch committed at `now`, about to be acknowledged.
     pub(super) fn keep(&self, batch: &[NewReport], now: Instant) {
-        let packed = Packed::of(batch);
-        let mut state = self.lock();
-        state.readings += packed.readings.len();
-        state.batches.push_back((now, packed));
-        state.prune(now);
+        self.window.keep([Packed::of(batch)], now);
     }
 
-    /// Let what is older than [`KEEP_FOR`] go (after a burst, when nothing else comes); the
-    /// readings still kept.
+    /// Let what is older than `window::KEEP_FOR` go (after a burst, when nothing else comes);
+    /// the readings still kept.
     pub(super) fn prune(&self, now: Instant) -> usize {
-        let mut state = self.lock();
-        state.prune(now);
-        state.readings
+        self.window.prune(now)
     }
 
     /// A fault was found at `now`: what was kept then is kept until [`Self::recovered`].
     pub(super) fn freeze(&self, now: Instant) {
-        let mut state = self.lock();
-        state.prune(now);
-        state.frozen = true;
+        self.window.freeze(now);
     }
 
     /// The kept reports, as a replay ([`Packed::replay`]).
     pub(super) fn replay(&self) -> Vec<NewReport> {
-        self.lock().batches.iter().flat_map(|(_, batch)| batch.replay()).collect()
+        self.window.replay(|batch| batch.replay().collect::<Vec<_>>())
     }
 
     /// The replay is stored: aging goes on.
     pub(super) fn recovered(&self, now: Instant) {
-        let mut state = self.lock();
-        state.frozen = false;
-        state.prune(now);
-    }
-
-    /// Readings kept (tests).
-    #[cfg(test)]
-    pub(super) fn len(&self) -> usize {
-        self.lock().readings
+        self.window.recovered(now);
     }
 }
 
@@ -268,27 +218,6 @@ mod tests {
             misdated: 2,
             readings: (0..readings).map(one).collect(),
         }]
-    }
-
-    #[test]
-    fn batches_age_out_and_a_burst_keeps_its_newest_batches() {
-        let acked = Acked::default();
-        let t0 = Instant::now();
-        acked.keep(&batch(10), t0);
-        acked.keep(&batch(10), t0 + Duration::from_secs(5));
-        assert_eq!(acked.len(), 20);
-        acked.prune(t0 + KEEP_FOR);
-        assert_eq!(acked.len(), 10, "the first batch aged out");
-        acked.prune(t0 + KEEP_FOR + Duration::from_secs(5));
-        assert_eq!(acked.len(), 0);
-
-        // A burst: the newest batches up to the bound, and always the newest one whole.
-        for _ in 0..10 {
-            acked.keep(&batch(1_000), t0);
-        }
-        assert_eq!(acked.len(), 4_000);
-        acked.keep(&batch(KEEP_MOST + 1), t0);
-        assert_eq!(acked.len(), KEEP_MOST + 1);
     }
 
     /// What a replay gives back is what was kept: every report, its readings and their
@@ -338,20 +267,14 @@ mod tests {
         );
     }
 
+    /// A replay is of the readings as first stored: their agent's misdated count and clock
+    /// offset were counted and recorded then.
     #[test]
-    fn a_fault_keeps_what_was_acknowledged_until_the_recovery() {
+    fn a_replay_counts_nothing_twice() {
         let acked = Acked::default();
-        let t0 = Instant::now();
-        acked.keep(&batch(3), t0);
-        acked.freeze(t0 + Duration::from_secs(1));
-        // An hour of outage, and more batches acknowledged by a write in flight.
-        acked.keep(&batch(KEEP_MOST), t0 + Duration::from_secs(2));
-        acked.prune(t0 + Duration::from_secs(3_600));
+        acked.keep(&batch(3), Instant::now());
         let replay = acked.replay();
-        assert_eq!(replay.iter().map(|r| r.readings.len()).sum::<usize>(), 3 + KEEP_MOST);
-        // Counted and measured once, when first stored.
+        assert_eq!(replay.iter().map(|r| r.readings.len()).sum::<usize>(), 3);
         assert!(replay.iter().all(|r| r.misdated == 0 && r.clock_offset_ms.is_none()));
-        acked.recovered(t0 + Duration::from_secs(3_600));
-        assert_eq!(acked.len(), 0, "aging goes on after the recovery");
     }
 }

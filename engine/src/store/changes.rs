@@ -7,7 +7,7 @@
 //! recovery as the older value: the engine reads its settings and schedules from the database
 //! again then (`reload_after_recovery` in `lib.rs`), and would go on heating to the setpoint
 //! the person had just changed, with nothing to say so. So every change the store confirms is
-//! kept here for [`KEEP_FOR`], as what was asked with what the database chose (a new rule's
+//! kept here for `window::KEEP_FOR`, as what was asked with what the database chose (a new rule's
 //! id, the new revision of an agent's settings), and a fault stops the aging. The recovery
 //! writes the kept changes again, in their order, before the store counts as healthy
 //! (`Store::try_recover`), and `/v1/status` says how many it wrote. A change the database met
@@ -24,9 +24,7 @@
 //! storage then lost, and running a restart twice is worse than a request to be made again. What
 //! agents report (their registrations, outputs, applied settings) is reported again by them.
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hearth_proto::Timestamp;
 use hearth_proto::fallback::OutputProgram;
@@ -37,13 +35,11 @@ use hearth_proto::sensors::SensorSettings;
 
 use super::Store;
 use super::db::Pool;
+use super::window::Window;
 use super::zones::StoredZone;
 use crate::control::Settings;
 use crate::zones::{PlantConfig, PlantId, ZoneId};
 
-/// How long a confirmed change is kept: as long as a batch of readings (`acked.rs`), for the
-/// same reason.
-pub(super) const KEEP_FOR: Duration = super::acked::KEEP_FOR;
 /// At most this many changes are kept (a script that edits in a loop).
 pub(super) const KEEP_MOST: usize = 1_000;
 
@@ -118,44 +114,23 @@ pub(super) enum Change {
     },
 }
 
-#[derive(Debug, Default)]
-struct State {
-    /// Confirmed changes, oldest first, with when they were confirmed.
-    kept: VecDeque<(Instant, Change)>,
-    /// A fault was found: nothing ages out until the recovery has written it again.
-    frozen: bool,
-}
-
-impl State {
-    fn prune(&mut self, now: Instant) {
-        if self.frozen {
-            return;
-        }
-        while let Some((at, _)) = self.kept.front() {
-            if self.kept.len() <= KEEP_MOST && now.saturating_duration_since(*at) < KEEP_FOR {
-                break;
-            }
-            self.kept.pop_front();
-        }
-    }
-}
-
 /// See the module documentation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Changes {
-    state: Mutex<State>,
+    window: Window<Change>,
     /// Held by every change from its write until it is kept, and by the recovery's writing
     /// them again: the kept order is the order of the commits, and a change made while the
     /// recovery writes is not overwritten by an older one.
     one_at_a_time: tokio::sync::Mutex<()>,
 }
 
-impl Changes {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // Plain data, consistent after every statement: a panic elsewhere leaves it usable.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+impl Default for Changes {
+    fn default() -> Self {
+        Self { window: Window::new(KEEP_MOST, |_| 1), one_at_a_time: Default::default() }
     }
+}
 
+impl Changes {
     /// Wait for the changes before this one (and a recovery's writing them again).
     pub(super) async fn begin(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.one_at_a_time.lock().await
@@ -163,28 +138,22 @@ impl Changes {
 
     /// Changes confirmed at `now` (taken with [`Self::begin`]'s guard held).
     pub(super) fn keep(&self, changes: impl IntoIterator<Item = Change>, now: Instant) {
-        let mut state = self.lock();
-        state.kept.extend(changes.into_iter().map(|c| (now, c)));
-        state.prune(now);
+        self.window.keep(changes, now);
     }
 
     /// A fault was found at `now`: what was kept then is kept until [`Self::recovered`].
     pub(super) fn freeze(&self, now: Instant) {
-        let mut state = self.lock();
-        state.prune(now);
-        state.frozen = true;
+        self.window.freeze(now);
     }
 
     /// The kept changes, oldest first.
     fn replay(&self) -> Vec<Change> {
-        self.lock().kept.iter().map(|(_, c)| c.clone()).collect()
+        self.window.replay(|c| Some(c.clone()))
     }
 
     /// The replay is stored: aging goes on.
     fn recovered(&self, now: Instant) {
-        let mut state = self.lock();
-        state.frozen = false;
-        state.prune(now);
+        self.window.recovered(now);
     }
 }
 
@@ -288,6 +257,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use hearth_proto::schedules::Hold;
     use jiff::SignedDuration;
 
@@ -296,6 +267,7 @@ mod tests {
     use crate::store::db::{Backend, on_pool};
     use crate::store::health::PROBE_EVERY;
     use crate::store::testing::monday_rule as rule;
+    use crate::store::window::KEEP_FOR;
 
     fn change(id: i64) -> Change {
         Change::DeleteRule(id)

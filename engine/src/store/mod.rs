@@ -22,6 +22,7 @@ mod health;
 mod held;
 pub(crate) mod manage;
 mod schedules;
+mod window;
 pub(crate) mod zones;
 
 use std::collections::BTreeMap;
