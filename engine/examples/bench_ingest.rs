@@ -944,7 +944,7 @@ async fn main() -> anyhow::Result<()> {
     if a.goal_runs > 1 {
         println!(
             "\nthe figures of each cell come from one run; for {}, from the run of the \
-             median readings/s of {} (every run is listed after the latency table)",
+             median readings/s of {} (every run is listed after the CPU table)",
             SHAPES[GOAL_SHAPE].name, a.goal_runs
         );
     }

@@ -78,7 +78,8 @@ pub struct SensorReport {
 pub struct SensorUpdateAck {
     /// Always `"ok"`.
     pub status: String,
-    /// The ids of the sensors whose readings were stored, sorted by id, whatever the order of the request's keys.
+    /// The ids of the sensors whose readings were stored, sorted by id, whatever the order of
+    /// the request's keys.
     pub ids: Vec<String>,
     /// Management work waiting for this host's sensor agent (settings to fetch, commands to
     /// carry out); absent when there never was any. Additive: a client of the seed contract
