@@ -565,7 +565,7 @@ async fn load(
 /// (`check_update_body` holds it to the type). The load generator shares the machine's two
 /// cores with what it measures, so it costs as little as it can, as wrk would: through
 /// `EngineClient` (a map of reports serialized by serde, then reqwest) it used 4.5-5.3 µs of
-/// CPU per reading, by hand 1.8-1.9 µs, where the engine uses 10-11 µs on SQLite.
+/// CPU per reading, by hand 1.8-1.9 µs.
 fn update_body(
     body: &mut String,
     host: usize,
@@ -675,7 +675,6 @@ impl Connection {
     }
 }
 
-/// The `p` quantile of sorted durations.
 /// The run of the median readings/s (the lower middle one of an even number).
 fn median_run(runs: &[Figures]) -> Option<&Figures> {
     let mut sorted: Vec<&Figures> = runs.iter().collect();
@@ -683,6 +682,7 @@ fn median_run(runs: &[Figures]) -> Option<&Figures> {
     sorted.get(sorted.len().saturating_sub(1) / 2).copied()
 }
 
+/// The `p` quantile of sorted durations.
 fn quantile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(((sorted.len().saturating_sub(1)) as f64 * p) as usize).copied().unwrap_or_default()
 }

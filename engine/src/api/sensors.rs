@@ -16,6 +16,7 @@ use hearth_proto::sensors::{
     SensorReport, SensorSettings, SensorUpdate, SensorUpdateAck,
 };
 use hearth_proto::{ErrorBody, Timestamp};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::AppState;
@@ -183,7 +184,7 @@ fn report_text_ok(text: &str) -> bool {
 }
 
 /// An update as an agent sends it, its strings borrowed from the body.
-#[derive(serde::Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUpdate<'a> {
     host_id: &'a str,
@@ -193,14 +194,14 @@ struct RawUpdate<'a> {
     agent_time: Option<&'a str>,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawReport<'a> {
     #[serde(rename = "type")]
     kind: &'a str,
     /// Present, as a number or null: `deserialize_with` keeps serde from taking a missing
     /// field for null, as it does for an `Option`.
-    #[serde(deserialize_with = "number_or_null")]
+    #[serde(deserialize_with = "Option::deserialize")]
     value: Option<f64>,
     #[serde(default)]
     alias: Option<&'a str>,
@@ -208,10 +209,6 @@ struct RawReport<'a> {
     extra: Option<&'a str>,
     #[serde(default)]
     timestamp: Option<&'a str>,
-}
-
-fn number_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    serde::Deserialize::deserialize(d)
 }
 
 /// A valid update read straight into its types, or `None` for any body [`validate`] must
