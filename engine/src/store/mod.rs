@@ -258,6 +258,8 @@ struct Inner {
     keys: keys::Keys,
     /// The sensors rows known to exist, and their newest readings not yet written.
     latest: latest::Behind,
+    /// PostgreSQL: each sensor's newest reading stored, to insert without a conflict check.
+    appends: history::Appends,
     /// Stored settings and decisions that could not be read.
     unreadable: format::Unreadable,
     /// The readings acknowledged in the last seconds, written again after a fault.
@@ -312,6 +314,7 @@ impl Store {
             rollups: rollups::Behind::default(),
             keys: keys::Keys::default(),
             latest: latest::Behind::default(),
+            appends: history::Appends::default(),
             unreadable: format::Unreadable::default(),
             acked: acked::Acked::default(),
             changes: changes::Changes::default(),
@@ -550,7 +553,8 @@ impl Store {
         };
         let (keys, sensors, live) = match simple {
             Some((pg, (keys, rows))) => {
-                let live = write_contacts_and_live(pg, &contacts.agents, rows).await?;
+                let appends = self.inner.appends.only(&rows);
+                let live = write_contacts_and_live(pg, &contacts.agents, rows, appends).await?;
                 (keys, contacts.all_known(), live)
             }
             None => {
@@ -566,6 +570,9 @@ impl Store {
         };
         self.inner.keys.learned(&keys);
         self.inner.rollups.count(&live);
+        if let Pool::Postgres(_) = pool {
+            self.inner.appends.stored(&live);
+        }
         self.inner.latest.written(sensors.stored);
         self.inner.latest.merge(sensors.newest);
         if self.inner.latest.due() {
@@ -1739,14 +1746,14 @@ macro_rules! pg_upsert_agents {
 /// [`pg_upsert_agents`]'s order.
 macro_rules! bind_agents {
     ($q:expr, $a:expr) => {
-        $q.bind($a.host_id)
-            .bind($a.kind)
-            .bind($a.url)
-            .bind($a.last_seen)
-            .bind($a.clock_offset_ms)
-            .bind($a.key_role)
-            .bind($a.misdated)
-            .bind($a.misdated_at)
+        $q.bind(&$a.host_id)
+            .bind(&$a.kind)
+            .bind(&$a.url)
+            .bind(&$a.last_seen)
+            .bind(&$a.clock_offset_ms)
+            .bind(&$a.key_role)
+            .bind(&$a.misdated)
+            .bind(&$a.misdated_at)
     };
 }
 
@@ -1823,13 +1830,40 @@ async fn upsert_agents(tx: &mut WriteTx, agents: &[AgentUpsert<'_>]) -> Result<(
 /// transaction is one, all or nothing). One round trip where the transaction takes four
 /// (BEGIN, the agents, the readings, COMMIT), each a wake-up of the engine and of its server
 /// process on shared cores. Returns the readings that were new.
+///
+/// A batch that only `appends` (see [`history::Appends`]) is inserted without the conflict
+/// check, and so all of it is new. Should one of its readings be stored already, the table's
+/// key refuses the statement, nothing of it is kept, and the batch is written with the check.
+/// PostgreSQL logs the refused statement in its own log: a reading sent again after its answer
+/// was lost, or out of order.
 async fn write_contacts_and_live(
     pool: &sqlx::PgPool,
     agents: &[AgentUpsert<'_>],
     rows: Vec<history::Row>,
+    appends: bool,
 ) -> Result<Vec<history::Row>, sqlx::Error> {
     let (sensors, times, values) = history::columns(&rows);
     let a = AgentColumns::of(agents);
+    if appends {
+        let q = sqlx::query(concat!(
+            "WITH contact AS (",
+            pg_upsert_agents!("4", "5", "6", "7", "8", "9", "10", "11"),
+            ") INSERT INTO reading_hot (sensor, ts, value)
+               SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::DOUBLE PRECISION[])"
+        ))
+        .bind(&sensors)
+        .bind(&times)
+        .bind(&values);
+        match bind_agents!(q, a).execute(pool).await {
+            Ok(_) => return Ok(rows),
+            Err(sqlx::Error::Database(e))
+                if e.is_unique_violation() && e.constraint() == Some("reading_hot_pkey") =>
+            {
+                tracing::debug!("a batch's reading was stored before: written with the check");
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let q = sqlx::query_as(history::pg_insert_readings!(
         "reading_hot",
         concat!("contact AS (", pg_upsert_agents!("4", "5", "6", "7", "8", "9", "10", "11"), "),")
@@ -1967,6 +2001,56 @@ mod tests {
                 misdated: false,
             }],
         }
+    }
+
+    /// On PostgreSQL a running house's batch, whose readings are all taken after their
+    /// sensors' newest stored, is inserted without the conflict check (`history::Appends`).
+    /// A reading stored behind that guess (here by hand, as by a write whose answer was lost)
+    /// makes the table's key refuse the plain insert; the batch is then written with the
+    /// check. Nothing is stored twice, nothing is lost, the readings the batch stored are
+    /// counted and the other is not, and the store stays healthy. SQLite writes every batch
+    /// one way, and stores the same.
+    async fn a_reading_stored_behind_the_engines_guess_is_stored_once(
+        store: Store,
+    ) -> anyhow::Result<()> {
+        let two = |ts: i64, a: f64, b: f64| {
+            let mut r = report("pi", ts, a, ts);
+            r.readings.push(NewReading { sensor_id: "28-b".into(), ..r.readings[0].clone() });
+            r.readings[1].value = Some(b);
+            r
+        };
+        let base = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+        store.write_reports(&[two(base, 20.0, 21.0)]).await?;
+        store.write_reports(&[two(base + 10_000, 20.5, 21.5)]).await?;
+        let t = base + 20_000;
+        let by_hand = on_pool!(&store.pool(), |p| sqlx::query(
+            "INSERT INTO reading_hot (ts, sensor, value)
+             SELECT $1, key, $2 FROM sensor_keys WHERE sensor_id = '28-a'"
+        )
+        .bind(t)
+        .bind(20.75)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        assert_eq!(by_hand, 1);
+
+        store.write_reports(&[two(t, 20.75, 21.75)]).await?;
+        assert_eq!(store.health(), StorageHealth::Healthy);
+        for (sensor, values) in [("28-a", [20.0, 20.5, 20.75]), ("28-b", [21.0, 21.5, 21.75])] {
+            let stored = store.readings(sensor, 0, i64::MAX, 100).await?;
+            let want = [(base, values[0]), (base + 10_000, values[1]), (t, values[2])];
+            assert_eq!(stored, want.map(|(ts, v)| (ts, Some(v))), "{sensor}");
+        }
+        // A reading minutes later flushes the minute's counts in memory.
+        let later = t + 180_000;
+        store.write_reports(&[two(later, 20.0, 21.0)]).await?;
+        let counted: i64 = on_pool!(&store.pool(), |p| sqlx::query_scalar(
+            "SELECT CAST(SUM(n) AS BIGINT) FROM readings_minute"
+        )
+        .fetch_one(p)
+        .await)?;
+        assert_eq!(counted, 5, "the batches' new readings, not the one stored by hand");
+        Ok(())
     }
 
     async fn one_batch_keeps_the_newest_reading_and_one_agent_row(
@@ -2820,6 +2904,7 @@ mod tests {
 
     crate::store::testing::on_both_backends!(
         a_running_houses_batch_stores_its_readings_and_contacts,
+        a_reading_stored_behind_the_engines_guess_is_stored_once,
         the_newest_readings_are_written_behind_and_exactly,
         the_newest_readings_bring_back_a_row_removed_behind_the_engine,
         readings_acknowledged_before_a_fault_are_written_again_when_it_recovers,
