@@ -255,9 +255,10 @@ pub(super) fn unique_rows(
 /// about 670 with a plain `INSERT` (pgbench on this machine's server). An agent's readings
 /// come in time order, so nearly every batch of a running house is one that only appends.
 ///
-/// This is a guess, never a guarantee: the table's primary key is. A reading this process did
-/// not see stored (one committed by a write whose answer was lost, or before a restart) makes
-/// the plain `INSERT` fail on the key, and the batch is written again with the conflict check.
+/// This is a guess, never a guarantee: the table's primary key is. A reading stored without
+/// this process seeing its commit (a write whose answer was lost, then sent again; a row
+/// written behind the engine's back) makes the plain `INSERT` fail on the key, and the batch
+/// is written again with the conflict check.
 #[derive(Debug, Default)]
 pub(super) struct Appends {
     newest: std::sync::Mutex<HashMap<i64, i64>>,

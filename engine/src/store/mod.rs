@@ -1834,8 +1834,8 @@ async fn upsert_agents(tx: &mut WriteTx, agents: &[AgentUpsert<'_>]) -> Result<(
 /// A batch that only `appends` (see [`history::Appends`]) is inserted without the conflict
 /// check, and so all of it is new. Should one of its readings be stored already, the table's
 /// key refuses the statement, nothing of it is kept, and the batch is written with the check.
-/// PostgreSQL logs the refused statement in its own log: a reading sent again after its answer
-/// was lost, or out of order.
+/// PostgreSQL logs the refused statement in its own log; it takes a reading whose commit this
+/// process did not see (sent again after its answer was lost).
 async fn write_contacts_and_live(
     pool: &sqlx::PgPool,
     agents: &[AgentUpsert<'_>],
@@ -2034,6 +2034,12 @@ mod tests {
         .map(|r| r.rows_affected()))?;
         assert_eq!(by_hand, 1);
 
+        let keys = store.inner.keys.known(["28-a", "28-b"]).map(|k| k.keys);
+        let rows: Vec<history::Row> =
+            keys.iter().flat_map(|k| k.values()).map(|&key| (key, t, None)).collect();
+        assert_eq!(rows.len(), 2, "both sensors' keys are known");
+        let postgres = matches!(store.pool(), Pool::Postgres(_));
+        assert_eq!(store.inner.appends.only(&rows), postgres, "the batch appends, it seems");
         store.write_reports(&[two(t, 20.75, 21.75)]).await?;
         assert_eq!(store.health(), StorageHealth::Healthy);
         for (sensor, values) in [("28-a", [20.0, 20.5, 20.75]), ("28-b", [21.0, 21.5, 21.75])] {
