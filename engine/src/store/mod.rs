@@ -2050,13 +2050,18 @@ mod tests {
         // A reading minutes later flushes the minute's counts in memory.
         let later = t + 180_000;
         store.write_reports(&[two(later, 20.0, 21.0)]).await?;
-        let counted: i64 = on_pool!(&store.pool(), |p| sqlx::query_scalar(
+        let counted = counted_in_minutes(&store).await?;
+        assert_eq!(counted, 5, "the batches' new readings, not the one stored by hand");
+        Ok(())
+    }
+
+    /// The readings the per-minute rollups count, all sensors and minutes.
+    async fn counted_in_minutes(store: &Store) -> Result<i64, sqlx::Error> {
+        on_pool!(&store.pool(), |p| sqlx::query_scalar(
             "SELECT CAST(SUM(n) AS BIGINT) FROM readings_minute"
         )
         .fetch_one(p)
-        .await)?;
-        assert_eq!(counted, 5, "the batches' new readings, not the one stored by hand");
-        Ok(())
+        .await)
     }
 
     async fn one_batch_keeps_the_newest_reading_and_one_agent_row(
@@ -2867,11 +2872,7 @@ mod tests {
         let later = t + 180_000;
         store.write_reports(&[send("pi-1", vec![reading("28-a", later, 20.0)], later, 0)]).await?;
         assert!(store.rolled_before().await? > t + 2, "the batches' minutes are flushed");
-        let counted: i64 = on_pool!(&store.pool(), |p| sqlx::query_scalar(
-            "SELECT CAST(SUM(n) AS BIGINT) FROM readings_minute"
-        )
-        .fetch_one(p)
-        .await)?;
+        let counted = counted_in_minutes(&store).await?;
         assert_eq!(counted, 8, "each reading counted once, a replayed one too");
         let c = store.sensors().await?.into_iter().find(|s| s.id == "28-c");
         assert_eq!(c.map(|s| (s.last_ts, s.last_value)), Some((Some(t + 2), Some(23.0))));
