@@ -131,10 +131,10 @@ const GOAL_SHAPE: usize = 4;
 
 struct Args {
     /// Requests of each run: 150,000 are a burst of about ten seconds at the goal's rate, as
-    /// the (wrk's default duration). A fresh engine's first tenth of a second is its
-    /// sensors' first readings (their rows and keys written, in batches of 30-350 ms); a run
-    /// of 20,000 requests lasted 1.5 s, and those first requests were most of its slowest
-    /// hundredth: its p99 was the start's, 10-32 ms, where the rest of the run's was 9-10.
+    /// long as wrk runs by default. A fresh engine's first tenth of a second is its sensors'
+    /// first readings (their rows and keys written, in batches of 30-350 ms); a run of 20,000
+    /// requests lasted 1.5 s, and those first requests were most of its slowest hundredth:
+    /// its p99 was the start's, 10-32 ms, where the rest of the run's was 9-10.
     requests: i64,
     concurrency: usize,
     /// 0: no year database.
